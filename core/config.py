@@ -1,0 +1,220 @@
+"""Settings: one frozen object read from the environment.
+
+Every variable is listed in ``VARIABLES`` (name, default, help) so that the README,
+``twinlens config`` and this module cannot drift apart. Secrets are masked whenever
+settings are printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+SECRET_FIELDS = frozenset({"service_token", "database_url", "broker_url", "cache_url"})
+
+
+def default_data_dir(env: Mapping[str, str]) -> Path:
+    """Per-user data folder (XDG on Linux), used for the embedded SQLite file and caches."""
+    base = env.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "twinlens"
+
+
+# name -> (field, default (None = computed), help). Order is the README's order.
+VARIABLES: dict[str, tuple[str, str | None, str]] = {
+    "TWINLENS_DATA_DIR": ("data_dir", None, "Folder for the embedded database, thumbnails and other local state. Default: `$XDG_DATA_HOME/twinlens` or `~/.local/share/twinlens`."),
+    "TWINLENS_DATABASE_URL": ("database_url", None, "SQLAlchemy URL of the database. Default: SQLite file `twinlens.db` in the data folder. Production: `postgresql+psycopg2://user:pass@host:5432/twinlens`."),
+    "TWINLENS_BROKER_URL": ("broker_url", "memory://", "Dramatiq broker. `memory://` runs an in-process broker with worker threads (embedded default); `redis://host:6379/0` for production."),
+    "TWINLENS_CACHE_URL": ("cache_url", "memory://", "Gateway cache. `memory://` for an in-process cache; `redis://host:6379/1` in production (a different logical DB from the broker)."),
+    "TWINLENS_LIBRARY_ROOTS": ("library_roots", "", "Library folders, separated by `:` (os.pathsep). Paths in requests are confined to these."),
+    "TWINLENS_WORKER_THREADS": ("worker_threads", "2", "Worker threads per worker process (and in the embedded process)."),
+    "TWINLENS_BATCH_FILES": ("batch_files", "128", "Files per scan batch message."),
+    "TWINLENS_BATCH_BYTES": ("batch_bytes", "268435456", "Upper bound of bytes per scan batch message (256 MiB)."),
+    "TWINLENS_MAX_IMAGE_PIXELS": ("max_image_pixels", "250000000", "Images with more pixels are refused as decompression bombs."),
+    "TWINLENS_SCHEDULE_CRON": ("schedule_cron", "0 3 * * *", "Cron expression (5 fields) of the nightly full scan."),
+    "TWINLENS_TIMEZONE": ("timezone", "", "IANA time zone of the schedule. Default: the machine's local zone."),
+    "TWINLENS_SERVICE_TOKEN": ("service_token", "", "Shared secret the gateway sends to the grouping and dedup APIs. Required by those APIs when set; when empty they accept only loopback callers."),
+    "TWINLENS_GROUPING_URL": ("grouping_url", "http://127.0.0.1:8000", "Where the gateway finds the grouping API."),
+    "TWINLENS_DEDUP_URL": ("dedup_url", "http://127.0.0.1:8001", "Where the gateway finds the dedup API."),
+    "TWINLENS_IMMICH_URL": ("immich_url", "", "Immich server, e.g. `http://immich-server:2283`. Empty: local mode (gateway serves only Twinlens, on loopback, without login)."),
+    "TWINLENS_PATH_MAP": ("path_map", "", "Immich path prefix to Twinlens path prefix, `immich=twinlens`, several separated by `,` (e.g. `/mnt/photos=/photos`)."),
+    "TWINLENS_PHASH_THRESHOLD": ("phash_threshold", "8", "Largest pHash Hamming distance (bits of 64) that counts as the same picture."),
+    "TWINLENS_FORMAT_PREFERENCE": ("format_preference", "raw,heic,jpeg,png,tiff,webp", "Keeper format order, best first."),
+    "TWINLENS_PREFERRED_FOLDERS": ("preferred_folders", "", "Folders whose copies are preferred as keepers, separated by `:`."),
+    "TWINLENS_PRIMARY_POLICY": ("primary_policy", "rendition", "Primary of a RAW+JPEG group: `rendition` (JPEG/HEIC cover, as Immich shows it) or `raw`."),
+    "TWINLENS_WATCH_POLLING": ("watch_polling", "0", "1: use a polling observer (NFS/SMB mounts deliver no inotify events)."),
+    "TWINLENS_WATCH_INTERVAL": ("watch_interval", "5", "Seconds between polls of the polling observer."),
+    "TWINLENS_WATCH_SETTLE": ("watch_settle", "2", "Seconds a file's size must stay unchanged before the watcher enqueues it."),
+    "TWINLENS_HOST": ("host", "127.0.0.1", "Address the HTTP servers bind to."),
+    "TWINLENS_LOG_LEVEL": ("log_level", "INFO", "Python log level."),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path
+    database_url: str
+    broker_url: str = "memory://"
+    cache_url: str = "memory://"
+    library_roots: tuple[Path, ...] = ()
+    worker_threads: int = 2
+    batch_files: int = 128
+    batch_bytes: int = 256 * 1024 * 1024
+    max_image_pixels: int = 250_000_000
+    schedule_cron: str = "0 3 * * *"
+    timezone: str = ""
+    service_token: str = field(default="", repr=False)
+    grouping_url: str = "http://127.0.0.1:8000"
+    dedup_url: str = "http://127.0.0.1:8001"
+    immich_url: str = ""
+    path_map: tuple[tuple[str, str], ...] = ()
+    phash_threshold: int = 8
+    format_preference: tuple[str, ...] = ("raw", "heic", "jpeg", "png", "tiff", "webp")
+    preferred_folders: tuple[Path, ...] = ()
+    primary_policy: str = "rendition"
+    watch_polling: bool = False
+    watch_interval: float = 5.0
+    watch_settle: float = 2.0
+    host: str = "127.0.0.1"
+    log_level: str = "INFO"
+
+    @property
+    def embedded(self) -> bool:
+        """True when the broker runs inside this process (no Redis)."""
+        return self.broker_url.startswith("memory:")
+
+    @property
+    def local_mode(self) -> bool:
+        """True when no Immich server is configured (gateway without login)."""
+        return not self.immich_url
+
+    def masked(self) -> dict[str, str]:
+        """Effective settings by environment variable, secrets masked, for printing."""
+        out: dict[str, str] = {}
+        for var, (attr, _default, _help) in VARIABLES.items():
+            value = getattr(self, attr)
+            text = _render(value)
+            if attr in SECRET_FIELDS:
+                text = mask_secret(text)
+            out[var] = text
+        return out
+
+
+def _render(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, tuple):
+        if value and isinstance(value[0], tuple):
+            return ",".join(f"{a}={b}" for a, b in value)
+        sep = ":" if value and isinstance(value[0], Path) else ","
+        return sep.join(str(v) for v in value)
+    return str(value)
+
+
+def mask_secret(text: str) -> str:
+    """Hide a secret; for URLs hide only the password so the host stays visible."""
+    if not text:
+        return text
+    if "://" in text:
+        parts = urlsplit(text)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return urlunsplit(parts._replace(netloc=netloc))
+        return text
+    return "***"
+
+
+class ConfigError(ValueError):
+    """A variable holds a value Twinlens cannot use."""
+
+
+def _int(env: Mapping[str, str], name: str, minimum: int = 0) -> int:
+    raw = env.get(name) or VARIABLES[name][1] or "0"
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str) -> float:
+    raw = env.get(name) or VARIABLES[name][1] or "0"
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _str(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name)
+    return value if value is not None and value != "" else (VARIABLES[name][1] or "")
+
+
+def _paths(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(os.path.abspath(os.path.expanduser(p))) for p in raw.split(os.pathsep) if p)
+
+
+def _path_map(raw: str) -> tuple[tuple[str, str], ...]:
+    pairs = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        if "=" not in item:
+            raise ConfigError(f"TWINLENS_PATH_MAP entries look like immich=twinlens, got {item!r}")
+        left, right = item.split("=", 1)
+        pairs.append((left.rstrip("/") or "/", right.rstrip("/") or "/"))
+    # Longest prefix first so that nested mappings win.
+    return tuple(sorted(pairs, key=lambda p: -len(p[0])))
+
+
+def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Read settings from ``env`` (default: os.environ); keyword overrides win (tests)."""
+    env = os.environ if env is None else env
+    data_dir = Path(env.get("TWINLENS_DATA_DIR") or default_data_dir(env))
+    database_url = env.get("TWINLENS_DATABASE_URL") or f"sqlite:///{data_dir / 'twinlens.db'}"
+    policy = _str(env, "TWINLENS_PRIMARY_POLICY")
+    if policy not in ("rendition", "raw"):
+        raise ConfigError(f"TWINLENS_PRIMARY_POLICY must be 'rendition' or 'raw', got {policy!r}")
+    threshold = _int(env, "TWINLENS_PHASH_THRESHOLD")
+    if threshold > 32:
+        raise ConfigError("TWINLENS_PHASH_THRESHOLD must be between 0 and 32")
+    values: dict[str, object] = dict(
+        data_dir=data_dir,
+        database_url=database_url,
+        broker_url=_str(env, "TWINLENS_BROKER_URL"),
+        cache_url=_str(env, "TWINLENS_CACHE_URL"),
+        library_roots=_paths(_str(env, "TWINLENS_LIBRARY_ROOTS")),
+        worker_threads=_int(env, "TWINLENS_WORKER_THREADS", 1),
+        batch_files=_int(env, "TWINLENS_BATCH_FILES", 1),
+        batch_bytes=_int(env, "TWINLENS_BATCH_BYTES", 1),
+        max_image_pixels=_int(env, "TWINLENS_MAX_IMAGE_PIXELS", 1),
+        schedule_cron=_str(env, "TWINLENS_SCHEDULE_CRON"),
+        timezone=_str(env, "TWINLENS_TIMEZONE"),
+        service_token=_str(env, "TWINLENS_SERVICE_TOKEN"),
+        grouping_url=_str(env, "TWINLENS_GROUPING_URL").rstrip("/"),
+        dedup_url=_str(env, "TWINLENS_DEDUP_URL").rstrip("/"),
+        immich_url=_str(env, "TWINLENS_IMMICH_URL").rstrip("/"),
+        path_map=_path_map(_str(env, "TWINLENS_PATH_MAP")),
+        phash_threshold=threshold,
+        format_preference=tuple(
+            f.strip().lower() for f in _str(env, "TWINLENS_FORMAT_PREFERENCE").split(",") if f.strip()
+        ),
+        preferred_folders=_paths(_str(env, "TWINLENS_PREFERRED_FOLDERS")),
+        primary_policy=policy,
+        watch_polling=_str(env, "TWINLENS_WATCH_POLLING").lower() in ("1", "true", "yes", "on"),
+        watch_interval=_float(env, "TWINLENS_WATCH_INTERVAL"),
+        watch_settle=_float(env, "TWINLENS_WATCH_SETTLE"),
+        host=_str(env, "TWINLENS_HOST"),
+        log_level=_str(env, "TWINLENS_LOG_LEVEL").upper(),
+    )
+    known = {f.name for f in fields(Settings)}
+    for key, value in overrides.items():
+        if key not in known:
+            raise TypeError(f"unknown setting {key!r}")
+        values[key] = value
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,81 @@
+"""Filesystem paths as Twinlens stores and shows them.
+
+Paths on a NAS can be longer than any index allows and need not be valid UTF-8.
+In Python they are ``str`` made with ``os.fsdecode`` (invalid bytes become lone
+surrogates, reversibly); in the database they are the raw bytes; the unique key is
+a fixed-size digest of those bytes so that no index entry grows with the path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def to_bytes(path: str | bytes | os.PathLike[str]) -> bytes:
+    """Raw bytes of a path (lossless for names that are not UTF-8)."""
+    if isinstance(path, bytes):
+        return path
+    return os.fsencode(os.fspath(path))
+
+
+def to_str(path: str | bytes | os.PathLike[str]) -> str:
+    """The surrogateescape'd str form used everywhere in Python code."""
+    if isinstance(path, bytes):
+        return os.fsdecode(path)
+    return os.fspath(path)
+
+
+def path_key(path: str | bytes) -> str:
+    """Fixed-size unique key of a path: hex BLAKE2b-128 of its bytes."""
+    return hashlib.blake2b(to_bytes(path), digest_size=16).hexdigest()
+
+
+def dir_key(path: str | bytes) -> str:
+    """Key of the folder holding ``path`` (grouping works folder by folder)."""
+    return path_key(os.path.dirname(to_bytes(path)))
+
+
+def display(path: str | bytes) -> str:
+    """Human-readable form: invalid bytes shown as ``\\xNN`` (for messages, not keys)."""
+    return to_bytes(path).decode("utf-8", "backslashreplace")
+
+
+def relative_posix(path: str, root: str | Path) -> str:
+    """Path relative to a library root, with forward slashes (reports)."""
+    rel = os.path.relpath(path, os.fspath(root))
+    return rel.replace(os.sep, "/")
+
+
+class PathOutsideRoots(ValueError):
+    """A requested path is not inside any configured library root."""
+
+
+def confine(path: str, roots: Iterable[str | Path]) -> str:
+    """Resolve ``path`` (following symlinks, collapsing ``..``) and insist that it
+    lies inside one of ``roots``; returns the resolved path.
+
+    Raises PathOutsideRoots otherwise, so that neither ``..`` nor a symlink that
+    points out of the library can reach other files.
+    """
+    if not path or "\x00" in path:
+        raise PathOutsideRoots("path is empty or contains a NUL byte")
+    resolved = os.path.realpath(path)
+    for root in roots:
+        real_root = os.path.realpath(os.fspath(root))
+        if resolved == real_root or resolved.startswith(real_root.rstrip(os.sep) + os.sep):
+            return resolved
+    raise PathOutsideRoots(f"path {display(path)!r} is outside the library roots")
+
+
+def root_of(path: str, roots: Iterable[str | Path]) -> str | None:
+    """The configured root that contains ``path`` (no symlink resolution), or None."""
+    best = None
+    for root in roots:
+        r = os.fspath(root).rstrip(os.sep) or os.sep
+        if path == r or path.startswith(r + os.sep) or r == os.sep:
+            if best is None or len(r) > len(best):
+                best = r
+    return best

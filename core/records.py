@@ -1,0 +1,49 @@
+"""Plain data that the business rules (grouping, dedup, keeper choice) work on.
+
+Rules never see ORM objects or JSON: queries turn rows into these records, rules
+return plain results, and the services write them back. Paths are ``str`` made with
+``os.fsdecode`` (surrogateescape), so a name that is not valid UTF-8 round-trips
+losslessly through ``os.fsencode``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from datetime import datetime
+
+# File kinds in the catalog.
+KINDS = ("raw", "image", "video", "sidecar", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class FileRecord:
+    id: int
+    path: str  # absolute, os.fsdecode'd
+    kind: str  # one of KINDS
+    size: int
+    format: str | None = None  # detected content format: jpeg, heic, png, tiff, webp, avif, raw, mov, mp4, xmp, ...
+    sha256: str | None = None  # hex
+    phash: str | None = None  # 16 hex digits (64-bit imagehash pHash)
+    taken_at: datetime | None = None  # naive wall-clock capture time (EXIF DateTimeOriginal + subsec)
+    taken_offset: str | None = None  # "+02:00" when EXIF has OffsetTimeOriginal
+    make: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    width: int | None = None
+    height: int | None = None
+    content_id: str | None = None  # Apple ContentIdentifier (Live Photos)
+    device: int | None = None
+    inode: int | None = None
+
+    @property
+    def folder(self) -> str:
+        return os.path.dirname(self.path)
+
+    @property
+    def name(self) -> str:
+        return os.path.basename(self.path)
+
+    @property
+    def pixels(self) -> int:
+        return (self.width or 0) * (self.height or 0)
