@@ -1,0 +1,112 @@
+"""Duplicate groups as the dedup service stores them: exact and perceptual, with a
+keeper suggestion, per-member similarity and a deterministic key.
+
+Keys (``DupGroup.key``, at most 64 characters, the ``group_key`` column):
+
+* exact: the sha256 itself. New copies joining or copies disappearing keep the key.
+* perceptual: ``"p:"`` + BLAKE2b-128 of the sorted member identities, where a member's
+  identity is ``"sha256:<hex>"`` when it stands for an exact group (so the key does not
+  move when another copy becomes the representative) and its path key otherwise.
+
+Dismissals (``still_dismissed``): a dismissal records the identities of the members
+the user judged. A regenerated group stays dismissed when all of its identities were
+in one dismissed set (members deleted, moved away, or below the threshold now do not
+resurrect it). A group with a member the user never saw - a new file joining - is a
+new question and is shown again. The key alone cannot carry this for perceptual groups
+because any membership change changes it; the identity set can.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from core.dedup.exact import collapse_hard_links, exact_groups, exact_index
+from core.dedup.keeper import DEFAULT_FORMAT_PREFERENCE, choose_keeper
+from core.dedup.perceptual import SameGroup, perceptual_clusters, similarity_score
+from core.paths import path_key
+from core.records import FileRecord
+
+EXACT = "exact"
+PERCEPTUAL = "perceptual"
+
+
+@dataclass(frozen=True, slots=True)
+class DupMember:
+    file_id: int
+    path: str
+    size: int
+    sha256: str | None
+    phash: str | None
+    similarity_score: float  # vs the keeper: 1 - d/64 (1.0 for exact groups and the keeper)
+    exact_key: str | None = None  # perceptual member standing for this exact group
+
+
+@dataclass(frozen=True, slots=True)
+class DupGroup:
+    type: str  # "exact" | "perceptual"
+    key: str
+    members: tuple[DupMember, ...]  # sorted by (path, id)
+    similarity_score: float  # least similar pair (1.0 for exact)
+    keeper_id: int
+    keeper_rule: str
+    identities: frozenset[str]
+
+    @property
+    def reclaimable_bytes(self) -> int:
+        return sum(m.size for m in self.members if m.file_id != self.keeper_id)
+
+
+def member_identity(f: FileRecord, exact_key: str | None = None) -> str:
+    return f"sha256:{exact_key}" if exact_key else path_key(f.path)
+
+
+def perceptual_key(identities: Iterable[str]) -> str:
+    digest = hashlib.blake2b("\n".join(sorted(identities)).encode(), digest_size=16)
+    return "p:" + digest.hexdigest()
+
+
+def still_dismissed(group: DupGroup, dismissed: Iterable[frozenset[str] | set[str]]) -> bool:
+    """True when every member of ``group`` was in one dismissed group (see module doc)."""
+    return any(group.identities <= d for d in dismissed)
+
+
+def find_duplicates(
+    files: Iterable[FileRecord],
+    *,
+    threshold: int = 8,
+    same_group: SameGroup = None,
+    format_preference: Sequence[str] = DEFAULT_FORMAT_PREFERENCE,
+    preferred_folders: Iterable[str | os.PathLike[str]] = (),
+) -> list[DupGroup]:
+    """Exact groups (sorted by key) then perceptual groups (sorted by first path)."""
+    files = collapse_hard_links(files)
+    folders = [os.fspath(p) for p in preferred_folders]
+    out: list[DupGroup] = []
+    exact = exact_groups(files)
+    for g in exact:
+        keeper, rule = choose_keeper(g, format_preference, folders)
+        sha = (g[0].sha256 or "").lower()
+        members = tuple(DupMember(f.id, f.path, f.size, f.sha256, f.phash, 1.0) for f in g)
+        out.append(
+            DupGroup(EXACT, sha, members, 1.0, keeper, rule, frozenset(path_key(f.path) for f in g))
+        )
+    ex_of: Mapping[int, str] = exact_index(exact)
+    for c in perceptual_clusters(files, threshold, same_group, ex_of):
+        keeper, rule = choose_keeper(c.members, format_preference, folders)
+        k = [m.id for m in c.members].index(keeper)
+        members = tuple(
+            DupMember(
+                m.id, m.path, m.size, m.sha256, m.phash, similarity_score(c.distances[k][i]), x
+            )
+            for i, (m, x) in enumerate(zip(c.members, c.exact_of, strict=True))
+        )
+        ids = frozenset(member_identity(m, x) for m, x in zip(c.members, c.exact_of, strict=True))
+        out.append(
+            DupGroup(
+                PERCEPTUAL, perceptual_key(ids), members, c.similarity_score, keeper, rule, ids
+            )
+        )
+    return out

@@ -1,0 +1,87 @@
+"""Which member of a duplicate group to suggest keeping, and which rule decided.
+
+Rules in order, each narrowing the candidates to those best on it; the rule that leaves
+one candidate is the reason recorded ("resolution", "size", "format", "capture_time",
+"folder"); if several remain after all rules, the smallest path wins ("tie: path").
+Unknown values rank last (no dimensions = 0 pixels, no capture time = latest, a format
+not in the preference list after all listed ones).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from core.records import FileRecord
+
+DEFAULT_FORMAT_PREFERENCE: tuple[str, ...] = ("raw", "heic", "jpeg", "png", "tiff", "webp")
+
+_ALIASES = {
+    "jpg": "jpeg",
+    "jpe": "jpeg",
+    "heif": "heic",
+    "hif": "heic",
+    "tif": "tiff",
+}
+_RAW_EXTS = frozenset(
+    "dng cr2 cr3 crw nef nrw arw srf sr2 orf rw2 raf pef srw x3f 3fr iiq rwl erf kdc mrw".split()
+)
+
+
+def format_of(f: FileRecord) -> str:
+    """Normalised format name: 'raw' for any camera RAW, jpg->jpeg, heif->heic, ..."""
+    if f.kind == "raw":
+        return "raw"
+    fmt = (f.format or "").lower()
+    if not fmt:
+        fmt = os.path.splitext(f.path)[1].lstrip(".").lower()
+    if fmt in _RAW_EXTS:
+        return "raw"
+    return _ALIASES.get(fmt, fmt)
+
+
+def _in_folder(path: str, folder: str) -> bool:
+    folder = folder.rstrip(os.sep) or os.sep
+    return path == folder or path.startswith(folder if folder == os.sep else folder + os.sep)
+
+
+def choose_keeper(
+    members: Sequence[FileRecord],
+    format_preference: Sequence[str] = DEFAULT_FORMAT_PREFERENCE,
+    preferred_folders: Iterable[str | os.PathLike[str]] = (),
+) -> tuple[int, str]:
+    """(keeper file id, deciding rule) for a group of two or more files."""
+    if not members:
+        raise ValueError("choose_keeper needs at least one member")
+    prefs = [_ALIASES.get(p.lower(), p.lower()) for p in format_preference]
+    folders = [os.fspath(p) for p in preferred_folders]
+    latest = (1, datetime.max)
+
+    def fmt_rank(f: FileRecord) -> int:
+        fmt = format_of(f)
+        return prefs.index(fmt) if fmt in prefs else len(prefs)
+
+    def folder_rank(f: FileRecord) -> int:
+        for k, folder in enumerate(folders):
+            if _in_folder(f.path, folder):
+                return k
+        return len(folders)
+
+    rules = (
+        ("resolution", lambda f: -f.pixels),
+        ("size", lambda f: -f.size),
+        ("format", fmt_rank),
+        ("capture_time", lambda f: (0, f.taken_at) if f.taken_at else latest),
+        ("folder", folder_rank),
+    )
+    cands = sorted(members, key=lambda f: (f.path, f.id))
+    if len(cands) == 1:
+        return cands[0].id, "only"
+    for name, key in rules:
+        values = [key(c) for c in cands]
+        best = min(values)
+        cands = [c for c, v in zip(cands, values, strict=True) if v == best]
+        if len(cands) == 1:
+            return cands[0].id, name
+    return cands[0].id, "tie: path"

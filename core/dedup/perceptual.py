@@ -1,0 +1,193 @@
+"""Perceptual duplicates: the same picture stored as different bytes.
+
+Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.py):
+
+* Input: files with a 64-bit pHash (16 hex digits) taken *after* EXIF orientation, so a
+  rotated-pixels copy whose orientation tag was rewritten hashes like the original.
+* Uninformative hashes are skipped. A flat or nearly flat image (black frame, grey
+  placeholder, 8x8 thumbnail) makes most DCT coefficients tie at the median, so its
+  hash is almost all zeros or all ones and every such image "matches" every other.
+  A hash with fewer than ``MIN_BITS`` or more than ``64 - MIN_BITS`` set bits says
+  nothing about the picture; a real photo's hash has about 32.
+* Hard links (same device+inode) are one file.
+* Byte-identical files are reported once, as an exact group. Here each exact group is
+  represented by one member (smallest path); a perceptual cluster may contain that
+  representative, and ``Cluster.exact_of`` names the exact group it stands for so the
+  UI can say "and N byte-identical copies, see that group".
+* Pairs inside one file group (a RAW and its JPEG, a photo and its edit) are versions,
+  not duplicates: they are never linked, also when one side is an exact representative
+  whose copy is the group member.
+* No chaining: clusters are built by complete linkage. Edges (distance <= threshold)
+  are taken shortest first (ties by canonical member order) and two clusters merge
+  only if *every* cross pair is a valid edge. So every member is within the threshold
+  of every other member: A~B and B~C with A far from C gives {A, B}, and C (already
+  claimed by B's cluster and too far from A) is left out rather than put in a second,
+  overlapping cluster - one file never has two contradictory keeper suggestions.
+* Determinism: members are ordered by (path, id) before anything else, so the same
+  catalog gives the same clusters whatever order the rows come in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.dedup.exact import collapse_hard_links, exact_groups, exact_index
+from core.records import FileRecord
+
+try:  # the shared similarity index, when it exists
+    from core.simindex import pairs_within  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover - depends on the tree
+    from core.dedup._bruteforce import pairs_within
+
+HASH_BITS = 64
+MIN_BITS = 8
+
+SameGroup = Callable[[int, int], bool] | Mapping[int, object] | None
+
+
+def similarity_score(distance: int) -> float:
+    """1 - d/64: 1.0 for identical hashes, 0.0 for complementary ones. Independent of
+    the threshold, so a stored score does not move when the setting changes."""
+    d = min(max(int(distance), 0), HASH_BITS)
+    return 1.0 - d / HASH_BITS
+
+
+def phash_int(phash: str) -> int:
+    return int(phash, 16)
+
+
+def informative(phash: str) -> bool:
+    """False for the near-constant hashes of flat images (see module doc)."""
+    bits = phash_int(phash).bit_count()
+    return MIN_BITS <= bits <= HASH_BITS - MIN_BITS
+
+
+def hamming(a: str, b: str) -> int:
+    return (phash_int(a) ^ phash_int(b)).bit_count()
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    """Files that are the same picture. ``members`` sorted by (path, id);
+    ``distances[i][j]`` is the pHash Hamming distance between members i and j;
+    ``exact_of[i]`` is the exact group (sha256) member i represents, or None."""
+
+    members: tuple[FileRecord, ...]
+    distances: tuple[tuple[int, ...], ...]
+    exact_of: tuple[str | None, ...]
+
+    @property
+    def max_distance(self) -> int:
+        return max(max(row) for row in self.distances)
+
+    @property
+    def similarity_score(self) -> float:
+        """Similarity of the least similar pair: every pair is at least this similar."""
+        return similarity_score(self.max_distance)
+
+    def distance(self, a_id: int, b_id: int) -> int:
+        ids = [m.id for m in self.members]
+        return self.distances[ids.index(a_id)][ids.index(b_id)]
+
+
+def _same_group_fn(same_group: SameGroup) -> Callable[[int, int], bool]:
+    if same_group is None:
+        return lambda a, b: False
+    if callable(same_group):
+        return same_group
+    mapping = same_group
+
+    def fn(a: int, b: int) -> bool:
+        ga = mapping.get(a)
+        return ga is not None and ga == mapping.get(b)
+
+    return fn
+
+
+def perceptual_clusters(
+    files: Iterable[FileRecord],
+    threshold: int,
+    same_group: SameGroup = None,
+    exact_of: Mapping[int, str] | None = None,
+) -> list[Cluster]:
+    """Clusters of two or more files whose pHashes are pairwise within ``threshold``.
+
+    ``same_group``: callable ``(file_id, file_id) -> bool`` or mapping file_id -> file
+    group id; pairs in one group are never linked. ``exact_of``: file_id -> exact group
+    id; default derived from the files' sha256. Returned sorted by first member path.
+    """
+    pool = collapse_hard_links(f for f in files if f.phash and informative(f.phash))
+    if exact_of is None:
+        exact_of = exact_index(exact_groups(pool))
+    in_group = _same_group_fn(same_group)
+
+    # One representative per exact group; every other record stands alone.
+    by_exact: dict[str, list[FileRecord]] = {}
+    reps: list[FileRecord] = []
+    for f in pool:
+        x = exact_of.get(f.id)
+        if x:
+            by_exact.setdefault(x, []).append(f)
+        else:
+            reps.append(f)
+    rep_members: dict[int, list[FileRecord]] = {}
+    for group in by_exact.values():
+        group.sort(key=lambda r: (r.path, r.id))
+        reps.append(group[0])
+        rep_members[group[0].id] = group
+    reps.sort(key=lambda r: (r.path, r.id))
+    n = len(reps)
+    if n < 2:
+        return []
+    ints = [phash_int(r.phash) for r in reps]  # type: ignore[arg-type]
+    hashes = np.array(ints, dtype=np.uint64)
+    ii, jj, dd = pairs_within(hashes, threshold)
+    ii = np.asarray(ii, dtype=np.int64)
+    jj = np.asarray(jj, dtype=np.int64)
+    dd = np.asarray(dd, dtype=np.int64)
+    lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
+    order = np.lexsort((hi, lo, dd))
+
+    def versions(a: int, b: int) -> bool:
+        ma = rep_members.get(reps[a].id, [reps[a]])
+        mb = rep_members.get(reps[b].id, [reps[b]])
+        return any(in_group(x.id, y.id) for x in ma for y in mb)
+
+    linked: set[tuple[int, int]] = set()
+    edges: list[tuple[int, int]] = []
+    for k in order.tolist():
+        a, b = int(lo[k]), int(hi[k])
+        if a == b or (a, b) in linked or versions(a, b):
+            continue
+        linked.add((a, b))
+        edges.append((a, b))
+
+    cluster_of = list(range(n))
+    clusters: dict[int, list[int]] = {}
+    for a, b in edges:
+        ca, cb = cluster_of[a], cluster_of[b]
+        if ca == cb:
+            continue
+        ma = clusters.get(ca, [ca])
+        mb = clusters.get(cb, [cb])
+        if not all((min(x, y), max(x, y)) in linked for x in ma for y in mb):
+            continue
+        if len(ma) < len(mb) or (len(ma) == len(mb) and cb < ca):
+            ca, cb, ma, mb = cb, ca, mb, ma
+        for y in mb:
+            cluster_of[y] = ca
+        clusters[ca] = ma + mb
+        clusters.pop(cb, None)
+
+    out: list[Cluster] = []
+    for idx in clusters.values():
+        idx = sorted(idx)  # reps are already in (path, id) order
+        members = tuple(reps[k] for k in idx)
+        dist = tuple(tuple((ints[a] ^ ints[b]).bit_count() for b in idx) for a in idx)
+        ex = tuple(exact_of.get(m.id) if m.id in rep_members else None for m in members)
+        out.append(Cluster(members=members, distances=dist, exact_of=ex))
+    out.sort(key=lambda c: (c.members[0].path, c.members[0].id))
+    return out
