@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from core.dedup import choose_keeper, format_of
+from core.records import FileRecord
+
+T1 = datetime(2020, 1, 1, 12, 0, 0)
+T2 = datetime(2021, 1, 1, 12, 0, 0)
+
+
+def rec(i, path, *, w=100, h=100, size=1000, fmt="jpeg", kind="image", taken=T1):
+    return FileRecord(
+        id=i, path=path, kind=kind, size=size, format=fmt, width=w, height=h, taken_at=taken
+    )
+
+
+CASES = [
+    # (members, preferred folders, expected keeper id, expected rule)
+    ([rec(1, "/a", w=50, size=9000), rec(2, "/b", w=100)], (), 2, "resolution"),
+    ([rec(1, "/a", size=10), rec(2, "/b", size=20)], (), 2, "size"),
+    ([rec(1, "/a.jpg"), rec(2, "/b.heic", fmt="heic")], (), 2, "format"),
+    ([rec(1, "/a.png", fmt="png"), rec(2, "/b.jpg")], (), 2, "format"),
+    ([rec(1, "/a", fmt="png"), rec(2, "/b.dng", fmt="tiff", kind="raw")], (), 2, "format"),
+    ([rec(1, "/a", taken=T2), rec(2, "/b", taken=T1)], (), 2, "capture_time"),
+    ([rec(1, "/a", taken=None), rec(2, "/b", taken=T2)], (), 2, "capture_time"),
+    ([rec(1, "/x/a"), rec(2, "/keep/b")], ("/keep",), 2, "folder"),
+    # the first listed preferred folder wins over a later one
+    ([rec(1, "/p2/a"), rec(2, "/p1/b")], ("/p1", "/p2"), 2, "folder"),
+    # a sibling with the folder name as prefix is not inside it
+    ([rec(1, "/keep2/a"), rec(2, "/keep/b")], (Path("/keep"),), 2, "folder"),
+    ([rec(2, "/b"), rec(1, "/a")], (), 1, "tie: path"),
+    # earlier rules beat later ones: bigger file wins although it is a PNG in no preferred folder
+    ([rec(1, "/keep/a.jpg", size=10), rec(2, "/b.png", fmt="png", size=20)], ("/keep",), 2, "size"),
+    ([rec(7, "/only")], (), 7, "only"),
+]
+
+
+@pytest.mark.parametrize("members, folders, keeper, rule", CASES)
+def test_keeper_rule_order(members, folders, keeper, rule):
+    assert choose_keeper(members, preferred_folders=folders) == (keeper, rule)
+
+
+def test_format_preference_is_configurable():
+    members = [rec(1, "/a.jpg"), rec(2, "/b.png", fmt="png")]
+    assert choose_keeper(members, format_preference=("png", "jpeg")) == (2, "format")
+    assert choose_keeper(members, format_preference=("jpg", "png")) == (1, "format")
+
+
+def test_unknown_format_ranks_last():
+    members = [rec(1, "/a.xyz", fmt="xyz"), rec(2, "/b.webp", fmt="webp")]
+    assert choose_keeper(members) == (2, "format")
+
+
+@pytest.mark.parametrize(
+    "record, expected",
+    [
+        (rec(1, "/a.JPG", fmt=None), "jpeg"),
+        (rec(1, "/a.hif", fmt=None), "heic"),
+        (rec(1, "/a.NEF", fmt=None), "raw"),
+        (rec(1, "/a.x", fmt="HEIF"), "heic"),
+        (rec(1, "/a.dng", fmt="tiff", kind="raw"), "raw"),
+    ],
+)
+def test_format_of(record, expected):
+    assert format_of(record) == expected

@@ -1,0 +1,202 @@
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from core.dedup import (
+    find_duplicates,
+    informative,
+    perceptual_clusters,
+    similarity_score,
+    still_dismissed,
+)
+from core.dedup._bruteforce import pairs_within
+from core.records import FileRecord
+
+BASE = 0x0F0F_0F0F_3C3C_3C3C  # 32 bits set, an informative hash
+
+
+def flip(*bits: int, base: int = BASE) -> str:
+    h = base
+    for b in bits:
+        h ^= 1 << b
+    return f"{h:016x}"
+
+
+def rec(i, path, phash, *, size=1000, sha=None, dev=None, ino=None, w=100):
+    return FileRecord(
+        id=i, path=path, kind="image", size=size, sha256=sha, phash=phash,
+        device=dev, inode=ino, width=w, height=w, format="jpeg",
+    )  # fmt: skip
+
+
+def id_sets(clusters):
+    return [sorted(m.id for m in c.members) for c in clusters]
+
+
+A = flip()
+B = flip(0, 1, 2, 3, 4, 5)  # d(A, B) = 6
+C = flip(0, 1, 2, 3, 4, 5, 32, 33, 34, 35, 36, 37)  # d(B, C) = 6, d(A, C) = 12
+
+
+@pytest.mark.parametrize("order", [(0, 1, 2), (2, 1, 0), (1, 2, 0), (2, 0, 1)])
+def test_no_chaining_a_b_c(order):
+    files = [rec(1, "/a", A), rec(2, "/b", B), rec(3, "/c", C)]
+    clusters = perceptual_clusters([files[k] for k in order], threshold=8)
+    # A and C are 12 apart: they are never in one cluster, whatever the input order.
+    assert id_sets(clusters) == [[1, 2]]
+    assert clusters[0].max_distance == 6
+
+
+def test_c_joins_when_it_is_near_everyone():
+    c_near = flip(0, 1, 2, 32)  # d(A,c)=4, d(B,c)=4
+    clusters = perceptual_clusters(
+        [rec(1, "/a", A), rec(2, "/b", B), rec(3, "/c", c_near)], threshold=8
+    )
+    assert id_sets(clusters) == [[1, 2, 3]]
+
+
+@pytest.mark.parametrize("d, threshold, linked", [(8, 8, True), (9, 8, False), (0, 0, True)])
+def test_threshold_is_inclusive(d, threshold, linked):
+    files = [rec(1, "/a", A), rec(2, "/b", flip(*range(d)))]
+    assert bool(perceptual_clusters(files, threshold)) is linked
+
+
+def test_complete_linkage_on_random_data_is_deterministic_and_disjoint():
+    rnd = random.Random(7)
+    centres = [rnd.getrandbits(64) for _ in range(6)]
+    files = []
+    for i in range(120):
+        h = centres[i % 6]
+        for _ in range(rnd.randint(0, 7)):
+            h ^= 1 << rnd.randrange(64)
+        files.append(rec(i, f"/p/{rnd.random():.8f}", f"{h:016x}"))
+    clusters = perceptual_clusters(files, threshold=6)
+    assert clusters
+    seen: set[int] = set()
+    for c in clusters:
+        assert c.max_distance <= 6  # every pair, not just a chain
+        ids = {m.id for m in c.members}
+        assert not ids & seen
+        seen |= ids
+    rnd.shuffle(files)
+    assert id_sets(perceptual_clusters(files, threshold=6)) == id_sets(clusters)
+
+
+@pytest.mark.parametrize("as_mapping", [True, False])
+def test_members_of_one_file_group_are_versions(as_mapping):
+    files = [
+        rec(1, "/x/IMG_1.dng", A),
+        rec(2, "/x/IMG_1.jpg", flip(0)),
+        rec(3, "/y/z.jpg", flip(9)),
+    ]
+    groups = {1: "g", 2: "g"}
+    same = (
+        groups
+        if as_mapping
+        else (lambda a, b: groups.get(a) is not None and groups.get(a) == groups.get(b))
+    )
+    clusters = perceptual_clusters(files, threshold=8, same_group=same)
+    # 1 and 2 are never together; the outside copy pairs with one of them.
+    assert len(clusters) == 1
+    ids = {m.id for m in clusters[0].members}
+    assert 3 in ids and not {1, 2} <= ids
+
+
+def test_byte_identical_files_are_not_perceptual_duplicates():
+    files = [rec(1, "/a.jpg", A, sha="aa"), rec(2, "/b.jpg", A, sha="aa")]
+    assert perceptual_clusters(files, threshold=8) == []
+
+
+def test_exact_group_is_represented_once_in_a_perceptual_cluster():
+    files = [
+        rec(1, "/b/copy.jpg", A, sha="aa"),
+        rec(2, "/a/orig.jpg", A, sha="aa"),
+        rec(3, "/c/reencoded.jpg", flip(3), sha="cc"),
+    ]
+    [cluster] = perceptual_clusters(files, threshold=8)
+    assert [m.id for m in cluster.members] == [2, 3]  # representative: smallest path
+    assert cluster.exact_of == ("aa", None)
+
+
+def test_copy_of_a_group_member_is_not_paired_with_the_other_version():
+    # RAW+JPEG pair in one file group; a byte copy of the JPEG elsewhere sorts first
+    # and becomes the representative: it must not become a duplicate of the RAW.
+    files = [
+        rec(1, "/photos/IMG_1.dng", flip(1)),
+        rec(2, "/photos/IMG_1.jpg", A, sha="jj"),
+        rec(3, "/backup/IMG_1.jpg", A, sha="jj"),
+    ]
+    assert perceptual_clusters(files, threshold=8, same_group={1: 10, 2: 10}) == []
+
+
+def test_hard_links_are_one_file():
+    files = [rec(1, "/a", A, dev=1, ino=5), rec(2, "/b", A, dev=1, ino=5)]
+    assert perceptual_clusters(files, threshold=8) == []
+
+
+@pytest.mark.parametrize("phash", ["0000000000000000", "8000000000000000", "ffffffffffffffff"])
+def test_flat_image_hashes_are_skipped(phash):
+    assert not informative(phash)
+    files = [rec(1, "/a", phash, sha="1"), rec(2, "/b", phash, sha="2")]
+    assert perceptual_clusters(files, threshold=8) == []
+
+
+@pytest.mark.parametrize(
+    "d, score", [(0, 1.0), (8, 0.875), (32, 0.5), (64, 0.0), (70, 0.0), (-1, 1.0)]
+)
+def test_similarity_score_range(d, score):
+    assert similarity_score(d) == score
+
+
+def test_find_duplicates_scores_keys_and_keeper():
+    files = [
+        rec(1, "/a/big.jpg", A, sha="aa", w=200, size=5000),
+        rec(2, "/b/big.jpg", A, sha="aa", w=200, size=5000),
+        rec(3, "/c/small.jpg", flip(0, 1, 2, 3), sha="cc", w=100, size=900),
+    ]
+    groups = find_duplicates(files, threshold=8)
+    assert [g.type for g in groups] == ["exact", "perceptual"]
+    exact, perc = groups
+    assert exact.key == "aa" and {m.file_id for m in exact.members} == {1, 2}
+    assert exact.reclaimable_bytes == 5000
+    assert {m.file_id for m in perc.members} == {1, 3}
+    assert (perc.keeper_id, perc.keeper_rule) == (1, "resolution")
+    scores = {m.file_id: m.similarity_score for m in perc.members}
+    assert scores == {1: 1.0, 3: 1 - 4 / 64}
+    assert all(0.0 <= m.similarity_score <= 1.0 for g in groups for m in g.members)
+    assert len(perc.key) <= 64 and perc.key.startswith("p:")
+
+    # Another copy that becomes the representative does not change the perceptual key.
+    more = [*files, rec(4, "/0/big.jpg", A, sha="aa", w=200, size=5000)]
+    again = find_duplicates(list(reversed(more)), threshold=8)
+    assert again[1].key == perc.key
+    assert [m.file_id for m in again[1].members] == [4, 3]
+
+
+def test_dismissal_survives_losing_a_member_but_not_a_new_one():
+    f = [rec(1, "/a", A, sha="1"), rec(2, "/b", flip(1), sha="2"), rec(3, "/c", flip(2), sha="3")]
+    [dismissed] = find_duplicates(f, threshold=8)
+    [smaller] = find_duplicates(f[:2], threshold=8)
+    [bigger] = find_duplicates([*f, rec(4, "/d", flip(3), sha="4")], threshold=8)
+    assert still_dismissed(dismissed, [dismissed.identities])
+    assert still_dismissed(smaller, [dismissed.identities])
+    assert not still_dismissed(bigger, [dismissed.identities])
+
+
+@pytest.mark.parametrize("n, radius", [(0, 3), (1, 3), (50, 64), (1500, 20)])
+def test_bruteforce_pairs_within_matches_full_matrix(n, radius):
+    rng = np.random.default_rng(n)
+    base = rng.integers(0, 2**63, size=max(n // 10, 1), dtype=np.uint64)
+    h = base[rng.integers(0, len(base), size=n)] ^ (
+        np.uint64(1) << rng.integers(0, 64, size=n).astype(np.uint64)
+    )
+    i, j, d = pairs_within(h, radius)
+    full = np.bitwise_count(h[:, None] ^ h[None, :])
+    ei, ej = np.nonzero(np.triu(full <= radius, k=1))
+    assert sorted(zip(i.tolist(), j.tolist(), strict=True)) == sorted(
+        zip(ei.tolist(), ej.tolist(), strict=True)
+    )
+    assert (d == full[i, j]).all() and (i < j).all()
