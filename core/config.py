@@ -29,9 +29,12 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
     "TWINLENS_BROKER_URL": ("broker_url", "memory://", "Dramatiq broker. `memory://` runs an in-process broker with worker threads (embedded default); `redis://host:6379/0` for production."),
     "TWINLENS_CACHE_URL": ("cache_url", "memory://", "Gateway cache. `memory://` for an in-process cache; `redis://host:6379/1` in production (a different logical DB from the broker)."),
     "TWINLENS_LIBRARY_ROOTS": ("library_roots", "", "Library folders, separated by `:` (os.pathsep). Paths in requests are confined to these."),
+    "TWINLENS_BROKER_HEARTBEAT_MS": ("broker_heartbeat_ms", "60000", "Redis broker: a worker silent this long is presumed dead and its unacknowledged messages are redelivered."),
+    "TWINLENS_BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", "1000", "Redis broker: how many broker commands in a million also run queue maintenance (redelivery of dead workers' messages)."),
     "TWINLENS_WORKER_THREADS": ("worker_threads", "2", "Worker threads per worker process (and in the embedded process)."),
     "TWINLENS_BATCH_FILES": ("batch_files", "128", "Files per scan batch message."),
     "TWINLENS_BATCH_BYTES": ("batch_bytes", "268435456", "Upper bound of bytes per scan batch message (256 MiB)."),
+    "TWINLENS_IGNORE": ("ignore", "@eaDir,#recycle,#snapshot,.@__thumb,.DS_Store,._*,Thumbs.db,.Trash-*,$RECYCLE.BIN,.stfolder,.stversions", "File and folder name patterns (fnmatch, `,`-separated) the scan skips: NAS thumbnails, trash, OS litter."),
     "TWINLENS_MAX_IMAGE_PIXELS": ("max_image_pixels", "250000000", "Images with more pixels are refused as decompression bombs."),
     "TWINLENS_SCHEDULE_CRON": ("schedule_cron", "0 3 * * *", "Cron expression (5 fields) of the nightly full scan."),
     "TWINLENS_TIMEZONE": ("timezone", "", "IANA time zone of the schedule. Default: the machine's local zone."),
@@ -59,9 +62,12 @@ class Settings:
     broker_url: str = "memory://"
     cache_url: str = "memory://"
     library_roots: tuple[Path, ...] = ()
+    broker_heartbeat_ms: int = 60000
+    broker_maintenance_chance: int = 1000
     worker_threads: int = 2
     batch_files: int = 128
     batch_bytes: int = 256 * 1024 * 1024
+    ignore: tuple[str, ...] = ()
     max_image_pixels: int = 250_000_000
     schedule_cron: str = "0 3 * * *"
     timezone: str = ""
@@ -189,6 +195,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         broker_url=_str(env, "TWINLENS_BROKER_URL"),
         cache_url=_str(env, "TWINLENS_CACHE_URL"),
         library_roots=_paths(_str(env, "TWINLENS_LIBRARY_ROOTS")),
+        broker_heartbeat_ms=_int(env, "TWINLENS_BROKER_HEARTBEAT_MS", 100),
+        broker_maintenance_chance=_int(env, "TWINLENS_BROKER_MAINTENANCE_CHANCE"),
+        ignore=tuple(p.strip() for p in _str(env, "TWINLENS_IGNORE").split(",") if p.strip()),
         worker_threads=_int(env, "TWINLENS_WORKER_THREADS", 1),
         batch_files=_int(env, "TWINLENS_BATCH_FILES", 1),
         batch_bytes=_int(env, "TWINLENS_BATCH_BYTES", 1),

@@ -1,0 +1,509 @@
+"""The catalog scan: walk, compare with the catalog, read only what must be read.
+
+A scan is a job in phases, each a set of batches (one message each):
+
+- plan: walk the root with ``os.scandir``, compare every entry with the catalog by
+  device, inode, size and mtime; unchanged files cost nothing, moved files (same
+  device and inode) keep their hashes, vanished files are marked missing; new and
+  changed files go into ``catalog`` batches.
+- catalog: inspect each file (kind, pHash, EXIF, and content hashes where the
+  bytes are read in full anyway); a file whose size another file shares gets the
+  4 KiB head+tail quick digest.
+- quick: files already cataloged whose size is now shared get their quick digest.
+- full: files whose size and quick digest both collide get the full SHA-256/SHA-1.
+- finish: the job is done; grouping and dedup are started for what changed.
+
+Every batch is idempotent: its rows are upserts keyed by the path, and the batch
+row's state makes a redelivered message count once in the job's progress.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import os
+import stat
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core import jobs
+from core.config import Settings
+from core.media.hashing import hash_file, quick_digest
+from core.media.inspect import FileFacts, inspect_file
+from core.models import File, Job, JobBatch, Root, utcnow
+from core.paths import dir_key, path_key
+
+log = logging.getLogger(__name__)
+
+PHASES = ("plan", "catalog", "quick", "full", "finish")
+
+# NAS housekeeping that is never a photo (Synology, QNAP, macOS, Windows, trash).
+DEFAULT_IGNORE = (
+    "@eaDir", "#recycle", "#snapshot", ".@__thumb", ".DS_Store", "._*", "Thumbs.db",
+    ".Trash-*", "$RECYCLE.BIN", ".stfolder", ".stversions",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One regular file seen by the walk."""
+
+    path: str
+    size: int
+    mtime_ns: int
+    device: int
+    inode: int
+
+
+@dataclass
+class WalkResult:
+    entries: list[Entry] = field(default_factory=list)
+    errors: list[tuple[str, str]] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+
+def _ignored(name: str, patterns: tuple[str, ...]) -> bool:
+    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+
+
+def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
+    """Every regular file under ``top`` with its stat, iteratively (no recursion limit).
+
+    Symlinks are not followed: a link to a folder could loop or leave the library,
+    and a link to a file would count its target twice. Folders that cannot be
+    listed and links that are broken or loop are reported, and the walk goes on.
+    """
+    result = WalkResult()
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            it = os.scandir(folder)
+        except OSError as exc:
+            result.errors.append((folder, f"cannot list folder: {exc.strerror or exc}"))
+            continue
+        with it:
+            for entry in it:
+                if _ignored(entry.name, ignore):
+                    result.skipped["ignored"] += 1
+                    continue
+                try:
+                    if entry.is_symlink():
+                        _note_symlink(entry.path, result)
+                        continue
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                        continue
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    result.skipped["vanished"] += 1
+                    continue
+                except OSError as exc:
+                    result.errors.append((entry.path, f"cannot stat: {exc.strerror or exc}"))
+                    continue
+                if not stat.S_ISREG(st.st_mode):
+                    result.skipped["special"] += 1
+                    continue
+                result.entries.append(
+                    Entry(entry.path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+                )
+    return result
+
+
+def _note_symlink(path: str, result: WalkResult) -> None:
+    try:
+        os.stat(path)
+    except OSError as exc:
+        reason = "symlink loop" if exc.errno == 40 else "broken symlink"
+        result.errors.append((path, f"{reason}: {exc.strerror or exc}; not followed"))
+        return
+    result.skipped["symlink"] += 1
+
+
+# --- planning -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the catalog holds about a path (enough to decide without reading)."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    device: int
+    inode: int
+    status: str
+    has_hash: bool
+    has_quick: bool
+    kind: str
+
+
+def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
+    rows = session.execute(
+        select(
+            File.path_key, File.id, File.path, File.size, File.mtime_ns, File.device, File.inode,
+            File.status, File.sha256.is_not(None), File.quick.is_not(None), File.kind,
+        ).where(File.root_id == root_id)
+    )
+    return {r[0]: Known(*r[1:]) for r in rows}
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _shared_sizes(session: Session, root_id: int, walked: list[Entry]) -> set[int]:
+    """Sizes held by two or more distinct present files across the whole catalog."""
+    counts: Counter[int] = Counter()
+    seen_inodes: set[tuple[int, int]] = set()
+    for e in walked:
+        if (e.device, e.inode) not in seen_inodes:
+            seen_inodes.add((e.device, e.inode))
+            counts[e.size] += 1
+    other = session.execute(
+        select(File.size, File.device, File.inode).where(
+            File.root_id != root_id, File.status == "present", File.size > 0
+        )
+    )
+    for size, device, inode in other:
+        if (device, inode) not in seen_inodes:
+            seen_inodes.add((device, inode))
+            counts[size] += 1
+    return {s for s, n in counts.items() if n > 1 and s > 0}
+
+
+def _batches(items: list[dict[str, Any]], max_files: int, max_bytes: int) -> Iterator[list[dict[str, Any]]]:
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for item in items:
+        if batch and (len(batch) >= max_files or size + item["size"] > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += item["size"]
+    if batch:
+        yield batch
+
+
+def _add_batches(session: Session, job: Job, phase: str, items: list[dict[str, Any]],
+                 settings: Settings) -> int:
+    seq = job.batches_total
+    n = 0
+    for chunk in _batches(items, settings.batch_files, settings.batch_bytes):
+        session.add(JobBatch(job_id=job.id, seq=seq, phase=phase, state="queued",
+                             payload=json.dumps(chunk), files=len(chunk)))
+        seq += 1
+        n += 1
+    job.batches_total = seq
+    job.total += len(items)
+    job.bytes_total += sum(i["size"] for i in items)
+    return n
+
+
+def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
+    """Walk and diff; create the catalog batches. Returns False if already planned."""
+    job = session.get(Job, job_id)
+    if job is None or job.state not in jobs.ACTIVE_STATES or job.phase != "plan":
+        return False
+    jobs.mark_running(session, job_id)
+    root = session.get(Root, job.root_id)
+    assert root is not None
+    top = job.path or root.path
+    walked = walk(top, settings.ignore)
+    known = _known_rows(session, root.id)
+    shared = _shared_sizes(session, root.id, walked.entries)
+
+    seen_keys: set[str] = set()
+    todo: list[dict[str, Any]] = []
+    unchanged = moved = revived = 0
+    new_entries: list[tuple[str, Entry]] = []
+    for e in walked.entries:
+        key = path_key(e.path)
+        seen_keys.add(key)
+        k = known.get(key)
+        if k is not None and not job.full and (k.size, k.mtime_ns, k.device, k.inode) == (
+            e.size, e.mtime_ns, e.device, e.inode
+        ):
+            if k.status != "present":
+                revived += 1
+                session.execute(update(File).where(File.id == k.id).values(status="present", updated_at=utcnow()))
+            else:
+                unchanged += 1
+            continue
+        if k is None:
+            new_entries.append((key, e))
+            continue
+        todo.append(_item(e, shared))
+
+    # Files the walk did not see under this subtree: moved (same inode) or missing.
+    vanished = {
+        k.device * (1 << 64) + k.inode: (key, k)
+        for key, k in known.items()
+        if key not in seen_keys and k.status == "present" and _inside(k.path, top)
+    }
+    for key, e in new_entries:
+        hit = vanished.pop(e.device * (1 << 64) + e.inode, None) if not job.full else None
+        if hit is not None and (hit[1].size, hit[1].mtime_ns) == (e.size, e.mtime_ns):
+            session.execute(
+                update(File).where(File.id == hit[1].id).values(
+                    path=e.path, path_key=key, dir_key=dir_key(e.path), status="present", updated_at=utcnow()
+                )
+            )
+            moved += 1
+            continue
+        if hit is not None:
+            vanished[e.device * (1 << 64) + e.inode] = hit
+        todo.append(_item(e, shared))
+    missing_ids = [k.id for _key, k in vanished.values()]
+    for i in range(0, len(missing_ids), 1000):
+        session.execute(
+            update(File).where(File.id.in_(missing_ids[i : i + 1000])).values(status="missing", updated_at=utcnow())
+        )
+
+    jobs.record_errors(session, job_id, walked.errors)
+    job.failed += len(walked.errors)
+    summary = {
+        "walked": len(walked.entries), "unchanged": unchanged, "moved": moved,
+        "revived": revived, "missing": len(missing_ids), "to_read": len(todo),
+        "walk_errors": len(walked.errors), **{f"skipped_{k}": v for k, v in walked.skipped.items()},
+    }
+    job.summary = json.dumps(summary)
+    job.phase = "catalog"
+    _add_batches(session, job, "catalog", todo, settings)
+    job.updated_at = utcnow()
+    return True
+
+
+def _item(e: Entry, shared: set[int]) -> dict[str, Any]:
+    return {"path": e.path, "size": e.size, "quick": e.size in shared}
+
+
+# --- batches ---------------------------------------------------------------------
+
+
+@dataclass
+class BatchOutcome:
+    done: int = 0
+    failed: int = 0
+    bytes_read: int = 0
+    errors: list[tuple[str, str]] = field(default_factory=list)
+
+
+def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -> tuple[bool, bool]:
+    """Run one batch. Returns (counted, phase_complete).
+
+    ``counted`` is False when the batch had been done already (a redelivery) or the
+    job is no longer active; then nothing is added to the progress.
+    """
+    job = session.get(Job, job_id)
+    batch = session.get(JobBatch, (job_id, seq))
+    if job is None or batch is None or batch.state == "done":
+        return False, False
+    if job.state not in jobs.ACTIVE_STATES:
+        return False, False
+    root = session.get(Root, job.root_id)
+    assert root is not None
+    items = json.loads(batch.payload)
+    outcome = BatchOutcome()
+    if batch.phase == "catalog":
+        _catalog_items(session, root, items, settings, outcome)
+    else:
+        _hash_items(session, batch.phase, items, outcome)
+    if not jobs.claim_batch(session, job_id, seq):
+        session.rollback()
+        return False, False
+    jobs.record_errors(session, job_id, outcome.errors)
+    done, total = jobs.add_progress(
+        session, job_id, done=outcome.done, failed=outcome.failed,
+        bytes_read=outcome.bytes_read, batches=1,
+    )
+    return True, done >= total
+
+
+def _catalog_items(session: Session, root: Root, items: list[dict[str, Any]], settings: Settings,
+                   outcome: BatchOutcome) -> None:
+    keys = [path_key(i["path"]) for i in items]
+    existing = {f.path_key: f for f in session.scalars(select(File).where(File.path_key.in_(keys)))}
+    for key, item in zip(keys, items, strict=True):
+        path = item["path"]
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except OSError as exc:
+            reason = ("file vanished before it could be read" if isinstance(exc, FileNotFoundError)
+                      else f"cannot stat: {exc.strerror or exc}")
+            outcome.errors.append((path, reason))
+            outcome.failed += 1
+            outcome.done += 1
+            row = existing.get(key)
+            if row is not None and isinstance(exc, FileNotFoundError):
+                row.status = "missing"
+                row.updated_at = utcnow()
+            continue
+        facts = inspect_file(path, full_hash=False, quick_hash=bool(item.get("quick")),
+                             max_pixels=settings.max_image_pixels)
+        outcome.bytes_read += facts.bytes_read
+        outcome.done += 1
+        if facts.error:
+            outcome.failed += 1
+            outcome.errors.append((path, facts.error))
+        _upsert(session, existing.get(key), root, key, path, st, facts)
+
+
+def _upsert(session: Session, row: File | None, root: Root, key: str, path: str,
+            st: os.stat_result, facts: FileFacts) -> None:
+    values = dict(
+        root_id=root.id, path=path, path_key=key, dir_key=dir_key(path), size=st.st_size,
+        mtime_ns=st.st_mtime_ns, device=st.st_dev, inode=st.st_ino, kind=facts.kind,
+        format=facts.format, sha256=facts.sha256, sha1=facts.sha1, quick=facts.quick,
+        phash=facts.phash, taken_at=facts.taken_at, taken_offset=facts.taken_offset,
+        make=_clip(facts.make), model=_clip(facts.model), serial=_clip(facts.serial),
+        width=facts.width, height=facts.height, orientation=facts.orientation,
+        content_id=_clip(facts.content_id), error=facts.error, warning=facts.warning,
+        status="present", updated_at=utcnow(),
+    )
+    if row is None:
+        session.add(File(**values))
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+
+
+def _clip(text: str | None, n: int = 128) -> str | None:
+    if text is None:
+        return None
+    # EXIF strings from fuzzed files can hold NULs, which PostgreSQL refuses.
+    text = text.replace("\x00", "").strip()
+    return text[:n] or None
+
+
+def _hash_items(session: Session, phase: str, items: list[dict[str, Any]], outcome: BatchOutcome) -> None:
+    for item in items:
+        row = session.get(File, item["id"])
+        outcome.done += 1
+        if row is None or row.status != "present":
+            continue
+        try:
+            st = os.stat(row.path, follow_symlinks=False)
+            if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
+                continue  # changed since it was cataloged: the next scan re-reads it
+            if phase == "quick":
+                row.quick, n = quick_digest(row.path, row.size)
+            else:
+                row.sha256, row.sha1, n = hash_file(row.path)
+            outcome.bytes_read += n
+        except OSError as exc:
+            outcome.failed += 1
+            reason = ("file vanished before it could be read" if isinstance(exc, FileNotFoundError)
+                      else f"cannot read: {exc.strerror or exc}")
+            outcome.errors.append((row.path, reason))
+
+
+# --- phase transitions --------------------------------------------------------
+
+
+def _candidate_sizes(session: Session, job_id: str) -> set[int]:
+    """Sizes of the files this job cataloged that another file shares: only these
+    can have gained a byte-identical twin, so only these need more hashing."""
+    sizes: set[int] = set()
+    for payload in session.scalars(
+        select(JobBatch.payload).where(JobBatch.job_id == job_id, JobBatch.phase == "catalog")
+    ):
+        sizes.update(i["size"] for i in json.loads(payload) if i.get("quick"))
+    return sizes
+
+
+def _rows_of_sizes(session: Session, sizes: set[int]) -> Iterator[Any]:
+    ordered = sorted(sizes)
+    for i in range(0, len(ordered), 1000):
+        yield from session.execute(
+            select(File.id, File.size, File.sha256, File.quick, File.device, File.inode).where(
+                File.status == "present", File.size.in_(ordered[i : i + 1000])
+            )
+        )
+
+
+def _plan_quick(session: Session, sizes: set[int]) -> list[dict[str, Any]]:
+    """Files cataloged earlier that now share a size and have neither digest."""
+    return [
+        {"id": fid, "size": size}
+        for fid, size, sha, quick, _d, _i in _rows_of_sizes(session, sizes)
+        if sha is None and quick is None
+    ]
+
+
+def _plan_full(session: Session, sizes: set[int]) -> list[dict[str, Any]]:
+    """Files without a full hash whose (size, quick digest) collides with another
+    file's, or whose size matches a file known only by its full hash."""
+    by_size: dict[int, dict[tuple[int, int], tuple[int, str | None, str | None]]] = defaultdict(dict)
+    for fid, size, sha, quick, device, inode in _rows_of_sizes(session, sizes):
+        by_size[size][(device, inode)] = (fid, sha, quick)  # hard links are one file
+    todo: list[dict[str, Any]] = []
+    for size, uniq in by_size.items():
+        members = list(uniq.values())
+        unhashed = [m for m in members if m[1] is None]
+        if len(members) < 2 or not unhashed:
+            continue
+        if len(unhashed) < len(members):
+            # A hashed twin candidate exists: a quick digest cannot rule the others out.
+            todo.extend({"id": m[0], "size": size} for m in unhashed)
+            continue
+        counts = Counter(m[2] for m in unhashed)
+        todo.extend({"id": m[0], "size": size} for m in unhashed if m[2] is None or counts[m[2]] > 1)
+    return todo
+
+
+def advance(session: Session, job_id: str, from_phase: str, settings: Settings) -> str | None:
+    """Move a job past ``from_phase`` once all its batches are done.
+
+    Plans the next phase's batches (skipping empty phases). Returns the phase the
+    job is now in, or None when nothing changed (a duplicate or early message).
+    """
+    job = session.get(Job, job_id, with_for_update=True)
+    if job is None or job.state not in jobs.ACTIVE_STATES or job.phase != from_phase:
+        return None
+    if job.batches_done < job.batches_total:
+        return None
+    phase = from_phase
+    while True:
+        phase = PHASES[PHASES.index(phase) + 1]
+        sizes = _candidate_sizes(session, job_id) if phase in ("quick", "full") else set()
+        if phase == "quick":
+            items = _plan_quick(session, sizes)
+        elif phase == "full":
+            items = _plan_full(session, sizes)
+        else:
+            items = []
+        job.phase = phase
+        if phase == "finish":
+            job.updated_at = utcnow()
+            return phase
+        if items:
+            _add_batches(session, job, phase, items, settings)
+            job.updated_at = utcnow()
+            return phase
+
+
+def queued_batches(session: Session, job_id: str) -> list[int]:
+    return list(
+        session.scalars(
+            select(JobBatch.seq).where(JobBatch.job_id == job_id, JobBatch.state == "queued").order_by(JobBatch.seq)
+        )
+    )
+
+
+def changed_since(session: Session, job: Job) -> tuple[list[str], bool]:
+    """Folders (dir keys) with files updated by this job, and whether anything changed."""
+    if job.started_at is None:
+        return [], False
+    keys = sorted(set(session.scalars(
+        select(File.dir_key).where(File.root_id == job.root_id, File.updated_at >= job.started_at)
+    )))
+    return keys, bool(keys)
+

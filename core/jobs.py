@@ -1,0 +1,248 @@
+"""Jobs: rows people watch, and the message contract the processes share.
+
+A message names a queue, an actor and ids; it never carries objects. The API
+enqueues by this contract without importing the workers (so it never loads image
+decoders); workers declare actors with these names.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from core.models import Job, JobBatch, JobError, Root, utcnow
+from core.paths import path_key, relative_posix
+
+ACTIVE_STATES = ("queued", "running")
+FINAL_STATES = ("done", "failed", "cancelled")
+JOB_KINDS = ("scan", "group", "dedup")
+
+
+@dataclass(frozen=True)
+class Route:
+    queue: str
+    actor: str
+
+
+# The message contract: actor name -> queue. Arguments are listed beside each.
+ROUTES = {
+    "scan_plan": Route("catalog", "scan_plan"),  # (job_id)
+    "scan_batch": Route("catalog", "scan_batch"),  # (job_id, seq)
+    "scan_advance": Route("catalog", "scan_advance"),  # (job_id, phase)
+    "group_run": Route("group", "group_run"),  # (job_id, dir_keys | None)
+    "dedup_run": Route("dedup", "dedup_run"),  # (job_id,)
+    "watch_paths": Route("catalog", "watch_paths"),  # (root, [paths])
+}
+QUEUES = sorted({r.queue for r in ROUTES.values()})
+
+
+def enqueue(broker: Any, actor: str, *args: Any, delay_ms: int | None = None) -> None:
+    """Send a message by name, without importing the actor's module."""
+    import dramatiq
+
+    route = ROUTES[actor]
+    broker.declare_queue(route.queue)
+    message = dramatiq.Message(
+        queue_name=route.queue, actor_name=route.actor, args=args, kwargs={}, options={}
+    )
+    broker.enqueue(message, delay=delay_ms)
+
+
+# --- roots -----------------------------------------------------------------
+
+
+def get_or_create_root(session: Session, path: str) -> Root:
+    key = path_key(path)
+    root = session.scalar(select(Root).where(Root.path_key == key))
+    if root is None:
+        root = Root(path=path, path_key=key)
+        session.add(root)
+        session.flush()
+    return root
+
+
+# --- jobs --------------------------------------------------------------------
+
+
+def find_active(session: Session, kind: str, root_id: int | None) -> Job | None:
+    """The queued or running job of this kind on this root, if any."""
+    q = select(Job).where(Job.kind == kind, Job.state.in_(ACTIVE_STATES))
+    if root_id is not None:
+        q = q.where(Job.root_id == root_id)
+    return session.scalars(q.order_by(Job.created_at)).first()
+
+
+def start_job(
+    session: Session,
+    kind: str,
+    *,
+    root: Root | None,
+    path: str | None = None,
+    trigger: str = "cli",
+    full: bool = False,
+) -> tuple[Job, bool]:
+    """Create a job, or return the one already active on this root.
+
+    Returns (job, created). The root row is locked first (PostgreSQL) so two
+    simultaneous requests cannot both start a scan of the same root.
+    """
+    if kind not in JOB_KINDS:
+        raise ValueError(f"unknown job kind {kind!r}")
+    if root is not None:
+        session.execute(select(Root.id).where(Root.id == root.id).with_for_update())
+    existing = find_active(session, kind, root.id if root else None)
+    if existing is not None:
+        return existing, False
+    job = Job(
+        kind=kind,
+        root_id=root.id if root else None,
+        path=path if path is not None else (root.path if root else None),
+        trigger=trigger,
+        full=full,
+        state="queued",
+    )
+    session.add(job)
+    session.flush()
+    return job, True
+
+
+def mark_running(session: Session, job_id: str) -> None:
+    now = utcnow()
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.state == "queued")
+        .values(state="running", started_at=now, updated_at=now)
+    )
+
+
+def finish_job(session: Session, job_id: str, state: str = "done", error: str | None = None,
+               summary: dict[str, Any] | None = None) -> None:
+    now = utcnow()
+    values: dict[str, Any] = {"state": state, "finished_at": now, "updated_at": now}
+    if error is not None:
+        values["error"] = error
+    if summary is not None:
+        values["summary"] = json.dumps(summary)
+    session.execute(update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(**values))
+
+
+def cancel_job(session: Session, job_id: str) -> Job | None:
+    """Cancel an active job; batches still queued see the state and do nothing."""
+    job = session.get(Job, job_id)
+    if job is None:
+        return None
+    if job.state in ACTIVE_STATES:
+        finish_job(session, job_id, "cancelled")
+        session.flush()
+        session.refresh(job)
+    return job
+
+
+def add_progress(session: Session, job_id: str, *, done: int = 0, failed: int = 0,
+                 bytes_read: int = 0, batches: int = 0) -> tuple[int, int]:
+    """Atomically add to a job's counters; returns (batches_done, batches_total)."""
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(
+            done=Job.done + done,
+            failed=Job.failed + failed,
+            bytes_read=Job.bytes_read + bytes_read,
+            batches_done=Job.batches_done + batches,
+            updated_at=utcnow(),
+        )
+    )
+    row = session.execute(
+        select(Job.batches_done, Job.batches_total).where(Job.id == job_id)
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+def claim_batch(session: Session, job_id: str, seq: int) -> bool:
+    """Mark a batch done exactly once; False when a redelivery finds it done already."""
+    result = session.execute(
+        update(JobBatch)
+        .where(JobBatch.job_id == job_id, JobBatch.seq == seq, JobBatch.state != "done")
+        .values(state="done")
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def record_errors(session: Session, job_id: str, errors: list[tuple[str, str]]) -> None:
+    """Remember the files a job could not read (idempotent per job and path)."""
+    if not errors:
+        return
+    keys = {path_key(p): (p, e) for p, e in errors}
+    seen = set(
+        session.scalars(
+            select(JobError.path_key).where(JobError.job_id == job_id, JobError.path_key.in_(keys))
+        )
+    )
+    for key, (p, e) in keys.items():
+        if key not in seen:
+            session.add(JobError(job_id=job_id, path=p, path_key=key, error=e))
+
+
+def list_jobs(session: Session, *, kind: str | None = None, state: str | None = None,
+              limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+    q = select(Job)
+    cq = select(func.count()).select_from(Job)
+    if kind:
+        q, cq = q.where(Job.kind == kind), cq.where(Job.kind == kind)
+    if state:
+        q, cq = q.where(Job.state == state), cq.where(Job.state == state)
+    rows = list(session.scalars(q.order_by(Job.created_at.desc()).limit(limit).offset(offset)))
+    return rows, int(session.scalar(cq) or 0)
+
+
+def job_errors(session: Session, job_id: str, limit: int = 1000) -> list[JobError]:
+    return list(
+        session.scalars(select(JobError).where(JobError.job_id == job_id).order_by(JobError.id).limit(limit))
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() + "Z" if value else None
+
+
+def job_view(job: Job, errors: list[JobError] | None = None, root: str | None = None) -> dict[str, Any]:
+    """The JSON shape of a job (API, CLI report)."""
+    end = job.finished_at or utcnow()
+    elapsed = (end - job.started_at).total_seconds() if job.started_at else 0.0
+    rate = job.done / elapsed if elapsed > 0 else 0.0
+    remaining = max(job.total - job.done, 0)
+    eta = remaining / rate if rate > 0 and job.state in ACTIVE_STATES else None
+    out: dict[str, Any] = {
+        "id": job.id,
+        "kind": job.kind,
+        "state": job.state,
+        "phase": job.phase,
+        "trigger": job.trigger,
+        "full": job.full,
+        "root": root,
+        "path": job.path,
+        "total": job.total,
+        "done": job.done,
+        "failed": job.failed,
+        "bytes_read": job.bytes_read,
+        "elapsed_seconds": round(elapsed, 3),
+        "rate": round(rate, 2),
+        "bytes_per_second": round(job.bytes_read / elapsed, 1) if elapsed > 0 else 0.0,
+        "eta_seconds": round(eta, 1) if eta is not None else None,
+        "summary": json.loads(job.summary) if job.summary else None,
+        "error": job.error,
+        "created_at": _iso(job.created_at),
+        "started_at": _iso(job.started_at),
+        "finished_at": _iso(job.finished_at),
+    }
+    if errors is not None:
+        base = root or job.path
+        out["errors"] = [
+            {"path": relative_posix(e.path, base) if base else e.path, "error": e.error} for e in errors
+        ]
+    return out

@@ -1,0 +1,308 @@
+"""`twinlens`: the composition root that starts any Twinlens process.
+
+Only this module imports across api/, workers/ and gateway/; each command imports
+what it needs when it runs, so `twinlens api` never loads image decoders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from core.config import VARIABLES, ConfigError, Settings, load_settings
+
+log = logging.getLogger("twinlens")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings()
+
+
+# --- config / migrate ----------------------------------------------------------
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = _settings(args)
+    masked = cfg.masked()
+    if args.json:
+        print(json.dumps(masked, indent=2))
+    else:
+        width = max(len(k) for k in masked)
+        for key, value in masked.items():
+            print(f"{key.ljust(width)}  {value}")
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from core.db import migrate
+
+    cfg = _settings(args)
+    migrate(cfg.database_url)
+    print("database is at the latest schema")
+    return 0
+
+
+# --- scan -------------------------------------------------------------------------
+
+
+def _fmt_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+class Progress:
+    """A one-line progress bar on a terminal (files, MB/s, ETA); silent otherwise."""
+
+    def __init__(self, stream: Any = sys.stderr) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.last = ""
+
+    def show(self, view: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        total, done = view["total"], view["done"]
+        frac = done / total if total else 0.0
+        bar = "#" * int(frac * 30)
+        mbps = view["bytes_per_second"] / 1e6
+        line = (
+            f"\r{view['kind']:<5} {view['phase']:<8} [{bar:<30}] {done}/{total} files"
+            f"  {mbps:6.1f} MB/s  ETA {_fmt_eta(view['eta_seconds'])}  errors {view['failed']}"
+        )
+        if line != self.last:
+            self.stream.write(line)
+            self.stream.flush()
+            self.last = line
+
+    def close(self) -> None:
+        if self.enabled and self.last:
+            self.stream.write("\n")
+
+
+def run_scan(cfg: Settings, path: str, *, full: bool = False, trigger: str = "cli",
+             progress: Progress | None = None, worker_threads: int | None = None) -> dict[str, Any]:
+    """Scan ``path`` to completion (catalog, grouping, dedup) and return the report."""
+    from core import jobs, report
+    from core.db import migrate, session_scope
+    from workers import runtime
+
+    migrate(cfg.database_url)
+    broker = runtime.install_broker(cfg)
+    worker = runtime.start_worker(broker, worker_threads or cfg.worker_threads)
+    try:
+        root_path = os.path.abspath(path)
+        with session_scope(runtime.engine()) as s:
+            root = jobs.get_or_create_root(s, root_path)
+            job, created = jobs.start_job(s, "scan", root=root, trigger=trigger, full=full)
+            job_id, root_id = job.id, root.id
+        if created:
+            jobs.enqueue(broker, "scan_plan", job_id)
+        _wait(runtime.engine(), root_id, job_id, progress)
+        with session_scope(runtime.engine()) as s:
+            return report.build(s, root_id, job_id)
+    finally:
+        worker.stop()
+
+
+def _wait(engine: Any, root_id: int, job_id: str, progress: Progress | None) -> None:
+    """Until the scan and the grouping/dedup passes it started have finished."""
+    from sqlalchemy import select
+
+    from core import jobs
+    from core.db import session_scope
+    from core.models import Job
+
+    while True:
+        with session_scope(engine) as s:
+            job = s.get(Job, job_id)
+            assert job is not None
+            view = jobs.job_view(job)
+            active = s.scalar(
+                select(Job.id).where(Job.root_id == root_id, Job.state.in_(jobs.ACTIVE_STATES)).limit(1)
+            )
+        if progress:
+            progress.show(view)
+        if job.state in jobs.FINAL_STATES and active is None:
+            break
+        time.sleep(0.2)
+    if progress:
+        progress.close()
+
+
+def _summary_text(rep: dict[str, Any]) -> str:
+    job = rep["job"]
+    files = rep["files"]
+    kinds: dict[str, int] = {}
+    for f in files:
+        kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
+    errors = [f for f in files if f["error"]]
+    lines = [
+        f"Scanned {rep['library']}: {len(files)} files "
+        f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) in {job['elapsed_seconds']:.1f} s, "
+        f"{job['bytes_read'] / 1e6:.1f} MB read",
+        f"  groups: {len(rep['groups'])}   duplicate groups: {len(rep['duplicates'])}   "
+        f"files with errors: {len(errors)}",
+    ]
+    for f in errors[:20]:
+        lines.append(f"  ! {f['path']}: {f['error']}")
+    if len(errors) > 20:
+        lines.append(f"  ... and {len(errors) - 20} more (see --json)")
+    for e in job.get("errors") or []:
+        if not any(f["path"] == e["path"] for f in errors):
+            lines.append(f"  ! {e['path']}: {e['error']}")
+    return "\n".join(lines)
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    cfg = _settings(args)
+    if not os.path.isdir(args.path):
+        print(f"twinlens: {args.path} is not a folder", file=sys.stderr)
+        return 2
+    rep = run_scan(cfg, args.path, full=args.full, progress=None if args.quiet else Progress())
+    if args.json:
+        Path(args.json).write_text(json.dumps(rep, indent=1) + "\n")
+    if not args.quiet:
+        print(_summary_text(rep))
+    return 0 if rep["job"]["state"] == "done" else 1
+
+
+# --- long-running processes ---------------------------------------------------------
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from core.db import migrate
+    from workers import runtime
+
+    cfg = _settings(args)
+    if cfg.embedded:
+        print("twinlens worker needs TWINLENS_BROKER_URL=redis://...; the embedded default "
+              "runs its workers inside `twinlens up` and `twinlens scan`", file=sys.stderr)
+        return 2
+    migrate(cfg.database_url)
+    broker = runtime.install_broker(cfg)
+    worker = runtime.start_worker(broker, args.threads or cfg.worker_threads)
+    log.info("worker started with %d threads", args.threads or cfg.worker_threads)
+    _block_until_signal()
+    worker.stop()
+    return 0
+
+
+def _block_until_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        stop.wait(1)
+
+
+def cmd_schedule(args: argparse.Namespace) -> int:
+    from workers import scheduler
+
+    cfg = _settings(args)
+    return scheduler.main(cfg)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from workers import watcher
+
+    cfg = _settings(args)
+    return watcher.main(cfg)
+
+
+def cmd_api(args: argparse.Namespace) -> int:
+    from api import serve
+
+    cfg = _settings(args)
+    return serve(args.which, cfg, port=args.port)
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from gateway import serve
+
+    cfg = _settings(args)
+    return serve(cfg, port=args.port) or 0
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """The embedded default: everything in this process, on a library or a demo."""
+    from workers import embedded
+
+    cfg = _settings(args)
+    return embedded.main(cfg, args.path, serve=not args.no_serve)
+
+
+# --- entry point -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="twinlens", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    c = sub.add_parser("config", help="print the effective settings (secrets masked)")
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_config)
+
+    sub.add_parser("migrate", help="bring the database to the latest schema").set_defaults(func=cmd_migrate)
+
+    s = sub.add_parser("scan", help="scan a folder to completion and print a summary")
+    s.add_argument("path")
+    s.add_argument("--json", metavar="FILE", help="write the full report as JSON")
+    s.add_argument("--full", action="store_true", help="re-read every file, changed or not")
+    s.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    s.set_defaults(func=cmd_scan)
+
+    w = sub.add_parser("worker", help="run Dramatiq workers against Redis")
+    w.add_argument("--threads", type=int, default=None)
+    w.set_defaults(func=cmd_worker)
+
+    sub.add_parser("schedule", help="run the nightly-scan scheduler").set_defaults(func=cmd_schedule)
+    sub.add_parser("watch", help="watch the library roots and enqueue changes").set_defaults(func=cmd_watch)
+
+    a = sub.add_parser("api", help="serve the grouping (8000) or dedup (8001) API")
+    a.add_argument("which", choices=["grouping", "dedup"])
+    a.add_argument("--port", type=int, default=None)
+    a.set_defaults(func=cmd_api)
+
+    g = sub.add_parser("gateway", help="serve the gateway (3000)")
+    g.add_argument("--port", type=int, default=None)
+    g.set_defaults(func=cmd_gateway)
+
+    u = sub.add_parser("up", help="embedded default: scan a library (or a generated demo) and serve it")
+    u.add_argument("path", nargs="?", default=None)
+    u.add_argument("--no-serve", action="store_true", help="scan and print, then exit")
+    u.set_defaults(func=cmd_up)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        level = load_settings().log_level
+    except ConfigError as exc:
+        print(f"twinlens: configuration error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=getattr(logging, level, logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except ConfigError as exc:
+        print(f"twinlens: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
+__all__ = ["main", "run_scan", "VARIABLES"]

@@ -1,0 +1,116 @@
+"""Dramatiq actors. Thin by design: ids in, a session, one call into ``core``, commit.
+
+Every actor is safe to run twice with the same message: the core functions check
+the job's phase and each batch's state before doing or counting anything.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import dramatiq
+
+from core import catalog, dataversion, jobs
+from core.models import Job, Root
+from workers import runtime
+
+log = logging.getLogger("twinlens.workers")
+
+RETRY = dict(max_retries=5, min_backoff=500, max_backoff=15_000)
+
+
+def _send(actor: str, *args: Any) -> None:
+    jobs.enqueue(dramatiq.get_broker(), actor, *args)
+
+
+def _kick(job_id: str) -> None:
+    """Enqueue the current phase's queued batches, or move on when there are none."""
+    with runtime.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.state not in jobs.ACTIVE_STATES:
+            return
+        phase = job.phase
+        seqs = catalog.queued_batches(s, job_id)
+    if phase == "finish":
+        _finish(job_id)
+    elif seqs:
+        for seq in seqs:
+            _send("scan_batch", job_id, seq)
+    elif phase != "plan":
+        _send("scan_advance", job_id, phase)
+
+
+def _finish(job_id: str) -> None:
+    cfg = runtime.settings()
+    follow: list[tuple[str, tuple[Any, ...]]] = []
+    with runtime.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.state not in jobs.ACTIVE_STATES or job.phase != "finish":
+            return
+        dirs, changed = catalog.changed_since(s, job)
+        jobs.finish_job(s, job_id, "done")
+        if changed:
+            root = s.get(Root, job.root_id)
+            g = Job(kind="group", root_id=job.root_id, path=root.path if root else None, trigger="scan")
+            d = Job(kind="dedup", root_id=job.root_id, path=root.path if root else None, trigger="scan")
+            s.add_all([g, d])
+            s.flush()
+            follow = [("group_run", (g.id, dirs)), ("dedup_run", (d.id,))]
+    for actor, args in follow:
+        _send(actor, *args)
+    if follow:
+        dataversion.bump(cfg.cache_url)
+
+
+@dramatiq.actor(queue_name="catalog", **RETRY)
+def scan_plan(job_id: str) -> None:
+    with runtime.session() as s:
+        catalog.plan_scan(s, job_id, runtime.settings())
+    _kick(job_id)
+
+
+@dramatiq.actor(queue_name="catalog", **RETRY)
+def scan_batch(job_id: str, seq: int) -> None:
+    with runtime.session() as s:
+        counted, complete = catalog.process_batch(s, job_id, seq, runtime.settings())
+        phase = s.get(Job, job_id).phase if complete else None  # type: ignore[union-attr]
+    if complete and phase:
+        _send("scan_advance", job_id, phase)
+
+
+@dramatiq.actor(queue_name="catalog", **RETRY)
+def scan_advance(job_id: str, phase: str) -> None:
+    with runtime.session() as s:
+        catalog.advance(s, job_id, phase, runtime.settings())
+    _kick(job_id)
+
+
+@dramatiq.actor(queue_name="group", **RETRY)
+def group_run(job_id: str, dir_keys: list[str] | None = None) -> None:
+    from core.grouping import service
+
+    with runtime.session() as s:
+        changed = service.run_job(s, job_id, dir_keys, runtime.settings())
+    if changed:
+        dataversion.bump(runtime.settings().cache_url)
+
+
+@dramatiq.actor(queue_name="dedup", **RETRY)
+def dedup_run(job_id: str) -> None:
+    from core.dedup import service
+
+    with runtime.session() as s:
+        changed = service.run_job(s, job_id, runtime.settings())
+    if changed:
+        dataversion.bump(runtime.settings().cache_url)
+
+
+ALL = (scan_plan, scan_batch, scan_advance, group_run, dedup_run)
+
+
+def bind(broker: dramatiq.Broker) -> None:
+    """Re-home every actor on ``broker`` (the CLI and tests switch brokers)."""
+    for actor in ALL:
+        actor.broker = broker
+        broker.declare_actor(actor)
