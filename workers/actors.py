@@ -17,7 +17,9 @@ from workers import runtime
 
 log = logging.getLogger("twinlens.workers")
 
-RETRY = dict(max_retries=5, min_backoff=500, max_backoff=15_000)
+RETRY: dict[str, Any] = dict(
+    max_retries=5, min_backoff=500, max_backoff=15_000, on_retry_exhausted="job_failed"
+)
 
 
 def _send(actor: str, *args: Any) -> None:
@@ -106,7 +108,21 @@ def dedup_run(job_id: str) -> None:
         dataversion.bump(runtime.settings().cache_url)
 
 
-ALL = (scan_plan, scan_batch, scan_advance, group_run, dedup_run)
+@dramatiq.actor(queue_name="catalog", max_retries=3)
+def job_failed(message: dict[str, Any], info: dict[str, Any]) -> None:
+    """Retries ran out: the job fails with the last error instead of hanging as running."""
+    args = message.get("args") or []
+    trace = (message.get("options") or {}).get("traceback") or ""
+    last = trace.strip().splitlines()[-1] if trace.strip() else "unknown error"
+    if not args:
+        return
+    with runtime.session() as s:
+        jobs.finish_job(s, str(args[0]), "failed",
+                        error=f"{message.get('actor_name')} failed after {info.get('retries')} retries: {last}")
+    log.error("job %s failed in %s: %s", args[0], message.get("actor_name"), last)
+
+
+ALL = (scan_plan, scan_batch, scan_advance, group_run, dedup_run, job_failed)
 
 
 def bind(broker: dramatiq.Broker) -> None:

@@ -11,11 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dramatiq
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.brokers.stub import StubBroker
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from core.broker import make_broker
 from core.config import Settings, load_settings
 from core.db import engine_for, session_scope
 
@@ -45,20 +44,6 @@ def engine() -> Engine:
 def session() -> Iterator[Session]:
     with session_scope(engine()) as s:
         yield s
-
-
-def make_broker(cfg: Settings) -> dramatiq.Broker:
-    """Redis in production; an in-process broker for the embedded default."""
-    if cfg.embedded:
-        broker: dramatiq.Broker = StubBroker()
-        broker.emit_after("process_boot")
-    else:
-        broker = RedisBroker(
-            url=cfg.broker_url,
-            heartbeat_timeout=cfg.broker_heartbeat_ms,
-            maintenance_chance=cfg.broker_maintenance_chance,
-        )
-    return broker
 
 
 def install_broker(cfg: Settings) -> dramatiq.Broker:
