@@ -1,0 +1,242 @@
+"""File-name rules of grouping: stems, device radicals, edit names and sidecar names.
+
+Pure string functions; ``core.grouping.rules`` builds groups on top of them. Every
+comparison goes through ``norm`` (Unicode NFC + casefold) because the same shot reaches
+a NAS as ``IMG_1.CR2`` + ``img_1.jpg`` (camera vs. importer case) and as NFD names when a
+Mac wrote the folder over SMB. Lone surrogates of non-UTF-8 names survive both steps.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+# Categories a file can have for grouping (finer than core.records.KINDS: JPEG/HEIC
+# renditions are told apart from other images because only they pair with a RAW).
+RAW = "raw"
+RENDITION = "rendition"  # JPEG / HEIC / HIF: the camera's or phone's own rendering
+IMAGE = "image"  # any other picture (PNG, TIFF, WebP, ...)
+VIDEO = "video"
+SIDECAR = "sidecar"
+OTHER = "other"
+
+RAW_EXTS = frozenset(
+    "3fr ari arw cap cin cr2 cr3 crw dcr dng erf fff gpr iiq k25 kdc mef mos mrw nef nrw orf "
+    "ori pef raf raw rw2 rwl sr2 srf srw x3f".split()
+)
+RENDITION_EXTS = frozenset("jpg jpeg jpe heic heif hif".split())
+IMAGE_EXTS = frozenset("avif png tif tiff webp gif bmp jxl psd psb".split())
+VIDEO_EXTS = frozenset("mov mp4 m4v 3gp avi mkv mts m2ts webm".split())
+# Sidecar extension -> preferred target categories, best first. A bare ``name.xmp`` is
+# most often a raw developer's file; ``.aae`` is Apple's edit list of the HEIC/JPEG;
+# Canon's ``.thm`` is the thumbnail of a video clip.
+SIDECAR_EXTS: dict[str, tuple[str, ...]] = {
+    "xmp": (RAW, RENDITION, IMAGE, VIDEO),
+    "aae": (RENDITION, IMAGE, VIDEO, RAW),
+    "json": (RENDITION, IMAGE, VIDEO, RAW),
+    "thm": (VIDEO, RENDITION, IMAGE, RAW),
+    "dop": (RAW, RENDITION, IMAGE, VIDEO),  # DxO: name.ext.dop
+    "pp3": (RAW, RENDITION, IMAGE, VIDEO),  # RawTherapee: name.ext.pp3
+}
+# Sidecars that may name their image by stem only (name.xmp); the others always carry
+# the image's full name (name.ext.dop). Takeout JSON does too, but old exports and
+# truncated names fall back to the stem, so it is allowed as the weakest match.
+STEM_SIDECARS = frozenset({"xmp", "aae", "thm", "json"})
+
+LIVE_STILL_EXTS = frozenset("jpg jpeg jpe heic heif".split())
+LIVE_VIDEO_EXTS = frozenset("mov mp4".split())
+
+_RENDITION_FORMATS = frozenset({"jpeg", "heic", "heif"})
+_LIVE_VIDEO_FORMATS = frozenset({"mov", "mp4"})
+
+# Device "radicals": the part of a name that identifies the shot when a device names the
+# files of one shot differently (Pixel: PXL_20231006_123456789.RAW-01.COVER.jpg and
+# PXL_20231006_123456789.RAW-02.ORIGINAL.dng). The timestamp to the millisecond is
+# unique per shot, so equal radicals are the same shot. Extend here for other devices.
+RADICAL_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"^(PXL_\d{8}_\d{9})(?=$|[.~_\-])", re.I),
+)
+
+# Edited copies: iPhone IMG_E1234 beside IMG_1234; Google Takeout "-edited" (localised
+# by the account's language); Lightroom "Edit in ..." "-Edit" / "-Edit-2";
+# "name (edited)" from several desktop tools.
+_IPHONE_EDIT = re.compile(r"^(IMG_)E(\d{4,})$", re.I)
+_SUFFIX_EDIT = re.compile(
+    r"^(?P<base>.+?)(?:-edited|-edit(?:-\d+)?| ?\(edited\)|-bearbeitet|-modifi[ée]|-editado"
+    r"|-modificato|-bewerkt|-redigerad|-redigeret|-redigert|-muokattu|-edytowane|-upraveno)$",
+    re.I,
+)
+# Apple's adjustment list of the unedited original: IMG_O1234.AAE belongs to IMG_1234.
+_IPHONE_ORIGINAL_AAE = re.compile(r"^(IMG_)O(\d{4,})$", re.I)
+
+# Takeout: IMG_1.jpg.supplemental-metadata.json, cut to any prefix of that word when the
+# name would exceed 51 characters, and "(1)" moved behind the extension for duplicates:
+# IMG_1(1).jpg -> IMG_1.jpg(1).json or IMG_1.jpg.supplemental-metadata(1).json.
+_SUPPLEMENTAL = "supplemental-metadata"
+_DUP_SUFFIX = re.compile(r"^(?P<body>.*?)(?P<dup>\(\d+\))$")
+# Takeout limits a JSON name to 51 characters; shorter bases were not truncated.
+TAKEOUT_TRUNCATED_MIN = 46
+
+
+def norm(text: str) -> str:
+    """Comparison form of a name: NFC + casefold."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+def split_ext(name: str) -> tuple[str, str]:
+    """(stem, lower-case extension without dot); the stem is the name without its last
+    extension. A leading dot (``.hidden``) is not an extension."""
+    dot = name.rfind(".")
+    if dot <= 0:
+        return name, ""
+    return name[:dot], name[dot + 1 :].lower()
+
+
+def stem(name: str) -> str:
+    """Name without its last extension (case preserved)."""
+    return split_ext(name)[0]
+
+
+def pixel_radical(name: str) -> str | None:
+    """The device radical of a name (``PXL_20231006_123456789``), or None."""
+    for pattern in RADICAL_PATTERNS:
+        m = pattern.match(name)
+        if m:
+            return m.group(1)
+    return None
+
+
+def edit_base(stem_: str) -> str | None:
+    """Stem of the original of an edited copy (``IMG_E1234`` -> ``IMG_1234``,
+    ``name-edited`` / ``name (edited)`` -> ``name``), or None for other stems."""
+    m = _IPHONE_EDIT.match(stem_)
+    if m:
+        return m.group(1) + m.group(2)
+    m = _SUFFIX_EDIT.match(stem_)
+    if m:
+        return m.group("base")
+    return None
+
+
+def stem_key(stem_: str) -> str:
+    """Normalised shot key of a stem: the device radical when there is one."""
+    return norm(pixel_radical(stem_) or stem_)
+
+
+def shot_key(name: str) -> str:
+    """Normalised key shared by all files of one shot (before time checks).
+
+    Edited copies keep their own full stem: ``PXL_..._123-edited.jpg`` must not compete
+    with the cover JPEG for the RAW just because the radical matches.
+    """
+    s = stem(name)
+    if edit_base(s) is not None:
+        return norm(s)
+    return stem_key(s)
+
+
+def category(name: str, kind: str | None = None, fmt: str | None = None) -> str:
+    """Grouping category from the extension, falling back on the catalog's kind/format.
+
+    The name wins because pairing is by name: a RAW that LibRaw cannot open (kind
+    'other' in the catalog) is still the RAW of its JPEG.
+    """
+    ext = split_ext(name)[1]
+    if ext in RAW_EXTS:
+        return RAW
+    if ext in RENDITION_EXTS:
+        return RENDITION
+    if ext in IMAGE_EXTS:
+        return IMAGE
+    if ext in VIDEO_EXTS:
+        return VIDEO
+    if ext in SIDECAR_EXTS:
+        return SIDECAR
+    if kind == "raw":
+        return RAW
+    if kind == "image":
+        return RENDITION if (fmt or "").lower() in _RENDITION_FORMATS else IMAGE
+    if kind == "video":
+        return VIDEO
+    if kind == "sidecar":
+        return SIDECAR
+    return OTHER
+
+
+def is_live_still(name: str, fmt: str | None = None) -> bool:
+    ext = split_ext(name)[1]
+    if ext:
+        return ext in LIVE_STILL_EXTS
+    return (fmt or "").lower() in _RENDITION_FORMATS
+
+
+def is_live_video(name: str, fmt: str | None = None) -> bool:
+    ext = split_ext(name)[1]
+    if ext:
+        return ext in LIVE_VIDEO_EXTS
+    return (fmt or "").lower() in _LIVE_VIDEO_FORMATS
+
+
+@dataclass(frozen=True, slots=True)
+class SidecarTargets:
+    """What a sidecar name can point at, strongest first.
+
+    full_names: normalised full names of the image (``name.ext.xmp`` -> ``name.ext``).
+    stem_keys: normalised shot keys (``name.xmp`` -> every file of shot ``name``).
+    prefix: normalised prefix of a full name that Takeout truncated, or None.
+    preference: target categories, best first.
+    """
+
+    full_names: tuple[str, ...]
+    stem_keys: tuple[str, ...]
+    prefix: str | None
+    preference: tuple[str, ...]
+
+
+def sidecar_targets(name: str) -> SidecarTargets | None:
+    """Targets of a sidecar file name, or None when the name is not a sidecar's."""
+    base, ext = split_ext(name)
+    if ext not in SIDECAR_EXTS or not base:
+        return None
+    full: list[str] = [base]
+    if ext == "json":
+        full = _takeout_names(base)
+    stems: list[str] = []
+    if ext in STEM_SIDECARS:
+        stems.append(stem_key(base))
+        if ext == "aae":
+            m = _IPHONE_ORIGINAL_AAE.match(base)
+            if m:
+                stems.append(stem_key(m.group(1) + m.group(2)))
+        # The stem of the full name covers name.ext.json for an old/odd export
+        # whose image has another extension than the JSON says (IMG_1.HEIC.json + IMG_1.JPG).
+        for f in full:
+            s, e = split_ext(f)
+            if e and s:
+                stems.append(stem_key(s))
+    prefix = norm(base) if ext == "json" and len(name) >= TAKEOUT_TRUNCATED_MIN + 5 else None
+    return SidecarTargets(
+        full_names=tuple(dict.fromkeys(norm(f) for f in full)),
+        stem_keys=tuple(dict.fromkeys(stems)),
+        prefix=prefix,
+        preference=SIDECAR_EXTS[ext],
+    )
+
+
+def _takeout_names(base: str) -> list[str]:
+    """Candidate image names of a Takeout JSON base (name without ``.json``)."""
+    names = [base]
+    body, dup = base, ""
+    m = _DUP_SUFFIX.match(base)
+    if m:
+        body, dup = m.group("body"), m.group("dup")
+    head, _, last = body.rpartition(".")
+    if head and last and _SUPPLEMENTAL.startswith(last.lower()):
+        body = head  # drop ".supplemental-metadata" or its truncation
+    if dup:
+        s, e = split_ext(body)
+        names.append(f"{s}{dup}.{e}" if e else f"{body}{dup}")
+    elif body != base:
+        names.append(body)
+    return names

@@ -1,0 +1,685 @@
+"""Grouping rules: which files of a folder belong to one shot.
+
+``group_folder(files, policy=..., overrides=...)`` takes the cataloged files of a folder
+(``core.records.FileRecord``) and returns plain ``GroupResult``s. It is pure, linear in
+the folder size (files are bucketed by normalised shot key; only files sharing a key are
+compared) and deterministic: the input order never matters, and every group carries a
+``key`` that stays the same as long as its shot does, so the service can match the
+groups it stored before.
+
+Rules (all within one folder; keys are case-insensitive, see ``core.grouping.names``):
+
+* ``raw_jpeg``: a RAW and a JPEG/HEIC/HIF with the same stem (or the same device radical,
+  e.g. Pixel ``PXL_<date>_<time>``), capture times within ``RAW_WINDOW`` when both are
+  known (camera counters roll over: the same name hours apart is another shot), and not
+  from different cameras (serial, or model, when both known). A rendition pairs with at
+  most one RAW: candidate pairs are taken best first (known close times before unknown
+  times, then the smaller time difference, then by name), one-to-one; a rendition left
+  over after that (RAW+JPEG+HIF of one shot) joins the RAW that suits it best.
+* ``live_photo``: a HEIC/JPEG still and a MOV/MP4 video with the same stem. Apple's
+  ContentIdentifier decides when both files have one (equal: pair, even under different
+  names; different: never). Without it, capture times must agree within
+  ``LIVE_WINDOW`` or differ by a whole time-zone offset (QuickTime dates are often UTC
+  while EXIF is wall-clock), so a counter rollover in a flat export is not a pair.
+* ``edited``: ``IMG_E1234.*`` joins ``IMG_1234.*``; ``name-edited``, ``name (edited)``,
+  ``name-Edit`` (and Takeout's localised suffixes) join ``name``. The original is the
+  primary. An edited Live Photo (IMG_E1234.HEIC + IMG_E1234.MOV) moves as one.
+* sidecars (``name.xmp``, ``name.ext.xmp``, ``name.aae``, ``IMG_O1234.aae``, Takeout
+  ``name.ext.json`` and its ``.supplemental-metadata`` / ``(1)`` / truncated variants,
+  ``.thm``, ``.dop``, ``.pp3``) join the group of the file they describe: the exact full
+  name first, then the shot by stem (``name.xmp`` prefers the RAW, ``.aae`` the still;
+  ``name.xmp`` beside name.CR3 + name.JPG therefore joins that pair's group). A file whose
+  only companions are sidecars forms a ``sidecar`` group. Unmatched sidecars stay alone.
+
+Combinations. Every file has at most one parent (rendition -> RAW, video -> still,
+edit -> original, sidecar -> its file), so each group is a tree with one root: the RAW
+when there is one, else the still / original / image. One group per shot, whose type is
+the strongest relation in it: ``raw_jpeg`` > ``live_photo`` > ``edited`` > ``sidecar``.
+IMG_1234.CR2 + IMG_1234.JPG + IMG_E1234.JPG + IMG_1234.xmp is one ``raw_jpeg`` group
+with roles primary (the JPEG), raw, edit, sidecar.
+
+Roles: the primary member has role ``primary``; the others ``raw``, ``rendition`` (a
+JPEG/HEIC that is not the primary, e.g. under policy 'raw'), ``video``, ``edit`` (an
+edited copy, or the video of an edited Live Photo) or ``sidecar``.
+
+Primary: policy ``rendition`` (default; Immich shows the primary as the stack cover)
+makes the RAW's best rendition the primary of a ``raw_jpeg`` group; policy ``raw`` makes
+the RAW primary. Otherwise the root is primary: the still of a Live Photo, the original of
+an edit, the file of a sidecar group.
+
+Manual corrections (``Overrides``): ``forced_apart`` pairs are never put in one group
+(the next best candidate is tried instead: a JPEG split from one RAW can still pair with
+another RAW); ``forced_together`` sets form one ``manual`` group with the given or a
+policy-chosen primary, may span folders (the service must then pass those folders'
+files together), and win over ``forced_apart``. Their members take part in no automatic
+pairing; their sidecars still join them.
+
+Unreadable files: the catalog cannot tell their capture time or camera, and rules
+treat unknown values as "no objection", so a broken RAW still pairs with its JPEG by
+name. The service should pass such files (as records without metadata) for that reason.
+
+Keys: a 32-hex digest of the root's folder and shot key, so a JPEG+XMP group keeps its
+key when its RAW arrives later or the policy changes. Only when two groups of one folder
+share a shot key (counter rollover) is the root's path mixed in. Manual groups are keyed
+by their listed paths.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from core.grouping import names as N
+from core.paths import to_bytes
+from core.records import FileRecord
+
+RAW_WINDOW = 2.0  # seconds between a RAW and its rendition
+LIVE_WINDOW = 5.0  # seconds between a Live Photo's still and video (video starts ~1.5 s early)
+_TZ_STEP = 900  # time-zone offsets are whole quarter hours
+_TZ_MAX = 14 * 3600
+
+POLICIES = ("rendition", "raw")
+GROUP_TYPES = ("raw_jpeg", "live_photo", "edited", "sidecar", "manual")
+ROLES = ("primary", "raw", "rendition", "video", "edit", "sidecar")
+_ROLE_ORDER = {r: i for i, r in enumerate(ROLES)}
+
+# Edge kinds of the shot tree, strongest first (also the type precedence).
+_RAW, _LIVE, _EDIT, _SIDE = "raw", "live", "edit", "sidecar"
+_TYPE_OF_EDGE = {_RAW: "raw_jpeg", _LIVE: "live_photo", _EDIT: "edited", _SIDE: "sidecar"}
+_EDGE_RANK = {_RAW: 0, _LIVE: 1, _EDIT: 2, _SIDE: 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    file_id: int
+    path: str
+    role: str  # one of ROLES
+    is_primary: bool
+
+
+@dataclass(frozen=True, slots=True)
+class GroupResult:
+    key: str  # stable identity (32 hex) for matching stored groups
+    type: str  # one of GROUP_TYPES
+    members: tuple[Member, ...]  # primary first, then by role, then by path
+
+    @property
+    def primary(self) -> Member:
+        return self.members[0]
+
+    @property
+    def paths(self) -> frozenset[str]:
+        return frozenset(m.path for m in self.members)
+
+
+@dataclass(frozen=True, slots=True)
+class ManualGroup:
+    """Files the user put together; ``primary`` (a path) is optional."""
+
+    paths: frozenset[str]
+    primary: str | None = None
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """The user's corrections, as plain data the service stores and passes back in.
+
+    forced_apart: unordered path pairs that must never share a group (a "split").
+    forced_together: groups the user made ("merge"); plain sets of paths are accepted
+    and turned into ManualGroup.
+    """
+
+    forced_apart: frozenset[frozenset[str]] = frozenset()
+    forced_together: tuple[ManualGroup, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        apart = frozenset(frozenset(p) for p in self.forced_apart)
+        for pair in apart:
+            if len(pair) != 2:
+                raise ValueError(f"forced_apart entries are pairs of two paths: {sorted(pair)!r}")
+        together = tuple(
+            g if isinstance(g, ManualGroup) else ManualGroup(frozenset(g))
+            for g in self.forced_together
+        )
+        object.__setattr__(self, "forced_apart", apart)
+        object.__setattr__(self, "forced_together", together)
+
+
+def split_all(paths: Iterable[str]) -> frozenset[frozenset[str]]:
+    """forced_apart pairs that dissolve a group completely (every member from every other)."""
+    ps = sorted(set(paths))
+    return frozenset(frozenset((a, b)) for i, a in enumerate(ps) for b in ps[i + 1 :])
+
+
+def split_out(path: str, group_paths: Iterable[str]) -> frozenset[frozenset[str]]:
+    """forced_apart pairs that take one file out of its group (the rest stays together)."""
+    return frozenset(frozenset((path, p)) for p in set(group_paths) if p != path)
+
+
+def partition_by_folder(files: Iterable[FileRecord]) -> dict[str, list[FileRecord]]:
+    """Files by folder, folders in sorted order, files sorted by path within each."""
+    out: dict[str, list[FileRecord]] = defaultdict(list)
+    for f in files:
+        out[f.folder].append(f)
+    return {k: sorted(out[k], key=lambda r: (r.path, r.id)) for k in sorted(out)}
+
+
+# --------------------------------------------------------------------------- internals
+
+
+@dataclass(slots=True)
+class _F:
+    idx: int
+    rec: FileRecord
+    name: str
+    folder: str
+    cat: str
+    key: str  # shot key
+    full: str  # normalised full name
+    edit_of: str | None  # shot key of the original when the name is an edited copy's
+    live_still: bool
+    live_video: bool
+    sidecar: N.SidecarTargets | None
+    pinned: bool = False  # listed in a manual group: no automatic pairing
+
+
+def _offset(text: str | None) -> timedelta | None:
+    if not text:
+        return None
+    m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", text.strip())
+    if not m:
+        return None
+    delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
+    return -delta if m.group(1) == "-" else delta
+
+
+def seconds_apart(a: FileRecord, b: FileRecord) -> float | None:
+    """Absolute capture-time difference in seconds, None when either is unknown.
+
+    Instants are compared when both offsets are known, wall-clock times otherwise.
+    """
+    if a.taken_at is None or b.taken_at is None:
+        return None
+    ta: datetime = a.taken_at
+    tb: datetime = b.taken_at
+    oa, ob = _offset(a.taken_offset), _offset(b.taken_offset)
+    if oa is not None and ob is not None:
+        ta, tb = ta - oa, tb - ob
+    ta, tb = ta.replace(tzinfo=None), tb.replace(tzinfo=None)
+    return abs((ta - tb).total_seconds())
+
+
+def _alnum(s: str | None) -> str:
+    return re.sub(r"[^0-9a-z]", "", (s or "").casefold())
+
+
+def cameras_differ(a: FileRecord, b: FileRecord) -> bool:
+    """True only when both files name a camera and the names disagree.
+
+    Models are compared loosely (one may carry the make: 'EOS R6' vs 'Canon EOS R6')
+    because RAW and JPEG metadata often come from different readers.
+    """
+    sa, sb = _alnum(a.serial).lstrip("0"), _alnum(b.serial).lstrip("0")
+    if sa and sb and sa != sb:
+        return True
+    ma, mb = _alnum(a.model), _alnum(b.model)
+    return bool(ma and mb and ma not in mb and mb not in ma)
+
+
+def _time_rank(d: float | None) -> tuple[int, float]:
+    # Known-and-close beats unknown: an unknown time is only "no objection".
+    return (1, 0.0) if d is None else (0, d)
+
+
+def _live_times_agree(d: float | None) -> bool:
+    if d is None or d <= LIVE_WINDOW:
+        return True
+    if d > _TZ_MAX + LIVE_WINDOW:
+        return False
+    rest = d % _TZ_STEP
+    return rest <= LIVE_WINDOW or _TZ_STEP - rest <= LIVE_WINDOW
+
+
+def _content_id(r: FileRecord) -> str:
+    return (r.content_id or "").strip().casefold()
+
+
+def _path_order(f: _F) -> tuple[str, str]:
+    return (N.norm(f.rec.path), f.rec.path)
+
+
+class _Forest:
+    """Union-find plus the shot tree's parent edges, honouring forced-apart pairs."""
+
+    def __init__(self, files: list[_F], apart: dict[int, set[int]]) -> None:
+        self.up = list(range(len(files)))
+        self.members: list[list[int]] = [[i] for i in range(len(files))]
+        self.apart = apart
+        self.parent: dict[int, tuple[int, str]] = {}  # child -> (parent, edge kind)
+        self.score: dict[int, tuple] = {}  # child -> rank of its edge (best rendition)
+        self.has_video: set[int] = set()  # stills that already have their Live Photo video
+
+    def find(self, i: int) -> int:
+        while self.up[i] != i:
+            self.up[i] = self.up[self.up[i]]
+            i = self.up[i]
+        return i
+
+    def _allowed(self, ra: int, rb: int) -> bool:
+        small, big = (ra, rb) if len(self.members[ra]) <= len(self.members[rb]) else (rb, ra)
+        for m in self.members[small]:
+            for other in self.apart.get(m, ()):
+                if self.find(other) == big:
+                    return False
+        return True
+
+    def join(self, a: int, b: int, *, force: bool = False) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return False
+        if not force and not self._allowed(ra, rb):
+            return False
+        if len(self.members[ra]) < len(self.members[rb]):
+            ra, rb = rb, ra
+        self.up[rb] = ra
+        self.members[ra].extend(self.members[rb])
+        self.members[rb] = []
+        return True
+
+    def attach(self, child: int, parent: int, kind: str, score: tuple = ()) -> bool:
+        """Make ``parent`` the tree parent of ``child`` (a tree root) if allowed."""
+        if child in self.parent or not self.join(child, parent):
+            return False
+        self.parent[child] = (parent, kind)
+        self.score[child] = score
+        if kind == _LIVE:
+            self.has_video.add(parent)
+        return True
+
+
+def _prepare(files: Sequence[FileRecord]) -> list[_F]:
+    seen: dict[str, FileRecord] = {}
+    for r in files:
+        if r.path not in seen or r.id < seen[r.path].id:
+            seen[r.path] = r
+    out: list[_F] = []
+    for path in sorted(seen):
+        r = seen[path]
+        name = os.path.basename(path)
+        cat = N.category(name, r.kind, r.format)
+        st = N.stem(name)
+        base = N.edit_base(st)
+        out.append(
+            _F(
+                idx=len(out),
+                rec=r,
+                name=name,
+                folder=os.path.dirname(path),
+                cat=cat,
+                key=N.shot_key(name),
+                full=N.norm(name),
+                edit_of=N.stem_key(base) if base is not None else None,
+                live_still=cat == N.RENDITION and N.is_live_still(name, r.format),
+                live_video=cat == N.VIDEO and N.is_live_video(name, r.format),
+                sidecar=N.sidecar_targets(name) if cat == N.SIDECAR else None,
+            )
+        )
+    return out
+
+
+def _pair_raws(forest: _Forest, bucket: list[_F]) -> None:
+    raws = [f for f in bucket if f.cat == N.RAW]
+    rends = [f for f in bucket if f.cat == N.RENDITION and f.edit_of is None]
+    if not raws or not rends:
+        return
+    edges = []
+    for rd in rends:
+        for rw in raws:
+            d = seconds_apart(rd.rec, rw.rec)
+            if d is not None and d > RAW_WINDOW:
+                continue
+            if cameras_differ(rd.rec, rw.rec):
+                continue
+            edges.append(((*_time_rank(d), _path_order(rw), _path_order(rd)), rd.idx, rw.idx))
+    edges.sort()
+    paired_raws: set[int] = set()
+    for score, rd, rw in edges:  # one-to-one first
+        if rw not in paired_raws and rd not in forest.parent and forest.attach(rd, rw, _RAW, score):
+            paired_raws.add(rw)
+    for score, rd, rw in edges:  # then leftover renditions of a shot with several
+        forest.attach(rd, rw, _RAW, score)
+
+
+def _pair_live(forest: _Forest, stills: list[_F], videos: list[_F], by_id: bool) -> None:
+    edges = []
+    for v in videos:
+        for s in stills:
+            ca, cb = _content_id(s.rec), _content_id(v.rec)
+            if ca and cb:
+                if ca != cb:
+                    continue
+                rank: tuple = (0, 0.0)
+            elif by_id:
+                continue
+            else:
+                d = seconds_apart(s.rec, v.rec)
+                if not _live_times_agree(d):
+                    continue
+                rank = (1, *_time_rank(d))
+            still_pref = 0 if s.name.rsplit(".", 1)[-1].lower() in ("heic", "heif") else 1
+            edges.append(((*rank, still_pref, _path_order(s), _path_order(v)), s.idx, v.idx))
+    edges.sort()
+    for score, s, v in edges:
+        if s not in forest.has_video:
+            forest.attach(v, s, _LIVE, score)
+
+
+def _attach_edits(forest: _Forest, files: list[_F], buckets: dict[str, list[_F]]) -> None:
+    for f in files:
+        if f.edit_of is None or f.pinned or f.cat not in (N.RENDITION, N.IMAGE, N.VIDEO):
+            continue
+        if f.idx in forest.parent:
+            continue  # already part of a RAW pair / Live Photo of its own stem
+        wanted = (N.VIDEO,) if f.cat == N.VIDEO else (N.RENDITION, N.IMAGE, N.RAW)
+        cands = []
+        for t in buckets.get(f.edit_of, ()):
+            if t.cat not in wanted or t.idx == f.idx:
+                continue
+            d = seconds_apart(f.rec, t.rec)
+            cands.append(((wanted.index(t.cat), *_time_rank(d), _path_order(t)), t.idx))
+        for score, t in sorted(cands):
+            if forest.attach(f.idx, t, _EDIT, score):
+                break
+
+
+def _attach_sidecars(
+    forest: _Forest,
+    files: list[_F],
+    by_full: dict[str, list[_F]],
+    by_key: dict[str, list[_F]],
+    sorted_fulls: list[str],
+) -> None:
+    for f in files:
+        spec = f.sidecar
+        if spec is None or f.pinned:
+            continue
+        found: list[tuple[int, _F]] = []
+        for full in spec.full_names:
+            found.extend((0, t) for t in by_full.get(full, ()))
+        for key in spec.stem_keys:
+            found.extend((1, t) for t in by_key.get(key, ()))
+        if not found and spec.prefix:
+            i = bisect.bisect_left(sorted_fulls, spec.prefix)
+            while i < len(sorted_fulls) and sorted_fulls[i].startswith(spec.prefix):
+                found.extend((2, t) for t in by_full[sorted_fulls[i]])
+                i += 1
+        ranked = sorted(
+            {
+                (
+                    tier,
+                    spec.preference.index(t.cat) if t.cat in spec.preference else 9,
+                    *_time_rank(seconds_apart(f.rec, t.rec)),
+                    _path_order(t),
+                    t.idx,
+                )
+                for tier, t in found
+            }
+        )
+        for *_, t in ranked:
+            if forest.attach(f.idx, t, _SIDE):
+                break
+
+
+def _digest(*parts: str) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    for p in parts:
+        h.update(to_bytes(p))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def _manual_groups(
+    files: list[_F], overrides: Overrides
+) -> list[tuple[list[int], str | None, str]]:
+    """Present members (indices), requested primary and key of each manual group;
+    groups sharing a file are merged."""
+    index = {f.rec.path: f.idx for f in files}
+    specs = sorted(overrides.forced_together, key=lambda g: (sorted(g.paths), g.primary or ""))
+    # Merge specs that share paths (by path, so absent files still connect them).
+    owner: dict[str, int] = {}
+    merged: list[list[ManualGroup]] = []
+    for g in specs:
+        hits = sorted({owner[p] for p in g.paths if p in owner})
+        if not hits:
+            merged.append([g])
+            target = len(merged) - 1
+        else:
+            target = hits[0]
+            merged[target].append(g)
+            for h in hits[1:]:
+                merged[target].extend(merged[h])
+                merged[h] = []
+        for gg in merged[target]:
+            for p in gg.paths:
+                owner[p] = target
+    out = []
+    for gs in merged:
+        if not gs:
+            continue
+        all_paths = sorted({p for g in gs for p in g.paths})
+        for p in all_paths:
+            if p in index:
+                files[index[p]].pinned = True
+        present = [index[p] for p in all_paths if p in index]
+        primaries = sorted(
+            g.primary for g in gs if g.primary and g.primary in g.paths and g.primary in index
+        )
+        out.append((present, primaries[0] if primaries else None, _digest("manual", *all_paths)))
+    return out
+
+
+def _natural_role(f: _F) -> str:
+    if f.cat == N.SIDECAR:
+        return "sidecar"
+    if f.edit_of is not None:
+        return "edit"
+    if f.cat == N.RAW:
+        return "raw"
+    if f.cat == N.VIDEO:
+        return "video"
+    return "rendition"
+
+
+def _manual_primary(members: list[_F], policy: str) -> _F:
+    order = (
+        (N.RENDITION, N.IMAGE, N.RAW, N.VIDEO, N.OTHER, N.SIDECAR)
+        if policy == "rendition"
+        else (N.RAW, N.RENDITION, N.IMAGE, N.VIDEO, N.OTHER, N.SIDECAR)
+    )
+    return min(members, key=lambda f: (f.edit_of is not None, order.index(f.cat), _path_order(f)))
+
+
+def _member_order(m: Member) -> tuple:
+    return (not m.is_primary, _ROLE_ORDER[m.role], N.norm(m.path), m.path)
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def group_folder(
+    files: Sequence[FileRecord],
+    *,
+    policy: str = "rendition",
+    overrides: Overrides | None = None,
+) -> list[GroupResult]:
+    """Groups (two or more members) among ``files``.
+
+    ``files`` is every cataloged file of one folder; several folders may be passed at
+    once (automatic rules never cross a folder; manual groups may). Files not in any
+    result are ungrouped. Results are sorted by primary path. Raises ValueError for an
+    unknown policy.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown primary policy {policy!r}; expected one of {POLICIES}")
+    overrides = overrides or Overrides()
+    fs = _prepare(files)
+    index = {f.rec.path: f.idx for f in fs}
+    apart: dict[int, set[int]] = defaultdict(set)
+    for pair in overrides.forced_apart:
+        a, b = sorted(pair)
+        if a in index and b in index:
+            apart[index[a]].add(index[b])
+            apart[index[b]].add(index[a])
+    forest = _Forest(fs, apart)
+
+    manual = _manual_groups(fs, overrides)
+    manual_of: dict[int, int] = {}
+    for n, (present, _, _) in enumerate(manual):
+        if len(present) >= 2:
+            for i in present:
+                manual_of[i] = n
+                forest.join(present[0], i, force=True)
+
+    folders: dict[str, list[_F]] = defaultdict(list)
+    for f in fs:
+        folders[f.folder].append(f)
+    for folder in sorted(folders):
+        _group_one_folder(forest, folders[folder])
+
+    results = _collect(forest, fs, manual, manual_of, policy)
+    results.sort(key=lambda g: (N.norm(g.primary.path), g.primary.path, g.key))
+    return results
+
+
+def _group_one_folder(forest: _Forest, ffs: list[_F]) -> None:
+    # An edit-like name whose original is not here is an ordinary file ("photo-edit.jpg"
+    # beside "photo-edit.cr2" is a RAW pair, not an orphaned edit).
+    own_keys = {f.key for f in ffs if f.cat not in (N.SIDECAR, N.OTHER) and f.edit_of is None}
+    for f in ffs:
+        if f.edit_of is not None and f.edit_of not in own_keys:
+            f.edit_of = None
+            f.key = N.stem_key(N.stem(f.name))
+    pairing: dict[str, list[_F]] = defaultdict(list)  # automatic pairing: unpinned media
+    hosts: dict[str, list[_F]] = defaultdict(list)  # sidecar hosts: all media
+    by_full: dict[str, list[_F]] = defaultdict(list)
+    for f in ffs:
+        if f.cat in (N.SIDECAR, N.OTHER):
+            continue
+        hosts[f.key].append(f)
+        by_full[f.full].append(f)
+        if not f.pinned:
+            pairing[f.key].append(f)
+    for key in sorted(pairing):
+        _pair_raws(forest, pairing[key])
+    for key in sorted(pairing):
+        b = pairing[key]
+        _pair_live(
+            forest,
+            [f for f in b if f.live_still],
+            [f for f in b if f.live_video],
+            by_id=False,
+        )
+    # Renamed Live Photos: an equal ContentIdentifier pairs whatever the names.
+    stills = [f for f in ffs if f.live_still and not f.pinned and f.edit_of is None]
+    videos = [
+        f
+        for f in ffs
+        if f.live_video and not f.pinned and f.edit_of is None and f.idx not in forest.parent
+    ]
+    if stills and videos:
+        ids: dict[str, tuple[list[_F], list[_F]]] = defaultdict(lambda: ([], []))
+        for s in stills:
+            if _content_id(s.rec):
+                ids[_content_id(s.rec)][0].append(s)
+        for v in videos:
+            if _content_id(v.rec):
+                ids[_content_id(v.rec)][1].append(v)
+        for cid in sorted(ids):
+            ss, vs = ids[cid]
+            if ss and vs:
+                _pair_live(forest, ss, vs, by_id=True)
+    _attach_edits(forest, ffs, pairing)
+    _attach_sidecars(forest, ffs, by_full, hosts, sorted(by_full))
+
+
+def _collect(
+    forest: _Forest,
+    fs: list[_F],
+    manual: list[tuple[list[int], str | None, str]],
+    manual_of: dict[int, int],
+    policy: str,
+) -> list[GroupResult]:
+    comps: dict[int, list[int]] = defaultdict(list)
+    for f in fs:
+        comps[forest.find(f.idx)].append(f.idx)
+    autos: list[tuple[str, str, str, str, list[Member]]] = []  # type, folder, key, root, members
+    out: list[GroupResult] = []
+    for idxs in comps.values():
+        if len(idxs) < 2:
+            continue
+        idxs.sort()
+        members = [fs[i] for i in idxs]
+        mans = sorted({manual_of[i] for i in idxs if i in manual_of})
+        if mans:
+            _, wanted, key = manual[mans[0]]
+            prim = fs[next(i for i in idxs if fs[i].rec.path == wanted)] if wanted else None
+            if prim is None:
+                prim = _manual_primary([fs[i] for i in idxs if i in manual_of], policy)
+            ms = [
+                Member(
+                    f.rec.id, f.rec.path, "primary" if f is prim else _natural_role(f), f is prim
+                )
+                for f in members
+            ]
+            out.append(GroupResult(key, "manual", tuple(sorted(ms, key=_member_order))))
+            continue
+        roots = [f for f in members if f.idx not in forest.parent]
+        root = roots[0]  # a tree has exactly one
+        kinds = {forest.parent[f.idx][1] for f in members if f.idx in forest.parent}
+        gtype = _TYPE_OF_EDGE[min(kinds, key=_EDGE_RANK.__getitem__)]
+        primary = root
+        if gtype == "raw_jpeg" and policy == "rendition" and root.cat == N.RAW:
+            rends = [
+                f for f in members if forest.parent.get(f.idx, (None, ""))[:2] == (root.idx, _RAW)
+            ]
+            if rends:
+                primary = min(rends, key=lambda f: forest.score[f.idx])
+        ms = [
+            Member(f.rec.id, f.rec.path, _auto_role(forest, fs, f, primary), f is primary)
+            for f in members
+        ]
+        autos.append((gtype, root.folder, root.key, root.rec.path, ms))
+    seen: dict[tuple[str, str], int] = defaultdict(int)
+    for _, folder, key, _, _ in autos:
+        seen[(folder, key)] += 1
+    for gtype, folder, key, root_path, ms in autos:
+        parts = (
+            ("auto", folder, key) if seen[(folder, key)] == 1 else ("auto", folder, key, root_path)
+        )
+        out.append(GroupResult(_digest(*parts), gtype, tuple(sorted(ms, key=_member_order))))
+    return out
+
+
+def _auto_role(forest: _Forest, fs: list[_F], f: _F, primary: _F) -> str:
+    if f is primary:
+        return "primary"
+    if f.cat == N.SIDECAR:
+        return "sidecar"
+    # An edited copy, or anything hanging below one (the video of an edited Live Photo).
+    i = f.idx
+    while i in forest.parent:
+        p, kind = forest.parent[i]
+        if kind == _EDIT:
+            return "edit"
+        i = p
+    if f.cat == N.RAW:
+        return "raw"
+    if f.idx in forest.parent and forest.parent[f.idx][1] == _LIVE:
+        return "video"
+    return "rendition"
