@@ -1,0 +1,311 @@
+"""One call per file: everything the catalog stores about it, read as little as possible.
+
+Reading policy (``bytes_read`` counts all of it, honestly):
+
+- Pictures other than RAW are read once, in full, into memory: the decoder needs
+  most of the bytes anyway, so SHA-256 + SHA-1 come almost free and are always set.
+- RAW files: with ``full_hash`` (or when smaller than 1 MiB, where one read is
+  cheaper than LibRaw's seeking) the file is read once into memory, hashed, and
+  LibRaw decodes from that buffer. Otherwise only the metadata directories and the
+  embedded preview are read: LibRaw opens the path itself and what it reads is
+  measured from the kernel's per-thread I/O counter (``/proc/thread-self/io``
+  rchar), which also counts LibRaw's re-reads.
+- Video, sidecars and other files: the first 4 KiB (to sniff), MOV/MP4 metadata boxes,
+  then the full hash only with ``full_hash`` and the quick digest with ``quick_hash``.
+
+``inspect_file`` never raises for bad input: every failure becomes ``error``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import stat
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, BinaryIO
+
+from core.media.decode import (
+    DEFAULT_MAX_PIXELS,
+    MediaError,
+    open_image,
+    raw_decode,
+    raw_open,
+)
+from core.media.exif import (
+    ExifFacts,
+    facts_from_ciff,
+    facts_from_cr3,
+    facts_from_quicktime,
+    facts_from_tiff_fp,
+)
+from core.media.hashing import (
+    hash_buffer,
+    hash_stream,
+    quick_digest_buffer,
+    quick_digest_fh,
+)
+from core.media.kinds import HEAD_SIZE, classify, extension, kind_of_extension, sniff_format
+from core.media.phash import phash_of
+
+SMALL_RAW = 1 << 20
+_TIFF_RAW = {"tiff", "dng", "cr2", "orf", "rw2"}
+_QUICKTIME = {"mov", "mp4", "3gp"}
+
+
+@dataclass
+class FileFacts:
+    """Everything the catalog stores about one file."""
+
+    kind: str
+    format: str | None
+    size: int
+    mtime_ns: int
+    sha256: str | None = None
+    sha1: str | None = None
+    quick: str | None = None
+    phash: str | None = None  # 16 hex digits
+    taken_at: datetime | None = None
+    taken_offset: str | None = None
+    make: str | None = None
+    model: str | None = None
+    serial: str | None = None
+    width: int | None = None  # stored dimensions; apply orientation to get the display ones
+    height: int | None = None
+    orientation: int | None = None
+    content_id: str | None = None
+    bytes_read: int = 0
+    error: str | None = None
+    warning: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def _take(self, facts: ExifFacts) -> None:
+        for name in (
+            "taken_at",
+            "taken_offset",
+            "make",
+            "model",
+            "serial",
+            "orientation",
+            "content_id",
+            "width",
+            "height",
+        ):
+            if getattr(self, name) is None and getattr(facts, name) is not None:
+                setattr(self, name, getattr(facts, name))
+
+
+class _CountingReader:
+    """Seekable reader that counts the bytes it returns. ``magic`` replaces the first
+    four bytes (ORF/RW2 use private TIFF signatures that Pillow's reader refuses)."""
+
+    def __init__(self, fh: BinaryIO, magic: bytes | None = None) -> None:
+        self._fh = fh
+        self._magic = magic
+        self.count = 0
+
+    def read(self, n: int = -1) -> bytes:
+        pos = self._fh.tell()
+        data = self._fh.read(n)
+        self.count += len(data)
+        if self._magic and pos < 4 and data:
+            patched = bytearray(data)
+            for i in range(pos, min(4, pos + len(data))):
+                patched[i - pos] = self._magic[i]
+            data = bytes(patched)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+
+def _thread_rchar() -> tuple[int, int] | None:
+    """(bytes this thread has read so far, size of this report) or None off Linux."""
+    try:
+        with open("/proc/thread-self/io", "rb", buffering=0) as fh:
+            text = fh.read(512)
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith(b"rchar:"):
+            return int(line.split()[1]), len(text)
+    return None
+
+
+def _read_error(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished before it could be read"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    return f"read error: {exc.strerror or exc}"
+
+
+def inspect_file(
+    path: str, *, full_hash: bool, quick_hash: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS
+) -> FileFacts:
+    """Kind, format, hashes, pHash and EXIF essentials of one file; never raises."""
+    ext_kind = kind_of_extension(extension(path))
+    facts = FileFacts(kind=ext_kind, format=None, size=0, mtime_ns=0)
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        facts.error = _read_error(exc)
+        return facts
+    except ValueError as exc:  # embedded NUL and the like
+        facts.error = f"invalid path: {exc}"
+        return facts
+    facts.size, facts.mtime_ns = st.st_size, st.st_mtime_ns
+    if stat.S_ISDIR(st.st_mode):
+        facts.error = "is a directory, not a file"
+        return facts
+    if not stat.S_ISREG(st.st_mode):
+        facts.error = "not a regular file"
+        return facts
+    if st.st_size == 0:
+        facts.error = "zero-byte file"
+        return facts
+    try:
+        with open(path, "rb", buffering=0) as fh:
+            _inspect_open(fh, path, facts, ext_kind, full_hash, quick_hash, max_pixels)
+    except OSError as exc:
+        facts.error = _read_error(exc)
+    except MemoryError:
+        facts.error = "file too large to read into memory"
+    except Exception as exc:  # a decoder bug must not stop the scan
+        facts.error = f"unexpected {type(exc).__name__}: {exc}"
+    return facts
+
+
+def _inspect_open(
+    fh: BinaryIO,
+    path: str,
+    facts: FileFacts,
+    ext_kind: str,
+    full_hash: bool,
+    quick_hash: bool,
+    max_pixels: int,
+) -> None:
+    size = facts.size
+    read_whole = ext_kind == "image" or (ext_kind == "raw" and (full_hash or size <= SMALL_RAW))
+    data: bytes | None = None
+    if read_whole:
+        data = fh.read()
+        facts.bytes_read += len(data)
+        head = data[:HEAD_SIZE]
+    else:
+        head = fh.read(HEAD_SIZE)
+        facts.bytes_read += len(head)
+    kind, fmt, warning = classify(path, head)
+    facts.kind, facts.format, facts.warning = kind, fmt, warning
+
+    if kind == "image" and data is None:
+        # Misnamed picture (e.g. a JPEG called .mp4): fetch the rest once.
+        rest = fh.read()
+        facts.bytes_read += len(rest)
+        data = head + rest
+    if data is not None and len(data) != size:
+        facts.error = f"file changed while it was being read (size {size}, read {len(data)})"
+        return
+    if data is not None and (kind in ("image", "raw") or full_hash):
+        facts.sha256, facts.sha1 = hash_buffer(data)
+    if data is not None and quick_hash:
+        facts.quick = quick_digest_buffer(data)
+
+    if kind == "image":
+        assert data is not None
+        _inspect_image(data, fmt, facts, max_pixels)
+    elif kind == "raw":
+        _inspect_raw(fh, path, head, data, facts, max_pixels)
+    else:
+        if kind == "video" and fmt in _QUICKTIME:
+            reader = _CountingReader(fh)
+            facts._take(facts_from_quicktime(reader, size))
+            facts.bytes_read += reader.count
+        if data is None and full_hash:
+            fh.seek(len(head))
+            facts.sha256, facts.sha1, n = hash_stream(fh, prefix=head)
+            facts.bytes_read += n
+        if data is None and quick_hash:
+            facts.quick, n = quick_digest_fh(fh, size, head)
+            facts.bytes_read += n
+
+
+def _inspect_image(data: bytes, fmt: str | None, facts: FileFacts, max_pixels: int) -> None:
+    try:
+        decoded = open_image(data, fmt, max_pixels=max_pixels)
+    except MediaError as exc:
+        facts.error = str(exc)
+        return
+    facts.phash = phash_of(decoded.image, decoded.orientation).hex()
+    facts.width, facts.height = decoded.width, decoded.height
+    facts._take(decoded.facts)
+    facts.orientation = decoded.facts.orientation or 1
+    if fmt in ("heic", "avif"):
+        facts.orientation = 1  # libheif returns the picture already turned
+
+
+def _raw_metadata(
+    fh: BinaryIO, head: bytes, data: bytes | None, size: int
+) -> tuple[ExifFacts, int]:
+    """EXIF of a RAW container read through Pillow's TIFF reader / CR3 / CIFF parsers."""
+    content = sniff_format(head)
+    source: BinaryIO = io.BytesIO(data) if data is not None else fh
+    magic = b"II*\x00" if head[:2] == b"II" else b"MM\x00*"
+    reader = _CountingReader(source, magic if content in ("orf", "rw2") else None)
+    if content in _TIFF_RAW:
+        meta = facts_from_tiff_fp(reader)  # type: ignore[arg-type]
+    elif content == "cr3":
+        meta = facts_from_cr3(reader, size)  # type: ignore[arg-type]
+    elif content == "crw":
+        meta = facts_from_ciff(reader, size)  # type: ignore[arg-type]
+    else:
+        meta = ExifFacts()
+    return meta, (reader.count if data is None else 0)
+
+
+def _inspect_raw(
+    fh: BinaryIO, path: str, head: bytes, data: bytes | None, facts: FileFacts, max_pixels: int
+) -> None:
+    meta, n = _raw_metadata(fh, head, data, facts.size)
+    facts.bytes_read += n
+    before = _thread_rchar() if data is None else None
+    try:
+        raw = raw_open(data if data is not None else path)
+    except MediaError as exc:
+        facts.error = str(exc)
+        raw = None
+    result = None
+    if raw is not None:
+        try:
+            result = raw_decode(raw, max_pixels=max_pixels)
+        except MediaError as exc:
+            facts.error = str(exc)
+        finally:
+            raw.close()
+    if data is None:
+        after = _thread_rchar()
+        if before is not None and after is not None:
+            facts.bytes_read += max(0, after[0] - before[0] - before[1])
+        else:
+            facts.bytes_read += facts.size  # no per-thread counter: assume all of it
+    if result is not None:
+        facts.width, facts.height, facts.orientation = (
+            result.width,
+            result.height,
+            result.orientation,
+        )
+        if result.decoded is not None:
+            facts.phash = phash_of(result.decoded.image, result.decoded.orientation).hex()
+        elif facts.error is None:
+            facts.error = result.problem
+        meta.merge(result.facts)
+    if facts.orientation is None and meta.orientation is not None:
+        facts.orientation = meta.orientation
+    facts._take(meta)
