@@ -1,0 +1,61 @@
+"""Twinlens gateway (port 3000): Immich's API proxied and enriched, plus /api/twinlens/.
+
+    app = create_app()                     # settings from the environment
+    app = create_app({"SETTINGS": s})      # tests: explicit Settings (and any config key)
+    serve(settings)                        # gunicorn on settings.host:3000 (loopback in local mode)
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask
+
+from core.config import Settings, load_settings
+
+DEFAULTS: dict[str, Any] = {
+    "UPSTREAM_CONNECT_TIMEOUT": 5.0,  # seconds to reach Immich / a service
+    "UPSTREAM_READ_TIMEOUT": 300.0,  # between two bytes from Immich (large uploads/exports)
+    "AUTH_TIMEOUT": 10.0,
+    "SERVICE_TIMEOUT": 30.0,
+    "AUTH_TTL": 60,  # seconds a /users/me answer is trusted
+    "CACHE_TTL": 600,  # per-file Twinlens lookups (also invalidated by the data version)
+    "MEMBER_TTL": 60,  # per-user answers that depend on Immich state (asset ids, trash)
+    "ASSET_MAP_TTL": 3600,  # asset id -> library file (paths and checksums rarely change)
+    "LIST_TTL": 30,  # /api/twinlens list answers
+    "STREAM_CHUNK": 256 * 1024,
+    "MAX_JSON_BODY": 1024 * 1024,  # Twinlens endpoints only; the proxy streams any size
+    "MAX_BULK_GROUPS": 1000,
+    "TIMELINE_MAX_PAGES": 20,
+    "TIMELINE_MAX_SINGLE": 200,
+    "THUMB_SIZE": 320,
+    "HTTP_POOL": 64,
+}
+
+
+def create_app(test_config: dict[str, Any] | None = None) -> Flask:
+    app = Flask(__name__)
+    test_config = dict(test_config or {})
+    settings: Settings = test_config.pop("SETTINGS", None) or load_settings()
+    app.config.from_mapping(DEFAULTS)
+    app.config["SETTINGS"] = settings
+    app.config.update(test_config)
+
+    from gateway import cache, proxy, twinlens
+    from gateway.upstream import make_session
+
+    cache.init_app(app)
+    app.extensions["twinlens_http"] = make_session(app.config["HTTP_POOL"])
+    app.register_blueprint(twinlens.bp)
+    if not settings.local_mode:
+        app.register_blueprint(proxy.bp)
+    logging.getLogger("twinlens.gateway").setLevel(settings.log_level)
+    return app
+
+
+def serve(settings: Settings | None = None, workers: int | None = None, threads: int = 16) -> None:
+    """Run the gateway under gunicorn (gthread workers: streaming needs threads)."""
+    from gateway.server import run
+
+    run(settings or load_settings(), workers=workers, threads=threads)

@@ -1,0 +1,123 @@
+"""Authentication delegated to Immich.
+
+The gateway accepts exactly what Immich accepts, because it asks Immich: the caller's
+credential parts are replayed to ``GET /api/users/me`` and Immich's answer decides.
+A failure (401, 403 "Missing required permission: user.read", 403 for a shared link)
+is returned to the caller unchanged. A success is cached for ``AUTH_TTL`` seconds under
+the SHA-256 of the winning credential, never the credential itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import wraps
+from typing import Any
+
+import requests
+from flask import Response, current_app, g, request
+
+from gateway.cache import cache, digest
+from gateway.errors import json_error
+
+LOCAL_USER = {"id": "local", "email": "", "name": "local", "isAdmin": True}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """The credential-bearing parts of a request, in the form Immich reads them."""
+
+    headers: dict[str, str] = field(default_factory=dict)
+    params: dict[str, str] = field(default_factory=dict)
+    kind: str = ""  # which one Immich will use (its validate() order)
+    secret: str = ""
+
+    @property
+    def present(self) -> bool:
+        return bool(self.kind)
+
+    def cache_key(self) -> str:
+        return "auth:" + digest(self.kind, self.secret)
+
+    def __repr__(self) -> str:  # never print secrets
+        return f"Credentials(kind={self.kind!r})"
+
+
+def extract(req=None) -> Credentials:
+    """Credentials in Immich's order: share key, share slug, session token, API key."""
+    req = req or request
+    h, q = req.headers, req.args
+    headers: dict[str, str] = {}
+    for name in ("Authorization", "x-api-key", "x-immich-user-token", "x-immich-session-token",
+                 "x-immich-share-key", "x-immich-share-slug", "Cookie"):
+        if name in h:
+            headers[name] = h[name]
+    params = {k: q[k] for k in ("key", "slug", "sessionKey", "apiKey") if k in q}
+    bearer = h.get("Authorization", "")
+    order: list[tuple[str, str | None]] = [
+        ("share-key", h.get("x-immich-share-key") or q.get("key")),
+        ("share-slug", h.get("x-immich-share-slug") or q.get("slug")),
+        ("session", h.get("x-immich-user-token") or h.get("x-immich-session-token")
+         or q.get("sessionKey")
+         or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
+         or req.cookies.get("immich_access_token")),
+        ("api-key", h.get("x-api-key") or q.get("apiKey")),
+    ]
+    for kind, secret in order:
+        if secret:
+            return Credentials(headers, params, kind, secret)
+    return Credentials(headers, params)
+
+
+def upstream_error(exc: requests.RequestException) -> Response:
+    if isinstance(exc, requests.Timeout):
+        return json_error(504, "Immich did not answer in time")
+    return json_error(502, "Immich is unreachable")
+
+
+def whoami(creds: Credentials) -> dict[str, Any] | Response:
+    """The Immich user behind ``creds``, or Immich's own refusal as a Response."""
+    key = creds.cache_key() if creds.present else None
+    if key:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    cfg = current_app.config
+    url = cfg["SETTINGS"].immich_url + "/api/users/me"
+    try:
+        resp = current_app.extensions["twinlens_http"].get(
+            url, headers=creds.headers, params=creds.params,
+            timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["AUTH_TIMEOUT"]))
+    except requests.RequestException as exc:
+        return upstream_error(exc)
+    if resp.status_code != 200:
+        # Immich's refusal, unchanged (status, body, content type, correlation id).
+        out = Response(resp.content, status=resp.status_code,
+                       content_type=resp.headers.get("Content-Type", "application/json"))
+        if "X-Correlation-ID" in resp.headers:
+            out.headers["X-Correlation-ID"] = resp.headers["X-Correlation-ID"]
+        return out
+    body = resp.json()
+    user = {k: body.get(k) for k in ("id", "email", "name", "isAdmin")}
+    if key:
+        cache.set(key, user, timeout=cfg["AUTH_TTL"])
+    return user
+
+
+def require_user(view):
+    """Twinlens routes: an Immich-authenticated user (or the local user in local mode)."""
+
+    @wraps(view)
+    def wrapper(*args, **kwargs):
+        settings = current_app.config["SETTINGS"]
+        if settings.local_mode:
+            g.user, g.creds = LOCAL_USER, Credentials()
+            return view(*args, **kwargs)
+        creds = extract()
+        user = whoami(creds)
+        if isinstance(user, Response):
+            return user
+        g.user, g.creds = user, creds
+        return view(*args, **kwargs)
+
+    wrapper.requires_user = True  # type: ignore[attr-defined]
+    return wrapper

@@ -1,0 +1,80 @@
+"""Gateway cache: flask-caching (RedisCache or SimpleCache) plus a data-version counter.
+
+Every cached Twinlens answer carries the data version in its key. Workers bump the
+counter (``bump_data_version``) when groups or duplicates change, so the next request
+misses and nobody sees a stale group after a scan. Workers must not import gateway:
+the Redis key is the constant ``DATA_VERSION_KEY`` (to move into core).
+
+Keys never contain credentials: identity keys are SHA-256 digests of the credential,
+everything user-dependent is keyed by the Immich user id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+from flask import Flask, current_app
+from flask_caching import Cache
+
+DATA_VERSION_KEY = "twinlens:data-version"  # plain Redis key (not under flask-caching's prefix)
+KEY_PREFIX = "twinlens:gw:"
+
+cache = Cache()
+
+# memory:// has no Redis: the counter lives in this process (embedded mode runs the
+# workers as threads of the same process, so they bump this one).
+_local_version = 0
+_local_lock = threading.Lock()
+_clients: dict[str, Any] = {}
+
+
+def cache_config(cache_url: str) -> dict[str, Any]:
+    if cache_url.startswith("memory:") or not cache_url:
+        return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 50_000, "CACHE_KEY_PREFIX": KEY_PREFIX}
+    return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": cache_url, "CACHE_KEY_PREFIX": KEY_PREFIX}
+
+
+def _redis(cache_url: str):
+    client = _clients.get(cache_url)
+    if client is None:
+        import redis
+
+        client = _clients[cache_url] = redis.Redis.from_url(cache_url, socket_timeout=2)
+    return client
+
+
+def bump_data_version(cache_url: str) -> int:
+    """Invalidate every cached Twinlens answer (call after groups/duplicates change)."""
+    global _local_version
+    if cache_url.startswith("memory:") or not cache_url:
+        with _local_lock:
+            _local_version += 1
+            return _local_version
+    return int(_redis(cache_url).incr(DATA_VERSION_KEY))
+
+
+def data_version(cache_url: str | None = None) -> int:
+    """Current data version (0 before the first bump)."""
+    if cache_url is None:
+        cache_url = current_app.config["SETTINGS"].cache_url
+    if cache_url.startswith("memory:") or not cache_url:
+        return _local_version
+    value = _redis(cache_url).get(DATA_VERSION_KEY)
+    return int(value) if value else 0
+
+
+def digest(*parts: str | bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else part.encode("utf-8", "surrogateescape"))
+        h.update(b"\x00")
+    return h.hexdigest()
+
+
+def init_app(app: Flask) -> None:
+    settings = app.config["SETTINGS"]
+    for key, value in cache_config(settings.cache_url).items():
+        app.config.setdefault(key, value)
+    cache.init_app(app)

@@ -1,0 +1,205 @@
+"""Twinlens data merged into Immich answers, under the single key ``"twinlens"``.
+
+Each asset object gains::
+
+    "twinlens": {
+      "path": "/photos/2024/IMG_1.JPG" | null,        # the library file this asset is
+      "group": null | {"id", "type", "primaryPath", "primaryAssetId",
+                       "memberAssetIds": [...],         # members Immich has indexed
+                       "members": [{"path", "kind", "role", "isPrimary", "size", "assetId"|null}]},
+      "duplicate": null | {"id", "type", "status", "similarity", "keepPath",
+                           "suggestedKeepAssetId", "reclaimableBytes", "memberAssetIds": [...],
+                           "members": [{"path", "size", "similarity", "assetId"|null}]}
+    }
+
+Members Immich has not indexed yet keep ``assetId: null`` and are listed by path. The
+timeline bucket (columnar) gains one parallel array ``"twinlens"`` of these objects (or
+null). No field Immich sent is changed.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import requests
+from flask import current_app, g
+
+from gateway import services
+from gateway.cache import cache, data_version, digest
+from gateway.mapping import FileKey, batched, file_key, member_checksums
+
+KEY = "twinlens"
+
+
+# --- pure ------------------------------------------------------------------------------
+
+def shape_group(group: Mapping[str, Any], asset_id_of: Callable[[str, str | None], str | None]) -> dict:
+    members = []
+    for m in group.get("members") or []:
+        members.append({"path": m.get("path"), "kind": m.get("kind"), "role": m.get("role"),
+                        "isPrimary": bool(m.get("is_primary")), "size": m.get("size"),
+                        "assetId": asset_id_of(m.get("path"), m.get("sha1"))})
+    primary = group.get("primary")
+    primary_sha1 = next((m.get("sha1") for m in group.get("members") or [] if m.get("path") == primary), None)
+    return {
+        "id": group.get("id"), "type": group.get("type"), "primaryPath": primary,
+        "primaryAssetId": asset_id_of(primary, primary_sha1) if primary else None,
+        "memberAssetIds": [m["assetId"] for m in members if m["assetId"]],
+        "members": members,
+    }
+
+
+def shape_duplicate(dup: Mapping[str, Any], asset_id_of: Callable[[str, str | None], str | None]) -> dict:
+    members = []
+    for m in dup.get("members") or []:
+        members.append({"path": m.get("path"), "size": m.get("size"),
+                        "similarity": m.get("similarity"),
+                        "assetId": asset_id_of(m.get("path"), m.get("sha1"))})
+    keep = dup.get("keep")
+    keep_sha1 = next((m.get("sha1") for m in dup.get("members") or [] if m.get("path") == keep), None)
+    return {
+        "id": dup.get("id"), "type": dup.get("type"), "status": dup.get("status"),
+        "similarity": dup.get("similarity"), "keepPath": keep,
+        "suggestedKeepAssetId": asset_id_of(keep, keep_sha1) if keep else None,
+        "reclaimableBytes": dup.get("reclaimable_bytes"),
+        "memberAssetIds": [m["assetId"] for m in members if m["assetId"]],
+        "members": members,
+    }
+
+
+def index_lookups(files: Iterable[Mapping[str, Any]], field: str) -> tuple[dict, dict]:
+    by_path: dict[str, Any] = {}
+    by_sha1: dict[str, Any] = {}
+    for f in files:
+        value = f.get(field)
+        if f.get("path"):
+            by_path[f["path"]] = value
+        if f.get("sha1"):
+            by_sha1[f["sha1"].lower()] = value
+    return by_path, by_sha1
+
+
+def pick(key: FileKey, by_path: Mapping[str, Any], by_sha1: Mapping[str, Any]) -> Any:
+    if key.path and by_path.get(key.path) is not None:
+        return by_path[key.path]
+    if key.sha1 and by_sha1.get(key.sha1) is not None:
+        return by_sha1[key.sha1]
+    return None
+
+
+# --- with I/O --------------------------------------------------------------------------
+
+def _lookup(keys: list[FileKey], version: int) -> dict[FileKey, tuple[Any, Any]]:
+    """(group, duplicate) per file key; per-file answers cached under the data version."""
+    wanted = list(dict.fromkeys(k for k in keys if k.path or k.sha1))
+    ckeys = [f"v{version}:fk:" + digest(k.path or "", k.sha1 or "") for k in wanted]
+    cached = cache.get_many(*ckeys) if ckeys else []
+    out: dict[FileKey, tuple[Any, Any]] = {}
+    missing = []
+    for k, ck, hit in zip(wanted, ckeys, cached, strict=True):
+        if hit is None:
+            missing.append((k, ck))
+        else:
+            out[k] = (hit[0], hit[1])
+    if missing:
+        paths = sorted({k.path for k, _ in missing if k.path})
+        sha1s = sorted({k.sha1 for k, _ in missing if k.sha1})
+        g_path, g_sha = index_lookups(services.lookup("grouping", paths, sha1s), "group")
+        d_path, d_sha = index_lookups(services.lookup("dedup", paths, sha1s), "duplicate")
+        fresh = {}
+        for k, ck in missing:
+            pair = (pick(k, g_path, g_sha), pick(k, d_path, d_sha))
+            out[k] = pair
+            fresh[ck] = list(pair)
+        cache.set_many(fresh, timeout=current_app.config["CACHE_TTL"])
+    return out
+
+
+def resolve_asset_ids(members: Iterable[tuple[str, str | None]], known: Mapping[str, str],
+                      version: int) -> dict[str, str | None]:
+    """Immich asset id of each library file (path, sha1) for the current user, or None.
+
+    Files already seen in this answer come from ``known``; the rest are found by checksum
+    (path-based for external libraries, content SHA-1 for uploads) with the user's own
+    credentials through bulk-upload-check, which answers with the existing asset id.
+    """
+    cfg = current_app.config
+    path_map = cfg["SETTINGS"].path_map
+    result: dict[str, str | None] = {}
+    todo: dict[str, list[str]] = {}
+    for path, sha1 in members:
+        if not path or path in result or path in todo:
+            continue
+        if path in known:
+            result[path] = known[path]
+        else:
+            todo[path] = member_checksums(path, sha1, path_map)
+    if not todo:
+        return result
+    user = g.user["id"]
+    all_sums = sorted({s for sums in todo.values() for s in sums})
+    ckeys = [f"v{version}:u:{user}:ck:{s}" for s in all_sums]
+    hits = dict(zip(all_sums, cache.get_many(*ckeys), strict=True))
+    unknown = [s for s in all_sums if hits[s] is None]
+    creds = getattr(g, "creds", None)
+    if unknown and creds is not None and creds.present:
+        http = current_app.extensions["twinlens_http"]
+        fresh: dict[str, str] = {}
+        for batch in batched(unknown, 1000):
+            try:
+                resp = http.post(cfg["SETTINGS"].immich_url + "/api/assets/bulk-upload-check",
+                                 json={"assets": [{"id": s, "checksum": s} for s in batch]},
+                                 headers=creds.headers, params=creds.params,
+                                 timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]))
+            except requests.RequestException:
+                break
+            if resp.status_code != 200:  # e.g. an API key without asset.upload: list by path
+                break
+            for r in resp.json().get("results", []):
+                found = r.get("assetId") if r.get("action") == "reject" and not r.get("isTrashed") else None
+                hits[r["id"]] = found or ""
+                fresh[f"v{version}:u:{user}:ck:{r['id']}"] = found or ""
+        if fresh:
+            cache.set_many(fresh, timeout=cfg["MEMBER_TTL"])
+    for path, sums in todo.items():
+        result[path] = next((hits[s] for s in sums if hits.get(s)), None)
+    return result
+
+
+def enrich_assets(assets: list[dict[str, Any]], keys: list[FileKey] | None = None) -> list[dict | None]:
+    """Twinlens objects for ``assets`` (same order)."""
+    settings = current_app.config["SETTINGS"]
+    version = data_version()
+    keys = keys if keys is not None else [file_key(a, settings.path_map) for a in assets]
+    found = _lookup(keys, version)
+    known = {k.path: a["id"] for a, k in zip(assets, keys, strict=True) if k.path and a.get("id")}
+    members: list[tuple[str, str | None]] = []
+    for group, dup in found.values():
+        for obj in (group, dup):
+            if obj:
+                members.extend((m.get("path"), m.get("sha1")) for m in obj.get("members") or [])
+    ids = resolve_asset_ids(members, known, version)
+    asset_id_of = lambda path, _sha1: ids.get(path)  # noqa: E731
+    out: list[dict | None] = []
+    for k in keys:
+        group, dup = found.get(k, (None, None))
+        out.append({
+            "path": k.path,
+            "group": shape_group(group, asset_id_of) if group else None,
+            "duplicate": shape_duplicate(dup, asset_id_of) if dup else None,
+        })
+    return out
+
+
+def attach(assets: list[dict[str, Any]]) -> None:
+    for asset, extra in zip(assets, enrich_assets(assets), strict=True):
+        asset[KEY] = extra
+
+
+def checksum_b64(asset: Mapping[str, Any]) -> str | None:
+    value = asset.get("checksum")
+    if isinstance(value, str) and len(value) == 40:
+        return base64.b64encode(bytes.fromhex(value)).decode()
+    return value

@@ -1,0 +1,53 @@
+"""Resolving a duplicate group: which members stay, which go to Immich's trash.
+
+``plan`` is pure; ``execute`` trashes through Immich with the caller's own credentials
+(``DELETE /api/assets`` with ``force: false``, so it is recoverable from Immich's trash)
+and then records the decision through the dedup API. Twinlens itself never deletes a
+file: a member Immich does not know is left alone and reported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+ACTIONS = ("trash", "not_duplicate")
+
+
+class PlanError(ValueError):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def plan(dup: Mapping[str, Any], keep_refs: list[str], action: str,
+         asset_ids: Mapping[str, str | None]) -> dict[str, Any]:
+    """What resolving ``dup`` would do. ``keep_refs`` name members by path or asset id."""
+    if action not in ACTIONS:
+        raise PlanError(400, f"action must be one of {', '.join(ACTIONS)}")
+    if dup.get("status") not in (None, "open"):
+        raise PlanError(409, f"duplicate group {dup.get('id')} is already {dup.get('status')}")
+    members = [m.get("path") for m in dup.get("members") or [] if m.get("path")]
+    by_ref: dict[str, str] = {}
+    for path in members:
+        by_ref[path] = path
+        if asset_ids.get(path):
+            by_ref[asset_ids[path]] = path  # type: ignore[index]
+    if action == "trash":
+        if not keep_refs:
+            raise PlanError(400, "keep must name at least one member")
+        unknown = [r for r in keep_refs if r not in by_ref]
+        if unknown:
+            raise PlanError(400, f"not members of this group: {', '.join(map(str, unknown[:5]))}")
+        keep = list(dict.fromkeys(by_ref[r] for r in keep_refs))
+    else:
+        keep = list(members)  # nothing goes anywhere: they are different pictures
+    trash = [p for p in members if p not in keep]
+    return {
+        "id": dup.get("id"),
+        "action": action,
+        "keep": [{"path": p, "assetId": asset_ids.get(p)} for p in keep],
+        "trash": [{"path": p, "assetId": asset_ids.get(p)} for p in trash if asset_ids.get(p)],
+        "notInImmich": [p for p in trash if not asset_ids.get(p)],
+    }

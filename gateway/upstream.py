@@ -1,0 +1,105 @@
+"""HTTP to Immich and to the Twinlens services: one pooled session per process.
+
+The session must never remember anything between callers: no cookie jar (a login
+through the gateway would otherwise authenticate the next anonymous caller), no
+proxy/.netrc from the environment (.netrc would add an Authorization header), no
+default headers (requests adds ``Accept-Encoding: gzip`` that the client never sent).
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
+
+# RFC 9110 §7.6.1 plus the proxy-only ones; also anything named in Connection.
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+    "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection",
+})
+
+# Credentials Immich reads (NOTES.md §1): never logged, never part of a cache key.
+CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-immich-user-token",
+                      "x-immich-session-token", "x-immich-share-key", "x-immich-share-slug")
+CREDENTIAL_QUERY = ("key", "slug", "sessionKey", "apiKey")
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    def set_ok(self, cookie, request):  # noqa: D102 - never store a caller's cookie
+        return False
+
+    def return_ok(self, cookie, request):  # noqa: D102
+        return False
+
+
+def make_session(pool_size: int = 64) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False
+    session.headers = CaseInsensitiveDict()
+    session.cookies.set_policy(_NoCookies())
+    adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
+    """Header names listed in Connection (they are hop-by-hop too)."""
+    names: set[str] = set()
+    for key, value in headers:
+        if key.lower() == "connection":
+            names.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return names
+
+
+def request_headers(headers: Iterable[tuple[str, str]], drop: Iterable[str] = ()) -> dict[str, str]:
+    """Client headers to send upstream: end-to-end ones only, Host left to requests.
+
+    WSGI already folds repeated request headers into one, so a dict loses nothing.
+    """
+    items = list(headers)
+    skip = HOP_BY_HOP | connection_tokens(items) | {"host", "content-length"} | {d.lower() for d in drop}
+    return {k: v for k, v in items if k.lower() not in skip}
+
+
+def response_headers(headers: Iterable[tuple[str, str]], drop: Iterable[str] = ()) -> list[tuple[str, str]]:
+    """Upstream headers to return: duplicates (several Set-Cookie) kept as separate items."""
+    items = list(headers)
+    skip = HOP_BY_HOP | connection_tokens(items) | {d.lower() for d in drop}
+    return [(k, v) for k, v in items if k.lower() not in skip]
+
+
+class StreamBody:
+    """A WSGI input stream as a request body: read in blocks, length known when declared.
+
+    requests sees ``len`` and sends Content-Length (not chunked); http.client then
+    pulls ``read(blocksize)`` so a 2 GB upload never sits in memory.
+    """
+
+    def __init__(self, stream: Any, length: int | None, block: int = 256 * 1024) -> None:
+        self._stream = stream
+        self._block = block
+        if length is not None:
+            self.len = length
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(self._block if size is None or size < 0 else size)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            chunk = self._stream.read(self._block)
+            if not chunk:
+                return
+            yield chunk
+
+
+def iter_raw(resp: requests.Response, chunk: int) -> Iterator[bytes]:
+    """Upstream body exactly as sent (still compressed if it was), released at the end."""
+    try:
+        yield from resp.raw.stream(chunk, decode_content=False)
+    finally:
+        resp.close()
