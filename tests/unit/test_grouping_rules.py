@@ -1,0 +1,952 @@
+"""Grouping rules (core.grouping): names, pairs, decoys, sidecars, overrides, determinism."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from core.grouping import names as N
+from core.grouping.evaluate import grouped_pairs, pairs_of_sets, score
+from core.grouping.rules import (
+    GroupResult,
+    ManualGroup,
+    Overrides,
+    group_folder,
+    partition_by_folder,
+    split_all,
+    split_out,
+)
+from core.records import FileRecord
+
+T0 = datetime(2023, 10, 6, 12, 34, 56)
+DIR = "/lib/2023/10"
+_ids = itertools.count(1)
+
+
+def rec(name: str, dt: float | None = 0.0, *, folder: str = DIR, **kw) -> FileRecord:
+    """A file named ``name`` taken ``dt`` seconds after T0 (None: unknown time)."""
+    taken = None if dt is None else T0 + timedelta(seconds=dt)
+    kind = kw.pop("kind", "other")  # rules must work from names alone
+    return FileRecord(
+        id=next(_ids), path=f"{folder}/{name}", kind=kind, size=1, taken_at=taken, **kw
+    )
+
+
+def shape(groups: list[GroupResult]) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+    """Groups as (type, {(basename, role)}) for comparison with a table."""
+    return {
+        (g.type, frozenset((m.path.rsplit("/", 1)[1], m.role) for m in g.members)) for g in groups
+    }
+
+
+def G(gtype: str, **roles: str) -> tuple[str, frozenset[tuple[str, str]]]:
+    """Expected group: G("raw_jpeg", **{"A.JPG": "primary", "A.CR3": "raw"})."""
+    return (gtype, frozenset((name, role) for name, role in roles.items()))
+
+
+def check_invariants(groups: list[GroupResult]) -> None:
+    seen: set[str] = set()
+    for g in groups:
+        assert len(g.members) >= 2
+        assert g.members[0].is_primary and g.members[0].role == "primary"
+        assert sum(m.is_primary for m in g.members) == 1
+        assert len(g.key) == 32 and int(g.key, 16) >= 0
+        for m in g.members:
+            assert m.path not in seen, f"{m.path} in two groups"
+            seen.add(m.path)
+    assert len({g.key for g in groups}) == len(groups)
+
+
+# ----------------------------------------------------------------------------- names
+
+
+@pytest.mark.parametrize(
+    "name, stem, ext",
+    [
+        ("IMG_1.CR2", "IMG_1", "cr2"),
+        ("a.b.JPG", "a.b", "jpg"),
+        ("noext", "noext", ""),
+        (".hidden", ".hidden", ""),
+        ("PXL_20231006_123456789.RAW-01.COVER.jpg", "PXL_20231006_123456789.RAW-01.COVER", "jpg"),
+    ],
+)
+def test_split_ext(name: str, stem: str, ext: str) -> None:
+    assert N.split_ext(name) == (stem, ext)
+    assert N.stem(name) == stem
+
+
+@pytest.mark.parametrize(
+    "name, radical",
+    [
+        ("PXL_20231006_123456789.RAW-01.COVER.jpg", "PXL_20231006_123456789"),
+        ("PXL_20231006_123456789.RAW-02.ORIGINAL.dng", "PXL_20231006_123456789"),
+        ("PXL_20240615_204528165.NIGHT.RAW-01.COVER.jpg", "PXL_20240615_204528165"),
+        ("pxl_20231006_123456789.jpg", "pxl_20231006_123456789"),
+        ("PXL_20231006_1234567890.jpg", None),  # not the 9-digit time
+        ("IMG_1123.jpg", None),
+    ],
+)
+def test_pixel_radical(name: str, radical: str | None) -> None:
+    assert N.pixel_radical(name) == radical
+
+
+@pytest.mark.parametrize(
+    "stem, base",
+    [
+        ("IMG_E1234", "IMG_1234"),
+        ("img_e0042", "img_0042"),
+        ("holiday-edited", "holiday"),
+        ("holiday (edited)", "holiday"),
+        ("DSC_0001-Edit", "DSC_0001"),
+        ("DSC_0001-Edit-2", "DSC_0001"),
+        ("holiday-bearbeitet", "holiday"),
+        ("IMG_1234", None),
+        ("IMG_EXTRA", None),
+        ("credit", None),
+    ],
+)
+def test_edit_base(stem: str, base: str | None) -> None:
+    assert N.edit_base(stem) == base
+
+
+def test_shot_key_is_case_and_normalisation_insensitive() -> None:
+    assert N.shot_key("IMG_1.CR2") == N.shot_key("img_1.jpg")
+    assert N.shot_key("Cafe\u0301.jpg") == N.shot_key("Café.CR3")  # NFD (macOS) vs NFC
+    assert N.shot_key("PXL_20231006_123456789.RAW-01.COVER.jpg") == N.shot_key(
+        "PXL_20231006_123456789.RAW-02.ORIGINAL.dng"
+    )
+    # An edited copy keeps its own key; it must not compete with the cover for the RAW.
+    assert N.shot_key("PXL_20231006_123456789-edited.jpg") != N.shot_key(
+        "PXL_20231006_123456789.RAW-01.COVER.jpg"
+    )
+
+
+@pytest.mark.parametrize(
+    "name, full, stem",
+    [
+        ("IMG_1.xmp", "img_1", "img_1"),
+        ("IMG_1.CR2.xmp", "img_1.cr2", "img_1"),
+        ("IMG_1.AAE", "img_1", "img_1"),
+        ("IMG_1.jpg.json", "img_1.jpg", "img_1"),
+        ("IMG_1.jpg.supplemental-metadata.json", "img_1.jpg", "img_1"),
+        ("IMG_1.jpg.supplemental-me.json", "img_1.jpg", "img_1"),
+        ("IMG_1.jpg(1).json", "img_1(1).jpg", "img_1(1)"),
+        ("IMG_1.jpg.supplemental-metadata(2).json", "img_1(2).jpg", "img_1(2)"),
+    ],
+)
+def test_sidecar_targets(name: str, full: str, stem: str) -> None:
+    t = N.sidecar_targets(name)
+    assert t is not None
+    assert full in t.full_names
+    assert stem in t.stem_keys
+
+
+def test_sidecar_targets_of_other_names() -> None:
+    assert N.sidecar_targets("IMG_1.jpg") is None
+    assert N.stem_key("IMG_1234") in N.sidecar_targets("IMG_O1234.AAE").stem_keys
+    assert N.sidecar_targets("IMG_1.jpg.json").prefix is None  # short: not truncated
+    long = "Screenshot_20231006-123456_Some Long App Name.j.json"
+    assert N.sidecar_targets(long).prefix == N.norm(long[:-5])
+
+
+@pytest.mark.parametrize(
+    "name, kind, fmt, cat",
+    [
+        ("a.CR3", "other", None, N.RAW),  # unreadable RAW: the name still says RAW
+        ("a.HIF", "image", "heic", N.RENDITION),
+        ("a.jpg", "image", "heic", N.RENDITION),
+        ("a.png", "image", "png", N.IMAGE),
+        ("a.MOV", "video", "mov", N.VIDEO),
+        ("a.xmp", "sidecar", "xmp", N.SIDECAR),
+        ("a.bin", "raw", None, N.RAW),  # unknown extension: the catalog's kind decides
+        ("a.bin", "image", "jpeg", N.RENDITION),
+        ("a.txt", "other", None, N.OTHER),
+    ],
+)
+def test_category(name: str, kind: str, fmt: str | None, cat: str) -> None:
+    assert N.category(name, kind, fmt) == cat
+
+
+# ----------------------------------------------------------------------------- pairs
+
+RAW_JPEG_CASES = [
+    # (id, files, expected shapes)
+    (
+        "same time",
+        [rec("IMG_1.CR2"), rec("IMG_1.JPG")],
+        {G("raw_jpeg", **{"IMG_1.JPG": "primary", "IMG_1.CR2": "raw"})},
+    ),
+    (
+        "1.9 s apart",
+        [rec("IMG_1.NEF", 0), rec("IMG_1.JPG", 1.9)],
+        {G("raw_jpeg", **{"IMG_1.JPG": "primary", "IMG_1.NEF": "raw"})},
+    ),
+    ("2.5 s apart", [rec("IMG_1.NEF", 0), rec("IMG_1.JPG", 2.5)], set()),
+    (
+        "counter rollover: hours apart",
+        [rec("IMG_0001.CR2", 0), rec("IMG_0001.JPG", 5 * 3600)],
+        set(),
+    ),
+    (
+        "times unknown: name alone",
+        [rec("IMG_1.ARW", None), rec("IMG_1.JPG", None)],
+        {G("raw_jpeg", **{"IMG_1.JPG": "primary", "IMG_1.ARW": "raw"})},
+    ),
+    (
+        "one time unknown",
+        [rec("IMG_1.ARW", None), rec("IMG_1.JPG", 0)],
+        {G("raw_jpeg", **{"IMG_1.JPG": "primary", "IMG_1.ARW": "raw"})},
+    ),
+    (
+        "case-insensitive stems",
+        [rec("IMG_1.CR2"), rec("img_1.jpg")],
+        {G("raw_jpeg", **{"img_1.jpg": "primary", "IMG_1.CR2": "raw"})},
+    ),
+    (
+        "HEIC rendition",
+        [rec("DSC_1.ARW"), rec("DSC_1.HEIC")],
+        {G("raw_jpeg", **{"DSC_1.HEIC": "primary", "DSC_1.ARW": "raw"})},
+    ),
+    (
+        "HIF rendition",
+        [rec("R5_0001.CR3"), rec("R5_0001.HIF")],
+        {G("raw_jpeg", **{"R5_0001.HIF": "primary", "R5_0001.CR3": "raw"})},
+    ),
+    ("PNG is not a rendition", [rec("IMG_1.CR2"), rec("IMG_1.png")], set()),
+    ("two RAWs are not a pair", [rec("IMG_1.CR2"), rec("IMG_1.DNG")], set()),
+    ("different stems", [rec("IMG_1.CR2"), rec("IMG_2.JPG")], set()),
+    (
+        "Pixel RAW-01/RAW-02",
+        [
+            rec("PXL_20231006_123456789.RAW-01.COVER.jpg"),
+            rec("PXL_20231006_123456789.RAW-02.ORIGINAL.dng", 0.4),
+        ],
+        {
+            G(
+                "raw_jpeg",
+                **{
+                    "PXL_20231006_123456789.RAW-01.COVER.jpg": "primary",
+                    "PXL_20231006_123456789.RAW-02.ORIGINAL.dng": "raw",
+                },
+            )
+        },
+    ),
+    (
+        "Pixel night mode",
+        [
+            rec("PXL_20240615_204528165.NIGHT.RAW-01.COVER.jpg"),
+            rec("PXL_20240615_204528165.NIGHT.RAW-02.ORIGINAL.dng"),
+        ],
+        {
+            G(
+                "raw_jpeg",
+                **{
+                    "PXL_20240615_204528165.NIGHT.RAW-01.COVER.jpg": "primary",
+                    "PXL_20240615_204528165.NIGHT.RAW-02.ORIGINAL.dng": "raw",
+                },
+            )
+        },
+    ),
+    (
+        "other Pixel shot",
+        [
+            rec("PXL_20231006_123456789.RAW-01.COVER.jpg"),
+            rec("PXL_20231006_123456790.RAW-02.ORIGINAL.dng"),
+        ],
+        set(),
+    ),
+    (
+        "same serial",
+        [rec("A.CR3", serial="0123"), rec("A.JPG", serial="123")],
+        {G("raw_jpeg", **{"A.JPG": "primary", "A.CR3": "raw"})},
+    ),
+    ("different serials", [rec("A.CR3", serial="111"), rec("A.JPG", serial="222")], set()),
+    (
+        "model with and without make",
+        [rec("A.CR3", model="EOS R6"), rec("A.JPG", model="Canon EOS R6")],
+        {G("raw_jpeg", **{"A.JPG": "primary", "A.CR3": "raw"})},
+    ),
+    ("different models", [rec("A.ARW", model="ILCE-7M3"), rec("A.JPG", model="ILCE-7RM3")], set()),
+    (
+        "one model unknown",
+        [rec("A.ARW", model="ILCE-7M3"), rec("A.JPG")],
+        {G("raw_jpeg", **{"A.JPG": "primary", "A.ARW": "raw"})},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "files, expected", [c[1:] for c in RAW_JPEG_CASES], ids=[c[0] for c in RAW_JPEG_CASES]
+)
+def test_raw_jpeg(files: list[FileRecord], expected: set) -> None:
+    groups = group_folder(files)
+    check_invariants(groups)
+    assert shape(groups) == expected
+
+
+def test_offsets_compare_instants_when_both_known() -> None:
+    # Given a camera on UTC and a phone on local time at the same instant
+    raw = FileRecord(1, f"{DIR}/A.DNG", "raw", 1, taken_at=T0, taken_offset="+00:00")
+    jpg = FileRecord(
+        2, f"{DIR}/A.JPG", "image", 1, taken_at=T0 + timedelta(hours=2), taken_offset="+02:00"
+    )
+    # Then they are the same shot
+    assert shape(group_folder([raw, jpg])) == {
+        G("raw_jpeg", **{"A.JPG": "primary", "A.DNG": "raw"})
+    }
+
+
+def test_rendition_pairs_with_the_closest_of_two_raws() -> None:
+    # Given one JPEG and two RAWs of the same stem, the CR3 closer in time
+    files = [rec("IMG_1.JPG", 0), rec("IMG_1.CR2", 1.5), rec("IMG_1.CR3", 0.5)]
+    # When grouped
+    groups = group_folder(files)
+    # Then the JPEG pairs with the CR3 only
+    assert shape(groups) == {G("raw_jpeg", **{"IMG_1.JPG": "primary", "IMG_1.CR3": "raw"})}
+
+
+def test_rendition_tie_between_raws_is_broken_by_name() -> None:
+    files = [rec("IMG_1.JPG"), rec("IMG_1.CR3"), rec("IMG_1.CR2")]
+    assert shape(group_folder(files)) == {
+        G("raw_jpeg", **{"IMG_1.JPG": "primary", "IMG_1.CR2": "raw"})
+    }
+
+
+def test_two_shots_with_one_name_pair_one_to_one() -> None:
+    # Given two RAW+JPEG shots whose names collide (two cameras, same counter)
+    files = [
+        rec("IMG_1.CR2", 0),
+        rec("IMG_1.JPG", 0.5),
+        rec("IMG_1.CR3", 1.8),
+        rec("IMG_1.HEIC", 1.9),
+    ]
+    groups = group_folder(files)
+    # Then each rendition takes a RAW of its own rather than both taking the closest
+    assert shape(groups) == {
+        G("raw_jpeg", **{"IMG_1.JPG": "primary", "IMG_1.CR2": "raw"}),
+        G("raw_jpeg", **{"IMG_1.HEIC": "primary", "IMG_1.CR3": "raw"}),
+    }
+
+
+def test_raw_with_jpeg_and_hif_is_one_group() -> None:
+    groups = group_folder([rec("A.CR3"), rec("A.JPG"), rec("A.HIF")])
+    assert len(groups) == 1
+    assert sorted(m.role for m in groups[0].members) == ["primary", "raw", "rendition"]
+    assert groups[0].primary.path.endswith((".JPG", ".HIF"))
+
+
+def test_policy_raw_makes_the_raw_primary() -> None:
+    files = [rec("IMG_1.CR2"), rec("IMG_1.JPG")]
+    assert shape(group_folder(files, policy="raw")) == {
+        G("raw_jpeg", **{"IMG_1.CR2": "primary", "IMG_1.JPG": "rendition"})
+    }
+
+
+def test_unknown_policy_is_refused() -> None:
+    with pytest.raises(ValueError, match="policy"):
+        group_folder([], policy="biggest")
+
+
+def test_unreadable_raw_still_pairs_by_name() -> None:
+    # Given a RAW the catalog could not read: no kind, no time, no camera
+    broken = FileRecord(1, f"{DIR}/IMG_7.RAF", "other", 0)
+    jpg = FileRecord(2, f"{DIR}/IMG_7.JPG", "image", 10, format="jpeg", taken_at=T0, model="X-T4")
+    assert shape(group_folder([broken, jpg])) == {
+        G("raw_jpeg", **{"IMG_7.JPG": "primary", "IMG_7.RAF": "raw"})
+    }
+
+
+def test_same_stem_in_different_folders_is_not_a_pair() -> None:
+    # Given the RAW in one folder and the JPEG in another (the service calls per folder)
+    files = [rec("IMG_1.CR2", folder="/lib/a"), rec("IMG_1.JPG", folder="/lib/b")]
+    parts = partition_by_folder(files)
+    assert list(parts) == ["/lib/a", "/lib/b"]
+    assert all(group_folder(fs) == [] for fs in parts.values())
+    # and even when both folders are passed at once
+    assert group_folder(files) == []
+
+
+def test_partition_by_folder_sorts_and_keeps_every_file() -> None:
+    files = [rec("b.jpg", folder="/z"), rec("a.jpg", folder="/a"), rec("a.jpg", folder="/z")]
+    parts = partition_by_folder(files)
+    assert list(parts) == ["/a", "/z"]
+    assert [f.name for f in parts["/z"]] == ["a.jpg", "b.jpg"]
+    assert sum(len(v) for v in parts.values()) == 3
+
+
+# ----------------------------------------------------------------------------- live photos
+
+LIVE_CASES = [
+    (
+        "HEIC+MOV, no content id",
+        [rec("IMG_5.HEIC"), rec("IMG_5.MOV", -1.5)],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
+    ),
+    (
+        "JPG+MP4",
+        [rec("IMG_5.JPG"), rec("IMG_5.MP4")],
+        {G("live_photo", **{"IMG_5.JPG": "primary", "IMG_5.MP4": "video"})},
+    ),
+    (
+        "equal content ids",
+        [rec("IMG_5.HEIC", content_id="AB-1"), rec("IMG_5.MOV", content_id="ab-1")],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
+    ),
+    (
+        "mismatched content ids",
+        [rec("IMG_5.HEIC", content_id="A"), rec("IMG_5.MOV", content_id="B")],
+        set(),
+    ),
+    (
+        "one content id unknown",
+        [rec("IMG_5.HEIC", content_id="A"), rec("IMG_5.MOV")],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
+    ),
+    (
+        "video time in UTC (2 h off)",
+        [rec("IMG_5.HEIC", 0), rec("IMG_5.MOV", -7200 - 1)],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
+    ),
+    ("rollover: 3 h 17 min apart", [rec("IMG_5.HEIC", 0), rec("IMG_5.MOV", 11820)], set()),
+    (
+        "equal ids beat the time check",
+        [rec("IMG_5.HEIC", 0, content_id="A"), rec("IMG_5.MOV", 11820, content_id="A")],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
+    ),
+    (
+        "renamed, equal ids",
+        [rec("Beach.heic", content_id="A"), rec("IMG_9.MOV", content_id="A")],
+        {G("live_photo", **{"Beach.heic": "primary", "IMG_9.MOV": "video"})},
+    ),
+    ("AVI is not a live video", [rec("IMG_5.JPG"), rec("IMG_5.AVI")], set()),
+    ("PNG is not a live still", [rec("IMG_5.PNG"), rec("IMG_5.MOV")], set()),
+    (
+        "one video, two stills: HEIC wins",
+        [rec("IMG_5.JPG"), rec("IMG_5.HEIC"), rec("IMG_5.MOV")],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "files, expected", [c[1:] for c in LIVE_CASES], ids=[c[0] for c in LIVE_CASES]
+)
+def test_live_photo(files: list[FileRecord], expected: set) -> None:
+    groups = group_folder(files)
+    check_invariants(groups)
+    assert shape(groups) == expected
+
+
+# ----------------------------------------------------------------------------- edits
+
+EDIT_CASES = [
+    (
+        "iPhone IMG_E",
+        [rec("IMG_1234.HEIC"), rec("IMG_E1234.JPG")],
+        {G("edited", **{"IMG_1234.HEIC": "primary", "IMG_E1234.JPG": "edit"})},
+    ),
+    (
+        "Takeout -edited",
+        [rec("holiday.jpg"), rec("holiday-edited.jpg")],
+        {G("edited", **{"holiday.jpg": "primary", "holiday-edited.jpg": "edit"})},
+    ),
+    (
+        "(edited)",
+        [rec("holiday.jpg"), rec("holiday (edited).jpg")],
+        {G("edited", **{"holiday.jpg": "primary", "holiday (edited).jpg": "edit"})},
+    ),
+    (
+        "Lightroom -Edit of a RAW",
+        [rec("DSC_0001.NEF"), rec("DSC_0001-Edit.tif", 3600)],
+        {G("edited", **{"DSC_0001.NEF": "primary", "DSC_0001-Edit.tif": "edit"})},
+    ),
+    ("no original", [rec("IMG_E1234.JPG"), rec("IMG_1235.JPG")], set()),
+    (
+        "edit-like name with its own RAW",
+        [rec("photo-edit.cr2"), rec("photo-edit.jpg")],
+        {G("raw_jpeg", **{"photo-edit.jpg": "primary", "photo-edit.cr2": "raw"})},
+    ),
+    (
+        "edit of a video",
+        [rec("IMG_1234.MOV"), rec("IMG_E1234.MOV")],
+        {G("edited", **{"IMG_1234.MOV": "primary", "IMG_E1234.MOV": "edit"})},
+    ),
+    (
+        "Pixel edit joins its shot, not as the cover",
+        [
+            rec("PXL_20231006_123456789.RAW-01.COVER.jpg"),
+            rec("PXL_20231006_123456789.RAW-02.ORIGINAL.dng"),
+            rec("PXL_20231006_123456789-edited.jpg"),
+        ],
+        {
+            G(
+                "raw_jpeg",
+                **{
+                    "PXL_20231006_123456789.RAW-01.COVER.jpg": "primary",
+                    "PXL_20231006_123456789.RAW-02.ORIGINAL.dng": "raw",
+                    "PXL_20231006_123456789-edited.jpg": "edit",
+                },
+            )
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "files, expected", [c[1:] for c in EDIT_CASES], ids=[c[0] for c in EDIT_CASES]
+)
+def test_edited(files: list[FileRecord], expected: set) -> None:
+    groups = group_folder(files)
+    check_invariants(groups)
+    assert shape(groups) == expected
+
+
+def test_edit_joins_the_original_of_its_own_time() -> None:
+    # Given two shots named IMG_1234 (rollover) and an edit carrying the later shot's time
+    files = [rec("IMG_1234.HEIC", 0), rec("IMG_1234.JPG", 86400), rec("IMG_E1234.JPG", 86400)]
+    assert shape(group_folder(files)) == {
+        G("edited", **{"IMG_1234.JPG": "primary", "IMG_E1234.JPG": "edit"})
+    }
+
+
+def test_edited_live_photo_is_one_group() -> None:
+    # Given what an iPhone exports for an edited Live Photo
+    files = [
+        rec("IMG_1234.HEIC"),
+        rec("IMG_1234.MOV"),
+        rec("IMG_E1234.HEIC"),
+        rec("IMG_E1234.MOV"),
+        rec("IMG_1234.AAE", None),
+        rec("IMG_O1234.AAE", None),
+    ]
+    # Then it is one Live Photo group with the edited still and video as edits
+    assert shape(group_folder(files)) == {
+        G(
+            "live_photo",
+            **{
+                "IMG_1234.HEIC": "primary",
+                "IMG_1234.MOV": "video",
+                "IMG_E1234.HEIC": "edit",
+                "IMG_E1234.MOV": "edit",
+                "IMG_1234.AAE": "sidecar",
+                "IMG_O1234.AAE": "sidecar",
+            },
+        )
+    }
+
+
+# ----------------------------------------------------------------------------- sidecars
+
+SIDECAR_CASES = [
+    (
+        "name.xmp",
+        [rec("DSC_1.NEF"), rec("DSC_1.xmp", None)],
+        {G("sidecar", **{"DSC_1.NEF": "primary", "DSC_1.xmp": "sidecar"})},
+    ),
+    (
+        "name.ext.xmp",
+        [rec("DSC_1.NEF"), rec("DSC_1.NEF.xmp", None)],
+        {G("sidecar", **{"DSC_1.NEF": "primary", "DSC_1.NEF.xmp": "sidecar"})},
+    ),
+    (
+        "both styles on one file",
+        [rec("DSC_1.NEF"), rec("DSC_1.xmp", None), rec("dsc_1.nef.XMP", None)],
+        {
+            G(
+                "sidecar",
+                **{"DSC_1.NEF": "primary", "DSC_1.xmp": "sidecar", "dsc_1.nef.XMP": "sidecar"},
+            )
+        },
+    ),
+    (
+        "name.aae",
+        [rec("IMG_1.HEIC"), rec("IMG_1.AAE", None)],
+        {G("sidecar", **{"IMG_1.HEIC": "primary", "IMG_1.AAE": "sidecar"})},
+    ),
+    (
+        "Takeout json",
+        [rec("IMG_1.jpg"), rec("IMG_1.jpg.json", None)],
+        {G("sidecar", **{"IMG_1.jpg": "primary", "IMG_1.jpg.json": "sidecar"})},
+    ),
+    (
+        "Takeout supplemental-metadata",
+        [rec("IMG_1.jpg"), rec("IMG_1.jpg.supplemental-metadata.json", None)],
+        {
+            G(
+                "sidecar",
+                **{"IMG_1.jpg": "primary", "IMG_1.jpg.supplemental-metadata.json": "sidecar"},
+            )
+        },
+    ),
+    (
+        "Takeout duplicate (1)",
+        [
+            rec("IMG_1.jpg"),
+            rec("IMG_1(1).jpg"),
+            rec("IMG_1.jpg(1).json", None),
+            rec("IMG_1.jpg.json", None),
+        ],
+        {
+            G("sidecar", **{"IMG_1.jpg": "primary", "IMG_1.jpg.json": "sidecar"}),
+            G("sidecar", **{"IMG_1(1).jpg": "primary", "IMG_1.jpg(1).json": "sidecar"}),
+        },
+    ),
+    (
+        "Takeout truncated name",
+        [
+            rec("Screenshot_20231006-123456_Some Long App Name.jpg"),
+            rec("Screenshot_20231006-123456_Some Long App Name.j.json", None),
+        ],
+        {
+            G(
+                "sidecar",
+                **{
+                    "Screenshot_20231006-123456_Some Long App Name.jpg": "primary",
+                    "Screenshot_20231006-123456_Some Long App Name.j.json": "sidecar",
+                },
+            )
+        },
+    ),
+    (
+        "unmatched sidecars stay alone",
+        [rec("IMG_1.jpg"), rec("IMG_2.xmp", None), rec("metadata.json", None)],
+        set(),
+    ),
+    (
+        "xmp joins a RAW+JPEG pair",
+        [rec("A.CR3"), rec("A.JPG"), rec("A.xmp", None)],
+        {G("raw_jpeg", **{"A.JPG": "primary", "A.CR3": "raw", "A.xmp": "sidecar"})},
+    ),
+    (
+        "xmp prefers the RAW of two shots",
+        [rec("A.CR3", 0), rec("A.JPG", 9000), rec("A.xmp", None)],
+        {G("sidecar", **{"A.CR3": "primary", "A.xmp": "sidecar"})},
+    ),
+    (
+        "aae prefers the still",
+        [rec("IMG_1.DNG", 0), rec("IMG_1.HEIC", 9000), rec("IMG_1.AAE", None)],
+        {G("sidecar", **{"IMG_1.HEIC": "primary", "IMG_1.AAE": "sidecar"})},
+    ),
+    (
+        "THM of a video clip",
+        [rec("MVI_1.MOV"), rec("MVI_1.THM", None)],
+        {G("sidecar", **{"MVI_1.MOV": "primary", "MVI_1.THM": "sidecar"})},
+    ),
+    (
+        "full name beats stem",
+        [rec("A.CR3", 0), rec("A.JPG", 9000), rec("A.JPG.xmp", None)],
+        {G("sidecar", **{"A.JPG": "primary", "A.JPG.xmp": "sidecar"})},
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "files, expected", [c[1:] for c in SIDECAR_CASES], ids=[c[0] for c in SIDECAR_CASES]
+)
+def test_sidecars(files: list[FileRecord], expected: set) -> None:
+    groups = group_folder(files)
+    check_invariants(groups)
+    assert shape(groups) == expected
+
+
+def test_combination_raw_jpeg_edit_sidecars_is_one_group() -> None:
+    # Given a RAW+JPEG shot with an iPhone-style edit of the JPEG and three sidecars
+    files = [
+        rec("IMG_1234.CR2"),
+        rec("IMG_1234.JPG", 0.3),
+        rec("IMG_E1234.JPG", 0.3),
+        rec("IMG_1234.xmp", None),
+        rec("IMG_1234.JPG.json", None),
+        rec("IMG_E1234.JPG.xmp", None),
+    ]
+    # When grouped under either policy
+    for policy, primary in (("rendition", "IMG_1234.JPG"), ("raw", "IMG_1234.CR2")):
+        groups = group_folder(files, policy=policy)
+        # Then there is one raw_jpeg group with a role for each member
+        assert len(groups) == 1
+        g = groups[0]
+        assert g.type == "raw_jpeg"
+        assert g.primary.path.endswith(primary)
+        roles = {m.path.rsplit("/", 1)[1]: m.role for m in g.members}
+        assert roles["IMG_E1234.JPG"] == "edit"
+        assert roles["IMG_1234.xmp"] == roles["IMG_1234.JPG.json"] == "sidecar"
+        assert roles["IMG_E1234.JPG.xmp"] == "sidecar"
+        assert roles["IMG_1234.CR2"] == ("raw" if policy == "rendition" else "primary")
+
+
+def test_raw_jpeg_live_photo_is_raw_jpeg_with_video() -> None:
+    # ProRAW Live Photo: DNG + HEIC + MOV
+    files = [rec("IMG_1.DNG"), rec("IMG_1.HEIC"), rec("IMG_1.MOV")]
+    assert shape(group_folder(files)) == {
+        G("raw_jpeg", **{"IMG_1.HEIC": "primary", "IMG_1.DNG": "raw", "IMG_1.MOV": "video"})
+    }
+
+
+def test_members_are_ordered_primary_then_role() -> None:
+    files = [rec("A.xmp", None), rec("A.CR3"), rec("A-edited.jpg"), rec("A.JPG")]
+    g = group_folder(files)[0]
+    assert [m.role for m in g.members] == ["primary", "raw", "edit", "sidecar"]
+
+
+def test_non_utf8_names_round_trip() -> None:
+    bad = "\udcff\udcfe"  # os.fsdecode of invalid UTF-8 bytes
+    files = [rec(f"{bad}.CR2"), rec(f"{bad}.jpg"), rec(f"{bad}.xmp", None)]
+    (g,) = group_folder(files)
+    assert g.type == "raw_jpeg"
+    assert g.paths == {f.path for f in files}
+
+
+# ----------------------------------------------------------------------------- overrides
+
+
+def test_forced_apart_pair_is_never_regrouped() -> None:
+    raw, jpg = rec("IMG_1.CR2"), rec("IMG_1.JPG")
+    ov = Overrides(forced_apart=frozenset({frozenset({raw.path, jpg.path})}))
+    assert group_folder([raw, jpg], overrides=ov) == []
+
+
+def test_forced_apart_lets_the_next_candidate_pair() -> None:
+    # Given the JPEG split from its closest RAW
+    jpg, cr3, cr2 = rec("IMG_1.JPG", 0), rec("IMG_1.CR3", 0), rec("IMG_1.CR2", 1)
+    ov = Overrides(forced_apart={frozenset({jpg.path, cr3.path})})
+    # Then it pairs with the other RAW of the shot
+    assert shape(group_folder([jpg, cr3, cr2], overrides=ov)) == {
+        G("raw_jpeg", **{"IMG_1.JPG": "primary", "IMG_1.CR2": "raw"})
+    }
+
+
+def test_split_out_takes_one_member_out_and_keeps_the_rest() -> None:
+    files = [rec("A.CR3"), rec("A.JPG"), rec("A-edited.jpg"), rec("A.xmp", None)]
+    (g,) = group_folder(files)
+    edit = next(m.path for m in g.members if m.role == "edit")
+    groups = group_folder(files, overrides=Overrides(forced_apart=split_out(edit, g.paths)))
+    assert shape(groups) == {
+        G("raw_jpeg", **{"A.JPG": "primary", "A.CR3": "raw", "A.xmp": "sidecar"})
+    }
+
+
+def test_split_all_dissolves_a_group() -> None:
+    files = [rec("A.CR3"), rec("A.JPG"), rec("A.xmp", None)]
+    (g,) = group_folder(files)
+    assert group_folder(files, overrides=Overrides(forced_apart=split_all(g.paths))) == []
+
+
+def test_overrides_reject_non_pairs() -> None:
+    with pytest.raises(ValueError):
+        Overrides(forced_apart={frozenset({"/a", "/b", "/c"})})
+
+
+def test_forced_together_forms_a_manual_group() -> None:
+    # Given two unrelated files the user merged, one of them the JPEG of a pair
+    a, b, raw = rec("sunset.jpg"), rec("IMG_9.JPG"), rec("IMG_9.CR2")
+    side = rec("sunset.jpg.xmp", None)
+    ov = Overrides(forced_together=({a.path, b.path},))
+    groups = group_folder([a, b, raw, side], overrides=ov)
+    # Then the merged files are one manual group (with the sidecar of a member),
+    # and the RAW stays out of it
+    assert shape(groups) == {
+        G(
+            "manual",
+            **{"IMG_9.JPG": "primary", "sunset.jpg": "rendition", "sunset.jpg.xmp": "sidecar"},
+        )
+    }
+
+
+def test_forced_together_with_a_chosen_primary_across_folders() -> None:
+    raw = rec("DSC_1.NEF", folder="/lib/raw")
+    jpg = rec("DSC_1.JPG", folder="/lib/jpg")
+    ov = Overrides(
+        forced_together=(ManualGroup(frozenset({raw.path, jpg.path}), primary=raw.path),)
+    )
+    (g,) = group_folder([jpg, raw], overrides=ov)
+    assert g.type == "manual"
+    assert g.primary.path == raw.path and g.members[1].role == "rendition"
+    # The default primary follows the policy
+    ov2 = Overrides(forced_together=({raw.path, jpg.path},))
+    assert group_folder([jpg, raw], overrides=ov2)[0].primary.path == jpg.path
+    assert group_folder([jpg, raw], policy="raw", overrides=ov2)[0].primary.path == raw.path
+
+
+def test_overlapping_manual_groups_merge_and_keep_their_key() -> None:
+    a, b, c = rec("a.jpg"), rec("b.jpg"), rec("c.jpg")
+    ov = Overrides(forced_together=({a.path, b.path}, {b.path, c.path}))
+    (g,) = group_folder([a, b, c], overrides=ov)
+    assert g.paths == {a.path, b.path, c.path}
+    # Its key depends on the override, not on which files are present
+    (g2,) = group_folder([a, b], overrides=ov)
+    assert g2.key == g.key
+
+
+def test_manual_group_with_one_present_member_is_no_group() -> None:
+    a = rec("a.jpg")
+    ov = Overrides(forced_together=({a.path, "/elsewhere/b.jpg"},))
+    assert group_folder([a], overrides=ov) == []
+
+
+def test_forced_together_wins_over_forced_apart() -> None:
+    a, b = rec("a.jpg"), rec("b.jpg")
+    ov = Overrides(forced_apart={frozenset({a.path, b.path})}, forced_together=({a.path, b.path},))
+    assert [g.type for g in group_folder([a, b], overrides=ov)] == ["manual"]
+
+
+# ----------------------------------------------------------------------------- identity
+
+
+def test_key_is_stable_when_the_raw_arrives_later_and_across_policies() -> None:
+    jpg, xmp, raw = rec("IMG_1.JPG"), rec("IMG_1.xmp", None), rec("IMG_1.CR2")
+    (before,) = group_folder([jpg, xmp])
+    (after,) = group_folder([jpg, xmp, raw])
+    (raw_policy,) = group_folder([jpg, xmp, raw], policy="raw")
+    assert before.type == "sidecar" and after.type == "raw_jpeg"
+    assert before.key == after.key == raw_policy.key
+
+
+def test_keys_differ_for_two_shots_with_one_name() -> None:
+    files = [
+        rec("IMG_1.CR2", 0),
+        rec("IMG_1.JPG", 0),
+        rec("IMG_1.HEIC", 7200),
+        rec("IMG_1.MOV", 7200),
+    ]
+    groups = group_folder(files)
+    assert {g.type for g in groups} == {"raw_jpeg", "live_photo"}
+    assert len({g.key for g in groups}) == 2
+
+
+def test_same_folder_layout_elsewhere_gets_other_keys() -> None:
+    a = group_folder([rec("A.CR3", folder="/x"), rec("A.JPG", folder="/x")])
+    b = group_folder([rec("A.CR3", folder="/y"), rec("A.JPG", folder="/y")])
+    assert a[0].key != b[0].key
+
+
+def test_duplicate_records_of_one_path_count_once() -> None:
+    jpg = rec("A.JPG")
+    groups = group_folder([jpg, jpg, rec("A.CR3")])
+    check_invariants(groups)
+    assert len(groups[0].members) == 2
+
+
+def _rich_folder() -> list[FileRecord]:
+    return [
+        rec("IMG_1234.CR2"),
+        rec("IMG_1234.JPG", 0.2),
+        rec("IMG_E1234.JPG"),
+        rec("IMG_1234.xmp", None),
+        rec("IMG_1234.JPG.json", None),
+        rec("IMG_0001.CR2", 0),
+        rec("IMG_0001.JPG", 4 * 3600),
+        rec("IMG_0001.xmp", None),
+        rec("IMG_2.HEIC", content_id="x"),
+        rec("IMG_2.MOV", content_id="x"),
+        rec("IMG_2.AAE", None),
+        rec("IMG_3.HEIC", content_id="y"),
+        rec("IMG_3.MOV", content_id="z"),
+        rec("PXL_20231006_123456789.RAW-01.COVER.jpg"),
+        rec("PXL_20231006_123456789.RAW-02.ORIGINAL.dng"),
+        rec("a.JPG"),
+        rec("a.CR3"),
+        rec("a.CR2", 1),
+        rec("a.HIF", 1),
+        rec("trip.jpg"),
+        rec("trip-edited.jpg"),
+        rec("trip (edited).jpg"),
+        rec("lonely.jpg"),
+        rec("orphan.xmp", None),
+        rec("notes.txt", None),
+    ]
+
+
+RICH = _rich_folder()
+RICH_OVERRIDES = Overrides(
+    forced_apart={frozenset({f"{DIR}/a.JPG", f"{DIR}/a.CR3"})},
+    forced_together=({f"{DIR}/lonely.jpg", f"{DIR}/IMG_3.HEIC"},),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.permutations(RICH), st.sampled_from(["rendition", "raw"]), st.booleans())
+def test_order_independence(perm: list[FileRecord], policy: str, with_overrides: bool) -> None:
+    ov = RICH_OVERRIDES if with_overrides else None
+    expected = group_folder(RICH, policy=policy, overrides=ov)
+    got = group_folder(perm, policy=policy, overrides=ov)
+    assert got == expected
+    check_invariants(got)
+    # Idempotent: grouping the grouped files again gives the same groups.
+    grouped = {p for g in got for p in g.paths}
+    again = group_folder([f for f in perm if f.path in grouped], policy=policy, overrides=ov)
+    assert again == got
+
+
+def test_rich_folder_groups() -> None:
+    groups = group_folder(RICH, overrides=RICH_OVERRIDES)
+    check_invariants(groups)
+    by_primary = {g.primary.path.rsplit("/", 1)[1]: g for g in groups}
+    assert {k: g.type for k, g in by_primary.items()} == {
+        "IMG_1234.JPG": "raw_jpeg",
+        "IMG_0001.CR2": "sidecar",  # the JPEG 4 h later is another shot
+        "IMG_2.HEIC": "live_photo",
+        "IMG_3.HEIC": "manual",
+        "PXL_20231006_123456789.RAW-01.COVER.jpg": "raw_jpeg",
+        "a.HIF": "raw_jpeg",  # a.JPG was split from a.CR3; a.CR2 takes the closer HIF
+        "trip.jpg": "edited",
+    }
+    assert len(by_primary["IMG_1234.JPG"].members) == 5
+    assert len(by_primary["trip.jpg"].members) == 3
+
+
+name_parts = st.sampled_from(
+    [
+        "IMG_1",
+        "IMG_2",
+        "img_1",
+        "A",
+        "A-edited",
+        "IMG_E1234",
+        "IMG_1234",
+        "PXL_20231006_123456789.RAW-01.COVER",
+    ]
+)
+exts = st.sampled_from(["CR2", "jpg", "HEIC", "MOV", "xmp", "dng", "png", "AAE", "jpg.json"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    st.lists(
+        st.tuples(name_parts, exts, st.sampled_from([None, 0, 1, 3, 3600])),
+        max_size=14,
+        unique_by=lambda t: (t[0], t[1]),
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_random_folders_are_deterministic_and_well_formed(entries, rnd) -> None:
+    files = [rec(f"{n}.{e}", t) for n, e, t in entries]
+    expected = group_folder(files)
+    check_invariants(expected)
+    shuffled = list(files)
+    rnd.shuffle(shuffled)
+    assert group_folder(shuffled) == expected
+    for g in expected:
+        assert g.type in ("raw_jpeg", "live_photo", "edited", "sidecar")
+        if g.type == "raw_jpeg":
+            assert any(
+                m.role == "raw" or (m.is_primary and N.category(m.path) == N.RAW) for m in g.members
+            )
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def test_pair_scoring_helpers() -> None:
+    files = [rec("A.CR3"), rec("A.JPG"), rec("A.xmp", None), rec("B.CR3"), rec("B.JPG", 3600)]
+    found = grouped_pairs(group_folder(files))
+    expected = pairs_of_sets(
+        [{f"{DIR}/A.CR3", f"{DIR}/A.JPG", f"{DIR}/A.xmp"}, {f"{DIR}/B.CR3", f"{DIR}/B.JPG"}]
+    )
+    s = score(found, expected)
+    assert (s.true_positives, s.false_positives, s.false_negatives) == (3, 0, 1)
+    assert s.precision == 1.0 and s.recall == 0.75
+    assert score(set(), set()).precision == 1.0
