@@ -1,0 +1,325 @@
+"""inspect_file and the decoders on generated files: orientation, bombs, broken input,
+honest byte counts, EXIF essentials and Live Photo identifiers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import struct
+from datetime import datetime
+from pathlib import Path
+
+import imagehash
+import pytest
+from PIL import Image, ImageFile, ImageOps
+
+from core.media.decode import render_thumbnail
+from core.media.exif import apple_content_id, parse_datetime
+from core.media.inspect import inspect_file
+from tests.unit.test_media_phash import photo
+
+# Stored pixels for an upright picture: the inverse of what the tag asks a viewer to do.
+STORE_FOR = {
+    3: Image.Transpose.ROTATE_180,
+    6: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def save(img: Image.Image, path: Path, fmt: str = "JPEG", **kw: object) -> Path:
+    img.save(path, fmt, **kw)
+    return path
+
+
+def exif_with(orientation: int | None = None, **sub: object) -> Image.Exif:
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    if sub:
+        ifd = exif.get_ifd(0x8769)
+        for key, value in sub.items():
+            ifd[int(key[1:], 16)] = value
+    return exif
+
+
+@pytest.fixture
+def pillow_limit():
+    saved = Image.MAX_IMAGE_PIXELS
+    yield
+    Image.MAX_IMAGE_PIXELS = saved
+
+
+def test_jpeg_facts_and_hashes(tmp_path: Path) -> None:
+    path = save(photo(640, 480, 1), tmp_path / "a.jpg", quality=90)
+    data = path.read_bytes()
+    facts = inspect_file(str(path), full_hash=False)
+    assert facts.error is None and facts.warning is None
+    assert (facts.kind, facts.format) == ("image", "jpeg")
+    # Pictures are read once in full, so they always carry both content hashes.
+    assert facts.sha256 == hashlib.sha256(data).hexdigest()
+    assert facts.sha1 == hashlib.sha1(data).hexdigest()
+    assert facts.bytes_read == len(data) == facts.size
+    assert (facts.width, facts.height, facts.orientation) == (640, 480, 1)
+    assert facts.mtime_ns == os.stat(path).st_mtime_ns
+    full = imagehash.phash(Image.open(path))
+    assert facts.phash is not None and len(facts.phash) == 16
+    assert imagehash.hex_to_hash(facts.phash) - full <= 4  # draft decode vs full decode
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_orientation_png_exact(tmp_path: Path, orientation: int) -> None:
+    upright = photo(320, 200, 2)
+    stored = upright.transpose(STORE_FOR[orientation])
+    a = inspect_file(str(save(upright, tmp_path / "up.png", "PNG")), full_hash=False)
+    b = inspect_file(
+        str(save(stored, tmp_path / "rot.png", "PNG", exif=exif_with(orientation))), full_hash=False
+    )
+    assert b.error is None
+    assert b.phash == a.phash
+    assert b.orientation == orientation
+    assert (b.width, b.height) == stored.size  # stored dimensions, orientation reported apart
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_orientation_jpeg_close(tmp_path: Path, orientation: int) -> None:
+    upright = photo(1024, 768, 4)
+    stored = upright.transpose(STORE_FOR[orientation])
+    a = inspect_file(str(save(upright, tmp_path / "up.jpg", quality=92)), full_hash=False)
+    b = inspect_file(
+        str(save(stored, tmp_path / "rot.jpg", quality=92, exif=exif_with(orientation))),
+        full_hash=False,
+    )
+    assert imagehash.hex_to_hash(a.phash) - imagehash.hex_to_hash(b.phash) <= 4
+    # Ignoring the tag would have given a far hash: the orientation did the work.
+    ignored = imagehash.phash(Image.open(tmp_path / "rot.jpg"))
+    assert imagehash.hex_to_hash(a.phash) - ignored > 12
+
+
+def test_exif_essentials(tmp_path: Path) -> None:
+    makernote = apple_makernote("6C7A0B9E-7E2B-4A0C-9D5C-3F1E2A4B5C6D")
+    exif = exif_with(
+        6,
+        x9003="2023:10:22 09:39:48",
+        x9291="045",
+        x9011="+02:00",
+        xA431="SN-12345",
+        x927C=makernote,
+    )
+    exif[0x010F] = "Apple"
+    exif[0x0110] = "iPhone 12 Pro"
+    path = save(photo(300, 200, 8), tmp_path / "IMG_0001.JPG", exif=exif)
+    facts = inspect_file(str(path), full_hash=False)
+    assert facts.error is None
+    assert facts.taken_at == datetime(2023, 10, 22, 9, 39, 48, 45000)
+    assert facts.taken_offset == "+02:00"
+    assert (facts.make, facts.model, facts.serial) == ("Apple", "iPhone 12 Pro", "SN-12345")
+    assert facts.content_id == "6C7A0B9E-7E2B-4A0C-9D5C-3F1E2A4B5C6D"
+    assert facts.orientation == 6
+
+
+def apple_makernote(content_id: str) -> bytes:
+    value = content_id.encode() + b"\0"
+    header = b"Apple iOS\x00" + b"\x00\x01" + b"MM"
+    entries = [
+        (0x0001, 9, 1, struct.pack(">I", 14)),
+        (0x0011, 2, len(value), struct.pack(">I", 14 + 2 + 2 * 12 + 4)),
+    ]
+    body = struct.pack(">H", len(entries))
+    for tag, typ, count, raw in entries:
+        body += struct.pack(">HHI", tag, typ, count) + raw
+    return header + body + b"\0\0\0\0" + value
+
+
+@pytest.mark.parametrize(
+    ("text", "subsec", "offset", "want"),
+    [
+        ("2020:01:02 03:04:05", None, None, (datetime(2020, 1, 2, 3, 4, 5), None)),
+        ("2020:01:02 03:04:05", "5", "-07:00", (datetime(2020, 1, 2, 3, 4, 5, 500000), "-07:00")),
+        ("2012-09-17T15:53:45-04:00", None, None, (datetime(2012, 9, 17, 15, 53, 45), "-04:00")),
+        ("2013-07-05T03:18:27Z", None, None, (datetime(2013, 7, 5, 3, 18, 27), "+00:00")),
+        ("0000:00:00 00:00:00", None, None, (None, None)),
+        ("2020:13:45 99:00:00", None, None, (None, None)),
+        ("    ", None, None, (None, None)),
+        (b"\xff\xfe garbage", None, "+99:99", (None, None)),
+        (12345, None, None, (None, None)),
+    ],
+)
+def test_parse_datetime(text: object, subsec: object, offset: object, want: tuple) -> None:
+    assert parse_datetime(text, subsec, offset) == want
+
+
+def test_apple_content_id_garbage_is_none() -> None:
+    assert apple_content_id(b"Apple iOS\x00\x00\x01MM\xff\xff" + b"\x00" * 5) is None
+    assert apple_content_id(b"Nikon\x00") is None
+    assert apple_content_id(None) is None
+
+
+def test_garbage_exif_never_raises(tmp_path: Path) -> None:
+    good = io.BytesIO()
+    photo(200, 150, 9).save(good, "JPEG")
+    data = good.getvalue()
+    junk = b"Exif\x00\x00MM\x00*\x00\x00\x00\x08" + bytes(range(256)) * 3
+    segment = b"\xff\xe1" + struct.pack(">H", len(junk) + 2) + junk
+    path = tmp_path / "junk.jpg"
+    path.write_bytes(data[:2] + segment + data[2:])
+    facts = inspect_file(str(path), full_hash=False)
+    assert facts.error is None
+    assert facts.phash is not None
+
+
+@pytest.mark.parametrize(
+    "pillow_filter",
+    # As configured in production (Pillow's warning raised as an error), and with the
+    # warning merely shown: our own declared-size check must refuse either way.
+    ["error", "ignore"],
+)
+def test_bomb_refused_before_decoding(
+    tmp_path: Path, pillow_limit: None, pillow_filter: str, recwarn: pytest.WarningsRecorder
+) -> None:
+    import warnings
+
+    warnings.filterwarnings(pillow_filter, category=Image.DecompressionBombWarning)
+    path = save(photo(400, 300, 1), tmp_path / "big.png", "PNG")
+    for limit in (100_000, 50_000, 10_000):  # within Pillow's 2x warning band and beyond
+        facts = inspect_file(str(path), full_hash=False, max_pixels=limit)
+        assert facts.error == f"decompression bomb refused: 120000 pixels > limit {limit}"
+        assert facts.phash is None
+    assert inspect_file(str(path), full_hash=False, max_pixels=120_000).error is None
+
+
+def test_zero_byte(tmp_path: Path) -> None:
+    path = tmp_path / "empty.jpg"
+    path.write_bytes(b"")
+    facts = inspect_file(str(path), full_hash=True, quick_hash=True)
+    assert facts.error == "zero-byte file"
+    assert facts.kind == "image" and facts.sha256 is None and facts.bytes_read == 0
+
+
+def test_truncated_jpeg_is_an_error(tmp_path: Path) -> None:
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+    full = io.BytesIO()
+    photo(800, 600, 3).save(full, "JPEG", quality=90)
+    path = tmp_path / "cut.jpg"
+    path.write_bytes(full.getvalue()[: len(full.getvalue()) * 6 // 10])
+    facts = inspect_file(str(path), full_hash=False)
+    assert facts.error is not None and facts.error.startswith("truncated JPEG")
+    assert facts.phash is None
+
+
+def test_vanished_and_directory(tmp_path: Path) -> None:
+    gone = inspect_file(str(tmp_path / "nope.jpg"), full_hash=True)
+    assert gone.error == "file vanished before it could be read"
+    assert gone.kind == "image"
+    folder = inspect_file(str(tmp_path), full_hash=True)
+    assert folder.error == "is a directory, not a file"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_permission_denied(tmp_path: Path) -> None:
+    path = save(photo(100, 100), tmp_path / "locked.jpg")
+    path.chmod(0)
+    assert inspect_file(str(path), full_hash=False).error == "permission denied"
+
+
+def test_non_utf8_name(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9.jpg")
+    path = os.path.join(str(tmp_path), name)
+    photo(200, 120, 5).save(path, "JPEG")
+    facts = inspect_file(path, full_hash=False)
+    assert facts.error is None and facts.phash is not None and facts.kind == "image"
+
+
+def test_misnamed_heif_gets_phash_and_warning(tmp_path: Path) -> None:
+    import pillow_heif
+
+    img = photo(256, 192, 6)
+    path = tmp_path / "really_heif.jpg"
+    pillow_heif.from_pillow(img).save(str(path), format="HEIF", quality=90)
+    facts = inspect_file(str(path), full_hash=False)
+    assert (facts.kind, facts.format) == ("image", "heic")
+    assert facts.warning == "extension .jpg but content is HEIF"
+    assert facts.error is None
+    assert imagehash.hex_to_hash(facts.phash) - imagehash.phash(img) <= 6
+
+
+def quicktime(content_id: str | None, creation: str | None, mvhd_secs: int) -> bytes:
+    def box(typ: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(payload)) + typ + payload
+
+    items = [
+        (k, v)
+        for k, v in (
+            ("com.apple.quicktime.content.identifier", content_id),
+            ("com.apple.quicktime.creationdate", creation),
+        )
+        if v
+    ]
+    keys = struct.pack(">II", 0, len(items)) + b"".join(
+        struct.pack(">I", 8 + len(k)) + b"mdta" + k.encode() for k, _ in items
+    )
+    ilst = b"".join(
+        box(struct.pack(">I", i + 1), box(b"data", struct.pack(">II", 1, 0) + v.encode()))
+        for i, (_, v) in enumerate(items)
+    )
+    meta = box(
+        b"meta",
+        box(b"hdlr", b"\0" * 8 + b"mdta" + b"\0" * 13) + box(b"keys", keys) + box(b"ilst", ilst),
+    )
+    mvhd = box(b"mvhd", struct.pack(">BxxxII", 0, mvhd_secs, mvhd_secs) + b"\0" * 88)
+    return (
+        box(b"ftyp", b"qt  \0\0\0\0qt  ")
+        + box(b"mdat", os.urandom(20_000))
+        + box(b"moov", mvhd + meta)
+    )
+
+
+def test_live_photo_video_identifier(tmp_path: Path) -> None:
+    data = quicktime(
+        "6C7A0B9E-7E2B-4A0C-9D5C-3F1E2A4B5C6D", "2023-10-22T09:39:48+0200", 3_780_000_000
+    )
+    path = tmp_path / "IMG_0001.MOV"
+    path.write_bytes(data)
+    facts = inspect_file(str(path), full_hash=False)
+    assert (facts.kind, facts.format, facts.error) == ("video", "mov", None)
+    assert facts.content_id == "6C7A0B9E-7E2B-4A0C-9D5C-3F1E2A4B5C6D"
+    assert facts.taken_at == datetime(2023, 10, 22, 9, 39, 48)
+    assert facts.taken_offset == "+02:00"
+    assert facts.sha256 is None and facts.bytes_read < len(data) // 2  # mdat never read
+    hashed = inspect_file(str(path), full_hash=True, quick_hash=True)
+    assert hashed.sha256 == hashlib.sha256(data).hexdigest()
+    assert hashed.sha1 == hashlib.sha1(data).hexdigest()
+    assert hashed.quick is not None
+    assert hashed.bytes_read >= len(data)
+
+
+def test_video_mvhd_time_is_utc(tmp_path: Path) -> None:
+    path = tmp_path / "clip.mp4"
+    secs = int((datetime(2005, 10, 28, 17, 46, 46) - datetime(1904, 1, 1)).total_seconds())
+    path.write_bytes(quicktime(None, None, secs))
+    facts = inspect_file(str(path), full_hash=False)
+    assert facts.taken_at == datetime(2005, 10, 28, 17, 46, 46)
+    assert facts.taken_offset == "+00:00"
+    assert facts.content_id is None
+
+
+def test_other_files_hash_only_on_request(tmp_path: Path) -> None:
+    data = os.urandom(30_000)
+    path = tmp_path / "notes.bin"
+    path.write_bytes(data)
+    light = inspect_file(str(path), full_hash=False)
+    assert (light.kind, light.sha256, light.quick, light.bytes_read) == ("other", None, None, 4096)
+    quick = inspect_file(str(path), full_hash=False, quick_hash=True)
+    assert quick.quick is not None and quick.bytes_read == 8192
+    full = inspect_file(str(path), full_hash=True)
+    assert full.sha256 == hashlib.sha256(data).hexdigest() and full.bytes_read == len(data)
+
+
+def test_render_thumbnail_upright_and_small(tmp_path: Path) -> None:
+    stored = photo(800, 600, 2).transpose(STORE_FOR[6])  # 600x800 stored, shown 800x600
+    path = save(stored, tmp_path / "t.jpg", exif=exif_with(6))
+    thumb = Image.open(io.BytesIO(render_thumbnail(str(path), max_side=320)))
+    assert thumb.format == "JPEG"
+    assert thumb.size == (320, 240)
+    want = ImageOps.exif_transpose(Image.open(path)).resize((320, 240))
+    assert imagehash.phash(thumb) - imagehash.phash(want) <= 6
