@@ -19,3 +19,164 @@ def samples() -> Path:
 def manifest(samples: Path) -> list[dict[str, str]]:
     """Rows of MANIFEST.tsv: path, kind, format, camera, datetime_original, width, height, phash, notes, ..."""
     return read_manifest(samples)
+
+
+# --- real services: PostgreSQL, Redis, Dramatiq workers ------------------------------
+
+import os  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+
+from sqlalchemy import create_engine, text  # noqa: E402
+
+from core.config import Settings, load_settings  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get("TWINLENS_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("TWINLENS_TEST_REDIS", "redis://127.0.0.1:6379")
+
+
+def _pg_available() -> str | None:
+    try:
+        engine = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with engine.connect() as c:
+            c.execute(text("select 1"))
+        engine.dispose()
+        return None
+    except Exception as exc:  # pragma: no cover - reported as a skip reason
+        return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database, migrated to head, dropped at the end."""
+    reason = _pg_available()
+    if reason:
+        if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    name = f"twinlens_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    from core.db import migrate
+
+    migrate(url)
+    yield url
+    from core.db import engine_for
+
+    engine_for(url).dispose()
+    engine_for.cache_clear()
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+TABLES = (
+    "duplicate_resolutions", "duplicate_members", "duplicate_groups", "group_overrides",
+    "group_members", "file_groups", "job_errors", "job_batches", "jobs", "leases", "files", "roots",
+)
+
+
+def truncate_all(url: str) -> None:
+    from core.db import engine_for
+
+    with engine_for(url).begin() as c:
+        if url.startswith("postgresql"):
+            c.execute(text(f"TRUNCATE {', '.join(TABLES)} RESTART IDENTITY CASCADE"))
+        else:
+            for t in TABLES:
+                c.execute(text(f"DELETE FROM {t}"))
+
+
+@pytest.fixture
+def pg_db(pg_url: str) -> Iterator[str]:
+    """The PostgreSQL URL, emptied after the test (workers in other threads and
+    processes must see committed rows, so this one truncates rather than rolls back)."""
+    yield pg_url
+    truncate_all(pg_url)
+
+
+@pytest.fixture
+def db_session(pg_url: str) -> Iterator[object]:
+    """A session inside a transaction that is rolled back after the test."""
+    from sqlalchemy.orm import Session
+
+    from core.db import engine_for
+
+    conn = engine_for(pg_url).connect()
+    trans = conn.begin()
+    session = Session(bind=conn, join_transaction_mode="create_savepoint", expire_on_commit=False)
+    yield session
+    session.close()
+    trans.rollback()
+    conn.close()
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    """A Redis logical database of its own, flushed before and after the test."""
+    import redis
+
+    url = f"{REDIS_URL}/14"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except Exception as exc:
+        if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
+            pytest.fail(f"Redis not reachable at {url}: {exc}")
+        pytest.skip(f"Redis not reachable at {url}: {exc}")
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture
+def pg_settings(pg_db: str, redis_url: str, tmp_path: Path) -> Settings:
+    """Production-shaped settings: PostgreSQL + Redis broker + Redis cache."""
+    return load_settings(
+        {},
+        data_dir=tmp_path / "data",
+        database_url=pg_db,
+        broker_url=redis_url,
+        cache_url=redis_url.rsplit("/", 1)[0] + "/13",
+        library_roots=(tmp_path / "library",),
+        batch_files=8,
+        broker_heartbeat_ms=2000,
+        broker_maintenance_chance=1_000_000,
+        service_token="test-service-token",
+    )
+
+
+@pytest.fixture
+def embedded_settings(tmp_path: Path) -> Settings:
+    """The embedded default: SQLite file + in-process broker."""
+    return load_settings(
+        {},
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'data' / 'twinlens.db'}",
+        library_roots=(tmp_path / "library",),
+        batch_files=8,
+    )
+
+
+@pytest.fixture
+def worker(pg_settings: Settings) -> Iterator[object]:
+    """Real Dramatiq worker threads on the Redis broker, for this test."""
+    from workers import runtime
+
+    broker = runtime.install_broker(pg_settings)
+    broker.flush_all()
+    w = runtime.start_worker(broker, 2)
+    yield broker
+    w.stop()
+    broker.flush_all()
+    broker.close()
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    path = tmp_path / "library"
+    path.mkdir()
+    return path

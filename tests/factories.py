@@ -1,0 +1,60 @@
+"""Small generated test files (Pillow): photo-like pictures with EXIF, fast to make."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+
+def picture(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
+    """A picture with structure (gradient, shapes) so pHashes of different seeds differ."""
+    rng = random.Random(seed)
+    w, h = size
+    img = Image.linear_gradient("L").resize(size).convert("RGB")
+    draw = ImageDraw.Draw(img)
+    for _ in range(12):
+        x0, y0 = rng.randrange(w), rng.randrange(h)
+        x1, y1 = x0 + rng.randrange(10, w // 2), y0 + rng.randrange(10, h // 2)
+        colour = tuple(rng.randrange(256) for _ in range(3))
+        if rng.random() < 0.5:
+            draw.rectangle((x0, y0, x1, y1), fill=colour)
+        else:
+            draw.ellipse((x0, y0, x1, y1), fill=colour)
+    return img
+
+
+def exif_for(taken: datetime | None = None, make: str | None = None, model: str | None = None,
+             orientation: int | None = None) -> Image.Exif:
+    exif = Image.Exif()
+    if make:
+        exif[0x010F] = make
+    if model:
+        exif[0x0110] = model
+    if orientation:
+        exif[0x0112] = orientation
+    if taken:
+        ifd = exif.get_ifd(0x8769)
+        ifd[0x9003] = taken.strftime("%Y:%m:%d %H:%M:%S")
+    return exif
+
+
+def write_jpeg(path: Path, seed: int, *, size: tuple[int, int] = (320, 240), quality: int = 90,
+               taken: datetime | None = None, make: str | None = None, model: str | None = None) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture(seed, size).save(path, "JPEG", quality=quality, exif=exif_for(taken, make, model))
+    return path
+
+
+def write_png(path: Path, seed: int, size: tuple[int, int] = (320, 240)) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    picture(seed, size).save(path, "PNG")
+    return path
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path

@@ -1,0 +1,177 @@
+"""The catalog scan in the embedded default (SQLite + in-process broker), end to end
+through `run_scan` as `twinlens scan` calls it."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.factories import write_bytes, write_jpeg, write_png
+from twinlens import run_scan
+
+
+def by_path(report: dict) -> dict[str, dict]:
+    return {f["path"]: f for f in report["files"]}
+
+
+@pytest.fixture
+def mixed_library(library: Path) -> Path:
+    write_jpeg(library / "2023" / "a.jpg", 1, taken=datetime(2023, 10, 6, 12, 0, 1), make="Canon")
+    write_jpeg(library / "2023" / "b.jpg", 2)
+    write_png(library / "png" / "c.png", 3)
+    payload = os.urandom(50_000)
+    write_bytes(library / "video" / "clip.mov", payload)
+    write_bytes(library / "backup" / "clip-copy.mov", payload)  # byte copy: same size
+    write_bytes(library / "video" / "other.mp4", payload[:-1] + bytes([payload[-1] ^ 1]))  # same size, last byte differs
+    write_bytes(library / "unique.bin", os.urandom(12_345))  # a size no other file has
+    write_bytes(library / "empty.jpg", b"")
+    good = (library / "2023" / "a.jpg").read_bytes()
+    write_bytes(library / "broken" / "truncated.jpg", good[: len(good) // 2])
+    write_bytes(library / "broken" / "notaphoto.jpg", b"hello, this is text" * 10)
+    write_bytes(Path(os.fsdecode(os.fsencode(str(library)) + b"/caf\xe9.jpg")), (library / "2023" / "b.jpg").read_bytes())
+    os.symlink("loop", library / "loop")  # a symlink pointing at itself
+    return library
+
+
+def test_scan_reports_every_file_with_kind_hashes_and_errors(embedded_settings, mixed_library):
+    # When a fresh library is scanned
+    report = run_scan(embedded_settings, str(mixed_library))
+    files = by_path(report)
+
+    # Then the job finished and every regular file is listed once
+    assert report["job"]["state"] == "done"
+    assert len(files) == 11
+    assert files["2023/a.jpg"]["kind"] == "image"
+    assert files["png/c.png"]["kind"] == "image"
+    assert files["video/clip.mov"]["kind"] == "video"
+
+    # Images are read in full anyway, so they always carry a content hash and a pHash
+    for p in ("2023/a.jpg", "2023/b.jpg", "png/c.png"):
+        assert files[p]["sha256"] and len(files[p]["sha256"]) == 64
+        assert files[p]["phash"] and len(files[p]["phash"]) == 16
+    assert files["2023/a.jpg"]["taken_at"].startswith("2023-10-06T12:00:01")
+
+    # Byte copies share a hash; the same-size file differing in its last byte does not
+    assert files["video/clip.mov"]["sha256"] == files["backup/clip-copy.mov"]["sha256"] is not None
+    assert files["video/other.mp4"]["sha256"] is None  # ruled out by the tail digest, never fully read
+    # A file whose size nobody shares needs no content hash
+    assert files["unique.bin"]["sha256"] is None
+
+    # Bad input: readable reasons, and the scan still completed
+    assert "zero-byte" in files["empty.jpg"]["error"]
+    assert "truncated" in files["broken/truncated.jpg"]["error"].lower()
+    assert files["broken/notaphoto.jpg"]["error"]
+    errors = {e["path"]: e["error"] for e in report["job"]["errors"]}
+    assert "symlink loop" in errors["loop"]
+
+    # A name that is not UTF-8 round-trips losslessly (surrogate escapes, not replacement)
+    weird = os.fsdecode(b"caf\xe9.jpg")
+    assert weird in files
+    assert files[weird]["sha256"] == files["2023/b.jpg"]["sha256"]
+
+
+def test_unchanged_rescan_reads_nothing(embedded_settings, mixed_library):
+    run_scan(embedded_settings, str(mixed_library))
+    again = run_scan(embedded_settings, str(mixed_library))
+    assert again["job"]["state"] == "done"
+    assert again["job"]["bytes_read"] == 0
+    assert again["job"]["summary"]["to_read"] == 0
+    assert again["job"]["summary"]["unchanged"] == 11  # every regular file except the loop
+
+
+def test_moved_file_keeps_hashes_without_reread_and_deleted_is_missing(embedded_settings, mixed_library):
+    first = by_path(run_scan(embedded_settings, str(mixed_library)))
+    os.rename(mixed_library / "2023" / "a.jpg", mixed_library / "png" / "a-renamed.jpg")
+    os.remove(mixed_library / "unique.bin")
+
+    report = run_scan(embedded_settings, str(mixed_library))
+    files = by_path(report)
+    assert report["job"]["summary"]["moved"] == 1
+    assert report["job"]["summary"]["missing"] == 1
+    assert report["job"]["bytes_read"] == 0
+    assert files["png/a-renamed.jpg"]["sha256"] == first["2023/a.jpg"]["sha256"]
+    assert "2023/a.jpg" not in files and "unique.bin" not in files
+
+
+def test_changed_file_is_reread(embedded_settings, mixed_library):
+    first = by_path(run_scan(embedded_settings, str(mixed_library)))
+    write_jpeg(mixed_library / "2023" / "b.jpg", 99, size=(330, 250))
+    files = by_path(run_scan(embedded_settings, str(mixed_library)))
+    assert files["2023/b.jpg"]["sha256"] != first["2023/b.jpg"]["sha256"]
+    assert files["2023/b.jpg"]["phash"] != first["2023/b.jpg"]["phash"]
+
+
+def test_new_same_size_twin_hashes_the_old_file(embedded_settings, library):
+    # Given a non-image whose size was unique at the first scan (so it has no hash)
+    data = os.urandom(20_000)
+    write_bytes(library / "old.mov", data)
+    first = by_path(run_scan(embedded_settings, str(library)))
+    assert first["old.mov"]["sha256"] is None
+    # When a byte copy arrives
+    write_bytes(library / "new" / "copy.mov", data)
+    files = by_path(run_scan(embedded_settings, str(library)))
+    # Then both are hashed (quick digest, then full hash) and equal
+    assert files["old.mov"]["sha256"] == files["new/copy.mov"]["sha256"] is not None
+
+
+def test_walk_reports_unlistable_folder(monkeypatch, tmp_path):
+    from core import catalog
+
+    (tmp_path / "ok").mkdir()
+    (tmp_path / "secret").mkdir()
+    write_bytes(tmp_path / "ok" / "x.bin", b"x")
+    real = os.scandir
+
+    def scandir(path):
+        if str(path).endswith("secret"):
+            raise PermissionError(13, "Permission denied")
+        return real(path)
+
+    monkeypatch.setattr(catalog.os, "scandir", scandir)
+    result = catalog.walk(str(tmp_path))
+    assert [e.path for e in result.entries] == [str(tmp_path / "ok" / "x.bin")]
+    assert result.errors == [(str(tmp_path / "secret"), "cannot list folder: Permission denied")]
+
+
+def test_file_vanishing_between_listing_and_reading(embedded_settings, library):
+    from core import catalog, jobs
+    from core.db import migrate, session_scope
+    from workers import runtime
+
+    write_jpeg(library / "gone.jpg", 5)
+    write_jpeg(library / "stays.jpg", 6)
+    migrate(embedded_settings.database_url)
+    runtime.configure(embedded_settings)
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        job, _ = jobs.start_job(s, "scan", root=root)
+        catalog.plan_scan(s, job.id, embedded_settings)
+        job_id = job.id
+    os.remove(library / "gone.jpg")  # vanishes after the listing
+    with session_scope(runtime.engine()) as s:
+        counted, complete = catalog.process_batch(s, job_id, 0, embedded_settings)
+    assert counted and complete
+    with session_scope(runtime.engine()) as s:
+        errs = {os.path.basename(e.path): e.error for e in jobs.job_errors(s, job_id)}
+        assert errs == {"gone.jpg": "file vanished before it could be read"}
+        # A redelivered batch counts nothing twice
+        assert catalog.process_batch(s, job_id, 0, embedded_settings) == (False, False)
+        view = jobs.job_view(s.get(jobs.Job, job_id))
+        assert (view["done"], view["failed"], view["total"]) == (2, 1, 2)
+
+
+def test_starting_a_scan_twice_returns_the_running_job(embedded_settings, library):
+    from core import jobs
+    from core.db import migrate, session_scope
+    from workers import runtime
+
+    migrate(embedded_settings.database_url)
+    runtime.configure(embedded_settings)
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        first, created1 = jobs.start_job(s, "scan", root=root)
+        second, created2 = jobs.start_job(s, "scan", root=root)
+    assert created1 and not created2 and first.id == second.id

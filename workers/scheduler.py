@@ -1,0 +1,103 @@
+"""`twinlens schedule`: APScheduler runs the nightly full scan; it only enqueues.
+
+Two schedulers may run (a second host, a restart overlap): each nightly run takes
+a database lease named after its scheduled time, so exactly one of them acts.
+Missed runs are coalesced into one.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+from core import jobs, leases
+from core.broker import make_broker
+from core.config import Settings
+from core.db import engine_for, migrate, session_scope
+
+log = logging.getLogger("twinlens.scheduler")
+
+
+DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def trigger(cfg: Settings) -> Any:
+    """A cron trigger with standard cron semantics.
+
+    APScheduler numbers weekdays from Monday = 0, cron from Sunday = 0 (and 7), so
+    numeric weekdays are rewritten as names before APScheduler sees them.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    fields = cfg.schedule_cron.split()
+    if len(fields) != 5:
+        raise ValueError(f"TWINLENS_SCHEDULE_CRON needs 5 fields, got {cfg.schedule_cron!r}")
+    minute, hour, day, month, dow = fields
+    dow = re.sub(r"\d+", lambda m: DAYS[int(m.group())] if int(m.group()) < 8 else m.group(), dow)
+    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=dow,
+                       timezone=cfg.timezone or None)
+
+
+def scheduled_time(trig: Any, now: datetime) -> datetime:
+    """The fire time this run belongs to (the latest one not after ``now``), so that
+    twin schedulers agree on the lease name even if one starts a little late."""
+    last = None
+    t = trig.get_next_fire_time(None, now - timedelta(days=8))
+    while t is not None and t <= now:
+        last = t
+        t = trig.get_next_fire_time(t, t + timedelta(seconds=1))
+    return last or now
+
+
+def nightly(cfg: Settings, fire_time: datetime, broker: Any, holder: str | None = None) -> list[str]:
+    """Start a full scan of every library root, unless another scheduler already
+    did for this fire time. Returns the ids of the jobs started or found running."""
+    holder = holder or leases.holder_id()
+    name = f"nightly:{fire_time.isoformat()}"
+    started: list[tuple[str, bool]] = []
+    with session_scope(engine_for(cfg.database_url)) as s:
+        # The lease outlives the run by a day, so a late twin cannot take it over.
+        if not leases.acquire(s, name, holder, ttl_seconds=86_400):
+            log.info("nightly scan for %s is another scheduler's", fire_time)
+            return []
+        for root_path in cfg.library_roots:
+            root = jobs.get_or_create_root(s, str(root_path))
+            job, created = jobs.start_job(s, "scan", root=root, trigger="schedule")
+            started.append((job.id, created))
+    for job_id, created in started:
+        if created:
+            jobs.enqueue(broker, "scan_plan", job_id)
+    log.info("nightly scan: %s", started)
+    return [j for j, _ in started]
+
+
+def build(cfg: Settings, broker: Any) -> Any:
+    from apscheduler.schedulers.blocking import BlockingScheduler
+
+    sched = BlockingScheduler(timezone=cfg.timezone or None)
+
+    trig = trigger(cfg)
+
+    def run() -> None:
+        nightly(cfg, scheduled_time(trig, datetime.now(trig.timezone)), broker)
+
+    sched.add_job(run, trig, id="nightly-scan", coalesce=True, max_instances=1,
+                  misfire_grace_time=6 * 3600, replace_existing=True)
+    return sched
+
+
+def main(cfg: Settings) -> int:
+    if not cfg.library_roots:
+        log.error("no library roots configured (TWINLENS_LIBRARY_ROOTS)")
+        return 2
+    migrate(cfg.database_url)
+    sched = build(cfg, make_broker(cfg))
+    job = sched.get_job("nightly-scan")
+    log.info("nightly scan scheduled by %r; next run %s", cfg.schedule_cron, getattr(job, "next_run_time", None))
+    try:
+        sched.start()
+    except (KeyboardInterrupt, SystemExit):
+        pass
+    return 0
