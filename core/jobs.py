@@ -47,7 +47,7 @@ def enqueue(broker: Any, actor: str, *args: Any, delay_ms: int | None = None) ->
 
     route = ROUTES[actor]
     broker.declare_queue(route.queue)
-    message = dramatiq.Message(
+    message: dramatiq.Message[Any] = dramatiq.Message(
         queue_name=route.queue, actor_name=route.actor, args=args, kwargs={}, options={}
     )
     broker.enqueue(message, delay=delay_ms)

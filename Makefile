@@ -1,0 +1,34 @@
+# The README's two commands are `make run` and `make test`; everything else is a helper.
+.PHONY: run test lint typecheck bench setup setup-dev services clean
+
+LIBRARY ?=
+
+run: setup
+	.venv/bin/twinlens up $(LIBRARY)
+
+test: setup-dev services
+	.venv/bin/ruff check .
+	.venv/bin/mypy core
+	.venv/bin/pytest -q -p no:cacheprovider
+
+setup:
+	@bash .ci/setup.sh run
+
+setup-dev:
+	@bash .ci/setup.sh dev
+
+services:
+	@bash .ci/services.sh
+
+lint: setup-dev
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check core workers api gateway tests bench twinlens.py
+
+typecheck: setup-dev
+	.venv/bin/mypy core
+
+bench: setup-dev services
+	@for b in bench/bench_*.py; do echo "== $$b"; .venv/bin/python $$b || exit 1; done
+
+clean:
+	rm -rf .venv build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,74 @@
+"""`twinlens up`: the embedded default in one process.
+
+SQLite, the in-process broker with worker threads, the grouping and dedup APIs and
+the gateway (local mode) on loopback. With no library given it generates a demo.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from core.config import Settings
+
+log = logging.getLogger("twinlens.embedded")
+
+
+def _serve_thread(app: Any, host: str, port: int) -> Any:
+    from werkzeug.serving import make_server
+
+    server = make_server(host, port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
+    return server
+
+
+def main(cfg: Settings, path: str | None, serve: bool = True) -> int:
+    import twinlens
+    from workers.demo import make_demo_library
+
+    if path is None:
+        path = str(make_demo_library(cfg.data_dir / "demo-library"))
+        print(f"No library given: generated a demo library in {path}")
+    library = Path(path).resolve()
+    if not library.is_dir():
+        print(f"twinlens: {library} is not a folder")
+        return 2
+    if str(library) not in [str(r) for r in cfg.library_roots]:
+        cfg = replace(cfg, library_roots=(*cfg.library_roots, library))
+    cfg = replace(cfg, host="127.0.0.1")  # embedded: never listen beyond this machine
+    report = twinlens.run_scan(cfg, str(library), progress=twinlens.Progress())
+    print(twinlens._summary_text(report))
+    if not serve:
+        return 0
+    return _serve_all(cfg)
+
+
+def _serve_all(cfg: Settings) -> int:
+    import api
+    import gateway
+    from workers import runtime
+
+    broker = runtime.install_broker(cfg)
+    worker = runtime.start_worker(broker, cfg.worker_threads)
+    servers = [
+        _serve_thread(api.create_app("grouping", {"settings": cfg, "broker": broker}), cfg.host, 8000),
+        _serve_thread(api.create_app("dedup", {"settings": cfg, "broker": broker}), cfg.host, 8001),
+    ]
+    gw_cfg = replace(cfg, grouping_url=f"http://{cfg.host}:8000", dedup_url=f"http://{cfg.host}:8001")
+    servers.append(_serve_thread(gateway.create_app({"settings": gw_cfg}), cfg.host, 3000))
+    print(
+        "Twinlens is running (embedded): gateway http://127.0.0.1:3000/api/twinlens/groups, "
+        "grouping API :8000, dedup API :8001. Ctrl-C stops it."
+    )
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for s in servers:
+            s.shutdown()
+        worker.stop()
+    return 0
