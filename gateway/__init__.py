@@ -42,7 +42,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     app.config.update(test_config)
 
-    from gateway import cache, proxy, twinlens
+    from gateway import cache, logredact, proxy, twinlens
     from gateway.upstream import make_session
 
     cache.init_app(app)
@@ -50,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(twinlens.bp)
     if not settings.local_mode:
         app.register_blueprint(proxy.bp)
+    logredact.install()
     logging.getLogger("twinlens.gateway").setLevel(settings.log_level)
     return app
 

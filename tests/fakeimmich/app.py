@@ -363,6 +363,29 @@ def create_app(state: FakeState | None = None) -> Flask:
         resp.headers["Cache-Control"] = "private, max-age=86400, no-transform"
         return resp
 
+    @route("/assets", "/assets", ["POST"])
+    def upload_asset():
+        """Multipart upload (AssetMediaCreateDto); werkzeug spools big files to disk."""
+        file = request.files.get("assetData")
+        if file is None:
+            return _validation("assetData is required")
+        import tempfile
+
+        h = hashlib.sha1()
+        tmp = tempfile.NamedTemporaryFile(prefix="fakeimmich-", delete=False)
+        with tmp:
+            for chunk in iter(lambda: file.stream.read(1 << 20), b""):
+                h.update(chunk)
+                tmp.write(chunk)
+        checksum = b64(h.digest())
+        for a in state.assets.values():
+            if a["ownerId"] == g.user["id"] and a["checksum"] == checksum and not a["libraryId"]:
+                os.unlink(tmp.name)
+                return jsonify({"id": a["id"], "status": "duplicate"}), 200
+        asset = state.add_asset(g.user["id"], f"/data/upload/{g.user['id']}/{file.filename}",
+                                file=tmp.name)
+        return jsonify({"id": asset["id"], "status": "created"}), 201
+
     @route("/assets", "/assets", ["DELETE"])
     def delete_assets():
         body = json_body()

@@ -31,6 +31,8 @@ def operation(method: str, path: str) -> dict[str, Any]:
     """The spec's operation object for ``method`` on ``path`` (spec form, e.g. /assets/{id})."""
     ops = load_spec()["paths"][path]
     method = method.lower()
+    if method == "head":  # Express answers HEAD with the GET route
+        method = "get"
     if method == "patch" and "patch" not in ops:
         # Since v3 every PUT update route also takes PATCH, hidden from the spec (NOTES §1).
         method = "put"
