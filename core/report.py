@@ -31,7 +31,7 @@ def build(session: Session, root_id: int, job_id: str) -> dict[str, Any]:
 
     files = session.execute(
         select(File.id, File.path, File.size, File.kind, File.sha256, File.phash, File.taken_at,
-               File.taken_offset, File.error)
+               File.taken_offset, File.error, File.warning)
         .where(File.root_id == root_id, File.status == "present")
     ).all()
     ids = {f.id for f in files}
@@ -44,7 +44,9 @@ def build(session: Session, root_id: int, job_id: str) -> dict[str, Any]:
                 "sha256": f.sha256,
                 "phash": f.phash,
                 "taken_at": (f.taken_at.isoformat() + (f.taken_offset or "")) if f.taken_at else None,
-                "error": f.error,
+                # A mis-named file is read and hashed like any other, and its mismatch
+                # is still reported: the report has one place for problems.
+                "error": f.error or f.warning,
             }
             for f in files
         ),
