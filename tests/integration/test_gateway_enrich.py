@@ -1,0 +1,194 @@
+"""Enrichment of Immich answers with Twinlens data, and its cache invalidation."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import uuid
+
+import pytest
+import requests
+
+from gateway import create_app
+from gateway.cache import bump_data_version, data_version
+from tests.fakeimmich import ThreadedServer
+from tests.fakeimmich.fixtures import *  # noqa: F403
+
+UPLOAD = b"uploaded bytes of a copy"
+
+
+@pytest.fixture
+def world(immich, alice, library, grouping_state, dedup_state):
+    """Alice's Immich: a RAW+JPEG pair from the NAS (external library) and an uploaded
+    copy of the JPEG; Twinlens: the pair plus an unindexed sidecar, and an exact duplicate."""
+    st, uid = immich.state, alice.user["id"]
+    jpg = st.add_asset(uid, "/mnt/photos/2024/IMG_1.JPG", content=b"j", library_id=LIBRARY_ID)  # noqa: F405
+    raw = st.add_asset(uid, "/mnt/photos/2024/IMG_1.CR3", content=b"r", library_id=LIBRARY_ID)  # noqa: F405
+    up = st.add_asset(uid, "/data/upload/x/ab/cd/upload.jpg", content=UPLOAD)
+    lib = str(library)
+    sha_up = hashlib.sha1(UPLOAD).hexdigest()
+    group = grouping_state.add_group([f"{lib}/2024/IMG_1.JPG", f"{lib}/2024/IMG_1.CR3",
+                                      f"{lib}/2024/IMG_1.xmp"], primary=f"{lib}/2024/IMG_1.JPG")
+    dup = dedup_state.add_duplicate([f"{lib}/2024/IMG_1.JPG", f"{lib}/backup/IMG_1.JPG"],
+                                    keep=f"{lib}/2024/IMG_1.JPG", sha1s={f"{lib}/backup/IMG_1.JPG": sha_up})
+    return {"jpg": jpg, "raw": raw, "up": up, "group": group, "dup": dup, "lib": lib}
+
+
+def strip(d: dict) -> dict:
+    return {k: v for k, v in d.items() if k != "twinlens"}
+
+
+def test_asset_info_gains_group_and_duplicate(gateway, immich, alice, world):
+    url = f"/api/assets/{world['jpg']['id']}"
+    via = requests.get(gateway.url + url, headers=alice.bearer)
+    direct = requests.get(immich.url + url, headers=alice.bearer)
+    assert via.status_code == 200 and via.headers["X-Twinlens-Enrichment"] == "ok"
+    body = via.json()
+    assert strip(body) == direct.json()  # nothing Immich sent is changed
+    tl = body["twinlens"]
+    assert tl["path"] == f"{world['lib']}/2024/IMG_1.JPG"
+    grp = tl["group"]
+    assert grp["id"] == world["group"]["id"] and grp["type"] == "raw_jpeg"
+    assert grp["primaryAssetId"] == world["jpg"]["id"]
+    assert sorted(grp["memberAssetIds"]) == sorted([world["jpg"]["id"], world["raw"]["id"]])
+    sidecar = next(m for m in grp["members"] if m["path"].endswith(".xmp"))
+    assert sidecar["assetId"] is None  # not indexed by Immich: listed by path
+    dup = tl["duplicate"]
+    assert dup["id"] == world["dup"]["id"] and dup["type"] == "exact" and dup["similarity"] == 1.0
+    assert dup["suggestedKeepAssetId"] == world["jpg"]["id"]
+    # The backup copy is known to Immich only as an upload: found by its content SHA-1.
+    assert sorted(dup["memberAssetIds"]) == sorted([world["jpg"]["id"], world["up"]["id"]])
+
+
+def test_search_and_duplicates_and_timeline_are_enriched(gateway, immich, alice, world):
+    r = requests.post(gateway.url + "/api/search/metadata", json={"withExif": True}, headers=alice.bearer)
+    direct = requests.post(immich.url + "/api/search/metadata", json={"withExif": True}, headers=alice.bearer)
+    items = r.json()["assets"]["items"]
+    assert [strip(a) for a in items] == direct.json()["assets"]["items"]
+    by_id = {a["id"]: a["twinlens"] for a in items}
+    assert by_id[world["raw"]["id"]]["group"]["id"] == world["group"]["id"]
+    assert by_id[world["up"]["id"]]["duplicate"]["id"] == world["dup"]["id"]
+    assert by_id[world["up"]["id"]]["group"] is None
+
+    r = requests.get(gateway.url + "/api/timeline/bucket", params={"timeBucket": "2024-05-01"},
+                     headers=alice.bearer)
+    direct = requests.get(immich.url + "/api/timeline/bucket", params={"timeBucket": "2024-05-01"},
+                          headers=alice.bearer).json()
+    cols = r.json()
+    assert strip(cols) == direct
+    assert len(cols["twinlens"]) == len(cols["id"]) == 3
+    for asset_id, extra in zip(cols["id"], cols["twinlens"], strict=True):
+        assert extra == by_id[asset_id]  # same data as search, aligned by position
+
+    immich.state.assets[world["up"]["id"]]["duplicateId"] = str(uuid.uuid4())
+    immich.state.assets[world["jpg"]["id"]]["duplicateId"] = immich.state.assets[world["up"]["id"]]["duplicateId"]
+    groups = requests.get(gateway.url + "/api/duplicates", headers=alice.bearer).json()
+    assert len(groups) == 1
+    for a in groups[0]["assets"]:
+        assert a["twinlens"]["duplicate"]["id"] == world["dup"]["id"]
+
+
+def test_timeline_enrichment_is_cached_per_user_and_version(gateway, gateway_app, immich, alice, world,
+                                                          grouping_state):
+    params = {"timeBucket": "2024-05-01"}
+    first = requests.get(gateway.url + "/api/timeline/bucket", params=params, headers=alice.bearer).json()
+    lookups = grouping_state.calls[("POST", "/files/lookup")]
+    second = requests.get(gateway.url + "/api/timeline/bucket", params=params, headers=alice.bearer).json()
+    assert second == first
+    assert grouping_state.calls[("POST", "/files/lookup")] == lookups  # warm: no service call
+
+
+def test_scan_result_is_visible_after_the_version_bump(gateway, gateway_app, immich, alice, world,
+                                                       grouping_state, gateway_settings):
+    url = f"{gateway.url}/api/assets/{world['raw']['id']}"
+    assert requests.get(url, headers=alice.bearer).json()["twinlens"]["group"] is not None
+    grouping_state.groups.clear()  # a rescan dissolved the group ...
+    stale = requests.get(url, headers=alice.bearer).json()["twinlens"]["group"]
+    assert stale is not None  # ... the cache still answers (that is what it is for) ...
+    before = data_version(gateway_settings.cache_url)
+    assert bump_data_version(gateway_settings.cache_url) == before + 1  # ... until a worker bumps
+    assert requests.get(url, headers=alice.bearer).json()["twinlens"]["group"] is None
+
+
+def test_member_asset_ids_are_per_user(gateway, immich, alice, bob, world):
+    # Bob's own library holds the same NAS JPEG; Alice's RAW and upload are not his.
+    bob_jpg = immich.state.add_asset(bob.user["id"], "/mnt/photos/2024/IMG_1.JPG", content=b"j",
+                                     library_id=str(uuid.uuid4()))
+    requests.get(f"{gateway.url}/api/assets/{world['jpg']['id']}", headers=alice.bearer)  # warm Alice
+    tl = requests.get(f"{gateway.url}/api/assets/{bob_jpg['id']}", headers=bob.bearer).json()["twinlens"]
+    assert tl["group"]["memberAssetIds"] == [bob_jpg["id"]]
+    assert tl["duplicate"]["memberAssetIds"] == [bob_jpg["id"]]
+
+
+def test_lookups_are_batched_and_use_the_service_token(gateway, immich, alice, world, grouping_state,
+                                                       dedup_state, monkeypatch):
+    from gateway import services
+
+    monkeypatch.setattr(services, "LOOKUP_BATCH", 2)
+    for i in range(5):
+        immich.state.add_asset(alice.user["id"], f"/mnt/photos/b/{i}.jpg", content=b"%d" % i,
+                               library_id=LIBRARY_ID)  # noqa: F405
+    requests.post(gateway.url + "/api/search/metadata", json={}, headers=alice.bearer)
+    assert grouping_state.lookup_batches and max(grouping_state.lookup_batches) <= 2
+    assert set(grouping_state.auth_seen) == {f"Bearer {SERVICE_TOKEN}"}  # noqa: F405
+    assert set(dedup_state.auth_seen) == {f"Bearer {SERVICE_TOKEN}"}  # noqa: F405
+
+
+def test_immich_answer_survives_twinlens_outage(immich, alice, world, gateway_settings):
+    import dataclasses
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{s.getsockname()[1]}"
+    s.close()
+    settings = dataclasses.replace(gateway_settings, grouping_url=dead, dedup_url=dead)
+    server = ThreadedServer(create_app({"SETTINGS": settings})).start()
+    try:
+        url = f"/api/assets/{world['jpg']['id']}"
+        r = requests.get(server.url + url, headers=alice.bearer)
+        assert r.status_code == 200 and r.headers["X-Twinlens-Enrichment"] == "unavailable"
+        assert r.json() == requests.get(immich.url + url, headers=alice.bearer).json()
+    finally:
+        server.stop()
+
+
+def test_errors_are_not_enriched_or_cached(gateway, immich, alice, world, grouping_state):
+    missing = str(uuid.uuid4())
+    r = requests.get(f"{gateway.url}/api/assets/{missing}", headers=alice.bearer)
+    assert r.status_code == 400 and r.json() == {"message": "Not found or no asset.read access"}
+    assert grouping_state.calls[("POST", "/files/lookup")] == 0
+
+
+def redis_url() -> str | None:
+    try:
+        import redis
+
+        redis.Redis.from_url("redis://127.0.0.1:6379/15", socket_timeout=0.5).ping()
+        return "redis://127.0.0.1:6379/15"
+    except Exception:  # noqa: BLE001
+        return None
+
+
+@pytest.mark.integration
+def test_redis_cache_and_version_counter(immich, alice, world, gateway_settings, grouping_state):
+    url = redis_url()
+    if not url:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    import dataclasses
+
+    settings = dataclasses.replace(gateway_settings, cache_url=url)
+    app = create_app({"SETTINGS": settings, "CACHE_KEY_PREFIX": f"tltest-{uuid.uuid4().hex}:"})
+    server = ThreadedServer(app).start()
+    try:
+        asset_url = f"{server.url}/api/assets/{world['raw']['id']}"
+        assert requests.get(asset_url, headers=alice.bearer).json()["twinlens"]["group"]
+        grouping_state.groups.clear()
+        assert requests.get(asset_url, headers=alice.bearer).json()["twinlens"]["group"]
+        bump_data_version(url)  # as a worker process would, knowing only the URL
+        assert requests.get(asset_url, headers=alice.bearer).json()["twinlens"]["group"] is None
+        import redis
+
+        keys = [k.decode() for k in redis.Redis.from_url(url).keys(app.config["CACHE_KEY_PREFIX"] + "*")]
+        assert keys and not any(alice.token in k or alice.api_key in k for k in keys)
+    finally:
+        server.stop()
