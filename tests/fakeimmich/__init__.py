@@ -25,7 +25,8 @@ class ThreadedServer:
         self._server = make_server(host, port, app, threaded=True)
         self.port = self._server.server_port
         self.url = f"http://{host}:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
 
     def start(self):
         self._thread.start()

@@ -103,7 +103,8 @@ def test_download_streams_without_holding_the_body(gateway, immich, alice, tmp_p
 
     peak = _peak_during(fetch)  # client, gateway and fake Immich all run in this process
     assert digest.hexdigest() == hashlib.sha1(big.read_bytes()).hexdigest()
-    assert peak < 8 * MB, f"peak {peak / MB:.1f} MB while streaming {size / MB:.0f} MB"
+    # Holding the body anywhere would need >= size bytes; streaming needs a few buffers.
+    assert peak < size // 2, f"peak {peak / MB:.1f} MB while streaming {size / MB:.0f} MB"
 
 
 def test_upload_streams_without_holding_the_body(gateway, immich, alice):
@@ -139,7 +140,7 @@ def test_upload_streams_without_holding_the_body(gateway, immich, alice):
     import base64
 
     assert stored["checksum"] == base64.b64encode(expected).decode()
-    assert peak < 8 * MB, f"peak {peak / MB:.1f} MB while uploading {size / MB:.0f} MB"
+    assert peak < size // 2, f"peak {peak / MB:.1f} MB while uploading {size / MB:.0f} MB"
 
 
 # --- against an echo server (what exactly arrives upstream) ----------------------------------
