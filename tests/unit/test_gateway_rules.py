@@ -1,0 +1,102 @@
+"""Pure parts of the gateway: path mapping, checksums, header filtering, resolution plans,
+log redaction."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import unicodedata
+
+import pytest
+
+from gateway.logredact import redact
+from gateway.mapping import FileKey, checksum_bytes, file_key, member_checksums, to_immich, to_twinlens
+from gateway.resolve import PlanError, plan
+from gateway.upstream import request_headers, response_headers
+
+PMAP = (("/mnt/photos/raw", "/nas/raw"), ("/mnt/photos", "/nas/photos"))
+
+
+def b64sha1(data: bytes) -> str:
+    return base64.b64encode(hashlib.sha1(data).digest()).decode()
+
+
+def test_path_map_longest_prefix_and_inverse():
+    assert to_twinlens("/mnt/photos/2024/a.jpg", PMAP) == "/nas/photos/2024/a.jpg"
+    assert to_twinlens("/mnt/photos/raw/a.cr3", PMAP) == "/nas/raw/a.cr3"
+    assert to_twinlens("/mnt/photosX/a.jpg", PMAP) == "/mnt/photosX/a.jpg"  # not a path prefix
+    assert to_twinlens("/elsewhere/a.jpg", PMAP) == "/elsewhere/a.jpg"
+    for p in ("/nas/photos/2024/a.jpg", "/nas/raw/a.cr3"):
+        assert to_twinlens(to_immich(p, PMAP), PMAP) == p
+    assert to_twinlens("/x/a.jpg", (("/", "/mnt"),)) == "/mnt/x/a.jpg"
+
+
+def test_external_asset_maps_by_path_checksum():
+    path = "/mnt/photos/2024/IMG_1.JPG"
+    asset = {"originalPath": path, "checksum": b64sha1(b"path:" + path.encode()), "libraryId": "L"}
+    assert file_key(asset, PMAP) == FileKey("/nas/photos/2024/IMG_1.JPG", None, external=True)
+
+
+def test_external_asset_with_nfd_name_still_matches():
+    nfc = "/mnt/photos/Café.jpg"
+    nfd = unicodedata.normalize("NFD", nfc)
+    asset = {"originalPath": nfc, "checksum": b64sha1(b"path:" + nfd.encode()), "libraryId": "L"}
+    assert file_key(asset, PMAP).external
+
+
+def test_uploaded_asset_maps_by_content_sha1_hex_or_base64():
+    content = b"pixels"
+    asset = {"originalPath": "/data/upload/u/x.jpg", "checksum": b64sha1(content), "libraryId": None}
+    key = file_key(asset, PMAP)
+    assert key.sha1 == hashlib.sha1(content).hexdigest() and not key.external
+    assert checksum_bytes(hashlib.sha1(content).hexdigest()) == hashlib.sha1(content).digest()
+    assert checksum_bytes("not base64!") is None and checksum_bytes("") is None
+
+
+def test_member_checksums_cover_both_ways_immich_may_know_a_file():
+    sums = member_checksums("/nas/photos/a.jpg", hashlib.sha1(b"c").hexdigest(), PMAP)
+    assert sums == [b64sha1(b"path:/mnt/photos/a.jpg"), b64sha1(b"c")]
+
+
+def test_hop_by_hop_and_connection_tokens_are_dropped():
+    sent = request_headers([("Host", "gw"), ("Connection", "close, X-Secret-Hop"), ("X-Secret-Hop", "1"),
+                            ("Keep-Alive", "5"), ("Transfer-Encoding", "chunked"), ("Cookie", "a=1"),
+                            ("Content-Length", "3"), ("X-Api-Key", "k")])
+    assert sent == {"Cookie": "a=1", "X-Api-Key": "k"}
+    back = response_headers([("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Upgrade", "h2c"),
+                             ("Content-Type", "application/json")])
+    assert back == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Content-Type", "application/json")]
+
+
+DUP = {"id": "d", "status": "open", "members": [{"path": "/p/a"}, {"path": "/p/b"}, {"path": "/p/c"}]}
+
+
+def test_plan_keeps_chosen_and_trashes_only_what_immich_knows():
+    ids = {"/p/a": "A", "/p/b": "B", "/p/c": None}
+    out = plan(DUP, ["A"], "trash", ids)
+    assert out["keep"] == [{"path": "/p/a", "assetId": "A"}]
+    assert out["trash"] == [{"path": "/p/b", "assetId": "B"}]
+    assert out["notInImmich"] == ["/p/c"]
+    assert plan(DUP, ["/p/a", "A"], "trash", ids)["keep"] == [{"path": "/p/a", "assetId": "A"}]
+    nd = plan(DUP, [], "not_duplicate", ids)
+    assert nd["trash"] == [] and len(nd["keep"]) == 3
+
+
+@pytest.mark.parametrize("dup,keep,action,status", [
+    (DUP, ["/p/x"], "trash", 400),
+    (DUP, [], "trash", 400),
+    (DUP, ["/p/a"], "delete", 400),
+    ({**DUP, "status": "resolved"}, ["/p/a"], "trash", 409),
+])
+def test_plan_refusals(dup, keep, action, status):
+    with pytest.raises(PlanError) as err:
+        plan(dup, keep, action, {})
+    assert err.value.status == status
+
+
+def test_redaction_of_query_and_header_credentials():
+    line = 'GET /api/users/me?apiKey=SECRET1&size=2&sessionKey=SECRET2 "Bearer SECRET3" immich_access_token=SECRET4;'
+    clean = redact(line)
+    for s in ("SECRET1", "SECRET2", "SECRET3", "SECRET4"):
+        assert s not in clean
+    assert "size=2" in clean
