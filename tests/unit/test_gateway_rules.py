@@ -10,7 +10,14 @@ import unicodedata
 import pytest
 
 from gateway.logredact import redact
-from gateway.mapping import FileKey, checksum_bytes, file_key, member_checksums, to_immich, to_twinlens
+from gateway.mapping import (
+    FileKey,
+    checksum_bytes,
+    file_key,
+    member_checksums,
+    to_immich,
+    to_twinlens,
+)
 from gateway.resolve import PlanError, plan
 from gateway.upstream import request_headers, response_headers
 
