@@ -62,11 +62,12 @@ RADICAL_PATTERNS: tuple[re.Pattern[str], ...] = (
 # by the account's language); Lightroom "Edit in ..." "-Edit" / "-Edit-2";
 # "name (edited)" from several desktop tools.
 _IPHONE_EDIT = re.compile(r"^(IMG_)E(\d{4,})$", re.I)
-_SUFFIX_EDIT = re.compile(
-    r"^(?P<base>.+?)(?:-edited|-edit(?:-\d+)?| ?\(edited\)|-bearbeitet|-modifi[ée]|-editado"
-    r"|-modificato|-bewerkt|-redigerad|-redigeret|-redigert|-muokattu|-edytowane|-upraveno)$",
-    re.I,
-)
+EDIT_SUFFIXES = (
+    "-edited", "-edit", " (edited)", "(edited)", "-bearbeitet", "-modifié", "-modifie",
+    "-editado", "-modificato", "-bewerkt", "-redigerad", "-redigeret", "-redigert",
+    "-muokattu", "-edytowane", "-upraveno",
+)  # fmt: skip
+_NUMBERED_EDIT = re.compile(r"^(?P<base>.+)-edit-\d+$", re.I)  # Lightroom: name-Edit-2
 # Apple's adjustment list of the unedited original: IMG_O1234.AAE belongs to IMG_1234.
 _IPHONE_ORIGINAL_AAE = re.compile(r"^(IMG_)O(\d{4,})$", re.I)
 
@@ -81,6 +82,8 @@ TAKEOUT_TRUNCATED_MIN = 46
 
 def norm(text: str) -> str:
     """Comparison form of a name: NFC + casefold."""
+    if text.isascii():
+        return text.lower()  # same result, several times faster
     return unicodedata.normalize("NFC", text).casefold()
 
 
@@ -100,6 +103,8 @@ def stem(name: str) -> str:
 
 def pixel_radical(name: str) -> str | None:
     """The device radical of a name (``PXL_20231006_123456789``), or None."""
+    if not name[:1].isalpha():
+        return None
     for pattern in RADICAL_PATTERNS:
         m = pattern.match(name)
         if m:
@@ -110,12 +115,31 @@ def pixel_radical(name: str) -> str | None:
 def edit_base(stem_: str) -> str | None:
     """Stem of the original of an edited copy (``IMG_E1234`` -> ``IMG_1234``,
     ``name-edited`` / ``name (edited)`` -> ``name``), or None for other stems."""
-    m = _IPHONE_EDIT.match(stem_)
-    if m:
-        return m.group(1) + m.group(2)
-    m = _SUFFIX_EDIT.match(stem_)
-    if m:
-        return m.group("base")
+    if stem_[:5].upper() == "IMG_E":
+        m = _IPHONE_EDIT.match(stem_)
+        if m:
+            return m.group(1) + m.group(2)
+    if "-" not in stem_ and "(" not in stem_:
+        return None
+    low = norm(stem_)
+    for suffix in EDIT_SUFFIXES:
+        if low.endswith(suffix) and len(low) > len(suffix):
+            # lengths agree: NFC/casefold of the suffixes above do not change them
+            return (
+                stem_[: len(stem_) - len(suffix)] if len(low) == len(stem_) else _cut(stem_, suffix)
+            )
+    if "-edit-" in low:
+        m = _NUMBERED_EDIT.match(stem_)
+        if m:
+            return m.group("base")
+    return None
+
+
+def _cut(stem_: str, suffix: str) -> str | None:
+    """Remove ``suffix`` from a stem whose normalised form differs in length (NFD names)."""
+    nfc = unicodedata.normalize("NFC", stem_)
+    if norm(nfc).endswith(suffix) and len(norm(nfc)) == len(nfc):
+        return nfc[: len(nfc) - len(suffix)]
     return None
 
 
@@ -142,7 +166,11 @@ def category(name: str, kind: str | None = None, fmt: str | None = None) -> str:
     The name wins because pairing is by name: a RAW that LibRaw cannot open (kind
     'other' in the catalog) is still the RAW of its JPEG.
     """
-    ext = split_ext(name)[1]
+    return category_of_ext(split_ext(name)[1], kind, fmt)
+
+
+def category_of_ext(ext: str, kind: str | None = None, fmt: str | None = None) -> str:
+    """``category`` for an already split, lower-case extension."""
     if ext in RAW_EXTS:
         return RAW
     if ext in RENDITION_EXTS:

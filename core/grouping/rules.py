@@ -186,6 +186,9 @@ class _F:
     live_still: bool
     live_video: bool
     sidecar: N.SidecarTargets | None
+    order: tuple[str, str]  # deterministic tie-break: normalised path, then raw path
+    serial: str
+    model: str
     pinned: bool = False  # listed in a manual group: no automatic pairing
 
 
@@ -215,8 +218,11 @@ def seconds_apart(a: FileRecord, b: FileRecord) -> float | None:
     return abs((ta - tb).total_seconds())
 
 
+_NOT_ALNUM = re.compile(r"[^0-9a-z]")
+
+
 def _alnum(s: str | None) -> str:
-    return re.sub(r"[^0-9a-z]", "", (s or "").casefold())
+    return _NOT_ALNUM.sub("", s.casefold()) if s else ""
 
 
 def cameras_differ(a: FileRecord, b: FileRecord) -> bool:
@@ -225,10 +231,16 @@ def cameras_differ(a: FileRecord, b: FileRecord) -> bool:
     Models are compared loosely (one may carry the make: 'EOS R6' vs 'Canon EOS R6')
     because RAW and JPEG metadata often come from different readers.
     """
-    sa, sb = _alnum(a.serial).lstrip("0"), _alnum(b.serial).lstrip("0")
+    return _differ(_serial(a), _alnum(a.model), _serial(b), _alnum(b.model))
+
+
+def _serial(r: FileRecord) -> str:
+    return _alnum(r.serial).lstrip("0")
+
+
+def _differ(sa: str, ma: str, sb: str, mb: str) -> bool:
     if sa and sb and sa != sb:
         return True
-    ma, mb = _alnum(a.model), _alnum(b.model)
     return bool(ma and mb and ma not in mb and mb not in ma)
 
 
@@ -248,10 +260,6 @@ def _live_times_agree(d: float | None) -> bool:
 
 def _content_id(r: FileRecord) -> str:
     return (r.content_id or "").strip().casefold()
-
-
-def _path_order(f: _F) -> tuple[str, str]:
-    return (N.norm(f.rec.path), f.rec.path)
 
 
 class _Forest:
@@ -311,23 +319,26 @@ def _prepare(files: Sequence[FileRecord]) -> list[_F]:
     out: list[_F] = []
     for path in sorted(seen):
         r = seen[path]
-        name = os.path.basename(path)
-        cat = N.category(name, r.kind, r.format)
-        st = N.stem(name)
+        folder, _, name = path.rpartition(os.sep)
+        st, ext = N.split_ext(name)
+        cat = N.category_of_ext(ext, r.kind, r.format)
         base = N.edit_base(st)
         out.append(
             _F(
                 idx=len(out),
                 rec=r,
                 name=name,
-                folder=os.path.dirname(path),
+                folder=folder if folder or not path.startswith(os.sep) else os.sep,
                 cat=cat,
-                key=N.shot_key(name),
+                key=N.norm(st) if base is not None else N.stem_key(st),  # = N.shot_key(name)
                 full=N.norm(name),
                 edit_of=N.stem_key(base) if base is not None else None,
                 live_still=cat == N.RENDITION and N.is_live_still(name, r.format),
                 live_video=cat == N.VIDEO and N.is_live_video(name, r.format),
                 sidecar=N.sidecar_targets(name) if cat == N.SIDECAR else None,
+                order=(N.norm(path), path),
+                serial=_serial(r),
+                model=_alnum(r.model),
             )
         )
     return out
@@ -344,9 +355,9 @@ def _pair_raws(forest: _Forest, bucket: list[_F]) -> None:
             d = seconds_apart(rd.rec, rw.rec)
             if d is not None and d > RAW_WINDOW:
                 continue
-            if cameras_differ(rd.rec, rw.rec):
+            if _differ(rd.serial, rd.model, rw.serial, rw.model):
                 continue
-            edges.append(((*_time_rank(d), _path_order(rw), _path_order(rd)), rd.idx, rw.idx))
+            edges.append(((*_time_rank(d), rw.order, rd.order), rd.idx, rw.idx))
     edges.sort()
     paired_raws: set[int] = set()
     for score, rd, rw in edges:  # one-to-one first
@@ -373,7 +384,7 @@ def _pair_live(forest: _Forest, stills: list[_F], videos: list[_F], by_id: bool)
                     continue
                 rank = (1, *_time_rank(d))
             still_pref = 0 if s.name.rsplit(".", 1)[-1].lower() in ("heic", "heif") else 1
-            edges.append(((*rank, still_pref, _path_order(s), _path_order(v)), s.idx, v.idx))
+            edges.append(((*rank, still_pref, s.order, v.order), s.idx, v.idx))
     edges.sort()
     for score, s, v in edges:
         if s not in forest.has_video:
@@ -392,7 +403,7 @@ def _attach_edits(forest: _Forest, files: list[_F], buckets: dict[str, list[_F]]
             if t.cat not in wanted or t.idx == f.idx:
                 continue
             d = seconds_apart(f.rec, t.rec)
-            cands.append(((wanted.index(t.cat), *_time_rank(d), _path_order(t)), t.idx))
+            cands.append(((wanted.index(t.cat), *_time_rank(d), t.order), t.idx))
         for score, t in sorted(cands):
             if forest.attach(f.idx, t, _EDIT, score):
                 break
@@ -425,7 +436,7 @@ def _attach_sidecars(
                     tier,
                     spec.preference.index(t.cat) if t.cat in spec.preference else 9,
                     *_time_rank(seconds_apart(f.rec, t.rec)),
-                    _path_order(t),
+                    t.order,
                     t.idx,
                 )
                 for tier, t in found
@@ -502,7 +513,7 @@ def _manual_primary(members: list[_F], policy: str) -> _F:
         if policy == "rendition"
         else (N.RAW, N.RENDITION, N.IMAGE, N.VIDEO, N.OTHER, N.SIDECAR)
     )
-    return min(members, key=lambda f: (f.edit_of is not None, order.index(f.cat), _path_order(f)))
+    return min(members, key=lambda f: (f.edit_of is not None, order.index(f.cat), f.order))
 
 
 def _member_order(m: Member) -> tuple:
