@@ -16,7 +16,9 @@ from core.dedup.groups import (
 )
 from core.dedup.keeper import DEFAULT_FORMAT_PREFERENCE, choose_keeper, format_of
 from core.dedup.perceptual import (
+    COLOUR_TOLERANCE,
     Cluster,
+    colour_distance,
     hamming,
     informative,
     perceptual_clusters,
@@ -27,7 +29,9 @@ __all__ = [
     "EXACT",
     "PERCEPTUAL",
     "DEFAULT_FORMAT_PREFERENCE",
+    "COLOUR_TOLERANCE",
     "Cluster",
+    "colour_distance",
     "DupGroup",
     "DupMember",
     "choose_keeper",

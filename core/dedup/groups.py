@@ -25,7 +25,12 @@ from dataclasses import dataclass
 
 from core.dedup.exact import collapse_hard_links, exact_groups, exact_index
 from core.dedup.keeper import DEFAULT_FORMAT_PREFERENCE, choose_keeper
-from core.dedup.perceptual import SameGroup, perceptual_clusters, similarity_score
+from core.dedup.perceptual import (
+    COLOUR_TOLERANCE,
+    SameGroup,
+    perceptual_clusters,
+    similarity_score,
+)
 from core.paths import path_key
 from core.records import FileRecord
 
@@ -80,8 +85,11 @@ def find_duplicates(
     same_group: SameGroup = None,
     format_preference: Sequence[str] = DEFAULT_FORMAT_PREFERENCE,
     preferred_folders: Iterable[str | os.PathLike[str]] = (),
+    colour_of: Mapping[int, str] | None = None,
+    colour_tolerance: float = COLOUR_TOLERANCE,
 ) -> list[DupGroup]:
-    """Exact groups (sorted by key) then perceptual groups (sorted by first path)."""
+    """Exact groups (sorted by key) then perceptual groups (sorted by first path).
+    ``colour_of`` (file id -> colour signature) enables the colour check."""
     files = collapse_hard_links(files)
     folders = [os.fspath(p) for p in preferred_folders]
     out: list[DupGroup] = []
@@ -94,7 +102,7 @@ def find_duplicates(
             DupGroup(EXACT, sha, members, 1.0, keeper, rule, frozenset(path_key(f.path) for f in g))
         )
     ex_of: Mapping[int, str] = exact_index(exact)
-    for c in perceptual_clusters(files, threshold, same_group, ex_of):
+    for c in perceptual_clusters(files, threshold, same_group, ex_of, colour_of, colour_tolerance):
         keeper, rule = choose_keeper(c.members, format_preference, folders)
         k = [m.id for m in c.members].index(keeper)
         members = tuple(

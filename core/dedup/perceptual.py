@@ -23,6 +23,14 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
   of every other member: A~B and B~C with A far from C gives {A, B}, and C (already
   claimed by B's cluster and too far from A) is left out rather than put in a second,
   overlapping cluster - one file never has two contradictory keeper suggestions.
+* Colour check (optional): pHash sees only the luminance structure of a 32x32 grey
+  image, so a strong colour edit (sepia, posterize, heavy saturation) keeps most of its
+  bits (median distance 6 for a sepia+contrast edit in bench/RESULTS-threshold.md). When
+  both files carry a colour signature - the mean R, G, B of a 4x4 grid of the oriented
+  picture, 48 bytes as 96 hex digits - a pair is linked only if the mean absolute
+  difference of those bytes is <= ``colour_tolerance`` (re-encodes, resizes and format
+  changes stay under 2.5; the colour-edit decoys are above 3). Files without a
+  signature fall back to pHash alone.
 * Determinism: members are ordered by (path, id) before anything else, so the same
   catalog gives the same clusters whatever order the rows come in.
 """
@@ -44,6 +52,7 @@ except ImportError:  # pragma: no cover - depends on the tree
 
 HASH_BITS = 64
 MIN_BITS = 8
+COLOUR_TOLERANCE = 6.0  # mean absolute difference of the 4x4 RGB grid, 0..255
 
 SameGroup = Callable[[int, int], bool] | Mapping[int, object] | None
 
@@ -63,6 +72,14 @@ def informative(phash: str) -> bool:
     """False for the near-constant hashes of flat images (see module doc)."""
     bits = phash_int(phash).bit_count()
     return MIN_BITS <= bits <= HASH_BITS - MIN_BITS
+
+
+def colour_distance(a: str, b: str) -> float:
+    """Mean absolute difference (0..255) of two colour signatures (hex of equal length)."""
+    va, vb = bytes.fromhex(a), bytes.fromhex(b)
+    if len(va) != len(vb) or not va:
+        raise ValueError("colour signatures differ in length")
+    return sum(abs(x - y) for x, y in zip(va, vb, strict=True)) / len(va)
 
 
 def hamming(a: str, b: str) -> int:
@@ -112,6 +129,8 @@ def perceptual_clusters(
     threshold: int,
     same_group: SameGroup = None,
     exact_of: Mapping[int, str] | None = None,
+    colour_of: Mapping[int, str] | None = None,
+    colour_tolerance: float = COLOUR_TOLERANCE,
 ) -> list[Cluster]:
     """Clusters of two or more files whose pHashes are pairwise within ``threshold``.
 
@@ -156,11 +175,22 @@ def perceptual_clusters(
         mb = rep_members.get(reps[b].id, [reps[b]])
         return any(in_group(x.id, y.id) for x in ma for y in mb)
 
+    colours = colour_of or {}
+
+    def colour_differs(a: int, b: int) -> bool:
+        ca, cb = colours.get(reps[a].id), colours.get(reps[b].id)
+        if not ca or not cb:
+            return False
+        try:
+            return colour_distance(ca, cb) > colour_tolerance
+        except ValueError:
+            return False
+
     linked: set[tuple[int, int]] = set()
     edges: list[tuple[int, int]] = []
     for k in order.tolist():
         a, b = int(lo[k]), int(hi[k])
-        if a == b or (a, b) in linked or versions(a, b):
+        if a == b or (a, b) in linked or versions(a, b) or colour_differs(a, b):
             continue
         linked.add((a, b))
         edges.append((a, b))

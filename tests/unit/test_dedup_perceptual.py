@@ -200,3 +200,33 @@ def test_bruteforce_pairs_within_matches_full_matrix(n, radius):
         zip(ei.tolist(), ej.tolist(), strict=True)
     )
     assert (d == full[i, j]).all() and (i < j).all()
+
+
+GREY = "80" * 48
+SEPIA = "b4" * 16 + "80" * 16 + "40" * 16  # mean abs difference 40
+
+
+@pytest.mark.parametrize(
+    "colour_a, colour_b, linked",
+    [
+        (GREY, GREY, True),
+        (GREY, "82" * 48, True),  # re-encode noise: 2 levels
+        (GREY, SEPIA, False),  # strong colour edit with the same structure
+        (GREY, None, True),  # no signature on one side: pHash alone decides
+    ],
+)
+def test_colour_check(colour_a, colour_b, linked):
+    files = [rec(1, "/a", A), rec(2, "/b", flip(0, 1))]
+    colours = {1: colour_a, 2: colour_b}
+    assert bool(perceptual_clusters(files, 8, colour_of=colours)) is linked
+    groups = find_duplicates(files, threshold=8, colour_of=colours)
+    assert bool(groups) is linked
+
+
+def test_colour_distance():
+    from core.dedup import colour_distance
+
+    assert colour_distance(GREY, GREY) == 0.0
+    assert colour_distance(GREY, SEPIA) == pytest.approx(40.0)
+    with pytest.raises(ValueError):
+        colour_distance(GREY, "80")
