@@ -360,11 +360,11 @@ def _pair_raws(forest: _Forest, bucket: list[_F]) -> None:
             edges.append(((*_time_rank(d), rw.order, rd.order), rd.idx, rw.idx))
     edges.sort()
     paired_raws: set[int] = set()
-    for score, rd, rw in edges:  # one-to-one first
-        if rw not in paired_raws and rd not in forest.parent and forest.attach(rd, rw, _RAW, score):
-            paired_raws.add(rw)
-    for score, rd, rw in edges:  # then leftover renditions of a shot with several
-        forest.attach(rd, rw, _RAW, score)
+    for score, child, raw in edges:  # one-to-one first
+        if raw not in paired_raws and forest.attach(child, raw, _RAW, score):
+            paired_raws.add(raw)
+    for score, child, raw in edges:  # then leftover renditions of a shot with several
+        forest.attach(child, raw, _RAW, score)
 
 
 def _pair_live(forest: _Forest, stills: list[_F], videos: list[_F], by_id: bool) -> None:
@@ -386,9 +386,9 @@ def _pair_live(forest: _Forest, stills: list[_F], videos: list[_F], by_id: bool)
             still_pref = 0 if s.name.rsplit(".", 1)[-1].lower() in ("heic", "heif") else 1
             edges.append(((*rank, still_pref, s.order, v.order), s.idx, v.idx))
     edges.sort()
-    for score, s, v in edges:
-        if s not in forest.has_video:
-            forest.attach(v, s, _LIVE, score)
+    for score, still, video in edges:
+        if still not in forest.has_video:
+            forest.attach(video, still, _LIVE, score)
 
 
 def _attach_edits(forest: _Forest, files: list[_F], buckets: dict[str, list[_F]]) -> None:
@@ -404,8 +404,8 @@ def _attach_edits(forest: _Forest, files: list[_F], buckets: dict[str, list[_F]]
                 continue
             d = seconds_apart(f.rec, t.rec)
             cands.append(((wanted.index(t.cat), *_time_rank(d), t.order), t.idx))
-        for score, t in sorted(cands):
-            if forest.attach(f.idx, t, _EDIT, score):
+        for score, target in sorted(cands):
+            if forest.attach(f.idx, target, _EDIT, score):
                 break
 
 
@@ -442,8 +442,8 @@ def _attach_sidecars(
                 for tier, t in found
             }
         )
-        for *_, t in ranked:
-            if forest.attach(f.idx, t, _SIDE):
+        for *_, target in ranked:
+            if forest.attach(f.idx, target, _SIDE):
                 break
 
 
