@@ -270,14 +270,32 @@ def _raw_metadata(
     return meta, (reader.count if data is None else 0)
 
 
+def _libraw_path(fh: BinaryIO, path: str) -> str | None:
+    """A name LibRaw can open: rawpy encodes paths as UTF-8, which a non-UTF-8 name
+    (surrogate-escaped) cannot be, so such files are opened through /proc/self/fd."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        proc = f"/proc/self/fd/{fh.fileno()}"
+        return proc if os.path.exists(proc) else None
+
+
 def _inspect_raw(
     fh: BinaryIO, path: str, head: bytes, data: bytes | None, facts: FileFacts, max_pixels: int
 ) -> None:
     meta, n = _raw_metadata(fh, head, data, facts.size)
     facts.bytes_read += n
+    source: str | bytes | None = data
+    if data is None:
+        source = _libraw_path(fh, path)
+        if source is None:
+            fh.seek(0)
+            data = source = fh.read()
+            facts.bytes_read += len(data)
     before = _thread_rchar() if data is None else None
     try:
-        raw = raw_open(data if data is not None else path)
+        raw = raw_open(source)  # type: ignore[arg-type]
     except MediaError as exc:
         facts.error = str(exc)
         raw = None

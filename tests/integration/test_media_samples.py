@@ -208,3 +208,23 @@ def test_full_hash_reads_raw_once(samples: Path) -> None:
     light = inspect_file(str(path), full_hash=False)
     assert light.phash == facts.phash  # same preview whether decoded from memory or the path
     assert light.taken_at == facts.taken_at == datetime(2018, 1, 1, 13, 3, 32)
+
+
+def test_raw_with_non_utf8_name(samples: Path, tmp_path: Path) -> None:
+    # rawpy can only open UTF-8 paths; a surrogate-escaped name must still work.
+    link = os.path.join(str(tmp_path), os.fsdecode(b"caf\xe9.crw"))
+    os.symlink(samples / "imagemeta" / "CRW.CRW", link)
+    facts = inspect_file(link, full_hash=False)
+    assert facts.error is None
+    assert (
+        facts.phash == inspect_file(str(samples / "imagemeta" / "CRW.CRW"), full_hash=False).phash
+    )
+
+
+def test_raw_thumbnail(samples: Path) -> None:
+    import io
+
+    from core.media.decode import render_thumbnail
+
+    thumb = Image.open(io.BytesIO(render_thumbnail(str(samples / "imagemeta" / "CRW.CRW"))))
+    assert thumb.format == "JPEG" and max(thumb.size) == 320
