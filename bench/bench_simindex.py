@@ -210,8 +210,8 @@ def main() -> None:
     t_fb = time.perf_counter() - t
     t = time.perf_counter()
     brute_q = []
-    for q0 in range(0, batch.size, 100):
-        d = np.bitwise_count(batch[q0 : q0 + 100, None] ^ h[None, :])
+    for q0 in range(0, batch.size, 10):
+        d = np.bitwise_count(batch[q0 : q0 + 10, None] ^ h[None, :])
         qi, di = np.nonzero(d <= RADIUS)
         brute_q.append((qi + q0, di, d[qi, di]))
     t_np = time.perf_counter() - t

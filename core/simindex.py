@@ -499,6 +499,10 @@ def pairs_within(
 
     Returns ``(i, j, dist)`` as int64, int64, uint8 arrays sorted by ``(i, j)``.
     Equal hashes are pairs at distance 0. Exact: the same set as brute force.
+
+    The output is quadratic in a group of equal hashes (10,000 black frames are 50M
+    pairs); callers with many equal hashes should search ``np.unique(hashes)`` and
+    map back through ``return_inverse``.
     """
     r = _check_radius(radius)
     return SimilarityIndex(hashes, threads=threads).pairs_within(r)
