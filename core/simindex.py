@@ -305,7 +305,7 @@ class SimilarityIndex:
     """A multi-index over 64-bit hashes for exact Hamming range queries.
 
     ``ids`` (int64, one per hash) are what results report; without them a hash's
-    id is its position. Building is O(n) (four counting sorts); ~50 bytes per hash.
+    id is its position. Building is O(n) (four counting sorts); ~56 bytes per hash.
     """
 
     def __init__(
@@ -338,7 +338,7 @@ class SimilarityIndex:
             for b in self._bits[k]:
                 self._cmask[k] |= np.uint64(1) << b
         self._hs = np.empty((CHUNKS, n), dtype=np.uint64)
-        self._perm = np.empty((CHUNKS, n), dtype=np.int64)
+        self._perm = np.empty((CHUNKS, n), dtype=np.int32)  # positions; n < 2**31
         self._off = np.empty((CHUNKS, NKEYS + 1), dtype=np.int64)
         with ThreadPoolExecutor(min(self.threads, CHUNKS)) as pool:
             list(
