@@ -85,17 +85,20 @@ def start_job(
     path: str | None = None,
     trigger: str = "cli",
     full: bool = False,
+    exclusive: bool = True,
 ) -> tuple[Job, bool]:
     """Create a job, or return the one already active on this root.
 
     Returns (job, created). The root row is locked first (PostgreSQL) so two
     simultaneous requests cannot both start a scan of the same root.
+    ``exclusive=False`` always creates a job (the watcher's folder scans: a running
+    full scan may already have walked past the folder that just changed).
     """
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
     if root is not None:
         session.execute(select(Root.id).where(Root.id == root.id).with_for_update())
-    existing = find_active(session, kind, root.id if root else None)
+    existing = find_active(session, kind, root.id if root else None) if exclusive else None
     if existing is not None:
         return existing, False
     job = Job(
