@@ -1,0 +1,137 @@
+import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { api, ApiError, getApiKey, setApiKey, UNAUTHORIZED_EVENT, type Me } from "./api";
+import { Duplicates } from "./Duplicates";
+import { Groups } from "./Groups";
+import { useHashRoute } from "./hooks";
+import { Overview } from "./Overview";
+
+const IMMICH_LOGIN = import.meta.env.VITE_IMMICH_LOGIN_URL ?? "/auth/login";
+
+const PAGES = [
+  { id: "overview", label: "Overview" },
+  { id: "duplicates", label: "Duplicates" },
+  { id: "groups", label: "Groups" },
+];
+
+type Auth =
+  | { state: "checking" }
+  | { state: "ok"; me: Me }
+  | { state: "login" }
+  | { state: "error"; message: string };
+
+export function App() {
+  const [route, go] = useHashRoute();
+  const [auth, setAuth] = useState<Auth>({ state: "checking" });
+  const [keyOpen, setKeyOpen] = useState(false);
+
+  const check = useCallback(() => {
+    api.me().then(
+      (me) => setAuth({ state: "ok", me }),
+      (e: ApiError) =>
+        setAuth(e.status === 401 ? { state: "login" } : { state: "error", message: e.message }),
+    );
+  }, []);
+
+  useEffect(check, [check]);
+  useEffect(() => {
+    const on = () => setAuth({ state: "login" });
+    window.addEventListener(UNAUTHORIZED_EVENT, on);
+    return () => window.removeEventListener(UNAUTHORIZED_EVENT, on);
+  }, []);
+
+  const page = PAGES.some((p) => p.id === route.page) ? route.page : "overview";
+  const me = auth.state === "ok" ? auth.me : null;
+
+  return (
+    <div className="app">
+      <header className="topbar">
+        <a className="brand" href="#/overview" aria-label="Twinlens overview">
+          <span className="logo" aria-hidden="true" />
+          Twinlens
+        </a>
+        <nav aria-label="Main">
+          <ul>
+            {PAGES.map((p) => (
+              <li key={p.id}>
+                <a href={`#/${p.id}`} aria-current={page === p.id ? "page" : undefined}>
+                  {p.label}
+                </a>
+              </li>
+            ))}
+          </ul>
+        </nav>
+        <div className="who">
+          {me?.localMode && <span className="badge" title="No Immich configured">Local mode</span>}
+          {me && !me.localMode && me.user && <span>{me.user.name || me.user.email}</span>}
+          {(!me?.localMode) && (
+            <button type="button" className="link" onClick={() => setKeyOpen((o) => !o)}
+                    aria-expanded={keyOpen} aria-controls="api-key-panel">
+              API key
+            </button>
+          )}
+        </div>
+      </header>
+      {keyOpen && (
+        <ApiKeyPanel onSaved={() => { setKeyOpen(false); setAuth({ state: "checking" }); check(); }} />
+      )}
+      <main id="main">
+        {auth.state === "checking" && <p className="muted" role="status">Connecting…</p>}
+        {auth.state === "login" && <LoginNotice onKey={() => setKeyOpen(true)} />}
+        {auth.state === "error" && (
+          <div className="notice error" role="alert">
+            <p>The Twinlens gateway answered with an error: {auth.message}</p>
+            <button type="button" onClick={check}>Try again</button>
+          </div>
+        )}
+        {me && page === "overview" && <Overview localMode={me.localMode} go={go} />}
+        {me && page === "duplicates" && (
+          <Duplicates localMode={me.localMode} params={route.params} go={go} />
+        )}
+        {me && page === "groups" && (
+          <Groups localMode={me.localMode} params={route.params} go={go} />
+        )}
+      </main>
+    </div>
+  );
+}
+
+function LoginNotice({ onKey }: { onKey: () => void }) {
+  return (
+    <div className="notice" role="alert">
+      <h1>Log in to Immich</h1>
+      <p>
+        Twinlens uses your Immich account. <a href={IMMICH_LOGIN}>Log in to Immich</a> in this
+        browser, then come back and reload this page — or paste an Immich API key (Immich →
+        Account settings → API keys).
+      </p>
+      <button type="button" onClick={onKey}>Use an API key</button>
+    </div>
+  );
+}
+
+function ApiKeyPanel({ onSaved }: { onSaved: () => void }) {
+  const [value, setValue] = useState(getApiKey());
+  const submit = (e: FormEvent) => {
+    e.preventDefault();
+    setApiKey(value.trim());
+    onSaved();
+  };
+  return (
+    <form id="api-key-panel" className="keypanel" onSubmit={submit}>
+      <label htmlFor="api-key">Immich API key</label>
+      <input id="api-key" type="password" autoComplete="off" value={value}
+             onChange={(e) => setValue(e.target.value)}
+             aria-describedby="api-key-help" />
+      <button type="submit">Save</button>
+      {getApiKey() && (
+        <button type="button" onClick={() => { setApiKey(""); setValue(""); onSaved(); }}>
+          Forget key
+        </button>
+      )}
+      <p id="api-key-help" className="muted">
+        Kept in this browser only (localStorage) and sent as <code>x-api-key</code>. Leave empty
+        to use your Immich login.
+      </p>
+    </form>
+  );
+}

@@ -1,0 +1,32 @@
+import { useEffect, useRef, type ReactNode } from "react";
+
+interface Props {
+  title: string;
+  open: boolean;
+  onClose: () => void;
+  children: ReactNode;
+  actions: ReactNode;
+}
+
+/** A modal on the native <dialog>: focus trapping, Escape and the backdrop come for free. */
+export function Dialog({ title, open, onClose, children, actions }: Props) {
+  const ref = useRef<HTMLDialogElement>(null);
+  useEffect(() => {
+    const d = ref.current;
+    if (!d) return;
+    if (open && !d.open) d.showModal();
+    if (!open && d.open) d.close();
+  }, [open]);
+  return (
+    <dialog ref={ref} className="dialog" aria-labelledby="dialog-title" onClose={onClose}
+            onCancel={(e) => { e.preventDefault(); onClose(); }}>
+      {open && (
+        <>
+          <h2 id="dialog-title">{title}</h2>
+          <div className="dialog-body">{children}</div>
+          <div className="dialog-actions">{actions}</div>
+        </>
+      )}
+    </dialog>
+  );
+}

@@ -1,0 +1,357 @@
+import { useState } from "react";
+import {
+  api, type BulkResult, type Duplicate, type DupMember, type ResolvePlan, type ResolveRequest,
+} from "./api";
+import { Dialog } from "./Dialog";
+import { useLoad } from "./hooks";
+import {
+  basename, camera, defaultKeep, dirname, formatBytes, formatCount, formatSimilarity,
+  formatTakenAt, keepReasonLabel, planTotals,
+} from "./logic";
+import { Pager } from "./Pager";
+import { Thumb } from "./Thumb";
+
+const PAGE_SIZE = 20;
+
+interface Props {
+  localMode: boolean;
+  params: URLSearchParams;
+  go: (page: string, params?: Record<string, string>) => void;
+}
+
+type Pending =
+  | { kind: "one"; dup: Duplicate; plan: ResolvePlan; request: ResolveRequest }
+  | { kind: "bulk"; result: BulkResult; requests: ResolveRequest[] };
+
+export function Duplicates({ localMode, params, go }: Props) {
+  const type = params.get("type") ?? "";
+  const status = params.get("status") ?? "open";
+  const page = Math.max(1, Number(params.get("page")) || 1);
+  const list = useLoad(
+    () => api.duplicates({ type, status: status === "any" ? "" : status, page, size: PAGE_SIZE }),
+    `${type}|${status}|${page}`,
+  );
+  const [picks, setPicks] = useState<Record<string, string>>({});
+  const [done, setDone] = useState<Set<string>>(new Set());
+  const [pending, setPending] = useState<Pending | null>(null);
+  const [busy, setBusy] = useState<string | null>(null);
+  const [message, setMessage] = useState<{ text: string; error?: boolean } | null>(null);
+
+  const nav = (p: Record<string, string>) =>
+    go("duplicates", { type, status: status === "open" ? "" : status, page: "", ...p });
+
+  const items = (list.data?.items ?? []).filter((d) => !done.has(d.id));
+  const openItems = items.filter((d) => (d.status ?? "open") === "open");
+  const keepOf = (d: Duplicate) => picks[d.id] ?? defaultKeep(d) ?? "";
+
+  const finish = (ids: string[], text: string) => {
+    setDone((s) => new Set([...s, ...ids]));
+    setMessage({ text });
+    setPending(null);
+    list.reload();
+  };
+  const fail = (e: unknown) => setMessage({ text: (e as Error).message, error: true });
+
+  const previewTrash = async (d: Duplicate) => {
+    const request: ResolveRequest = { id: d.id, keep: [keepOf(d)], action: "trash" };
+    setBusy(d.id);
+    setMessage(null);
+    try {
+      const plan = await api.resolve(request, true);
+      setPending({ kind: "one", dup: d, plan, request });
+    } catch (e) {
+      fail(e);
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const dismiss = async (d: Duplicate) => {
+    setBusy(d.id);
+    setMessage(null);
+    try {
+      await api.resolve({ id: d.id, keep: [], action: "not_duplicate" }, false);
+      finish([d.id], `Marked ${basename(d.members[0]?.path ?? "")} and its look-alikes as not duplicates.`);
+    } catch (e) {
+      fail(e);
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const previewBulk = async () => {
+    const requests = openItems.map((d) => ({ id: d.id, keep: [keepOf(d)], action: "trash" as const }));
+    if (!requests.length) return;
+    setBusy("bulk");
+    setMessage(null);
+    try {
+      const result = await api.resolveBulk(requests, true);
+      setPending({ kind: "bulk", result, requests });
+    } catch (e) {
+      fail(e);
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  const confirm = async () => {
+    if (!pending) return;
+    setBusy("confirm");
+    try {
+      if (pending.kind === "one") {
+        const plan = await api.resolve(pending.request, false);
+        const t = planTotals([plan], [pending.dup]);
+        finish([pending.dup.id],
+               `Moved ${t.trashFiles} ${t.trashFiles === 1 ? "file" : "files"} to Immich's trash ` +
+               `(${formatBytes(t.trashBytes)}). Restore from Immich's trash if you change your mind.`);
+      } else {
+        const r = await api.resolveBulk(pending.requests, false);
+        const t = planTotals(r.results, items);
+        const ok = r.results.filter((x) => x.status === 200).map((x) => x.id);
+        finish(ok,
+               `Resolved ${r.succeeded} ${r.succeeded === 1 ? "group" : "groups"}: ` +
+               `${t.trashFiles} files moved to Immich's trash (${formatBytes(t.trashBytes)}).` +
+               (r.failed ? ` ${r.failed} failed: ${t.refused.map((x) => x.message).join("; ")}` : ""));
+      }
+    } catch (e) {
+      setPending(null);
+      fail(e);
+    } finally {
+      setBusy(null);
+    }
+  };
+
+  return (
+    <div className="duplicates">
+      <h1>Duplicates</h1>
+      <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter duplicates">
+        <label>
+          Kind
+          <select value={type} onChange={(e) => nav({ type: e.target.value })}>
+            <option value="">All</option>
+            <option value="exact">Exact copies</option>
+            <option value="perceptual">Look-alikes (perceptual)</option>
+          </select>
+        </label>
+        <label>
+          Status
+          <select value={status} onChange={(e) => nav({ status: e.target.value })}>
+            <option value="open">Open</option>
+            <option value="resolved">Resolved</option>
+            <option value="dismissed">Not duplicates</option>
+            <option value="any">Any</option>
+          </select>
+        </label>
+        {list.data && (
+          <span className="muted" role="status">
+            {formatCount(list.data.total)} {list.data.total === 1 ? "group" : "groups"}
+          </span>
+        )}
+        {openItems.length > 0 && (
+          <button type="button" className="bulk" onClick={previewBulk}
+                  disabled={localMode || busy !== null}
+                  title={localMode ? "Moving to trash needs Immich" : undefined}>
+            Accept all suggestions on this page
+          </button>
+        )}
+      </form>
+      {localMode && (
+        <p className="notice">
+          Local mode: no Immich is configured, so Twinlens cannot move files to a trash. You can
+          mark look-alikes as “not duplicates”; Twinlens never deletes files itself.
+        </p>
+      )}
+      <div aria-live="polite">
+        {message && (
+          <p className={`notice ${message.error ? "error" : "ok"}`} role={message.error ? "alert" : "status"}>
+            {message.text}
+          </p>
+        )}
+      </div>
+      {list.error && <p className="notice error" role="alert">{list.error.message}</p>}
+      {list.loading && !list.data && <p className="muted" role="status">Loading…</p>}
+      {list.data && items.length === 0 && !list.loading && (
+        <p className="empty">No duplicate groups here{status === "open" ? " — nothing to review" : ""}.</p>
+      )}
+      <ol className="dup-list">
+        {items.map((d) => (
+          <DuplicateCard key={d.id} dup={d} localMode={localMode} keep={keepOf(d)}
+                         onPick={(p) => setPicks((s) => ({ ...s, [d.id]: p }))}
+                         busy={busy !== null} working={busy === d.id}
+                         onTrash={() => previewTrash(d)} onDismiss={() => dismiss(d)} />
+        ))}
+      </ol>
+      {list.data && (
+        <Pager page={page} size={list.data.size || PAGE_SIZE} total={list.data.total}
+               onPage={(p) => nav({ page: String(p) })} label="Duplicate pages" />
+      )}
+      <ConfirmDialog pending={pending} items={items} busy={busy === "confirm"}
+                     onCancel={() => setPending(null)} onConfirm={confirm} />
+    </div>
+  );
+}
+
+interface CardProps {
+  dup: Duplicate;
+  localMode: boolean;
+  keep: string;
+  onPick: (path: string) => void;
+  busy: boolean;
+  working: boolean;
+  onTrash: () => void;
+  onDismiss: () => void;
+}
+
+function DuplicateCard({ dup, localMode, keep, onPick, busy, working, onTrash, onDismiss }: CardProps) {
+  const open = (dup.status ?? "open") === "open";
+  const titleId = `dup-${dup.id}`;
+  const others = dup.members.filter((m) => m.path !== keep);
+  const reclaim = others.reduce((n, m) => n + (m.size ?? 0), 0);
+  return (
+    <li className="dup" aria-labelledby={titleId}>
+      <div className="dup-head">
+        <h2 id={titleId}>
+          <span className={`tag tag-${dup.type}`}>{dup.type === "exact" ? "Exact copies" : "Look-alikes"}</span>
+          {basename(dup.members[0]?.path ?? dup.id)}
+          <span className="muted"> · {dup.members.length} files</span>
+          {dup.type !== "exact" && dup.similarity != null && (
+            <span className="muted"> · {formatSimilarity(dup.similarity)} similar</span>
+          )}
+        </h2>
+        {!open && <span className="badge">{dup.status === "dismissed" ? "not duplicates" : dup.status}</span>}
+      </div>
+      <fieldset className="members" disabled={!open || busy}>
+        <legend className="sr-only">Which copy to keep</legend>
+        {dup.members.map((m, i) => (
+          <MemberCard key={m.path} m={m} groupId={dup.id} index={i} localMode={localMode}
+                      kept={m.path === keep} suggested={m.path === dup.keep}
+                      reason={keepReasonLabel(dup.keep_reason)} showSimilarity={dup.type !== "exact"}
+                      onPick={() => onPick(m.path)} />
+        ))}
+      </fieldset>
+      {open && (
+        <div className="dup-actions">
+          <button type="button" className="danger" onClick={onTrash}
+                  disabled={busy || localMode || others.length === 0}
+                  title={localMode ? "Moving to trash needs Immich" : undefined}>
+            {working ? "Working…" : `Move others to Immich trash (${formatBytes(reclaim)})`}
+          </button>
+          <button type="button" onClick={onDismiss} disabled={busy}>
+            Not duplicates
+          </button>
+        </div>
+      )}
+    </li>
+  );
+}
+
+interface MemberProps {
+  m: DupMember;
+  groupId: string;
+  index: number;
+  localMode: boolean;
+  kept: boolean;
+  suggested: boolean;
+  reason: string;
+  showSimilarity: boolean;
+  onPick: () => void;
+}
+
+function MemberCard({ m, groupId, index, localMode, kept, suggested, reason, showSimilarity, onPick }: MemberProps) {
+  const name = basename(m.path);
+  const id = `keep-${groupId}-${index}`;
+  const cam = camera(m);
+  return (
+    <div className={`member${kept ? " kept" : " goes"}${suggested ? " suggested" : ""}`}>
+      <label htmlFor={id} className="member-pick">
+        <Thumb member={m} localMode={localMode} />
+        <span className="pick">
+          <input type="radio" id={id} name={`keep-${groupId}`} checked={kept} onChange={onPick} />
+          {kept ? "Keep" : "Keep this one"}
+        </span>
+      </label>
+      {suggested && (
+        <p className="suggestion">
+          <strong>Suggested keeper</strong>{reason && <> — {reason}</>}
+        </p>
+      )}
+      <p className="filename" title={m.path}>{name}</p>
+      <p className="dir" title={m.path}>{dirname(m.path)}</p>
+      <dl className="facts">
+        <dt>Size</dt><dd>{formatBytes(m.size)}</dd>
+        {m.width && m.height ? <><dt>Resolution</dt><dd>{m.width} × {m.height}</dd></> : null}
+        {m.taken_at ? <><dt>Taken</dt><dd>{formatTakenAt(m.taken_at)}</dd></> : null}
+        {cam ? <><dt>Camera</dt><dd>{cam}</dd></> : null}
+        {m.format ? <><dt>Format</dt><dd>{m.format.toUpperCase()}</dd></> : null}
+        {showSimilarity && m.similarity != null ? <><dt>Similarity</dt><dd>{formatSimilarity(m.similarity)}</dd></> : null}
+        {!localMode && <><dt>In Immich</dt><dd>{m.assetId ? "yes" : "no"}</dd></>}
+      </dl>
+    </div>
+  );
+}
+
+interface ConfirmProps {
+  pending: Pending | null;
+  items: Duplicate[];
+  busy: boolean;
+  onCancel: () => void;
+  onConfirm: () => void;
+}
+
+function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmProps) {
+  const plans = pending ? (pending.kind === "one" ? [pending.plan] : pending.result.results) : [];
+  const dups = pending?.kind === "one" ? [pending.dup] : items;
+  const t = planTotals(plans, dups);
+  const size = (groupId: string, path: string) =>
+    dups.find((d) => d.id === groupId)?.members.find((m) => m.path === path)?.size;
+  return (
+    <Dialog open={pending !== null} onClose={onCancel}
+            title={pending?.kind === "bulk" ? "Accept all suggestions on this page?" : "Move to Immich trash?"}
+            actions={
+              <>
+                <button type="button" onClick={onCancel} disabled={busy}>Cancel</button>
+                <button type="button" className="danger" onClick={onConfirm}
+                        disabled={busy || t.trashFiles === 0}>
+                  {busy ? "Working…" : `Move ${t.trashFiles} ${t.trashFiles === 1 ? "file" : "files"} to trash`}
+                </button>
+              </>
+            }>
+      <p className="summary">
+        Dry run: <strong>{t.trashFiles}</strong> {t.trashFiles === 1 ? "file" : "files"} would go to
+        Immich's trash, reclaiming <strong>{formatBytes(t.trashBytes)}</strong>
+        {pending?.kind === "bulk" && <> across {t.groups} groups</>}. {t.keptFiles} kept.
+        Immich's trash is recoverable; Twinlens never deletes files itself.
+      </p>
+      {t.notInImmich > 0 && (
+        <p className="notice">
+          {t.notInImmich} {t.notInImmich === 1 ? "copy is" : "copies are"} not in Immich and will be
+          left on disk untouched.
+        </p>
+      )}
+      {t.refused.length > 0 && (
+        <p className="notice error">
+          {t.refused.length} {t.refused.length === 1 ? "group" : "groups"} cannot be resolved:{" "}
+          {t.refused.map((r) => r.message).join("; ")}
+        </p>
+      )}
+      <ul className="plan">
+        {plans.filter((p) => p.status === undefined || p.status === 200).map((p) => (
+          <li key={p.id}>
+            {p.keep.map((k) => (
+              <div key={k.path} className="plan-keep"><span className="tag">keep</span> {k.path}</div>
+            ))}
+            {p.trash.map((x) => (
+              <div key={x.path} className="plan-trash">
+                <span className="tag tag-trash">trash</span> {x.path}
+                <span className="muted"> ({formatBytes(size(p.id, x.path))})</span>
+              </div>
+            ))}
+            {p.notInImmich.map((x) => (
+              <div key={x} className="plan-skip"><span className="tag">left alone</span> {x}</div>
+            ))}
+          </li>
+        ))}
+      </ul>
+    </Dialog>
+  );
+}

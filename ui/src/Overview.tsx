@@ -1,0 +1,240 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+import { api, type Job, type Stats } from "./api";
+import { useLoad, usePoll } from "./hooks";
+import {
+  formatBytes, formatCount, formatDuration, humanize, isActive, progressFraction, statBreakdowns,
+  uniqueJobs,
+} from "./logic";
+
+const KIND_LABEL: Record<string, string> = {
+  scan: "Catalog scan",
+  group: "Grouping",
+  dedup: "Duplicate detection",
+};
+
+interface Props {
+  localMode: boolean;
+  go: (page: string, params?: Record<string, string>) => void;
+}
+
+export function Overview({ go }: Props) {
+  const [statsKey, setStatsKey] = useState(0);
+  const stats = useLoad(api.stats, String(statsKey));
+  const [jobs, setJobs] = useState<Job[]>([]);
+  const [details, setDetails] = useState<Record<string, Job>>({});
+  const [jobsError, setJobsError] = useState<string | null>(null);
+  const [starting, setStarting] = useState(false);
+  const [full, setFull] = useState(false);
+  const wasActive = useRef(false);
+
+  const refresh = useCallback(async () => {
+    try {
+      const list = uniqueJobs((await api.jobs()).items);
+      setJobs(list);
+      setJobsError(null);
+      // Details (with the files that failed) for running jobs and the latest scan.
+      const latestScan = list.find((j) => j.kind === "scan");
+      const want = list.filter((j) => isActive(j) || j === latestScan);
+      const got = await Promise.all(
+        want.map((j) => api.job(j.service ?? "grouping", j.id).catch(() => j)),
+      );
+      setDetails((d) => {
+        const next = { ...d };
+        for (const j of got) next[j.id] = { ...j, service: j.service ?? next[j.id]?.service };
+        return next;
+      });
+      const active = list.some(isActive);
+      if (wasActive.current && !active) setStatsKey((k) => k + 1);
+      wasActive.current = active;
+    } catch (e) {
+      setJobsError((e as Error).message);
+    }
+  }, []);
+
+  useEffect(() => {
+    void refresh();
+  }, [refresh]);
+  const anyActive = jobs.some(isActive);
+  usePoll(refresh, 1000, anyActive || starting);
+
+  const scan = async () => {
+    setStarting(true);
+    try {
+      await api.startScan(full ? { full: true } : {});
+      wasActive.current = true;
+      await refresh();
+      setJobsError(null);
+    } catch (e) {
+      setJobsError((e as Error).message);
+    } finally {
+      setStarting(false);
+    }
+  };
+
+  const cancel = async (j: Job) => {
+    try {
+      await api.cancelJob(j.service ?? "grouping", j.id);
+      await refresh();
+    } catch (e) {
+      setJobsError((e as Error).message);
+    }
+  };
+
+  const active = jobs.filter(isActive).map((j) => details[j.id] ?? j);
+  const latestScan = jobs.find((j) => j.kind === "scan");
+  const last = latestScan && !isActive(latestScan) ? details[latestScan.id] ?? latestScan : null;
+  const runningScan = active.find((j) => j.kind === "scan");
+
+  return (
+    <div className="overview">
+      <h1>Overview</h1>
+      <section aria-labelledby="stats-h">
+        <h2 id="stats-h">Library</h2>
+        {stats.error && <p className="notice error" role="alert">{stats.error.message}</p>}
+        {stats.data ? <StatsView stats={stats.data} go={go} /> : !stats.error && (
+          <p className="muted" role="status">Loading…</p>
+        )}
+      </section>
+
+      <section aria-labelledby="scan-h">
+        <h2 id="scan-h">Scan</h2>
+        <div className="scanbar">
+          <button type="button" className="primary" onClick={scan}
+                  disabled={starting || Boolean(runningScan)}>
+            {runningScan ? "Scanning…" : starting ? "Starting…" : "Scan now"}
+          </button>
+          <label className="check">
+            <input type="checkbox" checked={full} onChange={(e) => setFull(e.target.checked)} />
+            Re-read every file (full rescan)
+          </label>
+        </div>
+        {jobsError && <p className="notice error" role="alert">{jobsError}</p>}
+        {active.map((j) => <JobProgress key={j.id} job={j} onCancel={() => cancel(j)} />)}
+        {last && <LastScan job={last} />}
+        {!active.length && !last && !jobsError && (
+          <p className="muted">No scan has run yet.</p>
+        )}
+      </section>
+    </div>
+  );
+}
+
+function num(v: unknown): number | null {
+  return typeof v === "number" && Number.isFinite(v) ? v : null;
+}
+
+function StatsView({ stats, go }: { stats: Stats; go: Props["go"] }) {
+  const d = stats.duplicates ?? {};
+  const byStatus = (d.by_status ?? {}) as Record<string, unknown>;
+  const open = num(d.open) ?? num(byStatus.open);
+  const total = num(d.groups) ?? num(d.total);
+  const reclaim = num(d.reclaimable_bytes);
+  const groups = num(stats.groups?.total);
+  return (
+    <>
+      <div className="cards">
+        <div className="card">
+          <div className="figure">{formatCount(open)}</div>
+          <div className="label">open duplicate groups</div>
+          {total !== null && <div className="sub">{formatCount(total)} in all</div>}
+          <button type="button" className="link" onClick={() => go("duplicates")}>Review</button>
+        </div>
+        <div className="card">
+          <div className="figure">{formatBytes(reclaim)}</div>
+          <div className="label">reclaimable by removing duplicates</div>
+        </div>
+        <div className="card">
+          <div className="figure">{formatCount(groups)}</div>
+          <div className="label">file groups (RAW+JPEG, Live Photos, edits, sidecars)</div>
+          <button type="button" className="link" onClick={() => go("groups")}>Browse</button>
+        </div>
+      </div>
+      <div className="breakdowns">
+        {statBreakdowns(d).map((b) => (
+          <table key={b.name} className="breakdown">
+            <caption>Duplicate groups {humanize(b.name).toLowerCase()}</caption>
+            <tbody>
+              {b.rows.map(([k, v]) => (
+                <tr key={k}>
+                  <th scope="row">{humanize(k)}</th>
+                  <td>{k.includes("bytes") ? formatBytes(v) : formatCount(v)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        ))}
+      </div>
+    </>
+  );
+}
+
+function JobProgress({ job, onCancel }: { job: Job; onCancel: () => void }) {
+  const frac = progressFraction(job);
+  const label = `${KIND_LABEL[job.kind] ?? humanize(job.kind)}${job.phase ? ` — ${job.phase}` : ""}`;
+  const id = `job-${job.id}`;
+  return (
+    <div className="job" aria-live="polite">
+      <div className="job-head">
+        <span id={id}>{label}</span>
+        <span className="muted">{job.state}</span>
+        <button type="button" className="link" onClick={onCancel}>Cancel</button>
+      </div>
+      <progress aria-labelledby={id} max={1} value={frac ?? undefined} />
+      <div className="job-figures">
+        <span>{formatCount(job.done)} / {job.total ? formatCount(job.total) : "?"} files</span>
+        {job.rate ? <span>{job.rate.toFixed(1)} files/s</span> : null}
+        {job.bytes_per_second ? <span>{formatBytes(job.bytes_per_second)}/s</span> : null}
+        <span>ETA {formatDuration(job.eta_seconds)}</span>
+        <span className={job.failed ? "warn" : undefined}>
+          {formatCount(job.failed)} {job.failed === 1 ? "error" : "errors"}
+        </span>
+      </div>
+      {job.errors && job.errors.length > 0 && <ErrorList errors={job.errors} />}
+    </div>
+  );
+}
+
+function LastScan({ job }: { job: Job }) {
+  const when = job.finished_at ? new Date(job.finished_at + (/[Z+]/.test(job.finished_at.slice(10)) ? "" : "Z")) : null;
+  return (
+    <div className={`job last state-${job.state}`}>
+      <div className="job-head">
+        <span>
+          Last scan <strong>{job.state}</strong>
+          {when && !Number.isNaN(when.getTime()) && <> at {when.toLocaleString()}</>}
+        </span>
+      </div>
+      <div className="job-figures">
+        <span>{formatCount(job.done)} / {formatCount(job.total)} files</span>
+        {job.bytes_read !== undefined && <span>{formatBytes(job.bytes_read)} read</span>}
+        {job.elapsed_seconds !== undefined && <span>in {formatDuration(job.elapsed_seconds)}</span>}
+        <span className={job.failed ? "warn" : undefined}>
+          {formatCount(job.failed)} {job.failed === 1 ? "file" : "files"} could not be read
+        </span>
+      </div>
+      {job.error && <p className="notice error">{job.error}</p>}
+      {job.errors && job.errors.length > 0 && <ErrorList errors={job.errors} />}
+    </div>
+  );
+}
+
+function ErrorList({ errors }: { errors: { path: string; error: string }[] }) {
+  return (
+    <details className="errors" open={errors.length <= 10}>
+      <summary>Files that failed ({errors.length})</summary>
+      <table>
+        <thead>
+          <tr><th scope="col">File</th><th scope="col">Why</th></tr>
+        </thead>
+        <tbody>
+          {errors.map((e, i) => (
+            <tr key={`${e.path}-${i}`}>
+              <td className="path">{e.path}</td>
+              <td>{e.error}</td>
+            </tr>
+          ))}
+        </tbody>
+      </table>
+    </details>
+  );
+}

@@ -1,0 +1,245 @@
+// The gateway's /api/twinlens/ endpoints (and Immich's asset thumbnails through the same
+// gateway). Every request carries Immich's session cookie (same origin) or, when the user
+// pasted one, an API key in x-api-key.
+
+export interface JobError {
+  path: string;
+  error: string;
+}
+
+export interface Job {
+  service?: string;
+  id: string;
+  kind: string;
+  state: string;
+  phase?: string | null;
+  trigger?: string | null;
+  root?: string | null;
+  path?: string | null;
+  total: number;
+  done: number;
+  failed: number;
+  bytes_read?: number;
+  elapsed_seconds?: number;
+  rate?: number;
+  bytes_per_second?: number;
+  eta_seconds?: number | null;
+  error?: string | null;
+  errors?: JobError[];
+  created_at?: string | null;
+  started_at?: string | null;
+  finished_at?: string | null;
+}
+
+export interface DupMember {
+  path: string;
+  size?: number | null;
+  width?: number | null;
+  height?: number | null;
+  taken_at?: string | null;
+  make?: string | null;
+  model?: string | null;
+  similarity?: number | null;
+  kind?: string | null;
+  format?: string | null;
+  assetId?: string | null;
+}
+
+export interface Duplicate {
+  id: string;
+  type: string;
+  status?: string;
+  similarity?: number | null;
+  keep?: string | null;
+  keep_reason?: string | null;
+  keepAssetId?: string | null;
+  reclaimable_bytes?: number | null;
+  created_at?: string | null;
+  members: DupMember[];
+}
+
+export interface GroupMember {
+  path: string;
+  kind?: string | null;
+  role?: string | null;
+  is_primary?: boolean;
+  size?: number | null;
+  assetId?: string | null;
+}
+
+export interface FileGroup {
+  id: string;
+  type: string;
+  primary?: string | null;
+  primaryAssetId?: string | null;
+  members: GroupMember[];
+}
+
+export interface Page<T> {
+  items: T[];
+  page: number;
+  size: number;
+  total: number;
+}
+
+export interface Stats {
+  duplicates: Record<string, unknown>;
+  groups: { total?: number | null } & Record<string, unknown>;
+}
+
+export interface Me {
+  user: { id?: string; email?: string; name?: string; isAdmin?: boolean } | null;
+  localMode: boolean;
+}
+
+export interface PlannedFile {
+  path: string;
+  assetId?: string | null;
+}
+
+export interface ResolvePlan {
+  id: string;
+  action: "trash" | "not_duplicate";
+  keep: PlannedFile[];
+  trash: PlannedFile[];
+  notInImmich: string[];
+  dryRun: boolean;
+  status?: number;
+  message?: string;
+}
+
+export interface BulkResult {
+  dryRun: boolean;
+  succeeded: number;
+  failed: number;
+  results: ResolvePlan[];
+}
+
+export type Action = "trash" | "not_duplicate";
+
+export interface ResolveRequest {
+  id: string;
+  keep: string[];
+  action: Action;
+}
+
+export class ApiError extends Error {
+  constructor(
+    public status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const KEY_STORAGE = "twinlens.apiKey";
+export const UNAUTHORIZED_EVENT = "twinlens:unauthorized";
+
+export function getApiKey(): string {
+  try {
+    return localStorage.getItem(KEY_STORAGE) ?? "";
+  } catch {
+    return "";
+  }
+}
+
+export function setApiKey(key: string): void {
+  try {
+    if (key) localStorage.setItem(KEY_STORAGE, key);
+    else localStorage.removeItem(KEY_STORAGE);
+  } catch {
+    /* private mode: the key lives for this page only */
+  }
+}
+
+export function authHeaders(): Record<string, string> {
+  const key = getApiKey();
+  return key ? { "x-api-key": key } : {};
+}
+
+export function query(params: Record<string, string | number | undefined | null>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) {
+    if (v !== undefined && v !== null && v !== "") q.set(k, String(v));
+  }
+  const s = q.toString();
+  return s ? `?${s}` : "";
+}
+
+async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { Accept: "application/json", ...authHeaders() };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let resp: Response;
+  try {
+    resp = await fetch(`/api/twinlens${path}`, {
+      method,
+      headers,
+      credentials: "same-origin",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch (exc) {
+    throw new ApiError(0, `Cannot reach the Twinlens gateway (${(exc as Error).message}).`);
+  }
+  const text = await resp.text();
+  let data: unknown = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = null;
+  }
+  if (!resp.ok) {
+    if (resp.status === 401) window.dispatchEvent(new Event(UNAUTHORIZED_EVENT));
+    const msg =
+      (data && typeof data === "object" && ("message" in data || "error" in data)
+        ? String((data as { message?: unknown; error?: unknown }).message ??
+            (data as { error?: unknown }).error)
+        : "") || `${resp.status} ${resp.statusText}`;
+    throw new ApiError(resp.status, msg);
+  }
+  return data as T;
+}
+
+export const api = {
+  me: () => request<Me>("GET", "/me"),
+  stats: () => request<Stats>("GET", "/stats"),
+  duplicates: (p: { type?: string; status?: string; page?: number; size?: number }) =>
+    request<Page<Duplicate>>("GET", `/duplicates${query(p)}`),
+  groups: (p: { type?: string; page?: number; size?: number }) =>
+    request<Page<FileGroup>>("GET", `/groups${query(p)}`),
+  resolve: (r: ResolveRequest, dryRun: boolean) =>
+    request<ResolvePlan>("POST", `/duplicates/${encodeURIComponent(r.id)}/resolve`, {
+      keep: r.keep,
+      action: r.action,
+      dryRun,
+    }),
+  resolveBulk: (groups: ResolveRequest[], dryRun: boolean) =>
+    request<BulkResult>("POST", "/duplicates/resolve", { groups, dryRun }),
+  startScan: (body: { full?: boolean } = {}) =>
+    request<{ jobs: Job[] }>("POST", "/jobs", body),
+  jobs: () => request<{ items: Job[] }>("GET", "/jobs"),
+  job: (service: string, id: string) =>
+    request<Job>("GET", `/jobs/${encodeURIComponent(service)}/${encodeURIComponent(id)}`),
+  cancelJob: (service: string, id: string) =>
+    request<Job>("DELETE", `/jobs/${encodeURIComponent(service)}/${encodeURIComponent(id)}`),
+};
+
+/** Where a member's picture comes from: Immich's thumbnail when Immich knows the asset,
+ * else the gateway's thumbnail of the library file. null when the path cannot be put in a
+ * URL (a name that is not valid UTF-8 arrives with lone surrogates). */
+export function thumbnailUrl(
+  m: { path: string; assetId?: string | null },
+  localMode: boolean,
+  size = 320,
+): string | null {
+  if (m.assetId && !localMode) {
+    return `/api/assets/${encodeURIComponent(m.assetId)}/thumbnail?size=thumbnail`;
+  }
+  if (!isWellFormed(m.path)) return null;
+  return `/api/twinlens/thumbnail${query({ path: m.path, size })}`;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+export function isWellFormed(s: string): boolean {
+  return !LONE_SURROGATE.test(s);
+}

@@ -1,0 +1,82 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+
+export interface Route {
+  page: string;
+  params: URLSearchParams;
+}
+
+function parseHash(): Route {
+  const raw = window.location.hash.replace(/^#\/?/, "");
+  const [page, qs] = raw.split("?", 2);
+  return { page: page || "overview", params: new URLSearchParams(qs ?? "") };
+}
+
+/** Hash routes (#/duplicates?type=exact&page=2): static hosting needs no fallback rules and
+ * the back button restores filters and page. */
+export function useHashRoute(): [Route, (page: string, params?: Record<string, string>) => void] {
+  const [route, setRoute] = useState<Route>(parseHash);
+  useEffect(() => {
+    const on = () => setRoute(parseHash());
+    window.addEventListener("hashchange", on);
+    return () => window.removeEventListener("hashchange", on);
+  }, []);
+  const go = useCallback((page: string, params: Record<string, string> = {}) => {
+    const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "")).toString();
+    window.location.hash = `#/${page}${q ? `?${q}` : ""}`;
+  }, []);
+  return [route, go];
+}
+
+export interface Loaded<T> {
+  data: T | null;
+  error: Error | null;
+  loading: boolean;
+  reload: () => void;
+}
+
+/** Load with `fn` whenever `key` changes; stale answers of earlier keys are dropped. */
+export function useLoad<T>(fn: () => Promise<T>, key: string): Loaded<T> {
+  const [state, setState] = useState<{ data: T | null; error: Error | null; loading: boolean }>({
+    data: null, error: null, loading: true,
+  });
+  const [tick, setTick] = useState(0);
+  const fnRef = useRef(fn);
+  fnRef.current = fn;
+  useEffect(() => {
+    let live = true;
+    setState((s) => ({ ...s, loading: true }));
+    fnRef.current().then(
+      (data) => live && setState({ data, error: null, loading: false }),
+      (error: Error) => live && setState((s) => ({ data: s.data, error, loading: false })),
+    );
+    return () => {
+      live = false;
+    };
+  }, [key, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  return { ...state, reload };
+}
+
+/** Call `fn` every `ms` while `active`; the next call waits for the previous one. */
+export function usePoll(fn: () => Promise<unknown>, ms: number, active: boolean): void {
+  const fnRef = useRef(fn);
+  fnRef.current = fn;
+  useEffect(() => {
+    if (!active) return;
+    let live = true;
+    let timer: number | undefined;
+    const step = async () => {
+      try {
+        await fnRef.current();
+      } catch {
+        /* the caller shows errors; keep polling */
+      }
+      if (live) timer = window.setTimeout(step, ms);
+    };
+    timer = window.setTimeout(step, ms);
+    return () => {
+      live = false;
+      window.clearTimeout(timer);
+    };
+  }, [ms, active]);
+}

@@ -1,0 +1,175 @@
+// Pure helpers: formatting and the arithmetic behind what the UI promises the user.
+import type { Duplicate, DupMember, Job, ResolvePlan } from "./api";
+
+export const ACTIVE_STATES = ["queued", "running"];
+
+export function isActive(job: Pick<Job, "state">): boolean {
+  return ACTIVE_STATES.includes(job.state);
+}
+
+export function formatBytes(n: number | null | undefined): string {
+  if (n === null || n === undefined || !Number.isFinite(n)) return "–";
+  if (n < 1024) return `${n} B`;
+  const units = ["KB", "MB", "GB", "TB", "PB"];
+  let v = n;
+  let i = -1;
+  do {
+    v /= 1024;
+    i += 1;
+  } while (v >= 1024 && i < units.length - 1);
+  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+}
+
+export function formatDuration(seconds: number | null | undefined): string {
+  if (seconds === null || seconds === undefined || !Number.isFinite(seconds) || seconds < 0) {
+    return "–";
+  }
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  const sec = s % 60;
+  const pad = (x: number) => String(x).padStart(2, "0");
+  return h > 0 ? `${h}:${pad(m)}:${pad(sec)}` : `${m}:${pad(sec)}`;
+}
+
+export function formatCount(n: number | null | undefined): string {
+  return n === null || n === undefined ? "–" : n.toLocaleString("en-US");
+}
+
+/** Fraction done in [0, 1]; null while the total is not known yet. */
+export function progressFraction(job: Pick<Job, "total" | "done">): number | null {
+  if (!job.total || job.total <= 0) return null;
+  return Math.min(1, Math.max(0, job.done / job.total));
+}
+
+export function basename(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i >= 0 ? path.slice(i + 1) : path;
+}
+
+export function dirname(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i > 0 ? path.slice(0, i) : i === 0 ? "/" : "";
+}
+
+export function camera(m: Pick<DupMember, "make" | "model">): string {
+  const make = (m.make ?? "").trim();
+  const model = (m.model ?? "").trim();
+  if (!make) return model;
+  if (!model) return make;
+  // Many cameras repeat the maker in the model tag ("Canon" + "Canon EOS R5").
+  return model.toLowerCase().startsWith(make.toLowerCase()) ? model : `${make} ${model}`;
+}
+
+export function formatTakenAt(iso: string | null | undefined): string {
+  if (!iso) return "";
+  // Capture times are camera-local wall-clock times: show them as written, not shifted.
+  const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}(?::\d{2})?)/.exec(iso);
+  return m ? `${m[1]} ${m[2]}` : iso;
+}
+
+export function formatSimilarity(s: number | null | undefined): string {
+  if (s === null || s === undefined) return "";
+  return `${(s * 100).toFixed(s >= 0.9995 ? 0 : 1)}%`;
+}
+
+/** The member the UI keeps unless the user picks another: the suggestion if it is a
+ * member, else the first member. */
+export function defaultKeep(dup: Pick<Duplicate, "keep" | "members">): string | null {
+  if (dup.keep && dup.members.some((m) => m.path === dup.keep)) return dup.keep;
+  return dup.members[0]?.path ?? null;
+}
+
+export interface PlanTotals {
+  groups: number;
+  trashFiles: number;
+  trashBytes: number;
+  keptFiles: number;
+  notInImmich: number;
+  refused: { id: string; message: string }[];
+}
+
+/** What a set of dry-run plans would do, with sizes from the groups the user is looking at. */
+export function planTotals(plans: ResolvePlan[], dups: Duplicate[]): PlanTotals {
+  const sizes = new Map<string, number>();
+  for (const d of dups) for (const m of d.members) sizes.set(`${d.id}\u0000${m.path}`, m.size ?? 0);
+  const out: PlanTotals = {
+    groups: 0, trashFiles: 0, trashBytes: 0, keptFiles: 0, notInImmich: 0, refused: [],
+  };
+  for (const p of plans) {
+    if (p.status !== undefined && p.status !== 200) {
+      out.refused.push({ id: p.id, message: p.message ?? `error ${p.status}` });
+      continue;
+    }
+    out.groups += 1;
+    out.keptFiles += p.keep?.length ?? 0;
+    out.notInImmich += p.notInImmich?.length ?? 0;
+    for (const t of p.trash ?? []) {
+      out.trashFiles += 1;
+      out.trashBytes += sizes.get(`${p.id}\u0000${t.path}`) ?? 0;
+    }
+  }
+  return out;
+}
+
+/** Jobs listed by both services share one database, so the same job can appear twice. */
+export function uniqueJobs(items: Job[]): Job[] {
+  const seen = new Set<string>();
+  const out: Job[] = [];
+  for (const j of items) {
+    if (seen.has(j.id)) continue;
+    seen.add(j.id);
+    out.push(j);
+  }
+  return out;
+}
+
+/** Numeric breakdowns found in the dedup stats (e.g. {by_type: {exact: 3}}), as rows. */
+export function statBreakdowns(
+  stats: Record<string, unknown>,
+): { name: string; rows: [string, number][] }[] {
+  const out: { name: string; rows: [string, number][] }[] = [];
+  for (const [name, value] of Object.entries(stats)) {
+    if (!value || typeof value !== "object" || Array.isArray(value)) continue;
+    const rows = Object.entries(value as Record<string, unknown>).filter(
+      (e): e is [string, number] => typeof e[1] === "number",
+    );
+    if (rows.length) out.push({ name, rows });
+  }
+  return out;
+}
+
+export function humanize(key: string): string {
+  const s = key.replace(/^by_/, "by ").replace(/_/g, " ");
+  return s.charAt(0).toUpperCase() + s.slice(1);
+}
+
+export const GROUP_TYPES: Record<string, string> = {
+  raw_jpeg: "RAW + JPEG",
+  live_photo: "Live Photo",
+  edited: "Edited version",
+  edit: "Edited version",
+  sidecar: "Sidecar",
+  burst: "Burst",
+  manual: "Manual",
+};
+
+export function groupTypeLabel(t: string): string {
+  return GROUP_TYPES[t] ?? humanize(t);
+}
+
+// Reasons recorded by core/dedup/keeper.py: the first rule that left one candidate.
+export const KEEP_REASONS: Record<string, string> = {
+  resolution: "highest resolution",
+  size: "largest file",
+  format: "preferred format",
+  capture_time: "earliest capture time",
+  folder: "preferred folder",
+  "tie: path": "all equal; shortest path",
+  only: "only candidate",
+};
+
+export function keepReasonLabel(r: string | null | undefined): string {
+  if (!r) return "";
+  return KEEP_REASONS[r] ?? r.replace(/_/g, " ");
+}
