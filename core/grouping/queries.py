@@ -1,0 +1,303 @@
+"""Database reads for grouping: catalog rows as FileRecords, stored groups as plain rows.
+
+Everything here returns records or small dataclasses, never JSON; the service and the
+API build on them. Folder lists are queried in chunks (``IN`` lists of at most
+``CHUNK`` keys), so a pass costs one query per batch of folders, never one per file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from core.models import File, FileGroup, GroupMember, GroupOverride
+from core.paths import path_key, to_bytes
+from core.records import FileRecord
+
+CHUNK = 1000
+
+
+def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+# --- the catalog -------------------------------------------------------------------
+
+_RECORD_COLUMNS = (
+    File.id, File.path, File.kind, File.size, File.format, File.sha256, File.phash,
+    File.taken_at, File.taken_offset, File.make, File.model, File.serial, File.width,
+    File.height, File.content_id, File.device, File.inode,
+)
+
+
+def records_in_folders(session: Session, dir_keys: Iterable[str]) -> list[FileRecord]:
+    """Present files of these folders. Unreadable files come too (with whatever the
+    catalog knows): the rules pair a broken RAW with its JPEG by name."""
+    keys = sorted(set(dir_keys))
+    out: list[FileRecord] = []
+    for chunk in chunks(keys):
+        rows = session.execute(
+            select(*_RECORD_COLUMNS).where(File.dir_key.in_(chunk), File.status == "present")
+        )
+        out.extend(FileRecord(*r) for r in rows)
+    return out
+
+
+def folder_keys(session: Session, root_id: int | None = None) -> list[str]:
+    """Every folder that holds or held a cataloged file (of one root, or all)."""
+    q = select(File.dir_key)
+    if root_id is not None:
+        q = q.where(File.root_id == root_id)
+    return sorted(session.scalars(q.distinct()))
+
+
+def group_links(session: Session, dir_keys: Iterable[str]) -> set[tuple[str, str]]:
+    """(group folder, member folder) pairs of the stored groups that touch these folders,
+    either by their own folder or by holding a file that now lies in one of them (a
+    file moved in). Regrouping must take both folders together."""
+    keys = sorted(set(dir_keys))
+    out: set[tuple[str, str]] = set()
+    for chunk in chunks(keys):
+        for col in (File.dir_key, FileGroup.dir_key):
+            out.update(
+                (g, f)
+                for g, f in session.execute(
+                    select(FileGroup.dir_key, File.dir_key)
+                    .join(GroupMember, GroupMember.group_id == FileGroup.group_id)
+                    .join(File, File.id == GroupMember.file_id)
+                    .where(col.in_(chunk))
+                    .distinct()
+                )
+            )
+    return out
+
+
+# --- overrides --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OverrideRow:
+    id: int
+    action: str  # split | merge
+    dir_key: str
+    members: tuple[str, ...]
+    primary_path: str | None
+    created_at: datetime
+
+    @property
+    def folders(self) -> frozenset[str]:
+        return frozenset(path_key(os.path.dirname(to_bytes(p))) for p in self.members)
+
+
+def _override(row: GroupOverride) -> OverrideRow:
+    return OverrideRow(row.id, row.action, row.dir_key, tuple(json.loads(row.members)),
+                       row.primary_path, row.created_at)
+
+
+def merge_overrides(session: Session) -> list[OverrideRow]:
+    """Every merge: few (each is a user's click) and they may link any folders."""
+    rows = session.scalars(
+        select(GroupOverride).where(GroupOverride.action == "merge").order_by(GroupOverride.id)
+    )
+    return [_override(r) for r in rows]
+
+
+def split_overrides(session: Session, dir_keys: Iterable[str]) -> list[OverrideRow]:
+    keys = sorted(set(dir_keys))
+    out: list[OverrideRow] = []
+    for chunk in chunks(keys):
+        rows = session.scalars(
+            select(GroupOverride)
+            .where(GroupOverride.action == "split", GroupOverride.dir_key.in_(chunk))
+            .order_by(GroupOverride.id)
+        )
+        out.extend(_override(r) for r in rows)
+    return out
+
+
+# --- stored groups ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMember:
+    file_id: int
+    path: str
+    kind: str
+    role: str
+    is_primary: bool
+    size: int
+
+
+@dataclass
+class StoredGroup:
+    id: str
+    key: str
+    type: str
+    source: str
+    dir_key: str
+    members: list[StoredMember] = field(default_factory=list)
+
+
+def stored_groups(session: Session, dir_keys: Sequence[str]) -> dict[str, StoredGroup]:
+    """Stored groups (by key) of these folders, or holding a file now in one of them."""
+    keys = sorted(set(dir_keys))
+    groups: dict[str, StoredGroup] = {}
+    for chunk in chunks(keys):
+        moved_in = (
+            select(GroupMember.group_id)
+            .join(File, File.id == GroupMember.file_id)
+            .where(File.dir_key.in_(chunk))
+        )
+        for gid, key, gtype, source, dk in session.execute(
+            select(FileGroup.group_id, FileGroup.group_key, FileGroup.group_type,
+                   FileGroup.source, FileGroup.dir_key)
+            .where(or_(FileGroup.dir_key.in_(chunk), FileGroup.group_id.in_(moved_in)))
+        ):
+            groups[gid] = StoredGroup(gid, key, gtype, source, dk)
+    ids = sorted(groups)
+    for chunk in chunks(ids):
+        for gid, fid, p, kind, role, prim, size in session.execute(
+            select(GroupMember.group_id, GroupMember.file_id, GroupMember.file_path,
+                   GroupMember.file_type, GroupMember.role, GroupMember.is_primary,
+                   GroupMember.file_size).where(GroupMember.group_id.in_(chunk))
+        ):
+            groups[gid].members.append(StoredMember(fid, p, kind, role, bool(prim), size))
+    return {g.key: g for g in groups.values()}
+
+
+# --- views for the API ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    file_id: int
+    path: str
+    kind: str
+    role: str
+    is_primary: bool
+    size: int
+    sha1: str | None
+    taken_at: datetime | None
+    taken_offset: str | None
+
+
+@dataclass
+class GroupView:
+    id: str
+    type: str
+    source: str
+    created_at: datetime
+    updated_at: datetime
+    members: list[MemberView] = field(default_factory=list)
+
+    @property
+    def primary(self) -> str | None:
+        return next((m.path for m in self.members if m.is_primary),
+                    self.members[0].path if self.members else None)
+
+
+def group_views(session: Session, group_ids: Sequence[str]) -> list[GroupView]:
+    """Groups with their members (primary first), in the order of ``group_ids``."""
+    found: dict[str, GroupView] = {}
+    for chunk in chunks(list(dict.fromkeys(group_ids))):
+        for row in session.scalars(select(FileGroup).where(FileGroup.group_id.in_(chunk))):
+            found[row.group_id] = GroupView(row.group_id, row.group_type, row.source,
+                                            row.created_at, row.updated_at)
+        rows = session.execute(
+            select(GroupMember.group_id, GroupMember.file_id, GroupMember.file_path, File.kind,
+                   GroupMember.role, GroupMember.is_primary, File.size, File.sha1, File.taken_at,
+                   File.taken_offset)
+            .join(File, File.id == GroupMember.file_id)
+            .where(GroupMember.group_id.in_(chunk))
+        )
+        for gid, *rest in rows:
+            if gid in found:
+                found[gid].members.append(MemberView(*rest))
+    out = []
+    for gid in group_ids:
+        g = found.get(gid)
+        if g is not None:
+            g.members.sort(key=lambda m: (not m.is_primary, m.role != "raw", m.path))
+            out.append(g)
+    return out
+
+
+def _under(column: Any, prefix: str) -> Any:
+    """``column`` (a path stored as bytes) is ``prefix`` or lies below it; portable
+    between PostgreSQL (bytea) and SQLite (blob), unlike LIKE."""
+    raw = to_bytes(prefix).rstrip(b"/") + b"/"
+    return or_(column == to_bytes(prefix), func.substr(column, 1, len(raw)) == raw)
+
+
+def list_groups(session: Session, *, group_type: str | None = None, path_prefix: str | None = None,
+                limit: int = 50, offset: int = 0) -> tuple[list[GroupView], int]:
+    """A page of groups ordered by their primary's path, and the total count."""
+    primary = (
+        select(GroupMember.group_id, GroupMember.file_path)
+        .where(GroupMember.is_primary.is_(True))
+        .subquery()
+    )
+    q = select(FileGroup.group_id).join(primary, primary.c.group_id == FileGroup.group_id)
+    cq = select(func.count()).select_from(FileGroup)
+    conds = []
+    if group_type:
+        conds.append(FileGroup.group_type == group_type)
+    if path_prefix:
+        conds.append(FileGroup.group_id.in_(
+            select(GroupMember.group_id).where(_under(GroupMember.file_path, path_prefix))
+        ))
+    for c in conds:
+        q, cq = q.where(c), cq.where(c)
+    ids = list(session.scalars(
+        q.order_by(primary.c.file_path, FileGroup.group_id).limit(limit).offset(offset)
+    ))
+    return group_views(session, ids), int(session.scalar(cq) or 0)
+
+
+def file_by_path(session: Session, path: str) -> File | None:
+    return session.scalar(select(File).where(File.path_key == path_key(path)))
+
+
+def group_id_of_files(session: Session, file_ids: Sequence[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for chunk in chunks(list(file_ids)):
+        for fid, gid in session.execute(
+            select(GroupMember.file_id, GroupMember.group_id).where(GroupMember.file_id.in_(chunk))
+        ):
+            out[fid] = gid
+    return out
+
+
+def lookup_files(session: Session, paths: Sequence[str], sha1s: Sequence[str]) -> list[File]:
+    """Present files by path or by SHA-1, each once, in request order (paths first)."""
+    by_key: dict[str, File] = {}
+    keys = [path_key(p) for p in paths]
+    for chunk in chunks(keys):
+        for f in session.scalars(
+            select(File).where(File.path_key.in_(chunk), File.status == "present")
+        ):
+            by_key[f.path_key] = f
+    by_sha: dict[str, list[File]] = defaultdict(list)
+    wanted = [s.lower() for s in sha1s]
+    for chunk in chunks(sorted(set(wanted))):
+        for f in session.scalars(
+            select(File).where(File.sha1.in_(chunk), File.status == "present").order_by(File.id)
+        ):
+            by_sha[f.sha1 or ""].append(f)
+    out: dict[int, File] = {}
+    for k in keys:
+        if k in by_key:
+            out.setdefault(by_key[k].id, by_key[k])
+    for s in wanted:
+        for f in by_sha.get(s, []):
+            out.setdefault(f.id, f)
+    return list(out.values())

@@ -1,0 +1,422 @@
+"""Grouping against the database: regroup folders, write the difference, run jobs,
+record the user's corrections.
+
+``regroup(session, dir_keys, policy)`` is the one write path. It is incremental (only
+the named folders, plus the folders tied to them, are read and written) and idempotent
+(a second run with nothing changed writes nothing):
+
+* Scope. The folders asked for, plus every folder tied to one of them: by a manual
+  group (a merge may span folders), or by a stored group that holds a file now in a
+  scoped folder (a file moved in: its old group must lose it) or whose members lie in
+  other folders. Tied folders are processed in the same batch, so a file is never
+  claimed by two groups at once.
+* Rules. ``core.grouping.rules.group_folder`` on the present files of the batch, with
+  the stored overrides (splits -> forced_apart pairs, merges -> forced_together).
+* Write. Stored groups are matched to results by their deterministic key: equal ->
+  untouched, members differ -> members rewritten, same group id. A new key whose files
+  are exactly those of a stored group that lost its key (its files moved to another
+  folder) takes over that group's id. Stored groups left over are deleted (a group left
+  with one member dissolves). Bulk statements, one per kind of change per batch.
+
+Overrides are stored in ``group_overrides``: ``split`` rows (members = the group's
+paths at the time; ``primary_path`` = the file taken out, or NULL when every member
+was taken apart from every other) and ``merge`` rows (members = the paths put
+together, ``primary_path`` = the chosen primary or NULL). Paths in ``members`` are a
+JSON list, ASCII-escaped, so names that are not UTF-8 survive.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from core import jobs
+from core.config import Settings
+from core.grouping import queries as Q
+from core.grouping.rules import (
+    GroupResult,
+    ManualGroup,
+    Overrides,
+    group_folder,
+    split_all,
+    split_out,
+)
+from core.models import File, FileGroup, GroupMember, GroupOverride, Job, new_id, utcnow
+from core.paths import dir_key
+from core.records import FileRecord
+
+log = logging.getLogger(__name__)
+
+BATCH_FOLDERS = 200  # folders per rules call and write batch (bounded memory, few queries)
+
+
+class GroupingError(ValueError):
+    """A correction that cannot be applied; ``status`` is the HTTP status it maps to."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Stats:
+    folders: int = 0
+    files: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    groups: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+    def as_dict(self) -> dict[str, int]:
+        return {k: getattr(self, k) for k in
+                ("folders", "files", "groups", "created", "updated", "deleted", "unchanged")}
+
+
+# --- scope -------------------------------------------------------------------------------
+
+
+class _Union:
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
+
+    def find(self, a: str) -> str:
+        self.parent.setdefault(a, a)
+        while self.parent[a] != a:
+            self.parent[a] = self.parent[self.parent[a]]
+            a = self.parent[a]
+        return a
+
+    def join(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+
+@dataclass
+class _Scope:
+    folders: set[str]
+    union: _Union
+    merges: list[Q.OverrideRow] = field(default_factory=list)
+
+    def batches(self, size: int = BATCH_FOLDERS) -> list[list[str]]:
+        comps: dict[str, list[str]] = defaultdict(list)
+        for f in sorted(self.folders):
+            comps[self.union.find(f)].append(f)
+        out: list[list[str]] = []
+        cur: list[str] = []
+        for comp in sorted(comps.values()):
+            if cur and len(cur) + len(comp) > size:
+                out.append(cur)
+                cur = []
+            cur.extend(comp)
+        if cur:
+            out.append(cur)
+        return out
+
+
+def _scope(session: Session, dir_keys: Iterable[str], *, expand: bool = True) -> _Scope:
+    folders = set(dir_keys)
+    union = _Union()
+    merges = Q.merge_overrides(session)
+    if not expand:
+        # Every folder is in scope already: only tie them for batching.
+        for m in merges:
+            fs = sorted(m.folders)
+            for f in fs[1:]:
+                union.join(fs[0], f)
+            folders.update(fs)
+        for g, f in Q.group_links(session, folders):
+            union.join(g, f)
+            folders.update((g, f))
+        return _Scope(folders, union, merges)
+    frontier = set(folders)
+    while frontier:
+        new: set[str] = set()
+        for m in merges:
+            linked = m.folders
+            if linked & (folders | frontier):
+                ordered = sorted(linked)
+                for f in ordered[1:]:
+                    union.join(ordered[0], f)
+                new |= linked - folders
+        for g, f in Q.group_links(session, frontier):
+            union.join(g, f)
+            new |= {g, f} - folders
+        folders |= new
+        frontier = new
+    return _Scope(folders, union, merges)
+
+
+def _overrides(session: Session, batch: Sequence[str], merges: list[Q.OverrideRow]) -> Overrides:
+    keys = set(batch)
+    apart: set[frozenset[str]] = set()
+    for s in Q.split_overrides(session, batch):
+        if s.primary_path:
+            apart |= split_out(s.primary_path, s.members)
+        else:
+            apart |= split_all(s.members)
+    together = tuple(
+        ManualGroup(frozenset(m.members), m.primary_path) for m in merges if m.folders & keys
+    )
+    return Overrides(frozenset(apart), together)
+
+
+# --- regrouping --------------------------------------------------------------------------
+
+
+def _member_sig(members: Iterable[tuple[int, str, str, str, bool, int]]) -> tuple:
+    return tuple(sorted(members))
+
+
+def _write(session: Session, results: list[GroupResult], files: dict[int, FileRecord],
+           stored: dict[str, Q.StoredGroup], stats: Stats) -> None:
+    now = utcnow()
+    wanted: dict[str, tuple[GroupResult, str, tuple]] = {}
+    for r in results:
+        sig = _member_sig(
+            (m.file_id, m.path, files[m.file_id].kind, m.role, m.is_primary, files[m.file_id].size)
+            for m in r.members
+        )
+        wanted[r.key] = (r, dir_key(r.primary.path), sig)
+
+    rewrite: list[tuple[str, GroupResult, str, tuple]] = []  # (group id, result, dir key, sig)
+    fresh: list[tuple[GroupResult, str, tuple]] = []
+    for key, (r, dk, sig) in wanted.items():
+        old = stored.pop(key, None)
+        if old is None:
+            fresh.append((r, dk, sig))
+            continue
+        old_sig = _member_sig(
+            (m.file_id, m.path, m.kind, m.role, m.is_primary, m.size) for m in old.members
+        )
+        if old_sig == sig and (old.type, old.dir_key) == (r.type, dk):
+            stats.unchanged += 1
+        else:
+            rewrite.append((old.id, r, dk, sig))
+    # A shot whose files moved folder gets a new key; keep its group id.
+    by_files = {frozenset(m.file_id for m in g.members): g for g in stored.values()}
+    inserts: list[tuple[GroupResult, str, tuple]] = []
+    for r, dk, sig in fresh:
+        old = by_files.pop(frozenset(m.file_id for m in r.members), None)
+        if old is not None:
+            del stored[old.key]
+            rewrite.append((old.id, r, dk, sig))
+        else:
+            inserts.append((r, dk, sig))
+    gone = [g.id for g in stored.values()]
+
+    # Members first: a file may move from a deleted or rewritten group to another.
+    for chunk in Q.chunks(gone + [gid for gid, *_ in rewrite]):
+        session.execute(delete(GroupMember).where(GroupMember.group_id.in_(chunk)))
+    for chunk in Q.chunks(gone):
+        session.execute(delete(FileGroup).where(FileGroup.group_id.in_(chunk)))
+    for gid, r, dk, _sig in rewrite:
+        session.execute(
+            update(FileGroup).where(FileGroup.group_id == gid).values(
+                group_key=r.key, group_type=r.type, dir_key=dk,
+                source="manual" if r.type == "manual" else "auto", updated_at=now,
+            )
+        )
+    new_groups = []
+    members: list[dict[str, Any]] = []
+    for r, dk, _sig in inserts:
+        gid = new_id()
+        new_groups.append(dict(group_id=gid, group_type=r.type, group_key=r.key, dir_key=dk,
+                               source="manual" if r.type == "manual" else "auto",
+                               created_at=now, updated_at=now))
+        members.extend(_members(gid, r, files))
+    for gid, r, _dk, _sig in rewrite:
+        members.extend(_members(gid, r, files))
+    if new_groups:
+        session.execute(insert(FileGroup), new_groups)
+    if members:
+        session.execute(insert(GroupMember), members)
+    stats.created += len(inserts)
+    stats.updated += len(rewrite)
+    stats.deleted += len(gone)
+    stats.groups += len(results)
+
+
+def _members(gid: str, r: GroupResult, files: dict[int, FileRecord]) -> list[dict[str, Any]]:
+    return [
+        dict(group_id=gid, file_id=m.file_id, file_path=m.path, file_type=files[m.file_id].kind,
+             role=m.role, is_primary=m.is_primary, file_size=files[m.file_id].size)
+        for m in r.members
+    ]
+
+
+def regroup(session: Session, dir_keys: Iterable[str] | None, *, policy: str = "rendition",
+            root_id: int | None = None,
+            progress: Callable[[int, int], bool] | None = None) -> Stats:
+    """Regroup these folders (``None``: every folder, of ``root_id`` or of all roots).
+
+    ``progress(done, total)`` is called after each batch of folders with the folders
+    done so far; returning False stops early (a cancelled job). Does not commit.
+    """
+    everything = dir_keys is None
+    keys = Q.folder_keys(session, root_id) if dir_keys is None else list(dir_keys)
+    scope = _scope(session, keys, expand=not everything)
+    stats = Stats(folders=len(scope.folders))
+    done = 0
+    for batch in scope.batches():
+        records = Q.records_in_folders(session, batch)
+        results = group_folder(records, policy=policy,
+                               overrides=_overrides(session, batch, scope.merges))
+        stored = Q.stored_groups(session, batch)
+        _write(session, results, {r.id: r for r in records}, stored, stats)
+        stats.files += len(records)
+        done += len(batch)
+        if progress is not None and not progress(done, stats.folders):
+            break
+    return stats
+
+
+def run_job(session: Session, job_id: str, dir_keys: Sequence[str] | None,
+            settings: Settings) -> bool:
+    """The ``group_run`` actor's body: regroup, with the job row as progress.
+
+    Commits after each batch so the progress shows; a redelivered message for a job
+    that finished does nothing. Returns whether any group changed.
+    """
+    job = session.get(Job, job_id)
+    if job is None or job.state not in jobs.ACTIVE_STATES:
+        return False
+    jobs.mark_running(session, job_id)
+    job.phase = "group"
+    job.done = 0
+    session.commit()
+
+    def progress(done: int, total: int) -> bool:
+        session.execute(update(Job).where(Job.id == job_id).values(
+            total=total, done=done, updated_at=utcnow()))
+        session.commit()
+        state = session.scalar(select(Job.state).where(Job.id == job_id))
+        return state in jobs.ACTIVE_STATES
+
+    stats = regroup(session, dir_keys, policy=settings.primary_policy, root_id=job.root_id,
+                    progress=progress)
+    session.execute(update(Job).where(Job.id == job_id).values(total=stats.folders))
+    jobs.finish_job(session, job_id, "done", summary=stats.as_dict())
+    session.commit()
+    log.info("grouping job %s: %s", job_id, stats.as_dict())
+    return stats.changed
+
+
+# --- corrections -------------------------------------------------------------------------
+
+
+def _present_file(session: Session, path: str) -> File:
+    f = Q.file_by_path(session, path)
+    if f is None or f.status != "present":
+        raise GroupingError(f"{path!r} is not a cataloged file", 404)
+    return f
+
+
+def _group_row(session: Session, group_id: str) -> FileGroup:
+    g = session.get(FileGroup, group_id)
+    if g is None:
+        raise GroupingError(f"no group {group_id}", 404)
+    return g
+
+
+def _dumps(paths: Iterable[str]) -> str:
+    return json.dumps(sorted(set(paths)))
+
+
+def split_group(session: Session, group_id: str, paths: Sequence[str] | None,
+                settings: Settings) -> Stats:
+    """Take ``paths`` out of the group (each on its own), or dissolve it (``None``).
+
+    Kept across scans: automatic rules never pair those files with the rest again.
+    Splitting a manual group also takes the files out of the merge that made it.
+    Regroups the folders concerned at once. Does not commit.
+    """
+    group = _group_row(session, group_id)
+    members = list(session.scalars(
+        select(GroupMember.file_path).where(GroupMember.group_id == group_id)))
+    if paths:
+        unknown = [p for p in paths if p not in members]
+        if unknown:
+            raise GroupingError(f"not members of group {group_id}: {unknown[:5]!r}")
+        if len(set(paths)) >= len(members) - 1:
+            paths = None  # taking all files but one out is dissolving the group
+    out = set(paths) if paths else set(members)
+    folders = {dir_key(p) for p in members} | {group.dir_key}
+    now = utcnow()
+    if paths:
+        for p in sorted(out):
+            session.add(GroupOverride(action="split", dir_key=dir_key(p), members=_dumps(members),
+                                      primary_path=p, created_at=now))
+    else:
+        by_folder: dict[str, list[str]] = defaultdict(list)
+        for p in members:
+            by_folder[dir_key(p)].append(p)
+        for dk in sorted(by_folder):
+            session.add(GroupOverride(action="split", dir_key=dk, members=_dumps(members),
+                                      primary_path=None, created_at=now))
+        # A split row is read by the folders it names, so a cross-folder group gets
+        # one per folder; rules only use pairs whose files they see.
+    for m in Q.merge_overrides(session):
+        if not set(m.members) & out:
+            continue
+        keep = [p for p in m.members if p not in out] if paths else []
+        row = session.get(GroupOverride, m.id)
+        assert row is not None
+        if len(keep) < 2:
+            session.delete(row)
+        else:
+            row.members = _dumps(keep)
+            if row.primary_path in out:
+                row.primary_path = None
+        folders |= m.folders
+    session.flush()
+    return regroup(session, folders, policy=settings.primary_policy)
+
+
+def merge_files(session: Session, paths: Sequence[str], primary: str | None,
+                settings: Settings) -> tuple[str, Stats]:
+    """Put these files into one manual group (kept across scans); returns its group id.
+
+    Files may lie in different folders. Files already in a manual group bring that
+    group's other files along (two manual groups sharing a file are one). Does not commit.
+    """
+    wanted = list(dict.fromkeys(paths))
+    if len(wanted) < 2:
+        raise GroupingError("a merge needs at least two different paths")
+    if primary is not None and primary not in wanted:
+        raise GroupingError("primary must be one of paths")
+    for p in wanted:
+        _present_file(session, p)
+    anchor = primary or wanted[0]
+    session.add(GroupOverride(action="merge", dir_key=dir_key(anchor), members=_dumps(wanted),
+                              primary_path=primary, created_at=utcnow()))
+    session.flush()
+    stats = regroup(session, {dir_key(p) for p in wanted}, policy=settings.primary_policy)
+    fid = _present_file(session, anchor).id
+    gid = Q.group_id_of_files(session, [fid]).get(fid)
+    if gid is None:  # pragma: no cover - the rules always honour a merge of present files
+        raise GroupingError("the merge did not produce a group", 500)
+    return gid, stats
+
+
+def group_of_path(session: Session, path: str) -> str | None:
+    f = Q.file_by_path(session, path)
+    if f is None:
+        return None
+    return Q.group_id_of_files(session, [f.id]).get(f.id)
+
+
+__all__ = ["GroupingError", "Stats", "regroup", "run_job", "split_group", "merge_files",
+           "group_of_path"]

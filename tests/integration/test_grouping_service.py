@@ -1,0 +1,191 @@
+"""The grouping service on PostgreSQL: catalog rows in, file_groups/group_members out.
+
+Catalog rows are inserted directly (the scan is tested elsewhere); each test runs in a
+transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from datetime import datetime
+
+import pytest
+from sqlalchemy import func, select, update
+
+from core import jobs
+from core.config import load_settings
+from core.grouping import service
+from core.models import File, FileGroup, GroupMember, GroupOverride, Job, Root
+from core.paths import dir_key, path_key
+
+KINDS = {".cr2": ("raw", "raw"), ".dng": ("raw", "raw"), ".jpg": ("image", "jpeg"),
+         ".heic": ("image", "heic"), ".mov": ("video", "mov"), ".xmp": ("sidecar", "xmp")}
+_inode = itertools.count(1000)
+T0 = datetime(2024, 6, 1, 9, 0, 0)
+
+
+@pytest.fixture
+def root(db_session) -> Root:
+    return jobs.get_or_create_root(db_session, "/lib")
+
+
+def add(session, root: Root, path: str, taken: datetime | None = T0, size: int = 1000) -> File:
+    kind, fmt = KINDS[os.path.splitext(path)[1].lower()]
+    f = File(root_id=root.id, path=path, path_key=path_key(path), dir_key=dir_key(path), size=size,
+             mtime_ns=1, device=1, inode=next(_inode), kind=kind, format=fmt, taken_at=taken,
+             status="present")
+    session.add(f)
+    session.flush()
+    return f
+
+
+def groups(session) -> dict[frozenset[str], tuple[str, str, str]]:
+    """{member paths: (group id, type, primary path)}"""
+    out: dict[str, list] = {}
+    for gid, gtype, p, prim in session.execute(
+        select(FileGroup.group_id, FileGroup.group_type, GroupMember.file_path, GroupMember.is_primary)
+        .join(GroupMember, GroupMember.group_id == FileGroup.group_id)
+    ):
+        out.setdefault(gid, [gtype, None, set()])
+        out[gid][2].add(p)
+        if prim:
+            out[gid][1] = p
+    return {frozenset(ps): (gid, t, prim) for gid, (t, prim, ps) in out.items()}
+
+
+def test_from_scratch_incremental_and_idempotent(db_session, root):
+    s = db_session
+    add(s, root, "/lib/a/IMG_1.CR2")
+    add(s, root, "/lib/a/IMG_1.JPG")
+    add(s, root, "/lib/a/IMG_2.JPG")
+    add(s, root, "/lib/b/IMG_1.JPG")  # the same stem in another folder: not a pair
+    st = service.regroup(s, None)
+    assert st.created == 1 and st.changed
+    g = groups(s)
+    assert list(g) == [frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.JPG"})]
+    gid, gtype, prim = g[frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.JPG"})]
+    assert (gtype, prim) == ("raw_jpeg", "/lib/a/IMG_1.JPG")
+
+    # Nothing changed: nothing is written
+    again = service.regroup(s, None)
+    assert not again.changed and again.unchanged == 1
+
+    # A new sidecar joins the existing group (same id) by regrouping its folder only
+    add(s, root, "/lib/a/IMG_1.xmp")
+    st = service.regroup(s, [dir_key("/lib/a/IMG_1.xmp")])
+    assert st.folders == 1 and st.updated == 1 and st.created == 0
+    assert groups(s)[frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.JPG", "/lib/a/IMG_1.xmp"})][0] == gid
+
+    # A new file forms a new group in the other folder without touching folder a
+    add(s, root, "/lib/b/IMG_1.DNG")
+    st = service.regroup(s, [dir_key("/lib/b/IMG_1.DNG")])
+    assert (st.folders, st.created, st.updated, st.deleted) == (1, 1, 0, 0)
+    assert len(groups(s)) == 2
+
+
+def test_decoy_hours_apart_stays_apart(db_session, root):
+    add(db_session, root, "/lib/c/DSC_0001.CR2", T0)
+    add(db_session, root, "/lib/c/DSC_0001.JPG", T0.replace(hour=15))
+    assert not service.regroup(db_session, None).changed
+    assert groups(db_session) == {}
+
+
+def test_moved_and_missing_files(db_session, root):
+    s = db_session
+    raw = add(s, root, "/lib/a/IMG_5.CR2")
+    jpg = add(s, root, "/lib/a/IMG_5.JPG")
+    add(s, root, "/lib/a/IMG_5.xmp")
+    service.regroup(s, None)
+    (gid, *_), = groups(s).values()
+
+    # Both media files and the sidecar move to folder b (the scan updates path and dir_key)
+    for f in s.scalars(select(File)):
+        new = f.path.replace("/lib/a/", "/lib/b/")
+        f.path, f.path_key, f.dir_key = new, path_key(new), dir_key(new)
+    s.flush()
+    st = service.regroup(s, [dir_key("/lib/b/x")])  # only the destination changed
+    g = groups(s)
+    assert list(g) == [frozenset({"/lib/b/IMG_5.CR2", "/lib/b/IMG_5.JPG", "/lib/b/IMG_5.xmp"})]
+    assert next(iter(g.values()))[0] == gid  # the moved shot keeps its group id
+    assert st.deleted == 0
+
+    # The JPEG alone moves back: its old group loses it (but keeps the RAW + sidecar)
+    jpg.path, jpg.path_key, jpg.dir_key = "/lib/a/IMG_5.JPG", path_key("/lib/a/IMG_5.JPG"), dir_key("/lib/a/x")
+    s.flush()
+    service.regroup(s, [dir_key("/lib/a/x")])
+    assert set(groups(s)) == {frozenset({"/lib/b/IMG_5.CR2", "/lib/b/IMG_5.xmp"})}
+
+    # The RAW is deleted: the group is left with one member and dissolves
+    s.execute(update(File).where(File.id == raw.id).values(status="missing"))
+    st = service.regroup(s, [dir_key("/lib/b/x")])
+    assert groups(s) == {} and st.deleted == 1
+    assert s.scalar(select(func.count()).select_from(GroupMember)) == 0
+
+
+def test_split_and_merge_survive_regrouping(db_session, root):
+    s = db_session
+    cfg = load_settings({})
+    for p in ("/lib/a/IMG_1.CR2", "/lib/a/IMG_1.JPG", "/lib/a/IMG_1.xmp", "/lib/a/IMG_2.JPG",
+              "/lib/other/scan.jpg"):
+        add(s, root, p)
+    service.regroup(s, None)
+    gid = groups(s)[frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.JPG", "/lib/a/IMG_1.xmp"})][0]
+
+    # Take the JPEG out: the RAW keeps its sidecar, the JPEG stands alone
+    service.split_group(s, gid, ["/lib/a/IMG_1.JPG"], cfg)
+    assert set(groups(s)) == {frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.xmp"})}
+    # ...and a later regroup from scratch respects it
+    s.execute(GroupMember.__table__.delete())
+    s.execute(FileGroup.__table__.delete())
+    service.regroup(s, None)
+    assert set(groups(s)) == {frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.xmp"})}
+
+    # Merge files from two folders with a chosen primary
+    mid, _ = service.merge_files(s, ["/lib/a/IMG_2.JPG", "/lib/other/scan.jpg"], "/lib/other/scan.jpg", cfg)
+    g = groups(s)
+    assert g[frozenset({"/lib/a/IMG_2.JPG", "/lib/other/scan.jpg"})] == (mid, "manual", "/lib/other/scan.jpg")
+    assert s.get(FileGroup, mid).source == "manual"
+    # Regrouping only one of the two folders keeps the manual group whole
+    assert not service.regroup(s, [dir_key("/lib/a/x")]).changed
+    # Dissolving the manual group drops the merge
+    service.split_group(s, mid, None, cfg)
+    assert set(groups(s)) == {frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.xmp"})}
+    assert s.scalar(select(func.count()).select_from(GroupOverride).where(GroupOverride.action == "merge")) == 0
+
+
+def test_corrections_refuse_bad_input(db_session, root):
+    cfg = load_settings({})
+    add(db_session, root, "/lib/a/IMG_1.CR2")
+    add(db_session, root, "/lib/a/IMG_1.JPG")
+    service.regroup(db_session, None)
+    (gid, *_), = groups(db_session).values()
+    with pytest.raises(service.GroupingError) as e:
+        service.split_group(db_session, "nope", None, cfg)
+    assert e.value.status == 404
+    with pytest.raises(service.GroupingError):
+        service.split_group(db_session, gid, ["/lib/a/other.jpg"], cfg)
+    with pytest.raises(service.GroupingError):
+        service.merge_files(db_session, ["/lib/a/IMG_1.JPG"], None, cfg)
+    with pytest.raises(service.GroupingError) as e:
+        service.merge_files(db_session, ["/lib/a/IMG_1.JPG", "/lib/a/none.jpg"], None, cfg)
+    assert e.value.status == 404
+    with pytest.raises(service.GroupingError):
+        service.merge_files(db_session, ["/lib/a/IMG_1.JPG", "/lib/a/IMG_1.CR2"], "/lib/x.jpg", cfg)
+
+
+def test_run_job_reports_folders_as_progress(db_session, root):
+    s = db_session
+    for i in range(3):
+        add(s, root, f"/lib/f{i}/IMG_1.CR2")
+        add(s, root, f"/lib/f{i}/IMG_1.JPG")
+    job = Job(kind="group", root_id=root.id, path="/lib", trigger="scan")
+    s.add(job)
+    s.flush()
+    assert service.run_job(s, job.id, None, load_settings({})) is True
+    s.refresh(job)
+    assert (job.state, job.total, job.done) == ("done", 3, 3)
+    assert job.started_at is not None and job.finished_at is not None
+    # A redelivered message for a finished job does nothing
+    assert service.run_job(s, job.id, None, load_settings({})) is False
+    assert len(groups(s)) == 3
