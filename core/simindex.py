@@ -374,14 +374,17 @@ class SimilarityIndex:
         """
         new = _as_hashes(hashes)
         new_ids = self._check_ids(ids, new.size)
-        if (self._ids is None) != (new_ids is None) and self._h.size and new.size:
-            raise ValueError("give ids for added hashes exactly when the index has ids")
-        if self._ids is None and new_ids is not None and self._h.size == 0:
-            merged_ids: np.ndarray | None = new_ids
+        merged_ids: np.ndarray | None
+        if self._h.size == 0:
+            merged_ids = new_ids
+        elif new.size == 0:
+            merged_ids = self._ids
+        elif self._ids is None and new_ids is None:
+            merged_ids = None
         elif self._ids is not None and new_ids is not None:
             merged_ids = np.concatenate([self._ids, new_ids])
         else:
-            merged_ids = self._ids
+            raise ValueError("give ids for added hashes exactly when the index has ids")
         self._set(np.concatenate([self._h, new]), merged_ids)
 
     def _cands(self, k: int, s: int) -> tuple[np.ndarray, bool]:

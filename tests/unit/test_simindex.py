@@ -228,6 +228,11 @@ def test_add_to_empty_index_and_id_consistency() -> None:
     assert index.query(np.array([2], np.uint64), 2)[1].tolist() == [0, 1]
     with pytest.raises(ValueError):
         index.add(np.array([5], np.uint64), ids=[9])
+    with_ids = SimilarityIndex(np.empty(0, np.uint64), ids=[])
+    with_ids.add(np.array([5, 7], np.uint64), ids=[30, 40])
+    with_ids.add(np.empty(0, np.uint64))
+    assert with_ids.query(np.array([5], np.uint64), 1)[1].tolist() == [30, 40]
+    assert with_ids.ids.tolist() == [30, 40]
 
 
 def test_signed_bigint_hashes_are_reinterpreted() -> None:
