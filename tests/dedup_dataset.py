@@ -139,8 +139,12 @@ class Truth:
             return "ignore"
         if a.picture == b.picture:
             return "same"
-        if a.role != "decoy" and b.role != "decoy" and a.family and a.family == b.family:
-            return "ignore"
+        if a.family and a.family == b.family:
+            # Two debatable natural variants, or the same edit applied to each of them.
+            if (a.role == "decoy") == (b.role == "decoy") and a.transform == b.transform:
+                return "ignore"
+            if a.role != "decoy" and b.role != "decoy":
+                return "ignore"
         return "different"
 
     def labelled_pairs(self) -> tuple[set[frozenset[str]], set[frozenset[str]]]:
@@ -329,11 +333,14 @@ def build_library(
     decoys: Iterable[str] = DECOYS,
     max_source_side: int | None = None,
     copy_every: int = 3,
+    max_sources: int | None = None,
 ) -> Truth:
     """Write the labelled library under ``dest/library`` and return its ground truth.
 
     ``max_source_side``: originals with a longer side are copied but get no generated
     variants (keeps integration tests fast; the bench uses every original).
+    ``max_sources``: at most this many originals get variants (the first ones in
+    manifest order); every sample file is still copied.
     """
     samples = samples or samples_dir()
     root = dest / "library"
@@ -348,6 +355,7 @@ def build_library(
                 family.update({q: p for q in grp})
     positives, decoys = tuple(positives), tuple(decoys)
     n_src = 0
+    n_varied = 0
     for row in rows:
         rel = row["path"]
         src = samples / rel
@@ -379,6 +387,9 @@ def build_library(
             truth.items.append(Item(cp, "copy", picture, rel, "copy", fam, True, sha))
         if max_source_side and max(shown.size) > max_source_side:
             continue
+        if max_sources is not None and n_varied >= max_sources:
+            continue
+        n_varied += 1
         for name in (*positives, *decoys):
             ext, data = make_variant(name, src, shown)
             vp = f"generated/{n_src:03d}/{Path(rel).stem}__{name}{ext}"
