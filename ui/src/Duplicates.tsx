@@ -208,7 +208,7 @@ function DuplicateCard({ dup, localMode, keep, onPick, busy, working, onTrash, o
   const others = dup.members.filter((m) => m.path !== keep);
   const reclaim = others.reduce((n, m) => n + (m.size ?? 0), 0);
   return (
-    <li className="dup" aria-labelledby={titleId}>
+    <li className="dup" aria-labelledby={titleId} data-id={dup.id} data-type={dup.type}>
       <div className="dup-head">
         <h2 id={titleId}>
           <span className={`tag tag-${dup.type}`}>{dup.type === "exact" ? "Exact copies" : "Look-alikes"}</span>
@@ -319,7 +319,7 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmPro
       <p className="summary">
         Dry run: <strong>{t.trashFiles}</strong> {t.trashFiles === 1 ? "file" : "files"} would go to
         Immich's trash, reclaiming <strong>{formatBytes(t.trashBytes)}</strong>
-        {pending?.kind === "bulk" && <> across {t.groups} groups</>}. {t.keptFiles} kept.
+        {pending?.kind === "bulk" && <> across {t.groups} {t.groups === 1 ? "group" : "groups"}</>}. {t.keptFiles} kept.
         Immich's trash is recoverable; Twinlens never deletes files itself.
       </p>
       {t.notInImmich > 0 && (
