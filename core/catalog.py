@@ -23,9 +23,10 @@ import fnmatch
 import json
 import logging
 import os
+import re
 import stat
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +69,12 @@ class WalkResult:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
-def _ignored(name: str, patterns: tuple[str, ...]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)
+def ignore_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """One compiled regex for all patterns: the walk tests every name against it."""
+    if not patterns:
+        return lambda name: False
+    regex = re.compile("|".join(f"(?:{fnmatch.translate(p)})" for p in patterns))
+    return lambda name: regex.match(name) is not None
 
 
 def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
@@ -80,6 +85,7 @@ def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
     listed and links that are broken or loop are reported, and the walk goes on.
     """
     result = WalkResult()
+    ignored = ignore_matcher(ignore)
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -90,7 +96,7 @@ def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
             continue
         with it:
             for entry in it:
-                if _ignored(entry.name, ignore):
+                if ignored(entry.name):
                     result.skipped["ignored"] += 1
                     continue
                 try:
@@ -129,30 +135,25 @@ def _note_symlink(path: str, result: WalkResult) -> None:
 # --- planning -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Known:
-    """What the catalog holds about a path (enough to decide without reading)."""
-
-    id: int
-    path: str
-    size: int
-    mtime_ns: int
-    device: int
-    inode: int
-    status: str
-    has_hash: bool
-    has_quick: bool
-    kind: str
+# What the catalog holds about a path, enough to decide without reading:
+# (id, size, mtime_ns, device, inode, status). Plain tuples: a rescan builds 10^5 of them.
+Known = tuple[int, int, int, int, int, str]
 
 
 def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
-    rows = session.execute(
-        select(
-            File.path_key, File.id, File.path, File.size, File.mtime_ns, File.device, File.inode,
-            File.status, File.sha256.is_not(None), File.quick.is_not(None), File.kind,
-        ).where(File.root_id == root_id)
+    rows = session.connection().execute(
+        select(File.path_key, File.id, File.size, File.mtime_ns, File.device, File.inode, File.status)
+        .where(File.root_id == root_id)
     )
-    return {r[0]: Known(*r[1:]) for r in rows}
+    return {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
+
+
+def _paths_of(session: Session, ids: list[int]) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for i in range(0, len(ids), 1000):
+        rows = session.execute(select(File.id, File.path).where(File.id.in_(ids[i : i + 1000])))
+        out.update((fid, path) for fid, path in rows)
+    return out
 
 
 def _inside(path: str, top: str) -> bool:
@@ -224,47 +225,42 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     todo: list[dict[str, Any]] = []
     unchanged = moved = revived = 0
     new_entries: list[tuple[str, Entry]] = []
+    now = utcnow()
     for e in walked.entries:
         key = path_key(e.path)
         seen_keys.add(key)
         k = known.get(key)
-        if k is not None and not job.full and (k.size, k.mtime_ns, k.device, k.inode) == (
-            e.size, e.mtime_ns, e.device, e.inode
-        ):
-            if k.status != "present":
-                revived += 1
-                session.execute(update(File).where(File.id == k.id).values(status="present", updated_at=utcnow()))
-            else:
-                unchanged += 1
-            continue
         if k is None:
             new_entries.append((key, e))
-            continue
-        todo.append(_item(e, shared))
+        elif not job.full and k[1:5] == (e.size, e.mtime_ns, e.device, e.inode):
+            if k[5] != "present":
+                revived += 1
+                session.execute(update(File).where(File.id == k[0]).values(status="present", updated_at=now))
+            else:
+                unchanged += 1
+        else:
+            todo.append(_item(e, shared))
 
     # Files the walk did not see under this subtree: moved (same inode) or missing.
-    vanished = {
-        k.device * (1 << 64) + k.inode: (key, k)
-        for key, k in known.items()
-        if key not in seen_keys and k.status == "present" and _inside(k.path, top)
-    }
+    unseen = [k for key, k in known.items() if key not in seen_keys and k[5] == "present"]
+    paths = _paths_of(session, [k[0] for k in unseen]) if unseen else {}
+    vanished = {(k[3], k[4]): k for k in unseen if _inside(paths[k[0]], top)}
     for key, e in new_entries:
-        hit = vanished.pop(e.device * (1 << 64) + e.inode, None) if not job.full else None
-        if hit is not None and (hit[1].size, hit[1].mtime_ns) == (e.size, e.mtime_ns):
+        hit = None if job.full else vanished.get((e.device, e.inode))
+        if hit is not None and hit[1:3] == (e.size, e.mtime_ns):
+            del vanished[(e.device, e.inode)]
             session.execute(
-                update(File).where(File.id == hit[1].id).values(
-                    path=e.path, path_key=key, dir_key=dir_key(e.path), status="present", updated_at=utcnow()
+                update(File).where(File.id == hit[0]).values(
+                    path=e.path, path_key=key, dir_key=dir_key(e.path), status="present", updated_at=now
                 )
             )
             moved += 1
             continue
-        if hit is not None:
-            vanished[e.device * (1 << 64) + e.inode] = hit
         todo.append(_item(e, shared))
-    missing_ids = [k.id for _key, k in vanished.values()]
+    missing_ids = [k[0] for k in vanished.values()]
     for i in range(0, len(missing_ids), 1000):
         session.execute(
-            update(File).where(File.id.in_(missing_ids[i : i + 1000])).values(status="missing", updated_at=utcnow())
+            update(File).where(File.id.in_(missing_ids[i : i + 1000])).values(status="missing", updated_at=now)
         )
 
     jobs.record_errors(session, job_id, walked.errors)
