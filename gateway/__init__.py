@@ -24,7 +24,7 @@ DEFAULTS: dict[str, Any] = {
     "MEMBER_TTL": 60,  # per-user answers that depend on Immich state (asset ids, trash)
     "ASSET_MAP_TTL": 3600,  # asset id -> library file (paths and checksums rarely change)
     "LIST_TTL": 30,  # /api/twinlens list answers
-    "STREAM_CHUNK": 256 * 1024,
+    "STREAM_CHUNK": 1024 * 1024,
     "MAX_JSON_BODY": 1024 * 1024,  # Twinlens endpoints only; the proxy streams any size
     "MAX_BULK_GROUPS": 1000,
     "TIMELINE_MAX_PAGES": 20,
@@ -55,8 +55,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def serve(settings: Settings | None = None, workers: int | None = None, threads: int = 16) -> None:
-    """Run the gateway under gunicorn (gthread workers: streaming needs threads)."""
+def serve(settings: Settings | None = None, workers: int | None = None, threads: int = 16,
+          port: int = 3000, access_log: bool = True) -> None:
+    """Run the gateway under gunicorn on settings.host:3000 (127.0.0.1 in local mode);
+    gthread workers, because streaming a large original occupies a thread."""
     from gateway.server import run
 
-    run(settings or load_settings(), workers=workers, threads=threads)
+    run(settings or load_settings(), workers=workers, threads=threads, port=port,
+        access_log=access_log)

@@ -35,7 +35,8 @@ class GatewayServer(BaseApplication):
         return create_app({"SETTINGS": self.settings})
 
 
-def run(settings: Settings, workers: int | None = None, threads: int = 16, port: int = PORT) -> None:
+def run(settings: Settings, workers: int | None = None, threads: int = 16, port: int = PORT,
+        access_log: bool = True) -> None:
     options = {
         "bind": bind_address(settings, port),
         "workers": workers or max(2, (os.cpu_count() or 1)),
@@ -47,7 +48,7 @@ def run(settings: Settings, workers: int | None = None, threads: int = 16, port:
         "keepalive": 30,
         "loglevel": settings.log_level.lower(),
         # Access log lines carry no query string: ?apiKey= / ?key= are credentials.
-        "accesslog": "-",
+        "accesslog": "-" if access_log else None,
         "access_log_format": '%(h)s "%(m)s %(U)s" %(s)s %(B)s %(M)sms',
     }
     GatewayServer(settings, options).run()

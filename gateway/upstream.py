@@ -98,8 +98,14 @@ class StreamBody:
 
 
 def iter_raw(resp: requests.Response, chunk: int) -> Iterator[bytes]:
-    """Upstream body exactly as sent (still compressed if it was), released at the end."""
+    """Upstream body exactly as sent (still compressed if it was).
+
+    Read to the end, the connection goes back to the pool for the next request (closing
+    it would cost a new TCP connection per proxied call); abandoned half-way (client
+    went away), it is closed, since the rest of the body is still on the wire.
+    """
     try:
         yield from resp.raw.stream(chunk, decode_content=False)
+        resp._content_consumed = True  # so that Response.close() releases, not closes
     finally:
         resp.close()

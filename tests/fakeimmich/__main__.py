@@ -55,7 +55,7 @@ def main() -> None:
         def load_config(self):
             self.cfg.set("bind", f"127.0.0.1:{os.environ.get('FAKE_PORT', '2283')}")
             self.cfg.set("workers", int(os.environ.get("FAKE_WORKERS", "2")))
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", os.environ.get("FAKE_WORKER_CLASS", "gthread"))
             self.cfg.set("threads", int(os.environ.get("FAKE_THREADS", "8")))
             self.cfg.set("accesslog", None)
             self.cfg.set("keepalive", 30)

@@ -1,0 +1,244 @@
+"""Gateway speed against the fake Immich, in one run, same load generator (wrk).
+
+    .venv/bin/python bench/bench_gateway.py [--duration 10] [--big-mb 1024] [--workers 2]
+
+Starts the fake Immich (python -m tests.fakeimmich) and the gateway, both under gunicorn
+with the same worker/thread counts, plus stand-in grouping/dedup services seeded with a
+RAW+JPEG group for every pair of the 2,000 timeline assets. Prints:
+  1. wrk -c32 on /api/server/ping and GET /api/assets/{id}: req/s and p99, direct vs gateway
+  2. a 1 GB original streamed: MB/s direct vs gateway, gateway RSS growth
+  3. GET /api/timeline/bucket (2,000 assets, enriched), warm cache, one client: ms
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fakeimmich import ThreadedServer  # noqa: E402
+from tests.fakeimmich.__main__ import bench_asset_id  # noqa: E402
+from tests.fakeimmich.standins import ServiceState, create_service_app  # noqa: E402
+
+API_KEY = "bench-key-0123456789"
+TOKEN = "bench-service-token"
+PY = sys.executable
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_up(url: str, timeout: float = 30) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            if requests.get(url, timeout=1).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def rss_mb(pid: int) -> float:
+    """RSS of a gunicorn master and its workers, MB."""
+    pids = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                pids += [int(p) for p in fh.read().split()]
+    except OSError:
+        pass
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/status") as fh:
+                for line in fh:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def wrk(url: str, duration: int, connections: int = 32, threads: int = 2) -> tuple[float, float]:
+    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
+                          "-H", f"x-api-key: {API_KEY}", url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
+    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        raise RuntimeError(f"{url}: {errors.group(1)} non-2xx answers\n{out}")
+    return rps, p99
+
+
+def stream(url: str) -> tuple[float, int]:
+    t0 = time.perf_counter()
+    n = 0
+    with requests.get(url, headers={"x-api-key": API_KEY}, stream=True) as r:
+        r.raise_for_status()
+        for chunk in r.iter_content(1 << 20):
+            n += len(chunk)
+    return n / (1 << 20) / (time.perf_counter() - t0), n
+
+
+def main() -> None:
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the in-process stand-ins
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--big-mb", type=int, default=1024)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--assets", type=int, default=2000)
+    ap.add_argument("--cache-url", default="redis://127.0.0.1:6379/14")
+    args = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("wrk is not installed (apt-get install -y wrk)")
+    try:
+        import redis
+
+        redis.Redis.from_url(args.cache_url, socket_timeout=1).ping()
+    except Exception:  # noqa: BLE001
+        args.cache_url = "memory://"
+
+    tmp = Path(tempfile.mkdtemp(prefix="tl-bench-"))
+    big = tmp / "big.mp4"
+    block = os.urandom(1 << 20)
+    with open(big, "wb") as fh:
+        for _ in range(args.big_mb):
+            fh.write(block)
+
+    library_root = "/mnt/photos"
+    grouping, dedup = ServiceState(TOKEN), ServiceState(TOKEN)
+    for i in range(0, args.assets, 2):
+        base = f"/photos/2024/05/IMG_{i // 2:05d}"
+        grouping.add_group([f"{base}.JPG", f"{base}.CR3"])
+    g_srv = ThreadedServer(create_service_app("grouping", grouping)).start()
+    d_srv = ThreadedServer(create_service_app("dedup", dedup)).start()
+
+    fake_port, gw_port = free_port(), free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_PORT": str(fake_port),
+           "FAKE_WORKERS": str(args.workers), "FAKE_THREADS": str(args.threads),
+           "FAKE_ASSETS": str(args.assets), "FAKE_BIG_FILE": str(big), "FAKE_API_KEY": API_KEY,
+           "FAKE_LIBRARY_ROOT": library_root}
+    procs = [subprocess.Popen([PY, "-m", "tests.fakeimmich"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    gw_env = {**env, "TWINLENS_IMMICH_URL": f"http://127.0.0.1:{fake_port}",
+              "TWINLENS_GROUPING_URL": g_srv.url, "TWINLENS_DEDUP_URL": d_srv.url,
+              "TWINLENS_SERVICE_TOKEN": TOKEN, "TWINLENS_CACHE_URL": args.cache_url,
+              "TWINLENS_PATH_MAP": f"{library_root}=/photos", "TWINLENS_DATA_DIR": str(tmp / "data"),
+              "TWINLENS_LOG_LEVEL": "WARNING"}
+    code = ("from gateway import serve; from core.config import load_settings; "
+            f"serve(load_settings(), workers={args.workers}, threads={args.threads}, port={gw_port}, "
+            "access_log=False)")
+    gw = subprocess.Popen([PY, "-c", code], env=gw_env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    procs.append(gw)
+    direct, gateway = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gw_port}"
+    try:
+        wait_up(direct + "/api/server/ping")
+        wait_up(gateway + "/api/server/ping")
+        if args.cache_url.startswith("redis"):
+            from gateway.cache import bump_data_version
+
+            bump_data_version(args.cache_url)  # start from a cold, fresh version
+        asset = bench_asset_id(2)
+        print(f"# machine: {os.cpu_count()} cores; gunicorn gthread {args.workers} workers x "
+              f"{args.threads} threads for both fake Immich and gateway; wrk -t2 -c32 -d{args.duration}s; "
+              f"cache {args.cache_url.split('@')[-1]}; load average before: "
+              f"{open('/proc/loadavg').read().split()[:3]}")
+        results = {}
+        for name, path in (("ping", "/api/server/ping"), ("asset", f"/api/assets/{asset}")):
+            wrk(direct + path, 2)  # warm-up (connections, caches)
+            wrk(gateway + path, 2)
+            d = wrk(direct + path, args.duration)
+            g = wrk(gateway + path, args.duration)
+            results[name] = (d, g)
+            print(f"{name:6s} direct {d[0]:8.0f} req/s p99 {d[1]:7.2f} ms | gateway {g[0]:8.0f} req/s "
+                  f"p99 {g[1]:7.2f} ms | throughput {g[0] / d[0]:5.0%} (>=60%), p99 x{g[1] / d[1]:.2f} (<=2)")
+
+        orig = f"/api/assets/{bench_asset_id(0)}/original"
+        stream(direct + orig)  # page cache warm
+        d_mbs, n = stream(direct + orig)
+        before = rss_mb(gw.pid)
+        peak = [before]
+        done = threading.Event()
+
+        def sample():
+            while not done.is_set():
+                peak[0] = max(peak[0], rss_mb(gw.pid))
+                time.sleep(0.05)
+
+        t = threading.Thread(target=sample)
+        t.start()
+        g_mbs, n2 = stream(gateway + orig)
+        done.set()
+        t.join()
+        assert n == n2 == args.big_mb << 20
+        print(f"stream {n >> 20} MB: direct {d_mbs:7.0f} MB/s | gateway {g_mbs:7.0f} MB/s | "
+              f"{g_mbs / d_mbs:5.0%} (>=80%) | gateway RSS {before:.0f} -> peak {peak[0]:.0f} MB, "
+              f"growth {peak[0] - before:.1f} MB (<50)")
+
+        s = requests.Session()
+        s.headers["x-api-key"] = API_KEY
+        url = gateway + "/api/timeline/bucket?timeBucket=2024-05-01"
+        cold0 = time.perf_counter()
+        first = s.get(url)
+        cold = (time.perf_counter() - cold0) * 1000
+        body = first.json()
+        assert len(body["id"]) == args.assets and len(body["twinlens"]) == args.assets
+        assert sum(1 for x in body["twinlens"] if x and x["group"]) == args.assets
+        for _ in range(2 * args.workers * 3):  # every worker warm
+            s.get(url)
+        times = []
+        for _ in range(100):
+            t0 = time.perf_counter()
+            s.get(url).raise_for_status()
+            times.append((time.perf_counter() - t0) * 1000)
+        d_times = []
+        for _ in range(50):
+            t0 = time.perf_counter()
+            s.get(direct + "/api/timeline/bucket?timeBucket=2024-05-01").raise_for_status()
+            d_times.append((time.perf_counter() - t0) * 1000)
+        times.sort()
+        print(f"timeline bucket {args.assets} assets enriched: cold {cold:.0f} ms; warm median "
+              f"{statistics.median(times):.1f} ms, p95 {times[94]:.1f} ms (<30) | direct (not enriched) "
+              f"median {statistics.median(d_times):.1f} ms")
+        print(f"# load average after: {open('/proc/loadavg').read().split()[:3]}")
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        g_srv.stop()
+        d_srv.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
