@@ -19,7 +19,6 @@ null). No field Immich sent is changed.
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -197,9 +196,3 @@ def attach(assets: list[dict[str, Any]]) -> None:
     for asset, extra in zip(assets, enrich_assets(assets), strict=True):
         asset[KEY] = extra
 
-
-def checksum_b64(asset: Mapping[str, Any]) -> str | None:
-    value = asset.get("checksum")
-    if isinstance(value, str) and len(value) == 40:
-        return base64.b64encode(bytes.fromhex(value)).decode()
-    return value
