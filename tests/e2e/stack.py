@@ -32,7 +32,9 @@ def picture(seed: int, size: tuple[int, int] = (1200, 900)) -> Image.Image:
     """A picture of its own: shapes placed by ``seed`` on a gradient (distinct pHashes)."""
     rng = random.Random(seed)
     w, h = size
-    img = Image.linear_gradient("L").rotate(rng.choice((0, 90, 180, 270))).resize(size).convert("RGB")
+    img = (
+        Image.linear_gradient("L").rotate(rng.choice((0, 90, 180, 270))).resize(size).convert("RGB")
+    )
     draw = ImageDraw.Draw(img)
     for _ in range(30):
         x0, y0 = rng.randrange(w), rng.randrange(h)
@@ -105,9 +107,15 @@ def _serve(app: Callable, port: int = 0) -> tuple[Any, str]:
     return server, f"http://127.0.0.1:{server.server_port}"
 
 
-def start(cfg: Any, port: int = 0, dist: Path = DIST) -> Stack:
+def start(
+    cfg: Any,
+    port: int = 0,
+    dist: Path = DIST,
+    immich_url: str = "",
+    path_map: tuple[tuple[str, str], ...] = (),
+) -> Stack:
     """Serve an already-scanned ``cfg`` library: APIs, a worker (for "Scan now"), the
-    gateway in local mode and the UI, each on a free port unless ``port`` is given."""
+    gateway (local mode unless ``immich_url``) and the UI, on free ports unless ``port``."""
     import api
     import gateway
     from workers import runtime
@@ -120,7 +128,14 @@ def start(cfg: Any, port: int = 0, dist: Path = DIST) -> Stack:
         stack.servers.append(g)
         d, d_url = _serve(api.create_app("dedup", {"settings": cfg, "broker": broker}))
         stack.servers.append(d)
-        gw_cfg = replace(cfg, immich_url="", grouping_url=g_url, dedup_url=d_url)
+        gw_cfg = replace(
+            cfg,
+            immich_url=immich_url,
+            path_map=path_map,
+            cache_url="memory://",
+            grouping_url=g_url,
+            dedup_url=d_url,
+        )
         gw_app = gateway.create_app({"SETTINGS": gw_cfg})
         gw, stack.gateway_url = _serve(gw_app)
         stack.servers.append(gw)
@@ -147,8 +162,13 @@ def main(argv: list[str] | None = None) -> int:
     library = Path(args.library).resolve() if args.library else tmp / "library"
     if not args.library:
         make_library(library)
-    cfg = load_settings({}, data_dir=tmp / "data", database_url=f"sqlite:///{tmp / 'data' / 'twinlens.db'}",
-                        library_roots=(library,), immich_url="")
+    cfg = load_settings(
+        {},
+        data_dir=tmp / "data",
+        database_url=f"sqlite:///{tmp / 'data' / 'twinlens.db'}",
+        library_roots=(library,),
+        immich_url="",
+    )
     twinlens.run_scan(cfg, str(library))
     stack = start(cfg, port=args.port)
     print(f"UI on {stack.url}/ (library {library}); Ctrl-C stops")

@@ -5,7 +5,11 @@ import { Groups } from "./Groups";
 import { useHashRoute } from "./hooks";
 import { Overview } from "./Overview";
 
-const IMMICH_LOGIN = import.meta.env.VITE_IMMICH_LOGIN_URL ?? "/auth/login";
+// Immich's own web app. Its session cookie is scoped to the host, not the port, so logging
+// in there (default port 2283) also authenticates this UI on the same host.
+const IMMICH_LOGIN =
+  import.meta.env.VITE_IMMICH_LOGIN_URL ||
+  `${window.location.protocol}//${window.location.hostname}:2283/auth/login`;
 
 const PAGES = [
   { id: "overview", label: "Overview" },
@@ -100,9 +104,10 @@ function LoginNotice({ onKey }: { onKey: () => void }) {
     <div className="notice" role="alert">
       <h1>Log in to Immich</h1>
       <p>
-        Twinlens uses your Immich account. <a href={IMMICH_LOGIN}>Log in to Immich</a> in this
-        browser, then come back and reload this page — or paste an Immich API key (Immich →
-        Account settings → API keys).
+        Twinlens uses your Immich account and could not find a login.{" "}
+        <a href={IMMICH_LOGIN} target="_blank" rel="noreferrer">Log in to Immich</a> in this
+        browser, then <button type="button" className="link" onClick={() => window.location.reload()}>reload this page</button>
+        {" "}— or paste an Immich API key (Immich → Account settings → API keys).
       </p>
       <button type="button" onClick={onKey}>Use an API key</button>
     </div>

@@ -45,10 +45,13 @@ export function Duplicates({ localMode, params, go }: Props) {
   const keepOf = (d: Duplicate) => picks[d.id] ?? defaultKeep(d) ?? "";
 
   const finish = (ids: string[], text: string) => {
-    setDone((s) => new Set([...s, ...ids]));
+    const next = new Set([...done, ...ids]);
+    setDone(next);
     setMessage({ text });
     setPending(null);
-    list.reload();
+    const left = (list.data?.items ?? []).filter((d) => !next.has(d.id)).length;
+    if (left === 0 && page > 1) nav({ page: String(page - 1) });
+    else list.reload();
   };
   const fail = (e: unknown) => setMessage({ text: (e as Error).message, error: true });
 

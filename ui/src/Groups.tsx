@@ -1,6 +1,6 @@
 import { api, type FileGroup, type GroupMember } from "./api";
 import { useLoad } from "./hooks";
-import { basename, dirname, formatBytes, formatCount, groupTypeLabel } from "./logic";
+import { basename, dirname, formatBytes, formatCount, formatTakenAt, groupTypeLabel } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
 
@@ -71,6 +71,7 @@ function GroupRow({ group, localMode }: { group: FileGroup; localMode: boolean }
           {primary ? basename(primary.path) : group.id}
         </h2>
         {primary && <p className="dir" title={primary.path}>{dirname(primary.path)}</p>}
+        {primary?.taken_at && <p className="muted">Taken {formatTakenAt(primary.taken_at)}</p>}
         <table className="grp-members">
           <caption className="sr-only">Files in this group</caption>
           <thead>

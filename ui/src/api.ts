@@ -64,6 +64,7 @@ export interface GroupMember {
   role?: string | null;
   is_primary?: boolean;
   size?: number | null;
+  taken_at?: string | null;
   assetId?: string | null;
 }
 

@@ -1,0 +1,206 @@
+"""The web UI in a real browser (system Chromium driven by playwright-core from Node)
+against a real Twinlens in local mode: SQLite, the in-process broker and worker, the
+grouping and dedup APIs and the gateway, on a generated library.
+
+Needs: node, /usr/bin/chromium (or TWINLENS_CHROMIUM), `npm ci` in ui/ and tests/e2e/.
+Skips with the reason when one is missing; fails instead under TWINLENS_REQUIRE_SERVICES=1.
+Screenshots go to TWINLENS_E2E_SHOTS (default /tmp) as twinlens-e2e-*.png.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.stack import DIST, UI_DIR, Stack, make_library, start
+
+E2E_DIR = Path(__file__).resolve().parent
+CHROMIUM = os.environ.get("TWINLENS_CHROMIUM", "/usr/bin/chromium")
+SHOTS = Path(os.environ.get("TWINLENS_E2E_SHOTS", "/tmp"))
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _newest_source_mtime() -> float:
+    files = [
+        UI_DIR / "index.html",
+        UI_DIR / "vite.config.ts",
+        UI_DIR / "package-lock.json",
+        *(p for p in (UI_DIR / "src").rglob("*") if p.is_file()),
+    ]
+    return max(p.stat().st_mtime for p in files if p.exists())
+
+
+@pytest.fixture(scope="session")
+def ui_dist() -> Path:
+    """ui/dist, rebuilt when any UI source is newer than it."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        _missing("node/npm not installed")
+    if not Path(CHROMIUM).exists():
+        _missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+    if not (E2E_DIR / "node_modules" / "playwright-core").is_dir():
+        _missing("playwright-core not installed: run `npm ci` in tests/e2e")
+    index = DIST / "index.html"
+    if not index.exists() or index.stat().st_mtime < _newest_source_mtime():
+        if not (UI_DIR / "node_modules" / "vite").is_dir():
+            _missing("UI dependencies not installed: run `npm ci` in ui")
+        build = subprocess.run(
+            ["npm", "run", "build"], cwd=UI_DIR, capture_output=True, text=True, timeout=300
+        )
+        assert build.returncode == 0, f"npm run build failed:\n{build.stdout}\n{build.stderr}"
+    return DIST
+
+
+def _scanned(embedded_settings, tmp_path: Path) -> tuple[object, Path, dict]:
+    import twinlens
+
+    library = tmp_path / "library"
+    expected = make_library(library)
+    cfg = replace(embedded_settings, immich_url="")
+    report = twinlens.run_scan(cfg, str(library))
+    assert report["job"]["state"] == "done", report["job"]
+    return cfg, library, expected
+
+
+@pytest.fixture
+def twinlens_ui(ui_dist: Path, embedded_settings, tmp_path: Path) -> Iterator[tuple[Stack, dict]]:
+    cfg, _, expected = _scanned(embedded_settings, tmp_path)
+    stack = start(cfg, dist=ui_dist)  # local mode: no Immich, no login
+    yield stack, expected
+    stack.stop()
+
+
+IMMICH_LIBRARY_ID = "0b0c2a1e-5b1c-4e7f-9d2a-6f3e1c2b4a5d"
+
+
+@pytest.fixture
+def immich_ui(ui_dist: Path, embedded_settings, tmp_path: Path) -> Iterator[dict]:
+    """The same Twinlens behind a gateway in front of the fake Immich, whose external
+    library holds the duplicate files under /mnt/photos."""
+    from tests.fakeimmich import FakeImmichServer
+    from tests.fakeimmich.spec import spec_path
+
+    if not spec_path().is_file():
+        pytest.skip(f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)")
+    cfg, library, expected = _scanned(embedded_settings, tmp_path)
+    immich = FakeImmichServer().start()
+    user = immich.state.add_user("alice@example.com", "secret-pw", name="Alice")
+    key = immich.state.add_api_key(user["id"], ["all"])
+    assets = {}
+    for p in expected["exact"] + expected["perceptual"]:
+        rel = Path(p).relative_to(library).as_posix()
+        assets[p] = immich.state.add_asset(
+            user["id"], f"/mnt/photos/{rel}", file=p, library_id=IMMICH_LIBRARY_ID
+        )["id"]
+    stack = start(
+        cfg, dist=ui_dist, immich_url=immich.url, path_map=(("/mnt/photos", str(library)),)
+    )
+    yield {"stack": stack, "expected": expected, "immich": immich, "key": key, "assets": assets}
+    stack.stop()
+    immich.stop()
+
+
+def _drive(scenario: str, url: str, *args: str) -> dict:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(
+        ["node", str(E2E_DIR / "drive.mjs"), scenario, url, str(SHOTS), *args],
+        cwd=E2E_DIR,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "TWINLENS_CHROMIUM": CHROMIUM},
+    )
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    assert lines, (
+        f"driver printed no result (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+    )
+    out = json.loads(lines[-1])
+    assert proc.returncode == 0 and "error" not in out, out.get("error") or proc.stderr
+    return out
+
+
+def _names(paths: list[str]) -> list[str]:
+    return sorted(Path(p).name for p in paths)
+
+
+def test_review_and_dismiss_in_browser(twinlens_ui: tuple[Stack, dict]) -> None:
+    stack, expected = twinlens_ui
+    api = stack.url + "/api/twinlens"
+    listed = requests.get(api + "/duplicates", params={"status": "open"}, timeout=10).json()
+    by_members = {tuple(sorted(m["path"] for m in d["members"])): d for d in listed["items"]}
+    exact = by_members[tuple(expected["exact"])]
+    perceptual = by_members[tuple(expected["perceptual"])]
+    assert (exact["type"], perceptual["type"]) == ("exact", "perceptual")
+
+    out = _drive("local", stack.url, "--scan")
+
+    # Overview: the stats, then a full rescan started with the button and watched to the end,
+    # listing the file that could not be read.
+    assert any("open duplicate groups" in c for c in out["overview"]["cards"])
+    assert "Last scan done" in out["overview"]["lastScan"], out["overview"]
+    failed = {row[0]: row[1] for row in out["overview"]["failedFiles"]}
+    assert "broken.jpg" in failed and failed["broken.jpg"], out["overview"]
+
+    # Duplicates: both groups, their members as loaded thumbnails, the keeper suggested.
+    seen = {g["id"]: g for g in out["before"]}
+    assert set(seen) == {exact["id"], perceptual["id"]}
+    assert seen[exact["id"]]["type"] == "exact"
+    assert sorted(seen[exact["id"]]["files"]) == _names(expected["exact"])
+    assert sorted(seen[perceptual["id"]]["files"]) == _names(expected["perceptual"])
+    assert seen[exact["id"]]["thumbsLoaded"] == 2
+    for g in seen.values():
+        assert g["kept"] == g["suggested"] and len(g["kept"]) == 1
+        assert g["trashDisabled"] is True  # local mode: no Immich trash to move files to
+
+    # "Not duplicates" on the look-alikes: gone from the open list, recorded as dismissed.
+    assert out["dismissed"] == perceptual["id"]
+    assert "not duplicates" in out["message"]
+    assert [g["id"] for g in out["after"]] == [exact["id"]]
+    assert out["dismissedListed"] is True
+    now = requests.get(f"{api}/duplicates/{perceptual['id']}", timeout=10).json()
+    assert now["status"] == "dismissed"
+    assert requests.get(f"{api}/duplicates/{exact['id']}", timeout=10).json()["status"] == "open"
+
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+    assert all(Path(p).stat().st_size > 10_000 for p in out["shots"])
+
+
+def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
+    stack, immich, key = immich_ui["stack"], immich_ui["immich"], immich_ui["key"]
+    exact, assets = immich_ui["expected"]["exact"], immich_ui["assets"]
+
+    out = _drive("immich", stack.url, key)
+
+    assert out["loginShown"] is True and out["storedKey"] is True
+    assert {g["type"] for g in out["before"]} == {"exact", "perceptual"}
+    kept = f"{out['keptDir']}/{out['keptName']}"
+    assert kept in exact
+    trashed = next(p for p in exact if p != kept)
+    # The dry run named both files and the bytes the one going to the trash frees.
+    assert "Dry run: 1 file would go to Immich's trash" in out["dialog"], out["dialog"]
+    assert re.search(rf"keep {re.escape(kept)}", out["dialog"], re.IGNORECASE), out["dialog"]
+    assert re.search(rf"trash {re.escape(trashed)}", out["dialog"], re.IGNORECASE), out["dialog"]
+    assert "Moved 1 file to Immich's trash" in out["message"]
+
+    state = immich.state.assets
+    assert state[assets[trashed]]["isTrashed"] is True
+    assert state[assets[kept]]["isTrashed"] is False
+    headers = {"x-api-key": key}
+    resolved = requests.get(
+        f"{stack.url}/api/twinlens/duplicates/{out['target']}", headers=headers, timeout=10
+    ).json()
+    assert resolved["status"] == "resolved"
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
