@@ -230,7 +230,8 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     from gateway import serve
 
     cfg = _settings(args)
-    return serve(cfg, port=args.port) or 0
+    serve(cfg, port=args.port or 3000)
+    return 0
 
 
 def cmd_up(args: argparse.Namespace) -> int:

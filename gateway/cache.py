@@ -12,22 +12,17 @@ everything user-dependent is keyed by the Immich user id.
 from __future__ import annotations
 
 import hashlib
-import threading
 from typing import Any
 
 from flask import Flask, current_app
 from flask_caching import Cache
 
-DATA_VERSION_KEY = "twinlens:data-version"  # plain Redis key (not under flask-caching's prefix)
+from core import dataversion
+
+DATA_VERSION_KEY = dataversion.KEY  # plain Redis key (not under flask-caching's prefix)
 KEY_PREFIX = "twinlens:gw:"
 
 cache = Cache()
-
-# memory:// has no Redis: the counter lives in this process (embedded mode runs the
-# workers as threads of the same process, so they bump this one).
-_local_version = 0
-_local_lock = threading.Lock()
-_clients: dict[str, Any] = {}
 
 
 def cache_config(cache_url: str) -> dict[str, Any]:
@@ -36,33 +31,16 @@ def cache_config(cache_url: str) -> dict[str, Any]:
     return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": cache_url, "CACHE_KEY_PREFIX": KEY_PREFIX}
 
 
-def _redis(cache_url: str):
-    client = _clients.get(cache_url)
-    if client is None:
-        import redis
-
-        client = _clients[cache_url] = redis.Redis.from_url(cache_url, socket_timeout=2)
-    return client
-
-
 def bump_data_version(cache_url: str) -> int:
-    """Invalidate every cached Twinlens answer (call after groups/duplicates change)."""
-    global _local_version
-    if cache_url.startswith("memory:") or not cache_url:
-        with _local_lock:
-            _local_version += 1
-            return _local_version
-    return int(_redis(cache_url).incr(DATA_VERSION_KEY))
+    """Invalidate every cached Twinlens answer (workers call core.dataversion.bump)."""
+    return dataversion.bump(cache_url)
 
 
 def data_version(cache_url: str | None = None) -> int:
     """Current data version (0 before the first bump)."""
     if cache_url is None:
         cache_url = current_app.config["SETTINGS"].cache_url
-    if cache_url.startswith("memory:") or not cache_url:
-        return _local_version
-    value = _redis(cache_url).get(DATA_VERSION_KEY)
-    return int(value) if value else 0
+    return dataversion.current(cache_url)
 
 
 def digest(*parts: str | bytes) -> str:

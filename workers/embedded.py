@@ -58,7 +58,7 @@ def _serve_all(cfg: Settings) -> int:
         _serve_thread(api.create_app("dedup", {"settings": cfg, "broker": broker}), cfg.host, 8001),
     ]
     gw_cfg = replace(cfg, grouping_url=f"http://{cfg.host}:8000", dedup_url=f"http://{cfg.host}:8001")
-    servers.append(_serve_thread(gateway.create_app({"settings": gw_cfg}), cfg.host, 3000))
+    servers.append(_serve_thread(gateway.create_app({"SETTINGS": gw_cfg}), cfg.host, 3000))
     print(
         "Twinlens is running (embedded): gateway http://127.0.0.1:3000/api/twinlens/groups, "
         "grouping API :8000, dedup API :8001. Ctrl-C stops it."
