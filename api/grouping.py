@@ -1,0 +1,273 @@
+"""The grouping API (port 8000): groups, the group of a file, file lookup, corrections.
+
+Paths are absolute, as the library is mounted for Twinlens (``TWINLENS_PATH_MAP`` maps
+Immich's paths to these). Names that are not UTF-8 travel as JSON ``\\udcXX`` escapes.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from api.common import ApiError, choice_arg, confined_path, db, json_body, paging, settings
+from core import dataversion
+from core.grouping import queries as Q
+from core.grouping import service
+from core.grouping.rules import GROUP_TYPES
+
+bp = Blueprint("grouping", __name__)
+
+MAX_LOOKUP = 1000
+_SHA1 = re.compile(r"[0-9a-fA-F]{40}")
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def group_json(g: Q.GroupView) -> dict[str, Any]:
+    return {
+        "id": g.id,
+        "type": g.type,
+        "primary": g.primary,
+        "members": [
+            {
+                "path": m.path,
+                "kind": m.kind,
+                "role": m.role,
+                "is_primary": m.is_primary,
+                "size": m.size,
+                "sha1": m.sha1,
+                "taken_at": (m.taken_at.isoformat() + (m.taken_offset or "")) if m.taken_at else None,
+            }
+            for m in g.members
+        ],
+        "source": g.source,
+        "created_at": _iso(g.created_at),
+    }
+
+
+def _one(group_id: str) -> dict[str, Any]:
+    views = Q.group_views(db(), [group_id])
+    if not views:
+        raise ApiError(404, f"no group {group_id}")
+    return group_json(views[0])
+
+
+@bp.get("/groups")
+def list_groups() -> Any:
+    page, size = paging()
+    gtype = choice_arg("type", GROUP_TYPES)
+    prefix = request.args.get("path_prefix")
+    if prefix is not None:
+        prefix = confined_path(prefix, "path_prefix")
+    rows, total = Q.list_groups(db(), group_type=gtype, path_prefix=prefix, limit=size,
+                                offset=(page - 1) * size)
+    return jsonify(items=[group_json(g) for g in rows], page=page, size=size, total=total)
+
+
+@bp.get("/groups/<group_id>")
+def get_group(group_id: str) -> Any:
+    return jsonify(_one(group_id))
+
+
+@bp.get("/files/group")
+def file_group() -> Any:
+    path = confined_path(request.args.get("path"))
+    gid = service.group_of_path(db(), path)
+    if gid is None:
+        raise ApiError(404, "that file is in no group" if Q.file_by_path(db(), path)
+                       else "no cataloged file at that path")
+    return jsonify(_one(gid))
+
+
+def _str_list(body: dict[str, Any], name: str, *, required: bool = False) -> list[str]:
+    raw = body.get(name)
+    if raw is None:
+        if required:
+            raise ApiError(400, f"{name} is required")
+        return []
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        raise ApiError(400, f"{name} must be a list of non-empty strings")
+    return raw
+
+
+@bp.post("/files/lookup")
+def lookup() -> Any:
+    body = json_body(required=True)
+    unknown = set(body) - {"paths", "sha1"}
+    if unknown:
+        raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+    paths = _str_list(body, "paths")
+    sha1s = _str_list(body, "sha1")
+    if not paths and not sha1s:
+        raise ApiError(400, "give paths or sha1 (or both)")
+    if len(paths) + len(sha1s) > MAX_LOOKUP:
+        raise ApiError(400, f"at most {MAX_LOOKUP} paths and checksums per request")
+    bad = next((s for s in sha1s if not _SHA1.fullmatch(s)), None)
+    if bad is not None:
+        raise ApiError(400, f"sha1 values must be 40 hex digits, got {bad[:60]!r}")
+    resolved = [confined_path(p, "paths[]") for p in paths]
+    session = db()
+    files = Q.lookup_files(session, resolved, sha1s)
+    group_of = Q.group_id_of_files(session, [f.id for f in files])
+    views = {g.id: group_json(g) for g in Q.group_views(session, sorted(set(group_of.values())))}
+    return jsonify(files=[
+        {"path": f.path, "sha1": f.sha1, "size": f.size, "kind": f.kind,
+         "group": views.get(group_of.get(f.id, ""))}
+        for f in files
+    ])
+
+
+def _corrected(stats: service.Stats) -> None:
+    db().commit()
+    if stats.changed:
+        dataversion.bump(settings().cache_url)
+
+
+@bp.post("/groups/<group_id>/split")
+def split(group_id: str) -> Any:
+    body = json_body()
+    unknown = set(body) - {"paths"}
+    if unknown:
+        raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+    paths = [confined_path(p, "paths[]") for p in _str_list(body, "paths")]
+    session = db()
+    before = [m.path for g in Q.group_views(session, [group_id]) for m in g.members]
+    try:
+        stats = service.split_group(session, group_id, paths or None, settings())
+    except service.GroupingError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    _corrected(stats)
+    gids = sorted(set(filter(None, (service.group_of_path(session, p) for p in before))))
+    return jsonify(groups=[group_json(g) for g in Q.group_views(session, gids)])
+
+
+@bp.post("/groups/merge")
+def merge() -> Any:
+    body = json_body(required=True)
+    unknown = set(body) - {"paths", "primary"}
+    if unknown:
+        raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+    paths = [confined_path(p, "paths[]") for p in _str_list(body, "paths", required=True)]
+    if len(paths) > MAX_LOOKUP:
+        raise ApiError(400, f"at most {MAX_LOOKUP} paths per merge")
+    primary = body.get("primary")
+    if primary is not None:
+        primary = confined_path(primary, "primary")
+    try:
+        gid, stats = service.merge_files(db(), paths, primary, settings())
+    except service.GroupingError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    _corrected(stats)
+    return jsonify(_one(gid)), 201
+
+
+# --- OpenAPI --------------------------------------------------------------------------------
+
+_GROUP_REF = {"$ref": "#/components/schemas/Group"}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_BAD = {"$ref": "#/components/responses/BadRequest"}
+_NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "GroupMember": {
+        "type": "object",
+        "required": ["path", "kind", "role", "is_primary", "size"],
+        "properties": {
+            "path": {"type": "string"},
+            "kind": {"type": "string", "enum": ["raw", "image", "video", "sidecar", "other"]},
+            "role": {"type": "string",
+                     "enum": ["primary", "raw", "rendition", "video", "edit", "sidecar"]},
+            "is_primary": {"type": "boolean"},
+            "size": {"type": "integer"},
+            "sha1": {"type": ["string", "null"]},
+            "taken_at": {"type": ["string", "null"],
+                         "description": "EXIF capture time (wall clock), with its offset when known"},
+        },
+    },
+    "Group": {
+        "type": "object",
+        "required": ["id", "type", "primary", "members", "source", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string", "enum": list(GROUP_TYPES)},
+            "primary": {"type": "string"},
+            "members": {"type": "array", "items": {"$ref": "#/components/schemas/GroupMember"}},
+            "source": {"type": "string", "enum": ["auto", "manual"]},
+            "created_at": {"type": "string"},
+        },
+    },
+    "GroupPage": {
+        "type": "object",
+        "required": ["items", "page", "size", "total"],
+        "properties": {"items": {"type": "array", "items": _GROUP_REF},
+                       "page": {"type": "integer"}, "size": {"type": "integer"},
+                       "total": {"type": "integer"}},
+    },
+    "LookupFile": {
+        "type": "object",
+        "properties": {"path": {"type": "string"}, "sha1": {"type": ["string", "null"]},
+                       "size": {"type": "integer"}, "kind": {"type": "string"},
+                       "group": {"oneOf": [_GROUP_REF, {"type": "null"}]}},
+    },
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/groups": {"get": {
+        "summary": "Groups, ordered by their primary's path",
+        "parameters": [
+            {"name": "type", "in": "query", "schema": {"type": "string", "enum": list(GROUP_TYPES)}},
+            {"name": "path_prefix", "in": "query", "schema": {"type": "string"},
+             "description": "only groups with a member in this folder (inside the library roots)"},
+            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+        ],
+        "responses": {"200": {"description": "a page of groups",
+                              "content": _json({"$ref": "#/components/schemas/GroupPage"})},
+                      "400": _BAD}}},
+    "/groups/{id}": {"get": {
+        "summary": "One group", "parameters": [_ID],
+        "responses": {"200": {"description": "the group", "content": _json(_GROUP_REF)},
+                      "404": _NOT_FOUND}}},
+    "/files/group": {"get": {
+        "summary": "The group of one file",
+        "parameters": [{"name": "path", "in": "query", "required": True, "schema": {"type": "string"}}],
+        "responses": {"200": {"description": "its group", "content": _json(_GROUP_REF)},
+                      "400": _BAD, "404": _NOT_FOUND}}},
+    "/files/lookup": {"post": {
+        "summary": "Files by path or SHA-1 (up to 1000 in all), each with its group",
+        "requestBody": {"required": True, "content": _json({
+            "type": "object",
+            "properties": {"paths": {"type": "array", "items": {"type": "string"}},
+                           "sha1": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"}}}})},
+        "responses": {"200": {"description": "the files found (unknown ones are left out)",
+                              "content": _json({"type": "object", "properties": {"files": {
+                                  "type": "array", "items": {"$ref": "#/components/schemas/LookupFile"}}}})},
+                      "400": _BAD}}},
+    "/groups/{id}/split": {"post": {
+        "summary": "Take files out of a group (or dissolve it); later scans respect it",
+        "parameters": [_ID],
+        "requestBody": {"content": _json({"type": "object", "properties": {
+            "paths": {"type": "array", "items": {"type": "string"},
+                      "description": "members to take out; absent or empty: dissolve the group"}}})},
+        "responses": {"200": {"description": "the groups the former members are in now",
+                              "content": _json({"type": "object", "properties": {
+                                  "groups": {"type": "array", "items": _GROUP_REF}}})},
+                      "400": _BAD, "404": _NOT_FOUND}}},
+    "/groups/merge": {"post": {
+        "summary": "Put files into one manual group (may span folders); later scans respect it",
+        "requestBody": {"required": True, "content": _json({
+            "type": "object", "required": ["paths"],
+            "properties": {"paths": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+                           "primary": {"type": "string"}}})},
+        "responses": {"201": {"description": "the manual group", "content": _json(_GROUP_REF)},
+                      "400": _BAD, "404": _NOT_FOUND}}},
+}
