@@ -62,6 +62,7 @@ class File(Base):
     sha1: Mapped[str | None] = mapped_column(String(40), index=True)
     quick: Mapped[str | None] = mapped_column(String(64))
     phash: Mapped[str | None] = mapped_column(String(16))
+    colour: Mapped[str | None] = mapped_column(String(96))
     taken_at: Mapped[datetime | None] = mapped_column(DateTime)
     taken_offset: Mapped[str | None] = mapped_column(String(8))
     make: Mapped[str | None] = mapped_column(String(128))

@@ -46,6 +46,7 @@ from core.media.hashing import (
     quick_digest_fh,
 )
 from core.media.kinds import HEAD_SIZE, classify, extension, kind_of_extension, sniff_format
+from core.media.colour import colour_signature
 from core.media.phash import phash_of
 
 SMALL_RAW = 1 << 20
@@ -65,6 +66,7 @@ class FileFacts:
     sha1: str | None = None
     quick: str | None = None
     phash: str | None = None  # 16 hex digits
+    colour: str | None = None  # 96 hex digits: 4x4 RGB grid (core.media.colour)
     taken_at: datetime | None = None
     taken_offset: str | None = None
     make: str | None = None
@@ -239,11 +241,14 @@ def _inspect_open(
 
 def _inspect_image(data: bytes, fmt: str | None, facts: FileFacts, max_pixels: int) -> None:
     try:
-        decoded = open_image(data, fmt, max_pixels=max_pixels)
+        # Drafted in colour: the chroma IDCT at 1/8 scale is cheap, and the colour
+        # signature needs it (Huffman decoding, the real cost, happens either way).
+        decoded = open_image(data, fmt, max_pixels=max_pixels, mode="RGB")
     except MediaError as exc:
         facts.error = str(exc)
         return
     facts.phash = phash_of(decoded.image, decoded.orientation).hex()
+    facts.colour = colour_signature(decoded.image, decoded.orientation)
     facts.width, facts.height = decoded.width, decoded.height
     facts._take(decoded.facts)
     facts.orientation = decoded.facts.orientation or 1
@@ -302,7 +307,7 @@ def _inspect_raw(
     result = None
     if raw is not None:
         try:
-            result = raw_decode(raw, max_pixels=max_pixels)
+            result = raw_decode(raw, max_pixels=max_pixels, mode="RGB")
         except MediaError as exc:
             facts.error = str(exc)
         finally:
@@ -321,6 +326,7 @@ def _inspect_raw(
         )
         if result.decoded is not None:
             facts.phash = phash_of(result.decoded.image, result.decoded.orientation).hex()
+            facts.colour = colour_signature(result.decoded.image, result.decoded.orientation)
         elif facts.error is None:
             facts.error = result.problem
         meta.merge(result.facts)
