@@ -324,6 +324,7 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmPro
         Immich's trash, reclaiming <strong>{formatBytes(t.trashBytes)}</strong>
         {pending?.kind === "bulk" && <> across {t.groups} {t.groups === 1 ? "group" : "groups"}</>}. {t.keptFiles} kept.
         Immich's trash is recoverable; Twinlens never deletes files itself.
+        {pending?.kind === "bulk" && <> Groups where you picked another copy keep your pick.</>}
       </p>
       {t.notInImmich > 0 && (
         <p className="notice">
