@@ -32,10 +32,11 @@ def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
 
 # --- the catalog -------------------------------------------------------------------
 
+# What the rules look at (by name: FileRecord grows fields other rules need).
 _RECORD_COLUMNS = (
-    File.id, File.path, File.kind, File.size, File.format, File.sha256, File.phash,
-    File.taken_at, File.taken_offset, File.make, File.model, File.serial, File.width,
-    File.height, File.content_id, File.device, File.inode,
+    File.id, File.path, File.kind, File.size, File.format, File.taken_at, File.taken_offset,
+    File.make, File.model, File.serial, File.width, File.height, File.content_id, File.device,
+    File.inode,
 )
 
 
@@ -48,7 +49,7 @@ def records_in_folders(session: Session, dir_keys: Iterable[str]) -> list[FileRe
         rows = session.execute(
             select(*_RECORD_COLUMNS).where(File.dir_key.in_(chunk), File.status == "present")
         )
-        out.extend(FileRecord(*r) for r in rows)
+        out.extend(FileRecord(**r._asdict()) for r in rows)
     return out
 
 

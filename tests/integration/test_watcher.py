@@ -1,0 +1,189 @@
+"""The watcher against real PostgreSQL, Redis and Dramatiq workers, with watchdog's
+polling observer on a short interval (inotify is the default; the logic is the same)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core import jobs
+from core.db import engine_for, session_scope
+from core.media.inspect import inspect_file
+from core.models import File, FileGroup, GroupMember, Job
+from tests.factories import write_bytes, write_jpeg
+from tests.integration.test_grouping_api import RecordingBroker, no_dedup_yet  # noqa: F401
+from workers.watcher import Settler, Watcher, scan_targets
+
+RAW_SAMPLE = "skia/sample_1mp.dng"
+
+
+def wait_for(predicate, timeout: float = 20.0, step: float = 0.1):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError(f"timed out waiting for {predicate.__name__}")
+
+
+def _idle(cfg):
+    def idle() -> bool:
+        with session_scope(engine_for(cfg.database_url)) as s:
+            return s.scalar(select(Job.id).where(Job.state.in_(("queued", "running"))).limit(1)) is None
+    return idle
+
+
+def snapshot(cfg) -> dict[frozenset[str], str]:
+    """{member paths relative to the library: group id}"""
+    lib = str(cfg.library_roots[0])
+    out: dict[str, set[str]] = {}
+    with session_scope(engine_for(cfg.database_url)) as s:
+        for gid, p in s.execute(select(GroupMember.group_id, GroupMember.file_path)):
+            out.setdefault(gid, set()).add(os.path.relpath(p, lib))
+    return {frozenset(v): k for k, v in out.items()}
+
+
+def jobs_since(cfg, t0) -> list[tuple[str, str, str | None]]:
+    with session_scope(engine_for(cfg.database_url)) as s:
+        return [(j.kind, j.trigger, j.path) for j in
+                s.scalars(select(Job).where(Job.created_at >= t0).order_by(Job.created_at))]
+
+
+@pytest.fixture
+def watch_cfg(pg_settings):
+    return replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.6)
+
+
+def test_copy_move_delete(watch_cfg, worker, library, samples, no_dedup_yet):  # noqa: F811
+    cfg = watch_cfg
+    raw_src = samples / RAW_SAMPLE
+    taken = inspect_file(str(raw_src), full_hash=False).taken_at
+    assert taken is not None
+    write_jpeg(library / "a" / "IMG_1.JPG", 1, taken=taken)
+    write_bytes(library / "a" / "IMG_1.xmp", b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    write_jpeg(library / "a" / "IMG_2.JPG", 2, taken=taken)
+
+    w = Watcher(cfg, worker, holder="test-watcher", lease_ttl=30)
+    w.start()
+    try:
+        # Start-up: one catch-up scan of the root groups what was there already
+        wait_for(lambda: snapshot(cfg).get(frozenset({"a/IMG_1.JPG", "a/IMG_1.xmp"})))
+        wait_for(_idle(cfg))
+
+        # A RAW copied in slowly (chunks 0.1 s apart) is scanned once, after its last byte
+        from core.models import utcnow
+
+        t0 = utcnow()
+        data = raw_src.read_bytes()
+        dest = library / "a" / "IMG_1.DNG"
+        with open(dest, "wb") as fh:
+            for i in range(0, len(data), len(data) // 8 + 1):
+                fh.write(data[i : i + len(data) // 8 + 1])
+                fh.flush()
+                time.sleep(0.1)
+        t_last = utcnow()
+        trio = frozenset({"a/IMG_1.JPG", "a/IMG_1.xmp", "a/IMG_1.DNG"})
+        gid = wait_for(lambda: snapshot(cfg).get(trio))
+        wait_for(_idle(cfg))
+        time.sleep(1.0)  # nothing else may follow
+        assert [k for k, *_ in jobs_since(cfg, t0)] == ["scan", "group", "dedup"]
+        with session_scope(engine_for(cfg.database_url)) as s:
+            scan = s.scalars(select(Job).where(Job.kind == "scan", Job.created_at >= t0)).one()
+            assert (scan.trigger, scan.path) == ("watch", str(library / "a"))
+            assert scan.created_at >= t_last
+            row = s.scalars(select(File).where(File.path == str(dest))).one()
+            assert row.size == len(data) and row.kind == "raw" and row.error is None
+            raw_id = row.id
+
+        # The pair moves to another folder: one scan covers both ends, the files keep
+        # their ids (recognised by inode) and the shot keeps its group
+        t0 = utcnow()
+        (library / "b").mkdir()
+        for name in ("IMG_1.JPG", "IMG_1.xmp", "IMG_1.DNG"):
+            os.rename(library / "a" / name, library / "b" / name)
+        moved = frozenset({"b/IMG_1.JPG", "b/IMG_1.xmp", "b/IMG_1.DNG"})
+        assert wait_for(lambda: snapshot(cfg).get(moved)) == gid
+        wait_for(_idle(cfg))
+        scans = [j for j in jobs_since(cfg, t0) if j[0] == "scan"]
+        assert scans == [("scan", "watch", str(library))]
+        with session_scope(engine_for(cfg.database_url)) as s:
+            assert s.scalars(select(File.id).where(File.path == str(library / "b" / "IMG_1.DNG"))).one() == raw_id
+        assert frozenset({"a/IMG_1.JPG", "a/IMG_1.xmp", "a/IMG_1.DNG"}) not in snapshot(cfg)
+
+        # A deleted sidecar leaves the group (which stays); deleting the RAW leaves one
+        # member, and the group dissolves
+        os.remove(library / "b" / "IMG_1.xmp")
+        assert wait_for(lambda: snapshot(cfg).get(frozenset({"b/IMG_1.JPG", "b/IMG_1.DNG"}))) == gid
+        os.remove(library / "b" / "IMG_1.DNG")
+        wait_for(lambda: not snapshot(cfg))
+        wait_for(_idle(cfg))
+        with session_scope(engine_for(cfg.database_url)) as s:
+            assert s.scalar(select(File.status).where(File.id == raw_id)) == "missing"
+            assert s.scalar(select(FileGroup.group_id)) is None
+    finally:
+        w.stop()
+
+
+def test_one_watcher_acts_the_other_stands_by(pg_settings, library):
+    cfg = replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.2)
+    a_broker, b_broker = RecordingBroker(), RecordingBroker()
+    a = Watcher(cfg, a_broker, holder="host-a:1", lease_ttl=0.5)
+    b = Watcher(cfg, b_broker, holder="host-b:1", lease_ttl=0.5)
+    try:
+        assert a.renew() == [str(library)]
+        assert b.renew() == []  # stands by
+        assert [m[0] for m in a_broker.messages] == ["scan_plan"]  # a's catch-up scan
+        # b sees nothing of changes while it stands by
+        b.on_event(type("E", (), {"event_type": "created", "src_path": str(library / "x.jpg"),
+                                  "is_directory": False})())
+        assert b.tick(time.monotonic() + 5) == [] and b_broker.messages == []
+        # a goes away without releasing (its catch-up scan ran meanwhile); once its
+        # lease expires b takes over and catches up itself
+        with session_scope(engine_for(cfg.database_url)) as s:
+            jobs.finish_job(s, a_broker.messages[0][1][0], "done")
+        time.sleep(0.6)
+        assert b.renew() == [str(library)]
+        assert [m[0] for m in b_broker.messages] == ["scan_plan"]
+        assert a.renew() == []  # a, back, finds the lease taken and stands by
+    finally:
+        for w in (a, b):
+            w.observer.unschedule_all()
+
+
+def test_settler_waits_for_a_stable_size(tmp_path: Path):
+    f = tmp_path / "f.bin"
+    f.write_bytes(b"x")
+    s = Settler(settle=1.0)
+    s.note(str(f), now=0.0)
+    assert s.due(0.5) == []  # too soon after the event
+    with open(f, "ab") as fh:
+        fh.write(b"more")  # still growing
+    assert s.due(1.5) == []  # size changed since the event: wait another settle period
+    assert s.due(2.0) == []
+    assert s.due(2.6) == [(str(f), set())]
+    assert s.due(10) == []  # handed out once
+
+
+def test_scan_targets(tmp_path: Path):
+    root = tmp_path / "lib"
+    (root / "a" / "deep").mkdir(parents=True)
+    (root / "b").mkdir()
+    r = str(root)
+    due = [
+        (f"{r}/a/x.jpg", set()),
+        (f"{r}/a/deep/y.jpg", set()),  # below a: covered
+        (f"{r}/gone/z.jpg", set()),  # folder deleted: nearest existing parent
+        (f"{r}/b/m.jpg", {f"{r}/b/old/m.jpg"}),  # moved within b
+        ("/elsewhere/q.jpg", set()),  # outside the roots: ignored
+    ]
+    assert scan_targets(due, [r]) == {r: [r]}  # the deleted folder's parent is the root
+    assert scan_targets(due[:2] + due[3:4], [r]) == {r: [f"{r}/a", f"{r}/b"]}
+    assert scan_targets([(f"{r}/b/m.jpg", {f"{r}/a/m.jpg"})], [r]) == {r: [r]}
+    shutil.rmtree(root / "b")

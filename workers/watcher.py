@@ -1,0 +1,369 @@
+"""`twinlens watch`: watchdog on the library roots; it only enqueues folder scans.
+
+What happens to an event:
+
+1. Debounce and settle. Every created, modified, moved or deleted path is noted; it is
+   due once nothing has happened to it for ``watch_settle`` seconds *and* its size and
+   mtime (for a folder: file count, total size, newest mtime) have not changed during
+   that time. A copy in progress keeps changing size, so it is not a file yet; a burst
+   of events on one path collapses into one.
+2. Scan targets. A due file stands for its folder, a due folder for itself, a deleted
+   folder for its nearest existing parent. A move stands for the common ancestor of
+   its source's and destination's folders, so that one scan sees both ends and the
+   catalog recognises the file by its inode (it keeps its id, hashes and group).
+   Targets below another target are dropped.
+3. Enqueue. Each target becomes a scan job of that folder (``job.path``) started with
+   ``exclusive=False``: a running full scan of the root may have walked past the folder
+   already, so the change must not be swallowed by it. A folder scan still waiting to be
+   planned for the same path is reused instead (it will see the latest state). The scan
+   reuses the whole pipeline: moved-file detection, missing marking inside the folder,
+   then grouping of the changed folders and dedup.
+
+One watcher per library acts at a time: each root has a database lease
+(``watch:<root key>``) that the acting watcher renews every third of its TTL; a
+second watcher stands by and takes over when the lease expires. Whoever takes a root
+over (also at start) enqueues one catch-up scan of it, since changes made while
+nobody watched produced no events.
+
+Observers: inotify by default; ``TWINLENS_WATCH_POLLING=1`` uses watchdog's polling
+observer every ``TWINLENS_WATCH_INTERVAL`` seconds (NFS and SMB mounts deliver no
+inotify events).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+
+from core import jobs, leases
+from core.config import Settings
+from core.db import engine_for, session_scope
+from core.models import Job
+from core.paths import path_key
+
+log = logging.getLogger("twinlens.watcher")
+
+Signature = tuple[int, int, int] | None
+
+
+def signature(path: str) -> Signature:
+    """What must stop changing before a path is due: (count, size, mtime), None if gone."""
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return None
+    if not os.path.isdir(path) or os.path.islink(path):
+        return (1, st.st_size, st.st_mtime_ns)
+    count = size = newest = 0
+    for folder, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                s = os.lstat(os.path.join(folder, name))
+            except OSError:
+                continue
+            count += 1
+            size += s.st_size
+            newest = max(newest, s.st_mtime_ns)
+    return (count, size, newest)
+
+
+@dataclass
+class _Pending:
+    last_event: float
+    sig: Signature
+    sig_since: float
+    moved_from: set[str] = field(default_factory=set)
+
+
+class Settler:
+    """Debounces events per path and hands out paths whose signature has settled."""
+
+    def __init__(self, settle: float, sig: Callable[[str], Signature] = signature) -> None:
+        self.settle = settle
+        self.sig = sig
+        self.pending: dict[str, _Pending] = {}
+        self.lock = threading.Lock()
+
+    def note(self, path: str, now: float, moved_from: str | None = None) -> None:
+        with self.lock:
+            p = self.pending.get(path)
+            if p is None:
+                p = self.pending[path] = _Pending(now, self.sig(path), now)
+            p.last_event = now
+            if moved_from:
+                p.moved_from.add(moved_from)
+
+    def due(self, now: float) -> list[tuple[str, set[str]]]:
+        """(path, moved-from paths) of every path that has settled; they are forgotten."""
+        out = []
+        with self.lock:
+            for path, p in list(self.pending.items()):
+                if now - p.last_event < self.settle:
+                    continue
+                sig = self.sig(path)
+                if sig != p.sig:
+                    p.sig, p.sig_since = sig, now
+                    continue
+                if now - p.sig_since < self.settle:
+                    continue
+                out.append((path, p.moved_from))
+                del self.pending[path]
+        return out
+
+    def drop_under(self, root: str) -> None:
+        with self.lock:
+            for path in [p for p in self.pending if _inside(p, root)]:
+                del self.pending[path]
+
+
+def _inside(path: str, top: str) -> bool:
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _existing_folder(path: str, root: str) -> str:
+    """``path`` if it is a folder, else the nearest existing folder above it (within root)."""
+    cur = path if os.path.isdir(path) and not os.path.islink(path) else os.path.dirname(path)
+    while cur != root and _inside(cur, root) and not os.path.isdir(cur):
+        cur = os.path.dirname(cur)
+    return cur if _inside(cur, root) else root
+
+
+def scan_targets(due: list[tuple[str, set[str]]], roots: list[str]) -> dict[str, list[str]]:
+    """Folders to scan, by root: no target lies below another of the same root."""
+    out: dict[str, set[str]] = {}
+    for path, moved_from in due:
+        root = _root_of(path, roots)
+        if root is None:
+            continue
+        target = _existing_folder(path, root)
+        for src in moved_from:
+            if _root_of(src, roots) == root:
+                target = os.path.commonpath([target, _existing_folder(src, root)])
+        out.setdefault(root, set()).add(target)
+    result: dict[str, list[str]] = {}
+    for root, targets in out.items():
+        kept: list[str] = []
+        for t in sorted(targets, key=lambda p: (p.count(os.sep), p)):
+            if not any(_inside(t, k) for k in kept):
+                kept.append(t)
+        result[root] = sorted(kept)
+    return result
+
+
+def _root_of(path: str, roots: list[str]) -> str | None:
+    best = None
+    for r in roots:
+        if _inside(path, r) and (best is None or len(r) > len(best)):
+            best = r
+    return best
+
+
+def enqueue_folder_scan(session: Any, broker: Any, root_path: str, folder: str,
+                        trigger: str = "watch") -> tuple[str, bool]:
+    """A scan job of ``folder`` that a running scan of the root cannot swallow.
+
+    Returns (job id, created); a queued, unplanned scan of the same folder is reused.
+    The caller commits, then the message is sent (see ``Watcher._enqueue``).
+    """
+    root = jobs.get_or_create_root(session, root_path)
+    waiting = session.scalar(
+        select(Job.id).where(Job.kind == "scan", Job.root_id == root.id, Job.state == "queued",
+                             Job.phase == "plan", Job.path == folder).limit(1)
+    )
+    if waiting is not None:
+        return waiting, False
+    job, created = jobs.start_job(session, "scan", root=root, path=folder, trigger=trigger,
+                                  exclusive=False)
+    return job.id, created
+
+
+class Watcher:
+    """Watches the roots whose lease it holds and enqueues scans of settled changes."""
+
+    def __init__(self, cfg: Settings, broker: Any, *, holder: str | None = None,
+                 lease_ttl: float = 30.0, catch_up: bool = True) -> None:
+        self.cfg = cfg
+        self.broker = broker
+        self.holder = holder or leases.holder_id()
+        self.ttl = lease_ttl
+        self.catch_up = catch_up
+        self.roots = [os.path.abspath(str(r)) for r in cfg.library_roots]
+        self.engine = engine_for(cfg.database_url)
+        self.settler = Settler(cfg.watch_settle)
+        self.ignore = tuple(cfg.ignore)
+        self.watches: dict[str, Any] = {}  # root -> watchdog ObservedWatch
+        self.observer = self._observer()
+        self.stop_event = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.next_renew = 0.0
+        self.enqueued: list[str] = []  # job ids, newest last (for logs and tests)
+
+    def _observer(self) -> Any:
+        if self.cfg.watch_polling:
+            from watchdog.observers.polling import PollingObserver
+
+            return PollingObserver(timeout=self.cfg.watch_interval)
+        from watchdog.observers import Observer
+
+        return Observer()
+
+    # --- events -------------------------------------------------------------------
+
+    def _ignored(self, path: str, root: str) -> bool:
+        rel = os.path.relpath(path, root)
+        return any(fnmatch.fnmatchcase(part, pat) for part in rel.split(os.sep) for pat in self.ignore)
+
+    def on_event(self, event: Any) -> None:
+        kind = event.event_type
+        if kind not in ("created", "modified", "moved", "deleted", "closed"):
+            return
+        src = os.fsdecode(event.src_path)
+        dest = os.fsdecode(event.dest_path) if kind == "moved" and event.dest_path else None
+        now = time.monotonic()
+        if dest is not None:
+            root = _root_of(dest, self.roots)
+            if root is not None and not self._ignored(dest, root):
+                self.settler.note(dest, now, moved_from=src)
+                return
+        root = _root_of(src, self.roots)
+        if root is None or self._ignored(src, root):
+            return
+        if kind == "modified" and event.is_directory:
+            return  # a folder's mtime changes with each entry; the entries report themselves
+        self.settler.note(src, now)
+
+    # --- leases -------------------------------------------------------------------
+
+    def renew(self) -> list[str]:
+        """Take or renew each root's lease; start or stop watching accordingly.
+        Returns the roots this watcher acts for."""
+        from watchdog.events import FileSystemEventHandler
+
+        handler = FileSystemEventHandler()
+        handler.on_any_event = self.on_event  # type: ignore[method-assign]
+        gained: list[str] = []
+        with session_scope(self.engine) as s:
+            for root in self.roots:
+                held = leases.acquire(s, f"watch:{path_key(root)}", self.holder, self.ttl)
+                if held and root not in self.watches:
+                    if not os.path.isdir(root):
+                        log.error("library root %s is not a folder; not watching it", root)
+                        continue
+                    self.watches[root] = self.observer.schedule(handler, root, recursive=True)
+                    gained.append(root)
+                    log.info("watching %s", root)
+                elif not held and root in self.watches:
+                    self.observer.unschedule(self.watches.pop(root))
+                    self.settler.drop_under(root)
+                    log.warning("lost the watch lease of %s; standing by", root)
+        if self.catch_up:
+            for root in gained:
+                self._enqueue(root, root, trigger="watch-start", exclusive=True)
+        return sorted(self.watches)
+
+    def release(self) -> None:
+        with session_scope(self.engine) as s:
+            for root in self.roots:
+                leases.release(s, f"watch:{path_key(root)}", self.holder)
+
+    # --- enqueue -------------------------------------------------------------------
+
+    def _enqueue(self, root: str, folder: str, trigger: str = "watch",
+                 exclusive: bool = False) -> None:
+        with session_scope(self.engine) as s:
+            if exclusive:
+                job, created = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, root),
+                                              trigger=trigger)
+                job_id = job.id
+            else:
+                job_id, created = enqueue_folder_scan(s, self.broker, root, folder, trigger)
+        if created:
+            jobs.enqueue(self.broker, "scan_plan", job_id)
+            self.enqueued.append(job_id)
+            log.info("enqueued scan %s of %s", job_id, folder)
+
+    def tick(self, now: float | None = None) -> list[str]:
+        """One round: renew leases when due, enqueue scans of settled changes.
+        Returns the folders enqueued."""
+        now = time.monotonic() if now is None else now
+        if now >= self.next_renew:
+            self.renew()
+            self.next_renew = now + self.ttl / 3
+        due = self.settler.due(now)
+        if not due:
+            return []
+        folders = []
+        for root, targets in scan_targets(due, sorted(self.watches)).items():
+            for folder in targets:
+                self._enqueue(root, folder)
+                folders.append(folder)
+        return folders
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.observer.start()
+        self.thread = threading.Thread(target=self._loop, name="twinlens-watch", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        step = max(0.05, min(0.5, self.cfg.watch_settle / 4))
+        while not self.stop_event.is_set():
+            try:
+                self.tick()
+            except Exception:  # the database may be away for a moment; try again
+                log.exception("watcher round failed")
+            self.stop_event.wait(step)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self.thread is not None:
+            self.thread.join(timeout=10)
+        self.observer.stop()
+        self.observer.join(timeout=10)
+        try:
+            self.release()
+        except Exception:
+            log.exception("could not release the watch leases")
+
+
+def main(cfg: Settings) -> int:
+    """Run the watcher until SIGINT/SIGTERM. In the embedded default (in-process broker)
+    it runs worker threads too, since no other process could take its messages."""
+    from core.broker import make_broker
+    from core.db import migrate
+
+    if not cfg.library_roots:
+        log.error("no library roots configured (TWINLENS_LIBRARY_ROOTS)")
+        return 2
+    migrate(cfg.database_url)
+    worker = None
+    if cfg.embedded:
+        from workers import runtime
+
+        broker = runtime.install_broker(cfg)
+        worker = runtime.start_worker(broker, cfg.worker_threads)
+    else:
+        broker = make_broker(cfg)
+    watcher = Watcher(cfg, broker)
+    watcher.start()
+    log.info("watching %s (%s)", ", ".join(watcher.roots),
+             f"polling every {cfg.watch_interval:g} s" if cfg.watch_polling else "inotify")
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        stop.wait(1)
+    watcher.stop()
+    if worker is not None:
+        worker.stop()
+    return 0
