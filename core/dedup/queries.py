@@ -1,0 +1,456 @@
+"""Database reads for dedup: catalog rows as FileRecords, stored duplicate groups as
+plain rows, and the views the dedup API answers with.
+
+Catalog reads select columns, never ORM objects (a full pass reads the whole catalog
+in one query), and ``IN`` lists are chunked (at most ``CHUNK`` values per statement).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, distinct, func, select, true
+from sqlalchemy.orm import Session
+
+from core.models import (
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateResolution,
+    File,
+    FileGroup,
+    GroupMember,
+)
+from core.paths import path_key
+from core.records import FileRecord
+
+CHUNK = 1000
+STATUSES = ("open", "resolved", "dismissed")
+
+
+def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
+    for i in range(0, len(items), n):
+        yield items[i : i + n]
+
+
+# --- the catalog ---------------------------------------------------------------------------
+
+# Everything the dedup rules (exact, perceptual, keeper, colour check) look at.
+_COLUMNS = (
+    File.id, File.path, File.kind, File.size, File.format, File.sha256, File.phash,
+    File.colour, File.taken_at, File.taken_offset, File.make, File.model, File.width,
+    File.height, File.device, File.inode,
+)  # fmt: skip
+
+
+def record(row: Sequence[Any]) -> FileRecord:
+    (fid, path, kind, size, fmt, sha, phash, colour, taken, offset, make, model, w, h,
+     dev, ino) = row  # fmt: skip
+    return FileRecord(
+        id=fid, path=path, kind=kind, size=size, format=fmt, sha256=sha, phash=phash,
+        colour=colour, taken_at=taken, taken_offset=offset, make=make, model=model,
+        width=w, height=h, device=dev, inode=ino,
+    )  # fmt: skip
+
+
+def all_present_rows(session: Session) -> list[tuple[Any, ...]]:
+    """Every present file as a plain tuple of ``_COLUMNS``: the one query of a full pass."""
+    rows = session.execute(select(*_COLUMNS).where(File.status == "present"))
+    return [tuple(r) for r in rows]
+
+
+def rows_by_ids(session: Session, ids: Iterable[int]) -> list[tuple[Any, ...]]:
+    """Present files among ``ids`` (missing ones are left out)."""
+    out: list[tuple[Any, ...]] = []
+    for chunk in chunks(sorted(set(ids))):
+        out.extend(
+            tuple(r)
+            for r in session.execute(
+                select(*_COLUMNS).where(File.id.in_(chunk), File.status == "present")
+            )
+        )
+    return out
+
+
+def ids_by_sha256(session: Session, shas: Iterable[str]) -> set[int]:
+    """Present files holding any of these SHA-256 values (indexed column)."""
+    out: set[int] = set()
+    for chunk in chunks(sorted(set(shas))):
+        out.update(
+            session.scalars(select(File.id).where(File.sha256.in_(chunk), File.status == "present"))
+        )
+    return out
+
+
+def phash_table(session: Session) -> tuple[np.ndarray, np.ndarray]:
+    """(file ids int64, pHashes uint64) of every present file with a pHash: two columns,
+    enough to build the similarity index an incremental pass queries."""
+    ids: list[int] = []
+    hashes: list[int] = []
+    for fid, ph in session.execute(
+        select(File.id, File.phash).where(File.status == "present", File.phash.is_not(None))
+    ):
+        try:
+            hashes.append(int(ph, 16))
+        except ValueError:
+            continue
+        ids.append(fid)
+    return np.array(ids, dtype=np.int64), np.array(hashes, dtype=np.uint64)
+
+
+def changed_file_ids(session: Session, since: datetime) -> set[int]:
+    """Files (any status) whose catalog row changed since ``since``, and the members of
+    file groups written since then (a file that joined or left a group of versions)."""
+    out = set(session.scalars(select(File.id).where(File.updated_at >= since)))
+    out.update(
+        session.scalars(
+            select(GroupMember.file_id)
+            .join(FileGroup, FileGroup.group_id == GroupMember.group_id)
+            .where(FileGroup.updated_at >= since)
+        )
+    )
+    return out
+
+
+def file_group_of(session: Session, ids: Iterable[int] | None = None) -> dict[int, str]:
+    """file id -> file group id (RAW+JPEG, Live Photo, edit...): versions, not duplicates."""
+    q = select(GroupMember.file_id, GroupMember.group_id)
+    if ids is None:
+        return {fid: gid for fid, gid in session.execute(q)}
+    out: dict[int, str] = {}
+    for chunk in chunks(sorted(set(ids))):
+        out.update((fid, gid) for fid, gid in session.execute(q.where(GroupMember.file_id.in_(chunk))))
+    return out
+
+
+# --- stored duplicate groups ---------------------------------------------------------------
+
+
+@dataclass
+class StoredGroup:
+    id: str
+    type: str
+    key: str
+    status: str
+    similarity: float
+    keeper_id: int | None
+    keeper_reason: str | None
+    reclaimable: int
+    # (file_id, path, sha256, phash, similarity, size), sorted
+    members: list[tuple[int, str, str | None, str | None, float, int]] = field(default_factory=list)
+
+
+def group_ids_with_files(session: Session, ids: Iterable[int]) -> set[str]:
+    out: set[str] = set()
+    for chunk in chunks(sorted(set(ids))):
+        out.update(
+            session.scalars(
+                select(DuplicateMember.group_id).where(DuplicateMember.file_id.in_(chunk))
+            )
+        )
+    return out
+
+
+def group_ids_with_keys(session: Session, keys: Iterable[str]) -> set[str]:
+    out: set[str] = set()
+    for chunk in chunks(sorted(set(keys))):
+        out.update(
+            session.scalars(
+                select(DuplicateGroup.group_id).where(DuplicateGroup.group_key.in_(chunk))
+            )
+        )
+    return out
+
+
+def member_ids_of_groups(session: Session, group_ids: Iterable[str]) -> set[int]:
+    out: set[int] = set()
+    for chunk in chunks(sorted(set(group_ids))):
+        out.update(
+            session.scalars(
+                select(DuplicateMember.file_id).where(DuplicateMember.group_id.in_(chunk))
+            )
+        )
+    return out
+
+
+def stored_groups(session: Session, group_ids: Iterable[str] | None = None) -> dict[str, StoredGroup]:
+    """Stored groups by key: these ids, or every group (``None``)."""
+    gq = select(
+        DuplicateGroup.group_id, DuplicateGroup.duplicate_type, DuplicateGroup.group_key,
+        DuplicateGroup.status, DuplicateGroup.similarity, DuplicateGroup.keeper_file_id,
+        DuplicateGroup.keeper_reason, DuplicateGroup.reclaimable_bytes,
+    )  # fmt: skip
+    mq = select(
+        DuplicateMember.group_id, DuplicateMember.file_id, DuplicateMember.file_path,
+        DuplicateMember.file_hash, DuplicateMember.perceptual_hash,
+        DuplicateMember.similarity_score, DuplicateMember.file_size,
+    )  # fmt: skip
+    by_id: dict[str, StoredGroup] = {}
+    if group_ids is None:
+        parts: list[Sequence[str] | None] = [None]
+    else:
+        parts = list(chunks(sorted(set(group_ids))))
+    for chunk in parts:
+        q = gq if chunk is None else gq.where(DuplicateGroup.group_id.in_(chunk))
+        for gid, t, key, status, sim, keeper, reason, reclaim in session.execute(q):
+            by_id[gid] = StoredGroup(gid, t, key, status, float(sim), keeper, reason, int(reclaim))
+        q2 = mq if chunk is None else mq.where(DuplicateMember.group_id.in_(chunk))
+        for gid, fid, path, sha, ph, score, size in session.execute(q2):
+            g = by_id.get(gid)
+            if g is not None:
+                g.members.append((fid, path, sha, ph, float(score), int(size)))
+    for g in by_id.values():
+        g.members.sort()
+    return {g.key: g for g in by_id.values()}
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: str  # trash | not_duplicate
+    identities: frozenset[str]
+
+
+def decisions(session: Session) -> list[Decision]:
+    """Every recorded resolution as the identity set it covers (members JSON)."""
+    out = []
+    for action, members in session.execute(
+        select(DuplicateResolution.action, DuplicateResolution.members)
+    ):
+        try:
+            ids = frozenset(str(x) for x in json.loads(members or "[]"))
+        except ValueError:
+            continue
+        if ids:
+            out.append(Decision(action, ids))
+    return out
+
+
+# --- API views -----------------------------------------------------------------------------
+
+
+@dataclass
+class MemberView:
+    file_id: int
+    path: str
+    size: int
+    similarity: float
+    sha256: str | None
+    sha1: str | None
+    kind: str | None
+    format: str | None
+    width: int | None
+    height: int | None
+    taken_at: datetime | None
+    taken_offset: str | None
+    make: str | None
+    model: str | None
+    file_status: str | None
+    exact_group: str | None = None  # for a perceptual member standing for byte-identical copies
+
+
+@dataclass
+class DupView:
+    id: str
+    type: str
+    key: str
+    status: str
+    similarity: float
+    keeper_id: int | None
+    keeper_reason: str | None
+    reclaimable: int
+    created_at: datetime
+    updated_at: datetime
+    members: list[MemberView] = field(default_factory=list)
+    resolution: dict[str, Any] | None = None
+
+    @property
+    def keep(self) -> str | None:
+        return next((m.path for m in self.members if m.file_id == self.keeper_id), None)
+
+
+def _filters(dup_type: str | None, status: str | None, min_similarity: float | None) -> list[Any]:
+    conds = []
+    if dup_type:
+        conds.append(DuplicateGroup.duplicate_type == dup_type)
+    if status:
+        conds.append(DuplicateGroup.status == status)
+    if min_similarity is not None:
+        conds.append(DuplicateGroup.similarity >= min_similarity - 1e-9)
+    return conds
+
+
+def list_group_ids(session: Session, *, dup_type: str | None = None, status: str | None = None,
+                   min_similarity: float | None = None, limit: int = 50,
+                   offset: int = 0) -> tuple[list[str], int]:
+    """A page of group ids, most reclaimable first (ties by id, so pages are stable)."""
+    conds = _filters(dup_type, status, min_similarity)
+    where = and_(true(), *conds)
+    total = int(session.scalar(select(func.count()).select_from(DuplicateGroup).where(where)) or 0)
+    ids = list(
+        session.scalars(
+            select(DuplicateGroup.group_id).where(where)
+            .order_by(DuplicateGroup.reclaimable_bytes.desc(), DuplicateGroup.group_id)
+            .limit(limit).offset(offset)
+        )
+    )  # fmt: skip
+    return ids, total
+
+
+def dup_views(session: Session, group_ids: Sequence[str]) -> list[DupView]:
+    """Groups with their members' catalog facts, in the order of ``group_ids``."""
+    if not group_ids:
+        return []
+    views: dict[str, DupView] = {}
+    for chunk in chunks(list(dict.fromkeys(group_ids))):
+        for g in session.execute(
+            select(
+                DuplicateGroup.group_id, DuplicateGroup.duplicate_type, DuplicateGroup.group_key,
+                DuplicateGroup.status, DuplicateGroup.similarity, DuplicateGroup.keeper_file_id,
+                DuplicateGroup.keeper_reason, DuplicateGroup.reclaimable_bytes,
+                DuplicateGroup.created_at, DuplicateGroup.updated_at,
+            ).where(DuplicateGroup.group_id.in_(chunk))
+        ):
+            views[g[0]] = DupView(g[0], g[1], g[2], g[3], float(g[4]), g[5], g[6], int(g[7]),
+                                  g[8], g[9])  # fmt: skip
+        for row in session.execute(
+            select(
+                DuplicateMember.group_id, DuplicateMember.file_id, DuplicateMember.file_path,
+                DuplicateMember.file_size, DuplicateMember.similarity_score,
+                DuplicateMember.file_hash, File.sha1, File.kind, File.format, File.width,
+                File.height, File.taken_at, File.taken_offset, File.make, File.model, File.status,
+            )
+            .join(File, File.id == DuplicateMember.file_id, isouter=True)
+            .where(DuplicateMember.group_id.in_(chunk))
+        ):
+            v = views.get(row[0])
+            if v is not None:
+                v.members.append(MemberView(row[1], row[2], int(row[3]), float(row[4]), *row[5:]))
+    perceptual_shas = {m.sha256 for v in views.values() if v.type == "perceptual"
+                       for m in v.members if m.sha256}  # fmt: skip
+    exact_of = _exact_groups_by_key(session, perceptual_shas)
+    latest = _latest_resolutions(session, [v.key for v in views.values()])
+    for v in views.values():
+        v.members.sort(key=lambda m: (m.file_id != v.keeper_id, m.path, m.file_id))
+        if v.type == "perceptual":
+            for m in v.members:
+                m.exact_group = exact_of.get(m.sha256 or "")
+        v.resolution = latest.get(v.key) if v.status != "open" else None
+    return [views[g] for g in group_ids if g in views]
+
+
+def _exact_groups_by_key(session: Session, shas: Iterable[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for chunk in chunks(sorted(set(shas))):
+        out.update(
+            (k, gid)
+            for k, gid in session.execute(
+                select(DuplicateGroup.group_key, DuplicateGroup.group_id).where(
+                    DuplicateGroup.group_key.in_(chunk), DuplicateGroup.duplicate_type == "exact"
+                )
+            )
+        )
+    return out
+
+
+def _latest_resolutions(session: Session, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for chunk in chunks(sorted(set(keys))):
+        for key, action, keep, created in session.execute(
+            select(DuplicateResolution.group_key, DuplicateResolution.action,
+                   DuplicateResolution.keep, DuplicateResolution.created_at)
+            .where(DuplicateResolution.group_key.in_(chunk))
+            .order_by(DuplicateResolution.created_at, DuplicateResolution.id)
+        ):  # fmt: skip
+            out[key] = {"action": action, "keep": json.loads(keep or "[]"),
+                        "created_at": created.isoformat() + "Z"}  # fmt: skip
+    return out
+
+
+def stats(session: Session) -> dict[str, Any]:
+    """Counts by type and status, and the bytes resolving the open groups would free."""
+    by_type = {"exact": 0, "perceptual": 0}
+    by_status = {s: 0 for s in STATUSES}
+    reclaim = {"exact_bytes": 0, "perceptual_bytes": 0}
+    for t, s, n, b in session.execute(
+        select(DuplicateGroup.duplicate_type, DuplicateGroup.status, func.count(),
+               func.coalesce(func.sum(DuplicateGroup.reclaimable_bytes), 0))
+        .group_by(DuplicateGroup.duplicate_type, DuplicateGroup.status)
+    ):  # fmt: skip
+        by_type[t] = by_type.get(t, 0) + int(n)
+        by_status[s] = by_status.get(s, 0) + int(n)
+        if s == "open":
+            reclaim[f"{t}_bytes"] = reclaim.get(f"{t}_bytes", 0) + int(b)
+    # A file can be a non-keeper of an exact group and of a perceptual one (as the
+    # representative of its copies): the total counts each file once.
+    sub = (
+        select(distinct(DuplicateMember.file_id).label("fid"), DuplicateMember.file_size.label("size"))
+        .join(DuplicateGroup, DuplicateGroup.group_id == DuplicateMember.group_id)
+        .where(DuplicateGroup.status == "open",
+               DuplicateMember.file_id != func.coalesce(DuplicateGroup.keeper_file_id, -1))
+        .subquery()
+    )  # fmt: skip
+    total_bytes = int(session.scalar(select(func.coalesce(func.sum(sub.c.size), 0))) or 0)
+    return {
+        "groups": sum(by_type.values()),
+        "open": by_status.get("open", 0),
+        "reclaimable_bytes": total_bytes,
+        "by_type": by_type,
+        "by_status": by_status,
+        "reclaimable": reclaim,
+    }
+
+
+@dataclass
+class LookupFile:
+    id: int
+    path: str
+    sha1: str | None
+    size: int
+    kind: str
+
+
+def lookup_files(session: Session, paths: Sequence[str], sha1s: Sequence[str]) -> list[LookupFile]:
+    """Present files by path or SHA-1, each once, in request order (paths first)."""
+    cols = (File.id, File.path, File.sha1, File.size, File.kind, File.path_key)
+    by_key: dict[str, LookupFile] = {}
+    keys = [path_key(p) for p in paths]
+    for chunk in chunks(sorted(set(keys))):
+        for fid, path, sha1, size, kind, key in session.execute(
+            select(*cols).where(File.path_key.in_(chunk), File.status == "present")
+        ):
+            by_key[key] = LookupFile(fid, path, sha1, size, kind)
+    by_sha: dict[str, list[LookupFile]] = defaultdict(list)
+    wanted = [s.lower() for s in sha1s]
+    for chunk in chunks(sorted(set(wanted))):
+        for fid, path, sha1, size, kind, _key in session.execute(
+            select(*cols).where(File.sha1.in_(chunk), File.status == "present").order_by(File.id)
+        ):
+            by_sha[(sha1 or "").lower()].append(LookupFile(fid, path, sha1, size, kind))
+    out: dict[int, LookupFile] = {}
+    for k in keys:
+        if k in by_key:
+            out.setdefault(by_key[k].id, by_key[k])
+    for s in wanted:
+        for f in by_sha.get(s, []):
+            out.setdefault(f.id, f)
+    return list(out.values())
+
+
+def groups_of_files(session: Session, file_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:
+    """file id -> [(group id, type)], exact groups first."""
+    out: dict[int, list[tuple[str, str]]] = defaultdict(list)
+    for chunk in chunks(sorted(set(file_ids))):
+        for fid, gid, t in session.execute(
+            select(DuplicateMember.file_id, DuplicateMember.group_id, DuplicateGroup.duplicate_type)
+            .join(DuplicateGroup, DuplicateGroup.group_id == DuplicateMember.group_id)
+            .where(DuplicateMember.file_id.in_(chunk))
+        ):  # fmt: skip
+            out[fid].append((gid, t))
+    for v in out.values():
+        v.sort(key=lambda x: (x[1] != "exact", x[0]))
+    return out

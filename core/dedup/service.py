@@ -1,0 +1,563 @@
+"""Dedup against the database: find duplicates, write the difference, run jobs, record
+the user's decisions.
+
+``dedupe(session, settings, since=...)`` is the one write path; ``run_job`` is the
+``dedup_run`` actor's body. What a pass reads:
+
+* Full (``since=None``; a job with ``full``, the first job ever, or a scope too big):
+  one query reads the columns the rules need for every present file. Only files that
+  can be in a group go on to the rules: a SHA-256 another distinct file shares, or an
+  informative pHash with a neighbour within the threshold (one ``pairs_within`` over the
+  distinct hashes, numba, not Python pairs). Every stored group is diffed.
+* Incremental (``since`` = the previous pass's watermark): the files whose catalog row
+  changed since then (new, changed, moved, missing) and the members of file groups
+  written since then are the seeds. The scope is their closure under three relations,
+  so the rules see every file whose group could change and nothing else:
+  same SHA-256 (exact groups), pHash within the threshold (queried against a
+  ``SimilarityIndex`` of every present pHash: two columns, ~0.1 s per million to
+  build) and co-membership in a stored duplicate group (a group that loses a file is
+  rewritten whole). Complete linkage only ever merges clusters joined by edges, so the
+  clusters of a closed scope are exactly those the full pass would find there. Only the
+  stored groups with a member in the scope (or a key the pass produces) are diffed.
+  A scope above ``max(SCOPE_MIN, SCOPE_FRACTION x catalog)`` falls back to a full pass.
+
+Write: stored groups are matched to results by ``group_key``: equal -> untouched;
+different members, keeper or status -> rewritten under the same id. A perceptual group
+whose membership changed gets a new key; it takes over the id of the stored group it
+shares most files with, so the UI's links survive a copy joining. Stored groups left
+over are deleted (fewer than two files remain). One transaction, bulk statements.
+
+Status is derived from ``duplicate_resolutions`` on every write: ``dismissed`` when a
+``not_duplicate`` decision covered every member identity (``still_dismissed``),
+``resolved`` when a ``trash`` decision did, else ``open`` (a file the user never saw
+joining is a new question). The decisions themselves are never rewritten by a pass.
+
+Concurrency: passes are serialised by the ``dedup`` lease (a second job defers itself,
+re-enqueued with a delay, instead of blocking a worker thread). The watermark a pass
+leaves is ``min(read time, start of every catalog or grouping job running then)`` minus
+``CLOCK_SLACK``: rows an in-flight job writes carry ``updated_at`` after its start, so
+they are re-read by the next pass even if committed after this one read. A scan's
+finish enqueues grouping and dedup together; a dedup job defers (up to
+``GROUPING_WAIT``) while a grouping job created before it is active, so it sees the
+versions (RAW+JPEG, edits) the scan produced. Groups changed later (a user's split or
+merge) are picked up by the next pass through ``file_groups.updated_at``; a dissolved
+file group leaves no row behind and is picked up by the next full pass.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from core import jobs, leases
+from core.config import Settings
+from core.dedup import queries as Q
+from core.dedup.groups import DupGroup, find_duplicates, member_identity, still_dismissed
+from core.dedup.perceptual import HASH_BITS, MIN_BITS, informative
+from core.models import (
+    DuplicateGroup,
+    DuplicateMember,
+    DuplicateResolution,
+    File,
+    Job,
+    new_id,
+    utcnow,
+)
+from core.paths import path_key
+
+log = logging.getLogger(__name__)
+
+LEASE = "dedup"
+LEASE_TTL = 900.0  # seconds; renewed at every phase, so only a dead holder lets it lapse
+DEFER_MS = 2000
+GROUPING_WAIT = timedelta(minutes=10)
+CLOCK_SLACK = timedelta(seconds=5)  # hosts' clocks and the gap between utcnow() and commit
+SCOPE_MIN = 50_000
+SCOPE_FRACTION = 0.25
+ACTIONS = ("trash", "not_duplicate")
+
+Progress = Callable[[str, int, int], None]
+
+
+class DedupError(ValueError):
+    """A request that cannot be applied; ``status`` is the HTTP status it maps to."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Stats:
+    mode: str = "incremental"
+    seeds: int = 0  # changed files an incremental pass started from
+    files: int = 0  # files the rules looked at
+    exact: int = 0
+    perceptual: int = 0
+    created: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated or self.deleted)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --- scope ---------------------------------------------------------------------------------
+
+
+def _informative_mask(hashes: np.ndarray) -> np.ndarray:
+    bits = np.bitwise_count(hashes)
+    return (bits >= MIN_BITS) & (bits <= HASH_BITS - MIN_BITS)
+
+
+def full_candidates(rows: Sequence[tuple[Any, ...]], threshold: int) -> list[tuple[Any, ...]]:
+    """The rows that can be in a group at all (see module doc). Linear in Python plus
+    one numba pair search over the distinct informative hashes."""
+    from core.simindex import pairs_within
+
+    sha_files: dict[str, set[tuple[Any, ...]]] = {}
+    for r in rows:
+        sha, size = r[5], r[3]
+        if sha and size > 0:
+            sha_files.setdefault(sha, set()).add((r[14], r[15]) if r[14] is not None else ("id", r[0]))
+    shared = {s for s, inodes in sha_files.items() if len(inodes) > 1}
+
+    ph_pos = [k for k, r in enumerate(rows) if r[6]]
+    keep = np.zeros(len(rows), dtype=bool)
+    if ph_pos:
+        hashes = np.array([int(rows[k][6], 16) for k in ph_pos], dtype=np.uint64)
+        mask = _informative_mask(hashes)
+        pos = np.asarray(ph_pos, dtype=np.int64)[mask]
+        uniq, inverse, counts = np.unique(hashes[mask], return_inverse=True, return_counts=True)
+        hit = counts > 1
+        if uniq.size > 1:
+            i, j, _d = pairs_within(uniq, threshold)
+            hit[i] = True
+            hit[j] = True
+        keep[pos[hit[inverse]]] = True
+    return [r for k, r in enumerate(rows) if keep[k] or (r[5] in shared and r[3] > 0)]
+
+
+def incremental_scope(session: Session, seeds: set[int], threshold: int,
+                      limit: int) -> tuple[list[tuple[Any, ...]], set[str]] | None:
+    """(rows of the closed scope, stored group ids touching it), or None above ``limit``."""
+    from core.simindex import SimilarityIndex
+
+    ids, hashes = Q.phash_table(session)
+    mask = _informative_mask(hashes)
+    index = SimilarityIndex(hashes[mask], ids[mask])
+    scope: set[int] = set()
+    rows: dict[int, tuple[Any, ...]] = {}
+    shas_done: set[str] = set()
+    groups_done: set[str] = set()
+    frontier = set(seeds)
+    while frontier:
+        new = frontier - scope
+        if not new:
+            break
+        scope |= new
+        if len(scope) > limit:
+            return None
+        fetched = Q.rows_by_ids(session, new)
+        rows.update((r[0], r) for r in fetched)
+        nxt: set[int] = set()
+        shas = {r[5] for r in fetched if r[5] and r[3] > 0} - shas_done
+        shas_done |= shas
+        nxt |= Q.ids_by_sha256(session, shas)
+        query = [int(r[6], 16) for r in fetched if r[6] and informative(r[6])]
+        if query and len(index):
+            _qi, found, _d = index.query(np.array(query, dtype=np.uint64), threshold)
+            nxt.update(int(x) for x in np.unique(found))
+        gids = Q.group_ids_with_files(session, new) - groups_done
+        groups_done |= gids
+        nxt |= Q.member_ids_of_groups(session, gids)
+        frontier = nxt - scope
+    return [rows[i] for i in sorted(rows)], groups_done
+
+
+# --- the pass ------------------------------------------------------------------------------
+
+
+def dedupe(session: Session, settings: Settings, *, since: datetime | None,
+           progress: Progress | None = None) -> Stats:
+    """One dedup pass (``since=None``: full). Writes the difference; does not commit."""
+    threshold = settings.phash_threshold
+    stats = Stats(mode="full" if since is None else "incremental")
+    note = progress or (lambda phase, done, total: None)
+    rows: list[tuple[Any, ...]] | None = None
+    touched: set[str] | None = None
+    if since is not None:
+        seeds = Q.changed_file_ids(session, since)
+        stats.seeds = len(seeds)
+        if not seeds:
+            return stats
+        limit = max(SCOPE_MIN, int(SCOPE_FRACTION * _present_count(session)))
+        found = incremental_scope(session, seeds, threshold, limit)
+        if found is None:
+            stats.mode = "full (scope too large)"
+        else:
+            rows, touched = found
+    if rows is None:
+        rows = full_candidates(Q.all_present_rows(session), threshold)
+    note("cluster", 0, len(rows))
+    records = [Q.record(r) for r in rows]
+    stats.files = len(records)
+    same = Q.file_group_of(session, [r.id for r in records])
+    colour_of = {r.id: r.colour for r in records if r.colour}
+    groups = find_duplicates(
+        records, threshold=threshold, same_group=same,
+        format_preference=settings.format_preference,
+        preferred_folders=settings.preferred_folders, colour_of=colour_of,
+    )  # fmt: skip
+    note("write", len(records) // 2, len(records))
+    stored = Q.stored_groups(session, touched)  # None: every stored group
+    extra = {g.key for g in groups if g.key not in stored}
+    if extra:
+        stored.update(Q.stored_groups(session, Q.group_ids_with_keys(session, extra)))
+    _write(session, groups, stored, Q.decisions(session), stats)
+    stats.exact = sum(1 for g in groups if g.type == "exact")
+    stats.perceptual = len(groups) - stats.exact
+    note("write", len(records), len(records))
+    return stats
+
+
+def _present_count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(File).where(File.status == "present")) or 0)
+
+
+def status_of(group: DupGroup, decisions: Iterable[Q.Decision]) -> str:
+    decisions = list(decisions)
+    if still_dismissed(group, [d.identities for d in decisions if d.action == "not_duplicate"]):
+        return "dismissed"
+    if still_dismissed(group, [d.identities for d in decisions if d.action == "trash"]):
+        return "resolved"
+    return "open"
+
+
+def _sig(g: DupGroup) -> list[tuple[int, str, str | None, str | None, float, int]]:
+    return sorted(
+        (m.file_id, m.path, m.sha256, m.phash, round(m.similarity_score, 6), m.size)
+        for m in g.members
+    )
+
+
+def _stored_sig(s: Q.StoredGroup) -> list[tuple[int, str, str | None, str | None, float, int]]:
+    return sorted((fid, p, sha, ph, round(score, 6), size) for fid, p, sha, ph, score, size in s.members)
+
+
+def _write(session: Session, groups: list[DupGroup], stored: dict[str, Q.StoredGroup],
+           decisions: list[Q.Decision], stats: Stats) -> None:
+    now = utcnow()
+    rewrite: list[tuple[str, DupGroup, str]] = []  # (group id, result, status)
+    fresh: list[tuple[DupGroup, str]] = []
+    for g in groups:
+        status = status_of(g, decisions)
+        old = stored.pop(g.key, None)
+        if old is None:
+            fresh.append((g, status))
+            continue
+        same = (
+            old.type == g.type and old.status == status
+            and round(old.similarity, 6) == round(g.similarity_score, 6)
+            and old.keeper_id == g.keeper_id and old.keeper_reason == g.keeper_rule
+            and old.reclaimable == g.reclaimable_bytes and _stored_sig(old) == _sig(g)
+        )  # fmt: skip
+        if same:
+            stats.unchanged += 1
+        else:
+            rewrite.append((old.id, g, status))
+    # A perceptual group whose membership changed has a new key: keep the id of the
+    # stored group it shares most files with (each stored id is taken over once).
+    owner: dict[int, Q.StoredGroup] = {}
+    for s in stored.values():
+        if s.type == "perceptual":
+            for m in s.members:
+                owner.setdefault(m[0], s)
+    inserts: list[tuple[DupGroup, str]] = []
+    for g, status in fresh:
+        votes: dict[str, int] = {}
+        if g.type == "perceptual":
+            for m in g.members:
+                s = owner.get(m.file_id)
+                if s is not None and s.key in stored:
+                    votes[s.key] = votes.get(s.key, 0) + 1
+        if votes:
+            key = max(sorted(votes), key=lambda k: votes[k])
+            old = stored.pop(key)
+            rewrite.append((old.id, g, status))
+        else:
+            inserts.append((g, status))
+    gone = [s.id for s in stored.values()]
+
+    for chunk in Q.chunks(gone + [gid for gid, _g, _s in rewrite]):
+        session.execute(delete(DuplicateMember).where(DuplicateMember.group_id.in_(chunk)))
+    for chunk in Q.chunks(gone):
+        session.execute(delete(DuplicateGroup).where(DuplicateGroup.group_id.in_(chunk)))
+    for gid, g, status in rewrite:
+        session.execute(
+            update(DuplicateGroup).where(DuplicateGroup.group_id == gid).values(
+                group_key=g.key, duplicate_type=g.type, status=status,
+                similarity=g.similarity_score, keeper_file_id=g.keeper_id,
+                keeper_reason=g.keeper_rule[:32], reclaimable_bytes=g.reclaimable_bytes,
+                updated_at=now,
+            )
+        )  # fmt: skip
+    new_rows: list[dict[str, Any]] = []
+    members: list[dict[str, Any]] = []
+    for g, status in inserts:
+        gid = new_id()
+        new_rows.append(dict(
+            group_id=gid, duplicate_type=g.type, group_key=g.key, status=status,
+            similarity=g.similarity_score, keeper_file_id=g.keeper_id,
+            keeper_reason=g.keeper_rule[:32], reclaimable_bytes=g.reclaimable_bytes,
+            created_at=now, updated_at=now,
+        ))  # fmt: skip
+        members.extend(_member_rows(gid, g))
+    for gid, g, _status in rewrite:
+        members.extend(_member_rows(gid, g))
+    for chunk in Q.chunks(new_rows):
+        session.execute(insert(DuplicateGroup), list(chunk))
+    for chunk in Q.chunks(members, 5000):
+        session.execute(insert(DuplicateMember), list(chunk))
+    stats.created += len(inserts)
+    stats.updated += len(rewrite)
+    stats.deleted += len(gone)
+
+
+def _member_rows(gid: str, g: DupGroup) -> list[dict[str, Any]]:
+    return [
+        dict(group_id=gid, file_id=m.file_id, file_path=m.path, file_hash=m.sha256,
+             perceptual_hash=m.phash, similarity_score=m.similarity_score, file_size=m.size)
+        for m in g.members
+    ]  # fmt: skip
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+def _previous_watermark(session: Session) -> datetime | None:
+    for summary in session.scalars(
+        select(Job.summary).where(Job.kind == "dedup", Job.state == "done",
+                                  Job.summary.is_not(None))
+        .order_by(Job.finished_at.desc()).limit(20)
+    ):  # fmt: skip
+        try:
+            mark = json.loads(summary).get("watermark")
+        except (ValueError, AttributeError):
+            continue
+        if mark:
+            return datetime.fromisoformat(mark)
+    return None
+
+
+def _next_watermark(session: Session, read_at: datetime) -> datetime:
+    starts = session.scalars(
+        select(Job.started_at).where(Job.kind.in_(("scan", "group")), Job.state == "running",
+                                     Job.started_at.is_not(None))
+    )  # fmt: skip
+    return min([read_at, *starts]) - CLOCK_SLACK
+
+
+def _grouping_pending(session: Session, job: Job) -> bool:
+    """A grouping job created with (or before) this one is still queued or running."""
+    if utcnow() - job.created_at > GROUPING_WAIT:
+        return False
+    q = select(Job.id).where(Job.kind == "group", Job.state.in_(jobs.ACTIVE_STATES),
+                             Job.created_at <= job.created_at)
+    if job.root_id is not None:
+        q = q.where(Job.root_id == job.root_id)
+    return session.scalar(q.limit(1)) is not None
+
+
+def _default_defer(job_id: str, delay_ms: int) -> None:
+    import dramatiq
+
+    jobs.enqueue(dramatiq.get_broker(), "dedup_run", job_id, delay_ms=delay_ms)
+
+
+def run_job(session: Session, job_id: str, settings: Settings,
+            defer: Callable[[str, int], None] | None = None) -> bool:
+    """The ``dedup_run`` actor's body: one pass with the job row as progress.
+
+    A job waits (re-enqueued after ``DEFER_MS``, never blocking a worker thread) while
+    grouping of the same scan runs or another pass holds the lease. A redelivered
+    message for a finished job does nothing. Returns whether any group changed.
+    """
+    defer = defer or _default_defer
+    job = session.get(Job, job_id)
+    if job is None or job.state not in jobs.ACTIVE_STATES:
+        return False
+    if _grouping_pending(session, job):
+        job.phase = "wait"
+        session.commit()
+        defer(job_id, DEFER_MS)
+        return False
+    holder = f"{job_id}:{uuid.uuid4().hex[:8]}"
+    if not leases.acquire(session, LEASE, holder, LEASE_TTL):
+        session.commit()
+        defer(job_id, DEFER_MS)
+        return False
+    session.commit()
+    try:
+        return _run_locked(session, job_id, settings, holder)
+    except BaseException:
+        session.rollback()
+        leases.release(session, LEASE, holder)
+        session.commit()
+        raise
+
+
+def _run_locked(session: Session, job_id: str, settings: Settings, holder: str) -> bool:
+    job = session.get(Job, job_id)
+    session.refresh(job)  # type: ignore[arg-type]
+    if job is None or job.state not in jobs.ACTIVE_STATES:
+        leases.release(session, LEASE, holder)
+        session.commit()
+        return False
+    jobs.mark_running(session, job_id)
+    job.phase = "scope"
+    job.done = 0
+    session.commit()
+    since = None if job.full else _previous_watermark(session)
+    read_at = utcnow()
+    watermark = _next_watermark(session, read_at)
+
+    def progress(phase: str, done: int, total: int) -> None:
+        session.execute(update(Job).where(Job.id == job_id).values(
+            phase=phase, done=done, total=total, updated_at=utcnow()))
+        session.commit()
+        leases.acquire(session, LEASE, holder, LEASE_TTL)
+        session.commit()
+
+    stats = dedupe(session, settings, since=since, progress=progress)
+    summary = {**stats.as_dict(), "watermark": watermark.isoformat()}
+    session.execute(update(Job).where(Job.id == job_id).values(
+        phase="done", total=stats.files, done=stats.files))
+    jobs.finish_job(session, job_id, "done", summary=summary)
+    leases.release(session, LEASE, holder)
+    session.commit()
+    log.info("dedup job %s: %s", job_id, summary)
+    return stats.changed
+
+
+def start_run(session: Session, *, full: bool, trigger: str = "api") -> tuple[Job, bool]:
+    """A dedup job to enqueue, or the queued one that already covers the request."""
+    q = select(Job).where(Job.kind == "dedup", Job.state == "queued")
+    if full:
+        q = q.where(Job.full.is_(True))
+    existing = session.scalars(q.order_by(Job.created_at)).first()
+    if existing is not None:
+        return existing, False
+    job = Job(kind="dedup", trigger=trigger, full=full, state="queued")
+    session.add(job)
+    session.flush()
+    return job, True
+
+
+# --- decisions -----------------------------------------------------------------------------
+
+
+def _identities(session: Session, group: DuplicateGroup) -> list[str]:
+    """The identities a decision on this group covers (see core.dedup.groups)."""
+    rows = session.execute(
+        select(DuplicateMember.file_path, DuplicateMember.file_hash)
+        .where(DuplicateMember.group_id == group.group_id)
+    ).all()  # fmt: skip
+    if group.duplicate_type == "exact":
+        return sorted(path_key(p) for p, _ in rows)
+    exact_keys: set[str] = set()
+    shas = [s for _, s in rows if s]
+    if shas:
+        exact_keys = {
+            k for (k,) in session.execute(
+                select(DuplicateGroup.group_key).where(
+                    DuplicateGroup.group_key.in_(shas), DuplicateGroup.duplicate_type == "exact")
+            )
+        }  # fmt: skip
+    out = []
+    for path, sha in rows:
+        x = sha if sha in exact_keys else None
+        out.append(f"sha256:{x}" if x else path_key(path))
+    return sorted(out)
+
+
+def record_resolution(session: Session, group_id: str, keep: Sequence[str], action: str
+                      ) -> DuplicateResolution:
+    """Record the user's decision on an open group; the caller commits.
+
+    ``trash``: ``keep`` names the members that stay (at least one); the gateway moves the
+    others to Immich's trash - this service never touches a library file.
+    ``not_duplicate``: the members are different pictures; the group stays dismissed
+    across rescans while no new file joins it.
+    """
+    if action not in ACTIONS:
+        raise DedupError(f"action must be one of {', '.join(ACTIONS)}, got {action!r}")
+    group = session.get(DuplicateGroup, group_id, with_for_update=True)
+    if group is None:
+        raise DedupError(f"no duplicate group {group_id}", 404)
+    if group.status != "open":
+        raise DedupError(f"duplicate group {group_id} is already {group.status}", 409)
+    paths = list(session.scalars(
+        select(DuplicateMember.file_path).where(DuplicateMember.group_id == group_id)))
+    unknown = [p for p in keep if p not in set(paths)]
+    if unknown:
+        raise DedupError("keep names files outside this group: " + ", ".join(unknown[:5]))
+    if action == "trash" and not keep:
+        raise DedupError("keep must name at least one member to keep")
+    res = DuplicateResolution(
+        group_key=group.group_key, group_id=group_id, action=action,
+        keep=json.dumps(list(dict.fromkeys(keep))),
+        members=json.dumps(_identities(session, group)),
+    )  # fmt: skip
+    session.add(res)
+    group.status = "dismissed" if action == "not_duplicate" else "resolved"
+    group.updated_at = utcnow()
+    session.flush()
+    return res
+
+
+def reopen(session: Session, group_id: str) -> int:
+    """Withdraw the decisions covering this group (it becomes open). Returns how many."""
+    group = session.get(DuplicateGroup, group_id, with_for_update=True)
+    if group is None:
+        raise DedupError(f"no duplicate group {group_id}", 404)
+    if group.status == "open":
+        raise DedupError(f"duplicate group {group_id} is open: there is no decision to withdraw",
+                         409)
+    idents = set(_identities(session, group))
+    gone = []
+    for rid, key, members in session.execute(
+        select(DuplicateResolution.id, DuplicateResolution.group_key, DuplicateResolution.members)
+    ):
+        try:
+            covered = idents <= set(json.loads(members or "[]"))
+        except ValueError:
+            covered = False
+        if key == group.group_key or covered:
+            gone.append(rid)
+    for chunk in Q.chunks(gone):
+        session.execute(delete(DuplicateResolution).where(DuplicateResolution.id.in_(chunk)))
+    group.status = "open"
+    group.updated_at = utcnow()
+    session.flush()
+    return len(gone)
+
+
+__all__ = [
+    "DedupError", "Stats", "dedupe", "full_candidates", "incremental_scope", "member_identity",
+    "record_resolution", "reopen", "run_job", "start_run", "status_of",
+]
