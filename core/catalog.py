@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from core import jobs
@@ -326,7 +326,11 @@ def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -
 def _catalog_items(session: Session, root: Root, items: list[dict[str, Any]], settings: Settings,
                    outcome: BatchOutcome) -> None:
     keys = [path_key(i["path"]) for i in items]
-    existing = {f.path_key: f for f in session.scalars(select(File).where(File.path_key.in_(keys)))}
+    existing = {
+        k: i for k, i in session.execute(select(File.path_key, File.id).where(File.path_key.in_(keys)))
+    }
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for key, item in zip(keys, items, strict=True):
         path = item["path"]
         try:
@@ -337,10 +341,8 @@ def _catalog_items(session: Session, root: Root, items: list[dict[str, Any]], se
             outcome.errors.append((path, reason))
             outcome.failed += 1
             outcome.done += 1
-            row = existing.get(key)
-            if row is not None and isinstance(exc, FileNotFoundError):
-                row.status = "missing"
-                row.updated_at = utcnow()
+            if key in existing and isinstance(exc, FileNotFoundError):
+                updates.append({"id": existing[key], "status": "missing", "updated_at": utcnow()})
             continue
         facts = inspect_file(path, full_hash=False, quick_hash=bool(item.get("quick")),
                              max_pixels=settings.max_image_pixels)
@@ -349,26 +351,34 @@ def _catalog_items(session: Session, root: Root, items: list[dict[str, Any]], se
         if facts.error:
             outcome.failed += 1
             outcome.errors.append((path, facts.error))
-        _upsert(session, existing.get(key), root, key, path, st, facts)
+        values = _row_values(root, key, path, st, facts)
+        if key in existing:
+            updates.append({"id": existing[key], **values})
+        else:
+            inserts.append(values)
+    # Bulk statements: one INSERT and one UPDATE (executemany) per batch, no ORM objects.
+    table = File.__table__
+    conn = session.connection()
+    if inserts:
+        conn.execute(insert(table), inserts)
+    for row in updates:  # rare: changed files; each may set a different set of columns
+        fid = row.pop("id")
+        row.pop("first_seen")
+        conn.execute(update(table).where(table.c.id == fid).values(**row))
 
 
-def _upsert(session: Session, row: File | None, root: Root, key: str, path: str,
-            st: os.stat_result, facts: FileFacts) -> None:
-    values = dict(
-        root_id=root.id, path=path, path_key=key, dir_key=dir_key(path), size=st.st_size,
+def _row_values(root: Root, key: str, path: str, st: os.stat_result, facts: FileFacts) -> dict[str, Any]:
+    now = utcnow()
+    return dict(
+        first_seen=now, root_id=root.id, path=path, path_key=key, dir_key=dir_key(path), size=st.st_size,
         mtime_ns=st.st_mtime_ns, device=st.st_dev, inode=st.st_ino, kind=facts.kind,
         format=facts.format, sha256=facts.sha256, sha1=facts.sha1, quick=facts.quick,
         phash=facts.phash, colour=facts.colour, taken_at=facts.taken_at, taken_offset=facts.taken_offset,
         make=_clip(facts.make), model=_clip(facts.model), serial=_clip(facts.serial),
         width=facts.width, height=facts.height, orientation=facts.orientation,
         content_id=_clip(facts.content_id), error=facts.error, warning=facts.warning,
-        status="present", updated_at=utcnow(),
+        status="present", updated_at=now,
     )
-    if row is None:
-        session.add(File(**values))
-    else:
-        for name, value in values.items():
-            setattr(row, name, value)
 
 
 def _clip(text: str | None, n: int = 128) -> str | None:

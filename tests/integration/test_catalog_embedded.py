@@ -175,3 +175,32 @@ def test_starting_a_scan_twice_returns_the_running_job(embedded_settings, librar
         first, created1 = jobs.start_job(s, "scan", root=root)
         second, created2 = jobs.start_job(s, "scan", root=root)
     assert created1 and not created2 and first.id == second.id
+
+
+def test_cancelled_job_stops_counting(embedded_settings, library):
+    from core import catalog, jobs
+    from core.db import migrate, session_scope
+    from workers import runtime
+
+    for i in range(20):
+        write_jpeg(library / f"p{i}.jpg", i)
+    migrate(embedded_settings.database_url)
+    runtime.configure(embedded_settings)
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        job, _ = jobs.start_job(s, "scan", root=root)
+        catalog.plan_scan(s, job.id, embedded_settings)
+        job_id = job.id
+    with session_scope(runtime.engine()) as s:
+        assert catalog.process_batch(s, job_id, 0, embedded_settings) == (True, False)
+        cancelled = jobs.cancel_job(s, job_id)
+        assert cancelled.state == "cancelled" and cancelled.finished_at is not None
+    with session_scope(runtime.engine()) as s:
+        # The remaining batches see the state and do nothing; no new scan phase starts
+        assert catalog.process_batch(s, job_id, 1, embedded_settings) == (False, False)
+        assert catalog.advance(s, job_id, "catalog", embedded_settings) is None
+        view = jobs.job_view(s.get(jobs.Job, job_id))
+        assert view["state"] == "cancelled" and view["done"] == 8 and view["total"] == 20
+        # And a new scan of the root can start
+        again, created = jobs.start_job(s, "scan", root=s.get(jobs.Root, view and root.id))
+        assert created and again.id != job_id
