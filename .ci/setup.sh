@@ -24,14 +24,23 @@ if [ "$want" = dev ]; then
   # System tools the tests use: docker-compose (config check only; no engine here).
   missing=()
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+  # Debian's Chromium for the browser tests (Playwright's own browser download fails here).
+  [ -x /usr/bin/chromium ] || missing+=(chromium)
   if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null 2>&1 || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || \
       echo "setup: could not install ${missing[*]}; the tests that need them will say so" >&2
   fi
-  if [ -f tests/sdk/package.json ] && command -v npm >/dev/null 2>&1; then
-    if [ ! -d tests/sdk/node_modules ] || [ tests/sdk/package-lock.json -nt tests/sdk/node_modules ]; then
-      (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
+  # Node packages: the UI, the @immich/sdk check, the browser driver (playwright-core).
+  if command -v npm >/dev/null 2>&1; then
+    for dir in ui tests/sdk tests/e2e; do
+      [ -f "$dir/package-lock.json" ] || continue
+      if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) && touch "$dir/node_modules"
+      fi
+    done
+    if [ -f ui/package.json ]; then
+      (cd ui && npm run build --silent >/dev/null)
     fi
   fi
 fi
