@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, distinct, func, select, true
+from sqlalchemy import and_, func, select, true
 from sqlalchemy.orm import Session
 
 from core.models import (
@@ -388,10 +388,11 @@ def stats(session: Session) -> dict[str, Any]:
     # A file can be a non-keeper of an exact group and of a perceptual one (as the
     # representative of its copies): the total counts each file once.
     sub = (
-        select(distinct(DuplicateMember.file_id).label("fid"), DuplicateMember.file_size.label("size"))
+        select(DuplicateMember.file_id.label("fid"), DuplicateMember.file_size.label("size"))
         .join(DuplicateGroup, DuplicateGroup.group_id == DuplicateMember.group_id)
         .where(DuplicateGroup.status == "open",
                DuplicateMember.file_id != func.coalesce(DuplicateGroup.keeper_file_id, -1))
+        .distinct()
         .subquery()
     )  # fmt: skip
     total_bytes = int(session.scalar(select(func.coalesce(func.sum(sub.c.size), 0))) or 0)

@@ -1,0 +1,364 @@
+"""The dedup API (port 8001): duplicate groups, decisions, statistics, file lookup, runs.
+
+Paths are absolute, as the library is mounted for Twinlens (``TWINLENS_PATH_MAP`` maps
+Immich's paths to these). Names that are not UTF-8 travel as JSON ``\\udcXX`` escapes.
+This service never touches a library file: the gateway carries out ``trash`` through
+Immich (recoverable) and then records the decision here.
+
+A full dedup pass is started with ``POST /dedup/runs {"full": true}``; ``POST /scans``
+(shared with the grouping API) starts a catalog scan, whose finish runs an incremental
+dedup pass over what changed.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from api.common import (
+    ApiError,
+    broker,
+    choice_arg,
+    confined_path,
+    db,
+    float_arg,
+    json_body,
+    paging,
+    settings,
+)
+from api.jobs import view as job_view
+from core import dataversion, jobs
+from core.dedup import queries as Q
+from core.dedup import service
+
+bp = Blueprint("dedup", __name__)
+
+MAX_LOOKUP = 1000
+MAX_KEEP = 10_000
+TYPES = ("exact", "perceptual")
+_SHA1 = re.compile(r"[0-9a-fA-F]{40}")
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() + "Z" if value is not None else None
+
+
+def member_json(m: Q.MemberView) -> dict[str, Any]:
+    return {
+        "path": m.path,
+        "file_id": m.file_id,
+        "size": m.size,
+        "width": m.width,
+        "height": m.height,
+        "taken_at": (m.taken_at.isoformat() + (m.taken_offset or "")) if m.taken_at else None,
+        "make": m.make,
+        "model": m.model,
+        "similarity": round(m.similarity, 4),
+        "sha1": m.sha1,
+        "kind": m.kind,
+        "format": m.format,
+        "exact_group": m.exact_group,
+        "missing": m.file_status != "present",
+    }
+
+
+def dup_json(v: Q.DupView) -> dict[str, Any]:
+    return {
+        "id": v.id,
+        "type": v.type,
+        "status": v.status,
+        "similarity": round(v.similarity, 4),
+        "keep": v.keep,
+        "keep_reason": v.keeper_reason,
+        "reclaimable_bytes": v.reclaimable,
+        "members": [member_json(m) for m in v.members],
+        "resolution": v.resolution,
+        "created_at": _iso(v.created_at),
+        "updated_at": _iso(v.updated_at),
+    }
+
+
+def _one(group_id: str) -> dict[str, Any]:
+    views = Q.dup_views(db(), [group_id])
+    if not views:
+        raise ApiError(404, f"no duplicate group {group_id}")
+    return dup_json(views[0])
+
+
+def _fields(body: dict[str, Any], allowed: set[str]) -> None:
+    unknown = set(body) - allowed
+    if unknown:
+        raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+
+
+def _str_list(body: dict[str, Any], name: str, *, required: bool = False) -> list[str]:
+    raw = body.get(name)
+    if raw is None:
+        if required:
+            raise ApiError(400, f"{name} is required")
+        return []
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        raise ApiError(400, f"{name} must be a list of non-empty strings")
+    return raw
+
+
+@bp.get("/duplicates")
+def list_duplicates() -> Any:
+    page, size = paging()
+    dup_type = choice_arg("type", TYPES)
+    status = choice_arg("status", Q.STATUSES)
+    min_sim = float_arg("min_similarity", None, 0.0, 1.0)
+    session = db()
+    ids, total = Q.list_group_ids(session, dup_type=dup_type, status=status,
+                                  min_similarity=min_sim, limit=size, offset=(page - 1) * size)
+    return jsonify(items=[dup_json(v) for v in Q.dup_views(session, ids)], page=page, size=size,
+                   total=total)
+
+
+@bp.get("/duplicates/<group_id>")
+def get_duplicate(group_id: str) -> Any:
+    return jsonify(_one(group_id))
+
+
+def _decided(group_id: str) -> Any:
+    db().commit()
+    dataversion.bump(settings().cache_url)
+    return jsonify(_one(group_id))
+
+
+@bp.post("/duplicates/<group_id>/resolution")
+def resolve(group_id: str) -> Any:
+    body = json_body(required=True)
+    _fields(body, {"keep", "action"})
+    action = body.get("action")
+    if not isinstance(action, str):
+        raise ApiError(400, f"action is required: one of {', '.join(service.ACTIONS)}")
+    keep = _str_list(body, "keep")
+    if len(keep) > MAX_KEEP:
+        raise ApiError(400, f"keep may name at most {MAX_KEEP} files")
+    try:
+        service.record_resolution(db(), group_id, keep, action)
+    except service.DedupError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    return _decided(group_id)
+
+
+@bp.delete("/duplicates/<group_id>/resolution")
+def withdraw(group_id: str) -> Any:
+    try:
+        service.reopen(db(), group_id)
+    except service.DedupError as exc:
+        raise ApiError(exc.status, str(exc)) from None
+    return _decided(group_id)
+
+
+@bp.get("/stats")
+def stats() -> Any:
+    return jsonify(Q.stats(db()))
+
+
+@bp.post("/duplicates/lookup")
+def lookup() -> Any:
+    body = json_body(required=True)
+    _fields(body, {"paths", "sha1"})
+    paths = _str_list(body, "paths")
+    sha1s = _str_list(body, "sha1")
+    if not paths and not sha1s:
+        raise ApiError(400, "give paths or sha1 (or both)")
+    if len(paths) + len(sha1s) > MAX_LOOKUP:
+        raise ApiError(400, f"at most {MAX_LOOKUP} paths and checksums per request")
+    bad = next((s for s in sha1s if not _SHA1.fullmatch(s)), None)
+    if bad is not None:
+        raise ApiError(400, f"sha1 values must be 40 hex digits, got {bad[:60]!r}")
+    resolved = [confined_path(p, "paths[]") for p in paths]
+    session = db()
+    files = Q.lookup_files(session, resolved, sha1s)
+    groups = Q.groups_of_files(session, [f.id for f in files])
+    wanted = sorted({gid for gs in groups.values() for gid, _t in gs})
+    views = {v.id: dup_json(v) for v in Q.dup_views(session, wanted)}
+    out = []
+    for f in files:
+        gids = [gid for gid, _t in groups.get(f.id, []) if gid in views]
+        out.append({
+            "path": f.path, "sha1": f.sha1, "size": f.size, "kind": f.kind,
+            # Byte-identical copies first: the strongest statement about this file.
+            "duplicate": views[gids[0]] if gids else None,
+            "duplicate_ids": gids,
+        })  # fmt: skip
+    return jsonify(files=out)
+
+
+@bp.post("/dedup/runs")
+def start_run() -> Any:
+    body = json_body()
+    _fields(body, {"full"})
+    full = body.get("full", True)
+    if not isinstance(full, bool):
+        raise ApiError(400, "full must be true or false")
+    session = db()
+    job, created = service.start_run(session, full=full)
+    session.commit()
+    if created:
+        jobs.enqueue(broker(), "dedup_run", job.id)
+    return jsonify(job_view(job)), 202 if created else 200
+
+
+# --- OpenAPI --------------------------------------------------------------------------------
+
+_DUP_REF = {"$ref": "#/components/schemas/Duplicate"}
+_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+_BAD = {"$ref": "#/components/responses/BadRequest"}
+_NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
+_CONFLICT = {"description": "the group's state does not allow this (already decided, or open)",
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_NULLABLE_STR = {"type": ["string", "null"]}
+_NULLABLE_INT = {"type": ["integer", "null"]}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+OPENAPI_SCHEMAS: dict[str, Any] = {
+    "DuplicateMember": {
+        "type": "object",
+        "required": ["path", "file_id", "size", "similarity"],
+        "properties": {
+            "path": {"type": "string"},
+            "file_id": {"type": "integer"},
+            "size": {"type": "integer"},
+            "width": _NULLABLE_INT,
+            "height": _NULLABLE_INT,
+            "taken_at": {"type": ["string", "null"],
+                         "description": "EXIF capture time (wall clock), with its offset when known"},
+            "make": _NULLABLE_STR,
+            "model": _NULLABLE_STR,
+            "similarity": {"type": "number", "minimum": 0, "maximum": 1,
+                           "description": "1 - pHash distance/64 to the suggested keeper (1.0 for exact)"},
+            "sha1": _NULLABLE_STR,
+            "kind": {"type": ["string", "null"], "enum": ["raw", "image", "video", "sidecar", "other", None]},
+            "format": _NULLABLE_STR,
+            "exact_group": {"type": ["string", "null"],
+                            "description": "perceptual groups: the exact group this member stands for"},
+            "missing": {"type": "boolean", "description": "the file is no longer on disk"},
+        },
+    },
+    "Duplicate": {
+        "type": "object",
+        "required": ["id", "type", "status", "similarity", "keep", "keep_reason",
+                     "reclaimable_bytes", "members", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "type": {"type": "string", "enum": list(TYPES)},
+            "status": {"type": "string", "enum": list(Q.STATUSES)},
+            "similarity": {"type": "number", "description": "the least similar pair"},
+            "keep": {"type": ["string", "null"], "description": "path of the suggested keeper"},
+            "keep_reason": {"type": ["string", "null"],
+                            "description": "rule that chose it: resolution, size, format, "
+                                           "capture_time, folder or 'tie: path'"},
+            "reclaimable_bytes": {"type": "integer"},
+            "members": {"type": "array", "items": {"$ref": "#/components/schemas/DuplicateMember"}},
+            "resolution": {"type": ["object", "null"], "properties": {
+                "action": {"type": "string", "enum": list(service.ACTIONS)},
+                "keep": {"type": "array", "items": {"type": "string"}},
+                "created_at": {"type": "string"}}},
+            "created_at": {"type": "string"},
+            "updated_at": {"type": "string"},
+        },
+    },
+    "DuplicatePage": {
+        "type": "object",
+        "required": ["items", "page", "size", "total"],
+        "properties": {"items": {"type": "array", "items": _DUP_REF}, "page": {"type": "integer"},
+                       "size": {"type": "integer"}, "total": {"type": "integer"}},
+    },
+    "DuplicateStats": {
+        "type": "object",
+        "properties": {
+            "groups": {"type": "integer"}, "open": {"type": "integer"},
+            "reclaimable_bytes": {"type": "integer",
+                                  "description": "bytes freed by resolving every open group "
+                                                 "as suggested (each file counted once)"},
+            "by_type": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "by_status": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "reclaimable": {"type": "object", "properties": {
+                "exact_bytes": {"type": "integer"}, "perceptual_bytes": {"type": "integer"}}},
+        },
+    },
+    "DuplicateLookupFile": {
+        "type": "object",
+        "properties": {"path": {"type": "string"}, "sha1": {"type": ["string", "null"]},
+                       "size": {"type": "integer"}, "kind": {"type": "string"},
+                       "duplicate": {"oneOf": [_DUP_REF, {"type": "null"}]},
+                       "duplicate_ids": {"type": "array", "items": {"type": "string"}}},
+    },
+}
+
+OPENAPI_PATHS: dict[str, Any] = {
+    "/duplicates": {"get": {
+        "summary": "Duplicate groups, most reclaimable bytes first",
+        "parameters": [
+            {"name": "type", "in": "query", "schema": {"type": "string", "enum": list(TYPES)}},
+            {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(Q.STATUSES)}},
+            {"name": "min_similarity", "in": "query",
+             "schema": {"type": "number", "minimum": 0, "maximum": 1}},
+            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+            {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+        ],
+        "responses": {"200": {"description": "a page of groups",
+                              "content": _json({"$ref": "#/components/schemas/DuplicatePage"})},
+                      "400": _BAD}}},
+    "/duplicates/{id}": {"get": {
+        "summary": "One duplicate group with its members and the suggested keeper",
+        "parameters": [_ID],
+        "responses": {"200": {"description": "the group", "content": _json(_DUP_REF)},
+                      "404": _NOT_FOUND}}},
+    "/duplicates/{id}/resolution": {
+        "post": {
+            "summary": "Record the user's decision on an open group (files are not touched)",
+            "parameters": [_ID],
+            "requestBody": {"required": True, "content": _json({
+                "type": "object", "required": ["action"],
+                "properties": {
+                    "action": {"type": "string", "enum": list(service.ACTIONS)},
+                    "keep": {"type": "array", "items": {"type": "string"},
+                             "description": "member paths that stay; trash needs at least one"}}})},
+            "responses": {"200": {"description": "the group, resolved or dismissed",
+                                  "content": _json(_DUP_REF)},
+                          "400": _BAD, "404": _NOT_FOUND, "409": _CONFLICT}},
+        "delete": {
+            "summary": "Withdraw the decision: the group is open again",
+            "parameters": [_ID],
+            "responses": {"200": {"description": "the group, open", "content": _json(_DUP_REF)},
+                          "404": _NOT_FOUND, "409": _CONFLICT}},
+    },
+    "/stats": {"get": {
+        "summary": "Counts by type and status, reclaimable bytes",
+        "responses": {"200": {"description": "statistics",
+                              "content": _json({"$ref": "#/components/schemas/DuplicateStats"})}}}},
+    "/duplicates/lookup": {"post": {
+        "summary": "Files by path or SHA-1 (up to 1000 in all), each with its duplicate group",
+        "requestBody": {"required": True, "content": _json({
+            "type": "object",
+            "properties": {"paths": {"type": "array", "items": {"type": "string"}},
+                           "sha1": {"type": "array",
+                                    "items": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"}}}})},
+        "responses": {"200": {"description": "the files found (unknown ones are left out); "
+                                             "duplicate is the exact group if the file has one",
+                              "content": _json({"type": "object", "properties": {"files": {
+                                  "type": "array",
+                                  "items": {"$ref": "#/components/schemas/DuplicateLookupFile"}}}})},
+                      "400": _BAD}}},
+    "/dedup/runs": {"post": {
+        "summary": "Start a dedup pass over the catalog (full by default; no files are read)",
+        "requestBody": {"content": _json({"type": "object", "properties": {
+            "full": {"type": "boolean", "default": True,
+                     "description": "false: only what changed since the last pass"}}})},
+        "responses": {"202": {"description": "pass started",
+                              "content": _json({"$ref": "#/components/schemas/Job"})},
+                      "200": {"description": "an equivalent pass is already queued; that job",
+                              "content": _json({"$ref": "#/components/schemas/Job"})},
+                      "400": _BAD}}},
+}

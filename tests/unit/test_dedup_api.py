@@ -1,0 +1,431 @@
+"""The dedup API (port 8001) through Flask's test client, on an embedded SQLite catalog.
+
+Catalog rows are written directly (no image decoding), then a real dedup pass
+(core.dedup.service.dedupe) fills the duplicate tables the API serves.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+
+import api
+from core.config import Settings, load_settings
+from core.db import engine_for, migrate, session_scope
+from core.dedup import service
+from core.models import DuplicateGroup, DuplicateResolution, File, Job, Root
+from core.paths import dir_key, path_key
+
+TOKEN = "unit-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+_inode = itertools.count(1000)
+
+
+class RecordingBroker:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, tuple[Any, ...]]] = []
+
+    def declare_queue(self, name: str) -> None:
+        pass
+
+    def enqueue(self, message: Any, delay: int | None = None) -> Any:
+        self.messages.append((message.actor_name, tuple(message.args)))
+        return message
+
+
+def rand_hash(rng: random.Random) -> int:
+    bits = rng.sample(range(64), 32)
+    return sum(1 << b for b in bits)
+
+
+def flip(h: int, n: int, rng: random.Random) -> int:
+    for b in rng.sample(range(64), n):
+        h ^= 1 << b
+    return h
+
+
+class Catalog:
+    def __init__(self, settings: Settings, lib: Path) -> None:
+        self.settings = settings
+        self.lib = lib
+        self.engine = engine_for(settings.database_url)
+        with session_scope(self.engine) as s:
+            root = Root(path=str(lib), path_key=path_key(str(lib)))
+            s.add(root)
+            s.flush()
+            self.root_id = root.id
+
+    def add(self, rel: str, *, size: int = 1000, sha: str | None = None, phash: int | None = None,
+            width: int = 400, height: int = 300, fmt: str = "jpeg", sha1: str | None = None,
+            taken: datetime | None = None) -> int:
+        path = str(self.lib / rel)
+        with session_scope(self.engine) as s:
+            f = File(root_id=self.root_id, path=path, path_key=path_key(path), dir_key=dir_key(path),
+                     size=size, mtime_ns=1, device=1, inode=next(_inode), kind="image", format=fmt,
+                     sha256=sha, sha1=sha1, phash=f"{phash:016x}" if phash is not None else None,
+                     width=width, height=height, taken_at=taken, make="Canon", model="EOS")
+            s.add(f)
+            s.flush()
+            return f.id
+
+    def path(self, rel: str) -> str:
+        return str(self.lib / rel)
+
+    def dedupe(self, *, full: bool = True, since: datetime | None = None) -> service.Stats:
+        with session_scope(self.engine) as s:
+            return service.dedupe(s, self.settings, since=None if full else since)
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    lib = (tmp_path / "library").resolve()
+    lib.mkdir()
+    settings = load_settings({}, data_dir=tmp_path / "data",
+                             database_url=f"sqlite:///{tmp_path / 'data' / 'twinlens.db'}",
+                             library_roots=(lib,), service_token=TOKEN)
+    migrate(settings.database_url)
+    cat = Catalog(settings, lib)
+    broker = RecordingBroker()
+    app = api.create_app("dedup", {"settings": settings, "broker": broker, "TESTING": True})
+    yield cat, app.test_client(), broker
+    engine_for(settings.database_url).dispose()
+
+
+def sha(n: int) -> str:
+    return f"{n:064x}"
+
+
+@pytest.fixture
+def world(env):
+    """3 exact groups (sizes 3000, 2000, 1000 per copy), 2 perceptual groups (pHash
+    distance 2 and 6), and a lone file."""
+    cat, client, broker = env
+    rng = random.Random(7)
+    for k, size in enumerate((3000, 2000, 1000), start=1):
+        h = rand_hash(rng)
+        for n in range(2):
+            cat.add(f"exact{k}/copy{n}.jpg", size=size, sha=sha(k), phash=h, sha1=f"{k:040x}")
+    base1, base2 = rand_hash(rng), rand_hash(rng)
+    cat.add("p1/big.jpg", size=500, sha=sha(11), phash=base1, width=4000, height=3000)
+    cat.add("p1/small.jpg", size=400, sha=sha(12), phash=flip(base1, 2, rng), width=2000, height=1500)
+    cat.add("p2/a.jpg", size=300, sha=sha(21), phash=base2)
+    cat.add("p2/b.png", size=300, sha=sha(22), phash=flip(base2, 6, rng), fmt="png")
+    cat.add("lone.jpg", size=123, sha=sha(99), phash=rand_hash(rng), sha1="f" * 40)
+    cat.dedupe()
+    return cat, client, broker
+
+
+def get(client, url: str, **kw: Any):
+    return client.get(url, headers=AUTH, **kw)
+
+
+def post(client, url: str, body: Any = None, **kw: Any):
+    if body is not None and not isinstance(body, (bytes, str)):
+        kw["json"] = body
+    elif body is not None:
+        kw["data"] = body
+        kw["content_type"] = "application/json"
+    return client.post(url, headers=AUTH, **kw)
+
+
+def items(client, query: str = "") -> dict[str, Any]:
+    r = get(client, "/duplicates" + query)
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def by_path(client, rel_first: str, cat: Catalog) -> dict[str, Any]:
+    for d in items(client, "?size=1000")["items"]:
+        if any(m["path"] == cat.path(rel_first) for m in d["members"]):
+            return d
+    raise AssertionError(f"no group holds {rel_first}")
+
+
+# --- listing -----------------------------------------------------------------------------
+
+
+def test_paging_order_and_totals(world) -> None:
+    cat, client, _ = world
+    first = items(client, "?size=2")
+    assert first["total"] == 5 and first["page"] == 1 and first["size"] == 2
+    assert [d["reclaimable_bytes"] for d in first["items"]] == [3000, 2000]
+    third = items(client, "?size=2&page=3")
+    assert len(third["items"]) == 1
+    everything = items(client, "?size=1000")["items"]
+    assert len({d["id"] for d in everything}) == 5
+    assert items(client, "?size=2&page=9")["items"] == []
+
+
+def test_filters(world) -> None:
+    cat, client, _ = world
+    assert items(client, "?type=exact")["total"] == 3
+    perceptual = items(client, "?type=perceptual")["items"]
+    assert len(perceptual) == 2 and all(d["type"] == "perceptual" for d in perceptual)
+    close = items(client, "?min_similarity=0.95")["items"]
+    assert sorted(d["type"] for d in close) == ["exact"] * 3 + ["perceptual"]
+    assert all(d["similarity"] >= 0.95 for d in close)
+    assert items(client, "?min_similarity=1")["total"] == 3
+    assert items(client, "?status=open")["total"] == 5
+    assert items(client, "?status=dismissed")["total"] == 0
+
+
+def test_detail_shape_and_keeper(world) -> None:
+    cat, client, _ = world
+    d = by_path(client, "p1/big.jpg", cat)
+    one = get(client, f"/duplicates/{d['id']}").get_json()
+    assert one == d
+    assert one["type"] == "perceptual" and one["status"] == "open"
+    assert one["keep"] == cat.path("p1/big.jpg") and one["keep_reason"] == "resolution"
+    assert one["reclaimable_bytes"] == 400
+    assert one["similarity"] == pytest.approx(1 - 2 / 64, abs=1e-4)
+    keeper, other = one["members"]
+    assert keeper["path"] == one["keep"] and keeper["similarity"] == 1.0
+    assert other["similarity"] == pytest.approx(1 - 2 / 64, abs=1e-4)
+    assert set(other) >= {"path", "size", "width", "height", "taken_at", "make", "model",
+                          "similarity", "sha1", "kind", "format", "file_id"}
+    assert (other["width"], other["height"], other["make"], other["kind"]) == (2000, 1500, "Canon", "image")
+    ex = by_path(client, "exact1/copy0.jpg", cat)
+    assert ex["type"] == "exact" and ex["similarity"] == 1.0
+    assert ex["keep_reason"] == "tie: path" and ex["keep"] == cat.path("exact1/copy0.jpg")
+    assert {m["sha1"] for m in ex["members"]} == {f"{1:040x}"}
+
+
+def test_unknown_group_is_404(world) -> None:
+    _cat, client, _ = world
+    r = get(client, "/duplicates/nope")
+    assert r.status_code == 404 and "nope" in r.get_json()["error"]
+    assert post(client, "/duplicates/nope/resolution", {"action": "not_duplicate"}).status_code == 404
+    assert client.delete("/duplicates/nope/resolution", headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize("query, word", [
+    ("?type=bogus", "type"), ("?status=closed", "status"), ("?min_similarity=abc", "min_similarity"),
+    ("?min_similarity=1.5", "min_similarity"), ("?min_similarity=nan", "min_similarity"),
+    ("?page=0", "page"), ("?page=x", "page"), ("?size=5000", "size"), ("?size=-1", "size"),
+])
+def test_bad_filters_and_paging_are_400(world, query: str, word: str) -> None:
+    _cat, client, _ = world
+    r = get(client, "/duplicates" + query)
+    assert r.status_code == 400
+    assert word in r.get_json()["error"]
+
+
+# --- decisions -----------------------------------------------------------------------------
+
+
+def test_not_duplicate_is_recorded_and_survives_reruns(world) -> None:
+    cat, client, _ = world
+    d = by_path(client, "p2/a.jpg", cat)
+    r = post(client, f"/duplicates/{d['id']}/resolution",
+             {"action": "not_duplicate", "keep": [m["path"] for m in d["members"]]})
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["status"] == "dismissed" and body["resolution"]["action"] == "not_duplicate"
+    with session_scope(cat.engine) as s:
+        res = s.scalars(select(DuplicateResolution)).one()
+        assert res.group_id == d["id"] and res.action == "not_duplicate"
+        assert sorted(json.loads(res.members)) == sorted(path_key(m["path"]) for m in d["members"])
+    # A full pass and an incremental pass over a touched member keep it dismissed, same id.
+    cat.dedupe()
+    with session_scope(cat.engine) as s:
+        mark = datetime.now() - timedelta(days=1)
+        s.execute(update(File).where(File.path_key == path_key(cat.path("p2/a.jpg")))
+                  .values(updated_at=datetime(2100, 1, 1)))
+    cat.dedupe(full=False, since=mark)
+    again = get(client, f"/duplicates/{d['id']}").get_json()
+    assert again["status"] == "dismissed"
+    assert items(client, "?status=dismissed")["total"] == 1
+    # Deciding twice is a conflict.
+    r = post(client, f"/duplicates/{d['id']}/resolution", {"action": "not_duplicate"})
+    assert r.status_code == 409
+
+
+def test_a_new_member_reopens_a_dismissed_group(world) -> None:
+    cat, client, _ = world
+    d = by_path(client, "p2/a.jpg", cat)
+    post(client, f"/duplicates/{d['id']}/resolution", {"action": "not_duplicate"})
+    with session_scope(cat.engine) as s:
+        ph = int(s.scalar(select(File.phash).where(File.path_key == path_key(cat.path("p2/a.jpg")))), 16)
+    since = datetime.now() - timedelta(seconds=1)
+    cat.add("p2/c.jpg", size=299, sha=sha(23), phash=ph ^ 1)
+    cat.dedupe(full=False, since=since)
+    now = by_path(client, "p2/c.jpg", cat)
+    assert now["status"] == "open"
+    assert now["id"] == d["id"]  # the group that gained a member keeps its id
+    assert len(now["members"]) == 3
+
+
+def test_trash_records_keep_and_survives(world) -> None:
+    cat, client, _ = world
+    d = by_path(client, "exact2/copy0.jpg", cat)
+    keep = [cat.path("exact2/copy1.jpg")]
+    r = post(client, f"/duplicates/{d['id']}/resolution", {"action": "trash", "keep": keep})
+    assert r.status_code == 200
+    assert r.get_json()["status"] == "resolved"
+    assert r.get_json()["resolution"]["keep"] == keep
+    cat.dedupe()
+    assert get(client, f"/duplicates/{d['id']}").get_json()["status"] == "resolved"
+    # Withdrawing the decision opens it again, also after another pass.
+    r = client.delete(f"/duplicates/{d['id']}/resolution", headers=AUTH)
+    assert r.status_code == 200 and r.get_json()["status"] == "open"
+    cat.dedupe()
+    assert get(client, f"/duplicates/{d['id']}").get_json()["status"] == "open"
+    assert client.delete(f"/duplicates/{d['id']}/resolution", headers=AUTH).status_code == 409
+
+
+@pytest.mark.parametrize("body, status, word", [
+    ({"action": "trash", "keep": ["/elsewhere/x.jpg"]}, 400, "outside"),
+    ({"action": "trash", "keep": []}, 400, "at least one"),
+    ({"action": "trash"}, 400, "at least one"),
+    ({"action": "delete", "keep": []}, 400, "action"),
+    ({"keep": []}, 400, "action"),
+    ({"action": 3}, 400, "action"),
+    ({"action": "trash", "keep": "a.jpg"}, 400, "keep"),
+    ({"action": "trash", "keep": [1]}, 400, "keep"),
+    ({"action": "trash", "keep": [], "force": True}, 400, "unknown fields"),
+    (b"{not json", 400, "JSON"),
+    (b"[1, 2]", 400, "object"),
+    (None, 400, "body"),
+])
+def test_bad_resolutions_are_400(world, body: Any, status: int, word: str) -> None:
+    cat, client, _ = world
+    d = by_path(client, "exact1/copy0.jpg", cat)
+    r = post(client, f"/duplicates/{d['id']}/resolution", body)
+    assert r.status_code == status, r.get_json()
+    assert word in r.get_json()["error"]
+    assert get(client, f"/duplicates/{d['id']}").get_json()["status"] == "open"
+
+
+# --- stats and lookup ----------------------------------------------------------------------
+
+
+def test_stats(world) -> None:
+    cat, client, _ = world
+    s = get(client, "/stats").get_json()
+    assert s["groups"] == 5 and s["open"] == 5
+    assert s["by_type"] == {"exact": 3, "perceptual": 2}
+    assert s["by_status"] == {"open": 5, "resolved": 0, "dismissed": 0}
+    assert s["reclaimable"] == {"exact_bytes": 6000, "perceptual_bytes": 700}
+    assert s["reclaimable_bytes"] == 6700
+    d = by_path(client, "exact1/copy0.jpg", cat)
+    post(client, f"/duplicates/{d['id']}/resolution", {"action": "not_duplicate"})
+    s = get(client, "/stats").get_json()
+    assert s["by_status"]["dismissed"] == 1 and s["open"] == 4
+    assert s["reclaimable_bytes"] == 3700
+
+
+def test_lookup(world) -> None:
+    cat, client, _ = world
+    r = post(client, "/duplicates/lookup", {
+        "paths": [cat.path("p1/small.jpg"), cat.path("lone.jpg"), cat.path("not/there.jpg")],
+        "sha1": [f"{2:040x}".upper()],
+    })
+    assert r.status_code == 200, r.get_json()
+    files = {f["path"]: f for f in r.get_json()["files"]}
+    assert set(files) == {cat.path("p1/small.jpg"), cat.path("lone.jpg"),
+                          cat.path("exact2/copy0.jpg"), cat.path("exact2/copy1.jpg")}
+    assert files[cat.path("lone.jpg")]["duplicate"] is None
+    small = files[cat.path("p1/small.jpg")]["duplicate"]
+    assert small["type"] == "perceptual" and small["keep"] == cat.path("p1/big.jpg")
+    assert files[cat.path("exact2/copy1.jpg")]["duplicate"]["type"] == "exact"
+
+
+def test_lookup_prefers_the_exact_group_and_lists_all(env) -> None:
+    cat, client, _ = env
+    rng = random.Random(3)
+    h = rand_hash(rng)
+    cat.add("a/one.jpg", sha=sha(1), phash=h)
+    cat.add("b/one.jpg", sha=sha(1), phash=h)
+    cat.add("c/one_small.jpg", size=500, sha=sha(2), phash=h ^ 3, width=200, height=150)
+    cat.dedupe()
+    r = post(client, "/duplicates/lookup", {"paths": [cat.path("a/one.jpg")]})
+    f = r.get_json()["files"][0]
+    assert f["duplicate"]["type"] == "exact" and len(f["duplicate_ids"]) == 2
+    perceptual = get(client, f"/duplicates/{f['duplicate_ids'][1]}").get_json()
+    rep = next(m for m in perceptual["members"] if m["path"] == cat.path("a/one.jpg"))
+    assert rep["exact_group"] == f["duplicate"]["id"]
+
+
+@pytest.mark.parametrize("body, word", [
+    ({}, "paths or sha1"),
+    ({"paths": "x"}, "paths"),
+    ({"sha1": ["xyz"]}, "40 hex"),
+    ({"paths": ["/etc/passwd"]}, "outside"),
+    ({"paths": ["a"] * 1001}, "at most"),
+    ({"paths": [], "sha": []}, "unknown fields"),
+    (b"nope", "JSON"),
+])
+def test_bad_lookups_are_400(world, body: Any, word: str) -> None:
+    _cat, client, _ = world
+    r = post(client, "/duplicates/lookup", body)
+    assert r.status_code == 400
+    assert word in r.get_json()["error"]
+
+
+# --- auth, runs, OpenAPI -------------------------------------------------------------------
+
+
+def test_service_token(world) -> None:
+    _cat, client, _ = world
+    assert client.get("/duplicates").status_code == 401
+    assert client.get("/stats", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.post("/duplicates/lookup", json={"paths": []}).status_code == 401
+    assert client.get("/healthz").status_code == 200
+    assert get(client, "/stats").status_code == 200
+
+
+def test_without_token_only_loopback(tmp_path: Path) -> None:
+    settings = load_settings({}, data_dir=tmp_path / "d",
+                             database_url=f"sqlite:///{tmp_path / 'd' / 't.db'}")
+    migrate(settings.database_url)
+    app = api.create_app("dedup", {"settings": settings, "broker": RecordingBroker()})
+    client = app.test_client()
+    assert client.get("/stats").status_code == 200
+    r = client.get("/stats", environ_base={"REMOTE_ADDR": "10.0.0.5"})
+    assert r.status_code == 401
+    engine_for(settings.database_url).dispose()
+
+
+def test_dedup_runs(env) -> None:
+    cat, client, broker = env
+    r = post(client, "/dedup/runs", {})
+    assert r.status_code == 202
+    job = r.get_json()
+    assert job["kind"] == "dedup" and job["full"] is True and job["state"] == "queued"
+    assert broker.messages == [("dedup_run", (job["id"],))]
+    again = post(client, "/dedup/runs", {"full": True})
+    assert again.status_code == 200 and again.get_json()["id"] == job["id"]
+    inc = post(client, "/dedup/runs", {"full": False})
+    assert inc.status_code == 200  # the queued full pass covers it
+    assert post(client, "/dedup/runs", {"full": "yes"}).status_code == 400
+    assert post(client, "/dedup/runs", {"fast": True}).status_code == 400
+    with session_scope(cat.engine) as s:
+        assert s.scalar(select(Job.kind).where(Job.id == job["id"])) == "dedup"
+
+
+def test_openapi_lists_the_endpoints(env) -> None:
+    _cat, client, _ = env
+    doc = get(client, "/openapi.json").get_json()
+    for p in ("/duplicates", "/duplicates/{id}", "/duplicates/{id}/resolution", "/stats",
+              "/duplicates/lookup", "/dedup/runs", "/scans", "/jobs"):
+        assert p in doc["paths"], p
+    assert "Duplicate" in doc["components"]["schemas"]
+
+
+def test_groups_vanish_when_copies_go_missing(world) -> None:
+    cat, client, _ = world
+    since = datetime.now() - timedelta(seconds=1)
+    with session_scope(cat.engine) as s:
+        s.execute(update(File).where(File.path_key == path_key(cat.path("exact3/copy1.jpg")))
+                  .values(status="missing", updated_at=datetime.now()))
+    cat.dedupe(full=False, since=since)
+    assert items(client, "?type=exact")["total"] == 2
+    with session_scope(cat.engine) as s:
+        assert s.scalar(select(DuplicateGroup.group_id).where(DuplicateGroup.group_key == sha(3))) is None
