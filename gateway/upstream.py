@@ -9,12 +9,16 @@ default headers (requests adds ``Accept-Encoding: gzip`` that the client never s
 from __future__ import annotations
 
 import http.cookiejar
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
+from urllib3.util import Retry
 
 # RFC 9110 §7.6.1 plus the proxy-only ones; also anything named in Connection.
 HOP_BY_HOP = frozenset({
@@ -45,6 +49,38 @@ def make_session(pool_size: int = 64) -> requests.Session:
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
+
+
+def make_pool(base_url: str, maxsize: int = 64, blocksize: int = 1024 * 1024) -> urllib3.HTTPConnectionPool:
+    """Bare urllib3 pool for the proxy path: what a requests.Session would send, without
+    its per-call preparation (hooks, cookie jar, settings merge), which cost more CPU than
+    the proxying itself. Same TLS policy as requests (certifi bundle, verified), no retries,
+    ``blocksize`` is how much of an upload is read from the client per send."""
+    kw: dict[str, Any] = {"maxsize": maxsize, "block": False, "blocksize": blocksize,
+                          "retries": Retry(0, read=False)}
+    if base_url.lower().startswith("https:"):
+        kw.update(cert_reqs="CERT_REQUIRED", ca_certs=DEFAULT_CA_BUNDLE_PATH)
+    return urllib3.connection_from_url(base_url, **kw)
+
+
+# Characters a request target can carry that neither urllib3's parse_url (percent-encoding
+# of invalid characters, dot-segment removal) nor requests' requote_uri would change.
+_PLAIN_TARGET = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
+
+
+def request_target(base_url: str, origin: str, path_and_query: str) -> str:
+    """The request target requests would send for ``base_url + path_and_query``.
+
+    ``origin`` is ``scheme://host[:port]`` of ``base_url``. Plain targets (the usual case)
+    go as they are; anything else (``%``, non-ASCII, spaces, ``#``, ``/./``) is normalised
+    by requests' own URL preparation so that Immich sees the same bytes as before.
+    """
+    target = base_url[len(origin):] + path_and_query
+    if "/." not in target and _PLAIN_TARGET.fullmatch(target):
+        return target
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(base_url + path_and_query, None)
+    return prepared.path_url
 
 
 def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
