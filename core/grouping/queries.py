@@ -38,6 +38,7 @@ _RECORD_COLUMNS = (
     File.make, File.model, File.serial, File.width, File.height, File.content_id, File.device,
     File.inode,
 )
+_RECORD_NAMES = tuple(c.key for c in _RECORD_COLUMNS)
 
 
 def records_in_folders(session: Session, dir_keys: Iterable[str]) -> list[FileRecord]:
@@ -46,10 +47,10 @@ def records_in_folders(session: Session, dir_keys: Iterable[str]) -> list[FileRe
     keys = sorted(set(dir_keys))
     out: list[FileRecord] = []
     for chunk in chunks(keys):
-        rows = session.execute(
+        rows = session.connection().execute(
             select(*_RECORD_COLUMNS).where(File.dir_key.in_(chunk), File.status == "present")
         )
-        out.extend(FileRecord(**r._asdict()) for r in rows)
+        out.extend(FileRecord(**dict(zip(_RECORD_NAMES, r, strict=True))) for r in rows)
     return out
 
 

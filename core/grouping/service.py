@@ -27,11 +27,14 @@ JSON list, ASCII-escaped, so names that are not UTF-8 survive.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
@@ -239,14 +242,55 @@ def _write(session: Session, results: list[GroupResult], files: dict[int, FileRe
         members.extend(_members(gid, r, files))
     for gid, r, _dk, _sig in rewrite:
         members.extend(_members(gid, r, files))
-    if new_groups:
-        session.execute(insert(FileGroup), new_groups)
-    if members:
-        session.execute(insert(GroupMember), members)
+    bulk_insert(session, FileGroup.__table__, new_groups)
+    bulk_insert(session, GroupMember.__table__, members)
     stats.created += len(inserts)
     stats.updated += len(rewrite)
     stats.deleted += len(gone)
     stats.groups += len(results)
+
+
+def _copy_text(value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, bytes):
+        return "\\\\x" + value.hex()
+    if isinstance(value, datetime):
+        return value.isoformat(sep=" ")
+    text = str(value)
+    if any(c in text for c in "\\\t\n\r"):
+        text = (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+                .replace("\r", "\\r"))
+    return text
+
+
+def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows: COPY on PostgreSQL (several times faster than multi-row
+    INSERTs at 100k rows), batched executemany elsewhere (SQLite)."""
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        for chunk in Q.chunks(rows, 5000):
+            conn.execute(insert(table), list(chunk))
+        return
+    cols = list(rows[0])
+    buf = io.StringIO()
+    for row in rows:
+        values = [row[c] for c in cols]
+        values = [os.fsencode(v) if c == "file_path" else v for c, v in zip(cols, values, strict=True)]
+        buf.write("\t".join(_copy_text(v) for v in values))
+        buf.write("\n")
+    buf.seek(0)
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    cur: Any = raw.cursor()
+    try:
+        cur.copy_expert(f"COPY {table.name} ({', '.join(cols)}) FROM STDIN", buf)
+    finally:
+        cur.close()
 
 
 def _members(gid: str, r: GroupResult, files: dict[int, FileRecord]) -> list[dict[str, Any]]:
