@@ -28,9 +28,9 @@ import stat
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from core import jobs
@@ -357,7 +357,7 @@ def _catalog_items(session: Session, root: Root, items: list[dict[str, Any]], se
         else:
             inserts.append(values)
     # Bulk statements: one INSERT and one UPDATE (executemany) per batch, no ORM objects.
-    table = File.__table__
+    table = cast(Table, File.__table__)
     conn = session.connection()
     if inserts:
         conn.execute(insert(table), inserts)
