@@ -99,7 +99,11 @@ async function local(flags) {
   await page.getByRole("link", { name: "Groups" }).click();
   await page.getByRole("heading", { name: "Groups" }).waitFor();
   await page.locator("li.grp, .empty").first().waitFor();
+  await page.waitForFunction(() =>
+    [...document.querySelectorAll("li.grp .thumb img")].every((i) => i.complete));
   out.groups = await page.$$eval("li.grp", (lis) => lis.map((li) => li.querySelector("h2").textContent));
+  out.groupThumbsLoaded = await page.$$eval("li.grp .thumb img", (imgs) =>
+    imgs.filter((i) => i.naturalWidth > 0).length);
   await shot("groups");
 }
 

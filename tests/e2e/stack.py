@@ -45,8 +45,8 @@ def picture(seed: int, size: tuple[int, int] = (1200, 900)) -> Image.Image:
 
 
 def make_library(root: Path) -> dict[str, list[str]]:
-    """Byte copies of one shot, a resized re-encode of another, unrelated shots, a RAW+JPEG
-    style pair is not needed here. Returns the expected duplicate sets (absolute paths)."""
+    """Byte copies of one shot, a resized re-encode of another, unrelated shots, a sidecar
+    and an unreadable file. Returns the expected duplicate sets (absolute paths)."""
     trip, backup = root / "2024" / "trip", root / "backup"
     trip.mkdir(parents=True, exist_ok=True)
     backup.mkdir(parents=True, exist_ok=True)
@@ -55,6 +55,8 @@ def make_library(root: Path) -> dict[str, list[str]]:
     shutil.copyfile(trip / "IMG_100.JPG", backup / "IMG_100.JPG")
     picture(1).resize((600, 450)).save(backup / "IMG_101-small.jpg", "JPEG", quality=75)
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    # An editor's sidecar: a file group (not a duplicate) for the Groups page.
+    (trip / "IMG_102.JPG.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n')
     return {
         "exact": sorted([str(trip / "IMG_100.JPG"), str(backup / "IMG_100.JPG")]),
         "perceptual": sorted([str(trip / "IMG_101.JPG"), str(backup / "IMG_101-small.jpg")]),

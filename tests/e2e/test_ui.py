@@ -174,6 +174,10 @@ def test_review_and_dismiss_in_browser(twinlens_ui: tuple[Stack, dict]) -> None:
     assert now["status"] == "dismissed"
     assert requests.get(f"{api}/duplicates/{exact['id']}", timeout=10).json()["status"] == "open"
 
+    # Groups: the JPEG with its editor's sidecar, the JPEG as primary.
+    assert any("IMG_102.JPG" in g for g in out["groups"]), out["groups"]
+    assert out["groupThumbsLoaded"] == len(out["groups"])
+
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
     assert all(Path(p).stat().st_size > 10_000 for p in out["shots"])
 

@@ -279,6 +279,7 @@ function MemberCard({ m, groupId, index, localMode, kept, suggested, reason, sho
         </p>
       )}
       <p className="filename" title={m.path}>{name}</p>
+      {m.missing && <p className="warn">No longer on disk</p>}
       <p className="dir" title={m.path}>{dirname(m.path)}</p>
       <dl className="facts">
         <dt>Size</dt><dd>{formatBytes(m.size)}</dd>

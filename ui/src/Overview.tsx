@@ -149,22 +149,72 @@ function StatsView({ stats, go }: { stats: Stats; go: Props["go"] }) {
           <button type="button" className="link" onClick={() => go("groups")}>Browse</button>
         </div>
       </div>
-      <div className="breakdowns">
-        {statBreakdowns(d).map((b) => (
-          <table key={b.name} className="breakdown">
-            <caption>Duplicate groups {humanize(b.name).toLowerCase()}</caption>
-            <tbody>
-              {b.rows.map(([k, v]) => (
-                <tr key={k}>
-                  <th scope="row">{humanize(k)}</th>
-                  <td>{k.includes("bytes") ? formatBytes(v) : formatCount(v)}</td>
-                </tr>
-              ))}
-            </tbody>
-          </table>
-        ))}
-      </div>
+      <DuplicateBreakdown stats={d} />
     </>
+  );
+}
+
+const TYPE_LABEL: Record<string, string> = { exact: "Exact copies", perceptual: "Look-alikes" };
+const STATUS_LABEL: Record<string, string> = {
+  open: "open", resolved: "resolved", dismissed: "not duplicates",
+};
+const statusRank = (s: string) => {
+  const i = Object.keys(STATUS_LABEL).indexOf(s);
+  return i < 0 ? 99 : i;
+};
+const KNOWN = new Set(["by_type", "by_status", "reclaimable"]);
+
+/** The dedup stats as one table (kind × groups, reclaimable) and a status line; any other
+ * numeric breakdown the API adds later is shown as a small table of its own. */
+function DuplicateBreakdown({ stats }: { stats: Record<string, unknown> }) {
+  const byType = (stats.by_type ?? {}) as Record<string, number>;
+  const byStatus = (stats.by_status ?? {}) as Record<string, number>;
+  const reclaim = (stats.reclaimable ?? {}) as Record<string, number>;
+  const types = Object.keys(byType);
+  const extra = statBreakdowns(stats).filter((b) => !KNOWN.has(b.name));
+  return (
+    <div className="breakdowns">
+      {types.length > 0 && (
+        <table className="breakdown">
+          <caption>Duplicate groups by kind</caption>
+          <thead>
+            <tr><th scope="col">Kind</th><th scope="col">Groups</th><th scope="col">Reclaimable (open)</th></tr>
+          </thead>
+          <tbody>
+            {types.map((t) => (
+              <tr key={t}>
+                <th scope="row">{TYPE_LABEL[t] ?? humanize(t)}</th>
+                <td>{formatCount(byType[t])}</td>
+                <td>{formatBytes(num(reclaim[`${t}_bytes`]))}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {Object.keys(byStatus).length > 0 && (
+        <table className="breakdown">
+          <caption>By status</caption>
+          <tbody>
+            {Object.entries(byStatus).sort(([a], [b]) => statusRank(a) - statusRank(b)).map(([k, v]) => (
+              <tr key={k}><th scope="row">{STATUS_LABEL[k] ?? humanize(k)}</th><td>{formatCount(v)}</td></tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {extra.map((b) => (
+        <table key={b.name} className="breakdown">
+          <caption>{humanize(b.name)}</caption>
+          <tbody>
+            {b.rows.map(([k, v]) => (
+              <tr key={k}>
+                <th scope="row">{humanize(k)}</th>
+                <td>{k.includes("bytes") ? formatBytes(v) : formatCount(v)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      ))}
+    </div>
   );
 }
 

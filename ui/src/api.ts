@@ -42,6 +42,7 @@ export interface DupMember {
   similarity?: number | null;
   kind?: string | null;
   format?: string | null;
+  missing?: boolean;
   assetId?: string | null;
 }
 
