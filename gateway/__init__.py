@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from flask import Flask
@@ -42,7 +43,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SETTINGS"] = settings
     app.config.update(test_config)
 
-    from gateway import cache, logredact, proxy, twinlens
+    from gateway import cache, logredact, proxy, twinlens, ui
     from gateway.upstream import make_session
 
     cache.init_app(app)
@@ -51,6 +52,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if not settings.local_mode:
         app.register_blueprint(proxy.bp)
     logredact.install()
+    dist = Path(app.config.get("UI_DIST") or ui.DEFAULT_DIST)
+    if (dist / "index.html").is_file():
+        app.wsgi_app = ui.with_ui(app.wsgi_app, dist)  # type: ignore[method-assign]
     logging.getLogger("twinlens.gateway").setLevel(settings.log_level)
     return app
 
