@@ -9,7 +9,7 @@ Speed: a plain passthrough is most of the gateway's traffic (thumbnails, origina
 Immich call the web app makes), so it does not go through Flask nor requests. When this
 blueprint is registered it wraps ``app.wsgi_app`` in :class:`FastPath`: a request that the
 app's own URL map sends to the ``proxy.proxy`` endpoint is forwarded by a lean WSGI
-function over a bare urllib3 pool; everything else (the enriched routes, /api/twinlens,
+function over a lean keep-alive pool (gateway.upstream.Pool); everything else (the enriched routes, /api/twinlens,
 redirects and 404s of the router) goes to Flask as before. The two paths share the
 request preparation below, so they send Immich the same bytes.
 """
@@ -23,11 +23,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import requests
-import urllib3
 from flask import Blueprint, Flask, Response, current_app, g, request
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.exceptions import MaxRetryError, NewConnectionError
-from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -39,8 +35,10 @@ from gateway.errors import json_error
 from gateway.mapping import FileKey, file_key
 from gateway.services import ServiceError
 from gateway.upstream import (
+    Pool,
+    RawResponse,
     StreamBody,
-    make_pool,
+    UpstreamError,
     request_headers,
     request_target,
     response_headers,
@@ -66,51 +64,34 @@ _NO_BODY_STATUS = frozenset({204, 304})
 def _install(state) -> None:
     app: Flask = state.app
     cfg = app.config
-    app.extensions[POOL_KEY] = make_pool(cfg["SETTINGS"].immich_url, cfg["HTTP_POOL"],
-                                         cfg["STREAM_CHUNK"])
+    app.extensions[POOL_KEY] = Pool(cfg["SETTINGS"].immich_url, cfg["HTTP_POOL"],
+                                    cfg["STREAM_CHUNK"])
     app.wsgi_app = FastPath(app, app.wsgi_app)  # type: ignore[method-assign]
 
 
 class UpstreamFailed(Exception):
-    """Immich could not be reached or did not answer in time (502 / 504)."""
+    """Immich could not be reached (502) or did not answer in time (504)."""
 
-    def __init__(self, exc: BaseException) -> None:
-        super().__init__(type(exc).__name__)
-        reason = exc.reason if isinstance(exc, MaxRetryError) else exc
-        # As requests classifies them: a refused connection is not a timeout, although
-        # urllib3 derives NewConnectionError from ConnectTimeoutError.
-        timeout = isinstance(reason, Urllib3Timeout) and not isinstance(reason, NewConnectionError)
-        self.status = 504 if timeout else 502
-        self.message = "Immich did not answer in time" if timeout else "Immich is unreachable"
-
-
-_timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
-
-
-def _timeout(cfg: Any) -> urllib3.Timeout:
-    key = (cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["UPSTREAM_READ_TIMEOUT"])
-    t = _timeouts.get(key)
-    if t is None:
-        t = _timeouts[key] = urllib3.Timeout(connect=key[0], read=key[1])
-    return t
+    def __init__(self, exc: UpstreamError) -> None:
+        super().__init__(str(exc))
+        self.status = 504 if exc.timeout else 502
+        self.message = "Immich did not answer in time" if exc.timeout else "Immich is unreachable"
 
 
 def forward(app: Flask, environ: dict[str, Any], path: str,
-            drop: tuple[str, ...] = ()) -> urllib3.BaseHTTPResponse:
+            drop: tuple[str, ...] = ()) -> RawResponse:
     """Send the client's request to Immich's /api/<path>; the answer's body is not read.
 
     Raises UpstreamFailed when Immich cannot be reached or is too slow.
     """
     cfg = app.config
-    pool = app.extensions[POOL_KEY]
-    base = cfg["SETTINGS"].immich_url
+    pool: Pool = app.extensions[POOL_KEY]
     method = environ.get("REQUEST_METHOD", "GET").upper()
     tail = "/api/" + path
     qs = environ.get("QUERY_STRING", "")
     if qs:
-        # WSGI strings are latin-1 views of the bytes on the wire.
-        tail += "?" + qs.encode("latin-1").decode("latin-1")
-    target = request_target(base, _origin(pool), tail)
+        tail += "?" + qs  # WSGI strings are latin-1 views of the bytes on the wire
+    target = request_target(pool.base_url, pool.origin, tail)
     headers = request_headers(EnvironHeaders(environ).items(), drop=drop)
     forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
     client = environ.get("REMOTE_ADDR") or ""
@@ -129,27 +110,16 @@ def forward(app: Flask, environ: dict[str, Any], path: str,
         if length is not None:
             headers["Content-Length"] = str(length)
         else:
-            headers["Transfer-Encoding"] = "chunked"  # where requests puts it
+            headers["Transfer-Encoding"] = "chunked"
             chunked = True
     elif method not in ("GET", "HEAD"):
-        headers["Content-Length"] = "0"  # as requests sends it, for every other method
+        headers["Content-Length"] = "0"  # as requests sent it, for every other method
     try:
-        return pool.urlopen(method, target, body=body, headers=headers, redirect=False,
-                            assert_same_host=False, preload_content=False, decode_content=False,
-                            timeout=_timeout(cfg), chunked=chunked)
-    except (Urllib3Error, OSError, ValueError) as exc:
-        log.warning("upstream %s /api/%s failed: %s", method, path, type(exc).__name__)
+        return pool.request(method, target, headers, body, chunked,
+                            cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["UPSTREAM_READ_TIMEOUT"])
+    except UpstreamError as exc:
+        log.warning("upstream %s /api/%s failed: %s", method, path, exc)
         raise UpstreamFailed(exc) from None
-
-
-def _origin(pool: urllib3.HTTPConnectionPool) -> str:
-    origin = getattr(pool, "_twinlens_origin", None)
-    if origin is None:
-        host = f"[{pool.host}]" if ":" in pool.host else pool.host
-        default = 443 if pool.scheme == "https" else 80
-        port = "" if pool.port in (None, default) else f":{pool.port}"
-        origin = pool._twinlens_origin = f"{pool.scheme}://{host}{port}"  # type: ignore[attr-defined]
-    return origin
 
 
 class Body:
@@ -157,53 +127,46 @@ class Body:
 
     Read to the end, the connection goes back to the pool for the next request (closing it
     would cost a new TCP connection per proxied call); abandoned half-way (client went
-    away), it is closed, since the rest of the body is still on the wire. ``read1`` hands
-    over what one socket read returned, without the extra copy a fixed-size read makes.
+    away), it is closed, since the rest of the body is still on the wire. Each item is
+    what one socket read returned (up to ``chunk``), without an extra copy.
     """
 
-    __slots__ = ("_resp", "_chunk", "_done", "_iter")
+    __slots__ = ("_resp", "_chunk")
 
-    def __init__(self, resp: urllib3.BaseHTTPResponse, chunk: int) -> None:
+    def __init__(self, resp: RawResponse, chunk: int) -> None:
         self._resp = resp
         self._chunk = chunk
-        self._done = False
-        # Chunked answers go through urllib3's own chunk reader.
-        self._iter = resp.stream(chunk, decode_content=False) if resp.chunked else None
 
     def __iter__(self) -> Body:
         return self
 
     def __next__(self) -> bytes:
-        if self._done:
-            raise StopIteration
-        if self._iter is not None:
-            data = next(self._iter, b"")
-        else:
-            data = self._resp.read1(self._chunk, decode_content=False)
+        data = self._resp.read1(self._chunk)
         if not data:
-            self._done = True
-            self._resp.release_conn()
             raise StopIteration
         return data
 
     def close(self) -> None:
-        if self._done:
-            return
-        self._done = True
-        resp = self._resp
-        if resp.length_remaining == 0 and not resp.chunked:
-            resp.drain_conn()  # HEAD, 204, 304: nothing on the wire, the connection is reusable
-        else:
-            resp.close()  # the unread rest is still on the wire: drop the connection
-            resp.release_conn()
+        self._resp.close()
 
 
 def _status_line(code: int, _cache: dict[int, str] = {}) -> str:  # noqa: B006 - memo
     line = _cache.get(code)
     if line is None:
+        # werkzeug's spelling ("201 CREATED"), as the Flask route answered.
         reason = HTTP_STATUS_CODES.get(code)
         line = _cache[code] = f"{code} {reason.upper()}" if reason else f"{code} UNKNOWN"
     return line
+
+
+def _werkzeug_response(resp: RawResponse, headers: list[tuple[str, str]], chunk: int) -> Response:
+    body = Body(resp, chunk)
+    out = Response(body, status=resp.status, direct_passthrough=True)
+    out.headers.clear()
+    for key, value in headers:
+        out.headers.add(key, value)
+    out.call_on_close(body.close)
+    return out
 
 
 class FastPath:
@@ -236,27 +199,20 @@ class FastPath:
             with app.app_context():
                 return json_error(exc.status, exc.message)(environ, start_response)
         chunk = app.config["STREAM_CHUNK"]
-        headers = response_headers(resp.headers.items(), drop=_REGENERATED)
+        headers = response_headers(resp.headers, drop=_REGENERATED)
         status = resp.status
         if (status < 200 or status in _NO_BODY_STATUS
                 or any(k.lower() in _REWRITTEN for k, _ in headers)):
             # Rare: let werkzeug apply its rewrites exactly as the Flask route did.
-            body = Body(resp, chunk)
-            out = Response(body, status=status, direct_passthrough=True)
-            out.headers.clear()
-            for key, value in headers:
-                out.headers.add(key, value)
-            out.call_on_close(body.close)
-            return out(environ, start_response)
+            return _werkzeug_response(resp, headers, chunk)(environ, start_response)
         start_response(_status_line(status), headers)
-        body = Body(resp, chunk)
         if environ.get("REQUEST_METHOD") == "HEAD":
-            body.close()
+            resp.close()  # nothing to read: a no-op that keeps the connection
             return ()
-        return body
+        return Body(resp, chunk)
 
 
-def _send(path: str, *, drop: tuple[str, ...] = ()) -> urllib3.BaseHTTPResponse | Response:
+def _send(path: str, *, drop: tuple[str, ...] = ()) -> RawResponse | Response:
     """Start the upstream request for the current Flask request; the body is not read yet."""
     try:
         return forward(current_app._get_current_object(), request.environ, path, drop)  # type: ignore[attr-defined]
@@ -264,15 +220,9 @@ def _send(path: str, *, drop: tuple[str, ...] = ()) -> urllib3.BaseHTTPResponse 
         return json_error(exc.status, exc.message)
 
 
-def _streamed(resp: urllib3.BaseHTTPResponse) -> Response:
-    chunk = current_app.config["STREAM_CHUNK"]
-    body = Body(resp, chunk)
-    out = Response(body, status=resp.status, direct_passthrough=True)
-    out.headers.clear()
-    for key, value in response_headers(resp.headers.items(), drop=_REGENERATED):
-        out.headers.add(key, value)
-    out.call_on_close(body.close)
-    return out
+def _streamed(resp: RawResponse) -> Response:
+    headers = response_headers(resp.headers, drop=_REGENERATED)
+    return _werkzeug_response(resp, headers, current_app.config["STREAM_CHUNK"])
 
 
 def passthrough(path: str) -> Response:
@@ -299,17 +249,14 @@ def _enriched(path: str, transform) -> Response:
     resp = _send(path, drop=("if-none-match", "if-modified-since"))
     if isinstance(resp, Response):
         return resp
-    ctype = resp.headers.get("Content-Type", "")
+    ctype = resp.get("Content-Type", "")
     if resp.status != 200 or "json" not in ctype:
         return _streamed(resp)
     try:
-        raw = resp.read(decode_content=True)  # decoded, as the answer will be re-sent
-    except BaseException:
+        raw = resp.read_decoded()  # decoded, as the answer will be re-sent
+    finally:
         resp.close()
-        resp.release_conn()
-        raise
-    resp.release_conn()
-    headers = response_headers(resp.headers.items(), drop=_REGENERATED + _ENRICHED_DROP)
+    headers = response_headers(resp.headers, drop=_REGENERATED + _ENRICHED_DROP)
     try:
         data = json.loads(raw)
         creds = auth.extract()

@@ -8,8 +8,13 @@ default headers (requests adds ``Accept-Encoding: gzip`` that the client never s
 
 from __future__ import annotations
 
+import http.client
 import http.cookiejar
+import io
 import re
+import select
+import socket
+import ssl
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -18,7 +23,6 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
-from urllib3.util import Retry
 
 # RFC 9110 §7.6.1 plus the proxy-only ones; also anything named in Connection.
 HOP_BY_HOP = frozenset({
@@ -51,16 +55,439 @@ def make_session(pool_size: int = 64) -> requests.Session:
     return session
 
 
-def make_pool(base_url: str, maxsize: int = 64, blocksize: int = 1024 * 1024) -> urllib3.HTTPConnectionPool:
-    """Bare urllib3 pool for the proxy path: what a requests.Session would send, without
-    its per-call preparation (hooks, cookie jar, settings merge), which cost more CPU than
-    the proxying itself. Same TLS policy as requests (certifi bundle, verified), no retries,
-    ``blocksize`` is how much of an upload is read from the client per send."""
-    kw: dict[str, Any] = {"maxsize": maxsize, "block": False, "blocksize": blocksize,
-                          "retries": Retry(0, read=False)}
-    if base_url.lower().startswith("https:"):
-        kw.update(cert_reqs="CERT_REQUIRED", ca_certs=DEFAULT_CA_BUNDLE_PATH)
-    return urllib3.connection_from_url(base_url, **kw)
+class UpstreamError(Exception):
+    """Immich could not be reached, broke the protocol, or was too slow (``timeout``)."""
+
+    def __init__(self, message: str, timeout: bool = False) -> None:
+        super().__init__(message)
+        self.timeout = timeout
+
+
+# requests' own header checks (requests/_internal_utils.py): what it refused, we refuse.
+_VALID_NAME = re.compile(r"[^:\s][^:\r\n]*")
+_VALID_VALUE = re.compile(r"\S[^\r\n]*|")
+# A header line as http.client + email (compat32) read it, in the plain case; anything
+# else (folded lines, bare LF, odd names) is handed to http.client's own parser.
+_PLAIN_HEADER = re.compile(rb"([!-9;-~]+):[ \t]*([^\r\n]*)\r\n")
+_MAXLINE = 65536
+_MAXHEADERS = 100
+_USER_AGENT = f"python-urllib3/{urllib3.__version__}"
+_RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class Pool:
+    """Keep-alive HTTP/1.1 connections to one origin (Immich), for the proxy path.
+
+    It sends the bytes the previous requests + urllib3 stack sent (same Host,
+    Accept-Encoding and User-Agent defaults, same header order, same framing) and reads
+    answers the way http.client does, at a fraction of the CPU: one ``sendall`` for the
+    request head, headers split with one regex, body read with ``read1`` (no extra copy).
+    Idle connections that Immich has closed are noticed before reuse, as urllib3 does;
+    a GET/HEAD/OPTIONS without body that meets a connection closed under it is sent once
+    more on a fresh one (the race urllib3 leaves to the caller).
+    """
+
+    def __init__(self, base_url: str, maxsize: int = 64, blocksize: int = 1024 * 1024) -> None:
+        url = urllib3.util.parse_url(base_url)
+        self.scheme = (url.scheme or "http").lower()
+        self.host = (url.host or "").strip("[]")
+        default = 443 if self.scheme == "https" else 80
+        self.port = url.port or default
+        path = url.path or ""
+        self.base_url = base_url
+        self.origin = base_url[: len(base_url) - len(path)] if path and base_url.endswith(path) \
+            else base_url
+        try:
+            host_enc = self.host.encode("ascii").decode("ascii")
+        except UnicodeEncodeError:
+            host_enc = self.host.encode("idna").decode("ascii")
+        if ":" in host_enc:
+            host_enc = f"[{host_enc}]"
+        self.host_header = host_enc if self.port == default else f"{host_enc}:{self.port}"
+        self.maxsize = maxsize
+        self.blocksize = blocksize
+        self._idle: list[_Conn] = []
+        self._ssl: ssl.SSLContext | None = None
+        if self.scheme == "https":
+            from urllib3.util.ssl_ import create_urllib3_context
+
+            ctx = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+            ctx.load_verify_locations(DEFAULT_CA_BUNDLE_PATH)
+            ctx.check_hostname = True
+            ctx.set_alpn_protocols(["http/1.1"])
+            self._ssl = ctx
+
+    # --- connections ---------------------------------------------------------------------
+    def _connect(self, connect_timeout: float) -> _Conn:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=connect_timeout)
+        except TimeoutError:
+            raise UpstreamError("connect timeout", timeout=True) from None
+        except OSError as exc:
+            raise UpstreamError(f"connect failed: {type(exc).__name__}") from None
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._ssl is not None:
+            try:
+                sock = self._ssl.wrap_socket(sock, server_hostname=self.host)
+            except (OSError, ssl.SSLError) as exc:
+                sock.close()
+                raise UpstreamError(f"TLS failed: {type(exc).__name__}") from None
+        return _Conn(sock)
+
+    def _get(self) -> _Conn | None:
+        while True:
+            try:
+                conn = self._idle.pop()
+            except IndexError:
+                return None
+            # Readable while idle means Immich closed it (or sent garbage): not reusable.
+            try:
+                readable = select.select([conn.sock], (), (), 0)[0]
+            except (OSError, ValueError):
+                readable = True
+            if not readable:
+                return conn
+            conn.close()
+
+    def _put(self, conn: _Conn) -> None:
+        if len(self._idle) < self.maxsize:
+            self._idle.append(conn)
+        else:
+            conn.close()
+
+    def close(self) -> None:
+        while self._idle:
+            self._idle.pop().close()
+
+    # --- one exchange --------------------------------------------------------------------
+    def request(self, method: str, target: str, headers: dict[str, str], body: Any = None,
+                chunked: bool = False, connect_timeout: float = 5.0,
+                read_timeout: float = 300.0) -> RawResponse:
+        keys = set()
+        lines = []
+        for name, value in headers.items():
+            if not _VALID_NAME.fullmatch(name) or not _VALID_VALUE.fullmatch(value):
+                raise UpstreamError("invalid header")
+            keys.add(name.lower())
+            lines.append(f"{name}: {value}\r\n")
+        pre = f"{method} {target} HTTP/1.1\r\n"
+        if "host" not in keys:
+            pre += f"Host: {self.host_header}\r\n"
+        if "accept-encoding" not in keys:
+            pre += "Accept-Encoding: identity\r\n"
+        if "user-agent" not in keys:
+            pre += f"User-Agent: {_USER_AGENT}\r\n"
+        try:
+            head = pre.encode("ascii") + "".join(lines).encode("latin-1") + b"\r\n"
+        except UnicodeEncodeError:
+            raise UpstreamError("invalid request line or header") from None
+        retry = body is None and method in _RETRY_METHODS
+        while True:
+            conn = self._get()
+            reused = conn is not None
+            if conn is None:
+                conn = self._connect(connect_timeout)
+            conn.sock.settimeout(read_timeout)
+            try:
+                self._send(conn, head, body, chunked)
+                return RawResponse.read_head(self, conn, method)
+            except _Stale:
+                conn.close()
+                if reused and retry:
+                    retry = False
+                    continue
+                raise UpstreamError("connection closed by Immich") from None
+            except BaseException:
+                conn.close()
+                raise
+
+    def _send(self, conn: _Conn, head: bytes, body: Any, chunked: bool) -> None:
+        sock = conn.sock
+        try:
+            if body is None:
+                sock.sendall(head)
+                return
+            sock.sendall(head)
+            block = self.blocksize
+            while True:
+                data = body.read(block)
+                if not data:
+                    break
+                sock.sendall(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
+            if chunked:
+                sock.sendall(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            # Immich may have answered early (and closed): read that answer, as urllib3 does.
+            conn.send_failed = True
+        except OSError as exc:  # includes a send timeout: urllib3 calls it a protocol error
+            raise UpstreamError(f"send failed: {type(exc).__name__}") from None
+
+
+class _Stale(Exception):
+    """The connection was closed before any byte of an answer arrived."""
+
+
+class _Conn:
+    __slots__ = ("sock", "send_failed")
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.send_failed = False
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class RawResponse:
+    """Status, headers (as urllib3 listed them) and a body read on demand."""
+
+    __slots__ = ("status", "reason", "version", "headers", "chunked", "length_remaining",
+                 "_pool", "_conn", "_rfile", "_will_close", "_chunk_left", "_done")
+
+    def __init__(self) -> None:
+        self._done = False
+        self._chunk_left = 0
+
+    @classmethod
+    def read_head(cls, pool: Pool, conn: _Conn, method: str) -> RawResponse:
+        # A reader per answer, as http.client does: bytes a misbehaving server sent past
+        # the end of one answer (a body after HEAD) never become the start of the next.
+        rfile = conn.sock.makefile("rb")
+        started = False
+        try:
+            while True:
+                line = rfile.readline(_MAXLINE + 1)
+                if not line:
+                    if started:
+                        raise UpstreamError("connection closed inside the answer")
+                    raise _Stale
+                started = True
+                if len(line) > _MAXLINE:
+                    raise UpstreamError("status line too long")
+                status, reason, version = _status(line)
+                if status != 100:
+                    break
+                while True:  # skip the 100 Continue headers, as http.client does
+                    skip = rfile.readline(_MAXLINE + 1)
+                    if len(skip) > _MAXLINE:
+                        raise UpstreamError("header line too long")
+                    if not skip.strip():
+                        break
+            raw_lines = []
+            while True:
+                line = rfile.readline(_MAXLINE + 1)
+                if len(line) > _MAXLINE:
+                    raise UpstreamError("header line too long")
+                raw_lines.append(line)
+                if len(raw_lines) > _MAXHEADERS:
+                    raise UpstreamError("too many headers")
+                if line in (b"\r\n", b"\n", b""):
+                    break
+        except (ConnectionResetError, BrokenPipeError):
+            rfile.close()
+            if not started:
+                raise _Stale from None
+            raise UpstreamError("connection reset") from None
+        except TimeoutError:
+            rfile.close()
+            raise UpstreamError("read timeout", timeout=True) from None
+        except OSError as exc:
+            rfile.close()
+            raise UpstreamError(f"read failed: {type(exc).__name__}") from None
+        except BaseException:
+            rfile.close()
+            raise
+        self = cls()
+        self.status, self.reason, self.version = status, reason, version
+        self.headers = _header_items(raw_lines)
+        self._pool, self._conn, self._rfile = pool, conn, rfile
+        te = self.get("transfer-encoding", "").lower()
+        self.chunked = "chunked" in (e.strip() for e in te.split(","))
+        length = None
+        cl = self.get("content-length")
+        if cl is not None and not self.chunked:
+            try:
+                lengths = {int(v) for v in cl.split(",")}
+            except ValueError:
+                lengths = set()
+            if len(lengths) > 1:
+                self.close()
+                raise UpstreamError("Content-Length contained multiple unmatching values")
+            if lengths:
+                length = lengths.pop()
+                if length < 0:
+                    length = None
+        if status in (204, 304) or 100 <= status < 200 or method == "HEAD":
+            length = 0
+            self.chunked = False
+        self.length_remaining = length
+        connection = self.get("connection")
+        if version == 11:
+            will_close = bool(connection and "close" in connection.lower())
+        else:
+            will_close = not (self.get("keep-alive")
+                              or (connection and "keep-alive" in connection.lower())
+                              or "keep-alive" in (self.get("proxy-connection") or "").lower())
+        if not self.chunked and length is None:
+            will_close = True  # read until the connection closes
+        self._will_close = will_close
+        if length == 0:
+            self._finish()
+        return self
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """Like urllib3's ``headers.get``: every value of ``name`` joined by ", "."""
+        name = name.lower()
+        values = [v for k, v in self.headers if k.lower() == name]
+        return ", ".join(values) if values else default
+
+    def read1(self, amt: int) -> bytes:
+        """Up to ``amt`` bytes of the body as sent (b"" at the end); on the last byte the
+        connection goes back to the pool."""
+        if self._done:
+            return b""
+        rfile = self._rfile
+        try:
+            if self.chunked:
+                if self._chunk_left == 0:
+                    size_line = rfile.readline(_MAXLINE + 1)
+                    try:
+                        size = int(size_line.split(b";", 1)[0], 16)
+                    except ValueError:
+                        raise UpstreamError("bad chunk size") from None
+                    if size == 0:
+                        while True:  # trailers, up to the blank line
+                            trailer = rfile.readline(_MAXLINE + 1)
+                            if trailer in (b"\r\n", b"\n", b""):
+                                break
+                        self._finish()
+                        return b""
+                    self._chunk_left = size
+                data = rfile.read1(min(amt, self._chunk_left))
+                if not data:
+                    raise UpstreamError("connection closed inside a chunk")
+                self._chunk_left -= len(data)
+                if self._chunk_left == 0:
+                    rfile.readline(_MAXLINE + 1)  # CRLF after the chunk data
+                return data
+            remaining = self.length_remaining
+            if remaining is None:
+                data = rfile.read1(amt)
+                if not data:
+                    self._finish()
+                return data
+            data = rfile.read1(min(amt, remaining))
+            if not data:
+                raise UpstreamError(f"connection closed with {remaining} bytes to go")
+            self.length_remaining = remaining = remaining - len(data)
+            if remaining == 0:
+                self._finish()
+            return data
+        except TimeoutError:
+            self.close()
+            raise UpstreamError("read timeout", timeout=True) from None
+        except UpstreamError:
+            self.close()
+            raise
+        except OSError as exc:
+            self.close()
+            raise UpstreamError(f"read failed: {type(exc).__name__}") from None
+
+    def read(self) -> bytes:
+        parts = []
+        while True:
+            data = self.read1(1024 * 1024)
+            if not data:
+                return b"".join(parts)
+            parts.append(data)
+
+    def read_decoded(self) -> bytes:
+        """The whole body, Content-Encoding undone (as requests' ``.content`` did)."""
+        raw = self.read()
+        if not self.get("content-encoding"):
+            return raw
+        decoder = urllib3.HTTPResponse(body=io.BytesIO(raw), headers=self.headers,
+                                       status=self.status, preload_content=False,
+                                       decode_content=True)
+        return decoder.read()
+
+    def _finish(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._rfile.close()
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if self._will_close or conn.send_failed:
+            conn.close()
+        else:
+            self._pool._put(conn)
+
+    def close(self) -> None:
+        """Abandon the answer: unless it was read to the end, its connection is dropped."""
+        if self._done:
+            return
+        self._done = True
+        self._rfile.close()
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def _status(line: bytes) -> tuple[int, str, int]:
+    """http.client's reading of a status line."""
+    text = line.decode("iso-8859-1")
+    try:
+        version, status, reason = text.split(None, 2)
+    except ValueError:
+        try:
+            version, status = text.split(None, 1)
+            reason = ""
+        except ValueError:
+            version, status, reason = "", "", ""
+    if not version.startswith("HTTP/"):
+        raise UpstreamError("bad status line")
+    try:
+        code = int(status)
+    except ValueError:
+        raise UpstreamError("bad status line") from None
+    if code < 100 or code > 999:
+        raise UpstreamError("bad status line")
+    if version == "HTTP/1.0":
+        vnum = 10
+    elif version.startswith("HTTP/1."):
+        vnum = 11
+    else:
+        raise UpstreamError("unknown protocol")
+    return code, reason.strip(), vnum
+
+
+def _header_items(raw_lines: list[bytes]) -> list[tuple[str, str]]:
+    """Header items in the order and spelling urllib3's HTTPHeaderDict lists them: grouped
+    by name (first-seen order), each group under the first spelling of the name."""
+    pairs = []
+    match = _PLAIN_HEADER.fullmatch
+    for line in raw_lines[:-1]:
+        m = match(line)
+        if m is None:
+            # Rare shapes: let http.client + email parse them, then urllib3 normalise them.
+            msg = http.client.parse_headers(io.BytesIO(b"".join(raw_lines)))
+            from urllib3.connection import _normalize_header_values
+
+            pairs = _normalize_header_values(msg)
+            break
+        pairs.append((m.group(1).decode("iso-8859-1"), m.group(2).decode("iso-8859-1")))
+    groups: dict[str, list[str]] = {}
+    for name, value in pairs:
+        group = groups.get(name.lower())
+        if group is None:
+            groups[name.lower()] = [name, value]
+        else:
+            group.append(value)
+    if len(groups) == len(pairs):
+        return pairs
+    return [(g[0], v) for g in groups.values() for v in g[1:]]
 
 
 # Characters a request target can carry that neither urllib3's parse_url (percent-encoding
@@ -131,17 +558,3 @@ class StreamBody:
             if not chunk:
                 return
             yield chunk
-
-
-def iter_raw(resp: requests.Response, chunk: int) -> Iterator[bytes]:
-    """Upstream body exactly as sent (still compressed if it was).
-
-    Read to the end, the connection goes back to the pool for the next request (closing
-    it would cost a new TCP connection per proxied call); abandoned half-way (client
-    went away), it is closed, since the rest of the body is still on the wire.
-    """
-    try:
-        yield from resp.raw.stream(chunk, decode_content=False)
-        resp._content_consumed = True  # so that Response.close() releases, not closes
-    finally:
-        resp.close()
