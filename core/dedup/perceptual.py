@@ -48,7 +48,7 @@ from core.records import FileRecord
 try:  # the shared similarity index, when it exists
     from core.simindex import pairs_within  # type: ignore[import-not-found]
 except ImportError:  # pragma: no cover - depends on the tree
-    from core.dedup._bruteforce import pairs_within
+    from core.dedup._bruteforce import pairs_within  # type: ignore[assignment]
 
 HASH_BITS = 64
 MIN_BITS = 8

@@ -127,7 +127,7 @@ def _to_hashable(img: Image.Image) -> Image.Image:
         img = img.convert("I")
     if img.mode in ("I", "F"):
         lo, hi = img.getextrema()  # type: ignore[misc]
-        scale = 255.0 / 65535.0 if (hi or 0) > 255 else 1.0
+        scale = 255.0 / 65535.0 if (hi or 0) > 255 else 1.0  # type: ignore[operator]
         img = img.point(lambda v: v * scale).convert("L")
     return img
 
@@ -186,7 +186,7 @@ class RawDecoded:
 def raw_open(source: str | bytes) -> rawpy.RawPy:
     """LibRaw handle on a path or on bytes already in memory; MediaError if it can't."""
     try:
-        return rawpy.imread(source if isinstance(source, str) else _Whole(source))
+        return rawpy.imread(source if isinstance(source, str) else _Whole(source))  # type: ignore[arg-type]
     except Exception as exc:
         raise MediaError(f"RAW file LibRaw cannot open: {_describe(exc)}") from None
 
@@ -200,13 +200,13 @@ def _preview(
         return None, ExifFacts(), f"no usable preview ({_describe(exc)})"
     try:
         if thumb.format == rawpy.ThumbFormat.JPEG:
-            img = Image.open(io.BytesIO(thumb.data))
+            img: Image.Image = Image.open(io.BytesIO(thumb.data))  # type: ignore[arg-type]
             check_pixels(img.size[0], img.size[1], max_pixels)
             facts = facts_from_image(img)
-            img.draft(mode, target)
+            img.draft(mode, target)  # type: ignore[attr-defined]
             img.load()
         else:
-            img = Image.fromarray(thumb.data)
+            img = Image.fromarray(thumb.data)  # type: ignore[arg-type]
             facts = ExifFacts()
     except BombError:
         raise

@@ -166,7 +166,7 @@ def facts_from_exif(exif: Image.Exif | None) -> ExifFacts:
         sub = {}
     facts.make = _safe(lambda: _text(ifd0.get(TAG_MAKE)))
     facts.model = _safe(lambda: _text(ifd0.get(TAG_MODEL)))
-    orientation = _safe(lambda: int(ifd0.get(TAG_ORIENTATION)))
+    orientation = _safe(lambda: int(ifd0.get(TAG_ORIENTATION)))  # type: ignore[arg-type]
     facts.orientation = orientation if orientation and 1 <= orientation <= 8 else None
     taken = _safe(
         lambda: parse_datetime(

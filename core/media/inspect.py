@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
+from core.media.colour import colour_signature
 from core.media.decode import (
     DEFAULT_MAX_PIXELS,
     MediaError,
@@ -46,7 +47,6 @@ from core.media.hashing import (
     quick_digest_fh,
 )
 from core.media.kinds import HEAD_SIZE, classify, extension, kind_of_extension, sniff_format
-from core.media.colour import colour_signature
 from core.media.phash import phash_of
 
 SMALL_RAW = 1 << 20
@@ -228,7 +228,7 @@ def _inspect_open(
     else:
         if kind == "video" and fmt in _QUICKTIME:
             reader = _CountingReader(fh)
-            facts._take(facts_from_quicktime(reader, size))
+            facts._take(facts_from_quicktime(reader, size))  # type: ignore[arg-type]
             facts.bytes_read += reader.count
         if data is None and full_hash:
             fh.seek(len(head))
