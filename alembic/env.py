@@ -4,7 +4,6 @@ or, when run as `alembic` from the command line, from Twinlens settings."""
 from __future__ import annotations
 
 from alembic import context
-
 from core import models  # noqa: F401  (registers the tables)
 from core.config import load_settings
 from core.db import make_engine, metadata

@@ -9,9 +9,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.samples import samples_dir as samples_path
-
 import pytest
+
+from tests.samples import samples_dir as samples_path
 
 PROJECT = Path(__file__).resolve().parents[2]
 KIND = {"jpeg": "image", "heic": "image", "png": "image", "tiff": "image", "raw": "raw", "video": "video"}

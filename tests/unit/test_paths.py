@@ -6,7 +6,17 @@ import os
 
 import pytest
 
-from core.paths import PathOutsideRoots, confine, dir_key, display, path_key, relative_posix, root_of, to_bytes, to_str
+from core.paths import (
+    PathOutsideRoots,
+    confine,
+    dir_key,
+    display,
+    path_key,
+    relative_posix,
+    root_of,
+    to_bytes,
+    to_str,
+)
 
 
 def test_non_utf8_names_round_trip_losslessly():
