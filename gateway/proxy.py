@@ -170,26 +170,55 @@ def _werkzeug_response(resp: RawResponse, headers: list[tuple[str, str]], chunk:
 
 
 class FastPath:
-    """WSGI entry of the gateway: plain passthroughs straight to Immich, the rest to Flask."""
+    """WSGI entry of the gateway: plain passthroughs straight to Immich, the rest to Flask.
+
+    The app's own URL map decides which is which, so the two never disagree. Running the
+    router costs about as much as the rest of a passthrough, so it only runs for paths
+    whose first segment after /api/ some other route also starts with (assets, search,
+    twinlens, ...); any other /api/ path can only match the catch-all proxy route.
+    """
 
     def __init__(self, app: Flask, flask_wsgi: Any) -> None:
         self.app = app
         self.flask_wsgi = flask_wsgi
+        self._claimed: frozenset[str] | None | bool = False  # False: not computed yet
+
+    def claimed(self) -> frozenset[str] | None:
+        """First segments under /api/ used by routes other than the proxy (None: unknown,
+        e.g. a route with a variable there; then the router runs for every path).
+        Computed at the first request, when the app is set up (Flask refuses new routes
+        once it serves)."""
+        if self._claimed is False:
+            segments: set[str] | None = set()
+            for rule in self.app.url_map.iter_rules():
+                if rule.endpoint == "proxy.proxy" or not rule.rule.startswith("/api"):
+                    continue
+                first = rule.rule[len("/api/"):].split("/", 1)[0]
+                if not rule.rule.startswith("/api/") or "<" in first:
+                    segments = None
+                    break
+                segments.add(first)
+            self._claimed = frozenset(segments) if segments is not None else None
+        return self._claimed  # type: ignore[return-value]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path_info = environ.get("PATH_INFO", "")
         if not path_info.startswith("/api/"):
             return self.flask_wsgi(environ, start_response)
-        try:
-            # The app's own router decides, so Flask and this path never disagree.
-            endpoint, args = self.app.url_map.bind("").match(
-                path_info.encode("latin-1").decode(errors="replace"),
-                environ.get("REQUEST_METHOD", "GET").upper())
-        except HTTPException:  # 404, 405, slash redirects: Flask answers those
-            return self.flask_wsgi(environ, start_response)
-        if endpoint != "proxy.proxy":
-            return self.flask_wsgi(environ, start_response)
-        return self.passthrough(environ, start_response, args.get("path", ""))
+        method = environ.get("REQUEST_METHOD", "GET").upper()
+        # Decoded as werkzeug decodes PATH_INFO before routing.
+        path = path_info.encode("latin-1").decode(errors="replace")
+        claimed = self.claimed()
+        if (claimed is None or method not in METHODS or "//" in path
+                or path[5:].split("/", 1)[0] in claimed):
+            try:
+                endpoint, args = self.app.url_map.bind("").match(path, method)
+            except HTTPException:  # 404, 405, slash redirects: Flask answers those
+                return self.flask_wsgi(environ, start_response)
+            if endpoint != "proxy.proxy":
+                return self.flask_wsgi(environ, start_response)
+            return self.passthrough(environ, start_response, args.get("path", ""))
+        return self.passthrough(environ, start_response, path[5:])
 
     def passthrough(self, environ: dict[str, Any], start_response: Any, path: str) -> Any:
         app = self.app
