@@ -80,7 +80,7 @@ LEASE = "dedup"
 LEASE_TTL = 900.0  # seconds; renewed at every phase, so only a dead holder lets it lapse
 DEFER_MS = 2000
 GROUPING_WAIT = timedelta(minutes=10)
-CLOCK_SLACK = timedelta(seconds=5)  # hosts' clocks and the gap between utcnow() and commit
+CLOCK_SLACK = timedelta(seconds=2)  # clock skew between hosts (NTP keeps it far below)
 SCOPE_MIN = 50_000
 SCOPE_FRACTION = 0.25
 ACTIONS = ("trash", "not_duplicate")
