@@ -1,12 +1,17 @@
 """Gateway speed against the fake Immich, in one run, same load generator (wrk).
 
-    .venv/bin/python bench/bench_gateway.py [--duration 10] [--big-mb 1024] [--workers 2]
+    .venv/bin/python bench/bench_gateway.py [--duration 10] [--rounds 3] [--big-mb 1024]
+                                            [--workers 2] [--threads 8]
 
 Starts the fake Immich (python -m tests.fakeimmich) and the gateway, both under gunicorn
 with the same worker/thread counts, plus stand-in grouping/dedup services seeded with a
 RAW+JPEG group for every pair of the 2,000 timeline assets. Prints:
   1. wrk -c32 on /api/server/ping and GET /api/assets/{id}: req/s and p99, direct vs gateway
-  2. a 1 GB original streamed: MB/s direct vs gateway, gateway RSS growth
+     (``--rounds`` back-to-back direct/gateway pairs; medians and the ratio of the medians),
+     and the CPU each process tree spent per request (from /proc: less sensitive than req/s
+     to what else runs on the machine)
+  2. a 1 GB original streamed (curl, or requests without curl), ``--rounds`` pairs: median
+     MB/s direct vs gateway, gateway RSS growth
   3. GET /api/timeline/bucket (2,000 assets, enriched), warm cache, one client: ms
 """
 
@@ -80,19 +85,55 @@ def rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def wrk(url: str, duration: int, connections: int = 32, threads: int = 2) -> tuple[float, float]:
+def tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a gunicorn master and its workers."""
+    pids = [pid]
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as fh:
+                pids += [int(p) for p in fh.read().split()]
+    except OSError:
+        pass
+    ticks = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def loadavg() -> str:
+    with open("/proc/loadavg") as fh:
+        return " ".join(fh.read().split()[:3])
+
+
+def wrk(url: str, duration: int, connections: int = 32, threads: int = 2) -> tuple[float, float, int]:
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
                           "-H", f"x-api-key: {API_KEY}", url], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
     p99 = float(m.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if errors:
         raise RuntimeError(f"{url}: {errors.group(1)} non-2xx answers\n{out}")
-    return rps, p99
+    return rps, p99, total
 
 
 def stream(url: str) -> tuple[float, int]:
+    """MB/s and bytes of one download, by curl when installed (a C client, so that the
+    client's own CPU is not what limits either side), else by requests."""
+    if shutil.which("curl"):
+        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H", f"x-api-key: {API_KEY}",
+                              "-w", "%{http_code} %{size_download} %{time_total}", url],
+                             capture_output=True, text=True, check=True).stdout.split()
+        if out[0] != "200":
+            raise RuntimeError(f"{url}: HTTP {out[0]}")
+        n, secs = int(out[1]), float(out[2])
+        return n / (1 << 20) / secs, n
     t0 = time.perf_counter()
     n = 0
     with requests.get(url, headers={"x-api-key": API_KEY}, stream=True) as r:
@@ -108,6 +149,7 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # the in-process stand-ins
     ap = argparse.ArgumentParser()
     ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--big-mb", type=int, default=1024)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
@@ -167,21 +209,37 @@ def main() -> None:
         asset = bench_asset_id(2)
         print(f"# machine: {os.cpu_count()} cores; gunicorn gthread {args.workers} workers x "
               f"{args.threads} threads for both fake Immich and gateway; wrk -t2 -c32 -d{args.duration}s; "
-              f"cache {args.cache_url.split('@')[-1]}; load average before: "
-              f"{open('/proc/loadavg').read().split()[:3]}")
-        results = {}
+              f"cache {args.cache_url.split('@')[-1]}; load average before: {loadavg()}")
+        fake_pid = procs[0].pid
+        med = statistics.median
         for name, path in (("ping", "/api/server/ping"), ("asset", f"/api/assets/{asset}")):
             wrk(direct + path, 2)  # warm-up (connections, caches)
             wrk(gateway + path, 2)
-            d = wrk(direct + path, args.duration)
-            g = wrk(gateway + path, args.duration)
-            results[name] = (d, g)
-            print(f"{name:6s} direct {d[0]:8.0f} req/s p99 {d[1]:7.2f} ms | gateway {g[0]:8.0f} req/s "
-                  f"p99 {g[1]:7.2f} ms | throughput {g[0] / d[0]:5.0%} (>=60%), p99 x{g[1] / d[1]:.2f} (<=2)")
+            runs: dict[str, list] = {"d": [], "g": []}
+            cpu = {"d_fake": 0.0, "g_fake": 0.0, "g_gw": 0.0, "d_n": 0, "g_n": 0}
+            for _ in range(args.rounds):
+                for side, base in (("d", direct), ("g", gateway)):
+                    f0, g0 = tree_cpu(fake_pid), tree_cpu(gw.pid)
+                    rps, p99, total = wrk(base + path, args.duration)
+                    f1, g1 = tree_cpu(fake_pid), tree_cpu(gw.pid)
+                    runs[side].append((rps, p99))
+                    cpu[f"{side}_n"] += total
+                    cpu[f"{side}_fake"] += f1 - f0
+                    if side == "g":
+                        cpu["g_gw"] += g1 - g0
+            d_rps, d_p99 = med(r[0] for r in runs["d"]), med(r[1] for r in runs["d"])
+            g_rps, g_p99 = med(r[0] for r in runs["g"]), med(r[1] for r in runs["g"])
+            print(f"{name:6s} direct {d_rps:8.0f} req/s p99 {d_p99:7.2f} ms | gateway {g_rps:8.0f} req/s "
+                  f"p99 {g_p99:7.2f} ms | throughput {g_rps / d_rps:5.0%} (>=60%), "
+                  f"p99 x{g_p99 / d_p99:.2f} (<=2)  [medians of {args.rounds}]")
+            print("       each run (direct/gateway req/s): "
+                  + ", ".join(f"{d[0]:.0f}/{g[0]:.0f}" for d, g in zip(runs["d"], runs["g"], strict=True))
+                  + f" | CPU per request: fake {cpu['d_fake'] / cpu['d_n'] * 1000:.2f} ms direct, "
+                  f"{cpu['g_fake'] / cpu['g_n'] * 1000:.2f} ms proxied; gateway "
+                  f"{cpu['g_gw'] / cpu['g_n'] * 1000:.2f} ms | load {loadavg()}")
 
         orig = f"/api/assets/{bench_asset_id(0)}/original"
         stream(direct + orig)  # page cache warm
-        d_mbs, n = stream(direct + orig)
         before = rss_mb(gw.pid)
         peak = [before]
         done = threading.Event()
@@ -193,13 +251,22 @@ def main() -> None:
 
         t = threading.Thread(target=sample)
         t.start()
-        g_mbs, n2 = stream(gateway + orig)
-        done.set()
-        t.join()
-        assert n == n2 == args.big_mb << 20
+        d_runs, g_runs = [], []
+        try:
+            for _ in range(args.rounds):
+                d_mbs, n = stream(direct + orig)
+                g_mbs, n2 = stream(gateway + orig)
+                assert n == n2 == args.big_mb << 20
+                d_runs.append(d_mbs)
+                g_runs.append(g_mbs)
+        finally:
+            done.set()
+            t.join()
+        d_mbs, g_mbs = med(d_runs), med(g_runs)
         print(f"stream {n >> 20} MB: direct {d_mbs:7.0f} MB/s | gateway {g_mbs:7.0f} MB/s | "
               f"{g_mbs / d_mbs:5.0%} (>=80%) | gateway RSS {before:.0f} -> peak {peak[0]:.0f} MB, "
-              f"growth {peak[0] - before:.1f} MB (<50)")
+              f"growth {peak[0] - before:.1f} MB (<50)  [medians of {args.rounds}; runs "
+              + ", ".join(f"{d:.0f}/{g:.0f}" for d, g in zip(d_runs, g_runs, strict=True)) + "]")
 
         s = requests.Session()
         s.headers["x-api-key"] = API_KEY
@@ -226,7 +293,7 @@ def main() -> None:
         print(f"timeline bucket {args.assets} assets enriched: cold {cold:.0f} ms; warm median "
               f"{statistics.median(times):.1f} ms, p95 {times[94]:.1f} ms (<30) | direct (not enriched) "
               f"median {statistics.median(d_times):.1f} ms")
-        print(f"# load average after: {open('/proc/loadavg').read().split()[:3]}")
+        print(f"# load average after: {loadavg()}")
     finally:
         for p in procs:
             p.terminate()

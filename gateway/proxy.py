@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
@@ -35,6 +36,7 @@ from gateway.errors import json_error
 from gateway.mapping import FileKey, file_key
 from gateway.services import ServiceError
 from gateway.upstream import (
+    CAN_SPLICE,
     Pool,
     RawResponse,
     StreamBody,
@@ -150,6 +152,58 @@ class Body:
         self._resp.close()
 
 
+class SplicedBody(Body):
+    """A large Content-Length body moved from Immich's socket to the client's by splice(2)
+    when the server is gunicorn on plain TCP both ways: a proxy then costs about what
+    Immich's own sendfile costs. The first item (what was read with the headers) goes
+    through gunicorn as usual, which also sends the status line and headers; the rest
+    bypasses Python, and gunicorn's byte count is kept right for its access log."""
+
+    __slots__ = ("_client", "_gresp", "_started")
+
+    def __init__(self, resp: RawResponse, chunk: int, client: Any, gresp: Any) -> None:
+        super().__init__(resp, chunk)
+        self._client = client
+        self._gresp = gresp
+        self._started = False
+
+    def __next__(self) -> bytes:
+        if not self._started:
+            self._started = True
+            return super().__next__()
+        if self._resp.length_remaining:
+            gresp = self._gresp
+
+            def sent(n: int) -> None:
+                gresp.sent += n
+
+            self._resp.splice_into(self._client, sent)
+        raise StopIteration
+
+
+SPLICE_MIN = 4 * 1024 * 1024
+
+
+def _spliceable(environ: dict[str, Any], start_response: Any, resp: RawResponse,
+                pool: Pool, chunk: int) -> tuple[Any, Any] | None:
+    """(client socket, gunicorn response) when the body can go by splice(2), else None."""
+    length = resp.length_remaining
+    if not CAN_SPLICE or not length or length < SPLICE_MIN or resp.chunked or chunk < 65536:
+        return None
+    if pool.scheme != "http":
+        return None
+    client = environ.get("gunicorn.socket")
+    gresp = getattr(start_response, "__self__", None)
+    if client is None or gresp is None or type(client) is not socket.socket:
+        return None
+    # gunicorn writes this answer as is (Content-Length known, not chunked).
+    if getattr(gresp, "response_length", None) != length or getattr(gresp, "chunked", True):
+        return None
+    if not isinstance(getattr(gresp, "sent", None), int):
+        return None
+    return client, gresp
+
+
 def _status_line(code: int, _cache: dict[int, str] = {}) -> str:  # noqa: B006 - memo
     line = _cache.get(code)
     if line is None:
@@ -238,6 +292,9 @@ class FastPath:
         if environ.get("REQUEST_METHOD") == "HEAD":
             resp.close()  # nothing to read: a no-op that keeps the connection
             return ()
+        spliced = _spliceable(environ, start_response, resp, app.extensions[POOL_KEY], chunk)
+        if spliced is not None:
+            return SplicedBody(resp, chunk, *spliced)
         return Body(resp, chunk)
 
 

@@ -8,9 +8,11 @@ default headers (requests adds ``Accept-Encoding: gzip`` that the client never s
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import http.cookiejar
 import io
+import os
 import re
 import select
 import socket
@@ -393,6 +395,53 @@ class RawResponse:
             self.close()
             raise UpstreamError(f"read failed: {type(exc).__name__}") from None
 
+    def splice_into(self, out: socket.socket, sent: Any) -> None:
+        """Move the rest of a Content-Length body to ``out`` inside the kernel (splice(2)
+        through a pipe: no copy into Python), calling ``sent(n)`` as bytes go out.
+
+        The caller has emptied this answer's read buffer (``read1`` with an ``amt`` of at
+        least the buffer size does). Immich's socket has a timeout, so it is non-blocking
+        underneath: waits are done with poll and the same read timeout.
+        """
+        remaining = self.length_remaining or 0
+        src_sock = self._conn.sock
+        timeout = src_sock.gettimeout()
+        src, dst = src_sock.fileno(), out.fileno()
+        out_timeout = out.gettimeout()
+        pipe_r, pipe_w = os.pipe()
+        try:
+            try:
+                size = fcntl.fcntl(pipe_w, _F_SETPIPE_SZ, _PIPE_SIZE)
+            except OSError:
+                size = 65536
+            while remaining > 0:
+                try:
+                    n = os.splice(src, pipe_w, min(remaining, size), flags=_SPLICE_MOVE)
+                except BlockingIOError:
+                    if not _wait(src, select.POLLIN, timeout):
+                        raise UpstreamError("read timeout", timeout=True) from None
+                    continue
+                if n == 0:
+                    raise UpstreamError(f"connection closed with {remaining} bytes to go")
+                remaining -= n
+                self.length_remaining = remaining
+                while n:
+                    try:
+                        m = os.splice(pipe_r, dst, n, flags=_SPLICE_MOVE)
+                    except BlockingIOError:
+                        if not _wait(dst, select.POLLOUT, out_timeout):
+                            raise TimeoutError("client did not read in time") from None
+                        continue
+                    n -= m
+                    sent(m)
+            self._finish()
+        except BaseException:
+            self.close()
+            raise
+        finally:
+            os.close(pipe_r)
+            os.close(pipe_w)
+
     def read(self) -> bytes:
         parts = []
         while True:
@@ -433,6 +482,18 @@ class RawResponse:
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
+
+
+_F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+_PIPE_SIZE = 1024 * 1024
+_SPLICE_MOVE = getattr(os, "SPLICE_F_MOVE", 1)
+CAN_SPLICE = hasattr(os, "splice")
+
+
+def _wait(fd: int, event: int, timeout: float | None) -> bool:
+    poller = select.poll()
+    poller.register(fd, event | select.POLLERR | select.POLLHUP)
+    return bool(poller.poll(None if timeout is None else timeout * 1000))
 
 
 def _status(line: bytes) -> tuple[int, str, int]:
