@@ -37,28 +37,6 @@ class RecordingBroker:
 
 
 @pytest.fixture
-def no_dedup_yet(monkeypatch):
-    """Until core.dedup.service lands (another engineer's phase), a scan's dedup job
-    fails after ~25 s of retries; a stand-in that finishes it keeps these tests fast.
-    Does nothing once the real module exists."""
-    import importlib.util
-    import sys
-    import types
-
-    if importlib.util.find_spec("core.dedup.service") is not None:
-        return
-    stub = types.ModuleType("core.dedup.service")
-
-    def run_job(session, job_id, settings):  # noqa: ARG001
-        jobs.mark_running(session, job_id)
-        jobs.finish_job(session, job_id, "done", summary={"stand_in": True})
-        return False
-
-    stub.run_job = run_job  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "core.dedup.service", stub)
-
-
-@pytest.fixture
 def client(pg_settings):
     app = api.create_app("grouping", {"settings": pg_settings, "broker": RecordingBroker()})
     return app.test_client()
@@ -207,7 +185,7 @@ def _make_library(lib: Path) -> None:
     write_jpeg(lib / "b" / "scan-edited.jpg", 4)
 
 
-def test_overrides_survive_a_rescan(client, pg_settings, library, no_dedup_yet):
+def test_overrides_survive_a_rescan(client, pg_settings, library):
     _make_library(library)
     run_scan(pg_settings, str(library))
     lib = str(library)

@@ -12,7 +12,6 @@ from pathlib import Path
 from core.grouping.evaluate import pairs_of_sets, score
 from core.media.inspect import inspect_file
 from tests.factories import write_bytes, write_jpeg
-from tests.integration.test_grouping_api import no_dedup_yet  # noqa: F401
 from twinlens import run_scan
 
 XMP = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'></x:xmpmeta>"
@@ -78,7 +77,7 @@ def build(samples: Path, lib: Path) -> tuple[list[set[str]], list[tuple[str, str
     return expected, decoys, types
 
 
-def test_scan_groups_a_real_library(pg_settings, library, samples, no_dedup_yet):  # noqa: F811
+def test_scan_groups_a_real_library(pg_settings, library, samples):
     expected, decoys, types = build(samples, library)
 
     report = run_scan(pg_settings, str(library))

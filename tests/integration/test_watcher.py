@@ -17,7 +17,7 @@ from core.db import engine_for, session_scope
 from core.media.inspect import inspect_file
 from core.models import File, FileGroup, GroupMember, Job
 from tests.factories import write_bytes, write_jpeg
-from tests.integration.test_grouping_api import RecordingBroker, no_dedup_yet  # noqa: F401
+from tests.integration.test_grouping_api import RecordingBroker
 from workers.watcher import Settler, Watcher, scan_targets
 
 RAW_SAMPLE = "skia/sample_1mp.dng"
@@ -61,7 +61,7 @@ def watch_cfg(pg_settings):
     return replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.6)
 
 
-def test_copy_move_delete(watch_cfg, worker, library, samples, no_dedup_yet):  # noqa: F811
+def test_copy_move_delete(watch_cfg, worker, library, samples):
     cfg = watch_cfg
     raw_src = samples / RAW_SAMPLE
     taken = inspect_file(str(raw_src), full_hash=False).taken_at
