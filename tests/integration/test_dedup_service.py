@@ -1,0 +1,227 @@
+"""The dedup service on PostgreSQL: incremental passes agree with full passes, ids are
+stable, file groups are respected, and jobs record progress, defer and serialise."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from core.config import load_settings
+from core.db import session_scope
+from core.dedup import service
+from core.models import DuplicateGroup, DuplicateMember, File, FileGroup, GroupMember, Job, utcnow
+from core.paths import path_key
+from tests.unit.test_dedup_api import Catalog, flip, rand_hash, sha
+
+
+@pytest.fixture
+def cat(pg_db: str, tmp_path: Path) -> Catalog:
+    lib = (tmp_path / "library").resolve()
+    lib.mkdir()
+    settings = load_settings({}, data_dir=tmp_path / "data", database_url=pg_db, library_roots=(lib,))
+    return Catalog(settings, lib)
+
+
+def snapshot(cat: Catalog) -> dict[str, tuple]:
+    with session_scope(cat.engine) as s:
+        members: dict[str, list] = {}
+        for gid, fid, score in s.execute(select(DuplicateMember.group_id, DuplicateMember.file_id,
+                                                DuplicateMember.similarity_score)):
+            members.setdefault(gid, []).append((fid, round(score, 6)))
+        return {
+            g.group_key: (g.group_id, g.duplicate_type, g.status, g.keeper_file_id,
+                          tuple(sorted(members.get(g.group_id, []))))
+            for g in s.scalars(select(DuplicateGroup))
+        }
+
+
+def random_library(cat: Catalog, rng: random.Random, pictures: int = 60) -> list[int]:
+    """Pictures with byte copies and near variants; returns their pHashes."""
+    bases = []
+    n = 0
+    for p in range(pictures):
+        h = rand_hash(rng)
+        bases.append(h)
+        cat.add(f"pics/{p:03d}.jpg", size=10_000 + p, sha=sha(10_000 + p), phash=h,
+                width=rng.choice((4000, 2000)), height=3000)
+        for c in range(rng.choice((0, 0, 1, 2))):
+            cat.add(f"copies/{c}/{p:03d}.jpg", size=10_000 + p, sha=sha(10_000 + p), phash=h)
+        for v in range(rng.choice((0, 1, 1, 2))):
+            n += 1
+            cat.add(f"variants/{p:03d}_{v}.jpg", size=5_000 + n, sha=sha(50_000 + n),
+                    phash=flip(h, rng.randrange(0, 12), rng), width=1000, height=750)
+    return bases
+
+
+def touch(cat: Catalog, rel: str, **values: object) -> None:
+    with session_scope(cat.engine) as s:
+        s.execute(update(File).where(File.path_key == path_key(cat.path(rel)))
+                  .values(updated_at=utcnow(), **values))
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_incremental_pass_agrees_with_a_full_pass(cat: Catalog, seed: int) -> None:
+    rng = random.Random(seed)
+    bases = random_library(cat, rng)
+    lone = rand_hash(rng)
+    cat.add("lone/x.jpg", size=777, sha=sha(777), phash=lone)
+    for name in ("clips/a.mov", "clips/b.mov"):  # no pHash: only SHA-256 ties them
+        cat.add(name, size=888, sha=sha(888), phash=None)
+    cat.dedupe()
+    before = snapshot(cat)
+    assert sum(1 for v in before.values() if v[1] == "exact") >= 5
+    assert sum(1 for v in before.values() if v[1] == "perceptual") >= 5
+    with session_scope(cat.engine) as s:
+        s.execute(update(File).values(updated_at=utcnow() - timedelta(minutes=5)))
+    since = utcnow() - timedelta(seconds=1)
+    # Changes: new copies and variants, a file whose content changed, files gone missing,
+    # a moved file.
+    for k in range(5):
+        p = rng.randrange(len(bases))
+        cat.add(f"new/{k}.jpg", size=10_000 + p, sha=sha(10_000 + p), phash=bases[p])
+        cat.add(f"new/v{k}.jpg", size=900 + k, sha=sha(90_000 + k), phash=flip(bases[p], 3, rng))
+    cat.add("new/c.mov", size=888, sha=sha(888), phash=None)
+    # A variant of a picture in no group: only the pHash index can find its partner.
+    cat.add("new/lone_small.jpg", size=555, sha=sha(555), phash=flip(lone, 3, rng))
+    touch(cat, "pics/001.jpg", sha256=sha(77_777), phash=f"{rand_hash(rng):016x}")
+    touch(cat, "pics/002.jpg", status="missing")
+    touch(cat, "pics/003.jpg", path=cat.path("moved/003.jpg"), path_key=path_key(cat.path("moved/003.jpg")))
+    with session_scope(cat.engine) as s:
+        total = s.scalar(select(func.count()).select_from(File))
+        inc = service.dedupe(s, cat.settings, since=since)
+    assert inc.mode == "incremental" and 0 < inc.files < total
+    after_inc = snapshot(cat)
+    assert after_inc != before
+    full = cat.dedupe()
+    # The full pass finds nothing left to change: the incremental one got it all right.
+    assert (full.created, full.updated, full.deleted) == (0, 0, 0), full
+    assert snapshot(cat) == after_inc
+    # Untouched groups kept their rows.
+    unchanged = [k for k in before if k in after_inc and before[k] == after_inc[k]]
+    assert len(unchanged) >= len(before) // 2
+
+
+def test_a_second_pass_changes_nothing(cat: Catalog) -> None:
+    random_library(cat, random.Random(5), pictures=30)
+    first = cat.dedupe()
+    assert first.created > 0
+    second = cat.dedupe()
+    assert (second.created, second.updated, second.deleted) == (0, 0, 0)
+    assert second.unchanged == first.created
+    nothing = cat.dedupe(full=False, since=utcnow() + timedelta(seconds=5))
+    assert nothing.seeds == 0 and not nothing.changed
+
+
+def test_versions_in_a_file_group_are_never_linked(cat: Catalog) -> None:
+    rng = random.Random(9)
+    h = rand_hash(rng)
+    a = cat.add("2024/IMG_1.CR3", size=20_000, sha=sha(1), phash=h, fmt="raw")
+    b = cat.add("2024/IMG_1.JPG", size=3_000, sha=sha(2), phash=flip(h, 2, rng))
+    cat.dedupe()
+    assert [v[1] for v in snapshot(cat).values()] == ["perceptual"]
+    # Grouping pairs them later: the next incremental pass sees the new file group.
+    since = utcnow() - timedelta(seconds=1)
+    with session_scope(cat.engine) as s:
+        s.execute(insert(FileGroup), [dict(group_id="g1", group_type="raw_jpeg", group_key="k1",
+                                           dir_key="d", created_at=utcnow(), updated_at=utcnow())])
+        s.execute(insert(GroupMember), [
+            dict(group_id="g1", file_id=a, file_path=cat.path("2024/IMG_1.CR3"), file_type="raw"),
+            dict(group_id="g1", file_id=b, file_path=cat.path("2024/IMG_1.JPG"), file_type="image"),
+        ])
+    stats = cat.dedupe(full=False, since=since)
+    assert stats.seeds == 2 and stats.deleted == 1
+    assert snapshot(cat) == {}
+
+
+# --- jobs ----------------------------------------------------------------------------------
+
+
+def new_job(cat: Catalog, **kw: object) -> str:
+    with session_scope(cat.engine) as s:
+        job = Job(kind="dedup", trigger="test", state="queued", **kw)
+        s.add(job)
+        s.flush()
+        return job.id
+
+
+def run(cat: Catalog, job_id: str, deferred: list | None = None) -> bool:
+    calls = deferred if deferred is not None else []
+    with session_scope(cat.engine) as s:
+        return service.run_job(s, job_id, cat.settings, defer=lambda j, ms: calls.append((j, ms)))
+
+
+def job_row(cat: Catalog, job_id: str) -> Job:
+    with session_scope(cat.engine) as s:
+        job = s.get(Job, job_id)
+        assert job is not None
+        return job
+
+
+def test_jobs_record_progress_and_go_incremental(cat: Catalog) -> None:
+    random_library(cat, random.Random(11), pictures=20)
+    with session_scope(cat.engine) as s:  # cataloged a while ago, outside CLOCK_SLACK
+        s.execute(update(File).values(updated_at=utcnow() - timedelta(minutes=5)))
+    first = new_job(cat)
+    assert run(cat, first) is True
+    j = job_row(cat, first)
+    summary = json.loads(j.summary or "{}")
+    assert j.state == "done" and j.started_at and j.finished_at
+    assert summary["mode"] == "full" and summary["created"] > 0 and j.total == j.done == summary["files"]
+    assert datetime.fromisoformat(summary["watermark"]) <= j.started_at + timedelta(seconds=60)
+    assert run(cat, first) is False  # a redelivered message does nothing
+    cat.add("late/copy.jpg", size=10_000, sha=sha(10_000), phash=None)
+    second = new_job(cat)
+    assert run(cat, second) is True
+    s2 = json.loads(job_row(cat, second).summary or "{}")
+    assert s2["mode"] == "incremental" and s2["seeds"] == 1 and s2["files"] < summary["files"]
+    forced = new_job(cat, full=True)
+    run(cat, forced)
+    s3 = json.loads(job_row(cat, forced).summary or "{}")
+    assert s3["mode"] == "full" and not (s3["created"] or s3["updated"] or s3["deleted"])
+
+
+def test_a_job_waits_for_grouping_of_its_scan_and_for_the_lease(cat: Catalog) -> None:
+    with session_scope(cat.engine) as s:
+        g = Job(kind="group", trigger="scan", state="running", root_id=cat.root_id)
+        s.add(g)
+        s.flush()
+        gid = g.id
+    job = new_job(cat, root_id=cat.root_id)
+    deferred: list = []
+    assert run(cat, job, deferred) is False
+    assert deferred == [(job, service.DEFER_MS)] and job_row(cat, job).state == "queued"
+    with session_scope(cat.engine) as s:
+        s.execute(update(Job).where(Job.id == gid).values(state="done"))
+    # Another pass holds the lease: defer again, without touching the job.
+    from core import leases
+
+    with session_scope(cat.engine) as s:
+        assert leases.acquire(s, service.LEASE, "someone-else", 60)
+    deferred.clear()
+    assert run(cat, job, deferred) is False and deferred == [(job, service.DEFER_MS)]
+    with session_scope(cat.engine) as s:
+        leases.release(s, service.LEASE, "someone-else")
+    run(cat, job, deferred)
+    assert job_row(cat, job).state == "done"
+    with session_scope(cat.engine) as s:  # the lease is free again
+        assert leases.acquire(s, service.LEASE, "next", 60)
+
+
+def test_a_failing_pass_releases_the_lease(cat: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*a: object, **k: object) -> None:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(service, "dedupe", boom)
+    job = new_job(cat)
+    with pytest.raises(RuntimeError):
+        run(cat, job)
+    from core import leases
+
+    with session_scope(cat.engine) as s:
+        assert leases.acquire(s, service.LEASE, "next", 60)
+
