@@ -96,7 +96,7 @@ def phash_table(session: Session) -> tuple[np.ndarray, np.ndarray]:
         select(File.id, File.phash).where(File.status == "present", File.phash.is_not(None))
     ):
         try:
-            hashes.append(int(ph, 16))
+            hashes.append(int(ph or "", 16))
         except ValueError:
             continue
         ids.append(fid)
@@ -329,7 +329,7 @@ def dup_views(session: Session, group_ids: Sequence[str]) -> list[DupView]:
         ):
             v = views.get(row[0])
             if v is not None:
-                v.members.append(MemberView(row[1], row[2], int(row[3]), float(row[4]), *row[5:]))
+                v.members.append(MemberView(row[1], row[2], int(row[3]), float(row[4]), *row[5:]))  # type: ignore[call-arg]
     perceptual_shas = {m.sha256 for v in views.values() if v.type == "perceptual"
                        for m in v.members if m.sha256}  # fmt: skip
     exact_of = _exact_groups_by_key(session, perceptual_shas)

@@ -283,18 +283,18 @@ def _write(session: Session, groups: list[DupGroup], stored: dict[str, Q.StoredG
     # A perceptual group whose membership changed has a new key: keep the id of the
     # stored group it shares most files with (each stored id is taken over once).
     owner: dict[int, Q.StoredGroup] = {}
-    for s in stored.values():
-        if s.type == "perceptual":
-            for m in s.members:
-                owner.setdefault(m[0], s)
+    for sg in stored.values():
+        if sg.type == "perceptual":
+            for fid, *_rest in sg.members:
+                owner.setdefault(fid, sg)
     inserts: list[tuple[DupGroup, str]] = []
     for g, status in fresh:
         votes: dict[str, int] = {}
         if g.type == "perceptual":
-            for m in g.members:
-                s = owner.get(m.file_id)
-                if s is not None and s.key in stored:
-                    votes[s.key] = votes.get(s.key, 0) + 1
+            for dm in g.members:
+                prev = owner.get(dm.file_id)
+                if prev is not None and prev.key in stored:
+                    votes[prev.key] = votes.get(prev.key, 0) + 1
         if votes:
             key = max(sorted(votes), key=lambda k: votes[k])
             old = stored.pop(key)
@@ -356,7 +356,7 @@ def _previous_watermark(session: Session) -> datetime | None:
         .order_by(Job.finished_at.desc()).limit(20)
     ):  # fmt: skip
         try:
-            mark = json.loads(summary).get("watermark")
+            mark = json.loads(summary or "{}").get("watermark")
         except (ValueError, AttributeError):
             continue
         if mark:
