@@ -4,11 +4,14 @@ The gateway accepts exactly what Immich accepts, because it asks Immich: the cal
 credential parts are replayed to ``GET /api/users/me`` and Immich's answer decides.
 A failure (401, 403 "Missing required permission: user.read", 403 for a shared link)
 is returned to the caller unchanged. A success is cached for ``AUTH_TTL`` seconds under
-the SHA-256 of the winning credential, never the credential itself.
+the SHA-256 of the winning credential, never the credential itself: in the shared cache
+(Redis), and in front of it in the process, until the same moment (the entry carries
+when Immich's answer expires, so no copy is trusted longer than ``AUTH_TTL``).
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
@@ -74,13 +77,32 @@ def upstream_error(exc: requests.RequestException) -> Response:
     return json_error(502, "Immich is unreachable")
 
 
+_LOCAL_KEY = "twinlens_auth_local"
+_LOCAL_MAX = 10_000
+
+
+def _remember(key: str, user: dict[str, Any], expires: float) -> None:
+    """Keep ``user`` in this process until ``expires`` (wall clock)."""
+    local = current_app.extensions.setdefault(_LOCAL_KEY, {})
+    if len(local) >= _LOCAL_MAX:
+        local.clear()  # crude bound; entries are cheap to fetch again
+    local[key] = (time.monotonic() + (expires - time.time()), user)
+
+
 def whoami(creds: Credentials) -> dict[str, Any] | Response:
     """The Immich user behind ``creds``, or Immich's own refusal as a Response."""
     key = creds.cache_key() if creds.present else None
     if key:
+        local = current_app.extensions.get(_LOCAL_KEY)
+        mine = local.get(key) if local else None
+        if mine is not None and mine[0] > time.monotonic():
+            return mine[1]
         hit = cache.get(key)
         if hit is not None:
-            return hit
+            if isinstance(hit, dict) and "exp" in hit and "user" in hit:
+                _remember(key, hit["user"], hit["exp"])
+                return hit["user"]
+            return hit  # written by an older gateway: a plain user, not kept locally
     cfg = current_app.config
     url = cfg["SETTINGS"].immich_url + "/api/users/me"
     try:
@@ -99,7 +121,9 @@ def whoami(creds: Credentials) -> dict[str, Any] | Response:
     body = resp.json()
     user = {k: body.get(k) for k in ("id", "email", "name", "isAdmin")}
     if key:
-        cache.set(key, user, timeout=cfg["AUTH_TTL"])
+        expires = time.time() + cfg["AUTH_TTL"]
+        cache.set(key, {"user": user, "exp": expires}, timeout=cfg["AUTH_TTL"])
+        _remember(key, user, expires)
     return user
 
 
