@@ -52,10 +52,13 @@ def _finish(job_id: str) -> None:
             return
         dirs, changed = catalog.changed_since(s, job)
         jobs.finish_job(s, job_id, "done")
-        if changed:
+        if changed or job.trigger == "schedule":
             root = s.get(Root, job.root_id)
             g = Job(kind="group", root_id=job.root_id, path=root.path if root else None, trigger="scan")
-            d = Job(kind="dedup", root_id=job.root_id, path=root.path if root else None, trigger="scan")
+            # A full or nightly scan also runs a full dedup pass: only that notices a
+            # file group that was dissolved entirely (incremental passes see changed rows).
+            d = Job(kind="dedup", root_id=job.root_id, path=root.path if root else None,
+                    trigger="scan", full=job.full or job.trigger == "schedule")
             s.add_all([g, d])
             s.flush()
             follow = [("group_run", (g.id, dirs)), ("dedup_run", (d.id,))]
