@@ -1,4 +1,8 @@
-"""HTTP to Immich and to the Twinlens services: one pooled session per process.
+"""HTTP to Immich and to the Twinlens services.
+
+``Pool`` carries the proxy's traffic to Immich (lean keep-alive HTTP/1.1, see its
+docstring); ``make_session`` is the requests session for everything else (auth, the
+Twinlens services, enrichment lookups), one per process.
 
 The session must never remember anything between callers: no cookie jar (a login
 through the gateway would otherwise authenticate the next anonymous caller), no
@@ -204,25 +208,30 @@ class Pool:
                 raise
 
     def _send(self, conn: _Conn, head: bytes, body: Any, chunked: bool) -> None:
+        """Head, then the body as read from the client (framed when chunked)."""
         sock = conn.sock
-        try:
-            if body is None:
-                sock.sendall(head)
+        data, last = head, body is None
+        while True:
+            try:
+                sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                # Immich may have answered early and closed: read that answer, as urllib3 does.
+                conn.send_failed = True
                 return
-            sock.sendall(head)
-            block = self.blocksize
-            while True:
-                data = body.read(block)
-                if not data:
-                    break
-                sock.sendall(b"%x\r\n%b\r\n" % (len(data), data) if chunked else data)
-            if chunked:
-                sock.sendall(b"0\r\n\r\n")
-        except (BrokenPipeError, ConnectionResetError):
-            # Immich may have answered early (and closed): read that answer, as urllib3 does.
-            conn.send_failed = True
-        except OSError as exc:  # includes a send timeout: urllib3 calls it a protocol error
-            raise UpstreamError(f"send failed: {type(exc).__name__}") from None
+            except OSError as exc:  # a send timeout too: urllib3 called it a protocol error
+                raise UpstreamError(f"send failed: {type(exc).__name__}") from None
+            if last:
+                return
+            try:
+                block = body.read(self.blocksize)
+            except OSError as exc:  # the client went away mid-upload (502, as before)
+                raise UpstreamError(f"client body: {type(exc).__name__}") from None
+            if not block:
+                if not chunked:
+                    return
+                data, last = b"0\r\n\r\n", True
+            else:
+                data = b"%x\r\n%b\r\n" % (len(block), block) if chunked else block
 
 
 class _Stale(Exception):

@@ -1,0 +1,93 @@
+"""The proxy's own connection pool (gateway.upstream.Pool) against awkward upstreams:
+chunked uploads, and an upstream that silently drops every keep-alive connection."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+import threading
+
+import pytest
+import requests
+from flask import Flask, request
+
+from core.config import load_settings
+from gateway import create_app
+from tests.fakeimmich import ThreadedServer
+
+
+def _gateway(upstream_url: str, tmp_path) -> ThreadedServer:
+    settings = load_settings({}, immich_url=upstream_url, data_dir=tmp_path, cache_url="memory://")
+    return ThreadedServer(create_app({"SETTINGS": settings, "UI_DIST": str(tmp_path / "no-ui")})).start()
+
+
+def test_chunked_upload_reaches_immich_intact(tmp_path):
+    app = Flask("sink")
+
+    @app.post("/api/upload")
+    def upload():
+        data = request.get_data()
+        return {"sha1": hashlib.sha1(data).hexdigest(), "n": len(data),
+                "te": request.headers.get("Transfer-Encoding"),
+                "cl": request.headers.get("Content-Length")}
+
+    sink = ThreadedServer(app).start()
+    gw = _gateway(sink.url, tmp_path)
+    try:
+        parts = [bytes([i]) * (300_000 + i) for i in range(5)]
+        r = requests.post(gw.url + "/api/upload", data=iter(parts))  # a generator: chunked
+        body = b"".join(parts)
+        assert r.status_code == 200
+        assert r.json() == {"sha1": hashlib.sha1(body).hexdigest(), "n": len(body),
+                            "te": "chunked", "cl": None}
+        r = requests.post(gw.url + "/api/upload", data=body)  # Content-Length
+        assert r.json()["n"] == len(body) and r.json()["cl"] == str(len(body))
+    finally:
+        gw.stop()
+        sink.stop()
+
+
+@pytest.fixture
+def one_shot_upstream():
+    """Answers one request per connection, then closes it without saying so."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    served = []
+
+    def handle(conn):
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            served.append(buf.split(b"\r\n", 1)[0])
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 11\r\n\r\n{\"ok\":true}")
+
+    def loop():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}", served
+    srv.close()
+
+
+def test_connections_dropped_by_immich_are_not_an_error(one_shot_upstream, tmp_path):
+    url, served = one_shot_upstream
+    gw = _gateway(url, tmp_path)
+    try:
+        s = requests.Session()
+        for i in range(40):
+            r = s.get(f"{gw.url}/api/server/ping?i={i}")
+            assert r.status_code == 200 and r.json() == {"ok": True}, i
+        assert len(served) >= 40
+    finally:
+        gw.stop()
