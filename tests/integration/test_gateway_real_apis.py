@@ -1,0 +1,374 @@
+"""The gateway in front of the fake Immich and the REAL grouping and dedup APIs, on
+PostgreSQL + Redis, after a real scan by Dramatiq workers (``twinlens.run_scan``).
+
+The other gateway tests use in-process stand-ins for the two APIs; these check that the
+real services' answers (paths, sha1s, keep, status, data-version bumps by workers) line
+up with what the gateway expects. The library's files are registered in the fake Immich
+as external-library assets under ``/mnt/photos`` (checksum = SHA-1 of "path:" +
+originalPath, as Immich computes it), and the gateway's path map sends that prefix to
+the real library folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from PIL import ImageEnhance
+
+from core.config import Settings
+from tests.factories import picture, write_jpeg
+
+IMMICH_ROOT = "/mnt/photos"
+LIBRARY_ID = "0b0c2a1e-5b1c-4e7f-9d2a-6f3e1c2b4a5d"
+# Broker and cache on Redis databases of their own: the shared ones (/13, /14) are
+# flushed by other test runs, and a data-version bump by someone else's worker between
+# two of our requests would turn an expected cache hit into a miss.
+BROKER_DB, CACHE_DB = 5, 6
+BUCKET = "2024-05-01T00:00:00.000Z"
+T0 = datetime(2024, 5, 17, 10, 0, tzinfo=UTC)
+
+# rel path -> (duplicate type, file group type) the scan must find
+EXACT = ("2024/trip/IMG_0100.JPG", "backup/IMG_0100.JPG")
+PERCEPTUAL = ("2024/trip/IMG_0101.JPG", "backup/IMG_0101-small.jpg")
+EDITED = ("2024/edits/IMG_1234.JPG", "2024/edits/IMG_E1234.JPG")
+LONER = "2024/trip/IMG_0102.JPG"
+
+
+def build_library(root: Path) -> None:
+    """A byte copy in another folder, a resized re-encode, an iPhone-style edit pair and
+    one unrelated shot."""
+    for i, rel in enumerate((EXACT[0], PERCEPTUAL[0], LONER)):
+        write_jpeg(root / rel, 100 + i, size=(640, 480), taken=T0.replace(tzinfo=None))
+    (root / "backup").mkdir()
+    shutil.copyfile(root / EXACT[0], root / EXACT[1])
+    picture(101, (640, 480)).resize((320, 240)).save(root / PERCEPTUAL[1], "JPEG", quality=70)
+    write_jpeg(root / EDITED[0], 1234, size=(640, 480))
+    edit = ImageEnhance.Contrast(picture(1234, (640, 480))).enhance(1.4)
+    edit.save(root / EDITED[1], "JPEG", quality=88)
+
+
+class Counting:
+    """WSGI middleware: counts (method, path) of the requests an API receives."""
+
+    def __init__(self, app: Callable) -> None:
+        self.app = app
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
+        with self._lock:
+            self.calls[(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))] += 1
+        return self.app(environ, start_response)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self.calls.values())
+
+
+@dataclass
+class Stack:
+    cfg: Settings
+    library: Path
+    immich: Any  # FakeImmichServer
+    token: str
+    assets: dict[str, str]  # rel path -> Immich asset id
+    grouping: Counting
+    dedup: Counting
+    gateway_url: str
+    http: requests.Session
+    servers: list[Any] = field(default_factory=list)
+
+    def path(self, rel: str) -> str:
+        return str(self.library / rel)
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def gw(self, method: str, path: str, **kw: Any) -> requests.Response:
+        kw.setdefault("headers", self.auth)
+        return self.http.request(method, self.gateway_url + path, timeout=30, **kw)
+
+    def direct_immich(self, method: str, path: str, **kw: Any) -> requests.Response:
+        kw.setdefault("headers", self.auth)
+        return self.http.request(method, self.immich.url + path, timeout=30, **kw)
+
+    def direct_api(self, which: str, method: str, path: str, **kw: Any) -> requests.Response:
+        url = (self.cfg.grouping_url if which == "grouping" else self.cfg.dedup_url) + path
+        headers = {"Authorization": f"Bearer {self.cfg.service_token}"}
+        return self.http.request(method, url, headers=headers, timeout=30, **kw)
+
+
+def _redis_db(settings: Settings, db: int) -> str:
+    import redis
+
+    url = settings.broker_url.rsplit("/", 1)[0] + f"/{db}"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
+@pytest.fixture
+def stack(pg_settings: Settings, library: Path) -> Iterator[Stack]:
+    import api
+    import gateway
+    import twinlens
+    from core.broker import make_broker
+    from core.db import engine_for
+    from tests.fakeimmich import FakeImmichServer, ThreadedServer
+    from tests.fakeimmich.spec import spec_path
+
+    if not spec_path().is_file():
+        pytest.skip(f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)")
+    cfg = dataclasses.replace(pg_settings, broker_url=_redis_db(pg_settings, BROKER_DB),
+                              cache_url=_redis_db(pg_settings, CACHE_DB))
+    build_library(library)
+    report = twinlens.run_scan(cfg, str(library))
+    assert report["job"]["state"] == "done", report["job"]
+
+    servers: list[Any] = []
+    http = requests.Session()
+    http.trust_env = False
+    try:
+        immich = FakeImmichServer().start()
+        servers.append(immich)
+        user = immich.state.add_user("alice@example.com", "secret-pw", name="Alice")
+        token = immich.state.new_session(user["id"])
+        assets = {}
+        for i, f in enumerate(sorted(library.rglob("*.[jJ][pP][gG]"))):
+            rel = f.relative_to(library).as_posix()
+            assets[rel] = immich.state.add_asset(
+                user["id"], f"{IMMICH_ROOT}/{rel}", file=str(f), library_id=LIBRARY_ID,
+                taken=T0 + timedelta(minutes=i))["id"]
+
+        broker = make_broker(cfg)  # the APIs only enqueue (POST /scans); no test here does
+        counted = {}
+        for which in ("grouping", "dedup"):
+            counted[which] = Counting(api.create_app(which, {"settings": cfg, "broker": broker}))
+            servers.append(ThreadedServer(counted[which]).start())
+        cfg = dataclasses.replace(cfg, grouping_url=servers[1].url, dedup_url=servers[2].url)
+        gw_cfg = dataclasses.replace(cfg, immich_url=immich.url,
+                                     path_map=((IMMICH_ROOT, str(library)),))
+        # TTLs far beyond the test's length: whatever changes, changes by the data version.
+        gw_app = gateway.create_app({"SETTINGS": gw_cfg, "LIST_TTL": 3600, "CACHE_TTL": 3600,
+                                     "MEMBER_TTL": 3600})
+        servers.append(ThreadedServer(gw_app).start())
+        yield Stack(cfg, library, immich, token, assets, counted["grouping"], counted["dedup"],
+                    servers[-1].url, http, servers)
+    finally:
+        for s in reversed(servers):
+            s.stop()
+        http.close()
+        engine_for(cfg.database_url).dispose()
+        for db in (BROKER_DB, CACHE_DB):
+            _redis_db(pg_settings, db)
+
+
+def _without_twinlens(obj: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    obj = dict(obj)
+    return obj, obj.pop("twinlens")
+
+
+def _expected(st: Stack) -> dict[str, tuple[str | None, str | None]]:
+    """Asset id -> (duplicate type, group type) that the gateway must attach."""
+    out: dict[str, tuple[str | None, str | None]] = {a: (None, None) for a in st.assets.values()}
+    for rel in EXACT:
+        out[st.assets[rel]] = ("exact", None)
+    for rel in PERCEPTUAL:
+        out[st.assets[rel]] = ("perceptual", None)
+    for rel in EDITED:
+        out[st.assets[rel]] = (None, "edited")
+    return out
+
+
+def _types(tl: dict[str, Any] | None) -> tuple[str | None, str | None]:
+    assert tl is not None
+    return ((tl["duplicate"] or {}).get("type"), (tl["group"] or {}).get("type"))
+
+
+def test_immich_answers_enriched_from_the_real_services(stack: Stack) -> None:
+    st = stack
+    # One member of an exact duplicate: Immich's fields untouched, the real group attached.
+    aid = st.assets[EXACT[1]]
+    direct = st.direct_immich("GET", f"/api/assets/{aid}")
+    via = st.gw("GET", f"/api/assets/{aid}")
+    assert via.status_code == 200 and via.headers["X-Twinlens-Enrichment"] == "ok"
+    immich_part, tl = _without_twinlens(via.json())
+    assert immich_part == direct.json()
+    assert tl["path"] == st.path(EXACT[1]) and tl["group"] is None
+    dup = tl["duplicate"]
+    assert dup["type"] == "exact" and dup["status"] == "open"
+    assert {m["path"] for m in dup["members"]} == {st.path(r) for r in EXACT}
+    assert dup["keepPath"] in {st.path(r) for r in EXACT}
+    keep_rel = Path(dup["keepPath"]).relative_to(st.library).as_posix()
+    assert dup["suggestedKeepAssetId"] == st.assets[keep_rel]
+    assert sorted(dup["memberAssetIds"]) == sorted(st.assets[r] for r in EXACT)
+    assert dup["reclaimableBytes"] == (st.library / EXACT[0]).stat().st_size
+
+    # The resized re-encode: a perceptual duplicate of its original.
+    tl = st.gw("GET", f"/api/assets/{st.assets[PERCEPTUAL[1]]}").json()["twinlens"]
+    assert tl["duplicate"]["type"] == "perceptual" and 0 < tl["duplicate"]["similarity"] <= 1
+    assert sorted(tl["duplicate"]["memberAssetIds"]) == sorted(st.assets[r] for r in PERCEPTUAL)
+
+    # The edited copy: a file group (and, being a version of one shot, no duplicate).
+    tl = st.gw("GET", f"/api/assets/{st.assets[EDITED[1]]}").json()["twinlens"]
+    assert tl["duplicate"] is None
+    grp = tl["group"]
+    assert grp["type"] == "edited" and grp["primaryPath"] == st.path(EDITED[0])
+    assert grp["primaryAssetId"] == st.assets[EDITED[0]]
+    assert sorted(grp["memberAssetIds"]) == sorted(st.assets[r] for r in EDITED)
+    roles = {m["path"]: m["role"] for m in grp["members"]}
+    assert roles == {st.path(EDITED[0]): "primary", st.path(EDITED[1]): "edit"}
+
+    tl = st.gw("GET", f"/api/assets/{st.assets[LONER]}").json()["twinlens"]
+    assert tl == {"path": st.path(LONER), "group": None, "duplicate": None}
+
+    expected = _expected(st)
+    # Search: every item keeps Immich's fields and gains its own Twinlens object.
+    body = {"size": 100, "withExif": True}
+    direct = st.direct_immich("POST", "/api/search/metadata", json=body).json()
+    via = st.gw("POST", "/api/search/metadata", json=body)
+    assert via.headers["X-Twinlens-Enrichment"] == "ok"
+    items = via.json()["assets"]["items"]
+    assert [a["id"] for a in items] == [a["id"] for a in direct["assets"]["items"]]
+    assert len(items) == len(st.assets)
+    for got, want in zip(items, direct["assets"]["items"], strict=True):
+        immich_part, tl = _without_twinlens(got)
+        assert immich_part == want
+        assert _types(tl) == expected[got["id"]], (got["originalPath"], tl)
+
+    # Timeline bucket (columnar): Immich's columns unchanged plus one parallel array.
+    direct = st.direct_immich("GET", "/api/timeline/bucket", params={"timeBucket": BUCKET}).json()
+    via = st.gw("GET", "/api/timeline/bucket", params={"timeBucket": BUCKET})
+    assert via.headers["X-Twinlens-Enrichment"] == "ok"
+    columns, column = _without_twinlens(via.json())
+    assert columns == direct and len(direct["id"]) == len(st.assets)
+    assert len(column) == len(direct["id"])
+    for asset_id, tl in zip(direct["id"], column, strict=True):
+        assert _types(tl) == expected[asset_id], (asset_id, tl)
+
+    # The stats page: the real services' figures, passed through.
+    stats = st.gw("GET", "/api/twinlens/stats").json()
+    assert stats["duplicates"] == st.direct_api("dedup", "GET", "/stats").json()
+    assert stats["groups"]["total"] == 1
+
+
+def test_resolve_dry_run_then_trash_through_immich(stack: Stack) -> None:
+    st = stack
+    listed = st.gw("GET", "/api/twinlens/duplicates").json()
+    real = st.direct_api("dedup", "GET", "/duplicates").json()
+    assert sorted(d["id"] for d in listed["items"]) == sorted(d["id"] for d in real["items"])
+    assert sorted(d["type"] for d in listed["items"]) == ["exact", "perceptual"]
+    exact = next(d for d in listed["items"] if d["type"] == "exact")
+    assert {m["path"]: m["assetId"] for m in exact["members"]} == {
+        st.path(r): st.assets[r] for r in EXACT}
+    keep_id = exact["keepAssetId"]
+    assert keep_id in {st.assets[r] for r in EXACT}
+    other = next(r for r in EXACT if st.assets[r] != keep_id)
+    before = st.gw("GET", f"/api/twinlens/duplicates/{exact['id']}").json()
+    assert before["status"] == "open"  # now cached by the gateway
+
+    r = st.gw("POST", f"/api/twinlens/duplicates/{exact['id']}/resolve",
+              json={"keep": [keep_id], "action": "trash", "dryRun": True})
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["dryRun"] is True
+    assert plan["trash"] == [{"path": st.path(other), "assetId": st.assets[other]}]
+    assert [k["assetId"] for k in plan["keep"]] == [keep_id] and plan["notInImmich"] == []
+    assert st.immich.state.calls[("DELETE", "/assets")] == 0
+    assert not any(a["isTrashed"] for a in st.immich.state.assets.values())
+    assert st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()["status"] == "open"
+    assert st.dedup.calls[("POST", f"/duplicates/{exact['id']}/resolution")] == 0
+
+    r = st.gw("POST", f"/api/twinlens/duplicates/{exact['id']}/resolve",
+              json={"keep": [keep_id], "action": "trash"})
+    assert r.status_code == 200, r.text
+    assert r.json()["recorded"]["status"] == "resolved"
+    # Immich got one DELETE /api/assets with force false: the asset is in its trash,
+    # not gone (the fake drops an asset for good on force true).
+    assert st.immich.state.calls[("DELETE", "/assets")] == 1
+    state = st.immich.state.assets
+    assert state[st.assets[other]]["isTrashed"] is True
+    assert state[keep_id]["isTrashed"] is False
+    assert sum(a["isTrashed"] for a in state.values()) == 1
+    assert (st.library / other).is_file()  # Twinlens never deletes a library file
+    real_dup = st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()
+    assert real_dup["status"] == "resolved"
+    assert real_dup["resolution"] is not None
+    # The gateway's cached copy of this group was invalidated by the resolution.
+    after = st.gw("GET", f"/api/twinlens/duplicates/{exact['id']}")
+    assert after.json()["status"] == "resolved" and "X-Twinlens-Cache" not in after.headers
+    again = st.gw("POST", f"/api/twinlens/duplicates/{exact['id']}/resolve",
+                  json={"keep": [keep_id], "action": "trash"})
+    assert again.status_code == 409
+    assert st.immich.state.calls[("DELETE", "/assets")] == 1
+
+
+def test_rescan_by_workers_invalidates_cached_answers(stack: Stack) -> None:
+    from core import dataversion
+    from twinlens import run_scan
+
+    st = stack
+    first = st.gw("GET", "/api/twinlens/groups")
+    assert first.status_code == 200 and "X-Twinlens-Cache" not in first.headers
+    assert [g["type"] for g in first.json()["items"]] == ["edited"]
+    loner = st.gw("GET", f"/api/assets/{st.assets[LONER]}").json()["twinlens"]
+    assert loner["group"] is None
+    dups = st.gw("GET", "/api/twinlens/duplicates", params={"type": "exact"}).json()
+    assert [len(d["members"]) for d in dups["items"]] == [2]
+    calls = dict(st.grouping.calls), dict(st.dedup.calls)
+
+    # Served from the cache: same answer, and neither API is asked again.
+    second = st.gw("GET", "/api/twinlens/groups")
+    assert second.headers.get("X-Twinlens-Cache") == "hit" and second.json() == first.json()
+    assert st.gw("GET", f"/api/assets/{st.assets[LONER]}").json()["twinlens"] == loner
+    assert st.gw("GET", "/api/twinlens/duplicates", params={"type": "exact"}).json() == dups
+    assert (dict(st.grouping.calls), dict(st.dedup.calls)) == calls
+
+    # The library changes: a sidecar for the loner and a third copy. A rescan by the
+    # workers bumps the data version in Redis; the TTLs are an hour away.
+    version = dataversion.current(st.cfg.cache_url)
+    (st.library / f"{LONER}.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n')
+    (st.library / "archive").mkdir()
+    shutil.copyfile(st.library / EXACT[0], st.library / "archive/IMG_0100.JPG")
+    report = run_scan(st.cfg, str(st.library))
+    assert report["job"]["state"] == "done", report["job"]
+
+    third = st.gw("GET", "/api/twinlens/groups")
+    assert "X-Twinlens-Cache" not in third.headers
+    assert st.grouping.calls[("GET", "/groups")] == calls[0][("GET", "/groups")] + 1
+    assert sorted(g["type"] for g in third.json()["items"]) == ["edited", "sidecar"]
+    side = next(g for g in third.json()["items"] if g["type"] == "sidecar")
+    assert side["primary"] == st.path(LONER) and side["primaryAssetId"] == st.assets[LONER]
+    assert {m["path"] for m in side["members"]} == {st.path(LONER), st.path(LONER) + ".xmp"}
+
+    grp = st.gw("GET", f"/api/assets/{st.assets[LONER]}").json()["twinlens"]["group"]
+    assert grp["type"] == "sidecar" and grp["memberAssetIds"] == [st.assets[LONER]]
+
+    dups = st.gw("GET", "/api/twinlens/duplicates", params={"type": "exact"}).json()
+    members = {m["path"]: m["assetId"] for m in dups["items"][0]["members"]}
+    # The new copy is not in Immich yet: listed by path, without an asset id.
+    assert members == {**{st.path(r): st.assets[r] for r in EXACT},
+                       st.path("archive/IMG_0100.JPG"): None}
+    assert dataversion.current(st.cfg.cache_url) > version  # by the workers, not the gateway
+
+
+def test_no_credentials_get_immichs_refusal_and_reach_no_service(stack: Stack) -> None:
+    st = stack
+    for headers in ({}, {"Authorization": "Bearer not-a-session"}):
+        direct = st.direct_immich("GET", "/api/users/me", headers=headers)
+        assert direct.status_code == 401
+        for path in ("/api/twinlens/groups", "/api/twinlens/duplicates"):
+            r = st.gw("GET", path, headers=headers)
+            assert (r.status_code, r.json()) == (401, direct.json()), path
+            assert r.headers["Content-Type"].startswith("application/json")
+    assert st.grouping.total() == 0 and st.dedup.total() == 0
