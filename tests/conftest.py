@@ -113,34 +113,85 @@ def db_session(pg_url: str) -> Iterator[object]:
     conn.close()
 
 
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    """A Redis logical database of its own, flushed before and after the test."""
+LEASE_KEY = "twinlens:test-session"
+
+
+def _require_redis(url: str) -> None:
     import redis
 
-    url = f"{REDIS_URL}/14"
-    client = redis.Redis.from_url(url)
     try:
-        client.ping()
+        redis.Redis.from_url(url, socket_timeout=2).ping()
     except Exception as exc:
         if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
             pytest.fail(f"Redis not reachable at {url}: {exc}")
         pytest.skip(f"Redis not reachable at {url}: {exc}")
+
+
+@pytest.fixture(scope="session")
+def redis_dbs() -> Iterator[list[int]]:
+    """Two Redis logical databases (broker, cache) leased by this test session.
+
+    Test sessions can run side by side on one machine (a developer's and CI's); each
+    flushes its databases, so each takes its own with an atomic SET NX lease.
+    """
+    import redis
+
+    _require_redis(f"{REDIS_URL}/0")
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    taken: list[int] = []
+    for db in range(1, 16):
+        client = redis.Redis.from_url(f"{REDIS_URL}/{db}")
+        if client.set(LEASE_KEY, token, nx=True, ex=6 * 3600):
+            taken.append(db)
+            if len(taken) == 2:
+                break
+    if len(taken) < 2:
+        pytest.fail("no free Redis databases for this test session (another session holds them)")
+    yield taken
+    for db in taken:
+        client = redis.Redis.from_url(f"{REDIS_URL}/{db}")
+        client.flushdb()
+
+
+def flush_redis(url: str) -> None:
+    """Empty a leased database but keep its lease."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    token = client.get(LEASE_KEY)
     client.flushdb()
-    yield url
-    client.flushdb()
+    if token:
+        client.set(LEASE_KEY, token, ex=6 * 3600)
     client.close()
 
 
 @pytest.fixture
-def pg_settings(pg_db: str, redis_url: str, tmp_path: Path) -> Settings:
+def redis_url(redis_dbs: list[int]) -> Iterator[str]:
+    """This session's broker database, emptied before and after the test."""
+    url = f"{REDIS_URL}/{redis_dbs[0]}"
+    flush_redis(url)
+    yield url
+    flush_redis(url)
+
+
+@pytest.fixture
+def redis_cache_url(redis_dbs: list[int]) -> Iterator[str]:
+    """This session's cache database, emptied before and after the test."""
+    url = f"{REDIS_URL}/{redis_dbs[1]}"
+    flush_redis(url)
+    yield url
+    flush_redis(url)
+
+
+@pytest.fixture
+def pg_settings(pg_db: str, redis_url: str, redis_cache_url: str, tmp_path: Path) -> Settings:
     """Production-shaped settings: PostgreSQL + Redis broker + Redis cache."""
     return load_settings(
         {},
         data_dir=tmp_path / "data",
         database_url=pg_db,
         broker_url=redis_url,
-        cache_url=redis_url.rsplit("/", 1)[0] + "/13",
+        cache_url=redis_cache_url,
         library_roots=(tmp_path / "library",),
         batch_files=8,
         broker_heartbeat_ms=2000,

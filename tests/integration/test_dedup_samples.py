@@ -93,17 +93,9 @@ def test_embedded_scan_finds_the_duplicates(dataset: Truth, tmp_path: Path) -> N
     engine_for(cfg.database_url).dispose()
 
 
-# A Redis database of this module's own: the shared one (14) is flushed by other test
-# sessions that may run beside this one on a shared machine.
-REDIS_DB = 9
-
-
 def _settings(pg_settings: Settings, root: Path) -> Settings:
-    import redis
-
-    url = pg_settings.broker_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    redis.Redis.from_url(url).flushdb()
-    return dataclasses.replace(pg_settings, library_roots=(root,), batch_files=32, broker_url=url)
+    # pg_settings' Redis databases are this test session's own (tests/conftest.py).
+    return dataclasses.replace(pg_settings, library_roots=(root,), batch_files=32)
 
 
 def test_postgres_scan_api_and_rescans(dataset: Truth, pg_settings: Settings, tmp_path: Path) -> None:

@@ -30,10 +30,6 @@ from tests.factories import picture, write_jpeg
 
 IMMICH_ROOT = "/mnt/photos"
 LIBRARY_ID = "0b0c2a1e-5b1c-4e7f-9d2a-6f3e1c2b4a5d"
-# Broker and cache on Redis databases of their own: the shared ones (/13, /14) are
-# flushed by other test runs, and a data-version bump by someone else's worker between
-# two of our requests would turn an expected cache hit into a miss.
-BROKER_DB, CACHE_DB = 5, 6
 BUCKET = "2024-05-01T00:00:00.000Z"
 T0 = datetime(2024, 5, 17, 10, 0, tzinfo=UTC)
 
@@ -109,11 +105,12 @@ class Stack:
         return self.http.request(method, url, headers=headers, timeout=30, **kw)
 
 
-def _redis_db(settings: Settings, db: int) -> str:
-    import redis
+def _redis_db(settings: Settings, which: str) -> str:
+    """This session's own broker or cache database (tests/conftest.py), emptied."""
+    from tests.conftest import flush_redis
 
-    url = settings.broker_url.rsplit("/", 1)[0] + f"/{db}"
-    redis.Redis.from_url(url).flushdb()
+    url = settings.broker_url if which == "broker" else settings.cache_url
+    flush_redis(url)
     return url
 
 
@@ -129,8 +126,8 @@ def stack(pg_settings: Settings, library: Path) -> Iterator[Stack]:
 
     if not spec_path().is_file():
         pytest.skip(f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)")
-    cfg = dataclasses.replace(pg_settings, broker_url=_redis_db(pg_settings, BROKER_DB),
-                              cache_url=_redis_db(pg_settings, CACHE_DB))
+    cfg = dataclasses.replace(pg_settings, broker_url=_redis_db(pg_settings, "broker"),
+                              cache_url=_redis_db(pg_settings, "cache"))
     build_library(library)
     report = twinlens.run_scan(cfg, str(library))
     assert report["job"]["state"] == "done", report["job"]
@@ -169,8 +166,8 @@ def stack(pg_settings: Settings, library: Path) -> Iterator[Stack]:
             s.stop()
         http.close()
         engine_for(cfg.database_url).dispose()
-        for db in (BROKER_DB, CACHE_DB):
-            _redis_db(pg_settings, db)
+        for which in ("broker", "cache"):
+            _redis_db(pg_settings, which)
 
 
 def _without_twinlens(obj: dict[str, Any]) -> tuple[dict[str, Any], Any]:
