@@ -14,6 +14,7 @@ from flask import Flask, request
 from core.config import load_settings
 from gateway import create_app
 from tests.fakeimmich import ThreadedServer
+from tests.fakeimmich.fixtures import *  # noqa: F403
 
 
 def _gateway(upstream_url: str, tmp_path) -> ThreadedServer:
@@ -91,3 +92,13 @@ def test_connections_dropped_by_immich_are_not_an_error(one_shot_upstream, tmp_p
         assert len(served) >= 40
     finally:
         gw.stop()
+
+
+def test_plain_passthrough_never_asks_immich_who_the_caller_is(gateway, immich, alice):
+    asset = immich.state.add_asset(alice.user["id"], "/upload/a.jpg", content=b"abc")
+    for _ in range(3):
+        assert requests.get(gateway.url + "/api/server/ping", headers=alice.bearer).ok
+        assert requests.get(f"{gateway.url}/api/assets/{asset['id']}/original",
+                            headers=alice.bearer).content == b"abc"
+        assert requests.get(gateway.url + "/api/users/me", headers=alice.bearer).ok
+    assert immich.state.calls[("GET", "/users/me")] == 3  # only the client's own calls
