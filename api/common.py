@@ -58,6 +58,18 @@ def json_body(required: bool = False) -> dict[str, Any]:
     return data
 
 
+def str_list(body: dict[str, Any], name: str, *, required: bool = False) -> list[str]:
+    """A list of non-empty strings from a JSON body (400 otherwise)."""
+    raw = body.get(name)
+    if raw is None:
+        if required:
+            raise ApiError(400, f"{name} is required")
+        return []
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
+        raise ApiError(400, f"{name} must be a list of non-empty strings")
+    return raw
+
+
 def int_arg(name: str, default: int, minimum: int = 0, maximum: int | None = None) -> int:
     raw = request.args.get(name)
     if raw is None or raw == "":

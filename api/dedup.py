@@ -27,6 +27,7 @@ from api.common import (
     json_body,
     paging,
     settings,
+    str_list,
 )
 from api.jobs import view as job_view
 from core import dataversion, jobs
@@ -93,15 +94,6 @@ def _fields(body: dict[str, Any], allowed: set[str]) -> None:
         raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
 
 
-def _str_list(body: dict[str, Any], name: str, *, required: bool = False) -> list[str]:
-    raw = body.get(name)
-    if raw is None:
-        if required:
-            raise ApiError(400, f"{name} is required")
-        return []
-    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
-        raise ApiError(400, f"{name} must be a list of non-empty strings")
-    return raw
 
 
 @bp.get("/duplicates")
@@ -135,7 +127,7 @@ def resolve(group_id: str) -> Any:
     action = body.get("action")
     if not isinstance(action, str):
         raise ApiError(400, f"action is required: one of {', '.join(service.ACTIONS)}")
-    keep = _str_list(body, "keep")
+    keep = str_list(body, "keep")
     if len(keep) > MAX_KEEP:
         raise ApiError(400, f"keep may name at most {MAX_KEEP} files")
     try:
@@ -163,8 +155,8 @@ def stats() -> Any:
 def lookup() -> Any:
     body = json_body(required=True)
     _fields(body, {"paths", "sha1"})
-    paths = _str_list(body, "paths")
-    sha1s = _str_list(body, "sha1")
+    paths = str_list(body, "paths")
+    sha1s = str_list(body, "sha1")
     if not paths and not sha1s:
         raise ApiError(400, "give paths or sha1 (or both)")
     if len(paths) + len(sha1s) > MAX_LOOKUP:

@@ -11,7 +11,16 @@ from typing import Any
 
 from flask import Blueprint, jsonify, request
 
-from api.common import ApiError, choice_arg, confined_path, db, json_body, paging, settings
+from api.common import (
+    ApiError,
+    choice_arg,
+    confined_path,
+    db,
+    json_body,
+    paging,
+    settings,
+    str_list,
+)
 from core import dataversion
 from core.grouping import queries as Q
 from core.grouping import service
@@ -83,15 +92,6 @@ def file_group() -> Any:
     return jsonify(_one(gid))
 
 
-def _str_list(body: dict[str, Any], name: str, *, required: bool = False) -> list[str]:
-    raw = body.get(name)
-    if raw is None:
-        if required:
-            raise ApiError(400, f"{name} is required")
-        return []
-    if not isinstance(raw, list) or not all(isinstance(x, str) and x for x in raw):
-        raise ApiError(400, f"{name} must be a list of non-empty strings")
-    return raw
 
 
 @bp.post("/files/lookup")
@@ -100,8 +100,8 @@ def lookup() -> Any:
     unknown = set(body) - {"paths", "sha1"}
     if unknown:
         raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
-    paths = _str_list(body, "paths")
-    sha1s = _str_list(body, "sha1")
+    paths = str_list(body, "paths")
+    sha1s = str_list(body, "sha1")
     if not paths and not sha1s:
         raise ApiError(400, "give paths or sha1 (or both)")
     if len(paths) + len(sha1s) > MAX_LOOKUP:
@@ -133,7 +133,7 @@ def split(group_id: str) -> Any:
     unknown = set(body) - {"paths"}
     if unknown:
         raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
-    paths = [confined_path(p, "paths[]") for p in _str_list(body, "paths")]
+    paths = [confined_path(p, "paths[]") for p in str_list(body, "paths")]
     session = db()
     before = [m.path for g in Q.group_views(session, [group_id]) for m in g.members]
     try:
@@ -151,7 +151,7 @@ def merge() -> Any:
     unknown = set(body) - {"paths", "primary"}
     if unknown:
         raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
-    paths = [confined_path(p, "paths[]") for p in _str_list(body, "paths", required=True)]
+    paths = [confined_path(p, "paths[]") for p in str_list(body, "paths", required=True)]
     if len(paths) > MAX_LOOKUP:
         raise ApiError(400, f"at most {MAX_LOOKUP} paths per merge")
     primary = body.get("primary")

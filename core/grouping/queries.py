@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,17 +17,10 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from core.filequeries import CHUNK, LookupFile, chunks, lookup_files  # noqa: F401  (lookup re-exported for the API)
 from core.models import File, FileGroup, GroupMember, GroupOverride
 from core.paths import path_key, to_bytes
 from core.records import FileRecord
-
-CHUNK = 1000
-
-
-def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
-    for i in range(0, len(items), n):
-        yield items[i : i + n]
-
 
 # --- the catalog -------------------------------------------------------------------
 
@@ -279,27 +271,3 @@ def group_id_of_files(session: Session, file_ids: Sequence[int]) -> dict[int, st
     return out
 
 
-def lookup_files(session: Session, paths: Sequence[str], sha1s: Sequence[str]) -> list[File]:
-    """Present files by path or by SHA-1, each once, in request order (paths first)."""
-    by_key: dict[str, File] = {}
-    keys = [path_key(p) for p in paths]
-    for chunk in chunks(keys):
-        for f in session.scalars(
-            select(File).where(File.path_key.in_(chunk), File.status == "present")
-        ):
-            by_key[f.path_key] = f
-    by_sha: dict[str, list[File]] = defaultdict(list)
-    wanted = [s.lower() for s in sha1s]
-    for chunk in chunks(sorted(set(wanted))):
-        for f in session.scalars(
-            select(File).where(File.sha1.in_(chunk), File.status == "present").order_by(File.id)
-        ):
-            by_sha[f.sha1 or ""].append(f)
-    out: dict[int, File] = {}
-    for k in keys:
-        if k in by_key:
-            out.setdefault(by_key[k].id, by_key[k])
-    for s in wanted:
-        for f in by_sha.get(s, []):
-            out.setdefault(f.id, f)
-    return list(out.values())
