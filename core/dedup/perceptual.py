@@ -25,7 +25,7 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
   overlapping cluster - one file never has two contradictory keeper suggestions.
 * Colour check (optional): pHash sees only the luminance structure of a 32x32 grey
   image, so a strong colour edit (sepia, posterize, heavy saturation) keeps most of its
-  bits (median distance 6 for a sepia+contrast edit in bench/RESULTS-threshold.md). When
+  bits (median distance 6 for a sepia+contrast edit in bench/RESULTS.md). When
   both files carry a colour signature - the mean R, G, B of a 4x4 grid of the oriented
   picture, 48 bytes as 96 hex digits - a pair is linked only if the mean absolute
   difference of those bytes is <= ``colour_tolerance`` (re-encodes, resizes and format
