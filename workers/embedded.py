@@ -60,8 +60,8 @@ def _serve_all(cfg: Settings) -> int:
     gw_cfg = replace(cfg, grouping_url=f"http://{cfg.host}:8000", dedup_url=f"http://{cfg.host}:8001")
     servers.append(_serve_thread(gateway.create_app({"SETTINGS": gw_cfg}), cfg.host, 3000))
     print(
-        "Twinlens is running (embedded): gateway http://127.0.0.1:3000/api/twinlens/groups, "
-        "grouping API :8000, dedup API :8001. Ctrl-C stops it."
+        "Twinlens is running (embedded): open http://127.0.0.1:3000/ (web UI; the API is under "
+        "/api/twinlens/), grouping API :8000, dedup API :8001. Ctrl-C stops it."
     )
     try:
         threading.Event().wait()
