@@ -103,7 +103,8 @@ def run_scan(cfg: Settings, path: str, *, full: bool = False, trigger: str = "cl
         root_path = os.path.abspath(path)
         with session_scope(runtime.engine()) as s:
             root = jobs.get_or_create_root(s, root_path)
-            job, created = jobs.start_job(s, "scan", root=root, trigger=trigger, full=full)
+            job, created = jobs.start_job(s, "scan", root=root, trigger=trigger, full=full,
+                                          stale_seconds=cfg.job_stale_seconds)
             job_id, root_id = job.id, root.id
         if created:
             jobs.enqueue(broker, "scan_plan", job_id)

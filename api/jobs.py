@@ -54,7 +54,8 @@ def start_scan(body: dict[str, Any], trigger: str = "api") -> Any:
         raise ApiError(400, "path is outside the library roots")
     session = db()
     root = jobs.get_or_create_root(session, root_path)
-    job, created = jobs.start_job(session, "scan", root=root, path=path, trigger=trigger, full=full)
+    job, created = jobs.start_job(session, "scan", root=root, path=path, trigger=trigger, full=full,
+                                  stale_seconds=cfg.job_stale_seconds)
     session.commit()
     if created:
         jobs.enqueue(broker(), "scan_plan", job.id)

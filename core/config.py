@@ -35,6 +35,7 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
     "TWINLENS_BATCH_FILES": ("batch_files", "128", "Files per scan batch message."),
     "TWINLENS_BATCH_BYTES": ("batch_bytes", "268435456", "Upper bound of bytes per scan batch message (256 MiB)."),
     "TWINLENS_IGNORE": ("ignore", "@eaDir,#recycle,#snapshot,.@__thumb,.DS_Store,._*,Thumbs.db,.Trash-*,$RECYCLE.BIN,.stfolder,.stversions", "File and folder name patterns (fnmatch, `,`-separated) the scan skips: NAS thumbnails, trash, OS litter."),
+    "TWINLENS_JOB_STALE_SECONDS": ("job_stale_seconds", "3600", "An active scan with no progress for this long is presumed lost (e.g. its messages died with a broker restart): the next scan request fails it and starts a new one."),
     "TWINLENS_MAX_IMAGE_PIXELS": ("max_image_pixels", "250000000", "Images with more pixels are refused as decompression bombs."),
     "TWINLENS_SCHEDULE_CRON": ("schedule_cron", "0 3 * * *", "Cron expression (5 fields) of the nightly full scan."),
     "TWINLENS_TIMEZONE": ("timezone", "", "IANA time zone of the schedule. Default: the machine's local zone."),
@@ -68,6 +69,7 @@ class Settings:
     batch_files: int = 128
     batch_bytes: int = 256 * 1024 * 1024
     ignore: tuple[str, ...] = ()
+    job_stale_seconds: int = 3600
     max_image_pixels: int = 250_000_000
     schedule_cron: str = "0 3 * * *"
     timezone: str = ""
@@ -199,6 +201,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         broker_maintenance_chance=_int(env, "TWINLENS_BROKER_MAINTENANCE_CHANCE"),
         ignore=tuple(p.strip() for p in _str(env, "TWINLENS_IGNORE").split(",") if p.strip()),
         worker_threads=_int(env, "TWINLENS_WORKER_THREADS", 1),
+        job_stale_seconds=_int(env, "TWINLENS_JOB_STALE_SECONDS", 60),
         batch_files=_int(env, "TWINLENS_BATCH_FILES", 1),
         batch_bytes=_int(env, "TWINLENS_BATCH_BYTES", 1),
         max_image_pixels=_int(env, "TWINLENS_MAX_IMAGE_PIXELS", 1),

@@ -86,19 +86,27 @@ def start_job(
     trigger: str = "cli",
     full: bool = False,
     exclusive: bool = True,
+    stale_seconds: float = 3600.0,
 ) -> tuple[Job, bool]:
     """Create a job, or return the one already active on this root.
 
     Returns (job, created). The root row is locked first (PostgreSQL) so two
     simultaneous requests cannot both start a scan of the same root.
     ``exclusive=False`` always creates a job (the watcher's folder scans: a running
-    full scan may already have walked past the folder that just changed).
+    full scan may already have walked past the folder that just changed). An active
+    job without progress for ``stale_seconds`` is failed and replaced.
     """
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
     if root is not None:
         session.execute(select(Root.id).where(Root.id == root.id).with_for_update())
     existing = find_active(session, kind, root.id if root else None) if exclusive else None
+    if existing is not None and stale_seconds and is_stale(existing, stale_seconds):
+        # Its messages were lost (a broker restarted without persistence, a queue
+        # flushed): without this, every later request would be handed a dead job.
+        finish_job(session, existing.id, "failed",
+                   error=f"no progress for {stale_seconds:.0f} s; presumed lost, superseded")
+        existing = None
     if existing is not None:
         return existing, False
     job = Job(
@@ -112,6 +120,11 @@ def start_job(
     session.add(job)
     session.flush()
     return job, True
+
+
+def is_stale(job: Job, seconds: float) -> bool:
+    """Active, but nothing has moved it for ``seconds`` (every batch updates it)."""
+    return job.state in ACTIVE_STATES and (utcnow() - job.updated_at).total_seconds() > seconds
 
 
 def mark_running(session: Session, job_id: str) -> None:

@@ -64,7 +64,8 @@ def nightly(cfg: Settings, fire_time: datetime, broker: Any, holder: str | None 
             return []
         for root_path in cfg.library_roots:
             root = jobs.get_or_create_root(s, str(root_path))
-            job, created = jobs.start_job(s, "scan", root=root, trigger="schedule")
+            job, created = jobs.start_job(s, "scan", root=root, trigger="schedule",
+                                          stale_seconds=cfg.job_stale_seconds)
             started.append((job.id, created))
     for job_id, created in started:
         if created:

@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -47,7 +48,7 @@ from sqlalchemy import select
 from core import jobs, leases
 from core.config import Settings
 from core.db import engine_for, session_scope
-from core.models import Job
+from core.models import Job, utcnow
 from core.paths import path_key
 
 log = logging.getLogger("twinlens.watcher")
@@ -168,7 +169,7 @@ def _root_of(path: str, roots: list[str]) -> str | None:
 
 
 def enqueue_folder_scan(session: Any, broker: Any, root_path: str, folder: str,
-                        trigger: str = "watch") -> tuple[str, bool]:
+                        trigger: str = "watch", stale_seconds: float = 3600.0) -> tuple[str, bool]:
     """A scan job of ``folder`` that a running scan of the root cannot swallow.
 
     Returns (job id, created); a queued, unplanned scan of the same folder is reused.
@@ -177,7 +178,9 @@ def enqueue_folder_scan(session: Any, broker: Any, root_path: str, folder: str,
     root = jobs.get_or_create_root(session, root_path)
     waiting = session.scalar(
         select(Job.id).where(Job.kind == "scan", Job.root_id == root.id, Job.state == "queued",
-                             Job.phase == "plan", Job.path == folder).limit(1)
+                             Job.phase == "plan", Job.path == folder,
+                             # a queued job older than this lost its message: don't reuse it
+                             Job.updated_at > utcnow() - timedelta(seconds=stale_seconds)).limit(1)
     )
     if waiting is not None:
         return waiting, False
@@ -282,10 +285,12 @@ class Watcher:
         with session_scope(self.engine) as s:
             if exclusive:
                 job, created = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, root),
-                                              trigger=trigger)
+                                              trigger=trigger,
+                                              stale_seconds=self.cfg.job_stale_seconds)
                 job_id = job.id
             else:
-                job_id, created = enqueue_folder_scan(s, self.broker, root, folder, trigger)
+                job_id, created = enqueue_folder_scan(s, self.broker, root, folder, trigger,
+                                                      self.cfg.job_stale_seconds)
         if created:
             jobs.enqueue(self.broker, "scan_plan", job_id)
             self.enqueued.append(job_id)

@@ -204,3 +204,29 @@ def test_cancelled_job_stops_counting(embedded_settings, library):
         # And a new scan of the root can start
         again, created = jobs.start_job(s, "scan", root=s.get(jobs.Root, view and root.id))
         assert created and again.id != job_id
+
+
+def test_a_scan_without_progress_for_too_long_is_superseded(embedded_settings, library):
+    """A job whose messages were lost (broker restarted without persistence) must not be
+    handed to every later request forever."""
+    from datetime import timedelta
+
+    from core import jobs
+    from core.db import migrate, session_scope
+    from workers import runtime
+
+    migrate(embedded_settings.database_url)
+    runtime.configure(embedded_settings)
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        lost, _ = jobs.start_job(s, "scan", root=root)
+        # Fresh: a second request gets the same job
+        same, created = jobs.start_job(s, "scan", root=root, stale_seconds=3600)
+        assert same.id == lost.id and not created
+        # Silent for longer than the limit: failed with a reason, and a new job starts
+        lost.updated_at = lost.updated_at - timedelta(hours=2)
+        s.flush()
+        fresh, created = jobs.start_job(s, "scan", root=root, stale_seconds=3600)
+        assert created and fresh.id != lost.id
+        s.refresh(lost)
+        assert lost.state == "failed" and "presumed lost" in lost.error
