@@ -14,6 +14,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,28 +109,34 @@ def run_scan(cfg: Settings, path: str, *, full: bool = False, trigger: str = "cl
             job_id, root_id = job.id, root.id
         if created:
             jobs.enqueue(broker, "scan_plan", job_id)
-        _wait(runtime.engine(), root_id, job_id, progress)
+        _wait(runtime.engine(), root_id, job_id, progress, cfg.job_stale_seconds)
         with session_scope(runtime.engine()) as s:
             return report.build(s, root_id, job_id)
     finally:
         worker.stop()
 
 
-def _wait(engine: Any, root_id: int, job_id: str, progress: Progress | None) -> None:
-    """Until the scan and the grouping/dedup passes it started have finished."""
+def _wait(engine: Any, root_id: int, job_id: str, progress: Progress | None,
+          stale_seconds: float = 3600.0) -> None:
+    """Until the scan and the grouping/dedup passes it started have finished (or the
+    scan stops moving for ``stale_seconds``: its messages were lost; it is failed)."""
     from sqlalchemy import select
 
     from core import jobs
     from core.db import session_scope
-    from core.models import Job
+    from core.models import Job, utcnow
 
     while True:
         with session_scope(engine) as s:
             job = s.get(Job, job_id)
             assert job is not None
             view = jobs.job_view(job)
+            if jobs.is_stale(job, stale_seconds):
+                jobs.finish_job(s, job_id, "failed", error=f"no progress for {stale_seconds:.0f} s")
             active = s.scalar(
-                select(Job.id).where(Job.root_id == root_id, Job.state.in_(jobs.ACTIVE_STATES)).limit(1)
+                select(Job.id).where(Job.root_id == root_id, Job.state.in_(jobs.ACTIVE_STATES),
+                                     Job.updated_at > utcnow() - timedelta(seconds=stale_seconds))
+                .limit(1)
             )
         if progress:
             progress.show(view)
