@@ -78,7 +78,7 @@ log = logging.getLogger(__name__)
 
 LEASE = "dedup"
 LEASE_TTL = 900.0  # seconds; renewed at every phase, so only a dead holder lets it lapse
-DEFER_MS = 2000
+DEFER_MS = 250  # a deferred pass re-checks this often (a cheap query); grouping is usually quick
 GROUPING_WAIT = timedelta(minutes=10)
 CLOCK_SLACK = timedelta(seconds=2)  # clock skew between hosts (NTP keeps it far below)
 SCOPE_MIN = 50_000
