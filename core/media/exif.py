@@ -43,6 +43,20 @@ _ISO_RE = re.compile(
 )
 
 
+# The metadata fields both ExifFacts and the catalog's FileFacts carry.
+FACT_FIELDS = (
+    "taken_at", "taken_offset", "make", "model", "serial", "orientation", "content_id",
+    "width", "height",
+)
+
+
+def fill_missing(target: Any, source: Any) -> None:
+    """Copy each of FACT_FIELDS from ``source`` where ``target`` has none yet."""
+    for name in FACT_FIELDS:
+        if getattr(target, name) is None and getattr(source, name) is not None:
+            setattr(target, name, getattr(source, name))
+
+
 @dataclass
 class ExifFacts:
     taken_at: datetime | None = None
@@ -58,19 +72,7 @@ class ExifFacts:
 
     def merge(self, other: ExifFacts) -> None:
         """Fill fields that are still empty from ``other``."""
-        for name in (
-            "taken_at",
-            "taken_offset",
-            "make",
-            "model",
-            "serial",
-            "orientation",
-            "content_id",
-            "width",
-            "height",
-        ):
-            if getattr(self, name) is None and getattr(other, name) is not None:
-                setattr(self, name, getattr(other, name))
+        fill_missing(self, other)
 
 
 def _text(value: Any) -> str | None:

@@ -39,6 +39,7 @@ from core.media.exif import (
     facts_from_cr3,
     facts_from_quicktime,
     facts_from_tiff_fp,
+    fill_missing,
 )
 from core.media.hashing import (
     hash_buffer,
@@ -84,19 +85,7 @@ class FileFacts:
         return asdict(self)
 
     def _take(self, facts: ExifFacts) -> None:
-        for name in (
-            "taken_at",
-            "taken_offset",
-            "make",
-            "model",
-            "serial",
-            "orientation",
-            "content_id",
-            "width",
-            "height",
-        ):
-            if getattr(self, name) is None and getattr(facts, name) is not None:
-                setattr(self, name, getattr(facts, name))
+        fill_missing(self, facts)
 
 
 class _CountingReader:
