@@ -119,7 +119,7 @@ def main() -> None:
 
         drop_caches()
         data = tmp / "data"
-        env = dict(os.environ, TWINLENS_DATA_DIR=str(data), TWINLENS_WORKER_THREADS="2")
+        env = dict(os.environ, TWINLENS_DATA_DIR=str(data), TWINLENS_WORKER_THREADS=os.environ.get("TWINLENS_WORKER_THREADS", "2"))
         report = tmp / "report.json"
         wall, proc = run([sys.executable, str(PROJECT / "twinlens.py"), "scan", str(tree), "--quiet",
                           "--json", str(report)], env)
