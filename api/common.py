@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 from typing import Any
 
 from flask import Flask, current_app, g, jsonify, request
@@ -56,6 +57,33 @@ def json_body(required: bool = False) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ApiError(400, "the JSON body must be an object")
     return data
+
+
+MAX_LOOKUP = 1000
+_SHA1 = re.compile(r"[0-9a-fA-F]{40}")
+
+
+def only_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    """400 for any field of the JSON body not in ``allowed``."""
+    unknown = set(body) - allowed
+    if unknown:
+        raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+
+
+def lookup_request() -> tuple[list[str], list[str]]:
+    """The body of a ``/…/lookup`` request: (confined paths, SHA-1 hex values)."""
+    body = json_body(required=True)
+    only_fields(body, {"paths", "sha1"})
+    paths = str_list(body, "paths")
+    sha1s = str_list(body, "sha1")
+    if not paths and not sha1s:
+        raise ApiError(400, "give paths or sha1 (or both)")
+    if len(paths) + len(sha1s) > MAX_LOOKUP:
+        raise ApiError(400, f"at most {MAX_LOOKUP} paths and checksums per request")
+    bad = next((x for x in sha1s if not _SHA1.fullmatch(x)), None)
+    if bad is not None:
+        raise ApiError(400, f"sha1 values must be 40 hex digits, got {bad[:60]!r}")
+    return [confined_path(p, "paths[]") for p in paths], sha1s
 
 
 def str_list(body: dict[str, Any], name: str, *, required: bool = False) -> list[str]:

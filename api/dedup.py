@@ -12,7 +12,6 @@ dedup pass over what changed.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -21,10 +20,11 @@ from api.common import (
     ApiError,
     broker,
     choice_arg,
-    confined_path,
     db,
     float_arg,
     json_body,
+    lookup_request,
+    only_fields,
     paging,
     settings,
     str_list,
@@ -36,10 +36,8 @@ from core.dedup import service
 
 bp = Blueprint("dedup", __name__)
 
-MAX_LOOKUP = 1000
 MAX_KEEP = 10_000
 TYPES = ("exact", "perceptual")
-_SHA1 = re.compile(r"[0-9a-fA-F]{40}")
 
 
 def _iso(value: Any) -> str | None:
@@ -88,10 +86,6 @@ def _one(group_id: str) -> dict[str, Any]:
     return dup_json(views[0])
 
 
-def _fields(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = set(body) - allowed
-    if unknown:
-        raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
 
 
 
@@ -123,7 +117,7 @@ def _decided(group_id: str) -> Any:
 @bp.post("/duplicates/<group_id>/resolution")
 def resolve(group_id: str) -> Any:
     body = json_body(required=True)
-    _fields(body, {"keep", "action"})
+    only_fields(body, {"keep", "action"})
     action = body.get("action")
     if not isinstance(action, str):
         raise ApiError(400, f"action is required: one of {', '.join(service.ACTIONS)}")
@@ -153,18 +147,7 @@ def stats() -> Any:
 
 @bp.post("/duplicates/lookup")
 def lookup() -> Any:
-    body = json_body(required=True)
-    _fields(body, {"paths", "sha1"})
-    paths = str_list(body, "paths")
-    sha1s = str_list(body, "sha1")
-    if not paths and not sha1s:
-        raise ApiError(400, "give paths or sha1 (or both)")
-    if len(paths) + len(sha1s) > MAX_LOOKUP:
-        raise ApiError(400, f"at most {MAX_LOOKUP} paths and checksums per request")
-    bad = next((s for s in sha1s if not _SHA1.fullmatch(s)), None)
-    if bad is not None:
-        raise ApiError(400, f"sha1 values must be 40 hex digits, got {bad[:60]!r}")
-    resolved = [confined_path(p, "paths[]") for p in paths]
+    resolved, sha1s = lookup_request()
     session = db()
     files = Q.lookup_files(session, resolved, sha1s)
     groups = Q.groups_of_files(session, [f.id for f in files])
@@ -185,7 +168,7 @@ def lookup() -> Any:
 @bp.post("/dedup/runs")
 def start_run() -> Any:
     body = json_body()
-    _fields(body, {"full"})
+    only_fields(body, {"full"})
     full = body.get("full", True)
     if not isinstance(full, bool):
         raise ApiError(400, "full must be true or false")

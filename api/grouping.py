@@ -6,17 +6,19 @@ Immich's paths to these). Names that are not UTF-8 travel as JSON ``\\udcXX`` es
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, jsonify, request
 
 from api.common import (
+    MAX_LOOKUP,
     ApiError,
     choice_arg,
     confined_path,
     db,
     json_body,
+    lookup_request,
+    only_fields,
     paging,
     settings,
     str_list,
@@ -28,8 +30,6 @@ from core.grouping.rules import GROUP_TYPES
 
 bp = Blueprint("grouping", __name__)
 
-MAX_LOOKUP = 1000
-_SHA1 = re.compile(r"[0-9a-fA-F]{40}")
 
 
 def _iso(value: Any) -> str | None:
@@ -96,20 +96,7 @@ def file_group() -> Any:
 
 @bp.post("/files/lookup")
 def lookup() -> Any:
-    body = json_body(required=True)
-    unknown = set(body) - {"paths", "sha1"}
-    if unknown:
-        raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
-    paths = str_list(body, "paths")
-    sha1s = str_list(body, "sha1")
-    if not paths and not sha1s:
-        raise ApiError(400, "give paths or sha1 (or both)")
-    if len(paths) + len(sha1s) > MAX_LOOKUP:
-        raise ApiError(400, f"at most {MAX_LOOKUP} paths and checksums per request")
-    bad = next((s for s in sha1s if not _SHA1.fullmatch(s)), None)
-    if bad is not None:
-        raise ApiError(400, f"sha1 values must be 40 hex digits, got {bad[:60]!r}")
-    resolved = [confined_path(p, "paths[]") for p in paths]
+    resolved, sha1s = lookup_request()
     session = db()
     files = Q.lookup_files(session, resolved, sha1s)
     group_of = Q.group_id_of_files(session, [f.id for f in files])
@@ -130,9 +117,7 @@ def _corrected(stats: service.Stats) -> None:
 @bp.post("/groups/<group_id>/split")
 def split(group_id: str) -> Any:
     body = json_body()
-    unknown = set(body) - {"paths"}
-    if unknown:
-        raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+    only_fields(body, {"paths"})
     paths = [confined_path(p, "paths[]") for p in str_list(body, "paths")]
     session = db()
     before = [m.path for g in Q.group_views(session, [group_id]) for m in g.members]
@@ -148,9 +133,7 @@ def split(group_id: str) -> Any:
 @bp.post("/groups/merge")
 def merge() -> Any:
     body = json_body(required=True)
-    unknown = set(body) - {"paths", "primary"}
-    if unknown:
-        raise ApiError(400, f"unknown fields: {', '.join(sorted(unknown))}")
+    only_fields(body, {"paths", "primary"})
     paths = [confined_path(p, "paths[]") for p in str_list(body, "paths", required=True)]
     if len(paths) > MAX_LOOKUP:
         raise ApiError(400, f"at most {MAX_LOOKUP} paths per merge")
