@@ -124,32 +124,31 @@ def me() -> Response:
 
 # --- groups -------------------------------------------------------------------------------
 
+def _service_json(service: str, path: str, primary_field: str, cache_name: str,
+                  params: dict[str, Any] | None = None, paged: bool = False) -> Response:
+    """A cached answer of a Twinlens service with Immich asset ids added to its groups."""
+
+    def compute():
+        status, body = call(service, "GET", path, params=params)
+        if status != 200:
+            return _error_body(status, body)
+        _with_asset_ids((body.get("items") or []) if paged else [body], primary_field)
+        return 200, body
+
+    return _cached(cache_name, compute)
+
+
 @bp.get("/groups")
 @require_user
 def groups() -> Response:
     params = _page_args(("type", "path_prefix", "page", "size"))
-
-    def compute():
-        status, body = call("grouping", "GET", "/groups", params=params)
-        if status != 200:
-            return _error_body(status, body)
-        _with_asset_ids(body.get("items") or [], "primary")
-        return 200, body
-
-    return _cached("groups", compute)
+    return _service_json("grouping", "/groups", "primary", "groups", params, paged=True)
 
 
 @bp.get("/groups/<group_id>")
 @require_user
 def group(group_id: str) -> Response:
-    def compute():
-        status, body = call("grouping", "GET", f"/groups/{group_id}")
-        if status != 200:
-            return _error_body(status, body)
-        _with_asset_ids([body], "primary")
-        return 200, body
-
-    return _cached("group", compute)
+    return _service_json("grouping", f"/groups/{group_id}", "primary", "group")
 
 
 # --- duplicates ---------------------------------------------------------------------------
@@ -158,28 +157,13 @@ def group(group_id: str) -> Response:
 @require_user
 def duplicates() -> Response:
     params = _page_args(("type", "status", "min_similarity", "page", "size"))
-
-    def compute():
-        status, body = call("dedup", "GET", "/duplicates", params=params)
-        if status != 200:
-            return _error_body(status, body)
-        _with_asset_ids(body.get("items") or [], "keep")
-        return 200, body
-
-    return _cached("dups", compute)
+    return _service_json("dedup", "/duplicates", "keep", "dups", params, paged=True)
 
 
 @bp.get("/duplicates/<dup_id>")
 @require_user
 def duplicate(dup_id: str) -> Response:
-    def compute():
-        status, body = call("dedup", "GET", f"/duplicates/{dup_id}")
-        if status != 200:
-            return _error_body(status, body)
-        _with_asset_ids([body], "keep")
-        return 200, body
-
-    return _cached("dup", compute)
+    return _service_json("dedup", f"/duplicates/{dup_id}", "keep", "dup")
 
 
 @bp.get("/stats")

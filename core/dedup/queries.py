@@ -139,37 +139,24 @@ class StoredGroup:
     members: list[tuple[int, str, str | None, str | None, float, int]] = field(default_factory=list)
 
 
-def group_ids_with_files(session: Session, ids: Iterable[int]) -> set[str]:
-    out: set[str] = set()
-    for chunk in chunks(sorted(set(ids))):
-        out.update(
-            session.scalars(
-                select(DuplicateMember.group_id).where(DuplicateMember.file_id.in_(chunk))
-            )
-        )
+def _select_in(session: Session, wanted: Any, column: Any, values: Iterable[Any]) -> set[Any]:
+    """Values of ``wanted`` in rows whose ``column`` is one of ``values`` (chunked IN)."""
+    out: set[Any] = set()
+    for chunk in chunks(sorted(set(values))):
+        out.update(session.scalars(select(wanted).where(column.in_(chunk))))
     return out
+
+
+def group_ids_with_files(session: Session, ids: Iterable[int]) -> set[str]:
+    return _select_in(session, DuplicateMember.group_id, DuplicateMember.file_id, ids)
 
 
 def group_ids_with_keys(session: Session, keys: Iterable[str]) -> set[str]:
-    out: set[str] = set()
-    for chunk in chunks(sorted(set(keys))):
-        out.update(
-            session.scalars(
-                select(DuplicateGroup.group_id).where(DuplicateGroup.group_key.in_(chunk))
-            )
-        )
-    return out
+    return _select_in(session, DuplicateGroup.group_id, DuplicateGroup.group_key, keys)
 
 
 def member_ids_of_groups(session: Session, group_ids: Iterable[str]) -> set[int]:
-    out: set[int] = set()
-    for chunk in chunks(sorted(set(group_ids))):
-        out.update(
-            session.scalars(
-                select(DuplicateMember.file_id).where(DuplicateMember.group_id.in_(chunk))
-            )
-        )
-    return out
+    return _select_in(session, DuplicateMember.file_id, DuplicateMember.group_id, group_ids)
 
 
 def stored_groups(session: Session, group_ids: Iterable[str] | None = None) -> dict[str, StoredGroup]:
