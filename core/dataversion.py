@@ -3,13 +3,24 @@
 Workers bump it after grouping or dedup; the gateway puts it in every cache key
 that depends on Twinlens data, so a scan makes old cached answers unreachable.
 With ``memory://`` (embedded default: one process) it is a process-wide counter.
+
+Reading it is on the gateway's hot path (every enriched answer), so a process does not
+ask Redis each time: it reads the key once on a connection with ``CLIENT TRACKING ON``
+(RESP3), and Redis pushes an invalidation on that same connection when the key changes
+(bump, delete, flush). Until something arrives there, the value read is current; when
+anything arrives (or the connection breaks) the value is read afresh. Redis queues the
+invalidation while it executes the bump, and ``bump`` returns only after Redis has
+written it out (one more round trip), so once a bump returns no reader sees the old
+value.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import threading
 from functools import lru_cache
+from typing import Any
 
 KEY = "twinlens:data_version"
 
@@ -25,11 +36,67 @@ def _redis(url: str):  # type: ignore[no-untyped-def]
     return redis.Redis.from_url(url)
 
 
+class _Tracked:
+    """The Redis counter at ``url``, kept in the process while Redis says it is unchanged."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._lock = threading.Lock()
+        self._conn: Any = None
+        self._pid = 0
+        self._value = 0
+
+    def get(self) -> int:
+        with self._lock:
+            conn = self._conn
+            if conn is not None and self._pid == os.getpid():
+                try:
+                    if not conn.can_read(timeout=0):
+                        return self._value
+                except Exception:  # noqa: BLE001 - a broken connection: read afresh below
+                    pass
+            self._drop()
+            return self._read()
+
+    def _read(self) -> int:
+        import redis
+
+        pool = redis.ConnectionPool.from_url(self._url, protocol=3)
+        conn = pool.make_connection()
+        try:
+            conn.send_command("CLIENT", "TRACKING", "ON")
+            conn.read_response()
+            conn.send_command("GET", KEY)
+            raw = conn.read_response()
+        except Exception:
+            conn.disconnect()
+            raise
+        self._conn, self._pid = conn, os.getpid()
+        self._value = int(raw) if raw else 0
+        return self._value
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._pid == os.getpid():
+            conn.disconnect()
+
+
+@lru_cache(maxsize=4)
+def _tracked(url: str) -> _Tracked:
+    return _Tracked(url)
+
+
 def bump(cache_url: str) -> int:
     """Advance the version; returns the new value."""
     global _local_value
     if cache_url.startswith("redis"):
-        return int(_redis(cache_url).incr(KEY))
+        client = _redis(cache_url)
+        value = int(client.incr(KEY))
+        # One more round trip: Redis wrote its invalidation pushes out in the same event
+        # loop turn as the INCR reply, so once PING answers they are on every tracking
+        # connection (see current()) and no reader can still see the old value.
+        client.ping()
+        return value
     with _lock:
         _local_value = next(_local)
         return _local_value
@@ -37,6 +104,5 @@ def bump(cache_url: str) -> int:
 
 def current(cache_url: str) -> int:
     if cache_url.startswith("redis"):
-        value = _redis(cache_url).get(KEY)
-        return int(value) if value else 0
+        return _tracked(cache_url).get()
     return _local_value

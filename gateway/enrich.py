@@ -19,6 +19,8 @@ null). No field Immich sent is changed.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -167,10 +169,11 @@ def resolve_asset_ids(members: Iterable[tuple[str, str | None]], known: Mapping[
     return result
 
 
-def enrich_assets(assets: list[dict[str, Any]], keys: list[FileKey] | None = None) -> list[dict | None]:
+def enrich_assets(assets: list[dict[str, Any]], keys: list[FileKey] | None = None,
+                  version: int | None = None) -> list[dict | None]:
     """Twinlens objects for ``assets`` (same order)."""
     settings = current_app.config["SETTINGS"]
-    version = data_version()
+    version = data_version() if version is None else version
     keys = keys if keys is not None else [file_key(a, settings.path_map) for a in assets]
     found = _lookup(keys, version)
     known = {k.path: a["id"] for a, k in zip(assets, keys, strict=True) if k.path and a.get("id")}
@@ -196,3 +199,31 @@ def attach(assets: list[dict[str, Any]]) -> None:
     for asset, extra in zip(assets, enrich_assets(assets), strict=True):
         asset[KEY] = extra
 
+
+
+# In front of the Redis lookups, per process: the Twinlens object of one asset as JSON,
+# keyed by (data version, user, asset id, file key). The data version is still read
+# from Redis on every request, so a bump after a scan is seen at once; the entry also
+# expires with the shortest TTL of what it is made of (MEMBER_TTL: member asset ids).
+_MEMO_KEY = "twinlens_asset_memo"
+_MEMO_MAX = 20_000
+
+
+def asset_json(asset: dict[str, Any]) -> bytes:
+    """The ``"twinlens"`` value for one Immich asset, as JSON bytes."""
+    app = current_app
+    settings = app.config["SETTINGS"]
+    version = data_version()
+    key = file_key(asset, settings.path_map)
+    memo = app.extensions.setdefault(_MEMO_KEY, {})
+    mk = (version, g.user["id"], asset.get("id"), key)
+    now = time.monotonic()
+    hit = memo.get(mk)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    extra = enrich_assets([asset], [key], version)[0]
+    out = json.dumps(extra, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(memo) >= _MEMO_MAX:
+        memo.clear()  # crude bound: entries are cheap to rebuild from Redis
+    memo[mk] = (now + min(app.config["MEMBER_TTL"], app.config["CACHE_TTL"]), out)
+    return out

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
@@ -28,6 +29,7 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.wrappers import Request
 from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
 from gateway import auth, enrich
@@ -60,6 +62,10 @@ _ENRICHED_DROP = ("content-length", "content-encoding", "etag", "last-modified")
 # Content-Length on 1xx/204, no entity headers on 304, no body): built by werkzeug itself.
 _REWRITTEN = ("location", "content-location")
 _NO_BODY_STATUS = frozenset({204, 304})
+# Enriched answers are rebuilt, so Immich must send the whole body, never a 304.
+_CONDITIONAL = ("if-none-match", "if-modified-since")
+# Immich's asset ids; /api/assets/statistics, /random, ... are not assets and pass through.
+_ASSET_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
 @bp.record_once
@@ -269,6 +275,8 @@ class FastPath:
                 endpoint, args = self.app.url_map.bind("").match(path, method)
             except HTTPException:  # 404, 405, slash redirects: Flask answers those
                 return self.flask_wsgi(environ, start_response)
+            if endpoint == "proxy.asset_info" and method == "GET":
+                return self.asset_info(environ, start_response, args["asset_id"])
             if endpoint != "proxy.proxy":
                 return self.flask_wsgi(environ, start_response)
             return self.passthrough(environ, start_response, args.get("path", ""))
@@ -281,6 +289,31 @@ class FastPath:
         except UpstreamFailed as exc:
             with app.app_context():
                 return json_error(exc.status, exc.message)(environ, start_response)
+        return self.relay(environ, start_response, resp)
+
+    def asset_info(self, environ: dict[str, Any], start_response: Any, asset_id: str) -> Any:
+        """GET /api/assets/{id}, enriched without Flask: the most frequent enriched call
+        (every photo a client opens), so it skips the request context like passthroughs."""
+        app = self.app
+        path = "assets/" + asset_id
+        if not _ASSET_ID.fullmatch(asset_id):
+            return self.passthrough(environ, start_response, path)
+        try:
+            resp = forward(app, environ, path, drop=_CONDITIONAL)
+        except UpstreamFailed as exc:
+            with app.app_context():
+                return json_error(exc.status, exc.message)(environ, start_response)
+        if not _enrichable(resp):
+            return self.relay(environ, start_response, resp)
+        with app.app_context():
+            headers, body = enriched_answer(resp, path, _asset_transform, Request(environ))
+        headers.append(("Content-Length", str(len(body))))
+        start_response(_status_line(200), headers)
+        return (body,)
+
+    def relay(self, environ: dict[str, Any], start_response: Any, resp: RawResponse) -> Any:
+        """Immich's answer to the client as it came (headers, then the streamed body)."""
+        app = self.app
         chunk = app.config["STREAM_CHUNK"]
         headers = response_headers(resp.headers, drop=_REGENERATED)
         status = resp.status
@@ -326,18 +359,18 @@ def proxy(path: str) -> Response:
 
 # --- enriched routes --------------------------------------------------------------------
 
-def _enriched(path: str, transform) -> Response:
-    """Proxy, and when Immich answers 200 JSON and the caller is known, add Twinlens data.
+def _enrichable(resp: RawResponse) -> bool:
+    return resp.status == 200 and "json" in resp.get("Content-Type", "")
+
+
+def enriched_answer(resp: RawResponse, path: str, transform,
+                    req: Any = None) -> tuple[list[tuple[str, str]], bytes]:
+    """Headers and body of Immich's 200 JSON answer with Twinlens data added.
 
     If Twinlens cannot enrich (a service is down, the caller's key cannot read
-    /users/me) the caller still gets Immich's answer, unchanged, flagged by a header.
+    /users/me) the body is Immich's, unchanged, flagged by a header. Runs in an app
+    context; ``req`` is the client's request (Flask's when None).
     """
-    resp = _send(path, drop=("if-none-match", "if-modified-since"))
-    if isinstance(resp, Response):
-        return resp
-    ctype = resp.get("Content-Type", "")
-    if resp.status != 200 or "json" not in ctype:
-        return _streamed(resp)
     try:
         raw = resp.read_decoded()  # decoded, as the answer will be re-sent
     finally:
@@ -345,7 +378,7 @@ def _enriched(path: str, transform) -> Response:
     headers = response_headers(resp.headers, drop=_REGENERATED + _ENRICHED_DROP)
     try:
         data = json.loads(raw)
-        creds = auth.extract()
+        creds = auth.extract(req)
         user = auth.whoami(creds)
         if isinstance(user, Response):
             raise LookupError("caller unknown to Twinlens")
@@ -357,23 +390,39 @@ def _enriched(path: str, transform) -> Response:
     except (ServiceError, LookupError, ValueError, requests.RequestException) as exc:
         log.warning("enrichment of /api/%s skipped: %s", path, exc)
         body, state = raw, "unavailable"
+    headers.append(("X-Twinlens-Enrichment", state))
+    return headers, body
+
+
+def _enriched(path: str, transform) -> Response:
+    """Proxy, and when Immich answers 200 JSON and the caller is known, add Twinlens data."""
+    resp = _send(path, drop=_CONDITIONAL)
+    if isinstance(resp, Response):
+        return resp
+    if not _enrichable(resp):
+        return _streamed(resp)
+    headers, body = enriched_answer(resp, path, transform)
     out = Response(body, status=200)
     out.headers.clear()
     for key, value in headers:
         out.headers.add(key, value)
-    out.headers["X-Twinlens-Enrichment"] = state
     return out
+
+
+def _asset_transform(data: Any, raw: bytes) -> bytes | None:
+    if not isinstance(data, dict):
+        return None
+    # Spliced into Immich's own bytes: nothing Immich sent is re-encoded.
+    return splice(raw, enrich.KEY, enrich.asset_json(data))
 
 
 @bp.route("/api/assets/<asset_id>", methods=["GET"], provide_automatic_options=False)
 def asset_info(asset_id: str) -> Response:
-    if request.method == "HEAD":
+    # GET is answered by FastPath.asset_info; this route is what the router matches
+    # (and what answers HEAD, or GET if the app is mounted without FastPath).
+    if request.method == "HEAD" or not _ASSET_ID.fullmatch(asset_id):
         return passthrough(f"assets/{asset_id}")
-    def transform(data: Any, _raw: bytes) -> None:
-        if isinstance(data, dict):
-            enrich.attach([data])
-
-    return _enriched(f"assets/{asset_id}", transform)
+    return _enriched(f"assets/{asset_id}", _asset_transform)
 
 
 @bp.route("/api/search/metadata", methods=["POST"], provide_automatic_options=False)

@@ -319,6 +319,13 @@ def create_app(state: FakeState | None = None) -> Flask:
         return jsonify(g.user)
 
     # --- assets ---------------------------------------------------------------------------
+    @route("/assets/statistics", "/assets/statistics", ["GET"])
+    def asset_statistics():
+        mine = own_assets()
+        images = sum(1 for a in mine if a["type"] == "IMAGE")
+        videos = sum(1 for a in mine if a["type"] == "VIDEO")
+        return jsonify({"images": images, "videos": videos, "total": images + videos})
+
     @route("/assets/<asset_id>", "/assets/{id}", ["GET", "PUT", "PATCH"])
     def asset_info(asset_id: str):
         perm = "asset.read" if request.method == "GET" else "asset.update"

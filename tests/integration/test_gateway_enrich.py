@@ -38,6 +38,26 @@ def strip(d: dict) -> dict:
     return {k: v for k, v in d.items() if k != "twinlens"}
 
 
+def test_asset_info_keeps_immichs_bytes_and_adds_one_key(gateway, immich, alice, world):
+    url = f"/api/assets/{world['jpg']['id']}"
+    via = requests.get(gateway.url + url, headers=alice.bearer)
+    direct = requests.get(immich.url + url, headers=alice.bearer)
+    assert via.headers["X-Twinlens-Enrichment"] == "ok"
+    # Immich's body, byte for byte, then the one added key: nothing was re-encoded.
+    head = direct.content.rstrip()[:-1]
+    assert via.content.startswith(head + b',"twinlens":{')
+    assert int(via.headers["Content-Length"]) == len(via.content)
+
+
+def test_asset_routes_that_are_not_assets_pass_through(gateway, immich, alice, world):
+    # /api/assets/{id} also matches /api/assets/statistics: not an asset, not enriched.
+    via = requests.get(gateway.url + "/api/assets/statistics", headers=alice.bearer)
+    direct = requests.get(immich.url + "/api/assets/statistics", headers=alice.bearer)
+    assert via.status_code == 200 and via.content == direct.content
+    assert "X-Twinlens-Enrichment" not in via.headers
+    assert via.json()["total"] == 3
+
+
 def test_asset_info_gains_group_and_duplicate(gateway, immich, alice, world):
     url = f"/api/assets/{world['jpg']['id']}"
     via = requests.get(gateway.url + url, headers=alice.bearer)

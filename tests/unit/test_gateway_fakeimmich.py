@@ -49,6 +49,7 @@ def test_answers_match_the_spec(immich, alice, seeded, registry_root):
     check(registry_root, "post", "/auth/login", r, "201")
     check(registry_root, "get", "/users/me", requests.get(base + "/users/me", headers=h))
     check(registry_root, "get", "/assets/{id}", requests.get(f"{base}/assets/{a1['id']}", headers=h))
+    check(registry_root, "get", "/assets/statistics", requests.get(f"{base}/assets/statistics", headers=h))
     check(registry_root, "post", "/search/metadata",
           requests.post(base + "/search/metadata", json={"withExif": True}, headers=h))
     check(registry_root, "get", "/timeline/buckets", requests.get(base + "/timeline/buckets", headers=h))

@@ -25,6 +25,7 @@ PATHS = [
     "/api/timeline/buckets", "/api/twinlens/me", "/api/twinlens", "/api/twinlensx/a",
     "/api//server/ping", "/api/a//b", "/api/caf\u00e9", "/api/assets/a b", "/api/x/../y",
     "/static/x.js", "/", "/api/twinlens/groups/g1",
+    "/api/assets/0f6f8d6e-4c1b-4d7e-9a4e-1d2c3b4a5f60", "/api/assets/statistics",
 ]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND"]
 
@@ -43,6 +44,7 @@ def test_fast_path_takes_exactly_the_requests_the_proxy_route_would(fast):
     seen = []
     fp.flask_wsgi = lambda environ, sr: seen.append(("flask", None)) or []
     fp.passthrough = lambda environ, sr, path: seen.append(("fast", path)) or []
+    fp.asset_info = lambda environ, sr, asset_id: seen.append(("asset", asset_id)) or []
     for path in PATHS:
         for method in METHODS:
             environ = EnvironBuilder(path=path, method=method).get_environ()
@@ -51,7 +53,12 @@ def test_fast_path_takes_exactly_the_requests_the_proxy_route_would(fast):
             try:
                 endpoint, args = app.url_map.bind("").match(
                     environ["PATH_INFO"].encode("latin-1").decode(), method)
-                expected = ("fast", args["path"]) if endpoint == "proxy.proxy" else ("flask", None)
+                if endpoint == "proxy.proxy":
+                    expected = ("fast", args["path"])
+                elif endpoint == "proxy.asset_info" and method == "GET":
+                    expected = ("asset", args["asset_id"])  # enriched, also without Flask
+                else:
+                    expected = ("flask", None)
             except HTTPException:
                 expected = ("flask", None)
             assert seen == [expected], (method, path)

@@ -1,0 +1,80 @@
+"""The data version as the gateway reads it: kept in the process, and still never stale.
+
+core.dataversion.current() asks Redis once and then relies on Redis's invalidation
+push (CLIENT TRACKING); these tests change the key in every way a deployment can
+(a worker's bump from another process, a plain SET or DEL, FLUSHDB, a dropped
+connection) and check the very next read sees it.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+
+import redis
+
+from core import dataversion
+
+
+def _bump_in_child(url: str, n: int, conn) -> None:  # type: ignore[no-untyped-def]
+    values = [dataversion.bump(url) for _ in range(n)]
+    conn.send(values[-1])
+
+
+def test_every_bump_is_seen_by_the_next_read(redis_cache_url):
+    url = redis_cache_url
+    assert dataversion.current(url) == 0
+    for _ in range(300):
+        value = dataversion.bump(url)
+        assert dataversion.current(url) == value
+
+
+def test_a_bump_from_another_process_is_seen(redis_cache_url):
+    url = redis_cache_url
+    start = dataversion.current(url)
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_bump_in_child, args=(url, 5, child))
+    proc.start()
+    last = parent.recv()
+    proc.join(30)
+    assert last == start + 5
+    assert dataversion.current(url) == last
+
+
+def test_set_delete_flush_and_a_killed_connection_are_seen(redis_cache_url):
+    url = redis_cache_url
+    other = redis.Redis.from_url(url)
+    dataversion.bump(url)
+    assert dataversion.current(url) == 1
+    other.set(dataversion.KEY, 41)
+    assert dataversion.current(url) == 41
+    other.delete(dataversion.KEY)
+    assert dataversion.current(url) == 0
+    other.set(dataversion.KEY, 7)
+    assert dataversion.current(url) == 7
+    other.flushdb()
+    assert dataversion.current(url) == 0
+    # The tracking connection dies (Redis restarted, idle timeout): read afresh.
+    dataversion.current(url)
+    db = str(other.connection_pool.connection_kwargs["db"])
+    ours = [c for c in other.client_list() if "t" in c["flags"] and c["db"] == db]
+    assert ours, "no tracking connection"
+    for client in ours:
+        other.client_kill_filter(_id=client["id"])
+    other.set(dataversion.KEY, 9)
+    assert dataversion.current(url) == 9
+
+
+def test_reads_without_a_change_do_not_ask_redis(redis_cache_url, monkeypatch):
+    url = redis_cache_url
+    dataversion.bump(url)
+    dataversion.current(url)
+    conn = dataversion._tracked(url)._conn
+    sent = []
+    monkeypatch.setattr(conn, "send_command", lambda *a, **k: sent.append(a))
+    for _ in range(200):
+        assert dataversion.current(url) == 1
+    assert sent == []  # not one GET per read
+    dataversion.bump(url)
+    monkeypatch.undo()
+    assert dataversion.current(url) == 2
