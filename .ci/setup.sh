@@ -26,6 +26,8 @@ if [ "$want" = dev ]; then
   command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
   # Debian's Chromium for the browser tests (Playwright's own browser download fails here).
   [ -x /usr/bin/chromium ] || missing+=(chromium)
+  # The gateway benchmark's load generator (make bench; not used by the tests).
+  command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null 2>&1 || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || \

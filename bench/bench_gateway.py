@@ -110,9 +110,24 @@ def loadavg() -> str:
         return " ".join(fh.read().split()[:3])
 
 
-def wrk(url: str, duration: int, connections: int = 32, threads: int = 2) -> tuple[float, float, int]:
-    out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency",
-                          "-H", f"x-api-key: {API_KEY}", url], capture_output=True, text=True, check=True).stdout
+def wrk(
+    url: str, duration: int, connections: int = 32, threads: int = 2
+) -> tuple[float, float, int]:
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{duration}s",
+            "--latency",
+            "-H",
+            f"x-api-key: {API_KEY}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
     m = re.search(r"99%\s+([\d.]+)(us|ms|s)\b", out)
@@ -127,9 +142,22 @@ def stream(url: str) -> tuple[float, int]:
     """MB/s and bytes of one download, by curl when installed (a C client, so that the
     client's own CPU is not what limits either side), else by requests."""
     if shutil.which("curl"):
-        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-H", f"x-api-key: {API_KEY}",
-                              "-w", "%{http_code} %{size_download} %{time_total}", url],
-                             capture_output=True, text=True, check=True).stdout.split()
+        out = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-H",
+                f"x-api-key: {API_KEY}",
+                "-w",
+                "%{http_code} %{size_download} %{time_total}",
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         if out[0] != "200":
             raise RuntimeError(f"{url}: HTTP {out[0]}")
         n, secs = int(out[1]), float(out[2])
@@ -153,6 +181,9 @@ def main() -> None:
     ap.add_argument("--big-mb", type=int, default=1024)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--server", default="granian", choices=["granian", "gunicorn"],
+                    help="the gateway's HTTP server (the fake Immich always runs under gunicorn)")
+    ap.add_argument("--only", default="ping,asset,stream,timeline")
     ap.add_argument("--assets", type=int, default=2000)
     ap.add_argument("--cache-url", default="redis://127.0.0.1:6379/14")
     args = ap.parse_args()
@@ -177,26 +208,49 @@ def main() -> None:
     for i in range(0, args.assets, 2):
         base = f"/photos/2024/05/IMG_{i // 2:05d}"
         grouping.add_group([f"{base}.JPG", f"{base}.CR3"])
-    g_srv = ThreadedServer(create_service_app("grouping", grouping)).start()
-    d_srv = ThreadedServer(create_service_app("dedup", dedup)).start()
+    g_srv = ThreadedServer(create_service_app("grouping", grouping), poll_interval=0.5).start()
+    d_srv = ThreadedServer(create_service_app("dedup", dedup), poll_interval=0.5).start()
 
     fake_port, gw_port = free_port(), free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "FAKE_PORT": str(fake_port),
-           "FAKE_WORKERS": str(args.workers), "FAKE_THREADS": str(args.threads),
-           "FAKE_ASSETS": str(args.assets), "FAKE_BIG_FILE": str(big), "FAKE_API_KEY": API_KEY,
-           "FAKE_LIBRARY_ROOT": library_root}
-    procs = [subprocess.Popen([PY, "-m", "tests.fakeimmich"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    gw_env = {**env, "TWINLENS_IMMICH_URL": f"http://127.0.0.1:{fake_port}",
-              "TWINLENS_GROUPING_URL": g_srv.url, "TWINLENS_DEDUP_URL": d_srv.url,
-              "TWINLENS_SERVICE_TOKEN": TOKEN, "TWINLENS_CACHE_URL": args.cache_url,
-              "TWINLENS_PATH_MAP": f"{library_root}=/photos", "TWINLENS_DATA_DIR": str(tmp / "data"),
-              "TWINLENS_LOG_LEVEL": "WARNING"}
-    code = ("from gateway import serve; from core.config import load_settings; "
-            f"serve(load_settings(), workers={args.workers}, threads={args.threads}, port={gw_port}, "
-            "access_log=False)")
-    gw = subprocess.Popen([PY, "-c", code], env=gw_env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "FAKE_PORT": str(fake_port),
+        "FAKE_WORKERS": str(args.workers),
+        "FAKE_THREADS": str(args.threads),
+        "FAKE_ASSETS": str(args.assets),
+        "FAKE_BIG_FILE": str(big),
+        "FAKE_API_KEY": API_KEY,
+        "FAKE_LIBRARY_ROOT": library_root,
+    }
+    procs = [
+        subprocess.Popen(
+            [PY, "-m", "tests.fakeimmich"],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    ]
+    gw_env = {
+        **env,
+        "TWINLENS_IMMICH_URL": f"http://127.0.0.1:{fake_port}",
+        "TWINLENS_GROUPING_URL": g_srv.url,
+        "TWINLENS_DEDUP_URL": d_srv.url,
+        "TWINLENS_SERVICE_TOKEN": TOKEN,
+        "TWINLENS_CACHE_URL": args.cache_url,
+        "TWINLENS_PATH_MAP": f"{library_root}=/photos",
+        "TWINLENS_DATA_DIR": str(tmp / "data"),
+        "TWINLENS_LOG_LEVEL": "WARNING",
+    }
+    code = (
+        "from gateway import serve; from core.config import load_settings; "
+        f"serve(load_settings(), workers={args.workers}, threads={args.threads}, port={gw_port}, "
+        f"access_log=False, server={args.server!r})"
+    )
+    gw = subprocess.Popen(
+        [PY, "-c", code], env=gw_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     procs.append(gw)
     direct, gateway = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gw_port}"
     try:
@@ -207,12 +261,18 @@ def main() -> None:
 
             bump_data_version(args.cache_url)  # start from a cold, fresh version
         asset = bench_asset_id(2)
-        print(f"# machine: {os.cpu_count()} cores; gunicorn gthread {args.workers} workers x "
-              f"{args.threads} threads for both fake Immich and gateway; wrk -t2 -c32 -d{args.duration}s; "
-              f"cache {args.cache_url.split('@')[-1]}; load average before: {loadavg()}")
+        print(
+            f"# machine: {os.cpu_count()} cores; fake Immich: gunicorn gthread {args.workers} workers x "
+            f"{args.threads} threads; gateway: {args.server}, same workers x threads; "
+            f"wrk -t2 -c32 -d{args.duration}s; "
+            f"cache {args.cache_url.split('@')[-1]}; load average before: {loadavg()}"
+        )
         fake_pid = procs[0].pid
         med = statistics.median
+        only = set(args.only.split(","))
         for name, path in (("ping", "/api/server/ping"), ("asset", f"/api/assets/{asset}")):
+            if name not in only:
+                continue
             wrk(direct + path, 2)  # warm-up (connections, caches)
             wrk(gateway + path, 2)
             runs: dict[str, list] = {"d": [], "g": []}
@@ -229,70 +289,26 @@ def main() -> None:
                         cpu["g_gw"] += g1 - g0
             d_rps, d_p99 = med(r[0] for r in runs["d"]), med(r[1] for r in runs["d"])
             g_rps, g_p99 = med(r[0] for r in runs["g"]), med(r[1] for r in runs["g"])
-            print(f"{name:6s} direct {d_rps:8.0f} req/s p99 {d_p99:7.2f} ms | gateway {g_rps:8.0f} req/s "
-                  f"p99 {g_p99:7.2f} ms | throughput {g_rps / d_rps:5.0%} (>=60%), "
-                  f"p99 x{g_p99 / d_p99:.2f} (<=2)  [medians of {args.rounds}]")
-            print("       each run (direct/gateway req/s): "
-                  + ", ".join(f"{d[0]:.0f}/{g[0]:.0f}" for d, g in zip(runs["d"], runs["g"], strict=True))
-                  + f" | CPU per request: fake {cpu['d_fake'] / cpu['d_n'] * 1000:.2f} ms direct, "
-                  f"{cpu['g_fake'] / cpu['g_n'] * 1000:.2f} ms proxied; gateway "
-                  f"{cpu['g_gw'] / cpu['g_n'] * 1000:.2f} ms | load {loadavg()}")
+            print(
+                f"{name:6s} direct {d_rps:8.0f} req/s p99 {d_p99:7.2f} ms | gateway {g_rps:8.0f} req/s "
+                f"p99 {g_p99:7.2f} ms | throughput {g_rps / d_rps:5.0%} (>=60%), "
+                f"p99 x{g_p99 / d_p99:.2f} (<=2)  [medians of {args.rounds}]"
+            )
+            print(
+                "       each run (direct/gateway req/s): "
+                + ", ".join(
+                    f"{d[0]:.0f}/{g[0]:.0f}" for d, g in zip(runs["d"], runs["g"], strict=True)
+                )
+                + f" | CPU per request: fake {cpu['d_fake'] / cpu['d_n'] * 1000:.2f} ms direct, "
+                f"{cpu['g_fake'] / cpu['g_n'] * 1000:.2f} ms proxied; gateway "
+                f"{cpu['g_gw'] / cpu['g_n'] * 1000:.2f} ms | load {loadavg()}"
+            )
 
         orig = f"/api/assets/{bench_asset_id(0)}/original"
-        stream(direct + orig)  # page cache warm
-        before = rss_mb(gw.pid)
-        peak = [before]
-        done = threading.Event()
-
-        def sample():
-            while not done.is_set():
-                peak[0] = max(peak[0], rss_mb(gw.pid))
-                time.sleep(0.05)
-
-        t = threading.Thread(target=sample)
-        t.start()
-        d_runs, g_runs = [], []
-        try:
-            for _ in range(args.rounds):
-                d_mbs, n = stream(direct + orig)
-                g_mbs, n2 = stream(gateway + orig)
-                assert n == n2 == args.big_mb << 20
-                d_runs.append(d_mbs)
-                g_runs.append(g_mbs)
-        finally:
-            done.set()
-            t.join()
-        d_mbs, g_mbs = med(d_runs), med(g_runs)
-        print(f"stream {n >> 20} MB: direct {d_mbs:7.0f} MB/s | gateway {g_mbs:7.0f} MB/s | "
-              f"{g_mbs / d_mbs:5.0%} (>=80%) | gateway RSS {before:.0f} -> peak {peak[0]:.0f} MB, "
-              f"growth {peak[0] - before:.1f} MB (<50)  [medians of {args.rounds}; runs "
-              + ", ".join(f"{d:.0f}/{g:.0f}" for d, g in zip(d_runs, g_runs, strict=True)) + "]")
-
-        s = requests.Session()
-        s.headers["x-api-key"] = API_KEY
-        url = gateway + "/api/timeline/bucket?timeBucket=2024-05-01"
-        cold0 = time.perf_counter()
-        first = s.get(url)
-        cold = (time.perf_counter() - cold0) * 1000
-        body = first.json()
-        assert len(body["id"]) == args.assets and len(body["twinlens"]) == args.assets
-        assert sum(1 for x in body["twinlens"] if x and x["group"]) == args.assets
-        for _ in range(2 * args.workers * 3):  # every worker warm
-            s.get(url)
-        times = []
-        for _ in range(100):
-            t0 = time.perf_counter()
-            s.get(url).raise_for_status()
-            times.append((time.perf_counter() - t0) * 1000)
-        d_times = []
-        for _ in range(50):
-            t0 = time.perf_counter()
-            s.get(direct + "/api/timeline/bucket?timeBucket=2024-05-01").raise_for_status()
-            d_times.append((time.perf_counter() - t0) * 1000)
-        times.sort()
-        print(f"timeline bucket {args.assets} assets enriched: cold {cold:.0f} ms; warm median "
-              f"{statistics.median(times):.1f} ms, p95 {times[94]:.1f} ms (<30) | direct (not enriched) "
-              f"median {statistics.median(d_times):.1f} ms")
+        if "stream" in only:
+            stream_bench(args, direct, gateway, orig, gw.pid)
+        if "timeline" in only:
+            timeline_bench(args, direct, gateway)
         print(f"# load average after: {loadavg()}")
     finally:
         for p in procs:
@@ -305,6 +321,71 @@ def main() -> None:
         g_srv.stop()
         d_srv.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def stream_bench(args, direct: str, gateway: str, orig: str, gw_pid: int) -> None:
+    med = statistics.median
+    stream(direct + orig)  # page cache warm
+    before = rss_mb(gw_pid)
+    peak = [before]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], rss_mb(gw_pid))
+            time.sleep(0.05)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    d_runs, g_runs = [], []
+    try:
+        for _ in range(args.rounds):
+            d_mbs, n = stream(direct + orig)
+            g_mbs, n2 = stream(gateway + orig)
+            assert n == n2 == args.big_mb << 20
+            d_runs.append(d_mbs)
+            g_runs.append(g_mbs)
+    finally:
+        done.set()
+        t.join()
+    d_mbs, g_mbs = med(d_runs), med(g_runs)
+    print(
+        f"stream {n >> 20} MB: direct {d_mbs:7.0f} MB/s | gateway {g_mbs:7.0f} MB/s | "
+        f"{g_mbs / d_mbs:5.0%} (>=80%) | gateway RSS {before:.0f} -> peak {peak[0]:.0f} MB, "
+        f"growth {peak[0] - before:.1f} MB (<50)  [medians of {args.rounds}; runs "
+        + ", ".join(f"{d:.0f}/{g:.0f}" for d, g in zip(d_runs, g_runs, strict=True))
+        + "]"
+    )
+
+
+def timeline_bench(args, direct: str, gateway: str) -> None:
+    s = requests.Session()
+    s.headers["x-api-key"] = API_KEY
+    url = gateway + "/api/timeline/bucket?timeBucket=2024-05-01"
+    cold0 = time.perf_counter()
+    first = s.get(url)
+    cold = (time.perf_counter() - cold0) * 1000
+    body = first.json()
+    assert len(body["id"]) == args.assets and len(body["twinlens"]) == args.assets
+    assert sum(1 for x in body["twinlens"] if x and x["group"]) == args.assets
+    for _ in range(2 * args.workers * 3):  # every worker warm
+        s.get(url)
+    times = []
+    for _ in range(100):
+        t0 = time.perf_counter()
+        s.get(url).raise_for_status()
+        times.append((time.perf_counter() - t0) * 1000)
+    d_times = []
+    for _ in range(50):
+        t0 = time.perf_counter()
+        s.get(direct + "/api/timeline/bucket?timeBucket=2024-05-01").raise_for_status()
+        d_times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    print(
+        f"timeline bucket {args.assets} assets enriched: cold {cold:.0f} ms; warm median "
+        f"{statistics.median(times):.1f} ms, p95 {times[94]:.1f} ms (<30) | direct (not enriched) "
+        f"median {statistics.median(d_times):.1f} ms"
+    )
 
 
 if __name__ == "__main__":

@@ -51,6 +51,7 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
     "TWINLENS_WATCH_POLLING": ("watch_polling", "0", "1: use a polling observer (NFS/SMB mounts deliver no inotify events)."),
     "TWINLENS_WATCH_INTERVAL": ("watch_interval", "5", "Seconds between polls of the polling observer."),
     "TWINLENS_WATCH_SETTLE": ("watch_settle", "2", "Seconds a file's size must stay unchanged before the watcher enqueues it."),
+    "TWINLENS_GATEWAY_SERVER": ("gateway_server", "granian", "HTTP server of the gateway: `granian` (lower cost per request; bench/RESULTS.md) or `gunicorn` (gthread; large originals move by splice(2))."),
     "TWINLENS_HOST": ("host", "127.0.0.1", "Address the HTTP servers bind to."),
     "TWINLENS_LOG_LEVEL": ("log_level", "INFO", "Python log level."),
 }
@@ -85,6 +86,7 @@ class Settings:
     watch_polling: bool = False
     watch_interval: float = 5.0
     watch_settle: float = 2.0
+    gateway_server: str = "granian"
     host: str = "127.0.0.1"
     log_level: str = "INFO"
 
@@ -185,6 +187,10 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     env = os.environ if env is None else env
     data_dir = Path(env.get("TWINLENS_DATA_DIR") or default_data_dir(env))
     database_url = env.get("TWINLENS_DATABASE_URL") or f"sqlite:///{data_dir / 'twinlens.db'}"
+    gateway_server = _str(env, "TWINLENS_GATEWAY_SERVER").lower()
+    if gateway_server not in ("granian", "gunicorn"):
+        raise ConfigError(
+            f"TWINLENS_GATEWAY_SERVER must be 'granian' or 'gunicorn', got {gateway_server!r}")
     policy = _str(env, "TWINLENS_PRIMARY_POLICY")
     if policy not in ("rendition", "raw"):
         raise ConfigError(f"TWINLENS_PRIMARY_POLICY must be 'rendition' or 'raw', got {policy!r}")
@@ -218,6 +224,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         ),
         preferred_folders=_paths(_str(env, "TWINLENS_PREFERRED_FOLDERS")),
         primary_policy=policy,
+        gateway_server=gateway_server,
         watch_polling=_str(env, "TWINLENS_WATCH_POLLING").lower() in ("1", "true", "yes", "on"),
         watch_interval=_float(env, "TWINLENS_WATCH_INTERVAL"),
         watch_settle=_float(env, "TWINLENS_WATCH_SETTLE"),

@@ -1,8 +1,8 @@
 """Twinlens gateway (port 3000): Immich's API proxied and enriched, plus /api/twinlens/.
 
-    app = create_app()                     # settings from the environment
-    app = create_app({"SETTINGS": s})      # tests: explicit Settings (and any config key)
-    serve(settings)                        # gunicorn on settings.host:3000 (loopback in local mode)
+app = create_app()                     # settings from the environment
+app = create_app({"SETTINGS": s})      # tests: explicit Settings (and any config key)
+serve(settings)                        # gunicorn on settings.host:3000 (loopback in local mode)
 """
 
 from __future__ import annotations
@@ -60,10 +60,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
 
 def serve(settings: Settings | None = None, workers: int | None = None, threads: int = 16,
-          port: int = 3000, access_log: bool = True) -> None:
-    """Run the gateway under gunicorn on settings.host:3000 (127.0.0.1 in local mode);
-    gthread workers, because streaming a large original occupies a thread."""
+          port: int = 3000, access_log: bool = True, server: str | None = None) -> None:
+    """Run the gateway on settings.host:3000 (127.0.0.1 in local mode) under granian or
+    gunicorn (``TWINLENS_GATEWAY_SERVER``, or ``server``); threads per worker process,
+    because a streamed original occupies one."""
     from gateway.server import run
 
     run(settings or load_settings(), workers=workers, threads=threads, port=port,
-        access_log=access_log)
+        access_log=access_log, server=server)

@@ -18,6 +18,8 @@ from typing import Any
 
 import requests
 from flask import Response, current_app, g, request
+from werkzeug.http import parse_cookie
+from werkzeug.wrappers import Request
 
 from gateway.cache import cache, digest
 from gateway.errors import json_error
@@ -45,16 +47,40 @@ class Credentials:
         return f"Credentials(kind={self.kind!r})"
 
 
+_HEADERS = ("Authorization", "x-api-key", "x-immich-user-token", "x-immich-session-token",
+            "x-immich-share-key", "x-immich-share-slug", "Cookie")
+_PARAMS = ("key", "slug", "sessionKey", "apiKey")
+_ENVIRON = tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in _HEADERS)
+
+
+class EnvironView:
+    """The parts of a request ``extract`` reads, straight from a WSGI environ: the
+    enriched fast path (gateway.proxy.FastPath) has no Flask request. Header lookups are
+    dict lookups (werkzeug's EnvironHeaders scans the environ for each); a query string
+    that may hold a credential and the cookies are parsed by werkzeug, as Flask does."""
+
+    __slots__ = ("headers", "args", "cookies")
+
+    def __init__(self, environ: dict[str, Any]) -> None:
+        self.headers = {name: environ[key] for name, key in _ENVIRON if key in environ}
+        qs = environ.get("QUERY_STRING", "")
+        if qs and any(p + "=" in qs for p in _PARAMS):
+            self.args: Any = Request(environ).args
+        else:
+            self.args = {}
+        cookie = self.headers.get("Cookie")
+        self.cookies = parse_cookie(cookie) if cookie else {}
+
+
 def extract(req=None) -> Credentials:
     """Credentials in Immich's order: share key, share slug, session token, API key."""
     req = req or request
     h, q = req.headers, req.args
     headers: dict[str, str] = {}
-    for name in ("Authorization", "x-api-key", "x-immich-user-token", "x-immich-session-token",
-                 "x-immich-share-key", "x-immich-share-slug", "Cookie"):
+    for name in _HEADERS:
         if name in h:
             headers[name] = h[name]
-    params = {k: q[k] for k in ("key", "slug", "sessionKey", "apiKey") if k in q}
+    params = {k: q[k] for k in _PARAMS if k in q}
     bearer = h.get("Authorization", "")
     order: list[tuple[str, str | None]] = [
         ("share-key", h.get("x-immich-share-key") or q.get("key")),

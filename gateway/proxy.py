@@ -29,7 +29,6 @@ from flask import Blueprint, Flask, Response, current_app, g, request
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.wrappers import Request
 from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
 from gateway import auth, enrich
@@ -306,7 +305,8 @@ class FastPath:
         if not _enrichable(resp):
             return self.relay(environ, start_response, resp)
         with app.app_context():
-            headers, body = enriched_answer(resp, path, _asset_transform, Request(environ))
+            headers, body = enriched_answer(resp, path, _asset_transform,
+                                            auth.EnvironView(environ))
         headers.append(("Content-Length", str(len(body))))
         start_response(_status_line(200), headers)
         return (body,)

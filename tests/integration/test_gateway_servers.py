@@ -1,0 +1,152 @@
+"""The gateway as it runs in production, under each server ``twinlens gateway`` can use
+(granian, the default, and gunicorn gthread), in front of the fake Immich: what the
+in-process tests cannot reach (the server's own HTTP handling, gunicorn's splice(2)
+path for large originals) checked on both."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.fakeimmich.fixtures import *  # noqa: F403
+
+ROOT = Path(__file__).resolve().parents[2]
+MB = 1024 * 1024
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@pytest.fixture(params=["granian", "gunicorn"])
+def server_gateway(immich, tmp_path, request):
+    port = _free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TWINLENS_IMMICH_URL": immich.url,
+           "TWINLENS_CACHE_URL": "memory://", "TWINLENS_DATA_DIR": str(tmp_path / "data"),
+           "TWINLENS_LOG_LEVEL": "INFO"}
+    code = ("from gateway import serve; from core.config import load_settings; "
+            f"serve(load_settings(), workers=1, threads=4, port={port}, access_log=True, "
+            f"server={request.param!r})")
+    log = open(tmp_path / "server.log", "w+")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            requests.get(url + "/api/server/ping", timeout=1)
+            break
+        except requests.RequestException:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        pytest.fail("gateway did not start")
+    yield url, tmp_path / "server.log", request.param, proc.pid
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def test_large_original_streams_exactly_and_the_pool_survives_aborts(server_gateway, immich, alice,
+                                                                     tmp_path):
+    url, log_path, server, _ = server_gateway
+    big = tmp_path / "big.mov"
+    data = os.urandom(24 * MB + 12345)
+    big.write_bytes(data)
+    asset = immich.state.add_asset(alice.user["id"], "/upload/big.mov", file=str(big))
+    original = f"{url}/api/assets/{asset['id']}/original"
+
+    r = requests.get(original, headers=alice.bearer)
+    assert r.status_code == 200 and hashlib.sha1(r.content).digest() == hashlib.sha1(data).digest()
+
+    r = requests.get(original, headers={**alice.bearer, "Range": f"bytes={MB}-{9 * MB - 1}"})
+    assert r.status_code == 206 and r.content == data[MB: 9 * MB]
+
+    for _ in range(3):  # client goes away half-way: the next requests still work
+        with requests.get(original, headers=alice.bearer, stream=True) as r:
+            next(r.iter_content(MB))
+    for _ in range(20):
+        assert requests.get(url + "/api/server/ping").json() == {"res": "pong"}
+    r = requests.get(original, headers=alice.bearer)
+    assert r.content == data
+
+    if server != "gunicorn":
+        return
+    # gunicorn's access log counts the bytes that bypassed it (splice).
+    time.sleep(0.2)
+    sizes = [line.split()[-2] for line in log_path.read_text().splitlines()
+             if "/original" in line and '" 200 ' in line]
+    assert str(len(data)) in sizes, sizes
+
+
+def _rss_mb(pid: int) -> float:
+    """RSS of a server process and its children (the workers), MB."""
+    pids, total = [pid], 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as fh:
+            pids += [int(p) for p in fh.read().split()]
+    for p in pids:
+        with open(f"/proc/{p}/status") as fh:
+            total += next(int(line.split()[1]) for line in fh if line.startswith("VmRSS:"))
+    return total / 1024
+
+
+def test_cookies_head_and_chunked_upload_pass_the_server(server_gateway, immich, alice):
+    url, _, _, pid = server_gateway
+    # Immich's login sets three cookies; all three reach the client.
+    r = requests.post(url + "/api/auth/login", json={"email": alice.email, "password": alice.password})
+    assert r.status_code == 201
+    names = sorted(c.split("=", 1)[0] for c in r.raw.headers.getlist("Set-Cookie"))
+    assert names == ["immich_access_token", "immich_auth_type", "immich_is_authenticated"]
+
+    asset = immich.state.add_asset(alice.user["id"], "/upload/h.jpg", content=b"12345")
+    r = requests.head(f"{url}/api/assets/{asset['id']}/original", headers=alice.bearer)
+    assert r.status_code == 200 and r.headers["Content-Length"] == "5" and r.content == b""
+
+    # A chunked upload (no Content-Length) of 48 MB streams through: Immich gets every
+    # byte, and the server does not hold the body.
+    boundary, block = "tlboundary", os.urandom(MB)
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"assetData\"; "
+            f"filename=\"c.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+    tail = f"\r\n--{boundary}--\r\n".encode()
+    peak = [0.0]
+    before = _rss_mb(pid)
+
+    def body():
+        yield head
+        for _ in range(48):
+            peak[0] = max(peak[0], _rss_mb(pid))
+            yield block
+        yield tail
+
+    r = requests.post(url + "/api/assets", data=body(), headers={
+        **alice.bearer, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert r.status_code == 201, r.text
+    stored = immich.state.assets[r.json()["id"]]
+    expected = hashlib.sha1(block * 48).digest()
+    import base64
+
+    assert base64.b64decode(stored["checksum"]) == expected
+    assert peak[0] - before < 24, (before, peak[0])
+
+
+def test_access_log_has_the_path_but_never_query_credentials(server_gateway, alice):
+    url, log_path, _, _ = server_gateway
+    secret = "sekret-api-key-in-query-0123"
+    requests.get(url + f"/api/server/ping?apiKey={secret}&key={secret}")
+    requests.get(url + "/api/users/me", headers=alice.bearer)
+    time.sleep(0.3)
+    text = log_path.read_text()
+    assert "/api/server/ping" in text and "/api/users/me" in text  # access lines are written
+    assert secret not in text and alice.bearer["Authorization"].split()[1] not in text
