@@ -26,6 +26,7 @@ from typing import Any
 
 import requests
 from flask import Blueprint, Flask, Response, current_app, g, request
+from redis.exceptions import RedisError
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
@@ -387,7 +388,7 @@ def enriched_answer(resp: RawResponse, path: str, transform,
         body = spliced if spliced is not None else json.dumps(
             data, separators=(",", ":"), ensure_ascii=False).encode()
         state = "ok"
-    except (ServiceError, LookupError, ValueError, requests.RequestException) as exc:
+    except (ServiceError, LookupError, ValueError, requests.RequestException, RedisError) as exc:
         log.warning("enrichment of /api/%s skipped: %s", path, exc)
         body, state = raw, "unavailable"
     headers.append(("X-Twinlens-Enrichment", state))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import socket
 import uuid
@@ -47,6 +48,23 @@ def test_asset_info_keeps_immichs_bytes_and_adds_one_key(gateway, immich, alice,
     head = direct.content.rstrip()[:-1]
     assert via.content.startswith(head + b',"twinlens":{')
     assert int(via.headers["Content-Length"]) == len(via.content)
+
+
+def test_cache_down_still_gives_immichs_answer(gateway_settings, immich, alice, world):
+    # Given a gateway whose Redis cache is unreachable (nothing listens on port 1)
+    settings = dataclasses.replace(gateway_settings, cache_url="redis://127.0.0.1:1/0")
+    server = ThreadedServer(create_app({"SETTINGS": settings})).start()
+    try:
+        for url in (f"/api/assets/{world['jpg']['id']}", "/api/timeline/bucket?timeBucket=2024-05-01"):
+            # When a client asks for an enriched answer
+            via = requests.get(server.url + url, headers=alice.bearer)
+            direct = requests.get(immich.url + url, headers=alice.bearer)
+            # Then it gets Immich's answer unchanged, flagged, not a 500
+            assert via.status_code == 200, (url, via.text)
+            assert via.headers["X-Twinlens-Enrichment"] == "unavailable"
+            assert via.json() == direct.json()
+    finally:
+        server.stop()
 
 
 def test_asset_routes_that_are_not_assets_pass_through(gateway, immich, alice, world):
