@@ -200,11 +200,11 @@ def attach(assets: list[dict[str, Any]]) -> None:
         asset[KEY] = extra
 
 
-
 # In front of the Redis lookups, per process: the Twinlens object of one asset as JSON,
-# keyed by (data version, user, asset id, file key). The data version is still read
-# from Redis on every request, so a bump after a scan is seen at once; the entry also
-# expires with the shortest TTL of what it is made of (MEMBER_TTL: member asset ids).
+# keyed by (data version, user, asset id, file key). The data version is checked on
+# every request (core.dataversion: kept in-process, invalidated by Redis), so a bump
+# after a scan is seen at once; the entry also expires with the shortest TTL of what
+# it is made of (MEMBER_TTL: member asset ids).
 _MEMO_KEY = "twinlens_asset_memo"
 _MEMO_MAX = 20_000
 

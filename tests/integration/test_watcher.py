@@ -134,8 +134,11 @@ def test_copy_move_delete(watch_cfg, worker, library, samples):
 def test_one_watcher_acts_the_other_stands_by(pg_settings, library):
     cfg = replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.2)
     a_broker, b_broker = RecordingBroker(), RecordingBroker()
-    a = Watcher(cfg, a_broker, holder="host-a:1", lease_ttl=0.5)
-    b = Watcher(cfg, b_broker, holder="host-b:1", lease_ttl=0.5)
+    # Long enough that a's lease cannot lapse between the steps below on a slow, shared
+    # machine (0.5 s did once: b then took over while a was still alive).
+    ttl = 3.0
+    a = Watcher(cfg, a_broker, holder="host-a:1", lease_ttl=ttl)
+    b = Watcher(cfg, b_broker, holder="host-b:1", lease_ttl=ttl)
     try:
         assert a.renew() == [str(library)]
         assert b.renew() == []  # stands by
@@ -148,7 +151,7 @@ def test_one_watcher_acts_the_other_stands_by(pg_settings, library):
         # lease expires b takes over and catches up itself
         with session_scope(engine_for(cfg.database_url)) as s:
             jobs.finish_job(s, a_broker.messages[0][1][0], "done")
-        time.sleep(0.6)
+        time.sleep(ttl + 0.1)
         assert b.renew() == [str(library)]
         assert [m[0] for m in b_broker.messages] == ["scan_plan"]
         assert a.renew() == []  # a, back, finds the lease taken and stands by
