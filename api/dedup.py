@@ -86,10 +86,6 @@ def _one(group_id: str) -> dict[str, Any]:
     return dup_json(views[0])
 
 
-
-
-
-
 @bp.get("/duplicates")
 def list_duplicates() -> Any:
     page, size = paging()

@@ -64,8 +64,8 @@ def wait_up(url: str, timeout: float = 30) -> None:
     raise RuntimeError(f"{url} did not come up")
 
 
-def rss_mb(pid: int) -> float:
-    """RSS of a gunicorn master and its workers, MB."""
+def tree_pids(pid: int) -> list[int]:
+    """A server's master process and its workers (its direct children)."""
     pids = [pid]
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
@@ -73,8 +73,13 @@ def rss_mb(pid: int) -> float:
                 pids += [int(p) for p in fh.read().split()]
     except OSError:
         pass
+    return pids
+
+
+def rss_mb(pid: int) -> float:
+    """RSS of a server's master and its workers, MB."""
     total = 0
-    for p in pids:
+    for p in tree_pids(pid):
         try:
             with open(f"/proc/{p}/status") as fh:
                 for line in fh:
@@ -86,16 +91,9 @@ def rss_mb(pid: int) -> float:
 
 
 def tree_cpu(pid: int) -> float:
-    """User + system CPU seconds of a gunicorn master and its workers."""
-    pids = [pid]
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as fh:
-                pids += [int(p) for p in fh.read().split()]
-    except OSError:
-        pass
+    """User + system CPU seconds of a server's master and its workers."""
     ticks = 0
-    for p in pids:
+    for p in tree_pids(pid):
         try:
             with open(f"/proc/{p}/stat") as fh:
                 fields = fh.read().rsplit(")", 1)[1].split()

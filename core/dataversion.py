@@ -61,6 +61,9 @@ class _Tracked:
     def _read(self) -> int:
         import redis
 
+        # A pool per read, used only to make one connection from the URL (TLS, auth, db):
+        # a kept pool counts every connection it ever made against its limit. Reads
+        # happen only when the value changed.
         pool = redis.ConnectionPool.from_url(self._url, protocol=3)
         conn = pool.make_connection()
         try:

@@ -470,6 +470,14 @@ class RawResponse:
         return decoder.read()
 
     def _finish(self) -> None:
+        """The body was read to the end: the connection can serve the next request."""
+        self._release(reusable=True)
+
+    def close(self) -> None:
+        """Abandon the answer: unless it was read to the end, its connection is dropped."""
+        self._release(reusable=False)
+
+    def _release(self, reusable: bool) -> None:
         if self._done:
             return
         self._done = True
@@ -477,19 +485,9 @@ class RawResponse:
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if self._will_close or conn.send_failed:
-            conn.close()
-        else:
+        if reusable and not (self._will_close or conn.send_failed):
             self._pool._put(conn)
-
-    def close(self) -> None:
-        """Abandon the answer: unless it was read to the end, its connection is dropped."""
-        if self._done:
-            return
-        self._done = True
-        self._rfile.close()
-        conn, self._conn = self._conn, None
-        if conn is not None:
+        else:
             conn.close()
 
 
