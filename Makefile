@@ -8,6 +8,7 @@ run: setup
 
 test: setup-dev services
 	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
 	.venv/bin/mypy core
 	.venv/bin/pytest -q -p no:cacheprovider
 
@@ -22,7 +23,7 @@ services:
 
 lint: setup-dev
 	.venv/bin/ruff check .
-	.venv/bin/ruff format --check core workers api gateway tests bench twinlens.py
+	.venv/bin/ruff format --check .
 
 typecheck: setup-dev
 	.venv/bin/mypy core

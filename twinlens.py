@@ -58,7 +58,11 @@ def _fmt_eta(seconds: float | None) -> str:
     if seconds is None:
         return "--:--"
     seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+        if seconds >= 3600
+        else f"{seconds // 60}:{seconds % 60:02d}"
+    )
 
 
 class Progress:
@@ -90,8 +94,15 @@ class Progress:
             self.stream.write("\n")
 
 
-def run_scan(cfg: Settings, path: str, *, full: bool = False, trigger: str = "cli",
-             progress: Progress | None = None, worker_threads: int | None = None) -> dict[str, Any]:
+def run_scan(
+    cfg: Settings,
+    path: str,
+    *,
+    full: bool = False,
+    trigger: str = "cli",
+    progress: Progress | None = None,
+    worker_threads: int | None = None,
+) -> dict[str, Any]:
     """Scan ``path`` to completion (catalog, grouping, dedup) and return the report."""
     from core import jobs, report
     from core.db import migrate, session_scope
@@ -104,8 +115,14 @@ def run_scan(cfg: Settings, path: str, *, full: bool = False, trigger: str = "cl
         root_path = os.path.abspath(path)
         with session_scope(runtime.engine()) as s:
             root = jobs.get_or_create_root(s, root_path)
-            job, created = jobs.start_job(s, "scan", root=root, trigger=trigger, full=full,
-                                          stale_seconds=cfg.job_stale_seconds)
+            job, created = jobs.start_job(
+                s,
+                "scan",
+                root=root,
+                trigger=trigger,
+                full=full,
+                stale_seconds=cfg.job_stale_seconds,
+            )
             job_id, root_id = job.id, root.id
         if created:
             jobs.enqueue(broker, "scan_plan", job_id)
@@ -116,8 +133,9 @@ def run_scan(cfg: Settings, path: str, *, full: bool = False, trigger: str = "cl
         worker.stop()
 
 
-def _wait(engine: Any, root_id: int, job_id: str, progress: Progress | None,
-          stale_seconds: float = 3600.0) -> None:
+def _wait(
+    engine: Any, root_id: int, job_id: str, progress: Progress | None, stale_seconds: float = 3600.0
+) -> None:
     """Until the scan and the grouping/dedup passes it started have finished (or the
     scan stops moving for ``stale_seconds``: its messages were lost; it is failed)."""
     from sqlalchemy import select
@@ -134,8 +152,12 @@ def _wait(engine: Any, root_id: int, job_id: str, progress: Progress | None,
             if jobs.is_stale(job, stale_seconds):
                 jobs.finish_job(s, job_id, "failed", error=f"no progress for {stale_seconds:.0f} s")
             active = s.scalar(
-                select(Job.id).where(Job.root_id == root_id, Job.state.in_(jobs.ACTIVE_STATES),
-                                     Job.updated_at > utcnow() - timedelta(seconds=stale_seconds))
+                select(Job.id)
+                .where(
+                    Job.root_id == root_id,
+                    Job.state.in_(jobs.ACTIVE_STATES),
+                    Job.updated_at > utcnow() - timedelta(seconds=stale_seconds),
+                )
                 .limit(1)
             )
         if progress:
@@ -193,8 +215,11 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     cfg = _settings(args)
     if cfg.embedded:
-        print("twinlens worker needs TWINLENS_BROKER_URL=redis://...; the embedded default "
-              "runs its workers inside `twinlens up` and `twinlens scan`", file=sys.stderr)
+        print(
+            "twinlens worker needs TWINLENS_BROKER_URL=redis://...; the embedded default "
+            "runs its workers inside `twinlens up` and `twinlens scan`",
+            file=sys.stderr,
+        )
         return 2
     migrate(cfg.database_url)
     broker = runtime.install_broker(cfg)
@@ -261,7 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_config)
 
-    sub.add_parser("migrate", help="bring the database to the latest schema").set_defaults(func=cmd_migrate)
+    sub.add_parser("migrate", help="bring the database to the latest schema").set_defaults(
+        func=cmd_migrate
+    )
 
     s = sub.add_parser("scan", help="scan a folder to completion and print a summary")
     s.add_argument("path")
@@ -274,8 +301,12 @@ def build_parser() -> argparse.ArgumentParser:
     w.add_argument("--threads", type=int, default=None)
     w.set_defaults(func=cmd_worker)
 
-    sub.add_parser("schedule", help="run the nightly-scan scheduler").set_defaults(func=cmd_schedule)
-    sub.add_parser("watch", help="watch the library roots and enqueue changes").set_defaults(func=cmd_watch)
+    sub.add_parser("schedule", help="run the nightly-scan scheduler").set_defaults(
+        func=cmd_schedule
+    )
+    sub.add_parser("watch", help="watch the library roots and enqueue changes").set_defaults(
+        func=cmd_watch
+    )
 
     a = sub.add_parser("api", help="serve the grouping (8000) or dedup (8001) API")
     a.add_argument("which", choices=["grouping", "dedup"])
@@ -286,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--port", type=int, default=None)
     g.set_defaults(func=cmd_gateway)
 
-    u = sub.add_parser("up", help="embedded default: scan a library (or a generated demo) and serve it")
+    u = sub.add_parser(
+        "up", help="embedded default: scan a library (or a generated demo) and serve it"
+    )
     u.add_argument("path", nargs="?", default=None)
     u.add_argument("--no-serve", action="store_true", help="scan and print, then exit")
     u.set_defaults(func=cmd_up)
@@ -300,8 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"twinlens: configuration error: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=getattr(logging, level, logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if level != "DEBUG":
         # Migrations and worker start/stop are routine; say only what needs attention.
         for noisy in ("alembic", "dramatiq"):

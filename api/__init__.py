@@ -56,8 +56,14 @@ def create_app(which: str, test_config: dict[str, Any] | None = None) -> Flask:
 def openapi(which: str, module: Any) -> dict[str, Any]:
     paths = dict(jobs_api.OPENAPI_PATHS)
     paths.update(getattr(module, "OPENAPI_PATHS", {}))
-    schemas = {"Job": jobs_api.JOB_SCHEMA, "Error": {
-        "type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}}}
+    schemas = {
+        "Job": jobs_api.JOB_SCHEMA,
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {"error": {"type": "string"}},
+        },
+    }
     schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
     err = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     return {

@@ -93,10 +93,17 @@ def list_duplicates() -> Any:
     status = choice_arg("status", Q.STATUSES)
     min_sim = float_arg("min_similarity", None, 0.0, 1.0)
     session = db()
-    ids, total = Q.list_group_ids(session, dup_type=dup_type, status=status,
-                                  min_similarity=min_sim, limit=size, offset=(page - 1) * size)
-    return jsonify(items=[dup_json(v) for v in Q.dup_views(session, ids)], page=page, size=size,
-                   total=total)
+    ids, total = Q.list_group_ids(
+        session,
+        dup_type=dup_type,
+        status=status,
+        min_similarity=min_sim,
+        limit=size,
+        offset=(page - 1) * size,
+    )
+    return jsonify(
+        items=[dup_json(v) for v in Q.dup_views(session, ids)], page=page, size=size, total=total
+    )
 
 
 @bp.get("/duplicates/<group_id>")
@@ -182,8 +189,10 @@ _DUP_REF = {"$ref": "#/components/schemas/Duplicate"}
 _ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
 _BAD = {"$ref": "#/components/responses/BadRequest"}
 _NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
-_CONFLICT = {"description": "the group's state does not allow this (already decided, or open)",
-             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+_CONFLICT = {
+    "description": "the group's state does not allow this (already decided, or open)",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+}
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
 
@@ -202,39 +211,65 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "size": {"type": "integer"},
             "width": _NULLABLE_INT,
             "height": _NULLABLE_INT,
-            "taken_at": {"type": ["string", "null"],
-                         "description": "EXIF capture time (wall clock), with its offset when known"},
+            "taken_at": {
+                "type": ["string", "null"],
+                "description": "EXIF capture time (wall clock), with its offset when known",
+            },
             "make": _NULLABLE_STR,
             "model": _NULLABLE_STR,
-            "similarity": {"type": "number", "minimum": 0, "maximum": 1,
-                           "description": "1 - pHash distance/64 to the suggested keeper (1.0 for exact)"},
+            "similarity": {
+                "type": "number",
+                "minimum": 0,
+                "maximum": 1,
+                "description": "1 - pHash distance/64 to the suggested keeper (1.0 for exact)",
+            },
             "sha1": _NULLABLE_STR,
-            "kind": {"type": ["string", "null"], "enum": ["raw", "image", "video", "sidecar", "other", None]},
+            "kind": {
+                "type": ["string", "null"],
+                "enum": ["raw", "image", "video", "sidecar", "other", None],
+            },
             "format": _NULLABLE_STR,
-            "exact_group": {"type": ["string", "null"],
-                            "description": "perceptual groups: the exact group this member stands for"},
+            "exact_group": {
+                "type": ["string", "null"],
+                "description": "perceptual groups: the exact group this member stands for",
+            },
             "missing": {"type": "boolean", "description": "the file is no longer on disk"},
         },
     },
     "Duplicate": {
         "type": "object",
-        "required": ["id", "type", "status", "similarity", "keep", "keep_reason",
-                     "reclaimable_bytes", "members", "created_at"],
+        "required": [
+            "id",
+            "type",
+            "status",
+            "similarity",
+            "keep",
+            "keep_reason",
+            "reclaimable_bytes",
+            "members",
+            "created_at",
+        ],
         "properties": {
             "id": {"type": "string"},
             "type": {"type": "string", "enum": list(TYPES)},
             "status": {"type": "string", "enum": list(Q.STATUSES)},
             "similarity": {"type": "number", "description": "the least similar pair"},
             "keep": {"type": ["string", "null"], "description": "path of the suggested keeper"},
-            "keep_reason": {"type": ["string", "null"],
-                            "description": "rule that chose it: resolution, size, format, "
-                                           "capture_time, folder or 'tie: path'"},
+            "keep_reason": {
+                "type": ["string", "null"],
+                "description": "rule that chose it: resolution, size, format, "
+                "capture_time, folder or 'tie: path'",
+            },
             "reclaimable_bytes": {"type": "integer"},
             "members": {"type": "array", "items": {"$ref": "#/components/schemas/DuplicateMember"}},
-            "resolution": {"type": ["object", "null"], "properties": {
-                "action": {"type": "string", "enum": list(service.ACTIONS)},
-                "keep": {"type": "array", "items": {"type": "string"}},
-                "created_at": {"type": "string"}}},
+            "resolution": {
+                "type": ["object", "null"],
+                "properties": {
+                    "action": {"type": "string", "enum": list(service.ACTIONS)},
+                    "keep": {"type": "array", "items": {"type": "string"}},
+                    "created_at": {"type": "string"},
+                },
+            },
             "created_at": {"type": "string"},
             "updated_at": {"type": "string"},
         },
@@ -242,94 +277,207 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
     "DuplicatePage": {
         "type": "object",
         "required": ["items", "page", "size", "total"],
-        "properties": {"items": {"type": "array", "items": _DUP_REF}, "page": {"type": "integer"},
-                       "size": {"type": "integer"}, "total": {"type": "integer"}},
+        "properties": {
+            "items": {"type": "array", "items": _DUP_REF},
+            "page": {"type": "integer"},
+            "size": {"type": "integer"},
+            "total": {"type": "integer"},
+        },
     },
     "DuplicateStats": {
         "type": "object",
         "properties": {
-            "groups": {"type": "integer"}, "open": {"type": "integer"},
-            "reclaimable_bytes": {"type": "integer",
-                                  "description": "bytes freed by resolving every open group "
-                                                 "as suggested (each file counted once)"},
+            "groups": {"type": "integer"},
+            "open": {"type": "integer"},
+            "reclaimable_bytes": {
+                "type": "integer",
+                "description": "bytes freed by resolving every open group "
+                "as suggested (each file counted once)",
+            },
             "by_type": {"type": "object", "additionalProperties": {"type": "integer"}},
             "by_status": {"type": "object", "additionalProperties": {"type": "integer"}},
-            "reclaimable": {"type": "object", "properties": {
-                "exact_bytes": {"type": "integer"}, "perceptual_bytes": {"type": "integer"}}},
+            "reclaimable": {
+                "type": "object",
+                "properties": {
+                    "exact_bytes": {"type": "integer"},
+                    "perceptual_bytes": {"type": "integer"},
+                },
+            },
         },
     },
     "DuplicateLookupFile": {
         "type": "object",
-        "properties": {"path": {"type": "string"}, "sha1": {"type": ["string", "null"]},
-                       "size": {"type": "integer"}, "kind": {"type": "string"},
-                       "duplicate": {"oneOf": [_DUP_REF, {"type": "null"}]},
-                       "duplicate_ids": {"type": "array", "items": {"type": "string"}}},
+        "properties": {
+            "path": {"type": "string"},
+            "sha1": {"type": ["string", "null"]},
+            "size": {"type": "integer"},
+            "kind": {"type": "string"},
+            "duplicate": {"oneOf": [_DUP_REF, {"type": "null"}]},
+            "duplicate_ids": {"type": "array", "items": {"type": "string"}},
+        },
     },
 }
 
 OPENAPI_PATHS: dict[str, Any] = {
-    "/duplicates": {"get": {
-        "summary": "Duplicate groups, most reclaimable bytes first",
-        "parameters": [
-            {"name": "type", "in": "query", "schema": {"type": "string", "enum": list(TYPES)}},
-            {"name": "status", "in": "query", "schema": {"type": "string", "enum": list(Q.STATUSES)}},
-            {"name": "min_similarity", "in": "query",
-             "schema": {"type": "number", "minimum": 0, "maximum": 1}},
-            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-            {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-        ],
-        "responses": {"200": {"description": "a page of groups",
-                              "content": _json({"$ref": "#/components/schemas/DuplicatePage"})},
-                      "400": _BAD}}},
-    "/duplicates/{id}": {"get": {
-        "summary": "One duplicate group with its members and the suggested keeper",
-        "parameters": [_ID],
-        "responses": {"200": {"description": "the group", "content": _json(_DUP_REF)},
-                      "404": _NOT_FOUND}}},
+    "/duplicates": {
+        "get": {
+            "summary": "Duplicate groups, most reclaimable bytes first",
+            "parameters": [
+                {"name": "type", "in": "query", "schema": {"type": "string", "enum": list(TYPES)}},
+                {
+                    "name": "status",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": list(Q.STATUSES)},
+                },
+                {
+                    "name": "min_similarity",
+                    "in": "query",
+                    "schema": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {
+                    "name": "size",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "a page of groups",
+                    "content": _json({"$ref": "#/components/schemas/DuplicatePage"}),
+                },
+                "400": _BAD,
+            },
+        }
+    },
+    "/duplicates/{id}": {
+        "get": {
+            "summary": "One duplicate group with its members and the suggested keeper",
+            "parameters": [_ID],
+            "responses": {
+                "200": {"description": "the group", "content": _json(_DUP_REF)},
+                "404": _NOT_FOUND,
+            },
+        }
+    },
     "/duplicates/{id}/resolution": {
         "post": {
             "summary": "Record the user's decision on an open group (files are not touched)",
             "parameters": [_ID],
-            "requestBody": {"required": True, "content": _json({
-                "type": "object", "required": ["action"],
-                "properties": {
-                    "action": {"type": "string", "enum": list(service.ACTIONS)},
-                    "keep": {"type": "array", "items": {"type": "string"},
-                             "description": "member paths that stay; trash needs at least one"}}})},
-            "responses": {"200": {"description": "the group, resolved or dismissed",
-                                  "content": _json(_DUP_REF)},
-                          "400": _BAD, "404": _NOT_FOUND, "409": _CONFLICT}},
+            "requestBody": {
+                "required": True,
+                "content": _json(
+                    {
+                        "type": "object",
+                        "required": ["action"],
+                        "properties": {
+                            "action": {"type": "string", "enum": list(service.ACTIONS)},
+                            "keep": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "member paths that stay; trash needs at least one",
+                            },
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "200": {
+                    "description": "the group, resolved or dismissed",
+                    "content": _json(_DUP_REF),
+                },
+                "400": _BAD,
+                "404": _NOT_FOUND,
+                "409": _CONFLICT,
+            },
+        },
         "delete": {
             "summary": "Withdraw the decision: the group is open again",
             "parameters": [_ID],
-            "responses": {"200": {"description": "the group, open", "content": _json(_DUP_REF)},
-                          "404": _NOT_FOUND, "409": _CONFLICT}},
+            "responses": {
+                "200": {"description": "the group, open", "content": _json(_DUP_REF)},
+                "404": _NOT_FOUND,
+                "409": _CONFLICT,
+            },
+        },
     },
-    "/stats": {"get": {
-        "summary": "Counts by type and status, reclaimable bytes",
-        "responses": {"200": {"description": "statistics",
-                              "content": _json({"$ref": "#/components/schemas/DuplicateStats"})}}}},
-    "/duplicates/lookup": {"post": {
-        "summary": "Files by path or SHA-1 (up to 1000 in all), each with its duplicate group",
-        "requestBody": {"required": True, "content": _json({
-            "type": "object",
-            "properties": {"paths": {"type": "array", "items": {"type": "string"}},
-                           "sha1": {"type": "array",
-                                    "items": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"}}}})},
-        "responses": {"200": {"description": "the files found (unknown ones are left out); "
-                                             "duplicate is the exact group if the file has one",
-                              "content": _json({"type": "object", "properties": {"files": {
-                                  "type": "array",
-                                  "items": {"$ref": "#/components/schemas/DuplicateLookupFile"}}}})},
-                      "400": _BAD}}},
-    "/dedup/runs": {"post": {
-        "summary": "Start a dedup pass over the catalog (full by default; no files are read)",
-        "requestBody": {"content": _json({"type": "object", "properties": {
-            "full": {"type": "boolean", "default": True,
-                     "description": "false: only what changed since the last pass"}}})},
-        "responses": {"202": {"description": "pass started",
-                              "content": _json({"$ref": "#/components/schemas/Job"})},
-                      "200": {"description": "an equivalent pass is already queued; that job",
-                              "content": _json({"$ref": "#/components/schemas/Job"})},
-                      "400": _BAD}}},
+    "/stats": {
+        "get": {
+            "summary": "Counts by type and status, reclaimable bytes",
+            "responses": {
+                "200": {
+                    "description": "statistics",
+                    "content": _json({"$ref": "#/components/schemas/DuplicateStats"}),
+                }
+            },
+        }
+    },
+    "/duplicates/lookup": {
+        "post": {
+            "summary": "Files by path or SHA-1 (up to 1000 in all), each with its duplicate group",
+            "requestBody": {
+                "required": True,
+                "content": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "paths": {"type": "array", "items": {"type": "string"}},
+                            "sha1": {
+                                "type": "array",
+                                "items": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"},
+                            },
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "200": {
+                    "description": "the files found (unknown ones are left out); "
+                    "duplicate is the exact group if the file has one",
+                    "content": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "files": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/DuplicateLookupFile"},
+                                }
+                            },
+                        }
+                    ),
+                },
+                "400": _BAD,
+            },
+        }
+    },
+    "/dedup/runs": {
+        "post": {
+            "summary": "Start a dedup pass over the catalog (full by default; no files are read)",
+            "requestBody": {
+                "content": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "full": {
+                                "type": "boolean",
+                                "default": True,
+                                "description": "false: only what changed since the last pass",
+                            }
+                        },
+                    }
+                )
+            },
+            "responses": {
+                "202": {
+                    "description": "pass started",
+                    "content": _json({"$ref": "#/components/schemas/Job"}),
+                },
+                "200": {
+                    "description": "an equivalent pass is already queued; that job",
+                    "content": _json({"$ref": "#/components/schemas/Job"}),
+                },
+                "400": _BAD,
+            },
+        }
+    },
 }

@@ -31,7 +31,6 @@ from core.grouping.rules import GROUP_TYPES
 bp = Blueprint("grouping", __name__)
 
 
-
 def _iso(value: Any) -> str | None:
     return value.isoformat() if value is not None else None
 
@@ -49,7 +48,9 @@ def group_json(g: Q.GroupView) -> dict[str, Any]:
                 "is_primary": m.is_primary,
                 "size": m.size,
                 "sha1": m.sha1,
-                "taken_at": (m.taken_at.isoformat() + (m.taken_offset or "")) if m.taken_at else None,
+                "taken_at": (m.taken_at.isoformat() + (m.taken_offset or ""))
+                if m.taken_at
+                else None,
             }
             for m in g.members
         ],
@@ -72,8 +73,9 @@ def list_groups() -> Any:
     prefix = request.args.get("path_prefix")
     if prefix is not None:
         prefix = confined_path(prefix, "path_prefix")
-    rows, total = Q.list_groups(db(), group_type=gtype, path_prefix=prefix, limit=size,
-                                offset=(page - 1) * size)
+    rows, total = Q.list_groups(
+        db(), group_type=gtype, path_prefix=prefix, limit=size, offset=(page - 1) * size
+    )
     return jsonify(items=[group_json(g) for g in rows], page=page, size=size, total=total)
 
 
@@ -87,11 +89,13 @@ def file_group() -> Any:
     path = confined_path(request.args.get("path"))
     gid = service.group_of_path(db(), path)
     if gid is None:
-        raise ApiError(404, "that file is in no group" if Q.file_by_path(db(), path)
-                       else "no cataloged file at that path")
+        raise ApiError(
+            404,
+            "that file is in no group"
+            if Q.file_by_path(db(), path)
+            else "no cataloged file at that path",
+        )
     return jsonify(_one(gid))
-
-
 
 
 @bp.post("/files/lookup")
@@ -101,11 +105,18 @@ def lookup() -> Any:
     files = Q.lookup_files(session, resolved, sha1s)
     group_of = Q.group_id_of_files(session, [f.id for f in files])
     views = {g.id: group_json(g) for g in Q.group_views(session, sorted(set(group_of.values())))}
-    return jsonify(files=[
-        {"path": f.path, "sha1": f.sha1, "size": f.size, "kind": f.kind,
-         "group": views.get(group_of.get(f.id, ""))}
-        for f in files
-    ])
+    return jsonify(
+        files=[
+            {
+                "path": f.path,
+                "sha1": f.sha1,
+                "size": f.size,
+                "kind": f.kind,
+                "group": views.get(group_of.get(f.id, "")),
+            }
+            for f in files
+        ]
+    )
 
 
 def _corrected(stats: service.Stats) -> None:
@@ -167,13 +178,17 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
         "properties": {
             "path": {"type": "string"},
             "kind": {"type": "string", "enum": ["raw", "image", "video", "sidecar", "other"]},
-            "role": {"type": "string",
-                     "enum": ["primary", "raw", "rendition", "video", "edit", "sidecar"]},
+            "role": {
+                "type": "string",
+                "enum": ["primary", "raw", "rendition", "video", "edit", "sidecar"],
+            },
             "is_primary": {"type": "boolean"},
             "size": {"type": "integer"},
             "sha1": {"type": ["string", "null"]},
-            "taken_at": {"type": ["string", "null"],
-                         "description": "EXIF capture time (wall clock), with its offset when known"},
+            "taken_at": {
+                "type": ["string", "null"],
+                "description": "EXIF capture time (wall clock), with its offset when known",
+            },
         },
     },
     "Group": {
@@ -191,66 +206,171 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
     "GroupPage": {
         "type": "object",
         "required": ["items", "page", "size", "total"],
-        "properties": {"items": {"type": "array", "items": _GROUP_REF},
-                       "page": {"type": "integer"}, "size": {"type": "integer"},
-                       "total": {"type": "integer"}},
+        "properties": {
+            "items": {"type": "array", "items": _GROUP_REF},
+            "page": {"type": "integer"},
+            "size": {"type": "integer"},
+            "total": {"type": "integer"},
+        },
     },
     "LookupFile": {
         "type": "object",
-        "properties": {"path": {"type": "string"}, "sha1": {"type": ["string", "null"]},
-                       "size": {"type": "integer"}, "kind": {"type": "string"},
-                       "group": {"oneOf": [_GROUP_REF, {"type": "null"}]}},
+        "properties": {
+            "path": {"type": "string"},
+            "sha1": {"type": ["string", "null"]},
+            "size": {"type": "integer"},
+            "kind": {"type": "string"},
+            "group": {"oneOf": [_GROUP_REF, {"type": "null"}]},
+        },
     },
 }
 
 OPENAPI_PATHS: dict[str, Any] = {
-    "/groups": {"get": {
-        "summary": "Groups, ordered by their primary's path",
-        "parameters": [
-            {"name": "type", "in": "query", "schema": {"type": "string", "enum": list(GROUP_TYPES)}},
-            {"name": "path_prefix", "in": "query", "schema": {"type": "string"},
-             "description": "only groups with a member in this folder (inside the library roots)"},
-            {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-            {"name": "size", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
-        ],
-        "responses": {"200": {"description": "a page of groups",
-                              "content": _json({"$ref": "#/components/schemas/GroupPage"})},
-                      "400": _BAD}}},
-    "/groups/{id}": {"get": {
-        "summary": "One group", "parameters": [_ID],
-        "responses": {"200": {"description": "the group", "content": _json(_GROUP_REF)},
-                      "404": _NOT_FOUND}}},
-    "/files/group": {"get": {
-        "summary": "The group of one file",
-        "parameters": [{"name": "path", "in": "query", "required": True, "schema": {"type": "string"}}],
-        "responses": {"200": {"description": "its group", "content": _json(_GROUP_REF)},
-                      "400": _BAD, "404": _NOT_FOUND}}},
-    "/files/lookup": {"post": {
-        "summary": "Files by path or SHA-1 (up to 1000 in all), each with its group",
-        "requestBody": {"required": True, "content": _json({
-            "type": "object",
-            "properties": {"paths": {"type": "array", "items": {"type": "string"}},
-                           "sha1": {"type": "array", "items": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"}}}})},
-        "responses": {"200": {"description": "the files found (unknown ones are left out)",
-                              "content": _json({"type": "object", "properties": {"files": {
-                                  "type": "array", "items": {"$ref": "#/components/schemas/LookupFile"}}}})},
-                      "400": _BAD}}},
-    "/groups/{id}/split": {"post": {
-        "summary": "Take files out of a group (or dissolve it); later scans respect it",
-        "parameters": [_ID],
-        "requestBody": {"content": _json({"type": "object", "properties": {
-            "paths": {"type": "array", "items": {"type": "string"},
-                      "description": "members to take out; absent or empty: dissolve the group"}}})},
-        "responses": {"200": {"description": "the groups the former members are in now",
-                              "content": _json({"type": "object", "properties": {
-                                  "groups": {"type": "array", "items": _GROUP_REF}}})},
-                      "400": _BAD, "404": _NOT_FOUND}}},
-    "/groups/merge": {"post": {
-        "summary": "Put files into one manual group (may span folders); later scans respect it",
-        "requestBody": {"required": True, "content": _json({
-            "type": "object", "required": ["paths"],
-            "properties": {"paths": {"type": "array", "items": {"type": "string"}, "minItems": 2},
-                           "primary": {"type": "string"}}})},
-        "responses": {"201": {"description": "the manual group", "content": _json(_GROUP_REF)},
-                      "400": _BAD, "404": _NOT_FOUND}}},
+    "/groups": {
+        "get": {
+            "summary": "Groups, ordered by their primary's path",
+            "parameters": [
+                {
+                    "name": "type",
+                    "in": "query",
+                    "schema": {"type": "string", "enum": list(GROUP_TYPES)},
+                },
+                {
+                    "name": "path_prefix",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "only groups with a member in this folder (inside the library roots)",
+                },
+                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {
+                    "name": "size",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "a page of groups",
+                    "content": _json({"$ref": "#/components/schemas/GroupPage"}),
+                },
+                "400": _BAD,
+            },
+        }
+    },
+    "/groups/{id}": {
+        "get": {
+            "summary": "One group",
+            "parameters": [_ID],
+            "responses": {
+                "200": {"description": "the group", "content": _json(_GROUP_REF)},
+                "404": _NOT_FOUND,
+            },
+        }
+    },
+    "/files/group": {
+        "get": {
+            "summary": "The group of one file",
+            "parameters": [
+                {"name": "path", "in": "query", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "its group", "content": _json(_GROUP_REF)},
+                "400": _BAD,
+                "404": _NOT_FOUND,
+            },
+        }
+    },
+    "/files/lookup": {
+        "post": {
+            "summary": "Files by path or SHA-1 (up to 1000 in all), each with its group",
+            "requestBody": {
+                "required": True,
+                "content": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "paths": {"type": "array", "items": {"type": "string"}},
+                            "sha1": {
+                                "type": "array",
+                                "items": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"},
+                            },
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "200": {
+                    "description": "the files found (unknown ones are left out)",
+                    "content": _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "files": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/LookupFile"},
+                                }
+                            },
+                        }
+                    ),
+                },
+                "400": _BAD,
+            },
+        }
+    },
+    "/groups/{id}/split": {
+        "post": {
+            "summary": "Take files out of a group (or dissolve it); later scans respect it",
+            "parameters": [_ID],
+            "requestBody": {
+                "content": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "paths": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "members to take out; absent or empty: dissolve the group",
+                            }
+                        },
+                    }
+                )
+            },
+            "responses": {
+                "200": {
+                    "description": "the groups the former members are in now",
+                    "content": _json(
+                        {
+                            "type": "object",
+                            "properties": {"groups": {"type": "array", "items": _GROUP_REF}},
+                        }
+                    ),
+                },
+                "400": _BAD,
+                "404": _NOT_FOUND,
+            },
+        }
+    },
+    "/groups/merge": {
+        "post": {
+            "summary": "Put files into one manual group (may span folders); later scans respect it",
+            "requestBody": {
+                "required": True,
+                "content": _json(
+                    {
+                        "type": "object",
+                        "required": ["paths"],
+                        "properties": {
+                            "paths": {"type": "array", "items": {"type": "string"}, "minItems": 2},
+                            "primary": {"type": "string"},
+                        },
+                    }
+                ),
+            },
+            "responses": {
+                "201": {"description": "the manual group", "content": _json(_GROUP_REF)},
+                "400": _BAD,
+                "404": _NOT_FOUND,
+            },
+        }
+    },
 }

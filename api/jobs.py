@@ -54,8 +54,15 @@ def start_scan(body: dict[str, Any], trigger: str = "api") -> Any:
         raise ApiError(400, "path is outside the library roots")
     session = db()
     root = jobs.get_or_create_root(session, root_path)
-    job, created = jobs.start_job(session, "scan", root=root, path=path, trigger=trigger, full=full,
-                                  stale_seconds=cfg.job_stale_seconds)
+    job, created = jobs.start_job(
+        session,
+        "scan",
+        root=root,
+        path=path,
+        trigger=trigger,
+        full=full,
+        stale_seconds=cfg.job_stale_seconds,
+    )
     session.commit()
     if created:
         jobs.enqueue(broker(), "scan_plan", job.id)
@@ -98,28 +105,84 @@ def cancel(job_id: str) -> Any:
 
 
 OPENAPI_PATHS: dict[str, Any] = {
-    "/healthz": {"get": {"summary": "Liveness and database check", "security": [],
-                         "responses": {"200": {"description": "ok"}}}},
-    "/scans": {"post": {
-        "summary": "Start a scan of a library root or a folder inside one",
-        "requestBody": {"content": {"application/json": {"schema": {
-            "type": "object", "properties": {"path": {"type": "string"}, "full": {"type": "boolean"}}}}}},
-        "responses": {"202": {"description": "scan started", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
-                      "200": {"description": "a scan of that root is already running; that job",
-                              "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
-                      "400": {"$ref": "#/components/responses/BadRequest"}}}},
-    "/jobs": {"get": {"summary": "Jobs, newest first",
-                      "parameters": [{"name": n, "in": "query", "schema": {"type": t}} for n, t in
-                                     (("kind", "string"), ("state", "string"), ("page", "integer"), ("size", "integer"))],
-                      "responses": {"200": {"description": "a page of jobs"}}}},
+    "/healthz": {
+        "get": {
+            "summary": "Liveness and database check",
+            "security": [],
+            "responses": {"200": {"description": "ok"}},
+        }
+    },
+    "/scans": {
+        "post": {
+            "summary": "Start a scan of a library root or a folder inside one",
+            "requestBody": {
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {"path": {"type": "string"}, "full": {"type": "boolean"}},
+                        }
+                    }
+                }
+            },
+            "responses": {
+                "202": {
+                    "description": "scan started",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Job"}}
+                    },
+                },
+                "200": {
+                    "description": "a scan of that root is already running; that job",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Job"}}
+                    },
+                },
+                "400": {"$ref": "#/components/responses/BadRequest"},
+            },
+        }
+    },
+    "/jobs": {
+        "get": {
+            "summary": "Jobs, newest first",
+            "parameters": [
+                {"name": n, "in": "query", "schema": {"type": t}}
+                for n, t in (
+                    ("kind", "string"),
+                    ("state", "string"),
+                    ("page", "integer"),
+                    ("size", "integer"),
+                )
+            ],
+            "responses": {"200": {"description": "a page of jobs"}},
+        }
+    },
     "/jobs/{id}": {
-        "get": {"summary": "One job with the files that failed",
-                "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                "responses": {"200": {"description": "the job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
-                              "404": {"$ref": "#/components/responses/NotFound"}}},
-        "delete": {"summary": "Cancel a job",
-                   "parameters": [{"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}],
-                   "responses": {"200": {"description": "the cancelled job"}, "404": {"$ref": "#/components/responses/NotFound"}}},
+        "get": {
+            "summary": "One job with the files that failed",
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {
+                    "description": "the job",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Job"}}
+                    },
+                },
+                "404": {"$ref": "#/components/responses/NotFound"},
+            },
+        },
+        "delete": {
+            "summary": "Cancel a job",
+            "parameters": [
+                {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "the cancelled job"},
+                "404": {"$ref": "#/components/responses/NotFound"},
+            },
+        },
     },
 }
 
@@ -127,12 +190,24 @@ JOB_SCHEMA = {
     "type": "object",
     "required": ["id", "kind", "state", "total", "done", "failed"],
     "properties": {
-        "id": {"type": "string"}, "kind": {"type": "string", "enum": list(jobs.JOB_KINDS)},
+        "id": {"type": "string"},
+        "kind": {"type": "string", "enum": list(jobs.JOB_KINDS)},
         "state": {"type": "string", "enum": list(jobs.ACTIVE_STATES + jobs.FINAL_STATES)},
-        "phase": {"type": "string"}, "trigger": {"type": "string"}, "root": {"type": ["string", "null"]},
-        "total": {"type": "integer"}, "done": {"type": "integer"}, "failed": {"type": "integer"},
-        "bytes_read": {"type": "integer"}, "rate": {"type": "number"}, "eta_seconds": {"type": ["number", "null"]},
-        "errors": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "error": {"type": "string"}}}},
+        "phase": {"type": "string"},
+        "trigger": {"type": "string"},
+        "root": {"type": ["string", "null"]},
+        "total": {"type": "integer"},
+        "done": {"type": "integer"},
+        "failed": {"type": "integer"},
+        "bytes_read": {"type": "integer"},
+        "rate": {"type": "number"},
+        "eta_seconds": {"type": ["number", "null"]},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}, "error": {"type": "string"}},
+            },
+        },
     },
 }
-

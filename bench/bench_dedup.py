@@ -57,11 +57,27 @@ def fill(url: str, n: int, seed: int = 1) -> int:
         else:
             h, sha = rand_hash(rng), f"{rng.getrandbits(256):064x}"
             bases.append((h, sha))
-        rows.append(dict(root_id=root_id, path=path, path_key=path_key(path), dir_key=dir_key(path),
-                         size=1_000_000 + (i % 5000), mtime_ns=1, device=1, inode=i + 1,
-                         kind="image", format="jpeg", sha256=sha, phash=f"{h:016x}",
-                         width=4000, height=3000, status="present", first_seen=old,
-                         updated_at=old))
+        rows.append(
+            dict(
+                root_id=root_id,
+                path=path,
+                path_key=path_key(path),
+                dir_key=dir_key(path),
+                size=1_000_000 + (i % 5000),
+                mtime_ns=1,
+                device=1,
+                inode=i + 1,
+                kind="image",
+                format="jpeg",
+                sha256=sha,
+                phash=f"{h:016x}",
+                width=4000,
+                height=3000,
+                status="present",
+                first_seen=old,
+                updated_at=old,
+            )
+        )
         if len(rows) == 5000:
             with session_scope(engine) as s:
                 s.execute(insert(File), rows)
@@ -92,8 +108,10 @@ def main() -> int:
     with session_scope(engine) as s:
         full = service.dedupe(s, settings, since=None)
     full_s, full_cpu = time.perf_counter() - t, time.process_time() - c
-    print(f"full pass: {full_s:.2f} s wall, {full_cpu:.2f} s CPU; {full.files} candidate files, "
-          f"{full.exact} exact + {full.perceptual} perceptual groups")
+    print(
+        f"full pass: {full_s:.2f} s wall, {full_cpu:.2f} s CPU; {full.files} candidate files, "
+        f"{full.exact} exact + {full.perceptual} perceptual groups"
+    )
 
     since = utcnow()
     with session_scope(engine) as s:  # ten changed files
@@ -103,15 +121,19 @@ def main() -> int:
     with session_scope(engine) as s:
         inc = service.dedupe(s, settings, since=since - timedelta(seconds=1))
     inc_s, inc_cpu = time.perf_counter() - t, time.process_time() - c
-    print(f"incremental pass (10 changed files): {inc_s:.2f} s wall, {inc_cpu:.2f} s CPU; "
-          f"scope {inc.files} files; changed groups {inc.created + inc.updated + inc.deleted}")
+    print(
+        f"incremental pass (10 changed files): {inc_s:.2f} s wall, {inc_cpu:.2f} s CPU; "
+        f"scope {inc.files} files; changed groups {inc.created + inc.updated + inc.deleted}"
+    )
     print(f"ratio full / incremental: {full_s / inc_s:.1f}x wall")
 
     t = time.perf_counter()
     with session_scope(engine) as s:
         again = service.dedupe(s, settings, since=None)
-    print(f"second full pass (nothing to write): {time.perf_counter() - t:.2f} s; "
-          f"unchanged {again.unchanged}, changed {again.created + again.updated + again.deleted}")
+    print(
+        f"second full pass (nothing to write): {time.perf_counter() - t:.2f} s; "
+        f"unchanged {again.unchanged}, changed {again.created + again.updated + again.deleted}"
+    )
     return 0
 
 

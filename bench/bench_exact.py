@@ -112,27 +112,52 @@ def main() -> None:
         t0 = time.perf_counter()
         info = make_tree(tree, args.files)
         sets, total, minimum = truth(tree)
-        print(f"tree: {info['files']} files, {total / 1e9:.2f} GB, {len(sets)} duplicate sets, "
-              f"{info['tails']} same-size last-byte decoys (generated in {time.perf_counter() - t0:.0f} s)")
+        print(
+            f"tree: {info['files']} files, {total / 1e9:.2f} GB, {len(sets)} duplicate sets, "
+            f"{info['tails']} same-size last-byte decoys (generated in {time.perf_counter() - t0:.0f} s)"
+        )
         results = {}
         dropped = drop_caches()
 
         drop_caches()
         data = tmp / "data"
-        env = dict(os.environ, TWINLENS_DATA_DIR=str(data), TWINLENS_WORKER_THREADS=os.environ.get("TWINLENS_WORKER_THREADS", "2"))
+        env = dict(
+            os.environ,
+            TWINLENS_DATA_DIR=str(data),
+            TWINLENS_WORKER_THREADS=os.environ.get("TWINLENS_WORKER_THREADS", "2"),
+        )
         report = tmp / "report.json"
-        wall, proc = run([sys.executable, str(PROJECT / "twinlens.py"), "scan", str(tree), "--quiet",
-                          "--json", str(report)], env)
+        wall, proc = run(
+            [
+                sys.executable,
+                str(PROJECT / "twinlens.py"),
+                "scan",
+                str(tree),
+                "--quiet",
+                "--json",
+                str(report),
+            ],
+            env,
+        )
         assert proc.returncode == 0, proc.stderr[-2000:]
         rep = json.loads(report.read_text())
-        ours = [frozenset(str(tree / m["path"]) for m in d["members"]) for d in rep["duplicates"] if d["type"] == "exact"]
+        ours = [
+            frozenset(str(tree / m["path"]) for m in d["members"])
+            for d in rep["duplicates"]
+            if d["type"] == "exact"
+        ]
         if not ours:  # dedup not wired yet: derive the sets from the catalog's hashes
             by_hash: dict[str, set[str]] = defaultdict(set)
             for f in rep["files"]:
                 if f["sha256"] and f["size"] > 0:
                     by_hash[f["sha256"]].add(str(tree / f["path"]))
             ours = [frozenset(v) for v in by_hash.values() if len(v) > 1]
-        results["twinlens"] = (wall, rep["job"]["elapsed_seconds"], rep["job"]["bytes_read"], set(ours) == set(sets))
+        results["twinlens"] = (
+            wall,
+            rep["job"]["elapsed_seconds"],
+            rep["job"]["bytes_read"],
+            set(ours) == set(sets),
+        )
 
         drop_caches()
         wall, proc = run(["jdupes", "-r", "-q", str(tree)])
@@ -147,15 +172,23 @@ def main() -> None:
                 found[item["checksum"]].add(item["path"])
         results["rmlint"] = (wall, None, None, {frozenset(v) for v in found.values()} == set(sets))
 
-        print(f"page cache dropped before each tool: {'yes' if dropped else 'NO (not permitted here): warm cache'}")
+        print(
+            f"page cache dropped before each tool: {'yes' if dropped else 'NO (not permitted here): warm cache'}"
+        )
         print(f"{'tool':10} {'wall s':>8} {'job s':>8} {'same sets':>10}")
         for tool, (wall, job, _b, ok) in results.items():
-            print(f"{tool:10} {wall:8.2f} {job if job is not None else float('nan'):8.2f} {str(ok):>10}")
+            print(
+                f"{tool:10} {wall:8.2f} {job if job is not None else float('nan'):8.2f} {str(ok):>10}"
+            )
         tw = results["twinlens"]
-        print(f"twinlens / jdupes: {tw[0] / results['jdupes'][0]:.2f}x wall   "
-              f"twinlens / rmlint: {tw[0] / results['rmlint'][0]:.2f}x wall  (<1 is faster)")
-        print(f"bytes read by twinlens: {tw[2] / 1e6:.1f} MB; minimum necessary: {minimum / 1e6:.1f} MB "
-              f"({tw[2] / minimum:.2f}x); total tree: {total / 1e6:.1f} MB")
+        print(
+            f"twinlens / jdupes: {tw[0] / results['jdupes'][0]:.2f}x wall   "
+            f"twinlens / rmlint: {tw[0] / results['rmlint'][0]:.2f}x wall  (<1 is faster)"
+        )
+        print(
+            f"bytes read by twinlens: {tw[2] / 1e6:.1f} MB; minimum necessary: {minimum / 1e6:.1f} MB "
+            f"({tw[2] / minimum:.2f}x); total tree: {total / 1e6:.1f} MB"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -179,8 +179,12 @@ def main() -> None:
     ap.add_argument("--big-mb", type=int, default=1024)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads", type=int, default=8)
-    ap.add_argument("--server", default="granian", choices=["granian", "gunicorn"],
-                    help="the gateway's HTTP server (the fake Immich always runs under gunicorn)")
+    ap.add_argument(
+        "--server",
+        default="granian",
+        choices=["granian", "gunicorn"],
+        help="the gateway's HTTP server (the fake Immich always runs under gunicorn)",
+    )
     ap.add_argument("--only", default="ping,asset,stream,timeline")
     ap.add_argument("--assets", type=int, default=2000)
     ap.add_argument("--cache-url", default="redis://127.0.0.1:6379/14")
@@ -393,6 +397,7 @@ def timeline_bench(args, direct: str, gateway: str) -> None:
         f"direct (not enriched) median {statistics.median(d_times):.1f} ms, p95 {d_times[94]:.1f} ms, "
         f"over 30 ms: {d_slow}/100"
     )
+
 
 if __name__ == "__main__":
     main()

@@ -99,8 +99,9 @@ def floor_rgb(path: str) -> None:
     img.load()
 
 
-def measure_all(variants: dict[str, Callable[[str], object]], paths: list[str],
-                rounds: int) -> dict[str, float]:
+def measure_all(
+    variants: dict[str, Callable[[str], object]], paths: list[str], rounds: int
+) -> dict[str, float]:
     """Images per second on one thread per variant.
 
     Variants are interleaved file by file and each file's time is the best of
@@ -144,8 +145,10 @@ def main() -> None:
             "floor": floor,
             "floor-rgb": floor_rgb,
         }
-        print(f"\nimages/s on one core (per-file best of {args.rounds} interleaved rounds), "
-              f"{os.cpu_count()} cores")
+        print(
+            f"\nimages/s on one core (per-file best of {args.rounds} interleaved rounds), "
+            f"{os.cpu_count()} cores"
+        )
         header = f"{'set':6} " + " ".join(f"{k:>10}" for k in variants)
         header += f" {'scan/naive':>11} {'phash/naive':>12} {'floor/scan':>11} {'floor/phash':>12}"
         print(header)

@@ -46,8 +46,17 @@ PHASES = ("plan", "catalog", "quick", "full", "finish")
 
 # NAS housekeeping that is never a photo (Synology, QNAP, macOS, Windows, trash).
 DEFAULT_IGNORE = (
-    "@eaDir", "#recycle", "#snapshot", ".@__thumb", ".DS_Store", "._*", "Thumbs.db",
-    ".Trash-*", "$RECYCLE.BIN", ".stfolder", ".stversions",
+    "@eaDir",
+    "#recycle",
+    "#snapshot",
+    ".@__thumb",
+    ".DS_Store",
+    "._*",
+    "Thumbs.db",
+    ".Trash-*",
+    "$RECYCLE.BIN",
+    ".stfolder",
+    ".stversions",
 )
 
 
@@ -142,8 +151,9 @@ Known = tuple[int, int, int, int, int, str]
 
 def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
     rows = session.connection().execute(
-        select(File.path_key, File.id, File.size, File.mtime_ns, File.device, File.inode, File.status)
-        .where(File.root_id == root_id)
+        select(
+            File.path_key, File.id, File.size, File.mtime_ns, File.device, File.inode, File.status
+        ).where(File.root_id == root_id)
     )
     return {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
 
@@ -180,7 +190,9 @@ def _shared_sizes(session: Session, root_id: int, walked: list[Entry]) -> set[in
     return {s for s, n in counts.items() if n > 1 and s > 0}
 
 
-def _batches(items: list[dict[str, Any]], max_files: int, max_bytes: int) -> Iterator[list[dict[str, Any]]]:
+def _batches(
+    items: list[dict[str, Any]], max_files: int, max_bytes: int
+) -> Iterator[list[dict[str, Any]]]:
     batch: list[dict[str, Any]] = []
     size = 0
     for item in items:
@@ -193,13 +205,22 @@ def _batches(items: list[dict[str, Any]], max_files: int, max_bytes: int) -> Ite
         yield batch
 
 
-def _add_batches(session: Session, job: Job, phase: str, items: list[dict[str, Any]],
-                 settings: Settings) -> int:
+def _add_batches(
+    session: Session, job: Job, phase: str, items: list[dict[str, Any]], settings: Settings
+) -> int:
     seq = job.batches_total
     n = 0
     for chunk in _batches(items, settings.batch_files, settings.batch_bytes):
-        session.add(JobBatch(job_id=job.id, seq=seq, phase=phase, state="queued",
-                             payload=json.dumps(chunk), files=len(chunk)))
+        session.add(
+            JobBatch(
+                job_id=job.id,
+                seq=seq,
+                phase=phase,
+                state="queued",
+                payload=json.dumps(chunk),
+                files=len(chunk),
+            )
+        )
         seq += 1
         n += 1
     job.batches_total = seq
@@ -235,7 +256,9 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
         elif not job.full and k[1:5] == (e.size, e.mtime_ns, e.device, e.inode):
             if k[5] != "present":
                 revived += 1
-                session.execute(update(File).where(File.id == k[0]).values(status="present", updated_at=now))
+                session.execute(
+                    update(File).where(File.id == k[0]).values(status="present", updated_at=now)
+                )
             else:
                 unchanged += 1
         else:
@@ -250,8 +273,14 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
         if hit is not None and hit[1:3] == (e.size, e.mtime_ns):
             del vanished[(e.device, e.inode)]
             session.execute(
-                update(File).where(File.id == hit[0]).values(
-                    path=e.path, path_key=key, dir_key=dir_key(e.path), status="present", updated_at=now
+                update(File)
+                .where(File.id == hit[0])
+                .values(
+                    path=e.path,
+                    path_key=key,
+                    dir_key=dir_key(e.path),
+                    status="present",
+                    updated_at=now,
                 )
             )
             moved += 1
@@ -260,15 +289,22 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     missing_ids = [k[0] for k in vanished.values()]
     for i in range(0, len(missing_ids), 1000):
         session.execute(
-            update(File).where(File.id.in_(missing_ids[i : i + 1000])).values(status="missing", updated_at=now)
+            update(File)
+            .where(File.id.in_(missing_ids[i : i + 1000]))
+            .values(status="missing", updated_at=now)
         )
 
     jobs.record_errors(session, job_id, walked.errors)
     job.failed += len(walked.errors)
     summary = {
-        "walked": len(walked.entries), "unchanged": unchanged, "moved": moved,
-        "revived": revived, "missing": len(missing_ids), "to_read": len(todo),
-        "walk_errors": len(walked.errors), **{f"skipped_{k}": v for k, v in walked.skipped.items()},
+        "walked": len(walked.entries),
+        "unchanged": unchanged,
+        "moved": moved,
+        "revived": revived,
+        "missing": len(missing_ids),
+        "to_read": len(todo),
+        "walk_errors": len(walked.errors),
+        **{f"skipped_{k}": v for k, v in walked.skipped.items()},
     }
     job.summary = json.dumps(summary)
     job.phase = "catalog"
@@ -317,17 +353,27 @@ def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -
         return False, False
     jobs.record_errors(session, job_id, outcome.errors)
     done, total = jobs.add_progress(
-        session, job_id, done=outcome.done, failed=outcome.failed,
-        bytes_read=outcome.bytes_read, batches=1,
+        session,
+        job_id,
+        done=outcome.done,
+        failed=outcome.failed,
+        bytes_read=outcome.bytes_read,
+        batches=1,
     )
     return True, done >= total
 
 
-def _catalog_items(session: Session, root: Root, items: list[dict[str, Any]], settings: Settings,
-                   outcome: BatchOutcome) -> None:
+def _catalog_items(
+    session: Session,
+    root: Root,
+    items: list[dict[str, Any]],
+    settings: Settings,
+    outcome: BatchOutcome,
+) -> None:
     keys = [path_key(i["path"]) for i in items]
     existing = {
-        k: i for k, i in session.execute(select(File.path_key, File.id).where(File.path_key.in_(keys)))
+        k: i
+        for k, i in session.execute(select(File.path_key, File.id).where(File.path_key.in_(keys)))
     }
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -336,16 +382,23 @@ def _catalog_items(session: Session, root: Root, items: list[dict[str, Any]], se
         try:
             st = os.stat(path, follow_symlinks=False)
         except OSError as exc:
-            reason = ("file vanished before it could be read" if isinstance(exc, FileNotFoundError)
-                      else f"cannot stat: {exc.strerror or exc}")
+            reason = (
+                "file vanished before it could be read"
+                if isinstance(exc, FileNotFoundError)
+                else f"cannot stat: {exc.strerror or exc}"
+            )
             outcome.errors.append((path, reason))
             outcome.failed += 1
             outcome.done += 1
             if key in existing and isinstance(exc, FileNotFoundError):
                 updates.append({"id": existing[key], "status": "missing", "updated_at": utcnow()})
             continue
-        facts = inspect_file(path, full_hash=False, quick_hash=bool(item.get("quick")),
-                             max_pixels=settings.max_image_pixels)
+        facts = inspect_file(
+            path,
+            full_hash=False,
+            quick_hash=bool(item.get("quick")),
+            max_pixels=settings.max_image_pixels,
+        )
         outcome.bytes_read += facts.bytes_read
         outcome.done += 1
         if facts.error:
@@ -367,17 +420,40 @@ def _catalog_items(session: Session, root: Root, items: list[dict[str, Any]], se
         conn.execute(update(table).where(table.c.id == fid).values(**row))
 
 
-def _row_values(root: Root, key: str, path: str, st: os.stat_result, facts: FileFacts) -> dict[str, Any]:
+def _row_values(
+    root: Root, key: str, path: str, st: os.stat_result, facts: FileFacts
+) -> dict[str, Any]:
     now = utcnow()
     return dict(
-        first_seen=now, root_id=root.id, path=path, path_key=key, dir_key=dir_key(path), size=st.st_size,
-        mtime_ns=st.st_mtime_ns, device=st.st_dev, inode=st.st_ino, kind=facts.kind,
-        format=facts.format, sha256=facts.sha256, sha1=facts.sha1, quick=facts.quick,
-        phash=facts.phash, colour=facts.colour, taken_at=facts.taken_at, taken_offset=facts.taken_offset,
-        make=_clip(facts.make), model=_clip(facts.model), serial=_clip(facts.serial),
-        width=facts.width, height=facts.height, orientation=facts.orientation,
-        content_id=_clip(facts.content_id), error=facts.error, warning=facts.warning,
-        status="present", updated_at=now,
+        first_seen=now,
+        root_id=root.id,
+        path=path,
+        path_key=key,
+        dir_key=dir_key(path),
+        size=st.st_size,
+        mtime_ns=st.st_mtime_ns,
+        device=st.st_dev,
+        inode=st.st_ino,
+        kind=facts.kind,
+        format=facts.format,
+        sha256=facts.sha256,
+        sha1=facts.sha1,
+        quick=facts.quick,
+        phash=facts.phash,
+        colour=facts.colour,
+        taken_at=facts.taken_at,
+        taken_offset=facts.taken_offset,
+        make=_clip(facts.make),
+        model=_clip(facts.model),
+        serial=_clip(facts.serial),
+        width=facts.width,
+        height=facts.height,
+        orientation=facts.orientation,
+        content_id=_clip(facts.content_id),
+        error=facts.error,
+        warning=facts.warning,
+        status="present",
+        updated_at=now,
     )
 
 
@@ -389,7 +465,9 @@ def _clip(text: str | None, n: int = 128) -> str | None:
     return text[:n] or None
 
 
-def _hash_items(session: Session, phase: str, items: list[dict[str, Any]], outcome: BatchOutcome) -> None:
+def _hash_items(
+    session: Session, phase: str, items: list[dict[str, Any]], outcome: BatchOutcome
+) -> None:
     for item in items:
         row = session.get(File, item["id"])
         outcome.done += 1
@@ -406,8 +484,11 @@ def _hash_items(session: Session, phase: str, items: list[dict[str, Any]], outco
             outcome.bytes_read += n
         except OSError as exc:
             outcome.failed += 1
-            reason = ("file vanished before it could be read" if isinstance(exc, FileNotFoundError)
-                      else f"cannot read: {exc.strerror or exc}")
+            reason = (
+                "file vanished before it could be read"
+                if isinstance(exc, FileNotFoundError)
+                else f"cannot read: {exc.strerror or exc}"
+            )
             outcome.errors.append((row.path, reason))
 
 
@@ -447,7 +528,9 @@ def _plan_quick(session: Session, sizes: set[int]) -> list[dict[str, Any]]:
 def _plan_full(session: Session, sizes: set[int]) -> list[dict[str, Any]]:
     """Files without a full hash whose (size, quick digest) collides with another
     file's, or whose size matches a file known only by its full hash."""
-    by_size: dict[int, dict[tuple[int, int], tuple[int, str | None, str | None]]] = defaultdict(dict)
+    by_size: dict[int, dict[tuple[int, int], tuple[int, str | None, str | None]]] = defaultdict(
+        dict
+    )
     for fid, size, sha, quick, device, inode in _rows_of_sizes(session, sizes):
         by_size[size][(device, inode)] = (fid, sha, quick)  # hard links are one file
     todo: list[dict[str, Any]] = []
@@ -461,7 +544,9 @@ def _plan_full(session: Session, sizes: set[int]) -> list[dict[str, Any]]:
             todo.extend({"id": m[0], "size": size} for m in unhashed)
             continue
         counts = Counter(m[2] for m in unhashed)
-        todo.extend({"id": m[0], "size": size} for m in unhashed if m[2] is None or counts[m[2]] > 1)
+        todo.extend(
+            {"id": m[0], "size": size} for m in unhashed if m[2] is None or counts[m[2]] > 1
+        )
     return todo
 
 
@@ -499,7 +584,9 @@ def advance(session: Session, job_id: str, from_phase: str, settings: Settings) 
 def queued_batches(session: Session, job_id: str) -> list[int]:
     return list(
         session.scalars(
-            select(JobBatch.seq).where(JobBatch.job_id == job_id, JobBatch.state == "queued").order_by(JobBatch.seq)
+            select(JobBatch.seq)
+            .where(JobBatch.job_id == job_id, JobBatch.state == "queued")
+            .order_by(JobBatch.seq)
         )
     )
 
@@ -508,8 +595,13 @@ def changed_since(session: Session, job: Job) -> tuple[list[str], bool]:
     """Folders (dir keys) with files updated by this job, and whether anything changed."""
     if job.started_at is None:
         return [], False
-    keys = sorted(set(session.scalars(
-        select(File.dir_key).where(File.root_id == job.root_id, File.updated_at >= job.started_at)
-    )))
+    keys = sorted(
+        set(
+            session.scalars(
+                select(File.dir_key).where(
+                    File.root_id == job.root_id, File.updated_at >= job.started_at
+                )
+            )
+        )
+    )
     return keys, bool(keys)
-

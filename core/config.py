@@ -24,34 +24,142 @@ def default_data_dir(env: Mapping[str, str]) -> Path:
 
 # name -> (field, default (None = computed), help). Order is the README's order.
 VARIABLES: dict[str, tuple[str, str | None, str]] = {
-    "TWINLENS_DATA_DIR": ("data_dir", None, "Folder for the embedded database, thumbnails and other local state. Default: `$XDG_DATA_HOME/twinlens` or `~/.local/share/twinlens`."),
-    "TWINLENS_DATABASE_URL": ("database_url", None, "SQLAlchemy URL of the database. Default: SQLite file `twinlens.db` in the data folder. Production: `postgresql+psycopg2://user:pass@host:5432/twinlens`."),
-    "TWINLENS_BROKER_URL": ("broker_url", "memory://", "Dramatiq broker. `memory://` runs an in-process broker with worker threads (embedded default); `redis://host:6379/0` for production."),
-    "TWINLENS_CACHE_URL": ("cache_url", "memory://", "Gateway cache. `memory://` for an in-process cache; `redis://host:6379/1` in production (a different logical DB from the broker)."),
-    "TWINLENS_LIBRARY_ROOTS": ("library_roots", "", "Library folders, separated by `:` (os.pathsep). Paths in requests are confined to these."),
-    "TWINLENS_BROKER_HEARTBEAT_MS": ("broker_heartbeat_ms", "60000", "Redis broker: a worker silent this long is presumed dead and its unacknowledged messages are redelivered."),
-    "TWINLENS_BROKER_MAINTENANCE_CHANCE": ("broker_maintenance_chance", "1000", "Redis broker: how many broker commands in a million also run queue maintenance (redelivery of dead workers' messages)."),
-    "TWINLENS_WORKER_THREADS": ("worker_threads", "2", "Worker threads per worker process (and in the embedded process)."),
+    "TWINLENS_DATA_DIR": (
+        "data_dir",
+        None,
+        "Folder for the embedded database, thumbnails and other local state. Default: `$XDG_DATA_HOME/twinlens` or `~/.local/share/twinlens`.",
+    ),
+    "TWINLENS_DATABASE_URL": (
+        "database_url",
+        None,
+        "SQLAlchemy URL of the database. Default: SQLite file `twinlens.db` in the data folder. Production: `postgresql+psycopg2://user:pass@host:5432/twinlens`.",
+    ),
+    "TWINLENS_BROKER_URL": (
+        "broker_url",
+        "memory://",
+        "Dramatiq broker. `memory://` runs an in-process broker with worker threads (embedded default); `redis://host:6379/0` for production.",
+    ),
+    "TWINLENS_CACHE_URL": (
+        "cache_url",
+        "memory://",
+        "Gateway cache. `memory://` for an in-process cache; `redis://host:6379/1` in production (a different logical DB from the broker).",
+    ),
+    "TWINLENS_LIBRARY_ROOTS": (
+        "library_roots",
+        "",
+        "Library folders, separated by `:` (os.pathsep). Paths in requests are confined to these.",
+    ),
+    "TWINLENS_BROKER_HEARTBEAT_MS": (
+        "broker_heartbeat_ms",
+        "60000",
+        "Redis broker: a worker silent this long is presumed dead and its unacknowledged messages are redelivered.",
+    ),
+    "TWINLENS_BROKER_MAINTENANCE_CHANCE": (
+        "broker_maintenance_chance",
+        "1000",
+        "Redis broker: how many broker commands in a million also run queue maintenance (redelivery of dead workers' messages).",
+    ),
+    "TWINLENS_WORKER_THREADS": (
+        "worker_threads",
+        "2",
+        "Worker threads per worker process (and in the embedded process).",
+    ),
     "TWINLENS_BATCH_FILES": ("batch_files", "128", "Files per scan batch message."),
-    "TWINLENS_BATCH_BYTES": ("batch_bytes", "268435456", "Upper bound of bytes per scan batch message (256 MiB)."),
-    "TWINLENS_IGNORE": ("ignore", "@eaDir,#recycle,#snapshot,.@__thumb,.DS_Store,._*,Thumbs.db,.Trash-*,$RECYCLE.BIN,.stfolder,.stversions", "File and folder name patterns (fnmatch, `,`-separated) the scan skips: NAS thumbnails, trash, OS litter."),
-    "TWINLENS_JOB_STALE_SECONDS": ("job_stale_seconds", "3600", "An active scan with no progress for this long is presumed lost (e.g. its messages died with a broker restart): the next scan request fails it and starts a new one."),
-    "TWINLENS_MAX_IMAGE_PIXELS": ("max_image_pixels", "250000000", "Images with more pixels are refused as decompression bombs."),
-    "TWINLENS_SCHEDULE_CRON": ("schedule_cron", "0 3 * * *", "Cron expression (5 fields) of the nightly full scan."),
-    "TWINLENS_TIMEZONE": ("timezone", "", "IANA time zone of the schedule. Default: the machine's local zone."),
-    "TWINLENS_SERVICE_TOKEN": ("service_token", "", "Shared secret the gateway sends to the grouping and dedup APIs. Required by those APIs when set; when empty they accept only loopback callers."),
-    "TWINLENS_GROUPING_URL": ("grouping_url", "http://127.0.0.1:8000", "Where the gateway finds the grouping API."),
-    "TWINLENS_DEDUP_URL": ("dedup_url", "http://127.0.0.1:8001", "Where the gateway finds the dedup API."),
-    "TWINLENS_IMMICH_URL": ("immich_url", "", "Immich server, e.g. `http://immich-server:2283`. Empty: local mode (gateway serves only Twinlens, on loopback, without login)."),
-    "TWINLENS_PATH_MAP": ("path_map", "", "Immich path prefix to Twinlens path prefix, `immich=twinlens`, several separated by `,` (e.g. `/mnt/photos=/photos`)."),
-    "TWINLENS_PHASH_THRESHOLD": ("phash_threshold", "8", "Largest pHash Hamming distance (bits of 64) that counts as the same picture."),
-    "TWINLENS_FORMAT_PREFERENCE": ("format_preference", "raw,heic,jpeg,png,tiff,webp", "Keeper format order, best first."),
-    "TWINLENS_PREFERRED_FOLDERS": ("preferred_folders", "", "Folders whose copies are preferred as keepers, separated by `:`."),
-    "TWINLENS_PRIMARY_POLICY": ("primary_policy", "rendition", "Primary of a RAW+JPEG group: `rendition` (JPEG/HEIC cover, as Immich shows it) or `raw`."),
-    "TWINLENS_WATCH_POLLING": ("watch_polling", "0", "1: use a polling observer (NFS/SMB mounts deliver no inotify events)."),
-    "TWINLENS_WATCH_INTERVAL": ("watch_interval", "5", "Seconds between polls of the polling observer."),
-    "TWINLENS_WATCH_SETTLE": ("watch_settle", "2", "Seconds a file's size must stay unchanged before the watcher enqueues it."),
-    "TWINLENS_GATEWAY_SERVER": ("gateway_server", "granian", "HTTP server of the gateway: `granian` (lower cost per request; bench/RESULTS.md) or `gunicorn` (gthread; large originals move by splice(2))."),
+    "TWINLENS_BATCH_BYTES": (
+        "batch_bytes",
+        "268435456",
+        "Upper bound of bytes per scan batch message (256 MiB).",
+    ),
+    "TWINLENS_IGNORE": (
+        "ignore",
+        "@eaDir,#recycle,#snapshot,.@__thumb,.DS_Store,._*,Thumbs.db,.Trash-*,$RECYCLE.BIN,.stfolder,.stversions",
+        "File and folder name patterns (fnmatch, `,`-separated) the scan skips: NAS thumbnails, trash, OS litter.",
+    ),
+    "TWINLENS_JOB_STALE_SECONDS": (
+        "job_stale_seconds",
+        "3600",
+        "An active scan with no progress for this long is presumed lost (e.g. its messages died with a broker restart): the next scan request fails it and starts a new one.",
+    ),
+    "TWINLENS_MAX_IMAGE_PIXELS": (
+        "max_image_pixels",
+        "250000000",
+        "Images with more pixels are refused as decompression bombs.",
+    ),
+    "TWINLENS_SCHEDULE_CRON": (
+        "schedule_cron",
+        "0 3 * * *",
+        "Cron expression (5 fields) of the nightly full scan.",
+    ),
+    "TWINLENS_TIMEZONE": (
+        "timezone",
+        "",
+        "IANA time zone of the schedule. Default: the machine's local zone.",
+    ),
+    "TWINLENS_SERVICE_TOKEN": (
+        "service_token",
+        "",
+        "Shared secret the gateway sends to the grouping and dedup APIs. Required by those APIs when set; when empty they accept only loopback callers.",
+    ),
+    "TWINLENS_GROUPING_URL": (
+        "grouping_url",
+        "http://127.0.0.1:8000",
+        "Where the gateway finds the grouping API.",
+    ),
+    "TWINLENS_DEDUP_URL": (
+        "dedup_url",
+        "http://127.0.0.1:8001",
+        "Where the gateway finds the dedup API.",
+    ),
+    "TWINLENS_IMMICH_URL": (
+        "immich_url",
+        "",
+        "Immich server, e.g. `http://immich-server:2283`. Empty: local mode (gateway serves only Twinlens, on loopback, without login).",
+    ),
+    "TWINLENS_PATH_MAP": (
+        "path_map",
+        "",
+        "Immich path prefix to Twinlens path prefix, `immich=twinlens`, several separated by `,` (e.g. `/mnt/photos=/photos`).",
+    ),
+    "TWINLENS_PHASH_THRESHOLD": (
+        "phash_threshold",
+        "8",
+        "Largest pHash Hamming distance (bits of 64) that counts as the same picture.",
+    ),
+    "TWINLENS_FORMAT_PREFERENCE": (
+        "format_preference",
+        "raw,heic,jpeg,png,tiff,webp",
+        "Keeper format order, best first.",
+    ),
+    "TWINLENS_PREFERRED_FOLDERS": (
+        "preferred_folders",
+        "",
+        "Folders whose copies are preferred as keepers, separated by `:`.",
+    ),
+    "TWINLENS_PRIMARY_POLICY": (
+        "primary_policy",
+        "rendition",
+        "Primary of a RAW+JPEG group: `rendition` (JPEG/HEIC cover, as Immich shows it) or `raw`.",
+    ),
+    "TWINLENS_WATCH_POLLING": (
+        "watch_polling",
+        "0",
+        "1: use a polling observer (NFS/SMB mounts deliver no inotify events).",
+    ),
+    "TWINLENS_WATCH_INTERVAL": (
+        "watch_interval",
+        "5",
+        "Seconds between polls of the polling observer.",
+    ),
+    "TWINLENS_WATCH_SETTLE": (
+        "watch_settle",
+        "2",
+        "Seconds a file's size must stay unchanged before the watcher enqueues it.",
+    ),
+    "TWINLENS_GATEWAY_SERVER": (
+        "gateway_server",
+        "granian",
+        "HTTP server of the gateway: `granian` (lower cost per request; bench/RESULTS.md) or `gunicorn` (gthread; large originals move by splice(2)).",
+    ),
     "TWINLENS_HOST": ("host", "127.0.0.1", "Address the HTTP servers bind to."),
     "TWINLENS_LOG_LEVEL": ("log_level", "INFO", "Python log level."),
 }
@@ -190,7 +298,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
     gateway_server = _str(env, "TWINLENS_GATEWAY_SERVER").lower()
     if gateway_server not in ("granian", "gunicorn"):
         raise ConfigError(
-            f"TWINLENS_GATEWAY_SERVER must be 'granian' or 'gunicorn', got {gateway_server!r}")
+            f"TWINLENS_GATEWAY_SERVER must be 'granian' or 'gunicorn', got {gateway_server!r}"
+        )
     policy = _str(env, "TWINLENS_PRIMARY_POLICY")
     if policy not in ("rendition", "raw"):
         raise ConfigError(f"TWINLENS_PRIMARY_POLICY must be 'rendition' or 'raw', got {policy!r}")
@@ -220,7 +329,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         path_map=_path_map(_str(env, "TWINLENS_PATH_MAP")),
         phash_threshold=threshold,
         format_preference=tuple(
-            f.strip().lower() for f in _str(env, "TWINLENS_FORMAT_PREFERENCE").split(",") if f.strip()
+            f.strip().lower()
+            for f in _str(env, "TWINLENS_FORMAT_PREFERENCE").split(",")
+            if f.strip()
         ),
         preferred_folders=_paths(_str(env, "TWINLENS_PREFERRED_FOLDERS")),
         primary_policy=policy,

@@ -104,8 +104,12 @@ def start_job(
     if existing is not None and stale_seconds and is_stale(existing, stale_seconds):
         # Its messages were lost (a broker restarted without persistence, a queue
         # flushed): without this, every later request would be handed a dead job.
-        finish_job(session, existing.id, "failed",
-                   error=f"no progress for {stale_seconds:.0f} s; presumed lost, superseded")
+        finish_job(
+            session,
+            existing.id,
+            "failed",
+            error=f"no progress for {stale_seconds:.0f} s; presumed lost, superseded",
+        )
         existing = None
     if existing is not None:
         return existing, False
@@ -136,15 +140,22 @@ def mark_running(session: Session, job_id: str) -> None:
     )
 
 
-def finish_job(session: Session, job_id: str, state: str = "done", error: str | None = None,
-               summary: dict[str, Any] | None = None) -> None:
+def finish_job(
+    session: Session,
+    job_id: str,
+    state: str = "done",
+    error: str | None = None,
+    summary: dict[str, Any] | None = None,
+) -> None:
     now = utcnow()
     values: dict[str, Any] = {"state": state, "finished_at": now, "updated_at": now}
     if error is not None:
         values["error"] = error
     if summary is not None:
         values["summary"] = json.dumps(summary)
-    session.execute(update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(**values))
+    session.execute(
+        update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(**values)
+    )
 
 
 def cancel_job(session: Session, job_id: str) -> Job | None:
@@ -159,8 +170,15 @@ def cancel_job(session: Session, job_id: str) -> Job | None:
     return job
 
 
-def add_progress(session: Session, job_id: str, *, done: int = 0, failed: int = 0,
-                 bytes_read: int = 0, batches: int = 0) -> tuple[int, int]:
+def add_progress(
+    session: Session,
+    job_id: str,
+    *,
+    done: int = 0,
+    failed: int = 0,
+    bytes_read: int = 0,
+    batches: int = 0,
+) -> tuple[int, int]:
     """Atomically add to a job's counters; returns (batches_done, batches_total)."""
     session.execute(
         update(Job)
@@ -173,9 +191,7 @@ def add_progress(session: Session, job_id: str, *, done: int = 0, failed: int = 
             updated_at=utcnow(),
         )
     )
-    row = session.execute(
-        select(Job.batches_done, Job.batches_total).where(Job.id == job_id)
-    ).one()
+    row = session.execute(select(Job.batches_done, Job.batches_total).where(Job.id == job_id)).one()
     return int(row[0]), int(row[1])
 
 
@@ -204,8 +220,14 @@ def record_errors(session: Session, job_id: str, errors: list[tuple[str, str]]) 
             session.add(JobError(job_id=job_id, path=p, path_key=key, error=e))
 
 
-def list_jobs(session: Session, *, kind: str | None = None, state: str | None = None,
-              limit: int = 50, offset: int = 0) -> tuple[list[Job], int]:
+def list_jobs(
+    session: Session,
+    *,
+    kind: str | None = None,
+    state: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Job], int]:
     q = select(Job)
     cq = select(func.count()).select_from(Job)
     if kind:
@@ -218,7 +240,9 @@ def list_jobs(session: Session, *, kind: str | None = None, state: str | None = 
 
 def job_errors(session: Session, job_id: str, limit: int = 1000) -> list[JobError]:
     return list(
-        session.scalars(select(JobError).where(JobError.job_id == job_id).order_by(JobError.id).limit(limit))
+        session.scalars(
+            select(JobError).where(JobError.job_id == job_id).order_by(JobError.id).limit(limit)
+        )
     )
 
 
@@ -226,7 +250,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() + "Z" if value else None
 
 
-def job_view(job: Job, errors: list[JobError] | None = None, root: str | None = None) -> dict[str, Any]:
+def job_view(
+    job: Job, errors: list[JobError] | None = None, root: str | None = None
+) -> dict[str, Any]:
     """The JSON shape of a job (API, CLI report)."""
     end = job.finished_at or utcnow()
     elapsed = (end - job.started_at).total_seconds() if job.started_at else 0.0
@@ -259,6 +285,7 @@ def job_view(job: Job, errors: list[JobError] | None = None, root: str | None = 
     if errors is not None:
         base = root or job.path
         out["errors"] = [
-            {"path": relative_posix(e.path, base) if base else e.path, "error": e.error} for e in errors
+            {"path": relative_posix(e.path, base) if base else e.path, "error": e.error}
+            for e in errors
         ]
     return out

@@ -122,9 +122,7 @@ class JobBatch(Base):
     """One message's worth of files. Its state makes redelivery count once."""
 
     __tablename__ = "job_batches"
-    job_id: Mapped[str] = mapped_column(
-        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
-    )
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
     phase: Mapped[str] = mapped_column(String(16), nullable=False, default="catalog")
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")

@@ -22,11 +22,15 @@ class FileRecord:
     path: str  # absolute, os.fsdecode'd
     kind: str  # one of KINDS
     size: int
-    format: str | None = None  # detected content format: jpeg, heic, png, tiff, webp, avif, raw, mov, mp4, xmp, ...
+    format: str | None = (
+        None  # detected content format: jpeg, heic, png, tiff, webp, avif, raw, mov, mp4, xmp, ...
+    )
     sha256: str | None = None  # hex
     phash: str | None = None  # 16 hex digits (64-bit imagehash pHash)
     colour: str | None = None  # 96 hex digits: mean RGB of a 4x4 grid (core.media.colour)
-    taken_at: datetime | None = None  # naive wall-clock capture time (EXIF DateTimeOriginal + subsec)
+    taken_at: datetime | None = (
+        None  # naive wall-clock capture time (EXIF DateTimeOriginal + subsec)
+    )
     taken_offset: str | None = None  # "+02:00" when EXIF has OffsetTimeOriginal
     make: str | None = None
     model: str | None = None

@@ -30,9 +30,18 @@ def build(session: Session, root_id: int, job_id: str) -> dict[str, Any]:
         return relative_posix(p, base)
 
     files = session.execute(
-        select(File.id, File.path, File.size, File.kind, File.sha256, File.phash, File.taken_at,
-               File.taken_offset, File.error, File.warning)
-        .where(File.root_id == root_id, File.status == "present")
+        select(
+            File.id,
+            File.path,
+            File.size,
+            File.kind,
+            File.sha256,
+            File.phash,
+            File.taken_at,
+            File.taken_offset,
+            File.error,
+            File.warning,
+        ).where(File.root_id == root_id, File.status == "present")
     ).all()
     ids = {f.id for f in files}
     file_rows = sorted(
@@ -43,7 +52,9 @@ def build(session: Session, root_id: int, job_id: str) -> dict[str, Any]:
                 "kind": f.kind,
                 "sha256": f.sha256,
                 "phash": f.phash,
-                "taken_at": (f.taken_at.isoformat() + (f.taken_offset or "")) if f.taken_at else None,
+                "taken_at": (f.taken_at.isoformat() + (f.taken_offset or ""))
+                if f.taken_at
+                else None,
                 # A mis-named file is read and hashed like any other, and its mismatch
                 # is still reported: the report has one place for problems.
                 "error": f.error or f.warning,
@@ -65,9 +76,13 @@ def _groups(session: Session, ids: set[int], rel: Any) -> list[dict[str, Any]]:
     members: dict[str, list[Any]] = defaultdict(list)
     types: dict[str, str] = {}
     for gid, gtype, fid, path, is_primary in session.execute(
-        select(FileGroup.group_id, FileGroup.group_type, GroupMember.file_id, GroupMember.file_path,
-               GroupMember.is_primary)
-        .join(GroupMember, GroupMember.group_id == FileGroup.group_id)
+        select(
+            FileGroup.group_id,
+            FileGroup.group_type,
+            GroupMember.file_id,
+            GroupMember.file_path,
+            GroupMember.is_primary,
+        ).join(GroupMember, GroupMember.group_id == FileGroup.group_id)
     ):
         if fid in ids:
             members[gid].append((not is_primary, rel(path)))
@@ -75,7 +90,9 @@ def _groups(session: Session, ids: set[int], rel: Any) -> list[dict[str, Any]]:
     out = []
     for gid, ms in members.items():
         ms.sort()
-        out.append({"id": gid, "type": types[gid], "primary": ms[0][1], "members": [m[1] for m in ms]})
+        out.append(
+            {"id": gid, "type": types[gid], "primary": ms[0][1], "members": [m[1] for m in ms]}
+        )
     return sorted(out, key=lambda g: g["primary"])
 
 
@@ -83,12 +100,17 @@ def _duplicates(session: Session, ids: set[int], rel: Any) -> list[dict[str, Any
     members: dict[str, list[dict[str, Any]]] = defaultdict(list)
     groups: dict[str, Any] = {}
     for g, fid, path, score in session.execute(
-        select(DuplicateGroup, DuplicateMember.file_id, DuplicateMember.file_path,
-               DuplicateMember.similarity_score)
-        .join(DuplicateMember, DuplicateMember.group_id == DuplicateGroup.group_id)
+        select(
+            DuplicateGroup,
+            DuplicateMember.file_id,
+            DuplicateMember.file_path,
+            DuplicateMember.similarity_score,
+        ).join(DuplicateMember, DuplicateMember.group_id == DuplicateGroup.group_id)
     ):
         if fid in ids:
-            members[g.group_id].append({"path": rel(path), "similarity": round(float(score), 4), "_id": fid})
+            members[g.group_id].append(
+                {"path": rel(path), "similarity": round(float(score), 4), "_id": fid}
+            )
             groups[g.group_id] = g
     out = []
     for gid, ms in members.items():
@@ -97,6 +119,14 @@ def _duplicates(session: Session, ids: set[int], rel: Any) -> list[dict[str, Any
         keep = next((m["path"] for m in ms if m["_id"] == g.keeper_file_id), ms[0]["path"])
         for m in ms:
             del m["_id"]
-        out.append({"id": gid, "type": g.duplicate_type, "members": ms, "keep": keep,
-                    "keep_reason": g.keeper_reason, "status": g.status})
+        out.append(
+            {
+                "id": gid,
+                "type": g.duplicate_type,
+                "members": ms,
+                "keep": keep,
+                "keep_reason": g.keeper_reason,
+                "status": g.status,
+            }
+        )
     return sorted(out, key=lambda d: (d["type"], d["keep"]))

@@ -61,12 +61,24 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     return app
 
 
-def serve(settings: Settings | None = None, workers: int | None = None, threads: int = 16,
-          port: int = 3000, access_log: bool = True, server: str | None = None) -> None:
+def serve(
+    settings: Settings | None = None,
+    workers: int | None = None,
+    threads: int = 16,
+    port: int = 3000,
+    access_log: bool = True,
+    server: str | None = None,
+) -> None:
     """Run the gateway on settings.host:3000 (127.0.0.1 in local mode) under granian or
     gunicorn (``TWINLENS_GATEWAY_SERVER``, or ``server``); threads per worker process,
     because a streamed original occupies one."""
     from gateway.server import run
 
-    run(settings or load_settings(), workers=workers, threads=threads, port=port,
-        access_log=access_log, server=server)
+    run(
+        settings or load_settings(),
+        workers=workers,
+        threads=threads,
+        port=port,
+        access_log=access_log,
+        server=server,
+    )

@@ -47,8 +47,15 @@ class Credentials:
         return f"Credentials(kind={self.kind!r})"
 
 
-_HEADERS = ("Authorization", "x-api-key", "x-immich-user-token", "x-immich-session-token",
-            "x-immich-share-key", "x-immich-share-slug", "Cookie")
+_HEADERS = (
+    "Authorization",
+    "x-api-key",
+    "x-immich-user-token",
+    "x-immich-session-token",
+    "x-immich-share-key",
+    "x-immich-share-slug",
+    "Cookie",
+)
 _PARAMS = ("key", "slug", "sessionKey", "apiKey")
 _ENVIRON = tuple((name, "HTTP_" + name.upper().replace("-", "_")) for name in _HEADERS)
 
@@ -85,10 +92,14 @@ def extract(req=None) -> Credentials:
     order: list[tuple[str, str | None]] = [
         ("share-key", h.get("x-immich-share-key") or q.get("key")),
         ("share-slug", h.get("x-immich-share-slug") or q.get("slug")),
-        ("session", h.get("x-immich-user-token") or h.get("x-immich-session-token")
-         or q.get("sessionKey")
-         or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
-         or req.cookies.get("immich_access_token")),
+        (
+            "session",
+            h.get("x-immich-user-token")
+            or h.get("x-immich-session-token")
+            or q.get("sessionKey")
+            or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
+            or req.cookies.get("immich_access_token"),
+        ),
         ("api-key", h.get("x-api-key") or q.get("apiKey")),
     ]
     for kind, secret in order:
@@ -133,14 +144,20 @@ def whoami(creds: Credentials) -> dict[str, Any] | Response:
     url = cfg["SETTINGS"].immich_url + "/api/users/me"
     try:
         resp = current_app.extensions["twinlens_http"].get(
-            url, headers=creds.headers, params=creds.params,
-            timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["AUTH_TIMEOUT"]))
+            url,
+            headers=creds.headers,
+            params=creds.params,
+            timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["AUTH_TIMEOUT"]),
+        )
     except requests.RequestException as exc:
         return upstream_error(exc)
     if resp.status_code != 200:
         # Immich's refusal, unchanged (status, body, content type, correlation id).
-        out = Response(resp.content, status=resp.status_code,
-                       content_type=resp.headers.get("Content-Type", "application/json"))
+        out = Response(
+            resp.content,
+            status=resp.status_code,
+            content_type=resp.headers.get("Content-Type", "application/json"),
+        )
         if "X-Correlation-ID" in resp.headers:
             out.headers["X-Correlation-ID"] = resp.headers["X-Correlation-ID"]
         return out

@@ -27,8 +27,16 @@ cache = Cache()
 
 def cache_config(cache_url: str) -> dict[str, Any]:
     if cache_url.startswith("memory:") or not cache_url:
-        return {"CACHE_TYPE": "SimpleCache", "CACHE_THRESHOLD": 50_000, "CACHE_KEY_PREFIX": KEY_PREFIX}
-    return {"CACHE_TYPE": "RedisCache", "CACHE_REDIS_URL": cache_url, "CACHE_KEY_PREFIX": KEY_PREFIX}
+        return {
+            "CACHE_TYPE": "SimpleCache",
+            "CACHE_THRESHOLD": 50_000,
+            "CACHE_KEY_PREFIX": KEY_PREFIX,
+        }
+    return {
+        "CACHE_TYPE": "RedisCache",
+        "CACHE_REDIS_URL": cache_url,
+        "CACHE_KEY_PREFIX": KEY_PREFIX,
+    }
 
 
 def bump_data_version(cache_url: str) -> int:

@@ -36,33 +36,59 @@ KEY = "twinlens"
 
 # --- pure ------------------------------------------------------------------------------
 
-def shape_group(group: Mapping[str, Any], asset_id_of: Callable[[str, str | None], str | None]) -> dict:
+
+def shape_group(
+    group: Mapping[str, Any], asset_id_of: Callable[[str, str | None], str | None]
+) -> dict:
     members = []
     for m in group.get("members") or []:
-        members.append({"path": m.get("path"), "kind": m.get("kind"), "role": m.get("role"),
-                        "isPrimary": bool(m.get("is_primary")), "size": m.get("size"),
-                        "assetId": asset_id_of(m.get("path"), m.get("sha1"))})
+        members.append(
+            {
+                "path": m.get("path"),
+                "kind": m.get("kind"),
+                "role": m.get("role"),
+                "isPrimary": bool(m.get("is_primary")),
+                "size": m.get("size"),
+                "assetId": asset_id_of(m.get("path"), m.get("sha1")),
+            }
+        )
     primary = group.get("primary")
-    primary_sha1 = next((m.get("sha1") for m in group.get("members") or [] if m.get("path") == primary), None)
+    primary_sha1 = next(
+        (m.get("sha1") for m in group.get("members") or [] if m.get("path") == primary), None
+    )
     return {
-        "id": group.get("id"), "type": group.get("type"), "primaryPath": primary,
+        "id": group.get("id"),
+        "type": group.get("type"),
+        "primaryPath": primary,
         "primaryAssetId": asset_id_of(primary, primary_sha1) if primary else None,
         "memberAssetIds": [m["assetId"] for m in members if m["assetId"]],
         "members": members,
     }
 
 
-def shape_duplicate(dup: Mapping[str, Any], asset_id_of: Callable[[str, str | None], str | None]) -> dict:
+def shape_duplicate(
+    dup: Mapping[str, Any], asset_id_of: Callable[[str, str | None], str | None]
+) -> dict:
     members = []
     for m in dup.get("members") or []:
-        members.append({"path": m.get("path"), "size": m.get("size"),
-                        "similarity": m.get("similarity"),
-                        "assetId": asset_id_of(m.get("path"), m.get("sha1"))})
+        members.append(
+            {
+                "path": m.get("path"),
+                "size": m.get("size"),
+                "similarity": m.get("similarity"),
+                "assetId": asset_id_of(m.get("path"), m.get("sha1")),
+            }
+        )
     keep = dup.get("keep")
-    keep_sha1 = next((m.get("sha1") for m in dup.get("members") or [] if m.get("path") == keep), None)
+    keep_sha1 = next(
+        (m.get("sha1") for m in dup.get("members") or [] if m.get("path") == keep), None
+    )
     return {
-        "id": dup.get("id"), "type": dup.get("type"), "status": dup.get("status"),
-        "similarity": dup.get("similarity"), "keepPath": keep,
+        "id": dup.get("id"),
+        "type": dup.get("type"),
+        "status": dup.get("status"),
+        "similarity": dup.get("similarity"),
+        "keepPath": keep,
         "suggestedKeepAssetId": asset_id_of(keep, keep_sha1) if keep else None,
         "reclaimableBytes": dup.get("reclaimable_bytes"),
         "memberAssetIds": [m["assetId"] for m in members if m["assetId"]],
@@ -92,6 +118,7 @@ def pick(key: FileKey, by_path: Mapping[str, Any], by_sha1: Mapping[str, Any]) -
 
 # --- with I/O --------------------------------------------------------------------------
 
+
 def _lookup(keys: list[FileKey], version: int) -> dict[FileKey, tuple[Any, Any]]:
     """(group, duplicate) per file key; per-file answers cached under the data version."""
     wanted = list(dict.fromkeys(k for k in keys if k.path or k.sha1))
@@ -118,8 +145,9 @@ def _lookup(keys: list[FileKey], version: int) -> dict[FileKey, tuple[Any, Any]]
     return out
 
 
-def resolve_asset_ids(members: Iterable[tuple[str, str | None]], known: Mapping[str, str],
-                      version: int) -> dict[str, str | None]:
+def resolve_asset_ids(
+    members: Iterable[tuple[str, str | None]], known: Mapping[str, str], version: int
+) -> dict[str, str | None]:
     """Immich asset id of each library file (path, sha1) for the current user, or None.
 
     Files already seen in this answer come from ``known``; the rest are found by checksum
@@ -150,16 +178,23 @@ def resolve_asset_ids(members: Iterable[tuple[str, str | None]], known: Mapping[
         fresh: dict[str, str] = {}
         for batch in batched(unknown, 1000):
             try:
-                resp = http.post(cfg["SETTINGS"].immich_url + "/api/assets/bulk-upload-check",
-                                 json={"assets": [{"id": s, "checksum": s} for s in batch]},
-                                 headers=creds.headers, params=creds.params,
-                                 timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]))
+                resp = http.post(
+                    cfg["SETTINGS"].immich_url + "/api/assets/bulk-upload-check",
+                    json={"assets": [{"id": s, "checksum": s} for s in batch]},
+                    headers=creds.headers,
+                    params=creds.params,
+                    timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]),
+                )
             except requests.RequestException:
                 break
             if resp.status_code != 200:  # e.g. an API key without asset.upload: list by path
                 break
             for r in resp.json().get("results", []):
-                found = r.get("assetId") if r.get("action") == "reject" and not r.get("isTrashed") else None
+                found = (
+                    r.get("assetId")
+                    if r.get("action") == "reject" and not r.get("isTrashed")
+                    else None
+                )
                 hits[r["id"]] = found or ""
                 fresh[f"v{version}:u:{user}:ck:{r['id']}"] = found or ""
         if fresh:
@@ -169,8 +204,9 @@ def resolve_asset_ids(members: Iterable[tuple[str, str | None]], known: Mapping[
     return result
 
 
-def enrich_assets(assets: list[dict[str, Any]], keys: list[FileKey] | None = None,
-                  version: int | None = None) -> list[dict | None]:
+def enrich_assets(
+    assets: list[dict[str, Any]], keys: list[FileKey] | None = None, version: int | None = None
+) -> list[dict | None]:
     """Twinlens objects for ``assets`` (same order)."""
     settings = current_app.config["SETTINGS"]
     version = data_version() if version is None else version
@@ -187,11 +223,13 @@ def enrich_assets(assets: list[dict[str, Any]], keys: list[FileKey] | None = Non
     out: list[dict | None] = []
     for k in keys:
         group, dup = found.get(k, (None, None))
-        out.append({
-            "path": k.path,
-            "group": shape_group(group, asset_id_of) if group else None,
-            "duplicate": shape_duplicate(dup, asset_id_of) if dup else None,
-        })
+        out.append(
+            {
+                "path": k.path,
+                "group": shape_group(group, asset_id_of) if group else None,
+                "duplicate": shape_duplicate(dup, asset_id_of) if dup else None,
+            }
+        )
     return out
 
 

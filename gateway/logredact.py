@@ -12,8 +12,15 @@ import re
 
 _QUERY = re.compile(r"(?i)([?&](?:apikey|sessionkey|key|slug)=)[^&\s\"']+")
 _HEADER = re.compile(r"(?i)(bearer\s+|immich_access_token=)[^\s;\"',]+")
-LOGGERS = ("urllib3.connectionpool", "werkzeug", "gunicorn.access", "gunicorn.error",
-           "granian.access", "_granian", "twinlens.gateway")
+LOGGERS = (
+    "urllib3.connectionpool",
+    "werkzeug",
+    "gunicorn.access",
+    "gunicorn.error",
+    "granian.access",
+    "_granian",
+    "twinlens.gateway",
+)
 
 
 def redact(text: str) -> str:

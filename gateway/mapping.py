@@ -38,7 +38,7 @@ def _swap(path: str, old: str, new: str) -> str:
     if old == "/":
         rest = path.lstrip("/")
     else:
-        rest = path[len(old.rstrip("/")):].lstrip("/")
+        rest = path[len(old.rstrip("/")) :].lstrip("/")
     base = new.rstrip("/") or "/"
     return base if not rest else (base.rstrip("/") + "/" + rest)
 
@@ -91,8 +91,11 @@ def file_key(asset: Mapping[str, Any], path_map: PathMap) -> FileKey:
     if isinstance(original, str) and original:
         if raw is not None:
             # Filesystems may hand Immich NFD names while the catalog holds NFC (macOS/SMB).
-            for form in (original, unicodedata.normalize("NFC", original),
-                         unicodedata.normalize("NFD", original)):
+            for form in (
+                original,
+                unicodedata.normalize("NFC", original),
+                unicodedata.normalize("NFD", original),
+            ):
                 if path_checksum(form) == raw:
                     return FileKey(to_twinlens(original, path_map), None, external=True)
         sha1 = raw.hex() if raw is not None and not asset.get("libraryId") else None

@@ -72,8 +72,9 @@ _ASSET_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 def _install(state) -> None:
     app: Flask = state.app
     cfg = app.config
-    app.extensions[POOL_KEY] = Pool(cfg["SETTINGS"].immich_url, cfg["HTTP_POOL"],
-                                    cfg["STREAM_CHUNK"])
+    app.extensions[POOL_KEY] = Pool(
+        cfg["SETTINGS"].immich_url, cfg["HTTP_POOL"], cfg["STREAM_CHUNK"]
+    )
     app.wsgi_app = FastPath(app, app.wsgi_app)  # type: ignore[method-assign]
 
 
@@ -86,8 +87,9 @@ class UpstreamFailed(Exception):
         self.message = "Immich did not answer in time" if exc.timeout else "Immich is unreachable"
 
 
-def forward(app: Flask, environ: dict[str, Any], path: str,
-            drop: tuple[str, ...] = ()) -> RawResponse:
+def forward(
+    app: Flask, environ: dict[str, Any], path: str, drop: tuple[str, ...] = ()
+) -> RawResponse:
     """Send the client's request to Immich's /api/<path>; the answer's body is not read.
 
     Raises UpstreamFailed when Immich cannot be reached or is too slow.
@@ -123,8 +125,15 @@ def forward(app: Flask, environ: dict[str, Any], path: str,
     elif method not in ("GET", "HEAD"):
         headers["Content-Length"] = "0"  # as requests sent it, for every other method
     try:
-        return pool.request(method, target, headers, body, chunked,
-                            cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["UPSTREAM_READ_TIMEOUT"])
+        return pool.request(
+            method,
+            target,
+            headers,
+            body,
+            chunked,
+            cfg["UPSTREAM_CONNECT_TIMEOUT"],
+            cfg["UPSTREAM_READ_TIMEOUT"],
+        )
     except UpstreamError as exc:
         log.warning("upstream %s /api/%s failed: %s", method, path, exc)
         raise UpstreamFailed(exc) from None
@@ -190,8 +199,9 @@ class SplicedBody(Body):
 SPLICE_MIN = 4 * 1024 * 1024
 
 
-def _spliceable(environ: dict[str, Any], start_response: Any, resp: RawResponse,
-                pool: Pool, chunk: int) -> tuple[Any, Any] | None:
+def _spliceable(
+    environ: dict[str, Any], start_response: Any, resp: RawResponse, pool: Pool, chunk: int
+) -> tuple[Any, Any] | None:
     """(client socket, gunicorn response) when the body can go by splice(2), else None."""
     length = resp.length_remaining
     if not CAN_SPLICE or not length or length < SPLICE_MIN or resp.chunked or chunk < 65536:
@@ -253,7 +263,7 @@ class FastPath:
             for rule in self.app.url_map.iter_rules():
                 if rule.endpoint == "proxy.proxy" or not rule.rule.startswith("/api"):
                     continue
-                first = rule.rule[len("/api/"):].split("/", 1)[0]
+                first = rule.rule[len("/api/") :].split("/", 1)[0]
                 if not rule.rule.startswith("/api/") or "<" in first:
                     segments = None
                     break
@@ -269,8 +279,12 @@ class FastPath:
         # Decoded as werkzeug decodes PATH_INFO before routing.
         path = path_info.encode("latin-1").decode(errors="replace")
         claimed = self.claimed()
-        if (claimed is None or method not in METHODS or "//" in path
-                or path[5:].split("/", 1)[0] in claimed):
+        if (
+            claimed is None
+            or method not in METHODS
+            or "//" in path
+            or path[5:].split("/", 1)[0] in claimed
+        ):
             try:
                 endpoint, args = self.app.url_map.bind("").match(path, method)
             except HTTPException:  # 404, 405, slash redirects: Flask answers those
@@ -306,8 +320,7 @@ class FastPath:
         if not _enrichable(resp):
             return self.relay(environ, start_response, resp)
         with app.app_context():
-            headers, body = enriched_answer(resp, path, _asset_transform,
-                                            auth.EnvironView(environ))
+            headers, body = enriched_answer(resp, path, _asset_transform, auth.EnvironView(environ))
         headers.append(("Content-Length", str(len(body))))
         start_response(_status_line(200), headers)
         return (body,)
@@ -318,8 +331,11 @@ class FastPath:
         chunk = app.config["STREAM_CHUNK"]
         headers = response_headers(resp.headers, drop=_REGENERATED)
         status = resp.status
-        if (status < 200 or status in _NO_BODY_STATUS
-                or any(k.lower() in _REWRITTEN for k, _ in headers)):
+        if (
+            status < 200
+            or status in _NO_BODY_STATUS
+            or any(k.lower() in _REWRITTEN for k, _ in headers)
+        ):
             # Rare: let werkzeug apply its rewrites exactly as the Flask route did.
             return _werkzeug_response(resp, headers, chunk)(environ, start_response)
         start_response(_status_line(status), headers)
@@ -360,12 +376,14 @@ def proxy(path: str) -> Response:
 
 # --- enriched routes --------------------------------------------------------------------
 
+
 def _enrichable(resp: RawResponse) -> bool:
     return resp.status == 200 and "json" in resp.get("Content-Type", "")
 
 
-def enriched_answer(resp: RawResponse, path: str, transform,
-                    req: Any = None) -> tuple[list[tuple[str, str]], bytes]:
+def enriched_answer(
+    resp: RawResponse, path: str, transform, req: Any = None
+) -> tuple[list[tuple[str, str]], bytes]:
     """Headers and body of Immich's 200 JSON answer with Twinlens data added.
 
     If Twinlens cannot enrich (a service is down, the caller's key cannot read
@@ -385,8 +403,11 @@ def enriched_answer(resp: RawResponse, path: str, transform,
             raise LookupError("caller unknown to Twinlens")
         g.user, g.creds = user, creds
         spliced = transform(data, raw)
-        body = spliced if spliced is not None else json.dumps(
-            data, separators=(",", ":"), ensure_ascii=False).encode()
+        body = (
+            spliced
+            if spliced is not None
+            else json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        )
         state = "ok"
     except (ServiceError, LookupError, ValueError, requests.RequestException, RedisError) as exc:
         log.warning("enrichment of /api/%s skipped: %s", path, exc)
@@ -467,8 +488,9 @@ def timeline_bucket() -> Response:
         if column is None:
             keys = timeline_keys(ids, time_bucket)
             stubs = [{"id": i} for i in ids]
-            column = json.dumps(enrich.enrich_assets(stubs, keys), separators=(",", ":"),
-                                ensure_ascii=False).encode()
+            column = json.dumps(
+                enrich.enrich_assets(stubs, keys), separators=(",", ":"), ensure_ascii=False
+            ).encode()
             cache.set(ck, column, timeout=current_app.config["MEMBER_TTL"])
         return splice(raw, enrich.KEY, column)
 
@@ -523,12 +545,21 @@ def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
     if start is not None:
         # Immich buckets by local time; a day of margin covers every time zone.
         end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
-        body = {"takenAfter": f"{start - timedelta(days=1)}T00:00:00.000Z",
-                "takenBefore": f"{end + timedelta(days=1)}T00:00:00.000Z",
-                "size": 1000, "withDeleted": True, "page": 1}
+        body = {
+            "takenAfter": f"{start - timedelta(days=1)}T00:00:00.000Z",
+            "takenBefore": f"{end + timedelta(days=1)}T00:00:00.000Z",
+            "size": 1000,
+            "withDeleted": True,
+            "page": 1,
+        }
         for _ in range(cfg["TIMELINE_MAX_PAGES"]):
-            resp = http.post(base + "/search/metadata", json=body, headers=creds.headers,
-                             params=creds.params, timeout=timeout)
+            resp = http.post(
+                base + "/search/metadata",
+                json=body,
+                headers=creds.headers,
+                params=creds.params,
+                timeout=timeout,
+            )
             if resp.status_code != 200:
                 break
             page = resp.json().get("assets") or {}
@@ -541,8 +572,9 @@ def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
     rest = [i for i in wanted if i not in found][: cfg["TIMELINE_MAX_SINGLE"]]
 
     def one(asset_id: str) -> dict | None:
-        r = http.get(f"{base}/assets/{asset_id}", headers=creds.headers, params=creds.params,
-                     timeout=timeout)
+        r = http.get(
+            f"{base}/assets/{asset_id}", headers=creds.headers, params=creds.params, timeout=timeout
+        )
         return r.json() if r.status_code == 200 else None
 
     if rest:

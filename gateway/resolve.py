@@ -21,8 +21,9 @@ class PlanError(ValueError):
         self.message = message
 
 
-def plan(dup: Mapping[str, Any], keep_refs: list[str], action: str,
-         asset_ids: Mapping[str, str | None]) -> dict[str, Any]:
+def plan(
+    dup: Mapping[str, Any], keep_refs: list[str], action: str, asset_ids: Mapping[str, str | None]
+) -> dict[str, Any]:
     """What resolving ``dup`` would do. ``keep_refs`` name members by path or asset id."""
     if action not in ACTIONS:
         raise PlanError(400, f"action must be one of {', '.join(ACTIONS)}")

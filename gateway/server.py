@@ -32,8 +32,14 @@ def bind_address(settings: Settings, port: int = PORT) -> str:
     return f"{host}:{port}"
 
 
-def run(settings: Settings, workers: int | None = None, threads: int = 16, port: int = PORT,
-        access_log: bool = True, server: str | None = None) -> None:
+def run(
+    settings: Settings,
+    workers: int | None = None,
+    threads: int = 16,
+    port: int = PORT,
+    access_log: bool = True,
+    server: str | None = None,
+) -> None:
     """Serve the gateway until stopped, with ``server`` (default: the settings' choice)."""
     workers = workers or max(2, (os.cpu_count() or 1))
     if (server or settings.gateway_server) == "gunicorn":
@@ -50,24 +56,33 @@ def granian_app():  # type: ignore[no-untyped-def]
     return create_app({"SETTINGS": _SETTINGS or load_settings()})
 
 
-def _run_granian(settings: Settings, workers: int, threads: int, port: int,
-                 access_log: bool) -> None:
+def _run_granian(
+    settings: Settings, workers: int, threads: int, port: int, access_log: bool
+) -> None:
     from granian.constants import Interfaces
     from granian.server import Server
 
     global _SETTINGS
     _SETTINGS = settings
     host = bind_address(settings, port).rsplit(":", 1)[0].strip("[]")
-    Server("gateway.server:granian_app", address=host, port=port, interface=Interfaces.WSGI,
-           factory=True, workers=workers,
-           # A streamed original or upload holds its thread until it ends.
-           blocking_threads=threads,
-           log_level=settings.log_level.lower(), log_access=access_log,
-           log_access_format=_GRANIAN_ACCESS).serve()
+    Server(
+        "gateway.server:granian_app",
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        factory=True,
+        workers=workers,
+        # A streamed original or upload holds its thread until it ends.
+        blocking_threads=threads,
+        log_level=settings.log_level.lower(),
+        log_access=access_log,
+        log_access_format=_GRANIAN_ACCESS,
+    ).serve()
 
 
-def _run_gunicorn(settings: Settings, workers: int, threads: int, port: int,
-                  access_log: bool) -> None:
+def _run_gunicorn(
+    settings: Settings, workers: int, threads: int, port: int, access_log: bool
+) -> None:
     from gunicorn.app.base import BaseApplication
 
     class GatewayServer(BaseApplication):

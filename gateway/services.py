@@ -31,16 +31,22 @@ def base_url(service: str) -> str:
     raise ValueError(service)
 
 
-def call(service: str, method: str, path: str, *, json: Any = None,
-         params: dict[str, Any] | None = None) -> tuple[int, Any]:
+def call(
+    service: str, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+) -> tuple[int, Any]:
     """(status, JSON body) of a service call; 4xx answers are returned, not raised."""
     cfg = current_app.config
     token = cfg["SETTINGS"].service_token
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         resp = current_app.extensions["twinlens_http"].request(
-            method, base_url(service) + path, json=json, params=params, headers=headers,
-            timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]))
+            method,
+            base_url(service) + path,
+            json=json,
+            params=params,
+            headers=headers,
+            timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]),
+        )
     except requests.Timeout:
         raise ServiceError(504, f"the {service} service did not answer in time") from None
     except requests.RequestException:
@@ -61,7 +67,10 @@ def lookup(service: str, paths: list[str], sha1s: list[str]) -> list[dict[str, A
     items = [("p", p) for p in paths] + [("s", s) for s in sha1s]
     found: list[dict[str, Any]] = []
     for batch in batched(items, LOOKUP_BATCH):
-        body = {"paths": [v for k, v in batch if k == "p"], "sha1": [v for k, v in batch if k == "s"]}
+        body = {
+            "paths": [v for k, v in batch if k == "p"],
+            "sha1": [v for k, v in batch if k == "s"],
+        }
         status, answer = call(service, "POST", path, json=body)
         if status != 200 or not isinstance(answer, dict):
             raise ServiceError(502, f"the {service} lookup answered {status}", answer)

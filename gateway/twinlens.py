@@ -79,8 +79,9 @@ def _page_args(allowed: tuple[str, ...]) -> dict[str, str]:
 
 def _cached(kind: str, compute) -> Response:
     """Per-user, per-data-version cache of a 200 answer; errors are never stored."""
-    key = (f"v{data_version()}:u:{g.user['id']}:{kind}:"
-           + digest(request.path, json.dumps(sorted(request.args.items()))))
+    key = f"v{data_version()}:u:{g.user['id']}:{kind}:" + digest(
+        request.path, json.dumps(sorted(request.args.items()))
+    )
     hit = cache.get(key)
     if hit is not None:
         resp = jsonify(hit)
@@ -116,6 +117,7 @@ def _error_body(status: int, body: Any) -> tuple[int, Any]:
 
 # --- who am I -----------------------------------------------------------------------------
 
+
 @bp.get("/me")
 @require_user
 def me() -> Response:
@@ -124,8 +126,15 @@ def me() -> Response:
 
 # --- groups -------------------------------------------------------------------------------
 
-def _service_json(service: str, path: str, primary_field: str, cache_name: str,
-                  params: dict[str, Any] | None = None, paged: bool = False) -> Response:
+
+def _service_json(
+    service: str,
+    path: str,
+    primary_field: str,
+    cache_name: str,
+    params: dict[str, Any] | None = None,
+    paged: bool = False,
+) -> Response:
     """A cached answer of a Twinlens service with Immich asset ids added to its groups."""
 
     def compute():
@@ -152,6 +161,7 @@ def group(group_id: str) -> Response:
 
 
 # --- duplicates ---------------------------------------------------------------------------
+
 
 @bp.get("/duplicates")
 @require_user
@@ -183,6 +193,7 @@ def stats() -> Response:
 
 # --- resolution ---------------------------------------------------------------------------
 
+
 def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[int, dict[str, Any]]:
     if not isinstance(dup_id, str) or not dup_id:
         raise resolve.PlanError(400, "id must be a non-empty string")
@@ -192,24 +203,33 @@ def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[in
     if status != 200:
         return _error_body(status, dup)
     local = current_app.config["SETTINGS"].local_mode
-    ids = {} if local else enrich.resolve_asset_ids(
-        [(m.get("path"), m.get("sha1")) for m in dup.get("members") or []], {}, data_version())
+    ids = (
+        {}
+        if local
+        else enrich.resolve_asset_ids(
+            [(m.get("path"), m.get("sha1")) for m in dup.get("members") or []], {}, data_version()
+        )
+    )
     result = resolve.plan(dup, keep, action, ids)
     result["dryRun"] = dry_run
     if dry_run:
         return 200, result
     if action == "trash" and local and result["notInImmich"]:
-        raise resolve.PlanError(409, "moving files to a trash needs Immich; local mode can only "
-                                     "record not_duplicate")
+        raise resolve.PlanError(
+            409, "moving files to a trash needs Immich; local mode can only record not_duplicate"
+        )
     trash_ids = [t["assetId"] for t in result["trash"]]
     if trash_ids:
         cfg = current_app.config
         try:
             resp = current_app.extensions["twinlens_http"].request(
-                "DELETE", cfg["SETTINGS"].immich_url + "/api/assets",
+                "DELETE",
+                cfg["SETTINGS"].immich_url + "/api/assets",
                 json={"ids": trash_ids, "force": False},
-                headers=g.creds.headers, params=g.creds.params,
-                timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]))
+                headers=g.creds.headers,
+                params=g.creds.params,
+                timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]),
+            )
         except requests.RequestException as exc:
             err = upstream_error(exc)
             return err.status_code, err.get_json()
@@ -219,12 +239,20 @@ def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[in
             except ValueError:
                 body = {"message": resp.text[:200]}
             return resp.status_code, body  # Immich's refusal (e.g. missing asset.delete)
-    status, recorded = call("dedup", "POST", f"/duplicates/{dup_id}/resolution",
-                            json={"keep": [k["path"] for k in result["keep"]], "action": action})
+    status, recorded = call(
+        "dedup",
+        "POST",
+        f"/duplicates/{dup_id}/resolution",
+        json={"keep": [k["path"] for k in result["keep"]], "action": action},
+    )
     if status >= 300:
         msg = (recorded or {}).get("error") if isinstance(recorded, dict) else None
-        return 502, {"message": f"trashed in Immich (restorable) but the decision was not "
-                                f"recorded: {msg or status}", "statusCode": 502, **result}
+        return 502, {
+            "message": f"trashed in Immich (restorable) but the decision was not "
+            f"recorded: {msg or status}",
+            "statusCode": 502,
+            **result,
+        }
     bump_data_version(current_app.config["SETTINGS"].cache_url)
     result["recorded"] = recorded
     return 200, result
@@ -234,8 +262,9 @@ def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[in
 @require_user
 def resolve_duplicate(dup_id: str) -> Response:
     body = json_body()
-    status, result = _resolve_one(dup_id, body.get("keep", []), body.get("action", "trash"),
-                                  bool(body.get("dryRun", False)))
+    status, result = _resolve_one(
+        dup_id, body.get("keep", []), body.get("action", "trash"), bool(body.get("dryRun", False))
+    )
     resp = jsonify(result)
     resp.status_code = status
     return resp
@@ -257,17 +286,20 @@ def resolve_bulk() -> Response:
             results.append({"status": 400, "message": "each group must be an object"})
             continue
         try:
-            status, result = _resolve_one(item.get("id"), item.get("keep", []),
-                                          item.get("action", "trash"), dry_run)
+            status, result = _resolve_one(
+                item.get("id"), item.get("keep", []), item.get("action", "trash"), dry_run
+            )
         except (resolve.PlanError, ServiceError) as exc:
             status, result = exc.status, {"message": exc.message}
         results.append({"id": item.get("id"), "status": status, **result})
     ok = sum(1 for r in results if r["status"] == 200)
-    return jsonify({"dryRun": dry_run, "succeeded": ok, "failed": len(results) - ok,
-                    "results": results})
+    return jsonify(
+        {"dryRun": dry_run, "succeeded": ok, "failed": len(results) - ok, "results": results}
+    )
 
 
 # --- jobs ---------------------------------------------------------------------------------
+
 
 def _service_arg(value: Any) -> tuple[str, ...]:
     if value in (None, "all", "both"):
@@ -329,6 +361,7 @@ def job(service: str, job_id: str) -> Response:
 
 
 # --- thumbnails of library files ----------------------------------------------------------
+
 
 @bp.get("/thumbnail")
 @require_user

@@ -23,8 +23,14 @@ def with_ui(wsgi_app: Callable[..., Any], dist: Path) -> Callable[..., Any]:
     def spa(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         # Not a file: a client-side route, answered with the app's page.
         body = index.read_bytes()
-        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8"),
-                                  ("Content-Length", str(len(body))), ("Cache-Control", "no-cache")])
+        start_response(
+            "200 OK",
+            [
+                ("Content-Type", "text/html; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Cache-Control", "no-cache"),
+            ],
+        )
         return [body]
 
     static = SharedDataMiddleware(spa, {"/": str(dist)}, cache=True, cache_timeout=365 * 86400)

@@ -31,14 +31,30 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 # RFC 9110 §7.6.1 plus the proxy-only ones; also anything named in Connection.
-HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
-    "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection",
-})
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+        "proxy-connection",
+    }
+)
 
 # Credentials Immich reads (NOTES.md §1): never logged, never part of a cache key.
-CREDENTIAL_HEADERS = ("authorization", "x-api-key", "x-immich-user-token",
-                      "x-immich-session-token", "x-immich-share-key", "x-immich-share-slug")
+CREDENTIAL_HEADERS = (
+    "authorization",
+    "x-api-key",
+    "x-immich-user-token",
+    "x-immich-session-token",
+    "x-immich-share-key",
+    "x-immich-share-slug",
+)
 CREDENTIAL_QUERY = ("key", "slug", "sessionKey", "apiKey")
 
 
@@ -101,8 +117,9 @@ class Pool:
         self.port = url.port or default
         path = url.path or ""
         self.base_url = base_url
-        self.origin = base_url[: len(base_url) - len(path)] if path and base_url.endswith(path) \
-            else base_url
+        self.origin = (
+            base_url[: len(base_url) - len(path)] if path and base_url.endswith(path) else base_url
+        )
         try:
             host_enc = self.host.encode("ascii").decode("ascii")
         except UnicodeEncodeError:
@@ -166,9 +183,16 @@ class Pool:
             self._idle.pop().close()
 
     # --- one exchange --------------------------------------------------------------------
-    def request(self, method: str, target: str, headers: dict[str, str], body: Any = None,
-                chunked: bool = False, connect_timeout: float = 5.0,
-                read_timeout: float = 300.0) -> RawResponse:
+    def request(
+        self,
+        method: str,
+        target: str,
+        headers: dict[str, str],
+        body: Any = None,
+        chunked: bool = False,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 300.0,
+    ) -> RawResponse:
         keys = set()
         lines = []
         for name, value in headers.items():
@@ -252,8 +276,20 @@ class _Conn:
 class RawResponse:
     """Status, headers (as urllib3 listed them) and a body read on demand."""
 
-    __slots__ = ("status", "reason", "version", "headers", "chunked", "length_remaining",
-                 "_pool", "_conn", "_rfile", "_will_close", "_chunk_left", "_done")
+    __slots__ = (
+        "status",
+        "reason",
+        "version",
+        "headers",
+        "chunked",
+        "length_remaining",
+        "_pool",
+        "_conn",
+        "_rfile",
+        "_will_close",
+        "_chunk_left",
+        "_done",
+    )
 
     def __init__(self) -> None:
         self._done = False
@@ -336,9 +372,11 @@ class RawResponse:
         if version == 11:
             will_close = bool(connection and "close" in connection.lower())
         else:
-            will_close = not (self.get("keep-alive")
-                              or (connection and "keep-alive" in connection.lower())
-                              or "keep-alive" in (self.get("proxy-connection") or "").lower())
+            will_close = not (
+                self.get("keep-alive")
+                or (connection and "keep-alive" in connection.lower())
+                or "keep-alive" in (self.get("proxy-connection") or "").lower()
+            )
         if not self.chunked and length is None:
             will_close = True  # read until the connection closes
         self._will_close = will_close
@@ -464,9 +502,13 @@ class RawResponse:
         raw = self.read()
         if not self.get("content-encoding"):
             return raw
-        decoder = urllib3.HTTPResponse(body=io.BytesIO(raw), headers=self.headers,
-                                       status=self.status, preload_content=False,
-                                       decode_content=True)
+        decoder = urllib3.HTTPResponse(
+            body=io.BytesIO(raw),
+            headers=self.headers,
+            status=self.status,
+            preload_content=False,
+            decode_content=True,
+        )
         return decoder.read()
 
     def _finish(self) -> None:
@@ -570,7 +612,7 @@ def request_target(base_url: str, origin: str, path_and_query: str) -> str:
     go as they are; anything else (``%``, non-ASCII, spaces, ``#``, ``/./``) is normalised
     by requests' own URL preparation so that Immich sees the same bytes as before.
     """
-    target = base_url[len(origin):] + path_and_query
+    target = base_url[len(origin) :] + path_and_query
     if "/." not in target and _PLAIN_TARGET.fullmatch(target):
         return target
     prepared = requests.PreparedRequest()
@@ -593,11 +635,18 @@ def request_headers(headers: Iterable[tuple[str, str]], drop: Iterable[str] = ()
     WSGI already folds repeated request headers into one, so a dict loses nothing.
     """
     items = list(headers)
-    skip = HOP_BY_HOP | connection_tokens(items) | {"host", "content-length"} | {d.lower() for d in drop}
+    skip = (
+        HOP_BY_HOP
+        | connection_tokens(items)
+        | {"host", "content-length"}
+        | {d.lower() for d in drop}
+    )
     return {k: v for k, v in items if k.lower() not in skip}
 
 
-def response_headers(headers: Iterable[tuple[str, str]], drop: Iterable[str] = ()) -> list[tuple[str, str]]:
+def response_headers(
+    headers: Iterable[tuple[str, str]], drop: Iterable[str] = ()
+) -> list[tuple[str, str]]:
     """Upstream headers to return: duplicates (several Set-Cookie) kept as separate items."""
     items = list(headers)
     skip = HOP_BY_HOP | connection_tokens(items) | {d.lower() for d in drop}

@@ -31,7 +31,9 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from core.config import Settings, load_settings  # noqa: E402
 
-PG_ADMIN_URL = os.environ.get("TWINLENS_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test")
+PG_ADMIN_URL = os.environ.get(
+    "TWINLENS_TEST_PG", "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+)
 REDIS_URL = os.environ.get("TWINLENS_TEST_REDIS", "redis://127.0.0.1:6379")
 
 
@@ -73,8 +75,18 @@ def pg_url() -> Iterator[str]:
 
 
 TABLES = (
-    "duplicate_resolutions", "duplicate_members", "duplicate_groups", "group_overrides",
-    "group_members", "file_groups", "job_errors", "job_batches", "jobs", "leases", "files", "roots",
+    "duplicate_resolutions",
+    "duplicate_members",
+    "duplicate_groups",
+    "group_overrides",
+    "group_members",
+    "file_groups",
+    "job_errors",
+    "job_batches",
+    "jobs",
+    "leases",
+    "files",
+    "roots",
 )
 
 

@@ -26,8 +26,12 @@ def picture(seed: int, size: tuple[int, int] = (320, 240)) -> Image.Image:
     return img
 
 
-def exif_for(taken: datetime | None = None, make: str | None = None, model: str | None = None,
-             orientation: int | None = None) -> Image.Exif:
+def exif_for(
+    taken: datetime | None = None,
+    make: str | None = None,
+    model: str | None = None,
+    orientation: int | None = None,
+) -> Image.Exif:
     exif = Image.Exif()
     if make:
         exif[0x010F] = make
@@ -41,8 +45,16 @@ def exif_for(taken: datetime | None = None, make: str | None = None, model: str 
     return exif
 
 
-def write_jpeg(path: Path, seed: int, *, size: tuple[int, int] = (320, 240), quality: int = 90,
-               taken: datetime | None = None, make: str | None = None, model: str | None = None) -> Path:
+def write_jpeg(
+    path: Path,
+    seed: int,
+    *,
+    size: tuple[int, int] = (320, 240),
+    quality: int = 90,
+    taken: datetime | None = None,
+    make: str | None = None,
+    model: str | None = None,
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     picture(seed, size).save(path, "JPEG", quality=quality, exif=exif_for(taken, make, model))
     return path

@@ -54,11 +54,18 @@ def _finish(job_id: str) -> None:
         jobs.finish_job(s, job_id, "done")
         if changed or job.trigger == "schedule":
             root = s.get(Root, job.root_id)
-            g = Job(kind="group", root_id=job.root_id, path=root.path if root else None, trigger="scan")
+            g = Job(
+                kind="group", root_id=job.root_id, path=root.path if root else None, trigger="scan"
+            )
             # A full or nightly scan also runs a full dedup pass: only that notices a
             # file group that was dissolved entirely (incremental passes see changed rows).
-            d = Job(kind="dedup", root_id=job.root_id, path=root.path if root else None,
-                    trigger="scan", full=job.full or job.trigger == "schedule")
+            d = Job(
+                kind="dedup",
+                root_id=job.root_id,
+                path=root.path if root else None,
+                trigger="scan",
+                full=job.full or job.trigger == "schedule",
+            )
             s.add_all([g, d])
             s.flush()
             follow = [("group_run", (g.id, dirs)), ("dedup_run", (d.id,))]
@@ -120,8 +127,12 @@ def job_failed(message: dict[str, Any], info: dict[str, Any]) -> None:
     if not args:
         return
     with runtime.session() as s:
-        jobs.finish_job(s, str(args[0]), "failed",
-                        error=f"{message.get('actor_name')} failed after {info.get('retries')} retries: {last}")
+        jobs.finish_job(
+            s,
+            str(args[0]),
+            "failed",
+            error=f"{message.get('actor_name')} failed after {info.get('retries')} retries: {last}",
+        )
     log.error("job %s failed in %s: %s", args[0], message.get("actor_name"), last)
 
 

@@ -52,7 +52,9 @@ def make_demo_library(dest: Path, shots: int = 12) -> Path:
         name = f"IMG_{1000 + i:04d}"
         img.save(trip / f"{name}.JPG", "JPEG", quality=90, exif=_exif(taken))
         if i % 3 == 0:  # sidecar from an editor
-            (trip / f"{name}.JPG.xmp").write_text(f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><!-- {name} --></x:xmpmeta>\n')
+            (trip / f"{name}.JPG.xmp").write_text(
+                f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><!-- {name} --></x:xmpmeta>\n'
+            )
         if i % 4 == 1:  # byte-identical copy in an old backup
             shutil.copy2(trip / f"{name}.JPG", backup / f"{name}.JPG")
         if i % 4 == 2:  # re-encoded and resized copy (a perceptual duplicate)
@@ -62,7 +64,9 @@ def make_demo_library(dest: Path, shots: int = 12) -> Path:
         img = _picture(100 + i, (1008, 756))
         still = phone / f"IMG_{2000 + i:04d}.JPG"
         img.save(still, "JPEG", quality=88, exif=_exif(taken))
-        (phone / f"IMG_{2000 + i:04d}.MOV").write_bytes(b"\x00\x00\x00\x14ftypqt  " + os.urandom(4096 + i))
+        (phone / f"IMG_{2000 + i:04d}.MOV").write_bytes(
+            b"\x00\x00\x00\x14ftypqt  " + os.urandom(4096 + i)
+        )
         if i == 0:
             img.rotate(3, expand=False).save(phone / "IMG_E2000.JPG", "JPEG", quality=88)
     (dest / "broken").mkdir()

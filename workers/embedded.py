@@ -54,10 +54,14 @@ def _serve_all(cfg: Settings) -> int:
     broker = runtime.install_broker(cfg)
     worker = runtime.start_worker(broker, cfg.worker_threads)
     servers = [
-        _serve_thread(api.create_app("grouping", {"settings": cfg, "broker": broker}), cfg.host, 8000),
+        _serve_thread(
+            api.create_app("grouping", {"settings": cfg, "broker": broker}), cfg.host, 8000
+        ),
         _serve_thread(api.create_app("dedup", {"settings": cfg, "broker": broker}), cfg.host, 8001),
     ]
-    gw_cfg = replace(cfg, grouping_url=f"http://{cfg.host}:8000", dedup_url=f"http://{cfg.host}:8001")
+    gw_cfg = replace(
+        cfg, grouping_url=f"http://{cfg.host}:8000", dedup_url=f"http://{cfg.host}:8001"
+    )
     servers.append(_serve_thread(gateway.create_app({"SETTINGS": gw_cfg}), cfg.host, 3000))
     print(
         "Twinlens is running (embedded): open http://127.0.0.1:3000/ (web UI; the API is under "

@@ -36,8 +36,14 @@ def trigger(cfg: Settings) -> Any:
         raise ValueError(f"TWINLENS_SCHEDULE_CRON needs 5 fields, got {cfg.schedule_cron!r}")
     minute, hour, day, month, dow = fields
     dow = re.sub(r"\d+", lambda m: DAYS[int(m.group())] if int(m.group()) < 8 else m.group(), dow)
-    return CronTrigger(minute=minute, hour=hour, day=day, month=month, day_of_week=dow,
-                       timezone=cfg.timezone or None)
+    return CronTrigger(
+        minute=minute,
+        hour=hour,
+        day=day,
+        month=month,
+        day_of_week=dow,
+        timezone=cfg.timezone or None,
+    )
 
 
 def scheduled_time(trig: Any, now: datetime) -> datetime:
@@ -51,7 +57,9 @@ def scheduled_time(trig: Any, now: datetime) -> datetime:
     return last or now
 
 
-def nightly(cfg: Settings, fire_time: datetime, broker: Any, holder: str | None = None) -> list[str]:
+def nightly(
+    cfg: Settings, fire_time: datetime, broker: Any, holder: str | None = None
+) -> list[str]:
     """Start a full scan of every library root, unless another scheduler already
     did for this fire time. Returns the ids of the jobs started or found running."""
     holder = holder or leases.holder_id()
@@ -64,8 +72,9 @@ def nightly(cfg: Settings, fire_time: datetime, broker: Any, holder: str | None 
             return []
         for root_path in cfg.library_roots:
             root = jobs.get_or_create_root(s, str(root_path))
-            job, created = jobs.start_job(s, "scan", root=root, trigger="schedule",
-                                          stale_seconds=cfg.job_stale_seconds)
+            job, created = jobs.start_job(
+                s, "scan", root=root, trigger="schedule", stale_seconds=cfg.job_stale_seconds
+            )
             started.append((job.id, created))
     for job_id, created in started:
         if created:
@@ -84,8 +93,15 @@ def build(cfg: Settings, broker: Any) -> Any:
     def run() -> None:
         nightly(cfg, scheduled_time(trig, datetime.now(trig.timezone)), broker)
 
-    sched.add_job(run, trig, id="nightly-scan", coalesce=True, max_instances=1,
-                  misfire_grace_time=6 * 3600, replace_existing=True)
+    sched.add_job(
+        run,
+        trig,
+        id="nightly-scan",
+        coalesce=True,
+        max_instances=1,
+        misfire_grace_time=6 * 3600,
+        replace_existing=True,
+    )
     return sched
 
 
@@ -96,7 +112,11 @@ def main(cfg: Settings) -> int:
     migrate(cfg.database_url)
     sched = build(cfg, make_broker(cfg))
     job = sched.get_job("nightly-scan")
-    log.info("nightly scan scheduled by %r; next run %s", cfg.schedule_cron, getattr(job, "next_run_time", None))
+    log.info(
+        "nightly scan scheduled by %r; next run %s",
+        cfg.schedule_cron,
+        getattr(job, "next_run_time", None),
+    )
     try:
         sched.start()
     except (KeyboardInterrupt, SystemExit):

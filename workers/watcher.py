@@ -168,8 +168,14 @@ def _root_of(path: str, roots: list[str]) -> str | None:
     return best
 
 
-def enqueue_folder_scan(session: Any, broker: Any, root_path: str, folder: str,
-                        trigger: str = "watch", stale_seconds: float = 3600.0) -> tuple[str, bool]:
+def enqueue_folder_scan(
+    session: Any,
+    broker: Any,
+    root_path: str,
+    folder: str,
+    trigger: str = "watch",
+    stale_seconds: float = 3600.0,
+) -> tuple[str, bool]:
     """A scan job of ``folder`` that a running scan of the root cannot swallow.
 
     Returns (job id, created); a queued, unplanned scan of the same folder is reused.
@@ -177,23 +183,38 @@ def enqueue_folder_scan(session: Any, broker: Any, root_path: str, folder: str,
     """
     root = jobs.get_or_create_root(session, root_path)
     waiting = session.scalar(
-        select(Job.id).where(Job.kind == "scan", Job.root_id == root.id, Job.state == "queued",
-                             Job.phase == "plan", Job.path == folder,
-                             # a queued job older than this lost its message: don't reuse it
-                             Job.updated_at > utcnow() - timedelta(seconds=stale_seconds)).limit(1)
+        select(Job.id)
+        .where(
+            Job.kind == "scan",
+            Job.root_id == root.id,
+            Job.state == "queued",
+            Job.phase == "plan",
+            Job.path == folder,
+            # a queued job older than this lost its message: don't reuse it
+            Job.updated_at > utcnow() - timedelta(seconds=stale_seconds),
+        )
+        .limit(1)
     )
     if waiting is not None:
         return waiting, False
-    job, created = jobs.start_job(session, "scan", root=root, path=folder, trigger=trigger,
-                                  exclusive=False)
+    job, created = jobs.start_job(
+        session, "scan", root=root, path=folder, trigger=trigger, exclusive=False
+    )
     return job.id, created
 
 
 class Watcher:
     """Watches the roots whose lease it holds and enqueues scans of settled changes."""
 
-    def __init__(self, cfg: Settings, broker: Any, *, holder: str | None = None,
-                 lease_ttl: float = 30.0, catch_up: bool = True) -> None:
+    def __init__(
+        self,
+        cfg: Settings,
+        broker: Any,
+        *,
+        holder: str | None = None,
+        lease_ttl: float = 30.0,
+        catch_up: bool = True,
+    ) -> None:
         self.cfg = cfg
         self.broker = broker
         self.holder = holder or leases.holder_id()
@@ -223,7 +244,9 @@ class Watcher:
 
     def _ignored(self, path: str, root: str) -> bool:
         rel = os.path.relpath(path, root)
-        return any(fnmatch.fnmatchcase(part, pat) for part in rel.split(os.sep) for pat in self.ignore)
+        return any(
+            fnmatch.fnmatchcase(part, pat) for part in rel.split(os.sep) for pat in self.ignore
+        )
 
     def on_event(self, event: Any) -> None:
         kind = event.event_type
@@ -280,17 +303,23 @@ class Watcher:
 
     # --- enqueue -------------------------------------------------------------------
 
-    def _enqueue(self, root: str, folder: str, trigger: str = "watch",
-                 exclusive: bool = False) -> None:
+    def _enqueue(
+        self, root: str, folder: str, trigger: str = "watch", exclusive: bool = False
+    ) -> None:
         with session_scope(self.engine) as s:
             if exclusive:
-                job, created = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, root),
-                                              trigger=trigger,
-                                              stale_seconds=self.cfg.job_stale_seconds)
+                job, created = jobs.start_job(
+                    s,
+                    "scan",
+                    root=jobs.get_or_create_root(s, root),
+                    trigger=trigger,
+                    stale_seconds=self.cfg.job_stale_seconds,
+                )
                 job_id = job.id
             else:
-                job_id, created = enqueue_folder_scan(s, self.broker, root, folder, trigger,
-                                                      self.cfg.job_stale_seconds)
+                job_id, created = enqueue_folder_scan(
+                    s, self.broker, root, folder, trigger, self.cfg.job_stale_seconds
+                )
         if created:
             jobs.enqueue(self.broker, "scan_plan", job_id)
             self.enqueued.append(job_id)
@@ -361,8 +390,11 @@ def main(cfg: Settings) -> int:
         broker = make_broker(cfg)
     watcher = Watcher(cfg, broker)
     watcher.start()
-    log.info("watching %s (%s)", ", ".join(watcher.roots),
-             f"polling every {cfg.watch_interval:g} s" if cfg.watch_polling else "inotify")
+    log.info(
+        "watching %s (%s)",
+        ", ".join(watcher.roots),
+        f"polling every {cfg.watch_interval:g} s" if cfg.watch_polling else "inotify",
+    )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

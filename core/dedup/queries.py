@@ -118,7 +118,9 @@ def file_group_of(session: Session, ids: Iterable[int] | None = None) -> dict[in
         return {fid: gid for fid, gid in session.execute(q)}
     out: dict[int, str] = {}
     for chunk in chunks(sorted(set(ids))):
-        out.update((fid, gid) for fid, gid in session.execute(q.where(GroupMember.file_id.in_(chunk))))
+        out.update(
+            (fid, gid) for fid, gid in session.execute(q.where(GroupMember.file_id.in_(chunk)))
+        )
     return out
 
 
@@ -159,7 +161,9 @@ def member_ids_of_groups(session: Session, group_ids: Iterable[str]) -> set[int]
     return _select_in(session, DuplicateMember.file_id, DuplicateMember.group_id, group_ids)
 
 
-def stored_groups(session: Session, group_ids: Iterable[str] | None = None) -> dict[str, StoredGroup]:
+def stored_groups(
+    session: Session, group_ids: Iterable[str] | None = None
+) -> dict[str, StoredGroup]:
     """Stored groups by key: these ids, or every group (``None``)."""
     gq = select(
         DuplicateGroup.group_id, DuplicateGroup.duplicate_type, DuplicateGroup.group_key,
@@ -265,9 +269,15 @@ def _filters(dup_type: str | None, status: str | None, min_similarity: float | N
     return conds
 
 
-def list_group_ids(session: Session, *, dup_type: str | None = None, status: str | None = None,
-                   min_similarity: float | None = None, limit: int = 50,
-                   offset: int = 0) -> tuple[list[str], int]:
+def list_group_ids(
+    session: Session,
+    *,
+    dup_type: str | None = None,
+    status: str | None = None,
+    min_similarity: float | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[str], int]:
     """A page of group ids, most reclaimable first (ties by id, so pages are stable)."""
     conds = _filters(dup_type, status, min_similarity)
     where = and_(true(), *conds)
@@ -290,20 +300,38 @@ def dup_views(session: Session, group_ids: Sequence[str]) -> list[DupView]:
     for chunk in chunks(list(dict.fromkeys(group_ids))):
         for g in session.execute(
             select(
-                DuplicateGroup.group_id, DuplicateGroup.duplicate_type, DuplicateGroup.group_key,
-                DuplicateGroup.status, DuplicateGroup.similarity, DuplicateGroup.keeper_file_id,
-                DuplicateGroup.keeper_reason, DuplicateGroup.reclaimable_bytes,
-                DuplicateGroup.created_at, DuplicateGroup.updated_at,
+                DuplicateGroup.group_id,
+                DuplicateGroup.duplicate_type,
+                DuplicateGroup.group_key,
+                DuplicateGroup.status,
+                DuplicateGroup.similarity,
+                DuplicateGroup.keeper_file_id,
+                DuplicateGroup.keeper_reason,
+                DuplicateGroup.reclaimable_bytes,
+                DuplicateGroup.created_at,
+                DuplicateGroup.updated_at,
             ).where(DuplicateGroup.group_id.in_(chunk))
         ):
             views[g[0]] = DupView(g[0], g[1], g[2], g[3], float(g[4]), g[5], g[6], int(g[7]),
                                   g[8], g[9])  # fmt: skip
         for row in session.execute(
             select(
-                DuplicateMember.group_id, DuplicateMember.file_id, DuplicateMember.file_path,
-                DuplicateMember.file_size, DuplicateMember.similarity_score,
-                DuplicateMember.file_hash, File.sha1, File.kind, File.format, File.width,
-                File.height, File.taken_at, File.taken_offset, File.make, File.model, File.status,
+                DuplicateMember.group_id,
+                DuplicateMember.file_id,
+                DuplicateMember.file_path,
+                DuplicateMember.file_size,
+                DuplicateMember.similarity_score,
+                DuplicateMember.file_hash,
+                File.sha1,
+                File.kind,
+                File.format,
+                File.width,
+                File.height,
+                File.taken_at,
+                File.taken_offset,
+                File.make,
+                File.model,
+                File.status,
             )
             .join(File, File.id == DuplicateMember.file_id, isouter=True)
             .where(DuplicateMember.group_id.in_(chunk))
@@ -385,8 +413,6 @@ def stats(session: Session) -> dict[str, Any]:
         "by_status": by_status,
         "reclaimable": reclaim,
     }
-
-
 
 
 def groups_of_files(session: Session, file_ids: Sequence[int]) -> dict[int, list[tuple[str, str]]]:

@@ -133,7 +133,9 @@ def full_candidates(rows: Sequence[tuple[Any, ...]], threshold: int) -> list[tup
     for r in rows:
         sha, size = r[5], r[3]
         if sha and size > 0:
-            sha_files.setdefault(sha, set()).add((r[14], r[15]) if r[14] is not None else ("id", r[0]))
+            sha_files.setdefault(sha, set()).add(
+                (r[14], r[15]) if r[14] is not None else ("id", r[0])
+            )
     shared = {s for s, inodes in sha_files.items() if len(inodes) > 1}
 
     ph_pos = [k for k, r in enumerate(rows) if r[6]]
@@ -152,8 +154,9 @@ def full_candidates(rows: Sequence[tuple[Any, ...]], threshold: int) -> list[tup
     return [r for k, r in enumerate(rows) if keep[k] or (r[5] in shared and r[3] > 0)]
 
 
-def incremental_scope(session: Session, seeds: set[int], threshold: int,
-                      limit: int) -> tuple[list[tuple[Any, ...]], set[str]] | None:
+def incremental_scope(
+    session: Session, seeds: set[int], threshold: int, limit: int
+) -> tuple[list[tuple[Any, ...]], set[str]] | None:
     """(rows of the closed scope, stored group ids touching it), or None above ``limit``."""
     from core.simindex import SimilarityIndex
 
@@ -192,8 +195,13 @@ def incremental_scope(session: Session, seeds: set[int], threshold: int,
 # --- the pass ------------------------------------------------------------------------------
 
 
-def dedupe(session: Session, settings: Settings, *, since: datetime | None,
-           progress: Progress | None = None) -> Stats:
+def dedupe(
+    session: Session,
+    settings: Settings,
+    *,
+    since: datetime | None,
+    progress: Progress | None = None,
+) -> Stats:
     """One dedup pass (``since=None``: full). Writes the difference; does not commit."""
     threshold = settings.phash_threshold
     stats = Stats(mode="full" if since is None else "incremental")
@@ -236,7 +244,9 @@ def dedupe(session: Session, settings: Settings, *, since: datetime | None,
 
 
 def _present_count(session: Session) -> int:
-    return int(session.scalar(select(func.count()).select_from(File).where(File.status == "present")) or 0)
+    return int(
+        session.scalar(select(func.count()).select_from(File).where(File.status == "present")) or 0
+    )
 
 
 def status_of(group: DupGroup, decisions: Iterable[Q.Decision]) -> str:
@@ -256,11 +266,18 @@ def _sig(g: DupGroup) -> list[tuple[int, str, str | None, str | None, float, int
 
 
 def _stored_sig(s: Q.StoredGroup) -> list[tuple[int, str, str | None, str | None, float, int]]:
-    return sorted((fid, p, sha, ph, round(score, 6), size) for fid, p, sha, ph, score, size in s.members)
+    return sorted(
+        (fid, p, sha, ph, round(score, 6), size) for fid, p, sha, ph, score, size in s.members
+    )
 
 
-def _write(session: Session, groups: list[DupGroup], stored: dict[str, Q.StoredGroup],
-           decisions: list[Q.Decision], stats: Stats) -> None:
+def _write(
+    session: Session,
+    groups: list[DupGroup],
+    stored: dict[str, Q.StoredGroup],
+    decisions: list[Q.Decision],
+    stats: Stats,
+) -> None:
     now = utcnow()
     rewrite: list[tuple[str, DupGroup, str]] = []  # (group id, result, status)
     fresh: list[tuple[DupGroup, str]] = []
@@ -376,8 +393,9 @@ def _grouping_pending(session: Session, job: Job) -> bool:
     """A grouping job created with (or before) this one is still queued or running."""
     if utcnow() - job.created_at > GROUPING_WAIT:
         return False
-    q = select(Job.id).where(Job.kind == "group", Job.state.in_(jobs.ACTIVE_STATES),
-                             Job.created_at <= job.created_at)
+    q = select(Job.id).where(
+        Job.kind == "group", Job.state.in_(jobs.ACTIVE_STATES), Job.created_at <= job.created_at
+    )
     if job.root_id is not None:
         q = q.where(Job.root_id == job.root_id)
     return session.scalar(q.limit(1)) is not None
@@ -389,8 +407,12 @@ def _default_defer(job_id: str, delay_ms: int) -> None:
     jobs.enqueue(dramatiq.get_broker(), "dedup_run", job_id, delay_ms=delay_ms)
 
 
-def run_job(session: Session, job_id: str, settings: Settings,
-            defer: Callable[[str, int], None] | None = None) -> bool:
+def run_job(
+    session: Session,
+    job_id: str,
+    settings: Settings,
+    defer: Callable[[str, int], None] | None = None,
+) -> bool:
     """The ``dedup_run`` actor's body: one pass with the job row as progress.
 
     A job waits (re-enqueued after ``DEFER_MS``, never blocking a worker thread) while
@@ -437,16 +459,22 @@ def _run_locked(session: Session, job_id: str, settings: Settings, holder: str) 
     watermark = _next_watermark(session, read_at)
 
     def progress(phase: str, done: int, total: int) -> None:
-        session.execute(update(Job).where(Job.id == job_id).values(
-            phase=phase, done=done, total=total, updated_at=utcnow()))
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(phase=phase, done=done, total=total, updated_at=utcnow())
+        )
         session.commit()
         leases.acquire(session, LEASE, holder, LEASE_TTL)
         session.commit()
 
     stats = dedupe(session, settings, since=since, progress=progress)
     summary = {**stats.as_dict(), "watermark": watermark.isoformat()}
-    session.execute(update(Job).where(Job.id == job_id).values(
-        phase="done", total=stats.files, done=stats.files))
+    session.execute(
+        update(Job)
+        .where(Job.id == job_id)
+        .values(phase="done", total=stats.files, done=stats.files)
+    )
     jobs.finish_job(session, job_id, "done", summary=summary)
     leases.release(session, LEASE, holder)
     session.commit()
@@ -495,8 +523,9 @@ def _identities(session: Session, group: DuplicateGroup) -> list[str]:
     return sorted(out)
 
 
-def record_resolution(session: Session, group_id: str, keep: Sequence[str], action: str
-                      ) -> DuplicateResolution:
+def record_resolution(
+    session: Session, group_id: str, keep: Sequence[str], action: str
+) -> DuplicateResolution:
     """Record the user's decision on an open group; the caller commits.
 
     ``trash``: ``keep`` names the members that stay (at least one); the gateway moves the
@@ -511,8 +540,11 @@ def record_resolution(session: Session, group_id: str, keep: Sequence[str], acti
         raise DedupError(f"no duplicate group {group_id}", 404)
     if group.status != "open":
         raise DedupError(f"duplicate group {group_id} is already {group.status}", 409)
-    paths = list(session.scalars(
-        select(DuplicateMember.file_path).where(DuplicateMember.group_id == group_id)))
+    paths = list(
+        session.scalars(
+            select(DuplicateMember.file_path).where(DuplicateMember.group_id == group_id)
+        )
+    )
     unknown = [p for p in keep if p not in set(paths)]
     if unknown:
         raise DedupError("keep names files outside this group: " + ", ".join(unknown[:5]))
@@ -536,8 +568,9 @@ def reopen(session: Session, group_id: str) -> int:
     if group is None:
         raise DedupError(f"no duplicate group {group_id}", 404)
     if group.status == "open":
-        raise DedupError(f"duplicate group {group_id} is open: there is no decision to withdraw",
-                         409)
+        raise DedupError(
+            f"duplicate group {group_id} is open: there is no decision to withdraw", 409
+        )
     idents = set(_identities(session, group))
     gone = []
     for rid, key, members in session.execute(
@@ -558,6 +591,15 @@ def reopen(session: Session, group_id: str) -> int:
 
 
 __all__ = [
-    "DedupError", "Stats", "dedupe", "full_candidates", "incremental_scope", "member_identity",
-    "record_resolution", "reopen", "run_job", "start_run", "status_of",
+    "DedupError",
+    "Stats",
+    "dedupe",
+    "full_candidates",
+    "incremental_scope",
+    "member_identity",
+    "record_resolution",
+    "reopen",
+    "run_job",
+    "start_run",
+    "status_of",
 ]

@@ -26,8 +26,20 @@ from core.records import FileRecord
 
 # What the rules look at (by name: FileRecord grows fields other rules need).
 _RECORD_COLUMNS = (
-    File.id, File.path, File.kind, File.size, File.format, File.taken_at, File.taken_offset,
-    File.make, File.model, File.serial, File.width, File.height, File.content_id, File.device,
+    File.id,
+    File.path,
+    File.kind,
+    File.size,
+    File.format,
+    File.taken_at,
+    File.taken_offset,
+    File.make,
+    File.model,
+    File.serial,
+    File.width,
+    File.height,
+    File.content_id,
+    File.device,
     File.inode,
 )
 _RECORD_NAMES = tuple(c.key for c in _RECORD_COLUMNS)
@@ -93,8 +105,14 @@ class OverrideRow:
 
 
 def _override(row: GroupOverride) -> OverrideRow:
-    return OverrideRow(row.id, row.action, row.dir_key, tuple(json.loads(row.members)),
-                       row.primary_path, row.created_at)
+    return OverrideRow(
+        row.id,
+        row.action,
+        row.dir_key,
+        tuple(json.loads(row.members)),
+        row.primary_path,
+        row.created_at,
+    )
 
 
 def merge_overrides(session: Session) -> list[OverrideRow]:
@@ -152,17 +170,27 @@ def stored_groups(session: Session, dir_keys: Sequence[str]) -> dict[str, Stored
             .where(File.dir_key.in_(chunk))
         )
         for gid, key, gtype, source, dk in session.execute(
-            select(FileGroup.group_id, FileGroup.group_key, FileGroup.group_type,
-                   FileGroup.source, FileGroup.dir_key)
-            .where(or_(FileGroup.dir_key.in_(chunk), FileGroup.group_id.in_(moved_in)))
+            select(
+                FileGroup.group_id,
+                FileGroup.group_key,
+                FileGroup.group_type,
+                FileGroup.source,
+                FileGroup.dir_key,
+            ).where(or_(FileGroup.dir_key.in_(chunk), FileGroup.group_id.in_(moved_in)))
         ):
             groups[gid] = StoredGroup(gid, key, gtype, source, dk)
     ids = sorted(groups)
     for chunk in chunks(ids):
         for gid, fid, p, kind, role, prim, size in session.execute(
-            select(GroupMember.group_id, GroupMember.file_id, GroupMember.file_path,
-                   GroupMember.file_type, GroupMember.role, GroupMember.is_primary,
-                   GroupMember.file_size).where(GroupMember.group_id.in_(chunk))
+            select(
+                GroupMember.group_id,
+                GroupMember.file_id,
+                GroupMember.file_path,
+                GroupMember.file_type,
+                GroupMember.role,
+                GroupMember.is_primary,
+                GroupMember.file_size,
+            ).where(GroupMember.group_id.in_(chunk))
         ):
             groups[gid].members.append(StoredMember(fid, p, kind, role, bool(prim), size))
     return {g.key: g for g in groups.values()}
@@ -195,8 +223,10 @@ class GroupView:
 
     @property
     def primary(self) -> str | None:
-        return next((m.path for m in self.members if m.is_primary),
-                    self.members[0].path if self.members else None)
+        return next(
+            (m.path for m in self.members if m.is_primary),
+            self.members[0].path if self.members else None,
+        )
 
 
 def group_views(session: Session, group_ids: Sequence[str]) -> list[GroupView]:
@@ -204,12 +234,22 @@ def group_views(session: Session, group_ids: Sequence[str]) -> list[GroupView]:
     found: dict[str, GroupView] = {}
     for chunk in chunks(list(dict.fromkeys(group_ids))):
         for row in session.scalars(select(FileGroup).where(FileGroup.group_id.in_(chunk))):
-            found[row.group_id] = GroupView(row.group_id, row.group_type, row.source,
-                                            row.created_at, row.updated_at)
+            found[row.group_id] = GroupView(
+                row.group_id, row.group_type, row.source, row.created_at, row.updated_at
+            )
         rows = session.execute(
-            select(GroupMember.group_id, GroupMember.file_id, GroupMember.file_path, File.kind,
-                   GroupMember.role, GroupMember.is_primary, File.size, File.sha1, File.taken_at,
-                   File.taken_offset)
+            select(
+                GroupMember.group_id,
+                GroupMember.file_id,
+                GroupMember.file_path,
+                File.kind,
+                GroupMember.role,
+                GroupMember.is_primary,
+                File.size,
+                File.sha1,
+                File.taken_at,
+                File.taken_offset,
+            )
             .join(File, File.id == GroupMember.file_id)
             .where(GroupMember.group_id.in_(chunk))
         )
@@ -232,8 +272,14 @@ def _under(column: Any, prefix: str) -> Any:
     return or_(column == to_bytes(prefix), func.substr(column, 1, len(raw)) == raw)
 
 
-def list_groups(session: Session, *, group_type: str | None = None, path_prefix: str | None = None,
-                limit: int = 50, offset: int = 0) -> tuple[list[GroupView], int]:
+def list_groups(
+    session: Session,
+    *,
+    group_type: str | None = None,
+    path_prefix: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[GroupView], int]:
     """A page of groups ordered by their primary's path, and the total count."""
     primary = (
         select(GroupMember.group_id, GroupMember.file_path)
@@ -246,14 +292,18 @@ def list_groups(session: Session, *, group_type: str | None = None, path_prefix:
     if group_type:
         conds.append(FileGroup.group_type == group_type)
     if path_prefix:
-        conds.append(FileGroup.group_id.in_(
-            select(GroupMember.group_id).where(_under(GroupMember.file_path, path_prefix))
-        ))
+        conds.append(
+            FileGroup.group_id.in_(
+                select(GroupMember.group_id).where(_under(GroupMember.file_path, path_prefix))
+            )
+        )
     for c in conds:
         q, cq = q.where(c), cq.where(c)
-    ids = list(session.scalars(
-        q.order_by(primary.c.file_path, FileGroup.group_id).limit(limit).offset(offset)
-    ))
+    ids = list(
+        session.scalars(
+            q.order_by(primary.c.file_path, FileGroup.group_id).limit(limit).offset(offset)
+        )
+    )
     return group_views(session, ids), int(session.scalar(cq) or 0)
 
 
@@ -269,5 +319,3 @@ def group_id_of_files(session: Session, file_ids: Sequence[int]) -> dict[int, st
         ):
             out[fid] = gid
     return out
-
-

@@ -83,8 +83,10 @@ class Stats:
         return bool(self.created or self.updated or self.deleted)
 
     def as_dict(self) -> dict[str, int]:
-        return {k: getattr(self, k) for k in
-                ("folders", "files", "groups", "created", "updated", "deleted", "unchanged")}
+        return {
+            k: getattr(self, k)
+            for k in ("folders", "files", "groups", "created", "updated", "deleted", "unchanged")
+        }
 
 
 # --- scope -------------------------------------------------------------------------------
@@ -183,8 +185,13 @@ def _member_sig(members: Iterable[tuple[int, str, str, str, bool, int]]) -> tupl
     return tuple(sorted(members))
 
 
-def _write(session: Session, results: list[GroupResult], files: dict[int, FileRecord],
-           stored: dict[str, Q.StoredGroup], stats: Stats) -> None:
+def _write(
+    session: Session,
+    results: list[GroupResult],
+    files: dict[int, FileRecord],
+    stored: dict[str, Q.StoredGroup],
+    stats: Stats,
+) -> None:
     now = utcnow()
     wanted: dict[str, tuple[GroupResult, str, tuple]] = {}
     for r in results:
@@ -227,18 +234,31 @@ def _write(session: Session, results: list[GroupResult], files: dict[int, FileRe
         session.execute(delete(FileGroup).where(FileGroup.group_id.in_(chunk)))
     for gid, r, dk, _sig in rewrite:
         session.execute(
-            update(FileGroup).where(FileGroup.group_id == gid).values(
-                group_key=r.key, group_type=r.type, dir_key=dk,
-                source="manual" if r.type == "manual" else "auto", updated_at=now,
+            update(FileGroup)
+            .where(FileGroup.group_id == gid)
+            .values(
+                group_key=r.key,
+                group_type=r.type,
+                dir_key=dk,
+                source="manual" if r.type == "manual" else "auto",
+                updated_at=now,
             )
         )
     new_groups = []
     members: list[dict[str, Any]] = []
     for r, dk, _sig in inserts:
         gid = new_id()
-        new_groups.append(dict(group_id=gid, group_type=r.type, group_key=r.key, dir_key=dk,
-                               source="manual" if r.type == "manual" else "auto",
-                               created_at=now, updated_at=now))
+        new_groups.append(
+            dict(
+                group_id=gid,
+                group_type=r.type,
+                group_key=r.key,
+                dir_key=dk,
+                source="manual" if r.type == "manual" else "auto",
+                created_at=now,
+                updated_at=now,
+            )
+        )
         members.extend(_members(gid, r, files))
     for gid, r, _dk, _sig in rewrite:
         members.extend(_members(gid, r, files))
@@ -261,8 +281,12 @@ def _copy_text(value: Any) -> str:
         return value.isoformat(sep=" ")
     text = str(value)
     if any(c in text for c in "\\\t\n\r"):
-        text = (text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-                .replace("\r", "\\r"))
+        text = (
+            text.replace("\\", "\\\\")
+            .replace("\t", "\\t")
+            .replace("\n", "\\n")
+            .replace("\r", "\\r")
+        )
     return text
 
 
@@ -280,7 +304,9 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
     buf = io.StringIO()
     for row in rows:
         values = [row[c] for c in cols]
-        values = [os.fsencode(v) if c == "file_path" else v for c, v in zip(cols, values, strict=True)]
+        values = [
+            os.fsencode(v) if c == "file_path" else v for c, v in zip(cols, values, strict=True)
+        ]
         buf.write("\t".join(_copy_text(v) for v in values))
         buf.write("\n")
     buf.seek(0)
@@ -295,15 +321,27 @@ def bulk_insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> Non
 
 def _members(gid: str, r: GroupResult, files: dict[int, FileRecord]) -> list[dict[str, Any]]:
     return [
-        dict(group_id=gid, file_id=m.file_id, file_path=m.path, file_type=files[m.file_id].kind,
-             role=m.role, is_primary=m.is_primary, file_size=files[m.file_id].size)
+        dict(
+            group_id=gid,
+            file_id=m.file_id,
+            file_path=m.path,
+            file_type=files[m.file_id].kind,
+            role=m.role,
+            is_primary=m.is_primary,
+            file_size=files[m.file_id].size,
+        )
         for m in r.members
     ]
 
 
-def regroup(session: Session, dir_keys: Iterable[str] | None, *, policy: str = "rendition",
-            root_id: int | None = None,
-            progress: Callable[[int, int], bool] | None = None) -> Stats:
+def regroup(
+    session: Session,
+    dir_keys: Iterable[str] | None,
+    *,
+    policy: str = "rendition",
+    root_id: int | None = None,
+    progress: Callable[[int, int], bool] | None = None,
+) -> Stats:
     """Regroup these folders (``None``: every folder, of ``root_id`` or of all roots).
 
     ``progress(done, total)`` is called after each batch of folders with the folders
@@ -316,8 +354,9 @@ def regroup(session: Session, dir_keys: Iterable[str] | None, *, policy: str = "
     done = 0
     for batch in scope.batches():
         records = Q.records_in_folders(session, batch)
-        results = group_folder(records, policy=policy,
-                               overrides=_overrides(session, batch, scope.merges))
+        results = group_folder(
+            records, policy=policy, overrides=_overrides(session, batch, scope.merges)
+        )
         stored = Q.stored_groups(session, batch)
         _write(session, results, {r.id: r for r in records}, stored, stats)
         stats.files += len(records)
@@ -327,8 +366,9 @@ def regroup(session: Session, dir_keys: Iterable[str] | None, *, policy: str = "
     return stats
 
 
-def run_job(session: Session, job_id: str, dir_keys: Sequence[str] | None,
-            settings: Settings) -> bool:
+def run_job(
+    session: Session, job_id: str, dir_keys: Sequence[str] | None, settings: Settings
+) -> bool:
     """The ``group_run`` actor's body: regroup, with the job row as progress.
 
     Commits after each batch so the progress shows; a redelivered message for a job
@@ -343,14 +383,16 @@ def run_job(session: Session, job_id: str, dir_keys: Sequence[str] | None,
     session.commit()
 
     def progress(done: int, total: int) -> bool:
-        session.execute(update(Job).where(Job.id == job_id).values(
-            total=total, done=done, updated_at=utcnow()))
+        session.execute(
+            update(Job).where(Job.id == job_id).values(total=total, done=done, updated_at=utcnow())
+        )
         session.commit()
         state = session.scalar(select(Job.state).where(Job.id == job_id))
         return state in jobs.ACTIVE_STATES
 
-    stats = regroup(session, dir_keys, policy=settings.primary_policy, root_id=job.root_id,
-                    progress=progress)
+    stats = regroup(
+        session, dir_keys, policy=settings.primary_policy, root_id=job.root_id, progress=progress
+    )
     session.execute(update(Job).where(Job.id == job_id).values(total=stats.folders))
     jobs.finish_job(session, job_id, "done", summary=stats.as_dict())
     session.commit()
@@ -379,8 +421,9 @@ def _dumps(paths: Iterable[str]) -> str:
     return json.dumps(sorted(set(paths)))
 
 
-def split_group(session: Session, group_id: str, paths: Sequence[str] | None,
-                settings: Settings) -> Stats:
+def split_group(
+    session: Session, group_id: str, paths: Sequence[str] | None, settings: Settings
+) -> Stats:
     """Take ``paths`` out of the group (each on its own), or dissolve it (``None``).
 
     Kept across scans: automatic rules never pair those files with the rest again.
@@ -388,8 +431,9 @@ def split_group(session: Session, group_id: str, paths: Sequence[str] | None,
     Regroups the folders concerned at once. Does not commit.
     """
     group = _group_row(session, group_id)
-    members = list(session.scalars(
-        select(GroupMember.file_path).where(GroupMember.group_id == group_id)))
+    members = list(
+        session.scalars(select(GroupMember.file_path).where(GroupMember.group_id == group_id))
+    )
     if paths:
         unknown = [p for p in paths if p not in members]
         if unknown:
@@ -401,15 +445,29 @@ def split_group(session: Session, group_id: str, paths: Sequence[str] | None,
     now = utcnow()
     if paths:
         for p in sorted(out):
-            session.add(GroupOverride(action="split", dir_key=dir_key(p), members=_dumps(members),
-                                      primary_path=p, created_at=now))
+            session.add(
+                GroupOverride(
+                    action="split",
+                    dir_key=dir_key(p),
+                    members=_dumps(members),
+                    primary_path=p,
+                    created_at=now,
+                )
+            )
     else:
         by_folder: dict[str, list[str]] = defaultdict(list)
         for p in members:
             by_folder[dir_key(p)].append(p)
         for dk in sorted(by_folder):
-            session.add(GroupOverride(action="split", dir_key=dk, members=_dumps(members),
-                                      primary_path=None, created_at=now))
+            session.add(
+                GroupOverride(
+                    action="split",
+                    dir_key=dk,
+                    members=_dumps(members),
+                    primary_path=None,
+                    created_at=now,
+                )
+            )
         # A split row is read by the folders it names, so a cross-folder group gets
         # one per folder; rules only use pairs whose files they see.
     for m in Q.merge_overrides(session):
@@ -429,8 +487,9 @@ def split_group(session: Session, group_id: str, paths: Sequence[str] | None,
     return regroup(session, folders, policy=settings.primary_policy)
 
 
-def merge_files(session: Session, paths: Sequence[str], primary: str | None,
-                settings: Settings) -> tuple[str, Stats]:
+def merge_files(
+    session: Session, paths: Sequence[str], primary: str | None, settings: Settings
+) -> tuple[str, Stats]:
     """Put these files into one manual group (kept across scans); returns its group id.
 
     Files may lie in different folders. Files already in a manual group bring that
@@ -444,8 +503,15 @@ def merge_files(session: Session, paths: Sequence[str], primary: str | None,
     for p in wanted:
         _present_file(session, p)
     anchor = primary or wanted[0]
-    session.add(GroupOverride(action="merge", dir_key=dir_key(anchor), members=_dumps(wanted),
-                              primary_path=primary, created_at=utcnow()))
+    session.add(
+        GroupOverride(
+            action="merge",
+            dir_key=dir_key(anchor),
+            members=_dumps(wanted),
+            primary_path=primary,
+            created_at=utcnow(),
+        )
+    )
     session.flush()
     stats = regroup(session, {dir_key(p) for p in wanted}, policy=settings.primary_policy)
     fid = _present_file(session, anchor).id
@@ -462,5 +528,12 @@ def group_of_path(session: Session, path: str) -> str | None:
     return Q.group_id_of_files(session, [f.id]).get(f.id)
 
 
-__all__ = ["GroupingError", "Stats", "regroup", "run_job", "split_group", "merge_files",
-           "group_of_path"]
+__all__ = [
+    "GroupingError",
+    "Stats",
+    "regroup",
+    "run_job",
+    "split_group",
+    "merge_files",
+    "group_of_path",
+]

@@ -45,8 +45,15 @@ _ISO_RE = re.compile(
 
 # The metadata fields both ExifFacts and the catalog's FileFacts carry.
 FACT_FIELDS = (
-    "taken_at", "taken_offset", "make", "model", "serial", "orientation", "content_id",
-    "width", "height",
+    "taken_at",
+    "taken_offset",
+    "make",
+    "model",
+    "serial",
+    "orientation",
+    "content_id",
+    "width",
+    "height",
 )
 
 

@@ -34,8 +34,14 @@ def seeded_state(n_assets: int, big_file: str | None, api_key: str, library_root
         # Pairs IMG_n.JPG + IMG_n.CR3, as a RAW+JPEG library looks.
         ext = ".CR3" if i % 2 else ".JPG"
         path = f"{library_root}/2024/05/IMG_{i // 2:05d}{ext}"
-        state.add_asset(BENCH_USER_ID, path, content=path.encode(), library_id=BENCH_LIBRARY_ID,
-                        taken=start + timedelta(minutes=i), asset_id=bench_asset_id(i))
+        state.add_asset(
+            BENCH_USER_ID,
+            path,
+            content=path.encode(),
+            library_id=BENCH_LIBRARY_ID,
+            taken=start + timedelta(minutes=i),
+            asset_id=bench_asset_id(i),
+        )
     if big_file:
         state.assets[bench_asset_id(0)]["originalMimeType"] = "video/mp4"
         state.blobs[bench_asset_id(0)] = big_file
@@ -46,9 +52,12 @@ def seeded_state(n_assets: int, big_file: str | None, api_key: str, library_root
 def main() -> None:
     from gunicorn.app.base import BaseApplication
 
-    state = seeded_state(int(os.environ.get("FAKE_ASSETS", "2000")), os.environ.get("FAKE_BIG_FILE"),
-                         os.environ.get("FAKE_API_KEY", "bench-key"),
-                         os.environ.get("FAKE_LIBRARY_ROOT", "/mnt/photos"))
+    state = seeded_state(
+        int(os.environ.get("FAKE_ASSETS", "2000")),
+        os.environ.get("FAKE_BIG_FILE"),
+        os.environ.get("FAKE_API_KEY", "bench-key"),
+        os.environ.get("FAKE_LIBRARY_ROOT", "/mnt/photos"),
+    )
     app = create_app(state)
 
     class _App(BaseApplication):

@@ -49,7 +49,9 @@ class FakeState:
     passwords: dict[str, str] = field(default_factory=dict)  # email -> password
     sessions: dict[str, str] = field(default_factory=dict)  # token -> user id
     api_keys: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
-    shared_links: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)  # key -> (user, asset ids)
+    shared_links: dict[str, tuple[str, frozenset[str]]] = field(
+        default_factory=dict
+    )  # key -> (user, asset ids)
     assets: dict[str, dict[str, Any]] = field(default_factory=dict)
     blobs: dict[str, bytes | str] = field(default_factory=dict)  # asset id -> bytes or file path
     calls: Counter = field(default_factory=Counter)
@@ -61,12 +63,23 @@ class FakeState:
         uid = str(uuid.uuid4())
         now = iso(datetime(2024, 1, 1, tzinfo=UTC))
         user = {
-            "id": uid, "email": email, "name": name or email.split("@")[0], "isAdmin": is_admin,
-            "status": "active", "storageLabel": "admin" if is_admin else None,
-            "quotaSizeInBytes": None, "quotaUsageInBytes": 0, "oauthId": "",
-            "avatarColor": "primary", "profileImagePath": "", "profileChangedAt": now,
-            "shouldChangePassword": False, "createdAt": now, "updatedAt": now,
-            "deletedAt": None, "license": None,
+            "id": uid,
+            "email": email,
+            "name": name or email.split("@")[0],
+            "isAdmin": is_admin,
+            "status": "active",
+            "storageLabel": "admin" if is_admin else None,
+            "quotaSizeInBytes": None,
+            "quotaUsageInBytes": 0,
+            "oauthId": "",
+            "avatarColor": "primary",
+            "profileImagePath": "",
+            "profileChangedAt": now,
+            "shouldChangePassword": False,
+            "createdAt": now,
+            "updatedAt": now,
+            "deletedAt": None,
+            "license": None,
         }
         self.users[uid] = user
         self.passwords[email] = password
@@ -121,31 +134,82 @@ class FakeState:
             size = os.path.getsize(file or original_path)
             self.blobs[aid] = file or original_path
         ext = os.path.splitext(original_path)[1].lower()
-        mime = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".cr3": "image/x-canon-cr3",
-                ".heic": "image/heic", ".mov": "video/quicktime", ".mp4": "video/mp4",
-                ".dng": "image/x-adobe-dng", ".png": "image/png"}.get(ext, "application/octet-stream")
+        mime = {
+            ".jpg": "image/jpeg",
+            ".jpeg": "image/jpeg",
+            ".cr3": "image/x-canon-cr3",
+            ".heic": "image/heic",
+            ".mov": "video/quicktime",
+            ".mp4": "video/mp4",
+            ".dng": "image/x-adobe-dng",
+            ".png": "image/png",
+        }.get(ext, "application/octet-stream")
         is_video = mime.startswith("video/")
         owner = self.users[owner_id]
         asset = {
-            "id": aid, "ownerId": owner_id,
-            "owner": {k: owner[k] for k in ("id", "email", "name", "avatarColor", "profileImagePath", "profileChangedAt")},
-            "libraryId": library_id, "type": "VIDEO" if is_video else "IMAGE",
-            "originalPath": original_path, "originalFileName": os.path.basename(original_path),
-            "originalMimeType": mime, "checksum": checksum,
-            "fileCreatedAt": iso(taken), "fileModifiedAt": iso(taken), "localDateTime": iso(taken),
-            "createdAt": iso(taken + timedelta(days=1)), "updatedAt": iso(taken + timedelta(days=1)),
-            "isFavorite": False, "isArchived": False, "isTrashed": False, "isOffline": False,
-            "isEdited": False, "hasMetadata": True, "visibility": "timeline",
-            "width": width, "height": height, "duration": 5000 if is_video else None,
-            "thumbhash": "1QcSHQRnh493V4dIh4eXh1h4kJUI", "livePhotoVideoId": None,
-            "duplicateId": duplicate_id, "stack": None, "tags": [], "people": [],
+            "id": aid,
+            "ownerId": owner_id,
+            "owner": {
+                k: owner[k]
+                for k in (
+                    "id",
+                    "email",
+                    "name",
+                    "avatarColor",
+                    "profileImagePath",
+                    "profileChangedAt",
+                )
+            },
+            "libraryId": library_id,
+            "type": "VIDEO" if is_video else "IMAGE",
+            "originalPath": original_path,
+            "originalFileName": os.path.basename(original_path),
+            "originalMimeType": mime,
+            "checksum": checksum,
+            "fileCreatedAt": iso(taken),
+            "fileModifiedAt": iso(taken),
+            "localDateTime": iso(taken),
+            "createdAt": iso(taken + timedelta(days=1)),
+            "updatedAt": iso(taken + timedelta(days=1)),
+            "isFavorite": False,
+            "isArchived": False,
+            "isTrashed": False,
+            "isOffline": False,
+            "isEdited": False,
+            "hasMetadata": True,
+            "visibility": "timeline",
+            "width": width,
+            "height": height,
+            "duration": 5000 if is_video else None,
+            "thumbhash": "1QcSHQRnh493V4dIh4eXh1h4kJUI",
+            "livePhotoVideoId": None,
+            "duplicateId": duplicate_id,
+            "stack": None,
+            "tags": [],
+            "people": [],
             "exifInfo": {
-                "make": make, "model": model, "lensModel": None, "dateTimeOriginal": iso(taken),
-                "modifyDate": iso(taken), "timeZone": "UTC", "exifImageWidth": width,
-                "exifImageHeight": height, "fileSizeInByte": size, "orientation": "1",
-                "fNumber": 2.8, "exposureTime": "1/200", "iso": 100, "focalLength": 50.0,
-                "rating": None, "description": "", "latitude": None, "longitude": None,
-                "city": None, "state": None, "country": None, "projectionType": None,
+                "make": make,
+                "model": model,
+                "lensModel": None,
+                "dateTimeOriginal": iso(taken),
+                "modifyDate": iso(taken),
+                "timeZone": "UTC",
+                "exifImageWidth": width,
+                "exifImageHeight": height,
+                "fileSizeInByte": size,
+                "orientation": "1",
+                "fNumber": 2.8,
+                "exposureTime": "1/200",
+                "iso": 100,
+                "focalLength": 50.0,
+                "rating": None,
+                "description": "",
+                "latitude": None,
+                "longitude": None,
+                "city": None,
+                "state": None,
+                "country": None,
+                "projectionType": None,
             },
         }
         self.assets[aid] = asset
@@ -160,8 +224,12 @@ def _error(status: int, message: str) -> Response:
 
 
 def _validation(message: str) -> Response:
-    resp = jsonify({"message": "Validation failed",
-                    "errors": [{"code": "custom", "path": [], "message": message}]})
+    resp = jsonify(
+        {
+            "message": "Validation failed",
+            "errors": [{"code": "custom", "path": [], "message": message}],
+        }
+    )
     resp.status_code = 400
     resp.headers["X-Correlation-ID"] = str(uuid.uuid4())
     return resp
@@ -195,10 +263,13 @@ def create_app(state: FakeState | None = None) -> Flask:
         share_key = h.get("x-immich-share-key") or q.get("key")
         share_slug = h.get("x-immich-share-slug") or q.get("slug")
         bearer = h.get("Authorization", "")
-        session = (h.get("x-immich-user-token") or h.get("x-immich-session-token")
-                   or q.get("sessionKey")
-                   or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
-                   or request.cookies.get(COOKIE_TOKEN))
+        session = (
+            h.get("x-immich-user-token")
+            or h.get("x-immich-session-token")
+            or q.get("sessionKey")
+            or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
+            or request.cookies.get(COOKIE_TOKEN)
+        )
         api_key = h.get("x-api-key") or q.get("apiKey")
         g.shared_assets = None
         g.session_token = None
@@ -244,7 +315,9 @@ def create_app(state: FakeState | None = None) -> Flask:
                     return denied
                 return fn(**kwargs)
 
-            app.add_url_rule("/api" + rule, endpoint=fn.__name__, view_func=wrapper, methods=methods)
+            app.add_url_rule(
+                "/api" + rule, endpoint=fn.__name__, view_func=wrapper, methods=methods
+            )
             return wrapper
 
         return deco
@@ -252,16 +325,21 @@ def create_app(state: FakeState | None = None) -> Flask:
     def visible(asset_id: str, perm: str) -> dict[str, Any] | Response:
         asset = state.assets.get(asset_id)
         ok = asset is not None and (
-            asset["id"] in g.shared_assets if g.shared_assets is not None
-            else asset["ownerId"] == g.user["id"])
+            asset["id"] in g.shared_assets
+            if g.shared_assets is not None
+            else asset["ownerId"] == g.user["id"]
+        )
         if not ok:
             return _error(400, f"Not found or no {perm} access")
         return asset
 
     def own_assets(with_deleted: bool = False) -> list[dict[str, Any]]:
         uid = g.user["id"]
-        return [a for a in state.assets.values()
-                if a["ownerId"] == uid and (with_deleted or not a["isTrashed"])]
+        return [
+            a
+            for a in state.assets.values()
+            if a["ownerId"] == uid and (with_deleted or not a["isTrashed"])
+        ]
 
     def json_body() -> dict[str, Any] | None:
         body = request.get_json(silent=True)
@@ -280,25 +358,41 @@ def create_app(state: FakeState | None = None) -> Flask:
     @route("/auth/login", "/auth/login", ["POST"])
     def login():
         body = json_body()
-        if not body or not isinstance(body.get("email"), str) or not isinstance(body.get("password"), str):
+        if (
+            not body
+            or not isinstance(body.get("email"), str)
+            or not isinstance(body.get("password"), str)
+        ):
             return _validation("email and password are required")
         email = body["email"].lower()
         if state.passwords.get(email) != body["password"]:
             return _error(401, "Incorrect email or password")
         user = next(u for u in state.users.values() if u["email"] == email)
         token = state.new_session(user["id"])
-        resp = jsonify({
-            "accessToken": token, "userId": user["id"], "userEmail": user["email"],
-            "name": user["name"], "isAdmin": user["isAdmin"], "isOnboarded": True,
-            "profileImagePath": user["profileImagePath"],
-            "shouldChangePassword": user["shouldChangePassword"],
-        })
+        resp = jsonify(
+            {
+                "accessToken": token,
+                "userId": user["id"],
+                "userEmail": user["email"],
+                "name": user["name"],
+                "isAdmin": user["isAdmin"],
+                "isOnboarded": True,
+                "profileImagePath": user["profileImagePath"],
+                "shouldChangePassword": user["shouldChangePassword"],
+            }
+        )
         resp.status_code = 201
         age = 400 * 24 * 3600
         secure = request.headers.get("X-Forwarded-Proto", request.scheme) == "https"
-        resp.set_cookie(COOKIE_TOKEN, token, max_age=age, httponly=True, samesite="Lax", secure=secure)
-        resp.set_cookie(COOKIE_AUTH_TYPE, "password", max_age=age, httponly=True, samesite="Lax", secure=secure)
-        resp.set_cookie(COOKIE_IS_AUTH, "true", max_age=age, httponly=False, samesite="Lax", secure=secure)
+        resp.set_cookie(
+            COOKIE_TOKEN, token, max_age=age, httponly=True, samesite="Lax", secure=secure
+        )
+        resp.set_cookie(
+            COOKIE_AUTH_TYPE, "password", max_age=age, httponly=True, samesite="Lax", secure=secure
+        )
+        resp.set_cookie(
+            COOKIE_IS_AUTH, "true", max_age=age, httponly=False, samesite="Lax", secure=secure
+        )
         return resp
 
     @route("/auth/logout", "/auth/logout", ["POST"])
@@ -364,9 +458,14 @@ def create_app(state: FakeState | None = None) -> Flask:
             return asset
         blob = state.blobs[asset_id]
         src = io.BytesIO(blob) if isinstance(blob, bytes) else blob
-        resp = send_file(src, mimetype=asset["originalMimeType"], conditional=True,
-                         download_name=asset["originalFileName"], etag=asset["checksum"],
-                         max_age=0)
+        resp = send_file(
+            src,
+            mimetype=asset["originalMimeType"],
+            conditional=True,
+            download_name=asset["originalFileName"],
+            etag=asset["checksum"],
+            max_age=0,
+        )
         resp.headers["Cache-Control"] = "private, max-age=86400, no-transform"
         return resp
 
@@ -389,8 +488,9 @@ def create_app(state: FakeState | None = None) -> Flask:
             if a["ownerId"] == g.user["id"] and a["checksum"] == checksum and not a["libraryId"]:
                 os.unlink(tmp.name)
                 return jsonify({"id": a["id"], "status": "duplicate"}), 200
-        asset = state.add_asset(g.user["id"], f"/data/upload/{g.user['id']}/{file.filename}",
-                                file=tmp.name)
+        asset = state.add_asset(
+            g.user["id"], f"/data/upload/{g.user['id']}/{file.filename}", file=tmp.name
+        )
         return jsonify({"id": asset["id"], "status": "created"}), 201
 
     @route("/assets", "/assets", ["DELETE"])
@@ -428,8 +528,15 @@ def create_app(state: FakeState | None = None) -> Flask:
                 return _validation("checksum must be base64 or hex")
             hit = by_sum.get(digest)
             if hit:
-                results.append({"id": item.get("id"), "action": "reject", "reason": "duplicate",
-                                "assetId": hit["id"], "isTrashed": hit["isTrashed"]})
+                results.append(
+                    {
+                        "id": item.get("id"),
+                        "action": "reject",
+                        "reason": "duplicate",
+                        "assetId": hit["id"],
+                        "isTrashed": hit["isTrashed"],
+                    }
+                )
             else:
                 results.append({"id": item.get("id"), "action": "accept"})
         return jsonify({"results": results})
@@ -458,8 +565,10 @@ def create_app(state: FakeState | None = None) -> Flask:
             items = [a for a in items if a["fileCreatedAt"] >= body["takenAfter"]]
         if body.get("takenBefore"):
             items = [a for a in items if a["fileCreatedAt"] <= body["takenBefore"]]
-        items.sort(key=lambda a: (a["fileCreatedAt"], a["id"]), reverse=body.get("order", "desc") == "desc")
-        chunk = items[(page - 1) * size: page * size]
+        items.sort(
+            key=lambda a: (a["fileCreatedAt"], a["id"]), reverse=body.get("order", "desc") == "desc"
+        )
+        chunk = items[(page - 1) * size : page * size]
         more = len(items) > page * size
         out = []
         for a in chunk:
@@ -468,11 +577,18 @@ def create_app(state: FakeState | None = None) -> Flask:
             if not body.get("withExif"):
                 a2.pop("exifInfo", None)
             out.append(a2)
-        return jsonify({
-            "albums": {"total": 0, "count": 0, "items": [], "facets": []},
-            "assets": {"total": len(chunk), "count": len(chunk), "items": out, "facets": [],
-                       "nextPage": str(page + 1) if more else None},
-        })
+        return jsonify(
+            {
+                "albums": {"total": 0, "count": 0, "items": [], "facets": []},
+                "assets": {
+                    "total": len(chunk),
+                    "count": len(chunk),
+                    "items": out,
+                    "facets": [],
+                    "nextPage": str(page + 1) if more else None,
+                },
+            }
+        )
 
     # --- timeline -------------------------------------------------------------------------
     def timeline_assets() -> list[dict[str, Any]]:
@@ -487,7 +603,9 @@ def create_app(state: FakeState | None = None) -> Flask:
     @route("/timeline/buckets", "/timeline/buckets", ["GET"])
     def buckets():
         counts: Counter = Counter(a["localDateTime"][:7] + "-01" for a in timeline_assets())
-        return jsonify([{"timeBucket": k, "count": v} for k, v in sorted(counts.items(), reverse=True)])
+        return jsonify(
+            [{"timeBucket": k, "count": v} for k, v in sorted(counts.items(), reverse=True)]
+        )
 
     bucket_memo: dict[tuple, bytes] = {}
 
@@ -499,16 +617,52 @@ def create_app(state: FakeState | None = None) -> Flask:
         items = [a for a in timeline_assets() if a["localDateTime"][:7] == tb[:7]]
         # Benchmarks time the gateway, not this fake: reuse the encoded answer while
         # nothing that the columns show has changed.
-        memo_key = (g.user["id"], tb, request.args.get("order", "desc"), tuple(
-            (a["id"], a["isFavorite"], a["isTrashed"], a["visibility"], a["fileCreatedAt"],
-             id(a.get("stack")), a["livePhotoVideoId"]) for a in items))
+        memo_key = (
+            g.user["id"],
+            tb,
+            request.args.get("order", "desc"),
+            tuple(
+                (
+                    a["id"],
+                    a["isFavorite"],
+                    a["isTrashed"],
+                    a["visibility"],
+                    a["fileCreatedAt"],
+                    id(a.get("stack")),
+                    a["livePhotoVideoId"],
+                )
+                for a in items
+            ),
+        )
         if memo_key in bucket_memo:
             return Response(bucket_memo[memo_key], mimetype="application/json")
-        items.sort(key=lambda a: a["fileCreatedAt"], reverse=request.args.get("order", "desc") == "desc")
-        cols: dict[str, list] = {k: [] for k in (
-            "id", "ownerId", "ratio", "isFavorite", "isImage", "isTrashed", "visibility",
-            "fileCreatedAt", "localOffsetHours", "createdAt", "duration", "livePhotoVideoId",
-            "projectionType", "thumbhash", "stack", "city", "country", "latitude", "longitude")}
+        items.sort(
+            key=lambda a: a["fileCreatedAt"], reverse=request.args.get("order", "desc") == "desc"
+        )
+        cols: dict[str, list] = {
+            k: []
+            for k in (
+                "id",
+                "ownerId",
+                "ratio",
+                "isFavorite",
+                "isImage",
+                "isTrashed",
+                "visibility",
+                "fileCreatedAt",
+                "localOffsetHours",
+                "createdAt",
+                "duration",
+                "livePhotoVideoId",
+                "projectionType",
+                "thumbhash",
+                "stack",
+                "city",
+                "country",
+                "latitude",
+                "longitude",
+            )
+        }
         for a in items:
             cols["id"].append(a["id"])
             cols["ownerId"].append(a["ownerId"])
@@ -545,9 +699,16 @@ def create_app(state: FakeState | None = None) -> Flask:
         for dup_id, members in sorted(groups.items()):
             if len(members) < 2:  # singletons are pruned on read
                 continue
-            keep = max(members, key=lambda a: (a["exifInfo"]["fileSizeInByte"] or 0,
-                                               sum(v is not None for v in a["exifInfo"].values())))
-            out.append({"duplicateId": dup_id, "assets": members, "suggestedKeepAssetIds": [keep["id"]]})
+            keep = max(
+                members,
+                key=lambda a: (
+                    a["exifInfo"]["fileSizeInByte"] or 0,
+                    sum(v is not None for v in a["exifInfo"].values()),
+                ),
+            )
+            out.append(
+                {"duplicateId": dup_id, "assets": members, "suggestedKeepAssetIds": [keep["id"]]}
+            )
         return jsonify(out)
 
     @app.errorhandler(404)

@@ -101,9 +101,16 @@ def library(tmp_path) -> Any:
 @pytest.fixture
 def gateway_settings(immich, grouping_url, dedup_url, tmp_path, library) -> Settings:
     return load_settings(
-        {}, immich_url=immich.url, grouping_url=grouping_url, dedup_url=dedup_url,
-        service_token=SERVICE_TOKEN, data_dir=tmp_path / "data", cache_url="memory://",
-        library_roots=(library,), path_map=(("/mnt/photos", str(library)),))
+        {},
+        immich_url=immich.url,
+        grouping_url=grouping_url,
+        dedup_url=dedup_url,
+        service_token=SERVICE_TOKEN,
+        data_dir=tmp_path / "data",
+        cache_url="memory://",
+        library_roots=(library,),
+        path_map=(("/mnt/photos", str(library)),),
+    )
 
 
 @pytest.fixture

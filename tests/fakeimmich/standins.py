@@ -28,40 +28,80 @@ class ServiceState:
     lookup_batches: list[int] = field(default_factory=list)
     auth_seen: list[str] = field(default_factory=list)
 
-    def add_file(self, path: str, sha1: str | None = None, size: int = 1000, kind: str = "image") -> dict:
+    def add_file(
+        self, path: str, sha1: str | None = None, size: int = 1000, kind: str = "image"
+    ) -> dict:
         f = {"path": path, "sha1": sha1, "size": size, "kind": kind}
         self.files[path] = f
         return f
 
-    def add_group(self, paths: list[str], type_: str = "raw_jpeg", primary: str | None = None,
-                  sha1s: dict[str, str] | None = None) -> dict:
+    def add_group(
+        self,
+        paths: list[str],
+        type_: str = "raw_jpeg",
+        primary: str | None = None,
+        sha1s: dict[str, str] | None = None,
+    ) -> dict:
         gid = str(uuid.uuid4())
         sha1s = sha1s or {}
         primary = primary or paths[0]
         members = []
         for p in paths:
-            f = self.files.get(p) or self.add_file(p, sha1s.get(p),
-                                                   kind="raw" if p.lower().endswith((".cr3", ".dng")) else "image")
-            members.append({"path": p, "kind": f["kind"], "role": "raw" if f["kind"] == "raw" else "rendition",
-                            "is_primary": p == primary, "size": f["size"], "sha1": f["sha1"]})
+            f = self.files.get(p) or self.add_file(
+                p, sha1s.get(p), kind="raw" if p.lower().endswith((".cr3", ".dng")) else "image"
+            )
+            members.append(
+                {
+                    "path": p,
+                    "kind": f["kind"],
+                    "role": "raw" if f["kind"] == "raw" else "rendition",
+                    "is_primary": p == primary,
+                    "size": f["size"],
+                    "sha1": f["sha1"],
+                }
+            )
         group = {"id": gid, "type": type_, "primary": primary, "members": members}
         self.groups[gid] = group
         return group
 
-    def add_duplicate(self, paths: list[str], type_: str = "exact", keep: str | None = None,
-                      similarity: float = 1.0, sha1s: dict[str, str] | None = None) -> dict:
+    def add_duplicate(
+        self,
+        paths: list[str],
+        type_: str = "exact",
+        keep: str | None = None,
+        similarity: float = 1.0,
+        sha1s: dict[str, str] | None = None,
+    ) -> dict:
         did = str(uuid.uuid4())
         sha1s = sha1s or {}
         members = []
         for p in paths:
             f = self.files.get(p) or self.add_file(p, sha1s.get(p))
-            members.append({"path": p, "size": f["size"], "width": 4000, "height": 3000,
-                            "taken_at": "2024-05-17T10:30:00", "make": "Canon", "model": "EOS R5",
-                            "similarity": similarity, "sha1": f["sha1"], "kind": f["kind"],
-                            "format": "jpeg"})
-        dup = {"id": did, "type": type_, "status": "open", "similarity": similarity,
-               "keep": keep or paths[0], "keep_reason": "largest file",
-               "reclaimable_bytes": sum(m["size"] for m in members[1:]), "members": members}
+            members.append(
+                {
+                    "path": p,
+                    "size": f["size"],
+                    "width": 4000,
+                    "height": 3000,
+                    "taken_at": "2024-05-17T10:30:00",
+                    "make": "Canon",
+                    "model": "EOS R5",
+                    "similarity": similarity,
+                    "sha1": f["sha1"],
+                    "kind": f["kind"],
+                    "format": "jpeg",
+                }
+            )
+        dup = {
+            "id": did,
+            "type": type_,
+            "status": "open",
+            "similarity": similarity,
+            "keep": keep or paths[0],
+            "keep_reason": "largest file",
+            "reclaimable_bytes": sum(m["size"] for m in members[1:]),
+            "members": members,
+        }
         self.duplicates[did] = dup
         return dup
 
@@ -73,8 +113,12 @@ def _err(status: int, message: str):
 def _paged(items: list[dict]) -> dict:
     page = int(request.args.get("page", 1))
     size = int(request.args.get("size", 50))
-    return {"items": items[(page - 1) * size: page * size], "page": page, "size": size,
-            "total": len(items)}
+    return {
+        "items": items[(page - 1) * size : page * size],
+        "page": page,
+        "size": size,
+        "total": len(items),
+    }
 
 
 def create_service_app(kind: str, state: ServiceState) -> Flask:
@@ -82,7 +126,9 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
 
     @app.before_request
     def check_token():
-        state.calls[(request.method, request.url_rule.rule if request.url_rule else request.path)] += 1
+        state.calls[
+            (request.method, request.url_rule.rule if request.url_rule else request.path)
+        ] += 1
         header = request.headers.get("Authorization", "")
         state.auth_seen.append(header)
         if header != f"Bearer {state.token}":
@@ -96,10 +142,23 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
         if running:
             return jsonify(running[0]), 200
         now = datetime.now(UTC).isoformat()
-        job = {"id": str(uuid.uuid4()), "kind": kind, "state": "queued",
-               "root": body.get("path") or "/photos", "trigger": "api", "total": 0, "done": 0,
-               "failed": 0, "bytes_read": 0, "rate": 0.0, "eta_seconds": None,
-               "created_at": now, "started_at": None, "finished_at": None, "errors": []}
+        job = {
+            "id": str(uuid.uuid4()),
+            "kind": kind,
+            "state": "queued",
+            "root": body.get("path") or "/photos",
+            "trigger": "api",
+            "total": 0,
+            "done": 0,
+            "failed": 0,
+            "bytes_read": 0,
+            "rate": 0.0,
+            "eta_seconds": None,
+            "created_at": now,
+            "started_at": None,
+            "finished_at": None,
+            "errors": [],
+        }
         state.jobs[job["id"]] = job
         return jsonify(job), 202
 
@@ -117,6 +176,7 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
         return jsonify(j)
 
     if kind == "grouping":
+
         @app.get("/groups")
         def groups():
             items = list(state.groups.values())
@@ -138,11 +198,18 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
             out = []
             for f in state.files.values():
                 if f["path"] in paths or (f["sha1"] and f["sha1"] in sha1s):
-                    grp = next((g for g in state.groups.values()
-                                if any(m["path"] == f["path"] for m in g["members"])), None)
+                    grp = next(
+                        (
+                            g
+                            for g in state.groups.values()
+                            if any(m["path"] == f["path"] for m in g["members"])
+                        ),
+                        None,
+                    )
                     out.append({**f, "group": grp})
             return jsonify({"files": out})
     else:
+
         @app.get("/duplicates")
         def duplicates():
             items = list(state.duplicates.values())
@@ -153,7 +220,11 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
 
         @app.get("/duplicates/<did>")
         def duplicate(did: str):
-            return jsonify(state.duplicates[did]) if did in state.duplicates else _err(404, "no such duplicate group")
+            return (
+                jsonify(state.duplicates[did])
+                if did in state.duplicates
+                else _err(404, "no such duplicate group")
+            )
 
         @app.post("/duplicates/<did>/resolution")
         def resolution(did: str):
@@ -170,8 +241,13 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
         @app.get("/stats")
         def stats():
             open_ = [d for d in state.duplicates.values() if d["status"] == "open"]
-            return jsonify({"groups": len(state.duplicates), "open": len(open_),
-                            "reclaimable_bytes": sum(d["reclaimable_bytes"] for d in open_)})
+            return jsonify(
+                {
+                    "groups": len(state.duplicates),
+                    "open": len(open_),
+                    "reclaimable_bytes": sum(d["reclaimable_bytes"] for d in open_),
+                }
+            )
 
         @app.post("/duplicates/lookup")
         def dup_lookup():
@@ -181,8 +257,14 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
             out = []
             for f in state.files.values():
                 if f["path"] in paths or (f["sha1"] and f["sha1"] in sha1s):
-                    dup = next((d for d in state.duplicates.values()
-                                if any(m["path"] == f["path"] for m in d["members"])), None)
+                    dup = next(
+                        (
+                            d
+                            for d in state.duplicates.values()
+                            if any(m["path"] == f["path"] for m in d["members"])
+                        ),
+                        None,
+                    )
                     out.append({"path": f["path"], "sha1": f["sha1"], "duplicate": dup})
             return jsonify({"files": out})
 

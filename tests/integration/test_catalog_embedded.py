@@ -25,13 +25,18 @@ def mixed_library(library: Path) -> Path:
     payload = os.urandom(50_000)
     write_bytes(library / "video" / "clip.mov", payload)
     write_bytes(library / "backup" / "clip-copy.mov", payload)  # byte copy: same size
-    write_bytes(library / "video" / "other.mp4", payload[:-1] + bytes([payload[-1] ^ 1]))  # same size, last byte differs
+    write_bytes(
+        library / "video" / "other.mp4", payload[:-1] + bytes([payload[-1] ^ 1])
+    )  # same size, last byte differs
     write_bytes(library / "unique.bin", os.urandom(12_345))  # a size no other file has
     write_bytes(library / "empty.jpg", b"")
     good = (library / "2023" / "a.jpg").read_bytes()
     write_bytes(library / "broken" / "truncated.jpg", good[: len(good) // 2])
     write_bytes(library / "broken" / "notaphoto.jpg", b"hello, this is text" * 10)
-    write_bytes(Path(os.fsdecode(os.fsencode(str(library)) + b"/caf\xe9.jpg")), (library / "2023" / "b.jpg").read_bytes())
+    write_bytes(
+        Path(os.fsdecode(os.fsencode(str(library)) + b"/caf\xe9.jpg")),
+        (library / "2023" / "b.jpg").read_bytes(),
+    )
     os.symlink("loop", library / "loop")  # a symlink pointing at itself
     return library
 
@@ -56,7 +61,9 @@ def test_scan_reports_every_file_with_kind_hashes_and_errors(embedded_settings, 
 
     # Byte copies share a hash; the same-size file differing in its last byte does not
     assert files["video/clip.mov"]["sha256"] == files["backup/clip-copy.mov"]["sha256"] is not None
-    assert files["video/other.mp4"]["sha256"] is None  # ruled out by the tail digest, never fully read
+    assert (
+        files["video/other.mp4"]["sha256"] is None
+    )  # ruled out by the tail digest, never fully read
     # A file whose size nobody shares needs no content hash
     assert files["unique.bin"]["sha256"] is None
 
@@ -82,7 +89,9 @@ def test_unchanged_rescan_reads_nothing(embedded_settings, mixed_library):
     assert again["job"]["summary"]["unchanged"] == 11  # every regular file except the loop
 
 
-def test_moved_file_keeps_hashes_without_reread_and_deleted_is_missing(embedded_settings, mixed_library):
+def test_moved_file_keeps_hashes_without_reread_and_deleted_is_missing(
+    embedded_settings, mixed_library
+):
     first = by_path(run_scan(embedded_settings, str(mixed_library)))
     os.rename(mixed_library / "2023" / "a.jpg", mixed_library / "png" / "a-renamed.jpg")
     os.remove(mixed_library / "unique.bin")

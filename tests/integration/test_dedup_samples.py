@@ -31,8 +31,9 @@ TOKEN = {"Authorization": "Bearer test-service-token"}
 
 @pytest.fixture(scope="module")
 def dataset(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Truth:
-    return build_library(tmp_path_factory.mktemp("dedup"), samples, max_sources=MAX_SOURCES,
-                         max_source_side=1600)
+    return build_library(
+        tmp_path_factory.mktemp("dedup"), samples, max_sources=MAX_SOURCES, max_source_side=1600
+    )
 
 
 def judge(report: dict[str, Any], truth: Truth) -> dict[str, Any]:
@@ -84,9 +85,13 @@ def check_shape(report: dict[str, Any], truth: Truth) -> None:
 def test_embedded_scan_finds_the_duplicates(dataset: Truth, tmp_path: Path) -> None:
     from core.config import load_settings
 
-    cfg = load_settings({}, data_dir=tmp_path / "data",
-                        database_url=f"sqlite:///{tmp_path / 'data' / 'twinlens.db'}",
-                        library_roots=(dataset.root,), batch_files=32)
+    cfg = load_settings(
+        {},
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'data' / 'twinlens.db'}",
+        library_roots=(dataset.root,),
+        batch_files=32,
+    )
     report = run_scan(cfg, str(dataset.root))
     check_quality(report, dataset)
     check_shape(report, dataset)
@@ -98,7 +103,9 @@ def _settings(pg_settings: Settings, root: Path) -> Settings:
     return dataclasses.replace(pg_settings, library_roots=(root,), batch_files=32)
 
 
-def test_postgres_scan_api_and_rescans(dataset: Truth, pg_settings: Settings, tmp_path: Path) -> None:
+def test_postgres_scan_api_and_rescans(
+    dataset: Truth, pg_settings: Settings, tmp_path: Path
+) -> None:
     """PostgreSQL + Redis workers; the API serves what the report shows; a rescan after
     a new copy runs an incremental pass that keeps ids and decisions."""
     lib = tmp_path / "lib"
@@ -123,11 +130,17 @@ def test_postgres_scan_api_and_rescans(dataset: Truth, pg_settings: Settings, tm
     # of another exact group and rescan.
     perceptual = next(d for d in listed["items"] if d["type"] == "perceptual")
     exacts = [d for d in listed["items"] if d["type"] == "exact"]
-    r = client.post(f"/duplicates/{perceptual['id']}/resolution", headers=TOKEN,
-                    json={"action": "not_duplicate", "keep": []})
+    r = client.post(
+        f"/duplicates/{perceptual['id']}/resolution",
+        headers=TOKEN,
+        json={"action": "not_duplicate", "keep": []},
+    )
     assert r.status_code == 200
-    r = client.post(f"/duplicates/{exacts[0]['id']}/resolution", headers=TOKEN,
-                    json={"action": "trash", "keep": [exacts[0]["keep"]]})
+    r = client.post(
+        f"/duplicates/{exacts[0]['id']}/resolution",
+        headers=TOKEN,
+        json={"action": "trash", "keep": [exacts[0]["keep"]]},
+    )
     assert r.status_code == 200
     grown = exacts[1]
     src = Path(grown["members"][0]["path"])
@@ -153,12 +166,14 @@ def test_postgres_scan_api_and_rescans(dataset: Truth, pg_settings: Settings, tm
     # A full rescan re-reads every file: decisions still hold, ids still stable.
     full = run_scan(cfg, str(lib), full=True)
     assert {d["id"]: d["status"] for d in full["duplicates"]} == {
-        d["id"]: d["status"] for d in again["duplicates"]}
+        d["id"]: d["status"] for d in again["duplicates"]
+    }
     engine_for(cfg.database_url).dispose()
 
 
-def test_versions_of_one_shot_are_not_duplicates(samples: Path, pg_settings: Settings,
-                                                 tmp_path: Path) -> None:
+def test_versions_of_one_shot_are_not_duplicates(
+    samples: Path, pg_settings: Settings, tmp_path: Path
+) -> None:
     """A RAW and the JPEG the camera wrote beside it (the same picture) form a file
     group, so dedup never calls them duplicates, although a re-encoded copy of the JPEG
     elsewhere is one. Dedup runs after the scan's grouping pass, not beside it."""
@@ -175,11 +190,13 @@ def test_versions_of_one_shot_are_not_duplicates(samples: Path, pg_settings: Set
     shown.save(lib / "2024/IMG_0001.JPG", "JPEG", quality=92, exif=exif_for(taken))
     (lib / "backup").mkdir()
     shown.resize((shown.width // 2, shown.height // 2), Image.LANCZOS).save(
-        lib / "backup/IMG_0001_small.jpg", "JPEG", quality=80)
+        lib / "backup/IMG_0001_small.jpg", "JPEG", quality=80
+    )
     cfg = _settings(pg_settings, lib)
     report = run_scan(cfg, str(lib))
-    assert any(set(g["members"]) >= {"2024/IMG_0001.DNG", "2024/IMG_0001.JPG"}
-               for g in report["groups"]), report["groups"]
+    assert any(
+        set(g["members"]) >= {"2024/IMG_0001.DNG", "2024/IMG_0001.JPG"} for g in report["groups"]
+    ), report["groups"]
     from core.dedup import hamming
 
     ph = {f["path"]: f["phash"] for f in report["files"]}

@@ -23,19 +23,29 @@ from tests.unit.test_dedup_api import Catalog, flip, rand_hash, sha
 def cat(pg_db: str, tmp_path: Path) -> Catalog:
     lib = (tmp_path / "library").resolve()
     lib.mkdir()
-    settings = load_settings({}, data_dir=tmp_path / "data", database_url=pg_db, library_roots=(lib,))
+    settings = load_settings(
+        {}, data_dir=tmp_path / "data", database_url=pg_db, library_roots=(lib,)
+    )
     return Catalog(settings, lib)
 
 
 def snapshot(cat: Catalog) -> dict[str, tuple]:
     with session_scope(cat.engine) as s:
         members: dict[str, list] = {}
-        for gid, fid, score in s.execute(select(DuplicateMember.group_id, DuplicateMember.file_id,
-                                                DuplicateMember.similarity_score)):
+        for gid, fid, score in s.execute(
+            select(
+                DuplicateMember.group_id, DuplicateMember.file_id, DuplicateMember.similarity_score
+            )
+        ):
             members.setdefault(gid, []).append((fid, round(score, 6)))
         return {
-            g.group_key: (g.group_id, g.duplicate_type, g.status, g.keeper_file_id,
-                          tuple(sorted(members.get(g.group_id, []))))
+            g.group_key: (
+                g.group_id,
+                g.duplicate_type,
+                g.status,
+                g.keeper_file_id,
+                tuple(sorted(members.get(g.group_id, []))),
+            )
             for g in s.scalars(select(DuplicateGroup))
         }
 
@@ -47,21 +57,36 @@ def random_library(cat: Catalog, rng: random.Random, pictures: int = 60) -> list
     for p in range(pictures):
         h = rand_hash(rng)
         bases.append(h)
-        cat.add(f"pics/{p:03d}.jpg", size=10_000 + p, sha=sha(10_000 + p), phash=h,
-                width=rng.choice((4000, 2000)), height=3000)
+        cat.add(
+            f"pics/{p:03d}.jpg",
+            size=10_000 + p,
+            sha=sha(10_000 + p),
+            phash=h,
+            width=rng.choice((4000, 2000)),
+            height=3000,
+        )
         for c in range(rng.choice((0, 0, 1, 2))):
             cat.add(f"copies/{c}/{p:03d}.jpg", size=10_000 + p, sha=sha(10_000 + p), phash=h)
         for v in range(rng.choice((0, 1, 1, 2))):
             n += 1
-            cat.add(f"variants/{p:03d}_{v}.jpg", size=5_000 + n, sha=sha(50_000 + n),
-                    phash=flip(h, rng.randrange(0, 12), rng), width=1000, height=750)
+            cat.add(
+                f"variants/{p:03d}_{v}.jpg",
+                size=5_000 + n,
+                sha=sha(50_000 + n),
+                phash=flip(h, rng.randrange(0, 12), rng),
+                width=1000,
+                height=750,
+            )
     return bases
 
 
 def touch(cat: Catalog, rel: str, **values: object) -> None:
     with session_scope(cat.engine) as s:
-        s.execute(update(File).where(File.path_key == path_key(cat.path(rel)))
-                  .values(updated_at=utcnow(), **values))
+        s.execute(
+            update(File)
+            .where(File.path_key == path_key(cat.path(rel)))
+            .values(updated_at=utcnow(), **values)
+        )
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -90,7 +115,12 @@ def test_incremental_pass_agrees_with_a_full_pass(cat: Catalog, seed: int) -> No
     cat.add("new/lone_small.jpg", size=555, sha=sha(555), phash=flip(lone, 3, rng))
     touch(cat, "pics/001.jpg", sha256=sha(77_777), phash=f"{rand_hash(rng):016x}")
     touch(cat, "pics/002.jpg", status="missing")
-    touch(cat, "pics/003.jpg", path=cat.path("moved/003.jpg"), path_key=path_key(cat.path("moved/003.jpg")))
+    touch(
+        cat,
+        "pics/003.jpg",
+        path=cat.path("moved/003.jpg"),
+        path_key=path_key(cat.path("moved/003.jpg")),
+    )
     with session_scope(cat.engine) as s:
         total = s.scalar(select(func.count()).select_from(File))
         inc = service.dedupe(s, cat.settings, since=since)
@@ -127,12 +157,33 @@ def test_versions_in_a_file_group_are_never_linked(cat: Catalog) -> None:
     # Grouping pairs them later: the next incremental pass sees the new file group.
     since = utcnow() - timedelta(seconds=1)
     with session_scope(cat.engine) as s:
-        s.execute(insert(FileGroup), [dict(group_id="g1", group_type="raw_jpeg", group_key="k1",
-                                           dir_key="d", created_at=utcnow(), updated_at=utcnow())])
-        s.execute(insert(GroupMember), [
-            dict(group_id="g1", file_id=a, file_path=cat.path("2024/IMG_1.CR3"), file_type="raw"),
-            dict(group_id="g1", file_id=b, file_path=cat.path("2024/IMG_1.JPG"), file_type="image"),
-        ])
+        s.execute(
+            insert(FileGroup),
+            [
+                dict(
+                    group_id="g1",
+                    group_type="raw_jpeg",
+                    group_key="k1",
+                    dir_key="d",
+                    created_at=utcnow(),
+                    updated_at=utcnow(),
+                )
+            ],
+        )
+        s.execute(
+            insert(GroupMember),
+            [
+                dict(
+                    group_id="g1", file_id=a, file_path=cat.path("2024/IMG_1.CR3"), file_type="raw"
+                ),
+                dict(
+                    group_id="g1",
+                    file_id=b,
+                    file_path=cat.path("2024/IMG_1.JPG"),
+                    file_type="image",
+                ),
+            ],
+        )
     stats = cat.dedupe(full=False, since=since)
     assert stats.seeds == 2 and stats.deleted == 1
     assert snapshot(cat) == {}
@@ -171,7 +222,11 @@ def test_jobs_record_progress_and_go_incremental(cat: Catalog) -> None:
     j = job_row(cat, first)
     summary = json.loads(j.summary or "{}")
     assert j.state == "done" and j.started_at and j.finished_at
-    assert summary["mode"] == "full" and summary["created"] > 0 and j.total == j.done == summary["files"]
+    assert (
+        summary["mode"] == "full"
+        and summary["created"] > 0
+        and j.total == j.done == summary["files"]
+    )
     assert datetime.fromisoformat(summary["watermark"]) <= j.started_at + timedelta(seconds=60)
     assert run(cat, first) is False  # a redelivered message does nothing
     cat.add("late/copy.jpg", size=10_000, sha=sha(10_000), phash=None)
@@ -224,4 +279,3 @@ def test_a_failing_pass_releases_the_lease(cat: Catalog, monkeypatch: pytest.Mon
 
     with session_scope(cat.engine) as s:
         assert leases.acquire(s, service.LEASE, "next", 60)
-

@@ -14,10 +14,17 @@ from core.config import load_settings
 from gateway import create_app
 from gateway.server import bind_address
 from tests.fakeimmich import ThreadedServer
-from tests.fakeimmich.fixtures import *  # noqa: F403
+from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
+from tests.fakeimmich.fixtures import SERVICE_TOKEN
 
-FILL = {"asset_id": "3f1c2b4a-5d6e-4f70-8a9b-0c1d2e3f4a5b", "path": "users/me",
-        "group_id": "g1", "dup_id": "d1", "service": "grouping", "job_id": "j1"}
+FILL = {
+    "asset_id": "3f1c2b4a-5d6e-4f70-8a9b-0c1d2e3f4a5b",
+    "path": "users/me",
+    "group_id": "g1",
+    "dup_id": "d1",
+    "service": "grouping",
+    "job_id": "j1",
+}
 
 
 def gateway_routes(app) -> list[tuple[str, str, str]]:
@@ -47,8 +54,9 @@ def bad_credentials(immich, alice) -> dict[str, dict]:
     }
 
 
-def test_every_twinlens_route_requires_immich_auth(gateway, gateway_app, immich, alice,
-                                                   grouping_state, dedup_state):
+def test_every_twinlens_route_requires_immich_auth(
+    gateway, gateway_app, immich, alice, grouping_state, dedup_state
+):
     routes = gateway_routes(gateway_app)
     twinlens = [r for r in routes if r[0].startswith("twinlens.")]
     assert len({r[0] for r in twinlens}) >= 12
@@ -72,7 +80,9 @@ def test_every_twinlens_route_requires_immich_auth(gateway, gateway_app, immich,
     assert sum(dedup_state.calls.values()) == 0
 
 
-def test_proxied_and_enriched_routes_answer_exactly_like_immich(gateway, gateway_app, immich, alice):
+def test_proxied_and_enriched_routes_answer_exactly_like_immich(
+    gateway, gateway_app, immich, alice
+):
     asset = immich.state.add_asset(alice.user["id"], "/upload/a.jpg", content=b"a")
     for label, kwargs in bad_credentials(immich, alice).items():
         for _endpoint, method, url in gateway_routes(gateway_app):
@@ -90,9 +100,14 @@ def test_proxied_and_enriched_routes_answer_exactly_like_immich(gateway, gateway
 
 def test_authenticated_callers_reach_twinlens(gateway, immich, alice):
     cookie = {"immich_access_token": alice.token}
-    for kwargs in ({"headers": alice.bearer}, {"headers": alice.key_header}, {"cookies": cookie},
-                   {"headers": {"x-immich-session-token": alice.token}},
-                   {"params": {"sessionKey": alice.token}}, {"params": {"apiKey": alice.api_key}}):
+    for kwargs in (
+        {"headers": alice.bearer},
+        {"headers": alice.key_header},
+        {"cookies": cookie},
+        {"headers": {"x-immich-session-token": alice.token}},
+        {"params": {"sessionKey": alice.token}},
+        {"params": {"apiKey": alice.api_key}},
+    ):
         r = requests.get(gateway.url + "/api/twinlens/me", **kwargs)
         assert r.status_code == 200, kwargs
         assert r.json()["user"]["id"] == alice.user["id"]
@@ -100,7 +115,9 @@ def test_authenticated_callers_reach_twinlens(gateway, immich, alice):
 
 def test_identity_is_cached_and_refusals_are_not(gateway, immich, alice):
     for _ in range(3):
-        assert requests.get(gateway.url + "/api/twinlens/me", headers=alice.bearer).status_code == 200
+        assert (
+            requests.get(gateway.url + "/api/twinlens/me", headers=alice.bearer).status_code == 200
+        )
     assert immich.state.calls[("GET", "/users/me")] == 1
     for _ in range(3):
         requests.get(gateway.url + "/api/twinlens/me", headers={"Authorization": "Bearer bad"})
@@ -111,7 +128,9 @@ def test_revoked_session_stops_working_after_the_ttl(immich, alice, gateway_sett
     app = create_app({"SETTINGS": gateway_settings, "AUTH_TTL": 1})
     server = ThreadedServer(app).start()
     try:
-        assert requests.get(server.url + "/api/twinlens/me", headers=alice.bearer).status_code == 200
+        assert (
+            requests.get(server.url + "/api/twinlens/me", headers=alice.bearer).status_code == 200
+        )
         immich.state.sessions.pop(alice.token)
         import time
 
@@ -144,40 +163,65 @@ def test_credentials_never_in_logs_or_cache_keys(gateway, gateway_app, immich, a
 
 def test_oversized_and_malformed_bodies(gateway, alice, gateway_app):
     url = gateway.url + "/api/twinlens/duplicates/d1/resolve"
-    r = requests.post(url, data=b"{not json", headers={**alice.bearer, "Content-Type": "application/json"})
+    r = requests.post(
+        url, data=b"{not json", headers={**alice.bearer, "Content-Type": "application/json"}
+    )
     assert r.status_code == 400 and "JSON" in r.json()["message"]
     r = requests.post(url, data=b"[1,2]", headers=alice.bearer)
     assert r.status_code == 400 and "object" in r.json()["message"]
     big = b'{"keep": ["' + b"x" * (gateway_app.config["MAX_JSON_BODY"] + 10) + b'"]}'
     r = requests.post(url, data=big, headers=alice.bearer)
     assert r.status_code == 413 and "larger" in r.json()["message"]
-    r = requests.post(gateway.url + "/api/twinlens/jobs", json={"path": "/etc"}, headers=alice.bearer)
+    r = requests.post(
+        gateway.url + "/api/twinlens/jobs", json={"path": "/etc"}, headers=alice.bearer
+    )
     assert r.status_code == 400 and "outside" in r.json()["message"]
-    r = requests.post(gateway.url + "/api/twinlens/jobs", json={"full": "yes"}, headers=alice.bearer)
+    r = requests.post(
+        gateway.url + "/api/twinlens/jobs", json={"full": "yes"}, headers=alice.bearer
+    )
     assert r.status_code == 400
-    r = requests.get(gateway.url + "/api/twinlens/groups", params={"page": "-1"}, headers=alice.bearer)
+    r = requests.get(
+        gateway.url + "/api/twinlens/groups", params={"page": "-1"}, headers=alice.bearer
+    )
     assert r.status_code == 400
-    r = requests.post(gateway.url + "/api/twinlens/duplicates/resolve", json={"groups": "x"}, headers=alice.bearer)
+    r = requests.post(
+        gateway.url + "/api/twinlens/duplicates/resolve", json={"groups": "x"}, headers=alice.bearer
+    )
     assert r.status_code == 400
 
 
-def test_local_mode_needs_no_login_serves_only_twinlens_and_binds_loopback(tmp_path, grouping_url, dedup_url):
-    settings = load_settings({}, immich_url="", host="0.0.0.0", data_dir=tmp_path,
-                             grouping_url=grouping_url, dedup_url=dedup_url, service_token=SERVICE_TOKEN)  # noqa: F405
+def test_local_mode_needs_no_login_serves_only_twinlens_and_binds_loopback(
+    tmp_path, grouping_url, dedup_url
+):
+    settings = load_settings(
+        {},
+        immich_url="",
+        host="0.0.0.0",
+        data_dir=tmp_path,
+        grouping_url=grouping_url,
+        dedup_url=dedup_url,
+        service_token=SERVICE_TOKEN,
+    )
     app = create_app({"SETTINGS": settings})
     client = app.test_client()
     assert client.get("/api/twinlens/me").get_json()["localMode"] is True
     assert client.get("/api/twinlens/groups").status_code == 200
     assert client.get("/api/users/me").status_code == 404
-    assert all(r.rule.startswith("/api/twinlens") or r.endpoint == "static" for r in app.url_map.iter_rules())
+    assert all(
+        r.rule.startswith("/api/twinlens") or r.endpoint == "static"
+        for r in app.url_map.iter_rules()
+    )
     assert bind_address(settings) == "127.0.0.1:3000"
-    immich_mode = load_settings({}, immich_url="http://immich:2283", host="0.0.0.0", data_dir=tmp_path)
+    immich_mode = load_settings(
+        {}, immich_url="http://immich:2283", host="0.0.0.0", data_dir=tmp_path
+    )
     assert bind_address(immich_mode) == "0.0.0.0:3000"
 
 
 @pytest.mark.parametrize("header", ["x-immich-share-key", "key"])
-def test_valid_shared_link_gets_immichs_answer_not_twinlens_data(gateway, immich, alice, header,
-                                                                   grouping_state):
+def test_valid_shared_link_gets_immichs_answer_not_twinlens_data(
+    gateway, immich, alice, header, grouping_state
+):
     asset = immich.state.add_asset(alice.user["id"], "/upload/s.jpg", content=b"s")
     key = immich.state.add_shared_link(alice.user["id"], [asset["id"]])
     kw = {"headers": {header: key}} if header.startswith("x-") else {"params": {header: key}}
@@ -186,6 +230,10 @@ def test_valid_shared_link_gets_immichs_answer_not_twinlens_data(gateway, immich
     # ... but not Twinlens: /users/me is not a shared-link route, Immich says 403.
     r = requests.get(gateway.url + "/api/twinlens/groups", **kw)
     direct = requests.get(immich.url + "/api/users/me", **kw)
-    assert (r.status_code, r.json()) == (direct.status_code, direct.json()) == (r.status_code, r.json())
+    assert (
+        (r.status_code, r.json())
+        == (direct.status_code, direct.json())
+        == (r.status_code, r.json())
+    )
     assert r.status_code == 403
     assert sum(grouping_state.calls.values()) == 0

@@ -13,7 +13,8 @@ import requests
 from gateway import create_app
 from gateway.cache import bump_data_version, data_version
 from tests.fakeimmich import ThreadedServer
-from tests.fakeimmich.fixtures import *  # noqa: F403
+from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
+from tests.fakeimmich.fixtures import LIBRARY_ID, SERVICE_TOKEN
 
 UPLOAD = b"uploaded bytes of a copy"
 
@@ -23,15 +24,20 @@ def world(immich, alice, library, grouping_state, dedup_state):
     """Alice's Immich: a RAW+JPEG pair from the NAS (external library) and an uploaded
     copy of the JPEG; Twinlens: the pair plus an unindexed sidecar, and an exact duplicate."""
     st, uid = immich.state, alice.user["id"]
-    jpg = st.add_asset(uid, "/mnt/photos/2024/IMG_1.JPG", content=b"j", library_id=LIBRARY_ID)  # noqa: F405
-    raw = st.add_asset(uid, "/mnt/photos/2024/IMG_1.CR3", content=b"r", library_id=LIBRARY_ID)  # noqa: F405
+    jpg = st.add_asset(uid, "/mnt/photos/2024/IMG_1.JPG", content=b"j", library_id=LIBRARY_ID)
+    raw = st.add_asset(uid, "/mnt/photos/2024/IMG_1.CR3", content=b"r", library_id=LIBRARY_ID)
     up = st.add_asset(uid, "/data/upload/x/ab/cd/upload.jpg", content=UPLOAD)
     lib = str(library)
     sha_up = hashlib.sha1(UPLOAD).hexdigest()
-    group = grouping_state.add_group([f"{lib}/2024/IMG_1.JPG", f"{lib}/2024/IMG_1.CR3",
-                                      f"{lib}/2024/IMG_1.xmp"], primary=f"{lib}/2024/IMG_1.JPG")
-    dup = dedup_state.add_duplicate([f"{lib}/2024/IMG_1.JPG", f"{lib}/backup/IMG_1.JPG"],
-                                    keep=f"{lib}/2024/IMG_1.JPG", sha1s={f"{lib}/backup/IMG_1.JPG": sha_up})
+    group = grouping_state.add_group(
+        [f"{lib}/2024/IMG_1.JPG", f"{lib}/2024/IMG_1.CR3", f"{lib}/2024/IMG_1.xmp"],
+        primary=f"{lib}/2024/IMG_1.JPG",
+    )
+    dup = dedup_state.add_duplicate(
+        [f"{lib}/2024/IMG_1.JPG", f"{lib}/backup/IMG_1.JPG"],
+        keep=f"{lib}/2024/IMG_1.JPG",
+        sha1s={f"{lib}/backup/IMG_1.JPG": sha_up},
+    )
     return {"jpg": jpg, "raw": raw, "up": up, "group": group, "dup": dup, "lib": lib}
 
 
@@ -55,7 +61,10 @@ def test_cache_down_still_gives_immichs_answer(gateway_settings, immich, alice, 
     settings = dataclasses.replace(gateway_settings, cache_url="redis://127.0.0.1:1/0")
     server = ThreadedServer(create_app({"SETTINGS": settings})).start()
     try:
-        for url in (f"/api/assets/{world['jpg']['id']}", "/api/timeline/bucket?timeBucket=2024-05-01"):
+        for url in (
+            f"/api/assets/{world['jpg']['id']}",
+            "/api/timeline/bucket?timeBucket=2024-05-01",
+        ):
             # When a client asks for an enriched answer
             via = requests.get(server.url + url, headers=alice.bearer)
             direct = requests.get(immich.url + url, headers=alice.bearer)
@@ -99,8 +108,12 @@ def test_asset_info_gains_group_and_duplicate(gateway, immich, alice, world):
 
 
 def test_search_and_duplicates_and_timeline_are_enriched(gateway, immich, alice, world):
-    r = requests.post(gateway.url + "/api/search/metadata", json={"withExif": True}, headers=alice.bearer)
-    direct = requests.post(immich.url + "/api/search/metadata", json={"withExif": True}, headers=alice.bearer)
+    r = requests.post(
+        gateway.url + "/api/search/metadata", json={"withExif": True}, headers=alice.bearer
+    )
+    direct = requests.post(
+        immich.url + "/api/search/metadata", json={"withExif": True}, headers=alice.bearer
+    )
     items = r.json()["assets"]["items"]
     assert [strip(a) for a in items] == direct.json()["assets"]["items"]
     by_id = {a["id"]: a["twinlens"] for a in items}
@@ -108,10 +121,16 @@ def test_search_and_duplicates_and_timeline_are_enriched(gateway, immich, alice,
     assert by_id[world["up"]["id"]]["duplicate"]["id"] == world["dup"]["id"]
     assert by_id[world["up"]["id"]]["group"] is None
 
-    r = requests.get(gateway.url + "/api/timeline/bucket", params={"timeBucket": "2024-05-01"},
-                     headers=alice.bearer)
-    direct = requests.get(immich.url + "/api/timeline/bucket", params={"timeBucket": "2024-05-01"},
-                          headers=alice.bearer).json()
+    r = requests.get(
+        gateway.url + "/api/timeline/bucket",
+        params={"timeBucket": "2024-05-01"},
+        headers=alice.bearer,
+    )
+    direct = requests.get(
+        immich.url + "/api/timeline/bucket",
+        params={"timeBucket": "2024-05-01"},
+        headers=alice.bearer,
+    ).json()
     cols = r.json()
     assert strip(cols) == direct
     assert len(cols["twinlens"]) == len(cols["id"]) == 3
@@ -119,25 +138,33 @@ def test_search_and_duplicates_and_timeline_are_enriched(gateway, immich, alice,
         assert extra == by_id[asset_id]  # same data as search, aligned by position
 
     immich.state.assets[world["up"]["id"]]["duplicateId"] = str(uuid.uuid4())
-    immich.state.assets[world["jpg"]["id"]]["duplicateId"] = immich.state.assets[world["up"]["id"]]["duplicateId"]
+    immich.state.assets[world["jpg"]["id"]]["duplicateId"] = immich.state.assets[world["up"]["id"]][
+        "duplicateId"
+    ]
     groups = requests.get(gateway.url + "/api/duplicates", headers=alice.bearer).json()
     assert len(groups) == 1
     for a in groups[0]["assets"]:
         assert a["twinlens"]["duplicate"]["id"] == world["dup"]["id"]
 
 
-def test_timeline_enrichment_is_cached_per_user_and_version(gateway, gateway_app, immich, alice, world,
-                                                          grouping_state):
+def test_timeline_enrichment_is_cached_per_user_and_version(
+    gateway, gateway_app, immich, alice, world, grouping_state
+):
     params = {"timeBucket": "2024-05-01"}
-    first = requests.get(gateway.url + "/api/timeline/bucket", params=params, headers=alice.bearer).json()
+    first = requests.get(
+        gateway.url + "/api/timeline/bucket", params=params, headers=alice.bearer
+    ).json()
     lookups = grouping_state.calls[("POST", "/files/lookup")]
-    second = requests.get(gateway.url + "/api/timeline/bucket", params=params, headers=alice.bearer).json()
+    second = requests.get(
+        gateway.url + "/api/timeline/bucket", params=params, headers=alice.bearer
+    ).json()
     assert second == first
     assert grouping_state.calls[("POST", "/files/lookup")] == lookups  # warm: no service call
 
 
-def test_scan_result_is_visible_after_the_version_bump(gateway, gateway_app, immich, alice, world,
-                                                       grouping_state, gateway_settings):
+def test_scan_result_is_visible_after_the_version_bump(
+    gateway, gateway_app, immich, alice, world, grouping_state, gateway_settings
+):
     url = f"{gateway.url}/api/assets/{world['raw']['id']}"
     assert requests.get(url, headers=alice.bearer).json()["twinlens"]["group"] is not None
     grouping_state.groups.clear()  # a rescan dissolved the group ...
@@ -150,26 +177,33 @@ def test_scan_result_is_visible_after_the_version_bump(gateway, gateway_app, imm
 
 def test_member_asset_ids_are_per_user(gateway, immich, alice, bob, world):
     # Bob's own library holds the same NAS JPEG; Alice's RAW and upload are not his.
-    bob_jpg = immich.state.add_asset(bob.user["id"], "/mnt/photos/2024/IMG_1.JPG", content=b"j",
-                                     library_id=str(uuid.uuid4()))
-    requests.get(f"{gateway.url}/api/assets/{world['jpg']['id']}", headers=alice.bearer)  # warm Alice
-    tl = requests.get(f"{gateway.url}/api/assets/{bob_jpg['id']}", headers=bob.bearer).json()["twinlens"]
+    bob_jpg = immich.state.add_asset(
+        bob.user["id"], "/mnt/photos/2024/IMG_1.JPG", content=b"j", library_id=str(uuid.uuid4())
+    )
+    requests.get(
+        f"{gateway.url}/api/assets/{world['jpg']['id']}", headers=alice.bearer
+    )  # warm Alice
+    tl = requests.get(f"{gateway.url}/api/assets/{bob_jpg['id']}", headers=bob.bearer).json()[
+        "twinlens"
+    ]
     assert tl["group"]["memberAssetIds"] == [bob_jpg["id"]]
     assert tl["duplicate"]["memberAssetIds"] == [bob_jpg["id"]]
 
 
-def test_lookups_are_batched_and_use_the_service_token(gateway, immich, alice, world, grouping_state,
-                                                       dedup_state, monkeypatch):
+def test_lookups_are_batched_and_use_the_service_token(
+    gateway, immich, alice, world, grouping_state, dedup_state, monkeypatch
+):
     from gateway import services
 
     monkeypatch.setattr(services, "LOOKUP_BATCH", 2)
     for i in range(5):
-        immich.state.add_asset(alice.user["id"], f"/mnt/photos/b/{i}.jpg", content=b"%d" % i,
-                               library_id=LIBRARY_ID)  # noqa: F405
+        immich.state.add_asset(
+            alice.user["id"], f"/mnt/photos/b/{i}.jpg", content=b"%d" % i, library_id=LIBRARY_ID
+        )
     requests.post(gateway.url + "/api/search/metadata", json={}, headers=alice.bearer)
     assert grouping_state.lookup_batches and max(grouping_state.lookup_batches) <= 2
-    assert set(grouping_state.auth_seen) == {f"Bearer {SERVICE_TOKEN}"}  # noqa: F405
-    assert set(dedup_state.auth_seen) == {f"Bearer {SERVICE_TOKEN}"}  # noqa: F405
+    assert set(grouping_state.auth_seen) == {f"Bearer {SERVICE_TOKEN}"}
+    assert set(dedup_state.auth_seen) == {f"Bearer {SERVICE_TOKEN}"}
 
 
 def test_immich_answer_survives_twinlens_outage(immich, alice, world, gateway_settings):
@@ -226,7 +260,9 @@ def test_redis_cache_and_version_counter(immich, alice, world, gateway_settings,
         assert requests.get(asset_url, headers=alice.bearer).json()["twinlens"]["group"] is None
         import redis
 
-        keys = [k.decode() for k in redis.Redis.from_url(url).keys(app.config["CACHE_KEY_PREFIX"] + "*")]
+        keys = [
+            k.decode() for k in redis.Redis.from_url(url).keys(app.config["CACHE_KEY_PREFIX"] + "*")
+        ]
         assert keys and not any(alice.token in k or alice.api_key in k for k in keys)
     finally:
         server.stop()

@@ -24,8 +24,11 @@ MB = 1024 * 1024
 
 # --- against the fake Immich ----------------------------------------------------------------
 
+
 def test_login_sets_three_cookies_and_they_authenticate(gateway, alice, http):
-    r = http.post(gateway.url + "/api/auth/login", json={"email": alice.email, "password": alice.password})
+    r = http.post(
+        gateway.url + "/api/auth/login", json={"email": alice.email, "password": alice.password}
+    )
     assert r.status_code == 201
     cookies = r.raw.headers.getlist("Set-Cookie")
     names = sorted(c.split("=", 1)[0] for c in cookies)
@@ -37,7 +40,9 @@ def test_login_sets_three_cookies_and_they_authenticate(gateway, alice, http):
 
 
 def test_gateway_never_remembers_a_callers_cookies(gateway, alice, http):
-    http.post(gateway.url + "/api/auth/login", json={"email": alice.email, "password": alice.password})
+    http.post(
+        gateway.url + "/api/auth/login", json={"email": alice.email, "password": alice.password}
+    )
     anon = requests.get(gateway.url + "/api/users/me")
     assert anon.status_code == 401
     assert anon.json() == {"message": "Authentication required"}
@@ -55,9 +60,13 @@ def test_methods_status_and_body_pass_through(gateway, immich, alice):
     assert r.status_code == 200 and r.headers["Content-Length"] == "3" and r.content == b""
     r = requests.options(url)
     assert "PATCH" in r.headers.get("Allow", "")  # Immich's (Flask's) own answer, not ours
-    r = requests.get(f"{gateway.url}/api/timeline/buckets", params={"isTrashed": "false"}, headers=alice.bearer)
+    r = requests.get(
+        f"{gateway.url}/api/timeline/buckets", params={"isTrashed": "false"}, headers=alice.bearer
+    )
     assert r.json() == [{"timeBucket": "2024-05-01", "count": 1}]
-    r = requests.delete(gateway.url + "/api/assets", json={"ids": [asset["id"]]}, headers=alice.bearer)
+    r = requests.delete(
+        gateway.url + "/api/assets", json={"ids": [asset["id"]]}, headers=alice.bearer
+    )
     assert r.status_code == 204 and immich.state.assets[asset["id"]]["isTrashed"] is True
     r = requests.get(gateway.url + "/api/no/such/route", headers=alice.bearer)
     assert r.status_code == 404 and r.json()["message"].startswith("Cannot GET")
@@ -71,7 +80,7 @@ def test_range_requests_for_video_seeking(gateway, immich, alice, tmp_path):
     r = requests.get(url, headers={**alice.bearer, "Range": f"bytes={2 * MB}-{2 * MB + 99}"})
     assert r.status_code == 206
     assert r.headers["Content-Range"] == f"bytes {2 * MB}-{2 * MB + 99}/{3 * MB}"
-    assert r.content == video.read_bytes()[2 * MB: 2 * MB + 100]
+    assert r.content == video.read_bytes()[2 * MB : 2 * MB + 100]
     etag = requests.get(url, headers=alice.bearer).headers["ETag"]
     assert requests.get(url, headers={**alice.bearer, "If-None-Match": etag}).status_code == 304
 
@@ -95,8 +104,9 @@ def test_download_streams_without_holding_the_body(gateway, immich, alice, tmp_p
     digest = hashlib.sha1()
 
     def fetch():
-        with requests.get(f"{gateway.url}/api/assets/{asset['id']}/original", headers=alice.bearer,
-                          stream=True) as r:
+        with requests.get(
+            f"{gateway.url}/api/assets/{asset['id']}/original", headers=alice.bearer, stream=True
+        ) as r:
             assert r.status_code == 200
             for chunk in r.iter_content(256 * 1024):
                 digest.update(chunk)
@@ -110,8 +120,10 @@ def test_download_streams_without_holding_the_body(gateway, immich, alice, tmp_p
 def test_upload_streams_without_holding_the_body(gateway, immich, alice):
     size, block = 32 * MB, os.urandom(MB)
     boundary = "twinlensboundary"
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"assetData\"; filename=\"v.mp4\"\r\n"
-            f"Content-Type: video/mp4\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="assetData"; filename="v.mp4"\r\n'
+        f"Content-Type: video/mp4\r\n\r\n"
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
 
     class Body:
@@ -128,8 +140,11 @@ def test_upload_streams_without_holding_the_body(gateway, immich, alice):
     result = {}
 
     def upload():
-        r = requests.post(gateway.url + "/api/assets", data=Body(), headers={
-            **alice.bearer, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+        r = requests.post(
+            gateway.url + "/api/assets",
+            data=Body(),
+            headers={**alice.bearer, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        )
         result["r"] = r
 
     peak = _peak_during(upload)
@@ -145,6 +160,7 @@ def test_upload_streams_without_holding_the_body(gateway, immich, alice):
 
 # --- against an echo server (what exactly arrives upstream) ----------------------------------
 
+
 @pytest.fixture
 def echo():
     app = Flask("echo")
@@ -157,8 +173,14 @@ def echo():
         if path == "redirect":
             return Response(status=302, headers={"Location": "/auth/login?continue=%2Fphotos"})
         data = request.get_data()
-        seen.append({"headers": dict(request.headers), "query": request.query_string.decode(),
-                     "method": request.method, "body": data})
+        seen.append(
+            {
+                "headers": dict(request.headers),
+                "query": request.query_string.decode(),
+                "method": request.method,
+                "body": data,
+            }
+        )
         resp = Response(json.dumps({"ok": True}), content_type="application/json")
         resp.headers.add("Set-Cookie", "a=1; Path=/")
         resp.headers.add("Set-Cookie", "b=2; Path=/; HttpOnly")
@@ -175,16 +197,29 @@ def echo():
 @pytest.fixture
 def echo_gateway(echo, tmp_path):
     settings = load_settings({}, immich_url=echo.url, data_dir=tmp_path, cache_url="memory://")
-    server = ThreadedServer(create_app({"SETTINGS": settings, "UPSTREAM_READ_TIMEOUT": 0.3})).start()
+    server = ThreadedServer(
+        create_app({"SETTINGS": settings, "UPSTREAM_READ_TIMEOUT": 0.3})
+    ).start()
     yield server
     server.stop()
 
 
 def test_headers_query_and_cookies_reach_immich_minus_hop_by_hop(echo, echo_gateway):
-    r = requests.post(echo_gateway.url + "/api/x/y?key=abc&slug=%20s&a=1&a=2", data=b"payload", headers={
-        "Cookie": "immich_access_token=t1; other=2", "x-api-key": "k", "X-Custom": "c",
-        "Connection": "keep-alive, X-Hop", "X-Hop": "private", "TE": "trailers",
-        "Proxy-Authorization": "Basic Zm9v", "Accept-Encoding": "br", "User-Agent": "tl-test"})
+    r = requests.post(
+        echo_gateway.url + "/api/x/y?key=abc&slug=%20s&a=1&a=2",
+        data=b"payload",
+        headers={
+            "Cookie": "immich_access_token=t1; other=2",
+            "x-api-key": "k",
+            "X-Custom": "c",
+            "Connection": "keep-alive, X-Hop",
+            "X-Hop": "private",
+            "TE": "trailers",
+            "Proxy-Authorization": "Basic Zm9v",
+            "Accept-Encoding": "br",
+            "User-Agent": "tl-test",
+        },
+    )
     assert r.status_code == 200
     got = echo.seen[-1]
     assert got["query"] == "key=abc&slug=%20s&a=1&a=2"
@@ -237,12 +272,16 @@ class socket_closed:
 
 
 def test_concurrent_streams_do_not_mix(gateway, immich, alice):
-    assets = [immich.state.add_asset(alice.user["id"], f"/upload/{i}.jpg", content=os.urandom(300_000))
-              for i in range(6)]
+    assets = [
+        immich.state.add_asset(alice.user["id"], f"/upload/{i}.jpg", content=os.urandom(300_000))
+        for i in range(6)
+    ]
     errors = []
 
     def get(a):
-        body = requests.get(f"{gateway.url}/api/assets/{a['id']}/original", headers=alice.bearer).content
+        body = requests.get(
+            f"{gateway.url}/api/assets/{a['id']}/original", headers=alice.bearer
+        ).content
         if body != immich.state.blobs[a["id"]]:
             errors.append(a["id"])
 

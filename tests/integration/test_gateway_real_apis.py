@@ -126,8 +126,11 @@ def stack(pg_settings: Settings, library: Path) -> Iterator[Stack]:
 
     if not spec_path().is_file():
         pytest.skip(f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)")
-    cfg = dataclasses.replace(pg_settings, broker_url=_redis_db(pg_settings, "broker"),
-                              cache_url=_redis_db(pg_settings, "cache"))
+    cfg = dataclasses.replace(
+        pg_settings,
+        broker_url=_redis_db(pg_settings, "broker"),
+        cache_url=_redis_db(pg_settings, "cache"),
+    )
     build_library(library)
     report = twinlens.run_scan(cfg, str(library))
     assert report["job"]["state"] == "done", report["job"]
@@ -144,8 +147,12 @@ def stack(pg_settings: Settings, library: Path) -> Iterator[Stack]:
         for i, f in enumerate(sorted(library.rglob("*.[jJ][pP][gG]"))):
             rel = f.relative_to(library).as_posix()
             assets[rel] = immich.state.add_asset(
-                user["id"], f"{IMMICH_ROOT}/{rel}", file=str(f), library_id=LIBRARY_ID,
-                taken=T0 + timedelta(minutes=i))["id"]
+                user["id"],
+                f"{IMMICH_ROOT}/{rel}",
+                file=str(f),
+                library_id=LIBRARY_ID,
+                taken=T0 + timedelta(minutes=i),
+            )["id"]
 
         broker = make_broker(cfg)  # the APIs only enqueue (POST /scans); no test here does
         counted = {}
@@ -153,14 +160,26 @@ def stack(pg_settings: Settings, library: Path) -> Iterator[Stack]:
             counted[which] = Counting(api.create_app(which, {"settings": cfg, "broker": broker}))
             servers.append(ThreadedServer(counted[which]).start())
         cfg = dataclasses.replace(cfg, grouping_url=servers[1].url, dedup_url=servers[2].url)
-        gw_cfg = dataclasses.replace(cfg, immich_url=immich.url,
-                                     path_map=((IMMICH_ROOT, str(library)),))
+        gw_cfg = dataclasses.replace(
+            cfg, immich_url=immich.url, path_map=((IMMICH_ROOT, str(library)),)
+        )
         # TTLs far beyond the test's length: whatever changes, changes by the data version.
-        gw_app = gateway.create_app({"SETTINGS": gw_cfg, "LIST_TTL": 3600, "CACHE_TTL": 3600,
-                                     "MEMBER_TTL": 3600})
+        gw_app = gateway.create_app(
+            {"SETTINGS": gw_cfg, "LIST_TTL": 3600, "CACHE_TTL": 3600, "MEMBER_TTL": 3600}
+        )
         servers.append(ThreadedServer(gw_app).start())
-        yield Stack(cfg, library, immich, token, assets, counted["grouping"], counted["dedup"],
-                    servers[-1].url, http, servers)
+        yield Stack(
+            cfg,
+            library,
+            immich,
+            token,
+            assets,
+            counted["grouping"],
+            counted["dedup"],
+            servers[-1].url,
+            http,
+            servers,
+        )
     finally:
         for s in reversed(servers):
             s.stop()
@@ -267,15 +286,19 @@ def test_resolve_dry_run_then_trash_through_immich(stack: Stack) -> None:
     assert sorted(d["type"] for d in listed["items"]) == ["exact", "perceptual"]
     exact = next(d for d in listed["items"] if d["type"] == "exact")
     assert {m["path"]: m["assetId"] for m in exact["members"]} == {
-        st.path(r): st.assets[r] for r in EXACT}
+        st.path(r): st.assets[r] for r in EXACT
+    }
     keep_id = exact["keepAssetId"]
     assert keep_id in {st.assets[r] for r in EXACT}
     other = next(r for r in EXACT if st.assets[r] != keep_id)
     before = st.gw("GET", f"/api/twinlens/duplicates/{exact['id']}").json()
     assert before["status"] == "open"  # now cached by the gateway
 
-    r = st.gw("POST", f"/api/twinlens/duplicates/{exact['id']}/resolve",
-              json={"keep": [keep_id], "action": "trash", "dryRun": True})
+    r = st.gw(
+        "POST",
+        f"/api/twinlens/duplicates/{exact['id']}/resolve",
+        json={"keep": [keep_id], "action": "trash", "dryRun": True},
+    )
     assert r.status_code == 200, r.text
     plan = r.json()
     assert plan["dryRun"] is True
@@ -286,8 +309,11 @@ def test_resolve_dry_run_then_trash_through_immich(stack: Stack) -> None:
     assert st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()["status"] == "open"
     assert st.dedup.calls[("POST", f"/duplicates/{exact['id']}/resolution")] == 0
 
-    r = st.gw("POST", f"/api/twinlens/duplicates/{exact['id']}/resolve",
-              json={"keep": [keep_id], "action": "trash"})
+    r = st.gw(
+        "POST",
+        f"/api/twinlens/duplicates/{exact['id']}/resolve",
+        json={"keep": [keep_id], "action": "trash"},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["recorded"]["status"] == "resolved"
     # Immich got one DELETE /api/assets with force false: the asset is in its trash,
@@ -304,8 +330,11 @@ def test_resolve_dry_run_then_trash_through_immich(stack: Stack) -> None:
     # The gateway's cached copy of this group was invalidated by the resolution.
     after = st.gw("GET", f"/api/twinlens/duplicates/{exact['id']}")
     assert after.json()["status"] == "resolved" and "X-Twinlens-Cache" not in after.headers
-    again = st.gw("POST", f"/api/twinlens/duplicates/{exact['id']}/resolve",
-                  json={"keep": [keep_id], "action": "trash"})
+    again = st.gw(
+        "POST",
+        f"/api/twinlens/duplicates/{exact['id']}/resolve",
+        json={"keep": [keep_id], "action": "trash"},
+    )
     assert again.status_code == 409
     assert st.immich.state.calls[("DELETE", "/assets")] == 1
 
@@ -354,8 +383,10 @@ def test_rescan_by_workers_invalidates_cached_answers(stack: Stack) -> None:
     dups = st.gw("GET", "/api/twinlens/duplicates", params={"type": "exact"}).json()
     members = {m["path"]: m["assetId"] for m in dups["items"][0]["members"]}
     # The new copy is not in Immich yet: listed by path, without an asset id.
-    assert members == {**{st.path(r): st.assets[r] for r in EXACT},
-                       st.path("archive/IMG_0100.JPG"): None}
+    assert members == {
+        **{st.path(r): st.assets[r] for r in EXACT},
+        st.path("archive/IMG_0100.JPG"): None,
+    }
     assert dataversion.current(st.cfg.cache_url) > version  # by the workers, not the gateway
 
 

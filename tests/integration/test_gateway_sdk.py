@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakeimmich.fixtures import *  # noqa: F403
+from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
+from tests.fakeimmich.fixtures import LIBRARY_ID
 
 SDK_DIR = Path(__file__).resolve().parents[1] / "sdk"
 
@@ -18,7 +19,11 @@ SDK_DIR = Path(__file__).resolve().parents[1] / "sdk"
 def run_sdk(base_url: str, email: str, password: str, asset_id: str, trash_id: str) -> dict:
     proc = subprocess.run(
         ["node", "check.mjs", base_url, email, password, asset_id, trash_id],
-        cwd=SDK_DIR, capture_output=True, text=True, timeout=60)
+        cwd=SDK_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(proc.stdout)
 
@@ -33,8 +38,9 @@ def sdk_ready():
 
 def test_sdk_through_gateway_matches_direct(sdk_ready, immich, gateway, alice):
     st = immich.state
-    asset = st.add_asset(alice.user["id"], "/mnt/photos/2024/SDK_1.JPG", content=b"sdk" * 1000,
-                         library_id=LIBRARY_ID)  # noqa: F405
+    asset = st.add_asset(
+        alice.user["id"], "/mnt/photos/2024/SDK_1.JPG", content=b"sdk" * 1000, library_id=LIBRARY_ID
+    )
     victim = st.add_asset(alice.user["id"], "/data/upload/u/victim.jpg", content=b"victim")
 
     direct = run_sdk(immich.url, alice.email, alice.password, asset["id"], victim["id"])

@@ -33,15 +33,23 @@ def _free_port() -> int:
 @pytest.fixture(params=["granian", "gunicorn"])
 def server_gateway(immich, tmp_path, request):
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "TWINLENS_IMMICH_URL": immich.url,
-           "TWINLENS_CACHE_URL": "memory://", "TWINLENS_DATA_DIR": str(tmp_path / "data"),
-           "TWINLENS_LOG_LEVEL": "INFO"}
-    code = ("from gateway import serve; from core.config import load_settings; "
-            f"serve(load_settings(), workers=1, threads=4, port={port}, access_log=True, "
-            f"server={request.param!r})")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "TWINLENS_IMMICH_URL": immich.url,
+        "TWINLENS_CACHE_URL": "memory://",
+        "TWINLENS_DATA_DIR": str(tmp_path / "data"),
+        "TWINLENS_LOG_LEVEL": "INFO",
+    }
+    code = (
+        "from gateway import serve; from core.config import load_settings; "
+        f"serve(load_settings(), workers=1, threads=4, port={port}, access_log=True, "
+        f"server={request.param!r})"
+    )
     log = open(tmp_path / "server.log", "w+")
-    proc = subprocess.Popen([sys.executable, "-c", code], env=env, cwd=ROOT, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(100):
         try:
@@ -58,8 +66,9 @@ def server_gateway(immich, tmp_path, request):
     log.close()
 
 
-def test_large_original_streams_exactly_and_the_pool_survives_aborts(server_gateway, immich, alice,
-                                                                     tmp_path):
+def test_large_original_streams_exactly_and_the_pool_survives_aborts(
+    server_gateway, immich, alice, tmp_path
+):
     url, log_path, server, _ = server_gateway
     big = tmp_path / "big.mov"
     data = os.urandom(24 * MB + 12345)
@@ -71,7 +80,7 @@ def test_large_original_streams_exactly_and_the_pool_survives_aborts(server_gate
     assert r.status_code == 200 and hashlib.sha1(r.content).digest() == hashlib.sha1(data).digest()
 
     r = requests.get(original, headers={**alice.bearer, "Range": f"bytes={MB}-{9 * MB - 1}"})
-    assert r.status_code == 206 and r.content == data[MB: 9 * MB]
+    assert r.status_code == 206 and r.content == data[MB : 9 * MB]
 
     for _ in range(3):  # client goes away half-way: the next requests still work
         with requests.get(original, headers=alice.bearer, stream=True) as r:
@@ -85,8 +94,11 @@ def test_large_original_streams_exactly_and_the_pool_survives_aborts(server_gate
         return
     # gunicorn's access log counts the bytes that bypassed it (splice).
     time.sleep(0.2)
-    sizes = [line.split()[-2] for line in log_path.read_text().splitlines()
-             if "/original" in line and '" 200 ' in line]
+    sizes = [
+        line.split()[-2]
+        for line in log_path.read_text().splitlines()
+        if "/original" in line and '" 200 ' in line
+    ]
     assert str(len(data)) in sizes, sizes
 
 
@@ -105,7 +117,9 @@ def _rss_mb(pid: int) -> float:
 def test_cookies_head_and_chunked_upload_pass_the_server(server_gateway, immich, alice):
     url, _, _, pid = server_gateway
     # Immich's login sets three cookies; all three reach the client.
-    r = requests.post(url + "/api/auth/login", json={"email": alice.email, "password": alice.password})
+    r = requests.post(
+        url + "/api/auth/login", json={"email": alice.email, "password": alice.password}
+    )
     assert r.status_code == 201
     names = sorted(c.split("=", 1)[0] for c in r.raw.headers.getlist("Set-Cookie"))
     assert names == ["immich_access_token", "immich_auth_type", "immich_is_authenticated"]
@@ -117,8 +131,10 @@ def test_cookies_head_and_chunked_upload_pass_the_server(server_gateway, immich,
     # A chunked upload (no Content-Length) of 48 MB streams through: Immich gets every
     # byte, and the server does not hold the body.
     boundary, block = "tlboundary", os.urandom(MB)
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"assetData\"; "
-            f"filename=\"c.mp4\"\r\nContent-Type: video/mp4\r\n\r\n").encode()
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="assetData"; '
+        f'filename="c.mp4"\r\nContent-Type: video/mp4\r\n\r\n'
+    ).encode()
     tail = f"\r\n--{boundary}--\r\n".encode()
     peak = [0.0]
     before = _rss_mb(pid)
@@ -130,8 +146,11 @@ def test_cookies_head_and_chunked_upload_pass_the_server(server_gateway, immich,
             yield block
         yield tail
 
-    r = requests.post(url + "/api/assets", data=body(), headers={
-        **alice.bearer, "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    r = requests.post(
+        url + "/api/assets",
+        data=body(),
+        headers={**alice.bearer, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
     assert r.status_code == 201, r.text
     stored = immich.state.assets[r.json()["id"]]
     expected = hashlib.sha1(block * 48).digest()

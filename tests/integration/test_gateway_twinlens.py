@@ -11,48 +11,76 @@ from PIL import Image
 
 from core.config import load_settings
 from gateway import create_app
-from tests.fakeimmich.fixtures import *  # noqa: F403
+from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
+from tests.fakeimmich.fixtures import LIBRARY_ID, SERVICE_TOKEN
 
 
 @pytest.fixture
 def world(immich, alice, library, grouping_state, dedup_state):
     st, uid, lib = immich.state, alice.user["id"], str(library)
-    a = st.add_asset(uid, "/mnt/photos/2024/A.JPG", content=b"a", library_id=LIBRARY_ID)  # noqa: F405
-    b = st.add_asset(uid, "/mnt/photos/backup/A.JPG", content=b"b", library_id=LIBRARY_ID)  # noqa: F405
+    a = st.add_asset(uid, "/mnt/photos/2024/A.JPG", content=b"a", library_id=LIBRARY_ID)
+    b = st.add_asset(uid, "/mnt/photos/backup/A.JPG", content=b"b", library_id=LIBRARY_ID)
     up = st.add_asset(uid, "/data/upload/u/A copy.JPG", content=b"copy")
-    c = st.add_asset(uid, "/mnt/photos/2024/C.JPG", content=b"c", library_id=LIBRARY_ID)  # noqa: F405
-    d = st.add_asset(uid, "/mnt/photos/2024/C2.JPG", content=b"d", library_id=LIBRARY_ID)  # noqa: F405
+    c = st.add_asset(uid, "/mnt/photos/2024/C.JPG", content=b"c", library_id=LIBRARY_ID)
+    d = st.add_asset(uid, "/mnt/photos/2024/C2.JPG", content=b"d", library_id=LIBRARY_ID)
     dup1 = dedup_state.add_duplicate(
         [f"{lib}/2024/A.JPG", f"{lib}/backup/A.JPG", f"{lib}/elsewhere/A.JPG", f"{lib}/copy/A.JPG"],
-        sha1s={f"{lib}/copy/A.JPG": hashlib.sha1(b"copy").hexdigest()})
-    dup2 = dedup_state.add_duplicate([f"{lib}/2024/C.JPG", f"{lib}/2024/C2.JPG"], type_="perceptual",
-                                     similarity=0.93)
+        sha1s={f"{lib}/copy/A.JPG": hashlib.sha1(b"copy").hexdigest()},
+    )
+    dup2 = dedup_state.add_duplicate(
+        [f"{lib}/2024/C.JPG", f"{lib}/2024/C2.JPG"], type_="perceptual", similarity=0.93
+    )
     grp = grouping_state.add_group([f"{lib}/2024/A.JPG", f"{lib}/2024/A.CR3"])
-    return {"a": a, "b": b, "up": up, "c": c, "d": d, "dup1": dup1, "dup2": dup2, "group": grp, "lib": lib}
+    return {
+        "a": a,
+        "b": b,
+        "up": up,
+        "c": c,
+        "d": d,
+        "dup1": dup1,
+        "dup2": dup2,
+        "group": grp,
+        "lib": lib,
+    }
 
 
 def test_lists_carry_asset_ids(gateway, alice, world):
-    body = requests.get(gateway.url + "/api/twinlens/groups", params={"type": "raw_jpeg"},
-                        headers=alice.bearer).json()
+    body = requests.get(
+        gateway.url + "/api/twinlens/groups", params={"type": "raw_jpeg"}, headers=alice.bearer
+    ).json()
     assert body["total"] == 1
     members = {m["path"]: m["assetId"] for m in body["items"][0]["members"]}
-    assert members == {f"{world['lib']}/2024/A.JPG": world["a"]["id"], f"{world['lib']}/2024/A.CR3": None}
+    assert members == {
+        f"{world['lib']}/2024/A.JPG": world["a"]["id"],
+        f"{world['lib']}/2024/A.CR3": None,
+    }
     assert body["items"][0]["primaryAssetId"] == world["a"]["id"]
-    assert requests.get(gateway.url + "/api/twinlens/groups", params={"type": "live_photo"},
-                        headers=alice.bearer).json()["total"] == 0
+    assert (
+        requests.get(
+            gateway.url + "/api/twinlens/groups",
+            params={"type": "live_photo"},
+            headers=alice.bearer,
+        ).json()["total"]
+        == 0
+    )
     r = requests.get(gateway.url + "/api/twinlens/groups/nope", headers=alice.bearer)
     assert r.status_code == 404 and r.json()["message"] == "no such group"
     dups = requests.get(gateway.url + "/api/twinlens/duplicates", headers=alice.bearer).json()
     assert dups["total"] == 2
-    one = requests.get(f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}", headers=alice.bearer).json()
+    one = requests.get(
+        f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}", headers=alice.bearer
+    ).json()
     assert one["similarity"] == 0.93 and one["keepAssetId"] == world["c"]["id"]
     stats = requests.get(gateway.url + "/api/twinlens/stats", headers=alice.bearer).json()
     assert stats["duplicates"]["open"] == 2 and stats["groups"]["total"] == 1
 
 
 def test_jobs_start_watch_cancel(gateway, alice, library):
-    r = requests.post(gateway.url + "/api/twinlens/jobs", json={"path": str(library), "full": True},
-                      headers=alice.bearer)
+    r = requests.post(
+        gateway.url + "/api/twinlens/jobs",
+        json={"path": str(library), "full": True},
+        headers=alice.bearer,
+    )
     assert r.status_code == 202
     jobs = r.json()["jobs"]
     assert {j["service"] for j in jobs} == {"grouping", "dedup"}
@@ -60,27 +88,39 @@ def test_jobs_start_watch_cancel(gateway, alice, library):
     listed = requests.get(gateway.url + "/api/twinlens/jobs", headers=alice.bearer).json()["items"]
     assert {j["id"] for j in listed} == {j["id"] for j in jobs}
     g = next(j for j in jobs if j["service"] == "grouping")
-    got = requests.get(f"{gateway.url}/api/twinlens/jobs/grouping/{g['id']}", headers=alice.bearer).json()
+    got = requests.get(
+        f"{gateway.url}/api/twinlens/jobs/grouping/{g['id']}", headers=alice.bearer
+    ).json()
     assert got["state"] == "queued"
-    gone = requests.delete(f"{gateway.url}/api/twinlens/jobs/grouping/{g['id']}", headers=alice.bearer).json()
+    gone = requests.delete(
+        f"{gateway.url}/api/twinlens/jobs/grouping/{g['id']}", headers=alice.bearer
+    ).json()
     assert gone["state"] == "cancelled"
-    again = requests.post(gateway.url + "/api/twinlens/jobs", json={"service": "dedup"}, headers=alice.bearer)
+    again = requests.post(
+        gateway.url + "/api/twinlens/jobs", json={"service": "dedup"}, headers=alice.bearer
+    )
     assert again.status_code == 200  # the running dedup job, not a second one
 
 
 def test_dry_run_changes_nothing(gateway, immich, alice, world, dedup_state):
     url = f"{gateway.url}/api/twinlens/duplicates/{world['dup1']['id']}/resolve"
-    plan = requests.post(url, json={"keep": [world["a"]["id"]], "dryRun": True}, headers=alice.bearer).json()
+    plan = requests.post(
+        url, json={"keep": [world["a"]["id"]], "dryRun": True}, headers=alice.bearer
+    ).json()
     assert plan["dryRun"] is True
     assert [k["assetId"] for k in plan["keep"]] == [world["a"]["id"]]
-    assert sorted(t["assetId"] for t in plan["trash"]) == sorted([world["b"]["id"], world["up"]["id"]])
+    assert sorted(t["assetId"] for t in plan["trash"]) == sorted(
+        [world["b"]["id"], world["up"]["id"]]
+    )
     assert plan["notInImmich"] == [f"{world['lib']}/elsewhere/A.JPG"]
     assert not any(a["isTrashed"] for a in immich.state.assets.values())
     assert dedup_state.resolutions == []
 
 
 def test_resolve_trashes_recoverably_and_records(gateway, immich, alice, world, dedup_state):
-    cached = requests.get(f"{gateway.url}/api/assets/{world['a']['id']}", headers=alice.bearer).json()
+    cached = requests.get(
+        f"{gateway.url}/api/assets/{world['a']['id']}", headers=alice.bearer
+    ).json()
     assert cached["twinlens"]["duplicate"]["status"] == "open"
     url = f"{gateway.url}/api/twinlens/duplicates/{world['dup1']['id']}/resolve"
     keep = f"{world['lib']}/2024/A.JPG"
@@ -92,7 +132,9 @@ def test_resolve_trashes_recoverably_and_records(gateway, immich, alice, world, 
     assert world["b"]["id"] in assets  # force: false -> still restorable from Immich's trash
     assert dedup_state.resolutions == [(world["dup1"]["id"], {"keep": [keep], "action": "trash"})]
     # The version bump makes the enriched answer fresh at once.
-    fresh = requests.get(f"{gateway.url}/api/assets/{world['a']['id']}", headers=alice.bearer).json()
+    fresh = requests.get(
+        f"{gateway.url}/api/assets/{world['a']['id']}", headers=alice.bearer
+    ).json()
     assert fresh["twinlens"]["duplicate"]["status"] == "resolved"
     r = requests.post(url, json={"keep": [keep]}, headers=alice.bearer)
     assert r.status_code == 409
@@ -104,22 +146,37 @@ def test_resolve_refusals(gateway, immich, alice, world, dedup_state):
     assert r.status_code == 400 and "not members" in r.json()["message"]
     r = requests.post(url, json={"keep": []}, headers=alice.bearer)
     assert r.status_code == 400
-    r = requests.post(url, json={"keep": [world["c"]["id"]], "action": "burn"}, headers=alice.bearer)
+    r = requests.post(
+        url, json={"keep": [world["c"]["id"]], "action": "burn"}, headers=alice.bearer
+    )
     assert r.status_code == 400
     no_delete = immich.state.add_api_key(alice.user["id"], ["user.read", "asset.upload"])
     r = requests.post(url, json={"keep": [world["c"]["id"]]}, headers={"x-api-key": no_delete})
-    assert (r.status_code, r.json()) == (403, {"message": "Missing required permission: asset.delete"})
+    assert (r.status_code, r.json()) == (
+        403,
+        {"message": "Missing required permission: asset.delete"},
+    )
     assert dedup_state.resolutions == [] and not immich.state.assets[world["d"]["id"]]["isTrashed"]
-    r = requests.post(f"{gateway.url}/api/twinlens/duplicates/nope/resolve", json={"keep": ["x"]},
-                      headers=alice.bearer)
+    r = requests.post(
+        f"{gateway.url}/api/twinlens/duplicates/nope/resolve",
+        json={"keep": ["x"]},
+        headers=alice.bearer,
+    )
     assert r.status_code == 404
 
 
 def test_bulk_resolution_reports_each_group(gateway, immich, alice, world, dedup_state):
-    r = requests.post(gateway.url + "/api/twinlens/duplicates/resolve", headers=alice.bearer, json={
-        "groups": [{"id": world["dup2"]["id"], "keep": [world["c"]["id"]]},
-                   {"id": world["dup1"]["id"], "action": "not_duplicate"},
-                   {"id": "nope", "keep": ["x"]}]})
+    r = requests.post(
+        gateway.url + "/api/twinlens/duplicates/resolve",
+        headers=alice.bearer,
+        json={
+            "groups": [
+                {"id": world["dup2"]["id"], "keep": [world["c"]["id"]]},
+                {"id": world["dup1"]["id"], "action": "not_duplicate"},
+                {"id": "nope", "keep": ["x"]},
+            ]
+        },
+    )
     body = r.json()
     assert r.status_code == 200 and body["succeeded"] == 2 and body["failed"] == 1
     assert [x["status"] for x in body["results"]] == [200, 200, 404]
@@ -133,7 +190,9 @@ def _jpeg(path, size=(1200, 800)):
     Image.new("RGB", size, (200, 50, 50)).save(path, "JPEG")
 
 
-def test_thumbnails_confined_to_library_and_cached(gateway, alice, library, gateway_settings, tmp_path):
+def test_thumbnails_confined_to_library_and_cached(
+    gateway, alice, library, gateway_settings, tmp_path
+):
     pic = library / "2024" / "T.JPG"
     _jpeg(pic)
     url = gateway.url + "/api/twinlens/thumbnail"
@@ -149,24 +208,52 @@ def test_thumbnails_confined_to_library_and_cached(gateway, alice, library, gate
         r = requests.get(url, params={"path": bad}, headers=alice.bearer)
         assert r.status_code == 400 and "outside" in r.json()["message"]
     (library / "link.jpg").symlink_to(outside)
-    assert requests.get(url, params={"path": str(library / "link.jpg")}, headers=alice.bearer).status_code == 400
-    assert requests.get(url, params={"path": str(pic), "size": "huge"}, headers=alice.bearer).status_code == 400
+    assert (
+        requests.get(
+            url, params={"path": str(library / "link.jpg")}, headers=alice.bearer
+        ).status_code
+        == 400
+    )
+    assert (
+        requests.get(
+            url, params={"path": str(pic), "size": "huge"}, headers=alice.bearer
+        ).status_code
+        == 400
+    )
     (library / "bad.jpg").write_bytes(b"not an image")
-    assert requests.get(url, params={"path": str(library / "bad.jpg")}, headers=alice.bearer).status_code == 422
+    assert (
+        requests.get(
+            url, params={"path": str(library / "bad.jpg")}, headers=alice.bearer
+        ).status_code
+        == 422
+    )
     assert requests.get(url, params={"path": str(pic)}).status_code == 401
 
 
-def test_local_mode_thumbnails_and_no_trash(tmp_path, library, grouping_url, dedup_url, dedup_state):
+def test_local_mode_thumbnails_and_no_trash(
+    tmp_path, library, grouping_url, dedup_url, dedup_state
+):
     pic = library / "L.JPG"
     _jpeg(pic, (300, 300))
     dup = dedup_state.add_duplicate([str(pic), str(library / "L2.JPG")])
-    settings = load_settings({}, immich_url="", data_dir=tmp_path / "d", library_roots=(library,),
-                             grouping_url=grouping_url, dedup_url=dedup_url, service_token=SERVICE_TOKEN)  # noqa: F405
+    settings = load_settings(
+        {},
+        immich_url="",
+        data_dir=tmp_path / "d",
+        library_roots=(library,),
+        grouping_url=grouping_url,
+        dedup_url=dedup_url,
+        service_token=SERVICE_TOKEN,
+    )
     client = create_app({"SETTINGS": settings}).test_client()
     assert client.get("/api/twinlens/thumbnail", query_string={"path": str(pic)}).status_code == 200
-    r = client.post(f"/api/twinlens/duplicates/{dup['id']}/resolve", json={"keep": [str(pic)], "dryRun": True})
+    r = client.post(
+        f"/api/twinlens/duplicates/{dup['id']}/resolve", json={"keep": [str(pic)], "dryRun": True}
+    )
     assert r.status_code == 200 and r.get_json()["notInImmich"] == [str(library / "L2.JPG")]
     r = client.post(f"/api/twinlens/duplicates/{dup['id']}/resolve", json={"keep": [str(pic)]})
     assert r.status_code == 409 and dedup_state.resolutions == []
-    r = client.post(f"/api/twinlens/duplicates/{dup['id']}/resolve", json={"action": "not_duplicate"})
+    r = client.post(
+        f"/api/twinlens/duplicates/{dup['id']}/resolve", json={"action": "not_duplicate"}
+    )
     assert r.status_code == 200 and dedup_state.resolutions[0][1]["action"] == "not_duplicate"

@@ -19,7 +19,9 @@ from tests.fakeimmich.fixtures import *  # noqa: F403
 
 def _gateway(upstream_url: str, tmp_path) -> ThreadedServer:
     settings = load_settings({}, immich_url=upstream_url, data_dir=tmp_path, cache_url="memory://")
-    return ThreadedServer(create_app({"SETTINGS": settings, "UI_DIST": str(tmp_path / "no-ui")})).start()
+    return ThreadedServer(
+        create_app({"SETTINGS": settings, "UI_DIST": str(tmp_path / "no-ui")})
+    ).start()
 
 
 def test_chunked_upload_reaches_immich_intact(tmp_path):
@@ -28,9 +30,12 @@ def test_chunked_upload_reaches_immich_intact(tmp_path):
     @app.post("/api/upload")
     def upload():
         data = request.get_data()
-        return {"sha1": hashlib.sha1(data).hexdigest(), "n": len(data),
-                "te": request.headers.get("Transfer-Encoding"),
-                "cl": request.headers.get("Content-Length")}
+        return {
+            "sha1": hashlib.sha1(data).hexdigest(),
+            "n": len(data),
+            "te": request.headers.get("Transfer-Encoding"),
+            "cl": request.headers.get("Content-Length"),
+        }
 
     sink = ThreadedServer(app).start()
     gw = _gateway(sink.url, tmp_path)
@@ -39,8 +44,12 @@ def test_chunked_upload_reaches_immich_intact(tmp_path):
         r = requests.post(gw.url + "/api/upload", data=iter(parts))  # a generator: chunked
         body = b"".join(parts)
         assert r.status_code == 200
-        assert r.json() == {"sha1": hashlib.sha1(body).hexdigest(), "n": len(body),
-                            "te": "chunked", "cl": None}
+        assert r.json() == {
+            "sha1": hashlib.sha1(body).hexdigest(),
+            "n": len(body),
+            "te": "chunked",
+            "cl": None,
+        }
         r = requests.post(gw.url + "/api/upload", data=body)  # Content-Length
         assert r.json()["n"] == len(body) and r.json()["cl"] == str(len(body))
     finally:
@@ -65,8 +74,10 @@ def one_shot_upstream():
                     return
                 buf += chunk
             served.append(buf.split(b"\r\n", 1)[0])
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 11\r\n\r\n{\"ok\":true}")
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                b'Content-Length: 11\r\n\r\n{"ok":true}'
+            )
 
     def loop():
         while True:
@@ -98,7 +109,11 @@ def test_plain_passthrough_never_asks_immich_who_the_caller_is(gateway, immich, 
     asset = immich.state.add_asset(alice.user["id"], "/upload/a.jpg", content=b"abc")
     for _ in range(3):
         assert requests.get(gateway.url + "/api/server/ping", headers=alice.bearer).ok
-        assert requests.get(f"{gateway.url}/api/assets/{asset['id']}/original",
-                            headers=alice.bearer).content == b"abc"
+        assert (
+            requests.get(
+                f"{gateway.url}/api/assets/{asset['id']}/original", headers=alice.bearer
+            ).content
+            == b"abc"
+        )
         assert requests.get(gateway.url + "/api/users/me", headers=alice.bearer).ok
     assert immich.state.calls[("GET", "/users/me")] == 3  # only the client's own calls

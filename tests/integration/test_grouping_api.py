@@ -49,17 +49,34 @@ def seed(cfg, rels: list[str], sha1: dict[str, str] | None = None) -> str:
         root = jobs.get_or_create_root(s, lib)
         for i, rel in enumerate(rels):
             p = os.path.join(lib, rel)
-            s.add(File(root_id=root.id, path=p, path_key=path_key(p), dir_key=dir_key(p),
-                       size=100 + i, mtime_ns=1, device=1, inode=i + 1,
-                       kind=KINDS[os.path.splitext(p)[1].lower()], taken_at=T0,
-                       sha1=(sha1 or {}).get(rel), status="present"))
+            s.add(
+                File(
+                    root_id=root.id,
+                    path=p,
+                    path_key=path_key(p),
+                    dir_key=dir_key(p),
+                    size=100 + i,
+                    mtime_ns=1,
+                    device=1,
+                    inode=i + 1,
+                    kind=KINDS[os.path.splitext(p)[1].lower()],
+                    taken_at=T0,
+                    sha1=(sha1 or {}).get(rel),
+                    status="present",
+                )
+            )
         s.flush()
         service.regroup(s, None)
     return lib
 
 
 def test_groups_paging_filters_and_one_group(client, pg_settings):
-    rels = [f"{d}/IMG_{i:03d}.{ext}" for d in ("2023", "2024") for i in range(7) for ext in ("CR2", "JPG")]
+    rels = [
+        f"{d}/IMG_{i:03d}.{ext}"
+        for d in ("2023", "2024")
+        for i in range(7)
+        for ext in ("CR2", "JPG")
+    ]
     rels += ["2024/live/IMG_9.HEIC", "2024/live/IMG_9.MOV", "2024b/IMG_1.CR2", "2024b/IMG_1.JPG"]
     lib = seed(pg_settings, rels)
 
@@ -67,7 +84,10 @@ def test_groups_paging_filters_and_one_group(client, pg_settings):
     assert r.status_code == 200
     body = r.get_json()
     assert (body["page"], body["size"], body["total"], len(body["items"])) == (1, 5, 16, 5)
-    pages = [client.get(f"/groups?size=5&page={p}", headers=AUTH).get_json()["items"] for p in (1, 2, 3, 4)]
+    pages = [
+        client.get(f"/groups?size=5&page={p}", headers=AUTH).get_json()["items"]
+        for p in (1, 2, 3, 4)
+    ]
     ids = [g["id"] for page in pages for g in page]
     assert len(ids) == 16 and len(set(ids)) == 16  # pages neither overlap nor skip
     assert [len(p) for p in pages] == [5, 5, 5, 1]
@@ -77,13 +97,23 @@ def test_groups_paging_filters_and_one_group(client, pg_settings):
     assert g["type"] == "raw_jpeg" and g["source"] == "auto" and g["primary"].endswith(".JPG")
     assert g["members"][0]["is_primary"] and g["members"][0]["path"] == g["primary"]
     assert {m["role"] for m in g["members"]} == {"primary", "raw"}
-    assert set(g["members"][0]) == {"path", "kind", "role", "is_primary", "size", "sha1", "taken_at"}
+    assert set(g["members"][0]) == {
+        "path",
+        "kind",
+        "role",
+        "is_primary",
+        "size",
+        "sha1",
+        "taken_at",
+    }
     assert g["members"][0]["taken_at"] == "2024-06-01T09:00:00"
 
     live = client.get("/groups?type=live_photo", headers=AUTH).get_json()
     assert live["total"] == 1 and live["items"][0]["members"][1]["role"] == "video"
     # path_prefix is a folder: 2024 does not match 2024b, but includes 2024/live
-    sub = client.get("/groups", query_string={"path_prefix": f"{lib}/2024", "size": 100}, headers=AUTH).get_json()
+    sub = client.get(
+        "/groups", query_string={"path_prefix": f"{lib}/2024", "size": 100}, headers=AUTH
+    ).get_json()
     assert sub["total"] == 8
     assert all("/2024b/" not in g["primary"] for g in sub["items"])
 
@@ -95,13 +125,22 @@ def test_groups_paging_filters_and_one_group(client, pg_settings):
 
 def test_lookup_by_path_and_sha1(client, pg_settings):
     sha = "a" * 40
-    lib = seed(pg_settings, ["x/IMG_1.CR2", "x/IMG_1.JPG", "x/alone.jpg"], {"x/IMG_1.JPG": sha, "x/alone.jpg": "b" * 40})
-    r = client.post("/files/lookup", json={"paths": [f"{lib}/x/alone.jpg", f"{lib}/x/nothing.jpg"],
-                                           "sha1": [sha.upper()]}, headers=AUTH)
+    lib = seed(
+        pg_settings,
+        ["x/IMG_1.CR2", "x/IMG_1.JPG", "x/alone.jpg"],
+        {"x/IMG_1.JPG": sha, "x/alone.jpg": "b" * 40},
+    )
+    r = client.post(
+        "/files/lookup",
+        json={"paths": [f"{lib}/x/alone.jpg", f"{lib}/x/nothing.jpg"], "sha1": [sha.upper()]},
+        headers=AUTH,
+    )
     assert r.status_code == 200
     files = r.get_json()["files"]
     assert [f["path"] for f in files] == [f"{lib}/x/alone.jpg", f"{lib}/x/IMG_1.JPG"]
-    assert files[0]["group"] is None and files[0]["kind"] == "image" and files[0]["sha1"] == "b" * 40
+    assert (
+        files[0]["group"] is None and files[0]["kind"] == "image" and files[0]["sha1"] == "b" * 40
+    )
     assert files[1]["group"]["type"] == "raw_jpeg" and files[1]["sha1"] == sha
     assert len(files[1]["group"]["members"]) == 2
 
@@ -139,8 +178,20 @@ def test_bad_inputs_are_json_400_or_404(client, pg_settings, tmp_path, library):
         ("post", f"/groups/{gid}/split", b"[", 400, "malformed"),
         ("post", "/groups/merge", None, 400, "JSON body is required"),
         ("post", "/groups/merge", {"paths": [f"{lib}/a/b.jpg"]}, 400, "at least two"),
-        ("post", "/groups/merge", {"paths": [f"{lib}/a/b.jpg", f"{lib}/a/zz.jpg"]}, 404, "not a cataloged"),
-        ("post", "/groups/merge", {"paths": [f"{lib}/a/b.jpg", f"{lib}/a/IMG_1.CR2"], "primary": f"{lib}/a/IMG_1.JPG"}, 400, "primary"),
+        (
+            "post",
+            "/groups/merge",
+            {"paths": [f"{lib}/a/b.jpg", f"{lib}/a/zz.jpg"]},
+            404,
+            "not a cataloged",
+        ),
+        (
+            "post",
+            "/groups/merge",
+            {"paths": [f"{lib}/a/b.jpg", f"{lib}/a/IMG_1.CR2"], "primary": f"{lib}/a/IMG_1.JPG"},
+            400,
+            "primary",
+        ),
         ("post", "/groups/merge", {"paths": [f"{lib}/a/b.jpg", "/tmp/x"]}, 400, "outside"),
         ("get", "/nowhere", None, 404, ""),
         ("delete", "/groups", None, 405, ""),
@@ -171,8 +222,16 @@ def test_service_token_required(client, pg_settings):
 
 def test_openapi_lists_the_grouping_endpoints(client):
     doc = client.get("/openapi.json", headers=AUTH).get_json()
-    for p in ("/groups", "/groups/{id}", "/files/group", "/files/lookup", "/groups/{id}/split",
-              "/groups/merge", "/scans", "/jobs"):
+    for p in (
+        "/groups",
+        "/groups/{id}",
+        "/files/group",
+        "/files/lookup",
+        "/groups/{id}/split",
+        "/groups/merge",
+        "/scans",
+        "/jobs",
+    ):
         assert p in doc["paths"], p
     assert {"Group", "GroupMember", "GroupPage"} <= set(doc["components"]["schemas"])
 
@@ -194,10 +253,18 @@ def test_overrides_survive_a_rescan(client, pg_settings, library):
     assert set(by_primary) == {f"{lib}/a/IMG_1.JPG", f"{lib}/b/scan.jpg"}
 
     # Split the sidecar group apart; merge a file of folder a with the edit pair of folder b
-    r = client.post(f"/groups/{by_primary[f'{lib}/a/IMG_1.JPG']['id']}/split", json={}, headers=AUTH)
+    r = client.post(
+        f"/groups/{by_primary[f'{lib}/a/IMG_1.JPG']['id']}/split", json={}, headers=AUTH
+    )
     assert r.status_code == 200 and r.get_json()["groups"] == []
-    r = client.post("/groups/merge", headers=AUTH, json={
-        "paths": [f"{lib}/a/IMG_2.JPG", f"{lib}/b/scan.jpg"], "primary": f"{lib}/a/IMG_2.JPG"})
+    r = client.post(
+        "/groups/merge",
+        headers=AUTH,
+        json={
+            "paths": [f"{lib}/a/IMG_2.JPG", f"{lib}/b/scan.jpg"],
+            "primary": f"{lib}/a/IMG_2.JPG",
+        },
+    )
     assert r.status_code == 201
     manual = r.get_json()
     assert manual["type"] == "manual" and manual["source"] == "manual"

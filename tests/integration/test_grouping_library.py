@@ -35,14 +35,21 @@ def build(samples: Path, lib: Path) -> tuple[list[set[str]], list[tuple[str, str
     write_bytes(lib / "2024/DSC_0002.NEF.xmp", XMP)  # sidecar named after the full name
     raw_with_jpeg("exiv2/exiv2-canon-powershot-s40.crw", "2024/CRW_0003.CRW", "2024/CRW_0003.JPG")
     # Decoy: same stem, capture times hours apart (the camera's counter rolled over)
-    raw_with_jpeg("exif-py/nikon_z_9_high_efficiency_compressed_dx_cropped_max_overexposed.dng",
-                  "2024/IMG_0004.DNG", "2024/IMG_0004.JPG", shift=timedelta(hours=5))
+    raw_with_jpeg(
+        "exif-py/nikon_z_9_high_efficiency_compressed_dx_cropped_max_overexposed.dng",
+        "2024/IMG_0004.DNG",
+        "2024/IMG_0004.JPG",
+        shift=timedelta(hours=5),
+    )
     # Decoy: the same stem and time in another folder is another file
     taken1 = inspect_file(str(lib / "2024/IMG_0001.DNG"), full_hash=False).taken_at
     write_jpeg(lib / "2023/IMG_0001.JPG", next(seed), taken=taken1)
     # Pixel: RAW-01.COVER.jpg + RAW-02.ORIGINAL.dng
-    raw_with_jpeg("exiv2/IMG_1361.dng", "pixel/PXL_20201229_142445123.RAW-02.ORIGINAL.dng",
-                  "pixel/PXL_20201229_142445123.RAW-01.COVER.jpg")
+    raw_with_jpeg(
+        "exiv2/IMG_1361.dng",
+        "pixel/PXL_20201229_142445123.RAW-02.ORIGINAL.dng",
+        "pixel/PXL_20201229_142445123.RAW-01.COVER.jpg",
+    )
     # Live Photos: JPEG still + MOV, and a real HEIC still + MOV
     write_jpeg(lib / "live/IMG_0100.JPG", next(seed))
     write_bytes(lib / "live/IMG_0100.MOV", os.urandom(20_000))
@@ -60,19 +67,29 @@ def build(samples: Path, lib: Path) -> tuple[list[set[str]], list[tuple[str, str
         {"2024/IMG_0001.DNG", "2024/IMG_0001.JPG", "2024/IMG_0001.xmp"},
         {"2024/DSC_0002.NEF", "2024/DSC_0002.JPG", "2024/DSC_0002.NEF.xmp"},
         {"2024/CRW_0003.CRW", "2024/CRW_0003.JPG"},
-        {"pixel/PXL_20201229_142445123.RAW-02.ORIGINAL.dng", "pixel/PXL_20201229_142445123.RAW-01.COVER.jpg"},
+        {
+            "pixel/PXL_20201229_142445123.RAW-02.ORIGINAL.dng",
+            "pixel/PXL_20201229_142445123.RAW-01.COVER.jpg",
+        },
         {"live/IMG_0100.JPG", "live/IMG_0100.MOV"},
         {"live/IMG_0101.HEIC", "live/IMG_0101.MOV"},
         {"edits/IMG_0200.JPG", "edits/IMG_E0200.JPG"},
         {"edits/beach.jpg", "edits/beach-edited.jpg"},
     ]
-    decoys = [("2024/IMG_0004.DNG", "2024/IMG_0004.JPG"), ("2023/IMG_0001.JPG", "2024/IMG_0001.DNG"),
-              ("2023/IMG_0001.JPG", "2024/IMG_0001.JPG")]
+    decoys = [
+        ("2024/IMG_0004.DNG", "2024/IMG_0004.JPG"),
+        ("2023/IMG_0001.JPG", "2024/IMG_0001.DNG"),
+        ("2023/IMG_0001.JPG", "2024/IMG_0001.JPG"),
+    ]
     types = {
-        "2024/IMG_0001.JPG": "raw_jpeg", "2024/DSC_0002.JPG": "raw_jpeg", "2024/CRW_0003.JPG": "raw_jpeg",
+        "2024/IMG_0001.JPG": "raw_jpeg",
+        "2024/DSC_0002.JPG": "raw_jpeg",
+        "2024/CRW_0003.JPG": "raw_jpeg",
         "pixel/PXL_20201229_142445123.RAW-01.COVER.jpg": "raw_jpeg",
-        "live/IMG_0100.JPG": "live_photo", "live/IMG_0101.HEIC": "live_photo",
-        "edits/IMG_0200.JPG": "edited", "edits/beach.jpg": "edited",
+        "live/IMG_0100.JPG": "live_photo",
+        "live/IMG_0101.HEIC": "live_photo",
+        "edits/IMG_0200.JPG": "edited",
+        "edits/beach.jpg": "edited",
     }
     return expected, decoys, types
 
@@ -94,4 +111,6 @@ def test_scan_groups_a_real_library(pg_settings, library, samples):
 
     # A rescan of the unchanged library changes no group (same ids, nothing regrouped)
     again = run_scan(pg_settings, str(library))
-    assert {g["id"]: g["members"] for g in again["groups"]} == {g["id"]: g["members"] for g in report["groups"]}
+    assert {g["id"]: g["members"] for g in again["groups"]} == {
+        g["id"]: g["members"] for g in report["groups"]
+    }

@@ -19,8 +19,14 @@ from core.grouping import service
 from core.models import File, FileGroup, GroupMember, GroupOverride, Job, Root
 from core.paths import dir_key, path_key
 
-KINDS = {".cr2": ("raw", "raw"), ".dng": ("raw", "raw"), ".jpg": ("image", "jpeg"),
-         ".heic": ("image", "heic"), ".mov": ("video", "mov"), ".xmp": ("sidecar", "xmp")}
+KINDS = {
+    ".cr2": ("raw", "raw"),
+    ".dng": ("raw", "raw"),
+    ".jpg": ("image", "jpeg"),
+    ".heic": ("image", "heic"),
+    ".mov": ("video", "mov"),
+    ".xmp": ("sidecar", "xmp"),
+}
 _inode = itertools.count(1000)
 T0 = datetime(2024, 6, 1, 9, 0, 0)
 
@@ -32,9 +38,20 @@ def root(db_session) -> Root:
 
 def add(session, root: Root, path: str, taken: datetime | None = T0, size: int = 1000) -> File:
     kind, fmt = KINDS[os.path.splitext(path)[1].lower()]
-    f = File(root_id=root.id, path=path, path_key=path_key(path), dir_key=dir_key(path), size=size,
-             mtime_ns=1, device=1, inode=next(_inode), kind=kind, format=fmt, taken_at=taken,
-             status="present")
+    f = File(
+        root_id=root.id,
+        path=path,
+        path_key=path_key(path),
+        dir_key=dir_key(path),
+        size=size,
+        mtime_ns=1,
+        device=1,
+        inode=next(_inode),
+        kind=kind,
+        format=fmt,
+        taken_at=taken,
+        status="present",
+    )
     session.add(f)
     session.flush()
     return f
@@ -44,8 +61,9 @@ def groups(session) -> dict[frozenset[str], tuple[str, str, str]]:
     """{member paths: (group id, type, primary path)}"""
     out: dict[str, list] = {}
     for gid, gtype, p, prim in session.execute(
-        select(FileGroup.group_id, FileGroup.group_type, GroupMember.file_path, GroupMember.is_primary)
-        .join(GroupMember, GroupMember.group_id == FileGroup.group_id)
+        select(
+            FileGroup.group_id, FileGroup.group_type, GroupMember.file_path, GroupMember.is_primary
+        ).join(GroupMember, GroupMember.group_id == FileGroup.group_id)
     ):
         out.setdefault(gid, [gtype, None, set()])
         out[gid][2].add(p)
@@ -75,7 +93,9 @@ def test_from_scratch_incremental_and_idempotent(db_session, root):
     add(s, root, "/lib/a/IMG_1.xmp")
     st = service.regroup(s, [dir_key("/lib/a/IMG_1.xmp")])
     assert st.folders == 1 and st.updated == 1 and st.created == 0
-    assert groups(s)[frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.JPG", "/lib/a/IMG_1.xmp"})][0] == gid
+    assert (
+        groups(s)[frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.JPG", "/lib/a/IMG_1.xmp"})][0] == gid
+    )
 
     # A new file forms a new group in the other folder without touching folder a
     add(s, root, "/lib/b/IMG_1.DNG")
@@ -97,7 +117,7 @@ def test_moved_and_missing_files(db_session, root):
     jpg = add(s, root, "/lib/a/IMG_5.JPG")
     add(s, root, "/lib/a/IMG_5.xmp")
     service.regroup(s, None)
-    (gid, *_), = groups(s).values()
+    ((gid, *_),) = groups(s).values()
 
     # Both media files and the sidecar move to folder b (the scan updates path and dir_key)
     for f in s.scalars(select(File)):
@@ -111,7 +131,11 @@ def test_moved_and_missing_files(db_session, root):
     assert st.deleted == 0
 
     # The JPEG alone moves back: its old group loses it (but keeps the RAW + sidecar)
-    jpg.path, jpg.path_key, jpg.dir_key = "/lib/a/IMG_5.JPG", path_key("/lib/a/IMG_5.JPG"), dir_key("/lib/a/x")
+    jpg.path, jpg.path_key, jpg.dir_key = (
+        "/lib/a/IMG_5.JPG",
+        path_key("/lib/a/IMG_5.JPG"),
+        dir_key("/lib/a/x"),
+    )
     s.flush()
     service.regroup(s, [dir_key("/lib/a/x")])
     assert set(groups(s)) == {frozenset({"/lib/b/IMG_5.CR2", "/lib/b/IMG_5.xmp"})}
@@ -126,8 +150,13 @@ def test_moved_and_missing_files(db_session, root):
 def test_split_and_merge_survive_regrouping(db_session, root):
     s = db_session
     cfg = load_settings({})
-    for p in ("/lib/a/IMG_1.CR2", "/lib/a/IMG_1.JPG", "/lib/a/IMG_1.xmp", "/lib/a/IMG_2.JPG",
-              "/lib/other/scan.jpg"):
+    for p in (
+        "/lib/a/IMG_1.CR2",
+        "/lib/a/IMG_1.JPG",
+        "/lib/a/IMG_1.xmp",
+        "/lib/a/IMG_2.JPG",
+        "/lib/other/scan.jpg",
+    ):
         add(s, root, p)
     service.regroup(s, None)
     gid = groups(s)[frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.JPG", "/lib/a/IMG_1.xmp"})][0]
@@ -142,16 +171,27 @@ def test_split_and_merge_survive_regrouping(db_session, root):
     assert set(groups(s)) == {frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.xmp"})}
 
     # Merge files from two folders with a chosen primary
-    mid, _ = service.merge_files(s, ["/lib/a/IMG_2.JPG", "/lib/other/scan.jpg"], "/lib/other/scan.jpg", cfg)
+    mid, _ = service.merge_files(
+        s, ["/lib/a/IMG_2.JPG", "/lib/other/scan.jpg"], "/lib/other/scan.jpg", cfg
+    )
     g = groups(s)
-    assert g[frozenset({"/lib/a/IMG_2.JPG", "/lib/other/scan.jpg"})] == (mid, "manual", "/lib/other/scan.jpg")
+    assert g[frozenset({"/lib/a/IMG_2.JPG", "/lib/other/scan.jpg"})] == (
+        mid,
+        "manual",
+        "/lib/other/scan.jpg",
+    )
     assert s.get(FileGroup, mid).source == "manual"
     # Regrouping only one of the two folders keeps the manual group whole
     assert not service.regroup(s, [dir_key("/lib/a/x")]).changed
     # Dissolving the manual group drops the merge
     service.split_group(s, mid, None, cfg)
     assert set(groups(s)) == {frozenset({"/lib/a/IMG_1.CR2", "/lib/a/IMG_1.xmp"})}
-    assert s.scalar(select(func.count()).select_from(GroupOverride).where(GroupOverride.action == "merge")) == 0
+    assert (
+        s.scalar(
+            select(func.count()).select_from(GroupOverride).where(GroupOverride.action == "merge")
+        )
+        == 0
+    )
 
 
 def test_corrections_refuse_bad_input(db_session, root):
@@ -159,7 +199,7 @@ def test_corrections_refuse_bad_input(db_session, root):
     add(db_session, root, "/lib/a/IMG_1.CR2")
     add(db_session, root, "/lib/a/IMG_1.JPG")
     service.regroup(db_session, None)
-    (gid, *_), = groups(db_session).values()
+    ((gid, *_),) = groups(db_session).values()
     with pytest.raises(service.GroupingError) as e:
         service.split_group(db_session, "nope", None, cfg)
     assert e.value.status == 404

@@ -36,7 +36,10 @@ def _worker(settings, log: Path) -> subprocess.Popen:
     )
     return subprocess.Popen(
         [sys.executable, str(PROJECT / "twinlens.py"), "worker", "--threads", "1"],
-        env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, cwd=PROJECT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        cwd=PROJECT,
     )
 
 
@@ -77,7 +80,9 @@ def test_sigkill_mid_scan_then_restart_completes_exactly_once(pg_settings, libra
         first.send_signal(signal.SIGKILL)
         first.wait(10)
         killed_at = _job(pg_settings.database_url, job_id)
-        assert killed_at.state == "running" and killed_at.done < N_FILES, "kill came too late to test anything"
+        assert killed_at.state == "running" and killed_at.done < N_FILES, (
+            "kill came too late to test anything"
+        )
 
         # And a worker starts again
         second = _worker(pg_settings, log)

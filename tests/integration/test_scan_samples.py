@@ -14,7 +14,14 @@ import pytest
 from tests.samples import samples_dir as samples_path
 
 PROJECT = Path(__file__).resolve().parents[2]
-KIND = {"jpeg": "image", "heic": "image", "png": "image", "tiff": "image", "raw": "raw", "video": "video"}
+KIND = {
+    "jpeg": "image",
+    "heic": "image",
+    "png": "image",
+    "tiff": "image",
+    "raw": "raw",
+    "video": "video",
+}
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +31,11 @@ def sample_report(samples, tmp_path_factory) -> dict:
     env = {"TWINLENS_DATA_DIR": str(tmp / "data"), "PATH": "/usr/bin:/bin", "HOME": str(tmp)}
     proc = subprocess.run(
         [sys.executable, str(PROJECT / "twinlens.py"), "scan", str(samples), "--json", str(out)],
-        env=env, capture_output=True, text=True, timeout=600, cwd=PROJECT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=PROJECT,
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "Scanned" in proc.stdout  # the summary is printed
@@ -51,7 +62,9 @@ def test_every_broken_file_has_a_readable_error(sample_report, manifest):
 def test_every_readable_image_has_a_phash(sample_report, manifest):
     files = {f["path"]: f for f in sample_report["files"]}
     for row in manifest:
-        readable_raw = row["kind"] == "raw" and (row["rawpy_thumb"] == "yes" or row["rawpy_postprocess"].startswith("yes"))
+        readable_raw = row["kind"] == "raw" and (
+            row["rawpy_thumb"] == "yes" or row["rawpy_postprocess"].startswith("yes")
+        )
         if row["pil_load"] == "ok" or readable_raw:
             assert files[row["path"]]["phash"], row["path"]
             assert len(files[row["path"]]["phash"]) == 16

@@ -36,7 +36,11 @@ def wait_for(predicate, timeout: float = 20.0, step: float = 0.1):
 def _idle(cfg):
     def idle() -> bool:
         with session_scope(engine_for(cfg.database_url)) as s:
-            return s.scalar(select(Job.id).where(Job.state.in_(("queued", "running"))).limit(1)) is None
+            return (
+                s.scalar(select(Job.id).where(Job.state.in_(("queued", "running"))).limit(1))
+                is None
+            )
+
     return idle
 
 
@@ -52,8 +56,10 @@ def snapshot(cfg) -> dict[frozenset[str], str]:
 
 def jobs_since(cfg, t0) -> list[tuple[str, str, str | None]]:
     with session_scope(engine_for(cfg.database_url)) as s:
-        return [(j.kind, j.trigger, j.path) for j in
-                s.scalars(select(Job).where(Job.created_at >= t0).order_by(Job.created_at))]
+        return [
+            (j.kind, j.trigger, j.path)
+            for j in s.scalars(select(Job).where(Job.created_at >= t0).order_by(Job.created_at))
+        ]
 
 
 @pytest.fixture
@@ -114,7 +120,12 @@ def test_copy_move_delete(watch_cfg, worker, library, samples):
         scans = [j for j in jobs_since(cfg, t0) if j[0] == "scan"]
         assert scans == [("scan", "watch", str(library))]
         with session_scope(engine_for(cfg.database_url)) as s:
-            assert s.scalars(select(File.id).where(File.path == str(library / "b" / "IMG_1.DNG"))).one() == raw_id
+            assert (
+                s.scalars(
+                    select(File.id).where(File.path == str(library / "b" / "IMG_1.DNG"))
+                ).one()
+                == raw_id
+            )
         assert frozenset({"a/IMG_1.JPG", "a/IMG_1.xmp", "a/IMG_1.DNG"}) not in snapshot(cfg)
 
         # A deleted sidecar leaves the group (which stays); deleting the RAW leaves one
@@ -144,8 +155,17 @@ def test_one_watcher_acts_the_other_stands_by(pg_settings, library):
         assert b.renew() == []  # stands by
         assert [m[0] for m in a_broker.messages] == ["scan_plan"]  # a's catch-up scan
         # b sees nothing of changes while it stands by
-        b.on_event(type("E", (), {"event_type": "created", "src_path": str(library / "x.jpg"),
-                                  "is_directory": False})())
+        b.on_event(
+            type(
+                "E",
+                (),
+                {
+                    "event_type": "created",
+                    "src_path": str(library / "x.jpg"),
+                    "is_directory": False,
+                },
+            )()
+        )
         assert b.tick(time.monotonic() + 5) == [] and b_broker.messages == []
         # a goes away without releasing (its catch-up scan ran meanwhile); once its
         # lease expires b takes over and catches up itself

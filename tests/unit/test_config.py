@@ -19,12 +19,14 @@ def test_embedded_default_needs_no_server(tmp_path):
 
 
 def test_values_are_parsed_and_validated(tmp_path):
-    cfg = load_settings({
-        "TWINLENS_LIBRARY_ROOTS": f"{tmp_path}/a:{tmp_path}/b",
-        "TWINLENS_PATH_MAP": "/mnt/photos=/photos,/mnt/photos/old=/archive",
-        "TWINLENS_WATCH_POLLING": "yes",
-        "TWINLENS_BROKER_URL": "redis://127.0.0.1:6379/0",
-    })
+    cfg = load_settings(
+        {
+            "TWINLENS_LIBRARY_ROOTS": f"{tmp_path}/a:{tmp_path}/b",
+            "TWINLENS_PATH_MAP": "/mnt/photos=/photos,/mnt/photos/old=/archive",
+            "TWINLENS_WATCH_POLLING": "yes",
+            "TWINLENS_BROKER_URL": "redis://127.0.0.1:6379/0",
+        }
+    )
     assert [p.name for p in cfg.library_roots] == ["a", "b"]
     assert cfg.path_map[0] == ("/mnt/photos/old", "/archive")  # longest prefix first
     assert cfg.watch_polling and not cfg.embedded
@@ -43,10 +45,12 @@ def test_settings_are_frozen():
 
 
 def test_secrets_are_masked_and_never_in_repr():
-    cfg = load_settings({
-        "TWINLENS_SERVICE_TOKEN": "s3cret-token",
-        "TWINLENS_DATABASE_URL": "postgresql://tl:hunter2@db:5432/twinlens",
-    })
+    cfg = load_settings(
+        {
+            "TWINLENS_SERVICE_TOKEN": "s3cret-token",
+            "TWINLENS_DATABASE_URL": "postgresql://tl:hunter2@db:5432/twinlens",
+        }
+    )
     shown = cfg.masked()
     assert shown["TWINLENS_SERVICE_TOKEN"] == "***"
     assert shown["TWINLENS_DATABASE_URL"] == "postgresql://tl:***@db:5432/twinlens"

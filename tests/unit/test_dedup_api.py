@@ -62,15 +62,41 @@ class Catalog:
             s.flush()
             self.root_id = root.id
 
-    def add(self, rel: str, *, size: int = 1000, sha: str | None = None, phash: int | None = None,
-            width: int = 400, height: int = 300, fmt: str = "jpeg", sha1: str | None = None,
-            taken: datetime | None = None) -> int:
+    def add(
+        self,
+        rel: str,
+        *,
+        size: int = 1000,
+        sha: str | None = None,
+        phash: int | None = None,
+        width: int = 400,
+        height: int = 300,
+        fmt: str = "jpeg",
+        sha1: str | None = None,
+        taken: datetime | None = None,
+    ) -> int:
         path = str(self.lib / rel)
         with session_scope(self.engine) as s:
-            f = File(root_id=self.root_id, path=path, path_key=path_key(path), dir_key=dir_key(path),
-                     size=size, mtime_ns=1, device=1, inode=next(_inode), kind="image", format=fmt,
-                     sha256=sha, sha1=sha1, phash=f"{phash:016x}" if phash is not None else None,
-                     width=width, height=height, taken_at=taken, make="Canon", model="EOS")
+            f = File(
+                root_id=self.root_id,
+                path=path,
+                path_key=path_key(path),
+                dir_key=dir_key(path),
+                size=size,
+                mtime_ns=1,
+                device=1,
+                inode=next(_inode),
+                kind="image",
+                format=fmt,
+                sha256=sha,
+                sha1=sha1,
+                phash=f"{phash:016x}" if phash is not None else None,
+                width=width,
+                height=height,
+                taken_at=taken,
+                make="Canon",
+                model="EOS",
+            )
             s.add(f)
             s.flush()
             return f.id
@@ -87,9 +113,13 @@ class Catalog:
 def env(tmp_path: Path):
     lib = (tmp_path / "library").resolve()
     lib.mkdir()
-    settings = load_settings({}, data_dir=tmp_path / "data",
-                             database_url=f"sqlite:///{tmp_path / 'data' / 'twinlens.db'}",
-                             library_roots=(lib,), service_token=TOKEN)
+    settings = load_settings(
+        {},
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite:///{tmp_path / 'data' / 'twinlens.db'}",
+        library_roots=(lib,),
+        service_token=TOKEN,
+    )
     migrate(settings.database_url)
     cat = Catalog(settings, lib)
     broker = RecordingBroker()
@@ -114,7 +144,9 @@ def world(env):
             cat.add(f"exact{k}/copy{n}.jpg", size=size, sha=sha(k), phash=h, sha1=f"{k:040x}")
     base1, base2 = rand_hash(rng), rand_hash(rng)
     cat.add("p1/big.jpg", size=500, sha=sha(11), phash=base1, width=4000, height=3000)
-    cat.add("p1/small.jpg", size=400, sha=sha(12), phash=flip(base1, 2, rng), width=2000, height=1500)
+    cat.add(
+        "p1/small.jpg", size=400, sha=sha(12), phash=flip(base1, 2, rng), width=2000, height=1500
+    )
     cat.add("p2/a.jpg", size=300, sha=sha(21), phash=base2)
     cat.add("p2/b.png", size=300, sha=sha(22), phash=flip(base2, 6, rng), fmt="png")
     cat.add("lone.jpg", size=123, sha=sha(99), phash=rand_hash(rng), sha1="f" * 40)
@@ -188,9 +220,26 @@ def test_detail_shape_and_keeper(world) -> None:
     keeper, other = one["members"]
     assert keeper["path"] == one["keep"] and keeper["similarity"] == 1.0
     assert other["similarity"] == pytest.approx(1 - 2 / 64, abs=1e-4)
-    assert set(other) >= {"path", "size", "width", "height", "taken_at", "make", "model",
-                          "similarity", "sha1", "kind", "format", "file_id"}
-    assert (other["width"], other["height"], other["make"], other["kind"]) == (2000, 1500, "Canon", "image")
+    assert set(other) >= {
+        "path",
+        "size",
+        "width",
+        "height",
+        "taken_at",
+        "make",
+        "model",
+        "similarity",
+        "sha1",
+        "kind",
+        "format",
+        "file_id",
+    }
+    assert (other["width"], other["height"], other["make"], other["kind"]) == (
+        2000,
+        1500,
+        "Canon",
+        "image",
+    )
     ex = by_path(client, "exact1/copy0.jpg", cat)
     assert ex["type"] == "exact" and ex["similarity"] == 1.0
     assert ex["keep_reason"] == "tie: path" and ex["keep"] == cat.path("exact1/copy0.jpg")
@@ -201,15 +250,26 @@ def test_unknown_group_is_404(world) -> None:
     _cat, client, _ = world
     r = get(client, "/duplicates/nope")
     assert r.status_code == 404 and "nope" in r.get_json()["error"]
-    assert post(client, "/duplicates/nope/resolution", {"action": "not_duplicate"}).status_code == 404
+    assert (
+        post(client, "/duplicates/nope/resolution", {"action": "not_duplicate"}).status_code == 404
+    )
     assert client.delete("/duplicates/nope/resolution", headers=AUTH).status_code == 404
 
 
-@pytest.mark.parametrize("query, word", [
-    ("?type=bogus", "type"), ("?status=closed", "status"), ("?min_similarity=abc", "min_similarity"),
-    ("?min_similarity=1.5", "min_similarity"), ("?min_similarity=nan", "min_similarity"),
-    ("?page=0", "page"), ("?page=x", "page"), ("?size=5000", "size"), ("?size=-1", "size"),
-])
+@pytest.mark.parametrize(
+    "query, word",
+    [
+        ("?type=bogus", "type"),
+        ("?status=closed", "status"),
+        ("?min_similarity=abc", "min_similarity"),
+        ("?min_similarity=1.5", "min_similarity"),
+        ("?min_similarity=nan", "min_similarity"),
+        ("?page=0", "page"),
+        ("?page=x", "page"),
+        ("?size=5000", "size"),
+        ("?size=-1", "size"),
+    ],
+)
 def test_bad_filters_and_paging_are_400(world, query: str, word: str) -> None:
     _cat, client, _ = world
     r = get(client, "/duplicates" + query)
@@ -223,8 +283,11 @@ def test_bad_filters_and_paging_are_400(world, query: str, word: str) -> None:
 def test_not_duplicate_is_recorded_and_survives_reruns(world) -> None:
     cat, client, _ = world
     d = by_path(client, "p2/a.jpg", cat)
-    r = post(client, f"/duplicates/{d['id']}/resolution",
-             {"action": "not_duplicate", "keep": [m["path"] for m in d["members"]]})
+    r = post(
+        client,
+        f"/duplicates/{d['id']}/resolution",
+        {"action": "not_duplicate", "keep": [m["path"] for m in d["members"]]},
+    )
     assert r.status_code == 200, r.get_json()
     body = r.get_json()
     assert body["status"] == "dismissed" and body["resolution"]["action"] == "not_duplicate"
@@ -236,8 +299,11 @@ def test_not_duplicate_is_recorded_and_survives_reruns(world) -> None:
     cat.dedupe()
     with session_scope(cat.engine) as s:
         mark = datetime.now() - timedelta(days=1)
-        s.execute(update(File).where(File.path_key == path_key(cat.path("p2/a.jpg")))
-                  .values(updated_at=datetime(2100, 1, 1)))
+        s.execute(
+            update(File)
+            .where(File.path_key == path_key(cat.path("p2/a.jpg")))
+            .values(updated_at=datetime(2100, 1, 1))
+        )
     cat.dedupe(full=False, since=mark)
     again = get(client, f"/duplicates/{d['id']}").get_json()
     assert again["status"] == "dismissed"
@@ -252,7 +318,9 @@ def test_a_new_member_reopens_a_dismissed_group(world) -> None:
     d = by_path(client, "p2/a.jpg", cat)
     post(client, f"/duplicates/{d['id']}/resolution", {"action": "not_duplicate"})
     with session_scope(cat.engine) as s:
-        ph = int(s.scalar(select(File.phash).where(File.path_key == path_key(cat.path("p2/a.jpg")))), 16)
+        ph = int(
+            s.scalar(select(File.phash).where(File.path_key == path_key(cat.path("p2/a.jpg")))), 16
+        )
     since = datetime.now() - timedelta(seconds=1)
     cat.add("p2/c.jpg", size=299, sha=sha(23), phash=ph ^ 1)
     cat.dedupe(full=False, since=since)
@@ -280,20 +348,23 @@ def test_trash_records_keep_and_survives(world) -> None:
     assert client.delete(f"/duplicates/{d['id']}/resolution", headers=AUTH).status_code == 409
 
 
-@pytest.mark.parametrize("body, status, word", [
-    ({"action": "trash", "keep": ["/elsewhere/x.jpg"]}, 400, "outside"),
-    ({"action": "trash", "keep": []}, 400, "at least one"),
-    ({"action": "trash"}, 400, "at least one"),
-    ({"action": "delete", "keep": []}, 400, "action"),
-    ({"keep": []}, 400, "action"),
-    ({"action": 3}, 400, "action"),
-    ({"action": "trash", "keep": "a.jpg"}, 400, "keep"),
-    ({"action": "trash", "keep": [1]}, 400, "keep"),
-    ({"action": "trash", "keep": [], "force": True}, 400, "unknown fields"),
-    (b"{not json", 400, "JSON"),
-    (b"[1, 2]", 400, "object"),
-    (None, 400, "body"),
-])
+@pytest.mark.parametrize(
+    "body, status, word",
+    [
+        ({"action": "trash", "keep": ["/elsewhere/x.jpg"]}, 400, "outside"),
+        ({"action": "trash", "keep": []}, 400, "at least one"),
+        ({"action": "trash"}, 400, "at least one"),
+        ({"action": "delete", "keep": []}, 400, "action"),
+        ({"keep": []}, 400, "action"),
+        ({"action": 3}, 400, "action"),
+        ({"action": "trash", "keep": "a.jpg"}, 400, "keep"),
+        ({"action": "trash", "keep": [1]}, 400, "keep"),
+        ({"action": "trash", "keep": [], "force": True}, 400, "unknown fields"),
+        (b"{not json", 400, "JSON"),
+        (b"[1, 2]", 400, "object"),
+        (None, 400, "body"),
+    ],
+)
 def test_bad_resolutions_are_400(world, body: Any, status: int, word: str) -> None:
     cat, client, _ = world
     d = by_path(client, "exact1/copy0.jpg", cat)
@@ -323,14 +394,22 @@ def test_stats(world) -> None:
 
 def test_lookup(world) -> None:
     cat, client, _ = world
-    r = post(client, "/duplicates/lookup", {
-        "paths": [cat.path("p1/small.jpg"), cat.path("lone.jpg"), cat.path("not/there.jpg")],
-        "sha1": [f"{2:040x}".upper()],
-    })
+    r = post(
+        client,
+        "/duplicates/lookup",
+        {
+            "paths": [cat.path("p1/small.jpg"), cat.path("lone.jpg"), cat.path("not/there.jpg")],
+            "sha1": [f"{2:040x}".upper()],
+        },
+    )
     assert r.status_code == 200, r.get_json()
     files = {f["path"]: f for f in r.get_json()["files"]}
-    assert set(files) == {cat.path("p1/small.jpg"), cat.path("lone.jpg"),
-                          cat.path("exact2/copy0.jpg"), cat.path("exact2/copy1.jpg")}
+    assert set(files) == {
+        cat.path("p1/small.jpg"),
+        cat.path("lone.jpg"),
+        cat.path("exact2/copy0.jpg"),
+        cat.path("exact2/copy1.jpg"),
+    }
     assert files[cat.path("lone.jpg")]["duplicate"] is None
     small = files[cat.path("p1/small.jpg")]["duplicate"]
     assert small["type"] == "perceptual" and small["keep"] == cat.path("p1/big.jpg")
@@ -353,15 +432,18 @@ def test_lookup_prefers_the_exact_group_and_lists_all(env) -> None:
     assert rep["exact_group"] == f["duplicate"]["id"]
 
 
-@pytest.mark.parametrize("body, word", [
-    ({}, "paths or sha1"),
-    ({"paths": "x"}, "paths"),
-    ({"sha1": ["xyz"]}, "40 hex"),
-    ({"paths": ["/etc/passwd"]}, "outside"),
-    ({"paths": ["a"] * 1001}, "at most"),
-    ({"paths": [], "sha": []}, "unknown fields"),
-    (b"nope", "JSON"),
-])
+@pytest.mark.parametrize(
+    "body, word",
+    [
+        ({}, "paths or sha1"),
+        ({"paths": "x"}, "paths"),
+        ({"sha1": ["xyz"]}, "40 hex"),
+        ({"paths": ["/etc/passwd"]}, "outside"),
+        ({"paths": ["a"] * 1001}, "at most"),
+        ({"paths": [], "sha": []}, "unknown fields"),
+        (b"nope", "JSON"),
+    ],
+)
 def test_bad_lookups_are_400(world, body: Any, word: str) -> None:
     _cat, client, _ = world
     r = post(client, "/duplicates/lookup", body)
@@ -382,8 +464,9 @@ def test_service_token(world) -> None:
 
 
 def test_without_token_only_loopback(tmp_path: Path) -> None:
-    settings = load_settings({}, data_dir=tmp_path / "d",
-                             database_url=f"sqlite:///{tmp_path / 'd' / 't.db'}")
+    settings = load_settings(
+        {}, data_dir=tmp_path / "d", database_url=f"sqlite:///{tmp_path / 'd' / 't.db'}"
+    )
     migrate(settings.database_url)
     app = api.create_app("dedup", {"settings": settings, "broker": RecordingBroker()})
     client = app.test_client()
@@ -413,8 +496,16 @@ def test_dedup_runs(env) -> None:
 def test_openapi_lists_the_endpoints(env) -> None:
     _cat, client, _ = env
     doc = get(client, "/openapi.json").get_json()
-    for p in ("/duplicates", "/duplicates/{id}", "/duplicates/{id}/resolution", "/stats",
-              "/duplicates/lookup", "/dedup/runs", "/scans", "/jobs"):
+    for p in (
+        "/duplicates",
+        "/duplicates/{id}",
+        "/duplicates/{id}/resolution",
+        "/stats",
+        "/duplicates/lookup",
+        "/dedup/runs",
+        "/scans",
+        "/jobs",
+    ):
         assert p in doc["paths"], p
     assert "Duplicate" in doc["components"]["schemas"]
 
@@ -423,9 +514,15 @@ def test_groups_vanish_when_copies_go_missing(world) -> None:
     cat, client, _ = world
     since = datetime.now() - timedelta(seconds=1)
     with session_scope(cat.engine) as s:
-        s.execute(update(File).where(File.path_key == path_key(cat.path("exact3/copy1.jpg")))
-                  .values(status="missing", updated_at=datetime.now()))
+        s.execute(
+            update(File)
+            .where(File.path_key == path_key(cat.path("exact3/copy1.jpg")))
+            .values(status="missing", updated_at=datetime.now())
+        )
     cat.dedupe(full=False, since=since)
     assert items(client, "?type=exact")["total"] == 2
     with session_scope(cat.engine) as s:
-        assert s.scalar(select(DuplicateGroup.group_id).where(DuplicateGroup.group_key == sha(3))) is None
+        assert (
+            s.scalar(select(DuplicateGroup.group_id).where(DuplicateGroup.group_key == sha(3)))
+            is None
+        )

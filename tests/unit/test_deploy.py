@@ -52,7 +52,7 @@ def test_dockerfiles_copy_only_what_exists():
 
 def test_nginx_routes_websockets_straight_to_immich():
     conf = (PROJECT / "docker" / "nginx.conf").read_text()
-    block = conf[conf.index("location /api/socket.io"):]
+    block = conf[conf.index("location /api/socket.io") :]
     block = block[: block.index("}") + 1]
     assert "Upgrade" in block and "proxy_http_version 1.1" in block
     assert "IMMICH_UPSTREAM" in block or "immich" in block.lower()
@@ -65,9 +65,13 @@ def test_docker_compose_config_accepts_the_file():
             pytest.fail("docker-compose is not installed (Debian package docker-compose)")
         pytest.skip("docker-compose is not installed (Debian package docker-compose)")
     env = dict(os.environ, TWINLENS_SERVICE_TOKEN="x" * 32, PHOTOS="/srv/photos")
-    proc = subprocess.run([exe, "config", "-q"], cwd=PROJECT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [exe, "config", "-q"], cwd=PROJECT, env=env, capture_output=True, text=True
+    )
     assert proc.returncode == 0, proc.stderr
     # And it refuses to start without the secrets the services need
     env.pop("TWINLENS_SERVICE_TOKEN")
-    proc = subprocess.run([exe, "config", "-q"], cwd=PROJECT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [exe, "config", "-q"], cwd=PROJECT, env=env, capture_output=True, text=True
+    )
     assert proc.returncode != 0 and "TWINLENS_SERVICE_TOKEN" in proc.stderr

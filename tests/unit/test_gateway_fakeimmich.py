@@ -10,7 +10,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from tests.fakeimmich import spec
 from tests.fakeimmich.app import path_checksum
-from tests.fakeimmich.fixtures import *  # noqa: F403
+from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
+from tests.fakeimmich.fixtures import LIBRARY_ID
 
 
 @pytest.fixture(scope="module")
@@ -25,20 +26,31 @@ def check(root, method: str, path: str, resp: requests.Response, status: str = "
     schema = spec.response_schema(method, path, status)
     assert schema is not None, f"spec has no JSON schema for {method} {path} {status}"
     # Resolve $ref against the whole (nullable-converted) spec document.
-    validator = Draft202012Validator({**root, **spec.to_nullable_jsonschema(schema)},
-                                     format_checker=FormatChecker())
+    validator = Draft202012Validator(
+        {**root, **spec.to_nullable_jsonschema(schema)}, format_checker=FormatChecker()
+    )
     errors = sorted(validator.iter_errors(resp.json()), key=lambda e: list(e.path))
     assert not errors, f"{method} {path}: " + "; ".join(
-        f"{list(e.path)}: {e.message}" for e in errors[:5])
+        f"{list(e.path)}: {e.message}" for e in errors[:5]
+    )
 
 
 @pytest.fixture
 def seeded(immich, alice):
     st = immich.state
-    a1 = st.add_asset(alice.user["id"], "/mnt/photos/2024/IMG_1.JPG", content=b"one" * 100,
-                      library_id=LIBRARY_ID, duplicate_id="5f0b3b0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b")  # noqa: F405
-    a2 = st.add_asset(alice.user["id"], "/upload/x/IMG_1 copy.JPG", content=b"one" * 101,
-                      duplicate_id="5f0b3b0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b")
+    a1 = st.add_asset(
+        alice.user["id"],
+        "/mnt/photos/2024/IMG_1.JPG",
+        content=b"one" * 100,
+        library_id=LIBRARY_ID,
+        duplicate_id="5f0b3b0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+    )
+    a2 = st.add_asset(
+        alice.user["id"],
+        "/upload/x/IMG_1 copy.JPG",
+        content=b"one" * 101,
+        duplicate_id="5f0b3b0a-1c2d-4e5f-8a9b-0c1d2e3f4a5b",
+    )
     return a1, a2
 
 
@@ -48,20 +60,56 @@ def test_answers_match_the_spec(immich, alice, seeded, registry_root):
     r = requests.post(base + "/auth/login", json={"email": alice.email, "password": alice.password})
     check(registry_root, "post", "/auth/login", r, "201")
     check(registry_root, "get", "/users/me", requests.get(base + "/users/me", headers=h))
-    check(registry_root, "get", "/assets/{id}", requests.get(f"{base}/assets/{a1['id']}", headers=h))
-    check(registry_root, "get", "/assets/statistics", requests.get(f"{base}/assets/statistics", headers=h))
-    check(registry_root, "post", "/search/metadata",
-          requests.post(base + "/search/metadata", json={"withExif": True}, headers=h))
-    check(registry_root, "get", "/timeline/buckets", requests.get(base + "/timeline/buckets", headers=h))
-    check(registry_root, "get", "/timeline/bucket",
-          requests.get(base + "/timeline/bucket", params={"timeBucket": "2024-05-01"}, headers=h))
+    check(
+        registry_root, "get", "/assets/{id}", requests.get(f"{base}/assets/{a1['id']}", headers=h)
+    )
+    check(
+        registry_root,
+        "get",
+        "/assets/statistics",
+        requests.get(f"{base}/assets/statistics", headers=h),
+    )
+    check(
+        registry_root,
+        "post",
+        "/search/metadata",
+        requests.post(base + "/search/metadata", json={"withExif": True}, headers=h),
+    )
+    check(
+        registry_root,
+        "get",
+        "/timeline/buckets",
+        requests.get(base + "/timeline/buckets", headers=h),
+    )
+    check(
+        registry_root,
+        "get",
+        "/timeline/bucket",
+        requests.get(base + "/timeline/bucket", params={"timeBucket": "2024-05-01"}, headers=h),
+    )
     check(registry_root, "get", "/duplicates", requests.get(base + "/duplicates", headers=h))
-    check(registry_root, "post", "/assets/bulk-upload-check",
-          requests.post(base + "/assets/bulk-upload-check", headers=h,
-                        json={"assets": [{"id": "a", "checksum": a1["checksum"]},
-                                         {"id": "b", "checksum": "0" * 40}]}))
+    check(
+        registry_root,
+        "post",
+        "/assets/bulk-upload-check",
+        requests.post(
+            base + "/assets/bulk-upload-check",
+            headers=h,
+            json={
+                "assets": [
+                    {"id": "a", "checksum": a1["checksum"]},
+                    {"id": "b", "checksum": "0" * 40},
+                ]
+            },
+        ),
+    )
     check(registry_root, "get", "/server/ping", requests.get(base + "/server/ping"))
-    check(registry_root, "post", "/auth/validateToken", requests.post(base + "/auth/validateToken", headers=h))
+    check(
+        registry_root,
+        "post",
+        "/auth/validateToken",
+        requests.post(base + "/auth/validateToken", headers=h),
+    )
     check(registry_root, "post", "/auth/logout", requests.post(base + "/auth/logout", headers=h))
 
 
@@ -104,7 +152,10 @@ def test_auth_answers_as_notes_say(immich, alice):
 
 def test_original_supports_range(immich, alice):
     asset = immich.state.add_asset(alice.user["id"], "/upload/v.mp4", content=bytes(range(256)) * 4)
-    r = requests.get(f"{immich.url}/api/assets/{asset['id']}/original", headers={**alice.bearer, "Range": "bytes=256-259"})
+    r = requests.get(
+        f"{immich.url}/api/assets/{asset['id']}/original",
+        headers={**alice.bearer, "Range": "bytes=256-259"},
+    )
     assert r.status_code == 206
     assert r.content == bytes([0, 1, 2, 3])
     assert r.headers["Content-Range"] == "bytes 256-259/1024"

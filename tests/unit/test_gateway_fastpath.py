@@ -19,21 +19,42 @@ from gateway.proxy import FastPath
 from gateway.upstream import _header_items, request_target
 
 PATHS = [
-    "/api/", "/api", "/api/server/ping", "/api/server/ping/", "/api/assets/abc",
-    "/api/assets/abc/", "/api/assets/abc/original", "/api/assets", "/api/search/metadata",
-    "/api/search/person", "/api/duplicates", "/api/duplicates/x", "/api/timeline/bucket",
-    "/api/timeline/buckets", "/api/twinlens/me", "/api/twinlens", "/api/twinlensx/a",
-    "/api//server/ping", "/api/a//b", "/api/caf\u00e9", "/api/assets/a b", "/api/x/../y",
-    "/static/x.js", "/", "/api/twinlens/groups/g1",
-    "/api/assets/0f6f8d6e-4c1b-4d7e-9a4e-1d2c3b4a5f60", "/api/assets/statistics",
+    "/api/",
+    "/api",
+    "/api/server/ping",
+    "/api/server/ping/",
+    "/api/assets/abc",
+    "/api/assets/abc/",
+    "/api/assets/abc/original",
+    "/api/assets",
+    "/api/search/metadata",
+    "/api/search/person",
+    "/api/duplicates",
+    "/api/duplicates/x",
+    "/api/timeline/bucket",
+    "/api/timeline/buckets",
+    "/api/twinlens/me",
+    "/api/twinlens",
+    "/api/twinlensx/a",
+    "/api//server/ping",
+    "/api/a//b",
+    "/api/caf\u00e9",
+    "/api/assets/a b",
+    "/api/x/../y",
+    "/static/x.js",
+    "/",
+    "/api/twinlens/groups/g1",
+    "/api/assets/0f6f8d6e-4c1b-4d7e-9a4e-1d2c3b4a5f60",
+    "/api/assets/statistics",
 ]
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "PROPFIND"]
 
 
 @pytest.fixture
 def fast(tmp_path):
-    settings = load_settings({}, immich_url="http://127.0.0.1:9", data_dir=tmp_path,
-                             cache_url="memory://")
+    settings = load_settings(
+        {}, immich_url="http://127.0.0.1:9", data_dir=tmp_path, cache_url="memory://"
+    )
     app = create_app({"SETTINGS": settings, "UI_DIST": str(tmp_path / "no-ui")})
     assert isinstance(app.wsgi_app, FastPath)
     return app, app.wsgi_app
@@ -52,7 +73,8 @@ def test_fast_path_takes_exactly_the_requests_the_proxy_route_would(fast):
             fp(environ, lambda *a: None)
             try:
                 endpoint, args = app.url_map.bind("").match(
-                    environ["PATH_INFO"].encode("latin-1").decode(), method)
+                    environ["PATH_INFO"].encode("latin-1").decode(), method
+                )
                 if endpoint == "proxy.proxy":
                     expected = ("fast", args["path"])
                 elif endpoint == "proxy.asset_info" and method == "GET":
@@ -64,14 +86,29 @@ def test_fast_path_takes_exactly_the_requests_the_proxy_route_would(fast):
             assert seen == [expected], (method, path)
 
 
-@pytest.mark.parametrize("tail", [
-    "/api/server/ping", "/api/", "/api/assets/x?size=preview&key=k", "/api/a%20b", "/api/a b",
-    "/api/caf\u00c3\u00a9?q=\u00c3\u00a9", "/api/x?a=b#frag", "/api/x#y", "/api/a/./b/../c",
-    "/api/.well-known", "/api/x?q=a%2fb&r=%zz", "/api/a?b?c", "/api/[x]", "/api/x?y=\"z\"",
-    "/api/~user/(1);a=b,c@d:e!$'*+",
-])
-@pytest.mark.parametrize("base", ["http://immich:2283", "http://Immich:2283/prefix",
-                                  "https://immich.example"])
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "/api/server/ping",
+        "/api/",
+        "/api/assets/x?size=preview&key=k",
+        "/api/a%20b",
+        "/api/a b",
+        "/api/caf\u00c3\u00a9?q=\u00c3\u00a9",
+        "/api/x?a=b#frag",
+        "/api/x#y",
+        "/api/a/./b/../c",
+        "/api/.well-known",
+        "/api/x?q=a%2fb&r=%zz",
+        "/api/a?b?c",
+        "/api/[x]",
+        '/api/x?y="z"',
+        "/api/~user/(1);a=b,c@d:e!$'*+",
+    ],
+)
+@pytest.mark.parametrize(
+    "base", ["http://immich:2283", "http://Immich:2283/prefix", "https://immich.example"]
+)
 def test_request_target_is_what_requests_sends(base, tail):
     from gateway.upstream import Pool
 
@@ -81,15 +118,18 @@ def test_request_target_is_what_requests_sends(base, tail):
     assert request_target(pool.base_url, pool.origin, tail) == prepared.path_url
 
 
-@pytest.mark.parametrize("head", [
-    b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n",
-    b"Set-Cookie: a=1\r\nX-A: 1\r\nset-cookie: b=2\r\nSET-COOKIE: c=3\r\n\r\n",
-    b"X-Spaces:   v  \r\nX-Tab:\tw\r\nX-Empty:\r\n\r\n",
-    b"X-Folded: a\r\n  b\r\nX-B: c\r\n\r\n",
-    b"X-Lf: a\nX-B: c\n\n",
-    b"Bad Name: x\r\nX-B: c\r\n\r\n",
-    b"X-Latin: caf\xe9\r\n\r\n",
-])
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Content-Type: application/json\r\nContent-Length: 2\r\n\r\n",
+        b"Set-Cookie: a=1\r\nX-A: 1\r\nset-cookie: b=2\r\nSET-COOKIE: c=3\r\n\r\n",
+        b"X-Spaces:   v  \r\nX-Tab:\tw\r\nX-Empty:\r\n\r\n",
+        b"X-Folded: a\r\n  b\r\nX-B: c\r\n\r\n",
+        b"X-Lf: a\nX-B: c\n\n",
+        b"Bad Name: x\r\nX-B: c\r\n\r\n",
+        b"X-Latin: caf\xe9\r\n\r\n",
+    ],
+)
 def test_header_items_match_http_client_and_urllib3(head):
     from urllib3.connection import _normalize_header_values
 

@@ -53,7 +53,11 @@ def test_external_asset_with_nfd_name_still_matches():
 
 def test_uploaded_asset_maps_by_content_sha1_hex_or_base64():
     content = b"pixels"
-    asset = {"originalPath": "/data/upload/u/x.jpg", "checksum": b64sha1(content), "libraryId": None}
+    asset = {
+        "originalPath": "/data/upload/u/x.jpg",
+        "checksum": b64sha1(content),
+        "libraryId": None,
+    }
     key = file_key(asset, PMAP)
     assert key.sha1 == hashlib.sha1(content).hexdigest() and not key.external
     assert checksum_bytes(hashlib.sha1(content).hexdigest()) == hashlib.sha1(content).digest()
@@ -66,16 +70,39 @@ def test_member_checksums_cover_both_ways_immich_may_know_a_file():
 
 
 def test_hop_by_hop_and_connection_tokens_are_dropped():
-    sent = request_headers([("Host", "gw"), ("Connection", "close, X-Secret-Hop"), ("X-Secret-Hop", "1"),
-                            ("Keep-Alive", "5"), ("Transfer-Encoding", "chunked"), ("Cookie", "a=1"),
-                            ("Content-Length", "3"), ("X-Api-Key", "k")])
+    sent = request_headers(
+        [
+            ("Host", "gw"),
+            ("Connection", "close, X-Secret-Hop"),
+            ("X-Secret-Hop", "1"),
+            ("Keep-Alive", "5"),
+            ("Transfer-Encoding", "chunked"),
+            ("Cookie", "a=1"),
+            ("Content-Length", "3"),
+            ("X-Api-Key", "k"),
+        ]
+    )
     assert sent == {"Cookie": "a=1", "X-Api-Key": "k"}
-    back = response_headers([("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Upgrade", "h2c"),
-                             ("Content-Type", "application/json")])
-    assert back == [("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Content-Type", "application/json")]
+    back = response_headers(
+        [
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+            ("Upgrade", "h2c"),
+            ("Content-Type", "application/json"),
+        ]
+    )
+    assert back == [
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+        ("Content-Type", "application/json"),
+    ]
 
 
-DUP = {"id": "d", "status": "open", "members": [{"path": "/p/a"}, {"path": "/p/b"}, {"path": "/p/c"}]}
+DUP = {
+    "id": "d",
+    "status": "open",
+    "members": [{"path": "/p/a"}, {"path": "/p/b"}, {"path": "/p/c"}],
+}
 
 
 def test_plan_keeps_chosen_and_trashes_only_what_immich_knows():
@@ -89,12 +116,15 @@ def test_plan_keeps_chosen_and_trashes_only_what_immich_knows():
     assert nd["trash"] == [] and len(nd["keep"]) == 3
 
 
-@pytest.mark.parametrize("dup,keep,action,status", [
-    (DUP, ["/p/x"], "trash", 400),
-    (DUP, [], "trash", 400),
-    (DUP, ["/p/a"], "delete", 400),
-    ({**DUP, "status": "resolved"}, ["/p/a"], "trash", 409),
-])
+@pytest.mark.parametrize(
+    "dup,keep,action,status",
+    [
+        (DUP, ["/p/x"], "trash", 400),
+        (DUP, [], "trash", 400),
+        (DUP, ["/p/a"], "delete", 400),
+        ({**DUP, "status": "resolved"}, ["/p/a"], "trash", 409),
+    ],
+)
 def test_plan_refusals(dup, keep, action, status):
     with pytest.raises(PlanError) as err:
         plan(dup, keep, action, {})

@@ -23,5 +23,7 @@ def test_ui_is_served_beside_the_api(tmp_path):
 
 
 def test_no_ui_without_a_build(tmp_path):
-    app = create_app({"SETTINGS": load_settings({}, data_dir=tmp_path), "UI_DIST": str(tmp_path / "none")})
+    app = create_app(
+        {"SETTINGS": load_settings({}, data_dir=tmp_path), "UI_DIST": str(tmp_path / "none")}
+    )
     assert app.test_client().get("/").status_code == 404
