@@ -146,13 +146,18 @@ def _lookup(keys: list[FileKey], version: int) -> dict[FileKey, tuple[Any, Any]]
 
 
 def resolve_asset_ids(
-    members: Iterable[tuple[str, str | None]], known: Mapping[str, str], version: int
+    members: Iterable[tuple[str, str | None]],
+    known: Mapping[str, str],
+    version: int,
+    include_trashed: bool = False,
 ) -> dict[str, str | None]:
     """Immich asset id of each library file (path, sha1) for the current user, or None.
 
     Files already seen in this answer come from ``known``; the rest are found by checksum
     (path-based for external libraries, content SHA-1 for uploads) with the user's own
     credentials through bulk-upload-check, which answers with the existing asset id.
+    Assets in Immich's trash count as absent unless ``include_trashed`` (undoing a
+    resolution looks for exactly those).
     """
     cfg = current_app.config
     path_map = cfg["SETTINGS"].path_map
@@ -169,7 +174,8 @@ def resolve_asset_ids(
         return result
     user = g.user["id"]
     all_sums = sorted({s for sums in todo.values() for s in sums})
-    ckeys = [f"v{version}:u:{user}:ck:{s}" for s in all_sums]
+    kind = "cka" if include_trashed else "ck"
+    ckeys = [f"v{version}:u:{user}:{kind}:{s}" for s in all_sums]
     hits = dict(zip(all_sums, cache.get_many(*ckeys), strict=True))
     unknown = [s for s in all_sums if hits[s] is None]
     creds = getattr(g, "creds", None)
@@ -192,11 +198,11 @@ def resolve_asset_ids(
             for r in resp.json().get("results", []):
                 found = (
                     r.get("assetId")
-                    if r.get("action") == "reject" and not r.get("isTrashed")
+                    if r.get("action") == "reject" and (include_trashed or not r.get("isTrashed"))
                     else None
                 )
                 hits[r["id"]] = found or ""
-                fresh[f"v{version}:u:{user}:ck:{r['id']}"] = found or ""
+                fresh[f"v{version}:u:{user}:{kind}:{r['id']}"] = found or ""
         if fresh:
             cache.set_many(fresh, timeout=cfg["MEMBER_TTL"])
     for path, sums in todo.items():

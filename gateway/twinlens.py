@@ -1,4 +1,5 @@
-"""/api/twinlens/: groups, duplicates, stats, jobs, resolution, thumbnails.
+"""/api/twinlens/: groups (and their corrections), duplicates, stats, jobs, resolution
+(and its undoing), thumbnails.
 
 Every route requires an Immich-authenticated user (``auth.require_user``), except in
 local mode where there is no Immich, the gateway binds to loopback and needs no login.
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
@@ -160,6 +162,74 @@ def group(group_id: str) -> Response:
     return _service_json("grouping", f"/groups/{group_id}", "primary", "group")
 
 
+def _paths_arg(body: dict[str, Any], required: bool) -> list[str] | None:
+    paths = body.get("paths")
+    if paths is None and not required:
+        return None
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
+        raise BadRequest(400, "paths must be a list of file paths")
+    return paths
+
+
+def _unknown_fields(body: dict[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(body) - allowed)
+    if extra:
+        raise BadRequest(400, f"unknown fields: {', '.join(extra)}")
+
+
+def _corrected(status: int, body: Any, expected: int) -> tuple[int, Any] | None:
+    """An error answer of a correction, or None when the service made it."""
+    if status != expected:
+        return _error_body(status, body)
+    # The grouping API bumps the data version itself; bumping here too makes the
+    # caller's next read fresh even when the two do not share a cache (a stale
+    # answer after a user's own correction would look like the correction failed).
+    bump_data_version(current_app.config["SETTINGS"].cache_url)
+    return None
+
+
+@bp.post("/groups/<group_id>/split")
+@require_user
+def split_group(group_id: str) -> Response:
+    """Take ``paths`` out of the group (each on its own), or dissolve it (no ``paths``).
+    Later scans respect it. Answers the groups the former members are in now."""
+    body = json_body()
+    _unknown_fields(body, {"paths"})
+    paths = _paths_arg(body, required=False)
+    status, answer = call(
+        "grouping",
+        "POST",
+        f"/groups/{quote(group_id, safe='')}/split",
+        json={"paths": paths} if paths else {},
+    )
+    failed = _corrected(status, answer, 200)
+    if failed:
+        return jsonify(failed[1]), failed[0]
+    groups = answer.get("groups") or []
+    _with_asset_ids(groups, "primary")
+    return jsonify({"groups": groups})
+
+
+@bp.post("/groups/merge")
+@require_user
+def merge_groups() -> Response:
+    """Put ``paths`` (two or more) into one ``manual`` group, ``primary`` optional."""
+    body = json_body()
+    _unknown_fields(body, {"paths", "primary"})
+    paths = _paths_arg(body, required=True)
+    request_body: dict[str, Any] = {"paths": paths}
+    if body.get("primary") is not None:
+        if not isinstance(body["primary"], str):
+            raise BadRequest(400, "primary must be a file path")
+        request_body["primary"] = body["primary"]
+    status, group = call("grouping", "POST", "/groups/merge", json=request_body)
+    failed = _corrected(status, group, 201)
+    if failed:
+        return jsonify(failed[1]), failed[0]
+    _with_asset_ids([group], "primary")
+    return jsonify(group), 201
+
+
 # --- duplicates ---------------------------------------------------------------------------
 
 
@@ -296,6 +366,93 @@ def resolve_bulk() -> Response:
     return jsonify(
         {"dryRun": dry_run, "succeeded": ok, "failed": len(results) - ok, "results": results}
     )
+
+
+def _immich_refusal(resp: requests.Response) -> tuple[int, Any]:
+    try:
+        return resp.status_code, resp.json()
+    except ValueError:
+        return resp.status_code, {"message": resp.text[:200]}
+
+
+@bp.delete("/duplicates/<dup_id>/resolution")
+@require_user
+def undo_resolution(dup_id: str) -> Response:
+    """Undo a decision: the files it sent to Immich's trash come back from there (with
+    the caller's own credentials) and the group is open again. ``?dryRun=true`` only
+    says what would happen."""
+    dry_run = request.args.get("dryRun", "").lower() in ("1", "true", "yes")
+    quoted = quote(dup_id, safe="")
+    status, dup = call("dedup", "GET", f"/duplicates/{quoted}")
+    if status != 200:
+        return jsonify(_error_body(status, dup)[1]), status
+    if dup.get("status") == "open":
+        raise BadRequest(409, f"duplicate group {dup_id} is open: there is no decision to undo")
+    decision = dup.get("resolution") or {}
+    action = decision.get("action")
+    kept = set(decision.get("keep") or [])
+    # Only a trash decision moved files; "not_duplicate" moved nothing.
+    back = (
+        [m for m in dup.get("members") or [] if m.get("path") and m["path"] not in kept]
+        if action == "trash"
+        else []
+    )
+    local = current_app.config["SETTINGS"].local_mode
+    ids = (
+        enrich.resolve_asset_ids(
+            [(m["path"], m.get("sha1")) for m in back], {}, data_version(), include_trashed=True
+        )
+        if back and not local
+        else {}
+    )
+    result: dict[str, Any] = {
+        "id": dup.get("id", dup_id),
+        "action": action,
+        "restore": [
+            {"path": m["path"], "assetId": ids[m["path"]]} for m in back if ids.get(m["path"])
+        ],
+        "notInImmich": [m["path"] for m in back if not ids.get(m["path"])],
+        "dryRun": dry_run,
+        "restored": None,
+        "duplicate": None,
+    }
+    if dry_run:
+        return jsonify(result)
+    if result["restore"]:
+        cfg = current_app.config
+        try:
+            resp = current_app.extensions["twinlens_http"].post(
+                cfg["SETTINGS"].immich_url + "/api/trash/restore/assets",
+                json={"ids": [r["assetId"] for r in result["restore"]]},
+                headers=g.creds.headers,
+                params=g.creds.params,
+                timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]),
+            )
+        except requests.RequestException as exc:
+            return upstream_error(exc)
+        if resp.status_code != 200:
+            # Immich's refusal (e.g. an API key without asset.delete): nothing changed.
+            status, body = _immich_refusal(resp)
+            return jsonify(body), status
+        body = resp.json() if resp.content else {}
+        result["restored"] = body.get("count") if isinstance(body, dict) else None
+    status, after = call("dedup", "DELETE", f"/duplicates/{quoted}/resolution")
+    if status != 200:
+        msg = after.get("error") if isinstance(after, dict) else None
+        if result["restored"] is None:
+            return jsonify(_error_body(status, after)[1]), status
+        return jsonify(
+            {
+                "message": "restored from Immich's trash but the decision was not "
+                f"withdrawn: {msg or status}",
+                "statusCode": 502,
+                **result,
+            }
+        ), 502
+    bump_data_version(current_app.config["SETTINGS"].cache_url)
+    _with_asset_ids([after], "keep")
+    result["duplicate"] = after
+    return jsonify(result)
 
 
 # --- jobs ---------------------------------------------------------------------------------

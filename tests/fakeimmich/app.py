@@ -511,6 +511,26 @@ def create_app(state: FakeState | None = None) -> Flask:
                     state.assets[aid]["updatedAt"] = iso(datetime.now(UTC))
         return Response(status=204)
 
+    @route("/trash/restore/assets", "/trash/restore/assets", ["POST"])
+    def restore_assets():
+        # TrashService.restoreAssets: access to every id is checked first (asset.delete),
+        # then the trashed ones among them come back; count is how many did.
+        body = json_body()
+        if body is None or not isinstance(body.get("ids"), list):
+            return _validation("ids must be an array")
+        for aid in body["ids"]:
+            res = visible(aid, "asset.delete")
+            if isinstance(res, Response):
+                return res
+        count = 0
+        with state.lock:
+            for aid in dict.fromkeys(body["ids"]):
+                if state.assets[aid]["isTrashed"]:
+                    state.assets[aid]["isTrashed"] = False
+                    state.assets[aid]["updatedAt"] = iso(datetime.now(UTC))
+                    count += 1
+        return jsonify({"count": count})
+
     @route("/assets/bulk-upload-check", "/assets/bulk-upload-check", ["POST"])
     def bulk_upload_check():
         body = json_body()

@@ -59,7 +59,7 @@ def test_every_twinlens_route_requires_immich_auth(
 ):
     routes = gateway_routes(gateway_app)
     twinlens = [r for r in routes if r[0].startswith("twinlens.")]
-    assert len({r[0] for r in twinlens}) >= 12
+    assert len({r[0] for r in twinlens}) >= 15
     for endpoint, _m, _u in routes:
         view = gateway_app.view_functions[endpoint]
         # Anything not protected here must be a proxy route (Immich authenticates those).

@@ -400,3 +400,147 @@ def test_no_credentials_get_immichs_refusal_and_reach_no_service(stack: Stack) -
             assert (r.status_code, r.json()) == (401, direct.json()), path
             assert r.headers["Content-Type"].startswith("application/json")
     assert st.grouping.total() == 0 and st.dedup.total() == 0
+
+
+def _group_of(st: Stack, rel: str) -> dict[str, Any] | None:
+    r = st.direct_api("grouping", "GET", "/files/group", params={"path": st.path(rel)})
+    assert r.status_code in (200, 404), r.text
+    return r.json() if r.status_code == 200 else None
+
+
+def _asset_group(st: Stack, rel: str) -> dict[str, Any] | None:
+    r = st.gw("GET", f"/api/assets/{st.assets[rel]}")
+    assert r.status_code == 200 and r.headers["X-Twinlens-Enrichment"] == "ok", r.text
+    return r.json()["twinlens"]["group"]
+
+
+def test_split_and_merge_through_the_gateway(stack: Stack) -> None:
+    st = stack
+    # Given the edit pair, seen (and cached) by a client as one group
+    edited = _group_of(st, EDITED[0])
+    assert edited is not None and edited["type"] == "edited"
+    assert _asset_group(st, EDITED[1])["id"] == edited["id"]
+
+    # When the user splits the edit off, the real grouping API has no group left and
+    # Immich's answers through the gateway say so at once (no stale cached group)
+    r = st.gw(
+        "POST", f"/api/twinlens/groups/{edited['id']}/split", json={"paths": [st.path(EDITED[1])]}
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"groups": []}  # a pair less one file is no group
+    assert _group_of(st, EDITED[0]) is None and _group_of(st, EDITED[1]) is None
+    assert _asset_group(st, EDITED[1]) is None
+
+    # When the user merges three files, one manual group holds them, with asset ids
+    paths = [st.path(EDITED[0]), st.path(EDITED[1]), st.path(LONER)]
+    r = st.gw("POST", "/api/twinlens/groups/merge", json={"paths": paths, "primary": paths[2]})
+    assert r.status_code == 201, r.text
+    merged = r.json()
+    assert merged["type"] == "manual" and merged["primary"] == paths[2]
+    assert merged["primaryAssetId"] == st.assets[LONER]
+    assert {m["path"]: m["assetId"] for m in merged["members"]} == {
+        st.path(rel): st.assets[rel] for rel in (*EDITED, LONER)
+    }
+    for rel in (*EDITED, LONER):
+        assert _group_of(st, rel)["id"] == merged["id"]
+    assert _asset_group(st, EDITED[0])["id"] == merged["id"]
+
+    # Then a rescan respects both corrections
+    import twinlens
+
+    assert twinlens.run_scan(st.cfg, str(st.library))["job"]["state"] == "done"
+    assert _group_of(st, LONER)["id"] == merged["id"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "words"),
+    [
+        ("POST", "/groups/no-such-group/split", {}, 404, "no"),
+        ("POST", "/groups/merge", {"paths": ["LONER"]}, 400, "two"),
+        ("POST", "/groups/merge", {"paths": "LONER"}, 400, "list"),
+        ("POST", "/groups/merge", {"paths": ["LONER", "/etc/passwd"]}, 400, "outside"),
+        ("POST", "/groups/merge", {"paths": ["LONER", "EXACT"], "primary": 3}, 400, "primary"),
+        ("POST", "/groups/merge", {"paths": ["LONER", "EXACT"], "keep": []}, 400, "unknown"),
+        ("DELETE", "/duplicates/no-such-dup/resolution", None, 404, "no"),
+    ],
+)
+def test_corrections_refuse_bad_input(stack, method, path, body, status, words) -> None:
+    st = stack
+    subst = {"LONER": st.path(LONER), "EXACT": st.path(EXACT[0])}
+    if isinstance(body, dict) and isinstance(body.get("paths"), list):
+        body = {**body, "paths": [subst.get(p, p) for p in body["paths"]]}
+    r = st.gw(method, "/api/twinlens" + path, json=body)
+    assert r.status_code == status, r.text
+    assert words in r.json()["message"].lower()
+    assert _group_of(st, LONER) is None  # nothing was merged
+
+
+def test_undo_a_trash_decision_brings_the_files_back_from_immichs_trash(stack: Stack) -> None:
+    st = stack
+    exact = next(
+        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
+    )
+    keep_id = exact["keepAssetId"]
+    other = next(r for r in EXACT if st.assets[r] != keep_id)
+    undo = f"/api/twinlens/duplicates/{exact['id']}/resolution"
+    assert st.gw("DELETE", undo).status_code == 409  # open: nothing to undo
+    r = st.gw(
+        "POST",
+        f"/api/twinlens/duplicates/{exact['id']}/resolve",
+        json={"keep": [keep_id], "action": "trash"},
+    )
+    assert r.status_code == 200, r.text
+    assert st.immich.state.assets[st.assets[other]]["isTrashed"] is True
+
+    # A dry run says what would come back and changes nothing
+    r = st.gw("DELETE", undo, params={"dryRun": "true"})
+    assert r.status_code == 200, r.text
+    plan = r.json()
+    assert plan["action"] == "trash" and plan["dryRun"] is True
+    assert plan["restore"] == [{"path": st.path(other), "assetId": st.assets[other]}]
+    assert plan["notInImmich"] == [] and plan["restored"] is None
+    assert st.immich.state.calls[("POST", "/trash/restore/assets")] == 0
+    assert (
+        st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()["status"] == "resolved"
+    )
+
+    # A key that may not restore (no asset.delete) gets Immich's refusal; nothing changes
+    weak = st.immich.state.add_api_key(st.immich.state.assets[keep_id]["ownerId"], ["asset.read"])
+    r = st.gw("DELETE", undo, headers={"x-api-key": weak})
+    assert r.status_code == 403, r.text
+    assert st.immich.state.assets[st.assets[other]]["isTrashed"] is True
+    assert (
+        st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()["status"] == "resolved"
+    )
+
+    # Undo: the file is out of Immich's trash and the group is open again, at once
+    r = st.gw("DELETE", undo)
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert done["restored"] == 1 and done["dryRun"] is False
+    assert done["duplicate"]["status"] == "open" and done["duplicate"]["resolution"] is None
+    assert st.immich.state.assets[st.assets[other]]["isTrashed"] is False
+    assert st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()["status"] == "open"
+    assert st.gw("GET", f"/api/twinlens/duplicates/{exact['id']}").json()["status"] == "open"
+    assert st.gw("DELETE", undo).status_code == 409
+
+
+def test_undo_not_duplicate_touches_nothing_in_immich(stack: Stack) -> None:
+    st = stack
+    perceptual = next(
+        d
+        for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"]
+        if d["type"] == "perceptual"
+    )
+    r = st.gw(
+        "POST",
+        f"/api/twinlens/duplicates/{perceptual['id']}/resolve",
+        json={"action": "not_duplicate"},
+    )
+    assert r.status_code == 200, r.text
+    r = st.gw("DELETE", f"/api/twinlens/duplicates/{perceptual['id']}/resolution")
+    assert r.status_code == 200, r.text
+    assert r.json()["action"] == "not_duplicate"
+    assert r.json()["restore"] == [] and r.json()["restored"] is None
+    assert r.json()["duplicate"]["status"] == "open"
+    assert st.immich.state.calls[("POST", "/trash/restore/assets")] == 0

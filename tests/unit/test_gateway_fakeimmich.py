@@ -103,6 +103,13 @@ def test_answers_match_the_spec(immich, alice, seeded, registry_root):
             },
         ),
     )
+    requests.delete(base + "/assets", json={"ids": [a2["id"]], "force": False}, headers=h)
+    check(
+        registry_root,
+        "post",
+        "/trash/restore/assets",
+        requests.post(base + "/trash/restore/assets", json={"ids": [a2["id"]]}, headers=h),
+    )
     check(registry_root, "get", "/server/ping", requests.get(base + "/server/ping"))
     check(
         registry_root,
@@ -159,3 +166,22 @@ def test_original_supports_range(immich, alice):
     assert r.status_code == 206
     assert r.content == bytes([0, 1, 2, 3])
     assert r.headers["Content-Range"] == "bytes 256-259/1024"
+
+
+def test_restore_from_trash_counts_what_came_back_and_checks_access(immich, alice, bob, seeded):
+    base = immich.url + "/api"
+    a1, a2 = seeded
+    # Given a1 in the trash and a2 not
+    r = requests.delete(base + "/assets", json={"ids": [a1["id"]]}, headers=alice.bearer)
+    assert r.status_code == 204 and immich.state.assets[a1["id"]]["isTrashed"]
+    # When bob asks for alice's asset, nothing changes (Immich checks every id first)
+    r = requests.post(base + "/trash/restore/assets", json={"ids": [a1["id"]]}, headers=bob.bearer)
+    assert r.status_code == 400 and immich.state.assets[a1["id"]]["isTrashed"]
+    # When alice restores both, only the trashed one counts
+    r = requests.post(
+        base + "/trash/restore/assets", json={"ids": [a1["id"], a2["id"]]}, headers=alice.bearer
+    )
+    assert r.status_code == 200 and r.json() == {"count": 1}
+    assert not immich.state.assets[a1["id"]]["isTrashed"]
+    r = requests.post(base + "/trash/restore/assets", json={}, headers=alice.bearer)
+    assert r.status_code == 400
