@@ -493,17 +493,24 @@ def create_app(state: FakeState | None = None) -> Flask:
         )
         return jsonify({"id": asset["id"], "status": "created"}), 201
 
-    @route("/assets", "/assets", ["DELETE"])
-    def delete_assets():
-        body = json_body()
+    def bulk_ids(body: dict[str, Any] | None, perm: str) -> list[str] | Response:
+        """BulkIdsDto's ids, after Immich's access check of every one (all or nothing)."""
         if body is None or not isinstance(body.get("ids"), list):
             return _validation("ids must be an array")
         for aid in body["ids"]:
-            res = visible(aid, "asset.delete")
+            res = visible(aid, perm)
             if isinstance(res, Response):
                 return res
+        return body["ids"]
+
+    @route("/assets", "/assets", ["DELETE"])
+    def delete_assets():
+        body = json_body()
+        ids = bulk_ids(body, "asset.delete")
+        if isinstance(ids, Response):
+            return ids
         with state.lock:
-            for aid in body["ids"]:
+            for aid in ids:
                 if body.get("force"):
                     state.assets.pop(aid, None)
                 else:
@@ -515,16 +522,12 @@ def create_app(state: FakeState | None = None) -> Flask:
     def restore_assets():
         # TrashService.restoreAssets: access to every id is checked first (asset.delete),
         # then the trashed ones among them come back; count is how many did.
-        body = json_body()
-        if body is None or not isinstance(body.get("ids"), list):
-            return _validation("ids must be an array")
-        for aid in body["ids"]:
-            res = visible(aid, "asset.delete")
-            if isinstance(res, Response):
-                return res
+        ids = bulk_ids(json_body(), "asset.delete")
+        if isinstance(ids, Response):
+            return ids
         count = 0
         with state.lock:
-            for aid in dict.fromkeys(body["ids"]):
+            for aid in dict.fromkeys(ids):
                 if state.assets[aid]["isTrashed"]:
                     state.assets[aid]["isTrashed"] = False
                     state.assets[aid]["updatedAt"] = iso(datetime.now(UTC))
