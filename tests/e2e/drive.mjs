@@ -1,6 +1,10 @@
 // Drives the system Chromium through the Twinlens UI and prints what it saw as JSON.
 //   node drive.mjs local  BASE_URL SHOT_DIR [--scan]   local mode: review, "Not duplicates"
 //   node drive.mjs immich BASE_URL SHOT_DIR API_KEY    Immich mode: log in with a key, trash
+//   node drive.mjs immich-undo BASE_URL SHOT_DIR API_KEY DUP_ID   ... undo that decision
+//   node drive.mjs corrections BASE_URL SHOT_DIR SPLIT_PATH MERGE_A MERGE_B UNDO_ID
+//     local mode: split SPLIT_PATH off its group, merge the groups of MERGE_A and MERGE_B
+//     (in that order), undo the decision on duplicate group UNDO_ID
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
 import { chromium } from "playwright-core";
 
@@ -107,6 +111,99 @@ async function local(flags) {
   await shot("groups");
 }
 
+const filesOfGroups = () =>
+  page.$$eval("li.grp", (lis) =>
+    lis.map((li) => ({
+      id: li.dataset.id,
+      type: li.dataset.type,
+      paths: [...li.querySelectorAll("tr[data-path]")].map((tr) => tr.dataset.path),
+    })),
+  );
+
+async function waitForGroups() {
+  await page.locator("li.grp, .empty").first().waitFor();
+}
+
+// The group (li) that lists `path` among its members.
+const groupOf = (path) =>
+  page.locator("li.grp").filter({ has: page.locator(`tr[data-path="${path}"]`) });
+
+const dialogText = async (dialog) => (await dialog.innerText()).replace(/\s+/g, " ");
+
+async function corrections([splitPath, mergeA, mergeB, undoId]) {
+  await page.goto(`${base}/#/groups`);
+  await page.getByRole("heading", { name: "Groups" }).waitFor();
+  await waitForGroups();
+  out.groupsBefore = await filesOfGroups();
+  await shot("groups-before");
+
+  // Split: pick one member; the buttons follow the pick.
+  const grp = groupOf(splitPath);
+  const split = grp.getByRole("button", { name: /^Split off selected/ });
+  out.split = { disabledBeforePick: await split.isDisabled() };
+  await grp.locator(`tr[data-path="${splitPath}"]`).getByRole("checkbox").check();
+  out.split.enabledAfterPick = await split.isEnabled();
+  out.split.dissolveEnabled = await grp.getByRole("button", { name: "Dissolve group" }).isEnabled();
+  await split.click();
+  let dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  out.split.dialog = await dialogText(dialog);
+  await shot("split-dialog");
+  await dialog.getByRole("button", { name: "Split off 1 file" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  out.split.notice = await page.locator(".notice.ok", { hasText: "Split" }).innerText();
+  // Reloaded: the file is on its own, so no group lists it any more.
+  await page.locator(`tr[data-path="${splitPath}"]`).waitFor({ state: "detached" });
+  out.groupsAfterSplit = await filesOfGroups();
+  // The backend's groups at this point (the merge below changes them again), straight from
+  // the gateway's API rather than the page.
+  out.split.backend = await page.evaluate(async () => {
+    const r = await fetch("/api/twinlens/groups?size=1000", { headers: { Accept: "application/json" } });
+    const body = await r.json();
+    return body.items.map((g) => ({ id: g.id, type: g.type, paths: g.members.map((m) => m.path) }));
+  });
+  await shot("split");
+
+  // Merge: pick two groups for the merge, A first (its primary becomes the merged one's).
+  for (const p of [mergeA, mergeB]) {
+    await groupOf(p).getByRole("checkbox", { name: "Select for merge", exact: true }).check();
+  }
+  const toolbar = page.getByRole("toolbar", { name: "Merge groups" });
+  out.merge = { toolbar: (await toolbar.innerText()).replace(/\s+/g, " ") };
+  await toolbar.getByRole("button", { name: "Merge 2 groups" }).click();
+  dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  out.merge.dialog = await dialogText(dialog);
+  await shot("merge-dialog");
+  await dialog.getByRole("button", { name: "Merge 2 groups" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  out.merge.notice = await page.locator(".notice.ok", { hasText: "Merged" }).innerText();
+  await page.locator('li.grp[data-type="manual"]').waitFor();
+  out.groupsAfterMerge = await filesOfGroups();
+  out.merge.toolbarGone = (await toolbar.count()) === 0;
+  await shot("merged");
+
+  // Undo a "Not duplicates" decision: listed under that status, with a dry run first.
+  await page.getByRole("link", { name: "Duplicates" }).click();
+  await waitForDuplicates();
+  await page.getByLabel("Status").selectOption("dismissed");
+  const card = page.locator(`li.dup[data-id="${undoId}"]`);
+  await card.waitFor();
+  await card.getByRole("button", { name: "Undo decision" }).click();
+  dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  out.undo = { dialog: await dialogText(dialog) };
+  await shot("undo-dialog");
+  await dialog.getByRole("button", { name: "Undo decision" }).click();
+  await card.waitFor({ state: "detached" });
+  out.undo.notice = await page.locator(".notice.ok").innerText();
+  await page.getByLabel("Status").selectOption("open");
+  await card.waitFor();
+  out.undo.listedOpen = true;
+  out.undo.undoButtonsOnOpen = await card.getByRole("button", { name: "Undo decision" }).count();
+  await shot("undone");
+}
+
 async function immich([key]) {
   await page.goto(`${base}/#/duplicates`);
   await page.getByRole("heading", { name: "Log in to Immich" }).waitFor();
@@ -139,9 +236,35 @@ async function immich([key]) {
   await shot("trashed");
 }
 
+// Change of mind (a new browser, so the key again): "Undo decision" on the resolved group
+// shows what comes back from Immich's trash, then brings it back.
+async function immichUndo([key, dupId]) {
+  await page.goto(`${base}/#/duplicates?status=resolved`);
+  await page.getByRole("button", { name: "Use an API key" }).click();
+  await page.getByLabel("Immich API key").fill(key);
+  await page.getByRole("button", { name: "Save" }).click();
+  const card = page.locator(`li.dup[data-id="${dupId}"]`);
+  await card.waitFor();
+  out.badge = await card.locator(".badge").innerText();
+  // A decided group shows the copy that was kept.
+  out.shownKept = `${await card.locator(".member.kept .dir").innerText()}/` +
+    `${await card.locator(".member.kept .filename").innerText()}`;
+  await card.getByRole("button", { name: "Undo decision" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  out.undoDialog = await dialogText(dialog);
+  await shot("undo-trash-dialog");
+  await dialog.getByRole("button", { name: "Undo decision" }).click();
+  await card.waitFor({ state: "detached" });
+  out.undoMessage = await page.locator(".notice.ok").innerText();
+  await shot("undo-trash");
+}
+
 try {
   if (scenario === "local") await local(rest);
   else if (scenario === "immich") await immich(rest);
+  else if (scenario === "immich-undo") await immichUndo(rest);
+  else if (scenario === "corrections") await corrections(rest);
   else throw new Error(`unknown scenario ${scenario}`);
 } catch (e) {
   out.error = String(e && e.stack ? e.stack : e);

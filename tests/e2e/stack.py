@@ -45,8 +45,10 @@ def picture(seed: int, size: tuple[int, int] = (1200, 900)) -> Image.Image:
 
 
 def make_library(root: Path) -> dict[str, list[str]]:
-    """Byte copies of one shot, a resized re-encode of another, unrelated shots, a sidecar
-    and an unreadable file. Returns the expected duplicate sets (absolute paths)."""
+    """Byte copies of one shot, a resized re-encode of another, unrelated shots, sidecars
+    and an unreadable file. Returns the expected duplicate sets and file groups (absolute
+    paths): ``exact``, ``perceptual``, ``group_102`` (a JPEG with two sidecars) and
+    ``group_103`` (a JPEG with one)."""
     trip, backup = root / "2024" / "trip", root / "backup"
     trip.mkdir(parents=True, exist_ok=True)
     backup.mkdir(parents=True, exist_ok=True)
@@ -55,11 +57,19 @@ def make_library(root: Path) -> dict[str, list[str]]:
     shutil.copyfile(trip / "IMG_100.JPG", backup / "IMG_100.JPG")
     picture(1).resize((600, 450)).save(backup / "IMG_101-small.jpg", "JPEG", quality=75)
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    # An editor's sidecar: a file group (not a duplicate) for the Groups page.
-    (trip / "IMG_102.JPG.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n')
+    # Editors' sidecars: file groups (not duplicates) for the Groups page. Their contents
+    # differ so that no two of them are byte copies.
+    for name in ("IMG_102.JPG.xmp", "IMG_102.xmp", "IMG_103.JPG.xmp"):
+        (trip / name).write_text(
+            f'<x:xmpmeta xmlns:x="adobe:ns:meta/"><!-- {name} --></x:xmpmeta>\n'
+        )
     return {
         "exact": sorted([str(trip / "IMG_100.JPG"), str(backup / "IMG_100.JPG")]),
         "perceptual": sorted([str(trip / "IMG_101.JPG"), str(backup / "IMG_101-small.jpg")]),
+        "group_102": sorted(
+            str(trip / n) for n in ("IMG_102.JPG", "IMG_102.JPG.xmp", "IMG_102.xmp")
+        ),
+        "group_103": sorted(str(trip / n) for n in ("IMG_103.JPG", "IMG_103.JPG.xmp")),
     }
 
 
@@ -91,6 +101,8 @@ def ui_app(gateway_app: Callable, dist: Path = DIST) -> Callable:
 class Stack:
     url: str
     gateway_url: str
+    grouping_url: str = ""
+    dedup_url: str = ""
     servers: list[Any] = field(default_factory=list)
     worker: Any = None
 
@@ -130,6 +142,7 @@ def start(
         stack.servers.append(g)
         d, d_url = _serve(api.create_app("dedup", {"settings": cfg, "broker": broker}))
         stack.servers.append(d)
+        stack.grouping_url, stack.dedup_url = g_url, d_url
         gw_cfg = replace(
             cfg,
             immich_url=immich_url,

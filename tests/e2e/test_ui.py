@@ -182,6 +182,95 @@ def test_review_and_dismiss_in_browser(twinlens_ui: tuple[Stack, dict]) -> None:
     assert all(Path(p).stat().st_size > 10_000 for p in out["shots"])
 
 
+def _groups_of(grouping_url: str, paths: list[str]) -> dict[str, dict]:
+    """The grouping API's group of each of ``paths`` (files on their own are left out)."""
+    items, page = [], 1
+    while True:
+        got = requests.get(
+            f"{grouping_url}/groups", params={"page": page, "size": 100}, timeout=10
+        ).json()
+        items += got["items"]
+        if page * got["size"] >= got["total"]:
+            break
+        page += 1
+    return {m["path"]: g for g in items for m in g["members"] if m["path"] in paths}
+
+
+def test_correct_groups_and_undo_in_browser(twinlens_ui: tuple[Stack, dict]) -> None:
+    stack, expected = twinlens_ui
+    g102, g103 = expected["group_102"], expected["group_103"]
+    jpeg_102, xmp_102 = g102[0], next(p for p in g102 if p.endswith("/IMG_102.xmp"))
+    jpeg_103 = g103[0]
+    assert (Path(jpeg_102).name, Path(jpeg_103).name) == ("IMG_102.JPG", "IMG_103.JPG")
+
+    # What the scan made: a JPEG with two sidecars, a JPEG with one.
+    before = _groups_of(stack.grouping_url, g102 + g103)
+    assert set(before) == set(g102 + g103)
+    assert sorted(m["path"] for m in before[jpeg_102]["members"]) == g102
+    assert sorted(m["path"] for m in before[jpeg_103]["members"]) == g103
+    assert before[jpeg_102]["id"] != before[jpeg_103]["id"]
+
+    # A "Not duplicates" decision to undo in the browser, made through the gateway.
+    api = stack.url + "/api/twinlens"
+    listed = requests.get(api + "/duplicates", params={"status": "open"}, timeout=10).json()
+    dup = next(
+        d
+        for d in listed["items"]
+        if sorted(m["path"] for m in d["members"]) == expected["perceptual"]
+    )
+    r = requests.post(
+        f"{api}/duplicates/{dup['id']}/resolve",
+        json={"keep": [], "action": "not_duplicate"},
+        timeout=10,
+    )
+    assert r.status_code == 200, r.text
+    dedup = f"{stack.dedup_url}/duplicates/{dup['id']}"
+    assert requests.get(dedup, timeout=10).json()["status"] == "dismissed"
+
+    out = _drive("corrections", stack.url, xmp_102, jpeg_102, jpeg_103, dup["id"])
+
+    # Split: the buttons followed the pick, the dialog named the file, and the grouping API
+    # has IMG_102.xmp on its own while the JPEG keeps its other sidecar.
+    split = out["split"]
+    assert split["disabledBeforePick"] is True and split["enabledAfterPick"] is True
+    assert split["dissolveEnabled"] is True
+    assert xmp_102 in split["dialog"], split["dialog"]
+    assert "Split 1 file off the group of IMG_102.JPG" in split["notice"], split["notice"]
+    after_split = {p: g for g in split["backend"] for p in g["paths"]}
+    assert xmp_102 not in after_split, after_split.get(xmp_102)
+    assert sorted(after_split[jpeg_102]["paths"]) == [p for p in g102 if p != xmp_102]
+    assert sorted(after_split[jpeg_103]["paths"]) == g103
+    seen = {p for g in out["groupsAfterSplit"] for p in g["paths"]}
+    assert xmp_102 not in seen and jpeg_102 in seen
+
+    # Merge: one manual group holds the files of both groups, IMG_102.JPG (the primary of
+    # the group picked first) as its primary; no other group holds any of them.
+    merged_paths = sorted([p for p in g102 if p != xmp_102] + g103)
+    assert "Merge 2 groups" in out["merge"]["toolbar"]
+    for p in merged_paths:
+        assert p in out["merge"]["dialog"], out["merge"]["dialog"]
+    assert "Merged 2 groups into one manual group of 4 files" in out["merge"]["notice"]
+    assert out["merge"]["toolbarGone"] is True
+    # (the grouping API itself, at the end: IMG_102.xmp is still on its own)
+    after_merge = _groups_of(stack.grouping_url, merged_paths + [xmp_102])
+    assert set(after_merge) == set(merged_paths), after_merge.keys()
+    manual = after_merge[jpeg_102]
+    assert {after_merge[p]["id"] for p in merged_paths} == {manual["id"]}
+    assert manual["type"] == "manual"
+    assert sorted(m["path"] for m in manual["members"]) == merged_paths
+    assert manual["primary"] == jpeg_102
+    assert [g["paths"] for g in out["groupsAfterMerge"] if g["id"] == manual["id"]] != []
+
+    # Undo: the dry run said nothing comes back from a trash, the group is open again.
+    assert "No files come back from Immich's trash" in out["undo"]["dialog"], out["undo"]
+    assert "the group is open again" in out["undo"]["notice"], out["undo"]
+    assert out["undo"]["listedOpen"] is True and out["undo"]["undoButtonsOnOpen"] == 0
+    now = requests.get(dedup, timeout=10).json()
+    assert now["status"] == "open", now
+
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     stack, immich, key = immich_ui["stack"], immich_ui["immich"], immich_ui["key"]
     exact, assets = immich_ui["expected"]["exact"], immich_ui["assets"]
@@ -207,4 +296,19 @@ def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
         f"{stack.url}/api/twinlens/duplicates/{out['target']}", headers=headers, timeout=10
     ).json()
     assert resolved["status"] == "resolved"
+
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+    # Change of mind, in the browser after a dry run: the copy comes back from Immich's
+    # trash and the group is open again.
+    undo = _drive("immich-undo", stack.url, key, out["target"])
+    assert undo["badge"] == "resolved"
+    assert undo["shownKept"] == kept
+    assert "1 file comes back from Immich's trash" in undo["undoDialog"], undo["undoDialog"]
+    assert trashed in undo["undoDialog"], undo["undoDialog"]
+    assert "1 file restored from Immich's trash" in undo["undoMessage"], undo["undoMessage"]
+    assert state[assets[trashed]]["isTrashed"] is False
+    assert state[assets[kept]]["isTrashed"] is False
+    reopened = requests.get(f"{stack.dedup_url}/duplicates/{out['target']}", timeout=10).json()
+    assert reopened["status"] == "open", reopened
+    assert not [c for c in undo["console"] if c.startswith("pageerror")], undo["console"]

@@ -1,12 +1,13 @@
 import { useState } from "react";
 import {
   api, type BulkResult, type Duplicate, type DupMember, type ResolvePlan, type ResolveRequest,
+  type UndoResult,
 } from "./api";
 import { Dialog } from "./Dialog";
 import { useLoad } from "./hooks";
 import {
-  basename, camera, defaultKeep, dirname, formatBytes, formatCount, formatSimilarity,
-  formatTakenAt, keepReasonLabel, planTotals,
+  basename, camera, decidedKeep, defaultKeep, dirname, formatBytes, formatCount, formatSimilarity,
+  formatTakenAt, keepReasonLabel, planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
@@ -21,18 +22,25 @@ interface Props {
 
 type Pending =
   | { kind: "one"; dup: Duplicate; plan: ResolvePlan; request: ResolveRequest }
-  | { kind: "bulk"; result: BulkResult; requests: ResolveRequest[] };
+  | { kind: "bulk"; result: BulkResult; requests: ResolveRequest[] }
+  | { kind: "undo"; dup: Duplicate; plan: UndoResult };
 
 export function Duplicates({ localMode, params, go }: Props) {
   const type = params.get("type") ?? "";
   const status = params.get("status") ?? "open";
   const page = Math.max(1, Number(params.get("page")) || 1);
+  const listKey = `${type}|${status}|${page}`;
   const list = useLoad(
     () => api.duplicates({ type, status: status === "any" ? "" : status, page, size: PAGE_SIZE }),
-    `${type}|${status}|${page}`,
+    listKey,
   );
   const [picks, setPicks] = useState<Record<string, string>>({});
-  const [done, setDone] = useState<Set<string>>(new Set());
+  // Groups decided on this list, hidden until the reload drops them. Only for the list they
+  // were decided on: under another filter (e.g. "Not duplicates") they belong in the list.
+  const [decided, setDecided] = useState<{ key: string; ids: Set<string> }>({
+    key: listKey, ids: new Set(),
+  });
+  const done = decided.key === listKey ? decided.ids : new Set<string>();
   const [pending, setPending] = useState<Pending | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   const [message, setMessage] = useState<{ text: string; error?: boolean } | null>(null);
@@ -42,11 +50,14 @@ export function Duplicates({ localMode, params, go }: Props) {
 
   const items = (list.data?.items ?? []).filter((d) => !done.has(d.id));
   const openItems = items.filter((d) => (d.status ?? "open") === "open");
-  const keepOf = (d: Duplicate) => picks[d.id] ?? defaultKeep(d) ?? "";
+  // A decided group shows the copy that was kept; an open one the user's pick or the suggestion.
+  const keepOf = (d: Duplicate) =>
+    ((d.status ?? "open") !== "open" ? decidedKeep(d) : null) ??
+    picks[d.id] ?? defaultKeep(d) ?? "";
 
   const finish = (ids: string[], text: string) => {
     const next = new Set([...done, ...ids]);
-    setDone(next);
+    setDecided({ key: listKey, ids: next });
     setMessage({ text });
     setPending(null);
     const left = (list.data?.items ?? []).filter((d) => !next.has(d.id)).length;
@@ -82,6 +93,19 @@ export function Duplicates({ localMode, params, go }: Props) {
     }
   };
 
+  const previewUndo = async (d: Duplicate) => {
+    setBusy(d.id);
+    setMessage(null);
+    try {
+      const plan = await api.undoResolution(d.id, true);
+      setPending({ kind: "undo", dup: d, plan });
+    } catch (e) {
+      fail(e);
+    } finally {
+      setBusy(null);
+    }
+  };
+
   const previewBulk = async () => {
     const requests = openItems.map((d) => ({ id: d.id, keep: [keepOf(d)], action: "trash" as const }));
     if (!requests.length) return;
@@ -101,7 +125,12 @@ export function Duplicates({ localMode, params, go }: Props) {
     if (!pending) return;
     setBusy("confirm");
     try {
-      if (pending.kind === "one") {
+      if (pending.kind === "undo") {
+        const r = await api.undoResolution(pending.dup.id, false);
+        // Open again: it leaves a list of decided groups, but stays in "Any".
+        finish(status === "any" ? [] : [pending.dup.id],
+               undoNotice(basename(pending.dup.members[0]?.path ?? pending.dup.id), r));
+      } else if (pending.kind === "one") {
         const plan = await api.resolve(pending.request, false);
         const t = planTotals([plan], [pending.dup]);
         finish([pending.dup.id],
@@ -181,15 +210,18 @@ export function Duplicates({ localMode, params, go }: Props) {
           <DuplicateCard key={d.id} dup={d} localMode={localMode} keep={keepOf(d)}
                          onPick={(p) => setPicks((s) => ({ ...s, [d.id]: p }))}
                          busy={busy !== null} working={busy === d.id}
-                         onTrash={() => previewTrash(d)} onDismiss={() => dismiss(d)} />
+                         onTrash={() => previewTrash(d)} onDismiss={() => dismiss(d)}
+                         onUndo={() => previewUndo(d)} />
         ))}
       </ol>
       {list.data && (
         <Pager page={page} size={list.data.size || PAGE_SIZE} total={list.data.total}
                onPage={(p) => nav({ page: String(p) })} label="Duplicate pages" />
       )}
-      <ConfirmDialog pending={pending} items={items} busy={busy === "confirm"}
-                     onCancel={() => setPending(null)} onConfirm={confirm} />
+      <ConfirmDialog pending={pending?.kind === "undo" ? null : pending} items={items}
+                     busy={busy === "confirm"} onCancel={() => setPending(null)} onConfirm={confirm} />
+      <UndoDialog pending={pending?.kind === "undo" ? pending : null} busy={busy === "confirm"}
+                  onCancel={() => setPending(null)} onConfirm={confirm} />
     </div>
   );
 }
@@ -203,9 +235,12 @@ interface CardProps {
   working: boolean;
   onTrash: () => void;
   onDismiss: () => void;
+  onUndo: () => void;
 }
 
-function DuplicateCard({ dup, localMode, keep, onPick, busy, working, onTrash, onDismiss }: CardProps) {
+function DuplicateCard({
+  dup, localMode, keep, onPick, busy, working, onTrash, onDismiss, onUndo,
+}: CardProps) {
   const open = (dup.status ?? "open") === "open";
   const titleId = `dup-${dup.id}`;
   const others = dup.members.filter((m) => m.path !== keep);
@@ -241,6 +276,14 @@ function DuplicateCard({ dup, localMode, keep, onPick, busy, working, onTrash, o
           </button>
           <button type="button" onClick={onDismiss} disabled={busy}>
             Not duplicates
+          </button>
+        </div>
+      )}
+      {!open && (
+        <div className="dup-actions">
+          <button type="button" onClick={onUndo} disabled={busy}
+                  title={dup.status === "resolved" ? "Reopen the group; files it moved to Immich's trash come back" : "Reopen the group"}>
+            {working ? "Working…" : "Undo decision"}
           </button>
         </div>
       )}
@@ -295,7 +338,7 @@ function MemberCard({ m, groupId, index, localMode, kept, suggested, reason, sho
 }
 
 interface ConfirmProps {
-  pending: Pending | null;
+  pending: Exclude<Pending, { kind: "undo" }> | null;
   items: Duplicate[];
   busy: boolean;
   onCancel: () => void;
@@ -357,6 +400,64 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmPro
           </li>
         ))}
       </ul>
+    </Dialog>
+  );
+}
+
+interface UndoProps {
+  pending: Extract<Pending, { kind: "undo" }> | null;
+  busy: boolean;
+  onCancel: () => void;
+  onConfirm: () => void;
+}
+
+function UndoDialog({ pending, busy, onCancel, onConfirm }: UndoProps) {
+  const plan = pending?.plan;
+  const back = plan?.restore ?? [];
+  const stuck = plan?.notInImmich ?? [];
+  return (
+    <Dialog open={pending !== null} onClose={onCancel} title="Undo this decision?"
+            actions={
+              <>
+                <button type="button" onClick={onCancel} disabled={busy}>Cancel</button>
+                <button type="button" className="primary" onClick={onConfirm} disabled={busy}>
+                  {busy ? "Working…" : "Undo decision"}
+                </button>
+              </>
+            }>
+      {plan && (
+        <>
+          <p className="summary">
+            Dry run:{" "}
+            {plan.action === "trash" ? "the decision moved copies to Immich's trash. " :
+              plan.action === "not_duplicate" ? "the decision was “not duplicates”. " : ""}
+            {undoSummary(plan)}
+          </p>
+          {stuck.length > 0 && (
+            <p className="notice">
+              {plural(stuck.length, "file", "files")} cannot come back: Immich does not know{" "}
+              {stuck.length === 1 ? "it" : "them"} (any more). A copy Immich never knew was left
+              untouched on disk when you decided; one whose trash was emptied is gone from Immich.
+            </p>
+          )}
+          {(back.length > 0 || stuck.length > 0) && (
+            <ul className="plan">
+              <li>
+                {back.map((x) => (
+                  <div key={x.path} className="plan-keep">
+                    <span className="tag">restore</span> {x.path}
+                  </div>
+                ))}
+                {stuck.map((x) => (
+                  <div key={x} className="plan-skip">
+                    <span className="tag tag-trash">cannot restore</span> {x}
+                  </div>
+                ))}
+              </li>
+            </ul>
+          )}
+        </>
+      )}
     </Dialog>
   );
 }

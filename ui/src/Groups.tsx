@@ -1,6 +1,11 @@
+import { useState } from "react";
 import { api, type FileGroup, type GroupMember } from "./api";
+import { Dialog } from "./Dialog";
 import { useLoad } from "./hooks";
-import { basename, dirname, formatBytes, formatCount, formatTakenAt, groupTypeLabel } from "./logic";
+import {
+  basename, canMerge, dirname, formatBytes, formatCount, formatTakenAt, groupPrimary,
+  groupTypeLabel, mergePlan, plural, splitButtons, splitNotice, toggled,
+} from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
 
@@ -13,18 +18,87 @@ interface Props {
   go: (page: string, params?: Record<string, string>) => void;
 }
 
+type Pending =
+  | { kind: "split"; group: FileGroup; paths: string[] }
+  | { kind: "dissolve"; group: FileGroup }
+  | { kind: "merge"; groups: FileGroup[] };
+
+function groupName(g: FileGroup): string {
+  const p = groupPrimary(g);
+  return p ? basename(p) : g.id;
+}
+
 export function Groups({ localMode, params, go }: Props) {
   const type = params.get("type") ?? "";
   const page = Math.max(1, Number(params.get("page")) || 1);
   const list = useLoad(() => api.groups({ type, page, size: PAGE_SIZE }), `${type}|${page}`);
   const nav = (p: Record<string, string>) => go("groups", { type, page: "", ...p });
 
+  // Picked members per group id, and the groups picked for a merge in the order they were
+  // picked (kept across pages: the first one's primary becomes the merged group's).
+  const [picked, setPicked] = useState<Record<string, string[]>>({});
+  const [forMerge, setForMerge] = useState<FileGroup[]>([]);
+  const [pending, setPending] = useState<Pending | null>(null);
+  const [busy, setBusy] = useState(false);
+  const [message, setMessage] = useState<{ text: string; error?: boolean } | null>(null);
+
+  const pickMember = (g: FileGroup, path: string, on: boolean) =>
+    setPicked((s) => ({ ...s, [g.id]: toggled(s[g.id] ?? [], path, on) }));
+  const pickGroup = (g: FileGroup, on: boolean) =>
+    setForMerge((s) => {
+      const without = s.filter((x) => x.id !== g.id);
+      return on ? [...without, g] : without;
+    });
+
+  const ask = (p: Pending) => {
+    setMessage(null);
+    setPending(p);
+  };
+
+  const confirm = async () => {
+    if (!pending) return;
+    setBusy(true);
+    try {
+      let text: string;
+      if (pending.kind === "merge") {
+        const plan = mergePlan(pending.groups);
+        const merged = await api.mergeGroups(plan.paths, plan.primary);
+        const primary = groupPrimary(merged);
+        text =
+          `Merged ${plural(pending.groups.length, "group")} into one manual group of ` +
+          `${plural(merged.members.length, "file")}` +
+          (primary ? ` (primary ${basename(primary)}).` : ".");
+      } else {
+        const g = pending.group;
+        const taken = pending.kind === "split" ? pending.paths : null;
+        const r = await api.splitGroup(g.id, taken ?? undefined);
+        text = splitNotice(groupName(g), g.members.map((m) => m.path), taken, r.groups);
+      }
+      // Group ids change with the groups: start the next correction from a clean slate.
+      setPicked({});
+      setForMerge([]);
+      setPending(null);
+      setMessage({ text });
+      list.reload();
+    } catch (e) {
+      setPending(null);
+      setMessage({ text: (e as Error).message, error: true });
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  const mergeCount = forMerge.length;
+  const mergeIds = new Set(forMerge.map((g) => g.id));
+
   return (
     <div className="groups">
       <h1>Groups</h1>
       <p className="muted">
         Files that belong together: RAW+JPEG pairs, Live Photos (still + video), edited versions
-        and sidecars. The primary is the file Immich shows.
+        and sidecars. The primary is the file Immich shows. Grouped wrongly? Split files off or
+        dissolve a group; files that belong together can be merged into a manual group. Later
+        scans keep your corrections.
       </p>
       <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter groups">
         <label>
@@ -40,16 +114,47 @@ export function Groups({ localMode, params, go }: Props) {
           </span>
         )}
       </form>
+      {mergeCount > 0 && (
+        <div className="toolbar" role="toolbar" aria-label="Merge groups">
+          <span>
+            {plural(mergeCount, "group")} selected for merge
+            {mergeCount < 2 && <span className="muted"> — select another group to merge with</span>}
+          </span>
+          <button type="button" className="primary" disabled={!canMerge(mergeCount) || busy}
+                  onClick={() => ask({ kind: "merge", groups: forMerge })}>
+            Merge {plural(mergeCount, "group")}
+          </button>
+          <button type="button" onClick={() => setForMerge([])} disabled={busy}>
+            Clear selection
+          </button>
+        </div>
+      )}
+      <div aria-live="polite">
+        {message && (
+          <p className={`notice ${message.error ? "error" : "ok"}`} role={message.error ? "alert" : "status"}>
+            {message.text}
+          </p>
+        )}
+      </div>
       {list.error && <p className="notice error" role="alert">{list.error.message}</p>}
       {list.loading && !list.data && <p className="muted" role="status">Loading…</p>}
       {list.data && list.data.items.length === 0 && <p className="empty">No groups here.</p>}
       <ol className="group-list">
-        {(list.data?.items ?? []).map((g) => <GroupRow key={g.id} group={g} localMode={localMode} />)}
+        {(list.data?.items ?? []).map((g) => (
+          <GroupRow key={g.id} group={g} localMode={localMode} busy={busy}
+                    picked={picked[g.id] ?? []}
+                    onPick={(path, on) => pickMember(g, path, on)}
+                    forMerge={mergeIds.has(g.id)} onMergePick={(on) => pickGroup(g, on)}
+                    onSplit={(paths) => ask({ kind: "split", group: g, paths })}
+                    onDissolve={() => ask({ kind: "dissolve", group: g })} />
+        ))}
       </ol>
       {list.data && (
         <Pager page={page} size={list.data.size || PAGE_SIZE} total={list.data.total}
                onPage={(p) => nav({ page: String(p) })} label="Group pages" />
       )}
+      <ConfirmDialog pending={pending} busy={busy} onCancel={() => setPending(null)}
+                     onConfirm={confirm} />
     </div>
   );
 }
@@ -58,12 +163,30 @@ function isPrimary(g: FileGroup, m: GroupMember): boolean {
   return m.is_primary ?? m.path === g.primary;
 }
 
-function GroupRow({ group, localMode }: { group: FileGroup; localMode: boolean }) {
+interface RowProps {
+  group: FileGroup;
+  localMode: boolean;
+  busy: boolean;
+  picked: string[];
+  onPick: (path: string, on: boolean) => void;
+  forMerge: boolean;
+  onMergePick: (on: boolean) => void;
+  onSplit: (paths: string[]) => void;
+  onDissolve: () => void;
+}
+
+function GroupRow({
+  group, localMode, busy, picked, onPick, forMerge, onMergePick, onSplit, onDissolve,
+}: RowProps) {
   const members = [...group.members].sort((a, b) => Number(isPrimary(group, b)) - Number(isPrimary(group, a)));
   const primary = members.find((m) => isPrimary(group, m)) ?? members[0];
   const titleId = `grp-${group.id}`;
+  const hintId = `grp-hint-${group.id}`;
+  // Only members still in the group count (a reload may have changed it).
+  const selected = members.map((m) => m.path).filter((p) => picked.includes(p));
+  const can = splitButtons(members.length, selected.length);
   return (
-    <li className="grp" aria-labelledby={titleId}>
+    <li className="grp" aria-labelledby={titleId} data-id={group.id} data-type={group.type}>
       {primary && <Thumb member={primary} localMode={localMode} size={256} />}
       <div className="grp-body">
         <h2 id={titleId}>
@@ -75,19 +198,133 @@ function GroupRow({ group, localMode }: { group: FileGroup; localMode: boolean }
         <table className="grp-members">
           <caption className="sr-only">Files in this group</caption>
           <thead>
-            <tr><th scope="col">File</th><th scope="col">Role</th><th scope="col">Size</th></tr>
+            <tr>
+              <th scope="col" className="pick-col"><span className="sr-only">Select</span></th>
+              <th scope="col">File</th><th scope="col">Role</th><th scope="col">Size</th>
+            </tr>
           </thead>
           <tbody>
-            {members.map((m) => (
-              <tr key={m.path} className={isPrimary(group, m) ? "primary" : undefined}>
-                <td className="path" title={m.path}>{basename(m.path)}</td>
-                <td>{isPrimary(group, m) ? "primary" : m.role ?? m.kind ?? "member"}{m.kind && isPrimary(group, m) ? ` (${m.kind})` : ""}</td>
-                <td>{formatBytes(m.size)}</td>
-              </tr>
-            ))}
+            {members.map((m, i) => {
+              const id = `grp-${group.id}-m${i}`;
+              return (
+                <tr key={m.path} className={isPrimary(group, m) ? "primary" : undefined}
+                    data-path={m.path}>
+                  <td className="pick-col">
+                    <input type="checkbox" id={id} checked={selected.includes(m.path)}
+                           disabled={busy} onChange={(e) => onPick(m.path, e.target.checked)}
+                           aria-label={`Select ${basename(m.path)}`} aria-describedby={hintId} />
+                  </td>
+                  <td className="path" title={m.path}><label htmlFor={id}>{basename(m.path)}</label></td>
+                  <td>{isPrimary(group, m) ? "primary" : m.role ?? m.kind ?? "member"}{m.kind && isPrimary(group, m) ? ` (${m.kind})` : ""}</td>
+                  <td>{formatBytes(m.size)}</td>
+                </tr>
+              );
+            })}
           </tbody>
         </table>
+        <p id={hintId} className="sr-only">
+          Selected files can be split off this group; each one is then on its own.
+        </p>
+        <div className="grp-actions">
+          <button type="button" onClick={() => onSplit(selected)} disabled={busy || !can.split}
+                  title={can.split ? undefined : "Select some of the files (not all) first"}>
+            Split off selected{selected.length ? ` (${selected.length})` : ""}
+          </button>
+          <button type="button" className="danger" onClick={onDissolve}
+                  disabled={busy || !can.dissolve}>
+            Dissolve group
+          </button>
+          <label className="check merge-pick">
+            <input type="checkbox" checked={forMerge} disabled={busy}
+                   onChange={(e) => onMergePick(e.target.checked)} aria-describedby={titleId} />
+            Select for merge
+          </label>
+        </div>
       </div>
     </li>
+  );
+}
+
+interface ConfirmProps {
+  pending: Pending | null;
+  busy: boolean;
+  onCancel: () => void;
+  onConfirm: () => void;
+}
+
+function ConfirmDialog({ pending, busy, onCancel, onConfirm }: ConfirmProps) {
+  let title = "";
+  let action = "";
+  let body = null;
+  if (pending?.kind === "split") {
+    const n = pending.paths.length;
+    const left = pending.group.members.length - n;
+    title = `Split ${plural(n, "file")} off this group?`;
+    action = `Split off ${plural(n, "file")}`;
+    body = (
+      <>
+        <p className="summary">
+          {n === 1 ? "This file leaves" : "These files leave"} the group of{" "}
+          <strong>{groupName(pending.group)}</strong> and {n === 1 ? "is" : "are each"} on
+          {n === 1 ? " its" : " their"} own.
+          {left === 1 && " The one file left is on its own too, so the group goes away."}
+          {n === 1 ? " Later scans keep it apart." : " Later scans keep them apart."}
+        </p>
+        <ul className="plan">
+          {pending.paths.map((p) => <li key={p} className="path">{p}</li>)}
+        </ul>
+      </>
+    );
+  } else if (pending?.kind === "dissolve") {
+    const n = pending.group.members.length;
+    title = "Dissolve this group?";
+    action = "Dissolve group";
+    body = (
+      <>
+        <p className="summary">
+          The group of <strong>{groupName(pending.group)}</strong> goes away: its{" "}
+          {plural(n, "file")} {n === 1 ? "is" : "are each"} on {n === 1 ? "its" : "their"} own.
+          Later scans will not group them again. No file is moved or deleted.
+        </p>
+        <ul className="plan">
+          {pending.group.members.map((m) => <li key={m.path} className="path">{m.path}</li>)}
+        </ul>
+      </>
+    );
+  } else if (pending?.kind === "merge") {
+    const plan = mergePlan(pending.groups);
+    title = `Merge ${plural(pending.groups.length, "group")}?`;
+    action = `Merge ${plural(pending.groups.length, "group")}`;
+    body = (
+      <>
+        <p className="summary">
+          These {plural(plan.paths.length, "file")} become one manual group
+          {plan.primary && <>, with <strong>{basename(plan.primary)}</strong> (the primary of the
+          first group you selected) as its primary</>}. Later scans keep it. No file is moved or
+          deleted.
+        </p>
+        <ul className="plan">
+          {plan.paths.map((p) => (
+            <li key={p} className="path">
+              {p === plan.primary && <span className="tag">primary</span>} {p}
+            </li>
+          ))}
+        </ul>
+      </>
+    );
+  }
+  return (
+    <Dialog open={pending !== null} onClose={onCancel} title={title}
+            actions={
+              <>
+                <button type="button" onClick={onCancel} disabled={busy}>Cancel</button>
+                <button type="button" className={pending?.kind === "merge" ? "primary" : "danger"}
+                        onClick={onConfirm} disabled={busy}>
+                  {busy ? "Working…" : action}
+                </button>
+              </>
+            }>
+      {body}
+    </Dialog>
   );
 }

@@ -57,6 +57,8 @@ export interface Duplicate {
   reclaimable_bytes?: number | null;
   created_at?: string | null;
   members: DupMember[];
+  /** The decision on a resolved or dismissed group. */
+  resolution?: { action?: string; keep?: string[]; created_at?: string } | null;
 }
 
 export interface GroupMember {
@@ -118,6 +120,24 @@ export interface BulkResult {
 }
 
 export type Action = "trash" | "not_duplicate";
+
+/** What splitting (or dissolving) a group left: the groups its former members are in now
+ * (empty when every one of them is on its own). */
+export interface SplitResult {
+  groups: FileGroup[];
+}
+
+/** Undoing a duplicate decision: the files that come back from Immich's trash (a "trash"
+ * decision only) and those Twinlens cannot bring back because Immich does not know them. */
+export interface UndoResult {
+  id: string;
+  action: Action | null;
+  restore: PlannedFile[];
+  notInImmich: string[];
+  dryRun: boolean;
+  restored: number | null;
+  duplicate: Duplicate | null;
+}
 
 export interface ResolveRequest {
   id: string;
@@ -201,6 +221,28 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
   return data as T;
 }
 
+/** Take `paths` out of group `id` (each on its own); no or empty `paths` dissolves it. */
+export function splitGroup(id: string, paths?: string[]): Promise<SplitResult> {
+  return request<SplitResult>(
+    "POST",
+    `/groups/${encodeURIComponent(id)}/split`,
+    paths && paths.length ? { paths } : {},
+  );
+}
+
+/** Put `paths` (two or more) into one manual group; `primary` must be one of them. */
+export function mergeGroups(paths: string[], primary?: string | null): Promise<FileGroup> {
+  return request<FileGroup>("POST", "/groups/merge", primary ? { paths, primary } : { paths });
+}
+
+/** Reopen a resolved or dismissed duplicate group; a dry run only says what would happen. */
+export function undoResolution(id: string, dryRun: boolean): Promise<UndoResult> {
+  return request<UndoResult>(
+    "DELETE",
+    `/duplicates/${encodeURIComponent(id)}/resolution${query({ dryRun: dryRun ? "true" : "" })}`,
+  );
+}
+
 export const api = {
   me: () => request<Me>("GET", "/me"),
   stats: () => request<Stats>("GET", "/stats"),
@@ -216,6 +258,9 @@ export const api = {
     }),
   resolveBulk: (groups: ResolveRequest[], dryRun: boolean) =>
     request<BulkResult>("POST", "/duplicates/resolve", { groups, dryRun }),
+  splitGroup,
+  mergeGroups,
+  undoResolution,
   startScan: (body: { full?: boolean } = {}) =>
     request<{ jobs: Job[] }>("POST", "/jobs", body),
   jobs: () => request<{ items: Job[] }>("GET", "/jobs"),

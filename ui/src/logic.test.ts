@@ -1,9 +1,11 @@
 import { describe, expect, it } from "vitest";
-import type { Duplicate, ResolvePlan } from "./api";
+import type { Duplicate, FileGroup, ResolvePlan } from "./api";
 import { isWellFormed, query, thumbnailUrl } from "./api";
 import {
-  basename, camera, defaultKeep, dirname, formatBytes, formatDuration, formatSimilarity,
-  formatTakenAt, planTotals, progressFraction, statBreakdowns, uniqueJobs,
+  basename, camera, canMerge, decidedKeep, defaultKeep, dirname, formatBytes, formatDuration,
+  formatSimilarity, formatTakenAt, groupPrimary, mergePlan, planTotals, plural,
+  progressFraction, splitButtons, splitNotice, splitOutcome, statBreakdowns, toggled,
+  undoNotice, undoSummary, uniqueJobs,
 } from "./logic";
 
 const dup = (id: string, sizes: Record<string, number>, keep?: string): Duplicate => ({
@@ -59,6 +61,15 @@ describe("keeper and plans", () => {
     expect(defaultKeep({ keep: null, members: [] })).toBeNull();
   });
 
+  it("shows the copy a trash decision kept, nothing for other decisions", () => {
+    const d = dup("d", { "/a": 1, "/b": 2 }, "/a");
+    expect(decidedKeep({ ...d, resolution: { action: "trash", keep: ["/b"] } })).toBe("/b");
+    expect(decidedKeep({ ...d, resolution: { action: "trash", keep: ["/gone", "/a"] } })).toBe("/a");
+    expect(decidedKeep({ ...d, resolution: { action: "not_duplicate", keep: [] } })).toBeNull();
+    expect(decidedKeep({ ...d, resolution: null })).toBeNull();
+    expect(decidedKeep(d)).toBeNull();
+  });
+
   it("adds up what a dry run would trash, per group, and lists refusals", () => {
     const d1 = dup("d1", { "/x/a.jpg": 100, "/y/a.jpg": 100, "/z/a.jpg": 100 });
     const d2 = dup("d2", { "/x/a.jpg": 7, "/x/b.jpg": 40 }); // same path in two groups: sizes per group
@@ -112,5 +123,98 @@ describe("urls", () => {
     expect(isWellFormed(bad)).toBe(false);
     expect(isWellFormed("/p/café 📷.jpg")).toBe(true);
     expect(thumbnailUrl({ path: bad }, true)).toBeNull();
+  });
+});
+
+const grp = (id: string, paths: string[], primary?: string): FileGroup => ({
+  id, type: "sidecar", primary, members: paths.map((path) => ({ path })),
+});
+
+describe("group corrections", () => {
+  it("enables split only for some but not all members, dissolve for any group", () => {
+    expect(splitButtons(3, 0)).toEqual({ split: false, dissolve: true });
+    expect(splitButtons(3, 1)).toEqual({ split: true, dissolve: true });
+    expect(splitButtons(3, 2)).toEqual({ split: true, dissolve: true });
+    expect(splitButtons(3, 3)).toEqual({ split: false, dissolve: true });
+    expect(splitButtons(2, 1)).toEqual({ split: true, dissolve: true });
+    expect(splitButtons(0, 0)).toEqual({ split: false, dissolve: false });
+  });
+
+  it("merges two groups or more", () => {
+    expect(canMerge(0)).toBe(false);
+    expect(canMerge(1)).toBe(false);
+    expect(canMerge(2)).toBe(true);
+    expect(canMerge(5)).toBe(true);
+  });
+
+  it("keeps the order of picks and picks each item once", () => {
+    expect(toggled(["a", "b"], "c", true)).toEqual(["a", "b", "c"]);
+    expect(toggled(["a", "b"], "a", true)).toEqual(["b", "a"]);
+    expect(toggled(["a", "b"], "a", false)).toEqual(["b"]);
+    expect(toggled([], "x", false)).toEqual([]);
+  });
+
+  it("finds a group's primary: flagged member, then `primary`, then the first", () => {
+    const flagged: FileGroup = {
+      id: "g", type: "raw_jpeg", primary: "/a.CR3",
+      members: [{ path: "/a.CR3" }, { path: "/a.JPG", is_primary: true }],
+    };
+    expect(groupPrimary(flagged)).toBe("/a.JPG");
+    expect(groupPrimary(grp("g", ["/a", "/b"], "/b"))).toBe("/b");
+    expect(groupPrimary(grp("g", ["/a", "/b"], "/elsewhere"))).toBe("/a");
+    expect(groupPrimary(grp("g", []))).toBeNull();
+  });
+
+  it("sends every member of the picked groups once, primary of the first picked", () => {
+    const g1 = grp("g1", ["/p/IMG_1.JPG", "/p/IMG_1.JPG.xmp"], "/p/IMG_1.JPG");
+    const g2 = grp("g2", ["/q/IMG_2.CR3", "/q/IMG_2.JPG", "/p/IMG_1.JPG.xmp"], "/q/IMG_2.JPG");
+    expect(mergePlan([g2, g1])).toEqual({
+      paths: ["/q/IMG_2.CR3", "/q/IMG_2.JPG", "/p/IMG_1.JPG.xmp", "/p/IMG_1.JPG"],
+      primary: "/q/IMG_2.JPG",
+    });
+    expect(mergePlan([g1, g2]).primary).toBe("/p/IMG_1.JPG");
+    expect(mergePlan([])).toEqual({ paths: [], primary: null });
+  });
+
+  it("says where a split left the files", () => {
+    const members = ["/a.JPG", "/a.JPG.xmp", "/a.xmp"];
+    const after = [grp("g2", ["/a.JPG", "/a.JPG.xmp"])];
+    expect(splitOutcome(members, after)).toEqual({
+      alone: ["/a.xmp"], grouped: ["/a.JPG", "/a.JPG.xmp"],
+    });
+    expect(splitNotice("a.JPG", members, ["/a.xmp"], after)).toBe(
+      "Split 1 file off the group of a.JPG. 1 file is on its own, 2 files are still grouped.",
+    );
+    expect(splitNotice("a.JPG", members, null, [])).toBe(
+      "Dissolved the group of a.JPG. 3 files are on their own.",
+    );
+  });
+
+  it("pluralises", () => {
+    expect(plural(1, "group")).toBe("1 group");
+    expect(plural(2, "group")).toBe("2 groups");
+    expect(plural(0, "file comes", "files come")).toBe("0 files come");
+  });
+});
+
+describe("undoing a duplicate decision", () => {
+  it("says how many files come back from Immich's trash and which cannot", () => {
+    const restore = [{ path: "/b/a.jpg", assetId: "1" }, { path: "/c/a.jpg", assetId: "2" }];
+    expect(undoSummary({ action: "trash", restore, notInImmich: [] })).toBe(
+      "2 files come back from Immich's trash. The group becomes open again.",
+    );
+    expect(undoSummary({ action: "trash", restore: restore.slice(1), notInImmich: ["/d/a.jpg"] }))
+      .toBe("1 file comes back from Immich's trash; 1 file cannot come back through Twinlens " +
+            "(not in Immich). The group becomes open again.");
+    expect(undoSummary({ action: "not_duplicate", restore: [], notInImmich: [] }))
+      .toMatch(/^No files come back from Immich's trash/);
+  });
+  it("reports what was restored", () => {
+    expect(undoNotice("a.jpg", { action: "trash", restored: 2 })).toBe(
+      "Undid the decision on a.jpg: the group is open again; 2 files restored from Immich's trash.",
+    );
+    expect(undoNotice("a.jpg", { action: "not_duplicate", restored: null })).toBe(
+      "Undid the decision on a.jpg: the group is open again.",
+    );
   });
 });

@@ -1,5 +1,5 @@
 // Pure helpers: formatting and the arithmetic behind what the UI promises the user.
-import type { Duplicate, DupMember, Job, ResolvePlan } from "./api";
+import type { Duplicate, DupMember, FileGroup, Job, ResolvePlan, UndoResult } from "./api";
 
 export const ACTIVE_STATES = ["queued", "running"];
 
@@ -78,6 +78,14 @@ export function formatSimilarity(s: number | null | undefined): string {
 export function defaultKeep(dup: Pick<Duplicate, "keep" | "members">): string | null {
   if (dup.keep && dup.members.some((m) => m.path === dup.keep)) return dup.keep;
   return dup.members[0]?.path ?? null;
+}
+
+/** The copy a "trash" decision kept (for showing a resolved group as it was decided), or
+ * null when there is none to show. */
+export function decidedKeep(dup: Pick<Duplicate, "resolution" | "members">): string | null {
+  const r = dup.resolution;
+  if (!r || r.action !== "trash") return null;
+  return (r.keep ?? []).find((k) => dup.members.some((m) => m.path === k)) ?? null;
 }
 
 export interface PlanTotals {
@@ -172,4 +180,118 @@ export const KEEP_REASONS: Record<string, string> = {
 export function keepReasonLabel(r: string | null | undefined): string {
   if (!r) return "";
   return KEEP_REASONS[r] ?? r.replace(/_/g, " ");
+}
+
+// --- corrections: splitting, merging and undoing --------------------------------------------
+
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/** The group's primary path: the one flagged, else the group's `primary`, else the first. */
+export function groupPrimary(g: Pick<FileGroup, "primary" | "members">): string | null {
+  const flagged = g.members.find((m) => m.is_primary);
+  if (flagged) return flagged.path;
+  if (g.primary && g.members.some((m) => m.path === g.primary)) return g.primary;
+  return g.members[0]?.path ?? null;
+}
+
+export interface SplitButtons {
+  /** "Split off selected": some members picked, but not all of them. */
+  split: boolean;
+  /** "Dissolve group": always, for a group with members. */
+  dissolve: boolean;
+}
+
+export function splitButtons(memberCount: number, selectedCount: number): SplitButtons {
+  return {
+    split: selectedCount >= 1 && selectedCount < memberCount,
+    dissolve: memberCount > 0,
+  };
+}
+
+/** Merging needs two groups at least. */
+export function canMerge(selectedGroups: number): boolean {
+  return selectedGroups >= 2;
+}
+
+/** Toggle `id` in an ordered selection: added at the end, so the first pick stays first. */
+export function toggled<T>(list: T[], item: T, on: boolean): T[] {
+  const without = list.filter((x) => x !== item);
+  return on ? [...without, item] : without;
+}
+
+export interface MergePlan {
+  paths: string[];
+  primary: string | null;
+}
+
+/** What "Merge N groups" sends: every member path of the groups in the order they were
+ * picked (each path once), and the first picked group's primary. */
+export function mergePlan(groups: Pick<FileGroup, "primary" | "members">[]): MergePlan {
+  const paths: string[] = [];
+  const seen = new Set<string>();
+  for (const g of groups) {
+    for (const m of g.members) {
+      if (seen.has(m.path)) continue;
+      seen.add(m.path);
+      paths.push(m.path);
+    }
+  }
+  return { paths, primary: groups.length ? groupPrimary(groups[0]) : null };
+}
+
+/** Where a split left the group's files: those on their own and those still in a group. */
+export function splitOutcome(
+  members: string[],
+  groups: Pick<FileGroup, "members">[],
+): { alone: string[]; grouped: string[] } {
+  const inGroup = new Set(groups.flatMap((g) => g.members.map((m) => m.path)));
+  return {
+    alone: members.filter((p) => !inGroup.has(p)),
+    grouped: members.filter((p) => inGroup.has(p)),
+  };
+}
+
+/** The notice after a split or a dissolve. `taken` is null for a dissolve. */
+export function splitNotice(
+  name: string,
+  members: string[],
+  taken: string[] | null,
+  groups: Pick<FileGroup, "members">[],
+): string {
+  const { alone, grouped } = splitOutcome(members, groups);
+  const head = taken
+    ? `Split ${plural(taken.length, "file")} off the group of ${name}.`
+    : `Dissolved the group of ${name}.`;
+  const parts = [];
+  if (alone.length) {
+    parts.push(alone.length === 1 ? "1 file is on its own" : `${alone.length} files are on their own`);
+  }
+  if (grouped.length) {
+    parts.push(`${plural(grouped.length, "file is", "files are")} still grouped`);
+  }
+  return parts.length ? `${head} ${parts.join(", ")}.` : head;
+}
+
+/** The dry-run summary of undoing a decision, as the dialog shows it. */
+export function undoSummary(r: Pick<UndoResult, "action" | "restore" | "notInImmich">): string {
+  if (r.action !== "trash") {
+    return "No files come back from Immich's trash: this decision moved none. " +
+      "The group becomes open again.";
+  }
+  const n = r.restore.length;
+  const back = `${plural(n, "file comes", "files come")} back from Immich's trash`;
+  return r.notInImmich.length
+    ? `${back}; ${plural(r.notInImmich.length, "file", "files")} cannot come back through ` +
+        "Twinlens (not in Immich). The group becomes open again."
+    : `${back}. The group becomes open again.`;
+}
+
+/** The notice after undoing a decision for real. */
+export function undoNotice(name: string, r: Pick<UndoResult, "action" | "restored">): string {
+  const head = `Undid the decision on ${name}: the group is open again`;
+  if (r.action !== "trash") return `${head}.`;
+  const n = r.restored ?? 0;
+  return `${head}; ${plural(n, "file", "files")} restored from Immich's trash.`;
 }
