@@ -27,7 +27,6 @@ from typing import Any
 import requests
 from flask import Blueprint, Flask, Response, current_app, g, request
 from redis.exceptions import RedisError
-from werkzeug.datastructures import EnvironHeaders
 from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_content_length, get_host, get_input_stream
@@ -43,7 +42,7 @@ from gateway.upstream import (
     RawResponse,
     StreamBody,
     UpstreamError,
-    request_headers,
+    environ_headers,
     request_target,
     response_headers,
 )
@@ -102,7 +101,7 @@ def forward(
     if qs:
         tail += "?" + qs  # WSGI strings are latin-1 views of the bytes on the wire
     target = request_target(pool.base_url, pool.origin, tail)
-    headers = request_headers(EnvironHeaders(environ).items(), drop=drop)
+    headers = environ_headers(environ, drop)
     forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
     client = environ.get("REMOTE_ADDR") or ""
     headers["X-Forwarded-For"] = f"{forwarded_for}, {client}" if forwarded_for else client
@@ -342,6 +341,9 @@ class FastPath:
         if environ.get("REQUEST_METHOD") == "HEAD":
             resp.close()  # nothing to read: a no-op that keeps the connection
             return ()
+        whole = resp.whole_body()
+        if whole is not None:
+            return (whole,)  # most JSON answers: no iteration, connection already back
         spliced = _spliceable(environ, start_response, resp, app.extensions[POOL_KEY], chunk)
         if spliced is not None:
             return SplicedBody(resp, chunk, *spliced)

@@ -88,6 +88,8 @@ class UpstreamError(Exception):
 # requests' own header checks (requests/_internal_utils.py): what it refused, we refuse.
 _VALID_NAME = re.compile(r"[^:\s][^:\r\n]*")
 _VALID_VALUE = re.compile(r"\S[^\r\n]*|")
+# Lines "name: value\r\n" whose name and value pass the two checks above.
+_VALID_LINES = re.compile(r"(?:[^:\s][^:\r\n]*: (?:\S[^\r\n]*)?\r\n)*")
 # A header line as http.client + email (compat32) read it, in the plain case; anything
 # else (folded lines, bare LF, odd names) is handed to http.client's own parser.
 _PLAIN_HEADER = re.compile(rb"([!-9;-~]+):[ \t]*([^\r\n]*)\r\n")
@@ -193,13 +195,13 @@ class Pool:
         connect_timeout: float = 5.0,
         read_timeout: float = 300.0,
     ) -> RawResponse:
-        keys = set()
-        lines = []
-        for name, value in headers.items():
-            if not _VALID_NAME.fullmatch(name) or not _VALID_VALUE.fullmatch(value):
-                raise UpstreamError("invalid header")
-            keys.add(name.lower())
-            lines.append(f"{name}: {value}\r\n")
+        block = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        n = len(headers)
+        # requests' checks of each name and value, done once over all the lines: one CR
+        # and one LF per line means none inside a name or a value.
+        if block.count("\n") != n or block.count("\r") != n or not _VALID_LINES.fullmatch(block):
+            raise UpstreamError("invalid header")
+        keys = {name.lower() for name in headers}
         pre = f"{method} {target} HTTP/1.1\r\n"
         if "host" not in keys:
             pre += f"Host: {self.host_header}\r\n"
@@ -208,7 +210,7 @@ class Pool:
         if "user-agent" not in keys:
             pre += f"User-Agent: {_USER_AGENT}\r\n"
         try:
-            head = pre.encode("ascii") + "".join(lines).encode("latin-1") + b"\r\n"
+            head = pre.encode("ascii") + block.encode("latin-1") + b"\r\n"
         except UnicodeEncodeError:
             raise UpstreamError("invalid request line or header") from None
         retry = body is None and method in _RETRY_METHODS
@@ -273,6 +275,67 @@ class _Conn:
         self.sock.close()
 
 
+_FIRST_READ = 65536
+_FRAMING = frozenset(
+    {"transfer-encoding", "content-length", "connection", "keep-alive", "proxy-connection"}
+)
+
+
+class _Reader:
+    """One answer's bytes: what the first read brought past the head, then the socket.
+
+    Replaces a buffered socket file (``makefile``), whose set-up and Python-level reads
+    cost more than the rest of a small answer. ``read1`` returns what is buffered, else
+    what one ``recv`` returns (up to ``amt``, no extra copy); ``readline`` is for the
+    head's odd shapes and chunked framing.
+    """
+
+    __slots__ = ("sock", "buf")
+
+    def __init__(self, sock: socket.socket, buf: bytes = b"") -> None:
+        self.sock = sock
+        self.buf = buf
+
+    def read1(self, amt: int) -> bytes:
+        buf = self.buf
+        if buf:
+            if len(buf) <= amt:
+                self.buf = b""
+                return buf
+            self.buf = buf[amt:]
+            return buf[:amt]
+        return self.sock.recv(amt)
+
+    def take(self, n: int) -> bytes:
+        """``n`` bytes known to be buffered."""
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def readline(self, limit: int) -> bytes:
+        """Up to and including the next LF, at most ``limit`` bytes; b"" at the end."""
+        start = 0
+        while True:
+            buf = self.buf
+            i = buf.find(b"\n", start, limit)
+            if i >= 0:
+                self.buf = buf[i + 1 :]
+                return buf[: i + 1]
+            if len(buf) >= limit:
+                self.buf = buf[limit:]
+                return buf[:limit]
+            more = self.sock.recv(_FIRST_READ)
+            if not more:
+                self.buf = b""
+                return buf
+            start = len(buf)
+            self.buf = buf + more
+
+    def close(self) -> int:
+        """Forget what is buffered; returns how many bytes that was."""
+        n, self.buf = len(self.buf), b""
+        return n
+
+
 class RawResponse:
     """Status, headers (as urllib3 listed them) and a body read on demand."""
 
@@ -289,17 +352,49 @@ class RawResponse:
         "_will_close",
         "_chunk_left",
         "_done",
+        "_whole",
     )
 
     def __init__(self) -> None:
         self._done = False
         self._chunk_left = 0
+        self._whole: bytes | None = None
 
     @classmethod
     def read_head(cls, pool: Pool, conn: _Conn, method: str) -> RawResponse:
         # A reader per answer, as http.client does: bytes a misbehaving server sent past
         # the end of one answer (a body after HEAD) never become the start of the next.
-        rfile = conn.sock.makefile("rb")
+        try:
+            first = conn.sock.recv(_FIRST_READ)  # usually the whole head, often the body too
+        except (ConnectionResetError, BrokenPipeError):
+            raise _Stale from None
+        except TimeoutError:
+            raise UpstreamError("read timeout", timeout=True) from None
+        except OSError as exc:
+            raise UpstreamError(f"read failed: {type(exc).__name__}") from None
+        if not first:
+            raise _Stale
+        plain = _plain_head(first)
+        if plain is None:  # split over reads, bare LF, 1xx, odd lines: line by line
+            return cls._read_head_lines(pool, conn, _Reader(conn.sock, first), method)
+        # The usual answer, parsed in one pass (same result as the line-by-line reading).
+        end, status, reason, version, headers = plain
+        self = cls()
+        self.status, self.reason, self.version = status, reason, version
+        self.headers = headers
+        reader = _Reader(conn.sock, first[end:])
+        self._init_body(pool, conn, reader, method)
+        length = self.length_remaining
+        if length and not self.chunked and len(reader.buf) >= length:
+            # The whole (small) body came with the head: take it, and the connection is
+            # free for the next request before this answer is even relayed.
+            self._whole = reader.take(length)
+            self.length_remaining = 0
+            self._finish()
+        return self
+
+    @classmethod
+    def _read_head_lines(cls, pool: Pool, conn: _Conn, rfile: _Reader, method: str) -> RawResponse:
         started = False
         try:
             while True:
@@ -347,11 +442,18 @@ class RawResponse:
         self = cls()
         self.status, self.reason, self.version = status, reason, version
         self.headers = _header_items(raw_lines)
+        self._init_body(pool, conn, rfile, method)
+        return self
+
+    def _init_body(self, pool: Pool, conn: _Conn, rfile: _Reader, method: str) -> None:
+        """Framing of the body (as http.client decides it); an empty body ends at once."""
+        status, version = self.status, self.version
         self._pool, self._conn, self._rfile = pool, conn, rfile
-        te = self.get("transfer-encoding", "").lower()
+        framing = self._framing()
+        te = framing.get("transfer-encoding", "").lower()
         self.chunked = "chunked" in (e.strip() for e in te.split(","))
         length = None
-        cl = self.get("content-length")
+        cl = framing.get("content-length")
         if cl is not None and not self.chunked:
             try:
                 lengths = {int(v) for v in cl.split(",")}
@@ -368,21 +470,29 @@ class RawResponse:
             length = 0
             self.chunked = False
         self.length_remaining = length
-        connection = self.get("connection")
+        connection = framing.get("connection")
         if version == 11:
             will_close = bool(connection and "close" in connection.lower())
         else:
             will_close = not (
-                self.get("keep-alive")
+                framing.get("keep-alive")
                 or (connection and "keep-alive" in connection.lower())
-                or "keep-alive" in (self.get("proxy-connection") or "").lower()
+                or "keep-alive" in (framing.get("proxy-connection") or "").lower()
             )
         if not self.chunked and length is None:
             will_close = True  # read until the connection closes
         self._will_close = will_close
         if length == 0:
             self._finish()
-        return self
+
+    def _framing(self) -> dict[str, str]:
+        """The headers that frame the body, as ``get`` would give them, in one pass."""
+        found: dict[str, str] = {}
+        for key, value in self.headers:
+            name = key.lower()
+            if name in _FRAMING:
+                found[name] = f"{found[name]}, {value}" if name in found else value
+        return found
 
     def get(self, name: str, default: Any = None) -> Any:
         """Like urllib3's ``headers.get``: every value of ``name`` joined by ", "."""
@@ -390,9 +500,18 @@ class RawResponse:
         values = [v for k, v in self.headers if k.lower() == name]
         return ", ".join(values) if values else default
 
+    def whole_body(self) -> bytes | None:
+        """The whole body when it came with the head (then already read), else None."""
+        whole, self._whole = self._whole, None
+        return whole
+
     def read1(self, amt: int) -> bytes:
         """Up to ``amt`` bytes of the body as sent (b"" at the end); on the last byte the
         connection goes back to the pool."""
+        if self._whole is not None:
+            data, rest = self._whole[:amt], self._whole[amt:]
+            self._whole = rest or None
+            return data
         if self._done:
             return b""
         rfile = self._rfile
@@ -523,11 +642,11 @@ class RawResponse:
         if self._done:
             return
         self._done = True
-        self._rfile.close()
+        extra = self._rfile.close()  # bytes past the end of the answer: do not reuse
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        if reusable and not (self._will_close or conn.send_failed):
+        if reusable and not (extra or self._will_close or conn.send_failed):
             self._pool._put(conn)
         else:
             conn.close()
@@ -573,6 +692,36 @@ def _status(line: bytes) -> tuple[int, str, int]:
     return code, reason.strip(), vnum
 
 
+# A whole plain head: "HTTP/1.x NNN reason" and plain header lines (see _PLAIN_HEADER),
+# each ended by CRLF, then the blank line. Anything else takes the line-by-line reader.
+_PLAIN_HEAD = re.compile(
+    rb"HTTP/1\.([01]) ([1-9][0-9][0-9])(?: ([^\r\n]*))?\r\n((?:[!-9;-~]+:[ \t]*[^\r\n]*\r\n)*)\r\n"
+)
+
+
+def _plain_head(data: bytes) -> tuple[int, int, str, int, list[tuple[str, str]]] | None:
+    """(head length, status, reason, version, header items) of an answer whose whole head
+    is in ``data`` and plain, else None. Same results as ``_status`` + ``_header_items``."""
+    m = _PLAIN_HEAD.match(data)
+    if m is None:
+        return None
+    code = int(m.group(2))
+    if code < 200 and code != 101:
+        return None  # 1xx (100 Continue is skipped): the line-by-line reader's business
+    if m.group(1) == b"0":
+        vnum = 10
+    else:
+        vnum = 11
+    reason = (m.group(3) or b"").decode("iso-8859-1").strip()
+    pairs = [
+        (k.decode("iso-8859-1"), v.decode("iso-8859-1"))
+        for k, v in _PLAIN_HEADER.findall(m.group(4))
+    ]
+    if len(pairs) > _MAXHEADERS:
+        return None
+    return m.end(), code, reason, vnum, _grouped(pairs)
+
+
 def _header_items(raw_lines: list[bytes]) -> list[tuple[str, str]]:
     """Header items in the order and spelling urllib3's HTTPHeaderDict lists them: grouped
     by name (first-seen order), each group under the first spelling of the name."""
@@ -588,6 +737,10 @@ def _header_items(raw_lines: list[bytes]) -> list[tuple[str, str]]:
             pairs = _normalize_header_values(msg)
             break
         pairs.append((m.group(1).decode("iso-8859-1"), m.group(2).decode("iso-8859-1")))
+    return _grouped(pairs)
+
+
+def _grouped(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
     groups: dict[str, list[str]] = {}
     for name, value in pairs:
         group = groups.get(name.lower())
@@ -642,6 +795,44 @@ def request_headers(headers: Iterable[tuple[str, str]], drop: Iterable[str] = ()
         | {d.lower() for d in drop}
     )
     return {k: v for k, v in items if k.lower() not in skip}
+
+
+_NOT_A_HEADER = ("", "")
+_ENVIRON_NAMES: dict[str, tuple[str, str]] = {}  # environ key -> (Name, name), or not one
+_SKIPS: dict[tuple[str, ...], frozenset[str]] = {}
+
+
+def _environ_name(key: str) -> tuple[str, str]:
+    """The header an environ key carries, as werkzeug's EnvironHeaders names it."""
+    found = _ENVIRON_NAMES.get(key)
+    if found is None:
+        if key.startswith("HTTP_") and key not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+            name = key[5:].replace("_", "-").title()
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            name = key.replace("_", "-").title()
+        else:
+            name = ""
+        found = (name, name.lower()) if name else _NOT_A_HEADER
+        if len(_ENVIRON_NAMES) < 4096:  # names come from clients: keep the memo bounded
+            _ENVIRON_NAMES[key] = found
+    return found
+
+
+def environ_headers(environ: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, str]:
+    """``request_headers(EnvironHeaders(environ).items(), drop)`` in one pass over the
+    environ: the proxy's hot path."""
+    skip = _SKIPS.get(drop)
+    if skip is None:
+        skip = _SKIPS[drop] = HOP_BY_HOP | {"host", "content-length"} | {d.lower() for d in drop}
+    connection = environ.get("HTTP_CONNECTION")
+    if connection:
+        skip = skip | {t.strip().lower() for t in connection.split(",") if t.strip()}
+    out = {}
+    for key, value in environ.items():
+        name, lower = _environ_name(key)
+        if name and lower not in skip and (value or key[:5] == "HTTP_"):
+            out[name] = value
+    return out
 
 
 def response_headers(

@@ -19,7 +19,7 @@ from gateway.mapping import (
     to_twinlens,
 )
 from gateway.resolve import PlanError, plan
-from gateway.upstream import request_headers, response_headers
+from gateway.upstream import environ_headers, request_headers, response_headers
 
 PMAP = (("/mnt/photos/raw", "/nas/raw"), ("/mnt/photos", "/nas/photos"))
 
@@ -137,3 +137,69 @@ def test_redaction_of_query_and_header_credentials():
     for s in ("SECRET1", "SECRET2", "SECRET3", "SECRET4"):
         assert s not in clean
     assert "size=2" in clean
+
+
+ENVIRON_CASES = [
+    {},
+    {"HTTP_HOST": "gw", "HTTP_X_API_KEY": "k", "HTTP_USER_AGENT": "ua"},
+    {"HTTP_CONNECTION": "close, X-Secret-Hop", "HTTP_X_SECRET_HOP": "1", "HTTP_KEEP_ALIVE": "5"},
+    {"HTTP_CONNECTION": " , ", "HTTP_TE": "trailers", "HTTP_UPGRADE": "h2c", "HTTP_X_B": ""},
+    {"CONTENT_TYPE": "application/json", "CONTENT_LENGTH": "3", "HTTP_TRANSFER_ENCODING": "x"},
+    {
+        "CONTENT_TYPE": "",
+        "CONTENT_LENGTH": "",
+        "HTTP_CONTENT_TYPE": "t",
+        "HTTP_CONTENT_LENGTH": "9",
+    },
+    {"HTTP_IF_NONE_MATCH": "W/1", "HTTP_IF_MODIFIED_SINCE": "d", "HTTP_COOKIE": "a=1; b=2"},
+    {"HTTP_X_FORWARDED_FOR": "1.2.3.4", "HTTP_ACCEPT_ENCODING": "gzip", "HTTP_X_IMMICH_X": "y"},
+]
+
+
+@pytest.mark.parametrize("extra", ENVIRON_CASES)
+@pytest.mark.parametrize("drop", [(), ("if-none-match", "If-Modified-Since")])
+def test_environ_headers_are_request_headers_of_werkzeugs_view(extra, drop):
+    from werkzeug.datastructures import EnvironHeaders
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/api/x",
+        "SERVER_NAME": "gw",
+        "wsgi.url_scheme": "http",
+        **extra,
+    }
+    expected = request_headers(EnvironHeaders(environ).items(), drop=drop)
+    got = environ_headers(environ, drop)
+    assert got == expected
+    assert list(got) == list(expected)  # the order Immich sees them in
+    assert environ_headers(environ, drop) == expected  # memoised names: same answer
+
+
+HEADER_CASES = [
+    ("X-A", "v"),
+    ("X-A", ""),
+    ("X A", "v w"),
+    ("X-A", " v"),
+    ("X-A", "\tv"),
+    ("X-A", "v\r\nX-Injected: 1"),
+    ("X-A", "v\nw"),
+    ("X-A", "v\rw"),
+    ("X-A\r\nX-B", "v"),
+    ("X:A", "v"),
+    (" X-A", "v"),
+    ("", "v"),
+    ("X-A", "caf\u00e9"),
+    ("X-A", "v\u2028w"),
+]
+
+
+@pytest.mark.parametrize(("name", "value"), HEADER_CASES)
+def test_pool_refuses_the_headers_requests_refused(name, value):
+    from gateway.upstream import _VALID_NAME, _VALID_VALUE, Pool, UpstreamError
+
+    valid = bool(_VALID_NAME.fullmatch(name) and _VALID_VALUE.fullmatch(value))
+    pool = Pool("http://127.0.0.1:9")  # nothing listens: a valid head fails to connect
+    headers = {"X-Api-Key": "k", name: value, "X-Z": "z"}
+    with pytest.raises(UpstreamError) as exc:
+        pool.request("GET", "/api/x", headers, connect_timeout=0.5)
+    assert ("invalid header" in str(exc.value)) == (not valid), str(exc.value)
