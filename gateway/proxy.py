@@ -38,11 +38,13 @@ from gateway.mapping import FileKey, file_key
 from gateway.services import ServiceError
 from gateway.upstream import (
     CAN_SPLICE,
+    HOP_BY_HOP,
     Pool,
     RawResponse,
     StreamBody,
     UpstreamError,
     environ_headers,
+    relay_headers,
     request_target,
     response_headers,
 )
@@ -59,8 +61,9 @@ _REGENERATED = ("date", "server")
 _ENRICHED_DROP = ("content-length", "content-encoding", "etag", "last-modified")
 # Answers whose headers or body werkzeug's Response rewrites (Location made a URI, no
 # Content-Length on 1xx/204, no entity headers on 304, no body): built by werkzeug itself.
-_REWRITTEN = ("location", "content-location")
+_REWRITTEN = frozenset({"location", "content-location"})
 _NO_BODY_STATUS = frozenset({204, 304})
+_RELAY_SKIP = HOP_BY_HOP | frozenset(_REGENERATED)
 # Enriched answers are rebuilt, so Immich must send the whole body, never a 304.
 _CONDITIONAL = ("if-none-match", "if-modified-since")
 # Immich's asset ids; /api/assets/statistics, /random, ... are not assets and pass through.
@@ -86,6 +89,24 @@ class UpstreamFailed(Exception):
         self.message = "Immich did not answer in time" if exc.timeout else "Immich is unreachable"
 
 
+_HOSTS: dict[tuple[str, str], str] = {}
+
+
+def _forwarded_host(environ: dict[str, Any]) -> str:
+    """werkzeug's ``get_host`` (port 80/443 dropped, invalid characters: ""), memoised by
+    (scheme, Host header): a pure function of those two when the header is present."""
+    header = environ.get("HTTP_HOST")
+    if header is None:
+        return get_host(environ)
+    key = (environ["wsgi.url_scheme"], header)
+    host = _HOSTS.get(key)
+    if host is None:
+        host = get_host(environ)
+        if len(_HOSTS) < 1024:  # Host comes from clients: keep the memo bounded
+            _HOSTS[key] = host
+    return host
+
+
 def forward(
     app: Flask, environ: dict[str, Any], path: str, drop: tuple[str, ...] = ()
 ) -> RawResponse:
@@ -108,7 +129,7 @@ def forward(
     if "HTTP_X_FORWARDED_PROTO" not in environ:
         headers["X-Forwarded-Proto"] = environ["wsgi.url_scheme"]
     if "HTTP_X_FORWARDED_HOST" not in environ:
-        host = get_host(environ)
+        host = _forwarded_host(environ)
         if host:
             headers["X-Forwarded-Host"] = host
     length = get_content_length(environ)
@@ -328,13 +349,9 @@ class FastPath:
         """Immich's answer to the client as it came (headers, then the streamed body)."""
         app = self.app
         chunk = app.config["STREAM_CHUNK"]
-        headers = response_headers(resp.headers, drop=_REGENERATED)
+        headers, rewritten = relay_headers(resp.headers, _RELAY_SKIP, _REWRITTEN)
         status = resp.status
-        if (
-            status < 200
-            or status in _NO_BODY_STATUS
-            or any(k.lower() in _REWRITTEN for k, _ in headers)
-        ):
+        if status < 200 or status in _NO_BODY_STATUS or rewritten:
             # Rare: let werkzeug apply its rewrites exactly as the Flask route did.
             return _werkzeug_response(resp, headers, chunk)(environ, start_response)
         start_response(_status_line(status), headers)

@@ -741,6 +741,8 @@ def _header_items(raw_lines: list[bytes]) -> list[tuple[str, str]]:
 
 
 def _grouped(pairs: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    if len({k.lower() for k, _ in pairs}) == len(pairs):
+        return pairs  # no name twice (the usual case): nothing to group
     groups: dict[str, list[str]] = {}
     for name, value in pairs:
         group = groups.get(name.lower())
@@ -828,11 +830,33 @@ def environ_headers(environ: dict[str, Any], drop: tuple[str, ...] = ()) -> dict
     if connection:
         skip = skip | {t.strip().lower() for t in connection.split(",") if t.strip()}
     out = {}
+    names = _ENVIRON_NAMES
     for key, value in environ.items():
-        name, lower = _environ_name(key)
+        name, lower = names.get(key) or _environ_name(key)
         if name and lower not in skip and (value or key[:5] == "HTTP_"):
             out[name] = value
     return out
+
+
+def relay_headers(
+    headers: list[tuple[str, str]], skip: frozenset[str], flag: frozenset[str]
+) -> tuple[list[tuple[str, str]], bool]:
+    """``response_headers(headers, drop)`` (``skip`` = hop-by-hop + drop) in one pass, and
+    whether any header named in ``flag`` is among them."""
+    tokens: set[str] = set()
+    for key, value in headers:
+        if len(key) == 10 and key.lower() == "connection":
+            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+    out = []
+    flagged = False
+    for key, value in headers:
+        name = key.lower()
+        if name in skip or name in tokens:
+            continue
+        if name in flag:
+            flagged = True
+        out.append((key, value))
+    return out, flagged
 
 
 def response_headers(

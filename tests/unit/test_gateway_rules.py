@@ -203,3 +203,24 @@ def test_pool_refuses_the_headers_requests_refused(name, value):
     with pytest.raises(UpstreamError) as exc:
         pool.request("GET", "/api/x", headers, connect_timeout=0.5)
     assert ("invalid header" in str(exc.value)) == (not valid), str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        [],
+        [("Content-Type", "application/json"), ("Date", "d"), ("Server", "s")],
+        [("Connection", "keep-alive, X-Hop"), ("X-Hop", "1"), ("Keep-Alive", "t=5"), ("A", "b")],
+        [("Set-Cookie", "a=1"), ("set-cookie", "b=2"), ("Location", "/x"), ("Upgrade", "h2c")],
+        [("CONNECTION", "Close"), ("Content-Location", "/y"), ("Transfer-Encoding", "chunked")],
+    ],
+)
+def test_relay_headers_are_response_headers_in_one_pass(headers):
+    from gateway.upstream import HOP_BY_HOP, relay_headers
+
+    drop = ("date", "server")
+    flag = frozenset({"location", "content-location"})
+    expected = response_headers(headers, drop=drop)
+    got, flagged = relay_headers(headers, HOP_BY_HOP | frozenset(drop), flag)
+    assert got == expected
+    assert flagged == any(k.lower() in flag for k, _ in expected)
