@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import select
 import threading
 from functools import lru_cache
 from typing import Any
@@ -43,6 +44,7 @@ class _Tracked:
         self._url = url
         self._lock = threading.Lock()
         self._conn: Any = None
+        self._sock: Any = None
         self._pid = 0
         self._value = 0
 
@@ -51,7 +53,10 @@ class _Tracked:
             conn = self._conn
             if conn is not None and self._pid == os.getpid():
                 try:
-                    if not conn.can_read(timeout=0):
+                    # Nothing on the socket: nothing changed. One poll, where redis-py's
+                    # can_read costs three system calls; its buffer is known to be empty
+                    # (checked in _read, and nothing reads this connection since).
+                    if not select.select([self._sock], (), (), 0)[0]:
                         return self._value
                 except Exception:  # noqa: BLE001 - a broken connection: read afresh below
                     pass
@@ -69,12 +74,19 @@ class _Tracked:
         try:
             conn.send_command("CLIENT", "TRACKING", "ON")
             conn.read_response()
-            conn.send_command("GET", KEY)
-            raw = conn.read_response()
+            while True:
+                conn.send_command("GET", KEY)
+                raw = conn.read_response()
+                # An invalidation already here (a bump between the two commands): the
+                # value may be old; drain it and read again.
+                if not conn.can_read(timeout=0):
+                    break
+                conn.read_response(push_request=True)
         except Exception:
             conn.disconnect()
             raise
         self._conn, self._pid = conn, os.getpid()
+        self._sock = conn._sock  # type: ignore[attr-defined]  # redis-py keeps it there
         self._value = int(raw) if raw else 0
         return self._value
 

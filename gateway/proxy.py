@@ -67,6 +67,7 @@ _RELAY_SKIP = HOP_BY_HOP | frozenset(_REGENERATED)
 # Enriched answers are rebuilt, so Immich must send the whole body, never a 304.
 _CONDITIONAL = ("if-none-match", "if-modified-since")
 # Immich's asset ids; /api/assets/statistics, /random, ... are not assets and pass through.
+_ASSETS = "/api/assets/"
 _ASSET_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
@@ -272,6 +273,7 @@ class FastPath:
         self.app = app
         self.flask_wsgi = flask_wsgi
         self._claimed: frozenset[str] | None | bool = False  # False: not computed yet
+        self._asset_route = False
 
     def claimed(self) -> frozenset[str] | None:
         """First segments under /api/ used by routes other than the proxy (None: unknown,
@@ -289,6 +291,17 @@ class FastPath:
                     break
                 segments.add(first)
             self._claimed = frozenset(segments) if segments is not None else None
+            # GET /api/assets/<one segment> is the enriched asset route, unless some other
+            # route also has one segment there.
+            singles = {
+                r.rule
+                for r in self.app.url_map.iter_rules()
+                if r.rule.startswith(_ASSETS) and "/" not in r.rule[len(_ASSETS) :]
+            }
+            endpoint = {r.rule: r.endpoint for r in self.app.url_map.iter_rules()}
+            self._asset_route = singles == {_ASSETS + "<asset_id>"} and (
+                endpoint.get(_ASSETS + "<asset_id>") == "proxy.asset_info"
+            )
         return self._claimed  # type: ignore[return-value]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -299,6 +312,10 @@ class FastPath:
         # Decoded as werkzeug decodes PATH_INFO before routing.
         path = path_info.encode("latin-1").decode(errors="replace")
         claimed = self.claimed()
+        if method == "GET" and path.startswith(_ASSETS) and self._asset_route:
+            asset_id = path[len(_ASSETS) :]
+            if asset_id and "/" not in asset_id:  # what the router would match, cheaper
+                return self.asset_info(environ, start_response, asset_id)
         if (
             claimed is None
             or method not in METHODS
