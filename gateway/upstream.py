@@ -93,6 +93,7 @@ _VALID_LINES = re.compile(r"(?:[^:\s][^:\r\n]*: (?:\S[^\r\n]*)?\r\n)*")
 # A header line as http.client + email (compat32) read it, in the plain case; anything
 # else (folded lines, bare LF, odd names) is handed to http.client's own parser.
 _PLAIN_HEADER = re.compile(rb"([!-9;-~]+):[ \t]*([^\r\n]*)\r\n")
+_PLAIN_HEADER_TEXT = re.compile(_PLAIN_HEADER.pattern.decode("ascii"))
 _MAXLINE = 65536
 _MAXHEADERS = 100
 _USER_AGENT = f"python-urllib3/{urllib3.__version__}"
@@ -713,10 +714,9 @@ def _plain_head(data: bytes) -> tuple[int, int, str, int, list[tuple[str, str]]]
     else:
         vnum = 11
     reason = (m.group(3) or b"").decode("iso-8859-1").strip()
-    pairs = [
-        (k.decode("iso-8859-1"), v.decode("iso-8859-1"))
-        for k, v in _PLAIN_HEADER.findall(m.group(4))
-    ]
+    # Decoded once: latin-1 maps each byte to the code point of the same number, so the
+    # str pattern cuts the text exactly where the bytes pattern cuts the bytes.
+    pairs: list[tuple[str, str]] = _PLAIN_HEADER_TEXT.findall(m.group(4).decode("iso-8859-1"))
     if len(pairs) > _MAXHEADERS:
         return None
     return m.end(), code, reason, vnum, _grouped(pairs)

@@ -137,3 +137,44 @@ def test_header_items_match_http_client_and_urllib3(head):
     msg = http.client.parse_headers(io.BytesIO(head))
     expected = list(HTTPHeaderDict(_normalize_header_values(msg)).items())
     assert _header_items(lines) == expected
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n\r\n",
+        b"HTTP/1.0 404 Not  Found \r\nX-A:  v \r\n\r\n",
+        b"HTTP/1.1 204\r\nSet-Cookie: a=1\r\nX-A: 1\r\nset-cookie: b=2\r\n\r\n",
+        b"HTTP/1.1 302 Found\r\nLocation: /x\r\nX-Tab:\tw\r\nX-Empty:\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Latin: caf\xe9\r\n\r\n",
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+        # shapes the one-pass parser leaves to the line-by-line reader
+        b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n  b\r\n\r\n",
+        b"HTTP/1.1 200 OK\nX-Lf: a\n\n",
+        b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+        b"HTTP/1.2 200 OK\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nX-Cut: a",
+    ],
+)
+def test_one_pass_head_parse_matches_the_line_reader(head):
+    from gateway.upstream import _header_items, _plain_head, _status
+
+    body = b'{"a":1}'
+    plain = _plain_head(head + body)
+    lines = io.BytesIO(head).readlines()
+    if plain is None:
+        # Left to the line reader: only heads that are not plain, complete, final answers.
+        assert (
+            b"\r\n\r\n" not in head
+            or lines[0].split()[1] == b"100"
+            or any(not line.endswith(b"\r\n") for line in lines)
+            or any(b":" not in line or b" " in line.split(b":")[0] for line in lines[1:-1])
+            or not lines[0].startswith((b"HTTP/1.0 ", b"HTTP/1.1 "))
+        )
+        return
+    end, status, reason, version, headers = plain
+    assert (head + body)[end:] == body
+    assert (status, reason, version) == _status(lines[0])
+    assert headers == _header_items(lines[1:])
