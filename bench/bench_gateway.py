@@ -1,7 +1,7 @@
 """Gateway speed against the fake Immich, in one run, same load generator (wrk).
 
     .venv/bin/python bench/bench_gateway.py [--duration 10] [--rounds 3] [--big-mb 1024]
-                                            [--workers 2] [--threads 8]
+                                            [--workers 2] [--threads 8] [--gateway-threads N]
 
 Starts the fake Immich (python -m tests.fakeimmich) and the gateway, both under gunicorn
 with the same worker/thread counts, plus stand-in grouping/dedup services seeded with a
@@ -178,7 +178,13 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--big-mb", type=int, default=1024)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--threads", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=8, help="the fake Immich's threads per worker")
+    ap.add_argument(
+        "--gateway-threads",
+        type=int,
+        default=None,
+        help="the gateway's threads per worker (default: as --threads)",
+    )
     ap.add_argument(
         "--server",
         default="granian",
@@ -245,9 +251,10 @@ def main() -> None:
         "TWINLENS_DATA_DIR": str(tmp / "data"),
         "TWINLENS_LOG_LEVEL": "WARNING",
     }
+    gw_threads = args.gateway_threads or args.threads
     code = (
         "from gateway import serve; from core.config import load_settings; "
-        f"serve(load_settings(), workers={args.workers}, threads={args.threads}, port={gw_port}, "
+        f"serve(load_settings(), workers={args.workers}, threads={gw_threads}, port={gw_port}, "
         f"access_log=False, server={args.server!r})"
     )
     gw = subprocess.Popen(
@@ -265,7 +272,8 @@ def main() -> None:
         asset = bench_asset_id(2)
         print(
             f"# machine: {os.cpu_count()} cores; fake Immich: gunicorn gthread {args.workers} workers x "
-            f"{args.threads} threads; gateway: {args.server}, same workers x threads; "
+            f"{args.threads} threads; gateway: {args.server}, {args.workers} workers x "
+            f"{gw_threads} threads; "
             f"wrk -t2 -c32 -d{args.duration}s; "
             f"cache {args.cache_url.split('@')[-1]}; load average before: {loadavg()}"
         )
