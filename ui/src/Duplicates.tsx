@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { type Message, Notices } from "./Notices";
 import {
   api, type BulkResult, type Duplicate, type DupMember, type ResolvePlan, type ResolveRequest,
   type UndoResult,
@@ -43,7 +44,7 @@ export function Duplicates({ localMode, params, go }: Props) {
   const done = decided.key === listKey ? decided.ids : new Set<string>();
   const [pending, setPending] = useState<Pending | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
-  const [message, setMessage] = useState<{ text: string; error?: boolean } | null>(null);
+  const [message, setMessage] = useState<Message | null>(null);
 
   const nav = (p: Record<string, string>) =>
     go("duplicates", { type, status: status === "open" ? "" : status, page: "", ...p });
@@ -193,15 +194,7 @@ export function Duplicates({ localMode, params, go }: Props) {
           mark look-alikes as “not duplicates”; Twinlens never deletes files itself.
         </p>
       )}
-      <div aria-live="polite">
-        {message && (
-          <p className={`notice ${message.error ? "error" : "ok"}`} role={message.error ? "alert" : "status"}>
-            {message.text}
-          </p>
-        )}
-      </div>
-      {list.error && <p className="notice error" role="alert">{list.error.message}</p>}
-      {list.loading && !list.data && <p className="muted" role="status">Loading…</p>}
+      <Notices message={message} list={list} />
       {list.data && items.length === 0 && !list.loading && (
         <p className="empty">No duplicate groups here{status === "open" ? " — nothing to review" : ""}.</p>
       )}

@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { type Message, Notices } from "./Notices";
 import { api, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
 import { useLoad } from "./hooks";
@@ -40,7 +41,7 @@ export function Groups({ localMode, params, go }: Props) {
   const [forMerge, setForMerge] = useState<FileGroup[]>([]);
   const [pending, setPending] = useState<Pending | null>(null);
   const [busy, setBusy] = useState(false);
-  const [message, setMessage] = useState<{ text: string; error?: boolean } | null>(null);
+  const [message, setMessage] = useState<Message | null>(null);
 
   const pickMember = (g: FileGroup, path: string, on: boolean) =>
     setPicked((s) => ({ ...s, [g.id]: toggled(s[g.id] ?? [], path, on) }));
@@ -129,15 +130,7 @@ export function Groups({ localMode, params, go }: Props) {
           </button>
         </div>
       )}
-      <div aria-live="polite">
-        {message && (
-          <p className={`notice ${message.error ? "error" : "ok"}`} role={message.error ? "alert" : "status"}>
-            {message.text}
-          </p>
-        )}
-      </div>
-      {list.error && <p className="notice error" role="alert">{list.error.message}</p>}
-      {list.loading && !list.data && <p className="muted" role="status">Loading…</p>}
+      <Notices message={message} list={list} />
       {list.data && list.data.items.length === 0 && <p className="empty">No groups here.</p>}
       <ol className="group-list">
         {(list.data?.items ?? []).map((g) => (
