@@ -86,6 +86,34 @@ def lookup_request() -> tuple[list[str], list[str]]:
     return [confined_path(p, "paths[]") for p in paths], sha1s
 
 
+# --- OpenAPI pieces both APIs' documents use -------------------------------------------------
+
+
+def json_content(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+BAD_REQUEST = {"$ref": "#/components/responses/BadRequest"}
+NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
+# The body lookup_request() reads.
+LOOKUP_BODY = {
+    "required": True,
+    "content": json_content(
+        {
+            "type": "object",
+            "properties": {
+                "paths": {"type": "array", "items": {"type": "string"}},
+                "sha1": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"},
+                },
+            },
+        }
+    ),
+}
+
+
 def str_list(body: dict[str, Any], name: str, *, required: bool = False) -> list[str]:
     """A list of non-empty strings from a JSON body (400 otherwise)."""
     raw = body.get(name)

@@ -17,12 +17,17 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from api.common import (
+    BAD_REQUEST,
+    ID_PARAM,
+    LOOKUP_BODY,
+    NOT_FOUND,
     ApiError,
     broker,
     choice_arg,
     db,
     float_arg,
     json_body,
+    json_content,
     lookup_request,
     only_fields,
     paging,
@@ -186,19 +191,12 @@ def start_run() -> Any:
 # --- OpenAPI --------------------------------------------------------------------------------
 
 _DUP_REF = {"$ref": "#/components/schemas/Duplicate"}
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-_BAD = {"$ref": "#/components/responses/BadRequest"}
-_NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
 _CONFLICT = {
     "description": "the group's state does not allow this (already decided, or open)",
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
 }
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
 
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
@@ -344,29 +342,29 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "a page of groups",
-                    "content": _json({"$ref": "#/components/schemas/DuplicatePage"}),
+                    "content": json_content({"$ref": "#/components/schemas/DuplicatePage"}),
                 },
-                "400": _BAD,
+                "400": BAD_REQUEST,
             },
         }
     },
     "/duplicates/{id}": {
         "get": {
             "summary": "One duplicate group with its members and the suggested keeper",
-            "parameters": [_ID],
+            "parameters": [ID_PARAM],
             "responses": {
-                "200": {"description": "the group", "content": _json(_DUP_REF)},
-                "404": _NOT_FOUND,
+                "200": {"description": "the group", "content": json_content(_DUP_REF)},
+                "404": NOT_FOUND,
             },
         }
     },
     "/duplicates/{id}/resolution": {
         "post": {
             "summary": "Record the user's decision on an open group (files are not touched)",
-            "parameters": [_ID],
+            "parameters": [ID_PARAM],
             "requestBody": {
                 "required": True,
-                "content": _json(
+                "content": json_content(
                     {
                         "type": "object",
                         "required": ["action"],
@@ -384,19 +382,19 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "the group, resolved or dismissed",
-                    "content": _json(_DUP_REF),
+                    "content": json_content(_DUP_REF),
                 },
-                "400": _BAD,
-                "404": _NOT_FOUND,
+                "400": BAD_REQUEST,
+                "404": NOT_FOUND,
                 "409": _CONFLICT,
             },
         },
         "delete": {
             "summary": "Withdraw the decision: the group is open again",
-            "parameters": [_ID],
+            "parameters": [ID_PARAM],
             "responses": {
-                "200": {"description": "the group, open", "content": _json(_DUP_REF)},
-                "404": _NOT_FOUND,
+                "200": {"description": "the group, open", "content": json_content(_DUP_REF)},
+                "404": NOT_FOUND,
                 "409": _CONFLICT,
             },
         },
@@ -407,7 +405,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "statistics",
-                    "content": _json({"$ref": "#/components/schemas/DuplicateStats"}),
+                    "content": json_content({"$ref": "#/components/schemas/DuplicateStats"}),
                 }
             },
         }
@@ -415,26 +413,12 @@ OPENAPI_PATHS: dict[str, Any] = {
     "/duplicates/lookup": {
         "post": {
             "summary": "Files by path or SHA-1 (up to 1000 in all), each with its duplicate group",
-            "requestBody": {
-                "required": True,
-                "content": _json(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "paths": {"type": "array", "items": {"type": "string"}},
-                            "sha1": {
-                                "type": "array",
-                                "items": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"},
-                            },
-                        },
-                    }
-                ),
-            },
+            "requestBody": LOOKUP_BODY,
             "responses": {
                 "200": {
                     "description": "the files found (unknown ones are left out); "
                     "duplicate is the exact group if the file has one",
-                    "content": _json(
+                    "content": json_content(
                         {
                             "type": "object",
                             "properties": {
@@ -446,7 +430,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                         }
                     ),
                 },
-                "400": _BAD,
+                "400": BAD_REQUEST,
             },
         }
     },
@@ -454,7 +438,7 @@ OPENAPI_PATHS: dict[str, Any] = {
         "post": {
             "summary": "Start a dedup pass over the catalog (full by default; no files are read)",
             "requestBody": {
-                "content": _json(
+                "content": json_content(
                     {
                         "type": "object",
                         "properties": {
@@ -470,13 +454,13 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "202": {
                     "description": "pass started",
-                    "content": _json({"$ref": "#/components/schemas/Job"}),
+                    "content": json_content({"$ref": "#/components/schemas/Job"}),
                 },
                 "200": {
                     "description": "an equivalent pass is already queued; that job",
-                    "content": _json({"$ref": "#/components/schemas/Job"}),
+                    "content": json_content({"$ref": "#/components/schemas/Job"}),
                 },
-                "400": _BAD,
+                "400": BAD_REQUEST,
             },
         }
     },

@@ -11,12 +11,17 @@ from typing import Any
 from flask import Blueprint, jsonify, request
 
 from api.common import (
+    BAD_REQUEST,
+    ID_PARAM,
+    LOOKUP_BODY,
     MAX_LOOKUP,
+    NOT_FOUND,
     ApiError,
     choice_arg,
     confined_path,
     db,
     json_body,
+    json_content,
     lookup_request,
     only_fields,
     paging,
@@ -162,13 +167,6 @@ def merge() -> Any:
 # --- OpenAPI --------------------------------------------------------------------------------
 
 _GROUP_REF = {"$ref": "#/components/schemas/Group"}
-_ID = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
-_BAD = {"$ref": "#/components/responses/BadRequest"}
-_NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
-
-
-def _json(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
 
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
@@ -251,19 +249,19 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "a page of groups",
-                    "content": _json({"$ref": "#/components/schemas/GroupPage"}),
+                    "content": json_content({"$ref": "#/components/schemas/GroupPage"}),
                 },
-                "400": _BAD,
+                "400": BAD_REQUEST,
             },
         }
     },
     "/groups/{id}": {
         "get": {
             "summary": "One group",
-            "parameters": [_ID],
+            "parameters": [ID_PARAM],
             "responses": {
-                "200": {"description": "the group", "content": _json(_GROUP_REF)},
-                "404": _NOT_FOUND,
+                "200": {"description": "the group", "content": json_content(_GROUP_REF)},
+                "404": NOT_FOUND,
             },
         }
     },
@@ -274,34 +272,20 @@ OPENAPI_PATHS: dict[str, Any] = {
                 {"name": "path", "in": "query", "required": True, "schema": {"type": "string"}}
             ],
             "responses": {
-                "200": {"description": "its group", "content": _json(_GROUP_REF)},
-                "400": _BAD,
-                "404": _NOT_FOUND,
+                "200": {"description": "its group", "content": json_content(_GROUP_REF)},
+                "400": BAD_REQUEST,
+                "404": NOT_FOUND,
             },
         }
     },
     "/files/lookup": {
         "post": {
             "summary": "Files by path or SHA-1 (up to 1000 in all), each with its group",
-            "requestBody": {
-                "required": True,
-                "content": _json(
-                    {
-                        "type": "object",
-                        "properties": {
-                            "paths": {"type": "array", "items": {"type": "string"}},
-                            "sha1": {
-                                "type": "array",
-                                "items": {"type": "string", "pattern": "^[0-9a-fA-F]{40}$"},
-                            },
-                        },
-                    }
-                ),
-            },
+            "requestBody": LOOKUP_BODY,
             "responses": {
                 "200": {
                     "description": "the files found (unknown ones are left out)",
-                    "content": _json(
+                    "content": json_content(
                         {
                             "type": "object",
                             "properties": {
@@ -313,16 +297,16 @@ OPENAPI_PATHS: dict[str, Any] = {
                         }
                     ),
                 },
-                "400": _BAD,
+                "400": BAD_REQUEST,
             },
         }
     },
     "/groups/{id}/split": {
         "post": {
             "summary": "Take files out of a group (or dissolve it); later scans respect it",
-            "parameters": [_ID],
+            "parameters": [ID_PARAM],
             "requestBody": {
-                "content": _json(
+                "content": json_content(
                     {
                         "type": "object",
                         "properties": {
@@ -338,15 +322,15 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {
                 "200": {
                     "description": "the groups the former members are in now",
-                    "content": _json(
+                    "content": json_content(
                         {
                             "type": "object",
                             "properties": {"groups": {"type": "array", "items": _GROUP_REF}},
                         }
                     ),
                 },
-                "400": _BAD,
-                "404": _NOT_FOUND,
+                "400": BAD_REQUEST,
+                "404": NOT_FOUND,
             },
         }
     },
@@ -355,7 +339,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Put files into one manual group (may span folders); later scans respect it",
             "requestBody": {
                 "required": True,
-                "content": _json(
+                "content": json_content(
                     {
                         "type": "object",
                         "required": ["paths"],
@@ -367,9 +351,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                 ),
             },
             "responses": {
-                "201": {"description": "the manual group", "content": _json(_GROUP_REF)},
-                "400": _BAD,
-                "404": _NOT_FOUND,
+                "201": {"description": "the manual group", "content": json_content(_GROUP_REF)},
+                "400": BAD_REQUEST,
+                "404": NOT_FOUND,
             },
         }
     },
