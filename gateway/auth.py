@@ -170,6 +170,21 @@ def whoami(creds: Credentials) -> dict[str, Any] | Response:
     return user
 
 
+def as_caller(method: str, path: str, **kwargs: Any) -> requests.Response:
+    """Immich's ``/api/<path>`` with the caller's own credentials (``g.creds``), with the
+    gateway's timeouts; requests' exceptions are the caller's to handle."""
+    cfg = current_app.config
+    creds: Credentials = g.creds
+    return current_app.extensions["twinlens_http"].request(
+        method,
+        f"{cfg['SETTINGS'].immich_url}/api/{path}",
+        headers=creds.headers,
+        params=creds.params,
+        timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]),
+        **kwargs,
+    )
+
+
 def require_user(view):
     """Twinlens routes: an Immich-authenticated user (or the local user in local mode)."""
 

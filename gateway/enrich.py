@@ -28,6 +28,7 @@ import requests
 from flask import current_app, g
 
 from gateway import services
+from gateway.auth import as_caller
 from gateway.cache import cache, data_version, digest
 from gateway.mapping import FileKey, batched, file_key, member_checksums
 
@@ -180,16 +181,13 @@ def resolve_asset_ids(
     unknown = [s for s in all_sums if hits[s] is None]
     creds = getattr(g, "creds", None)
     if unknown and creds is not None and creds.present:
-        http = current_app.extensions["twinlens_http"]
         fresh: dict[str, str] = {}
         for batch in batched(unknown, 1000):
             try:
-                resp = http.post(
-                    cfg["SETTINGS"].immich_url + "/api/assets/bulk-upload-check",
+                resp = as_caller(
+                    "POST",
+                    "assets/bulk-upload-check",
                     json={"assets": [{"id": s, "checksum": s} for s in batch]},
-                    headers=creds.headers,
-                    params=creds.params,
-                    timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]),
                 )
             except requests.RequestException:
                 break

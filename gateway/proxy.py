@@ -293,15 +293,12 @@ class FastPath:
             self._claimed = frozenset(segments) if segments is not None else None
             # GET /api/assets/<one segment> is the enriched asset route, unless some other
             # route also has one segment there.
-            singles = {
-                r.rule
+            singles = [
+                (r.rule, r.endpoint)
                 for r in self.app.url_map.iter_rules()
                 if r.rule.startswith(_ASSETS) and "/" not in r.rule[len(_ASSETS) :]
-            }
-            endpoint = {r.rule: r.endpoint for r in self.app.url_map.iter_rules()}
-            self._asset_route = singles == {_ASSETS + "<asset_id>"} and (
-                endpoint.get(_ASSETS + "<asset_id>") == "proxy.asset_info"
-            )
+            ]
+            self._asset_route = singles == [(_ASSETS + "<asset_id>", "proxy.asset_info")]
         return self._claimed  # type: ignore[return-value]
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:

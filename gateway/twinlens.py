@@ -18,7 +18,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, send_fi
 
 from core.paths import PathOutsideRoots, confine
 from gateway import enrich, resolve, thumbs
-from gateway.auth import require_user, upstream_error
+from gateway.auth import as_caller, require_user, upstream_error
 from gateway.cache import bump_data_version, cache, data_version, digest
 from gateway.errors import json_error
 from gateway.services import ServiceError, call
@@ -264,6 +264,14 @@ def stats() -> Response:
 # --- resolution ---------------------------------------------------------------------------
 
 
+def _immich_refusal(resp: requests.Response) -> tuple[int, Any]:
+    """Immich's refusal as (status, body), its body kept when it is JSON."""
+    try:
+        return resp.status_code, resp.json()
+    except ValueError:
+        return resp.status_code, {"message": resp.text[:200]}
+
+
 def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[int, dict[str, Any]]:
     if not isinstance(dup_id, str) or not dup_id:
         raise resolve.PlanError(400, "id must be a non-empty string")
@@ -290,25 +298,13 @@ def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[in
         )
     trash_ids = [t["assetId"] for t in result["trash"]]
     if trash_ids:
-        cfg = current_app.config
         try:
-            resp = current_app.extensions["twinlens_http"].request(
-                "DELETE",
-                cfg["SETTINGS"].immich_url + "/api/assets",
-                json={"ids": trash_ids, "force": False},
-                headers=g.creds.headers,
-                params=g.creds.params,
-                timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]),
-            )
+            resp = as_caller("DELETE", "assets", json={"ids": trash_ids, "force": False})
         except requests.RequestException as exc:
             err = upstream_error(exc)
             return err.status_code, err.get_json()
         if resp.status_code not in (200, 204):
-            try:
-                body = resp.json()
-            except ValueError:
-                body = {"message": resp.text[:200]}
-            return resp.status_code, body  # Immich's refusal (e.g. missing asset.delete)
+            return _immich_refusal(resp)  # e.g. an API key without asset.delete
     status, recorded = call(
         "dedup",
         "POST",
@@ -368,13 +364,6 @@ def resolve_bulk() -> Response:
     )
 
 
-def _immich_refusal(resp: requests.Response) -> tuple[int, Any]:
-    try:
-        return resp.status_code, resp.json()
-    except ValueError:
-        return resp.status_code, {"message": resp.text[:200]}
-
-
 @bp.delete("/duplicates/<dup_id>/resolution")
 @require_user
 def undo_resolution(dup_id: str) -> Response:
@@ -419,15 +408,9 @@ def undo_resolution(dup_id: str) -> Response:
     if dry_run:
         return jsonify(result)
     if result["restore"]:
-        cfg = current_app.config
+        back_ids = [r["assetId"] for r in result["restore"]]
         try:
-            resp = current_app.extensions["twinlens_http"].post(
-                cfg["SETTINGS"].immich_url + "/api/trash/restore/assets",
-                json={"ids": [r["assetId"] for r in result["restore"]]},
-                headers=g.creds.headers,
-                params=g.creds.params,
-                timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]),
-            )
+            resp = as_caller("POST", "trash/restore/assets", json={"ids": back_ids})
         except requests.RequestException as exc:
             return upstream_error(exc)
         if resp.status_code != 200:

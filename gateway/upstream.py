@@ -337,6 +337,16 @@ class _Reader:
         return n
 
 
+def _head_read_error(exc: OSError, started: bool) -> Exception:
+    """What a failed read of an answer's head means: Immich closed the connection before
+    answering (``_Stale``: a GET may be retried), a timeout, or a failure."""
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return UpstreamError("connection reset") if started else _Stale()
+    if isinstance(exc, TimeoutError):
+        return UpstreamError("read timeout", timeout=True)
+    return UpstreamError(f"read failed: {type(exc).__name__}")
+
+
 class RawResponse:
     """Status, headers (as urllib3 listed them) and a body read on demand."""
 
@@ -367,12 +377,8 @@ class RawResponse:
         # the end of one answer (a body after HEAD) never become the start of the next.
         try:
             first = conn.sock.recv(_FIRST_READ)  # usually the whole head, often the body too
-        except (ConnectionResetError, BrokenPipeError):
-            raise _Stale from None
-        except TimeoutError:
-            raise UpstreamError("read timeout", timeout=True) from None
         except OSError as exc:
-            raise UpstreamError(f"read failed: {type(exc).__name__}") from None
+            raise _head_read_error(exc, started=False) from None
         if not first:
             raise _Stale
         plain = _plain_head(first)
@@ -426,20 +432,8 @@ class RawResponse:
                     raise UpstreamError("too many headers")
                 if line in (b"\r\n", b"\n", b""):
                     break
-        except (ConnectionResetError, BrokenPipeError):
-            rfile.close()
-            if not started:
-                raise _Stale from None
-            raise UpstreamError("connection reset") from None
-        except TimeoutError:
-            rfile.close()
-            raise UpstreamError("read timeout", timeout=True) from None
         except OSError as exc:
-            rfile.close()
-            raise UpstreamError(f"read failed: {type(exc).__name__}") from None
-        except BaseException:
-            rfile.close()
-            raise
+            raise _head_read_error(exc, started) from None
         self = cls()
         self.status, self.reason, self.version = status, reason, version
         self.headers = _header_items(raw_lines)
@@ -775,28 +769,18 @@ def request_target(base_url: str, origin: str, path_and_query: str) -> str:
     return prepared.path_url
 
 
+def _tokens(connection: str) -> set[str]:
+    """The header names one Connection value lists (they are hop-by-hop too)."""
+    return {t.strip().lower() for t in connection.split(",") if t.strip()}
+
+
 def connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
-    """Header names listed in Connection (they are hop-by-hop too)."""
+    """Header names listed in Connection headers."""
     names: set[str] = set()
     for key, value in headers:
-        if key.lower() == "connection":
-            names.update(t.strip().lower() for t in value.split(",") if t.strip())
+        if len(key) == 10 and key.lower() == "connection":
+            names |= _tokens(value)
     return names
-
-
-def request_headers(headers: Iterable[tuple[str, str]], drop: Iterable[str] = ()) -> dict[str, str]:
-    """Client headers to send upstream: end-to-end ones only, Host left to requests.
-
-    WSGI already folds repeated request headers into one, so a dict loses nothing.
-    """
-    items = list(headers)
-    skip = (
-        HOP_BY_HOP
-        | connection_tokens(items)
-        | {"host", "content-length"}
-        | {d.lower() for d in drop}
-    )
-    return {k: v for k, v in items if k.lower() not in skip}
 
 
 _NOT_A_HEADER = ("", "")
@@ -821,14 +805,16 @@ def _environ_name(key: str) -> tuple[str, str]:
 
 
 def environ_headers(environ: dict[str, Any], drop: tuple[str, ...] = ()) -> dict[str, str]:
-    """``request_headers(EnvironHeaders(environ).items(), drop)`` in one pass over the
-    environ: the proxy's hot path."""
+    """Client headers to send upstream, from the environ as werkzeug's EnvironHeaders
+    names them: end-to-end ones only (not hop-by-hop, not named in Connection), without
+    Host and Content-Length (the pool sets those) and ``drop``. WSGI already folds repeated
+    request headers into one, so a dict loses nothing. One pass: the proxy's hot path."""
     skip = _SKIPS.get(drop)
     if skip is None:
         skip = _SKIPS[drop] = HOP_BY_HOP | {"host", "content-length"} | {d.lower() for d in drop}
     connection = environ.get("HTTP_CONNECTION")
     if connection:
-        skip = skip | {t.strip().lower() for t in connection.split(",") if t.strip()}
+        skip = skip | _tokens(connection)
     out = {}
     names = _ENVIRON_NAMES
     for key, value in environ.items():
@@ -841,12 +827,10 @@ def environ_headers(environ: dict[str, Any], drop: tuple[str, ...] = ()) -> dict
 def relay_headers(
     headers: list[tuple[str, str]], skip: frozenset[str], flag: frozenset[str]
 ) -> tuple[list[tuple[str, str]], bool]:
-    """``response_headers(headers, drop)`` (``skip`` = hop-by-hop + drop) in one pass, and
-    whether any header named in ``flag`` is among them."""
-    tokens: set[str] = set()
-    for key, value in headers:
-        if len(key) == 10 and key.lower() == "connection":
-            tokens.update(t.strip().lower() for t in value.split(",") if t.strip())
+    """Upstream headers to return, without those in ``skip`` (lower case) or named in
+    Connection; duplicates (several Set-Cookie) kept as separate items. Also whether any
+    header named in ``flag`` is among them."""
+    tokens = connection_tokens(headers)
     out = []
     flagged = False
     for key, value in headers:
@@ -862,10 +846,8 @@ def relay_headers(
 def response_headers(
     headers: Iterable[tuple[str, str]], drop: Iterable[str] = ()
 ) -> list[tuple[str, str]]:
-    """Upstream headers to return: duplicates (several Set-Cookie) kept as separate items."""
-    items = list(headers)
-    skip = HOP_BY_HOP | connection_tokens(items) | {d.lower() for d in drop}
-    return [(k, v) for k, v in items if k.lower() not in skip]
+    """``relay_headers`` with hop-by-hop headers and ``drop`` skipped."""
+    return relay_headers(list(headers), HOP_BY_HOP | {d.lower() for d in drop}, frozenset())[0]
 
 
 class StreamBody:
