@@ -1,10 +1,13 @@
-"""Small generated test files (Pillow): photo-like pictures with EXIF, fast to make."""
+"""Small generated test files (Pillow): photo-like pictures with EXIF, fast to make; and
+catalog rows for files that need not exist."""
 
 from __future__ import annotations
 
+import itertools
 import random
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw
 
@@ -70,3 +73,23 @@ def write_bytes(path: Path, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
     return path
+
+
+_inode = itertools.count(1000)
+
+
+def file_row(root_id: int, path: str, **fields: Any) -> Any:
+    """A catalog row (``core.models.File``) for ``path``: its keys derived from the path,
+    a fresh inode, size 1000; ``fields`` set or override any column."""
+    from core.models import File
+    from core.paths import dir_key, path_key
+
+    row: dict[str, Any] = {
+        "path_key": path_key(path),
+        "dir_key": dir_key(path),
+        "size": 1000,
+        "mtime_ns": 1,
+        "device": 1,
+        "inode": next(_inode),
+    }
+    return File(root_id=root_id, path=path, **{**row, **fields})

@@ -14,6 +14,15 @@ from pathlib import Path
 import pytest
 
 PROJECT = Path(__file__).resolve().parent.parent
+# The catalog's kind of each MANIFEST.tsv kind that has one (broken files have none).
+CATALOG_KIND = {
+    "jpeg": "image",
+    "heic": "image",
+    "png": "image",
+    "tiff": "image",
+    "raw": "raw",
+    "video": "video",
+}
 
 
 def samples_dir() -> Path:

@@ -13,9 +13,8 @@ import api
 from core import jobs
 from core.db import engine_for, session_scope
 from core.grouping import service
-from core.models import File, Job
-from core.paths import dir_key, path_key
-from tests.factories import write_bytes, write_jpeg
+from core.models import Job
+from tests.factories import file_row, write_bytes, write_jpeg
 from twinlens import run_scan
 
 TOKEN = "test-service-token"
@@ -50,14 +49,10 @@ def seed(cfg, rels: list[str], sha1: dict[str, str] | None = None) -> str:
         for i, rel in enumerate(rels):
             p = os.path.join(lib, rel)
             s.add(
-                File(
-                    root_id=root.id,
-                    path=p,
-                    path_key=path_key(p),
-                    dir_key=dir_key(p),
+                file_row(
+                    root.id,
+                    p,
                     size=100 + i,
-                    mtime_ns=1,
-                    device=1,
                     inode=i + 1,
                     kind=KINDS[os.path.splitext(p)[1].lower()],
                     taken_at=T0,

@@ -6,7 +6,6 @@ transaction that is rolled back.
 
 from __future__ import annotations
 
-import itertools
 import os
 from datetime import datetime
 
@@ -18,6 +17,7 @@ from core.config import load_settings
 from core.grouping import service
 from core.models import File, FileGroup, GroupMember, GroupOverride, Job, Root
 from core.paths import dir_key, path_key
+from tests.factories import file_row
 
 KINDS = {
     ".cr2": ("raw", "raw"),
@@ -27,7 +27,6 @@ KINDS = {
     ".mov": ("video", "mov"),
     ".xmp": ("sidecar", "xmp"),
 }
-_inode = itertools.count(1000)
 T0 = datetime(2024, 6, 1, 9, 0, 0)
 
 
@@ -38,20 +37,7 @@ def root(db_session) -> Root:
 
 def add(session, root: Root, path: str, taken: datetime | None = T0, size: int = 1000) -> File:
     kind, fmt = KINDS[os.path.splitext(path)[1].lower()]
-    f = File(
-        root_id=root.id,
-        path=path,
-        path_key=path_key(path),
-        dir_key=dir_key(path),
-        size=size,
-        mtime_ns=1,
-        device=1,
-        inode=next(_inode),
-        kind=kind,
-        format=fmt,
-        taken_at=taken,
-        status="present",
-    )
+    f = file_row(root.id, path, size=size, kind=kind, format=fmt, taken_at=taken, status="present")
     session.add(f)
     session.flush()
     return f

@@ -32,17 +32,10 @@ from core.media.decode import open_image
 from core.media.exif import parse_datetime
 from core.media.inspect import FileFacts, inspect_file
 from core.media.phash import hamming, phash_of
+from tests.samples import CATALOG_KIND
 
 pytestmark = pytest.mark.samples
 
-KIND = {
-    "jpeg": "image",
-    "heic": "image",
-    "png": "image",
-    "tiff": "image",
-    "raw": "raw",
-    "video": "video",
-}
 DRAFT_TOLERANCE = 4
 
 
@@ -65,8 +58,8 @@ def test_every_row_inspected_without_raising(
 
 def test_kinds_map(results: dict[str, FileFacts], manifest: list[dict[str, str]]) -> None:
     for row in manifest:
-        if row["kind"] in KIND:
-            assert results[row["path"]].kind == KIND[row["kind"]], row["path"]
+        if row["kind"] in CATALOG_KIND:
+            assert results[row["path"]].kind == CATALOG_KIND[row["kind"]], row["path"]
 
 
 def test_broken_rows_report_a_problem(

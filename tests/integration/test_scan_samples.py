@@ -11,17 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.samples import CATALOG_KIND
 from tests.samples import samples_dir as samples_path
 
 PROJECT = Path(__file__).resolve().parents[2]
-KIND = {
-    "jpeg": "image",
-    "heic": "image",
-    "png": "image",
-    "tiff": "image",
-    "raw": "raw",
-    "video": "video",
-}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +40,8 @@ def test_every_manifest_file_is_listed_with_its_kind(sample_report, manifest):
     assert sample_report["job"]["state"] == "done"
     for row in manifest:
         assert row["path"] in files, row["path"]
-        if row["kind"] in KIND:
-            assert files[row["path"]]["kind"] == KIND[row["kind"]], row["path"]
+        if row["kind"] in CATALOG_KIND:
+            assert files[row["path"]]["kind"] == CATALOG_KIND[row["kind"]], row["path"]
 
 
 def test_every_broken_file_has_a_readable_error(sample_report, manifest):

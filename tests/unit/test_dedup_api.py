@@ -6,7 +6,6 @@ Catalog rows are written directly (no image decoding), then a real dedup pass
 
 from __future__ import annotations
 
-import itertools
 import json
 import random
 from datetime import datetime, timedelta
@@ -21,11 +20,11 @@ from core.config import Settings, load_settings
 from core.db import engine_for, migrate, session_scope
 from core.dedup import service
 from core.models import DuplicateGroup, DuplicateResolution, File, Job, Root
-from core.paths import dir_key, path_key
+from core.paths import path_key
+from tests.factories import file_row
 
 TOKEN = "unit-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-_inode = itertools.count(1000)
 
 
 class RecordingBroker:
@@ -77,15 +76,10 @@ class Catalog:
     ) -> int:
         path = str(self.lib / rel)
         with session_scope(self.engine) as s:
-            f = File(
-                root_id=self.root_id,
-                path=path,
-                path_key=path_key(path),
-                dir_key=dir_key(path),
+            f = file_row(
+                self.root_id,
+                path,
                 size=size,
-                mtime_ns=1,
-                device=1,
-                inode=next(_inode),
                 kind="image",
                 format=fmt,
                 sha256=sha,
