@@ -4,13 +4,20 @@ The gateway accepts exactly what Immich accepts, because it asks Immich: the cal
 credential parts are replayed to ``GET /api/users/me`` and Immich's answer decides.
 A failure (401, 403 "Missing required permission: user.read", 403 for a shared link)
 is returned to the caller unchanged. A success is cached for ``AUTH_TTL`` seconds under
-the SHA-256 of the winning credential, never the credential itself: in the shared cache
-(Redis), and in front of it in the process, until the same moment (the entry carries
-when Immich's answer expires, so no copy is trusted longer than ``AUTH_TTL``).
+the SHA-256 of every credential part replayed (not only the one expected to win, so a
+difference in parsing can never pin one caller's identity on another's request), never
+the credentials themselves: in the shared cache (Redis), and in front of it in the
+process, until the same moment (the entry carries when Immich's answer expires, so no
+copy is trusted longer than ``AUTH_TTL``).
+
+API keys carry permissions. Immich checks them per route; for Twinlens's own routes the
+gateway does the same with the key's permissions from ``GET /api/api-keys/me``, each
+route naming the Immich permission closest to what it reads or does.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from functools import wraps
@@ -41,7 +48,10 @@ class Credentials:
         return bool(self.kind)
 
     def cache_key(self) -> str:
-        return "auth:" + digest(self.kind, self.secret)
+        # Everything replayed to Immich: whichever part Immich picks, the same parts
+        # always get the same answer.
+        parts = [sorted(self.headers.items()), sorted(self.params.items())]
+        return "auth:" + digest(json.dumps(parts, ensure_ascii=False))
 
     def __repr__(self) -> str:  # never print secrets
         return f"Credentials(kind={self.kind!r})"
@@ -79,6 +89,13 @@ class EnvironView:
         self.cookies = parse_cookie(cookie) if cookie else {}
 
 
+def bearer_token(authorization: str) -> str | None:
+    """Immich's getBearerToken: ``authorization.split(' ', 2)``, the second piece when the
+    first is "bearer" in any case; "Bearer  x" gives "" (no token: the cookie is next)."""
+    kind, _, rest = authorization.partition(" ")
+    return rest.split(" ", 1)[0] if kind.lower() == "bearer" else None
+
+
 def extract(req=None) -> Credentials:
     """Credentials in Immich's order: share key, share slug, session token, API key."""
     req = req or request
@@ -88,7 +105,6 @@ def extract(req=None) -> Credentials:
         if name in h:
             headers[name] = h[name]
     params = {k: q[k] for k in _PARAMS if k in q}
-    bearer = h.get("Authorization", "")
     order: list[tuple[str, str | None]] = [
         ("share-key", h.get("x-immich-share-key") or q.get("key")),
         ("share-slug", h.get("x-immich-share-slug") or q.get("slug")),
@@ -97,7 +113,7 @@ def extract(req=None) -> Credentials:
             h.get("x-immich-user-token")
             or h.get("x-immich-session-token")
             or q.get("sessionKey")
-            or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
+            or bearer_token(h.get("Authorization", ""))
             or req.cookies.get("immich_access_token"),
         ),
         ("api-key", h.get("x-api-key") or q.get("apiKey")),
@@ -135,11 +151,9 @@ def whoami(creds: Credentials) -> dict[str, Any] | Response:
         if mine is not None and mine[0] > time.monotonic():
             return mine[1]
         hit = cache.get(key)
-        if hit is not None:
-            if isinstance(hit, dict) and "exp" in hit and "user" in hit:
-                _remember(key, hit["user"], hit["exp"])
-                return hit["user"]
-            return hit  # written by an older gateway: a plain user, not kept locally
+        if isinstance(hit, dict) and "exp" in hit and "user" in hit:
+            _remember(key, hit["user"], hit["exp"])
+            return hit["user"]
     cfg = current_app.config
     url = cfg["SETTINGS"].immich_url + "/api/users/me"
     try:
@@ -163,11 +177,49 @@ def whoami(creds: Credentials) -> dict[str, Any] | Response:
         return out
     body = resp.json()
     user = {k: body.get(k) for k in ("id", "email", "name", "isAdmin")}
+    permissions = _key_permissions(creds)
+    if isinstance(permissions, Response):
+        return permissions
+    user["apiKeyPermissions"] = permissions
     if key:
         expires = time.time() + cfg["AUTH_TTL"]
         cache.set(key, {"user": user, "exp": expires}, timeout=cfg["AUTH_TTL"])
         _remember(key, user, expires)
     return user
+
+
+def _key_permissions(creds: Credentials) -> list[str] | None | Response:
+    """The permissions of the API key Immich authenticated the caller with; None when
+    it used no API key (a session may do all its user may)."""
+    if "x-api-key" not in creds.headers and "apiKey" not in creds.params:
+        return None  # no key sent: Immich cannot have used one
+    cfg = current_app.config
+    try:
+        resp = current_app.extensions["twinlens_http"].get(
+            cfg["SETTINGS"].immich_url + "/api/api-keys/me",
+            headers=creds.headers,
+            params=creds.params,
+            timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["AUTH_TIMEOUT"]),
+        )
+    except requests.RequestException as exc:
+        return upstream_error(exc)
+    if resp.status_code == 403:  # "Not authenticated with an API Key": a session won
+        return None
+    try:
+        permissions = resp.json()["permissions"] if resp.status_code == 200 else None
+    except (ValueError, KeyError, TypeError):
+        permissions = None
+    if not isinstance(permissions, list):
+        # Fail closed: an API key whose permissions are unknown gets nothing.
+        return json_error(502, f"Immich did not say what this API key may do ({resp.status_code})")
+    return [p for p in permissions if isinstance(p, str)]
+
+
+def granted(user: dict[str, Any], permission: str) -> bool:
+    """Immich's isGranted: a session may do anything its user may; a key needs the
+    permission itself or ``all``."""
+    held = user.get("apiKeyPermissions")
+    return held is None or "all" in held or permission in held
 
 
 def as_caller(method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -185,21 +237,28 @@ def as_caller(method: str, path: str, **kwargs: Any) -> requests.Response:
     )
 
 
-def require_user(view):
-    """Twinlens routes: an Immich-authenticated user (or the local user in local mode)."""
+def require_user(permission: str):
+    """Twinlens routes: an Immich-authenticated user (or the local user in local mode)
+    whose API key, if one was used, holds ``permission`` (Immich's refusal otherwise)."""
 
-    @wraps(view)
-    def wrapper(*args, **kwargs):
-        settings = current_app.config["SETTINGS"]
-        if settings.local_mode:
-            g.user, g.creds = LOCAL_USER, Credentials()
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            settings = current_app.config["SETTINGS"]
+            if settings.local_mode:
+                g.user, g.creds = LOCAL_USER, Credentials()
+                return view(*args, **kwargs)
+            creds = extract()
+            user = whoami(creds)
+            if isinstance(user, Response):
+                return user
+            if not granted(user, permission):
+                return json_error(403, f"Missing required permission: {permission}")
+            g.user, g.creds = user, creds
             return view(*args, **kwargs)
-        creds = extract()
-        user = whoami(creds)
-        if isinstance(user, Response):
-            return user
-        g.user, g.creds = user, creds
-        return view(*args, **kwargs)
 
-    wrapper.requires_user = True  # type: ignore[attr-defined]
-    return wrapper
+        wrapper.requires_user = True  # type: ignore[attr-defined]
+        wrapper.permission = permission  # type: ignore[attr-defined]
+        return wrapper
+
+    return decorate

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +27,7 @@ from gateway.services import ServiceError, call
 bp = Blueprint("twinlens", __name__, url_prefix="/api/twinlens")
 
 SERVICES = ("grouping", "dedup")
+_WHOLE = re.compile(r"[0-9]{1,9}")  # str.isdigit() also takes "²", which int() refuses
 
 
 class BadRequest(Exception):
@@ -48,6 +50,13 @@ def _plan_error(exc: resolve.PlanError) -> Response:
     return json_error(exc.status, exc.message)
 
 
+def _segment(value: str) -> str:
+    """An id from the caller as one path segment of a service URL: "/", "?", "#" and ".."
+    must not steer the call (it carries the service token)."""
+    segment = quote(value, safe="")
+    return segment if segment.strip(".") else segment.replace(".", "%2E")
+
+
 def json_body() -> dict[str, Any]:
     limit = current_app.config["MAX_JSON_BODY"]
     if request.content_length is not None and request.content_length > limit:
@@ -61,6 +70,8 @@ def json_body() -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(400, f"body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise BadRequest(400, "body is nested too deeply") from None
     if not isinstance(body, dict):
         raise BadRequest(400, "body must be a JSON object")
     return body
@@ -69,7 +80,7 @@ def json_body() -> dict[str, Any]:
 def _page_args(allowed: tuple[str, ...]) -> dict[str, str]:
     params = {k: request.args[k] for k in allowed if k in request.args}
     for key in ("page", "size"):
-        if key in params and not params[key].isdigit():
+        if key in params and not _WHOLE.fullmatch(params[key]):
             raise BadRequest(400, f"{key} must be a positive whole number")
     if "min_similarity" in params:
         try:
@@ -121,7 +132,7 @@ def _error_body(status: int, body: Any) -> tuple[int, Any]:
 
 
 @bp.get("/me")
-@require_user
+@require_user("user.read")
 def me() -> Response:
     return jsonify({"user": g.user, "localMode": current_app.config["SETTINGS"].local_mode})
 
@@ -150,16 +161,16 @@ def _service_json(
 
 
 @bp.get("/groups")
-@require_user
+@require_user("stack.read")
 def groups() -> Response:
     params = _page_args(("type", "path_prefix", "page", "size"))
     return _service_json("grouping", "/groups", "primary", "groups", params, paged=True)
 
 
 @bp.get("/groups/<group_id>")
-@require_user
+@require_user("stack.read")
 def group(group_id: str) -> Response:
-    return _service_json("grouping", f"/groups/{group_id}", "primary", "group")
+    return _service_json("grouping", f"/groups/{_segment(group_id)}", "primary", "group")
 
 
 def _paths_arg(body: dict[str, Any], required: bool) -> list[str] | None:
@@ -189,17 +200,19 @@ def _corrected(status: int, body: Any, expected: int) -> tuple[int, Any] | None:
 
 
 @bp.post("/groups/<group_id>/split")
-@require_user
+@require_user("stack.update")
 def split_group(group_id: str) -> Response:
     """Take ``paths`` out of the group (each on its own), or dissolve it (no ``paths``).
     Later scans respect it. Answers the groups the former members are in now."""
     body = json_body()
     _unknown_fields(body, {"paths"})
     paths = _paths_arg(body, required=False)
+    if paths == []:
+        raise BadRequest(400, "paths is empty: name the files to split off, or omit it to dissolve")
     status, answer = call(
         "grouping",
         "POST",
-        f"/groups/{quote(group_id, safe='')}/split",
+        f"/groups/{_segment(group_id)}/split",
         json={"paths": paths} if paths else {},
     )
     failed = _corrected(status, answer, 200)
@@ -211,7 +224,7 @@ def split_group(group_id: str) -> Response:
 
 
 @bp.post("/groups/merge")
-@require_user
+@require_user("stack.create")
 def merge_groups() -> Response:
     """Put ``paths`` (two or more) into one ``manual`` group, ``primary`` optional."""
     body = json_body()
@@ -234,20 +247,20 @@ def merge_groups() -> Response:
 
 
 @bp.get("/duplicates")
-@require_user
+@require_user("duplicate.read")
 def duplicates() -> Response:
     params = _page_args(("type", "status", "min_similarity", "page", "size"))
     return _service_json("dedup", "/duplicates", "keep", "dups", params, paged=True)
 
 
 @bp.get("/duplicates/<dup_id>")
-@require_user
+@require_user("duplicate.read")
 def duplicate(dup_id: str) -> Response:
-    return _service_json("dedup", f"/duplicates/{dup_id}", "keep", "dup")
+    return _service_json("dedup", f"/duplicates/{_segment(dup_id)}", "keep", "dup")
 
 
 @bp.get("/stats")
-@require_user
+@require_user("duplicate.read")
 def stats() -> Response:
     def compute():
         status, dedup = call("dedup", "GET", "/stats")
@@ -277,7 +290,7 @@ def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[in
         raise resolve.PlanError(400, "id must be a non-empty string")
     if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
         raise resolve.PlanError(400, "keep must be a list of member paths or asset ids")
-    status, dup = call("dedup", "GET", f"/duplicates/{dup_id}")
+    status, dup = call("dedup", "GET", f"/duplicates/{_segment(dup_id)}")
     if status != 200:
         return _error_body(status, dup)
     local = current_app.config["SETTINGS"].local_mode
@@ -305,17 +318,20 @@ def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[in
             return err.status_code, err.get_json()
         if resp.status_code not in (200, 204):
             return _immich_refusal(resp)  # e.g. an API key without asset.delete
-    status, recorded = call(
-        "dedup",
-        "POST",
-        f"/duplicates/{dup_id}/resolution",
-        json={"keep": [k["path"] for k in result["keep"]], "action": action},
-    )
+    try:
+        status, recorded = call(
+            "dedup",
+            "POST",
+            f"/duplicates/{_segment(dup_id)}/resolution",
+            json={"keep": [k["path"] for k in result["keep"]], "action": action},
+        )
+    except ServiceError as exc:
+        status, recorded = exc.status, {"error": exc.message}
     if status >= 300:
         msg = (recorded or {}).get("error") if isinstance(recorded, dict) else None
+        done = "trashed in Immich (restorable)" if trash_ids else "nothing was moved"
         return 502, {
-            "message": f"trashed in Immich (restorable) but the decision was not "
-            f"recorded: {msg or status}",
+            "message": f"{done} but the decision was not recorded: {msg or status}",
             "statusCode": 502,
             **result,
         }
@@ -324,12 +340,21 @@ def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[in
     return 200, result
 
 
+def _dry_run(body: dict[str, Any]) -> bool:
+    value = body.get("dryRun", False)
+    if not isinstance(value, bool):
+        raise BadRequest(400, "dryRun must be true or false")
+    return value
+
+
 @bp.post("/duplicates/<dup_id>/resolve")
-@require_user
+@require_user("duplicate.delete")
 def resolve_duplicate(dup_id: str) -> Response:
     body = json_body()
+    # A misspelt "dryRun" must not turn a dry run into a real one.
+    _unknown_fields(body, {"keep", "action", "dryRun"})
     status, result = _resolve_one(
-        dup_id, body.get("keep", []), body.get("action", "trash"), bool(body.get("dryRun", False))
+        dup_id, body.get("keep", []), body.get("action", "trash"), _dry_run(body)
     )
     resp = jsonify(result)
     resp.status_code = status
@@ -337,7 +362,7 @@ def resolve_duplicate(dup_id: str) -> Response:
 
 
 @bp.post("/duplicates/resolve")
-@require_user
+@require_user("duplicate.delete")
 def resolve_bulk() -> Response:
     body = json_body()
     items = body.get("groups")
@@ -345,11 +370,22 @@ def resolve_bulk() -> Response:
         raise BadRequest(400, "groups must be a non-empty list of {id, keep, action}")
     if len(items) > current_app.config["MAX_BULK_GROUPS"]:
         raise BadRequest(413, f"at most {current_app.config['MAX_BULK_GROUPS']} groups per call")
-    dry_run = bool(body.get("dryRun", False))
+    _unknown_fields(body, {"groups", "dryRun"})
+    dry_run = _dry_run(body)
     results = []
     for item in items:
         if not isinstance(item, dict):
             results.append({"status": 400, "message": "each group must be an object"})
+            continue
+        extra = sorted(set(item) - {"id", "keep", "action"})
+        if extra:
+            results.append(
+                {
+                    "id": item.get("id"),
+                    "status": 400,
+                    "message": f"unknown fields: {', '.join(extra)}",
+                }
+            )
             continue
         try:
             status, result = _resolve_one(
@@ -365,13 +401,13 @@ def resolve_bulk() -> Response:
 
 
 @bp.delete("/duplicates/<dup_id>/resolution")
-@require_user
+@require_user("duplicate.delete")
 def undo_resolution(dup_id: str) -> Response:
     """Undo a decision: the files it sent to Immich's trash come back from there (with
     the caller's own credentials) and the group is open again. ``?dryRun=true`` only
     says what would happen."""
     dry_run = request.args.get("dryRun", "").lower() in ("1", "true", "yes")
-    quoted = quote(dup_id, safe="")
+    quoted = _segment(dup_id)
     status, dup = call("dedup", "GET", f"/duplicates/{quoted}")
     if status != 200:
         return jsonify(_error_body(status, dup)[1]), status
@@ -419,7 +455,12 @@ def undo_resolution(dup_id: str) -> Response:
             return jsonify(body), status
         body = resp.json() if resp.content else {}
         result["restored"] = body.get("count") if isinstance(body, dict) else None
-    status, after = call("dedup", "DELETE", f"/duplicates/{quoted}/resolution")
+    try:
+        status, after = call("dedup", "DELETE", f"/duplicates/{quoted}/resolution")
+    except ServiceError as exc:
+        if result["restored"] is None:
+            raise
+        status, after = exc.status, {"error": exc.message}
     if status != 200:
         msg = after.get("error") if isinstance(after, dict) else None
         if result["restored"] is None:
@@ -450,7 +491,7 @@ def _service_arg(value: Any) -> tuple[str, ...]:
 
 
 @bp.post("/jobs")
-@require_user
+@require_user("job.create")
 def start_scan() -> Response:
     body = json_body()
     scan: dict[str, Any] = {}
@@ -476,7 +517,7 @@ def start_scan() -> Response:
 
 
 @bp.get("/jobs")
-@require_user
+@require_user("job.read")
 def list_jobs() -> Response:
     params = _page_args(("state", "page", "size"))
     items = []
@@ -489,12 +530,22 @@ def list_jobs() -> Response:
     return jsonify({"items": items})
 
 
-@bp.route("/jobs/<service>/<job_id>", methods=["GET", "DELETE"])
-@require_user
+@bp.get("/jobs/<service>/<job_id>")
+@require_user("job.read")
 def job(service: str, job_id: str) -> Response:
+    return _job_call(service, job_id)
+
+
+@bp.delete("/jobs/<service>/<job_id>")
+@require_user("job.create")  # Immich's permission for starting and stopping its own jobs
+def cancel_job(service: str, job_id: str) -> Response:
+    return _job_call(service, job_id)
+
+
+def _job_call(service: str, job_id: str) -> Response:
     if service not in SERVICES:
         raise BadRequest(404, "no such service")
-    status, body = call(service, request.method, f"/jobs/{job_id}")
+    status, body = call(service, request.method, f"/jobs/{_segment(job_id)}")
     if status >= 400:
         return jsonify(_error_body(status, body)[1]), status
     return jsonify({"service": service, **body}), status
@@ -504,12 +555,12 @@ def job(service: str, job_id: str) -> Response:
 
 
 @bp.get("/thumbnail")
-@require_user
+@require_user("asset.view")
 def thumbnail() -> Response:
     settings = current_app.config["SETTINGS"]
     path = request.args.get("path", "")
     size = request.args.get("size", str(current_app.config["THUMB_SIZE"]))
-    if not size.isdigit() or not 16 <= int(size) <= 2048:
+    if not _WHOLE.fullmatch(size) or not 16 <= int(size) <= 2048:
         raise BadRequest(400, "size must be a whole number between 16 and 2048")
     try:
         real = confine(path, settings.library_roots)

@@ -262,17 +262,21 @@ def create_app(state: FakeState | None = None) -> Flask:
         h, q = request.headers, request.args
         share_key = h.get("x-immich-share-key") or q.get("key")
         share_slug = h.get("x-immich-share-slug") or q.get("slug")
-        bearer = h.get("Authorization", "")
+        # getBearerToken: authorization.split(' ', 2), the second piece if the first is
+        # "bearer" in any case ("Bearer  x" gives an empty token, so the cookie is next).
+        kind, _, rest = h.get("Authorization", "").partition(" ")
+        bearer = rest.split(" ", 1)[0] if kind.lower() == "bearer" else None
         session = (
             h.get("x-immich-user-token")
             or h.get("x-immich-session-token")
             or q.get("sessionKey")
-            or (bearer[7:] if bearer.lower().startswith("bearer ") else None)
+            or bearer
             or request.cookies.get(COOKIE_TOKEN)
         )
         api_key = h.get("x-api-key") or q.get("apiKey")
         g.shared_assets = None
         g.session_token = None
+        g.api_key = None
         if share_key:
             link = state.shared_links.get(share_key)
             if not link:
@@ -293,10 +297,11 @@ def create_app(state: FakeState | None = None) -> Flask:
             if not entry:
                 return _error(401, "Invalid API key")
             uid, perms = entry
-            needed = spec.permission(method, spec_path) or "all"
-            if "all" not in perms and needed not in perms:
+            needed = spec.permission(method, spec_path)
+            needed = "all" if needed is None else needed
+            if needed is not False and "all" not in perms and needed not in perms:
                 return _error(403, f"Missing required permission: {needed}")
-            g.user = state.users[uid]
+            g.user, g.api_key = state.users[uid], api_key
         else:
             return _error(401, "Authentication required")
         if spec.admin_only(method, spec_path) and not g.user["isAdmin"]:
@@ -407,6 +412,22 @@ def create_app(state: FakeState | None = None) -> Flask:
     @route("/auth/validateToken", "/auth/validateToken", ["POST"])
     def validate_token():
         return jsonify({"authStatus": True})
+
+    @route("/api-keys/me", "/api-keys/me", ["GET"])
+    def my_api_key():
+        if not g.api_key:  # ApiKeyService.getMine
+            return _error(403, "Not authenticated with an API Key")
+        _, perms = state.api_keys[g.api_key]
+        key_id = str(uuid.UUID(bytes=hashlib.sha256(g.api_key.encode()).digest()[:16], version=4))
+        return jsonify(
+            {
+                "id": key_id,
+                "name": "fake key",
+                "createdAt": "2024-01-01T00:00:00.000Z",
+                "updatedAt": "2024-01-01T00:00:00.000Z",
+                "permissions": sorted(perms),
+            }
+        )
 
     @route("/users/me", "/users/me", ["GET"])
     def users_me():

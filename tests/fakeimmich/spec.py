@@ -39,7 +39,16 @@ def operation(method: str, path: str) -> dict[str, Any]:
     return ops[method]
 
 
-def permission(method: str, path: str) -> str | None:
+# Routes declared ``@Authenticated({ permission: false })`` in Immich's controllers: any
+# API key may call them. The spec cannot say so (it shows no permission, which otherwise
+# means ``all``), so they are listed here (NOTES.md §1; api-key.controller.ts getMyApiKey).
+NO_PERMISSION = frozenset({("post", "/auth/validateToken"), ("get", "/api-keys/me")})
+
+
+def permission(method: str, path: str) -> str | None | bool:
+    """The permission an API key needs: a name, None (``all``) or False (none)."""
+    if (method.lower(), path) in NO_PERMISSION:
+        return False
     return operation(method, path).get("x-immich-permission")
 
 

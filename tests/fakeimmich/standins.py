@@ -27,6 +27,7 @@ class ServiceState:
     calls: Counter = field(default_factory=Counter)
     lookup_batches: list[int] = field(default_factory=list)
     auth_seen: list[str] = field(default_factory=list)
+    fail_decisions: bool = False  # recording a resolution answers 500, as a crashed API
 
     def add_file(
         self, path: str, sha1: str | None = None, size: int = 1000, kind: str = "image"
@@ -234,6 +235,8 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
             body = request.get_json()
             if body.get("action") not in ("trash", "not_duplicate"):
                 return _err(400, "bad action")
+            if state.fail_decisions:
+                return "Internal Server Error", 500
             state.resolutions.append((did, body))
             dup["status"] = "resolved" if body["action"] == "trash" else "dismissed"
             return jsonify(dup)

@@ -16,6 +16,7 @@ from gateway.server import bind_address
 from tests.fakeimmich import ThreadedServer
 from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
 from tests.fakeimmich.fixtures import SERVICE_TOKEN
+from tests.fakeimmich.spec import load_spec
 
 FILL = {
     "asset_id": "3f1c2b4a-5d6e-4f70-8a9b-0c1d2e3f4a5b",
@@ -78,6 +79,58 @@ def test_every_twinlens_route_requires_immich_auth(
                 assert r.json() == direct.json(), (label, method, url)
     assert sum(grouping_state.calls.values()) == 0
     assert sum(dedup_state.calls.values()) == 0
+
+
+def test_api_key_permissions_hold_on_twinlens_routes(
+    gateway, gateway_app, immich, alice, grouping_state, dedup_state
+):
+    # Given every Twinlens route and the permission it names
+    names = set(load_spec()["components"]["schemas"]["Permission"]["enum"])
+    routes = [
+        (endpoint, method, url)
+        for endpoint, method, url in gateway_routes(gateway_app)
+        if endpoint.startswith("twinlens.") and method not in ("HEAD", "OPTIONS")
+    ]
+    bare = immich.state.add_api_key(alice.user["id"], ["user.read"])
+    for endpoint, method, url in routes:
+        permission = gateway_app.view_functions[endpoint].permission
+        assert permission in names, endpoint  # one of Immich's own permissions
+        if permission == "user.read":
+            continue
+        # When a key without it calls the route, Then Immich's refusal, and no service call
+        before = sum(grouping_state.calls.values()) + sum(dedup_state.calls.values())
+        r = requests.request(method, gateway.url + url, json={}, headers={"x-api-key": bare})
+        assert (r.status_code, r.json()["message"]) == (
+            403,
+            f"Missing required permission: {permission}",
+        ), (method, url)
+        assert sum(grouping_state.calls.values()) + sum(dedup_state.calls.values()) == before
+        # When a key with just that permission calls it, Then it gets past the check
+        key = immich.state.add_api_key(alice.user["id"], ["user.read", permission])
+        r = requests.request(method, gateway.url + url, json={}, headers={"x-api-key": key})
+        assert r.status_code != 403, (method, url, r.text)
+
+
+def test_bearer_token_is_read_as_immich_reads_it(gateway, immich, alice):
+    # Immich splits Authorization on single spaces and takes the second piece: with two
+    # spaces the token is empty and the cookie decides.
+    cookie = {"immich_access_token": alice.token}
+    cases = [
+        ({"Authorization": "Bearer  forged"}, cookie),
+        ({"Authorization": "Bearer  forged"}, {}),
+        ({"Authorization": "bearer " + alice.token}, {}),
+        ({"Authorization": f"Bearer {alice.token} trailing"}, {}),
+        ({"Authorization": "Bearer"}, cookie),
+        ({"Authorization": "Basic abc"}, cookie),
+    ]
+    for headers, cookies in cases:
+        direct = requests.get(immich.url + "/api/users/me", headers=headers, cookies=cookies)
+        via = requests.get(gateway.url + "/api/twinlens/me", headers=headers, cookies=cookies)
+        assert via.status_code == direct.status_code, (headers, cookies)
+        if direct.status_code == 200:
+            assert via.json()["user"]["id"] == direct.json()["id"]
+        else:
+            assert via.json() == direct.json()
 
 
 def test_proxied_and_enriched_routes_answer_exactly_like_immich(
@@ -188,6 +241,31 @@ def test_oversized_and_malformed_bodies(gateway, alice, gateway_app):
         gateway.url + "/api/twinlens/duplicates/resolve", json={"groups": "x"}, headers=alice.bearer
     )
     assert r.status_code == 400
+    # Nested past Python's recursion limit: a reason, not a crash.
+    deep = b'{"keep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    r = requests.post(url, data=deep, headers=alice.bearer)
+    assert r.status_code == 400 and "nested" in r.json()["message"]
+    # Digits str.isdigit() takes and int() refuses.
+    for where, params in (
+        ("thumbnail", {"path": "/x", "size": "\u00b2"}),
+        ("groups", {"size": "\u00b2"}),
+    ):
+        r = requests.get(f"{gateway.url}/api/twinlens/{where}", params=params, headers=alice.bearer)
+        assert r.status_code == 400, (where, r.text)
+    # A misspelt or non-boolean dryRun must not make a real run.
+    for body in ({"keep": ["x"], "dry_run": True}, {"keep": ["x"], "dryRun": "false"}):
+        r = requests.post(url, json=body, headers=alice.bearer)
+        assert r.status_code == 400, body
+    r = requests.post(
+        gateway.url + "/api/twinlens/duplicates/resolve",
+        json={"groups": [{"id": "d1", "keep": ["x"]}], "dryrun": True},
+        headers=alice.bearer,
+    )
+    assert r.status_code == 400 and "dryrun" in r.json()["message"]
+    r = requests.post(
+        gateway.url + "/api/twinlens/groups/g1/split", json={"paths": []}, headers=alice.bearer
+    )
+    assert r.status_code == 400 and "empty" in r.json()["message"]
 
 
 def test_local_mode_needs_no_login_serves_only_twinlens_and_binds_loopback(

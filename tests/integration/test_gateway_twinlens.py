@@ -150,12 +150,19 @@ def test_resolve_refusals(gateway, immich, alice, world, dedup_state):
         url, json={"keep": [world["c"]["id"]], "action": "burn"}, headers=alice.bearer
     )
     assert r.status_code == 400
-    no_delete = immich.state.add_api_key(alice.user["id"], ["user.read", "asset.upload"])
+    # A key that may decide duplicates but not delete assets: Immich's own refusal.
+    no_delete = immich.state.add_api_key(alice.user["id"], ["user.read", "duplicate.delete"])
     r = requests.post(url, json={"keep": [world["c"]["id"]]}, headers={"x-api-key": no_delete})
     assert (r.status_code, r.json()) == (
         403,
         {"message": "Missing required permission: asset.delete"},
     )
+    # A key that may not decide duplicates: the gateway's refusal, in Immich's words.
+    no_decide = immich.state.add_api_key(alice.user["id"], ["user.read", "asset.delete"])
+    for body in ({"keep": [world["c"]["id"]]}, {"keep": [], "action": "not_duplicate"}):
+        r = requests.post(url, json=body, headers={"x-api-key": no_decide})
+        assert r.status_code == 403, r.text
+        assert r.json()["message"] == "Missing required permission: duplicate.delete"
     assert dedup_state.resolutions == [] and not immich.state.assets[world["d"]["id"]]["isTrashed"]
     r = requests.post(
         f"{gateway.url}/api/twinlens/duplicates/nope/resolve",
@@ -163,6 +170,58 @@ def test_resolve_refusals(gateway, immich, alice, world, dedup_state):
         headers=alice.bearer,
     )
     assert r.status_code == 404
+
+
+def test_odd_ids_stay_one_segment_and_move_nothing(gateway, immich, alice, world, dedup_state):
+    # Given ids that would steer the service call if pasted into its URL as they are
+    dup = world["dup2"]["id"]
+    keep = {"keep": [world["c"]["id"]]}
+    for odd in (dup + "%23", dup + "%3Fx=1", dup + "%2F..%2Fresolution"):
+        # When they are resolved, singly and in bulk
+        r = requests.post(
+            f"{gateway.url}/api/twinlens/duplicates/{odd}/resolve", json=keep, headers=alice.bearer
+        )
+        # Then the service is asked about that exact (unknown) id: 404, nothing trashed
+        assert r.status_code == 404, (odd, r.text)
+        plain = requests.utils.unquote(odd)
+        r = requests.post(
+            f"{gateway.url}/api/twinlens/duplicates/resolve",
+            json={"groups": [{"id": plain, **keep}]},
+            headers=alice.bearer,
+        )
+        # (an encoded "/" finds no route of the stand-in, whose 404 is not JSON: 502)
+        assert r.json()["results"][0]["status"] in (404, 502), (plain, r.text)
+    for dots in ("..", "."):
+        r = requests.post(
+            gateway.url + "/api/twinlens/duplicates/resolve",
+            json={"groups": [{"id": dots, **keep}]},
+            headers=alice.bearer,
+        )
+        assert r.json()["results"][0]["status"] == 404, dots
+    assert dedup_state.resolutions == [] and not immich.state.assets[world["d"]["id"]]["isTrashed"]
+
+
+def test_trashed_but_not_recorded_says_what_was_trashed(gateway, immich, alice, world, dedup_state):
+    # Given a dedup API that fails when the decision is recorded
+    dedup_state.fail_decisions = True
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
+    # When a group is resolved
+    r = requests.post(url, json={"keep": [world["c"]["id"]]}, headers=alice.bearer)
+    # Then the answer says that the file is in Immich's trash, and which one
+    assert r.status_code == 502, r.text
+    body = r.json()
+    assert "trashed in Immich" in body["message"] and "not recorded" in body["message"]
+    assert [t["assetId"] for t in body["trash"]] == [world["d"]["id"]]
+    assert immich.state.assets[world["d"]["id"]]["isTrashed"]
+    # And the bulk form reports the same for that group
+    immich.state.assets[world["d"]["id"]]["isTrashed"] = False
+    r = requests.post(
+        gateway.url + "/api/twinlens/duplicates/resolve",
+        json={"groups": [{"id": world["dup2"]["id"], "keep": [world["c"]["id"]]}]},
+        headers=alice.bearer,
+    )
+    result = r.json()["results"][0]
+    assert result["status"] == 502 and [t["assetId"] for t in result["trash"]] == [world["d"]["id"]]
 
 
 def test_bulk_resolution_reports_each_group(gateway, immich, alice, world, dedup_state):

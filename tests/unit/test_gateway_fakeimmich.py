@@ -110,6 +110,13 @@ def test_answers_match_the_spec(immich, alice, seeded, registry_root):
         "/trash/restore/assets",
         requests.post(base + "/trash/restore/assets", json={"ids": [a2["id"]]}, headers=h),
     )
+    limited = immich.state.add_api_key(alice.user["id"], ["user.read", "stack.read"])
+    check(
+        registry_root,
+        "get",
+        "/api-keys/me",
+        requests.get(base + "/api-keys/me", headers={"x-api-key": limited}),
+    )
     check(registry_root, "get", "/server/ping", requests.get(base + "/server/ping"))
     check(
         registry_root,
@@ -155,6 +162,18 @@ def test_auth_answers_as_notes_say(immich, alice):
     # The session token wins over a bad API key (Immich's validate() order).
     r = requests.get(base + "/users/me", headers={**alice.bearer, "x-api-key": "nope"})
     assert r.status_code == 200
+    # getBearerToken splits on single spaces: "Bearer  x" has an empty token.
+    r = requests.get(base + "/users/me", headers={"Authorization": "Bearer  " + alice.token})
+    assert (r.status_code, r.json()) == (401, {"message": "Authentication required"})
+    r = requests.get(base + "/users/me", headers={"Authorization": "bearer " + alice.token})
+    assert r.status_code == 200
+    # Routes with permission: false (NOTES §1): any key, even one without user.read.
+    r = requests.get(base + "/api-keys/me", headers={"x-api-key": limited})
+    assert r.status_code == 200 and r.json()["permissions"] == ["asset.read"]
+    r = requests.post(base + "/auth/validateToken", headers={"x-api-key": limited})
+    assert r.status_code == 200
+    r = requests.get(base + "/api-keys/me", headers=alice.bearer)
+    assert (r.status_code, r.json()) == (403, {"message": "Not authenticated with an API Key"})
 
 
 def test_original_supports_range(immich, alice):
