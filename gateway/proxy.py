@@ -23,6 +23,7 @@ import socket
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import requests
 from flask import Blueprint, Flask, Response, current_app, g, request
@@ -68,6 +69,9 @@ _RELAY_SKIP = HOP_BY_HOP | frozenset(_REGENERATED)
 _CONDITIONAL = ("if-none-match", "if-modified-since")
 # Immich's asset ids; /api/assets/statistics, /random, ... are not assets and pass through.
 _ASSETS = "/api/assets/"
+# RFC 3986 pchar and "/": what a path may hold unencoded (quote() keeps A-Z a-z 0-9 -._~).
+_PATH_SAFE = "/:@!$&'()*+,;="
+_PLAIN_PATH = re.compile(r"[A-Za-z0-9\-._~!$&'()*+,;=:@/]*")
 _ASSET_ID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 
 
@@ -108,17 +112,30 @@ def _forwarded_host(environ: dict[str, Any]) -> str:
     return host
 
 
-def forward(
-    app: Flask, environ: dict[str, Any], path: str, drop: tuple[str, ...] = ()
-) -> RawResponse:
-    """Send the client's request to Immich's /api/<path>; the answer's body is not read.
+def wire_path(environ: dict[str, Any]) -> str:
+    """The request's path as the client sent it. Servers hand PATH_INFO over decoded, so
+    sending it on as it is would make "%3F" a query, "%23" cut the path and "%FF" a
+    different byte. gunicorn keeps the original (RAW_URI); otherwise PATH_INFO's bytes
+    are percent-encoded again, which only loses the difference between "%2F" and "/"."""
+    path = environ.get("PATH_INFO", "")
+    raw = environ.get("RAW_URI")
+    if raw and raw.startswith("/") and not environ.get("SCRIPT_NAME"):
+        return raw.split("?", 1)[0]
+    if _PLAIN_PATH.fullmatch(path):
+        return path
+    return quote(path.encode("latin-1"), safe=_PATH_SAFE)
+
+
+def forward(app: Flask, environ: dict[str, Any], drop: tuple[str, ...] = ()) -> RawResponse:
+    """Send the client's request to Immich (same path, same query); the answer's body is
+    not read.
 
     Raises UpstreamFailed when Immich cannot be reached or is too slow.
     """
     cfg = app.config
     pool: Pool = app.extensions[POOL_KEY]
     method = environ.get("REQUEST_METHOD", "GET").upper()
-    tail = "/api/" + path
+    tail = wire_path(environ)
     qs = environ.get("QUERY_STRING", "")
     if qs:
         tail += "?" + qs  # WSGI strings are latin-1 views of the bytes on the wire
@@ -156,7 +173,7 @@ def forward(
             cfg["UPSTREAM_READ_TIMEOUT"],
         )
     except UpstreamError as exc:
-        log.warning("upstream %s /api/%s failed: %s", method, path, exc)
+        log.warning("upstream %s %s failed: %s", method, wire_path(environ), exc)
         raise UpstreamFailed(exc) from None
 
 
@@ -327,13 +344,13 @@ class FastPath:
                 return self.asset_info(environ, start_response, args["asset_id"])
             if endpoint != "proxy.proxy":
                 return self.flask_wsgi(environ, start_response)
-            return self.passthrough(environ, start_response, args.get("path", ""))
-        return self.passthrough(environ, start_response, path[5:])
+            return self.passthrough(environ, start_response)
+        return self.passthrough(environ, start_response)
 
-    def passthrough(self, environ: dict[str, Any], start_response: Any, path: str) -> Any:
+    def passthrough(self, environ: dict[str, Any], start_response: Any) -> Any:
         app = self.app
         try:
-            resp = forward(app, environ, path)
+            resp = forward(app, environ)
         except UpstreamFailed as exc:
             with app.app_context():
                 return json_error(exc.status, exc.message)(environ, start_response)
@@ -345,9 +362,9 @@ class FastPath:
         app = self.app
         path = "assets/" + asset_id
         if not _ASSET_ID.fullmatch(asset_id):
-            return self.passthrough(environ, start_response, path)
+            return self.passthrough(environ, start_response)
         try:
-            resp = forward(app, environ, path, drop=_CONDITIONAL)
+            resp = forward(app, environ, drop=_CONDITIONAL)
         except UpstreamFailed as exc:
             with app.app_context():
                 return json_error(exc.status, exc.message)(environ, start_response)
@@ -357,7 +374,7 @@ class FastPath:
             headers, body = enriched_answer(resp, path, _asset_transform, auth.EnvironView(environ))
         headers.append(("Content-Length", str(len(body))))
         start_response(_status_line(200), headers)
-        return (body,)
+        return [body]
 
     def relay(self, environ: dict[str, Any], start_response: Any, resp: RawResponse) -> Any:
         """Immich's answer to the client as it came (headers, then the streamed body)."""
@@ -371,20 +388,22 @@ class FastPath:
         start_response(_status_line(status), headers)
         if environ.get("REQUEST_METHOD") == "HEAD":
             resp.close()  # nothing to read: a no-op that keeps the connection
-            return ()
+            return []
         whole = resp.whole_body()
         if whole is not None:
-            return (whole,)  # most JSON answers: no iteration, connection already back
+            # Most JSON answers: connection already back. A list, which granian sends in
+            # one piece (an iterable it pulls from through its iterator wrapper).
+            return [whole]
         spliced = _spliceable(environ, start_response, resp, app.extensions[POOL_KEY], chunk)
         if spliced is not None:
             return SplicedBody(resp, chunk, *spliced)
         return Body(resp, chunk)
 
 
-def _send(path: str, *, drop: tuple[str, ...] = ()) -> RawResponse | Response:
+def _send(*, drop: tuple[str, ...] = ()) -> RawResponse | Response:
     """Start the upstream request for the current Flask request; the body is not read yet."""
     try:
-        return forward(current_app._get_current_object(), request.environ, path, drop)  # type: ignore[attr-defined]
+        return forward(current_app._get_current_object(), request.environ, drop)  # type: ignore[attr-defined]
     except UpstreamFailed as exc:
         return json_error(exc.status, exc.message)
 
@@ -394,8 +413,8 @@ def _streamed(resp: RawResponse) -> Response:
     return _werkzeug_response(resp, headers, current_app.config["STREAM_CHUNK"])
 
 
-def passthrough(path: str) -> Response:
-    resp = _send(path)
+def passthrough() -> Response:
+    resp = _send()
     if isinstance(resp, Response):
         return resp
     return _streamed(resp)
@@ -404,7 +423,7 @@ def passthrough(path: str) -> Response:
 @bp.route("/api/", defaults={"path": ""}, methods=METHODS, provide_automatic_options=False)
 @bp.route("/api/<path:path>", methods=METHODS, provide_automatic_options=False)
 def proxy(path: str) -> Response:
-    return passthrough(path)
+    return passthrough()
 
 
 # --- enriched routes --------------------------------------------------------------------
@@ -445,13 +464,16 @@ def enriched_answer(
     except (ServiceError, LookupError, ValueError, requests.RequestException, RedisError) as exc:
         log.warning("enrichment of /api/%s skipped: %s", path, exc)
         body, state = raw, "unavailable"
+    except Exception:  # noqa: BLE001 - a Twinlens bug must not cost the client Immich's answer
+        log.exception("enrichment of /api/%s failed", path)
+        body, state = raw, "unavailable"
     headers.append(("X-Twinlens-Enrichment", state))
     return headers, body
 
 
 def _enriched(path: str, transform) -> Response:
     """Proxy, and when Immich answers 200 JSON and the caller is known, add Twinlens data."""
-    resp = _send(path, drop=_CONDITIONAL)
+    resp = _send(drop=_CONDITIONAL)
     if isinstance(resp, Response):
         return resp
     if not _enrichable(resp):
@@ -476,7 +498,7 @@ def asset_info(asset_id: str) -> Response:
     # GET is answered by FastPath.asset_info; this route is what the router matches
     # (and what answers HEAD, or GET if the app is mounted without FastPath).
     if request.method == "HEAD" or not _ASSET_ID.fullmatch(asset_id):
-        return passthrough(f"assets/{asset_id}")
+        return passthrough()
     return _enriched(f"assets/{asset_id}", _asset_transform)
 
 
@@ -493,7 +515,7 @@ def search_metadata() -> Response:
 @bp.route("/api/duplicates", methods=["GET"], provide_automatic_options=False)
 def duplicates() -> Response:
     if request.method == "HEAD":
-        return passthrough("duplicates")
+        return passthrough()
 
     def transform(data: Any, _raw: bytes) -> None:
         assets = [a for grp in data or [] for a in grp.get("assets") or []]
@@ -506,7 +528,7 @@ def duplicates() -> Response:
 @bp.route("/api/timeline/bucket", methods=["GET"], provide_automatic_options=False)
 def timeline_bucket() -> Response:
     if request.method == "HEAD":
-        return passthrough("timeline/bucket")
+        return passthrough()
     time_bucket = request.args.get("timeBucket", "")
 
     def transform(data: Any, raw: bytes) -> bytes | None:
@@ -573,14 +595,15 @@ def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
     found: dict[str, dict] = {}
     try:
         start = date.fromisoformat(time_bucket[:10])
-    except ValueError:
+        # Immich buckets by local time; a day of margin covers every time zone.
+        end = (start.replace(day=28) + timedelta(days=4)).replace(day=1) + timedelta(days=1)
+        start -= timedelta(days=1)
+    except (ValueError, OverflowError):  # not a date, or year 1 / 9999 (bogus EXIF dates)
         start = None
     if start is not None:
-        # Immich buckets by local time; a day of margin covers every time zone.
-        end = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
         body = {
-            "takenAfter": f"{start - timedelta(days=1)}T00:00:00.000Z",
-            "takenBefore": f"{end + timedelta(days=1)}T00:00:00.000Z",
+            "takenAfter": f"{start}T00:00:00.000Z",
+            "takenBefore": f"{end}T00:00:00.000Z",
             "size": 1000,
             "withDeleted": True,
             "page": 1,

@@ -266,3 +266,27 @@ def test_redis_cache_and_version_counter(immich, alice, world, gateway_settings,
         assert keys and not any(alice.token in k or alice.api_key in k for k in keys)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("bucket", ["9999-12-01"])
+def test_timeline_at_the_ends_of_the_calendar(gateway, immich, alice, library, bucket):
+    # Given photos whose EXIF date is absurd (cameras with a reset clock write such dates)
+    from datetime import UTC, datetime
+
+    taken = datetime.fromisoformat(bucket).replace(day=15, tzinfo=UTC)
+    immich.state.add_asset(
+        alice.user["id"],
+        "/mnt/photos/odd/IMG_9.JPG",
+        content=b"9",
+        library_id=LIBRARY_ID,
+        taken=taken,
+    )
+    params = {"timeBucket": bucket}
+    # When their month of the timeline is asked for
+    via = requests.get(gateway.url + "/api/timeline/bucket", params=params, headers=alice.bearer)
+    direct = requests.get(immich.url + "/api/timeline/bucket", params=params, headers=alice.bearer)
+    # Then the client gets Immich's answer (with a Twinlens entry per asset), not an error
+    assert direct.status_code == 200 and len(direct.json()["id"]) == 1
+    assert via.status_code == 200, via.text
+    assert strip(via.json()) == direct.json()
+    assert len(via.json()["twinlens"]) == 1

@@ -5,11 +5,13 @@ path for large originals) checked on both."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,13 +32,13 @@ def _free_port() -> int:
     return port
 
 
-@pytest.fixture(params=["granian", "gunicorn"])
-def server_gateway(immich, tmp_path, request):
+@contextlib.contextmanager
+def _running_gateway(immich_url: str, tmp_path: Path, server: str):
     port = _free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
-        "TWINLENS_IMMICH_URL": immich.url,
+        "TWINLENS_IMMICH_URL": immich_url,
         "TWINLENS_CACHE_URL": "memory://",
         "TWINLENS_DATA_DIR": str(tmp_path / "data"),
         "TWINLENS_LOG_LEVEL": "INFO",
@@ -44,26 +46,60 @@ def server_gateway(immich, tmp_path, request):
     code = (
         "from gateway import serve; from core.config import load_settings; "
         f"serve(load_settings(), workers=1, threads=4, port={port}, access_log=True, "
-        f"server={request.param!r})"
+        f"server={server!r})"
     )
     log = open(tmp_path / "server.log", "w+")
     proc = subprocess.Popen(
         [sys.executable, "-c", code], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(100):
-        try:
-            requests.get(url + "/api/server/ping", timeout=1)
-            break
-        except requests.RequestException:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("gateway did not start")
-    yield url, tmp_path / "server.log", request.param, proc.pid
-    proc.terminate()
-    proc.wait(10)
-    log.close()
+    try:
+        for _ in range(100):
+            try:
+                requests.get(url + "/api/", timeout=1)
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        else:
+            pytest.fail("gateway did not start")
+        yield url, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        log.close()
+
+
+@pytest.fixture(params=["granian", "gunicorn"])
+def server_gateway(immich, tmp_path, request):
+    with _running_gateway(immich.url, tmp_path, request.param) as (url, pid):
+        yield url, tmp_path / "server.log", request.param, pid
+
+
+class _RecordingUpstream:
+    """An HTTP server that records each request line and answers 200 {} (what Immich is
+    sent, byte for byte, which a WSGI app in the fake's place would see decoded)."""
+
+    def __init__(self) -> None:
+        self.lines: list[bytes] = []
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+
+    def _talk(self, conn: socket.socket) -> None:
+        with conn, conn.makefile("rb") as f:
+            while line := f.readline():
+                self.lines.append(line.rstrip(b"\r\n"))
+                while f.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # headers; these requests have no body
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
 
 
 def test_large_original_streams_exactly_and_the_pool_survives_aborts(
@@ -169,3 +205,25 @@ def test_access_log_has_the_path_but_never_query_credentials(server_gateway, ali
     text = log_path.read_text()
     assert "/api/server/ping" in text and "/api/users/me" in text  # access lines are written
     assert secret not in text and alice.bearer["Authorization"].split()[1] not in text
+
+
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_encoded_paths_reach_immich_as_sent(server, tmp_path):
+    # Given a gateway in front of an upstream that records request lines
+    upstream = _RecordingUpstream()
+    with _running_gateway(upstream.url, tmp_path, server) as (url, _):
+        upstream.lines.clear()  # the start-up probe
+        for path in (
+            "/api/assets/abc%3Fx=1",  # an encoded "?" stays in the path
+            "/api/foo%23bar",  # an encoded "#" does not cut it
+            "/api/foo%FF",  # a byte that is not UTF-8 stays that byte
+            "/api/foo%2541",  # "%25" stays "%25"
+            "/api/caf%C3%A9/x",
+            "/api/view/folder?path=%2Fphotos%2F2024&x=%FF",
+        ):
+            # When a client sends it
+            with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as c:
+                c.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                assert c.recv(65536).startswith(b"HTTP/1.1 200")
+            # Then Immich is asked for the same resource, in the same encoding
+            assert upstream.lines[-1] == f"GET {path} HTTP/1.1".encode(), path
