@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/bench_gateway.py [--duration 10] [--rounds 3] [--big-mb 1024]
                                             [--workers 2] [--threads 8] [--gateway-threads N]
+                                            [--server granian|gunicorn]
+                                            [--fake-server gunicorn|granian]
 
-Starts the fake Immich (python -m tests.fakeimmich) and the gateway, both under gunicorn
-with the same worker/thread counts, plus stand-in grouping/dedup services seeded with a
+Starts the fake Immich (python -m tests.fakeimmich, gunicorn gthread by default) and the
+gateway (granian by default) with the same worker/thread counts, plus stand-in grouping/dedup services seeded with a
 RAW+JPEG group for every pair of the 2,000 timeline assets. Prints:
   1. wrk -c32 on /api/server/ping and GET /api/assets/{id}: req/s and p99, direct vs gateway
      (``--rounds`` back-to-back direct/gateway pairs; medians and the ratio of the medians),
@@ -189,7 +191,13 @@ def main() -> None:
         "--server",
         default="granian",
         choices=["granian", "gunicorn"],
-        help="the gateway's HTTP server (the fake Immich always runs under gunicorn)",
+        help="the gateway's HTTP server",
+    )
+    ap.add_argument(
+        "--fake-server",
+        default="gunicorn",
+        choices=["gunicorn", "granian"],
+        help="the fake Immich's HTTP server (the baseline: a cheaper fake lowers the ratios)",
     )
     ap.add_argument("--only", default="ping,asset,stream,timeline")
     ap.add_argument("--assets", type=int, default=2000)
@@ -226,6 +234,7 @@ def main() -> None:
         "FAKE_PORT": str(fake_port),
         "FAKE_WORKERS": str(args.workers),
         "FAKE_THREADS": str(args.threads),
+        "FAKE_SERVER": args.fake_server,
         "FAKE_ASSETS": str(args.assets),
         "FAKE_BIG_FILE": str(big),
         "FAKE_API_KEY": API_KEY,
@@ -271,7 +280,7 @@ def main() -> None:
             bump_data_version(args.cache_url)  # start from a cold, fresh version
         asset = bench_asset_id(2)
         print(
-            f"# machine: {os.cpu_count()} cores; fake Immich: gunicorn gthread {args.workers} workers x "
+            f"# machine: {os.cpu_count()} cores; fake Immich: {args.fake_server} {args.workers} workers x "
             f"{args.threads} threads; gateway: {args.server}, {args.workers} workers x "
             f"{gw_threads} threads; "
             f"wrk -t2 -c32 -d{args.duration}s; "

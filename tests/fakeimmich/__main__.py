@@ -1,8 +1,9 @@
-"""Run the fake Immich under gunicorn for benchmarks: ``python -m tests.fakeimmich``.
+"""Run the fake Immich for benchmarks: ``python -m tests.fakeimmich``.
 
 Seeded deterministically (same ids in every worker) from environment variables:
 FAKE_ASSETS (assets in one month bucket, default 2000), FAKE_BIG_FILE (path of a file served
-as one asset's original), FAKE_API_KEY (an `all` API key), FAKE_PORT, FAKE_WORKERS.
+as one asset's original), FAKE_API_KEY (an `all` API key), FAKE_LIBRARY_ROOT, FAKE_PORT,
+FAKE_WORKERS, FAKE_THREADS, FAKE_SERVER (gunicorn, the default, or granian).
 """
 
 from __future__ import annotations
@@ -49,23 +50,56 @@ def seeded_state(n_assets: int, big_file: str | None, api_key: str, library_root
     return state
 
 
+def bench_app():  # type: ignore[no-untyped-def]
+    """The seeded app, as each server worker builds it."""
+    return create_app(
+        seeded_state(
+            int(os.environ.get("FAKE_ASSETS", "2000")),
+            os.environ.get("FAKE_BIG_FILE"),
+            os.environ.get("FAKE_API_KEY", "bench-key"),
+            os.environ.get("FAKE_LIBRARY_ROOT", "/mnt/photos"),
+        )
+    )
+
+
 def main() -> None:
+    port, workers = (
+        int(os.environ.get("FAKE_PORT", "2283")),
+        int(os.environ.get("FAKE_WORKERS", "2")),
+    )
+    threads = int(os.environ.get("FAKE_THREADS", "8"))
+    if os.environ.get("FAKE_SERVER", "gunicorn") == "granian":
+        _run_granian(port, workers, threads)
+    else:
+        _run_gunicorn(port, workers, threads)
+
+
+def _run_granian(port: int, workers: int, threads: int) -> None:
+    from granian.constants import Interfaces
+    from granian.server import Server
+
+    Server(
+        "tests.fakeimmich.__main__:bench_app",
+        port=port,
+        interface=Interfaces.WSGI,
+        factory=True,
+        workers=workers,
+        blocking_threads=threads,
+        log_level="warning",
+    ).serve()
+
+
+def _run_gunicorn(port: int, workers: int, threads: int) -> None:
     from gunicorn.app.base import BaseApplication
 
-    state = seeded_state(
-        int(os.environ.get("FAKE_ASSETS", "2000")),
-        os.environ.get("FAKE_BIG_FILE"),
-        os.environ.get("FAKE_API_KEY", "bench-key"),
-        os.environ.get("FAKE_LIBRARY_ROOT", "/mnt/photos"),
-    )
-    app = create_app(state)
+    app = bench_app()
 
     class _App(BaseApplication):
         def load_config(self):
-            self.cfg.set("bind", f"127.0.0.1:{os.environ.get('FAKE_PORT', '2283')}")
-            self.cfg.set("workers", int(os.environ.get("FAKE_WORKERS", "2")))
+            self.cfg.set("bind", f"127.0.0.1:{port}")
+            self.cfg.set("workers", workers)
             self.cfg.set("worker_class", os.environ.get("FAKE_WORKER_CLASS", "gthread"))
-            self.cfg.set("threads", int(os.environ.get("FAKE_THREADS", "8")))
+            self.cfg.set("threads", threads)
             self.cfg.set("accesslog", None)
             self.cfg.set("keepalive", 30)
 
