@@ -391,8 +391,8 @@ class FastPath:
             return []
         whole = resp.whole_body()
         if whole is not None:
-            # Most JSON answers: connection already back. A list, which granian sends in
-            # one piece (an iterable it pulls from through its iterator wrapper).
+            # Most JSON answers: the connection is already back. A list: granian sends
+            # it in one call, where it pulls any other iterable item by item.
             return [whole]
         spliced = _spliceable(environ, start_response, resp, app.extensions[POOL_KEY], chunk)
         if spliced is not None:
