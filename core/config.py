@@ -115,6 +115,11 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
         "",
         "Immich server, e.g. `http://immich-server:2283`. Empty: local mode (gateway serves only Twinlens, on loopback, without login).",
     ),
+    "TWINLENS_ADMIN_ONLY": (
+        "admin_only",
+        "1",
+        "1: Twinlens's own routes under `/api/twinlens/` (all but `/me`) answer only Immich administrators, as Immich's job and library routes do, because they show and act on every file in the library roots, whoever's it is. 0: every Immich user may (one household sharing one library). Enriched Immich answers are for everyone either way.",
+    ),
     "TWINLENS_PATH_MAP": (
         "path_map",
         "",
@@ -186,6 +191,7 @@ class Settings:
     grouping_url: str = "http://127.0.0.1:8000"
     dedup_url: str = "http://127.0.0.1:8001"
     immich_url: str = ""
+    admin_only: bool = True
     path_map: tuple[tuple[str, str], ...] = ()
     phash_threshold: int = 8
     format_preference: tuple[str, ...] = ("raw", "heic", "jpeg", "png", "tiff", "webp")
@@ -272,6 +278,16 @@ def _str(env: Mapping[str, str], name: str) -> str:
     return value if value is not None and value != "" else (VARIABLES[name][1] or "")
 
 
+def _bool(env: Mapping[str, str], name: str) -> bool:
+    # Strict on purpose: a misspelt "flase" must not quietly open or close anything.
+    raw = _str(env, name).strip().lower()
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be 1 or 0 (true or false), got {raw!r}")
+
+
 def _paths(raw: str) -> tuple[Path, ...]:
     return tuple(Path(os.path.abspath(os.path.expanduser(p))) for p in raw.split(os.pathsep) if p)
 
@@ -326,6 +342,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         grouping_url=_str(env, "TWINLENS_GROUPING_URL").rstrip("/"),
         dedup_url=_str(env, "TWINLENS_DEDUP_URL").rstrip("/"),
         immich_url=_str(env, "TWINLENS_IMMICH_URL").rstrip("/"),
+        admin_only=_bool(env, "TWINLENS_ADMIN_ONLY"),
         path_map=_path_map(_str(env, "TWINLENS_PATH_MAP")),
         phash_threshold=threshold,
         format_preference=tuple(

@@ -29,7 +29,7 @@ from werkzeug.http import parse_cookie
 from werkzeug.wrappers import Request
 
 from gateway.cache import cache, digest
-from gateway.errors import json_error
+from gateway.errors import immich_refusal, json_error
 
 LOCAL_USER = {"id": "local", "email": "", "name": "local", "isAdmin": True}
 
@@ -237,9 +237,11 @@ def as_caller(method: str, path: str, **kwargs: Any) -> requests.Response:
     )
 
 
-def require_user(permission: str):
+def require_user(permission: str, admin: bool = True):
     """Twinlens routes: an Immich-authenticated user (or the local user in local mode)
-    whose API key, if one was used, holds ``permission`` (Immich's refusal otherwise)."""
+    whose API key, if one was used, holds ``permission``; with ``admin`` (and the
+    ``admin_only`` setting) an Immich administrator. Refusals are Immich's own, in
+    Immich's order: who you are, then admin, then the key's permission."""
 
     def decorate(view):
         @wraps(view)
@@ -252,13 +254,17 @@ def require_user(permission: str):
             user = whoami(creds)
             if isinstance(user, Response):
                 return user
+            if admin and settings.admin_only and not user.get("isAdmin"):
+                # Immich's answer on its admin-only routes (AuthService.authenticate).
+                return immich_refusal(403, "Forbidden")
             if not granted(user, permission):
-                return json_error(403, f"Missing required permission: {permission}")
+                return immich_refusal(403, f"Missing required permission: {permission}")
             g.user, g.creds = user, creds
             return view(*args, **kwargs)
 
         wrapper.requires_user = True  # type: ignore[attr-defined]
         wrapper.permission = permission  # type: ignore[attr-defined]
+        wrapper.admin = admin  # type: ignore[attr-defined]
         return wrapper
 
     return decorate

@@ -132,9 +132,12 @@ def _error_body(status: int, body: Any) -> tuple[int, Any]:
 
 
 @bp.get("/me")
-@require_user("user.read")
+@require_user("user.read", admin=False)
 def me() -> Response:
-    return jsonify({"user": g.user, "localMode": current_app.config["SETTINGS"].local_mode})
+    settings = current_app.config["SETTINGS"]
+    # Whether the rest of /api/twinlens/ will answer this user (the UI says why if not).
+    can_review = bool(g.user.get("isAdmin")) or not settings.admin_only
+    return jsonify({"user": g.user, "localMode": settings.local_mode, "canReview": can_review})
 
 
 # --- groups -------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 //   node drive.mjs local  BASE_URL SHOT_DIR [--scan]   local mode: review, "Not duplicates"
 //   node drive.mjs immich BASE_URL SHOT_DIR API_KEY    Immich mode: log in with a key, trash
 //   node drive.mjs immich-undo BASE_URL SHOT_DIR API_KEY DUP_ID   ... undo that decision
+//   node drive.mjs immich-user BASE_URL SHOT_DIR API_KEY   an ordinary Immich user: told why not
 //   node drive.mjs corrections BASE_URL SHOT_DIR SPLIT_PATH MERGE_A MERGE_B UNDO_ID
 //     local mode: split SPLIT_PATH off its group, merge the groups of MERGE_A and MERGE_B
 //     (in that order), undo the decision on duplicate group UNDO_ID
@@ -260,8 +261,28 @@ async function immichUndo([key, dupId]) {
   await shot("undo-trash");
 }
 
+// An ordinary (non-admin) Immich user logs in with a key: the UI says the review pages are
+// for administrators and asks for no Twinlens data.
+async function immichUser([key]) {
+  const asked = [];
+  page.on("request", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (path.startsWith("/api/twinlens/")) asked.push(path);
+  });
+  await page.goto(`${base}/#/duplicates`);
+  await page.getByRole("button", { name: "Use an API key" }).click();
+  await page.getByLabel("Immich API key").fill(key);
+  await page.getByRole("button", { name: "Save" }).click();
+  await page.getByRole("heading", { name: "For Immich administrators" }).waitFor();
+  out.notice = (await page.getByRole("alert").innerText()).replace(/\s+/g, " ");
+  out.duplicatesShown = await page.locator("li.dup, .empty").count();
+  out.asked = asked;
+  await shot("not-admin");
+}
+
 try {
   if (scenario === "local") await local(rest);
+  else if (scenario === "immich-user") await immichUser(rest);
   else if (scenario === "immich") await immich(rest);
   else if (scenario === "immich-undo") await immichUndo(rest);
   else if (scenario === "corrections") await corrections(rest);

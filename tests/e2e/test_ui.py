@@ -97,7 +97,7 @@ def immich_ui(ui_dist: Path, embedded_settings, tmp_path: Path) -> Iterator[dict
         pytest.skip(f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)")
     cfg, library, expected = _scanned(embedded_settings, tmp_path)
     immich = FakeImmichServer().start()
-    user = immich.state.add_user("alice@example.com", "secret-pw", name="Alice")
+    user = immich.state.add_user("alice@example.com", "secret-pw", name="Alice", is_admin=True)
     key = immich.state.add_api_key(user["id"], ["all"])
     assets = {}
     for p in expected["exact"] + expected["perceptual"]:
@@ -108,7 +108,16 @@ def immich_ui(ui_dist: Path, embedded_settings, tmp_path: Path) -> Iterator[dict
     stack = start(
         cfg, dist=ui_dist, immich_url=immich.url, path_map=(("/mnt/photos", str(library)),)
     )
-    yield {"stack": stack, "expected": expected, "immich": immich, "key": key, "assets": assets}
+    member = immich.state.add_user("bob@example.com", "secret-pw", name="Bob")
+    member_key = immich.state.add_api_key(member["id"], ["all"])
+    yield {
+        "stack": stack,
+        "expected": expected,
+        "immich": immich,
+        "key": key,
+        "member_key": member_key,
+        "assets": assets,
+    }
     stack.stop()
     immich.stop()
 
@@ -312,3 +321,17 @@ def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     reopened = requests.get(f"{stack.dedup_url}/duplicates/{out['target']}", timeout=10).json()
     assert reopened["status"] == "open", reopened
     assert not [c for c in undo["console"] if c.startswith("pageerror")], undo["console"]
+
+
+def test_ordinary_immich_user_is_told_review_is_for_admins(immich_ui: dict) -> None:
+    # Given bob, an Immich user who is not an administrator, with an all-powerful key
+    stack = immich_ui["stack"]
+
+    # When he opens the UI with his key
+    out = _drive("immich-user", stack.url, immich_ui["member_key"])
+
+    # Then he is told why, sees no duplicates, and the UI asked only who he is
+    assert "For Immich administrators" in out["notice"], out["notice"]
+    assert out["duplicatesShown"] == 0
+    assert set(out["asked"]) == {"/api/twinlens/me"}, out["asked"]
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]

@@ -25,7 +25,7 @@ def bench_asset_id(i: int) -> str:
 
 def seeded_state(n_assets: int, big_file: str | None, api_key: str, library_root: str) -> FakeState:
     state = FakeState()
-    user = state.add_user(BENCH_EMAIL, "bench")
+    user = state.add_user(BENCH_EMAIL, "bench", is_admin=True)
     state.users.pop(user["id"])
     user["id"] = BENCH_USER_ID
     state.users[BENCH_USER_ID] = user

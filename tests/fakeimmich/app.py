@@ -277,17 +277,15 @@ def create_app(state: FakeState | None = None) -> Flask:
         g.shared_assets = None
         g.session_token = None
         g.api_key = None
+        perms = None
         if share_key:
             link = state.shared_links.get(share_key)
             if not link:
                 return _error(401, "Invalid share key")
-            if not spec.allows_shared_link(method, spec_path):
-                return _error(403, "Shared link access is not allowed on this route")
             g.user, g.shared_assets = state.users[link[0]], link[1]
-            return None
-        if share_slug:
+        elif share_slug:
             return _error(401, "Invalid share slug")
-        if session:
+        elif session:
             uid = state.sessions.get(session)
             if not uid:
                 return _error(401, "Invalid user token")
@@ -297,15 +295,20 @@ def create_app(state: FakeState | None = None) -> Flask:
             if not entry:
                 return _error(401, "Invalid API key")
             uid, perms = entry
+            g.user, g.api_key = state.users[uid], api_key
+        else:
+            return _error(401, "Authentication required")
+        # AuthService.authenticate(), in its order: admin routes, shared-link routes, then
+        # the API key's permission.
+        if spec.admin_only(method, spec_path) and not g.user["isAdmin"]:
+            return _error(403, "Forbidden")
+        if share_key and not spec.allows_shared_link(method, spec_path):
+            return _error(403, "Forbidden")
+        if perms is not None:
             needed = spec.permission(method, spec_path)
             needed = "all" if needed is None else needed
             if needed is not False and "all" not in perms and needed not in perms:
                 return _error(403, f"Missing required permission: {needed}")
-            g.user, g.api_key = state.users[uid], api_key
-        else:
-            return _error(401, "Authentication required")
-        if spec.admin_only(method, spec_path) and not g.user["isAdmin"]:
-            return _error(403, "Forbidden")
         return None
 
     def route(rule: str, spec_path: str, methods: list[str]):
@@ -428,6 +431,35 @@ def create_app(state: FakeState | None = None) -> Flask:
                 "permissions": sorted(perms),
             }
         )
+
+    @route("/server/statistics", "/server/statistics", ["GET"])
+    def server_statistics():
+        # Admin-only in Immich (x-immich-admin-only): the check in authenticate() refuses
+        # everyone else before this runs, as it refuses them on every admin route.
+        by_user = []
+        for uid, user in state.users.items():
+            mine = [a for a in state.assets.values() if a["ownerId"] == uid]
+            sizes = {
+                kind: sum(a["exifInfo"]["fileSizeInByte"] or 0 for a in mine if a["type"] == kind)
+                for kind in ("IMAGE", "VIDEO")
+            }
+            by_user.append(
+                {
+                    "userId": uid,
+                    "userName": user["name"],
+                    "photos": sum(1 for a in mine if a["type"] == "IMAGE"),
+                    "videos": sum(1 for a in mine if a["type"] == "VIDEO"),
+                    "usage": sizes["IMAGE"] + sizes["VIDEO"],
+                    "usagePhotos": sizes["IMAGE"],
+                    "usageVideos": sizes["VIDEO"],
+                    "quotaSizeInBytes": user["quotaSizeInBytes"],
+                }
+            )
+        totals = {
+            k: sum(u[k] for u in by_user)
+            for k in ("photos", "videos", "usage", "usagePhotos", "usageVideos")
+        }
+        return jsonify({**totals, "usageByUser": by_user})
 
     @route("/users/me", "/users/me", ["GET"])
     def users_me():

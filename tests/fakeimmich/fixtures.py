@@ -50,8 +50,10 @@ def immich() -> Iterator[FakeImmichServer]:
     server.stop()
 
 
-def make_caller(immich: FakeImmichServer, email: str = "alice@example.com") -> Caller:
-    user = immich.state.add_user(email, "secret-pw")
+def make_caller(
+    immich: FakeImmichServer, email: str = "alice@example.com", is_admin: bool = False
+) -> Caller:
+    user = immich.state.add_user(email, "secret-pw", is_admin=is_admin)
     token = immich.state.new_session(user["id"])
     key = immich.state.add_api_key(user["id"], ["all"])
     return Caller(user, email, "secret-pw", token, key)
@@ -59,11 +61,13 @@ def make_caller(immich: FakeImmichServer, email: str = "alice@example.com") -> C
 
 @pytest.fixture
 def alice(immich: FakeImmichServer) -> Caller:
-    return make_caller(immich, "alice@example.com")
+    # Immich's first user is its administrator: the photographer who runs Twinlens.
+    return make_caller(immich, "alice@example.com", is_admin=True)
 
 
 @pytest.fixture
 def bob(immich: FakeImmichServer) -> Caller:
+    # Another member of the household: an ordinary Immich user.
     return make_caller(immich, "bob@example.com")
 
 

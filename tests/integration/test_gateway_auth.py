@@ -4,6 +4,7 @@ data or action is reached without an authenticated user."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 
@@ -100,15 +101,65 @@ def test_api_key_permissions_hold_on_twinlens_routes(
         # When a key without it calls the route, Then Immich's refusal, and no service call
         before = sum(grouping_state.calls.values()) + sum(dedup_state.calls.values())
         r = requests.request(method, gateway.url + url, json={}, headers={"x-api-key": bare})
-        assert (r.status_code, r.json()["message"]) == (
+        assert (r.status_code, r.json()) == (
             403,
-            f"Missing required permission: {permission}",
+            {"message": f"Missing required permission: {permission}"},
         ), (method, url)
+        assert r.headers["X-Correlation-ID"], (method, url)
         assert sum(grouping_state.calls.values()) + sum(dedup_state.calls.values()) == before
         # When a key with just that permission calls it, Then it gets past the check
         key = immich.state.add_api_key(alice.user["id"], ["user.read", permission])
         r = requests.request(method, gateway.url + url, json={}, headers={"x-api-key": key})
         assert r.status_code != 403, (method, url, r.text)
+
+
+def test_twinlens_routes_answer_only_immich_admins(
+    gateway, gateway_app, immich, alice, bob, grouping_state, dedup_state
+):
+    # Given bob, an ordinary Immich user, and what Immich tells him on its own admin routes
+    direct = requests.get(immich.url + "/api/server/statistics", headers=bob.bearer)
+    assert direct.status_code == 403
+    bare_key = immich.state.add_api_key(bob.user["id"], ["user.read"])
+    routes = [
+        (endpoint, method, url)
+        for endpoint, method, url in gateway_routes(gateway_app)
+        if endpoint.startswith("twinlens.") and method not in ("HEAD", "OPTIONS")
+    ]
+    for endpoint, method, url in routes:
+        if endpoint == "twinlens.me":
+            continue
+        assert gateway_app.view_functions[endpoint].admin, endpoint
+        # When he calls a Twinlens route with his session or with a key lacking its
+        # permission, Then Immich's own admin refusal (checked before the permission)
+        for headers in (bob.bearer, {"x-api-key": bare_key}):
+            r = requests.request(method, gateway.url + url, json={}, headers=headers)
+            assert (r.status_code, r.json()) == (direct.status_code, direct.json()), (method, url)
+            assert r.headers["X-Correlation-ID"] != direct.headers["X-Correlation-ID"]
+    assert sum(grouping_state.calls.values()) + sum(dedup_state.calls.values()) == 0
+    # He can still ask who he is, and learns that review is not for him
+    me = requests.get(gateway.url + "/api/twinlens/me", headers=bob.bearer).json()
+    assert (me["user"]["id"], me["canReview"]) == (bob.user["id"], False)
+    # And the administrator gets through
+    me = requests.get(gateway.url + "/api/twinlens/me", headers=alice.bearer).json()
+    assert me["canReview"] is True
+    r = requests.get(gateway.url + "/api/twinlens/groups", headers=alice.bearer)
+    assert r.status_code == 200
+    assert sum(grouping_state.calls.values()) == 1
+
+
+def test_admin_only_can_be_turned_off(gateway_settings, immich, bob, grouping_state):
+    # Given TWINLENS_ADMIN_ONLY=0 (one household, one library)
+    settings = dataclasses.replace(gateway_settings, admin_only=False)
+    server = ThreadedServer(create_app({"SETTINGS": settings, "TESTING": True})).start()
+    try:
+        # When an ordinary user asks, Then he is served
+        me = requests.get(server.url + "/api/twinlens/me", headers=bob.bearer).json()
+        assert me["canReview"] is True
+        r = requests.get(server.url + "/api/twinlens/groups", headers=bob.bearer)
+        assert r.status_code == 200 and "items" in r.json()
+        assert sum(grouping_state.calls.values()) == 1
+    finally:
+        server.stop()
 
 
 def test_bearer_token_is_read_as_immich_reads_it(gateway, immich, alice):

@@ -141,7 +141,7 @@ def stack(pg_settings: Settings, library: Path) -> Iterator[Stack]:
     try:
         immich = FakeImmichServer().start()
         servers.append(immich)
-        user = immich.state.add_user("alice@example.com", "secret-pw", name="Alice")
+        user = immich.state.add_user("alice@example.com", "secret-pw", name="Alice", is_admin=True)
         token = immich.state.new_session(user["id"])
         assets = {}
         for i, f in enumerate(sorted(library.rglob("*.[jJ][pP][gG]"))):

@@ -38,6 +38,16 @@ def test_values_are_parsed_and_validated(tmp_path):
         load_settings({"TWINLENS_PATH_MAP": "nomapping"})
 
 
+def test_admin_only_is_on_unless_plainly_turned_off(tmp_path):
+    assert load_settings({}).admin_only is True
+    assert load_settings({"TWINLENS_ADMIN_ONLY": ""}).admin_only is True
+    for off in ("0", "false", "No", "off"):
+        assert load_settings({"TWINLENS_ADMIN_ONLY": off}).admin_only is False
+    # A typo must not quietly open Twinlens to every user (nor close it)
+    with pytest.raises(ConfigError, match="TWINLENS_ADMIN_ONLY must be 1 or 0"):
+        load_settings({"TWINLENS_ADMIN_ONLY": "flase"})
+
+
 def test_settings_are_frozen():
     cfg = load_settings({})
     with pytest.raises(AttributeError):

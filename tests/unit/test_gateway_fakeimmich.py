@@ -120,6 +120,12 @@ def test_answers_match_the_spec(immich, alice, seeded, registry_root):
     check(registry_root, "get", "/server/ping", requests.get(base + "/server/ping"))
     check(
         registry_root,
+        "get",
+        "/server/statistics",
+        requests.get(base + "/server/statistics", headers=h),
+    )
+    check(
+        registry_root,
         "post",
         "/auth/validateToken",
         requests.post(base + "/auth/validateToken", headers=h),
@@ -174,6 +180,28 @@ def test_auth_answers_as_notes_say(immich, alice):
     assert r.status_code == 200
     r = requests.get(base + "/api-keys/me", headers=alice.bearer)
     assert (r.status_code, r.json()) == (403, {"message": "Not authenticated with an API Key"})
+
+
+def test_admin_routes_refuse_in_immichs_order(immich, alice, bob):
+    # AuthService.authenticate(): who you are, then admin-only, then shared-link routes,
+    # then the API key's permission.
+    url = immich.url + "/api/server/statistics"
+    assert requests.get(url, headers=alice.bearer).status_code == 200
+    r = requests.get(url, headers=bob.bearer)
+    assert (r.status_code, r.json()) == (403, {"message": "Forbidden"})
+    # A non-admin's key without the permission hears "Forbidden", not about the permission
+    bare = immich.state.add_api_key(bob.user["id"], ["user.read"])
+    r = requests.get(url, headers={"x-api-key": bare})
+    assert (r.status_code, r.json()) == (403, {"message": "Forbidden"})
+    bare = immich.state.add_api_key(alice.user["id"], ["user.read"])
+    r = requests.get(url, headers={"x-api-key": bare})
+    assert r.json() == {"message": "Missing required permission: server.statistics"}
+    held = immich.state.add_api_key(alice.user["id"], ["server.statistics"])
+    assert requests.get(url, headers={"x-api-key": held}).status_code == 200
+    # A shared link works only where Immich flags the route for shared links
+    link = immich.state.add_shared_link(alice.user["id"], [])
+    r = requests.get(immich.url + "/api/users/me", params={"key": link})
+    assert (r.status_code, r.json()) == (403, {"message": "Forbidden"})
 
 
 def test_original_supports_range(immich, alice):

@@ -44,7 +44,9 @@ export function App() {
   }, []);
 
   const page = PAGES.some((p) => p.id === route.page) ? route.page : "overview";
-  const me = auth.state === "ok" ? auth.me : null;
+  const signedIn = auth.state === "ok" ? auth.me : null;
+  // Only someone the gateway will answer gets the review pages; anyone else is told why.
+  const me = signedIn?.canReview ? signedIn : null;
 
   return (
     <div className="app">
@@ -66,8 +68,10 @@ export function App() {
         </nav>
         <div className="who">
           {me?.localMode && <span className="badge" title="No Immich configured">Local mode</span>}
-          {me && !me.localMode && me.user && <span>{me.user.name || me.user.email}</span>}
-          {(!me?.localMode) && (
+          {signedIn && !signedIn.localMode && signedIn.user && (
+            <span>{signedIn.user.name || signedIn.user.email}</span>
+          )}
+          {(!signedIn?.localMode) && (
             <button type="button" className="link" onClick={() => setKeyOpen((o) => !o)}
                     aria-expanded={keyOpen} aria-controls="api-key-panel">
               API key
@@ -87,6 +91,7 @@ export function App() {
             <button type="button" onClick={check}>Try again</button>
           </div>
         )}
+        {signedIn && !signedIn.canReview && <AdminsOnlyNotice />}
         {me && page === "overview" && <Overview localMode={me.localMode} go={go} />}
         {me && page === "duplicates" && (
           <Duplicates localMode={me.localMode} params={route.params} go={go} />
@@ -110,6 +115,19 @@ function LoginNotice({ onKey }: { onKey: () => void }) {
         {" "}— or paste an Immich API key (Immich → Account settings → API keys).
       </p>
       <button type="button" onClick={onKey}>Use an API key</button>
+    </div>
+  );
+}
+
+function AdminsOnlyNotice() {
+  return (
+    <div className="notice" role="alert">
+      <h1>For Immich administrators</h1>
+      <p>
+        Twinlens shows and acts on every file in the photo library, whoever it belongs to, so
+        its review pages are open only to Immich administrators, as Immich's own library and
+        job pages are. Your Immich account is not an administrator's: ask yours.
+      </p>
     </div>
   );
 }

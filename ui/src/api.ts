@@ -94,6 +94,8 @@ export interface Stats {
 export interface Me {
   user: { id?: string; email?: string; name?: string; isAdmin?: boolean } | null;
   localMode: boolean;
+  /** False for an ordinary Immich user while TWINLENS_ADMIN_ONLY is on. */
+  canReview: boolean;
 }
 
 export interface PlannedFile {
