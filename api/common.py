@@ -3,12 +3,18 @@ token, request parsing that answers 400 with a reason instead of a stack trace."
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import json
 import logging
+import os
 import re
+import sqlite3
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from flask import Flask, current_app, g, jsonify, request
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
@@ -19,6 +25,11 @@ log = logging.getLogger("twinlens.api")
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MAX_PAGE_SIZE = 1000
+# page * size must fit the databases' 64-bit OFFSET; far past any real catalog.
+MAX_PAGE = 1_000_000_000
+# Ids are uuid4 hex (core.models.new_id) in String(32) columns.
+_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
+_WHOLE = re.compile(r"-?[0-9]{1,30}")
 
 
 class ApiError(Exception):
@@ -46,17 +57,67 @@ def broker() -> Any:
 
 
 def json_body(required: bool = False) -> dict[str, Any]:
-    """The request's JSON object; 400 for malformed JSON or a non-object."""
-    if not request.data:
+    """The request's JSON object; 400 for malformed JSON, a non-object, or a body not
+    sent as JSON."""
+    # Not request.data: Werkzeug parses a form-encoded body into request.form and leaves
+    # request.data empty, so `curl -d '{"path": …}'` would silently become {} (a scan of
+    # the whole root, a dissolved group).
+    raw = request.get_data(cache=True, parse_form_data=False)
+    if not raw:
         if required:
             raise ApiError(400, "a JSON body is required")
         return {}
-    data = request.get_json(silent=True)
-    if data is None:
-        raise ApiError(400, "malformed JSON body")
+    if not request.is_json:
+        raise ApiError(400, "the body must be JSON, sent with Content-Type: application/json")
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+        raise ApiError(400, "malformed JSON body") from None
     if not isinstance(data, dict):
         raise ApiError(400, "the JSON body must be an object")
     return data
+
+
+def check_id(raw: str, what: str) -> str:
+    """``raw`` if a row could have it as id; 404 otherwise, before the database sees it
+    (PostgreSQL refuses a NUL in a string parameter, which was a 500)."""
+    if not _ID.fullmatch(raw):
+        shown = raw if len(raw) <= 40 else raw[:40] + "…"
+        raise ApiError(404, f"no {what} {shown!r}")
+    return raw
+
+
+def only_args(*allowed: str) -> None:
+    """400 for a query parameter not in ``allowed``: a misspelt filter (``state`` for
+    ``status``) would otherwise be ignored and widen the answer without a word."""
+    unknown = set(request.args) - set(allowed)
+    if unknown:
+        raise ApiError(400, f"unknown query parameters: {', '.join(sorted(unknown))}")
+
+
+def path_arg(name: str) -> str | None:
+    """A query parameter that is a file path, decoded as file names are (os.fsdecode):
+    bytes that are not UTF-8 become \\udcXX escapes, as in JSON bodies. request.args
+    turns them into U+FFFD, which names no file."""
+    for part in request.query_string.split(b"&"):
+        key, _, value = part.partition(b"=")
+        if unquote_to_bytes(key.replace(b"+", b" ")) == name.encode():
+            return os.fsdecode(unquote_to_bytes(value.replace(b"+", b" ")))
+    return None
+
+
+def serialise(session: Session, name: str) -> None:
+    """Hold a lock named ``name`` until the transaction ends, so that the check-then-insert
+    of concurrent requests (start a job unless one is active) runs one at a time.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite (embedded, one process) takes
+    no lock here.
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    digest = hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=8).digest()
+    key = int.from_bytes(digest, "big", signed=True)
+    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
 MAX_LOOKUP = 1000
@@ -130,10 +191,10 @@ def int_arg(name: str, default: int, minimum: int = 0, maximum: int | None = Non
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, f"{name} must be a whole number, got {raw!r}") from None
+    # Plain ASCII digits only: int() also reads "1_0", " 5" and fullwidth digits.
+    if not _WHOLE.fullmatch(raw):
+        raise ApiError(400, f"{name} must be a whole number, got {raw[:40]!r}")
+    value = int(raw)
     if value < minimum or (maximum is not None and value > maximum):
         upper = f" and at most {maximum}" if maximum is not None else ""
         raise ApiError(400, f"{name} must be at least {minimum}{upper}, got {value}")
@@ -164,13 +225,19 @@ def choice_arg(name: str, choices: tuple[str, ...]) -> str | None:
 
 def paging() -> tuple[int, int]:
     """(page starting at 1, size) from the query string."""
-    return int_arg("page", 1, 1), int_arg("size", 50, 1, MAX_PAGE_SIZE)
+    return int_arg("page", 1, 1, MAX_PAGE), int_arg("size", 50, 1, MAX_PAGE_SIZE)
 
 
 def confined_path(raw: Any, name: str = "path") -> str:
     """A path from a request, resolved and confined to the library roots (else 400)."""
     if not isinstance(raw, str) or not raw:
         raise ApiError(400, f"{name} must be a non-empty string")
+    try:
+        os.fsencode(raw)
+    except UnicodeEncodeError:
+        # A lone surrogate that is not a \udcXX byte escape: JSON can carry it, no file
+        # name is made of it, and every os call on it raises.
+        raise ApiError(400, f"{name} is not a file path: it holds an unpaired surrogate") from None
     roots = settings().library_roots
     if not roots:
         raise ApiError(400, "no library roots are configured (TWINLENS_LIBRARY_ROOTS)")
@@ -189,10 +256,38 @@ def _check_token() -> None:
         if request.remote_addr not in LOOPBACK:
             raise ApiError(401, "service token required")
         return
-    header = request.headers.get("Authorization", "")
-    given = header[7:] if header.startswith("Bearer ") else ""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110 11.1)
+        given = ""
     if not given or not hmac.compare_digest(given.encode(), token.encode()):
         raise ApiError(401, "missing or wrong service token")
+
+
+# PostgreSQL SQLSTATEs of a write that lost to a concurrent one: unique_violation,
+# deadlock_detected, serialization_failure.
+_RETRYABLE = {"23505", "40P01", "40001"}
+
+
+def lost_race(exc: BaseException) -> bool:
+    """Whether ``exc`` is a write that lost to a concurrent writer (retrying works).
+
+    Input is checked before anything is written, so a broken unique key means another
+    writer (a worker's grouping pass) got there first. SQLAlchemy wraps the driver's
+    error in ``.orig``; core's COPY path raises the driver's own (psycopg2 pgcode).
+    """
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "pgcode", None) in _RETRYABLE:
+        return True
+    return isinstance(orig, sqlite3.IntegrityError) and "UNIQUE" in str(orig)
+
+
+def _conflict(exc: BaseException) -> Any:
+    log.warning("concurrent write lost on %s %s: %s", request.method, request.path, exc)
+    session = g.pop("db", None)
+    if session is not None:  # the transaction is dead; teardown sees no error to roll back
+        session.rollback()
+        session.close()
+    return jsonify(error="a concurrent change to the same files won; try again"), 409
 
 
 def install(app: Flask) -> None:
@@ -217,5 +312,7 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Any:
+        if lost_race(exc):
+            return _conflict(exc)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return jsonify(error="internal error; see the server log"), 500

@@ -23,14 +23,17 @@ from api.common import (
     NOT_FOUND,
     ApiError,
     broker,
+    check_id,
     choice_arg,
     db,
     float_arg,
     json_body,
     json_content,
     lookup_request,
+    only_args,
     only_fields,
     paging,
+    serialise,
     settings,
     str_list,
 )
@@ -85,7 +88,7 @@ def dup_json(v: Q.DupView) -> dict[str, Any]:
 
 
 def _one(group_id: str) -> dict[str, Any]:
-    views = Q.dup_views(db(), [group_id])
+    views = Q.dup_views(db(), [check_id(group_id, "duplicate group")])
     if not views:
         raise ApiError(404, f"no duplicate group {group_id}")
     return dup_json(views[0])
@@ -93,6 +96,7 @@ def _one(group_id: str) -> dict[str, Any]:
 
 @bp.get("/duplicates")
 def list_duplicates() -> Any:
+    only_args("type", "status", "min_similarity", "page", "size")
     page, size = paging()
     dup_type = choice_arg("type", TYPES)
     status = choice_arg("status", Q.STATUSES)
@@ -124,6 +128,7 @@ def _decided(group_id: str) -> Any:
 
 @bp.post("/duplicates/<group_id>/resolution")
 def resolve(group_id: str) -> Any:
+    check_id(group_id, "duplicate group")
     body = json_body(required=True)
     only_fields(body, {"keep", "action"})
     action = body.get("action")
@@ -141,6 +146,7 @@ def resolve(group_id: str) -> Any:
 
 @bp.delete("/duplicates/<group_id>/resolution")
 def withdraw(group_id: str) -> Any:
+    check_id(group_id, "duplicate group")
     try:
         service.reopen(db(), group_id)
     except service.DedupError as exc:
@@ -181,6 +187,8 @@ def start_run() -> Any:
     if not isinstance(full, bool):
         raise ApiError(400, "full must be true or false")
     session = db()
+    # Without it, two requests at once both find no queued pass and both queue one.
+    serialise(session, "dedup-run")
     job, created = service.start_run(session, full=full)
     session.commit()
     if created:

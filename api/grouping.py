@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, jsonify
 
 from api.common import (
     BAD_REQUEST,
@@ -17,14 +17,18 @@ from api.common import (
     MAX_LOOKUP,
     NOT_FOUND,
     ApiError,
+    check_id,
     choice_arg,
     confined_path,
     db,
     json_body,
     json_content,
     lookup_request,
+    only_args,
     only_fields,
     paging,
+    path_arg,
+    serialise,
     settings,
     str_list,
 )
@@ -34,6 +38,10 @@ from core.grouping import service
 from core.grouping.rules import GROUP_TYPES
 
 bp = Blueprint("grouping", __name__)
+
+# Corrections regroup folders: two at once (a double click) insert the same groups and
+# one of them failed on a unique key. They are rare, so one lock for all of them.
+CORRECTIONS = "grouping-corrections"
 
 
 def _iso(value: Any) -> str | None:
@@ -65,7 +73,7 @@ def group_json(g: Q.GroupView) -> dict[str, Any]:
 
 
 def _one(group_id: str) -> dict[str, Any]:
-    views = Q.group_views(db(), [group_id])
+    views = Q.group_views(db(), [check_id(group_id, "group")])
     if not views:
         raise ApiError(404, f"no group {group_id}")
     return group_json(views[0])
@@ -73,9 +81,10 @@ def _one(group_id: str) -> dict[str, Any]:
 
 @bp.get("/groups")
 def list_groups() -> Any:
+    only_args("type", "path_prefix", "page", "size")
     page, size = paging()
     gtype = choice_arg("type", GROUP_TYPES)
-    prefix = request.args.get("path_prefix")
+    prefix = path_arg("path_prefix")
     if prefix is not None:
         prefix = confined_path(prefix, "path_prefix")
     rows, total = Q.list_groups(
@@ -91,7 +100,8 @@ def get_group(group_id: str) -> Any:
 
 @bp.get("/files/group")
 def file_group() -> Any:
-    path = confined_path(request.args.get("path"))
+    only_args("path")
+    path = confined_path(path_arg("path"))
     gid = service.group_of_path(db(), path)
     if gid is None:
         raise ApiError(
@@ -132,10 +142,12 @@ def _corrected(stats: service.Stats) -> None:
 
 @bp.post("/groups/<group_id>/split")
 def split(group_id: str) -> Any:
+    check_id(group_id, "group")
     body = json_body()
     only_fields(body, {"paths"})
     paths = [confined_path(p, "paths[]") for p in str_list(body, "paths")]
     session = db()
+    serialise(session, CORRECTIONS)
     before = [m.path for g in Q.group_views(session, [group_id]) for m in g.members]
     try:
         stats = service.split_group(session, group_id, paths or None, settings())
@@ -156,6 +168,7 @@ def merge() -> Any:
     primary = body.get("primary")
     if primary is not None:
         primary = confined_path(primary, "primary")
+    serialise(db(), CORRECTIONS)
     try:
         gid, stats = service.merge_files(db(), paths, primary, settings())
     except service.GroupingError as exc:
@@ -167,6 +180,10 @@ def merge() -> Any:
 # --- OpenAPI --------------------------------------------------------------------------------
 
 _GROUP_REF = {"$ref": "#/components/schemas/Group"}
+_RACE = {
+    "description": "a concurrent change to the same files (a scan's grouping pass) won; retry",
+    "content": json_content({"$ref": "#/components/schemas/Error"}),
+}
 
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
@@ -331,6 +348,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 },
                 "400": BAD_REQUEST,
                 "404": NOT_FOUND,
+                "409": _RACE,
             },
         }
     },
@@ -354,6 +372,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "201": {"description": "the manual group", "content": json_content(_GROUP_REF)},
                 "400": BAD_REQUEST,
                 "404": NOT_FOUND,
+                "409": _RACE,
             },
         }
     },

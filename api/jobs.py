@@ -7,7 +7,19 @@ from typing import Any
 from flask import Blueprint, jsonify
 from sqlalchemy import select
 
-from api.common import ApiError, broker, choice_arg, confined_path, db, json_body, paging, settings
+from api.common import (
+    ApiError,
+    broker,
+    check_id,
+    choice_arg,
+    confined_path,
+    db,
+    json_body,
+    only_args,
+    paging,
+    serialise,
+    settings,
+)
 from core import jobs
 from core.models import Job, Root
 from core.paths import root_of
@@ -53,6 +65,9 @@ def start_scan(body: dict[str, Any], trigger: str = "api") -> Any:
     if root_path is None:
         raise ApiError(400, "path is outside the library roots")
     session = db()
+    # Two requests for a root no scan has seen would both insert its row (a 500 for the
+    # second); for a known root, start_job's row lock already makes the second wait.
+    serialise(session, f"scan:{root_path}")
     root = jobs.get_or_create_root(session, root_path)
     job, created = jobs.start_job(
         session,
@@ -76,6 +91,7 @@ def post_scan() -> Any:
 
 @bp.get("/jobs")
 def list_jobs() -> Any:
+    only_args("kind", "state", "page", "size")
     page, size = paging()
     kind = choice_arg("kind", jobs.JOB_KINDS)
     state = choice_arg("state", jobs.ACTIVE_STATES + jobs.FINAL_STATES)
@@ -84,7 +100,7 @@ def list_jobs() -> Any:
 
 
 def _job_or_404(job_id: str) -> Job:
-    job = db().get(Job, job_id)
+    job = db().get(Job, check_id(job_id, "job"))
     if job is None:
         raise ApiError(404, f"no job {job_id}")
     return job
@@ -154,7 +170,10 @@ OPENAPI_PATHS: dict[str, Any] = {
                     ("size", "integer"),
                 )
             ],
-            "responses": {"200": {"description": "a page of jobs"}},
+            "responses": {
+                "200": {"description": "a page of jobs"},
+                "400": {"$ref": "#/components/responses/BadRequest"},
+            },
         }
     },
     "/jobs/{id}": {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from datetime import datetime
 from pathlib import Path
+from urllib.parse import quote_from_bytes
 
 import pytest
 from sqlalchemy import select
@@ -203,6 +204,22 @@ def test_bad_inputs_are_json_400_or_404(client, pg_settings, tmp_path, library):
         assert words.lower() in r.get_json()["error"].lower(), (url, r.get_json())
     # nothing was changed by the refused requests
     assert client.get("/groups", headers=AUTH).get_json()["total"] == 1
+
+
+def test_a_path_that_is_not_utf8_can_be_named_in_the_query(client, pg_settings):
+    # Given a RAW+JPEG pair in a folder whose name holds the byte 0xFF (not UTF-8)
+    lib = seed(pg_settings, ["caf\udcff/IMG_1.CR2", "caf\udcff/IMG_1.JPG"])
+    folder = os.fsencode(f"{lib}/caf\udcff")
+    # When the folder and a file in it are named in the query string, their bytes
+    # percent-encoded as any HTTP client sends them
+    jpeg = quote_from_bytes(folder + b"/IMG_1.JPG")
+    r = client.get("/files/group?path=" + jpeg, headers=AUTH)
+    # Then they are found, as the same names are through JSON's \udcXX escapes
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["primary"] == f"{lib}/caf\udcff/IMG_1.JPG"
+    page = client.get("/groups?path_prefix=" + quote_from_bytes(folder), headers=AUTH).get_json()
+    assert page["total"] == 1
+    assert page["items"][0]["id"] == r.get_json()["id"]
 
 
 def test_service_token_required(client, pg_settings):
