@@ -12,7 +12,7 @@ import json
 import os
 import re
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import requests
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
@@ -77,8 +77,42 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-def _page_args(allowed: tuple[str, ...]) -> dict[str, str]:
-    params = {k: request.args[k] for k in allowed if k in request.args}
+def _raw_args() -> dict[str, bytes]:
+    """The query string's values as the client's bytes (the first of each name).
+    request.args turns bytes that are not UTF-8 into U+FFFD, so a folder named in
+    Latin-1 by an old camera or PC could be neither asked for nor told apart."""
+    out: dict[str, bytes] = {}
+    for part in request.query_string.split(b"&"):
+        key, _, value = part.partition(b"=")
+        name = unquote_to_bytes(key.replace(b"+", b" ")).decode("utf-8", "replace")
+        out.setdefault(name, unquote_to_bytes(value.replace(b"+", b" ")))
+    return out
+
+
+def _only_args(*names: str) -> None:
+    unknown = set(request.args) - set(names)
+    if unknown:
+        raise BadRequest(400, f"unknown query parameters: {', '.join(sorted(unknown)[:10])}")
+
+
+def _flag_arg(name: str) -> bool:
+    """A true/false query parameter, strictly: "dryRun=ture" must not mean a real run."""
+    raw = request.args.get(name, "false").lower()
+    if raw not in ("true", "1", "false", "0"):
+        raise BadRequest(400, f"{name} must be true or false")
+    return raw in ("true", "1")
+
+
+def _page_args(allowed: tuple[str, ...], own: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The query parameters passed on to a service, checked. A name the route does not
+    know is refused: a misspelt filter would otherwise widen the answer without a word.
+    ``own`` are the gateway's own parameters (read by the route, not passed on)."""
+    _only_args(*allowed, *own)
+    params: dict[str, Any] = {k: request.args[k] for k in allowed if k in request.args}
+    if "path_prefix" in params:
+        # As bytes, so that requests sends them on exactly (the service decodes file
+        # names as os.fsdecode does).
+        params["path_prefix"] = _raw_args().get("path_prefix", b"")
     for key in ("page", "size"):
         if key in params and not _WHOLE.fullmatch(params[key]):
             raise BadRequest(400, f"{key} must be a positive whole number")
@@ -92,9 +126,9 @@ def _page_args(allowed: tuple[str, ...]) -> dict[str, str]:
 
 def _cached(kind: str, compute) -> Response:
     """Per-user, per-data-version cache of a 200 answer; errors are never stored."""
-    key = f"v{data_version()}:u:{g.user['id']}:{kind}:" + digest(
-        request.path, json.dumps(sorted(request.args.items()))
-    )
+    # The raw query string, not request.args: two folder names that differ only in bytes
+    # that are not UTF-8 must not share an entry.
+    key = f"v{data_version()}:u:{g.user['id']}:{kind}:" + digest(request.path, request.query_string)
     hit = cache.get(key)
     if hit is not None:
         resp = jsonify(hit)
@@ -409,7 +443,8 @@ def undo_resolution(dup_id: str) -> Response:
     """Undo a decision: the files it sent to Immich's trash come back from there (with
     the caller's own credentials) and the group is open again. ``?dryRun=true`` only
     says what would happen."""
-    dry_run = request.args.get("dryRun", "").lower() in ("1", "true", "yes")
+    _only_args("dryRun")
+    dry_run = _flag_arg("dryRun")
     quoted = _segment(dup_id)
     status, dup = call("dedup", "GET", f"/duplicates/{quoted}")
     if status != 200:
@@ -522,7 +557,7 @@ def start_scan() -> Response:
 @bp.get("/jobs")
 @require_user("job.read")
 def list_jobs() -> Response:
-    params = _page_args(("state", "page", "size"))
+    params = _page_args(("state", "page", "size"), own=("service",))
     items = []
     for service in _service_arg(request.args.get("service")):
         status, body = call(service, "GET", "/jobs", params=params)
@@ -561,7 +596,9 @@ def _job_call(service: str, job_id: str) -> Response:
 @require_user("asset.view")
 def thumbnail() -> Response:
     settings = current_app.config["SETTINGS"]
-    path = request.args.get("path", "")
+    _only_args("path", "size")
+    # Decoded as file names are (os.fsdecode): %FF names the file whose name has that byte.
+    path = os.fsdecode(_raw_args().get("path", b""))
     size = request.args.get("size", str(current_app.config["THUMB_SIZE"]))
     if not _WHOLE.fullmatch(size) or not 16 <= int(size) <= 2048:
         raise BadRequest(400, "size must be a whole number between 16 and 2048")

@@ -544,3 +544,30 @@ def test_undo_not_duplicate_touches_nothing_in_immich(stack: Stack) -> None:
     assert r.json()["restore"] == [] and r.json()["restored"] is None
     assert r.json()["duplicate"]["status"] == "open"
     assert st.immich.state.calls[("POST", "/trash/restore/assets")] == 0
+
+
+def test_folders_named_in_other_encodings_can_be_asked_for(stack: Stack) -> None:
+    # Given two folders from an old PC whose names differ only in a byte that is not
+    # UTF-8 (Latin-1 "café" and "cafè"), each with a picture and its sidecar
+    import os
+
+    import twinlens
+
+    st = stack
+    base = os.fsencode(st.library) + b"/old-pc/"
+    for byte, seed in ((b"\xe9", 7), (b"\xe8", 8)):
+        folder = base + b"caf" + byte
+        os.makedirs(folder)
+        write_jpeg(Path(os.fsdecode(folder + b"/IMG_1.JPG")), seed, size=(320, 240))
+        with open(folder + b"/IMG_1.JPG.xmp", "w") as fh:
+            fh.write('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n')
+    assert twinlens.run_scan(st.cfg, str(st.library))["job"]["state"] == "done"
+
+    # When each folder is asked for by its own bytes, Then each answer is that folder's
+    # group alone (and the second is not the first one's cached answer)
+    for byte in (b"\xe9", b"\xe8"):
+        prefix = base + b"caf" + byte
+        r = st.gw("GET", "/api/twinlens/groups", params={"path_prefix": prefix})
+        assert r.status_code == 200, r.text
+        primaries = [os.fsencode(g["primary"]) for g in r.json()["items"]]
+        assert primaries == [prefix + b"/IMG_1.JPG"], primaries

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -287,6 +290,49 @@ def test_thumbnails_confined_to_library_and_cached(
         == 422
     )
     assert requests.get(url, params={"path": str(pic)}).status_code == 401
+
+
+def test_thumbnail_of_a_file_whose_name_is_not_utf8(gateway, alice, library):
+    # Given a picture from an old PC whose folder name is Latin-1 ("café" as one byte)
+    folder = os.path.join(os.fsencode(library), b"caf\xe9")
+    os.mkdir(folder)
+    _jpeg(Path(os.fsdecode(os.path.join(folder, b"IMG_1.JPG"))))
+    # When the client names it with the byte percent-encoded, as the UI does
+    url = (
+        f"{gateway.url}/api/twinlens/thumbnail?path={quote(os.fsencode(library))}/caf%E9/IMG_1.JPG"
+    )
+    r = requests.get(url, headers=alice.bearer)
+    # Then that very file is found and shown
+    assert (r.status_code, r.headers["Content-Type"]) == (200, "image/jpeg"), r.text
+    assert Image.open(io.BytesIO(r.content)).size == (320, 213)
+
+
+def test_query_parameters_are_checked_not_ignored(gateway, immich, alice, world, dedup_state):
+    # A misspelt filter ("state" is the jobs' name for the duplicates' "status") would
+    # widen the answer; a misspelt dryRun would make a real undo.
+    base = gateway.url + "/api/twinlens"
+    calls = sum(dedup_state.calls.values())
+    for url, words in (
+        ("/duplicates?state=resolved", "unknown query parameters: state"),
+        ("/groups?page=1&pathprefix=/x", "unknown query parameters: pathprefix"),
+        ("/jobs?service=dedup&status=failed", "unknown query parameters: status"),
+        ("/thumbnail?path=/x&width=9", "unknown query parameters: width"),
+    ):
+        r = requests.get(base + url, headers=alice.bearer)
+        assert (r.status_code, r.json()["message"]) == (400, words), url
+    dup = world["dup1"]
+    dedup_state.duplicates[dup["id"]].update(
+        status="resolved", resolution={"action": "not_duplicate", "keep": []}
+    )
+    for query in ("dryRun=ture", "dryrun=true"):
+        r = requests.delete(
+            f"{base}/duplicates/{dup['id']}/resolution?{query}", headers=alice.bearer
+        )
+        assert r.status_code == 400, query
+    assert dedup_state.duplicates[dup["id"]]["status"] == "resolved"
+    assert sum(dedup_state.calls.values()) == calls
+    r = requests.get(base + "/jobs?service=dedup&state=failed", headers=alice.bearer)
+    assert r.status_code == 200, r.text
 
 
 def test_local_mode_thumbnails_and_no_trash(

@@ -273,8 +273,7 @@ export const api = {
 };
 
 /** Where a member's picture comes from: Immich's thumbnail when Immich knows the asset,
- * else the gateway's thumbnail of the library file. null when the path cannot be put in a
- * URL (a name that is not valid UTF-8 arrives with lone surrogates). */
+ * else the gateway's thumbnail of the library file. null when the path names no file. */
 export function thumbnailUrl(
   m: { path: string; assetId?: string | null },
   localMode: boolean,
@@ -283,12 +282,30 @@ export function thumbnailUrl(
   if (m.assetId && !localMode) {
     return `/api/assets/${encodeURIComponent(m.assetId)}/thumbnail?size=thumbnail`;
   }
-  if (!isWellFormed(m.path)) return null;
-  return `/api/twinlens/thumbnail${query({ path: m.path, size })}`;
+  const path = quotePath(m.path);
+  return path === null ? null : `/api/twinlens/thumbnail?path=${path}&size=${size}`;
 }
 
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+const formEncode = (s: string) => new URLSearchParams({ v: s }).toString().slice(2);
 
-export function isWellFormed(s: string): boolean {
-  return !LONE_SURROGATE.test(s);
+/** A file path for a query string, as its bytes. A name that is not UTF-8 arrives from
+ * the API with each such byte as a lone surrogate U+DC80-U+DCFF (Python's
+ * surrogateescape): it goes back as that byte (%E9), which the gateway decodes the same
+ * way. Any other lone surrogate names no file: null. */
+export function quotePath(p: string): string | null {
+  let out = "";
+  let run = "";
+  for (const ch of p) {
+    const c = ch.codePointAt(0)!;
+    if (c >= 0xdc80 && c <= 0xdcff) {
+      out += formEncode(run) + "%" + (c - 0xdc00).toString(16).toUpperCase();
+      run = "";
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      return null;
+    } else {
+      run += ch;
+    }
+  }
+  return out + formEncode(run);
 }
+

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import type { Duplicate, FileGroup, ResolvePlan } from "./api";
-import { isWellFormed, query, thumbnailUrl } from "./api";
+import { query, quotePath, thumbnailUrl } from "./api";
 import {
   basename, camera, canMerge, decidedKeep, defaultKeep, dirname, formatBytes, formatDuration,
   formatSimilarity, formatTakenAt, groupPrimary, mergePlan, planTotals, plural,
@@ -118,11 +118,14 @@ describe("urls", () => {
     expect(thumbnailUrl({ path: "/p/a.jpg" }, false, 128))
       .toBe("/api/twinlens/thumbnail?path=%2Fp%2Fa.jpg&size=128");
   });
-  it("refuses names that are not valid UTF-8 rather than asking for the wrong file", () => {
-    const bad = "/p/caf\udce9.jpg"; // surrogateescape of byte 0xE9
-    expect(isWellFormed(bad)).toBe(false);
-    expect(isWellFormed("/p/café 📷.jpg")).toBe(true);
-    expect(thumbnailUrl({ path: bad }, true)).toBeNull();
+  it("asks for a name that is not UTF-8 by its bytes, never for the wrong file", () => {
+    const latin1 = "/p/caf\udce9 x.jpg"; // surrogateescape of byte 0xE9
+    expect(thumbnailUrl({ path: latin1 }, true)).toBe("/api/twinlens/thumbnail?path=%2Fp%2Fcaf%E9+x.jpg&size=320");
+    expect(quotePath("/p/café 📷.jpg")).toBe(new URLSearchParams({ v: "/p/café 📷.jpg" }).toString().slice(2));
+    expect(quotePath("\udcff\udc80")).toBe("%FF%80");
+    // A lone surrogate that is no escaped byte names no file at all
+    expect(thumbnailUrl({ path: "/p/\ud800.jpg" }, true)).toBeNull();
+    expect(quotePath("/p/\udc41.jpg")).toBeNull();
   });
 });
 
