@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import sqlite3
+import threading
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -106,14 +107,28 @@ def path_arg(name: str) -> str | None:
     return None
 
 
-def serialise(session: Session, name: str) -> None:
-    """Hold a lock named ``name`` until the transaction ends, so that the check-then-insert
-    of concurrent requests (start a job unless one is active) runs one at a time.
+# SQLite (the embedded default) serves both APIs from one process: a lock per name there.
+_LOCAL_LOCKS: dict[str, threading.Lock] = {}
+_LOCAL_LOCKS_GUARD = threading.Lock()
 
-    PostgreSQL: a transaction-scoped advisory lock. SQLite (embedded, one process) takes
-    no lock here.
+
+def serialise(session: Session, name: str) -> None:
+    """Hold a lock named ``name`` until the request ends (after its commit), so that the
+    check-then-insert of concurrent requests (start a job unless one is active) runs one
+    at a time.
+
+    PostgreSQL: a transaction-scoped advisory lock (any number of API processes).
+    SQLite: a lock in this process, released at teardown; the embedded APIs are one
+    process, and SQLite's deferred transactions would otherwise let both requests read
+    "nothing active" and both insert.
     """
     if session.get_bind().dialect.name != "postgresql":
+        with _LOCAL_LOCKS_GUARD:
+            lock = _LOCAL_LOCKS.setdefault(name, threading.Lock())
+        held = g.setdefault("serial_locks", [])
+        if lock not in held:
+            lock.acquire()
+            held.append(lock)
         return
     digest = hashlib.blake2b(name.encode("utf-8", "surrogateescape"), digest_size=8).digest()
     key = int.from_bytes(digest, "big", signed=True)
@@ -297,10 +312,14 @@ def install(app: Flask) -> None:
     @app.teardown_appcontext
     def _close(exc: BaseException | None) -> None:
         session = g.pop("db", None)
-        if session is not None:
-            if exc is not None:
-                session.rollback()
-            session.close()
+        try:
+            if session is not None:
+                if exc is not None:
+                    session.rollback()
+                session.close()
+        finally:
+            for lock in g.pop("serial_locks", []):
+                lock.release()
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError) -> Any:

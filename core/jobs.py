@@ -234,16 +234,17 @@ def list_jobs(
         q, cq = q.where(Job.kind == kind), cq.where(Job.kind == kind)
     if state:
         q, cq = q.where(Job.state == state), cq.where(Job.state == state)
-    rows = list(session.scalars(q.order_by(Job.created_at.desc()).limit(limit).offset(offset)))
+    # id breaks ties: jobs created in the same instant keep one order across pages.
+    order = (Job.created_at.desc(), Job.id.desc())
+    rows = list(session.scalars(q.order_by(*order).limit(limit).offset(offset)))
     return rows, int(session.scalar(cq) or 0)
 
 
-def job_errors(session: Session, job_id: str, limit: int = 1000) -> list[JobError]:
-    return list(
-        session.scalars(
-            select(JobError).where(JobError.job_id == job_id).order_by(JobError.id).limit(limit)
-        )
-    )
+def job_errors(session: Session, job_id: str, limit: int | None = 1000) -> list[JobError]:
+    """The files a job could not read, oldest first; ``limit=None`` for all of them (the
+    scan report file), the first 1,000 otherwise (an HTTP answer stays small)."""
+    q = select(JobError).where(JobError.job_id == job_id).order_by(JobError.id)
+    return list(session.scalars(q if limit is None else q.limit(limit)))
 
 
 def _iso(value: datetime | None) -> str | None:

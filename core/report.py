@@ -65,7 +65,8 @@ def build(session: Session, root_id: int, job_id: str) -> dict[str, Any]:
     )
     return {
         "library": base,
-        "job": jobs.job_view(job, jobs.job_errors(session, job_id), root=base),
+        # Every failed file: the report is a file, not an HTTP answer to keep small.
+        "job": jobs.job_view(job, jobs.job_errors(session, job_id, limit=None), root=base),
         "files": file_rows,
         "groups": _groups(session, ids, rel),
         "duplicates": _duplicates(session, ids, rel),

@@ -378,3 +378,53 @@ def test_a_correction_that_loses_a_race_with_a_worker_is_409(apps, pg_settings) 
     assert_error(answer[0], 409, "try again")
     # and a retry succeeds
     assert send(apps["grouping"].test_client(), "post", "/groups/merge", body).status_code == 201
+
+
+# --- the embedded default (SQLite, one process) ---------------------------------------
+
+
+@pytest.fixture
+def embedded_apps(embedded_settings: Settings) -> dict[str, Any]:
+    """Both APIs on the embedded SQLite catalog, as ``twinlens up`` serves them."""
+    from core.db import migrate
+
+    embedded_settings.library_roots[0].mkdir(parents=True, exist_ok=True)
+    migrate(embedded_settings.database_url)
+    brokers = {"grouping": RecordingBroker(), "dedup": RecordingBroker()}
+    return {
+        which: api.create_app(which, {"settings": embedded_settings, "broker": brokers[which]})
+        for which in brokers
+    } | {"brokers": brokers}
+
+
+def test_embedded_two_scans_of_a_new_root_at_once_start_one_job(
+    embedded_apps, embedded_settings, monkeypatch
+) -> None:
+    # Given the embedded catalog, a root no scan has seen and a slow request
+    slow_commit(monkeypatch, jobs, "start_job")
+    app = embedded_apps["grouping"]
+    # When two clients ask for a scan of it at the same moment (a double click in the UI)
+    answers = at_once(2, lambda: send(app.test_client(), "post", "/scans", {}))
+    # Then one job, one root row, one message, and both answers name the job
+    assert sorted(r.status_code for r in answers) == [200, 202], [
+        r.get_data(as_text=True)[:200] for r in answers
+    ]
+    assert len({r.get_json()["id"] for r in answers}) == 1
+    assert job_count(embedded_settings) == 1
+    assert len(embedded_apps["brokers"]["grouping"].messages) == 1
+    with session_scope(engine_for(embedded_settings.database_url)) as s:
+        assert s.scalar(select(func.count()).select_from(Root)) == 1
+
+
+def test_embedded_two_dedup_runs_at_once_start_one_job(
+    embedded_apps, embedded_settings, monkeypatch
+) -> None:
+    slow_commit(monkeypatch, dedup_service, "start_run")
+    app = embedded_apps["dedup"]
+    answers = at_once(2, lambda: send(app.test_client(), "post", "/dedup/runs", {"full": True}))
+    assert sorted(r.status_code for r in answers) == [200, 202]
+    assert len({r.get_json()["id"] for r in answers}) == 1
+    assert job_count(embedded_settings) == 1
+    # And the lock is given back: a later request is not kept waiting
+    later = send(app.test_client(), "post", "/dedup/runs", {"full": True})
+    assert later.status_code == 200 and later.get_json()["id"] == answers[0].get_json()["id"]
