@@ -59,14 +59,21 @@ def confine(path: str, roots: Iterable[str | Path]) -> str:
 
     Raises PathOutsideRoots otherwise, so that neither ``..`` nor a symlink that
     points out of the library can reach other files.
+
+    The answer is spelt under the root as configured, not as resolved: a root that is
+    itself a symlink (``~/Photos`` -> ``/mnt/nas/photos``) is walked, and its files
+    catalogued, under its own name.
     """
     if not path or "\x00" in path:
         raise PathOutsideRoots("path is empty or contains a NUL byte")
     resolved = os.path.realpath(path)
     for root in roots:
-        real_root = os.path.realpath(os.fspath(root))
-        if resolved == real_root or resolved.startswith(real_root.rstrip(os.sep) + os.sep):
-            return resolved
+        named = os.path.abspath(os.fspath(root))
+        real_root = os.path.realpath(named)
+        if resolved == real_root:
+            return named
+        if resolved.startswith(real_root.rstrip(os.sep) + os.sep):
+            return os.path.join(named, os.path.relpath(resolved, real_root))
     raise PathOutsideRoots(f"path {display(path)!r} is outside the library roots")
 
 
