@@ -19,6 +19,7 @@ row's state makes a redelivered message count once in the job's progress.
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import json
 import logging
@@ -35,10 +36,10 @@ from sqlalchemy.orm import Session
 
 from core import jobs
 from core.config import Settings
-from core.media.hashing import hash_file, quick_digest
+from core.media.hashing import hash_stream, quick_digest_fh
 from core.media.inspect import FileFacts, inspect_file
 from core.models import File, Job, JobBatch, Root, utcnow
-from core.paths import dir_key, path_key
+from core.paths import UnsafeFile, dir_key, file_type, open_regular, path_key
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,9 @@ class WalkResult:
     entries: list[Entry] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
+    # Folders and files the walk could not look at (EACCES, EIO, ENAMETOOLONG...):
+    # what the catalog knows there is unknown now, not gone.
+    unseen: set[str] = field(default_factory=set)
 
 
 def ignore_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
@@ -102,6 +106,7 @@ def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
             it = os.scandir(folder)
         except OSError as exc:
             result.errors.append((folder, f"cannot list folder: {exc.strerror or exc}"))
+            result.unseen.add(folder)
             continue
         with it:
             for entry in it:
@@ -121,6 +126,7 @@ def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
                     continue
                 except OSError as exc:
                     result.errors.append((entry.path, f"cannot stat: {exc.strerror or exc}"))
+                    result.unseen.add(entry.path)
                     continue
                 if not stat.S_ISREG(st.st_mode):
                     result.skipped["special"] += 1
@@ -168,6 +174,18 @@ def _paths_of(session: Session, ids: list[int]) -> dict[int, str]:
 
 def _inside(path: str, top: str) -> bool:
     return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def _in_unseen(path: str, unseen: set[str], top: str) -> bool:
+    """``path`` is, or lies under, something the walk could not look at."""
+    while _inside(path, top):
+        if path in unseen:
+            return True
+        parent = os.path.dirname(path)
+        if parent == path:
+            return False
+        path = parent
+    return False
 
 
 def _shared_sizes(session: Session, root_id: int, walked: list[Entry]) -> set[int]:
@@ -265,9 +283,12 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
             todo.append(_item(e, shared))
 
     # Files the walk did not see under this subtree: moved (same inode) or missing.
+    # A folder that could not be listed (a NAS hiccup, a permission change) hides its
+    # files; it does not delete them: they keep their rows and their state.
     unseen = [k for key, k in known.items() if key not in seen_keys and k[5] == "present"]
     paths = _paths_of(session, [k[0] for k in unseen]) if unseen else {}
-    vanished = {(k[3], k[4]): k for k in unseen if _inside(paths[k[0]], top)}
+    kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
+    vanished = {(k[3], k[4]): k for k in unseen if _inside(paths[k[0]], top) and k[0] not in kept}
     for key, e in new_entries:
         hit = None if job.full else vanished.get((e.device, e.inode))
         if hit is not None and hit[1:3] == (e.size, e.mtime_ns):
@@ -304,6 +325,7 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
         "missing": len(missing_ids),
         "to_read": len(todo),
         "walk_errors": len(walked.errors),
+        "kept_unlisted": len(kept),
         **{f"skipped_{k}": v for k, v in walked.skipped.items()},
     }
     job.summary = json.dumps(summary)
@@ -347,7 +369,7 @@ def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -
     if batch.phase == "catalog":
         _catalog_items(session, root, items, settings, outcome)
     else:
-        _hash_items(session, batch.phase, items, outcome)
+        _hash_items(session, root, batch.phase, items, outcome)
     if not jobs.claim_batch(session, job_id, seq):
         session.rollback()
         return False, False
@@ -377,20 +399,15 @@ def _catalog_items(
     }
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    real_root = os.path.realpath(root.path)
     for key, item in zip(keys, items, strict=True):
         path = item["path"]
-        try:
-            st = os.stat(path, follow_symlinks=False)
-        except OSError as exc:
-            reason = (
-                "file vanished before it could be read"
-                if isinstance(exc, FileNotFoundError)
-                else f"cannot stat: {exc.strerror or exc}"
-            )
+        st, reason = _still_a_file(path)
+        if st is None:
             outcome.errors.append((path, reason))
             outcome.failed += 1
             outcome.done += 1
-            if key in existing and isinstance(exc, FileNotFoundError):
+            if key in existing:  # gone from the library as a file: the walk agrees next time
                 updates.append({"id": existing[key], "status": "missing", "updated_at": utcnow()})
             continue
         facts = inspect_file(
@@ -398,6 +415,7 @@ def _catalog_items(
             full_hash=False,
             quick_hash=bool(item.get("quick")),
             max_pixels=settings.max_image_pixels,
+            root=real_root,
         )
         outcome.bytes_read += facts.bytes_read
         outcome.done += 1
@@ -418,6 +436,23 @@ def _catalog_items(
         fid = row.pop("id")
         row.pop("first_seen")
         conn.execute(update(table).where(table.c.id == fid).values(**row))
+
+
+def _still_a_file(path: str) -> tuple[os.stat_result | None, str]:
+    """The lstat of a listed path if it is still a regular file, else (None, why).
+
+    Batches run long after the walk: the file may have been deleted, or replaced by
+    a symlink (which the walk would not have followed) or a FIFO (which would block).
+    """
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except FileNotFoundError:
+        return None, "file vanished before it could be read"
+    except OSError as exc:
+        return None, f"cannot stat: {exc.strerror or exc}"
+    if not stat.S_ISREG(st.st_mode):
+        return None, f"no longer a regular file ({file_type(st.st_mode)}); not read"
+    return st, ""
 
 
 def _row_values(
@@ -466,30 +501,63 @@ def _clip(text: str | None, n: int = 128) -> str | None:
 
 
 def _hash_items(
-    session: Session, phase: str, items: list[dict[str, Any]], outcome: BatchOutcome
+    session: Session, root: Root, phase: str, items: list[dict[str, Any]], outcome: BatchOutcome
 ) -> None:
+    real_root = os.path.realpath(root.path)
     for item in items:
         row = session.get(File, item["id"])
         outcome.done += 1
         if row is None or row.status != "present":
             continue
         try:
-            st = os.stat(row.path, follow_symlinks=False)
-            if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
-                continue  # changed since it was cataloged: the next scan re-reads it
-            if phase == "quick":
-                row.quick, n = quick_digest(row.path, row.size)
-            else:
-                row.sha256, row.sha1, n = hash_file(row.path)
-            outcome.bytes_read += n
+            outcome.bytes_read += _digest_row(row, phase, real_root)
         except OSError as exc:
             outcome.failed += 1
-            reason = (
-                "file vanished before it could be read"
-                if isinstance(exc, FileNotFoundError)
-                else f"cannot read: {exc.strerror or exc}"
-            )
-            outcome.errors.append((row.path, reason))
+            outcome.errors.append((row.path, _hash_error(exc)))
+            if isinstance(exc, FileNotFoundError):
+                # As the catalog phase does (the walk agrees next time); updated_at
+                # lets grouping and dedup of this scan see the change.
+                row.status, row.updated_at = "missing", utcnow()
+
+
+class FileChanged(OSError):
+    """The file's size or mtime moved while it was being hashed."""
+
+
+def _digest_row(row: File, phase: str, real_root: str) -> int:
+    """Quick digest or full hashes of a cataloged file; returns the bytes read.
+
+    Opened as the catalog phase opens files (no symlink, no FIFO, inside the root).
+    A file changed since it was cataloged is left for the next scan; one changed
+    while it was being read raises, so no digest of a half-old file is stored.
+    """
+    fd, st = open_regular(row.path, real_root)
+    with open(fd, "rb", buffering=0) as fh:
+        if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
+            return 0  # changed since it was cataloged: the next scan re-reads it
+        if phase == "quick":
+            quick, n = quick_digest_fh(fh, row.size)
+        else:
+            sha256, sha1, n = hash_stream(fh)
+        after = os.fstat(fh.fileno())
+    if (after.st_size, after.st_mtime_ns) != (row.size, row.mtime_ns):
+        raise FileChanged(
+            errno.EAGAIN,
+            f"file changed while it was being read (size {row.size}, now {after.st_size})",
+        )
+    if phase == "quick":
+        row.quick = quick
+    else:
+        row.sha256, row.sha1 = sha256, sha1
+    return n
+
+
+def _hash_error(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished before it could be read"
+    if isinstance(exc, UnsafeFile | FileChanged):
+        return str(exc.strerror)
+    return f"cannot read: {exc.strerror or exc}"
 
 
 # --- phase transitions --------------------------------------------------------

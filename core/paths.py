@@ -8,8 +8,10 @@ a fixed-size digest of those bytes so that no index entry grows with the path.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -86,3 +88,69 @@ def root_of(path: str, roots: Iterable[str | Path]) -> str | None:
             if best is None or len(r) > len(best):
                 best = r
     return best
+
+
+class UnsafeFile(OSError):
+    """A listed file that may not be read: it is no longer a regular file, or it is
+    reached through a symlink that leaves the library root. ``strerror`` says which."""
+
+
+_FILE_TYPES = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISLNK, "a symlink"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
+
+
+def file_type(mode: int) -> str:
+    """What a non-regular file is, in words ("a FIFO")."""
+    return next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
+
+
+def is_inside(path: str, real_root: str) -> bool:
+    """``path`` (already resolved) is ``real_root`` or below it."""
+    return path == real_root or path.startswith(real_root.rstrip(os.sep) + os.sep)
+
+
+def _real_path_of(fd: int, path: str) -> str:
+    # The kernel's name for what was actually opened: immune to a folder being swapped
+    # for a symlink between any check and the open. Off Linux, resolve the name (racy).
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(path)
+
+
+def open_regular(path: str, real_root: str | None = None) -> tuple[int, os.stat_result]:
+    """Open a library file for reading: (fd, its fstat). Raises OSError.
+
+    O_NONBLOCK: opening a FIFO that replaced the file must not wait for a writer
+    forever (reads of regular files ignore the flag). With ``real_root`` (the resolved
+    library root) a symlink in the last component is not followed and the opened file
+    must lie inside the root, so that nothing swapped in after the walk (a symlink to
+    /etc/passwd, a folder replaced by a link elsewhere) is read. Raises UnsafeFile then.
+    """
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
+    if real_root is not None:
+        flags |= getattr(os, "O_NOFOLLOW", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP and real_root is not None and os.path.islink(path):
+            raise UnsafeFile(errno.ELOOP, "is a symlink now; not followed") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeFile(errno.EINVAL, f"not a regular file: {file_type(st.st_mode)}")
+        if real_root is not None and not is_inside(_real_path_of(fd, path), real_root):
+            raise UnsafeFile(errno.EXDEV, "reached through a symlink out of the library; not read")
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, st

@@ -7,9 +7,12 @@ Reading policy (``bytes_read`` counts all of it, honestly):
 - RAW files: with ``full_hash`` (or when smaller than 1 MiB, where one read is
   cheaper than LibRaw's seeking) the file is read once into memory, hashed, and
   LibRaw decodes from that buffer. Otherwise only the metadata directories and the
-  embedded preview are read: LibRaw opens the path itself and what it reads is
+  embedded preview are read: LibRaw opens the file itself (through /proc/self/fd, so
+  it reads what was opened and checked) and what it reads is
   measured from the kernel's per-thread I/O counter (``/proc/thread-self/io``
   rchar), which also counts LibRaw's re-reads.
+- What a file is comes from its first 4 KiB, not its name: only a picture is read
+  whole, whatever its extension says.
 - Video, sidecars and other files: the first 4 KiB (to sniff), MOV/MP4 metadata boxes,
   then the full hash only with ``full_hash`` and the quick digest with ``quick_hash``.
 
@@ -20,7 +23,6 @@ from __future__ import annotations
 
 import io
 import os
-import stat
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
@@ -49,6 +51,7 @@ from core.media.hashing import (
 )
 from core.media.kinds import HEAD_SIZE, classify, extension, kind_of_extension, sniff_format
 from core.media.phash import phash_of
+from core.paths import UnsafeFile, open_regular
 
 SMALL_RAW = 1 << 20
 _TIFF_RAW = {"tiff", "dng", "cr2", "orf", "rw2"}
@@ -129,6 +132,8 @@ def _thread_rchar() -> tuple[int, int] | None:
 
 
 def _read_error(exc: OSError) -> str:
+    if isinstance(exc, UnsafeFile):
+        return str(exc.strerror)
     if isinstance(exc, FileNotFoundError):
         return "file vanished before it could be read"
     if isinstance(exc, PermissionError):
@@ -139,13 +144,22 @@ def _read_error(exc: OSError) -> str:
 
 
 def inspect_file(
-    path: str, *, full_hash: bool, quick_hash: bool = False, max_pixels: int = DEFAULT_MAX_PIXELS
+    path: str,
+    *,
+    full_hash: bool,
+    quick_hash: bool = False,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    root: str | None = None,
 ) -> FileFacts:
-    """Kind, format, hashes, pHash and EXIF essentials of one file; never raises."""
+    """Kind, format, hashes, pHash and EXIF essentials of one file; never raises.
+
+    ``root`` (the resolved library root) confines the read: a file that became a
+    symlink, or is reached through one, out of the root is refused (see open_regular).
+    """
     ext_kind = kind_of_extension(extension(path))
     facts = FileFacts(kind=ext_kind, format=None, size=0, mtime_ns=0)
     try:
-        st = os.stat(path)
+        fd, st = open_regular(path, root)
     except OSError as exc:
         facts.error = _read_error(exc)
         return facts
@@ -153,54 +167,70 @@ def inspect_file(
         facts.error = f"invalid path: {exc}"
         return facts
     facts.size, facts.mtime_ns = st.st_size, st.st_mtime_ns
-    if stat.S_ISDIR(st.st_mode):
-        facts.error = "is a directory, not a file"
-        return facts
-    if not stat.S_ISREG(st.st_mode):
-        facts.error = "not a regular file"
-        return facts
-    if st.st_size == 0:
-        facts.error = "zero-byte file"
-        return facts
+    with open(fd, "rb", buffering=0) as fh:
+        if st.st_size == 0:
+            facts.error = "zero-byte file"
+            return facts
+        _inspect_guarded(fh, path, facts, full_hash, quick_hash, max_pixels)
+    return facts
+
+
+def _inspect_guarded(
+    fh: BinaryIO,
+    path: str,
+    facts: FileFacts,
+    full_hash: bool,
+    quick_hash: bool,
+    max_pixels: int,
+) -> None:
     try:
-        with open(path, "rb", buffering=0) as fh:
-            _inspect_open(fh, path, facts, ext_kind, full_hash, quick_hash, max_pixels)
+        _inspect_open(fh, path, facts, full_hash, quick_hash, max_pixels)
+        _check_unchanged(fh, facts)
     except OSError as exc:
         facts.error = _read_error(exc)
     except MemoryError:
         facts.error = "file too large to read into memory"
     except Exception as exc:  # a decoder bug must not stop the scan
         facts.error = f"unexpected {type(exc).__name__}: {exc}"
-    return facts
+
+
+def _check_unchanged(fh: BinaryIO, facts: FileFacts) -> None:
+    """Streamed reads (quick digest, full hash, video boxes, LibRaw) cannot see a file
+    being truncated or rewritten under them; its stat afterwards can. Such facts are
+    a mix of two versions: keep none of them, say why."""
+    st = os.fstat(fh.fileno())
+    if (st.st_size, st.st_mtime_ns) == (facts.size, facts.mtime_ns):
+        return
+    for name in ("sha256", "sha1", "quick", "phash", "colour"):
+        setattr(facts, name, None)
+    facts.error = f"file changed while it was being read (size {facts.size}, now {st.st_size})"
 
 
 def _inspect_open(
     fh: BinaryIO,
     path: str,
     facts: FileFacts,
-    ext_kind: str,
     full_hash: bool,
     quick_hash: bool,
     max_pixels: int,
 ) -> None:
     size = facts.size
-    read_whole = ext_kind == "image" or (ext_kind == "raw" and (full_hash or size <= SMALL_RAW))
-    data: bytes | None = None
-    if read_whole:
-        data = fh.read()
-        facts.bytes_read += len(data)
-        head = data[:HEAD_SIZE]
-    else:
-        head = fh.read(HEAD_SIZE)
-        facts.bytes_read += len(head)
+    # The head decides what the file is before anything else is read: a 20 GB video
+    # named .jpg must be streamed like a video, not read into memory like a picture.
+    # It is a peek (pread): when the whole file follows, read() returns it in one
+    # buffer without a copy, and those 4 KiB come again from the page cache and are
+    # counted once.
+    head = os.pread(fh.fileno(), HEAD_SIZE, 0)
     kind, fmt, warning = classify(path, head)
     facts.kind, facts.format, facts.warning = kind, fmt, warning
 
-    if kind == "image" and data is None:
-        # Misnamed picture (e.g. a JPEG called .mp4): fetch the rest once.
-        rest = fh.read()
-        facts.bytes_read += len(rest)
-        data = head + rest
+    data: bytes | None = None
+    if kind == "image" or (kind == "raw" and (full_hash or size <= SMALL_RAW)):
+        data = fh.read()
+        facts.bytes_read += len(data)
+    else:
+        fh.seek(len(head))
+        facts.bytes_read += len(head)
     if data is not None and len(data) != size:
         facts.error = f"file changed while it was being read (size {size}, read {len(data)})"
         return
@@ -265,14 +295,21 @@ def _raw_metadata(
 
 
 def _libraw_path(fh: BinaryIO, path: str) -> str | None:
-    """A name LibRaw can open: rawpy encodes paths as UTF-8, which a non-UTF-8 name
-    (surrogate-escaped) cannot be, so such files are opened through /proc/self/fd."""
+    """A name LibRaw can open for the file already open as ``fh``.
+
+    /proc/self/fd/N names exactly the file that was opened and checked (regular, inside
+    the root), even if the path has been swapped for something else since; it is also
+    the only way to pass a non-UTF-8 name (rawpy encodes paths as UTF-8). Off Linux,
+    the path itself when it is UTF-8; else None (the caller reads the bytes itself).
+    """
+    proc = f"/proc/self/fd/{fh.fileno()}"
+    if os.path.exists(proc):
+        return proc
     try:
         path.encode("utf-8")
         return path
     except UnicodeEncodeError:
-        proc = f"/proc/self/fd/{fh.fileno()}"
-        return proc if os.path.exists(proc) else None
+        return None
 
 
 def _inspect_raw(

@@ -323,3 +323,72 @@ def test_render_thumbnail_upright_and_small(tmp_path: Path) -> None:
     assert thumb.size == (320, 240)
     want = ImageOps.exif_transpose(Image.open(path)).resize((320, 240))
     assert imagehash.phash(thumb) - imagehash.phash(want) <= 6
+
+
+# --- hostile files: misnamed giants, FIFOs, files that change under the reader -------
+
+
+def test_big_video_named_jpg_is_not_read_into_memory(tmp_path: Path) -> None:
+    # Given a 64 MiB MP4 (sparse: cheap to make) named like a picture
+    path = tmp_path / "clip.jpg"
+    with path.open("wb") as fh:
+        fh.write(struct.pack(">I", 24) + b"ftypisom" + b"\x00\x00\x00\x00isommp41")
+        fh.truncate(64 << 20)
+    # When it is inspected as the catalog does
+    facts = inspect_file(str(path), full_hash=False)
+    # Then its content decides: a video, sniffed from its head, not read whole
+    assert (facts.kind, facts.format) == ("video", "mp4")
+    assert facts.warning == "extension .jpg but content is MP4"
+    assert facts.bytes_read < 1 << 20
+
+
+def test_fifo_swapped_in_after_the_check_does_not_hang(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    # Given a FIFO with no writer, and a stat that still saw the regular file it replaced
+    fifo = tmp_path / "photo.jpg"
+    os.mkfifo(fifo)
+    regular = os.stat(__file__)
+    real_stat = os.stat
+    monkeypatch.setattr(
+        os, "stat", lambda p, *a, **k: regular if str(p) == str(fifo) else real_stat(p, *a, **k)
+    )
+    result: list[object] = []
+    # When it is inspected
+    t = threading.Thread(target=lambda: result.append(inspect_file(str(fifo), full_hash=False)))
+    t.daemon = True
+    t.start()
+    t.join(10)
+    if t.is_alive():  # unblock the stuck reader so the test run can go on
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        t.join(5)
+    # Then it returns at once with a reason instead of waiting for a writer
+    assert result, "inspect_file blocked on a FIFO"
+    assert result[0].error == "not a regular file: a FIFO"  # type: ignore[attr-defined]
+
+
+def test_file_growing_while_it_is_hashed_keeps_no_hash(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.media.inspect as inspect_mod
+
+    # Given a video that grows (a copy still arriving) while its bytes are streamed
+    path = tmp_path / "clip.mov"
+    path.write_bytes(quicktime(None, None, 0) + os.urandom(50_000))
+    real_hash_stream = inspect_mod.hash_stream
+
+    def growing(fh, prefix=b""):
+        with path.open("ab") as out:
+            out.write(b"more bytes")
+        return real_hash_stream(fh, prefix)
+
+    monkeypatch.setattr(inspect_mod, "hash_stream", growing)
+    # When it is fully hashed
+    facts = inspect_file(str(path), full_hash=True)
+    # Then the half-old digest is dropped and the reason given
+    assert facts.sha256 is None and facts.sha1 is None
+    assert facts.error is not None and facts.error.startswith(
+        "file changed while it was being read"
+    )

@@ -11,6 +11,7 @@ from core.paths import (
     confine,
     dir_key,
     display,
+    open_regular,
     path_key,
     relative_posix,
     root_of,
@@ -56,3 +57,54 @@ def test_root_of_and_relative_paths():
     assert root_of("/photos/archive/x.jpg", roots) == "/photos/archive"
     assert root_of("/photos2/x.jpg", roots) is None
     assert relative_posix("/photos/2024/a.jpg", "/photos") == "2024/a.jpg"
+
+
+# --- open_regular: how the scan opens a listed file -----------------------------------
+
+
+def _open_error(path, real_root=None) -> str:
+    with pytest.raises(OSError) as info:
+        fd, _st = open_regular(str(path), real_root)
+        os.close(fd)
+    return str(info.value.strerror)
+
+
+def test_open_regular_reads_a_file_inside_the_root(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"abc")
+    fd, st = open_regular(str(tmp_path / "a.jpg"), str(tmp_path))
+    try:
+        assert os.read(fd, 10) == b"abc" and st.st_size == 3
+    finally:
+        os.close(fd)
+
+
+def test_open_regular_refuses_a_fifo_without_blocking(tmp_path):
+    # Given a FIFO with no writer (a plain open() would wait forever)
+    os.mkfifo(tmp_path / "fifo.jpg")
+    # Then it is refused at once, naming what it is
+    assert _open_error(tmp_path / "fifo.jpg") == "not a regular file: a FIFO"
+    assert _open_error(tmp_path / "fifo.jpg", str(tmp_path)) == "not a regular file: a FIFO"
+
+
+def test_open_regular_confined_to_the_root(tmp_path):
+    # Given a library with a file symlink and a folder symlink pointing out of it
+    root, outside = tmp_path / "lib", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"secret")
+    os.symlink(outside / "secret.jpg", root / "link.jpg")
+    os.symlink(outside, root / "album")
+    real_root = os.path.realpath(root)
+    # Then neither is read when the root is given
+    assert _open_error(root / "link.jpg", real_root) == "is a symlink now; not followed"
+    assert _open_error(root / "album" / "secret.jpg", real_root) == (
+        "reached through a symlink out of the library; not read"
+    )
+    # And without a root, a symlink is followed as open() would
+    fd, _st = open_regular(str(root / "link.jpg"))
+    os.close(fd)
+
+
+def test_open_regular_directory(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        open_regular(str(tmp_path))
