@@ -289,6 +289,19 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     paths = _paths_of(session, [k[0] for k in unseen]) if unseen else {}
     kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
     vanished = {(k[3], k[4]): k for k in unseen if _inside(paths[k[0]], top) and k[0] not in kept}
+    if vanished and top == root.path and not walked.entries and _empty_dir(top):
+        # An empty root where the catalog holds files is a NAS share that is not mounted
+        # (the bare mount point), not a library deleted overnight: keep every row, and
+        # say so, rather than drop the groups, duplicates and decisions built on them.
+        walked.errors.append(
+            (
+                top,
+                f"the library root is empty but the catalog holds {len(vanished)} files "
+                "there: is the share mounted? Nothing was marked missing",
+            )
+        )
+        kept |= {k[0] for k in vanished.values()}
+        vanished = {}
     for key, e in new_entries:
         hit = None if job.full else vanished.get((e.device, e.inode))
         if hit is not None and hit[1:3] == (e.size, e.mtime_ns):
@@ -333,6 +346,15 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     _add_batches(session, job, "catalog", todo, settings)
     job.updated_at = utcnow()
     return True
+
+
+def _empty_dir(path: str) -> bool:
+    """``path`` lists without error and holds nothing at all (not even ignored names)."""
+    try:
+        with os.scandir(path) as it:
+            return next(it, None) is None
+    except OSError:
+        return False
 
 
 def _item(e: Entry, shared: set[int]) -> dict[str, Any]:
