@@ -46,6 +46,10 @@ STEM_SIDECARS = frozenset({"xmp", "aae", "thm", "json"})
 
 LIVE_STILL_EXTS = frozenset("jpg jpeg jpe heic heif".split())
 LIVE_VIDEO_EXTS = frozenset("mov mp4".split())
+# Takeout exports a Pixel motion photo as PXL_..MP.jpg + PXL_..MP (the MP4 part, no
+# extension of its own), an edited one as .MP~2 (immich-go filetypes/supported.go,
+# issue 405; PhotoPrism issue 2133). Such a file is the photo's video.
+_MOTION_VIDEO_EXT = re.compile(r"mp(?:~\d+)?")
 
 _RENDITION_FORMATS = frozenset({"jpeg", "heic", "heif"})
 _LIVE_VIDEO_FORMATS = frozenset({"mov", "mp4"})
@@ -78,6 +82,10 @@ _SUPPLEMENTAL = "supplemental-metadata"
 _DUP_SUFFIX = re.compile(r"^(?P<body>.*?)(?P<dup>\(\d+\))$")
 # Takeout limits a JSON name to 51 characters; shorter bases were not truncated.
 TAKEOUT_TRUNCATED_MIN = 46
+_INDEX = re.compile(r"\(\d+\)")
+# darktable writes version nn as "%02d"; camera and phone counters behind an underscore
+# have four digits or more (IMG_1234, DSC_0001, IMG_20231006_123456), so two digits only.
+_DARKTABLE_VERSION = re.compile(r"^(?P<stem>.+)_\d\d\.(?P<ext>[^.]+)$")
 
 
 def norm(text: str) -> str:
@@ -114,7 +122,20 @@ def pixel_radical(name: str) -> str | None:
 
 def edit_base(stem_: str) -> str | None:
     """Stem of the original of an edited copy (``IMG_E1234`` -> ``IMG_1234``,
-    ``name-edited`` / ``name (edited)`` -> ``name``), or None for other stems."""
+    ``name-edited`` / ``name (edited)`` -> ``name``), or None for other stems.
+
+    Takeout puts its uniqueness index behind the edit suffix: ``name-edited(1)`` is the
+    edit of ``name(1)`` (andyjohnson0/TakeoutExtractor README; ente metadata-json tests).
+    """
+    if stem_.endswith(")"):
+        m = _DUP_SUFFIX.match(stem_)
+        if m and m.group("body"):
+            base = _edit_base(m.group("body"))
+            return None if base is None else base + m.group("dup")
+    return _edit_base(stem_)
+
+
+def _edit_base(stem_: str) -> str | None:
     if stem_[:5].upper() == "IMG_E":
         m = _IPHONE_EDIT.match(stem_)
         if m:
@@ -177,7 +198,7 @@ def category_of_ext(ext: str, kind: str | None = None, fmt: str | None = None) -
         return RENDITION
     if ext in IMAGE_EXTS:
         return IMAGE
-    if ext in VIDEO_EXTS:
+    if ext in VIDEO_EXTS or _is_motion_video_ext(ext):
         return VIDEO
     if ext in SIDECAR_EXTS:
         return SIDECAR
@@ -202,8 +223,12 @@ def is_live_still(name: str, fmt: str | None = None) -> bool:
 def is_live_video(name: str, fmt: str | None = None) -> bool:
     ext = split_ext(name)[1]
     if ext:
-        return ext in LIVE_VIDEO_EXTS
+        return ext in LIVE_VIDEO_EXTS or _is_motion_video_ext(ext)
     return (fmt or "").lower() in _LIVE_VIDEO_FORMATS
+
+
+def _is_motion_video_ext(ext: str) -> bool:
+    return ext[:2] == "mp" and _MOTION_VIDEO_EXT.fullmatch(ext) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +236,12 @@ class SidecarTargets:
     """What a sidecar name can point at, strongest first.
 
     full_names: normalised full names of the image (``name.ext.xmp`` -> ``name.ext``).
+    version_of: normalised full names of the file a darktable duplicate's sidecar
+        describes (``name_01.ext.xmp`` -> ``name.ext``), tried after ``full_names``.
     stem_keys: normalised shot keys (``name.xmp`` -> every file of shot ``name``).
     prefix: normalised prefix of a full name that Takeout truncated, or None.
+    index: Takeout's uniqueness index ``(n)`` of a truncated JSON name, or "": a file
+        found by ``prefix`` must carry the same one (see ``takeout_index_agrees``).
     preference: target categories, best first.
     """
 
@@ -220,6 +249,8 @@ class SidecarTargets:
     stem_keys: tuple[str, ...]
     prefix: str | None
     preference: tuple[str, ...]
+    version_of: tuple[str, ...] = ()
+    index: str = ""
 
 
 def sidecar_targets(name: str) -> SidecarTargets | None:
@@ -243,28 +274,60 @@ def sidecar_targets(name: str) -> SidecarTargets | None:
             s, e = split_ext(f)
             if e and s:
                 stems.append(stem_key(s))
-    prefix = norm(base) if ext == "json" and len(name) >= TAKEOUT_TRUNCATED_MIN + 5 else None
+    prefix, index = _takeout_prefix(base) if ext == "json" else (None, "")
     return SidecarTargets(
         full_names=tuple(dict.fromkeys(norm(f) for f in full)),
         stem_keys=tuple(dict.fromkeys(stems)),
         prefix=prefix,
         preference=SIDECAR_EXTS[ext],
+        version_of=_darktable_original(base) if ext == "xmp" else (),
+        index=index,
     )
+
+
+def _darktable_original(base: str) -> tuple[str, ...]:
+    """darktable names the sidecar of duplicate nn of ``name.ext`` ``name_nn.ext.xmp``
+    (darktable user manual, "sidecar files"); the exact name still wins over this."""
+    m = _DARKTABLE_VERSION.match(base)
+    if m is None or category_of_ext(m.group("ext").lower()) in (SIDECAR, OTHER):
+        return ()
+    return (norm(f"{m.group('stem')}.{m.group('ext')}"),)
+
+
+def _takeout_split(base: str) -> tuple[str, str, str]:
+    """(base without its trailing ``(n)``, that ``(n)`` or "", and the image name: the
+    former without ``.supplemental-metadata`` or any cut of it, even an empty one, as in
+    ``name.jpg..json`` (ente metadata-json tests))."""
+    m = _DUP_SUFFIX.match(base)
+    body, dup = (m.group("body"), m.group("dup")) if m else (base, "")
+    head, dot, last = body.rpartition(".")
+    image = head if head and dot and _SUPPLEMENTAL.startswith(last.lower()) else body
+    return body, dup, image
+
+
+def _takeout_prefix(base: str) -> tuple[str | None, str]:
+    """(prefix, index) of a JSON name Takeout cut to 46 characters before adding the
+    index: ``<46 chars>(494).json`` is the JSON of ``<46 chars>m(494).jpg`` (immich-go
+    matchNormal / matchVeryLongNameWithNumber)."""
+    body, dup, image = _takeout_split(base)
+    if len(body) < TAKEOUT_TRUNCATED_MIN:
+        return None, ""
+    return norm(image), dup
+
+
+def takeout_index_agrees(full: str, prefix: str, index: str) -> bool:
+    """True when the rest of ``full`` after a truncated JSON's ``prefix`` carries that
+    JSON's uniqueness index and no other: ``x_.json`` is not the JSON of ``x_P(1).jpg``."""
+    return _INDEX.findall(full[len(prefix) :]) == ([index] if index else [])
 
 
 def _takeout_names(base: str) -> list[str]:
     """Candidate image names of a Takeout JSON base (name without ``.json``)."""
     names = [base]
-    body, dup = base, ""
-    m = _DUP_SUFFIX.match(base)
-    if m:
-        body, dup = m.group("body"), m.group("dup")
-    head, _, last = body.rpartition(".")
-    if head and last and _SUPPLEMENTAL.startswith(last.lower()):
-        body = head  # drop ".supplemental-metadata" or its truncation
+    _, dup, image = _takeout_split(base)
     if dup:
-        s, e = split_ext(body)
-        names.append(f"{s}{dup}.{e}" if e else f"{body}{dup}")
-    elif body != base:
-        names.append(body)
+        s, e = split_ext(image)
+        names.append(f"{s}{dup}.{e}" if e else f"{image}{dup}")
+    elif image != base:
+        names.append(image)
     return names

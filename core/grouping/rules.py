@@ -16,20 +16,25 @@ Rules (all within one folder; keys are case-insensitive, see ``core.grouping.nam
   most one RAW: candidate pairs are taken best first (known close times before unknown
   times, then the smaller time difference, then by name), one-to-one; a rendition left
   over after that (RAW+JPEG+HIF of one shot) joins the RAW that suits it best.
-* ``live_photo``: a HEIC/JPEG still and a MOV/MP4 video with the same stem. Apple's
+* ``live_photo``: a HEIC/JPEG still and a MOV/MP4 video with the same stem (or a Pixel
+  motion photo as Takeout splits it: ``PXL_<date>_<time>.MP.jpg`` + ``.MP``). Apple's
   ContentIdentifier decides when both files have one (equal: pair, even under different
   names; different: never). Without it, capture times must agree within
   ``LIVE_WINDOW`` or differ by a whole time-zone offset (QuickTime dates are often UTC
   while EXIF is wall-clock), so a counter rollover in a flat export is not a pair.
 * ``edited``: ``IMG_E1234.*`` joins ``IMG_1234.*``; ``name-edited``, ``name (edited)``,
-  ``name-Edit`` (and Takeout's localised suffixes) join ``name``. The original is the
-  primary. An edited Live Photo (IMG_E1234.HEIC + IMG_E1234.MOV) moves as one.
-* sidecars (``name.xmp``, ``name.ext.xmp``, ``name.aae``, ``IMG_O1234.aae``, Takeout
-  ``name.ext.json`` and its ``.supplemental-metadata`` / ``(1)`` / truncated variants,
-  ``.thm``, ``.dop``, ``.pp3``) join the group of the file they describe: the exact full
-  name first, then the shot by stem (``name.xmp`` prefers the RAW, ``.aae`` the still;
-  ``name.xmp`` beside name.CR3 + name.JPG therefore joins that pair's group). A file whose
-  only companions are sidecars forms a ``sidecar`` group. Unmatched sidecars stay alone.
+  ``name-Edit`` (and Takeout's localised suffixes) join ``name``; Takeout's
+  ``name-edited(1)`` joins ``name(1)``. The original is the primary. An edited Live
+  Photo (IMG_E1234.HEIC + IMG_E1234.MOV) moves as one.
+* sidecars (``name.xmp``, ``name.ext.xmp``, darktable's ``name_01.ext.xmp``,
+  ``name.aae``, ``IMG_O1234.aae``, Takeout ``name.ext.json`` and its
+  ``.supplemental-metadata`` / ``(1)`` / truncated variants, ``.thm``, ``.dop``, ``.pp3``)
+  join the group of the file they describe: the exact full name first, then the original
+  of a darktable duplicate, then the shot by stem, then (truncated Takeout JSON only) a
+  name with that prefix and the same ``(n)`` index. ``name.xmp`` prefers the RAW, ``.aae``
+  the still; ``name.xmp`` beside name.CR3 + name.JPG therefore joins that pair's group. A
+  file whose only companions are sidecars forms a ``sidecar`` group. Unmatched sidecars
+  stay alone.
 
 Combinations. Every file has at most one parent (rendition -> RAW, video -> still,
 edit -> original, sidecar -> its file), so each group is a tree with one root: the RAW
@@ -423,13 +428,12 @@ def _attach_sidecars(
         found: list[tuple[int, _F]] = []
         for full in spec.full_names:
             found.extend((0, t) for t in by_full.get(full, ()))
+        for full in spec.version_of:
+            found.extend((1, t) for t in by_full.get(full, ()))
         for key in spec.stem_keys:
-            found.extend((1, t) for t in by_key.get(key, ()))
+            found.extend((2, t) for t in by_key.get(key, ()))
         if not found and spec.prefix:
-            i = bisect.bisect_left(sorted_fulls, spec.prefix)
-            while i < len(sorted_fulls) and sorted_fulls[i].startswith(spec.prefix):
-                found.extend((2, t) for t in by_full[sorted_fulls[i]])
-                i += 1
+            found.extend((3, t) for t in _truncated_matches(spec, by_full, sorted_fulls))
         ranked = sorted(
             {
                 (
@@ -445,6 +449,19 @@ def _attach_sidecars(
         for *_, target in ranked:
             if forest.attach(f.idx, target, _SIDE):
                 break
+
+
+def _truncated_matches(
+    spec: N.SidecarTargets, by_full: dict[str, list[_F]], sorted_fulls: list[str]
+) -> Iterable[_F]:
+    """Files whose full name starts with a truncated Takeout JSON's prefix and carries
+    its uniqueness index (bisect over the sorted names: no scan of the folder)."""
+    prefix = spec.prefix or ""
+    i = bisect.bisect_left(sorted_fulls, prefix)
+    while i < len(sorted_fulls) and sorted_fulls[i].startswith(prefix):
+        if N.takeout_index_agrees(sorted_fulls[i], prefix, spec.index):
+            yield from by_full[sorted_fulls[i]]
+        i += 1
 
 
 def _digest(*parts: str) -> str:

@@ -104,6 +104,10 @@ def test_pixel_radical(name: str, radical: str | None) -> None:
         ("DSC_0001-Edit", "DSC_0001"),
         ("DSC_0001-Edit-2", "DSC_0001"),
         ("holiday-bearbeitet", "holiday"),
+        ("IMG_20180830_123540573-edited(1)", "IMG_20180830_123540573(1)"),  # Takeout index
+        ("IMG_E1234(2)", "IMG_1234(2)"),
+        ("IMG_1234 (1)", None),  # a copy, not an edit
+        ("IMG_1234(1)", None),
         ("IMG_1234", None),
         ("IMG_EXTRA", None),
         ("credit", None),
@@ -136,6 +140,7 @@ def test_shot_key_is_case_and_normalisation_insensitive() -> None:
         ("IMG_1.jpg.supplemental-me.json", "img_1.jpg", "img_1"),
         ("IMG_1.jpg(1).json", "img_1(1).jpg", "img_1(1)"),
         ("IMG_1.jpg.supplemental-metadata(2).json", "img_1(2).jpg", "img_1(2)"),
+        ("IMG_1.jpg..json", "img_1.jpg", "img_1"),  # supplemental part cut to nothing
     ],
 )
 def test_sidecar_targets(name: str, full: str, stem: str) -> None:
@@ -143,6 +148,37 @@ def test_sidecar_targets(name: str, full: str, stem: str) -> None:
     assert t is not None
     assert full in t.full_names
     assert stem in t.stem_keys
+
+
+def test_darktable_duplicate_sidecar_names_its_original() -> None:
+    assert N.sidecar_targets("IMG_1234_01.CR3.xmp").version_of == ("img_1234.cr3",)
+    assert N.sidecar_targets("DSC_0001_12.NEF.xmp").version_of == ("dsc_0001.nef",)
+    # a camera counter is not a version: IMG_1234.CR3.xmp is not about IMG.CR3
+    assert N.sidecar_targets("IMG_1234.CR3.xmp").version_of == ()
+    assert N.sidecar_targets("IMG_20231006_123456.jpg.xmp").version_of == ()
+    assert N.sidecar_targets("IMG_1234_1.CR3.xmp").version_of == ()  # nn has two digits
+    assert N.sidecar_targets("IMG_1234_01.xmp").version_of == ()  # no image extension
+    assert N.sidecar_targets("IMG_1234_01.CR3.json").version_of == ()  # darktable: .xmp
+
+
+def test_truncated_takeout_json_keeps_its_index() -> None:
+    t = N.sidecar_targets(f"{'a' * 46}(3).json")
+    assert (t.prefix, t.index) == ("a" * 46, "(3)")
+    assert N.takeout_index_agrees("a" * 46 + "b(3).jpg", t.prefix, t.index)
+    assert not N.takeout_index_agrees("a" * 46 + "b.jpg", t.prefix, t.index)
+    assert not N.takeout_index_agrees("a" * 46 + "b(3)(1).jpg", t.prefix, t.index)
+    assert N.sidecar_targets(f"{'a' * 45}(3).json").prefix is None  # not cut
+
+
+@pytest.mark.parametrize("name", ["PXL_1.MP", "PXL_1.mp", "PXL_1.MP~2", "PXL_1.MP~12"])
+def test_pixel_motion_video_names_are_live_videos(name: str) -> None:
+    assert N.category(name) == N.VIDEO
+    assert N.is_live_video(name)
+
+
+@pytest.mark.parametrize("name", ["a.mpg", "a.mp3", "a.MP~", "a.mpx"])
+def test_other_mp_names_are_not_live_videos(name: str) -> None:
+    assert not N.is_live_video(name)
 
 
 def test_sidecar_targets_of_other_names() -> None:
@@ -950,3 +986,148 @@ def test_pair_scoring_helpers() -> None:
     assert (s.true_positives, s.false_positives, s.false_negatives) == (3, 0, 1)
     assert s.precision == 1.0 and s.recall == 0.75
     assert score(set(), set()).precision == 1.0
+
+
+# ----------------------------------------------------------------------------- real-world names
+# Each case is a naming convention seen in the wild, with its source.
+
+_LONG = "original_1d4caa6f-16c6-4c3d-901b-9387de10e528_"  # 46 characters: Takeout's JSON cut
+_WED = "Backyard_ceremony_wedding_photography_xxxxxxx_"  # 46 characters as well
+
+CONVENTION_CASES = [
+    (
+        # Takeout exports a Pixel motion photo as PXL_..MP.jpg + PXL_..MP, the MP4 part
+        # without an extension (immich-go filetypes/supported.go; PhotoPrism issue 2133)
+        "Pixel motion photo from Takeout (.MP)",
+        [
+            rec("PXL_20231118_035751175.MP.jpg"),
+            rec("PXL_20231118_035751175.MP", -1.0),
+            rec("PXL_20231118_035751175.MP.jpg.json", None),
+        ],
+        {
+            G(
+                "live_photo",
+                **{
+                    "PXL_20231118_035751175.MP.jpg": "primary",
+                    "PXL_20231118_035751175.MP": "video",
+                    "PXL_20231118_035751175.MP.jpg.json": "sidecar",
+                },
+            )
+        },
+    ),
+    (
+        # ... and an edited one as .MP~2 (immich-go issue 405)
+        "Pixel motion photo from Takeout (.MP~2)",
+        [rec("PXL_20210102_221126856.MP~2.jpg"), rec("PXL_20210102_221126856.MP~2")],
+        {
+            G(
+                "live_photo",
+                **{
+                    "PXL_20210102_221126856.MP~2.jpg": "primary",
+                    "PXL_20210102_221126856.MP~2": "video",
+                },
+            )
+        },
+    ),
+    (
+        # darktable: duplicate nn of <basename>.<ext> is described by <basename>_nn.<ext>.xmp
+        # (darktable user manual, "sidecar files")
+        "darktable duplicate versions",
+        [
+            rec("IMG_1234.CR3"),
+            rec("IMG_1234.CR3.xmp", None),
+            rec("IMG_1234_01.CR3.xmp", None),
+            rec("IMG_1234_02.CR3.xmp", None),
+        ],
+        {
+            G(
+                "sidecar",
+                **{
+                    "IMG_1234.CR3": "primary",
+                    "IMG_1234.CR3.xmp": "sidecar",
+                    "IMG_1234_01.CR3.xmp": "sidecar",
+                    "IMG_1234_02.CR3.xmp": "sidecar",
+                },
+            )
+        },
+    ),
+    (
+        # Given an orphaned sidecar of a counter-named file and a file named like its
+        # prefix, Then the counter is not read as a darktable version
+        "counter is not a darktable version",
+        [rec("IMG.CR3"), rec("IMG_1234.CR3.xmp", None)],
+        set(),
+    ),
+    (
+        # A real file of that name still owns its exact sidecar.
+        "darktable-like name with its own file",
+        [
+            rec("IMG_1234.CR3"),
+            rec("IMG_1234_01.CR3"),
+            rec("IMG_1234_01.CR3.xmp", None),
+        ],
+        {G("sidecar", **{"IMG_1234_01.CR3": "primary", "IMG_1234_01.CR3.xmp": "sidecar"})},
+    ),
+    (
+        # Takeout puts the uniqueness index after "-edited": IMG(1).jpg, IMG-edited(1).jpg
+        # (andyjohnson0/TakeoutExtractor README; ente metadata-json tests)
+        "Takeout edit of a numbered copy",
+        [
+            rec("IMG_20180830_123540573.jpg"),
+            rec("IMG_20180830_123540573(1).jpg", 3600),
+            rec("IMG_20180830_123540573-edited(1).jpg", 3600),
+        ],
+        {
+            G(
+                "edited",
+                **{
+                    "IMG_20180830_123540573(1).jpg": "primary",
+                    "IMG_20180830_123540573-edited(1).jpg": "edit",
+                },
+            )
+        },
+    ),
+    (
+        # A truncated JSON without an index is not the numbered copy's (immich-go
+        # matchNormal compares the "(n)" of both names)
+        "truncated Takeout JSON skips the numbered copy",
+        [rec(f"{_LONG}P.jpg"), rec(f"{_LONG}P(1).jpg"), rec(f"{_LONG}.json", None)],
+        {G("sidecar", **{f"{_LONG}P.jpg": "primary", f"{_LONG}.json": "sidecar"})},
+    ),
+    (
+        # ... and one with an index is that copy's (immich-go matchVeryLongNameWithNumber)
+        "truncated Takeout JSON with an index",
+        [
+            rec(f"{_WED}m(494).jpg"),
+            rec(f"{_WED}m(185).jpg"),
+            rec(f"{_WED}(494).json", None),
+        ],
+        {G("sidecar", **{f"{_WED}m(494).jpg": "primary", f"{_WED}(494).json": "sidecar"})},
+    ),
+    (
+        # supplemental-metadata cut to nothing leaves "name.jpg..json" (ente metadata-json tests)
+        "Takeout JSON with the supplemental part cut to nothing",
+        [
+            rec("Screenshot_20231006-123456_WhatsApp_Photo.jpg"),
+            rec("Screenshot_20231006-123456_WhatsApp_Photo.jpg..json", None),
+        ],
+        {
+            G(
+                "sidecar",
+                **{
+                    "Screenshot_20231006-123456_WhatsApp_Photo.jpg": "primary",
+                    "Screenshot_20231006-123456_WhatsApp_Photo.jpg..json": "sidecar",
+                },
+            )
+        },
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "files, expected", [c[1:] for c in CONVENTION_CASES], ids=[c[0] for c in CONVENTION_CASES]
+)
+def test_naming_conventions(files: list[FileRecord], expected: set) -> None:
+    groups = group_folder(files)
+    check_invariants(groups)
+    assert shape(groups) == expected
