@@ -8,6 +8,7 @@ containers, so a TIFF signature behind a RAW extension stays ``raw``.
 from __future__ import annotations
 
 import os
+import re
 import struct
 
 RAW_EXTENSIONS = frozenset(
@@ -96,7 +97,14 @@ def extension(path: str) -> str:
     return ext[1:].lower() if ext else ""
 
 
+# Google Takeout splits a Pixel motion photo into PXL_…MP.jpg and its video PXL_…MP, an
+# edited one's into …MP~2 (immich-go internal/filetypes/supported.go).
+_TAKEOUT_MOTION = re.compile(r"mp(~[0-9]+)?")
+
+
 def kind_of_extension(ext: str) -> str:
+    if _TAKEOUT_MOTION.fullmatch(ext):
+        return "video"
     if ext in RAW_EXTENSIONS:
         return "raw"
     if ext in IMAGE_EXTENSIONS:

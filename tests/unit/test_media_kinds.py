@@ -132,6 +132,10 @@ def test_sniff_format(head: bytes, expected: str | None) -> None:
         ("a/X.tif", _tiff_with_ifd0_tag(0x0100), ("image", "tiff", None)),
         ("a/clip.mp4", _ftyp(b"qt  ", b"qt  "), ("video", "mov", None)),
         ("a/clip.MOV", _ftyp(b"qt  ", b"qt  "), ("video", "mov", None)),
+        # Takeout's Pixel motion-photo videos: no mismatch warning for every one of them
+        ("a/PXL_20230101_1.MP", _ftyp(b"isom", b"mp41"), ("video", "mp4", None)),
+        ("a/PXL_20230101_1.MP~2", _ftyp(b"isom", b"mp41"), ("video", "mp4", None)),
+        ("a/track.mp3", b"ID3\x04" + b"\0" * 60, ("other", None, None)),
         ("a/clip.mov", _heic_bytes(), ("image", "heic", "extension .mov but content is HEIF")),
         ("a/noext", _pillow_bytes("JPEG"), ("image", "jpeg", "no extension but content is JPEG")),
         ("a/x.xmp", b"<x:xmpmeta xmlns:x='adobe:ns:meta/'>", ("sidecar", "xmp", None)),
