@@ -1,0 +1,156 @@
+"""Dedup as a photographer meets it: real pictures (generated with Pillow), hashed the way
+the catalog hashes them, with the metadata a camera writes. The dangerous mistake is a
+false duplicate - two different exposures offered as copies, one of them to be trashed."""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+from datetime import datetime, timedelta
+
+import numpy as np
+import pytest
+from PIL import Image, ImageEnhance
+
+from core.dedup import different_shots, find_duplicates, perceptual_clusters
+from core.media.colour import colour_signature
+from core.media.phash import phash_of
+from core.records import FileRecord
+from tests.factories import picture
+
+T0 = datetime(2024, 6, 1, 18, 30, 12, 100_000)
+CAMERA = {"make": "Canon", "model": "Canon EOS R6"}
+
+
+def reencode(img: Image.Image, quality: int = 90) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def handheld(img: Image.Image, frac: float) -> Image.Image:
+    """The next frame of a burst: the camera drifted ``frac`` of the width."""
+    w, h = img.size
+    dx, dy = max(1, int(w * frac)), max(1, int(h * frac / 2))
+    return img.crop((dx, dy, w, h)).resize((w, h), Image.Resampling.LANCZOS)
+
+
+def shot(i: int, path: str, img: Image.Image, *, colour: bool = True, kind="image", **meta):
+    fmt = "raw" if kind == "raw" else "jpeg"
+    return FileRecord(
+        id=i, path=path, kind=kind, size=1_000_000 + i, format=fmt,
+        phash=phash_of(img, 1).hex(), colour=colour_signature(img, 1) if colour else None,
+        width=img.width, height=img.height, **meta,
+    )  # fmt: skip
+
+
+def linked(files, threshold=8):
+    colours = {f.id: f.colour for f in files if f.colour}
+    return [
+        sorted(m.id for m in c.members)
+        for c in perceptual_clusters(files, threshold, colour_of=colours)
+    ]
+
+
+@pytest.fixture(scope="module")
+def scene() -> Image.Image:
+    return reencode(picture(11, (640, 480)))
+
+
+def test_burst_frames_are_different_shots(scene):
+    # Given a 10 fps burst: each frame drifts 1 % and is taken 0.1 s after the last
+    frames = [handheld(scene, 0.01 * k) if k else scene for k in range(3)]
+    files = [
+        shot(k + 1, f"/2024/IMG_{k + 1:04d}.JPG", reencode(f), taken_at=T0 + timedelta(seconds=0.1 * k), **CAMERA)
+        for k, f in enumerate(frames)
+    ]  # fmt: skip
+    # (the pictures alone cannot tell them apart: pHash puts them within the threshold)
+    assert linked([dataclasses.replace(f, taken_at=None) for f in files]) == [[1, 2, 3]]
+    # When dedup runs, then no frame is offered as a duplicate of another
+    assert linked(files) == []
+    assert find_duplicates(files, threshold=8) == []
+
+
+def test_bracketed_exposures_without_colour_signature_are_different_shots(scene):
+    # Given -1 EV / 0 / -2 EV taken within a second (darkening keeps the pHash)
+    under = [ImageEnhance.Brightness(scene).enhance(f) for f in (1.0, 0.5, 0.25)]
+    files = [
+        shot(k + 1, f"/hdr/IMG_{k:04d}.JPG", reencode(im), colour=False,
+             taken_at=T0 + timedelta(seconds=0.3 * k), **CAMERA)
+        for k, im in enumerate(under)
+    ]  # fmt: skip
+    # Then they are three shots (the colour check would say so too, when it has signatures)
+    assert linked(files) == []
+
+
+def test_lens_cap_frames_are_different_shots():
+    # Given two black frames whose only structure is the lens's vignetting: their
+    # pHashes are equal and "informative", and dark pictures barely differ in colour
+    h, w = 400, 600
+    yy, xx = np.mgrid[0:h, 0:w]
+    r2 = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / ((h / 2) ** 2 + (w / 2) ** 2)
+
+    def black(level, vignette):
+        a = np.repeat((level * (1 - vignette * r2))[..., None], 3, -1)
+        return reencode(Image.fromarray(a.astype(np.uint8)))
+
+    a = shot(1, "/card/IMG_0001.JPG", black(6, 0.5), taken_at=T0, **CAMERA)
+    b = shot(2, "/card/IMG_0002.JPG", black(10, 0.3), taken_at=T0 + timedelta(minutes=3), **CAMERA)
+    assert a.phash == b.phash
+    # Then the two exposures are not duplicates
+    assert linked([a, b]) == []
+
+
+def test_two_cameras_firing_at_the_same_second_are_different_shots(scene):
+    a = shot(1, "/a/A_0001.JPG", scene, taken_at=T0, make="Canon", model="Canon EOS R6")
+    b = shot(
+        2,
+        "/b/B_0001.JPG",
+        reencode(scene, 80),
+        taken_at=T0,
+        make="NIKON CORPORATION",
+        model="NIKON Z 6",
+    )
+    assert linked([a, b]) == []
+
+
+@pytest.mark.parametrize(
+    "copy_meta",
+    [
+        dict(taken_at=T0, **CAMERA),  # re-encode that kept its EXIF
+        dict(taken_at=T0, make="Canon", model="EOS R6"),  # another reader names the model
+        dict(),  # EXIF stripped: the picture alone decides
+    ],
+)
+def test_copies_of_one_shot_are_still_duplicates(scene, copy_meta):
+    original = shot(1, "/2024/IMG_0001.JPG", scene, taken_at=T0, **CAMERA)
+    smaller = reencode(scene.resize((320, 240), Image.Resampling.LANCZOS), 75)
+    copy = shot(2, "/phone/IMG_0001.jpg", smaller, **copy_meta)
+    assert linked([original, copy]) == [[1, 2]]
+    [group] = find_duplicates([original, copy], threshold=8)
+    assert group.keeper_id == 1
+
+
+def meta(taken=None, model=None):
+    return FileRecord(id=0, path="/x", kind="image", size=1, taken_at=taken, model=model)
+
+
+@pytest.mark.parametrize(
+    "a, b, different",
+    [
+        (meta(T0), meta(T0), False),  # a copy keeps the capture time
+        (meta(T0), meta(None), False),  # EXIF stripped: no objection
+        (meta(T0), meta(T0 + timedelta(milliseconds=10)), True),  # burst at 100 fps
+        (meta(T0), meta(T0 + timedelta(hours=6)), True),  # time-lapse, the same evening
+        # a copy whose timezone was fixed is missed: the safe side
+        (meta(T0), meta(T0 + timedelta(hours=2)), True),
+        # a date rewritten on a copy (a camera clock set years later) is no proof
+        (meta(T0), meta(T0 + timedelta(days=400)), False),
+        (meta(T0, "Canon EOS R6"), meta(T0, "NIKON Z 6"), True),
+        (meta(T0, "EOS R6"), meta(T0, "Canon EOS R6"), False),
+        (meta(T0, "Canon EOS R6"), meta(T0), False),
+    ],
+)
+def test_different_shots(a, b, different):
+    assert different_shots(a, b) is different
+    assert different_shots(b, a) is different
