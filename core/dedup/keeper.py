@@ -1,10 +1,19 @@
 """Which member of a duplicate group to suggest keeping, and which rule decided.
 
 Rules in order, each narrowing the candidates to those best on it; the rule that leaves
-one candidate is the reason recorded ("resolution", "size", "format", "capture_time",
-"folder"); if several remain after all rules, the smallest path wins ("tie: path").
-Unknown values rank last (no dimensions = 0 pixels, no capture time = latest, a format
-not in the preference list after all listed ones).
+one candidate is the reason recorded; if several remain after all rules, the smallest
+path wins ("tie: path"). Unknown values rank last (no dimensions = 0 pixels, no capture
+time = latest, a format not in the preference list after all listed ones).
+
+1. "resolution": most pixels. Never suggest trashing the only full-size copy.
+2. "capture_time": a copy that still carries its capture time (then the earliest). An
+   EXIF-stripped copy has lost what Immich sorts and places it by.
+3. "folder": the first of TWINLENS_PREFERRED_FOLDERS holding a copy: the user said so.
+4. "format": TWINLENS_FORMAT_PREFERENCE.
+5. "size": the bigger file, last. Bytes compare quality only within one format and one
+   encoder: a PNG conversion of a JPEG is several times bigger and no better, a JPEG
+   export of a HEIC is bigger and loses its HDR; ranked earlier, size left the rules
+   after it nothing to decide in a perceptual group, whose members' sizes always differ.
 """
 
 from __future__ import annotations
@@ -70,10 +79,10 @@ def choose_keeper(
 
     rules = (
         ("resolution", lambda f: -f.pixels),
-        ("size", lambda f: -f.size),
-        ("format", fmt_rank),
         ("capture_time", lambda f: (0, f.taken_at) if f.taken_at else latest),
         ("folder", folder_rank),
+        ("format", fmt_rank),
+        ("size", lambda f: -f.size),
     )
     cands = sorted(members, key=lambda f: (f.path, f.id))
     if len(cands) == 1:

@@ -33,8 +33,23 @@ CASES = [
     # a sibling with the folder name as prefix is not inside it
     ([rec(1, "/keep2/a"), rec(2, "/keep/b")], (Path("/keep"),), 2, "folder"),
     ([rec(2, "/b"), rec(1, "/a")], (), 1, "tie: path"),
-    # earlier rules beat later ones: bigger file wins although it is a PNG in no preferred folder
-    ([rec(1, "/keep/a.jpg", size=10), rec(2, "/b.png", fmt="png", size=20)], ("/keep",), 2, "size"),
+    # earlier rules beat later ones: the full-size copy wins over a downsized one in the
+    # preferred folder (trashing the only full-size copy is the mistake to avoid)
+    ([rec(1, "/keep/a.jpg", w=50), rec(2, "/b.png", fmt="png")], ("/keep",), 2, "resolution"),
+    # the user's preferred folder decides before bytes do
+    ([rec(1, "/keep/a.jpg", size=10), rec(2, "/b.jpg", size=20)], ("/keep",), 1, "folder"),
+    # a bigger file is not a better picture in another format: a PNG conversion of the
+    # camera's JPEG that lost its EXIF, or kept it; a HEIC original and its JPEG export
+    (
+        [rec(1, "/a.jpg", size=4), rec(2, "/b.png", fmt="png", size=20, taken=None)],
+        (),
+        1,
+        "capture_time",
+    ),
+    ([rec(1, "/a.jpg", size=4), rec(2, "/b.png", fmt="png", size=20)], (), 1, "format"),
+    ([rec(1, "/a.jpg", size=9), rec(2, "/b.heic", fmt="heic", size=5)], (), 2, "format"),
+    # an EXIF-stripped re-encode at a higher quality is bigger, not better
+    ([rec(1, "/a.jpg", size=5, taken=None), rec(2, "/b.jpg", size=3)], (), 2, "capture_time"),
     ([rec(7, "/only")], (), 7, "only"),
 ]
 
