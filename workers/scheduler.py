@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core import jobs, leases
@@ -23,20 +23,54 @@ log = logging.getLogger("twinlens.scheduler")
 DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
+def _repeated(t: datetime) -> bool:
+    """True for the second occurrence of a wall-clock time that happens twice (DST ends)."""
+    return t.fold == 1 and t.replace(fold=0).utcoffset() != t.utcoffset()
+
+
+def _after_repeat(t: datetime) -> datetime:
+    """The first whole minute after the repeated hour that ``t`` lies in."""
+    cur = t.astimezone(UTC).replace(second=0, microsecond=0)
+    while True:
+        cur += timedelta(minutes=1)
+        local = cur.astimezone(t.tzinfo)
+        if not _repeated(local):
+            return local
+
+
+def _cron_class() -> Any:
+    from apscheduler.triggers.cron import CronTrigger
+
+    class OncePerWallClockCron(CronTrigger):  # type: ignore[misc]
+        """Cron that fires a wall-clock time once even when DST ends and it happens twice.
+
+        APScheduler's CronTrigger hands back the second 02:30 (fold=1) as the next fire
+        time of itself, forever: its scheduler loop then never returns (nor does
+        ``scheduled_time``) and no nightly scan ever runs again. Like cron, skip the
+        repeated hour's second pass instead.
+        """
+
+        def get_next_fire_time(self, previous: Any, now: datetime) -> Any:
+            t = super().get_next_fire_time(previous, now)
+            if t is not None and _repeated(t):
+                t = super().get_next_fire_time(None, _after_repeat(t))
+            return t
+
+    return OncePerWallClockCron
+
+
 def trigger(cfg: Settings) -> Any:
     """A cron trigger with standard cron semantics.
 
     APScheduler numbers weekdays from Monday = 0, cron from Sunday = 0 (and 7), so
     numeric weekdays are rewritten as names before APScheduler sees them.
     """
-    from apscheduler.triggers.cron import CronTrigger
-
     fields = cfg.schedule_cron.split()
     if len(fields) != 5:
         raise ValueError(f"TWINLENS_SCHEDULE_CRON needs 5 fields, got {cfg.schedule_cron!r}")
     minute, hour, day, month, dow = fields
     dow = re.sub(r"\d+", lambda m: DAYS[int(m.group())] if int(m.group()) < 8 else m.group(), dow)
-    return CronTrigger(
+    return _cron_class()(
         minute=minute,
         hour=hour,
         day=day,
@@ -53,7 +87,8 @@ def scheduled_time(trig: Any, now: datetime) -> datetime:
     t = trig.get_next_fire_time(None, now - timedelta(days=8))
     while t is not None and t <= now:
         last = t
-        t = trig.get_next_fire_time(t, t + timedelta(seconds=1))
+        nxt = trig.get_next_fire_time(t, t + timedelta(seconds=1))
+        t = nxt if nxt is None or nxt > t else None  # a trigger that stalls must not hang us
     return last or now
 
 

@@ -6,7 +6,10 @@ What happens to an event:
    due once nothing has happened to it for ``watch_settle`` seconds *and* its size and
    mtime (for a folder: file count, total size, newest mtime) have not changed during
    that time. A copy in progress keeps changing size, so it is not a file yet; a burst
-   of events on one path collapses into one.
+   of events on one path collapses into one. A settled path waits while anything else in
+   its folder is still changing (at most ``max(30 s, 10 x settle)``), so a card import is
+   scanned once per burst, not once per file. Editors' and sync tools' working files
+   (``TRANSIENT``) and TWINLENS_IGNORE names are no change at all.
 2. Scan targets. A due file stands for its folder, a due folder for itself, a deleted
    folder for its nearest existing parent. A move stands for the common ancestor of
    its source's and destination's folders, so that one scan sees both ends and the
@@ -23,7 +26,10 @@ One watcher per library acts at a time: each root has a database lease
 (``watch:<root key>``) that the acting watcher renews every third of its TTL; a
 second watcher stands by and takes over when the lease expires. Whoever takes a root
 over (also at start) enqueues one catch-up scan of it, since changes made while
-nobody watched produced no events.
+nobody watched produced no events. A root that vanishes (a NAS share gone: watchdog
+stops watching it for good) or cannot be watched (inotify's limits) is logged once and
+its lease left to a standby; it is watched again, with a catch-up scan, once it can be.
+On shutdown, changes still settling are enqueued rather than dropped.
 
 Observers: inotify by default; ``TWINLENS_WATCH_POLLING=1`` uses watchdog's polling
 observer every ``TWINLENS_WATCH_INTERVAL`` seconds (NFS and SMB mounts deliver no
@@ -32,6 +38,7 @@ inotify events).
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import logging
 import os
@@ -52,6 +59,24 @@ from core.models import Job, utcnow
 from core.paths import path_key
 
 log = logging.getLogger("twinlens.watcher")
+
+# Names that editors, browsers and sync tools write while they work and then rename or
+# delete: on their own they are no change worth a scan (the rename to the final name
+# is). The scan's own TWINLENS_IGNORE patterns apply as well.
+TRANSIENT = (
+    "*.tmp",
+    "*.temp",
+    "~$*",
+    ".~lock.*",
+    "*.part",
+    "*.partial",
+    "*.crdownload",
+    "*.download",
+    "*.!sync",
+    ".sync",
+    ".syncthing.*",
+    "*.swp",
+)
 
 Signature = tuple[int, int, int] | None
 
@@ -79,6 +104,7 @@ def signature(path: str) -> Signature:
 
 @dataclass
 class _Pending:
+    first_event: float
     last_event: float
     sig: Signature
     sig_since: float
@@ -86,11 +112,23 @@ class _Pending:
 
 
 class Settler:
-    """Debounces events per path and hands out paths whose signature has settled."""
+    """Debounces events per path and hands out paths whose signature has settled.
 
-    def __init__(self, settle: float, sig: Callable[[str], Signature] = signature) -> None:
+    A settled path is held back while anything else in its folder (or below it) is still
+    changing, for at most ``max_hold`` seconds: a memory card copied in file by file would
+    otherwise hand out a few settled files per round, each one another scan of the folder.
+    """
+
+    def __init__(
+        self,
+        settle: float,
+        sig: Callable[[str], Signature] = signature,
+        max_hold: float | None = None,
+    ) -> None:
         self.settle = settle
         self.sig = sig
+        # A folder that never goes quiet (a tethered camera) is still scanned this often.
+        self.max_hold = max(30.0, 10 * settle) if max_hold is None else max_hold
         self.pending: dict[str, _Pending] = {}
         self.lock = threading.Lock()
 
@@ -98,32 +136,64 @@ class Settler:
         with self.lock:
             p = self.pending.get(path)
             if p is None:
-                p = self.pending[path] = _Pending(now, self.sig(path), now)
+                p = self.pending[path] = _Pending(now, now, self.sig(path), now)
             p.last_event = now
             if moved_from:
                 p.moved_from.add(moved_from)
 
+    def _settled(self, path: str, p: _Pending, now: float) -> bool:
+        if now - p.last_event < self.settle:
+            return False
+        sig = self.sig(path)
+        if sig != p.sig:
+            p.sig, p.sig_since = sig, now
+            return False
+        return now - p.sig_since >= self.settle
+
     def due(self, now: float) -> list[tuple[str, set[str]]]:
         """(path, moved-from paths) of every path that has settled; they are forgotten."""
-        out = []
         with self.lock:
-            for path, p in list(self.pending.items()):
-                if now - p.last_event < self.settle:
-                    continue
-                sig = self.sig(path)
-                if sig != p.sig:
-                    p.sig, p.sig_since = sig, now
-                    continue
-                if now - p.sig_since < self.settle:
-                    continue
-                out.append((path, p.moved_from))
-                del self.pending[path]
-        return out
+            busy: set[str] = set()  # every folder with a change still in progress inside
+            settled: dict[str, list[str]] = {}  # scope -> settled paths
+            for path, p in self.pending.items():
+                if self._settled(path, p, now):
+                    settled.setdefault(_scope(path), []).append(path)
+                else:
+                    busy.update(_ancestors(path))
+            out = []
+            for scope, paths in settled.items():
+                oldest = min(self.pending[p].first_event for p in paths)
+                if scope in busy and now - oldest < self.max_hold:
+                    continue  # one scan once the whole folder is quiet, not one per file
+                for path in paths:
+                    out.append((path, self.pending.pop(path).moved_from))
+            return out
+
+    def drain(self) -> list[tuple[str, set[str]]]:
+        """Every pending path, settled or not (shutdown: better scanned early than lost)."""
+        with self.lock:
+            out = [(path, p.moved_from) for path, p in self.pending.items()]
+            self.pending.clear()
+            return out
 
     def drop_under(self, root: str) -> None:
         with self.lock:
             for path in [p for p in self.pending if _inside(p, root)]:
                 del self.pending[path]
+
+
+def _scope(path: str) -> str:
+    """The folder a scan for ``path`` covers: itself if a folder, else its parent."""
+    return path if os.path.isdir(path) and not os.path.islink(path) else os.path.dirname(path)
+
+
+def _ancestors(path: str) -> list[str]:
+    """``path`` and every folder above it."""
+    out = [path]
+    while (parent := os.path.dirname(path)) != path:
+        out.append(parent)
+        path = parent
+    return out
 
 
 def _inside(path: str, top: str) -> bool:
@@ -166,6 +236,30 @@ def _root_of(path: str, roots: list[str]) -> str | None:
         if _inside(path, r) and (best is None or len(r) > len(best)):
             best = r
     return best
+
+
+def _limit_hint(exc: OSError) -> str:
+    """What to do about inotify's limits, which a big library exhausts."""
+    if exc.errno == errno.ENOSPC:
+        return (
+            f" (fs.inotify.max_user_watches is {_sysctl('max_user_watches')}; a watch is "
+            "needed per folder: raise it, e.g. sysctl fs.inotify.max_user_watches=1048576 "
+            "in /etc/sysctl.d/, or set TWINLENS_WATCH_POLLING=1)"
+        )
+    if exc.errno == errno.EMFILE:
+        return (
+            f" (fs.inotify.max_user_instances is {_sysctl('max_user_instances')}: raise it, "
+            "e.g. sysctl fs.inotify.max_user_instances=1024, or set TWINLENS_WATCH_POLLING=1)"
+        )
+    return ""
+
+
+def _sysctl(name: str) -> str:
+    try:
+        with open(f"/proc/sys/fs/inotify/{name}") as fh:
+            return fh.read().strip()
+    except OSError:
+        return "unknown"
 
 
 def enqueue_folder_scan(
@@ -223,8 +317,9 @@ class Watcher:
         self.roots = [os.path.abspath(str(r)) for r in cfg.library_roots]
         self.engine = engine_for(cfg.database_url)
         self.settler = Settler(cfg.watch_settle)
-        self.ignore = tuple(cfg.ignore)
+        self.ignore = tuple(cfg.ignore) + TRANSIENT
         self.watches: dict[str, Any] = {}  # root -> watchdog ObservedWatch
+        self.trouble: dict[str, str] = {}  # root -> why it cannot be watched (logged once)
         self.observer = self._observer()
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
@@ -259,7 +354,9 @@ class Watcher:
             root = _root_of(dest, self.roots)
             if root is not None and not self._ignored(dest, root):
                 self.settler.note(dest, now, moved_from=src)
-                return
+                if _root_of(src, self.roots) in (root, None):
+                    return
+                # moved from another root: that root's scan must see the file leave
         root = _root_of(src, self.roots)
         if root is None or self._ignored(src, root):
             return
@@ -279,22 +376,57 @@ class Watcher:
         gained: list[str] = []
         with session_scope(self.engine) as s:
             for root in self.roots:
-                held = leases.acquire(s, f"watch:{path_key(root)}", self.holder, self.ttl)
+                name = f"watch:{path_key(root)}"
+                held = leases.acquire(s, name, self.holder, self.ttl)
+                if root in self.watches and not self._alive(root):
+                    self._unwatch(root)  # watched again below, with a catch-up scan
                 if held and root not in self.watches:
-                    if not os.path.isdir(root):
-                        log.error("library root %s is not a folder; not watching it", root)
-                        continue
-                    self.watches[root] = self.observer.schedule(handler, root, recursive=True)
-                    gained.append(root)
-                    log.info("watching %s", root)
+                    if self._watch(root, handler):
+                        gained.append(root)
+                    else:  # a standby watcher (another host) may fare better
+                        leases.release(s, name, self.holder)
                 elif not held and root in self.watches:
-                    self.observer.unschedule(self.watches.pop(root))
-                    self.settler.drop_under(root)
+                    self._unwatch(root)
                     log.warning("lost the watch lease of %s; standing by", root)
         if self.catch_up:
             for root in gained:
                 self._enqueue(root, root, trigger="watch-start", exclusive=True)
         return sorted(self.watches)
+
+    def _alive(self, root: str) -> bool:
+        """The root is still there and its observer thread still runs. Watchdog stops a
+        root's emitter for good when the root vanishes (a NAS share gone away)."""
+        watch = self.watches[root]
+        emitter = next((e for e in self.observer.emitters if e.watch == watch), None)
+        running = emitter is not None and (emitter.is_alive() or not self.observer.is_alive())
+        return running and os.path.isdir(root)
+
+    def _watch(self, root: str, handler: Any) -> bool:
+        if not os.path.isdir(root):
+            self._trouble(root, "is not a folder (a NAS share not mounted?); not watching it")
+            return False
+        try:
+            self.watches[root] = self.observer.schedule(handler, root, recursive=True)
+        except OSError as exc:
+            self._trouble(root, f"cannot be watched: {exc}{_limit_hint(exc)}")
+            return False
+        if self.trouble.pop(root, None) is not None:
+            log.warning("library root %s is back; watching it again", root)
+        log.info("watching %s", root)
+        return True
+
+    def _unwatch(self, root: str) -> None:
+        try:
+            self.observer.unschedule(self.watches.pop(root))
+        except KeyError:  # its emitter was gone already
+            pass
+        self.settler.drop_under(root)
+
+    def _trouble(self, root: str, why: str) -> None:
+        """Log a root that cannot be watched once, not at every renewal."""
+        if self.trouble.get(root) != why:
+            self.trouble[root] = why
+            log.error("library root %s %s", root, why)
 
     def release(self) -> None:
         with session_scope(self.engine) as s:
@@ -332,11 +464,13 @@ class Watcher:
         if now >= self.next_renew:
             self.renew()
             self.next_renew = now + self.ttl / 3
-        due = self.settler.due(now)
-        if not due:
-            return []
+        return self._enqueue_due(self.settler.due(now))
+
+    def _enqueue_due(self, due: list[tuple[str, set[str]]]) -> list[str]:
         folders = []
         for root, targets in scan_targets(due, sorted(self.watches)).items():
+            if not os.path.isdir(root):
+                continue  # a vanished share: it gets a catch-up scan when it is back
             for folder in targets:
                 self._enqueue(root, folder)
                 folders.append(folder)
@@ -364,6 +498,12 @@ class Watcher:
             self.thread.join(timeout=10)
         self.observer.stop()
         self.observer.join(timeout=10)
+        try:
+            # Changes still settling are scanned now: else only the next watcher's
+            # catch-up scan (or the nightly one) would see them
+            self._enqueue_due(self.settler.drain())
+        except Exception:
+            log.exception("could not enqueue the changes still settling")
         try:
             self.release()
         except Exception:

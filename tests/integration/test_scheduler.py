@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import pytest
 from sqlalchemy import func, select
 
 from core.config import load_settings
@@ -75,3 +76,76 @@ def test_nightly_returns_running_scan_instead_of_a_second(pg_db, tmp_path):
     two = scheduler.nightly(cfg, datetime(2026, 1, 2, 3), broker)
     assert one == two  # the first is still queued, so the second night reuses it
     assert len(broker.messages) == 1
+
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def run_times(trig, first: datetime, now: datetime, cap: int = 10) -> list[str]:
+    """The fire times APScheduler's loop (Job._get_run_times) would run up to ``now``;
+    at most ``cap`` of them, so a trigger that stalls fails the test instead of hanging it."""
+    out = []
+    t = trig.get_next_fire_time(None, first)
+    while t is not None and t <= now and len(out) < cap:
+        out.append(t.isoformat())
+        t = trig.get_next_fire_time(t, now)
+    return out
+
+
+@pytest.mark.timeout(20)  # the defect was an endless loop: fail, don't hang the run
+def test_dst_end_runs_a_repeated_time_once_and_keeps_scheduling():
+    # Given a 02:30 nightly scan in Berlin, where 2026-10-25 02:00-03:00 happens twice
+    trig = scheduler.trigger(
+        load_settings({}, schedule_cron="30 2 * * *", timezone="Europe/Berlin")
+    )
+    # When the scheduler runs across that night
+    fired = run_times(
+        trig, datetime(2026, 10, 24, 12, tzinfo=BERLIN), datetime(2026, 10, 27, 4, tzinfo=BERLIN)
+    )
+    # Then 02:30 runs once that night (not twice, nor forever) and the next nights follow
+    assert fired == [
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-26T02:30:00+01:00",
+        "2026-10-27T02:30:00+01:00",
+    ]
+    # And a run inside the repeated hour finds its fire time (APScheduler alone loops here)
+    inside = datetime(2026, 10, 25, 2, 40, fold=1, tzinfo=BERLIN)
+    assert scheduler.scheduled_time(trig, inside).isoformat() == "2026-10-25T02:30:00+02:00"
+    later = datetime(2026, 10, 30, 3, tzinfo=BERLIN)  # its 8-day look-back crosses the night
+    assert scheduler.scheduled_time(trig, later).isoformat() == "2026-10-30T02:30:00+01:00"
+
+
+def test_dst_end_keeps_every_quarter_hour_outside_the_repeated_hour():
+    # Given a scan every 15 minutes: the repeated hour's second pass is skipped (like cron),
+    # but 03:00 right after it is not
+    trig = scheduler.trigger(
+        load_settings({}, schedule_cron="*/15 * * * *", timezone="Europe/Berlin")
+    )
+    fired = run_times(
+        trig,
+        datetime(2026, 10, 25, 1, 50, tzinfo=BERLIN),
+        datetime(2026, 10, 25, 3, 20, tzinfo=BERLIN),
+        cap=20,
+    )
+    assert fired == [
+        "2026-10-25T02:00:00+02:00",
+        "2026-10-25T02:15:00+02:00",
+        "2026-10-25T02:30:00+02:00",
+        "2026-10-25T02:45:00+02:00",
+        "2026-10-25T03:00:00+01:00",
+        "2026-10-25T03:15:00+01:00",
+    ]
+
+
+def test_dst_start_runs_a_missing_time_once():
+    # Given 02:30 on 2026-03-29, a time that does not exist in Berlin (02:00 -> 03:00)
+    trig = scheduler.trigger(
+        load_settings({}, schedule_cron="30 2 * * *", timezone="Europe/Berlin")
+    )
+    fired = run_times(
+        trig, datetime(2026, 3, 28, 12, tzinfo=BERLIN), datetime(2026, 3, 30, 4, tzinfo=BERLIN)
+    )
+    # Then that night still gets exactly one run
+    assert (
+        len(fired) == 2 and fired[0].startswith("2026-03-29") and fired[1].startswith("2026-03-30")
+    )

@@ -210,3 +210,125 @@ def test_scan_targets(tmp_path: Path):
     assert scan_targets(due[:2] + due[3:4], [r]) == {r: [f"{r}/a", f"{r}/b"]}
     assert scan_targets([(f"{r}/b/m.jpg", {f"{r}/a/m.jpg"})], [r]) == {r: [r]}
     shutil.rmtree(root / "b")
+
+
+def _copy_slowly(src: Path, dest: Path, chunk_pause: float = 0.03) -> None:
+    """A file arriving the way a card reader copies it: in chunks, growing."""
+    data = src.read_bytes()
+    half = len(data) // 2
+    with open(dest, "wb") as fh:
+        for part in (data[:half], data[half:]):
+            fh.write(part)
+            fh.flush()
+            time.sleep(chunk_pause)
+
+
+def test_memory_card_import_is_scanned_per_burst_not_per_file(watch_cfg, worker, library, tmp_path):
+    # Given a card of 40 pictures and a watcher that has caught up with an empty library
+    card = tmp_path / "card"
+    for i in range(40):
+        write_jpeg(card / f"IMG_{i:04}.JPG", i)
+    w = Watcher(watch_cfg, worker, holder="test-watcher", lease_ttl=30)
+    w.start()
+    try:
+        wait_for(lambda: w.enqueued)
+        wait_for(_idle(watch_cfg))
+        from core.models import utcnow
+
+        t0 = utcnow()
+        dest = library / "2024" / "card"
+        dest.mkdir(parents=True)
+        # When 20 files are copied in one by one (longer than the settle time), the copy
+        # stalls for longer than the settle time, then the other 20 follow
+        for i in range(40):
+            _copy_slowly(card / f"IMG_{i:04}.JPG", dest / f"IMG_{i:04}.JPG")
+            if i == 19:
+                time.sleep(4 * watch_cfg.watch_settle)
+        # Then every file is catalogued whole, the last ones included
+        sizes = {f"IMG_{i:04}.JPG": (card / f"IMG_{i:04}.JPG").stat().st_size for i in range(40)}
+
+        def catalogued() -> bool:
+            with session_scope(engine_for(watch_cfg.database_url)) as s:
+                rows = s.execute(select(File.path, File.size).where(File.status == "present"))
+                return {os.path.basename(p): n for p, n in rows} == sizes
+
+        wait_for(catalogued)
+        wait_for(_idle(watch_cfg))
+        # And by at most one folder scan per burst, not one per file or per round
+        scans = [j for j in jobs_since(watch_cfg, t0) if j[0] == "scan"]
+        assert 1 <= len(scans) <= 2, scans
+        assert {path for *_, path in scans} <= {str(dest), str(library / "2024")}
+    finally:
+        w.stop()
+
+
+def _quiet(w: Watcher):
+    def quiet() -> bool:
+        return not w.settler.pending
+
+    return quiet
+
+
+def test_temp_files_of_editors_and_sync_tools_trigger_no_scan(pg_settings, library):
+    # Given a watcher that has caught up (its catch-up scan is over)
+    cfg = replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.3)
+    for folder in ("a", "b", "@eaDir/IMG_1.JPG", "#recycle"):
+        (library / folder).mkdir(parents=True)
+    broker = RecordingBroker()
+    w = Watcher(cfg, broker, holder="test-watcher", lease_ttl=30)
+    w.start()
+    try:
+        wait_for(lambda: broker.messages)
+        with session_scope(engine_for(cfg.database_url)) as s:
+            jobs.finish_job(s, broker.messages[0][1][0], "done")
+        # When editors, browsers, sync tools and the NAS write their working files in b ...
+        for name in (
+            "b/~$notes.docx",
+            "b/.~lock.notes.odt#",
+            "b/IMG_7.JPG.part",
+            "b/IMG_7.JPG.crdownload",
+            "b/IMG_7.JPG.tmp",
+            "b/IMG_7.JPG.!sync",
+            "@eaDir/IMG_1.JPG/SYNOFILE_THUMB_XL.jpg",
+            "#recycle/old.jpg",
+        ):
+            write_bytes(library / name, b"partial")
+        os.remove(library / "b" / "IMG_7.JPG.tmp")
+        # ... and Syncthing finishes a file in a by renaming its temp file
+        tmp = library / "a" / ".syncthing.IMG_9.JPG.tmp"
+        write_bytes(tmp, b"whole")
+        os.rename(tmp, library / "a" / "IMG_9.JPG")
+        # Then only a, where a picture arrived, is scanned
+        wait_for(lambda: len(broker.messages) > 1)
+        wait_for(_quiet(w))
+        w.tick(time.monotonic() + 60)  # anything still held back would be due by now
+        with session_scope(engine_for(cfg.database_url)) as s:
+            paths = [s.get(Job, args[0]).path for _, args in broker.messages[1:]]
+        assert paths == [str(library / "a")]
+    finally:
+        w.stop()
+
+
+def test_changes_still_settling_at_shutdown_are_enqueued(pg_settings, library):
+    # Given a watcher with a long settle time that has caught up
+    cfg = replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=30)
+    broker = RecordingBroker()
+    w = Watcher(cfg, broker, holder="test-watcher", lease_ttl=30)
+    w.start()
+    stopped = False
+    try:
+        wait_for(lambda: broker.messages)
+        with session_scope(engine_for(cfg.database_url)) as s:
+            jobs.finish_job(s, broker.messages[0][1][0], "done")
+        # When a file arrives and the watcher is stopped (SIGTERM) before it settles
+        write_jpeg(library / "new" / "IMG_1.JPG", 1)
+        wait_for(lambda: w.settler.pending)
+        w.stop()
+        stopped = True
+        # Then its folder's scan is enqueued rather than forgotten
+        with session_scope(engine_for(cfg.database_url)) as s:
+            paths = [s.get(Job, args[0]).path for _, args in broker.messages[1:]]
+        assert paths == [str(library / "new")]
+    finally:
+        if not stopped:
+            w.stop()
