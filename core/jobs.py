@@ -8,6 +8,7 @@ decoders); workers declare actors with these names.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -69,12 +70,25 @@ def get_or_create_root(session: Session, path: str) -> Root:
 # --- jobs --------------------------------------------------------------------
 
 
-def find_active(session: Session, kind: str, root_id: int | None) -> Job | None:
-    """The queued or running job of this kind on this root, if any."""
+def find_active(
+    session: Session, kind: str, root_id: int | None, target: str | None = None
+) -> Job | None:
+    """The queued or running job of this kind on this root that covers ``target`` (a
+    folder, or the root itself), if any. A scan of one folder does not cover the root: a
+    nightly full scan handed the watcher's folder scan would scan nothing else."""
     q = select(Job).where(Job.kind == kind, Job.state.in_(ACTIVE_STATES))
     if root_id is not None:
         q = q.where(Job.root_id == root_id)
-    return session.scalars(q.order_by(Job.created_at)).first()
+    for job in session.scalars(q.order_by(Job.created_at)):
+        if _covers(job.path, target):
+            return job
+    return None
+
+
+def _covers(scanned: str | None, target: str | None) -> bool:
+    if scanned is None or target is None or scanned == target:
+        return True
+    return target.startswith(scanned.rstrip(os.sep) + os.sep)
 
 
 def start_job(
@@ -100,7 +114,8 @@ def start_job(
         raise ValueError(f"unknown job kind {kind!r}")
     if root is not None:
         session.execute(select(Root.id).where(Root.id == root.id).with_for_update())
-    existing = find_active(session, kind, root.id if root else None) if exclusive else None
+    target = path if path is not None else (root.path if root else None)
+    existing = find_active(session, kind, root.id if root else None, target) if exclusive else None
     if existing is not None and stale_seconds and is_stale(existing, stale_seconds):
         # Its messages were lost (a broker restarted without persistence, a queue
         # flushed): without this, every later request would be handed a dead job.
@@ -116,7 +131,7 @@ def start_job(
     job = Job(
         kind=kind,
         root_id=root.id if root else None,
-        path=path if path is not None else (root.path if root else None),
+        path=target,
         trigger=trigger,
         full=full,
         state="queued",
