@@ -353,7 +353,12 @@ class Watcher:
         if dest is not None:
             root = _root_of(dest, self.roots)
             if root is not None and not self._ignored(dest, root):
-                self.settler.note(dest, now, moved_from=src)
+                # A working file's name (ignored) was never catalogued: nothing to find
+                # where it came from. Polling also invents such moves when a deleted temp
+                # file's inode is reused elsewhere, and the scan would cover both folders.
+                from_ = _root_of(src, self.roots)
+                real_src = None if from_ is None or self._ignored(src, from_) else src
+                self.settler.note(dest, now, moved_from=real_src)
                 if _root_of(src, self.roots) in (root, None):
                     return
                 # moved from another root: that root's scan must see the file leave

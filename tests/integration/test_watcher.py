@@ -332,3 +332,19 @@ def test_changes_still_settling_at_shutdown_are_enqueued(pg_settings, library):
     finally:
         if not stopped:
             w.stop()
+
+
+def test_a_move_from_a_working_file_scans_only_where_it_landed(pg_settings, library):
+    # Polling matches files by inode: a deleted b/x.tmp whose inode is reused by a new
+    # a/IMG_9.JPG looks like a move from b to a (seen under load in the test above)
+    from watchdog.events import FileMovedEvent
+
+    for folder in ("a", "b"):
+        (library / folder).mkdir()
+    write_bytes(library / "a" / "IMG_9.JPG", b"whole")
+    w = Watcher(pg_settings, RecordingBroker(), holder="test-watcher", lease_ttl=30)
+    w.on_event(
+        FileMovedEvent(str(library / "b" / "IMG_7.JPG.tmp"), str(library / "a" / "IMG_9.JPG"))
+    )
+    due = w.settler.due(time.monotonic() + 3600)
+    assert scan_targets(due, w.roots) == {str(library): [str(library / "a")]}
