@@ -39,7 +39,7 @@ from core.config import Settings
 from core.media.hashing import hash_stream, quick_digest_fh
 from core.media.inspect import FileFacts, inspect_file
 from core.models import File, Job, JobBatch, Root, utcnow
-from core.paths import UnsafeFile, dir_key, file_type, open_regular, path_key
+from core.paths import UnsafeFile, dir_key, file_type, is_inside, open_regular, path_key
 
 log = logging.getLogger(__name__)
 
@@ -172,13 +172,9 @@ def _paths_of(session: Session, ids: list[int]) -> dict[int, str]:
     return out
 
 
-def _inside(path: str, top: str) -> bool:
-    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
-
-
 def _in_unseen(path: str, unseen: set[str], top: str) -> bool:
     """``path`` is, or lies under, something the walk could not look at."""
-    while _inside(path, top):
+    while is_inside(path, top):
         if path in unseen:
             return True
         parent = os.path.dirname(path)
@@ -288,7 +284,7 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     unseen = [k for key, k in known.items() if key not in seen_keys and k[5] == "present"]
     paths = _paths_of(session, [k[0] for k in unseen]) if unseen else {}
     kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
-    vanished = {(k[3], k[4]): k for k in unseen if _inside(paths[k[0]], top) and k[0] not in kept}
+    vanished = {(k[3], k[4]): k for k in unseen if is_inside(paths[k[0]], top) and k[0] not in kept}
     if vanished and top == root.path and not walked.entries and _empty_dir(top):
         # An empty root where the catalog holds files is a NAS share that is not mounted
         # (the bare mount point), not a library deleted overnight: keep every row, and

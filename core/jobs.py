@@ -8,7 +8,6 @@ decoders); workers declare actors with these names.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core.models import Job, JobBatch, JobError, Root, utcnow
-from core.paths import path_key, relative_posix
+from core.paths import is_inside, path_key, relative_posix
 
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -86,9 +85,7 @@ def find_active(
 
 
 def _covers(scanned: str | None, target: str | None) -> bool:
-    if scanned is None or target is None or scanned == target:
-        return True
-    return target.startswith(scanned.rstrip(os.sep) + os.sep)
+    return scanned is None or target is None or is_inside(target, scanned)
 
 
 def start_job(

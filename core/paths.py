@@ -74,7 +74,7 @@ def confine(path: str, roots: Iterable[str | Path]) -> str:
         real_root = os.path.realpath(named)
         if resolved == real_root:
             return named
-        if resolved.startswith(real_root.rstrip(os.sep) + os.sep):
+        if is_inside(resolved, real_root):
             return os.path.join(named, os.path.relpath(resolved, real_root))
     raise PathOutsideRoots(f"path {display(path)!r} is outside the library roots")
 
@@ -110,9 +110,10 @@ def file_type(mode: int) -> str:
     return next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
 
 
-def is_inside(path: str, real_root: str) -> bool:
-    """``path`` (already resolved) is ``real_root`` or below it."""
-    return path == real_root or path.startswith(real_root.rstrip(os.sep) + os.sep)
+def is_inside(path: str, top: str) -> bool:
+    """``path`` is ``top`` or below it, by name (resolve both first where links matter);
+    a folder whose name merely starts like ``top``'s (``/lib-old`` for ``/lib``) is not."""
+    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def _real_path_of(fd: int, path: str) -> str:

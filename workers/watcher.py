@@ -56,7 +56,7 @@ from core import jobs, leases
 from core.config import Settings
 from core.db import engine_for, session_scope
 from core.models import Job, utcnow
-from core.paths import path_key
+from core.paths import is_inside, path_key
 
 log = logging.getLogger("twinlens.watcher")
 
@@ -178,7 +178,7 @@ class Settler:
 
     def drop_under(self, root: str) -> None:
         with self.lock:
-            for path in [p for p in self.pending if _inside(p, root)]:
+            for path in [p for p in self.pending if is_inside(p, root)]:
                 del self.pending[path]
 
 
@@ -196,16 +196,12 @@ def _ancestors(path: str) -> list[str]:
     return out
 
 
-def _inside(path: str, top: str) -> bool:
-    return path == top or path.startswith(top.rstrip(os.sep) + os.sep)
-
-
 def _existing_folder(path: str, root: str) -> str:
     """``path`` if it is a folder, else the nearest existing folder above it (within root)."""
     cur = path if os.path.isdir(path) and not os.path.islink(path) else os.path.dirname(path)
-    while cur != root and _inside(cur, root) and not os.path.isdir(cur):
+    while cur != root and is_inside(cur, root) and not os.path.isdir(cur):
         cur = os.path.dirname(cur)
-    return cur if _inside(cur, root) else root
+    return cur if is_inside(cur, root) else root
 
 
 def scan_targets(due: list[tuple[str, set[str]]], roots: list[str]) -> dict[str, list[str]]:
@@ -224,7 +220,7 @@ def scan_targets(due: list[tuple[str, set[str]]], roots: list[str]) -> dict[str,
     for root, targets in out.items():
         kept: list[str] = []
         for t in sorted(targets, key=lambda p: (p.count(os.sep), p)):
-            if not any(_inside(t, k) for k in kept):
+            if not any(is_inside(t, k) for k in kept):
                 kept.append(t)
         result[root] = sorted(kept)
     return result
@@ -233,7 +229,7 @@ def scan_targets(due: list[tuple[str, set[str]]], roots: list[str]) -> dict[str,
 def _root_of(path: str, roots: list[str]) -> str | None:
     best = None
     for r in roots:
-        if _inside(path, r) and (best is None or len(r) > len(best)):
+        if is_inside(path, r) and (best is None or len(r) > len(best)):
             best = r
     return best
 
