@@ -355,7 +355,7 @@ class Watcher:
                 from_ = _root_of(src, self.roots)
                 real_src = None if from_ is None or self._ignored(src, from_) else src
                 self.settler.note(dest, now, moved_from=real_src)
-                if _root_of(src, self.roots) in (root, None):
+                if from_ in (root, None):
                     return
                 # moved from another root: that root's scan must see the file leave
         root = _root_of(src, self.roots)
