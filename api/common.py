@@ -12,7 +12,6 @@ import re
 import sqlite3
 import threading
 from typing import Any
-from urllib.parse import unquote_to_bytes
 
 from flask import Flask, current_app, g, jsonify, request
 from sqlalchemy import text
@@ -20,7 +19,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from core.config import Settings
-from core.paths import PathOutsideRoots, confine
+from core.paths import PathOutsideRoots, confine, query_paths
 
 log = logging.getLogger("twinlens.api")
 
@@ -97,14 +96,8 @@ def only_args(*allowed: str) -> None:
 
 
 def path_arg(name: str) -> str | None:
-    """A query parameter that is a file path, decoded as file names are (os.fsdecode):
-    bytes that are not UTF-8 become \\udcXX escapes, as in JSON bodies. request.args
-    turns them into U+FFFD, which names no file."""
-    for part in request.query_string.split(b"&"):
-        key, _, value = part.partition(b"=")
-        if unquote_to_bytes(key.replace(b"+", b" ")) == name.encode():
-            return os.fsdecode(unquote_to_bytes(value.replace(b"+", b" ")))
-    return None
+    """A query parameter that is a file path, its bytes kept (core.paths.query_paths)."""
+    return query_paths(request.query_string).get(name)
 
 
 # SQLite (the embedded default) serves both APIs from one process: a lock per name there.

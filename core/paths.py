@@ -14,6 +14,7 @@ import os
 import stat
 from collections.abc import Iterable
 from pathlib import Path
+from urllib.parse import unquote_to_bytes
 
 
 def to_bytes(path: str | bytes | os.PathLike[str]) -> bytes:
@@ -88,6 +89,18 @@ def root_of(path: str, roots: Iterable[str | Path]) -> str | None:
             if best is None or len(r) > len(best):
                 best = r
     return best
+
+
+def query_paths(query: bytes) -> dict[str, str]:
+    """A URL query string's values decoded as file names are (os.fsdecode), the first of
+    each name. Werkzeug's ``request.args`` turns bytes that are not UTF-8 into U+FFFD,
+    which names no file; here they become \\udcXX escapes, as in JSON bodies."""
+    out: dict[str, str] = {}
+    for part in query.split(b"&"):
+        key, _, value = part.partition(b"=")
+        name = unquote_to_bytes(key.replace(b"+", b" ")).decode("utf-8", "replace")
+        out.setdefault(name, os.fsdecode(unquote_to_bytes(value.replace(b"+", b" "))))
+    return out
 
 
 class UnsafeFile(OSError):

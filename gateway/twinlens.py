@@ -12,12 +12,12 @@ import json
 import os
 import re
 from typing import Any
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote
 
 import requests
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
 
-from core.paths import PathOutsideRoots, confine
+from core.paths import PathOutsideRoots, confine, query_paths
 from gateway import enrich, resolve, thumbs
 from gateway.auth import as_caller, require_user, upstream_error
 from gateway.cache import bump_data_version, cache, data_version, digest
@@ -77,18 +77,6 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-def _raw_args() -> dict[str, bytes]:
-    """The query string's values as the client's bytes (the first of each name).
-    request.args turns bytes that are not UTF-8 into U+FFFD, so a folder named in
-    Latin-1 by an old camera or PC could be neither asked for nor told apart."""
-    out: dict[str, bytes] = {}
-    for part in request.query_string.split(b"&"):
-        key, _, value = part.partition(b"=")
-        name = unquote_to_bytes(key.replace(b"+", b" ")).decode("utf-8", "replace")
-        out.setdefault(name, unquote_to_bytes(value.replace(b"+", b" ")))
-    return out
-
-
 def _only_args(*names: str) -> None:
     unknown = set(request.args) - set(names)
     if unknown:
@@ -110,9 +98,9 @@ def _page_args(allowed: tuple[str, ...], own: tuple[str, ...] = ()) -> dict[str,
     _only_args(*allowed, *own)
     params: dict[str, Any] = {k: request.args[k] for k in allowed if k in request.args}
     if "path_prefix" in params:
-        # As bytes, so that requests sends them on exactly (the service decodes file
-        # names as os.fsdecode does).
-        params["path_prefix"] = _raw_args().get("path_prefix", b"")
+        # The client's bytes (a Latin-1 folder from an old PC), sent on exactly: the
+        # service decodes file names as os.fsdecode does.
+        params["path_prefix"] = os.fsencode(query_paths(request.query_string)["path_prefix"])
     for key in ("page", "size"):
         if key in params and not _WHOLE.fullmatch(params[key]):
             raise BadRequest(400, f"{key} must be a positive whole number")
@@ -598,7 +586,7 @@ def thumbnail() -> Response:
     settings = current_app.config["SETTINGS"]
     _only_args("path", "size")
     # Decoded as file names are (os.fsdecode): %FF names the file whose name has that byte.
-    path = os.fsdecode(_raw_args().get("path", b""))
+    path = query_paths(request.query_string).get("path", "")
     size = request.args.get("size", str(current_app.config["THUMB_SIZE"]))
     if not _WHOLE.fullmatch(size) or not 16 <= int(size) <= 2048:
         raise BadRequest(400, "size must be a whole number between 16 and 2048")
