@@ -344,7 +344,6 @@ class FastPath:
                 return self.asset_info(environ, start_response, args["asset_id"])
             if endpoint != "proxy.proxy":
                 return self.flask_wsgi(environ, start_response)
-            return self.passthrough(environ, start_response)
         return self.passthrough(environ, start_response)
 
     def passthrough(self, environ: dict[str, Any], start_response: Any) -> Any:

@@ -402,15 +402,10 @@ def resolve_bulk() -> Response:
         if not isinstance(item, dict):
             results.append({"status": 400, "message": "each group must be an object"})
             continue
-        extra = sorted(set(item) - {"id", "keep", "action"})
-        if extra:
-            results.append(
-                {
-                    "id": item.get("id"),
-                    "status": 400,
-                    "message": f"unknown fields: {', '.join(extra)}",
-                }
-            )
+        try:
+            _unknown_fields(item, {"id", "keep", "action"})
+        except BadRequest as exc:  # this group only: the others still go ahead
+            results.append({"id": item.get("id"), "status": exc.status, "message": exc.message})
             continue
         try:
             status, result = _resolve_one(

@@ -313,6 +313,15 @@ def test_oversized_and_malformed_bodies(gateway, alice, gateway_app):
         headers=alice.bearer,
     )
     assert r.status_code == 400 and "dryrun" in r.json()["message"]
+    # Inside one group of a bulk call: that group is refused, on its own
+    r = requests.post(
+        gateway.url + "/api/twinlens/duplicates/resolve",
+        json={"groups": [{"id": "d1", "keep": ["x"], "dryrun": True}]},
+        headers=alice.bearer,
+    )
+    assert r.status_code == 200 and r.json()["results"] == [
+        {"id": "d1", "status": 400, "message": "unknown fields: dryrun"}
+    ]
     r = requests.post(
         gateway.url + "/api/twinlens/groups/g1/split", json={"paths": []}, headers=alice.bearer
     )
