@@ -46,7 +46,6 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -54,6 +53,7 @@ from datetime import timedelta
 import numpy as np
 
 from core.dedup.exact import collapse_hard_links, exact_groups, exact_index
+from core.grouping.rules import cameras_differ
 from core.records import FileRecord
 
 try:  # the shared similarity index, when it exists
@@ -98,13 +98,6 @@ def hamming(a: str, b: str) -> int:
     return (phash_int(a) ^ phash_int(b)).bit_count()
 
 
-_NOT_ALNUM = re.compile(r"[^0-9a-z]")
-
-
-def _model(f: FileRecord) -> str:
-    return _NOT_ALNUM.sub("", f.model.casefold()) if f.model else ""
-
-
 def different_shots(a: FileRecord, b: FileRecord) -> bool:
     """True when metadata says ``a`` and ``b`` are two exposures (see module doc)."""
     if a.taken_at is None or b.taken_at is None:
@@ -112,11 +105,8 @@ def different_shots(a: FileRecord, b: FileRecord) -> bool:
     gap = abs(a.taken_at - b.taken_at)
     if gap > SESSION:
         return False
-    if gap:
-        return True
-    ma, mb = _model(a), _model(b)
-    # Loose, like core.grouping.rules.cameras_differ: one reader may prefix the make.
-    return bool(ma and mb and ma not in mb and mb not in ma)
+    # Equal times: two shots only if two cameras took them (compared as grouping does).
+    return bool(gap) or cameras_differ(a, b)
 
 
 @dataclass(frozen=True, slots=True)

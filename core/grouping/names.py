@@ -12,6 +12,8 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+from core.media.kinds import is_motion_video_ext
+
 # Categories a file can have for grouping (finer than core.records.KINDS: JPEG/HEIC
 # renditions are told apart from other images because only they pair with a RAW).
 RAW = "raw"
@@ -46,10 +48,6 @@ STEM_SIDECARS = frozenset({"xmp", "aae", "thm", "json"})
 
 LIVE_STILL_EXTS = frozenset("jpg jpeg jpe heic heif".split())
 LIVE_VIDEO_EXTS = frozenset("mov mp4".split())
-# Takeout exports a Pixel motion photo as PXL_..MP.jpg + PXL_..MP (the MP4 part, no
-# extension of its own), an edited one as .MP~2 (immich-go filetypes/supported.go,
-# issue 405; PhotoPrism issue 2133). Such a file is the photo's video.
-_MOTION_VIDEO_EXT = re.compile(r"mp(?:~\d+)?")
 
 _RENDITION_FORMATS = frozenset({"jpeg", "heic", "heif"})
 _LIVE_VIDEO_FORMATS = frozenset({"mov", "mp4"})
@@ -198,7 +196,7 @@ def category_of_ext(ext: str, kind: str | None = None, fmt: str | None = None) -
         return RENDITION
     if ext in IMAGE_EXTS:
         return IMAGE
-    if ext in VIDEO_EXTS or _is_motion_video_ext(ext):
+    if ext in VIDEO_EXTS or is_motion_video_ext(ext):
         return VIDEO
     if ext in SIDECAR_EXTS:
         return SIDECAR
@@ -223,12 +221,8 @@ def is_live_still(name: str, fmt: str | None = None) -> bool:
 def is_live_video(name: str, fmt: str | None = None) -> bool:
     ext = split_ext(name)[1]
     if ext:
-        return ext in LIVE_VIDEO_EXTS or _is_motion_video_ext(ext)
+        return ext in LIVE_VIDEO_EXTS or is_motion_video_ext(ext)
     return (fmt or "").lower() in _LIVE_VIDEO_FORMATS
-
-
-def _is_motion_video_ext(ext: str) -> bool:
-    return ext[:2] == "mp" and _MOTION_VIDEO_EXT.fullmatch(ext) is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,12 +98,18 @@ def extension(path: str) -> str:
 
 
 # Google Takeout splits a Pixel motion photo into PXL_…MP.jpg and its video PXL_…MP, an
-# edited one's into …MP~2 (immich-go internal/filetypes/supported.go).
+# edited one's into …MP~2 (immich-go internal/filetypes/supported.go and issue 405;
+# PhotoPrism issue 2133). Grouping pairs the two through is_motion_video_ext.
 _TAKEOUT_MOTION = re.compile(r"mp(~[0-9]+)?")
 
 
+def is_motion_video_ext(ext: str) -> bool:
+    """``mp`` or ``mp~N`` (lower-case, no dot): Takeout's name for a motion photo's video."""
+    return _TAKEOUT_MOTION.fullmatch(ext) is not None
+
+
 def kind_of_extension(ext: str) -> str:
-    if _TAKEOUT_MOTION.fullmatch(ext):
+    if is_motion_video_ext(ext):
         return "video"
     if ext in RAW_EXTENSIONS:
         return "raw"
