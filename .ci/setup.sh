@@ -28,6 +28,8 @@ if [ "$want" = dev ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   # The gateway benchmark's load generator (make bench; not used by the tests).
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  # The deployment's nginx (docker/nginx.conf), run for real in front of the gateway.
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
   if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null 2>&1 || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || \

@@ -40,6 +40,7 @@ from gateway.services import ServiceError
 from gateway.upstream import (
     CAN_SPLICE,
     HOP_BY_HOP,
+    OFFLOAD_HEADER,
     Pool,
     RawResponse,
     StreamBody,
@@ -83,6 +84,35 @@ def _install(state) -> None:
         cfg["SETTINGS"].immich_url, cfg["HTTP_POOL"], cfg["STREAM_CHUNK"]
     )
     app.wsgi_app = FastPath(app, app.wsgi_app)  # type: ignore[method-assign]
+
+
+# Offload (docker/nginx.conf): the nginx in front names, in OFFLOAD_HEADER, an internal
+# location that proxies the original request to Immich. A plain GET or HEAD then needs no
+# bytes from the gateway: it answers with X-Accel-Redirect to that location, and nginx
+# streams Immich's answer in C (originals, video, thumbnails: most of the bytes). nginx
+# replaces the header on every request it passes, so only nginx can ask for this; a client
+# that talks to port 3000 and sends it only gets an empty answer itself. Other methods
+# are proxied here as usual (nginx turns a redirected request into a GET).
+_OFFLOAD_ENVIRON = "HTTP_" + OFFLOAD_HEADER.upper().replace("-", "_")
+_OFFLOAD_METHODS = ("GET", "HEAD")
+_OFFLOAD_LOCATION = re.compile(r"/[A-Za-z0-9_\-./]*")
+
+
+def offload_location(environ: dict[str, Any]) -> str | None:
+    """The internal nginx location to hand this request to, or None to proxy it here."""
+    location = environ.get(_OFFLOAD_ENVIRON)
+    if (
+        location
+        and environ.get("REQUEST_METHOD") in _OFFLOAD_METHODS
+        and _OFFLOAD_LOCATION.fullmatch(location)
+    ):
+        return location
+    return None
+
+
+def offloaded(location: str, start_response: Any) -> list[bytes]:
+    start_response("200 OK", [("X-Accel-Redirect", location), ("Content-Length", "0")])
+    return []
 
 
 class UpstreamFailed(Exception):
@@ -347,6 +377,9 @@ class FastPath:
         return self.passthrough(environ, start_response)
 
     def passthrough(self, environ: dict[str, Any], start_response: Any) -> Any:
+        location = offload_location(environ)
+        if location is not None:
+            return offloaded(location, start_response)
         app = self.app
         try:
             resp = forward(app, environ)
@@ -413,6 +446,9 @@ def _streamed(resp: RawResponse) -> Response:
 
 
 def passthrough() -> Response:
+    location = offload_location(request.environ)
+    if location is not None:
+        return Response(b"", headers={"X-Accel-Redirect": location})
     resp = _send()
     if isinstance(resp, Response):
         return resp

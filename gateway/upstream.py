@@ -56,6 +56,9 @@ CREDENTIAL_HEADERS = (
     "x-immich-share-slug",
 )
 CREDENTIAL_QUERY = ("key", "slug", "sessionKey", "apiKey")
+# Request headers meant for the gateway itself (set by the nginx in front), never Immich's.
+OFFLOAD_HEADER = "X-Twinlens-Offload"
+GATEWAY_ONLY = frozenset({OFFLOAD_HEADER.lower()})
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -811,7 +814,9 @@ def environ_headers(environ: dict[str, Any], drop: tuple[str, ...] = ()) -> dict
     request headers into one, so a dict loses nothing. One pass: the proxy's hot path."""
     skip = _SKIPS.get(drop)
     if skip is None:
-        skip = _SKIPS[drop] = HOP_BY_HOP | {"host", "content-length"} | {d.lower() for d in drop}
+        skip = _SKIPS[drop] = (
+            HOP_BY_HOP | GATEWAY_ONLY | {"host", "content-length"} | {d.lower() for d in drop}
+        )
     connection = environ.get("HTTP_CONNECTION")
     if connection:
         skip = skip | _tokens(connection)

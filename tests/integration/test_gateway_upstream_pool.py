@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import socket
 import threading
+import time
 
 import pytest
 import requests
@@ -13,6 +14,7 @@ from flask import Flask, request
 
 from core.config import load_settings
 from gateway import create_app
+from gateway.upstream import Pool, UpstreamError
 from tests.fakeimmich import ThreadedServer
 from tests.fakeimmich.fixtures import *  # noqa: F403
 
@@ -117,3 +119,65 @@ def test_plain_passthrough_never_asks_immich_who_the_caller_is(gateway, immich, 
         )
         assert requests.get(gateway.url + "/api/users/me", headers=alice.bearer).ok
     assert immich.state.calls[("GET", "/users/me")] == 3  # only the client's own calls
+
+
+@pytest.fixture
+def stalling_upstream():
+    """Answers ``/head`` never, and ``/body`` with a head and half its body, then holds
+    the connection open without another byte: Immich hung mid-answer."""
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    held = []
+
+    def handle(conn):
+        held.append(conn)
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            buf += chunk
+        if buf.startswith(b"GET /body"):
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
+
+    def loop():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    srv.close()
+    for conn in held:
+        conn.close()
+
+
+def test_a_stalled_answer_times_out_before_and_after_its_head(stalling_upstream):
+    """The read timeout bounds every wait for Immich's bytes, whether the head or the
+    body stalls; the stalled connection is never handed to the next request."""
+    pool = Pool(stalling_upstream)
+    t0 = time.monotonic()
+    with pytest.raises(UpstreamError) as head_stall:
+        pool.request("GET", "/head", {}, read_timeout=0.3)
+    assert head_stall.value.timeout
+    resp = pool.request("GET", "/body", {}, read_timeout=0.3)
+    assert resp.status == 200 and resp.read1(100) == b"12345"
+    with pytest.raises(UpstreamError) as body_stall:
+        resp.read1(100)
+    assert body_stall.value.timeout
+    assert time.monotonic() - t0 < 5
+    assert not pool._idle  # neither connection can carry another request
+    pool.close()
+
+
+def test_the_read_timeout_can_change_between_requests(one_shot_upstream):
+    url, _served = one_shot_upstream
+    pool = Pool(url)
+    for timeout in (5.0, 0.5, 30.0):
+        resp = pool.request("GET", "/api/server/ping", {}, read_timeout=timeout)
+        assert resp.status == 200 and resp.read() == b'{"ok":true}'
+    pool.close()

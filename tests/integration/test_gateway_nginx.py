@@ -1,0 +1,198 @@
+"""The deployment's nginx (docker/nginx.conf, run for real) in front of the gateway and the
+fake Immich: plain GET/HEAD answers are handed back to nginx (X-Accel-Redirect) and
+stream from Immich through nginx, exactly as the client asked; everything else still
+goes through the gateway."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+
+import pytest
+import requests
+from flask import Flask, Response, request
+
+from core.config import load_settings
+from gateway import create_app
+from gateway.proxy import POOL_KEY
+from tests.fakeimmich import ThreadedServer
+from tests.fakeimmich.fixtures import *  # noqa: F403
+from tests.nginxfront import NginxFront, nginx_binary
+
+MB = 1024 * 1024
+
+
+def _need_nginx() -> None:
+    if nginx_binary() is None:
+        reason = "nginx is not installed (Debian package nginx-light; .ci/setup.sh dev installs it)"
+        if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+
+
+def _hostport(url: str) -> str:
+    return url.split("://", 1)[1].rstrip("/")
+
+
+def _count_proxied(app) -> Counter:
+    """Counts the requests the gateway itself sends to Immich (its pool), by method."""
+    pool = app.extensions[POOL_KEY]
+    seen: Counter = Counter()
+    inner = pool.request
+
+    def request(method, target, *args, **kwargs):
+        seen[method] += 1
+        return inner(method, target, *args, **kwargs)
+
+    pool.request = request
+    return seen
+
+
+@pytest.fixture
+def front(gateway_app, gateway, immich, tmp_path):
+    _need_nginx()
+    proxied = _count_proxied(gateway_app)
+    with NginxFront(_hostport(gateway.url), _hostport(immich.url), tmp_path / "nginx") as nginx:
+        nginx.proxied = proxied
+        yield nginx
+
+
+def test_an_original_streams_through_nginx_not_the_gateway(front, immich, alice, tmp_path):
+    big = tmp_path / "clip.mp4"
+    big.write_bytes(os.urandom(12 * MB))
+    asset = immich.state.add_asset(alice.user["id"], "/upload/clip.mp4", file=str(big))
+    url = f"{front.url}/api/assets/{asset['id']}/original"
+
+    r = requests.get(url, headers=alice.bearer)
+    assert r.status_code == 200
+    assert hashlib.sha1(r.content).digest() == hashlib.sha1(big.read_bytes()).digest()
+    assert r.headers["Content-Type"] == "video/mp4"
+    assert "X-Accel-Redirect" not in r.headers
+    # Video seeking: a Range answer passes as Immich gave it.
+    r = requests.get(url, headers={**alice.bearer, "Range": f"bytes={5 * MB}-{5 * MB + 9}"})
+    assert r.status_code == 206 and r.content == big.read_bytes()[5 * MB : 5 * MB + 10]
+    assert r.headers["Content-Range"] == f"bytes {5 * MB}-{5 * MB + 9}/{12 * MB}"
+    r = requests.head(url, headers=alice.bearer)
+    assert r.status_code == 200 and int(r.headers["Content-Length"]) == 12 * MB
+    # HEAD of the enriched asset route is a plain passthrough too (Flask's route).
+    r = requests.head(f"{front.url}/api/assets/{asset['id']}", headers=alice.bearer)
+    direct = requests.head(f"{immich.url}/api/assets/{asset['id']}", headers=alice.bearer)
+    assert r.status_code == direct.status_code
+    assert r.headers["Content-Length"] == direct.headers["Content-Length"]
+    assert front.proxied == Counter()  # not one byte of it through the gateway
+
+
+def test_immich_refusals_and_errors_pass_unchanged(front, immich, alice):
+    asset = immich.state.add_asset(alice.user["id"], "/upload/a.jpg", content=b"abc")
+    direct = requests.get(f"{immich.url}/api/assets/{asset['id']}/original")
+    through = requests.get(f"{front.url}/api/assets/{asset['id']}/original")
+    assert through.status_code == direct.status_code == 401
+    assert through.json() == direct.json()
+    missing = "00000000-0000-4000-8000-000000000000"
+    r = requests.get(f"{front.url}/api/assets/{missing}/original", headers=alice.bearer)
+    assert (
+        r.status_code
+        == requests.get(
+            f"{immich.url}/api/assets/{missing}/original", headers=alice.bearer
+        ).status_code
+    )
+
+
+def test_writes_and_enriched_reads_still_go_through_the_gateway(front, immich, alice):
+    r = requests.post(
+        f"{front.url}/api/auth/login", json={"email": alice.email, "password": alice.password}
+    )
+    assert r.status_code == 201
+    assert len(r.raw.headers.getlist("Set-Cookie")) == 3  # Immich's three login cookies
+    asset = immich.state.add_asset(alice.user["id"], "/mnt/photos/a.jpg", content=b"abc")
+    r = requests.get(f"{front.url}/api/assets/{asset['id']}", headers=alice.bearer)
+    assert r.status_code == 200 and "twinlens" in r.json()
+    assert front.proxied == Counter({"POST": 1, "GET": 1})
+
+
+def test_immich_down_gives_the_gateways_json_error(front, immich, alice):
+    immich.stop()
+    r = requests.get(f"{front.url}/api/server/ping", headers=alice.bearer)
+    assert r.status_code == 502
+    assert r.json()["message"] == "Immich is unreachable"
+
+
+@pytest.fixture
+def echo_front(tmp_path):
+    """nginx + gateway in front of an echo server that records what reached it."""
+    _need_nginx()
+    app = Flask("echo")
+    seen: list[dict] = []
+
+    @app.route("/api/<path:path>", methods=["GET", "HEAD", "POST"])
+    def anything(path):
+        seen.append(
+            {
+                "method": request.method,
+                "uri": request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI"),
+                "headers": dict(request.headers),
+            }
+        )
+        if path == "redirect":
+            return Response(status=302, headers={"Location": "http://elsewhere/login"})
+        resp = Response(b'{"ok":true}', content_type="application/json")
+        resp.headers.add("Set-Cookie", "a=1; Path=/")
+        resp.headers.add("Set-Cookie", "b=2; Path=/")
+        return resp
+
+    echo = ThreadedServer(app).start()
+    settings = load_settings({}, immich_url=echo.url, data_dir=tmp_path, cache_url="memory://")
+    gw_app = create_app({"SETTINGS": settings, "UI_DIST": str(tmp_path / "no-ui")})
+    proxied = _count_proxied(gw_app)
+    gw = ThreadedServer(gw_app).start()
+    nginx = NginxFront(_hostport(gw.url), _hostport(echo.url), tmp_path / "nginx").start()
+    nginx.seen, nginx.proxied, nginx.gateway = seen, proxied, gw
+    try:
+        yield nginx
+    finally:
+        nginx.stop()
+        gw.stop()
+        echo.stop()
+
+
+def test_offloaded_requests_reach_immich_exactly_as_sent(echo_front):
+    target = "/api/odd%2Fname%3F.jpg/x?size=preview&a=%20b&key=secret"
+    r = requests.get(
+        echo_front.url + target,
+        headers={
+            "x-api-key": "k",
+            "Cookie": "immich_access_token=t",
+            "X-Twinlens-Offload": "/elsewhere/",  # a client cannot steer the offload
+            "User-Agent": "tl-test",
+        },
+    )
+    assert r.status_code == 200 and r.json() == {"ok": True}
+    assert r.raw.headers.getlist("Set-Cookie") == ["a=1; Path=/", "b=2; Path=/"]
+    (got,) = echo_front.seen
+    assert got["method"] == "GET" and got["uri"] == target
+    assert got["headers"]["X-Api-Key"] == "k"
+    assert got["headers"]["Cookie"] == "immich_access_token=t"
+    assert got["headers"]["User-Agent"] == "tl-test"
+    assert got["headers"]["X-Forwarded-For"] == "127.0.0.1"
+    assert "X-Twinlens-Offload" not in got["headers"]
+    assert echo_front.proxied == Counter()
+    # Redirects are returned, not followed nor rewritten.
+    r = requests.get(echo_front.url + "/api/redirect", allow_redirects=False)
+    assert r.status_code == 302 and r.headers["Location"] == "http://elsewhere/login"
+
+
+def test_a_post_through_nginx_is_proxied_by_the_gateway_without_the_offload_header(
+    echo_front,
+):
+    r = requests.post(echo_front.url + "/api/thing", data=b"payload")
+    assert r.status_code == 200
+    (got,) = echo_front.seen
+    assert got["method"] == "POST" and "X-Twinlens-Offload" not in got["headers"]
+    assert echo_front.proxied == Counter({"POST": 1})
+
+
+def test_without_nginx_the_gateway_proxies_plain_gets_itself(echo_front):
+    r = requests.get(echo_front.gateway.url + "/api/thing")
+    assert r.status_code == 200 and r.json() == {"ok": True}
+    assert echo_front.proxied == Counter({"GET": 1})

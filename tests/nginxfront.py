@@ -1,0 +1,116 @@
+"""The deployment's nginx (docker/nginx.conf) run for real in front of a gateway, for the
+tests and the gateway benchmark. The file is a template for nginx's Docker image (a
+``server`` block, ``${VAR}`` filled in from the environment); this renders it with local
+addresses, a loopback port and paths under a scratch directory, then wraps it in the
+``http`` block the image's main configuration would provide.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+TEMPLATE = PROJECT / "docker" / "nginx.conf"
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next(
+        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+    )
+
+
+def render(port: int, gateway: str, immich: str, workdir: Path, workers: int = 1) -> str:
+    """The nginx.conf of the UI image, listening on 127.0.0.1:``port``, in front of
+    ``gateway`` and ``immich`` (host:port each)."""
+    server = TEMPLATE.read_text()
+    server = server.replace("${TWINLENS_GATEWAY}", gateway).replace("${IMMICH_UPSTREAM}", immich)
+    for needle, value in (
+        ("listen 8080;", f"listen 127.0.0.1:{port};"),
+        ("root /usr/share/nginx/html;", f"root {workdir / 'html'};"),
+        ("/var/log/nginx/access.log", str(workdir / "access.log")),
+    ):
+        assert needle in server, f"docker/nginx.conf no longer has {needle!r}"
+        server = server.replace(needle, value)
+    assert "${" not in server, "docker/nginx.conf names a variable this renderer does not fill"
+    temp = "\n".join(
+        f"    {kind}_temp_path {workdir / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+    # As root, nginx's workers would switch to "nobody", who cannot read a 0700 scratch dir.
+    user = "user root;" if os.geteuid() == 0 else ""
+    return (
+        f"daemon off;\n{user}\nworker_processes {workers};\npid {workdir / 'nginx.pid'};\n"
+        f"error_log {workdir / 'error.log'} warn;\n"
+        "events { worker_connections 1024; }\n"
+        f"http {{\n    default_type application/octet-stream;\n{temp}\n{server}\n}}\n"
+    )
+
+
+class NginxFront:
+    """nginx with the deployment's configuration, started and stopped around a block."""
+
+    def __init__(self, gateway: str, immich: str, workdir: Path, workers: int = 1) -> None:
+        self.workdir = Path(workdir)
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._conf = render(self.port, gateway, immich, self.workdir, workers)
+        self._proc: subprocess.Popen | None = None
+
+    def start(self) -> NginxFront:
+        exe = nginx_binary()
+        if exe is None:
+            raise RuntimeError("nginx is not installed (Debian package nginx-light)")
+        (self.workdir / "html").mkdir(parents=True, exist_ok=True)
+        (self.workdir / "html" / "index.html").write_text("<!doctype html><title>Twinlens</title>")
+        conf = self.workdir / "nginx.conf"
+        conf.write_text(self._conf)
+        self._proc = subprocess.Popen(
+            [exe, "-e", str(self.workdir / "error.log"), "-c", str(conf), "-p", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                err = self._proc.stderr.read().decode(errors="replace") if self._proc.stderr else ""
+                raise RuntimeError(f"nginx exited: {err}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError("nginx did not start listening")
+
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    def __enter__(self) -> NginxFront:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
