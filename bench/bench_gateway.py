@@ -15,6 +15,9 @@ RAW+JPEG group for every pair of the 2,000 timeline assets. Prints:
   2. a 1 GB original streamed (curl, or requests without curl), ``--rounds`` pairs: median
      MB/s direct vs gateway, gateway RSS growth
   3. GET /api/timeline/bucket (2,000 assets, enriched), warm cache, one client: ms
+With ``--front nginx`` (the default when nginx is installed) 1 and 2 are also measured
+through the deployment's entry: docker/nginx.conf run in front of the gateway, which
+hands plain GET/HEAD answers back to nginx (X-Accel-Redirect) and proxies the rest.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from tests.fakeimmich import ThreadedServer  # noqa: E402
 from tests.fakeimmich.__main__ import bench_asset_id  # noqa: E402
 from tests.fakeimmich.standins import ServiceState, create_service_app  # noqa: E402
+from tests.nginxfront import NginxFront, nginx_binary  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
 TOKEN = "bench-service-token"
@@ -199,6 +203,12 @@ def main() -> None:
         choices=["gunicorn", "granian"],
         help="the fake Immich's HTTP server (the baseline: a cheaper fake lowers the ratios)",
     )
+    ap.add_argument(
+        "--front",
+        default="nginx" if nginx_binary() else "none",
+        choices=["nginx", "none"],
+        help="also measure through docker/nginx.conf in front of the gateway",
+    )
     ap.add_argument("--only", default="ping,asset,stream,timeline")
     ap.add_argument("--assets", type=int, default=2000)
     ap.add_argument("--cache-url", default="redis://127.0.0.1:6379/14")
@@ -271,9 +281,18 @@ def main() -> None:
     )
     procs.append(gw)
     direct, gateway = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gw_port}"
+    front = None
     try:
         wait_up(direct + "/api/server/ping")
         wait_up(gateway + "/api/server/ping")
+        if args.front == "nginx":
+            front = NginxFront(
+                f"127.0.0.1:{gw_port}",
+                f"127.0.0.1:{fake_port}",
+                tmp / "nginx",
+                workers=args.workers,
+            ).start()
+            wait_up(front.url + "/api/server/ping")
         if args.cache_url.startswith("redis"):
             from gateway.cache import bump_data_version
 
@@ -283,57 +302,73 @@ def main() -> None:
             f"# machine: {os.cpu_count()} cores; fake Immich: {args.fake_server} {args.workers} workers x "
             f"{args.threads} threads; gateway: {args.server}, {args.workers} workers x "
             f"{gw_threads} threads; "
-            f"wrk -t2 -c32 -d{args.duration}s; "
+            f"wrk -t2 -c32 -d{args.duration}s; front: {args.front}; "
             f"cache {args.cache_url.split('@')[-1]}; load average before: {loadavg()}"
         )
         fake_pid = procs[0].pid
         med = statistics.median
         only = set(args.only.split(","))
+        sides = {"d": direct, "g": gateway}
+        if front is not None:
+            sides["f"] = front.url
         for name, path in (("ping", "/api/server/ping"), ("asset", f"/api/assets/{asset}")):
             if name not in only:
                 continue
-            wrk(direct + path, 2)  # warm-up (connections, caches)
-            wrk(gateway + path, 2)
-            runs: dict[str, list] = {"d": [], "g": []}
-            cpu = {"d_fake": 0.0, "g_fake": 0.0, "g_gw": 0.0, "d_n": 0, "g_n": 0}
+            for base in sides.values():
+                wrk(base + path, 2)  # warm-up (connections, caches)
+            runs: dict[str, list] = {side: [] for side in sides}
+            cpu: dict[str, float] = {}
             for _ in range(args.rounds):
-                for side, base in (("d", direct), ("g", gateway)):
-                    f0, g0 = tree_cpu(fake_pid), tree_cpu(gw.pid)
+                for side, base in sides.items():
+                    pids = {"fake": fake_pid, "gw": gw.pid}
+                    if side == "f":
+                        pids["nginx"] = front.pid
+                    before = {k: tree_cpu(p) for k, p in pids.items()}
                     rps, p99, total = wrk(base + path, args.duration)
-                    f1, g1 = tree_cpu(fake_pid), tree_cpu(gw.pid)
                     runs[side].append((rps, p99))
-                    cpu[f"{side}_n"] += total
-                    cpu[f"{side}_fake"] += f1 - f0
-                    if side == "g":
-                        cpu["g_gw"] += g1 - g0
+                    cpu[f"{side}_n"] = cpu.get(f"{side}_n", 0) + total
+                    for k, p in pids.items():
+                        cpu[f"{side}_{k}"] = cpu.get(f"{side}_{k}", 0.0) + tree_cpu(p) - before[k]
             d_rps, d_p99 = med(r[0] for r in runs["d"]), med(r[1] for r in runs["d"])
-            g_rps, g_p99 = med(r[0] for r in runs["g"]), med(r[1] for r in runs["g"])
-            # Each direct run is followed at once by its gateway run: the ratio within a
-            # pair moves less with the machine's load than the ratio of the two medians.
-            pair = med(g[0] / d[0] for d, g in zip(runs["d"], runs["g"], strict=True))
-            print(
-                f"{name:6s} direct {d_rps:8.0f} req/s p99 {d_p99:7.2f} ms | gateway {g_rps:8.0f} req/s "
-                f"p99 {g_p99:7.2f} ms | throughput {g_rps / d_rps:5.0%} (>=60%), "
-                f"p99 x{g_p99 / d_p99:.2f} (<=2)  [medians of {args.rounds}] | "
-                f"median of pair ratios {pair:5.0%}"
-            )
-            print(
-                "       each run (direct/gateway req/s): "
-                + ", ".join(
-                    f"{d[0]:.0f}/{g[0]:.0f}" for d, g in zip(runs["d"], runs["g"], strict=True)
+
+            def per_req(side: str, proc: str, cpu: dict[str, float] = cpu) -> str:
+                return f"{cpu[f'{side}_{proc}'] / cpu[f'{side}_n'] * 1000:.2f} ms"
+
+            for side, label in (("g", "gateway"), ("f", "nginx+gw")):
+                if side not in runs:
+                    continue
+                s_rps, s_p99 = med(r[0] for r in runs[side]), med(r[1] for r in runs[side])
+                # Each direct run is followed at once by the others: the ratio within a
+                # round moves less with the machine's load than the ratio of the medians.
+                pair = med(x[0] / d[0] for d, x in zip(runs["d"], runs[side], strict=True))
+                print(
+                    f"{name:6s} direct {d_rps:8.0f} req/s p99 {d_p99:7.2f} ms | {label} "
+                    f"{s_rps:8.0f} req/s p99 {s_p99:7.2f} ms | throughput {s_rps / d_rps:5.0%} "
+                    f"(>=60%), p99 x{s_p99 / d_p99:.2f} (<=2)  [medians of {args.rounds}] | "
+                    f"median of pair ratios {pair:5.0%}"
                 )
-                + f" | CPU per request: fake {cpu['d_fake'] / cpu['d_n'] * 1000:.2f} ms direct, "
-                f"{cpu['g_fake'] / cpu['g_n'] * 1000:.2f} ms proxied; gateway "
-                f"{cpu['g_gw'] / cpu['g_n'] * 1000:.2f} ms | load {loadavg()}"
-            )
+                extra = f", nginx {per_req(side, 'nginx')}" if side == "f" else ""
+                print(
+                    "       each run (direct/"
+                    + label
+                    + " req/s): "
+                    + ", ".join(
+                        f"{d[0]:.0f}/{x[0]:.0f}" for d, x in zip(runs["d"], runs[side], strict=True)
+                    )
+                    + f" | CPU per request: fake {per_req('d', 'fake')} direct, "
+                    f"{per_req(side, 'fake')} via {label}; gateway {per_req(side, 'gw')}{extra}"
+                    f" | load {loadavg()}"
+                )
 
         orig = f"/api/assets/{bench_asset_id(0)}/original"
         if "stream" in only:
-            stream_bench(args, direct, gateway, orig, gw.pid)
+            stream_bench(args, direct, gateway, orig, gw.pid, front)
         if "timeline" in only:
             timeline_bench(args, direct, gateway)
         print(f"# load average after: {loadavg()}")
     finally:
+        if front is not None:
+            front.stop()
         for p in procs:
             p.terminate()
         for p in procs:
@@ -346,7 +381,9 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def stream_bench(args, direct: str, gateway: str, orig: str, gw_pid: int) -> None:
+def stream_bench(
+    args, direct: str, gateway: str, orig: str, gw_pid: int, front: NginxFront | None
+) -> None:
     med = statistics.median
     stream(direct + orig)  # page cache warm
     before = rss_mb(gw_pid)
@@ -360,25 +397,32 @@ def stream_bench(args, direct: str, gateway: str, orig: str, gw_pid: int) -> Non
 
     t = threading.Thread(target=sample)
     t.start()
-    d_runs, g_runs = [], []
+    runs: dict[str, list[float]] = {"d": [], "g": [], "f": []}
+    sides = [("d", direct), ("g", gateway)] + ([("f", front.url)] if front else [])
     try:
         for _ in range(args.rounds):
-            d_mbs, n = stream(direct + orig)
-            g_mbs, n2 = stream(gateway + orig)
-            assert n == n2 == args.big_mb << 20
-            d_runs.append(d_mbs)
-            g_runs.append(g_mbs)
+            for side, base in sides:
+                mbs, n = stream(base + orig)
+                assert n == args.big_mb << 20, (side, n)
+                runs[side].append(mbs)
     finally:
         done.set()
         t.join()
-    d_mbs, g_mbs = med(d_runs), med(g_runs)
-    print(
-        f"stream {n >> 20} MB: direct {d_mbs:7.0f} MB/s | gateway {g_mbs:7.0f} MB/s | "
-        f"{g_mbs / d_mbs:5.0%} (>=80%) | gateway RSS {before:.0f} -> peak {peak[0]:.0f} MB, "
-        f"growth {peak[0] - before:.1f} MB (<50)  [medians of {args.rounds}; runs "
-        + ", ".join(f"{d:.0f}/{g:.0f}" for d, g in zip(d_runs, g_runs, strict=True))
-        + "]"
-    )
+    d_mbs = med(runs["d"])
+    for side, label in (("g", "gateway"), ("f", "nginx+gw")):
+        if not runs[side]:
+            continue
+        s_mbs = med(runs[side])
+        growth = (
+            f"gateway RSS {before:.0f} -> peak {peak[0]:.0f} MB, growth {peak[0] - before:.1f} MB"
+            " (<50)"
+        )
+        print(
+            f"stream {args.big_mb} MB: direct {d_mbs:7.0f} MB/s | {label} {s_mbs:7.0f} MB/s | "
+            f"{s_mbs / d_mbs:5.0%} (>=80%) | {growth}  [medians of {args.rounds}; runs "
+            + ", ".join(f"{d:.0f}/{g:.0f}" for d, g in zip(runs["d"], runs[side], strict=True))
+            + "]"
+        )
 
 
 def timeline_bench(args, direct: str, gateway: str) -> None:
