@@ -388,11 +388,15 @@ def stream_bench(
     stream(direct + orig)  # page cache warm
     before = rss_mb(gw_pid)
     peak = [before]
+    ngx_before = rss_mb(front.pid) if front else 0.0
+    ngx_peak = [ngx_before]
     done = threading.Event()
 
     def sample():
         while not done.is_set():
             peak[0] = max(peak[0], rss_mb(gw_pid))
+            if front:
+                ngx_peak[0] = max(ngx_peak[0], rss_mb(front.pid))
             time.sleep(0.05)
 
     t = threading.Thread(target=sample)
@@ -417,6 +421,8 @@ def stream_bench(
             f"gateway RSS {before:.0f} -> peak {peak[0]:.0f} MB, growth {peak[0] - before:.1f} MB"
             " (<50)"
         )
+        if side == "f":
+            growth += f", nginx {ngx_before:.0f} -> {ngx_peak[0]:.0f} MB"
         print(
             f"stream {args.big_mb} MB: direct {d_mbs:7.0f} MB/s | {label} {s_mbs:7.0f} MB/s | "
             f"{s_mbs / d_mbs:5.0%} (>=80%) | {growth}  [medians of {args.rounds}; runs "

@@ -448,7 +448,11 @@ def _streamed(resp: RawResponse) -> Response:
 def passthrough() -> Response:
     location = offload_location(request.environ)
     if location is not None:
-        return Response(b"", headers={"X-Accel-Redirect": location})
+        resp = Response(b"", headers={"X-Accel-Redirect": location})
+        # nginx keeps some headers of this answer (Content-Type's charset among them) and
+        # would add them to Immich's: send none but the redirect, as FastPath does.
+        del resp.headers["Content-Type"]
+        return resp
     resp = _send()
     if isinstance(resp, Response):
         return resp
