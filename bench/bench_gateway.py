@@ -209,7 +209,9 @@ def main() -> None:
         choices=["nginx", "none"],
         help="also measure through docker/nginx.conf in front of the gateway",
     )
-    ap.add_argument("--only", default="ping,asset,stream,timeline")
+    ap.add_argument(
+        "--only", default="ping,asset,stream,timeline", help="also: fakeload (not a target)"
+    )
     ap.add_argument("--assets", type=int, default=2000)
     ap.add_argument("--cache-url", default="redis://127.0.0.1:6379/14")
     args = ap.parse_args()
@@ -361,6 +363,18 @@ def main() -> None:
                 )
 
         orig = f"/api/assets/{bench_asset_id(0)}/original"
+        if "fakeload" in only:
+            # Not a target: how the baseline's own cost per request depends on how busy
+            # wrk keeps it (a proxied run reaches a lower rate, so fewer requests wait).
+            for conns in (32, 16, 8, 4, 1):
+                f0 = tree_cpu(fake_pid)
+                rps, _p99, total = wrk(
+                    direct + "/api/server/ping", args.duration, conns, min(2, conns)
+                )
+                print(
+                    f"fake alone, wrk -c{conns}: {rps:8.0f} req/s, "
+                    f"CPU {(tree_cpu(fake_pid) - f0) / total * 1000:.3f} ms per request"
+                )
         if "stream" in only:
             stream_bench(args, direct, gateway, orig, gw.pid, front)
         if "timeline" in only:
