@@ -197,3 +197,9 @@ def test_without_nginx_the_gateway_proxies_plain_gets_itself(echo_front):
     r = requests.get(echo_front.gateway.url + "/api/thing")
     assert r.status_code == 200 and r.json() == {"ok": True}
     assert echo_front.proxied == Counter({"GET": 1})
+
+
+def test_clients_cannot_reach_the_internal_location(echo_front):
+    r = requests.get(echo_front.url + "/_immich/api/server/ping")
+    assert r.status_code == 404
+    assert echo_front.seen == [] and echo_front.proxied == Counter()
