@@ -203,3 +203,78 @@ def test_clients_cannot_reach_the_internal_location(echo_front):
     r = requests.get(echo_front.url + "/_immich/api/server/ping")
     assert r.status_code == 404
     assert echo_front.seen == [] and echo_front.proxied == Counter()
+
+
+@pytest.fixture
+def websocket_immich():
+    """Immich's websocket endpoint as far as a proxy can tell: 101 to an upgrade request on
+    /api/socket.io/, then every byte echoed back. Records the request heads."""
+    import socket
+    import threading
+
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    heads: list[bytes] = []
+
+    def handle(conn):
+        with conn:
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    return
+                buf += chunk
+            head, _, rest = buf.partition(b"\r\n\r\n")
+            heads.append(head)
+            if b"upgrade: websocket" not in head.lower():
+                conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                return
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\n\r\n" + rest
+            )
+            while data := conn.recv(65536):
+                conn.sendall(data)
+
+    def loop():
+        while True:
+            try:
+                conn, _ = srv.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=loop, daemon=True).start()
+    yield f"127.0.0.1:{srv.getsockname()[1]}", heads
+    srv.close()
+
+
+def test_the_websocket_goes_straight_to_immich(websocket_immich, tmp_path):
+    """Issue #5: a WSGI app cannot carry the upgrade, so nginx sends /api/socket.io/ to
+    Immich itself; the gateway (here: nothing listening) is never involved."""
+    import socket
+
+    _need_nginx()
+    immich_addr, heads = websocket_immich
+    with NginxFront("127.0.0.1:9", immich_addr, tmp_path / "nginx") as nginx:
+        sock = socket.create_connection(("127.0.0.1", nginx.port), timeout=5)
+        with sock:
+            sock.sendall(
+                b"GET /api/socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+                b"Host: photos.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Cookie: immich_access_token=t\r\n\r\n"
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += sock.recv(4096)
+            assert answer.startswith(b"HTTP/1.1 101")
+            sock.sendall(b"\x81\x05hello")  # both ways, byte for byte, after the upgrade
+            echoed = b""
+            while len(echoed) < 7:
+                echoed += sock.recv(4096)
+            assert echoed == b"\x81\x05hello"
+    (head,) = heads
+    assert head.startswith(b"GET /api/socket.io/?EIO=4&transport=websocket HTTP/1.1")
+    assert b"immich_access_token=t" in head  # Immich authenticates the socket itself
