@@ -29,7 +29,7 @@ if [ "$want" = dev ]; then
   # The gateway benchmark's load generator (make bench; not used by the tests).
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
   # The deployment's nginx (docker/nginx.conf), run for real in front of the gateway.
-  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
   if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
     apt-get update -qq >/dev/null 2>&1 || true
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || \

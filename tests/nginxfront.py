@@ -64,7 +64,7 @@ class NginxFront:
     def start(self) -> NginxFront:
         exe = nginx_binary()
         if exe is None:
-            raise RuntimeError("nginx is not installed (Debian package nginx-light)")
+            raise RuntimeError("nginx is not installed (Debian package nginx)")
         (self.workdir / "html").mkdir(parents=True, exist_ok=True)
         (self.workdir / "html" / "index.html").write_text("<!doctype html><title>Twinlens</title>")
         conf = self.workdir / "nginx.conf"

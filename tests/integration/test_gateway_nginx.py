@@ -25,7 +25,7 @@ MB = 1024 * 1024
 
 def _need_nginx() -> None:
     if nginx_binary() is None:
-        reason = "nginx is not installed (Debian package nginx-light; .ci/setup.sh dev installs it)"
+        reason = "nginx is not installed (Debian package nginx; .ci/setup.sh dev installs it)"
         if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
             pytest.fail(reason)
         pytest.skip(reason)
