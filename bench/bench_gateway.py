@@ -26,7 +26,6 @@ import argparse
 import os
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -43,19 +42,12 @@ sys.path.insert(0, str(ROOT))
 from tests.fakeimmich import ThreadedServer  # noqa: E402
 from tests.fakeimmich.__main__ import bench_asset_id  # noqa: E402
 from tests.fakeimmich.standins import ServiceState, create_service_app  # noqa: E402
+from tests.netutil import free_port  # noqa: E402
 from tests.nginxfront import NginxFront, nginx_binary  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
 TOKEN = "bench-service-token"
 PY = sys.executable
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_up(url: str, timeout: float = 30) -> None:

@@ -14,6 +14,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.netutil import free_port
+
 PROJECT = Path(__file__).resolve().parents[1]
 TEMPLATE = PROJECT / "docker" / "nginx.conf"
 
@@ -56,7 +58,7 @@ class NginxFront:
 
     def __init__(self, gateway: str, immich: str, workdir: Path, workers: int = 1) -> None:
         self.workdir = Path(workdir)
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._conf = render(self.port, gateway, immich, self.workdir, workers)
         self._proc: subprocess.Popen | None = None
@@ -106,11 +108,3 @@ class NginxFront:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port

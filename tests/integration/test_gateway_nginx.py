@@ -18,6 +18,7 @@ from gateway import create_app
 from gateway.proxy import POOL_KEY
 from tests.fakeimmich import ThreadedServer
 from tests.fakeimmich.fixtures import *  # noqa: F403
+from tests.netutil import RawServer, read_head
 from tests.nginxfront import NginxFront, nginx_binary
 
 MB = 1024 * 1024
@@ -209,23 +210,14 @@ def test_clients_cannot_reach_the_internal_location(echo_front):
 def websocket_immich():
     """Immich's websocket endpoint as far as a proxy can tell: 101 to an upgrade request on
     /api/socket.io/, then every byte echoed back. Records the request heads."""
-    import socket
-    import threading
-
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(8)
     heads: list[bytes] = []
 
     def handle(conn):
         with conn:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            head, _, rest = buf.partition(b"\r\n\r\n")
+            got = read_head(conn)
+            if got is None:
+                return
+            head, rest = got
             heads.append(head)
             if b"upgrade: websocket" not in head.lower():
                 conn.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
@@ -237,16 +229,8 @@ def websocket_immich():
             while data := conn.recv(65536):
                 conn.sendall(data)
 
-    def loop():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-    yield f"127.0.0.1:{srv.getsockname()[1]}", heads
+    srv = RawServer(handle)
+    yield srv.addr, heads
     srv.close()
 
 

@@ -11,7 +11,6 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -19,22 +18,15 @@ import pytest
 import requests
 
 from tests.fakeimmich.fixtures import *  # noqa: F403
+from tests.netutil import RawServer, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
 
 
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @contextlib.contextmanager
 def _running_gateway(immich_url: str, tmp_path: Path, server: str):
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
@@ -81,17 +73,8 @@ class _RecordingUpstream:
 
     def __init__(self) -> None:
         self.lines: list[bytes] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._talk, args=(conn,), daemon=True).start()
+        self.server = RawServer(self._talk)
+        self.url = self.server.url
 
     def _talk(self, conn: socket.socket) -> None:
         with conn, conn.makefile("rb") as f:

@@ -4,8 +4,6 @@ chunked uploads, and an upstream that silently drops every keep-alive connection
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
 import time
 
 import pytest
@@ -17,6 +15,7 @@ from gateway import create_app
 from gateway.upstream import Pool, UpstreamError
 from tests.fakeimmich import ThreadedServer
 from tests.fakeimmich.fixtures import *  # noqa: F403
+from tests.netutil import RawServer, read_head
 
 
 def _gateway(upstream_url: str, tmp_path) -> ThreadedServer:
@@ -62,35 +61,21 @@ def test_chunked_upload_reaches_immich_intact(tmp_path):
 @pytest.fixture
 def one_shot_upstream():
     """Answers one request per connection, then closes it without saying so."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
     served = []
 
     def handle(conn):
         with conn:
-            buf = b""
-            while b"\r\n\r\n" not in buf:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    return
-                buf += chunk
-            served.append(buf.split(b"\r\n", 1)[0])
+            got = read_head(conn)
+            if got is None:
+                return
+            served.append(got[0].split(b"\r\n", 1)[0])
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                 b'Content-Length: 11\r\n\r\n{"ok":true}'
             )
 
-    def loop():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}", served
+    srv = RawServer(handle)
+    yield srv.url, served
     srv.close()
 
 
@@ -125,32 +110,16 @@ def test_plain_passthrough_never_asks_immich_who_the_caller_is(gateway, immich, 
 def stalling_upstream():
     """Answers ``/head`` never, and ``/body`` with a head and half its body, then holds
     the connection open without another byte: Immich hung mid-answer."""
-    srv = socket.socket()
-    srv.bind(("127.0.0.1", 0))
-    srv.listen(16)
     held = []
 
     def handle(conn):
         held.append(conn)
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            chunk = conn.recv(65536)
-            if not chunk:
-                return
-            buf += chunk
-        if buf.startswith(b"GET /body"):
+        got = read_head(conn)
+        if got is not None and got[0].startswith(b"GET /body"):
             conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n12345")
 
-    def loop():
-        while True:
-            try:
-                conn, _ = srv.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=loop, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.getsockname()[1]}"
+    srv = RawServer(handle)
+    yield srv.url
     srv.close()
     for conn in held:
         conn.close()

@@ -1,0 +1,55 @@
+"""Small network helpers for tests and benchmarks: a free loopback port, and a raw TCP
+server for upstreams that must misbehave in ways no HTTP framework allows."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class RawServer:
+    """Listens on a loopback port and runs ``handle(conn)`` in a thread per connection;
+    the handler owns the connection (closing it is its business)."""
+
+    def __init__(self, handle: Callable[[socket.socket], None]) -> None:
+        self._handle = handle
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self.addr = f"127.0.0.1:{self.port}"
+        self.url = f"http://{self.addr}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:  # closed
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def read_head(conn: socket.socket) -> tuple[bytes, bytes] | None:
+    """A request's head and whatever followed it in the same reads; None if the client
+    closed first."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return None
+        buf += chunk
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    return head, rest
