@@ -96,7 +96,9 @@ def _peak_during(fn) -> int:
 
 def test_download_streams_without_holding_the_body(gateway, immich, alice, tmp_path):
     big = tmp_path / "big.mov"
-    size = 32 * MB
+    # tracemalloc counts every thread of the process, including servers other tests left
+    # running: a body twice the limit keeps that noise far from what holding it would cost.
+    size = 64 * MB
     with open(big, "wb") as fh:
         for _ in range(size // MB):
             fh.write(os.urandom(MB))
@@ -114,7 +116,7 @@ def test_download_streams_without_holding_the_body(gateway, immich, alice, tmp_p
     peak = _peak_during(fetch)  # client, gateway and fake Immich all run in this process
     assert digest.hexdigest() == hashlib.sha1(big.read_bytes()).hexdigest()
     # Holding the body anywhere would need >= size bytes; streaming needs a few buffers.
-    assert peak < size // 2, f"peak {peak / MB:.1f} MB while streaming {size / MB:.0f} MB"
+    assert peak < size // 4, f"peak {peak / MB:.1f} MB while streaming {size / MB:.0f} MB"
 
 
 def test_upload_streams_without_holding_the_body(gateway, immich, alice):
