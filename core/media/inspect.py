@@ -171,27 +171,16 @@ def inspect_file(
         if st.st_size == 0:
             facts.error = "zero-byte file"
             return facts
-        _inspect_guarded(fh, path, facts, full_hash, quick_hash, max_pixels)
+        try:
+            _inspect_open(fh, path, facts, full_hash, quick_hash, max_pixels)
+            _check_unchanged(fh, facts)
+        except OSError as exc:
+            facts.error = _read_error(exc)
+        except MemoryError:
+            facts.error = "file too large to read into memory"
+        except Exception as exc:  # a decoder bug must not stop the scan
+            facts.error = f"unexpected {type(exc).__name__}: {exc}"
     return facts
-
-
-def _inspect_guarded(
-    fh: BinaryIO,
-    path: str,
-    facts: FileFacts,
-    full_hash: bool,
-    quick_hash: bool,
-    max_pixels: int,
-) -> None:
-    try:
-        _inspect_open(fh, path, facts, full_hash, quick_hash, max_pixels)
-        _check_unchanged(fh, facts)
-    except OSError as exc:
-        facts.error = _read_error(exc)
-    except MemoryError:
-        facts.error = "file too large to read into memory"
-    except Exception as exc:  # a decoder bug must not stop the scan
-        facts.error = f"unexpected {type(exc).__name__}: {exc}"
 
 
 def _check_unchanged(fh: BinaryIO, facts: FileFacts) -> None:
