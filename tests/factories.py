@@ -93,3 +93,19 @@ def file_row(root_id: int, path: str, **fields: Any) -> Any:
         "inode": next(_inode),
     }
     return File(root_id=root_id, path=path, **{**row, **fields})
+
+
+def planned_scan(settings: Any, library: Path) -> str:
+    """A scan of ``library`` started and planned (listed, batches queued) but not run:
+    tests then drive its phases by hand to change the library in between."""
+    from core import catalog, jobs
+    from core.db import migrate, session_scope
+    from workers import runtime
+
+    migrate(settings.database_url)
+    runtime.configure(settings)
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        job, _ = jobs.start_job(s, "scan", root=root)
+        catalog.plan_scan(s, job.id, settings)
+        return job.id

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import write_bytes, write_jpeg, write_png
+from tests.factories import planned_scan, write_bytes, write_jpeg, write_png
 from twinlens import run_scan
 
 
@@ -147,18 +147,12 @@ def test_walk_reports_unlistable_folder(monkeypatch, tmp_path):
 
 def test_file_vanishing_between_listing_and_reading(embedded_settings, library):
     from core import catalog, jobs
-    from core.db import migrate, session_scope
+    from core.db import session_scope
     from workers import runtime
 
     write_jpeg(library / "gone.jpg", 5)
     write_jpeg(library / "stays.jpg", 6)
-    migrate(embedded_settings.database_url)
-    runtime.configure(embedded_settings)
-    with session_scope(runtime.engine()) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        job, _ = jobs.start_job(s, "scan", root=root)
-        catalog.plan_scan(s, job.id, embedded_settings)
-        job_id = job.id
+    job_id = planned_scan(embedded_settings, library)
     os.remove(library / "gone.jpg")  # vanishes after the listing
     with session_scope(runtime.engine()) as s:
         counted, complete = catalog.process_batch(s, job_id, 0, embedded_settings)
@@ -188,18 +182,12 @@ def test_starting_a_scan_twice_returns_the_running_job(embedded_settings, librar
 
 def test_cancelled_job_stops_counting(embedded_settings, library):
     from core import catalog, jobs
-    from core.db import migrate, session_scope
+    from core.db import session_scope
     from workers import runtime
 
     for i in range(20):
         write_jpeg(library / f"p{i}.jpg", i)
-    migrate(embedded_settings.database_url)
-    runtime.configure(embedded_settings)
-    with session_scope(runtime.engine()) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        job, _ = jobs.start_job(s, "scan", root=root)
-        catalog.plan_scan(s, job.id, embedded_settings)
-        job_id = job.id
+    job_id = planned_scan(embedded_settings, library)
     with session_scope(runtime.engine()) as s:
         assert catalog.process_batch(s, job_id, 0, embedded_settings) == (True, False)
         cancelled = jobs.cancel_job(s, job_id)
@@ -211,7 +199,8 @@ def test_cancelled_job_stops_counting(embedded_settings, library):
         view = jobs.job_view(s.get(jobs.Job, job_id))
         assert view["state"] == "cancelled" and view["done"] == 8 and view["total"] == 20
         # And a new scan of the root can start
-        again, created = jobs.start_job(s, "scan", root=s.get(jobs.Root, view and root.id))
+        root = s.get(jobs.Root, s.get(jobs.Job, job_id).root_id)
+        again, created = jobs.start_job(s, "scan", root=root)
         assert created and again.id != job_id
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.factories import write_bytes, write_jpeg, write_png
+from tests.factories import planned_scan, write_bytes, write_jpeg, write_png
 from twinlens import run_scan
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -231,20 +231,6 @@ def test_hostile_library_through_the_cli(library, hostile, tmp_path):
 # hours). These drive the phases by hand to change the library in between.
 
 
-def _plan(settings, library: Path) -> str:
-    from core import catalog, jobs
-    from core.db import migrate, session_scope
-    from workers import runtime
-
-    migrate(settings.database_url)
-    runtime.configure(settings)
-    with session_scope(runtime.engine()) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        job, _ = jobs.start_job(s, "scan", root=root)
-        catalog.plan_scan(s, job.id, settings)
-        return job.id
-
-
 def _run_phase(settings, job_id: str) -> str:
     """Run every queued batch of the current phase, then move on; returns the new phase."""
     from core import catalog
@@ -270,7 +256,7 @@ def _scan_with(settings, library: Path, between: dict[str, Callable[[], None]]) 
     from core.models import Job
     from workers import runtime
 
-    job_id = _plan(settings, library)
+    job_id = planned_scan(settings, library)
     phase = "catalog"
     while phase != "finish":
         if phase in between:
