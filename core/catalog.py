@@ -39,7 +39,15 @@ from core.config import Settings
 from core.media.hashing import hash_stream, quick_digest_fh
 from core.media.inspect import FileFacts, inspect_file
 from core.models import File, Job, JobBatch, Root, utcnow
-from core.paths import UnsafeFile, dir_key, file_type, is_inside, open_regular, path_key
+from core.paths import (
+    UnsafeFile,
+    ancestors,
+    dir_key,
+    file_type,
+    is_inside,
+    open_regular,
+    path_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -174,14 +182,7 @@ def _paths_of(session: Session, ids: list[int]) -> dict[int, str]:
 
 def _in_unseen(path: str, unseen: set[str], top: str) -> bool:
     """``path`` is, or lies under, something the walk could not look at."""
-    while is_inside(path, top):
-        if path in unseen:
-            return True
-        parent = os.path.dirname(path)
-        if parent == path:
-            return False
-        path = parent
-    return False
+    return any(p in unseen for p in ancestors(path) if is_inside(p, top))
 
 
 def _shared_sizes(session: Session, root_id: int, walked: list[Entry]) -> set[int]:

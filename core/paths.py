@@ -123,6 +123,15 @@ def file_type(mode: int) -> str:
     return next((name for test, name in _FILE_TYPES if test(mode)), "not a regular file")
 
 
+def ancestors(path: str) -> list[str]:
+    """``path`` and every folder above it, nearest first."""
+    out = [path]
+    while (parent := os.path.dirname(path)) != path:
+        out.append(parent)
+        path = parent
+    return out
+
+
 def is_inside(path: str, top: str) -> bool:
     """``path`` is ``top`` or below it, by name (resolve both first where links matter);
     a folder whose name merely starts like ``top``'s (``/lib-old`` for ``/lib``) is not."""

@@ -56,7 +56,7 @@ from core import jobs, leases
 from core.config import Settings
 from core.db import engine_for, session_scope
 from core.models import Job, utcnow
-from core.paths import is_inside, path_key
+from core.paths import ancestors, is_inside, path_key, root_of
 
 log = logging.getLogger("twinlens.watcher")
 
@@ -159,7 +159,7 @@ class Settler:
                 if self._settled(path, p, now):
                     settled.setdefault(_scope(path), []).append(path)
                 else:
-                    busy.update(_ancestors(path))
+                    busy.update(ancestors(path))
             out = []
             for scope, paths in settled.items():
                 oldest = min(self.pending[p].first_event for p in paths)
@@ -187,15 +187,6 @@ def _scope(path: str) -> str:
     return path if os.path.isdir(path) and not os.path.islink(path) else os.path.dirname(path)
 
 
-def _ancestors(path: str) -> list[str]:
-    """``path`` and every folder above it."""
-    out = [path]
-    while (parent := os.path.dirname(path)) != path:
-        out.append(parent)
-        path = parent
-    return out
-
-
 def _existing_folder(path: str, root: str) -> str:
     """``path`` if it is a folder, else the nearest existing folder above it (within root)."""
     cur = path if os.path.isdir(path) and not os.path.islink(path) else os.path.dirname(path)
@@ -208,12 +199,12 @@ def scan_targets(due: list[tuple[str, set[str]]], roots: list[str]) -> dict[str,
     """Folders to scan, by root: no target lies below another of the same root."""
     out: dict[str, set[str]] = {}
     for path, moved_from in due:
-        root = _root_of(path, roots)
+        root = root_of(path, roots)
         if root is None:
             continue
         target = _existing_folder(path, root)
         for src in moved_from:
-            if _root_of(src, roots) == root:
+            if root_of(src, roots) == root:
                 target = os.path.commonpath([target, _existing_folder(src, root)])
         out.setdefault(root, set()).add(target)
     result: dict[str, list[str]] = {}
@@ -224,14 +215,6 @@ def scan_targets(due: list[tuple[str, set[str]]], roots: list[str]) -> dict[str,
                 kept.append(t)
         result[root] = sorted(kept)
     return result
-
-
-def _root_of(path: str, roots: list[str]) -> str | None:
-    best = None
-    for r in roots:
-        if is_inside(path, r) and (best is None or len(r) > len(best)):
-            best = r
-    return best
 
 
 def _limit_hint(exc: OSError) -> str:
@@ -347,18 +330,18 @@ class Watcher:
         dest = os.fsdecode(event.dest_path) if kind == "moved" and event.dest_path else None
         now = time.monotonic()
         if dest is not None:
-            root = _root_of(dest, self.roots)
+            root = root_of(dest, self.roots)
             if root is not None and not self._ignored(dest, root):
                 # A working file's name (ignored) was never catalogued: nothing to find
                 # where it came from. Polling also invents such moves when a deleted temp
                 # file's inode is reused elsewhere, and the scan would cover both folders.
-                from_ = _root_of(src, self.roots)
+                from_ = root_of(src, self.roots)
                 real_src = None if from_ is None or self._ignored(src, from_) else src
                 self.settler.note(dest, now, moved_from=real_src)
                 if from_ in (root, None):
                     return
                 # moved from another root: that root's scan must see the file leave
-        root = _root_of(src, self.roots)
+        root = root_of(src, self.roots)
         if root is None or self._ignored(src, root):
             return
         if kind == "modified" and event.is_directory:

@@ -8,6 +8,7 @@ import pytest
 
 from core.paths import (
     PathOutsideRoots,
+    ancestors,
     confine,
     dir_key,
     display,
@@ -108,3 +109,8 @@ def test_open_regular_confined_to_the_root(tmp_path):
 def test_open_regular_directory(tmp_path):
     with pytest.raises(IsADirectoryError):
         open_regular(str(tmp_path))
+
+
+def test_ancestors_run_from_the_path_up_to_the_filesystem_root():
+    assert ancestors("/lib/2024/05") == ["/lib/2024/05", "/lib/2024", "/lib", "/"]
+    assert ancestors("/") == ["/"]
