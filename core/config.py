@@ -118,7 +118,7 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
     "TWINLENS_ADMIN_ONLY": (
         "admin_only",
         "1",
-        "1: Twinlens's own routes under `/api/twinlens/` (all but `/me`) answer only Immich administrators, as Immich's job and library routes do, because they show and act on every file in the library roots, whoever's it is. 0: every Immich user may (one household sharing one library). Enriched Immich answers are for everyone either way.",
+        "1: Twinlens's own routes under `/api/twinlens/` (all but `/me`) answer only Immich administrators, as Immich's job and library routes do, because they show and act on every file in the library roots, whoever's it is. 0: every Immich user may (one household sharing one library). Enriched Immich answers are for everyone either way; with 1, an ordinary user's enriched answers do not name the group and duplicate members their Immich does not show them.",
     ),
     "TWINLENS_PATH_MAP": (
         "path_map",

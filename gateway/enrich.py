@@ -12,7 +12,11 @@ Each asset object gains::
                            "members": [{"path", "size", "similarity", "assetId"|null}]}
     }
 
-Members Immich has not indexed yet keep ``assetId: null`` and are listed by path. The
+Members Immich has not indexed yet keep ``assetId: null`` and are listed by path, except
+to an ordinary user while ``TWINLENS_ADMIN_ONLY`` is on: for them "not indexed" cannot be
+told from "another user's file", and the admin-only setting exists so that only Immich
+administrators see every file's path; they get ``path: null`` for those members (and a
+null ``primaryPath``/``keepPath`` when that file is one of them). The
 timeline bucket (columnar) gains one parallel array ``"twinlens"`` of these objects (or
 null). No field Immich sent is changed.
 """
@@ -38,59 +42,77 @@ KEY = "twinlens"
 # --- pure ------------------------------------------------------------------------------
 
 
+def _shown(path: str | None, asset_id: str | None, paths_of_unindexed: bool) -> str | None:
+    """A member's path as the caller may see it: always with an asset id the caller's
+    Immich resolved, otherwise only when ``paths_of_unindexed``."""
+    return path if asset_id or paths_of_unindexed else None
+
+
+def _resolved(
+    members: list[dict], path: str | None, asset_id_of: Callable[[str, str | None], str | None]
+) -> str | None:
+    """Asset id of the member at ``path`` (the primary, the suggested keeper)."""
+    if not path:
+        return None
+    sha1 = next((m.get("sha1") for m in members if m.get("path") == path), None)
+    return asset_id_of(path, sha1)
+
+
 def shape_group(
-    group: Mapping[str, Any], asset_id_of: Callable[[str, str | None], str | None]
+    group: Mapping[str, Any],
+    asset_id_of: Callable[[str, str | None], str | None],
+    paths_of_unindexed: bool = True,
 ) -> dict:
     members = []
     for m in group.get("members") or []:
+        asset_id = asset_id_of(m.get("path"), m.get("sha1"))
         members.append(
             {
-                "path": m.get("path"),
+                "path": _shown(m.get("path"), asset_id, paths_of_unindexed),
                 "kind": m.get("kind"),
                 "role": m.get("role"),
                 "isPrimary": bool(m.get("is_primary")),
                 "size": m.get("size"),
-                "assetId": asset_id_of(m.get("path"), m.get("sha1")),
+                "assetId": asset_id,
             }
         )
     primary = group.get("primary")
-    primary_sha1 = next(
-        (m.get("sha1") for m in group.get("members") or [] if m.get("path") == primary), None
-    )
+    primary_id = _resolved(group.get("members") or [], primary, asset_id_of)
     return {
         "id": group.get("id"),
         "type": group.get("type"),
-        "primaryPath": primary,
-        "primaryAssetId": asset_id_of(primary, primary_sha1) if primary else None,
+        "primaryPath": _shown(primary, primary_id, paths_of_unindexed),
+        "primaryAssetId": primary_id,
         "memberAssetIds": [m["assetId"] for m in members if m["assetId"]],
         "members": members,
     }
 
 
 def shape_duplicate(
-    dup: Mapping[str, Any], asset_id_of: Callable[[str, str | None], str | None]
+    dup: Mapping[str, Any],
+    asset_id_of: Callable[[str, str | None], str | None],
+    paths_of_unindexed: bool = True,
 ) -> dict:
     members = []
     for m in dup.get("members") or []:
+        asset_id = asset_id_of(m.get("path"), m.get("sha1"))
         members.append(
             {
-                "path": m.get("path"),
+                "path": _shown(m.get("path"), asset_id, paths_of_unindexed),
                 "size": m.get("size"),
                 "similarity": m.get("similarity"),
-                "assetId": asset_id_of(m.get("path"), m.get("sha1")),
+                "assetId": asset_id,
             }
         )
     keep = dup.get("keep")
-    keep_sha1 = next(
-        (m.get("sha1") for m in dup.get("members") or [] if m.get("path") == keep), None
-    )
+    keep_id = _resolved(dup.get("members") or [], keep, asset_id_of)
     return {
         "id": dup.get("id"),
         "type": dup.get("type"),
         "status": dup.get("status"),
         "similarity": dup.get("similarity"),
-        "keepPath": keep,
-        "suggestedKeepAssetId": asset_id_of(keep, keep_sha1) if keep else None,
+        "keepPath": _shown(keep, keep_id, paths_of_unindexed),
+        "suggestedKeepAssetId": keep_id,
         "reclaimableBytes": dup.get("reclaimable_bytes"),
         "memberAssetIds": [m["assetId"] for m in members if m["assetId"]],
         "members": members,
@@ -208,6 +230,12 @@ def resolve_asset_ids(
     return result
 
 
+def paths_of_unindexed(user: Mapping[str, Any], settings: Any) -> bool:
+    """Whether members the caller's Immich does not show are listed by path: to
+    administrators, and to everyone when ``TWINLENS_ADMIN_ONLY`` is off (one household)."""
+    return bool(user.get("isAdmin")) or not settings.admin_only
+
+
 def enrich_assets(
     assets: list[dict[str, Any]], keys: list[FileKey] | None = None, version: int | None = None
 ) -> list[dict | None]:
@@ -224,14 +252,15 @@ def enrich_assets(
                 members.extend((m.get("path"), m.get("sha1")) for m in obj.get("members") or [])
     ids = resolve_asset_ids(members, known, version)
     asset_id_of = lambda path, _sha1: ids.get(path)  # noqa: E731
+    shown = paths_of_unindexed(g.user, settings)
     out: list[dict | None] = []
     for k in keys:
         group, dup = found.get(k, (None, None))
         out.append(
             {
                 "path": k.path,
-                "group": shape_group(group, asset_id_of) if group else None,
-                "duplicate": shape_duplicate(dup, asset_id_of) if dup else None,
+                "group": shape_group(group, asset_id_of, shown) if group else None,
+                "duplicate": shape_duplicate(dup, asset_id_of, shown) if dup else None,
             }
         )
     return out

@@ -176,10 +176,7 @@ def test_scan_result_is_visible_after_the_version_bump(
 
 
 def test_member_asset_ids_are_per_user(gateway, immich, alice, bob, world):
-    # Bob's own library holds the same NAS JPEG; Alice's RAW and upload are not his.
-    bob_jpg = immich.state.add_asset(
-        bob.user["id"], "/mnt/photos/2024/IMG_1.JPG", content=b"j", library_id=str(uuid.uuid4())
-    )
+    bob_jpg = _bob_sees_the_nas_jpeg(immich, bob)
     requests.get(
         f"{gateway.url}/api/assets/{world['jpg']['id']}", headers=alice.bearer
     )  # warm Alice
@@ -188,6 +185,82 @@ def test_member_asset_ids_are_per_user(gateway, immich, alice, bob, world):
     ]
     assert tl["group"]["memberAssetIds"] == [bob_jpg["id"]]
     assert tl["duplicate"]["memberAssetIds"] == [bob_jpg["id"]]
+
+
+def _bob_sees_the_nas_jpeg(immich, bob) -> dict:
+    """Bob's own library holds the NAS JPEG of Alice's pair; her RAW and upload are not his."""
+    return immich.state.add_asset(
+        bob.user["id"], "/mnt/photos/2024/IMG_1.JPG", content=b"j", library_id=str(uuid.uuid4())
+    )
+
+
+def test_an_ordinary_user_sees_no_paths_of_files_immich_hides_from_them(
+    gateway, immich, alice, bob, world
+):
+    # Given Bob, not an administrator, who can see only the NAS JPEG of the group
+    bob_jpg = _bob_sees_the_nas_jpeg(immich, bob)
+    lib = world["lib"]
+    # When he opens it
+    tl = requests.get(f"{gateway.url}/api/assets/{bob_jpg['id']}", headers=bob.bearer).json()[
+        "twinlens"
+    ]
+    # Then his own file is named, and the members his Immich does not show him (Alice's
+    # RAW, the sidecar, Alice's backup copy) are counted but not named
+    assert tl["path"] == f"{lib}/2024/IMG_1.JPG"
+    grp, dup = tl["group"], tl["duplicate"]
+    assert len(grp["members"]) == 3 and len(dup["members"]) == 2
+    assert {m["path"] for m in grp["members"] if m["assetId"]} == {f"{lib}/2024/IMG_1.JPG"}
+    assert [m["path"] for m in grp["members"] if not m["assetId"]] == [None, None]
+    assert [m["path"] for m in dup["members"] if not m["assetId"]] == [None]
+    assert grp["primaryPath"] == f"{lib}/2024/IMG_1.JPG" == dup["keepPath"]  # his own file
+    assert sorted(m["kind"] for m in grp["members"]) == ["image", "image", "raw"]
+    # ... while Alice, an administrator, sees every member by path
+    tl = requests.get(
+        f"{gateway.url}/api/assets/{world['jpg']['id']}", headers=alice.bearer
+    ).json()["twinlens"]
+    assert all(m["path"] for m in tl["group"]["members"] + tl["duplicate"]["members"])
+
+
+def test_an_ordinary_user_is_not_told_the_path_of_a_primary_they_cannot_see(
+    gateway, immich, bob, world, grouping_state
+):
+    # Given a group whose primary is a file Bob's Immich does not show him
+    lib = world["lib"]
+    grouping_state.groups.clear()
+    grouping_state.add_group(
+        [f"{lib}/2024/IMG_1.JPG", f"{lib}/2024/IMG_1.CR3"], primary=f"{lib}/2024/IMG_1.CR3"
+    )
+    bob_jpg = _bob_sees_the_nas_jpeg(immich, bob)
+    # When he opens his JPEG, then the primary is marked but not named
+    grp = requests.get(f"{gateway.url}/api/assets/{bob_jpg['id']}", headers=bob.bearer).json()[
+        "twinlens"
+    ]["group"]
+    assert grp["primaryPath"] is None and grp["primaryAssetId"] is None
+    primary = next(m for m in grp["members"] if m["isPrimary"])
+    assert primary["path"] is None and primary["kind"] == "raw"
+
+
+def test_with_admin_only_off_everyone_sees_unindexed_members_by_path(
+    gateway_settings, immich, bob, world
+):
+    # Given a household gateway (TWINLENS_ADMIN_ONLY=0) and Bob, not an administrator
+    settings = dataclasses.replace(gateway_settings, admin_only=False)
+    server = ThreadedServer(create_app({"SETTINGS": settings})).start()
+    try:
+        bob_jpg = _bob_sees_the_nas_jpeg(immich, bob)
+        # When he opens his JPEG, then every member is named, his Immich's or not
+        tl = requests.get(f"{server.url}/api/assets/{bob_jpg['id']}", headers=bob.bearer).json()[
+            "twinlens"
+        ]
+        lib = world["lib"]
+        assert sorted(m["path"] for m in tl["group"]["members"]) == [
+            f"{lib}/2024/IMG_1.CR3",
+            f"{lib}/2024/IMG_1.JPG",
+            f"{lib}/2024/IMG_1.xmp",
+        ]
+        assert f"{lib}/backup/IMG_1.JPG" in {m["path"] for m in tl["duplicate"]["members"]}
+    finally:
+        server.stop()
 
 
 def test_lookups_are_batched_and_use_the_service_token(
