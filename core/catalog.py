@@ -40,12 +40,13 @@ from core.media.hashing import hash_stream, quick_digest_fh
 from core.media.inspect import FileFacts, inspect_file
 from core.models import File, Job, JobBatch, Root, utcnow
 from core.paths import (
-    UnsafeFile,
+    FileChanged,
     ancestors,
     dir_key,
     file_type,
     is_inside,
     open_regular,
+    os_error_reason,
     path_key,
 )
 
@@ -133,7 +134,7 @@ def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
                     result.skipped["vanished"] += 1
                     continue
                 except OSError as exc:
-                    result.errors.append((entry.path, f"cannot stat: {exc.strerror or exc}"))
+                    result.errors.append((entry.path, os_error_reason(exc, "stat")))
                     result.unseen.add(entry.path)
                     continue
                 if not stat.S_ISREG(st.st_mode):
@@ -465,10 +466,8 @@ def _still_a_file(path: str) -> tuple[os.stat_result | None, str]:
     """
     try:
         st = os.stat(path, follow_symlinks=False)
-    except FileNotFoundError:
-        return None, "file vanished before it could be read"
     except OSError as exc:
-        return None, f"cannot stat: {exc.strerror or exc}"
+        return None, os_error_reason(exc, "stat")
     if not stat.S_ISREG(st.st_mode):
         return None, f"no longer a regular file ({file_type(st.st_mode)}); not read"
     return st, ""
@@ -532,15 +531,11 @@ def _hash_items(
             outcome.bytes_read += _digest_row(row, phase, real_root)
         except OSError as exc:
             outcome.failed += 1
-            outcome.errors.append((row.path, _hash_error(exc)))
+            outcome.errors.append((row.path, os_error_reason(exc)))
             if isinstance(exc, FileNotFoundError):
                 # As the catalog phase does (the walk agrees next time); updated_at
                 # lets grouping and dedup of this scan see the change.
                 row.status, row.updated_at = "missing", utcnow()
-
-
-class FileChanged(OSError):
-    """The file's size or mtime moved while it was being hashed."""
 
 
 def _digest_row(row: File, phase: str, real_root: str) -> int:
@@ -569,14 +564,6 @@ def _digest_row(row: File, phase: str, real_root: str) -> int:
     else:
         row.sha256, row.sha1 = sha256, sha1
     return n
-
-
-def _hash_error(exc: OSError) -> str:
-    if isinstance(exc, FileNotFoundError):
-        return "file vanished before it could be read"
-    if isinstance(exc, UnsafeFile | FileChanged):
-        return str(exc.strerror)
-    return f"cannot read: {exc.strerror or exc}"
 
 
 # --- phase transitions --------------------------------------------------------

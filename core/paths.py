@@ -108,6 +108,23 @@ class UnsafeFile(OSError):
     reached through a symlink that leaves the library root. ``strerror`` says which."""
 
 
+class FileChanged(OSError):
+    """The file's size or mtime moved while it was being hashed."""
+
+
+def os_error_reason(exc: OSError, doing: str = "read") -> str:
+    """A file error as scan reports word it, whichever step met it (stat, read, hash)."""
+    if isinstance(exc, FileNotFoundError):
+        return "file vanished before it could be read"
+    if isinstance(exc, UnsafeFile | FileChanged):
+        return str(exc.strerror)  # our own: the reason is the whole message
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory, not a file"
+    return f"cannot {doing}: {exc.strerror or exc}"
+
+
 _FILE_TYPES = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISLNK, "a symlink"),

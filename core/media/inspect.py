@@ -51,7 +51,7 @@ from core.media.hashing import (
 )
 from core.media.kinds import HEAD_SIZE, classify, extension, kind_of_extension, sniff_format
 from core.media.phash import phash_of
-from core.paths import UnsafeFile, open_regular
+from core.paths import open_regular, os_error_reason
 
 SMALL_RAW = 1 << 20
 _TIFF_RAW = {"tiff", "dng", "cr2", "orf", "rw2"}
@@ -131,18 +131,6 @@ def _thread_rchar() -> tuple[int, int] | None:
     return None
 
 
-def _read_error(exc: OSError) -> str:
-    if isinstance(exc, UnsafeFile):
-        return str(exc.strerror)
-    if isinstance(exc, FileNotFoundError):
-        return "file vanished before it could be read"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory, not a file"
-    return f"read error: {exc.strerror or exc}"
-
-
 def inspect_file(
     path: str,
     *,
@@ -161,7 +149,7 @@ def inspect_file(
     try:
         fd, st = open_regular(path, root)
     except OSError as exc:
-        facts.error = _read_error(exc)
+        facts.error = os_error_reason(exc)
         return facts
     except ValueError as exc:  # embedded NUL and the like
         facts.error = f"invalid path: {exc}"
@@ -175,7 +163,7 @@ def inspect_file(
             _inspect_open(fh, path, facts, full_hash, quick_hash, max_pixels)
             _check_unchanged(fh, facts)
         except OSError as exc:
-            facts.error = _read_error(exc)
+            facts.error = os_error_reason(exc)
         except MemoryError:
             facts.error = "file too large to read into memory"
         except Exception as exc:  # a decoder bug must not stop the scan

@@ -7,12 +7,15 @@ import os
 import pytest
 
 from core.paths import (
+    FileChanged,
     PathOutsideRoots,
+    UnsafeFile,
     ancestors,
     confine,
     dir_key,
     display,
     open_regular,
+    os_error_reason,
     path_key,
     relative_posix,
     root_of,
@@ -114,3 +117,24 @@ def test_open_regular_directory(tmp_path):
 def test_ancestors_run_from_the_path_up_to_the_filesystem_root():
     assert ancestors("/lib/2024/05") == ["/lib/2024/05", "/lib/2024", "/lib", "/"]
     assert ancestors("/") == ["/"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "reason"),
+    [
+        (
+            FileNotFoundError(2, "No such file or directory"),
+            "file vanished before it could be read",
+        ),
+        (PermissionError(13, "Permission denied"), "permission denied"),
+        (IsADirectoryError(21, "Is a directory"), "is a directory, not a file"),
+        (OSError(5, "Input/output error"), "cannot read: Input/output error"),
+        (UnsafeFile(40, "is a symlink now; not followed"), "is a symlink now; not followed"),
+        (FileChanged(0, "changed while it was read"), "changed while it was read"),
+    ],
+)
+def test_a_file_error_is_worded_the_same_whichever_step_met_it(exc, reason):
+    assert os_error_reason(exc) == reason
+    # The step only shows where the system's own message is all there is to say.
+    expected = reason.replace("cannot read", "cannot stat")
+    assert os_error_reason(exc, "stat") == expected
