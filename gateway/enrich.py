@@ -32,7 +32,7 @@ import requests
 from flask import current_app, g
 
 from gateway import services
-from gateway.auth import as_caller
+from gateway.auth import as_caller, upstream_error
 from gateway.cache import cache, data_version, digest
 from gateway.mapping import FileKey, batched, file_key, member_checksums
 
@@ -83,7 +83,7 @@ def shape_group(
         "type": group.get("type"),
         "primaryPath": _shown(primary, primary_id, paths_of_unindexed),
         "primaryAssetId": primary_id,
-        "memberAssetIds": [m["assetId"] for m in members if m["assetId"]],
+        "memberAssetIds": list(dict.fromkeys(m["assetId"] for m in members if m["assetId"])),
         "members": members,
     }
 
@@ -114,7 +114,7 @@ def shape_duplicate(
         "keepPath": _shown(keep, keep_id, paths_of_unindexed),
         "suggestedKeepAssetId": keep_id,
         "reclaimableBytes": dup.get("reclaimable_bytes"),
-        "memberAssetIds": [m["assetId"] for m in members if m["assetId"]],
+        "memberAssetIds": list(dict.fromkeys(m["assetId"] for m in members if m["assetId"])),
         "members": members,
     }
 
@@ -168,11 +168,37 @@ def _lookup(keys: list[FileKey], version: int) -> dict[FileKey, tuple[Any, Any]]
     return out
 
 
+class AssetLookupFailed(Exception):
+    """Immich refused or did not answer the asset lookup: ``status`` and ``body`` are
+    what the client gets (Immich's own refusal, or the gateway's 502/504)."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status)
+        self.status = status
+        self.body = body
+
+
+def _lookup_failure(exc: requests.RequestException | None, resp: Any = None) -> AssetLookupFailed:
+    if exc is not None:
+        err = upstream_error(exc)
+        return AssetLookupFailed(err.status_code, err.get_json())
+    try:
+        detail = resp.json().get("message")
+    except (ValueError, AttributeError):
+        detail = None
+    message = (
+        "Immich refused to look up these files' assets (POST /api/assets/bulk-upload-check"
+        f", which needs asset.upload): {detail or resp.status_code}"
+    )
+    return AssetLookupFailed(resp.status_code, {"message": message, "statusCode": resp.status_code})
+
+
 def resolve_asset_ids(
     members: Iterable[tuple[str, str | None]],
     known: Mapping[str, str],
     version: int,
     include_trashed: bool = False,
+    strict: bool = False,
 ) -> dict[str, str | None]:
     """Immich asset id of each library file (path, sha1) for the current user, or None.
 
@@ -180,7 +206,10 @@ def resolve_asset_ids(
     (path-based for external libraries, content SHA-1 for uploads) with the user's own
     credentials through bulk-upload-check, which answers with the existing asset id.
     Assets in Immich's trash count as absent unless ``include_trashed`` (undoing a
-    resolution looks for exactly those).
+    resolution looks for exactly those). When Immich refuses or does not answer the
+    lookup, the files count as absent (enrichment lists them by path), or with ``strict``
+    (acting on them: trash, restore) ``AssetLookupFailed`` is raised: "not in Immich"
+    must never stand for "could not ask".
     """
     cfg = current_app.config
     path_map = cfg["SETTINGS"].path_map
@@ -211,9 +240,13 @@ def resolve_asset_ids(
                     "assets/bulk-upload-check",
                     json={"assets": [{"id": s, "checksum": s} for s in batch]},
                 )
-            except requests.RequestException:
+            except requests.RequestException as exc:
+                if strict:
+                    raise _lookup_failure(exc) from None
                 break
             if resp.status_code != 200:  # e.g. an API key without asset.upload: list by path
+                if strict:
+                    raise _lookup_failure(None, resp)
                 break
             for r in resp.json().get("results", []):
                 found = (

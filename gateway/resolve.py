@@ -3,7 +3,9 @@
 ``plan`` is pure; ``execute`` trashes through Immich with the caller's own credentials
 (``DELETE /api/assets`` with ``force: false``, so it is recoverable from Immich's trash)
 and then records the decision through the dedup API. Twinlens itself never deletes a
-file: a member Immich does not know is left alone and reported.
+file: a member Immich does not know is left alone and reported (``notInImmich``), as is
+one that Immich knows only as the same asset as a kept member (an upload of the same
+bytes, found by content SHA-1): trashing that asset would take the kept copy with it.
 """
 
 from __future__ import annotations
@@ -30,25 +32,30 @@ def plan(
     if dup.get("status") not in (None, "open"):
         raise PlanError(409, f"duplicate group {dup.get('id')} is already {dup.get('status')}")
     members = [m.get("path") for m in dup.get("members") or [] if m.get("path")]
-    by_ref: dict[str, str] = {}
+    # A ref names every member it may stand for: exact copies share their content SHA-1,
+    # so several files can all be found as one uploaded Immich asset.
+    by_ref: dict[str, list[str]] = {}
     for path in members:
-        by_ref[path] = path
+        by_ref.setdefault(path, []).append(path)
         if asset_ids.get(path):
-            by_ref[asset_ids[path]] = path  # type: ignore[index]
+            by_ref.setdefault(asset_ids[path], []).append(path)  # type: ignore[index]
     if action == "trash":
         if not keep_refs:
             raise PlanError(400, "keep must name at least one member")
         unknown = [r for r in keep_refs if r not in by_ref]
         if unknown:
             raise PlanError(400, f"not members of this group: {', '.join(map(str, unknown[:5]))}")
-        keep = list(dict.fromkeys(by_ref[r] for r in keep_refs))
+        keep = list(dict.fromkeys(p for r in keep_refs for p in by_ref[r]))
     else:
         keep = list(members)  # nothing goes anywhere: they are different pictures
+    # Never trash an asset that a kept file is: the copy kept would go with it.
+    kept_ids = {asset_ids.get(p) for p in keep} - {None}
     trash = [p for p in members if p not in keep]
+    gone = [p for p in trash if asset_ids.get(p) and asset_ids[p] not in kept_ids]
     return {
         "id": dup.get("id"),
         "action": action,
         "keep": [{"path": p, "assetId": asset_ids.get(p)} for p in keep],
-        "trash": [{"path": p, "assetId": asset_ids.get(p)} for p in trash if asset_ids.get(p)],
-        "notInImmich": [p for p in trash if not asset_ids.get(p)],
+        "trash": [{"path": p, "assetId": asset_ids[p]} for p in gone],
+        "notInImmich": [p for p in trash if p not in gone],
     }

@@ -315,17 +315,16 @@ def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[in
         raise resolve.PlanError(400, "id must be a non-empty string")
     if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
         raise resolve.PlanError(400, "keep must be a list of member paths or asset ids")
-    status, dup = call("dedup", "GET", f"/duplicates/{_segment(dup_id)}")
+    quoted = _segment(dup_id)
+    status, dup = call("dedup", "GET", f"/duplicates/{quoted}")
     if status != 200:
         return _error_body(status, dup)
     local = current_app.config["SETTINGS"].local_mode
-    ids = (
-        {}
-        if local
-        else enrich.resolve_asset_ids(
-            [(m.get("path"), m.get("sha1")) for m in dup.get("members") or []], {}, data_version()
-        )
-    )
+    members = [(m.get("path"), m.get("sha1")) for m in dup.get("members") or []]
+    try:
+        ids = {} if local else enrich.resolve_asset_ids(members, {}, data_version(), strict=True)
+    except enrich.AssetLookupFailed as exc:
+        return exc.status, exc.body
     result = resolve.plan(dup, keep, action, ids)
     result["dryRun"] = dry_run
     if dry_run:
@@ -334,35 +333,49 @@ def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[in
         raise resolve.PlanError(
             409, "moving files to a trash needs Immich; local mode can only record not_duplicate"
         )
-    trash_ids = [t["assetId"] for t in result["trash"]]
-    if trash_ids:
-        try:
-            resp = as_caller("DELETE", "assets", json={"ids": trash_ids, "force": False})
-        except requests.RequestException as exc:
-            err = upstream_error(exc)
-            return err.status_code, err.get_json()
-        if resp.status_code not in (200, 204):
-            return _immich_refusal(resp)  # e.g. an API key without asset.delete
-    try:
-        status, recorded = call(
-            "dedup",
-            "POST",
-            f"/duplicates/{_segment(dup_id)}/resolution",
-            json={"keep": [k["path"] for k in result["keep"]], "action": action},
-        )
-    except ServiceError as exc:
-        status, recorded = exc.status, {"error": exc.message}
+    # The decision first: the dedup API records one decision per group (409 for the
+    # second of two reviewers), so two people resolving one group differently never both
+    # trash, and a recorded decision is what undo restores from.
+    status, recorded = call(
+        "dedup",
+        "POST",
+        f"/duplicates/{quoted}/resolution",
+        json={"keep": [k["path"] for k in result["keep"]], "action": action},
+    )
     if status >= 300:
-        msg = (recorded or {}).get("error") if isinstance(recorded, dict) else None
-        done = "trashed in Immich (restorable)" if trash_ids else "nothing was moved"
-        return 502, {
-            "message": f"{done} but the decision was not recorded: {msg or status}",
-            "statusCode": 502,
-            **result,
-        }
+        return _error_body(status, recorded)
     bump_data_version(current_app.config["SETTINGS"].cache_url)
     result["recorded"] = recorded
-    return 200, result
+    trash_ids = list(dict.fromkeys(t["assetId"] for t in result["trash"]))
+    if not trash_ids:
+        return 200, result
+    try:
+        resp = as_caller("DELETE", "assets", json={"ids": trash_ids, "force": False})
+    except requests.RequestException as exc:
+        # Immich may have trashed them before the answer was lost: the decision stays,
+        # so undo restores whatever did go.
+        err = upstream_error(exc)
+        message = f"{err.get_json()['message']}; the decision is recorded: undo it to restore"
+        return err.status_code, {**result, "message": message, "statusCode": err.status_code}
+    if resp.status_code in (200, 204):
+        return 200, result
+    # Immich refused (e.g. an API key without asset.delete): nothing moved, so the
+    # decision goes too and the group is open again.
+    refusal = _immich_refusal(resp)
+    try:
+        status, after = call("dedup", "DELETE", f"/duplicates/{quoted}/resolution")
+    except ServiceError as exc:
+        status, after = exc.status, {"error": exc.message}
+    bump_data_version(current_app.config["SETTINGS"].cache_url)
+    if status != 200:
+        msg = after.get("error") if isinstance(after, dict) else None
+        return 502, {
+            **result,
+            "message": f"Immich refused the trash ({refusal[0]}) and the decision recorded "
+            f"for it could not be withdrawn: {msg or status}",
+            "statusCode": 502,
+        }
+    return refusal
 
 
 def _dry_run(body: dict[str, Any]) -> bool:
@@ -444,13 +457,20 @@ def undo_resolution(dup_id: str) -> Response:
         else []
     )
     local = current_app.config["SETTINGS"].local_mode
-    ids = (
-        enrich.resolve_asset_ids(
-            [(m["path"], m.get("sha1")) for m in back], {}, data_version(), include_trashed=True
+    try:
+        ids = (
+            enrich.resolve_asset_ids(
+                [(m["path"], m.get("sha1")) for m in back],
+                {},
+                data_version(),
+                include_trashed=True,
+                strict=True,
+            )
+            if back and not local
+            else {}
         )
-        if back and not local
-        else {}
-    )
+    except enrich.AssetLookupFailed as exc:  # nothing changed: the decision stays
+        return jsonify(exc.body), exc.status
     result: dict[str, Any] = {
         "id": dup.get("id", dup_id),
         "action": action,

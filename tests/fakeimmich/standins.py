@@ -24,6 +24,10 @@ class ServiceState:
     duplicates: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     resolutions: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    withdrawals: list[str] = field(default_factory=list)
+    # GET of a group answers it as still open: the read of a second reviewer that came
+    # before the first one's decision was recorded (a race, made reproducible).
+    reads_before_decision: bool = False
     calls: Counter = field(default_factory=Counter)
     lookup_batches: list[int] = field(default_factory=list)
     auth_seen: list[str] = field(default_factory=list)
@@ -102,6 +106,7 @@ class ServiceState:
             "keep_reason": "largest file",
             "reclaimable_bytes": sum(m["size"] for m in members[1:]),
             "members": members,
+            "resolution": None,
         }
         self.duplicates[did] = dup
         return dup
@@ -221,11 +226,12 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
 
         @app.get("/duplicates/<did>")
         def duplicate(did: str):
-            return (
-                jsonify(state.duplicates[did])
-                if did in state.duplicates
-                else _err(404, "no such duplicate group")
-            )
+            if did not in state.duplicates:
+                return _err(404, "no such duplicate group")
+            dup = state.duplicates[did]
+            if state.reads_before_decision:  # read before another reviewer's decision
+                dup = {**dup, "status": "open", "resolution": None}
+            return jsonify(dup)
 
         @app.post("/duplicates/<did>/resolution")
         def resolution(did: str):
@@ -237,8 +243,22 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
                 return _err(400, "bad action")
             if state.fail_decisions:
                 return "Internal Server Error", 500
+            if dup["status"] != "open":  # as the dedup API: one decision per group
+                return _err(409, f"duplicate group {did} is already {dup['status']}")
             state.resolutions.append((did, body))
             dup["status"] = "resolved" if body["action"] == "trash" else "dismissed"
+            dup["resolution"] = {"action": body["action"], "keep": body.get("keep") or []}
+            return jsonify(dup)
+
+        @app.delete("/duplicates/<did>/resolution")
+        def withdraw(did: str):
+            dup = state.duplicates.get(did)
+            if not dup:
+                return _err(404, "no such duplicate group")
+            if dup["status"] == "open":
+                return _err(409, f"duplicate group {did} is open: there is no decision to withdraw")
+            state.withdrawals.append(did)
+            dup["status"], dup["resolution"] = "open", None
             return jsonify(dup)
 
         @app.get("/stats")

@@ -504,10 +504,12 @@ def test_undo_a_trash_decision_brings_the_files_back_from_immichs_trash(stack: S
         st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()["status"] == "resolved"
     )
 
-    # A key that may not restore (no asset.delete) gets Immich's refusal; nothing changes
-    weak = st.immich.state.add_api_key(st.immich.state.assets[keep_id]["ownerId"], ["asset.read"])
+    # A key that may not restore (no asset.delete) gets Immich's refusal; nothing changes:
+    # the decision stays, so undo can still be done with a better key
+    owner = st.immich.state.assets[keep_id]["ownerId"]
+    weak = st.immich.state.add_api_key(owner, ["user.read", "duplicate.delete", "asset.read"])
     r = st.gw("DELETE", undo, headers={"x-api-key": weak})
-    assert r.status_code == 403, r.text
+    assert r.status_code == 403 and "asset.delete" in r.json()["message"], r.text
     assert st.immich.state.assets[st.assets[other]]["isTrashed"] is True
     assert (
         st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()["status"] == "resolved"

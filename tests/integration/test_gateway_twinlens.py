@@ -14,6 +14,7 @@ from PIL import Image
 
 from core.config import load_settings
 from gateway import create_app
+from gateway.cache import bump_data_version
 from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
 from tests.fakeimmich.fixtures import LIBRARY_ID, SERVICE_TOKEN
 
@@ -153,13 +154,32 @@ def test_resolve_refusals(gateway, immich, alice, world, dedup_state):
         url, json={"keep": [world["c"]["id"]], "action": "burn"}, headers=alice.bearer
     )
     assert r.status_code == 400
-    # A key that may decide duplicates but not delete assets: Immich's own refusal.
-    no_delete = immich.state.add_api_key(alice.user["id"], ["user.read", "duplicate.delete"])
+    # A key that may decide duplicates but not delete assets: Immich's own refusal, and
+    # the decision recorded for it is withdrawn (the group is open again).
+    no_delete = immich.state.add_api_key(
+        alice.user["id"], ["user.read", "duplicate.delete", "asset.upload"]
+    )
     r = requests.post(url, json={"keep": [world["c"]["id"]]}, headers={"x-api-key": no_delete})
     assert (r.status_code, r.json()) == (
         403,
         {"message": "Missing required permission: asset.delete"},
     )
+    assert dedup_state.duplicates[world["dup2"]["id"]]["status"] == "open"
+    assert dedup_state.withdrawals == [world["dup2"]["id"]]
+    dedup_state.resolutions.clear()
+    # A key that may not look the files up (bulk-upload-check needs asset.upload): no
+    # "not in Immich" guess, a refusal that says why, and nothing decided.
+    no_lookup = immich.state.add_api_key(
+        alice.user["id"], ["user.read", "duplicate.delete", "asset.delete"]
+    )
+    for dry in (True, False):
+        r = requests.post(
+            url,
+            json={"keep": [world["c"]["id"]], "dryRun": dry},
+            headers={"x-api-key": no_lookup},
+        )
+        assert r.status_code == 403, r.text
+        assert "asset.upload" in r.json()["message"]
     # A key that may not decide duplicates: the gateway's refusal, in Immich's words.
     no_decide = immich.state.add_api_key(alice.user["id"], ["user.read", "asset.delete"])
     for body in ({"keep": [world["c"]["id"]]}, {"keep": [], "action": "not_duplicate"}):
@@ -204,27 +224,65 @@ def test_odd_ids_stay_one_segment_and_move_nothing(gateway, immich, alice, world
     assert dedup_state.resolutions == [] and not immich.state.assets[world["d"]["id"]]["isTrashed"]
 
 
-def test_trashed_but_not_recorded_says_what_was_trashed(gateway, immich, alice, world, dedup_state):
+def test_nothing_is_trashed_when_the_decision_cannot_be_recorded(
+    gateway, immich, alice, world, dedup_state
+):
     # Given a dedup API that fails when the decision is recorded
     dedup_state.fail_decisions = True
     url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
-    # When a group is resolved
+    # When a group is resolved, singly and in bulk
     r = requests.post(url, json={"keep": [world["c"]["id"]]}, headers=alice.bearer)
-    # Then the answer says that the file is in Immich's trash, and which one
-    assert r.status_code == 502, r.text
-    body = r.json()
-    assert "trashed in Immich" in body["message"] and "not recorded" in body["message"]
-    assert [t["assetId"] for t in body["trash"]] == [world["d"]["id"]]
-    assert immich.state.assets[world["d"]["id"]]["isTrashed"]
-    # And the bulk form reports the same for that group
-    immich.state.assets[world["d"]["id"]]["isTrashed"] = False
-    r = requests.post(
+    bulk = requests.post(
         gateway.url + "/api/twinlens/duplicates/resolve",
         json={"groups": [{"id": world["dup2"]["id"], "keep": [world["c"]["id"]]}]},
         headers=alice.bearer,
+    ).json()["results"][0]
+    # Then both fail and nothing went to Immich's trash: a trash without a recorded
+    # decision could not be undone
+    assert r.status_code == 502 and bulk["status"] == 502, (r.text, bulk)
+    assert not immich.state.assets[world["d"]["id"]]["isTrashed"]
+
+
+def test_two_reviewers_resolving_one_group_never_both_trash(
+    gateway, immich, alice, world, dedup_state
+):
+    # Given two reviewers who resolve the same group at once, picking different copies:
+    # the second one's gateway read the group before the first decision was recorded
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
+    first = requests.post(url, json={"keep": [world["c"]["id"]]}, headers=alice.bearer)
+    dedup_state.reads_before_decision = True
+    d_path = first.json()["trash"][0]["path"]
+    second = requests.post(url, json={"keep": [d_path]}, headers=alice.bearer)
+    # Then the first decision holds and the second is refused before anything moves
+    assert first.status_code == 200 and second.status_code == 409, second.text
+    assert immich.state.assets[world["d"]["id"]]["isTrashed"]
+    assert not immich.state.assets[world["c"]["id"]]["isTrashed"]
+
+
+def test_undo_that_cannot_look_the_files_up_keeps_the_decision(
+    gateway, gateway_settings, immich, alice, world, dedup_state
+):
+    # Given a group resolved to Immich's trash
+    dup = world["dup2"]["id"]
+    r = requests.post(
+        f"{gateway.url}/api/twinlens/duplicates/{dup}/resolve",
+        json={"keep": [world["c"]["id"]]},
+        headers=alice.bearer,
     )
-    result = r.json()["results"][0]
-    assert result["status"] == 502 and [t["assetId"] for t in result["trash"]] == [world["d"]["id"]]
+    assert r.status_code == 200, r.text
+    bump_data_version(gateway_settings.cache_url)  # nothing remembered from the resolve
+    # When it is undone with a key that may not look the files up (no asset.upload)
+    weak = immich.state.add_api_key(
+        alice.user["id"], ["user.read", "duplicate.delete", "asset.delete"]
+    )
+    r = requests.delete(
+        f"{gateway.url}/api/twinlens/duplicates/{dup}/resolution", headers={"x-api-key": weak}
+    )
+    # Then it is refused and says why; the decision and the trashed file stay as they
+    # were (before, "not found" withdrew the decision and left the file in the trash)
+    assert r.status_code == 403 and "asset.upload" in r.json()["message"], r.text
+    assert dedup_state.duplicates[dup]["status"] == "resolved" and not dedup_state.withdrawals
+    assert immich.state.assets[world["d"]["id"]]["isTrashed"]
 
 
 def test_bulk_resolution_reports_each_group(gateway, immich, alice, world, dedup_state):

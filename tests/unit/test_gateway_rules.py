@@ -116,6 +116,22 @@ def test_plan_keeps_chosen_and_trashes_only_what_immich_knows():
     assert nd["trash"] == [] and len(nd["keep"]) == 3
 
 
+def test_plan_never_trashes_the_asset_a_kept_copy_is():
+    # Given exact copies that Immich knows only as one upload X (same content SHA-1)
+    ids = {"/p/a": "X", "/p/b": "X", "/p/c": "C"}
+    # When the user keeps /p/a, by path or by X
+    for keep in (["/p/a"], ["X"]):
+        out = plan(DUP, keep, "trash", ids)
+        # Then X is not trashed (it would take /p/a with it); only C goes
+        assert out["trash"] == [{"path": "/p/c", "assetId": "C"}]
+        assert "/p/a" in [k["path"] for k in out["keep"]]
+        assert "X" not in {t["assetId"] for t in out["trash"]}
+    # Keeping X names every file that X stands for
+    assert [k["path"] for k in plan(DUP, ["X"], "trash", ids)["keep"]] == ["/p/a", "/p/b"]
+    # Keeping /p/a alone leaves /p/b on disk, untouched, and says so
+    assert plan(DUP, ["/p/a"], "trash", ids)["notInImmich"] == ["/p/b"]
+
+
 @pytest.mark.parametrize(
     "dup,keep,action,status",
     [
