@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import VARIABLES, ConfigError, Settings, load_settings
+from core.paths import display
 
 log = logging.getLogger("twinlens")
 
@@ -184,12 +185,12 @@ def _summary_text(rep: dict[str, Any]) -> str:
         f"files with errors: {len(errors)}",
     ]
     for f in errors[:20]:
-        lines.append(f"  ! {f['path']}: {f['error']}")
+        lines.append(f"  ! {display(f['path'])}: {f['error']}")
     if len(errors) > 20:
         lines.append(f"  ... and {len(errors) - 20} more (see --json)")
     for e in job.get("errors") or []:
         if not any(f["path"] == e["path"] for f in errors):
-            lines.append(f"  ! {e['path']}: {e['error']}")
+            lines.append(f"  ! {display(e['path'])}: {e['error']}")
     return "\n".join(lines)
 
 

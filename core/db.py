@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, MetaData, create_engine, event
+from sqlalchemy import BigInteger, Integer, LargeBinary, MetaData, Text, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -60,6 +60,28 @@ class FsPath(TypeDecorator[str]):
         if value is None:
             return None
         return os.fsdecode(bytes(value))
+
+
+class Message(TypeDecorator[str]):
+    """Text for people (errors, warnings) that may quote a file name.
+
+    A name that is not UTF-8 reaches Python as lone surrogates (surrogateescape), which
+    no database text column accepts: one such name in one message failed a whole batch,
+    and with it the scan. Those bytes are stored as ``\\xNN``, as ``core.paths.display``
+    shows them; the path itself is kept exactly in its FsPath column.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return value
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

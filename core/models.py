@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from core.db import Base, BigId, FsPath
+from core.db import Base, BigId, FsPath, Message
 
 
 def utcnow() -> datetime:
@@ -72,8 +72,8 @@ class File(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     orientation: Mapped[int | None] = mapped_column(Integer)
     content_id: Mapped[str | None] = mapped_column(String(128))
-    error: Mapped[str | None] = mapped_column(Text)
-    warning: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Message)
+    warning: Mapped[str | None] = mapped_column(Message)
     # present | missing: a deleted file is marked, not dropped, so history and
     # resolutions that name it stay readable.
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="present")
@@ -109,7 +109,7 @@ class Job(Base):
     # Catalog scan phases: plan -> catalog -> hash -> finish.
     phase: Mapped[str] = mapped_column(String(16), nullable=False, default="plan")
     summary: Mapped[str | None] = mapped_column(Text)  # JSON: counts by outcome
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[str | None] = mapped_column(Message)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
     started_at: Mapped[datetime | None] = mapped_column(DateTime)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime)
@@ -138,7 +138,7 @@ class JobError(Base):
     job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
     path: Mapped[str] = mapped_column(FsPath, nullable=False)
     path_key: Mapped[str] = mapped_column(String(32), nullable=False)
-    error: Mapped[str] = mapped_column(Text, nullable=False)
+    error: Mapped[str] = mapped_column(Message, nullable=False)
 
     __table_args__ = (Index("ix_job_errors_job_path", "job_id", "path_key", unique=True),)
 

@@ -111,6 +111,10 @@ def hostile(library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> d
     write_bytes(library / "bad" / "empty.jpg", b"")
     write_bytes(library / "bad" / "truncated.jpg", good[: len(good) // 2])
     write_bytes(library / "bad" / "jpeg.CR2", jpeg_bytes(9))  # a JPEG named as RAW
+    # Mis-named, and the name that says so is not UTF-8 (an old PC's Latin-1): the
+    # warning quotes the extension, which no database text column took as it was
+    write_bytes(library / "bad" / os.fsdecode(b"latin.j\xe9g"), jpeg_bytes(15))
+    write_bytes(library / "bad" / os.fsdecode(b"K\xf6ln. 2003"), jpeg_bytes(16))
     write_bytes(library / "bad" / "raw.jpg", b"II*\x00\x10\x00\x00\x00CR\x02\x00" + b"\x00" * 64)
     write_png(library / "bad" / "bomb.png", 10, size=(2000, 1000))  # over the limit below
     heic = _heic_bytes()
@@ -163,6 +167,9 @@ def _check_hostile_report(report: dict, facts: dict) -> None:
     assert "HEIF" in errors["bad/truncated.heic"]
     assert errors["bad/jpeg.CR2"] == "extension .cr2 but content is JPEG"
     assert files["bad/jpeg.CR2"]["phash"]  # mis-named, still read as what it is
+    latin = "bad/" + os.fsdecode(b"latin.j\xe9g")
+    assert errors[latin] == "extension .j\\xe9g but content is JPEG"
+    assert files[latin]["phash"] and files["bad/" + os.fsdecode(b"K\xf6ln. 2003")]["phash"]
     assert errors["bad/raw.jpg"]
     assert "symlink loop" in errors["links/self"]
     assert "broken symlink" in errors["links/broken.jpg"]
@@ -220,6 +227,8 @@ def test_hostile_library_through_the_cli(library, hostile, tmp_path):
     # Then it exits cleanly, prints the failures and writes a loadable report
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "bad/empty.jpg: zero-byte file" in proc.stdout
+    # names that are not UTF-8 are printed readably, their odd bytes as \xNN
+    assert "bad/latin.j\\xe9g: extension .j\\xe9g but content is JPEG" in proc.stdout
     report = json.loads(out.read_text())
     _check_hostile_report(report, hostile)
     # Non-UTF-8 names round-trip through JSON as surrogate escapes
