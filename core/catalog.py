@@ -111,39 +111,44 @@ def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
     stack = [top]
     while stack:
         folder = stack.pop()
-        try:
-            it = os.scandir(folder)
-        except OSError as exc:
-            result.errors.append((folder, f"cannot list folder: {exc.strerror or exc}"))
-            result.unseen.add(folder)
-            continue
-        with it:
-            for entry in it:
-                if ignored(entry.name):
-                    result.skipped["ignored"] += 1
+        for entry in _listing(folder, result):
+            if ignored(entry.name):
+                result.skipped["ignored"] += 1
+                continue
+            try:
+                if entry.is_symlink():
+                    _note_symlink(entry.path, result)
                     continue
-                try:
-                    if entry.is_symlink():
-                        _note_symlink(entry.path, result)
-                        continue
-                    if entry.is_dir(follow_symlinks=False):
-                        stack.append(entry.path)
-                        continue
-                    st = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    result.skipped["vanished"] += 1
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
                     continue
-                except OSError as exc:
-                    result.errors.append((entry.path, os_error_reason(exc, "stat")))
-                    result.unseen.add(entry.path)
-                    continue
-                if not stat.S_ISREG(st.st_mode):
-                    result.skipped["special"] += 1
-                    continue
-                result.entries.append(
-                    Entry(entry.path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
-                )
+                st = entry.stat(follow_symlinks=False)
+            except FileNotFoundError:
+                result.skipped["vanished"] += 1
+                continue
+            except OSError as exc:
+                result.errors.append((entry.path, os_error_reason(exc, "stat")))
+                result.unseen.add(entry.path)
+                continue
+            if not stat.S_ISREG(st.st_mode):
+                result.skipped["special"] += 1
+                continue
+            result.entries.append(
+                Entry(entry.path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+            )
     return result
+
+
+def _listing(folder: str, result: WalkResult) -> Iterator[os.DirEntry[str]]:
+    """The entries of ``folder``. One that cannot be listed, or whose listing breaks off
+    part way (EIO or ESTALE from a NAS share, the folder removed meanwhile), is reported
+    and marked unseen, so that the files the walk did not get to keep their rows."""
+    try:
+        with os.scandir(folder) as it:
+            yield from it
+    except OSError as exc:
+        result.errors.append((folder, f"cannot list folder: {exc.strerror or exc}"))
+        result.unseen.add(folder)
 
 
 def _note_symlink(path: str, result: WalkResult) -> None:

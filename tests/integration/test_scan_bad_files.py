@@ -394,6 +394,45 @@ def test_unlistable_folder_keeps_its_files(embedded_settings, library, monkeypat
     assert report["job"]["summary"]["missing"] == 1
 
 
+def test_listing_that_breaks_off_part_way_keeps_the_folders_files(
+    embedded_settings, library, monkeypatch
+):
+    from core import catalog
+
+    # Given a cataloged folder of three pictures
+    for i in range(3):
+        write_jpeg(library / "nas" / f"p{i}.jpg", i + 1)
+    assert len(run_scan(embedded_settings, str(library))["files"]) == 3
+    # When its listing fails after the first entry (EIO or ESTALE from the share)
+    real = os.scandir
+
+    class BrokenOff:
+        def __init__(self, path):
+            self.it = real(path)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.it.close()
+
+        def __iter__(self):
+            yield next(iter(self.it))
+            raise OSError(116, "Stale file handle")
+
+    monkeypatch.setattr(
+        catalog.os,
+        "scandir",
+        lambda path: BrokenOff(path) if str(path) == str(library / "nas") else real(path),
+    )
+    report = run_scan(embedded_settings, str(library))
+    # Then the scan finishes, says so, and marks nothing missing
+    assert report["job"]["state"] == "done"
+    assert errors_of(report)["nas"] == "cannot list folder: Stale file handle"
+    assert report["job"]["summary"]["missing"] == 0
+    assert set(by_path(report)) == {f"nas/p{i}.jpg" for i in range(3)}
+
+
 def _same_size_pair(library: Path) -> None:
     """Two non-pictures of one size with equal ends: they need the full-hash phase."""
     middle = os.urandom(20_000)
