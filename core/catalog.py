@@ -526,14 +526,18 @@ def _clip(text: str | None, n: int = 128) -> str | None:
 def _hash_items(
     session: Session, root: Root, phase: str, items: list[dict[str, Any]], outcome: BatchOutcome
 ) -> None:
-    real_root = os.path.realpath(root.path)
+    # A size shared with a file of another root brings that file here too: it is opened
+    # confined to its own root (confined to this one, it was refused as out of it).
+    real_roots = {root.id: os.path.realpath(root.path)}
     for item in items:
         row = session.get(File, item["id"])
         outcome.done += 1
         if row is None or row.status != "present":
             continue
+        if row.root_id not in real_roots:
+            real_roots[row.root_id] = os.path.realpath(session.get(Root, row.root_id).path)
         try:
-            outcome.bytes_read += _digest_row(row, phase, real_root)
+            outcome.bytes_read += _digest_row(row, phase, real_roots[row.root_id])
         except OSError as exc:
             outcome.failed += 1
             outcome.errors.append((row.path, os_error_reason(exc)))

@@ -126,6 +126,30 @@ def test_new_same_size_twin_hashes_the_old_file(embedded_settings, library):
     assert files["old.mov"]["sha256"] == files["new/copy.mov"]["sha256"] is not None
 
 
+def test_a_copy_in_another_root_hashes_the_old_file_there(embedded_settings, tmp_path):
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from core.models import File
+    from workers import runtime
+
+    # Given a video in a backup root whose size was unique when it was scanned
+    backup, photos = tmp_path / "backup", tmp_path / "photos"
+    data = os.urandom(20_000)
+    write_bytes(backup / "old.mov", data)
+    assert run_scan(embedded_settings, str(backup))["job"]["state"] == "done"
+    # When a byte copy arrives in the photo root and that root is scanned
+    write_bytes(photos / "copy.mov", data)
+    report = run_scan(embedded_settings, str(photos))
+    # Then the backup's file is read where it is (not refused as outside this root),
+    # both are hashed alike, and nothing is reported as failed
+    assert report["job"]["state"] == "done" and report["job"]["errors"] == []
+    assert report["job"]["failed"] == 0
+    with session_scope(runtime.engine()) as s:
+        shas = {os.path.basename(f.path): f.sha256 for f in s.scalars(select(File))}
+    assert shas["old.mov"] == shas["copy.mov"] is not None
+
+
 def test_walk_reports_unlistable_folder(monkeypatch, tmp_path):
     from core import catalog
 
