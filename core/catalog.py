@@ -379,14 +379,18 @@ def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -
     """Run one batch. Returns (counted, phase_complete).
 
     ``counted`` is False when the batch had been done already (a redelivery) or the
-    job is no longer active; then nothing is added to the progress.
+    job is no longer active; then nothing is added to the progress. ``phase_complete``
+    is True whenever every batch is done, a redelivery included.
     """
     job = session.get(Job, job_id)
     batch = session.get(JobBatch, (job_id, seq))
-    if job is None or batch is None or batch.state == "done":
+    if job is None or batch is None or job.state not in jobs.ACTIVE_STATES:
         return False, False
-    if job.state not in jobs.ACTIVE_STATES:
-        return False, False
+    if batch.state == "done":
+        # A redelivery counts nothing. But the first delivery of the phase's last batch
+        # may have died between its commit and sending the advance: say the phase is
+        # complete again (advance checks the phase and the counts, so a second is a no-op).
+        return False, job.batches_done >= job.batches_total
     root = session.get(Root, job.root_id)
     assert root is not None
     items = json.loads(batch.payload)

@@ -302,3 +302,25 @@ def job_view(
             for e in errors
         ]
     return out
+
+
+def queued_followers(session: Session, scan: Job) -> list[Job]:
+    """The grouping and dedup jobs a finished scan queued that have not started.
+
+    The scan's finish commits them, then sends their messages; a worker killed in
+    between (or a failed send, retried) leaves them queued with no message. A redelivery
+    of the scan's last message sends them again: running a job twice is safe.
+    """
+    if scan.kind != "scan" or scan.state != "done" or scan.finished_at is None:
+        return []
+    return list(
+        session.scalars(
+            select(Job).where(
+                Job.kind.in_(("group", "dedup")),
+                Job.root_id == scan.root_id,
+                Job.trigger == "scan",
+                Job.state == "queued",
+                Job.created_at >= scan.finished_at,
+            )
+        )
+    )

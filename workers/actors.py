@@ -30,7 +30,13 @@ def _kick(job_id: str) -> None:
     """Enqueue the current phase's queued batches, or move on when there are none."""
     with runtime.session() as s:
         job = s.get(Job, job_id)
-        if job is None or job.state not in jobs.ACTIVE_STATES:
+        if job is None:
+            return
+        if job.state not in jobs.ACTIVE_STATES:
+            followers = [(f.kind, f.id) for f in jobs.queued_followers(s, job)]
+            for kind, fid in followers:
+                # Their directories are not stored: grouping then runs over the root.
+                _send("group_run" if kind == "group" else "dedup_run", fid)
             return
         phase = job.phase
         seqs = catalog.queued_batches(s, job_id)

@@ -7,6 +7,7 @@ from pathlib import Path
 from core import jobs
 from core.config import Settings
 from core.db import engine_for, migrate, session_scope
+from core.models import Job
 
 
 def test_a_folder_scan_does_not_stand_in_for_a_scan_of_the_root(
@@ -31,3 +32,85 @@ def test_a_folder_scan_does_not_stand_in_for_a_scan_of_the_root(
         assert not created and other.id == nightly.id
         # A folder whose name merely starts like another's is not inside it
         assert not jobs._covers(str(library / "2024"), str(library / "2024-old"))
+
+
+# --- a worker killed between its commit and its next message ---------------------------
+
+
+def _sent(monkeypatch) -> list[tuple]:
+    """Messages the actors send, kept here instead of going to a broker."""
+    from workers import actors
+
+    sent: list[tuple] = []
+    monkeypatch.setattr(actors, "_send", lambda actor, *args: sent.append((actor, *args)))
+    return sent
+
+
+def test_a_redelivered_last_batch_moves_the_scan_on(
+    embedded_settings: Settings, library: Path, monkeypatch
+) -> None:
+    from core import catalog
+    from tests.factories import planned_scan, write_jpeg
+    from workers import actors, runtime
+
+    # Given a scan whose catalog batches all ran, the last one's advance never sent
+    # (the worker died after committing it)
+    for i in range(3):
+        write_jpeg(library / f"p{i}.jpg", i + 1)
+    job_id = planned_scan(embedded_settings, library)
+    with session_scope(runtime.engine()) as s:
+        seqs = catalog.queued_batches(s, job_id)
+    sent = _sent(monkeypatch)
+    for seq in seqs:
+        actors.scan_batch.fn(job_id, seq)
+    assert sent[-1] == ("scan_advance", job_id, "catalog")
+    sent.clear()
+    # When the broker redelivers that last batch
+    actors.scan_batch.fn(job_id, seqs[-1])
+    # Then it counts nothing again but asks for the advance once more
+    assert sent == [("scan_advance", job_id, "catalog")]
+    with session_scope(runtime.engine()) as s:
+        job = s.get(Job, job_id)
+        assert job.done == 3 and job.batches_done == job.batches_total
+
+
+def test_a_redelivered_finish_sends_the_grouping_and_dedup_it_queued(
+    embedded_settings: Settings, library: Path, monkeypatch
+) -> None:
+    from core import catalog
+    from tests.factories import planned_scan, write_jpeg
+    from workers import actors, runtime
+
+    # Given a scan that ran to its finish, which queued grouping and dedup jobs and
+    # died before sending their messages
+    write_jpeg(library / "a.jpg", 1)
+    job_id = planned_scan(embedded_settings, library)
+    sent = _sent(monkeypatch)
+    phase = "catalog"
+    while True:
+        with session_scope(runtime.engine()) as s:
+            seqs = catalog.queued_batches(s, job_id)
+        for seq in seqs:
+            actors.scan_batch.fn(job_id, seq)
+        actors.scan_advance.fn(job_id, phase)
+        with session_scope(runtime.engine()) as s:
+            job = s.get(Job, job_id)
+            phase = job.phase
+            if job.state == "done":
+                break
+    followers = {a[0]: a[1] for a in sent if a[0] in ("group_run", "dedup_run")}
+    assert set(followers) == {"group_run", "dedup_run"}
+    sent.clear()
+    # When the finishing message is delivered again
+    actors.scan_advance.fn(job_id, "finish")
+    # Then both queued jobs are sent again (running one twice is safe)
+    assert sorted(sent) == sorted(
+        [("group_run", followers["group_run"]), ("dedup_run", followers["dedup_run"])]
+    )
+    # And once they have started, a further redelivery sends nothing
+    with session_scope(runtime.engine()) as s:
+        for fid in followers.values():
+            jobs.mark_running(s, fid)
+    sent.clear()
+    actors.scan_advance.fn(job_id, "finish")
+    assert sent == []
