@@ -539,7 +539,9 @@ def _hash_items(
         if row is None or row.status != "present":
             continue
         if row.root_id not in real_roots:
-            real_roots[row.root_id] = os.path.realpath(session.get(Root, row.root_id).path)
+            other = session.get(Root, row.root_id)
+            assert other is not None  # files.root_id is a foreign key
+            real_roots[row.root_id] = os.path.realpath(other.path)
         try:
             outcome.bytes_read += _digest_row(row, phase, real_roots[row.root_id])
         except OSError as exc:

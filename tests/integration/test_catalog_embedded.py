@@ -184,8 +184,8 @@ def test_file_vanishing_between_listing_and_reading(embedded_settings, library):
     with session_scope(runtime.engine()) as s:
         errs = {os.path.basename(e.path): e.error for e in jobs.job_errors(s, job_id)}
         assert errs == {"gone.jpg": "file vanished before it could be read"}
-        # A redelivered batch counts nothing twice
-        assert catalog.process_batch(s, job_id, 0, embedded_settings) == (False, False)
+        # A redelivered batch counts nothing twice (and still says the phase is complete)
+        assert catalog.process_batch(s, job_id, 0, embedded_settings) == (False, True)
         view = jobs.job_view(s.get(jobs.Job, job_id))
         assert (view["done"], view["failed"], view["total"]) == (2, 1, 2)
 
