@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from core.config import Settings
+from core.hosts import is_local_host
 from core.paths import PathOutsideRoots, confine, query_paths
 
 log = logging.getLogger("twinlens.api")
@@ -260,9 +261,18 @@ def _check_token() -> None:
         return
     token = settings().service_token
     if not token:
-        # No token configured: only callers on this machine (embedded default).
+        # No token configured: only callers on this machine (embedded default), and
+        # only what no web page in a browser here can send: a request addressed to
+        # another name (DNS rebinding, core.hosts), or a cross-site POST, which a browser
+        # sends without asking first only as a form or text/plain.
         if request.remote_addr not in LOOPBACK:
             raise ApiError(401, "service token required")
+        if not is_local_host(request.headers.get("Host"), frozenset({settings().host})):
+            raise ApiError(403, "without a service token only requests to this machine")
+        if request.method in ("POST", "PUT", "PATCH") and not request.is_json:
+            raise ApiError(
+                400, "the body must be JSON, sent with Content-Type: application/json ({} for none)"
+            )
         return
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":  # the scheme is case-insensitive (RFC 9110 11.1)

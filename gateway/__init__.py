@@ -57,6 +57,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     dist = Path(app.config.get("UI_DIST") or ui.DEFAULT_DIST)
     if (dist / "index.html").is_file():
         app.wsgi_app = ui.with_ui(app.wsgi_app, dist)  # type: ignore[method-assign]
+    if settings.local_mode:
+        from gateway.auth import local_hosts_only
+
+        app.wsgi_app = local_hosts_only(app.wsgi_app, settings.host)  # type: ignore[method-assign]
     logging.getLogger("twinlens.gateway").setLevel(settings.log_level)
     return app
 

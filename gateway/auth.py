@@ -28,6 +28,7 @@ from flask import Response, current_app, g, request
 from werkzeug.http import parse_cookie
 from werkzeug.wrappers import Request
 
+from core.hosts import host_name, is_local_host
 from gateway.cache import cache, digest
 from gateway.errors import immich_refusal, json_error
 
@@ -268,3 +269,27 @@ def require_user(permission: str, admin: bool = True):
         return wrapper
 
     return decorate
+
+
+def local_hosts_only(wsgi_app: Any, bind_host: str) -> Any:
+    """WSGI guard for local mode, which answers without a login: a request whose Host
+    names another site is refused (DNS rebinding; see core.hosts)."""
+    extra = frozenset({host_name(bind_host)}) - {"0.0.0.0", "::"}
+    body = json.dumps(
+        {
+            "message": "local mode answers only requests addressed to this machine "
+            "(Host: localhost or 127.0.0.1)",
+            "statusCode": 403,
+        }
+    ).encode()
+
+    def guarded(environ: dict[str, Any], start_response: Any) -> Any:
+        if is_local_host(environ.get("HTTP_HOST"), extra):
+            return wsgi_app(environ, start_response)
+        start_response(
+            "403 Forbidden",
+            [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    return guarded

@@ -58,6 +58,14 @@ def _segment(value: str) -> str:
 
 
 def json_body() -> dict[str, Any]:
+    """The request's JSON object. Every route that takes one needs the JSON Content-Type,
+    an empty body included (``{}``): a browser sends a cross-site POST without a
+    preflight only as a form or text/plain, so this is what keeps another page (another
+    port on the same NAS shares Immich's SameSite=Lax cookie) from acting for the user."""
+    if not request.is_json:
+        raise BadRequest(
+            400, "send the body as JSON with Content-Type: application/json ({} for none)"
+        )
     limit = current_app.config["MAX_JSON_BODY"]
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(413, f"body larger than {limit} bytes")

@@ -265,16 +265,41 @@ def test_credentials_never_in_logs_or_cache_keys(gateway, gateway_app, immich, a
             assert secret not in key
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "content_type"),
+    [
+        ("/jobs", b"", None),  # an empty POST: what a form without fields sends
+        ("/jobs", b'{"full": true}', "text/plain"),  # JSON smuggled in as text
+        ("/groups/g1/split", b"", "application/x-www-form-urlencoded"),
+        ("/duplicates/resolve", b'{"groups": []}', "text/plain;charset=UTF-8"),
+    ],
+)
+def test_a_post_a_browser_could_send_cross_site_is_refused(
+    gateway, alice, grouping_state, dedup_state, path, body, content_type
+):
+    # Given a request as another page's form or no-cors fetch sends it: no preflight,
+    # and Immich's cookie (SameSite=Lax) comes along from a page on the same NAS
+    headers = {"Cookie": f"immich_access_token={alice.token}"}
+    if content_type:
+        headers["Content-Type"] = content_type
+    r = requests.post(f"{gateway.url}/api/twinlens{path}", data=body, headers=headers)
+    # Then it is refused with a reason, and no service was asked to act
+    assert r.status_code == 400 and "application/json" in r.json()["message"], r.text
+    posts = [k for st in (grouping_state, dedup_state) for k in st.calls if k[0] != "GET"]
+    assert posts == []
+
+
 def test_oversized_and_malformed_bodies(gateway, alice, gateway_app):
     url = gateway.url + "/api/twinlens/duplicates/d1/resolve"
     r = requests.post(
         url, data=b"{not json", headers={**alice.bearer, "Content-Type": "application/json"}
     )
     assert r.status_code == 400 and "JSON" in r.json()["message"]
-    r = requests.post(url, data=b"[1,2]", headers=alice.bearer)
+    as_json = {**alice.bearer, "Content-Type": "application/json"}
+    r = requests.post(url, data=b"[1,2]", headers=as_json)
     assert r.status_code == 400 and "object" in r.json()["message"]
     big = b'{"keep": ["' + b"x" * (gateway_app.config["MAX_JSON_BODY"] + 10) + b'"]}'
-    r = requests.post(url, data=big, headers=alice.bearer)
+    r = requests.post(url, data=big, headers=as_json)
     assert r.status_code == 413 and "larger" in r.json()["message"]
     r = requests.post(
         gateway.url + "/api/twinlens/jobs", json={"path": "/etc"}, headers=alice.bearer
@@ -294,7 +319,7 @@ def test_oversized_and_malformed_bodies(gateway, alice, gateway_app):
     assert r.status_code == 400
     # Nested past Python's recursion limit: a reason, not a crash.
     deep = b'{"keep": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
-    r = requests.post(url, data=deep, headers=alice.bearer)
+    r = requests.post(url, data=deep, headers=as_json)
     assert r.status_code == 400 and "nested" in r.json()["message"]
     # Digits str.isdigit() takes and int() refuses.
     for where, params in (

@@ -420,3 +420,27 @@ def test_local_mode_thumbnails_and_no_trash(
         f"/api/twinlens/duplicates/{dup['id']}/resolve", json={"action": "not_duplicate"}
     )
     assert r.status_code == 200 and dedup_state.resolutions[0][1]["action"] == "not_duplicate"
+
+
+def test_local_mode_answers_only_requests_addressed_to_this_machine(
+    tmp_path, library, grouping_url, dedup_url
+):
+    # Given a local-mode gateway (no login: it trusts being reachable from here only)
+    settings = load_settings(
+        {},
+        immich_url="",
+        data_dir=tmp_path / "d",
+        library_roots=(library,),
+        grouping_url=grouping_url,
+        dedup_url=dedup_url,
+        service_token=SERVICE_TOKEN,
+    )
+    client = create_app({"SETTINGS": settings}).test_client()
+    # When a web page rebinds its own name to 127.0.0.1 and asks (DNS rebinding)
+    for path in ("/api/twinlens/groups", "/api/twinlens/me", "/"):
+        r = client.get(path, headers={"Host": "photos-evil.example:3000"})
+        # Then it is refused, whatever the path
+        assert r.status_code == 403 and "local mode" in r.get_json()["message"], path
+    # While the names of this machine are answered
+    for host in ("localhost:3000", "127.0.0.1:3000", "[::1]:3000", "twinlens.localhost"):
+        assert client.get("/api/twinlens/me", headers={"Host": host}).status_code == 200, host

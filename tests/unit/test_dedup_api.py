@@ -467,6 +467,15 @@ def test_without_token_only_loopback(tmp_path: Path) -> None:
     assert client.get("/stats").status_code == 200
     r = client.get("/stats", environ_base={"REMOTE_ADDR": "10.0.0.5"})
     assert r.status_code == 401
+    # A web page in a browser here cannot use it either: not by a name rebound to
+    # 127.0.0.1 (DNS rebinding), not by a POST it may send cross-site without asking
+    r = client.get("/stats", headers={"Host": "rebound.example:8001"})
+    assert r.status_code == 403
+    for body, ctype in ((b"", None), (b'{"full": true}', "text/plain")):
+        headers = {"Content-Type": ctype} if ctype else {}
+        r = client.post("/dedup/runs", data=body, headers=headers)
+        assert r.status_code == 400 and "application/json" in r.get_json()["error"]
+    assert client.post("/dedup/runs", json={}).status_code == 202
     engine_for(settings.database_url).dispose()
 
 
