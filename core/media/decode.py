@@ -277,10 +277,14 @@ def render_thumbnail(
 
     try:
         with open(path, "rb") as fh:
-            data = fh.read()
+            head = fh.read(4096)
+            kind, fmt, _warning = classify(path, head)
+            if kind not in ("raw", "image"):
+                # Before reading the rest: a 20 GB video must not be read to say no.
+                raise MediaError(f"no thumbnail for a {kind} file")
+            data = head + fh.read()
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
-    kind, fmt, _warning = classify(path, data[:4096])
     target = (max_side, max_side)
     if kind == "raw":
         raw = raw_open(data)
@@ -291,10 +295,8 @@ def render_thumbnail(
         if result.decoded is None:
             raise MediaError(result.problem or "RAW has no picture")
         decoded = result.decoded
-    elif kind == "image":
-        decoded = open_image(data, fmt, max_pixels=max_pixels, mode="RGB", target=target)
     else:
-        raise MediaError(f"no thumbnail for a {kind} file")
+        decoded = open_image(data, fmt, max_pixels=max_pixels, mode="RGB", target=target)
     img = decoded.image
     if img.mode not in ("RGB", "L"):
         img = img.convert("RGB")

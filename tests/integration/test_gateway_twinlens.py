@@ -350,6 +350,38 @@ def test_thumbnails_confined_to_library_and_cached(
     assert requests.get(url, params={"path": str(pic)}).status_code == 401
 
 
+def test_thumbnail_of_a_huge_video_is_refused_without_reading_it(gateway, alice, library):
+    import resource
+
+    # Given a 2 GB video in the library (sparse: it takes no disk)
+    clip = library / "clip.mov"
+    with open(clip, "wb") as fh:
+        fh.write(b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00qt  ")
+        fh.truncate(2 << 30)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    # When its thumbnail is asked for
+    r = requests.get(
+        gateway.url + "/api/twinlens/thumbnail", params={"path": str(clip)}, headers=alice.bearer
+    )
+    # Then it is refused with the reason, and the file was not read into memory
+    assert r.status_code == 422 and "video" in r.json()["message"], r.text
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024
+    assert grown_mb < 500, grown_mb
+
+
+def test_thumbnails_keep_the_pixel_limit(gateway_settings, alice, library):
+    import dataclasses
+
+    # Given a gateway whose pixel limit is below a picture's size
+    pic = library / "big.png"
+    Image.new("RGB", (400, 300), (20, 120, 200)).save(pic)
+    settings = dataclasses.replace(gateway_settings, max_image_pixels=50_000)
+    client = create_app({"SETTINGS": settings}).test_client()
+    # When its thumbnail is asked for, then it is refused rather than decoded
+    r = client.get("/api/twinlens/thumbnail", query_string={"path": str(pic)}, headers=alice.bearer)
+    assert r.status_code == 422 and "bomb" in r.get_json()["message"], r.get_json()
+
+
 def test_thumbnail_of_a_file_whose_name_is_not_utf8(gateway, alice, library):
     # Given a picture from an old PC whose folder name is Latin-1 ("café" as one byte)
     folder = os.path.join(os.fsencode(library), b"caf\xe9")
