@@ -565,18 +565,50 @@ def start_scan() -> Response:
     return jsonify({"jobs": jobs}), worst
 
 
+_MAX_JOBS_PAGE = 1000  # the services' own largest page
+
+
 @bp.get("/jobs")
 @require_user("job.read")
 def list_jobs() -> Response:
     params = _page_args(("state", "page", "size"), own=("service",))
-    items = []
-    for service in _service_arg(request.args.get("service")):
-        status, body = call(service, "GET", "/jobs", params=params)
+    services = _service_arg(request.args.get("service"))
+    page, size = int(params.pop("page", 1)), int(params.pop("size", 50))
+    if page < 1 or not 1 <= size <= _MAX_JOBS_PAGE:
+        raise BadRequest(400, f"page must be >= 1 and size 1 to {_MAX_JOBS_PAGE}")
+    if len(services) == 1:
+        status, body = call(
+            services[0], "GET", "/jobs", params={**params, "page": page, "size": size}
+        )
         if status != 200:
             return jsonify(_error_body(status, body)[1]), status
-        items.extend({"service": service, **job} for job in body.get("items") or [])
-    items.sort(key=lambda j: j.get("created_at") or "", reverse=True)
-    return jsonify({"items": items})
+        items = [{"service": services[0], **job} for job in body.get("items") or []]
+        return jsonify({"items": items, "page": page, "size": size, "total": body.get("total")})
+    # Both services: page ``page`` of their merged, newest-first list needs the first
+    # page * size jobs of each. They may share one database, and then list the same jobs:
+    # each job is listed once.
+    want = page * size
+    if want > _MAX_JOBS_PAGE:
+        raise BadRequest(
+            400, f"page * size over {_MAX_JOBS_PAGE}: page further with service=grouping or dedup"
+        )
+    merged: dict[str, dict[str, Any]] = {}
+    complete = True
+    for service in services:
+        status, body = call(service, "GET", "/jobs", params={**params, "page": 1, "size": want})
+        if status != 200:
+            return jsonify(_error_body(status, body)[1]), status
+        got = body.get("items") or []
+        complete = complete and (body.get("total") or 0) <= len(got)
+        for job in got:
+            merged.setdefault(job["id"], {"service": service, **job})
+    ordered = sorted(
+        merged.values(), key=lambda j: (j.get("created_at") or "", j["id"]), reverse=True
+    )
+    # The total is exact only when every service's whole list was read.
+    total = len(merged) if complete else None
+    items = ordered[(page - 1) * size : want]
+    return jsonify({"items": items, "page": page, "size": size, "total": total})
 
 
 @bp.get("/jobs/<service>/<job_id>")

@@ -106,6 +106,43 @@ def test_jobs_start_watch_cancel(gateway, alice, library):
     assert again.status_code == 200  # the running dedup job, not a second one
 
 
+def test_jobs_of_both_services_are_paged_as_one_list(gateway, alice, grouping_state, dedup_state):
+    # Given jobs in both services, one of them listed by both (one shared database),
+    # each service listing its own newest first as the APIs do
+    def job(jid: str, minute: int) -> dict:
+        return {
+            "id": jid,
+            "kind": "scan",
+            "state": "done",
+            "created_at": f"2026-01-01T00:0{minute}:00",
+        }
+
+    for st, jobs in (
+        (grouping_state, [job("g3", 5), job("shared", 4), job("g1", 1)]),
+        (dedup_state, [job("d2", 3), job("shared", 4), job("d1", 2)]),
+    ):
+        st.jobs.update({j["id"]: j for j in jobs})
+    url = gateway.url + "/api/twinlens/jobs"
+    # When they are listed two at a time
+    pages = [
+        requests.get(url, params={"page": p, "size": 2}, headers=alice.bearer).json()
+        for p in (1, 2, 3)
+    ]
+    # Then the pages are one newest-first list, each job once; the total is given once
+    # it is exact (each service's whole list read), never a double count
+    assert [[j["id"] for j in p["items"]] for p in pages] == [
+        ["g3", "shared"],
+        ["d2", "d1"],
+        ["g1"],
+    ]
+    assert [p["total"] for p in pages] == [None, 5, 5]
+    # And one service's own list is paged by that service
+    only = requests.get(
+        url, params={"service": "dedup", "page": 2, "size": 2}, headers=alice.bearer
+    ).json()
+    assert [j["id"] for j in only["items"]] == ["d1"] and only["total"] == 3
+
+
 def test_dry_run_changes_nothing(gateway, immich, alice, world, dedup_state):
     url = f"{gateway.url}/api/twinlens/duplicates/{world['dup1']['id']}/resolve"
     plan = requests.post(
