@@ -256,6 +256,10 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     if job is None or job.state not in jobs.ACTIVE_STATES or job.phase != "plan":
         return False
     jobs.mark_running(session, job_id)
+    # Seen at once, not after the walk (minutes on a big share): the watcher must not
+    # hand a change to a scan already walking past it, dedup's watermark must see a scan
+    # running, and a cancel must not wait on this row's lock for the whole walk.
+    session.commit()
     root = session.get(Root, job.root_id)
     assert root is not None
     top = job.path or root.path

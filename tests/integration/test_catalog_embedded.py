@@ -150,6 +150,35 @@ def test_a_copy_in_another_root_hashes_the_old_file_there(embedded_settings, tmp
     assert shas["old.mov"] == shas["copy.mov"] is not None
 
 
+def test_a_scan_is_seen_running_while_it_walks(embedded_settings, library, monkeypatch):
+    from core import catalog, jobs
+    from core.db import migrate, session_scope
+    from core.models import Job
+    from workers import runtime
+
+    # Given a scan about to be planned
+    write_jpeg(library / "a.jpg", 1)
+    migrate(embedded_settings.database_url)
+    runtime.configure(embedded_settings)
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        job_id = jobs.start_job(s, "scan", root=root)[0].id
+    # When another process looks at it during the walk (the watcher, dedup, a cancel)
+    seen = []
+    real_walk = catalog.walk
+
+    def walk(*args, **kwargs):
+        with session_scope(runtime.engine()) as other:
+            seen.append(other.get(Job, job_id).state)
+        return real_walk(*args, **kwargs)
+
+    monkeypatch.setattr(catalog, "walk", walk)
+    with session_scope(runtime.engine()) as s:
+        catalog.plan_scan(s, job_id, embedded_settings)
+    # Then it sees the scan running, not still queued
+    assert seen == ["running"]
+
+
 def test_walk_reports_unlistable_folder(monkeypatch, tmp_path):
     from core import catalog
 
