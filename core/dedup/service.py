@@ -88,6 +88,10 @@ ACTIONS = ("trash", "not_duplicate")
 Progress = Callable[[str, int, int], None]
 
 
+class Cancelled(Exception):
+    """The job was cancelled while its pass ran."""
+
+
 class DedupError(ValueError):
     """A request that cannot be applied; ``status`` is the HTTP status it maps to."""
 
@@ -436,6 +440,13 @@ def run_job(
     session.commit()
     try:
         return _run_locked(session, job_id, settings, holder)
+    except Cancelled:
+        # Nothing of the pass is written: its groups come together or not at all.
+        session.rollback()
+        leases.release(session, LEASE, holder)
+        session.commit()
+        log.info("dedup job %s cancelled; nothing written", job_id)
+        return False
     except BaseException:
         session.rollback()
         leases.release(session, LEASE, holder)
@@ -459,6 +470,10 @@ def _run_locked(session: Session, job_id: str, settings: Settings, holder: str) 
     watermark = _next_watermark(session, read_at)
 
     def progress(phase: str, done: int, total: int) -> None:
+        # Checked before committing: a cancel that lands before the pass's writes are
+        # committed (the last report comes after them) leaves none of them.
+        if session.scalar(select(Job.state).where(Job.id == job_id)) not in jobs.ACTIVE_STATES:
+            raise Cancelled(job_id)
         session.execute(
             update(Job)
             .where(Job.id == job_id)

@@ -279,3 +279,28 @@ def test_a_failing_pass_releases_the_lease(cat: Catalog, monkeypatch: pytest.Mon
 
     with session_scope(cat.engine) as s:
         assert leases.acquire(s, service.LEASE, "next", 60)
+
+
+def test_a_pass_cancelled_while_it_runs_writes_nothing(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core import jobs, leases
+
+    # Given a library with duplicates and a dedup job
+    random_library(cat, random.Random(5), pictures=12)
+    job = new_job(cat)
+    real = service.find_duplicates
+
+    def cancelled_meanwhile(*args, **kwargs):  # the user presses Cancel mid-pass
+        with session_scope(cat.engine) as s:
+            jobs.cancel_job(s, job)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "find_duplicates", cancelled_meanwhile)
+    # When the pass runs
+    assert run(cat, job) is False
+    # Then it stops: the job stays cancelled, no group was written, the lease is free
+    assert job_row(cat, job).state == "cancelled"
+    with session_scope(cat.engine) as s:
+        assert s.scalar(select(func.count()).select_from(DuplicateGroup)) == 0
+        assert leases.acquire(s, service.LEASE, "next", 60)
