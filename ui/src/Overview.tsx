@@ -30,14 +30,16 @@ export function Overview({ go }: Props) {
   const refresh = useCallback(async () => {
     try {
       const list = uniqueJobs((await api.jobs()).items);
-      setJobs(list);
-      setJobsError(null);
-      // Details (with the files that failed) for running jobs and the latest scan.
+      // Details (with the files that failed) for running jobs and the latest scan, shown
+      // together with the list: set apart, a scan listed as done was briefly shown with
+      // its details from while it ran (no failed files yet).
       const latestScan = list.find((j) => j.kind === "scan");
       const want = list.filter((j) => isActive(j) || j === latestScan);
       const got = await Promise.all(
         want.map((j) => api.job(j.service ?? "grouping", j.id).catch(() => j)),
       );
+      setJobs(list);
+      setJobsError(null);
       setDetails((d) => {
         const next = { ...d };
         for (const j of got) next[j.id] = { ...j, service: j.service ?? next[j.id]?.service };
