@@ -137,6 +137,9 @@ def resolve(group_id: str) -> Any:
     keep = str_list(body, "keep")
     if len(keep) > MAX_KEEP:
         raise ApiError(400, f"keep may name at most {MAX_KEEP} files")
+    # One decision per group: the row lock does that on PostgreSQL; SQLite (embedded)
+    # has none, and two reviewers would both find the group open and both trash a copy.
+    serialise(db(), f"decision:{group_id}")
     try:
         service.record_resolution(db(), group_id, keep, action)
     except service.DedupError as exc:
@@ -147,6 +150,7 @@ def resolve(group_id: str) -> Any:
 @bp.delete("/duplicates/<group_id>/resolution")
 def withdraw(group_id: str) -> Any:
     check_id(group_id, "duplicate group")
+    serialise(db(), f"decision:{group_id}")
     try:
         service.reopen(db(), group_id)
     except service.DedupError as exc:

@@ -274,6 +274,45 @@ def test_bad_filters_and_paging_are_400(world, query: str, word: str) -> None:
 # --- decisions -----------------------------------------------------------------------------
 
 
+def test_two_decisions_on_one_group_at_once_one_wins_on_sqlite(world, monkeypatch) -> None:
+    import threading
+
+    from core.dedup import service as dedup_service
+
+    cat, client, _ = world
+    d = by_path(client, "p2/a.jpg", cat)
+    paths = [m["path"] for m in d["members"]]
+    # Given two reviewers deciding the same group at the same moment (each request
+    # waits for the other just after it found the group open, if it ever gets there)
+    met = threading.Barrier(2, timeout=1.5)
+    real = dedup_service._identities
+
+    def meet(*args, **kwargs):
+        try:
+            met.wait()
+        except threading.BrokenBarrierError:
+            pass
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dedup_service, "_identities", meet)
+    statuses: list[int] = []
+
+    def decide(keep: str) -> None:
+        c = client.application.test_client()
+        r = post(c, f"/duplicates/{d['id']}/resolution", {"action": "trash", "keep": [keep]})
+        statuses.append(r.status_code)
+
+    threads = [threading.Thread(target=decide, args=(p,)) for p in paths[:2]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Then one decision is recorded and the other is refused: both would trash a copy
+    assert sorted(statuses) == [200, 409]
+    with session_scope(cat.engine) as s:
+        assert len(s.scalars(select(DuplicateResolution)).all()) == 1
+
+
 def test_not_duplicate_is_recorded_and_survives_reruns(world) -> None:
     cat, client, _ = world
     d = by_path(client, "p2/a.jpg", cat)
