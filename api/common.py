@@ -141,7 +141,8 @@ def only_fields(body: dict[str, Any], allowed: set[str]) -> None:
 
 
 def lookup_request() -> tuple[list[str], list[str]]:
-    """The body of a ``/…/lookup`` request: (confined paths, SHA-1 hex values)."""
+    """The body of a ``/…/lookup`` request: (confined paths, SHA-1 hex values). Paths
+    outside the library roots are left out (not found), not refused."""
     body = json_body(required=True)
     only_fields(body, {"paths", "sha1"})
     paths = str_list(body, "paths")
@@ -153,7 +154,18 @@ def lookup_request() -> tuple[list[str], list[str]]:
     bad = next((x for x in sha1s if not _SHA1.fullmatch(x)), None)
     if bad is not None:
         raise ApiError(400, f"sha1 values must be 40 hex digits, got {bad[:60]!r}")
-    return [confined_path(p, "paths[]") for p in paths], sha1s
+    return [c for c in (_known_or_none(p) for p in paths) if c is not None], sha1s
+
+
+def _known_or_none(path: str) -> str | None:
+    """A looked-up path, confined; None for one outside the library roots (or no path at
+    all): a lookup only asks what the catalog knows, and it knows nothing there. The
+    gateway asks with every asset of an Immich answer, and a phone upload lives in
+    Immich's own folder; refusing it refused the whole answer's enrichment."""
+    try:
+        return confined_path(path, "paths[]")
+    except ApiError:
+        return None
 
 
 # --- OpenAPI pieces both APIs' documents use -------------------------------------------------

@@ -278,6 +278,30 @@ def test_immich_answers_enriched_from_the_real_services(stack: Stack) -> None:
     assert stats["groups"]["total"] == 1
 
 
+def test_a_phone_upload_beside_the_nas_assets_is_enriched_by_its_content(stack: Stack) -> None:
+    st = stack
+    # Given a copy of a NAS photo uploaded from a phone: Immich keeps it under its own
+    # upload folder, which is no library path (no TWINLENS_PATH_MAP entry, outside the roots)
+    owner = st.immich.state.assets[st.assets[EXACT[0]]]["ownerId"]
+    upload = st.immich.state.add_asset(
+        owner,
+        "/data/upload/" + owner + "/ab/cd/IMG_0001.jpg",
+        file=str(st.library / EXACT[0]),
+        taken=T0,
+    )["id"]
+    # When it is shown alone and among the NAS assets
+    one = st.gw("GET", f"/api/assets/{upload}")
+    found = st.gw("POST", "/api/search/metadata", json={"size": 100})
+    # Then both answers are enriched; the upload is found by its content SHA-1 as a member
+    # of the NAS photo's exact duplicate group, and the NAS assets keep theirs
+    assert one.headers["X-Twinlens-Enrichment"] == "ok", one.headers
+    assert one.json()["twinlens"]["duplicate"]["type"] == "exact"
+    assert found.headers["X-Twinlens-Enrichment"] == "ok"
+    by_id = {a["id"]: a["twinlens"] for a in found.json()["assets"]["items"]}
+    assert by_id[upload]["duplicate"]["type"] == "exact"
+    assert _types(by_id[st.assets[EXACT[1]]]) == ("exact", None)
+
+
 def test_resolve_dry_run_then_trash_through_immich(stack: Stack) -> None:
     st = stack
     listed = st.gw("GET", "/api/twinlens/duplicates").json()

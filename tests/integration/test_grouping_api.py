@@ -166,7 +166,6 @@ def test_bad_inputs_are_json_400_or_404(client, pg_settings, tmp_path, library):
         ("post", "/files/lookup", {"paths": "x"}, 400, "list"),
         ("post", "/files/lookup", {"sha1": ["xyz"]}, 400, "40 hex"),
         ("post", "/files/lookup", {"paths": [f"{lib}/a"] * 1001}, 400, "at most 1000"),
-        ("post", "/files/lookup", {"paths": [f"{lib}/../etc"]}, 400, "outside"),
         ("post", "/files/lookup", {"path": ["x"]}, 400, "unknown fields"),
         ("post", "/groups/nope/split", {}, 404, "no group"),
         ("post", f"/groups/{gid}/split", {"paths": [f"{lib}/a/b.jpg"]}, 400, "not members"),
