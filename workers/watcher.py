@@ -169,6 +169,17 @@ class Settler:
                     out.append((path, self.pending.pop(path).moved_from))
             return out
 
+    def restore(self, items: list[tuple[str, set[str]]], now: float) -> None:
+        """Put paths handed out by ``due`` back, settled: enqueueing them failed (the
+        database or the broker away for a moment) and the next round tries again."""
+        with self.lock:
+            for path, moved_from in items:
+                p = self.pending.get(path)
+                if p is None:
+                    then = now - self.settle
+                    p = self.pending[path] = _Pending(then, then, self.sig(path), then)
+                p.moved_from |= moved_from
+
     def drain(self) -> list[tuple[str, set[str]]]:
         """Every pending path, settled or not (shutdown: better scanned early than lost)."""
         with self.lock:
@@ -436,8 +447,14 @@ class Watcher:
                 job_id, created = enqueue_folder_scan(
                     s, self.broker, root, folder, trigger, self.cfg.job_stale_seconds
                 )
-        if created:
+            # A queued scan not planned yet is sent again: its first message may have
+            # been lost (a send that failed after the commit); planning twice is a no-op.
+            unplanned = s.scalar(
+                select(Job.id).where(Job.id == job_id, Job.state == "queued", Job.phase == "plan")
+            )
+        if created or unplanned:
             jobs.enqueue(self.broker, "scan_plan", job_id)
+        if created:
             self.enqueued.append(job_id)
             log.info("enqueued scan %s of %s", job_id, folder)
 
@@ -448,7 +465,14 @@ class Watcher:
         if now >= self.next_renew:
             self.renew()
             self.next_renew = now + self.ttl / 3
-        return self._enqueue_due(self.settler.due(now))
+        due = self.settler.due(now)
+        try:
+            return self._enqueue_due(due)
+        except Exception:
+            # Handed out but maybe not enqueued: back in line, not lost. Those already
+            # enqueued are found again as their queued scan (enqueue_folder_scan).
+            self.settler.restore(due, now)
+            raise
 
     def _enqueue_due(self, due: list[tuple[str, set[str]]]) -> list[str]:
         folders = []

@@ -348,3 +348,43 @@ def test_a_move_from_a_working_file_scans_only_where_it_landed(pg_settings, libr
     )
     due = w.settler.due(time.monotonic() + 3600)
     assert scan_targets(due, w.roots) == {str(library): [str(library / "a")]}
+
+
+class _BrokerAway(RecordingBroker):
+    """A broker that refuses the next ``failures`` messages (Redis restarting)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+
+    def enqueue(self, message, delay=None):
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("broker away")
+        return super().enqueue(message, delay)
+
+
+def test_a_change_whose_scan_could_not_be_sent_is_sent_next_round(pg_settings, library):
+    # Given a watcher that has caught up, and a broker that is away for a moment
+    cfg = replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.3)
+    (library / "a").mkdir()
+    broker = _BrokerAway()
+    w = Watcher(cfg, broker, holder="test-watcher", lease_ttl=30)
+    w.start()
+    try:
+        wait_for(lambda: broker.messages)
+        with session_scope(engine_for(cfg.database_url)) as s:
+            jobs.finish_job(s, broker.messages[0][1][0], "done")
+        # When a picture arrives and the first send of its scan fails (after the job
+        # row was committed, and again for the next attempt)
+        broker.failures = 2
+        write_jpeg(library / "a" / "IMG_1.JPG", 1)
+        # Then the change is not dropped: a later round sends the scan of its folder
+        wait_for(lambda: len(broker.messages) > 1, timeout=30)
+        with session_scope(engine_for(cfg.database_url)) as s:
+            sent = [s.get(Job, args[0]) for _, args in broker.messages[1:]]
+            assert {j.path for j in sent} == {str(library / "a")}
+            # one job for the folder, whatever the number of attempts
+            assert len({j.id for j in sent}) == 1
+    finally:
+        w.stop()
