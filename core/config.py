@@ -8,10 +8,10 @@ settings are printed or logged.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 SECRET_FIELDS = frozenset({"service_token", "database_url", "broker_url", "cache_url"})
 
@@ -242,12 +242,15 @@ def mask_secret(text: str) -> str:
     if not text:
         return text
     if "://" in text:
-        parts = urlsplit(text)
-        if parts.password:
-            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-            return urlunsplit(parts._replace(netloc=netloc))
-        return text
+        # As SQLAlchemy reads a URL: the password runs to the last "@", so it may hold
+        # "/", "?" or "#" (an `openssl rand -base64` one does), which urlsplit would
+        # take for the start of the path and leave the password in plain sight.
+        m = _URL_PASSWORD.match(text)
+        return f"{m['head']}***{m['tail']}" if m and m["password"] else text
     return "***"
+
+
+_URL_PASSWORD = re.compile(r"(?P<head>[^:/]+://[^:/@]*:)(?P<password>.*)(?P<tail>@[^@]*)\Z", re.S)
 
 
 class ConfigError(ValueError):

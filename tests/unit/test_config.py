@@ -68,6 +68,20 @@ def test_secrets_are_masked_and_never_in_repr():
     assert mask_secret("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
 
 
+@pytest.mark.parametrize("password", ["ab/cd+ef==", "p%40ss#w?rd", "a:b", "x/y?z#w", "plain"])
+def test_url_passwords_are_masked_whatever_they_hold(password):
+    from urllib.parse import unquote
+
+    from sqlalchemy.engine import make_url
+
+    # Given a URL whose password holds what base64 or a password manager puts in one
+    url = f"postgresql+psycopg2://twinlens:{password}@db:5432/twinlens"
+    assert make_url(url).password == unquote(password)  # the database reads it so
+    # Then none of it is shown, and the rest of the URL is
+    assert mask_secret(url) == "postgresql+psycopg2://twinlens:***@db:5432/twinlens"
+    assert mask_secret(f"redis://:{password}@redis:6379/1") == "redis://:***@redis:6379/1"
+
+
 def test_every_variable_is_documented_in_the_readme():
     text = README.read_text()
     missing = [name for name in VARIABLES if f"`{name}`" not in text]
