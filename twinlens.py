@@ -132,6 +132,26 @@ def run_scan(
             return report.build(s, root_id, job_id)
     finally:
         worker.stop()
+        if cfg.embedded:
+            _abandon(runtime.engine(), job_id)
+
+
+def _abandon(engine: Any, job_id: str) -> None:
+    """Fail what this process's in-memory broker leaves unfinished (Ctrl-C): no other
+    process can run it, and the next run would otherwise wait an hour for it to go stale."""
+    from core import jobs
+    from core.db import session_scope
+    from core.models import Job
+
+    reason = "interrupted: the process running it stopped"
+    with session_scope(engine) as s:
+        scan = s.get(Job, job_id)
+        if scan is None:
+            return
+        jobs.finish_job(s, job_id, "failed", error=reason)  # only if still active
+        s.refresh(scan)
+        for f in jobs.followers(s, scan):
+            jobs.finish_job(s, f.id, "failed", error=reason)
 
 
 def _wait(
@@ -191,6 +211,12 @@ def _summary_text(rep: dict[str, Any]) -> str:
     for e in job.get("errors") or []:
         if not any(f["path"] == e["path"] for f in errors):
             lines.append(f"  ! {display(e['path'])}: {e['error']}")
+    for p in rep.get("passes", []):
+        if p["state"] != "done":
+            name = "grouping" if p["kind"] == "group" else "dedup"
+            lines.append(f"  ! the {name} pass {p['state']}: {p['error'] or 'no reason given'}")
+    if job["state"] != "done":
+        lines.append(f"  ! the scan {job['state']}: {job.get('error') or 'no reason given'}")
     return "\n".join(lines)
 
 
@@ -204,7 +230,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
         Path(args.json).write_text(json.dumps(rep, indent=1) + "\n")
     if not args.quiet:
         print(_summary_text(rep))
-    return 0 if rep["job"]["state"] == "done" else 1
+    return 0 if scan_ok(rep) else 1
+
+
+def scan_ok(rep: dict[str, Any]) -> bool:
+    """The scan and the grouping and dedup passes it started all finished."""
+    return rep["job"]["state"] == "done" and all(
+        p["state"] == "done" for p in rep.get("passes", [])
+    )
 
 
 # --- long-running processes ---------------------------------------------------------

@@ -304,6 +304,24 @@ def job_view(
     return out
 
 
+def followers(session: Session, scan: Job) -> list[Job]:
+    """The grouping and dedup jobs a finished scan started (its finish queues them)."""
+    if scan.kind != "scan" or scan.finished_at is None:
+        return []
+    return list(
+        session.scalars(
+            select(Job)
+            .where(
+                Job.kind.in_(("group", "dedup")),
+                Job.root_id == scan.root_id,
+                Job.trigger == "scan",
+                Job.created_at >= scan.finished_at,
+            )
+            .order_by(Job.created_at, Job.kind)
+        )
+    )
+
+
 def queued_followers(session: Session, scan: Job) -> list[Job]:
     """The grouping and dedup jobs a finished scan queued that have not started.
 
@@ -311,16 +329,6 @@ def queued_followers(session: Session, scan: Job) -> list[Job]:
     between (or a failed send, retried) leaves them queued with no message. A redelivery
     of the scan's last message sends them again: running a job twice is safe.
     """
-    if scan.kind != "scan" or scan.state != "done" or scan.finished_at is None:
+    if scan.state != "done":
         return []
-    return list(
-        session.scalars(
-            select(Job).where(
-                Job.kind.in_(("group", "dedup")),
-                Job.root_id == scan.root_id,
-                Job.trigger == "scan",
-                Job.state == "queued",
-                Job.created_at >= scan.finished_at,
-            )
-        )
-    )
+    return [f for f in followers(session, scan) if f.state == "queued"]

@@ -67,6 +67,12 @@ def build(session: Session, root_id: int, job_id: str) -> dict[str, Any]:
         "library": base,
         # Every failed file: the report is a file, not an HTTP answer to keep small.
         "job": jobs.job_view(job, jobs.job_errors(session, job_id, limit=None), root=base),
+        # The grouping and dedup passes the scan started: a failed one leaves the groups
+        # and duplicates below out of date, and the CLI says so.
+        "passes": [
+            {"kind": f.kind, "state": f.state, "error": f.error}
+            for f in jobs.followers(session, job)
+        ],
         "files": file_rows,
         "groups": _groups(session, ids, rel),
         "duplicates": _duplicates(session, ids, rel),

@@ -42,17 +42,19 @@ def main(cfg: Settings, path: str | None, serve: bool = True) -> int:
     report = twinlens.run_scan(cfg, str(library), progress=twinlens.Progress())
     print(twinlens._summary_text(report))
     if not serve:
-        return 0
+        return 0 if twinlens.scan_ok(report) else 1
     return _serve_all(cfg)
 
 
 def _serve_all(cfg: Settings) -> int:
     import api
     import gateway
+    from core.models import utcnow
     from workers import runtime
 
     broker = runtime.install_broker(cfg)
     worker = runtime.start_worker(broker, cfg.worker_threads)
+    started = utcnow()
     servers = [
         _serve_thread(
             api.create_app("grouping", {"settings": cfg, "broker": broker}), cfg.host, 8000
@@ -75,4 +77,26 @@ def _serve_all(cfg: Settings) -> int:
         for s in servers:
             s.shutdown()
         worker.stop()
+        _fail_unfinished(started)
     return 0
+
+
+def _fail_unfinished(since: Any) -> None:
+    """Jobs started through this process (the UI's Scan now) that its in-memory broker
+    leaves unfinished: no other process can run them, and the next run would wait an hour
+    for them to go stale."""
+    from sqlalchemy import select
+
+    from core import jobs
+    from core.db import session_scope
+    from core.models import Job
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        ids = s.scalars(
+            select(Job.id).where(Job.state.in_(jobs.ACTIVE_STATES), Job.created_at >= since)
+        ).all()
+        for job_id in ids:
+            jobs.finish_job(
+                s, job_id, "failed", error="interrupted: the process running it stopped"
+            )

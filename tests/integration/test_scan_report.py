@@ -31,3 +31,49 @@ def test_report_lists_every_failed_file_and_the_api_the_first_thousand(
     app = api.create_app("grouping", {"settings": embedded_settings, "broker": RecordingBroker()})
     answer = app.test_client().get(f"/jobs/{job['id']}", headers=AUTH).get_json()
     assert answer["failed"] == BROKEN and len(answer["errors"]) == 1000
+
+
+def test_the_report_names_the_passes_and_a_failed_one_fails_the_cli(
+    embedded_settings: Settings, library: Path
+) -> None:
+    import twinlens
+    from tests.factories import write_jpeg
+
+    # Given a scan that ran to the end, with its grouping and dedup passes
+    write_jpeg(library / "a.jpg", 1)
+    rep = run_scan(embedded_settings, str(library))
+    assert sorted((p["kind"], p["state"]) for p in rep["passes"]) == [
+        ("dedup", "done"),
+        ("group", "done"),
+    ]
+    assert twinlens.scan_ok(rep)
+    # When one of the passes had failed (its retries ran out)
+    dedup = next(p for p in rep["passes"] if p["kind"] == "dedup")
+    dedup.update(state="failed", error="dedup_run failed after 5 retries: OperationalError")
+    # Then the CLI exits non-zero and says which pass and why
+    assert not twinlens.scan_ok(rep)
+    assert "! the dedup pass failed: dedup_run failed after 5 retries" in twinlens._summary_text(
+        rep
+    )
+
+
+def test_an_interrupted_embedded_scan_does_not_hold_up_the_next(
+    embedded_settings: Settings, library: Path
+) -> None:
+    import twinlens
+    from core.db import session_scope
+    from core.models import Job
+    from tests.factories import planned_scan, write_jpeg
+    from workers import runtime
+
+    # Given an embedded scan stopped with Ctrl-C (its in-memory messages are gone)
+    write_jpeg(library / "a.jpg", 1)
+    job_id = planned_scan(embedded_settings, library)
+    twinlens._abandon(runtime.engine(), job_id)
+    # Then it is failed with the reason, not left running for an hour
+    with session_scope(runtime.engine()) as s:
+        job = s.get(Job, job_id)
+        assert job.state == "failed" and "interrupted" in (job.error or "")
+    # And the next scan runs at once to the end
+    rep = run_scan(embedded_settings, str(library))
+    assert rep["job"]["id"] != job_id and rep["job"]["state"] == "done"
