@@ -8,7 +8,6 @@ Missed runs are coalesced into one.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,25 +58,70 @@ def _cron_class() -> Any:
     return OncePerWallClockCron
 
 
+def weekdays(field: str) -> str:
+    """A cron day-of-week field as APScheduler day names.
+
+    Cron numbers weekdays from Sunday = 0 (7 is Sunday too), APScheduler from Monday = 0,
+    and a name-for-number rewrite breaks ranges that wrap in APScheduler's numbering
+    (``0-4`` is Sunday to Thursday: ``sun-thu`` is refused) and steps (``*/2``). So the
+    field is expanded to its days and handed over as a list of names.
+    """
+    if field in ("*", "?"):
+        return "*"
+    days: set[int] = set()
+    for part in field.lower().split(","):
+        spec, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if spec == "*":
+            lo, hi = 0, 6
+        elif "-" in spec:
+            lo, hi = (_weekday(x) for x in spec.split("-", 1))
+        else:
+            lo = _weekday(spec)
+            hi = 6 if step_text else lo
+        if step < 1 or lo > hi:
+            raise ValueError(f"day-of-week {part!r} is not a cron range")
+        days.update(d % 7 for d in range(lo, hi + 1, step))
+    return ",".join(DAYS[d] for d in sorted(days))
+
+
+def _weekday(text: str) -> int:
+    if text.isdigit() and int(text) <= 7:
+        return int(text)
+    if text[:3] in DAYS:
+        return DAYS.index(text[:3])
+    raise ValueError(f"{text!r} is not a day of the week (0-7 or sun..sat)")
+
+
 def trigger(cfg: Settings) -> Any:
     """A cron trigger with standard cron semantics.
 
-    APScheduler numbers weekdays from Monday = 0, cron from Sunday = 0 (and 7), so
-    numeric weekdays are rewritten as names before APScheduler sees them.
+    Weekdays as cron numbers them (``weekdays``). When both the day of the month and the
+    day of the week are restricted, cron runs on either (``0 3 1 * mon``: the 1st and
+    every Monday); APScheduler would need both, so the two are combined with OR.
     """
     fields = cfg.schedule_cron.split()
     if len(fields) != 5:
         raise ValueError(f"TWINLENS_SCHEDULE_CRON needs 5 fields, got {cfg.schedule_cron!r}")
     minute, hour, day, month, dow = fields
-    dow = re.sub(r"\d+", lambda m: DAYS[int(m.group())] if int(m.group()) < 8 else m.group(), dow)
-    return _cron_class()(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=dow,
-        timezone=cfg.timezone or None,
-    )
+    dow = weekdays(dow)
+    cron = _cron_class()
+    tz = cfg.timezone or None
+    if day not in ("*", "?") and dow != "*":
+        from apscheduler.triggers.combining import OrTrigger
+
+        class Either(OrTrigger):  # type: ignore[misc]
+            @property
+            def timezone(self) -> Any:  # as a CronTrigger has (build() reads it)
+                return self.triggers[0].timezone
+
+        return Either(
+            [
+                cron(minute=minute, hour=hour, day=day, month=month, timezone=tz),
+                cron(minute=minute, hour=hour, month=month, day_of_week=dow, timezone=tz),
+            ]
+        )
+    return cron(minute=minute, hour=hour, day=day, month=month, day_of_week=dow, timezone=tz)
 
 
 def scheduled_time(trig: Any, now: datetime) -> datetime:
@@ -145,7 +189,22 @@ def main(cfg: Settings) -> int:
         log.error("no library roots configured (TWINLENS_LIBRARY_ROOTS)")
         return 2
     migrate(cfg.database_url)
-    sched = build(cfg, make_broker(cfg))
+    try:
+        trigger(cfg)
+    except ValueError as exc:
+        log.error("TWINLENS_SCHEDULE_CRON: %s", exc)
+        return 2
+    worker = None
+    if cfg.embedded:
+        # The in-process broker: no other process could take the nightly scan's
+        # messages, so this one runs worker threads (as the watcher does).
+        from workers import runtime
+
+        broker = runtime.install_broker(cfg)
+        worker = runtime.start_worker(broker, cfg.worker_threads)
+    else:
+        broker = make_broker(cfg)
+    sched = build(cfg, broker)
     job = sched.get_job("nightly-scan")
     log.info(
         "nightly scan scheduled by %r; next run %s",
@@ -156,4 +215,7 @@ def main(cfg: Settings) -> int:
         sched.start()
     except (KeyboardInterrupt, SystemExit):
         pass
+    finally:
+        if worker is not None:
+            worker.stop()
     return 0

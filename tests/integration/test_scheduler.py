@@ -149,3 +149,50 @@ def test_dst_start_runs_a_missing_time_once():
     assert (
         len(fired) == 2 and fired[0].startswith("2026-03-29") and fired[1].startswith("2026-03-30")
     )
+
+
+def _fires(cron: str, start: datetime, n: int) -> list[datetime]:
+    trig = scheduler.trigger(load_settings({}, schedule_cron=cron, timezone="UTC"))
+    out, prev, now = [], None, start
+    for _ in range(n):
+        prev = trig.get_next_fire_time(prev, now)
+        out.append(prev)
+        now = prev
+    return out
+
+
+@pytest.mark.parametrize(
+    ("cron", "days"),
+    [
+        ("0 3 * * 0-4", ["Sun", "Mon", "Tue", "Wed", "Thu"]),  # APScheduler: sun-thu refused
+        ("0 3 * * 0-6", ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"]),
+        ("0 3 * * */2", ["Sun", "Tue", "Thu", "Sat"]),  # was '*/tue'
+        ("0 3 * * 5-7", ["Fri", "Sat", "Sun"]),
+        ("0 3 * * 1-5/2", ["Mon", "Wed", "Fri"]),
+        ("0 3 * * sat,sun", ["Sat", "Sun"]),
+    ],
+)
+def test_weekdays_mean_what_they_mean_to_cron(cron, days):
+    start = datetime(2026, 11, 22, 4, 0, tzinfo=ZoneInfo("UTC"))  # a Sunday, after 03:00
+    fired = _fires(cron, start, 14)
+    assert {t.strftime("%a") for t in fired} == set(days)
+    assert all((t.hour, t.minute) == (3, 0) for t in fired)
+
+
+def test_day_of_month_and_weekday_together_mean_either_as_in_cron():
+    # "0 3 1 * mon": the 1st of each month and every Monday (cron's OR), not only
+    # Mondays that fall on the 1st
+    start = datetime(2026, 11, 24, 12, 0, tzinfo=ZoneInfo("UTC"))  # a Tuesday
+    fired = [t.date().isoformat() for t in _fires("0 3 1 * mon", start, 4)]
+    assert fired == ["2026-11-30", "2026-12-01", "2026-12-07", "2026-12-14"]
+
+
+def test_a_bad_schedule_is_refused_with_a_reason(tmp_path, caplog):
+    cfg = load_settings(
+        {},
+        schedule_cron="0 3 * * 9",
+        data_dir=tmp_path / "d",
+        library_roots=(tmp_path,),
+    )
+    assert scheduler.main(cfg) == 2
+    assert "day of the week" in caplog.text
