@@ -58,6 +58,19 @@ def test_nginx_routes_websockets_straight_to_immich():
     assert "IMMICH_UPSTREAM" in block or "immich" in block.lower()
 
 
+def test_the_services_that_call_immich_share_a_network_with_it():
+    # Immich runs from its own compose project; its server is reached by name, so the
+    # gateway (the Immich client) and nginx (which proxies to Immich directly: websockets,
+    # offloaded reads) join Immich's network, and keep their own to reach the rest
+    network = COMPOSE["networks"]["immich"]
+    assert network["external"] is True and "IMMICH_NETWORK" in network["name"]
+    for name in ("gateway", "ui"):
+        assert set(COMPOSE["services"][name]["networks"]) == {"default", "immich"}, name
+    env = COMPOSE["x-twinlens"]["environment"]
+    assert "immich-server" in env["TWINLENS_IMMICH_URL"]
+    assert "immich-server" in COMPOSE["services"]["ui"]["environment"]["IMMICH_UPSTREAM"]
+
+
 def test_docker_compose_config_accepts_the_file():
     exe = shutil.which("docker-compose")
     if exe is None:
