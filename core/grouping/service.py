@@ -353,17 +353,45 @@ def regroup(
     stats = Stats(folders=len(scope.folders))
     done = 0
     for batch in scope.batches():
-        records = Q.records_in_folders(session, batch)
-        results = group_folder(
-            records, policy=policy, overrides=_overrides(session, batch, scope.merges)
-        )
-        stored = Q.stored_groups(session, batch)
-        _write(session, results, {r.id: r for r in records}, stored, stats)
-        stats.files += len(records)
+        _regroup_batch(session, batch, scope.merges, policy, stats)
         done += len(batch)
         if progress is not None and not progress(done, stats.folders):
+            return stats
+    # The merges were read at the start; a long pass commits batch by batch, so a user's
+    # merge or split that landed meanwhile was undone in the batches after it. Regroup
+    # what the merges that changed touch, with the merges as they are now (a few rounds:
+    # corrections keep being clicked while this runs).
+    for _ in range(3):
+        changed = _changed_merge_folders(scope.merges, Q.merge_overrides(session))
+        if not changed:
             break
+        scope = _scope(session, changed)
+        for batch in scope.batches():
+            _regroup_batch(session, batch, scope.merges, policy, stats)
     return stats
+
+
+def _regroup_batch(
+    session: Session, batch: list[str], merges: list[Q.OverrideRow], policy: str, stats: Stats
+) -> None:
+    records = Q.records_in_folders(session, batch)
+    results = group_folder(records, policy=policy, overrides=_overrides(session, batch, merges))
+    stored = Q.stored_groups(session, batch)
+    _write(session, results, {r.id: r for r in records}, stored, stats)
+    stats.files += len(records)
+
+
+def _changed_merge_folders(before: list[Q.OverrideRow], now: list[Q.OverrideRow]) -> set[str]:
+    """Folders of the merges added, removed or edited between two readings."""
+
+    def sig(m: Q.OverrideRow) -> tuple:
+        return (m.id, m.members, m.primary_path)
+
+    old, new = {sig(m): m for m in before}, {sig(m): m for m in now}
+    folders: set[str] = set()
+    for key in old.keys() ^ new.keys():
+        folders |= (old.get(key) or new[key]).folders
+    return folders
 
 
 def run_job(
@@ -470,19 +498,32 @@ def split_group(
             )
         # A split row is read by the folders it names, so a cross-folder group gets
         # one per folder; rules only use pairs whose files they see.
+    # The merges that made the group lose the files taken out. What stays of them stays
+    # one group: a group made by two merges sharing a file ([A, B] then [B, C]) is held
+    # together by B, so taking B out must not leave A and C each in a merge of one.
+    rest: list[str] = []
+    primaries: list[str] = []
     for m in Q.merge_overrides(session):
         if not set(m.members) & out:
             continue
-        keep = [p for p in m.members if p not in out] if paths else []
+        rest += [p for p in m.members if p not in out]
+        if m.primary_path and m.primary_path not in out:
+            primaries.append(m.primary_path)
         row = session.get(GroupOverride, m.id)
         assert row is not None
-        if len(keep) < 2:
-            session.delete(row)
-        else:
-            row.members = _dumps(keep)
-            if row.primary_path in out:
-                row.primary_path = None
+        session.delete(row)
         folders |= m.folders
+    rest = list(dict.fromkeys(rest))
+    if paths and len(rest) >= 2:
+        session.add(
+            GroupOverride(
+                action="merge",
+                dir_key=dir_key(rest[0]),
+                members=_dumps(rest),
+                primary_path=primaries[-1] if primaries else None,
+                created_at=now,
+            )
+        )
     session.flush()
     return regroup(session, folders, policy=settings.primary_policy)
 
@@ -503,6 +544,23 @@ def merge_files(
     for p in wanted:
         _present_file(session, p)
     anchor = primary or wanted[0]
+    if primary is not None:
+        # The latest choice of primary wins: merges this one joins (sharing a file, or
+        # through another merge) give theirs up, or the rules would pick among them.
+        linked = set(wanted)
+        rows = Q.merge_overrides(session)
+        grew = True
+        while grew:
+            grew = False
+            for m in rows:
+                if set(m.members) & linked and not set(m.members) <= linked:
+                    linked |= set(m.members)
+                    grew = True
+        for m in rows:
+            if m.primary_path and set(m.members) & linked:
+                row = session.get(GroupOverride, m.id)
+                assert row is not None
+                row.primary_path = None
     session.add(
         GroupOverride(
             action="merge",

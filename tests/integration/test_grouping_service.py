@@ -180,6 +180,61 @@ def test_split_and_merge_survive_regrouping(db_session, root):
     )
 
 
+def test_taking_the_linking_file_out_of_a_group_of_two_merges_keeps_the_rest(db_session, root):
+    s, cfg = db_session, load_settings({})
+    for p in ("/lib/x/a.jpg", "/lib/x/b.jpg", "/lib/y/c.jpg"):
+        add(s, root, p)
+    service.regroup(s, None)
+    # Given a manual group made by two merges that share a file: [a, b], then [b, c]
+    service.merge_files(s, ["/lib/x/a.jpg", "/lib/x/b.jpg"], None, cfg)
+    gid, _ = service.merge_files(s, ["/lib/x/b.jpg", "/lib/y/c.jpg"], None, cfg)
+    assert frozenset({"/lib/x/a.jpg", "/lib/x/b.jpg", "/lib/y/c.jpg"}) in groups(s)
+    # When only b is taken out
+    service.split_group(s, gid, ["/lib/x/b.jpg"], cfg)
+    # Then a and c stay one group (before: both merges shrank to one file and went)
+    assert set(groups(s)) == {frozenset({"/lib/x/a.jpg", "/lib/y/c.jpg"})}
+    service.regroup(s, None)  # and a later pass agrees
+    assert set(groups(s)) == {frozenset({"/lib/x/a.jpg", "/lib/y/c.jpg"})}
+
+
+def test_merging_again_with_another_primary_changes_the_primary(db_session, root):
+    s, cfg = db_session, load_settings({})
+    for p in ("/lib/x/a.jpg", "/lib/x/b.jpg", "/lib/x/c.jpg"):
+        add(s, root, p)
+    service.regroup(s, None)
+    # Given a manual group whose primary is a
+    service.merge_files(s, ["/lib/x/a.jpg", "/lib/x/b.jpg"], "/lib/x/a.jpg", cfg)
+    # When the same files are merged again (with one more) choosing b
+    gid, _ = service.merge_files(s, ["/lib/x/b.jpg", "/lib/x/c.jpg"], "/lib/x/b.jpg", cfg)
+    # Then b is the primary, now and after a later pass
+    everything = frozenset({"/lib/x/a.jpg", "/lib/x/b.jpg", "/lib/x/c.jpg"})
+    assert groups(s)[everything] == (gid, "manual", "/lib/x/b.jpg")
+    service.regroup(s, None)
+    assert groups(s)[everything][1:] == ("manual", "/lib/x/b.jpg")
+
+
+def test_a_merge_made_while_a_pass_runs_is_not_undone_by_it(db_session, root, monkeypatch):
+    s, cfg = db_session, load_settings({})
+    # Given a library of two folders that a pass takes in two batches
+    for p in ("/lib/a/one.jpg", "/lib/b/two.jpg", "/lib/b/three.jpg"):
+        add(s, root, p)
+    monkeypatch.setattr(service, "BATCH_FOLDERS", 1)
+    monkeypatch.setattr(service._Scope.batches, "__defaults__", (1,))
+    service.regroup(s, None)
+    merged = frozenset({"/lib/b/two.jpg", "/lib/b/three.jpg"})
+
+    # When a user merges two files of the second folder after the pass read the merges
+    # (it does at its start) and before it reached that folder
+    def progress(done: int, total: int) -> bool:
+        if done == 1:
+            service.merge_files(s, sorted(merged), None, cfg)
+        return True
+
+    service.regroup(s, None, progress=progress)
+    # Then the pass ends with the user's group in place
+    assert merged in groups(s)
+
+
 def test_corrections_refuse_bad_input(db_session, root):
     cfg = load_settings({})
     add(db_session, root, "/lib/a/IMG_1.CR2")
