@@ -31,6 +31,7 @@ from werkzeug.wrappers import Request
 from core.hosts import host_name, is_local_host
 from gateway.cache import cache, digest
 from gateway.errors import immich_refusal, json_error
+from gateway.upstream import client_header
 
 LOCAL_USER = {"id": "local", "email": "", "name": "local", "isAdmin": True}
 
@@ -80,9 +81,14 @@ class EnvironView:
     __slots__ = ("headers", "args", "cookies")
 
     def __init__(self, environ: dict[str, Any]) -> None:
-        self.headers = {name: environ[key] for name, key in _ENVIRON if key in environ}
+        self.headers = {
+            name: value
+            for name, key in _ENVIRON
+            if (value := client_header(environ, key)) is not None
+        }
         qs = environ.get("QUERY_STRING", "")
-        if qs and any(p + "=" in qs for p in _PARAMS):
+        # "%" too: Immich decodes parameter names (``ke%79=`` is ``key=``), so must this.
+        if qs and ("%" in qs or any(p + "=" in qs for p in _PARAMS)):
             self.args: Any = Request(environ).args
         else:
             self.args = {}

@@ -67,7 +67,10 @@ _REWRITTEN = frozenset({"location", "content-location"})
 _NO_BODY_STATUS = frozenset({204, 304})
 _RELAY_SKIP = HOP_BY_HOP | frozenset(_REGENERATED)
 # Enriched answers are rebuilt, so Immich must send the whole body, never a 304.
-_CONDITIONAL = ("if-none-match", "if-modified-since")
+# Asked of Immich for an answer the gateway re-encodes: no conditional request (the
+# answer must have a body to enrich) and no compression it cannot undo (a proxy in front
+# of Immich may answer br or zstd; only gzip and deflate are decoded here).
+_CONDITIONAL = ("if-none-match", "if-modified-since", "accept-encoding")
 # Immich's asset ids; /api/assets/statistics, /random, ... are not assets and pass through.
 _ASSETS = "/api/assets/"
 # RFC 3986 pchar and "/": what a path may hold unencoded (quote() keeps A-Z a-z 0-9 -._~).
@@ -403,7 +406,12 @@ class FastPath:
         if not _enrichable(resp):
             return self.relay(environ, start_response, resp)
         with app.app_context():
-            headers, body = enriched_answer(resp, path, _asset_transform, auth.EnvironView(environ))
+            try:
+                headers, body = enriched_answer(
+                    resp, path, _asset_transform, auth.EnvironView(environ)
+                )
+            except UpstreamFailed as exc:
+                return json_error(exc.status, exc.message)(environ, start_response)
         headers.append(("Content-Length", str(len(body))))
         start_response(_status_line(200), headers)
         return [body]
@@ -483,6 +491,8 @@ def enriched_answer(
     """
     try:
         raw = resp.read_decoded()  # decoded, as the answer will be re-sent
+    except UpstreamError as exc:  # Immich stalled or closed mid-body: 502/504, not 500
+        raise UpstreamFailed(exc) from None
     finally:
         resp.close()
     headers = response_headers(resp.headers, drop=_REGENERATED + _ENRICHED_DROP)
@@ -517,7 +527,10 @@ def _enriched(path: str, transform) -> Response:
         return resp
     if not _enrichable(resp):
         return _streamed(resp)
-    headers, body = enriched_answer(resp, path, transform)
+    try:
+        headers, body = enriched_answer(resp, path, transform)
+    except UpstreamFailed as exc:
+        return json_error(exc.status, exc.message)
     out = Response(body, status=200)
     out.headers.clear()
     for key, value in headers:

@@ -58,7 +58,22 @@ CREDENTIAL_HEADERS = (
 CREDENTIAL_QUERY = ("key", "slug", "sessionKey", "apiKey")
 # Request headers meant for the gateway itself (set by the nginx in front), never Immich's.
 OFFLOAD_HEADER = "X-Twinlens-Offload"
-GATEWAY_ONLY = frozenset({OFFLOAD_HEADER.lower()})
+# "proxy": no client has a reason to send it, and CGI-style servers turn it into the
+# HTTP_PROXY variable (httpoxy); it is never passed on.
+GATEWAY_ONLY = frozenset({OFFLOAD_HEADER.lower(), "proxy"})
+
+# granian hands each request dict(os.environ) with the request's own keys on top, so the
+# process's HTTP_* variables (HTTP_PROXY from Docker's proxy settings, with its password)
+# would read as client headers. A value equal to the process's is not the client's.
+PROCESS_HTTP = {k: v for k, v in os.environ.items() if k.startswith("HTTP_")}
+
+
+def client_header(environ: dict[str, Any], key: str) -> Any:
+    """``environ[key]`` (an HTTP_* key) if the client sent it, else None."""
+    value = environ.get(key)
+    if value is not None and PROCESS_HTTP.get(key) == value:
+        return None
+    return value
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
@@ -241,6 +256,7 @@ class Pool:
         """Head, then the body as read from the client (framed when chunked)."""
         sock = conn.sock
         data, last = head, body is None
+        sent = 0
         while True:
             try:
                 sock.sendall(data)
@@ -258,9 +274,15 @@ class Pool:
                 raise UpstreamError(f"client body: {type(exc).__name__}") from None
             if not block:
                 if not chunked:
+                    declared = getattr(body, "len", None)
+                    if declared is not None and sent < declared:
+                        # The client went away mid-upload: Immich would wait for the rest
+                        # (and this thread with it); the connection is not reused.
+                        raise UpstreamError(f"client body ended at {sent} of {declared} bytes")
                     return
                 data, last = b"0\r\n\r\n", True
             else:
+                sent += len(block)
                 data = b"%x\r\n%b\r\n" % (len(block), block) if chunked else block
 
 
@@ -822,9 +844,12 @@ def environ_headers(environ: dict[str, Any], drop: tuple[str, ...] = ()) -> dict
         skip = skip | _tokens(connection)
     out = {}
     names = _ENVIRON_NAMES
+    process = PROCESS_HTTP
     for key, value in environ.items():
         name, lower = names.get(key) or _environ_name(key)
         if name and lower not in skip and (value or key[:5] == "HTTP_"):
+            if process and process.get(key) == value:
+                continue  # the gateway's own environment (granian), not the client's
             out[name] = value
     return out
 

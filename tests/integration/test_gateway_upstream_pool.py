@@ -150,3 +150,73 @@ def test_the_read_timeout_can_change_between_requests(one_shot_upstream):
         resp = pool.request("GET", "/api/server/ping", {}, read_timeout=timeout)
         assert resp.status == 200 and resp.read() == b'{"ok":true}'
     pool.close()
+
+
+def test_a_client_body_shorter_than_declared_fails_at_once(stalling_upstream):
+    """A client that declared 1,000 bytes and went away after 10: Immich would wait for
+    the rest, and the gateway's thread with it until the read timeout."""
+    import io
+
+    from gateway.upstream import StreamBody
+
+    pool = Pool(stalling_upstream)
+    t0 = time.monotonic()
+    with pytest.raises(UpstreamError) as short:
+        pool.request(
+            "POST",
+            "/head",
+            {"Content-Length": "1000"},
+            StreamBody(io.BytesIO(b"0123456789"), 1000),
+            read_timeout=30,
+        )
+    assert "10 of 1000" in str(short.value) and not short.value.timeout
+    assert time.monotonic() - t0 < 5 and not pool._idle
+    pool.close()
+
+
+@pytest.fixture
+def header_recorder():
+    """Answers every request 200 JSON, and keeps each request's head."""
+    heads: list[bytes] = []
+
+    def handle(conn):
+        with conn:
+            while (got := read_head(conn)) is not None:
+                heads.append(got[0])
+                body = b'{"id":"x","originalPath":"/nowhere/a.jpg"}'
+                conn.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+                )
+
+    srv = RawServer(handle)
+    yield srv.url, heads
+    srv.close()
+
+
+def test_what_the_gateway_asks_immich_for(header_recorder, tmp_path, monkeypatch):
+    from gateway import upstream
+
+    url, heads = header_recorder
+    # Given a gateway process whose environment holds an HTTP_ variable (Docker's proxy
+    # settings), which granian hands to every request's environ
+    monkeypatch.setattr(upstream, "PROCESS_HTTP", {"HTTP_PROXY": "http://u:secret@corp:3128"})
+    gw = _gateway(url, tmp_path)
+    try:
+        environ_like = {"HTTP_PROXY": "http://u:secret@corp:3128", "HTTP_ACCEPT": "*/*"}
+        assert upstream.environ_headers(environ_like) == {"Accept": "*/*"}
+        for path in ("/api/server/ping", "/api/assets/7f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"):
+            requests.get(
+                gw.url + path,
+                headers={"Accept-Encoding": "gzip, br, zstd", "Proxy": "http://evil:1"},
+            )
+    finally:
+        gw.stop()
+    plain = next(h for h in heads if h.startswith(b"GET /api/server/ping")).lower()
+    enriched = next(h for h in heads if h.startswith(b"GET /api/assets/")).lower()
+    # Then no client "Proxy" header (httpoxy) reaches Immich, nor the process's variables
+    assert b"\r\nproxy:" not in plain and b"secret" not in plain + enriched
+    # And an answer the gateway re-encodes is asked for uncompressed (br or zstd from a
+    # proxy in front of Immich could not be decoded), while a plain one keeps the client's
+    assert b"accept-encoding: gzip, br, zstd" in plain
+    assert b"br" not in enriched and b"zstd" not in enriched
