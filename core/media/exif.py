@@ -441,15 +441,20 @@ def facts_from_ciff(fp: BinaryIO, file_size: int) -> ExifFacts:
         if header[:2] != b"II" or header[6:14] != b"HEAPCCDR":
             return facts
         start = struct.unpack_from("<I", header, 2)[0]
-        _ciff_heap(fp, start, file_size, facts, depth=0)
+        _ciff_heap(fp, start, file_size, facts, depth=0, seen=set())
     except Exception:
         pass
     return facts
 
 
-def _ciff_heap(fp: BinaryIO, start: int, end: int, facts: ExifFacts, depth: int) -> None:
-    if depth > 4 or end - start < 4:
+def _ciff_heap(
+    fp: BinaryIO, start: int, end: int, facts: ExifFacts, depth: int, seen: set[tuple[int, int]]
+) -> None:
+    # Each heap is read once: a crafted file whose sub-heaps point back at their own
+    # heap would otherwise be walked 256^5 times (days), and the scan never finish.
+    if depth > 4 or end - start < 4 or (start, end) in seen or len(seen) >= 256:
         return
+    seen.add((start, end))
     table = start + struct.unpack("<I", _read(fp, end - 4, 4))[0]
     count = struct.unpack("<H", _read(fp, table, 2))[0]
     entries = _read(fp, table + 2, 10 * min(count, 256))
@@ -457,7 +462,7 @@ def _ciff_heap(fp: BinaryIO, start: int, end: int, facts: ExifFacts, depth: int)
         tag, size, offset = struct.unpack_from("<HII", entries, 10 * i)
         location, kind = tag & 0xC000, tag & 0x3800
         if location == 0 and kind in (0x2800, 0x3000):
-            _ciff_heap(fp, start + offset, start + offset + size, facts, depth + 1)
+            _ciff_heap(fp, start + offset, start + offset + size, facts, depth + 1, seen)
             continue
         tag_id = tag & 0x3FFF
         if location != 0 or size > 4096:

@@ -392,3 +392,28 @@ def test_file_growing_while_it_is_hashed_keeps_no_hash(
     assert facts.error is not None and facts.error.startswith(
         "file changed while it was being read"
     )
+
+
+@pytest.mark.timeout(30)  # the old code hangs here: fail, do not hold up the suite
+def test_a_crw_whose_heaps_point_back_at_themselves_is_read_at_once(tmp_path):
+    import struct
+    import time
+
+    from core.media.exif import facts_from_ciff
+
+    # Given a crafted Canon CRW: one heap of 256 sub-heap entries, each the heap itself
+    n = 256
+    heap_start, heap_size = 26, 2 + 10 * n + 4
+    table = struct.pack("<H", n) + b"".join(
+        struct.pack("<HII", 0x280A, heap_size, 0) for _ in range(n)
+    )
+    heap = table + struct.pack("<I", 0)  # the table sits at the heap's start
+    data = b"II" + struct.pack("<I", heap_start) + b"HEAPCCDR" + b"\x00" * 12 + heap
+    path = tmp_path / "loop.crw"
+    path.write_bytes(data)
+    # When its metadata is read, then it answers at once (before: 256^5 heap walks)
+    t0 = time.monotonic()
+    with open(path, "rb") as fh:
+        facts = facts_from_ciff(fh, len(data))
+    assert time.monotonic() - t0 < 2
+    assert facts.taken_at is None
