@@ -38,6 +38,20 @@ def collapse_hard_links(files: Iterable[FileRecord]) -> list[FileRecord]:
     return list(best.values())
 
 
+def hard_link_aliases(files: Iterable[FileRecord]) -> dict[int, tuple[int, ...]]:
+    """For each file kept by ``collapse_hard_links`` that stood for others: the ids of
+    every record of its (device, inode), itself included."""
+    by_inode: dict[object, list[FileRecord]] = {}
+    for f in files:
+        by_inode.setdefault(_inode_key(f), []).append(f)
+    out: dict[int, tuple[int, ...]] = {}
+    for same in by_inode.values():
+        if len(same) > 1:
+            kept = min(same, key=lambda r: (r.path, r.id))
+            out[kept.id] = tuple(r.id for r in same)
+    return out
+
+
 def _bucket(files: Iterable[FileRecord], key) -> list[list[FileRecord]]:
     buckets: dict[object, list[FileRecord]] = {}
     for f in collapse_hard_links(x for x in files if x.size > 0):

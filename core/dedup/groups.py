@@ -23,7 +23,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-from core.dedup.exact import collapse_hard_links, exact_groups, exact_index
+from core.dedup.exact import collapse_hard_links, exact_groups, exact_index, hard_link_aliases
 from core.dedup.keeper import DEFAULT_FORMAT_PREFERENCE, choose_keeper
 from core.dedup.perceptual import (
     COLOUR_TOLERANCE,
@@ -90,6 +90,8 @@ def find_duplicates(
 ) -> list[DupGroup]:
     """Exact groups (sorted by key) then perceptual groups (sorted by first path).
     ``colour_of`` (file id -> colour signature) enables the colour check."""
+    files = list(files)
+    aliases = hard_link_aliases(files)
     files = collapse_hard_links(files)
     folders = [os.fspath(p) for p in preferred_folders]
     out: list[DupGroup] = []
@@ -102,7 +104,9 @@ def find_duplicates(
             DupGroup(EXACT, sha, members, 1.0, keeper, rule, frozenset(path_key(f.path) for f in g))
         )
     ex_of: Mapping[int, str] = exact_index(exact)
-    for c in perceptual_clusters(files, threshold, same_group, ex_of, colour_of, colour_tolerance):
+    for c in perceptual_clusters(
+        files, threshold, same_group, ex_of, colour_of, colour_tolerance, aliases
+    ):
         keeper, rule = choose_keeper(c.members, format_preference, folders)
         k = [m.id for m in c.members].index(keeper)
         members = tuple(

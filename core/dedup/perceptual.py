@@ -52,7 +52,7 @@ from datetime import timedelta
 
 import numpy as np
 
-from core.dedup.exact import collapse_hard_links, exact_groups, exact_index
+from core.dedup.exact import collapse_hard_links, exact_groups, exact_index, hard_link_aliases
 from core.grouping.rules import cameras_differ
 from core.records import FileRecord
 
@@ -154,6 +154,7 @@ def perceptual_clusters(
     exact_of: Mapping[int, str] | None = None,
     colour_of: Mapping[int, str] | None = None,
     colour_tolerance: float = COLOUR_TOLERANCE,
+    aliases: Mapping[int, tuple[int, ...]] | None = None,
 ) -> list[Cluster]:
     """Clusters of two or more files whose pHashes are pairwise within ``threshold``.
 
@@ -161,7 +162,13 @@ def perceptual_clusters(
     group id; pairs in one group are never linked. ``exact_of``: file_id -> exact group
     id; default derived from the files' sha256. Returned sorted by first member path.
     """
-    pool = collapse_hard_links(f for f in files if f.phash and informative(f.phash))
+    usable = [f for f in files if f.phash and informative(f.phash)]
+    # A hard link is one file under several names; the one kept stands for all of them,
+    # also when the versions rule asks whether it belongs to a file group (an album
+    # folder holding a hard link to a JPEG paired with its RAW elsewhere).
+    if aliases is None:
+        aliases = hard_link_aliases(usable)
+    pool = collapse_hard_links(usable)
     if exact_of is None:
         exact_of = exact_index(exact_groups(pool))
     in_group = _same_group_fn(same_group)
@@ -196,7 +203,9 @@ def perceptual_clusters(
     def versions(a: int, b: int) -> bool:
         ma = rep_members.get(reps[a].id, [reps[a]])
         mb = rep_members.get(reps[b].id, [reps[b]])
-        return any(in_group(x.id, y.id) for x in ma for y in mb)
+        ids_a = [i for x in ma for i in aliases.get(x.id, (x.id,))]
+        ids_b = [i for y in mb for i in aliases.get(y.id, (y.id,))]
+        return any(in_group(i, j) for i in ids_a for j in ids_b)
 
     colours = colour_of or {}
 

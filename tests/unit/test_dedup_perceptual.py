@@ -137,6 +137,23 @@ def test_hard_links_are_one_file():
     assert perceptual_clusters(files, threshold=8) == []
 
 
+def test_a_hard_link_of_a_group_member_is_not_paired_with_the_other_version():
+    from core.dedup.groups import find_duplicates
+
+    # RAW+JPEG pair in one file group; an album folder holds a hard link to the JPEG
+    # (same inode) whose path sorts first, so it is the record kept for that inode
+    files = [
+        rec(1, "/lib/Camera/IMG_1.CR3", flip(1), size=30_000),
+        rec(2, "/lib/Camera/IMG_1.JPG", A, dev=1, ino=7),
+        rec(3, "/lib/Albums/Wedding/IMG_1.JPG", A, dev=1, ino=7),
+    ]
+    same = {1: 10, 2: 10}
+    # Then the RAW and its JPEG are still versions, not duplicates (before: one group,
+    # and with the album as a preferred folder the RAW was the copy to trash)
+    assert perceptual_clusters(files, threshold=8, same_group=same) == []
+    assert find_duplicates(files, same_group=same, preferred_folders=["/lib/Albums"]) == []
+
+
 @pytest.mark.parametrize("phash", ["0000000000000000", "8000000000000000", "ffffffffffffffff"])
 def test_flat_image_hashes_are_skipped(phash):
     assert not informative(phash)
