@@ -162,8 +162,10 @@ def open_image(
     except Exception as exc:
         raise _format_error(fmt, exc, max_pixels) from None
     orientation = facts.orientation or 1
-    if img.format in ("HEIF", "AVIF"):
-        # libheif already applied the container's rotation/mirroring.
+    if type(img).__module__.startswith("pillow_heif"):
+        # libheif already applied the container's rotation/mirroring. Pillow's own AVIF
+        # reader (Pillow 11.3+, used when it has AVIF) does not: it states them as the
+        # EXIF orientation, to be applied like a JPEG's.
         orientation = 1
     return Decoded(_to_hashable(img), orientation, width, height, facts, source)
 

@@ -247,9 +247,7 @@ def _inspect_image(data: bytes, fmt: str | None, facts: FileFacts, max_pixels: i
     facts.colour = colour_signature(decoded.image, decoded.orientation)
     facts.width, facts.height = decoded.width, decoded.height
     facts._take(decoded.facts)
-    facts.orientation = decoded.facts.orientation or 1
-    if fmt in ("heic", "avif"):
-        facts.orientation = 1  # libheif returns the picture already turned
+    facts.orientation = decoded.orientation  # what is still to apply (libheif: nothing)
 
 
 def _raw_metadata(

@@ -417,3 +417,30 @@ def test_a_crw_whose_heaps_point_back_at_themselves_is_read_at_once(tmp_path):
         facts = facts_from_ciff(fh, len(data))
     assert time.monotonic() - t0 < 2
     assert facts.taken_at is None
+
+
+def test_a_rotated_avif_hashes_like_the_same_rotated_jpeg(tmp_path):
+    from PIL import Image, features
+
+    from core.media.phash import hamming
+
+    if not features.check("avif"):
+        pytest.skip("this Pillow has no AVIF codec (pillow-heif reads AVIF then, upright)")
+    # Given one picture stored sideways with "rotate 90 CW to view" (orientation 6), as a
+    # JPEG and as an AVIF (Pillow writes the AVIF's rotation box from it)
+    upright = Image.new("RGB", (300, 200), (240, 240, 240))
+    upright.paste((200, 30, 30), (0, 0, 150, 100))
+    upright.paste((30, 30, 200), (150, 100, 300, 200))
+    stored = upright.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored.save(tmp_path / "r.jpg", quality=95, exif=exif)
+    stored.save(tmp_path / "r.avif", quality=90, exif=exif)
+    upright.save(tmp_path / "u.jpg", quality=95)
+    u, j, a = (
+        inspect_file(str(tmp_path / n), full_hash=False) for n in ("u.jpg", "r.jpg", "r.avif")
+    )
+    # Then both hash like the upright picture, and the AVIF's orientation is kept
+    assert hamming(j.phash, u.phash) <= 4
+    assert hamming(a.phash, u.phash) <= 6, (a.phash, u.phash)
+    assert (a.width, a.height, a.orientation) == (j.width, j.height, j.orientation)
