@@ -233,8 +233,9 @@ def _alnum(s: str | None) -> str:
 def cameras_differ(a: FileRecord, b: FileRecord) -> bool:
     """True only when both files name a camera and the names disagree.
 
-    Models are compared loosely (one may carry the make: 'EOS R6' vs 'Canon EOS R6')
-    because RAW and JPEG metadata often come from different readers.
+    Models are compared loosely (one may carry the make in front: 'EOS R6' vs 'Canon EOS
+    R6') because RAW and JPEG metadata often come from different readers; a model that
+    only starts like another ('NIKON D70' vs 'NIKON D70s') is another camera.
     """
     return _differ(_serial(a), _alnum(a.model), _serial(b), _alnum(b.model))
 
@@ -246,7 +247,9 @@ def _serial(r: FileRecord) -> str:
 def _differ(sa: str, ma: str, sb: str, mb: str) -> bool:
     if sa and sb and sa != sb:
         return True
-    return bool(ma and mb and ma not in mb and mb not in ma)
+    # One may carry the make in front ('canoneosr6' / 'eosr6'); any other difference is
+    # another body: 'nikond70' / 'nikond70s', 'canoneosr' / 'canoneosr5'.
+    return bool(ma and mb and not ma.endswith(mb) and not mb.endswith(ma))
 
 
 def _time_rank(d: float | None) -> tuple[int, float]:

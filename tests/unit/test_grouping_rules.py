@@ -1131,3 +1131,24 @@ def test_naming_conventions(files: list[FileRecord], expected: set) -> None:
     groups = group_folder(files)
     check_invariants(groups)
     assert shape(groups) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "differ"),
+    [
+        ("Canon EOS R6", "EOS R6", False),  # the make in front: one camera
+        ("NIKON D70", "D70", False),
+        ("NIKON D70", "NIKON D70s", True),  # two bodies in the sample library
+        ("Canon EOS R", "Canon EOS R5", True),
+        ("iPhone 12", "iPhone 12 Pro", True),
+        ("Canon EOS R6", "Canon EOS R6 Mark II", True),
+        ("Canon EOS R6", None, False),  # unknown: no objection
+    ],
+)
+def test_camera_models_that_only_start_alike_are_different_cameras(a, b, differ):
+    from core.grouping.rules import cameras_differ
+
+    def camera(model):
+        return FileRecord(id=1, path="/x/a.jpg", kind="image", size=1, model=model)
+
+    assert cameras_differ(camera(a), camera(b)) is differ
