@@ -244,7 +244,10 @@ def raw_decode(
     if not allow_half_size:
         return RawDecoded(None, width, height, orientation, facts, problem)
     try:
-        check_pixels(width // 2, height // 2, max_pixels)
+        # A linear (already demosaiced) RAW, e.g. ProRAW DNG, ignores half_size: it is
+        # decoded at full size, so it is checked at full size.
+        linear = getattr(raw, "raw_type", None) == rawpy.RawType.Stack
+        check_pixels(*((width, height) if linear else (width // 2, height // 2)), max_pixels)
         rgb = raw.postprocess(half_size=True, use_camera_wb=True, output_bps=8)
     except BombError:
         raise

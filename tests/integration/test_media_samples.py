@@ -221,3 +221,17 @@ def test_raw_thumbnail(samples: Path) -> None:
 
     thumb = Image.open(io.BytesIO(render_thumbnail(str(samples / "imagemeta" / "CRW.CRW"))))
     assert thumb.format == "JPEG" and max(thumb.size) == 320
+
+
+def test_a_linear_dng_is_held_to_the_pixel_limit_at_the_size_it_decodes() -> None:
+    from core.media.decode import BombError, raw_decode, raw_open
+    from tests.samples import require_samples
+
+    # A linear DNG (RawType.Stack, as iPhone ProRAW) without a usable preview: LibRaw
+    # ignores half_size for it and decodes all 4032 x 3024 pixels
+    data = (require_samples() / "exiv2" / "IMG_1361.dng").read_bytes()
+    quarter = 4032 * 3024 // 4 + 10  # what a half-size decode would be under
+    with pytest.raises(BombError):
+        raw_decode(raw_open(data), max_pixels=quarter)
+    got = raw_decode(raw_open(data), max_pixels=4032 * 3024 + 10)
+    assert got.decoded is not None and got.decoded.source == "half-size"
