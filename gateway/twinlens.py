@@ -318,11 +318,17 @@ def _immich_refusal(resp: requests.Response) -> tuple[int, Any]:
         return resp.status_code, {"message": resp.text[:200]}
 
 
-def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[int, dict[str, Any]]:
+def _resolve_one(
+    dup_id: str, keep: Any, action: str, dry_run: bool, expect_trash: Any = None
+) -> tuple[int, dict[str, Any]]:
     if not isinstance(dup_id, str) or not dup_id:
         raise resolve.PlanError(400, "id must be a non-empty string")
     if not isinstance(keep, list) or not all(isinstance(k, str) for k in keep):
         raise resolve.PlanError(400, "keep must be a list of member paths or asset ids")
+    if expect_trash is not None and (
+        not isinstance(expect_trash, list) or not all(isinstance(p, str) for p in expect_trash)
+    ):
+        raise resolve.PlanError(400, "expectTrash must be a list of member paths")
     quoted = _segment(dup_id)
     status, dup = call("dedup", "GET", f"/duplicates/{quoted}")
     if status != 200:
@@ -335,6 +341,16 @@ def _resolve_one(dup_id: str, keep: Any, action: str, dry_run: bool) -> tuple[in
         return exc.status, exc.body
     result = resolve.plan(dup, keep, action, ids)
     result["dryRun"] = dry_run
+    if expect_trash is not None and sorted(t["path"] for t in result["trash"]) != sorted(
+        expect_trash
+    ):
+        # The group changed since the dry run the user confirmed (a scan added a copy):
+        # nothing is trashed that was not shown.
+        return 409, {
+            **result,
+            "message": "this group changed since its dry run: look at it again",
+            "statusCode": 409,
+        }
     if dry_run:
         return 200, result
     if action == "trash" and local and result["notInImmich"]:
@@ -398,9 +414,13 @@ def _dry_run(body: dict[str, Any]) -> bool:
 def resolve_duplicate(dup_id: str) -> Response:
     body = json_body()
     # A misspelt "dryRun" must not turn a dry run into a real one.
-    _unknown_fields(body, {"keep", "action", "dryRun"})
+    _unknown_fields(body, {"keep", "action", "dryRun", "expectTrash"})
     status, result = _resolve_one(
-        dup_id, body.get("keep", []), body.get("action", "trash"), _dry_run(body)
+        dup_id,
+        body.get("keep", []),
+        body.get("action", "trash"),
+        _dry_run(body),
+        body.get("expectTrash"),
     )
     resp = jsonify(result)
     resp.status_code = status
@@ -424,13 +444,17 @@ def resolve_bulk() -> Response:
             results.append({"status": 400, "message": "each group must be an object"})
             continue
         try:
-            _unknown_fields(item, {"id", "keep", "action"})
+            _unknown_fields(item, {"id", "keep", "action", "expectTrash"})
         except BadRequest as exc:  # this group only: the others still go ahead
             results.append({"id": item.get("id"), "status": exc.status, "message": exc.message})
             continue
         try:
             status, result = _resolve_one(
-                item.get("id"), item.get("keep", []), item.get("action", "trash"), dry_run
+                item.get("id"),
+                item.get("keep", []),
+                item.get("action", "trash"),
+                dry_run,
+                item.get("expectTrash"),
             )
         except (resolve.PlanError, ServiceError) as exc:
             status, result = exc.status, {"message": exc.message}

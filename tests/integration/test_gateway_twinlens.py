@@ -280,6 +280,40 @@ def test_nothing_is_trashed_when_the_decision_cannot_be_recorded(
     assert not immich.state.assets[world["d"]["id"]]["isTrashed"]
 
 
+def test_a_group_that_changed_since_its_dry_run_is_not_resolved(
+    gateway, immich, alice, world, dedup_state, library
+):
+    # Given a dry run the user looked at
+    dup = world["dup2"]["id"]
+    url = f"{gateway.url}/api/twinlens/duplicates/{dup}/resolve"
+    keep = {"keep": [world["c"]["id"]]}
+    shown = requests.post(url, json={**keep, "dryRun": True}, headers=alice.bearer).json()
+    expect = [t["path"] for t in shown["trash"]]
+    assert expect
+    # When a scan adds a copy to the group before the user confirms
+    new_copy = str(library / "late" / "copy.jpg")
+    dedup_state.add_file(new_copy)
+    dedup_state.duplicates[dup]["members"].append(
+        {**dedup_state.duplicates[dup]["members"][-1], "path": new_copy, "sha1": None}
+    )
+    immich.state.add_asset(
+        alice.user["id"], "/mnt/photos/late/copy.jpg", content=b"late", library_id=LIBRARY_ID
+    )
+    # Then the confirmation with what was shown is refused, and nothing moves
+    r = requests.post(url, json={**keep, "expectTrash": expect}, headers=alice.bearer)
+    assert r.status_code == 409 and "changed since its dry run" in r.json()["message"], r.text
+    assert not dedup_state.resolutions
+    assert not any(a["isTrashed"] for a in immich.state.assets.values())
+    # While a confirmation of the plan as it stands goes through
+    again = requests.post(url, json={**keep, "dryRun": True}, headers=alice.bearer).json()
+    r = requests.post(
+        url,
+        json={**keep, "expectTrash": [t["path"] for t in again["trash"]]},
+        headers=alice.bearer,
+    )
+    assert r.status_code == 200, r.text
+
+
 def test_two_reviewers_resolving_one_group_never_both_trash(
     gateway, immich, alice, world, dedup_state
 ):

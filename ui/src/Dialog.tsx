@@ -6,10 +6,12 @@ interface Props {
   onClose: () => void;
   children: ReactNode;
   actions: ReactNode;
+  /** A request is running: Escape does not close it (it would look cancelled, and is not). */
+  busy?: boolean;
 }
 
 /** A modal on the native <dialog>: focus trapping, Escape and the backdrop come for free. */
-export function Dialog({ title, open, onClose, children, actions }: Props) {
+export function Dialog({ title, open, onClose, children, actions, busy = false }: Props) {
   const ref = useRef<HTMLDialogElement>(null);
   useEffect(() => {
     const d = ref.current;
@@ -19,7 +21,7 @@ export function Dialog({ title, open, onClose, children, actions }: Props) {
   }, [open]);
   return (
     <dialog ref={ref} className="dialog" aria-labelledby="dialog-title" onClose={onClose}
-            onCancel={(e) => { e.preventDefault(); onClose(); }}>
+            onCancel={(e) => { e.preventDefault(); if (!busy) onClose(); }}>
       {open && (
         <>
           <h2 id="dialog-title">{title}</h2>

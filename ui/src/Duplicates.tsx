@@ -7,7 +7,8 @@ import {
 import { Dialog } from "./Dialog";
 import { useLoad } from "./hooks";
 import {
-  basename, camera, decidedKeep, defaultKeep, dirname, formatBytes, formatCount, formatSimilarity,
+  basename, camera, confirmedRequests, decidedKeep, defaultKeep, dirname, formatBytes, formatCount,
+  formatSimilarity,
   formatTakenAt, keepReasonLabel, planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
@@ -132,13 +133,16 @@ export function Duplicates({ localMode, params, go }: Props) {
         finish(status === "any" ? [] : [pending.dup.id],
                undoNotice(basename(pending.dup.members[0]?.path ?? pending.dup.id), r));
       } else if (pending.kind === "one") {
-        const plan = await api.resolve(pending.request, false);
+        // Exactly what the dry run showed, or nothing (409 if a scan changed the group).
+        const expectTrash = pending.plan.trash.map((t) => t.path);
+        const plan = await api.resolve({ ...pending.request, expectTrash }, false);
         const t = planTotals([plan], [pending.dup]);
         finish([pending.dup.id],
                `Moved ${t.trashFiles} ${t.trashFiles === 1 ? "file" : "files"} to Immich's trash ` +
                `(${formatBytes(t.trashBytes)}). Restore from Immich's trash if you change your mind.`);
       } else {
-        const r = await api.resolveBulk(pending.requests, false);
+        const r = await api.resolveBulk(
+          confirmedRequests(pending.requests, pending.result.results), false);
         const t = planTotals(r.results, items);
         const ok = r.results.filter((x) => x.status === 200).map((x) => x.id);
         finish(ok,
@@ -149,6 +153,9 @@ export function Duplicates({ localMode, params, go }: Props) {
     } catch (e) {
       setPending(null);
       fail(e);
+      // A half-done resolution (decision recorded, Immich silent) must show as decided,
+      // with its Undo: the list says what the server now holds.
+      list.reload();
     } finally {
       setBusy(null);
     }
@@ -182,7 +189,7 @@ export function Duplicates({ localMode, params, go }: Props) {
         )}
         {openItems.length > 0 && (
           <button type="button" className="bulk" onClick={previewBulk}
-                  disabled={localMode || busy !== null}
+                  disabled={localMode || busy !== null || list.loading}
                   title={localMode ? "Moving to trash needs Immich" : undefined}>
             Accept all suggestions on this page
           </button>
@@ -202,7 +209,7 @@ export function Duplicates({ localMode, params, go }: Props) {
         {items.map((d) => (
           <DuplicateCard key={d.id} dup={d} localMode={localMode} keep={keepOf(d)}
                          onPick={(p) => setPicks((s) => ({ ...s, [d.id]: p }))}
-                         busy={busy !== null} working={busy === d.id}
+                         busy={busy !== null || list.loading} working={busy === d.id}
                          onTrash={() => previewTrash(d)} onDismiss={() => dismiss(d)}
                          onUndo={() => previewUndo(d)} />
         ))}
@@ -345,7 +352,7 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmPro
   const size = (groupId: string, path: string) =>
     dups.find((d) => d.id === groupId)?.members.find((m) => m.path === path)?.size;
   return (
-    <Dialog open={pending !== null} onClose={onCancel}
+    <Dialog open={pending !== null} onClose={onCancel} busy={busy}
             title={pending?.kind === "bulk" ? "Accept all suggestions on this page?" : "Move to Immich trash?"}
             actions={
               <>
@@ -409,7 +416,7 @@ function UndoDialog({ pending, busy, onCancel, onConfirm }: UndoProps) {
   const back = plan?.restore ?? [];
   const stuck = plan?.notInImmich ?? [];
   return (
-    <Dialog open={pending !== null} onClose={onCancel} title="Undo this decision?"
+    <Dialog open={pending !== null} onClose={onCancel} busy={busy} title="Undo this decision?"
             actions={
               <>
                 <button type="button" onClick={onCancel} disabled={busy}>Cancel</button>

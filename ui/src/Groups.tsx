@@ -134,7 +134,7 @@ export function Groups({ localMode, params, go }: Props) {
       {list.data && list.data.items.length === 0 && <p className="empty">No groups here.</p>}
       <ol className="group-list">
         {(list.data?.items ?? []).map((g) => (
-          <GroupRow key={g.id} group={g} localMode={localMode} busy={busy}
+          <GroupRow key={g.id} group={g} localMode={localMode} busy={busy || list.loading}
                     picked={picked[g.id] ?? []}
                     onPick={(path, on) => pickMember(g, path, on)}
                     forMerge={mergeIds.has(g.id)} onMergePick={(on) => pickGroup(g, on)}
@@ -307,7 +307,7 @@ function ConfirmDialog({ pending, busy, onCancel, onConfirm }: ConfirmProps) {
     );
   }
   return (
-    <Dialog open={pending !== null} onClose={onCancel} title={title}
+    <Dialog open={pending !== null} onClose={onCancel} busy={busy} title={title}
             actions={
               <>
                 <button type="button" onClick={onCancel} disabled={busy}>Cancel</button>

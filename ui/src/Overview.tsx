@@ -57,7 +57,9 @@ export function Overview({ go }: Props) {
     void refresh();
   }, [refresh]);
   const anyActive = jobs.some(isActive);
-  usePoll(refresh, 1000, anyActive || starting);
+  // Every second while a job runs; otherwise every 10 s, so that a scan started by the
+  // scheduler, the watcher or another tab shows up without a reload.
+  usePoll(refresh, anyActive || starting ? 1000 : 10_000, true);
 
   const scan = async () => {
     setStarting(true);

@@ -145,6 +145,8 @@ export interface ResolveRequest {
   id: string;
   keep: string[];
   action: Action;
+  /** The paths the dry run listed under `trash`: the real run refuses (409) any other. */
+  expectTrash?: string[];
 }
 
 export class ApiError extends Error {
@@ -257,6 +259,7 @@ export const api = {
       keep: r.keep,
       action: r.action,
       dryRun,
+      ...(r.expectTrash ? { expectTrash: r.expectTrash } : {}),
     }),
   resolveBulk: (groups: ResolveRequest[], dryRun: boolean) =>
     request<BulkResult>("POST", "/duplicates/resolve", { groups, dryRun }),

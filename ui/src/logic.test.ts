@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import type { Duplicate, FileGroup, ResolvePlan } from "./api";
 import { query, quotePath, thumbnailUrl } from "./api";
 import {
-  basename, camera, canMerge, decidedKeep, defaultKeep, dirname, formatBytes, formatDuration,
+  basename, camera, canMerge, confirmedRequests, decidedKeep, defaultKeep, dirname, formatBytes, formatDuration,
   formatSimilarity, formatTakenAt, groupPrimary, mergePlan, planTotals, plural,
   progressFraction, splitButtons, splitNotice, splitOutcome, statBreakdowns, toggled,
   undoNotice, undoSummary, uniqueJobs,
@@ -219,5 +219,26 @@ describe("undoing a duplicate decision", () => {
     expect(undoNotice("a.jpg", { action: "not_duplicate", restored: null })).toBe(
       "Undid the decision on a.jpg: the group is open again.",
     );
+  });
+});
+
+describe("bulk confirmation", () => {
+  it("sends only the groups the dry run could resolve, each held to what it listed", () => {
+    const requests = [
+      { id: "a", keep: ["/a/1.jpg"], action: "trash" as const },
+      { id: "b", keep: ["/b/1.jpg"], action: "trash" as const },
+      { id: "c", keep: ["/c/1.jpg"], action: "trash" as const },
+    ];
+    const dryRun: ResolvePlan[] = [
+      { id: "a", status: 200, action: "trash", keep: [], notInImmich: [], dryRun: true,
+        trash: [{ path: "/a/2.jpg", assetId: "2" }, { path: "/a/3.jpg", assetId: "3" }] },
+      { id: "b", status: 504, message: "Immich did not answer in time" } as ResolvePlan,
+      { id: "c", status: 200, action: "trash", keep: [], notInImmich: ["/c/2.jpg"], trash: [],
+        dryRun: true },
+    ];
+    expect(confirmedRequests(requests, dryRun)).toEqual([
+      { id: "a", keep: ["/a/1.jpg"], action: "trash", expectTrash: ["/a/2.jpg", "/a/3.jpg"] },
+      { id: "c", keep: ["/c/1.jpg"], action: "trash", expectTrash: [] },
+    ]);
   });
 });

@@ -1,5 +1,7 @@
 // Pure helpers: formatting and the arithmetic behind what the UI promises the user.
-import type { Duplicate, DupMember, FileGroup, Job, ResolvePlan, UndoResult } from "./api";
+import type {
+  Duplicate, DupMember, FileGroup, Job, ResolvePlan, ResolveRequest, UndoResult,
+} from "./api";
 
 export const ACTIVE_STATES = ["queued", "running"];
 
@@ -294,4 +296,15 @@ export function undoNotice(name: string, r: Pick<UndoResult, "action" | "restore
   if (r.action !== "trash") return `${head}.`;
   const n = r.restored ?? 0;
   return `${head}; ${plural(n, "file", "files")} restored from Immich's trash.`;
+}
+
+/** The requests a bulk confirmation sends after its dry run: only the groups the dry run
+ * could resolve (one refused then, Immich slow for a moment, must not be trashed unseen
+ * now), each held to the files the dry run listed (the server refuses any other plan). */
+export function confirmedRequests(requests: ResolveRequest[], dryRun: ResolvePlan[]): ResolveRequest[] {
+  const shown = new Map(dryRun.filter((p) => p.status === undefined || p.status === 200)
+    .map((p) => [p.id, p]));
+  return requests
+    .filter((q) => shown.has(q.id))
+    .map((q) => ({ ...q, expectTrash: (shown.get(q.id)?.trash ?? []).map((t) => t.path) }));
 }
