@@ -57,6 +57,16 @@ def install_broker(cfg: Settings) -> dramatiq.Broker:
     return broker
 
 
+def sending_broker(cfg: Settings) -> tuple[dramatiq.Broker, dramatiq.Worker | None]:
+    """The broker a process that only sends (watcher, scheduler) sends on, and the worker
+    threads it must run itself in the embedded default (in-process broker: no other
+    process could take its messages; stop them on the way out)."""
+    if cfg.embedded:
+        broker = install_broker(cfg)
+        return broker, start_worker(broker, cfg.worker_threads)
+    return make_broker(cfg), None
+
+
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
     """Worker threads inside this process (embedded default, and `twinlens scan`)."""
     worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from core import jobs, leases
-from core.broker import make_broker
 from core.config import Settings
 from core.db import engine_for, migrate, session_scope
 
@@ -194,16 +193,9 @@ def main(cfg: Settings) -> int:
     except ValueError as exc:
         log.error("TWINLENS_SCHEDULE_CRON: %s", exc)
         return 2
-    worker = None
-    if cfg.embedded:
-        # The in-process broker: no other process could take the nightly scan's
-        # messages, so this one runs worker threads (as the watcher does).
-        from workers import runtime
+    from workers import runtime
 
-        broker = runtime.install_broker(cfg)
-        worker = runtime.start_worker(broker, cfg.worker_threads)
-    else:
-        broker = make_broker(cfg)
+    broker, worker = runtime.sending_broker(cfg)
     sched = build(cfg, broker)
     job = sched.get_job("nightly-scan")
     log.info(

@@ -521,21 +521,14 @@ class Watcher:
 def main(cfg: Settings) -> int:
     """Run the watcher until SIGINT/SIGTERM. In the embedded default (in-process broker)
     it runs worker threads too, since no other process could take its messages."""
-    from core.broker import make_broker
     from core.db import migrate
+    from workers import runtime
 
     if not cfg.library_roots:
         log.error("no library roots configured (TWINLENS_LIBRARY_ROOTS)")
         return 2
     migrate(cfg.database_url)
-    worker = None
-    if cfg.embedded:
-        from workers import runtime
-
-        broker = runtime.install_broker(cfg)
-        worker = runtime.start_worker(broker, cfg.worker_threads)
-    else:
-        broker = make_broker(cfg)
+    broker, worker = runtime.sending_broker(cfg)
     watcher = Watcher(cfg, broker)
     watcher.start()
     log.info(

@@ -496,12 +496,8 @@ def test_query_parameters_are_checked_not_ignored(gateway, immich, alice, world,
     assert r.status_code == 200, r.text
 
 
-def test_local_mode_thumbnails_and_no_trash(
-    tmp_path, library, grouping_url, dedup_url, dedup_state
-):
-    pic = library / "L.JPG"
-    _jpeg(pic, (300, 300))
-    dup = dedup_state.add_duplicate([str(pic), str(library / "L2.JPG")])
+def _local_client(tmp_path, library, grouping_url, dedup_url):
+    """A test client of a local-mode gateway (no Immich URL) over the stand-in services."""
     settings = load_settings(
         {},
         immich_url="",
@@ -511,7 +507,16 @@ def test_local_mode_thumbnails_and_no_trash(
         dedup_url=dedup_url,
         service_token=SERVICE_TOKEN,
     )
-    client = create_app({"SETTINGS": settings}).test_client()
+    return create_app({"SETTINGS": settings}).test_client()
+
+
+def test_local_mode_thumbnails_and_no_trash(
+    tmp_path, library, grouping_url, dedup_url, dedup_state
+):
+    pic = library / "L.JPG"
+    _jpeg(pic, (300, 300))
+    dup = dedup_state.add_duplicate([str(pic), str(library / "L2.JPG")])
+    client = _local_client(tmp_path, library, grouping_url, dedup_url)
     assert client.get("/api/twinlens/thumbnail", query_string={"path": str(pic)}).status_code == 200
     r = client.post(
         f"/api/twinlens/duplicates/{dup['id']}/resolve", json={"keep": [str(pic)], "dryRun": True}
@@ -529,16 +534,7 @@ def test_local_mode_answers_only_requests_addressed_to_this_machine(
     tmp_path, library, grouping_url, dedup_url
 ):
     # Given a local-mode gateway (no login: it trusts being reachable from here only)
-    settings = load_settings(
-        {},
-        immich_url="",
-        data_dir=tmp_path / "d",
-        library_roots=(library,),
-        grouping_url=grouping_url,
-        dedup_url=dedup_url,
-        service_token=SERVICE_TOKEN,
-    )
-    client = create_app({"SETTINGS": settings}).test_client()
+    client = _local_client(tmp_path, library, grouping_url, dedup_url)
     # When a web page rebinds its own name to 127.0.0.1 and asks (DNS rebinding)
     for path in ("/api/twinlens/groups", "/api/twinlens/me", "/"):
         r = client.get(path, headers={"Host": "photos-evil.example:3000"})

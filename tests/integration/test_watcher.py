@@ -269,18 +269,28 @@ def _quiet(w: Watcher):
     return quiet
 
 
-def test_temp_files_of_editors_and_sync_tools_trigger_no_scan(pg_settings, library):
-    # Given a watcher that has caught up (its catch-up scan is over)
-    cfg = replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.3)
-    for folder in ("a", "b", "@eaDir/IMG_1.JPG", "#recycle"):
-        (library / folder).mkdir(parents=True)
-    broker = RecordingBroker()
+def _caught_up(cfg, broker) -> Watcher:
+    """A started watcher whose catch-up scan (its first message) is over."""
     w = Watcher(cfg, broker, holder="test-watcher", lease_ttl=30)
     w.start()
     try:
         wait_for(lambda: broker.messages)
         with session_scope(engine_for(cfg.database_url)) as s:
             jobs.finish_job(s, broker.messages[0][1][0], "done")
+    except BaseException:
+        w.stop()
+        raise
+    return w
+
+
+def test_temp_files_of_editors_and_sync_tools_trigger_no_scan(pg_settings, library):
+    # Given a watcher that has caught up (its catch-up scan is over)
+    cfg = replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.3)
+    for folder in ("a", "b", "@eaDir/IMG_1.JPG", "#recycle"):
+        (library / folder).mkdir(parents=True)
+    broker = RecordingBroker()
+    w = _caught_up(cfg, broker)
+    try:
         # When editors, browsers, sync tools and the NAS write their working files in b ...
         for name in (
             "b/~$notes.docx",
@@ -369,12 +379,8 @@ def test_a_change_whose_scan_could_not_be_sent_is_sent_next_round(pg_settings, l
     cfg = replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.3)
     (library / "a").mkdir()
     broker = _BrokerAway()
-    w = Watcher(cfg, broker, holder="test-watcher", lease_ttl=30)
-    w.start()
+    w = _caught_up(cfg, broker)
     try:
-        wait_for(lambda: broker.messages)
-        with session_scope(engine_for(cfg.database_url)) as s:
-            jobs.finish_job(s, broker.messages[0][1][0], "done")
         # When a picture arrives and the first send of its scan fails (after the job
         # row was committed, and again for the next attempt)
         broker.failures = 2
