@@ -335,3 +335,18 @@ def test_ordinary_immich_user_is_told_review_is_for_admins(immich_ui: dict) -> N
     assert out["duplicatesShown"] == 0
     assert set(out["asked"]) == {"/api/twinlens/me"}, out["asked"]
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
+def test_the_ui_logic_unit_tests_pass() -> None:
+    """ui/src/logic.test.ts (vitest): the pure rules behind the review screens (what a
+    bulk confirmation sends, plan totals, keeper defaults), run by the suite's command."""
+    if shutil.which("npm") is None:
+        _missing("node/npm not installed")
+    if not (UI_DIR / "node_modules" / "vitest").is_dir():
+        _missing("UI dependencies not installed: run `npm ci` in ui")
+    run = subprocess.run(
+        ["npm", "test", "--silent"], cwd=UI_DIR, capture_output=True, text=True, timeout=300
+    )
+    out = run.stdout + run.stderr
+    assert run.returncode == 0, out[-4000:]
+    assert "passed" in out and "failed" not in out.lower().replace("0 failed", ""), out[-2000:]
