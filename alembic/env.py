@@ -26,14 +26,28 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     engine = make_engine(url)
     with engine.connect() as connection:
-        # SQLite cannot ALTER most things in place; batch mode copies the table.
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite cannot ALTER most things in place: batch mode copies the table and
+            # drops the old one. With the foreign keys the engine turns on, that DROP
+            # empties the tables pointing at it (ON DELETE CASCADE) or is refused (and
+            # leaves the copy behind). Off for the migration (only outside a
+            # transaction), and every reference checked before it commits.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # end the transaction that statement began: alembic's own follows
         context.configure(
             connection=connection,
             target_metadata=metadata,
-            render_as_batch=connection.dialect.name == "sqlite",
+            render_as_batch=sqlite,
         )
         with context.begin_transaction():
             context.run_migrations()
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise RuntimeError(f"the migration broke references: {broken[:5]}")
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
     engine.dispose()
 
 

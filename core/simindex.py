@@ -224,7 +224,9 @@ def _query(batch, q0, q1, bits, hs, perm, off, cands, ncands, xor_mode, cmask, c
 
 def _as_hashes(values: np.ndarray | Sequence[int]) -> np.ndarray:
     """A contiguous 1-D uint64 array; int64 is reinterpreted, negatives elsewhere refused."""
-    arr = np.asarray(values)
+    # A plain list of Python ints mixing values of 2**63 and above with smaller ones comes
+    # out of np.asarray as float64 (precision lost): take lists as objects, checked below.
+    arr = np.asarray(values) if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
     if arr.ndim != 1:
         raise ValueError(f"hashes must be 1-D, got shape {arr.shape}")
     if arr.dtype == np.uint64:
