@@ -274,4 +274,4 @@ def test_a_plain_list_with_the_top_bit_set_keeps_every_bit() -> None:
     # np.asarray([2**63, 1]) is float64: the top-bit hash and its neighbours must still
     # be read exactly when passed as the Sequence[int] the signature allows
     i, j, d = pairs_within([2**63, 1, 2**63 + 1], 1)
-    assert sorted(zip(i.tolist(), j.tolist(), d.tolist())) == [(0, 2, 1), (1, 2, 1)]
+    assert sorted(zip(i.tolist(), j.tolist(), d.tolist(), strict=True)) == [(0, 2, 1), (1, 2, 1)]
