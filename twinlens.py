@@ -112,19 +112,27 @@ def run_scan(
     migrate(cfg.database_url)
     broker = runtime.install_broker(cfg)
     worker = runtime.start_worker(broker, worker_threads or cfg.worker_threads)
+    job_id: str | None = None
     try:
-        root_path = os.path.abspath(path)
+        root_path, folder = scan_target(path, [str(r) for r in cfg.library_roots])
         with session_scope(runtime.engine()) as s:
             root = jobs.get_or_create_root(s, root_path)
             job, created = jobs.start_job(
                 s,
                 "scan",
                 root=root,
+                path=folder,
                 trigger=trigger,
                 full=full,
                 stale_seconds=cfg.job_stale_seconds,
             )
             job_id, root_id = job.id, root.id
+            if not created and full and not job.full:
+                print(
+                    "twinlens: a scan of this library is already running; following it "
+                    "(it is not a full rescan)",
+                    file=sys.stderr,
+                )
         if created:
             jobs.enqueue(broker, "scan_plan", job_id)
         _wait(runtime.engine(), root_id, job_id, progress, cfg.job_stale_seconds)
@@ -132,8 +140,31 @@ def run_scan(
             return report.build(s, root_id, job_id)
     finally:
         worker.stop()
-        if cfg.embedded:
+        if cfg.embedded and job_id is not None:
             _abandon(runtime.engine(), job_id)
+
+
+def scan_target(path: str, roots: list[str]) -> tuple[str, str | None]:
+    """(root, folder or None) of a path given on the command line.
+
+    A folder inside a configured root (however spelled: through a symlink, or past one)
+    is a scan of that folder in that root, spelled as the root is, as the API and the
+    watcher start them: a root of its own would run beside the root's scans and move the
+    folder's rows from one root to the other and back. Outside every root, the path is
+    a root of its own.
+    """
+    real = os.path.realpath(path)
+    best: tuple[str, str] | None = None
+    for root in roots:
+        r = os.path.realpath(root)
+        if (real == r or real.startswith(r.rstrip(os.sep) + os.sep)) and (
+            best is None or len(r) > len(best[1])
+        ):
+            best = (root, r)
+    if best is None:
+        return os.path.abspath(path), None
+    root, r = best
+    return (root, None) if real == r else (root, os.path.join(root, os.path.relpath(real, r)))
 
 
 def _abandon(engine: Any, job_id: str) -> None:
@@ -198,7 +229,7 @@ def _summary_text(rep: dict[str, Any]) -> str:
         kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
     errors = [f for f in files if f["error"]]
     lines = [
-        f"Scanned {rep['library']}: {len(files)} files "
+        f"Scanned {display(rep['library'])}: {len(files)} files "
         f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) in {job['elapsed_seconds']:.1f} s, "
         f"{job['bytes_read'] / 1e6:.1f} MB read",
         f"  groups: {len(rep['groups'])}   duplicate groups: {len(rep['duplicates'])}   "
@@ -225,6 +256,11 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.path):
         print(f"twinlens: {args.path} is not a folder", file=sys.stderr)
         return 2
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        # Said now, not after a scan of hours.
+        print(f"twinlens: cannot write {args.json}: no such folder", file=sys.stderr)
+        return 2
+    _terminate_as_interrupt()
     rep = run_scan(cfg, args.path, full=args.full, progress=None if args.quiet else Progress())
     if args.json:
         Path(args.json).write_text(json.dumps(rep, indent=1) + "\n")
@@ -301,11 +337,22 @@ def cmd_gateway(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (systemctl stop, kill, timeout) ends a foreground command as Ctrl-C does,
+    so its clean-up runs: in the embedded default, jobs its in-memory broker held."""
+
+    def interrupt(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """The embedded default: everything in this process, on a library or a demo."""
     from workers import embedded
 
     cfg = _settings(args)
+    _terminate_as_interrupt()
     return embedded.main(cfg, args.path, serve=not args.no_serve)
 
 

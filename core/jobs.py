@@ -158,16 +158,18 @@ def finish_job(
     state: str = "done",
     error: str | None = None,
     summary: dict[str, Any] | None = None,
-) -> None:
+) -> bool:
     now = utcnow()
     values: dict[str, Any] = {"state": state, "finished_at": now, "updated_at": now}
     if error is not None:
         values["error"] = error
     if summary is not None:
         values["summary"] = json.dumps(summary)
-    session.execute(
+    result = session.execute(
         update(Job).where(Job.id == job_id, Job.state.in_(ACTIVE_STATES)).values(**values)
     )
+    # False: the job had already ended (a cancel that won the race, a redelivery).
+    return bool(getattr(result, "rowcount", 0))
 
 
 def cancel_job(session: Session, job_id: str) -> Job | None:
@@ -305,21 +307,8 @@ def job_view(
 
 
 def followers(session: Session, scan: Job) -> list[Job]:
-    """The grouping and dedup jobs a finished scan started (its finish queues them)."""
-    if scan.kind != "scan" or scan.finished_at is None:
-        return []
-    return list(
-        session.scalars(
-            select(Job)
-            .where(
-                Job.kind.in_(("group", "dedup")),
-                Job.root_id == scan.root_id,
-                Job.trigger == "scan",
-                Job.created_at >= scan.finished_at,
-            )
-            .order_by(Job.created_at, Job.kind)
-        )
-    )
+    """The grouping and dedup jobs a scan's finish started."""
+    return list(session.scalars(select(Job).where(Job.parent_id == scan.id).order_by(Job.kind)))
 
 
 def queued_followers(session: Session, scan: Job) -> list[Job]:

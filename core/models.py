@@ -95,6 +95,8 @@ class Job(Base):
     kind: Mapped[str] = mapped_column(String(16), nullable=False)  # scan | group | dedup
     root_id: Mapped[int | None] = mapped_column(ForeignKey("roots.id"))
     path: Mapped[str | None] = mapped_column(FsPath)
+    # The scan whose finish started this grouping or dedup job (its report's "passes").
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     # queued | running | done | failed | cancelled
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
     trigger: Mapped[str] = mapped_column(String(16), nullable=False, default="cli")

@@ -70,7 +70,7 @@ def build(session: Session, root_id: int, job_id: str) -> dict[str, Any]:
         # The grouping and dedup passes the scan started: a failed one leaves the groups
         # and duplicates below out of date, and the CLI says so.
         "passes": [
-            {"kind": f.kind, "state": f.state, "error": f.error}
+            {"id": f.id, "kind": f.kind, "state": f.state, "error": f.error}
             for f in jobs.followers(session, job)
         ],
         "files": file_rows,

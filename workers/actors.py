@@ -57,11 +57,16 @@ def _finish(job_id: str) -> None:
         if job is None or job.state not in jobs.ACTIVE_STATES or job.phase != "finish":
             return
         dirs, changed = catalog.changed_since(s, job)
-        jobs.finish_job(s, job_id, "done")
+        if not jobs.finish_job(s, job_id, "done"):
+            return  # cancelled meanwhile: its passes are not started either
         if changed or job.trigger == "schedule":
             root = s.get(Root, job.root_id)
             g = Job(
-                kind="group", root_id=job.root_id, path=root.path if root else None, trigger="scan"
+                kind="group",
+                root_id=job.root_id,
+                path=root.path if root else None,
+                trigger="scan",
+                parent_id=job_id,
             )
             # A full or nightly scan also runs a full dedup pass: only that notices a
             # file group that was dissolved entirely (incremental passes see changed rows).
@@ -71,6 +76,7 @@ def _finish(job_id: str) -> None:
                 path=root.path if root else None,
                 trigger="scan",
                 full=job.full or job.trigger == "schedule",
+                parent_id=job_id,
             )
             s.add_all([g, d])
             s.flush()

@@ -114,3 +114,79 @@ def test_a_redelivered_finish_sends_the_grouping_and_dedup_it_queued(
     sent.clear()
     actors.scan_advance.fn(job_id, "finish")
     assert sent == []
+
+
+def test_a_folder_given_to_the_cli_is_scanned_in_its_root(
+    embedded_settings: Settings, library: Path, tmp_path: Path
+) -> None:
+    import os
+    from dataclasses import replace
+
+    from core.models import Root
+    from tests.factories import write_jpeg
+    from twinlens import run_scan
+
+    # Given a configured root, reached also through a symlink
+    write_jpeg(library / "2024" / "a.jpg", 1)
+    link = tmp_path / "via-link"
+    os.symlink(library, link)
+    cfg = replace(embedded_settings, library_roots=(library,))
+    first = run_scan(cfg, str(library))
+    # When the CLI is given a folder inside it, by either spelling
+    for folder in (library / "2024", link / "2024"):
+        again = run_scan(cfg, str(folder))
+        # Then it is a scan of that folder in that root: no second root, nothing re-read
+        assert again["job"]["state"] == "done" and again["job"]["bytes_read"] == 0
+        assert again["library"] == first["library"] == str(library)
+    with session_scope(engine_for(cfg.database_url)) as s:
+        assert s.query(Root).count() == 1
+
+
+def test_a_scan_cancelled_as_it_finishes_starts_no_passes(
+    embedded_settings: Settings, library: Path, monkeypatch
+) -> None:
+    from core import catalog
+    from tests.factories import planned_scan, write_jpeg
+    from workers import actors, runtime
+
+    write_jpeg(library / "a.jpg", 1)
+    job_id = planned_scan(embedded_settings, library)
+    sent = _sent(monkeypatch)
+    phase = "catalog"
+    while phase != "finish":
+        with session_scope(runtime.engine()) as s:
+            seqs = catalog.queued_batches(s, job_id)
+        for seq in seqs:
+            actors.scan_batch.fn(job_id, seq)
+        with session_scope(runtime.engine()) as s:
+            phase = catalog.advance(s, job_id, phase, embedded_settings) or phase
+    # Given a cancel that lands while the finish looks at what changed
+    real = catalog.changed_since
+
+    def cancelled_meanwhile(session, job):
+        with session_scope(runtime.engine()) as other:
+            jobs.cancel_job(other, job_id)
+        return real(session, job)
+
+    monkeypatch.setattr(catalog, "changed_since", cancelled_meanwhile)
+    actors._kick(job_id)
+    # Then the scan stays cancelled and no grouping or dedup pass is started
+    with session_scope(runtime.engine()) as s:
+        assert s.get(Job, job_id).state == "cancelled"
+        assert s.query(Job).filter(Job.kind.in_(("group", "dedup"))).count() == 0
+    assert not [m for m in sent if m[0] in ("group_run", "dedup_run")]
+
+
+def test_a_scan_reports_only_the_passes_it_started(
+    embedded_settings: Settings, library: Path
+) -> None:
+    from tests.factories import write_jpeg
+    from twinlens import run_scan
+
+    write_jpeg(library / "a.jpg", 1)
+    first = run_scan(embedded_settings, str(library))
+    write_jpeg(library / "b.jpg", 2)
+    second = run_scan(embedded_settings, str(library))
+    # Each report lists its own grouping and dedup passes, not the later scan's
+    ids = [{p["id"] for p in r["passes"]} for r in (first, second)]
+    assert len(ids[0]) == len(ids[1]) == 2 and not ids[0] & ids[1]

@@ -77,3 +77,65 @@ def test_an_interrupted_embedded_scan_does_not_hold_up_the_next(
     # And the next scan runs at once to the end
     rep = run_scan(embedded_settings, str(library))
     assert rep["job"]["id"] != job_id and rep["job"]["state"] == "done"
+
+
+def _cli(*args: str, data_dir: Path, **kw):
+    import subprocess
+    import sys
+
+    project = Path(__file__).resolve().parents[2]
+    env = {"TWINLENS_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin", "HOME": str(data_dir)}
+    return subprocess.Popen(
+        [sys.executable, str(project / "twinlens.py"), *args],
+        env=env,
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kw,
+    )
+
+
+def test_a_report_that_cannot_be_written_is_refused_before_the_scan(
+    library: Path, tmp_path: Path
+) -> None:
+    proc = _cli("scan", str(library), "--json", "/no/such/folder/r.json", data_dir=tmp_path)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 2 and "no such folder" in err
+    assert not (tmp_path / "twinlens.db").exists()  # nothing was scanned
+
+
+def test_sigterm_ends_an_embedded_scan_without_leaving_it_running(
+    library: Path, tmp_path: Path
+) -> None:
+    import signal
+    import sqlite3
+    import time
+
+    from tests.factories import write_jpeg
+
+    # Given an embedded scan under way (a library that takes a few seconds)
+    for i in range(300):
+        write_jpeg(library / f"d{i % 5}" / f"p{i}.jpg", i, size=(640, 480))
+    proc = _cli("scan", str(library), "--quiet", data_dir=tmp_path)
+    db = tmp_path / "twinlens.db"
+    deadline = time.time() + 60
+    running = False
+    while time.time() < deadline and not running:
+        time.sleep(0.1)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as c:
+                    running = bool(
+                        c.execute("SELECT 1 FROM jobs WHERE state = 'running'").fetchall()
+                    )
+            except sqlite3.Error:
+                pass
+    assert running, "the scan never started"
+    # When the process is stopped with SIGTERM (systemctl stop, kill)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=60)
+    # Then no job is left running for the next run to wait an hour on
+    with sqlite3.connect(db) as c:
+        states = dict(c.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
+    assert not states.get("running") and not states.get("queued"), states
