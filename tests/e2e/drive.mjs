@@ -73,6 +73,9 @@ async function local(flags) {
     await page.waitForFunction(() => document.querySelectorAll(".job:not(.last)").length === 0,
                                null, { timeout: 60000 });
     out.overview.lastScan = (await page.locator(".job.last").innerText()).replace(/\s+/g, " ");
+    // The scan read a broken file: its row is shown once the finished scan's details are in.
+    await page.locator(".errors tbody tr").first().waitFor({ state: "attached", timeout: 15000 })
+      .catch(() => {});
     out.overview.failedFiles = await page.$$eval(".errors tbody tr", (rows) =>
       rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)));
   }

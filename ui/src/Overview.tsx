@@ -36,13 +36,26 @@ export function Overview({ go }: Props) {
       const latestScan = list.find((j) => j.kind === "scan");
       const want = list.filter((j) => isActive(j) || j === latestScan);
       const got = await Promise.all(
-        want.map((j) => api.job(j.service ?? "grouping", j.id).catch(() => j)),
+        want.map((j) =>
+          api.job(j.service ?? "grouping", j.id).then(
+            (full) => ({ job: full, fetched: true }),
+            () => ({ job: j, fetched: false }),
+          ),
+        ),
       );
       setJobs(list);
       setJobsError(null);
       setDetails((d) => {
         const next = { ...d };
-        for (const j of got) next[j.id] = { ...j, service: j.service ?? next[j.id]?.service };
+        for (const { job, fetched } of got) {
+          const before = next[job.id];
+          // A failed fetch keeps the failed files already shown (the list has none).
+          next[job.id] = {
+            ...job,
+            service: job.service ?? before?.service,
+            ...(!fetched && before?.errors ? { errors: before.errors } : {}),
+          };
+        }
         return next;
       });
       const active = list.some(isActive);
