@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import VARIABLES, ConfigError, Settings, load_settings
-from core.paths import display
+from core.paths import display, root_of
 
 log = logging.getLogger("twinlens")
 
@@ -154,16 +154,11 @@ def scan_target(path: str, roots: list[str]) -> tuple[str, str | None]:
     a root of its own.
     """
     real = os.path.realpath(path)
-    best: tuple[str, str] | None = None
-    for root in roots:
-        r = os.path.realpath(root)
-        if (real == r or real.startswith(r.rstrip(os.sep) + os.sep)) and (
-            best is None or len(r) > len(best[1])
-        ):
-            best = (root, r)
-    if best is None:
+    spelled = {os.path.realpath(root): root for root in roots}
+    r = root_of(real, spelled)
+    if r is None:
         return os.path.abspath(path), None
-    root, r = best
+    root = spelled[r]
     return (root, None) if real == r else (root, os.path.join(root, os.path.relpath(real, r)))
 
 
@@ -174,15 +169,14 @@ def _abandon(engine: Any, job_id: str) -> None:
     from core.db import session_scope
     from core.models import Job
 
-    reason = "interrupted: the process running it stopped"
     with session_scope(engine) as s:
         scan = s.get(Job, job_id)
         if scan is None:
             return
-        jobs.finish_job(s, job_id, "failed", error=reason)  # only if still active
+        jobs.finish_job(s, job_id, "failed", error=jobs.INTERRUPTED)  # only if still active
         s.refresh(scan)
         for f in jobs.followers(s, scan):
-            jobs.finish_job(s, f.id, "failed", error=reason)
+            jobs.finish_job(s, f.id, "failed", error=jobs.INTERRUPTED)
 
 
 def _wait(

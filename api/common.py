@@ -19,12 +19,11 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from core.config import Settings
-from core.hosts import is_local_host
+from core.hosts import LOOPBACK_NAMES, is_local_host
 from core.paths import PathOutsideRoots, confine, query_paths
 
 log = logging.getLogger("twinlens.api")
 
-LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 MAX_PAGE_SIZE = 1000
 # page * size must fit the databases' 64-bit OFFSET; far past any real catalog.
 MAX_PAGE = 1_000_000_000
@@ -277,9 +276,9 @@ def _check_token() -> None:
         # only what no web page in a browser here can send: a request addressed to
         # another name (DNS rebinding, core.hosts), or a cross-site POST, which a browser
         # sends without asking first only as a form or text/plain.
-        if request.remote_addr not in LOOPBACK:
+        if request.remote_addr not in LOOPBACK_NAMES:
             raise ApiError(401, "service token required")
-        if not is_local_host(request.headers.get("Host"), frozenset({settings().host})):
+        if not is_local_host(request.headers.get("Host"), settings().host):
             raise ApiError(403, "without a service token only requests to this machine")
         if request.method in ("POST", "PUT", "PATCH") and not request.is_json:
             raise ApiError(

@@ -19,11 +19,15 @@ def host_name(host_header: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def is_local_host(host_header: str | None, extra: frozenset[str] = frozenset()) -> bool:
-    """Whether a request's Host names this machine (or one of ``extra``, e.g. the
-    address the server was told to bind). No Host at all (HTTP/1.0, not a browser)
+def is_local_host(host_header: str | None, bind_host: str | None = None) -> bool:
+    """Whether a request's Host names this machine, or the address the server was told
+    to bind (a wildcard one names nothing). No Host at all (HTTP/1.0, not a browser)
     passes: the browsers that rebinding attacks go through always send one."""
     if not host_header:
         return True
     name = host_name(host_header)
-    return name in LOOPBACK_NAMES or name.endswith(".localhost") or name in extra
+    if name in LOOPBACK_NAMES or name.endswith(".localhost"):
+        return True
+    if not bind_host:
+        return False
+    return name == host_name(bind_host) and name not in ("0.0.0.0", "::")

@@ -152,6 +152,11 @@ def mark_running(session: Session, job_id: str) -> None:
     )
 
 
+# The error of a job the embedded process held when it stopped (Ctrl-C, SIGTERM): its
+# in-memory messages are gone, so no other process can run it.
+INTERRUPTED = "interrupted: the process running it stopped"
+
+
 def finish_job(
     session: Session,
     job_id: str,

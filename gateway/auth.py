@@ -28,7 +28,7 @@ from flask import Response, current_app, g, request
 from werkzeug.http import parse_cookie
 from werkzeug.wrappers import Request
 
-from core.hosts import host_name, is_local_host
+from core.hosts import is_local_host
 from gateway.cache import cache, digest
 from gateway.errors import immich_refusal, json_error
 from gateway.upstream import client_header
@@ -280,7 +280,6 @@ def require_user(permission: str, admin: bool = True):
 def local_hosts_only(wsgi_app: Any, bind_host: str) -> Any:
     """WSGI guard for local mode, which answers without a login: a request whose Host
     names another site is refused (DNS rebinding; see core.hosts)."""
-    extra = frozenset({host_name(bind_host)}) - {"0.0.0.0", "::"}
     body = json.dumps(
         {
             "message": "local mode answers only requests addressed to this machine "
@@ -290,7 +289,7 @@ def local_hosts_only(wsgi_app: Any, bind_host: str) -> Any:
     ).encode()
 
     def guarded(environ: dict[str, Any], start_response: Any) -> Any:
-        if is_local_host(environ.get("HTTP_HOST"), extra):
+        if is_local_host(environ.get("HTTP_HOST"), bind_host):
             return wsgi_app(environ, start_response)
         start_response(
             "403 Forbidden",

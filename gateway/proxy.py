@@ -70,7 +70,7 @@ _RELAY_SKIP = HOP_BY_HOP | frozenset(_REGENERATED)
 # Asked of Immich for an answer the gateway re-encodes: no conditional request (the
 # answer must have a body to enrich) and no compression it cannot undo (a proxy in front
 # of Immich may answer br or zstd; only gzip and deflate are decoded here).
-_CONDITIONAL = ("if-none-match", "if-modified-since", "accept-encoding")
+_ENRICHED_REQUEST_DROP = ("if-none-match", "if-modified-since", "accept-encoding")
 # Immich's asset ids; /api/assets/statistics, /random, ... are not assets and pass through.
 _ASSETS = "/api/assets/"
 # RFC 3986 pchar and "/": what a path may hold unencoded (quote() keeps A-Z a-z 0-9 -._~).
@@ -399,7 +399,7 @@ class FastPath:
         if not _ASSET_ID.fullmatch(asset_id):
             return self.passthrough(environ, start_response)
         try:
-            resp = forward(app, environ, drop=_CONDITIONAL)
+            resp = forward(app, environ, drop=_ENRICHED_REQUEST_DROP)
         except UpstreamFailed as exc:
             with app.app_context():
                 return json_error(exc.status, exc.message)(environ, start_response)
@@ -522,7 +522,7 @@ def enriched_answer(
 
 def _enriched(path: str, transform) -> Response:
     """Proxy, and when Immich answers 200 JSON and the caller is known, add Twinlens data."""
-    resp = _send(drop=_CONDITIONAL)
+    resp = _send(drop=_ENRICHED_REQUEST_DROP)
     if isinstance(resp, Response):
         return resp
     if not _enrichable(resp):

@@ -97,6 +97,4 @@ def _fail_unfinished(since: Any) -> None:
             select(Job.id).where(Job.state.in_(jobs.ACTIVE_STATES), Job.created_at >= since)
         ).all()
         for job_id in ids:
-            jobs.finish_job(
-                s, job_id, "failed", error="interrupted: the process running it stopped"
-            )
+            jobs.finish_job(s, job_id, "failed", error=jobs.INTERRUPTED)

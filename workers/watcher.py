@@ -443,15 +443,15 @@ class Watcher:
                     stale_seconds=self.cfg.job_stale_seconds,
                 )
                 job_id = job.id
+                unplanned = job.state == "queued" and job.phase == "plan"
             else:
+                # Only a new scan or a queued one not planned yet comes back from here.
                 job_id, created = enqueue_folder_scan(
                     s, self.broker, root, folder, trigger, self.cfg.job_stale_seconds
                 )
-            # A queued scan not planned yet is sent again: its first message may have
-            # been lost (a send that failed after the commit); planning twice is a no-op.
-            unplanned = s.scalar(
-                select(Job.id).where(Job.id == job_id, Job.state == "queued", Job.phase == "plan")
-            )
+                unplanned = True
+        # A queued scan not planned yet is sent again: its first message may have been
+        # lost (a send that failed after the commit); planning twice is a no-op.
         if created or unplanned:
             jobs.enqueue(self.broker, "scan_plan", job_id)
         if created:
