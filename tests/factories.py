@@ -109,3 +109,21 @@ def planned_scan(settings: Any, library: Path) -> str:
         job, _ = jobs.start_job(s, "scan", root=root)
         catalog.plan_scan(s, job.id, settings)
         return job.id
+
+
+def run_phase(settings: Any, job_id: str) -> str:
+    """Run every queued batch of a planned scan's current phase, then move on (as the
+    scan actors would, without a broker); returns the phase the scan is in now."""
+    from core import catalog
+    from core.db import session_scope
+    from core.models import Job
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        phase = s.get(Job, job_id).phase
+        seqs = catalog.queued_batches(s, job_id)
+    for seq in seqs:
+        with session_scope(runtime.engine()) as s:
+            catalog.process_batch(s, job_id, seq, settings)
+    with session_scope(runtime.engine()) as s:
+        return catalog.advance(s, job_id, phase, settings) or phase

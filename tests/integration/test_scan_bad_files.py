@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.factories import planned_scan, write_bytes, write_jpeg, write_png
+from tests.factories import planned_scan, run_phase, write_bytes, write_jpeg, write_png
 from twinlens import run_scan
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -240,23 +240,6 @@ def test_hostile_library_through_the_cli(library, hostile, tmp_path):
 # hours). These drive the phases by hand to change the library in between.
 
 
-def _run_phase(settings, job_id: str) -> str:
-    """Run every queued batch of the current phase, then move on; returns the new phase."""
-    from core import catalog
-    from core.db import session_scope
-    from core.models import Job
-    from workers import runtime
-
-    with session_scope(runtime.engine()) as s:
-        phase = s.get(Job, job_id).phase
-        seqs = catalog.queued_batches(s, job_id)
-    for seq in seqs:
-        with session_scope(runtime.engine()) as s:
-            catalog.process_batch(s, job_id, seq, settings)
-    with session_scope(runtime.engine()) as s:
-        return catalog.advance(s, job_id, phase, settings) or phase
-
-
 def _scan_with(settings, library: Path, between: dict[str, Callable[[], None]]) -> dict:
     """Plan, then run the phases; ``between[phase]`` runs just before that phase's
     batches; finish the job as the finishing actor would. Returns the report."""
@@ -270,7 +253,7 @@ def _scan_with(settings, library: Path, between: dict[str, Callable[[], None]]) 
     while phase != "finish":
         if phase in between:
             between[phase]()
-        phase = _run_phase(settings, job_id)
+        phase = run_phase(settings, job_id)
     with session_scope(runtime.engine()) as s:
         jobs.finish_job(s, job_id, "done")
     with session_scope(runtime.engine()) as s:

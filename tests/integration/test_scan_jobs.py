@@ -46,6 +46,15 @@ def _sent(monkeypatch) -> list[tuple]:
     return sent
 
 
+def _at_its_finish(settings: Settings, job_id: str) -> str:
+    """A planned scan run through its phases up to its finish, which is not run."""
+    from tests.factories import run_phase
+
+    while run_phase(settings, job_id) != "finish":
+        pass
+    return job_id
+
+
 def test_a_redelivered_last_batch_moves_the_scan_on(
     embedded_settings: Settings, library: Path, monkeypatch
 ) -> None:
@@ -77,27 +86,15 @@ def test_a_redelivered_last_batch_moves_the_scan_on(
 def test_a_redelivered_finish_sends_the_grouping_and_dedup_it_queued(
     embedded_settings: Settings, library: Path, monkeypatch
 ) -> None:
-    from core import catalog
     from tests.factories import planned_scan, write_jpeg
     from workers import actors, runtime
 
     # Given a scan that ran to its finish, which queued grouping and dedup jobs and
     # died before sending their messages
     write_jpeg(library / "a.jpg", 1)
-    job_id = planned_scan(embedded_settings, library)
+    job_id = _at_its_finish(embedded_settings, planned_scan(embedded_settings, library))
     sent = _sent(monkeypatch)
-    phase = "catalog"
-    while True:
-        with session_scope(runtime.engine()) as s:
-            seqs = catalog.queued_batches(s, job_id)
-        for seq in seqs:
-            actors.scan_batch.fn(job_id, seq)
-        actors.scan_advance.fn(job_id, phase)
-        with session_scope(runtime.engine()) as s:
-            job = s.get(Job, job_id)
-            phase = job.phase
-            if job.state == "done":
-                break
+    actors._kick(job_id)  # the finish
     followers = {a[0]: a[1] for a in sent if a[0] in ("group_run", "dedup_run")}
     assert set(followers) == {"group_run", "dedup_run"}
     sent.clear()
@@ -150,16 +147,8 @@ def test_a_scan_cancelled_as_it_finishes_starts_no_passes(
     from workers import actors, runtime
 
     write_jpeg(library / "a.jpg", 1)
-    job_id = planned_scan(embedded_settings, library)
+    job_id = _at_its_finish(embedded_settings, planned_scan(embedded_settings, library))
     sent = _sent(monkeypatch)
-    phase = "catalog"
-    while phase != "finish":
-        with session_scope(runtime.engine()) as s:
-            seqs = catalog.queued_batches(s, job_id)
-        for seq in seqs:
-            actors.scan_batch.fn(job_id, seq)
-        with session_scope(runtime.engine()) as s:
-            phase = catalog.advance(s, job_id, phase, embedded_settings) or phase
     # Given a cancel that lands while the finish looks at what changed
     real = catalog.changed_since
 
