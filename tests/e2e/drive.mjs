@@ -65,17 +65,20 @@ async function local(flags) {
   };
   if (flags.includes("--scan")) {
     // A full rescan re-reads every file, so the unreadable ones are reported again.
+    // The library's first scan is already shown as the last one: wait for the new one.
+    const before = await page.locator(".job.last").getAttribute("data-job-id", { timeout: 5000 })
+      .catch(() => null);
     await page.getByLabel("Re-read every file (full rescan)").check();
     await page.getByRole("button", { name: "Scan now" }).click();
-    await page.locator(".job.last").filter({ hasText: /Last scan (done|failed|cancelled)/ })
-      .waitFor({ timeout: 60000 });
+    await page.waitForFunction((old) => {
+      const last = document.querySelector(".job.last");
+      return last !== null && last.getAttribute("data-job-id") !== old &&
+        /Last scan (done|failed|cancelled)/.test(last.textContent ?? "");
+    }, before, { timeout: 60000 });
     // Follow-up grouping/dedup passes too: no progress bars left.
     await page.waitForFunction(() => document.querySelectorAll(".job:not(.last)").length === 0,
                                null, { timeout: 60000 });
     out.overview.lastScan = (await page.locator(".job.last").innerText()).replace(/\s+/g, " ");
-    // The scan read a broken file: its row is shown once the finished scan's details are in.
-    await page.locator(".errors tbody tr").first().waitFor({ state: "attached", timeout: 15000 })
-      .catch(() => {});
     out.overview.failedFiles = await page.$$eval(".errors tbody tr", (rows) =>
       rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)));
   }

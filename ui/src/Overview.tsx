@@ -264,7 +264,7 @@ function JobProgress({ job, onCancel }: { job: Job; onCancel: () => void }) {
 function LastScan({ job }: { job: Job }) {
   const when = job.finished_at ? new Date(job.finished_at + (/[Z+]/.test(job.finished_at.slice(10)) ? "" : "Z")) : null;
   return (
-    <div className={`job last state-${job.state}`}>
+    <div className={`job last state-${job.state}`} data-job-id={job.id}>
       <div className="job-head">
         <span>
           Last scan <strong>{job.state}</strong>
