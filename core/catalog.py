@@ -191,8 +191,15 @@ def _in_unseen(path: str, unseen: set[str], top: str) -> bool:
     return any(p in unseen for p in ancestors(path) if is_inside(p, top))
 
 
-def _shared_sizes(session: Session, root_id: int, walked: list[Entry]) -> set[int]:
-    """Sizes held by two or more distinct present files across the whole catalog."""
+def _shared_sizes(
+    session: Session, walked: list[Entry], root_id: int, whole_root: bool
+) -> set[int]:
+    """Sizes held by two or more distinct present files across the whole catalog.
+
+    The walk stands for its own root when it covered all of it. A folder scan walks only
+    its folder, so the root's other rows count too: a copy arriving there must meet its
+    twin elsewhere in the root. (A row of the folder that vanished then counts once: at
+    worst a new file of its size gets a quick digest it did not need.)"""
     counts: Counter[int] = Counter()
     seen_inodes: set[tuple[int, int]] = set()
     for e in walked:
@@ -201,7 +208,9 @@ def _shared_sizes(session: Session, root_id: int, walked: list[Entry]) -> set[in
             counts[e.size] += 1
     other = session.execute(
         select(File.size, File.device, File.inode).where(
-            File.root_id != root_id, File.status == "present", File.size > 0
+            File.status == "present",
+            File.size > 0,
+            *([File.root_id != root_id] if whole_root else []),
         )
     )
     for size, device, inode in other:
@@ -265,7 +274,7 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     top = job.path or root.path
     walked = walk(top, settings.ignore)
     known = _known_rows(session, root.id)
-    shared = _shared_sizes(session, root.id, walked.entries)
+    shared = _shared_sizes(session, walked.entries, root.id, top == root.path)
 
     seen_keys: set[str] = set()
     todo: list[dict[str, Any]] = []

@@ -3,9 +3,12 @@ through `run_scan` as `twinlens scan` calls it."""
 
 from __future__ import annotations
 
+import errno
 import os
+import time
 from datetime import datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -281,3 +284,283 @@ def test_a_scan_without_progress_for_too_long_is_superseded(embedded_settings, l
         assert created and fresh.id != lost.id
         s.refresh(lost)
         assert lost.state == "failed" and "presumed lost" in lost.error
+
+
+def test_a_folder_scan_leaves_the_rest_of_the_library_alone(embedded_settings, library):
+    # Given a scanned library of two folders
+    write_jpeg(library / "keep" / "A.JPG", 1)
+    write_jpeg(library / "new" / "B.JPG", 2)
+    run_scan(embedded_settings, str(library))
+    # When one folder is scanned (as the watcher does on every change)
+    sub = run_scan(embedded_settings, str(library / "new"))
+    # Then the other folder's files are still present
+    assert sub["job"]["summary"]["missing"] == 0
+    assert set(by_path(sub)) == {"keep/A.JPG", "new/B.JPG"}
+
+
+def test_nas_thumbnails_trash_and_os_litter_are_not_cataloged(embedded_settings, library):
+    # Given a picture, Synology's thumbnail of it, a file in the NAS recycle bin, and
+    # macOS's resource fork beside it
+    write_jpeg(library / "IMG_1.JPG", 1)
+    write_jpeg(library / "@eaDir" / "IMG_1.JPG" / "SYNOFILE_THUMB_XL.jpg", 1, size=(160, 120))
+    write_jpeg(library / "#recycle" / "old.jpg", 1)
+    write_bytes(library / "._IMG_1.JPG", b"\0\5\26\7" + bytes(4000))
+    # When scanned
+    report = run_scan(embedded_settings, str(library))
+    # Then only the picture is cataloged, and nothing is a duplicate of it
+    assert set(by_path(report)) == {"IMG_1.JPG"}
+    assert report["job"]["summary"]["skipped_ignored"] == 3
+    assert report["duplicates"] == []
+
+
+def test_a_file_that_comes_back_unchanged_is_present_again(embedded_settings, library, tmp_path):
+    write_jpeg(library / "a.jpg", 1)
+    write_jpeg(library / "b.jpg", 2)
+    run_scan(embedded_settings, str(library))
+    # Given a file moved out of the library and scanned as missing
+    os.rename(library / "b.jpg", tmp_path / "b.jpg")
+    assert "b.jpg" not in by_path(run_scan(embedded_settings, str(library)))
+    # When it comes back as it was
+    os.rename(tmp_path / "b.jpg", library / "b.jpg")
+    report = run_scan(embedded_settings, str(library))
+    # Then it is present again, without being read
+    assert "b.jpg" in by_path(report)
+    assert report["job"]["summary"]["revived"] == 1 and report["job"]["bytes_read"] == 0
+
+
+def test_an_edit_in_place_of_the_same_size_is_read_again(embedded_settings, library):
+    pic = write_jpeg(library / "a.jpg", 1)
+    before = by_path(run_scan(embedded_settings, str(library)))["a.jpg"]
+    # Given one byte of the file changed in place, its size the same, its mtime later
+    st = os.stat(pic)
+    data = bytearray(pic.read_bytes())
+    data[-3] ^= 0xFF
+    with open(pic, "r+b") as f:
+        f.write(data)
+    os.utime(pic, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    # When rescanned, Then it is read again and its hash follows the content
+    report = run_scan(embedded_settings, str(library))
+    assert report["job"]["summary"]["to_read"] == 1
+    assert by_path(report)["a.jpg"]["sha256"] != before["sha256"]
+
+
+def test_a_third_copy_of_a_hashed_video_is_hashed(embedded_settings, library):
+    # Given two byte copies of a video, scanned and hashed
+    data = os.urandom(30_000)
+    write_bytes(library / "a.mov", data)
+    write_bytes(library / "b.mov", data)
+    first = by_path(run_scan(embedded_settings, str(library)))
+    assert first["a.mov"]["sha256"] == first["b.mov"]["sha256"] is not None
+    # When a third copy arrives
+    write_bytes(library / "later" / "c.mov", data)
+    report = run_scan(embedded_settings, str(library))
+    # Then it is hashed too and joins their exact group
+    assert by_path(report)["later/c.mov"]["sha256"] == first["a.mov"]["sha256"]
+    [group] = report["duplicates"]
+    assert {m["path"] for m in group["members"]} == {"a.mov", "b.mov", "later/c.mov"}
+
+
+def test_a_renamed_file_rewritten_meanwhile_is_not_taken_for_a_move(embedded_settings, library):
+    write_jpeg(library / "a.jpg", 1, size=(320, 240))
+    first = by_path(run_scan(embedded_settings, str(library)))["a.jpg"]
+    # Given the file renamed, then rewritten in place (same inode) with another picture
+    os.rename(library / "a.jpg", library / "b.jpg")
+    write_jpeg(library / "b.jpg", 7, size=(400, 300))
+    # When rescanned
+    report = run_scan(embedded_settings, str(library))
+    # Then b.jpg is a new file with its own hashes, and a.jpg is gone
+    summary = report["job"]["summary"]
+    assert (summary["moved"], summary["missing"]) == (0, 1)
+    assert by_path(report)["b.jpg"]["sha256"] != first["sha256"]
+
+
+class _StatFails:
+    """A directory entry whose stat fails as on a NAS that answers EIO."""
+
+    def __init__(self, entry: os.DirEntry) -> None:
+        self._entry = entry
+        self.name, self.path = entry.name, entry.path
+
+    def is_symlink(self) -> bool:
+        return self._entry.is_symlink()
+
+    def is_dir(self, follow_symlinks: bool = True) -> bool:
+        return self._entry.is_dir(follow_symlinks=follow_symlinks)
+
+    def stat(self, follow_symlinks: bool = True):
+        raise OSError(errno.EIO, "Input/output error", self.path)
+
+
+def test_a_file_whose_stat_fails_keeps_its_row(embedded_settings, library, monkeypatch):
+    import contextlib
+
+    from core import catalog
+
+    write_jpeg(library / "a.jpg", 1)
+    write_jpeg(library / "b.jpg", 2)
+    run_scan(embedded_settings, str(library))
+    # Given the NAS answers EIO when b.jpg is stat'ed
+    real = os.scandir
+
+    @contextlib.contextmanager
+    def flaky(folder):
+        with real(folder) as it:
+            yield [_StatFails(e) if e.name == "b.jpg" else e for e in it]
+
+    # os is shared: only the catalog's walk of the library sees the flaky listing
+    monkeypatch.setattr(catalog, "os", SimpleNamespace(**{**vars(os), "scandir": flaky}))
+    # When the library is rescanned
+    report = run_scan(embedded_settings, str(library))
+    # Then the scan says so and b.jpg is kept, not marked missing
+    summary = report["job"]["summary"]
+    assert (summary["missing"], summary["kept_unlisted"]) == (0, 1)
+    assert {e["path"]: e["error"] for e in report["job"]["errors"]} == {
+        "b.jpg": "cannot stat: Input/output error"
+    }
+    assert "b.jpg" in by_path(report)
+
+
+def test_the_nightly_scan_of_an_unchanged_library_runs_a_full_dedup_pass(
+    embedded_settings, library
+):
+    from core.db import session_scope
+    from core.models import Job
+    from workers import runtime
+
+    write_jpeg(library / "a.jpg", 1)
+    run_scan(embedded_settings, str(library))
+    # Given nothing changed since, when the scheduled scan runs
+    report = run_scan(embedded_settings, str(library), trigger="schedule")
+    # Then it still starts its passes, and the dedup pass is a full one (only a full pass
+    # notices a file group dissolved entirely)
+    assert sorted((p["kind"], p["state"]) for p in report["passes"]) == [
+        ("dedup", "done"),
+        ("group", "done"),
+    ]
+    dedup = next(p for p in report["passes"] if p["kind"] == "dedup")
+    with session_scope(runtime.engine()) as s:
+        assert s.get(Job, dedup["id"]).full is True
+    # While a plain rescan of the unchanged library starts none
+    assert run_scan(embedded_settings, str(library))["passes"] == []
+
+
+def test_the_report_names_the_suggested_keeper(embedded_settings, library):
+    # Given one picture twice: a downsized re-encode that sorts first, and the full size
+    write_jpeg(library / "a_small.jpg", 5, size=(320, 240), quality=70)
+    write_jpeg(library / "b_big.jpg", 5, size=(640, 480))
+    # When scanned
+    [group] = run_scan(embedded_settings, str(library))["duplicates"]
+    # Then the report suggests keeping the full-size copy
+    assert group["type"] == "perceptual" and group["keep"] == "b_big.jpg"
+
+
+def test_the_embedded_watcher_and_scheduler_run_their_own_workers(embedded_settings, library):
+    from core import jobs
+    from core.db import migrate, session_scope
+    from core.models import Job
+    from workers import runtime
+
+    # Given the embedded default (in-process broker): no worker process exists
+    write_jpeg(library / "a.jpg", 1)
+    migrate(embedded_settings.database_url)
+    broker, worker = runtime.sending_broker(embedded_settings)
+    try:
+        # When the watcher or the scheduler sends a scan
+        with session_scope(runtime.engine()) as s:
+            root = jobs.get_or_create_root(s, str(library))
+            job_id = jobs.start_job(s, "scan", root=root, trigger="schedule")[0].id
+        jobs.enqueue(broker, "scan_plan", job_id)
+        # Then it is carried out in this process
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            with session_scope(runtime.engine()) as s:
+                if s.get(Job, job_id).state == "done":
+                    break
+            time.sleep(0.1)
+        with session_scope(runtime.engine()) as s:
+            assert s.get(Job, job_id).state == "done"
+    finally:
+        if worker is not None:
+            worker.stop()
+
+
+def test_a_copy_arriving_in_a_folder_meets_its_twin_elsewhere_in_the_root(
+    embedded_settings, library
+):
+    # Given a video scanned with the library (its size unique then: never hashed)
+    data = os.urandom(20_000)
+    write_bytes(library / "old" / "a.mov", data)
+    assert by_path(run_scan(embedded_settings, str(library)))["old/a.mov"]["sha256"] is None
+    # When a byte copy lands in another folder and only that folder is scanned (as the
+    # watcher does)
+    write_bytes(library / "new" / "b.mov", data)
+    report = run_scan(embedded_settings, str(library / "new"))
+    # Then both are hashed and are one exact group
+    files = by_path(report)
+    assert files["old/a.mov"]["sha256"] == files["new/b.mov"]["sha256"] is not None
+    [group] = report["duplicates"]
+    assert {m["path"] for m in group["members"]} == {"old/a.mov", "new/b.mov"}
+
+
+def test_batches_hold_at_most_batch_bytes(embedded_settings, library):
+    import json
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from core.models import JobBatch
+    from workers import runtime
+
+    # Given five files of 1,000 bytes, and batches of at most 2,500 bytes (so that a
+    # batch of big videos ends within a message's time limit)
+    for i in range(5):
+        write_bytes(library / f"f{i}.bin", bytes([i]) * 1000)
+    cfg = replace(embedded_settings, batch_bytes=2500, batch_files=128)
+    # When the scan is planned, Then its batches hold 2, 2 and 1 files
+    job_id = planned_scan(cfg, library)
+    with session_scope(runtime.engine()) as s:
+        payloads = s.scalars(
+            select(JobBatch.payload).where(JobBatch.job_id == job_id).order_by(JobBatch.seq)
+        ).all()
+    assert [len(json.loads(p)) for p in payloads] == [2, 2, 1]
+
+
+def test_a_batch_is_claimed_once(embedded_settings, library):
+    from sqlalchemy import select
+
+    from core import jobs
+    from core.db import session_scope
+    from core.models import JobBatch
+    from workers import runtime
+
+    # Given a planned batch delivered twice (a redelivery racing the first delivery)
+    write_bytes(library / "a.bin", b"x" * 10)
+    job_id = planned_scan(embedded_settings, library)
+    with session_scope(runtime.engine()) as s:
+        seq = s.scalars(select(JobBatch.seq).where(JobBatch.job_id == job_id)).first()
+        # Then only the first claim counts
+        assert jobs.claim_batch(s, job_id, seq) is True
+        assert jobs.claim_batch(s, job_id, seq) is False
+
+
+def test_a_redelivered_plan_sends_the_batches_the_first_delivery_did_not(
+    embedded_settings, library, monkeypatch
+):
+    from core import catalog
+    from core.db import session_scope
+    from workers import actors, runtime
+
+    # Given a scan planned (its batches committed) by a worker that died before it sent
+    # their messages
+    for i in range(3):
+        write_jpeg(library / f"IMG_{i}.JPG", i)
+    job_id = planned_scan(embedded_settings, library)
+    sent = []
+    monkeypatch.setattr(actors, "_send", lambda actor, *args: sent.append((actor, *args)))
+    # When the plan message is delivered again
+    actors.scan_plan.fn(job_id)
+    # Then the batches are sent now
+    with session_scope(runtime.engine()) as s:
+        queued = catalog.queued_batches(s, job_id)
+    assert queued and sent == [("scan_batch", job_id, seq) for seq in queued]
