@@ -73,9 +73,30 @@ def perceptual_key(identities: Iterable[str]) -> str:
     return "p:" + digest.hexdigest()
 
 
+def _names(m: DupMember) -> set[str]:
+    """Every identity a member may have had when the user judged it: its path, and its
+    content while byte copies of it made an exact group (``"sha256:<hex>"``)."""
+    names = {path_key(m.path)}
+    for sha in (m.exact_key, m.sha256):
+        if sha:
+            names.add(f"sha256:{sha.lower()}")
+    return names
+
+
 def still_dismissed(group: DupGroup, dismissed: Iterable[frozenset[str] | set[str]]) -> bool:
-    """True when every member of ``group`` was in one dismissed group (see module doc)."""
-    return any(group.identities <= d for d in dismissed)
+    """True when every member of ``group`` was in one dismissed group (see module doc).
+
+    A member is known by its content as well as its path: a picture judged while it had
+    byte copies is the same picture once the copies are down to one (or the reverse)."""
+    names: list[set[str]] | None = None  # computed once per group, only when needed
+    for d in dismissed:
+        if group.identities <= d:
+            return True
+        if names is None:
+            names = [_names(m) for m in group.members]
+        if all(n & d for n in names):
+            return True
+    return False
 
 
 def find_duplicates(

@@ -470,9 +470,11 @@ def _run_locked(session: Session, job_id: str, settings: Settings, holder: str) 
     watermark = _next_watermark(session, read_at)
 
     def progress(phase: str, done: int, total: int) -> None:
-        # Checked before committing: a cancel that lands before the pass's writes are
-        # committed (the last report comes after them) leaves none of them.
-        if session.scalar(select(Job.state).where(Job.id == job_id)) not in jobs.ACTIVE_STATES:
+        # Checked before committing, under the job row's lock: a cancel that lands before
+        # the pass's writes are committed (the last report comes after them) leaves none of
+        # them, and one that comes during the commit waits for it.
+        state = session.scalar(select(Job.state).where(Job.id == job_id).with_for_update())
+        if state not in jobs.ACTIVE_STATES:
             raise Cancelled(job_id)
         session.execute(
             update(Job)

@@ -411,12 +411,17 @@ def run_job(
     session.commit()
 
     def progress(done: int, total: int) -> bool:
+        # Checked before the batch's commit, under the job row's lock: a cancel either
+        # lands first (the batch is rolled back) or waits for this commit.
+        state = session.scalar(select(Job.state).where(Job.id == job_id).with_for_update())
+        if state not in jobs.ACTIVE_STATES:
+            session.rollback()
+            return False
         session.execute(
             update(Job).where(Job.id == job_id).values(total=total, done=done, updated_at=utcnow())
         )
         session.commit()
-        state = session.scalar(select(Job.state).where(Job.id == job_id))
-        return state in jobs.ACTIVE_STATES
+        return True
 
     stats = regroup(
         session, dir_keys, policy=settings.primary_policy, root_id=job.root_id, progress=progress
@@ -425,6 +430,8 @@ def run_job(
     jobs.finish_job(session, job_id, "done", summary=stats.as_dict())
     session.commit()
     log.info("grouping job %s: %s", job_id, stats.as_dict())
+    # Also after a cancel: the batches before it are committed. (It may overstate by the
+    # batch rolled back; a needless cache-version bump costs one cold read.)
     return stats.changed
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from dataclasses import replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -240,6 +241,21 @@ def test_jobs_record_progress_and_go_incremental(cat: Catalog) -> None:
     assert s3["mode"] == "full" and not (s3["created"] or s3["updated"] or s3["deleted"])
 
 
+def test_the_watermark_stays_before_a_scan_still_running(cat: Catalog) -> None:
+    # Given a scan that started ten minutes ago and is still committing files
+    random_library(cat, random.Random(12), pictures=3)
+    started = utcnow() - timedelta(minutes=10)
+    with session_scope(cat.engine) as s:
+        s.add(Job(kind="scan", trigger="test", state="running", started_at=started))
+    # When a dedup pass runs meanwhile
+    job = new_job(cat)
+    run(cat, job)
+    # Then its watermark is before that scan began: the next incremental pass still
+    # sees the files the scan commits after this pass read the catalog
+    mark = datetime.fromisoformat(json.loads(job_row(cat, job).summary or "{}")["watermark"])
+    assert started - timedelta(minutes=1) < mark <= started - service.CLOCK_SLACK
+
+
 def test_a_job_waits_for_grouping_of_its_scan_and_for_the_lease(cat: Catalog) -> None:
     with session_scope(cat.engine) as s:
         g = Job(kind="group", trigger="scan", state="running", root_id=cat.root_id)
@@ -304,3 +320,104 @@ def test_a_pass_cancelled_while_it_runs_writes_nothing(
     with session_scope(cat.engine) as s:
         assert s.scalar(select(func.count()).select_from(DuplicateGroup)) == 0
         assert leases.acquire(s, service.LEASE, "next", 60)
+
+
+def _groups_by_paths(cat: Catalog) -> dict[frozenset[str], tuple[str, str | None, str | None]]:
+    """{member paths: (type, keeper path, keeper reason)}"""
+    with session_scope(cat.engine) as s:
+        paths = dict(s.execute(select(File.id, File.path)).all())
+        out = {}
+        for g in s.scalars(select(DuplicateGroup)):
+            members = s.scalars(
+                select(DuplicateMember.file_path).where(DuplicateMember.group_id == g.group_id)
+            )
+            out[frozenset(members)] = (
+                g.duplicate_type,
+                paths.get(g.keeper_file_id),
+                g.keeper_reason,
+            )
+        return out
+
+
+def test_bursts_and_two_cameras_from_the_catalog_are_not_duplicates(cat: Catalog) -> None:
+    # Given near-identical pictures as the catalog holds them: a burst (same camera,
+    # 0.1 s apart), two cameras at the same second, and a re-encode of one shot
+    rng = random.Random(11)
+    t = datetime(2024, 5, 1, 10, 0, 0)
+    burst, cams, copy = rand_hash(rng), rand_hash(rng), rand_hash(rng)
+    cat.add("burst/1.jpg", sha=sha(1), phash=burst, taken=t)
+    cat.add("burst/2.jpg", sha=sha(2), phash=flip(burst, 2, rng), taken=t + timedelta(0, 0.1))
+    cat.add("cams/a.jpg", sha=sha(3), phash=cams, taken=t, model="EOS R")
+    cat.add("cams/b.jpg", sha=sha(4), phash=flip(cams, 2, rng), taken=t, model="EOS R5")
+    cat.add("copy/a.jpg", sha=sha(5), phash=copy, taken=t)
+    cat.add("copy/b.jpg", sha=sha(6), phash=flip(copy, 2, rng), taken=t)
+    # When a pass runs
+    cat.dedupe()
+    # Then only the re-encode is offered as a duplicate
+    assert list(_groups_by_paths(cat)) == [
+        frozenset({cat.path("copy/a.jpg"), cat.path("copy/b.jpg")})
+    ]
+
+
+@pytest.mark.parametrize(
+    "first, then",
+    [
+        # from the path tie-break to a folder the user names
+        ((None, "a", "tie: path"), ("b", "b", "folder")),
+        # from one preferred folder to another: the deciding rule keeps its name
+        (("a", "a", "folder"), ("b", "b", "folder")),
+    ],
+)
+def test_a_new_keeper_preference_rewrites_stored_exact_groups(
+    cat: Catalog, first: tuple, then: tuple
+) -> None:
+    def keeper_with(preferred: str | None) -> tuple:
+        folders = (cat.lib / preferred,) if preferred else ()
+        cat.settings = replace(cat.settings, preferred_folders=folders)
+        cat.dedupe()
+        return _groups_by_paths(cat)[frozenset({cat.path("a/x.jpg"), cat.path("b/x.jpg")})]
+
+    # Given byte copies stored with the first setting's keeper
+    cat.add("a/x.jpg", sha=sha(1))
+    cat.add("b/x.jpg", sha=sha(1))
+    assert keeper_with(first[0]) == ("exact", cat.path(f"{first[1]}/x.jpg"), first[2])
+    # When the preference changes and a full pass runs, Then the stored keeper follows
+    assert keeper_with(then[0]) == ("exact", cat.path(f"{then[1]}/x.jpg"), then[2])
+
+
+def test_the_watermark_stays_before_a_grouping_pass_still_running(cat: Catalog) -> None:
+    # Given a dedup job, and a grouping pass (of a later scan: not one it waits for) that
+    # has been writing file groups for ten minutes
+    random_library(cat, random.Random(13), pictures=3)
+    job = new_job(cat)
+    started = utcnow() - timedelta(minutes=10)
+    with session_scope(cat.engine) as s:
+        s.add(Job(kind="group", trigger="test", state="running", started_at=started))
+    # When the dedup pass runs, Then its watermark is before that pass began
+    run(cat, job)
+    mark = datetime.fromisoformat(json.loads(job_row(cat, job).summary or "{}")["watermark"])
+    assert started - timedelta(minutes=1) < mark <= started - service.CLOCK_SLACK
+
+
+def test_a_look_alike_group_keeps_its_id_when_a_byte_copy_appears(cat: Catalog) -> None:
+    # Given a stored look-alike pair
+    rng = random.Random(14)
+    h = rand_hash(rng)
+    cat.add("p/a.jpg", sha=sha(1), phash=h)
+    cat.add("p/b.jpg", sha=sha(2), phash=flip(h, 2, rng))
+    cat.dedupe()
+    before = _ids_by_type(cat)
+    assert list(before) == ["perceptual"]
+    # When a byte copy of one of them appears and a pass runs
+    cat.add("q/a.jpg", sha=sha(1), phash=h)
+    cat.dedupe()
+    # Then the look-alike group is still the group the user knew, and the copies are a
+    # new exact group
+    after = _ids_by_type(cat)
+    assert after["perceptual"] == before["perceptual"]
+    assert after["exact"] != before["perceptual"]
+
+
+def _ids_by_type(cat: Catalog) -> dict[str, str]:
+    with session_scope(cat.engine) as s:
+        return {g.duplicate_type: g.group_id for g in s.scalars(select(DuplicateGroup))}

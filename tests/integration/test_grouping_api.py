@@ -139,6 +139,31 @@ def test_lookup_by_path_and_sha1(client, pg_settings):
     )
     assert files[1]["group"]["type"] == "raw_jpeg" and files[1]["sha1"] == sha
     assert len(files[1]["group"]["members"]) == 2
+    # A copy with that content that has since been deleted is not found by it
+    with session_scope(engine_for(pg_settings.database_url)) as s:
+        root = jobs.get_or_create_root(s, lib)
+        s.add(
+            file_row(
+                root.id,
+                f"{lib}/gone/IMG_1.JPG",
+                size=7,
+                inode=99,
+                kind="image",
+                sha1=sha,
+                status="missing",
+            )
+        )
+    r = client.post("/files/lookup", json={"sha1": [sha]}, headers=AUTH)
+    assert [f["path"] for f in r.get_json()["files"]] == [f"{lib}/x/IMG_1.JPG"]
+
+
+def test_a_split_with_a_misspelt_field_dissolves_nothing(client, pg_settings):
+    seed(pg_settings, ["a/IMG_1.CR2", "a/IMG_1.JPG"])
+    [group] = client.get("/groups", headers=AUTH).get_json()["items"]
+    jpg = next(m["path"] for m in group["members"] if m["path"].endswith(".JPG"))
+    r = client.post(f"/groups/{group['id']}/split", json={"path": [jpg]}, headers=AUTH)
+    assert r.status_code == 400 and r.get_json()["error"] == "unknown fields: path"
+    assert client.get(f"/groups/{group['id']}", headers=AUTH).status_code == 200
 
 
 def test_bad_inputs_are_json_400_or_404(client, pg_settings, tmp_path, library):
@@ -224,7 +249,12 @@ def test_a_path_that_is_not_utf8_can_be_named_in_the_query(client, pg_settings):
 def test_service_token_required(client, pg_settings):
     seed(pg_settings, ["a/IMG_1.CR2", "a/IMG_1.JPG"])
     assert client.get("/healthz").status_code == 200
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": TOKEN},
+        {"Authorization": f"Basic {TOKEN}"},  # the token, under another scheme
+    ):
         r = client.get("/groups", headers=headers)
         assert r.status_code == 401 and "token" in r.get_json()["error"]
         assert client.post("/groups/merge", json={"paths": []}, headers=headers).status_code == 401

@@ -21,6 +21,7 @@ from tests.factories import file_row
 
 KINDS = {
     ".cr2": ("raw", "raw"),
+    ".cr3": ("raw", "raw"),
     ".dng": ("raw", "raw"),
     ".jpg": ("image", "jpeg"),
     ".heic": ("image", "heic"),
@@ -35,9 +36,13 @@ def root(db_session) -> Root:
     return jobs.get_or_create_root(db_session, "/lib")
 
 
-def add(session, root: Root, path: str, taken: datetime | None = T0, size: int = 1000) -> File:
+def add(
+    session, root: Root, path: str, taken: datetime | None = T0, size: int = 1000, **fields
+) -> File:
     kind, fmt = KINDS[os.path.splitext(path)[1].lower()]
-    f = file_row(root.id, path, size=size, kind=kind, format=fmt, taken_at=taken, status="present")
+    f = file_row(
+        root.id, path, size=size, kind=kind, format=fmt, taken_at=taken, status="present", **fields
+    )
     session.add(f)
     session.flush()
     return f
@@ -213,6 +218,43 @@ def test_merging_again_with_another_primary_changes_the_primary(db_session, root
     assert groups(s)[everything][1:] == ("manual", "/lib/x/b.jpg")
 
 
+def test_a_new_primary_alone_rewrites_the_group(db_session, root):
+    s, cfg = db_session, load_settings({})
+    add(s, root, "/lib/p/IMG_1.CR2")
+    add(s, root, "/lib/p/IMG_1.JPG")
+    for p in ("/lib/x/a.jpg", "/lib/x/b.jpg"):
+        add(s, root, p)
+    service.regroup(s, None)
+    pair = frozenset({"/lib/p/IMG_1.CR2", "/lib/p/IMG_1.JPG"})
+    assert groups(s)[pair][2] == "/lib/p/IMG_1.JPG"
+    # When the primary policy changes, the members staying the same
+    stats = service.regroup(s, None, policy="raw")
+    # Then the stored group gets the RAW as its primary
+    assert groups(s)[pair][2] == "/lib/p/IMG_1.CR2" and stats.updated == 1
+    # And merging the same files again with another primary moves the primary
+    service.merge_files(s, ["/lib/x/a.jpg", "/lib/x/b.jpg"], "/lib/x/a.jpg", cfg)
+    gid, _ = service.merge_files(s, ["/lib/x/a.jpg", "/lib/x/b.jpg"], "/lib/x/b.jpg", cfg)
+    assert groups(s)[frozenset({"/lib/x/a.jpg", "/lib/x/b.jpg"})] == (gid, "manual", "/lib/x/b.jpg")
+
+
+def test_taking_a_file_out_keeps_the_chosen_primary(db_session, root):
+    s, cfg = db_session, load_settings({})
+    for p in ("/lib/x/a.jpg", "/lib/x/b.jpg", "/lib/x/c.jpg"):
+        add(s, root, p)
+    service.regroup(s, None)
+    # Given a manual group of three with c chosen as its primary
+    gid, _ = service.merge_files(
+        s, ["/lib/x/a.jpg", "/lib/x/b.jpg", "/lib/x/c.jpg"], "/lib/x/c.jpg", cfg
+    )
+    # When a is taken out
+    service.split_group(s, gid, ["/lib/x/a.jpg"], cfg)
+    # Then the rest keeps c as its primary, now and after a later pass
+    rest = frozenset({"/lib/x/b.jpg", "/lib/x/c.jpg"})
+    assert groups(s)[rest][1:] == ("manual", "/lib/x/c.jpg")
+    service.regroup(s, None)
+    assert groups(s)[rest][1:] == ("manual", "/lib/x/c.jpg")
+
+
 def test_a_merge_made_while_a_pass_runs_is_not_undone_by_it(db_session, root, monkeypatch):
     s, cfg = db_session, load_settings({})
     # Given a library of two folders that a pass takes in two batches
@@ -270,3 +312,48 @@ def test_run_job_reports_folders_as_progress(db_session, root):
     # A redelivered message for a finished job does nothing
     assert service.run_job(s, job.id, None, load_settings({})) is False
     assert len(groups(s)) == 3
+
+
+def test_a_cancel_during_a_batch_leaves_that_batch_unwritten(pg_db, monkeypatch):
+    from core.db import engine_for, session_scope
+
+    engine = engine_for(pg_db)
+    # Given three folders of RAW+JPEG pairs and a grouping job
+    with session_scope(engine) as s:
+        root = jobs.get_or_create_root(s, "/lib")
+        for i in range(3):
+            add(s, root, f"/lib/f{i}/IMG_1.CR2")
+            add(s, root, f"/lib/f{i}/IMG_1.JPG")
+        job = Job(kind="group", root_id=root.id, path="/lib", trigger="scan")
+        s.add(job)
+    real = service._regroup_batch
+
+    def cancelled_meanwhile(session, *args):  # the user presses Cancel while a batch runs
+        real(session, *args)
+        with session_scope(engine) as other:
+            jobs.cancel_job(other, job.id)
+
+    monkeypatch.setattr(service, "_regroup_batch", cancelled_meanwhile)
+    # When the job runs
+    with session_scope(engine) as s:
+        service.run_job(s, job.id, None, load_settings({}))
+    # Then it stays cancelled and the batch it was writing is not committed
+    with session_scope(engine) as s:
+        assert s.get(Job, job.id).state == "cancelled"
+        assert s.scalar(select(func.count()).select_from(FileGroup)) == 0
+
+
+def test_what_the_catalog_knows_of_a_shot_reaches_the_rules(db_session, root):
+    s = db_session
+    # Given a Live Photo renamed on export (only Apple's content id ties it), and two
+    # bodies of one model whose counters collide (only the serials tell them apart)
+    add(s, root, "/lib/l/Beach.heic", content_id="6C7A0B9E-1")
+    add(s, root, "/lib/l/IMG_9.MOV", content_id="6C7A0B9E-1")
+    add(s, root, "/lib/c/A.CR3", make="Canon", model="EOS R5", serial="111")
+    add(s, root, "/lib/c/A.JPG", make="Canon", model="EOS R5", serial="222")
+    # When the service groups them from the catalog
+    service.regroup(s, None)
+    # Then the Live Photo is one group and the two cameras' files are not
+    assert {paths: t for paths, (_gid, t, _p) in groups(s).items()} == {
+        frozenset({"/lib/l/Beach.heic", "/lib/l/IMG_9.MOV"}): "live_photo"
+    }

@@ -36,6 +36,10 @@ CASES = [
     # earlier rules beat later ones: the full-size copy wins over a downsized one in the
     # preferred folder (trashing the only full-size copy is the mistake to avoid)
     ([rec(1, "/keep/a.jpg", w=50), rec(2, "/b.png", fmt="png")], ("/keep",), 2, "resolution"),
+    # the preferred folder decides before the format, and a copy with its capture time
+    # before the preferred folder (an EXIF-stripped copy there is not the original)
+    ([rec(1, "/keep/a.png", fmt="png"), rec(2, "/b.jpg")], ("/keep",), 1, "folder"),
+    ([rec(1, "/keep/a.jpg", taken=None), rec(2, "/b.jpg")], ("/keep",), 2, "capture_time"),
     # the user's preferred folder decides before bytes do
     ([rec(1, "/keep/a.jpg", size=10), rec(2, "/b.jpg", size=20)], ("/keep",), 1, "folder"),
     # a bigger file is not a better picture in another format: a PNG conversion of the

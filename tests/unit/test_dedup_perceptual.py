@@ -193,6 +193,52 @@ def test_find_duplicates_scores_keys_and_keeper():
     assert [m.file_id for m in again[1].members] == [4, 3]
 
 
+def test_similarity_is_measured_from_the_keeper_wherever_it_sorts():
+    # Given a downsized copy that sorts first by path and the full-size keeper after it
+    files = [
+        rec(1, "/a/small.jpg", A, sha="s", w=100, size=900),
+        rec(2, "/z/full.jpg", flip(0, 1, 2, 3), sha="f", w=400, size=5000),
+    ]
+    [group] = find_duplicates(files, threshold=8)
+    assert (group.keeper_id, group.keeper_rule) == (2, "resolution")
+    # Then the keeper scores 1 and the copy its distance from the keeper
+    assert {m.file_id: m.similarity_score for m in group.members} == {2: 1.0, 1: 1 - 4 / 64}
+
+
+def test_the_closest_copy_is_linked_first():
+    # Given B at 6 bits from A and C at 2 bits from B (8 from A): at a threshold of 6,
+    # complete linkage can hold B with A or with C, not all three
+    files = [
+        rec(1, "/a.jpg", A, sha="a"),
+        rec(2, "/b.jpg", B, sha="b"),
+        rec(3, "/c.jpg", flip(0, 1, 2, 3, 4, 5, 40, 41), sha="c"),
+    ]
+    # Then B goes with its closer match C
+    assert [{m.file_id for m in g.members} for g in find_duplicates(files, threshold=6)] == [{2, 3}]
+
+
+def test_a_perceptual_keeper_follows_the_preferred_folder():
+    # Given the same picture twice, equal in pixels, the backup's re-encode the bigger file
+    files = [
+        rec(1, "/keep/a.jpg", A, sha="k", size=900),
+        rec(2, "/backup/a.jpg", flip(0, 1), sha="b", size=1500),
+    ]
+    [group] = find_duplicates(files, threshold=8, preferred_folders=("/keep",))
+    # Then the copy in the folder the user named is kept
+    assert (group.keeper_id, group.keeper_rule) == (1, "folder")
+
+
+def test_a_groups_similarity_is_that_of_its_least_similar_pair():
+    # A and B 6 bits apart, c 4 bits from each: one group at threshold 6
+    files = [
+        rec(1, "/a.jpg", A, sha="a"),
+        rec(2, "/b.jpg", B, sha="b"),
+        rec(3, "/c.jpg", flip(0, 1, 2, 40), sha="c"),
+    ]
+    [group] = find_duplicates(files, threshold=6)
+    assert len(group.members) == 3 and group.similarity_score == 1 - 6 / 64
+
+
 def test_dismissal_survives_losing_a_member_but_not_a_new_one():
     f = [rec(1, "/a", A, sha="1"), rec(2, "/b", flip(1), sha="2"), rec(3, "/c", flip(2), sha="3")]
     [dismissed] = find_duplicates(f, threshold=8)
