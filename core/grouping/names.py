@@ -155,10 +155,13 @@ def _edit_base(stem_: str) -> str | None:
 
 
 def _cut(stem_: str, suffix: str) -> str | None:
-    """Remove ``suffix`` from a stem whose normalised form differs in length (NFD names)."""
+    """Remove ``suffix`` from a stem whose normalised form differs in length: an NFD name
+    (a Mac's), or a base whose casefold is longer or shorter (``Straße``, ``İstanbul``).
+    The suffixes keep their length under NFC and casefold, so only the tail is compared."""
     nfc = unicodedata.normalize("NFC", stem_)
-    if norm(nfc).endswith(suffix) and len(norm(nfc)) == len(nfc):
-        return nfc[: len(nfc) - len(suffix)]
+    cut = len(nfc) - len(suffix)
+    if cut > 0 and norm(nfc[cut:]) == suffix:
+        return nfc[:cut]
     return None
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from datetime import datetime, timedelta
 
 import pytest
@@ -115,6 +116,34 @@ def test_pixel_radical(name: str, radical: str | None) -> None:
 )
 def test_edit_base(stem: str, base: str | None) -> None:
     assert N.edit_base(stem) == base
+
+
+# The suffixes editors and Google Takeout (in its languages) put on an edited copy,
+# written out here: dropping one from the code must fail a test.
+EDITED = (
+    "-edited", "-edit", " (edited)", "(edited)", "-bearbeitet", "-modifié", "-modifie",
+    "-editado", "-modificato", "-bewerkt", "-redigerad", "-redigeret", "-redigert",
+    "-muokattu", "-edytowane", "-upraveno",
+)  # fmt: skip
+
+
+@pytest.mark.parametrize("suffix", EDITED)
+@pytest.mark.parametrize("base", ["IMG_1", "Straße", "İstanbul", "Cafe\u0301", "ÉTÉ"])
+def test_every_edit_suffix_after_any_name(base: str, suffix: str) -> None:
+    # Whatever the name (a casefold longer or shorter than it, a Mac's NFD), and in the
+    # suffix's own case or upper case
+    nfc = unicodedata.normalize("NFC", base)
+    assert N.edit_base(base + suffix) == nfc
+    assert N.edit_base(base + suffix.upper()) == nfc
+
+
+def test_an_edit_with_an_accented_or_unusual_name_joins_its_original() -> None:
+    for original, edit in (
+        ("Straße.jpg", "Straße-edited.jpg"),
+        ("Café.jpg", "Cafe\u0301-edited.jpg"),
+    ):
+        groups = group_folder([rec(original), rec(edit)])
+        assert [g.type for g in groups] == ["edited"], (original, edit)
 
 
 def test_shot_key_is_case_and_normalisation_insensitive() -> None:
@@ -368,6 +397,29 @@ def test_two_shots_with_one_name_pair_one_to_one() -> None:
     }
 
 
+def test_a_raw_is_not_shared_while_another_is_free() -> None:
+    # Given two shots under one name: CR2+JPG at once, and a HEIC nearer the CR2 than
+    # its own CR3
+    files = [
+        rec("IMG_1.CR2", 0),
+        rec("IMG_1.JPG", 0),
+        rec("IMG_1.HEIC", 0.3),
+        rec("IMG_1.CR3", 1.0),
+    ]
+    # Then each RAW takes one rendition
+    assert shape(group_folder(files)) == {
+        G("raw_jpeg", **{"IMG_1.JPG": "primary", "IMG_1.CR2": "raw"}),
+        G("raw_jpeg", **{"IMG_1.HEIC": "primary", "IMG_1.CR3": "raw"}),
+    }
+
+
+def test_a_raw_with_a_known_close_time_beats_one_with_no_time() -> None:
+    files = [rec("IMG_1.JPG", 0), rec("IMG_1.CR2", None), rec("IMG_1.CR3", 0.5)]
+    assert shape(group_folder(files)) == {
+        G("raw_jpeg", **{"IMG_1.JPG": "primary", "IMG_1.CR3": "raw"})
+    }
+
+
 def test_raw_with_jpeg_and_hif_is_one_group() -> None:
     groups = group_folder([rec("A.CR3"), rec("A.JPG"), rec("A.HIF")])
     assert len(groups) == 1
@@ -445,6 +497,21 @@ LIVE_CASES = [
     (
         "video time in UTC (2 h off)",
         [rec("IMG_5.HEIC", 0), rec("IMG_5.MOV", -7200 - 1)],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
+    ),
+    (
+        "video time in UTC, west of it (UTC-5)",
+        [rec("IMG_5.HEIC", 0), rec("IMG_5.MOV", 5 * 3600 - 1.5)],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
+    ),
+    (
+        "video 3 s before the still",
+        [rec("IMG_5.HEIC", 0), rec("IMG_5.MOV", -3)],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
+    ),
+    (
+        "video time in UTC, a half-hour zone (India)",
+        [rec("IMG_5.HEIC", 0), rec("IMG_5.MOV", -(5.5 * 3600 + 1.5))],
         {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
     ),
     ("rollover: 3 h 17 min apart", [rec("IMG_5.HEIC", 0), rec("IMG_5.MOV", 11820)], set()),
@@ -582,6 +649,16 @@ SIDECAR_CASES = [
         "name.xmp",
         [rec("DSC_1.NEF"), rec("DSC_1.xmp", None)],
         {G("sidecar", **{"DSC_1.NEF": "primary", "DSC_1.xmp": "sidecar"})},
+    ),
+    (
+        "DxO and RawTherapee sidecars",
+        [rec("DSC_1.NEF"), rec("DSC_1.NEF.dop", None), rec("DSC_1.NEF.pp3", None)],
+        {
+            G(
+                "sidecar",
+                **{"DSC_1.NEF": "primary", "DSC_1.NEF.dop": "sidecar", "DSC_1.NEF.pp3": "sidecar"},
+            )
+        },
     ),
     (
         "name.ext.xmp",
@@ -805,6 +882,25 @@ def test_forced_together_with_a_chosen_primary_across_folders() -> None:
     ov2 = Overrides(forced_together=({raw.path, jpg.path},))
     assert group_folder([jpg, raw], overrides=ov2)[0].primary.path == jpg.path
     assert group_folder([jpg, raw], policy="raw", overrides=ov2)[0].primary.path == raw.path
+
+
+def test_a_manual_group_whose_chosen_primary_is_gone() -> None:
+    a, b = rec("a.jpg"), rec("b.jpg")
+    ov = Overrides(
+        forced_together=(
+            ManualGroup(frozenset({a.path, b.path, f"{DIR}/c.jpg"}), primary=f"{DIR}/c.jpg"),
+        )
+    )
+    (g,) = group_folder([a, b], overrides=ov)
+    assert g.type == "manual" and g.paths == {a.path, b.path} and g.primary.path == a.path
+
+
+def test_a_manual_group_without_a_primary_does_not_pick_the_edit() -> None:
+    orig, edit = rec("holiday.jpg"), rec("holiday-edited.jpg")
+    ov = Overrides(forced_together=({orig.path, edit.path},))
+    (g,) = group_folder([edit, orig], overrides=ov)
+    assert g.primary.path == orig.path
+    assert {m.path: m.role for m in g.members}[edit.path] == "edit"
 
 
 def test_overlapping_manual_groups_merge_and_keep_their_key() -> None:
