@@ -16,6 +16,7 @@ from api.common import (
     db,
     json_body,
     only_args,
+    only_fields,
     paging,
     serialise,
     settings,
@@ -49,6 +50,8 @@ def start_scan(body: dict[str, Any], trigger: str = "api") -> Any:
     """Start a catalog scan (which then groups and deduplicates what changed), or
     answer with the scan already running on that root."""
     cfg = settings()
+    # A misspelt field must not quietly widen the scan (no path: the whole root).
+    only_fields(body, {"path", "full"})
     full = body.get("full", False)
     if not isinstance(full, bool):
         raise ApiError(400, "full must be true or false")

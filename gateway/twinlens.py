@@ -567,6 +567,7 @@ def _service_arg(value: Any) -> tuple[str, ...]:
 @require_user("job.create")
 def start_scan() -> Response:
     body = json_body()
+    _unknown_fields(body, {"path", "full", "service"})
     scan: dict[str, Any] = {}
     if "path" in body:
         if not isinstance(body["path"], str):

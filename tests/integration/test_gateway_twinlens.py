@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import os
@@ -15,6 +16,7 @@ from PIL import Image
 from core.config import load_settings
 from gateway import create_app
 from gateway.cache import bump_data_version
+from tests.fakeimmich import ThreadedServer
 from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
 from tests.fakeimmich.fixtures import LIBRARY_ID, SERVICE_TOKEN
 
@@ -77,6 +79,32 @@ def test_lists_carry_asset_ids(gateway, alice, world):
     assert one["similarity"] == 0.93 and one["keepAssetId"] == world["c"]["id"]
     stats = requests.get(gateway.url + "/api/twinlens/stats", headers=alice.bearer).json()
     assert stats["duplicates"]["open"] == 2 and stats["groups"]["total"] == 1
+
+
+def test_refusals_are_never_cached(gateway, alice, world):
+    for url in ("/api/twinlens/groups/nope", "/api/twinlens/duplicates/nope"):
+        for _ in range(2):
+            r = requests.get(gateway.url + url, headers=alice.bearer)
+            assert r.status_code == 404 and "X-Twinlens-Cache" not in r.headers, url
+
+
+def test_lists_are_cached_per_user(gateway_settings, immich, alice, bob, world):
+    # Given every user may review (one household) and Alice has listed the duplicates
+    settings = dataclasses.replace(gateway_settings, admin_only=False)
+    server = ThreadedServer(create_app({"SETTINGS": settings, "TESTING": True})).start()
+    try:
+        url = server.url + "/api/twinlens/duplicates"
+        hers = requests.get(url, headers=alice.bearer)
+        assert requests.get(url, headers=alice.bearer).headers["X-Twinlens-Cache"] == "hit"
+        assert world["a"]["id"] in {
+            m["assetId"] for d in hers.json()["items"] for m in d["members"]
+        }
+        # When Bob lists them, Then he is not served her answer: none of her assets is his
+        his = requests.get(url, headers=bob.bearer)
+        assert his.status_code == 200 and "X-Twinlens-Cache" not in his.headers
+        assert {m["assetId"] for d in his.json()["items"] for m in d["members"]} == {None}
+    finally:
+        server.stop()
 
 
 def test_jobs_start_watch_cancel(gateway, alice, library):
@@ -232,6 +260,115 @@ def test_resolve_refusals(gateway, immich, alice, world, dedup_state):
     assert r.status_code == 404
 
 
+def test_a_refused_trash_whose_decision_cannot_be_withdrawn_says_so(
+    gateway, immich, alice, world, dedup_state
+):
+    # Given a key that may not delete assets, and a dedup API that fails the withdrawal
+    no_delete = immich.state.add_api_key(
+        alice.user["id"], ["user.read", "duplicate.delete", "asset.upload"]
+    )
+    dedup_state.fail_withdrawals = True
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
+    # When the group is resolved
+    r = requests.post(url, json={"keep": [world["c"]["id"]]}, headers={"x-api-key": no_delete})
+    # Then the answer says nothing moved and the decision is still there
+    assert r.status_code == 502, r.text
+    assert "could not be withdrawn" in r.json()["message"]
+    assert dedup_state.duplicates[world["dup2"]["id"]]["status"] == "resolved"
+    assert not immich.state.assets[world["d"]["id"]]["isTrashed"]
+
+
+def test_an_immich_lost_during_the_trash_leaves_the_decision_to_undo(
+    gateway, immich, alice, world, dedup_state, monkeypatch
+):
+    from gateway import twinlens
+
+    # Given an Immich that goes away as the trash request is sent
+    real = twinlens.as_caller
+
+    def lost(method, path, **kw):
+        if method == "DELETE" and path == "assets":
+            raise requests.ConnectionError("connection reset")
+        return real(method, path, **kw)
+
+    monkeypatch.setattr(twinlens, "as_caller", lost)
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
+    # When the group is resolved, Then no success is claimed: the decision is recorded
+    # (Immich may have trashed before the answer was lost) and the way back is named
+    r = requests.post(url, json={"keep": [world["c"]["id"]]}, headers=alice.bearer)
+    assert r.status_code == 502, r.text
+    assert "the decision is recorded: undo it to restore" in r.json()["message"]
+    assert [did for did, _ in dedup_state.resolutions] == [world["dup2"]["id"]]
+
+
+def test_an_undo_whose_withdrawal_fails_after_the_restore_says_so(
+    gateway, immich, alice, world, dedup_state
+):
+    # Given a resolved group whose copy is in Immich's trash
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}"
+    r = requests.post(url + "/resolve", json={"keep": [world["c"]["id"]]}, headers=alice.bearer)
+    assert r.status_code == 200 and immich.state.assets[world["d"]["id"]]["isTrashed"]
+    # When it is undone but the dedup API fails to withdraw the decision
+    dedup_state.fail_withdrawals = True
+    r = requests.delete(url + "/resolution", headers=alice.bearer)
+    # Then the copy is back, and the answer says the decision was not withdrawn
+    assert r.status_code == 502, r.text
+    assert "not withdrawn" in r.json()["message"] and r.json()["restored"] == 1
+    assert not immich.state.assets[world["d"]["id"]]["isTrashed"]
+
+
+def test_an_undo_is_seen_at_once_in_cached_answers(gateway, immich, alice, world, dedup_state):
+    # Given a resolved group whose answer the gateway has cached
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}"
+    r = requests.post(url + "/resolve", json={"keep": [world["c"]["id"]]}, headers=alice.bearer)
+    assert r.status_code == 200
+    requests.get(url, headers=alice.bearer)
+    cached = requests.get(url, headers=alice.bearer)
+    assert cached.headers.get("X-Twinlens-Cache") == "hit"
+    assert cached.json()["status"] == "resolved"
+    # When it is undone through the gateway (the stand-in, unlike the real API, does not
+    # bump the data version itself: this is the gateway's own)
+    assert requests.delete(url + "/resolution", headers=alice.bearer).status_code == 200
+    # Then the next answer is fresh
+    fresh = requests.get(url, headers=alice.bearer)
+    assert "X-Twinlens-Cache" not in fresh.headers and fresh.json()["status"] == "open"
+
+
+def test_a_scan_the_service_refuses_is_a_refusal(gateway, alice, grouping_state, dedup_state):
+    grouping_state.refuse_scans = (400, "path is required when more than one library root")
+    r = requests.post(gateway.url + "/api/twinlens/jobs", json={}, headers=alice.bearer)
+    assert r.status_code == 400, r.text
+    assert "path is required" in r.json()["message"] and "jobs" not in r.json()
+
+
+def test_duplicates_are_paged(gateway, alice, library, dedup_state):
+    ids = [
+        dedup_state.add_duplicate([f"{library}/p{i}/a.jpg", f"{library}/p{i}/b.jpg"])["id"]
+        for i in range(3)
+    ]
+    url = gateway.url + "/api/twinlens/duplicates"
+    body = requests.get(url, params={"page": 2, "size": 2}, headers=alice.bearer).json()
+    assert (body["page"], body["total"]) == (2, 3)
+    assert [d["id"] for d in body["items"]] == [ids[2]]
+
+
+def test_jobs_are_filtered_by_state(gateway, alice, grouping_state, dedup_state):
+    for service, state in (
+        (grouping_state, "done"),
+        (grouping_state, "failed"),
+        (dedup_state, "failed"),
+    ):
+        job = {"id": f"{state}-{len(service.jobs)}", "kind": "scan", "state": state,
+               "created_at": f"2024-01-0{len(service.jobs) + 1}T00:00:00"}  # fmt: skip
+        service.jobs[job["id"]] = job
+    url = gateway.url + "/api/twinlens/jobs"
+    for params in ({"state": "failed"}, {"state": "failed", "service": "grouping"}):
+        items = requests.get(url, params=params, headers=alice.bearer).json()["items"]
+        assert items and all(j["state"] == "failed" for j in items), (params, items)
+    both = requests.get(url, params={"state": "failed"}, headers=alice.bearer).json()["items"]
+    assert len(both) == 2
+
+
 def test_odd_ids_stay_one_segment_and_move_nothing(gateway, immich, alice, world, dedup_state):
     # Given ids that would steer the service call if pasted into its URL as they are
     dup = world["dup2"]["id"]
@@ -269,15 +406,32 @@ def test_nothing_is_trashed_when_the_decision_cannot_be_recorded(
     url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
     # When a group is resolved, singly and in bulk
     r = requests.post(url, json={"keep": [world["c"]["id"]]}, headers=alice.bearer)
-    bulk = requests.post(
-        gateway.url + "/api/twinlens/duplicates/resolve",
-        json={"groups": [{"id": world["dup2"]["id"], "keep": [world["c"]["id"]]}]},
-        headers=alice.bearer,
-    ).json()["results"][0]
+    bulk = _bulk(gateway, alice, [{"id": world["dup2"]["id"], "keep": [world["c"]["id"]]}])
+    bulk = bulk.json()["results"][0]
     # Then both fail and nothing went to Immich's trash: a trash without a recorded
     # decision could not be undone
     assert r.status_code == 502 and bulk["status"] == 502, (r.text, bulk)
     assert not immich.state.assets[world["d"]["id"]]["isTrashed"]
+
+
+def _a_copy_joins(dup, dedup_state, immich, alice, library) -> None:
+    """A scan adds a byte copy (that Immich also indexes) to duplicate group ``dup``."""
+    new_copy = str(library / "late" / "copy.jpg")
+    dedup_state.add_file(new_copy)
+    dedup_state.duplicates[dup]["members"].append(
+        {**dedup_state.duplicates[dup]["members"][-1], "path": new_copy, "sha1": None}
+    )
+    immich.state.add_asset(
+        alice.user["id"], "/mnt/photos/late/copy.jpg", content=b"late", library_id=LIBRARY_ID
+    )
+
+
+def _bulk(gateway, alice, groups: list, **extra) -> requests.Response:
+    return requests.post(
+        gateway.url + "/api/twinlens/duplicates/resolve",
+        json={"groups": groups, **extra},
+        headers=alice.bearer,
+    )
 
 
 def test_a_group_that_changed_since_its_dry_run_is_not_resolved(
@@ -291,14 +445,7 @@ def test_a_group_that_changed_since_its_dry_run_is_not_resolved(
     expect = [t["path"] for t in shown["trash"]]
     assert expect
     # When a scan adds a copy to the group before the user confirms
-    new_copy = str(library / "late" / "copy.jpg")
-    dedup_state.add_file(new_copy)
-    dedup_state.duplicates[dup]["members"].append(
-        {**dedup_state.duplicates[dup]["members"][-1], "path": new_copy, "sha1": None}
-    )
-    immich.state.add_asset(
-        alice.user["id"], "/mnt/photos/late/copy.jpg", content=b"late", library_id=LIBRARY_ID
-    )
+    _a_copy_joins(dup, dedup_state, immich, alice, library)
     # Then the confirmation with what was shown is refused, and nothing moves
     r = requests.post(url, json={**keep, "expectTrash": expect}, headers=alice.bearer)
     assert r.status_code == 409 and "changed since its dry run" in r.json()["message"], r.text
@@ -357,16 +504,14 @@ def test_undo_that_cannot_look_the_files_up_keeps_the_decision(
 
 
 def test_bulk_resolution_reports_each_group(gateway, immich, alice, world, dedup_state):
-    r = requests.post(
-        gateway.url + "/api/twinlens/duplicates/resolve",
-        headers=alice.bearer,
-        json={
-            "groups": [
-                {"id": world["dup2"]["id"], "keep": [world["c"]["id"]]},
-                {"id": world["dup1"]["id"], "action": "not_duplicate"},
-                {"id": "nope", "keep": ["x"]},
-            ]
-        },
+    r = _bulk(
+        gateway,
+        alice,
+        [
+            {"id": world["dup2"]["id"], "keep": [world["c"]["id"]]},
+            {"id": world["dup1"]["id"], "action": "not_duplicate"},
+            {"id": "nope", "keep": ["x"]},
+        ],
     )
     body = r.json()
     assert r.status_code == 200 and body["succeeded"] == 2 and body["failed"] == 1
@@ -374,6 +519,42 @@ def test_bulk_resolution_reports_each_group(gateway, immich, alice, world, dedup
     assert immich.state.assets[world["d"]["id"]]["isTrashed"]
     assert not immich.state.assets[world["b"]["id"]]["isTrashed"]  # not_duplicate trashes nothing
     assert [res[1]["action"] for res in dedup_state.resolutions] == ["trash", "not_duplicate"]
+
+
+def test_a_bulk_dry_run_moves_and_records_nothing(gateway, immich, alice, world, dedup_state):
+    # Given two open groups, when the UI asks for the bulk preview
+    r = _bulk(
+        gateway,
+        alice,
+        [
+            {"id": world["dup2"]["id"], "keep": [world["c"]["id"]]},
+            {"id": world["dup1"]["id"], "keep": [world["a"]["id"]]},
+        ],
+        dryRun=True,
+    )
+    # Then it says what would move, and nothing is trashed or recorded
+    assert r.status_code == 200, r.text
+    results = r.json()["results"]
+    assert [x["status"] for x in results] == [200, 200] and all(x["dryRun"] for x in results)
+    assert world["d"]["id"] in {t["assetId"] for t in results[0]["trash"]}
+    assert not any(a["isTrashed"] for a in immich.state.assets.values())
+    assert dedup_state.resolutions == []
+
+
+def test_a_bulk_confirmation_of_a_changed_group_is_refused(
+    gateway, immich, alice, world, dedup_state, library
+):
+    dup = world["dup2"]["id"]
+    item = {"id": dup, "keep": [world["c"]["id"]]}
+    shown = _bulk(gateway, alice, [item], dryRun=True)
+    expect = [t["path"] for t in shown.json()["results"][0]["trash"]]
+    # When a copy joins the group before the user confirms
+    _a_copy_joins(dup, dedup_state, immich, alice, library)
+    r = _bulk(gateway, alice, [{**item, "expectTrash": expect}])
+    # Then that group is refused and nothing moves
+    assert r.status_code == 200 and r.json()["results"][0]["status"] == 409, r.text
+    assert not dedup_state.resolutions
+    assert not any(a["isTrashed"] for a in immich.state.assets.values())
 
 
 def _jpeg(path, size=(1200, 800)):
@@ -389,10 +570,26 @@ def test_thumbnails_confined_to_library_and_cached(
     url = gateway.url + "/api/twinlens/thumbnail"
     r = requests.get(url, params={"path": str(pic), "size": 200}, headers=alice.bearer)
     assert r.status_code == 200 and r.headers["Content-Type"] == "image/jpeg"
+    # a private picture: a shared cache in front of Immich must not keep it
+    cache_control = r.headers["Cache-Control"]
+    assert "private" in cache_control and "public" not in cache_control
     img = Image.open(io.BytesIO(r.content))
     assert max(img.size) == 200 and img.size == (200, 133)
     cached = list((gateway_settings.data_dir / "thumbs").rglob("*.jpg"))
     assert len(cached) == 1
+    # Another size is another picture, not the first one from the cache
+    r = requests.get(url, params={"path": str(pic), "size": 400}, headers=alice.bearer)
+    assert Image.open(io.BytesIO(r.content)).size == (400, 267)
+    # And an edit in place is a new picture too, even one that keeps the file's size
+    before = pic.stat()
+    edited = io.BytesIO()
+    Image.new("RGB", (800, 800), (20, 90, 200)).save(edited, "JPEG")
+    assert edited.tell() < before.st_size
+    # padded to the old size: bytes after the JPEG's end are ignored by readers
+    pic.write_bytes(edited.getvalue().ljust(before.st_size, b"\0"))
+    os.utime(pic, ns=(before.st_atime_ns, before.st_mtime_ns + 1_000_000_000))
+    r = requests.get(url, params={"path": str(pic), "size": 200}, headers=alice.bearer)
+    assert Image.open(io.BytesIO(r.content)).size == (200, 200)
     outside = tmp_path / "secret.jpg"
     _jpeg(outside)
     for bad in (str(outside), str(library / ".." / "secret.jpg")):
@@ -537,9 +734,10 @@ def test_local_mode_answers_only_requests_addressed_to_this_machine(
     client = _local_client(tmp_path, library, grouping_url, dedup_url)
     # When a web page rebinds its own name to 127.0.0.1 and asks (DNS rebinding)
     for path in ("/api/twinlens/groups", "/api/twinlens/me", "/"):
-        r = client.get(path, headers={"Host": "photos-evil.example:3000"})
-        # Then it is refused, whatever the path
-        assert r.status_code == 403 and "local mode" in r.get_json()["message"], path
+        for evil in ("photos-evil.example:3000", "localhost.evil.example", "evil-localhost"):
+            r = client.get(path, headers={"Host": evil})
+            # Then it is refused, whatever the path, and however like localhost it looks
+            assert r.status_code == 403 and "local mode" in r.get_json()["message"], (path, evil)
     # While the names of this machine are answered
     for host in ("localhost:3000", "127.0.0.1:3000", "[::1]:3000", "twinlens.localhost"):
         assert client.get("/api/twinlens/me", headers={"Host": host}).status_code == 200, host

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 import api
 from core.config import Settings, load_settings
@@ -73,6 +73,7 @@ class Catalog:
         fmt: str = "jpeg",
         sha1: str | None = None,
         taken: datetime | None = None,
+        model: str = "EOS",
     ) -> int:
         path = str(self.lib / rel)
         with session_scope(self.engine) as s:
@@ -89,7 +90,7 @@ class Catalog:
                 height=height,
                 taken_at=taken,
                 make="Canon",
-                model="EOS",
+                model=model,
             )
             s.add(f)
             s.flush()
@@ -97,6 +98,15 @@ class Catalog:
 
     def path(self, rel: str) -> str:
         return str(self.lib / rel)
+
+    def mark_missing(self, rel: str) -> None:
+        """The file is gone from disk, as a scan records it (an incremental pass sees it)."""
+        with session_scope(self.engine) as s:
+            s.execute(
+                update(File)
+                .where(File.path_key == path_key(self.path(rel)))
+                .values(status="missing", updated_at=datetime.now())
+            )
 
     def dedupe(self, *, full: bool = True, since: datetime | None = None) -> service.Stats:
         with session_scope(self.engine) as s:
@@ -423,6 +433,7 @@ def test_stats(world) -> None:
     s = get(client, "/stats").get_json()
     assert s["by_status"]["dismissed"] == 1 and s["open"] == 4
     assert s["reclaimable_bytes"] == 3700
+    assert s["reclaimable"] == {"exact_bytes": 3000, "perceptual_bytes": 700}
 
 
 def test_lookup(world) -> None:
@@ -551,6 +562,19 @@ def test_dedup_runs(env) -> None:
         assert s.scalar(select(Job.kind).where(Job.id == job["id"])) == "dedup"
 
 
+def test_a_full_run_is_not_taken_by_a_queued_incremental_one(env) -> None:
+    cat, client, broker = env
+    # Given an incremental pass waiting in the queue
+    inc = post(client, "/dedup/runs", {"full": False})
+    assert inc.status_code == 202 and inc.get_json()["full"] is False
+    # When a full pass is asked for
+    full = post(client, "/dedup/runs", {"full": True})
+    # Then a new full job is queued: the incremental one does not cover it
+    assert full.status_code == 202, full.get_json()
+    assert full.get_json()["full"] is True and full.get_json()["id"] != inc.get_json()["id"]
+    assert len(broker.messages) == 2
+
+
 def test_openapi_lists_the_endpoints(env) -> None:
     _cat, client, _ = env
     doc = get(client, "/openapi.json").get_json()
@@ -571,12 +595,7 @@ def test_openapi_lists_the_endpoints(env) -> None:
 def test_groups_vanish_when_copies_go_missing(world) -> None:
     cat, client, _ = world
     since = datetime.now() - timedelta(seconds=1)
-    with session_scope(cat.engine) as s:
-        s.execute(
-            update(File)
-            .where(File.path_key == path_key(cat.path("exact3/copy1.jpg")))
-            .values(status="missing", updated_at=datetime.now())
-        )
+    cat.mark_missing("exact3/copy1.jpg")
     cat.dedupe(full=False, since=since)
     assert items(client, "?type=exact")["total"] == 2
     with session_scope(cat.engine) as s:
@@ -584,3 +603,97 @@ def test_groups_vanish_when_copies_go_missing(world) -> None:
             s.scalar(select(DuplicateGroup.group_id).where(DuplicateGroup.group_key == sha(3)))
             is None
         )
+
+
+def _status(client, group_id: str) -> str:
+    return get(client, f"/duplicates/{group_id}").get_json()["status"]
+
+
+def test_undo_holds_after_the_group_lost_a_member(env) -> None:
+    cat, client, _ = env
+    # Given a dismissed group of three near-identical pictures
+    rng = random.Random(21)
+    h = rand_hash(rng)
+    for n, bits in enumerate((0, 2, 3)):
+        cat.add(f"p/{n}.jpg", sha=sha(n + 1), phash=flip(h, bits, rng))
+    cat.dedupe()
+    d = by_path(client, "p/0.jpg", cat)
+    assert len(d["members"]) == 3
+    r = post(client, f"/duplicates/{d['id']}/resolution", {"action": "not_duplicate"})
+    assert r.status_code == 200, r.get_json()
+    # ... that lost a member since (same id, another key)
+    cat.mark_missing("p/2.jpg")
+    cat.dedupe()
+    assert _status(client, d["id"]) == "dismissed"
+    # When the user withdraws the decision and a pass runs
+    r = client.delete(f"/duplicates/{d['id']}/resolution", headers=AUTH)
+    assert r.status_code == 200, r.get_json()
+    cat.dedupe()
+    # Then the group stays open: no decision is left to dismiss it again
+    assert _status(client, d["id"]) == "open"
+    with session_scope(cat.engine) as s:
+        assert s.scalar(select(func.count()).select_from(DuplicateResolution)) == 0
+
+
+def _copies_and_a_reencode_judged_apart(cat: Catalog, client, seed: int) -> dict[str, Any]:
+    """Two byte copies of a picture (e/a1, e/a2) and a re-encode (e/b), scanned, and the
+    look-alike group judged "not duplicates"; returns that group."""
+    rng = random.Random(seed)
+    h = rand_hash(rng)
+    cat.add("e/a1.jpg", sha=sha(1), phash=h)
+    cat.add("e/a2.jpg", sha=sha(1), phash=h)
+    cat.add("e/b.jpg", sha=sha(2), phash=flip(h, 2, rng))
+    cat.dedupe()
+    d = by_path(client, "e/b.jpg", cat)
+    assert d["type"] == "perceptual"
+    r = post(client, f"/duplicates/{d['id']}/resolution", {"action": "not_duplicate"})
+    assert r.status_code == 200, r.get_json()
+    return d
+
+
+def test_not_duplicate_holds_for_a_group_holding_byte_copies(env) -> None:
+    cat, client, _ = env
+    # Given byte copies and a re-encode, the re-encode judged another picture
+    d = _copies_and_a_reencode_judged_apart(cat, client, seed=22)
+    # When a full pass runs
+    cat.dedupe()
+    # Then the decision still covers the group: the copies are named by their content
+    assert _status(client, d["id"]) == "dismissed"
+    with session_scope(cat.engine) as s:
+        members = json.loads(s.scalars(select(DuplicateResolution.members)).one())
+    assert f"sha256:{sha(1)}" in members
+
+
+def test_not_duplicate_holds_after_the_byte_copies_are_down_to_one(env) -> None:
+    cat, client, _ = env
+    # Given byte copies and a re-encode, judged "not duplicates"
+    _copies_and_a_reencode_judged_apart(cat, client, seed=23)
+    # When one of the copies is gone (trashed), so that no exact group stands for them
+    cat.mark_missing("e/a2.jpg")
+    cat.dedupe()
+    # Then the pair the user judged is still dismissed
+    assert items(client, "?status=open")["total"] == 0
+    assert [d["status"] for d in items(client, "?status=dismissed")["items"]] == ["dismissed"]
+
+
+def test_a_member_gone_from_disk_is_flagged_before_the_next_pass(world) -> None:
+    cat, client, _ = world
+    d = by_path(client, "exact1/copy0.jpg", cat)
+    cat.mark_missing("exact1/copy0.jpg")
+    members = get(client, f"/duplicates/{d['id']}").get_json()["members"]
+    assert {m["path"]: m["missing"] for m in members} == {
+        cat.path("exact1/copy0.jpg"): True,
+        cat.path("exact1/copy1.jpg"): False,
+    }
+
+
+def test_pages_of_groups_that_reclaim_as_much_neither_repeat_nor_skip(env) -> None:
+    cat, client, _ = env
+    rng = random.Random(24)
+    for k in range(5):  # five pairs of copies of one size
+        h = rand_hash(rng)
+        for n in range(2):
+            cat.add(f"same{k}/copy{n}.jpg", size=777, sha=sha(100 + k), phash=h)
+    cat.dedupe()
+    paged = [d["id"] for p in (1, 2, 3) for d in items(client, f"?size=2&page={p}")["items"]]
+    assert paged == sorted(paged) and len(set(paged)) == 5
