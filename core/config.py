@@ -42,7 +42,7 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
     "TWINLENS_CACHE_URL": (
         "cache_url",
         "memory://",
-        "Gateway cache. `memory://` for an in-process cache; `redis://host:6379/1` in production (a different logical DB from the broker).",
+        "Gateway cache. `memory://` for an in-process cache; `redis://host:6379/1` in production (a different logical DB from the broker; `rediss://` and `unix://` work too).",
     ),
     "TWINLENS_LIBRARY_ROOTS": (
         "library_roots",
@@ -309,11 +309,34 @@ def _path_map(raw: str) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(pairs, key=lambda p: -len(p[0])))
 
 
+def _check_database_url(url: str) -> None:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError("TWINLENS_DATABASE_URL is not a database URL") from None
+    # Each connection to an in-memory SQLite database is a database of its own, so the
+    # worker threads would each see an empty catalog.
+    if parsed.get_backend_name() == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise ConfigError(
+            "TWINLENS_DATABASE_URL: an in-memory SQLite database cannot be shared by the "
+            "worker threads; give a file, e.g. sqlite:////var/lib/twinlens/twinlens.db"
+        )
+
+
 def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Read settings from ``env`` (default: os.environ); keyword overrides win (tests)."""
     env = os.environ if env is None else env
     data_dir = Path(env.get("TWINLENS_DATA_DIR") or default_data_dir(env))
     database_url = env.get("TWINLENS_DATABASE_URL") or f"sqlite:///{data_dir / 'twinlens.db'}"
+    _check_database_url(database_url)
+    cache_url = _str(env, "TWINLENS_CACHE_URL")
+    if not re.match(r"(memory|redis|rediss|unix)://", cache_url):
+        raise ConfigError(
+            "TWINLENS_CACHE_URL must be memory:// or a Redis URL (redis://, rediss://, unix://)"
+        )
     gateway_server = _str(env, "TWINLENS_GATEWAY_SERVER").lower()
     if gateway_server not in ("granian", "gunicorn"):
         raise ConfigError(
@@ -329,7 +352,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         data_dir=data_dir,
         database_url=database_url,
         broker_url=_str(env, "TWINLENS_BROKER_URL"),
-        cache_url=_str(env, "TWINLENS_CACHE_URL"),
+        cache_url=cache_url,
         library_roots=_paths(_str(env, "TWINLENS_LIBRARY_ROOTS")),
         broker_heartbeat_ms=_int(env, "TWINLENS_BROKER_HEARTBEAT_MS", 100),
         broker_maintenance_chance=_int(env, "TWINLENS_BROKER_MAINTENANCE_CHANCE"),

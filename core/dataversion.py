@@ -101,10 +101,16 @@ def _tracked(url: str) -> _Tracked:
     return _Tracked(url)
 
 
+def in_redis(cache_url: str) -> bool:
+    """Whether the cache (and so the version) lives in Redis: any URL but ``memory://``
+    (``redis://``, ``rediss://``, ``unix://``), as the gateway's cache decides too."""
+    return bool(cache_url) and not cache_url.startswith("memory:")
+
+
 def bump(cache_url: str) -> int:
     """Advance the version; returns the new value."""
     global _local_value
-    if cache_url.startswith("redis"):
+    if in_redis(cache_url):
         client = _redis(cache_url)
         value = int(client.incr(KEY))
         # One more round trip: Redis wrote its invalidation pushes out in the same event
@@ -118,6 +124,6 @@ def bump(cache_url: str) -> int:
 
 
 def current(cache_url: str) -> int:
-    if cache_url.startswith("redis"):
+    if in_redis(cache_url):
         return _tracked(cache_url).get()
     return _local_value

@@ -26,7 +26,7 @@ cache = Cache()
 
 
 def cache_config(cache_url: str) -> dict[str, Any]:
-    if cache_url.startswith("memory:") or not cache_url:
+    if not dataversion.in_redis(cache_url):
         return {
             "CACHE_TYPE": "SimpleCache",
             "CACHE_THRESHOLD": 50_000,

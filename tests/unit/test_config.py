@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,27 @@ def test_values_are_parsed_and_validated(tmp_path):
         load_settings({"TWINLENS_PRIMARY_POLICY": "largest"})
     with pytest.raises(ConfigError):
         load_settings({"TWINLENS_PATH_MAP": "nomapping"})
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_sqlite_database_is_refused(url):
+    # Each connection would be a database of its own: the workers would see nothing.
+    with pytest.raises(ConfigError, match="in-memory"):
+        load_settings({"TWINLENS_DATABASE_URL": url})
+
+
+def test_a_cache_url_that_is_no_redis_is_refused_without_echoing_it():
+    with pytest.raises(ConfigError, match="TWINLENS_CACHE_URL") as e:
+        load_settings({"TWINLENS_CACHE_URL": "memcached://u:s3cret@cache:11211"})
+    assert "s3cret" not in str(e.value)
+    for ok in ("memory://", "redis://r:6379/1", "rediss://r:6380/1", "unix:///run/redis.sock"):
+        assert load_settings({"TWINLENS_CACHE_URL": ok}).cache_url == ok
+
+
+def test_a_malformed_database_url_is_refused_without_echoing_it():
+    with pytest.raises(ConfigError, match="TWINLENS_DATABASE_URL") as e:
+        load_settings({"TWINLENS_DATABASE_URL": "postgres ql://u:s3cret@host/db"})
+    assert "s3cret" not in str(e.value)
 
 
 def test_admin_only_is_on_unless_plainly_turned_off(tmp_path):
@@ -82,16 +104,51 @@ def test_url_passwords_are_masked_whatever_they_hold(password):
     assert mask_secret(f"redis://:{password}@redis:6379/1") == "redis://:***@redis:6379/1"
 
 
-def test_every_variable_is_documented_in_the_readme():
-    text = README.read_text()
-    missing = [name for name in VARIABLES if f"`{name}`" not in text]
-    assert missing == []
+def test_every_variable_is_documented_in_the_readme_as_it_is():
+    # Each variable has a row in the README's table, with the default and the meaning
+    # the code has: a changed default must change what the photographer reads.
+    rows = {
+        m.group(1): (m.group(2).strip(), m.group(3).strip())
+        for m in re.finditer(
+            r"^\| `(TWINLENS_[A-Z_]+)` \| (.*?) \| (.*) \|$", README.read_text(), re.M
+        )
+    }
+    assert set(VARIABLES) <= set(rows)
+    for name, (_field, default, meaning) in VARIABLES.items():
+        shown = f"`{default}`" if default else ("(empty)" if default == "" else "(computed)")
+        assert rows[name] == (shown, meaning), name
+
+
+def test_unset_variables_take_the_documented_defaults(tmp_path):
+    documented = {name: d for name, (_f, d, _m) in VARIABLES.items() if d is not None}
+    assert load_settings({"TWINLENS_DATA_DIR": str(tmp_path)}) == load_settings(
+        {**documented, "TWINLENS_DATA_DIR": str(tmp_path)}
+    )
+    cfg = load_settings({"TWINLENS_DATA_DIR": str(tmp_path)})
+    # the watcher's: long enough for a copy over SMB to settle, inotify unless told
+    assert (cfg.watch_settle, cfg.watch_polling, cfg.watch_interval) == (2.0, False, 5.0)
+
+
+def test_a_percent_sign_in_the_database_url_migrates(tmp_path):
+    from core.db import migrate
+
+    # alembic's ini parser reads % as interpolation: a data folder named "100%" (or a
+    # percent-encoded password) must not stop every process at startup
+    url = f"sqlite:///{tmp_path / '100%' / 'twinlens.db'}"
+    (tmp_path / "100%").mkdir()
+    migrate(url)
+    assert (tmp_path / "100%" / "twinlens.db").stat().st_size > 0
 
 
 def test_twinlens_config_prints_masked_settings(capsys, monkeypatch):
     import twinlens
 
     monkeypatch.setenv("TWINLENS_SERVICE_TOKEN", "abc-very-secret")
+    monkeypatch.setenv("TWINLENS_DATABASE_URL", "postgresql://tl:db-secret@db/twinlens")
+    monkeypatch.setenv("TWINLENS_BROKER_URL", "redis://:broker-secret@redis:6379/0")
+    monkeypatch.setenv("TWINLENS_CACHE_URL", "redis://:cache-secret@redis:6379/1")
     assert twinlens.main(["config"]) == 0
     out = capsys.readouterr().out
-    assert "TWINLENS_SERVICE_TOKEN" in out and "abc-very-secret" not in out
+    assert "TWINLENS_SERVICE_TOKEN" in out and "redis://:***@redis:6379/1" in out
+    for secret in ("abc-very-secret", "db-secret", "broker-secret", "cache-secret"):
+        assert secret not in out
