@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from werkzeug.exceptions import HTTPException
 
 from core.config import Settings, load_settings
 
@@ -49,6 +50,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     from gateway.upstream import make_session
 
     cache.init_app(app)
+    app.register_error_handler(HTTPException, _json_under_api)
     app.extensions["twinlens_http"] = make_session(app.config["HTTP_POOL"])
     app.register_blueprint(twinlens.bp)
     if not settings.local_mode:
@@ -63,6 +65,27 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = local_hosts_only(app.wsgi_app, settings.host)  # type: ignore[method-assign]
     logging.getLogger("twinlens.gateway").setLevel(settings.log_level)
     return app
+
+
+def _json_under_api(exc: HTTPException) -> Any:
+    """A route or method the gateway does not have (local mode serves no Immich route):
+    a JSON error in Immich's shape under /api/, as every other answer there; the page's
+    own 404 elsewhere."""
+    from flask import request
+
+    from gateway.errors import json_error
+    from gateway.ui import is_api_path
+
+    if is_api_path(request.path):
+        code = exc.code or 500
+        # NestJS's (Immich's) own wording for a route it does not have
+        message = f"Cannot {request.method} {request.path}" if code == 404 else exc.name
+        resp = json_error(code, message)
+        for name, value in exc.get_headers():
+            if name.lower() == "allow":  # a 405 says which methods there are
+                resp.headers[name] = value
+        return resp
+    return exc
 
 
 def serve(

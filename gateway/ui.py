@@ -16,6 +16,11 @@ from werkzeug.middleware.shared_data import SharedDataMiddleware
 DEFAULT_DIST = Path(__file__).resolve().parent.parent / "ui" / "dist"
 
 
+def is_api_path(path: str) -> bool:
+    """``/api`` and everything under it: the API's, never the page's."""
+    return path == "/api" or path.startswith("/api/")
+
+
 def with_ui(wsgi_app: Callable[..., Any], dist: Path) -> Callable[..., Any]:
     """Wrap ``wsgi_app``: /api/* goes to it, everything else to files under ``dist``."""
     index = dist / "index.html"
@@ -37,7 +42,7 @@ def with_ui(wsgi_app: Callable[..., Any], dist: Path) -> Callable[..., Any]:
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if path.startswith("/api/") or path == "/api":
+        if is_api_path(path):
             return wsgi_app(environ, start_response)
         if path in ("", "/"):
             return spa(environ, start_response)

@@ -32,6 +32,9 @@ class ServiceState:
     lookup_batches: list[int] = field(default_factory=list)
     auth_seen: list[str] = field(default_factory=list)
     fail_decisions: bool = False  # recording a resolution answers 500, as a crashed API
+    fail_withdrawals: bool = False  # withdrawing one answers 500 too
+    # (status, message) the next POST /scans answers, as the real API refuses a request
+    refuse_scans: tuple[int, str] | None = None
 
     def add_file(
         self, path: str, sha1: str | None = None, size: int = 1000, kind: str = "image"
@@ -144,6 +147,8 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
     @app.post("/scans")
     def scans():
         body = request.get_json(silent=True) or {}
+        if state.refuse_scans:
+            return _err(*state.refuse_scans)
         running = [j for j in state.jobs.values() if j["state"] in ("queued", "running")]
         if running:
             return jsonify(running[0]), 200
@@ -170,7 +175,11 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
 
     @app.get("/jobs")
     def jobs():
-        return jsonify(_paged(list(state.jobs.values())))
+        items = list(state.jobs.values())
+        for key in ("kind", "state"):  # the filters the real API has
+            if request.args.get(key):
+                items = [j for j in items if j[key] == request.args[key]]
+        return jsonify(_paged(items))
 
     @app.route("/jobs/<job_id>", methods=["GET", "DELETE"])
     def job(job_id: str):
@@ -257,6 +266,8 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
                 return _err(404, "no such duplicate group")
             if dup["status"] == "open":
                 return _err(409, f"duplicate group {did} is open: there is no decision to withdraw")
+            if state.fail_withdrawals:
+                return _err(500, "database unavailable")
             state.withdrawals.append(did)
             dup["status"], dup["resolution"] = "open", None
             return jsonify(dup)

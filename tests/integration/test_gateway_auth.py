@@ -82,6 +82,28 @@ def test_every_twinlens_route_requires_immich_auth(
     assert sum(dedup_state.calls.values()) == 0
 
 
+# The Immich permission an API key needs for each Twinlens route, written out here rather
+# than read from the routes: what a key may do is the contract.
+PERMISSIONS = {
+    "twinlens.me": "user.read",
+    "twinlens.groups": "stack.read",
+    "twinlens.group": "stack.read",
+    "twinlens.split_group": "stack.update",
+    "twinlens.merge_groups": "stack.create",
+    "twinlens.duplicates": "duplicate.read",
+    "twinlens.duplicate": "duplicate.read",
+    "twinlens.stats": "duplicate.read",
+    "twinlens.resolve_duplicate": "duplicate.delete",
+    "twinlens.resolve_bulk": "duplicate.delete",
+    "twinlens.undo_resolution": "duplicate.delete",
+    "twinlens.start_scan": "job.create",
+    "twinlens.list_jobs": "job.read",
+    "twinlens.job": "job.read",
+    "twinlens.cancel_job": "job.create",
+    "twinlens.thumbnail": "asset.view",
+}
+
+
 def test_api_key_permissions_hold_on_twinlens_routes(
     gateway, gateway_app, immich, alice, grouping_state, dedup_state
 ):
@@ -93,19 +115,23 @@ def test_api_key_permissions_hold_on_twinlens_routes(
         if endpoint.startswith("twinlens.") and method not in ("HEAD", "OPTIONS")
     ]
     bare = immich.state.add_api_key(alice.user["id"], ["user.read"])
+    assert {e for e, _, _ in routes} == set(PERMISSIONS)  # a new route needs a line there
     for endpoint, method, url in routes:
-        permission = gateway_app.view_functions[endpoint].permission
+        permission = PERMISSIONS[endpoint]
         assert permission in names, endpoint  # one of Immich's own permissions
+        assert gateway_app.view_functions[endpoint].permission == permission, endpoint
         if permission == "user.read":
             continue
-        # When a key without it calls the route, Then Immich's refusal, and no service call
+        # When a key without it calls the route (as a header or, as Immich also reads it,
+        # in the query), Then Immich's refusal, and no service call
         before = sum(grouping_state.calls.values()) + sum(dedup_state.calls.values())
-        r = requests.request(method, gateway.url + url, json={}, headers={"x-api-key": bare})
-        assert (r.status_code, r.json()) == (
-            403,
-            {"message": f"Missing required permission: {permission}"},
-        ), (method, url)
-        assert r.headers["X-Correlation-ID"], (method, url)
+        for where in ({"headers": {"x-api-key": bare}}, {"params": {"apiKey": bare}}):
+            r = requests.request(method, gateway.url + url, json={}, **where)
+            assert (r.status_code, r.json()) == (
+                403,
+                {"message": f"Missing required permission: {permission}"},
+            ), (method, url, where)
+            assert r.headers["X-Correlation-ID"], (method, url)
         assert sum(grouping_state.calls.values()) + sum(dedup_state.calls.values()) == before
         # When a key with just that permission calls it, Then it gets past the check
         key = immich.state.add_api_key(alice.user["id"], ["user.read", permission])
@@ -228,6 +254,26 @@ def test_identity_is_cached_and_refusals_are_not(gateway, immich, alice):
     assert immich.state.calls[("GET", "/users/me")] == 4
 
 
+def test_identities_cached_from_the_query_string_are_per_credential(gateway, immich, alice, bob):
+    url = gateway.url + "/api/twinlens/me"
+    # Given Alice known to the gateway by an API key in the query string
+    assert (
+        requests.get(url, params={"apiKey": alice.api_key}).json()["user"]["id"] == alice.user["id"]
+    )
+    # When others call with another key, or a bad one, in the same place
+    bob_key = immich.state.add_api_key(bob.user["id"], ["all"])
+    theirs = requests.get(url, params={"apiKey": bob_key})
+    junk = requests.get(url, params={"apiKey": "nope"})
+    # Then each is who Immich says they are
+    assert theirs.status_code == 200 and theirs.json()["user"]["id"] == bob.user["id"]
+    direct = requests.get(immich.url + "/api/users/me", params={"apiKey": "nope"})
+    assert (
+        (junk.status_code, junk.json())
+        == (direct.status_code, direct.json())
+        == (401, direct.json())
+    )
+
+
 def test_revoked_session_stops_working_after_the_ttl(immich, alice, gateway_settings):
     app = create_app({"SETTINGS": gateway_settings, "AUTH_TTL": 1})
     server = ThreadedServer(app).start()
@@ -309,6 +355,11 @@ def test_oversized_and_malformed_bodies(gateway, alice, gateway_app):
         gateway.url + "/api/twinlens/jobs", json={"full": "yes"}, headers=alice.bearer
     )
     assert r.status_code == 400
+    # a misspelt field is refused, not taken as "scan everything"
+    r = requests.post(
+        gateway.url + "/api/twinlens/jobs", json={"pth": "/photos/2024"}, headers=alice.bearer
+    )
+    assert r.status_code == 400 and r.json()["message"] == "unknown fields: pth"
     r = requests.get(
         gateway.url + "/api/twinlens/groups", params={"page": "-1"}, headers=alice.bearer
     )
@@ -388,15 +439,15 @@ def test_valid_shared_link_gets_immichs_answer_not_twinlens_data(
     asset = immich.state.add_asset(alice.user["id"], "/upload/s.jpg", content=b"s")
     key = immich.state.add_shared_link(alice.user["id"], [asset["id"]])
     kw = {"headers": {header: key}} if header.startswith("x-") else {"params": {header: key}}
-    # The shared link opens the asset (Immich allows it there) ...
-    assert requests.get(f"{gateway.url}/api/assets/{asset['id']}", **kw).status_code == 200
-    # ... but not Twinlens: /users/me is not a shared-link route, Immich says 403.
+    # The shared link opens the asset (Immich allows it there), as Immich answers it:
+    # a link's visitor is no Twinlens user, so nothing is added ...
+    r = requests.get(f"{gateway.url}/api/assets/{asset['id']}", **kw)
+    direct = requests.get(f"{immich.url}/api/assets/{asset['id']}", **kw)
+    assert r.status_code == direct.status_code == 200
+    assert r.json() == direct.json() and "twinlens" not in r.json()
+    # ... and Twinlens does not open: /users/me is not a shared-link route, Immich says 403.
     r = requests.get(gateway.url + "/api/twinlens/groups", **kw)
     direct = requests.get(immich.url + "/api/users/me", **kw)
-    assert (
-        (r.status_code, r.json())
-        == (direct.status_code, direct.json())
-        == (r.status_code, r.json())
-    )
+    assert (r.status_code, r.json()) == (direct.status_code, direct.json())
     assert r.status_code == 403
     assert sum(grouping_state.calls.values()) == 0

@@ -162,6 +162,46 @@ def test_timeline_enrichment_is_cached_per_user_and_version(
     assert grouping_state.calls[("POST", "/files/lookup")] == lookups  # warm: no service call
 
 
+def _member_paths(extra: dict) -> set:
+    return {m["path"] for m in extra["group"]["members"]}
+
+
+def test_what_is_cached_for_one_user_is_not_served_to_another(gateway, immich, alice, bob, world):
+    sidecar = f"{world['lib']}/2024/IMG_1.xmp"  # a member no Immich indexes
+    asset_url = f"{gateway.url}/api/assets/{world['jpg']['id']}"
+    bucket = (gateway.url + "/api/timeline/bucket", {"timeBucket": "2024-05-01"})
+    # Given Alice, an administrator, has opened her JPEG and its timeline bucket
+    mine = requests.get(asset_url, headers=alice.bearer).json()["twinlens"]
+    cols = requests.get(bucket[0], params=bucket[1], headers=alice.bearer).json()
+    assert sidecar in _member_paths(mine)
+    at = cols["id"].index(world["jpg"]["id"])
+    assert sidecar in _member_paths(cols["twinlens"][at])
+    # When the same assets are Bob's (Immich shares them with him), who is no administrator
+    for a in immich.state.assets.values():
+        a["ownerId"] = bob.user["id"]
+    theirs = requests.get(asset_url, headers=bob.bearer).json()["twinlens"]
+    cols = requests.get(bucket[0], params=bucket[1], headers=bob.bearer).json()
+    # Then he gets his own view, not Alice's cached one: the sidecar is not named to him
+    assert sidecar not in _member_paths(theirs) and None in _member_paths(theirs)
+    at = cols["id"].index(world["jpg"]["id"])
+    assert sidecar not in _member_paths(cols["twinlens"][at])
+
+
+def test_a_scan_result_reaches_a_cached_timeline_bucket(
+    gateway, immich, alice, world, grouping_state, gateway_settings
+):
+    bucket = (gateway.url + "/api/timeline/bucket", {"timeBucket": "2024-05-01"})
+    # Given a warm bucket showing the pair's group
+    cols = requests.get(bucket[0], params=bucket[1], headers=alice.bearer).json()
+    assert any(extra["group"] for extra in cols["twinlens"])
+    # When a rescan dissolves the group and a worker bumps the data version
+    grouping_state.groups.clear()
+    bump_data_version(gateway_settings.cache_url)
+    # Then the next answer shows no group
+    cols = requests.get(bucket[0], params=bucket[1], headers=alice.bearer).json()
+    assert not any(extra["group"] for extra in cols["twinlens"])
+
+
 def test_scan_result_is_visible_after_the_version_bump(
     gateway, gateway_app, immich, alice, world, grouping_state, gateway_settings
 ):

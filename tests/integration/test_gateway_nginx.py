@@ -134,6 +134,7 @@ def echo_front(tmp_path):
                 "method": request.method,
                 "uri": request.environ.get("REQUEST_URI") or request.environ.get("RAW_URI"),
                 "headers": dict(request.headers),
+                "size": len(request.get_data()),
             }
         )
         if path == "redirect":
@@ -192,6 +193,16 @@ def test_a_post_through_nginx_is_proxied_by_the_gateway_without_the_offload_head
     (got,) = echo_front.seen
     assert got["method"] == "POST" and "X-Twinlens-Offload" not in got["headers"]
     assert echo_front.proxied == Counter({"POST": 1})
+
+
+def test_a_big_upload_passes_nginx_whole(echo_front):
+    # A phone video through the deployment's entry: nginx must not cap the body (its
+    # default is 1 MB)
+    body = os.urandom(8 * 1024 * 1024)
+    r = requests.post(echo_front.url + "/api/assets", data=body)
+    assert r.status_code == 200, r.text[:200]
+    (got,) = echo_front.seen
+    assert got["size"] == len(body)
 
 
 def test_without_nginx_the_gateway_proxies_plain_gets_itself(echo_front):

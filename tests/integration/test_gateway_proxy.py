@@ -39,6 +39,20 @@ def test_login_sets_three_cookies_and_they_authenticate(gateway, alice, http):
     assert me.status_code == 200 and me.json()["email"] == alice.email
 
 
+def test_behind_a_tls_proxy_the_login_cookies_stay_secure(gateway, alice):
+    # Given a TLS proxy in front of the gateway that says the client came over https
+    login = {"email": alice.email, "password": alice.password}
+    r = requests.post(
+        gateway.url + "/api/auth/login", json=login, headers={"X-Forwarded-Proto": "https"}
+    )
+    # Then Immich is told so, and marks every login cookie Secure
+    cookies = r.raw.headers.getlist("Set-Cookie")
+    assert len(cookies) == 3 and all("Secure" in c for c in cookies), cookies
+    # while over plain http (no such header) they are not
+    plain = requests.post(gateway.url + "/api/auth/login", json=login)
+    assert not any("Secure" in c for c in plain.raw.headers.getlist("Set-Cookie"))
+
+
 def test_gateway_never_remembers_a_callers_cookies(gateway, alice, http):
     http.post(
         gateway.url + "/api/auth/login", json={"email": alice.email, "password": alice.password}
@@ -46,6 +60,20 @@ def test_gateway_never_remembers_a_callers_cookies(gateway, alice, http):
     anon = requests.get(gateway.url + "/api/users/me")
     assert anon.status_code == 401
     assert anon.json() == {"message": "Authentication required"}
+
+
+def test_the_gateways_own_http_session_keeps_no_cookie(immich, alice):
+    # The session the gateway calls Immich and the services with (identity, permissions,
+    # lookups, trash) is shared by every caller: a cookie Immich sets must not stick.
+    from gateway.upstream import make_session
+
+    session = make_session()
+    login = session.post(
+        immich.url + "/api/auth/login", json={"email": alice.email, "password": alice.password}
+    )
+    assert login.status_code == 201 and "immich_access_token" in login.cookies
+    assert len(session.cookies) == 0
+    assert session.get(immich.url + "/api/users/me").status_code == 401
 
 
 def test_methods_status_and_body_pass_through(gateway, immich, alice):

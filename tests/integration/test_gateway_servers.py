@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from core.config import load_settings
 from tests.fakeimmich.fixtures import *  # noqa: F403
 from tests.netutil import RawServer, free_port
 
@@ -210,3 +211,30 @@ def test_encoded_paths_reach_immich_as_sent(server, tmp_path):
                 assert c.recv(65536).startswith(b"HTTP/1.1 200")
             # Then Immich is asked for the same resource, in the same encoding
             assert upstream.lines[-1] == f"GET {path} HTTP/1.1".encode(), path
+
+
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_a_local_mode_gateway_is_served_on_loopback_only(server, tmp_path, monkeypatch):
+    from gateway import server as gw_server
+
+    # Given local mode (no Immich, so no login) told to listen everywhere
+    settings = load_settings({}, immich_url="", host="0.0.0.0", data_dir=tmp_path)
+    bound = {}
+
+    class Granian:
+        def __init__(self, target, address, port, **kw):
+            bound["granian"] = (address, port)
+
+        def serve(self):
+            pass
+
+    import granian.server
+    from gunicorn.app.base import BaseApplication
+
+    monkeypatch.setattr(granian.server, "Server", Granian)
+    monkeypatch.setattr(
+        BaseApplication, "run", lambda self: bound.setdefault("gunicorn", self.cfg.bind)
+    )
+    # When the server is started, Then it binds the loopback address, whatever the setting
+    gw_server.run(settings, port=3999, server=server)
+    assert bound[server] in (("127.0.0.1", 3999), ["127.0.0.1:3999"]), bound

@@ -4,6 +4,7 @@ chunked uploads, and an upstream that silently drops every keep-alive connection
 from __future__ import annotations
 
 import hashlib
+import socket
 import time
 
 import pytest
@@ -220,3 +221,202 @@ def test_what_the_gateway_asks_immich_for(header_recorder, tmp_path, monkeypatch
     # proxy in front of Immich could not be decoded), while a plain one keeps the client's
     assert b"accept-encoding: gzip, br, zstd" in plain
     assert b"br" not in enriched and b"zstd" not in enriched
+
+
+def _http_upstream(keep_alive: bool):
+    """An upstream that reads each request whole (its body by Content-Length) and either
+    keeps the connection for the next, as Immich (Node) does, or closes it after one
+    answer without saying so (its keep-alive timeout ran out). ``/chunked`` answers in
+    chunks; anything else with Content-Length. Records (connection number, request line)."""
+    served: list[tuple[int, bytes]] = []
+    conns = iter(range(1_000_000))
+    chunks = [b'{"part":', b"1", b',"more":"', b"x" * 70_000, b'"}']
+
+    def handle(conn):
+        n = next(conns)
+        with conn:
+            while (got := read_head(conn)) is not None:
+                head, rest = got
+                length = int(
+                    next(
+                        (ln.split(b":", 1)[1] for ln in head.split(b"\r\n")[1:]
+                         if ln.lower().startswith(b"content-length:")),
+                        b"0",
+                    )
+                )  # fmt: skip
+                while len(rest) < length:
+                    rest += conn.recv(65536)
+                served.append((n, head.split(b"\r\n", 1)[0]))
+                if head.startswith(b"GET /api/chunked"):
+                    framed = b"".join(b"%x;ext=1\r\n%b\r\n" % (len(c), c) for c in chunks)
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Transfer-Encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n"
+                    )
+                else:
+                    body = b'{"n":%d}' % length
+                    conn.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                        b"Content-Length: %d\r\n\r\n%b" % (len(body), body)
+                    )
+                if not keep_alive:
+                    return
+
+    srv = RawServer(handle)
+    return srv, served, b"".join(chunks)
+
+
+@pytest.fixture
+def keepalive_upstream():
+    srv, served, whole = _http_upstream(keep_alive=True)
+    yield srv.url, served, whole
+    srv.close()
+
+
+@pytest.fixture
+def closing_upstream():
+    srv, served, _ = _http_upstream(keep_alive=False)
+    yield srv.url, served
+    srv.close()
+
+
+def test_a_chunked_answer_arrives_whole_and_keeps_the_connection(keepalive_upstream, tmp_path):
+    url, served, whole = keepalive_upstream
+    gw = _gateway(url, tmp_path)
+    try:
+        t0 = time.monotonic()
+        bodies = [requests.get(gw.url + "/api/chunked", timeout=5).content for _ in range(2)]
+        # Then each body is Immich's bytes without the chunk framing, at once (not after
+        # a read timeout), and the second request came on the same kept connection
+        assert bodies == [whole, whole]
+        assert time.monotonic() - t0 < 5
+        assert [n for n, _ in served] == [0, 0]
+    finally:
+        gw.stop()
+
+
+def test_writes_after_immich_closed_an_idle_connection_go_through(closing_upstream, tmp_path):
+    # Given Immich closes each kept connection after one answer (its keep-alive timeout)
+    url, served = closing_upstream
+    gw = _gateway(url, tmp_path)
+    try:
+        s = requests.Session()
+        for i in range(3):
+            # When the app then writes (no retry is safe for a write)
+            r = s.post(f"{gw.url}/api/assets/x/trash?i={i}", data=b"payload" * 100)
+            # Then each write goes on a live connection, once
+            assert r.status_code == 200 and r.json() == {"n": 700}, i
+            time.sleep(0.05)
+        assert len(served) == 3
+    finally:
+        gw.stop()
+
+
+def test_an_abandoned_body_never_goes_back_to_the_pool(stalling_upstream):
+    from gateway.proxy import Body
+
+    # Given an answer half-read when its client went away
+    pool = Pool(stalling_upstream)
+    resp = pool.request("GET", "/body", {}, read_timeout=5)
+    assert resp.read1(100) == b"12345"
+    # When the body is closed, Then its connection (the rest still on the wire) is dropped
+    Body(resp, 1024).close()
+    assert not pool._idle
+    pool.close()
+
+
+def test_tls_to_immich_checks_the_certificate_and_its_name():
+    import ssl
+
+    pool = Pool("https://immich.example")
+    assert pool._ssl.check_hostname is True and pool._ssl.verify_mode == ssl.CERT_REQUIRED
+    pool.close()
+
+
+def test_a_client_that_asks_for_no_encoding_gets_none(header_recorder, tmp_path):
+
+    url, heads = header_recorder
+    gw = _gateway(url, tmp_path)
+    try:
+        # Given a client (curl, a phone's HTTP stack) that sends no Accept-Encoding
+        host, port = gw.url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port))) as c:
+            c.sendall(b"GET /api/server/ping HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
+            while c.recv(65536):
+                pass
+    finally:
+        gw.stop()
+    # Then Immich is asked for an uncompressed answer: the client could not read gzip
+    [head] = heads
+    assert b"\r\naccept-encoding: identity" in head.lower()
+
+
+def test_an_immich_that_does_not_answer_the_connect_times_out():
+
+    # Given a host that drops connection attempts (a full accept queue drops SYNs, as a
+    # firewall or a hung host does) rather than refusing them
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(0)
+    port = srv.getsockname()[1]
+    queued = []
+    for _ in range(4):
+        c = socket.socket()
+        c.setblocking(False)
+        try:
+            c.connect(("127.0.0.1", port))
+        except BlockingIOError:
+            pass
+        queued.append(c)
+    time.sleep(0.2)
+    pool = Pool(f"http://127.0.0.1:{port}")
+    try:
+        # When the gateway connects, Then it gives up after the connect timeout
+        t0 = time.monotonic()
+        with pytest.raises(UpstreamError) as err:
+            pool.request("GET", "/api/server/ping", {}, connect_timeout=0.3, read_timeout=0.3)
+        assert err.value.timeout and "connect" in str(err.value)
+        assert time.monotonic() - t0 < 2
+    finally:
+        pool.close()
+        for c in queued:
+            c.close()
+        srv.close()
+
+
+def test_an_upload_immich_refuses_early_gets_immichs_answer():
+    import io
+
+    from gateway.upstream import StreamBody
+
+    # Given an Immich that answers an upload 401 from its head alone and hangs up
+    def refuse(conn):
+        with conn:
+            if read_head(conn) is None:
+                return
+            body = b'{"message":"Invalid user token","statusCode":401}'
+            conn.sendall(
+                b"HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\nConnection: close\r\n\r\n%b" % (len(body), body)
+            )
+            conn.shutdown(socket.SHUT_WR)
+            time.sleep(0.2)
+            # closing with the upload still arriving resets the connection
+
+    srv = RawServer(refuse)
+    pool = Pool(srv.url)
+    size = 32 * 1024 * 1024
+    try:
+        # When a big upload is sent, Then the client gets Immich's refusal, not a 502
+        resp = pool.request(
+            "POST",
+            "/api/assets",
+            {"Content-Length": str(size)},
+            StreamBody(io.BytesIO(bytes(size)), size),
+            read_timeout=5,
+        )
+        assert resp.status == 401
+        assert b"Invalid user token" in resp.read()
+    finally:
+        pool.close()
+        srv.close()

@@ -9,6 +9,7 @@ import unicodedata
 
 import pytest
 
+from core.config import load_settings
 from gateway.logredact import redact
 from gateway.mapping import (
     FileKey,
@@ -36,6 +37,15 @@ def test_path_map_longest_prefix_and_inverse():
     for p in ("/nas/photos/2024/a.jpg", "/nas/raw/a.cr3"):
         assert to_twinlens(to_immich(p, PMAP), PMAP) == p
     assert to_twinlens("/x/a.jpg", (("/", "/mnt"),)) == "/mnt/x/a.jpg"
+
+
+def test_path_map_back_to_immich_takes_the_longest_twinlens_prefix():
+    # Given Twinlens folders nested where Immich's are not (settings sort by Immich's side)
+    pmap = load_settings({"TWINLENS_PATH_MAP": "/mnt/photos=/library,/mnt/phone=/library/phone"})
+    # Then a phone picture goes back to Immich's phone folder, not under its photos
+    assert to_immich("/library/phone/x.jpg", pmap.path_map) == "/mnt/phone/x.jpg"
+    assert to_immich("/library/2024/x.jpg", pmap.path_map) == "/mnt/photos/2024/x.jpg"
+    assert to_immich("/library/phones/x.jpg", pmap.path_map) == "/mnt/photos/phones/x.jpg"
 
 
 def test_external_asset_maps_by_path_checksum():
@@ -147,10 +157,39 @@ def test_plan_refusals(dup, keep, action, status):
     assert err.value.status == status
 
 
+def test_hop_by_hop_headers_are_the_rfcs_and_proxies_own():
+    # RFC 9110 7.6.1 and the headers every proxy treats as hop-by-hop, written out here:
+    # the tests below build their expectations from HOP_BY_HOP.
+    assert HOP_BY_HOP == {
+        "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
+        "trailer", "trailers", "transfer-encoding", "upgrade", "proxy-connection",
+    }  # fmt: skip
+
+
+def test_an_answers_headers_named_in_connection_stay_with_the_hop():
+    headers = [
+        ("Connection", "keep-alive, X-Immich-Hop"),
+        ("X-Immich-Hop", "1"),
+        ("Keep-Alive", "timeout=5"),
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+        ("Content-Type", "application/json"),
+        ("Date", "today"),
+    ]
+    assert response_headers(headers, drop=("date",)) == [
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+        ("Content-Type", "application/json"),
+    ]
+
+
 def test_redaction_of_query_and_header_credentials():
-    line = 'GET /api/users/me?apiKey=SECRET1&size=2&sessionKey=SECRET2 "Bearer SECRET3" immich_access_token=SECRET4;'
+    line = (
+        'GET /api/users/me?apiKey=SECRET1&size=2&sessionKey=SECRET2 "Bearer SECRET3" '
+        "immich_access_token=SECRET4; GET /api/shared-links/me?key=SECRET5&slug=SECRET6"
+    )
     clean = redact(line)
-    for s in ("SECRET1", "SECRET2", "SECRET3", "SECRET4"):
+    for s in ("SECRET1", "SECRET2", "SECRET3", "SECRET4", "SECRET5", "SECRET6"):
         assert s not in clean
     assert "size=2" in clean
 

@@ -19,7 +19,15 @@ def test_ui_is_served_beside_the_api(tmp_path):
     assert js.status_code == 200 and b"console.log" in js.data
     # /api stays the API: local mode, Twinlens endpoints answer JSON, not the page
     api = client.get("/api/twinlens/nope")
-    assert api.status_code == 404 and b"id=root" not in api.data
+    assert (api.status_code, api.get_json()) == (
+        404,
+        {"message": "Cannot GET /api/twinlens/nope", "statusCode": 404},
+    )
+    for path in ("/api", "/api/assets/x"):  # no Immich route in local mode: still JSON
+        assert client.get(path).get_json()["statusCode"] == 404, path
+    wrong = client.delete("/api/twinlens/me")
+    assert wrong.status_code == 405 and wrong.get_json()["statusCode"] == 405
+    assert "GET" in wrong.headers["Allow"]
 
 
 def test_no_ui_without_a_build(tmp_path):
