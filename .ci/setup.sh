@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install everything Twinlens and its tests need, idempotently and quickly when
 # nothing changed. Used by `make run`, `make test` and .ci/run.
-#   .ci/setup.sh          runtime only (the embedded default)
-#   .ci/setup.sh dev      plus test tools, system packages and the Node SDK test deps
+#   .ci/setup.sh          runtime only (the embedded default) and the web UI (with npm)
+#   .ci/setup.sh dev      plus test tools, system packages and the Node test deps
 set -euo pipefail
 cd "$(dirname "$0")/.."
 want=${1:-run}
@@ -35,16 +35,27 @@ if [ "$want" = dev ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || \
       echo "setup: could not install ${missing[*]}; the tests that need them will say so" >&2
   fi
-  # Node packages: the UI, the @immich/sdk check, the browser driver (playwright-core).
-  if command -v npm >/dev/null 2>&1; then
-    for dir in ui tests/sdk tests/e2e; do
-      [ -f "$dir/package-lock.json" ] || continue
-      if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
-        (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) && touch "$dir/node_modules"
-      fi
-    done
-    if [ -f ui/package.json ]; then
-      (cd ui && npm run build --silent >/dev/null)
+fi
+
+# Node packages (npm ci when the lock file changed): the UI's, and for the tests the
+# @immich/sdk check's and the browser driver's (playwright-core).
+node_deps() {
+  for dir in "$@"; do
+    [ -f "$dir/package-lock.json" ] || continue
+    if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+      (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error) && touch "$dir/node_modules"
     fi
+  done
+}
+if command -v npm >/dev/null 2>&1; then
+  dirs=(ui)
+  [ "$want" = dev ] && dirs+=(tests/sdk tests/e2e)
+  node_deps "${dirs[@]}"
+  # The web UI the gateway serves: built when missing or older than its sources.
+  if [ ! -f ui/dist/index.html ] || \
+     [ -n "$(find ui/src ui/index.html ui/package-lock.json ui/vite.config.ts -newer ui/dist/index.html 2>/dev/null | head -n1)" ]; then
+    (cd ui && npm run build --silent >/dev/null)
   fi
+elif [ ! -f ui/dist/index.html ]; then
+  echo "setup: npm not found, so the web UI is not built; the API still answers under /api/twinlens/" >&2
 fi

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+import twinlens
 from core.config import VARIABLES
 from twinlens import build_parser
 
@@ -25,12 +26,30 @@ def test_every_process_of_the_design_is_a_service():
     assert PROCESSES | {"custom-postgres", "redis", "ui"} <= set(services)
 
 
-def test_commands_are_real_twinlens_subcommands():
+# Each process of the design, and the CLI handler its container must run.
+HANDLERS = {
+    "migrate": twinlens.cmd_migrate,
+    "worker": twinlens.cmd_worker,
+    "watcher": twinlens.cmd_watch,
+    "scheduler": twinlens.cmd_schedule,
+    "grouping-api": twinlens.cmd_api,
+    "dedup-api": twinlens.cmd_api,
+    "gateway": twinlens.cmd_gateway,
+}
+
+
+def test_each_service_runs_its_own_twinlens_command():
     parser = build_parser()
-    for name in PROCESSES:
+    assert set(HANDLERS) == PROCESSES
+    for name, handler in HANDLERS.items():
         command = COMPOSE["services"][name]["command"]
         args = parser.parse_args(command)  # raises SystemExit on an unknown command
-        assert args.func is not None
+        assert args.func is handler, name
+    api_of = {
+        n: parser.parse_args(COMPOSE["services"][n]["command"])
+        for n in ("grouping-api", "dedup-api")
+    }
+    assert [a.which for a in api_of.values()] == ["grouping", "dedup"]
 
 
 def test_library_is_mounted_read_only_and_settings_are_real_variables():
