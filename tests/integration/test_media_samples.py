@@ -235,3 +235,26 @@ def test_a_linear_dng_is_held_to_the_pixel_limit_at_the_size_it_decodes() -> Non
         raw_decode(raw_open(data), max_pixels=quarter)
     got = raw_decode(raw_open(data), max_pixels=4032 * 3024 + 10)
     assert got.decoded is not None and got.decoded.source == "half-size"
+
+
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+def test_a_rotated_raw_is_hashed_upright(orientation: int, tmp_path: Path) -> None:
+    from core.media.colour import colour_signature
+    from core.media.decode import raw_decode, raw_open
+    from tests.samples import require_samples
+
+    # Given a DNG whose IFD0 Orientation (offset 130, a SHORT, now 1) says it was shot
+    # turned: the camera stores the picture as the sensor saw it
+    data = bytearray((require_samples() / "skia" / "sample_1mp.dng").read_bytes())
+    assert data[:2] == b"II" and data[138:140] == b"\x01\x00"
+    upright = inspect_file(str(require_samples() / "skia" / "sample_1mp.dng"), full_hash=False)
+    stored = raw_decode(raw_open(bytes(data)), mode="RGB").decoded
+    data[138:140] = orientation.to_bytes(2, "little")
+    turned = tmp_path / f"turned{orientation}.dng"
+    turned.write_bytes(bytes(data))
+    # When it is inspected
+    facts = inspect_file(str(turned), full_hash=False)
+    # Then the hash is that of the picture turned upright, as for a JPEG
+    assert facts.orientation == orientation
+    assert facts.phash == str(phash_of(stored.image, orientation)) != upright.phash
+    assert facts.colour == colour_signature(stored.image, orientation) != upright.colour

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -232,7 +233,7 @@ def test_hostile_library_through_the_cli(library, hostile, tmp_path):
     report = json.loads(out.read_text())
     _check_hostile_report(report, hostile)
     # Non-UTF-8 names round-trip through JSON as surrogate escapes
-    assert os.fsencode("names/" + os.fsdecode(b"\xff\xfe.jpg")) == b"names/\xff\xfe.jpg"
+    assert b"names/\xff\xfe.jpg" in {os.fsencode(f["path"]) for f in report["files"]}
 
 
 # --- between the listing and the reading --------------------------------------------
@@ -482,3 +483,44 @@ def test_unreadable_file_and_folder(embedded_settings, library):
     assert errors["locked.jpg"] == "permission denied"
     assert errors["closed"] == "cannot list folder: Permission denied"
     assert report["job"]["state"] == "done"
+
+
+def test_a_file_swapped_for_a_symlink_before_its_full_hash_is_not_followed(
+    embedded_settings, library, tmp_path
+):
+    # Given a file moved out of the library (size and mtime kept) and a link left in its
+    # place, after the scan listed it and before its full hash
+    _same_size_pair(library)
+    outside = tmp_path / "elsewhere.mov"
+
+    def swap() -> None:
+        shutil.move(library / "a.mov", outside)
+        os.symlink(outside, library / "a.mov")
+
+    report = _scan_with(embedded_settings, library, {"full": swap})
+    # Then what lies outside the library is not read
+    assert errors_of(report)["a.mov"] == "is a symlink now; not followed"
+    assert by_path(report).get("a.mov", {}).get("sha256") is None
+
+
+def test_the_hash_phases_count_every_file_to_the_end(embedded_settings, library):
+    import hashlib
+
+    from core.db import session_scope
+    from core.models import File
+    from workers import runtime
+
+    # Given two byte copies of a video: catalogued, then quick and full digests
+    data = os.urandom(30_000)
+    write_bytes(library / "a.mov", data)
+    write_bytes(library / "b.mov", data)
+    report = run_scan(embedded_settings, str(library))
+    # Then the job's progress ends where its count does, and both hashes are stored (the
+    # gateway finds Immich uploads by SHA-1)
+    job = report["job"]
+    assert job["done"] == job["total"] > 0 and job["failed"] == 0, job
+    with session_scope(runtime.engine()) as s:
+        rows = s.query(File.path, File.sha256, File.sha1).all()
+        assert {(r.sha256, r.sha1) for r in rows} == {
+            (hashlib.sha256(data).hexdigest(), hashlib.sha1(data).hexdigest())
+        }

@@ -57,6 +57,35 @@ def test_the_report_names_the_passes_and_a_failed_one_fails_the_cli(
     )
 
 
+def test_a_pass_whose_retries_run_out_is_failed_and_fails_the_cli(
+    embedded_settings: Settings, library: Path, monkeypatch, capsys
+) -> None:
+    import twinlens
+    from core.dedup import service
+    from tests.factories import write_jpeg
+    from workers import actors
+
+    # Given a dedup pass that fails every time it runs, with one quick retry
+    write_jpeg(library / "a.jpg", 1)
+
+    def disk_on_fire(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(service, "find_duplicates", disk_on_fire)
+    for option, value in {"max_retries": 1, "min_backoff": 10, "max_backoff": 20}.items():
+        monkeypatch.setitem(actors.dedup_run.options, option, value)
+    monkeypatch.setattr(twinlens, "load_settings", lambda *a, **kw: embedded_settings)
+    monkeypatch.setattr(twinlens, "_terminate_as_interrupt", lambda: None)
+    # When `twinlens scan` runs
+    code = twinlens.main(["scan", str(library)])
+    # Then the pass ends failed with its last error (not "running" for an hour), and the
+    # CLI says so and exits 1
+    assert code == 1
+    out = capsys.readouterr().out
+    assert "! the dedup pass failed: dedup_run failed after 1 retries" in out
+    assert "RuntimeError: disk on fire" in out
+
+
 def test_an_interrupted_embedded_scan_does_not_hold_up_the_next(
     embedded_settings: Settings, library: Path
 ) -> None:

@@ -187,6 +187,31 @@ def test_day_of_month_and_weekday_together_mean_either_as_in_cron():
     assert fired == ["2026-11-30", "2026-12-01", "2026-12-07", "2026-12-14"]
 
 
+def test_a_monthly_schedule_runs_monthly():
+    start = datetime(2026, 11, 24, 12, 0, tzinfo=ZoneInfo("UTC"))
+    fired = [t.date().isoformat() for t in _fires("0 3 1 * *", start, 2)]
+    assert fired == ["2026-12-01", "2027-01-01"]
+
+
+@pytest.mark.parametrize("cron", ["0 3 * * *", "0 3 1 * mon"])
+def test_the_scheduled_job_runs_the_nightly_scan_for_its_fire_time(cron, monkeypatch):
+    # Given the scheduler as built for the process, with the scan itself recorded
+    calls = []
+    monkeypatch.setattr(
+        scheduler, "nightly", lambda cfg, fire_time, broker: calls.append(fire_time)
+    )
+    cfg = load_settings({}, schedule_cron=cron, timezone="Europe/Berlin")
+    job = scheduler.build(cfg, RecordingBroker()).get_job("nightly-scan")
+    # When its job runs (as APScheduler calls it)
+    job.func()
+    # Then the nightly scan is started once, for a fire time in the configured zone that
+    # is not in the future; a run that comes late may still catch up for hours
+    [fire_time] = calls
+    assert fire_time.utcoffset() is not None and fire_time <= datetime.now(ZoneInfo("UTC"))
+    assert (fire_time.hour, fire_time.minute) == (3, 0)
+    assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 6 * 3600)
+
+
 def test_a_bad_schedule_is_refused_with_a_reason(tmp_path, caplog):
     cfg = load_settings(
         {},

@@ -194,6 +194,64 @@ def test_settler_waits_for_a_stable_size(tmp_path: Path):
     assert s.due(10) == []  # handed out once
 
 
+def test_a_folder_that_never_goes_quiet_is_still_scanned():
+    # Given a settled photo beside a file that changes at every look (a tethered
+    # camera's folder, a catalogue's write-ahead log)
+    looks = iter(range(1000))
+    sizes = {"/lib/a/new.jpg": lambda: (1, 1)}
+
+    def sig(path: str):
+        return sizes.get(path, lambda: (next(looks), 0))()
+
+    s = Settler(settle=1.0, sig=sig, max_hold=5.0)
+    s.note("/lib/a/new.jpg", now=0.0)
+    s.note("/lib/a/grow.bin", now=0.0)
+    # Then the photo is held back while the folder is busy, but no longer than max_hold
+    assert s.due(3.0) == []
+    assert s.due(6.0) == [("/lib/a/new.jpg", set())]
+
+
+def test_only_events_that_change_files_are_noted(pg_settings, library):
+    from watchdog.events import (
+        FileClosedEvent,
+        FileClosedNoWriteEvent,
+        FileModifiedEvent,
+        FileOpenedEvent,
+    )
+
+    w = Watcher(pg_settings, RecordingBroker(), holder="test-watcher")
+    read = str(library / "a" / "read.jpg")
+    # Reads (Immich making thumbnails, a backup, Twinlens hashing) are no change ...
+    w.on_event(FileOpenedEvent(read))
+    w.on_event(FileClosedNoWriteEvent(read))
+    assert w.settler.pending == {}
+    # ... an edit in place (all polling reports on NFS/SMB) and a write's close are
+    for name, event in (("edited.jpg", FileModifiedEvent), ("written.jpg", FileClosedEvent)):
+        w.on_event(event(str(library / "a" / name)))
+    assert set(w.settler.pending) == {
+        str(library / "a" / "edited.jpg"),
+        str(library / "a" / "written.jpg"),
+    }
+
+
+def test_a_change_in_another_folder_gets_its_own_scan(db_session, library):
+    from core.models import Root
+    from workers.watcher import enqueue_folder_scan
+
+    lib = str(library)
+    a, b = str(library / "a"), str(library / "b")
+    # Given a scan of a waiting to be planned
+    first, created = enqueue_folder_scan(db_session, RecordingBroker(), lib, a)
+    assert created
+    # When b changes, Then b gets a scan of its own; a second change in a reuses a's
+    other, created = enqueue_folder_scan(db_session, RecordingBroker(), lib, b)
+    assert created and other != first
+    assert enqueue_folder_scan(db_session, RecordingBroker(), lib, a) == (first, False)
+    root = db_session.scalar(select(Root.id).where(Root.path == lib))
+    paths = db_session.scalars(select(Job.path).where(Job.root_id == root)).all()
+    assert sorted(paths) == [a, b]
+
+
 def test_scan_targets(tmp_path: Path):
     root = tmp_path / "lib"
     (root / "a" / "deep").mkdir(parents=True)
@@ -209,7 +267,9 @@ def test_scan_targets(tmp_path: Path):
     assert scan_targets(due, [r]) == {r: [r]}  # the deleted folder's parent is the root
     assert scan_targets(due[:2] + due[3:4], [r]) == {r: [f"{r}/a", f"{r}/b"]}
     assert scan_targets([(f"{r}/b/m.jpg", {f"{r}/a/m.jpg"})], [r]) == {r: [r]}
-    shutil.rmtree(root / "b")
+    # A folder deleted with everything in it: its nearest existing parent is scanned
+    shutil.rmtree(root / "a" / "deep")
+    assert scan_targets([(f"{r}/a/deep/y.jpg", set())], [r]) == {r: [f"{r}/a"]}
 
 
 def _copy_slowly(src: Path, dest: Path, chunk_pause: float = 0.03) -> None:

@@ -62,4 +62,5 @@ def test_quick_digest_separates_what_it_sees() -> None:
     other_tail[-1] ^= 0xFF
     assert quick_digest_buffer(base) == quick_digest_buffer(same_ends)
     assert quick_digest_buffer(base) != quick_digest_buffer(other_tail)
-    assert quick_digest_buffer(base) != quick_digest_buffer(base + b"\0")  # size is part of it
+    # the size is part of it: same first and last bytes, one byte longer
+    assert quick_digest_buffer(bytes(9000)) != quick_digest_buffer(bytes(9001))

@@ -243,8 +243,20 @@ def test_misnamed_heif_gets_phash_and_warning(tmp_path: Path) -> None:
     assert imagehash.hex_to_hash(facts.phash) - imagehash.phash(img) <= 6
 
 
-def quicktime(content_id: str | None, creation: str | None, mvhd_secs: int) -> bytes:
+def quicktime(
+    content_id: str | None,
+    creation: str | None,
+    mvhd_secs: int,
+    *,
+    mvhd_version: int = 0,
+    wide_mdat: bool = False,
+) -> bytes:
+    """A QuickTime file: ftyp, mdat, then moov with mvhd (created ``mvhd_secs``, modified a
+    day later: readers must take the right one) and Apple's metadata keys."""
+
     def box(typ: bytes, payload: bytes) -> bytes:
+        if wide_mdat and typ == b"mdat":  # a 64-bit size, as for clips over 4 GiB
+            return struct.pack(">I", 1) + typ + struct.pack(">Q", 16 + len(payload)) + payload
         return struct.pack(">I", 8 + len(payload)) + typ + payload
 
     items = [
@@ -266,7 +278,12 @@ def quicktime(content_id: str | None, creation: str | None, mvhd_secs: int) -> b
         b"meta",
         box(b"hdlr", b"\0" * 8 + b"mdta" + b"\0" * 13) + box(b"keys", keys) + box(b"ilst", ilst),
     )
-    mvhd = box(b"mvhd", struct.pack(">BxxxII", 0, mvhd_secs, mvhd_secs) + b"\0" * 88)
+    modified = mvhd_secs + 86_400
+    if mvhd_version == 1:
+        times = struct.pack(">BxxxQQ", 1, mvhd_secs, modified)
+    else:
+        times = struct.pack(">BxxxII", 0, mvhd_secs, modified)
+    mvhd = box(b"mvhd", times + b"\0" * 88)
     return (
         box(b"ftyp", b"qt  \0\0\0\0qt  ")
         + box(b"mdat", os.urandom(20_000))
@@ -301,6 +318,23 @@ def test_video_mvhd_time_is_utc(tmp_path: Path) -> None:
     assert facts.taken_at == datetime(2005, 10, 28, 17, 46, 46)
     assert facts.taken_offset == "+00:00"
     assert facts.content_id is None
+
+
+@pytest.mark.parametrize("version", [0, 1])
+def test_video_creation_time_of_either_mvhd_version(tmp_path: Path, version: int) -> None:
+    path = tmp_path / "clip.mp4"
+    secs = int((datetime(2023, 10, 13) - datetime(1904, 1, 1)).total_seconds())
+    path.write_bytes(quicktime(None, None, secs, mvhd_version=version))
+    facts = inspect_file(str(path), full_hash=False)
+    assert (facts.taken_at, facts.taken_offset) == (datetime(2023, 10, 13), "+00:00")
+
+
+def test_metadata_after_a_64_bit_mdat_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "IMG_0002.MOV"
+    path.write_bytes(quicktime("AB-12", "2023-10-22T09:39:48+0200", 3_780_000_000, wide_mdat=True))
+    facts = inspect_file(str(path), full_hash=False)
+    assert facts.content_id == "AB-12"
+    assert facts.taken_at == datetime(2023, 10, 22, 9, 39, 48)
 
 
 def test_other_files_hash_only_on_request(tmp_path: Path) -> None:
@@ -444,3 +478,97 @@ def test_a_rotated_avif_hashes_like_the_same_rotated_jpeg(tmp_path):
     assert hamming(j.phash, u.phash) <= 4
     assert hamming(a.phash, u.phash) <= 6, (a.phash, u.phash)
     assert (a.width, a.height, a.orientation) == (j.width, j.height, j.orientation)
+
+
+def test_a_16_bit_greyscale_scan_hashes_like_its_8_bit_self(tmp_path: Path) -> None:
+    import numpy as np
+
+    from core.media.phash import hamming
+
+    # Given film scans saved as 16-bit greyscale PNGs (and one as 8-bit)
+    def grey16(seed: int) -> Image.Image:
+        grey = np.asarray(photo(320, 240, seed).convert("L"), np.uint16) * 257
+        return Image.fromarray(grey)
+
+    def facts(img: Image.Image, name: str):  # type: ignore[no-untyped-def]
+        return inspect_file(str(save(img, tmp_path / name, "PNG")), full_hash=False)
+
+    eight = facts(photo(320, 240, 1).convert("L"), "8.png")
+    one, two = facts(grey16(1), "one.png"), facts(grey16(2), "two.png")
+    assert Image.open(tmp_path / "one.png").mode.startswith("I")
+    # Then a 16-bit scan hashes as the same picture in 8 bits, and two scans apart
+    assert one.phash == eight.phash
+    assert hamming(one.phash, two.phash) > 20
+
+
+def test_a_date_only_in_xmp_is_read(tmp_path: Path) -> None:
+    # Given a Lightroom export or scan whose capture date is only in its XMP packet
+    xmp = (
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+        b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description '
+        b'xmlns:xmp="http://ns.adobe.com/xap/1.0/" '
+        b'xmp:CreateDate="2019-05-04T06:14:51+02:00"/></rdf:RDF></x:xmpmeta>'
+    )
+    path = save(photo(300, 200, 3), tmp_path / "export.jpg", xmp=xmp)
+    facts = inspect_file(str(path), full_hash=False)
+    # Then its date and offset are the capture time
+    assert (facts.taken_at, facts.taken_offset) == (datetime(2019, 5, 4, 6, 14, 51), "+02:00")
+
+
+def test_a_date_only_digitized_is_read_with_its_own_offset(tmp_path: Path) -> None:
+    # Given a scanner's EXIF: DateTimeDigitized, its subseconds and offset, no original
+    exif = exif_with(x9004="2021:03:04 05:06:07", x9292="12", x9012="-03:00")
+    facts = inspect_file(
+        str(save(photo(300, 200, 4), tmp_path / "scan.jpg", exif=exif)), full_hash=False
+    )
+    assert (facts.taken_at, facts.taken_offset) == (datetime(2021, 3, 4, 5, 6, 7, 120000), "-03:00")
+
+
+def test_an_olympus_raw_gives_its_exif_even_when_libraw_cannot(tmp_path: Path) -> None:
+    # Given an ORF: TIFF behind its own header ("MMOR" for "MM\0*"), which Pillow refuses
+    exif = Image.Exif()
+    exif[0x010F], exif[0x0110] = "OLYMPUS", "E-M1"
+    exif.get_ifd(0x8769)[0x9003] = "2021:06:01 10:11:12"
+    tiff = exif.tobytes()[6:]  # after "Exif\0\0": "MM\0*", then the IFD offset
+    path = tmp_path / "X.ORF"
+    path.write_bytes(b"MMOR" + tiff[4:] + bytes(5000))
+    # When inspected, Then the capture time and camera come from its EXIF (pairing needs them)
+    facts = inspect_file(str(path), full_hash=False)
+    assert facts.kind == "raw"
+    assert (facts.taken_at, facts.make, facts.model) == (
+        datetime(2021, 6, 1, 10, 11, 12),
+        "OLYMPUS",
+        "E-M1",
+    )
+
+
+def test_a_big_raw_without_a_preview_is_checked_at_its_half_size_before_decoding() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+    import rawpy
+
+    from core.media.decode import BombError, raw_decode
+
+    # Given a 96-megapixel RAW (a Bayer sensor) with no usable preview
+    decoded = []
+
+    class Raw:
+        sizes = SimpleNamespace(width=12_000, height=8_000, flip=0)
+        raw_type = rawpy.RawType.Flat
+
+        def extract_thumb(self):
+            raise rawpy.LibRawNoThumbnailError("no thumbnail")
+
+        def postprocess(self, **kw):
+            decoded.append(kw)
+            return np.zeros((40, 60, 3), np.uint8)
+
+    # When the limit is below its half size (24 MP), Then it is refused without decoding
+    with pytest.raises(BombError, match="24000000 pixels"):
+        raw_decode(Raw(), max_pixels=20_000_000)
+    assert decoded == []
+    # while above it, the half-size decode goes ahead
+    got = raw_decode(Raw(), max_pixels=25_000_000)
+    assert got.decoded is not None and got.decoded.source == "half-size"
+    assert decoded == [{"half_size": True, "use_camera_wb": True, "output_bps": 8}]

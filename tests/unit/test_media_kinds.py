@@ -130,6 +130,23 @@ def test_sniff_format(head: bytes, expected: str | None) -> None:
             ("image", "jpeg", "extension .nef but content is JPEG"),
         ),
         ("a/X.tif", _tiff_with_ifd0_tag(0x0100), ("image", "tiff", None)),
+        # RAW content under a picture's name (PhotoRec's recovered files, a rename): still
+        # RAW, read through LibRaw, with the mismatch said
+        (
+            "a/X.jpg",
+            _tiff_with_ifd0_tag(0xC612),
+            ("raw", "raw", "extension .jpg but content is DNG"),
+        ),
+        (
+            "a/X.tif",
+            _tiff_with_ifd0_tag(0xC612),
+            ("raw", "raw", "extension .tif but content is DNG"),
+        ),
+        (
+            "a/X.jpg",
+            _ftyp(b"crx ", b"crx "),
+            ("raw", "raw", "extension .jpg but content is Canon CR3"),
+        ),
         ("a/clip.mp4", _ftyp(b"qt  ", b"qt  "), ("video", "mov", None)),
         ("a/clip.MOV", _ftyp(b"qt  ", b"qt  "), ("video", "mov", None)),
         # Takeout's Pixel motion-photo videos: no mismatch warning for every one of them
