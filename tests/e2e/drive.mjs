@@ -3,6 +3,9 @@
 //   node drive.mjs immich BASE_URL SHOT_DIR API_KEY    Immich mode: log in with a key, trash
 //   node drive.mjs immich-undo BASE_URL SHOT_DIR API_KEY DUP_ID   ... undo that decision
 //   node drive.mjs immich-user BASE_URL SHOT_DIR API_KEY   an ordinary Immich user: told why not
+//   node drive.mjs immich-bulk BASE_URL SHOT_DIR API_KEY   "Accept all suggestions" with a pick,
+//     while another reviewer decides one of the groups
+//   node drive.mjs immich-refused BASE_URL SHOT_DIR API_KEY   a confirm Immich refuses
 //   node drive.mjs corrections BASE_URL SHOT_DIR SPLIT_PATH MERGE_A MERGE_B UNDO_ID
 //     local mode: split SPLIT_PATH off its group, merge the groups of MERGE_A and MERGE_B
 //     (in that order), undo the decision on duplicate group UNDO_ID
@@ -79,6 +82,13 @@ async function local(flags) {
     await page.waitForFunction(() => document.querySelectorAll(".job:not(.last)").length === 0,
                                null, { timeout: 60000 });
     out.overview.lastScan = (await page.locator(".job.last").innerText()).replace(/\s+/g, " ");
+    // The figures follow the scan without a reload (the test changed the library first).
+    await page.waitForFunction((cards) =>
+      [...document.querySelectorAll(".card")].some((c, i) =>
+        c.innerText.replace(/\s+/g, " ").trim() !== cards[i]),
+    out.overview.cards, { timeout: 10000 }).catch(() => null);
+    out.overview.cardsAfterScan = await page.$$eval(".card", (cs) =>
+      cs.map((c) => c.innerText.replace(/\s+/g, " ").trim()));
     out.overview.failedFiles = await page.$$eval(".errors tbody tr", (rows) =>
       rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)));
   }
@@ -136,6 +146,33 @@ const groupOf = (path) =>
   page.locator("li.grp").filter({ has: page.locator(`tr[data-path="${path}"]`) });
 
 const dialogText = async (dialog) => (await dialog.innerText()).replace(/\s+/g, " ");
+
+// The JSON bodies the page POSTs to the resolve endpoints, in order.
+function recordResolves() {
+  const bodies = [];
+  page.on("request", (r) => {
+    if (r.method() === "POST" && /\/api\/twinlens\/duplicates\/(.+\/)?resolve$/.test(new URL(r.url()).pathname)) {
+      bodies.push(JSON.parse(r.postData() || "{}"));
+    }
+  });
+  return bodies;
+}
+
+// Open the page at `hash` and log in with an API key (the caller waits for what follows).
+async function logInWithKey(key, hash = "#/duplicates") {
+  await page.goto(`${base}/${hash}`);
+  await page.getByRole("button", { name: "Use an API key" }).click();
+  await page.getByLabel("Immich API key").fill(key);
+  await page.getByRole("button", { name: "Save" }).click();
+}
+
+// Keep the copy of this group that is NOT the suggestion; returns its dir/name.
+async function pickTheOtherCopy(card) {
+  const other = card.locator(".member:not(.suggested)").first();
+  const kept = `${await other.locator(".dir").innerText()}/${await other.locator(".filename").innerText()}`;
+  await other.getByRole("radio").check();
+  return kept;
+}
 
 async function corrections([splitPath, mergeA, mergeB, undoId]) {
   await page.goto(`${base}/#/groups`);
@@ -204,6 +241,12 @@ async function corrections([splitPath, mergeA, mergeB, undoId]) {
   await dialog.getByRole("button", { name: "Undo decision" }).click();
   await card.waitFor({ state: "detached" });
   out.undo.notice = await page.locator(".notice.ok").innerText();
+  // The list is read again: its count says the group has left "Not duplicates".
+  const count = page.locator("form span.muted[role=status]");
+  await page.waitForFunction(() =>
+    document.querySelector("form span.muted[role=status]")?.textContent === "0 groups",
+  null, { timeout: 10000 }).catch(() => null);
+  out.undo.countAfter = await count.innerText();
   await page.getByLabel("Status").selectOption("open");
   await card.waitFor();
   out.undo.listedOpen = true;
@@ -231,12 +274,22 @@ async function immich([key]) {
   out.keptName = await other.locator(".filename").innerText();
   out.keptDir = await other.locator(".dir").innerText();
   await other.getByRole("radio").check();
+  out.resolveBodies = recordResolves();
   await card.getByRole("button", { name: /Move others to Immich trash/ }).click();
   const dialog = page.getByRole("dialog");
   await dialog.waitFor();
   out.dialog = (await dialog.innerText()).replace(/\s+/g, " ");
   await shot("dry-run");
-  await dialog.getByRole("button", { name: /^Move 1 file to trash$/ }).click();
+  // The real run is held a moment: a second click meanwhile must not send it again.
+  await page.route("**/api/twinlens/duplicates/*/resolve", async (route) => {
+    if (!JSON.parse(route.request().postData() || "{}").dryRun) {
+      await new Promise((r) => setTimeout(r, 800));
+    }
+    await route.continue();
+  });
+  const move = dialog.getByRole("button", { name: /^Move 1 file to trash$/ });
+  await move.click();
+  out.confirmDisabledWhileRunning = await dialog.getByRole("button", { name: /Working/ }).isDisabled();
   await card.waitFor({ state: "detached" });
   await page.locator(".notice.ok").waitFor();
   out.message = await page.locator(".notice.ok").innerText();
@@ -246,10 +299,7 @@ async function immich([key]) {
 // Change of mind (a new browser, so the key again): "Undo decision" on the resolved group
 // shows what comes back from Immich's trash, then brings it back.
 async function immichUndo([key, dupId]) {
-  await page.goto(`${base}/#/duplicates?status=resolved`);
-  await page.getByRole("button", { name: "Use an API key" }).click();
-  await page.getByLabel("Immich API key").fill(key);
-  await page.getByRole("button", { name: "Save" }).click();
+  await logInWithKey(key, "#/duplicates?status=resolved");
   const card = page.locator(`li.dup[data-id="${dupId}"]`);
   await card.waitFor();
   out.badge = await card.locator(".badge").innerText();
@@ -267,6 +317,68 @@ async function immichUndo([key, dupId]) {
   await shot("undo-trash");
 }
 
+// "Accept all suggestions on this page" after picking another copy in one group, while
+// another reviewer decides a second group in their own browser.
+async function immichBulk([key]) {
+  await logInWithKey(key);
+  await waitForDuplicates();
+  const bodies = recordResolves();
+  out.before = await groupsOnPage();
+  const exact = out.before.find((g) => g.type === "exact");
+  const perceptual = out.before.find((g) => g.type === "perceptual");
+  out.exactId = exact.id;
+  out.perceptualId = perceptual.id;
+  out.kept = await pickTheOtherCopy(page.locator(`li.dup[data-id="${exact.id}"]`));
+  // The other reviewer says the perceptual pair are two pictures (this page still lists it).
+  out.otherReviewer = await page.evaluate(async ([k, id]) => {
+    const r = await fetch(`/api/twinlens/duplicates/${id}/resolve`, {
+      method: "POST",
+      headers: { "x-api-key": k, "Content-Type": "application/json" },
+      body: JSON.stringify({ action: "not_duplicate" }),
+    });
+    return r.status;
+  }, [key, perceptual.id]);
+  await page.getByRole("button", { name: "Accept all suggestions on this page" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  out.dialog = await dialogText(dialog);
+  await shot("bulk-dry-run");
+  await dialog.getByRole("button", { name: /^Move 1 file to trash$/ }).click();
+  await page.locator(`li.dup[data-id="${exact.id}"]`).waitFor({ state: "detached" });
+  out.message = await page.locator(".notice.ok").innerText();
+  out.bodies = bodies;
+  await shot("bulk-done");
+}
+
+// A confirm that Immich refuses (the key may not delete assets): the page says why, and
+// the group stays open with its buttons.
+async function immichRefused([key]) {
+  await logInWithKey(key);
+  await waitForDuplicates();
+  const bodies = recordResolves();
+  const target = (await groupsOnPage()).find((g) => g.type === "exact");
+  out.target = target.id;
+  const card = page.locator(`li.dup[data-id="${target.id}"]`);
+  await card.getByRole("button", { name: /Move others to Immich trash/ }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  await dialog.getByRole("button", { name: /^Move 1 file to trash$/ }).click();
+  await page.locator(".notice.error").waitFor();
+  out.alert = await page.locator(".notice.error").innerText();
+  await dialog.waitFor({ state: "detached" });
+  out.stillListed = await card.count();
+  // The list is read again after a failed confirm (its buttons wait for that): the
+  // group's own button must come back usable.
+  await page.waitForFunction((id) => {
+    const b = [...document.querySelectorAll(`li.dup[data-id="${id}"] button`)]
+      .find((x) => /Move others to Immich trash/.test(x.textContent ?? ""));
+    return b !== undefined && !b.disabled;
+  }, target.id, { timeout: 10000 }).catch(() => null);
+  out.trashEnabled = !(await card.getByRole("button", { name: /Move others to Immich trash/ }).isDisabled());
+  out.bodies = bodies;
+  await shot("refused");
+}
+
 // An ordinary (non-admin) Immich user logs in with a key: the UI says the review pages are
 // for administrators and asks for no Twinlens data.
 async function immichUser([key]) {
@@ -275,10 +387,7 @@ async function immichUser([key]) {
     const path = new URL(r.url()).pathname;
     if (path.startsWith("/api/twinlens/")) asked.push(path);
   });
-  await page.goto(`${base}/#/duplicates`);
-  await page.getByRole("button", { name: "Use an API key" }).click();
-  await page.getByLabel("Immich API key").fill(key);
-  await page.getByRole("button", { name: "Save" }).click();
+  await logInWithKey(key);
   await page.getByRole("heading", { name: "For Immich administrators" }).waitFor();
   out.notice = (await page.getByRole("alert").innerText()).replace(/\s+/g, " ");
   out.duplicatesShown = await page.locator("li.dup, .empty").count();
@@ -291,6 +400,8 @@ try {
   else if (scenario === "immich-user") await immichUser(rest);
   else if (scenario === "immich") await immich(rest);
   else if (scenario === "immich-undo") await immichUndo(rest);
+  else if (scenario === "immich-bulk") await immichBulk(rest);
+  else if (scenario === "immich-refused") await immichRefused(rest);
   else if (scenario === "corrections") await corrections(rest);
   else throw new Error(`unknown scenario ${scenario}`);
 } catch (e) {

@@ -154,11 +154,22 @@ def test_review_and_dismiss_in_browser(twinlens_ui: tuple[Stack, dict]) -> None:
     perceptual = by_members[tuple(expected["perceptual"])]
     assert (exact["type"], perceptual["type"]) == ("exact", "perceptual")
 
+    # A sidecar written since the library's scan: the rescan below makes a group of it
+    library = Path(expected["group_103"][0]).parent
+    (library / "IMG_101.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n')
+
     out = _drive("local", stack.url, "--scan")
 
     # Overview: the stats, then a full rescan started with the button and watched to the end,
-    # listing the file that could not be read.
+    # listing the file that could not be read, and the figures brought up to date
     assert any("open duplicate groups" in c for c in out["overview"]["cards"])
+
+    def file_groups(cards: list[str]) -> int:
+        card = next(c for c in cards if "file groups" in c)
+        return int(card.split()[0])
+
+    before, after = out["overview"]["cards"], out["overview"]["cardsAfterScan"]
+    assert file_groups(after) == file_groups(before) + 1, (before, after)
     assert "Last scan done" in out["overview"]["lastScan"], out["overview"]
     failed = {row[0]: row[1] for row in out["overview"]["failedFiles"]}
     assert "broken.jpg" in failed and failed["broken.jpg"], out["overview"]
@@ -273,6 +284,7 @@ def test_correct_groups_and_undo_in_browser(twinlens_ui: tuple[Stack, dict]) -> 
     # Undo: the dry run said nothing comes back from a trash, the group is open again.
     assert "No files come back from Immich's trash" in out["undo"]["dialog"], out["undo"]
     assert "the group is open again" in out["undo"]["notice"], out["undo"]
+    assert out["undo"]["countAfter"] == "0 groups", out["undo"]
     assert out["undo"]["listedOpen"] is True and out["undo"]["undoButtonsOnOpen"] == 0
     now = requests.get(dedup, timeout=10).json()
     assert now["status"] == "open", now
@@ -300,6 +312,12 @@ def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     state = immich.state.assets
     assert state[assets[trashed]]["isTrashed"] is True
     assert state[assets[kept]]["isTrashed"] is False
+    # The confirm sent exactly what the dry run showed, once, and could not be sent twice
+    dry, real = out["resolveBodies"]
+    assert dry["dryRun"] is True and real["dryRun"] is False
+    assert real["keep"] == dry["keep"] == [kept]
+    assert real["expectTrash"] == [trashed]
+    assert out["confirmDisabledWhileRunning"] is True
     headers = {"x-api-key": key}
     resolved = requests.get(
         f"{stack.url}/api/twinlens/duplicates/{out['target']}", headers=headers, timeout=10
@@ -323,6 +341,60 @@ def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     assert not [c for c in undo["console"] if c.startswith("pageerror")], undo["console"]
 
 
+def test_accept_all_keeps_picks_and_sends_what_the_dry_run_showed(immich_ui: dict) -> None:
+    stack, immich, key = immich_ui["stack"], immich_ui["immich"], immich_ui["key"]
+    exact, assets = immich_ui["expected"]["exact"], immich_ui["assets"]
+
+    out = _drive("immich-bulk", stack.url, key)
+
+    kept = out["kept"]
+    trashed = next(p for p in exact if p != kept)
+    assert kept in exact and out["otherReviewer"] == 200
+    # The dry run covered both groups; the one decided meanwhile is named as refused,
+    # and the page did not break on it
+    other, dry, real = out["bodies"]  # the other reviewer's request came from this page
+    assert other == {"action": "not_duplicate"}
+    assert dry["dryRun"] is True and {g["id"] for g in dry["groups"]} == {
+        out["exactId"],
+        out["perceptualId"],
+    }
+    assert "1 group cannot be resolved" in out["dialog"], out["dialog"]
+    assert re.search(rf"keep {re.escape(kept)}", out["dialog"], re.IGNORECASE), out["dialog"]
+    assert re.search(rf"trash {re.escape(trashed)}", out["dialog"], re.IGNORECASE), out["dialog"]
+    # The confirm sent only the group the dry run could resolve, with the user's pick and
+    # exactly the files the dry run showed
+    assert real["dryRun"] is False
+    assert real["groups"] == [
+        {"id": out["exactId"], "keep": [kept], "action": "trash", "expectTrash": [trashed]}
+    ]
+    assert "Resolved 1 group" in out["message"], out["message"]
+    state = immich.state.assets
+    assert state[assets[trashed]]["isTrashed"] is True
+    assert state[assets[kept]]["isTrashed"] is False
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
+def test_a_confirm_immich_refuses_is_said_and_changes_nothing(immich_ui: dict) -> None:
+    stack, immich = immich_ui["stack"], immich_ui["immich"]
+    # Given a key that may review but not delete assets in Immich
+    alice = next(u for u in immich.state.users.values() if u["email"] == "alice@example.com")
+    key = immich.state.add_api_key(
+        alice["id"],
+        ["user.read", "duplicate.read", "duplicate.delete", "asset.upload", "asset.view",
+         "job.read", "stack.read"],
+    )  # fmt: skip
+
+    out = _drive("immich-refused", stack.url, key)
+
+    # Then the page says why, and the group is still open, its button usable
+    assert "asset.delete" in out["alert"], out["alert"]
+    assert out["stillListed"] == 1 and out["trashEnabled"] is True
+    assert [b["dryRun"] for b in out["bodies"]] == [True, False]
+    assert not any(a["isTrashed"] for a in immich.state.assets.values())
+    group = requests.get(f"{stack.dedup_url}/duplicates/{out['target']}", timeout=10).json()
+    assert group["status"] == "open", group
+
+
 def test_ordinary_immich_user_is_told_review_is_for_admins(immich_ui: dict) -> None:
     # Given bob, an Immich user who is not an administrator, with an all-powerful key
     stack = immich_ui["stack"]
@@ -338,15 +410,27 @@ def test_ordinary_immich_user_is_told_review_is_for_admins(immich_ui: dict) -> N
 
 
 def test_the_ui_logic_unit_tests_pass() -> None:
-    """ui/src/logic.test.ts (vitest): the pure rules behind the review screens (what a
-    bulk confirmation sends, plan totals, keeper defaults), run by the suite's command."""
+    """ui/src/logic.test.ts (vitest): the pure rules behind the review screens (which
+    requests a bulk confirmation is made of, plan totals, keeper defaults), run by the
+    suite's command. That the page sends them is the browser tests' part."""
     if shutil.which("npm") is None:
         _missing("node/npm not installed")
     if not (UI_DIR / "node_modules" / "vitest").is_dir():
         _missing("UI dependencies not installed: run `npm ci` in ui")
+    # vitest colours its output whenever CI is set, as it is on CI: ask for none, and strip
+    # any escapes left so the summary below is read the same everywhere
+    env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"} | {"NO_COLOR": "1"}
     run = subprocess.run(
-        ["npm", "test", "--silent"], cwd=UI_DIR, capture_output=True, text=True, timeout=300
+        ["npm", "test", "--silent"],
+        cwd=UI_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
-    out = run.stdout + run.stderr
+    out = re.sub(r"\x1b\[[0-9;]*m", "", run.stdout + run.stderr)
     assert run.returncode == 0, out[-4000:]
-    assert "passed" in out and "failed" not in out.lower().replace("0 failed", ""), out[-2000:]
+    # vitest's summary: "Tests  N passed (N)", with "| M failed" before it when any did
+    assert re.search(r"Tests\s+\d+ passed", out) and not re.search(r"[1-9]\d* failed", out), out[
+        -2000:
+    ]
