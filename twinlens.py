@@ -347,7 +347,8 @@ def cmd_up(args: argparse.Namespace) -> int:
 
     cfg = _settings(args)
     _terminate_as_interrupt()
-    return embedded.main(cfg, args.path, serve=not args.no_serve)
+    ports = embedded.Ports(args.port, args.grouping_port, args.dedup_port)
+    return embedded.main(cfg, args.path, serve=not args.no_serve, ports=ports)
 
 
 # --- entry point -------------------------------------------------------------------
@@ -397,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     u.add_argument("path", nargs="?", default=None)
     u.add_argument("--no-serve", action="store_true", help="scan and print, then exit")
+    u.add_argument("--port", type=int, default=3000, help="web UI and gateway (3000)")
+    u.add_argument("--grouping-port", type=int, default=8000, help="grouping API (8000)")
+    u.add_argument("--dedup-port", type=int, default=8001, help="dedup API (8001)")
     u.set_defaults(func=cmd_up)
     return p
 

@@ -1,14 +1,15 @@
 """`twinlens up`: the embedded default in one process.
 
 SQLite, the in-process broker with worker threads, the grouping and dedup APIs and
-the gateway (local mode) on loopback. With no library given it generates a demo.
+the gateway (local mode) on loopback, the watcher and the nightly scan. With no library
+given it generates a demo.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,14 @@ def _serve_thread(app: Any, host: str, port: int) -> Any:
     return server
 
 
-def main(cfg: Settings, path: str | None, serve: bool = True) -> int:
+@dataclass(frozen=True)
+class Ports:
+    gateway: int = 3000
+    grouping: int = 8000
+    dedup: int = 8001
+
+
+def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Ports()) -> int:
     import twinlens
     from workers.demo import make_demo_library
 
@@ -43,10 +51,24 @@ def main(cfg: Settings, path: str | None, serve: bool = True) -> int:
     print(twinlens._summary_text(report))
     if not serve:
         return 0 if twinlens.scan_ok(report) else 1
-    return _serve_all(cfg)
+    return _serve_all(cfg, ports)
 
 
-def _serve_all(cfg: Settings) -> int:
+def start_background(cfg: Settings, broker: Any) -> tuple[Any, Any]:
+    """What the separate `watch` and `schedule` processes do in production: new files are
+    scanned as they arrive, and the whole library every night. No catch-up scan: the
+    library was scanned just before."""
+    from workers import scheduler
+    from workers.watcher import Watcher
+
+    watcher = Watcher(cfg, broker, catch_up=False)
+    watcher.start()
+    nightly = scheduler.build(cfg, broker, background=True)
+    nightly.start()
+    return watcher, nightly
+
+
+def _serve_all(cfg: Settings, ports: Ports) -> int:
     import api
     import gateway
     from core.models import utcnow
@@ -57,23 +79,35 @@ def _serve_all(cfg: Settings) -> int:
     started = utcnow()
     servers = [
         _serve_thread(
-            api.create_app("grouping", {"settings": cfg, "broker": broker}), cfg.host, 8000
+            api.create_app("grouping", {"settings": cfg, "broker": broker}),
+            cfg.host,
+            ports.grouping,
         ),
-        _serve_thread(api.create_app("dedup", {"settings": cfg, "broker": broker}), cfg.host, 8001),
+        _serve_thread(
+            api.create_app("dedup", {"settings": cfg, "broker": broker}), cfg.host, ports.dedup
+        ),
     ]
     gw_cfg = replace(
-        cfg, grouping_url=f"http://{cfg.host}:8000", dedup_url=f"http://{cfg.host}:8001"
+        cfg,
+        grouping_url=f"http://{cfg.host}:{ports.grouping}",
+        dedup_url=f"http://{cfg.host}:{ports.dedup}",
     )
-    servers.append(_serve_thread(gateway.create_app({"SETTINGS": gw_cfg}), cfg.host, 3000))
+    servers.append(_serve_thread(gateway.create_app({"SETTINGS": gw_cfg}), cfg.host, ports.gateway))
+    watcher, nightly = start_background(cfg, broker)
     print(
-        "Twinlens is running (embedded): open http://127.0.0.1:3000/ (web UI; the API is under "
-        "/api/twinlens/), grouping API :8000, dedup API :8001. Ctrl-C stops it."
+        f"Twinlens is running (embedded): open http://127.0.0.1:{ports.gateway}/ (web UI; the "
+        f"API is under /api/twinlens/), grouping API :{ports.grouping}, dedup API "
+        f":{ports.dedup}. Watching {', '.join(watcher.roots)} for new files; the whole "
+        f"library is rescanned on the schedule {cfg.schedule_cron!r}. Ctrl-C stops it.",
+        flush=True,
     )
     try:
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
     finally:
+        nightly.shutdown(wait=False)
+        watcher.stop()
         for s in servers:
             s.shutdown()
         worker.stop()

@@ -161,10 +161,15 @@ def nightly(
     return [j for j, _ in started]
 
 
-def build(cfg: Settings, broker: Any) -> Any:
-    from apscheduler.schedulers.blocking import BlockingScheduler
+def build(cfg: Settings, broker: Any, *, background: bool = False) -> Any:
+    """The nightly scan's scheduler: blocking for `twinlens schedule`, or a background
+    thread beside the servers of `twinlens up`."""
+    if background:
+        from apscheduler.schedulers.background import BackgroundScheduler as Scheduler
+    else:
+        from apscheduler.schedulers.blocking import BlockingScheduler as Scheduler
 
-    sched = BlockingScheduler(timezone=cfg.timezone or None)
+    sched = Scheduler(timezone=cfg.timezone or None)
 
     trig = trigger(cfg)
 

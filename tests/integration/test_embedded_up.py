@@ -1,0 +1,168 @@
+"""`twinlens up LIBRARY`, the README's run command, as a photographer uses it: one process
+that scans the library, serves the UI and the APIs, and keeps up as photos arrive."""
+
+from __future__ import annotations
+
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.factories import write_jpeg
+from tests.netutil import free_port
+
+PROJECT = Path(__file__).resolve().parents[2]
+START_TIMEOUT = 90
+
+
+class Up:
+    """A running `twinlens up` and the lines it printed."""
+
+    def __init__(self, proc: subprocess.Popen, url: str) -> None:
+        self.proc, self.url = proc, url
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.printed: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.proc.poll() is not None:
+                    break
+                continue
+            self.printed.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} never printed; got:\n{''.join(self.printed)[-4000:]}")
+
+    def get(self, path: str) -> dict:
+        answer = requests.get(self.url + path, timeout=10)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    lib = tmp_path / "photos"
+    taken = datetime(2024, 5, 1, 10, 0, 0)
+    write_jpeg(lib / "2024" / "IMG_0001.JPG", 1, taken=taken)
+    write_jpeg(lib / "2024" / "IMG_0002.JPG", 2, taken=taken.replace(minute=5))
+    return lib
+
+
+@pytest.fixture
+def up(tmp_path: Path, photos: Path) -> Iterator[Up]:
+    gateway, grouping, dedup = free_port(), free_port(), free_port()
+    env = {
+        "TWINLENS_DATA_DIR": str(tmp_path / "data"),
+        "TWINLENS_WATCH_SETTLE": "0.5",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(tmp_path),
+    }
+    command = [sys.executable, "-u", str(PROJECT / "twinlens.py"), "up", str(photos)]
+    ports = ["--port", str(gateway), "--grouping-port", str(grouping)]
+    proc = subprocess.Popen(
+        [*command, *ports, "--dedup-port", str(dedup)],
+        env=env,
+        cwd=PROJECT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    running = Up(proc, f"http://127.0.0.1:{gateway}")
+    try:
+        yield running
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+def _until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.25)
+
+
+def test_up_serves_the_library_and_scans_photos_as_they_arrive(up: Up, photos: Path) -> None:
+    library = photos
+    # Given `twinlens up` on a library of two different pictures
+    line = up.wait_for("Twinlens is running", START_TIMEOUT)
+    assert up.url.rsplit(":", 1)[1] in line and "Watching" in line, line
+    assert up.get("/api/twinlens/stats")["duplicates"]["groups"] == 0
+
+    # When a card import lands in a new folder: a copy of one picture and a sidecar
+    (library / "import").mkdir()
+    shutil.copy2(library / "2024" / "IMG_0001.JPG", library / "import" / "DSC_0001.JPG")
+    (library / "import" / "DSC_0001.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n')
+
+    # Then, without anyone asking for a scan, the copy is a duplicate and the sidecar joined
+    # its picture
+    def seen() -> bool:
+        stats = up.get("/api/twinlens/stats")
+        return stats["duplicates"]["groups"] == 1 and stats["groups"]["total"] == 1
+
+    _until(seen)
+    [group] = up.get("/api/twinlens/duplicates")["items"]
+    assert {m["path"] for m in group["members"]} == {
+        str(library / "2024" / "IMG_0001.JPG"),
+        str(library / "import" / "DSC_0001.JPG"),
+    }
+    jobs = up.get("/api/twinlens/jobs")["items"]
+    assert any(j["kind"] == "scan" and j["trigger"] == "watch" for j in jobs), jobs
+
+    # And Ctrl-C (SIGTERM here) stops it cleanly
+    up.proc.send_signal(signal.SIGTERM)
+    assert up.proc.wait(timeout=30) == 0
+
+
+def test_up_runs_the_nightly_scan_too(embedded_settings, library: Path) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from core.db import migrate, session_scope
+    from core.models import Job
+    from workers import embedded, runtime, scheduler
+
+    # Given the background work of `twinlens up` started beside its worker threads
+    write_jpeg(library / "a.jpg", 1)
+    migrate(embedded_settings.database_url)
+    broker = runtime.install_broker(embedded_settings)
+    worker = runtime.start_worker(broker, 1)
+    watcher, nightly = embedded.start_background(embedded_settings, broker)
+    try:
+        # Then the nightly scan is scheduled at the cron's next time
+        job = nightly.get_job("nightly-scan")
+        trig = scheduler.trigger(embedded_settings)
+        now = datetime.now(trig.timezone)
+        assert job.next_run_time == trig.get_next_fire_time(None, now)
+        # And when it fires, the library is scanned in this process
+        job.func()
+
+        def scanned() -> bool:
+            with session_scope(runtime.engine()) as s:
+                states = s.scalars(select(Job.state).where(Job.trigger == "schedule")).all()
+            return states == ["done"]
+
+        _until(scanned)
+    finally:
+        nightly.shutdown(wait=False)
+        watcher.stop()
+        worker.stop()
