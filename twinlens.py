@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import VARIABLES, ConfigError, Settings, load_settings
+from core.db import SchemaError
 from core.paths import display, root_of
 
 log = logging.getLogger("twinlens")
@@ -424,6 +425,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except ConfigError as exc:
         print(f"twinlens: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except SchemaError as exc:
+        print(f"twinlens: database schema: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -3,10 +3,17 @@ or, when run as `alembic` from the command line, from Twinlens settings."""
 
 from __future__ import annotations
 
+import logging
+from typing import Any
+
+from sqlalchemy import event
+
 from alembic import context
 from core import models  # noqa: F401  (registers the tables)
 from core.config import load_settings
-from core.db import make_engine, metadata
+from core.db import MIGRATION_LOCK, SchemaError, make_engine, metadata
+
+log = logging.getLogger("alembic.env")
 
 config = context.config
 url = config.get_main_option("sqlalchemy.url") or load_settings().database_url
@@ -23,31 +30,56 @@ def run_migrations_offline() -> None:
         context.run_migrations()
 
 
+def _sqlite_migration_connection(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite commits before every DDL statement, so a revision that failed half-way
+    # (a batch rebuild interrupted, a refused check) stayed half-applied, its
+    # _alembic_tmp_ table in the way of every later try. Transactions are ours here
+    # (BEGIN IMMEDIATE below), as SQLAlchemy's pysqlite docs do it.
+    dbapi_connection.isolation_level = None
+    # Batch mode copies a table and drops the old one: with foreign keys on, that DROP
+    # would empty the tables pointing at it (ON DELETE CASCADE) or be refused. Off for
+    # the migration (only possible outside a transaction); references are checked below.
+    dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+
+
+def _begin_immediate(connection: Any) -> None:
+    # Takes the write lock first: a second process starting at the same moment waits
+    # (busy_timeout), then finds the schema up to date.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _broken_references(connection: Any) -> set[tuple[Any, ...]]:
+    return {tuple(row) for row in connection.exec_driver_sql("PRAGMA foreign_key_check")}
+
+
 def run_migrations_online() -> None:
     engine = make_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        event.listen(engine, "connect", _sqlite_migration_connection)
+        event.listen(engine, "begin", _begin_immediate)
     with engine.connect() as connection:
-        sqlite = connection.dialect.name == "sqlite"
-        if sqlite:
-            # SQLite cannot ALTER most things in place: batch mode copies the table and
-            # drops the old one. With the foreign keys the engine turns on, that DROP
-            # empties the tables pointing at it (ON DELETE CASCADE) or is refused (and
-            # leaves the copy behind). Off for the migration (only outside a
-            # transaction), and every reference checked before it commits.
-            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.commit()  # end the transaction that statement began: alembic's own follows
         context.configure(
             connection=connection,
             target_metadata=metadata,
             render_as_batch=sqlite,
+            transactional_ddl=True,  # all revisions of a run commit together, or none
         )
         with context.begin_transaction():
+            if not sqlite:
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+            # Rows that pointed nowhere before (deleted by hand with foreign keys off) are
+            # not the migration's doing: named in the log, not a reason to refuse.
+            before = _broken_references(connection) if sqlite else set()
+            if before:
+                log.warning("references broken before the migration: %s", sorted(before)[:5])
             context.run_migrations()
-            if sqlite:
-                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-                if broken:
-                    raise RuntimeError(f"the migration broke references: {broken[:5]}")
-        if sqlite:
-            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            broken = _broken_references(connection) - before if sqlite else set()
+            if broken:
+                raise SchemaError(
+                    f"the migration would break references, so none of it was applied: "
+                    f"{sorted(broken)[:5]}"
+                )
     engine.dispose()
 
 

@@ -143,10 +143,50 @@ def alembic_config(url: str) -> Any:
     return cfg
 
 
+class SchemaError(RuntimeError):
+    """The database's schema cannot be brought to this code's: it is newer than this
+    Twinlens, or a migration would break it. Nothing was changed."""
+
+
+# pg_advisory_xact_lock key: processes starting together migrate one after the other (on
+# SQLite, BEGIN IMMEDIATE does the same).
+MIGRATION_LOCK = 7_419_244_613
+
+
+def schema_revision(url: str) -> str | None:
+    """The database's Alembic revision (None for an empty database)."""
+    from alembic.runtime.migration import MigrationContext
+
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
 def migrate(url: str, revision: str = "head") -> None:
-    """Bring the database at ``url`` to ``revision`` (alembic upgrade)."""
+    """Bring the database at ``url`` to ``revision`` (alembic upgrade).
+
+    A database already at the latest schema is left alone without starting Alembic (every
+    process calls this at start). One at a newer schema, written by a later Twinlens,
+    raises SchemaError instead of Alembic's "Can't locate revision".
+    """
+    from alembic.script import ScriptDirectory
+
     from alembic import command
 
-    if url.startswith("sqlite"):
-        make_engine(url).dispose()  # creates the folder of the file
-    command.upgrade(alembic_config(url), revision)
+    cfg = alembic_config(url)
+    script = ScriptDirectory.from_config(cfg)
+    current = schema_revision(url)  # also creates the folder of a SQLite file
+    known = {r.revision for r in script.walk_revisions()}
+    if current is not None and current not in known:
+        raise SchemaError(
+            f"the database is at schema revision {current}, newer than this Twinlens "
+            f"(latest {script.get_current_head()}): run the Twinlens that wrote it, or "
+            f"downgrade the database with that version (alembic downgrade "
+            f"{script.get_current_head()})"
+        )
+    if revision == "head" and current == script.get_current_head():
+        return
+    command.upgrade(cfg, revision)

@@ -5,6 +5,12 @@ Twinlens turns on would turn into deleted rows (ON DELETE CASCADE) or a refused 
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -12,7 +18,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.exc import IntegrityError
 
 from alembic import command
-from core.db import alembic_config, migrate
+from core.db import ALEMBIC_DIR, SchemaError, alembic_config, migrate
+
+PROJECT = Path(__file__).resolve().parents[2]
 
 COUNTED = (
     "roots", "files", "file_groups", "group_members", "jobs", "job_batches", "job_errors",
@@ -99,9 +107,24 @@ def test_down_and_up_again_keeps_every_row(tmp_path: Path) -> None:
             s.add(DuplicateMember(group_id="d1", file_id=999, file_path="/lib/none.jpg"))
 
 
-def test_a_migration_that_would_leave_a_broken_reference_is_refused(tmp_path: Path) -> None:
-    # Given an old schema holding a duplicate member whose file row is gone (a reference
-    # nothing checked while SQLite's foreign keys were off)
+def _revision(url: str) -> str | None:
+    from core.db import schema_revision
+
+    return schema_revision(url)
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    with engine.connect() as c:
+        names = c.exec_driver_sql("SELECT name FROM sqlite_master WHERE type='table'").scalars()
+        out = set(names)
+    engine.dispose()
+    return out
+
+
+def test_references_broken_before_a_migration_do_not_stop_it(tmp_path: Path, caplog) -> None:
+    # Given an old schema holding a duplicate member whose file row is gone (deleted by
+    # hand with the sqlite3 tool, whose foreign keys are off by default)
     url = f"sqlite:///{tmp_path / 'db' / 'twinlens.db'}"
     _catalog_with_references(url)
     command.downgrade(alembic_config(url), "0001")
@@ -112,6 +135,166 @@ def test_a_migration_that_would_leave_a_broken_reference_is_refused(tmp_path: Pa
         c.exec_driver_sql("DELETE FROM job_errors")
         c.exec_driver_sql("DELETE FROM files")
     engine.dispose()
-    # When it is migrated, Then the migration says so instead of committing it
-    with pytest.raises(RuntimeError, match="broke references"):
+    # When it is migrated
+    migrate(url)
+    # Then the migration is applied, keeps the row, and names it in the log
+    assert _revision(url) == alembic_head()
+    assert _counts(url)["duplicate_members"] == 1
+    assert "references broken before the migration" in caplog.text
+
+
+def alembic_head() -> str:
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+BAD_REVISION = """
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0099"
+down_revision = "{head}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("files") as batch:
+        batch.add_column(sa.Column("extra", sa.Integer(), nullable=True))
+    {failure}
+
+
+def downgrade():
+    pass
+"""
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        'op.execute("DELETE FROM files")',  # leaves members pointing nowhere
+        'raise KeyboardInterrupt("stopped half-way")',  # Ctrl-C, SIGTERM in `twinlens up`
+    ],
+    ids=["breaks-references", "interrupted"],
+)
+def test_a_migration_that_fails_half_way_applies_nothing(tmp_path: Path, failure: str) -> None:
+    # Given a catalog at the latest schema, and a new revision that rebuilds the files
+    # table (SQLite's batch mode) and then breaks references or is interrupted
+    url = f"sqlite:///{tmp_path / 'db' / 'twinlens.db'}"
+    _catalog_with_references(url)
+    before = _counts(url)
+    scripts = tmp_path / "alembic"
+    shutil.copytree(ALEMBIC_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    bad = BAD_REVISION.format(head=alembic_head(), failure=failure)
+    (scripts / "versions" / "0099_bad.py").write_text(bad)
+    cfg = alembic_config(url)
+    cfg.set_main_option("script_location", str(scripts))
+    # When it is run
+    with pytest.raises((SchemaError, KeyboardInterrupt)):
+        command.upgrade(cfg, "head")
+    # Then none of it was applied: the schema, the rows and no half-built table are left
+    assert _revision(url) == alembic_head()
+    assert _counts(url) == before
+    assert not [t for t in _tables(url) if t.startswith("_alembic_tmp")]
+    engine = create_engine(url)
+    with engine.connect() as c:
+        columns = {row[1] for row in c.exec_driver_sql("PRAGMA table_info(files)")}
+    engine.dispose()
+    assert "extra" not in columns
+    # And the database still migrates and works
+    migrate(url)
+    assert _counts(url) == before
+
+
+def test_a_database_newer_than_this_twinlens_is_refused_clearly(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import twinlens
+
+    # Given a database written by a later Twinlens (a schema revision this code lacks)
+    url = f"sqlite:///{tmp_path / 'db' / 'twinlens.db'}"
+    migrate(url)
+    engine = create_engine(url)
+    with engine.begin() as c:
+        c.exec_driver_sql("UPDATE alembic_version SET version_num = '0099'")
+    engine.dispose()
+    # When this Twinlens starts on it, Then it says what is wrong and changes nothing
+    with pytest.raises(SchemaError, match="revision 0099, newer than this Twinlens"):
         migrate(url)
+    monkeypatch.setenv("TWINLENS_DATABASE_URL", url)
+    monkeypatch.setenv("TWINLENS_DATA_DIR", str(tmp_path / "data"))
+    assert twinlens.main(["migrate"]) == 2
+    err = capsys.readouterr().err
+    assert "newer than this Twinlens" in err and "Traceback" not in err
+    assert _revision(url) == "0099"
+
+
+def _migrate_at_once(url: str, processes: int, hold_sql: str) -> list[tuple[int, str]]:
+    """Start ``processes`` processes migrating ``url`` while another connection holds the
+    table that the migration rebuilds (``hold_sql``), so that all of them are under way
+    when it lets go, as when compose starts every service at once."""
+    holder = create_engine(url)
+    with holder.connect() as c:
+        c.exec_driver_sql(hold_sql)
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; from core.db import migrate; migrate(sys.argv[1])",
+                    url,
+                ],
+                cwd=PROJECT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(processes)
+        ]
+        time.sleep(4)  # each has started and is waiting for the table
+        c.commit()
+    holder.dispose()
+    return [(p.wait(timeout=120), p.communicate()[1]) for p in procs]
+
+
+def test_processes_starting_together_migrate_one_after_the_other_sqlite(tmp_path: Path) -> None:
+    # Given a catalog one revision behind (a rebuild of the jobs table to come)
+    url = f"sqlite:///{tmp_path / 'db' / 'twinlens.db'}"
+    _catalog_with_references(url)
+    before = _counts(url)
+    command.downgrade(alembic_config(url), "0002")
+    # When three processes start on it at the same moment (worker, watcher, scheduler)
+    runs = _migrate_at_once(url, 3, "BEGIN IMMEDIATE")
+    # Then each of them starts, and the schema was migrated once, losing nothing
+    assert [code for code, _ in runs] == [0, 0, 0], [err[-2000:] for _, err in runs]
+    assert _revision(url) == alembic_head()
+    assert _counts(url) == before
+    assert not [t for t in _tables(url) if t.startswith("_alembic_tmp")]
+
+
+def test_processes_starting_together_migrate_one_after_the_other_postgres() -> None:
+    from tests.conftest import PG_ADMIN_URL, _pg_available
+
+    reason = _pg_available()
+    if reason:
+        if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    # Given a PostgreSQL database one revision behind
+    name = f"twinlens_mig_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        command.upgrade(alembic_config(url), "0002")
+        # When three processes start on it at the same moment
+        runs = _migrate_at_once(url, 3, "LOCK TABLE jobs IN SHARE MODE")
+        # Then each of them starts and the schema is the latest
+        assert [code for code, _ in runs] == [0, 0, 0], [err[-2000:] for _, err in runs]
+        assert _revision(url) == alembic_head()
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
