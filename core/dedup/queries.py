@@ -342,13 +342,19 @@ def dup_views(session: Session, group_ids: Sequence[str]) -> list[DupView]:
     perceptual_shas = {m.sha256 for v in views.values() if v.type == "perceptual"
                        for m in v.members if m.sha256}  # fmt: skip
     exact_of = _exact_groups_by_key(session, perceptual_shas)
-    latest = _latest_resolutions(session, [v.key for v in views.values()])
+    decided = [v for v in views.values() if v.status != "open"]
+    by_id = _latest_resolutions(session, DuplicateResolution.group_id, [v.id for v in decided])
+    by_key = _latest_resolutions(session, DuplicateResolution.group_key, [v.key for v in decided])
     for v in views.values():
         v.members.sort(key=lambda m: (m.file_id != v.keeper_id, m.path, m.file_id))
         if v.type == "perceptual":
             for m in v.members:
                 m.exact_group = exact_of.get(m.sha256 or "")
-        v.resolution = latest.get(v.key) if v.status != "open" else None
+        # By the group's id first: a look-alike group that lost a member since the
+        # decision has a new key but keeps its id (and its decision, which undo restores
+        # from); by key for a group that was dissolved and found again.
+        if v.status != "open":
+            v.resolution = by_id.get(v.id) or by_key.get(v.key)
     return [views[g] for g in group_ids if g in views]
 
 
@@ -366,13 +372,16 @@ def _exact_groups_by_key(session: Session, shas: Iterable[str]) -> dict[str, str
     return out
 
 
-def _latest_resolutions(session: Session, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+def _latest_resolutions(
+    session: Session, column: Any, keys: Sequence[str]
+) -> dict[str, dict[str, Any]]:
+    """The latest decision recorded under each of ``keys`` (group ids or group keys)."""
     out: dict[str, dict[str, Any]] = {}
     for chunk in chunks(sorted(set(keys))):
         for key, action, keep, created in session.execute(
-            select(DuplicateResolution.group_key, DuplicateResolution.action,
+            select(column, DuplicateResolution.action,
                    DuplicateResolution.keep, DuplicateResolution.created_at)
-            .where(DuplicateResolution.group_key.in_(chunk))
+            .where(column.in_(chunk))
             .order_by(DuplicateResolution.created_at, DuplicateResolution.id)
         ):  # fmt: skip
             out[key] = {"action": action, "keep": json.loads(keep or "[]"),

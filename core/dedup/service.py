@@ -590,14 +590,16 @@ def reopen(session: Session, group_id: str) -> int:
         )
     idents = set(_identities(session, group))
     gone = []
-    for rid, key, members in session.execute(
-        select(DuplicateResolution.id, DuplicateResolution.group_key, DuplicateResolution.members)
-    ):
+    for rid, gid, key, members in session.execute(
+        select(DuplicateResolution.id, DuplicateResolution.group_id,
+               DuplicateResolution.group_key, DuplicateResolution.members)
+    ):  # fmt: skip
         try:
             covered = idents <= set(json.loads(members or "[]"))
         except ValueError:
             covered = False
-        if key == group.group_key or covered:
+        # the decision shown for this group is among them (see queries.view_groups)
+        if gid == group_id or key == group.group_key or covered:
             gone.append(rid)
     for chunk in Q.chunks(gone):
         session.execute(delete(DuplicateResolution).where(DuplicateResolution.id.in_(chunk)))

@@ -7,6 +7,7 @@ Catalog rows are written directly (no image decoding), then a real dedup pass
 from __future__ import annotations
 
 import json
+import os
 import random
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -633,6 +634,29 @@ def test_undo_holds_after_the_group_lost_a_member(env) -> None:
     assert _status(client, d["id"]) == "open"
     with session_scope(cat.engine) as s:
         assert s.scalar(select(func.count()).select_from(DuplicateResolution)) == 0
+
+
+def test_a_trash_decision_still_shows_after_the_group_lost_a_member(env) -> None:
+    cat, client, _ = env
+    # Given three near-identical pictures, one kept and two sent to the trash
+    rng = random.Random(23)
+    h = rand_hash(rng)
+    for n, bits in enumerate((0, 2, 3)):
+        cat.add(f"q/{n}.jpg", sha=sha(n + 11), phash=flip(h, bits, rng))
+    cat.dedupe()
+    d = by_path(client, "q/0.jpg", cat)
+    r = post(client, f"/duplicates/{d['id']}/resolution", {"action": "trash", "keep": [d["keep"]]})
+    assert r.status_code == 200, r.get_json()
+    # When one of them leaves the group (same id, another key)
+    gone = next(m["path"] for m in d["members"] if m["path"] != d["keep"])
+    cat.mark_missing(os.path.relpath(gone, cat.lib))
+    cat.dedupe()
+    # Then the group still shows the decision undo restores from
+    after = client.get(f"/duplicates/{d['id']}", headers=AUTH).get_json()
+    assert after["status"] == "resolved" and len(after["members"]) == 2
+    assert after["resolution"] is not None, after
+    assert after["resolution"]["action"] == "trash"
+    assert after["resolution"]["keep"] == [d["keep"]]
 
 
 def _copies_and_a_reencode_judged_apart(cat: Catalog, client, seed: int) -> dict[str, Any]:
