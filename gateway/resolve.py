@@ -6,11 +6,13 @@ and then records the decision through the dedup API. Twinlens itself never delet
 file: a member Immich does not know is left alone and reported (``notInImmich``), as is
 one that Immich knows only as the same asset as a kept member (an upload of the same
 bytes, found by content SHA-1): trashing that asset would take the kept copy with it.
+One already in Immich's trash is reported as such (``inImmichTrash``): it goes when the
+trash is emptied. A copy to keep that is in Immich's trash or gone from disk is refused.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 ACTIONS = ("trash", "not_duplicate")
@@ -24,9 +26,15 @@ class PlanError(ValueError):
 
 
 def plan(
-    dup: Mapping[str, Any], keep_refs: list[str], action: str, asset_ids: Mapping[str, str | None]
+    dup: Mapping[str, Any],
+    keep_refs: list[str],
+    action: str,
+    asset_ids: Mapping[str, str | None],
+    in_trash: Collection[str] = (),
 ) -> dict[str, Any]:
-    """What resolving ``dup`` would do. ``keep_refs`` name members by path or asset id."""
+    """What resolving ``dup`` would do. ``keep_refs`` name members by path or asset id;
+    ``asset_ids`` are the members' live Immich assets, ``in_trash`` the members whose only
+    Immich asset is in Immich's trash already."""
     if action not in ACTIONS:
         raise PlanError(400, f"action must be one of {', '.join(ACTIONS)}")
     if dup.get("status") not in (None, "open"):
@@ -46,16 +54,28 @@ def plan(
         if unknown:
             raise PlanError(400, f"not members of this group: {', '.join(map(str, unknown[:5]))}")
         keep = list(dict.fromkeys(p for r in keep_refs for p in by_ref[r]))
+        # A copy kept must still be there, or trashing the others would leave none: one
+        # in Immich's trash is purged with it, one gone from disk is gone.
+        gone_from_disk = {m.get("path") for m in dup.get("members") or [] if m.get("missing")}
+        for p in keep:
+            if p in in_trash:
+                raise PlanError(
+                    409, f"{p} is in Immich's trash: restore it there first, or keep another copy"
+                )
+            if p in gone_from_disk:
+                raise PlanError(409, f"{p} is gone from disk: keep another copy")
     else:
         keep = list(members)  # nothing goes anywhere: they are different pictures
     # Never trash an asset that a kept file is: the copy kept would go with it.
     kept_ids = {asset_ids.get(p) for p in keep} - {None}
     trash = [p for p in members if p not in keep]
     gone = [p for p in trash if asset_ids.get(p) and asset_ids[p] not in kept_ids]
+    already = [p for p in trash if p not in gone and p in in_trash]
     return {
         "id": dup.get("id"),
         "action": action,
         "keep": [{"path": p, "assetId": asset_ids.get(p)} for p in keep],
         "trash": [{"path": p, "assetId": asset_ids[p]} for p in gone],
-        "notInImmich": [p for p in trash if p not in gone],
+        "inImmichTrash": already,
+        "notInImmich": [p for p in trash if p not in gone and p not in already],
     }

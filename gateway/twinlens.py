@@ -335,11 +335,18 @@ def _resolve_one(
         return _error_body(status, dup)
     local = current_app.config["SETTINGS"].local_mode
     members = [(m.get("path"), m.get("sha1")) for m in dup.get("members") or []]
+    in_trash: set[str] = set()
     try:
         ids = {} if local else enrich.resolve_asset_ids(members, {}, data_version(), strict=True)
+        if not local and action == "trash":
+            # Members whose asset Immich has only in its trash: never a copy to keep
+            every = enrich.resolve_asset_ids(
+                members, {}, data_version(), include_trashed=True, strict=True
+            )
+            in_trash = {p for p, a in every.items() if a and not ids.get(p)}
     except enrich.AssetLookupFailed as exc:
         return exc.status, exc.body
-    result = resolve.plan(dup, keep, action, ids)
+    result = resolve.plan(dup, keep, action, ids, in_trash)
     result["dryRun"] = dry_run
     if expect_trash is not None and sorted(t["path"] for t in result["trash"]) != sorted(
         expect_trash
@@ -383,6 +390,15 @@ def _resolve_one(
         return err.status_code, {**result, "message": message, "statusCode": err.status_code}
     if resp.status_code in (200, 204):
         return 200, result
+    if resp.status_code >= 500:
+        # Immich failed, perhaps after trashing them (an error while it announced the
+        # trash): as for a lost answer, the decision stays, so undo restores what went.
+        status = 504 if resp.status_code == 504 else 502
+        message = (
+            f"Immich answered {resp.status_code} to the trash; the decision is recorded: "
+            "undo it to restore whatever went"
+        )
+        return status, {**result, "message": message, "statusCode": status}
     # Immich refused (e.g. an API key without asset.delete): nothing moved, so the
     # decision goes too and the group is open again.
     refusal = _immich_refusal(resp)

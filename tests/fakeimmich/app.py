@@ -56,6 +56,9 @@ class FakeState:
     blobs: dict[str, bytes | str] = field(default_factory=dict)  # asset id -> bytes or file path
     calls: Counter = field(default_factory=Counter)
     delay: float = 0.0
+    # When set, DELETE /api/assets trashes and then answers this status, as Immich does
+    # when something after its update fails (announcing the trash, a proxy timing out)
+    trash_error: int | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- fixtures -----------------------------------------------------------------------
@@ -569,6 +572,8 @@ def create_app(state: FakeState | None = None) -> Flask:
                 else:
                     state.assets[aid]["isTrashed"] = True
                     state.assets[aid]["updatedAt"] = iso(datetime.now(UTC))
+        if state.trash_error:
+            return _error(state.trash_error, "Internal server error")
         return Response(status=204)
 
     @route("/trash/restore/assets", "/trash/restore/assets", ["POST"])

@@ -98,6 +98,7 @@ class ServiceState:
                     "sha1": f["sha1"],
                     "kind": f["kind"],
                     "format": "jpeg",
+                    "missing": False,
                 }
             )
         dup = {

@@ -209,6 +209,51 @@ def test_resolve_trashes_recoverably_and_records(gateway, immich, alice, world, 
     assert r.status_code == 409
 
 
+def test_a_copy_in_immichs_trash_is_never_the_one_kept(gateway, immich, alice, world, dedup_state):
+    # Given two copies, one of them trashed in Immich meanwhile (Immich's own duplicate
+    # review, say): it goes for good when Immich's trash is emptied
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
+    trashed, other = f"{world['lib']}/2024/C.JPG", f"{world['lib']}/2024/C2.JPG"
+    immich.state.assets[world["c"]["id"]]["isTrashed"] = True
+    # When the user keeps it (dry run or not), Then it is refused and nothing moves
+    for dry in (True, False):
+        r = requests.post(url, json={"keep": [trashed], "dryRun": dry}, headers=alice.bearer)
+        assert r.status_code == 409 and "Immich's trash" in r.json()["message"], r.text
+    assert not immich.state.assets[world["d"]["id"]]["isTrashed"]
+    assert dedup_state.resolutions == []
+    # And keeping the other says the first is in Immich's trash, not "left on disk"
+    plan = requests.post(url, json={"keep": [other], "dryRun": True}, headers=alice.bearer)
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["inImmichTrash"] == [trashed] and plan.json()["notInImmich"] == []
+    assert plan.json()["trash"] == []
+
+
+def test_a_copy_gone_from_disk_is_never_the_one_kept(gateway, immich, alice, world, dedup_state):
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
+    dedup_state.duplicates[world["dup2"]["id"]]["members"][0]["missing"] = True
+    gone = dedup_state.duplicates[world["dup2"]["id"]]["members"][0]["path"]
+    r = requests.post(url, json={"keep": [gone]}, headers=alice.bearer)
+    assert r.status_code == 409 and "gone from disk" in r.json()["message"], r.text
+    assert not any(a["isTrashed"] for a in immich.state.assets.values())
+    assert dedup_state.resolutions == []
+
+
+def test_an_immich_failure_after_the_trash_keeps_the_decision(
+    gateway, immich, alice, world, dedup_state
+):
+    # Given an Immich that trashes, then fails (500) before answering
+    immich.state.trash_error = 500
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
+    # When a group is resolved
+    r = requests.post(url, json={"keep": [world["c"]["id"]]}, headers=alice.bearer)
+    # Then the client hears of the failure, and the decision stays so that undo can bring
+    # back what went (withdrawing it would leave trashed copies no undo can reach)
+    assert r.status_code == 502 and "undo" in r.json()["message"], r.text
+    assert immich.state.assets[world["d"]["id"]]["isTrashed"]
+    assert [d for d, _ in dedup_state.resolutions] == [world["dup2"]["id"]]
+    assert dedup_state.withdrawals == []
+
+
 def test_resolve_refusals(gateway, immich, alice, world, dedup_state):
     url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
     r = requests.post(url, json={"keep": ["/etc/passwd"]}, headers=alice.bearer)

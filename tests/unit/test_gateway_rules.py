@@ -142,6 +142,26 @@ def test_plan_never_trashes_the_asset_a_kept_copy_is():
     assert plan(DUP, ["/p/a"], "trash", ids)["notInImmich"] == ["/p/b"]
 
 
+def test_plan_refuses_to_keep_a_copy_that_is_already_going():
+    # Given a group whose copy /p/a is only in Immich's trash (purged when it is emptied)
+    ids = {"/p/a": None, "/p/b": "B", "/p/c": "C"}
+    # When the user keeps it, Then nothing is planned: trashing the others would leave none
+    with pytest.raises(PlanError) as refused:
+        plan(DUP, ["/p/a"], "trash", ids, in_trash={"/p/a"})
+    assert refused.value.status == 409 and "Immich's trash" in refused.value.message
+    # Nor a copy gone from disk
+    gone = {**DUP, "members": [{"path": "/p/a", "missing": True}, {"path": "/p/b"}]}
+    with pytest.raises(PlanError) as refused:
+        plan(gone, ["/p/a"], "trash", {"/p/a": "A", "/p/b": "B"})
+    assert refused.value.status == 409 and "gone from disk" in refused.value.message
+    # A copy that stays needs no such check when nothing moves
+    assert len(plan(gone, [], "not_duplicate", {"/p/a": "A"})["keep"]) == 2
+    # And keeping another copy names the trashed one as what it is, not "left on disk"
+    out = plan(DUP, ["B"], "trash", ids, in_trash={"/p/a"})
+    assert out["trash"] == [{"path": "/p/c", "assetId": "C"}]
+    assert out["inImmichTrash"] == ["/p/a"] and out["notInImmich"] == []
+
+
 @pytest.mark.parametrize(
     "dup,keep,action,status",
     [

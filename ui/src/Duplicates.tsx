@@ -397,6 +397,11 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmPro
             {p.notInImmich.map((x) => (
               <div key={x} className="plan-skip"><span className="tag">left alone</span> {x}</div>
             ))}
+            {(p.inImmichTrash ?? []).map((x) => (
+              <div key={x} className="plan-skip">
+                <span className="tag">already in Immich's trash</span> {x}
+              </div>
+            ))}
           </li>
         ))}
       </ul>

@@ -109,6 +109,7 @@ export interface ResolvePlan {
   keep: PlannedFile[];
   trash: PlannedFile[];
   notInImmich: string[];
+  inImmichTrash?: string[];
   dryRun: boolean;
   status?: number;
   message?: string;
