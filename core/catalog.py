@@ -29,6 +29,7 @@ import stat
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, insert, select, update
@@ -166,13 +167,20 @@ def _note_symlink(path: str, result: WalkResult) -> None:
 
 # What the catalog holds about a path, enough to decide without reading:
 # (id, size, mtime_ns, device, inode, status). Plain tuples: a rescan builds 10^5 of them.
-Known = tuple[int, int, int, int, int, str]
+Known = tuple[int, int, int, int, int, str, datetime]
 
 
 def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
     rows = session.connection().execute(
         select(
-            File.path_key, File.id, File.size, File.mtime_ns, File.device, File.inode, File.status
+            File.path_key,
+            File.id,
+            File.size,
+            File.mtime_ns,
+            File.device,
+            File.inode,
+            File.status,
+            File.updated_at,
         ).where(File.root_id == root_id)
     )
     return {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
@@ -272,13 +280,17 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     root = session.get(Root, job.root_id)
     assert root is not None
     top = job.path or root.path
+    # A row written after this moment (by a watcher's folder scan during a long walk of
+    # the whole root) holds news this walk may not have seen: it is left as it is, not
+    # marked missing nor revived from what the walk saw before.
+    walk_started = utcnow()
     walked = walk(top, settings.ignore)
     known = _known_rows(session, root.id)
     shared = _shared_sizes(session, walked.entries, root.id, top == root.path)
 
     seen_keys: set[str] = set()
     todo: list[dict[str, Any]] = []
-    unchanged = moved = revived = 0
+    unchanged = moved = revived = newer = 0
     new_entries: list[tuple[str, Entry]] = []
     now = utcnow()
     for e in walked.entries:
@@ -288,7 +300,9 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
         if k is None:
             new_entries.append((key, e))
         elif not job.full and k[1:5] == (e.size, e.mtime_ns, e.device, e.inode):
-            if k[5] != "present":
+            if k[5] != "present" and k[6] >= walk_started:
+                newer += 1  # marked missing since the walk saw it: the file went
+            elif k[5] != "present":
                 revived += 1
                 session.execute(
                     update(File).where(File.id == k[0]).values(status="present", updated_at=now)
@@ -301,7 +315,12 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     # Files the walk did not see under this subtree: moved (same inode) or missing.
     # A folder that could not be listed (a NAS hiccup, a permission change) hides its
     # files; it does not delete them: they keep their rows and their state.
-    unseen = [k for key, k in known.items() if key not in seen_keys and k[5] == "present"]
+    unseen = [
+        k
+        for key, k in known.items()
+        if key not in seen_keys and k[5] == "present" and k[6] < walk_started
+    ]
+    newer += sum(1 for key, k in known.items() if key not in seen_keys and k[6] >= walk_started)
     paths = _paths_of(session, [k[0] for k in unseen]) if unseen else {}
     kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
     vanished = {(k[3], k[4]): k for k in unseen if is_inside(paths[k[0]], top) and k[0] not in kept}
@@ -352,6 +371,7 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
         "moved": moved,
         "revived": revived,
         "missing": len(missing_ids),
+        "newer_elsewhere": newer,
         "to_read": len(todo),
         "walk_errors": len(walked.errors),
         "kept_unlisted": len(kept),

@@ -4,6 +4,7 @@ through `run_scan` as `twinlens scan` calls it."""
 from __future__ import annotations
 
 import errno
+import json
 import os
 import time
 from datetime import datetime
@@ -564,3 +565,46 @@ def test_a_redelivered_plan_sends_the_batches_the_first_delivery_did_not(
     with session_scope(runtime.engine()) as s:
         queued = catalog.queued_batches(s, job_id)
     assert queued and sent == [("scan_batch", job_id, seq) for seq in queued]
+
+
+def test_a_folder_scan_during_a_long_walk_is_not_undone(embedded_settings, library, monkeypatch):
+    from sqlalchemy import select
+
+    from core import catalog, jobs
+    from core.db import session_scope
+    from core.models import File
+    from tests.factories import run_phase
+    from workers import runtime
+
+    # Given a scanned library with a folder x
+    write_jpeg(library / "a" / "1.jpg", 1)
+    write_jpeg(library / "x" / "old.jpg", 2)
+    run_scan(embedded_settings, str(library))
+    real_walk = catalog.walk
+
+    def walk_then_the_watcher_acts(top, ignore):  # type: ignore[no-untyped-def]
+        result = real_walk(top, ignore)
+        if top == str(library):
+            # While the whole root was being walked (past x already), photos changed in
+            # x and the watcher's folder scan of x ran to the end
+            write_jpeg(library / "x" / "new.jpg", 3)
+            os.remove(library / "x" / "old.jpg")
+            with session_scope(runtime.engine()) as s:
+                root = jobs.get_or_create_root(s, str(library))
+                folder, _ = jobs.start_job(
+                    s, "scan", root=root, path=str(library / "x"), exclusive=False
+                )
+                catalog.plan_scan(s, folder.id, embedded_settings)
+            run_phase(embedded_settings, folder.id)
+        return result
+
+    monkeypatch.setattr(catalog, "walk", walk_then_the_watcher_acts)
+    # When the full scan that began before them plans from its older walk
+    job_id = planned_scan(embedded_settings, library)
+    run_phase(embedded_settings, job_id)
+    # Then what the folder scan found stands: the new photo is there, the deleted one gone
+    with session_scope(runtime.engine()) as s:
+        status = {os.path.basename(p): st for p, st in s.execute(select(File.path, File.status))}
+        summary = json.loads(s.get(jobs.Job, job_id).summary)
+    assert status == {"1.jpg": "present", "old.jpg": "missing", "new.jpg": "present"}
+    assert summary["newer_elsewhere"] == 2 and summary["missing"] == 0
