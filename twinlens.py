@@ -115,6 +115,8 @@ def run_scan(
     worker = runtime.start_worker(broker, worker_threads or cfg.worker_threads)
     job_id: str | None = None
     try:
+        if cfg.embedded:
+            runtime.fail_orphans()  # else a scan a killed process left would be followed
         root_path, folder = scan_target(path, [str(r) for r in cfg.library_roots])
         with session_scope(runtime.engine()) as s:
             root = jobs.get_or_create_root(s, root_path)

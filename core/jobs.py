@@ -157,6 +157,17 @@ def mark_running(session: Session, job_id: str) -> None:
 INTERRUPTED = "interrupted: the process running it stopped"
 
 
+def fail_orphans(session: Session) -> list[str]:
+    """Fail every active job, as interrupted. Only for the embedded default, once no
+    process that runs the in-process broker is alive (``leases.others_alive``): their
+    messages died with the process that held them, and waiting for them to go stale
+    would hold the next scan up for ``TWINLENS_JOB_STALE_SECONDS``."""
+    ids = list(session.scalars(select(Job.id).where(Job.state.in_(ACTIVE_STATES))))
+    for job_id in ids:
+        finish_job(session, job_id, "failed", error=INTERRUPTED)
+    return ids
+
+
 def finish_job(
     session: Session,
     job_id: str,

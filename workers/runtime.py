@@ -7,6 +7,7 @@ function in ``core`` and commit.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -14,6 +15,7 @@ import dramatiq
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from core import jobs, leases
 from core.broker import make_broker
 from core.config import Settings, load_settings
 from core.db import engine_for, session_scope
@@ -67,8 +69,71 @@ def sending_broker(cfg: Settings) -> tuple[dramatiq.Broker, dramatiq.Worker | No
     return make_broker(cfg), None
 
 
+class _Alive:
+    """Renews this process's ``leases.EMBEDDED_WORKERS`` lease while its in-process
+    broker's worker threads run, so that another embedded process can tell jobs it may
+    still be running from jobs a killed process left behind."""
+
+    TTL = 30.0
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.holder = leases.holder_id()
+        self.name = leases.EMBEDDED_WORKERS + self.holder
+        self.stopped = threading.Event()
+
+    def start(self) -> None:
+        self._renew()  # before the first job is started, not a beat later
+        threading.Thread(target=self._loop, name="twinlens-alive", daemon=True).start()
+
+    def _renew(self) -> None:
+        with session_scope(self.engine) as s:
+            leases.acquire(s, self.name, self.holder, self.TTL)
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(self.TTL / 3):
+            try:
+                self._renew()
+            except Exception:  # the database busy for a moment: the next beat renews
+                log.exception("could not renew this process's worker lease")
+
+    def stop(self) -> None:
+        self.stopped.set()
+        with session_scope(self.engine) as s:
+            leases.release(s, self.name, self.holder)
+
+
+class EmbeddedWorker(dramatiq.Worker):
+    """The in-process broker's worker threads, and the lease that says they are alive."""
+
+    def start(self) -> None:
+        super().start()
+        self.alive = _Alive(engine())
+        self.alive.start()
+
+    def stop(self, timeout: int = 600_000) -> None:
+        super().stop(timeout)
+        try:
+            self.alive.stop()
+        except Exception:
+            log.exception("could not release this process's worker lease")
+
+
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
     """Worker threads inside this process (embedded default, and `twinlens scan`)."""
-    worker = dramatiq.Worker(broker, worker_threads=threads, worker_timeout=100)
+    kind = EmbeddedWorker if settings().embedded else dramatiq.Worker
+    worker = kind(broker, worker_threads=threads, worker_timeout=100)
     worker.start()
     return worker
+
+
+def fail_orphans() -> list[str]:
+    """In the embedded default: fail the jobs left active by embedded processes that are
+    gone (killed, the power cut), when no other is alive. Call after start_worker."""
+    with session_scope(engine()) as s:
+        if leases.others_alive(s, leases.EMBEDDED_WORKERS, leases.holder_id()):
+            return []
+        orphans = jobs.fail_orphans(s)
+    if orphans:
+        log.warning("failed %d jobs a stopped Twinlens process left unfinished", len(orphans))
+    return orphans

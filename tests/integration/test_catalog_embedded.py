@@ -608,3 +608,93 @@ def test_a_folder_scan_during_a_long_walk_is_not_undone(embedded_settings, libra
         summary = json.loads(s.get(jobs.Job, job_id).summary)
     assert status == {"1.jpg": "present", "old.jpg": "missing", "new.jpg": "present"}
     assert summary["newer_elsewhere"] == 2 and summary["missing"] == 0
+
+
+def _dead_pid() -> int:
+    import subprocess
+
+    proc = subprocess.Popen(["true"])
+    proc.wait()
+    return proc.pid
+
+
+@pytest.mark.timeout(120)
+def test_a_scan_left_by_a_killed_process_does_not_hold_up_the_next(embedded_settings, library):
+    import socket
+    from datetime import timedelta
+
+    from core import jobs, leases
+    from core.db import migrate, session_scope
+    from core.models import Job, Lease, utcnow
+    from workers import runtime
+
+    # Given a scan left running by an embedded process that was killed (SIGKILL, the
+    # power cut: no clean-up), its worker lease not yet expired
+    write_jpeg(library / "a.jpg", 1)
+    migrate(embedded_settings.database_url)
+    runtime.configure(embedded_settings)
+    dead = f"{socket.gethostname()}:{_dead_pid()}"
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        left, _ = jobs.start_job(s, "scan", root=root)
+        jobs.mark_running(s, left.id)
+        s.add(
+            Lease(
+                name=leases.EMBEDDED_WORKERS + dead,
+                holder=dead,
+                expires_at=utcnow() + timedelta(seconds=30),
+            )
+        )
+    # When the next scan starts (it would follow the old one for an hour before)
+    report = run_scan(embedded_settings, str(library))
+    # Then it runs at once, and the one left behind is failed as interrupted
+    assert report["job"]["state"] == "done" and report["job"]["id"] != left.id
+    with session_scope(runtime.engine()) as s:
+        old = s.get(Job, left.id)
+        assert (old.state, old.error) == ("failed", jobs.INTERRUPTED)
+
+
+def test_only_a_live_embedded_process_keeps_its_jobs(embedded_settings):
+    import os
+    import socket
+    from datetime import timedelta
+
+    from core import leases
+    from core.db import migrate, session_scope
+    from core.models import Lease, utcnow
+    from workers import runtime
+
+    migrate(embedded_settings.database_url)
+    runtime.configure(embedded_settings)
+    here = socket.gethostname()
+    me = f"{here}:{os.getpid()}"
+
+    def alive_besides_me(holder: str, expires_in: float = 30) -> bool:
+        with session_scope(runtime.engine()) as s:
+            s.query(Lease).delete()
+            s.add(
+                Lease(
+                    name=leases.EMBEDDED_WORKERS + holder,
+                    holder=holder,
+                    expires_at=utcnow() + timedelta(seconds=expires_in),
+                )
+            )
+            s.flush()
+            return leases.others_alive(s, leases.EMBEDDED_WORKERS, me)
+
+    assert alive_besides_me(f"{here}:{os.getppid()}")  # another live process here
+    assert alive_besides_me("nas-2:4242")  # another machine's: its lease tells
+    assert not alive_besides_me(me)  # this process itself
+    assert not alive_besides_me(f"{here}:{_dead_pid()}")  # killed, lease not yet expired
+    assert not alive_besides_me("nas-2:4242", expires_in=-1)  # expired
+    # And a running embedded worker holds such a lease, released when it stops
+    broker = runtime.install_broker(embedded_settings)
+    worker = runtime.start_worker(broker, 1)
+    with session_scope(runtime.engine()) as s:
+        s.query(Lease).delete()
+    worker.alive._renew()
+    with session_scope(runtime.engine()) as s:
+        assert leases.others_alive(s, leases.EMBEDDED_WORKERS, "someone-else:1")
+    worker.stop()
+    with session_scope(runtime.engine()) as s:
+        assert not leases.others_alive(s, leases.EMBEDDED_WORKERS, "someone-else:1")
