@@ -454,7 +454,13 @@ def resolve_bulk() -> Response:
         raise BadRequest(413, f"at most {current_app.config['MAX_BULK_GROUPS']} groups per call")
     _unknown_fields(body, {"groups", "dryRun"})
     dry_run = _dry_run(body)
-    results = []
+    # Each group is planned before it runs: one file can be in two groups (byte copies
+    # inside a look-alike group), and a request that keeps it in one and trashes it in
+    # the other contradicts itself. The later of the two is refused; the others run
+    # exactly as planned (their plan's trash list is what the real run must still find).
+    results: list[dict[str, Any]] = []
+    kept: dict[str, str] = {}  # path -> id of the group that keeps it
+    trashed: dict[str, str] = {}
     for item in items:
         if not isinstance(item, dict):
             results.append({"status": 400, "message": "each group must be an object"})
@@ -464,21 +470,46 @@ def resolve_bulk() -> Response:
         except BadRequest as exc:  # this group only: the others still go ahead
             results.append({"id": item.get("id"), "status": exc.status, "message": exc.message})
             continue
-        try:
-            status, result = _resolve_one(
-                item.get("id"),
-                item.get("keep", []),
-                item.get("action", "trash"),
-                dry_run,
-                item.get("expectTrash"),
-            )
-        except (resolve.PlanError, ServiceError) as exc:
-            status, result = exc.status, {"message": exc.message}
+        status, result = _resolve_item(item, dry_run=True)
+        if status == 200 and result["action"] == "trash":  # "not_duplicate" moves nothing
+            clash = _clash(result, kept, trashed)
+            if clash:
+                status, result = 409, {**result, "message": clash, "statusCode": 409}
+            else:
+                kept.update((k["path"], item.get("id")) for k in result["keep"])
+                trashed.update((t["path"], item.get("id")) for t in result["trash"])
+        if status == 200 and not dry_run:
+            expect = [t["path"] for t in result["trash"]]
+            status, result = _resolve_item({**item, "expectTrash": expect}, dry_run=False)
         results.append({"id": item.get("id"), "status": status, **result})
     ok = sum(1 for r in results if r["status"] == 200)
     return jsonify(
         {"dryRun": dry_run, "succeeded": ok, "failed": len(results) - ok, "results": results}
     )
+
+
+def _resolve_item(item: dict[str, Any], dry_run: bool) -> tuple[int, dict[str, Any]]:
+    try:
+        return _resolve_one(
+            item.get("id"),
+            item.get("keep", []),
+            item.get("action", "trash"),
+            dry_run,
+            item.get("expectTrash"),
+        )
+    except (resolve.PlanError, ServiceError) as exc:
+        return exc.status, {"message": exc.message}
+
+
+def _clash(plan: dict[str, Any], kept: dict[str, str], trashed: dict[str, str]) -> str | None:
+    """Why ``plan`` contradicts the groups planned before it in one request, if it does."""
+    for t in plan["trash"]:
+        if t["path"] in kept:
+            return f"it would trash {t['path']}, which group {kept[t['path']]} keeps"
+    for k in plan["keep"]:
+        if k["path"] in trashed:
+            return f"it keeps {k['path']}, which group {trashed[k['path']]} would trash"
+    return None
 
 
 @bp.delete("/duplicates/<dup_id>/resolution")

@@ -586,6 +586,32 @@ def test_a_bulk_dry_run_moves_and_records_nothing(gateway, immich, alice, world,
     assert dedup_state.resolutions == []
 
 
+def test_a_bulk_request_never_keeps_and_trashes_one_file(
+    gateway, immich, alice, world, dedup_state
+):
+    # Given the copies of A (an exact group) and a look-alike group of A and C: one file,
+    # 2024/A.JPG, is in both
+    a_path, c_path = f"{world['lib']}/2024/A.JPG", f"{world['lib']}/2024/C.JPG"
+    looks = dedup_state.add_duplicate([a_path, c_path], type_="perceptual", similarity=0.9)
+    items = [
+        {"id": world["dup1"]["id"], "keep": [a_path]},  # keeps A
+        {"id": looks["id"], "keep": [c_path]},  # would trash A
+    ]
+    for dry in (True, False):
+        # When one request keeps A in the first and trashes it in the second
+        r = _bulk(gateway, alice, items, dryRun=dry)
+        # Then the second is refused as contradicting the first; the first goes ahead
+        results = r.json()["results"]
+        assert [x["status"] for x in results] == [200, 409], r.text
+        assert (
+            f"would trash {a_path}, which group {world['dup1']['id']} keeps"
+            in (results[1]["message"])
+        )
+    assert not immich.state.assets[world["a"]["id"]]["isTrashed"]
+    assert immich.state.assets[world["b"]["id"]]["isTrashed"]
+    assert [d for d, _ in dedup_state.resolutions] == [world["dup1"]["id"]]
+
+
 def test_a_bulk_confirmation_of_a_changed_group_is_refused(
     gateway, immich, alice, world, dedup_state, library
 ):
