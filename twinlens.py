@@ -114,6 +114,7 @@ def run_scan(
     broker = runtime.install_broker(cfg)
     worker = runtime.start_worker(broker, worker_threads or cfg.worker_threads)
     job_id: str | None = None
+    created = False
     try:
         if cfg.embedded:
             runtime.fail_orphans()  # else a scan a killed process left would be followed
@@ -143,7 +144,8 @@ def run_scan(
             return report.build(s, root_id, job_id)
     finally:
         worker.stop()
-        if cfg.embedded and job_id is not None:
+        # A scan this process only followed is another live process's to finish
+        if cfg.embedded and job_id is not None and (created or not _others_alive()):
             _abandon(runtime.engine(), job_id)
 
 
@@ -163,6 +165,16 @@ def scan_target(path: str, roots: list[str]) -> tuple[str, str | None]:
         return os.path.abspath(path), None
     root = spelled[r]
     return (root, None) if real == r else (root, os.path.join(root, os.path.relpath(real, r)))
+
+
+def _others_alive() -> bool:
+    """Whether another embedded Twinlens process runs worker threads on this database."""
+    from core import leases
+    from core.db import session_scope
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        return leases.others_alive(s, leases.EMBEDDED_WORKERS, leases.holder_id())
 
 
 def _abandon(engine: Any, job_id: str) -> None:

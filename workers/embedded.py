@@ -121,12 +121,18 @@ def _fail_unfinished(since: Any) -> None:
     for them to go stale."""
     from sqlalchemy import select
 
-    from core import jobs
+    from core import jobs, leases
     from core.db import session_scope
     from core.models import Job
     from workers import runtime
 
     with session_scope(runtime.engine()) as s:
+        if leases.others_alive(s, leases.EMBEDDED_WORKERS, leases.holder_id()):
+            # Another embedded process (a `twinlens scan` beside this one) may be running
+            # some of them, and which are whose is not recorded: the next start that finds
+            # no other process alive fails what is left (runtime.fail_orphans).
+            log.info("another Twinlens process is running: its jobs are left to it")
+            return
         ids = s.scalars(
             select(Job.id).where(Job.state.in_(jobs.ACTIVE_STATES), Job.created_at >= since)
         ).all()

@@ -166,3 +166,39 @@ def test_up_runs_the_nightly_scan_too(embedded_settings, library: Path) -> None:
         nightly.shutdown(wait=False)
         watcher.stop()
         worker.stop()
+
+
+@pytest.mark.parametrize("other_process_alive", [True, False])
+def test_stopping_up_leaves_another_live_process_its_jobs(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path, other_process_alive: bool
+) -> None:
+    import os
+    import socket
+    from datetime import timedelta
+
+    from core import jobs, leases
+    from core.db import migrate, session_scope
+    from core.models import Lease, utcnow
+    from workers import embedded, runtime
+
+    # Given a scan started while `twinlens up` ran, and maybe a `twinlens scan` beside it
+    migrate(embedded_settings.database_url)
+    runtime.configure(embedded_settings)
+    since = utcnow() - timedelta(seconds=1)
+    pid = os.getppid() if other_process_alive else 999_999_999
+    holder = f"{socket.gethostname()}:{pid}"
+    with session_scope(runtime.engine()) as s:
+        job, _ = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, str(library)))
+        s.add(
+            Lease(
+                name=leases.EMBEDDED_WORKERS + holder,
+                holder=holder,
+                expires_at=utcnow() + timedelta(seconds=30),
+            )
+        )
+    # When `up` stops
+    embedded._fail_unfinished(since)
+    # Then the scan is failed only when no other process could be running it
+    with session_scope(runtime.engine()) as s:
+        state = s.get(jobs.Job, job.id).state
+    assert (state in jobs.ACTIVE_STATES) is other_process_alive, state

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import api
 from core.config import Settings
 from tests.integration.test_grouping_api import AUTH, RecordingBroker
@@ -106,6 +108,50 @@ def test_an_interrupted_embedded_scan_does_not_hold_up_the_next(
     # And the next scan runs at once to the end
     rep = run_scan(embedded_settings, str(library))
     assert rep["job"]["id"] != job_id and rep["job"]["state"] == "done"
+
+
+@pytest.mark.parametrize("other_process_alive", [True, False])
+def test_ctrl_c_on_a_scan_that_only_followed_leaves_it_to_its_process(
+    embedded_settings: Settings, library: Path, monkeypatch, other_process_alive: bool
+) -> None:
+    import os
+    import socket
+    from datetime import timedelta
+
+    import twinlens
+    from core import jobs, leases
+    from core.db import session_scope
+    from core.models import Job, Lease, utcnow
+    from tests.factories import planned_scan, write_jpeg
+    from workers import runtime
+
+    # Given a scan that another embedded process started and is running (`twinlens up`)
+    write_jpeg(library / "a.jpg", 1)
+    job_id = planned_scan(embedded_settings, library)
+    holder = f"{socket.gethostname()}:{os.getppid() if other_process_alive else 999_999_999}"
+    with session_scope(runtime.engine()) as s:
+        s.add(
+            Lease(
+                name=leases.EMBEDDED_WORKERS + holder,
+                holder=holder,
+                expires_at=utcnow() + timedelta(seconds=30),
+            )
+        )
+
+    # When `twinlens scan` follows it and is stopped with Ctrl-C
+    def interrupted(*_args, **_kw):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(twinlens, "_wait", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_scan(embedded_settings, str(library))
+    # Then the scan is left to the process running it, while it lives
+    with session_scope(runtime.engine()) as s:
+        state = s.get(Job, job_id).state
+    if other_process_alive:
+        assert state in jobs.ACTIVE_STATES
+    else:
+        assert state == "failed"
 
 
 def _cli(*args: str, data_dir: Path, **kw):
