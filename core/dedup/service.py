@@ -394,11 +394,16 @@ def _next_watermark(session: Session, read_at: datetime) -> datetime:
 
 
 def _grouping_pending(session: Session, job: Job) -> bool:
-    """A grouping job created with (or before) this one is still queued or running."""
+    """A grouping job created with (or shortly before) this one is still queued or
+    running. One created longer ago than ``GROUPING_WAIT`` is not this scan's: an orphan
+    (its worker died for good) would otherwise hold up every later pass on its root."""
     if utcnow() - job.created_at > GROUPING_WAIT:
         return False
     q = select(Job.id).where(
-        Job.kind == "group", Job.state.in_(jobs.ACTIVE_STATES), Job.created_at <= job.created_at
+        Job.kind == "group",
+        Job.state.in_(jobs.ACTIVE_STATES),
+        Job.created_at <= job.created_at,
+        Job.created_at >= job.created_at - GROUPING_WAIT,
     )
     if job.root_id is not None:
         q = q.where(Job.root_id == job.root_id)

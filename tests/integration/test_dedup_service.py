@@ -283,6 +283,26 @@ def test_a_job_waits_for_grouping_of_its_scan_and_for_the_lease(cat: Catalog) ->
         assert leases.acquire(s, service.LEASE, "next", 60)
 
 
+def test_a_grouping_job_orphaned_long_ago_does_not_hold_up_passes(cat: Catalog) -> None:
+    # Given a grouping job left active yesterday (its worker died for good)
+    with session_scope(cat.engine) as s:
+        s.add(
+            Job(
+                kind="group",
+                trigger="scan",
+                state="running",
+                root_id=cat.root_id,
+                created_at=utcnow() - timedelta(days=1),
+            )
+        )
+    # When today's scan's dedup pass runs
+    job = new_job(cat, root_id=cat.root_id)
+    deferred: list = []
+    run(cat, job, deferred)
+    # Then it does not wait ten minutes for it
+    assert deferred == [] and job_row(cat, job).state == "done"
+
+
 def test_a_failing_pass_releases_the_lease(cat: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
     def boom(*a: object, **k: object) -> None:
         raise RuntimeError("boom")
