@@ -17,8 +17,30 @@ from workers import runtime
 
 log = logging.getLogger("twinlens.workers")
 
+MAX_RETRIES = 5
+# The database or Redis away (a restart, a failover, SQLite locked by a long writer):
+# retried for longer, ~10 minutes at the 15 s cap, rather than failing every job in flight
+# after the ~30 s that five retries take.
+TRANSIENT_RETRIES = 40
+
+
+def transient(exc: BaseException) -> bool:
+    """An error that says a server is away for now, not that the work is wrong."""
+    import redis
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, OperationalError | redis.ConnectionError | redis.TimeoutError)
+
+
+def retry_when(retries: int, exc: BaseException) -> bool:
+    """Whether a message that failed ``retries`` times before this one runs again."""
+    return retries < (TRANSIENT_RETRIES if transient(exc) else MAX_RETRIES)
+
+
 RETRY: dict[str, Any] = dict(
-    max_retries=5, min_backoff=500, max_backoff=15_000, on_retry_exhausted="job_failed"
+    retry_when=retry_when, min_backoff=500, max_backoff=15_000, on_retry_exhausted="job_failed"
 )
 
 

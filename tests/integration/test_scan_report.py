@@ -74,7 +74,8 @@ def test_a_pass_whose_retries_run_out_is_failed_and_fails_the_cli(
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(service, "find_duplicates", disk_on_fire)
-    for option, value in {"max_retries": 1, "min_backoff": 10, "max_backoff": 20}.items():
+    monkeypatch.setattr(actors, "MAX_RETRIES", 1)
+    for option, value in {"min_backoff": 10, "max_backoff": 20}.items():
         monkeypatch.setitem(actors.dedup_run.options, option, value)
     monkeypatch.setattr(twinlens, "load_settings", lambda *a, **kw: embedded_settings)
     monkeypatch.setattr(twinlens, "_terminate_as_interrupt", lambda: None)
