@@ -26,6 +26,7 @@ def manifest(samples: Path) -> list[dict[str, str]]:
 import os  # noqa: E402
 import uuid  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 
 from sqlalchemy import create_engine, text  # noqa: E402
 
@@ -48,9 +49,10 @@ def _pg_available() -> str | None:
         return f"PostgreSQL not reachable at {PG_ADMIN_URL}: {exc}"
 
 
-@pytest.fixture(scope="session")
-def pg_url() -> Iterator[str]:
-    """A throwaway PostgreSQL database, migrated to head, dropped at the end."""
+@contextmanager
+def throwaway_pg_database() -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards; the test skips
+    (or fails, with TWINLENS_REQUIRE_SERVICES=1) when PostgreSQL cannot be reached."""
     reason = _pg_available()
     if reason:
         if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
@@ -60,18 +62,24 @@ def pg_url() -> Iterator[str]:
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
         c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    from core.db import migrate
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
-    migrate(url)
-    yield url
-    from core.db import engine_for
 
-    engine_for(url).dispose()
-    engine_for.cache_clear()
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    """A throwaway PostgreSQL database, migrated to head, dropped at the end."""
+    from core.db import engine_for, migrate
+
+    with throwaway_pg_database() as url:
+        migrate(url)
+        yield url
+        engine_for(url).dispose()
+        engine_for.cache_clear()
 
 
 TABLES = (

@@ -5,12 +5,10 @@ Twinlens turns on would turn into deleted rows (ON DELETE CASCADE) or a refused 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
@@ -274,27 +272,13 @@ def test_processes_starting_together_migrate_one_after_the_other_sqlite(tmp_path
 
 
 def test_processes_starting_together_migrate_one_after_the_other_postgres() -> None:
-    from tests.conftest import PG_ADMIN_URL, _pg_available
+    from tests.conftest import throwaway_pg_database
 
-    reason = _pg_available()
-    if reason:
-        if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
     # Given a PostgreSQL database one revision behind
-    name = f"twinlens_mig_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    with throwaway_pg_database() as url:
         command.upgrade(alembic_config(url), "0002")
         # When three processes start on it at the same moment
         runs = _migrate_at_once(url, 3, "LOCK TABLE jobs IN SHARE MODE")
         # Then each of them starts and the schema is the latest
         assert [code for code, _ in runs] == [0, 0, 0], [err[-2000:] for _, err in runs]
         assert _revision(url) == alembic_head()
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -610,16 +610,22 @@ def _status(client, group_id: str) -> str:
     return get(client, f"/duplicates/{group_id}").get_json()["status"]
 
 
+def _three_near_copies(cat: Catalog, client, folder: str, seed: int) -> dict[str, Any]:
+    """Three near-identical pictures in ``folder``, scanned: their look-alike group."""
+    rng = random.Random(seed)
+    h = rand_hash(rng)
+    for n, bits in enumerate((0, 2, 3)):
+        cat.add(f"{folder}/{n}.jpg", sha=sha(seed * 10 + n), phash=flip(h, bits, rng))
+    cat.dedupe()
+    d = by_path(client, f"{folder}/0.jpg", cat)
+    assert len(d["members"]) == 3
+    return d
+
+
 def test_undo_holds_after_the_group_lost_a_member(env) -> None:
     cat, client, _ = env
     # Given a dismissed group of three near-identical pictures
-    rng = random.Random(21)
-    h = rand_hash(rng)
-    for n, bits in enumerate((0, 2, 3)):
-        cat.add(f"p/{n}.jpg", sha=sha(n + 1), phash=flip(h, bits, rng))
-    cat.dedupe()
-    d = by_path(client, "p/0.jpg", cat)
-    assert len(d["members"]) == 3
+    d = _three_near_copies(cat, client, "p", seed=21)
     r = post(client, f"/duplicates/{d['id']}/resolution", {"action": "not_duplicate"})
     assert r.status_code == 200, r.get_json()
     # ... that lost a member since (same id, another key)
@@ -639,12 +645,7 @@ def test_undo_holds_after_the_group_lost_a_member(env) -> None:
 def test_a_trash_decision_still_shows_after_the_group_lost_a_member(env) -> None:
     cat, client, _ = env
     # Given three near-identical pictures, one kept and two sent to the trash
-    rng = random.Random(23)
-    h = rand_hash(rng)
-    for n, bits in enumerate((0, 2, 3)):
-        cat.add(f"q/{n}.jpg", sha=sha(n + 11), phash=flip(h, bits, rng))
-    cat.dedupe()
-    d = by_path(client, "q/0.jpg", cat)
+    d = _three_near_copies(cat, client, "q", seed=23)
     r = post(client, f"/duplicates/{d['id']}/resolution", {"action": "trash", "keep": [d["keep"]]})
     assert r.status_code == 200, r.get_json()
     # When one of them leaves the group (same id, another key)
