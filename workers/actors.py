@@ -42,6 +42,12 @@ def retry_when(retries: int, exc: BaseException) -> bool:
 RETRY: dict[str, Any] = dict(
     retry_when=retry_when, min_backoff=500, max_backoff=15_000, on_retry_exhausted="job_failed"
 )
+# Dramatiq stops a message after 10 minutes by default. Walking a share of a million files
+# over SMB, or a full dedup pass over them, can take longer: such a pass would be killed
+# and retried from the start until its retries ran out. A batch is bounded
+# (TWINLENS_BATCH_FILES, TWINLENS_BATCH_BYTES), so an hour means a stuck read.
+WHOLE_ROOT = dict(RETRY, time_limit=4 * 3600 * 1000)
+BATCH = dict(RETRY, time_limit=3600 * 1000)
 
 
 def _send(actor: str, *args: Any) -> None:
@@ -109,14 +115,14 @@ def _finish(job_id: str) -> None:
         dataversion.bump(cfg.cache_url)
 
 
-@dramatiq.actor(queue_name="catalog", **RETRY)
+@dramatiq.actor(queue_name="catalog", **WHOLE_ROOT)
 def scan_plan(job_id: str) -> None:
     with runtime.session() as s:
         catalog.plan_scan(s, job_id, runtime.settings())
     _kick(job_id)
 
 
-@dramatiq.actor(queue_name="catalog", **RETRY)
+@dramatiq.actor(queue_name="catalog", **BATCH)
 def scan_batch(job_id: str, seq: int) -> None:
     with runtime.session() as s:
         counted, complete = catalog.process_batch(s, job_id, seq, runtime.settings())
@@ -125,14 +131,14 @@ def scan_batch(job_id: str, seq: int) -> None:
         _send("scan_advance", job_id, phase)
 
 
-@dramatiq.actor(queue_name="catalog", **RETRY)
+@dramatiq.actor(queue_name="catalog", **WHOLE_ROOT)
 def scan_advance(job_id: str, phase: str) -> None:
     with runtime.session() as s:
         catalog.advance(s, job_id, phase, runtime.settings())
     _kick(job_id)
 
 
-@dramatiq.actor(queue_name="group", **RETRY)
+@dramatiq.actor(queue_name="group", **WHOLE_ROOT)
 def group_run(job_id: str, dir_keys: list[str] | None = None) -> None:
     from core.grouping import service
 
@@ -142,7 +148,7 @@ def group_run(job_id: str, dir_keys: list[str] | None = None) -> None:
         dataversion.bump(runtime.settings().cache_url)
 
 
-@dramatiq.actor(queue_name="dedup", **RETRY)
+@dramatiq.actor(queue_name="dedup", **WHOLE_ROOT)
 def dedup_run(job_id: str) -> None:
     from core.dedup import service
 

@@ -1,4 +1,4 @@
-"""Which failures a job's message is retried for, and how often."""
+"""Which failures a job's message is retried for, how often, and how long it may run."""
 
 from __future__ import annotations
 
@@ -41,3 +41,13 @@ def test_every_job_actor_retries_by_that_rule() -> None:
     for actor in (actors.group_run, actors.dedup_run):
         assert actor.options["retry_when"] is actors.retry_when
         assert actor.options["on_retry_exhausted"] == "job_failed"
+
+
+def test_a_pass_over_a_whole_library_may_outlast_dramatiqs_default_limit() -> None:
+    from dramatiq.middleware import TimeLimit
+
+    default = TimeLimit().time_limit  # 10 minutes: a walk of a big SMB share can take more
+    for actor in (actors.scan_plan, actors.scan_advance, actors.group_run, actors.dedup_run):
+        assert actor.options["time_limit"] >= 4 * 3600 * 1000 > default
+    # A batch is bounded in files and bytes: an hour without an end is a stuck read
+    assert default < actors.scan_batch.options["time_limit"] <= 3600 * 1000
