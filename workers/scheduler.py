@@ -153,12 +153,19 @@ def nightly(
             job, created = jobs.start_job(
                 s, "scan", root=root, trigger="schedule", stale_seconds=cfg.job_stale_seconds
             )
-            started.append((job.id, created))
-    for job_id, created in started:
-        if created:
+            # A scan still waiting to be planned is sent again: its message may have been
+            # lost (a first attempt that failed to send it); planning twice is a no-op.
+            unplanned = job.state == "queued" and job.phase == "plan"
+            started.append((job.id, created or unplanned))
+    for job_id, send in started:
+        if send:
             jobs.enqueue(broker, "scan_plan", job_id)
     log.info("nightly scan: %s", started)
     return [j for j, _ in started]
+
+
+NIGHTLY_ATTEMPTS = 6
+NIGHTLY_RETRY_SECONDS = 300.0
 
 
 def build(cfg: Settings, broker: Any, *, background: bool = False) -> Any:
@@ -173,8 +180,26 @@ def build(cfg: Settings, broker: Any, *, background: bool = False) -> Any:
 
     trig = trigger(cfg)
 
+    def attempt(fire_time: datetime, n: int) -> None:
+        try:
+            nightly(cfg, fire_time, broker)
+        except Exception:
+            # The database or Redis away at 3 a.m.: try again later rather than lose the
+            # night's scan (the lease and start_job make a second try safe).
+            if n >= NIGHTLY_ATTEMPTS:
+                log.exception("nightly scan for %s could not be started", fire_time)
+                return
+            log.exception("nightly scan for %s: attempt %d failed, trying again", fire_time, n)
+            sched.add_job(
+                attempt,
+                "date",
+                run_date=datetime.now(trig.timezone) + timedelta(seconds=NIGHTLY_RETRY_SECONDS),
+                args=[fire_time, n + 1],
+                misfire_grace_time=3600,
+            )
+
     def run() -> None:
-        nightly(cfg, scheduled_time(trig, datetime.now(trig.timezone)), broker)
+        attempt(scheduled_time(trig, datetime.now(trig.timezone)), 1)
 
     sched.add_job(
         run,

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from core.config import load_settings
 from core.db import engine_for, session_scope
@@ -75,7 +76,8 @@ def test_nightly_returns_running_scan_instead_of_a_second(pg_db, tmp_path):
     one = scheduler.nightly(cfg, datetime(2026, 1, 1, 3), broker)
     two = scheduler.nightly(cfg, datetime(2026, 1, 2, 3), broker)
     assert one == two  # the first is still queued, so the second night reuses it
-    assert len(broker.messages) == 1
+    # and sends its plan again, in case the first message was lost (planning is idempotent)
+    assert broker.messages == [("scan_plan", (one[0],))] * 2
 
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -210,6 +212,28 @@ def test_the_scheduled_job_runs_the_nightly_scan_for_its_fire_time(cron, monkeyp
     assert fire_time.utcoffset() is not None and fire_time <= datetime.now(ZoneInfo("UTC"))
     assert (fire_time.hour, fire_time.minute) == (3, 0)
     assert (job.coalesce, job.max_instances, job.misfire_grace_time) == (True, 1, 6 * 3600)
+
+
+def test_a_night_whose_scan_could_not_start_tries_again(monkeypatch):
+    # Given the database away when the nightly scan fires
+    calls = []
+
+    def nightly(cfg, fire_time, broker):
+        calls.append(fire_time)
+        if len(calls) == 1:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(scheduler, "nightly", nightly)
+    cfg = load_settings({}, timezone="UTC")
+    sched = scheduler.build(cfg, RecordingBroker())
+    # When it fires
+    sched.get_job("nightly-scan").func()
+    # Then another attempt for the same night is scheduled a few minutes later
+    [retry] = [j for j in sched.get_jobs() if j.id != "nightly-scan"]
+    assert retry.args == (calls[0], 2)
+    retry.func(*retry.args)
+    assert calls == [calls[0], calls[0]]
+    assert len(sched.get_jobs()) == 2  # the success schedules no further attempt
 
 
 def test_a_bad_schedule_is_refused_with_a_reason(tmp_path, caplog):
