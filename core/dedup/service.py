@@ -92,6 +92,10 @@ class Cancelled(Exception):
     """The job was cancelled while its pass ran."""
 
 
+class LeaseLost(Exception):
+    """Another pass took the dedup lease while this one ran (its lease had lapsed)."""
+
+
 class DedupError(ValueError):
     """A request that cannot be applied; ``status`` is the HTTP status it maps to."""
 
@@ -452,6 +456,12 @@ def run_job(
         session.commit()
         log.info("dedup job %s cancelled; nothing written", job_id)
         return False
+    except LeaseLost:
+        # The other pass goes on; this job runs again once it is done.
+        session.rollback()
+        log.warning("dedup job %s lost its lease to another pass; it will run again", job_id)
+        defer(job_id, DEFER_MS)
+        return False
     except BaseException:
         session.rollback()
         leases.release(session, LEASE, holder)
@@ -481,13 +491,15 @@ def _run_locked(session: Session, job_id: str, settings: Settings, holder: str) 
         state = session.scalar(select(Job.state).where(Job.id == job_id).with_for_update())
         if state not in jobs.ACTIVE_STATES:
             raise Cancelled(job_id)
+        # Renewed in the same transaction as the writes: a pass whose lease lapsed (a
+        # phase longer than LEASE_TTL) and went to another pass commits nothing more.
+        if not leases.acquire(session, LEASE, holder, LEASE_TTL):
+            raise LeaseLost(job_id)
         session.execute(
             update(Job)
             .where(Job.id == job_id)
             .values(phase=phase, done=done, total=total, updated_at=utcnow())
         )
-        session.commit()
-        leases.acquire(session, LEASE, holder, LEASE_TTL)
         session.commit()
 
     stats = dedupe(session, settings, since=since, progress=progress)

@@ -342,6 +342,37 @@ def test_a_pass_cancelled_while_it_runs_writes_nothing(
         assert leases.acquire(s, service.LEASE, "next", 60)
 
 
+def test_a_pass_that_lost_its_lease_writes_nothing_and_runs_again(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.models import Lease
+
+    # Given a library with duplicates and a dedup job
+    random_library(cat, random.Random(6), pictures=12)
+    job = new_job(cat)
+    real = service.find_duplicates
+
+    def lease_lapsed_meanwhile(*args, **kwargs):  # a phase longer than the lease's TTL
+        with session_scope(cat.engine) as s:
+            s.execute(
+                update(Lease)
+                .where(Lease.name == service.LEASE)
+                .values(holder="other-pass", expires_at=utcnow() + timedelta(minutes=5))
+            )
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "find_duplicates", lease_lapsed_meanwhile)
+    # When the pass runs on, and another pass took the lease
+    deferred: list = []
+    assert run(cat, job, deferred) is False
+    # Then it writes no group, leaves the lease to the other, and will run again
+    with session_scope(cat.engine) as s:
+        assert s.scalar(select(func.count()).select_from(DuplicateGroup)) == 0
+        assert s.get(Lease, service.LEASE).holder == "other-pass"
+    assert deferred == [(job, service.DEFER_MS)]
+    assert job_row(cat, job).state in ("queued", "running")
+
+
 def _groups_by_paths(cat: Catalog) -> dict[frozenset[str], tuple[str, str | None, str | None]]:
     """{member paths: (type, keeper path, keeper reason)}"""
     with session_scope(cat.engine) as s:
