@@ -130,21 +130,39 @@ def _decided(group_id: str) -> Any:
 def resolve(group_id: str) -> Any:
     check_id(group_id, "duplicate group")
     body = json_body(required=True)
-    only_fields(body, {"keep", "action"})
+    only_fields(body, {"keep", "action", "trashed"})
     action = body.get("action")
     if not isinstance(action, str):
         raise ApiError(400, f"action is required: one of {', '.join(service.ACTIONS)}")
     keep = str_list(body, "keep")
     if len(keep) > MAX_KEEP:
         raise ApiError(400, f"keep may name at most {MAX_KEEP} files")
+    trashed = _trashed(body.get("trashed"))
     # One decision per group: the row lock does that on PostgreSQL; SQLite (embedded)
     # has none, and two reviewers would both find the group open and both trash a copy.
     serialise(db(), f"decision:{group_id}")
     try:
-        service.record_resolution(db(), group_id, keep, action)
+        service.record_resolution(db(), group_id, keep, action, trashed)
     except service.DedupError as exc:
         raise ApiError(exc.status, str(exc)) from None
     return _decided(group_id)
+
+
+def _trashed(raw: Any) -> list[dict[str, Any]]:
+    """``trashed``: [{"path": str, "sha1": str | null}], what the decision sends to the
+    trash (400 otherwise)."""
+    if raw is None:
+        return []
+    ok = isinstance(raw, list) and len(raw) <= MAX_KEEP
+    for t in raw if ok else []:
+        ok = ok and isinstance(t, dict) and set(t) <= {"path", "sha1"}
+        ok = ok and isinstance(t.get("path"), str) and bool(t["path"])
+        ok = ok and (t.get("sha1") is None or isinstance(t["sha1"], str))
+    if not ok:
+        raise ApiError(
+            400, f'trashed must be a list of at most {MAX_KEEP} {{"path", "sha1"}} objects'
+        )
+    return raw
 
 
 @bp.delete("/duplicates/<group_id>/resolution")
@@ -209,6 +227,11 @@ _CONFLICT = {
 }
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
+_TRASHED_ITEM = {
+    "type": "object",
+    "required": ["path"],
+    "properties": {"path": {"type": "string"}, "sha1": _NULLABLE_STR},
+}
 
 
 OPENAPI_SCHEMAS: dict[str, Any] = {
@@ -277,6 +300,11 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                 "properties": {
                     "action": {"type": "string", "enum": list(service.ACTIONS)},
                     "keep": {"type": "array", "items": {"type": "string"}},
+                    "trashed": {
+                        "type": ["array", "null"],
+                        "items": _TRASHED_ITEM,
+                        "description": "what the decision sent to Immich's trash",
+                    },
                     "created_at": {"type": "string"},
                 },
             },
@@ -386,6 +414,12 @@ OPENAPI_PATHS: dict[str, Any] = {
                                 "type": "array",
                                 "items": {"type": "string"},
                                 "description": "member paths that stay; trash needs at least one",
+                            },
+                            "trashed": {
+                                "type": "array",
+                                "items": _TRASHED_ITEM,
+                                "description": "members the caller sends to Immich's trash "
+                                "(undo restores exactly these)",
                             },
                         },
                     }

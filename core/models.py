@@ -238,4 +238,7 @@ class DuplicateResolution(Base):
     action: Mapped[str] = mapped_column(String(16), nullable=False)  # trash | not_duplicate
     keep: Mapped[str] = mapped_column(Text, nullable=False)  # JSON list of paths
     members: Mapped[str] = mapped_column(Text, nullable=False, default="[]")  # JSON list of paths
+    # JSON list of {"path", "sha1"}: what the gateway sent to Immich's trash for it (null
+    # for decisions recorded before this was kept, and for not_duplicate)
+    trashed: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)

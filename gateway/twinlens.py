@@ -367,12 +367,15 @@ def _resolve_one(
     # The decision first: the dedup API records one decision per group (409 for the
     # second of two reviewers), so two people resolving one group differently never both
     # trash, and a recorded decision is what undo restores from.
-    status, recorded = call(
-        "dedup",
-        "POST",
-        f"/duplicates/{quoted}/resolution",
-        json={"keep": [k["path"] for k in result["keep"]], "action": action},
-    )
+    decision: dict[str, Any] = {"keep": [k["path"] for k in result["keep"]], "action": action}
+    if action == "trash":
+        # What goes to the trash, so that undo brings back exactly that, whatever the
+        # group holds by then (a member may leave it, another join)
+        sha1_of = dict(members)
+        decision["trashed"] = [
+            {"path": t["path"], "sha1": sha1_of.get(t["path"])} for t in result["trash"]
+        ]
+    status, recorded = call("dedup", "POST", f"/duplicates/{quoted}/resolution", json=decision)
     if status >= 300:
         return _error_body(status, recorded)
     bump_data_version(current_app.config["SETTINGS"].cache_url)
@@ -529,9 +532,13 @@ def undo_resolution(dup_id: str) -> Response:
     decision = dup.get("resolution") or {}
     action = decision.get("action")
     kept = set(decision.get("keep") or [])
-    # Only a trash decision moved files; "not_duplicate" moved nothing.
+    # Only a trash decision moved files; "not_duplicate" moved nothing. What it moved is
+    # recorded with it; a decision recorded before that was kept is read from the group's
+    # members as they are now.
     back = (
-        [m for m in dup.get("members") or [] if m.get("path") and m["path"] not in kept]
+        decision["trashed"]
+        if action == "trash" and isinstance(decision.get("trashed"), list)
+        else [m for m in dup.get("members") or [] if m.get("path") and m["path"] not in kept]
         if action == "trash"
         else []
     )

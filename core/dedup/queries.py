@@ -378,13 +378,14 @@ def _latest_resolutions(
     """The latest decision recorded under each of ``keys`` (group ids or group keys)."""
     out: dict[str, dict[str, Any]] = {}
     for chunk in chunks(sorted(set(keys))):
-        for key, action, keep, created in session.execute(
-            select(column, DuplicateResolution.action,
-                   DuplicateResolution.keep, DuplicateResolution.created_at)
+        for key, action, keep, trashed, created in session.execute(
+            select(column, DuplicateResolution.action, DuplicateResolution.keep,
+                   DuplicateResolution.trashed, DuplicateResolution.created_at)
             .where(column.in_(chunk))
             .order_by(DuplicateResolution.created_at, DuplicateResolution.id)
         ):  # fmt: skip
             out[key] = {"action": action, "keep": json.loads(keep or "[]"),
+                        "trashed": json.loads(trashed) if trashed else None,
                         "created_at": created.isoformat() + "Z"}  # fmt: skip
     return out
 

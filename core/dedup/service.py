@@ -49,7 +49,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -558,12 +558,18 @@ def _identities(session: Session, group: DuplicateGroup) -> list[str]:
 
 
 def record_resolution(
-    session: Session, group_id: str, keep: Sequence[str], action: str
+    session: Session,
+    group_id: str,
+    keep: Sequence[str],
+    action: str,
+    trashed: Sequence[Mapping[str, Any]] | None = None,
 ) -> DuplicateResolution:
     """Record the user's decision on an open group; the caller commits.
 
     ``trash``: ``keep`` names the members that stay (at least one); the gateway moves the
-    others to Immich's trash - this service never touches a library file.
+    others to Immich's trash - this service never touches a library file - and says which
+    in ``trashed`` (``{"path", "sha1"}`` each), so that undo brings back exactly those,
+    whatever the group holds by then.
     ``not_duplicate``: the members are different pictures; the group stays dismissed
     across rescans while no new file joins it.
     """
@@ -584,10 +590,17 @@ def record_resolution(
         raise DedupError("keep names files outside this group: " + ", ".join(unknown[:5]))
     if action == "trash" and not keep:
         raise DedupError("keep must name at least one member to keep")
+    gone = [dict(path=t["path"], sha1=t.get("sha1")) for t in trashed or []]
+    if gone and action != "trash":
+        raise DedupError("only a trash decision sends files to the trash")
+    wrong = [t["path"] for t in gone if t["path"] not in set(paths) or t["path"] in keep]
+    if wrong:
+        raise DedupError("trashed names files not in this group, or kept: " + ", ".join(wrong[:5]))
     res = DuplicateResolution(
         group_key=group.group_key, group_id=group_id, action=action,
         keep=json.dumps(list(dict.fromkeys(keep))),
         members=json.dumps(_identities(session, group)),
+        trashed=json.dumps(gone) if action == "trash" else None,
     )  # fmt: skip
     session.add(res)
     group.status = "dismissed" if action == "not_duplicate" else "resolved"

@@ -257,7 +257,11 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
                 return _err(409, f"duplicate group {did} is already {dup['status']}")
             state.resolutions.append((did, body))
             dup["status"] = "resolved" if body["action"] == "trash" else "dismissed"
-            dup["resolution"] = {"action": body["action"], "keep": body.get("keep") or []}
+            dup["resolution"] = {
+                "action": body["action"],
+                "keep": body.get("keep") or [],
+                "trashed": body.get("trashed"),
+            }
             return jsonify(dup)
 
         @app.delete("/duplicates/<did>/resolution")

@@ -199,7 +199,15 @@ def test_resolve_trashes_recoverably_and_records(gateway, immich, alice, world, 
     assert assets[world["b"]["id"]]["isTrashed"] and assets[world["up"]["id"]]["isTrashed"]
     assert not assets[world["a"]["id"]]["isTrashed"]
     assert world["b"]["id"] in assets  # force: false -> still restorable from Immich's trash
-    assert dedup_state.resolutions == [(world["dup1"]["id"], {"keep": [keep], "action": "trash"})]
+    [(recorded_id, recorded)] = dedup_state.resolutions
+    assert recorded_id == world["dup1"]["id"]
+    assert (recorded["keep"], recorded["action"]) == ([keep], "trash")
+    # with what went to the trash, for undo: the two copies Immich had, not the one it lacks
+    lib = world["lib"]
+    assert sorted(recorded["trashed"], key=lambda t: t["path"]) == [
+        {"path": f"{lib}/backup/A.JPG", "sha1": None},
+        {"path": f"{lib}/copy/A.JPG", "sha1": hashlib.sha1(b"copy").hexdigest()},
+    ]
     # The version bump makes the enriched answer fresh at once.
     fresh = requests.get(
         f"{gateway.url}/api/assets/{world['a']['id']}", headers=alice.bearer
@@ -252,6 +260,29 @@ def test_an_immich_failure_after_the_trash_keeps_the_decision(
     assert immich.state.assets[world["d"]["id"]]["isTrashed"]
     assert [d for d, _ in dedup_state.resolutions] == [world["dup2"]["id"]]
     assert dedup_state.withdrawals == []
+
+
+def test_undo_brings_back_what_the_decision_trashed_after_a_member_left(
+    gateway, immich, alice, world, dedup_state
+):
+    # Given a group resolved by trashing two copies
+    lib = world["lib"]
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup1']['id']}"
+    r = requests.post(url + "/resolve", json={"keep": [f"{lib}/2024/A.JPG"]}, headers=alice.bearer)
+    assert r.status_code == 200, r.text
+    assert immich.state.assets[world["b"]["id"]]["isTrashed"]
+    # ... one of which has left the group since (merged into a file group, say)
+    members = dedup_state.duplicates[world["dup1"]["id"]]["members"]
+    members[:] = [m for m in members if m["path"] != f"{lib}/backup/A.JPG"]
+    # When the decision is undone
+    r = requests.delete(url + "/resolution", headers=alice.bearer)
+    # Then both copies it trashed come back, the one that left included
+    assert r.status_code == 200, r.text
+    assert sorted(x["assetId"] for x in r.json()["restore"]) == sorted(
+        [world["b"]["id"], world["up"]["id"]]
+    )
+    assert not immich.state.assets[world["b"]["id"]]["isTrashed"]
+    assert not immich.state.assets[world["up"]["id"]]["isTrashed"]
 
 
 def test_resolve_refusals(gateway, immich, alice, world, dedup_state):

@@ -660,6 +660,32 @@ def test_a_trash_decision_still_shows_after_the_group_lost_a_member(env) -> None
     assert after["resolution"]["keep"] == [d["keep"]]
 
 
+def test_a_trash_decision_keeps_what_it_sent_to_the_trash(env) -> None:
+    cat, client, _ = env
+    d = _three_near_copies(cat, client, "t", seed=24)
+    keep = d["keep"]
+    others = [m["path"] for m in d["members"] if m["path"] != keep]
+    url = f"/duplicates/{d['id']}/resolution"
+    # Refused: a file outside the group, the kept one, a bad shape, and "not duplicates"
+    # (which moves nothing) with a trash list
+    for body in (
+        {"action": "trash", "keep": [keep], "trashed": [{"path": "/etc/passwd"}]},
+        {"action": "trash", "keep": [keep], "trashed": [{"path": keep}]},
+        {"action": "trash", "keep": [keep], "trashed": [{"path": others[0], "size": 1}]},
+        {"action": "trash", "keep": [keep], "trashed": others},
+        {"action": "not_duplicate", "trashed": [{"path": others[0]}]},
+    ):
+        r = post(client, url, body)
+        assert r.status_code == 400, (body, r.get_json())
+    assert _status(client, d["id"]) == "open"
+    # When the gateway records what it sends to the trash
+    gone = [{"path": others[0], "sha1": "ab" * 20}, {"path": others[1], "sha1": None}]
+    r = post(client, url, {"action": "trash", "keep": [keep], "trashed": gone})
+    assert r.status_code == 200, r.get_json()
+    # Then the decision shows it, for undo
+    assert get(client, f"/duplicates/{d['id']}").get_json()["resolution"]["trashed"] == gone
+
+
 def _copies_and_a_reencode_judged_apart(cat: Catalog, client, seed: int) -> dict[str, Any]:
     """Two byte copies of a picture (e/a1, e/a2) and a re-encode (e/b), scanned, and the
     look-alike group judged "not duplicates"; returns that group."""
