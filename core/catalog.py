@@ -100,15 +100,21 @@ def ignore_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     return lambda name: regex.match(name) is not None
 
 
-def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
+def walk(
+    top: str,
+    ignore: tuple[str, ...] = DEFAULT_IGNORE,
+    skip_dirs: frozenset[tuple[int, int]] = frozenset(),
+) -> WalkResult:
     """Every regular file under ``top`` with its stat, iteratively (no recursion limit).
 
     Symlinks are not followed: a link to a folder could loop or leave the library,
     and a link to a file would count its target twice. Folders that cannot be
     listed and links that are broken or loop are reported, and the walk goes on.
+    Folders whose (device, inode) is in ``skip_dirs`` (Twinlens's own data) are passed by.
     """
     result = WalkResult()
     ignored = ignore_matcher(ignore)
+    skip_inodes = {ino for _dev, ino in skip_dirs}
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -121,6 +127,10 @@ def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
                     _note_symlink(entry.path, result)
                     continue
                 if entry.is_dir(follow_symlinks=False):
+                    # inode() comes with the listing: a stat only for a likely match
+                    if entry.inode() in skip_inodes and _same_dir(entry, skip_dirs):
+                        result.skipped["twinlens_data"] += 1
+                        continue
                     stack.append(entry.path)
                     continue
                 st = entry.stat(follow_symlinks=False)
@@ -138,6 +148,22 @@ def walk(top: str, ignore: tuple[str, ...] = DEFAULT_IGNORE) -> WalkResult:
                 Entry(entry.path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
             )
     return result
+
+
+def _same_dir(entry: os.DirEntry[str], dirs: frozenset[tuple[int, int]]) -> bool:
+    st = entry.stat(follow_symlinks=False)
+    return (st.st_dev, st.st_ino) in dirs
+
+
+def private_dirs(settings: Settings) -> frozenset[tuple[int, int]]:
+    """Twinlens's own data folder as (device, inode), when it exists: a library root that
+    holds it (a home folder given to `twinlens up`) must not catalog the database and the
+    thumbnail cache, whose JPEGs would turn up as duplicates of the library's pictures."""
+    try:
+        st = os.stat(settings.data_dir)
+    except OSError:
+        return frozenset()
+    return frozenset({(st.st_dev, st.st_ino)})
 
 
 def _listing(folder: str, result: WalkResult) -> Iterator[os.DirEntry[str]]:
@@ -284,7 +310,7 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     # the whole root) holds news this walk may not have seen: it is left as it is, not
     # marked missing nor revived from what the walk saw before.
     walk_started = utcnow()
-    walked = walk(top, settings.ignore)
+    walked = walk(top, settings.ignore, private_dirs(settings))
     known = _known_rows(session, root.id)
     shared = _shared_sizes(session, walked.entries, root.id, top == root.path)
 

@@ -308,6 +308,14 @@ class Watcher:
         self.engine = engine_for(cfg.database_url)
         self.settler = Settler(cfg.watch_settle)
         self.ignore = tuple(cfg.ignore) + TRANSIENT
+        # Twinlens's own data folder, as spelled under each root that holds it: every write
+        # to the database would otherwise start a scan, whose writes start the next one
+        data = os.path.realpath(cfg.data_dir)
+        self.private = [
+            os.path.normpath(os.path.join(root, os.path.relpath(data, os.path.realpath(root))))
+            for root in self.roots
+            if is_inside(data, os.path.realpath(root))
+        ]
         self.watches: dict[str, Any] = {}  # root -> watchdog ObservedWatch
         self.trouble: dict[str, str] = {}  # root -> why it cannot be watched (logged once)
         self.observer = self._observer()
@@ -328,6 +336,8 @@ class Watcher:
     # --- events -------------------------------------------------------------------
 
     def _ignored(self, path: str, root: str) -> bool:
+        if any(is_inside(path, p) for p in self.private):
+            return True
         rel = os.path.relpath(path, root)
         return any(
             fnmatch.fnmatchcase(part, pat) for part in rel.split(os.sep) for pat in self.ignore

@@ -698,3 +698,28 @@ def test_only_a_live_embedded_process_keeps_its_jobs(embedded_settings):
     worker.stop()
     with session_scope(runtime.engine()) as s:
         assert not leases.others_alive(s, leases.EMBEDDED_WORKERS, "someone-else:1")
+
+
+def test_twinlens_own_data_inside_the_library_is_not_cataloged(tmp_path, library):
+    from dataclasses import replace
+
+    from core.config import load_settings
+
+    # Given a library that holds Twinlens's data folder (`twinlens up ~`), with a
+    # thumbnail of one of its pictures in the cache
+    data = library / ".local" / "share" / "twinlens"
+    cfg = load_settings(
+        {},
+        data_dir=data,
+        database_url=f"sqlite:///{data / 'twinlens.db'}",
+        library_roots=(library,),
+    )
+    write_jpeg(library / "2024" / "a.jpg", 1, size=(640, 480))
+    write_jpeg(data / "thumbs" / "ab" / "a-250.jpg", 1, size=(250, 188))
+    # When it is scanned
+    report = run_scan(replace(cfg, batch_files=8), str(library))
+    # Then the database and the cache are not in the catalog, and no thumbnail is a
+    # duplicate of its picture
+    assert set(by_path(report)) == {"2024/a.jpg"}
+    assert report["duplicates"] == []
+    assert report["job"]["summary"]["skipped_twinlens_data"] == 1

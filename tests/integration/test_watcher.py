@@ -234,6 +234,24 @@ def test_only_events_that_change_files_are_noted(pg_settings, library):
     }
 
 
+def test_twinlens_own_data_inside_the_library_starts_no_scan(pg_settings, library):
+    from dataclasses import replace
+
+    from watchdog.events import FileCreatedEvent, FileModifiedEvent
+
+    # Given a library root that holds Twinlens's data folder (`twinlens up ~`)
+    cfg = replace(pg_settings, data_dir=library / ".twinlens")
+    w = Watcher(cfg, RecordingBroker(), holder="test-watcher")
+    # When the database and the thumbnail cache are written (every scan does)
+    w.on_event(FileModifiedEvent(str(library / ".twinlens" / "twinlens.db-wal")))
+    w.on_event(FileCreatedEvent(str(library / ".twinlens" / "thumbs" / "ab" / "x.jpg")))
+    # Then nothing is noted: else each scan's writes would start the next scan
+    assert w.settler.pending == {}
+    # While a photo beside it is
+    w.on_event(FileCreatedEvent(str(library / ".twinlens-photos" / "a.jpg")))
+    assert set(w.settler.pending) == {str(library / ".twinlens-photos" / "a.jpg")}
+
+
 def test_a_change_in_another_folder_gets_its_own_scan(db_session, library):
     from core.models import Root
     from workers.watcher import enqueue_folder_scan
