@@ -582,8 +582,8 @@ def test_a_folder_scan_during_a_long_walk_is_not_undone(embedded_settings, libra
     run_scan(embedded_settings, str(library))
     real_walk = catalog.walk
 
-    def walk_then_the_watcher_acts(top, ignore):  # type: ignore[no-untyped-def]
-        result = real_walk(top, ignore)
+    def walk_then_the_watcher_acts(top, *args):  # type: ignore[no-untyped-def]
+        result = real_walk(top, *args)
         if top == str(library):
             # While the whole root was being walked (past x already), photos changed in
             # x and the watcher's folder scan of x ran to the end
