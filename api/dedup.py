@@ -148,11 +148,11 @@ def resolve(group_id: str) -> Any:
     return _decided(group_id)
 
 
-def _trashed(raw: Any) -> list[dict[str, Any]]:
+def _trashed(raw: Any) -> list[dict[str, Any]] | None:
     """``trashed``: [{"path": str, "sha1": str | null}], what the decision sends to the
-    trash (400 otherwise)."""
+    trash (400 otherwise); None when not said (undo then reads the members not kept)."""
     if raw is None:
-        return []
+        return None
     ok = isinstance(raw, list) and len(raw) <= MAX_KEEP
     for t in raw if ok else []:
         ok = ok and isinstance(t, dict) and set(t) <= {"path", "sha1"}

@@ -114,7 +114,6 @@ def walk(
     """
     result = WalkResult()
     ignored = ignore_matcher(ignore)
-    skip_inodes = {ino for _dev, ino in skip_dirs}
     stack = [top]
     while stack:
         folder = stack.pop()
@@ -127,8 +126,9 @@ def walk(
                     _note_symlink(entry.path, result)
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    # inode() comes with the listing: a stat only for a likely match
-                    if entry.inode() in skip_inodes and _same_dir(entry, skip_dirs):
+                    # A stat per folder, not the listing's inode(): for a mount point
+                    # (a volume mounted inside the library) that is the covered folder's
+                    if skip_dirs and _same_dir(entry, skip_dirs):
                         result.skipped["twinlens_data"] += 1
                         continue
                     stack.append(entry.path)

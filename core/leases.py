@@ -54,26 +54,31 @@ EMBEDDED_WORKERS = "embedded-worker:"
 
 
 def others_alive(session: Session, prefix: str, me: str) -> bool:
-    """Whether a process other than ``me`` holds an unexpired lease named ``prefix``*.
-    A holder on this machine whose process is gone (killed, the power cut) is not alive,
-    even before its lease expires."""
+    """Whether a process other than ``me`` holds a lease named ``prefix``*. A holder on
+    this machine is alive while its process is (a renewal held up by a long SQLite write
+    does not make it dead, nor an unexpired lease a killed one alive); another machine's
+    while its lease has not expired."""
     now = utcnow()
-    for (holder,) in session.execute(
-        select(Lease.holder).where(Lease.name.startswith(prefix), Lease.expires_at >= now)
+    for holder, expires in session.execute(
+        select(Lease.holder, Lease.expires_at).where(Lease.name.startswith(prefix))
     ):
-        if holder != me and not _gone_here(holder):
+        if holder == me:
+            continue
+        here = _alive_here(holder)
+        if here if here is not None else expires >= now:
             return True
     return False
 
 
-def _gone_here(holder: str) -> bool:
+def _alive_here(holder: str) -> bool | None:
+    """Whether the process ``holder`` (host:pid) is alive, if it is on this machine."""
     host, _, pid = holder.rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
-        return False  # another machine's process: only its lease's expiry tells
+        return None  # another machine's process: only its lease's expiry tells
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
-        return True
-    except PermissionError:  # alive, another user's
         return False
-    return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True

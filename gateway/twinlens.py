@@ -481,6 +481,8 @@ def resolve_bulk() -> Response:
             else:
                 kept.update((k["path"], item.get("id")) for k in result["keep"])
                 trashed.update((t["path"], item.get("id")) for t in result["trash"])
+        if status != 200 and "dryRun" in result:
+            result["dryRun"] = dry_run  # refused while planning: nothing was done either way
         if status == 200 and not dry_run:
             expect = [t["path"] for t in result["trash"]]
             status, result = _resolve_item({**item, "expectTrash": expect}, dry_run=False)

@@ -47,11 +47,29 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
     if str(library) not in [str(r) for r in cfg.library_roots]:
         cfg = replace(cfg, library_roots=(*cfg.library_roots, library))
     cfg = replace(cfg, host="127.0.0.1")  # embedded: never listen beyond this machine
+    if serve:
+        problem = _schedule_problem(cfg)
+        if problem:  # said before the scan, not after it
+            print(f"twinlens: {problem}")
+            return 2
     report = twinlens.run_scan(cfg, str(library), progress=twinlens.Progress())
     print(twinlens._summary_text(report))
     if not serve:
         return 0 if twinlens.scan_ok(report) else 1
     return _serve_all(cfg, ports)
+
+
+def _schedule_problem(cfg: Settings) -> str | None:
+    """What is wrong with the nightly scan's settings, if anything."""
+    from workers import scheduler
+
+    try:
+        scheduler.build(cfg, None, background=True)
+    except ValueError as exc:
+        return f"TWINLENS_SCHEDULE_CRON: {exc}"
+    except KeyError as exc:  # zoneinfo's and pytz's unknown-zone errors are KeyErrors
+        return f"TWINLENS_TIMEZONE: unknown time zone {exc}"
+    return None
 
 
 def start_background(cfg: Settings, broker: Any) -> tuple[Any, Any]:
@@ -93,7 +111,26 @@ def _serve_all(cfg: Settings, ports: Ports) -> int:
         dedup_url=f"http://{cfg.host}:{ports.dedup}",
     )
     servers.append(_serve_thread(gateway.create_app({"SETTINGS": gw_cfg}), cfg.host, ports.gateway))
-    watcher, nightly = start_background(cfg, broker)
+    watcher = nightly = None
+    try:
+        watcher, nightly = start_background(cfg, broker)
+        _serving(cfg, ports, watcher)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if nightly is not None:
+            nightly.shutdown(wait=False)
+        if watcher is not None:
+            watcher.stop()
+        for s in servers:
+            s.shutdown()
+        worker.stop()
+        _fail_unfinished(started)
+    return 0
+
+
+def _serving(cfg: Settings, ports: Ports, watcher: Any) -> None:
     print(
         f"Twinlens is running (embedded): open http://127.0.0.1:{ports.gateway}/ (web UI; the "
         f"API is under /api/twinlens/), grouping API :{ports.grouping}, dedup API "
@@ -101,18 +138,6 @@ def _serve_all(cfg: Settings, ports: Ports) -> int:
         f"library is rescanned on the schedule {cfg.schedule_cron!r}. Ctrl-C stops it.",
         flush=True,
     )
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        nightly.shutdown(wait=False)
-        watcher.stop()
-        for s in servers:
-            s.shutdown()
-        worker.stop()
-        _fail_unfinished(started)
-    return 0
 
 
 def _fail_unfinished(since: Any) -> None:

@@ -129,7 +129,13 @@ def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
 
 def fail_orphans() -> list[str]:
     """In the embedded default: fail the jobs left active by embedded processes that are
-    gone (killed, the power cut), when no other is alive. Call after start_worker."""
+    gone (killed, the power cut), when no other is alive. Call after start_worker.
+
+    Only on SQLite, the embedded default's database: an in-process broker pointed at a
+    shared PostgreSQL (a one-off `twinlens scan` against production) must not fail the
+    jobs that Redis workers, which hold no such lease, are running there."""
+    if engine().dialect.name != "sqlite":
+        return []
     with session_scope(engine()) as s:
         if leases.others_alive(s, leases.EMBEDDED_WORKERS, leases.holder_id()):
             return []

@@ -385,7 +385,7 @@ def _latest_resolutions(
             .order_by(DuplicateResolution.created_at, DuplicateResolution.id)
         ):  # fmt: skip
             out[key] = {"action": action, "keep": json.loads(keep or "[]"),
-                        "trashed": json.loads(trashed) if trashed else None,
+                        "trashed": None if trashed is None else json.loads(trashed),
                         "created_at": created.isoformat() + "Z"}  # fmt: skip
     return out
 

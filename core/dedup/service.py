@@ -600,7 +600,7 @@ def record_resolution(
         group_key=group.group_key, group_id=group_id, action=action,
         keep=json.dumps(list(dict.fromkeys(keep))),
         members=json.dumps(_identities(session, group)),
-        trashed=json.dumps(gone) if action == "trash" else None,
+        trashed=json.dumps(gone) if action == "trash" and trashed is not None else None,
     )  # fmt: skip
     session.add(res)
     group.status = "dismissed" if action == "not_duplicate" else "resolved"

@@ -685,6 +685,8 @@ def test_only_a_live_embedded_process_keeps_its_jobs(embedded_settings):
     assert alive_besides_me(f"{here}:{os.getppid()}")  # another live process here
     assert alive_besides_me("nas-2:4242")  # another machine's: its lease tells
     assert not alive_besides_me(me)  # this process itself
+    # a live process here whose renewal is held up (a long SQLite write) is still alive
+    assert alive_besides_me(f"{here}:{os.getppid()}", expires_in=-1)
     assert not alive_besides_me(f"{here}:{_dead_pid()}")  # killed, lease not yet expired
     assert not alive_besides_me("nas-2:4242", expires_in=-1)  # expired
     # And a running embedded worker holds such a lease, released when it stops
@@ -723,3 +725,29 @@ def test_twinlens_own_data_inside_the_library_is_not_cataloged(tmp_path, library
     assert set(by_path(report)) == {"2024/a.jpg"}
     assert report["duplicates"] == []
     assert report["job"]["summary"]["skipped_twinlens_data"] == 1
+
+
+def test_an_embedded_scan_against_postgres_leaves_the_workers_jobs_alone(pg_settings, library):
+    from dataclasses import replace
+
+    from core import jobs
+    from core.db import session_scope
+    from core.models import Job
+    from workers import runtime
+
+    # Given a scan that Redis workers are running on the shared PostgreSQL (they hold no
+    # embedded lease)
+    runtime.configure(pg_settings)
+    with session_scope(runtime.engine()) as s:
+        job, _ = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, str(library)))
+        jobs.mark_running(s, job.id)
+    # When a one-off process with the in-process broker starts against that database
+    runtime.configure(replace(pg_settings, broker_url="memory://"))
+    try:
+        failed = runtime.fail_orphans()
+    finally:
+        runtime.configure(pg_settings)
+    # Then it fails none of them
+    assert failed == []
+    with session_scope(runtime.engine()) as s:
+        assert s.get(Job, job.id).state == "running"

@@ -202,3 +202,21 @@ def test_stopping_up_leaves_another_live_process_its_jobs(  # type: ignore[no-un
     with session_scope(runtime.engine()) as s:
         state = s.get(jobs.Job, job.id).state
     assert (state in jobs.ACTIVE_STATES) is other_process_alive, state
+
+
+def test_up_with_a_bad_schedule_says_so_before_scanning(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path, capsys
+) -> None:
+    from dataclasses import replace
+
+    from workers import embedded
+
+    # Given a schedule cron cannot read, and a time zone that does not exist
+    for cfg, words in (
+        (replace(embedded_settings, schedule_cron="0 3 * * 9"), "TWINLENS_SCHEDULE_CRON"),
+        (replace(embedded_settings, timezone="Mars/Olympus"), "TWINLENS_TIMEZONE"),
+    ):
+        # When `twinlens up` starts, Then it stops at once with the reason, before a scan
+        assert embedded.main(cfg, str(library)) == 2
+        assert words in capsys.readouterr().out
+    assert not (embedded_settings.data_dir / "twinlens.db").exists()

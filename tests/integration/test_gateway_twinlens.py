@@ -638,6 +638,7 @@ def test_a_bulk_request_never_keeps_and_trashes_one_file(
             f"would trash {a_path}, which group {world['dup1']['id']} keeps"
             in (results[1]["message"])
         )
+        assert results[1]["dryRun"] is dry  # a real request's refusal is not called a dry run
     assert not immich.state.assets[world["a"]["id"]]["isTrashed"]
     assert immich.state.assets[world["b"]["id"]]["isTrashed"]
     assert [d for d, _ in dedup_state.resolutions] == [world["dup1"]["id"]]

@@ -684,6 +684,13 @@ def test_a_trash_decision_keeps_what_it_sent_to_the_trash(env) -> None:
     assert r.status_code == 200, r.get_json()
     # Then the decision shows it, for undo
     assert get(client, f"/duplicates/{d['id']}").get_json()["resolution"]["trashed"] == gone
+    # While a decision recorded without saying (an older gateway) says it does not know,
+    # rather than "nothing": undo then reads the members not kept
+    other = _three_near_copies(cat, client, "u", seed=25)
+    body = {"action": "trash", "keep": [other["keep"]]}
+    r = post(client, f"/duplicates/{other['id']}/resolution", body)
+    assert r.status_code == 200, r.get_json()
+    assert get(client, f"/duplicates/{other['id']}").get_json()["resolution"]["trashed"] is None
 
 
 def _copies_and_a_reencode_judged_apart(cat: Catalog, client, seed: int) -> dict[str, Any]:
