@@ -53,11 +53,16 @@ def release(session: Session, name: str, holder: str) -> None:
 EMBEDDED_WORKERS = "embedded-worker:"
 
 
+# How late a renewal may be before its holder is presumed gone though its pid is in use:
+# a renewal can wait a minute for a long SQLite write, while a pid is eventually reused.
+LATE_RENEWAL = timedelta(minutes=5)
+
+
 def others_alive(session: Session, prefix: str, me: str) -> bool:
     """Whether a process other than ``me`` holds a lease named ``prefix``*. A holder on
-    this machine is alive while its process is (a renewal held up by a long SQLite write
-    does not make it dead, nor an unexpired lease a killed one alive); another machine's
-    while its lease has not expired."""
+    this machine is alive while its process is and its lease is not long overdue (a
+    renewal held up by a long SQLite write does not make it dead, nor an unexpired lease a
+    killed one alive); another machine's while its lease has not expired."""
     now = utcnow()
     for holder, expires in session.execute(
         select(Lease.holder, Lease.expires_at).where(Lease.name.startswith(prefix))
@@ -65,7 +70,8 @@ def others_alive(session: Session, prefix: str, me: str) -> bool:
         if holder == me:
             continue
         here = _alive_here(holder)
-        if here if here is not None else expires >= now:
+        alive = expires >= now if here is None else here and expires >= now - LATE_RENEWAL
+        if alive:
             return True
     return False
 

@@ -685,8 +685,10 @@ def test_only_a_live_embedded_process_keeps_its_jobs(embedded_settings):
     assert alive_besides_me(f"{here}:{os.getppid()}")  # another live process here
     assert alive_besides_me("nas-2:4242")  # another machine's: its lease tells
     assert not alive_besides_me(me)  # this process itself
-    # a live process here whose renewal is held up (a long SQLite write) is still alive
+    # a live process here whose renewal is held up (a long SQLite write) is still alive,
+    # but not one whose lease is long overdue (its pid may belong to another process now)
     assert alive_besides_me(f"{here}:{os.getppid()}", expires_in=-1)
+    assert not alive_besides_me(f"{here}:{os.getppid()}", expires_in=-600)
     assert not alive_besides_me(f"{here}:{_dead_pid()}")  # killed, lease not yet expired
     assert not alive_besides_me("nas-2:4242", expires_in=-1)  # expired
     # And a running embedded worker holds such a lease, released when it stops
