@@ -144,7 +144,8 @@ def test_download_streams_without_holding_the_body(gateway, immich, alice, tmp_p
     peak = _peak_during(fetch)  # client, gateway and fake Immich all run in this process
     assert digest.hexdigest() == hashlib.sha1(big.read_bytes()).hexdigest()
     # Holding the body anywhere would need >= size bytes; streaming needs a few buffers.
-    assert peak < size // 4, f"peak {peak / MB:.1f} MB while streaming {size / MB:.0f} MB"
+    # (Half of it, not a quarter: other threads' allocations reached 19 MB in a full run.)
+    assert peak < size // 2, f"peak {peak / MB:.1f} MB while streaming {size / MB:.0f} MB"
 
 
 def test_upload_streams_without_holding_the_body(gateway, immich, alice):
