@@ -145,8 +145,11 @@ def run_scan(
     finally:
         worker.stop()
         # A scan this process only followed is another live process's to finish
-        if cfg.embedded and job_id is not None and (created or not _others_alive()):
-            _abandon(runtime.engine(), job_id)
+        if cfg.embedded and job_id is not None:
+            with runtime.session() as s:
+                followed_a_live_one = not created and runtime.other_embedded_alive(s)
+            if not followed_a_live_one:
+                _abandon(runtime.engine(), job_id)
 
 
 def scan_target(path: str, roots: list[str]) -> tuple[str, str | None]:
@@ -165,16 +168,6 @@ def scan_target(path: str, roots: list[str]) -> tuple[str, str | None]:
         return os.path.abspath(path), None
     root = spelled[r]
     return (root, None) if real == r else (root, os.path.join(root, os.path.relpath(real, r)))
-
-
-def _others_alive() -> bool:
-    """Whether another embedded Twinlens process runs worker threads on this database."""
-    from core import leases
-    from core.db import session_scope
-    from workers import runtime
-
-    with session_scope(runtime.engine()) as s:
-        return leases.others_alive(s, leases.EMBEDDED_WORKERS, leases.holder_id())
 
 
 def _abandon(engine: Any, job_id: str) -> None:

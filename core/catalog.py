@@ -192,7 +192,8 @@ def _note_symlink(path: str, result: WalkResult) -> None:
 
 
 # What the catalog holds about a path, enough to decide without reading:
-# (id, size, mtime_ns, device, inode, status). Plain tuples: a rescan builds 10^5 of them.
+# (id, size, mtime_ns, device, inode, status, updated_at). Plain tuples: a rescan builds
+# 10^5 of them.
 Known = tuple[int, int, int, int, int, str, datetime]
 
 
@@ -341,12 +342,14 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     # Files the walk did not see under this subtree: moved (same inode) or missing.
     # A folder that could not be listed (a NAS hiccup, a permission change) hides its
     # files; it does not delete them: they keep their rows and their state.
-    unseen = [
-        k
-        for key, k in known.items()
-        if key not in seen_keys and k[5] == "present" and k[6] < walk_started
-    ]
-    newer += sum(1 for key, k in known.items() if key not in seen_keys and k[6] >= walk_started)
+    unseen: list[Known] = []
+    for key, k in known.items():
+        if key in seen_keys:
+            continue
+        if k[6] >= walk_started:
+            newer += 1
+        elif k[5] == "present":
+            unseen.append(k)
     paths = _paths_of(session, [k[0] for k in unseen]) if unseen else {}
     kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
     vanished = {(k[3], k[4]): k for k in unseen if is_inside(paths[k[0]], top) and k[0] not in kept}

@@ -157,6 +157,13 @@ def mark_running(session: Session, job_id: str) -> None:
 INTERRUPTED = "interrupted: the process running it stopped"
 
 
+def unplanned(job: Job) -> bool:
+    """A scan queued and not planned yet. Its plan message may have been lost (a send
+    that failed after the commit), so whoever finds it sends one again: planning twice is
+    a no-op."""
+    return job.state == "queued" and job.phase == "plan"
+
+
 def fail_orphans(session: Session) -> list[str]:
     """Fail every active job, as interrupted. Only for the embedded default, once no
     process that runs the in-process broker is alive (``leases.others_alive``): their

@@ -534,16 +534,12 @@ def undo_resolution(dup_id: str) -> Response:
     decision = dup.get("resolution") or {}
     action = decision.get("action")
     kept = set(decision.get("keep") or [])
-    # Only a trash decision moved files; "not_duplicate" moved nothing. What it moved is
-    # recorded with it; a decision recorded before that was kept is read from the group's
-    # members as they are now.
-    back = (
-        decision["trashed"]
-        if action == "trash" and isinstance(decision.get("trashed"), list)
-        else [m for m in dup.get("members") or [] if m.get("path") and m["path"] not in kept]
-        if action == "trash"
-        else []
-    )
+    if action != "trash":
+        back = []  # "not_duplicate" moved nothing
+    elif isinstance(decision.get("trashed"), list):
+        back = decision["trashed"]  # what it moved, recorded with it
+    else:  # a decision recorded before that was kept: the members not kept, as they are now
+        back = [m for m in dup.get("members") or [] if m.get("path") and m["path"] not in kept]
     local = current_app.config["SETTINGS"].local_mode
     try:
         ids = (

@@ -48,7 +48,9 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
         cfg = replace(cfg, library_roots=(*cfg.library_roots, library))
     cfg = replace(cfg, host="127.0.0.1")  # embedded: never listen beyond this machine
     if serve:
-        problem = _schedule_problem(cfg)
+        from workers import scheduler
+
+        problem = scheduler.problem(cfg)
         if problem:  # said before the scan, not after it
             print(f"twinlens: {problem}")
             return 2
@@ -57,19 +59,6 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
     if not serve:
         return 0 if twinlens.scan_ok(report) else 1
     return _serve_all(cfg, ports)
-
-
-def _schedule_problem(cfg: Settings) -> str | None:
-    """What is wrong with the nightly scan's settings, if anything."""
-    from workers import scheduler
-
-    try:
-        scheduler.build(cfg, None, background=True)
-    except ValueError as exc:
-        return f"TWINLENS_SCHEDULE_CRON: {exc}"
-    except KeyError as exc:  # zoneinfo's and pytz's unknown-zone errors are KeyErrors
-        return f"TWINLENS_TIMEZONE: unknown time zone {exc}"
-    return None
 
 
 def start_background(cfg: Settings, broker: Any) -> tuple[Any, Any]:
@@ -146,13 +135,13 @@ def _fail_unfinished(since: Any) -> None:
     for them to go stale."""
     from sqlalchemy import select
 
-    from core import jobs, leases
+    from core import jobs
     from core.db import session_scope
     from core.models import Job
     from workers import runtime
 
     with session_scope(runtime.engine()) as s:
-        if leases.others_alive(s, leases.EMBEDDED_WORKERS, leases.holder_id()):
+        if runtime.other_embedded_alive(s):
             # Another embedded process (a `twinlens scan` beside this one) may be running
             # some of them, and which are whose is not recorded: the next start that finds
             # no other process alive fails what is left (runtime.fail_orphans).

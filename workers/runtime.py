@@ -127,6 +127,12 @@ def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
     return worker
 
 
+def other_embedded_alive(session: Session) -> bool:
+    """Whether another process runs the in-process broker's worker threads on this
+    database (see ``_Alive``): the jobs left active may be its."""
+    return leases.others_alive(session, leases.EMBEDDED_WORKERS, leases.holder_id())
+
+
 def fail_orphans() -> list[str]:
     """In the embedded default: fail the jobs left active by embedded processes that are
     gone (killed, the power cut), when no other is alive. Call after start_worker.
@@ -137,7 +143,7 @@ def fail_orphans() -> list[str]:
     if engine().dialect.name != "sqlite":
         return []
     with session_scope(engine()) as s:
-        if leases.others_alive(s, leases.EMBEDDED_WORKERS, leases.holder_id()):
+        if other_embedded_alive(s):
             return []
         orphans = jobs.fail_orphans(s)
     if orphans:

@@ -153,10 +153,7 @@ def nightly(
             job, created = jobs.start_job(
                 s, "scan", root=root, trigger="schedule", stale_seconds=cfg.job_stale_seconds
             )
-            # A scan still waiting to be planned is sent again: its message may have been
-            # lost (a first attempt that failed to send it); planning twice is a no-op.
-            unplanned = job.state == "queued" and job.phase == "plan"
-            started.append((job.id, created or unplanned))
+            started.append((job.id, created or jobs.unplanned(job)))
     for job_id, send in started:
         if send:
             jobs.enqueue(broker, "scan_plan", job_id)
@@ -213,15 +210,25 @@ def build(cfg: Settings, broker: Any, *, background: bool = False) -> Any:
     return sched
 
 
+def problem(cfg: Settings) -> str | None:
+    """What is wrong with the nightly scan's settings, if anything."""
+    try:
+        build(cfg, None, background=True)
+    except ValueError as exc:
+        return f"TWINLENS_SCHEDULE_CRON: {exc}"
+    except KeyError as exc:  # zoneinfo's and pytz's unknown-zone errors are KeyErrors
+        return f"TWINLENS_TIMEZONE: unknown time zone {exc}"
+    return None
+
+
 def main(cfg: Settings) -> int:
     if not cfg.library_roots:
         log.error("no library roots configured (TWINLENS_LIBRARY_ROOTS)")
         return 2
     migrate(cfg.database_url)
-    try:
-        trigger(cfg)
-    except ValueError as exc:
-        log.error("TWINLENS_SCHEDULE_CRON: %s", exc)
+    wrong = problem(cfg)
+    if wrong:
+        log.error("%s", wrong)
         return 2
     from workers import runtime
 

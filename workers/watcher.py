@@ -453,7 +453,7 @@ class Watcher:
                     stale_seconds=self.cfg.job_stale_seconds,
                 )
                 job_id = job.id
-                unplanned = job.state == "queued" and job.phase == "plan"
+                unplanned = jobs.unplanned(job)
             else:
                 # Only a new scan or a queued one not planned yet comes back from here.
                 job_id, created = enqueue_folder_scan(

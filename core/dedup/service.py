@@ -580,12 +580,12 @@ def record_resolution(
         raise DedupError(f"no duplicate group {group_id}", 404)
     if group.status != "open":
         raise DedupError(f"duplicate group {group_id} is already {group.status}", 409)
-    paths = list(
+    paths = set(
         session.scalars(
             select(DuplicateMember.file_path).where(DuplicateMember.group_id == group_id)
         )
     )
-    unknown = [p for p in keep if p not in set(paths)]
+    unknown = [p for p in keep if p not in paths]
     if unknown:
         raise DedupError("keep names files outside this group: " + ", ".join(unknown[:5]))
     if action == "trash" and not keep:
@@ -593,7 +593,7 @@ def record_resolution(
     gone = [dict(path=t["path"], sha1=t.get("sha1")) for t in trashed or []]
     if gone and action != "trash":
         raise DedupError("only a trash decision sends files to the trash")
-    wrong = [t["path"] for t in gone if t["path"] not in set(paths) or t["path"] in keep]
+    wrong = [t["path"] for t in gone if t["path"] not in paths or t["path"] in keep]
     if wrong:
         raise DedupError("trashed names files not in this group, or kept: " + ", ".join(wrong[:5]))
     res = DuplicateResolution(
