@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import false, func, select, update
 from sqlalchemy.orm import Session
 
 from core.models import Job, JobBatch, JobError, Root, utcnow
@@ -101,15 +101,22 @@ def start_job(
 ) -> tuple[Job, bool]:
     """Create a job, or return the one already active on this root.
 
-    Returns (job, created). The root row is locked first (PostgreSQL) so two
-    simultaneous requests cannot both start a scan of the same root.
+    Returns (job, created). A lock is taken first so that two processes starting a job
+    at once (the API, the scheduler, ``twinlens scan``) cannot both find none active and
+    both insert one: the root's row on PostgreSQL, the database's write lock on SQLite.
     ``exclusive=False`` always creates a job (the watcher's folder scans: a running
     full scan may already have walked past the folder that just changed). An active
     job without progress for ``stale_seconds`` is failed and replaced.
     """
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
-    if root is not None:
+    if session.get_bind().dialect.name == "sqlite":
+        # FOR UPDATE is a no-op there, and pysqlite opens a transaction only at the first
+        # write: the reads below would each see the database as it is, and two starters
+        # could both insert. A write that changes nothing takes the write lock now
+        # (waiting out busy_timeout for another writer) and holds it until the commit.
+        session.execute(update(Job).where(false()).values(state=Job.state))
+    elif root is not None:
         session.execute(select(Root.id).where(Root.id == root.id).with_for_update())
     target = path if path is not None else (root.path if root else None)
     existing = find_active(session, kind, root.id if root else None, target) if exclusive else None

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+
+from sqlalchemy import select
 
 from core import jobs
 from core.config import Settings
@@ -32,6 +36,43 @@ def test_a_folder_scan_does_not_stand_in_for_a_scan_of_the_root(
         assert not created and other.id == nightly.id
         # A folder whose name merely starts like another's is not inside it
         assert not jobs._covers(str(library / "2024"), str(library / "2024-old"))
+
+
+def test_two_processes_starting_a_scan_at_once_start_one_on_sqlite(
+    embedded_settings: Settings, library: Path, monkeypatch
+) -> None:
+    # Given two starters (the API and the nightly scheduler, say) that both look for an
+    # active scan at the same moment: slowed down here so that their looks overlap
+    migrate(embedded_settings.database_url)
+    engine = engine_for(embedded_settings.database_url)
+    with session_scope(engine) as s:
+        jobs.get_or_create_root(s, str(library))
+    real = jobs.find_active
+
+    def slow_find_active(*args, **kwargs):  # type: ignore[no-untyped-def]
+        found = real(*args, **kwargs)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(jobs, "find_active", slow_find_active)
+    started: list[tuple[str, bool]] = []
+
+    def start() -> None:
+        with session_scope(engine) as s:
+            job, created = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, str(library)))
+            started.append((job.id, created))
+
+    # When both start a scan of the library
+    threads = [threading.Thread(target=start) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Then one scan was created, and the other starter was handed it
+    assert sorted(c for _, c in started) == [False, True]
+    assert len({j for j, _ in started}) == 1
+    with session_scope(engine) as s:
+        assert len(s.scalars(select(Job).where(Job.state == "queued")).all()) == 1
 
 
 # --- a worker killed between its commit and its next message ---------------------------
