@@ -312,6 +312,19 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     # marked missing nor revived from what the walk saw before.
     walk_started = utcnow()
     walked = walk(top, settings.ignore, private_dirs(settings))
+    # Claimed before the first write: a second plan message for this scan (the watcher or
+    # the scheduler re-sending one that looked lost) may have walked too, and it must
+    # not record the walk's errors, revive, move or add batches a second time; nor may a
+    # scan cancelled during its walk mark anything missing. On PostgreSQL the loser's
+    # update waits for the winner's commit, then matches nothing.
+    claim = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.phase == "plan", Job.state.in_(jobs.ACTIVE_STATES))
+        .values(phase="catalog")
+    )
+    if not claim.rowcount:  # type: ignore[attr-defined]
+        session.rollback()
+        return False
     known = _known_rows(session, root.id)
     shared = _shared_sizes(session, walked.entries, root.id, top == root.path)
 
@@ -343,14 +356,17 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     # A folder that could not be listed (a NAS hiccup, a permission change) hides its
     # files; it does not delete them: they keep their rows and their state.
     unseen: list[Known] = []
+    written: list[Known] = []  # since the walk began: left as they are
     for key, k in known.items():
         if key in seen_keys:
             continue
         if k[6] >= walk_started:
-            newer += 1
+            written.append(k)
         elif k[5] == "present":
             unseen.append(k)
-    paths = _paths_of(session, [k[0] for k in unseen]) if unseen else {}
+    paths = _paths_of(session, [k[0] for k in unseen + written]) if unseen or written else {}
+    # (a folder scan knows the whole root's rows: only those under its folder count)
+    newer += sum(1 for k in written if is_inside(paths[k[0]], top))
     kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
     vanished = {(k[3], k[4]): k for k in unseen if is_inside(paths[k[0]], top) and k[0] not in kept}
     if vanished and top == root.path and not walked.entries and _empty_dir(top):

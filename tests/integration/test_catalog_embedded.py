@@ -753,3 +753,113 @@ def test_an_embedded_scan_against_postgres_leaves_the_workers_jobs_alone(pg_sett
     assert failed == []
     with session_scope(runtime.engine()) as s:
         assert s.get(Job, job.id).state == "running"
+
+
+def test_two_plan_messages_for_one_scan_plan_it_once(embedded_settings, library, monkeypatch):
+    from sqlalchemy import func, select
+
+    from core import catalog, jobs
+    from core.db import session_scope
+    from core.models import Job, JobError
+    from workers import runtime
+
+    # Given a scanned library whose walk now reports a folder it cannot list
+    write_jpeg(library / "a.jpg", 1)
+    run_scan(embedded_settings, str(library))
+    with session_scope(runtime.engine()) as s:
+        job_id = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, str(library)))[0].id
+    real_walk = catalog.walk
+    second: list[bool] = []
+
+    def walk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_walk(*args, **kwargs)
+        result.errors.append((str(library / "locked"), "Permission denied"))
+        if not second:
+            # While this walk runs, a re-sent plan message is handled in full elsewhere
+            second.append(True)
+            with session_scope(runtime.engine()) as other:
+                second.append(catalog.plan_scan(other, job_id, embedded_settings))
+        return result
+
+    monkeypatch.setattr(catalog, "walk", walk)
+    # When the first message's walk ends
+    with session_scope(runtime.engine()) as s:
+        first = catalog.plan_scan(s, job_id, embedded_settings)
+    # Then only one of the two planned it: the walk's error is recorded once
+    assert (second[1], first) == (True, False)
+    with session_scope(runtime.engine()) as s:
+        errors = s.scalar(select(func.count()).where(JobError.job_id == job_id))
+        job = s.get(Job, job_id)
+        assert (errors, job.failed, job.phase) == (1, 1, "catalog")
+
+
+def test_a_scan_cancelled_during_its_walk_marks_nothing_missing(
+    embedded_settings, library, monkeypatch
+):
+    from sqlalchemy import select
+
+    from core import catalog, jobs
+    from core.db import session_scope
+    from core.models import File
+    from workers import runtime
+
+    # Given a scanned library from which a photo is then deleted
+    write_jpeg(library / "a.jpg", 1)
+    write_jpeg(library / "b.jpg", 2)
+    run_scan(embedded_settings, str(library))
+    os.remove(library / "b.jpg")
+    with session_scope(runtime.engine()) as s:
+        job_id = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, str(library)))[0].id
+    real_walk = catalog.walk
+
+    def walk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with session_scope(runtime.engine()) as other:
+            jobs.cancel_job(other, job_id)  # the user cancels while the walk runs
+        return real_walk(*args, **kwargs)
+
+    monkeypatch.setattr(catalog, "walk", walk)
+    # When the walk ends
+    with session_scope(runtime.engine()) as s:
+        assert catalog.plan_scan(s, job_id, embedded_settings) is False
+    # Then the cancelled scan changed nothing
+    with session_scope(runtime.engine()) as s:
+        status = {os.path.basename(p): st for p, st in s.execute(select(File.path, File.status))}
+        assert s.get(jobs.Job, job_id).state == "cancelled"
+    assert status == {"a.jpg": "present", "b.jpg": "present"}
+
+
+def test_a_folder_scans_newer_count_is_its_folders_own(embedded_settings, library, monkeypatch):
+    from core import catalog, jobs
+    from core.db import session_scope
+    from tests.factories import run_phase
+    from workers import runtime
+
+    # Given a scanned library with folders x and y
+    write_jpeg(library / "x" / "1.jpg", 1)
+    write_jpeg(library / "y" / "2.jpg", 2)
+    run_scan(embedded_settings, str(library))
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        job_id = jobs.start_job(s, "scan", root=root, path=str(library / "x"), exclusive=False)[
+            0
+        ].id
+    real_walk = catalog.walk
+
+    def walk(*args, **kwargs):  # type: ignore[no-untyped-def]
+        result = real_walk(*args, **kwargs)
+        # While x is walked, a photo appears in y and another scan catalogs it
+        write_jpeg(library / "y" / "3.jpg", 3)
+        monkeypatch.setattr(catalog, "walk", real_walk)
+        with session_scope(runtime.engine()) as s:
+            y, _ = jobs.start_job(s, "scan", root=root, path=str(library / "y"), exclusive=False)
+            catalog.plan_scan(s, y.id, embedded_settings)
+        run_phase(embedded_settings, y.id)
+        return result
+
+    monkeypatch.setattr(catalog, "walk", walk)
+    # When the scan of x plans
+    with session_scope(runtime.engine()) as s:
+        assert catalog.plan_scan(s, job_id, embedded_settings)
+        summary = json.loads(s.get(jobs.Job, job_id).summary)
+    # Then y's new row is not counted as news under x
+    assert summary["newer_elsewhere"] == 0
