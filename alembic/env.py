@@ -11,7 +11,7 @@ from sqlalchemy import event
 from alembic import context
 from core import models  # noqa: F401  (registers the tables)
 from core.config import load_settings
-from core.db import MIGRATION_LOCK, SchemaError, make_engine, metadata
+from core.db import MIGRATION_LOCK, MIGRATION_LOCK_TIMEOUT_MS, SchemaError, make_engine, metadata
 
 log = logging.getLogger("alembic.env")
 
@@ -68,6 +68,11 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             if not sqlite:
                 connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+                # After the advisory lock, which may wait as long as another migration
+                # runs: a table lock may not (core.db.migrate tries again)
+                connection.exec_driver_sql(
+                    f"SET LOCAL lock_timeout = {int(MIGRATION_LOCK_TIMEOUT_MS)}"
+                )
             # Rows that pointed nowhere before (deleted by hand with foreign keys off) are
             # not the migration's doing: named in the log, not a reason to refuse.
             before = _broken_references(connection) if sqlite else set()

@@ -5,7 +5,9 @@ The same code runs on PostgreSQL (production, tests) and SQLite (embedded defaul
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -14,8 +16,11 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Integer, LargeBinary, MetaData, Text, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
 
 # Alembic and every database name constraints the same way, so migrations can
 # drop or alter them by name on both engines.
@@ -152,6 +157,16 @@ class SchemaError(RuntimeError):
 # SQLite, BEGIN IMMEDIATE does the same).
 MIGRATION_LOCK = 7_419_244_613
 
+# On PostgreSQL each try waits this long for a table's lock, then gives up and tries
+# again. An ALTER queued behind an old worker's long transaction (an upgrade while the
+# previous containers still run) would otherwise stop every query on that table, the
+# gateway's reads included, for as long as that transaction lasts: PostgreSQL queues
+# them behind the ALTER. Between tries they go through.
+MIGRATION_LOCK_TIMEOUT_MS = 3000
+MIGRATION_ATTEMPTS = 40
+MIGRATION_RETRY_SECONDS = 2.0
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE when lock_timeout runs out
+
 
 def schema_revision(url: str) -> str | None:
     """The database's Alembic revision (None for an empty database)."""
@@ -189,4 +204,24 @@ def migrate(url: str, revision: str = "head") -> None:
         )
     if revision == "head" and current == script.get_current_head():
         return
-    command.upgrade(cfg, revision)
+    for attempt in range(1, MIGRATION_ATTEMPTS + 1):
+        try:
+            command.upgrade(cfg, revision)
+            return
+        except OperationalError as exc:
+            if getattr(exc.orig, "pgcode", None) != LOCK_NOT_AVAILABLE:
+                raise
+            # All of it was rolled back (one transaction): nothing half-applied
+            log.warning(
+                "migration attempt %d/%d: a table is held by another transaction (%s); "
+                "trying again",
+                attempt,
+                MIGRATION_ATTEMPTS,
+                str(exc.orig).strip().splitlines()[0],
+            )
+            time.sleep(MIGRATION_RETRY_SECONDS)
+    raise SchemaError(
+        f"the migration could not lock its tables in {MIGRATION_ATTEMPTS} tries: another "
+        "process keeps a transaction open on them (a Twinlens of the previous version "
+        "still running?). Stop it and start again; nothing was changed"
+    )

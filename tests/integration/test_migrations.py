@@ -309,3 +309,58 @@ def test_the_migrations_build_the_models_schema_on_sqlite(tmp_path: Path) -> Non
 
 def test_the_migrations_build_the_models_schema_on_postgres(pg_url: str) -> None:
     assert _schema_drift(pg_url) == []
+
+
+def test_a_migration_waiting_for_a_table_lets_its_readers_through_postgres(monkeypatch) -> None:
+    import threading
+
+    import core.db
+    from tests.conftest import throwaway_pg_database
+
+    monkeypatch.setattr(core.db, "MIGRATION_LOCK_TIMEOUT_MS", 200)
+    monkeypatch.setattr(core.db, "MIGRATION_RETRY_SECONDS", 0.2)
+    # Given a database one revision behind (a column to add to duplicate_resolutions),
+    # and an old worker whose transaction has read that table and is still open
+    with throwaway_pg_database() as url:
+        command.upgrade(alembic_config(url), "0003")
+        holder, reader = create_engine(url), create_engine(url)
+        outcome: list[object] = []
+
+        def start() -> None:
+            try:
+                migrate(url)
+                outcome.append("done")
+            except Exception as exc:  # noqa: BLE001 - the test reports it
+                outcome.append(exc)
+
+        with holder.connect() as old_worker:
+            old_worker.exec_driver_sql("SELECT count(*) FROM duplicate_resolutions")
+            # When a new process starts and migrates, waiting for that table
+            migration = threading.Thread(target=start)
+            migration.start()
+            time.sleep(1.0)
+            # Then other readers of the table are not queued behind it meanwhile
+            with reader.connect() as r:
+                r.exec_driver_sql("SET statement_timeout = 3000")
+                for _ in range(3):
+                    assert (
+                        r.exec_driver_sql("SELECT count(*) FROM duplicate_resolutions").scalar()
+                        == 0
+                    )
+                    time.sleep(0.2)
+            assert migration.is_alive() and _revision(url) == "0003"
+            old_worker.commit()
+        # And once the old transaction ends, the migration completes
+        migration.join(timeout=60)
+        assert outcome == ["done"] and _revision(url) == alembic_head()
+
+        # A table never let go of: a clear refusal after the tries, nothing changed
+        command.downgrade(alembic_config(url), "0003")
+        monkeypatch.setattr(core.db, "MIGRATION_ATTEMPTS", 2)
+        with holder.connect() as old_worker:
+            old_worker.exec_driver_sql("SELECT count(*) FROM duplicate_resolutions")
+            with pytest.raises(SchemaError, match="could not lock its tables"):
+                migrate(url)
+        assert _revision(url) == "0003"
+        holder.dispose()
+        reader.dispose()
