@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -193,41 +194,52 @@ def _lookup_failure(exc: requests.RequestException | None, resp: Any = None) -> 
     return AssetLookupFailed(resp.status_code, {"message": message, "statusCode": resp.status_code})
 
 
-def resolve_asset_ids(
+@dataclass(frozen=True)
+class Assets:
+    """A library file's Immich assets for the current user: the live one, and the one
+    in Immich's trash (either may be None)."""
+
+    live: str | None = None
+    trashed: str | None = None
+
+
+NO_ASSETS = Assets()
+
+
+def find_assets(
     members: Iterable[tuple[str, str | None]],
     known: Mapping[str, str],
     version: int,
-    include_trashed: bool = False,
     strict: bool = False,
-) -> dict[str, str | None]:
-    """Immich asset id of each library file (path, sha1) for the current user, or None.
+) -> dict[str, Assets]:
+    """The Immich assets of each library file (path, sha1) for the current user.
 
     Files already seen in this answer come from ``known``; the rest are found by checksum
     (path-based for external libraries, content SHA-1 for uploads) with the user's own
-    credentials through bulk-upload-check, which answers with the existing asset id.
-    Assets in Immich's trash count as absent unless ``include_trashed`` (undoing a
-    resolution looks for exactly those). When Immich refuses or does not answer the
-    lookup, the files count as absent (enrichment lists them by path), or with ``strict``
-    (acting on them: trash, restore) ``AssetLookupFailed`` is raised: "not in Immich"
-    must never stand for "could not ask".
+    credentials through bulk-upload-check, which answers with the existing asset id and
+    whether it is in the trash: one lookup serves enrichment, resolving and undoing.
+    When Immich refuses or does not answer the lookup, the files count as absent
+    (enrichment lists them by path), or with ``strict`` (acting on them: trash, restore)
+    ``AssetLookupFailed`` is raised: "not in Immich" must never stand for "could not ask".
     """
     cfg = current_app.config
     path_map = cfg["SETTINGS"].path_map
-    result: dict[str, str | None] = {}
+    result: dict[str, Assets] = {}
     todo: dict[str, list[str]] = {}
     for path, sha1 in members:
         if not path or path in result or path in todo:
             continue
         if path in known:
-            result[path] = known[path]
+            result[path] = Assets(live=known[path])
         else:
             todo[path] = member_checksums(path, sha1, path_map)
     if not todo:
         return result
     user = g.user["id"]
     all_sums = sorted({s for sums in todo.values() for s in sums})
-    kind = "cka" if include_trashed else "ck"
-    ckeys = [f"v{version}:u:{user}:{kind}:{s}" for s in all_sums]
+    # One entry per checksum: "" not in Immich, "<id>" a live asset, "~<id>" one in the
+    # trash (asset ids are UUIDs, never starting with "~")
+    ckeys = [f"v{version}:u:{user}:as:{s}" for s in all_sums]
     hits = dict(zip(all_sums, cache.get_many(*ckeys), strict=True))
     unknown = [s for s in all_sums if hits[s] is None]
     creds = getattr(g, "creds", None)
@@ -249,18 +261,29 @@ def resolve_asset_ids(
                     raise _lookup_failure(None, resp)
                 break
             for r in resp.json().get("results", []):
-                found = (
-                    r.get("assetId")
-                    if r.get("action") == "reject" and (include_trashed or not r.get("isTrashed"))
-                    else None
-                )
-                hits[r["id"]] = found or ""
-                fresh[f"v{version}:u:{user}:{kind}:{r['id']}"] = found or ""
+                found = r.get("assetId") if r.get("action") == "reject" else None
+                value = ("~" + found if r.get("isTrashed") else found) if found else ""
+                hits[r["id"]] = fresh[f"v{version}:u:{user}:as:{r['id']}"] = value
         if fresh:
             cache.set_many(fresh, timeout=cfg["MEMBER_TTL"])
     for path, sums in todo.items():
-        result[path] = next((hits[s] for s in sums if hits.get(s)), None)
+        values = [hits.get(s) or "" for s in sums]
+        result[path] = Assets(
+            live=next((v for v in values if v and v[0] != "~"), None),
+            trashed=next((v[1:] for v in values if v[:1] == "~"), None),
+        )
     return result
+
+
+def resolve_asset_ids(
+    members: Iterable[tuple[str, str | None]],
+    known: Mapping[str, str],
+    version: int,
+    strict: bool = False,
+) -> dict[str, str | None]:
+    """The live Immich asset id of each library file (path, sha1), or None: an asset in
+    Immich's trash counts as absent. See ``find_assets``."""
+    return {p: a.live for p, a in find_assets(members, known, version, strict).items()}
 
 
 def paths_of_unindexed(user: Mapping[str, Any], settings: Any) -> bool:

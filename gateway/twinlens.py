@@ -335,17 +335,13 @@ def _resolve_one(
         return _error_body(status, dup)
     local = current_app.config["SETTINGS"].local_mode
     members = [(m.get("path"), m.get("sha1")) for m in dup.get("members") or []]
-    in_trash: set[str] = set()
     try:
-        ids = {} if local else enrich.resolve_asset_ids(members, {}, data_version(), strict=True)
-        if not local and action == "trash":
-            # Members whose asset Immich has only in its trash: never a copy to keep
-            every = enrich.resolve_asset_ids(
-                members, {}, data_version(), include_trashed=True, strict=True
-            )
-            in_trash = {p for p, a in every.items() if a and not ids.get(p)}
+        found = {} if local else enrich.find_assets(members, {}, data_version(), strict=True)
     except enrich.AssetLookupFailed as exc:
         return exc.status, exc.body
+    ids = {p: a.live for p, a in found.items()}
+    # Members whose asset Immich has only in its trash: never a copy to keep
+    in_trash = {p for p, a in found.items() if a.trashed and not a.live}
     result = resolve.plan(dup, keep, action, ids, in_trash)
     result["dryRun"] = dry_run
     if expect_trash is not None and sorted(t["path"] for t in result["trash"]) != sorted(
@@ -542,19 +538,18 @@ def undo_resolution(dup_id: str) -> Response:
         back = [m for m in dup.get("members") or [] if m.get("path") and m["path"] not in kept]
     local = current_app.config["SETTINGS"].local_mode
     try:
-        ids = (
-            enrich.resolve_asset_ids(
-                [(m["path"], m.get("sha1")) for m in back],
-                {},
-                data_version(),
-                include_trashed=True,
-                strict=True,
+        found = (
+            enrich.find_assets(
+                [(m["path"], m.get("sha1")) for m in back], {}, data_version(), strict=True
             )
             if back and not local
             else {}
         )
     except enrich.AssetLookupFailed as exc:  # nothing changed: the decision stays
         return jsonify(exc.body), exc.status
+    # The copy in Immich's trash is the one to bring back; a live one (already restored
+    # in Immich, or never trashed) is harmless to name again
+    ids = {p: a.trashed or a.live for p, a in found.items()}
     result: dict[str, Any] = {
         "id": dup.get("id", dup_id),
         "action": action,

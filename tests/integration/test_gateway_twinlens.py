@@ -236,6 +236,21 @@ def test_a_copy_in_immichs_trash_is_never_the_one_kept(gateway, immich, alice, w
     assert plan.json()["trash"] == []
 
 
+def test_resolving_asks_immich_about_the_members_once(gateway, immich, alice, world):
+    # Given a group whose members Immich has not been asked about yet, one of them trashed
+    immich.state.assets[world["c"]["id"]]["isTrashed"] = True
+    url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
+    before = immich.state.calls[("POST", "/assets/bulk-upload-check")]
+    # When it is planned, Then one lookup says both which assets are live and which are
+    # in Immich's trash
+    plan = requests.post(
+        url, json={"keep": [f"{world['lib']}/2024/C2.JPG"], "dryRun": True}, headers=alice.bearer
+    )
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["inImmichTrash"] == [f"{world['lib']}/2024/C.JPG"]
+    assert immich.state.calls[("POST", "/assets/bulk-upload-check")] - before == 1
+
+
 def test_a_copy_gone_from_disk_is_never_the_one_kept(gateway, immich, alice, world, dedup_state):
     url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
     dedup_state.duplicates[world["dup2"]["id"]]["members"][0]["missing"] = True
