@@ -82,6 +82,7 @@ def dup_json(v: Q.DupView) -> dict[str, Any]:
         "reclaimable_bytes": v.reclaimable,
         "members": [member_json(m) for m in v.members],
         "resolution": v.resolution,
+        "previous_resolution": v.previous_resolution,
         "created_at": _iso(v.created_at),
         "updated_at": _iso(v.updated_at),
     }
@@ -234,6 +235,21 @@ _TRASHED_ITEM = {
 }
 
 
+_DECISION = {
+    "type": ["object", "null"],
+    "properties": {
+        "action": {"type": "string", "enum": list(service.ACTIONS)},
+        "keep": {"type": "array", "items": {"type": "string"}},
+        "trashed": {
+            "type": ["array", "null"],
+            "items": _TRASHED_ITEM,
+            "description": "what the decision sent to Immich's trash",
+        },
+        "created_at": {"type": "string"},
+    },
+}
+
+
 OPENAPI_SCHEMAS: dict[str, Any] = {
     "DuplicateMember": {
         "type": "object",
@@ -295,18 +311,11 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             },
             "reclaimable_bytes": {"type": "integer"},
             "members": {"type": "array", "items": {"$ref": "#/components/schemas/DuplicateMember"}},
-            "resolution": {
-                "type": ["object", "null"],
-                "properties": {
-                    "action": {"type": "string", "enum": list(service.ACTIONS)},
-                    "keep": {"type": "array", "items": {"type": "string"}},
-                    "trashed": {
-                        "type": ["array", "null"],
-                        "items": _TRASHED_ITEM,
-                        "description": "what the decision sent to Immich's trash",
-                    },
-                    "created_at": {"type": "string"},
-                },
+            "resolution": {**_DECISION, "description": "the decision on a group not open"},
+            "previous_resolution": {
+                **_DECISION,
+                "description": "an open group's last decision, made before a new copy "
+                "joined and reopened it; DELETE .../resolution withdraws it",
             },
             "created_at": {"type": "string"},
             "updated_at": {"type": "string"},
@@ -436,7 +445,8 @@ OPENAPI_PATHS: dict[str, Any] = {
             },
         },
         "delete": {
-            "summary": "Withdraw the decision: the group is open again",
+            "summary": "Withdraw the decision: the group is open again. On an open group, "
+            "withdraws its previous_resolution (409 when it has none)",
             "parameters": [ID_PARAM],
             "responses": {
                 "200": {"description": "the group, open", "content": json_content(_DUP_REF)},

@@ -525,14 +525,18 @@ def undo_resolution(dup_id: str) -> Response:
     status, dup = call("dedup", "GET", f"/duplicates/{quoted}")
     if status != 200:
         return jsonify(_error_body(status, dup)[1]), status
-    if dup.get("status") == "open":
+    # An open group's previous decision (a new copy joined and reopened the group) can be
+    # undone too: what it sent to Immich's trash would otherwise stay there to be purged
+    reopened = dup.get("status") == "open"
+    decision = dup.get("previous_resolution" if reopened else "resolution") or {}
+    if reopened and not decision:
         raise BadRequest(409, f"duplicate group {dup_id} is open: there is no decision to undo")
-    decision = dup.get("resolution") or {}
     action = decision.get("action")
     kept = set(decision.get("keep") or [])
+    recorded = isinstance(decision.get("trashed"), list)
     if action != "trash":
         back = []  # "not_duplicate" moved nothing
-    elif isinstance(decision.get("trashed"), list):
+    elif recorded:
         back = decision["trashed"]  # what it moved, recorded with it
     else:  # a decision recorded before that was kept: the members not kept, as they are now
         back = [m for m in dup.get("members") or [] if m.get("path") and m["path"] not in kept]
@@ -548,8 +552,12 @@ def undo_resolution(dup_id: str) -> Response:
     except enrich.AssetLookupFailed as exc:  # nothing changed: the decision stays
         return jsonify(exc.body), exc.status
     # The copy in Immich's trash is the one to bring back; a live one (already restored
-    # in Immich, or never trashed) is harmless to name again
+    # in Immich) is harmless to name again.
     ids = {p: a.trashed or a.live for p, a in found.items()}
+    if not recorded and reopened:
+        # Guessed from today's members, which include the copy that reopened the group:
+        # only what is in Immich's trash went there
+        back = [m for m in back if found.get(m["path"], enrich.NO_ASSETS).trashed]
     result: dict[str, Any] = {
         "id": dup.get("id", dup_id),
         "action": action,

@@ -252,6 +252,9 @@ class DupView:
     updated_at: datetime
     members: list[MemberView] = field(default_factory=list)
     resolution: dict[str, Any] | None = None
+    # An open group's last decision, made before a new copy joined and reopened it: what
+    # it sent to Immich's trash can still be brought back (undo)
+    previous_resolution: dict[str, Any] | None = None
 
     @property
     def keep(self) -> str | None:
@@ -343,7 +346,7 @@ def dup_views(session: Session, group_ids: Sequence[str]) -> list[DupView]:
                        for m in v.members if m.sha256}  # fmt: skip
     exact_of = _exact_groups_by_key(session, perceptual_shas)
     decided = [v for v in views.values() if v.status != "open"]
-    by_id = _latest_resolutions(session, DuplicateResolution.group_id, [v.id for v in decided])
+    by_id = _latest_resolutions(session, DuplicateResolution.group_id, list(views))
     by_key = _latest_resolutions(session, DuplicateResolution.group_key, [v.key for v in decided])
     for v in views.values():
         v.members.sort(key=lambda m: (m.file_id != v.keeper_id, m.path, m.file_id))
@@ -355,6 +358,8 @@ def dup_views(session: Session, group_ids: Sequence[str]) -> list[DupView]:
         # from); by key for a group that was dissolved and found again.
         if v.status != "open":
             v.resolution = by_id.get(v.id) or by_key.get(v.key)
+        else:
+            v.previous_resolution = by_id.get(v.id)
     return [views[g] for g in group_ids if g in views]
 
 

@@ -610,14 +610,23 @@ def record_resolution(
 
 
 def reopen(session: Session, group_id: str) -> int:
-    """Withdraw the decisions covering this group (it becomes open). Returns how many."""
+    """Withdraw the decisions covering this group (it becomes open). Returns how many.
+
+    An open group may still have a decision recorded under its id, made before a new copy
+    joined and reopened it: withdrawing that one is how undo ends it (the gateway brings
+    back what it sent to Immich's trash first)."""
     group = session.get(DuplicateGroup, group_id, with_for_update=True)
     if group is None:
         raise DedupError(f"no duplicate group {group_id}", 404)
     if group.status == "open":
-        raise DedupError(
-            f"duplicate group {group_id} is open: there is no decision to withdraw", 409
-        )
+        n = session.execute(
+            delete(DuplicateResolution).where(DuplicateResolution.group_id == group_id)
+        ).rowcount  # type: ignore[attr-defined]
+        if not n:
+            raise DedupError(
+                f"duplicate group {group_id} is open: there is no decision to withdraw", 409
+            )
+        return int(n)
     idents = set(_identities(session, group))
     gone = []
     for rid, gid, key, members in session.execute(

@@ -317,6 +317,34 @@ async function immichUndo([key, dupId]) {
   await shot("undo-trash");
 }
 
+// A new copy reopened a resolved group: the open card says so and offers "Undo earlier
+// decision", which brings back what that decision moved to Immich's trash.
+async function immichUndoEarlier([key, dupId]) {
+  await logInWithKey(key, "#/duplicates?status=open");
+  const card = page.locator(`li.dup[data-id="${dupId}"]`);
+  await card.waitFor();
+  out.cardNotice = await card.locator(".notice").innerText();
+  out.members = await card.locator(".member").count();
+  await card.getByRole("button", { name: "Undo earlier decision" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  out.undoDialog = await dialogText(dialog);
+  await shot("undo-earlier-dialog");
+  await dialog.getByRole("button", { name: "Undo decision" }).click();
+  await page.locator(".notice.ok").waitFor();
+  out.undoMessage = await page.locator(".notice.ok").innerText();
+  // Still open and listed, with nothing more to undo once the list is reloaded
+  await page.waitForFunction(
+    (id) => {
+      const c = document.querySelector(`li.dup[data-id="${id}"]`);
+      return c && ![...c.querySelectorAll("button")].some((b) => b.textContent.includes("Undo"));
+    },
+    dupId,
+  );
+  out.stillListed = await card.count();
+  await shot("undo-earlier");
+}
+
 // "Accept all suggestions on this page" after picking another copy in one group, while
 // another reviewer decides a second group in their own browser.
 async function immichBulk([key]) {
@@ -400,6 +428,7 @@ try {
   else if (scenario === "immich-user") await immichUser(rest);
   else if (scenario === "immich") await immich(rest);
   else if (scenario === "immich-undo") await immichUndo(rest);
+  else if (scenario === "immich-undo-earlier") await immichUndoEarlier(rest);
   else if (scenario === "immich-bulk") await immichBulk(rest);
   else if (scenario === "immich-refused") await immichRefused(rest);
   else if (scenario === "corrections") await corrections(rest);

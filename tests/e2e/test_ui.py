@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -339,6 +340,50 @@ def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     reopened = requests.get(f"{stack.dedup_url}/duplicates/{out['target']}", timeout=10).json()
     assert reopened["status"] == "open", reopened
     assert not [c for c in undo["console"] if c.startswith("pageerror")], undo["console"]
+
+
+def test_undo_of_a_decision_a_new_copy_reopened(immich_ui: dict) -> None:
+    stack, immich, key = immich_ui["stack"], immich_ui["immich"], immich_ui["key"]
+    exact, assets = immich_ui["expected"]["exact"], immich_ui["assets"]
+    headers = {"x-api-key": key}
+    api = f"{stack.url}/api/twinlens"
+    # Given the exact copies resolved: one kept, the other sent to Immich's trash
+    listed = requests.get(api + "/duplicates", headers=headers, timeout=10).json()["items"]
+    dup = next(d for d in listed if d["type"] == "exact")
+    kept, trashed = exact[0], exact[1]
+    r = requests.post(
+        f"{api}/duplicates/{dup['id']}/resolve", json={"keep": [kept]}, headers=headers, timeout=10
+    )
+    assert r.status_code == 200, r.text
+    assert immich.state.assets[assets[trashed]]["isTrashed"] is True
+    # ... then a phone backup brings a third copy, and a scan reopens the group
+    backup = Path(kept).parent / "phone-backup"
+    backup.mkdir()
+    shutil.copy2(kept, backup / Path(kept).name)
+    r = requests.post(api + "/jobs", json={}, headers=headers, timeout=10)
+    assert r.status_code in (200, 202), r.text
+    deadline = time.monotonic() + 90
+    while True:
+        now = requests.get(f"{stack.dedup_url}/duplicates/{dup['id']}", timeout=10).json()
+        if now["status"] == "open" or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert now["status"] == "open" and now["previous_resolution"]["action"] == "trash", now
+
+    # When the user undoes the earlier decision from the open group's card
+    out = _drive("immich-undo-earlier", stack.url, key, dup["id"])
+
+    # Then the card said why, the dry run named the copy in Immich's trash, and it is back
+    assert "A new copy joined this group after it was resolved" in out["cardNotice"], out
+    assert out["members"] == 3
+    assert "1 file comes back from Immich's trash" in out["undoDialog"], out["undoDialog"]
+    assert trashed in out["undoDialog"], out["undoDialog"]
+    assert "1 file restored from Immich's trash" in out["undoMessage"], out["undoMessage"]
+    assert out["stillListed"] == 1
+    assert immich.state.assets[assets[trashed]]["isTrashed"] is False
+    after = requests.get(f"{stack.dedup_url}/duplicates/{dup['id']}", timeout=10).json()
+    assert (after["status"], after["previous_resolution"]) == ("open", None)
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
 def test_accept_all_keeps_picks_and_sends_what_the_dry_run_showed(immich_ui: dict) -> None:

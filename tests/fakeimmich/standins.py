@@ -111,6 +111,7 @@ class ServiceState:
             "reclaimable_bytes": sum(m["size"] for m in members[1:]),
             "members": members,
             "resolution": None,
+            "previous_resolution": None,
         }
         self.duplicates[did] = dup
         return dup
@@ -257,6 +258,7 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
                 return _err(409, f"duplicate group {did} is already {dup['status']}")
             state.resolutions.append((did, body))
             dup["status"] = "resolved" if body["action"] == "trash" else "dismissed"
+            dup["previous_resolution"] = None
             dup["resolution"] = {
                 "action": body["action"],
                 "keep": body.get("keep") or [],
@@ -269,12 +271,12 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
             dup = state.duplicates.get(did)
             if not dup:
                 return _err(404, "no such duplicate group")
-            if dup["status"] == "open":
+            if dup["status"] == "open" and not dup.get("previous_resolution"):
                 return _err(409, f"duplicate group {did} is open: there is no decision to withdraw")
             if state.fail_withdrawals:
                 return _err(500, "database unavailable")
             state.withdrawals.append(did)
-            dup["status"], dup["resolution"] = "open", None
+            dup["status"], dup["resolution"], dup["previous_resolution"] = "open", None, None
             return jsonify(dup)
 
         @app.get("/stats")

@@ -300,6 +300,39 @@ def test_undo_brings_back_what_the_decision_trashed_after_a_member_left(
     assert not immich.state.assets[world["up"]["id"]]["isTrashed"]
 
 
+@pytest.mark.parametrize("recorded", [True, False], ids=["trashed-recorded", "older-decision"])
+def test_undo_of_a_group_a_new_copy_reopened_brings_back_what_it_trashed(
+    gateway, immich, alice, world, dedup_state, recorded
+):
+    # Given a group resolved by trashing one copy (C), keeping the other (C2)
+    lib, did = world["lib"], world["dup2"]["id"]
+    url = f"{gateway.url}/api/twinlens/duplicates/{did}"
+    r = requests.post(url + "/resolve", json={"keep": [f"{lib}/2024/C2.JPG"]}, headers=alice.bearer)
+    assert r.status_code == 200, r.text
+    assert immich.state.assets[world["c"]["id"]]["isTrashed"]
+    # ... then reopened by a new copy (C3, in Immich too), as the dedup API shows it
+    new = immich.state.add_asset(
+        alice.user["id"], "/mnt/photos/2025/C3.JPG", content=b"c3", library_id=LIBRARY_ID
+    )
+    dup = dedup_state.duplicates[did]
+    dup["members"].append({**dup["members"][0], "path": f"{lib}/2025/C3.JPG", "sha1": None})
+    previous = {**dup["resolution"], **({} if recorded else {"trashed": None})}
+    dup.update(status="open", resolution=None, previous_resolution=previous)
+    # When its earlier decision is undone (dry run first)
+    plan = requests.delete(url + "/resolution", params={"dryRun": "true"}, headers=alice.bearer)
+    assert plan.status_code == 200, plan.text
+    assert plan.json()["restore"] == [{"path": f"{lib}/2024/C.JPG", "assetId": world["c"]["id"]}]
+    r = requests.delete(url + "/resolution", headers=alice.bearer)
+    # Then the copy it trashed is back, the new one untouched, and the decision withdrawn
+    assert r.status_code == 200, r.text
+    assert r.json()["restore"] == plan.json()["restore"] and r.json()["notInImmich"] == []
+    assert not immich.state.assets[world["c"]["id"]]["isTrashed"]
+    assert not immich.state.assets[new["id"]]["isTrashed"]
+    assert dedup_state.withdrawals == [did]
+    again = requests.delete(url + "/resolution", headers=alice.bearer)
+    assert again.status_code == 409 and "no decision to undo" in again.json()["message"]
+
+
 def test_resolve_refusals(gateway, immich, alice, world, dedup_state):
     url = f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}/resolve"
     r = requests.post(url, json={"keep": ["/etc/passwd"]}, headers=alice.bearer)

@@ -374,6 +374,33 @@ def test_a_new_member_reopens_a_dismissed_group(world) -> None:
     assert len(now["members"]) == 3
 
 
+def test_a_group_reopened_by_a_new_copy_keeps_its_last_decision_to_undo(world) -> None:
+    cat, client, _ = world
+    # Given exact copies resolved (one kept, the other sent to Immich's trash)
+    d = by_path(client, "exact2/copy0.jpg", cat)
+    keep, gone = cat.path("exact2/copy1.jpg"), cat.path("exact2/copy0.jpg")
+    trashed = [{"path": gone, "sha1": f"{2:040x}"}]
+    body = {"action": "trash", "keep": [keep], "trashed": trashed}
+    assert post(client, f"/duplicates/{d['id']}/resolution", body).status_code == 200
+    # When a new copy of it arrives (a phone backup) and reopens the group
+    since = datetime.now() - timedelta(seconds=1)
+    cat.add("exact2/copy2.jpg", size=2000, sha=sha(2), sha1=f"{2:040x}")
+    cat.dedupe(full=False, since=since)
+    now = get(client, f"/duplicates/{d['id']}").get_json()
+    assert (now["status"], len(now["members"]), now["resolution"]) == ("open", 3, None)
+    # Then its last decision is still there to undo, with what it trashed
+    previous = now["previous_resolution"]
+    assert (previous["action"], previous["keep"], previous["trashed"]) == ("trash", [keep], trashed)
+    # And withdrawing it leaves the group open, with nothing left to withdraw
+    r = client.delete(f"/duplicates/{d['id']}/resolution", headers=AUTH)
+    assert r.status_code == 200, r.get_json()
+    assert (r.get_json()["status"], r.get_json()["previous_resolution"]) == ("open", None)
+    assert client.delete(f"/duplicates/{d['id']}/resolution", headers=AUTH).status_code == 409
+    # A decided group shows no previous decision
+    other = by_path(client, "exact1/copy0.jpg", cat)
+    assert other["previous_resolution"] is None
+
+
 def test_trash_records_keep_and_survives(world) -> None:
     cat, client, _ = world
     d = by_path(client, "exact2/copy0.jpg", cat)

@@ -129,8 +129,10 @@ export function Duplicates({ localMode, params, go }: Props) {
     try {
       if (pending.kind === "undo") {
         const r = await api.undoResolution(pending.dup.id, false);
-        // Open again: it leaves a list of decided groups, but stays in "Any".
-        finish(status === "any" ? [] : [pending.dup.id],
+        // Open again: it leaves a list of decided groups, but stays in "Any", and a group
+        // a new copy had reopened stays where it was.
+        const reopened = (pending.dup.status ?? "open") === "open";
+        finish(status === "any" || reopened ? [] : [pending.dup.id],
                undoNotice(basename(pending.dup.members[0]?.path ?? pending.dup.id), r));
       } else if (pending.kind === "one") {
         // Exactly what the dry run showed, or nothing (409 if a scan changed the group).
@@ -242,6 +244,8 @@ function DuplicateCard({
   dup, localMode, keep, onPick, busy, working, onTrash, onDismiss, onUndo,
 }: CardProps) {
   const open = (dup.status ?? "open") === "open";
+  // Only a trash decision left something to bring back; "not duplicates" moved nothing
+  const earlier = dup.previous_resolution?.action === "trash" ? dup.previous_resolution : null;
   const titleId = `dup-${dup.id}`;
   const others = dup.members.filter((m) => m.path !== keep);
   const reclaim = others.reduce((n, m) => n + (m.size ?? 0), 0);
@@ -267,6 +271,13 @@ function DuplicateCard({
                       onPick={() => onPick(m.path)} />
         ))}
       </fieldset>
+      {open && earlier && (
+        <p className="notice">
+          A new copy joined this group after it was resolved
+          {earlier.created_at ? ` on ${earlier.created_at.slice(0, 10)}` : ""}.
+          The copies that decision moved to Immich's trash are still there.
+        </p>
+      )}
       {open && (
         <div className="dup-actions">
           <button type="button" className="danger" onClick={onTrash}
@@ -277,6 +288,12 @@ function DuplicateCard({
           <button type="button" onClick={onDismiss} disabled={busy}>
             Not duplicates
           </button>
+          {earlier && (
+            <button type="button" onClick={onUndo} disabled={busy || localMode}
+                    title="Bring back what the earlier decision moved to Immich's trash">
+              {working ? "Working…" : "Undo earlier decision"}
+            </button>
+          )}
         </div>
       )}
       {!open && (

@@ -58,7 +58,15 @@ export interface Duplicate {
   created_at?: string | null;
   members: DupMember[];
   /** The decision on a resolved or dismissed group. */
-  resolution?: { action?: string; keep?: string[]; created_at?: string } | null;
+  resolution?: Decision | null;
+  /** An open group's last decision, made before a new copy joined and reopened it. */
+  previous_resolution?: Decision | null;
+}
+
+export interface Decision {
+  action?: string;
+  keep?: string[];
+  created_at?: string;
 }
 
 export interface GroupMember {
