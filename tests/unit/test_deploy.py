@@ -61,6 +61,17 @@ def test_library_is_mounted_read_only_and_settings_are_real_variables():
         assert unknown == set(), unknown
 
 
+def test_every_setting_reaches_the_containers():
+    # A variable set in .env reaches a container only if compose names it: every setting
+    # is either fixed by the deployment or passed through (empty means the default)
+    env = COMPOSE["x-twinlens"]["environment"]
+    fixed_by_the_image = {"TWINLENS_DATA_DIR"}  # the /data volume (docker/Dockerfile)
+    assert set(VARIABLES) - fixed_by_the_image - set(env) == set()
+    for name, value in env.items():
+        if value.startswith("${"):
+            assert value.startswith(("${" + name, "${TZ")), (name, value)
+
+
 def test_dockerfiles_copy_only_what_exists():
     for dockerfile in ("docker/Dockerfile", "docker/Dockerfile.ui"):
         text = (PROJECT / dockerfile).read_text()
