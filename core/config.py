@@ -88,7 +88,7 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
     "TWINLENS_SCHEDULE_CRON": (
         "schedule_cron",
         "0 3 * * *",
-        "Cron expression (5 fields) of the nightly full scan, read as cron reads it: weekdays 0-7 (0 and 7 are Sunday) or names, ranges and steps; with both a day of the month and a weekday, either one fires.",
+        "Cron expression (5 fields) of the nightly scan (incremental; its dedup pass is a full one), read as cron reads it: weekdays 0-7 (0 and 7 are Sunday) or names, ranges and steps; with both a day of the month and a weekday, either one fires.",
     ),
     "TWINLENS_TIMEZONE": (
         "timezone",

@@ -1,4 +1,4 @@
-"""`twinlens schedule`: APScheduler runs the nightly full scan; it only enqueues.
+"""`twinlens schedule`: APScheduler runs the nightly scan (incremental, with a full dedup pass); it only enqueues.
 
 Two schedulers may run (a second host, a restart overlap): each nightly run takes
 a database lease named after its scheduled time, so exactly one of them acts.
