@@ -635,13 +635,18 @@ def start_scan() -> Response:
         if not isinstance(body["full"], bool):
             raise BadRequest(400, "full must be true or false")
         scan["full"] = body["full"]
+    # No path: every library root (the services want a path when there are several, and
+    # "Scan now" means the whole library)
+    roots = [str(r) for r in current_app.config["SETTINGS"].library_roots]
+    targets = [scan] if "path" in scan or len(roots) < 2 else [{**scan, "path": r} for r in roots]
     jobs, worst = [], 200
     for service in _service_arg(body.get("service")):
-        status, job = call(service, "POST", "/scans", json=scan)
-        if status >= 400:
-            return jsonify(_error_body(status, job)[1]), status
-        jobs.append({"service": service, **job})
-        worst = 202 if status == 202 else worst
+        for target in targets:
+            status, job = call(service, "POST", "/scans", json=target)
+            if status >= 400:
+                return jsonify(_error_body(status, job)[1]), status
+            jobs.append({"service": service, **job})
+            worst = 202 if status == 202 else worst
     return jsonify({"jobs": jobs}), worst
 
 

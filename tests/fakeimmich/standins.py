@@ -151,7 +151,13 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
         body = request.get_json(silent=True) or {}
         if state.refuse_scans:
             return _err(*state.refuse_scans)
-        running = [j for j in state.jobs.values() if j["state"] in ("queued", "running")]
+        # as the API: the scan running on the root asked for (no path: the only root)
+        root = body.get("path") or "/photos"
+        running = [
+            j
+            for j in state.jobs.values()
+            if j["state"] in ("queued", "running") and body.get("path") in (None, j["root"])
+        ]
         if running:
             return jsonify(running[0]), 200
         now = datetime.now(UTC).isoformat()
@@ -159,7 +165,7 @@ def create_service_app(kind: str, state: ServiceState) -> Flask:
             "id": str(uuid.uuid4()),
             "kind": kind,
             "state": "queued",
-            "root": body.get("path") or "/photos",
+            "root": root,
             "trigger": "api",
             "total": 0,
             "done": 0,

@@ -134,6 +134,34 @@ def test_jobs_start_watch_cancel(gateway, alice, library):
     assert again.status_code == 200  # the running dedup job, not a second one
 
 
+def test_scan_now_with_several_library_roots_scans_each(
+    gateway_settings, alice, grouping_state, dedup_state, library, tmp_path
+):
+    # Given a Twinlens over two library roots (the services want a path then)
+    second = tmp_path / "phone"
+    second.mkdir()
+    settings = dataclasses.replace(gateway_settings, library_roots=(library, second))
+    server = ThreadedServer(create_app({"SETTINGS": settings, "TESTING": True})).start()
+    try:
+        # When "Scan now" asks for a scan without a path
+        r = requests.post(server.url + "/api/twinlens/jobs", json={}, headers=alice.bearer)
+        # Then each root gets its scan, in each service
+        assert r.status_code == 202, r.text
+        started = sorted((j["service"], j["root"]) for j in r.json()["jobs"])
+        assert started == sorted(
+            (svc, str(root)) for svc in ("grouping", "dedup") for root in (library, second)
+        )
+        # And a path still scans only that
+        one = requests.post(
+            server.url + "/api/twinlens/jobs",
+            json={"path": str(second), "service": "dedup"},
+            headers=alice.bearer,
+        )
+        assert [j["root"] for j in one.json()["jobs"]] == [str(second)]
+    finally:
+        server.stop()
+
+
 def test_jobs_of_both_services_are_paged_as_one_list(gateway, alice, grouping_state, dedup_state):
     # Given jobs in both services, one of them listed by both (one shared database),
     # each service listing its own newest first as the APIs do
