@@ -22,6 +22,7 @@ itself so not even a copy is made.
 from __future__ import annotations
 
 import io
+import os
 import re
 import threading
 import warnings
@@ -278,7 +279,7 @@ def render_thumbnail(
 
     Raises MediaError with a readable reason when the file cannot be shown.
     """
-    from core.media.kinds import classify
+    from core.media.kinds import UNKNOWN_IMAGE_READ_LIMIT, classify
 
     try:
         with open(path, "rb") as fh:
@@ -287,6 +288,10 @@ def render_thumbnail(
             if kind not in ("raw", "image"):
                 # Before reading the rest: a 20 GB video must not be read to say no.
                 raise MediaError(f"no thumbnail for a {kind} file")
+            if fmt is None and os.fstat(fh.fileno()).st_size > UNKNOWN_IMAGE_READ_LIMIT:
+                raise MediaError(
+                    "not a picture: named as one, but its content is no picture format"
+                )
             data = head + fh.read()
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from None

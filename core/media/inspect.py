@@ -49,7 +49,14 @@ from core.media.hashing import (
     quick_digest_buffer,
     quick_digest_fh,
 )
-from core.media.kinds import HEAD_SIZE, classify, extension, kind_of_extension, sniff_format
+from core.media.kinds import (
+    HEAD_SIZE,
+    UNKNOWN_IMAGE_READ_LIMIT,
+    classify,
+    extension,
+    kind_of_extension,
+    sniff_format,
+)
 from core.media.phash import phash_of
 from core.paths import open_regular, os_error_reason
 
@@ -202,7 +209,13 @@ def _inspect_open(
     facts.kind, facts.format, facts.warning = kind, fmt, warning
 
     data: bytes | None = None
-    if kind == "image" or (kind == "raw" and (full_hash or size <= SMALL_RAW)):
+    unknown_and_big = kind == "image" and fmt is None and size > UNKNOWN_IMAGE_READ_LIMIT
+    if unknown_and_big:
+        facts.error = (
+            f"not a picture: named as one, but its content is no picture format "
+            f"({_shown_size(size)}; not decoded)"
+        )
+    elif kind == "image" or (kind == "raw" and (full_hash or size <= SMALL_RAW)):
         data = fh.read()
         facts.bytes_read += len(data)
     else:
@@ -216,8 +229,7 @@ def _inspect_open(
     if data is not None and quick_hash:
         facts.quick = quick_digest_buffer(data)
 
-    if kind == "image":
-        assert data is not None
+    if kind == "image" and data is not None:
         _inspect_image(data, fmt, facts, max_pixels)
     elif kind == "raw":
         _inspect_raw(fh, path, head, data, facts, max_pixels)
@@ -233,6 +245,10 @@ def _inspect_open(
         if data is None and quick_hash:
             facts.quick, n = quick_digest_fh(fh, size, head)
             facts.bytes_read += n
+
+
+def _shown_size(size: int) -> str:
+    return f"{size / (1 << 20):.0f} MiB" if size >= 1 << 20 else f"{size} bytes"
 
 
 def _inspect_image(data: bytes, fmt: str | None, facts: FileFacts, max_pixels: int) -> None:

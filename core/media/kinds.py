@@ -89,6 +89,10 @@ _AVIF_BRANDS = {b"avif", b"avis"}
 _QT_ATOMS = {b"moov", b"mdat", b"wide", b"free", b"skip", b"pnot"}
 
 HEAD_SIZE = 4096  # bytes read up front; also the quick digest's first block
+# A file named as a picture whose first bytes are no picture format is read into memory
+# for Pillow to try only up to this size. Past it, it is hashed by streaming and reported:
+# a multi-GB archive or disk image renamed .jpg must not take a worker's memory.
+UNKNOWN_IMAGE_READ_LIMIT = 64 << 20
 
 
 def extension(path: str) -> str:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import os
 import struct
+import tracemalloc
 from datetime import datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import imagehash
 import pytest
 from PIL import Image, ImageFile, ImageOps
 
-from core.media.decode import render_thumbnail
+from core.media.decode import MediaError, render_thumbnail
 from core.media.exif import apple_content_id, parse_datetime
 from core.media.inspect import inspect_file
 from tests.unit.test_media_phash import photo
@@ -374,6 +375,39 @@ def test_big_video_named_jpg_is_not_read_into_memory(tmp_path: Path) -> None:
     assert (facts.kind, facts.format) == ("video", "mp4")
     assert facts.warning == "extension .jpg but content is MP4"
     assert facts.bytes_read < 1 << 20
+
+
+def test_a_big_file_of_unknown_content_named_jpg_is_streamed_not_decoded(
+    tmp_path: Path,
+) -> None:
+    # Given a 96 MiB archive (sparse: cheap to make) renamed like a picture
+    path = tmp_path / "holiday.jpg"
+    with path.open("wb") as fh:
+        fh.write(b"PK\x03\x04" + b"\x00" * 60)
+        fh.truncate(96 << 20)
+    # When it is inspected with its full hash, as for a possible byte copy
+    tracemalloc.start()
+    try:
+        facts = inspect_file(str(path), full_hash=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    # Then it is hashed by streaming (copies of it are still found) and reported as no
+    # picture, without being read into memory for Pillow
+    assert facts.kind == "image" and facts.format is None
+    assert facts.error is not None and facts.error.startswith("not a picture: named as one")
+    assert facts.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    assert facts.phash is None and peak < 32 << 20, peak
+    # And no thumbnail is attempted either
+    with pytest.raises(MediaError, match="not a picture"):
+        render_thumbnail(str(path))
+
+
+def test_a_small_file_of_unknown_content_named_jpg_is_still_tried(tmp_path: Path) -> None:
+    path = tmp_path / "odd.jpg"
+    path.write_bytes(b"PK\x03\x04" + b"\x00" * 60)
+    facts = inspect_file(str(path), full_hash=True)
+    assert facts.error == "unreadable IMAGE: not a picture Pillow or pillow-heif can identify"
 
 
 def test_fifo_swapped_in_after_the_check_does_not_hang(
