@@ -71,6 +71,20 @@ DEFAULT_IGNORE = (
 )
 
 
+def int64(value: int) -> int:
+    """``value`` as the signed 64-bit integer the database columns hold, wrapped rather than
+    refused. Inode and device numbers are unsigned (an SMB, NFS or FUSE mount may use the
+    top bit), and a wrong camera clock or an odd archive can date a file past 2262, where
+    its time in nanoseconds no longer fits: one such file made the batch's insert fail,
+    every retry, and every later scan. In range, the value is unchanged."""
+    return (value + (1 << 63)) % (1 << 64) - (1 << 63)
+
+
+def stat_key(st: os.stat_result) -> tuple[int, int, int]:
+    """(mtime_ns, device, inode) of a stat as the catalog stores and compares them."""
+    return int64(st.st_mtime_ns), int64(st.st_dev), int64(st.st_ino)
+
+
 @dataclass(frozen=True, slots=True)
 class Entry:
     """One regular file seen by the walk."""
@@ -144,9 +158,7 @@ def walk(
             if not stat.S_ISREG(st.st_mode):
                 result.skipped["special"] += 1
                 continue
-            result.entries.append(
-                Entry(entry.path, st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
-            )
+            result.entries.append(Entry(entry.path, st.st_size, *stat_key(st)))
     return result
 
 
@@ -564,6 +576,7 @@ def _row_values(
     root: Root, key: str, path: str, st: os.stat_result, facts: FileFacts
 ) -> dict[str, Any]:
     now = utcnow()
+    mtime_ns, device, inode = stat_key(st)
     return dict(
         first_seen=now,
         root_id=root.id,
@@ -571,9 +584,9 @@ def _row_values(
         path_key=key,
         dir_key=dir_key(path),
         size=st.st_size,
-        mtime_ns=st.st_mtime_ns,
-        device=st.st_dev,
-        inode=st.st_ino,
+        mtime_ns=mtime_ns,
+        device=device,
+        inode=inode,
         kind=facts.kind,
         format=facts.format,
         sha256=facts.sha256,
@@ -640,14 +653,14 @@ def _digest_row(row: File, phase: str, real_root: str) -> int:
     """
     fd, st = open_regular(row.path, real_root)
     with open(fd, "rb", buffering=0) as fh:
-        if (st.st_size, st.st_mtime_ns) != (row.size, row.mtime_ns):
+        if (st.st_size, int64(st.st_mtime_ns)) != (row.size, row.mtime_ns):
             return 0  # changed since it was cataloged: the next scan re-reads it
         if phase == "quick":
             quick, n = quick_digest_fh(fh, row.size)
         else:
             sha256, sha1, n = hash_stream(fh)
         after = os.fstat(fh.fileno())
-    if (after.st_size, after.st_mtime_ns) != (row.size, row.mtime_ns):
+    if (after.st_size, int64(after.st_mtime_ns)) != (row.size, row.mtime_ns):
         raise FileChanged(
             errno.EAGAIN,
             f"file changed while it was being read (size {row.size}, now {after.st_size})",

@@ -133,6 +133,10 @@ def hostile(library: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> d
     for name, tiff in (("offset", huge_offset), ("ifd", bad_ifd), ("count", huge_count)):
         write_bytes(library / "exif" / f"{name}.jpg", with_exif_segment(base, tiff))
 
+    # Dated past 2262 (a camera clock gone wrong): its time in nanoseconds is past 2^63
+    future = write_jpeg(library / "dates" / "future.jpg", 17)
+    os.utime(future, ns=(10**19, 10**19))
+
     _special_files(library / "special", monkeypatch)
 
     outside = tmp_path / "outside"
@@ -182,6 +186,8 @@ def _check_hostile_report(report: dict, facts: dict) -> None:
         f = files[f"exif/{name}.jpg"]
         assert f["phash"] and f["error"] is None, name
     assert files["exif/zero-date.jpg"]["taken_at"] is None
+    # A file dated past what 64 bits of nanoseconds hold is cataloged like any other
+    assert files["dates/future.jpg"]["phash"] and files["dates/future.jpg"]["error"] is None
     # Special files are skipped, not opened (no hang), and not listed as photos
     assert not [p for p in files if p.startswith("special/")]
     assert report["job"]["summary"]["skipped_special"] >= 2

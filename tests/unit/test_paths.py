@@ -138,3 +138,15 @@ def test_a_file_error_is_worded_the_same_whichever_step_met_it(exc, reason):
     # The step only shows where the system's own message is all there is to say.
     expected = reason.replace("cannot read", "cannot stat")
     assert os_error_reason(exc, "stat") == expected
+
+
+def test_stat_numbers_past_64_signed_bits_wrap_into_the_columns() -> None:
+    from core.catalog import int64
+
+    # In range: unchanged
+    for v in (0, 1, -1, 1_700_000_000_000_000_000, (1 << 63) - 1, -(1 << 63)):
+        assert int64(v) == v
+    # An unsigned inode with the top bit set, or a time past 2262, fits and stays distinct
+    big = [1 << 63, (1 << 64) - 1, 10**19]
+    assert all(-(1 << 63) <= int64(v) < 1 << 63 for v in big)
+    assert len({int64(v) for v in big}) == len(big)
