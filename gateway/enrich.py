@@ -169,6 +169,17 @@ def _lookup(keys: list[FileKey], version: int) -> dict[FileKey, tuple[Any, Any]]
     return out
 
 
+def json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON of ``value``. A file name that is not UTF-8 reaches here as lone
+    surrogates (the APIs' ``\\udcXX`` escapes, decoded), which UTF-8 cannot encode: then
+    the whole value is written with ASCII escapes, as jsonify does, and the client gets
+    the same name back rather than the enrichment dropped."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
 class AssetLookupFailed(Exception):
     """Immich refused or did not answer the asset lookup: ``status`` and ``body`` are
     what the client gets (Immich's own refusal, or the gateway's 502/504)."""
@@ -349,7 +360,7 @@ def asset_json(asset: dict[str, Any]) -> bytes:
     if hit is not None and hit[0] > now:
         return hit[1]
     extra = enrich_assets([asset], [key], version)[0]
-    out = json.dumps(extra, separators=(",", ":"), ensure_ascii=False).encode()
+    out = json_bytes(extra)
     if len(memo) >= _MEMO_MAX:
         memo.clear()  # crude bound: entries are cheap to rebuild from Redis
     memo[mk] = (now + min(app.config["MEMBER_TTL"], app.config["CACHE_TTL"]), out)

@@ -504,11 +504,7 @@ def enriched_answer(
             raise LookupError("caller unknown to Twinlens")
         g.user, g.creds = user, creds
         spliced = transform(data, raw)
-        body = (
-            spliced
-            if spliced is not None
-            else json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
-        )
+        body = spliced if spliced is not None else enrich.json_bytes(data)
         state = "ok"
     except (ServiceError, LookupError, ValueError, requests.RequestException, RedisError) as exc:
         log.warning("enrichment of /api/%s skipped: %s", path, exc)
@@ -595,9 +591,7 @@ def timeline_bucket() -> Response:
         if column is None:
             keys = timeline_keys(ids, time_bucket)
             stubs = [{"id": i} for i in ids]
-            column = json.dumps(
-                enrich.enrich_assets(stubs, keys), separators=(",", ":"), ensure_ascii=False
-            ).encode()
+            column = enrich.json_bytes(enrich.enrich_assets(stubs, keys))
             cache.set(ck, column, timeout=current_app.config["MEMBER_TTL"])
         return splice(raw, enrich.KEY, column)
 

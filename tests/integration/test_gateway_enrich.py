@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import os
 import socket
 import uuid
 
@@ -145,6 +146,30 @@ def test_search_and_duplicates_and_timeline_are_enriched(gateway, immich, alice,
     assert len(groups) == 1
     for a in groups[0]["assets"]:
         assert a["twinlens"]["duplicate"]["id"] == world["dup"]["id"]
+
+
+def test_a_member_whose_name_is_not_utf8_does_not_cost_the_enrichment(
+    gateway, immich, alice, world, dedup_state
+):
+    # Given the upload's exact twin in a folder an old PC named in Latin-1 (café)
+    latin = world["lib"] + "/" + os.fsdecode(b"caf\xe9") + "/IMG_1.JPG"
+    sha_up = hashlib.sha1(UPLOAD).hexdigest()
+    dup = dedup_state.add_duplicate([latin], sha1s={latin: sha_up})
+    dedup_state.duplicates[world["dup"]["id"]]["members"].clear()  # one group per file
+    dup["members"].append({**dup["members"][0], "path": world["lib"] + "/up.jpg", "sha1": sha_up})
+    # When the upload's info and its month are asked for
+    info = requests.get(f"{gateway.url}/api/assets/{world['up']['id']}", headers=alice.bearer)
+    bucket = requests.get(
+        gateway.url + "/api/timeline/bucket",
+        params={"timeBucket": "2024-05-01"},
+        headers=alice.bearer,
+    )
+    # Then both are enriched, the name given back as the APIs give it (\udcXX escapes)
+    for r in (info, bucket):
+        assert r.status_code == 200 and r.headers["X-Twinlens-Enrichment"] == "ok", r.text
+    paths = [m["path"] for m in info.json()["twinlens"]["duplicate"]["members"]]
+    assert latin in paths
+    assert any(t and t["duplicate"] for t in bucket.json()["twinlens"])
 
 
 def test_timeline_enrichment_is_cached_per_user_and_version(
