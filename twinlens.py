@@ -118,7 +118,11 @@ def run_scan(
     try:
         if cfg.embedded:
             runtime.fail_orphans()  # else a scan a killed process left would be followed
-        root_path, folder = scan_target(path, [str(r) for r in cfg.library_roots])
+        with session_scope(runtime.engine()) as s:
+            # A folder of a root scanned before (given on the command line, not
+            # configured) is scanned in that root, as a folder of a configured one
+            known = [str(r) for r in cfg.library_roots] + jobs.known_roots(s)
+        root_path, folder = scan_target(path, known)
         with session_scope(runtime.engine()) as s:
             root = jobs.get_or_create_root(s, root_path)
             job, created = jobs.start_job(

@@ -47,7 +47,7 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
     "TWINLENS_LIBRARY_ROOTS": (
         "library_roots",
         "",
-        "Library folders, separated by `:` (os.pathsep). Paths in requests are confined to these.",
+        "Library folders, separated by `:` (os.pathsep), none inside another. Paths in requests are confined to these.",
     ),
     "TWINLENS_BROKER_HEARTBEAT_MS": (
         "broker_heartbeat_ms",
@@ -295,6 +295,20 @@ def _paths(raw: str) -> tuple[Path, ...]:
     return tuple(Path(os.path.abspath(os.path.expanduser(p))) for p in raw.split(os.pathsep) if p)
 
 
+def _roots(raw: str) -> tuple[Path, ...]:
+    """Library roots, none inside another: a file has one root, and nested roots would
+    each catalog the inner one's files (their rows moving back and forth)."""
+    roots = _paths(raw)
+    for a in roots:
+        for b in roots:
+            if a != b and b.is_relative_to(a):
+                raise ConfigError(
+                    f"TWINLENS_LIBRARY_ROOTS: {b} is inside {a}; list only {a} (a folder "
+                    "inside a root is scanned with it)"
+                )
+    return roots
+
+
 def _path_map(raw: str) -> tuple[tuple[str, str], ...]:
     pairs = []
     for item in raw.split(","):
@@ -353,7 +367,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         database_url=database_url,
         broker_url=_str(env, "TWINLENS_BROKER_URL"),
         cache_url=cache_url,
-        library_roots=_paths(_str(env, "TWINLENS_LIBRARY_ROOTS")),
+        library_roots=_roots(_str(env, "TWINLENS_LIBRARY_ROOTS")),
         broker_heartbeat_ms=_int(env, "TWINLENS_BROKER_HEARTBEAT_MS", 100),
         broker_maintenance_chance=_int(env, "TWINLENS_BROKER_MAINTENANCE_CHANCE"),
         ignore=tuple(p.strip() for p in _str(env, "TWINLENS_IGNORE").split(",") if p.strip()),

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import false, func, select, update
 from sqlalchemy.orm import Session
 
-from core.models import Job, JobBatch, JobError, Root, utcnow
+from core.models import File, Job, JobBatch, JobError, Root, utcnow
 from core.paths import is_inside, path_key, relative_posix
 
 ACTIVE_STATES = ("queued", "running")
@@ -57,13 +57,30 @@ def enqueue(broker: Any, actor: str, *args: Any, delay_ms: int | None = None) ->
 
 
 def get_or_create_root(session: Session, path: str) -> Root:
+    """The root at ``path``, created if new. A new root takes over the roots already
+    cataloged inside it (``twinlens scan`` of a folder, then of its parent): their files
+    and jobs become its own, so that no file has two rows and no scan of either undoes
+    the other's."""
     key = path_key(path)
     root = session.scalar(select(Root).where(Root.path_key == key))
     if root is None:
         root = Root(path=path, path_key=key)
         session.add(root)
         session.flush()
+        inner = [
+            r for r in session.scalars(select(Root)) if r.id != root.id and is_inside(r.path, path)
+        ]
+        for r in inner:
+            session.execute(update(File).where(File.root_id == r.id).values(root_id=root.id))
+            session.execute(update(Job).where(Job.root_id == r.id).values(root_id=root.id))
+            session.delete(r)
+        session.flush()
     return root
+
+
+def known_roots(session: Session) -> list[str]:
+    """The paths of every root the catalog holds."""
+    return list(session.scalars(select(Root.path)))
 
 
 # --- jobs --------------------------------------------------------------------

@@ -863,3 +863,43 @@ def test_a_folder_scans_newer_count_is_its_folders_own(embedded_settings, librar
         summary = json.loads(s.get(jobs.Job, job_id).summary)
     # Then y's new row is not counted as news under x
     assert summary["newer_elsewhere"] == 0
+
+
+def test_scanning_a_folder_then_its_parent_or_back_keeps_one_row_per_file(
+    embedded_settings, library
+):
+    from dataclasses import replace
+
+    from sqlalchemy import func, select
+
+    from core.db import session_scope
+    from core.models import File, Root
+    from workers import runtime
+
+    # Given no configured roots: `twinlens scan PATH` makes PATH a library of its own
+    cfg = replace(embedded_settings, library_roots=())
+    write_jpeg(library / "a" / "x.jpg", 1)
+    write_jpeg(library / "sub" / "y.jpg", 2)
+    # When a folder is scanned, then its parent
+    first = run_scan(cfg, str(library / "sub"))
+    parent = run_scan(cfg, str(library))
+    # Then the parent took the folder's rows over: one root, one row per file, and the
+    # folder's file was not read again
+    assert first["job"]["state"] == parent["job"]["state"] == "done"
+    with session_scope(runtime.engine()) as s:
+        assert list(s.scalars(select(Root.path))) == [str(library)]
+        assert s.scalar(select(func.count()).select_from(File)) == 2
+    assert sorted(f["path"] for f in parent["files"]) == ["a/x.jpg", "sub/y.jpg"]
+    assert parent["job"]["bytes_read"] < os.path.getsize(library / "sub" / "y.jpg") + (
+        os.path.getsize(library / "a" / "x.jpg")
+    )
+    # When a photo moves into the folder, the folder is scanned, then the parent again
+    os.rename(library / "a" / "x.jpg", library / "sub" / "x.jpg")
+    folder = run_scan(cfg, str(library / "sub"))
+    again = run_scan(cfg, str(library))
+    # Then the folder's scan was one of the parent's folders, and every scan finished
+    assert folder["job"]["state"] == again["job"]["state"] == "done"
+    with session_scope(runtime.engine()) as s:
+        assert list(s.scalars(select(Root.path))) == [str(library)]
+        present = set(s.scalars(select(File.path).where(File.status == "present")))
+    assert present == {str(library / "sub" / "x.jpg"), str(library / "sub" / "y.jpg")}

@@ -152,3 +152,12 @@ def test_twinlens_config_prints_masked_settings(capsys, monkeypatch):
     assert "TWINLENS_SERVICE_TOKEN" in out and "redis://:***@redis:6379/1" in out
     for secret in ("abc-very-secret", "db-secret", "broker-secret", "cache-secret"):
         assert secret not in out
+
+
+def test_a_library_root_inside_another_is_refused(tmp_path) -> None:
+    outer, inner = tmp_path / "photos", tmp_path / "photos" / "2024"
+    with pytest.raises(ConfigError, match="is inside"):
+        load_settings({"TWINLENS_LIBRARY_ROOTS": f"{outer}:{inner}"})
+    # Siblings, and names that merely start alike, are fine
+    ok = load_settings({"TWINLENS_LIBRARY_ROOTS": f"{outer}:{tmp_path / 'photos-old'}"})
+    assert len(ok.library_roots) == 2
