@@ -117,6 +117,18 @@ async function local(flags) {
   out.dismissedListed = true;
   await shot("dismissed");
 
+  // Under "Any", a group decided there stays listed, with its new status and its Undo.
+  await page.getByLabel("Status").selectOption("any");
+  const other = page.locator(`li.dup[data-id="${out.before.find((g) => g.id !== target.id).id}"]`);
+  await other.getByRole("button", { name: "Not duplicates" }).click();
+  await page.locator(".notice.ok").waitFor();
+  await other.locator(".badge").waitFor();
+  out.any = {
+    listed: await other.count(),
+    badge: await other.locator(".badge").innerText(),
+    undo: await other.getByRole("button", { name: "Undo decision" }).count(),
+  };
+
   await page.getByRole("link", { name: "Groups" }).click();
   await page.getByRole("heading", { name: "Groups" }).waitFor();
   await page.locator("li.grp, .empty").first().waitFor();

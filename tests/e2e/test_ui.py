@@ -193,7 +193,11 @@ def test_review_and_dismiss_in_browser(twinlens_ui: tuple[Stack, dict]) -> None:
     assert out["dismissedListed"] is True
     now = requests.get(f"{api}/duplicates/{perceptual['id']}", timeout=10).json()
     assert now["status"] == "dismissed"
-    assert requests.get(f"{api}/duplicates/{exact['id']}", timeout=10).json()["status"] == "open"
+    # Under "Any", the exact copies dismissed there stayed listed, as decided, with Undo
+    assert out["any"] == {"listed": 1, "badge": "not duplicates", "undo": 1}, out["any"]
+    assert requests.get(f"{api}/duplicates/{exact['id']}", timeout=10).json()["status"] == (
+        "dismissed"
+    )
 
     # Groups: the JPEG with its editor's sidecar, the JPEG as primary.
     assert any("IMG_102.JPG" in g for g in out["groups"]), out["groups"]

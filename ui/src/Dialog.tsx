@@ -20,7 +20,13 @@ export function Dialog({ title, open, onClose, children, actions, busy = false }
     if (!open && d.open) d.close();
   }, [open]);
   return (
-    <dialog ref={ref} className="dialog" aria-labelledby="dialog-title" onClose={onClose}
+    <dialog ref={ref} className="dialog" aria-labelledby="dialog-title"
+            onClose={() => {
+              // Browsers let a second Escape close a dialog whatever its cancel handler
+              // does: while a request runs, it opens again rather than look cancelled.
+              if (busy && open) ref.current?.showModal();
+              else onClose();
+            }}
             onCancel={(e) => { e.preventDefault(); if (!busy) onClose(); }}>
       {open && (
         <>

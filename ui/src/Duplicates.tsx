@@ -1,4 +1,4 @@
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { type Message, Notices } from "./Notices";
 import {
   api, type BulkResult, type Duplicate, type DupMember, type ResolvePlan, type ResolveRequest,
@@ -9,7 +9,7 @@ import { useLoad } from "./hooks";
 import {
   basename, camera, confirmedRequests, decidedKeep, defaultKeep, dirname, formatBytes, formatCount,
   formatSimilarity,
-  formatTakenAt, keepReasonLabel, planTotals, plural, undoNotice, undoSummary,
+  formatTakenAt, keepReasonLabel, pageToShow, planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
@@ -52,19 +52,29 @@ export function Duplicates({ localMode, params, go }: Props) {
 
   const items = (list.data?.items ?? []).filter((d) => !done.has(d.id));
   const openItems = items.filter((d) => (d.status ?? "open") === "open");
-  // A decided group shows the copy that was kept; an open one the user's pick or the suggestion.
+  // A decided group shows the copy that was kept; an open one the user's pick (while it is
+  // still a member: a rescan may have changed the group) or the suggestion.
+  const pickOf = (d: Duplicate) =>
+    d.members.some((m) => m.path === picks[d.id]) ? picks[d.id] : null;
   const keepOf = (d: Duplicate) =>
     ((d.status ?? "open") !== "open" ? decidedKeep(d) : null) ??
-    picks[d.id] ?? defaultKeep(d) ?? "";
+    pickOf(d) ?? defaultKeep(d) ?? "";
+
+  // A page emptied by decisions (here or by another reviewer) shows the last one left.
+  const total = list.data?.total;
+  useEffect(() => {
+    if (list.loading || total === undefined) return;
+    const to = pageToShow(page, total, PAGE_SIZE);
+    if (to !== null) nav({ page: String(to) });
+    // (nav is rebuilt every render: not a dependency)
+  }, [list.loading, total, page]);
 
   const finish = (ids: string[], text: string) => {
-    const next = new Set([...done, ...ids]);
-    setDecided({ key: listKey, ids: next });
+    // Under "Any" a decided group stays listed, with its new status and its Undo.
+    if (status !== "any") setDecided({ key: listKey, ids: new Set([...done, ...ids]) });
     setMessage({ text });
     setPending(null);
-    const left = (list.data?.items ?? []).filter((d) => !next.has(d.id)).length;
-    if (left === 0 && page > 1) nav({ page: String(page - 1) });
-    else list.reload();
+    list.reload();
   };
   const fail = (e: unknown) => setMessage({ text: (e as Error).message, error: true });
 
@@ -129,10 +139,10 @@ export function Duplicates({ localMode, params, go }: Props) {
     try {
       if (pending.kind === "undo") {
         const r = await api.undoResolution(pending.dup.id, false);
-        // Open again: it leaves a list of decided groups, but stays in "Any", and a group
-        // a new copy had reopened stays where it was.
+        // Open again: it leaves a list of decided groups; a group a new copy had
+        // reopened stays where it was.
         const reopened = (pending.dup.status ?? "open") === "open";
-        finish(status === "any" || reopened ? [] : [pending.dup.id],
+        finish(reopened ? [] : [pending.dup.id],
                undoNotice(basename(pending.dup.members[0]?.path ?? pending.dup.id), r));
       } else if (pending.kind === "one") {
         // Exactly what the dry run showed, or nothing (409 if a scan changed the group).

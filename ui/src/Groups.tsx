@@ -1,11 +1,11 @@
-import { useState } from "react";
+import { useEffect, useState } from "react";
 import { type Message, Notices } from "./Notices";
 import { api, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
 import { useLoad } from "./hooks";
 import {
   basename, canMerge, dirname, formatBytes, formatCount, formatTakenAt, groupPrimary,
-  groupTypeLabel, mergePlan, plural, splitButtons, splitNotice, toggled,
+  groupTypeLabel, mergePlan, pageToShow, plural, splitButtons, splitNotice, toggled,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
@@ -34,6 +34,14 @@ export function Groups({ localMode, params, go }: Props) {
   const page = Math.max(1, Number(params.get("page")) || 1);
   const list = useLoad(() => api.groups({ type, page, size: PAGE_SIZE }), `${type}|${page}`);
   const nav = (p: Record<string, string>) => go("groups", { type, page: "", ...p });
+  // A page emptied by corrections (a dissolve of its last group) shows the last one left.
+  const total = list.data?.total;
+  useEffect(() => {
+    if (list.loading || total === undefined) return;
+    const to = pageToShow(page, total, PAGE_SIZE);
+    if (to !== null) nav({ page: String(to) });
+    // (nav is rebuilt every render: not a dependency)
+  }, [list.loading, total, page]);
 
   // Picked members per group id, and the groups picked for a merge in the order they were
   // picked (kept across pages: the first one's primary becomes the merged group's).
@@ -84,6 +92,9 @@ export function Groups({ localMode, params, go }: Props) {
     } catch (e) {
       setPending(null);
       setMessage({ text: (e as Error).message, error: true });
+      // Most failures are a list gone stale (a scan regrouped, ids changed): show what the
+      // server holds now, so that the next try is on groups that exist.
+      list.reload();
     } finally {
       setBusy(false);
     }

@@ -26,8 +26,12 @@ export function Overview({ go }: Props) {
   const [starting, setStarting] = useState(false);
   const [full, setFull] = useState(false);
   const wasActive = useRef(false);
+  // Polls, "Scan now" and "Cancel" all refresh, and their answers can cross: only the
+  // latest request's answer is applied (an older one would show a started scan as absent).
+  const latest = useRef(0);
 
   const refresh = useCallback(async () => {
+    const mine = ++latest.current;
     try {
       const list = uniqueJobs((await api.jobs()).items);
       // Details (with the files that failed) for running jobs and the latest scan, shown
@@ -43,6 +47,7 @@ export function Overview({ go }: Props) {
           ),
         ),
       );
+      if (mine !== latest.current) return;
       setJobs(list);
       setJobsError(null);
       setDetails((d) => {
@@ -62,7 +67,7 @@ export function Overview({ go }: Props) {
       if (wasActive.current && !active) setStatsKey((k) => k + 1);
       wasActive.current = active;
     } catch (e) {
-      setJobsError((e as Error).message);
+      if (mine === latest.current) setJobsError((e as Error).message);
     }
   }, []);
 
@@ -88,12 +93,19 @@ export function Overview({ go }: Props) {
     }
   };
 
+  const [cancelling, setCancelling] = useState<string | null>(null);
   const cancel = async (j: Job) => {
+    // A full scan of a big share can have run for hours: one stray click must not end it.
+    const what = (KIND_LABEL[j.kind] ?? humanize(j.kind)).toLowerCase();
+    if (!window.confirm(`Cancel this ${what}? What it has done so far is kept.`)) return;
+    setCancelling(j.id);
     try {
       await api.cancelJob(j.service ?? "grouping", j.id);
       await refresh();
     } catch (e) {
       setJobsError((e as Error).message);
+    } finally {
+      setCancelling(null);
     }
   };
 
@@ -126,7 +138,9 @@ export function Overview({ go }: Props) {
           </label>
         </div>
         {jobsError && <p className="notice error" role="alert">{jobsError}</p>}
-        {active.map((j) => <JobProgress key={j.id} job={j} onCancel={() => cancel(j)} />)}
+        {active.map((j) => (
+          <JobProgress key={j.id} job={j} onCancel={() => cancel(j)} busy={cancelling === j.id} />
+        ))}
         {last && <LastScan job={last} />}
         {!active.length && !last && !jobsError && (
           <p className="muted">No scan has run yet.</p>
@@ -235,7 +249,7 @@ function DuplicateBreakdown({ stats }: { stats: Record<string, unknown> }) {
   );
 }
 
-function JobProgress({ job, onCancel }: { job: Job; onCancel: () => void }) {
+function JobProgress({ job, onCancel, busy }: { job: Job; onCancel: () => void; busy: boolean }) {
   const frac = progressFraction(job);
   const label = `${KIND_LABEL[job.kind] ?? humanize(job.kind)}${job.phase ? ` — ${job.phase}` : ""}`;
   const id = `job-${job.id}`;
@@ -244,7 +258,8 @@ function JobProgress({ job, onCancel }: { job: Job; onCancel: () => void }) {
       <div className="job-head">
         <span id={id}>{label}</span>
         <span className="muted">{job.state}</span>
-        <button type="button" className="link" onClick={onCancel}>Cancel</button>
+        <button type="button" className="link" onClick={onCancel} disabled={busy}
+                aria-label={`Cancel ${label}`}>{busy ? "Cancelling…" : "Cancel"}</button>
       </div>
       <progress aria-labelledby={id} max={1} value={frac ?? undefined} />
       <div className="job-figures">

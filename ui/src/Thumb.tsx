@@ -27,15 +27,20 @@ export function Thumb({ member, localMode, size = 320 }: Props) {
     }
     let live = true;
     let objectUrl: string | null = null;
-    fetch(url, { headers: { "x-api-key": key } })
+    // Aborted when the card goes (a page turned while thumbnails load): a blob that still
+    // arrives is not made into a URL nobody would revoke.
+    const abort = new AbortController();
+    fetch(url, { headers: { "x-api-key": key }, signal: abort.signal })
       .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(String(r.status)))))
       .then((b) => {
+        if (!live) return;
         objectUrl = URL.createObjectURL(b);
-        if (live) setSrc(objectUrl);
+        setSrc(objectUrl);
       })
       .catch(() => live && setFailed(true));
     return () => {
       live = false;
+      abort.abort();
       if (objectUrl) URL.revokeObjectURL(objectUrl);
     };
   }, [url, key]);

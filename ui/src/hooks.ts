@@ -36,9 +36,11 @@ export interface Loaded<T> {
 
 /** Load with `fn` whenever `key` changes; stale answers of earlier keys are dropped. */
 export function useLoad<T>(fn: () => Promise<T>, key: string): Loaded<T> {
-  const [state, setState] = useState<{ data: T | null; error: Error | null; loading: boolean }>({
-    data: null, error: null, loading: true,
-  });
+  // `of`: the key `data` was loaded for. A failed load of another page or filter must not
+  // leave the previous one's items on screen, under the new page number, with their buttons.
+  const [state, setState] = useState<{
+    data: T | null; error: Error | null; loading: boolean; of: string | null;
+  }>({ data: null, error: null, loading: true, of: null });
   const [tick, setTick] = useState(0);
   const fnRef = useRef(fn);
   fnRef.current = fn;
@@ -46,15 +48,18 @@ export function useLoad<T>(fn: () => Promise<T>, key: string): Loaded<T> {
     let live = true;
     setState((s) => ({ ...s, loading: true }));
     fnRef.current().then(
-      (data) => live && setState({ data, error: null, loading: false }),
-      (error: Error) => live && setState((s) => ({ data: s.data, error, loading: false })),
+      (data) => live && setState({ data, error: null, loading: false, of: key }),
+      (error: Error) =>
+        live &&
+        setState((s) => (s.of === key ? { ...s, error, loading: false }
+                                      : { data: null, error, loading: false, of: null })),
     );
     return () => {
       live = false;
     };
   }, [key, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
-  return { ...state, reload };
+  return { data: state.data, error: state.error, loading: state.loading, reload };
 }
 
 /** Call `fn` every `ms` while `active`; the next call waits for the previous one. */

@@ -3,7 +3,7 @@ import type { Duplicate, FileGroup, ResolvePlan } from "./api";
 import { query, quotePath, thumbnailUrl } from "./api";
 import {
   basename, camera, canMerge, confirmedRequests, decidedKeep, defaultKeep, dirname, formatBytes, formatDuration,
-  formatSimilarity, formatTakenAt, groupPrimary, mergePlan, planTotals, plural,
+  formatSimilarity, formatTakenAt, groupPrimary, mergePlan, pageToShow, planTotals, plural,
   progressFraction, splitButtons, splitNotice, splitOutcome, statBreakdowns, toggled,
   undoNotice, undoSummary, uniqueJobs,
 } from "./logic";
@@ -240,5 +240,15 @@ describe("bulk confirmation", () => {
       { id: "a", keep: ["/a/1.jpg"], action: "trash", expectTrash: ["/a/2.jpg", "/a/3.jpg"] },
       { id: "c", keep: ["/c/1.jpg"], action: "trash", expectTrash: [] },
     ]);
+  });
+});
+
+describe("pageToShow", () => {
+  it("moves only off a page past the end, to the last one left", () => {
+    expect(pageToShow(3, 40, 20)).toBe(2); // page 3 emptied: 40 groups fill two pages
+    expect(pageToShow(3, 41, 20)).toBeNull(); // page 3 still has one: stay
+    expect(pageToShow(2, 41, 20)).toBeNull(); // a middle page refilled by the next groups
+    expect(pageToShow(4, 0, 20)).toBe(1); // nothing left anywhere: the first page
+    expect(pageToShow(1, 0, 20)).toBeNull();
   });
 });

@@ -308,3 +308,12 @@ export function confirmedRequests(requests: ResolveRequest[], dryRun: ResolvePla
     .filter((q) => shown.has(q.id))
     .map((q) => ({ ...q, expectTrash: (shown.get(q.id)?.trash ?? []).map((t) => t.path) }));
 }
+
+/** The page to show instead of `page` once it came back empty (its groups were resolved or
+ * merged away, or another reviewer emptied it): the last page that still has some, or null
+ * to stay. Only an empty page moves: after "Accept all" on a middle page the next groups
+ * move up into it. */
+export function pageToShow(page: number, total: number, size: number): number | null {
+  const last = Math.max(1, Math.ceil(total / Math.max(1, size)));
+  return page > last ? last : null;
+}
