@@ -32,7 +32,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy.exc import DataError
 from sqlalchemy.orm import Session
 
 from core import jobs
@@ -550,11 +551,48 @@ def _catalog_items(
     table = cast(Table, File.__table__)
     conn = session.connection()
     if inserts:
-        conn.execute(insert(table), inserts)
+        _insert_rows(conn, table, inserts, outcome)
     for row in updates:  # rare: changed files; each may set a different set of columns
         fid = row.pop("id")
-        row.pop("first_seen")
-        conn.execute(update(table).where(table.c.id == fid).values(**row))
+        row.pop("first_seen", None)
+        try:
+            with conn.begin_nested():
+                conn.execute(update(table).where(table.c.id == fid).values(**row))
+        except _ROW_REFUSED as exc:
+            _refused(row.get("path") or f"file #{fid}", exc, outcome)
+
+
+# What a database refuses in one row's values (a number out of range, a text it cannot
+# hold): no retry would change it. A lost connection, a lock or a unique key that another
+# scan took meanwhile are not among them: those fail the batch, which is retried.
+_ROW_REFUSED = (DataError, OverflowError, ValueError)
+
+
+def _insert_rows(
+    conn: Connection, table: Table, rows: list[dict[str, Any]], outcome: BatchOutcome
+) -> None:
+    """Insert the batch's new rows in one statement; if the database refuses a value,
+    insert them one by one and name each file it refuses, rather than fail the batch on
+    every retry and lose its other files with it."""
+    try:
+        with conn.begin_nested():
+            conn.execute(insert(table), rows)
+        return
+    except _ROW_REFUSED:
+        pass
+    for row in rows:
+        try:
+            with conn.begin_nested():
+                conn.execute(insert(table), [row])
+        except _ROW_REFUSED as exc:
+            _refused(row["path"], exc, outcome)
+
+
+def _refused(path: str, exc: Exception, outcome: BatchOutcome) -> None:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
+    log.warning("catalog refused %r: %s", path, reason)
+    outcome.failed += 1
+    outcome.errors.append((path, f"could not be cataloged: {reason}"))
 
 
 def _still_a_file(path: str) -> tuple[os.stat_result | None, str]:

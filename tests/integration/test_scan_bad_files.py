@@ -430,6 +430,22 @@ def _same_size_pair(library: Path) -> None:
     write_bytes(library / "b.mov", b"\x00" * 5000 + middle[::-1] + b"\x00" * 5000)
 
 
+def test_changed_file_deleted_before_its_batch_is_marked_missing(embedded_settings, library):
+    # Given a cataloged photo that then changes, so that the next scan lists it to re-read
+    write_jpeg(library / "a.jpg", 1)
+    write_jpeg(library / "b.jpg", 2)
+    run_scan(embedded_settings, str(library))
+    write_jpeg(library / "a.jpg", 3)
+    # When it is deleted after the walk, before its batch reads it
+    report = _scan_with(
+        embedded_settings, library, {"catalog": lambda: os.remove(library / "a.jpg")}
+    )
+    # Then the scan finishes, naming it, and it is no longer listed as present
+    assert report["job"]["state"] == "done"
+    assert "a.jpg" in errors_of(report) and "a.jpg" not in by_path(report)
+    assert by_path(report)["b.jpg"]["sha256"]
+
+
 def test_file_deleted_before_its_full_hash_is_marked_missing(embedded_settings, library):
     _same_size_pair(library)
     report = _scan_with(embedded_settings, library, {"full": lambda: os.remove(library / "a.mov")})
@@ -530,3 +546,30 @@ def test_the_hash_phases_count_every_file_to_the_end(embedded_settings, library)
         assert {(r.sha256, r.sha1) for r in rows} == {
             (hashlib.sha256(data).hexdigest(), hashlib.sha1(data).hexdigest())
         }
+
+
+@pytest.mark.parametrize("db", ["sqlite", "postgres"])
+def test_a_row_the_database_refuses_costs_only_its_own_file(request, db, library, monkeypatch):
+    from core import catalog
+
+    cfg = request.getfixturevalue("embedded_settings" if db == "sqlite" else "pg_settings")
+    # Given three photos in one batch, one of which has a value the database cannot hold
+    # (a stand-in for whatever the next odd file brings: a number out of range)
+    for n in (1, 2, 3):
+        write_jpeg(library / f"IMG_{n}.jpg", n)
+    real = catalog._row_values
+
+    def row_values(root, key, path, st, facts):  # type: ignore[no-untyped-def]
+        values = real(root, key, path, st, facts)
+        if path.endswith("IMG_2.jpg"):
+            values["size"] = 1 << 70
+        return values
+
+    monkeypatch.setattr(catalog, "_row_values", row_values)
+    # When the library is scanned
+    report = run_scan(cfg, str(library))
+    # Then the scan finished, the other two are cataloged, and the refused one is named
+    assert report["job"]["state"] == "done", report["job"]
+    assert sorted(by_path(report)) == ["IMG_1.jpg", "IMG_3.jpg"]
+    assert errors_of(report)["IMG_2.jpg"].startswith("could not be cataloged")
+    assert report["job"]["failed"] == 1
