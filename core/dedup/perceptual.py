@@ -28,7 +28,10 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
   (0-2) or two lens-cap frames (equal hashes from the vignetting) from copies; the
   metadata can: a copy keeps its DateTimeOriginal and sub-seconds. ``different_shots``:
   both capture times known, within ``SESSION`` of each other, and different (or equal
-  but from two camera models, compared loosely as grouping does). Further apart, the
+  but from two camera models, compared loosely as grouping does). Most cameras write no
+  sub-seconds (or always 00), so a burst's frames share their second: equal whole-second
+  times are one picture only if the names say so (one stem begins with the other's:
+  ``IMG_1234.JPG`` and ``IMG_1234-1.jpg``, not ``IMG_1235.JPG``). Further apart, the
   disagreement is as likely a rewritten date on a copy (a clock fixed years later) as
   another shot, so the picture decides as before; unknown values (an EXIF-stripped
   copy) are no objection either.
@@ -46,6 +49,7 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
@@ -105,8 +109,22 @@ def different_shots(a: FileRecord, b: FileRecord) -> bool:
     gap = abs(a.taken_at - b.taken_at)
     if gap > SESSION:
         return False
-    # Equal times: two shots only if two cameras took them (compared as grouping does).
-    return bool(gap) or cameras_differ(a, b)
+    if gap or cameras_differ(a, b):  # (cameras compared as grouping does)
+        return True
+    if a.taken_at.microsecond or b.taken_at.microsecond:
+        return False  # equal to the fraction of a second: a copy
+    # Equal to the second, without fractions: most cameras write none (or always 00), so
+    # every frame of a burst shares its second. A copy then shows by its name.
+    return not names_related(a.path, b.path)
+
+
+def names_related(a: str, b: str) -> bool:
+    """One file name's stem begins with the other's, case aside: ``IMG_1234.JPG`` and
+    ``IMG_1234.jpg``, ``IMG_1234-1.jpg`` or ``IMG_1234 copy.jpg``; not two counters
+    (``IMG_1234``, ``IMG_1235``)."""
+    sa = os.path.splitext(os.path.basename(a))[0].casefold()
+    sb = os.path.splitext(os.path.basename(b))[0].casefold()
+    return bool(sa and sb) and (sa.startswith(sb) or sb.startswith(sa))
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,17 +38,17 @@ STATUSES = ("open", "resolved", "dismissed")
 _COLUMNS = (
     File.id, File.path, File.kind, File.size, File.format, File.sha256, File.phash,
     File.colour, File.taken_at, File.taken_offset, File.make, File.model, File.width,
-    File.height, File.device, File.inode,
+    File.height, File.device, File.inode, File.serial,
 )  # fmt: skip
 
 
 def record(row: Sequence[Any]) -> FileRecord:
     (fid, path, kind, size, fmt, sha, phash, colour, taken, offset, make, model, w, h,
-     dev, ino) = row  # fmt: skip
+     dev, ino, serial) = row  # fmt: skip
     return FileRecord(
         id=fid, path=path, kind=kind, size=size, format=fmt, sha256=sha, phash=phash,
         colour=colour, taken_at=taken, taken_offset=offset, make=make, model=model,
-        width=w, height=h, device=dev, inode=ino,
+        width=w, height=h, device=dev, inode=ino, serial=serial,
     )  # fmt: skip
 
 

@@ -392,21 +392,29 @@ def _groups_by_paths(cat: Catalog) -> dict[frozenset[str], tuple[str, str | None
 
 def test_bursts_and_two_cameras_from_the_catalog_are_not_duplicates(cat: Catalog) -> None:
     # Given near-identical pictures as the catalog holds them: a burst (same camera,
-    # 0.1 s apart), two cameras at the same second, and a re-encode of one shot
+    # 0.1 s apart), a burst from a camera that writes no fractions of a second (frames
+    # in one second), two cameras at the same second (two models; two bodies of one
+    # model), and a re-encode of one shot
     rng = random.Random(11)
     t = datetime(2024, 5, 1, 10, 0, 0)
-    burst, cams, copy = rand_hash(rng), rand_hash(rng), rand_hash(rng)
+    burst, whole, cams, copy = (rand_hash(rng) for _ in range(4))
     cat.add("burst/1.jpg", sha=sha(1), phash=burst, taken=t)
     cat.add("burst/2.jpg", sha=sha(2), phash=flip(burst, 2, rng), taken=t + timedelta(0, 0.1))
+    cat.add("whole/DSC_0010.JPG", sha=sha(7), phash=whole, taken=t)
+    cat.add("whole/DSC_0011.JPG", sha=sha(8), phash=flip(whole, 2, rng), taken=t)
     cat.add("cams/a.jpg", sha=sha(3), phash=cams, taken=t, model="EOS R")
     cat.add("cams/b.jpg", sha=sha(4), phash=flip(cams, 2, rng), taken=t, model="EOS R5")
-    cat.add("copy/a.jpg", sha=sha(5), phash=copy, taken=t)
-    cat.add("copy/b.jpg", sha=sha(6), phash=flip(copy, 2, rng), taken=t)
+    # (two bodies of one model: told apart by their serial numbers)
+    bodies = rand_hash(rng)
+    cat.add("main/IMG_0001.JPG", sha=sha(9), phash=bodies, taken=t, serial="012345")
+    cat.add("second/IMG_0001.JPG", sha=sha(10), phash=flip(bodies, 2, rng), taken=t, serial="99")
+    cat.add("copy/IMG_7.jpg", sha=sha(5), phash=copy, taken=t)
+    cat.add("export/IMG_7-1.jpg", sha=sha(6), phash=flip(copy, 2, rng), taken=t)
     # When a pass runs
     cat.dedupe()
     # Then only the re-encode is offered as a duplicate
     assert list(_groups_by_paths(cat)) == [
-        frozenset({cat.path("copy/a.jpg"), cat.path("copy/b.jpg")})
+        frozenset({cat.path("copy/IMG_7.jpg"), cat.path("export/IMG_7-1.jpg")})
     ]
 
 

@@ -75,6 +75,7 @@ class Catalog:
         sha1: str | None = None,
         taken: datetime | None = None,
         model: str = "EOS",
+        serial: str | None = None,
     ) -> int:
         path = str(self.lib / rel)
         with session_scope(self.engine) as s:
@@ -92,6 +93,7 @@ class Catalog:
                 taken_at=taken,
                 make="Canon",
                 model=model,
+                serial=serial,
             )
             s.add(f)
             s.flush()

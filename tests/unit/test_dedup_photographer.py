@@ -71,6 +71,31 @@ def test_burst_frames_are_different_shots(scene):
     assert find_duplicates(files, threshold=8) == []
 
 
+def test_burst_frames_of_a_camera_without_fractions_of_a_second_are_different_shots(scene):
+    # Given a 6 fps burst from a camera that writes no sub-seconds (most DSLRs): its
+    # frames carry the same whole second
+    second = T0.replace(microsecond=0)
+    frames = [handheld(scene, 0.01 * k) if k else scene for k in range(3)]
+    files = [
+        shot(k + 1, f"/2024/DSC_{k + 10:04d}.JPG", reencode(f), taken_at=second, **CAMERA)
+        for k, f in enumerate(frames)
+    ]
+    # When dedup runs, then no frame is offered as a duplicate of another
+    assert linked(files) == []
+    # While a re-encoded copy of one frame, named after it, still is one
+    copy = shot(9, "/export/DSC_0010-1.jpg", reencode(scene, 70), taken_at=second, **CAMERA)
+    assert linked([*files, copy]) == [[1, 9]]
+
+
+def test_two_bodies_of_one_model_at_the_same_second_are_different_shots(scene):
+    # Given the main and the second shooter on the same model, both at one second
+    a = shot(1, "/a/IMG_0001.JPG", reencode(scene), taken_at=T0, serial="012345", **CAMERA)
+    b = shot(2, "/b/IMG_0001.JPG", reencode(handheld(scene, 0.01)), taken_at=T0,
+             serial="067890", **CAMERA)  # fmt: skip
+    # Then they are two shots
+    assert linked([a, b]) == []
+
+
 def test_bracketed_exposures_without_colour_signature_are_different_shots(scene):
     # Given -1 EV / 0 / -2 EV taken within a second (darkening keeps the pHash)
     under = [ImageEnhance.Brightness(scene).enhance(f) for f in (1.0, 0.5, 0.25)]
