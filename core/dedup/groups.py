@@ -86,12 +86,17 @@ def _names(m: DupMember) -> set[str]:
 def still_dismissed(group: DupGroup, dismissed: Iterable[frozenset[str] | set[str]]) -> bool:
     """True when every member of ``group`` was in one dismissed group (see module doc).
 
-    A member is known by its content as well as its path: a picture judged while it had
-    byte copies is the same picture once the copies are down to one (or the reverse)."""
+    A member of a look-alike group is known by its content as well as its path: a picture
+    judged while it had byte copies is the same picture once the copies are down to one
+    (or the reverse). Not a member of an exact group: a decision on look-alikes that held
+    a byte copy (one member standing for all) never judged those copies against each
+    other, and must not dismiss or resolve their own group."""
     names: list[set[str]] | None = None  # computed once per group, only when needed
     for d in dismissed:
         if group.identities <= d:
             return True
+        if group.type == "exact":
+            continue
         if names is None:
             names = [_names(m) for m in group.members]
         if all(n & d for n in names):

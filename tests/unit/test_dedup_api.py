@@ -746,6 +746,9 @@ def test_not_duplicate_holds_for_a_group_holding_byte_copies(env) -> None:
     cat.dedupe()
     # Then the decision still covers the group: the copies are named by their content
     assert _status(client, d["id"]) == "dismissed"
+    # But not the byte copies' own group: nobody judged them against each other
+    exact = by_path(client, "e/a2.jpg", cat)
+    assert (exact["type"], exact["status"]) == ("exact", "open")
     with session_scope(cat.engine) as s:
         members = json.loads(s.scalars(select(DuplicateResolution.members)).one())
     assert f"sha256:{sha(1)}" in members
