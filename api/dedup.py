@@ -307,7 +307,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "keep_reason": {
                 "type": ["string", "null"],
                 "description": "rule that chose it: resolution, size, format, "
-                "capture_time, folder or 'tie: path'",
+                "capture_time, folder, name (not named as a copy) or 'tie: path'",
             },
             "reclaimable_bytes": {"type": "integer"},
             "members": {"type": "array", "items": {"$ref": "#/components/schemas/DuplicateMember"}},

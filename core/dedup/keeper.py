@@ -10,15 +10,20 @@ time = latest, a format not in the preference list after all listed ones).
    EXIF-stripped copy has lost what Immich sorts and places it by.
 3. "folder": the first of TWINLENS_PREFERRED_FOLDERS holding a copy: the user said so.
 4. "format": TWINLENS_FORMAT_PREFERENCE.
-5. "size": the bigger file, last. Bytes compare quality only within one format and one
+5. "size": the bigger file. Bytes compare quality only within one format and one
    encoder: a PNG conversion of a JPEG is several times bigger and no better, a JPEG
    export of a HEIC is bigger and loses its HDR; ranked earlier, size left the rules
    after it nothing to decide in a perceptual group, whose members' sizes always differ.
+6. "name": fewest copy marks in the path ("x copy.jpg", "x - Copy (2).jpg", "Copy of
+   x.jpg", "x (1).jpg", a folder "2019 - Copy"). Byte copies tie on every rule above, and
+   the smallest path alone would keep "IMG_1234 copy.JPG" (a space sorts before ".") and
+   trash the original, the one its RAW, its sidecar and Immich's albums point at.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -48,6 +53,20 @@ def format_of(f: FileRecord) -> str:
     if fmt in _RAW_EXTS:
         return "raw"
     return _ALIASES.get(fmt, fmt)
+
+
+# The names file managers and browsers give a copy: "x copy", "x copy 2" (macOS), "x -
+# Copy", "x - Copy (2)", "Copy of x" (Windows), "x (1)", "x(1)" (a download saved twice,
+# Google Takeout).
+_COPY_MARK = re.compile(r"^copy of |[ _-]+copy(?: \(?\d+\)?)?$| ?\(\d+\)$", re.IGNORECASE)
+
+
+def copy_marks(path: str) -> int:
+    """How many of ``path``'s components are named as a copy (file stem and folders)."""
+    parts = [p for p in path.split(os.sep) if p]
+    if parts:
+        parts[-1] = os.path.splitext(parts[-1])[0]
+    return sum(1 for p in parts if _COPY_MARK.search(p))
 
 
 def _in_folder(path: str, folder: str) -> bool:
@@ -83,6 +102,7 @@ def choose_keeper(
         ("folder", folder_rank),
         ("format", fmt_rank),
         ("size", lambda f: -f.size),
+        ("name", lambda f: copy_marks(f.path)),
     )
     cands = sorted(members, key=lambda f: (f.path, f.id))
     if len(cands) == 1:

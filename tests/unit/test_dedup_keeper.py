@@ -55,6 +55,18 @@ CASES = [
     # an EXIF-stripped re-encode at a higher quality is bigger, not better
     ([rec(1, "/a.jpg", size=5, taken=None), rec(2, "/b.jpg", size=3)], (), 2, "capture_time"),
     ([rec(7, "/only")], (), 7, "only"),
+    # byte copies tie on every picture rule: the original's name wins over a copy's,
+    # though a space, "(" and "-" sort before "." and "/" (the smallest path would not)
+    ([rec(1, "/p/IMG_1 copy.JPG"), rec(2, "/p/IMG_1.JPG")], (), 2, "name"),
+    ([rec(1, "/p/IMG_1 - Copy (2).JPG"), rec(2, "/p/IMG_1.JPG")], (), 2, "name"),
+    ([rec(1, "/p/IMG_1 (1).JPG"), rec(2, "/p/IMG_1.JPG")], (), 2, "name"),
+    ([rec(1, "/p/Copy of IMG_1.JPG"), rec(2, "/p/IMG_1.JPG")], (), 2, "name"),
+    ([rec(1, "/2019 - Copy/IMG_1.JPG"), rec(2, "/2019/IMG_1.JPG")], (), 2, "name"),
+    # names that only look alike are no copies: the path decides between them
+    ([rec(1, "/p/Photocopy.jpg"), rec(2, "/p/Q.jpg")], (), 1, "tie: path"),
+    ([rec(1, "/p/IMG_1_01.jpg"), rec(2, "/p/IMG_2.jpg")], (), 1, "tie: path"),
+    # a preferred folder still decides first
+    ([rec(1, "/keep/IMG_1 copy.JPG"), rec(2, "/p/IMG_1.JPG")], ("/keep",), 1, "folder"),
 ]
 
 

@@ -175,6 +175,7 @@ export const KEEP_REASONS: Record<string, string> = {
   format: "preferred format",
   capture_time: "earliest capture time",
   folder: "preferred folder",
+  name: "not named as a copy",
   "tie: path": "all equal; shortest path",
   only: "only candidate",
 };
