@@ -16,7 +16,9 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
   UI can say "and N byte-identical copies, see that group".
 * Pairs inside one file group (a RAW and its JPEG, a photo and its edit) are versions,
   not duplicates: they are never linked, also when one side is an exact representative
-  whose copy is the group member.
+  whose copy is the group member. So are a RAW and a JPEG/HEIC of one stem, capture time
+  and camera in two folders (two card slots, an import sorted into ``RAW/`` and ``JPG/``),
+  which grouping does not pair.
 * No chaining: clusters are built by complete linkage. Edges (distance <= threshold)
   are taken shortest first (ties by canonical member order) and two clusters merge
   only if *every* cross pair is a valid edge. So every member is within the threshold
@@ -116,6 +118,18 @@ def different_shots(a: FileRecord, b: FileRecord) -> bool:
     # Equal to the second, without fractions: most cameras write none (or always 00), so
     # every frame of a burst shares its second. A copy then shows by its name.
     return not names_related(a.path, b.path)
+
+
+def raw_and_its_rendition(a: FileRecord, b: FileRecord) -> bool:
+    """A RAW and the camera's own JPEG/HEIC of that exposure, wherever they are: one stem,
+    one capture time, one camera. Grouping pairs them only within a folder; a camera that
+    writes RAW to one card and JPEG to the other, or an import that sorts by type
+    (``RAW/`` and ``JPG/``), puts them apart, and they are versions, not duplicates."""
+    if (a.kind == "raw") == (b.kind == "raw") or a.taken_at is None or a.taken_at != b.taken_at:
+        return False
+    sa = os.path.splitext(os.path.basename(a.path))[0].casefold()
+    sb = os.path.splitext(os.path.basename(b.path))[0].casefold()
+    return sa == sb and not cameras_differ(a, b)
 
 
 def names_related(a: str, b: str) -> bool:
@@ -242,7 +256,7 @@ def perceptual_clusters(
         a, b = int(lo[k]), int(hi[k])
         if a == b or (a, b) in linked or versions(a, b) or colour_differs(a, b):
             continue
-        if different_shots(reps[a], reps[b]):
+        if different_shots(reps[a], reps[b]) or raw_and_its_rendition(reps[a], reps[b]):
             continue
         linked.add((a, b))
         edges.append((a, b))

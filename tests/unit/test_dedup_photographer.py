@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageEnhance
 
-from core.dedup import different_shots, find_duplicates, perceptual_clusters
+from core.dedup import different_shots, find_duplicates, perceptual, perceptual_clusters
 from core.media.colour import colour_signature
 from core.media.phash import phash_of
 from core.records import FileRecord
@@ -179,3 +179,19 @@ def meta(taken=None, model=None):
 def test_different_shots(a, b, different):
     assert different_shots(a, b) is different
     assert different_shots(b, a) is different
+
+
+def test_a_raw_and_its_jpeg_in_sibling_folders_are_not_duplicates(scene):
+    # Given a camera that wrote RAW to one card and JPEG to the other, imported into
+    # RAW/ and JPG/ (grouping pairs only within a folder)
+    raw = shot(1, "/0601/RAF/DSCF0001.RAF", reencode(scene), kind="raw", taken_at=T0, **CAMERA)
+    jpg = shot(2, "/0601/JPG/DSCF0001.JPG", reencode(scene, 80), taken_at=T0, **CAMERA)
+    # Then they are two versions of one shot, never offered for the trash
+    assert linked([raw, jpg]) == []
+    # While the JPEG's re-encoded copy elsewhere is still its duplicate
+    copy = shot(3, "/backup/DSCF0001.JPG", reencode(scene, 70), taken_at=T0, **CAMERA)
+    assert linked([raw, jpg, copy]) == [[2, 3]]
+    # And a RAW and a JPEG of another shot that merely share the counter are not versions
+    other = shot(4, "/0602/JPG/DSCF0001.JPG", reencode(scene, 75),
+                 taken_at=T0 + timedelta(days=30), **CAMERA)  # fmt: skip
+    assert not perceptual.raw_and_its_rendition(raw, other)
