@@ -434,9 +434,15 @@ def _attach_sidecars(
         for full in spec.version_of:
             found.extend((1, t) for t in by_full.get(full, ()))
         for key in spec.stem_keys:
-            found.extend((2, t) for t in by_key.get(key, ()))
-        if not found and spec.prefix:
-            found.extend((3, t) for t in _truncated_matches(spec, by_full, sorted_fulls))
+            found.extend((3, t) for t in by_key.get(key, ()))
+        if spec.prefix:
+            cut = {t.idx: t for t in _truncated_matches(spec, by_full, sorted_fulls)}
+            if not found:
+                found.extend((4, t) for t in cut.values())
+            else:
+                # A stem may be a device radical that names every file of one shot (Pixel
+                # PXL_..., COVER and ORIGINAL alike): the cut name says which one
+                found = [(2 if tier == 3 and t.idx in cut else tier, t) for tier, t in found]
         ranked = sorted(
             {
                 (

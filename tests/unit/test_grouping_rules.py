@@ -754,6 +754,33 @@ SIDECAR_CASES = [
         [rec("A.CR3", 0), rec("A.JPG", 9000), rec("A.JPG.xmp", None)],
         {G("sidecar", **{"A.JPG": "primary", "A.JPG.xmp": "sidecar"})},
     ),
+    (
+        # Takeout cuts the ORIGINAL's JSON name past 51 characters (.jp.json); the
+        # device radical (PXL_<time>) names both files of the shot, the cut name one
+        "Pixel portrait: each Takeout JSON to its own file",
+        [
+            rec("PXL_20201119_165135173.PORTRAIT-01.COVER.jpg"),
+            rec("PXL_20201119_165135173.PORTRAIT-02.ORIGINAL.jpg"),
+            rec("PXL_20201119_165135173.PORTRAIT-01.COVER.jpg.s.json", None),
+            rec("PXL_20201119_165135173.PORTRAIT-02.ORIGINAL.jp.json", None),
+        ],
+        {
+            G(
+                "sidecar",
+                **{
+                    "PXL_20201119_165135173.PORTRAIT-01.COVER.jpg": "primary",
+                    "PXL_20201119_165135173.PORTRAIT-01.COVER.jpg.s.json": "sidecar",
+                },
+            ),
+            G(
+                "sidecar",
+                **{
+                    "PXL_20201119_165135173.PORTRAIT-02.ORIGINAL.jpg": "primary",
+                    "PXL_20201119_165135173.PORTRAIT-02.ORIGINAL.jp.json": "sidecar",
+                },
+            ),
+        },
+    ),
 ]
 
 
