@@ -118,6 +118,16 @@ def pixel_radical(name: str) -> str | None:
     return None
 
 
+_HEVC_VIDEO = re.compile(r"^(?P<base>.+)_HEVC$", re.I)
+
+
+def live_video_stem(stem_: str) -> str:
+    """The still's stem of a Live Photo video's: icloudpd's default ("suffix" policy)
+    saves it as ``IMG_1234_HEVC.MOV`` so as not to clash with a plain ``IMG_1234.MOV``."""
+    m = _HEVC_VIDEO.match(stem_)
+    return m.group("base") if m else stem_
+
+
 def edit_base(stem_: str) -> str | None:
     """Stem of the original of an edited copy (``IMG_E1234`` -> ``IMG_1234``,
     ``name-edited`` / ``name (edited)`` -> ``name``), or None for other stems.

@@ -257,10 +257,13 @@ def _time_rank(d: float | None) -> tuple[int, float]:
     return (1, 0.0) if d is None else (0, d)
 
 
-def _live_times_agree(d: float | None) -> bool:
+def _live_times_agree(d: float | None, instants: bool) -> bool:
+    """Still and video within LIVE_WINDOW, or a whole number of quarter hours more when
+    ``instants`` is False: one side's wall-clock time may be in another zone (QuickTime
+    writes UTC). With both offsets known the instants were compared: no slack then."""
     if d is None or d <= LIVE_WINDOW:
         return True
-    if d > _TZ_MAX + LIVE_WINDOW:
+    if instants or d > _TZ_MAX + LIVE_WINDOW:
         return False
     rest = d % _TZ_STEP
     return rest <= LIVE_WINDOW or _TZ_STEP - rest <= LIVE_WINDOW
@@ -338,7 +341,11 @@ def _prepare(files: Sequence[FileRecord]) -> list[_F]:
                 name=name,
                 folder=folder if folder or not path.startswith(os.sep) else os.sep,
                 cat=cat,
-                key=N.norm(st) if base is not None else N.stem_key(st),  # = N.shot_key(name)
+                key=(
+                    N.norm(st)
+                    if base is not None
+                    else N.stem_key(N.live_video_stem(st) if cat == N.VIDEO else st)
+                ),  # = N.shot_key(name), a Live Photo video's "_HEVC" aside
                 full=N.norm(name),
                 edit_of=N.stem_key(base) if base is not None else None,
                 live_still=cat == N.RENDITION and N.is_live_still(name, r.format),
@@ -375,7 +382,17 @@ def _pair_raws(forest: _Forest, bucket: list[_F]) -> None:
         forest.attach(child, raw, _RAW, score)
 
 
-def _pair_live(forest: _Forest, stills: list[_F], videos: list[_F], by_id: bool) -> None:
+def _pair_live(
+    forest: _Forest,
+    stills: list[_F],
+    videos: list[_F],
+    by_id: bool,
+    video_ids: frozenset[str] = frozenset(),
+) -> None:
+    """``video_ids``: the content identifiers of the folder's videos. A still whose
+    identifier one of them carries waits for that video (the ContentIdentifier pass)
+    rather than take a same-named video without one (icloudpd saves the Live Photo's as
+    IMG_1234_HEVC.MOV beside a plain IMG_1234.MOV)."""
     edges = []
     for v in videos:
         for s in stills:
@@ -384,11 +401,14 @@ def _pair_live(forest: _Forest, stills: list[_F], videos: list[_F], by_id: bool)
                 if ca != cb:
                     continue
                 rank: tuple = (0, 0.0)
-            elif by_id:
+            elif by_id or ca in video_ids:
                 continue
             else:
                 d = seconds_apart(s.rec, v.rec)
-                if not _live_times_agree(d):
+                both = _offset(s.rec.taken_offset) is not None and (
+                    _offset(v.rec.taken_offset) is not None
+                )
+                if not _live_times_agree(d, both) or cameras_differ(s.rec, v.rec):
                     continue
                 rank = (1, *_time_rank(d))
             still_pref = 0 if s.name.rsplit(".", 1)[-1].lower() in ("heic", "heif") else 1
@@ -614,6 +634,7 @@ def _group_one_folder(forest: _Forest, ffs: list[_F]) -> None:
             pairing[f.key].append(f)
     for key in sorted(pairing):
         _pair_raws(forest, pairing[key])
+    video_ids = frozenset(_content_id(f.rec) for f in ffs if f.live_video) - {""}
     for key in sorted(pairing):
         b = pairing[key]
         _pair_live(
@@ -621,6 +642,7 @@ def _group_one_folder(forest: _Forest, ffs: list[_F]) -> None:
             [f for f in b if f.live_still],
             [f for f in b if f.live_video],
             by_id=False,
+            video_ids=video_ids,
         )
     # Renamed Live Photos: an equal ContentIdentifier pairs whatever the names.
     stills = [f for f in ffs if f.live_still and not f.pinned and f.edit_of is None]

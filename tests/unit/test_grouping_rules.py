@@ -532,6 +532,44 @@ LIVE_CASES = [
         [rec("IMG_5.JPG"), rec("IMG_5.HEIC"), rec("IMG_5.MOV")],
         {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5.MOV": "video"})},
     ),
+    (
+        # icloudpd's default: the Live Photo's video as _HEVC, beside a plain video of
+        # the same counter taken later (both offsets known: 2 h is 2 h, not a zone)
+        "icloudpd _HEVC video beside a plain video of the same name",
+        [
+            rec("IMG_5.HEIC", 0, content_id="A", taken_offset="+02:00"),
+            rec("IMG_5_HEVC.MOV", -1.5, content_id="A", taken_offset="+02:00"),
+            rec("IMG_5.MOV", 7201, taken_offset="+02:00"),
+        ],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5_HEVC.MOV": "video"})},
+    ),
+    (
+        "icloudpd _HEVC video, no content ids",
+        [rec("IMG_5.HEIC", 0), rec("IMG_5_HEVC.MOV", -1.5)],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "IMG_5_HEVC.MOV": "video"})},
+    ),
+    (
+        "both offsets known: an hour apart is an hour",
+        [
+            rec("IMG_5.HEIC", 0, taken_offset="+01:00"),
+            rec("IMG_5.MOV", 3600, taken_offset="+01:00"),
+        ],
+        set(),
+    ),
+    (
+        "a still's id waits for its own video",
+        [
+            rec("IMG_5.HEIC", 0, content_id="A"),
+            rec("IMG_5.MOV", 2),
+            rec("Renamed.MOV", -1.5, content_id="A"),
+        ],
+        {G("live_photo", **{"IMG_5.HEIC": "primary", "Renamed.MOV": "video"})},
+    ),
+    (
+        "two phones: a still and a video of another camera",
+        [rec("IMG_5.HEIC", 0, model="iPhone 12"), rec("IMG_5.MOV", None, model="iPhone 14 Pro")],
+        set(),
+    ),
 ]
 
 
