@@ -73,11 +73,12 @@ def perceptual_key(identities: Iterable[str]) -> str:
     return "p:" + digest.hexdigest()
 
 
-def _names(m: DupMember) -> set[str]:
-    """Every identity a member may have had when the user judged it: its path, and its
-    content while byte copies of it made an exact group (``"sha256:<hex>"``)."""
-    names = {path_key(m.path)}
-    for sha in (m.exact_key, m.sha256):
+def _names(m: DupMember, content: bool) -> set[str]:
+    """Every identity a member may have had when the user judged it: its path, its
+    catalog row (``"fid:<id>"``: the same file moved or renamed), and with ``content``
+    its content while byte copies of it made an exact group (``"sha256:<hex>"``)."""
+    names = {path_key(m.path), f"fid:{m.file_id}"}
+    for sha in (m.exact_key, m.sha256) if content else ():
         if sha:
             names.add(f"sha256:{sha.lower()}")
     return names
@@ -90,15 +91,14 @@ def still_dismissed(group: DupGroup, dismissed: Iterable[frozenset[str] | set[st
     judged while it had byte copies is the same picture once the copies are down to one
     (or the reverse). Not a member of an exact group: a decision on look-alikes that held
     a byte copy (one member standing for all) never judged those copies against each
-    other, and must not dismiss or resolve their own group."""
+    other, and must not dismiss or resolve their own group. Any member is also known by
+    its catalog row, which survives a move or a rename."""
     names: list[set[str]] | None = None  # computed once per group, only when needed
     for d in dismissed:
         if group.identities <= d:
             return True
-        if group.type == "exact":
-            continue
         if names is None:
-            names = [_names(m) for m in group.members]
+            names = [_names(m, content=group.type != "exact") for m in group.members]
         if all(n & d for n in names):
             return True
     return False

@@ -534,13 +534,23 @@ def start_run(session: Session, *, full: bool, trigger: str = "api") -> tuple[Jo
 
 
 def _identities(session: Session, group: DuplicateGroup) -> list[str]:
-    """The identities a decision on this group covers (see core.dedup.groups)."""
-    rows = session.execute(
-        select(DuplicateMember.file_path, DuplicateMember.file_hash)
+    """The identities a decision on this group covers (see core.dedup.groups), and each
+    member's catalog row (``fid:<id>``), which a move or a rename keeps: filing an
+    import into dated folders must not reopen every decision on its files."""
+    members = session.execute(
+        select(DuplicateMember.file_path, DuplicateMember.file_hash, DuplicateMember.file_id)
         .where(DuplicateMember.group_id == group.group_id)
     ).all()  # fmt: skip
+    rows = [(p, s) for p, s, _ in members]
+    rows_ids = sorted(f"fid:{fid}" for _, _, fid in members)
+    return sorted(_member_identities(session, group, rows)) + rows_ids
+
+
+def _member_identities(
+    session: Session, group: DuplicateGroup, rows: list[tuple[str, str | None]]
+) -> list[str]:
     if group.duplicate_type == "exact":
-        return sorted(path_key(p) for p, _ in rows)
+        return [path_key(p) for p, _ in rows]
     exact_keys: set[str] = set()
     shas = [s for _, s in rows if s]
     if shas:
@@ -554,7 +564,7 @@ def _identities(session: Session, group: DuplicateGroup) -> list[str]:
     for path, sha in rows:
         x = sha if sha in exact_keys else None
         out.append(f"sha256:{x}" if x else path_key(path))
-    return sorted(out)
+    return out
 
 
 def record_resolution(

@@ -21,7 +21,7 @@ from core.config import Settings, load_settings
 from core.db import engine_for, migrate, session_scope
 from core.dedup import service
 from core.models import DuplicateGroup, DuplicateResolution, File, Job, Root
-from core.paths import path_key
+from core.paths import dir_key, path_key
 from tests.factories import file_row
 
 TOKEN = "unit-token"
@@ -109,6 +109,20 @@ class Catalog:
                 update(File)
                 .where(File.path_key == path_key(self.path(rel)))
                 .values(status="missing", updated_at=datetime.now())
+            )
+
+    def move(self, rel: str, to: str) -> None:
+        """The file was moved, as a scan records it: the same row, a new path."""
+        with session_scope(self.engine) as s:
+            s.execute(
+                update(File)
+                .where(File.path_key == path_key(self.path(rel)))
+                .values(
+                    path=self.path(to),
+                    path_key=path_key(self.path(to)),
+                    dir_key=dir_key(self.path(to)),
+                    updated_at=datetime.now(),
+                )
             )
 
     def dedupe(self, *, full: bool = True, since: datetime | None = None) -> service.Stats:
@@ -340,7 +354,17 @@ def test_not_duplicate_is_recorded_and_survives_reruns(world) -> None:
     with session_scope(cat.engine) as s:
         res = s.scalars(select(DuplicateResolution)).one()
         assert res.group_id == d["id"] and res.action == "not_duplicate"
-        assert sorted(json.loads(res.members)) == sorted(path_key(m["path"]) for m in d["members"])
+        recorded = json.loads(res.members)
+        # each member by its path, and by its catalog row (which a move keeps)
+        assert sorted(x for x in recorded if not x.startswith("fid:")) == sorted(
+            path_key(m["path"]) for m in d["members"]
+        )
+        assert sorted(x for x in recorded if x.startswith("fid:")) == sorted(
+            f"fid:{fid}"
+            for fid in s.scalars(
+                select(File.id).where(File.path.in_([m["path"] for m in d["members"]]))
+            )
+        )
     # A full pass and an incremental pass over a touched member keep it dismissed, same id.
     cat.dedupe()
     with session_scope(cat.engine) as s:
@@ -401,6 +425,22 @@ def test_a_group_reopened_by_a_new_copy_keeps_its_last_decision_to_undo(world) -
     # A decided group shows no previous decision
     other = by_path(client, "exact1/copy0.jpg", cat)
     assert other["previous_resolution"] is None
+
+
+@pytest.mark.parametrize("rel", ["p2/a.jpg", "exact1/copy0.jpg"], ids=["look-alikes", "copies"])
+def test_a_decision_holds_when_its_files_are_filed_elsewhere(world, rel: str) -> None:
+    cat, client, _ = world
+    # Given a group judged "not duplicates" (two backups kept on purpose, say)
+    d = by_path(client, rel, cat)
+    r = post(client, f"/duplicates/{d['id']}/resolution", {"action": "not_duplicate"})
+    assert r.status_code == 200, r.get_json()
+    # When one of its files is moved into a dated folder, and a pass runs
+    cat.move(rel, "2024/2024-06-01 Wedding/" + rel.replace("/", "-"))
+    cat.dedupe()
+    # Then the decision still holds: the same file, moved
+    moved = by_path(client, "2024/2024-06-01 Wedding/" + rel.replace("/", "-"), cat)
+    assert moved["status"] == "dismissed", moved
+    assert items(client, "?status=open")["total"] == 4  # the other groups, untouched
 
 
 def test_trash_records_keep_and_survives(world) -> None:
