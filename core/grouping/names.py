@@ -68,6 +68,10 @@ EDIT_SUFFIXES = (
     "-edited", "-edit", " (edited)", "(edited)", "-bearbeitet", "-modifié", "-modifie",
     "-editado", "-modificato", "-bewerkt", "-redigerad", "-redigeret", "-redigert",
     "-muokattu", "-edytowane", "-upraveno",
+    # Lightroom's derived DNGs: Enhance (Denoise, Super Resolution, Raw Details) and
+    # Photo Merge, named after the (first) original
+    "-enhanced-nr", "-enhanced-sr", "-enhanced-rd", "-enhanced", "-hdr-pano", "-hdr",
+    "-pano",
 )  # fmt: skip
 _NUMBERED_EDIT = re.compile(r"^(?P<base>.+)-edit-\d+$", re.I)  # Lightroom: name-Edit-2
 # Apple's adjustment list of the unedited original: IMG_O1234.AAE belongs to IMG_1234.
@@ -140,7 +144,11 @@ def edit_base(stem_: str) -> str | None:
         if m and m.group("body"):
             base = _edit_base(m.group("body"))
             return None if base is None else base + m.group("dup")
-    return _edit_base(stem_)
+    base = _edit_base(stem_)
+    # An edit of an edit (name-Edit-Edit, name-Enhanced-NR-Edit) belongs to the original
+    while base is not None and (deeper := _edit_base(base)) is not None:
+        base = deeper
+    return base
 
 
 def _edit_base(stem_: str) -> str | None:

@@ -421,11 +421,18 @@ def _pair_live(
 
 def _attach_edits(forest: _Forest, files: list[_F], buckets: dict[str, list[_F]]) -> None:
     for f in files:
-        if f.edit_of is None or f.pinned or f.cat not in (N.RENDITION, N.IMAGE, N.VIDEO):
+        if f.edit_of is None or f.pinned or f.cat not in (N.RENDITION, N.IMAGE, N.VIDEO, N.RAW):
             continue
         if f.idx in forest.parent:
             continue  # already part of a RAW pair / Live Photo of its own stem
-        wanted = (N.VIDEO,) if f.cat == N.VIDEO else (N.RENDITION, N.IMAGE, N.RAW)
+        wanted = (
+            (N.VIDEO,)
+            if f.cat == N.VIDEO
+            # a DNG made from a RAW (Lightroom's Enhance) is an edit of that RAW
+            else (N.RAW, N.RENDITION, N.IMAGE)
+            if f.cat == N.RAW
+            else (N.RENDITION, N.IMAGE, N.RAW)
+        )
         cands = []
         for t in buckets.get(f.edit_of, ()):
             if t.cat not in wanted or t.idx == f.idx:

@@ -605,6 +605,39 @@ EDIT_CASES = [
         [rec("DSC_0001.NEF"), rec("DSC_0001-Edit.tif", 3600)],
         {G("edited", **{"DSC_0001.NEF": "primary", "DSC_0001-Edit.tif": "edit"})},
     ),
+    (
+        "Lightroom Denoise: a DNG made from the RAW",
+        [rec("IMG_1234.CR3"), rec("IMG_1234-Enhanced-NR.dng", 60)],
+        {G("edited", **{"IMG_1234.CR3": "primary", "IMG_1234-Enhanced-NR.dng": "edit"})},
+    ),
+    (
+        "Lightroom Super Resolution and HDR merge",
+        [rec("IMG_7.ARW"), rec("IMG_7-Enhanced-SR.dng", 60), rec("IMG_7-HDR.dng", 90)],
+        {
+            G(
+                "edited",
+                **{
+                    "IMG_7.ARW": "primary",
+                    "IMG_7-Enhanced-SR.dng": "edit",
+                    "IMG_7-HDR.dng": "edit",
+                },
+            )
+        },
+    ),
+    (
+        "an edit of an edit",
+        [rec("DSC_0001.NEF"), rec("DSC_0001-Edit.tif", 60), rec("DSC_0001-Edit-Edit.tif", 90)],
+        {
+            G(
+                "edited",
+                **{
+                    "DSC_0001.NEF": "primary",
+                    "DSC_0001-Edit.tif": "edit",
+                    "DSC_0001-Edit-Edit.tif": "edit",
+                },
+            )
+        },
+    ),
     ("no original", [rec("IMG_E1234.JPG"), rec("IMG_1235.JPG")], set()),
     (
         "edit-like name with its own RAW",
