@@ -86,6 +86,10 @@ from core.records import FileRecord
 
 RAW_WINDOW = 2.0  # seconds between a RAW and its rendition
 LIVE_WINDOW = 5.0  # seconds between a Live Photo's still and video (video starts ~1.5 s early)
+# An edit keeps its original's capture time (Apple, Google, Lightroom exports): two days
+# apart (more than any time-zone difference), IMG_E1234 is the edit of another IMG_1234,
+# from before the counter rolled over, whose own original is gone.
+EDIT_WINDOW = 2 * 86_400.0
 _TZ_STEP = 900  # time-zone offsets are whole quarter hours
 _TZ_MAX = 14 * 3600
 
@@ -438,6 +442,8 @@ def _attach_edits(forest: _Forest, files: list[_F], buckets: dict[str, list[_F]]
             if t.cat not in wanted or t.idx == f.idx:
                 continue
             d = seconds_apart(f.rec, t.rec)
+            if d is not None and d > EDIT_WINDOW:
+                continue
             cands.append(((wanted.index(t.cat), *_time_rank(d), t.order), t.idx))
         for score, target in sorted(cands):
             if forest.attach(f.idx, target, _EDIT, score):

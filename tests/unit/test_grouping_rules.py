@@ -640,6 +640,12 @@ EDIT_CASES = [
     ),
     ("no original", [rec("IMG_E1234.JPG"), rec("IMG_1235.JPG")], set()),
     (
+        # the counter rolled over: this IMG_1234 is a year older than the edit's own
+        "the original of the same name a year earlier",
+        [rec("IMG_1234.HEIC", 0), rec("IMG_E1234.JPG", 365 * 86400)],
+        set(),
+    ),
+    (
         "edit-like name with its own RAW",
         [rec("photo-edit.cr2"), rec("photo-edit.jpg")],
         {G("raw_jpeg", **{"photo-edit.jpg": "primary", "photo-edit.cr2": "raw"})},
