@@ -144,11 +144,18 @@ def edit_base(stem_: str) -> str | None:
         if m and m.group("body"):
             base = _edit_base(m.group("body"))
             return None if base is None else base + m.group("dup")
-    base = _edit_base(stem_)
-    # An edit of an edit (name-Edit-Edit, name-Enhanced-NR-Edit) belongs to the original
-    while base is not None and (deeper := _edit_base(base)) is not None:
-        base = deeper
-    return base
+    return _edit_base(stem_)
+
+
+def edit_chain(stem_: str) -> list[str]:
+    """The stems an edited copy may be the edit of, nearest first: ``name-HDR-Edit`` ->
+    [``name-HDR``, ``name``]. An edit of an edit belongs to the nearest one present."""
+    chain: list[str] = []
+    base = edit_base(stem_)
+    while base is not None and base not in chain:
+        chain.append(base)
+        base = edit_base(base)
+    return chain
 
 
 def _edit_base(stem_: str) -> str | None:

@@ -192,6 +192,7 @@ class _F:
     key: str  # shot key
     full: str  # normalised full name
     edit_of: str | None  # shot key of the original when the name is an edited copy's
+    edit_chain: tuple[str, ...]  # shot keys it may be the edit of, nearest first
     live_still: bool
     live_video: bool
     sidecar: N.SidecarTargets | None
@@ -352,6 +353,7 @@ def _prepare(files: Sequence[FileRecord]) -> list[_F]:
                 ),  # = N.shot_key(name), a Live Photo video's "_HEVC" aside
                 full=N.norm(name),
                 edit_of=N.stem_key(base) if base is not None else None,
+                edit_chain=tuple(N.stem_key(b) for b in N.edit_chain(st)),
                 live_still=cat == N.RENDITION and N.is_live_still(name, r.format),
                 live_video=cat == N.VIDEO and N.is_live_video(name, r.format),
                 sidecar=N.sidecar_targets(name) if cat == N.SIDECAR else None,
@@ -627,14 +629,37 @@ def group_folder(
     return results
 
 
-def _group_one_folder(forest: _Forest, ffs: list[_F]) -> None:
-    # An edit-like name whose original is not here is an ordinary file ("photo-edit.jpg"
-    # beside "photo-edit.cr2" is a RAW pair, not an orphaned edit).
-    own_keys = {f.key for f in ffs if f.cat not in (N.SIDECAR, N.OTHER) and f.edit_of is None}
-    for f in ffs:
-        if f.edit_of is not None and f.edit_of not in own_keys:
+def _resolve_edits(ffs: list[_F]) -> None:
+    """Each edited copy becomes the edit of the nearest stem of its chain that a file
+    here stands for; an edit-like name with none is an ordinary file ("photo-edit.jpg"
+    beside "photo-edit.cr2" is a RAW pair, not an orphaned edit). An edit whose own
+    original is gone may stand for the edits of it (name-HDR.dng, name-HDR-Edit.tif
+    without the bracket frames): such files become originals first, until none changes."""
+    media = [f for f in ffs if f.cat not in (N.SIDECAR, N.OTHER)]
+    while True:
+        own = {f.key for f in media if f.edit_of is None}
+        pending = {f.key for f in media if f.edit_of is not None}
+        orphans = [
+            f
+            for f in ffs
+            if f.edit_of is not None and not any(k in own or k in pending for k in f.edit_chain)
+        ]
+        if not orphans:
+            break
+        for f in orphans:
             f.edit_of = None
             f.key = N.stem_key(N.stem(f.name))
+    own = {f.key for f in media if f.edit_of is None}
+    for f in ffs:
+        if f.edit_of is not None:
+            # (an ancestor of every pending edit is here: it is in each chain after it)
+            f.edit_of = next((k for k in f.edit_chain if k in own), None)
+            if f.edit_of is None:
+                f.key = N.stem_key(N.stem(f.name))
+
+
+def _group_one_folder(forest: _Forest, ffs: list[_F]) -> None:
+    _resolve_edits(ffs)
     pairing: dict[str, list[_F]] = defaultdict(list)  # automatic pairing: unpinned media
     hosts: dict[str, list[_F]] = defaultdict(list)  # sidecar hosts: all media
     by_full: dict[str, list[_F]] = defaultdict(list)

@@ -638,6 +638,16 @@ EDIT_CASES = [
             )
         },
     ),
+    (
+        "an edit of an HDR merge whose frames are gone",
+        [rec("IMG_1234-HDR.dng"), rec("IMG_1234-HDR-Edit.tif", 60)],
+        {G("edited", **{"IMG_1234-HDR.dng": "primary", "IMG_1234-HDR-Edit.tif": "edit"})},
+    ),
+    (
+        "an edit of an edit, the first edit gone",
+        [rec("DSC_0001.NEF"), rec("DSC_0001-Edit-Edit.tif", 90)],
+        {G("edited", **{"DSC_0001.NEF": "primary", "DSC_0001-Edit-Edit.tif": "edit"})},
+    ),
     ("no original", [rec("IMG_E1234.JPG"), rec("IMG_1235.JPG")], set()),
     (
         # the counter rolled over: this IMG_1234 is a year older than the edit's own
