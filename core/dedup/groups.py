@@ -74,13 +74,16 @@ def perceptual_key(identities: Iterable[str]) -> str:
 
 
 def _names(m: DupMember, content: bool) -> set[str]:
+    return member_names(m.path, m.file_id, (m.exact_key, m.sha256) if content else ())
+
+
+def member_names(path: str, file_id: int, shas: Iterable[str | None] = ()) -> set[str]:
     """Every identity a member may have had when the user judged it: its path, its
-    catalog row (``"fid:<id>"``: the same file moved or renamed), and with ``content``
-    its content while byte copies of it made an exact group (``"sha256:<hex>"``)."""
-    names = {path_key(m.path), f"fid:{m.file_id}"}
-    for sha in (m.exact_key, m.sha256) if content else ():
-        if sha:
-            names.add(f"sha256:{sha.lower()}")
+    catalog row (``"fid:<id>"``: the same file moved or renamed), and for a look-alike
+    group's member its content while byte copies of it made an exact group
+    (``"sha256:<hex>"``)."""
+    names = {path_key(path), f"fid:{file_id}"}
+    names.update(f"sha256:{sha.lower()}" for sha in shas if sha)
     return names
 
 

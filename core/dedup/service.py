@@ -61,7 +61,13 @@ from sqlalchemy.orm import Session
 from core import jobs, leases
 from core.config import Settings
 from core.dedup import queries as Q
-from core.dedup.groups import DupGroup, find_duplicates, member_identity, still_dismissed
+from core.dedup.groups import (
+    DupGroup,
+    find_duplicates,
+    member_identity,
+    member_names,
+    still_dismissed,
+)
 from core.dedup.perceptual import HASH_BITS, MIN_BITS, informative
 from core.models import (
     DuplicateGroup,
@@ -638,15 +644,26 @@ def reopen(session: Session, group_id: str) -> int:
             )
         return int(n)
     idents = set(_identities(session, group))
+    # Each member as status_of knows it (core.dedup.groups.still_dismissed): a decision
+    # that covers a moved member by its catalog row is this group's, to withdraw too
+    content = group.duplicate_type != "exact"
+    names = [
+        member_names(p, fid, (sha,) if content else ())
+        for p, sha, fid in session.execute(
+            select(DuplicateMember.file_path, DuplicateMember.file_hash, DuplicateMember.file_id)
+            .where(DuplicateMember.group_id == group_id)
+        )
+    ]  # fmt: skip
     gone = []
     for rid, gid, key, members in session.execute(
         select(DuplicateResolution.id, DuplicateResolution.group_id,
                DuplicateResolution.group_key, DuplicateResolution.members)
     ):  # fmt: skip
         try:
-            covered = idents <= set(json.loads(members or "[]"))
+            stored = set(json.loads(members or "[]"))
         except ValueError:
-            covered = False
+            stored = set()
+        covered = bool(stored) and (idents <= stored or all(n & stored for n in names))
         # the decision shown for this group is among them (see queries.view_groups)
         if gid == group_id or key == group.group_key or covered:
             gone.append(rid)

@@ -441,6 +441,36 @@ def test_a_decision_holds_when_its_files_are_filed_elsewhere(world, rel: str) ->
     moved = by_path(client, "2024/2024-06-01 Wedding/" + rel.replace("/", "-"), cat)
     assert moved["status"] == "dismissed", moved
     assert items(client, "?status=open")["total"] == 4  # the other groups, untouched
+    # And undoing it there withdraws the decision for good: the next pass leaves it open
+    r = client.delete(f"/duplicates/{moved['id']}/resolution", headers=AUTH)
+    assert r.status_code == 200 and r.get_json()["status"] == "open", r.get_json()
+    cat.dedupe()
+    assert get(client, f"/duplicates/{moved['id']}").get_json()["status"] == "open"
+
+
+def test_undo_withdraws_a_decision_its_group_came_back_to_under_a_new_id(world) -> None:
+    cat, client, _ = world
+    # Given look-alikes judged "not duplicates"
+    d = by_path(client, "p2/a.jpg", cat)
+    post(client, f"/duplicates/{d['id']}/resolution", {"action": "not_duplicate"})
+    others = [m["path"] for m in d["members"] if m["path"] != cat.path("p2/a.jpg")]
+    other = os.path.relpath(others[0], cat.lib)
+    # ... whose group went away for a pass (a copy briefly gone from the share), and came
+    # back with the other file moved: a new group, which the decision still covers
+    cat.mark_missing(other)
+    cat.dedupe()
+    with session_scope(cat.engine) as s:
+        s.execute(
+            update(File).where(File.path_key == path_key(cat.path(other))).values(status="present")
+        )
+    cat.move("p2/a.jpg", "sorted/a.jpg")
+    cat.dedupe()
+    back = by_path(client, "sorted/a.jpg", cat)
+    assert back["id"] != d["id"] and back["status"] == "dismissed"
+    # When it is undone, Then the decision is withdrawn: the next pass leaves it open
+    assert client.delete(f"/duplicates/{back['id']}/resolution", headers=AUTH).status_code == 200
+    cat.dedupe()
+    assert get(client, f"/duplicates/{back['id']}").get_json()["status"] == "open"
 
 
 def test_trash_records_keep_and_survives(world) -> None:
