@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from core import jobs
 from core.config import Settings
+from core.db import begin_write
 from core.media.hashing import hash_stream, quick_digest_fh
 from core.media.inspect import FileFacts, inspect_file
 from core.models import File, Job, JobBatch, Root, utcnow
@@ -549,6 +550,8 @@ def _catalog_items(
             inserts.append(values)
     # Bulk statements: one INSERT and one UPDATE (executemany) per batch, no ORM objects.
     table = cast(Table, File.__table__)
+    if inserts or updates:
+        begin_write(session)  # the savepoints below nest in the batch's own transaction
     conn = session.connection()
     if inserts:
         _insert_rows(conn, table, inserts, outcome)
@@ -591,7 +594,8 @@ def _insert_rows(
 def _refused(path: str, exc: Exception, outcome: BatchOutcome) -> None:
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
     log.warning("catalog refused %r: %s", path, reason)
-    outcome.failed += 1
+    if all(p != path for p, _ in outcome.errors):  # a file counts once, however it failed
+        outcome.failed += 1
     outcome.errors.append((path, f"could not be cataloged: {reason}"))
 
 

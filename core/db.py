@@ -14,7 +14,16 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, LargeBinary, MetaData, Text, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Text,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -123,6 +132,17 @@ def engine_for(url: str) -> Engine:
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def begin_write(session: Session) -> None:
+    """Open the session's write transaction now (SQLite; elsewhere a no-op).
+
+    pysqlite begins a transaction only at the first INSERT, UPDATE or DELETE. Until then
+    each read sees the database as it is at that statement, and a SAVEPOINT starts a
+    transaction of its own, which its RELEASE then commits. A write that changes nothing
+    takes the write lock (waiting out busy_timeout) and holds it until the commit."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(text("UPDATE jobs SET id = id WHERE 0"))
 
 
 @contextmanager

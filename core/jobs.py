@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import false, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from core.db import begin_write
 from core.models import File, Job, JobBatch, JobError, Root, utcnow
 from core.paths import is_inside, path_key, relative_posix
 
@@ -128,11 +129,9 @@ def start_job(
     if kind not in JOB_KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
     if session.get_bind().dialect.name == "sqlite":
-        # FOR UPDATE is a no-op there, and pysqlite opens a transaction only at the first
-        # write: the reads below would each see the database as it is, and two starters
-        # could both insert. A write that changes nothing takes the write lock now
-        # (waiting out busy_timeout for another writer) and holds it until the commit.
-        session.execute(update(Job).where(false()).values(state=Job.state))
+        # FOR UPDATE is a no-op there: without the write lock first, the reads below
+        # would each see the database as it is, and two starters could both insert
+        begin_write(session)
     elif root is not None:
         session.execute(select(Root.id).where(Root.id == root.id).with_for_update())
     target = path if path is not None else (root.path if root else None)

@@ -903,3 +903,28 @@ def test_scanning_a_folder_then_its_parent_or_back_keeps_one_row_per_file(
         assert list(s.scalars(select(Root.path))) == [str(library)]
         present = set(s.scalars(select(File.path).where(File.status == "present")))
     assert present == {str(library / "sub" / "x.jpg"), str(library / "sub" / "y.jpg")}
+
+
+def test_a_batch_that_loses_its_claim_keeps_none_of_its_rows(
+    embedded_settings, library, monkeypatch
+):
+    from sqlalchemy import func, select
+
+    from core import catalog, jobs
+    from core.db import session_scope
+    from core.models import File
+    from workers import runtime
+
+    # Given a planned scan of two new photos
+    write_jpeg(library / "a.jpg", 1)
+    write_jpeg(library / "b.jpg", 2)
+    job_id = planned_scan(embedded_settings, library)
+    with session_scope(runtime.engine()) as s:
+        [seq] = catalog.queued_batches(s, job_id)
+    # When its batch runs but another delivery has claimed it meanwhile
+    monkeypatch.setattr(jobs, "claim_batch", lambda *a, **k: False)
+    with session_scope(runtime.engine()) as s:
+        assert catalog.process_batch(s, job_id, seq, embedded_settings) == (False, False)
+    # Then nothing of it was kept: the other delivery's rows are the ones that count
+    with session_scope(runtime.engine()) as s:
+        assert s.scalar(select(func.count()).select_from(File)) == 0

@@ -557,6 +557,9 @@ def test_a_row_the_database_refuses_costs_only_its_own_file(request, db, library
     # (a stand-in for whatever the next odd file brings: a number out of range)
     for n in (1, 2, 3):
         write_jpeg(library / f"IMG_{n}.jpg", n)
+    # (and which is truncated too: one file, counted once however many ways it failed)
+    data = (library / "IMG_2.jpg").read_bytes()
+    (library / "IMG_2.jpg").write_bytes(data[: len(data) // 2])
     real = catalog._row_values
 
     def row_values(root, key, path, st, facts):  # type: ignore[no-untyped-def]
