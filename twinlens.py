@@ -20,7 +20,7 @@ from typing import Any
 
 from core.config import VARIABLES, ConfigError, Settings, load_settings
 from core.db import SchemaError
-from core.paths import display, root_of
+from core.paths import display, is_inside, root_of
 
 log = logging.getLogger("twinlens")
 
@@ -174,6 +174,16 @@ def scan_target(path: str, roots: list[str]) -> tuple[str, str | None]:
     return (root, None) if real == r else (root, os.path.join(root, os.path.relpath(real, r)))
 
 
+def configured_roots_inside(path: str, roots: list[str]) -> list[str]:
+    """The configured roots that lie strictly inside ``path`` (which is in none of them)."""
+    real = os.path.realpath(path)
+    if root_of(real, [os.path.realpath(r) for r in roots]) is not None:
+        return []
+    return [
+        r for r in roots if is_inside(os.path.realpath(r), real) and os.path.realpath(r) != real
+    ]
+
+
 def _abandon(engine: Any, job_id: str) -> None:
     """Fail what this process's in-memory broker leaves unfinished (Ctrl-C): no other
     process can run it, and the next run would otherwise wait an hour for it to go stale."""
@@ -261,6 +271,16 @@ def cmd_scan(args: argparse.Namespace) -> int:
     cfg = _settings(args)
     if not os.path.isdir(args.path):
         print(f"twinlens: {args.path} is not a folder", file=sys.stderr)
+        return 2
+    inner = configured_roots_inside(args.path, [str(r) for r in cfg.library_roots])
+    if inner:
+        # A root of its own over a configured root would take its files over, and the
+        # configured root's next scan (API, watcher, nightly) would take them back
+        print(
+            f"twinlens: {args.path} holds the configured library root {inner[0]}: scan "
+            "that root (or a folder of it), or configure this folder as the root",
+            file=sys.stderr,
+        )
         return 2
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         # Said now, not after a scan of hours.

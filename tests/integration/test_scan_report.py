@@ -215,3 +215,26 @@ def test_sigterm_ends_an_embedded_scan_without_leaving_it_running(
     with sqlite3.connect(db) as c:
         states = dict(c.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
     assert not states.get("running") and not states.get("queued"), states
+
+
+def test_scanning_the_parent_of_a_configured_root_is_refused_clearly(
+    embedded_settings: Settings, library: Path, monkeypatch, capsys
+) -> None:
+    from dataclasses import replace
+
+    import twinlens
+
+    # Given a configured root inside a bigger folder
+    inner = library / "2019"
+    inner.mkdir()
+    cfg = replace(embedded_settings, library_roots=(inner,))
+    monkeypatch.setattr(twinlens, "load_settings", lambda *a, **kw: cfg)
+    monkeypatch.setattr(twinlens, "_terminate_as_interrupt", lambda: None)
+    # When the bigger folder is scanned from the command line
+    code = twinlens.main(["scan", str(library)])
+    # Then it is refused with the way out, and nothing was cataloged
+    assert code == 2
+    assert f"holds the configured library root {inner}" in capsys.readouterr().err
+    assert not (cfg.data_dir / "twinlens.db").exists()
+    # While the root itself still scans
+    assert twinlens.main(["scan", str(inner)]) == 0
