@@ -61,7 +61,7 @@ export function Duplicates({ localMode, params, go }: Props) {
     pickOf(d) ?? defaultKeep(d) ?? "";
 
   // A page emptied by decisions (here or by another reviewer) shows the last one left.
-  const total = list.data?.total;
+  const total = list.of === listKey ? list.data?.total : undefined;
   useEffect(() => {
     if (list.loading || total === undefined) return;
     const to = pageToShow(page, total, PAGE_SIZE);

@@ -32,10 +32,11 @@ function groupName(g: FileGroup): string {
 export function Groups({ localMode, params, go }: Props) {
   const type = params.get("type") ?? "";
   const page = Math.max(1, Number(params.get("page")) || 1);
-  const list = useLoad(() => api.groups({ type, page, size: PAGE_SIZE }), `${type}|${page}`);
+  const listKey = `${type}|${page}`;
+  const list = useLoad(() => api.groups({ type, page, size: PAGE_SIZE }), listKey);
   const nav = (p: Record<string, string>) => go("groups", { type, page: "", ...p });
   // A page emptied by corrections (a dissolve of its last group) shows the last one left.
-  const total = list.data?.total;
+  const total = list.of === listKey ? list.data?.total : undefined;
   useEffect(() => {
     if (list.loading || total === undefined) return;
     const to = pageToShow(page, total, PAGE_SIZE);

@@ -31,6 +31,9 @@ export interface Loaded<T> {
   data: T | null;
   error: Error | null;
   loading: boolean;
+  /** The key `data` was loaded for: on the render where the key changes, `data` is still
+   * the previous key's (and `loading` not yet set). */
+  of: string | null;
   reload: () => void;
 }
 
@@ -59,7 +62,7 @@ export function useLoad<T>(fn: () => Promise<T>, key: string): Loaded<T> {
     };
   }, [key, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
-  return { data: state.data, error: state.error, loading: state.loading, reload };
+  return { data: state.data, error: state.error, loading: state.loading, of: state.of, reload };
 }
 
 /** Call `fn` every `ms` while `active`; the next call waits for the previous one. */
