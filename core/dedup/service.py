@@ -628,21 +628,26 @@ def record_resolution(
 def reopen(session: Session, group_id: str) -> int:
     """Withdraw the decisions covering this group (it becomes open). Returns how many.
 
-    An open group may still have a decision recorded under its id, made before a new copy
-    joined and reopened it: withdrawing that one is how undo ends it (the gateway brings
-    back what it sent to Immich's trash first)."""
+    Under the group's own id only the latest goes: an earlier one, made before a new copy
+    joined and reopened the group, then shows as its ``previous_resolution``, to undo in
+    turn (the gateway brings back what each sent to Immich's trash). On an open group,
+    withdrawing that previous decision is how undo ends it."""
     group = session.get(DuplicateGroup, group_id, with_for_update=True)
     if group is None:
         raise DedupError(f"no duplicate group {group_id}", 404)
+    latest = session.scalar(
+        select(DuplicateResolution.id)
+        .where(DuplicateResolution.group_id == group_id)
+        .order_by(DuplicateResolution.created_at.desc(), DuplicateResolution.id.desc())
+        .limit(1)
+    )
     if group.status == "open":
-        n = session.execute(
-            delete(DuplicateResolution).where(DuplicateResolution.group_id == group_id)
-        ).rowcount  # type: ignore[attr-defined]
-        if not n:
+        if latest is None:
             raise DedupError(
                 f"duplicate group {group_id} is open: there is no decision to withdraw", 409
             )
-        return int(n)
+        session.execute(delete(DuplicateResolution).where(DuplicateResolution.id == latest))
+        return 1
     idents = set(_identities(session, group))
     # Each member as status_of knows it (core.dedup.groups.still_dismissed): a decision
     # that covers a moved member by its catalog row is this group's, to withdraw too
@@ -664,8 +669,9 @@ def reopen(session: Session, group_id: str) -> int:
         except ValueError:
             stored = set()
         covered = bool(stored) and (idents <= stored or all(n & stored for n in names))
-        # the decision shown for this group is among them (see queries.view_groups)
-        if gid == group_id or key == group.group_key or covered:
+        # the decision shown for this group is among them (see queries.view_groups): its
+        # latest under its id, or one under the key of a group dissolved and found again
+        if rid == latest or covered or (gid != group_id and key == group.group_key):
             gone.append(rid)
     for chunk in Q.chunks(gone):
         session.execute(delete(DuplicateResolution).where(DuplicateResolution.id.in_(chunk)))

@@ -473,6 +473,37 @@ def test_undo_withdraws_a_decision_its_group_came_back_to_under_a_new_id(world) 
     assert get(client, f"/duplicates/{back['id']}").get_json()["status"] == "open"
 
 
+def test_a_group_decided_twice_is_undone_one_decision_at_a_time(world) -> None:
+    cat, client, _ = world
+    # Given exact copies resolved (copy0 trashed), reopened by a new copy, resolved again
+    d = by_path(client, "exact2/copy0.jpg", cat)
+    keep = cat.path("exact2/copy1.jpg")
+
+    def trash(path: str) -> None:
+        body = {"action": "trash", "keep": [keep], "trashed": [{"path": path, "sha1": None}]}
+        r = post(client, f"/duplicates/{d['id']}/resolution", body)
+        assert r.status_code == 200, r.get_json()
+
+    trash(cat.path("exact2/copy0.jpg"))
+    since = datetime.now() - timedelta(seconds=1)
+    cat.add("exact2/copy2.jpg", size=2000, sha=sha(2), sha1=f"{2:040x}")
+    cat.dedupe(full=False, since=since)
+    trash(cat.path("exact2/copy2.jpg"))
+    # When the latest decision is undone
+    r = client.delete(f"/duplicates/{d['id']}/resolution", headers=AUTH)
+    # Then the group is open with the first decision still there to undo (what it trashed
+    # would otherwise stay in Immich's trash with no record)
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["status"] == "open"
+    assert body["previous_resolution"]["trashed"] == [
+        {"path": cat.path("exact2/copy0.jpg"), "sha1": None}
+    ]
+    # And undoing that one too leaves nothing to withdraw
+    assert client.delete(f"/duplicates/{d['id']}/resolution", headers=AUTH).status_code == 200
+    assert client.delete(f"/duplicates/{d['id']}/resolution", headers=AUTH).status_code == 409
+
+
 def test_trash_records_keep_and_survives(world) -> None:
     cat, client, _ = world
     d = by_path(client, "exact2/copy0.jpg", cat)
