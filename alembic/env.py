@@ -58,34 +58,36 @@ def run_migrations_online() -> None:
     if sqlite:
         event.listen(engine, "connect", _sqlite_migration_connection)
         event.listen(engine, "begin", _begin_immediate)
-    with engine.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=metadata,
-            render_as_batch=sqlite,
-            transactional_ddl=True,  # all revisions of a run commit together, or none
-        )
-        with context.begin_transaction():
-            if not sqlite:
-                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
-                # After the advisory lock, which may wait as long as another migration
-                # runs: a table lock may not (core.db.migrate tries again)
-                connection.exec_driver_sql(
-                    f"SET LOCAL lock_timeout = {int(MIGRATION_LOCK_TIMEOUT_MS)}"
-                )
-            # Rows that pointed nowhere before (deleted by hand with foreign keys off) are
-            # not the migration's doing: named in the log, not a reason to refuse.
-            before = _broken_references(connection) if sqlite else set()
-            if before:
-                log.warning("references broken before the migration: %s", sorted(before)[:5])
-            context.run_migrations()
-            broken = _broken_references(connection) - before if sqlite else set()
-            if broken:
-                raise SchemaError(
-                    f"the migration would break references, so none of it was applied: "
-                    f"{sorted(broken)[:5]}"
-                )
-    engine.dispose()
+    try:
+        with engine.connect() as connection:
+            context.configure(
+                connection=connection,
+                target_metadata=metadata,
+                render_as_batch=sqlite,
+                transactional_ddl=True,  # all revisions of a run commit together, or none
+            )
+            with context.begin_transaction():
+                if not sqlite:
+                    connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+                    # After the advisory lock, which may wait as long as another migration
+                    # runs: a table lock may not (core.db.migrate tries again)
+                    connection.exec_driver_sql(
+                        f"SET LOCAL lock_timeout = {int(MIGRATION_LOCK_TIMEOUT_MS)}"
+                    )
+                # Rows that pointed nowhere before (deleted by hand with foreign keys off) are
+                # not the migration's doing: named in the log, not a reason to refuse.
+                before = _broken_references(connection) if sqlite else set()
+                if before:
+                    log.warning("references broken before the migration: %s", sorted(before)[:5])
+                context.run_migrations()
+                broken = _broken_references(connection) - before if sqlite else set()
+                if broken:
+                    raise SchemaError(
+                        f"the migration would break references, so none of it was applied: "
+                        f"{sorted(broken)[:5]}"
+                    )
+    finally:
+        engine.dispose()  # each retry of core.db.migrate makes a new engine
 
 
 if context.is_offline_mode():

@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
 import sqlite3
 import threading
@@ -129,7 +128,7 @@ def serialise(session: Session, name: str) -> None:
 
 
 MAX_LOOKUP = 1000
-_SHA1 = re.compile(r"[0-9a-fA-F]{40}")
+SHA1_HEX = re.compile(r"[0-9a-fA-F]{40}")
 
 
 def only_fields(body: dict[str, Any], allowed: set[str]) -> None:
@@ -150,7 +149,7 @@ def lookup_request() -> tuple[list[str], list[str]]:
         raise ApiError(400, "give paths or sha1 (or both)")
     if len(paths) + len(sha1s) > MAX_LOOKUP:
         raise ApiError(400, f"at most {MAX_LOOKUP} paths and checksums per request")
-    bad = next((x for x in sha1s if not _SHA1.fullmatch(x)), None)
+    bad = next((x for x in sha1s if not SHA1_HEX.fullmatch(x)), None)
     if bad is not None:
         raise ApiError(400, f"sha1 values must be 40 hex digits, got {bad[:60]!r}")
     return [c for c in (_known_or_none(p) for p in paths) if c is not None], sha1s
@@ -198,7 +197,7 @@ LOOKUP_BODY = {
 def str_list(body: dict[str, Any], name: str, *, required: bool = False) -> list[str]:
     """A list of non-empty strings from a JSON body (400 otherwise)."""
     raw = body.get(name)
-    if raw is None:
+    if raw is None and name not in body:
         if required:
             raise ApiError(400, f"{name} is required")
         return []
@@ -252,12 +251,6 @@ def confined_path(raw: Any, name: str = "path") -> str:
     """A path from a request, resolved and confined to the library roots (else 400)."""
     if not isinstance(raw, str) or not raw:
         raise ApiError(400, f"{name} must be a non-empty string")
-    try:
-        os.fsencode(raw)
-    except UnicodeEncodeError:
-        # A lone surrogate that is not a \udcXX byte escape: JSON can carry it, no file
-        # name is made of it, and every os call on it raises.
-        raise ApiError(400, f"{name} is not a file path: it holds an unpaired surrogate") from None
     roots = settings().library_roots
     if not roots:
         raise ApiError(400, "no library roots are configured (TWINLENS_LIBRARY_ROOTS)")

@@ -21,6 +21,7 @@ from api.common import (
     ID_PARAM,
     LOOKUP_BODY,
     NOT_FOUND,
+    SHA1_HEX,
     ApiError,
     broker,
     check_id,
@@ -158,10 +159,13 @@ def _trashed(raw: Any) -> list[dict[str, Any]] | None:
     for t in raw if ok else []:
         ok = ok and isinstance(t, dict) and set(t) <= {"path", "sha1"}
         ok = ok and isinstance(t.get("path"), str) and bool(t["path"])
-        ok = ok and (t.get("sha1") is None or isinstance(t["sha1"], str))
+        ok = ok and (t.get("sha1") is None or bool(SHA1_HEX.fullmatch(str(t["sha1"]))))
+    ok = ok and len({t["path"] for t in raw}) == len(raw)  # each file once
     if not ok:
         raise ApiError(
-            400, f'trashed must be a list of at most {MAX_KEEP} {{"path", "sha1"}} objects'
+            400,
+            f'trashed must be a list of at most {MAX_KEEP} {{"path", "sha1"}} objects, '
+            "each file once, sha1 40 hex digits or null",
         )
     return raw
 

@@ -56,6 +56,8 @@ def start_scan(body: dict[str, Any], trigger: str = "api") -> Any:
     if not isinstance(full, bool):
         raise ApiError(400, "full must be true or false")
     raw = body.get("path")
+    if raw is None and "path" in body:
+        raise ApiError(400, "path must be a folder path; leave it out to scan the whole root")
     if raw is None:
         if len(cfg.library_roots) != 1:
             raise ApiError(400, "path is required when more than one library root is configured")

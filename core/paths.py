@@ -52,6 +52,9 @@ def relative_posix(path: str, root: str | Path) -> str:
     return rel.replace(os.sep, "/")
 
 
+PATH_MAX = 4096  # Linux: no longer path names a file
+
+
 class PathOutsideRoots(ValueError):
     """A requested path is not inside any configured library root."""
 
@@ -69,6 +72,15 @@ def confine(path: str, roots: Iterable[str | Path]) -> str:
     """
     if not path or "\x00" in path:
         raise PathOutsideRoots("path is empty or contains a NUL byte")
+    try:
+        size = len(os.fsencode(path))
+    except UnicodeEncodeError:
+        # A lone surrogate that is not a \udcXX byte escape: JSON can carry it, no file
+        # name is made of it, and every os call on it raises.
+        raise PathOutsideRoots("path is not a file path: it holds an unpaired surrogate") from None
+    if size > PATH_MAX:
+        # Said before resolving it: realpath's cost grows with the square of the length
+        raise PathOutsideRoots(f"path is longer than {PATH_MAX} bytes")
     resolved = os.path.realpath(path)
     for root in roots:
         named = os.path.abspath(os.fspath(root))

@@ -40,6 +40,10 @@ DEFAULTS: dict[str, Any] = {
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
+    # A path with "//" is passed on (to Immich) or refused as it is: Werkzeug's default
+    # answers it with an HTML 308 to the merged path, under /api too, which can turn a
+    # one-group resolve (duplicates/%2F/resolve) into a request to the bulk route
+    app.url_map.merge_slashes = False
     test_config = dict(test_config or {})
     settings: Settings = test_config.pop("SETTINGS", None) or load_settings()
     app.config.from_mapping(DEFAULTS)

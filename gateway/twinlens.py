@@ -53,7 +53,10 @@ def _plan_error(exc: resolve.PlanError) -> Response:
 def _segment(value: str) -> str:
     """An id from the caller as one path segment of a service URL: "/", "?", "#" and ".."
     must not steer the call (it carries the service token)."""
-    segment = quote(value, safe="")
+    try:
+        segment = quote(value, safe="")
+    except UnicodeEncodeError:  # a lone surrogate: no id is made of one
+        raise BadRequest(400, "not a valid id: it holds an unpaired surrogate") from None
     return segment if segment.strip(".") else segment.replace(".", "%2E")
 
 
@@ -208,7 +211,7 @@ def group(group_id: str) -> Response:
 
 def _paths_arg(body: dict[str, Any], required: bool) -> list[str] | None:
     paths = body.get("paths")
-    if paths is None and not required:
+    if "paths" not in body and not required:  # (an explicit null must not widen a split)
         return None
     if not isinstance(paths, list) or not all(isinstance(p, str) and p for p in paths):
         raise BadRequest(400, "paths must be a list of file paths")
@@ -498,7 +501,7 @@ def _resolve_item(item: dict[str, Any], dry_run: bool) -> tuple[int, dict[str, A
             dry_run,
             item.get("expectTrash"),
         )
-    except (resolve.PlanError, ServiceError) as exc:
+    except (resolve.PlanError, ServiceError, BadRequest) as exc:
         return exc.status, {"message": exc.message}
 
 
@@ -642,9 +645,14 @@ def start_scan() -> Response:
     jobs, worst = [], 200
     for service in _service_arg(body.get("service")):
         for target in targets:
-            status, job = call(service, "POST", "/scans", json=target)
+            try:
+                status, job = call(service, "POST", "/scans", json=target)
+            except ServiceError as exc:  # failed or unreachable
+                status, job = exc.status, {"error": exc.message}
             if status >= 400:
-                return jsonify(_error_body(status, job)[1]), status
+                # the scans already started run on: say which, beside the refusal
+                refused = _error_body(status, job)[1]
+                return jsonify({**refused, "jobs": jobs} if jobs else refused), status
             jobs.append({"service": service, **job})
             worst = 202 if status == 202 else worst
     return jsonify({"jobs": jobs}), worst

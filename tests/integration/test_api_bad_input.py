@@ -429,3 +429,52 @@ def test_embedded_two_dedup_runs_at_once_start_one_job(
     # And the lock is given back: a later request is not kept waiting
     later = send(app.test_client(), "post", "/dedup/runs", {"full": True})
     assert later.status_code == 200 and later.get_json()["id"] == answers[0].get_json()["id"]
+
+
+def test_a_path_longer_than_any_file_name_is_refused_at_once(grouping, dedup, pg_settings) -> None:
+    # Given a 1 MB path inside the library (realpath's cost grows with the square of it)
+    lib = seed(pg_settings, ["a/IMG_1.CR2", "a/IMG_1.JPG"])
+    huge = lib + "/a" * 500_000
+    # When it is sent to scan or looked up, Then it is refused for its length, before
+    # anything resolves it (or simply not found)
+    assert_error(send(grouping, "post", "/scans", {"path": huge}), 400, "longer than 4096")
+    r = send(dedup, "post", "/duplicates/lookup", {"paths": [huge]})
+    assert r.status_code == 200 and r.get_json()["files"] == []
+    assert job_count(pg_settings) == 0
+
+
+def test_an_explicit_null_never_widens_an_action(grouping, pg_settings) -> None:
+    # Given a group and no scan
+    seed(pg_settings, ["a/IMG_1.CR2", "a/IMG_1.JPG"])
+    gid = send(grouping, "get", "/groups").get_json()["items"][0]["id"]
+    # When a split names its files as null, or a scan its folder, Then they are refused:
+    # a missing field means "all" (dissolve, the whole root), a null is a mistake
+    assert_error(send(grouping, "post", f"/groups/{gid}/split", {"paths": None}), 400, "paths")
+    assert_error(send(grouping, "post", "/scans", {"path": None}), 400, "path")
+    assert send(grouping, "get", f"/groups/{gid}").status_code == 200
+    assert job_count(pg_settings) == 0
+
+
+@pytest.mark.parametrize(
+    "trashed",
+    [
+        [{"path": "B", "sha1": "<script>not a sha1"}],
+        [{"path": "B", "sha1": ""}],
+        [{"path": "B", "sha1": None}, {"path": "B", "sha1": None}],
+    ],
+    ids=["not hex", "empty", "twice"],
+)
+def test_a_decisions_trashed_list_is_checked(dedup, pg_settings, trashed) -> None:
+    cat = Catalog(pg_settings, pg_settings.library_roots[0])
+    cat.add("e/a.jpg", sha=sha(1))
+    cat.add("e/b.jpg", sha=sha(1))
+    cat.dedupe()
+    [d] = send(dedup, "get", "/duplicates").get_json()["items"]
+    keep, other = sorted(m["path"] for m in d["members"])
+    body = {
+        "action": "trash",
+        "keep": [keep],
+        "trashed": [{**t, "path": other} for t in trashed],
+    }
+    assert_error(send(dedup, "post", f"/duplicates/{d['id']}/resolution", body), 400, "trashed")
+    assert send(dedup, "get", f"/duplicates/{d['id']}").get_json()["status"] == "open"

@@ -158,6 +158,15 @@ def test_scan_now_with_several_library_roots_scans_each(
             headers=alice.bearer,
         )
         assert [j["root"] for j in one.json()["jobs"]] == [str(second)]
+        # And when a service refuses part way, the scans already started are named
+        for st in (grouping_state, dedup_state):
+            st.jobs.clear()
+        dedup_state.refuse_scans = (503, "database unavailable")
+        r = requests.post(server.url + "/api/twinlens/jobs", json={}, headers=alice.bearer)
+        assert r.status_code == 502 and "database unavailable" in r.json()["message"], r.text
+        assert sorted(j["root"] for j in r.json()["jobs"]) == sorted(map(str, (library, second))), (
+            r.json()
+        )
     finally:
         server.stop()
 
@@ -673,6 +682,40 @@ def test_bulk_resolution_reports_each_group(gateway, immich, alice, world, dedup
     assert [res[1]["action"] for res in dedup_state.resolutions] == ["trash", "not_duplicate"]
 
 
+def test_a_bulk_item_whose_id_no_group_can_have_fails_alone(
+    gateway, immich, alice, world, dedup_state
+):
+    # Given a bulk request whose second item's id holds a lone surrogate (JSON carries it)
+    r = _bulk(
+        gateway,
+        alice,
+        [
+            {"id": world["dup1"]["id"], "action": "not_duplicate"},
+            {"id": "\udcff", "action": "not_duplicate"},
+        ],
+    )
+    # Then the answer reports each item: the first done, the second refused (not a 500
+    # that hides that the first was recorded)
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == [200, 400]
+    assert [d for d, _ in dedup_state.resolutions] == [world["dup1"]["id"]]
+
+
+def test_malformed_requests_to_twinlens_routes_are_json_4xx(
+    gateway, alice, library, grouping_state
+):
+    url = gateway.url + "/api/twinlens"
+    # a scan path no file name is made of, or longer than any file name
+    for path in ("\ud800", str(library) + "/a" * 3000):
+        r = requests.post(url + "/jobs", json={"path": path}, headers=alice.bearer)
+        assert r.status_code == 400 and r.json()["statusCode"] == 400, r.text
+    assert grouping_state.jobs == {}
+    # a split whose files are null: not "all of them" (that is leaving the field out)
+    gid = grouping_state.add_group([f"{library}/a.JPG", f"{library}/a.CR3"])["id"]
+    r = requests.post(f"{url}/groups/{gid}/split", json={"paths": None}, headers=alice.bearer)
+    assert r.status_code == 400 and "paths" in r.json()["message"], r.text
+
+
 def test_a_bulk_dry_run_moves_and_records_nothing(gateway, immich, alice, world, dedup_state):
     # Given two open groups, when the UI asks for the bulk preview
     r = _bulk(
@@ -884,6 +927,23 @@ def _local_client(tmp_path, library, grouping_url, dedup_url):
         service_token=SERVICE_TOKEN,
     )
     return create_app({"SETTINGS": settings}).test_client()
+
+
+def test_a_doubled_slash_is_a_json_404_not_a_redirect(
+    tmp_path, library, grouping_url, dedup_url, dedup_state
+):
+    # Werkzeug answers "//" with an HTML 308 to the merged path: under /api that turned
+    # a one-group resolve (duplicates/%2F/resolve) into a request to the bulk route
+    client = _local_client(tmp_path, library, grouping_url, dedup_url)
+    for method, path in (("post", "/duplicates//resolve"), ("get", "//groups")):
+        r = client.open(
+            "/api/twinlens" + path,
+            method=method.upper(),
+            json={"action": "not_duplicate", "dryRun": True} if method == "post" else None,
+        )
+        assert r.status_code == 404, (path, r.status_code, r.get_data(as_text=True)[:200])
+        assert r.is_json, path
+    assert dedup_state.resolutions == []
 
 
 def test_local_mode_thumbnails_and_no_trash(
