@@ -1,15 +1,15 @@
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import { type Message, Notices } from "./Notices";
 import {
   api, type BulkResult, type Duplicate, type DupMember, type ResolvePlan, type ResolveRequest,
   type UndoResult,
 } from "./api";
 import { Dialog } from "./Dialog";
-import { useLoad } from "./hooks";
+import { useEmptyPageStep, useLoad } from "./hooks";
 import {
   basename, camera, confirmedRequests, decidedKeep, defaultKeep, dirname, formatBytes, formatCount,
   formatSimilarity,
-  formatTakenAt, keepReasonLabel, pageToShow, planTotals, plural, undoNotice, undoSummary,
+  formatTakenAt, keepReasonLabel, planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
@@ -60,14 +60,7 @@ export function Duplicates({ localMode, params, go }: Props) {
     ((d.status ?? "open") !== "open" ? decidedKeep(d) : null) ??
     pickOf(d) ?? defaultKeep(d) ?? "";
 
-  // A page emptied by decisions (here or by another reviewer) shows the last one left.
-  const total = list.of === listKey ? list.data?.total : undefined;
-  useEffect(() => {
-    if (list.loading || total === undefined) return;
-    const to = pageToShow(page, total, PAGE_SIZE);
-    if (to !== null) nav({ page: String(to) });
-    // (nav is rebuilt every render: not a dependency)
-  }, [list.loading, total, page]);
+  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: String(p) }));
 
   const finish = (ids: string[], text: string) => {
     // Under "Any" a decided group stays listed, with its new status and its Undo.

@@ -1,11 +1,11 @@
-import { useEffect, useState } from "react";
+import { useState } from "react";
 import { type Message, Notices } from "./Notices";
 import { api, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
-import { useLoad } from "./hooks";
+import { useEmptyPageStep, useLoad } from "./hooks";
 import {
   basename, canMerge, dirname, formatBytes, formatCount, formatTakenAt, groupPrimary,
-  groupTypeLabel, mergePlan, pageToShow, plural, splitButtons, splitNotice, toggled,
+  groupTypeLabel, mergePlan, plural, splitButtons, splitNotice, toggled,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
@@ -35,14 +35,7 @@ export function Groups({ localMode, params, go }: Props) {
   const listKey = `${type}|${page}`;
   const list = useLoad(() => api.groups({ type, page, size: PAGE_SIZE }), listKey);
   const nav = (p: Record<string, string>) => go("groups", { type, page: "", ...p });
-  // A page emptied by corrections (a dissolve of its last group) shows the last one left.
-  const total = list.of === listKey ? list.data?.total : undefined;
-  useEffect(() => {
-    if (list.loading || total === undefined) return;
-    const to = pageToShow(page, total, PAGE_SIZE);
-    if (to !== null) nav({ page: String(to) });
-    // (nav is rebuilt every render: not a dependency)
-  }, [list.loading, total, page]);
+  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: String(p) }));
 
   // Picked members per group id, and the groups picked for a merge in the order they were
   // picked (kept across pages: the first one's primary becomes the merged group's).

@@ -1,4 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
+import { pageToShow } from "./logic";
 
 export interface Route {
   page: string;
@@ -87,4 +88,20 @@ export function usePoll(fn: () => Promise<unknown>, ms: number, active: boolean)
       window.clearTimeout(timer);
     };
   }, [ms, active]);
+}
+
+/** A page emptied by decisions or corrections (here or by another reviewer) moves to the
+ * last page left, once the list of this `key` has loaded (see `pageToShow`). */
+export function useEmptyPageStep(
+  list: Loaded<{ total: number }>, key: string, page: number, size: number,
+  go: (page: number) => void,
+): void {
+  const total = list.of === key ? list.data?.total : undefined;
+  const goRef = useRef(go);
+  goRef.current = go;
+  useEffect(() => {
+    if (list.loading || total === undefined) return;
+    const to = pageToShow(page, total, size);
+    if (to !== null) goRef.current(to);
+  }, [list.loading, total, page, size]);
 }
