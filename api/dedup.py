@@ -159,7 +159,8 @@ def _trashed(raw: Any) -> list[dict[str, Any]] | None:
     for t in raw if ok else []:
         ok = ok and isinstance(t, dict) and set(t) <= {"path", "sha1"}
         ok = ok and isinstance(t.get("path"), str) and bool(t["path"])
-        ok = ok and (t.get("sha1") is None or bool(SHA1_HEX.fullmatch(str(t["sha1"]))))
+        sha1 = t.get("sha1") if ok else None
+        ok = ok and (sha1 is None or (isinstance(sha1, str) and bool(SHA1_HEX.fullmatch(sha1))))
     ok = ok and len({t["path"] for t in raw}) == len(raw)  # each file once
     if not ok:
         raise ApiError(

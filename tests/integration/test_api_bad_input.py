@@ -460,9 +460,10 @@ def test_an_explicit_null_never_widens_an_action(grouping, pg_settings) -> None:
     [
         [{"path": "B", "sha1": "<script>not a sha1"}],
         [{"path": "B", "sha1": ""}],
+        [{"path": "B", "sha1": 1234567890123456789012345678901234567890}],
         [{"path": "B", "sha1": None}, {"path": "B", "sha1": None}],
     ],
-    ids=["not hex", "empty", "twice"],
+    ids=["not hex", "empty", "a number", "twice"],
 )
 def test_a_decisions_trashed_list_is_checked(dedup, pg_settings, trashed) -> None:
     cat = Catalog(pg_settings, pg_settings.library_roots[0])
