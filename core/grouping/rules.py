@@ -353,7 +353,11 @@ def _prepare(files: Sequence[FileRecord]) -> list[_F]:
                 ),  # = N.shot_key(name), a Live Photo video's "_HEVC" aside
                 full=N.norm(name),
                 edit_of=N.stem_key(base) if base is not None else None,
-                edit_chain=tuple(N.stem_key(b) for b in N.edit_chain(st)),
+                # each as that file's own key: an edit's is its full stem, not a radical
+                edit_chain=tuple(
+                    N.norm(b) if N.edit_base(b) is not None else N.stem_key(b)
+                    for b in N.edit_chain(st)
+                ),
                 live_still=cat == N.RENDITION and N.is_live_still(name, r.format),
                 live_video=cat == N.VIDEO and N.is_live_video(name, r.format),
                 sidecar=N.sidecar_targets(name) if cat == N.SIDECAR else None,

@@ -644,6 +644,19 @@ EDIT_CASES = [
         {G("edited", **{"IMG_1234-HDR.dng": "primary", "IMG_1234-HDR-Edit.tif": "edit"})},
     ),
     (
+        "a Pixel edit of an edit whose original is gone",
+        [rec("PXL_20231006_123456789-edited.jpg"), rec("PXL_20231006_123456789-edited-edited.jpg")],
+        {
+            G(
+                "edited",
+                **{
+                    "PXL_20231006_123456789-edited.jpg": "primary",
+                    "PXL_20231006_123456789-edited-edited.jpg": "edit",
+                },
+            )
+        },
+    ),
+    (
         "an edit of an edit, the first edit gone",
         [rec("DSC_0001.NEF"), rec("DSC_0001-Edit-Edit.tif", 90)],
         {G("edited", **{"DSC_0001.NEF": "primary", "DSC_0001-Edit-Edit.tif": "edit"})},
