@@ -345,9 +345,10 @@ def dup_views(session: Session, group_ids: Sequence[str]) -> list[DupView]:
     perceptual_shas = {m.sha256 for v in views.values() if v.type == "perceptual"
                        for m in v.members if m.sha256}  # fmt: skip
     exact_of = _exact_groups_by_key(session, perceptual_shas)
-    decided = [v for v in views.values() if v.status != "open"]
     by_id = _latest_resolutions(session, DuplicateResolution.group_id, list(views))
-    by_key = _latest_resolutions(session, DuplicateResolution.group_key, [v.key for v in decided])
+    by_key = _latest_resolutions(
+        session, DuplicateResolution.group_key, [v.key for v in views.values()]
+    )
     for v in views.values():
         v.members.sort(key=lambda m: (m.file_id != v.keeper_id, m.path, m.file_id))
         if v.type == "perceptual":
@@ -359,7 +360,7 @@ def dup_views(session: Session, group_ids: Sequence[str]) -> list[DupView]:
         if v.status != "open":
             v.resolution = by_id.get(v.id) or by_key.get(v.key)
         else:
-            v.previous_resolution = by_id.get(v.id)
+            v.previous_resolution = by_id.get(v.id) or by_key.get(v.key)
     return [views[g] for g in group_ids if g in views]
 
 

@@ -626,59 +626,69 @@ def record_resolution(
 
 
 def reopen(session: Session, group_id: str) -> int:
-    """Withdraw the decisions covering this group (it becomes open). Returns how many.
+    """Withdraw the decision shown for this group; returns how many were withdrawn (0 or 1).
 
-    Under the group's own id only the latest goes: an earlier one, made before a new copy
-    joined and reopened the group, then shows as its ``previous_resolution``, to undo in
-    turn (the gateway brings back what each sent to Immich's trash). On an open group,
-    withdrawing that previous decision is how undo ends it."""
+    Only that one goes, so that nothing an earlier decision sent to Immich's trash loses
+    its record: the decision shown is the latest under the group's id, else under its key
+    (a group dissolved and found again), else the latest that still covers its members
+    (see queries.dup_views, which shows the same). An earlier decision that still covers
+    the group then decides it at once (undo it in turn); one made before a new copy
+    joined shows as the open group's ``previous_resolution``, and withdrawing that is how
+    undo ends an open group."""
     group = session.get(DuplicateGroup, group_id, with_for_update=True)
     if group is None:
         raise DedupError(f"no duplicate group {group_id}", 404)
-    latest = session.scalar(
-        select(DuplicateResolution.id)
-        .where(DuplicateResolution.group_id == group_id)
-        .order_by(DuplicateResolution.created_at.desc(), DuplicateResolution.id.desc())
-        .limit(1)
-    )
-    if group.status == "open":
-        if latest is None:
+    rows = session.execute(
+        select(DuplicateResolution.id, DuplicateResolution.group_id,
+               DuplicateResolution.group_key, DuplicateResolution.members,
+               DuplicateResolution.action)
+        .order_by(DuplicateResolution.created_at, DuplicateResolution.id)
+    ).all()  # fmt: skip
+    by_id = [r for r in rows if r[1] == group_id]
+    by_key = [r for r in rows if r[2] == group.group_key]
+    covering = []
+    if group.status != "open":
+        idents = {i for i in _identities(session, group) if not i.startswith("fid:")}
+        content = group.duplicate_type != "exact"
+        names = [
+            member_names(p, fid, (sha,) if content else ())
+            for p, sha, fid in session.execute(
+                select(DuplicateMember.file_path, DuplicateMember.file_hash,
+                       DuplicateMember.file_id)
+                .where(DuplicateMember.group_id == group_id)
+            )
+        ]  # fmt: skip
+        covering = [r for r in rows if _covers(r[3], idents, names)]
+    candidates = by_id or by_key or covering
+    shown = candidates[-1] if candidates else None
+    if shown is None:
+        if group.status == "open":
             raise DedupError(
                 f"duplicate group {group_id} is open: there is no decision to withdraw", 409
             )
-        session.execute(delete(DuplicateResolution).where(DuplicateResolution.id == latest))
-        return 1
-    idents = set(_identities(session, group))
-    # Each member as status_of knows it (core.dedup.groups.still_dismissed): a decision
-    # that covers a moved member by its catalog row is this group's, to withdraw too
-    content = group.duplicate_type != "exact"
-    names = [
-        member_names(p, fid, (sha,) if content else ())
-        for p, sha, fid in session.execute(
-            select(DuplicateMember.file_path, DuplicateMember.file_hash, DuplicateMember.file_id)
-            .where(DuplicateMember.group_id == group_id)
-        )
-    ]  # fmt: skip
-    gone = []
-    for rid, gid, key, members in session.execute(
-        select(DuplicateResolution.id, DuplicateResolution.group_id,
-               DuplicateResolution.group_key, DuplicateResolution.members)
-    ):  # fmt: skip
-        try:
-            stored = set(json.loads(members or "[]"))
-        except ValueError:
-            stored = set()
-        covered = bool(stored) and (idents <= stored or all(n & stored for n in names))
-        # the decision shown for this group is among them (see queries.view_groups): its
-        # latest under its id, or one under the key of a group dissolved and found again
-        if rid == latest or covered or (gid != group_id and key == group.group_key):
-            gone.append(rid)
-    for chunk in Q.chunks(gone):
-        session.execute(delete(DuplicateResolution).where(DuplicateResolution.id.in_(chunk)))
-    group.status = "open"
+    else:
+        session.execute(delete(DuplicateResolution).where(DuplicateResolution.id == shown[0]))
+    rest = [r for r in covering if shown is None or r[0] != shown[0]]
+    group.status = (
+        "open"
+        if not rest
+        else "dismissed"
+        if any(r[4] == "not_duplicate" for r in rest)
+        else "resolved"
+    )
     group.updated_at = utcnow()
     session.flush()
-    return len(gone)
+    return 0 if shown is None else 1
+
+
+def _covers(members_json: str | None, idents: set[str], names: list[set[str]]) -> bool:
+    """Whether a decision's recorded members cover a group's members now, as status_of
+    judges it (core.dedup.groups.still_dismissed): a moved member by its catalog row."""
+    try:
+        stored = set(json.loads(members_json or "[]"))
+    except ValueError:
+        return False
+    return bool(stored) and (idents <= stored or all(n & stored for n in names))
 
 
 __all__ = [

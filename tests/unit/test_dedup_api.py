@@ -504,6 +504,38 @@ def test_a_group_decided_twice_is_undone_one_decision_at_a_time(world) -> None:
     assert client.delete(f"/duplicates/{d['id']}/resolution", headers=AUTH).status_code == 409
 
 
+def test_no_decision_loses_its_record_when_a_group_comes_back_under_a_new_id(world) -> None:
+    cat, client, _ = world
+    # Given byte copies resolved (copy0 trashed)
+    d = by_path(client, "exact2/copy0.jpg", cat)
+    keep, first = cat.path("exact2/copy1.jpg"), cat.path("exact2/copy0.jpg")
+
+    def trash(gid: str, path: str) -> None:
+        body = {"action": "trash", "keep": [keep], "trashed": [{"path": path, "sha1": None}]}
+        assert post(client, f"/duplicates/{gid}/resolution", body).status_code == 200
+
+    trash(d["id"], first)
+    # ... whose group dissolved for a pass (a copy briefly gone), and came back under a
+    # new id with a new copy: open, the first decision shown as its previous one
+    cat.mark_missing("exact2/copy1.jpg")
+    cat.dedupe()
+    with session_scope(cat.engine) as s:
+        s.execute(update(File).where(File.path_key == path_key(keep)).values(status="present"))
+    cat.add("exact2/copy2.jpg", size=2000, sha=sha(2), sha1=f"{2:040x}")
+    cat.dedupe()
+    back = by_path(client, "exact2/copy2.jpg", cat)
+    assert back["id"] != d["id"] and back["status"] == "open"
+    assert back["previous_resolution"]["trashed"][0]["path"] == first
+    # When it is resolved again, and that is undone
+    trash(back["id"], cat.path("exact2/copy2.jpg"))
+    r = client.delete(f"/duplicates/{back['id']}/resolution", headers=AUTH)
+    # Then only that decision is withdrawn: the first one is still there to undo
+    assert r.status_code == 200 and r.get_json()["status"] == "open", r.get_json()
+    assert r.get_json()["previous_resolution"]["trashed"][0]["path"] == first
+    assert client.delete(f"/duplicates/{back['id']}/resolution", headers=AUTH).status_code == 200
+    assert client.delete(f"/duplicates/{back['id']}/resolution", headers=AUTH).status_code == 409
+
+
 def test_trash_records_keep_and_survives(world) -> None:
     cat, client, _ = world
     d = by_path(client, "exact2/copy0.jpg", cat)
