@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from core.dedup.exact import collapse_hard_links, exact_groups, exact_index, hard_link_aliases
@@ -98,13 +98,17 @@ def still_dismissed(group: DupGroup, dismissed: Iterable[frozenset[str] | set[st
     its catalog row, which survives a move or a rename."""
     names: list[set[str]] | None = None  # computed once per group, only when needed
     for d in dismissed:
-        if group.identities <= d:
-            return True
         if names is None:
             names = [_names(m, content=group.type != "exact") for m in group.members]
-        if all(n & d for n in names):
+        if covers(d, group.identities, names):
             return True
     return False
+
+
+def covers(decision: Set[str], identities: Set[str], names: Iterable[Set[str]]) -> bool:
+    """Whether a decision's recorded identities cover a group: all of its identities, or
+    one name of each member (``member_names``)."""
+    return identities <= decision or all(n & decision for n in names)
 
 
 def find_duplicates(

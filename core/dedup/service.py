@@ -63,6 +63,7 @@ from core.config import Settings
 from core.dedup import queries as Q
 from core.dedup.groups import (
     DupGroup,
+    covers,
     find_duplicates,
     member_identity,
     member_names,
@@ -539,26 +540,36 @@ def start_run(session: Session, *, full: bool, trigger: str = "api") -> tuple[Jo
 # --- decisions -----------------------------------------------------------------------------
 
 
+def _members(session: Session, group_id: str) -> list[tuple[str, str | None, int]]:
+    """(path, sha256, file id) of each member of a stored group."""
+    return [
+        (p, s, fid)
+        for p, s, fid in session.execute(
+            select(DuplicateMember.file_path, DuplicateMember.file_hash, DuplicateMember.file_id)
+            .where(DuplicateMember.group_id == group_id)
+        )
+    ]  # fmt: skip
+
+
 def _identities(session: Session, group: DuplicateGroup) -> list[str]:
-    """The identities a decision on this group covers (see core.dedup.groups), and each
-    member's catalog row (``fid:<id>``), which a move or a rename keeps: filing an
-    import into dated folders must not reopen every decision on its files."""
-    members = session.execute(
-        select(DuplicateMember.file_path, DuplicateMember.file_hash, DuplicateMember.file_id)
-        .where(DuplicateMember.group_id == group.group_id)
-    ).all()  # fmt: skip
-    rows = [(p, s) for p, s, _ in members]
-    rows_ids = sorted(f"fid:{fid}" for _, _, fid in members)
-    return sorted(_member_identities(session, group, rows)) + rows_ids
+    """What a decision on this group records: the identities it covers (see
+    core.dedup.groups), and each member's catalog row (``fid:<id>``), which a move or a
+    rename keeps: filing an import into dated folders must not reopen every decision on
+    its files."""
+    members = _members(session, group.group_id)
+    return sorted(_member_identities(session, group, members)) + sorted(
+        f"fid:{fid}" for _, _, fid in members
+    )
 
 
 def _member_identities(
-    session: Session, group: DuplicateGroup, rows: list[tuple[str, str | None]]
+    session: Session, group: DuplicateGroup, members: list[tuple[str, str | None, int]]
 ) -> list[str]:
+    """The identities of a group's members as core.dedup.groups.member_identity gives them."""
     if group.duplicate_type == "exact":
-        return [path_key(p) for p, _ in rows]
+        return [path_key(p) for p, _, _ in members]
     exact_keys: set[str] = set()
-    shas = [s for _, s in rows if s]
+    shas = [s for _, s, _ in members if s]
     if shas:
         exact_keys = {
             k for (k,) in session.execute(
@@ -567,7 +578,7 @@ def _member_identities(
             )
         }  # fmt: skip
     out = []
-    for path, sha in rows:
+    for path, sha, _ in members:
         x = sha if sha in exact_keys else None
         out.append(f"sha256:{x}" if x else path_key(path))
     return out
@@ -648,17 +659,12 @@ def reopen(session: Session, group_id: str) -> int:
     by_key = [r for r in rows if r[2] == group.group_key]
     covering = []
     if group.status != "open":
-        idents = {i for i in _identities(session, group) if not i.startswith("fid:")}
+        # Each member as status_of knows it (core.dedup.groups.still_dismissed)
+        members = _members(session, group_id)
+        idents = set(_member_identities(session, group, members))
         content = group.duplicate_type != "exact"
-        names = [
-            member_names(p, fid, (sha,) if content else ())
-            for p, sha, fid in session.execute(
-                select(DuplicateMember.file_path, DuplicateMember.file_hash,
-                       DuplicateMember.file_id)
-                .where(DuplicateMember.group_id == group_id)
-            )
-        ]  # fmt: skip
-        covering = [r for r in rows if _covers(r[3], idents, names)]
+        names = [member_names(p, fid, (sha,) if content else ()) for p, sha, fid in members]
+        covering = [r for r in rows if covers(_recorded(r[3]), idents, names)]
     candidates = by_id or by_key or covering
     shown = candidates[-1] if candidates else None
     if shown is None:
@@ -668,27 +674,25 @@ def reopen(session: Session, group_id: str) -> int:
             )
     else:
         session.execute(delete(DuplicateResolution).where(DuplicateResolution.id == shown[0]))
+    # What status_of will say at the next pass, said now: "not duplicates" first
     rest = [r for r in covering if shown is None or r[0] != shown[0]]
-    group.status = (
-        "open"
-        if not rest
-        else "dismissed"
-        if any(r[4] == "not_duplicate" for r in rest)
-        else "resolved"
-    )
+    if not rest:
+        group.status = "open"
+    elif any(r[4] == "not_duplicate" for r in rest):
+        group.status = "dismissed"
+    else:
+        group.status = "resolved"
     group.updated_at = utcnow()
     session.flush()
     return 0 if shown is None else 1
 
 
-def _covers(members_json: str | None, idents: set[str], names: list[set[str]]) -> bool:
-    """Whether a decision's recorded members cover a group's members now, as status_of
-    judges it (core.dedup.groups.still_dismissed): a moved member by its catalog row."""
+def _recorded(members_json: str | None) -> set[str]:
+    """A decision's recorded identities (empty when unreadable)."""
     try:
-        stored = set(json.loads(members_json or "[]"))
+        return {str(x) for x in json.loads(members_json or "[]")}
     except ValueError:
-        return False
-    return bool(stored) and (idents <= stored or all(n & stored for n in names))
+        return set()
 
 
 __all__ = [
