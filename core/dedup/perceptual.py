@@ -127,18 +127,19 @@ def raw_and_its_rendition(a: FileRecord, b: FileRecord) -> bool:
     (``RAW/`` and ``JPG/``), puts them apart, and they are versions, not duplicates."""
     if (a.kind == "raw") == (b.kind == "raw") or a.taken_at is None or a.taken_at != b.taken_at:
         return False
-    sa = os.path.splitext(os.path.basename(a.path))[0].casefold()
-    sb = os.path.splitext(os.path.basename(b.path))[0].casefold()
-    return sa == sb and not cameras_differ(a, b)
+    return _stem(a.path) == _stem(b.path) and not cameras_differ(a, b)
 
 
 def names_related(a: str, b: str) -> bool:
     """One file name's stem begins with the other's, case aside: ``IMG_1234.JPG`` and
     ``IMG_1234.jpg``, ``IMG_1234-1.jpg`` or ``IMG_1234 copy.jpg``; not two counters
     (``IMG_1234``, ``IMG_1235``)."""
-    sa = os.path.splitext(os.path.basename(a))[0].casefold()
-    sb = os.path.splitext(os.path.basename(b))[0].casefold()
+    sa, sb = _stem(a), _stem(b)
     return bool(sa and sb) and (sa.startswith(sb) or sb.startswith(sa))
+
+
+def _stem(path: str) -> str:
+    return os.path.splitext(os.path.basename(path))[0].casefold()
 
 
 @dataclass(frozen=True, slots=True)

@@ -346,11 +346,7 @@ def _prepare(files: Sequence[FileRecord]) -> list[_F]:
                 name=name,
                 folder=folder if folder or not path.startswith(os.sep) else os.sep,
                 cat=cat,
-                key=(
-                    N.norm(st)
-                    if base is not None
-                    else N.stem_key(N.live_video_stem(st) if cat == N.VIDEO else st)
-                ),  # = N.shot_key(name), a Live Photo video's "_HEVC" aside
+                key=N.norm(st) if base is not None else _own_key(st, cat),
                 full=N.norm(name),
                 edit_of=N.stem_key(base) if base is not None else None,
                 # each as that file's own key: an edit's is its full stem, not a radical
@@ -651,15 +647,25 @@ def _resolve_edits(ffs: list[_F]) -> None:
         if not orphans:
             break
         for f in orphans:
-            f.edit_of = None
-            f.key = N.stem_key(N.stem(f.name))
-    own = {f.key for f in media if f.edit_of is None}
-    for f in ffs:
+            _as_original(f)
+    for f in ffs:  # (``own`` is the last round's: no file changed since)
         if f.edit_of is not None:
             # (an ancestor of every pending edit is here: it is in each chain after it)
             f.edit_of = next((k for k in f.edit_chain if k in own), None)
             if f.edit_of is None:
-                f.key = N.stem_key(N.stem(f.name))
+                _as_original(f)
+
+
+def _own_key(stem: str, cat: str) -> str:
+    """The shot key of a file that is no edit (N.shot_key), a Live Photo video's "_HEVC"
+    aside."""
+    return N.stem_key(N.live_video_stem(stem) if cat == N.VIDEO else stem)
+
+
+def _as_original(f: _F) -> None:
+    """An edit-like name whose original is not here: an ordinary file of its own shot."""
+    f.edit_of = None
+    f.key = _own_key(N.stem(f.name), f.cat)
 
 
 def _group_one_folder(forest: _Forest, ffs: list[_F]) -> None:
