@@ -279,7 +279,7 @@ def render_thumbnail(
 
     Raises MediaError with a readable reason when the file cannot be shown.
     """
-    from core.media.kinds import UNKNOWN_IMAGE_READ_LIMIT, classify
+    from core.media.kinds import NOT_A_PICTURE, classify, too_big_to_try
 
     try:
         with open(path, "rb") as fh:
@@ -288,10 +288,8 @@ def render_thumbnail(
             if kind not in ("raw", "image"):
                 # Before reading the rest: a 20 GB video must not be read to say no.
                 raise MediaError(f"no thumbnail for a {kind} file")
-            if fmt is None and os.fstat(fh.fileno()).st_size > UNKNOWN_IMAGE_READ_LIMIT:
-                raise MediaError(
-                    "not a picture: named as one, but its content is no picture format"
-                )
+            if too_big_to_try(kind, fmt, os.fstat(fh.fileno()).st_size):
+                raise MediaError(NOT_A_PICTURE)
             data = head + fh.read()
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from None

@@ -51,11 +51,12 @@ from core.media.hashing import (
 )
 from core.media.kinds import (
     HEAD_SIZE,
-    UNKNOWN_IMAGE_READ_LIMIT,
+    NOT_A_PICTURE,
     classify,
     extension,
     kind_of_extension,
     sniff_format,
+    too_big_to_try,
 )
 from core.media.phash import phash_of
 from core.paths import open_regular, os_error_reason
@@ -209,12 +210,8 @@ def _inspect_open(
     facts.kind, facts.format, facts.warning = kind, fmt, warning
 
     data: bytes | None = None
-    unknown_and_big = kind == "image" and fmt is None and size > UNKNOWN_IMAGE_READ_LIMIT
-    if unknown_and_big:
-        facts.error = (
-            f"not a picture: named as one, but its content is no picture format "
-            f"({_shown_size(size)}; not decoded)"
-        )
+    if too_big_to_try(kind, fmt, size):
+        facts.error = f"{NOT_A_PICTURE} ({_shown_size(size)}; not decoded)"
     elif kind == "image" or (kind == "raw" and (full_hash or size <= SMALL_RAW)):
         data = fh.read()
         facts.bytes_read += len(data)

@@ -93,6 +93,13 @@ HEAD_SIZE = 4096  # bytes read up front; also the quick digest's first block
 # for Pillow to try only up to this size. Past it, it is hashed by streaming and reported:
 # a multi-GB archive or disk image renamed .jpg must not take a worker's memory.
 UNKNOWN_IMAGE_READ_LIMIT = 64 << 20
+NOT_A_PICTURE = "not a picture: named as one, but its content is no picture format"
+
+
+def too_big_to_try(kind: str, fmt: str | None, size: int) -> bool:
+    """A file ``classify`` calls an image only by its name, too big to read for Pillow to
+    try (``UNKNOWN_IMAGE_READ_LIMIT``)."""
+    return kind == "image" and fmt is None and size > UNKNOWN_IMAGE_READ_LIMIT
 
 
 def extension(path: str) -> str:
