@@ -177,11 +177,10 @@ def scan_target(path: str, roots: list[str]) -> tuple[str, str | None]:
 def configured_roots_inside(path: str, roots: list[str]) -> list[str]:
     """The configured roots that lie strictly inside ``path`` (which is in none of them)."""
     real = os.path.realpath(path)
-    if root_of(real, [os.path.realpath(r) for r in roots]) is not None:
+    reals = {r: os.path.realpath(r) for r in roots}
+    if root_of(real, reals.values()) is not None:
         return []
-    return [
-        r for r in roots if is_inside(os.path.realpath(r), real) and os.path.realpath(r) != real
-    ]
+    return [r for r, rr in reals.items() if rr != real and is_inside(rr, real)]
 
 
 def _abandon(engine: Any, job_id: str) -> None:

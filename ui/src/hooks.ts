@@ -63,7 +63,7 @@ export function useLoad<T>(fn: () => Promise<T>, key: string): Loaded<T> {
     };
   }, [key, tick]);
   const reload = useCallback(() => setTick((t) => t + 1), []);
-  return { data: state.data, error: state.error, loading: state.loading, of: state.of, reload };
+  return { ...state, reload };
 }
 
 /** Call `fn` every `ms` while `active`; the next call waits for the previous one. */
