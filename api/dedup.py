@@ -28,6 +28,7 @@ from api.common import (
     choice_arg,
     db,
     float_arg,
+    int_arg,
     json_body,
     json_content,
     lookup_request,
@@ -174,9 +175,12 @@ def _trashed(raw: Any) -> list[dict[str, Any]] | None:
 @bp.delete("/duplicates/<group_id>/resolution")
 def withdraw(group_id: str) -> Any:
     check_id(group_id, "duplicate group")
+    only_args("decision")
+    # The decision the caller read and means to withdraw (0: whichever is shown)
+    decision = int_arg("decision", 0, 1, 2**63 - 1) or None
     serialise(db(), f"decision:{group_id}")
     try:
-        service.reopen(db(), group_id)
+        service.reopen(db(), group_id, decision)
     except service.DedupError as exc:
         raise ApiError(exc.status, str(exc)) from None
     return _decided(group_id)
@@ -243,6 +247,11 @@ _TRASHED_ITEM = {
 _DECISION = {
     "type": ["object", "null"],
     "properties": {
+        "id": {
+            "type": "integer",
+            "description": "the decision's id; DELETE .../resolution?decision=<id> withdraws "
+            "only this one",
+        },
         "action": {"type": "string", "enum": list(service.ACTIONS)},
         "keep": {"type": "array", "items": {"type": "string"}},
         "trashed": {
@@ -452,7 +461,17 @@ OPENAPI_PATHS: dict[str, Any] = {
         "delete": {
             "summary": "Withdraw the decision: the group is open again. On an open group, "
             "withdraws its previous_resolution (409 when it has none)",
-            "parameters": [ID_PARAM],
+            "parameters": [
+                ID_PARAM,
+                {
+                    "name": "decision",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "integer", "minimum": 1},
+                    "description": "the id of the decision the caller read: 409 when another "
+                    "is shown by now (someone decided meanwhile)",
+                },
+            ],
             "responses": {
                 "200": {"description": "the group, open", "content": json_content(_DUP_REF)},
                 "404": NOT_FOUND,

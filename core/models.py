@@ -232,6 +232,8 @@ class DuplicateResolution(Base):
     """A user's decision on a duplicate group; kept by group_key across rescans."""
 
     __tablename__ = "duplicate_resolutions"
+    # Undo names a decision by id: SQLite must never hand a withdrawn one's to the next
+    __table_args__ = {"sqlite_autoincrement": True}
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     group_key: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
     group_id: Mapped[str | None] = mapped_column(String(32))

@@ -405,7 +405,7 @@ def _resolve_one(
     # decision goes too and the group is open again.
     refusal = _immich_refusal(resp)
     try:
-        status, after = call("dedup", "DELETE", f"/duplicates/{quoted}/resolution")
+        status, after = call("dedup", "DELETE", _withdraw_path(quoted, _decision_of(recorded)))
     except ServiceError as exc:
         status, after = exc.status, {"error": exc.message}
     bump_data_version(current_app.config["SETTINGS"].cache_url)
@@ -516,6 +516,18 @@ def _clash(plan: dict[str, Any], kept: dict[str, str], trashed: dict[str, str]) 
     return None
 
 
+def _decision_of(dup: Any) -> Any:
+    """The id of the decision a dedup answer shows (None if it shows none)."""
+    shown = dup.get("resolution") if isinstance(dup, dict) else None
+    return shown.get("id") if isinstance(shown, dict) else None
+
+
+def _withdraw_path(quoted: str, decision_id: Any) -> str:
+    """The dedup API's withdraw, naming the decision when its id is known."""
+    path = f"/duplicates/{quoted}/resolution"
+    return f"{path}?decision={decision_id}" if isinstance(decision_id, int) else path
+
+
 @bp.delete("/duplicates/<dup_id>/resolution")
 @require_user("duplicate.delete")
 def undo_resolution(dup_id: str) -> Response:
@@ -587,7 +599,9 @@ def undo_resolution(dup_id: str) -> Response:
         body = resp.json() if resp.content else {}
         result["restored"] = body.get("count") if isinstance(body, dict) else None
     try:
-        status, after = call("dedup", "DELETE", f"/duplicates/{quoted}/resolution")
+        # Only the decision read above: one a second reviewer recorded meanwhile keeps
+        # its record of what it trashed (409, and what came back stays back)
+        status, after = call("dedup", "DELETE", _withdraw_path(quoted, decision.get("id")))
     except ServiceError as exc:
         if result["restored"] is None:
             raise
@@ -596,14 +610,16 @@ def undo_resolution(dup_id: str) -> Response:
         msg = after.get("error") if isinstance(after, dict) else None
         if result["restored"] is None:
             return jsonify(_error_body(status, after)[1]), status
+        # 409: the group was decided again meanwhile; its new decision stays recorded
+        status = 409 if status == 409 else 502
         return jsonify(
             {
                 "message": "restored from Immich's trash but the decision was not "
                 f"withdrawn: {msg or status}",
-                "statusCode": 502,
+                "statusCode": status,
                 **result,
             }
-        ), 502
+        ), status
     bump_data_version(current_app.config["SETTINGS"].cache_url)
     _with_asset_ids([after], "keep")
     result["duplicate"] = after

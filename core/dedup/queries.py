@@ -18,6 +18,7 @@ import numpy as np
 from sqlalchemy import and_, func, select, true
 from sqlalchemy.orm import Session
 
+from core.dedup.groups import covers, member_names
 from core.filequeries import CHUNK, LookupFile, chunks, lookup_files  # noqa: F401  (lookup re-exported for the API)
 from core.models import (
     DuplicateGroup,
@@ -27,6 +28,7 @@ from core.models import (
     FileGroup,
     GroupMember,
 )
+from core.paths import path_key
 from core.records import FileRecord
 
 STATUSES = ("open", "resolved", "dismissed")
@@ -354,13 +356,19 @@ def dup_views(session: Session, group_ids: Sequence[str]) -> list[DupView]:
         if v.type == "perceptual":
             for m in v.members:
                 m.exact_group = exact_of.get(m.sha256 or "")
-        # By the group's id first: a look-alike group that lost a member since the
-        # decision has a new key but keeps its id (and its decision, which undo restores
-        # from); by key for a group that was dissolved and found again.
+        # As shown_decision chooses, by id then by key (read for the whole page at once)
         if v.status != "open":
             v.resolution = by_id.get(v.id) or by_key.get(v.key)
         else:
             v.previous_resolution = by_id.get(v.id) or by_key.get(v.key)
+    # ... and, rarely, a group decided by a decision that still covers it (found again
+    # under a new id and key): what that decision trashed is what undo restores
+    rows: list[DecisionRow] | None = None
+    for view in views.values():
+        if view.status != "open" and view.resolution is None:
+            rows = decision_rows(session) if rows is None else rows
+            shown, _ = shown_decision(session, view.id, view.key, view.status, view.type, rows)
+            view.resolution = shown.as_json() if shown else None
     return [views[g] for g in group_ids if g in views]
 
 
@@ -384,16 +392,127 @@ def _latest_resolutions(
     """The latest decision recorded under each of ``keys`` (group ids or group keys)."""
     out: dict[str, dict[str, Any]] = {}
     for chunk in chunks(sorted(set(keys))):
-        for key, action, keep, trashed, created in session.execute(
-            select(column, DuplicateResolution.action, DuplicateResolution.keep,
-                   DuplicateResolution.trashed, DuplicateResolution.created_at)
-            .where(column.in_(chunk))
-            .order_by(DuplicateResolution.created_at, DuplicateResolution.id)
-        ):  # fmt: skip
-            out[key] = {"action": action, "keep": json.loads(keep or "[]"),
-                        "trashed": None if trashed is None else json.loads(trashed),
-                        "created_at": created.isoformat() + "Z"}  # fmt: skip
+        for key, *row in session.execute(
+            select(column, *_DECISION_COLUMNS).where(column.in_(chunk)).order_by(*_DECISION_ORDER)
+        ):
+            out[key] = decision_row(row).as_json()
     return out
+
+
+# --- the decision a group shows (and undo withdraws) -----------------------------------------
+
+
+_DECISION_COLUMNS = (
+    DuplicateResolution.id, DuplicateResolution.group_id, DuplicateResolution.group_key,
+    DuplicateResolution.action, DuplicateResolution.keep, DuplicateResolution.trashed,
+    DuplicateResolution.members, DuplicateResolution.created_at,
+)  # fmt: skip
+_DECISION_ORDER = (DuplicateResolution.created_at, DuplicateResolution.id)
+
+
+@dataclass(frozen=True)
+class DecisionRow:
+    id: int
+    group_id: str | None
+    group_key: str
+    action: str
+    keep: list[str]
+    trashed: list[dict[str, Any]] | None
+    members: frozenset[str]  # the identities it covers (empty when unreadable)
+    created_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "action": self.action, "keep": self.keep,
+                "trashed": self.trashed, "created_at": self.created_at.isoformat() + "Z"}  # fmt: skip
+
+
+def decision_row(row: Sequence[Any]) -> DecisionRow:
+    rid, gid, key, action, keep, trashed, members, created = row
+    try:
+        recorded = frozenset(str(x) for x in json.loads(members or "[]"))
+    except ValueError:
+        recorded = frozenset()
+    return DecisionRow(rid, gid, key, action, json.loads(keep or "[]"),
+                       None if trashed is None else json.loads(trashed), recorded, created)  # fmt: skip
+
+
+def decision_rows(session: Session) -> list[DecisionRow]:
+    """Every recorded decision, oldest first."""
+    return [
+        decision_row(r)
+        for r in session.execute(select(*_DECISION_COLUMNS).order_by(*_DECISION_ORDER))
+    ]
+
+
+def group_members(session: Session, group_id: str) -> list[tuple[str, str | None, int]]:
+    """(path, sha256, file id) of each member of a stored group."""
+    return [
+        (p, s, fid)
+        for p, s, fid in session.execute(
+            select(DuplicateMember.file_path, DuplicateMember.file_hash, DuplicateMember.file_id)
+            .where(DuplicateMember.group_id == group_id)
+        )
+    ]  # fmt: skip
+
+
+def member_identities(
+    session: Session, duplicate_type: str, members: list[tuple[str, str | None, int]]
+) -> list[str]:
+    """The identities of a group's members as core.dedup.groups.member_identity gives them."""
+    if duplicate_type == "exact":
+        return [path_key(p) for p, _, _ in members]
+    exact_keys: set[str] = set()
+    shas = [s for _, s, _ in members if s]
+    if shas:
+        exact_keys = {
+            k for (k,) in session.execute(
+                select(DuplicateGroup.group_key).where(
+                    DuplicateGroup.group_key.in_(shas), DuplicateGroup.duplicate_type == "exact")
+            )
+        }  # fmt: skip
+    out = []
+    for path, sha, _ in members:
+        x = sha if sha in exact_keys else None
+        out.append(f"sha256:{x}" if x else path_key(path))
+    return out
+
+
+def covering_decisions(
+    session: Session, group_id: str, duplicate_type: str, rows: Sequence[DecisionRow]
+) -> list[DecisionRow]:
+    """Those of ``rows`` that still cover the group's members, each member as status_of
+    knows it (core.dedup.groups.still_dismissed)."""
+    members = group_members(session, group_id)
+    idents = set(member_identities(session, duplicate_type, members))
+    content = duplicate_type != "exact"
+    names = [member_names(p, fid, (sha,) if content else ()) for p, sha, fid in members]
+    return [r for r in rows if covers(r.members, idents, names)]
+
+
+def shown_decision(
+    session: Session,
+    group_id: str,
+    group_key: str,
+    status: str,
+    duplicate_type: str,
+    rows: Sequence[DecisionRow],
+) -> tuple[DecisionRow | None, list[DecisionRow]]:
+    """The decision a group shows, and those that still cover it (a group not open only).
+
+    The latest under the group's id: a look-alike group that lost a member since the
+    decision has a new key but keeps its id (and its decision, which undo restores from);
+    else under its key, for a group dissolved and found again; else, for a group that a
+    decision still covers (found again under a new id and key), the latest of those.
+    An open group shows its last decision as the one made before a new copy joined."""
+    covering = (
+        covering_decisions(session, group_id, duplicate_type, rows) if status != "open" else []
+    )
+    candidates = (
+        [r for r in rows if r.group_id == group_id]
+        or [r for r in rows if r.group_key == group_key]
+        or covering
+    )
+    return (candidates[-1] if candidates else None), covering
 
 
 def stats(session: Session) -> dict[str, Any]:

@@ -63,10 +63,8 @@ from core.config import Settings
 from core.dedup import queries as Q
 from core.dedup.groups import (
     DupGroup,
-    covers,
     find_duplicates,
     member_identity,
-    member_names,
     still_dismissed,
 )
 from core.dedup.perceptual import HASH_BITS, MIN_BITS, informative
@@ -79,7 +77,6 @@ from core.models import (
     new_id,
     utcnow,
 )
-from core.paths import path_key
 
 log = logging.getLogger(__name__)
 
@@ -540,48 +537,15 @@ def start_run(session: Session, *, full: bool, trigger: str = "api") -> tuple[Jo
 # --- decisions -----------------------------------------------------------------------------
 
 
-def _members(session: Session, group_id: str) -> list[tuple[str, str | None, int]]:
-    """(path, sha256, file id) of each member of a stored group."""
-    return [
-        (p, s, fid)
-        for p, s, fid in session.execute(
-            select(DuplicateMember.file_path, DuplicateMember.file_hash, DuplicateMember.file_id)
-            .where(DuplicateMember.group_id == group_id)
-        )
-    ]  # fmt: skip
-
-
 def _identities(session: Session, group: DuplicateGroup) -> list[str]:
     """What a decision on this group records: the identities it covers (see
     core.dedup.groups), and each member's catalog row (``fid:<id>``), which a move or a
     rename keeps: filing an import into dated folders must not reopen every decision on
     its files."""
-    members = _members(session, group.group_id)
-    return sorted(_member_identities(session, group, members)) + sorted(
+    members = Q.group_members(session, group.group_id)
+    return sorted(Q.member_identities(session, group.duplicate_type, members)) + sorted(
         f"fid:{fid}" for _, _, fid in members
     )
-
-
-def _member_identities(
-    session: Session, group: DuplicateGroup, members: list[tuple[str, str | None, int]]
-) -> list[str]:
-    """The identities of a group's members as core.dedup.groups.member_identity gives them."""
-    if group.duplicate_type == "exact":
-        return [path_key(p) for p, _, _ in members]
-    exact_keys: set[str] = set()
-    shas = [s for _, s, _ in members if s]
-    if shas:
-        exact_keys = {
-            k for (k,) in session.execute(
-                select(DuplicateGroup.group_key).where(
-                    DuplicateGroup.group_key.in_(shas), DuplicateGroup.duplicate_type == "exact")
-            )
-        }  # fmt: skip
-    out = []
-    for path, sha, _ in members:
-        x = sha if sha in exact_keys else None
-        out.append(f"sha256:{x}" if x else path_key(path))
-    return out
 
 
 def record_resolution(
@@ -636,63 +600,47 @@ def record_resolution(
     return res
 
 
-def reopen(session: Session, group_id: str) -> int:
+def reopen(session: Session, group_id: str, decision_id: int | None = None) -> int:
     """Withdraw the decision shown for this group; returns how many were withdrawn (0 or 1).
 
     Only that one goes, so that nothing an earlier decision sent to Immich's trash loses
-    its record: the decision shown is the latest under the group's id, else under its key
-    (a group dissolved and found again), else the latest that still covers its members
-    (see queries.dup_views, which shows the same). An earlier decision that still covers
-    the group then decides it at once (undo it in turn); one made before a new copy
-    joined shows as the open group's ``previous_resolution``, and withdrawing that is how
-    undo ends an open group."""
+    its record: the decision shown is Q.shown_decision's, as the API shows it. An earlier
+    decision that still covers the group then decides it at once (undo it in turn); one
+    made before a new copy joined shows as the open group's ``previous_resolution``, and
+    withdrawing that is how undo ends an open group. ``decision_id``: the decision the
+    caller read (409 when another is shown by now: a second reviewer decided meanwhile,
+    and withdrawing theirs would lose the record of what they trashed)."""
     group = session.get(DuplicateGroup, group_id, with_for_update=True)
     if group is None:
         raise DedupError(f"no duplicate group {group_id}", 404)
-    rows = session.execute(
-        select(DuplicateResolution.id, DuplicateResolution.group_id,
-               DuplicateResolution.group_key, DuplicateResolution.members,
-               DuplicateResolution.action)
-        .order_by(DuplicateResolution.created_at, DuplicateResolution.id)
-    ).all()  # fmt: skip
-    by_id = [r for r in rows if r[1] == group_id]
-    by_key = [r for r in rows if r[2] == group.group_key]
-    covering = []
-    if group.status != "open":
-        # Each member as status_of knows it (core.dedup.groups.still_dismissed)
-        members = _members(session, group_id)
-        idents = set(_member_identities(session, group, members))
-        content = group.duplicate_type != "exact"
-        names = [member_names(p, fid, (sha,) if content else ()) for p, sha, fid in members]
-        covering = [r for r in rows if covers(_recorded(r[3]), idents, names)]
-    candidates = by_id or by_key or covering
-    shown = candidates[-1] if candidates else None
+    shown, covering = Q.shown_decision(
+        session, group_id, group.group_key, group.status, group.duplicate_type,
+        Q.decision_rows(session),
+    )  # fmt: skip
+    if decision_id is not None and (shown is None or shown.id != decision_id):
+        now = f"decision {shown.id} is shown now" if shown else "it has no decision now"
+        raise DedupError(
+            f"duplicate group {group_id} changed: {now}, not {decision_id}; look at it again",
+            409,
+        )
     if shown is None:
         if group.status == "open":
             raise DedupError(
                 f"duplicate group {group_id} is open: there is no decision to withdraw", 409
             )
     else:
-        session.execute(delete(DuplicateResolution).where(DuplicateResolution.id == shown[0]))
+        session.execute(delete(DuplicateResolution).where(DuplicateResolution.id == shown.id))
     # What status_of will say at the next pass, said now: "not duplicates" first
-    rest = [r for r in covering if shown is None or r[0] != shown[0]]
+    rest = [r for r in covering if shown is None or r.id != shown.id]
     if not rest:
         group.status = "open"
-    elif any(r[4] == "not_duplicate" for r in rest):
+    elif any(r.action == "not_duplicate" for r in rest):
         group.status = "dismissed"
     else:
         group.status = "resolved"
     group.updated_at = utcnow()
     session.flush()
     return 0 if shown is None else 1
-
-
-def _recorded(members_json: str | None) -> set[str]:
-    """A decision's recorded identities (empty when unreadable)."""
-    try:
-        return {str(x) for x in json.loads(members_json or "[]")}
-    except ValueError:
-        return set()
 
 
 __all__ = [

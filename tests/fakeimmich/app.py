@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import wraps
@@ -59,6 +60,9 @@ class FakeState:
     # When set, DELETE /api/assets trashes and then answers this status, as Immich does
     # when something after its update fails (announcing the trash, a proxy timing out)
     trash_error: int | None = None
+    # When set, called (once) as a restore from the trash begins: another client acting
+    # while this one waits on Immich
+    while_restoring: Callable[[], None] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- fixtures -----------------------------------------------------------------------
@@ -583,6 +587,9 @@ def create_app(state: FakeState | None = None) -> Flask:
         ids = bulk_ids(json_body(), "asset.delete")
         if isinstance(ids, Response):
             return ids
+        meanwhile, state.while_restoring = state.while_restoring, None
+        if meanwhile:
+            meanwhile()
         count = 0
         with state.lock:
             for aid in dict.fromkeys(ids):

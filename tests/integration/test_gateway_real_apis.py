@@ -597,3 +597,42 @@ def test_folders_named_in_other_encodings_can_be_asked_for(stack: Stack) -> None
         assert r.status_code == 200, r.text
         primaries = [os.fsencode(g["primary"]) for g in r.json()["items"]]
         assert primaries == [prefix + b"/IMG_1.JPG"], primaries
+
+
+def test_an_undo_never_withdraws_a_decision_made_while_it_ran(stack: Stack) -> None:
+    st = stack
+    exact = next(
+        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
+    )
+    keep_id = exact["keepAssetId"]
+    other = st.assets[next(r for r in EXACT if st.assets[r] != keep_id)]
+    url = f"/api/twinlens/duplicates/{exact['id']}"
+
+    def resolve() -> int:
+        r = st.gw("POST", url + "/resolve", json={"keep": [keep_id], "action": "trash"})
+        assert r.status_code == 200, r.text
+        return r.json()["recorded"]["resolution"]["id"]
+
+    # Given a group resolved by trashing a copy
+    first = resolve()
+    second: list[int] = []
+
+    # ... and a second reviewer who, while the first one's undo waits on Immich, undoes
+    # that decision and resolves the group again (the copy goes back to the trash)
+    def meanwhile() -> None:
+        assert st.gw("DELETE", url + "/resolution").status_code == 200
+        second.append(resolve())
+
+    st.immich.state.while_restoring = meanwhile
+    # When the first undo goes on
+    r = st.gw("DELETE", url + "/resolution")
+    # Then it withdraws nothing: it says the group changed, and the second decision, with
+    # its record of what it trashed, stands
+    assert second and second[0] != first
+    assert r.status_code == 409, r.text
+    assert "changed" in r.json()["message"]
+    now = st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()
+    assert now["status"] == "resolved" and now["resolution"]["id"] == second[0]
+    # ... so undoing it in turn brings its copy back
+    assert st.gw("DELETE", url + "/resolution").status_code == 200
+    assert st.immich.state.assets[other]["isTrashed"] is False

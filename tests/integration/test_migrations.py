@@ -22,7 +22,7 @@ PROJECT = Path(__file__).resolve().parents[2]
 
 COUNTED = (
     "roots", "files", "file_groups", "group_members", "jobs", "job_batches", "job_errors",
-    "duplicate_groups", "duplicate_members",
+    "duplicate_groups", "duplicate_members", "duplicate_resolutions",
 )  # fmt: skip
 
 
@@ -40,6 +40,7 @@ def _catalog_with_references(url: str) -> None:
     from core.models import (
         DuplicateGroup,
         DuplicateMember,
+        DuplicateResolution,
         FileGroup,
         GroupMember,
         Job,
@@ -82,6 +83,7 @@ def _catalog_with_references(url: str) -> None:
         s.add(DuplicateGroup(group_id="d1", duplicate_type="exact", group_key="sha"))
         s.flush()
         s.add(DuplicateMember(group_id="d1", file_id=f.id, file_path=f.path))
+        s.add(DuplicateResolution(group_key="sha", group_id="d1", action="trash", keep="[]"))
     engine_for(url).dispose()
 
 
@@ -297,6 +299,29 @@ def _schema_drift(url: str) -> list:
         diff = compare_metadata(context, metadata)
     engine.dispose()
     return diff
+
+
+def test_a_withdrawn_decisions_id_is_never_given_to_the_next_on_sqlite(tmp_path: Path) -> None:
+    # Given a database migrated from before decisions were named by id, holding one
+    url = f"sqlite:///{tmp_path / 'db' / 'twinlens.db'}"
+    (tmp_path / "db").mkdir()
+    command.upgrade(alembic_config(url), "0004")
+    engine = create_engine(url)
+    add = text(
+        "INSERT INTO duplicate_resolutions (group_key, action, keep, members, created_at) "
+        "VALUES ('k', 'trash', '[]', '[]', '2026-01-01')"
+    )
+    with engine.begin() as c:
+        first = c.execute(add).lastrowid
+    migrate(url)
+    # When that decision is withdrawn and another recorded
+    with engine.begin() as c:
+        assert c.execute(text("SELECT id FROM duplicate_resolutions")).scalars().all() == [first]
+        c.execute(text("DELETE FROM duplicate_resolutions"))
+        second = c.execute(add).lastrowid
+    engine.dispose()
+    # Then the new one has an id of its own: an undo naming the first cannot reach it
+    assert second > first
 
 
 def test_the_migrations_build_the_models_schema_on_sqlite(tmp_path: Path) -> None:

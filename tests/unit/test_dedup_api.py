@@ -467,6 +467,8 @@ def test_undo_withdraws_a_decision_its_group_came_back_to_under_a_new_id(world) 
     cat.dedupe()
     back = by_path(client, "sorted/a.jpg", cat)
     assert back["id"] != d["id"] and back["status"] == "dismissed"
+    # ... and shows it: the decision undo withdraws (and restores from, for a trash)
+    assert back["resolution"]["action"] == "not_duplicate", back
     # When it is undone, Then the decision is withdrawn: the next pass leaves it open
     assert client.delete(f"/duplicates/{back['id']}/resolution", headers=AUTH).status_code == 200
     cat.dedupe()
@@ -920,3 +922,30 @@ def test_pages_of_groups_that_reclaim_as_much_neither_repeat_nor_skip(env) -> No
     cat.dedupe()
     paged = [d["id"] for p in (1, 2, 3) for d in items(client, f"?size=2&page={p}")["items"]]
     assert paged == sorted(paged) and len(set(paged)) == 5
+
+
+def test_undo_naming_a_decision_no_longer_shown_withdraws_nothing(world) -> None:
+    cat, client, _ = world
+    # Given exact copies resolved (copy0 trashed), undone, and resolved again
+    d = by_path(client, "exact2/copy0.jpg", cat)
+    url = f"/duplicates/{d['id']}/resolution"
+    body = {
+        "action": "trash",
+        "keep": [cat.path("exact2/copy1.jpg")],
+        "trashed": [{"path": cat.path("exact2/copy0.jpg"), "sha1": None}],
+    }
+    first = post(client, url, body).get_json()["resolution"]["id"]
+    assert client.delete(url, headers=AUTH).status_code == 200
+    second = post(client, url, body).get_json()["resolution"]["id"]
+    assert second != first
+    # When an undo that read the first decision arrives now
+    r = client.delete(f"{url}?decision={first}", headers=AUTH)
+    # Then it is refused, and the decision shown stays
+    assert r.status_code == 409 and "changed" in r.get_json()["error"], r.get_json()
+    now = get(client, f"/duplicates/{d['id']}").get_json()
+    assert (now["status"], now["resolution"]["id"]) == ("resolved", second)
+    # And naming the decision shown withdraws it
+    for bad in ("x", "-1", "0", "1.5"):
+        assert client.delete(f"{url}?decision={bad}", headers=AUTH).status_code == 400, bad
+    r = client.delete(f"{url}?decision={second}", headers=AUTH)
+    assert r.status_code == 200 and r.get_json()["status"] == "open", r.get_json()
