@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.require import missing
 from tests.samples import read_manifest, require_samples
 
 
@@ -55,9 +56,7 @@ def throwaway_pg_database() -> Iterator[str]:
     (or fails, with TWINLENS_REQUIRE_SERVICES=1) when PostgreSQL cannot be reached."""
     reason = _pg_available()
     if reason:
-        if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(reason)
     name = f"twinlens_test_{uuid.uuid4().hex[:10]}"
     admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as c:
@@ -142,9 +141,7 @@ def _require_redis(url: str) -> None:
     try:
         redis.Redis.from_url(url, socket_timeout=2).ping()
     except Exception as exc:
-        if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
-            pytest.fail(f"Redis not reachable at {url}: {exc}")
-        pytest.skip(f"Redis not reachable at {url}: {exc}")
+        missing(f"Redis not reachable at {url}: {exc}")
 
 
 @pytest.fixture(scope="session")

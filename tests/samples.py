@@ -11,7 +11,7 @@ import csv
 import os
 from pathlib import Path
 
-import pytest
+from tests.require import missing
 
 PROJECT = Path(__file__).resolve().parent.parent
 # The catalog's kind of each MANIFEST.tsv kind that has one (broken files have none).
@@ -34,10 +34,7 @@ def require_samples() -> Path:
     path = samples_dir()
     if (path / "MANIFEST.tsv").is_file():
         return path
-    reason = f"sample library not found at {path} (set TWINLENS_SAMPLES)"
-    if os.environ.get("TWINLENS_REQUIRE_SAMPLES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    missing(f"sample library not found at {path} (set TWINLENS_SAMPLES)", shared=True)
 
 
 def read_manifest(path: Path) -> list[dict[str, str]]:

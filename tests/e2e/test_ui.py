@@ -23,16 +23,11 @@ import pytest
 import requests
 
 from tests.e2e.stack import DIST, UI_DIR, Stack, make_library, start
+from tests.require import missing
 
 E2E_DIR = Path(__file__).resolve().parent
 CHROMIUM = os.environ.get("TWINLENS_CHROMIUM", "/usr/bin/chromium")
 SHOTS = Path(os.environ.get("TWINLENS_E2E_SHOTS", "/tmp"))
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
-        pytest.fail(reason)
-    pytest.skip(reason)
 
 
 def _newest_source_mtime() -> float:
@@ -49,15 +44,15 @@ def _newest_source_mtime() -> float:
 def ui_dist() -> Path:
     """ui/dist, rebuilt when any UI source is newer than it."""
     if shutil.which("node") is None or shutil.which("npm") is None:
-        _missing("node/npm not installed")
+        missing("node/npm not installed")
     if not Path(CHROMIUM).exists():
-        _missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
+        missing(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
     if not (E2E_DIR / "node_modules" / "playwright-core").is_dir():
-        _missing("playwright-core not installed: run `npm ci` in tests/e2e")
+        missing("playwright-core not installed: run `npm ci` in tests/e2e")
     index = DIST / "index.html"
     if not index.exists() or index.stat().st_mtime < _newest_source_mtime():
         if not (UI_DIR / "node_modules" / "vite").is_dir():
-            _missing("UI dependencies not installed: run `npm ci` in ui")
+            missing("UI dependencies not installed: run `npm ci` in ui")
         build = subprocess.run(
             ["npm", "run", "build"], cwd=UI_DIR, capture_output=True, text=True, timeout=300
         )
@@ -95,7 +90,10 @@ def immich_ui(ui_dist: Path, embedded_settings, tmp_path: Path) -> Iterator[dict
     from tests.fakeimmich.spec import spec_path
 
     if not spec_path().is_file():
-        pytest.skip(f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)")
+        missing(
+            f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)",
+            shared=True,
+        )
     cfg, library, expected = _scanned(embedded_settings, tmp_path)
     immich = FakeImmichServer().start()
     user = immich.state.add_user("alice@example.com", "secret-pw", name="Alice", is_admin=True)
@@ -463,9 +461,9 @@ def test_the_ui_logic_unit_tests_pass() -> None:
     requests a bulk confirmation is made of, plan totals, keeper defaults), run by the
     suite's command. That the page sends them is the browser tests' part."""
     if shutil.which("npm") is None:
-        _missing("node/npm not installed")
+        missing("node/npm not installed")
     if not (UI_DIR / "node_modules" / "vitest").is_dir():
-        _missing("UI dependencies not installed: run `npm ci` in ui")
+        missing("UI dependencies not installed: run `npm ci` in ui")
     # vitest colours its output whenever CI is set, as it is on CI: ask for none, and strip
     # any escapes left so the summary below is read the same everywhere
     env = {k: v for k, v in os.environ.items() if k != "FORCE_COLOR"} | {"NO_COLOR": "1"}

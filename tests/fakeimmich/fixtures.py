@@ -17,6 +17,7 @@ from core.config import Settings, load_settings
 from tests.fakeimmich import FakeImmichServer, ThreadedServer
 from tests.fakeimmich.spec import spec_path
 from tests.fakeimmich.standins import ServiceState, create_service_app
+from tests.require import missing
 
 SERVICE_TOKEN = "svc-test-token"
 LIBRARY_ID = "0b0c2a1e-5b1c-4e7f-9d2a-6f3e1c2b4a5d"
@@ -44,7 +45,7 @@ class Caller:
 @pytest.fixture
 def immich() -> Iterator[FakeImmichServer]:
     if not spec_path().is_file():
-        pytest.skip(f"Immich OpenAPI spec not found at {spec_path()}")
+        missing(f"Immich OpenAPI spec not found at {spec_path()}", shared=True)
     server = FakeImmichServer().start()
     yield server
     server.stop()

@@ -369,21 +369,11 @@ def test_errors_are_not_enriched_or_cached(gateway, immich, alice, world, groupi
     assert grouping_state.calls[("POST", "/files/lookup")] == 0
 
 
-def redis_url() -> str | None:
-    try:
-        import redis
-
-        redis.Redis.from_url("redis://127.0.0.1:6379/15", socket_timeout=0.5).ping()
-        return "redis://127.0.0.1:6379/15"
-    except Exception:  # noqa: BLE001
-        return None
-
-
 @pytest.mark.integration
-def test_redis_cache_and_version_counter(immich, alice, world, gateway_settings, grouping_state):
-    url = redis_url()
-    if not url:
-        pytest.skip("no Redis on 127.0.0.1:6379")
+def test_redis_cache_and_version_counter(
+    immich, alice, world, gateway_settings, grouping_state, redis_cache_url
+):
+    url = redis_cache_url
     import dataclasses
 
     settings = dataclasses.replace(gateway_settings, cache_url=url)

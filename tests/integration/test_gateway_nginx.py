@@ -20,6 +20,7 @@ from tests.fakeimmich import ThreadedServer
 from tests.fakeimmich.fixtures import *  # noqa: F403
 from tests.netutil import RawServer, read_head
 from tests.nginxfront import NginxFront, nginx_binary
+from tests.require import missing
 
 MB = 1024 * 1024
 
@@ -27,9 +28,7 @@ MB = 1024 * 1024
 def _need_nginx() -> None:
     if nginx_binary() is None:
         reason = "nginx is not installed (Debian package nginx; .ci/setup.sh dev installs it)"
-        if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        missing(reason)
 
 
 def _hostport(url: str) -> str:

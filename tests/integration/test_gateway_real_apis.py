@@ -27,6 +27,7 @@ from PIL import ImageEnhance
 
 from core.config import Settings
 from tests.factories import picture, write_jpeg
+from tests.require import missing
 
 IMMICH_ROOT = "/mnt/photos"
 LIBRARY_ID = "0b0c2a1e-5b1c-4e7f-9d2a-6f3e1c2b4a5d"
@@ -125,7 +126,10 @@ def stack(pg_settings: Settings, library: Path) -> Iterator[Stack]:
     from tests.fakeimmich.spec import spec_path
 
     if not spec_path().is_file():
-        pytest.skip(f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)")
+        missing(
+            f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)",
+            shared=True,
+        )
     cfg = dataclasses.replace(
         pg_settings,
         broker_url=_redis_db(pg_settings, "broker"),

@@ -12,6 +12,7 @@ import pytest
 
 from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
 from tests.fakeimmich.fixtures import LIBRARY_ID
+from tests.require import missing
 
 SDK_DIR = Path(__file__).resolve().parents[1] / "sdk"
 
@@ -31,9 +32,9 @@ def run_sdk(base_url: str, email: str, password: str, asset_id: str, trash_id: s
 @pytest.fixture
 def sdk_ready():
     if shutil.which("node") is None:
-        pytest.skip("node is not installed")
+        missing("node is not installed")
     if not (SDK_DIR / "node_modules" / "@immich" / "sdk").is_dir():
-        pytest.skip("run `npm ci --prefix tests/sdk` first")
+        missing("run `npm ci --prefix tests/sdk` first")
 
 
 def test_sdk_through_gateway_matches_direct(sdk_ready, immich, gateway, alice):

@@ -14,6 +14,7 @@ import yaml
 
 import twinlens
 from core.config import VARIABLES
+from tests.require import missing
 from twinlens import build_parser
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -106,7 +107,7 @@ def test_docker_compose_config_accepts_the_file():
     if exe is None:
         if os.environ.get("TWINLENS_REQUIRE_SERVICES") == "1":
             pytest.fail("docker-compose is not installed (Debian package docker-compose)")
-        pytest.skip("docker-compose is not installed (Debian package docker-compose)")
+        missing("docker-compose is not installed (Debian package docker-compose)")
     env = dict(os.environ, TWINLENS_SERVICE_TOKEN="x" * 32, PHOTOS="/srv/photos")
     proc = subprocess.run(
         [exe, "config", "-q"], cwd=PROJECT, env=env, capture_output=True, text=True

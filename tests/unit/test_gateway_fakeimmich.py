@@ -12,12 +12,13 @@ from tests.fakeimmich import spec
 from tests.fakeimmich.app import path_checksum
 from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
 from tests.fakeimmich.fixtures import LIBRARY_ID
+from tests.require import missing
 
 
 @pytest.fixture(scope="module")
 def registry_root():
     if not spec.spec_path().is_file():
-        pytest.skip("Immich OpenAPI spec not available")
+        missing("Immich OpenAPI spec not available", shared=True)
     return spec.to_nullable_jsonschema(spec.load_spec())
 
 
