@@ -231,7 +231,8 @@ def find_assets(
     whether it is in the trash: one lookup serves enrichment, resolving and undoing.
     When Immich refuses or does not answer the lookup, the files count as absent
     (enrichment lists them by path), or with ``strict`` (acting on them: trash, restore)
-    ``AssetLookupFailed`` is raised: "not in Immich" must never stand for "could not ask".
+    ``AssetLookupFailed`` is raised: "not in Immich" must never stand for "could not ask";
+    ``strict`` also reads nothing from the cache (it still writes what it learns).
     """
     cfg = current_app.config
     path_map = cfg["SETTINGS"].path_map
@@ -251,7 +252,11 @@ def find_assets(
     # One entry per checksum: "" not in Immich, "<id>" a live asset, "~<id>" one in the
     # trash (asset ids are UUIDs, never starting with "~")
     ckeys = [f"v{version}:u:{user}:as:{s}" for s in all_sums]
-    hits = dict(zip(all_sums, cache.get_many(*ckeys), strict=True))
+    # Acting on them, ask Immich afresh: a trash or restore made in Immich itself since
+    # the list was shown bumps no data version, and a copy in Immich's trash must never
+    # be the one kept
+    cached = [None] * len(ckeys) if strict else cache.get_many(*ckeys)
+    hits = dict(zip(all_sums, cached, strict=True))
     unknown = [s for s in all_sums if hits[s] is None]
     creds = getattr(g, "creds", None)
     if unknown and creds is not None and creds.present:

@@ -30,11 +30,12 @@ def plan(
     keep_refs: list[str],
     action: str,
     asset_ids: Mapping[str, str | None],
-    in_trash: Collection[str] = (),
+    in_trash: Mapping[str, str | None] | Collection[str] = (),
 ) -> dict[str, Any]:
     """What resolving ``dup`` would do. ``keep_refs`` name members by path or asset id;
     ``asset_ids`` are the members' live Immich assets, ``in_trash`` the members whose only
-    Immich asset is in Immich's trash already."""
+    Immich asset is in Immich's trash already (a mapping also gives that asset's id, so
+    that keeping it by id is refused as "in Immich's trash", not "not a member")."""
     if action not in ACTIONS:
         raise PlanError(400, f"action must be one of {', '.join(ACTIONS)}")
     if dup.get("status") not in (None, "open"):
@@ -47,6 +48,9 @@ def plan(
         by_ref.setdefault(path, []).append(path)
         if asset_ids.get(path):
             by_ref.setdefault(asset_ids[path], []).append(path)  # type: ignore[index]
+        trashed_id = in_trash.get(path) if isinstance(in_trash, Mapping) else None
+        if trashed_id:
+            by_ref.setdefault(trashed_id, []).append(path)
     if action == "trash":
         if not keep_refs:
             raise PlanError(400, "keep must name at least one member")

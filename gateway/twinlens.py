@@ -321,6 +321,28 @@ def _immich_refusal(resp: requests.Response) -> tuple[int, Any]:
         return resp.status_code, {"message": resp.text[:200]}
 
 
+def _immich_trash_on() -> bool:
+    """Whether Immich keeps what it deletes in a trash (``GET /api/server/features``),
+    asked once per request: with it off, a "trash" is a deletion at Immich's next clean-up."""
+    if "immich_trash_on" in g:
+        return bool(g.immich_trash_on)
+    try:
+        resp = as_caller("GET", "server/features")
+    except requests.RequestException as exc:
+        err = upstream_error(exc)
+        raise resolve.PlanError(err.status_code, err.get_json()["message"]) from None
+    try:
+        on = resp.json().get("trash") if resp.status_code == 200 else None
+    except (ValueError, AttributeError):
+        on = None
+    if not isinstance(on, bool):
+        raise resolve.PlanError(
+            502, f"Immich did not say whether its trash is on ({resp.status_code})"
+        )
+    g.immich_trash_on = on
+    return on
+
+
 def _resolve_one(
     dup_id: str, keep: Any, action: str, dry_run: bool, expect_trash: Any = None
 ) -> tuple[int, dict[str, Any]]:
@@ -344,7 +366,7 @@ def _resolve_one(
         return exc.status, exc.body
     ids = {p: a.live for p, a in found.items()}
     # Members whose asset Immich has only in its trash: never a copy to keep
-    in_trash = {p for p, a in found.items() if a.trashed and not a.live}
+    in_trash = {p: a.trashed for p, a in found.items() if a.trashed and not a.live}
     result = resolve.plan(dup, keep, action, ids, in_trash)
     result["dryRun"] = dry_run
     if expect_trash is not None and sorted(t["path"] for t in result["trash"]) != sorted(
@@ -357,11 +379,26 @@ def _resolve_one(
             "message": "this group changed since its dry run: look at it again",
             "statusCode": 409,
         }
+    if action == "trash" and result["trash"] and not _immich_trash_on():
+        raise resolve.PlanError(
+            409,
+            "Immich's trash is turned off (Administration > Settings > Trash), so Immich would "
+            "delete these files for good at its next clean-up, from disk too for an external "
+            "library: turn the trash on to resolve by trashing",
+        )
     if dry_run:
         return 200, result
     if action == "trash" and local and result["notInImmich"]:
         raise resolve.PlanError(
             409, "moving files to a trash needs Immich; local mode can only record not_duplicate"
+        )
+    absent = [p for p in result["notInImmich"] if not ids.get(p)]  # not the kept asset
+    if action == "trash" and absent and not result["trash"]:
+        # Recorded, the group would leave the list with every copy still there
+        raise resolve.PlanError(
+            409,
+            "none of the copies to trash is in Immich for you (not indexed yet, or another "
+            "user's), so nothing would move: " + ", ".join(absent[:5]),
         )
     # The decision first: the dedup API records one decision per group (409 for the
     # second of two reviewers), so two people resolving one group differently never both

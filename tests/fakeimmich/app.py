@@ -60,6 +60,7 @@ class FakeState:
     # When set, DELETE /api/assets trashes and then answers this status, as Immich does
     # when something after its update fails (announcing the trash, a proxy timing out)
     trash_error: int | None = None
+    trash_enabled: bool = True  # Immich's trash setting (server/features "trash")
     # When set, called (once) as a restore from the trash begins: another client acting
     # while this one waits on Immich
     while_restoring: Callable[[], None] | None = None
@@ -368,6 +369,19 @@ def create_app(state: FakeState | None = None) -> Flask:
     @route("/server/version", "/server/version", ["GET"])
     def version():
         return jsonify({"major": 3, "minor": 1, "patch": 0, "prerelease": None})
+
+    @route("/server/features", "/server/features", ["GET"])
+    def features():
+        # ServerFeaturesDto; no authentication in Immich either. With trash off, Immich
+        # purges what DELETE /assets "trashes" at its next deletion check.
+        on = {
+            "configFile": False, "duplicateDetection": True, "email": False,
+            "facialRecognition": True, "importFaces": False, "map": True, "oauth": False,
+            "oauthAutoLaunch": False, "ocr": True, "passwordLogin": True,
+            "realtimeTranscoding": False, "reverseGeocoding": True, "search": True,
+            "sidecar": True, "smartSearch": True,
+        }  # fmt: skip
+        return jsonify({**on, "trash": state.trash_enabled})
 
     # --- auth -----------------------------------------------------------------------------
     @route("/auth/login", "/auth/login", ["POST"])

@@ -535,7 +535,9 @@ def test_undo_a_trash_decision_brings_the_files_back_from_immichs_trash(stack: S
     # A key that may not restore (no asset.delete) gets Immich's refusal; nothing changes:
     # the decision stays, so undo can still be done with a better key
     owner = st.immich.state.assets[keep_id]["ownerId"]
-    weak = st.immich.state.add_api_key(owner, ["user.read", "duplicate.delete", "asset.read"])
+    weak = st.immich.state.add_api_key(
+        owner, ["user.read", "duplicate.delete", "asset.read", "asset.upload"]
+    )
     r = st.gw("DELETE", undo, headers={"x-api-key": weak})
     assert r.status_code == 403 and "asset.delete" in r.json()["message"], r.text
     assert st.immich.state.assets[st.assets[other]]["isTrashed"] is True
@@ -640,3 +642,69 @@ def test_an_undo_never_withdraws_a_decision_made_while_it_ran(stack: Stack) -> N
     # ... so undoing it in turn brings its copy back
     assert st.gw("DELETE", url + "/resolution").status_code == 200
     assert st.immich.state.assets[other]["isTrashed"] is False
+
+
+def test_a_copy_trashed_in_immich_after_the_list_was_shown_is_never_kept(stack: Stack) -> None:
+    st = stack
+    # Given the duplicates list shown (what Immich holds of each member, now cached)
+    exact = next(
+        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
+    )
+    keep_id = exact["keepAssetId"]
+    other = st.assets[next(r for r in EXACT if st.assets[r] != keep_id)]
+    # ... and then the suggested keeper trashed in Immich itself (its own duplicate review)
+    r = st.gw("DELETE", "/api/assets", json={"ids": [keep_id], "force": False})
+    assert r.status_code == 204, r.text
+    # When the user keeps it in Twinlens, dry run or not
+    url = f"/api/twinlens/duplicates/{exact['id']}/resolve"
+    for dry in (True, False):
+        r = st.gw("POST", url, json={"keep": [keep_id], "action": "trash", "dryRun": dry})
+        # Then it is refused: the other copy would go to the trash beside it
+        assert r.status_code == 409 and "Immich's trash" in r.json()["message"], r.text
+    assert st.immich.state.assets[other]["isTrashed"] is False
+    now = st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()
+    assert (now["status"], now["resolution"]) == ("open", None)
+
+
+def test_a_trash_that_would_move_nothing_is_not_recorded(stack: Stack) -> None:
+    st = stack
+    exact = next(
+        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
+    )
+    keep_id = exact["keepAssetId"]
+    rel = next(r for r in EXACT if st.assets[r] != keep_id)
+    # Given the copy to trash not in Immich (not indexed yet)
+    del st.immich.state.assets[st.assets[rel]]
+    url = f"/api/twinlens/duplicates/{exact['id']}/resolve"
+    # When the group is resolved by keeping the other
+    r = st.gw("POST", url, json={"keep": [keep_id], "action": "trash"})
+    # Then it is refused, naming the copy: recorded, the group would leave the list with
+    # both copies still on disk
+    assert r.status_code == 409 and st.path(rel) in r.json()["message"], r.text
+    now = st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()
+    assert (now["status"], now["resolution"]) == ("open", None)
+
+
+def test_no_trash_decision_while_immichs_trash_is_turned_off(stack: Stack) -> None:
+    st = stack
+    exact = next(
+        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
+    )
+    keep_id = exact["keepAssetId"]
+    other = st.assets[next(r for r in EXACT if st.assets[r] != keep_id)]
+    # Given an Immich whose trash is turned off: what it "trashes" it purges that night,
+    # an external library's files from disk too
+    st.immich.state.trash_enabled = False
+    url = f"/api/twinlens/duplicates/{exact['id']}/resolve"
+    # When the group is resolved by trashing, dry run or not
+    for dry in (True, False):
+        r = st.gw("POST", url, json={"keep": [keep_id], "action": "trash", "dryRun": dry})
+        # Then it is refused, saying why, and nothing moves or is recorded
+        assert r.status_code == 409 and "trash is turned off" in r.json()["message"], r.text
+    assert st.immich.state.assets[other]["isTrashed"] is False
+    assert st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()["status"] == "open"
+    # And with the trash on again it goes through
+    st.immich.state.trash_enabled = True
+    r = st.gw("POST", url, json={"keep": [keep_id], "action": "trash"})
+    assert r.status_code == 200, r.text
+    assert st.immich.state.assets[other]["isTrashed"] is True
