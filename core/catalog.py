@@ -811,19 +811,3 @@ def queued_batches(session: Session, job_id: str) -> list[int]:
             .order_by(JobBatch.seq)
         )
     )
-
-
-def changed_since(session: Session, job: Job) -> tuple[list[str], bool]:
-    """Folders (dir keys) with files updated by this job, and whether anything changed."""
-    if job.started_at is None:
-        return [], False
-    keys = sorted(
-        set(
-            session.scalars(
-                select(File.dir_key).where(
-                    File.root_id == job.root_id, File.updated_at >= job.started_at
-                )
-            )
-        )
-    )
-    return keys, bool(keys)

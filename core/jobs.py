@@ -35,7 +35,7 @@ ROUTES = {
     "scan_plan": Route("catalog", "scan_plan"),  # (job_id)
     "scan_batch": Route("catalog", "scan_batch"),  # (job_id, seq)
     "scan_advance": Route("catalog", "scan_advance"),  # (job_id, phase)
-    "group_run": Route("group", "group_run"),  # (job_id, dir_keys | None)
+    "group_run": Route("group", "group_run"),  # (job_id,)
     "dedup_run": Route("dedup", "dedup_run"),  # (job_id,)
     "watch_paths": Route("catalog", "watch_paths"),  # (root, [paths])
 }

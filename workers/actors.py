@@ -12,6 +12,7 @@ from typing import Any
 import dramatiq
 
 from core import catalog, dataversion, jobs
+from core.grouping import watermark
 from core.models import Job, Root
 from workers import runtime
 
@@ -63,7 +64,7 @@ def _kick(job_id: str) -> None:
         if job.state not in jobs.ACTIVE_STATES:
             followers = [(f.kind, f.id) for f in jobs.queued_followers(s, job)]
             for kind, fid in followers:
-                # Their directories are not stored: grouping then runs over the root.
+                # Ids only: grouping finds its folders itself (core.grouping.watermark).
                 _send("group_run" if kind == "group" else "dedup_run", fid)
             return
         phase = job.phase
@@ -84,7 +85,8 @@ def _finish(job_id: str) -> None:
         job = s.get(Job, job_id)
         if job is None or job.state not in jobs.ACTIVE_STATES or job.phase != "finish":
             return
-        dirs, changed = catalog.changed_since(s, job)
+        # Also what an earlier scan that never finished cataloged: it started no grouping.
+        changed = watermark.due(s, job)
         if not jobs.finish_job(s, job_id, "done"):
             return  # cancelled meanwhile: its passes are not started either
         if changed or job.trigger == "schedule":
@@ -108,7 +110,7 @@ def _finish(job_id: str) -> None:
             )
             s.add_all([g, d])
             s.flush()
-            follow = [("group_run", (g.id, dirs)), ("dedup_run", (d.id,))]
+            follow = [("group_run", (g.id,)), ("dedup_run", (d.id,))]
     for actor, args in follow:
         _send(actor, *args)
     if follow:
@@ -140,6 +142,7 @@ def scan_advance(job_id: str, phase: str) -> None:
 
 @dramatiq.actor(queue_name="group", **WHOLE_ROOT)
 def group_run(job_id: str, dir_keys: list[str] | None = None) -> None:
+    # ``dir_keys``: only in messages sent before the folders came from the job's root.
     from core.grouping import service
 
     with runtime.session() as s:

@@ -43,6 +43,7 @@ from sqlalchemy.orm import Session
 from core import jobs
 from core.config import Settings
 from core.grouping import queries as Q
+from core.grouping import watermark as W
 from core.grouping.rules import (
     GroupResult,
     ManualGroup,
@@ -51,7 +52,16 @@ from core.grouping.rules import (
     split_all,
     split_out,
 )
-from core.models import File, FileGroup, GroupMember, GroupOverride, Job, new_id, utcnow
+from core.models import (
+    File,
+    FileGroup,
+    GroupMember,
+    GroupOverride,
+    Job,
+    Root,
+    new_id,
+    utcnow,
+)
 from core.paths import dir_key
 from core.records import FileRecord
 
@@ -394,10 +404,30 @@ def _changed_merge_folders(before: list[Q.OverrideRow], now: list[Q.OverrideRow]
     return folders
 
 
+def _due_folders(session: Session, job: Job) -> tuple[list[str] | None, datetime | None]:
+    """The folders a pass over ``job``'s root must regroup (None: all of them), and the
+    watermark it leaves if it finishes: the folders changed since the last pass that
+    finished, not only since the scan that started this one, so that files cataloged by
+    a scan that never finished (cancelled, failed, interrupted) are grouped too."""
+    root = session.get(Root, job.root_id) if job.root_id is not None else None
+    if root is None:
+        return None, None  # not a root's pass: every folder, and no watermark to leave
+    scan = session.get(Job, job.parent_id) if job.parent_id else None
+    read_at = utcnow()
+    since = W.since_for(session, root, scan)
+    watermark = W.next_watermark(session, root, read_at)
+    if since is None:
+        return None, watermark
+    return W.changed_folders(session, root, since), watermark
+
+
 def run_job(
     session: Session, job_id: str, dir_keys: Sequence[str] | None, settings: Settings
 ) -> bool:
     """The ``group_run`` actor's body: regroup, with the job row as progress.
+
+    ``dir_keys`` None (a scan's follower): the folders of the root changed since the last
+    pass over it that finished, which this pass's summary then moves on (its watermark).
 
     Commits after each batch so the progress shows; a redelivered message for a job
     that finished does nothing. Returns whether any group changed.
@@ -409,6 +439,9 @@ def run_job(
     job.phase = "group"
     job.done = 0
     session.commit()
+    watermark: datetime | None = None
+    if dir_keys is None:
+        dir_keys, watermark = _due_folders(session, job)
 
     def progress(done: int, total: int) -> bool:
         # Checked before the batch's commit, under the job row's lock: a cancel either
@@ -427,7 +460,10 @@ def run_job(
         session, dir_keys, policy=settings.primary_policy, root_id=job.root_id, progress=progress
     )
     session.execute(update(Job).where(Job.id == job_id).values(total=stats.folders))
-    jobs.finish_job(session, job_id, "done", summary=stats.as_dict())
+    summary: dict[str, Any] = stats.as_dict()
+    if watermark is not None:
+        summary["watermark"] = watermark.isoformat()
+    jobs.finish_job(session, job_id, "done", summary=summary)
     session.commit()
     log.info("grouping job %s: %s", job_id, stats.as_dict())
     # Also after a cancel: the batches before it are committed. (It may overstate by the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -183,7 +184,7 @@ def test_a_folder_given_to_the_cli_is_scanned_in_its_root(
 def test_a_scan_cancelled_as_it_finishes_starts_no_passes(
     embedded_settings: Settings, library: Path, monkeypatch
 ) -> None:
-    from core import catalog
+    from core.grouping import watermark
     from tests.factories import planned_scan, write_jpeg
     from workers import actors, runtime
 
@@ -191,14 +192,14 @@ def test_a_scan_cancelled_as_it_finishes_starts_no_passes(
     job_id = _at_its_finish(embedded_settings, planned_scan(embedded_settings, library))
     sent = _sent(monkeypatch)
     # Given a cancel that lands while the finish looks at what changed
-    real = catalog.changed_since
+    real = watermark.due
 
     def cancelled_meanwhile(session, job):
         with session_scope(runtime.engine()) as other:
             jobs.cancel_job(other, job_id)
         return real(session, job)
 
-    monkeypatch.setattr(catalog, "changed_since", cancelled_meanwhile)
+    monkeypatch.setattr(watermark, "due", cancelled_meanwhile)
     actors._kick(job_id)
     # Then the scan stays cancelled and no grouping or dedup pass is started
     with session_scope(runtime.engine()) as s:
@@ -220,3 +221,56 @@ def test_a_scan_reports_only_the_passes_it_started(
     # Each report lists its own grouping and dedup passes, not the later scan's
     ids = [{p["id"] for p in r["passes"]} for r in (first, second)]
     assert len(ids[0]) == len(ids[1]) == 2 and not ids[0] & ids[1]
+
+
+# --- grouping catches up after a scan that never finished --------------------------------
+
+
+def _groups(settings: Settings) -> set[frozenset[str]]:
+    """The file groups stored, as sets of member file names."""
+    import os
+
+    from core.models import GroupMember
+
+    with session_scope(engine_for(settings.database_url)) as s:
+        members: dict[str, set[str]] = {}
+        for gid, path in s.execute(select(GroupMember.group_id, GroupMember.file_path)):
+            members.setdefault(gid, set()).add(os.path.basename(path))
+    return {frozenset(m) for m in members.values()}
+
+
+def test_files_cataloged_by_a_cancelled_scan_are_grouped_by_the_next(
+    embedded_settings: Settings, library: Path, monkeypatch
+) -> None:
+    from datetime import timedelta
+
+    from core.grouping import watermark
+    from tests.factories import planned_scan, write_jpeg
+    from twinlens import run_scan
+
+    # (no allowance for clock skew: one host, and the scope below is then exact)
+    monkeypatch.setattr(watermark, "CLOCK_SLACK", timedelta(0))
+    # Given a scanned library, then an edited pair added in a new folder
+    write_jpeg(library / "old" / "IMG_0100.JPG", 1)
+    write_jpeg(library / "old" / "IMG_E0100.JPG", 2)
+    run_scan(embedded_settings, str(library))
+    assert _groups(embedded_settings) == {frozenset({"IMG_0100.JPG", "IMG_E0100.JPG"})}
+    write_jpeg(library / "new" / "IMG_0200.JPG", 3)
+    write_jpeg(library / "new" / "IMG_E0200.JPG", 4)
+    # And a scan that cataloged the pair, then was cancelled before its finish (no
+    # grouping pass follows it)
+    cancelled = _at_its_finish(embedded_settings, planned_scan(embedded_settings, library))
+    with session_scope(engine_for(embedded_settings.database_url)) as s:
+        assert jobs.cancel_job(s, cancelled).state == "cancelled"  # type: ignore[union-attr]
+    # When the next scan runs, which finds every file unchanged
+    report = run_scan(embedded_settings, str(library))
+    assert report["job"]["state"] == "done" and report["job"]["bytes_read"] == 0
+    # Then its grouping pass groups the pair the cancelled scan cataloged
+    assert _groups(embedded_settings) == {
+        frozenset({"IMG_0100.JPG", "IMG_E0100.JPG"}),
+        frozenset({"IMG_0200.JPG", "IMG_E0200.JPG"}),
+    }
+    # And only the folder changed since the last pass that finished was regrouped
+    group_pass = next(p["id"] for p in report["passes"] if p["kind"] == "group")
+    with session_scope(engine_for(embedded_settings.database_url)) as s:
+        assert json.loads(s.get(Job, group_pass).summary)["folders"] == 1  # type: ignore[union-attr]
