@@ -2,9 +2,12 @@
 .PHONY: run test lint typecheck bench setup setup-dev services clean
 
 LIBRARY ?=
+ARGS ?=
 
+# LIBRARY quoted (a folder may hold spaces or parentheses), and only when given: an empty
+# argument would be the current folder
 run: setup
-	.venv/bin/twinlens up $(LIBRARY)
+	.venv/bin/twinlens up $(if $(LIBRARY),"$(LIBRARY)") $(ARGS)
 
 test: setup-dev services
 	.venv/bin/ruff check .

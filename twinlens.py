@@ -70,9 +70,9 @@ def _fmt_eta(seconds: float | None) -> str:
 class Progress:
     """A one-line progress bar on a terminal (files, MB/s, ETA); silent otherwise."""
 
-    def __init__(self, stream: Any = sys.stderr) -> None:
-        self.stream = stream
-        self.enabled = stream.isatty()
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr  # the one at the time, not at import
+        self.enabled = self.stream.isatty()
         self.last = ""
 
     def show(self, view: dict[str, Any]) -> None:
@@ -106,13 +106,33 @@ def run_scan(
     worker_threads: int | None = None,
 ) -> dict[str, Any]:
     """Scan ``path`` to completion (catalog, grouping, dedup) and return the report."""
-    from core import jobs, report
-    from core.db import migrate, session_scope
+    from core.db import migrate
     from workers import runtime
 
     migrate(cfg.database_url)
     broker = runtime.install_broker(cfg)
     worker = runtime.start_worker(broker, worker_threads or cfg.worker_threads)
+    try:
+        return scan_with(cfg, broker, path, full=full, trigger=trigger, progress=progress)
+    finally:
+        worker.stop()
+
+
+def scan_with(
+    cfg: Settings,
+    broker: Any,
+    path: str,
+    *,
+    full: bool = False,
+    trigger: str = "cli",
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """``run_scan`` on a broker whose workers already run (``twinlens up`` serves the UI
+    during its first scan); the database is migrated."""
+    from core import jobs, report
+    from core.db import session_scope
+    from workers import runtime
+
     job_id: str | None = None
     created = False
     try:
@@ -147,7 +167,6 @@ def run_scan(
         with session_scope(runtime.engine()) as s:
             return report.build(s, root_id, job_id)
     finally:
-        worker.stop()
         # A scan this process only followed is another live process's to finish
         if cfg.embedded and job_id is not None:
             with runtime.session() as s:

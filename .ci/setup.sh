@@ -8,8 +8,26 @@ cd "$(dirname "$0")/.."
 want=${1:-run}
 PY=${PYTHON:-python3}
 
+py_ok() {  # the interpreter given is Python 3.11 or newer
+  "$1" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null
+}
+if ! py_ok "$PY"; then
+  echo "setup: Twinlens needs Python 3.11 or newer; $PY is $("$PY" --version 2>&1 | head -n1)." >&2
+  echo "       Install it, or name one: make run PYTHON=python3.11" >&2
+  exit 2
+fi
+# A .venv left half-made (no pip: Debian without python3-venv) or made by an older
+# Python is made again, else every later run would fail the same way
+if [ -e .venv ] && { [ ! -x .venv/bin/pip ] || ! py_ok .venv/bin/python; }; then
+  echo "setup: .venv is incomplete or too old; making it again" >&2
+  rm -rf .venv
+fi
 if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
+  "$PY" -m venv .venv || {
+    rm -rf .venv
+    echo "setup: could not create .venv (on Debian/Ubuntu: apt install python3-venv)" >&2
+    exit 2
+  }
 fi
 extras="."
 [ "$want" = dev ] && extras=".[dev]"
@@ -47,15 +65,34 @@ node_deps() {
     fi
   done
 }
-if command -v npm >/dev/null 2>&1; then
+# Vite, which builds the UI, needs Node.js 20.19 or newer (Debian 12's is 18)
+node_ok() {
+  node -e 'const [a, b] = process.versions.node.split(".").map(Number);
+           process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null
+}
+no_ui() {  # the embedded default still runs: the API answers under /api/twinlens/
+  if [ "$want" = dev ]; then
+    echo "setup: $1; the UI tests will fail" >&2
+  elif [ ! -f ui/dist/index.html ]; then
+    echo "setup: $1, so the web UI is not built; the API still answers under /api/twinlens/" >&2
+  else
+    echo "setup: $1, so the web UI is not rebuilt; serving the one built before" >&2
+  fi
+}
+if ! command -v npm >/dev/null 2>&1; then
+  no_ui "npm not found"
+elif ! node_ok; then
+  no_ui "Node.js $(node --version 2>/dev/null || echo '?') is too old (the UI build needs 20.19 or newer)"
+else
   dirs=(ui)
   [ "$want" = dev ] && dirs+=(tests/sdk tests/e2e)
   node_deps "${dirs[@]}"
   # The web UI the gateway serves: built when missing or older than its sources.
   if [ ! -f ui/dist/index.html ] || \
      [ -n "$(find ui/src ui/index.html ui/package-lock.json ui/vite.config.ts -newer ui/dist/index.html 2>/dev/null | head -n1)" ]; then
-    (cd ui && npm run build --silent >/dev/null)
+    if ! (cd ui && npm run build --silent >/dev/null); then
+      [ "$want" = dev ] && exit 1
+      no_ui "the web UI build failed"
+    fi
   fi
-elif [ ! -f ui/dist/index.html ]; then
-  echo "setup: npm not found, so the web UI is not built; the API still answers under /api/twinlens/" >&2
 fi

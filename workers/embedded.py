@@ -18,10 +18,17 @@ from core.config import Settings
 log = logging.getLogger("twinlens.embedded")
 
 
+class PortTaken(Exception):
+    """A port Twinlens serves on is in use by another program."""
+
+
 def _serve_thread(app: Any, host: str, port: int) -> Any:
     from werkzeug.serving import make_server
 
-    server = make_server(host, port, app, threaded=True)
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except (OSError, SystemExit) as exc:  # werkzeug exits when the address is in use
+        raise PortTaken(f"port {port} on {host} is in use by another program") from exc
     threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
     return server
 
@@ -35,6 +42,7 @@ class Ports:
 
 def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Ports()) -> int:
     import twinlens
+    from core.db import migrate
     from workers.demo import make_demo_library
 
     if path is None:
@@ -44,9 +52,6 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
     if not library.is_dir():
         print(f"twinlens: {library} is not a folder")
         return 2
-    if str(library) not in [str(r) for r in cfg.library_roots]:
-        cfg = replace(cfg, library_roots=(*cfg.library_roots, library))
-    cfg = replace(cfg, host="127.0.0.1")  # embedded: never listen beyond this machine
     if serve:
         from workers import scheduler
 
@@ -54,11 +59,43 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
         if problem:  # said before the scan, not after it
             print(f"twinlens: {problem}")
             return 2
-    report = twinlens.run_scan(cfg, str(library), progress=twinlens.Progress())
-    print(twinlens._summary_text(report))
+    migrate(cfg.database_url)
+    root = _root_for(cfg, library)
+    if root is None:
+        return 2
+    if str(root) not in [str(r) for r in cfg.library_roots]:
+        cfg = replace(cfg, library_roots=(*cfg.library_roots, root))
+    cfg = replace(cfg, host="127.0.0.1")  # embedded: never listen beyond this machine
     if not serve:
+        report = twinlens.run_scan(cfg, str(library), progress=twinlens.Progress())
+        print(twinlens._summary_text(report))
         return 0 if twinlens.scan_ok(report) else 1
-    return _serve_all(cfg, ports)
+    return _serve_all(cfg, ports, str(library))
+
+
+def _root_for(cfg: Settings, library: Path) -> Path | None:
+    """The library root to watch and rescan for ``library``: the root cataloged before that
+    holds it (a folder of it is scanned as such: a root of its own would take its files
+    over and give them back at the next scan of the outer one), else the folder itself.
+    None, said why, when it holds a configured root."""
+    import twinlens
+    from core import jobs
+    from core.db import engine_for, session_scope
+
+    configured = [str(r) for r in cfg.library_roots]
+    inner = twinlens.configured_roots_inside(str(library), configured)
+    if inner:
+        print(
+            f"twinlens: {library} holds the configured library root {inner[0]}: run it on "
+            "that root (or a folder of it), or configure this folder as the root"
+        )
+        return None
+    with session_scope(engine_for(cfg.database_url)) as s:
+        known = configured + jobs.known_roots(s)
+    root, folder = twinlens.scan_target(str(library), known)
+    if folder is not None:
+        print(f"{library} is inside {root}, cataloged before: scanning it as a folder of it")
+    return Path(root)
 
 
 def start_background(cfg: Settings, broker: Any) -> tuple[Any, Any]:
@@ -75,38 +112,37 @@ def start_background(cfg: Settings, broker: Any) -> tuple[Any, Any]:
     return watcher, nightly
 
 
-def _serve_all(cfg: Settings, ports: Ports) -> int:
-    import api
-    import gateway
+def _serve_all(cfg: Settings, ports: Ports, library: str) -> int:
+    """Serve first, then scan: a port in use is said at once, and the web UI shows the
+    first scan's progress while it runs."""
+    import twinlens
     from core.models import utcnow
     from workers import runtime
 
     broker = runtime.install_broker(cfg)
     worker = runtime.start_worker(broker, cfg.worker_threads)
     started = utcnow()
-    servers = [
-        _serve_thread(
-            api.create_app("grouping", {"settings": cfg, "broker": broker}),
-            cfg.host,
-            ports.grouping,
-        ),
-        _serve_thread(
-            api.create_app("dedup", {"settings": cfg, "broker": broker}), cfg.host, ports.dedup
-        ),
-    ]
-    gw_cfg = replace(
-        cfg,
-        grouping_url=f"http://{cfg.host}:{ports.grouping}",
-        dedup_url=f"http://{cfg.host}:{ports.dedup}",
-    )
-    servers.append(_serve_thread(gateway.create_app({"SETTINGS": gw_cfg}), cfg.host, ports.gateway))
+    servers: list[Any] = []
     watcher = nightly = None
     try:
+        servers = _serve_apis(cfg, ports, broker)
+        print(
+            f"Twinlens is up on http://127.0.0.1:{ports.gateway}/ (this machine only; from "
+            f"another, ssh -L {ports.gateway}:127.0.0.1:{ports.gateway} <this host>). "
+            f"Scanning {library} first.",
+            flush=True,
+        )
+        report = twinlens.scan_with(cfg, broker, library, progress=twinlens.Progress())
+        print(twinlens._summary_text(report))
         watcher, nightly = start_background(cfg, broker)
         _serving(cfg, ports, watcher)
         threading.Event().wait()
+    except PortTaken as exc:
+        print(f"twinlens: {exc}: stop it, or choose other ports (twinlens up --port N "
+              "--grouping-port N --dedup-port N; make run ARGS=\"--port N\")")  # fmt: skip
+        return 2
     except KeyboardInterrupt:
-        pass
+        print("Stopping: finishing the work in hand…", flush=True)
     finally:
         if nightly is not None:
             nightly.shutdown(wait=False)
@@ -114,9 +150,36 @@ def _serve_all(cfg: Settings, ports: Ports) -> int:
             watcher.stop()
         for s in servers:
             s.shutdown()
+        _fail_unfinished(started)  # before the wait for the work in hand: said at once
         worker.stop()
-        _fail_unfinished(started)
     return 0
+
+
+def _serve_apis(cfg: Settings, ports: Ports, broker: Any) -> list[Any]:
+    """The grouping and dedup APIs and the gateway, each serving in its own thread; all
+    or none (PortTaken)."""
+    import api
+    import gateway
+
+    gw_cfg = replace(
+        cfg,
+        grouping_url=f"http://{cfg.host}:{ports.grouping}",
+        dedup_url=f"http://{cfg.host}:{ports.dedup}",
+    )
+    apps = [
+        (api.create_app("grouping", {"settings": cfg, "broker": broker}), ports.grouping),
+        (api.create_app("dedup", {"settings": cfg, "broker": broker}), ports.dedup),
+        (gateway.create_app({"SETTINGS": gw_cfg}), ports.gateway),
+    ]
+    servers: list[Any] = []
+    try:
+        for app, port in apps:
+            servers.append(_serve_thread(app, cfg.host, port))
+    except PortTaken:
+        for s in servers:
+            s.shutdown()
+        raise
+    return servers
 
 
 def _serving(cfg: Settings, ports: Ports, watcher: Any) -> None:

@@ -105,6 +105,9 @@ def _until(check, timeout: float = 30) -> None:  # type: ignore[no-untyped-def]
 def test_up_serves_the_library_and_scans_photos_as_they_arrive(up: Up, photos: Path) -> None:
     library = photos
     # Given `twinlens up` on a library of two different pictures
+    # (serving before its first scan: the UI shows that scan's progress)
+    up.wait_for("Twinlens is up on " + up.url, START_TIMEOUT)
+    up.wait_for("Scanned ", START_TIMEOUT)
     line = up.wait_for("Twinlens is running", START_TIMEOUT)
     assert up.url.rsplit(":", 1)[1] in line and "Watching" in line, line
     assert up.get("/api/twinlens/stats")["duplicates"]["groups"] == 0
@@ -220,3 +223,53 @@ def test_up_with_a_bad_schedule_says_so_before_scanning(  # type: ignore[no-unty
         assert embedded.main(cfg, str(library)) == 2
         assert words in capsys.readouterr().out
     assert not (embedded_settings.data_dir / "twinlens.db").exists()
+
+
+def test_up_on_a_port_in_use_says_so_before_scanning(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path, capsys
+) -> None:
+    import socket
+
+    from workers import embedded
+
+    # Given another program listening on the gateway's port
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    ports = embedded.Ports(taken.getsockname()[1], free_port(), free_port())
+    write_jpeg(library / "IMG_0001.JPG", 1)
+    try:
+        # When `twinlens up` starts, Then it stops at once, naming the port and the way out
+        assert embedded.main(embedded_settings, str(library), ports=ports) == 2
+    finally:
+        taken.close()
+    out = capsys.readouterr().out
+    assert f"port {ports.gateway}" in out and "--port" in out, out
+    # ... before any scan, and the ports it did take are free again
+    assert "Scanning" not in out
+    for port in (ports.grouping, ports.dedup):
+        with socket.socket() as again:
+            again.bind(("127.0.0.1", port))
+
+
+def test_up_on_a_folder_of_a_library_scans_it_in_that_library(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path, capsys
+) -> None:
+    from sqlalchemy import select
+
+    from core.db import engine_for, session_scope
+    from core.models import File, Root
+    from workers import embedded
+
+    # Given a library scanned before
+    write_jpeg(library / "2024" / "IMG_0001.JPG", 1)
+    write_jpeg(library / "2023" / "IMG_0002.JPG", 2)
+    assert embedded.main(embedded_settings, str(library), serve=False) == 0
+    # When `twinlens up` is given one of its folders
+    assert embedded.main(embedded_settings, str(library / "2024"), serve=False) == 0
+    # Then the folder is scanned as a folder of that library, not as a root of its own
+    # (which would take its files over, and hand them back at the library's next scan)
+    assert "scanning it as a folder of it" in capsys.readouterr().out
+    with session_scope(engine_for(embedded_settings.database_url)) as s:
+        assert s.scalars(select(Root.path)).all() == [str(library)]
+        assert len(s.scalars(select(File.id).where(File.status == "present")).all()) == 2
