@@ -26,7 +26,26 @@ log = logging.getLogger("twinlens")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings()
+    cfg = load_settings()
+    if cfg.embedded and args.command != "config":
+        _check_data_dir(cfg.data_dir)
+    return cfg
+
+
+def _check_data_dir(data_dir: Path) -> None:
+    """The embedded database lives in the data folder: one that cannot be made or written
+    (a NAS account without a home folder) is said here, not as a traceback from SQLite."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"TWINLENS_DATA_DIR: cannot create {data_dir} ({exc.strerror}); set it to a "
+            "folder this user can write"
+        ) from None
+    if not os.access(data_dir, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"TWINLENS_DATA_DIR: cannot write in {data_dir}; set it to a folder this user can write"
+        )
 
 
 # --- config / migrate ----------------------------------------------------------

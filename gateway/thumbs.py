@@ -32,10 +32,24 @@ def thumbnail(real: str, size: int, data_dir: Path, max_pixels: int = 250_000_00
     data = render(real, size, max_pixels)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, out)  # atomic: concurrent workers never serve half a file
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, out)  # atomic: concurrent workers never serve half a file
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)  # a full disk leaves no litter
+        raise
+    _drop_older(out)
     return out
+
+
+def _drop_older(out: Path) -> None:
+    """Thumbnails of earlier versions of the same file at the same size: an edited or
+    replaced file would otherwise leave one behind each time."""
+    key_size = out.name.rsplit("-", 2)[0]  # "<path key>-<size>"
+    for old in out.parent.glob(f"{key_size}-*.jpg"):
+        if old != out:
+            old.unlink(missing_ok=True)
 
 
 def render(real: str, size: int, max_pixels: int = 250_000_000) -> bytes:

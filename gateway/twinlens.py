@@ -801,6 +801,8 @@ def thumbnail() -> Response:
         out = thumbs.thumbnail(real, int(size), settings.data_dir, settings.max_image_pixels)
     except thumbs.ThumbnailError as exc:
         raise BadRequest(422, str(exc)) from None
-    resp = send_file(out, mimetype="image/jpeg", conditional=True, max_age=86400)
-    resp.headers["Cache-Control"] = "private, max-age=86400"
+    resp = send_file(out, mimetype="image/jpeg", conditional=True)
+    # Asked again each time (a 304 while the file is unchanged): the URL names the file,
+    # not its version, and a re-export over it must not show the old picture for a day
+    resp.headers["Cache-Control"] = "private, no-cache"
     return resp

@@ -35,6 +35,7 @@ def render(port: int, gateway: str, immich: str, workdir: Path, workers: int = 1
         ("listen 8080;", f"listen 127.0.0.1:{port};"),
         ("root /usr/share/nginx/html;", f"root {workdir / 'html'};"),
         ("/var/log/nginx/access.log", str(workdir / "access.log")),
+        ("/var/log/nginx/error.log", str(workdir / "server-error.log")),
     ):
         assert needle in server, f"docker/nginx.conf no longer has {needle!r}"
         server = server.replace(needle, value)

@@ -272,3 +272,15 @@ def test_the_websocket_goes_straight_to_immich(websocket_immich, tmp_path):
     (head,) = heads
     assert head.startswith(b"GET /api/socket.io/?EIO=4&transport=websocket HTTP/1.1")
     assert b"immich_access_token=t" in head  # Immich authenticates the socket itself
+
+
+def test_credentials_in_a_query_string_stay_out_of_nginxs_logs(front, immich, alice, tmp_path):
+    # Given a shared-link viewer's request, its key in the query string, while Immich is down
+    secret = "f00d" * 25
+    immich.stop()
+    r = requests.get(f"{front.url}/api/assets/some-id/thumbnail", params={"key": secret})
+    assert r.status_code == 502
+    # Then neither nginx log holds the key (the access log drops query strings; errors
+    # about a request would name its whole URL)
+    logs = [p for p in (tmp_path / "nginx").glob("*.log") if p.is_file()]
+    assert logs and not [p.name for p in logs if secret in p.read_text(errors="replace")]

@@ -77,3 +77,23 @@ def test_a_half_made_venv_is_made_again(tmp_path: Path) -> None:
     # Then it says so and makes a new one, with pip this time
     assert "making it again" in run.stderr, run.stderr
     assert (tmp_path / ".venv" / "bin" / "pip").exists()
+
+
+def test_a_data_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:
+    # Given a data folder that cannot be created (its parent is a file)
+    blocker = tmp_path / "home"
+    blocker.write_text("not a folder")
+    env = {**os.environ, "TWINLENS_DATA_DIR": str(blocker / "twinlens")}
+    env.pop("TWINLENS_DATABASE_URL", None)
+    # When a command that needs the database runs
+    run = subprocess.run(
+        [sys.executable, str(PROJECT / "twinlens.py"), "scan", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # Then it says which setting to change, without a traceback
+    assert run.returncode == 2, run.stderr
+    assert "TWINLENS_DATA_DIR" in run.stderr and str(blocker) in run.stderr
+    assert "Traceback" not in run.stderr
