@@ -26,14 +26,15 @@ import logging
 import os
 import re
 import stat
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, insert, select, update
-from sqlalchemy.exc import DataError
+from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 
 from core import jobs
@@ -108,6 +109,53 @@ class WalkResult:
     unseen: set[str] = field(default_factory=set)
 
 
+class WalkStopped(Exception):
+    """The scan stopped being active (cancelled, failed) while it walked."""
+
+
+# How often a walk tells its job row it is alive, and looks for a cancel. A walk of a
+# share of millions of files over SMB can outlast the stale limit (an hour by default),
+# and any starter (twinlens scan, Scan now, the watcher, the nightly scan) would then fail
+# it as lost and its claim would throw the whole walk away; and a cancelled walk would
+# hold a worker for hours.
+HEARTBEAT_SECONDS = 30.0
+
+
+class Heartbeat:
+    """Called for every entry the walk sees; every ``interval`` seconds, refreshes the
+    job's ``updated_at`` and raises ``WalkStopped`` once the job is no longer active."""
+
+    def __init__(self, engine: Engine, job_id: str, interval: float) -> None:
+        self.engine, self.job_id, self.interval = engine, job_id, interval
+        self.due = time.monotonic() + interval
+
+    def __call__(self) -> None:
+        now = time.monotonic()
+        if now < self.due:
+            return
+        self.due = now + self.interval
+        if not self._beat():
+            raise WalkStopped(self.job_id)
+
+    def _beat(self) -> bool:
+        try:
+            return jobs.touch(self.engine, self.job_id)
+        except OperationalError as exc:
+            # SQLite busy past its timeout, the server away for a moment: the walk is
+            # worth more than one missed beat, and the next one comes soon.
+            log.warning("scan %s: could not refresh its job row: %s", self.job_id, exc)
+            return True
+
+
+def _heartbeat(session: Session, job_id: str, settings: Settings) -> Callable[[], None] | None:
+    """The walk's heartbeat, beating well within the stale limit. None when the session
+    is bound to a connection (a test's transaction): another would not see the job."""
+    bind = session.get_bind()
+    if not isinstance(bind, Engine):
+        return None
+    return Heartbeat(bind, job_id, min(HEARTBEAT_SECONDS, settings.job_stale_seconds / 4))
+
+
 def ignore_matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
     """One compiled regex for all patterns: the walk tests every name against it."""
     if not patterns:
@@ -120,6 +168,7 @@ def walk(
     top: str,
     ignore: tuple[str, ...] = DEFAULT_IGNORE,
     skip_dirs: frozenset[tuple[int, int]] = frozenset(),
+    tick: Callable[[], None] | None = None,
 ) -> WalkResult:
     """Every regular file under ``top`` with its stat, iteratively (no recursion limit).
 
@@ -127,13 +176,18 @@ def walk(
     and a link to a file would count its target twice. Folders that cannot be
     listed and links that are broken or loop are reported, and the walk goes on.
     Folders whose (device, inode) is in ``skip_dirs`` (Twinlens's own data) are passed by.
+    ``tick`` is called for every folder and entry (a heartbeat; it may stop the walk).
     """
     result = WalkResult()
     ignored = ignore_matcher(ignore)
     stack = [top]
     while stack:
         folder = stack.pop()
+        if tick is not None:
+            tick()
         for entry in _listing(folder, result):
+            if tick is not None:
+                tick()  # per entry too: one folder of a share may hold 10^5 files
             if ignored(entry.name):
                 result.skipped["ignored"] += 1
                 continue
@@ -325,7 +379,14 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     # the whole root) holds news this walk may not have seen: it is left as it is, not
     # marked missing nor revived from what the walk saw before.
     walk_started = utcnow()
-    walked = walk(top, settings.ignore, private_dirs(settings))
+    try:
+        walked = walk(
+            top, settings.ignore, private_dirs(settings), _heartbeat(session, job_id, settings)
+        )
+    except WalkStopped:
+        session.rollback()  # cancelled or failed meanwhile: nothing of the walk is kept
+        log.info("scan %s stopped during its walk of %r", job_id, top)
+        return False
     # Claimed before the first write: a second plan message for this scan (the watcher or
     # the scheduler re-sending one that looked lost) may have walked too, and it must
     # not record the walk's errors, revive, move or add batches a second time; nor may a

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from core.db import begin_write
@@ -173,6 +173,19 @@ def mark_running(session: Session, job_id: str) -> None:
         .where(Job.id == job_id, Job.state == "queued")
         .values(state="running", started_at=now, updated_at=now)
     )
+
+
+def touch(engine: Engine, job_id: str) -> bool:
+    """Tell an active job's row that it is alive, in a transaction of its own (a long
+    step in the middle of the job's own session commits nothing for a long time).
+    False: the job is no longer active (cancelled, failed as stale)."""
+    with engine.begin() as conn:
+        result = conn.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
+            .values(updated_at=utcnow())
+        )
+    return bool(result.rowcount)
 
 
 # The error of a job the embedded process held when it stopped (Ctrl-C, SIGTERM): its

@@ -828,6 +828,97 @@ def test_a_scan_cancelled_during_its_walk_marks_nothing_missing(
     assert status == {"a.jpg": "present", "b.jpg": "present"}
 
 
+def _slow_listing(monkeypatch, seconds: float, during=None):  # type: ignore[no-untyped-def]
+    """Make every folder's listing take ``seconds`` (a slow share); ``during(n)`` runs
+    before the n-th listing (from 1). Returns the folders listed so far."""
+    from core import catalog
+
+    listed: list[str] = []
+    real = catalog._listing
+
+    def listing(folder, result):  # type: ignore[no-untyped-def]
+        listed.append(folder)
+        if during is not None:
+            during(len(listed))
+        time.sleep(seconds)
+        yield from real(folder, result)
+
+    monkeypatch.setattr(catalog, "_listing", listing)
+    return listed
+
+
+@pytest.mark.parametrize("backend", ["embedded_settings", "pg_settings"])
+def test_a_walk_longer_than_the_stale_limit_is_not_superseded(
+    backend, library, monkeypatch, request
+):
+    from core import catalog, jobs
+    from core.db import migrate, session_scope
+    from core.models import Job
+    from workers import runtime
+
+    settings = request.getfixturevalue(backend)
+    # Given a scan walking a slow share (ten folders, 0.2 s each) whose walk outlasts the
+    # stale limit (here 1 s; an hour by default), beating every 0.1 s
+    for i in range(10):
+        write_jpeg(library / f"d{i}" / "a.jpg", i)
+    migrate(settings.database_url)
+    runtime.configure(settings)
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        job_id = jobs.start_job(s, "scan", root=root)[0].id
+    monkeypatch.setattr(catalog, "HEARTBEAT_SECONDS", 0.1)
+    handed: list[tuple[str, bool]] = []
+
+    def another_starter(n: int) -> None:
+        if n == 8:  # 1.4 s into the walk: a Scan now, the watcher, the nightly scan
+            with session_scope(runtime.engine()) as other:
+                job, created = jobs.start_job(
+                    other, "scan", root=other.get(jobs.Root, root.id), stale_seconds=1
+                )
+                handed.append((job.id, created))
+
+    _slow_listing(monkeypatch, 0.2, another_starter)
+    # When the walk ends
+    with session_scope(runtime.engine()) as s:
+        planned = catalog.plan_scan(s, job_id, settings)
+    # Then the starter was handed the walking scan, which kept its walk
+    assert handed == [(job_id, False)]
+    assert planned is True
+    with session_scope(runtime.engine()) as s:
+        job = s.get(Job, job_id)
+        assert (job.state, job.phase, job.total) == ("running", "catalog", 10)
+
+
+def test_a_scan_cancelled_during_its_walk_stops_walking(embedded_settings, library, monkeypatch):
+    from core import catalog, jobs
+    from core.db import migrate, session_scope
+    from core.models import Job
+    from workers import runtime
+
+    # Given a scan walking a slow share of twenty folders
+    for i in range(20):
+        write_jpeg(library / f"d{i}" / "a.jpg", i)
+    migrate(embedded_settings.database_url)
+    runtime.configure(embedded_settings)
+    with session_scope(runtime.engine()) as s:
+        job_id = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, str(library)))[0].id
+    monkeypatch.setattr(catalog, "HEARTBEAT_SECONDS", 0.05)
+
+    def cancel(n: int) -> None:
+        if n == 3:  # the user cancels while the walk runs
+            with session_scope(runtime.engine()) as other:
+                jobs.cancel_job(other, job_id)
+
+    listed = _slow_listing(monkeypatch, 0.1, cancel)
+    # When the walk goes on
+    with session_scope(runtime.engine()) as s:
+        assert catalog.plan_scan(s, job_id, embedded_settings) is False
+    # Then it stopped at its next heartbeat instead of walking the whole share
+    assert len(listed) <= 4, f"{len(listed)} of 21 folders listed, the cancel came at the 3rd"
+    with session_scope(runtime.engine()) as s:
+        assert s.get(Job, job_id).state == "cancelled"
+
+
 def test_a_folder_scans_newer_count_is_its_folders_own(embedded_settings, library, monkeypatch):
     from core import catalog, jobs
     from core.db import session_scope
