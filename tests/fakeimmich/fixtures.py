@@ -1,7 +1,10 @@
 """pytest fixtures for gateway tests: ``from tests.fakeimmich.fixtures import *``.
 
-``grouping_url`` / ``dedup_url`` default to in-process stand-ins; to run the same tests
-against the real APIs, override those two fixtures (and seed through the real services).
+Immich is the fake one (the only stand-in allowed); the grouping and dedup APIs are the
+real ones (``api.create_app``) on this test's PostgreSQL database (``pg_settings``),
+each behind a ``tests.realapis.Recorder``: ``grouping_api`` / ``dedup_api`` (their
+``url``, ``calls``, ``fail(...)``). ``catalog`` writes catalog rows and runs the real
+grouping and dedup passes over them (``tests.realapis.Catalog``).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import requests
 from core.config import Settings, load_settings
 from tests.fakeimmich import FakeImmichServer, ThreadedServer
 from tests.fakeimmich.spec import spec_path
-from tests.fakeimmich.standins import ServiceState, create_service_app
+from tests.realapis import ApiPort, Catalog, Recorder, empty_catalog, recorded_api
 from tests.require import missing
 
 SERVICE_TOKEN = "svc-test-token"
@@ -73,34 +76,94 @@ def bob(immich: FakeImmichServer) -> Caller:
 
 
 @pytest.fixture
-def grouping_state() -> ServiceState:
-    return ServiceState(SERVICE_TOKEN)
-
-
-@pytest.fixture
-def dedup_state() -> ServiceState:
-    return ServiceState(SERVICE_TOKEN)
-
-
-@pytest.fixture
-def grouping_url(grouping_state: ServiceState) -> Iterator[str]:
-    server = ThreadedServer(create_service_app("grouping", grouping_state)).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
-def dedup_url(dedup_state: ServiceState) -> Iterator[str]:
-    server = ThreadedServer(create_service_app("dedup", dedup_state)).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture
 def library(tmp_path) -> Any:
     root = tmp_path / "photos"
     root.mkdir()
     return root
+
+
+@pytest.fixture
+def api_settings(
+    pg_url: str, redis_url: str, redis_cache_url: str, tmp_path, library
+) -> Iterator[Settings]:
+    """The APIs' settings, production-shaped as ``pg_settings`` (PostgreSQL, Redis broker
+    and cache), with the gateway's library root and service token. The session's
+    PostgreSQL database is emptied after the test by deleting the rows written (pg_db's
+    TRUNCATE of every table costs ~0.1 s a test; most gateway tests write nothing)."""
+    yield load_settings(
+        {},
+        data_dir=tmp_path / "data",
+        database_url=pg_url,
+        broker_url=redis_url,
+        cache_url=redis_cache_url,
+        library_roots=(library,),
+        broker_heartbeat_ms=2000,
+        broker_maintenance_chance=1_000_000,
+        service_token=SERVICE_TOKEN,
+    )
+    empty_catalog(pg_url)
+
+
+@pytest.fixture
+def api_broker(api_settings: Settings) -> Iterator[Any]:
+    """The APIs' broker (Redis): they only enqueue; no worker runs in gateway tests."""
+    from core.broker import make_broker
+
+    broker = make_broker(api_settings)
+    yield broker
+    broker.close()
+
+
+@pytest.fixture
+def catalog(api_settings: Settings, library) -> Catalog:
+    return Catalog(api_settings, library)
+
+
+@pytest.fixture(scope="session")
+def api_ports() -> Iterator[dict[str, ApiPort]]:
+    ports = {"grouping": ApiPort(), "dedup": ApiPort()}
+    yield ports
+    for port in ports.values():
+        port.close()
+
+
+def _served(which: str, ports: dict[str, ApiPort], settings: Settings) -> Iterator[Recorder]:
+    from core.broker import make_broker
+
+    brokers: list[Any] = []
+
+    def broker() -> Any:  # the APIs only enqueue (POST /scans); no worker runs here
+        brokers.append(make_broker(settings))
+        return brokers[-1]
+
+    api = recorded_api(which, settings, broker)
+    ports[which].serve(api)
+    yield api
+    ports[which].serve(None)
+    for b in brokers:
+        b.close()
+
+
+@pytest.fixture
+def grouping_api(api_ports, api_settings: Settings) -> Iterator[Recorder]:
+    """The real grouping API of this test (built on its first request), recorded."""
+    yield from _served("grouping", api_ports, api_settings)
+
+
+@pytest.fixture
+def dedup_api(api_ports, api_settings: Settings) -> Iterator[Recorder]:
+    """The real dedup API of this test (built on its first request), recorded."""
+    yield from _served("dedup", api_ports, api_settings)
+
+
+@pytest.fixture
+def grouping_url(grouping_api: Recorder) -> str:
+    return grouping_api.url
+
+
+@pytest.fixture
+def dedup_url(dedup_api: Recorder) -> str:
+    return dedup_api.url
 
 
 @pytest.fixture

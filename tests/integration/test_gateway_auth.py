@@ -57,7 +57,7 @@ def bad_credentials(immich, alice) -> dict[str, dict]:
 
 
 def test_every_twinlens_route_requires_immich_auth(
-    gateway, gateway_app, immich, alice, grouping_state, dedup_state
+    gateway, gateway_app, immich, alice, grouping_api, dedup_api
 ):
     routes = gateway_routes(gateway_app)
     twinlens = [r for r in routes if r[0].startswith("twinlens.")]
@@ -78,8 +78,8 @@ def test_every_twinlens_route_requires_immich_auth(
             assert r.status_code == direct.status_code, (label, method, url)
             if method != "HEAD":
                 assert r.json() == direct.json(), (label, method, url)
-    assert sum(grouping_state.calls.values()) == 0
-    assert sum(dedup_state.calls.values()) == 0
+    assert grouping_api.total() == 0
+    assert dedup_api.total() == 0
 
 
 # The Immich permission an API key needs for each Twinlens route, written out here rather
@@ -105,7 +105,7 @@ PERMISSIONS = {
 
 
 def test_api_key_permissions_hold_on_twinlens_routes(
-    gateway, gateway_app, immich, alice, grouping_state, dedup_state
+    gateway, gateway_app, immich, alice, grouping_api, dedup_api
 ):
     # Given every Twinlens route and the permission it names
     names = set(load_spec()["components"]["schemas"]["Permission"]["enum"])
@@ -124,7 +124,7 @@ def test_api_key_permissions_hold_on_twinlens_routes(
             continue
         # When a key without it calls the route (as a header or, as Immich also reads it,
         # in the query), Then Immich's refusal, and no service call
-        before = sum(grouping_state.calls.values()) + sum(dedup_state.calls.values())
+        before = grouping_api.total() + dedup_api.total()
         for where in ({"headers": {"x-api-key": bare}}, {"params": {"apiKey": bare}}):
             r = requests.request(method, gateway.url + url, json={}, **where)
             assert (r.status_code, r.json()) == (
@@ -132,7 +132,7 @@ def test_api_key_permissions_hold_on_twinlens_routes(
                 {"message": f"Missing required permission: {permission}"},
             ), (method, url, where)
             assert r.headers["X-Correlation-ID"], (method, url)
-        assert sum(grouping_state.calls.values()) + sum(dedup_state.calls.values()) == before
+        assert grouping_api.total() + dedup_api.total() == before
         # When a key with just that permission calls it, Then it gets past the check
         key = immich.state.add_api_key(alice.user["id"], ["user.read", permission])
         r = requests.request(method, gateway.url + url, json={}, headers={"x-api-key": key})
@@ -140,7 +140,7 @@ def test_api_key_permissions_hold_on_twinlens_routes(
 
 
 def test_twinlens_routes_answer_only_immich_admins(
-    gateway, gateway_app, immich, alice, bob, grouping_state, dedup_state
+    gateway, gateway_app, immich, alice, bob, grouping_api, dedup_api
 ):
     # Given bob, an ordinary Immich user, and what Immich tells him on its own admin routes
     direct = requests.get(immich.url + "/api/server/statistics", headers=bob.bearer)
@@ -161,7 +161,7 @@ def test_twinlens_routes_answer_only_immich_admins(
             r = requests.request(method, gateway.url + url, json={}, headers=headers)
             assert (r.status_code, r.json()) == (direct.status_code, direct.json()), (method, url)
             assert r.headers["X-Correlation-ID"] != direct.headers["X-Correlation-ID"]
-    assert sum(grouping_state.calls.values()) + sum(dedup_state.calls.values()) == 0
+    assert grouping_api.total() + dedup_api.total() == 0
     # He can still ask who he is, and learns that review is not for him
     me = requests.get(gateway.url + "/api/twinlens/me", headers=bob.bearer).json()
     assert (me["user"]["id"], me["canReview"]) == (bob.user["id"], False)
@@ -170,10 +170,10 @@ def test_twinlens_routes_answer_only_immich_admins(
     assert me["canReview"] is True
     r = requests.get(gateway.url + "/api/twinlens/groups", headers=alice.bearer)
     assert r.status_code == 200
-    assert sum(grouping_state.calls.values()) == 1
+    assert grouping_api.total() == 1
 
 
-def test_admin_only_can_be_turned_off(gateway_settings, immich, bob, grouping_state):
+def test_admin_only_can_be_turned_off(gateway_settings, immich, bob, grouping_api):
     # Given TWINLENS_ADMIN_ONLY=0 (one household, one library)
     settings = dataclasses.replace(gateway_settings, admin_only=False)
     server = ThreadedServer(create_app({"SETTINGS": settings, "TESTING": True})).start()
@@ -183,7 +183,7 @@ def test_admin_only_can_be_turned_off(gateway_settings, immich, bob, grouping_st
         assert me["canReview"] is True
         r = requests.get(server.url + "/api/twinlens/groups", headers=bob.bearer)
         assert r.status_code == 200 and "items" in r.json()
-        assert sum(grouping_state.calls.values()) == 1
+        assert grouping_api.total() == 1
     finally:
         server.stop()
 
@@ -321,7 +321,7 @@ def test_credentials_never_in_logs_or_cache_keys(gateway, gateway_app, immich, a
     ],
 )
 def test_a_post_a_browser_could_send_cross_site_is_refused(
-    gateway, alice, grouping_state, dedup_state, path, body, content_type
+    gateway, alice, grouping_api, dedup_api, path, body, content_type
 ):
     # Given a request as another page's form or no-cors fetch sends it: no preflight,
     # and Immich's cookie (SameSite=Lax) comes along from a page on the same NAS
@@ -331,8 +331,7 @@ def test_a_post_a_browser_could_send_cross_site_is_refused(
     r = requests.post(f"{gateway.url}/api/twinlens{path}", data=body, headers=headers)
     # Then it is refused with a reason, and no service was asked to act
     assert r.status_code == 400 and "application/json" in r.json()["message"], r.text
-    posts = [k for st in (grouping_state, dedup_state) for k in st.calls if k[0] != "GET"]
-    assert posts == []
+    assert grouping_api.writes() == [] and dedup_api.writes() == []
 
 
 def test_oversized_and_malformed_bodies(gateway, alice, gateway_app):
@@ -434,7 +433,7 @@ def test_local_mode_needs_no_login_serves_only_twinlens_and_binds_loopback(
 
 @pytest.mark.parametrize("header", ["x-immich-share-key", "key"])
 def test_valid_shared_link_gets_immichs_answer_not_twinlens_data(
-    gateway, immich, alice, header, grouping_state
+    gateway, immich, alice, header, grouping_api
 ):
     asset = immich.state.add_asset(alice.user["id"], "/upload/s.jpg", content=b"s")
     key = immich.state.add_shared_link(alice.user["id"], [asset["id"]])
@@ -450,4 +449,4 @@ def test_valid_shared_link_gets_immichs_answer_not_twinlens_data(
     direct = requests.get(immich.url + "/api/users/me", **kw)
     assert (r.status_code, r.json()) == (direct.status_code, direct.json())
     assert r.status_code == 403
-    assert sum(grouping_state.calls.values()) == 0
+    assert grouping_api.total() == 0

@@ -16,29 +16,32 @@ from gateway.cache import bump_data_version, data_version
 from tests.fakeimmich import ThreadedServer
 from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
 from tests.fakeimmich.fixtures import LIBRARY_ID, SERVICE_TOKEN
+from tests.realapis import phash, sha256_of
 
 UPLOAD = b"uploaded bytes of a copy"
 
 
 @pytest.fixture
-def world(immich, alice, library, grouping_state, dedup_state):
+def world(immich, alice, library, catalog, grouping_api, dedup_api):
     """Alice's Immich: a RAW+JPEG pair from the NAS (external library) and an uploaded
-    copy of the JPEG; Twinlens: the pair plus an unindexed sidecar, and an exact duplicate."""
+    copy of the JPEG; Twinlens (the real catalog and passes): the pair plus an unindexed
+    sidecar, and an exact duplicate of the JPEG in backup/ (the upload's bytes)."""
     st, uid = immich.state, alice.user["id"]
     jpg = st.add_asset(uid, "/mnt/photos/2024/IMG_1.JPG", content=b"j", library_id=LIBRARY_ID)
     raw = st.add_asset(uid, "/mnt/photos/2024/IMG_1.CR3", content=b"r", library_id=LIBRARY_ID)
     up = st.add_asset(uid, "/data/upload/x/ab/cd/upload.jpg", content=UPLOAD)
     lib = str(library)
     sha_up = hashlib.sha1(UPLOAD).hexdigest()
-    group = grouping_state.add_group(
-        [f"{lib}/2024/IMG_1.JPG", f"{lib}/2024/IMG_1.CR3", f"{lib}/2024/IMG_1.xmp"],
-        primary=f"{lib}/2024/IMG_1.JPG",
-    )
-    dup = dedup_state.add_duplicate(
-        [f"{lib}/2024/IMG_1.JPG", f"{lib}/backup/IMG_1.JPG"],
-        keep=f"{lib}/2024/IMG_1.JPG",
-        sha1s={f"{lib}/backup/IMG_1.JPG": sha_up},
-    )
+    catalog.add("2024/IMG_1.JPG", sha256=sha256_of("IMG_1"), phash=phash(1))
+    catalog.add("2024/IMG_1.CR3", sha256=sha256_of("IMG_1 raw"))
+    catalog.add("2024/IMG_1.xmp", sha256=sha256_of("IMG_1 xmp"))
+    catalog.add("backup/IMG_1.JPG", sha256=sha256_of("IMG_1"), sha1=sha_up, phash=phash(1))
+    catalog.passes()
+    group = catalog.group_of("2024/IMG_1.JPG")
+    dup = catalog.duplicate_of("2024/IMG_1.JPG")
+    assert group["type"] == "raw_jpeg" and group["primary"] == f"{lib}/2024/IMG_1.JPG"
+    assert len(group["members"]) == 3
+    assert dup["type"] == "exact" and dup["keep"] == f"{lib}/2024/IMG_1.JPG"
     return {"jpg": jpg, "raw": raw, "up": up, "group": group, "dup": dup, "lib": lib}
 
 
@@ -135,8 +138,18 @@ def test_search_and_duplicates_and_timeline_are_enriched(gateway, immich, alice,
     cols = r.json()
     assert strip(cols) == direct
     assert len(cols["twinlens"]) == len(cols["id"]) == 3
-    for asset_id, extra in zip(cols["id"], cols["twinlens"], strict=True):
-        assert extra == by_id[asset_id]  # same data as search, aligned by position
+    # Each asset's own group and duplicate, aligned by position
+    gid, did = world["group"]["id"], world["dup"]["id"]
+    expected = {
+        world["jpg"]["id"]: (gid, did),
+        world["raw"]["id"]: (gid, None),
+        world["up"]["id"]: (None, did),  # the backup copy's bytes: found by content
+    }
+    got = {
+        asset_id: ((extra["group"] or {}).get("id"), (extra["duplicate"] or {}).get("id"))
+        for asset_id, extra in zip(cols["id"], cols["twinlens"], strict=True)
+    }
+    assert got == expected
 
     immich.state.assets[world["up"]["id"]]["duplicateId"] = str(uuid.uuid4())
     immich.state.assets[world["jpg"]["id"]]["duplicateId"] = immich.state.assets[world["up"]["id"]][
@@ -149,14 +162,19 @@ def test_search_and_duplicates_and_timeline_are_enriched(gateway, immich, alice,
 
 
 def test_a_member_whose_name_is_not_utf8_does_not_cost_the_enrichment(
-    gateway, immich, alice, world, dedup_state
+    gateway, immich, alice, world, catalog
 ):
-    # Given the upload's exact twin in a folder an old PC named in Latin-1 (café)
+    # Given the upload's exact twins (its bytes) in a folder an old PC named in Latin-1
+    # (café) and beside it, and no other copy of them (the backup copy edited since)
     latin = world["lib"] + "/" + os.fsdecode(b"caf\xe9") + "/IMG_1.JPG"
     sha_up = hashlib.sha1(UPLOAD).hexdigest()
-    dup = dedup_state.add_duplicate([latin], sha1s={latin: sha_up})
-    dedup_state.duplicates[world["dup"]["id"]]["members"].clear()  # one group per file
-    dup["members"].append({**dup["members"][0], "path": world["lib"] + "/up.jpg", "sha1": sha_up})
+    catalog.change("backup/IMG_1.JPG", sha256=sha256_of("edited"), sha1="e" * 40)
+    for path in (latin, "up.jpg"):
+        catalog.add(path, sha256=sha256_of("upload"), sha1=sha_up, phash=phash(2))
+    catalog.dedupe()
+    assert catalog.duplicate(world["dup"]["id"]) is None  # one copy left: no group
+    dup = catalog.duplicate_of(latin)
+    assert {m["path"] for m in dup["members"]} == {latin, world["lib"] + "/up.jpg"}
     # When the upload's info and its month are asked for
     info = requests.get(f"{gateway.url}/api/assets/{world['up']['id']}", headers=alice.bearer)
     bucket = requests.get(
@@ -167,24 +185,26 @@ def test_a_member_whose_name_is_not_utf8_does_not_cost_the_enrichment(
     # Then both are enriched, the name given back as the APIs give it (\udcXX escapes)
     for r in (info, bucket):
         assert r.status_code == 200 and r.headers["X-Twinlens-Enrichment"] == "ok", r.text
+    assert info.json()["twinlens"]["duplicate"]["id"] == dup["id"]
     paths = [m["path"] for m in info.json()["twinlens"]["duplicate"]["members"]]
     assert latin in paths
     assert any(t and t["duplicate"] for t in bucket.json()["twinlens"])
 
 
 def test_timeline_enrichment_is_cached_per_user_and_version(
-    gateway, gateway_app, immich, alice, world, grouping_state
+    gateway, gateway_app, immich, alice, world, grouping_api
 ):
     params = {"timeBucket": "2024-05-01"}
     first = requests.get(
         gateway.url + "/api/timeline/bucket", params=params, headers=alice.bearer
     ).json()
-    lookups = grouping_state.calls[("POST", "/files/lookup")]
+    lookups = grouping_api.count("POST", "/files/lookup")
+    assert lookups >= 1
     second = requests.get(
         gateway.url + "/api/timeline/bucket", params=params, headers=alice.bearer
     ).json()
     assert second == first
-    assert grouping_state.calls[("POST", "/files/lookup")] == lookups  # warm: no service call
+    assert grouping_api.count("POST", "/files/lookup") == lookups  # warm: no service call
 
 
 def _member_paths(extra: dict) -> set:
@@ -212,15 +232,24 @@ def test_what_is_cached_for_one_user_is_not_served_to_another(gateway, immich, a
     assert sidecar not in _member_paths(cols["twinlens"][at])
 
 
+def _dissolve_the_pair(catalog) -> None:
+    """A rescan finds the RAW and its sidecar gone, and the grouping pass after it
+    dissolves their group (the JPEG is left alone)."""
+    for rel in ("2024/IMG_1.CR3", "2024/IMG_1.xmp"):
+        catalog.change(rel, status="missing")
+    catalog.regroup()
+    assert catalog.group_of("2024/IMG_1.JPG") is None
+
+
 def test_a_scan_result_reaches_a_cached_timeline_bucket(
-    gateway, immich, alice, world, grouping_state, gateway_settings
+    gateway, immich, alice, world, catalog, gateway_settings
 ):
     bucket = (gateway.url + "/api/timeline/bucket", {"timeBucket": "2024-05-01"})
     # Given a warm bucket showing the pair's group
     cols = requests.get(bucket[0], params=bucket[1], headers=alice.bearer).json()
     assert any(extra["group"] for extra in cols["twinlens"])
     # When a rescan dissolves the group and a worker bumps the data version
-    grouping_state.groups.clear()
+    _dissolve_the_pair(catalog)
     bump_data_version(gateway_settings.cache_url)
     # Then the next answer shows no group
     cols = requests.get(bucket[0], params=bucket[1], headers=alice.bearer).json()
@@ -228,11 +257,11 @@ def test_a_scan_result_reaches_a_cached_timeline_bucket(
 
 
 def test_scan_result_is_visible_after_the_version_bump(
-    gateway, gateway_app, immich, alice, world, grouping_state, gateway_settings
+    gateway, gateway_app, immich, alice, world, catalog, gateway_settings
 ):
-    url = f"{gateway.url}/api/assets/{world['raw']['id']}"
+    url = f"{gateway.url}/api/assets/{world['jpg']['id']}"
     assert requests.get(url, headers=alice.bearer).json()["twinlens"]["group"] is not None
-    grouping_state.groups.clear()  # a rescan dissolved the group ...
+    _dissolve_the_pair(catalog)  # a rescan dissolved the group ...
     stale = requests.get(url, headers=alice.bearer).json()["twinlens"]["group"]
     assert stale is not None  # ... the cache still answers (that is what it is for) ...
     before = data_version(gateway_settings.cache_url)
@@ -278,7 +307,7 @@ def test_an_ordinary_user_sees_no_paths_of_files_immich_hides_from_them(
     assert [m["path"] for m in grp["members"] if not m["assetId"]] == [None, None]
     assert [m["path"] for m in dup["members"] if not m["assetId"]] == [None]
     assert grp["primaryPath"] == f"{lib}/2024/IMG_1.JPG" == dup["keepPath"]  # his own file
-    assert sorted(m["kind"] for m in grp["members"]) == ["image", "image", "raw"]
+    assert sorted(m["kind"] for m in grp["members"]) == ["image", "raw", "sidecar"]
     # ... while Alice, an administrator, sees every member by path
     tl = requests.get(
         f"{gateway.url}/api/assets/{world['jpg']['id']}", headers=alice.bearer
@@ -287,14 +316,13 @@ def test_an_ordinary_user_sees_no_paths_of_files_immich_hides_from_them(
 
 
 def test_an_ordinary_user_is_not_told_the_path_of_a_primary_they_cannot_see(
-    gateway, immich, bob, world, grouping_state
+    gateway, immich, bob, world, catalog
 ):
-    # Given a group whose primary is a file Bob's Immich does not show him
+    # Given a group whose primary is a file Bob's Immich does not show him (grouped under
+    # the policy that makes the RAW the primary)
     lib = world["lib"]
-    grouping_state.groups.clear()
-    grouping_state.add_group(
-        [f"{lib}/2024/IMG_1.JPG", f"{lib}/2024/IMG_1.CR3"], primary=f"{lib}/2024/IMG_1.CR3"
-    )
+    catalog.regroup(policy="raw")
+    assert catalog.group_of("2024/IMG_1.JPG")["primary"] == f"{lib}/2024/IMG_1.CR3"
     bob_jpg = _bob_sees_the_nas_jpeg(immich, bob)
     # When he opens his JPEG, then the primary is marked but not named
     grp = requests.get(f"{gateway.url}/api/assets/{bob_jpg['id']}", headers=bob.bearer).json()[
@@ -329,7 +357,7 @@ def test_with_admin_only_off_everyone_sees_unindexed_members_by_path(
 
 
 def test_lookups_are_batched_and_use_the_service_token(
-    gateway, immich, alice, world, grouping_state, dedup_state, monkeypatch
+    gateway, immich, alice, world, grouping_api, dedup_api, monkeypatch
 ):
     from gateway import services
 
@@ -339,9 +367,11 @@ def test_lookups_are_batched_and_use_the_service_token(
             alice.user["id"], f"/mnt/photos/b/{i}.jpg", content=b"%d" % i, library_id=LIBRARY_ID
         )
     requests.post(gateway.url + "/api/search/metadata", json={}, headers=alice.bearer)
-    assert grouping_state.lookup_batches and max(grouping_state.lookup_batches) <= 2
-    assert set(grouping_state.auth_seen) == {f"Bearer {SERVICE_TOKEN}"}
-    assert set(dedup_state.auth_seen) == {f"Bearer {SERVICE_TOKEN}"}
+    for api in (grouping_api, dedup_api):
+        # 8 assets, each looked up by path or checksum: in batches of 2 at most
+        assert len(api.lookup_batches) >= 4 and max(api.lookup_batches) <= 2, api.lookup_batches
+        assert min(api.lookup_batches) >= 1
+        assert set(api.auth_seen) == {f"Bearer {SERVICE_TOKEN}"}
 
 
 def test_immich_answer_survives_twinlens_outage(immich, alice, world, gateway_settings):
@@ -362,16 +392,16 @@ def test_immich_answer_survives_twinlens_outage(immich, alice, world, gateway_se
         server.stop()
 
 
-def test_errors_are_not_enriched_or_cached(gateway, immich, alice, world, grouping_state):
+def test_errors_are_not_enriched_or_cached(gateway, immich, alice, world, grouping_api):
     missing = str(uuid.uuid4())
     r = requests.get(f"{gateway.url}/api/assets/{missing}", headers=alice.bearer)
     assert r.status_code == 400 and r.json() == {"message": "Not found or no asset.read access"}
-    assert grouping_state.calls[("POST", "/files/lookup")] == 0
+    assert grouping_api.count("POST", "/files/lookup") == 0
 
 
 @pytest.mark.integration
 def test_redis_cache_and_version_counter(
-    immich, alice, world, gateway_settings, grouping_state, redis_cache_url
+    immich, alice, world, gateway_settings, catalog, redis_cache_url
 ):
     url = redis_cache_url
     import dataclasses
@@ -380,9 +410,9 @@ def test_redis_cache_and_version_counter(
     app = create_app({"SETTINGS": settings, "CACHE_KEY_PREFIX": f"tltest-{uuid.uuid4().hex}:"})
     server = ThreadedServer(app).start()
     try:
-        asset_url = f"{server.url}/api/assets/{world['raw']['id']}"
+        asset_url = f"{server.url}/api/assets/{world['jpg']['id']}"
         assert requests.get(asset_url, headers=alice.bearer).json()["twinlens"]["group"]
-        grouping_state.groups.clear()
+        _dissolve_the_pair(catalog)
         assert requests.get(asset_url, headers=alice.bearer).json()["twinlens"]["group"]
         bump_data_version(url)  # as a worker process would, knowing only the URL
         assert requests.get(asset_url, headers=alice.bearer).json()["twinlens"]["group"] is None
