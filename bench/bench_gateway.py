@@ -6,8 +6,9 @@
                                             [--fake-server gunicorn|granian]
 
 Starts the fake Immich (python -m tests.fakeimmich, gunicorn gthread by default) and the
-gateway (granian by default) with the same worker/thread counts, plus stand-in grouping/dedup services seeded with a
-RAW+JPEG group for every pair of the 2,000 timeline assets. Prints:
+gateway (granian by default) with the same worker/thread counts, plus the real grouping and
+dedup APIs on an SQLite catalog holding a RAW+JPEG group for every pair of the 2,000 timeline
+assets (catalog rows written directly, grouped by the real grouping pass). Prints:
   1. wrk -c32 on /api/server/ping and GET /api/assets/{id}: req/s and p99, direct vs gateway
      (``--rounds`` back-to-back direct/gateway pairs; medians and the ratio of the medians),
      and the CPU each process tree spent per request (from /proc: less sensitive than req/s
@@ -41,13 +42,39 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakeimmich import ThreadedServer  # noqa: E402
 from tests.fakeimmich.__main__ import bench_asset_id  # noqa: E402
-from tests.fakeimmich.standins import ServiceState, create_service_app  # noqa: E402
 from tests.netutil import free_port  # noqa: E402
 from tests.nginxfront import NginxFront, nginx_binary  # noqa: E402
+from tests.realapis import Catalog  # noqa: E402
 
 API_KEY = "bench-key-0123456789"
 TOKEN = "bench-service-token"
 PY = sys.executable
+
+
+def start_services(tmp: Path, assets: int) -> tuple[ThreadedServer, ThreadedServer]:
+    """The real grouping and dedup APIs (embedded: SQLite, no broker) over a catalog of
+    /photos/2024/05/IMG_nnnnn.JPG + .CR3 pairs, one RAW+JPEG group each."""
+    import api
+    from core.config import load_settings
+    from core.db import migrate
+
+    cfg = load_settings(
+        {},
+        data_dir=tmp / "services",
+        database_url=f"sqlite:///{tmp / 'services' / 'catalog.db'}",
+        library_roots=(Path("/photos"),),
+        service_token=TOKEN,
+    )
+    migrate(cfg.database_url)
+    catalog = Catalog(cfg, Path("/photos"))
+    catalog.add_all(
+        f"2024/05/IMG_{i // 2:05d}.{ext}" for i in range(0, assets, 2) for ext in ("JPG", "CR3")
+    )
+    catalog.regroup()
+    return tuple(  # type: ignore[return-value]
+        ThreadedServer(api.create_app(which, {"settings": cfg}), poll_interval=0.5).start()
+        for which in ("grouping", "dedup")
+    )
 
 
 def wait_up(url: str, timeout: float = 30) -> None:
@@ -224,12 +251,7 @@ def main() -> None:
             fh.write(block)
 
     library_root = "/mnt/photos"
-    grouping, dedup = ServiceState(TOKEN), ServiceState(TOKEN)
-    for i in range(0, args.assets, 2):
-        base = f"/photos/2024/05/IMG_{i // 2:05d}"
-        grouping.add_group([f"{base}.JPG", f"{base}.CR3"])
-    g_srv = ThreadedServer(create_service_app("grouping", grouping), poll_interval=0.5).start()
-    d_srv = ThreadedServer(create_service_app("dedup", dedup), poll_interval=0.5).start()
+    g_srv, d_srv = start_services(tmp, args.assets)
 
     fake_port, gw_port = free_port(), free_port()
     env = {

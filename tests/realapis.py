@@ -313,6 +313,16 @@ class Catalog:
             s.flush()
             return f.id
 
+    def add_all(self, rels: Iterable[str], **fields: Any) -> None:
+        """Many files at once (one transaction), each as ``add`` makes it."""
+        from tests.factories import file_row
+
+        with self.session() as s:
+            for rel in rels:
+                path = self.path(rel)
+                kind, fmt = _KINDS.get(Path(path).suffix.lower(), ("image", "jpeg"))
+                s.add(file_row(self.root_id, path, kind=kind, format=fmt, **fields))
+
     def change(self, rel: str, **values: Any) -> None:
         """Update a file's row as a rescan would record it (``status="missing"`` for a
         file gone from disk, new hashes for one edited in place)."""
