@@ -24,6 +24,9 @@ from functools import lru_cache
 from typing import Any
 
 KEY = "twinlens:data_version"
+# A Redis that stops answering fails the caller in seconds, not never (no lock held
+# forever in _Tracked, no gateway thread stuck)
+REDIS_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
 
 _local = itertools.count(1)
 _local_value = 0
@@ -34,7 +37,7 @@ _lock = threading.Lock()
 def _redis(url: str):  # type: ignore[no-untyped-def]
     import redis
 
-    return redis.Redis.from_url(url)
+    return redis.Redis.from_url(url, **REDIS_TIMEOUTS)
 
 
 class _Tracked:
@@ -69,7 +72,7 @@ class _Tracked:
         # A pool per read, used only to make one connection from the URL (TLS, auth, db):
         # a kept pool counts every connection it ever made against its limit. Reads
         # happen only when the value changed.
-        pool = redis.ConnectionPool.from_url(self._url, protocol=3)
+        pool = redis.ConnectionPool.from_url(self._url, protocol=3, **REDIS_TIMEOUTS)
         conn = pool.make_connection()
         try:
             conn.send_command("CLIENT", "TRACKING", "ON")

@@ -21,6 +21,10 @@ DEFAULTS: dict[str, Any] = {
     "UPSTREAM_READ_TIMEOUT": 300.0,  # between two bytes from Immich (large uploads/exports)
     "AUTH_TIMEOUT": 10.0,
     "SERVICE_TIMEOUT": 30.0,
+    # What Twinlens adds to an Immich answer may take this long in all (gateway.budget);
+    # a service that failed meanwhile is skipped by enrichments for the next seconds
+    "ENRICH_BUDGET": 5.0,
+    "ENRICH_SKIP_AFTER_FAILURE": 15.0,
     "AUTH_TTL": 60,  # seconds a /users/me answer is trusted
     "CACHE_TTL": 600,  # per-file Twinlens lookups (also invalidated by the data version)
     "MEMBER_TTL": 60,  # per-user answers that depend on Immich state (asset ids, trash)

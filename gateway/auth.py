@@ -29,6 +29,7 @@ from werkzeug.http import parse_cookie
 from werkzeug.wrappers import Request
 
 from core.hosts import is_local_host
+from gateway import budget
 from gateway.cache import cache, digest
 from gateway.errors import immich_refusal, json_error
 from gateway.upstream import client_header
@@ -168,7 +169,7 @@ def whoami(creds: Credentials) -> dict[str, Any] | Response:
             url,
             headers=creds.headers,
             params=creds.params,
-            timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["AUTH_TIMEOUT"]),
+            timeout=budget.timeout(cfg["AUTH_TIMEOUT"]),
         )
     except requests.RequestException as exc:
         return upstream_error(exc)
@@ -239,7 +240,7 @@ def as_caller(method: str, path: str, **kwargs: Any) -> requests.Response:
         f"{cfg['SETTINGS'].immich_url}/api/{path}",
         headers=creds.headers,
         params=creds.params,
-        timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]),
+        timeout=budget.timeout(cfg["SERVICE_TIMEOUT"]),
         **kwargs,
     )
 

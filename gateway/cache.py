@@ -19,6 +19,7 @@ from flask_caching import Cache
 
 from core import dataversion
 
+REDIS_TIMEOUTS = dataversion.REDIS_TIMEOUTS
 DATA_VERSION_KEY = dataversion.KEY  # plain Redis key (not under flask-caching's prefix)
 KEY_PREFIX = "twinlens:gw:"
 
@@ -36,6 +37,8 @@ def cache_config(cache_url: str) -> dict[str, Any]:
         "CACHE_TYPE": "RedisCache",
         "CACHE_REDIS_URL": cache_url,
         "CACHE_KEY_PREFIX": KEY_PREFIX,
+        # A Redis that stops answering fails a request in seconds, not never
+        "CACHE_OPTIONS": dict(REDIS_TIMEOUTS),
     }
 
 

@@ -32,7 +32,7 @@ from typing import Any
 import requests
 from flask import current_app, g
 
-from gateway import services
+from gateway import budget, services
 from gateway.auth import as_caller, upstream_error
 from gateway.cache import cache, data_version, digest
 from gateway.mapping import FileKey, batched, file_key, member_checksums
@@ -271,10 +271,12 @@ def find_assets(
             except requests.RequestException as exc:
                 if strict:
                     raise _lookup_failure(exc) from None
+                budget.mark_partial()  # listed by path this time; not cached
                 break
             if resp.status_code != 200:  # e.g. an API key without asset.upload: list by path
                 if strict:
                     raise _lookup_failure(None, resp)
+                budget.mark_partial()
                 break
             for r in resp.json().get("results", []):
                 found = r.get("assetId") if r.get("action") == "reject" else None
@@ -366,6 +368,8 @@ def asset_json(asset: dict[str, Any]) -> bytes:
         return hit[1]
     extra = enrich_assets([asset], [key], version)[0]
     out = json_bytes(extra)
+    if budget.partial():
+        return out  # Immich could not be asked about every member: ask again next time
     if len(memo) >= _MEMO_MAX:
         memo.clear()  # crude bound: entries are cheap to rebuild from Redis
     memo[mk] = (now + min(app.config["MEMBER_TTL"], app.config["CACHE_TTL"]), out)

@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import socket
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
@@ -32,7 +33,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
-from gateway import auth, enrich
+from gateway import auth, budget, enrich
 from gateway.cache import cache, data_version, digest
 from gateway.errors import json_error
 from gateway.mapping import FileKey, file_key
@@ -496,6 +497,7 @@ def enriched_answer(
     finally:
         resp.close()
     headers = response_headers(resp.headers, drop=_REGENERATED + _ENRICHED_DROP)
+    budget.open_budget()
     try:
         data = json.loads(raw)
         creds = auth.extract(req)
@@ -505,7 +507,7 @@ def enriched_answer(
         g.user, g.creds = user, creds
         spliced = transform(data, raw)
         body = spliced if spliced is not None else enrich.json_bytes(data)
-        state = "ok"
+        state = "partial" if budget.partial() else "ok"
     except (ServiceError, LookupError, ValueError, requests.RequestException, RedisError) as exc:
         log.warning("enrichment of /api/%s skipped: %s", path, exc)
         body, state = raw, "unavailable"
@@ -592,7 +594,8 @@ def timeline_bucket() -> Response:
             keys = timeline_keys(ids, time_bucket)
             stubs = [{"id": i} for i in ids]
             column = enrich.json_bytes(enrich.enrich_assets(stubs, keys))
-            cache.set(ck, column, timeout=current_app.config["MEMBER_TTL"])
+            if not budget.partial():  # else asked again next time
+                cache.set(ck, column, timeout=current_app.config["MEMBER_TTL"])
         return splice(raw, enrich.KEY, column)
 
     return _enriched("timeline/bucket", transform)
@@ -632,12 +635,43 @@ def timeline_keys(ids: list[str], time_bucket: str) -> list[FileKey]:
     return [known.get(i, FileKey(None, None)) for i in ids]
 
 
+def _search_month(
+    wanted: set[str], found: dict[str, dict], start: date, end: date, creds: Any
+) -> None:
+    """Into ``found``, the ``wanted`` assets that a search of the bucket's month finds."""
+    cfg = current_app.config
+    http = current_app.extensions["twinlens_http"]
+    body = {
+        "takenAfter": f"{start}T00:00:00.000Z",
+        "takenBefore": f"{end}T00:00:00.000Z",
+        "size": 1000,
+        "withDeleted": True,
+        "page": 1,
+    }
+    for _ in range(cfg["TIMELINE_MAX_PAGES"]):
+        resp = http.post(
+            cfg["SETTINGS"].immich_url + "/api/search/metadata",
+            json=body,
+            headers=creds.headers,
+            params=creds.params,
+            timeout=budget.timeout(cfg["SERVICE_TIMEOUT"]),
+        )
+        if resp.status_code != 200:
+            return
+        page = resp.json().get("assets") or {}
+        for a in page.get("items") or []:
+            if a.get("id") in wanted:
+                found[a["id"]] = a
+        if not page.get("nextPage") or len(found) == len(wanted):
+            return
+        body["page"] = int(page["nextPage"])
+
+
 def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
     cfg = current_app.config
     http = current_app.extensions["twinlens_http"]
     base = cfg["SETTINGS"].immich_url + "/api"
     creds = g.creds
-    timeout = (cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"])
     found: dict[str, dict] = {}
     try:
         start = date.fromisoformat(time_bucket[:10])
@@ -646,37 +680,29 @@ def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
         start -= timedelta(days=1)
     except (ValueError, OverflowError):  # not a date, or year 1 / 9999 (bogus EXIF dates)
         start = None
-    if start is not None:
-        body = {
-            "takenAfter": f"{start}T00:00:00.000Z",
-            "takenBefore": f"{end}T00:00:00.000Z",
-            "size": 1000,
-            "withDeleted": True,
-            "page": 1,
-        }
-        for _ in range(cfg["TIMELINE_MAX_PAGES"]):
-            resp = http.post(
-                base + "/search/metadata",
-                json=body,
+    try:
+        if start is not None:
+            _search_month(wanted, found, start, end, creds)
+        rest = [i for i in wanted if i not in found][: cfg["TIMELINE_MAX_SINGLE"]]
+        timeout = budget.timeout(cfg["SERVICE_TIMEOUT"])  # the pool's threads have no app context
+    except (budget.Spent, requests.RequestException):
+        # What was found so far is kept (timeline_keys caches it): the next request for
+        # this bucket goes on from there instead of starting over and running out again
+        budget.mark_partial()
+        return found
+    lost = threading.Event()
+
+    def one(asset_id: str) -> dict | None:
+        try:
+            r = http.get(
+                f"{base}/assets/{asset_id}",
                 headers=creds.headers,
                 params=creds.params,
                 timeout=timeout,
             )
-            if resp.status_code != 200:
-                break
-            page = resp.json().get("assets") or {}
-            for a in page.get("items") or []:
-                if a.get("id") in wanted:
-                    found[a["id"]] = a
-            if not page.get("nextPage") or len(found) == len(wanted):
-                break
-            body["page"] = int(page["nextPage"])
-    rest = [i for i in wanted if i not in found][: cfg["TIMELINE_MAX_SINGLE"]]
-
-    def one(asset_id: str) -> dict | None:
-        r = http.get(
-            f"{base}/assets/{asset_id}", headers=creds.headers, params=creds.params, timeout=timeout
-        )
+        except requests.RequestException:
+            lost.set()
+            return None
         return r.json() if r.status_code == 200 else None
 
     if rest:
@@ -684,4 +710,6 @@ def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
             for asset in pool.map(one, rest):
                 if asset:
                     found[asset["id"]] = asset
+    if lost.is_set():
+        budget.mark_partial()
     return found

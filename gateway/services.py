@@ -7,6 +7,7 @@ from typing import Any
 import requests
 from flask import current_app
 
+from gateway import budget
 from gateway.mapping import batched
 
 LOOKUP_BATCH = 500
@@ -38,18 +39,23 @@ def call(
     cfg = current_app.config
     token = cfg["SETTINGS"].service_token
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    base = base_url(service)
+    if budget.skipped(base):
+        raise ServiceError(503, f"the {service} service failed a moment ago")
     try:
         resp = current_app.extensions["twinlens_http"].request(
             method,
-            base_url(service) + path,
+            base + path,
             json=json,
             params=params,
             headers=headers,
-            timeout=(cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["SERVICE_TIMEOUT"]),
+            timeout=budget.timeout(cfg["SERVICE_TIMEOUT"]),
         )
     except requests.Timeout:
+        budget.failed(base)
         raise ServiceError(504, f"the {service} service did not answer in time") from None
     except requests.RequestException:
+        budget.failed(base)
         raise ServiceError(502, f"the {service} service is unreachable") from None
     try:
         body = resp.json() if resp.content else None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -61,10 +62,13 @@ class Counting:
         self.app = app
         self.calls: Counter[tuple[str, str]] = Counter()
         self._lock = threading.Lock()
+        self.delay = 0.0  # seconds each request waits first: a service that hangs
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         with self._lock:
             self.calls[(environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""))] += 1
+        if self.delay:
+            time.sleep(self.delay)
         return self.app(environ, start_response)
 
     def total(self) -> int:
@@ -84,6 +88,7 @@ class Stack:
     gateway_url: str
     http: requests.Session
     servers: list[Any] = field(default_factory=list)
+    gateway_app: Any = None
 
     def path(self, rel: str) -> str:
         return str(self.library / rel)
@@ -183,6 +188,7 @@ def stack(pg_settings: Settings, library: Path) -> Iterator[Stack]:
             servers[-1].url,
             http,
             servers,
+            gw_app,
         )
     finally:
         for s in reversed(servers):
@@ -708,3 +714,44 @@ def test_no_trash_decision_while_immichs_trash_is_turned_off(stack: Stack) -> No
     r = st.gw("POST", url, json={"keep": [keep_id], "action": "trash"})
     assert r.status_code == 200, r.text
     assert st.immich.state.assets[other]["isTrashed"] is True
+
+
+def test_a_service_that_hangs_costs_an_answer_its_budget_then_nothing(stack: Stack) -> None:
+    st = stack
+    aid = st.assets[EDITED[1]]
+    direct = st.direct_immich("GET", f"/api/assets/{aid}").json()
+    # Given the grouping API hanging (far longer than the gateway's enrichment budget)
+    st.gateway_app.config["ENRICH_BUDGET"] = 1.0
+    st.grouping.delay = 8.0
+    # When an asset is asked for
+    began = time.monotonic()
+    r = st.gw("GET", f"/api/assets/{aid}")
+    # Then Immich's answer comes within the budget (with slack for a slow machine, far
+    # below the hang), as Immich sent it, flagged
+    assert time.monotonic() - began < 6.0
+    assert r.status_code == 200 and r.headers["X-Twinlens-Enrichment"] == "unavailable"
+    assert r.json() == direct
+    # And while it is down, the next answers do not wait for it: it is not asked at all
+    asked = st.grouping.total()
+    for other in (EXACT[0], LONER):
+        r = st.gw("GET", f"/api/assets/{st.assets[other]}")
+        assert r.headers["X-Twinlens-Enrichment"] == "unavailable"
+    assert st.grouping.total() == asked
+
+
+def test_an_enrichment_that_could_not_ask_immich_everything_is_not_kept(stack: Stack) -> None:
+    st = stack
+    aid = st.assets[EDITED[1]]
+    owner = st.immich.state.assets[aid]["ownerId"]
+    # Given a key that may read assets but not look them up (bulk-upload-check needs
+    # asset.upload): the group's members cannot be found in Immich with it
+    frame = st.immich.state.add_api_key(owner, ["user.read", "asset.read"])
+    r = st.gw("GET", f"/api/assets/{aid}", headers={"x-api-key": frame})
+    assert r.headers["X-Twinlens-Enrichment"] == "partial", r.headers
+    assert r.json()["twinlens"]["group"]["memberAssetIds"] == [aid]  # only the one asked
+    # When the same user asks with a session that can
+    r = st.gw("GET", f"/api/assets/{aid}")
+    # Then the answer is whole: the partial one was not kept for them
+    assert r.headers["X-Twinlens-Enrichment"] == "ok"
+    grp = r.json()["twinlens"]["group"]
+    assert sorted(grp["memberAssetIds"]) == sorted(st.assets[e] for e in EDITED)
