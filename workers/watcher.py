@@ -287,6 +287,14 @@ def enqueue_folder_scan(
     return job.id, created
 
 
+def _device(root: str) -> int | None:
+    """The file system ``root`` is on (None when it cannot be read)."""
+    try:
+        return os.stat(root).st_dev
+    except OSError:
+        return None
+
+
 class Watcher:
     """Watches the roots whose lease it holds and enqueues scans of settled changes."""
 
@@ -317,6 +325,8 @@ class Watcher:
             if is_inside(data, os.path.realpath(root))
         ]
         self.watches: dict[str, Any] = {}  # root -> watchdog ObservedWatch
+        self.devices: dict[str, int] = {}  # root -> st_dev when it was watched
+        self.renewed = False  # after the first renew, every root gained gets a catch-up
         self.trouble: dict[str, str] = {}  # root -> why it cannot be watched (logged once)
         self.observer = self._observer()
         self.stop_event = threading.Event()
@@ -393,9 +403,12 @@ class Watcher:
                 elif not held and root in self.watches:
                     self._unwatch(root)
                     log.warning("lost the watch lease of %s; standing by", root)
-        if self.catch_up:
+        # catch_up=False skips only the start-up catch-up (the embedded default scans just
+        # before): a root watched again after it went away missed what changed meanwhile
+        if self.catch_up or self.renewed:
             for root in gained:
                 self._enqueue(root, root, trigger="watch-start", exclusive=True)
+        self.renewed = True
         return sorted(self.watches)
 
     def _alive(self, root: str) -> bool:
@@ -404,13 +417,16 @@ class Watcher:
         watch = self.watches[root]
         emitter = next((e for e in self.observer.emitters if e.watch == watch), None)
         running = emitter is not None and (emitter.is_alive() or not self.observer.is_alive())
-        return running and os.path.isdir(root)
+        # A share unmounted and mounted again: the folder is back, but inotify dropped its
+        # watches with the old mount (IN_UNMOUNT) and no event would ever come
+        return running and os.path.isdir(root) and _device(root) == self.devices.get(root)
 
     def _watch(self, root: str, handler: Any) -> bool:
         if not os.path.isdir(root):
             self._trouble(root, "is not a folder (a NAS share not mounted?); not watching it")
             return False
         try:
+            self.devices[root] = _device(root)
             self.watches[root] = self.observer.schedule(handler, root, recursive=True)
         except OSError as exc:
             self._trouble(root, f"cannot be watched: {exc}{_limit_hint(exc)}")

@@ -1,9 +1,10 @@
 """The gateway in front of the fake Immich and the REAL grouping and dedup APIs, on
 PostgreSQL + Redis, after a real scan by Dramatiq workers (``twinlens.run_scan``).
 
-The other gateway tests use in-process stand-ins for the two APIs; these check that the
-real services' answers (paths, sha1s, keep, status, data-version bumps by workers) line
-up with what the gateway expects. The library's files are registered in the fake Immich
+The other gateway tests seed the catalog directly (tests/realapis.py); these start from
+a real library on disk, scanned by the workers, and check that the services' answers
+(paths, sha1s, keep, status, data-version bumps by workers) line up with what the
+gateway expects. The library's files are registered in the fake Immich
 as external-library assets under ``/mnt/photos`` (checksum = SHA-1 of "path:" +
 originalPath, as Immich computes it), and the gateway's path map sends that prefix to
 the real library folder.

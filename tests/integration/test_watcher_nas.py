@@ -102,3 +102,49 @@ def test_inotify_watch_limit_is_reported_with_what_to_set(pg_settings, tmp_path,
     finally:
         for watcher in (w, standby):
             watcher.observer.unschedule_all()
+
+
+def test_without_a_start_up_catch_up_a_returning_share_still_gets_one(pg_settings, library, caplog):
+    # Given the embedded default's watcher (no catch-up at start: it scanned just before)
+    cfg = replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.2)
+    broker = RecordingBroker()
+    w = Watcher(cfg, broker, holder="test-watcher", lease_ttl=0.6, catch_up=False)
+    w.start()
+    away = library.parent / "library-away"
+    try:
+        rounds = {w.next_renew}
+        wait_for(lambda: rounds.add(w.next_renew) or len(rounds) >= 3)
+        assert broker.messages == []
+        # When the share goes away and comes back with a file added meanwhile
+        os.rename(library, away)
+        wait_for(lambda: str(library) not in w.watches)
+        write_jpeg(away / "meanwhile" / "IMG_1.JPG", 1)
+        os.rename(away, library)
+        # Then it is caught up: what changed while it was away is scanned
+        wait_for(lambda: _paths(cfg, broker) == [str(library)])
+    finally:
+        if away.exists():
+            os.rename(away, library)
+        w.stop()
+
+
+def test_a_share_mounted_again_is_watched_again(pg_settings, library, monkeypatch):
+    import workers.watcher as watcher
+
+    # Given a native (inotify) watcher on a share that has caught up
+    cfg = replace(pg_settings, watch_settle=0.2)
+    broker = RecordingBroker()
+    w = Watcher(cfg, broker, holder="test-watcher", lease_ttl=0.6)
+    w.start()
+    try:
+        wait_for(lambda: broker.messages)
+        _finish_all(cfg)
+        # When the share is unmounted and mounted again between two rounds (the folder is
+        # there, on another device: inotify's watches went with the old mount)
+        device = watcher._device(str(library))
+        monkeypatch.setattr(watcher, "_device", lambda root: device + 1)
+        # Then it is watched again, with a catch-up scan for what changed meanwhile
+        wait_for(lambda: len(broker.messages) > 1)
+        assert _paths(cfg, broker) == [str(library), str(library)]
+    finally:
+        w.stop()
