@@ -303,6 +303,12 @@ def lost_race(exc: BaseException) -> bool:
     return isinstance(orig, sqlite3.IntegrityError) and "UNIQUE" in str(orig)
 
 
+def _locked(exc: BaseException) -> bool:
+    """SQLite's one writer held the lock past its busy timeout (a long scan batch)."""
+    orig = getattr(exc, "orig", None) or exc
+    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
+
+
 def _conflict(exc: BaseException) -> Any:
     log.warning("concurrent write lost on %s %s: %s", request.method, request.path, exc)
     session = g.pop("db", None)
@@ -340,5 +346,9 @@ def install(app: Flask) -> None:
     def _unexpected(exc: Exception) -> Any:
         if lost_race(exc):
             return _conflict(exc)
+        if _locked(exc):
+            log.warning("catalog busy on %s %s: %s", request.method, request.path, exc)
+            answer = jsonify(error="the catalog is busy (a scan is writing); try again shortly")
+            return answer, 503, {"Retry-After": "10"}
         log.exception("unhandled error on %s %s", request.method, request.path)
         return jsonify(error="internal error; see the server log"), 500

@@ -98,6 +98,10 @@ class Message(TypeDecorator[str]):
         return value
 
 
+# How long an SQLite writer waits for the lock before "database is locked"
+SQLITE_BUSY_SECONDS = 60.0
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur = dbapi_connection.cursor()
     # WAL lets the embedded worker threads read while one writes; busy_timeout
@@ -105,7 +109,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA busy_timeout=60000")
+    cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
     cur.close()
 
 
@@ -115,7 +119,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         path = url.split("///", 1)[-1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        kwargs.setdefault("connect_args", {"check_same_thread": False, "timeout": 60})
+        kwargs.setdefault(
+            "connect_args", {"check_same_thread": False, "timeout": SQLITE_BUSY_SECONDS}
+        )
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine

@@ -15,6 +15,7 @@ from flask import Flask
 from werkzeug.exceptions import HTTPException
 
 from core.config import Settings, load_settings
+from core.db import SQLITE_BUSY_SECONDS
 
 DEFAULTS: dict[str, Any] = {
     "UPSTREAM_CONNECT_TIMEOUT": 5.0,  # seconds to reach Immich / a service
@@ -51,6 +52,10 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     test_config = dict(test_config or {})
     settings: Settings = test_config.pop("SETTINGS", None) or load_settings()
     app.config.from_mapping(DEFAULTS)
+    if settings.database_url.startswith("sqlite"):
+        # The APIs' writes wait up to 60 s for SQLite's one writer (a scan's batch): a
+        # gateway that gave up first would report a failure for a write that then happens
+        app.config["SERVICE_TIMEOUT"] = SQLITE_BUSY_SECONDS + 15.0
     app.config["SETTINGS"] = settings
     app.config.update(test_config)
 
