@@ -48,6 +48,7 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
     if path is None:
         path = str(make_demo_library(cfg.data_dir / "demo-library"))
         print(f"No library given: generated a demo library in {path}")
+        cfg = _demo_settings(cfg)
     library = Path(path).resolve()
     if not library.is_dir():
         print(f"twinlens: {library} is not a folder")
@@ -71,6 +72,15 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
         print(twinlens._summary_text(report))
         return 0 if twinlens.scan_ok(report) else 1
     return _serve_all(cfg, ports, str(library))
+
+
+def _demo_settings(cfg: Settings) -> Settings:
+    """The demo catalogs into a database of its own: its groups and duplicates must not
+    stay in the lists (and the statistics) once a real library is given."""
+    default = f"sqlite:///{cfg.data_dir / 'twinlens.db'}"
+    if cfg.database_url != default:  # a database named on purpose is used as named
+        return cfg
+    return replace(cfg, database_url=f"sqlite:///{cfg.data_dir / 'demo' / 'twinlens.db'}")
 
 
 def _root_for(cfg: Settings, library: Path) -> Path | None:

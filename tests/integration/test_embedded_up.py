@@ -273,3 +273,22 @@ def test_up_on_a_folder_of_a_library_scans_it_in_that_library(  # type: ignore[n
     with session_scope(engine_for(embedded_settings.database_url)) as s:
         assert s.scalars(select(Root.path)).all() == [str(library)]
         assert len(s.scalars(select(File.id).where(File.status == "present")).all()) == 2
+
+
+def test_the_demo_leaves_nothing_in_the_real_librarys_catalog(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path
+) -> None:
+    from sqlalchemy import select
+
+    from core.db import engine_for, session_scope
+    from core.models import Root
+    from workers import embedded
+
+    # Given the demo run first, as the README suggests
+    assert embedded.main(embedded_settings, None, serve=False) == 0
+    # When a real library is given
+    write_jpeg(library / "IMG_0001.JPG", 1)
+    assert embedded.main(embedded_settings, str(library), serve=False) == 0
+    # Then its catalog holds that library only: no demo groups or duplicates in its lists
+    with session_scope(engine_for(embedded_settings.database_url)) as s:
+        assert s.scalars(select(Root.path)).all() == [str(library)]
