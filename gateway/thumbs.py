@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
 from pathlib import Path
 
 from core.media.decode import render_thumbnail
@@ -52,8 +53,14 @@ def _drop_older(out: Path) -> None:
             old.unlink(missing_ok=True)
 
 
+# Decoding a big picture takes hundreds of MB: a page of panoramas asked for at once
+# must not take the memory of a small NAS (and the scan sharing the process) with it
+_RENDERING = threading.BoundedSemaphore(2)
+
+
 def render(real: str, size: int, max_pixels: int = 250_000_000) -> bytes:
     try:
-        return render_thumbnail(real, size, max_pixels=max_pixels)
+        with _RENDERING:
+            return render_thumbnail(real, size, max_pixels=max_pixels)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file here
         raise ThumbnailError(f"cannot render a thumbnail: {exc}") from None

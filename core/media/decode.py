@@ -290,7 +290,8 @@ def render_thumbnail(
                 raise MediaError(f"no thumbnail for a {kind} file")
             if too_big_to_try(kind, fmt, os.fstat(fh.fileno()).st_size):
                 raise MediaError(NOT_A_PICTURE)
-            data = head + fh.read()
+            fh.seek(0)
+            data = fh.read()  # one copy of the file in memory, not two
     except OSError as exc:
         raise MediaError(f"cannot read file: {exc.strerror or exc}") from None
     target = (max_side, max_side)
@@ -308,8 +309,8 @@ def render_thumbnail(
     img = decoded.image
     if img.mode not in ("RGB", "L"):
         img = img.convert("RGB")
+    img.thumbnail(target, Image.Resampling.LANCZOS)  # the box is square: turn it after
     img = apply_orientation(img, decoded.orientation)
-    img.thumbnail(target, Image.Resampling.LANCZOS)
     out = io.BytesIO()
     img.save(out, "JPEG", quality=quality, optimize=True)
     return out.getvalue()

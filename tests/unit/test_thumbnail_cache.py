@@ -87,3 +87,31 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path: Path, monkeypatch) ->
     with pytest.raises(OSError):
         thumbs.thumbnail(str(pic), 64, tmp_path / "data")
     assert [p for p in (tmp_path / "data").rglob("*") if p.is_file()] == []
+
+
+def test_at_most_two_pictures_are_decoded_at_once(monkeypatch) -> None:
+    import threading
+    import time
+
+    active, most = 0, 0
+    lock = threading.Lock()
+
+    def decode(path, size, max_pixels):
+        nonlocal active, most
+        with lock:
+            active += 1
+            most = max(most, active)
+        time.sleep(0.05)
+        with lock:
+            active -= 1
+        return b"jpeg"
+
+    monkeypatch.setattr(thumbs, "render_thumbnail", decode)
+    # Given a page of big pictures asked for all at once
+    threads = [threading.Thread(target=thumbs.render, args=(f"/p/{i}.tif", 320)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Then they are decoded two at a time: memory for two, not eight
+    assert most == 2
