@@ -592,8 +592,15 @@ def timeline_bucket() -> Response:
         column = cache.get(ck)
         if column is None:
             keys = timeline_keys(ids, time_bucket)
-            stubs = [{"id": i} for i in ids]
-            column = enrich.json_bytes(enrich.enrich_assets(stubs, keys))
+            # An asset whose file could not be learnt (past TIMELINE_MAX_SINGLE, or out of
+            # time) is null: "not known yet", never the "no group" of a known one
+            known = [(i, k) for i, k in zip(ids, keys, strict=True) if k is not None]
+            extras = iter(
+                enrich.enrich_assets([{"id": i} for i, _ in known], [k for _, k in known])
+            )
+            column = enrich.json_bytes([None if k is None else next(extras) for k in keys])
+            if len(known) < len(ids):
+                budget.mark_partial()
             if not budget.partial():  # else asked again next time
                 cache.set(ck, column, timeout=current_app.config["MEMBER_TTL"])
         return splice(raw, enrich.KEY, column)
@@ -611,9 +618,10 @@ def splice(raw: bytes, key: str, value_json: bytes) -> bytes:
     return head + sep + json.dumps(key).encode() + b":" + value_json + b"}"
 
 
-def timeline_keys(ids: list[str], time_bucket: str) -> list[FileKey]:
-    """File keys of timeline assets. The columnar bucket has no paths or checksums, so
-    they are learnt once per asset (search by the bucket's month, then per id) and kept."""
+def timeline_keys(ids: list[str], time_bucket: str) -> list[FileKey | None]:
+    """File keys of timeline assets (None: not learnt). The columnar bucket has no paths
+    or checksums, so they are learnt once per asset (search by the bucket's month, then
+    per id) and kept."""
     cfg = current_app.config
     user = g.user["id"]
     ckeys = [f"u:{user}:amap:{i}" for i in ids]
@@ -632,7 +640,7 @@ def timeline_keys(ids: list[str], time_bucket: str) -> list[FileKey]:
             fresh[f"u:{user}:amap:{i}"] = [k.path, k.sha1, k.external]
         if fresh:
             cache.set_many(fresh, timeout=cfg["ASSET_MAP_TTL"])
-    return [known.get(i, FileKey(None, None)) for i in ids]
+    return [known.get(i) for i in ids]
 
 
 def _search_month(

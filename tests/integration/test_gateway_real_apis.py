@@ -756,3 +756,24 @@ def test_an_enrichment_that_could_not_ask_immich_everything_is_not_kept(stack: S
     assert r.headers["X-Twinlens-Enrichment"] == "ok"
     grp = r.json()["twinlens"]["group"]
     assert sorted(grp["memberAssetIds"]) == sorted(st.assets[e] for e in EDITED)
+
+
+def test_timeline_assets_not_learnt_yet_are_null_and_not_kept(stack: Stack) -> None:
+    st = stack
+    ids = st.direct_immich("GET", "/api/timeline/bucket", params={"timeBucket": BUCKET}).json()
+    ids = ids["id"]
+    # Given a gateway that may learn one asset's file per request (no month search)
+    st.gateway_app.config.update(TIMELINE_MAX_PAGES=0, TIMELINE_MAX_SINGLE=1)
+    via = st.gw("GET", "/api/timeline/bucket", params={"timeBucket": BUCKET})
+    # Then the others are null ("not known yet"), not the "no group" of a known asset,
+    # and the answer says it is partial
+    assert via.headers["X-Twinlens-Enrichment"] == "partial"
+    column = via.json()["twinlens"]
+    assert sum(tl is None for tl in column) == len(ids) - 1
+    # And it is not kept: once the gateway may learn them all, every asset is known
+    st.gateway_app.config.update(TIMELINE_MAX_PAGES=20, TIMELINE_MAX_SINGLE=200)
+    via = st.gw("GET", "/api/timeline/bucket", params={"timeBucket": BUCKET})
+    assert via.headers["X-Twinlens-Enrichment"] == "ok"
+    expected = _expected(st)
+    for asset_id, tl in zip(ids, via.json()["twinlens"], strict=True):
+        assert tl is not None and _types(tl) == expected[asset_id], (asset_id, tl)
