@@ -35,7 +35,9 @@ DEFAULTS: dict[str, Any] = {
     # let a 1 GB download grow the worker by ~40 MB (256 KB: ~9 MB, same throughput).
     "STREAM_CHUNK": 256 * 1024,
     "MAX_JSON_BODY": 1024 * 1024,  # Twinlens endpoints only; the proxy streams any size
-    "MAX_BULK_GROUPS": 1000,
+    # A bulk resolve runs in the request: ~6 calls a group must end well inside nginx's
+    # 600 s proxy_read_timeout, or the client never learns what was trashed
+    "MAX_BULK_GROUPS": 200,
     "TIMELINE_MAX_PAGES": 20,
     "TIMELINE_MAX_SINGLE": 200,
     "THUMB_SIZE": 320,

@@ -777,3 +777,17 @@ def test_timeline_assets_not_learnt_yet_are_null_and_not_kept(stack: Stack) -> N
     expected = _expected(st)
     for asset_id, tl in zip(ids, via.json()["twinlens"], strict=True):
         assert tl is not None and _types(tl) == expected[asset_id], (asset_id, tl)
+
+
+def test_a_bulk_resolve_past_its_cap_is_refused_whole(stack: Stack) -> None:
+    st = stack
+    exact = next(
+        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
+    )
+    cap = st.gateway_app.config["MAX_BULK_GROUPS"]
+    item = {"id": exact["id"], "keep": [exact["keepAssetId"]], "action": "trash"}
+    # When one more group than the cap is sent, Then nothing is done, and the cap is named
+    r = st.gw("POST", "/api/twinlens/duplicates/resolve", json={"groups": [item] * (cap + 1)})
+    assert r.status_code == 413 and str(cap) in r.json()["message"], r.text
+    assert not any(a["isTrashed"] for a in st.immich.state.assets.values())
+    assert st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()["status"] == "open"
