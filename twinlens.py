@@ -134,7 +134,9 @@ def run_scan(
     try:
         return scan_with(cfg, broker, path, full=full, trigger=trigger, progress=progress)
     finally:
-        worker.stop()
+        from workers.embedded import STOP_WAIT_MS
+
+        worker.stop(timeout=STOP_WAIT_MS)
 
 
 def scan_with(

@@ -18,6 +18,11 @@ from core.config import Settings
 log = logging.getLogger("twinlens.embedded")
 
 
+# How long stopping waits for the work in hand (a batch, a dedup pass) before leaving it:
+# its job is failed already, and the next scan does that work again
+STOP_WAIT_MS = 30_000
+
+
 class PortTaken(Exception):
     """A port Twinlens serves on is in use by another program."""
 
@@ -66,6 +71,11 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
         return 2
     if str(root) not in [str(r) for r in cfg.library_roots]:
         cfg = replace(cfg, library_roots=(*cfg.library_roots, root))
+    if cfg.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"twinlens: TWINLENS_HOST={cfg.host} is not used by twinlens up, which serves "
+            "this machine only (it has no login); see the README to deploy beside Immich"
+        )
     cfg = replace(cfg, host="127.0.0.1")  # embedded: never listen beyond this machine
     if not serve:
         report = twinlens.run_scan(cfg, str(library), progress=twinlens.Progress())
@@ -161,7 +171,7 @@ def _serve_all(cfg: Settings, ports: Ports, library: str) -> int:
         for s in servers:
             s.shutdown()
         _fail_unfinished(started)  # before the wait for the work in hand: said at once
-        worker.stop()
+        worker.stop(timeout=STOP_WAIT_MS)
     return 0
 
 
