@@ -127,7 +127,7 @@ def start_background(cfg: Settings, broker: Any) -> tuple[Any, Any]:
 
     watcher = Watcher(cfg, broker, catch_up=False)
     watcher.start()
-    nightly = scheduler.build(cfg, broker, background=True)
+    nightly = scheduler.build(cfg, broker, background=True, catch_up=False)
     nightly.start()
     return watcher, nightly
 

@@ -2,7 +2,10 @@
 
 Two schedulers may run (a second host, a restart overlap): each nightly run takes
 a database lease named after its scheduled time, so exactly one of them acts.
-Missed runs are coalesced into one.
+Missed runs are coalesced into one; a run missed while no scheduler was up (a NAS
+powered off at night, a reboot across 03:00) is caught up at start, within the same
+grace of six hours. Every five minutes the scheduler also sends on jobs whose messages
+were lost (``workers.reconcile``).
 """
 
 from __future__ import annotations
@@ -163,11 +166,22 @@ def nightly(
 
 NIGHTLY_ATTEMPTS = 6
 NIGHTLY_RETRY_SECONDS = 300.0
+MISFIRE_GRACE_SECONDS = 6 * 3600
 
 
-def build(cfg: Settings, broker: Any, *, background: bool = False) -> Any:
+def already_run(cfg: Settings, fire_time: datetime) -> bool:
+    """Whether a scheduler took this fire time's nightly run (its lease lasts a day)."""
+    from core.models import Lease
+
+    with session_scope(engine_for(cfg.database_url)) as s:
+        return s.get(Lease, f"nightly:{fire_time.isoformat()}") is not None
+
+
+def build(
+    cfg: Settings, broker: Any, *, background: bool = False, catch_up: bool = True
+) -> Any:
     """The nightly scan's scheduler: blocking for `twinlens schedule`, or a background
-    thread beside the servers of `twinlens up`."""
+    thread beside the servers of `twinlens up` (which scans at start: no ``catch_up``)."""
     if background:
         from apscheduler.schedulers.background import BackgroundScheduler as Scheduler
     else:
@@ -204,8 +218,30 @@ def build(cfg: Settings, broker: Any, *, background: bool = False) -> Any:
         id="nightly-scan",
         coalesce=True,
         max_instances=1,
-        misfire_grace_time=6 * 3600,
+        misfire_grace_time=MISFIRE_GRACE_SECONDS,
         replace_existing=True,
+    )
+
+    def missed() -> None:
+        now = datetime.now(trig.timezone)
+        last = scheduled_time(trig, now)
+        recent = last < now and (now - last).total_seconds() <= MISFIRE_GRACE_SECONDS
+        if recent and not already_run(cfg, last):
+            log.info("the nightly scan of %s was missed (no scheduler was up): running it", last)
+            attempt(last, 1)
+
+    if catch_up:
+        sched.add_job(missed, "date", id="nightly-catch-up", misfire_grace_time=None)
+    from workers import reconcile
+
+    sched.add_job(
+        reconcile.attempt,
+        "interval",
+        seconds=reconcile.EVERY_SECONDS,
+        args=[cfg, broker],
+        id="reconcile",
+        coalesce=True,
+        max_instances=1,
     )
     return sched
 

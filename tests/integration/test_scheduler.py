@@ -81,6 +81,7 @@ def test_nightly_returns_running_scan_instead_of_a_second(pg_db, tmp_path):
 
 
 BERLIN = ZoneInfo("Europe/Berlin")
+FIXED_JOBS = {"nightly-scan", "nightly-catch-up", "reconcile"}  # what build() schedules
 
 
 def run_times(trig, first: datetime, now: datetime, cap: int = 10) -> list[str]:
@@ -229,11 +230,12 @@ def test_a_night_whose_scan_could_not_start_tries_again(monkeypatch):
     # When it fires
     sched.get_job("nightly-scan").func()
     # Then another attempt for the same night is scheduled a few minutes later
-    [retry] = [j for j in sched.get_jobs() if j.id != "nightly-scan"]
+    [retry] = [j for j in sched.get_jobs() if j.id not in FIXED_JOBS]
     assert retry.args == (calls[0], 2)
     retry.func(*retry.args)
     assert calls == [calls[0], calls[0]]
-    assert len(sched.get_jobs()) == 2  # the success schedules no further attempt
+    # the success schedules no further attempt
+    assert len([j for j in sched.get_jobs() if j.id not in FIXED_JOBS]) == 1
 
 
 def test_a_bad_schedule_is_refused_with_a_reason(tmp_path, caplog):
@@ -245,3 +247,55 @@ def test_a_bad_schedule_is_refused_with_a_reason(tmp_path, caplog):
     )
     assert scheduler.main(cfg) == 2
     assert "day of the week" in caplog.text
+
+
+def test_a_night_missed_while_no_scheduler_was_up_is_run_at_start(pg_db, tmp_path, monkeypatch):
+    from datetime import timedelta
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    # Given a NAS that was off at its scan's hour, started two hours later
+    now = datetime.now(ZoneInfo("UTC")).replace(second=0, microsecond=0)
+    two_hours_ago = now - timedelta(hours=2)
+    cron = f"{two_hours_ago.minute} {two_hours_ago.hour} * * *"
+    cfg = load_settings(
+        {}, database_url=pg_db, library_roots=(lib,), data_dir=tmp_path, schedule_cron=cron,
+        timezone="UTC",
+    )  # fmt: skip
+    broker = RecordingBroker()
+    sched = scheduler.build(cfg, broker)
+    # When the scheduler starts (its start-up job runs)
+    sched.get_job("nightly-catch-up").func()
+    # Then that night's scan runs now, once: a second start (or a twin) does not repeat it
+    assert [m[0] for m in broker.messages] == ["scan_plan"]
+    scheduler.build(cfg, broker).get_job("nightly-catch-up").func()
+    assert len(broker.messages) == 1
+    with session_scope(engine_for(pg_db)) as s:
+        assert s.scalars(select(Job.trigger)).all() == ["schedule"]
+
+
+def test_a_night_missed_long_ago_or_not_yet_due_is_not_caught_up(pg_db, tmp_path):
+    from datetime import timedelta
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    now = datetime.now(ZoneInfo("UTC"))
+    for delta in (timedelta(hours=7), timedelta(hours=-1)):  # past the grace; in an hour
+        at = now - delta
+        cfg = load_settings(
+            {}, database_url=pg_db, library_roots=(lib,), data_dir=tmp_path,
+            schedule_cron=f"{at.minute} {at.hour} * * *", timezone="UTC",
+        )  # fmt: skip
+        broker = RecordingBroker()
+        scheduler.build(cfg, broker).get_job("nightly-catch-up").func()
+        assert broker.messages == [], delta
+
+
+def test_the_scheduler_sends_on_lost_jobs_every_five_minutes():
+    cfg = load_settings({}, timezone="UTC")
+    job = scheduler.build(cfg, RecordingBroker()).get_job("reconcile")
+    assert job.trigger.interval.total_seconds() == 300 and job.max_instances == 1
+    # ... and twinlens up, which has just scanned, has no start-up catch-up
+    assert (
+        scheduler.build(cfg, RecordingBroker(), catch_up=False).get_job("nightly-catch-up") is None
+    )
