@@ -424,6 +424,15 @@ def _default_defer(job_id: str, delay_ms: int) -> None:
     jobs.enqueue(dramatiq.get_broker(), "dedup_run", job_id, delay_ms=delay_ms)
 
 
+def _waiting(job: Job) -> None:
+    """A deferred pass says it is alive about once a minute: the scheduler sends on a job
+    that nothing has moved for ten minutes (workers.reconcile), which here would start a
+    second chain of deferrals."""
+    now = utcnow()
+    if (now - job.updated_at).total_seconds() > 60:
+        job.updated_at = now
+
+
 def run_job(
     session: Session,
     job_id: str,
@@ -442,11 +451,13 @@ def run_job(
         return False
     if _grouping_pending(session, job):
         job.phase = "wait"
+        _waiting(job)
         session.commit()
         defer(job_id, DEFER_MS)
         return False
     holder = f"{job_id}:{uuid.uuid4().hex[:8]}"
     if not leases.acquire(session, LEASE, holder, LEASE_TTL):
+        _waiting(job)
         session.commit()
         defer(job_id, DEFER_MS)
         return False

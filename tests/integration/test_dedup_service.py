@@ -275,6 +275,14 @@ def test_a_job_waits_for_grouping_of_its_scan_and_for_the_lease(cat: Catalog) ->
         assert leases.acquire(s, service.LEASE, "someone-else", 60)
     deferred.clear()
     assert run(cat, job, deferred) is False and deferred == [(job, service.DEFER_MS)]
+    # ... saying it is alive about once a minute while it waits: a job that nothing moves
+    # for ten minutes is sent on again by the scheduler (a second chain of waits)
+    with session_scope(cat.engine) as s:
+        s.execute(
+            update(Job).where(Job.id == job).values(updated_at=utcnow() - timedelta(minutes=2))
+        )
+    assert run(cat, job, deferred) is False
+    assert utcnow() - job_row(cat, job).updated_at < timedelta(seconds=30)
     with session_scope(cat.engine) as s:
         leases.release(s, service.LEASE, "someone-else")
     run(cat, job, deferred)
