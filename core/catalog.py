@@ -548,10 +548,18 @@ def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -
     assert root is not None
     items = json.loads(batch.payload)
     outcome = BatchOutcome()
-    if batch.phase == "catalog":
-        _catalog_items(session, root, items, settings, outcome)
-    else:
-        _hash_items(session, root, batch.phase, items, outcome)
+    engine = session.get_bind()
+    crashed = jobs.begin_attempt(engine, job_id, seq)  # type: ignore[arg-type]
+    try:
+        if crashed >= CRASHES_BEFORE_SKIPPING:
+            _skip_items(session, items, crashed, outcome)
+        elif batch.phase == "catalog":
+            _catalog_items(session, root, items, settings, outcome)
+        else:
+            _hash_items(session, root, batch.phase, items, outcome)
+    except BaseException:
+        _end_attempt(engine, job_id, seq)  # an error is retried as usual: not a crash
+        raise
     if not jobs.claim_batch(session, job_id, seq):
         session.rollback()
         return False, False
@@ -565,6 +573,34 @@ def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -
         batches=1,
     )
     return True, done >= total
+
+
+# Deliveries of one batch that died without an answer (a worker killed: out of memory on
+# a huge picture) before its files are skipped, named, so that the scan finishes
+CRASHES_BEFORE_SKIPPING = 3
+
+
+def _skip_items(
+    session: Session, items: list[dict[str, Any]], crashed: int, outcome: BatchOutcome
+) -> None:
+    why = (
+        f"skipped: reading the batch of files it was in stopped the worker {crashed} times "
+        "(out of memory on a very large picture?); the next scan tries it again"
+    )
+    for item in items:
+        row = session.get(File, item["id"]) if "id" in item else None
+        path = item.get("path") or (row.path if row is not None else None)
+        outcome.done += 1
+        if path is not None:
+            outcome.failed += 1
+            outcome.errors.append((path, why))
+
+
+def _end_attempt(engine: Any, job_id: str, seq: int) -> None:
+    try:
+        jobs.end_attempt(engine, job_id, seq)
+    except Exception:  # the database away: the error being raised matters more
+        log.exception("could not take back the attempt of batch %s/%s", job_id, seq)
 
 
 def _catalog_items(

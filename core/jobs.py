@@ -268,6 +268,32 @@ def add_progress(
     return int(row[0]), int(row[1])
 
 
+def begin_attempt(engine: Engine, job_id: str, seq: int) -> int:
+    """Count a delivery of a batch as it begins, in a transaction of its own; returns the
+    deliveries that began before it and never ended (``end_attempt`` takes back one that
+    ends with an error). Only a worker that died mid-batch leaves one counted."""
+    with engine.begin() as conn:
+        before = conn.scalar(
+            select(JobBatch.attempts).where(JobBatch.job_id == job_id, JobBatch.seq == seq)
+        )
+        conn.execute(
+            update(JobBatch)
+            .where(JobBatch.job_id == job_id, JobBatch.seq == seq)
+            .values(attempts=JobBatch.attempts + 1)
+        )
+    return int(before or 0)
+
+
+def end_attempt(engine: Engine, job_id: str, seq: int) -> None:
+    """A delivery that ended with an error (retried as usual) is not a crash."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(JobBatch)
+            .where(JobBatch.job_id == job_id, JobBatch.seq == seq, JobBatch.attempts > 0)
+            .values(attempts=JobBatch.attempts - 1)
+        )
+
+
 def claim_batch(session: Session, job_id: str, seq: int) -> bool:
     """Mark a batch done exactly once; False when a redelivery finds it done already."""
     result = session.execute(

@@ -130,6 +130,9 @@ class JobBatch(Base):
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
     payload: Mapped[str] = mapped_column(Text, nullable=False)  # JSON, ASCII-escaped paths
     files: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Deliveries that began and never ended, not even with an error: a worker killed
+    # (out of memory on a huge picture) while reading this batch (jobs.begin_attempt)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
 
 
 class JobError(Base):

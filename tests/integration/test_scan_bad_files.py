@@ -576,3 +576,78 @@ def test_a_row_the_database_refuses_costs_only_its_own_file(request, db, library
     assert sorted(by_path(report)) == ["IMG_1.jpg", "IMG_3.jpg"]
     assert errors_of(report)["IMG_2.jpg"].startswith("could not be cataloged")
     assert report["job"]["failed"] == 1
+
+
+def _crashes(settings, job_id: str, seq: int, n: int) -> None:
+    """``n`` deliveries of a batch that began and never answered (the worker killed)."""
+    from core import jobs
+    from workers import runtime
+
+    for _ in range(n):
+        jobs.begin_attempt(runtime.engine(), job_id, seq)
+
+
+def test_a_batch_that_keeps_killing_its_worker_is_skipped_named(embedded_settings, library):
+    from core import catalog
+    from core.db import session_scope
+    from workers import runtime
+
+    # Given a batch whose reading killed the worker three times (out of memory)
+    settings = replace(embedded_settings, batch_files=2)
+    for i in range(4):
+        write_jpeg(library / f"IMG_000{i}.JPG", i)
+    job_id = planned_scan(settings, library)
+    with session_scope(runtime.engine()) as s:
+        first = catalog.queued_batches(s, job_id)[0]
+    _crashes(settings, job_id, first, catalog.CRASHES_BEFORE_SKIPPING)
+
+    # When it is delivered again, Then its files are skipped, each named with the reason,
+    # and the scan finishes with the others cataloged
+    report = _scan_with_planned(settings, job_id)
+    assert report["job"]["state"] == "done"
+    skipped = {p: e for p, e in errors_of(report).items() if "stopped the worker" in e}
+    assert len(skipped) == 2 and len(by_path(report)) == 2
+    assert not set(skipped) & set(by_path(report))
+
+
+def test_a_batch_that_failed_with_an_error_is_not_taken_for_a_crash(
+    embedded_settings, library, monkeypatch
+):
+    from core import catalog
+    from core.db import session_scope
+    from workers import runtime
+
+    write_jpeg(library / "IMG_0001.JPG", 1)
+    job_id = planned_scan(embedded_settings, library)
+    with session_scope(runtime.engine()) as s:
+        [seq] = catalog.queued_batches(s, job_id)
+    real = catalog._catalog_items
+
+    def database_away(*args, **kwargs):
+        raise ConnectionError("the database went away")
+
+    # Given a batch that failed with an error more times than a crash would be allowed
+    monkeypatch.setattr(catalog, "_catalog_items", database_away)
+    for _ in range(catalog.CRASHES_BEFORE_SKIPPING + 1):
+        with session_scope(runtime.engine()) as s, pytest.raises(ConnectionError):
+            catalog.process_batch(s, job_id, seq, embedded_settings)
+    # When it is delivered once more and works, Then its file is read, not skipped
+    monkeypatch.setattr(catalog, "_catalog_items", real)
+    report = _scan_with_planned(embedded_settings, job_id)
+    assert "IMG_0001.JPG" in by_path(report) and errors_of(report) == {}
+
+
+def _scan_with_planned(settings, job_id: str) -> dict:
+    """Run an already planned scan's phases and finish it; the report."""
+    from core import jobs, report
+    from core.db import session_scope
+    from core.models import Job
+    from workers import runtime
+
+    phase = "catalog"
+    while phase != "finish":
+        phase = run_phase(settings, job_id)
+    with session_scope(runtime.engine()) as s:
+        jobs.finish_job(s, job_id, "done")
+    with session_scope(runtime.engine()) as s:
+        return report.build(s, s.get(Job, job_id).root_id, job_id)
