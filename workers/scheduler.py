@@ -151,17 +151,32 @@ def nightly(
         if not leases.acquire(s, name, holder, ttl_seconds=86_400):
             log.info("nightly scan for %s is another scheduler's", fire_time)
             return []
+        joined = False
         for root_path in cfg.library_roots:
             root = jobs.get_or_create_root(s, str(root_path))
             job, created = jobs.start_job(
                 s, "scan", root=root, trigger="schedule", stale_seconds=cfg.job_stale_seconds
             )
             started.append((job.id, created or jobs.unplanned(job)))
+            joined = joined or (not created and job.trigger != "schedule")
+        full_dedup = _full_dedup(s) if joined else None
     for job_id, send in started:
         if send:
             jobs.enqueue(broker, "scan_plan", job_id)
+    if full_dedup:
+        jobs.enqueue(broker, "dedup_run", full_dedup)
     log.info("nightly scan: %s", started)
     return [j for j, _ in started]
+
+
+def _full_dedup(session: Any) -> str | None:
+    """The night's full dedup pass when the night joined a scan someone else started (a
+    user's, the watcher's): that scan's own pass is incremental, and only a full one
+    notices a file group that was dissolved entirely. The id of a job to send, if new."""
+    from core.dedup import service as dedup
+
+    job, created = dedup.start_run(session, full=True, trigger="schedule")
+    return job.id if created else None
 
 
 NIGHTLY_ATTEMPTS = 6

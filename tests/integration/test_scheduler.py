@@ -80,6 +80,27 @@ def test_nightly_returns_running_scan_instead_of_a_second(pg_db, tmp_path):
     assert broker.messages == [("scan_plan", (one[0],))] * 2
 
 
+def test_a_night_that_joins_a_users_scan_still_runs_a_full_dedup_pass(pg_db, tmp_path):
+    from core import jobs
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    cfg = load_settings({}, database_url=pg_db, library_roots=(lib,), data_dir=tmp_path)
+    # Given a scan someone started (the UI's Scan now) still running at the night's hour
+    with session_scope(engine_for(pg_db)) as s:
+        root = jobs.get_or_create_root(s, str(lib))
+        theirs, _ = jobs.start_job(s, "scan", root=root, trigger="api")
+        theirs_id = theirs.id
+    broker = RecordingBroker()
+    # When the night fires
+    assert scheduler.nightly(cfg, datetime(2026, 1, 1, 3), broker) == [theirs_id]
+    # Then it follows that scan, and still has its full dedup pass (that scan's is not)
+    [(actor, (dedup_id,))] = [m for m in broker.messages if m[0] == "dedup_run"]
+    with session_scope(engine_for(pg_db)) as s:
+        d = s.get(Job, dedup_id)
+        assert (d.kind, d.full, d.trigger) == ("dedup", True, "schedule")
+
+
 BERLIN = ZoneInfo("Europe/Berlin")
 FIXED_JOBS = {"nightly-scan", "nightly-catch-up", "reconcile"}  # what build() schedules
 
