@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import uuid
 from datetime import timedelta
 
 from sqlalchemy import delete, select, update
@@ -42,6 +43,48 @@ def acquire(session: Session, name: str, holder: str, ttl_seconds: float) -> boo
         return True
     except IntegrityError:
         return False
+
+
+# This process's incarnation. A worker container restarted after a SIGKILL often comes
+# back with the hostname and the pid of the process that died: without this, that dead
+# holder would look alive (its pid is in use, by the new process itself).
+INCARNATION = uuid.uuid4().hex[:8]
+
+
+def process_holder(tag: str) -> str:
+    """A holder that names this process: ``tag@host:pid/incarnation``, so that another
+    process can tell when its holder died (``holder_dead``). ``tag`` holds no "@"."""
+    return f"{tag}@{holder_id()}/{INCARNATION}"
+
+
+def holder_dead(holder: str) -> bool:
+    """Whether the process of a ``process_holder`` is known to be gone: on this machine,
+    its pid is not running, or it is this process's pid under another incarnation (a
+    restart). False when that cannot be known (another machine's process, a holder of
+    another form): then only the lease's expiry tells."""
+    _tag, at, proc = holder.partition("@")
+    process, slash, incarnation = proc.rpartition("/")
+    if not at or not slash:
+        return False
+    if process == holder_id():
+        return incarnation != INCARNATION
+    return _alive_here(process) is False
+
+
+def take_over(session: Session, name: str, dead: str, holder: str, ttl_seconds: float) -> bool:
+    """Take the lease ``name`` from ``dead`` (a holder known gone) before it expires. A
+    conditional UPDATE: of two takers at once, one gets it (PostgreSQL re-checks the
+    holder once the first commits; SQLite has one writer)."""
+    taken = session.execute(
+        update(Lease)
+        .where(Lease.name == name, Lease.holder == dead)
+        .values(holder=holder, expires_at=utcnow() + timedelta(seconds=ttl_seconds))
+    )
+    return bool(taken.rowcount)  # type: ignore[attr-defined]
+
+
+def current_holder(session: Session, name: str) -> str | None:
+    return session.scalar(select(Lease.holder).where(Lease.name == name))
 
 
 def release(session: Session, name: str, holder: str) -> None:

@@ -33,7 +33,9 @@ Status is derived from ``duplicate_resolutions`` on every write: ``dismissed`` w
 joining is a new question). The decisions themselves are never rewritten by a pass.
 
 Concurrency: passes are serialised by the ``dedup`` lease (a second job defers itself,
-re-enqueued with a delay, instead of blocking a worker thread). The watermark a pass
+re-enqueued with a delay that grows as it waits, instead of blocking a worker thread).
+A lease whose holder's process is known dead (a worker killed mid-pass, on this machine
+or restarted with its pid) is taken over at once rather than left to expire. The watermark a pass
 leaves is ``min(read time, start of every catalog or grouping job running then)`` minus
 ``CLOCK_SLACK``: rows an in-flight job writes carry ``updated_at`` after its start, so
 they are re-read by the next pass even if committed after this one read. A scan's
@@ -418,6 +420,32 @@ def _grouping_pending(session: Session, job: Job) -> bool:
     return session.scalar(q.limit(1)) is not None
 
 
+def _take_lease(session: Session, holder: str) -> bool:
+    """Take the dedup lease, free or expired; or from a pass whose process is known dead
+    (a worker killed mid-pass: its redelivered message would otherwise wait out
+    ``LEASE_TTL``, 15 minutes, deferring itself four times a second)."""
+    if leases.acquire(session, LEASE, holder, LEASE_TTL):
+        return True
+    other = leases.current_holder(session, LEASE)
+    if other is None or not leases.holder_dead(other):
+        return False
+    if not leases.take_over(session, LEASE, other, holder, LEASE_TTL):
+        return False
+    log.warning("dedup lease taken over from %s, whose process is gone", other)
+    return True
+
+
+# A pass that waits for another re-checks less often the longer it has waited: a full
+# pass over a million files, or a lease whose holder died on another machine (only its
+# expiry frees it), is a long wait, and polling it four times a second fills the queue.
+MAX_DEFER_MS = 15_000
+
+
+def _backoff_ms(job: Job) -> int:
+    waited_ms = (utcnow() - job.created_at).total_seconds() * 1000
+    return int(min(max(DEFER_MS, waited_ms / 8), MAX_DEFER_MS))
+
+
 def _default_defer(job_id: str, delay_ms: int) -> None:
     import dramatiq
 
@@ -455,11 +483,13 @@ def run_job(
         session.commit()
         defer(job_id, DEFER_MS)
         return False
-    holder = f"{job_id}:{uuid.uuid4().hex[:8]}"
-    if not leases.acquire(session, LEASE, holder, LEASE_TTL):
+    # One holder per delivery: two deliveries of one message (Dramatiq delivers at least
+    # once; the scheduler sends on a job that looks stuck) must not both run the pass.
+    holder = leases.process_holder(f"{job_id}:{uuid.uuid4().hex[:8]}")
+    if not _take_lease(session, holder):
         _waiting(job)
         session.commit()
-        defer(job_id, DEFER_MS)
+        defer(job_id, _backoff_ms(job))
         return False
     session.commit()
     try:

@@ -381,6 +381,119 @@ def test_a_pass_that_lost_its_lease_writes_nothing_and_runs_again(
     assert job_row(cat, job).state in ("queued", "running")
 
 
+# A dedup pass in a process of its own that stops in its rules (as a pass over a big
+# library runs for minutes), holding the lease: the test kills it there.
+_STUCK_PASS = """
+import sys, time
+from core.config import load_settings
+from core.db import engine_for, session_scope
+from core.dedup import service
+
+def stuck(*args, **kwargs):
+    print("in the rules", flush=True)
+    time.sleep(3600)
+
+service.find_duplicates = stuck
+url, job_id, data = sys.argv[1:4]
+settings = load_settings({}, database_url=url, data_dir=data)
+with session_scope(engine_for(url)) as s:
+    service.run_job(s, job_id, settings, defer=lambda j, ms: None)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_pass_killed_mid_pass_is_taken_up_at_once_by_its_redelivery(cat: Catalog) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from core.models import Lease
+
+    # Given a dedup pass whose worker is killed (SIGKILL, out of memory) in the middle of
+    # its rules, its lease good for another quarter of an hour
+    random_library(cat, random.Random(7), pictures=12)
+    job = new_job(cat)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _STUCK_PASS,
+            cat.settings.database_url,
+            job,
+            str(cat.settings.data_dir),
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "in the rules"
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    with session_scope(cat.engine) as s:
+        left = s.get(Lease, service.LEASE)
+        assert left is not None and left.expires_at > utcnow() + timedelta(minutes=10)
+    # When the broker redelivers its message
+    deferred: list = []
+    changed = run(cat, job, deferred)
+    # Then the redelivery takes the dead pass's lease back and runs the pass, instead of
+    # deferring itself for 15 minutes
+    assert deferred == [] and changed is True
+    assert job_row(cat, job).state == "done"
+    with session_scope(cat.engine) as s:
+        assert s.scalar(select(func.count()).select_from(DuplicateGroup)) > 0
+        assert s.get(Lease, service.LEASE) is None  # released at the end of the pass
+
+
+def test_a_pass_of_a_restarted_container_with_the_same_pid_is_taken_up(cat: Catalog) -> None:
+    from core import leases
+
+    # Given the lease of a pass whose worker container was killed and restarted: the new
+    # process has the old one's hostname and pid, another incarnation
+    random_library(cat, random.Random(9), pictures=4)
+    job = new_job(cat)
+    with session_scope(cat.engine) as s:
+        assert leases.acquire(s, service.LEASE, f"{job}:old@{leases.holder_id()}/0ldc0de0", 900)
+    # When its message is redelivered to the new process
+    deferred: list = []
+    run(cat, job, deferred)
+    # Then the pass runs at once
+    assert deferred == [] and job_row(cat, job).state == "done"
+
+
+def test_a_live_pass_keeps_its_lease_from_a_second_delivery(cat: Catalog) -> None:
+    from core import leases
+    from core.models import Lease
+
+    random_library(cat, random.Random(8), pictures=4)
+    job = new_job(cat)
+    # Given the lease held by a delivery of this same job still running: in this very
+    # process (another worker thread), or on another machine (nothing tells it is gone)
+    for holder in (
+        leases.process_holder(f"{job}:first"),
+        f"{job}:first@some-other-host:4242/0123abcd",
+    ):
+        with session_scope(cat.engine) as s:
+            s.query(Lease).delete()
+            assert leases.acquire(s, service.LEASE, holder, 600)
+        # When a second delivery of the job's message runs
+        deferred: list = []
+        assert run(cat, job, deferred) is False
+        # Then it leaves the pass to the first and waits, without touching the lease
+        assert deferred == [(job, service.DEFER_MS)]
+        with session_scope(cat.engine) as s:
+            assert s.get(Lease, service.LEASE).holder == holder
+    # And the longer it has waited, the less often it looks again
+    with session_scope(cat.engine) as s:
+        s.execute(
+            update(Job).where(Job.id == job).values(created_at=utcnow() - timedelta(minutes=5))
+        )
+    deferred = []
+    run(cat, job, deferred)
+    assert deferred == [(job, service.MAX_DEFER_MS)]
+
+
 def _groups_by_paths(cat: Catalog) -> dict[frozenset[str], tuple[str, str | None, str | None]]:
     """{member paths: (type, keeper path, keeper reason)}"""
     with session_scope(cat.engine) as s:
