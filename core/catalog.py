@@ -548,18 +548,14 @@ def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -
     assert root is not None
     items = json.loads(batch.payload)
     outcome = BatchOutcome()
-    engine = session.get_bind()
-    crashed = jobs.begin_attempt(engine, job_id, seq)  # type: ignore[arg-type]
-    try:
-        if crashed >= CRASHES_BEFORE_SKIPPING:
-            _skip_items(session, items, crashed, outcome)
-        elif batch.phase == "catalog":
-            _catalog_items(session, root, items, settings, outcome)
-        else:
-            _hash_items(session, root, batch.phase, items, outcome)
-    except BaseException:
-        _end_attempt(engine, job_id, seq)  # an error is retried as usual: not a crash
-        raise
+    bind = session.get_bind()  # its engine: the attempt is recorded in a transaction of its own
+    crashed = jobs.begin_attempt(bind.engine, job_id, seq)
+    if crashed >= CRASHES_BEFORE_SKIPPING:
+        _skip_items(session, batch.phase, items, crashed, outcome)
+    elif batch.phase == "catalog":
+        _catalog_items(session, root, items, settings, outcome)
+    else:
+        _hash_items(session, root, batch.phase, items, outcome)
     if not jobs.claim_batch(session, job_id, seq):
         session.rollback()
         return False, False
@@ -581,11 +577,12 @@ CRASHES_BEFORE_SKIPPING = 3
 
 
 def _skip_items(
-    session: Session, items: list[dict[str, Any]], crashed: int, outcome: BatchOutcome
+    session: Session, phase: str, items: list[dict[str, Any]], crashed: int, outcome: BatchOutcome
 ) -> None:
+    again = "the next scan" if phase == "catalog" else "a full rescan (twinlens scan --full)"
     why = (
         f"skipped: reading the batch of files it was in stopped the worker {crashed} times "
-        "(out of memory on a very large picture?); the next scan tries it again"
+        f"(out of memory on a very large picture?); {again} tries it again"
     )
     for item in items:
         row = session.get(File, item["id"]) if "id" in item else None
@@ -594,13 +591,6 @@ def _skip_items(
         if path is not None:
             outcome.failed += 1
             outcome.errors.append((path, why))
-
-
-def _end_attempt(engine: Any, job_id: str, seq: int) -> None:
-    try:
-        jobs.end_attempt(engine, job_id, seq)
-    except Exception:  # the database away: the error being raised matters more
-        log.exception("could not take back the attempt of batch %s/%s", job_id, seq)
 
 
 def _catalog_items(
@@ -878,6 +868,8 @@ def advance(session: Session, job_id: str, from_phase: str, settings: Settings) 
     job = session.get(Job, job_id, with_for_update=True)
     if job is None or job.state not in jobs.ACTIVE_STATES or job.phase != from_phase:
         return None
+    if from_phase == "finish":
+        return None  # nothing past it: the caller's _kick finishes the job
     if job.batches_done < job.batches_total:
         return None
     phase = from_phase

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
+from core import leases
 from core.db import begin_write
 from core.models import File, Job, JobBatch, JobError, Root, utcnow
 from core.paths import is_inside, path_key, relative_posix
@@ -269,29 +270,29 @@ def add_progress(
 
 
 def begin_attempt(engine: Engine, job_id: str, seq: int) -> int:
-    """Count a delivery of a batch as it begins, in a transaction of its own; returns the
-    deliveries that began before it and never ended (``end_attempt`` takes back one that
-    ends with an error). Only a worker that died mid-batch leaves one counted."""
+    """Record a delivery of a batch as it begins, in a transaction of its own, and return
+    how many deliveries before it died with their process (a worker killed mid-batch: no
+    error, no retry count, the broker just hands the message on). The previous delivery
+    counts only when its process is known gone: one that failed with an error (retried as
+    usual), or runs still (a second delivery), is not a crash."""
+    holder = leases.process_holder("batch")
     with engine.begin() as conn:
-        before = conn.scalar(
-            select(JobBatch.attempts).where(JobBatch.job_id == job_id, JobBatch.seq == seq)
+        row = conn.execute(
+            select(JobBatch.attempts, JobBatch.delivered_to).where(
+                JobBatch.job_id == job_id, JobBatch.seq == seq
+            )
+        ).one_or_none()
+        if row is None:
+            return 0
+        crashes = row.attempts + (
+            row.delivered_to is not None and leases.holder_dead(row.delivered_to)
         )
         conn.execute(
             update(JobBatch)
             .where(JobBatch.job_id == job_id, JobBatch.seq == seq)
-            .values(attempts=JobBatch.attempts + 1)
+            .values(attempts=crashes, delivered_to=holder)
         )
-    return int(before or 0)
-
-
-def end_attempt(engine: Engine, job_id: str, seq: int) -> None:
-    """A delivery that ended with an error (retried as usual) is not a crash."""
-    with engine.begin() as conn:
-        conn.execute(
-            update(JobBatch)
-            .where(JobBatch.job_id == job_id, JobBatch.seq == seq, JobBatch.attempts > 0)
-            .values(attempts=JobBatch.attempts - 1)
-        )
+    return int(crashes)
 
 
 def claim_batch(session: Session, job_id: str, seq: int) -> bool:

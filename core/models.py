@@ -130,9 +130,11 @@ class JobBatch(Base):
     state: Mapped[str] = mapped_column(String(16), nullable=False, default="queued")
     payload: Mapped[str] = mapped_column(Text, nullable=False)  # JSON, ASCII-escaped paths
     files: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
-    # Deliveries that began and never ended, not even with an error: a worker killed
-    # (out of memory on a huge picture) while reading this batch (jobs.begin_attempt)
+    # Deliveries that died with their process (a worker killed, out of memory on a huge
+    # picture) while reading this batch, and the process the latest went to
+    # (jobs.begin_attempt)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    delivered_to: Mapped[str | None] = mapped_column(String(200))
 
 
 class JobError(Base):

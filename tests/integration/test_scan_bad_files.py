@@ -579,12 +579,23 @@ def test_a_row_the_database_refuses_costs_only_its_own_file(request, db, library
 
 
 def _crashes(settings, job_id: str, seq: int, n: int) -> None:
-    """``n`` deliveries of a batch that began and never answered (the worker killed)."""
-    from core import jobs
+    """``n`` deliveries of a batch that died with their process (the worker killed): each
+    began, and its process is gone (this host and pid, another incarnation: a restart)."""
+    from sqlalchemy import update
+
+    from core import jobs, leases
+    from core.models import JobBatch
     from workers import runtime
 
+    dead = f"batch@{leases.holder_id()}/{'0' * 8}"
     for _ in range(n):
         jobs.begin_attempt(runtime.engine(), job_id, seq)
+        with runtime.engine().begin() as conn:
+            conn.execute(
+                update(JobBatch)
+                .where(JobBatch.job_id == job_id, JobBatch.seq == seq)
+                .values(delivered_to=dead)
+            )
 
 
 def test_a_batch_that_keeps_killing_its_worker_is_skipped_named(embedded_settings, library):
@@ -623,11 +634,14 @@ def test_a_batch_that_failed_with_an_error_is_not_taken_for_a_crash(
         [seq] = catalog.queued_batches(s, job_id)
     real = catalog._catalog_items
 
-    def database_away(*args, **kwargs):
+    # Given a batch that failed with an error (after writing) more times than a crash
+    # would be allowed, each delivery by this live process
+    def write_then_fail(session, root, items, settings, outcome):
+        real(session, root, items, settings, outcome)
+        session.flush()
         raise ConnectionError("the database went away")
 
-    # Given a batch that failed with an error more times than a crash would be allowed
-    monkeypatch.setattr(catalog, "_catalog_items", database_away)
+    monkeypatch.setattr(catalog, "_catalog_items", write_then_fail)
     for _ in range(catalog.CRASHES_BEFORE_SKIPPING + 1):
         with session_scope(runtime.engine()) as s, pytest.raises(ConnectionError):
             catalog.process_batch(s, job_id, seq, embedded_settings)
