@@ -5,14 +5,20 @@ workers send each job's next message when a step ends. With Redis away at that m
 restart, an out-of-memory kill), the send fails and the message is gone: the job waits
 in ``queued`` or ``running`` with nothing on its way to it, for ever. So the scheduler
 looks every ``EVERY_SECONDS`` for active jobs that nothing has moved for
-``QUIET_SECONDS`` (every step of a live job moves it: a batch, a walk's heartbeat, a
-pass's progress, a deferred pass's wait) and sends each one's next message again. That
-is safe because every handler is idempotent: batches are claimed, phases advance by
-conditional updates, a finished job ignores its messages. A job that nothing has moved
-for ``TWINLENS_JOB_STALE_SECONDS`` is failed instead (it would otherwise hold back the
-dedup watermark, and every later dedup pass would widen).
+``QUIET_SECONDS`` and whose queue in Redis holds no message at all, waiting, delayed or in
+a worker's hands: such a job's messages were lost, and it gets its next message again.
+That is safe because every handler is idempotent: batches are claimed, phases advance
+by conditional updates, a finished job ignores its messages. (A job whose queue is busy
+may just be waiting its turn: a nightly scan's second root behind its first. Once its
+message is sent again the queue is busy, so it is not sent twice.) A job that nothing
+has moved for ``TWINLENS_JOB_STALE_SECONDS``, with its queue idle, is failed instead (it
+would otherwise hold back the dedup watermark, and every later dedup pass would widen).
+A grouping or dedup job queued behind a scan that is still running is left to that scan,
+which sends it when it finishes.
 
-Twin schedulers share the work through a lease; the embedded default runs it too.
+Twin schedulers share the work through a lease. The embedded default has nothing to do
+here: its in-process broker loses no message while the process lives, and what a dead
+process left is failed at the next start (``runtime.fail_orphans``).
 """
 
 from __future__ import annotations
@@ -33,6 +39,20 @@ log = logging.getLogger("twinlens.reconcile")
 EVERY_SECONDS = 300.0
 QUIET_SECONDS = 600.0
 LEASE = "reconcile"
+QUEUES = {"scan": "catalog", "group": "group", "dedup": "dedup"}  # workers/actors.py
+
+
+def queue_idle(broker: Any, queue: str) -> bool:
+    """Whether Redis holds no message of ``queue``: none waiting, none delayed, none in a
+    worker's hands (the broker keeps each message in the queue's hash until it is acked)."""
+    client, ns = broker.client, broker.namespace
+    keys = (f"{ns}:{queue}.msgs", f"{ns}:{queue}.DQ.msgs")
+    return all(client.hlen(key) == 0 for key in keys)
+
+
+def _parent_active(session: Any, job: Job) -> bool:
+    parent = session.get(Job, job.parent_id) if job.parent_id else None
+    return parent is not None and parent.state in jobs.ACTIVE_STATES
 
 
 def _next_messages(session: Any, job: Job) -> list[tuple[str, tuple[Any, ...]]]:
@@ -56,13 +76,24 @@ def reconcile(
     holder = holder or leases.holder_id()
     sends: list[tuple[str, tuple[Any, ...]]] = []
     out: dict[str, list[str]] = {"resent": [], "failed": []}
+    if cfg.embedded:
+        return out
+    idle: dict[str, bool] = {}
     with session_scope(engine_for(cfg.database_url)) as s:
-        if not leases.acquire(s, LEASE, holder, EVERY_SECONDS / 2):
-            return out  # the other scheduler's turn
+        # Held past the next round by a live scheduler (which renews it): a twin never acts
+        if not leases.acquire(s, LEASE, holder, EVERY_SECONDS + 60):
+            return out
         quiet_since = utcnow() - timedelta(seconds=quiet_seconds)
         for job in s.scalars(
             select(Job).where(Job.state.in_(jobs.ACTIVE_STATES), Job.updated_at < quiet_since)
         ):
+            queue = QUEUES.get(job.kind)
+            if queue is None or _parent_active(s, job):
+                continue
+            if queue not in idle:
+                idle[queue] = queue_idle(broker, queue)
+            if not idle[queue]:
+                continue  # its message may be waiting its turn there
             if jobs.is_stale(job, cfg.job_stale_seconds):
                 stopped = f"no progress for {cfg.job_stale_seconds:.0f} s: its work was lost"
                 if jobs.finish_job(s, job.id, "failed", error=stopped):

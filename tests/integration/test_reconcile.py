@@ -72,16 +72,89 @@ def test_a_moving_job_is_left_alone_and_a_stopped_one_is_failed(pg_settings, wor
 
 
 def test_twin_schedulers_reconcile_once(pg_settings, worker, library) -> None:
+    from core.models import Lease
+    from workers import reconcile as R
+
     cfg = pg_settings
     with session_scope(engine_for(cfg.database_url)) as s:
         root = jobs.get_or_create_root(s, str(library))
         job, _ = jobs.start_job(s, "scan", root=root, trigger="api")
         job_id = job.id
     _age(cfg, job_id, 900)
-    # When two schedulers reconcile at once, Then one of them sends the job on
+    # When two schedulers reconcile
     first = reconcile(cfg, worker, holder="scheduler-1")
     second = reconcile(cfg, worker, holder="scheduler-2")
+    # Then only the first sends the job on, and its turn outlasts a round: a twin started
+    # at any offset never acts while the first lives (and renews it every round)
     assert first["resent"] == [job_id] and second == {"resent": [], "failed": []}
+    with session_scope(engine_for(cfg.database_url)) as s:
+        left = s.get(Lease, R.LEASE).expires_at - utcnow()
+    assert left > timedelta(seconds=R.EVERY_SECONDS)
+
+
+def test_a_job_waiting_its_turn_in_a_busy_queue_is_neither_resent_nor_failed(
+    pg_settings, worker, library
+) -> None:
+    cfg = pg_settings
+    with session_scope(engine_for(cfg.database_url)) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        job, _ = jobs.start_job(s, "scan", root=root, trigger="api")
+        job_id = job.id
+    # Given a scan nothing has moved for longer than stale, while the catalog queue holds a
+    # message (another root's batches ahead of it, say)
+    _age(cfg, job_id, cfg.job_stale_seconds + 60)
+    jobs.enqueue(worker, "scan_plan", "0" * 32, delay_ms=600_000)
+    # When the scheduler reconciles, Then it waits its turn: not sent twice, not failed
+    assert reconcile(cfg, worker, holder="test") == {"resent": [], "failed": []}
+    assert _state(cfg, job_id) == ("queued", None)
+
+
+def test_a_dedup_pass_queued_behind_its_running_scan_is_left_to_it(pg_settings, worker, library):
+    cfg = pg_settings
+    with session_scope(engine_for(cfg.database_url)) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        scan, _ = jobs.start_job(s, "scan", root=root, trigger="api")
+        d = Job(kind="dedup", trigger="schedule", full=True, state="queued", parent_id=scan.id)
+        s.add(d)
+        s.flush()
+        ids = scan.id, d.id
+    _age(cfg, ids[1], 900)
+    # The scan sends it when it finishes; sent now, it would run on a half-read catalog
+    assert ids[1] not in reconcile(cfg, worker, holder="test")["resent"]
+
+
+def test_a_scan_whose_finish_was_lost_is_finished(pg_settings, worker, library) -> None:
+    from core import catalog
+
+    cfg = pg_settings
+    write_jpeg(library / "IMG_0001.JPG", 1)
+    # Given a scan whose batches all ran and whose finish never came (Redis away)
+    with session_scope(engine_for(cfg.database_url)) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        job, _ = jobs.start_job(s, "scan", root=root, trigger="api")
+        job_id = job.id
+    with session_scope(engine_for(cfg.database_url)) as s:
+        catalog.plan_scan(s, job_id, cfg)
+    phase = "catalog"
+    while phase != "finish":
+        with session_scope(engine_for(cfg.database_url)) as s:
+            seqs = catalog.queued_batches(s, job_id)
+        for seq in seqs:
+            with session_scope(engine_for(cfg.database_url)) as s:
+                catalog.process_batch(s, job_id, seq, cfg)
+        with session_scope(engine_for(cfg.database_url)) as s:
+            phase = catalog.advance(s, job_id, phase, cfg) or phase
+    _age(cfg, job_id, 900)
+    # When the scheduler reconciles, Then the scan is finished, not failed
+    assert reconcile(cfg, worker, holder="test")["resent"] == [job_id]
+    wait_for(lambda: _state(cfg, job_id)[0] != "running", timeout=60)
+    assert _state(cfg, job_id) == ("done", None)
+
+
+def test_the_embedded_default_has_nothing_to_reconcile(embedded_settings) -> None:
+    # Its in-process broker loses nothing while it lives; a dead process's jobs are
+    # failed at the next start
+    assert reconcile(embedded_settings, object()) == {"resent": [], "failed": []}
 
 
 def test_a_scan_whose_batch_messages_were_lost_is_finished(pg_settings, worker, library):
