@@ -192,9 +192,7 @@ def already_run(cfg: Settings, fire_time: datetime) -> bool:
         return s.get(Lease, f"nightly:{fire_time.isoformat()}") is not None
 
 
-def build(
-    cfg: Settings, broker: Any, *, background: bool = False, catch_up: bool = True
-) -> Any:
+def build(cfg: Settings, broker: Any, *, background: bool = False, catch_up: bool = True) -> Any:
     """The nightly scan's scheduler: blocking for `twinlens schedule`, or a background
     thread beside the servers of `twinlens up` (which scans at start: no ``catch_up``)."""
     if background:
