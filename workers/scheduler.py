@@ -17,6 +17,7 @@ from typing import Any
 from core import jobs, leases
 from core.config import Settings
 from core.db import engine_for, migrate, session_scope
+from core.models import Job
 
 log = logging.getLogger("twinlens.scheduler")
 
@@ -151,32 +152,36 @@ def nightly(
         if not leases.acquire(s, name, holder, ttl_seconds=86_400):
             log.info("nightly scan for %s is another scheduler's", fire_time)
             return []
-        joined = False
         for root_path in cfg.library_roots:
             root = jobs.get_or_create_root(s, str(root_path))
             job, created = jobs.start_job(
                 s, "scan", root=root, trigger="schedule", stale_seconds=cfg.job_stale_seconds
             )
             started.append((job.id, created or jobs.unplanned(job)))
-            joined = joined or (not created and job.trigger != "schedule")
-        full_dedup = _full_dedup(s) if joined else None
+            if not created and job.trigger != "schedule":
+                _full_dedup_after(s, job)
     for job_id, send in started:
         if send:
             jobs.enqueue(broker, "scan_plan", job_id)
-    if full_dedup:
-        jobs.enqueue(broker, "dedup_run", full_dedup)
     log.info("nightly scan: %s", started)
     return [j for j, _ in started]
 
 
-def _full_dedup(session: Any) -> str | None:
+def _full_dedup_after(session: Any, scan: Job) -> None:
     """The night's full dedup pass when the night joined a scan someone else started (a
-    user's, the watcher's): that scan's own pass is incremental, and only a full one
-    notices a file group that was dissolved entirely. The id of a job to send, if new."""
-    from core.dedup import service as dedup
+    user's, the watcher's): that scan's own pass would be incremental, and only a full one
+    notices a file group that was dissolved entirely. Queued as the scan's follower, it
+    is sent by the scan's finish, after the scan (and with its grouping pass)."""
+    from sqlalchemy import select
 
-    job, created = dedup.start_run(session, full=True, trigger="schedule")
-    return job.id if created else None
+    waiting = session.scalar(
+        select(Job.id).where(Job.parent_id == scan.id, Job.kind == "dedup", Job.state == "queued")
+    )
+    if waiting is None:
+        session.add(
+            Job(kind="dedup", trigger="schedule", full=True, state="queued",
+                root_id=scan.root_id, path=scan.path, parent_id=scan.id)
+        )  # fmt: skip
 
 
 NIGHTLY_ATTEMPTS = 6

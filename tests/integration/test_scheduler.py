@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -92,13 +93,15 @@ def test_a_night_that_joins_a_users_scan_still_runs_a_full_dedup_pass(pg_db, tmp
         theirs, _ = jobs.start_job(s, "scan", root=root, trigger="api")
         theirs_id = theirs.id
     broker = RecordingBroker()
-    # When the night fires
+    # When the night fires (twice: a retry, a second scheduler's late start)
     assert scheduler.nightly(cfg, datetime(2026, 1, 1, 3), broker) == [theirs_id]
-    # Then it follows that scan, and still has its full dedup pass (that scan's is not)
-    [(actor, (dedup_id,))] = [m for m in broker.messages if m[0] == "dedup_run"]
+    assert scheduler.nightly(cfg, datetime(2026, 1, 2, 3), broker) == [theirs_id]
+    # Then it follows that scan, with one full dedup pass queued to run after it (sent by
+    # that scan's finish: not now, on a half-read catalog)
+    assert not [m for m in broker.messages if m[0] == "dedup_run"]
     with session_scope(engine_for(pg_db)) as s:
-        d = s.get(Job, dedup_id)
-        assert (d.kind, d.full, d.trigger) == ("dedup", True, "schedule")
+        [d] = s.scalars(select(Job).where(Job.kind == "dedup")).all()
+        assert (d.full, d.trigger, d.state, d.parent_id) == (True, "schedule", "queued", theirs_id)
 
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -320,3 +323,30 @@ def test_the_scheduler_sends_on_lost_jobs_every_five_minutes():
     assert (
         scheduler.build(cfg, RecordingBroker(), catch_up=False).get_job("nightly-catch-up") is None
     )
+
+
+def test_the_nights_full_pass_runs_after_the_scan_it_joined(pg_settings, worker, library):
+    from core import jobs
+    from tests.factories import write_jpeg
+    from tests.integration.test_watcher import wait_for
+
+    cfg = pg_settings
+    write_jpeg(library / "IMG_0001.JPG", 1)
+    # Given a user's scan the night joined, its full dedup pass queued behind it
+    with session_scope(engine_for(cfg.database_url)) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        theirs, _ = jobs.start_job(s, "scan", root=root, trigger="api")
+        theirs_id = theirs.id
+    cfg = replace(cfg, library_roots=(library,))
+    scheduler.nightly(cfg, datetime(2026, 1, 1, 3), RecordingBroker())
+    # When that scan runs to its end
+    jobs.enqueue(worker, "scan_plan", theirs_id)
+
+    def passes() -> list[tuple[str, bool, str]]:
+        with session_scope(engine_for(cfg.database_url)) as s:
+            rows = s.scalars(select(Job).where(Job.parent_id == theirs_id)).all()
+            return sorted((j.kind, bool(j.full), j.state) for j in rows)
+
+    # Then its passes are the grouping pass and the night's full dedup pass, both done
+    wait_for(lambda: all(state == "done" for _, _, state in passes()) and passes(), timeout=60)
+    assert passes() == [("dedup", True, "done"), ("group", False, "done")]
