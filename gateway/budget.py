@@ -8,7 +8,8 @@ uploads and logins queue behind it. ``proxy.enriched_answer`` opens a budget
 what is left and raises ``Spent`` when nothing is (Immich's answer then goes out as it
 came, flagged ``X-Twinlens-Enrichment: unavailable``). A service that failed during an
 enrichment is skipped by the enrichments of the next ``ENRICH_SKIP_AFTER_FAILURE``
-seconds, in this process: while it is down, each answer costs nothing extra.
+seconds, by this app: while it is down, each answer costs nothing extra. A call that
+timed out only because the request had little of its budget left blames no one.
 Calls made outside an enrichment (resolve, undo, Twinlens's own routes) are unchanged.
 
 An enrichment that could not ask everything it needed (an Immich lookup refused or
@@ -22,7 +23,6 @@ import time
 
 from flask import current_app, g
 
-_skip_until: dict[str, float] = {}
 _lock = threading.Lock()
 
 
@@ -39,6 +39,11 @@ def enriching() -> bool:
     return g.get("twinlens_deadline") is not None
 
 
+def deadline() -> float | None:
+    """The enrichment's deadline (``time.monotonic``), for threads without the request."""
+    return g.get("twinlens_deadline")
+
+
 def timeout(read: float) -> tuple[float, float]:
     """(connect, read) timeouts of a call: as configured, or what the budget has left."""
     connect = current_app.config["UPSTREAM_CONNECT_TIMEOUT"]
@@ -51,20 +56,27 @@ def timeout(read: float) -> tuple[float, float]:
     return min(connect, left), min(read, left)
 
 
+def _skips() -> dict[str, float]:
+    return current_app.extensions.setdefault("twinlens_skip_until", {})
+
+
 def skipped(name: str) -> bool:
     """Whether an enrichment should not call ``name``, which failed a moment ago."""
     if not enriching():
         return False
     with _lock:
-        return _skip_until.get(name, 0.0) > time.monotonic()
+        return _skips().get(name, 0.0) > time.monotonic()
 
 
-def failed(name: str) -> None:
-    """``name`` failed (timed out, unreachable) during an enrichment."""
-    if enriching():
-        pause = current_app.config["ENRICH_SKIP_AFTER_FAILURE"]
-        with _lock:
-            _skip_until[name] = time.monotonic() + pause
+def failed(name: str, given: float | None = None) -> None:
+    """``name`` failed during an enrichment: unreachable (``given`` None), or it did not
+    answer within the ``given`` seconds. Skipped for a while then, unless it was given too
+    little to blame it (less than half the budget: the request's own budget ran low)."""
+    cfg = current_app.config
+    if not enriching() or (given is not None and given < cfg["ENRICH_BUDGET"] / 2):
+        return
+    with _lock:
+        _skips()[name] = time.monotonic() + cfg["ENRICH_SKIP_AFTER_FAILURE"]
 
 
 def mark_partial() -> None:

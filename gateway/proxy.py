@@ -21,6 +21,7 @@ import logging
 import re
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
@@ -692,7 +693,8 @@ def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
         if start is not None:
             _search_month(wanted, found, start, end, creds)
         rest = [i for i in wanted if i not in found][: cfg["TIMELINE_MAX_SINGLE"]]
-        timeout = budget.timeout(cfg["SERVICE_TIMEOUT"])  # the pool's threads have no app context
+        connect, read = budget.timeout(cfg["SERVICE_TIMEOUT"])
+        until = budget.deadline()  # the pool's threads have no request: they take this
     except (budget.Spent, requests.RequestException):
         # What was found so far is kept (timeline_keys caches it): the next request for
         # this bucket goes on from there instead of starting over and running out again
@@ -701,12 +703,18 @@ def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
     lost = threading.Event()
 
     def one(asset_id: str) -> dict | None:
+        # Each call within what the budget has left then: 200 one by one must not
+        # outlast it, however slowly Immich answers each
+        left = until - time.monotonic() if until is not None else read
+        if left <= 0:
+            lost.set()
+            return None
         try:
             r = http.get(
                 f"{base}/assets/{asset_id}",
                 headers=creds.headers,
                 params=creds.params,
-                timeout=timeout,
+                timeout=(min(connect, left), min(read, left)),
             )
         except requests.RequestException:
             lost.set()

@@ -42,6 +42,7 @@ def call(
     base = base_url(service)
     if budget.skipped(base):
         raise ServiceError(503, f"the {service} service failed a moment ago")
+    limits = budget.timeout(cfg["SERVICE_TIMEOUT"])
     try:
         resp = current_app.extensions["twinlens_http"].request(
             method,
@@ -49,10 +50,13 @@ def call(
             json=json,
             params=params,
             headers=headers,
-            timeout=budget.timeout(cfg["SERVICE_TIMEOUT"]),
+            timeout=limits,
         )
+    except requests.ConnectTimeout:
+        budget.failed(base, limits[0])
+        raise ServiceError(504, f"the {service} service did not answer in time") from None
     except requests.Timeout:
-        budget.failed(base)
+        budget.failed(base, limits[1])
         raise ServiceError(504, f"the {service} service did not answer in time") from None
     except requests.RequestException:
         budget.failed(base)

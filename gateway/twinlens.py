@@ -379,15 +379,6 @@ def _resolve_one(
             "message": "this group changed since its dry run: look at it again",
             "statusCode": 409,
         }
-    if action == "trash" and result["trash"] and not _immich_trash_on():
-        raise resolve.PlanError(
-            409,
-            "Immich's trash is turned off (Administration > Settings > Trash), so Immich would "
-            "delete these files for good at its next clean-up, from disk too for an external "
-            "library: turn the trash on to resolve by trashing",
-        )
-    if dry_run:
-        return 200, result
     if action == "trash" and local and result["notInImmich"]:
         raise resolve.PlanError(
             409, "moving files to a trash needs Immich; local mode can only record not_duplicate"
@@ -400,6 +391,15 @@ def _resolve_one(
             "none of the copies to trash is in Immich for you (not indexed yet, or another "
             "user's), so nothing would move: " + ", ".join(absent[:5]),
         )
+    if action == "trash" and result["trash"] and not _immich_trash_on():
+        raise resolve.PlanError(
+            409,
+            "Immich's trash is turned off (Administration > Settings > Trash), so Immich would "
+            "delete these files for good at its next clean-up, from disk too for an external "
+            "library: turn the trash on to resolve by trashing",
+        )
+    if dry_run:  # the same refusals as the real run: a dry run says what would happen
+        return 200, result
     # The decision first: the dedup API records one decision per group (409 for the
     # second of two reviewers), so two people resolving one group differently never both
     # trash, and a recorded decision is what undo restores from.

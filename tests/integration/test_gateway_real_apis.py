@@ -683,11 +683,12 @@ def test_a_trash_that_would_move_nothing_is_not_recorded(stack: Stack) -> None:
     # Given the copy to trash not in Immich (not indexed yet)
     del st.immich.state.assets[st.assets[rel]]
     url = f"/api/twinlens/duplicates/{exact['id']}/resolve"
-    # When the group is resolved by keeping the other
-    r = st.gw("POST", url, json={"keep": [keep_id], "action": "trash"})
-    # Then it is refused, naming the copy: recorded, the group would leave the list with
-    # both copies still on disk
-    assert r.status_code == 409 and st.path(rel) in r.json()["message"], r.text
+    # When the group is resolved by keeping the other, dry run or not
+    for dry in (True, False):
+        r = st.gw("POST", url, json={"keep": [keep_id], "action": "trash", "dryRun": dry})
+        # Then it is refused, naming the copy: recorded, the group would leave the list
+        # with both copies still on disk
+        assert r.status_code == 409 and st.path(rel) in r.json()["message"], r.text
     now = st.direct_api("dedup", "GET", f"/duplicates/{exact['id']}").json()
     assert (now["status"], now["resolution"]) == ("open", None)
 
