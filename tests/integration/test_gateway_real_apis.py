@@ -121,6 +121,12 @@ def _redis_db(settings: Settings, which: str) -> str:
     return url
 
 
+def _exact_group(st: Stack) -> dict[str, Any]:
+    """The byte copies' duplicate group, as the gateway lists it."""
+    items = st.gw("GET", "/api/twinlens/duplicates").json()["items"]
+    return next(d for d in items if d["type"] == "exact")
+
+
 @pytest.fixture
 def stack(pg_settings: Settings, library: Path) -> Iterator[Stack]:
     import api
@@ -512,9 +518,7 @@ def test_corrections_refuse_bad_input(stack, method, path, body, status, words) 
 
 def test_undo_a_trash_decision_brings_the_files_back_from_immichs_trash(stack: Stack) -> None:
     st = stack
-    exact = next(
-        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
-    )
+    exact = _exact_group(st)
     keep_id = exact["keepAssetId"]
     other = next(r for r in EXACT if st.assets[r] != keep_id)
     undo = f"/api/twinlens/duplicates/{exact['id']}/resolution"
@@ -614,9 +618,7 @@ def test_folders_named_in_other_encodings_can_be_asked_for(stack: Stack) -> None
 
 def test_an_undo_never_withdraws_a_decision_made_while_it_ran(stack: Stack) -> None:
     st = stack
-    exact = next(
-        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
-    )
+    exact = _exact_group(st)
     keep_id = exact["keepAssetId"]
     other = st.assets[next(r for r in EXACT if st.assets[r] != keep_id)]
     url = f"/api/twinlens/duplicates/{exact['id']}"
@@ -654,9 +656,7 @@ def test_an_undo_never_withdraws_a_decision_made_while_it_ran(stack: Stack) -> N
 def test_a_copy_trashed_in_immich_after_the_list_was_shown_is_never_kept(stack: Stack) -> None:
     st = stack
     # Given the duplicates list shown (what Immich holds of each member, now cached)
-    exact = next(
-        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
-    )
+    exact = _exact_group(st)
     keep_id = exact["keepAssetId"]
     other = st.assets[next(r for r in EXACT if st.assets[r] != keep_id)]
     # ... and then the suggested keeper trashed in Immich itself (its own duplicate review)
@@ -675,9 +675,7 @@ def test_a_copy_trashed_in_immich_after_the_list_was_shown_is_never_kept(stack: 
 
 def test_a_trash_that_would_move_nothing_is_not_recorded(stack: Stack) -> None:
     st = stack
-    exact = next(
-        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
-    )
+    exact = _exact_group(st)
     keep_id = exact["keepAssetId"]
     rel = next(r for r in EXACT if st.assets[r] != keep_id)
     # Given the copy to trash not in Immich (not indexed yet)
@@ -695,9 +693,7 @@ def test_a_trash_that_would_move_nothing_is_not_recorded(stack: Stack) -> None:
 
 def test_no_trash_decision_while_immichs_trash_is_turned_off(stack: Stack) -> None:
     st = stack
-    exact = next(
-        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
-    )
+    exact = _exact_group(st)
     keep_id = exact["keepAssetId"]
     other = st.assets[next(r for r in EXACT if st.assets[r] != keep_id)]
     # Given an Immich whose trash is turned off: what it "trashes" it purges that night,
@@ -782,9 +778,7 @@ def test_timeline_assets_not_learnt_yet_are_null_and_not_kept(stack: Stack) -> N
 
 def test_a_bulk_resolve_past_its_cap_is_refused_whole(stack: Stack) -> None:
     st = stack
-    exact = next(
-        d for d in st.gw("GET", "/api/twinlens/duplicates").json()["items"] if d["type"] == "exact"
-    )
+    exact = _exact_group(st)
     cap = st.gateway_app.config["MAX_BULK_GROUPS"]
     item = {"id": exact["id"], "keep": [exact["keepAssetId"]], "action": "trash"}
     # When one more group than the cap is sent, Then nothing is done, and the cap is named

@@ -26,6 +26,14 @@ def _age(cfg, job_id: str, seconds: float) -> None:
         )
 
 
+def _new_scan(cfg, library, path: str | None = None) -> str:
+    """A scan someone asked for (queued), its id."""
+    with session_scope(engine_for(cfg.database_url)) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        job, _ = jobs.start_job(s, "scan", root=root, path=path, trigger="api")
+        return job.id
+
+
 def _state(cfg, job_id: str) -> tuple[str, str | None]:
     with session_scope(engine_for(cfg.database_url)) as s:
         job = s.get(Job, job_id)
@@ -37,10 +45,7 @@ def test_a_scan_whose_plan_message_was_lost_is_sent_on(pg_settings, worker, libr
     write_jpeg(library / "IMG_0001.JPG", 1)
     write_jpeg(library / "IMG_0002.JPG", 2)
     # Given a scan recorded, whose plan message never reached Redis (a restart)
-    with session_scope(engine_for(cfg.database_url)) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        job, _ = jobs.start_job(s, "scan", root=root, trigger="api")
-        job_id = job.id
+    job_id = _new_scan(cfg, library)
     # ... and that nothing has moved for a quarter of an hour
     _age(cfg, job_id, 900)
     # When the scheduler reconciles
@@ -54,11 +59,7 @@ def test_a_scan_whose_plan_message_was_lost_is_sent_on(pg_settings, worker, libr
 
 def test_a_moving_job_is_left_alone_and_a_stopped_one_is_failed(pg_settings, worker, library):
     cfg = pg_settings
-    with session_scope(engine_for(cfg.database_url)) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        live, _ = jobs.start_job(s, "scan", root=root, path=str(library / "a"), trigger="api")
-        dead, _ = jobs.start_job(s, "scan", root=root, path=str(library / "b"), trigger="api")
-        ids = live.id, dead.id
+    ids = _new_scan(cfg, library, str(library / "a")), _new_scan(cfg, library, str(library / "b"))
     # Given one scan moved a minute ago, and one nothing has moved for longer than stale
     _age(cfg, ids[0], 60)
     _age(cfg, ids[1], cfg.job_stale_seconds + 60)
@@ -76,10 +77,7 @@ def test_twin_schedulers_reconcile_once(pg_settings, worker, library) -> None:
     from workers import reconcile as R
 
     cfg = pg_settings
-    with session_scope(engine_for(cfg.database_url)) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        job, _ = jobs.start_job(s, "scan", root=root, trigger="api")
-        job_id = job.id
+    job_id = _new_scan(cfg, library)
     _age(cfg, job_id, 900)
     # When two schedulers reconcile
     first = reconcile(cfg, worker, holder="scheduler-1")
@@ -96,10 +94,7 @@ def test_a_job_waiting_its_turn_in_a_busy_queue_is_neither_resent_nor_failed(
     pg_settings, worker, library
 ) -> None:
     cfg = pg_settings
-    with session_scope(engine_for(cfg.database_url)) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        job, _ = jobs.start_job(s, "scan", root=root, trigger="api")
-        job_id = job.id
+    job_id = _new_scan(cfg, library)
     # Given a scan nothing has moved for longer than stale, while the catalog queue holds a
     # message (another root's batches ahead of it, say)
     _age(cfg, job_id, cfg.job_stale_seconds + 60)
@@ -129,10 +124,7 @@ def test_a_scan_whose_finish_was_lost_is_finished(pg_settings, worker, library) 
     cfg = pg_settings
     write_jpeg(library / "IMG_0001.JPG", 1)
     # Given a scan whose batches all ran and whose finish never came (Redis away)
-    with session_scope(engine_for(cfg.database_url)) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        job, _ = jobs.start_job(s, "scan", root=root, trigger="api")
-        job_id = job.id
+    job_id = _new_scan(cfg, library)
     with session_scope(engine_for(cfg.database_url)) as s:
         catalog.plan_scan(s, job_id, cfg)
     phase = "catalog"
@@ -164,10 +156,7 @@ def test_a_scan_whose_batch_messages_were_lost_is_finished(pg_settings, worker, 
     for i in range(3):
         write_jpeg(library / f"IMG_000{i}.JPG", i)
     # Given a scan planned (its batches written) whose batch messages were lost
-    with session_scope(engine_for(cfg.database_url)) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        job, _ = jobs.start_job(s, "scan", root=root, trigger="api")
-        job_id = job.id
+    job_id = _new_scan(cfg, library)
     with session_scope(engine_for(cfg.database_url)) as s:
         catalog.plan_scan(s, job_id, cfg)
     with session_scope(engine_for(cfg.database_url)) as s:
