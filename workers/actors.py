@@ -87,13 +87,9 @@ def _finish(job_id: str) -> None:
             return
         # Also what an earlier scan that never finished cataloged: it started no grouping.
         changed = watermark.due(s, job)
-        # A full pass the night queued for this scan when it joined it (workers.scheduler)
-        nightly = next(
-            (f for f in jobs.followers(s, job) if f.kind == "dedup" and f.state == "queued"), None
-        )
         if not jobs.finish_job(s, job_id, "done"):
             return  # cancelled meanwhile: its passes are not started either
-        if changed or job.trigger == "schedule" or nightly is not None:
+        if changed or job.trigger == "schedule":
             root = s.get(Root, job.root_id)
             g = Job(
                 kind="group",
@@ -104,7 +100,7 @@ def _finish(job_id: str) -> None:
             )
             # A full or nightly scan also runs a full dedup pass: only that notices a
             # file group that was dissolved entirely (incremental passes see changed rows).
-            d = nightly or Job(
+            d = Job(
                 kind="dedup",
                 root_id=job.root_id,
                 path=root.path if root else None,

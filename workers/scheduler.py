@@ -17,7 +17,6 @@ from typing import Any
 from core import jobs, leases
 from core.config import Settings
 from core.db import engine_for, migrate, session_scope
-from core.models import Job
 
 log = logging.getLogger("twinlens.scheduler")
 
@@ -158,30 +157,11 @@ def nightly(
                 s, "scan", root=root, trigger="schedule", stale_seconds=cfg.job_stale_seconds
             )
             started.append((job.id, created or jobs.unplanned(job)))
-            if not created and job.trigger != "schedule":
-                _full_dedup_after(s, job)
     for job_id, send in started:
         if send:
             jobs.enqueue(broker, "scan_plan", job_id)
     log.info("nightly scan: %s", started)
     return [j for j, _ in started]
-
-
-def _full_dedup_after(session: Any, scan: Job) -> None:
-    """The night's full dedup pass when the night joined a scan someone else started (a
-    user's, the watcher's): that scan's own pass would be incremental, and only a full one
-    notices a file group that was dissolved entirely. Queued as the scan's follower, it
-    is sent by the scan's finish, after the scan (and with its grouping pass)."""
-    from sqlalchemy import select
-
-    waiting = session.scalar(
-        select(Job.id).where(Job.parent_id == scan.id, Job.kind == "dedup", Job.state == "queued")
-    )
-    if waiting is None:
-        session.add(
-            Job(kind="dedup", trigger="schedule", full=True, state="queued",
-                root_id=scan.root_id, path=scan.path, parent_id=scan.id)
-        )  # fmt: skip
 
 
 NIGHTLY_ATTEMPTS = 6

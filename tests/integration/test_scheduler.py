@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -79,29 +78,6 @@ def test_nightly_returns_running_scan_instead_of_a_second(pg_db, tmp_path):
     assert one == two  # the first is still queued, so the second night reuses it
     # and sends its plan again, in case the first message was lost (planning is idempotent)
     assert broker.messages == [("scan_plan", (one[0],))] * 2
-
-
-def test_a_night_that_joins_a_users_scan_still_runs_a_full_dedup_pass(pg_db, tmp_path):
-    from core import jobs
-
-    lib = tmp_path / "lib"
-    lib.mkdir()
-    cfg = load_settings({}, database_url=pg_db, library_roots=(lib,), data_dir=tmp_path)
-    # Given a scan someone started (the UI's Scan now) still running at the night's hour
-    with session_scope(engine_for(pg_db)) as s:
-        root = jobs.get_or_create_root(s, str(lib))
-        theirs, _ = jobs.start_job(s, "scan", root=root, trigger="api")
-        theirs_id = theirs.id
-    broker = RecordingBroker()
-    # When the night fires (twice: a retry, a second scheduler's late start)
-    assert scheduler.nightly(cfg, datetime(2026, 1, 1, 3), broker) == [theirs_id]
-    assert scheduler.nightly(cfg, datetime(2026, 1, 2, 3), broker) == [theirs_id]
-    # Then it follows that scan, with one full dedup pass queued to run after it (sent by
-    # that scan's finish: not now, on a half-read catalog)
-    assert not [m for m in broker.messages if m[0] == "dedup_run"]
-    with session_scope(engine_for(pg_db)) as s:
-        [d] = s.scalars(select(Job).where(Job.kind == "dedup")).all()
-        assert (d.full, d.trigger, d.state, d.parent_id) == (True, "schedule", "queued", theirs_id)
 
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -323,30 +299,3 @@ def test_the_scheduler_sends_on_lost_jobs_every_five_minutes():
     assert (
         scheduler.build(cfg, RecordingBroker(), catch_up=False).get_job("nightly-catch-up") is None
     )
-
-
-def test_the_nights_full_pass_runs_after_the_scan_it_joined(pg_settings, worker, library):
-    from core import jobs
-    from tests.factories import write_jpeg
-    from tests.integration.test_watcher import wait_for
-
-    cfg = pg_settings
-    write_jpeg(library / "IMG_0001.JPG", 1)
-    # Given a user's scan the night joined, its full dedup pass queued behind it
-    with session_scope(engine_for(cfg.database_url)) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        theirs, _ = jobs.start_job(s, "scan", root=root, trigger="api")
-        theirs_id = theirs.id
-    cfg = replace(cfg, library_roots=(library,))
-    scheduler.nightly(cfg, datetime(2026, 1, 1, 3), RecordingBroker())
-    # When that scan runs to its end
-    jobs.enqueue(worker, "scan_plan", theirs_id)
-
-    def passes() -> list[tuple[str, bool, str]]:
-        with session_scope(engine_for(cfg.database_url)) as s:
-            rows = s.scalars(select(Job).where(Job.parent_id == theirs_id)).all()
-            return sorted((j.kind, bool(j.full), j.state) for j in rows)
-
-    # Then its passes are the grouping pass and the night's full dedup pass, both done
-    wait_for(lambda: all(state == "done" for _, _, state in passes()) and passes(), timeout=60)
-    assert passes() == [("dedup", True, "done"), ("group", False, "done")]
