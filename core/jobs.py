@@ -295,6 +295,21 @@ def begin_attempt(engine: Engine, job_id: str, seq: int) -> int:
     return int(crashes)
 
 
+def end_delivery(engine: Engine, job_id: str, seq: int) -> None:
+    """A delivery of this process ended with an error (its session rolled back): it is no
+    crash, even if this process is gone by the retry (a deploy during the retries)."""
+    with engine.begin() as conn:
+        conn.execute(
+            update(JobBatch)
+            .where(
+                JobBatch.job_id == job_id,
+                JobBatch.seq == seq,
+                JobBatch.delivered_to == leases.process_holder("batch"),
+            )
+            .values(delivered_to=None)
+        )
+
+
 def claim_batch(session: Session, job_id: str, seq: int) -> bool:
     """Mark a batch done exactly once; False when a redelivery finds it done already."""
     result = session.execute(

@@ -126,11 +126,23 @@ def scan_plan(job_id: str) -> None:
 
 @dramatiq.actor(queue_name="catalog", **BATCH)
 def scan_batch(job_id: str, seq: int) -> None:
-    with runtime.session() as s:
-        counted, complete = catalog.process_batch(s, job_id, seq, runtime.settings())
-        phase = s.get(Job, job_id).phase if complete else None  # type: ignore[union-attr]
+    try:
+        with runtime.session() as s:
+            counted, complete = catalog.process_batch(s, job_id, seq, runtime.settings())
+            phase = s.get(Job, job_id).phase if complete else None  # type: ignore[union-attr]
+    except Exception:
+        _ended_with_an_error(job_id, seq)
+        raise
     if complete and phase:
         _send("scan_advance", job_id, phase)
+
+
+def _ended_with_an_error(job_id: str, seq: int) -> None:
+    """After the rollback (no lock held): this delivery is not a crash (jobs.begin_attempt)."""
+    try:
+        jobs.end_delivery(runtime.engine(), job_id, seq)
+    except Exception:  # the database away: the error being raised is the one to report
+        log.exception("could not mark batch %s/%s's delivery as ended", job_id, seq)
 
 
 @dramatiq.actor(queue_name="catalog", **WHOLE_ROOT)

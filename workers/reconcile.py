@@ -12,7 +12,9 @@ by conditional updates, a finished job ignores its messages. (A job whose queue 
 may just be waiting its turn: a nightly scan's second root behind its first. Once its
 message is sent again the queue is busy, so it is not sent twice.) A job that nothing
 has moved for ``TWINLENS_JOB_STALE_SECONDS``, with its queue idle, is failed instead (it
-would otherwise hold back the dedup watermark, and every later dedup pass would widen).
+would otherwise hold back the dedup watermark, and every later dedup pass would widen);
+past twice that, it is failed whatever its queue holds (a read hung on a hard-mounted
+share never gives its message back).
 A grouping or dedup job queued behind a scan that is still running is left to that scan,
 which sends it when it finishes.
 
@@ -92,7 +94,9 @@ def reconcile(
                 continue
             if queue not in idle:
                 idle[queue] = queue_idle(broker, queue)
-            if not idle[queue]:
+            # Past twice the stale limit, even a busy queue is no excuse: a read hung on a
+            # hard-mounted share keeps its message in a worker's hands for ever
+            if not idle[queue] and not jobs.is_stale(job, 2 * cfg.job_stale_seconds):
                 continue  # its message may be waiting its turn there
             if jobs.is_stale(job, cfg.job_stale_seconds):
                 stopped = f"no progress for {cfg.job_stale_seconds:.0f} s: its work was lost"

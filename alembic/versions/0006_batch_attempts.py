@@ -1,4 +1,4 @@
-"""how many deliveries of a batch died with their process, and which process has it
+"""how many deliveries of a batch died with their process
 
 Revision ID: 0006
 Revises: 0005
@@ -20,10 +20,8 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("attempts", sa.Integer(), nullable=False, server_default=sa.text("0"))
         )
-        batch.add_column(sa.Column("delivered_to", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("job_batches") as batch:
-        batch.drop_column("delivered_to")
         batch.drop_column("attempts")

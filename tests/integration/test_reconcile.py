@@ -102,6 +102,9 @@ def test_a_job_waiting_its_turn_in_a_busy_queue_is_neither_resent_nor_failed(
     # When the scheduler reconciles, Then it waits its turn: not sent twice, not failed
     assert reconcile(cfg, worker, holder="test") == {"resent": [], "failed": []}
     assert _state(cfg, job_id) == ("queued", None)
+    # ... unless nothing has moved it for twice the stale limit (a read hung for good)
+    _age(cfg, job_id, 2 * cfg.job_stale_seconds + 60)
+    assert reconcile(cfg, worker, holder="test")["failed"] == [job_id]
 
 
 def test_a_dedup_pass_queued_behind_its_running_scan_is_left_to_it(pg_settings, worker, library):

@@ -665,3 +665,32 @@ def _scan_with_planned(settings, job_id: str) -> dict:
         jobs.finish_job(s, job_id, "done")
     with session_scope(runtime.engine()) as s:
         return report.build(s, s.get(Job, job_id).root_id, job_id)
+
+
+def test_errors_across_worker_restarts_are_not_taken_for_crashes(
+    embedded_settings, library, monkeypatch
+):
+    from core import catalog, leases
+    from core.db import session_scope
+    from workers import actors, runtime
+
+    write_jpeg(library / "IMG_0001.JPG", 1)
+    job_id = planned_scan(embedded_settings, library)
+    with session_scope(runtime.engine()) as s:
+        [seq] = catalog.queued_batches(s, job_id)
+    real = catalog._catalog_items
+
+    def database_away(*args, **kwargs):
+        raise ConnectionError("the database went away")
+
+    # Given a batch whose deliveries failed with an error, the worker restarted (a deploy)
+    # between each of them
+    monkeypatch.setattr(catalog, "_catalog_items", database_away)
+    for i in range(catalog.CRASHES_BEFORE_SKIPPING + 1):
+        monkeypatch.setattr(leases, "INCARNATION", f"restart{i}")
+        with pytest.raises(ConnectionError):
+            actors.scan_batch.fn(job_id, seq)
+    # When it is delivered once more and works, Then its file is read, not skipped
+    monkeypatch.setattr(catalog, "_catalog_items", real)
+    report = _scan_with_planned(embedded_settings, job_id)
+    assert "IMG_0001.JPG" in by_path(report) and errors_of(report) == {}
