@@ -65,10 +65,10 @@ node_deps() {
     fi
   done
 }
-# Vite, which builds the UI, needs Node.js 20.19 or newer (Debian 12's is 18)
+# Vite, which builds the UI, needs Node.js ^20.19 or >=22.12 (its "engines"; Debian 12's is 18)
 node_ok() {
   node -e 'const [a, b] = process.versions.node.split(".").map(Number);
-           process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)' 2>/dev/null
+           process.exit((a === 20 && b >= 19) || (a === 22 && b >= 12) || a > 22 ? 0 : 1)' 2>/dev/null
 }
 no_ui() {  # the embedded default still runs: the API answers under /api/twinlens/
   if [ "$want" = dev ]; then
@@ -82,7 +82,7 @@ no_ui() {  # the embedded default still runs: the API answers under /api/twinlen
 if ! command -v npm >/dev/null 2>&1; then
   no_ui "npm not found"
 elif ! node_ok; then
-  no_ui "Node.js $(node --version 2>/dev/null || echo '?') is too old (the UI build needs 20.19 or newer)"
+  no_ui "Node.js $(node --version 2>/dev/null || echo '?') cannot build the UI (it needs 20.19+ or 22.12+)"
 else
   dirs=(ui)
   [ "$want" = dev ] && dirs+=(tests/sdk tests/e2e)

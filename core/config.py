@@ -78,7 +78,7 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
     "TWINLENS_JOB_STALE_SECONDS": (
         "job_stale_seconds",
         "3600",
-        "An active scan with no progress for this long is presumed lost (e.g. its messages died with a broker restart): the next scan request fails it and starts a new one.",
+        "An active scan with no progress for this long is presumed lost (e.g. its messages died with a broker restart): the next scan request fails it and starts a new one; with Redis the scheduler fails any such job whose queue is idle (past twice this, whatever its queue holds).",
     ),
     "TWINLENS_MAX_IMAGE_PIXELS": (
         "max_image_pixels",
@@ -165,7 +165,11 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
         "granian",
         "HTTP server of the gateway: `granian` (lower cost per request; bench/RESULTS.md) or `gunicorn` (gthread; large originals move by splice(2)).",
     ),
-    "TWINLENS_HOST": ("host", "127.0.0.1", "Address the HTTP servers bind to."),
+    "TWINLENS_HOST": (
+        "host",
+        "127.0.0.1",
+        "Address the HTTP servers bind to (not `twinlens up`, which serves 127.0.0.1 only).",
+    ),
     "TWINLENS_LOG_LEVEL": ("log_level", "INFO", "Python log level."),
 }
 

@@ -67,7 +67,9 @@ def call(
         raise ServiceError(502, f"the {service} service sent a non-JSON answer") from None
     if resp.status_code >= 500:
         msg = body.get("error") if isinstance(body, dict) else None
-        raise ServiceError(502, f"the {service} service failed: {msg or resp.status_code}", body)
+        # 503: busy (the embedded catalog's one writer held), to retry: passed on as such
+        status = 503 if resp.status_code == 503 else 502
+        raise ServiceError(status, f"the {service} service failed: {msg or resp.status_code}", body)
     return resp.status_code, body
 
 

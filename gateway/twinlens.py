@@ -42,7 +42,10 @@ def _bad_request(exc: BadRequest) -> Response:
 
 @bp.errorhandler(ServiceError)
 def _service_error(exc: ServiceError) -> Response:
-    return json_error(exc.status, exc.message)
+    resp = json_error(exc.status, exc.message)
+    if exc.status == 503:
+        resp.headers["Retry-After"] = "10"  # the service is busy, not broken
+    return resp
 
 
 @bp.errorhandler(resolve.PlanError)

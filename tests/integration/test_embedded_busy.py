@@ -42,3 +42,30 @@ def test_the_gateway_waits_for_sqlite_longer_than_sqlite_waits(embedded_settings
 
     app = create_app({"SETTINGS": embedded_settings})
     assert app.config["SERVICE_TIMEOUT"] > core.db.SQLITE_BUSY_SECONDS
+
+
+def test_through_the_gateway_a_busy_catalog_is_a_503_too(embedded_settings, monkeypatch) -> None:
+    from gateway import create_app
+    from tests.fakeimmich import ThreadedServer
+
+    monkeypatch.setattr(core.db, "SQLITE_BUSY_SECONDS", 0.5)
+    cfg = replace(embedded_settings, service_token=TOKEN)
+    cfg.library_roots[0].mkdir(parents=True)
+    migrate(cfg.database_url)
+    grouping = ThreadedServer(
+        api.create_app("grouping", {"settings": cfg, "broker": RecordingBroker()})
+    ).start()
+    try:
+        gw = create_app({"SETTINGS": replace(cfg, grouping_url=grouping.url)}).test_client()
+        holder = sqlite3.connect(cfg.database_url.split("///", 1)[1])
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            # When the UI's "Scan now" comes while a scan batch holds the writer
+            r = gw.post("/api/twinlens/jobs", json={"service": "grouping"})
+        finally:
+            holder.rollback()
+            holder.close()
+    finally:
+        grouping.stop()
+    # Then the answer is the service's "busy, try again", not a failure
+    assert r.status_code == 503 and "busy" in r.get_json()["message"], r.get_json()
