@@ -188,7 +188,7 @@ def test_scan_now_with_several_library_roots_scans_each(
         catalog.end_jobs()
         apis[1].fail("POST", "/scans", 503, "database unavailable")
         r = requests.post(server.url + "/api/twinlens/jobs", json={}, headers=alice.bearer)
-        assert r.status_code == 502 and "database unavailable" in r.json()["message"], r.text
+        assert r.status_code == 503 and "database unavailable" in r.json()["message"], r.text
         assert sorted(j["root"] for j in r.json()["jobs"]) == sorted(map(str, (library, second))), (
             r.json()
         )
