@@ -134,9 +134,7 @@ def run_scan(
     try:
         return scan_with(cfg, broker, path, full=full, trigger=trigger, progress=progress)
     finally:
-        from workers.embedded import STOP_WAIT_MS
-
-        worker.stop(timeout=STOP_WAIT_MS)
+        worker.stop(timeout=runtime.STOP_WAIT_MS)
 
 
 def scan_with(
@@ -221,6 +219,19 @@ def configured_roots_inside(path: str, roots: list[str]) -> list[str]:
     if root_of(real, reals.values()) is not None:
         return []
     return [r for r, rr in reals.items() if rr != real and is_inside(rr, real)]
+
+
+def holds_a_configured_root(path: str, roots: list[str]) -> str | None:
+    """Why ``path`` cannot be scanned as a root of its own, if it holds a configured one:
+    it would take that root's files over, and the configured root's next scan (API,
+    watcher, nightly) would take them back."""
+    inner = configured_roots_inside(path, roots)
+    if not inner:
+        return None
+    return (
+        f"{path} holds the configured library root {inner[0]}: use that root (or a folder "
+        "of it), or configure this folder as the root"
+    )
 
 
 def _abandon(engine: Any, job_id: str) -> None:
@@ -311,15 +322,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
     if not os.path.isdir(args.path):
         print(f"twinlens: {args.path} is not a folder", file=sys.stderr)
         return 2
-    inner = configured_roots_inside(args.path, [str(r) for r in cfg.library_roots])
-    if inner:
-        # A root of its own over a configured root would take its files over, and the
-        # configured root's next scan (API, watcher, nightly) would take them back
-        print(
-            f"twinlens: {args.path} holds the configured library root {inner[0]}: scan "
-            "that root (or a folder of it), or configure this folder as the root",
-            file=sys.stderr,
-        )
+    problem = holds_a_configured_root(args.path, [str(r) for r in cfg.library_roots])
+    if problem:
+        print(f"twinlens: {problem}", file=sys.stderr)
         return 2
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         # Said now, not after a scan of hours.

@@ -44,16 +44,20 @@ def deadline() -> float | None:
     return g.get("twinlens_deadline")
 
 
+def limits(until: float | None, connect: float, read: float) -> tuple[float, float]:
+    """(connect, read) timeouts of a call made before ``until`` (None: no budget); Spent
+    when it has passed. Needs no request: the timeline's pool threads call it too."""
+    if until is None:
+        return connect, read
+    left = until - time.monotonic()
+    if left <= 0:
+        raise Spent("the enrichment's time is up")
+    return min(connect, left), min(read, left)
+
+
 def timeout(read: float) -> tuple[float, float]:
     """(connect, read) timeouts of a call: as configured, or what the budget has left."""
-    connect = current_app.config["UPSTREAM_CONNECT_TIMEOUT"]
-    deadline = g.get("twinlens_deadline")
-    if deadline is None:
-        return connect, read
-    left = deadline - time.monotonic()
-    if left <= 0:
-        raise Spent(f"enrichment took longer than {current_app.config['ENRICH_BUDGET']} s")
-    return min(connect, left), min(read, left)
+    return limits(deadline(), current_app.config["UPSTREAM_CONNECT_TIMEOUT"], read)
 
 
 def _skips() -> dict[str, float]:

@@ -21,7 +21,6 @@ import logging
 import re
 import socket
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
@@ -693,7 +692,7 @@ def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
         if start is not None:
             _search_month(wanted, found, start, end, creds)
         rest = [i for i in wanted if i not in found][: cfg["TIMELINE_MAX_SINGLE"]]
-        connect, read = budget.timeout(cfg["SERVICE_TIMEOUT"])
+        budget.timeout(cfg["SERVICE_TIMEOUT"])  # Spent already: no lookup one by one
         until = budget.deadline()  # the pool's threads have no request: they take this
     except (budget.Spent, requests.RequestException):
         # What was found so far is kept (timeline_keys caches it): the next request for
@@ -701,22 +700,19 @@ def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
         budget.mark_partial()
         return found
     lost = threading.Event()
+    connect = cfg["UPSTREAM_CONNECT_TIMEOUT"]
 
     def one(asset_id: str) -> dict | None:
         # Each call within what the budget has left then: 200 one by one must not
         # outlast it, however slowly Immich answers each
-        left = until - time.monotonic() if until is not None else read
-        if left <= 0:
-            lost.set()
-            return None
         try:
             r = http.get(
                 f"{base}/assets/{asset_id}",
                 headers=creds.headers,
                 params=creds.params,
-                timeout=(min(connect, left), min(read, left)),
+                timeout=budget.limits(until, connect, cfg["SERVICE_TIMEOUT"]),
             )
-        except requests.RequestException:
+        except (budget.Spent, requests.RequestException):
             lost.set()
             return None
         return r.json() if r.status_code == 200 else None

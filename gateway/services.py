@@ -52,11 +52,8 @@ def call(
             headers=headers,
             timeout=limits,
         )
-    except requests.ConnectTimeout:
-        budget.failed(base, limits[0])
-        raise ServiceError(504, f"the {service} service did not answer in time") from None
-    except requests.Timeout:
-        budget.failed(base, limits[1])
+    except requests.Timeout as exc:
+        budget.failed(base, limits[0] if isinstance(exc, requests.ConnectTimeout) else limits[1])
         raise ServiceError(504, f"the {service} service did not answer in time") from None
     except requests.RequestException:
         budget.failed(base)

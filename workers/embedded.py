@@ -18,11 +18,6 @@ from core.config import Settings
 log = logging.getLogger("twinlens.embedded")
 
 
-# How long stopping waits for the work in hand (a batch, a dedup pass) before leaving it:
-# its job is failed already, and the next scan does that work again
-STOP_WAIT_MS = 30_000
-
-
 class PortTaken(Exception):
     """A port Twinlens serves on is in use by another program."""
 
@@ -103,12 +98,9 @@ def _root_for(cfg: Settings, library: Path) -> Path | None:
     from core.db import engine_for, session_scope
 
     configured = [str(r) for r in cfg.library_roots]
-    inner = twinlens.configured_roots_inside(str(library), configured)
-    if inner:
-        print(
-            f"twinlens: {library} holds the configured library root {inner[0]}: run it on "
-            "that root (or a folder of it), or configure this folder as the root"
-        )
+    problem = twinlens.holds_a_configured_root(str(library), configured)
+    if problem:
+        print(f"twinlens: {problem}")
         return None
     with session_scope(engine_for(cfg.database_url)) as s:
         known = configured + jobs.known_roots(s)
@@ -171,7 +163,7 @@ def _serve_all(cfg: Settings, ports: Ports, library: str) -> int:
         for s in servers:
             s.shutdown()
         _fail_unfinished(started)  # before the wait for the work in hand: said at once
-        worker.stop(timeout=STOP_WAIT_MS)
+        worker.stop(timeout=runtime.STOP_WAIT_MS)
     return 0
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import catalog, jobs, leases
+from core import jobs, leases
 from core.config import Settings
 from core.db import engine_for, session_scope
 from core.models import Job, utcnow
@@ -57,18 +57,17 @@ def _parent_active(session: Any, job: Job) -> bool:
     return parent is not None and parent.state in jobs.ACTIVE_STATES
 
 
-def _next_messages(session: Any, job: Job) -> list[tuple[str, tuple[Any, ...]]]:
-    """The message(s) that move ``job`` on from where it stands."""
+def _next_message(job: Job) -> tuple[str, tuple[Any, ...]]:
+    """The message that moves ``job`` on from where it stands. Past planning, a scan's
+    ``scan_advance`` for its own phase does: it moves on once the phase's batches are done,
+    and its ``_kick`` sends those still queued (or finishes the job)."""
     if job.kind == "group":
-        return [("group_run", (job.id,))]
+        return "group_run", (job.id,)
     if job.kind == "dedup":
-        return [("dedup_run", (job.id,))]
+        return "dedup_run", (job.id,)
     if job.phase == "plan":
-        return [("scan_plan", (job.id,))]  # a walk whose worker died: planning is claimed
-    seqs = catalog.queued_batches(session, job.id)
-    if seqs:
-        return [("scan_batch", (job.id, seq)) for seq in seqs]
-    return [("scan_advance", (job.id, job.phase))]
+        return "scan_plan", (job.id,)  # a walk whose worker died: planning is claimed
+    return "scan_advance", (job.id, job.phase)
 
 
 def reconcile(
@@ -103,7 +102,7 @@ def reconcile(
                 if jobs.finish_job(s, job.id, "failed", error=stopped):
                     out["failed"].append(job.id)
                 continue
-            sends.extend(_next_messages(s, job))
+            sends.append(_next_message(job))
             out["resent"].append(job.id)
     for actor, args in sends:  # after the commit: a worker must find what was read
         jobs.enqueue(broker, actor, *args)

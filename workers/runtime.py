@@ -119,6 +119,12 @@ class EmbeddedWorker(dramatiq.Worker):
             log.exception("could not release this process's worker lease")
 
 
+# How long a CLI process stopping (twinlens scan, twinlens up) waits for the work in hand
+# (a batch, a dedup pass) before leaving it: its job is failed already, and the next scan
+# does that work again
+STOP_WAIT_MS = 30_000
+
+
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
     """Worker threads inside this process (embedded default, and `twinlens scan`)."""
     kind = EmbeddedWorker if settings().embedded else dramatiq.Worker
