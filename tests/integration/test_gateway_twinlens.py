@@ -237,19 +237,25 @@ def test_jobs_of_both_services_are_paged_as_one_list(
         server.stop()
 
 
-def _paged_as_one_list(url, alice) -> None:
-    # When they are listed two at a time
+def _two_at_a_time(url, alice) -> list[dict]:
+    """The five jobs listed two at a time: each page, after checking that the pages are
+    one newest-first list, each job once."""
     pages = [
         requests.get(url, params={"page": p, "size": 2}, headers=alice.bearer).json()
         for p in (1, 2, 3)
     ]
-    # Then the pages are one newest-first list, each job once; the total is given once
-    # it is exact (each service's whole list read), never a double count
     assert [[j["id"] for j in p["items"]] for p in pages] == [
         ["g3", "shared"],
         ["d2", "d1"],
         ["g1"],
     ]
+    return pages
+
+
+def _paged_as_one_list(url, alice) -> None:
+    # When they are listed two at a time, Then the pages are one list, and the total is
+    # given once it is exact (each service's whole list read), never a double count
+    pages = _two_at_a_time(url, alice)
     assert [p["total"] for p in pages] == [None, 5, 5]
     # And one service's own list is paged by that service
     only = requests.get(
@@ -264,15 +270,7 @@ def test_jobs_of_services_sharing_one_database_are_listed_once(gateway, alice, c
         catalog.add_job(jid, "done", f"2026-01-01T00:0{minute}:00")
     url = gateway.url + "/api/twinlens/jobs"
     # When they are listed two at a time, Then each job is on one page, once
-    pages = [
-        requests.get(url, params={"page": p, "size": 2}, headers=alice.bearer).json()
-        for p in (1, 2, 3)
-    ]
-    assert [[j["id"] for j in p["items"]] for p in pages] == [
-        ["g3", "shared"],
-        ["d2", "d1"],
-        ["g1"],
-    ]
+    pages = _two_at_a_time(url, alice)
     assert [p["total"] for p in pages] == [None, None, 5]
 
 

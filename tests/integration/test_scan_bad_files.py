@@ -250,21 +250,40 @@ def test_hostile_library_through_the_cli(library, hostile, tmp_path):
 def _scan_with(settings, library: Path, between: dict[str, Callable[[], None]]) -> dict:
     """Plan, then run the phases; ``between[phase]`` runs just before that phase's
     batches; finish the job as the finishing actor would. Returns the report."""
+    return _scan_with_planned(settings, planned_scan(settings, library), between)
+
+
+def _scan_with_planned(
+    settings, job_id: str, between: dict[str, Callable[[], None]] | None = None
+) -> dict:
+    """``_scan_with`` for a scan planned already."""
     from core import jobs, report
     from core.db import session_scope
     from core.models import Job
     from workers import runtime
 
-    job_id = planned_scan(settings, library)
     phase = "catalog"
     while phase != "finish":
-        if phase in between:
+        if between and phase in between:
             between[phase]()
         phase = run_phase(settings, job_id)
     with session_scope(runtime.engine()) as s:
         jobs.finish_job(s, job_id, "done")
     with session_scope(runtime.engine()) as s:
         return report.build(s, s.get(Job, job_id).root_id, job_id)
+
+
+def _one_batch_scan(settings, library: Path) -> tuple[str, int]:
+    """A planned scan of one photo: (job id, its one batch)."""
+    from core import catalog
+    from core.db import session_scope
+    from workers import runtime
+
+    write_jpeg(library / "IMG_0001.JPG", 1)
+    job_id = planned_scan(settings, library)
+    with session_scope(runtime.engine()) as s:
+        [seq] = catalog.queued_batches(s, job_id)
+    return job_id, seq
 
 
 def _file_rows(settings) -> dict[str, object]:
@@ -628,10 +647,7 @@ def test_a_batch_that_failed_with_an_error_is_not_taken_for_a_crash(
     from core.db import session_scope
     from workers import runtime
 
-    write_jpeg(library / "IMG_0001.JPG", 1)
-    job_id = planned_scan(embedded_settings, library)
-    with session_scope(runtime.engine()) as s:
-        [seq] = catalog.queued_batches(s, job_id)
+    job_id, seq = _one_batch_scan(embedded_settings, library)
     real = catalog._catalog_items
 
     # Given a batch that failed with an error (after writing) more times than a crash
@@ -651,33 +667,13 @@ def test_a_batch_that_failed_with_an_error_is_not_taken_for_a_crash(
     assert "IMG_0001.JPG" in by_path(report) and errors_of(report) == {}
 
 
-def _scan_with_planned(settings, job_id: str) -> dict:
-    """Run an already planned scan's phases and finish it; the report."""
-    from core import jobs, report
-    from core.db import session_scope
-    from core.models import Job
-    from workers import runtime
-
-    phase = "catalog"
-    while phase != "finish":
-        phase = run_phase(settings, job_id)
-    with session_scope(runtime.engine()) as s:
-        jobs.finish_job(s, job_id, "done")
-    with session_scope(runtime.engine()) as s:
-        return report.build(s, s.get(Job, job_id).root_id, job_id)
-
-
 def test_errors_across_worker_restarts_are_not_taken_for_crashes(
     embedded_settings, library, monkeypatch
 ):
     from core import catalog, leases
-    from core.db import session_scope
-    from workers import actors, runtime
+    from workers import actors
 
-    write_jpeg(library / "IMG_0001.JPG", 1)
-    job_id = planned_scan(embedded_settings, library)
-    with session_scope(runtime.engine()) as s:
-        [seq] = catalog.queued_batches(s, job_id)
+    job_id, seq = _one_batch_scan(embedded_settings, library)
     real = catalog._catalog_items
 
     def database_away(*args, **kwargs):
