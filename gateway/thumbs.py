@@ -26,11 +26,19 @@ def cache_path(real: str, size: int, data_dir: Path) -> Path:
     return Path(data_dir) / "thumbs" / name[:2] / name
 
 
-def thumbnail(real: str, size: int, data_dir: Path, max_pixels: int = 250_000_000) -> Path:
+def thumbnail(
+    real: str,
+    size: int,
+    data_dir: Path,
+    max_pixels: int = 250_000_000,
+    real_root: str | None = None,
+) -> Path:
+    """The cached thumbnail of ``real``, rendered first if need be. ``real_root``: the
+    resolved library root the file must still lie in when it is opened."""
     out = cache_path(real, size, data_dir)
     if out.is_file():
         return out
-    data = render(real, size, max_pixels)
+    data = render(real, size, max_pixels, real_root)
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
     try:
@@ -58,9 +66,11 @@ def _drop_older(out: Path) -> None:
 _RENDERING = threading.BoundedSemaphore(2)
 
 
-def render(real: str, size: int, max_pixels: int = 250_000_000) -> bytes:
+def render(
+    real: str, size: int, max_pixels: int = 250_000_000, real_root: str | None = None
+) -> bytes:
     try:
         with _RENDERING:
-            return render_thumbnail(real, size, max_pixels=max_pixels)
+            return render_thumbnail(real, size, max_pixels=max_pixels, real_root=real_root)
     except Exception as exc:  # noqa: BLE001 - any decoder failure is a bad file here
         raise ThumbnailError(f"cannot render a thumbnail: {exc}") from None

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import requests
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
 
-from core.paths import PathOutsideRoots, confine, query_paths
+from core.paths import PathOutsideRoots, confine, query_paths, root_of
 from gateway import enrich, resolve, thumbs
 from gateway.auth import as_caller, require_user, upstream_error
 from gateway.cache import bump_data_version, cache, data_version, digest
@@ -801,7 +801,10 @@ def thumbnail() -> Response:
     if not os.path.isfile(real):
         raise BadRequest(404, "no such file")
     try:
-        out = thumbs.thumbnail(real, int(size), settings.data_dir, settings.max_image_pixels)
+        out = thumbs.thumbnail(
+            real, int(size), settings.data_dir, settings.max_image_pixels,
+            real_root=os.path.realpath(root_of(real, settings.library_roots) or real),
+        )  # fmt: skip
     except thumbs.ThumbnailError as exc:
         raise BadRequest(422, str(exc)) from None
     resp = send_file(out, mimetype="image/jpeg", conditional=True)

@@ -34,6 +34,7 @@ from PIL import Image, ImageFile, features
 
 from core.media.exif import ExifFacts, facts_from_image
 from core.media.phash import apply_orientation
+from core.paths import open_regular
 
 DEFAULT_MAX_PIXELS = 250_000_000
 HASH_DRAFT = (256, 256)
@@ -273,16 +274,25 @@ def raw_decode(
 
 
 def render_thumbnail(
-    path: str, max_side: int = 320, *, max_pixels: int = DEFAULT_MAX_PIXELS, quality: int = 80
+    path: str,
+    max_side: int = 320,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    quality: int = 80,
+    real_root: str | None = None,
 ) -> bytes:
     """Small upright JPEG of a picture (RAW through its preview) for local-mode UIs.
 
+    With ``real_root`` (the resolved library root) the file is opened as the scan opens
+    it (``core.paths.open_regular``): what is read must be a regular file inside the root,
+    even if a symlink or a FIFO was swapped in after the caller checked the path.
     Raises MediaError with a readable reason when the file cannot be shown.
     """
     from core.media.kinds import NOT_A_PICTURE, classify, too_big_to_try
 
     try:
-        with open(path, "rb") as fh:
+        fd, _st = open_regular(os.path.realpath(path) if real_root else path, real_root)
+        with open(fd, "rb") as fh:
             head = fh.read(4096)
             kind, fmt, _warning = classify(path, head)
             if kind not in ("raw", "image"):

@@ -606,3 +606,30 @@ def test_a_big_raw_without_a_preview_is_checked_at_its_half_size_before_decoding
     got = raw_decode(Raw(), max_pixels=25_000_000)
     assert got.decoded is not None and got.decoded.source == "half-size"
     assert decoded == [{"half_size": True, "use_camera_wb": True, "output_bps": 8}]
+
+
+def test_thumbnail_refuses_a_symlink_out_of_the_library_swapped_in_after_the_check(
+    tmp_path: Path,
+) -> None:
+    # Given a library file that, after the gateway confined its path, became a symlink to
+    # a picture outside the library
+    root = tmp_path / "library"
+    root.mkdir()
+    outside = tmp_path / "private.jpg"
+    Image.new("RGB", (64, 48), (200, 10, 10)).save(outside)
+    (root / "a.jpg").symlink_to(outside)
+    # When its thumbnail is rendered within the root, then nothing outside is read
+    with pytest.raises(MediaError, match="out of the library"):
+        render_thumbnail(str(root / "a.jpg"), real_root=str(root))
+    # (an ordinary file in the root still renders)
+    Image.new("RGB", (64, 48), (10, 200, 10)).save(root / "b.jpg")
+    assert render_thumbnail(str(root / "b.jpg"), real_root=str(root))[:2] == b"\xff\xd8"
+
+
+def test_thumbnail_of_a_fifo_named_jpg_fails_at_once(tmp_path: Path) -> None:
+    # Given a FIFO with no writer where a picture was: opening it for reading would wait
+    fifo = tmp_path / "a.jpg"
+    os.mkfifo(fifo)
+    # Then the thumbnail is refused with a reason instead of hanging the request
+    with pytest.raises(MediaError, match="not a regular file"):
+        render_thumbnail(str(fifo))

@@ -96,7 +96,7 @@ def test_at_most_two_pictures_are_decoded_at_once(monkeypatch) -> None:
     active, most = 0, 0
     lock = threading.Lock()
 
-    def decode(path, size, max_pixels):
+    def decode(path, size, max_pixels, real_root=None):
         nonlocal active, most
         with lock:
             active += 1
