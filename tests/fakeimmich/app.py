@@ -57,6 +57,8 @@ class FakeState:
     blobs: dict[str, bytes | str] = field(default_factory=dict)  # asset id -> bytes or file path
     calls: Counter = field(default_factory=Counter)
     delay: float = 0.0
+    # Seconds one route waits before answering, by (method, spec path): a slow lookup
+    route_delay: dict[tuple[str, str], float] = field(default_factory=dict)
     # When set, DELETE /api/assets trashes and then answers this status, as Immich does
     # when something after its update fails (announcing the trash, a proxy timing out)
     trash_error: int | None = None
@@ -324,8 +326,9 @@ def create_app(state: FakeState | None = None) -> Flask:
             @wraps(fn)
             def wrapper(**kwargs):
                 state.calls[(request.method, spec_path)] += 1
-                if state.delay:
-                    time.sleep(state.delay)
+                wait = state.delay + state.route_delay.get((request.method, spec_path), 0.0)
+                if wait:
+                    time.sleep(wait)
                 denied = authenticate(request.method, spec_path)
                 if denied is not None:
                     return denied

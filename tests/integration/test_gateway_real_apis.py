@@ -776,6 +776,25 @@ def test_timeline_assets_not_learnt_yet_are_null_and_not_kept(stack: Stack) -> N
         assert tl is not None and _types(tl) == expected[asset_id], (asset_id, tl)
 
 
+def test_timeline_lookups_one_by_one_stop_at_the_budget(stack: Stack) -> None:
+    st = stack
+    ids = st.direct_immich("GET", "/api/timeline/bucket", params={"timeBucket": BUCKET}).json()
+    ids = ids["id"]
+    # Given a gateway that learns the bucket's assets one by one (no month search), and an
+    # Immich whose asset lookups hang far past the enrichment budget
+    st.gateway_app.config.update(TIMELINE_MAX_PAGES=0, TIMELINE_MAX_SINGLE=200, ENRICH_BUDGET=1.0)
+    st.immich.state.route_delay[("GET", "/assets/{id}")] = 6.0
+    # When the bucket is asked for
+    began = time.monotonic()
+    via = st.gw("GET", "/api/timeline/bucket", params={"timeBucket": BUCKET})
+    # Then each lookup gave up with the budget, not after the hang or a service timeout:
+    # Immich's answer comes within the budget (slack for a slow machine), flagged partial,
+    # every asset null (not learnt)
+    assert time.monotonic() - began < 4.0
+    assert via.status_code == 200 and via.headers["X-Twinlens-Enrichment"] == "partial"
+    assert via.json()["id"] == ids and via.json()["twinlens"] == [None] * len(ids)
+
+
 def test_a_bulk_resolve_past_its_cap_is_refused_whole(stack: Stack) -> None:
     st = stack
     exact = _exact_group(st)
