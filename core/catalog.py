@@ -3,12 +3,11 @@
 A scan is a job in phases, each a set of batches (one message each):
 
 - plan: walk the root with ``os.scandir``, compare every entry with the catalog by
-  device, inode, size and mtime; unchanged files cost nothing, moved files (same
-  device and inode) keep their hashes, vanished files are marked missing; new and
-  changed files go into ``catalog`` batches.
-- catalog: inspect each file (kind, pHash, EXIF, and content hashes where the
-  bytes are read in full anyway); a file whose size another file shares gets the
-  4 KiB head+tail quick digest.
+  inode, size and mtime; unchanged files cost nothing, moved files (same inode, and the
+  same first and last 4 KiB) keep their hashes, vanished files are marked missing; new
+  and changed files, and those whose last read failed, go into ``catalog`` batches.
+- catalog: inspect each file (kind, pHash, EXIF, the 4 KiB head+tail quick digest, and
+  content hashes where the bytes are read in full anyway).
 - quick: files already cataloged whose size is now shared get their quick digest.
 - full: files whose size and quick digest both collide get the full SHA-256/SHA-1.
 - finish: the job is done; grouping and dedup are started for what changed.
@@ -262,7 +261,41 @@ def _note_symlink(path: str, result: WalkResult) -> None:
 # What the catalog holds about a path, enough to decide without reading:
 # (id, size, mtime_ns, device, inode, status, updated_at). Plain tuples: a rescan builds
 # 10^5 of them.
-Known = tuple[int, int, int, int, int, str, datetime]
+# (id, size, mtime_ns, device, inode, status, updated_at, read_failed)
+Known = tuple[int, int, int, int, int, str, datetime, bool]
+
+
+def _same_stat(k: Known, e: Entry) -> bool:
+    """The row's file is the entry's, by size, mtime and inode. Not by device: an NFS or
+    SMB share, or a USB disk, gets a new device number each time it is mounted, and a
+    whole library would be read again after every reboot of the NAS."""
+    return (k[1], k[2], k[4]) == (e.size, e.mtime_ns, e.inode)
+
+
+def _quick_of(session: Session, ids: list[int]) -> dict[int, str | None]:
+    out: dict[int, str | None] = {}
+    for i in range(0, len(ids), 1000):
+        rows = session.execute(select(File.id, File.quick).where(File.id.in_(ids[i : i + 1000])))
+        out.update((fid, quick) for fid, quick in rows)
+    return out
+
+
+def _same_head_and_tail(e: Entry, quick: str | None, real_root: str) -> tuple[bool, int]:
+    """Whether the file at ``e`` has the quick digest (first and last 4 KiB) its row
+    holds, and the bytes read to tell: 8 KiB to tell a moved file from a new one in the
+    inode of a deleted one. A row without a digest (cataloged before digests were kept
+    for every file, or with an error) cannot tell: the file is read again."""
+    if quick is None:
+        return False, 0
+    try:
+        fd, st = open_regular(e.path, real_root)
+        with open(fd, "rb", buffering=0) as fh:
+            if (st.st_size, int64(st.st_mtime_ns)) != (e.size, e.mtime_ns):
+                return False, 0
+            digest, n = quick_digest_fh(fh, e.size)
+    except OSError:
+        return False, 0  # read by its catalog batch, which says what failed
+    return digest == quick, n
 
 
 def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
@@ -276,6 +309,7 @@ def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
             File.inode,
             File.status,
             File.updated_at,
+            File.read_failed,
         ).where(File.root_id == root_id)
     )
     return {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
@@ -407,6 +441,7 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     todo: list[dict[str, Any]] = []
     unchanged = moved = revived = newer = 0
     new_entries: list[tuple[str, Entry]] = []
+    remounted: list[dict[str, int]] = []
     now = utcnow()
     for e in walked.entries:
         key = path_key(e.path)
@@ -414,7 +449,9 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
         k = known.get(key)
         if k is None:
             new_entries.append((key, e))
-        elif not job.full and k[1:5] == (e.size, e.mtime_ns, e.device, e.inode):
+        elif not job.full and not k[7] and _same_stat(k, e):
+            if k[3] != e.device:
+                remounted.append({"id": k[0], "device": e.device})
             if k[5] != "present" and k[6] >= walk_started:
                 newer += 1  # marked missing since the walk saw it: the file went
             elif k[5] != "present":
@@ -443,7 +480,7 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     # (a folder scan knows the whole root's rows: only those under its folder count)
     newer += sum(1 for k in written if is_inside(paths[k[0]], top))
     kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
-    vanished = {(k[3], k[4]): k for k in unseen if is_inside(paths[k[0]], top) and k[0] not in kept}
+    vanished = {k[4]: k for k in unseen if is_inside(paths[k[0]], top) and k[0] not in kept}
     if vanished and top == root.path and not walked.entries and _empty_dir(top):
         # An empty root where the catalog holds files is a NAS share that is not mounted
         # (the bare mount point), not a library deleted overnight: keep every row, and
@@ -457,24 +494,41 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
         )
         kept |= {k[0] for k in vanished.values()}
         vanished = {}
+    moves: list[tuple[str, Entry, Known]] = []
     for key, e in new_entries:
-        hit = None if job.full else vanished.get((e.device, e.inode))
-        if hit is not None and hit[1:3] == (e.size, e.mtime_ns):
-            del vanished[(e.device, e.inode)]
-            session.execute(
-                update(File)
-                .where(File.id == hit[0])
-                .values(
-                    path=e.path,
-                    path_key=key,
-                    dir_key=dir_key(e.path),
-                    status="present",
-                    updated_at=now,
-                )
-            )
-            moved += 1
+        hit = None if job.full else vanished.get(e.inode)
+        if hit is not None and not hit[7] and _same_stat(hit, e):
+            del vanished[e.inode]  # a second name of the same inode is a new file
+            moves.append((key, e, hit))
+        else:
+            todo.append(_item(e, shared))
+    quick_of = _quick_of(session, [hit[0] for _, _, hit in moves])
+    real_root = os.path.realpath(root.path)
+    for key, e, hit in moves:
+        # An inode freed by a deletion is soon given to a new file: one of the same size
+        # and mtime (a burst shot copied with its card's 2 s mtime) would otherwise take
+        # the deleted file's hashes, and show as an exact copy of a photo it is not.
+        same, n = _same_head_and_tail(e, quick_of.get(hit[0]), real_root)
+        job.bytes_read += n
+        if not same:
+            vanished[e.inode] = hit  # the file went; this one is new
+            todo.append(_item(e, shared))
             continue
-        todo.append(_item(e, shared))
+        session.execute(
+            update(File)
+            .where(File.id == hit[0])
+            .values(
+                path=e.path,
+                path_key=key,
+                dir_key=dir_key(e.path),
+                device=e.device,
+                status="present",
+                updated_at=now,
+            )
+        )
+        moved += 1
+    if remounted:  # the same files on a share mounted again: a new device number
+        session.execute(update(File), remounted)
     missing_ids = [k[0] for k in vanished.values()]
     for i in range(0, len(missing_ids), 1000):
         session.execute(
@@ -621,7 +675,7 @@ def _catalog_items(
         facts = inspect_file(
             path,
             full_hash=False,
-            quick_hash=bool(item.get("quick")),
+            quick_hash=True,  # 8 KiB at most: it tells a later move from a new file
             max_pixels=settings.max_image_pixels,
             root=real_root,
         )
@@ -766,11 +820,16 @@ def _hash_items(
             outcome.bytes_read += _digest_row(row, phase, real_roots[row.root_id])
         except OSError as exc:
             outcome.failed += 1
-            outcome.errors.append((row.path, os_error_reason(exc)))
+            reason = os_error_reason(exc)
+            outcome.errors.append((row.path, reason))
             if isinstance(exc, FileNotFoundError):
                 # As the catalog phase does (the walk agrees next time); updated_at
                 # lets grouping and dedup of this scan see the change.
                 row.status, row.updated_at = "missing", utcnow()
+            else:
+                # Said on the file too, and read again by the next scan: a copy whose
+                # digest was never taken would otherwise never be found as one
+                row.error, row.read_failed = reason, True
 
 
 def _digest_row(row: File, phase: str, real_root: str) -> int:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -74,6 +75,12 @@ class File(Base):
     content_id: Mapped[str | None] = mapped_column(String(128))
     error: Mapped[str | None] = mapped_column(Message)
     warning: Mapped[str | None] = mapped_column(Message)
+    # The last read of the file failed (permission, I/O error, a share that timed out):
+    # ``error`` says why, the facts of the read before are kept, and the next scan reads
+    # it again whatever its stat says (a chmod or a healed share changes no mtime).
+    read_failed: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
     # present | missing: a deleted file is marked, not dropped, so history and
     # resolutions that name it stay readable.
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="present")

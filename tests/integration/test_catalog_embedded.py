@@ -104,7 +104,8 @@ def test_moved_file_keeps_hashes_without_reread_and_deleted_is_missing(
     files = by_path(report)
     assert report["job"]["summary"]["moved"] == 1
     assert report["job"]["summary"]["missing"] == 1
-    assert report["job"]["bytes_read"] == 0
+    assert report["job"]["summary"]["to_read"] == 0
+    assert report["job"]["bytes_read"] <= 8192  # its first and last 4 KiB, to tell a move
     assert files["png/a-renamed.jpg"]["sha256"] == first["2023/a.jpg"]["sha256"]
     assert "2023/a.jpg" not in files and "unique.bin" not in files
 
@@ -373,6 +374,112 @@ def test_a_renamed_file_rewritten_meanwhile_is_not_taken_for_a_move(embedded_set
     summary = report["job"]["summary"]
     assert (summary["moved"], summary["missing"]) == (0, 1)
     assert by_path(report)["b.jpg"]["sha256"] != first["sha256"]
+
+
+def _tiff(path: Path, seed: int) -> bytes:
+    """An uncompressed TIFF: pictures of one size are files of one size."""
+    import io
+
+    from tests.factories import picture
+
+    out = io.BytesIO()
+    picture(seed, (96, 64)).save(out, "TIFF")
+    write_bytes(path, out.getvalue())
+    return out.getvalue()
+
+
+def test_a_new_file_in_the_inode_of_a_deleted_one_is_not_taken_for_a_move(
+    embedded_settings, library
+):
+    import hashlib
+
+    # Given a picture and its byte copy in a backup, cataloged
+    kept = library / "keep" / "DSC_0001.tif"
+    _tiff(kept, 1)
+    write_bytes(library / "backup" / "DSC_0001.tif", kept.read_bytes())
+    run_scan(embedded_settings, str(library))
+    st = kept.stat()
+    # When it is deleted and another shot of the same size and mtime takes its inode (a
+    # burst frame copied with its card's 2 s mtime; done here by rewriting the inode in
+    # place and renaming it, which the catalog sees the same way)
+    other = _tiff(library / "elsewhere.tif", 2)
+    (library / "elsewhere.tif").unlink()
+    assert len(other) == st.st_size
+    with open(kept, "r+b") as fh:
+        fh.write(other)
+    os.utime(kept, ns=(st.st_atime_ns, st.st_mtime_ns))
+    os.rename(kept, library / "keep" / "DSC_0002.tif")
+    report = run_scan(embedded_settings, str(library))
+    # Then the new file is read for what it is, not given the deleted file's hashes
+    summary = report["job"]["summary"]
+    assert (summary["moved"], summary["missing"], summary["to_read"]) == (0, 1, 1)
+    files = by_path(report)
+    assert files["keep/DSC_0002.tif"]["sha256"] == hashlib.sha256(other).hexdigest()
+    # And it is nobody's byte copy: the backup keeps no exact duplicate
+    assert not [g for g in report["duplicates"] if g["type"] == "exact"]
+
+
+def test_a_share_mounted_again_with_a_new_device_number_is_not_read_again(
+    embedded_settings, mixed_library
+):
+    from sqlalchemy import select, update
+
+    from core.catalog import int64
+    from core.db import session_scope
+    from core.models import File
+    from workers import runtime
+
+    run_scan(embedded_settings, str(mixed_library))
+    # Given the share mounted again after a reboot: every file the same, its device
+    # number new (here: the rows are given the old number the share had)
+    with session_scope(runtime.engine()) as s:
+        s.execute(update(File).values(device=File.device + 7))
+    os.rename(mixed_library / "2023" / "a.jpg", mixed_library / "png" / "a.jpg")
+    # When rescanned
+    report = run_scan(embedded_settings, str(mixed_library))
+    # Then nothing is read again: unchanged files by size, mtime and inode, the renamed
+    # one a move; and the rows hold the device the files are on now
+    summary = report["job"]["summary"]
+    assert (summary["unchanged"], summary["moved"], summary["to_read"]) == (10, 1, 0)
+    assert report["job"]["bytes_read"] <= 8192
+    with session_scope(runtime.engine()) as s:
+        devices = set(s.scalars(select(File.device).where(File.status == "present")))
+    assert devices == {int64(mixed_library.stat().st_dev)}
+
+
+def test_a_copy_whose_full_hash_failed_is_hashed_by_the_next_scan(
+    embedded_settings, library, monkeypatch
+):
+    from core import catalog
+
+    # Given a video and its byte copy, the copy's read failing while it is hashed (an
+    # I/O error on the share)
+    data = os.urandom(50_000)
+    write_bytes(library / "clip.mov", data)
+    write_bytes(library / "backup" / "clip.mov", data)
+    hash_stream = catalog.hash_stream
+
+    def failing(fh, *args, **kwargs):
+        if os.readlink(f"/proc/self/fd/{fh.fileno()}").endswith("backup/clip.mov"):
+            raise OSError(errno.EIO, "Input/output error")
+        return hash_stream(fh, *args, **kwargs)
+
+    monkeypatch.setattr(catalog, "hash_stream", failing)
+    first = run_scan(embedded_settings, str(library))
+    # Then the scan says so, on the job and on the file
+    errors = {e["path"]: e["error"] for e in first["job"]["errors"]}
+    assert "input/output error" in errors["backup/clip.mov"].lower()
+    assert "input/output error" in by_path(first)["backup/clip.mov"]["error"].lower()
+    assert first["duplicates"] == []
+    # When the share is healthy again and the library rescanned (nothing changed on disk)
+    monkeypatch.setattr(catalog, "hash_stream", hash_stream)
+    report = run_scan(embedded_settings, str(library))
+    # Then the copy is read again and found
+    files = by_path(report)
+    assert files["backup/clip.mov"]["sha256"] == files["clip.mov"]["sha256"] is not None
+    assert files["backup/clip.mov"]["error"] is None
+    [group] = report["duplicates"]
+    assert {m["path"] for m in group["members"]} == {"clip.mov", "backup/clip.mov"}
 
 
 class _StatFails:
