@@ -294,20 +294,23 @@ def _summary_text(rep: dict[str, Any]) -> str:
     for f in files:
         kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
     errors = [f for f in files if f["error"]]
+    # What the scan could not catalog at all (a folder it could not list, a file gone or
+    # replaced before it was read) counts as much as a file read with an error
+    erred = {f["path"] for f in errors}
+    others = [e for e in job.get("errors") or [] if e["path"] not in erred]
     lines = [
         f"Scanned {display(rep['library'])}: {len(files)} files "
         f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) in {job['elapsed_seconds']:.1f} s, "
         f"{job['bytes_read'] / 1e6:.1f} MB read",
         f"  groups: {len(rep['groups'])}   duplicate groups: {len(rep['duplicates'])}   "
-        f"files with errors: {len(errors)}",
+        f"files with errors: {len(errors) + len({e['path'] for e in others})}",
     ]
     for f in errors[:20]:
-        lines.append(f"  ! {display(f['path'])}: {f['error']}")
+        lines.append(f"  ! {display(f['path'])}: {display(f['error'])}")
     if len(errors) > 20:
         lines.append(f"  ... and {len(errors) - 20} more (see --json)")
-    for e in job.get("errors") or []:
-        if not any(f["path"] == e["path"] for f in errors):
-            lines.append(f"  ! {display(e['path'])}: {e['error']}")
+    for e in others:
+        lines.append(f"  ! {display(e['path'])}: {display(e['error'])}")
     for p in rep.get("passes", []):
         if p["state"] != "done":
             name = "grouping" if p["kind"] == "group" else "dedup"

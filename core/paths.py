@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import re
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,9 +42,20 @@ def dir_key(path: str | bytes) -> str:
     return path_key(os.path.dirname(to_bytes(path)))
 
 
+# Control characters in a file name (a newline, ESC) would start a fake line or drive the
+# terminal when the name is printed: shown escaped, as invalid bytes are
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
 def display(path: str | bytes) -> str:
-    """Human-readable form: invalid bytes shown as ``\\xNN`` (for messages, not keys)."""
-    return to_bytes(path).decode("utf-8", "backslashreplace")
+    """Human-readable form: invalid bytes and control characters shown as ``\\xNN``
+    (for messages, not keys)."""
+    return _CONTROL.sub(_escaped, to_bytes(path).decode("utf-8", "backslashreplace"))
 
 
 def relative_posix(path: str, root: str | Path) -> str:

@@ -238,3 +238,27 @@ def test_scanning_the_parent_of_a_configured_root_is_refused_clearly(
     assert not (cfg.data_dir / "twinlens.db").exists()
     # While the root itself still scans
     assert twinlens.main(["scan", str(inner)]) == 0
+
+
+def test_the_summary_counts_what_could_not_be_cataloged_and_escapes_names(
+    embedded_settings: Settings, library: Path
+) -> None:
+    import os
+
+    import twinlens
+    from tests.factories import write_jpeg
+
+    # Given a file read with an error, a symlink loop the walk reports (no file row),
+    # and a file whose name holds a newline and an escape sequence
+    write_jpeg(library / "good.jpg", 1)
+    (library / "empty.jpg").write_bytes(b"")
+    os.symlink("loop", library / "loop")
+    (library / "evil\n  ! fake.jpg\x1b]0;owned\x07.jpg").write_bytes(b"")
+    # When the library is scanned and summed up for the terminal
+    text = twinlens._summary_text(run_scan(embedded_settings, str(library)))
+    # Then the headline counts all three, and no name starts a line or reaches the
+    # terminal as a control sequence
+    assert "files with errors: 3" in text, text
+    assert "\x1b" not in text and "\x07" not in text
+    assert not any(line.startswith("  ! fake.jpg") for line in text.splitlines())
+    assert "evil\\x0a  ! fake.jpg\\x1b]0;owned\\x07.jpg" in text

@@ -31,6 +31,15 @@ def test_non_utf8_names_round_trip_losslessly():
     assert display(text) == "/photos/caf\\xe9/\\xff\\xfe.jpg"
 
 
+def test_control_characters_in_names_are_shown_escaped():
+    # A name with a newline would print as a second, made-up line; ESC would drive the
+    # terminal (colours, its title)
+    shown = display("/photos/a\n  ! good.jpg\x1b[31m\x9b\u2028.jpg")
+    assert shown == "/photos/a\\x0a  ! good.jpg\\x1b[31m\\x9b\\u2028.jpg"
+    assert shown.isprintable()
+    assert display("/photos/été/a.jpg") == "/photos/été/a.jpg"  # letters stay letters
+
+
 def test_keys_are_fixed_size_for_any_path_length():
     long_path = "/photos/" + "/".join(["a" * 200] * 20) + "/x.jpg"  # far over 512 bytes
     assert len(long_path.encode()) > 4000
