@@ -40,6 +40,10 @@ class FileRecord:
     content_id: str | None = None  # Apple ContentIdentifier (Live Photos)
     device: int | None = None
     inode: int | None = None
+    # Why the catalog could not read the file whole (zero-byte, truncated, unreadable, a
+    # RAW whose image data is cut short); None for an intact file. A broken file may still
+    # carry a pHash (from an intact embedded preview) and so match its intact copy.
+    error: str | None = None
 
     @property
     def folder(self) -> str:
@@ -52,3 +56,9 @@ class FileRecord:
     @property
     def pixels(self) -> int:
         return (self.width or 0) * (self.height or 0)
+
+    @property
+    def broken(self) -> bool:
+        """The catalog recorded an error for this file, or it is empty: never the copy
+        to keep nor the cover to show while an intact one exists."""
+        return self.error is not None or self.size == 0

@@ -5,16 +5,21 @@ one candidate is the reason recorded; if several remain after all rules, the sma
 path wins ("tie: path"). Unknown values rank last (no dimensions = 0 pixels, no capture
 time = latest, a format not in the preference list after all listed ones).
 
-1. "resolution": most pixels. Never suggest trashing the only full-size copy.
-2. "capture_time": a copy that still carries its capture time (then the earliest). An
+1. "intact": a copy the catalog read without error. A truncated, unreadable or cut-short
+   copy (a RAW whose image data is missing still matches its twin by its embedded
+   preview's pHash) is never suggested while an intact copy exists, whatever the rules
+   after this one say (a preferred folder holding the broken copy included): trashing
+   the intact file would leave the photographer with the broken one.
+2. "resolution": most pixels. Never suggest trashing the only full-size copy.
+3. "capture_time": a copy that still carries its capture time (then the earliest). An
    EXIF-stripped copy has lost what Immich sorts and places it by.
-3. "folder": the first of TWINLENS_PREFERRED_FOLDERS holding a copy: the user said so.
-4. "format": TWINLENS_FORMAT_PREFERENCE.
-5. "size": the bigger file. Bytes compare quality only within one format and one
+4. "folder": the first of TWINLENS_PREFERRED_FOLDERS holding a copy: the user said so.
+5. "format": TWINLENS_FORMAT_PREFERENCE.
+6. "size": the bigger file. Bytes compare quality only within one format and one
    encoder: a PNG conversion of a JPEG is several times bigger and no better, a JPEG
    export of a HEIC is bigger and loses its HDR; ranked earlier, size left the rules
    after it nothing to decide in a perceptual group, whose members' sizes always differ.
-6. "name": fewest copy marks in the path ("x copy.jpg", "x - Copy (2).jpg", "Copy of
+7. "name": fewest copy marks in the path ("x copy.jpg", "x - Copy (2).jpg", "Copy of
    x.jpg", "x (1).jpg", a folder "2019 - Copy"). Byte copies tie on every rule above, and
    the smallest path alone would keep "IMG_1234 copy.JPG" (a space sorts before ".") and
    trash the original, the one its RAW, its sidecar and Immich's albums point at.
@@ -97,6 +102,7 @@ def choose_keeper(
         return len(folders)
 
     rules = (
+        ("intact", lambda f: f.broken),
         ("resolution", lambda f: -f.pixels),
         ("capture_time", lambda f: (0, f.taken_at) if f.taken_at else latest),
         ("folder", folder_rank),

@@ -41,6 +41,7 @@ _RECORD_COLUMNS = (
     File.content_id,
     File.device,
     File.inode,
+    File.error,  # a broken file is never a group's primary while a healthy member exists
 )
 _RECORD_NAMES = tuple(c.key for c in _RECORD_COLUMNS)
 

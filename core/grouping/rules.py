@@ -50,7 +50,10 @@ edited copy, or the video of an edited Live Photo) or ``sidecar``.
 Primary: policy ``rendition`` (default; Immich shows the primary as the stack cover)
 makes the RAW's best rendition the primary of a ``raw_jpeg`` group; policy ``raw`` makes
 the RAW primary. Otherwise the root is primary: the still of a Live Photo, the original of
-an edit, the file of a sidecar group.
+an edit, the file of a sidecar group. A broken file (``FileRecord.broken``: the catalog
+recorded an error, e.g. a truncated JPEG) is never the primary while a picture or video
+of the group is healthy: the best healthy rendition, else the RAW, else the best healthy
+member as a manual group's primary is chosen. Only a primary the user named is kept as is.
 
 Manual corrections (``Overrides``): ``forced_apart`` pairs are never put in one group
 (the next best candidate is tried instead: a JPEG split from one RAW can still pair with
@@ -61,7 +64,10 @@ pairing; their sidecars still join them.
 
 Unreadable files: the catalog cannot tell their capture time or camera, and rules
 treat unknown values as "no objection", so a broken RAW still pairs with its JPEG by
-name. The service should pass such files (as records without metadata) for that reason.
+name. The service should pass such files (as records without metadata, with their
+``error``) for that reason. Empty files (size 0) are the exception: the automatic rules
+never pair or group them with anything (zero.heic, zero.jpg and zero.CR2 are no shot);
+only a manual group may hold one.
 
 Keys: a 32-hex digest of the root's folder and shot key, so a JPEG+XMP group keeps its
 key when its RAW arrives later or the policy changes. Only when two groups of one folder
@@ -577,6 +583,15 @@ def _manual_primary(members: list[_F], policy: str) -> _F:
     return min(members, key=lambda f: (f.edit_of is not None, order.index(f.cat), f.order))
 
 
+def _healthy_primary(members: list[_F], policy: str) -> _F | None:
+    """The primary of a group whose natural one is broken (the catalog recorded an error:
+    zero-byte, truncated, unreadable): the best member the catalog read whole, as a manual
+    group's is chosen; None when no picture or video of the group is healthy. A sidecar
+    is never a cover."""
+    healthy = [f for f in members if not f.rec.broken and f.cat not in (N.SIDECAR, N.OTHER)]
+    return _manual_primary(healthy, policy) if healthy else None
+
+
 def _member_order(m: Member) -> tuple:
     return (not m.is_primary, _ROLE_ORDER[m.role], N.norm(m.path), m.path)
 
@@ -620,7 +635,8 @@ def group_folder(
 
     folders: dict[str, list[_F]] = defaultdict(list)
     for f in fs:
-        folders[f.folder].append(f)
+        if f.rec.size > 0:  # an empty file is no version, still, video or sidecar of anything
+            folders[f.folder].append(f)
     for folder in sorted(folders):
         _group_one_folder(forest, folders[folder])
 
@@ -736,8 +752,11 @@ def _collect(
         if mans:
             _, wanted, key = manual[mans[0]]
             prim = fs[next(i for i in idxs if fs[i].rec.path == wanted)] if wanted else None
-            if prim is None:
-                prim = _manual_primary([fs[i] for i in idxs if i in manual_of], policy)
+            if prim is None:  # (a primary the user named stays: the user said so)
+                listed = [fs[i] for i in idxs if i in manual_of]
+                prim = _manual_primary(listed, policy)
+                if prim.rec.broken:
+                    prim = _healthy_primary(listed, policy) or prim
             ms = [
                 Member(
                     f.rec.id, f.rec.path, "primary" if f is prim else _natural_role(f), f is prim
@@ -756,7 +775,13 @@ def _collect(
                 f for f in members if forest.parent.get(f.idx, (None, ""))[:2] == (root.idx, _RAW)
             ]
             if rends:
-                primary = min(rends, key=lambda f: forest.score[f.idx])
+                # the best rendition the catalog read whole; none: the RAW, unless it
+                # is broken too
+                healthy = [f for f in rends if not f.rec.broken]
+                if healthy or root.rec.broken:
+                    primary = min(healthy or rends, key=lambda f: forest.score[f.idx])
+        if primary.rec.broken:
+            primary = _healthy_primary(members, policy) or primary
         ms = [
             Member(f.rec.id, f.rec.path, _auto_role(forest, fs, f, primary), f is primary)
             for f in members

@@ -12,10 +12,21 @@ T1 = datetime(2020, 1, 1, 12, 0, 0)
 T2 = datetime(2021, 1, 1, 12, 0, 0)
 
 
-def rec(i, path, *, w=100, h=100, size=1000, fmt="jpeg", kind="image", taken=T1):
+def rec(i, path, *, w=100, h=100, size=1000, fmt="jpeg", kind="image", taken=T1, error=None):
     return FileRecord(
-        id=i, path=path, kind=kind, size=size, format=fmt, width=w, height=h, taken_at=taken
+        id=i,
+        path=path,
+        kind=kind,
+        size=size,
+        format=fmt,
+        width=w,
+        height=h,
+        taken_at=taken,
+        error=error,
     )
+
+
+CUT_SHORT = "truncated RAW: image data ends at 40% of the file"
 
 
 CASES = [
@@ -98,3 +109,68 @@ def test_unknown_format_ranks_last():
 )
 def test_format_of(record, expected):
     assert format_of(record) == expected
+
+
+# --- a copy the catalog could not read whole is never the keeper while an intact one exists
+
+
+@pytest.mark.parametrize(
+    "members, folders",
+    [
+        # the broken copy sits in the preferred folder
+        ([rec(1, "/keep/a.dng", kind="raw", error=CUT_SHORT), rec(2, "/b.jpg")], ("/keep",)),
+        # ... has more pixels, its capture time, a bigger size, a better format
+        (
+            [
+                rec(1, "/a.dng", w=6000, h=4000, size=9, kind="raw", error=CUT_SHORT),
+                rec(2, "/b.jpg", w=1600, h=1200, size=1, taken=None),
+            ],
+            (),
+        ),
+        # ... and its intact twin is named as a copy
+        ([rec(1, "/p/IMG_1.JPG", error="truncated JPEG"), rec(2, "/p/IMG_1 copy.JPG")], ()),
+    ],
+)
+def test_a_broken_copy_is_never_the_keeper(members, folders):
+    # Given a group with one copy the catalog marked with an error and one intact copy
+    # When the keeper is chosen
+    keeper = choose_keeper(members, preferred_folders=folders)
+    # Then the intact copy is kept, and the reason says it is the intact one
+    assert keeper == (2, "intact")
+
+
+def test_among_intact_copies_the_usual_rules_decide():
+    # Given a broken copy and two intact ones, one of them in the preferred folder
+    members = [
+        rec(1, "/keep/a.jpg", error="truncated JPEG"),
+        rec(2, "/keep/b.jpg"),
+        rec(3, "/c.jpg", w=200),
+    ]
+    # When the keeper is chosen, then it is the intact one the next rule prefers
+    assert choose_keeper(members, preferred_folders=("/keep",)) == (3, "resolution")
+
+
+def test_when_every_copy_is_broken_the_usual_rules_decide():
+    # Given two copies, both with an error
+    members = [rec(1, "/a.jpg", error="truncated JPEG"), rec(2, "/keep/b.jpg", error="corrupt")]
+    # When the keeper is chosen, then "intact" decides nothing: the preferred folder does
+    assert choose_keeper(members, preferred_folders=("/keep",)) == (2, "folder")
+
+
+def test_a_broken_look_alike_joins_its_intact_twins_group_and_is_not_kept():
+    from core.dedup import find_duplicates
+
+    # Given an intact JPEG and a RAW cut short whose preview still gave the same pHash,
+    # the RAW in the preferred folder
+    ph = "c3a5f00f96e1c3a5"
+    intact = FileRecord(1, "/lib/2024/IMG_1.JPG", "image", 2000, format="jpeg", phash=ph)
+    broken = FileRecord(
+        2, "/lib/keep/IMG_1.DNG", "raw", 9000, format="raw", phash=ph, error=CUT_SHORT
+    )
+    # When duplicates are found
+    groups = find_duplicates([intact, broken], preferred_folders=("/lib/keep",))
+    # Then both form one look-alike group whose keeper is the intact copy
+    assert [(g.type, sorted(m.file_id for m in g.members)) for g in groups] == [
+        ("perceptual", [1, 2])
+    ]
+    assert (groups[0].keeper_id, groups[0].keeper_rule) == (1, "intact")

@@ -440,8 +440,9 @@ def test_unknown_policy_is_refused() -> None:
 
 
 def test_unreadable_raw_still_pairs_by_name() -> None:
-    # Given a RAW the catalog could not read: no kind, no time, no camera
-    broken = FileRecord(1, f"{DIR}/IMG_7.RAF", "other", 0)
+    # Given a RAW the catalog could not read: no kind, no time, no camera (but bytes: an
+    # empty file pairs with nothing)
+    broken = FileRecord(1, f"{DIR}/IMG_7.RAF", "other", 5000, error="corrupt RAF")
     jpg = FileRecord(2, f"{DIR}/IMG_7.JPG", "image", 10, format="jpeg", taken_at=T0, model="X-T4")
     assert shape(group_folder([broken, jpg])) == {
         G("raw_jpeg", **{"IMG_7.JPG": "primary", "IMG_7.RAF": "raw"})
@@ -1375,3 +1376,94 @@ def test_camera_models_that_only_start_alike_are_different_cameras(a, b, differ)
         return FileRecord(id=1, path="/x/a.jpg", kind="image", size=1, model=model)
 
     assert cameras_differ(camera(a), camera(b)) is differ
+
+
+# --- broken and empty files: never a cover while a healthy member exists, empty ones alone
+
+
+def test_a_zero_byte_jpeg_does_not_pair_with_its_good_raw() -> None:
+    # Given a good DNG and the JPEG of the shot, which a copy left empty
+    dng = rec("IMG_0001.DNG", kind="raw", format="raw")
+    jpg = FileRecord(next(_ids), f"{DIR}/IMG_0001.JPG", "other", 0, error="zero-byte file")
+    # When the folder is grouped, then the empty file is no rendition (and no cover)
+    assert group_folder([dng, jpg]) == []
+
+
+def test_zero_byte_files_are_grouped_with_nothing() -> None:
+    # Given three empty files of one name: a HEIC, a JPEG and a RAW, and an empty sidecar
+    # beside a good JPEG
+    empty = [
+        FileRecord(next(_ids), f"{DIR}/{n}", "other", 0, error="zero-byte file")
+        for n in ("zero.heic", "zero.jpg", "zero.CR2", "good.xmp")
+    ]
+    good = rec("good.jpg", kind="image", format="jpeg")
+    # When the folder is grouped, then there is no group
+    assert group_folder([*empty, good]) == []
+
+
+def test_a_broken_rendition_is_not_the_primary_of_its_raw_pair() -> None:
+    # Given a good RAW and its JPEG, truncated (the catalog recorded an error)
+    raw = rec("IMG_2.CR3", kind="raw", format="raw")
+    jpg = rec("IMG_2.JPG", kind="image", format="jpeg", error="truncated JPEG: image file is")
+    # When the folder is grouped (policy "rendition": the JPEG would be the cover)
+    groups = group_folder([raw, jpg])
+    # Then they are still one shot, and the RAW is its primary
+    assert shape(groups) == {G("raw_jpeg", **{"IMG_2.CR3": "primary", "IMG_2.JPG": "rendition"})}
+    check_invariants(groups)
+
+
+def test_a_healthy_rendition_is_chosen_over_a_broken_one() -> None:
+    # Given a RAW with a JPEG that is broken and a HIF that is fine
+    files = [
+        rec("IMG_3.CR3", kind="raw", format="raw"),
+        rec("IMG_3.JPG", kind="image", format="jpeg", error="corrupt JPEG"),
+        rec("IMG_3.HIF", kind="image", format="heic"),
+    ]
+    # When the folder is grouped, then the HIF is the cover
+    assert shape(group_folder(files)) == {
+        G("raw_jpeg", **{"IMG_3.HIF": "primary", "IMG_3.CR3": "raw", "IMG_3.JPG": "rendition"})
+    }
+
+
+@pytest.mark.parametrize(
+    "names, broken, primary",
+    [
+        # a Live Photo whose still is broken: its video is what can be shown
+        (("IMG_4.HEIC", "IMG_4.MOV"), "IMG_4.HEIC", "IMG_4.MOV"),
+        # an edit whose original is broken
+        (("IMG_0005.JPG", "IMG_E0005.JPG"), "IMG_0005.JPG", "IMG_E0005.JPG"),
+        # policy "raw" with a broken RAW: its JPEG
+        (("IMG_6.CR2", "IMG_6.JPG"), "IMG_6.CR2", "IMG_6.JPG"),
+    ],
+)
+def test_a_broken_natural_primary_gives_way_to_a_healthy_member(names, broken, primary) -> None:
+    # Given a group whose natural primary the catalog marked with an error
+    files = [rec(n, error="corrupt" if n == broken else None) for n in names]
+    # When the folder is grouped
+    (group,) = group_folder(files, policy="raw")
+    # Then a healthy member is the primary
+    assert group.primary.path == f"{DIR}/{primary}"
+    check_invariants([group])
+
+
+def test_a_broken_file_with_only_a_sidecar_stays_primary() -> None:
+    # Given a broken JPEG and its XMP: nothing else could be the cover
+    files = [rec("IMG_8.JPG", error="truncated JPEG"), rec("IMG_8.xmp")]
+    # When grouped, then the JPEG is still the primary (a sidecar is never a cover)
+    assert shape(group_folder(files)) == {
+        G("sidecar", **{"IMG_8.JPG": "primary", "IMG_8.xmp": "sidecar"})
+    }
+
+
+def test_a_manual_group_avoids_a_broken_primary_unless_the_user_named_it() -> None:
+    # Given two files the user merged, the one the policy prefers broken
+    jpg = rec("a.jpg", error="truncated JPEG")
+    raw = rec("b.cr2")
+    together = Overrides(forced_together=(ManualGroup(frozenset({jpg.path, raw.path})),))
+    # When grouped without a named primary, then the healthy file is the primary
+    (group,) = group_folder([jpg, raw], overrides=together)
+    assert group.primary.path == raw.path
+    # And when the user named the broken file as the primary, it stays
+    named = Overrides(forced_together=(ManualGroup(frozenset({jpg.path, raw.path}), jpg.path),))
+    (group,) = group_folder([jpg, raw], overrides=named)
+    assert group.primary.path == jpg.path
