@@ -28,6 +28,7 @@ import stat
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -36,11 +37,12 @@ from sqlalchemy import Connection, Engine, Table, insert, select, update
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 
-from core import jobs
+from core import jobs, suspects
 from core.config import Settings
 from core.db import begin_write
 from core.media.hashing import hash_stream, quick_digest_fh
 from core.media.inspect import FileFacts, inspect_file
+from core.media.kinds import extension, kind_of_extension
 from core.models import File, Job, JobBatch, Root, utcnow
 from core.paths import (
     FileChanged,
@@ -662,6 +664,8 @@ def _catalog_items(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     real_root = os.path.realpath(root.path)
+    suspected = suspects.of(session, keys)
+    engine = session.get_bind().engine
     for key, item in zip(keys, items, strict=True):
         path = item["path"]
         st, reason = _still_a_file(path)
@@ -672,13 +676,25 @@ def _catalog_items(
             if key in existing:  # gone from the library as a file: the walk agrees next time
                 updates.append({"id": existing[key], "status": "missing", "updated_at": utcnow()})
             continue
-        facts = inspect_file(
-            path,
-            full_hash=False,
-            quick_hash=True,  # 8 KiB at most: it tells a later move from a new file
-            max_pixels=settings.max_image_pixels,
-            root=real_root,
-        )
+        suspect = suspected.get(key)
+        mtime_ns = int64(st.st_mtime_ns)
+        if suspect is not None and suspects.to_skip(suspect, st.st_size, mtime_ns):
+            facts = FileFacts(
+                kind=kind_of_extension(extension(path)),
+                format=None,
+                size=st.st_size,
+                mtime_ns=st.st_mtime_ns,
+                error=suspects.skip_reason(suspect),
+            )
+        else:
+            with suspects.reading(engine, key, st.st_size, mtime_ns) if suspect else nullcontext():
+                facts = inspect_file(
+                    path,
+                    full_hash=False,
+                    quick_hash=True,  # 8 KiB at most: it tells a later move from a new file
+                    max_pixels=settings.max_image_pixels,
+                    root=real_root,
+                )
         outcome.bytes_read += facts.bytes_read
         outcome.done += 1
         if facts.error:

@@ -157,6 +157,23 @@ class JobError(Base):
     __table_args__ = (Index("ix_job_errors_job_path", "job_id", "path_key", unique=True),)
 
 
+class SuspectFile(Base):
+    """A file being read when an embedded Twinlens process died (a decoder crash, out of
+    memory on a huge picture): read alone, marked while it is read, until it has stopped
+    the process ``core.suspects.LIMIT`` times; then skipped until it changes."""
+
+    __tablename__ = "suspect_files"
+    path_key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    path: Mapped[str] = mapped_column(FsPath, nullable=False)
+    size: Mapped[int | None] = mapped_column(BigInteger)
+    mtime_ns: Mapped[int | None] = mapped_column(BigInteger)
+    crashes: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    reading: Mapped[bool] = mapped_column(
+        Boolean, nullable=False, default=False, server_default=false()
+    )
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, nullable=False)
+
+
 class Lease(Base):
     """A named lock with an expiry: one scheduler, one watcher per library."""
 

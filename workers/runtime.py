@@ -15,7 +15,7 @@ import dramatiq
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from core import jobs, leases
+from core import jobs, leases, suspects
 from core.broker import make_broker
 from core.config import Settings, load_settings
 from core.db import engine_for, session_scope
@@ -152,6 +152,11 @@ def fail_orphans() -> list[str]:
         if other_embedded_alive(s):
             return []
         orphans = jobs.fail_orphans(s)
+        # The files their batches were reading when the process died: a file that kills
+        # its reader is found, then skipped, instead of stopping every scan
+        suspected = suspects.note_crashes(s, orphans)
+    if suspected:
+        log.warning("%d files were being read when Twinlens stopped: read alone next", suspected)
     if orphans:
         log.warning("failed %d jobs a stopped Twinlens process left unfinished", len(orphans))
     return orphans
