@@ -15,6 +15,11 @@ Reading policy (``bytes_read`` counts all of it, honestly):
   whole, whatever its extension says.
 - Video, sidecars and other files: the first 4 KiB (to sniff), MOV/MP4 metadata boxes,
   then the full hash only with ``full_hash`` and the quick digest with ``quick_hash``.
+- RAW, MOV/MP4 and HEIF/AVIF files: their own directories are checked against the
+  file's size (core.media.complete: a few small reads, none for bytes already in
+  memory). A file cut short gets ``error`` saying so and keeps the facts read from what
+  is there (its preview's pHash, EXIF, hashes), so that it still shows as a duplicate
+  of the intact copy.
 
 ``inspect_file`` never raises for bad input: every failure becomes ``error``.
 """
@@ -28,6 +33,7 @@ from datetime import datetime
 from typing import Any, BinaryIO
 
 from core.media.colour import colour_signature
+from core.media.complete import truncation
 from core.media.decode import (
     DEFAULT_MAX_PIXELS,
     MediaError,
@@ -64,6 +70,7 @@ from core.paths import open_regular, os_error_reason
 SMALL_RAW = 1 << 20
 _TIFF_RAW = {"tiff", "dng", "cr2", "orf", "rw2"}
 _QUICKTIME = {"mov", "mp4", "3gp"}
+_HEIF = {"heic", "avif"}
 
 
 @dataclass
@@ -242,6 +249,28 @@ def _inspect_open(
         if data is None and quick_hash:
             facts.quick, n = quick_digest_fh(fh, size, head)
             facts.bytes_read += n
+    _check_complete(fh, data, facts)
+
+
+def _check_complete(fh: BinaryIO, data: bytes | None, facts: FileFacts) -> None:
+    """A RAW, video or HEIF file whose own directories point past its end is truncated:
+    say so in ``error`` (after any reason already there), and keep every fact read."""
+    if facts.kind == "raw":
+        what = "RAW data"
+    elif facts.kind == "video" and facts.format in _QUICKTIME:
+        what = "video data"
+    elif facts.kind == "image" and facts.format in _HEIF and data is not None:
+        what = "picture data"  # libheif decodes a cut tiled HEIC without a word
+    else:
+        return
+    if data is not None:
+        reason = truncation(io.BytesIO(data), facts.size, what)
+    else:
+        reader = _CountingReader(fh)
+        reason = truncation(reader, facts.size, what)
+        facts.bytes_read += reader.count
+    if reason is not None:
+        facts.error = reason if facts.error is None else f"{facts.error}; {reason}"
 
 
 def _shown_size(size: int) -> str:
