@@ -320,8 +320,10 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "keep": {"type": ["string", "null"], "description": "path of the suggested keeper"},
             "keep_reason": {
                 "type": ["string", "null"],
-                "description": "rule that chose it: resolution, size, format, "
-                "capture_time, folder, name (not named as a copy) or 'tie: path'",
+                "description": "rule that chose it, in the order they apply: intact "
+                "(the other copies are broken), resolution, capture_time, file_group (the "
+                "copy its RAW, video or sidecar belongs with), folder, format, size, name "
+                "(not named as a copy); 'tie: path' after them",
             },
             "reclaimable_bytes": {"type": "integer"},
             "members": {"type": "array", "items": {"$ref": "#/components/schemas/DuplicateMember"}},

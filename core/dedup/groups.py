@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 
 from core.dedup.exact import collapse_hard_links, exact_groups, exact_index, hard_link_aliases
-from core.dedup.keeper import DEFAULT_FORMAT_PREFERENCE, choose_keeper
+from core.dedup.keeper import DEFAULT_FORMAT_PREFERENCE, choose_keeper, file_group_rank
 from core.dedup.perceptual import (
     COLOUR_TOLERANCE,
     SameGroup,
@@ -120,17 +120,21 @@ def find_duplicates(
     preferred_folders: Iterable[str | os.PathLike[str]] = (),
     colour_of: Mapping[int, str] | None = None,
     colour_tolerance: float = COLOUR_TOLERANCE,
+    file_groups: Mapping[int, Sequence[str]] | None = None,
 ) -> list[DupGroup]:
     """Exact groups (sorted by key) then perceptual groups (sorted by first path).
-    ``colour_of`` (file id -> colour signature) enables the colour check."""
+    ``colour_of`` (file id -> colour signature) enables the colour check. ``file_groups``
+    (file id -> kinds of the members of its file group) feeds the keeper's "file_group"
+    rule."""
     files = list(files)
     aliases = hard_link_aliases(files)
     files = collapse_hard_links(files)
     folders = [os.fspath(p) for p in preferred_folders]
+    kinds = _through_hard_links(file_groups or {}, aliases)
     out: list[DupGroup] = []
     exact = exact_groups(files)
     for g in exact:
-        keeper, rule = choose_keeper(g, format_preference, folders)
+        keeper, rule = choose_keeper(g, format_preference, folders, kinds)
         sha = (g[0].sha256 or "").lower()
         members = tuple(DupMember(f.id, f.path, f.size, f.sha256, f.phash, 1.0) for f in g)
         out.append(
@@ -140,7 +144,7 @@ def find_duplicates(
     for c in perceptual_clusters(
         files, threshold, same_group, ex_of, colour_of, colour_tolerance, aliases
     ):
-        keeper, rule = choose_keeper(c.members, format_preference, folders)
+        keeper, rule = choose_keeper(c.members, format_preference, folders, kinds)
         k = [m.id for m in c.members].index(keeper)
         members = tuple(
             DupMember(
@@ -154,4 +158,19 @@ def find_duplicates(
                 PERCEPTUAL, perceptual_key(ids), members, c.similarity_score, keeper, rule, ids
             )
         )
+    return out
+
+
+def _through_hard_links(
+    file_groups: Mapping[int, Sequence[str]], aliases: Mapping[int, tuple[int, ...]]
+) -> Mapping[int, Sequence[str]]:
+    """A hard link is one file under several names: the name kept for it belongs to the
+    best-ranked file group any of its names belongs to."""
+    if not aliases or not file_groups:
+        return file_groups
+    out = dict(file_groups)
+    for kept, ids in aliases.items():
+        found = [file_groups[i] for i in ids if i in file_groups]
+        if found:
+            out[kept] = min(found, key=file_group_rank)
     return out

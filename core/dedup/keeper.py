@@ -13,13 +13,23 @@ time = latest, a format not in the preference list after all listed ones).
 2. "resolution": most pixels. Never suggest trashing the only full-size copy.
 3. "capture_time": a copy that still carries its capture time (then the earliest). An
    EXIF-stripped copy has lost what Immich sorts and places it by.
-4. "folder": the first of TWINLENS_PREFERRED_FOLDERS holding a copy: the user said so.
-5. "format": TWINLENS_FORMAT_PREFERENCE.
-6. "size": the bigger file. Bytes compare quality only within one format and one
+4. "file_group": a copy that belongs to a file group (``file_groups``: RAW+JPEG, Live
+   Photo, edit, sidecars; core.grouping makes them), most of all one whose group holds a
+   RAW, a video or a sidecar, then the one whose group has more members. Those files
+   belong with that copy by name and folder: keeping a byte copy elsewhere (a
+   ``Backup/`` twin of a RAW+JPEG+XMP shoot, a Google Takeout copy of an iPhone Live
+   Photo's still) and trashing the grouped one breaks the pair, leaves the sidecar
+   describing nothing and the video without its still; in a look-alike group it would
+   trash the stack's cover for a loose copy. It ranks after "capture_time" (never trash
+   the only full-size copy, nor keep a copy that lost its date for a group's sake) and
+   before every rule that only breaks ties between equally good pictures.
+5. "folder": the first of TWINLENS_PREFERRED_FOLDERS holding a copy: the user said so.
+6. "format": TWINLENS_FORMAT_PREFERENCE.
+7. "size": the bigger file. Bytes compare quality only within one format and one
    encoder: a PNG conversion of a JPEG is several times bigger and no better, a JPEG
    export of a HEIC is bigger and loses its HDR; ranked earlier, size left the rules
    after it nothing to decide in a perceptual group, whose members' sizes always differ.
-7. "name": fewest copy marks in the path ("x copy.jpg", "x - Copy (2).jpg", "Copy of
+8. "name": fewest copy marks in the path ("x copy.jpg", "x - Copy (2).jpg", "Copy of
    x.jpg", "x (1).jpg", a folder "2019 - Copy"). Byte copies tie on every rule above, and
    the smallest path alone would keep "IMG_1234 copy.JPG" (a space sorts before ".") and
    trash the original, the one its RAW, its sidecar and Immich's albums point at.
@@ -29,7 +39,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 
 from core.records import FileRecord
@@ -74,6 +84,22 @@ def copy_marks(path: str) -> int:
     return sum(1 for p in parts if _COPY_MARK.search(p))
 
 
+# Members whose presence makes a file group more than a look-alike pair: trashing the copy
+# they belong with leaves a RAW without its JPEG, a Live Photo video without its still, a
+# sidecar describing nothing.
+_BOUND_KINDS = frozenset({"raw", "video", "sidecar"})
+
+
+def file_group_rank(kinds: Sequence[str] | None) -> tuple[int, int]:
+    """Rank (smaller is better) of a copy by the file group it belongs to, given the kinds
+    of that group's members (itself included; None or empty: it belongs to none): one that
+    holds a RAW, a video or a sidecar first, then any other group, then no group; within
+    a tier, the bigger group first."""
+    if not kinds:
+        return (2, 0)
+    return (0 if _BOUND_KINDS.intersection(kinds) else 1, -len(kinds))
+
+
 def _in_folder(path: str, folder: str) -> bool:
     folder = folder.rstrip(os.sep) or os.sep
     return path == folder or path.startswith(folder if folder == os.sep else folder + os.sep)
@@ -83,13 +109,18 @@ def choose_keeper(
     members: Sequence[FileRecord],
     format_preference: Sequence[str] = DEFAULT_FORMAT_PREFERENCE,
     preferred_folders: Iterable[str | os.PathLike[str]] = (),
+    file_groups: Mapping[int, Sequence[str]] | None = None,
 ) -> tuple[int, str]:
-    """(keeper file id, deciding rule) for a group of two or more files."""
+    """(keeper file id, deciding rule) for a group of two or more files.
+
+    ``file_groups``: file id -> the kinds of the members of the file group it belongs to
+    (itself included); a file not in it belongs to none (see "file_group")."""
     if not members:
         raise ValueError("choose_keeper needs at least one member")
     prefs = [_ALIASES.get(p.lower(), p.lower()) for p in format_preference]
     folders = [os.fspath(p) for p in preferred_folders]
     latest = (1, datetime.max)
+    groups = file_groups or {}
 
     def fmt_rank(f: FileRecord) -> int:
         fmt = format_of(f)
@@ -105,6 +136,7 @@ def choose_keeper(
         ("intact", lambda f: f.broken),
         ("resolution", lambda f: -f.pixels),
         ("capture_time", lambda f: (0, f.taken_at) if f.taken_at else latest),
+        ("file_group", lambda f: file_group_rank(groups.get(f.id))),
         ("folder", folder_rank),
         ("format", fmt_rank),
         ("size", lambda f: -f.size),

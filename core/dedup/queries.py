@@ -129,6 +129,18 @@ def file_group_of(session: Session, ids: Iterable[int] | None = None) -> dict[in
     return out
 
 
+def file_group_kinds(session: Session, group_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """file group id -> the kinds of its members (raw, image, video, sidecar...), sorted:
+    what the keeper's "file_group" rule weighs (a copy whose group holds its RAW, its
+    Live Photo video or its sidecar is the one those files belong with)."""
+    q = select(GroupMember.group_id, GroupMember.file_type)
+    found: dict[str, list[str]] = defaultdict(list)
+    for chunk in chunks(sorted(set(group_ids))):
+        for gid, kind in session.execute(q.where(GroupMember.group_id.in_(chunk))):
+            found[gid].append(kind)
+    return {gid: tuple(sorted(kinds)) for gid, kinds in found.items()}
+
+
 # --- stored duplicate groups ---------------------------------------------------------------
 
 

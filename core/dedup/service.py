@@ -239,11 +239,13 @@ def dedupe(
     records = [Q.record(r) for r in rows]
     stats.files = len(records)
     same = Q.file_group_of(session, [r.id for r in records])
+    kinds = Q.file_group_kinds(session, same.values())
     colour_of = {r.id: r.colour for r in records if r.colour}
     groups = find_duplicates(
         records, threshold=threshold, same_group=same,
         format_preference=settings.format_preference,
         preferred_folders=settings.preferred_folders, colour_of=colour_of,
+        file_groups={fid: kinds[gid] for fid, gid in same.items() if gid in kinds},
     )  # fmt: skip
     note("write", len(records) // 2, len(records))
     stored = Q.stored_groups(session, touched)  # None: every stored group

@@ -174,3 +174,116 @@ def test_a_broken_look_alike_joins_its_intact_twins_group_and_is_not_kept():
         ("perceptual", [1, 2])
     ]
     assert (groups[0].keeper_id, groups[0].keeper_rule) == (1, "intact")
+
+
+# --- a copy that belongs to a file group is kept over its loose byte copies and look-alikes
+
+SHOOT = "/lib/Pictures/2018-01-01 Shoot"
+BACKUP = "/lib/Backup/2018-01-01 Shoot"
+RAW_JPEG_XMP = ("image", "raw", "sidecar")  # kinds of a RAW+JPEG pair with its XMP
+
+
+def test_a_byte_copy_in_a_raw_jpeg_pair_is_kept_over_its_backup_copy():
+    # Given the JPEG of a RAW+JPEG+XMP shoot and its byte copy in a backup folder whose
+    # path sorts first
+    members = [rec(1, f"{BACKUP}/IMG_0001.JPG"), rec(2, f"{SHOOT}/IMG_0001.JPG")]
+    # When the keeper is chosen knowing which copy belongs to a file group
+    keeper = choose_keeper(members, file_groups={2: RAW_JPEG_XMP})
+    # Then the shoot's JPEG is kept, and the reason says so
+    assert keeper == (2, "file_group")
+
+
+def test_the_copy_in_the_bigger_group_is_kept_when_both_are_grouped():
+    # Given the backup holds the RAW+JPEG pair too, without the XMP
+    members = [rec(1, f"{BACKUP}/IMG_0001.CRW", kind="raw", fmt="raw")]
+    members.append(rec(2, f"{SHOOT}/IMG_0001.CRW", kind="raw", fmt="raw"))
+    groups = {1: ("image", "raw"), 2: RAW_JPEG_XMP}
+    # When the keeper is chosen, then the copy its sidecar belongs with is kept
+    assert choose_keeper(members, file_groups=groups) == (2, "file_group")
+
+
+def test_a_live_photo_still_is_kept_over_its_takeout_copy():
+    # Given an iPhone Live Photo's still (HEIC + MOV + AAE) and its byte copy in a Google
+    # Takeout export, which Takeout's JSON makes a sidecar group of its own
+    live = rec(1, "/lib/iPhone/2023/IMG_1234.HEIC", fmt="heic")
+    takeout = rec(2, "/lib/Takeout/Google Photos/Photos from 2023/IMG_1234.HEIC", fmt="heic")
+    groups = {1: ("image", "sidecar", "video"), 2: ("image", "sidecar")}
+    # When the keeper is chosen, then the Live Photo's still is kept ("T" < "i" no more)
+    assert choose_keeper([takeout, live], file_groups=groups) == (1, "file_group")
+    # and so it is when the Takeout copy stands alone
+    assert choose_keeper([takeout, live], file_groups={1: groups[1]}) == (1, "file_group")
+
+
+def test_a_group_holding_a_raw_video_or_sidecar_beats_a_group_of_pictures_only():
+    # Given a copy in an "edited" group (the photo and its edit: pictures only) and a byte
+    # copy that is the JPEG of a RAW+JPEG pair
+    members = [rec(1, "/a/IMG_1.JPG"), rec(2, "/b/IMG_1.JPG")]
+    groups = {1: ("image", "image", "image"), 2: ("image", "raw")}
+    # When the keeper is chosen, then the pair's JPEG is kept, though its group is smaller
+    assert choose_keeper(members, file_groups=groups) == (2, "file_group")
+    # and any group beats none
+    assert choose_keeper(members, file_groups={2: ("image", "image")}) == (2, "file_group")
+
+
+@pytest.mark.parametrize(
+    "members, folders, keeper, rule",
+    [
+        # the only full-size copy is never trashed for a group's sake
+        ([rec(1, "/a/x.jpg", w=200), rec(2, "/b/x.jpg")], (), 1, "resolution"),
+        # nor is the copy that kept its capture time
+        ([rec(1, "/a/x.jpg"), rec(2, "/b/x.jpg", taken=None)], (), 1, "capture_time"),
+        # a preferred folder holding the loose copy breaks no pair: the group decides first
+        ([rec(1, "/keep/x.jpg"), rec(2, "/b/x.jpg")], ("/keep",), 2, "file_group"),
+        # a better format and a bigger file come after it too
+        ([rec(1, "/a/x.heic", fmt="heic"), rec(2, "/b/x.jpg")], (), 2, "file_group"),
+        ([rec(1, "/a/x.jpg", size=9000), rec(2, "/b/x.jpg")], (), 2, "file_group"),
+    ],
+)
+def test_the_file_group_rule_ranks_after_the_picture_and_before_the_tie_breaks(
+    members, folders, keeper, rule
+):
+    # Given copy 2 belongs to a RAW+JPEG pair and copy 1 to no group
+    # When the keeper is chosen, then the rules before "file_group" still decide first
+    assert choose_keeper(members, preferred_folders=folders, file_groups={2: RAW_JPEG_XMP}) == (
+        keeper,
+        rule,
+    )
+
+
+def test_a_broken_grouped_copy_is_not_kept_over_an_intact_loose_one():
+    # Given the grouped copy is the one the catalog could not read whole
+    members = [rec(1, "/a/x.jpg"), rec(2, "/b/x.jpg", error="truncated JPEG")]
+    # When the keeper is chosen, then the intact copy is kept
+    assert choose_keeper(members, file_groups={2: RAW_JPEG_XMP}) == (1, "intact")
+
+
+def test_the_stack_cover_is_kept_over_a_bigger_loose_look_alike():
+    from core.dedup import find_duplicates
+
+    # Given the JPEG of a RAW+JPEG pair (the stack's cover in Immich) and a loose
+    # re-encode of it elsewhere, bigger, in a folder that sorts first
+    ph = "c3a5f00f96e1c3a5"
+    cover = FileRecord(1, "/lib/shoot/IMG_1.JPG", "image", 2000, format="jpeg", phash=ph)
+    loose = FileRecord(2, "/lib/Exports/IMG_1.jpg", "image", 3000, format="jpeg", phash=ph)
+    # When duplicates are found knowing the cover's file group
+    groups = find_duplicates([cover, loose], file_groups={1: ("image", "raw")})
+    # Then the look-alike group keeps the cover, and says why
+    assert [(g.type, g.keeper_id, g.keeper_rule) for g in groups] == [
+        ("perceptual", 1, "file_group")
+    ]
+
+
+def test_a_hard_link_kept_for_its_names_belongs_to_the_group_of_any_of_them():
+    from core.dedup import find_duplicates
+
+    # Given a JPEG in a RAW+JPEG pair, hard-linked into an album folder whose name sorts
+    # first (so the album's name stands for the file), and a byte copy in a backup
+    sha = "ab" * 32
+    common = {"kind": "image", "size": 2000, "format": "jpeg", "sha256": sha}
+    album = FileRecord(1, "/lib/Album/IMG_1.JPG", device=1, inode=7, **common)  # type: ignore[arg-type]
+    paired = FileRecord(2, "/lib/shoot/IMG_1.JPG", device=1, inode=7, **common)  # type: ignore[arg-type]
+    backup = FileRecord(3, "/lib/Backup/IMG_1.JPG", device=1, inode=8, **common)  # type: ignore[arg-type]
+    # When duplicates are found
+    groups = find_duplicates([album, paired, backup], file_groups={2: ("image", "raw")})
+    # Then the file the pair belongs with is kept, under the name kept for it
+    assert [(g.type, g.keeper_id, g.keeper_rule) for g in groups] == [("exact", 1, "file_group")]

@@ -1,0 +1,99 @@
+"""The suggested keeper in realistic libraries (embedded default: SQLite, in-process
+workers): copies of the shared sample files and Pillow re-encodes of them, scanned with
+`twinlens.run_scan`, the duplicate groups read from its report."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from core.config import Settings
+from core.media.inspect import inspect_file
+from tests.factories import write_bytes, write_jpeg
+from twinlens import run_scan
+
+XMP = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'></x:xmpmeta>"
+AAE = b'<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict></dict></plist>'
+SHOOT = "Pictures/2018-01-01 Shoot"
+BACKUP = "Backup/2018-01-01 Shoot"
+IPHONE = "iPhone/2023-10"
+TAKEOUT = "Takeout/Google Photos/Photos from 2023"
+
+
+def copy(src: Path, dst: Path) -> Path:
+    """A byte copy that keeps its modification time (cp -p, rsync -a, Finder)."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src, dst)
+    return dst
+
+
+def duplicates(report: dict) -> dict[frozenset[str], tuple[str, str, str]]:
+    """members -> (type, keep, keep_reason) of every duplicate group of a scan."""
+    return {
+        frozenset(m["path"] for m in d["members"]): (d["type"], d["keep"], d["keep_reason"])
+        for d in report["duplicates"]
+    }
+
+
+def file_groups(report: dict) -> dict[frozenset[str], str]:
+    return {frozenset(g["members"]): g["type"] for g in report["groups"]}
+
+
+def no_keeper_is_trashed_by_another_group(report: dict) -> bool:
+    """What "accept all suggestions" needs: no group trashes a file another group keeps."""
+    kept = {d["keep"] for d in report["duplicates"]}
+    trashed = {m["path"] for d in report["duplicates"] for m in d["members"]} - kept
+    return not kept & trashed and all(
+        d["keep"] not in {m["path"] for m in e["members"]} - {e["keep"]}
+        for d in report["duplicates"]
+        for e in report["duplicates"]
+    )
+
+
+def test_the_copies_a_raw_jpeg_pair_and_a_live_photo_belong_with_are_kept(
+    embedded_settings: Settings, library: Path, samples: Path
+) -> None:
+    # Given a shoot of a Canon CRW with the camera's JPEG and an XMP sidecar, and a backup
+    # folder (sorting first) holding byte copies of the CRW and the JPEG
+    crw = copy(samples / "imagemeta/CRW.CRW", library / SHOOT / "IMG_0001.CRW")
+    taken = inspect_file(str(crw), full_hash=False).taken_at
+    assert taken is not None  # the pair relies on the RAW's own capture time
+    jpg = write_jpeg(
+        library / SHOOT / "IMG_0001.JPG",
+        1,
+        size=(1088, 724),
+        taken=taken,
+        make="Canon",
+        model="Canon EOS D30",
+    )
+    write_bytes(library / SHOOT / "IMG_0001.xmp", XMP)
+    copy(crw, library / BACKUP / "IMG_0001.CRW")
+    copy(jpg, library / BACKUP / "IMG_0001.JPG")
+    # and an iPhone Live Photo (HEIC, MOV, AAE) whose still has a byte copy, with its JSON,
+    # in a Google Takeout export ("T" sorts before "i")
+    heic = copy(samples / "lychee/classic-car.heic", library / IPHONE / "IMG_1234.HEIC")
+    write_bytes(library / IPHONE / "IMG_1234.MOV", os.urandom(30_000))
+    write_bytes(library / IPHONE / "IMG_1234.AAE", AAE)
+    copy(heic, library / TAKEOUT / "IMG_1234.HEIC")
+    write_bytes(library / TAKEOUT / "IMG_1234.HEIC.json", b'{"title": "IMG_1234.HEIC"}')
+
+    # When the library is scanned
+    report = run_scan(embedded_settings, str(library))
+
+    # Then grouping made the file groups the copies belong to
+    groups = file_groups(report)
+    assert groups[frozenset({f"{SHOOT}/IMG_0001.{x}" for x in ("CRW", "JPG", "xmp")})] == (
+        "raw_jpeg"
+    )
+    assert groups[frozenset({f"{IPHONE}/IMG_1234.{x}" for x in ("HEIC", "MOV", "AAE")})] == (
+        "live_photo"
+    )
+    # And each byte copy's group keeps the copy its pair, sidecar or video belongs with
+    dups = duplicates(report)
+    for name in ("IMG_0001.CRW", "IMG_0001.JPG"):
+        members = frozenset({f"{BACKUP}/{name}", f"{SHOOT}/{name}"})
+        assert dups[members] == ("exact", f"{SHOOT}/{name}", "file_group")
+    members = frozenset({f"{IPHONE}/IMG_1234.HEIC", f"{TAKEOUT}/IMG_1234.HEIC"})
+    assert dups[members] == ("exact", f"{IPHONE}/IMG_1234.HEIC", "file_group")
+    assert no_keeper_is_trashed_by_another_group(report)
