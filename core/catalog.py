@@ -658,8 +658,12 @@ def _catalog_items(
 ) -> None:
     keys = [path_key(i["path"]) for i in items]
     existing = {
-        k: i
-        for k, i in session.execute(select(File.path_key, File.id).where(File.path_key.in_(keys)))
+        k: (i, stat)
+        for k, i, *stat in session.execute(
+            select(File.path_key, File.id, File.size, File.mtime_ns, File.inode).where(
+                File.path_key.in_(keys)
+            )
+        )
     }
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
@@ -674,7 +678,9 @@ def _catalog_items(
             outcome.failed += 1
             outcome.done += 1
             if key in existing:  # gone from the library as a file: the walk agrees next time
-                updates.append({"id": existing[key], "status": "missing", "updated_at": utcnow()})
+                updates.append(
+                    {"id": existing[key][0], "status": "missing", "updated_at": utcnow()}
+                )
             continue
         suspect = suspected.get(key)
         mtime_ns = int64(st.st_mtime_ns)
@@ -701,10 +707,18 @@ def _catalog_items(
             outcome.failed += 1
             outcome.errors.append((path, facts.error))
         values = _row_values(root, key, path, st, facts)
-        if key in existing:
-            updates.append({"id": existing[key], **values})
-        else:
+        if key not in existing:
             inserts.append(values)
+        elif facts.read_failed and existing[key][1] == [st.st_size, mtime_ns, int64(st.st_ino)]:
+            # The file is the one the catalog read before, and this read failed (a share
+            # that timed out, a permission): what was known stays known, and it is read
+            # again next scan. (A file changed since then keeps none of its old facts.)
+            updates.append(
+                {"id": existing[key][0], "error": facts.error, "read_failed": True,
+                 "status": "present", "updated_at": values["updated_at"]}
+            )  # fmt: skip
+        else:
+            updates.append({"id": existing[key][0], **values})
     # Bulk statements: one INSERT and one UPDATE (executemany) per batch, no ORM objects.
     table = cast(Table, File.__table__)
     if inserts or updates:
@@ -803,6 +817,7 @@ def _row_values(
         orientation=facts.orientation,
         content_id=_clip(facts.content_id),
         error=facts.error,
+        read_failed=facts.read_failed,
         warning=facts.warning,
         status="present",
         updated_at=now,

@@ -65,7 +65,7 @@ from core.media.kinds import (
     too_big_to_try,
 )
 from core.media.phash import phash_of
-from core.paths import open_regular, os_error_reason
+from core.paths import UnsafeFile, open_regular, os_error_reason
 
 SMALL_RAW = 1 << 20
 _TIFF_RAW = {"tiff", "dng", "cr2", "orf", "rw2"}
@@ -98,6 +98,9 @@ class FileFacts:
     bytes_read: int = 0
     error: str | None = None
     warning: str | None = None
+    # The read failed (``error`` says why) in a way another attempt may get past: the
+    # catalog keeps what it knew and reads the file again next scan
+    read_failed: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -165,6 +168,7 @@ def inspect_file(
         fd, st = open_regular(path, root)
     except OSError as exc:
         facts.error = os_error_reason(exc)
+        facts.read_failed = _may_pass(exc)
         return facts
     except ValueError as exc:  # embedded NUL and the like
         facts.error = f"invalid path: {exc}"
@@ -179,11 +183,19 @@ def inspect_file(
             _check_unchanged(fh, facts)
         except OSError as exc:
             facts.error = os_error_reason(exc)
+            facts.read_failed = _may_pass(exc)
         except MemoryError:
             facts.error = "file too large to read into memory"
         except Exception as exc:  # a decoder bug must not stop the scan
             facts.error = f"unexpected {type(exc).__name__}: {exc}"
     return facts
+
+
+def _may_pass(exc: OSError) -> bool:
+    """A failed read that another attempt may get past: a permission since granted, an
+    I/O error or a timeout on a share. Not a file gone, nor one that is not a regular
+    file inside the library (the next walk sees what it is now)."""
+    return not isinstance(exc, FileNotFoundError | UnsafeFile)
 
 
 def _check_unchanged(fh: BinaryIO, facts: FileFacts) -> None:
@@ -237,6 +249,9 @@ def _inspect_open(
         _inspect_image(data, fmt, facts, max_pixels)
     elif kind == "raw":
         _inspect_raw(fh, path, head, data, facts, max_pixels)
+        if data is None and quick_hash:  # a large RAW: LibRaw read it by its path
+            facts.quick, n = quick_digest_fh(fh, size, head)
+            facts.bytes_read += n
     else:
         if kind == "video" and fmt in _QUICKTIME:
             reader = _CountingReader(fh)

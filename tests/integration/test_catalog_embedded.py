@@ -419,6 +419,25 @@ def test_a_new_file_in_the_inode_of_a_deleted_one_is_not_taken_for_a_move(
     assert not [g for g in report["duplicates"] if g["type"] == "exact"]
 
 
+def test_a_moved_large_raw_is_not_read_again(embedded_settings, library, samples):
+    import shutil
+
+    # Given a RAW too large to read into memory (LibRaw reads it by its path), cataloged
+    (library / "card").mkdir()
+    shutil.copyfile(samples / "imagemeta" / "CRW.CRW", library / "card" / "IMG_0001.CRW")
+    first = by_path(run_scan(embedded_settings, str(library)))["card/IMG_0001.CRW"]
+    assert first["phash"] and (library / "card" / "IMG_0001.CRW").stat().st_size > 1 << 20
+    # When it is moved to another folder
+    (library / "2008").mkdir()
+    os.rename(library / "card" / "IMG_0001.CRW", library / "2008" / "IMG_0001.CRW")
+    report = run_scan(embedded_settings, str(library))
+    # Then it is a move, told by its first and last 4 KiB, not a new file read in full
+    summary = report["job"]["summary"]
+    assert (summary["moved"], summary["to_read"]) == (1, 0)
+    assert report["job"]["bytes_read"] <= 8192
+    assert by_path(report)["2008/IMG_0001.CRW"]["phash"] == first["phash"]
+
+
 def test_a_share_mounted_again_with_a_new_device_number_is_not_read_again(
     embedded_settings, mixed_library
 ):
@@ -480,6 +499,48 @@ def test_a_copy_whose_full_hash_failed_is_hashed_by_the_next_scan(
     assert files["backup/clip.mov"]["error"] is None
     [group] = report["duplicates"]
     assert {m["path"] for m in group["members"]} == {"clip.mov", "backup/clip.mov"}
+
+
+def test_a_read_that_failed_keeps_what_was_known_and_is_tried_again(
+    embedded_settings, library, monkeypatch
+):
+    from core import catalog
+    from core.media import inspect
+
+    # Given a picture and its byte copy, cataloged as duplicates
+    write_jpeg(library / "a.jpg", 1)
+    write_bytes(library / "backup" / "a.jpg", (library / "a.jpg").read_bytes())
+    before = by_path(run_scan(embedded_settings, str(library)))
+    open_regular = inspect.open_regular
+
+    def denied(path, *args, **kwargs):  # a permission taken away (we run as root here)
+        if path.endswith(("backup/a.jpg", "new.jpg")):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return open_regular(path, *args, **kwargs)
+
+    # When a full rescan cannot read the copy, nor a file that arrived meanwhile
+    write_jpeg(library / "new.jpg", 2)
+    monkeypatch.setattr(inspect, "open_regular", denied)
+    monkeypatch.setattr(catalog, "open_regular", denied)  # its hashing phase too
+    failed = run_scan(embedded_settings, str(library), full=True)
+    # Then both are named, and the copy keeps what the catalog knew of it: its hashes,
+    # so it is still found as a copy (not the one to keep: it has an error)
+    files = by_path(failed)
+    assert "permission denied" in files["backup/a.jpg"]["error"].lower()
+    assert "permission denied" in files["new.jpg"]["error"].lower()
+    assert files["backup/a.jpg"]["sha256"] == before["backup/a.jpg"]["sha256"] is not None
+    assert [g["keep"] for g in failed["duplicates"] if g["type"] == "exact"] == ["a.jpg"]
+    # And when the permission is given back, an ordinary rescan (their stat unchanged:
+    # a chmod changes no mtime) reads both again
+    monkeypatch.setattr(inspect, "open_regular", open_regular)
+    monkeypatch.setattr(catalog, "open_regular", open_regular)
+    report = run_scan(embedded_settings, str(library))
+    assert report["job"]["summary"]["to_read"] == 2
+    files = by_path(report)
+    assert files["backup/a.jpg"]["error"] is None and files["new.jpg"]["error"] is None
+    assert files["new.jpg"]["sha256"] and files["new.jpg"]["phash"]
+    # And then nothing more: a third scan reads nothing
+    assert run_scan(embedded_settings, str(library))["job"]["summary"]["to_read"] == 0
 
 
 class _StatFails:
