@@ -33,6 +33,7 @@ from api.common import (
     str_list,
 )
 from core import dataversion
+from core.filequeries import files_with_errors as files_with_errors_in
 from core.grouping import queries as Q
 from core.grouping import service
 from core.grouping.rules import GROUP_TYPES
@@ -111,6 +112,33 @@ def file_group() -> Any:
             else "no cataloged file at that path",
         )
     return jsonify(_one(gid))
+
+
+@bp.get("/files/errors")
+def files_with_errors() -> Any:
+    """The library's files read with an error, by path: unreadable, truncated, not what
+    their name says, skipped. What a scan's own job lists is only what that scan read;
+    these stay listed until the file is read without one."""
+    only_args("path_prefix", "page", "size")
+    page, size = paging()
+    prefix = path_arg("path_prefix")
+    if prefix is not None:
+        prefix = confined_path(prefix, "path_prefix")
+    rows, total = files_with_errors_in(
+        db(), path_prefix=prefix, limit=size, offset=(page - 1) * size
+    )
+    items = [
+        {
+            "path": f.path,
+            "kind": f.kind,
+            "size": f.size,
+            "error": f.error,
+            "retried": f.read_failed,
+            "since": f.updated_at.isoformat(),
+        }
+        for f in rows
+    ]
+    return jsonify(items=items, page=page, size=size, total=total)
 
 
 @bp.post("/files/lookup")
@@ -228,6 +256,31 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "total": {"type": "integer"},
         },
     },
+    "FileErrorPage": {
+        "type": "object",
+        "properties": {
+            "items": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "path": {"type": "string"},
+                        "kind": {"type": "string"},
+                        "size": {"type": "integer"},
+                        "error": {"type": "string"},
+                        "retried": {
+                            "type": "boolean",
+                            "description": "the read failed; the next scan reads it again",
+                        },
+                        "since": {"type": "string", "format": "date-time"},
+                    },
+                },
+            },
+            "page": {"type": "integer"},
+            "size": {"type": "integer"},
+            "total": {"type": "integer"},
+        },
+    },
     "LookupFile": {
         "type": "object",
         "properties": {
@@ -292,6 +345,32 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "200": {"description": "its group", "content": json_content(_GROUP_REF)},
                 "400": BAD_REQUEST,
                 "404": NOT_FOUND,
+            },
+        }
+    },
+    "/files/errors": {
+        "get": {
+            "summary": "Files read with an error (unreadable, truncated, skipped), by path",
+            "parameters": [
+                {
+                    "name": "path_prefix",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "only files in this folder (inside the library roots)",
+                },
+                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                {
+                    "name": "size",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+                },
+            ],
+            "responses": {
+                "200": {
+                    "description": "a page of such files, and how many there are",
+                    "content": json_content({"$ref": "#/components/schemas/FileErrorPage"}),
+                },
+                "400": BAD_REQUEST,
             },
         }
     },

@@ -1,17 +1,19 @@
-"""Catalog queries both services share: finding files by path or content SHA-1."""
+"""Catalog queries both services share: finding files by path or content SHA-1, paths
+under a folder, the files the catalog could not read."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from core.models import File
-from core.paths import path_key
+from core.paths import path_key, to_bytes
 
 CHUNK = 1000  # bound IN (...) lists on both databases
 
@@ -19,6 +21,43 @@ CHUNK = 1000  # bound IN (...) lists on both databases
 def chunks(items: Sequence[Any], n: int = CHUNK) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+def under(column: Any, prefix: str) -> Any:
+    """``column`` (a path stored as bytes) is ``prefix`` or lies below it; portable
+    between PostgreSQL (bytea) and SQLite (blob), unlike LIKE."""
+    raw = to_bytes(prefix).rstrip(b"/") + b"/"
+    return or_(column == to_bytes(prefix), func.substr(column, 1, len(raw)) == raw)
+
+
+@dataclass(frozen=True, slots=True)
+class FileProblem:
+    path: str
+    kind: str
+    size: int
+    error: str
+    read_failed: bool  # read again by the next scan (a share's hiccup, a permission)
+    updated_at: datetime
+
+
+def files_with_errors(
+    session: Session, *, path_prefix: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[FileProblem], int]:
+    """A page of the library's files the catalog read with an error (unreadable,
+    truncated, not what their name says, skipped), by path, and how many there are."""
+    conds = [File.status == "present", File.error.is_not(None)]
+    if path_prefix:
+        conds.append(under(File.path, path_prefix))
+    cols = (File.path, File.kind, File.size, File.error, File.read_failed, File.updated_at)
+    rows = session.execute(
+        select(*cols).where(*conds).order_by(File.path).limit(limit).offset(offset)
+    )
+    total = session.scalar(select(func.count()).select_from(File).where(*conds))
+    problems = [
+        FileProblem(path, kind, size, error or "", bool(again), when)
+        for path, kind, size, error, again, when in rows
+    ]
+    return problems, int(total or 0)
 
 
 @dataclass

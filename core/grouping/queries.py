@@ -12,12 +12,17 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from core.filequeries import CHUNK, LookupFile, chunks, lookup_files  # noqa: F401  (lookup re-exported for the API)
+from core.filequeries import (  # noqa: F401  (lookup re-exported for the API)
+    CHUNK,
+    LookupFile,
+    chunks,
+    lookup_files,
+    under,
+)
 from core.models import File, FileGroup, GroupMember, GroupOverride
 from core.paths import path_key, to_bytes
 from core.records import FileRecord
@@ -266,13 +271,6 @@ def group_views(session: Session, group_ids: Sequence[str]) -> list[GroupView]:
     return out
 
 
-def _under(column: Any, prefix: str) -> Any:
-    """``column`` (a path stored as bytes) is ``prefix`` or lies below it; portable
-    between PostgreSQL (bytea) and SQLite (blob), unlike LIKE."""
-    raw = to_bytes(prefix).rstrip(b"/") + b"/"
-    return or_(column == to_bytes(prefix), func.substr(column, 1, len(raw)) == raw)
-
-
 def list_groups(
     session: Session,
     *,
@@ -295,7 +293,7 @@ def list_groups(
     if path_prefix:
         conds.append(
             FileGroup.group_id.in_(
-                select(GroupMember.group_id).where(_under(GroupMember.file_path, path_prefix))
+                select(GroupMember.group_id).where(under(GroupMember.file_path, path_prefix))
             )
         )
     for c in conds:

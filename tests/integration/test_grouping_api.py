@@ -268,6 +268,7 @@ def test_openapi_lists_the_grouping_endpoints(client):
         "/groups/{id}",
         "/files/group",
         "/files/lookup",
+        "/files/errors",
         "/groups/{id}/split",
         "/groups/merge",
         "/scans",
@@ -328,3 +329,35 @@ def test_overrides_survive_a_rescan(client, pg_settings, library):
     assert len(states) == 2 and set(states) == {"done"}  # one grouping pass per scan
     assert state() == before
     assert client.get("/groups", headers=AUTH).get_json()["items"][0]["id"] == manual["id"]
+
+
+def test_files_read_with_an_error_stay_listed_after_other_scans(client, pg_settings, library):
+    # Given a library with a good picture, an empty one and a truncated one
+    write_jpeg(library / "good.jpg", 1)
+    write_jpeg(library / "sub" / "ok.jpg", 2)
+    (library / "sub" / "empty.jpg").write_bytes(b"")
+    whole = (library / "good.jpg").read_bytes()
+    write_bytes(library / "cut.jpg", whole[: len(whole) // 2])
+    run_scan(pg_settings, str(library))
+    # When a later scan of one folder reads nothing wrong
+    write_jpeg(library / "sub" / "new.jpg", 3)
+    run_scan(pg_settings, str(library / "sub"))
+    # Then the library's files with errors are still listed, by path, with the reason
+    page = client.get("/files/errors", headers=AUTH).get_json()
+    lib = str(library)
+    assert page["total"] == 2
+    assert [f["path"] for f in page["items"]] == [f"{lib}/cut.jpg", f"{lib}/sub/empty.jpg"]
+    assert "zero-byte" in page["items"][1]["error"] and page["items"][1]["retried"] is False
+    # And a folder and a page size narrow it; a path outside the library is refused
+    sub = client.get("/files/errors", query_string={"path_prefix": f"{lib}/sub"}, headers=AUTH)
+    assert [f["path"] for f in sub.get_json()["items"]] == [f"{lib}/sub/empty.jpg"]
+    one = client.get("/files/errors", query_string={"size": 1, "page": 2}, headers=AUTH)
+    assert [f["path"] for f in one.get_json()["items"]] == [f"{lib}/sub/empty.jpg"]
+    assert one.get_json()["total"] == 2
+    out = client.get("/files/errors", query_string={"path_prefix": "/etc"}, headers=AUTH)
+    assert out.status_code == 400
+    # And once the truncated file is replaced by a whole one, it leaves the list
+    write_bytes(library / "cut.jpg", whole)
+    run_scan(pg_settings, str(library))
+    page = client.get("/files/errors", headers=AUTH).get_json()
+    assert [f["path"] for f in page["items"]] == [f"{lib}/sub/empty.jpg"]
