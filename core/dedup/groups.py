@@ -133,16 +133,28 @@ def find_duplicates(
     kinds = _through_hard_links(file_groups or {}, aliases)
     out: list[DupGroup] = []
     exact = exact_groups(files)
+    kept: set[int] = set()
     for g in exact:
         keeper, rule = choose_keeper(g, format_preference, folders, kinds)
+        kept.add(keeper)
         sha = (g[0].sha256 or "").lower()
         members = tuple(DupMember(f.id, f.path, f.size, f.sha256, f.phash, 1.0) for f in g)
         out.append(
             DupGroup(EXACT, sha, members, 1.0, keeper, rule, frozenset(path_key(f.path) for f in g))
         )
     ex_of: Mapping[int, str] = exact_index(exact)
+
+    def stand_in(copies: Sequence[FileRecord]) -> int:
+        """The copy a look-alike group shows for byte copies: the one their exact group
+        keeps, so that no suggestion trashes what another keeps (the keeper's rules
+        again when that one has no pHash to be a look-alike with)."""
+        for f in copies:
+            if f.id in kept:
+                return f.id
+        return choose_keeper(copies, format_preference, folders, kinds)[0]
+
     for c in perceptual_clusters(
-        files, threshold, same_group, ex_of, colour_of, colour_tolerance, aliases
+        files, threshold, same_group, ex_of, colour_of, colour_tolerance, aliases, stand_in
     ):
         keeper, rule = choose_keeper(c.members, format_preference, folders, kinds)
         k = [m.id for m in c.members].index(keeper)

@@ -11,9 +11,13 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
   nothing about the picture; a real photo's hash has about 32.
 * Hard links (same device+inode) are one file.
 * Byte-identical files are reported once, as an exact group. Here each exact group is
-  represented by one member (smallest path); a perceptual cluster may contain that
-  representative, and ``Cluster.exact_of`` names the exact group it stands for so the
-  UI can say "and N byte-identical copies, see that group".
+  represented by one member, the one ``stand_in`` picks: the caller passes the copy its
+  exact group keeps (core.dedup.groups does), so that the look-alike group's suggestion
+  never trashes the copy the exact group keeps and keeps one it trashes (accepting every
+  suggestion at once would contradict itself); without one, the smallest path. A
+  perceptual cluster may contain that representative, and ``Cluster.exact_of`` names
+  the exact group it stands for so the UI can say "and N byte-identical copies, see
+  that group".
 * Pairs inside one file group (a RAW and its JPEG, a photo and its edit) are versions,
   not duplicates: they are never linked, also when one side is an exact representative
   whose copy is the group member. So are a RAW and a JPEG/HEIC of one stem, capture time
@@ -52,7 +56,7 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -188,12 +192,15 @@ def perceptual_clusters(
     colour_of: Mapping[int, str] | None = None,
     colour_tolerance: float = COLOUR_TOLERANCE,
     aliases: Mapping[int, tuple[int, ...]] | None = None,
+    stand_in: Callable[[Sequence[FileRecord]], int] | None = None,
 ) -> list[Cluster]:
     """Clusters of two or more files whose pHashes are pairwise within ``threshold``.
 
     ``same_group``: callable ``(file_id, file_id) -> bool`` or mapping file_id -> file
     group id; pairs in one group are never linked. ``exact_of``: file_id -> exact group
-    id; default derived from the files' sha256. Returned sorted by first member path.
+    id; default derived from the files' sha256. ``stand_in``: the id of the member that
+    represents an exact group (given its members sorted by path); default the first.
+    Returned sorted by first member path.
     """
     usable = [f for f in files if f.phash and informative(f.phash)]
     # A hard link is one file under several names; the one kept stands for all of them,
@@ -218,8 +225,12 @@ def perceptual_clusters(
     rep_members: dict[int, list[FileRecord]] = {}
     for group in by_exact.values():
         group.sort(key=lambda r: (r.path, r.id))
-        reps.append(group[0])
-        rep_members[group[0].id] = group
+        rep = group[0]
+        if stand_in is not None and len(group) > 1:
+            chosen = stand_in(group)
+            rep = next((r for r in group if r.id == chosen), rep)
+        reps.append(rep)
+        rep_members[rep.id] = group
     reps.sort(key=lambda r: (r.path, r.id))
     n = len(reps)
     if n < 2:

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime
 from pathlib import Path
+
+from PIL import Image
 
 from core.config import Settings
 from core.media.inspect import inspect_file
@@ -96,4 +99,34 @@ def test_the_copies_a_raw_jpeg_pair_and_a_live_photo_belong_with_are_kept(
         assert dups[members] == ("exact", f"{SHOOT}/{name}", "file_group")
     members = frozenset({f"{IPHONE}/IMG_1234.HEIC", f"{TAKEOUT}/IMG_1234.HEIC"})
     assert dups[members] == ("exact", f"{IPHONE}/IMG_1234.HEIC", "file_group")
+    assert no_keeper_is_trashed_by_another_group(report)
+
+
+def test_the_look_alike_group_keeps_what_the_byte_copy_group_keeps(
+    embedded_settings: Settings, library: Path
+) -> None:
+    # Given a photo, its Finder copy ("IMG_0002 copy.JPG" sorts before "IMG_0002.JPG")
+    # and a half-size resize of it (EXIF kept) in another folder
+    taken = datetime(2024, 5, 4, 10, 11, 12)
+    original = write_jpeg(
+        library / "Shoot/IMG_0002.JPG", 2, size=(1280, 960), taken=taken, make="Canon",
+        model="Canon EOS R6",
+    )  # fmt: skip
+    copy(original, library / "Shoot/IMG_0002 copy.JPG")
+    small = library / "Small/IMG_0002.JPG"
+    small.parent.mkdir()
+    with Image.open(original) as im:
+        im.resize((640, 480)).save(small, "JPEG", quality=90, exif=im.getexif())
+
+    # When the library is scanned
+    report = run_scan(embedded_settings, str(library))
+
+    # Then the byte copies' group keeps the original by its name
+    dups = duplicates(report)
+    exact = frozenset({"Shoot/IMG_0002.JPG", "Shoot/IMG_0002 copy.JPG"})
+    assert dups[exact] == ("exact", "Shoot/IMG_0002.JPG", "name")
+    # and the look-alike group shows them by that file and keeps it too
+    look_alike = frozenset({"Shoot/IMG_0002.JPG", "Small/IMG_0002.JPG"})
+    assert dups[look_alike] == ("perceptual", "Shoot/IMG_0002.JPG", "resolution")
+    # so accepting every suggestion at once contradicts nothing (the gateway's 409)
     assert no_keeper_is_trashed_by_another_group(report)

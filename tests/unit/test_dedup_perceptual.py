@@ -293,3 +293,62 @@ def test_colour_distance():
     assert colour_distance(GREY, SEPIA) == pytest.approx(116 / 3)
     with pytest.raises(ValueError):
         colour_distance(GREY, "80")
+
+
+# --- a look-alike group shows byte copies by the copy their exact group keeps
+
+
+def kept_and_trashed(groups):
+    kept = {g.keeper_id for g in groups}
+    trashed = {m.file_id for g in groups for m in g.members if m.file_id != g.keeper_id}
+    return kept, trashed
+
+
+def test_the_look_alike_keeper_is_the_byte_copy_keeper():
+    # Given a photo, its byte copy named as a copy (a space sorts before ".", so the copy
+    # has the smaller path) and a half-size resize of it in another folder
+    files = [
+        rec(1, "/lib/Shoot/IMG_0002.JPG", A, sha="aa", w=200, size=5000),
+        rec(2, "/lib/Shoot/IMG_0002 copy.JPG", A, sha="aa", w=200, size=5000),
+        rec(3, "/lib/Small/IMG_0002.JPG", flip(0, 1), sha="ss", w=100, size=900),
+    ]
+    # When duplicates are found
+    exact, look_alike = find_duplicates(files, threshold=8)
+    # Then the exact group keeps the original by its name
+    assert (exact.keeper_id, exact.keeper_rule) == (1, "name")
+    # and the look-alike group shows the byte copies by that same file, and keeps it
+    assert [m.file_id for m in look_alike.members] == [1, 3]
+    assert look_alike.members[0].exact_key == "aa"
+    assert (look_alike.keeper_id, look_alike.keeper_rule) == (1, "resolution")
+    # so accepting every suggestion trashes nothing another suggestion keeps
+    kept, trashed = kept_and_trashed([exact, look_alike])
+    assert kept == {1} and trashed == {2, 3}
+
+
+def test_the_look_alike_group_shows_the_grouped_byte_copy_and_keeps_it():
+    # Given the JPEG of a RAW+JPEG pair (the stack's cover), its byte copy in a backup
+    # folder that sorts first, and a bigger re-encode of it in an export folder
+    files = [
+        rec(1, "/lib/Backup/IMG_1.JPG", A, sha="aa", size=5000),
+        rec(2, "/lib/Shoot/IMG_1.JPG", A, sha="aa", size=5000),
+        rec(3, "/lib/Exports/IMG_1.jpg", flip(0, 1), sha="ee", size=7000),
+    ]
+    # When duplicates are found knowing the pair
+    exact, look_alike = find_duplicates(files, threshold=8, file_groups={2: ("image", "raw")})
+    # Then both groups keep the pair's JPEG: the look-alike group holds it, not the backup
+    assert (exact.keeper_id, exact.keeper_rule) == (2, "file_group")
+    assert sorted(m.file_id for m in look_alike.members) == [2, 3]
+    assert (look_alike.keeper_id, look_alike.keeper_rule) == (2, "file_group")
+
+
+def test_a_stand_in_chooses_which_byte_copy_represents_its_exact_group():
+    files = [
+        rec(1, "/a/copy.jpg", A, sha="aa"),
+        rec(2, "/b/orig.jpg", A, sha="aa"),
+        rec(3, "/c/reencoded.jpg", flip(3), sha="cc"),
+    ]
+    # Given a stand-in that picks the original; when clustered
+    [cluster] = perceptual_clusters(files, threshold=8, stand_in=lambda copies: 2)
+    # Then the original represents the byte copies
+    assert [m.id for m in cluster.members] == [2, 3]
+    assert cluster.exact_of == ("aa", None)
