@@ -133,7 +133,7 @@ def files_with_errors() -> Any:
             "kind": f.kind,
             "size": f.size,
             "error": f.error,
-            "retried": f.read_failed,
+            "retried": f.read_failures > 0,
             "since": f.updated_at.isoformat(),
         }
         for f in rows

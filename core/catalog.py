@@ -30,7 +30,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, Table, insert, select, update
@@ -98,6 +98,7 @@ class Entry:
     mtime_ns: int
     device: int
     inode: int
+    ctime_ns: int = 0  # last change of the inode itself (a rename); 0: unknown
 
 
 @dataclass
@@ -215,7 +216,7 @@ def walk(
             if not stat.S_ISREG(st.st_mode):
                 result.skipped["special"] += 1
                 continue
-            result.entries.append(Entry(entry.path, st.st_size, *stat_key(st)))
+            result.entries.append(Entry(entry.path, st.st_size, *stat_key(st), st.st_ctime_ns))
     return result
 
 
@@ -263,8 +264,8 @@ def _note_symlink(path: str, result: WalkResult) -> None:
 # What the catalog holds about a path, enough to decide without reading:
 # (id, size, mtime_ns, device, inode, status, updated_at). Plain tuples: a rescan builds
 # 10^5 of them.
-# (id, size, mtime_ns, device, inode, status, updated_at, read_failed)
-Known = tuple[int, int, int, int, int, str, datetime, bool]
+# (id, size, mtime_ns, device, inode, status, updated_at, read_failures)
+Known = tuple[int, int, int, int, int, str, datetime, int]
 
 
 def _same_stat(k: Known, e: Entry) -> bool:
@@ -282,13 +283,25 @@ def _quick_of(session: Session, ids: list[int]) -> dict[int, str | None]:
     return out
 
 
-def _same_head_and_tail(e: Entry, quick: str | None, real_root: str) -> tuple[bool, int]:
-    """Whether the file at ``e`` has the quick digest (first and last 4 KiB) its row
-    holds, and the bytes read to tell: 8 KiB to tell a moved file from a new one in the
-    inode of a deleted one. A row without a digest (cataloged before digests were kept
-    for every file, or with an error) cannot tell: the file is read again."""
+# A file whose inode has not changed (its ctime) since this long before its row was
+# written is the file that was read, whatever it is called now: a renamed folder moves
+# its files without touching them. Room for a NAS clock behind this host's.
+CTIME_SLACK_S = 3600.0
+
+
+def _confirmed(e: Entry, hit: Known, quick: str | None, real_root: str) -> tuple[bool, int]:
+    """Whether the new entry ``e`` is the vanished row ``hit``'s file, moved; and the bytes
+    read to tell. An inode freed by a deletion is soon given to a new file, and one of the
+    same size and mtime (a burst frame copied with its card's 2 s mtime) must not take the
+    deleted file's hashes and show as an exact copy of a photo it is not. Untouched since
+    its row was written: the same file. Renamed or moved since: its first and last 4 KiB
+    must be the row's (8 KiB read). A row with no digest (cataloged by an older version,
+    or read with an error) falls back to the device and inode alone, as before."""
+    written = hit[6].replace(tzinfo=UTC).timestamp()
+    if e.ctime_ns and e.ctime_ns / 1e9 < written - CTIME_SLACK_S:
+        return True, 0
     if quick is None:
-        return False, 0
+        return hit[3] == e.device, 0
     try:
         fd, st = open_regular(e.path, real_root)
         with open(fd, "rb", buffering=0) as fh:
@@ -298,6 +311,171 @@ def _same_head_and_tail(e: Entry, quick: str | None, real_root: str) -> tuple[bo
     except OSError:
         return False, 0  # read by its catalog batch, which says what failed
     return digest == quick, n
+
+
+# Days after a failed read before another scan tries again, by failures in a row: the
+# next scan at first (a share's hiccup), then less often (a failing disk's bad sectors
+# must not be hit, and time out, every night), at least once a month.
+def retry_due(k: Known, now: datetime) -> bool:
+    failures = k[7]
+    if failures <= 1:
+        return failures == 1
+    wait_days = min(2 ** (failures - 2), 30)
+    return (now - k[6]).total_seconds() >= wait_days * 86400
+
+
+def _take_move(vanished: dict[int, list[Known]], e: Entry, paths: dict[int, str]) -> Known | None:
+    """The vanished row that ``e`` may be, moved: same inode, size and mtime; by
+    preference on the same device (inode numbers repeat across the filesystems of one
+    root) and of the same name (hard links of one inode each keep their own row)."""
+    rows = [k for k in vanished.get(e.inode, ()) if _same_stat(k, e)]
+    if not rows:
+        return None
+    name = os.path.basename(e.path)
+    hit = max(rows, key=lambda k: (k[3] == e.device, os.path.basename(paths[k[0]]) == name))
+    vanished[e.inode].remove(hit)
+    return hit
+
+
+@dataclass
+class _Diff:
+    """What a walk changes in the catalog, worked out before anything is written."""
+
+    todo: list[dict[str, Any]] = field(default_factory=list)
+    revived: list[int] = field(default_factory=list)
+    remounted: dict[int, list[int]] = field(default_factory=dict)  # new device: row ids
+    moves: list[tuple[str, Entry, int]] = field(default_factory=list)  # key, entry, row
+    missing: list[int] = field(default_factory=list)
+    unchanged: int = 0
+    newer: int = 0
+    kept: int = 0
+    bytes_read: int = 0
+
+
+def _diff(
+    session: Session,
+    job: Job,
+    root: Root,
+    top: str,
+    walked: WalkResult,
+    known: dict[str, Known],
+    shared: set[int],
+    walk_started: datetime,
+    beat: Callable[[], None] | None,
+) -> _Diff:
+    d = _Diff()
+    now = utcnow()
+    seen_keys: set[str] = set()
+    new_entries: list[tuple[str, Entry]] = []
+    for e in walked.entries:
+        key = path_key(e.path)
+        seen_keys.add(key)
+        k = known.get(key)
+        if k is None:
+            new_entries.append((key, e))
+        elif not job.full and _same_stat(k, e) and not retry_due(k, now):
+            if k[3] != e.device:
+                d.remounted.setdefault(e.device, []).append(k[0])
+            if k[5] != "present" and k[6] >= walk_started:
+                d.newer += 1  # marked missing since the walk saw it: the file went
+            elif k[5] != "present":
+                d.revived.append(k[0])
+            else:
+                d.unchanged += 1
+        else:
+            d.todo.append(_item(e, shared))
+
+    # Files the walk did not see under this subtree: moved (same inode) or missing.
+    # A folder that could not be listed (a NAS hiccup, a permission change) hides its
+    # files; it does not delete them: they keep their rows and their state.
+    unseen: list[Known] = []
+    written: list[Known] = []  # since the walk began: left as they are
+    for key, k in known.items():
+        if key in seen_keys:
+            continue
+        if k[6] >= walk_started:
+            written.append(k)
+        elif k[5] == "present":
+            unseen.append(k)
+    paths = _paths_of(session, [k[0] for k in unseen + written]) if unseen or written else {}
+    # (a folder scan knows the whole root's rows: only those under its folder count)
+    d.newer += sum(1 for k in written if is_inside(paths[k[0]], top))
+    kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
+    gone = [k for k in unseen if is_inside(paths[k[0]], top) and k[0] not in kept]
+    if gone and top == root.path and not walked.entries and _empty_dir(top):
+        # An empty root where the catalog holds files is a NAS share that is not mounted
+        # (the bare mount point), not a library deleted overnight: keep every row, and
+        # say so, rather than drop the groups, duplicates and decisions built on them.
+        walked.errors.append(
+            (
+                top,
+                f"the library root is empty but the catalog holds {len(gone)} files "
+                "there: is the share mounted? Nothing was marked missing",
+            )
+        )
+        kept |= {k[0] for k in gone}
+        gone = []
+    d.kept = len(kept)
+    vanished: dict[int, list[Known]] = defaultdict(list)
+    for k in gone:
+        vanished[k[4]].append(k)
+    candidates: list[tuple[str, Entry, Known]] = []
+    for key, e in new_entries:
+        hit = None if job.full else _take_move(vanished, e, paths)
+        if hit is None:
+            d.todo.append(_item(e, shared))
+        else:
+            candidates.append((key, e, hit))
+    quick_of = _quick_of(session, [hit[0] for _, _, hit in candidates])
+    real_root = os.path.realpath(root.path)
+    for key, e, hit in candidates:
+        if beat is not None:
+            beat()  # many renamed files on a slow share: still alive, not cancelled
+        same, n = _confirmed(e, hit, quick_of.get(hit[0]), real_root)
+        d.bytes_read += n
+        if same:
+            d.moves.append((key, e, hit[0]))
+        else:
+            vanished[hit[4]].append(hit)  # the file went; this one is new
+            d.todo.append(_item(e, shared))
+    d.missing = [k[0] for rows in vanished.values() for k in rows]
+    return d
+
+
+def _apply(session: Session, d: _Diff) -> None:
+    """Write what ``_diff`` worked out (after the plan's claim)."""
+    now = utcnow()
+    for ids in _in_chunks(d.revived):
+        session.execute(
+            update(File).where(File.id.in_(ids)).values(status="present", updated_at=now)
+        )
+    for key, e, fid in d.moves:
+        session.execute(
+            update(File)
+            .where(File.id == fid)
+            .values(
+                path=e.path,
+                path_key=key,
+                dir_key=dir_key(e.path),
+                device=e.device,
+                status="present",
+                updated_at=now,
+            )
+        )
+    # The same files on a share mounted again: a new device number, one statement per
+    # thousand rows (not one per row: a million-file share after a reboot)
+    for device, ids in d.remounted.items():
+        for chunk in _in_chunks(ids):
+            session.execute(update(File).where(File.id.in_(chunk)).values(device=device))
+    for ids in _in_chunks(d.missing):
+        session.execute(
+            update(File).where(File.id.in_(ids)).values(status="missing", updated_at=now)
+        )
+
+
+def _in_chunks(ids: list[int], n: int = 1000) -> Iterator[list[int]]:
+    for i in range(0, len(ids), n):
+        yield ids[i : i + n]
 
 
 def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
@@ -311,7 +489,7 @@ def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
             File.inode,
             File.status,
             File.updated_at,
-            File.read_failed,
+            File.read_failures,
         ).where(File.root_id == root_id)
     )
     return {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
@@ -415,13 +593,21 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     # the whole root) holds news this walk may not have seen: it is left as it is, not
     # marked missing nor revived from what the walk saw before.
     walk_started = utcnow()
+    beat = _heartbeat(session, job_id, settings)
     try:
-        walked = walk(
-            top, settings.ignore, private_dirs(settings), _heartbeat(session, job_id, settings)
-        )
+        walked = walk(top, settings.ignore, private_dirs(settings), beat)
     except WalkStopped:
         session.rollback()  # cancelled or failed meanwhile: nothing of the walk is kept
         log.info("scan %s stopped during its walk of %r", job_id, top)
+        return False
+    known = _known_rows(session, root.id)
+    shared = _shared_sizes(session, walked.entries, root.id, top == root.path)
+    try:
+        # Before the claim (the write lock on SQLite): telling moves from new files may
+        # read 8 KiB of each of many files, and other writers must not wait on that
+        diff = _diff(session, job, root, top, walked, known, shared, walk_started, beat)
+    except WalkStopped:
+        session.rollback()
         return False
     # Claimed before the first write: a second plan message for this scan (the watcher or
     # the scheduler re-sending one that looked lost) may have walked too, and it must
@@ -436,126 +622,25 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     if not claim.rowcount:  # type: ignore[attr-defined]
         session.rollback()
         return False
-    known = _known_rows(session, root.id)
-    shared = _shared_sizes(session, walked.entries, root.id, top == root.path)
-
-    seen_keys: set[str] = set()
-    todo: list[dict[str, Any]] = []
-    unchanged = moved = revived = newer = 0
-    new_entries: list[tuple[str, Entry]] = []
-    remounted: list[dict[str, int]] = []
-    now = utcnow()
-    for e in walked.entries:
-        key = path_key(e.path)
-        seen_keys.add(key)
-        k = known.get(key)
-        if k is None:
-            new_entries.append((key, e))
-        elif not job.full and not k[7] and _same_stat(k, e):
-            if k[3] != e.device:
-                remounted.append({"id": k[0], "device": e.device})
-            if k[5] != "present" and k[6] >= walk_started:
-                newer += 1  # marked missing since the walk saw it: the file went
-            elif k[5] != "present":
-                revived += 1
-                session.execute(
-                    update(File).where(File.id == k[0]).values(status="present", updated_at=now)
-                )
-            else:
-                unchanged += 1
-        else:
-            todo.append(_item(e, shared))
-
-    # Files the walk did not see under this subtree: moved (same inode) or missing.
-    # A folder that could not be listed (a NAS hiccup, a permission change) hides its
-    # files; it does not delete them: they keep their rows and their state.
-    unseen: list[Known] = []
-    written: list[Known] = []  # since the walk began: left as they are
-    for key, k in known.items():
-        if key in seen_keys:
-            continue
-        if k[6] >= walk_started:
-            written.append(k)
-        elif k[5] == "present":
-            unseen.append(k)
-    paths = _paths_of(session, [k[0] for k in unseen + written]) if unseen or written else {}
-    # (a folder scan knows the whole root's rows: only those under its folder count)
-    newer += sum(1 for k in written if is_inside(paths[k[0]], top))
-    kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
-    vanished = {k[4]: k for k in unseen if is_inside(paths[k[0]], top) and k[0] not in kept}
-    if vanished and top == root.path and not walked.entries and _empty_dir(top):
-        # An empty root where the catalog holds files is a NAS share that is not mounted
-        # (the bare mount point), not a library deleted overnight: keep every row, and
-        # say so, rather than drop the groups, duplicates and decisions built on them.
-        walked.errors.append(
-            (
-                top,
-                f"the library root is empty but the catalog holds {len(vanished)} files "
-                "there: is the share mounted? Nothing was marked missing",
-            )
-        )
-        kept |= {k[0] for k in vanished.values()}
-        vanished = {}
-    moves: list[tuple[str, Entry, Known]] = []
-    for key, e in new_entries:
-        hit = None if job.full else vanished.get(e.inode)
-        if hit is not None and not hit[7] and _same_stat(hit, e):
-            del vanished[e.inode]  # a second name of the same inode is a new file
-            moves.append((key, e, hit))
-        else:
-            todo.append(_item(e, shared))
-    quick_of = _quick_of(session, [hit[0] for _, _, hit in moves])
-    real_root = os.path.realpath(root.path)
-    for key, e, hit in moves:
-        # An inode freed by a deletion is soon given to a new file: one of the same size
-        # and mtime (a burst shot copied with its card's 2 s mtime) would otherwise take
-        # the deleted file's hashes, and show as an exact copy of a photo it is not.
-        same, n = _same_head_and_tail(e, quick_of.get(hit[0]), real_root)
-        job.bytes_read += n
-        if not same:
-            vanished[e.inode] = hit  # the file went; this one is new
-            todo.append(_item(e, shared))
-            continue
-        session.execute(
-            update(File)
-            .where(File.id == hit[0])
-            .values(
-                path=e.path,
-                path_key=key,
-                dir_key=dir_key(e.path),
-                device=e.device,
-                status="present",
-                updated_at=now,
-            )
-        )
-        moved += 1
-    if remounted:  # the same files on a share mounted again: a new device number
-        session.execute(update(File), remounted)
-    missing_ids = [k[0] for k in vanished.values()]
-    for i in range(0, len(missing_ids), 1000):
-        session.execute(
-            update(File)
-            .where(File.id.in_(missing_ids[i : i + 1000]))
-            .values(status="missing", updated_at=now)
-        )
-
+    _apply(session, diff)
+    job.bytes_read += diff.bytes_read
     jobs.record_errors(session, job_id, walked.errors)
     job.failed += len(walked.errors)
     summary = {
         "walked": len(walked.entries),
-        "unchanged": unchanged,
-        "moved": moved,
-        "revived": revived,
-        "missing": len(missing_ids),
-        "newer_elsewhere": newer,
-        "to_read": len(todo),
+        "unchanged": diff.unchanged,
+        "moved": len(diff.moves),
+        "revived": len(diff.revived),
+        "missing": len(diff.missing),
+        "newer_elsewhere": diff.newer,
+        "to_read": len(diff.todo),
         "walk_errors": len(walked.errors),
-        "kept_unlisted": len(kept),
+        "kept_unlisted": diff.kept,
         **{f"skipped_{k}": v for k, v in walked.skipped.items()},
     }
     job.summary = json.dumps(summary)
     job.phase = "catalog"
-    _add_batches(session, job, "catalog", todo, settings)
+    _add_batches(session, job, "catalog", diff.todo, settings)
     job.updated_at = utcnow()
     return True
 
@@ -684,7 +769,8 @@ def _catalog_items(
             continue
         suspect = suspected.get(key)
         mtime_ns = int64(st.st_mtime_ns)
-        if suspect is not None and suspects.to_skip(suspect, st.st_size, mtime_ns):
+        skipped = suspect is not None and suspects.to_skip(suspect, st.st_size, mtime_ns)
+        if skipped and suspect is not None:
             facts = FileFacts(
                 kind=kind_of_extension(extension(path)),
                 format=None,
@@ -709,14 +795,18 @@ def _catalog_items(
         values = _row_values(root, key, path, st, facts)
         if key not in existing:
             inserts.append(values)
-        elif facts.read_failed and existing[key][1] == [st.st_size, mtime_ns, int64(st.st_ino)]:
+        elif (facts.read_failed or skipped) and existing[key][1] == [
+            st.st_size, mtime_ns, int64(st.st_ino)
+        ]:  # fmt: skip
             # The file is the one the catalog read before, and this read failed (a share
-            # that timed out, a permission): what was known stays known, and it is read
-            # again next scan. (A file changed since then keeps none of its old facts.)
-            updates.append(
-                {"id": existing[key][0], "error": facts.error, "read_failed": True,
-                 "status": "present", "updated_at": values["updated_at"]}
-            )  # fmt: skip
+            # that timed out, a permission) or was skipped: what was known stays known,
+            # and a failed read is tried again later. (A file changed since then keeps
+            # none of its old facts.)
+            kept = {"id": existing[key][0], "error": facts.error, "device": values["device"],
+                    "status": "present", "updated_at": values["updated_at"]}  # fmt: skip
+            if facts.read_failed:
+                kept["read_failures"] = File.read_failures + 1
+            updates.append(kept)
         else:
             updates.append({"id": existing[key][0], **values})
     # Bulk statements: one INSERT and one UPDATE (executemany) per batch, no ORM objects.
@@ -817,7 +907,7 @@ def _row_values(
         orientation=facts.orientation,
         content_id=_clip(facts.content_id),
         error=facts.error,
-        read_failed=facts.read_failed,
+        read_failures=int(facts.read_failed),
         warning=facts.warning,
         status="present",
         updated_at=now,
@@ -860,7 +950,8 @@ def _hash_items(
             else:
                 # Said on the file too, and read again by the next scan: a copy whose
                 # digest was never taken would otherwise never be found as one
-                row.error, row.read_failed = reason, True
+                row.error, row.updated_at = reason, utcnow()
+                row.read_failures = (row.read_failures or 0) + 1
 
 
 def _digest_row(row: File, phase: str, real_root: str) -> int:

@@ -36,7 +36,7 @@ class FileProblem:
     kind: str
     size: int
     error: str
-    read_failed: bool  # read again by the next scan (a share's hiccup, a permission)
+    read_failures: int  # failed reads in a row: later scans read it again
     updated_at: datetime
 
 
@@ -48,13 +48,13 @@ def files_with_errors(
     conds = [File.status == "present", File.error.is_not(None)]
     if path_prefix:
         conds.append(under(File.path, path_prefix))
-    cols = (File.path, File.kind, File.size, File.error, File.read_failed, File.updated_at)
+    cols = (File.path, File.kind, File.size, File.error, File.read_failures, File.updated_at)
     rows = session.execute(
         select(*cols).where(*conds).order_by(File.path).limit(limit).offset(offset)
     )
     total = session.scalar(select(func.count()).select_from(File).where(*conds))
     problems = [
-        FileProblem(path, kind, size, error or "", bool(again), when)
+        FileProblem(path, kind, size, error or "", int(again), when)
         for path, kind, size, error, again, when in rows
     ]
     return problems, int(total or 0)

@@ -75,11 +75,12 @@ class File(Base):
     content_id: Mapped[str | None] = mapped_column(String(128))
     error: Mapped[str | None] = mapped_column(Message)
     warning: Mapped[str | None] = mapped_column(Message)
-    # The last read of the file failed (permission, I/O error, a share that timed out):
-    # ``error`` says why, the facts of the read before are kept, and the next scan reads
-    # it again whatever its stat says (a chmod or a healed share changes no mtime).
-    read_failed: Mapped[bool] = mapped_column(
-        Boolean, nullable=False, default=False, server_default=false()
+    # Reads of the file that failed in a row (a permission, an I/O error, a share that
+    # timed out): ``error`` says why, the facts of the read before are kept, and later
+    # scans read it again whatever its stat says (a chmod or a healed share changes no
+    # mtime), less often the more it failed (core.catalog.retry_due).
+    read_failures: Mapped[int] = mapped_column(
+        Integer, nullable=False, default=0, server_default="0"
     )
     # present | missing: a deleted file is marked, not dropped, so history and
     # resolutions that name it stay readable.

@@ -20,6 +20,7 @@ worker's message goes to another worker, not to a new job.
 
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 from collections.abc import Iterable, Iterator
@@ -31,12 +32,17 @@ from sqlalchemy.orm import Session
 from core.models import JobBatch, SuspectFile, utcnow
 from core.paths import path_key
 
-# Crashes while the file was being read alone before it is skipped: the first crash of
-# a batch only tells which files were in flight; the next, which one it was
-LIMIT = 1
+# Crashes while the file was being read alone before it is skipped. The first crash of
+# a batch only tells which files were in flight; the next, which one it was; one more
+# makes sure (a power cut, or a crash of another thread's read, during a healthy file's
+# read alone must not have it skipped for good).
+LIMIT = 2
 
 # One suspect read at a time in a process: a crash then blames one file, not two
 _ALONE = threading.Lock()
+# The suspect this process is reading, if any: an orderly exit (Ctrl-C, SIGTERM) that
+# does not wait for the read to end unmarks it, since it did not stop the process
+_current: dict[str, Engine] = {}
 
 
 def note_crashes(session: Session, job_ids: Iterable[str]) -> int:
@@ -105,8 +111,22 @@ def reading(engine: Engine, key: str, size: int, mtime_ns: int) -> Iterator[None
                 .where(SuspectFile.path_key == key)
                 .values(reading=True, size=size, mtime_ns=mtime_ns, updated_at=utcnow())
             )
+        _current[key] = engine
         try:
             yield
         finally:
+            _current.pop(key, None)
             with engine.begin() as conn:
                 conn.execute(delete(SuspectFile).where(SuspectFile.path_key == key))
+
+
+@atexit.register
+def _unmark_at_exit() -> None:
+    for key, engine in list(_current.items()):
+        try:
+            with engine.begin() as conn:
+                conn.execute(
+                    update(SuspectFile).where(SuspectFile.path_key == key).values(reading=False)
+                )
+        except Exception:  # noqa: BLE001 - exiting: the database may be gone too
+            pass

@@ -543,6 +543,115 @@ def test_a_read_that_failed_keeps_what_was_known_and_is_tried_again(
     assert run_scan(embedded_settings, str(library))["job"]["summary"]["to_read"] == 0
 
 
+def _rows(**where):
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from core.models import File
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        return {os.path.basename(f.path): f for f in s.scalars(select(File))}
+
+
+def _set_rows(values, paths=None):
+    from sqlalchemy import update
+
+    from core.db import session_scope
+    from core.models import File
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        q = update(File).values(**values)
+        if paths is not None:
+            q = q.where(File.path.in_([str(p) for p in paths]))
+        s.execute(q)
+
+
+def test_a_renamed_folder_of_files_untouched_for_long_is_not_read_at_all(
+    embedded_settings, library, monkeypatch
+):
+    from core import catalog
+
+    # Given files whose inodes had not changed for long when they were cataloged (here:
+    # the slack moved by two hours, as if they had been copied in two hours before)
+    for i in range(3):
+        write_jpeg(library / "2019" / f"IMG_{i}.jpg", i)
+    run_scan(embedded_settings, str(library))
+    monkeypatch.setattr(catalog, "CTIME_SLACK_S", -7200.0)
+    # When their folder is renamed (the files themselves untouched: same ctime)
+    os.rename(library / "2019", library / "2019 Holiday")
+    report = run_scan(embedded_settings, str(library))
+    # Then they are moves, and not a byte is read to tell
+    summary = report["job"]["summary"]
+    assert (summary["moved"], summary["to_read"], summary["missing"]) == (3, 0, 0)
+    assert report["job"]["bytes_read"] == 0
+
+
+def test_a_file_cataloged_without_a_quick_digest_still_moves_without_a_read(
+    embedded_settings, library
+):
+    # Given a file cataloged by an older version, which kept no quick digest of it
+    write_jpeg(library / "a" / "IMG_1.jpg", 1)
+    run_scan(embedded_settings, str(library))
+    _set_rows({"quick": None})
+    # When it is renamed (its ctime now new)
+    os.rename(library / "a" / "IMG_1.jpg", library / "a" / "IMG_0001.jpg")
+    report = run_scan(embedded_settings, str(library))
+    # Then it is a move by its device and inode, as before digests: not read in full
+    summary = report["job"]["summary"]
+    assert (summary["moved"], summary["to_read"]) == (1, 0)
+    assert report["job"]["bytes_read"] == 0
+
+
+def test_hard_links_moved_together_keep_a_row_each_and_leave_no_ghost(embedded_settings, library):
+    # Given two names of one picture (hard links) in a folder
+    write_jpeg(library / "a" / "x.jpg", 1)
+    os.link(library / "a" / "x.jpg", library / "a" / "y.jpg")
+    run_scan(embedded_settings, str(library))
+    before = _rows()
+    # When the folder is renamed
+    os.rename(library / "a", library / "b")
+    report = run_scan(embedded_settings, str(library))
+    # Then both are moves, each row under its own name, and no row stays at a/
+    summary = report["job"]["summary"]
+    assert (summary["moved"], summary["missing"], summary["to_read"]) == (2, 0, 0)
+    after = _rows()
+    assert {n: r.id for n, r in after.items()} == {n: r.id for n, r in before.items()}
+    assert {r.path for r in after.values()} == {str(library / "b" / "x.jpg"),
+                                                 str(library / "b" / "y.jpg")}  # fmt: skip
+    assert all(r.status == "present" for r in after.values())
+
+
+def test_a_file_that_keeps_failing_is_tried_less_often(embedded_settings, library, monkeypatch):
+    from datetime import timedelta
+
+    from core import catalog
+    from core.media import inspect
+
+    # Given a file whose every read fails (bad sectors under it)
+    write_jpeg(library / "bad.jpg", 1)
+    open_regular = inspect.open_regular
+
+    def eio(path, *args, **kwargs):
+        if path.endswith("bad.jpg"):
+            raise OSError(errno.EIO, "Input/output error", path)
+        return open_regular(path, *args, **kwargs)
+
+    monkeypatch.setattr(inspect, "open_regular", eio)
+    monkeypatch.setattr(catalog, "open_regular", eio)
+    to_read = [run_scan(embedded_settings, str(library))["job"]["summary"]["to_read"]]
+    # When it is scanned again and again
+    for _ in range(2):
+        to_read.append(run_scan(embedded_settings, str(library))["job"]["summary"]["to_read"])
+    # Then the scan after the first failure tries it again, the next one leaves it be
+    assert to_read == [1, 1, 0]
+    assert _rows()["bad.jpg"].read_failures == 2
+    # And a day later it is tried again
+    _set_rows({"updated_at": _rows()["bad.jpg"].updated_at - timedelta(days=1, minutes=1)})
+    assert run_scan(embedded_settings, str(library))["job"]["summary"]["to_read"] == 1
+
+
 class _StatFails:
     """A directory entry whose stat fails as on a NAS that answers EIO."""
 

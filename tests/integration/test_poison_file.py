@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core import suspects
 from core.config import Settings
 from tests.factories import write_jpeg
 from twinlens import run_scan
@@ -59,7 +60,7 @@ def _scan(settings: Settings, library: Path) -> subprocess.CompletedProcess[str]
     )
 
 
-def test_a_file_that_kills_the_scan_is_skipped_by_the_third_and_named(
+def test_a_file_that_kills_the_scan_is_found_then_skipped_and_named(
     embedded_settings: Settings, library: Path
 ) -> None:
     # Given a library whose one file kills the process that reads it, among good ones
@@ -67,12 +68,12 @@ def test_a_file_that_kills_the_scan_is_skipped_by_the_third_and_named(
     for i in range(5):
         write_jpeg(library / f"ok{i}.jpg", i)
     write_jpeg(library / "poison.jpg", 9)
-    # When it is scanned: the first scan dies in the batch, the second reads that batch's
-    # files one by one and dies on the file itself
-    for _ in range(2):
+    # When it is scanned: the first scan dies in the batch, the next two read that
+    # batch's files one by one and die on the file itself
+    for _ in range(1 + suspects.LIMIT):
         died = _scan(embedded_settings, library)
         assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
-    # Then the third scan finishes: the good files are cataloged, the deadly one is
+    # Then the next scan finishes: the good files are cataloged, the deadly one is
     # named with the reason and not read again
     done = _scan(embedded_settings, library)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -84,3 +85,59 @@ def test_a_file_that_kills_the_scan_is_skipped_by_the_third_and_named(
     os.utime(library / "poison.jpg", ns=(10**18, 10**18))
     files = {f["path"]: f["error"] for f in run_scan(embedded_settings, str(library))["files"]}
     assert files["poison.jpg"] is None
+
+
+# A process reading a suspect alone; it then exits in an orderly way, or is killed
+READING = """
+import os, signal, sys, threading, time
+from core import suspects
+from core.db import engine_for
+
+engine = engine_for(sys.argv[1])
+started = threading.Event()
+
+def read():
+    with suspects.reading(engine, sys.argv[2], 10, 20):
+        started.set()
+        time.sleep(60)  # a slow read of a large file
+
+threading.Thread(target=read, daemon=True).start()
+started.wait()
+if sys.argv[3] == "kill":
+    os.kill(os.getpid(), signal.SIGKILL)
+sys.exit(0)  # Ctrl-C, SIGTERM: the process stops without waiting for the read
+"""
+
+
+def test_only_a_process_that_dies_while_reading_a_suspect_blames_it(
+    embedded_settings: Settings,
+) -> None:
+    from sqlalchemy import select
+
+    from core.db import engine_for, migrate, session_scope
+    from core.models import SuspectFile
+
+    migrate(embedded_settings.database_url)
+    engine = engine_for(embedded_settings.database_url)
+    with session_scope(engine) as s:
+        s.add_all(
+            [
+                SuspectFile(path_key="a" * 32, path="/l/a"),
+                SuspectFile(path_key="b" * 32, path="/l/b"),
+            ]
+        )
+    root = Path(__file__).resolve().parents[2]
+    # Given one process that stops in an orderly way while it reads suspect a, and one
+    # that is killed while it reads suspect b
+    for key, how in (("a" * 32, "exit"), ("b" * 32, "kill")):
+        subprocess.run(
+            [sys.executable, "-c", READING, embedded_settings.database_url, key, how],
+            cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=60,
+        )  # fmt: skip
+    # When the next start looks for files that stopped a process
+    with session_scope(engine) as s:
+        suspects.note_crashes(s, [])
+    # Then only b has a crash against it
+    with session_scope(engine) as s:
+        crashes = {r.path: r.crashes for r in s.scalars(select(SuspectFile))}
+    assert crashes == {"/l/a": 0, "/l/b": 1}

@@ -1,4 +1,4 @@
-"""files whose last read failed: read again by the next scan, their earlier facts kept
+"""failed reads of a file in a row: it is read again (backing off), its earlier facts kept
 
 Revision ID: 0008
 Revises: 0007
@@ -19,10 +19,10 @@ depends_on = None
 def upgrade() -> None:
     with op.batch_alter_table("files") as batch:
         batch.add_column(
-            sa.Column("read_failed", sa.Boolean(), nullable=False, server_default=sa.false())
+            sa.Column("read_failures", sa.Integer(), nullable=False, server_default="0")
         )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("files") as batch:
-        batch.drop_column("read_failed")
+        batch.drop_column("read_failures")
