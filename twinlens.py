@@ -314,9 +314,12 @@ def _summary_text(rep: dict[str, Any]) -> str:
     for p in rep.get("passes", []):
         if p["state"] != "done":
             name = "grouping" if p["kind"] == "group" else "dedup"
-            lines.append(f"  ! the {name} pass {p['state']}: {p['error'] or 'no reason given'}")
+            why = display(p["error"] or "no reason given")
+            lines.append(f"  ! the {name} pass {p['state']}: {why}")
     if job["state"] != "done":
-        lines.append(f"  ! the scan {job['state']}: {job.get('error') or 'no reason given'}")
+        lines.append(
+            f"  ! the scan {job['state']}: {display(job.get('error') or 'no reason given')}"
+        )
     return "\n".join(lines)
 
 

@@ -43,8 +43,13 @@ def dir_key(path: str | bytes) -> str:
 
 
 # Control characters in a file name (a newline, ESC) would start a fake line or drive the
-# terminal when the name is printed: shown escaped, as invalid bytes are
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# terminal when the name is printed, and bidi controls would show it reversed: shown
+# escaped, as invalid bytes are
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u2028\u2029"
+    # and the invisible ones that reorder or hide what follows ("\u202egpj.exe")
+    "\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 
 
 def _escaped(match: re.Match[str]) -> str:

@@ -38,6 +38,8 @@ def test_control_characters_in_names_are_shown_escaped():
     assert shown == "/photos/a\\x0a  ! good.jpg\\x1b[31m\\x9b\\u2028.jpg"
     assert shown.isprintable()
     assert display("/photos/été/a.jpg") == "/photos/été/a.jpg"  # letters stay letters
+    # A right-to-left override would show "\u202egpj.exe" as "exe.jpg"
+    assert display("/photos/\u202egpj.exe") == "/photos/\\u202egpj.exe"
 
 
 def test_keys_are_fixed_size_for_any_path_length():
