@@ -59,6 +59,11 @@ class MediaError(Exception):
     """A file that cannot be decoded; the message is shown to users as is."""
 
 
+class RawReadError(MediaError):
+    """LibRaw's "Input/output error": a read that failed, or (as often) a RAW that ends
+    before what its directories point to."""
+
+
 class BombError(MediaError):
     """Declared pixel count above the configured limit."""
 
@@ -191,6 +196,8 @@ def raw_open(source: str | bytes) -> rawpy.RawPy:
     """LibRaw handle on a path or on bytes already in memory; MediaError if it can't."""
     try:
         return rawpy.imread(source if isinstance(source, str) else _Whole(source))  # type: ignore[arg-type]
+    except rawpy.LibRawIOError as exc:
+        raise RawReadError(f"RAW file LibRaw cannot open: {_describe(exc)}") from None
     except Exception as exc:
         raise MediaError(f"RAW file LibRaw cannot open: {_describe(exc)}") from None
 

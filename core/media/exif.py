@@ -334,6 +334,8 @@ def facts_from_cr3(fp: BinaryIO, file_size: int) -> ExifFacts:
                             facts.taken_at, facts.taken_offset = taken
                         facts.serial = facts.serial or _text(sub.get(TAG_BODY_SERIAL))
             break
+    except OSError:
+        raise  # the file could not be read: not a parse problem to hide
     except Exception:
         pass
     return facts
@@ -420,6 +422,8 @@ def facts_from_quicktime(fp: BinaryIO, file_size: int) -> ExifFacts:
                 # mvhd holds UTC by specification (many cameras write local time anyway).
                 facts.taken_at, facts.taken_offset = mvhd_time, "+00:00"
             break
+    except OSError:
+        raise  # the file could not be read: not a parse problem to hide
     except Exception:
         pass
     return facts
@@ -442,6 +446,8 @@ def facts_from_ciff(fp: BinaryIO, file_size: int) -> ExifFacts:
             return facts
         start = struct.unpack_from("<I", header, 2)[0]
         _ciff_heap(fp, start, file_size, facts, depth=0, seen=set())
+    except OSError:
+        raise  # the file could not be read: not a parse problem to hide
     except Exception:
         pass
     return facts

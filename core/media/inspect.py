@@ -37,6 +37,7 @@ from core.media.complete import truncation
 from core.media.decode import (
     DEFAULT_MAX_PIXELS,
     MediaError,
+    RawReadError,
     open_image,
     raw_decode,
     raw_open,
@@ -344,6 +345,15 @@ def _libraw_path(fh: BinaryIO, path: str) -> str | None:
         return None
 
 
+def _read_through(fh: BinaryIO) -> int:
+    """Read the whole file, to see whether its reads fail; returns the bytes read."""
+    fh.seek(0)
+    n = 0
+    while chunk := fh.read(1 << 20):
+        n += len(chunk)
+    return n
+
+
 def _inspect_raw(
     fh: BinaryIO, path: str, head: bytes, data: bytes | None, facts: FileFacts, max_pixels: int
 ) -> None:
@@ -359,6 +369,11 @@ def _inspect_raw(
     before = _thread_rchar() if data is None else None
     try:
         raw = raw_open(source)  # type: ignore[arg-type]
+    except RawReadError as exc:
+        if data is None:  # LibRaw read it by its path: can the file be read at all?
+            facts.bytes_read += _read_through(fh)  # OSError: a failed read, tried again
+        facts.error = str(exc)  # it can: a RAW cut short, not a read that failed
+        raw = None
     except MediaError as exc:
         facts.error = str(exc)
         raw = None

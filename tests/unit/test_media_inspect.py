@@ -633,3 +633,57 @@ def test_thumbnail_of_a_fifo_named_jpg_fails_at_once(tmp_path: Path) -> None:
     # Then the thumbnail is refused with a reason instead of hanging the request
     with pytest.raises(MediaError, match="not a regular file"):
         render_thumbnail(str(fifo))
+
+
+def _mp4_boxes() -> bytes:
+    def box(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", 8 + len(body)) + kind + body
+
+    mvhd = box(b"mvhd", bytes(4) + struct.pack(">II", 3_600_000_000, 0) + bytes(88))
+    return box(b"ftyp", b"isom" + bytes(4)) + box(b"moov", mvhd) + box(b"mdat", bytes(64))
+
+
+class _FailsAfter(io.BytesIO):
+    """A file whose reads fail with EIO past ``limit`` bytes (a bad sector on a share)."""
+
+    def __init__(self, data: bytes, limit: int) -> None:
+        super().__init__(data)
+        self.limit = limit
+
+    def read(self, n: int | None = -1) -> bytes:
+        if self.tell() >= self.limit:
+            raise OSError(5, "Input/output error")
+        return super().read(n)
+
+
+def test_a_video_whose_read_fails_is_a_failed_read_not_a_file_without_a_date() -> None:
+    from core.media.exif import facts_from_quicktime
+
+    data = _mp4_boxes()
+    assert facts_from_quicktime(io.BytesIO(data), len(data)).taken_at is not None
+    # When its reads fail part-way, the parser says so instead of a file without a date
+    with pytest.raises(OSError):
+        facts_from_quicktime(_FailsAfter(data, 20), len(data))
+    # (while a box that makes no sense is still only a parse problem)
+    garbage = data[:24] + b"\xff" * 8 + data[32:]
+    facts_from_quicktime(io.BytesIO(garbage), len(garbage))
+
+
+def test_a_libraw_read_error_on_a_raw_that_reads_fine_is_a_bad_file(
+    samples: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rawpy
+
+    # Given a large RAW (LibRaw reads it by path) that LibRaw cannot read ("Input/output
+    # error", as it says of a RAW cut short), though every byte of it reads fine
+    path = tmp_path / "IMG_0001.CRW"
+    path.write_bytes((samples / "imagemeta" / "CRW.CRW").read_bytes())
+
+    def ioerror(source, *args, **kwargs):
+        raise rawpy.LibRawIOError(b"Input/output error")
+
+    monkeypatch.setattr(rawpy, "imread", ioerror)
+    facts = inspect_file(str(path), full_hash=False)
+    # Then it is a file LibRaw cannot open, not a read to try again at every scan
+    assert facts.error and facts.error.startswith("RAW file LibRaw cannot open")
+    assert facts.read_failed is False
