@@ -144,19 +144,23 @@ def _cached(kind: str, compute) -> Response:
     return resp
 
 
-def _member_ids(objs: list[dict[str, Any]]) -> dict[str, str | None]:
+def _member_assets(objs: list[dict[str, Any]]) -> dict[str, enrich.Assets]:
     if current_app.config["SETTINGS"].local_mode:
         return {}
     members = [(m.get("path"), m.get("sha1")) for o in objs for m in o.get("members") or []]
-    return enrich.resolve_asset_ids(members, {}, data_version())
+    return enrich.find_assets(members, {}, data_version())
 
 
 def _with_asset_ids(objs: list[dict[str, Any]], primary_field: str) -> None:
-    ids = _member_ids(objs)
+    """Each member's live Immich asset (``assetId``) and, when Immich has it only in its
+    trash, that asset (``trashedAssetId``): "in Immich's trash" is not "not in Immich"."""
+    found = _member_assets(objs)
     for o in objs:
         for m in o.get("members") or []:
-            m["assetId"] = ids.get(m.get("path"))
-        o[primary_field + "AssetId"] = ids.get(o.get(primary_field))
+            assets = found.get(m.get("path"), enrich.NO_ASSETS)
+            m["assetId"] = assets.live
+            m["trashedAssetId"] = None if assets.live else assets.trashed
+        o[primary_field + "AssetId"] = found.get(o.get(primary_field), enrich.NO_ASSETS).live
 
 
 def _error_body(status: int, body: Any) -> tuple[int, Any]:

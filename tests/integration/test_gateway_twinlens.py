@@ -341,6 +341,33 @@ def test_a_copy_in_immichs_trash_is_never_the_one_kept(gateway, immich, alice, w
     assert plan.json()["trash"] == []
 
 
+def test_a_copy_in_immichs_trash_is_listed_as_such(gateway, immich, alice, world):
+    # Given C trashed in Immich (Immich's own duplicate review, say), C2 live
+    immich.state.assets[world["c"]["id"]]["isTrashed"] = True
+    lib = world["lib"]
+    # When the duplicates are listed, one by one and as a page
+    one = requests.get(
+        f"{gateway.url}/api/twinlens/duplicates/{world['dup2']['id']}", headers=alice.bearer
+    ).json()
+    page = requests.get(gateway.url + "/api/twinlens/duplicates", headers=alice.bearer).json()
+    listed = next(d for d in page["items"] if d["id"] == world["dup2"]["id"])
+    # Then C is in Immich's trash (its asset named), not "not in Immich"; C2 is live
+    for dup in (one, listed):
+        members = {m["path"]: (m["assetId"], m["trashedAssetId"]) for m in dup["members"]}
+        assert members == {
+            f"{lib}/2024/C.JPG": (None, world["c"]["id"]),
+            f"{lib}/2024/C2.JPG": (world["d"]["id"], None),
+        }, dup["members"]
+        # the suggested keeper's live asset: none while it is in Immich's trash
+        assert dup["keepAssetId"] is None
+    # and a file Immich never had is neither
+    dup1 = requests.get(
+        f"{gateway.url}/api/twinlens/duplicates/{world['dup1']['id']}", headers=alice.bearer
+    ).json()
+    elsewhere = next(m for m in dup1["members"] if m["path"] == f"{lib}/elsewhere/A.JPG")
+    assert (elsewhere["assetId"], elsewhere["trashedAssetId"]) == (None, None)
+
+
 def test_resolving_asks_immich_about_the_members_once(gateway, immich, alice, world):
     # Given a group whose members Immich has not been asked about yet, one of them trashed
     immich.state.assets[world["c"]["id"]]["isTrashed"] = True
