@@ -6,6 +6,12 @@
 //   node drive.mjs immich-bulk BASE_URL SHOT_DIR API_KEY   "Accept all suggestions" with a pick,
 //     while another reviewer decides one of the groups
 //   node drive.mjs immich-refused BASE_URL SHOT_DIR API_KEY   a confirm Immich refuses
+//   node drive.mjs immich-in-trash BASE_URL SHOT_DIR API_KEY DUP_ID   a group whose other copy
+//     is in Immich's trash already: shown so, and resolved by recording the decision
+//   node drive.mjs local-recovery BASE_URL SHOT_DIR   local mode: an action's outcome in its
+//     card, a lost connection, a group decided elsewhere, lists that fail to load, no
+//     gateway at start-up
+//   node drive.mjs overview BASE_URL SHOT_DIR   the Overview's last scans, as shown
 //   node drive.mjs corrections BASE_URL SHOT_DIR SPLIT_PATH MERGE_A MERGE_B UNDO_ID
 //     local mode: split SPLIT_PATH off its group, merge the groups of MERGE_A and MERGE_B
 //     (in that order), undo the decision on duplicate group UNDO_ID
@@ -127,6 +133,9 @@ async function local(flags) {
     listed: await other.count(),
     badge: await other.locator(".badge").innerText(),
     undo: await other.getByRole("button", { name: "Undo decision" }).count(),
+    // "not duplicates" keeps every copy: none is shown as kept or going
+    kept: await other.locator(".member.kept").count(),
+    goes: await other.locator(".member.goes").count(),
   };
 
   await page.getByRole("link", { name: "Groups" }).click();
@@ -205,9 +214,12 @@ async function corrections([splitPath, mergeA, mergeB, undoId]) {
   await dialog.waitFor();
   out.split.dialog = await dialogText(dialog);
   await shot("split-dialog");
+  const splitId = await grp.getAttribute("data-id");
   await dialog.getByRole("button", { name: "Split off 1 file" }).click();
   await dialog.waitFor({ state: "hidden" });
-  out.split.notice = await page.locator(".notice.ok", { hasText: "Split" }).innerText();
+  // Said in the group's own card (or where it was, if the split ended it), focused
+  out.split.notice = await page.locator(`ol.group-list > li[data-id="${splitId}"] .notice.ok`).innerText();
+  out.split.focused = (await page.evaluate(() => document.activeElement?.dataset?.id)) === splitId;
   // Reloaded: the file is on its own, so no group lists it any more.
   await page.locator(`tr[data-path="${splitPath}"]`).waitFor({ state: "detached" });
   out.groupsAfterSplit = await filesOfGroups();
@@ -233,8 +245,9 @@ async function corrections([splitPath, mergeA, mergeB, undoId]) {
   await shot("merge-dialog");
   await dialog.getByRole("button", { name: "Merge 2 groups" }).click();
   await dialog.waitFor({ state: "hidden" });
-  out.merge.notice = await page.locator(".notice.ok", { hasText: "Merged" }).innerText();
   await page.locator('li.grp[data-type="manual"]').waitFor();
+  // Said in the merged group's card
+  out.merge.notice = await page.locator('li.grp[data-type="manual"] .notice.ok').innerText();
   out.groupsAfterMerge = await filesOfGroups();
   out.merge.toolbarGone = (await toolbar.count()) === 0;
   await shot("merged");
@@ -305,7 +318,18 @@ async function immich([key]) {
   await card.waitFor({ state: "detached" });
   await page.locator(".notice.ok").waitFor();
   out.message = await page.locator(".notice.ok").innerText();
+  // Said where the card was (the group left the list), with Twinlens's own Undo
+  const gone = page.locator(`li[data-id="${target.id}"]`);
+  out.messageInCard = await gone.locator(".notice.ok").innerText();
+  out.otherId = out.before.find((g) => g.id !== target.id).id;
+  out.focused = await page.evaluate(() => document.activeElement?.dataset?.id ?? document.activeElement?.tagName);
   await shot("trashed");
+  await gone.getByRole("button", { name: "Undo" }).click();
+  const undo = page.getByRole("dialog");
+  await undo.getByRole("heading", { name: "Undo this decision?" }).waitFor();
+  out.noteUndoDialog = await dialogText(undo);
+  await undo.getByRole("button", { name: "Cancel" }).click();
+  await undo.waitFor({ state: "hidden" });
 }
 
 // Change of mind (a new browser, so the key again): "Undo decision" on the resolved group
@@ -393,18 +417,28 @@ async function immichBulk([key]) {
 // A confirm that Immich refuses (the key may not delete assets): the page says why, and
 // the group stays open with its buttons.
 async function immichRefused([key]) {
+  // A short window: the card is scrolled to, as a reviewer far down a long page would
+  await page.setViewportSize({ width: 1280, height: 600 });
   await logInWithKey(key);
   await waitForDuplicates();
   const bodies = recordResolves();
   const target = (await groupsOnPage()).find((g) => g.type === "exact");
   out.target = target.id;
   const card = page.locator(`li.dup[data-id="${target.id}"]`);
-  await card.getByRole("button", { name: /Move others to Immich trash/ }).click();
+  const button = card.getByRole("button", { name: /Move others to Immich trash/ });
+  await button.scrollIntoViewIfNeeded();
+  await button.click();
   const dialog = page.getByRole("dialog");
   await dialog.waitFor();
   await dialog.getByRole("button", { name: /^Move 1 file to trash$/ }).click();
-  await page.locator(".notice.error").waitFor();
-  out.alert = await page.locator(".notice.error").innerText();
+  // Said in the card that acted, where the user is looking
+  const alert = card.getByRole("alert");
+  await alert.waitFor();
+  out.alert = await alert.innerText();
+  out.alertInView = await alert.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    return r.top >= 0 && r.bottom <= window.innerHeight;
+  });
   await dialog.waitFor({ state: "detached" });
   out.stillListed = await card.count();
   // The list is read again after a failed confirm (its buttons wait for that): the
@@ -435,8 +469,157 @@ async function immichUser([key]) {
   await shot("not-admin");
 }
 
+// A group whose only other copy is in Immich's trash already: its card says so, and the
+// dry run offers to record the decision (nothing is left to move).
+async function immichInTrash([key, dupId]) {
+  await logInWithKey(key);
+  await waitForDuplicates();
+  const bodies = recordResolves();
+  const card = page.locator(`li.dup[data-id="${dupId}"]`);
+  out.inImmich = await card.locator(".member").evaluateAll((ms) => ms.map((m) => {
+    const dt = [...m.querySelectorAll("dt")].find((x) => x.textContent === "In Immich");
+    return [`${m.querySelector(".dir").textContent}/${m.querySelector(".filename").textContent}`,
+            dt?.nextElementSibling?.textContent];
+  }));
+  await card.getByRole("button", { name: /Move others to Immich trash/ }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  out.dialog = await dialogText(dialog);
+  const record = dialog.getByRole("button", { name: /^Record decision/ });
+  out.confirmLabel = await record.innerText();
+  out.confirmEnabled = await record.isEnabled();
+  await shot("in-trash-dry-run");
+  await record.click();
+  await card.waitFor({ state: "detached" });
+  out.message = await page.locator(`li[data-id="${dupId}"] .notice.ok`).innerText();
+  out.bodies = bodies;
+  await shot("in-trash-recorded");
+}
+
+// The list of duplicate groups (not one group, not an action on one)
+const isList = (url) => url.pathname === "/api/twinlens/duplicates";
+
+const noteIn = (id) => page.locator(`li[data-id="${id}"] .card-note .notice`);
+
+// Local mode, two groups (A, B): a lost connection during an action, the outcome said in
+// the card, the focus after it left, a group decided elsewhere, lists that fail to load and
+// come back, and no gateway at start-up.
+async function localRecovery() {
+  await page.goto(`${base}/#/duplicates`);
+  await waitForDuplicates();
+  const [a, b] = await groupsOnPage();
+  out.ids = [a.id, b.id];
+  const cardA = page.locator(`li.dup[data-id="${a.id}"]`);
+
+  // 1. The connection drops as "Not duplicates" is sent: it may have happened
+  await page.route("**/api/twinlens/duplicates/*/resolve", (route) => route.abort("connectionreset"));
+  await cardA.getByRole("button", { name: "Not duplicates" }).click();
+  out.lost = await noteIn(a.id).innerText();
+  out.lostRole = await noteIn(a.id).getAttribute("role");
+  await page.unroute("**/api/twinlens/duplicates/*/resolve");
+
+  // 2. Again, reaching the gateway: said in A's place, the focus on B (the next card)
+  await cardA.getByRole("button", { name: "Not duplicates" }).click();
+  await cardA.waitFor({ state: "detached" });
+  out.done = await noteIn(a.id).innerText();
+  out.doneRole = await noteIn(a.id).getAttribute("role");
+  out.focused = await page.evaluate(() => document.activeElement?.dataset?.id ?? document.activeElement?.tagName);
+  await shot("recovery-dismissed");
+
+  // 3. B is decided in another browser meanwhile; deciding it here says the list changed
+  out.otherReviewer = await page.evaluate(async (id) => {
+    const r = await fetch(`/api/twinlens/duplicates/${id}/resolve`, {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ action: "not_duplicate" }),
+    });
+    return r.status;
+  }, b.id);
+  await page.locator(`li.dup[data-id="${b.id}"]`).getByRole("button", { name: "Not duplicates" }).click();
+  await noteIn(b.id).waitFor();
+  out.stale = await noteIn(b.id).innerText();
+  // ... and the list was read again: B is no longer listed as open
+  await page.locator(`li.dup[data-id="${b.id}"]`).waitFor({ state: "detached" });
+  await page.waitForFunction(() =>
+    document.querySelector("form span.muted[role=status]")?.textContent === "0 groups", null,
+    { timeout: 10000 }).catch(() => null);
+  out.countAfterStale = await page.locator("form span.muted[role=status]").innerText();
+  await shot("recovery-stale");
+
+  // 4. A busy service (503, Retry-After: 1): the list is read again by itself
+  let busy = 1;
+  await page.route(isList, async (route) => {
+    if (busy > 0) {
+      busy -= 1;
+      await route.fulfill({ status: 503, headers: { "Retry-After": "1", "Content-Type": "application/json" },
+                            body: JSON.stringify({ message: "the dedup service is busy" }) });
+    } else {
+      await route.continue();
+    }
+  });
+  await page.getByLabel("Status").selectOption("any");
+  const loadError = page.locator(".load-error");
+  await loadError.waitFor();
+  out.busy = (await loadError.innerText()).replace(/\s+/g, " ");
+  await page.locator(`li.dup[data-id="${a.id}"]`).waitFor({ timeout: 10000 });
+  out.busyRecovered = (await loadError.count()) === 0;
+  await page.unroute(isList);
+
+  // 5. A failure that is not "busy": "Try again" reads it again
+  let broken = true;
+  await page.route(isList, async (route) => {
+    if (broken) {
+      await route.fulfill({ status: 500, headers: { "Content-Type": "application/json" },
+                            body: JSON.stringify({ message: "the dedup service failed" }) });
+    } else {
+      await route.continue();
+    }
+  });
+  await page.getByLabel("Status").selectOption("dismissed");
+  await loadError.waitFor();
+  out.failed = (await loadError.innerText()).replace(/\s+/g, " ");
+  await page.waitForTimeout(1500);
+  out.failedStillShown = (await loadError.count()) === 1;  // no retry by itself
+  broken = false;
+  await loadError.getByRole("button", { name: "Try again" }).click();
+  await page.locator(`li.dup[data-id="${a.id}"]`).waitFor();
+  out.failedRecovered = (await loadError.count()) === 0;
+  await page.unroute(isList);
+
+  // 6. No gateway at start-up: said as such, and "Try again" connects once it is back
+  await page.route("**/api/twinlens/me", (route) => route.abort("connectionrefused"));
+  await page.goto(`${base}/#/overview`);
+  await page.reload();  // (a new hash alone loads nothing)
+  const alert = page.getByRole("alert");
+  await alert.waitFor();
+  out.startup = (await alert.innerText()).replace(/\s+/g, " ");
+  await page.unroute("**/api/twinlens/me");
+  await alert.getByRole("button", { name: "Try again" }).click();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  out.startupRecovered = true;
+  await shot("recovery-startup");
+}
+
+// The Overview as it shows past scans (the caller ran them)
+async function overview() {
+  await page.goto(`${base}/#/overview`);
+  await page.locator(".job.last").waitFor();
+  // (the details of the scans shown, with their unreadable files, come with the list)
+  await page.locator(".job.last .job-figures").waitFor();
+  const text = async (sel) => (await page.locator(sel).innerText()).replace(/\s+/g, " ");
+  out.last = await text(".job.last");
+  out.lastErrors = await page.$$eval(".job.last .errors tbody tr", (rows) =>
+    rows.map((r) => [...r.querySelectorAll("td")].map((td) => td.textContent)));
+  const folder = page.locator(".job.last-folder");
+  out.folder = await folder.waitFor({ timeout: 5000 }).then(() => text(".job.last-folder"), () => null);
+  out.folderErrors = await page.locator(".job.last-folder .errors tbody tr").count();
+  await shot("overview-scans");
+}
+
 try {
   if (scenario === "local") await local(rest);
+  else if (scenario === "local-recovery") await localRecovery();
+  else if (scenario === "overview") await overview();
+  else if (scenario === "immich-in-trash") await immichInTrash(rest);
   else if (scenario === "immich-user") await immichUser(rest);
   else if (scenario === "immich") await immich(rest);
   else if (scenario === "immich-undo") await immichUndo(rest);

@@ -170,6 +170,12 @@ def test_review_and_dismiss_in_browser(twinlens_ui: tuple[Stack, dict]) -> None:
     before, after = out["overview"]["cards"], out["overview"]["cardsAfterScan"]
     assert file_groups(after) == file_groups(before) + 1, (before, after)
     assert "Last scan done" in out["overview"]["lastScan"], out["overview"]
+    # ... saying what it scanned and who started it
+    library_root = str(Path(expected["exact"][0]).parents[2])
+    assert (
+        f"{library_root} (whole library, every file re-read, started from the web UI"
+        in out["overview"]["lastScan"]
+    ), out["overview"]["lastScan"]
     failed = {row[0]: row[1] for row in out["overview"]["failedFiles"]}
     assert "broken.jpg" in failed and failed["broken.jpg"], out["overview"]
 
@@ -192,7 +198,14 @@ def test_review_and_dismiss_in_browser(twinlens_ui: tuple[Stack, dict]) -> None:
     now = requests.get(f"{api}/duplicates/{perceptual['id']}", timeout=10).json()
     assert now["status"] == "dismissed"
     # Under "Any", the exact copies dismissed there stayed listed, as decided, with Undo
-    assert out["any"] == {"listed": 1, "badge": "not duplicates", "undo": 1}, out["any"]
+    # (no copy shown as kept or going: "not duplicates" keeps them all)
+    assert out["any"] == {
+        "listed": 1,
+        "badge": "not duplicates",
+        "undo": 1,
+        "kept": 0,
+        "goes": 0,
+    }, out["any"]
     assert requests.get(f"{api}/duplicates/{exact['id']}", timeout=10).json()["status"] == (
         "dismissed"
     )
@@ -259,6 +272,7 @@ def test_correct_groups_and_undo_in_browser(twinlens_ui: tuple[Stack, dict]) -> 
     assert split["dissolveEnabled"] is True
     assert xmp_102 in split["dialog"], split["dialog"]
     assert "Split 1 file off the group of IMG_102.JPG" in split["notice"], split["notice"]
+    assert split["focused"] is True
     after_split = {p: g for g in split["backend"] for p in g["paths"]}
     assert xmp_102 not in after_split, after_split.get(xmp_102)
     assert sorted(after_split[jpeg_102]["paths"]) == [p for p in g102 if p != xmp_102]
@@ -311,6 +325,13 @@ def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     assert re.search(rf"keep {re.escape(kept)}", out["dialog"], re.IGNORECASE), out["dialog"]
     assert re.search(rf"trash {re.escape(trashed)}", out["dialog"], re.IGNORECASE), out["dialog"]
     assert "Moved 1 file to Immich's trash" in out["message"]
+    # ... said where the card was, pointing to Twinlens's own Undo (Immich's trash alone
+    # would leave the group marked resolved), which opens the undo's dry run
+    assert "Moved 1 file to Immich's trash" in out["messageInCard"], out["messageInCard"]
+    assert "Restore from Immich's trash" not in out["messageInCard"]
+    assert "1 file comes back from Immich's trash" in out["noteUndoDialog"], out["noteUndoDialog"]
+    # ... and the keyboard is on the next card, not back at the top of the page
+    assert out["focused"] == out["otherId"], out["focused"]
 
     state = immich.state.assets
     assert state[assets[trashed]]["isTrashed"] is True
@@ -433,13 +454,115 @@ def test_a_confirm_immich_refuses_is_said_and_changes_nothing(immich_ui: dict) -
 
     out = _drive("immich-refused", stack.url, key)
 
-    # Then the page says why, and the group is still open, its button usable
+    # Then the card that acted says why, in view, and the group is still open, its button
+    # usable
     assert "asset.delete" in out["alert"], out["alert"]
+    assert out["alertInView"] is True
     assert out["stillListed"] == 1 and out["trashEnabled"] is True
     assert [b["dryRun"] for b in out["bodies"]] == [True, False]
     assert not any(a["isTrashed"] for a in immich.state.assets.values())
     group = requests.get(f"{stack.dedup_url}/duplicates/{out['target']}", timeout=10).json()
     assert group["status"] == "open", group
+
+
+def test_a_group_whose_other_copy_is_in_immichs_trash_is_resolved(immich_ui: dict) -> None:
+    stack, immich, key = immich_ui["stack"], immich_ui["immich"], immich_ui["key"]
+    exact, assets = immich_ui["expected"]["exact"], immich_ui["assets"]
+    # Given the exact copies, the one not suggested trashed in Immich itself (Immich's own
+    # duplicate review, say). (Asked of the dedup API: a list through the gateway now
+    # would be cached with the copy still live.)
+    listed = requests.get(f"{stack.dedup_url}/duplicates", timeout=10).json()["items"]
+    dup = next(d for d in listed if sorted(m["path"] for m in d["members"]) == exact)
+    kept = dup["keep"]
+    other = next(p for p in exact if p != kept)
+    immich.state.assets[assets[other]]["isTrashed"] = True
+
+    # When the user resolves the group in the browser
+    out = _drive("immich-in-trash", stack.url, key, dup["id"])
+
+    # Then the card said where that copy is, and the dry run offered to record the decision
+    assert dict(out["inImmich"]) == {kept: "yes", other: "in Immich's trash"}, out["inImmich"]
+    assert "already in Immich's trash" in out["dialog"], out["dialog"]
+    assert out["confirmLabel"] == "Record decision (the other copy is already in Immich's trash)"
+    assert out["confirmEnabled"] is True
+    dry, real = out["bodies"]
+    assert (dry["dryRun"], real["dryRun"], real["expectTrash"]) == (True, False, [])
+    assert "Recorded the decision" in out["message"], out["message"]
+    # ... which the server recorded; nothing else moved
+    now = requests.get(f"{stack.dedup_url}/duplicates/{dup['id']}", timeout=10).json()
+    assert now["status"] == "resolved" and now["resolution"]["keep"] == [kept], now
+    assert immich.state.assets[assets[other]]["isTrashed"] is True
+    assert immich.state.assets[assets[kept]]["isTrashed"] is False
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
+def test_actions_and_lists_recover_in_browser(twinlens_ui: tuple[Stack, dict]) -> None:
+    stack, _ = twinlens_ui
+
+    out = _drive("local-recovery", stack.url)
+
+    a, b = out["ids"]
+    # A connection lost while an action was sent: it may have happened
+    assert out["lost"].startswith("Cannot reach the Twinlens gateway"), out["lost"]
+    assert out["lost"].endswith("the action may have happened: reload to see."), out["lost"]
+    assert out["lostRole"] == "alert"
+    # Done: said in the card's place, announced, and the keyboard moves to the next card
+    assert "as not duplicates" in out["done"] and out["doneRole"] == "status", out
+    assert out["focused"] == b, out["focused"]
+    # Decided in another browser meanwhile: the list changed, and is read again
+    assert out["otherReviewer"] == 200
+    assert out["stale"] == (
+        "This group changed since the page was loaded (a scan ran, or someone else decided "
+        "it); the list is refreshed."
+    ), out["stale"]
+    assert out["countAfterStale"] == "0 groups"
+    # A busy service: said, with when it is tried again, and the list came by itself
+    assert "the dedup service is busy" in out["busy"] and "Trying again in 1 s" in out["busy"]
+    assert out["busyRecovered"] is True
+    # Any other failure waits for "Try again"
+    assert "the dedup service failed" in out["failed"] and "Try again" in out["failed"]
+    assert out["failedStillShown"] is True and out["failedRecovered"] is True
+    # No gateway at start-up is not "an answer with an error"
+    assert out["startup"].startswith("Cannot reach the Twinlens gateway"), out["startup"]
+    assert "answered with an error" not in out["startup"]
+    assert out["startupRecovered"] is True
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+    # The backend: A dismissed here, B by the other reviewer
+    for dup_id in (a, b):
+        got = requests.get(f"{stack.dedup_url}/duplicates/{dup_id}", timeout=10).json()
+        assert got["status"] == "dismissed", got
+
+
+def test_a_folder_scan_keeps_the_library_scans_unreadable_files(
+    twinlens_ui: tuple[Stack, dict],
+) -> None:
+    stack, expected = twinlens_ui
+    api = stack.url + "/api/twinlens"
+    library = Path(expected["exact"][0]).parents[2]
+    folder = library / "2024"
+    # Given the library's scan (broken.jpg unreadable), then a scan of one folder
+    r = requests.post(api + "/jobs", json={"path": str(folder)}, timeout=10)
+    assert r.status_code in (200, 202), r.text
+    started = {j["id"] for j in r.json()["jobs"]}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        jobs = requests.get(api + "/jobs", timeout=10).json()["items"]
+        if all(j["state"] not in ("queued", "running") for j in jobs if j["id"] in started):
+            break
+        time.sleep(0.3)
+    assert {j["state"] for j in jobs if j["id"] in started} == {"done"}, jobs
+
+    out = _drive("overview", stack.url)
+
+    # Then the Overview shows the library's last scan with its unreadable file, and the
+    # folder scan apart, saying what it scanned
+    assert [row[0] for row in out["lastErrors"]] == ["broken.jpg"], out
+    assert out["last"].startswith("Last scan done"), out["last"]
+    assert f"{library} (whole library" in out["last"], out["last"]
+    assert (out["folder"] or "").startswith("Last folder scan done"), out["folder"]
+    assert f"{folder} (one folder, started from the web UI or the API)" in out["folder"]
+    assert out["folderErrors"] == 0
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
 def test_ordinary_immich_user_is_told_review_is_for_admins(immich_ui: dict) -> None:

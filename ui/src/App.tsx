@@ -21,7 +21,7 @@ type Auth =
   | { state: "checking" }
   | { state: "ok"; me: Me }
   | { state: "login" }
-  | { state: "error"; message: string };
+  | { state: "error"; message: string; unreachable: boolean };
 
 export function App() {
   const [route, go] = useHashRoute();
@@ -32,7 +32,8 @@ export function App() {
     api.me().then(
       (me) => setAuth({ state: "ok", me }),
       (e: ApiError) =>
-        setAuth(e.status === 401 ? { state: "login" } : { state: "error", message: e.message }),
+        setAuth(e.status === 401 ? { state: "login" }
+                                  : { state: "error", message: e.message, unreachable: e.status === 0 }),
     );
   }, []);
 
@@ -87,7 +88,8 @@ export function App() {
         {auth.state === "login" && <LoginNotice onKey={() => setKeyOpen(true)} />}
         {auth.state === "error" && (
           <div className="notice error" role="alert">
-            <p>The Twinlens gateway answered with an error: {auth.message}</p>
+            {/* No answer at all (network down, gateway not running) is no answer "with an error" */}
+            <p>{auth.unreachable ? auth.message : `The Twinlens gateway answered with an error: ${auth.message}`}</p>
             <button type="button" onClick={check}>Try again</button>
           </div>
         )}

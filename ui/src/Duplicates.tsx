@@ -1,15 +1,15 @@
-import { useState } from "react";
-import { type Message, Notices } from "./Notices";
+import { useEffect, useRef, useState } from "react";
+import { CardNote, type Message, Notices } from "./Notices";
 import {
   api, type BulkResult, type Duplicate, type DupMember, type ResolvePlan, type ResolveRequest,
   type UndoResult,
 } from "./api";
 import { Dialog } from "./Dialog";
-import { useEmptyPageStep, useLoad } from "./hooks";
+import { focusCard, focusNear, useEmptyPageStep, useLoad } from "./hooks";
 import {
-  basename, camera, confirmedRequests, decidedKeep, defaultKeep, dirname, formatBytes, formatCount,
-  formatSimilarity,
-  formatTakenAt, keepReasonLabel, planTotals, plural, undoNotice, undoSummary,
+  actionFailure, basename, camera, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
+  dirname, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
+  memberMark, placeNotes, planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
@@ -27,6 +27,16 @@ type Pending =
   | { kind: "bulk"; result: BulkResult; requests: ResolveRequest[] }
   | { kind: "undo"; dup: Duplicate; plan: UndoResult };
 
+/** The outcome of an action on one group, shown in its card; when the group has left the
+ * list, in a small card of its own at the place it had (`index`). `undo`: the group as
+ * decided, for the note's Undo button. */
+interface Note {
+  note: Message;
+  index: number;
+  dup: Duplicate;
+  undo?: Duplicate;
+}
+
 export function Duplicates({ localMode, params, go }: Props) {
   const type = params.get("type") ?? "";
   const status = params.get("status") ?? "open";
@@ -43,15 +53,25 @@ export function Duplicates({ localMode, params, go }: Props) {
     key: listKey, ids: new Set(),
   });
   const done = decided.key === listKey ? decided.ids : new Set<string>();
+  const [notes, setNotes] = useState<{ key: string; byId: Record<string, Note> }>({
+    key: listKey, byId: {},
+  });
+  const cardNotes = notes.key === listKey ? notes.byId : {};
   const [pending, setPending] = useState<Pending | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
+  // Page-wide actions ("Accept all suggestions") say how they went at the top, by their button
   const [message, setMessage] = useState<Message | null>(null);
+  // After an action the button that had the focus may be gone: the focus goes to the next
+  // card when the group left the list, else to the group's own card
+  const [focusAfter, setFocusAfter] = useState<{ id: string; next: boolean } | null>(null);
+  const listRef = useRef<HTMLOListElement>(null);
 
   const nav = (p: Record<string, string>) =>
     go("duplicates", { type, status: status === "open" ? "" : status, page: "", ...p });
 
   const items = (list.data?.items ?? []).filter((d) => !done.has(d.id));
   const openItems = items.filter((d) => (d.status ?? "open") === "open");
+  const shown = placeNotes(items, Object.entries(cardNotes).map(([id, n]) => ({ id, index: n.index })));
   // A decided group shows the copy that was kept; an open one the user's pick (while it is
   // still a member: a rescan may have changed the group) or the suggestion.
   const pickOf = (d: Duplicate) =>
@@ -62,50 +82,84 @@ export function Duplicates({ localMode, params, go }: Props) {
 
   useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: String(p) }));
 
-  const finish = (ids: string[], text: string) => {
-    // Under "Any" a decided group stays listed, with its new status and its Undo.
-    if (status !== "any") setDecided({ key: listKey, ids: new Set([...done, ...ids]) });
-    setMessage({ text });
+  useEffect(() => {
+    if (focusAfter === null) return;
+    if (focusAfter.next) focusNear(listRef.current, focusAfter.id, "li.dup");
+    else focusCard(listRef.current, focusAfter.id);
+    setFocusAfter(null);
+  }, [focusAfter]);
+
+  /** Say `text` in the card of `d` (null: say nothing there any more). */
+  const noteOn = (d: Duplicate, note: Message | null, undo?: Duplicate) => {
+    const index = Math.max(0, shown.findIndex((x) => x.id === d.id));
+    setNotes((s) => {
+      const byId = { ...(s.key === listKey ? s.byId : {}) };
+      if (note) byId[d.id] = { note, index: byId[d.id]?.index ?? index, dup: d, undo };
+      else delete byId[d.id];
+      return { key: listKey, byId };
+    });
+  };
+  /** An action on `d` starts: the card's earlier note goes (a card that left the list
+   * keeps it: it is all that is left of the card). */
+  const starting = (d: Duplicate) => {
+    setBusy(d.id);
+    if (items.some((x) => x.id === d.id)) noteOn(d, null);
+  };
+  /** An action on `d` is done: `leaves` hides it from this list (under "Any" it stays,
+   * with its new status and its own Undo); a group that comes back (undone under "Open")
+   * shows again. `undo`: the group as decided, for an Undo in the note of one that left. */
+  const finish = (d: Duplicate, text: string, leaves: boolean, undo?: Duplicate) => {
+    const hide = leaves && status !== "any";
+    if (hide) {
+      setDecided({ key: listKey, ids: new Set([...done, d.id]) });
+    } else if (done.has(d.id)) {
+      setDecided({ key: listKey, ids: new Set([...done].filter((x) => x !== d.id)) });
+    }
+    setFocusAfter({ id: d.id, next: hide });
+    noteOn(d, { text }, hide ? undo : undefined);
     setPending(null);
     list.reload();
   };
-  const fail = (e: unknown) => setMessage({ text: (e as Error).message, error: true });
+  const fail = (d: Duplicate, e: unknown) => {
+    const f = actionFailure(e);
+    noteOn(d, { text: f.text, error: true });
+    // Gone or changed (a scan ran, another reviewer decided): show what the server holds
+    if (f.reload) list.reload();
+  };
 
   const previewTrash = async (d: Duplicate) => {
     const request: ResolveRequest = { id: d.id, keep: [keepOf(d)], action: "trash" };
-    setBusy(d.id);
-    setMessage(null);
+    starting(d);
     try {
       const plan = await api.resolve(request, true);
       setPending({ kind: "one", dup: d, plan, request });
     } catch (e) {
-      fail(e);
+      fail(d, e);
     } finally {
       setBusy(null);
     }
   };
 
   const dismiss = async (d: Duplicate) => {
-    setBusy(d.id);
-    setMessage(null);
+    starting(d);
     try {
       await api.resolve({ id: d.id, keep: [], action: "not_duplicate" }, false);
-      finish([d.id], `Marked ${basename(d.members[0]?.path ?? "")} and its look-alikes as not duplicates.`);
+      finish(d, `Marked ${basename(d.members[0]?.path ?? "")} and its look-alikes as not duplicates.`,
+             true, { ...d, status: "dismissed" });
     } catch (e) {
-      fail(e);
+      fail(d, e);
     } finally {
       setBusy(null);
     }
   };
 
   const previewUndo = async (d: Duplicate) => {
-    setBusy(d.id);
-    setMessage(null);
+    starting(d);
     try {
       const plan = await api.undoResolution(d.id, true);
       setPending({ kind: "undo", dup: d, plan });
     } catch (e) {
-      fail(e);
+      fail(d, e);
     } finally {
       setBusy(null);
     }
@@ -120,7 +174,7 @@ export function Duplicates({ localMode, params, go }: Props) {
       const result = await api.resolveBulk(requests, true);
       setPending({ kind: "bulk", result, requests });
     } catch (e) {
-      fail(e);
+      setMessage({ text: actionFailure(e).text, error: true });
     } finally {
       setBusy(null);
     }
@@ -132,32 +186,41 @@ export function Duplicates({ localMode, params, go }: Props) {
     try {
       if (pending.kind === "undo") {
         const r = await api.undoResolution(pending.dup.id, false);
-        // Open again: it leaves a list of decided groups; a group a new copy had
-        // reopened stays where it was.
+        // Open again: it leaves a list of decided groups (and comes back to the open
+        // list); a group a new copy had reopened stays where it was.
         const reopened = (pending.dup.status ?? "open") === "open";
-        finish(reopened ? [] : [pending.dup.id],
-               undoNotice(basename(pending.dup.members[0]?.path ?? pending.dup.id), r));
+        finish(pending.dup, undoNotice(basename(pending.dup.members[0]?.path ?? pending.dup.id), r),
+               !reopened && status !== "open");
       } else if (pending.kind === "one") {
         // Exactly what the dry run showed, or nothing (409 if a scan changed the group).
         const expectTrash = pending.plan.trash.map((t) => t.path);
         const plan = await api.resolve({ ...pending.request, expectTrash }, false);
         const t = planTotals([plan], [pending.dup]);
-        finish([pending.dup.id],
-               `Moved ${t.trashFiles} ${t.trashFiles === 1 ? "file" : "files"} to Immich's trash ` +
-               `(${formatBytes(t.trashBytes)}). Restore from Immich's trash if you change your mind.`);
+        finish(pending.dup,
+               t.trashFiles === 0
+                 ? "Recorded the decision: the other copies were already in Immich's trash."
+                 : `Moved ${plural(t.trashFiles, "file")} to Immich's trash ` +
+                   `(${formatBytes(t.trashBytes)}).`,
+               true, { ...pending.dup, status: "resolved" });
       } else {
         const r = await api.resolveBulk(
           confirmedRequests(pending.requests, pending.result.results), false);
         const t = planTotals(r.results, items);
         const ok = r.results.filter((x) => x.status === 200).map((x) => x.id);
-        finish(ok,
-               `Resolved ${r.succeeded} ${r.succeeded === 1 ? "group" : "groups"}: ` +
-               `${t.trashFiles} files moved to Immich's trash (${formatBytes(t.trashBytes)}).` +
-               (r.failed ? ` ${r.failed} failed: ${t.refused.map((x) => x.message).join("; ")}` : ""));
+        if (status !== "any") setDecided({ key: listKey, ids: new Set([...done, ...ok]) });
+        setMessage({
+          text: `Resolved ${r.succeeded} ${r.succeeded === 1 ? "group" : "groups"}: ` +
+            `${t.trashFiles} files moved to Immich's trash (${formatBytes(t.trashBytes)}).` +
+            (r.failed ? ` ${r.failed} failed: ${t.refused.map((x) => x.message).join("; ")}` : ""),
+        });
+        setPending(null);
+        list.reload();
       }
     } catch (e) {
+      const on = pending.kind === "bulk" ? null : pending.dup;
       setPending(null);
-      fail(e);
+      if (on) fail(on, e);
+      else setMessage({ text: actionFailure(e).text, error: true });
       // A half-done resolution (decision recorded, Immich silent) must show as decided,
       // with its Undo: the list says what the server now holds.
       list.reload();
@@ -207,18 +270,25 @@ export function Duplicates({ localMode, params, go }: Props) {
         </p>
       )}
       <Notices message={message} list={list} />
+      <ol className="dup-list" ref={listRef}>
+        {shown.map(({ item, id }) => {
+          const n = cardNotes[id];
+          const d = item ?? n.dup;
+          return (
+            <DuplicateCard key={id} dup={d} gone={item === null} localMode={localMode}
+                           keep={keepOf(d)}
+                           onPick={(p) => setPicks((s) => ({ ...s, [d.id]: p }))}
+                           busy={busy !== null || list.loading} working={busy === d.id}
+                           onTrash={() => previewTrash(d)} onDismiss={() => dismiss(d)}
+                           onUndo={() => previewUndo(d)}
+                           note={n?.note ?? null}
+                           onNoteUndo={n?.undo ? () => previewUndo(n.undo!) : undefined} />
+          );
+        })}
+      </ol>
       {list.data && items.length === 0 && !list.loading && (
         <p className="empty">No duplicate groups here{status === "open" ? " — nothing to review" : ""}.</p>
       )}
-      <ol className="dup-list">
-        {items.map((d) => (
-          <DuplicateCard key={d.id} dup={d} localMode={localMode} keep={keepOf(d)}
-                         onPick={(p) => setPicks((s) => ({ ...s, [d.id]: p }))}
-                         busy={busy !== null || list.loading} working={busy === d.id}
-                         onTrash={() => previewTrash(d)} onDismiss={() => dismiss(d)}
-                         onUndo={() => previewUndo(d)} />
-        ))}
-      </ol>
       {list.data && (
         <Pager page={page} size={list.data.size || PAGE_SIZE} total={list.data.total}
                onPage={(p) => nav({ page: String(p) })} label="Duplicate pages" />
@@ -233,6 +303,8 @@ export function Duplicates({ localMode, params, go }: Props) {
 
 interface CardProps {
   dup: Duplicate;
+  /** Left the list (decided, or gone): only its name and the note are shown. */
+  gone: boolean;
   localMode: boolean;
   keep: string;
   onPick: (path: string) => void;
@@ -241,10 +313,12 @@ interface CardProps {
   onTrash: () => void;
   onDismiss: () => void;
   onUndo: () => void;
+  note: Message | null;
+  onNoteUndo?: () => void;
 }
 
 function DuplicateCard({
-  dup, localMode, keep, onPick, busy, working, onTrash, onDismiss, onUndo,
+  dup, gone, localMode, keep, onPick, busy, working, onTrash, onDismiss, onUndo, note, onNoteUndo,
 }: CardProps) {
   const open = (dup.status ?? "open") === "open";
   // Only a trash decision left something to bring back; "not duplicates" moved nothing
@@ -252,61 +326,85 @@ function DuplicateCard({
   const titleId = `dup-${dup.id}`;
   const others = dup.members.filter((m) => m.path !== keep);
   const reclaim = others.reduce((n, m) => n + (m.size ?? 0), 0);
+  const name = basename(dup.members[0]?.path ?? dup.id);
+  // The same <li> and note whether the card is whole or gone: the live region in it stays
+  // in place (what appears in it is announced), and so does the focus
   return (
-    <li className="dup" aria-labelledby={titleId} data-id={dup.id} data-type={dup.type}>
-      <div className="dup-head">
-        <h2 id={titleId}>
+    <li className={gone ? "dup-gone" : "dup"} aria-labelledby={titleId} data-id={dup.id}
+        data-type={dup.type} tabIndex={-1}>
+      {gone ? (
+        <p className="dup-gone-head" id={titleId}>
           <span className={`tag tag-${dup.type}`}>{dup.type === "exact" ? "Exact copies" : "Look-alikes"}</span>
-          {basename(dup.members[0]?.path ?? dup.id)}
-          <span className="muted"> · {dup.members.length} files</span>
-          {dup.type !== "exact" && dup.similarity != null && (
-            <span className="muted"> · {formatSimilarity(dup.similarity)} similar</span>
-          )}
-        </h2>
-        {!open && <span className="badge">{dup.status === "dismissed" ? "not duplicates" : dup.status}</span>}
-      </div>
-      <fieldset className="members" disabled={!open || busy}>
-        <legend className="sr-only">Which copy to keep</legend>
-        {dup.members.map((m, i) => (
-          <MemberCard key={m.path} m={m} groupId={dup.id} index={i} localMode={localMode}
-                      kept={m.path === keep} suggested={m.path === dup.keep}
-                      reason={keepReasonLabel(dup.keep_reason)} showSimilarity={dup.type !== "exact"}
-                      onPick={() => onPick(m.path)} />
-        ))}
-      </fieldset>
-      {open && earlier && (
-        <p className="notice">
-          A new copy joined this group after it was resolved
-          {earlier.created_at ? ` on ${earlier.created_at.slice(0, 10)}` : ""}.
-          The copies that decision moved to Immich's trash are still there.
+          {" "}{name}
         </p>
-      )}
-      {open && (
-        <div className="dup-actions">
-          <button type="button" className="danger" onClick={onTrash}
-                  disabled={busy || localMode || others.length === 0}
-                  title={localMode ? "Moving to trash needs Immich" : undefined}>
-            {working ? "Working…" : `Move others to Immich trash (${formatBytes(reclaim)})`}
-          </button>
-          <button type="button" onClick={onDismiss} disabled={busy}>
-            Not duplicates
-          </button>
-          {earlier && (
-            <button type="button" onClick={onUndo} disabled={busy || localMode}
-                    title="Bring back what the earlier decision moved to Immich's trash">
-              {working ? "Working…" : "Undo earlier decision"}
-            </button>
+      ) : (
+        <>
+          <div className="dup-head">
+            <h2 id={titleId}>
+              <span className={`tag tag-${dup.type}`}>{dup.type === "exact" ? "Exact copies" : "Look-alikes"}</span>
+              {name}
+              <span className="muted"> · {dup.members.length} files</span>
+              {dup.type !== "exact" && dup.similarity != null && (
+                <span className="muted"> · {formatSimilarity(dup.similarity)} similar</span>
+              )}
+            </h2>
+            {!open && <span className="badge">{dup.status === "dismissed" ? "not duplicates" : dup.status}</span>}
+          </div>
+          <fieldset className="members" disabled={!open || busy}>
+            <legend className="sr-only">Which copy to keep</legend>
+            {dup.members.map((m, i) => (
+              <MemberCard key={m.path} m={m} groupId={dup.id} index={i} localMode={localMode}
+                          mark={memberMark(dup, keep, m.path)} suggested={m.path === dup.keep}
+                          reason={keepReasonLabel(dup.keep_reason)} showSimilarity={dup.type !== "exact"}
+                          onPick={() => onPick(m.path)} />
+            ))}
+          </fieldset>
+          {open && earlier && (
+            <p className="notice">
+              A new copy joined this group after it was resolved
+              {earlier.created_at ? ` on ${earlier.created_at.slice(0, 10)}` : ""}.
+              The copies that decision moved to Immich's trash are still there.
+            </p>
           )}
-        </div>
+          {open && (
+            <div className="dup-actions">
+              <button type="button" className="danger" onClick={onTrash}
+                      disabled={busy || localMode || others.length === 0}
+                      title={localMode ? "Moving to trash needs Immich" : undefined}>
+                {working ? "Working…" : `Move others to Immich trash (${formatBytes(reclaim)})`}
+              </button>
+              <button type="button" onClick={onDismiss} disabled={busy}>
+                Not duplicates
+              </button>
+              {earlier && (
+                <button type="button" onClick={onUndo} disabled={busy || localMode}
+                        title="Bring back what the earlier decision moved to Immich's trash">
+                  {working ? "Working…" : "Undo earlier decision"}
+                </button>
+              )}
+            </div>
+          )}
+          {!open && (
+            <div className="dup-actions">
+              <button type="button" onClick={onUndo} disabled={busy}
+                      title={dup.status === "resolved" ? "Reopen the group; files it moved to Immich's trash come back" : "Reopen the group"}>
+                {working ? "Working…" : "Undo decision"}
+              </button>
+            </div>
+          )}
+        </>
       )}
-      {!open && (
-        <div className="dup-actions">
-          <button type="button" onClick={onUndo} disabled={busy}
-                  title={dup.status === "resolved" ? "Reopen the group; files it moved to Immich's trash come back" : "Reopen the group"}>
-            {working ? "Working…" : "Undo decision"}
-          </button>
-        </div>
-      )}
+      <CardNote note={note}>
+        {onNoteUndo && (
+          <>
+            {" "}
+            <button type="button" className="note-action" onClick={onNoteUndo} disabled={busy}
+                    title="Reopen the group; files the decision moved to Immich's trash come back">
+              {working ? "Working…" : "Undo"}
+            </button>
+          </>
+        )}
+      </CardNote>
     </li>
   );
 }
@@ -316,19 +414,21 @@ interface MemberProps {
   groupId: string;
   index: number;
   localMode: boolean;
-  kept: boolean;
+  /** The copy kept, one that goes, or neither ("not duplicates"). */
+  mark: "kept" | "goes" | "";
   suggested: boolean;
   reason: string;
   showSimilarity: boolean;
   onPick: () => void;
 }
 
-function MemberCard({ m, groupId, index, localMode, kept, suggested, reason, showSimilarity, onPick }: MemberProps) {
+function MemberCard({ m, groupId, index, localMode, mark, suggested, reason, showSimilarity, onPick }: MemberProps) {
   const name = basename(m.path);
+  const kept = mark === "kept";
   const id = `keep-${groupId}-${index}`;
   const cam = camera(m);
   return (
-    <div className={`member${kept ? " kept" : " goes"}${suggested ? " suggested" : ""}`}>
+    <div className={`member${mark ? ` ${mark}` : ""}${suggested ? " suggested" : ""}`}>
       <label htmlFor={id} className="member-pick">
         <Thumb member={m} localMode={localMode} />
         <span className="pick">
@@ -351,10 +451,15 @@ function MemberCard({ m, groupId, index, localMode, kept, suggested, reason, sho
         {cam ? <><dt>Camera</dt><dd>{cam}</dd></> : null}
         {m.format ? <><dt>Format</dt><dd>{m.format.toUpperCase()}</dd></> : null}
         {showSimilarity && m.similarity != null ? <><dt>Similarity</dt><dd>{formatSimilarity(m.similarity)}</dd></> : null}
-        {!localMode && <><dt>In Immich</dt><dd>{m.assetId ? "yes" : "no"}</dd></>}
+        {!localMode && <><dt>In Immich</dt><dd>{inImmich(m)}</dd></>}
       </dl>
     </div>
   );
+}
+
+function inImmich(m: DupMember): string {
+  if (m.assetId) return "yes";
+  return m.trashedAssetId ? "in Immich's trash" : "no";
 }
 
 interface ConfirmProps {
@@ -369,17 +474,19 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmPro
   const plans = pending ? (pending.kind === "one" ? [pending.plan] : pending.result.results) : [];
   const dups = pending?.kind === "one" ? [pending.dup] : items;
   const t = planTotals(plans, dups);
+  const go = confirmButton(t);
   const size = (groupId: string, path: string) =>
     dups.find((d) => d.id === groupId)?.members.find((m) => m.path === path)?.size;
   return (
     <Dialog open={pending !== null} onClose={onCancel} busy={busy}
-            title={pending?.kind === "bulk" ? "Accept all suggestions on this page?" : "Move to Immich trash?"}
+            title={pending?.kind === "bulk" ? "Accept all suggestions on this page?"
+                   : t.trashFiles === 0 && go.enabled ? "Record this decision?" : "Move to Immich trash?"}
             actions={
               <>
                 <button type="button" onClick={onCancel} disabled={busy}>Cancel</button>
                 <button type="button" className="danger" onClick={onConfirm}
-                        disabled={busy || t.trashFiles === 0}>
-                  {busy ? "Working…" : `Move ${t.trashFiles} ${t.trashFiles === 1 ? "file" : "files"} to trash`}
+                        disabled={busy || !go.enabled}>
+                  {busy ? "Working…" : go.label}
                 </button>
               </>
             }>
@@ -390,6 +497,14 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmPro
         Immich's trash is recoverable; Twinlens never deletes files itself.
         {pending?.kind === "bulk" && <> Groups where you picked another copy keep your pick.</>}
       </p>
+      {t.inImmichTrash > 0 && (
+        <p className="notice">
+          {plural(t.inImmichTrash, "copy is", "copies are")} already in Immich's trash: confirming
+          records the decision, and {t.inImmichTrash === 1 ? "it goes" : "they go"} for good when
+          Immich's trash is emptied (restore {t.inImmichTrash === 1 ? "it" : "them"} there to keep{" "}
+          {t.inImmichTrash === 1 ? "it" : "them"}).
+        </p>
+      )}
       {t.notInImmich > 0 && (
         <p className="notice">
           {t.notInImmich} {t.notInImmich === 1 ? "copy is" : "copies are"} not in Immich and will be

@@ -1,11 +1,11 @@
-import { useState } from "react";
-import { type Message, Notices } from "./Notices";
+import { useEffect, useRef, useState } from "react";
+import { CardNote, type Message, Notices } from "./Notices";
 import { api, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
-import { useEmptyPageStep, useLoad } from "./hooks";
+import { focusCard, useEmptyPageStep, useLoad } from "./hooks";
 import {
-  basename, canMerge, dirname, formatBytes, formatCount, formatTakenAt, groupPrimary,
-  groupTypeLabel, mergePlan, plural, splitButtons, splitNotice, toggled,
+  actionFailure, basename, canMerge, dirname, formatBytes, formatCount, formatTakenAt,
+  groupPrimary, groupTypeLabel, mergePlan, placeNotes, plural, splitButtons, splitNotice, toggled,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
@@ -23,6 +23,14 @@ type Pending =
   | { kind: "split"; group: FileGroup; paths: string[] }
   | { kind: "dissolve"; group: FileGroup }
   | { kind: "merge"; groups: FileGroup[] };
+
+/** The outcome of a correction, in the card of the group it was made on (or, merged, the
+ * group it made); once that group has left the list, in a small card at its place. */
+interface Note {
+  note: Message;
+  index: number;
+  group: FileGroup;
+}
 
 function groupName(g: FileGroup): string {
   const p = groupPrimary(g);
@@ -43,7 +51,30 @@ export function Groups({ localMode, params, go }: Props) {
   const [forMerge, setForMerge] = useState<FileGroup[]>([]);
   const [pending, setPending] = useState<Pending | null>(null);
   const [busy, setBusy] = useState(false);
-  const [message, setMessage] = useState<Message | null>(null);
+  // A merge's failure, said in the merge toolbar (where it was asked for)
+  const [mergeError, setMergeError] = useState<Message | null>(null);
+  const [notes, setNotes] = useState<{ key: string; byId: Record<string, Note> }>({
+    key: listKey, byId: {},
+  });
+  const cardNotes = notes.key === listKey ? notes.byId : {};
+  // The card whose note was just written: focus goes there (the dialog's button is gone)
+  const [focusOn, setFocusOn] = useState<string | null>(null);
+  const listRef = useRef<HTMLOListElement>(null);
+  const items = list.data?.items ?? [];
+  const shown = placeNotes(items, Object.entries(cardNotes).map(([id, n]) => ({ id, index: n.index })));
+
+  useEffect(() => {
+    if (focusOn === null) return;
+    focusCard(listRef.current, focusOn);
+    setFocusOn(null);
+  }, [focusOn]);
+
+  // One note at a time: a correction changes groups (and their ids) that earlier notes
+  // spoke of
+  const noteOn = (g: FileGroup, note: Message, at: string = g.id) => {
+    const here = items.findIndex((x) => x.id === at);
+    setNotes({ key: listKey, byId: { [g.id]: { note, index: here < 0 ? 0 : here, group: g } } });
+  };
 
   const pickMember = (g: FileGroup, path: string, on: boolean) =>
     setPicked((s) => ({ ...s, [g.id]: toggled(s[g.id] ?? [], path, on) }));
@@ -54,7 +85,7 @@ export function Groups({ localMode, params, go }: Props) {
     });
 
   const ask = (p: Pending) => {
-    setMessage(null);
+    setMergeError(null);
     setPending(p);
   };
 
@@ -62,30 +93,35 @@ export function Groups({ localMode, params, go }: Props) {
     if (!pending) return;
     setBusy(true);
     try {
-      let text: string;
       if (pending.kind === "merge") {
         const plan = mergePlan(pending.groups);
         const merged = await api.mergeGroups(plan.paths, plan.primary);
         const primary = groupPrimary(merged);
-        text =
-          `Merged ${plural(pending.groups.length, "group")} into one manual group of ` +
-          `${plural(merged.members.length, "file")}` +
-          (primary ? ` (primary ${basename(primary)}).` : ".");
+        // Said in the merged group's card (where the first group picked was on this page)
+        const first = pending.groups.find((g) => items.some((x) => x.id === g.id));
+        noteOn(merged, {
+          text: `Merged ${plural(pending.groups.length, "group")} into one manual group of ` +
+            `${plural(merged.members.length, "file")}` +
+            (primary ? ` (primary ${basename(primary)}).` : "."),
+        }, first?.id);
+        setFocusOn(merged.id);
       } else {
         const g = pending.group;
         const taken = pending.kind === "split" ? pending.paths : null;
         const r = await api.splitGroup(g.id, taken ?? undefined);
-        text = splitNotice(groupName(g), g.members.map((m) => m.path), taken, r.groups);
+        noteOn(g, { text: splitNotice(groupName(g), g.members.map((m) => m.path), taken, r.groups) });
+        setFocusOn(g.id);
       }
       // Group ids change with the groups: start the next correction from a clean slate.
       setPicked({});
       setForMerge([]);
       setPending(null);
-      setMessage({ text });
       list.reload();
     } catch (e) {
+      const f = actionFailure(e);
+      if (pending.kind === "merge") setMergeError({ text: f.text, error: true });
+      else noteOn(pending.group, { text: f.text, error: true });
       setPending(null);
-      setMessage({ text: (e as Error).message, error: true });
       // Most failures are a list gone stale (a scan regrouped, ids changed): show what the
       // server holds now, so that the next try is on groups that exist.
       list.reload();
@@ -133,20 +169,28 @@ export function Groups({ localMode, params, go }: Props) {
           <button type="button" onClick={() => setForMerge([])} disabled={busy}>
             Clear selection
           </button>
+          {mergeError && (
+            <p className="notice error" role="alert">{mergeError.text}</p>
+          )}
         </div>
       )}
-      <Notices message={message} list={list} />
-      {list.data && list.data.items.length === 0 && <p className="empty">No groups here.</p>}
-      <ol className="group-list">
-        {(list.data?.items ?? []).map((g) => (
-          <GroupRow key={g.id} group={g} localMode={localMode} busy={busy || list.loading}
-                    picked={picked[g.id] ?? []}
-                    onPick={(path, on) => pickMember(g, path, on)}
-                    forMerge={mergeIds.has(g.id)} onMergePick={(on) => pickGroup(g, on)}
-                    onSplit={(paths) => ask({ kind: "split", group: g, paths })}
-                    onDissolve={() => ask({ kind: "dissolve", group: g })} />
-        ))}
+      <Notices message={null} list={list} />
+      <ol className="group-list" ref={listRef}>
+        {shown.map(({ item, id }) => {
+          const g = item ?? cardNotes[id].group;
+          return (
+            <GroupRow key={id} group={g} gone={item === null} localMode={localMode}
+                      busy={busy || list.loading}
+                      picked={picked[g.id] ?? []}
+                      onPick={(path, on) => pickMember(g, path, on)}
+                      forMerge={mergeIds.has(g.id)} onMergePick={(on) => pickGroup(g, on)}
+                      onSplit={(paths) => ask({ kind: "split", group: g, paths })}
+                      onDissolve={() => ask({ kind: "dissolve", group: g })}
+                      note={cardNotes[id]?.note ?? null} />
+          );
+        })}
       </ol>
+      {list.data && list.data.items.length === 0 && <p className="empty">No groups here.</p>}
       {list.data && (
         <Pager page={page} size={list.data.size || PAGE_SIZE} total={list.data.total}
                onPage={(p) => nav({ page: String(p) })} label="Group pages" />
@@ -163,6 +207,9 @@ function isPrimary(g: FileGroup, m: GroupMember): boolean {
 
 interface RowProps {
   group: FileGroup;
+  /** Left the list (split up, dissolved, merged away): only its name and the note show. */
+  gone: boolean;
+  note: Message | null;
   localMode: boolean;
   busy: boolean;
   picked: string[];
@@ -174,7 +221,7 @@ interface RowProps {
 }
 
 function GroupRow({
-  group, localMode, busy, picked, onPick, forMerge, onMergePick, onSplit, onDissolve,
+  group, gone, note, localMode, busy, picked, onPick, forMerge, onMergePick, onSplit, onDissolve,
 }: RowProps) {
   const members = [...group.members].sort((a, b) => Number(isPrimary(group, b)) - Number(isPrimary(group, a)));
   const primary = members.find((m) => isPrimary(group, m)) ?? members[0];
@@ -183,62 +230,74 @@ function GroupRow({
   // Only members still in the group count (a reload may have changed it).
   const selected = members.map((m) => m.path).filter((p) => picked.includes(p));
   const can = splitButtons(members.length, selected.length);
+  // The same <li> and note whether the card is whole or gone (see DuplicateCard)
   return (
-    <li className="grp" aria-labelledby={titleId} data-id={group.id} data-type={group.type}>
-      {primary && <Thumb member={primary} localMode={localMode} size={256} />}
-      <div className="grp-body">
-        <h2 id={titleId}>
+    <li className={gone ? "grp-gone" : "grp"} aria-labelledby={titleId} data-id={group.id}
+        data-type={group.type} tabIndex={-1}>
+      {gone ? (
+        <p className="grp-gone-head" id={titleId}>
           <span className={`tag tag-${group.type}`}>{groupTypeLabel(group.type)}</span>
-          {primary ? basename(primary.path) : group.id}
-        </h2>
-        {primary && <p className="dir" title={primary.path}>{dirname(primary.path)}</p>}
-        {primary?.taken_at && <p className="muted">Taken {formatTakenAt(primary.taken_at)}</p>}
-        <table className="grp-members">
-          <caption className="sr-only">Files in this group</caption>
-          <thead>
-            <tr>
-              <th scope="col" className="pick-col"><span className="sr-only">Select</span></th>
-              <th scope="col">File</th><th scope="col">Role</th><th scope="col">Size</th>
-            </tr>
-          </thead>
-          <tbody>
-            {members.map((m, i) => {
-              const id = `grp-${group.id}-m${i}`;
-              return (
-                <tr key={m.path} className={isPrimary(group, m) ? "primary" : undefined}
-                    data-path={m.path}>
-                  <td className="pick-col">
-                    <input type="checkbox" id={id} checked={selected.includes(m.path)}
-                           disabled={busy} onChange={(e) => onPick(m.path, e.target.checked)}
-                           aria-label={`Select ${basename(m.path)}`} aria-describedby={hintId} />
-                  </td>
-                  <td className="path" title={m.path}><label htmlFor={id}>{basename(m.path)}</label></td>
-                  <td>{isPrimary(group, m) ? "primary" : m.role ?? m.kind ?? "member"}{m.kind && isPrimary(group, m) ? ` (${m.kind})` : ""}</td>
-                  <td>{formatBytes(m.size)}</td>
-                </tr>
-              );
-            })}
-          </tbody>
-        </table>
-        <p id={hintId} className="sr-only">
-          Selected files can be split off this group; each one is then on its own.
+          {" "}{primary ? basename(primary.path) : group.id}
         </p>
-        <div className="grp-actions">
-          <button type="button" onClick={() => onSplit(selected)} disabled={busy || !can.split}
-                  title={can.split ? undefined : "Select some of the files (not all) first"}>
-            Split off selected{selected.length ? ` (${selected.length})` : ""}
-          </button>
-          <button type="button" className="danger" onClick={onDissolve}
-                  disabled={busy || !can.dissolve}>
-            Dissolve group
-          </button>
-          <label className="check merge-pick">
-            <input type="checkbox" checked={forMerge} disabled={busy}
-                   onChange={(e) => onMergePick(e.target.checked)} aria-describedby={titleId} />
-            Select for merge
-          </label>
-        </div>
-      </div>
+      ) : (
+        <>
+          {primary ? <Thumb member={primary} localMode={localMode} size={256} /> : <div />}
+          <div className="grp-body">
+            <h2 id={titleId}>
+              <span className={`tag tag-${group.type}`}>{groupTypeLabel(group.type)}</span>
+              {primary ? basename(primary.path) : group.id}
+            </h2>
+            {primary && <p className="dir" title={primary.path}>{dirname(primary.path)}</p>}
+            {primary?.taken_at && <p className="muted">Taken {formatTakenAt(primary.taken_at)}</p>}
+            <table className="grp-members">
+              <caption className="sr-only">Files in this group</caption>
+              <thead>
+                <tr>
+                  <th scope="col" className="pick-col"><span className="sr-only">Select</span></th>
+                  <th scope="col">File</th><th scope="col">Role</th><th scope="col">Size</th>
+                </tr>
+              </thead>
+              <tbody>
+                {members.map((m, i) => {
+                  const id = `grp-${group.id}-m${i}`;
+                  return (
+                    <tr key={m.path} className={isPrimary(group, m) ? "primary" : undefined}
+                        data-path={m.path}>
+                      <td className="pick-col">
+                        <input type="checkbox" id={id} checked={selected.includes(m.path)}
+                               disabled={busy} onChange={(e) => onPick(m.path, e.target.checked)}
+                               aria-label={`Select ${basename(m.path)}`} aria-describedby={hintId} />
+                      </td>
+                      <td className="path" title={m.path}><label htmlFor={id}>{basename(m.path)}</label></td>
+                      <td>{isPrimary(group, m) ? "primary" : m.role ?? m.kind ?? "member"}{m.kind && isPrimary(group, m) ? ` (${m.kind})` : ""}</td>
+                      <td>{formatBytes(m.size)}</td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+            <p id={hintId} className="sr-only">
+              Selected files can be split off this group; each one is then on its own.
+            </p>
+            <div className="grp-actions">
+              <button type="button" onClick={() => onSplit(selected)} disabled={busy || !can.split}
+                      title={can.split ? undefined : "Select some of the files (not all) first"}>
+                Split off selected{selected.length ? ` (${selected.length})` : ""}
+              </button>
+              <button type="button" className="danger" onClick={onDissolve}
+                      disabled={busy || !can.dissolve}>
+                Dissolve group
+              </button>
+              <label className="check merge-pick">
+                <input type="checkbox" checked={forMerge} disabled={busy}
+                       onChange={(e) => onMergePick(e.target.checked)} aria-describedby={titleId} />
+                Select for merge
+              </label>
+            </div>
+          </div>
+        </>
+      )}
+      <CardNote note={note} />
     </li>
   );
 }

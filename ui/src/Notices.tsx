@@ -1,3 +1,4 @@
+import type { ReactNode } from "react";
 import type { Loaded } from "./hooks";
 
 export interface Message {
@@ -5,8 +6,9 @@ export interface Message {
   error?: boolean;
 }
 
-// What a list page says above its items: the outcome of the last action (announced to
-// screen readers), the list's load error, and "Loading…" before the first answer.
+// What a list page says above its items: the outcome of the last page-wide action
+// (announced to screen readers), the list's load error with a way to try again, and
+// "Loading…" before the first answer.
 export function Notices<T>({ message, list }: { message: Message | null; list: Loaded<T> }) {
   return (
     <>
@@ -17,8 +19,40 @@ export function Notices<T>({ message, list }: { message: Message | null; list: L
           </p>
         )}
       </div>
-      {list.error && <p className="notice error" role="alert">{list.error.message}</p>}
-      {list.loading && !list.data && <p className="muted" role="status">Loading…</p>}
+      <LoadError list={list} />
+      {list.loading && !list.data && !list.error && <p className="muted" role="status">Loading…</p>}
     </>
+  );
+}
+
+/** A load that failed: why, whether it is tried again by itself, and "Try again". */
+export function LoadError<T>({ list }: { list: Loaded<T> }) {
+  if (!list.error) return null;
+  return (
+    <div className="notice error load-error" role="alert">
+      <span>{list.error.message}</span>
+      {list.retryIn !== null && !list.loading && (
+        <span className="muted"> Trying again in {list.retryIn} s.</span>
+      )}
+      <button type="button" onClick={list.reload} disabled={list.loading}>
+        {list.loading ? "Loading…" : "Try again"}
+      </button>
+    </div>
+  );
+}
+
+/** The outcome of an action, inside the card that acted (where the user is looking).
+ * The live region stays in place while the card shows, so that what appears in it is
+ * announced; `children` (an Undo button, say) go after the text. */
+export function CardNote({ note, children }: { note: Message | null; children?: ReactNode }) {
+  return (
+    <div className="card-note" aria-live="polite">
+      {note && (
+        <div className={`notice ${note.error ? "error" : "ok"}`} role={note.error ? "alert" : "status"}>
+          {note.text}
+          {children}
+        </div>
+      )}
+    </div>
   );
 }

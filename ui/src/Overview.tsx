@@ -2,9 +2,10 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { api, type Job, type Stats } from "./api";
 import { useLoad, usePoll } from "./hooks";
 import {
-  formatBytes, formatCount, formatDuration, humanize, isActive, progressFraction, statBreakdowns,
-  uniqueJobs,
+  formatBytes, formatCount, formatDuration, humanize, isActive, progressFraction, scanOverview,
+  statBreakdowns, triggerLabel, uniqueJobs,
 } from "./logic";
+import { LoadError } from "./Notices";
 
 const KIND_LABEL: Record<string, string> = {
   scan: "Catalog scan",
@@ -34,11 +35,11 @@ export function Overview({ go }: Props) {
     const mine = ++latest.current;
     try {
       const list = uniqueJobs((await api.jobs()).items);
-      // Details (with the files that failed) for running jobs and the latest scan, shown
-      // together with the list: set apart, a scan listed as done was briefly shown with
-      // its details from while it ran (no failed files yet).
-      const latestScan = list.find((j) => j.kind === "scan");
-      const want = list.filter((j) => isActive(j) || j === latestScan);
+      // Details (with the files that failed) for running jobs and the last scans shown,
+      // fetched together with the list: set apart, a scan listed as done was briefly
+      // shown with its details from while it ran (no failed files yet).
+      const { full, folder } = scanOverview(list);
+      const want = list.filter((j) => isActive(j) || j === full || j === folder);
       const got = await Promise.all(
         want.map((j) =>
           api.job(j.service ?? "grouping", j.id).then(
@@ -110,8 +111,11 @@ export function Overview({ go }: Props) {
   };
 
   const active = jobs.filter(isActive).map((j) => details[j.id] ?? j);
-  const latestScan = jobs.find((j) => j.kind === "scan");
-  const last = latestScan && !isActive(latestScan) ? details[latestScan.id] ?? latestScan : null;
+  // The last scan of the whole library (its unreadable files are the library's), a folder
+  // scan since (the watcher's), and failures of any kind no later job made good
+  const past = scanOverview(jobs);
+  const last = past.full ? details[past.full.id] ?? past.full : null;
+  const lastFolder = past.folder ? details[past.folder.id] ?? past.folder : null;
   const runningScan = active.find((j) => j.kind === "scan");
 
   return (
@@ -119,7 +123,7 @@ export function Overview({ go }: Props) {
       <h1>Overview</h1>
       <section aria-labelledby="stats-h">
         <h2 id="stats-h">Library</h2>
-        {stats.error && <p className="notice error" role="alert">{stats.error.message}</p>}
+        <LoadError list={stats} />
         {stats.data ? <StatsView stats={stats.data} go={go} /> : !stats.error && (
           <p className="muted" role="status">Loading…</p>
         )}
@@ -142,7 +146,9 @@ export function Overview({ go }: Props) {
           <JobProgress key={j.id} job={j} onCancel={() => cancel(j)} busy={cancelling === j.id} />
         ))}
         {last && <LastScan job={last} />}
-        {!active.length && !last && !jobsError && (
+        {lastFolder && <LastScan job={lastFolder} folder />}
+        {past.failed.map((j) => <FailedJob key={j.id} job={j} />)}
+        {!active.length && !last && !lastFolder && !jobsError && (
           <p className="muted">No scan has run yet.</p>
         )}
       </section>
@@ -276,26 +282,64 @@ function JobProgress({ job, onCancel, busy }: { job: Job; onCancel: () => void; 
   );
 }
 
-function LastScan({ job }: { job: Job }) {
-  const when = job.finished_at ? new Date(job.finished_at + (/[Z+]/.test(job.finished_at.slice(10)) ? "" : "Z")) : null;
+function finishedAt(job: Job): Date | null {
+  const at = job.finished_at ?? job.created_at;
+  if (!at) return null;
+  const when = new Date(at + (/[Z+]/.test(at.slice(10)) ? "" : "Z"));
+  return Number.isNaN(when.getTime()) ? null : when;
+}
+
+/** What a job went over and who started it: "/photos (whole library, nightly rescan)". */
+function scope(job: Job, folder: boolean): string {
+  const what = job.path ?? job.root ?? "";
+  const how = [folder ? "one folder" : job.kind === "scan" ? "whole library" : "",
+               job.full ? "every file re-read" : "", triggerLabel(job.trigger)].filter(Boolean);
+  if (!what) return how.join(", ");
+  return how.length ? `${what} (${how.join(", ")})` : what;
+}
+
+/** A finished scan: the whole library's last one (`.last`, with the files the library has
+ * that cannot be read), or a folder scan since (which read only that folder). */
+function LastScan({ job, folder = false }: { job: Job; folder?: boolean }) {
+  const when = finishedAt(job);
   return (
-    <div className={`job last state-${job.state}`} data-job-id={job.id}>
+    <div className={`job ${folder ? "last-folder" : "last"} state-${job.state}`} data-job-id={job.id}>
       <div className="job-head">
         <span>
-          Last scan <strong>{job.state}</strong>
-          {when && !Number.isNaN(when.getTime()) && <> at {when.toLocaleString()}</>}
+          {folder ? "Last folder scan" : "Last scan"} <strong>{job.state}</strong>
+          {when && <> at {when.toLocaleString()}</>}
         </span>
       </div>
+      <p className="job-scope path">{scope(job, folder)}</p>
       <div className="job-figures">
         <span>{formatCount(job.done)} / {formatCount(job.total)} files</span>
         {job.bytes_read !== undefined && <span>{formatBytes(job.bytes_read)} read</span>}
         {job.elapsed_seconds !== undefined && <span>in {formatDuration(job.elapsed_seconds)}</span>}
         <span className={job.failed ? "warn" : undefined}>
           {formatCount(job.failed)} {job.failed === 1 ? "file" : "files"} could not be read
+          {folder && " in this folder"}
         </span>
       </div>
       {job.error && <p className="notice error">{job.error}</p>}
       {job.errors && job.errors.length > 0 && <ErrorList errors={job.errors} />}
+    </div>
+  );
+}
+
+/** A grouping, dedup or scan job that failed, with why (until a later one of its kind
+ * finishes). */
+function FailedJob({ job }: { job: Job }) {
+  const when = finishedAt(job);
+  return (
+    <div className="job failed-job state-failed" data-job-id={job.id}>
+      <div className="job-head">
+        <span>
+          {KIND_LABEL[job.kind] ?? humanize(job.kind)} <strong>failed</strong>
+          {when && <> at {when.toLocaleString()}</>}
+        </span>
+      </div>
+      <p className="job-scope path">{scope(job, job.kind === "scan" && job.path !== job.root)}</p>
+      <p className="notice error">{job.error || "No reason was recorded."}</p>
     </div>
   );
 }

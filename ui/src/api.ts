@@ -16,6 +16,7 @@ export interface Job {
   trigger?: string | null;
   root?: string | null;
   path?: string | null;
+  full?: boolean;
   total: number;
   done: number;
   failed: number;
@@ -44,6 +45,8 @@ export interface DupMember {
   format?: string | null;
   missing?: boolean;
   assetId?: string | null;
+  /** The member's asset when Immich has it only in its trash (then `assetId` is null). */
+  trashedAssetId?: string | null;
 }
 
 export interface Duplicate {
@@ -162,9 +165,28 @@ export class ApiError extends Error {
   constructor(
     public status: number,
     message: string,
+    /** Seconds the server asked to wait before trying again (Retry-After), if it said. */
+    public retryAfter: number | null = null,
   ) {
     super(message);
   }
+}
+
+/** Retry-After as seconds from `now`: a number of seconds or an HTTP date; null when
+ * absent or unreadable. */
+export function parseRetryAfter(value: string | null | undefined, now = Date.now()): number | null {
+  if (!value) return null;
+  const v = value.trim();
+  if (/^\d+$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isNaN(at) ? null : Math.max(0, Math.ceil((at - now) / 1000));
+}
+
+/** What a request that never got an answer says. One that acts (not a dry run) may have
+ * reached the gateway before the connection broke: the user must not assume it did not. */
+export function unreachableMessage(detail: string, acts: boolean): string {
+  const head = `Cannot reach the Twinlens gateway (${detail})`;
+  return acts ? `${head}: the action may have happened: reload to see.` : `${head}.`;
 }
 
 const KEY_STORAGE = "twinlens.apiKey";
@@ -201,7 +223,10 @@ export function query(params: Record<string, string | number | undefined | null>
   return s ? `?${s}` : "";
 }
 
-async function request<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** `acts`: the request changes something (default: any method but GET). */
+async function request<T>(
+  method: string, path: string, body?: unknown, acts = method !== "GET",
+): Promise<T> {
   const headers: Record<string, string> = { Accept: "application/json", ...authHeaders() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   let resp: Response;
@@ -213,7 +238,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (exc) {
-    throw new ApiError(0, `Cannot reach the Twinlens gateway (${(exc as Error).message}).`);
+    throw new ApiError(0, unreachableMessage((exc as Error).message, acts));
   }
   const text = await resp.text();
   let data: unknown = null;
@@ -229,7 +254,7 @@ async function request<T>(method: string, path: string, body?: unknown): Promise
         ? String((data as { message?: unknown; error?: unknown }).message ??
             (data as { error?: unknown }).error)
         : "") || `${resp.status} ${resp.statusText}`;
-    throw new ApiError(resp.status, msg);
+    throw new ApiError(resp.status, msg, parseRetryAfter(resp.headers.get("Retry-After")));
   }
   return data as T;
 }
@@ -253,6 +278,8 @@ export function undoResolution(id: string, dryRun: boolean): Promise<UndoResult>
   return request<UndoResult>(
     "DELETE",
     `/duplicates/${encodeURIComponent(id)}/resolution${query({ dryRun: dryRun ? "true" : "" })}`,
+    undefined,
+    !dryRun,
   );
 }
 
@@ -269,9 +296,9 @@ export const api = {
       action: r.action,
       dryRun,
       ...(r.expectTrash ? { expectTrash: r.expectTrash } : {}),
-    }),
+    }, !dryRun),
   resolveBulk: (groups: ResolveRequest[], dryRun: boolean) =>
-    request<BulkResult>("POST", "/duplicates/resolve", { groups, dryRun }),
+    request<BulkResult>("POST", "/duplicates/resolve", { groups, dryRun }, !dryRun),
   splitGroup,
   mergeGroups,
   undoResolution,

@@ -1,5 +1,5 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import { pageToShow } from "./logic";
+import { pageToShow, retryDelay } from "./logic";
 
 export interface Route {
   page: string;
@@ -35,34 +35,59 @@ export interface Loaded<T> {
   /** The key `data` was loaded for: on the render where the key changes, `data` is still
    * the previous key's (and `loading` not yet set). */
   of: string | null;
+  /** After a failed load that is tried again by itself (a busy service): in how many
+   * seconds; null otherwise. */
+  retryIn: number | null;
   reload: () => void;
 }
 
-/** Load with `fn` whenever `key` changes; stale answers of earlier keys are dropped. */
+/** Load with `fn` whenever `key` changes; stale answers of earlier keys are dropped. A
+ * load a busy service refused (503) is tried again by itself after the Retry-After it
+ * gave (see `retryDelay`: a few times at most); `reload` tries at once. */
 export function useLoad<T>(fn: () => Promise<T>, key: string): Loaded<T> {
   // `of`: the key `data` was loaded for. A failed load of another page or filter must not
   // leave the previous one's items on screen, under the new page number, with their buttons.
   const [state, setState] = useState<{
     data: T | null; error: Error | null; loading: boolean; of: string | null;
-  }>({ data: null, error: null, loading: true, of: null });
+    retryIn: number | null;
+  }>({ data: null, error: null, loading: true, of: null, retryIn: null });
   const [tick, setTick] = useState(0);
   const fnRef = useRef(fn);
   fnRef.current = fn;
+  // Automatic tries made since the last answer, a key change or a reload by hand
+  const tries = useRef({ key, n: 0 });
   useEffect(() => {
     let live = true;
-    setState((s) => ({ ...s, loading: true }));
+    let timer: number | undefined;
+    if (tries.current.key !== key) tries.current = { key, n: 0 };
+    setState((s) => ({ ...s, loading: true, retryIn: null }));
     fnRef.current().then(
-      (data) => live && setState({ data, error: null, loading: false, of: key }),
-      (error: Error) =>
-        live &&
-        setState((s) => (s.of === key ? { ...s, error, loading: false }
-                                      : { data: null, error, loading: false, of: null })),
+      (data) => {
+        if (!live) return;
+        tries.current.n = 0;
+        setState({ data, error: null, loading: false, of: key, retryIn: null });
+      },
+      (error: Error) => {
+        if (!live) return;
+        const delay = retryDelay(error, tries.current.n);
+        if (delay !== null) {
+          tries.current.n += 1;
+          timer = window.setTimeout(() => setTick((t) => t + 1), delay);
+        }
+        const retryIn = delay === null ? null : Math.round(delay / 1000);
+        setState((s) => (s.of === key ? { ...s, error, loading: false, retryIn }
+                                      : { data: null, error, loading: false, of: null, retryIn }));
+      },
     );
     return () => {
       live = false;
+      window.clearTimeout(timer);
     };
   }, [key, tick]);
-  const reload = useCallback(() => setTick((t) => t + 1), []);
+  const reload = useCallback(() => {
+    tries.current.n = 0;
+    setTick((t) => t + 1);
+  }, []);
   return { ...state, reload };
 }
 
@@ -104,4 +129,26 @@ export function useEmptyPageStep(
     const to = pageToShow(page, total, size);
     if (to !== null) goRef.current(to);
   }, [list.loading, total, page, size]);
+}
+
+/** Move focus from the card `id` in `container` (its children are the cards, each with
+ * `data-id`) to the next card matching `selector`, else the previous one, else the card
+ * itself: a card that left the list took the focused button with it, which would leave
+ * the keyboard at the top of the page. */
+export function focusNear(container: HTMLElement | null, id: string, selector: string): void {
+  if (!container) return;
+  const cards = [...container.children] as HTMLElement[];
+  const at = cards.findIndex((el) => el.dataset.id === id);
+  if (at < 0) return;
+  const target =
+    cards.slice(at + 1).find((el) => el.matches(selector)) ??
+    cards.slice(0, at).reverse().find((el) => el.matches(selector)) ??
+    cards[at];
+  target.focus();
+}
+
+/** Focus the card `id` in `container` (after a correction its note is there). */
+export function focusCard(container: HTMLElement | null, id: string): void {
+  const card = ([...(container?.children ?? [])] as HTMLElement[]).find((el) => el.dataset.id === id);
+  card?.focus();
 }

@@ -82,7 +82,7 @@ describe("keeper and plans", () => {
         keep: [], trash: [], notInImmich: [] },
     ];
     expect(planTotals(plans, [d1, d2])).toEqual({
-      groups: 2, trashFiles: 2, trashBytes: 107, keptFiles: 2, notInImmich: 1,
+      groups: 2, trashFiles: 2, trashBytes: 107, keptFiles: 2, notInImmich: 1, inImmichTrash: 0,
       refused: [{ id: "d3", message: "already resolved" }],
     });
   });

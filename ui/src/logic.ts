@@ -1,6 +1,7 @@
 // Pure helpers: formatting and the arithmetic behind what the UI promises the user.
-import type {
-  Duplicate, DupMember, FileGroup, Job, ResolvePlan, ResolveRequest, UndoResult,
+import {
+  ApiError, type Duplicate, type DupMember, type FileGroup, type Job, type ResolvePlan,
+  type ResolveRequest, type UndoResult,
 } from "./api";
 
 export const ACTIVE_STATES = ["queued", "running"];
@@ -96,6 +97,8 @@ export interface PlanTotals {
   trashBytes: number;
   keptFiles: number;
   notInImmich: number;
+  /** Copies to go that are in Immich's trash already: confirming records the decision. */
+  inImmichTrash: number;
   refused: { id: string; message: string }[];
 }
 
@@ -104,7 +107,8 @@ export function planTotals(plans: ResolvePlan[], dups: Duplicate[]): PlanTotals 
   const sizes = new Map<string, number>();
   for (const d of dups) for (const m of d.members) sizes.set(`${d.id}\u0000${m.path}`, m.size ?? 0);
   const out: PlanTotals = {
-    groups: 0, trashFiles: 0, trashBytes: 0, keptFiles: 0, notInImmich: 0, refused: [],
+    groups: 0, trashFiles: 0, trashBytes: 0, keptFiles: 0, notInImmich: 0, inImmichTrash: 0,
+    refused: [],
   };
   for (const p of plans) {
     if (p.status !== undefined && p.status !== 200) {
@@ -114,12 +118,31 @@ export function planTotals(plans: ResolvePlan[], dups: Duplicate[]): PlanTotals 
     out.groups += 1;
     out.keptFiles += p.keep?.length ?? 0;
     out.notInImmich += p.notInImmich?.length ?? 0;
+    out.inImmichTrash += p.inImmichTrash?.length ?? 0;
     for (const t of p.trash ?? []) {
       out.trashFiles += 1;
       out.trashBytes += sizes.get(`${p.id}\u0000${t.path}`) ?? 0;
     }
   }
   return out;
+}
+
+/** The confirm button of a dry run: what it says, and whether there is anything to
+ * confirm. With nothing to move but copies already in Immich's trash, the gateway still
+ * records the decision (the group leaves the list; the copies go when that trash is
+ * emptied). */
+export function confirmButton(t: PlanTotals): { label: string; enabled: boolean } {
+  if (t.trashFiles === 0 && t.inImmichTrash > 0) {
+    return {
+      label: `Record decision (the other ${t.inImmichTrash === 1 ? "copy is" : "copies are"} ` +
+        "already in Immich's trash)",
+      enabled: true,
+    };
+  }
+  return {
+    label: `Move ${plural(t.trashFiles, "file")} to trash`,
+    enabled: t.trashFiles > 0,
+  };
 }
 
 /** Jobs listed by both services share one database, so the same job can appear twice. */
@@ -170,19 +193,142 @@ export function groupTypeLabel(t: string): string {
 
 // Reasons recorded by core/dedup/keeper.py: the first rule that left one candidate.
 export const KEEP_REASONS: Record<string, string> = {
+  intact: "the only copy read without errors",
   resolution: "highest resolution",
-  size: "largest file",
-  format: "preferred format",
-  capture_time: "earliest capture time",
+  // A copy that still carries its capture date wins; among several, the earliest
+  capture_time: "kept its capture date",
+  file_group: "belongs with its RAW, Live Photo video or sidecars",
   folder: "preferred folder",
+  format: "preferred format",
+  oldest_file: "written first (a re-save came later)",
+  size: "largest file",
   name: "not named as a copy",
-  "tie: path": "all equal; shortest path",
+  // After every rule, the keeper takes the smallest path as a string
+  "tie: path": "all equal; first path alphabetically",
   only: "only candidate",
 };
 
 export function keepReasonLabel(r: string | null | undefined): string {
   if (!r) return "";
   return KEEP_REASONS[r] ?? r.replace(/_/g, " ");
+}
+
+/** How a member card is marked: the copy kept, one that goes, or neither (a group
+ * decided "not duplicates" keeps every copy and moves none). */
+export function memberMark(
+  dup: Pick<Duplicate, "status" | "resolution">, keep: string, path: string,
+): "kept" | "goes" | "" {
+  const open = (dup.status ?? "open") === "open";
+  if (!open && dup.resolution?.action !== "trash") return "";
+  return path === keep ? "kept" : "goes";
+}
+
+// --- what an action's outcome says ----------------------------------------------------
+
+export const STALE_NOTICE =
+  "This group changed since the page was loaded (a scan ran, or someone else decided it); " +
+  "the list is refreshed.";
+
+// The refusals that mean "not the group you saw": gone (404), decided meanwhile, changed
+// since the dry run, a scan changed its members or won a race.
+const STALE_MESSAGES = [
+  /^duplicate group \S+ is already /,
+  /^duplicate group \S+ changed: /,
+  /^duplicate group \S+ is open: there is no decision to (undo|withdraw)/,
+  /^this group changed since its dry run/,
+  /^a concurrent change to the same files won/,
+  /^not members of (this )?group/,
+  /^keep names files outside this group/,
+];
+
+/** What a failed action says, and whether the list is read again: after a 404 or a 409
+ * it may no longer show what the server holds. A refusal that is not about a change
+ * (Immich's trash is off, a copy to keep is gone from disk...) keeps its own words. */
+export function actionFailure(e: unknown): { text: string; reload: boolean } {
+  const message = e instanceof Error ? e.message : String(e);
+  const status = e instanceof ApiError ? e.status : null;
+  if (status === 404) return { text: STALE_NOTICE, reload: true };
+  if ((status === 409 || status === 400) && STALE_MESSAGES.some((r) => r.test(message))) {
+    return { text: STALE_NOTICE, reload: true };
+  }
+  return { text: message, reload: status === 409 };
+}
+
+/** Where the notes of cards no longer listed go: each at the place its card had, among
+ * the cards listed now (in the order the notes were made). */
+export function placeNotes<T extends { id: string }>(
+  items: T[], notes: { id: string; index: number }[],
+): ({ item: T; id: string } | { item: null; id: string })[] {
+  const listed = new Set(items.map((i) => i.id));
+  const out: ({ item: T; id: string } | { item: null; id: string })[] =
+    items.map((item) => ({ item, id: item.id }));
+  const stubs = notes.filter((n) => !listed.has(n.id)).sort((a, b) => a.index - b.index);
+  for (const n of stubs) out.splice(Math.min(Math.max(0, n.index), out.length), 0, { item: null, id: n.id });
+  return out;
+}
+
+/** How long to wait before loading a list again by itself after `e`, in ms, or null: a
+ * busy service (503) said how long (Retry-After; 5 s when it did not), at most `max`
+ * tries, each wait between 1 s and a minute. */
+export function retryDelay(e: unknown, attempt: number, max = 3): number | null {
+  if (!(e instanceof ApiError) || e.status !== 503 || attempt >= max) return null;
+  const s = e.retryAfter ?? 5;
+  return Math.min(60, Math.max(1, s)) * 1000;
+}
+
+// --- the Overview's scans ---------------------------------------------------------------
+
+export const TRIGGER_LABEL: Record<string, string> = {
+  api: "started from the web UI or the API",
+  cli: "started from the command line",
+  schedule: "nightly rescan",
+  watch: "new or changed files",
+  "watch-start": "catching up at start-up",
+  scan: "after a scan",
+};
+
+export function triggerLabel(t: string | null | undefined): string {
+  return t ? TRIGGER_LABEL[t] ?? humanize(t) : "";
+}
+
+/** A scan of a whole library root, not of a folder in it. */
+export function isFullScan(j: Pick<Job, "kind" | "path" | "root">): boolean {
+  return j.kind === "scan" && (!j.path || !j.root || j.path === j.root);
+}
+
+export interface ScanOverview {
+  /** The newest finished scan of a whole library root: its unreadable files are the
+   * library's. */
+  full: Job | null;
+  /** The newest finished folder scan, when newer than `full` (the watcher's, mostly). */
+  folder: Job | null;
+  /** Per kind, the newest failed job no later job of its kind finished after, unless
+   * shown above. */
+  failed: Job[];
+}
+
+const newestFirst = (jobs: Job[]) =>
+  jobs.map((j, i) => ({ j, i }))
+    .sort((a, b) => (b.j.created_at ?? "").localeCompare(a.j.created_at ?? "") || a.i - b.i)
+    .map(({ j }) => j);
+
+export function scanOverview(jobs: Job[]): ScanOverview {
+  const ordered = newestFirst(jobs);
+  const finished = ordered.filter((j) => !isActive(j));
+  const full = finished.find((j) => j.kind === "scan" && isFullScan(j)) ?? null;
+  const folderAt = finished.findIndex((j) => j.kind === "scan" && !isFullScan(j));
+  const fullAt = full ? finished.indexOf(full) : finished.length;
+  const folder = folderAt >= 0 && folderAt < fullAt ? finished[folderAt] : null;
+  const shown = new Set([full?.id, folder?.id]);
+  const failed: Job[] = [];
+  const kinds = [...new Set(finished.map((j) => j.kind))];
+  for (const kind of kinds) {
+    const own = finished.filter((j) => j.kind === kind);
+    const at = own.findIndex((j) => j.state === "failed");
+    if (at < 0 || own.slice(0, at).some((j) => j.state === "done")) continue;
+    if (!shown.has(own[at].id)) failed.push(own[at]);
+  }
+  return { full, folder, failed };
 }
 
 // --- corrections: splitting, merging and undoing --------------------------------------------

@@ -1,0 +1,172 @@
+// The rules behind what the review pages say after an action, how they recover from a
+// failed load, and what the Overview shows of past jobs.
+import { describe, expect, it } from "vitest";
+import { ApiError, type Job, type ResolvePlan, parseRetryAfter, unreachableMessage } from "./api";
+import {
+  actionFailure, confirmButton, isFullScan, keepReasonLabel, memberMark, placeNotes, planTotals,
+  retryDelay, scanOverview, STALE_NOTICE, triggerLabel,
+} from "./logic";
+
+describe("where an action's outcome is said", () => {
+  const items = ["a", "b", "c"].map((id) => ({ id }));
+  it("keeps the note of a card that left the list at the place the card had", () => {
+    expect(placeNotes(items.filter((i) => i.id !== "b"), [{ id: "b", index: 1 }]).map((x) => x.id))
+      .toEqual(["a", "b", "c"]);
+    // a card still listed carries its note itself
+    expect(placeNotes(items, [{ id: "b", index: 0 }]).map((x) => [x.id, x.item !== null]))
+      .toEqual([["a", true], ["b", true], ["c", true]]);
+  });
+  it("places several, and one beyond the end of a shorter list last", () => {
+    const out = placeNotes([{ id: "c" }], [{ id: "b", index: 1 }, { id: "a", index: 0 }, { id: "z", index: 9 }]);
+    expect(out.map((x) => [x.id, x.item === null])).toEqual([["a", true], ["b", true], ["c", false], ["z", true]]);
+  });
+});
+
+describe("a failed action", () => {
+  it("says a group that is gone changed, without the raw id, and reloads", () => {
+    expect(actionFailure(new ApiError(404, "no duplicate group 5f3c9a"))).toEqual({ text: STALE_NOTICE, reload: true });
+    expect(STALE_NOTICE).toBe(
+      "This group changed since the page was loaded (a scan ran, or someone else decided it); " +
+      "the list is refreshed.");
+  });
+  it("says so for a group decided or changed meanwhile (409), and reloads", () => {
+    for (const m of [
+      "duplicate group 5f3c is already dismissed",
+      "this group changed since its dry run: look at it again",
+      "duplicate group 5f3c is open: there is no decision to undo",
+      "duplicate group 5f3c changed: decision 4 is shown now, not 3; look at it again",
+      "a concurrent change to the same files won; try again",
+    ]) {
+      expect(actionFailure(new ApiError(409, m))).toEqual({ text: STALE_NOTICE, reload: true });
+    }
+    expect(actionFailure(new ApiError(400, "not members of this group: /p/a.jpg")).text).toBe(STALE_NOTICE);
+  });
+  it("keeps the words of a refusal that is not about a change, still reloading on 409", () => {
+    const off = "Immich's trash is turned off (Administration > Settings > Trash), so ...";
+    expect(actionFailure(new ApiError(409, off))).toEqual({ text: off, reload: true });
+    expect(actionFailure(new ApiError(403, "Missing required permission: asset.delete")))
+      .toEqual({ text: "Missing required permission: asset.delete", reload: false });
+    expect(actionFailure(new ApiError(400, "keep must name at least one member")).reload).toBe(false);
+  });
+});
+
+describe("copies already in Immich's trash", () => {
+  const plan = (trash: string[], inImmichTrash: string[]): ResolvePlan => ({
+    id: "d", action: "trash", dryRun: true, keep: [{ path: "/k" }],
+    trash: trash.map((path) => ({ path, assetId: "x" })), notInImmich: [], inImmichTrash,
+  });
+  it("can be confirmed when they are all that would go: the decision is recorded", () => {
+    const t = planTotals([plan([], ["/a", "/b"])], []);
+    expect(t.inImmichTrash).toBe(2);
+    expect(confirmButton(t)).toEqual({
+      label: "Record decision (the other copies are already in Immich's trash)", enabled: true,
+    });
+    expect(confirmButton(planTotals([plan([], ["/a"])], [])).label)
+      .toBe("Record decision (the other copy is already in Immich's trash)");
+  });
+  it("moves what is live when there is some, and refuses an empty plan", () => {
+    expect(confirmButton(planTotals([plan(["/a"], ["/b"])], []))).toEqual({ label: "Move 1 file to trash", enabled: true });
+    expect(confirmButton(planTotals([plan([], [])], []))).toEqual({ label: "Move 0 files to trash", enabled: false });
+  });
+});
+
+describe("a list that failed to load", () => {
+  it("reads Retry-After as seconds or a date", () => {
+    expect(parseRetryAfter("10")).toBe(10);
+    expect(parseRetryAfter("Wed, 21 Oct 2015 07:28:30 GMT", Date.parse("Wed, 21 Oct 2015 07:28:00 GMT"))).toBe(30);
+    expect(parseRetryAfter(null)).toBeNull();
+    expect(parseRetryAfter("soon")).toBeNull();
+  });
+  it("is tried again by itself only when the service was busy, a few times, within bounds", () => {
+    const busy = new ApiError(503, "busy", 10);
+    expect(retryDelay(busy, 0)).toBe(10_000);
+    expect(retryDelay(busy, 2)).toBe(10_000);
+    expect(retryDelay(busy, 3)).toBeNull();
+    expect(retryDelay(new ApiError(503, "busy", 3600), 0)).toBe(60_000);
+    expect(retryDelay(new ApiError(503, "busy", 0), 0)).toBe(1000);
+    expect(retryDelay(new ApiError(503, "busy"), 0)).toBe(5000);
+    expect(retryDelay(new ApiError(500, "boom", 10), 0)).toBeNull();
+    expect(retryDelay(new ApiError(0, "Cannot reach"), 0)).toBeNull();
+  });
+});
+
+describe("a request that got no answer", () => {
+  it("warns that an action may have happened, not a read", () => {
+    expect(unreachableMessage("Failed to fetch", true)).toBe(
+      "Cannot reach the Twinlens gateway (Failed to fetch): the action may have happened: reload to see.");
+    expect(unreachableMessage("Failed to fetch", false)).toBe("Cannot reach the Twinlens gateway (Failed to fetch).");
+  });
+});
+
+describe("keeper reasons and decided groups", () => {
+  it("labels the reasons as core/dedup/keeper.py decides them", () => {
+    expect(keepReasonLabel("tie: path")).toBe("all equal; first path alphabetically");
+    expect(keepReasonLabel("capture_time")).toBe("kept its capture date");
+    expect(keepReasonLabel("intact")).toBe("the only copy read without errors");
+    expect(keepReasonLabel("file_group")).toBe("belongs with its RAW, Live Photo video or sidecars");
+    expect(keepReasonLabel("some_new_rule")).toBe("some new rule");
+  });
+  it("marks no copy kept or going in a group decided as not duplicates", () => {
+    const dismissed = { status: "dismissed", resolution: { action: "not_duplicate", keep: [] } };
+    expect(memberMark(dismissed, "/a", "/a")).toBe("");
+    expect(memberMark(dismissed, "/a", "/b")).toBe("");
+    const resolved = { status: "resolved", resolution: { action: "trash", keep: ["/a"] } };
+    expect([memberMark(resolved, "/a", "/a"), memberMark(resolved, "/a", "/b")]).toEqual(["kept", "goes"]);
+    expect(memberMark({ status: "open" }, "/b", "/a")).toBe("goes");
+  });
+});
+
+describe("the Overview's jobs", () => {
+  let n = 0;
+  // `at`: minutes past midnight it was created (the newest is the largest)
+  const job = (kind: string, state: string, at: number, extra: Partial<Job> = {}): Job => ({
+    id: `j${++n}`, kind, state, total: 0, done: 0, failed: 0, root: "/lib", path: "/lib",
+    created_at: `2025-01-01T${String(Math.floor(at / 60)).padStart(2, "0")}:${String(at % 60).padStart(2, "0")}:00Z`,
+    ...extra,
+  });
+  it("keeps the last full scan's unreadable files apart from a later folder scan", () => {
+    const folder = job("scan", "done", 30, { path: "/lib/2024", trigger: "watch" });
+    const full = job("scan", "done", 20, { trigger: "schedule" });
+    const older = job("scan", "done", 10);
+    const o = scanOverview([folder, full, older]);
+    expect(o.full?.id).toBe(full.id);
+    expect(o.folder?.id).toBe(folder.id);
+    // the order listed does not matter, the time does
+    expect(scanOverview([older, full, folder]).folder?.id).toBe(folder.id);
+    // a folder scan older than the full scan is not shown
+    const oldFolder = job("scan", "done", 5, { path: "/lib/2023" });
+    expect(scanOverview([full, oldFolder]).folder).toBeNull();
+    expect(isFullScan({ kind: "scan", path: null, root: null })).toBe(true);
+    expect(isFullScan({ kind: "scan", path: "/lib/a", root: "/lib" })).toBe(false);
+  });
+  it("shows the newest failed job of each kind until a later one of that kind finishes", () => {
+    const dedupOk = job("dedup", "done", 50);
+    const groupFailed = job("group", "failed", 40, { error: "database is locked" });
+    const dedupFailed = job("dedup", "failed", 30, { error: "out of memory" });
+    const scanFailed = job("scan", "failed", 20, { path: "/lib/x", error: "gone" });
+    const full = job("scan", "done", 10);
+    const o = scanOverview([dedupOk, groupFailed, dedupFailed, scanFailed, full]);
+    // the dedup failure was followed by a dedup that finished; the folder scan's failure
+    // is shown as the last folder scan, with its error
+    expect(o.failed.map((j) => j.id)).toEqual([groupFailed.id]);
+    expect([o.full?.id, o.folder?.id]).toEqual([full.id, scanFailed.id]);
+    // a failed folder scan before the last full scan is neither the last folder scan nor
+    // a failure to show: the full scan finished after it
+    const later = job("scan", "done", 60);
+    const p = scanOverview([later, scanFailed]);
+    expect([p.full?.id, p.folder, p.failed]).toEqual([later.id, null, []]);
+  });
+  it("does not repeat a failed scan shown as the last one, and ignores running jobs", () => {
+    const running = job("scan", "running", 20);
+    const failed = job("scan", "failed", 10, { error: "root not mounted" });
+    const o = scanOverview([running, failed]);
+    expect(o.full?.id).toBe(failed.id);
+    expect(o.failed).toEqual([]);
+  });
+  it("names who started a job", () => {
+    expect(triggerLabel("schedule")).toBe("nightly rescan");
+    expect(triggerLabel("watch")).toBe("new or changed files");
+    expect(triggerLabel("something_else")).toBe("Something else");
+    expect(triggerLabel(null)).toBe("");
+  });
+});
