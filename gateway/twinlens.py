@@ -210,6 +210,18 @@ def groups() -> Response:
     return _service_json("grouping", "/groups", "primary", "groups", params, paged=True)
 
 
+@bp.get("/files/errors")
+@require_user("asset.read")
+def file_errors() -> Response:
+    """The library's files read with an error (unreadable, truncated, skipped), paged."""
+    status, body = call(
+        "grouping", "GET", "/files/errors", params=_page_args(("path_prefix", "page", "size"))
+    )
+    if status != 200:
+        return jsonify(_error_body(status, body)[1]), status
+    return jsonify(body)
+
+
 @bp.get("/groups/<group_id>")
 @require_user("stack.read")
 def group(group_id: str) -> Response:
@@ -802,12 +814,15 @@ def thumbnail() -> Response:
         real = confine(path, settings.library_roots)
     except PathOutsideRoots as exc:
         raise BadRequest(400, str(exc)) from None
+    root = root_of(real, settings.library_roots)
+    if root is None:  # confine spells the answer under a root: never, but never open it
+        raise BadRequest(400, "path is outside the library roots")
     if not os.path.isfile(real):
         raise BadRequest(404, "no such file")
     try:
         out = thumbs.thumbnail(
             real, int(size), settings.data_dir, settings.max_image_pixels,
-            real_root=os.path.realpath(root_of(real, settings.library_roots) or real),
+            real_root=os.path.realpath(root),
         )  # fmt: skip
     except thumbs.ThumbnailError as exc:
         raise BadRequest(422, str(exc)) from None

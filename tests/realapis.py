@@ -287,6 +287,7 @@ class Catalog:
         width: int | None = 4000,
         height: int | None = 3000,
         taken: datetime | None = None,
+        error: str | None = None,
     ) -> int:
         """A present file (kind and format from its extension), its catalog row id."""
         from tests.factories import file_row
@@ -308,6 +309,7 @@ class Catalog:
                 taken_at=taken,
                 make="Canon",
                 model="EOS R5",
+                error=error,
             )
             s.add(f)
             s.flush()

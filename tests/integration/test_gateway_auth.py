@@ -87,6 +87,7 @@ def test_every_twinlens_route_requires_immich_auth(
 PERMISSIONS = {
     "twinlens.me": "user.read",
     "twinlens.groups": "stack.read",
+    "twinlens.file_errors": "asset.read",
     "twinlens.group": "stack.read",
     "twinlens.split_group": "stack.update",
     "twinlens.merge_groups": "stack.create",

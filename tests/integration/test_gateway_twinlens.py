@@ -1132,3 +1132,22 @@ def test_local_mode_answers_only_requests_addressed_to_this_machine(
     # While the names of this machine are answered
     for host in ("localhost:3000", "127.0.0.1:3000", "[::1]:3000", "twinlens.localhost"):
         assert client.get("/api/twinlens/me", headers={"Host": host}).status_code == 200, host
+
+
+def test_files_read_with_an_error_are_listed_to_a_signed_in_user(gateway, alice, catalog):
+    # Given a library with one file read fine and one cut short
+    catalog.add("2024/ok.jpg")
+    catalog.add("2024/cut.jpg", error="truncated: the file ends at 100 bytes")
+    url = gateway.url + "/api/twinlens/files/errors"
+    # Then nobody signed out sees them; a user gets the list from the grouping API
+    assert requests.get(url).status_code == 401
+    r = requests.get(url, params={"path_prefix": catalog.path("2024")}, headers=alice.bearer)
+    assert r.status_code == 200, r.text
+    assert [(f["path"], f["error"]) for f in r.json()["items"]] == [
+        (catalog.path("2024/cut.jpg"), "truncated: the file ends at 100 bytes")
+    ]
+    assert r.json()["total"] == 1
+    # And a malformed page or a misspelt filter is refused, saying why
+    for params in ({"size": "ten"}, {"folder": "2024"}):
+        bad = requests.get(url, params=params, headers=alice.bearer)
+        assert bad.status_code == 400 and bad.json()["message"], (params, bad.text)
