@@ -322,8 +322,9 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                 "type": ["string", "null"],
                 "description": "rule that chose it, in the order they apply: intact "
                 "(the other copies are broken), resolution, capture_time, file_group (the "
-                "copy its RAW, video or sidecar belongs with), folder, format, size, name "
-                "(not named as a copy); 'tie: path' after them",
+                "copy its RAW, video or sidecar belongs with), folder, format, "
+                "oldest_file (written first: not a later re-encode), size, name (not "
+                "named as a copy); 'tie: path' after them",
             },
             "reclaimable_bytes": {"type": "integer"},
             "members": {"type": "array", "items": {"$ref": "#/components/schemas/DuplicateMember"}},

@@ -44,6 +44,9 @@ class FileRecord:
     # RAW whose image data is cut short); None for an intact file. A broken file may still
     # carry a pHash (from an intact embedded preview) and so match its intact copy.
     error: str | None = None
+    # Last modification time (st_mtime_ns) as the catalog saw it; None when unknown. A
+    # re-encode is written after its original (the keeper's "oldest_file" rule).
+    mtime_ns: int | None = None
 
     @property
     def folder(self) -> str:

@@ -25,11 +25,25 @@ time = latest, a format not in the preference list after all listed ones).
    before every rule that only breaks ties between equally good pictures.
 5. "folder": the first of TWINLENS_PREFERRED_FOLDERS holding a copy: the user said so.
 6. "format": TWINLENS_FORMAT_PREFERENCE.
-7. "size": the bigger file. Bytes compare quality only within one format and one
+7. "oldest_file": between files of different sizes, the one written first (its
+   modification time), unless their times are within ``MTIME_SLACK_NS``. A re-encode is
+   written after its original, so this keeps the camera's JPEG over a same-size re-save
+   that kept its EXIF (Pillow at quality 90 makes a 945 KB Samsung JPEG 1.19 MB: same
+   pixels, same capture time, and "size" alone trashed the original). Bytes would compare
+   quality only between files of one encoder at comparable settings (equal quantisation
+   tables); the catalog stores no quality estimate, so the order in which the files were
+   written is the evidence there is. Byte copies (one size) are left to the rules after
+   it: their times say when a copy was made, not which copy matters (a ``cp`` without
+   ``-p`` makes the copy newer, a restore from a backup the original newer), and "name"
+   says that better. Where the times carry no order (a library copied with plain ``cp
+   -r``, files written within the slack), "size" decides as before. The price: a copy
+   whose metadata a tool later rewrote in place (keywords written into the JPEG) is
+   newer than its untouched twin, which is then kept; its pixels are the same.
+8. "size": the bigger file. Bytes compare quality only within one format and one
    encoder: a PNG conversion of a JPEG is several times bigger and no better, a JPEG
    export of a HEIC is bigger and loses its HDR; ranked earlier, size left the rules
    after it nothing to decide in a perceptual group, whose members' sizes always differ.
-8. "name": fewest copy marks in the path ("x copy.jpg", "x - Copy (2).jpg", "Copy of
+9. "name": fewest copy marks in the path ("x copy.jpg", "x - Copy (2).jpg", "Copy of
    x.jpg", "x (1).jpg", a folder "2019 - Copy"). Byte copies tie on every rule above, and
    the smallest path alone would keep "IMG_1234 copy.JPG" (a space sorts before ".") and
    trash the original, the one its RAW, its sidecar and Immich's albums point at.
@@ -39,12 +53,16 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from core.records import FileRecord
 
 DEFAULT_FORMAT_PREFERENCE: tuple[str, ...] = ("raw", "heic", "jpeg", "png", "tiff", "webp")
+# Modification times this close are "written together" for the "oldest_file" rule: FAT and
+# exFAT store them to 2 s, and a copy between file systems may round them.
+MTIME_SLACK_NS = 2_000_000_000
 
 _ALIASES = {
     "jpg": "jpeg",
@@ -132,23 +150,46 @@ def choose_keeper(
                 return k
         return len(folders)
 
-    rules = (
-        ("intact", lambda f: f.broken),
-        ("resolution", lambda f: -f.pixels),
-        ("capture_time", lambda f: (0, f.taken_at) if f.taken_at else latest),
-        ("file_group", lambda f: file_group_rank(groups.get(f.id))),
-        ("folder", folder_rank),
-        ("format", fmt_rank),
-        ("size", lambda f: -f.size),
-        ("name", lambda f: copy_marks(f.path)),
+    rules: tuple[tuple[str, Callable[[list[FileRecord]], list[FileRecord]]], ...] = (
+        ("intact", _best(lambda f: f.broken)),
+        ("resolution", _best(lambda f: -f.pixels)),
+        ("capture_time", _best(lambda f: (0, f.taken_at) if f.taken_at else latest)),
+        ("file_group", _best(lambda f: file_group_rank(groups.get(f.id)))),
+        ("folder", _best(folder_rank)),
+        ("format", _best(fmt_rank)),
+        ("oldest_file", written_first),
+        ("size", _best(lambda f: -f.size)),
+        ("name", _best(lambda f: copy_marks(f.path))),
     )
     cands = sorted(members, key=lambda f: (f.path, f.id))
     if len(cands) == 1:
         return cands[0].id, "only"
-    for name, key in rules:
-        values = [key(c) for c in cands]
-        best = min(values)
-        cands = [c for c, v in zip(cands, values, strict=True) if v == best]
+    for name, narrow in rules:
+        cands = narrow(cands)
         if len(cands) == 1:
             return cands[0].id, name
     return cands[0].id, "tie: path"
+
+
+def _best(key: Callable[[FileRecord], Any]) -> Callable[[list[FileRecord]], list[FileRecord]]:
+    """A rule that keeps the candidates best (smallest) on ``key``."""
+
+    def narrow(cands: list[FileRecord]) -> list[FileRecord]:
+        values = [key(c) for c in cands]
+        best = min(values)
+        return [c for c, v in zip(cands, values, strict=True) if v == best]
+
+    return narrow
+
+
+def written_first(cands: list[FileRecord]) -> list[FileRecord]:
+    """The "oldest_file" rule: among files of different sizes, those written within
+    ``MTIME_SLACK_NS`` of the first one written (an unknown time ranks last). Files of
+    one size (byte copies) are all kept: the rules after it decide."""
+    if len({c.size for c in cands}) < 2:
+        return cands
+    known = [c.mtime_ns for c in cands if c.mtime_ns is not None]
+    if not known:
+        return cands
+    first = min(known)
+    return [c for c in cands if c.mtime_ns is not None and c.mtime_ns - first <= MTIME_SLACK_NS]

@@ -130,3 +130,31 @@ def test_the_look_alike_group_keeps_what_the_byte_copy_group_keeps(
     assert dups[look_alike] == ("perceptual", "Shoot/IMG_0002.JPG", "resolution")
     # so accepting every suggestion at once contradicts nothing (the gateway's 409)
     assert no_keeper_is_trashed_by_another_group(report)
+
+
+def test_the_camera_original_is_kept_over_a_bigger_re_encode_of_it(
+    embedded_settings: Settings, library: Path, samples: Path
+) -> None:
+    # Given a Samsung phone's JPEG, written by the phone in 2019
+    original = copy(
+        samples / "metadata-extractor/jpg/Samsung SM-J327T1.jpg",
+        library / "Phone/2019/20190926_163800.jpg",
+    )
+    shot = datetime(2019, 9, 26, 16, 38, 0).timestamp()
+    os.utime(original, (shot, shot))
+    # and a Pillow re-save of it at quality 90 that kept the EXIF, written today: the same
+    # pixels and capture time, a bigger file
+    export = library / "Exports/20190926_163800.jpg"
+    export.parent.mkdir()
+    with Image.open(original) as im:
+        im.save(export, "JPEG", quality=90, exif=im.info["exif"])
+    assert export.stat().st_size > original.stat().st_size
+
+    # When the library is scanned
+    report = run_scan(embedded_settings, str(library))
+
+    # Then they are one look-alike group, which keeps the original, the first written
+    members = frozenset({"Phone/2019/20190926_163800.jpg", "Exports/20190926_163800.jpg"})
+    assert duplicates(report) == {
+        members: ("perceptual", "Phone/2019/20190926_163800.jpg", "oldest_file")
+    }

@@ -287,3 +287,70 @@ def test_a_hard_link_kept_for_its_names_belongs_to_the_group_of_any_of_them():
     groups = find_duplicates([album, paired, backup], file_groups={2: ("image", "raw")})
     # Then the file the pair belongs with is kept, under the name kept for it
     assert [(g.type, g.keeper_id, g.keeper_rule) for g in groups] == [("exact", 1, "file_group")]
+
+
+# --- the original is kept over a later re-encode of it that came out bigger
+
+DAY_NS = 86_400 * 10**9
+SHOT_NS = 1_569_508_680 * 10**9  # 2019-09-26 16:38, when the phone wrote the original
+
+
+def written(f: FileRecord, mtime_ns: int | None) -> FileRecord:
+    from dataclasses import replace
+
+    return replace(f, mtime_ns=mtime_ns)
+
+
+def test_the_original_is_kept_over_a_bigger_re_encode_written_later():
+    # Given the phone's JPEG and a re-save of it at quality 90 that kept the EXIF (same
+    # pixels, same capture time, same format) in an export folder, written years later
+    original = written(rec(1, "/lib/2019/20190926_163800.jpg", size=945_207), SHOT_NS)
+    export = written(rec(2, "/lib/Exports/20190926_163800.jpg", size=1_190_000), SHOT_NS + DAY_NS)
+    # When the keeper is chosen
+    keeper = choose_keeper([export, original])
+    # Then the original is kept, not the bigger re-encode, and the reason says why
+    assert keeper == (1, "oldest_file")
+
+
+def test_files_written_together_are_left_to_their_size():
+    # Given two encodings written within the slack of each other (FAT's 2 s steps)
+    a = written(rec(1, "/a.jpg", size=900), SHOT_NS + 1_500_000_000)
+    b = written(rec(2, "/b.jpg", size=1200), SHOT_NS)
+    # When the keeper is chosen, then the bigger file is kept, as before
+    assert choose_keeper([a, b]) == (2, "size")
+
+
+def test_an_unknown_modification_time_ranks_last():
+    a = written(rec(1, "/a.jpg", size=1200), None)
+    b = written(rec(2, "/b.jpg", size=900), SHOT_NS)
+    assert choose_keeper([a, b]) == (2, "oldest_file")
+    # and without any known time the size decides
+    assert choose_keeper([a, written(b, None)]) == (1, "size")
+
+
+def test_byte_copies_are_not_told_apart_by_their_modification_times():
+    # Given a Finder copy written before the original was touched again (a restore)
+    copy = written(rec(1, "/p/IMG_1 copy.JPG"), SHOT_NS)
+    original = written(rec(2, "/p/IMG_1.JPG"), SHOT_NS + DAY_NS)
+    # When the keeper is chosen, then the name decides, not which was written first
+    assert choose_keeper([copy, original]) == (2, "name")
+
+
+@pytest.mark.parametrize(
+    "later, rule",
+    [
+        # the re-encode has more pixels (an upscale) ...
+        ({"w": 200}, "resolution"),
+        # ... kept its capture time where the original lost it
+        ({"taken": T1}, "capture_time"),
+        # ... is in a better format
+        ({"fmt": "heic", "path": "/b.heic"}, "format"),
+    ],
+)
+def test_the_rules_before_oldest_file_still_decide_first(later, rule):
+    # Given an older file and a newer, bigger one that wins an earlier rule
+    older = written(rec(1, "/a.jpg", size=900, taken=T2), SHOT_NS)
+    kw = {"size": 1200, "taken": T2, **later}
+    newer = written(rec(2, kw.pop("path", "/b.jpg"), **kw), SHOT_NS + DAY_NS)
+    # When the keeper is chosen, then the newer file is kept by that earlier rule
+    assert choose_keeper([older, newer]) == (2, rule)
