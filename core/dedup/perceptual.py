@@ -22,7 +22,9 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
   not duplicates: they are never linked, also when one side is an exact representative
   whose copy is the group member. So are a RAW and a JPEG/HEIC of one stem, capture time
   and camera in two folders (two card slots, an import sorted into ``RAW/`` and ``JPG/``),
-  which grouping does not pair.
+  which grouping does not pair; and such a RAW and every member of its rendition's file
+  group (``JPG/IMG_1.JPG`` and its edit ``JPG/IMG_1-Edit.jpg`` make an ``edited`` group:
+  the edit is a version of ``RAW/IMG_1.CR2`` too, not a look-alike to trash).
 * No chaining: clusters are built by complete linkage. Edges (distance <= threshold)
   are taken shortest first (ties by canonical member order) and two clusters merge
   only if *every* cross pair is a valid edge. So every member is within the threshold
@@ -132,6 +134,26 @@ def raw_and_its_rendition(a: FileRecord, b: FileRecord) -> bool:
     if (a.kind == "raw") == (b.kind == "raw") or a.taken_at is None or a.taken_at != b.taken_at:
         return False
     return _stem(a.path) == _stem(b.path) and not cameras_differ(a, b)
+
+
+def rendition_partners(files: Iterable[FileRecord]) -> dict[int, tuple[int, ...]]:
+    """file id -> ids of the files it is a RAW-and-rendition pair with
+    (``raw_and_its_rendition``), found by bucketing on stem and capture time."""
+    buckets: dict[tuple[str, object], list[FileRecord]] = {}
+    for f in files:
+        if f.taken_at is not None:
+            buckets.setdefault((_stem(f.path), f.taken_at), []).append(f)
+    found: dict[int, list[int]] = {}
+    for bucket in buckets.values():
+        raws = [f for f in bucket if f.kind == "raw"]
+        if not raws or len(raws) == len(bucket):
+            continue
+        for r in raws:
+            for f in bucket:
+                if raw_and_its_rendition(r, f):
+                    found.setdefault(r.id, []).append(f.id)
+                    found.setdefault(f.id, []).append(r.id)
+    return {k: tuple(v) for k, v in found.items()}
 
 
 def names_related(a: str, b: str) -> bool:
@@ -244,12 +266,25 @@ def perceptual_clusters(
     lo, hi = np.minimum(ii, jj), np.maximum(ii, jj)
     order = np.lexsort((hi, lo, dd))
 
+    partners = rendition_partners(pool)
+
+    def names_of(ids: Iterable[int]) -> list[int]:
+        return [i for x in ids for i in aliases.get(x, (x,))]
+
     def versions(a: int, b: int) -> bool:
         ma = rep_members.get(reps[a].id, [reps[a]])
         mb = rep_members.get(reps[b].id, [reps[b]])
-        ids_a = [i for x in ma for i in aliases.get(x.id, (x.id,))]
-        ids_b = [i for y in mb for i in aliases.get(y.id, (y.id,))]
-        return any(in_group(i, j) for i in ids_a for j in ids_b)
+        ids_a = names_of(x.id for x in ma)
+        ids_b = names_of(y.id for y in mb)
+        if any(in_group(i, j) for i in ids_a for j in ids_b):
+            return True
+        # A RAW is a version of every member of its rendition's file group (the edit of
+        # the camera's JPEG in ``JPG/``, the RAW in ``RAW/``), and the reverse.
+        via_a = names_of(p for x in ma for p in partners.get(x.id, ()))
+        via_b = names_of(p for y in mb for p in partners.get(y.id, ()))
+        return any(in_group(i, j) for i in via_a for j in ids_b) or any(
+            in_group(i, j) for i in ids_a for j in via_b
+        )
 
     colours = colour_of or {}
 

@@ -4,16 +4,18 @@ workers): copies of the shared sample files and Pillow re-encodes of them, scann
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 from datetime import datetime
 from pathlib import Path
 
-from PIL import Image
+import rawpy
+from PIL import Image, ImageEnhance
 
 from core.config import Settings
 from core.media.inspect import inspect_file
-from tests.factories import write_bytes, write_jpeg
+from tests.factories import exif_for, write_bytes, write_jpeg
 from twinlens import run_scan
 
 XMP = b"<x:xmpmeta xmlns:x='adobe:ns:meta/'></x:xmpmeta>"
@@ -158,3 +160,33 @@ def test_the_camera_original_is_kept_over_a_bigger_re_encode_of_it(
     assert duplicates(report) == {
         members: ("perceptual", "Phone/2019/20190926_163800.jpg", "oldest_file")
     }
+
+
+def test_an_edit_of_the_raws_jpeg_in_another_folder_is_no_duplicate_of_the_raw(
+    embedded_settings: Settings, library: Path, samples: Path
+) -> None:
+    # Given an import sorted by type: the Canon CRW in RAW/, the camera's JPEG of it (its
+    # embedded preview, with the RAW's EXIF) in JPG/, and an edit of that JPEG beside it
+    # (contrast x1.25, EXIF kept)
+    crw = copy(samples / "imagemeta/CRW.CRW", library / "2018/RAW/IMG_0001.CRW")
+    taken = inspect_file(str(crw), full_hash=False).taken_at
+    assert taken is not None
+    exif = exif_for(taken, "Canon", "Canon EOS D30")
+    with rawpy.imread(str(crw)) as raw:
+        preview = Image.open(io.BytesIO(raw.extract_thumb().data))
+        preview.load()
+    jpg = library / "2018/JPG/IMG_0001.JPG"
+    jpg.parent.mkdir(parents=True)
+    preview.save(jpg, "JPEG", quality=92, exif=exif)
+    edit = ImageEnhance.Contrast(preview).enhance(1.25)
+    edit.save(library / "2018/JPG/IMG_0001-Edit.jpg", "JPEG", quality=92, exif=exif)
+
+    # When the library is scanned
+    report = run_scan(embedded_settings, str(library))
+
+    # Then grouping made the JPEG and its edit one group, and dedup suggests trashing
+    # none of the three: they are versions of one shot
+    assert file_groups(report) == {
+        frozenset({"2018/JPG/IMG_0001.JPG", "2018/JPG/IMG_0001-Edit.jpg"}): "edited"
+    }
+    assert duplicates(report) == {}

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -352,3 +354,38 @@ def test_a_stand_in_chooses_which_byte_copy_represents_its_exact_group():
     # Then the original represents the byte copies
     assert [m.id for m in cluster.members] == [2, 3]
     assert cluster.exact_of == ("aa", None)
+
+
+# --- a RAW is a version of every member of its rendition's file group
+
+
+def shot(i, path, phash, kind="image", taken=datetime(2018, 1, 1, 13, 3, 32)):
+    return FileRecord(
+        id=i, path=path, kind=kind, size=1000 + i, phash=phash, taken_at=taken,
+        make="Canon", model="Canon EOS D30", width=100, height=100,
+        format="raw" if kind == "raw" else "jpeg",
+    )  # fmt: skip
+
+
+def test_the_edit_of_a_raws_rendition_in_another_folder_is_a_version_of_the_raw():
+    # Given a RAW sorted into RAW/, the camera's JPEG of it in JPG/ and an edit of that
+    # JPEG beside it (contrast, EXIF kept), which grouping made one "edited" group
+    raw = shot(1, "/lib/2018/RAW/IMG_0001.CRW", A, kind="raw")
+    jpeg = shot(2, "/lib/2018/JPG/IMG_0001.JPG", flip(1))
+    edit = shot(3, "/lib/2018/JPG/IMG_0001-Edit.jpg", flip(2, 3))
+    # When look-alikes are clustered
+    clusters = perceptual_clusters([raw, jpeg, edit], threshold=8, same_group={2: 9, 3: 9})
+    # Then the edit is no look-alike of the RAW to trash: all three are versions
+    assert clusters == []
+
+
+def test_a_raw_is_a_version_of_its_renditions_group_through_a_byte_copy():
+    # Given the same, with a byte copy of the edit in a backup (which represents it)
+    raw = shot(1, "/lib/2018/RAW/IMG_0001.CRW", A, kind="raw")
+    jpeg = shot(2, "/lib/2018/JPG/IMG_0001.JPG", flip(1))
+    edit = replace(shot(3, "/lib/2018/JPG/IMG_0001-Edit.jpg", flip(2, 3)), sha256="ee")
+    backup = replace(edit, id=4, path="/lib/Backup/IMG_0001-Edit.jpg")
+    files = [raw, jpeg, edit, backup]
+    # When duplicates are found, then only the byte copies are a group
+    groups = find_duplicates(files, threshold=8, same_group={2: 9, 3: 9})
+    assert [(g.type, sorted(m.file_id for m in g.members)) for g in groups] == [("exact", [3, 4])]
