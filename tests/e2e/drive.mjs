@@ -15,6 +15,9 @@
 //   node drive.mjs corrections BASE_URL SHOT_DIR SPLIT_PATH MERGE_A MERGE_B UNDO_ID
 //     local mode: split SPLIT_PATH off its group, merge the groups of MERGE_A and MERGE_B
 //     (in that order), undo the decision on duplicate group UNDO_ID
+//   node drive.mjs problems BASE_URL SHOT_DIR LIBRARY   the Overview's "N files with problems",
+//     the Files with problems page, its folder filter, a folder without any
+//   node drive.mjs problems-none BASE_URL SHOT_DIR   that page once every file reads well
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
 import { chromium } from "playwright-core";
 
@@ -615,8 +618,99 @@ async function overview() {
   await shot("overview-scans");
 }
 
+const problemRows = () =>
+  page.$$eval("table.problem-list tbody tr", (rows) => rows.map((tr) => {
+    const cells = [...tr.querySelectorAll("td")];
+    return {
+      path: tr.dataset.path,
+      shown: cells[0].querySelector(".path").textContent,
+      problem: cells[1].textContent,
+      next: cells[2].textContent,
+      kind: cells[3].textContent,
+    };
+  }));
+
+// The list of `folder` ("" for the whole library) is shown, not the one before it: its
+// caption or its empty state names it.
+async function problemsShown(folder) {
+  await page.waitForFunction((f) => {
+    const cap = document.querySelector("table.problem-list caption")?.textContent ?? "";
+    const empty = document.querySelector(".problems .empty")?.textContent ?? "";
+    return cap.startsWith(`Files with problems${f ? ` in ${f}` : ""},`) ||
+      (f ? empty.includes(f) : empty.includes("in the library"));
+  }, folder);
+}
+
+async function problems([library]) {
+  await page.goto(`${base}/#/overview`);
+  const link = page.locator(".problems-link a");
+  await link.waitFor();
+  out.link = await link.innerText();
+  out.linkHref = await link.getAttribute("href");
+  await link.click();
+  await page.getByRole("heading", { name: "Files with problems" }).waitFor();
+  await page.locator("table.problem-list tbody tr").first().waitFor();
+  out.navCurrent = await page.locator('nav a[aria-current="page"]').innerText();
+  out.count = await page.locator(".problems form [role=status]").innerText();
+  out.rows = await problemRows();
+  await shot("problems");
+  // Long names wrap: nothing sticks out of a narrow window
+  await page.setViewportSize({ width: 700, height: 900 });
+  out.overflow = await page.evaluate(() => {
+    const wrap = document.querySelector(".table-wrap");
+    return Math.max(document.documentElement.scrollWidth - window.innerWidth,
+                    wrap.scrollWidth - wrap.clientWidth);
+  });
+  await shot("problems-narrow");
+  await page.setViewportSize({ width: 1280, height: 900 });
+
+  // One folder (typed, with a trailing slash)
+  const folder = page.getByLabel("Folder", { exact: true });
+  await folder.fill(`${library}/2024/`);
+  await page.getByRole("button", { name: "Show", exact: true }).click();
+  await problemsShown(`${library}/2024`);
+  out.folderHash = await page.evaluate(() => window.location.hash);
+  out.folderRows = (await problemRows()).map((r) => r.path);
+  out.folderCount = await page.locator(".problems form [role=status]").innerText();
+  // ... and back to the whole library, then "only this folder" from a row
+  await page.getByRole("button", { name: "Whole library" }).click();
+  await problemsShown("");
+  out.wholeAgain = (await problemRows()).length;
+  const broken = page.locator("table.problem-list tbody tr").filter({ hasText: "broken.jpg" });
+  await broken.getByRole("button", { name: /^Only the files with problems in/ }).click();
+  await problemsShown(library);
+  out.rootRows = (await problemRows()).length;
+
+  // A folder without any
+  await folder.fill(`${library}/backup`);
+  await folder.press("Enter");
+  await problemsShown(`${library}/backup`);
+  out.emptyFolder = await page.locator(".problems .empty").innerText();
+  // A folder outside the library: the gateway's refusal, said
+  await folder.fill("/etc");
+  await folder.press("Enter");
+  await page.locator(".load-error").waitFor();
+  out.outside = (await page.locator(".load-error").innerText()).replace(/\s+/g, " ");
+  out.rowsOutside = await page.locator("table.problem-list tbody tr").count();
+  await shot("problems-outside");
+}
+
+async function problemsNone() {
+  await page.goto(`${base}/#/overview`);
+  const link = page.locator(".problems-link a");
+  await link.waitFor();
+  out.link = await link.innerText();
+  await page.goto(`${base}/#/problems`);
+  await page.locator(".problems .empty").waitFor();
+  out.empty = await page.locator(".problems .empty").innerText();
+  out.rows = await page.locator("table.problem-list tbody tr").count();
+  await shot("problems-none");
+}
+
 try {
   if (scenario === "local") await local(rest);
+  else if (scenario === "problems") await problems(rest);
+  else if (scenario === "problems-none") await problemsNone();
   else if (scenario === "local-recovery") await localRecovery();
   else if (scenario === "overview") await overview();
   else if (scenario === "immich-in-trash") await immichInTrash(rest);

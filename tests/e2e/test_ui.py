@@ -565,6 +565,114 @@ def test_a_folder_scan_keeps_the_library_scans_unreadable_files(
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
+# A name too long for any window, with nowhere to break it
+LONG_NAME = "IMG_" + "0123456789" * 20 + ".jpg"
+
+
+def test_files_with_problems_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import twinlens
+    from core import catalog
+    from core.media import inspect
+
+    # Given a library with files that cannot be read: a bad JPEG (broken.jpg, at the top),
+    # an empty file, names no window is wide enough for, that reorder themselves or are
+    # not UTF-8, and a file under bad sectors (its read fails: tried again later)
+    library = tmp_path / "library"
+    expected = make_library(library)
+    trip = library / "2024" / "trip"
+    bad = b"\xff\xd8\xff\xe0 not really a jpeg"
+    (trip / "empty.jpg").write_bytes(b"")
+    (trip / LONG_NAME).write_bytes(bad)
+    (trip / "\u202egpj.exe").write_bytes(bad)
+    (trip / "caf\udce9.jpg").write_bytes(bad)  # the byte 0xE9: not UTF-8
+    (trip / "unlucky.jpg").write_bytes((trip / "IMG_100.JPG").read_bytes()[:5000] + b"x")
+    open_regular = inspect.open_regular
+
+    def eio(path, *args, **kwargs):
+        if str(path).endswith("unlucky.jpg"):
+            raise OSError(errno.EIO, "Input/output error", path)
+        return open_regular(path, *args, **kwargs)
+
+    monkeypatch.setattr(inspect, "open_regular", eio)
+    monkeypatch.setattr(catalog, "open_regular", eio)
+    cfg = replace(embedded_settings, immich_url="")
+    assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
+    stack = start(cfg, dist=ui_dist)
+    try:
+        api = stack.url + "/api/twinlens"
+        listed = requests.get(api + "/files/errors", timeout=10).json()
+        by_name = {Path(f["path"]).name: f for f in listed["items"]}
+        problems = {"broken.jpg", "empty.jpg", LONG_NAME, "\u202egpj.exe", "caf\udce9.jpg",
+                    "unlucky.jpg"}  # fmt: skip
+        assert set(by_name) == problems, by_name
+        assert [n for n, f in by_name.items() if f["retried"]] == ["unlucky.jpg"]
+
+        # When the user follows the Overview's link, then filters by folder
+        out = _drive("problems", stack.url, str(library))
+
+        # Then the Overview counted them, and the page lists each with its problem and
+        # when it is read again
+        assert out["link"] == "6 files with problems" and out["linkHref"] == "#/problems", out
+        assert out["navCurrent"] == "Files with problems"
+        assert out["count"] == "6 files"
+        rows = {Path(r["path"]).name: r for r in out["rows"]}
+        assert set(rows) == problems
+        for name, row in rows.items():
+            assert row["problem"] and row["problem"] == by_name[name]["error"].replace(
+                "\n", "\\x0a"
+            ), row
+            assert row["next"] == (
+                "read again at a later scan"
+                if name == "unlucky.jpg"
+                else "read again once the file changes, or by a full rescan"
+            ), row
+        # ... names shown as they can be read: the byte that is not UTF-8 and the
+        # reordering character escaped, as the command line shows them
+        assert rows["caf\udce9.jpg"]["shown"] == f"{trip}/caf\\xe9.jpg"
+        assert rows["\u202egpj.exe"]["shown"] == f"{trip}/\\u202egpj.exe"
+        assert rows[LONG_NAME]["shown"] == f"{trip}/{LONG_NAME}"
+        # ... and a long one wraps: nothing sticks out of a narrow window
+        assert out["overflow"] <= 0, out["overflow"]
+        # A folder lists only its own (kept in the URL, typed with a trailing slash)
+        assert sorted(Path(p).name for p in out["folderRows"]) == sorted(problems - {"broken.jpg"})
+        assert out["folderCount"] == "5 files"
+        assert out["folderHash"] == "#/problems?folder=" + requests.utils.quote(
+            f"{library}/2024", safe=""
+        ), out["folderHash"]
+        assert out["wholeAgain"] == 6 and out["rootRows"] == 6
+        assert out["emptyFolder"] == f"Every file in {library}/backup was read without a problem."
+        assert "outside the library roots" in out["outside"], out["outside"]
+        assert out["rowsOutside"] == 0
+        assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+        # When every one of them is gone or reads well, and the library is scanned again
+        for name in problems:
+            (library / name if name == "broken.jpg" else trip / name).unlink()
+        r = requests.post(api + "/jobs", json={}, timeout=10)
+        assert r.status_code in (200, 202), r.text
+        started = {j["id"] for j in r.json()["jobs"]}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            jobs = requests.get(api + "/jobs", timeout=10).json()["items"]
+            if all(j["state"] not in ("queued", "running") for j in jobs if j["id"] in started):
+                break
+            time.sleep(0.3)
+        assert requests.get(api + "/files/errors", timeout=10).json()["total"] == 0
+        none = _drive("problems-none", stack.url)
+
+        # Then the page says so
+        assert none["link"] == "No files with problems"
+        assert none["empty"] == "Every file in the library was read without a problem."
+        assert none["rows"] == 0
+        assert expected  # (the rest of the library is untouched)
+    finally:
+        stack.stop()
+
+
 def test_ordinary_immich_user_is_told_review_is_for_admins(immich_ui: dict) -> None:
     # Given bob, an Immich user who is not an administrator, with an all-powerful key
     stack = immich_ui["stack"]

@@ -4,6 +4,7 @@ import { Duplicates } from "./Duplicates";
 import { Groups } from "./Groups";
 import { useHashRoute } from "./hooks";
 import { Overview } from "./Overview";
+import { Problems } from "./Problems";
 
 // Immich's own web app. Its session cookie is scoped to the host, not the port, so logging
 // in there (default port 2283) also authenticates this UI on the same host.
@@ -15,6 +16,7 @@ const PAGES = [
   { id: "overview", label: "Overview" },
   { id: "duplicates", label: "Duplicates" },
   { id: "groups", label: "Groups" },
+  { id: "problems", label: "Files with problems" },
 ];
 
 type Auth =
@@ -101,6 +103,7 @@ export function App() {
         {me && page === "groups" && (
           <Groups localMode={me.localMode} params={route.params} go={go} />
         )}
+        {me && page === "problems" && <Problems params={route.params} go={go} />}
       </main>
     </div>
   );

@@ -2,8 +2,8 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { api, type Job, type Stats } from "./api";
 import { useLoad, usePoll } from "./hooks";
 import {
-  formatBytes, formatCount, formatDuration, humanize, isActive, progressFraction, scanOverview,
-  statBreakdowns, triggerLabel, uniqueJobs,
+  formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc, problemsLinkText,
+  progressFraction, scanOverview, statBreakdowns, triggerLabel, uniqueJobs,
 } from "./logic";
 import { LoadError } from "./Notices";
 
@@ -21,6 +21,8 @@ interface Props {
 export function Overview({ go }: Props) {
   const [statsKey, setStatsKey] = useState(0);
   const stats = useLoad(api.stats, String(statsKey));
+  // How many of the library's files have a problem (only the total: one item asked for)
+  const problems = useLoad(() => api.fileErrors({ size: 1 }), String(statsKey));
   const [jobs, setJobs] = useState<Job[]>([]);
   const [details, setDetails] = useState<Record<string, Job>>({});
   const [jobsError, setJobsError] = useState<string | null>(null);
@@ -127,6 +129,8 @@ export function Overview({ go }: Props) {
         {stats.data ? <StatsView stats={stats.data} go={go} /> : !stats.error && (
           <p className="muted" role="status">Loading…</p>
         )}
+        <ProblemsLink total={problems.of === null ? null : problems.data?.total ?? null}
+                      error={problems.error?.message ?? null} />
       </section>
 
       <section aria-labelledby="scan-h">
@@ -153,6 +157,20 @@ export function Overview({ go }: Props) {
         )}
       </section>
     </div>
+  );
+}
+
+/** "N files with problems", a link to that page; a count that failed says so. */
+function ProblemsLink({ total, error }: { total: number | null; error: string | null }) {
+  if (total === null && !error) return null;
+  return (
+    <p className="problems-link">
+      <a href="#/problems">{total === null ? "Files with problems" : problemsLinkText(total)}</a>
+      {total === null
+        ? <span className="muted"> (could not be counted: {error})</span>
+        : total > 0 && <span className="muted"> — files the scans could not read; they stay
+            listed until read without a problem</span>}
+    </p>
   );
 }
 
@@ -283,10 +301,7 @@ function JobProgress({ job, onCancel, busy }: { job: Job; onCancel: () => void; 
 }
 
 function finishedAt(job: Job): Date | null {
-  const at = job.finished_at ?? job.created_at;
-  if (!at) return null;
-  const when = new Date(at + (/[Z+]/.test(at.slice(10)) ? "" : "Z"));
-  return Number.isNaN(when.getTime()) ? null : when;
+  return parseUtc(job.finished_at ?? job.created_at);
 }
 
 /** What a job went over and who started it: "/photos (whole library, nightly rescan)". */

@@ -97,6 +97,21 @@ export interface Page<T> {
   total: number;
 }
 
+/** A library file the catalog read with an error (GET /files/errors): unreadable,
+ * truncated, empty, not what its name says, or skipped because reading it crashed
+ * Twinlens. Listed until a scan reads it without one. */
+export interface FileProblem {
+  path: string;
+  kind?: string | null;
+  size?: number | null;
+  error: string;
+  /** The read failed (I/O, permissions, a crash): later scans read it again by themselves.
+   * false: the file itself is bad, and is read again once it changes. */
+  retried: boolean;
+  /** When the catalog recorded it (UTC, ISO 8601). */
+  since?: string | null;
+}
+
 export interface Stats {
   duplicates: Record<string, unknown>;
   groups: { total?: number | null } & Record<string, unknown>;
@@ -214,6 +229,17 @@ export function authHeaders(): Record<string, string> {
   return key ? { "x-api-key": key } : {};
 }
 
+/** The query of /files/errors: `path_prefix` as its bytes (see `quotePath`: a folder whose
+ * name is not UTF-8 is asked for as it is on disk). null when the folder cannot be a path
+ * (leaving it out would list the whole library under its name). */
+export function filesQuery(p: { path_prefix?: string; page?: number; size?: number }): string | null {
+  const rest = query({ page: p.page, size: p.size }).slice(1);
+  const prefix = p.path_prefix ? quotePath(p.path_prefix) : "";
+  if (prefix === null) return null;
+  const parts = [prefix ? `path_prefix=${prefix}` : "", rest].filter(Boolean);
+  return parts.length ? `?${parts.join("&")}` : "";
+}
+
 export function query(params: Record<string, string | number | undefined | null>): string {
   const q = new URLSearchParams();
   for (const [k, v] of Object.entries(params)) {
@@ -290,6 +316,12 @@ export const api = {
     request<Page<Duplicate>>("GET", `/duplicates${query(p)}`),
   groups: (p: { type?: string; page?: number; size?: number }) =>
     request<Page<FileGroup>>("GET", `/groups${query(p)}`),
+  fileErrors: (p: { path_prefix?: string; page?: number; size?: number }) => {
+    const q = filesQuery(p);
+    return q === null
+      ? Promise.reject(new ApiError(400, "That folder is not a file path (it holds an unpaired surrogate)."))
+      : request<Page<FileProblem>>("GET", `/files/errors${q}`);
+  },
   resolve: (r: ResolveRequest, dryRun: boolean) =>
     request<ResolvePlan>("POST", `/duplicates/${encodeURIComponent(r.id)}/resolve`, {
       keep: r.keep,

@@ -464,3 +464,54 @@ export function pageToShow(page: number, total: number, size: number): number | 
   const last = Math.max(1, Math.ceil(total / Math.max(1, size)));
   return page > last ? last : null;
 }
+
+// --- files with problems ------------------------------------------------------------------
+
+// What core/paths.py display() escapes: control characters (a newline would fake a second
+// name), line separators, and the invisible ones that reorder or hide what follows
+// ("\u202egpj.exe" shows as "exe.jpg").
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]/g;
+
+/** A path as it can be shown: a byte that is not UTF-8 (a lone surrogate U+DC80-U+DCFF,
+ * Python's surrogateescape) as \xNN, as are control characters; bidi and invisible format
+ * characters as \uNNNN; any other lone surrogate as \uNNNN too. React escapes HTML; this
+ * keeps a name from hiding or disguising what it is. */
+export function displayPath(p: string): string {
+  let out = "";
+  for (const ch of p) {
+    const c = ch.codePointAt(0)!;
+    if (c >= 0xdc80 && c <= 0xdcff) out += `\\x${(c - 0xdc00).toString(16).padStart(2, "0")}`;
+    else if (c >= 0xd800 && c <= 0xdfff) out += `\\u${c.toString(16)}`;
+    else out += ch;
+  }
+  return out.replace(CONTROL, (ch) => {
+    const c = ch.codePointAt(0)!;
+    return c < 0x100 ? `\\x${c.toString(16).padStart(2, "0")}` : `\\u${c.toString(16).padStart(4, "0")}`;
+  });
+}
+
+/** A time the services wrote in UTC without a zone ("2026-01-02T03:04:05"), as a Date;
+ * null when absent or unreadable. */
+export function parseUtc(at: string | null | undefined): Date | null {
+  if (!at) return null;
+  const when = new Date(at + (/[Zz+]|-\d\d:?\d\d$/.test(at.slice(10)) ? "" : "Z"));
+  return Number.isNaN(when.getTime()) ? null : when;
+}
+
+/** When a file with a problem is read again, as the Files with problems page says it. */
+export function problemRetryLabel(retried: boolean): string {
+  return retried ? "read again at a later scan"
+    : "read again once the file changes, or by a full rescan";
+}
+
+/** The folder filter as typed: trimmed, without a trailing slash (the root "/" stays). */
+export function folderFilter(typed: string): string {
+  const t = typed.trim();
+  return t.length > 1 ? t.replace(/\/+$/, "") || "/" : t;
+}
+
+/** The Overview's link to the Files with problems page. */
+export function problemsLinkText(total: number): string {
+  return total === 0 ? "No files with problems"
+    : `${formatCount(total)} ${total === 1 ? "file with a problem" : "files with problems"}`;
+}

@@ -1,0 +1,136 @@
+import { useEffect, useState, type FormEvent } from "react";
+import { api, type FileProblem } from "./api";
+import { useEmptyPageStep, useLoad } from "./hooks";
+import {
+  dirname, displayPath, folderFilter, formatBytes, formatCount, humanize, parseUtc,
+  problemRetryLabel,
+} from "./logic";
+import { Notices } from "./Notices";
+import { Pager } from "./Pager";
+
+const PAGE_SIZE = 50;
+
+interface Props {
+  params: URLSearchParams;
+  go: (page: string, params?: Record<string, string>) => void;
+}
+
+/** The library's files the catalog read with an error, whichever scan read them: unlike a
+ * scan's own list (the Overview's), they stay here until a scan reads them without one. */
+export function Problems({ params, go }: Props) {
+  const folder = params.get("folder") ?? "";
+  const page = Math.max(1, Number(params.get("page")) || 1);
+  const listKey = `${folder}\u0000${page}`;
+  const list = useLoad(
+    () => api.fileErrors({ path_prefix: folder || undefined, page, size: PAGE_SIZE }),
+    listKey,
+  );
+  const nav = (p: Record<string, string>) => go("problems", { folder, page: "", ...p });
+  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: String(p) }));
+
+  // The folder as typed; the list follows it once submitted (each keystroke is no query)
+  const [typed, setTyped] = useState(folder);
+  useEffect(() => setTyped(folder), [folder]);
+  const apply = (e: FormEvent) => {
+    e.preventDefault();
+    nav({ folder: folderFilter(typed) });
+  };
+
+  const data = list.of === listKey ? list.data : null;
+  const items = data?.items ?? [];
+  return (
+    <div className="problems">
+      <h1>Files with problems</h1>
+      <p className="muted">
+        Files of the library that Twinlens could not read: unreadable, truncated, empty, not
+        what their name says, or skipped because reading them crashed Twinlens. They are left
+        out of duplicate detection and grouping, and stay listed here until a scan reads them
+        without a problem (the Overview's list is only what the last scan read).
+      </p>
+      <form className="filters" onSubmit={apply} aria-label="Filter files with problems">
+        <label>
+          Folder
+          <input type="text" className="folder-input" value={typed} spellCheck={false}
+                 onChange={(e) => setTyped(e.target.value)} placeholder="/photos/2024"
+                 aria-describedby="folder-help" />
+        </label>
+        <button type="submit">Show</button>
+        {folder && (
+          <button type="button" onClick={() => nav({ folder: "" })}>Whole library</button>
+        )}
+        {data && (
+          <span className="muted" role="status">
+            {formatCount(data.total)} {data.total === 1 ? "file" : "files"}
+          </span>
+        )}
+        <span id="folder-help" className="sr-only">
+          A folder of the library, as a full path: only the files in it and below are listed.
+        </span>
+      </form>
+      <Notices message={null} list={list} />
+      {items.length > 0 && (
+        <div className="table-wrap">
+          <table className="problem-list">
+            <caption className="sr-only">
+              Files with problems{folder ? ` in ${displayPath(folder)}` : ""}, page {page}
+            </caption>
+            <thead>
+              <tr>
+                <th scope="col">File</th>
+                <th scope="col">Problem</th>
+                <th scope="col">Next read</th>
+                <th scope="col">Kind</th>
+                <th scope="col">Size</th>
+                <th scope="col">Since</th>
+              </tr>
+            </thead>
+            <tbody>
+              {items.map((f) => (
+                <ProblemRow key={f.path} file={f} folder={folder}
+                            onFolder={(dir) => nav({ folder: dir })} />
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {data && data.total === 0 && !list.loading && (
+        <p className="empty">
+          {folder
+            ? <>Every file in <span className="path">{displayPath(folder)}</span> was read without a problem.</>
+            : "Every file in the library was read without a problem."}
+        </p>
+      )}
+      {data && (
+        <Pager page={page} size={data.size || PAGE_SIZE} total={data.total}
+               onPage={(p) => nav({ page: String(p) })} label="Pages of files with problems" />
+      )}
+    </div>
+  );
+}
+
+function ProblemRow({ file, folder, onFolder }: {
+  file: FileProblem; folder: string; onFolder: (dir: string) => void;
+}) {
+  const dir = dirname(file.path);
+  const since = parseUtc(file.since);
+  return (
+    <tr data-path={file.path}>
+      <td className="file-cell">
+        <span className="path">{displayPath(file.path)}</span>
+        {dir && dir !== folder && (
+          <button type="button" className="link folder-only" onClick={() => onFolder(dir)}
+                  aria-label={`Only the files with problems in ${displayPath(dir)}`}>
+            only this folder
+          </button>
+        )}
+      </td>
+      <td className="why" data-label="Problem">{displayPath(file.error)}</td>
+      <td className={file.retried ? "retried" : undefined} data-label="Next read">
+        {problemRetryLabel(file.retried)}
+      </td>
+      <td data-label="Kind">{file.kind ? humanize(file.kind) : "–"}</td>
+      <td className="num" data-label="Size">{formatBytes(file.size)}</td>
+      <td data-label="Since">{since ? since.toLocaleString() : "–"}</td>
+    </tr>
+  );
+}

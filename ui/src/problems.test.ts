@@ -1,0 +1,60 @@
+// The Files with problems page: how a file's path, problem and next read are shown, and
+// what it asks the gateway.
+import { describe, expect, it } from "vitest";
+import { filesQuery } from "./api";
+import { displayPath, folderFilter, parseUtc, problemRetryLabel, problemsLinkText } from "./logic";
+
+describe("a path shown", () => {
+  it("is left as it is when it is plain, long or not Latin", () => {
+    const long = "/photos/" + "Überlänge ".repeat(40) + "/IMG_1.JPG";
+    expect(displayPath(long)).toBe(long);
+    expect(displayPath("/photos/東京/写真 (1).jpg")).toBe("/photos/東京/写真 (1).jpg");
+    expect(displayPath("/photos/<b>&amp;</b>.jpg")).toBe("/photos/<b>&amp;</b>.jpg");
+  });
+  it("shows a byte that is not UTF-8 as \\xNN, as the CLI does", () => {
+    expect(displayPath("/photos/caf\udce9.jpg")).toBe("/photos/caf\\xe9.jpg");
+  });
+  it("escapes what would fake a line or reorder the name", () => {
+    expect(displayPath("/p/a\nb.jpg")).toBe("/p/a\\x0ab.jpg");
+    expect(displayPath("/p/\u202egpj.exe")).toBe("/p/\\u202egpj.exe");
+    expect(displayPath("/p/in\u200bvisible\u2066.jpg")).toBe("/p/in\\u200bvisible\\u2066.jpg");
+    expect(displayPath("/p/\x1b[31mred")).toBe("/p/\\x1b[31mred");
+    expect(displayPath("/p/\ud800x")).toBe("/p/\\ud800x");
+  });
+});
+
+describe("a file with a problem", () => {
+  it("says when it is read again", () => {
+    expect(problemRetryLabel(true)).toBe("read again at a later scan");
+    expect(problemRetryLabel(false)).toBe("read again once the file changes, or by a full rescan");
+  });
+  it("reads the services' UTC times", () => {
+    expect(parseUtc("2026-01-02T03:04:05")?.toISOString()).toBe("2026-01-02T03:04:05.000Z");
+    expect(parseUtc("2026-01-02T03:04:05.250+00:00")?.toISOString()).toBe("2026-01-02T03:04:05.250Z");
+    expect(parseUtc("2026-01-02T03:04:05-02:00")?.toISOString()).toBe("2026-01-02T05:04:05.000Z");
+    expect(parseUtc("yesterday")).toBeNull();
+    expect(parseUtc(null)).toBeNull();
+  });
+  it("is counted on the Overview", () => {
+    expect(problemsLinkText(0)).toBe("No files with problems");
+    expect(problemsLinkText(1)).toBe("1 file with a problem");
+    expect(problemsLinkText(1234)).toBe("1,234 files with problems");
+  });
+});
+
+describe("the folder filter", () => {
+  it("takes the folder as typed, without spaces around it or a trailing slash", () => {
+    expect(folderFilter("  /photos/2024/ ")).toBe("/photos/2024");
+    expect(folderFilter("/")).toBe("/");
+    expect(folderFilter("")).toBe("");
+  });
+  it("asks for the folder as its bytes, and for nothing else when there is none", () => {
+    expect(filesQuery({ page: 2, size: 50 })).toBe("?page=2&size=50");
+    expect(filesQuery({ path_prefix: "/photos/a b&c", size: 1 })).toBe("?path_prefix=%2Fphotos%2Fa+b%26c&size=1");
+    expect(filesQuery({ path_prefix: "/photos/caf\udce9" })).toBe("?path_prefix=%2Fphotos%2Fcaf%E9");
+    expect(filesQuery({})).toBe("");
+  });
+  it("refuses a folder that cannot be a path rather than list the whole library", () => {
+    expect(filesQuery({ path_prefix: "/photos/\ud800", page: 1 })).toBeNull();
+  });
+});
