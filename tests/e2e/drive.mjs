@@ -18,6 +18,7 @@
 //   node drive.mjs problems BASE_URL SHOT_DIR LIBRARY   the Overview's "N files with problems",
 //     the Files with problems page, its folder filter, a folder without any
 //   node drive.mjs problems-none BASE_URL SHOT_DIR   that page once every file reads well
+//   node drive.mjs paging BASE_URL SHOT_DIR   many duplicate groups: first/last page, page size
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
 import { chromium } from "playwright-core";
 
@@ -695,6 +696,61 @@ async function problems([library]) {
   await shot("problems-outside");
 }
 
+// Many duplicate groups: the pager's steps and the page size, kept in the URL
+async function paging() {
+  const pager = page.getByRole("navigation", { name: "Duplicate pages" });
+  const state = async () => ({
+    hash: await page.evaluate(() => window.location.hash),
+    cards: await page.locator("li.dup").count(),
+    pager: (await pager.count()) ? (await pager.locator("span").innerText()) : null,
+    perPage: await page.getByLabel("Per page").inputValue(),
+  });
+  // The list of `hash` is shown: the count of cards settled on `n`
+  const shown = async (hash, n) => {
+    await page.waitForFunction(([h, want]) => window.location.hash === h &&
+      document.querySelectorAll("li.dup").length === want, [hash, n]);
+  };
+  await page.goto(`${base}/#/duplicates`);
+  await waitForDuplicates();
+  out.total = Number((await page.locator("form span.muted[role=status]").innerText()).split(" ")[0]);
+  out.first = await state();
+  out.firstButtons = {
+    first: await pager.getByRole("button", { name: "First page" }).isDisabled(),
+    previous: await pager.getByRole("button", { name: "← Previous" }).isDisabled(),
+  };
+  const lastCount = out.total - 20 * Math.floor((out.total - 1) / 20);
+  const pages = Math.ceil(out.total / 20);
+  await pager.getByRole("button", { name: /^Last page/ }).click();
+  await shown(`#/duplicates?page=${pages}`, lastCount);
+  out.last = await state();
+  out.lastButtons = {
+    next: await pager.getByRole("button", { name: "Next →" }).isDisabled(),
+    last: await pager.getByRole("button", { name: /^Last page/ }).isDisabled(),
+  };
+  await shot("paging-last");
+  await pager.getByRole("button", { name: "First page" }).click();
+  await shown("#/duplicates", 20);
+  out.backToFirst = await state();
+
+  // 50 a page, from the last page of 20: the page that shows its first group
+  await pager.getByRole("button", { name: /^Last page/ }).click();
+  await shown(`#/duplicates?page=${pages}`, lastCount);
+  await page.getByLabel("Per page").selectOption("50");
+  const at = Math.floor(((pages - 1) * 20) / 50) + 1;
+  const on50 = Math.min(50, out.total - (at - 1) * 50);
+  await shown(`#/duplicates?size=50${at > 1 ? `&page=${at}` : ""}`, on50);
+  out.fifty = await state();
+  // ... kept in the URL: a reload (or a link) shows 50 again, and so does another filter
+  await page.reload();
+  await waitForDuplicates();
+  await shown(out.fifty.hash, on50);
+  out.reloaded = await state();
+  await page.getByLabel("Status").selectOption("any");
+  await shown("#/duplicates?status=any&size=50", Math.min(50, out.total));
+  out.otherFilter = await state();
+  await shot("paging-50");
+}
+
 async function problemsNone() {
   await page.goto(`${base}/#/overview`);
   const link = page.locator(".problems-link a");
@@ -711,6 +767,7 @@ try {
   if (scenario === "local") await local(rest);
   else if (scenario === "problems") await problems(rest);
   else if (scenario === "problems-none") await problemsNone();
+  else if (scenario === "paging") await paging();
   else if (scenario === "local-recovery") await localRecovery();
   else if (scenario === "overview") await overview();
   else if (scenario === "immich-in-trash") await immichInTrash(rest);

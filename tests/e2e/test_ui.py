@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.e2e.stack import DIST, UI_DIR, Stack, make_library, start
+from tests.e2e.stack import DIST, UI_DIR, Stack, make_library, picture, start
 from tests.require import missing
 
 E2E_DIR = Path(__file__).resolve().parent
@@ -671,6 +671,50 @@ def test_files_with_problems_in_browser(
         assert expected  # (the rest of the library is untouched)
     finally:
         stack.stop()
+
+
+def test_many_duplicate_groups_are_paged_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+    import twinlens
+
+    # Given 45 pairs of byte copies: more than two pages of 20 groups
+    library = tmp_path / "library"
+    for folder in ("card", "backup"):
+        (library / folder).mkdir(parents=True)
+    for i in range(45):
+        name = f"IMG_{i:04d}.JPG"
+        picture(1000 + i, (160, 120)).save(library / "card" / name, "JPEG", quality=80)
+        shutil.copyfile(library / "card" / name, library / "backup" / name)
+    cfg = replace(embedded_settings, immich_url="")
+    assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
+    stack = start(cfg, dist=ui_dist)
+    try:
+        listed = requests.get(stack.url + "/api/twinlens/duplicates", timeout=10).json()
+        assert listed["total"] == 45, listed["total"]
+
+        out = _drive("paging", stack.url)
+    finally:
+        stack.stop()
+
+    # Then 20 a page, "Page 1 of 3", First and Previous leading nowhere
+    assert out["total"] == 45
+    assert out["first"] == {"hash": "#/duplicates", "cards": 20, "pager": "Page 1 of 3",
+                            "perPage": "20"}  # fmt: skip
+    assert out["firstButtons"] == {"first": True, "previous": True}
+    # Last: the 5 groups of page 3 in one step, Next and Last leading nowhere; First: back
+    assert out["last"] == {"hash": "#/duplicates?page=3", "cards": 5, "pager": "Page 3 of 3",
+                           "perPage": "20"}  # fmt: skip
+    assert out["lastButtons"] == {"next": True, "last": True}
+    assert out["backToFirst"]["cards"] == 20 and out["backToFirst"]["pager"] == "Page 1 of 3"
+    # 50 a page, chosen on page 3 (groups 41-45): page 1 of 50 holds them; no pager needed
+    assert out["fifty"] == {"hash": "#/duplicates?size=50", "cards": 45, "pager": None,
+                            "perPage": "50"}  # fmt: skip
+    # ... kept by a reload and by another filter
+    assert out["reloaded"] == out["fifty"]
+    assert out["otherFilter"]["hash"] == "#/duplicates?status=any&size=50"
+    assert out["otherFilter"]["cards"] == 45 and out["otherFilter"]["perPage"] == "50"
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
 def test_ordinary_immich_user_is_told_review_is_for_admins(immich_ui: dict) -> None:

@@ -9,12 +9,11 @@ import { focusCard, focusNear, useEmptyPageStep, useLoad } from "./hooks";
 import {
   actionFailure, basename, camera, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
   dirname, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
-  memberMark, placeNotes, planTotals, plural, undoNotice, undoSummary,
+  DUPLICATE_PAGE_SIZES, memberMark, pageAfterResize, pageParam, pageSizeParam, placeNotes,
+  planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
-
-const PAGE_SIZE = 20;
 
 interface Props {
   localMode: boolean;
@@ -41,9 +40,12 @@ export function Duplicates({ localMode, params, go }: Props) {
   const type = params.get("type") ?? "";
   const status = params.get("status") ?? "open";
   const page = Math.max(1, Number(params.get("page")) || 1);
-  const listKey = `${type}|${status}|${page}`;
+  // Groups per page (20 unless the URL says another offered size): a bigger page reviews
+  // more at once, up to the 200 "Accept all suggestions" can send in one call
+  const size = pageSizeParam(params.get("size"));
+  const listKey = `${type}|${status}|${page}|${size}`;
   const list = useLoad(
-    () => api.duplicates({ type, status: status === "any" ? "" : status, page, size: PAGE_SIZE }),
+    () => api.duplicates({ type, status: status === "any" ? "" : status, page, size }),
     listKey,
   );
   const [picks, setPicks] = useState<Record<string, string>>({});
@@ -67,7 +69,15 @@ export function Duplicates({ localMode, params, go }: Props) {
   const listRef = useRef<HTMLOListElement>(null);
 
   const nav = (p: Record<string, string>) =>
-    go("duplicates", { type, status: status === "open" ? "" : status, page: "", ...p });
+    go("duplicates", {
+      type, status: status === "open" ? "" : status,
+      size: size === DUPLICATE_PAGE_SIZES[0] ? "" : String(size), page: "", ...p,
+    });
+  // Another page size keeps the first group shown on the page shown
+  const resize = (to: number) => {
+    const at = pageAfterResize(page, size, to);
+    nav({ size: to === DUPLICATE_PAGE_SIZES[0] ? "" : String(to), page: pageParam(at) });
+  };
 
   const items = (list.data?.items ?? []).filter((d) => !done.has(d.id));
   const openItems = items.filter((d) => (d.status ?? "open") === "open");
@@ -80,7 +90,7 @@ export function Duplicates({ localMode, params, go }: Props) {
     ((d.status ?? "open") !== "open" ? decidedKeep(d) : null) ??
     pickOf(d) ?? defaultKeep(d) ?? "";
 
-  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: String(p) }));
+  useEmptyPageStep(list, listKey, page, size, (p) => nav({ page: pageParam(p) }));
 
   useEffect(() => {
     if (focusAfter === null) return;
@@ -250,6 +260,12 @@ export function Duplicates({ localMode, params, go }: Props) {
             <option value="any">Any</option>
           </select>
         </label>
+        <label>
+          Per page
+          <select value={size} onChange={(e) => resize(Number(e.target.value))}>
+            {DUPLICATE_PAGE_SIZES.map((n) => <option key={n} value={n}>{n}</option>)}
+          </select>
+        </label>
         {list.data && (
           <span className="muted" role="status">
             {formatCount(list.data.total)} {list.data.total === 1 ? "group" : "groups"}
@@ -290,8 +306,8 @@ export function Duplicates({ localMode, params, go }: Props) {
         <p className="empty">No duplicate groups here{status === "open" ? " — nothing to review" : ""}.</p>
       )}
       {list.data && (
-        <Pager page={page} size={list.data.size || PAGE_SIZE} total={list.data.total}
-               onPage={(p) => nav({ page: String(p) })} label="Duplicate pages" />
+        <Pager page={page} size={list.data.size || size} total={list.data.total}
+               onPage={(p) => nav({ page: pageParam(p) })} label="Duplicate pages" />
       )}
       <ConfirmDialog pending={pending?.kind === "undo" ? null : pending} items={items}
                      busy={busy === "confirm"} onCancel={() => setPending(null)} onConfirm={confirm} />

@@ -5,7 +5,8 @@ import { Dialog } from "./Dialog";
 import { focusCard, useEmptyPageStep, useLoad } from "./hooks";
 import {
   actionFailure, basename, canMerge, dirname, formatBytes, formatCount, formatTakenAt,
-  groupPrimary, groupTypeLabel, mergePlan, placeNotes, plural, splitButtons, splitNotice, toggled,
+  groupPrimary, groupTypeLabel, mergePlan, pageParam, placeNotes, plural, splitButtons, splitNotice,
+  toggled,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
@@ -43,7 +44,7 @@ export function Groups({ localMode, params, go }: Props) {
   const listKey = `${type}|${page}`;
   const list = useLoad(() => api.groups({ type, page, size: PAGE_SIZE }), listKey);
   const nav = (p: Record<string, string>) => go("groups", { type, page: "", ...p });
-  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: String(p) }));
+  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: pageParam(p) }));
 
   // Picked members per group id, and the groups picked for a merge in the order they were
   // picked (kept across pages: the first one's primary becomes the merged group's).
@@ -193,7 +194,7 @@ export function Groups({ localMode, params, go }: Props) {
       {list.data && list.data.items.length === 0 && <p className="empty">No groups here.</p>}
       {list.data && (
         <Pager page={page} size={list.data.size || PAGE_SIZE} total={list.data.total}
-               onPage={(p) => nav({ page: String(p) })} label="Group pages" />
+               onPage={(p) => nav({ page: pageParam(p) })} label="Group pages" />
       )}
       <ConfirmDialog pending={pending} busy={busy} onCancel={() => setPending(null)}
                      onConfirm={confirm} />

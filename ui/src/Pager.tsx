@@ -1,3 +1,5 @@
+import { pagerState } from "./logic";
+
 interface Props {
   page: number;
   size: number;
@@ -6,19 +8,28 @@ interface Props {
   label: string;
 }
 
+/** First / Previous / "Page N of M" / Next / Last: a long list is crossed in one step. */
 export function Pager({ page, size, total, onPage, label }: Props) {
-  const pages = Math.max(1, Math.ceil(total / size));
-  if (pages <= 1) return null;
+  const p = pagerState(page, size, total);
+  if (p.pages <= 1) return null;
   return (
     <nav className="pager" aria-label={label}>
-      <button type="button" onClick={() => onPage(page - 1)} disabled={page <= 1}>
+      <button type="button" onClick={() => onPage(1)} disabled={!p.back}
+              aria-label="First page">
+        « First
+      </button>
+      <button type="button" onClick={() => onPage(page - 1)} disabled={!p.back}>
         ← Previous
       </button>
       <span aria-live="polite">
-        Page {page} of {pages}
+        Page {p.page} of {p.pages}
       </span>
-      <button type="button" onClick={() => onPage(page + 1)} disabled={page >= pages}>
+      <button type="button" onClick={() => onPage(page + 1)} disabled={!p.forward}>
         Next →
+      </button>
+      <button type="button" onClick={() => onPage(p.pages)} disabled={!p.forward}
+              aria-label={`Last page (${p.pages})`}>
+        Last »
       </button>
     </nav>
   );

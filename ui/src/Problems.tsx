@@ -2,7 +2,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { api, type FileProblem } from "./api";
 import { useEmptyPageStep, useLoad } from "./hooks";
 import {
-  dirname, displayPath, folderFilter, formatBytes, formatCount, humanize, parseUtc,
+  dirname, displayPath, folderFilter, formatBytes, formatCount, humanize, pageParam, parseUtc,
   problemRetryLabel,
 } from "./logic";
 import { Notices } from "./Notices";
@@ -26,7 +26,7 @@ export function Problems({ params, go }: Props) {
     listKey,
   );
   const nav = (p: Record<string, string>) => go("problems", { folder, page: "", ...p });
-  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: String(p) }));
+  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: pageParam(p) }));
 
   // The folder as typed; the list follows it once submitted (each keystroke is no query)
   const [typed, setTyped] = useState(folder);
@@ -102,7 +102,7 @@ export function Problems({ params, go }: Props) {
       )}
       {data && (
         <Pager page={page} size={data.size || PAGE_SIZE} total={data.total}
-               onPage={(p) => nav({ page: String(p) })} label="Pages of files with problems" />
+               onPage={(p) => nav({ page: pageParam(p) })} label="Pages of files with problems" />
       )}
     </div>
   );

@@ -515,3 +515,39 @@ export function problemsLinkText(total: number): string {
   return total === 0 ? "No files with problems"
     : `${formatCount(total)} ${total === 1 ? "file with a problem" : "files with problems"}`;
 }
+
+// --- paging -------------------------------------------------------------------------------
+
+export interface PagerState {
+  page: number;
+  pages: number;
+  /** First and Previous lead somewhere */
+  back: boolean;
+  /** Next and Last lead somewhere */
+  forward: boolean;
+}
+
+export function pagerState(page: number, size: number, total: number): PagerState {
+  const pages = Math.max(1, Math.ceil(Math.max(0, total) / Math.max(1, size)));
+  return { page, pages, back: page > 1, forward: page < pages };
+}
+
+/** The page sizes the Duplicates page offers: 200 is as many groups as the gateway
+ * resolves in one "Accept all suggestions" call. */
+export const DUPLICATE_PAGE_SIZES = [20, 50, 100, 200];
+
+/** The page size a URL asks for, if it is one of `allowed`; else the first of them. */
+export function pageSizeParam(raw: string | null, allowed: number[] = DUPLICATE_PAGE_SIZES): number {
+  const n = Number(raw);
+  return allowed.includes(n) ? n : allowed[0];
+}
+
+/** The page that shows the first item of `page` once pages hold `newSize` items. */
+export function pageAfterResize(page: number, oldSize: number, newSize: number): number {
+  return Math.floor(((Math.max(1, page) - 1) * oldSize) / newSize) + 1;
+}
+
+/** A page number for the URL: none for the first page (#/duplicates, not ?page=1). */
+export function pageParam(page: number): string {
+  return page > 1 ? String(page) : "";
+}

@@ -1,0 +1,38 @@
+// Paging through long lists: the page size the URL keeps, the pager's first/last steps.
+import { describe, expect, it } from "vitest";
+import { DUPLICATE_PAGE_SIZES, pageAfterResize, pageParam, pageSizeParam, pagerState } from "./logic";
+
+describe("the Duplicates page size", () => {
+  it("offers up to as many groups as one bulk resolve takes", () => {
+    expect(DUPLICATE_PAGE_SIZES).toEqual([20, 50, 100, 200]);
+  });
+  it("is what the URL asks for when offered, else 20", () => {
+    expect(pageSizeParam("50")).toBe(50);
+    expect(pageSizeParam("200")).toBe(200);
+    expect(pageSizeParam(null)).toBe(20);
+    expect(pageSizeParam("")).toBe(20);
+    expect(pageSizeParam("500")).toBe(20);
+    expect(pageSizeParam("abc")).toBe(20);
+  });
+  it("keeps the first group shown on the page shown after a change", () => {
+    expect(pageAfterResize(1, 20, 200)).toBe(1);
+    expect(pageAfterResize(3, 20, 50)).toBe(1); // groups 41-60: 41 is on page 1 of 50
+    expect(pageAfterResize(4, 20, 50)).toBe(2); // 61 is on page 2
+    expect(pageAfterResize(2, 200, 20)).toBe(11); // 201 is on page 11 of 20
+  });
+});
+
+describe("the pager", () => {
+  it("says page N of M and where First/Previous and Next/Last lead", () => {
+    expect(pagerState(1, 20, 45)).toEqual({ page: 1, pages: 3, back: false, forward: true });
+    expect(pagerState(2, 20, 45)).toEqual({ page: 2, pages: 3, back: true, forward: true });
+    expect(pagerState(3, 20, 45)).toEqual({ page: 3, pages: 3, back: true, forward: false });
+    expect(pagerState(1, 20, 0).pages).toBe(1);
+    expect(pagerState(1, 20, 20).pages).toBe(1);
+    expect(pagerState(1, 20, 21).pages).toBe(2);
+  });
+  it("leaves the first page out of the URL", () => {
+    expect(pageParam(1)).toBe("");
+    expect(pageParam(3)).toBe("3");
+  });
+});
