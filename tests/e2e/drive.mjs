@@ -19,6 +19,8 @@
 //     the Files with problems page, its folder filter, a folder without any
 //   node drive.mjs problems-none BASE_URL SHOT_DIR   that page once every file reads well
 //   node drive.mjs paging BASE_URL SHOT_DIR   many duplicate groups: first/last page, page size
+//   node drive.mjs regroup BASE_URL SHOT_DIR PATH   dissolve the group of PATH, then "Undo
+//     dissolve" in its note
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
 import { chromium } from "playwright-core";
 
@@ -751,6 +753,45 @@ async function paging() {
   await shot("paging-50");
 }
 
+// Dissolve a group, then put it back together from the note
+async function regroup([path]) {
+  await page.goto(`${base}/#/groups`);
+  await waitForGroups();
+  const grp = groupOf(path);
+  const id = await grp.getAttribute("data-id");
+  out.before = (await filesOfGroups()).find((g) => g.id === id);
+  await grp.getByRole("button", { name: "Dissolve group" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  out.dialog = await dialogText(dialog);
+  await shot("dissolve-dialog");
+  await dialog.getByRole("button", { name: "Dissolve group" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  const note = page.locator(`ol.group-list > li[data-id="${id}"] .card-note .notice`);
+  await note.waitFor();
+  // Gone from the list once it is read again: only its name and the note stay
+  await page.locator(`li.grp[data-id="${id}"]`).waitFor({ state: "detached" });
+  out.dissolved = (await note.innerText()).replace(/\s+/g, " ");
+  out.listedAfterDissolve = await page.locator(`tr[data-path="${path}"]`).count();
+  const undo = note.getByRole("button", { name: "Undo dissolve" });
+  out.undoOffered = await undo.count();
+  out.backendAfterDissolve = await page.evaluate(async () => {
+    const r = await fetch("/api/twinlens/groups?size=1000", { headers: { Accept: "application/json" } });
+    return (await r.json()).items.map((g) => g.members.map((m) => m.path));
+  });
+  await shot("dissolved");
+  await undo.click();
+  // Back as one manual group, said in its card, which has the keyboard
+  const merged = page.locator('li.grp[data-type="manual"]').filter({ has: page.locator(`tr[data-path="${path}"]`) });
+  await merged.waitFor();
+  out.regrouped = (await merged.locator(".card-note .notice").innerText()).replace(/\s+/g, " ");
+  out.regroupedRole = await merged.locator(".card-note .notice").getAttribute("role");
+  out.after = (await filesOfGroups()).find((g) => g.paths.includes(path));
+  out.focused = (await page.evaluate(() => document.activeElement?.dataset?.id)) === out.after.id;
+  out.primary = await merged.locator("tr.primary").getAttribute("data-path");
+  await shot("regrouped");
+}
+
 async function problemsNone() {
   await page.goto(`${base}/#/overview`);
   const link = page.locator(".problems-link a");
@@ -768,6 +809,7 @@ try {
   else if (scenario === "problems") await problems(rest);
   else if (scenario === "problems-none") await problemsNone();
   else if (scenario === "paging") await paging();
+  else if (scenario === "regroup") await regroup(rest);
   else if (scenario === "local-recovery") await localRecovery();
   else if (scenario === "overview") await overview();
   else if (scenario === "immich-in-trash") await immichInTrash(rest);

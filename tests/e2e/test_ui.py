@@ -309,6 +309,54 @@ def test_correct_groups_and_undo_in_browser(twinlens_ui: tuple[Stack, dict]) -> 
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
+def test_a_dissolved_group_is_put_back_together_in_browser(
+    twinlens_ui: tuple[Stack, dict],
+) -> None:
+    stack, expected = twinlens_ui
+    g103 = expected["group_103"]  # IMG_103.JPG and its sidecar
+    jpeg = g103[0]
+    assert Path(jpeg).name == "IMG_103.JPG"
+
+    # When the user dissolves the group of IMG_103.JPG, then chooses "Undo dissolve"
+    out = _drive("regroup", stack.url, jpeg)
+
+    # Then the dialog said that later scans keep the files apart, and how to undo it
+    assert sorted(out["before"]["paths"]) == g103
+    assert (
+        "Later scans keep these files apart; to put them together again, use Undo dissolve "
+        "in the message that follows" in out["dialog"]
+    ), out["dialog"]
+    # ... the dissolve happened (no group holds the files) and its note offered the way back
+    assert out["dissolved"].startswith("Dissolved the group of IMG_103.JPG."), out["dissolved"]
+    assert out["listedAfterDissolve"] == 0 and out["undoOffered"] == 1
+    assert not [g for g in out["backendAfterDissolve"] if set(g) & set(g103)]
+    # ... which merged them into one manual group, the JPEG its primary, said in its card
+    assert out["regrouped"] == (
+        "Put the group of IMG_103.JPG back together: 2 files in one manual group "
+        "(primary IMG_103.JPG). Later scans keep it."
+    ), out["regrouped"]
+    assert out["regroupedRole"] == "status" and out["focused"] is True
+    assert sorted(out["after"]["paths"]) == g103 and out["primary"] == jpeg
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+    # And a rescan of the library keeps them together (the merge outlives the dissolve)
+    api = stack.url + "/api/twinlens"
+    r = requests.post(api + "/jobs", json={"full": True}, timeout=10)
+    assert r.status_code in (200, 202), r.text
+    started = {j["id"] for j in r.json()["jobs"]}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        jobs = requests.get(api + "/jobs", timeout=10).json()["items"]
+        if all(j["state"] not in ("queued", "running") for j in jobs if j["id"] in started):
+            break
+        time.sleep(0.3)
+    assert {j["state"] for j in jobs if j["id"] in started} == {"done"}, jobs
+    now = _groups_of(stack.grouping_url, g103)
+    assert set(now) == set(g103) and now[jpeg]["type"] == "manual", now
+    assert sorted(m["path"] for m in now[jpeg]["members"]) == g103
+    assert now[jpeg]["primary"] == jpeg
+
+
 def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     stack, immich, key = immich_ui["stack"], immich_ui["immich"], immich_ui["key"]
     exact, assets = immich_ui["expected"]["exact"], immich_ui["assets"]

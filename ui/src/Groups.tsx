@@ -5,8 +5,8 @@ import { Dialog } from "./Dialog";
 import { focusCard, useEmptyPageStep, useLoad } from "./hooks";
 import {
   actionFailure, basename, canMerge, dirname, formatBytes, formatCount, formatTakenAt,
-  groupPrimary, groupTypeLabel, mergePlan, pageParam, placeNotes, plural, splitButtons, splitNotice,
-  toggled,
+  groupPrimary, groupTypeLabel, mergePlan, pageParam, placeNotes, plural, type Regroup,
+  regroupNotice, regroupPlan, splitButtons, splitNotice, toggled,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
@@ -31,6 +31,8 @@ interface Note {
   note: Message;
   index: number;
   group: FileGroup;
+  /** After a split or dissolve: what "Undo" merges back together. */
+  regroup?: Regroup;
 }
 
 function groupName(g: FileGroup): string {
@@ -71,10 +73,34 @@ export function Groups({ localMode, params, go }: Props) {
   }, [focusOn]);
 
   // One note at a time: a correction changes groups (and their ids) that earlier notes
-  // spoke of
-  const noteOn = (g: FileGroup, note: Message, at: string = g.id) => {
-    const here = items.findIndex((x) => x.id === at);
-    setNotes({ key: listKey, byId: { [g.id]: { note, index: here < 0 ? 0 : here, group: g } } });
+  // spoke of. `at`: the group whose place it takes, or the index of that place.
+  const noteOn = (g: FileGroup, note: Message, at: string | number = g.id, regroup?: Regroup) => {
+    const here = typeof at === "number" ? at : items.findIndex((x) => x.id === at);
+    setNotes({
+      key: listKey, byId: { [g.id]: { note, index: here < 0 ? 0 : here, group: g, regroup } },
+    });
+  };
+
+  // "Undo dissolve" / "Undo split": the group's files merged back into one (manual) group,
+  // said where the note was
+  const regroup = async (from: FileGroup, r: Regroup) => {
+    const index = cardNotes[from.id]?.index ?? 0;
+    setBusy(true);
+    setMergeError(null);
+    try {
+      const merged = await api.mergeGroups(r.paths, r.primary);
+      noteOn(merged, { text: regroupNotice(r, merged) }, index);
+      setFocusOn(merged.id);
+      setPicked({});
+      setForMerge([]);
+    } catch (e) {
+      // The Undo stays offered: a failure may be passing (a scan's grouping won a race)
+      noteOn(from, { text: actionFailure(e).text, error: true }, index, r);
+      setFocusOn(from.id);
+    } finally {
+      setBusy(false);
+      list.reload();
+    }
   };
 
   const pickMember = (g: FileGroup, path: string, on: boolean) =>
@@ -110,7 +136,8 @@ export function Groups({ localMode, params, go }: Props) {
         const g = pending.group;
         const taken = pending.kind === "split" ? pending.paths : null;
         const r = await api.splitGroup(g.id, taken ?? undefined);
-        noteOn(g, { text: splitNotice(groupName(g), g.members.map((m) => m.path), taken, r.groups) });
+        noteOn(g, { text: splitNotice(groupName(g), g.members.map((m) => m.path), taken, r.groups) },
+               g.id, regroupPlan(g, pending.kind) ?? undefined);
         setFocusOn(g.id);
       }
       // Group ids change with the groups: start the next correction from a clean slate.
@@ -187,7 +214,9 @@ export function Groups({ localMode, params, go }: Props) {
                       forMerge={mergeIds.has(g.id)} onMergePick={(on) => pickGroup(g, on)}
                       onSplit={(paths) => ask({ kind: "split", group: g, paths })}
                       onDissolve={() => ask({ kind: "dissolve", group: g })}
-                      note={cardNotes[id]?.note ?? null} />
+                      note={cardNotes[id]?.note ?? null}
+                      regroup={cardNotes[id]?.regroup ?? null}
+                      onRegroup={(r) => regroup(g, r)} />
           );
         })}
       </ol>
@@ -219,10 +248,14 @@ interface RowProps {
   onMergePick: (on: boolean) => void;
   onSplit: (paths: string[]) => void;
   onDissolve: () => void;
+  /** After a split or dissolve: the way back, offered in the note */
+  regroup: Regroup | null;
+  onRegroup: (r: Regroup) => void;
 }
 
 function GroupRow({
   group, gone, note, localMode, busy, picked, onPick, forMerge, onMergePick, onSplit, onDissolve,
+  regroup, onRegroup,
 }: RowProps) {
   const members = [...group.members].sort((a, b) => Number(isPrimary(group, b)) - Number(isPrimary(group, a)));
   const primary = members.find((m) => isPrimary(group, m)) ?? members[0];
@@ -298,7 +331,18 @@ function GroupRow({
           </div>
         </>
       )}
-      <CardNote note={note} />
+      <CardNote note={note}>
+        {regroup && (
+          <>
+            {" "}
+            <button type="button" className="note-action" onClick={() => onRegroup(regroup)}
+                    disabled={busy}
+                    title={`Merge its ${regroup.paths.length} files back into one manual group`}>
+              {regroup.kind === "dissolve" ? "Undo dissolve" : "Undo split"}
+            </button>
+          </>
+        )}
+      </CardNote>
     </li>
   );
 }
@@ -326,7 +370,9 @@ function ConfirmDialog({ pending, busy, onCancel, onConfirm }: ConfirmProps) {
           <strong>{groupName(pending.group)}</strong> and {n === 1 ? "is" : "are each"} on
           {n === 1 ? " its" : " their"} own.
           {left === 1 && " The one file left is on its own too, so the group goes away."}
-          {n === 1 ? " Later scans keep it apart." : " Later scans keep them apart."}
+          {n === 1 ? " Later scans keep it apart" : " Later scans keep them apart"}; to put the
+          group back together, use <em>Undo split</em> in the message that follows (the files
+          then form one manual group).
         </p>
         <ul className="plan">
           {pending.paths.map((p) => <li key={p} className="path">{p}</li>)}
@@ -342,7 +388,14 @@ function ConfirmDialog({ pending, busy, onCancel, onConfirm }: ConfirmProps) {
         <p className="summary">
           The group of <strong>{groupName(pending.group)}</strong> goes away: its{" "}
           {plural(n, "file")} {n === 1 ? "is" : "are each"} on {n === 1 ? "its" : "their"} own.
-          Later scans will not group them again. No file is moved or deleted.
+          No file is moved or deleted.
+        </p>
+        <p className="notice">
+          Later scans keep these files apart; to put them together again, use{" "}
+          <em>Undo dissolve</em> in the message that follows, which merges them into one manual
+          group. Once you leave this page, files that are in no group cannot be picked for a
+          merge here (the gateway's <code>POST /api/twinlens/groups/merge</code> with their
+          paths can).
         </p>
         <ul className="plan">
           {pending.group.members.map((m) => <li key={m.path} className="path">{m.path}</li>)}

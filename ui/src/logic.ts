@@ -551,3 +551,34 @@ export function pageAfterResize(page: number, oldSize: number, newSize: number):
 export function pageParam(page: number): string {
   return page > 1 ? String(page) : "";
 }
+
+// --- putting a split or dissolved group back together ----------------------------------------
+
+/** What "Undo dissolve" / "Undo split" merges: every file the group had before, its primary
+ * staying primary. The files are in no group (or in what the split left), which the list
+ * cannot pick for a merge: this is the way back. */
+export interface Regroup {
+  paths: string[];
+  primary: string | null;
+  /** The group's name (its primary's file name), for the notes */
+  name: string;
+  /** The correction it undoes */
+  kind: "split" | "dissolve";
+}
+
+export function regroupPlan(
+  g: Pick<FileGroup, "primary" | "members" | "id">, kind: Regroup["kind"],
+): Regroup | null {
+  const paths = [...new Set(g.members.map((m) => m.path))];
+  if (paths.length < 2) return null; // a merge needs two files
+  const primary = groupPrimary(g);
+  return { paths, primary, name: primary ? basename(primary) : g.id, kind };
+}
+
+/** The note after the group was put back together. */
+export function regroupNotice(r: Regroup, merged: Pick<FileGroup, "members">): string {
+  const n = merged.members.length;
+  return `Put the group of ${r.name} back together: ${plural(n, "file")} in one manual group` +
+    (r.primary ? ` (primary ${basename(r.primary)}).` : ".") +
+    " Later scans keep it.";
+}
