@@ -19,6 +19,8 @@
 //     the Files with problems page, its folder filter, a folder without any
 //   node drive.mjs problems-none BASE_URL SHOT_DIR   that page once every file reads well
 //   node drive.mjs paging BASE_URL SHOT_DIR   many duplicate groups: first/last page, page size
+//   node drive.mjs immich-lazy BASE_URL SHOT_DIR API_KEY   a short window with an API key:
+//     thumbnails are fetched as they come near the viewport, not all at once
 //   node drive.mjs regroup BASE_URL SHOT_DIR PATH   dissolve the group of PATH, then "Undo
 //     dissolve" in its note
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
@@ -792,6 +794,39 @@ async function regroup([path]) {
   await shot("regrouped");
 }
 
+// With an API key thumbnails are fetched by hand (with the header): only those near the
+// viewport, the others once scrolled to
+async function immichLazy([key]) {
+  await page.setViewportSize({ width: 1280, height: 400 });
+  const asked = [];
+  page.on("request", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (/^\/api\/assets\/[^/]+\/thumbnail$|^\/api\/twinlens\/thumbnail$/.test(path)) asked.push(path);
+  });
+  await logInWithKey(key);
+  await waitForDuplicates();
+  const cards = page.locator("li.dup");
+  out.cards = await cards.count();
+  out.thumbs = await page.locator("li.dup .thumb").count();
+  // Where the last card's pictures are: below the window and the margin it loads within
+  out.lastThumbTop = await cards.last().locator(".thumb").first().evaluate((el) => el.getBoundingClientRect().top);
+  out.viewport = await page.evaluate(() => window.innerHeight);
+  await page.waitForTimeout(1500);  // anything asked at once has been asked by now
+  out.askedFirst = asked.length;
+  out.loadedFirst = await page.$$eval("li.dup .thumb img", (imgs) => imgs.filter((i) => i.complete && i.naturalWidth > 0).length);
+  await shot("lazy-top");
+  await cards.last().scrollIntoViewIfNeeded();
+  await page.waitForFunction(() => {
+    const last = [...document.querySelectorAll("li.dup")].pop();
+    const imgs = [...last.querySelectorAll(".thumb img")];
+    return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+  });
+  out.askedAfterScroll = asked.length;
+  out.loadedAfterScroll = await page.$$eval("li.dup .thumb img", (imgs) => imgs.filter((i) => i.complete && i.naturalWidth > 0).length);
+  // A key never goes into a URL
+  out.keyInUrl = asked.some((p) => p.includes(key));
+}
+
 async function problemsNone() {
   await page.goto(`${base}/#/overview`);
   const link = page.locator(".problems-link a");
@@ -810,6 +845,7 @@ try {
   else if (scenario === "problems-none") await problemsNone();
   else if (scenario === "paging") await paging();
   else if (scenario === "regroup") await regroup(rest);
+  else if (scenario === "immich-lazy") await immichLazy(rest);
   else if (scenario === "local-recovery") await localRecovery();
   else if (scenario === "overview") await overview();
   else if (scenario === "immich-in-trash") await immichInTrash(rest);

@@ -413,6 +413,22 @@ def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     assert not [c for c in undo["console"] if c.startswith("pageerror")], undo["console"]
 
 
+def test_thumbnails_with_an_api_key_load_near_the_viewport(immich_ui: dict) -> None:
+    stack, key = immich_ui["stack"], immich_ui["key"]
+
+    # When the user, with a pasted API key, opens the duplicates in a short window
+    out = _drive("immich-lazy", stack.url, key)
+
+    # Then (the last group's pictures being well below the window) only the first group's
+    # thumbnails were fetched, the others once scrolled to
+    assert out["cards"] == 2 and out["thumbs"] == 4, out
+    assert out["lastThumbTop"] > out["viewport"] + 200, out
+    assert out["askedFirst"] == 2 and out["loadedFirst"] == 2, out
+    assert out["askedAfterScroll"] == 4 and out["loadedAfterScroll"] == 4, out
+    assert out["keyInUrl"] is False
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_undo_of_a_decision_a_new_copy_reopened(immich_ui: dict) -> None:
     stack, immich, key = immich_ui["stack"], immich_ui["immich"], immich_ui["key"]
     exact, assets = immich_ui["expected"]["exact"], immich_ui["assets"]

@@ -1,5 +1,6 @@
-import { useEffect, useState } from "react";
+import { useEffect, useRef, useState } from "react";
 import { getApiKey, thumbnailUrl } from "./api";
+import { useNearViewport } from "./hooks";
 import { basename } from "./logic";
 
 interface Props {
@@ -8,15 +9,18 @@ interface Props {
   size?: number;
 }
 
-/** A member's picture. With a session cookie a plain <img> is enough (and the browser caches
- * it); with a pasted API key the image is fetched with the x-api-key header instead of putting
- * the key in a URL that proxies would log. */
+/** A member's picture. With a session cookie a plain <img> is enough (the browser caches it,
+ * and loads it lazily); with a pasted API key the image is fetched with the x-api-key header
+ * instead of putting the key in a URL that proxies would log, once it is near the viewport:
+ * a page of 200 groups must not ask for every picture at once. */
 export function Thumb({ member, localMode, size = 320 }: Props) {
   const url = thumbnailUrl(member, localMode, size);
   const key = getApiKey();
   const [src, setSrc] = useState<string | null>(key ? null : url);
   const [failed, setFailed] = useState(false);
   const name = basename(member.path);
+  const box = useRef<HTMLDivElement>(null);
+  const near = useNearViewport(box, Boolean(key && url));
 
   useEffect(() => {
     setFailed(false);
@@ -25,6 +29,7 @@ export function Thumb({ member, localMode, size = 320 }: Props) {
       setSrc(url);
       return;
     }
+    if (!near) return;
     let live = true;
     let objectUrl: string | null = null;
     // Aborted when the card goes (a page turned while thumbnails load): a blob that still
@@ -43,7 +48,7 @@ export function Thumb({ member, localMode, size = 320 }: Props) {
       abort.abort();
       if (objectUrl) URL.revokeObjectURL(objectUrl);
     };
-  }, [url, key]);
+  }, [url, key, near]);
 
   if (!url || failed) {
     return (
@@ -53,7 +58,7 @@ export function Thumb({ member, localMode, size = 320 }: Props) {
     );
   }
   return (
-    <div className="thumb">
+    <div className="thumb" ref={box}>
       {src && (
         <img src={src} alt={`Preview of ${name}`} loading="lazy" decoding="async"
              onError={() => setFailed(true)} />

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useRef, useState, type RefObject } from "react";
 import { pageToShow, retryDelay } from "./logic";
 
 export interface Route {
@@ -151,4 +151,32 @@ export function focusNear(container: HTMLElement | null, id: string, selector: s
 export function focusCard(container: HTMLElement | null, id: string): void {
   const card = ([...(container?.children ?? [])] as HTMLElement[]).find((el) => el.dataset.id === id);
   card?.focus();
+}
+
+/** Whether `ref`'s element has come within `margin` of the viewport (true from then on):
+ * what is fetched by hand for it (a thumbnail with an API key header, which the browser's
+ * own lazy loading of <img> does not cover) waits until then. Nothing is observed while not
+ * `enabled`; true at once where the browser has no IntersectionObserver. */
+export function useNearViewport(
+  ref: RefObject<Element | null>, enabled: boolean, margin = "200px",
+): boolean {
+  const [near, setNear] = useState(false);
+  useEffect(() => {
+    if (!enabled || near) return;
+    const el = ref.current;
+    if (!el) return;
+    if (typeof IntersectionObserver === "undefined") {
+      setNear(true);
+      return;
+    }
+    const io = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) {
+        setNear(true);
+        io.disconnect();
+      }
+    }, { rootMargin: margin });
+    io.observe(el);
+    return () => io.disconnect();
+  }, [ref, enabled, near, margin]);
+  return near;
 }
