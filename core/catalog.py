@@ -804,7 +804,7 @@ def _catalog_items(
             # none of its old facts.)
             kept = {"id": existing[key][0], "error": facts.error, "device": values["device"],
                     "status": "present", "updated_at": values["updated_at"]}  # fmt: skip
-            if facts.read_failed:
+            if facts.read_failed or skipped:  # its facts stand for a file not read now
                 kept["read_failures"] = File.read_failures + 1
             updates.append(kept)
         else:
