@@ -11,8 +11,9 @@ Checked, by reading directories only (a few small reads, seek + read):
 - TIFF-based RAW (DNG, NEF, NRW, ARW, SR2, CR2, PEF, SRW, 3FR, ERF, ...; ORF and RW2
   with their own magic numbers): IFD0 and its chain, SubIFDs (330) and the EXIF IFD;
   the data each one points at (StripOffsets/StripByteCounts, TileOffsets/TileByteCounts,
-  JPEGInterchangeFormat/Length, RW2's JpgFromRaw) must end inside the file. Maker notes
-  are not entered. BigTIFF is not walked.
+  JPEGInterchangeFormat/Length, RW2's JpgFromRaw) must end inside the file, give or
+  take ``overrun_slack`` for the last of it. Maker notes are not entered. BigTIFF is not
+  walked.
 - ISO BMFF (MOV, MP4, 3GP, CR3, HEIF, AVIF): every top-level box (32-bit size, 64-bit
   largesize, size 0 = to the end of the file) must end inside the file.
 
@@ -107,6 +108,7 @@ def _tiff_end(reader: _Reader, size: int, head: bytes) -> int | None:
     if magic not in _TIFF_MAGIC:
         return None  # BigTIFF (43), CRW's "II" + header length, anything else
     end: int | None = None
+    starts_past = False  # some data begins at or past the end: cut, whatever the slack
     queue: list[int] = [first]
     seen: set[int] = set()
     while queue and len(seen) < MAX_IFDS:
@@ -122,9 +124,10 @@ def _tiff_end(reader: _Reader, size: int, head: bytes) -> int | None:
             offsets = _integers(reader, order, entries.get(offsets_tag))
             counts = _integers(reader, order, entries.get(counts_tag))
             if offsets and counts and len(offsets) == len(counts):
-                ends = [o + c for o, c in zip(offsets, counts, strict=True) if o and c]
-                if ends:
-                    end = max(end or 0, *ends)
+                pairs = [(o, c) for o, c in zip(offsets, counts, strict=True) if o and c]
+                if pairs:
+                    end = max(end or 0, *(o + c for o, c in pairs))
+                    starts_past = starts_past or any(o >= size for o, _ in pairs)
         blob = entries.get(_RW2_JPG_FROM_RAW)
         if magic == _RW2_MAGIC and blob is not None and blob[0] in (1, 7) and blob[1] > 4:
             end = max(end or 0, struct.unpack(order + "I", blob[2])[0] + blob[1])
@@ -132,7 +135,18 @@ def _tiff_end(reader: _Reader, size: int, head: bytes) -> int | None:
             queue.extend((_integers(reader, order, entries.get(tag)) or [])[:MAX_IFDS])
         if next_ifd:
             queue.append(next_ifd)
+    if end is not None and end > size and not starts_past and end - size <= overrun_slack(end):
+        return size  # the last strip or tile a little longer than the file: not a cut
     return end
+
+
+def overrun_slack(end: int) -> int:
+    """How far the last strip or tile may run past the end of an intact TIFF-based RAW.
+    Some cameras write a last strip's byte count a little past the file (rawspeed trims
+    Sony's to the file); a healthy RAW called truncated would lose to its own JPEG
+    export as the copy to keep. A cut that leaves the last strip's start inside the file
+    must miss more than this (0.4%, at most 64 KiB) to be called one."""
+    return min(1 << 16, end // 256)
 
 
 def _bmff_end(reader: _Reader, size: int) -> int | None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from core.media.complete import overrun_slack, truncation
 from core.media.inspect import FileFacts, inspect_file
 from tests.unit.test_media_phash import photo
 
@@ -195,13 +196,36 @@ def test_a_tiff_raw_cut_anywhere_is_reported_and_an_intact_one_is_not(
     # When the intact file is inspected, Then nothing is said about its completeness
     facts = inspect(intact)
     assert facts.kind == "raw" and not_truncated(facts), facts.error
-    # and when copies cut short anywhere are, Then each says where it ends and where its
-    # data would
-    for fraction in (*CUTS, (len(data) - 1) / len(data)):
+    # and when copies cut short anywhere are (by more than the slack a camera's last
+    # strip may have), Then each says where it ends and where its data would
+    just_past = (len(data) - overrun_slack(len(data)) - 1) / len(data)
+    for fraction in (*CUTS, just_past):
         copy = cut(data, fraction, tmp_path / f"cut-{fraction}-{name}")
         got = inspect(copy)
         assert got.kind == "raw"
         assert cut_short(got, copy.stat().st_size, len(data)), (fraction, got.error)
+
+
+def test_a_last_strip_a_little_past_the_end_is_no_cut_but_one_starting_past_it_is(
+    tmp_path: Path,
+) -> None:
+    # Given a 3 MiB RAW whose last strip's byte count runs 1 KiB past the file's end, as
+    # some cameras write it (rawspeed trims Sony's to the file)
+    data = _raw_data(3 << 20)
+    t = Tiff()
+    t.first(t.ifd({273: (4, [4096]), 279: (4, [len(data) + 1024])}))
+    t.buf += b"\x00" * (4096 - len(t.buf)) + data
+    path = tmp_path / "DSC00001.ARW"
+    path.write_bytes(t.bytes())
+    # Then it is not called truncated: it would lose to its own JPEG as the copy to keep
+    assert truncation(io.BytesIO(path.read_bytes()), path.stat().st_size, "RAW data") is None
+    # But a strip that starts past the end is a cut, however little is missing
+    t2 = Tiff()
+    t2.first(t2.ifd({273: (4, [4096, 4096 + len(data)]), 279: (4, [len(data), 10])}))
+    t2.buf += b"\x00" * (4096 - len(t2.buf)) + data
+    whole = t2.bytes()
+    reason = truncation(io.BytesIO(whole), len(whole), "RAW data")
+    assert reason is not None and reason.startswith("truncated"), reason
 
 
 def test_a_big_raw_is_checked_through_the_file_reading_only_its_directories(
