@@ -21,6 +21,9 @@
 //   node drive.mjs paging BASE_URL SHOT_DIR   many duplicate groups: first/last page, page size
 //   node drive.mjs immich-lazy BASE_URL SHOT_DIR API_KEY   a short window with an API key:
 //     thumbnails are fetched as they come near the viewport, not all at once
+//   node drive.mjs overview-capped BASE_URL SHOT_DIR   a scan that failed more files than the
+//     1,000 the API lists (its count raised on the way to the page)
+//   node drive.mjs no-roots BASE_URL SHOT_DIR   "Scan now" with no library root configured
 //   node drive.mjs regroup BASE_URL SHOT_DIR PATH   dissolve the group of PATH, then "Undo
 //     dissolve" in its note
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
@@ -420,6 +423,15 @@ async function immichBulk([key]) {
   out.message = await page.locator(".notice.ok").innerText();
   out.bodies = bodies;
   await shot("bulk-done");
+  // Once the list is read again no group is left (the other was decided meanwhile): the
+  // keyboard is on what says what happened, not back at the top of the page
+  await page.locator("li.dup").first().waitFor({ state: "detached" });
+  await page.locator(".empty").waitFor();
+  out.focusAfter = await page.evaluate(() => {
+    const a = document.activeElement;
+    if (!a || a === document.body) return "body";
+    return `${a.tagName.toLowerCase()}.${[...a.classList].join(".")}: ${a.textContent}`;
+  });
 }
 
 // A confirm that Immich refuses (the key may not delete assets): the page says why, and
@@ -827,6 +839,37 @@ async function immichLazy([key]) {
   out.keyInUrl = asked.some((p) => p.includes(key));
 }
 
+// The last scan counted more failed files than the 1,000 the jobs API lists
+async function overviewCapped() {
+  await page.route(/\/api\/twinlens\/jobs\/[^/]+\/[^/]+$/, async (route) => {
+    const response = await route.fetch();
+    const job = await response.json();
+    if (job.errors?.length) job.failed = job.errors.length + 4320;
+    await route.fulfill({ response, json: job });
+  });
+  await page.goto(`${base}/#/overview`);
+  await page.locator(".job.last .errors summary").waitFor();
+  out.summary = await page.locator(".job.last .errors summary").innerText();
+  out.figures = (await page.locator(".job.last .job-figures").innerText()).replace(/\s+/g, " ");
+  out.note = (await page.locator(".job.last .errors p").innerText()).replace(/\s+/g, " ");
+  out.link = await page.locator(".job.last .errors p a").getAttribute("href");
+  await shot("overview-capped");
+}
+
+// No library root configured: "Scan now" says which setting is missing
+async function noRoots() {
+  await page.goto(`${base}/#/overview`);
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  await page.getByRole("button", { name: "Scan now" }).click();
+  const alert = page.locator(".notice.action-error");
+  await alert.waitFor();
+  out.alert = (await alert.innerText()).replace(/\s+/g, " ");
+  // ... and still says it after the list of jobs was read again (a poll, every 10 s)
+  await page.waitForTimeout(11000);
+  out.alertLater = await alert.count();
+  await shot("no-roots");
+}
+
 async function problemsNone() {
   await page.goto(`${base}/#/overview`);
   const link = page.locator(".problems-link a");
@@ -846,6 +889,8 @@ try {
   else if (scenario === "paging") await paging();
   else if (scenario === "regroup") await regroup(rest);
   else if (scenario === "immich-lazy") await immichLazy(rest);
+  else if (scenario === "overview-capped") await overviewCapped();
+  else if (scenario === "no-roots") await noRoots();
   else if (scenario === "local-recovery") await localRecovery();
   else if (scenario === "overview") await overview();
   else if (scenario === "immich-in-trash") await immichInTrash(rest);

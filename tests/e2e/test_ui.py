@@ -500,6 +500,8 @@ def test_accept_all_keeps_picks_and_sends_what_the_dry_run_showed(immich_ui: dic
         {"id": out["exactId"], "keep": [kept], "action": "trash", "expectTrash": [trashed]}
     ]
     assert "Resolved 1 group" in out["message"], out["message"]
+    # ... and, no group being left to review, the keyboard is on that message
+    assert out["focusAfter"].startswith("p.notice.ok: Resolved 1 group"), out["focusAfter"]
     state = immich.state.assets
     assert state[assets[trashed]]["isTrashed"] is True
     assert state[assets[kept]]["isTrashed"] is False
@@ -778,6 +780,48 @@ def test_many_duplicate_groups_are_paged_in_browser(
     assert out["reloaded"] == out["fifty"]
     assert out["otherFilter"]["hash"] == "#/duplicates?status=any&size=50"
     assert out["otherFilter"]["cards"] == 45 and out["otherFilter"]["perPage"] == "50"
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
+def test_a_scan_with_more_failed_files_than_listed_says_so(
+    twinlens_ui: tuple[Stack, dict],
+) -> None:
+    stack, _ = twinlens_ui
+
+    # When the last scan counted more failed files than the jobs API lists (1,000)
+    out = _drive("overview-capped", stack.url)
+
+    # Then the list says it holds the first of them, and where all of them are
+    assert out["summary"] == "Files that failed (first 1 of 4,321)", out["summary"]
+    assert "4,321 files could not be read" in out["figures"], out["figures"]
+    assert out["note"].startswith("The list stops at the first 1;"), out["note"]
+    assert out["link"] == "#/problems"
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
+def test_scan_now_without_a_library_root_says_what_to_configure(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+    from core.db import migrate
+
+    # Given a Twinlens with no library folder configured (and so nothing scanned yet)
+    cfg = replace(embedded_settings, immich_url="", library_roots=())
+    Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+    migrate(cfg.database_url)
+    stack = start(cfg, dist=ui_dist)
+    try:
+        r = requests.post(stack.url + "/api/twinlens/jobs", json={}, timeout=10)
+        assert r.status_code == 400, r.text
+
+        # When the user asks for a scan
+        out = _drive("no-roots", stack.url)
+    finally:
+        stack.stop()
+
+    # Then the server's refusal is said, with the setting that is missing
+    assert out["alert"].startswith(r.json()["message"]), (out["alert"], r.json())
+    assert "configure TWINLENS_LIBRARY_ROOTS" in out["alert"], out["alert"]
+    assert out["alertLater"] == 1
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 

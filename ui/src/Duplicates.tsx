@@ -67,6 +67,11 @@ export function Duplicates({ localMode, params, go }: Props) {
   // card when the group left the list, else to the group's own card
   const [focusAfter, setFocusAfter] = useState<{ id: string; next: boolean } | null>(null);
   const listRef = useRef<HTMLOListElement>(null);
+  const pageRef = useRef<HTMLDivElement>(null);
+  // After "Accept all suggestions": 1 until the list is read again, 2 while it is. If that
+  // leaves no card to review, the button and cards that had the focus are gone: it goes to
+  // the notice saying what happened (else the keyboard would be back at the top of the page)
+  const afterBulk = useRef(0);
 
   const nav = (p: Record<string, string>) =>
     go("duplicates", {
@@ -91,6 +96,21 @@ export function Duplicates({ localMode, params, go }: Props) {
     pickOf(d) ?? defaultKeep(d) ?? "";
 
   useEmptyPageStep(list, listKey, page, size, (p) => nav({ page: pageParam(p) }));
+
+  useEffect(() => {
+    if (afterBulk.current === 0) return;
+    if (list.loading) afterBulk.current = 2;
+    const focus = document.activeElement;
+    const lost = !focus || focus === document.body || !focus.isConnected;
+    if (openItems.length === 0 && lost) {
+      afterBulk.current = 0;
+      const to = pageRef.current?.querySelector<HTMLElement>(":scope > [aria-live] > .notice") ??
+        pageRef.current?.querySelector<HTMLElement>("h1");
+      to?.focus();
+    } else if (!list.loading && afterBulk.current === 2) {
+      afterBulk.current = 0;
+    }
+  });
 
   useEffect(() => {
     if (focusAfter === null) return;
@@ -224,6 +244,7 @@ export function Duplicates({ localMode, params, go }: Props) {
             (r.failed ? ` ${r.failed} failed: ${t.refused.map((x) => x.message).join("; ")}` : ""),
         });
         setPending(null);
+        afterBulk.current = 1;
         list.reload();
       }
     } catch (e) {
@@ -240,8 +261,8 @@ export function Duplicates({ localMode, params, go }: Props) {
   };
 
   return (
-    <div className="duplicates">
-      <h1>Duplicates</h1>
+    <div className="duplicates" ref={pageRef}>
+      <h1 tabIndex={-1}>Duplicates</h1>
       <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter duplicates">
         <label>
           Kind

@@ -7,14 +7,16 @@ export interface Message {
 }
 
 // What a list page says above its items: the outcome of the last page-wide action
-// (announced to screen readers), the list's load error with a way to try again, and
-// "Loading…" before the first answer.
+// (announced to screen readers; focusable, for when the action took away what had the
+// focus), the list's load error with a way to try again, and "Loading…" before the first
+// answer.
 export function Notices<T>({ message, list }: { message: Message | null; list: Loaded<T> }) {
   return (
     <>
       <div aria-live="polite">
         {message && (
-          <p className={`notice ${message.error ? "error" : "ok"}`} role={message.error ? "alert" : "status"}>
+          <p className={`notice ${message.error ? "error" : "ok"}`} role={message.error ? "alert" : "status"}
+             tabIndex={-1}>
             {message.text}
           </p>
         )}

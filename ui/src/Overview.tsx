@@ -2,8 +2,9 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { api, type Job, type Stats } from "./api";
 import { useLoad, usePoll } from "./hooks";
 import {
-  formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc, problemsLinkText,
-  progressFraction, scanOverview, statBreakdowns, triggerLabel, uniqueJobs,
+  displayPath, failedFilesLabel, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
+  problemsLinkText, progressFraction, scanOverview, scanRefusal, statBreakdowns, triggerLabel,
+  uniqueJobs,
 } from "./logic";
 import { LoadError } from "./Notices";
 
@@ -25,7 +26,10 @@ export function Overview({ go }: Props) {
   const problems = useLoad(() => api.fileErrors({ size: 1 }), String(statsKey));
   const [jobs, setJobs] = useState<Job[]>([]);
   const [details, setDetails] = useState<Record<string, Job>>({});
+  // Why the list of jobs could not be read (cleared by the next list read), and why "Scan
+  // now" or "Cancel" failed (until the next of those: a poll must not take it away)
   const [jobsError, setJobsError] = useState<string | null>(null);
+  const [actionError, setActionError] = useState<string | null>(null);
   const [starting, setStarting] = useState(false);
   const [full, setFull] = useState(false);
   const wasActive = useRef(false);
@@ -84,13 +88,13 @@ export function Overview({ go }: Props) {
 
   const scan = async () => {
     setStarting(true);
+    setActionError(null);
     try {
       await api.startScan(full ? { full: true } : {});
       wasActive.current = true;
       await refresh();
-      setJobsError(null);
     } catch (e) {
-      setJobsError((e as Error).message);
+      setActionError(scanRefusal((e as Error).message));
     } finally {
       setStarting(false);
     }
@@ -102,11 +106,12 @@ export function Overview({ go }: Props) {
     const what = (KIND_LABEL[j.kind] ?? humanize(j.kind)).toLowerCase();
     if (!window.confirm(`Cancel this ${what}? What it has done so far is kept.`)) return;
     setCancelling(j.id);
+    setActionError(null);
     try {
       await api.cancelJob(j.service ?? "grouping", j.id);
       await refresh();
     } catch (e) {
-      setJobsError((e as Error).message);
+      setActionError((e as Error).message);
     } finally {
       setCancelling(null);
     }
@@ -145,6 +150,7 @@ export function Overview({ go }: Props) {
             Re-read every file (full rescan)
           </label>
         </div>
+        {actionError && <p className="notice error action-error" role="alert">{actionError}</p>}
         {jobsError && <p className="notice error" role="alert">{jobsError}</p>}
         {active.map((j) => (
           <JobProgress key={j.id} job={j} onCancel={() => cancel(j)} busy={cancelling === j.id} />
@@ -152,7 +158,7 @@ export function Overview({ go }: Props) {
         {last && <LastScan job={last} />}
         {lastFolder && <LastScan job={lastFolder} folder />}
         {past.failed.map((j) => <FailedJob key={j.id} job={j} />)}
-        {!active.length && !last && !lastFolder && !jobsError && (
+        {!active.length && !last && !lastFolder && !jobsError && !actionError && (
           <p className="muted">No scan has run yet.</p>
         )}
       </section>
@@ -295,7 +301,7 @@ function JobProgress({ job, onCancel, busy }: { job: Job; onCancel: () => void; 
           {formatCount(job.failed)} {job.failed === 1 ? "error" : "errors"}
         </span>
       </div>
-      {job.errors && job.errors.length > 0 && <ErrorList errors={job.errors} />}
+      {job.errors && job.errors.length > 0 && <ErrorList errors={job.errors} failed={job.failed} />}
     </div>
   );
 }
@@ -336,7 +342,7 @@ function LastScan({ job, folder = false }: { job: Job; folder?: boolean }) {
         </span>
       </div>
       {job.error && <p className="notice error">{job.error}</p>}
-      {job.errors && job.errors.length > 0 && <ErrorList errors={job.errors} />}
+      {job.errors && job.errors.length > 0 && <ErrorList errors={job.errors} failed={job.failed} />}
     </div>
   );
 }
@@ -359,10 +365,19 @@ function FailedJob({ job }: { job: Job }) {
   );
 }
 
-function ErrorList({ errors }: { errors: { path: string; error: string }[] }) {
+/** A job's failed files: the first 1,000 the API lists (of `failed`, when more). */
+function ErrorList({ errors, failed }: { errors: { path: string; error: string }[]; failed: number }) {
+  const cut = failed > errors.length;
   return (
     <details className="errors" open={errors.length <= 10}>
-      <summary>Files that failed ({errors.length})</summary>
+      <summary>{failedFilesLabel(errors.length, failed)}</summary>
+      {cut && (
+        <p className="muted">
+          The list stops at the first {formatCount(errors.length)};{" "}
+          <a href="#/problems">Files with problems</a> pages through every file of the library
+          that could not be read, and <code>twinlens scan --json</code> lists all of a scan's.
+        </p>
+      )}
       <table>
         <thead>
           <tr><th scope="col">File</th><th scope="col">Why</th></tr>
@@ -370,8 +385,8 @@ function ErrorList({ errors }: { errors: { path: string; error: string }[] }) {
         <tbody>
           {errors.map((e, i) => (
             <tr key={`${e.path}-${i}`}>
-              <td className="path">{e.path}</td>
-              <td>{e.error}</td>
+              <td className="path">{displayPath(e.path)}</td>
+              <td>{displayPath(e.error)}</td>
             </tr>
           ))}
         </tbody>

@@ -582,3 +582,25 @@ export function regroupNotice(r: Regroup, merged: Pick<FileGroup, "members">): s
     (r.primary ? ` (primary ${basename(r.primary)}).` : ".") +
     " Later scans keep it.";
 }
+
+// --- the Overview's small print -----------------------------------------------------------
+
+/** The heading of a job's failed files: how many are listed, and of how many when the list
+ * stops short of the job's count (the jobs API lists the first 1,000; `failed` counts all). */
+export function failedFilesLabel(listed: number, failed: number | null | undefined): string {
+  if (failed !== null && failed !== undefined && failed > listed) {
+    return `Files that failed (first ${formatCount(listed)} of ${formatCount(failed)})`;
+  }
+  return `Files that failed (${formatCount(listed)})`;
+}
+
+/** What "Scan now" says when it is refused. With no library root configured the services
+ * answer that a path is required "when more than one library root is configured", and
+ * nothing else the UI can ask tells how many there are: the way out is added. */
+export function scanRefusal(message: string): string {
+  if (/path is required when more than one library root|no library roots are configured/i.test(message)) {
+    return `${message.replace(/\.\s*$/, "")}. If no library folder is configured, configure ` +
+      "TWINLENS_LIBRARY_ROOTS (the photo library's folders, separated by \":\") and restart Twinlens.";
+  }
+  return message;
+}
