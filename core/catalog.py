@@ -33,13 +33,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Table, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Engine,
+    String,
+    Table,
+    column,
+    insert,
+    select,
+    update,
+    values,
+)
 from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.orm import Session
 
 from core import jobs, suspects
 from core.config import Settings
-from core.db import begin_write
+from core.db import FsPath, begin_write
 from core.media.hashing import hash_stream, quick_digest_fh
 from core.media.inspect import FileFacts, inspect_file
 from core.media.kinds import extension, kind_of_extension
@@ -449,19 +460,7 @@ def _apply(session: Session, d: _Diff) -> None:
         session.execute(
             update(File).where(File.id.in_(ids)).values(status="present", updated_at=now)
         )
-    for key, e, fid in d.moves:
-        session.execute(
-            update(File)
-            .where(File.id == fid)
-            .values(
-                path=e.path,
-                path_key=key,
-                dir_key=dir_key(e.path),
-                device=e.device,
-                status="present",
-                updated_at=now,
-            )
-        )
+    _move_rows(session, d.moves, now)
     # The same files on a share mounted again: a new device number, one statement per
     # thousand rows (not one per row: a million-file share after a reboot)
     for device, ids in d.remounted.items():
@@ -470,6 +469,48 @@ def _apply(session: Session, d: _Diff) -> None:
     for ids in _in_chunks(d.missing):
         session.execute(
             update(File).where(File.id.in_(ids)).values(status="missing", updated_at=now)
+        )
+
+
+def _move_rows(session: Session, moves: list[tuple[str, Entry, int]], now: datetime) -> None:
+    """Give moved rows their new paths: a renamed folder moves every file under it. On
+    PostgreSQL one UPDATE ... FROM (VALUES ...) per thousand rows: row by row, each a
+    round trip, 100,000 moves took a minute. SQLite (in process) takes them row by row."""
+    rows = [
+        {"fid": fid, "p": e.path, "pk": key, "dk": dir_key(e.path), "dev": e.device}
+        for key, e, fid in moves
+    ]
+    if session.get_bind().dialect.name != "postgresql":
+        for r in rows:
+            session.execute(
+                update(File)
+                .where(File.id == r["fid"])
+                .values(
+                    path=r["p"],
+                    path_key=r["pk"],
+                    dir_key=r["dk"],
+                    device=r["dev"],
+                    status="present",
+                    updated_at=now,
+                )
+            )
+        return
+    for i in range(0, len(rows), 1000):
+        v = values(
+            column("fid", BigInteger), column("p", FsPath()), column("pk", String),
+            column("dk", String), column("dev", BigInteger), name="moved",
+        ).data([tuple(r.values()) for r in rows[i : i + 1000]])  # fmt: skip
+        session.execute(
+            update(File)
+            .where(File.id == v.c.fid)
+            .values(
+                path=v.c.p,
+                path_key=v.c.pk,
+                dir_key=v.c.dk,
+                device=v.c.dev,
+                status="present",
+                updated_at=now,
+            )
         )
 
 

@@ -274,3 +274,35 @@ def test_files_cataloged_by_a_cancelled_scan_are_grouped_by_the_next(
     group_pass = next(p["id"] for p in report["passes"] if p["kind"] == "group")
     with session_scope(engine_for(embedded_settings.database_url)) as s:
         assert json.loads(s.get(Job, group_pass).summary)["folders"] == 1  # type: ignore[union-attr]
+
+
+def test_a_renamed_folder_moves_its_rows_on_postgres(pg_settings: Settings, library: Path) -> None:
+    import os
+
+    from core.models import File
+    from tests.factories import write_jpeg
+    from twinlens import run_scan
+
+    # Given a folder of pictures and two names of one of them (a hard link), cataloged
+    for i in range(3):
+        write_jpeg(library / "2019" / f"IMG_{i}.jpg", i)
+    os.link(library / "2019" / "IMG_0.jpg", library / "2019" / "IMG_0 link.jpg")
+    run_scan(pg_settings, str(library))
+    engine = engine_for(pg_settings.database_url)
+    with session_scope(engine) as s:
+        before = {os.path.basename(f.path): f.id for f in s.scalars(select(File))}
+    # When the folder is renamed and the library rescanned
+    os.rename(library / "2019", library / "2019 Holiday")
+    report = run_scan(pg_settings, str(library))
+    # Then every row moved with its file, each name to its own row, nothing read again
+    summary = report["job"]["summary"]
+    assert (summary["moved"], summary["missing"], summary["to_read"]) == (4, 0, 0)
+    with session_scope(engine) as s:
+        after = {
+            os.path.basename(f.path): (f.id, f.path, f.status) for f in s.scalars(select(File))
+        }
+    assert {name: row[0] for name, row in after.items()} == before
+    assert all(
+        path == str(library / "2019 Holiday" / name) and status == "present"
+        for name, (_, path, status) in after.items()
+    )
