@@ -59,6 +59,8 @@ def start_scan(body: dict[str, Any], trigger: str = "api") -> Any:
     if raw is None and "path" in body:
         raise ApiError(400, "path must be a folder path; leave it out to scan the whole root")
     if raw is None:
+        if not cfg.library_roots:
+            raise ApiError(400, "no library roots are configured (TWINLENS_LIBRARY_ROOTS)")
         if len(cfg.library_roots) != 1:
             raise ApiError(400, "path is required when more than one library root is configured")
         raw = str(cfg.library_roots[0])

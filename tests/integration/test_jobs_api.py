@@ -66,6 +66,17 @@ def test_with_two_roots_a_scan_must_name_its_path(pg_settings, tmp_path):
     assert _jobs(pg_settings) == []
 
 
+def test_with_no_root_a_scan_says_what_to_configure(pg_settings):
+    cfg = dataclasses.replace(pg_settings, library_roots=())
+    client = api.create_app(
+        "grouping", {"settings": cfg, "broker": RecordingBroker()}
+    ).test_client()
+    r = client.post("/scans", json={}, headers=AUTH)
+    assert r.status_code == 400
+    assert r.get_json()["error"] == "no library roots are configured (TWINLENS_LIBRARY_ROOTS)"
+    assert _jobs(pg_settings) == []
+
+
 def test_an_unknown_job_is_404(client):
     for method in (client.get, client.delete):
         r = method("/jobs/0123456789abcdef0123456789abcdef", headers=AUTH)
