@@ -41,9 +41,15 @@ class FileRecord:
     device: int | None = None
     inode: int | None = None
     # Why the catalog could not read the file whole (zero-byte, truncated, unreadable, a
-    # RAW whose image data is cut short); None for an intact file. A broken file may still
-    # carry a pHash (from an intact embedded preview) and so match its intact copy.
+    # RAW whose image data is cut short), or why its last read failed; None for an intact
+    # file read without trouble. A broken file may still carry a pHash (from an intact
+    # embedded preview) and so match its intact copy.
     error: str | None = None
+    # Reads of the file that failed in a row (an I/O error, a permission, a share that
+    # timed out, a file skipped after it crashed the reader): ``error`` then says why the
+    # last read failed, not what is wrong with the file, and the other facts are those of
+    # the last read that succeeded (core.catalog keeps them).
+    read_failures: int = 0
     # Last modification time (st_mtime_ns) as the catalog saw it; None when unknown. A
     # re-encode is written after its original (the keeper's "oldest_file" rule).
     mtime_ns: int | None = None
@@ -62,6 +68,9 @@ class FileRecord:
 
     @property
     def broken(self) -> bool:
-        """The catalog recorded an error for this file, or it is empty: never the copy
-        to keep nor the cover to show while an intact one exists."""
-        return self.error is not None or self.size == 0
+        """The file is empty, or the catalog read it and found its content at fault
+        (truncated, corrupt, cut short): never the copy to keep nor the cover to show
+        while an intact one exists. A file whose last read failed (``read_failures``:
+        the disk, the share or a permission, not the file) is not broken: it is what
+        its last good read found."""
+        return self.size == 0 or (self.error is not None and not self.read_failures)

@@ -5,11 +5,15 @@ one candidate is the reason recorded; if several remain after all rules, the sma
 path wins ("tie: path"). Unknown values rank last (no dimensions = 0 pixels, no capture
 time = latest, a format not in the preference list after all listed ones).
 
-1. "intact": a copy the catalog read without error. A truncated, unreadable or cut-short
-   copy (a RAW whose image data is missing still matches its twin by its embedded
-   preview's pHash) is never suggested while an intact copy exists, whatever the rules
-   after this one say (a preferred folder holding the broken copy included): trashing
-   the intact file would leave the photographer with the broken one.
+1. "intact": a copy that is not broken (``FileRecord.broken``: empty, or read and found
+   truncated, corrupt or cut short). A broken copy (a RAW whose image data is missing
+   still matches its twin by its embedded preview's pHash) is never suggested while an
+   intact copy exists, whatever the rules after this one say (a preferred folder holding
+   the broken copy included): trashing the intact file would leave the photographer with
+   the broken one. A copy whose last read failed (``read_failures``: an I/O error, a
+   permission, a share that timed out, a file skipped after it crashed the reader) says
+   nothing about its content: it is judged on the facts of its last good read, which the
+   catalog keeps, and one EIO on a rescan does not hand the group to a smaller copy.
 2. "resolution": most pixels. Never suggest trashing the only full-size copy.
 3. "capture_time": a copy that still carries its capture time (then the earliest). An
    EXIF-stripped copy has lost what Immich sorts and places it by.

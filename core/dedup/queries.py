@@ -37,25 +37,27 @@ STATUSES = ("open", "resolved", "dismissed")
 # --- the catalog ---------------------------------------------------------------------------
 
 # Everything the dedup rules (exact, perceptual, keeper, colour check) look at (the
-# modification time last: positions of the others are read in core.dedup.service). Files the
-# catalog marked with an error come too: a broken copy that still has a hash (a RAW cut
-# short keeps its preview's pHash) belongs in its intact twin's group, as the copy that
-# is not kept (the keeper's "intact" rule reads ``error``).
+# columns after ``serial`` last: positions of the others are read in core.dedup.service).
+# Files the catalog marked with an error come too: a broken copy that still has a hash (a
+# RAW cut short keeps its preview's pHash) belongs in its intact twin's group, as the copy
+# that is not kept (the keeper's "intact" rule reads ``error`` and ``read_failures``: a
+# copy whose last read failed is judged on the facts of its last good read).
 _COLUMNS = (
     File.id, File.path, File.kind, File.size, File.format, File.sha256, File.phash,
     File.colour, File.taken_at, File.taken_offset, File.make, File.model, File.width,
     File.height, File.device, File.inode, File.serial, File.error, File.mtime_ns,
+    File.read_failures,
 )  # fmt: skip
 
 
 def record(row: Sequence[Any]) -> FileRecord:
     (fid, path, kind, size, fmt, sha, phash, colour, taken, offset, make, model, w, h,
-     dev, ino, serial, error, mtime_ns) = row  # fmt: skip
+     dev, ino, serial, error, mtime_ns, read_failures) = row  # fmt: skip
     return FileRecord(
         id=fid, path=path, kind=kind, size=size, format=fmt, sha256=sha, phash=phash,
         colour=colour, taken_at=taken, taken_offset=offset, make=make, model=model,
         width=w, height=h, device=dev, inode=ino, serial=serial, error=error,
-        mtime_ns=mtime_ns,
+        mtime_ns=mtime_ns, read_failures=read_failures or 0,
     )  # fmt: skip
 
 

@@ -47,6 +47,7 @@ _RECORD_COLUMNS = (
     File.device,
     File.inode,
     File.error,  # a broken file is never a group's primary while a healthy member exists
+    File.read_failures,  # ... but one whose last read failed is not broken (FileRecord.broken)
 )
 _RECORD_NAMES = tuple(c.key for c in _RECORD_COLUMNS)
 

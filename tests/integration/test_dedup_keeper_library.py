@@ -4,12 +4,14 @@ workers): copies of the shared sample files and Pillow re-encodes of them, scann
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import rawpy
 from PIL import Image, ImageEnhance
 
@@ -39,6 +41,10 @@ def duplicates(report: dict) -> dict[frozenset[str], tuple[str, str, str]]:
         frozenset(m["path"] for m in d["members"]): (d["type"], d["keep"], d["keep_reason"])
         for d in report["duplicates"]
     }
+
+
+def by_path(report: dict) -> dict[str, dict]:
+    return {f["path"]: f for f in report["files"]}
 
 
 def file_groups(report: dict) -> dict[frozenset[str], str]:
@@ -190,3 +196,42 @@ def test_an_edit_of_the_raws_jpeg_in_another_folder_is_no_duplicate_of_the_raw(
         frozenset({"2018/JPG/IMG_0001.JPG", "2018/JPG/IMG_0001-Edit.jpg"}): "edited"
     }
     assert duplicates(report) == {}
+
+
+def test_a_read_that_fails_on_a_rescan_does_not_hand_the_group_to_a_smaller_copy(
+    embedded_settings: Settings, library: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from core.media import inspect
+
+    # Given a full-size photo in the library and a small web copy of it (EXIF kept)
+    taken = datetime(2024, 5, 4, 10, 11, 12)
+    original = write_jpeg(
+        library / "Pictures/IMG_9000.JPG", 9, size=(2400, 1800), taken=taken, make="Canon",
+        model="Canon EOS R6",
+    )  # fmt: skip
+    web = library / "Web/IMG_9000.JPG"
+    web.parent.mkdir()
+    with Image.open(original) as im:
+        im.resize((600, 450)).save(web, "JPEG", quality=85, exif=im.getexif())
+    members = frozenset({"Pictures/IMG_9000.JPG", "Web/IMG_9000.JPG"})
+    first = run_scan(embedded_settings, str(library))
+    assert duplicates(first) == {members: ("perceptual", "Pictures/IMG_9000.JPG", "resolution")}
+    open_regular = inspect.open_regular
+
+    def eio(path: str, *args: object, **kwargs: object) -> object:
+        if path.endswith("Pictures/IMG_9000.JPG"):
+            raise OSError(errno.EIO, "Input/output error", path)
+        return open_regular(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    # When a full rescan fails to read the original once (an I/O error on the share)
+    monkeypatch.setattr(inspect, "open_regular", eio)
+    report = run_scan(embedded_settings, str(library), full=True)
+
+    # Then the read failure is reported on the file, which keeps what was known of it
+    files = by_path(report)
+    assert "input/output error" in files["Pictures/IMG_9000.JPG"]["error"].lower()
+    assert (
+        files["Pictures/IMG_9000.JPG"]["phash"] == by_path(first)["Pictures/IMG_9000.JPG"]["phash"]
+    )
+    # and the full-size original is still the copy to keep: a failed read is no broken file
+    assert duplicates(report) == {members: ("perceptual", "Pictures/IMG_9000.JPG", "resolution")}

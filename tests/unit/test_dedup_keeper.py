@@ -12,7 +12,19 @@ T1 = datetime(2020, 1, 1, 12, 0, 0)
 T2 = datetime(2021, 1, 1, 12, 0, 0)
 
 
-def rec(i, path, *, w=100, h=100, size=1000, fmt="jpeg", kind="image", taken=T1, error=None):
+def rec(
+    i,
+    path,
+    *,
+    w=100,
+    h=100,
+    size=1000,
+    fmt="jpeg",
+    kind="image",
+    taken=T1,
+    error=None,
+    read_failures=0,
+):
     return FileRecord(
         id=i,
         path=path,
@@ -23,6 +35,7 @@ def rec(i, path, *, w=100, h=100, size=1000, fmt="jpeg", kind="image", taken=T1,
         height=h,
         taken_at=taken,
         error=error,
+        read_failures=read_failures,
     )
 
 
@@ -155,6 +168,47 @@ def test_when_every_copy_is_broken_the_usual_rules_decide():
     members = [rec(1, "/a.jpg", error="truncated JPEG"), rec(2, "/keep/b.jpg", error="corrupt")]
     # When the keeper is chosen, then "intact" decides nothing: the preferred folder does
     assert choose_keeper(members, preferred_folders=("/keep",)) == (2, "folder")
+
+
+EIO = "Input/output error"
+
+
+def test_a_copy_whose_last_read_failed_is_judged_on_what_its_last_good_read_found():
+    # Given the library's full-size JPEG, whose read on this rescan failed (an I/O error:
+    # the catalog kept its facts, set the error and counted the failure), and a small web
+    # copy of it read without trouble
+    library = rec(1, "/lib/Pictures/IMG_9000.JPG", w=2400, h=1800, error=EIO, read_failures=1)
+    web = rec(2, "/lib/Web/IMG_9000.JPG", w=600, h=450, size=90)
+    # When the keeper is chosen
+    keeper = choose_keeper([web, library])
+    # Then the full-size copy is still kept, for its pixels, not the small one as "intact"
+    assert keeper == (1, "resolution")
+
+
+@pytest.mark.parametrize(
+    "error, read_failures, broken",
+    [
+        (None, 0, False),
+        ("truncated JPEG: image file is truncated", 0, True),  # the content is at fault
+        (EIO, 1, False),  # the disk, the share or a permission is
+        ("Permission denied", 3, False),
+        ("skipped: the reader crashed on it twice", 1, False),
+    ],
+)
+def test_broken_means_read_and_found_at_fault(error, read_failures, broken):
+    assert rec(1, "/a.jpg", error=error, read_failures=read_failures).broken is broken
+
+
+def test_an_empty_file_is_broken_whatever_its_reads_did():
+    assert rec(1, "/a.jpg", size=0, error=EIO, read_failures=2).broken
+
+
+def test_a_truncated_copy_still_loses_to_one_whose_read_failed():
+    # Given a copy read and found truncated, and one whose last read failed
+    cut = rec(1, "/keep/a.jpg", error="truncated JPEG")
+    unread = rec(2, "/b.jpg", error=EIO, read_failures=1)
+    # When the keeper is chosen, then the truncated one is not kept, even when preferred
+    assert choose_keeper([cut, unread], preferred_folders=("/keep",)) == (2, "intact")
 
 
 def test_a_broken_look_alike_joins_its_intact_twins_group_and_is_not_kept():

@@ -1467,3 +1467,14 @@ def test_a_manual_group_avoids_a_broken_primary_unless_the_user_named_it() -> No
     named = Overrides(forced_together=(ManualGroup(frozenset({jpg.path, raw.path}), jpg.path),))
     (group,) = group_folder([jpg, raw], overrides=named)
     assert group.primary.path == jpg.path
+
+
+def test_a_rendition_whose_last_read_failed_stays_the_primary_of_its_raw_pair() -> None:
+    # Given a RAW and its JPEG, whose read on this rescan failed (an I/O error on the
+    # share: the catalog kept what its last good read found, and counted the failure)
+    raw = rec("IMG_9.CR3", kind="raw", format="raw")
+    jpg = rec("IMG_9.JPG", kind="image", format="jpeg", error="Input/output error", read_failures=1)
+    # When the folder is grouped, then the JPEG is still the cover: it is not broken
+    assert shape(group_folder([raw, jpg])) == {
+        G("raw_jpeg", **{"IMG_9.JPG": "primary", "IMG_9.CR3": "raw"})
+    }
