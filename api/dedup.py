@@ -321,8 +321,8 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "keep_reason": {
                 "type": ["string", "null"],
                 "description": "rule that chose it, in the order they apply: intact "
-                "(the other copies are broken), resolution, capture_time, file_group (the "
-                "copy its RAW, video or sidecar belongs with), folder, format, "
+                "(the other copies are broken), resolution, capture_time, folder, file_group "
+                "(the copy its RAW, video or sidecar belongs with), format, "
                 "oldest_file (written first: not a later re-encode), size, name (not "
                 "named as a copy); 'tie: path' after them",
             },

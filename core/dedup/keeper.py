@@ -17,17 +17,23 @@ time = latest, a format not in the preference list after all listed ones).
 2. "resolution": most pixels. Never suggest trashing the only full-size copy.
 3. "capture_time": a copy that still carries its capture time (then the earliest). An
    EXIF-stripped copy has lost what Immich sorts and places it by.
-4. "file_group": a copy that belongs to a file group (``file_groups``: RAW+JPEG, Live
+4. "folder": the first of TWINLENS_PREFERRED_FOLDERS holding a copy: the user said so,
+   and says it about the whole library (a Takeout export, a backup): no file group in a
+   folder the user did not prefer overrides it.
+5. "file_group": a copy that belongs to a file group (``file_groups``: RAW+JPEG, Live
    Photo, edit, sidecars; core.grouping makes them), most of all one whose group holds a
-   RAW, a video or a sidecar, then the one whose group has more members. Those files
-   belong with that copy by name and folder: keeping a byte copy elsewhere (a
-   ``Backup/`` twin of a RAW+JPEG+XMP shoot, a Google Takeout copy of an iPhone Live
-   Photo's still) and trashing the grouped one breaks the pair, leaves the sidecar
-   describing nothing and the video without its still; in a look-alike group it would
-   trash the stack's cover for a loose copy. It ranks after "capture_time" (never trash
-   the only full-size copy, nor keep a copy that lost its date for a group's sake) and
-   before every rule that only breaks ties between equally good pictures.
-5. "folder": the first of TWINLENS_PREFERRED_FOLDERS holding a copy: the user said so.
+   RAW, a video or a sidecar that is part of the picture (XMP, AAE: edits and ratings),
+   then the one whose group has more such members. Those files belong with that copy by
+   name and folder: keeping a byte copy elsewhere (a ``Backup/`` twin of a RAW+JPEG+XMP
+   shoot) and trashing the grouped one breaks the pair, leaves the sidecar describing
+   nothing and the video without its still; in a look-alike group it would trash the
+   stack's cover for a loose copy. A JSON metadata file (``IMG_1.JPG.json``: what
+   Google Takeout writes beside every photo it exports) binds nothing: it is not counted,
+   so a Takeout photo with its JSON ranks as a loose copy, below the library's JPEG of a
+   RAW+JPEG pair or its Live Photo, and a Takeout still+MOV+JSON no higher than the
+   library's HEIC+MOV. It ranks after "capture_time" (never trash the only full-size
+   copy, nor keep a copy that lost its date for a group's sake) and after "folder", before
+   every rule that only breaks ties between equally good pictures.
 6. "format": TWINLENS_FORMAT_PREFERENCE.
 7. "oldest_file": between files of different sizes, the one written first (its
    modification time), unless their times are within ``MTIME_SLACK_NS``. A re-encode is
@@ -108,18 +114,23 @@ def copy_marks(path: str) -> int:
 
 # Members whose presence makes a file group more than a look-alike pair: trashing the copy
 # they belong with leaves a RAW without its JPEG, a Live Photo video without its still, a
-# sidecar describing nothing.
+# sidecar (XMP, AAE) describing nothing.
 _BOUND_KINDS = frozenset({"raw", "video", "sidecar"})
+# The kind core.dedup.queries.file_group_kinds gives a JSON sidecar (Google Takeout's
+# ``IMG_1.JPG.json``): metadata an export wrote beside every photo, which binds nothing.
+METADATA = "json"
 
 
 def file_group_rank(kinds: Sequence[str] | None) -> tuple[int, int]:
     """Rank (smaller is better) of a copy by the file group it belongs to, given the kinds
     of that group's members (itself included; None or empty: it belongs to none): one that
     holds a RAW, a video or a sidecar first, then any other group, then no group; within
-    a tier, the bigger group first."""
-    if not kinds:
+    a tier, the bigger group first. JSON metadata (``METADATA``) is not counted: a copy
+    whose group is only itself and its JSON ranks as one in no group."""
+    members = [k for k in kinds or () if k != METADATA]
+    if len(members) < 2:
         return (2, 0)
-    return (0 if _BOUND_KINDS.intersection(kinds) else 1, -len(kinds))
+    return (0 if _BOUND_KINDS.intersection(members) else 1, -len(members))
 
 
 def _in_folder(path: str, folder: str) -> bool:
@@ -158,8 +169,8 @@ def choose_keeper(
         ("intact", _best(lambda f: f.broken)),
         ("resolution", _best(lambda f: -f.pixels)),
         ("capture_time", _best(lambda f: (0, f.taken_at) if f.taken_at else latest)),
-        ("file_group", _best(lambda f: file_group_rank(groups.get(f.id)))),
         ("folder", _best(folder_rank)),
+        ("file_group", _best(lambda f: file_group_rank(groups.get(f.id)))),
         ("format", _best(fmt_rank)),
         ("oldest_file", written_first),
         ("size", _best(lambda f: -f.size)),

@@ -8,6 +8,7 @@ in one query), and ``IN`` lists are chunked (at most ``CHUNK`` values per statem
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ from sqlalchemy import and_, func, select, true
 from sqlalchemy.orm import Session
 
 from core.dedup.groups import covers, member_names
+from core.dedup.keeper import METADATA
 from core.filequeries import CHUNK, LookupFile, chunks, lookup_files  # noqa: F401  (lookup re-exported for the API)
 from core.models import (
     DuplicateGroup,
@@ -136,11 +138,15 @@ def file_group_of(session: Session, ids: Iterable[int] | None = None) -> dict[in
 def file_group_kinds(session: Session, group_ids: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """file group id -> the kinds of its members (raw, image, video, sidecar...), sorted:
     what the keeper's "file_group" rule weighs (a copy whose group holds its RAW, its
-    Live Photo video or its sidecar is the one those files belong with)."""
-    q = select(GroupMember.group_id, GroupMember.file_type)
+    Live Photo video or its sidecar is the one those files belong with). A JSON sidecar
+    (Google Takeout's ``IMG_1.JPG.json``) is given the kind ``keeper.METADATA``: it is
+    metadata an export wrote beside the photo, and binds nothing."""
+    q = select(GroupMember.group_id, GroupMember.file_type, GroupMember.file_path)
     found: dict[str, list[str]] = defaultdict(list)
     for chunk in chunks(sorted(set(group_ids))):
-        for gid, kind in session.execute(q.where(GroupMember.group_id.in_(chunk))):
+        for gid, kind, path in session.execute(q.where(GroupMember.group_id.in_(chunk))):
+            if kind == "sidecar" and os.path.splitext(path or "")[1].lower() == ".json":
+                kind = METADATA
             found[gid].append(kind)
     return {gid: tuple(sorted(kinds)) for gid, kinds in found.items()}
 

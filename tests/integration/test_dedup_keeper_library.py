@@ -8,6 +8,7 @@ import errno
 import io
 import os
 import shutil
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -235,3 +236,65 @@ def test_a_read_that_fails_on_a_rescan_does_not_hand_the_group_to_a_smaller_copy
     )
     # and the full-size original is still the copy to keep: a failed read is no broken file
     assert duplicates(report) == {members: ("perceptual", "Pictures/IMG_9000.JPG", "resolution")}
+
+
+TAKEOUT_2019 = "Takeout/Google Photos/Photos from 2019"
+
+
+def test_a_takeout_copy_with_its_json_is_not_kept_over_the_librarys_photo(
+    embedded_settings: Settings, library: Path
+) -> None:
+    # Given a loose photo in the library and its byte copy in a Google Takeout export,
+    # with the JSON Takeout writes beside every photo
+    photo = write_jpeg(
+        library / "Pictures/2019/IMG_5000.JPG", 50, size=(1280, 960),
+        taken=datetime(2019, 6, 1, 9, 0, 0), make="Apple", model="iPhone 8",
+    )  # fmt: skip
+    copy(photo, library / TAKEOUT_2019 / "IMG_5000.JPG")
+    write_bytes(library / TAKEOUT_2019 / "IMG_5000.JPG.json", b'{"title": "IMG_5000.JPG"}')
+    members = frozenset({"Pictures/2019/IMG_5000.JPG", f"{TAKEOUT_2019}/IMG_5000.JPG"})
+
+    # When the library is scanned
+    report = run_scan(embedded_settings, str(library))
+
+    # Then the Takeout photo and its JSON are a sidecar group, which binds nothing: the
+    # library's photo is kept (no rule tells byte copies apart here: the path does)
+    assert file_groups(report) == {
+        frozenset({f"{TAKEOUT_2019}/IMG_5000.JPG", f"{TAKEOUT_2019}/IMG_5000.JPG.json"}): (
+            "sidecar"
+        )
+    }
+    assert duplicates(report) == {members: ("exact", "Pictures/2019/IMG_5000.JPG", "tie: path")}
+
+    # And when the user names the library's folder as the preferred one, that decides
+    preferring = replace(embedded_settings, preferred_folders=(library / "Pictures",))
+    report = run_scan(preferring, str(library), full=True)
+    assert duplicates(report) == {members: ("exact", "Pictures/2019/IMG_5000.JPG", "folder")}
+
+
+def test_a_takeout_live_photo_with_its_json_does_not_outrank_the_librarys_live_photo(
+    embedded_settings: Settings, library: Path, samples: Path
+) -> None:
+    # Given an iPhone Live Photo in the library (HEIC + MOV) and its Takeout copy (the
+    # still, the video and the still's JSON: three members to the library's two)
+    lib = "Pictures/iPhone/2019"
+    heic = copy(samples / "lychee/classic-car.heic", library / lib / "IMG_5001.HEIC")
+    mov = write_bytes(library / lib / "IMG_5001.MOV", os.urandom(30_000))
+    copy(heic, library / TAKEOUT_2019 / "IMG_5001.HEIC")
+    copy(mov, library / TAKEOUT_2019 / "IMG_5001.MOV")
+    write_bytes(library / TAKEOUT_2019 / "IMG_5001.HEIC.json", b'{"title": "IMG_5001.HEIC"}')
+
+    # When the library is scanned
+    report = run_scan(embedded_settings, str(library))
+
+    # Then both are file groups
+    assert set(file_groups(report)) == {
+        frozenset({f"{lib}/IMG_5001.HEIC", f"{lib}/IMG_5001.MOV"}),
+        frozenset({f"{TAKEOUT_2019}/IMG_5001.{x}" for x in ("HEIC", "MOV", "HEIC.json")}),
+    }
+    # and the JSON adds nothing to the Takeout's: "file_group" decides nothing, so that the
+    # library's still and video are kept (byte copies: the path tells them apart)
+    dups = duplicates(report)
+    for name in ("IMG_5001.HEIC", "IMG_5001.MOV"):
+        members = frozenset({f"{lib}/{name}", f"{TAKEOUT_2019}/{name}"})
+        assert dups[members] == ("exact", f"{lib}/{name}", "tie: path")

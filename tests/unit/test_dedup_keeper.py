@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from core.dedup import choose_keeper, format_of
+from core.dedup.keeper import METADATA, file_group_rank
 from core.records import FileRecord
 
 T1 = datetime(2020, 1, 1, 12, 0, 0)
@@ -261,7 +262,7 @@ def test_a_live_photo_still_is_kept_over_its_takeout_copy():
     # Takeout export, which Takeout's JSON makes a sidecar group of its own
     live = rec(1, "/lib/iPhone/2023/IMG_1234.HEIC", fmt="heic")
     takeout = rec(2, "/lib/Takeout/Google Photos/Photos from 2023/IMG_1234.HEIC", fmt="heic")
-    groups = {1: ("image", "sidecar", "video"), 2: ("image", "sidecar")}
+    groups = {1: ("image", "sidecar", "video"), 2: ("image", METADATA)}
     # When the keeper is chosen, then the Live Photo's still is kept ("T" < "i" no more)
     assert choose_keeper([takeout, live], file_groups=groups) == (1, "file_group")
     # and so it is when the Takeout copy stands alone
@@ -286,14 +287,14 @@ def test_a_group_holding_a_raw_video_or_sidecar_beats_a_group_of_pictures_only()
         ([rec(1, "/a/x.jpg", w=200), rec(2, "/b/x.jpg")], (), 1, "resolution"),
         # nor is the copy that kept its capture time
         ([rec(1, "/a/x.jpg"), rec(2, "/b/x.jpg", taken=None)], (), 1, "capture_time"),
-        # a preferred folder holding the loose copy breaks no pair: the group decides first
-        ([rec(1, "/keep/x.jpg"), rec(2, "/b/x.jpg")], ("/keep",), 2, "file_group"),
+        # a preferred folder decides first: the user's word on the whole library
+        ([rec(1, "/keep/x.jpg"), rec(2, "/b/x.jpg")], ("/keep",), 1, "folder"),
         # a better format and a bigger file come after it too
         ([rec(1, "/a/x.heic", fmt="heic"), rec(2, "/b/x.jpg")], (), 2, "file_group"),
         ([rec(1, "/a/x.jpg", size=9000), rec(2, "/b/x.jpg")], (), 2, "file_group"),
     ],
 )
-def test_the_file_group_rule_ranks_after_the_picture_and_before_the_tie_breaks(
+def test_the_file_group_rule_ranks_after_the_picture_and_the_folder_before_the_tie_breaks(
     members, folders, keeper, rule
 ):
     # Given copy 2 belongs to a RAW+JPEG pair and copy 1 to no group
@@ -302,6 +303,64 @@ def test_the_file_group_rule_ranks_after_the_picture_and_before_the_tie_breaks(
         keeper,
         rule,
     )
+
+
+TAKEOUT = "/lib/Takeout/Google Photos/Photos from 2019"
+
+
+def test_a_takeout_photo_with_its_json_is_no_group_over_a_loose_library_copy():
+    # Given a library JPEG in no file group, and its byte copy in a Google Takeout export,
+    # which Takeout's IMG_5000.JPG.json makes a sidecar group of its own
+    library = rec(1, "/lib/Pictures/2019/IMG_5000.JPG")
+    takeout = rec(2, f"{TAKEOUT}/IMG_5000.JPG")
+    groups = {2: ("image", METADATA)}
+    # When the keeper is chosen, then the JSON binds nothing: "file_group" decides nothing
+    assert choose_keeper([takeout, library], file_groups=groups) == (1, "tie: path")
+    # and the user's preferred folder is heard
+    assert choose_keeper(
+        [takeout, library], preferred_folders=("/lib/Pictures",), file_groups=groups
+    ) == (1, "folder")
+
+
+def test_a_preferred_folder_decides_before_a_file_group_elsewhere():
+    # Given the Takeout copy has a group that binds (its Live Photo video came along) and
+    # the library's copy is loose, in the folder the user prefers
+    library = rec(1, "/lib/Pictures/2019/IMG_5000.JPG")
+    takeout = rec(2, f"{TAKEOUT}/IMG_5000.JPG")
+    groups = {2: ("image", METADATA, "video")}
+    # When the keeper is chosen, then the preferred folder decides
+    keeper = choose_keeper(
+        [takeout, library], preferred_folders=("/lib/Pictures",), file_groups=groups
+    )
+    assert keeper == (1, "folder")
+
+
+def test_a_takeout_live_photo_with_its_json_ranks_no_higher_than_the_librarys():
+    # Given the library's Live Photo (HEIC + MOV) and a Takeout copy of it (still, MOV and
+    # the still's JSON: three members), the Takeout path sorting after the library's
+    library = rec(1, "/lib/Apple/2019/IMG_5001.HEIC", fmt="heic")
+    takeout = rec(2, f"{TAKEOUT}/IMG_5001.HEIC", fmt="heic")
+    groups = {1: ("image", "video"), 2: ("image", METADATA, "video")}
+    # When the keeper is chosen, then the JSON adds nothing: the groups tie
+    assert file_group_rank(groups[1]) == file_group_rank(groups[2])
+    assert choose_keeper([takeout, library], file_groups=groups) == (1, "tie: path")
+
+
+@pytest.mark.parametrize(
+    "kinds, rank",
+    [
+        (None, (2, 0)),
+        ((), (2, 0)),
+        (("image", METADATA), (2, 0)),  # a photo and its Takeout JSON: loose
+        (("image", "image"), (1, -2)),  # an edit
+        (("image", "image", METADATA), (1, -2)),
+        (("image", "sidecar"), (0, -2)),  # an XMP or AAE binds
+        (("image", "raw", "sidecar"), (0, -3)),
+        (("image", METADATA, "video"), (0, -2)),
+    ],
+)
+def test_file_group_rank_counts_no_json_metadata(kinds, rank):
+    assert file_group_rank(kinds) == rank
 
 
 def test_a_broken_grouped_copy_is_not_kept_over_an_intact_loose_one():
