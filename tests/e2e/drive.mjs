@@ -24,6 +24,8 @@
 //   node drive.mjs overview-capped BASE_URL SHOT_DIR   a scan that failed more files than the
 //     1,000 the API lists (its count raised on the way to the page)
 //   node drive.mjs no-roots BASE_URL SHOT_DIR   "Scan now" with no library root configured
+//   node drive.mjs step-back BASE_URL SHOT_DIR   the last page's one group decided: the list
+//     steps back a page, the note first on it, with the keyboard
 //   node drive.mjs regroup BASE_URL SHOT_DIR PATH   dissolve the group of PATH, then "Undo
 //     dissolve" in its note
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
@@ -767,6 +769,33 @@ async function paging() {
   await shot("paging-50");
 }
 
+// The last page's only group marked "not duplicates": the page empties, the list steps back
+// a page, and the note (what happened) comes along, first on that page, with the keyboard
+async function stepBack() {
+  await page.goto(`${base}/#/duplicates?page=2`);
+  await waitForDuplicates();
+  const card = page.locator("li.dup").first();
+  const id = await card.getAttribute("data-id");
+  out.before = await page.locator("li.dup").count();
+  await card.getByRole("button", { name: "Not duplicates" }).click();
+  await page.waitForFunction(() => window.location.hash === "#/duplicates" &&
+    document.querySelectorAll("li.dup").length === 20);
+  const first = page.locator("ol.dup-list > li").first();
+  await first.locator(".card-note .notice").waitFor();
+  await page.waitForFunction((want) => document.activeElement?.dataset?.id === want, id)
+    .catch(() => {});
+  out.after = {
+    hash: await page.evaluate(() => window.location.hash),
+    firstId: await first.getAttribute("data-id"),
+    firstClass: await first.getAttribute("class"),
+    note: (await first.locator(".card-note .notice").innerText()).replace(/\s+/g, " "),
+    cards: await page.locator("li.dup").count(),
+    focused: await page.evaluate(() => document.activeElement?.dataset?.id ?? document.activeElement?.tagName),
+  };
+  out.id = id;
+  await shot("step-back");
+}
+
 // Dissolve a group, then put it back together from the note
 async function regroup([path]) {
   await page.goto(`${base}/#/groups`);
@@ -888,6 +917,7 @@ try {
   else if (scenario === "problems-none") await problemsNone();
   else if (scenario === "paging") await paging();
   else if (scenario === "regroup") await regroup(rest);
+  else if (scenario === "step-back") await stepBack();
   else if (scenario === "immich-lazy") await immichLazy(rest);
   else if (scenario === "overview-capped") await overviewCapped();
   else if (scenario === "no-roots") await noRoots();

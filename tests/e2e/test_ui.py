@@ -783,6 +783,39 @@ def test_many_duplicate_groups_are_paged_in_browser(
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
+def test_a_decision_that_empties_the_last_page_keeps_its_note_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+    import twinlens
+
+    # Given 21 pairs of byte copies: page 2 (of 20 a page) holds one group
+    library = tmp_path / "library"
+    for folder in ("card", "backup"):
+        (library / folder).mkdir(parents=True)
+    for i in range(21):
+        name = f"IMG_{i:04d}.JPG"
+        picture(2000 + i, (160, 120)).save(library / "card" / name, "JPEG", quality=80)
+        shutil.copyfile(library / "card" / name, library / "backup" / name)
+    cfg = replace(embedded_settings, immich_url="")
+    assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
+    stack = start(cfg, dist=ui_dist)
+    try:
+        # When that group is marked "not duplicates" on page 2
+        out = _drive("step-back", stack.url)
+    finally:
+        stack.stop()
+
+    # Then the list steps back to page 1, and the note comes along: first on the page, in
+    # the small card left of the group, which has the keyboard
+    assert out["before"] == 1
+    after = out["after"]
+    assert after["hash"] == "#/duplicates" and after["cards"] == 20, after
+    assert after["firstId"] == out["id"] and after["firstClass"] == "dup-gone", after
+    assert after["note"].startswith("Marked IMG_00") and "not duplicates" in after["note"], after
+    assert after["focused"] == out["id"], after
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_a_scan_with_more_failed_files_than_listed_says_so(
     twinlens_ui: tuple[Stack, dict],
 ) -> None:

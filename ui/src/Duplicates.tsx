@@ -5,11 +5,11 @@ import {
   type UndoResult,
 } from "./api";
 import { Dialog } from "./Dialog";
-import { focusCard, focusNear, useEmptyPageStep, useLoad } from "./hooks";
+import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad } from "./hooks";
 import {
-  actionFailure, basename, camera, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
+  actionFailure, basename, camera, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
   dirname, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
-  DUPLICATE_PAGE_SIZES, memberMark, pageAfterResize, pageParam, pageSizeParam, placeNotes,
+  DUPLICATE_PAGE_SIZES, memberMark, notesOf, pageAfterResize, pageParam, pageSizeParam, placeNotes,
   planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
@@ -55,10 +55,11 @@ export function Duplicates({ localMode, params, go }: Props) {
     key: listKey, ids: new Set(),
   });
   const done = decided.key === listKey ? decided.ids : new Set<string>();
-  const [notes, setNotes] = useState<{ key: string; byId: Record<string, Note> }>({
+  // `to`: the page the list stepped back to by itself, where the notes show too
+  const [notes, setNotes] = useState<{ key: string; to?: string; byId: Record<string, Note> }>({
     key: listKey, byId: {},
   });
-  const cardNotes = notes.key === listKey ? notes.byId : {};
+  const cardNotes = notesOf(notes, listKey);
   const [pending, setPending] = useState<Pending | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   // Page-wide actions ("Accept all suggestions") say how they went at the top, by their button
@@ -95,7 +96,17 @@ export function Duplicates({ localMode, params, go }: Props) {
     ((d.status ?? "open") !== "open" ? decidedKeep(d) : null) ??
     pickOf(d) ?? defaultKeep(d) ?? "";
 
-  useEmptyPageStep(list, listKey, page, size, (p) => nav({ page: pageParam(p) }));
+  // The last page emptied (its groups decided): the list steps back, its notes (and their
+  // Undo) first on the page stepped to, the keyboard on the first of them
+  const focusAfterStep = useFocusAfterStep(list, listKey, listRef, shown.find((x) => cardNotes[x.id])?.id);
+  useEmptyPageStep(list, listKey, page, size, (p) => {
+    const to = `${type}|${status}|${p}|${size}`;
+    if (Object.keys(cardNotes).length) {
+      setNotes({ key: listKey, to, byId: carryNotes(cardNotes) });
+      focusAfterStep(to);
+    }
+    nav({ page: pageParam(p) });
+  });
 
   useEffect(() => {
     if (afterBulk.current === 0) return;
@@ -123,7 +134,7 @@ export function Duplicates({ localMode, params, go }: Props) {
   const noteOn = (d: Duplicate, note: Message | null, undo?: Duplicate) => {
     const index = Math.max(0, shown.findIndex((x) => x.id === d.id));
     setNotes((s) => {
-      const byId = { ...(s.key === listKey ? s.byId : {}) };
+      const byId = { ...notesOf(s, listKey) };
       if (note) byId[d.id] = { note, index: byId[d.id]?.index ?? index, dup: d, undo };
       else delete byId[d.id];
       return { key: listKey, byId };

@@ -2,10 +2,10 @@ import { useEffect, useRef, useState } from "react";
 import { CardNote, type Message, Notices } from "./Notices";
 import { api, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
-import { focusCard, useEmptyPageStep, useLoad } from "./hooks";
+import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad } from "./hooks";
 import {
-  actionFailure, basename, canMerge, dirname, formatBytes, formatCount, formatTakenAt,
-  groupPrimary, groupTypeLabel, mergePlan, pageParam, placeNotes, plural, type Regroup,
+  actionFailure, basename, canMerge, carryNotes, dirname, formatBytes, formatCount, formatTakenAt,
+  groupPrimary, groupTypeLabel, mergePlan, notesOf, pageParam, placeNotes, plural, type Regroup,
   regroupNotice, regroupPlan, splitButtons, splitNotice, toggled,
 } from "./logic";
 import { Pager } from "./Pager";
@@ -46,7 +46,6 @@ export function Groups({ localMode, params, go }: Props) {
   const listKey = `${type}|${page}`;
   const list = useLoad(() => api.groups({ type, page, size: PAGE_SIZE }), listKey);
   const nav = (p: Record<string, string>) => go("groups", { type, page: "", ...p });
-  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: pageParam(p) }));
 
   // Picked members per group id, and the groups picked for a merge in the order they were
   // picked (kept across pages: the first one's primary becomes the merged group's).
@@ -56,15 +55,28 @@ export function Groups({ localMode, params, go }: Props) {
   const [busy, setBusy] = useState(false);
   // A merge's failure, said in the merge toolbar (where it was asked for)
   const [mergeError, setMergeError] = useState<Message | null>(null);
-  const [notes, setNotes] = useState<{ key: string; byId: Record<string, Note> }>({
+  // `to`: the page the list stepped back to by itself, where the notes show too
+  const [notes, setNotes] = useState<{ key: string; to?: string; byId: Record<string, Note> }>({
     key: listKey, byId: {},
   });
-  const cardNotes = notes.key === listKey ? notes.byId : {};
+  const cardNotes = notesOf(notes, listKey);
   // The card whose note was just written: focus goes there (the dialog's button is gone)
   const [focusOn, setFocusOn] = useState<string | null>(null);
   const listRef = useRef<HTMLOListElement>(null);
   const items = list.data?.items ?? [];
   const shown = placeNotes(items, Object.entries(cardNotes).map(([id, n]) => ({ id, index: n.index })));
+
+  // The last page emptied (its groups corrected away): the list steps back, its notes
+  // (and their Undo) first on the page stepped to, the keyboard on the first of them
+  const focusAfterStep = useFocusAfterStep(list, listKey, listRef, shown.find((x) => cardNotes[x.id])?.id);
+  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => {
+    const to = `${type}|${p}`;
+    if (Object.keys(cardNotes).length) {
+      setNotes({ key: listKey, to, byId: carryNotes(cardNotes) });
+      focusAfterStep(to);
+    }
+    nav({ page: pageParam(p) });
+  });
 
   useEffect(() => {
     if (focusOn === null) return;

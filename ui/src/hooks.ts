@@ -131,6 +131,24 @@ export function useEmptyPageStep(
   }, [list.loading, total, page, size]);
 }
 
+/** After a step back that carried notes (see `carryNotes`): once the list of the key
+ * stepped to has loaded, the focus goes to the first card with a note (the card that had
+ * it left with the page). `arm(key)` is called when the step is made. */
+export function useFocusAfterStep(
+  list: Loaded<unknown>, key: string, container: RefObject<HTMLElement | null>,
+  first: string | undefined,
+): (to: string) => void {
+  const armed = useRef<string | null>(null);
+  useEffect(() => {
+    if (armed.current !== key || list.loading || list.of !== key) return;
+    armed.current = null;
+    if (first !== undefined) focusCard(container.current, first);
+  });
+  return useCallback((to: string) => {
+    armed.current = to;
+  }, []);
+}
+
 /** Move focus from the card `id` in `container` (its children are the cards, each with
  * `data-id`) to the next card matching `selector`, else the previous one, else the card
  * itself: a card that left the list took the focused button with it, which would leave

@@ -267,6 +267,18 @@ export function placeNotes<T extends { id: string }>(
   return out;
 }
 
+/** Notes carried to the page a list stepped back to by itself (its last page emptied): the
+ * same notes, first on that page, in the order they had. */
+export function carryNotes<N extends { index: number }>(byId: Record<string, N>): Record<string, N> {
+  const order = Object.entries(byId).sort(([, a], [, b]) => a.index - b.index);
+  return Object.fromEntries(order.map(([id, n], i) => [id, { ...n, index: i }]));
+}
+
+/** The notes of a list's `key`: those written on it, or carried to it by a step back. */
+export function notesOf<N>(s: { key: string; to?: string; byId: Record<string, N> }, key: string): Record<string, N> {
+  return s.key === key || s.to === key ? s.byId : {};
+}
+
 /** How long to wait before loading a list again by itself after `e`, in ms, or null: a
  * busy service (503) said how long (Retry-After; 5 s when it did not), at most `max`
  * tries, each wait between 1 s and a minute. */

@@ -1,6 +1,8 @@
 // Paging through long lists: the page size the URL keeps, the pager's first/last steps.
 import { describe, expect, it } from "vitest";
-import { DUPLICATE_PAGE_SIZES, pageAfterResize, pageParam, pageSizeParam, pagerState } from "./logic";
+import {
+  carryNotes, DUPLICATE_PAGE_SIZES, notesOf, pageAfterResize, pageParam, pageSizeParam, pagerState,
+} from "./logic";
 
 describe("the Duplicates page size", () => {
   it("offers up to as many groups as one bulk resolve takes", () => {
@@ -34,5 +36,19 @@ describe("the pager", () => {
   it("leaves the first page out of the URL", () => {
     expect(pageParam(1)).toBe("");
     expect(pageParam(3)).toBe("3");
+  });
+});
+
+describe("notes across a step back (the last page emptied)", () => {
+  it("go first on the page stepped to, in the order they had", () => {
+    const carried = carryNotes({ b: { index: 7, text: "b" }, a: { index: 3, text: "a" } });
+    expect(carried).toEqual({ a: { index: 0, text: "a" }, b: { index: 1, text: "b" } });
+  });
+  it("show on the page they were written on and on the page stepped to, not elsewhere", () => {
+    const s = { key: "|open|3|20", to: "|open|2|20", byId: { x: { index: 0 } } };
+    expect(notesOf(s, "|open|3|20")).toBe(s.byId);
+    expect(notesOf(s, "|open|2|20")).toBe(s.byId);
+    expect(notesOf(s, "|open|1|20")).toEqual({});
+    expect(notesOf({ key: "a", byId: { x: 1 } }, "b")).toEqual({});
   });
 });
