@@ -17,6 +17,8 @@
 //     (in that order), undo the decision on duplicate group UNDO_ID
 //   node drive.mjs problems BASE_URL SHOT_DIR LIBRARY   the Overview's "N files with problems",
 //     the Files with problems page, its folder filter, a folder without any
+//   node drive.mjs problems-bytes BASE_URL SHOT_DIR SHOWN_FOLDER   "only this folder" on a
+//     folder whose name is not UTF-8 (shown as SHOWN_FOLDER, \xNN), then that folder typed
 //   node drive.mjs problems-none BASE_URL SHOT_DIR   that page once every file reads well
 //   node drive.mjs paging BASE_URL SHOT_DIR   many duplicate groups: first/last page, page size
 //   node drive.mjs immich-lazy BASE_URL SHOT_DIR API_KEY   a short window with an API key:
@@ -899,6 +901,35 @@ async function noRoots() {
   await shot("no-roots");
 }
 
+// A folder whose name is not UTF-8: "only this folder", then the folder typed as shown
+async function problemsBytes([shown]) {
+  await page.goto(`${base}/#/problems`);
+  await page.locator("table.problem-list tbody tr").first().waitFor();
+  const row = page.locator("table.problem-list tbody tr").filter({ hasText: "broken.jpg" });
+  await row.getByRole("button", { name: /^Only the files with problems in/ }).click();
+  await problemsShown(shown);
+  const state = async () => ({
+    hash: await page.evaluate(() => window.location.hash),
+    rows: (await problemRows()).map((r) => r.shown),
+    empty: await page.locator(".problems .empty").count(),
+    typed: await page.getByLabel("Folder", { exact: true }).inputValue(),
+  });
+  out.only = await state();
+  // ... and typed as the page shows it, after the whole library again
+  await page.getByRole("button", { name: "Whole library" }).click();
+  await problemsShown("");
+  const folder = page.getByLabel("Folder", { exact: true });
+  await folder.fill(`${shown}/`);
+  await folder.press("Enter");
+  await problemsShown(shown);
+  out.typed = await state();
+  // ... and kept by a reload (the URL holds its bytes)
+  await page.reload();
+  await problemsShown(shown);
+  out.reloaded = await state();
+  await shot("problems-bytes");
+}
+
 async function problemsNone() {
   await page.goto(`${base}/#/overview`);
   const link = page.locator(".problems-link a");
@@ -915,6 +946,7 @@ try {
   if (scenario === "local") await local(rest);
   else if (scenario === "problems") await problems(rest);
   else if (scenario === "problems-none") await problemsNone();
+  else if (scenario === "problems-bytes") await problemsBytes(rest);
   else if (scenario === "paging") await paging();
   else if (scenario === "regroup") await regroup(rest);
   else if (scenario === "step-back") await stepBack();

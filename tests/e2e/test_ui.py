@@ -739,6 +739,38 @@ def test_files_with_problems_in_browser(
         stack.stop()
 
 
+def test_a_folder_whose_name_is_not_utf8_lists_its_problems_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+    import twinlens
+
+    # Given a broken file in a folder whose name has the byte 0xE9 (not UTF-8), and a
+    # picture that reads well elsewhere
+    library = tmp_path / "library"
+    (library / "ok").mkdir(parents=True)
+    picture(7, (160, 120)).save(library / "ok" / "IMG_1.JPG", "JPEG", quality=80)
+    odd = library / "caf\udce9"
+    odd.mkdir()
+    (odd / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    cfg = replace(embedded_settings, immich_url="")
+    assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
+    stack = start(cfg, dist=ui_dist)
+    try:
+        # When "only this folder" is followed from its row, then the folder typed as shown
+        shown = f"{library}/caf\\xe9"
+        out = _drive("problems-bytes", stack.url, shown)
+    finally:
+        stack.stop()
+
+    # Then the folder is asked for as its bytes: its broken file is listed, not "no problem"
+    want = {"rows": [f"{shown}/broken.jpg"], "empty": 0, "typed": shown,
+            "hash": "#/problems?folder=" + requests.utils.quote(f"{library}/", safe="") + "caf%E9"}  # fmt: skip
+    assert out["only"] == want, out["only"]
+    assert out["typed"] == want, out["typed"]
+    assert out["reloaded"] == want, out["reloaded"]
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_many_duplicate_groups_are_paged_in_browser(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:

@@ -5,7 +5,7 @@ import {
   type UndoResult,
 } from "./api";
 import { Dialog } from "./Dialog";
-import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad } from "./hooks";
+import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
 import {
   actionFailure, basename, camera, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
   dirname, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
@@ -17,7 +17,7 @@ import { Thumb } from "./Thumb";
 
 interface Props {
   localMode: boolean;
-  params: URLSearchParams;
+  params: Params;
   go: (page: string, params?: Record<string, string>) => void;
 }
 

@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from "react";
 import { CardNote, type Message, Notices } from "./Notices";
 import { api, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
-import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad } from "./hooks";
+import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
 import {
   actionFailure, basename, canMerge, carryNotes, dirname, formatBytes, formatCount, formatTakenAt,
   groupPrimary, groupTypeLabel, mergePlan, notesOf, pageParam, placeNotes, plural, type Regroup,
@@ -16,7 +16,7 @@ const TYPES = ["raw_jpeg", "live_photo", "edited", "sidecar", "manual"];
 
 interface Props {
   localMode: boolean;
-  params: URLSearchParams;
+  params: Params;
   go: (page: string, params?: Record<string, string>) => void;
 }
 

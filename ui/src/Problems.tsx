@@ -1,6 +1,6 @@
 import { useEffect, useState, type FormEvent } from "react";
 import { api, type FileProblem } from "./api";
-import { useEmptyPageStep, useLoad } from "./hooks";
+import { type Params, useEmptyPageStep, useLoad } from "./hooks";
 import {
   dirname, displayPath, folderFilter, formatBytes, formatCount, humanize, pageParam, parseUtc,
   problemRetryLabel,
@@ -11,7 +11,7 @@ import { Pager } from "./Pager";
 const PAGE_SIZE = 50;
 
 interface Props {
-  params: URLSearchParams;
+  params: Params;
   go: (page: string, params?: Record<string, string>) => void;
 }
 
@@ -28,9 +28,10 @@ export function Problems({ params, go }: Props) {
   const nav = (p: Record<string, string>) => go("problems", { folder, page: "", ...p });
   useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: pageParam(p) }));
 
-  // The folder as typed; the list follows it once submitted (each keystroke is no query)
-  const [typed, setTyped] = useState(folder);
-  useEffect(() => setTyped(folder), [folder]);
+  // The folder as typed; the list follows it once submitted (each keystroke is no query).
+  // Shown as the rows show paths: a byte that is not UTF-8 as \xNN, read back so.
+  const [typed, setTyped] = useState(displayPath(folder));
+  useEffect(() => setTyped(displayPath(folder)), [folder]);
   const apply = (e: FormEvent) => {
     e.preventDefault();
     nav({ folder: folderFilter(typed) });

@@ -380,3 +380,53 @@ export function quotePath(p: string): string | null {
   return out + formEncode(run);
 }
 
+/** A value of a query string back from its bytes, the way the gateway decodes a path
+ * (Python's surrogateescape): what is UTF-8 as its characters, each other byte as a lone
+ * surrogate U+DC80-U+DCFF, which `quotePath` sends back as that byte. `+` is a space. */
+export function unquotePath(q: string): string {
+  const bytes: number[] = [];
+  const utf8 = new TextEncoder();
+  const s = q.replace(/\+/g, " ");
+  for (let i = 0; i < s.length; ) {
+    if (s[i] === "%" && /^[0-9a-fA-F]{2}$/.test(s.slice(i + 1, i + 3))) {
+      bytes.push(parseInt(s.slice(i + 1, i + 3), 16));
+      i += 3;
+    } else {
+      const ch = String.fromCodePoint(s.codePointAt(i)!);
+      bytes.push(...utf8.encode(ch));
+      i += ch.length;
+    }
+  }
+  return decodeSurrogateescape(bytes);
+}
+
+function decodeSurrogateescape(bytes: number[]): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; ) {
+    const b = bytes[i];
+    if (b < 0x80) {
+      out += String.fromCharCode(b);
+      i += 1;
+      continue;
+    }
+    const [n, min, lead] = b >= 0xc2 && b <= 0xdf ? [1, 0x80, b & 0x1f]
+      : b >= 0xe0 && b <= 0xef ? [2, 0x800, b & 0x0f]
+      : b >= 0xf0 && b <= 0xf4 ? [3, 0x10000, b & 0x07] : [0, 0, 0];
+    let cp = lead;
+    let ok = n > 0 && i + n < bytes.length;
+    for (let k = 1; ok && k <= n; k++) {
+      const c = bytes[i + k];
+      if ((c & 0xc0) !== 0x80) ok = false;
+      else cp = (cp << 6) | (c & 0x3f);
+    }
+    if (ok && cp >= min && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff)) {
+      out += String.fromCodePoint(cp);
+      i += n + 1;
+    } else {
+      out += String.fromCharCode(0xdc00 + b);
+      i += 1;
+    }
+  }
+  return out;
+}
+

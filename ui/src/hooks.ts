@@ -1,15 +1,44 @@
 import { useCallback, useEffect, useRef, useState, type RefObject } from "react";
+import { quotePath, unquotePath } from "./api";
 import { pageToShow, retryDelay } from "./logic";
+
+/** A route's parameters. Not URLSearchParams: that turns a name's byte that is not UTF-8
+ * (a lone surrogate, see `quotePath`) into U+FFFD, and a folder so named into another. */
+export interface Params {
+  get(name: string): string | null;
+}
 
 export interface Route {
   page: string;
-  params: URLSearchParams;
+  params: Params;
+}
+
+/** The parameters of a query string, each decoded from its bytes (`unquotePath`); the
+ * first of a repeated name counts. */
+export function parseQuery(qs: string): Params {
+  const values = new Map<string, string>();
+  for (const part of qs.split("&")) {
+    if (!part) continue;
+    const at = part.indexOf("=");
+    const k = unquotePath(at < 0 ? part : part.slice(0, at));
+    if (!values.has(k)) values.set(k, at < 0 ? "" : unquotePath(part.slice(at + 1)));
+  }
+  return { get: (name) => values.get(name) ?? null };
+}
+
+/** A query string of `params` (empty values left out), each value as its bytes
+ * (`quotePath`), which `parseQuery` reads back as it was. */
+export function hashQuery(params: Record<string, string>): string {
+  const form = (s: string) => new URLSearchParams({ v: s }).toString().slice(2);
+  return Object.entries(params).filter(([, v]) => v !== "")
+    .map(([k, v]) => `${form(k)}=${quotePath(v) ?? form(v)}`).join("&");
 }
 
 function parseHash(): Route {
   const raw = window.location.hash.replace(/^#\/?/, "");
-  const [page, qs] = raw.split("?", 2);
-  return { page: page || "overview", params: new URLSearchParams(qs ?? "") };
+  const at = raw.indexOf("?");
+  const [page, qs] = at < 0 ? [raw, ""] : [raw.slice(0, at), raw.slice(at + 1)];
+  return { page: page || "overview", params: parseQuery(qs) };
 }
 
 /** Hash routes (#/duplicates?type=exact&page=2): static hosting needs no fallback rules and
@@ -22,7 +51,7 @@ export function useHashRoute(): [Route, (page: string, params?: Record<string, s
     return () => window.removeEventListener("hashchange", on);
   }, []);
   const go = useCallback((page: string, params: Record<string, string> = {}) => {
-    const q = new URLSearchParams(Object.entries(params).filter(([, v]) => v !== "")).toString();
+    const q = hashQuery(params);
     window.location.hash = `#/${page}${q ? `?${q}` : ""}`;
   }, []);
   return [route, go];

@@ -516,10 +516,23 @@ export function problemRetryLabel(retried: boolean): string {
     : "read again once the file changes, or by a full rescan";
 }
 
-/** The folder filter as typed: trimmed, without a trailing slash (the root "/" stays). */
+/** The folder filter as typed: trimmed, without a trailing slash (the root "/" stays);
+ * escapes as `displayPath` shows them read back (\xNN from \x80 up: a byte that is not
+ * UTF-8, as the page and the CLI show it). */
 export function folderFilter(typed: string): string {
   const t = typed.trim();
-  return t.length > 1 ? t.replace(/\/+$/, "") || "/" : t;
+  return unescapePath(t.length > 1 ? t.replace(/\/+$/, "") || "/" : t);
+}
+
+/** A path as `displayPath` shows it, back to what it is: \xNN from \x80 up a byte that
+ * is not UTF-8 (a lone surrogate, see `quotePath`), a lower one that character; \uNNNN
+ * that character. */
+export function unescapePath(shown: string): string {
+  return shown.replace(/\\x([0-9a-fA-F]{2})|\\u([0-9a-fA-F]{4})/g, (_, x?: string, u?: string) => {
+    if (u) return String.fromCharCode(parseInt(u, 16));
+    const b = parseInt(x!, 16);
+    return String.fromCharCode(b >= 0x80 ? 0xdc00 + b : b);
+  });
 }
 
 /** The Overview's link to the Files with problems page. */

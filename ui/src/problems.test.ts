@@ -58,3 +58,27 @@ describe("the folder filter", () => {
     expect(filesQuery({ path_prefix: "/photos/\ud800", page: 1 })).toBeNull();
   });
 });
+
+describe("a folder in the URL", () => {
+  it("is kept as its bytes: a name that is not UTF-8 comes back as it was", async () => {
+    const { hashQuery, parseQuery } = await import("./hooks");
+    const folder = "/photos/caf\udce9/été 1+1";
+    const q = hashQuery({ folder, page: "2", empty: "" });
+    expect(q).toBe("folder=%2Fphotos%2Fcaf%E9%2F%C3%A9t%C3%A9+1%2B1&page=2");
+    expect(parseQuery(q).get("folder")).toBe(folder);
+    expect(parseQuery(q).get("page")).toBe("2");
+    expect(parseQuery(q).get("empty")).toBeNull();
+  });
+  it("reads bytes as Python's surrogateescape does", async () => {
+    const { unquotePath } = await import("./api");
+    expect(unquotePath("%E9t%C3%A9")).toBe("\udce9té");
+    expect(unquotePath("%E2%82")).toBe("\udce2\udc82"); // cut short
+    expect(unquotePath("%ED%A0%80")).toBe("\udced\udca0\udc80"); // an encoded surrogate
+    expect(unquotePath("%F0%9F%93%B7 a+b%zz")).toBe("📷 a b%zz");
+  });
+  it("may be typed as shown, a byte that is not UTF-8 as \\xNN", () => {
+    expect(folderFilter(" /photos/caf\\xe9/ ")).toBe("/photos/caf\udce9");
+    expect(folderFilter("/p/a\\x0ab")).toBe("/p/a\nb");
+    expect(folderFilter("/p/\\u202egpj")).toBe("/p/\u202egpj");
+  });
+});
