@@ -26,11 +26,14 @@
 //   node drive.mjs overview-capped BASE_URL SHOT_DIR   a scan that failed more files than the
 //     1,000 the API lists (its count raised on the way to the page)
 //   node drive.mjs no-roots BASE_URL SHOT_DIR   "Scan now" with no library root configured
+//   node drive.mjs regroup-gone BASE_URL SHOT_DIR PATH GONE   dissolve the group of PATH,
+//     delete its file GONE and rescan, then "Undo dissolve": refused, the rest put back
 //   node drive.mjs step-back BASE_URL SHOT_DIR   the last page's one group decided: the list
 //     steps back a page, the note first on it, with the keyboard
 //   node drive.mjs regroup BASE_URL SHOT_DIR PATH   dissolve the group of PATH, then "Undo
 //     dissolve" in its note
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
+import { unlinkSync } from "node:fs";
 import { chromium } from "playwright-core";
 
 const [scenario, base, shotDir = "/tmp", ...rest] = process.argv.slice(2);
@@ -771,6 +774,49 @@ async function paging() {
   await shot("paging-50");
 }
 
+// Dissolve a group, delete one of its files and rescan: "Undo dissolve" cannot merge a file
+// that is gone; its refusal is said, and the other files can be put back together
+async function regroupGone([path, gone]) {
+  await page.goto(`${base}/#/groups`);
+  await waitForGroups();
+  const grp = groupOf(path);
+  const id = await grp.getAttribute("data-id");
+  await grp.getByRole("button", { name: "Dissolve group" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByRole("button", { name: "Dissolve group" }).click();
+  await dialog.waitFor({ state: "hidden" });
+  const note = page.locator(`ol.group-list > li[data-id="${id}"] .card-note .notice`);
+  await note.getByRole("button", { name: "Undo dissolve" }).waitFor();
+  // A rescan finds the file gone
+  unlinkSync(gone);
+  out.rescan = await page.evaluate(async () => {
+    const r = await fetch("/api/twinlens/jobs", {
+      method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: "{}",
+    });
+    const ids = new Set((await r.json()).jobs.map((j) => j.id));
+    for (let i = 0; i < 200; i++) {
+      const jobs = (await (await fetch("/api/twinlens/jobs")).json()).items.filter((j) => ids.has(j.id));
+      if (jobs.every((j) => j.state !== "queued" && j.state !== "running")) return jobs.map((j) => j.state);
+      await new Promise((ok) => setTimeout(ok, 300));
+    }
+    return "timeout";
+  });
+  await note.getByRole("button", { name: "Undo dissolve" }).click();
+  const again = note.getByRole("button", { name: /^Put back the other/ });
+  await again.waitFor();
+  out.refused = (await note.innerText()).replace(/\s+/g, " ");
+  out.refusedRole = await note.getAttribute("role");
+  out.again = await again.innerText();
+  await shot("regroup-gone");
+  await again.click();
+  const merged = page.locator('li.grp[data-type="manual"]').filter({ has: page.locator(`tr[data-path="${path}"]`) });
+  await merged.waitFor();
+  out.regrouped = (await merged.locator(".card-note .notice").innerText()).replace(/\s+/g, " ");
+  out.after = (await filesOfGroups()).find((g) => g.paths.includes(path));
+  out.primary = await merged.locator("tr.primary").getAttribute("data-path");
+}
+
 // The last page's only group marked "not duplicates": the page empties, the list steps back
 // a page, and the note (what happened) comes along, first on that page, with the keyboard
 async function stepBack() {
@@ -949,6 +995,7 @@ try {
   else if (scenario === "problems-bytes") await problemsBytes(rest);
   else if (scenario === "paging") await paging();
   else if (scenario === "regroup") await regroup(rest);
+  else if (scenario === "regroup-gone") await regroupGone(rest);
   else if (scenario === "step-back") await stepBack();
   else if (scenario === "immich-lazy") await immichLazy(rest);
   else if (scenario === "overview-capped") await overviewCapped();

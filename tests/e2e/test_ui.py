@@ -357,6 +357,31 @@ def test_a_dissolved_group_is_put_back_together_in_browser(
     assert now[jpeg]["primary"] == jpeg
 
 
+def test_undo_dissolve_after_a_rescan_found_a_file_gone_in_browser(
+    twinlens_ui: tuple[Stack, dict],
+) -> None:
+    stack, expected = twinlens_ui
+    g102 = expected["group_102"]  # IMG_102.JPG and its two sidecars
+    jpeg = next(p for p in g102 if p.endswith(".JPG"))
+    gone = next(p for p in g102 if p.endswith("IMG_102.xmp"))
+
+    # When the group of IMG_102.JPG is dissolved, a rescan finds one of its sidecars
+    # deleted, and the user chooses "Undo dissolve"
+    out = _drive("regroup-gone", stack.url, jpeg, gone)
+
+    # Then the gateway's refusal is said (not "the list changed"), and the other two files
+    # are offered to be put back
+    assert out["rescan"] and set(out["rescan"]) == {"done"}, out["rescan"]
+    assert out["refused"].startswith(f"'{gone}' is not a cataloged file"), out["refused"]
+    assert "The other 2 files can still be put back together." in out["refused"], out["refused"]
+    assert out["again"] == "Put back the other 2 files"
+    # ... which makes them one manual group, the JPEG still its primary
+    assert out["regrouped"].startswith("Put the group of IMG_102.JPG back together: 2 files")
+    assert sorted(out["after"]["paths"]) == sorted(set(g102) - {gone})
+    assert out["primary"] == jpeg
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     stack, immich, key = immich_ui["stack"], immich_ui["immich"], immich_ui["key"]
     exact, assets = immich_ui["expected"]["exact"], immich_ui["assets"]

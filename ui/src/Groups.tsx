@@ -1,12 +1,13 @@
 import { useEffect, useRef, useState } from "react";
 import { CardNote, type Message, Notices } from "./Notices";
-import { api, type FileGroup, type GroupMember } from "./api";
+import { api, ApiError, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
 import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
 import {
   actionFailure, basename, canMerge, carryNotes, dirname, formatBytes, formatCount, formatTakenAt,
   groupPrimary, groupTypeLabel, mergePlan, notesOf, pageParam, placeNotes, plural, type Regroup,
-  regroupNotice, regroupPlan, splitButtons, splitNotice, toggled,
+  regroupNotice, regroupPlan, regroupWithout, splitButtons, splitNotice, toggled,
+  uncatalogedFile,
 } from "./logic";
 import { Pager } from "./Pager";
 import { Thumb } from "./Thumb";
@@ -106,8 +107,21 @@ export function Groups({ localMode, params, go }: Props) {
       setPicked({});
       setForMerge([]);
     } catch (e) {
-      // The Undo stays offered: a failure may be passing (a scan's grouping won a race)
-      noteOn(from, { text: actionFailure(e).text, error: true }, index, r);
+      const gone = e instanceof ApiError && e.status === 404 ? uncatalogedFile(e.message) : null;
+      if (gone !== null && r.paths.includes(gone)) {
+        // A rescan found one of its files moved or deleted: a merge of all of them can never
+        // work again. Said in the gateway's words; what is left can still go back together.
+        const rest = regroupWithout(r, gone);
+        noteOn(from, {
+          text: `${e instanceof Error ? e.message : String(e)} (a scan found it moved or deleted). ` +
+            (rest ? `The other ${plural(rest.paths.length, "file")} can still be put back together.`
+                  : "Fewer than two of its files are left: there is no group to put back."),
+          error: true,
+        }, index, rest ?? undefined);
+      } else {
+        // The Undo stays offered: a failure may be passing (a scan's grouping won a race)
+        noteOn(from, { text: actionFailure(e).text, error: true }, index, r);
+      }
       setFocusOn(from.id);
     } finally {
       setBusy(false);
@@ -350,7 +364,8 @@ function GroupRow({
             <button type="button" className="note-action" onClick={() => onRegroup(regroup)}
                     disabled={busy}
                     title={`Merge its ${regroup.paths.length} files back into one manual group`}>
-              {regroup.kind === "dissolve" ? "Undo dissolve" : "Undo split"}
+              {regroup.missing?.length ? `Put back the other ${plural(regroup.paths.length, "file")}`
+                : regroup.kind === "dissolve" ? "Undo dissolve" : "Undo split"}
             </button>
           </>
         )}

@@ -1,7 +1,7 @@
 // Putting a dissolved (or split) group back together: what "Undo" merges and says.
 import { describe, expect, it } from "vitest";
 import type { FileGroup } from "./api";
-import { regroupNotice, regroupPlan } from "./logic";
+import { regroupNotice, regroupPlan, regroupWithout, uncatalogedFile } from "./logic";
 
 const group = (paths: string[], primary?: string): FileGroup => ({
   id: "g1", type: "sidecar", primary,
@@ -25,5 +25,23 @@ describe("undoing a dissolve or a split", () => {
     expect(regroupNotice(r, group(["/p/IMG_1.JPG", "/p/IMG_1.xmp"]))).toBe(
       "Put the group of IMG_1.JPG back together: 2 files in one manual group " +
       "(primary IMG_1.JPG). Later scans keep it.");
+  });
+});
+
+describe("undoing when a rescan moved or deleted one of the files", () => {
+  it("reads the file from the grouping API's refusal (Python's repr of its path)", () => {
+    expect(uncatalogedFile("'/p/IMG_1.xmp' is not a cataloged file")).toBe("/p/IMG_1.xmp");
+    expect(uncatalogedFile("\"/p/it's.jpg\" is not a cataloged file")).toBe("/p/it's.jpg");
+    expect(uncatalogedFile("'/p/caf\\udce9\\\\x\\n.jpg' is not a cataloged file"))
+      .toBe("/p/caf\udce9\\x\n.jpg");
+    expect(uncatalogedFile("no group 12")).toBeNull();
+  });
+  it("offers the files left, the primary staying primary while it is one of them", () => {
+    const r = regroupPlan(group(["/p/a.JPG", "/p/a.xmp", "/p/a.JPG.xmp"], "/p/a.JPG"), "dissolve")!;
+    expect(regroupWithout(r, "/p/a.xmp")).toEqual({
+      ...r, paths: ["/p/a.JPG", "/p/a.JPG.xmp"], missing: ["/p/a.xmp"],
+    });
+    expect(regroupWithout(r, "/p/a.JPG")?.primary).toBeNull();
+    expect(regroupWithout(regroupWithout(r, "/p/a.xmp")!, "/p/a.JPG")).toBeNull();
   });
 });

@@ -589,6 +589,8 @@ export interface Regroup {
   name: string;
   /** The correction it undoes */
   kind: "split" | "dissolve";
+  /** Files of the group a scan has since moved or deleted, left out of `paths` */
+  missing?: string[];
 }
 
 export function regroupPlan(
@@ -598,6 +600,29 @@ export function regroupPlan(
   if (paths.length < 2) return null; // a merge needs two files
   const primary = groupPrimary(g);
   return { paths, primary, name: primary ? basename(primary) : g.id, kind };
+}
+
+/** The file a merge refused as "'…' is not a cataloged file" (moved or deleted by a rescan):
+ * the path inside Python's repr of it, which the grouping API says; null for another answer. */
+export function uncatalogedFile(message: string): string | null {
+  const m = /^(['"])(.*)\1 is not a cataloged file$/s.exec(message);
+  if (!m) return null;
+  return m[2].replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|[\\'"abfnrtv])/g, (_, e: string) => {
+    if (/^[xuU]/.test(e)) return String.fromCodePoint(parseInt(e.slice(1), 16));
+    return ({ a: "\x07", b: "\b", f: "\f", n: "\n", r: "\r", t: "\t", v: "\v" } as Record<string, string>)[e] ?? e;
+  });
+}
+
+/** After the merge of `r` was refused because `gone` is no longer cataloged: what is left
+ * to put back (the primary staying primary if it is still there), or null when fewer than
+ * two files are (a merge needs two). */
+export function regroupWithout(r: Regroup, gone: string): Regroup | null {
+  const paths = r.paths.filter((p) => p !== gone);
+  if (paths.length < 2) return null;
+  return {
+    ...r, paths, primary: r.primary === gone ? null : r.primary,
+    missing: [...(r.missing ?? []), gone],
+  };
 }
 
 /** The note after the group was put back together. */
