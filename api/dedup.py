@@ -323,7 +323,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                 "description": "rule that chose it, in the order they apply: intact "
                 "(the other copies are broken), resolution, capture_time, folder, file_group "
                 "(the copy its RAW, video or sidecar belongs with), format, "
-                "oldest_file (written first: not a later re-encode), size, name (not "
+                "jpeg_quality (the JPEG encoded at the higher quality), size, name (not "
                 "named as a copy); 'tie: path' after them",
             },
             "reclaimable_bytes": {"type": "integer"},

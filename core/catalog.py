@@ -947,6 +947,7 @@ def _row_values(
         height=facts.height,
         orientation=facts.orientation,
         content_id=_clip(facts.content_id),
+        jpeg_quality=facts.jpeg_quality,
         error=facts.error,
         read_failures=int(facts.read_failed),
         warning=facts.warning,

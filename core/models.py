@@ -73,6 +73,10 @@ class File(Base):
     height: Mapped[int | None] = mapped_column(Integer)
     orientation: Mapped[int | None] = mapped_column(Integer)
     content_id: Mapped[str | None] = mapped_column(String(128))
+    # A JPEG's quality (1-100, libjpeg's scale) estimated from its luminance quantisation
+    # table (core.media.decode.jpeg_quality); None for other files and rows read before
+    # it was stored. The keeper's "jpeg_quality" rule compares it.
+    jpeg_quality: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Message)
     warning: Mapped[str | None] = mapped_column(Message)
     # Reads of the file that failed in a row (a permission, an I/O error, a share that

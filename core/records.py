@@ -50,9 +50,9 @@ class FileRecord:
     # last read failed, not what is wrong with the file, and the other facts are those of
     # the last read that succeeded (core.catalog keeps them).
     read_failures: int = 0
-    # Last modification time (st_mtime_ns) as the catalog saw it; None when unknown. A
-    # re-encode is written after its original (the keeper's "oldest_file" rule).
-    mtime_ns: int | None = None
+    # A JPEG's quality (1-100, libjpeg's scale) estimated from its quantisation tables;
+    # None for other formats and for rows cataloged before it was stored.
+    jpeg_quality: int | None = None
 
     @property
     def folder(self) -> str:

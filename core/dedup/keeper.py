@@ -35,20 +35,18 @@ time = latest, a format not in the preference list after all listed ones).
    copy, nor keep a copy that lost its date for a group's sake) and after "folder", before
    every rule that only breaks ties between equally good pictures.
 6. "format": TWINLENS_FORMAT_PREFERENCE.
-7. "oldest_file": between files of different sizes, the one written first (its
-   modification time), unless their times are within ``MTIME_SLACK_NS``. A re-encode is
-   written after its original, so this keeps the camera's JPEG over a same-size re-save
-   that kept its EXIF (Pillow at quality 90 makes a 945 KB Samsung JPEG 1.19 MB: same
-   pixels, same capture time, and "size" alone trashed the original). Bytes would compare
-   quality only between files of one encoder at comparable settings (equal quantisation
-   tables); the catalog stores no quality estimate, so the order in which the files were
-   written is the evidence there is. Byte copies (one size) are left to the rules after
-   it: their times say when a copy was made, not which copy matters (a ``cp`` without
-   ``-p`` makes the copy newer, a restore from a backup the original newer), and "name"
-   says that better. Where the times carry no order (a library copied with plain ``cp
-   -r``, files written within the slack), "size" decides as before. The price: a copy
-   whose metadata a tool later rewrote in place (keywords written into the JPEG) is
-   newer than its untouched twin, which is then kept; its pixels are the same.
+7. "jpeg_quality": the JPEG encoded at the higher quality, when both copies' qualities are
+   known (``jpeg_quality``: estimated from the quantisation tables at catalog time) and
+   differ by more than ``QUALITY_SLACK``: a Q100 re-export of a shot is kept over the
+   Q60 export of it made years before (whatever the dates: exiftool and Takeout helpers
+   set a file's mtime to its capture time), and a bigger Q82 re-save with full-resolution
+   chroma (4:4:4) is not kept over the camera's Q85 original. A copy whose metadata a tool
+   rewrote in place (keywords written into the JPEG) has the same tables: this rule ties
+   and "size" keeps it over its untouched twin. Where a quality is unknown (rows
+   cataloged before it was stored, formats other than JPEG) the rule ties too, and the
+   size decides as before. What it cannot see: a re-encode at a finer quality than its
+   source (a Pillow Q90 re-save of a phone's Q85 JPEG) is no better than the source but
+   has the higher quality, and is kept.
 8. "size": the bigger file. Bytes compare quality only within one format and one
    encoder: a PNG conversion of a JPEG is several times bigger and no better, a JPEG
    export of a HEIC is bigger and loses its HDR; ranked earlier, size left the rules
@@ -70,9 +68,9 @@ from typing import Any
 from core.records import FileRecord
 
 DEFAULT_FORMAT_PREFERENCE: tuple[str, ...] = ("raw", "heic", "jpeg", "png", "tiff", "webp")
-# Modification times this close are "written together" for the "oldest_file" rule: FAT and
-# exFAT store them to 2 s, and a copy between file systems may round them.
-MTIME_SLACK_NS = 2_000_000_000
+# JPEG qualities this close are one quality for the "jpeg_quality" rule: the estimate of a
+# table libjpeg did not make is approximate.
+QUALITY_SLACK = 2
 
 _ALIASES = {
     "jpg": "jpeg",
@@ -172,7 +170,7 @@ def choose_keeper(
         ("folder", _best(folder_rank)),
         ("file_group", _best(lambda f: file_group_rank(groups.get(f.id)))),
         ("format", _best(fmt_rank)),
-        ("oldest_file", written_first),
+        ("jpeg_quality", best_jpeg_quality),
         ("size", _best(lambda f: -f.size)),
         ("name", _best(lambda f: copy_marks(f.path))),
     )
@@ -197,14 +195,12 @@ def _best(key: Callable[[FileRecord], Any]) -> Callable[[list[FileRecord]], list
     return narrow
 
 
-def written_first(cands: list[FileRecord]) -> list[FileRecord]:
-    """The "oldest_file" rule: among files of different sizes, those written within
-    ``MTIME_SLACK_NS`` of the first one written (an unknown time ranks last). Files of
-    one size (byte copies) are all kept: the rules after it decide."""
-    if len({c.size for c in cands}) < 2:
+def best_jpeg_quality(cands: list[FileRecord]) -> list[FileRecord]:
+    """The "jpeg_quality" rule: leaves out every copy whose known quality is more than
+    ``QUALITY_SLACK`` below the best known one; copies of unknown quality stay (nothing
+    says they are worse), and with fewer than two qualities known it leaves them all."""
+    known = [c.jpeg_quality for c in cands if c.jpeg_quality is not None]
+    if len(known) < 2:
         return cands
-    known = [c.mtime_ns for c in cands if c.mtime_ns is not None]
-    if not known:
-        return cands
-    first = min(known)
-    return [c for c in cands if c.mtime_ns is not None and c.mtime_ns - first <= MTIME_SLACK_NS]
+    best = max(known)
+    return [c for c in cands if c.jpeg_quality is None or best - c.jpeg_quality <= QUALITY_SLACK]

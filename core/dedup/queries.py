@@ -47,19 +47,19 @@ STATUSES = ("open", "resolved", "dismissed")
 _COLUMNS = (
     File.id, File.path, File.kind, File.size, File.format, File.sha256, File.phash,
     File.colour, File.taken_at, File.taken_offset, File.make, File.model, File.width,
-    File.height, File.device, File.inode, File.serial, File.error, File.mtime_ns,
-    File.read_failures,
+    File.height, File.device, File.inode, File.serial, File.error, File.read_failures,
+    File.jpeg_quality,
 )  # fmt: skip
 
 
 def record(row: Sequence[Any]) -> FileRecord:
     (fid, path, kind, size, fmt, sha, phash, colour, taken, offset, make, model, w, h,
-     dev, ino, serial, error, mtime_ns, read_failures) = row  # fmt: skip
+     dev, ino, serial, error, read_failures, jpeg_quality) = row  # fmt: skip
     return FileRecord(
         id=fid, path=path, kind=kind, size=size, format=fmt, sha256=sha, phash=phash,
         colour=colour, taken_at=taken, taken_offset=offset, make=make, model=model,
         width=w, height=h, device=dev, inode=ino, serial=serial, error=error,
-        mtime_ns=mtime_ns, read_failures=read_failures or 0,
+        read_failures=read_failures or 0, jpeg_quality=jpeg_quality,
     )  # fmt: skip
 
 

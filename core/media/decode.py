@@ -94,6 +94,7 @@ class Decoded:
     height: int
     facts: ExifFacts
     source: str  # "draft", "full", "preview", "half-size"
+    jpeg_quality: int | None = None  # a JPEG's estimated quality (``jpeg_quality``)
 
 
 class _Whole:
@@ -159,6 +160,7 @@ def open_image(
         width, height = img.size
         check_pixels(width, height, max_pixels)
         facts = facts_from_image(img)
+        quality = jpeg_quality(img)
         source = "full"
         if img.format == "JPEG":
             img.draft(mode, target)
@@ -174,7 +176,61 @@ def open_image(
         # reader (Pillow 11.3+, used when it has AVIF) does not: it states them as the
         # EXIF orientation, to be applied like a JPEG's.
         orientation = 1
-    return Decoded(_to_hashable(img), orientation, width, height, facts, source)
+    return Decoded(_to_hashable(img), orientation, width, height, facts, source, quality)
+
+
+# --- JPEG quality ----------------------------------------------------------------------
+
+# The IJG's example luminance quantisation table (natural order): what libjpeg's quality
+# setting scales (jpeg_set_quality), and so what Pillow, ImageMagick, GIMP and most other
+# software write.
+_IJG_LUMINANCE = (
+    16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55,
+    14, 13, 16, 24, 40, 57, 69, 56, 14, 17, 22, 29, 51, 87, 80, 62,
+    18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113, 92,
+    49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99,
+)  # fmt: skip
+
+
+def _ijg_scale(quality: int) -> int:
+    """libjpeg's jpeg_quality_scaling: the percentage the base table is scaled by."""
+    return 5000 // quality if quality < 50 else 200 - 2 * quality
+
+
+# Every table libjpeg makes at qualities 1-100 (baseline: entries 1..255) -> the quality.
+_IJG_TABLES = {
+    tuple(min(max((b * _ijg_scale(q) + 50) // 100, 1), 255) for b in _IJG_LUMINANCE): q
+    for q in range(1, 101)
+}
+
+
+def jpeg_quality(img: Image.Image) -> int | None:
+    """Estimated quality (1-100, libjpeg's scale) of an opened JPEG, from the quantisation
+    table of its first (luminance) component; None for anything else.
+
+    A table libjpeg made at some quality gives exactly that quality. Any other (a
+    camera's, Photoshop's) is compared with the IJG base table as libjpeg scales it: the
+    mean of its 64 coefficients' ratios to the base ones is the scaling percentage S, and
+    the quality that scales by S is 100 - S/2 (S <= 100) or 5000/S. A camera that
+    quantises coarser at low frequencies and finer at high ones than libjpeg would gets
+    the quality of its average coarseness."""
+    tables = getattr(img, "quantization", None)
+    if not tables or not isinstance(tables, dict):
+        return None
+    try:
+        layer = getattr(img, "layer", None)
+        table = tables.get(layer[0][3]) if layer else None
+        values = tuple(int(v) for v in (table if table is not None else tables.get(0) or ()))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if len(values) != 64 or min(values) < 1:
+        return None
+    exact = _IJG_TABLES.get(values)
+    if exact is not None:
+        return exact
+    scale = sum(100 * v / b for v, b in zip(values, _IJG_LUMINANCE, strict=True)) / 64
+    estimate = 5000 / scale if scale > 100 else 100 - scale / 2
+    return min(100, max(1, round(estimate)))
 
 
 # --- RAW ---------------------------------------------------------------------------

@@ -96,6 +96,7 @@ class FileFacts:
     height: int | None = None
     orientation: int | None = None
     content_id: str | None = None
+    jpeg_quality: int | None = None  # a JPEG's estimated quality (decode.jpeg_quality)
     bytes_read: int = 0
     error: str | None = None
     warning: str | None = None
@@ -304,6 +305,7 @@ def _inspect_image(data: bytes, fmt: str | None, facts: FileFacts, max_pixels: i
     facts.phash = phash_of(decoded.image, decoded.orientation).hex()
     facts.colour = colour_signature(decoded.image, decoded.orientation)
     facts.width, facts.height = decoded.width, decoded.height
+    facts.jpeg_quality = decoded.jpeg_quality
     facts._take(decoded.facts)
     facts.orientation = decoded.orientation  # what is still to apply (libheif: nothing)
 

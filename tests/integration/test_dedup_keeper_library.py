@@ -141,31 +141,115 @@ def test_the_look_alike_group_keeps_what_the_byte_copy_group_keeps(
     assert no_keeper_is_trashed_by_another_group(report)
 
 
-def test_the_camera_original_is_kept_over_a_bigger_re_encode_of_it(
+SAMSUNG = "metadata-extractor/jpg/Samsung SM-J327T1.jpg"
+
+
+def set_mtime(path: Path, when: datetime) -> None:
+    os.utime(path, (when.timestamp(), when.timestamp()))
+
+
+def with_keywords(path: Path, added: int = 303) -> None:
+    """Write keywords into a JPEG in place, as a photo manager does: an XMP segment of
+    ``added`` bytes after its APP segments, the picture's bytes untouched."""
+    data = path.read_bytes()
+    at = 2
+    while data[at] == 0xFF and 0xE0 <= data[at + 1] <= 0xEF:
+        at += 2 + int.from_bytes(data[at + 2 : at + 4], "big")
+    head = b"http://ns.adobe.com/xap/1.0/\x00"
+    xmp = (
+        b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf='http://www.w3.org/1999/"
+        b"02/22-rdf-syntax-ns#'><rdf:Description xmlns:dc='http://purl.org/dc/elements/1.1/'>"
+        b"<dc:subject><rdf:Bag><rdf:li>beach</rdf:li></rdf:Bag></dc:subject>"
+        b"</rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+    payload = head + xmp.ljust(added - 4 - len(head))
+    segment = b"\xff\xe1" + (2 + len(payload)).to_bytes(2, "big") + payload
+    path.write_bytes(data[:at] + segment + data[at:])
+
+
+def test_the_phones_original_is_kept_over_a_bigger_lower_quality_re_save(
     embedded_settings: Settings, library: Path, samples: Path
 ) -> None:
-    # Given a Samsung phone's JPEG, written by the phone in 2019
-    original = copy(
-        samples / "metadata-extractor/jpg/Samsung SM-J327T1.jpg",
-        library / "Phone/2019/20190926_163800.jpg",
-    )
-    shot = datetime(2019, 9, 26, 16, 38, 0).timestamp()
-    os.utime(original, (shot, shot))
-    # and a Pillow re-save of it at quality 90 that kept the EXIF, written today: the same
-    # pixels and capture time, a bigger file
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from core.models import File
+    from workers import runtime
+
+    # Given a Samsung phone's JPEG (its own tables: quality 85 by libjpeg's scale),
+    # copied into the library today
+    original = copy(samples / SAMSUNG, library / "Phone/2019/20190926_163800.jpg")
+    set_mtime(original, datetime.now())
+    # and a Pillow re-save of it at quality 82 with full-resolution chroma (4:4:4) that
+    # kept the EXIF: bigger than the original, and dated by a tool to its capture time
     export = library / "Exports/20190926_163800.jpg"
     export.parent.mkdir()
     with Image.open(original) as im:
-        im.save(export, "JPEG", quality=90, exif=im.info["exif"])
+        im.save(export, "JPEG", quality=82, subsampling=0, exif=im.info["exif"])
+    set_mtime(export, datetime(2019, 9, 26, 16, 38, 0))
     assert export.stat().st_size > original.stat().st_size
 
     # When the library is scanned
     report = run_scan(embedded_settings, str(library))
 
-    # Then they are one look-alike group, which keeps the original, the first written
+    # Then the catalog estimated both qualities
+    with session_scope(runtime.engine()) as s:
+        quality = {p: q for p, q in s.execute(select(File.path, File.jpeg_quality))}
+    assert quality == {str(original): 85, str(export): 82}
+    # and their look-alike group keeps the original, for its quality, not its size
     members = frozenset({"Phone/2019/20190926_163800.jpg", "Exports/20190926_163800.jpg"})
     assert duplicates(report) == {
-        members: ("perceptual", "Phone/2019/20190926_163800.jpg", "oldest_file")
+        members: ("perceptual", "Phone/2019/20190926_163800.jpg", "jpeg_quality")
+    }
+
+
+def test_a_photo_with_keywords_written_into_it_is_kept_over_its_untouched_backup(
+    embedded_settings: Settings, library: Path
+) -> None:
+    # Given a photo and its backup copy, both from 2020, and keywords written into the
+    # library's photo today (303 bytes more, a new modification time, the same tables)
+    taken = datetime(2020, 7, 1, 12, 0, 0)
+    photo = write_jpeg(
+        library / "Pictures/2020/IMG_7000.JPG", 70, size=(1280, 960), quality=92,
+        taken=taken, make="Canon", model="Canon EOS R6",
+    )  # fmt: skip
+    backup = copy(photo, library / "Backup/2020/IMG_7000.JPG")
+    set_mtime(backup, taken)
+    size = photo.stat().st_size
+    with_keywords(photo)
+    assert photo.stat().st_size == size + 303
+
+    # When the library is scanned
+    report = run_scan(embedded_settings, str(library))
+
+    # Then the qualities tie and the size keeps the library's photo, not the old backup
+    members = frozenset({"Pictures/2020/IMG_7000.JPG", "Backup/2020/IMG_7000.JPG"})
+    assert duplicates(report) == {members: ("perceptual", "Pictures/2020/IMG_7000.JPG", "size")}
+
+
+def test_a_quality_100_re_export_is_kept_over_the_quality_60_export_before_it(
+    embedded_settings: Settings, library: Path
+) -> None:
+    # Given a shot exported at quality 60 in 2019 and again at quality 100 in 2024
+    taken = datetime(2019, 3, 2, 8, 30, 0)
+    old = write_jpeg(
+        library / "Exports/2019/IMG_8000.jpg", 80, size=(1280, 960), quality=60, taken=taken,
+        make="Canon", model="Canon EOS R6",
+    )  # fmt: skip
+    new = write_jpeg(
+        library / "Exports/2024/IMG_8000.jpg", 80, size=(1280, 960), quality=100, taken=taken,
+        make="Canon", model="Canon EOS R6",
+    )  # fmt: skip
+    set_mtime(old, datetime(2019, 3, 3))
+    set_mtime(new, datetime(2024, 1, 5))
+
+    # When the library is scanned
+    report = run_scan(embedded_settings, str(library))
+
+    # Then the quality 100 export is kept, for its quality, not the older file
+    members = frozenset({"Exports/2019/IMG_8000.jpg", "Exports/2024/IMG_8000.jpg"})
+    assert duplicates(report) == {
+        members: ("perceptual", "Exports/2024/IMG_8000.jpg", "jpeg_quality")
     }
 
 

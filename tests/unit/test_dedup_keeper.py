@@ -402,68 +402,81 @@ def test_a_hard_link_kept_for_its_names_belongs_to_the_group_of_any_of_them():
     assert [(g.type, g.keeper_id, g.keeper_rule) for g in groups] == [("exact", 1, "file_group")]
 
 
-# --- the original is kept over a later re-encode of it that came out bigger
-
-DAY_NS = 86_400 * 10**9
-SHOT_NS = 1_569_508_680 * 10**9  # 2019-09-26 16:38, when the phone wrote the original
+# --- between JPEGs of one picture, the one encoded at the higher quality
 
 
-def written(f: FileRecord, mtime_ns: int | None) -> FileRecord:
+def encoded(f: FileRecord, quality: int | None) -> FileRecord:
     from dataclasses import replace
 
-    return replace(f, mtime_ns=mtime_ns)
+    return replace(f, jpeg_quality=quality)
 
 
-def test_the_original_is_kept_over_a_bigger_re_encode_written_later():
-    # Given the phone's JPEG and a re-save of it at quality 90 that kept the EXIF (same
-    # pixels, same capture time, same format) in an export folder, written years later
-    original = written(rec(1, "/lib/2019/20190926_163800.jpg", size=945_207), SHOT_NS)
-    export = written(rec(2, "/lib/Exports/20190926_163800.jpg", size=1_190_000), SHOT_NS + DAY_NS)
-    # When the keeper is chosen
-    keeper = choose_keeper([export, original])
-    # Then the original is kept, not the bigger re-encode, and the reason says why
-    assert keeper == (1, "oldest_file")
+def test_the_higher_quality_export_is_kept_over_an_older_lower_quality_one():
+    # Given a Q60 export made in 2019 and a Q100 re-export of the shot made in 2024
+    old = encoded(rec(1, "/lib/Exports/2019/IMG_1.jpg", size=400_000), 60)
+    new = encoded(rec(2, "/lib/Exports/2024/IMG_1.jpg", size=2_100_000), 100)
+    # When the keeper is chosen, then the Q100 one is kept, and the reason says why
+    assert choose_keeper([old, new]) == (2, "jpeg_quality")
 
 
-def test_files_written_together_are_left_to_their_size():
-    # Given two encodings written within the slack of each other (FAT's 2 s steps)
-    a = written(rec(1, "/a.jpg", size=900), SHOT_NS + 1_500_000_000)
-    b = written(rec(2, "/b.jpg", size=1200), SHOT_NS)
+def test_the_higher_quality_original_is_kept_over_a_bigger_lower_quality_re_save():
+    # Given the phone's original (its tables estimate Q85) and a re-save of it at Q82
+    # with full-resolution chroma (4:4:4), which came out bigger
+    original = encoded(rec(1, "/lib/Phone/20190926_163800.jpg", size=945_207), 85)
+    re_save = encoded(rec(2, "/lib/Exports/20190926_163800.jpg", size=949_438), 82)
+    # When the keeper is chosen, then the original is kept, not the bigger file
+    assert choose_keeper([re_save, original]) == (1, "jpeg_quality")
+
+
+@pytest.mark.parametrize(
+    "qualities",
+    [
+        (85, 85),  # a metadata-only edit: the same tables
+        (85, 87),  # within the slack of the estimate
+        (None, 95),  # a row cataloged before qualities were stored
+        (None, None),
+    ],
+)
+def test_without_a_clear_quality_difference_the_size_decides(qualities):
+    # Given a library JPEG with keywords written into it (303 bytes more) and its
+    # untouched backup copy
+    library = encoded(rec(1, "/lib/Pictures/IMG_1.JPG", size=2_000_303), qualities[0])
+    backup = encoded(rec(2, "/lib/Backup/IMG_1.JPG", size=2_000_000), qualities[1])
     # When the keeper is chosen, then the bigger file is kept, as before
-    assert choose_keeper([a, b]) == (2, "size")
+    assert choose_keeper([backup, library]) == (1, "size")
 
 
-def test_an_unknown_modification_time_ranks_last():
-    a = written(rec(1, "/a.jpg", size=1200), None)
-    b = written(rec(2, "/b.jpg", size=900), SHOT_NS)
-    assert choose_keeper([a, b]) == (2, "oldest_file")
-    # and without any known time the size decides
-    assert choose_keeper([a, written(b, None)]) == (1, "size")
-
-
-def test_byte_copies_are_not_told_apart_by_their_modification_times():
-    # Given a Finder copy written before the original was touched again (a restore)
-    copy = written(rec(1, "/p/IMG_1 copy.JPG"), SHOT_NS)
-    original = written(rec(2, "/p/IMG_1.JPG"), SHOT_NS + DAY_NS)
-    # When the keeper is chosen, then the name decides, not which was written first
-    assert choose_keeper([copy, original]) == (2, "name")
+def test_a_copy_of_unknown_quality_stays_in_while_a_known_worse_one_drops_out():
+    # Given a Q95, a Q70 and a copy whose quality is not known, the Q70 one biggest
+    best = encoded(rec(1, "/a.jpg", size=900), 95)
+    worse = encoded(rec(2, "/b.jpg", size=5000), 70)
+    unknown = encoded(rec(3, "/c.jpg", size=1000), None)
+    # When the keeper is chosen, then the Q70 one is out and the size decides the rest
+    assert choose_keeper([best, worse, unknown]) == (3, "size")
+    assert choose_keeper([best, worse]) == (1, "jpeg_quality")
 
 
 @pytest.mark.parametrize(
     "later, rule",
     [
-        # the re-encode has more pixels (an upscale) ...
+        # the lower-quality copy has more pixels ...
         ({"w": 200}, "resolution"),
-        # ... kept its capture time where the original lost it
+        # ... kept its capture time where the other lost it
         ({"taken": T1}, "capture_time"),
         # ... is in a better format
         ({"fmt": "heic", "path": "/b.heic"}, "format"),
     ],
 )
-def test_the_rules_before_oldest_file_still_decide_first(later, rule):
-    # Given an older file and a newer, bigger one that wins an earlier rule
-    older = written(rec(1, "/a.jpg", size=900, taken=T2), SHOT_NS)
+def test_the_rules_before_jpeg_quality_still_decide_first(later, rule):
+    # Given a Q95 JPEG and a Q70 copy that wins an earlier rule
+    good = encoded(rec(1, "/a.jpg", size=900, taken=T2), 95)
     kw = {"size": 1200, "taken": T2, **later}
-    newer = written(rec(2, kw.pop("path", "/b.jpg"), **kw), SHOT_NS + DAY_NS)
-    # When the keeper is chosen, then the newer file is kept by that earlier rule
-    assert choose_keeper([older, newer]) == (2, rule)
+    other = encoded(rec(2, kw.pop("path", "/b.jpg"), **kw), 70)
+    # When the keeper is chosen, then the Q70 copy is kept by that earlier rule
+    assert choose_keeper([good, other]) == (2, rule)
+
+
+def test_byte_copies_have_one_quality_and_the_name_decides():
+    copy = encoded(rec(1, "/p/IMG_1 copy.JPG"), 90)
+    original = encoded(rec(2, "/p/IMG_1.JPG"), 90)
+    assert choose_keeper([copy, original]) == (2, "name")
