@@ -28,6 +28,8 @@
 //   node drive.mjs no-roots BASE_URL SHOT_DIR   "Scan now" with no library root configured
 //   node drive.mjs regroup-gone BASE_URL SHOT_DIR PATH GONE   dissolve the group of PATH,
 //     delete its file GONE and rescan, then "Undo dissolve": refused, the rest put back
+//   node drive.mjs immich-502 BASE_URL SHOT_DIR API_KEY   a confirm answered 502 after the
+//     decision was recorded: the note offers its Undo, which reopens the group
 //   node drive.mjs step-back BASE_URL SHOT_DIR   the last page's one group decided: the list
 //     steps back a page, the note first on it, with the keyboard
 //   node drive.mjs regroup BASE_URL SHOT_DIR PATH   dissolve the group of PATH, then "Undo
@@ -478,6 +480,41 @@ async function immichRefused([key]) {
   out.trashEnabled = !(await card.getByRole("button", { name: /Move others to Immich trash/ }).isDisabled());
   out.bodies = bodies;
   await shot("refused");
+}
+
+// A confirm the gateway answers 502 (Immich failed after the decision was recorded): the
+// note says so and offers Undo, which reopens the group
+async function immich502([key]) {
+  await logInWithKey(key);
+  await waitForDuplicates();
+  const target = (await groupsOnPage()).find((g) => g.type === "exact");
+  out.target = target.id;
+  await page.route("**/api/twinlens/duplicates/*/resolve", async (route) => {
+    const body = route.request().postDataJSON();
+    if (body?.dryRun !== false) return route.continue();
+    await route.fetch(); // the decision is recorded; the answer is lost on the way back
+    await route.fulfill({
+      status: 502, contentType: "application/json",
+      body: JSON.stringify({ message: "Immich did not answer: the decision is recorded; undo it to bring back what went" }),
+    });
+  });
+  const card = page.locator(`ol.dup-list > li[data-id="${target.id}"]`);
+  await card.getByRole("button", { name: /Move others to Immich trash/ }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.getByRole("button", { name: /^Move 1 file to trash$/ }).click();
+  const alert = card.getByRole("alert");
+  await alert.waitFor();
+  await dialog.waitFor({ state: "detached" });
+  const undo = alert.getByRole("button", { name: "Undo" });
+  await undo.waitFor();
+  out.alert = (await alert.innerText()).replace(/\s+/g, " ");
+  await shot("immich-502");
+  await undo.click();
+  const undoDialog = page.getByRole("dialog", { name: "Undo this decision?" });
+  await undoDialog.getByRole("button", { name: "Undo decision" }).click();
+  await undoDialog.waitFor({ state: "detached" });
+  await page.locator(`li.dup[data-id="${target.id}"]`).waitFor();
+  out.reopened = (await card.locator(".card-note .notice").innerText()).replace(/\s+/g, " ");
 }
 
 // An ordinary (non-admin) Immich user logs in with a key: the UI says the review pages are
@@ -1009,6 +1046,7 @@ try {
   else if (scenario === "immich-undo-earlier") await immichUndoEarlier(rest);
   else if (scenario === "immich-bulk") await immichBulk(rest);
   else if (scenario === "immich-refused") await immichRefused(rest);
+  else if (scenario === "immich-502") await immich502(rest);
   else if (scenario === "corrections") await corrections(rest);
   else throw new Error(`unknown scenario ${scenario}`);
 } catch (e) {

@@ -556,6 +556,21 @@ def test_a_confirm_immich_refuses_is_said_and_changes_nothing(immich_ui: dict) -
     assert group["status"] == "open", group
 
 
+def test_a_decision_immich_left_unanswered_offers_its_undo(immich_ui: dict) -> None:
+    stack, immich = immich_ui["stack"], immich_ui["immich"]
+
+    # When a confirm is answered 502 after the decision was recorded (Immich failed)
+    out = _drive("immich-502", stack.url, immich_ui["key"])
+
+    # Then its note says so and offers Undo, which reopened the group
+    assert "the decision is recorded" in out["alert"] and out["alert"].endswith("Undo"), out
+    assert out["reopened"], out
+    group = requests.get(f"{stack.dedup_url}/duplicates/{out['target']}", timeout=10).json()
+    assert group["status"] == "open", group
+    assert not any(a["isTrashed"] for a in immich.state.assets.values())
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_a_group_whose_other_copy_is_in_immichs_trash_is_resolved(immich_ui: dict) -> None:
     stack, immich, key = immich_ui["stack"], immich_ui["immich"], immich_ui["key"]
     exact, assets = immich_ui["expected"]["exact"], immich_ui["assets"]

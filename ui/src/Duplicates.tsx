@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { CardNote, type Message, Notices } from "./Notices";
 import {
-  api, type BulkResult, type Duplicate, type DupMember, type ResolvePlan, type ResolveRequest,
+  api, ApiError, type BulkResult, type Duplicate, type DupMember, type ResolvePlan, type ResolveRequest,
   type UndoResult,
 } from "./api";
 import { Dialog } from "./Dialog";
@@ -161,9 +161,10 @@ export function Duplicates({ localMode, params, go }: Props) {
     setPending(null);
     list.reload();
   };
-  const fail = (d: Duplicate, e: unknown) => {
+  /** `undo`: the group as decided, when the failure left the decision recorded */
+  const fail = (d: Duplicate, e: unknown, undo?: Duplicate) => {
     const f = actionFailure(e);
-    noteOn(d, { text: f.text, error: true });
+    noteOn(d, { text: f.text, error: true }, undo);
     // Gone or changed (a scan ran, another reviewer decided): show what the server holds
     if (f.reload) list.reload();
   };
@@ -261,7 +262,11 @@ export function Duplicates({ localMode, params, go }: Props) {
     } catch (e) {
       const on = pending.kind === "bulk" ? null : pending.dup;
       setPending(null);
-      if (on) fail(on, e);
+      // Immich failed or did not answer (502/504) after the decision was recorded: it
+      // stands (what went stays in Immich's trash), and the note offers its Undo
+      const recorded = pending.kind === "one" && e instanceof ApiError &&
+        (e.status === 502 || e.status === 504);
+      if (on) fail(on, e, recorded ? { ...on, status: "resolved" } : undefined);
       else setMessage({ text: actionFailure(e).text, error: true });
       // A half-done resolution (decision recorded, Immich silent) must show as decided,
       // with its Undo: the list says what the server now holds.
