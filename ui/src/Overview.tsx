@@ -2,8 +2,8 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { api, type Job, type Stats } from "./api";
 import { useLoad, usePoll } from "./hooks";
 import {
-  displayPath, failedFilesLabel, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
-  problemsLinkText, progressFraction, scanOverview, scanRefusal, statBreakdowns, triggerLabel,
+  displayPath, failedFilesLabel, jobScope, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
+  problemsLinkText, progressFraction, scanOverview, scanRefusal, statBreakdowns,
   uniqueJobs,
 } from "./logic";
 import { LoadError } from "./Notices";
@@ -310,15 +310,6 @@ function finishedAt(job: Job): Date | null {
   return parseUtc(job.finished_at ?? job.created_at);
 }
 
-/** What a job went over and who started it: "/photos (whole library, nightly rescan)". */
-function scope(job: Job, folder: boolean): string {
-  const what = job.path ?? job.root ?? "";
-  const how = [folder ? "one folder" : job.kind === "scan" ? "whole library" : "",
-               job.full ? "every file re-read" : "", triggerLabel(job.trigger)].filter(Boolean);
-  if (!what) return how.join(", ");
-  return how.length ? `${what} (${how.join(", ")})` : what;
-}
-
 /** A finished scan: the whole library's last one (`.last`, with the files the library has
  * that cannot be read), or a folder scan since (which read only that folder). */
 function LastScan({ job, folder = false }: { job: Job; folder?: boolean }) {
@@ -331,7 +322,7 @@ function LastScan({ job, folder = false }: { job: Job; folder?: boolean }) {
           {when && <> at {when.toLocaleString()}</>}
         </span>
       </div>
-      <p className="job-scope path">{scope(job, folder)}</p>
+      <p className="job-scope path">{jobScope(job, folder)}</p>
       <div className="job-figures">
         <span>{formatCount(job.done)} / {formatCount(job.total)} files</span>
         {job.bytes_read !== undefined && <span>{formatBytes(job.bytes_read)} read</span>}
@@ -359,7 +350,7 @@ function FailedJob({ job }: { job: Job }) {
           {when && <> at {when.toLocaleString()}</>}
         </span>
       </div>
-      <p className="job-scope path">{scope(job, job.kind === "scan" && job.path !== job.root)}</p>
+      <p className="job-scope path">{jobScope(job)}</p>
       <p className="notice error">{job.error || "No reason was recorded."}</p>
     </div>
   );

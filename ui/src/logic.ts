@@ -319,10 +319,23 @@ export interface ScanOverview {
   failed: Job[];
 }
 
+/** When a job finished (when it was created, for one that says no finish). */
+const endedAt = (j: Job) => j.finished_at ?? j.created_at ?? "";
+
+/** Newest finished first: a long job that failed after a shorter, later-created one
+ * finished is the newer of the two. */
 const newestFirst = (jobs: Job[]) =>
   jobs.map((j, i) => ({ j, i }))
-    .sort((a, b) => (b.j.created_at ?? "").localeCompare(a.j.created_at ?? "") || a.i - b.i)
+    .sort((a, b) => endedAt(b.j).localeCompare(endedAt(a.j)) || a.i - b.i)
     .map(({ j }) => j);
+
+/** A job over a whole library root (no folder of it named). */
+const wholeRoot = (j: Pick<Job, "path" | "root">) => !j.path || !j.root || j.path === j.root;
+
+/** Whether `done`, finished later, makes the failure `failed` of its kind old news: a job
+ * over the whole library does; a folder's only a failure in that same folder. */
+const clears = (done: Job, failed: Job) =>
+  wholeRoot(done) || (!wholeRoot(failed) && done.path === failed.path && done.root === failed.root);
 
 export function scanOverview(jobs: Job[]): ScanOverview {
   const ordered = newestFirst(jobs);
@@ -336,11 +349,22 @@ export function scanOverview(jobs: Job[]): ScanOverview {
   const kinds = [...new Set(finished.map((j) => j.kind))];
   for (const kind of kinds) {
     const own = finished.filter((j) => j.kind === kind);
-    const at = own.findIndex((j) => j.state === "failed");
-    if (at < 0 || own.slice(0, at).some((j) => j.state === "done")) continue;
+    const at = own.findIndex((f, i) => f.state === "failed" &&
+      !own.slice(0, i).some((j) => j.state === "done" && clears(j, f)));
+    if (at < 0) continue;
     if (!shown.has(own[at].id)) failed.push(own[at]);
   }
   return { full, folder, failed };
+}
+
+/** What a job went over and who started it: "/photos (whole library, nightly rescan)".
+ * `folder`: a scan of one folder (by default, a scan not of a whole root). */
+export function jobScope(job: Job, folder = job.kind === "scan" && !isFullScan(job)): string {
+  const what = job.path ?? job.root ?? "";
+  const how = [folder ? "one folder" : job.kind === "scan" ? "whole library" : "",
+               job.full ? "every file re-read" : "", triggerLabel(job.trigger)].filter(Boolean);
+  if (!what) return how.join(", ");
+  return how.length ? `${what} (${how.join(", ")})` : what;
 }
 
 // --- corrections: splitting, merging and undoing --------------------------------------------

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ApiError, type Job, type ResolvePlan, parseRetryAfter, unreachableMessage } from "./api";
 import {
   actionFailure, confirmButton, isFullScan, keepReasonLabel, memberMark, placeNotes, planTotals,
-  retryDelay, scanOverview, STALE_NOTICE, triggerLabel,
+  jobScope, retryDelay, scanOverview, STALE_NOTICE, triggerLabel,
 } from "./logic";
 
 describe("where an action's outcome is said", () => {
@@ -155,6 +155,31 @@ describe("the Overview's jobs", () => {
     const later = job("scan", "done", 60);
     const p = scanOverview([later, scanFailed]);
     expect([p.full?.id, p.folder, p.failed]).toEqual([later.id, null, []]);
+  });
+  it("orders jobs by when they finished, so a long job that failed last is shown", () => {
+    // the dedup created first ran long and failed after a later-created dedup finished
+    const long = job("dedup", "failed", 10, { error: "out of memory", finished_at: "2025-01-01T02:00:00Z" });
+    const short = job("dedup", "done", 20, { finished_at: "2025-01-01T00:30:00Z" });
+    expect(scanOverview([short, long]).failed.map((j) => j.id)).toEqual([long.id]);
+  });
+  it("lets only a later job over the whole library clear a library-wide failure", () => {
+    const wide = job("group", "failed", 10, { error: "database is locked" });
+    const folderOk = job("group", "done", 20, { path: "/lib/2024", trigger: "watch" });
+    expect(scanOverview([folderOk, wide]).failed.map((j) => j.id)).toEqual([wide.id]);
+    const wideOk = job("group", "done", 30);
+    expect(scanOverview([wideOk, folderOk, wide]).failed).toEqual([]);
+    // a folder's failure: the same folder done, or the whole library, clears it
+    const folderFailed = job("group", "failed", 40, { path: "/lib/2024", error: "gone" });
+    const otherOk = job("group", "done", 50, { path: "/lib/2023" });
+    expect(scanOverview([otherOk, folderFailed]).failed.map((j) => j.id)).toEqual([folderFailed.id]);
+    const sameOk = job("group", "done", 60, { path: "/lib/2024" });
+    expect(scanOverview([sameOk, otherOk, folderFailed]).failed).toEqual([]);
+  });
+  it("says a whole-library scan with no path is not one folder", () => {
+    const failed = job("scan", "failed", 10, { path: null, root: "/lib", error: "root not mounted" });
+    expect(jobScope(failed)).toBe("/lib (whole library)");
+    expect(jobScope(job("scan", "failed", 10, { path: "/lib/a" }))).toBe("/lib/a (one folder)");
+    expect(jobScope(job("dedup", "failed", 10, { path: null }))).toBe("/lib");
   });
   it("does not repeat a failed scan shown as the last one, and ignores running jobs", () => {
     const running = job("scan", "running", 20);
