@@ -24,7 +24,11 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
   and camera in two folders (two card slots, an import sorted into ``RAW/`` and ``JPG/``),
   which grouping does not pair; and such a RAW and every member of its rendition's file
   group (``JPG/IMG_1.JPG`` and its edit ``JPG/IMG_1-Edit.jpg`` make an ``edited`` group:
-  the edit is a version of ``RAW/IMG_1.CR2`` too, not a look-alike to trash).
+  the edit is a version of ``RAW/IMG_1.CR2`` too, not a look-alike to trash), and a
+  rendition of the RAW and an edit in the RAW's or a rendition's group. Two renditions
+  of one RAW are not versions of each other: ``Shared/IMG_1.JPG``, a Q70 copy of the
+  camera's ``Shoot/IMG_1.JPG`` (paired with ``Shoot/IMG_1.CRW``), has the same stem,
+  capture time and camera, and is its duplicate.
 * No chaining: clusters are built by complete linkage. Edges (distance <= threshold)
   are taken shortest first (ties by canonical member order) and two clusters merge
   only if *every* cross pair is a valid edge. So every member is within the threshold
@@ -136,15 +140,25 @@ def raw_and_its_rendition(a: FileRecord, b: FileRecord) -> bool:
     return _stem(a.path) == _stem(b.path) and not cameras_differ(a, b)
 
 
+# A bucket of more files of one stem and capture second than this is no camera's RAW and
+# renditions (a chat export's "image.jpg" files, names made from a time stamp): it pairs
+# nothing, and costs nothing (4,000 such files would make 8 million pairs).
+MAX_RENDITION_BUCKET = 64
+
+
 def rendition_partners(files: Iterable[FileRecord]) -> dict[int, tuple[int, ...]]:
     """file id -> ids of the files it is a RAW-and-rendition pair with
-    (``raw_and_its_rendition``), found by bucketing on stem and capture time."""
+    (``raw_and_its_rendition``): a RAW's renditions, a rendition's RAWs. Found by
+    bucketing on stem and capture time; a bucket above ``MAX_RENDITION_BUCKET`` files
+    is left out."""
     buckets: dict[tuple[str, object], list[FileRecord]] = {}
     for f in files:
         if f.taken_at is not None:
             buckets.setdefault((_stem(f.path), f.taken_at), []).append(f)
     found: dict[int, list[int]] = {}
     for bucket in buckets.values():
+        if len(bucket) > MAX_RENDITION_BUCKET:
+            continue
         raws = [f for f in bucket if f.kind == "raw"]
         if not raws or len(raws) == len(bucket):
             continue
@@ -267,9 +281,38 @@ def perceptual_clusters(
     order = np.lexsort((hi, lo, dd))
 
     partners = rendition_partners(pool)
+    raw_ids = {f.id for f in pool if f.kind == "raw" and f.id in partners}
 
     def names_of(ids: Iterable[int]) -> list[int]:
         return [i for x in ids for i in aliases.get(x, (x,))]
+
+    def grouped(x: int, ys: Iterable[int]) -> bool:
+        """Whether ``x`` shares a file group with any of ``ys`` (under any name)."""
+        xs = names_of((x,))
+        return any(in_group(i, j) for i in xs for j in names_of(ys))
+
+    def through_a_raw(x: int, y: int) -> bool:
+        """Versions through a RAW that ``x`` or ``y`` is or pairs with: one side is the RAW
+        or an edit (a member of the RAW's file group or of a rendition's that is no
+        rendition itself), the other the RAW, a rendition of it or such an edit. Two
+        renditions of one RAW are not: one may be a copy of the other."""
+        raws = {z for z in (x, y) if z in raw_ids}
+        raws.update(r for z in (x, y) if z not in raw_ids for r in partners.get(z, ()))
+        for r in raws:
+            px, py = place(x, r), place(y, r)
+            if px and py and (px, py) != ("rendition", "rendition"):
+                return True
+        return False
+
+    def place(z: int, raw: int) -> str | None:
+        """What ``z`` is to ``raw``: the RAW, a rendition of it, an edit (in the file group
+        of the RAW or of one of its renditions), or nothing."""
+        rends = partners[raw]
+        if z == raw:
+            return "raw"
+        if z in rends:
+            return "rendition"
+        return "edit" if grouped(z, (raw, *rends)) else None
 
     def versions(a: int, b: int) -> bool:
         ma = rep_members.get(reps[a].id, [reps[a]])
@@ -278,13 +321,10 @@ def perceptual_clusters(
         ids_b = names_of(y.id for y in mb)
         if any(in_group(i, j) for i in ids_a for j in ids_b):
             return True
-        # A RAW is a version of every member of its rendition's file group (the edit of
-        # the camera's JPEG in ``JPG/``, the RAW in ``RAW/``), and the reverse.
-        via_a = names_of(p for x in ma for p in partners.get(x.id, ()))
-        via_b = names_of(p for y in mb for p in partners.get(y.id, ()))
-        return any(in_group(i, j) for i in via_a for j in ids_b) or any(
-            in_group(i, j) for i in ids_a for j in via_b
-        )
+        # A RAW and every member of its rendition's file group (the edit of the camera's
+        # JPEG in ``JPG/``, the RAW in ``RAW/``) are versions; so are a rendition and an
+        # edit in the RAW's group; two renditions of the RAW are not (``through_a_raw``).
+        return any(through_a_raw(x.id, y.id) for x in ma for y in mb)
 
     colours = colour_of or {}
 

@@ -382,3 +382,32 @@ def test_a_takeout_live_photo_with_its_json_does_not_outrank_the_librarys_live_p
     for name in ("IMG_5001.HEIC", "IMG_5001.MOV"):
         members = frozenset({f"{lib}/{name}", f"{TAKEOUT_2019}/{name}"})
         assert dups[members] == ("exact", f"{lib}/{name}", "tie: path")
+
+
+def test_a_copy_of_the_jpeg_a_raw_is_paired_with_is_its_duplicate(
+    embedded_settings: Settings, library: Path, samples: Path
+) -> None:
+    # Given a shoot of a Canon CRW and the camera's JPEG of it (its embedded preview, with
+    # the RAW's EXIF), and a quality 70 copy of that JPEG (EXIF kept) in a shared folder:
+    # the same stem, capture time and camera as the RAW
+    crw = copy(samples / "imagemeta/CRW.CRW", library / "Shoot/IMG_0001.CRW")
+    taken = inspect_file(str(crw), full_hash=False).taken_at
+    assert taken is not None
+    exif = exif_for(taken, "Canon", "Canon EOS D30")
+    with rawpy.imread(str(crw)) as raw:
+        preview = Image.open(io.BytesIO(raw.extract_thumb().data))
+        preview.load()
+    preview.save(library / "Shoot/IMG_0001.JPG", "JPEG", quality=92, exif=exif)
+    (library / "Shared").mkdir()
+    preview.save(library / "Shared/IMG_0001.JPG", "JPEG", quality=70, exif=exif)
+
+    # When the library is scanned
+    report = run_scan(embedded_settings, str(library))
+
+    # Then the RAW and its JPEG are a pair, and the copy is a look-alike of that JPEG
+    # (two renditions of one RAW are no versions of each other), which is kept
+    assert file_groups(report) == {
+        frozenset({"Shoot/IMG_0001.CRW", "Shoot/IMG_0001.JPG"}): "raw_jpeg"
+    }
+    members = frozenset({"Shoot/IMG_0001.JPG", "Shared/IMG_0001.JPG"})
+    assert duplicates(report) == {members: ("perceptual", "Shoot/IMG_0001.JPG", "file_group")}

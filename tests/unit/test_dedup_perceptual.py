@@ -389,3 +389,53 @@ def test_a_raw_is_a_version_of_its_renditions_group_through_a_byte_copy():
     # When duplicates are found, then only the byte copies are a group
     groups = find_duplicates(files, threshold=8, same_group={2: 9, 3: 9})
     assert [(g.type, sorted(m.file_id for m in g.members)) for g in groups] == [("exact", [3, 4])]
+
+
+# --- two renditions of one RAW are not versions of each other
+
+
+def test_a_copy_of_a_raws_jpeg_is_a_duplicate_of_that_jpeg():
+    # Given a shoot's CRW and the camera's JPEG of it (a RAW+JPEG group), and a Q70 copy
+    # of that JPEG in a shared folder: the same stem, capture time and camera
+    # (and an edit developed from the RAW, in its group too)
+    raw = shot(1, "/lib/Shoot/IMG_0001.CRW", A, kind="raw")
+    jpeg = shot(2, "/lib/Shoot/IMG_0001.JPG", flip(1))
+    shared = shot(3, "/lib/Shared/IMG_0001.JPG", flip(1, 4))
+    developed = shot(4, "/lib/Shoot/IMG_0001-Edit.jpg", flip(4, 5))
+    groups = {1: 9, 2: 9, 4: 9}
+    # When look-alikes are clustered
+    clusters = perceptual_clusters([raw, jpeg, shared, developed], 8, same_group=groups)
+    # Then the copy and the JPEG it copies are one look-alike group; the RAW and the edit
+    # are in none
+    assert id_sets(clusters) == [[2, 3]]
+
+
+def test_a_copy_of_a_raws_jpeg_is_no_look_alike_of_the_edit_of_that_jpeg():
+    # Given an import sorted by type: the RAW in RAW/, the camera's JPEG with an edit of
+    # it in JPG/; and a strongly compressed copy of the camera's JPEG in a shared folder,
+    # whose pHash happens to lie closer to the edit's (1 bit) than to the JPEG's (6 bits)
+    raw = shot(1, "/lib/2018/RAW/IMG_0001.CRW", A, kind="raw")
+    jpeg = shot(2, "/lib/2018/JPG/IMG_0001.JPG", flip(1))
+    edit = shot(3, "/lib/2018/JPG/IMG_0001-Edit.jpg", flip(1, 4, 5, 6, 7, 8, 9, 10))
+    shared = shot(4, "/lib/Shared/IMG_0001.JPG", flip(1, 4, 5, 6, 7, 8, 9))
+    # When look-alikes are clustered
+    clusters = perceptual_clusters([raw, jpeg, edit, shared], 8, same_group={2: 9, 3: 9})
+    # Then the copy is a look-alike of the camera's JPEG, not of its edit: the edit is a
+    # version of the shot, as the RAW is
+    assert id_sets(clusters) == [[2, 4]]
+
+
+def test_rendition_partners_leaves_out_a_bucket_no_camera_writes():
+    from core.dedup.perceptual import rendition_partners
+
+    # Given 4,000 files named image.* taken in one second, half of them "RAW"s
+    many = [
+        shot(i, f"/lib/export/{i}/image.{'dng' if i % 2 else 'jpg'}", A,
+             kind="raw" if i % 2 else "image")
+        for i in range(4000)
+    ]  # fmt: skip
+    # and a RAW with its JPEG, as a camera writes them
+    pair = [shot(5000, "/lib/RAW/IMG_1.CRW", A, kind="raw"), shot(5001, "/lib/JPG/IMG_1.JPG", A)]
+    # When rendition partners are found, then that bucket pairs nothing (it would make 8
+    # million pairs), and the camera's pair is found
+    assert rendition_partners([*many, *pair]) == {5000: (5001,), 5001: (5000,)}
