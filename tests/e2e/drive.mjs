@@ -970,6 +970,38 @@ async function overviewCapped() {
   await shot("overview-capped");
 }
 
+// A running scan whose failed files grow past 10: only a short line is live, and a list
+// the user closed and opened again stays open
+async function overviewRunning() {
+  let errors = 5;
+  const job = () => ({
+    service: "grouping", id: "running-1", kind: "scan", state: "running", phase: "reading",
+    root: "/lib", path: "/lib", trigger: "api", total: 100, done: 40 + errors, failed: errors,
+    created_at: "2025-01-01T00:00:00Z",
+    errors: Array.from({ length: errors }, (_, i) => ({ path: `/lib/bad-${i}.jpg`, error: "truncated" })),
+  });
+  await page.route(/\/api\/twinlens\/jobs(\?.*)?$/, (route) =>
+    route.request().method() === "GET" ? route.fulfill({ json: { items: [job()] } }) : route.fallback());
+  await page.route(/\/api\/twinlens\/jobs\/grouping\/running-1$/, (route) => route.fulfill({ json: job() }));
+  await page.goto(`${base}/#/overview`);
+  const details = page.locator(".job .errors");
+  await details.locator("tbody tr").first().waitFor();
+  const live = async () => page.$$eval(".job [aria-live]", (els) =>
+    els.map((e) => ({ text: e.textContent, tables: e.querySelectorAll("table").length })));
+  out.live = await live();
+  out.jobLive = await page.locator(".job").first().getAttribute("aria-live");
+  out.openAt5 = await details.evaluate((d) => d.open);
+  await details.locator("summary").click();
+  out.closedByUser = await details.evaluate((d) => !d.open);
+  await details.locator("summary").click();
+  errors = 15;
+  await page.getByText("Files that failed (15)").waitFor();
+  await page.waitForTimeout(1500);
+  out.openAt15 = await details.evaluate((d) => d.open);
+  out.liveAt15 = await live();
+  await shot("overview-running");
+}
+
 // No library root configured: "Scan now" says which setting is missing
 async function noRoots() {
   await page.goto(`${base}/#/overview`);
@@ -1036,6 +1068,7 @@ try {
   else if (scenario === "step-back") await stepBack();
   else if (scenario === "immich-lazy") await immichLazy(rest);
   else if (scenario === "overview-capped") await overviewCapped();
+  else if (scenario === "overview-running") await overviewRunning();
   else if (scenario === "no-roots") await noRoots();
   else if (scenario === "local-recovery") await localRecovery();
   else if (scenario === "overview") await overview();

@@ -904,6 +904,26 @@ def test_a_scan_with_more_failed_files_than_listed_says_so(
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
+def test_a_running_jobs_failed_files_are_not_announced_and_stay_as_the_user_left_them(
+    twinlens_ui: tuple[Stack, dict],
+) -> None:
+    stack, _ = twinlens_ui
+
+    # When a scan runs and its failed files grow from 5 to 15, the user having closed and
+    # opened their list
+    out = _drive("overview-running", stack.url)
+
+    # Then only a short line is live (not the job, nor its failed files' table) ...
+    assert out["jobLive"] is None, out
+    assert [x["tables"] for x in out["live"]] == [0], out["live"]
+    assert out["live"][0]["text"] == "Catalog scan — reading: running, 5 errors", out["live"]
+    assert out["liveAt15"][0]["text"].endswith("15 errors"), out["liveAt15"]
+    # ... and the list the user opened stays open past 10 files
+    assert out["openAt5"] and out["closedByUser"], out
+    assert out["openAt15"], out
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_scan_now_without_a_library_root_says_what_to_configure(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:

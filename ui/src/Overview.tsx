@@ -284,7 +284,12 @@ function JobProgress({ job, onCancel, busy }: { job: Job; onCancel: () => void; 
   const label = `${KIND_LABEL[job.kind] ?? humanize(job.kind)}${job.phase ? ` — ${job.phase}` : ""}`;
   const id = `job-${job.id}`;
   return (
-    <div className="job" aria-live="polite">
+    <div className="job">
+      {/* Said when it changes: what runs, its state and errors (not the figures, nor the
+          failed files, which change every second) */}
+      <p className="sr-only job-status" aria-live="polite">
+        {`${label}: ${job.state}, ${formatCount(job.failed)} ${job.failed === 1 ? "error" : "errors"}`}
+      </p>
       <div className="job-head">
         <span id={id}>{label}</span>
         <span className="muted">{job.state}</span>
@@ -359,8 +364,13 @@ function FailedJob({ job }: { job: Job }) {
 /** A job's failed files: the first 1,000 the API lists (of `failed`, when more). */
 function ErrorList({ errors, failed }: { errors: { path: string; error: string }[]; failed: number }) {
   const cut = failed > errors.length;
+  // Open while short; once the user opened or closed it, as they left it (a list growing
+  // past 10 while a job runs does not close under them).
+  const [chosen, setChosen] = useState<boolean | null>(null);
+  const open = chosen ?? errors.length <= 10;
   return (
-    <details className="errors" open={errors.length <= 10}>
+    <details className="errors" open={open}
+             onToggle={(e) => { if (e.currentTarget.open !== open) setChosen(e.currentTarget.open); }}>
       <summary>{failedFilesLabel(errors.length, failed)}</summary>
       {cut && (
         <p className="muted">
