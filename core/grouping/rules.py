@@ -50,8 +50,9 @@ edited copy, or the video of an edited Live Photo) or ``sidecar``.
 Primary: policy ``rendition`` (default; Immich shows the primary as the stack cover)
 makes the RAW's best rendition the primary of a ``raw_jpeg`` group; policy ``raw`` makes
 the RAW primary. Otherwise the root is primary: the still of a Live Photo, the original of
-an edit, the file of a sidecar group. A broken file (``FileRecord.broken``: the catalog
-recorded an error, e.g. a truncated JPEG) is never the primary while a picture or video
+an edit, the file of a sidecar group. A broken file (``FileRecord.broken``: empty, or read
+with an error in its content, e.g. a truncated JPEG; not one whose last read merely failed)
+is never the primary while a picture or video
 of the group is healthy: the best healthy rendition, else the RAW, else the best healthy
 member as a manual group's primary is chosen. Only a primary the user named is kept as is.
 
@@ -584,8 +585,8 @@ def _manual_primary(members: list[_F], policy: str) -> _F:
 
 
 def _healthy_primary(members: list[_F], policy: str) -> _F | None:
-    """The primary of a group whose natural one is broken (the catalog recorded an error:
-    zero-byte, truncated, unreadable): the best member the catalog read whole, as a manual
+    """The primary of a group whose natural one is broken (``FileRecord.broken``:
+    zero-byte, truncated, corrupt): the best member the catalog read whole, as a manual
     group's is chosen; None when no picture or video of the group is healthy. A sidecar
     is never a cover."""
     healthy = [f for f in members if not f.rec.broken and f.cat not in (N.SIDECAR, N.OTHER)]
