@@ -174,6 +174,15 @@ def json_content(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 ID_PARAM = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
+# The two query parameters of every paged list (``paging``)
+PAGE_PARAMS = [
+    {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+    {
+        "name": "size",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+    },
+]
 BAD_REQUEST = {"$ref": "#/components/responses/BadRequest"}
 NOT_FOUND = {"$ref": "#/components/responses/NotFound"}
 # The body lookup_request() reads.

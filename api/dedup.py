@@ -21,6 +21,7 @@ from api.common import (
     ID_PARAM,
     LOOKUP_BODY,
     NOT_FOUND,
+    PAGE_PARAMS,
     SHA1_HEX,
     ApiError,
     broker,
@@ -398,12 +399,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "in": "query",
                     "schema": {"type": "number", "minimum": 0, "maximum": 1},
                 },
-                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                {
-                    "name": "size",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                },
+                *PAGE_PARAMS,
             ],
             "responses": {
                 "200": {

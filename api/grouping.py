@@ -16,6 +16,7 @@ from api.common import (
     LOOKUP_BODY,
     MAX_LOOKUP,
     NOT_FOUND,
+    PAGE_PARAMS,
     ApiError,
     check_id,
     choice_arg,
@@ -309,12 +310,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "schema": {"type": "string"},
                     "description": "only groups with a member in this folder (inside the library roots)",
                 },
-                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                {
-                    "name": "size",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                },
+                *PAGE_PARAMS,
             ],
             "responses": {
                 "200": {
@@ -358,12 +354,7 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "schema": {"type": "string"},
                     "description": "only files in this folder (inside the library roots)",
                 },
-                {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
-                {
-                    "name": "size",
-                    "in": "query",
-                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                },
+                *PAGE_PARAMS,
             ],
             "responses": {
                 "200": {
