@@ -945,7 +945,8 @@ def test_scan_now_without_a_library_root_says_what_to_configure(
 
     # Then the server's refusal is said, with the setting that is missing
     assert out["alert"].startswith(r.json()["message"]), (out["alert"], r.json())
-    assert "configure TWINLENS_LIBRARY_ROOTS" in out["alert"], out["alert"]
+    assert "Configure TWINLENS_LIBRARY_ROOTS" in out["alert"], out["alert"]
+    assert "If no library folder is configured" not in out["alert"], out["alert"]
     assert out["alertLater"] == 1
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 

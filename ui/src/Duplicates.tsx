@@ -9,7 +9,7 @@ import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, typ
 import {
   actionFailure, basename, camera, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
   dirname, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
-  DUPLICATE_PAGE_SIZES, memberMark, notesOf, pageAfterResize, pageParam, pageSizeParam, placeNotes,
+  DUPLICATE_PAGE_SIZES, memberMark, notesOf, pageAfterResize, pageFromUrl, pageParam, pageSizeParam, placeNotes,
   planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
@@ -39,7 +39,7 @@ interface Note {
 export function Duplicates({ localMode, params, go }: Props) {
   const type = params.get("type") ?? "";
   const status = params.get("status") ?? "open";
-  const page = Math.max(1, Number(params.get("page")) || 1);
+  const page = pageFromUrl(params.get("page"));
   // Groups per page (20 unless the URL says another offered size): a bigger page reviews
   // more at once, up to the 200 "Accept all suggestions" can send in one call
   const size = pageSizeParam(params.get("size"));

@@ -5,7 +5,7 @@ import { Dialog } from "./Dialog";
 import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
 import {
   actionFailure, basename, canMerge, carryNotes, dirname, formatBytes, formatCount, formatTakenAt,
-  groupPrimary, groupTypeLabel, mergePlan, notesOf, pageParam, placeNotes, plural, type Regroup,
+  groupPrimary, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
   regroupNotice, regroupPlan, regroupWithout, splitButtons, splitNotice, toggled,
   uncatalogedFile,
 } from "./logic";
@@ -43,7 +43,7 @@ function groupName(g: FileGroup): string {
 
 export function Groups({ localMode, params, go }: Props) {
   const type = params.get("type") ?? "";
-  const page = Math.max(1, Number(params.get("page")) || 1);
+  const page = pageFromUrl(params.get("page"));
   const listKey = `${type}|${page}`;
   const list = useLoad(() => api.groups({ type, page, size: PAGE_SIZE }), listKey);
   const nav = (p: Record<string, string>) => go("groups", { type, page: "", ...p });

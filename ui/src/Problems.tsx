@@ -2,7 +2,7 @@ import { useEffect, useState, type FormEvent } from "react";
 import { api, type FileProblem } from "./api";
 import { type Params, useEmptyPageStep, useLoad } from "./hooks";
 import {
-  dirname, displayPath, folderFilter, formatBytes, formatCount, humanize, pageParam, parseUtc,
+  dirname, displayPath, folderFilter, formatBytes, formatCount, humanize, pageFromUrl, pageParam, parseUtc,
   problemRetryLabel,
 } from "./logic";
 import { Notices } from "./Notices";
@@ -19,7 +19,7 @@ interface Props {
  * scan's own list (the Overview's), they stay here until a scan reads them without one. */
 export function Problems({ params, go }: Props) {
   const folder = params.get("folder") ?? "";
-  const page = Math.max(1, Number(params.get("page")) || 1);
+  const page = pageFromUrl(params.get("page"));
   const listKey = `${folder}\u0000${page}`;
   const list = useLoad(
     () => api.fileErrors({ path_prefix: folder || undefined, page, size: PAGE_SIZE }),

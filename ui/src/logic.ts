@@ -596,6 +596,13 @@ export function pageAfterResize(page: number, oldSize: number, newSize: number):
   return Math.floor(((Math.max(1, page) - 1) * oldSize) / newSize) + 1;
 }
 
+/** The page the URL asks for: a whole number from 1 (?page=1.5 is page 1, which the
+ * gateway takes; a fraction it refuses with a 400), page 1 for anything else. */
+export function pageFromUrl(raw: string | null): number {
+  const n = Math.floor(Number(raw));
+  return Number.isSafeInteger(n) && n >= 1 ? n : 1;
+}
+
 /** A page number for the URL: none for the first page (#/duplicates, not ?page=1). */
 export function pageParam(page: number): string {
   return page > 1 ? String(page) : "";
@@ -672,9 +679,13 @@ export function failedFilesLabel(listed: number, failed: number | null | undefin
  * answer that a path is required "when more than one library root is configured", and
  * nothing else the UI can ask tells how many there are: the way out is added. */
 export function scanRefusal(message: string): string {
-  if (/path is required when more than one library root|no library roots are configured/i.test(message)) {
-    return `${message.replace(/\.\s*$/, "")}. If no library folder is configured, configure ` +
-      "TWINLENS_LIBRARY_ROOTS (the photo library's folders, separated by \":\") and restart Twinlens.";
+  const how = "TWINLENS_LIBRARY_ROOTS (the photo library's folders, separated by \":\") and restart Twinlens.";
+  const said = message.replace(/\.\s*$/, "");
+  // with more than one root, the way out may be to configure one (none may be configured)
+  if (/path is required when more than one library root/i.test(message)) {
+    return `${said}. If no library folder is configured, configure ${how}`;
   }
+  // none configured says so already: only how to configure them
+  if (/no library roots are configured/i.test(message)) return `${said}. Configure ${how}`;
   return message;
 }

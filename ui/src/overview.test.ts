@@ -19,8 +19,10 @@ describe("a scan that could not start", () => {
       "path is required when more than one library root is configured. If no library folder " +
       "is configured, configure TWINLENS_LIBRARY_ROOTS (the photo library's folders, separated " +
       "by \":\") and restart Twinlens.");
+    // none configured says so already: no "If no library folder is configured" after it
     expect(scanRefusal("no library roots are configured (TWINLENS_LIBRARY_ROOTS)"))
-      .toContain("configure TWINLENS_LIBRARY_ROOTS");
+      .toBe("no library roots are configured (TWINLENS_LIBRARY_ROOTS). Configure TWINLENS_LIBRARY_ROOTS " +
+        "(the photo library's folders, separated by \":\") and restart Twinlens.");
   });
   it("keeps any other refusal as it is", () => {
     expect(scanRefusal("path is outside the library roots")).toBe("path is outside the library roots");

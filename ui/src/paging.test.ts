@@ -1,7 +1,7 @@
 // Paging through long lists: the page size the URL keeps, the pager's first/last steps.
 import { describe, expect, it } from "vitest";
 import {
-  carryNotes, DUPLICATE_PAGE_SIZES, notesOf, pageAfterResize, pageParam, pageSizeParam, pagerState,
+  carryNotes, DUPLICATE_PAGE_SIZES, notesOf, pageAfterResize, pageFromUrl, pageParam, pageSizeParam, pagerState,
 } from "./logic";
 
 describe("the Duplicates page size", () => {
@@ -35,6 +35,9 @@ describe("the pager", () => {
   });
   it("leaves the first page out of the URL", () => {
     expect(pageParam(1)).toBe("");
+    // the page read back from the URL is a whole number from 1 (the gateway refuses 1.5)
+    expect([pageFromUrl("1.5"), pageFromUrl("3.9"), pageFromUrl("2"), pageFromUrl(null)]).toEqual([1, 3, 2, 1]);
+    expect([pageFromUrl("0"), pageFromUrl("-2"), pageFromUrl("x"), pageFromUrl("1e400")]).toEqual([1, 1, 1, 1]);
     expect(pageParam(3)).toBe("3");
   });
 });
