@@ -51,6 +51,7 @@ from sqlalchemy.orm import Session
 from core import jobs, suspects
 from core.config import Settings
 from core.db import FsPath, begin_write
+from core.filequeries import chunks
 from core.media.hashing import hash_stream, quick_digest_fh
 from core.media.inspect import FileFacts, inspect_file
 from core.media.kinds import extension, kind_of_extension
@@ -456,7 +457,7 @@ def _diff(
 def _apply(session: Session, d: _Diff) -> None:
     """Write what ``_diff`` worked out (after the plan's claim)."""
     now = utcnow()
-    for ids in _in_chunks(d.revived):
+    for ids in chunks(d.revived):
         session.execute(
             update(File).where(File.id.in_(ids)).values(status="present", updated_at=now)
         )
@@ -464,9 +465,9 @@ def _apply(session: Session, d: _Diff) -> None:
     # The same files on a share mounted again: a new device number, one statement per
     # thousand rows (not one per row: a million-file share after a reboot)
     for device, ids in d.remounted.items():
-        for chunk in _in_chunks(ids):
+        for chunk in chunks(ids):
             session.execute(update(File).where(File.id.in_(chunk)).values(device=device))
-    for ids in _in_chunks(d.missing):
+    for ids in chunks(d.missing):
         session.execute(
             update(File).where(File.id.in_(ids)).values(status="missing", updated_at=now)
         )
@@ -512,11 +513,6 @@ def _move_rows(session: Session, moves: list[tuple[str, Entry, int]], now: datet
                 updated_at=now,
             )
         )
-
-
-def _in_chunks(ids: list[int], n: int = 1000) -> Iterator[list[int]]:
-    for i in range(0, len(ids), n):
-        yield ids[i : i + n]
 
 
 def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
