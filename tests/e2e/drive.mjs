@@ -881,6 +881,29 @@ async function stepBack() {
   await shot("step-back");
 }
 
+// A group marked "not duplicates" here, then reopened by another reviewer: the list
+// shows it again once a reload lists it (here, after another group is decided)
+async function reopenedElsewhere() {
+  await page.goto(`${base}/#/duplicates`);
+  await waitForDuplicates();
+  out.before = await page.locator("li.dup").count();
+  const first = page.locator("li.dup").first();
+  const id = await first.getAttribute("data-id");
+  await first.getByRole("button", { name: "Not duplicates" }).click();
+  await page.locator(`li.dup-gone[data-id="${id}"]`).waitFor();
+  out.reopened = await page.evaluate(async (gid) => (await fetch(
+    `/api/twinlens/duplicates/${encodeURIComponent(gid)}/resolution`, { method: "DELETE" })).status, id);
+  const other = page.locator(`li.dup:not([data-id="${id}"])`).first();
+  const otherId = await other.getAttribute("data-id");
+  await other.getByRole("button", { name: "Not duplicates" }).click();
+  await page.locator(`li.dup-gone[data-id="${otherId}"]`).waitFor();
+  await page.locator(`li.dup[data-id="${id}"]`).waitFor({ timeout: 5000 }).catch(() => {});
+  out.id = id;
+  out.shownAgain = await page.locator(`li.dup[data-id="${id}"]`).count();
+  out.otherGone = await page.locator(`li.dup[data-id="${otherId}"]`).count();
+  await shot("reopened-elsewhere");
+}
+
 // Dissolve a group, then put it back together from the note
 async function regroup([path]) {
   await page.goto(`${base}/#/groups`);
@@ -1066,6 +1089,7 @@ try {
   else if (scenario === "regroup") await regroup(rest);
   else if (scenario === "regroup-gone") await regroupGone(rest);
   else if (scenario === "step-back") await stepBack();
+  else if (scenario === "reopened-elsewhere") await reopenedElsewhere();
   else if (scenario === "immich-lazy") await immichLazy(rest);
   else if (scenario === "overview-capped") await overviewCapped();
   else if (scenario === "overview-running") await overviewRunning();

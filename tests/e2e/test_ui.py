@@ -888,6 +888,23 @@ def test_a_decision_that_empties_the_last_page_keeps_its_note_in_browser(
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
+def test_a_group_reopened_by_another_reviewer_shows_again_in_browser(
+    twinlens_ui: tuple[Stack, dict],
+) -> None:
+    stack, _ = twinlens_ui
+
+    # When a group marked "not duplicates" here is reopened by another reviewer, and then
+    # another group is decided (the list is read again)
+    out = _drive("reopened-elsewhere", stack.url)
+
+    # Then the reopened group is back in the open list, the other one gone from it
+    assert out["before"] >= 2, out
+    assert out["reopened"] == 200, out
+    assert out["shownAgain"] == 1, out
+    assert out["otherGone"] == 0, out
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_a_scan_with_more_failed_files_than_listed_says_so(
     twinlens_ui: tuple[Stack, dict],
 ) -> None:

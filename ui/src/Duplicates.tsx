@@ -9,7 +9,7 @@ import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, typ
 import {
   actionFailure, basename, camera, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
   dirname, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
-  DUPLICATE_PAGE_SIZES, memberMark, notesOf, pageAfterResize, pageFromUrl, pageParam, pageSizeParam, placeNotes,
+  DUPLICATE_PAGE_SIZES, hiddenDecided, memberMark, notesOf, pageAfterResize, pageFromUrl, pageParam, pageSizeParam, placeNotes,
   planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
@@ -49,12 +49,26 @@ export function Duplicates({ localMode, params, go }: Props) {
     listKey,
   );
   const [picks, setPicks] = useState<Record<string, string>>({});
-  // Groups decided on this list, hidden until the reload drops them. Only for the list they
-  // were decided on: under another filter (e.g. "Not duplicates") they belong in the list.
-  const [decided, setDecided] = useState<{ key: string; ids: Set<string> }>({
-    key: listKey, ids: new Set(),
+  // Groups decided on this list, hidden until the reload drops them, each with the load on
+  // screen when it was decided: a later load that lists it again (another reviewer reopened
+  // it) shows it. Only for the list they were decided on: under another filter (e.g. "Not
+  // duplicates") they belong in the list.
+  type Loaded = typeof list.data;
+  const [decided, setDecided] = useState<{ key: string; ids: Map<string, Loaded> }>({
+    key: listKey, ids: new Map(),
   });
-  const done = decided.key === listKey ? decided.ids : new Set<string>();
+  const loadedRef = useRef(list.data);
+  loadedRef.current = list.data;
+  const done = hiddenDecided(decided.key === listKey ? decided.ids : new Map<string, Loaded>(), list.data);
+  /** `done` and `add` (decided now, on the load on screen), less `drop`. */
+  const decide = (add: string[], drop: string[] = []) => setDecided((s) => {
+    const before = s.key === listKey ? s.ids : new Map<string, Loaded>();
+    const still = hiddenDecided(before, loadedRef.current);
+    const ids = new Map([...before].filter(([id]) => still.has(id)));
+    for (const id of add) ids.set(id, loadedRef.current);
+    for (const id of drop) ids.delete(id);
+    return { key: listKey, ids };
+  });
   // `to`: the page the list stepped back to by itself, where the notes show too
   const [notes, setNotes] = useState<{ key: string; to?: string; byId: Record<string, Note> }>({
     key: listKey, byId: {},
@@ -152,9 +166,9 @@ export function Duplicates({ localMode, params, go }: Props) {
   const finish = (d: Duplicate, text: string, leaves: boolean, undo?: Duplicate) => {
     const hide = leaves && status !== "any";
     if (hide) {
-      setDecided({ key: listKey, ids: new Set([...done, d.id]) });
+      decide([d.id]);
     } else if (done.has(d.id)) {
-      setDecided({ key: listKey, ids: new Set([...done].filter((x) => x !== d.id)) });
+      decide([], [d.id]);
     }
     setFocusAfter({ id: d.id, next: hide });
     noteOn(d, { text }, hide ? undo : undefined);
@@ -249,7 +263,7 @@ export function Duplicates({ localMode, params, go }: Props) {
           confirmedRequests(pending.requests, pending.result.results), false);
         const t = planTotals(r.results, items);
         const ok = r.results.filter((x) => x.status === 200).map((x) => x.id);
-        if (status !== "any") setDecided({ key: listKey, ids: new Set([...done, ...ok]) });
+        if (status !== "any") decide(ok);
         setMessage({
           text: `Resolved ${r.succeeded} ${r.succeeded === 1 ? "group" : "groups"}: ` +
             `${t.trashFiles} files moved to Immich's trash (${formatBytes(t.trashBytes)}).` +

@@ -596,6 +596,16 @@ export function pageAfterResize(page: number, oldSize: number, newSize: number):
   return Math.floor(((Math.max(1, page) - 1) * oldSize) / newSize) + 1;
 }
 
+/** The groups a list still hides as decided on it: each until a load after its decision
+ * lists it again (another reviewer reopened it, say). `decided`: each group's id, with the
+ * load on screen when it was decided (which still lists it). */
+export function hiddenDecided<L extends { items: { id: string }[] }>(
+  decided: Map<string, L | null>, loaded: L | null,
+): Set<string> {
+  const listed = new Set((loaded?.items ?? []).map((x) => x.id));
+  return new Set([...decided].filter(([id, at]) => at === loaded || !listed.has(id)).map(([id]) => id));
+}
+
 /** The page the URL asks for: a whole number from 1 (?page=1.5 is page 1, which the
  * gateway takes; a fraction it refuses with a 400), page 1 for anything else. */
 export function pageFromUrl(raw: string | null): number {

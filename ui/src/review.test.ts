@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, type Job, type ResolvePlan, parseRetryAfter, unreachableMessage } from "./api";
 import {
-  actionFailure, confirmButton, isFullScan, keepReasonLabel, memberMark, placeNotes, planTotals,
+  actionFailure, confirmButton, hiddenDecided, isFullScan, keepReasonLabel, memberMark, placeNotes, planTotals,
   jobScope, retryDelay, scanOverview, STALE_NOTICE, triggerLabel,
 } from "./logic";
 
@@ -113,6 +113,22 @@ describe("keeper reasons and decided groups", () => {
     const resolved = { status: "resolved", resolution: { action: "trash", keep: ["/a"] } };
     expect([memberMark(resolved, "/a", "/a"), memberMark(resolved, "/a", "/b")]).toEqual(["kept", "goes"]);
     expect(memberMark({ status: "open" }, "/b", "/a")).toBe("goes");
+  });
+});
+
+describe("groups decided on a list", () => {
+  const load = (...ids: string[]) => ({ items: ids.map((id) => ({ id })) });
+  it("stay hidden until a later load lists them again (reopened by another reviewer)", () => {
+    const before = load("a", "b", "c");
+    const decided = new Map([["a", before], ["b", before]]);
+    // the load on screen when they were decided still lists them: hidden
+    expect([...hiddenDecided(decided, before)]).toEqual(["a", "b"]);
+    // the reload drops them: still hidden (nothing to show)
+    const after = load("c");
+    expect([...hiddenDecided(decided, after)]).toEqual(["a", "b"]);
+    // a later load lists "a" again, open: shown again; "b" stays decided
+    expect([...hiddenDecided(decided, load("a", "c"))]).toEqual(["b"]);
+    expect([...hiddenDecided(decided, null)]).toEqual(["a", "b"]);
   });
 });
 
