@@ -193,14 +193,14 @@ export function groupTypeLabel(t: string): string {
 
 // Reasons recorded by core/dedup/keeper.py: the first rule that left one candidate.
 export const KEEP_REASONS: Record<string, string> = {
-  intact: "the only copy read without errors",
+  intact: "the only copy not empty, cut short or corrupt",
   resolution: "highest resolution",
   // A copy that still carries its capture date wins; among several, the earliest
   capture_time: "kept its capture date",
-  file_group: "belongs with its RAW, Live Photo video or sidecars",
   folder: "preferred folder",
+  file_group: "belongs with its RAW, Live Photo video or sidecars",
   format: "preferred format",
-  oldest_file: "written first (a re-save came later)",
+  jpeg_quality: "encoded at a higher JPEG quality",
   size: "largest file",
   name: "not named as a copy",
   // After every rule, the keeper takes the smallest path as a string

@@ -102,7 +102,8 @@ describe("keeper reasons and decided groups", () => {
   it("labels the reasons as core/dedup/keeper.py decides them", () => {
     expect(keepReasonLabel("tie: path")).toBe("all equal; first path alphabetically");
     expect(keepReasonLabel("capture_time")).toBe("kept its capture date");
-    expect(keepReasonLabel("intact")).toBe("the only copy read without errors");
+    expect(keepReasonLabel("intact")).toBe("the only copy not empty, cut short or corrupt");
+    expect(keepReasonLabel("jpeg_quality")).toBe("encoded at a higher JPEG quality");
     expect(keepReasonLabel("file_group")).toBe("belongs with its RAW, Live Photo video or sidecars");
     expect(keepReasonLabel("some_new_rule")).toBe("some new rule");
   });
