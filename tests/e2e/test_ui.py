@@ -811,19 +811,24 @@ def test_a_folder_whose_name_is_not_utf8_lists_its_problems_in_browser(
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
+def _byte_copy_pairs(library: Path, n: int, seed: int) -> Path:
+    """``n`` small pictures in card/, each with its byte copy in backup/."""
+    for folder in ("card", "backup"):
+        (library / folder).mkdir(parents=True)
+    for i in range(n):
+        name = f"IMG_{i:04d}.JPG"
+        picture(seed + i, (160, 120)).save(library / "card" / name, "JPEG", quality=80)
+        shutil.copyfile(library / "card" / name, library / "backup" / name)
+    return library
+
+
 def test_many_duplicate_groups_are_paged_in_browser(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:
     import twinlens
 
     # Given 45 pairs of byte copies: more than two pages of 20 groups
-    library = tmp_path / "library"
-    for folder in ("card", "backup"):
-        (library / folder).mkdir(parents=True)
-    for i in range(45):
-        name = f"IMG_{i:04d}.JPG"
-        picture(1000 + i, (160, 120)).save(library / "card" / name, "JPEG", quality=80)
-        shutil.copyfile(library / "card" / name, library / "backup" / name)
+    library = _byte_copy_pairs(tmp_path / "library", 45, seed=1000)
     cfg = replace(embedded_settings, immich_url="")
     assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
     stack = start(cfg, dist=ui_dist)
@@ -861,13 +866,7 @@ def test_a_decision_that_empties_the_last_page_keeps_its_note_in_browser(
     import twinlens
 
     # Given 21 pairs of byte copies: page 2 (of 20 a page) holds one group
-    library = tmp_path / "library"
-    for folder in ("card", "backup"):
-        (library / folder).mkdir(parents=True)
-    for i in range(21):
-        name = f"IMG_{i:04d}.JPG"
-        picture(2000 + i, (160, 120)).save(library / "card" / name, "JPEG", quality=80)
-        shutil.copyfile(library / "card" / name, library / "backup" / name)
+    library = _byte_copy_pairs(tmp_path / "library", 21, seed=2000)
     cfg = replace(embedded_settings, immich_url="")
     assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
     stack = start(cfg, dist=ui_dist)

@@ -253,19 +253,25 @@ def test_a_quality_100_re_export_is_kept_over_the_quality_60_export_before_it(
     }
 
 
+def _crw_and_its_preview(samples: Path, to: Path) -> tuple[Image.Image, Image.Exif]:
+    """The sample Canon CRW copied to ``to``; its embedded preview, and EXIF with the
+    RAW's capture time and camera (what the camera's own JPEG of it would carry)."""
+    crw = copy(samples / "imagemeta/CRW.CRW", to)
+    taken = inspect_file(str(crw), full_hash=False).taken_at
+    assert taken is not None
+    with rawpy.imread(str(crw)) as raw:
+        preview = Image.open(io.BytesIO(raw.extract_thumb().data))
+        preview.load()
+    return preview, exif_for(taken, "Canon", "Canon EOS D30")
+
+
 def test_an_edit_of_the_raws_jpeg_in_another_folder_is_no_duplicate_of_the_raw(
     embedded_settings: Settings, library: Path, samples: Path
 ) -> None:
     # Given an import sorted by type: the Canon CRW in RAW/, the camera's JPEG of it (its
     # embedded preview, with the RAW's EXIF) in JPG/, and an edit of that JPEG beside it
     # (contrast x1.25, EXIF kept)
-    crw = copy(samples / "imagemeta/CRW.CRW", library / "2018/RAW/IMG_0001.CRW")
-    taken = inspect_file(str(crw), full_hash=False).taken_at
-    assert taken is not None
-    exif = exif_for(taken, "Canon", "Canon EOS D30")
-    with rawpy.imread(str(crw)) as raw:
-        preview = Image.open(io.BytesIO(raw.extract_thumb().data))
-        preview.load()
+    preview, exif = _crw_and_its_preview(samples, library / "2018/RAW/IMG_0001.CRW")
     jpg = library / "2018/JPG/IMG_0001.JPG"
     jpg.parent.mkdir(parents=True)
     preview.save(jpg, "JPEG", quality=92, exif=exif)
@@ -390,13 +396,7 @@ def test_a_copy_of_the_jpeg_a_raw_is_paired_with_is_its_duplicate(
     # Given a shoot of a Canon CRW and the camera's JPEG of it (its embedded preview, with
     # the RAW's EXIF), and a quality 70 copy of that JPEG (EXIF kept) in a shared folder:
     # the same stem, capture time and camera as the RAW
-    crw = copy(samples / "imagemeta/CRW.CRW", library / "Shoot/IMG_0001.CRW")
-    taken = inspect_file(str(crw), full_hash=False).taken_at
-    assert taken is not None
-    exif = exif_for(taken, "Canon", "Canon EOS D30")
-    with rawpy.imread(str(crw)) as raw:
-        preview = Image.open(io.BytesIO(raw.extract_thumb().data))
-        preview.load()
+    preview, exif = _crw_and_its_preview(samples, library / "Shoot/IMG_0001.CRW")
     preview.save(library / "Shoot/IMG_0001.JPG", "JPEG", quality=92, exif=exif)
     (library / "Shared").mkdir()
     preview.save(library / "Shared/IMG_0001.JPG", "JPEG", quality=70, exif=exif)
