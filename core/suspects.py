@@ -13,9 +13,9 @@ read (delivered, not done) become suspects. A batch reads a suspect alone: marke
 when a dead process's jobs are failed is the one that stopped it: it has one more crash.
 After ``LIMIT`` crashes it is skipped, named with the reason, until it changes (another
 size or mtime: ``touch`` tries it again). The others of its batch are read alone once,
-one at a time, and forgiven. Redis workers
-have their own, per-batch, rule (``core.catalog.CRASHES_BEFORE_SKIPPING``): a dead
-worker's message goes to another worker, not to a new job.
+one at a time, and forgiven. Redis workers have their own, per-batch, rule
+(``core.catalog.CRASHES_BEFORE_SKIPPING``): a dead worker's message goes to another
+worker, not to a new job.
 """
 
 from __future__ import annotations
