@@ -34,6 +34,8 @@
 //     steps back a page, the note first on it, with the keyboard
 //   node drive.mjs regroup BASE_URL SHOT_DIR PATH   dissolve the group of PATH, then "Undo
 //     dissolve" in its note
+//   node drive.mjs immich-escaped BASE_URL SHOT_DIR API_KEY   a copy whose name holds a bidi
+//     override: its card and the trash dry runs (it going, then it kept), as shown
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
 import { unlinkSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -945,6 +947,40 @@ async function regroup([path]) {
 
 // With an API key thumbnails are fetched by hand (with the header): only those near the
 // viewport, the others once scrolled to
+// One pair of byte copies (card/IMG_0000.JPG and one named with U+202E): what its card and the dry runs show, and
+// what the dry runs send (the path as it is, not as shown).
+async function immichEscaped([key]) {
+  await logInWithKey(key);
+  await waitForDuplicates();
+  const card = page.locator("li.dup").first();
+  out.heading = (await card.locator("h2").innerText()).replace(/\s+/g, " ");
+  out.files = await card.locator(".member .filename").allInnerTexts();
+  out.dirs = await card.locator(".member .dir").allInnerTexts();
+  out.titles = await card.locator(".member .filename").evaluateAll((es) => es.map((e) => e.title));
+  await card.locator(".thumb img, .thumb-missing").nth(1).waitFor(); // fetched with the key
+  out.thumbNames = await card.locator(".thumb img, .thumb-missing").evaluateAll(
+    (es) => es.map((e) => e.getAttribute("alt") ?? e.getAttribute("aria-label")));
+  out.bodies = recordResolves();
+  const dialog = page.getByRole("dialog");
+  const dryRun = async (member) => {
+    await member.getByRole("radio").check();
+    await card.getByRole("button", { name: /Move others to Immich trash/ }).click();
+    await dialog.waitFor();
+    const shown = {
+      keep: await dialog.locator(".plan-keep").allInnerTexts(),
+      trash: await dialog.locator(".plan-trash").allInnerTexts(),
+    };
+    await dialog.getByRole("button", { name: "Cancel" }).click();
+    await dialog.waitFor({ state: "hidden" });
+    return shown;
+  };
+  // Kept: the copy with a plain name (the other one goes), then the other way round
+  const plain = { has: page.locator(".filename", { hasText: /^IMG_0000\.JPG$/ }) };
+  out.evilGoes = await dryRun(card.locator(".member").filter(plain));
+  await shot("escaped-dry-run");
+  out.evilKept = await dryRun(card.locator(".member").filter({ hasNot: plain.has }));
+}
+
 async function immichLazy([key]) {
   await page.setViewportSize({ width: 1280, height: 400 });
   const asked = [];
@@ -1091,6 +1127,7 @@ try {
   else if (scenario === "step-back") await stepBack();
   else if (scenario === "reopened-elsewhere") await reopenedElsewhere();
   else if (scenario === "immich-lazy") await immichLazy(rest);
+  else if (scenario === "immich-escaped") await immichEscaped(rest);
   else if (scenario === "overview-capped") await overviewCapped();
   else if (scenario === "overview-running") await overviewRunning();
   else if (scenario === "no-roots") await noRoots();

@@ -981,6 +981,67 @@ def test_ordinary_immich_user_is_told_review_is_for_admins(immich_ui: dict) -> N
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
+def test_a_file_named_to_mislead_is_shown_escaped_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+    import twinlens
+    from tests.fakeimmich import FakeImmichServer
+    from tests.fakeimmich.spec import spec_path
+
+    if not spec_path().is_file():
+        missing(
+            f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)",
+            shared=True,
+        )
+    # Given a pair of byte copies, one named "\u202egpj.exe.JPG": raw, U+202E (right-to-left
+    # override) shows it as "GPJ.exe.jpg", a card lying about which file goes
+    library = _byte_copy_pairs(tmp_path / "library", 1, seed=3000)
+    plain = library / "card" / "IMG_0000.JPG"
+    evil = library / "backup" / "\u202egpj.exe.JPG"
+    (library / "backup" / "IMG_0000.JPG").rename(evil)
+    cfg = replace(embedded_settings, immich_url="")
+    assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
+    immich = FakeImmichServer().start()
+    user = immich.state.add_user("alice@example.com", "secret-pw", name="Alice", is_admin=True)
+    key = immich.state.add_api_key(user["id"], ["all"])
+    for p in (plain, evil):
+        rel = p.relative_to(library).as_posix()
+        immich.state.add_asset(
+            user["id"], f"/mnt/photos/{rel}", file=str(p), library_id=IMMICH_LIBRARY_ID
+        )
+    stack = start(
+        cfg, dist=ui_dist, immich_url=immich.url, path_map=(("/mnt/photos", str(library)),)
+    )
+    try:
+        out = _drive("immich-escaped", stack.url, key)
+    finally:
+        stack.stop()
+        immich.stop()
+
+    shown = "\\u202egpj.exe.JPG"  # what the CLI's display() shows: the override escaped
+    # Then the card names the file escaped, in its name, its tooltip and its preview's
+    assert sorted(out["files"]) == sorted(["IMG_0000.JPG", shown]), out["files"]
+    assert not any("\u202e" in t for k in ("heading", "files", "dirs", "titles", "thumbNames")
+                   for t in (out[k] if isinstance(out[k], list) else [out[k]])), out
+    assert f"{library}/backup/{shown}" in out["titles"], out["titles"]
+    assert f"{library}/backup" in out["dirs"], out["dirs"]
+    assert any(t and shown in t for t in out["thumbNames"]), out["thumbNames"]
+    # ... and so do the dry runs, the file going to the trash and then kept
+    def plan(lines: list[str]) -> list[str]:
+        """ "TRASH /p/x (3.6 KB)" -> "/p/x" (the tag's case is CSS's)."""
+        return [re.sub(r" \([^)]*\)$", "", t.split(" ", 1)[1]) for t in lines]
+
+    escaped = f"{library}/backup/{shown}"
+    assert plan(out["evilGoes"]["trash"]) == [escaped], out["evilGoes"]
+    assert plan(out["evilGoes"]["keep"]) == [str(plain)], out["evilGoes"]
+    assert plan(out["evilKept"]["keep"]) == [escaped], out["evilKept"]
+    assert plan(out["evilKept"]["trash"]) == [str(plain)], out["evilKept"]
+    # ... while what goes back to the gateway is the path as it is
+    assert [b["keep"] for b in out["bodies"]] == [[str(plain)], [str(evil)]], out["bodies"]
+    assert all(b["dryRun"] is True for b in out["bodies"])
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_the_ui_logic_unit_tests_pass() -> None:
     """ui/src/logic.test.ts (vitest): the pure rules behind the review screens (which
     requests a bulk confirmation is made of, plan totals, keeper defaults), run by the

@@ -7,8 +7,8 @@ import {
 import { Dialog } from "./Dialog";
 import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
 import {
-  actionFailure, basename, camera, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
-  dirname, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
+  actionFailure, camera, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
+  dirname, displayName, displayPath, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
   DUPLICATE_PAGE_SIZES, hiddenDecided, memberMark, notesOf, pageAfterResize, pageFromUrl, pageParam, pageSizeParam, placeNotes,
   planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
@@ -200,7 +200,7 @@ export function Duplicates({ localMode, params, go }: Props) {
     starting(d);
     try {
       await api.resolve({ id: d.id, keep: [], action: "not_duplicate" }, false);
-      finish(d, `Marked ${basename(d.members[0]?.path ?? "")} and its look-alikes as not duplicates.`,
+      finish(d, `Marked ${displayName(d.members[0]?.path ?? "")} and its look-alikes as not duplicates.`,
              true, { ...d, status: "dismissed" });
     } catch (e) {
       fail(d, e);
@@ -245,7 +245,7 @@ export function Duplicates({ localMode, params, go }: Props) {
         // Open again: it leaves a list of decided groups (and comes back to the open
         // list); a group a new copy had reopened stays where it was.
         const reopened = (pending.dup.status ?? "open") === "open";
-        finish(pending.dup, undoNotice(basename(pending.dup.members[0]?.path ?? pending.dup.id), r),
+        finish(pending.dup, undoNotice(displayName(pending.dup.members[0]?.path ?? pending.dup.id), r),
                !reopened && status !== "open");
       } else if (pending.kind === "one") {
         // Exactly what the dry run showed, or nothing (409 if a scan changed the group).
@@ -393,7 +393,7 @@ function DuplicateCard({
   const titleId = `dup-${dup.id}`;
   const others = dup.members.filter((m) => m.path !== keep);
   const reclaim = others.reduce((n, m) => n + (m.size ?? 0), 0);
-  const name = basename(dup.members[0]?.path ?? dup.id);
+  const name = displayName(dup.members[0]?.path ?? dup.id);
   // The same <li> and note whether the card is whole or gone: the live region in it stays
   // in place (what appears in it is announced), and so does the focus
   return (
@@ -490,7 +490,7 @@ interface MemberProps {
 }
 
 function MemberCard({ m, groupId, index, localMode, mark, suggested, reason, showSimilarity, onPick }: MemberProps) {
-  const name = basename(m.path);
+  const name = displayName(m.path);
   const kept = mark === "kept";
   const id = `keep-${groupId}-${index}`;
   const cam = camera(m);
@@ -508,9 +508,9 @@ function MemberCard({ m, groupId, index, localMode, mark, suggested, reason, sho
           <strong>Suggested keeper</strong>{reason && <> — {reason}</>}
         </p>
       )}
-      <p className="filename" title={m.path}>{name}</p>
+      <p className="filename" title={displayPath(m.path)}>{name}</p>
       {m.missing && <p className="warn">No longer on disk</p>}
-      <p className="dir" title={m.path}>{dirname(m.path)}</p>
+      <p className="dir" title={displayPath(m.path)}>{displayPath(dirname(m.path))}</p>
       <dl className="facts">
         <dt>Size</dt><dd>{formatBytes(m.size)}</dd>
         {m.width && m.height ? <><dt>Resolution</dt><dd>{m.width} × {m.height}</dd></> : null}
@@ -588,20 +588,20 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmPro
         {plans.filter((p) => p.status === undefined || p.status === 200).map((p) => (
           <li key={p.id}>
             {p.keep.map((k) => (
-              <div key={k.path} className="plan-keep"><span className="tag">keep</span> {k.path}</div>
+              <div key={k.path} className="plan-keep"><span className="tag">keep</span> {displayPath(k.path)}</div>
             ))}
             {p.trash.map((x) => (
               <div key={x.path} className="plan-trash">
-                <span className="tag tag-trash">trash</span> {x.path}
+                <span className="tag tag-trash">trash</span> {displayPath(x.path)}
                 <span className="muted"> ({formatBytes(size(p.id, x.path))})</span>
               </div>
             ))}
             {p.notInImmich.map((x) => (
-              <div key={x} className="plan-skip"><span className="tag">left alone</span> {x}</div>
+              <div key={x} className="plan-skip"><span className="tag">left alone</span> {displayPath(x)}</div>
             ))}
             {(p.inImmichTrash ?? []).map((x) => (
               <div key={x} className="plan-skip">
-                <span className="tag">already in Immich's trash</span> {x}
+                <span className="tag">already in Immich's trash</span> {displayPath(x)}
               </div>
             ))}
           </li>
@@ -652,12 +652,12 @@ function UndoDialog({ pending, busy, onCancel, onConfirm }: UndoProps) {
               <li>
                 {back.map((x) => (
                   <div key={x.path} className="plan-keep">
-                    <span className="tag">restore</span> {x.path}
+                    <span className="tag">restore</span> {displayPath(x.path)}
                   </div>
                 ))}
                 {stuck.map((x) => (
                   <div key={x} className="plan-skip">
-                    <span className="tag tag-trash">cannot restore</span> {x}
+                    <span className="tag tag-trash">cannot restore</span> {displayPath(x)}
                   </div>
                 ))}
               </li>

@@ -4,7 +4,7 @@ import { api, ApiError, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
 import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
 import {
-  actionFailure, basename, canMerge, carryNotes, dirname, formatBytes, formatCount, formatTakenAt,
+  actionFailure, canMerge, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
   groupPrimary, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
   regroupNotice, regroupPlan, regroupWithout, splitButtons, splitNotice, toggled,
   uncatalogedFile,
@@ -38,7 +38,7 @@ interface Note {
 
 function groupName(g: FileGroup): string {
   const p = groupPrimary(g);
-  return p ? basename(p) : g.id;
+  return p ? displayName(p) : g.id;
 }
 
 export function Groups({ localMode, params, go }: Props) {
@@ -155,7 +155,7 @@ export function Groups({ localMode, params, go }: Props) {
         noteOn(merged, {
           text: `Merged ${plural(pending.groups.length, "group")} into one manual group of ` +
             `${plural(merged.members.length, "file")}` +
-            (primary ? ` (primary ${basename(primary)}).` : "."),
+            (primary ? ` (primary ${displayName(primary)}).` : "."),
         }, first?.id);
         setFocusOn(merged.id);
       } else {
@@ -297,7 +297,7 @@ function GroupRow({
       {gone ? (
         <p className="grp-gone-head" id={titleId}>
           <span className={`tag tag-${group.type}`}>{groupTypeLabel(group.type)}</span>
-          {" "}{primary ? basename(primary.path) : group.id}
+          {" "}{primary ? displayName(primary.path) : group.id}
         </p>
       ) : (
         <>
@@ -305,9 +305,9 @@ function GroupRow({
           <div className="grp-body">
             <h2 id={titleId}>
               <span className={`tag tag-${group.type}`}>{groupTypeLabel(group.type)}</span>
-              {primary ? basename(primary.path) : group.id}
+              {primary ? displayName(primary.path) : group.id}
             </h2>
-            {primary && <p className="dir" title={primary.path}>{dirname(primary.path)}</p>}
+            {primary && <p className="dir" title={displayPath(primary.path)}>{displayPath(dirname(primary.path))}</p>}
             {primary?.taken_at && <p className="muted">Taken {formatTakenAt(primary.taken_at)}</p>}
             <table className="grp-members">
               <caption className="sr-only">Files in this group</caption>
@@ -326,9 +326,9 @@ function GroupRow({
                       <td className="pick-col">
                         <input type="checkbox" id={id} checked={selected.includes(m.path)}
                                disabled={busy} onChange={(e) => onPick(m.path, e.target.checked)}
-                               aria-label={`Select ${basename(m.path)}`} aria-describedby={hintId} />
+                               aria-label={`Select ${displayName(m.path)}`} aria-describedby={hintId} />
                       </td>
-                      <td className="path" title={m.path}><label htmlFor={id}>{basename(m.path)}</label></td>
+                      <td className="path" title={displayPath(m.path)}><label htmlFor={id}>{displayName(m.path)}</label></td>
                       <td>{isPrimary(group, m) ? "primary" : m.role ?? m.kind ?? "member"}{m.kind && isPrimary(group, m) ? ` (${m.kind})` : ""}</td>
                       <td>{formatBytes(m.size)}</td>
                     </tr>
@@ -402,7 +402,7 @@ function ConfirmDialog({ pending, busy, onCancel, onConfirm }: ConfirmProps) {
           then form one manual group).
         </p>
         <ul className="plan">
-          {pending.paths.map((p) => <li key={p} className="path">{p}</li>)}
+          {pending.paths.map((p) => <li key={p} className="path">{displayPath(p)}</li>)}
         </ul>
       </>
     );
@@ -425,7 +425,7 @@ function ConfirmDialog({ pending, busy, onCancel, onConfirm }: ConfirmProps) {
           paths can).
         </p>
         <ul className="plan">
-          {pending.group.members.map((m) => <li key={m.path} className="path">{m.path}</li>)}
+          {pending.group.members.map((m) => <li key={m.path} className="path">{displayPath(m.path)}</li>)}
         </ul>
       </>
     );
@@ -437,14 +437,14 @@ function ConfirmDialog({ pending, busy, onCancel, onConfirm }: ConfirmProps) {
       <>
         <p className="summary">
           These {plural(plan.paths.length, "file")} become one manual group
-          {plan.primary && <>, with <strong>{basename(plan.primary)}</strong> (the primary of the
+          {plan.primary && <>, with <strong>{displayName(plan.primary)}</strong> (the primary of the
           first group you selected) as its primary</>}. Later scans keep it. No file is moved or
           deleted.
         </p>
         <ul className="plan">
           {plan.paths.map((p) => (
             <li key={p} className="path">
-              {p === plan.primary && <span className="tag">primary</span>} {p}
+              {p === plan.primary && <span className="tag">primary</span>} {displayPath(p)}
             </li>
           ))}
         </ul>

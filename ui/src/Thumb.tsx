@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { getApiKey, thumbnailUrl } from "./api";
 import { useNearViewport } from "./hooks";
-import { basename } from "./logic";
+import { displayName } from "./logic";
 
 interface Props {
   member: { path: string; assetId?: string | null };
@@ -18,7 +18,7 @@ export function Thumb({ member, localMode, size = 320 }: Props) {
   const key = getApiKey();
   const [src, setSrc] = useState<string | null>(key ? null : url);
   const [failed, setFailed] = useState(false);
-  const name = basename(member.path);
+  const name = displayName(member.path);
   const box = useRef<HTMLDivElement>(null);
   const near = useNearViewport(box, Boolean(key && url));
 

@@ -1,7 +1,7 @@
 // Putting a dissolved (or split) group back together: what "Undo" merges and says.
 import { describe, expect, it } from "vitest";
 import type { FileGroup } from "./api";
-import { regroupNotice, regroupPlan, regroupWithout, uncatalogedFile } from "./logic";
+import { displayName, jobScope, regroupNotice, regroupPlan, regroupWithout, uncatalogedFile } from "./logic";
 
 const group = (paths: string[], primary?: string): FileGroup => ({
   id: "g1", type: "sidecar", primary,
@@ -43,5 +43,29 @@ describe("undoing when a rescan moved or deleted one of the files", () => {
     });
     expect(regroupWithout(r, "/p/a.JPG")?.primary).toBeNull();
     expect(regroupWithout(regroupWithout(r, "/p/a.xmp")!, "/p/a.JPG")).toBeNull();
+  });
+});
+
+describe("a file named to mislead", () => {
+  // "\u202egpj.exe" shows as "exe.jpg": every name and path shown is escaped, the paths
+  // sent back to the gateway are not
+  const evil = "/p/\u202egpj.exe";
+  it("is shown escaped by its name", () => {
+    expect(displayName(evil)).toBe("\\u202egpj.exe");
+    expect(displayName("/p/caf\udce9\n.jpg")).toBe("caf\\xe9\\x0a.jpg");
+    expect(displayName("/p/IMG_1.JPG")).toBe("IMG_1.JPG");
+  });
+  it("is escaped in the notes of putting a group back, but not in what is merged", () => {
+    const r = regroupPlan(group([evil, "/p/IMG_1.xmp"], evil), "dissolve")!;
+    expect(r.paths).toEqual([evil, "/p/IMG_1.xmp"]);
+    expect(r.primary).toBe(evil);
+    expect(r.name).toBe("\\u202egpj.exe");
+    expect(regroupNotice(r, { members: [{ path: evil }, { path: "/p/IMG_1.xmp" }] }))
+      .toBe("Put the group of \\u202egpj.exe back together: 2 files in one manual group " +
+            "(primary \\u202egpj.exe). Later scans keep it.");
+  });
+  it("is escaped in what a job went over", () => {
+    expect(jobScope({ id: "j", kind: "scan", state: "done", path: "/p/\u202eni", root: "/p" } as never))
+      .toBe("/p/\\u202eni (one folder)");
   });
 });

@@ -50,6 +50,11 @@ export function basename(path: string): string {
   return i >= 0 ? path.slice(i + 1) : path;
 }
 
+/** A file's name as it can be shown (see `displayPath`). */
+export function displayName(path: string): string {
+  return displayPath(basename(path));
+}
+
 export function dirname(path: string): string {
   const i = path.lastIndexOf("/");
   return i > 0 ? path.slice(0, i) : i === 0 ? "/" : "";
@@ -360,7 +365,7 @@ export function scanOverview(jobs: Job[]): ScanOverview {
 /** What a job went over and who started it: "/photos (whole library, nightly rescan)".
  * `folder`: a scan of one folder (by default, a scan not of a whole root). */
 export function jobScope(job: Job, folder = job.kind === "scan" && !isFullScan(job)): string {
-  const what = job.path ?? job.root ?? "";
+  const what = displayPath(job.path ?? job.root ?? "");
   const how = [folder ? "one folder" : job.kind === "scan" ? "whole library" : "",
                job.full ? "every file re-read" : "", triggerLabel(job.trigger)].filter(Boolean);
   if (!what) return how.join(", ");
@@ -640,7 +645,7 @@ export function regroupPlan(
   const paths = [...new Set(g.members.map((m) => m.path))];
   if (paths.length < 2) return null; // a merge needs two files
   const primary = groupPrimary(g);
-  return { paths, primary, name: primary ? basename(primary) : g.id, kind };
+  return { paths, primary, name: primary ? displayName(primary) : g.id, kind };
 }
 
 /** The file a merge refused as "'…' is not a cataloged file" (moved or deleted by a rescan):
@@ -670,7 +675,7 @@ export function regroupWithout(r: Regroup, gone: string): Regroup | null {
 export function regroupNotice(r: Regroup, merged: Pick<FileGroup, "members">): string {
   const n = merged.members.length;
   return `Put the group of ${r.name} back together: ${plural(n, "file")} in one manual group` +
-    (r.primary ? ` (primary ${basename(r.primary)}).` : ".") +
+    (r.primary ? ` (primary ${displayName(r.primary)}).` : ".") +
     " Later scans keep it.";
 }
 
