@@ -1021,11 +1021,15 @@ def test_a_file_named_to_mislead_is_shown_escaped_in_browser(
     shown = "\\u202egpj.exe.JPG"  # what the CLI's display() shows: the override escaped
     # Then the card names the file escaped, in its name, its tooltip and its preview's
     assert sorted(out["files"]) == sorted(["IMG_0000.JPG", shown]), out["files"]
-    assert not any("\u202e" in t for k in ("heading", "files", "dirs", "titles", "thumbNames")
-                   for t in (out[k] if isinstance(out[k], list) else [out[k]])), out
+    assert not any(
+        "\u202e" in t
+        for k in ("heading", "files", "dirs", "titles", "thumbNames")
+        for t in (out[k] if isinstance(out[k], list) else [out[k]])
+    ), out
     assert f"{library}/backup/{shown}" in out["titles"], out["titles"]
     assert f"{library}/backup" in out["dirs"], out["dirs"]
     assert any(t and shown in t for t in out["thumbNames"]), out["thumbNames"]
+
     # ... and so do the dry runs, the file going to the trash and then kept
     def plan(lines: list[str]) -> list[str]:
         """ "TRASH /p/x (3.6 KB)" -> "/p/x" (the tag's case is CSS's)."""
