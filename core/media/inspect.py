@@ -251,9 +251,6 @@ def _inspect_open(
         _inspect_image(data, fmt, facts, max_pixels)
     elif kind == "raw":
         _inspect_raw(fh, path, head, data, facts, max_pixels)
-        if data is None and quick_hash:  # a large RAW: LibRaw read it by its path
-            facts.quick, n = quick_digest_fh(fh, size, head)
-            facts.bytes_read += n
     else:
         if kind == "video" and fmt in _QUICKTIME:
             reader = _CountingReader(fh)
@@ -263,9 +260,9 @@ def _inspect_open(
             fh.seek(len(head))
             facts.sha256, facts.sha1, n = hash_stream(fh, prefix=head)
             facts.bytes_read += n
-        if data is None and quick_hash:
-            facts.quick, n = quick_digest_fh(fh, size, head)
-            facts.bytes_read += n
+    if data is None and quick_hash:  # streamed, or a large RAW that LibRaw read by path
+        facts.quick, n = quick_digest_fh(fh, size, head)
+        facts.bytes_read += n
     _check_complete(fh, data, facts)
 
 
