@@ -16,8 +16,10 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -60,15 +62,30 @@ def ui_dist() -> Path:
     return DIST
 
 
-def _scanned(embedded_settings, tmp_path: Path) -> tuple[object, Path, dict]:
+def _scan_local(embedded_settings, library: Path) -> Any:
+    """``library`` scanned to the end in local mode (no Immich, no login): its settings."""
     import twinlens
 
-    library = tmp_path / "library"
-    expected = make_library(library)
     cfg = replace(embedded_settings, immich_url="")
     report = twinlens.run_scan(cfg, str(library))
     assert report["job"]["state"] == "done", report["job"]
-    return cfg, library, expected
+    return cfg
+
+
+@contextmanager
+def _local_ui(ui_dist: Path, embedded_settings, library: Path) -> Iterator[Stack]:
+    """The gateway serving the UI over ``library``, scanned first, in local mode."""
+    stack = start(_scan_local(embedded_settings, library), dist=ui_dist)
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+def _scanned(embedded_settings, tmp_path: Path) -> tuple[object, Path, dict]:
+    library = tmp_path / "library"
+    expected = make_library(library)
+    return _scan_local(embedded_settings, library), library, expected
 
 
 @pytest.fixture
@@ -680,7 +697,6 @@ def test_files_with_problems_in_browser(
 ) -> None:
     import errno
 
-    import twinlens
     from core import catalog
     from core.media import inspect
 
@@ -705,10 +721,7 @@ def test_files_with_problems_in_browser(
 
     monkeypatch.setattr(inspect, "open_regular", eio)
     monkeypatch.setattr(catalog, "open_regular", eio)
-    cfg = replace(embedded_settings, immich_url="")
-    assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
-    stack = start(cfg, dist=ui_dist)
-    try:
+    with _local_ui(ui_dist, embedded_settings, library) as stack:
         api = stack.url + "/api/twinlens"
         listed = requests.get(api + "/files/errors", timeout=10).json()
         by_name = {Path(f["path"]).name: f for f in listed["items"]}
@@ -775,14 +788,11 @@ def test_files_with_problems_in_browser(
         assert none["empty"] == "Every file in the library was read without a problem."
         assert none["rows"] == 0
         assert expected  # (the rest of the library is untouched)
-    finally:
-        stack.stop()
 
 
 def test_a_folder_whose_name_is_not_utf8_lists_its_problems_in_browser(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:
-    import twinlens
 
     # Given a broken file in a folder whose name has the byte 0xE9 (not UTF-8), and a
     # picture that reads well elsewhere
@@ -792,15 +802,10 @@ def test_a_folder_whose_name_is_not_utf8_lists_its_problems_in_browser(
     odd = library / "caf\udce9"
     odd.mkdir()
     (odd / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
-    cfg = replace(embedded_settings, immich_url="")
-    assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
-    stack = start(cfg, dist=ui_dist)
-    try:
+    with _local_ui(ui_dist, embedded_settings, library) as stack:
         # When "only this folder" is followed from its row, then the folder typed as shown
         shown = f"{library}/caf\\xe9"
         out = _drive("problems-bytes", stack.url, shown)
-    finally:
-        stack.stop()
 
     # Then the folder is asked for as its bytes: its broken file is listed, not "no problem"
     want = {"rows": [f"{shown}/broken.jpg"], "empty": 0, "typed": shown,
@@ -825,20 +830,14 @@ def _byte_copy_pairs(library: Path, n: int, seed: int) -> Path:
 def test_many_duplicate_groups_are_paged_in_browser(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:
-    import twinlens
 
     # Given 45 pairs of byte copies: more than two pages of 20 groups
     library = _byte_copy_pairs(tmp_path / "library", 45, seed=1000)
-    cfg = replace(embedded_settings, immich_url="")
-    assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
-    stack = start(cfg, dist=ui_dist)
-    try:
+    with _local_ui(ui_dist, embedded_settings, library) as stack:
         listed = requests.get(stack.url + "/api/twinlens/duplicates", timeout=10).json()
         assert listed["total"] == 45, listed["total"]
 
         out = _drive("paging", stack.url)
-    finally:
-        stack.stop()
 
     # Then 20 a page, "Page 1 of 3", First and Previous leading nowhere
     assert out["total"] == 45
@@ -863,18 +862,12 @@ def test_many_duplicate_groups_are_paged_in_browser(
 def test_a_decision_that_empties_the_last_page_keeps_its_note_in_browser(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:
-    import twinlens
 
     # Given 21 pairs of byte copies: page 2 (of 20 a page) holds one group
     library = _byte_copy_pairs(tmp_path / "library", 21, seed=2000)
-    cfg = replace(embedded_settings, immich_url="")
-    assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
-    stack = start(cfg, dist=ui_dist)
-    try:
+    with _local_ui(ui_dist, embedded_settings, library) as stack:
         # When that group is marked "not duplicates" on page 2
         out = _drive("step-back", stack.url)
-    finally:
-        stack.stop()
 
     # Then the list steps back to page 1, and the note comes along: first on the page, in
     # the small card left of the group, which has the keyboard
@@ -984,7 +977,6 @@ def test_ordinary_immich_user_is_told_review_is_for_admins(immich_ui: dict) -> N
 def test_a_file_named_to_mislead_is_shown_escaped_in_browser(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:
-    import twinlens
     from tests.fakeimmich import FakeImmichServer
     from tests.fakeimmich.spec import spec_path
 
@@ -999,8 +991,7 @@ def test_a_file_named_to_mislead_is_shown_escaped_in_browser(
     plain = library / "card" / "IMG_0000.JPG"
     evil = library / "backup" / "\u202egpj.exe.JPG"
     (library / "backup" / "IMG_0000.JPG").rename(evil)
-    cfg = replace(embedded_settings, immich_url="")
-    assert twinlens.run_scan(cfg, str(library))["job"]["state"] == "done"
+    cfg = _scan_local(embedded_settings, library)
     immich = FakeImmichServer().start()
     user = immich.state.add_user("alice@example.com", "secret-pw", name="Alice", is_admin=True)
     key = immich.state.add_api_key(user["id"], ["all"])
