@@ -30,7 +30,7 @@ from werkzeug.wrappers import Request
 
 from core.hosts import is_local_host
 from gateway import budget
-from gateway.cache import cache, digest
+from gateway.cache import digest, get_many_or_none, set_many_if_up
 from gateway.errors import immich_refusal, json_error
 from gateway.upstream import client_header
 
@@ -158,7 +158,7 @@ def whoami(creds: Credentials) -> dict[str, Any] | Response:
         mine = local.get(key) if local else None
         if mine is not None and mine[0] > time.monotonic():
             return mine[1]
-        hit = cache.get(key)
+        hit = get_many_or_none(key)[0]  # Redis not answering: Immich is asked
         if isinstance(hit, dict) and "exp" in hit and "user" in hit:
             _remember(key, hit["user"], hit["exp"])
             return hit["user"]
@@ -191,7 +191,7 @@ def whoami(creds: Credentials) -> dict[str, Any] | Response:
     user["apiKeyPermissions"] = permissions
     if key:
         expires = time.time() + cfg["AUTH_TTL"]
-        cache.set(key, {"user": user, "exp": expires}, timeout=cfg["AUTH_TTL"])
+        set_many_if_up({key: {"user": user, "exp": expires}}, cfg["AUTH_TTL"])
         _remember(key, user, expires)
     return user
 

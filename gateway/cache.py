@@ -7,15 +7,28 @@ the Redis key is the constant ``DATA_VERSION_KEY`` (to move into core).
 
 Keys never contain credentials: identity keys are SHA-256 digests of the credential,
 everything user-dependent is keyed by the Immich user id.
+
+A Redis that fails (refuses, or hangs until the socket timeout) is not asked again by
+this process for ``ENRICH_SKIP_AFTER_FAILURE`` seconds: every cache call and version read
+then raises ``RedisDown`` at once, so a hung Redis costs one timeout per window, not one
+per answer. Enrichment then sends Immich's answer as it came; Twinlens's own routes
+answer without the cache (``version_or_none``, ``get_many_or_none``: nothing read, nothing
+kept). A bump that fails is owed, and paid by this process's first version read
+once Redis answers again, so nothing cached before the outage outlives a change made
+during it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_app_context
 from flask_caching import Cache
+from redis.exceptions import RedisError
 
 from core import dataversion
 
@@ -23,7 +36,50 @@ REDIS_TIMEOUTS = dataversion.REDIS_TIMEOUTS
 DATA_VERSION_KEY = dataversion.KEY  # plain Redis key (not under flask-caching's prefix)
 KEY_PREFIX = "twinlens:gw:"
 
-cache = Cache()
+log = logging.getLogger("twinlens.gateway")
+
+_DOWN_UNTIL = "twinlens_redis_down_until"
+_BUMP_OWED = "twinlens_bump_owed"
+
+
+class RedisDown(RedisError):
+    """Redis failed a moment ago; it is not asked again until the window ends."""
+
+
+def redis_down() -> bool:
+    return current_app.extensions.get(_DOWN_UNTIL, 0.0) > time.monotonic()
+
+
+def _guarded(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    if redis_down():
+        raise RedisDown("Redis failed a moment ago; not asked again yet")
+    try:
+        return call(*args, **kwargs)
+    except RedisError as exc:
+        seconds = current_app.config["ENRICH_SKIP_AFTER_FAILURE"]
+        current_app.extensions[_DOWN_UNTIL] = time.monotonic() + seconds
+        # The exception's text names host and port at most, never the URL's password
+        log.warning("Redis failed (%s): not asked again for %.0f s", type(exc).__name__, seconds)
+        raise
+
+
+class GuardedCache(Cache):
+    """flask-caching's Cache, whose calls do not wait on a Redis that just failed."""
+
+    def get(self, *args: Any, **kwargs: Any) -> Any:
+        return _guarded(super().get, *args, **kwargs)
+
+    def get_many(self, *args: Any, **kwargs: Any) -> Any:
+        return _guarded(super().get_many, *args, **kwargs)
+
+    def set(self, *args: Any, **kwargs: Any) -> Any:
+        return _guarded(super().set, *args, **kwargs)
+
+    def set_many(self, *args: Any, **kwargs: Any) -> Any:
+        return _guarded(super().set_many, *args, **kwargs)
+
+
+cache = GuardedCache()
 
 
 def cache_config(cache_url: str) -> dict[str, Any]:
@@ -42,16 +98,57 @@ def cache_config(cache_url: str) -> dict[str, Any]:
     }
 
 
+def get_many_or_none(*keys: str) -> list[Any]:
+    """``cache.get_many``, or all misses when Redis fails: for answers that can be had
+    without the cache (asking Immich again), such as those that follow a change."""
+    try:
+        return cache.get_many(*keys)
+    except RedisError:
+        return [None] * len(keys)
+
+
+def set_many_if_up(mapping: dict[str, Any], timeout: int) -> None:
+    try:
+        cache.set_many(mapping, timeout=timeout)
+    except RedisError:
+        pass  # not remembered: asked again next time
+
+
 def bump_data_version(cache_url: str) -> int:
     """Invalidate every cached Twinlens answer (workers call core.dataversion.bump)."""
     return dataversion.bump(cache_url)
 
 
+def changed() -> None:
+    """A route changed groups or duplicates: bump the data version. The change is already
+    made, so a Redis that fails here owes the bump (paid by the next ``data_version``)
+    rather than failing the caller's request."""
+    try:
+        _guarded(dataversion.bump, current_app.config["SETTINGS"].cache_url)
+    except RedisError:
+        current_app.extensions[_BUMP_OWED] = True
+        return
+    current_app.extensions.pop(_BUMP_OWED, None)
+
+
 def data_version(cache_url: str | None = None) -> int:
     """Current data version (0 before the first bump)."""
+    if not has_app_context():  # a worker's or a test's read, by URL
+        return dataversion.current(cache_url or "")
     if cache_url is None:
         cache_url = current_app.config["SETTINGS"].cache_url
-    return dataversion.current(cache_url)
+    if current_app.extensions.get(_BUMP_OWED):
+        _guarded(dataversion.bump, cache_url)
+        current_app.extensions.pop(_BUMP_OWED, None)
+    return _guarded(dataversion.current, cache_url)
+
+
+def version_or_none() -> int | None:
+    """The data version, or None when Redis is not answering (then nothing is cached)."""
+    try:
+        return data_version()
+    except RedisError:
+        return None
 
 
 def digest(*parts: str | bytes) -> str:

@@ -34,7 +34,7 @@ from flask import current_app, g
 
 from gateway import budget, services
 from gateway.auth import as_caller, upstream_error
-from gateway.cache import cache, data_version, digest
+from gateway.cache import cache, data_version, digest, get_many_or_none, set_many_if_up
 from gateway.mapping import FileKey, batched, file_key, member_checksums
 
 KEY = "twinlens"
@@ -220,7 +220,7 @@ NO_ASSETS = Assets()
 def find_assets(
     members: Iterable[tuple[str, str | None]],
     known: Mapping[str, str],
-    version: int,
+    version: int | None,
     strict: bool = False,
 ) -> dict[str, Assets]:
     """The Immich assets of each library file (path, sha1) for the current user.
@@ -233,6 +233,7 @@ def find_assets(
     (enrichment lists them by path), or with ``strict`` (acting on them: trash, restore)
     ``AssetLookupFailed`` is raised: "not in Immich" must never stand for "could not ask";
     ``strict`` also reads nothing from the cache (it still writes what it learns).
+    With ``version`` None (Redis not answering) the cache is neither read nor written.
     """
     cfg = current_app.config
     path_map = cfg["SETTINGS"].path_map
@@ -255,7 +256,7 @@ def find_assets(
     # Acting on them, ask Immich afresh: a trash or restore made in Immich itself since
     # the list was shown bumps no data version, and a copy in Immich's trash must never
     # be the one kept
-    cached = [None] * len(ckeys) if strict else cache.get_many(*ckeys)
+    cached = [None] * len(ckeys) if strict or version is None else get_many_or_none(*ckeys)
     hits = dict(zip(all_sums, cached, strict=True))
     unknown = [s for s in all_sums if hits[s] is None]
     creds = getattr(g, "creds", None)
@@ -282,8 +283,8 @@ def find_assets(
                 found = r.get("assetId") if r.get("action") == "reject" else None
                 value = ("~" + found if r.get("isTrashed") else found) if found else ""
                 hits[r["id"]] = fresh[f"v{version}:u:{user}:as:{r['id']}"] = value
-        if fresh:
-            cache.set_many(fresh, timeout=cfg["MEMBER_TTL"])
+        if fresh and version is not None:
+            set_many_if_up(fresh, cfg["MEMBER_TTL"])
     for path, sums in todo.items():
         values = [hits.get(s) or "" for s in sums]
         result[path] = Assets(

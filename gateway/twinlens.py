@@ -16,11 +16,12 @@ from urllib.parse import quote
 
 import requests
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
+from redis.exceptions import RedisError
 
 from core.paths import PathOutsideRoots, confine, query_paths, root_of
 from gateway import enrich, resolve, thumbs
 from gateway.auth import as_caller, require_user, upstream_error
-from gateway.cache import bump_data_version, cache, data_version, digest
+from gateway.cache import changed, digest, get_many_or_none, set_many_if_up, version_or_none
 from gateway.errors import json_error
 from gateway.services import ServiceError, call
 
@@ -45,6 +46,14 @@ def _service_error(exc: ServiceError) -> Response:
     resp = json_error(exc.status, exc.message)
     if exc.status == 503:
         resp.headers["Retry-After"] = "10"  # the service is busy, not broken
+    return resp
+
+
+@bp.errorhandler(RedisError)
+def _redis_error(_exc: RedisError) -> Response:
+    # Logged by the cache's guard (without the URL); the client is told what to do
+    resp = json_error(503, "Twinlens's cache (Redis) is not answering: try again shortly")
+    resp.headers["Retry-After"] = str(int(current_app.config["ENRICH_SKIP_AFTER_FAILURE"]))
     return resp
 
 
@@ -130,15 +139,17 @@ def _cached(kind: str, compute) -> Response:
     """Per-user, per-data-version cache of a 200 answer; errors are never stored."""
     # The raw query string, not request.args: two folder names that differ only in bytes
     # that are not UTF-8 must not share an entry.
-    key = f"v{data_version()}:u:{g.user['id']}:{kind}:" + digest(request.path, request.query_string)
-    hit = cache.get(key)
+    version = version_or_none()
+    key = f"v{version}:u:{g.user['id']}:{kind}:" + digest(request.path, request.query_string)
+    # Redis not answering: the answer is computed afresh, and not kept
+    hit = None if version is None else get_many_or_none(key)[0]
     if hit is not None:
         resp = jsonify(hit)
         resp.headers["X-Twinlens-Cache"] = "hit"
         return resp
     status, body = compute()
-    if status == 200:
-        cache.set(key, body, timeout=current_app.config["LIST_TTL"])
+    if status == 200 and version is not None:
+        set_many_if_up({key: body}, current_app.config["LIST_TTL"])
     resp = jsonify(body)
     resp.status_code = status
     return resp
@@ -148,7 +159,7 @@ def _member_assets(objs: list[dict[str, Any]]) -> dict[str, enrich.Assets]:
     if current_app.config["SETTINGS"].local_mode:
         return {}
     members = [(m.get("path"), m.get("sha1")) for o in objs for m in o.get("members") or []]
-    return enrich.find_assets(members, {}, data_version())
+    return enrich.find_assets(members, {}, version_or_none())
 
 
 def _with_asset_ids(objs: list[dict[str, Any]], primary_field: str) -> None:
@@ -250,7 +261,7 @@ def _corrected(status: int, body: Any, expected: int) -> tuple[int, Any] | None:
     # The grouping API bumps the data version itself; bumping here too makes the
     # caller's next read fresh even when the two do not share a cache (a stale
     # answer after a user's own correction would look like the correction failed).
-    bump_data_version(current_app.config["SETTINGS"].cache_url)
+    changed()
     return None
 
 
@@ -380,7 +391,7 @@ def _resolve_one(
     local = current_app.config["SETTINGS"].local_mode
     members = [(m.get("path"), m.get("sha1")) for m in dup.get("members") or []]
     try:
-        found = {} if local else enrich.find_assets(members, {}, data_version(), strict=True)
+        found = {} if local else enrich.find_assets(members, {}, version_or_none(), strict=True)
     except enrich.AssetLookupFailed as exc:
         return exc.status, exc.body
     ids = {p: a.live for p, a in found.items()}
@@ -433,7 +444,7 @@ def _resolve_one(
     status, recorded = call("dedup", "POST", f"/duplicates/{quoted}/resolution", json=decision)
     if status >= 300:
         return _error_body(status, recorded)
-    bump_data_version(current_app.config["SETTINGS"].cache_url)
+    changed()
     result["recorded"] = recorded
     trash_ids = list(dict.fromkeys(t["assetId"] for t in result["trash"]))
     if not trash_ids:
@@ -464,7 +475,7 @@ def _resolve_one(
         status, after = call("dedup", "DELETE", _withdraw_path(quoted, _decision_of(recorded)))
     except ServiceError as exc:
         status, after = exc.status, {"error": exc.message}
-    bump_data_version(current_app.config["SETTINGS"].cache_url)
+    changed()
     if status != 200:
         msg = after.get("error") if isinstance(after, dict) else None
         return 502, {
@@ -615,7 +626,7 @@ def undo_resolution(dup_id: str) -> Response:
     try:
         found = (
             enrich.find_assets(
-                [(m["path"], m.get("sha1")) for m in back], {}, data_version(), strict=True
+                [(m["path"], m.get("sha1")) for m in back], {}, version_or_none(), strict=True
             )
             if back and not local
             else {}
@@ -676,7 +687,7 @@ def undo_resolution(dup_id: str) -> Response:
                 **result,
             }
         ), status
-    bump_data_version(current_app.config["SETTINGS"].cache_url)
+    changed()
     _with_asset_ids([after], "keep")
     result["duplicate"] = after
     return jsonify(result)

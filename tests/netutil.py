@@ -53,3 +53,55 @@ def read_head(conn: socket.socket) -> tuple[bytes, bytes] | None:
         buf += chunk
     head, _, rest = buf.partition(b"\r\n\r\n")
     return head, rest
+
+
+class Switch:
+    """A TCP relay in front of ``upstream`` (host, port) that can play dead: while
+    ``up`` is False what clients send is read but never passed on or answered (a hung
+    server), on new and open connections alike, and ``swallowed`` counts those bytes."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.up = True
+        self.swallowed = 0
+        self._lock = threading.Lock()
+        self._server = RawServer(self._handle)
+        self.port = self._server.port
+
+    def _handle(self, conn: socket.socket) -> None:
+        far = socket.create_connection(self.upstream)
+        threading.Thread(target=_pump, args=(far, conn), daemon=True).start()
+        _pump(conn, far, self)
+
+    def swallow(self, n: int) -> bool:
+        """Whether ``n`` bytes from a client are swallowed (counted) rather than passed on."""
+        with self._lock:
+            if self.up:
+                return False
+            self.swallowed += n
+            return True
+
+    def close(self) -> None:
+        self._server.close()
+
+
+def _recv(conn: socket.socket) -> bytes:
+    try:
+        return conn.recv(65536)
+    except OSError:
+        return b""
+
+
+def _pump(src: socket.socket, dst: socket.socket, switch: Switch | None = None) -> None:
+    while chunk := _recv(src):
+        if switch is not None and switch.swallow(len(chunk)):
+            continue
+        try:
+            dst.sendall(chunk)
+        except OSError:
+            break
+    for s in (src, dst):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

@@ -6,16 +6,21 @@ import dataclasses
 import hashlib
 import os
 import socket
+import time
 import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
+from core import dataversion
 from gateway import create_app
-from gateway.cache import bump_data_version, data_version
+from gateway.cache import bump_data_version, changed, data_version
 from tests.fakeimmich import ThreadedServer
 from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
 from tests.fakeimmich.fixtures import LIBRARY_ID, SERVICE_TOKEN
+from tests.netutil import Switch
 from tests.realapis import phash, sha256_of
 
 UPLOAD = b"uploaded bytes of a copy"
@@ -448,3 +453,83 @@ def test_timeline_at_the_ends_of_the_calendar(gateway, immich, alice, library, b
     assert via.status_code == 200, via.text
     assert strip(via.json()) == direct.json()
     assert len(via.json()["twinlens"]) == 1
+
+
+@pytest.fixture
+def redis_switch(redis_cache_url, monkeypatch) -> Iterator[tuple[Switch, str]]:
+    """This session's cache Redis behind a relay that can hang (``switch.up = False``),
+    and the URL through it; Redis's socket timeout made 0.5 s so a hang costs a test
+    half a second, not five."""
+    monkeypatch.setitem(dataversion.REDIS_TIMEOUTS, "socket_timeout", 0.5)
+    parts = urlsplit(redis_cache_url)
+    switch = Switch((parts.hostname, parts.port))
+    yield switch, f"redis://127.0.0.1:{switch.port}{parts.path}"
+    switch.close()
+
+
+def test_a_hung_redis_costs_one_timeout_not_one_per_answer(
+    gateway_settings, immich, alice, world, redis_switch
+):
+    switch, url = redis_switch
+    settings = dataclasses.replace(gateway_settings, cache_url=url)
+    app = create_app({"SETTINGS": settings, "ENRICH_SKIP_AFTER_FAILURE": 2.0})
+    server = ThreadedServer(app).start()
+    try:
+        first, second = (f"{server.url}/api/assets/{world[k]['id']}" for k in ("jpg", "raw"))
+        assert requests.get(first, headers=alice.bearer).json()["twinlens"]["group"]
+        # Given a Redis that stops answering (it reads what it is sent, replies nothing)
+        switch.up = False
+        # When an answer needs it (an asset this process has not enriched yet)
+        via = requests.get(second, headers=alice.bearer)
+        # Then Immich's answer goes out, flagged, once Redis's timeout is spent
+        assert via.headers["X-Twinlens-Enrichment"] == "unavailable"
+        assert (
+            via.json()
+            == requests.get(second.replace(server.url, immich.url), headers=alice.bearer).json()
+        )
+        asked = switch.swallowed
+        assert asked > 0
+        # ... and for a while nothing asks it again: no answer waits on it
+        for _ in range(3):
+            r = requests.get(
+                first.replace(world["jpg"]["id"], world["up"]["id"]), headers=alice.bearer
+            )
+            assert r.headers["X-Twinlens-Enrichment"] == "unavailable"
+        # Twinlens's own lists answer without the cache, even to a caller whose identity
+        # this process no longer remembers
+        app.extensions["twinlens_auth_local"].clear()
+        listed = requests.get(f"{server.url}/api/twinlens/groups", headers=alice.bearer)
+        assert listed.status_code == 200, listed.text
+        assert switch.swallowed == asked
+        # When Redis answers again and the window has passed, enrichment is back
+        switch.up = True
+        time.sleep(2.1)
+        back = requests.get(second, headers=alice.bearer)
+        assert back.headers["X-Twinlens-Enrichment"] == "ok"
+        assert back.json()["twinlens"]["group"]["type"] == "raw_jpeg"
+    finally:
+        server.stop()
+
+
+def test_a_change_made_while_redis_hangs_bumps_the_version_once_it_answers(
+    gateway_settings, redis_switch
+):
+    switch, url = redis_switch
+    app = create_app(
+        {
+            "SETTINGS": dataclasses.replace(gateway_settings, cache_url=url),
+            "ENRICH_SKIP_AFTER_FAILURE": 0.2,
+        }
+    )
+    with app.app_context():
+        before = data_version()
+        # Given a Redis that hangs while a route records a change
+        switch.up = False
+        changed()  # the change is made: no error for the caller
+        assert switch.swallowed > 0
+        # When Redis answers again
+        switch.up = True
+        time.sleep(0.3)
+        # Then the first version read pays the bump that was owed, once
+        assert data_version() == before + 1
+        assert data_version() == before + 1
