@@ -70,6 +70,20 @@ def test_admin_only_is_on_unless_plainly_turned_off(tmp_path):
         load_settings({"TWINLENS_ADMIN_ONLY": "flase"})
 
 
+def test_watch_polling_is_parsed_strictly():
+    assert load_settings({}).watch_polling is False
+    assert load_settings({"TWINLENS_WATCH_POLLING": ""}).watch_polling is False
+    for on in ("1", "true", "Yes", " on "):
+        assert load_settings({"TWINLENS_WATCH_POLLING": on}).watch_polling is True
+    for off in ("0", "false", "No", "off"):
+        assert load_settings({"TWINLENS_WATCH_POLLING": off}).watch_polling is False
+    # A typo on an NFS share would quietly mean inotify, which sees no change there
+    for typo in ("ture", "polling", "2", "y"):
+        with pytest.raises(ConfigError, match="TWINLENS_WATCH_POLLING must be 1 or 0") as e:
+            load_settings({"TWINLENS_WATCH_POLLING": typo})
+        assert repr(typo.strip().lower()) in str(e.value)
+
+
 def test_settings_are_frozen():
     cfg = load_settings({})
     with pytest.raises(AttributeError):
