@@ -15,8 +15,12 @@ Each asset object gains::
 Members Immich has not indexed yet keep ``assetId: null`` and are listed by path, except
 to an ordinary user while ``TWINLENS_ADMIN_ONLY`` is on: for them "not indexed" cannot be
 told from "another user's file", and the admin-only setting exists so that only Immich
-administrators see every file's path; they get ``path: null`` for those members (and a
-null ``primaryPath``/``keepPath`` when that file is one of them). The
+administrators see every file's path. They see a member's path only when that file is
+one of their own assets by its path (an external-library asset at that path, or the
+asset enriched): a match by content only says they hold the same bytes, and an upload of
+a downloaded picture must not reveal where else it lies on the NAS. Other members get
+``path: null`` (and a null ``primaryPath``/``keepPath`` when that file is one of them),
+and a group or duplicate none of whose files is theirs by path is not shown at all. The
 timeline bucket (columnar) gains one parallel array ``"twinlens"`` of these objects (or
 null). No field Immich sent is changed.
 """
@@ -43,10 +47,12 @@ KEY = "twinlens"
 # --- pure ------------------------------------------------------------------------------
 
 
-def _shown(path: str | None, asset_id: str | None, paths_of_unindexed: bool) -> str | None:
-    """A member's path as the caller may see it: always with an asset id the caller's
-    Immich resolved, otherwise only when ``paths_of_unindexed``."""
-    return path if asset_id or paths_of_unindexed else None
+Named = Callable[[str | None], bool] | None  # whether the caller may see a path (None: all)
+
+
+def _shown(path: str | None, named: Named) -> str | None:
+    """A member's path as the caller may see it."""
+    return path if named is None or named(path) else None
 
 
 def _resolved(
@@ -62,14 +68,14 @@ def _resolved(
 def shape_group(
     group: Mapping[str, Any],
     asset_id_of: Callable[[str, str | None], str | None],
-    paths_of_unindexed: bool = True,
+    named: Named = None,
 ) -> dict:
     members = []
     for m in group.get("members") or []:
         asset_id = asset_id_of(m.get("path"), m.get("sha1"))
         members.append(
             {
-                "path": _shown(m.get("path"), asset_id, paths_of_unindexed),
+                "path": _shown(m.get("path"), named),
                 "kind": m.get("kind"),
                 "role": m.get("role"),
                 "isPrimary": bool(m.get("is_primary")),
@@ -82,7 +88,7 @@ def shape_group(
     return {
         "id": group.get("id"),
         "type": group.get("type"),
-        "primaryPath": _shown(primary, primary_id, paths_of_unindexed),
+        "primaryPath": _shown(primary, named),
         "primaryAssetId": primary_id,
         "memberAssetIds": list(dict.fromkeys(m["assetId"] for m in members if m["assetId"])),
         "members": members,
@@ -92,14 +98,14 @@ def shape_group(
 def shape_duplicate(
     dup: Mapping[str, Any],
     asset_id_of: Callable[[str, str | None], str | None],
-    paths_of_unindexed: bool = True,
+    named: Named = None,
 ) -> dict:
     members = []
     for m in dup.get("members") or []:
         asset_id = asset_id_of(m.get("path"), m.get("sha1"))
         members.append(
             {
-                "path": _shown(m.get("path"), asset_id, paths_of_unindexed),
+                "path": _shown(m.get("path"), named),
                 "size": m.get("size"),
                 "similarity": m.get("similarity"),
                 "assetId": asset_id,
@@ -112,7 +118,7 @@ def shape_duplicate(
         "type": dup.get("type"),
         "status": dup.get("status"),
         "similarity": dup.get("similarity"),
-        "keepPath": _shown(keep, keep_id, paths_of_unindexed),
+        "keepPath": _shown(keep, named),
         "suggestedKeepAssetId": keep_id,
         "reclaimableBytes": dup.get("reclaimable_bytes"),
         "memberAssetIds": list(dict.fromkeys(m["assetId"] for m in members if m["assetId"])),
@@ -208,10 +214,12 @@ def _lookup_failure(exc: requests.RequestException | None, resp: Any = None) -> 
 @dataclass(frozen=True)
 class Assets:
     """A library file's Immich assets for the current user: the live one, and the one
-    in Immich's trash (either may be None)."""
+    in Immich's trash (either may be None). ``by_path``: the live asset is this very file
+    (found by its path), not only the same bytes elsewhere (an upload)."""
 
     live: str | None = None
     trashed: str | None = None
+    by_path: bool = False
 
 
 NO_ASSETS = Assets()
@@ -243,7 +251,7 @@ def find_assets(
         if not path or path in result or path in todo:
             continue
         if path in known:
-            result[path] = Assets(live=known[path])
+            result[path] = Assets(live=known[path], by_path=True)
         else:
             todo[path] = member_checksums(path, sha1, path_map)
     if not todo:
@@ -286,23 +294,13 @@ def find_assets(
         if fresh and version is not None:
             set_many_if_up(fresh, cfg["MEMBER_TTL"])
     for path, sums in todo.items():
-        values = [hits.get(s) or "" for s in sums]
+        values = [hits.get(s) or "" for s in sums]  # the path checksum first
         result[path] = Assets(
             live=next((v for v in values if v and v[0] != "~"), None),
             trashed=next((v[1:] for v in values if v[:1] == "~"), None),
+            by_path=bool(values[0]) and values[0][0] != "~",
         )
     return result
-
-
-def resolve_asset_ids(
-    members: Iterable[tuple[str, str | None]],
-    known: Mapping[str, str],
-    version: int,
-    strict: bool = False,
-) -> dict[str, str | None]:
-    """The live Immich asset id of each library file (path, sha1), or None: an asset in
-    Immich's trash counts as absent. See ``find_assets``."""
-    return {p: a.live for p, a in find_assets(members, known, version, strict).items()}
 
 
 def paths_of_unindexed(user: Mapping[str, Any], settings: Any) -> bool:
@@ -325,20 +323,31 @@ def enrich_assets(
         for obj in (group, dup):
             if obj:
                 members.extend((m.get("path"), m.get("sha1")) for m in obj.get("members") or [])
-    ids = resolve_asset_ids(members, known, version)
-    asset_id_of = lambda path, _sha1: ids.get(path)  # noqa: E731
-    shown = paths_of_unindexed(g.user, settings)
+    assets = find_assets(members, known, version)
+    asset_id_of = lambda path, _sha1: assets.get(path, NO_ASSETS).live  # noqa: E731
+    named: Named = None
+    if not paths_of_unindexed(g.user, settings):
+        mine = {p for p, a in assets.items() if a.by_path}
+        named = mine.__contains__
     out: list[dict | None] = []
     for k in keys:
-        group, dup = found.get(k, (None, None))
+        group, dup = (_theirs(obj, named) for obj in found.get(k, (None, None)))
         out.append(
             {
                 "path": k.path,
-                "group": shape_group(group, asset_id_of, shown) if group else None,
-                "duplicate": shape_duplicate(dup, asset_id_of, shown) if dup else None,
+                "group": shape_group(group, asset_id_of, named) if group else None,
+                "duplicate": shape_duplicate(dup, asset_id_of, named) if dup else None,
             }
         )
     return out
+
+
+def _theirs(obj: Mapping[str, Any] | None, named: Named) -> Mapping[str, Any] | None:
+    """``obj`` (a group or duplicate), unless none of its files may be named to the caller:
+    then even its existence would tell them about files that are not theirs."""
+    if obj is None or named is None:
+        return obj
+    return obj if any(named(m.get("path")) for m in obj.get("members") or []) else None
 
 
 def attach(assets: list[dict[str, Any]]) -> None:

@@ -320,6 +320,33 @@ def test_an_ordinary_user_sees_no_paths_of_files_immich_hides_from_them(
     assert all(m["path"] for m in tl["group"]["members"] + tl["duplicate"]["members"])
 
 
+def test_an_upload_of_the_same_bytes_tells_an_ordinary_user_nothing_of_the_nas(
+    gateway, immich, alice, bob, world
+):
+    # Given Bob, not an administrator, who uploads the bytes of a file on Alice's NAS
+    # (backup/IMG_1.JPG: a picture she shared, downloaded and uploaded again)
+    bobs = immich.state.add_asset(bob.user["id"], "/data/upload/b/mine.jpg", content=UPLOAD)
+    # When he opens his upload, or finds it by search
+    info = requests.get(f"{gateway.url}/api/assets/{bobs['id']}", headers=bob.bearer)
+    found = requests.post(
+        f"{gateway.url}/api/search/metadata", json={"id": bobs["id"]}, headers=bob.bearer
+    ).json()["assets"]["items"]
+    # Then Twinlens tells him of no group or duplicate: none of their files is his by
+    # its path, so even their existence, their paths or their sizes would be Alice's
+    assert info.headers["X-Twinlens-Enrichment"] == "ok"
+    assert info.json()["twinlens"] == {
+        "path": "/data/upload/b/mine.jpg",
+        "group": None,
+        "duplicate": None,
+    }
+    assert [a["twinlens"]["duplicate"] for a in found] == [None]
+    # ... while Alice, whose files they are, still sees her copy's duplicate by path
+    hers = requests.get(
+        f"{gateway.url}/api/assets/{world['up']['id']}", headers=alice.bearer
+    ).json()["twinlens"]
+    assert f"{world['lib']}/backup/IMG_1.JPG" in {m["path"] for m in hers["duplicate"]["members"]}
+
+
 def test_an_ordinary_user_is_not_told_the_path_of_a_primary_they_cannot_see(
     gateway, immich, bob, world, catalog
 ):
