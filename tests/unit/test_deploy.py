@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
@@ -24,7 +25,7 @@ PROCESSES = {"worker", "watcher", "scheduler", "grouping-api", "dedup-api", "gat
 
 def test_every_process_of_the_design_is_a_service():
     services = COMPOSE["services"]
-    assert PROCESSES | {"custom-postgres", "redis", "ui"} <= set(services)
+    assert PROCESSES | {"custom-postgres", "twinlens-redis", "ui"} <= set(services)
 
 
 # Each process of the design, and the CLI handler its container must run.
@@ -119,3 +120,47 @@ def test_docker_compose_config_accepts_the_file():
         [exe, "config", "-q"], cwd=PROJECT, env=env, capture_output=True, text=True
     )
     assert proc.returncode != 0 and "TWINLENS_SERVICE_TOKEN" in proc.stderr
+
+
+# The services of Immich's own docker-compose.yml: on Immich's network these names
+# resolve to Immich's containers.
+IMMICH_HOSTS = {"immich-server", "immich-machine-learning", "redis", "database"}
+# The settings that are meant to reach Immich.
+TO_IMMICH = {"TWINLENS_IMMICH_URL", "IMMICH_UPSTREAM"}
+
+
+def _defaults(value: str) -> str:
+    """A compose value with each ${VAR:-default} as its default (${VAR} as empty)."""
+    return re.sub(r"\$\{\w+(?::?-([^}]*)|:?\?[^}]*)?\}", lambda m: m.group(1) or "", value)
+
+
+def _host(value: str) -> str | None:
+    value = _defaults(str(value))
+    if "://" in value:
+        return urlsplit(value).hostname
+    m = re.fullmatch(r"([A-Za-z0-9][\w.-]*):\d+", value)  # host:port (nginx upstreams)
+    return m.group(1) if m else None
+
+
+def test_no_service_on_immichs_network_names_a_host_of_immich_for_its_own():
+    # The gateway and nginx join Immich's network as well as ours: a name both projects
+    # define (Immich has "redis" and "database") may resolve to either's container
+    services = COMPOSE["services"]
+    assert not IMMICH_HOSTS & set(services)
+    joined = [n for n, svc in services.items() if "immich" in (svc.get("networks") or [])]
+    assert {"gateway", "ui"} <= set(joined)
+    checked = 0
+    for name in joined:
+        for var, value in services[name].get("environment", {}).items():
+            host = _host(value)
+            if host is None:
+                continue
+            checked += 1
+            if var in TO_IMMICH:
+                assert host == "immich-server", (name, var, value)
+            else:
+                assert host not in IMMICH_HOSTS, (name, var, value)
+                assert host in services, (name, var, value)  # one of ours, by its name
+        for dep in services[name].get("depends_on") or []:
+            assert dep not in IMMICH_HOSTS, (name, dep)
+    assert checked >= 8  # the database, broker, cache, API, Immich and gateway addresses
