@@ -25,12 +25,13 @@ from typing import Any
 
 import requests
 from flask import Response, current_app, g, request
+from redis.exceptions import RedisError
 from werkzeug.http import parse_cookie
 from werkzeug.wrappers import Request
 
 from core.hosts import is_local_host
 from gateway import budget
-from gateway.cache import digest, get_many_or_none, set_many_if_up
+from gateway.cache import cache, digest, get_many_or_none, set_many_if_up
 from gateway.errors import immich_refusal, json_error
 from gateway.upstream import client_header
 
@@ -150,10 +151,28 @@ def _remember(key: str, user: dict[str, Any], expires: float) -> None:
     local[key] = (time.monotonic() + (expires - time.time()), user)
 
 
-def whoami(creds: Credentials) -> dict[str, Any] | Response:
-    """The Immich user behind ``creds``, or Immich's own refusal as a Response."""
+def forget(creds: Credentials) -> None:
+    """Drop what this gateway remembers of ``creds`` (Immich ended their session): in
+    Redis, and in this process; other processes keep theirs until it expires, but ask
+    Immich afresh before any change (``require_user``)."""
+    if not creds.present:
+        return
+    key = creds.cache_key()
+    local = current_app.extensions.get(_LOCAL_KEY)
+    if local:
+        local.pop(key, None)
+    try:
+        cache.delete(key)
+    except RedisError:
+        pass  # gone with Redis, or expires within AUTH_TTL
+
+
+def whoami(creds: Credentials, fresh: bool = False) -> dict[str, Any] | Response:
+    """The Immich user behind ``creds``, or Immich's own refusal as a Response; with
+    ``fresh`` Immich is asked even when the answer is remembered (before a change: a
+    session ended or a user demoted a moment ago must not act on what was remembered)."""
     key = creds.cache_key() if creds.present else None
-    if key:
+    if key and not fresh:
         local = current_app.extensions.get(_LOCAL_KEY)
         mine = local.get(key) if local else None
         if mine is not None and mine[0] > time.monotonic():
@@ -259,7 +278,9 @@ def require_user(permission: str, admin: bool = True):
                 g.user, g.creds = LOCAL_USER, Credentials()
                 return view(*args, **kwargs)
             creds = extract()
-            user = whoami(creds)
+            # Reads may use a remembered identity (at most AUTH_TTL old); changes ask
+            # Immich, so a logout, a revoked key or a demotion stops them at once
+            user = whoami(creds, fresh=request.method not in ("GET", "HEAD"))
             if isinstance(user, Response):
                 return user
             if admin and settings.admin_only and not user.get("isAdmin"):

@@ -78,6 +78,9 @@ class GuardedCache(Cache):
     def set_many(self, *args: Any, **kwargs: Any) -> Any:
         return _guarded(super().set_many, *args, **kwargs)
 
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        return _guarded(super().delete, *args, **kwargs)
+
 
 cache = GuardedCache()
 

@@ -474,6 +474,19 @@ def proxy(path: str) -> Response:
     return passthrough()
 
 
+@bp.route("/api/auth/logout", methods=["POST"], provide_automatic_options=False)
+def logout() -> Response:
+    """Passed through; once Immich has ended the session, the gateway forgets the identity
+    it remembered for those credentials, so Twinlens's routes refuse them at once."""
+    creds = auth.extract()
+    resp = _send()
+    if isinstance(resp, Response):
+        return resp
+    if resp.status < 300:
+        auth.forget(creds)
+    return _streamed(resp)
+
+
 # --- enriched routes --------------------------------------------------------------------
 
 

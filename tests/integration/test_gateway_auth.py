@@ -292,6 +292,29 @@ def test_revoked_session_stops_working_after_the_ttl(immich, alice, gateway_sett
         server.stop()
 
 
+def test_a_logout_through_the_gateway_ends_twinlens_access_at_once(gateway, alice):
+    # Given a session the gateway has seen (and remembers) on Twinlens's routes
+    me = gateway.url + "/api/twinlens/me"
+    assert requests.get(me, headers=alice.bearer).status_code == 200
+    # When the user logs out through the gateway
+    out = requests.post(gateway.url + "/api/auth/logout", headers=alice.bearer)
+    assert out.status_code == 200 and out.json()["successful"] is True
+    # Then the next call is refused as Immich refuses it, not served from memory
+    r = requests.get(me, headers=alice.bearer)
+    assert (r.status_code, r.json()) == (401, {"message": "Invalid user token"})
+
+
+def test_a_session_ended_elsewhere_cannot_change_anything(gateway, immich, alice, library):
+    # Given a session the gateway remembers, ended in Immich directly (another client,
+    # an administrator revoking it), within AUTH_TTL
+    assert requests.get(gateway.url + "/api/twinlens/me", headers=alice.bearer).ok
+    immich.state.sessions.pop(alice.token)
+    # When it asks for a change (a scan)
+    r = requests.post(gateway.url + "/api/twinlens/jobs", json={}, headers=alice.bearer)
+    # Then Immich is asked who it is, and its refusal is the answer
+    assert (r.status_code, r.json()) == (401, {"message": "Invalid user token"})
+
+
 def test_credentials_never_in_logs_or_cache_keys(gateway, gateway_app, immich, alice, caplog):
     caplog.set_level(logging.DEBUG)
     secrets = [alice.token, alice.api_key]
