@@ -7,7 +7,9 @@ addresses, a loopback port and paths under a scratch directory, then wraps it in
 
 from __future__ import annotations
 
+import functools
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -26,10 +28,38 @@ def nginx_binary() -> str | None:
     )
 
 
-def render(port: int, gateway: str, immich: str, workdir: Path, workers: int = 1) -> str:
+# ``server host:port resolve;`` in an upstream: open-source nginx has the parameter since
+# 1.27.3 (the image's, docker/Dockerfile.ui); Debian's 1.22 refuses it.
+RESOLVE = re.compile(r"^(\s*server\s+\S+)\s+resolve;", flags=re.M)
+
+
+@functools.cache
+def supports_resolve(exe: str | None = None) -> bool:
+    """Whether this nginx takes ``resolve`` on an upstream's server (1.27.3 or later)."""
+    exe = exe or nginx_binary()
+    if exe is None:
+        return False
+    out = subprocess.run([exe, "-v"], capture_output=True, text=True).stderr
+    m = re.search(r"nginx/(\d+)\.(\d+)\.(\d+)", out)
+    return bool(m) and tuple(map(int, m.groups())) >= (1, 27, 3)
+
+
+def render(
+    port: int,
+    gateway: str,
+    immich: str,
+    workdir: Path,
+    workers: int = 1,
+    resolve: bool | None = None,
+) -> str:
     """The nginx.conf of the UI image, listening on 127.0.0.1:``port``, in front of
-    ``gateway`` and ``immich`` (host:port each)."""
+    ``gateway`` and ``immich`` (host:port each). The upstreams keep ``resolve`` only if
+    this nginx has it (``resolve``: None asks the installed nginx); the tests give them
+    IP addresses, which it would never look up anyway."""
     server = TEMPLATE.read_text()
+    assert len(RESOLVE.findall(server)) == 2, "docker/nginx.conf: upstreams without resolve"
+    if not (supports_resolve() if resolve is None else resolve):
+        server = RESOLVE.sub(r"\1;", server)
     server = server.replace("${TWINLENS_GATEWAY}", gateway).replace("${IMMICH_UPSTREAM}", immich)
     for needle, value in (
         ("listen 8080;", f"listen 127.0.0.1:{port};"),

@@ -177,6 +177,8 @@ def test_offloaded_requests_reach_immich_exactly_as_sent(echo_front):
     assert got["headers"]["Cookie"] == "immich_access_token=t"
     assert got["headers"]["User-Agent"] == "tl-test"
     assert got["headers"]["X-Forwarded-For"] == "127.0.0.1"
+    # The host the client asked for, its port included (links Immich builds point back)
+    assert got["headers"]["X-Forwarded-Host"] == f"127.0.0.1:{echo_front.port}"
     assert "X-Twinlens-Offload" not in got["headers"]
     assert echo_front.proxied == Counter()
     # Redirects are returned, not followed nor rewritten.
@@ -191,6 +193,7 @@ def test_a_post_through_nginx_is_proxied_by_the_gateway_without_the_offload_head
     assert r.status_code == 200
     (got,) = echo_front.seen
     assert got["method"] == "POST" and "X-Twinlens-Offload" not in got["headers"]
+    assert got["headers"]["X-Forwarded-Host"] == f"127.0.0.1:{echo_front.port}"
     assert echo_front.proxied == Counter({"POST": 1})
 
 
@@ -284,3 +287,39 @@ def test_credentials_in_a_query_string_stay_out_of_nginxs_logs(front, immich, al
     # about a request would name its whole URL)
     logs = [p for p in (tmp_path / "nginx").glob("*.log") if p.is_file()]
     assert logs and not [p.name for p in logs if secret in p.read_text(errors="replace")]
+
+
+def test_the_mobile_apps_well_known_question_is_answered_by_immich(tmp_path):
+    """The Immich mobile app first asks <server>/.well-known/immich where the API is; the
+    UI's page (the SPA fallback) is no answer it can read."""
+    _need_nginx()
+    app = Flask("immich-well-known")
+    seen: list[dict] = []
+
+    @app.route("/.well-known/immich")
+    def well_known():
+        seen.append(dict(request.headers))
+        return {"api": {"endpoint": "/api"}}
+
+    immich = ThreadedServer(app).start()
+    try:
+        # The gateway (here: nothing listening) has no part in it
+        with NginxFront("127.0.0.1:9", _hostport(immich.url), tmp_path / "nginx") as nginx:
+            r = requests.get(f"{nginx.url}/.well-known/immich")
+            assert r.status_code == 200, r.text[:200]
+            assert r.headers["Content-Type"].startswith("application/json")
+            assert r.json() == {"api": {"endpoint": "/api"}}
+            (headers,) = seen
+            assert headers["Host"] == _hostport(immich.url)
+            assert headers["X-Forwarded-Host"] == f"127.0.0.1:{nginx.port}"
+            # Anything else under /.well-known/ is still the UI's
+            assert (
+                requests.get(f"{nginx.url}/.well-known/other")
+                .headers["Content-Type"]
+                .startswith("text/html")
+            )
+            immich.stop()
+            r = requests.get(f"{nginx.url}/.well-known/immich")
+            assert r.status_code == 502 and r.json()["message"] == "Immich is unreachable"
+    finally:
+        immich.stop()

@@ -164,3 +164,35 @@ def test_no_service_on_immichs_network_names_a_host_of_immich_for_its_own():
         for dep in services[name].get("depends_on") or []:
             assert dep not in IMMICH_HOSTS, (name, dep)
     assert checked >= 8  # the database, broker, cache, API, Immich and gateway addresses
+
+
+def _nginx_conf() -> str:
+    return (PROJECT / "docker" / "nginx.conf").read_text()
+
+
+def test_nginx_finds_immich_and_the_gateway_at_run_time():
+    # Names looked up only at nginx's start: with Immich not up yet (a NAS reboot) the ui
+    # container would exit ("host not found in upstream")
+    conf = _nginx_conf()
+    assert re.search(r"^resolver 127\.0\.0\.11 valid=\d+s;", conf, flags=re.M)
+    for name, var in (
+        ("twinlens_gateway", "TWINLENS_GATEWAY"),
+        ("immich_server", "IMMICH_UPSTREAM"),
+    ):
+        block = conf[conf.index(f"upstream {name} {{") :]
+        block = block[: block.index("\n}") + 2]
+        assert re.search(rf"^\s*zone {name} \d+k;", block, flags=re.M), name
+        assert re.search(rf"^\s*server \$\{{{var}\}} resolve;", block, flags=re.M), name
+    # ...which open-source nginx does from 1.27.3 on: the image's nginx, whatever patch
+    # release its tag pulls
+    ui = (PROJECT / "docker" / "Dockerfile.ui").read_text()
+    (tag,) = re.findall(r"^FROM nginx:(\S+)", ui, flags=re.M)
+    version = tuple(int(n) for n in re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", tag).groups() if n)
+    assert version >= (1, 27, 3) if len(version) == 3 else version > (1, 27), tag
+
+
+def test_nginx_forwards_the_host_with_its_port_and_waits_for_slow_clients():
+    conf = _nginx_conf()
+    assert "X-Forwarded-Host $host;" not in conf  # $host drops the port
+    assert conf.count("X-Forwarded-Host $http_host;") >= 3
+    assert re.search(r"^    send_timeout 600s;", conf, flags=re.M)
