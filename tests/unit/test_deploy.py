@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -196,3 +197,68 @@ def test_nginx_forwards_the_host_with_its_port_and_waits_for_slow_clients():
     assert "X-Forwarded-Host $host;" not in conf  # $host drops the port
     assert conf.count("X-Forwarded-Host $http_host;") >= 3
     assert re.search(r"^    send_timeout 600s;", conf, flags=re.M)
+
+
+def _healthcheck(name: str, port: int) -> list[str]:
+    """The service's healthcheck command, aimed at ``port`` on this machine instead."""
+    test = COMPOSE["services"][name]["healthcheck"]["test"]
+    assert test[0] == "CMD" and test[1:3] == ["python", "-c"], test  # no curl in the image
+    code = test[3]
+    own = {"grouping-api": 8000, "dedup-api": 8001, "gateway": 3000}[name]
+    assert code.count(str(own)) == 1, code  # its own port...
+    return [sys.executable, "-c", code.replace(str(own), str(port))]
+
+
+def _serve(status: int):
+    """An HTTP server on a free loopback port answering every GET with ``status``."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    srv = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    return srv
+
+
+def _healthy(cmd: list[str]) -> bool:
+    return subprocess.run(cmd, capture_output=True, timeout=30).returncode == 0
+
+
+def test_the_apis_and_the_gateway_have_healthchecks_and_the_ui_waits_for_the_gateway():
+    from api import PORTS
+
+    assert "FROM python:" in (PROJECT / "docker" / "Dockerfile").read_text()
+    services = COMPOSE["services"]
+    assert [services[n]["expose"] for n in ("grouping-api", "dedup-api")] == [
+        [str(PORTS["grouping"])],
+        [str(PORTS["dedup"])],
+    ]
+    assert services["gateway"]["ports"] == ["3000:3000"]
+    assert services["ui"]["depends_on"] == {"gateway": {"condition": "service_healthy"}}
+    assert services["ui"]["environment"]["TWINLENS_GATEWAY"] == "gateway:3000"
+    for name in ("grouping-api", "dedup-api", "gateway"):
+        down = _serve(200)
+        port = down.server_address[1]
+        down.shutdown()
+        down.server_close()
+        assert not _healthy(_healthcheck(name, port)), name  # nothing listening
+        for status, expected in ((200, True), (500, name == "gateway"), (404, name == "gateway")):
+            srv = _serve(status)
+            try:
+                # An API's /healthz fails with its database; the gateway has no route of
+                # its own that does not ask Immich: any answer is a serving gateway
+                assert _healthy(_healthcheck(name, srv.server_address[1])) is expected, (
+                    name,
+                    status,
+                )
+            finally:
+                srv.shutdown()
+                srv.server_close()
