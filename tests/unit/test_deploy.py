@@ -262,3 +262,20 @@ def test_the_apis_and_the_gateway_have_healthchecks_and_the_ui_waits_for_the_gat
             finally:
                 srv.shutdown()
                 srv.server_close()
+
+
+def test_the_readme_names_every_setting_compose_fixes():
+    # A variable compose sets from anything but itself (a constant, or TZ) cannot be set
+    # in .env: the deployment section says which
+    readme = (PROJECT / "README.md").read_text()
+    section = readme[readme.index("## Deploying beside Immich") :]
+    section = section[: section.index("\n## ")]
+    start = section.index("set by compose")
+    fixed_list = section[start : section.index("by the image", start)]
+    env = COMPOSE["x-twinlens"]["environment"]
+    fixed = {n for n, v in env.items() if not v.startswith(("${" + n + ":", "${" + n + "}"))}
+    assert {"TWINLENS_TIMEZONE", "TWINLENS_HOST"} <= fixed
+    # (Not ${TWINLENS_TIMEZONE:-${TZ:-UTC}}: docker-compose 1.29 reads a nested default
+    # as text, "${TZ:-UTC}", or "Europe/Berlin}" when the outer variable is set)
+    assert [v for v in env.values() if v.count("${") > 1] == []
+    assert [n for n in sorted(fixed) if f"`{n}" not in fixed_list] == []
