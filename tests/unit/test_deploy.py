@@ -279,3 +279,79 @@ def test_the_readme_names_every_setting_compose_fixes():
     # as text, "${TZ:-UTC}", or "Europe/Berlin}" when the outer variable is set)
     assert [v for v in env.values() if v.count("${") > 1] == []
     assert [n for n in sorted(fixed) if f"`{n}" not in fixed_list] == []
+
+
+def _dockerignore() -> list[tuple[bool, re.Pattern[str]]]:
+    """.dockerignore as Docker reads it (moby's patternmatcher): paths relative to the
+    context, "**" any number of folders, "*" and "?" within one name, "!" an exception."""
+    rules = []
+    for line in (PROJECT / ".dockerignore").read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        keep = line.startswith("!")
+        pattern = os.path.normpath(line.lstrip("!").strip()).lstrip("/")
+        regex, i = "", 0
+        while i < len(pattern):
+            if pattern.startswith("**/", i):
+                regex, i = regex + "(?:.*/)?", i + 3
+            elif pattern.startswith("**", i):
+                regex, i = regex + ".*", i + 2
+            elif pattern[i] == "*":
+                regex, i = regex + "[^/]*", i + 1
+            elif pattern[i] == "?":
+                regex, i = regex + "[^/]", i + 1
+            else:
+                regex, i = regex + re.escape(pattern[i]), i + 1
+        rules.append((keep, re.compile(regex + r"\Z")))
+    return rules
+
+
+def _ignored(rules: list[tuple[bool, re.Pattern[str]]], path: str) -> bool:
+    """Whether ``path`` stays out of the build context: it or a folder above it matches
+    (Docker does not descend into an excluded folder); the last matching rule decides."""
+    parts = path.split("/")
+    ignored = False
+    for keep, regex in rules:
+        if any(regex.match("/".join(parts[:n])) for n in range(1, len(parts) + 1)):
+            ignored = not keep
+    return ignored
+
+
+def test_dockerignore_keeps_the_hosts_junk_out_and_everything_copied_in():
+    rules = _dockerignore()
+    # The host's virtualenv and node modules, build output, caches, secrets
+    for junk in (
+        ".venv/bin/python",
+        ".git/HEAD",
+        ".env",
+        "ui/node_modules/@esbuild/linux-x64/bin/esbuild",
+        "ui/node_modules/.bin/vite",
+        "tests/e2e/node_modules/x/package.json",
+        "ui/dist/index.html",
+        "core/__pycache__/config.cpython-311.pyc",
+        "gateway/__pycache__/ui.cpython-311.pyc",
+        "twinlens.egg-info/PKG-INFO",
+        "twinlens.db",
+        "bench/_data/lib/a.jpg",
+        ".pytest_cache/README.md",
+    ):
+        assert _ignored(rules, junk), junk
+    # Every source the Dockerfiles COPY from the context, and every file of the project
+    # (in git) under it
+    tracked = subprocess.run(
+        ["git", "ls-files"], cwd=PROJECT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert tracked, "not a git checkout"
+    copied = []
+    for dockerfile in ("docker/Dockerfile", "docker/Dockerfile.ui"):
+        text = (PROJECT / dockerfile).read_text()
+        for src in re.findall(r"^COPY (?!--from)(.+) \S+$", text, flags=re.M):
+            copied += src.split()
+    assert {"core", "ui", "ui/package-lock.json", "docker/nginx.conf", "README.md"} <= set(copied)
+    for src in copied:
+        src = src.rstrip("/")
+        assert not _ignored(rules, src), src
+        under = [f for f in tracked if f == src or f.startswith(src + "/")]
+        assert under, src
+        assert [f for f in under if _ignored(rules, f)] == [], src
