@@ -29,11 +29,15 @@ reinterpreted bit for bit.
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
+import tempfile
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
+import numba.core.config
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
@@ -51,6 +55,75 @@ KEY_BITS = 64 // CHUNKS
 NKEYS = 1 << KEY_BITS
 
 Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- disk cache
+
+
+def _cache_probe() -> int:
+    return 0
+
+
+def _numba_can_cache() -> bool:
+    """Whether numba has a folder to keep this module's machine code in. It refuses to
+    define a ``cache=True`` function without one ("cannot cache function: no locator
+    available"), which would make this module fail to import."""
+    try:
+        njit(cache=True)(_cache_probe)
+    except RuntimeError as exc:
+        if "cannot cache" not in str(exc):
+            raise
+        return False
+    return True
+
+
+def _own_folder(path: str) -> bool:
+    """``path`` is, or is now, a folder of this user's that no one else may write: machine
+    code is loaded from the cache, so a folder under a shared temp dir that someone
+    else made (or can write to) is not used."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+            return False
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return False
+        tempfile.TemporaryFile(dir=path).close()
+    except (OSError, AttributeError):  # AttributeError: no os.getuid (Windows)
+        return False
+    return True
+
+
+def _disk_cache() -> bool:
+    """Whether the kernels below keep their machine code on disk (``cache=True``).
+
+    Where numba looks first is NUMBA_CACHE_DIR (the image sets /data/numba-cache), then
+    beside this file, then the user's cache folder. A container run as another user
+    (the owner of the library's share, README) may be able to write none of them; then
+    the cache is a folder of this user's in the temp dir (compiled again after the
+    container is re-created), and failing that each process compiles the kernels anew
+    (a few seconds) rather than fail to import.
+    """
+    if _numba_can_cache():
+        return True
+    where = numba.core.config.CACHE_DIR or "beside the source or in the user's cache"
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    fallback = os.path.join(tempfile.gettempdir(), f"twinlens-numba-{uid}")
+    if _own_folder(fallback):
+        os.environ["NUMBA_CACHE_DIR"] = fallback
+        numba.core.config.reload_config()
+        if _numba_can_cache():
+            log.warning("numba cannot write its cache (%s); using %s", where, fallback)
+            return True
+    log.warning(
+        "numba cannot write its cache (%s): the kernels are compiled in each process", where
+    )
+    return False
+
+
+_CACHE = _disk_cache()
 
 
 # --------------------------------------------------------------------------- kernels
@@ -70,7 +143,7 @@ def _popcount(typingctx, x):  # type: ignore[no-untyped-def]
     return sig, codegen
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=_CACHE)
 def _key(h, bits, k):  # type: ignore[no-untyped-def]
     key = np.uint64(0)
     one = np.uint64(1)
@@ -79,7 +152,7 @@ def _key(h, bits, k):  # type: ignore[no-untyped-def]
     return np.int64(key)
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=_CACHE)
 def _build_chunk(h, bits, k, hs, perm, off):  # type: ignore[no-untyped-def]
     n = h.shape[0]
     keys = np.empty(n, np.int64)
@@ -99,7 +172,7 @@ def _build_chunk(h, bits, k, hs, perm, off):  # type: ignore[no-untyped-def]
         pos[key] += 1
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=_CACHE)
 def _grow(i_out, j_out, d_out):  # type: ignore[no-untyped-def]
     cap = 2 * i_out.shape[0]
     i2 = np.empty(cap, np.int64)
@@ -112,7 +185,7 @@ def _grow(i_out, j_out, d_out):  # type: ignore[no-untyped-def]
     return i2, j2, d2
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=_CACHE)
 def _first_key(z, k, cmask, crad):  # type: ignore[no-untyped-def]
     """True when no key before ``k`` meets its probe radius for difference ``z``."""
     for j in range(k):
@@ -121,7 +194,7 @@ def _first_key(z, k, cmask, crad):  # type: ignore[no-untyped-def]
     return True
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=_CACHE)
 def _self_join(hs, perm, off, k, v0, v1, cands, xor_mode, cmask, crad, r, hits):  # type: ignore[no-untyped-def]
     """Pairs first found through key ``k`` among buckets ``v0 <= v < v1``.
 
@@ -180,7 +253,7 @@ def _self_join(hs, perm, off, k, v0, v1, cands, xor_mode, cmask, crad, r, hits):
     return i_out[:n_out].copy(), j_out[:n_out].copy(), d_out[:n_out].copy()
 
 
-@njit(nogil=True, cache=True)
+@njit(nogil=True, cache=_CACHE)
 def _query(batch, q0, q1, bits, hs, perm, off, cands, ncands, xor_mode, cmask, crad, r, hits):  # type: ignore[no-untyped-def]
     i_out = np.empty(1024, np.int64)
     j_out = np.empty(1024, np.int64)

@@ -355,3 +355,20 @@ def test_dockerignore_keeps_the_hosts_junk_out_and_everything_copied_in():
         under = [f for f in tracked if f == src or f.startswith(src + "/")]
         assert under, src
         assert [f for f in under if _ignored(rules, f)] == [], src
+
+
+def test_data_is_writable_by_group_0_for_a_container_run_as_another_user():
+    # user: "1026:100" with group_add: ["0"] (README) keeps its state in /data
+    text = (PROJECT / "docker" / "Dockerfile").read_text().replace("\\\n", " ")
+    lines = text.splitlines()
+    (run,) = [n for n, line in enumerate(lines) if line.startswith("RUN ") and "/data" in line]
+    user = lines.index("USER twinlens")
+    assert run < user
+    steps = [s.strip() for s in lines[run][4:].split("&&")]
+    mkdir = next(i for i, s in enumerate(steps) if s.startswith("mkdir -p /data"))
+    assert steps.index("chgrp -R 0 /data") > mkdir
+    assert steps.index("chmod -R g+rwX /data") > mkdir
+    assert 'VOLUME ["/data"]' in lines
+    assert re.search(r"NUMBA_CACHE_DIR=/data/", text)
+    deploy = (PROJECT / "README.md").read_text().split("## Deploying beside Immich")[1]
+    assert 'group_add: ["0"]' in deploy.split("\n## ")[0]
