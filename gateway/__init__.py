@@ -66,6 +66,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     cache.init_app(app)
     app.register_error_handler(HTTPException, _json_under_api)
+    # The gateway answers, whatever Immich and Redis are doing (compose's healthcheck)
+    app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
     app.extensions["twinlens_http"] = make_session(app.config["HTTP_POOL"])
     app.register_blueprint(twinlens.bp)
     if not settings.local_mode:

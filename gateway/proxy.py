@@ -474,6 +474,12 @@ def proxy(path: str) -> Response:
     return passthrough()
 
 
+@bp.route("/.well-known/immich", methods=["GET", "HEAD"], provide_automatic_options=False)
+def well_known() -> Response:
+    # Immich's mobile app asks the server's address for where its API is, before login
+    return passthrough()
+
+
 @bp.route("/api/auth/logout", methods=["POST"], provide_automatic_options=False)
 def logout() -> Response:
     """Passed through; once Immich has ended the session, the gateway forgets the identity

@@ -21,6 +21,11 @@ def is_api_path(path: str) -> bool:
     return path == "/api" or path.startswith("/api/")
 
 
+# Outside /api/ but never the page's: the health check, and the address Immich's mobile
+# app asks first for where the API is
+APP_PATHS = frozenset({"/healthz", "/.well-known/immich"})
+
+
 def with_ui(wsgi_app: Callable[..., Any], dist: Path) -> Callable[..., Any]:
     """Wrap ``wsgi_app``: /api/* goes to it, everything else to files under ``dist``."""
     index = dist / "index.html"
@@ -42,7 +47,7 @@ def with_ui(wsgi_app: Callable[..., Any], dist: Path) -> Callable[..., Any]:
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        if is_api_path(path):
+        if is_api_path(path) or path in APP_PATHS:
             return wsgi_app(environ, start_response)
         if path in ("", "/"):
             return spa(environ, start_response)

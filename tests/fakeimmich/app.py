@@ -365,6 +365,12 @@ def create_app(state: FakeState | None = None) -> Flask:
         return body if isinstance(body, dict) else None
 
     # --- server ---------------------------------------------------------------------------
+    @app.get("/.well-known/immich")
+    def well_known():
+        # Outside /api and the spec (Immich answers it beside its web app; constants.ts
+        # excludePaths): where the mobile app learns the API's path before it logs in
+        return jsonify({"api": {"endpoint": "/api"}})
+
     @route("/server/ping", "/server/ping", ["GET"])
     def ping():
         return jsonify({"res": "pong"})

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -74,6 +75,33 @@ def test_the_gateways_own_http_session_keeps_no_cookie(immich, alice):
     assert login.status_code == 201 and "immich_access_token" in login.cookies
     assert len(session.cookies) == 0
     assert session.get(immich.url + "/api/users/me").status_code == 401
+
+
+def test_the_mobile_apps_first_question_reaches_immich(gateway, immich, tmp_path, gateway_settings):
+    # Given the gateway, with and without the web UI built beside it
+    direct = requests.get(immich.url + "/.well-known/immich")
+    assert direct.json() == {"api": {"endpoint": "/api"}}
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "index.html").write_text("<html>the UI</html>")
+    with_ui = ThreadedServer(create_app({"SETTINGS": gateway_settings, "UI_DIST": dist})).start()
+    try:
+        for url in (gateway.url, with_ui.url):
+            # When Immich's mobile app asks where the API is, then Immich answers
+            r = requests.get(url + "/.well-known/immich")
+            assert (r.status_code, r.json()) == (200, direct.json()), url
+            assert r.headers["Content-Type"].startswith("application/json")
+            # ... and the health check is the gateway's own, whatever Immich does
+            assert requests.get(url + "/healthz").json() == {"status": "ok"}
+    finally:
+        with_ui.stop()
+    no_immich = dataclasses.replace(gateway_settings, immich_url="http://127.0.0.1:1")
+    alone = ThreadedServer(create_app({"SETTINGS": no_immich})).start()
+    try:
+        assert requests.get(alone.url + "/api/server/ping").status_code == 502
+        assert requests.get(alone.url + "/healthz").status_code == 200
+    finally:
+        alone.stop()
 
 
 def test_methods_status_and_body_pass_through(gateway, immich, alice):

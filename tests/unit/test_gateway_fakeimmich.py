@@ -22,6 +22,8 @@ def registry_root():
     return spec.to_nullable_jsonschema(spec.load_spec())
 
 
+# Immich serves it beside its web app, not in its API; checked on its own below
+OUTSIDE_THE_API = "/.well-known/immich"
 CHECKED: set[tuple[str, str]] = set()  # (method, spec path) that check() validated
 
 
@@ -160,11 +162,14 @@ def test_answers_match_the_spec(immich, alice, seeded, registry_root):
         r = requests.get(f"{base}/assets/{a1['id']}/{kind}", headers=h)
         assert r.status_code == 200 and r.headers["Content-Type"].startswith("image/"), r.headers
         CHECKED.add(("get", f"/assets/{{id}}/{kind}"))
+    # Outside the API and its spec: the mobile app's discovery answer, as Immich's
+    r = requests.get(immich.url + "/.well-known/immich")
+    assert r.json() == {"api": {"endpoint": "/api"}}
     # And every route the fake serves was checked here
     served = {
         (m.lower(), rule.rule.removeprefix("/api").replace("<asset_id>", "{id}"))
         for rule in immich.app.url_map.iter_rules()
-        if rule.endpoint != "static"
+        if rule.endpoint != "static" and rule.rule != OUTSIDE_THE_API
         for m in rule.methods - {"HEAD", "OPTIONS"}
     }
     assert served - CHECKED == set()
@@ -173,7 +178,7 @@ def test_answers_match_the_spec(immich, alice, seeded, registry_root):
 def test_every_fake_route_is_in_the_spec(immich):
     paths = spec.load_spec()["paths"]
     for rule in immich.app.url_map.iter_rules():
-        if rule.endpoint == "static":
+        if rule.endpoint == "static" or rule.rule == OUTSIDE_THE_API:
             continue
         spec_form = rule.rule.removeprefix("/api").replace("<asset_id>", "{id}")
         assert spec_form in paths, rule.rule
