@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -300,7 +301,70 @@ def find_assets(
             trashed=next((v[1:] for v in values if v[:1] == "~"), None),
             by_path=bool(values[0]) and values[0][0] != "~",
         )
+    if not strict:  # acting on them, Immich itself refuses what the session cannot reach
+        shown = not_locked(
+            {a.live for p, a in result.items() if a.live and p not in known}, version
+        )
+        for path, a in result.items():
+            if a.live and path not in known and a.live not in shown:
+                result[path] = Assets(trashed=a.trashed)
     return result
+
+
+def not_locked(ids: set[str], version: int | None) -> set[str]:
+    """Those of the caller's ``ids`` that are not in Immich's locked folder.
+
+    bulk-upload-check finds an owner's locked assets too, which Immich shows only to a
+    session unlocked by PIN: a member that is one counts as not in Immich, for every
+    session (a per-user answer cannot tell an unlocked session from another). Asked one
+    by one (``GET /api/assets/{id}``: Immich refuses a locked asset to a session not
+    unlocked, and names its visibility to one that is), eight at a time, and remembered
+    per user for ``MEMBER_TTL``; an asset that could not be asked about is left out, and
+    the answer is partial (not cached).
+    """
+    if not ids:
+        return set()
+    cfg = current_app.config
+    user = g.user["id"]
+    ckeys = {i: f"v{version}:u:{user}:vis:{i}" for i in sorted(ids)}
+    cached = get_many_or_none(*ckeys.values()) if version is not None else [None] * len(ckeys)
+    known = {i: hit for i, hit in zip(ckeys, cached, strict=True) if hit is not None}
+    todo = [i for i in ckeys if i not in known]
+    if todo:
+        http, creds = current_app.extensions["twinlens_http"], g.creds
+        url = cfg["SETTINGS"].immich_url + "/api/assets/"
+        until, connect, read = (
+            budget.deadline(),
+            cfg["UPSTREAM_CONNECT_TIMEOUT"],
+            cfg["SERVICE_TIMEOUT"],
+        )
+
+        def ask(asset_id: str) -> str | None:
+            """ "1" shown, "0" locked, None: could not tell."""
+            try:
+                r = http.get(
+                    url + asset_id,
+                    headers=creds.headers,
+                    params=creds.params,
+                    timeout=budget.limits(until, connect, read),
+                )
+            except (budget.Spent, requests.RequestException):
+                return None
+            if r.status_code == 400:  # "Not found or no asset.read access": locked
+                return "0"
+            if r.status_code != 200:
+                return None
+            return "0" if r.json().get("visibility") == "locked" else "1"
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = dict(zip(todo, pool.map(ask, todo), strict=True))
+        fresh = {ckeys[i]: v for i, v in answers.items() if v is not None}
+        if len(fresh) < len(todo):
+            budget.mark_partial()
+        if fresh and version is not None:
+            set_many_if_up(fresh, cfg["MEMBER_TTL"])
+        known.update(answers)
+    return {i for i, v in known.items() if v == "1"}
 
 
 def paths_of_unindexed(user: Mapping[str, Any], settings: Any) -> bool:

@@ -49,6 +49,8 @@ class FakeState:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     passwords: dict[str, str] = field(default_factory=dict)  # email -> password
     sessions: dict[str, str] = field(default_factory=dict)  # token -> user id
+    # Sessions unlocked by PIN: only they reach assets in the locked folder
+    elevated: set[str] = field(default_factory=set)
     api_keys: dict[str, tuple[str, frozenset[str]]] = field(default_factory=dict)
     shared_links: dict[str, tuple[str, frozenset[str]]] = field(
         default_factory=dict
@@ -341,12 +343,19 @@ def create_app(state: FakeState | None = None) -> Flask:
 
         return deco
 
+    def elevated() -> bool:
+        # auth.session?.hasElevatedPermission: an API key has no session
+        return g.session_token is not None and g.session_token in state.elevated
+
     def visible(asset_id: str, perm: str) -> dict[str, Any] | Response:
         asset = state.assets.get(asset_id)
         ok = asset is not None and (
             asset["id"] in g.shared_assets
             if g.shared_assets is not None
+            # checkOwnerAccess(userId, ids, hasElevatedPermission): the locked folder's
+            # assets only to a session unlocked by PIN
             else asset["ownerId"] == g.user["id"]
+            and (asset["visibility"] != "locked" or elevated())
         )
         if not ok:
             return _error(400, f"Not found or no {perm} access")
@@ -665,6 +674,10 @@ def create_app(state: FakeState | None = None) -> Flask:
         items = own_assets(with_deleted=bool(body.get("withDeleted")))
         if g.shared_assets is not None:
             items = [a for a in items if a["id"] in g.shared_assets]
+        if body.get("visibility") == "locked" and not elevated():
+            return _error(401, "Elevated permission is required")
+        if not body.get("visibility"):  # withDefaultVisibility: archive and timeline
+            items = [a for a in items if a["visibility"] in ("archive", "timeline")]
         for key in ("id", "libraryId", "checksum", "type", "isOffline", "isFavorite", "visibility"):
             if key in body and body[key] is not None:
                 items = [a for a in items if a.get(key) == body[key]]

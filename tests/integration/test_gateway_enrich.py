@@ -347,6 +347,36 @@ def test_an_upload_of_the_same_bytes_tells_an_ordinary_user_nothing_of_the_nas(
     assert f"{world['lib']}/backup/IMG_1.JPG" in {m["path"] for m in hers["duplicate"]["members"]}
 
 
+def test_a_member_in_immichs_locked_folder_is_not_named(gateway, immich, alice, world):
+    # Given Alice's RAW moved to her locked folder in Immich (bulk-upload-check still
+    # finds it by its checksum), and a session of hers not unlocked by PIN
+    raw = world["raw"]["id"]
+    immich.state.assets[raw]["visibility"] = "locked"
+    assert requests.get(f"{immich.url}/api/assets/{raw}", headers=alice.bearer).status_code == 400
+    # When she opens the JPEG, or its day in the timeline
+    info = requests.get(f"{gateway.url}/api/assets/{world['jpg']['id']}", headers=alice.bearer)
+    bucket = requests.get(
+        f"{gateway.url}/api/timeline/bucket",
+        params={"timeBucket": "2024-05-01"},
+        headers=alice.bearer,
+    ).json()
+    # Then the group is there, but the locked asset is neither listed nor linked to
+    for tl in (info.json()["twinlens"], bucket["twinlens"][bucket["id"].index(world["jpg"]["id"])]):
+        group = tl["group"]
+        assert group["type"] == "raw_jpeg"
+        assert raw not in group["memberAssetIds"]
+        assert world["jpg"]["id"] in group["memberAssetIds"]
+        member = next(m for m in group["members"] if m["kind"] == "raw")
+        assert member["assetId"] is None
+    assert info.headers["X-Twinlens-Enrichment"] == "ok"
+    # ... nor when the session is unlocked: what is remembered per user cannot tell
+    # sessions apart, so the locked folder stays out of Twinlens's answers
+    immich.state.elevated.add(alice.token)
+    assert requests.get(f"{immich.url}/api/assets/{raw}", headers=alice.bearer).ok
+    again = requests.get(f"{gateway.url}/api/assets/{world['jpg']['id']}", headers=alice.bearer)
+    assert raw not in again.json()["twinlens"]["group"]["memberAssetIds"]
+
+
 def test_an_ordinary_user_is_not_told_the_path_of_a_primary_they_cannot_see(
     gateway, immich, bob, world, catalog
 ):
