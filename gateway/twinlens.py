@@ -736,7 +736,9 @@ def start_scan() -> Response:
                 # the scans already started run on: say which, beside the refusal
                 refused = _error_body(status, job)[1]
                 return jsonify({**refused, "jobs": jobs} if jobs else refused), status
-            jobs.append({"service": service, **job})
+            # Services on one database (as deployed) both answer with the one scan
+            if all(j.get("id") != job.get("id") for j in jobs):
+                jobs.append({"service": service, **job})
             worst = 202 if status == 202 else worst
     return jsonify({"jobs": jobs}), worst
 
