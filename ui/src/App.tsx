@@ -2,6 +2,7 @@ import { useCallback, useEffect, useState, type FormEvent } from "react";
 import { api, ApiError, getApiKey, setApiKey, UNAUTHORIZED_EVENT, type Me } from "./api";
 import { Duplicates } from "./Duplicates";
 import { Groups } from "./Groups";
+import { displayText } from "./logic";
 import { useHashRoute } from "./hooks";
 import { Overview } from "./Overview";
 import { Problems } from "./Problems";
@@ -91,7 +92,7 @@ export function App() {
         {auth.state === "error" && (
           <div className="notice error" role="alert">
             {/* No answer at all (network down, gateway not running) is no answer "with an error" */}
-            <p>{auth.unreachable ? auth.message : `The Twinlens gateway answered with an error: ${auth.message}`}</p>
+            <p>{displayText(auth.unreachable ? auth.message : `The Twinlens gateway answered with an error: ${auth.message}`)}</p>
             <button type="button" onClick={check}>Try again</button>
           </div>
         )}

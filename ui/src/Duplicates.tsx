@@ -7,7 +7,7 @@ import {
 import { Dialog } from "./Dialog";
 import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
 import {
-  actionFailure, camera, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
+  actionFailure, camera, displayText, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
   dirname, displayName, displayPath, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
   DUPLICATE_PAGE_SIZES, hiddenDecided, memberMark, notesOf, pageAfterResize, pageFromUrl, pageParam, pageSizeParam, placeNotes,
   planTotals, plural, undoNotice, undoSummary,
@@ -581,7 +581,7 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmPro
       {t.refused.length > 0 && (
         <p className="notice error">
           {t.refused.length} {t.refused.length === 1 ? "group" : "groups"} cannot be resolved:{" "}
-          {t.refused.map((r) => r.message).join("; ")}
+          {displayText(t.refused.map((r) => r.message).join("; "))}
         </p>
       )}
       <ul className="plan">

@@ -4,7 +4,7 @@ import { api, ApiError, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
 import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
 import {
-  actionFailure, canMerge, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
+  actionFailure, canMerge, displayText, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
   groupPrimary, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
   regroupNotice, regroupPlan, regroupWithout, splitButtons, splitNotice, toggled,
   uncatalogedFile,
@@ -224,7 +224,7 @@ export function Groups({ localMode, params, go }: Props) {
             Clear selection
           </button>
           {mergeError && (
-            <p className="notice error" role="alert">{mergeError.text}</p>
+            <p className="notice error" role="alert">{displayText(mergeError.text)}</p>
           )}
         </div>
       )}

@@ -1,5 +1,6 @@
 import type { ReactNode } from "react";
 import type { Loaded } from "./hooks";
+import { displayText } from "./logic";
 
 export interface Message {
   text: string;
@@ -17,7 +18,7 @@ export function Notices<T>({ message, list }: { message: Message | null; list: L
         {message && (
           <p className={`notice ${message.error ? "error" : "ok"}`} role={message.error ? "alert" : "status"}
              tabIndex={-1}>
-            {message.text}
+            {displayText(message.text)}
           </p>
         )}
       </div>
@@ -32,7 +33,7 @@ export function LoadError<T>({ list }: { list: Loaded<T> }) {
   if (!list.error) return null;
   return (
     <div className="notice error load-error" role="alert">
-      <span>{list.error.message}</span>
+      <span>{displayText(list.error.message)}</span>
       {list.retryIn !== null && !list.loading && (
         <span className="muted"> Trying again in {list.retryIn} s.</span>
       )}
@@ -51,7 +52,7 @@ export function CardNote({ note, children }: { note: Message | null; children?: 
     <div className="card-note" aria-live="polite">
       {note && (
         <div className={`notice ${note.error ? "error" : "ok"}`} role={note.error ? "alert" : "status"}>
-          {note.text}
+          {displayText(note.text)}
           {children}
         </div>
       )}

@@ -2,7 +2,7 @@ import { useCallback, useEffect, useRef, useState } from "react";
 import { api, type Job, type Stats } from "./api";
 import { useLoad, usePoll } from "./hooks";
 import {
-  displayPath, failedFilesLabel, jobScope, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
+  displayPath, displayText, failedFilesLabel, jobScope, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
   problemsLinkText, progressFraction, scanOverview, scanRefusal, statBreakdowns,
   uniqueJobs,
 } from "./logic";
@@ -150,8 +150,8 @@ export function Overview({ go }: Props) {
             Re-read every file (full rescan)
           </label>
         </div>
-        {actionError && <p className="notice error action-error" role="alert">{actionError}</p>}
-        {jobsError && <p className="notice error" role="alert">{jobsError}</p>}
+        {actionError && <p className="notice error action-error" role="alert">{displayText(actionError)}</p>}
+        {jobsError && <p className="notice error" role="alert">{displayText(jobsError)}</p>}
         {active.map((j) => (
           <JobProgress key={j.id} job={j} onCancel={() => cancel(j)} busy={cancelling === j.id} />
         ))}
@@ -173,7 +173,7 @@ function ProblemsLink({ total, error }: { total: number | null; error: string | 
     <p className="problems-link">
       <a href="#/problems">{total === null ? "Files with problems" : problemsLinkText(total)}</a>
       {total === null
-        ? <span className="muted"> (could not be counted: {error})</span>
+        ? <span className="muted"> (could not be counted: {displayText(error ?? "")})</span>
         : total > 0 && <span className="muted"> — files the scans could not read; they stay
             listed until read without a problem</span>}
     </p>
@@ -337,7 +337,7 @@ function LastScan({ job, folder = false }: { job: Job; folder?: boolean }) {
           {folder && " in this folder"}
         </span>
       </div>
-      {job.error && <p className="notice error">{job.error}</p>}
+      {job.error && <p className="notice error">{displayText(job.error)}</p>}
       {job.errors && job.errors.length > 0 && <ErrorList errors={job.errors} failed={job.failed} />}
     </div>
   );

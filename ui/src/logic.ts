@@ -531,6 +531,13 @@ export function displayPath(p: string): string {
   });
 }
 
+/** A message to show (a server's error, a note that may quote a file name): escaped as
+ * `displayPath` escapes a path, so that a name quoted in it cannot reorder or hide the text
+ * around it. Escaping it again changes nothing. */
+export function displayText(text: string): string {
+  return displayPath(text);
+}
+
 /** A time the services wrote in UTC without a zone ("2026-01-02T03:04:05"), as a Date;
  * null when absent or unreadable. */
 export function parseUtc(at: string | null | undefined): Date | null {

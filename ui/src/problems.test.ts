@@ -2,7 +2,7 @@
 // what it asks the gateway.
 import { describe, expect, it } from "vitest";
 import { filesQuery } from "./api";
-import { displayPath, folderFilter, parseUtc, problemRetryLabel, problemsLinkText } from "./logic";
+import { displayPath, displayText, folderFilter, parseUtc, problemRetryLabel, problemsLinkText } from "./logic";
 
 describe("a path shown", () => {
   it("is left as it is when it is plain, long or not Latin", () => {
@@ -20,6 +20,19 @@ describe("a path shown", () => {
     expect(displayPath("/p/in\u200bvisible\u2066.jpg")).toBe("/p/in\\u200bvisible\\u2066.jpg");
     expect(displayPath("/p/\x1b[31mred")).toBe("/p/\\x1b[31mred");
     expect(displayPath("/p/\ud800x")).toBe("/p/\\ud800x");
+  });
+});
+
+describe("a message shown", () => {
+  it("escapes a file name quoted in it, and only that", () => {
+    const said = "'/p/\u202egpj.exe.JPG' is gone from disk: keep another copy";
+    expect(displayText(said)).toBe("'/p/\\u202egpj.exe.JPG' is gone from disk: keep another copy");
+    expect(displayText("Immich is unreachable")).toBe("Immich is unreachable");
+  });
+  it("is the same escaped twice (a note may quote a name shown already)", () => {
+    for (const t of ["a\nb \u202e c\udce9", "/p/\x1b[31mred", "plain"]) {
+      expect(displayText(displayText(t))).toBe(displayText(t));
+    }
   });
 });
 
