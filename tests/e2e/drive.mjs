@@ -224,6 +224,28 @@ async function corrections([splitPath, mergeA, mergeB, undoId]) {
   out.groupsBefore = await filesOfGroups();
   await shot("groups-before");
 
+  // Folder filter: only the groups with a file in the split file's folder, then the whole
+  // library again (the list is read afresh each time: wait until it says so)
+  const folder = splitPath.slice(0, splitPath.lastIndexOf("/"));
+  const none = folder.replace(/\/2024\/trip$/, "/backup"); // copies only, no groups
+  await page.getByLabel("Folder").fill(none);
+  await page.getByRole("button", { name: "Show" }).click();
+  const empty = page.locator("p.empty");
+  await empty.waitFor({ timeout: 10000 }).catch(() => null);
+  const emptyText = (await empty.count()) ? await empty.innerText() : null;
+  await page.getByLabel("Folder").fill(folder);
+  await page.getByRole("button", { name: "Show" }).click();
+  await page.waitForFunction((f) => {
+    const lis = [...document.querySelectorAll("li.grp")];
+    return lis.length > 0 && lis.every((li) =>
+      [...li.querySelectorAll("tr[data-path]")].some((tr) => tr.dataset.path.startsWith(f + "/")));
+  }, folder, { timeout: 10000 }).catch(() => null);
+  out.folderFilter = { folder, none, emptyText, url: page.url(), groups: await filesOfGroups() };
+  await page.getByRole("button", { name: "Whole library" }).click();
+  await page.waitForFunction((n) => document.querySelectorAll("li.grp").length === n,
+    out.groupsBefore.length, { timeout: 10000 }).catch(() => null);
+  out.folderFilter.whole = await filesOfGroups();
+
   // Split: pick one member; the buttons follow the pick.
   const grp = groupOf(splitPath);
   const split = grp.getByRole("button", { name: /^Split off selected/ });

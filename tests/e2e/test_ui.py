@@ -282,6 +282,16 @@ def test_correct_groups_and_undo_in_browser(twinlens_ui: tuple[Stack, dict]) -> 
 
     out = _drive("corrections", stack.url, xmp_102, jpeg_102, jpeg_103, dup["id"])
 
+    # The folder filter: a folder of byte copies holds no group; the sidecars' folder
+    # holds both; then the whole library again
+    filtered = out["folderFilter"]
+    assert filtered["emptyText"] == f"No groups with a file in {filtered['none']}.", filtered
+    ids = lambda groups: sorted(g["id"] for g in groups)  # noqa: E731
+    assert len(out["groupsBefore"]) == 2
+    assert ids(filtered["groups"]) == ids(out["groupsBefore"]), filtered
+    assert "folder=" in filtered["url"]
+    assert ids(filtered["whole"]) == ids(out["groupsBefore"])
+
     # Split: the buttons followed the pick, the dialog named the file, and the grouping API
     # has IMG_102.xmp on its own while the JPEG keeps its other sidecar.
     split = out["split"]

@@ -4,7 +4,7 @@ import { api, ApiError, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
 import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
 import {
-  actionFailure, canMerge, displayText, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
+  actionFailure, canMerge, displayText, folderFilter, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
   groupPrimary, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
   regroupNotice, regroupPlan, regroupWithout, splitButtons, splitNotice, toggled,
   uncatalogedFile,
@@ -43,10 +43,17 @@ function groupName(g: FileGroup): string {
 
 export function Groups({ localMode, params, go }: Props) {
   const type = params.get("type") ?? "";
+  const folder = params.get("folder") ?? "";
   const page = pageFromUrl(params.get("page"));
-  const listKey = `${type}|${page}`;
-  const list = useLoad(() => api.groups({ type, page, size: PAGE_SIZE }), listKey);
-  const nav = (p: Record<string, string>) => go("groups", { type, page: "", ...p });
+  const listKey = `${type}|${folder}\u0000${page}`;
+  const list = useLoad(
+    () => api.groups({ type, path_prefix: folder || undefined, page, size: PAGE_SIZE }),
+    listKey,
+  );
+  const nav = (p: Record<string, string>) => go("groups", { type, folder, page: "", ...p });
+  // The folder as typed; the list follows it once submitted (as on Files with problems)
+  const [typed, setTyped] = useState(displayPath(folder));
+  useEffect(() => setTyped(displayPath(folder)), [folder]);
 
   // Picked members per group id, and the groups picked for a merge in the order they were
   // picked (kept across pages: the first one's primary becomes the merged group's).
@@ -71,7 +78,7 @@ export function Groups({ localMode, params, go }: Props) {
   // (and their Undo) first on the page stepped to, the keyboard on the first of them
   const focusAfterStep = useFocusAfterStep(list, listKey, listRef, shown.find((x) => cardNotes[x.id])?.id);
   useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => {
-    const to = `${type}|${p}`;
+    const to = `${type}|${folder}\u0000${p}`;
     if (Object.keys(cardNotes).length) {
       setNotes({ key: listKey, to, byId: carryNotes(cardNotes) });
       focusAfterStep(to);
@@ -196,7 +203,8 @@ export function Groups({ localMode, params, go }: Props) {
         dissolve a group; files that belong together can be merged into a manual group. Later
         scans keep your corrections.
       </p>
-      <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter groups">
+      <form className="filters" aria-label="Filter groups"
+            onSubmit={(e) => { e.preventDefault(); nav({ folder: folderFilter(typed) }); }}>
         <label>
           Type
           <select value={type} onChange={(e) => nav({ type: e.target.value })}>
@@ -204,6 +212,18 @@ export function Groups({ localMode, params, go }: Props) {
             {TYPES.map((t) => <option key={t} value={t}>{groupTypeLabel(t)}</option>)}
           </select>
         </label>
+        <label>
+          Folder
+          <input type="text" className="folder-input" value={typed} spellCheck={false}
+                 onChange={(e) => setTyped(e.target.value)} placeholder="/photos/2024"
+                 aria-describedby="groups-folder-help" />
+        </label>
+        <button type="submit">Show</button>
+        {folder && <button type="button" onClick={() => nav({ folder: "" })}>Whole library</button>}
+        <span id="groups-folder-help" className="sr-only">
+          A folder of the library, as a full path: only the groups with a file in it or below
+          are listed.
+        </span>
         {list.data && (
           <span className="muted" role="status">
             {formatCount(list.data.total)} {list.data.total === 1 ? "group" : "groups"}
@@ -246,7 +266,12 @@ export function Groups({ localMode, params, go }: Props) {
           );
         })}
       </ol>
-      {list.data && list.data.items.length === 0 && <p className="empty">No groups here.</p>}
+      {list.data && list.data.items.length === 0 && (
+        <p className="empty">
+          {folder ? <>No groups with a file in <span className="path">{displayPath(folder)}</span>.</>
+                  : "No groups here."}
+        </p>
+      )}
       {list.data && (
         <Pager page={page} size={list.data.size || PAGE_SIZE} total={list.data.total}
                onPage={(p) => nav({ page: pageParam(p) })} label="Group pages" />

@@ -233,12 +233,23 @@ export function authHeaders(): Record<string, string> {
  * name is not UTF-8 is asked for as it is on disk). null when the folder cannot be a path
  * (leaving it out would list the whole library under its name). */
 export function filesQuery(p: { path_prefix?: string; page?: number; size?: number }): string | null {
-  const rest = query({ page: p.page, size: p.size }).slice(1);
-  const prefix = p.path_prefix ? quotePath(p.path_prefix) : "";
+  return prefixQuery(p);
+}
+
+/** A list's query with a folder (`path_prefix`, as its bytes, as `filesQuery`); null when
+ * the folder cannot be a path. */
+export function prefixQuery(
+  p: { path_prefix?: string } & Record<string, string | number | undefined>,
+): string | null {
+  const { path_prefix, ...others } = p;
+  const rest = query(others).slice(1);
+  const prefix = path_prefix ? quotePath(path_prefix) : "";
   if (prefix === null) return null;
   const parts = [prefix ? `path_prefix=${prefix}` : "", rest].filter(Boolean);
   return parts.length ? `?${parts.join("&")}` : "";
 }
+
+const NOT_A_PATH = "That folder is not a file path (it holds an unpaired surrogate).";
 
 export function query(params: Record<string, string | number | undefined | null>): string {
   const q = new URLSearchParams();
@@ -314,12 +325,16 @@ export const api = {
   stats: () => request<Stats>("GET", "/stats"),
   duplicates: (p: { type?: string; status?: string; page?: number; size?: number }) =>
     request<Page<Duplicate>>("GET", `/duplicates${query(p)}`),
-  groups: (p: { type?: string; page?: number; size?: number }) =>
-    request<Page<FileGroup>>("GET", `/groups${query(p)}`),
+  groups: (p: { type?: string; path_prefix?: string; page?: number; size?: number }) => {
+    const q = prefixQuery(p);
+    return q === null
+      ? Promise.reject(new ApiError(400, NOT_A_PATH))
+      : request<Page<FileGroup>>("GET", `/groups${q}`);
+  },
   fileErrors: (p: { path_prefix?: string; page?: number; size?: number }) => {
     const q = filesQuery(p);
     return q === null
-      ? Promise.reject(new ApiError(400, "That folder is not a file path (it holds an unpaired surrogate)."))
+      ? Promise.reject(new ApiError(400, NOT_A_PATH))
       : request<Page<FileProblem>>("GET", `/files/errors${q}`);
   },
   resolve: (r: ResolveRequest, dryRun: boolean) =>

@@ -1,7 +1,7 @@
 // The Files with problems page: how a file's path, problem and next read are shown, and
 // what it asks the gateway.
 import { describe, expect, it } from "vitest";
-import { filesQuery } from "./api";
+import { filesQuery, prefixQuery } from "./api";
 import { displayPath, displayText, folderFilter, parseUtc, problemRetryLabel, problemsLinkText } from "./logic";
 
 describe("a path shown", () => {
@@ -66,6 +66,10 @@ describe("the folder filter", () => {
     expect(filesQuery({ path_prefix: "/photos/a b&c", size: 1 })).toBe("?path_prefix=%2Fphotos%2Fa+b%26c&size=1");
     expect(filesQuery({ path_prefix: "/photos/caf\udce9" })).toBe("?path_prefix=%2Fphotos%2Fcaf%E9");
     expect(filesQuery({})).toBe("");
+    // the Groups page's folder, beside its other filters
+    expect(prefixQuery({ type: "raw_jpeg", path_prefix: "/photos/caf\udce9", page: 2 })).toBe(
+      "?path_prefix=%2Fphotos%2Fcaf%E9&type=raw_jpeg&page=2");
+    expect(prefixQuery({ type: "", path_prefix: "/photos/\ud800" })).toBeNull();
   });
   it("refuses a folder that cannot be a path rather than list the whole library", () => {
     expect(filesQuery({ path_prefix: "/photos/\ud800", page: 1 })).toBeNull();
