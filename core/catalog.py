@@ -608,7 +608,8 @@ def _add_batches(
         seq += 1
         n += 1
     job.batches_total = seq
-    job.total += len(items)
+    # A file read again in a later phase (hashed after it was cataloged) counts once
+    job.total += sum(1 for i in items if not i.get("again"))
     job.bytes_total += sum(i["size"] for i in items)
     return n
 
@@ -661,8 +662,7 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
         return False
     _apply(session, diff)
     job.bytes_read += diff.bytes_read
-    jobs.record_errors(session, job_id, walked.errors)
-    job.failed += len(walked.errors)
+    job.failed += jobs.record_errors(session, job_id, walked.errors)
     summary = {
         "walked": len(walked.entries),
         "unchanged": diff.unchanged,
@@ -700,10 +700,49 @@ def _item(e: Entry, shared: set[int]) -> dict[str, Any]:
 
 @dataclass
 class BatchOutcome:
-    done: int = 0
-    failed: int = 0
+    done: int = 0  # files this job had not counted yet (see _mark_counted)
     bytes_read: int = 0
+    # The files that failed, with why; the job's ``failed`` counts each path once
+    # (jobs.record_errors), however many phases or steps of a batch it failed in.
     errors: list[tuple[str, str]] = field(default_factory=list)
+    stopped: bool = False  # the job ended while the batch read: the rest was not read
+
+
+# How often a batch, between two files, looks whether its job is still active (one read
+# of the job's row): a cancelled scan stops reading within about this long, rather than
+# after the up to 2 x TWINLENS_BATCH_FILES files its worker threads had started on.
+STOP_CHECK_SECONDS = 1.0
+
+
+class StopCheck:
+    """Called before each file a batch reads; True once the job is no longer active
+    (cancelled, failed as stale). Looks at most every ``STOP_CHECK_SECONDS``, on a
+    connection of its own: the batch's session may hold a transaction whose snapshot
+    would not see the cancel."""
+
+    def __init__(self, session: Session, job_id: str) -> None:
+        self.session, self.job_id = session, job_id
+        bind = session.get_bind()
+        self.engine = bind if isinstance(bind, Engine) else None
+        self.interval = STOP_CHECK_SECONDS
+        self.due = time.monotonic() + self.interval
+
+    def __call__(self) -> bool:
+        now = time.monotonic()
+        if now < self.due:
+            return False
+        self.due = now + self.interval
+        query = select(Job.state).where(Job.id == self.job_id)
+        try:
+            if self.engine is None:  # bound to a connection (a test's transaction)
+                state = self.session.scalar(query)
+            else:
+                with self.engine.connect() as conn:
+                    state = conn.scalar(query)
+        except OperationalError as exc:  # the database busy or away for a moment
+            log.warning("scan %s: could not look at its job row: %s", self.job_id, exc)
+            return False
+        return state not in jobs.ACTIVE_STATES
 
 
 def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -> tuple[bool, bool]:
@@ -726,26 +765,32 @@ def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -
     assert root is not None
     items = json.loads(batch.payload)
     outcome = BatchOutcome()
+    stop = StopCheck(session, job_id)
     bind = session.get_bind()  # its engine: the attempt is recorded in a transaction of its own
     crashed = jobs.begin_attempt(bind.engine, job_id, seq)
     if crashed >= CRASHES_BEFORE_SKIPPING:
         _skip_items(session, batch.phase, items, crashed, outcome)
     elif batch.phase == "catalog":
-        _catalog_items(session, root, items, settings, outcome)
+        _catalog_items(session, root, items, settings, outcome, stop)
     else:
-        _hash_items(session, root, batch.phase, items, outcome)
+        _hash_items(session, root, batch.phase, items, outcome, stop)
+    if outcome.stopped:
+        # The job was cancelled (or failed) while this batch read. What it read is
+        # written, each file's row whole; the files it did not reach are as the catalog
+        # had them, so the next scan reads them. Nothing counts in the ended job.
+        log.info("scan %s stopped during its batch %s", job_id, seq)
+        return False, False
     if not jobs.claim_batch(session, job_id, seq):
         session.rollback()
         return False, False
-    jobs.record_errors(session, job_id, outcome.errors)
-    done, total = jobs.add_progress(
-        session,
-        job_id,
-        done=outcome.done,
-        failed=outcome.failed,
-        bytes_read=outcome.bytes_read,
-        batches=1,
+    progress = jobs.add_progress(
+        session, job_id, done=outcome.done, bytes_read=outcome.bytes_read, batches=1
     )
+    if progress is None:  # ended after the batch's last look: written, not counted
+        return False, False
+    # The job's row is locked now (the update above): it cannot end in between
+    jobs.add_progress(session, job_id, failed=jobs.record_errors(session, job_id, outcome.errors))
+    done, total = progress
     return True, done >= total
 
 
@@ -765,9 +810,8 @@ def _skip_items(
     for item in items:
         row = session.get(File, item["id"]) if "id" in item else None
         path = item.get("path") or (row.path if row is not None else None)
-        outcome.done += 1
+        outcome.done += not item.get("again")
         if path is not None:
-            outcome.failed += 1
             outcome.errors.append((path, why))
 
 
@@ -777,6 +821,7 @@ def _catalog_items(
     items: list[dict[str, Any]],
     settings: Settings,
     outcome: BatchOutcome,
+    stop: Callable[[], bool] = lambda: False,
 ) -> None:
     keys = [path_key(i["path"]) for i in items]
     existing = {
@@ -793,11 +838,15 @@ def _catalog_items(
     suspected = suspects.of(session, keys)
     engine = session.get_bind().engine
     for key, item in zip(keys, items, strict=True):
+        if stop():
+            # The rows of the files read so far are written below, each whole; the rest
+            # keep theirs (or have none yet), and the next scan reads them
+            outcome.stopped = True
+            break
         path = item["path"]
         st, reason = _still_a_file(path)
         if st is None:
             outcome.errors.append((path, reason))
-            outcome.failed += 1
             outcome.done += 1
             if key in existing:  # gone from the library as a file: the walk agrees next time
                 updates.append(
@@ -827,7 +876,6 @@ def _catalog_items(
         outcome.bytes_read += facts.bytes_read
         outcome.done += 1
         if facts.error:
-            outcome.failed += 1
             outcome.errors.append((path, facts.error))
         values = _row_values(root, key, path, st, facts)
         if key not in existing:
@@ -892,8 +940,6 @@ def _insert_rows(
 def _refused(path: str, exc: Exception, outcome: BatchOutcome) -> None:
     reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0][:200]
     log.warning("catalog refused %r: %s", path, reason)
-    if all(p != path for p, _ in outcome.errors):  # a file counts once, however it failed
-        outcome.failed += 1
     outcome.errors.append((path, f"could not be cataloged: {reason}"))
 
 
@@ -961,14 +1007,37 @@ def _clip(text: str | None, n: int = 128) -> str | None:
 
 
 def _hash_items(
-    session: Session, root: Root, phase: str, items: list[dict[str, Any]], outcome: BatchOutcome
+    session: Session,
+    root: Root,
+    phase: str,
+    items: list[dict[str, Any]],
+    outcome: BatchOutcome,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
+    # The rows' new digests are flushed with the batch's commit, not by the next row's
+    # SELECT: on SQLite that flush would take the write lock, and hold it (and hold a
+    # cancel up) while the rest of the batch is read.
+    with session.no_autoflush:
+        _hash_rows(session, root, phase, items, outcome, stop)
+
+
+def _hash_rows(
+    session: Session,
+    root: Root,
+    phase: str,
+    items: list[dict[str, Any]],
+    outcome: BatchOutcome,
+    stop: Callable[[], bool],
 ) -> None:
     # A size shared with a file of another root brings that file here too: it is opened
     # confined to its own root (confined to this one, it was refused as out of it).
     real_roots = {root.id: os.path.realpath(root.path)}
     for item in items:
+        if stop():
+            outcome.stopped = True  # the rows hashed so far keep their digests
+            return
         row = session.get(File, item["id"])
-        outcome.done += 1
+        outcome.done += not item.get("again")  # each file counts once in the job
         if row is None or row.status != "present":
             continue
         if row.root_id not in real_roots:
@@ -978,7 +1047,6 @@ def _hash_items(
         try:
             outcome.bytes_read += _digest_row(row, phase, real_roots[row.root_id])
         except OSError as exc:
-            outcome.failed += 1
             reason = os_error_reason(exc)
             outcome.errors.append((row.path, reason))
             if isinstance(exc, FileNotFoundError):
@@ -1032,6 +1100,30 @@ def _candidate_sizes(session: Session, job_id: str) -> set[int]:
     ):
         sizes.update(i["size"] for i in json.loads(payload) if i.get("quick"))
     return sizes
+
+
+def _mark_counted(session: Session, job_id: str, items: list[dict[str, Any]]) -> None:
+    """Mark (``again``) the items of a hashing phase whose file this job has counted
+    already: it cataloged the file, or gave it its quick digest. A job's ``total`` and
+    ``done`` count files, each once, however many phases read it."""
+    sizes = {i["size"] for i in items}
+    cataloged: set[str] = set()
+    earlier: set[int] = set()
+    for phase, payload in session.execute(
+        select(JobBatch.phase, JobBatch.payload).where(JobBatch.job_id == job_id)
+    ):
+        for i in json.loads(payload):
+            if i["size"] not in sizes:
+                continue
+            if phase == "catalog":
+                cataloged.add(path_key(i["path"]))
+            else:
+                earlier.add(i["id"])
+    by_id = {i["id"]: i for i in items}
+    for ids in chunks(list(by_id)):
+        for fid, key in session.execute(select(File.id, File.path_key).where(File.id.in_(ids))):
+            if fid in earlier or key in cataloged:
+                by_id[fid]["again"] = True
 
 
 def _rows_of_sizes(session: Session, sizes: set[int]) -> Iterator[Any]:
@@ -1106,6 +1198,7 @@ def advance(session: Session, job_id: str, from_phase: str, settings: Settings) 
             job.updated_at = utcnow()
             return phase
         if items:
+            _mark_counted(session, job_id, items)
             _add_batches(session, job, phase, items, settings)
             job.updated_at = utcnow()
             return phase

@@ -252,11 +252,13 @@ def add_progress(
     failed: int = 0,
     bytes_read: int = 0,
     batches: int = 0,
-) -> tuple[int, int]:
-    """Atomically add to a job's counters; returns (batches_done, batches_total)."""
-    session.execute(
+) -> tuple[int, int] | None:
+    """Atomically add to an active job's counters; returns (batches_done, batches_total),
+    or None when the job has ended (cancelled, failed): its counters stay as they were
+    when it ended, whatever batches were still reading then."""
+    result = session.execute(
         update(Job)
-        .where(Job.id == job_id)
+        .where(Job.id == job_id, Job.state.in_(ACTIVE_STATES))
         .values(
             done=Job.done + done,
             failed=Job.failed + failed,
@@ -265,6 +267,8 @@ def add_progress(
             updated_at=utcnow(),
         )
     )
+    if not getattr(result, "rowcount", 0):
+        return None
     row = session.execute(select(Job.batches_done, Job.batches_total).where(Job.id == job_id)).one()
     return int(row[0]), int(row[1])
 
@@ -320,10 +324,13 @@ def claim_batch(session: Session, job_id: str, seq: int) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def record_errors(session: Session, job_id: str, errors: list[tuple[str, str]]) -> None:
-    """Remember the files a job could not read (idempotent per job and path)."""
+def record_errors(session: Session, job_id: str, errors: list[tuple[str, str]]) -> int:
+    """Remember the files a job could not read (idempotent per job and path). Returns
+    how many files it had not named yet: what its ``failed`` count grows by, so that a
+    file that fails in more than one phase (its catalog read, then its hashing) or twice
+    in one batch counts once."""
     if not errors:
-        return
+        return 0
     keys = {path_key(p): (p, e) for p, e in errors}
     seen = set(
         session.scalars(
@@ -333,6 +340,7 @@ def record_errors(session: Session, job_id: str, errors: list[tuple[str, str]]) 
     for key, (p, e) in keys.items():
         if key not in seen:
             session.add(JobError(job_id=job_id, path=p, path_key=key, error=e))
+    return len(keys) - len(seen)
 
 
 def list_jobs(

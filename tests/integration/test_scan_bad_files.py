@@ -652,8 +652,8 @@ def test_a_batch_that_failed_with_an_error_is_not_taken_for_a_crash(
 
     # Given a batch that failed with an error (after writing) more times than a crash
     # would be allowed, each delivery by this live process
-    def write_then_fail(session, root, items, settings, outcome):
-        real(session, root, items, settings, outcome)
+    def write_then_fail(session, *args):
+        real(session, *args)
         session.flush()
         raise ConnectionError("the database went away")
 
