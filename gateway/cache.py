@@ -8,14 +8,17 @@ the Redis key is the constant ``DATA_VERSION_KEY`` (to move into core).
 Keys never contain credentials: identity keys are SHA-256 digests of the credential,
 everything user-dependent is keyed by the Immich user id.
 
-A Redis that fails (refuses, or hangs until the socket timeout) is not asked again by
-this process for ``ENRICH_SKIP_AFTER_FAILURE`` seconds: every cache call and version read
-then raises ``RedisDown`` at once, so a hung Redis costs one timeout per window, not one
-per answer. Enrichment then sends Immich's answer as it came; Twinlens's own routes
-answer without the cache (``version_or_none``, ``get_many_or_none``: nothing read, nothing
-kept). A bump that fails is owed, and paid by this process's first version read
+A Redis that fails (refuses a connection, or hangs until the socket timeout) is not
+asked again by this process for ``ENRICH_SKIP_AFTER_FAILURE`` seconds: every cache call and
+version read then raises ``RedisDown`` at once, so a hung Redis costs a timeout per window
+(to each request already waiting on it, and to those that ask when the window ends), not
+one per answer. Other Redis errors (a refused write) are raised and mark nothing.
+Enrichment then sends Immich's answer as it came; Twinlens's own routes answer without
+the cache (``version_or_none``, ``get_many_or_none``: nothing read, nothing kept).
+
+A bump that fails after a change is owed, and paid by this process's first version read
 once Redis answers again, so nothing cached before the outage outlives a change made
-during it.
+during it (unless this process ends first: then until those entries expire).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from typing import Any
 
 from flask import Flask, current_app, has_app_context
 from flask_caching import Cache
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from core import dataversion
 
@@ -55,7 +60,7 @@ def _guarded(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise RedisDown("Redis failed a moment ago; not asked again yet")
     try:
         return call(*args, **kwargs)
-    except RedisError as exc:
+    except (RedisConnectionError, RedisTimeoutError) as exc:  # not answering, not refusing
         seconds = current_app.config["ENRICH_SKIP_AFTER_FAILURE"]
         current_app.extensions[_DOWN_UNTIL] = time.monotonic() + seconds
         # The exception's text names host and port at most, never the URL's password
@@ -130,8 +135,6 @@ def changed() -> None:
         _guarded(dataversion.bump, current_app.config["SETTINGS"].cache_url)
     except RedisError:
         current_app.extensions[_BUMP_OWED] = True
-        return
-    current_app.extensions.pop(_BUMP_OWED, None)
 
 
 def data_version(cache_url: str | None = None) -> int:
@@ -140,9 +143,12 @@ def data_version(cache_url: str | None = None) -> int:
         return dataversion.current(cache_url or "")
     if cache_url is None:
         cache_url = current_app.config["SETTINGS"].cache_url
-    if current_app.extensions.get(_BUMP_OWED):
-        _guarded(dataversion.bump, cache_url)
-        current_app.extensions.pop(_BUMP_OWED, None)
+    if current_app.extensions.pop(_BUMP_OWED, None):  # taken first: a debt made meanwhile stays
+        try:
+            _guarded(dataversion.bump, cache_url)
+        except RedisError:
+            current_app.extensions[_BUMP_OWED] = True
+            raise
     return _guarded(dataversion.current, cache_url)
 
 

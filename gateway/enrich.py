@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -231,10 +231,12 @@ def find_assets(
     known: Mapping[str, str],
     version: int | None,
     strict: bool = False,
+    own: Collection[str] = frozenset(),
 ) -> dict[str, Assets]:
     """The Immich assets of each library file (path, sha1) for the current user.
 
-    Files already seen in this answer come from ``known``; the rest are found by checksum
+    Files already seen in this answer come from ``known`` (those in ``own`` are the
+    caller's own assets: a partner's or a shared album's are not); the rest are found by checksum
     (path-based for external libraries, content SHA-1 for uploads) with the user's own
     credentials through bulk-upload-check, which answers with the existing asset id and
     whether it is in the trash: one lookup serves enrichment, resolving and undoing.
@@ -252,7 +254,7 @@ def find_assets(
         if not path or path in result or path in todo:
             continue
         if path in known:
-            result[path] = Assets(live=known[path], by_path=True)
+            result[path] = Assets(live=known[path], by_path=path in own)
         else:
             todo[path] = member_checksums(path, sha1, path_map)
     if not todo:
@@ -318,29 +320,32 @@ def not_locked(ids: set[str], version: int | None) -> set[str]:
     session unlocked by PIN: a member that is one counts as not in Immich, for every
     session (a per-user answer cannot tell an unlocked session from another). Asked one
     by one (``GET /api/assets/{id}``: Immich refuses a locked asset to a session not
-    unlocked, and names its visibility to one that is), eight at a time, and remembered
-    per user for ``MEMBER_TTL``; an asset that could not be asked about is left out, and
-    the answer is partial (not cached).
+    unlocked, and names its visibility to one that is), up to eight at a time, and
+    remembered per user for ``MEMBER_TTL`` (not under the data version: a scan moves
+    nothing into the locked folder). A refusal (an API key without asset.read) counts as
+    locked: nothing is linked that the caller could not open. An asset that could not be
+    asked about is left out, and the answer is partial (not cached). ``version`` None:
+    Redis is not answering, so nothing is read from it or kept in it.
     """
-    if not ids:
+    creds = getattr(g, "creds", None)
+    if not ids or creds is None or not creds.present:
+        if ids:
+            budget.mark_partial()
         return set()
     cfg = current_app.config
     user = g.user["id"]
-    ckeys = {i: f"v{version}:u:{user}:vis:{i}" for i in sorted(ids)}
+    ckeys = {i: f"u:{user}:vis:{i}" for i in sorted(ids)}
     cached = get_many_or_none(*ckeys.values()) if version is not None else [None] * len(ckeys)
     known = {i: hit for i, hit in zip(ckeys, cached, strict=True) if hit is not None}
     todo = [i for i in ckeys if i not in known]
     if todo:
-        http, creds = current_app.extensions["twinlens_http"], g.creds
+        http = current_app.extensions["twinlens_http"]
         url = cfg["SETTINGS"].immich_url + "/api/assets/"
-        until, connect, read = (
-            budget.deadline(),
-            cfg["UPSTREAM_CONNECT_TIMEOUT"],
-            cfg["SERVICE_TIMEOUT"],
-        )
+        until = budget.deadline()
+        connect, read = cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["AUTH_TIMEOUT"]
 
         def ask(asset_id: str) -> str | None:
-            """ "1" shown, "0" locked, None: could not tell."""
+            """ "1" shown, "0" locked (or refused), None: could not tell."""
             try:
                 r = http.get(
                     url + asset_id,
@@ -348,16 +353,19 @@ def not_locked(ids: set[str], version: int | None) -> set[str]:
                     params=creds.params,
                     timeout=budget.limits(until, connect, read),
                 )
-            except (budget.Spent, requests.RequestException):
+                if r.status_code in (400, 403):  # "Not found or no asset.read access"
+                    return "0"
+                if r.status_code != 200:
+                    return None
+                return "0" if r.json().get("visibility") == "locked" else "1"
+            except (budget.Spent, requests.RequestException, ValueError):
                 return None
-            if r.status_code == 400:  # "Not found or no asset.read access": locked
-                return "0"
-            if r.status_code != 200:
-                return None
-            return "0" if r.json().get("visibility") == "locked" else "1"
 
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            answers = dict(zip(todo, pool.map(ask, todo), strict=True))
+        if len(todo) == 1:
+            answers = {todo[0]: ask(todo[0])}
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
+                answers = dict(zip(todo, pool.map(ask, todo), strict=True))
         fresh = {ckeys[i]: v for i, v in answers.items() if v is not None}
         if len(fresh) < len(todo):
             budget.mark_partial()
@@ -381,13 +389,17 @@ def enrich_assets(
     version = data_version() if version is None else version
     keys = keys if keys is not None else [file_key(a, settings.path_map) for a in assets]
     found = _lookup(keys, version)
-    known = {k.path: a["id"] for a, k in zip(assets, keys, strict=True) if k.path and a.get("id")}
+    pairs = list(zip(assets, keys, strict=True))
+    known = {k.path: a["id"] for a, k in pairs if k.path and a.get("id")}
+    # An asset in the answer is the caller's by its path only if it is theirs: Immich also
+    # shows partners' and shared albums' assets
+    own = {k.path for a, k in pairs if k.path and a.get("ownerId") == g.user["id"]}
     members: list[tuple[str, str | None]] = []
     for group, dup in found.values():
         for obj in (group, dup):
             if obj:
                 members.extend((m.get("path"), m.get("sha1")) for m in obj.get("members") or [])
-    assets = find_assets(members, known, version)
+    assets = find_assets(members, known, version, own=own)
     asset_id_of = lambda path, _sha1: assets.get(path, NO_ASSETS).live  # noqa: E731
     named: Named = None
     if not paths_of_unindexed(g.user, settings):

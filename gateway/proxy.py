@@ -480,7 +480,9 @@ def well_known() -> Response:
     return passthrough()
 
 
-@bp.route("/api/auth/logout", methods=["POST"], provide_automatic_options=False)
+@bp.route(
+    "/api/auth/logout", methods=["POST"], provide_automatic_options=False, strict_slashes=False
+)
 def logout() -> Response:
     """Passed through; once Immich has ended the session, the gateway forgets the identity
     it remembered for those credentials, so Twinlens's routes refuse them at once."""
@@ -613,9 +615,14 @@ def timeline_bucket() -> Response:
             keys = timeline_keys(ids, time_bucket)
             # An asset whose file could not be learnt (past TIMELINE_MAX_SINGLE, or out of
             # time) is null: "not known yet", never the "no group" of a known one
-            known = [(i, k) for i, k in zip(ids, keys, strict=True) if k is not None]
+            owners = data.get("ownerId")
+            if not isinstance(owners, list) or len(owners) != len(ids):
+                owners = [None] * len(ids)  # whose they are unknown: none counts as theirs
+            known = [(i, o, k) for i, o, k in zip(ids, owners, keys, strict=True) if k is not None]
             extras = iter(
-                enrich.enrich_assets([{"id": i} for i, _ in known], [k for _, k in known])
+                enrich.enrich_assets(
+                    [{"id": i, "ownerId": o} for i, o, _ in known], [k for _, _, k in known]
+                )
             )
             column = enrich.json_bytes([None if k is None else next(extras) for k in keys])
             if len(known) < len(ids):

@@ -347,7 +347,9 @@ def test_an_upload_of_the_same_bytes_tells_an_ordinary_user_nothing_of_the_nas(
     assert f"{world['lib']}/backup/IMG_1.JPG" in {m["path"] for m in hers["duplicate"]["members"]}
 
 
-def test_a_member_in_immichs_locked_folder_is_not_named(gateway, immich, alice, world):
+def test_a_member_in_immichs_locked_folder_is_not_named(
+    gateway, gateway_settings, immich, alice, world
+):
     # Given Alice's RAW moved to her locked folder in Immich (bulk-upload-check still
     # finds it by its checksum), and a session of hers not unlocked by PIN
     raw = world["raw"]["id"]
@@ -369,12 +371,57 @@ def test_a_member_in_immichs_locked_folder_is_not_named(gateway, immich, alice, 
         member = next(m for m in group["members"] if m["kind"] == "raw")
         assert member["assetId"] is None
     assert info.headers["X-Twinlens-Enrichment"] == "ok"
-    # ... nor when the session is unlocked: what is remembered per user cannot tell
-    # sessions apart, so the locked folder stays out of Twinlens's answers
-    immich.state.elevated.add(alice.token)
-    assert requests.get(f"{immich.url}/api/assets/{raw}", headers=alice.bearer).ok
+    # ... and a rescan (a new data version) does not ask Immich about it again: only the
+    # client's own request reaches Immich's asset route
+    asked = immich.state.calls[("GET", "/assets/{id}")]
+    bump_data_version(gateway_settings.cache_url)
     again = requests.get(f"{gateway.url}/api/assets/{world['jpg']['id']}", headers=alice.bearer)
     assert raw not in again.json()["twinlens"]["group"]["memberAssetIds"]
+    assert immich.state.calls[("GET", "/assets/{id}")] == asked + 1
+
+
+def test_a_locked_member_stays_unlinked_for_a_session_unlocked_by_pin(
+    gateway_settings, immich, alice, world
+):
+    # Given a session of Alice's unlocked by PIN, which Immich shows the locked RAW to,
+    # and a gateway that has remembered nothing of it yet
+    raw = world["raw"]["id"]
+    immich.state.assets[raw]["visibility"] = "locked"
+    immich.state.elevated.add(alice.token)
+    assert requests.get(f"{immich.url}/api/assets/{raw}", headers=alice.bearer).ok
+    server = ThreadedServer(create_app({"SETTINGS": gateway_settings})).start()
+    try:
+        # When she opens the JPEG
+        tl = requests.get(
+            f"{server.url}/api/assets/{world['jpg']['id']}", headers=alice.bearer
+        ).json()["twinlens"]
+    finally:
+        server.stop()
+    # Then the locked RAW is still not linked: what is remembered per user cannot tell
+    # sessions apart, so the locked folder stays out of Twinlens's answers for all
+    assert raw not in tl["group"]["memberAssetIds"]
+    assert world["jpg"]["id"] in tl["group"]["memberAssetIds"]
+
+
+def test_a_partners_asset_is_not_the_viewers_own(gateway_app, immich, alice, bob, world):
+    # Given Bob, not an administrator, shown Alice's JPEG (a partner's or a shared
+    # album's: Immich shows him the asset, not its RAW nor its copies)
+    from flask import g
+
+    from gateway import enrich
+    from gateway.auth import Credentials
+
+    hers = dict(immich.state.assets[world["jpg"]["id"]])
+    with gateway_app.test_request_context("/"):
+        g.user = {"id": bob.user["id"], "isAdmin": False}
+        g.creds = Credentials(headers=dict(bob.bearer), kind="bearer")
+        # When the gateway enriches it for him
+        (seen,) = enrich.enrich_assets([hers])
+        # Then nothing of Alice's group or duplicate is told (no file of them is his)
+        assert (seen["group"], seen["duplicate"]) == (None, None)
+        # ... while the same file as his own asset would show its group
+        (own,) = enrich.enrich_assets([{**hers, "ownerId": bob.user["id"]}])
+        assert own["group"]["type"] == "raw_jpeg"
 
 
 def test_an_ordinary_user_is_not_told_the_path_of_a_primary_they_cannot_see(
