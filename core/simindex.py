@@ -108,7 +108,9 @@ def _disk_cache() -> bool:
     """
     if _numba_can_cache():
         return True
-    where = numba.core.config.CACHE_DIR or "beside the source or in the user's cache"
+    where = (
+        getattr(numba.core.config, "CACHE_DIR", None) or "beside the source or in the user's cache"
+    )
     uid = os.getuid() if hasattr(os, "getuid") else "user"
     fallback = os.path.join(tempfile.gettempdir(), f"twinlens-numba-{uid}")
     if _own_folder(fallback):
