@@ -52,9 +52,12 @@ time = latest, a format not in the preference list after all listed ones).
    export of a HEIC is bigger and loses its HDR; ranked earlier, size left the rules
    after it nothing to decide in a perceptual group, whose members' sizes always differ.
 9. "name": fewest copy marks in the path ("x copy.jpg", "x - Copy (2).jpg", "Copy of
-   x.jpg", "x (1).jpg", a folder "2019 - Copy"). Byte copies tie on every rule above, and
+   x.jpg", "x (1).jpg", a folder "2019 - Copy", and a folder of copies: "Backup",
+   "Backups", "Takeout", "takeout-2024…"). Byte copies tie on every rule above, and
    the smallest path alone would keep "IMG_1234 copy.JPG" (a space sorts before ".") and
-   trash the original, the one its RAW, its sidecar and Immich's albums point at.
+   trash the original, the one its RAW, its sidecar and Immich's albums point at; or keep
+   "Takeout/…/IMG_1.JPG" over "iPhone/IMG_1.JPG" (capitals sort first). A library kept
+   wholly under such a folder (a NAS share named "Backup") marks every copy alike.
 """
 
 from __future__ import annotations
@@ -100,14 +103,22 @@ def format_of(f: FileRecord) -> str:
 # Copy", "x - Copy (2)", "Copy of x" (Windows), "x (1)", "x(1)" (a download saved twice,
 # Google Takeout).
 _COPY_MARK = re.compile(r"^copy of |[ _-]+copy(?: \(?\d+\)?)?$| ?\(\d+\)$", re.IGNORECASE)
+# Folders that hold copies of a library: a backup, Google's Takeout export (unpacked as
+# "Takeout/", often inside "takeout-20240101T…-001/"). A folder, never a file's name.
+_COPIES_FOLDER = re.compile(r"^(?:backups?|takeout)(?:$|[ _.-])", re.IGNORECASE)
 
 
 def copy_marks(path: str) -> int:
-    """How many of ``path``'s components are named as a copy (file stem and folders)."""
+    """How many of ``path``'s components are named as a copy (file stem and folders), or
+    as a folder of copies (a backup, a Takeout export)."""
     parts = [p for p in path.split(os.sep) if p]
-    if parts:
-        parts[-1] = os.path.splitext(parts[-1])[0]
-    return sum(1 for p in parts if _COPY_MARK.search(p))
+    if not parts:
+        return 0
+    stem = os.path.splitext(parts[-1])[0]
+    folders = parts[:-1]
+    return sum(1 for p in [*folders, stem] if _COPY_MARK.search(p)) + sum(
+        1 for p in folders if _COPIES_FOLDER.match(p)
+    )
 
 
 # Members whose presence makes a file group more than a look-alike pair: trashing the copy

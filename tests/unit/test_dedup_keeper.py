@@ -87,6 +87,34 @@ CASES = [
     ([rec(1, "/p/IMG_1 (1).JPG"), rec(2, "/p/IMG_1.JPG")], (), 2, "name"),
     ([rec(1, "/p/Copy of IMG_1.JPG"), rec(2, "/p/IMG_1.JPG")], (), 2, "name"),
     ([rec(1, "/2019 - Copy/IMG_1.JPG"), rec(2, "/2019/IMG_1.JPG")], (), 2, "name"),
+    # a folder of copies, which the smallest path would have kept ("B", "T" < "i")
+    (
+        [rec(1, "/lib/Takeout/Google Photos/IMG_1.JPG"), rec(2, "/lib/iPhone/IMG_1.JPG")],
+        (),
+        2,
+        "name",
+    ),
+    (
+        [
+            rec(1, "/lib/takeout-20240101T000000Z-001/Takeout/IMG_1.JPG"),
+            rec(2, "/lib/iPhone/IMG_1.JPG"),
+        ],
+        (),
+        2,
+        "name",
+    ),
+    ([rec(1, "/lib/Backup/2019/IMG_1.JPG"), rec(2, "/lib/iphone/2019/IMG_1.JPG")], (), 2, "name"),
+    ([rec(1, "/lib/Backups_old/IMG_1.JPG"), rec(2, "/lib/iphone/IMG_1.JPG")], (), 2, "name"),
+    # ... but not a name that only starts like one, nor a file named so
+    ([rec(1, "/lib/Backyard/IMG_1.JPG"), rec(2, "/lib/iphone/IMG_1.JPG")], (), 1, "tie: path"),
+    ([rec(1, "/lib/a/backup.jpg"), rec(2, "/lib/b/backup.jpg")], (), 1, "tie: path"),
+    # ... and a library kept wholly under one marks both copies alike
+    (
+        [rec(1, "/Backup/Photos/A/IMG_1.JPG"), rec(2, "/Backup/Photos/B/IMG_1.JPG")],
+        (),
+        1,
+        "tie: path",
+    ),
     # names that only look alike are no copies: the path decides between them
     ([rec(1, "/p/Photocopy.jpg"), rec(2, "/p/Q.jpg")], (), 1, "tie: path"),
     ([rec(1, "/p/IMG_1_01.jpg"), rec(2, "/p/IMG_2.jpg")], (), 1, "tie: path"),
@@ -314,8 +342,9 @@ def test_a_takeout_photo_with_its_json_is_no_group_over_a_loose_library_copy():
     library = rec(1, "/lib/Pictures/2019/IMG_5000.JPG")
     takeout = rec(2, f"{TAKEOUT}/IMG_5000.JPG")
     groups = {2: ("image", METADATA)}
-    # When the keeper is chosen, then the JSON binds nothing: "file_group" decides nothing
-    assert choose_keeper([takeout, library], file_groups=groups) == (1, "tie: path")
+    # When the keeper is chosen, then the JSON binds nothing: "file_group" decides nothing,
+    # and the copy in the Takeout export is the copy
+    assert choose_keeper([takeout, library], file_groups=groups) == (1, "name")
     # and the user's preferred folder is heard
     assert choose_keeper(
         [takeout, library], preferred_folders=("/lib/Pictures",), file_groups=groups
@@ -343,7 +372,7 @@ def test_a_takeout_live_photo_with_its_json_ranks_no_higher_than_the_librarys():
     groups = {1: ("image", "video"), 2: ("image", METADATA, "video")}
     # When the keeper is chosen, then the JSON adds nothing: the groups tie
     assert file_group_rank(groups[1]) == file_group_rank(groups[2])
-    assert choose_keeper([takeout, library], file_groups=groups) == (1, "tie: path")
+    assert choose_keeper([takeout, library], file_groups=groups) == (1, "name")
 
 
 @pytest.mark.parametrize(

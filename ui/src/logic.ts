@@ -207,7 +207,7 @@ export const KEEP_REASONS: Record<string, string> = {
   format: "preferred format",
   jpeg_quality: "encoded at a higher JPEG quality",
   size: "largest file",
-  name: "not named as a copy",
+  name: "not named as a copy, nor in a backup or Takeout folder",
   // After every rule, the keeper takes the smallest path as a string
   "tie: path": "all equal; first path alphabetically",
   only: "only candidate",
