@@ -20,7 +20,7 @@ from typing import Any
 
 from core.config import VARIABLES, ConfigError, Settings, load_settings
 from core.db import SchemaError
-from core.paths import display, is_inside, root_of
+from core.paths import display, is_inside, relative_posix, root_of
 
 log = logging.getLogger("twinlens")
 
@@ -184,7 +184,7 @@ def scan_with(
             jobs.enqueue(broker, "scan_plan", job_id)
         _wait(runtime.engine(), root_id, job_id, progress, cfg.job_stale_seconds)
         with session_scope(runtime.engine()) as s:
-            return report.build(s, root_id, job_id)
+            return folder_report(report.build(s, root_id, job_id), folder)
     finally:
         # A scan this process only followed is another live process's to finish
         if cfg.embedded and job_id is not None:
@@ -192,6 +192,30 @@ def scan_with(
                 followed_a_live_one = not created and runtime.other_embedded_alive(s)
             if not followed_a_live_one:
                 _abandon(runtime.engine(), job_id)
+
+
+def folder_report(rep: dict[str, Any], folder: str | None) -> dict[str, Any]:
+    """The report of a scan of ``folder`` (None: the whole library): the folder's files,
+    and the groups and duplicates with a member in it (all their members listed), not the
+    whole library's. ``folder`` is the folder relative to the library (None for the whole
+    of it) and ``library_files`` how many files the library holds."""
+    rep = {**rep, "folder": None, "library_files": len(rep["files"])}
+    if folder is None:
+        return rep
+    rel = relative_posix(folder, rep["library"])
+    if rel == ".":
+        return rep
+
+    def inside(path: str) -> bool:
+        return path == rel or path.startswith(rel + "/")
+
+    rep["folder"] = rel
+    rep["files"] = [f for f in rep["files"] if inside(f["path"])]
+    rep["groups"] = [g for g in rep["groups"] if any(inside(m) for m in g["members"])]
+    rep["duplicates"] = [
+        d for d in rep["duplicates"] if any(inside(m["path"]) for m in d["members"])
+    ]
+    return rep
 
 
 def scan_target(path: str, roots: list[str]) -> tuple[str, str | None]:
@@ -298,10 +322,21 @@ def _summary_text(rep: dict[str, Any]) -> str:
     # replaced before it was read) counts as much as a file read with an error
     erred = {f["path"] for f in errors}
     others = [e for e in job.get("errors") or [] if e["path"] not in erred]
+    folder = rep.get("folder")
+    scanned = (
+        f"folder {display(folder)} of the library {display(rep['library'])}"
+        if folder is not None
+        else display(rep["library"])
+    )
+    held = (
+        f" (the library holds {rep['library_files']} files)"
+        if folder is not None and "library_files" in rep
+        else ""
+    )
     lines = [
-        f"Scanned {display(rep['library'])}: {len(files)} files "
+        f"Scanned {scanned}: {len(files)} files "
         f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) in {job['elapsed_seconds']:.1f} s, "
-        f"{job['bytes_read'] / 1e6:.1f} MB read",
+        f"{job['bytes_read'] / 1e6:.1f} MB read{held}",
         f"  groups: {len(rep['groups'])}   duplicate groups: {len(rep['duplicates'])}   "
         f"files with errors: {len(errors) + len({e['path'] for e in others})}",
     ]

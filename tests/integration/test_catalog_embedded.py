@@ -295,9 +295,10 @@ def test_a_folder_scan_leaves_the_rest_of_the_library_alone(embedded_settings, l
     run_scan(embedded_settings, str(library))
     # When one folder is scanned (as the watcher does on every change)
     sub = run_scan(embedded_settings, str(library / "new"))
-    # Then the other folder's files are still present
+    # Then the other folder's files are still present (the report is the folder's)
     assert sub["job"]["summary"]["missing"] == 0
-    assert set(by_path(sub)) == {"keep/A.JPG", "new/B.JPG"}
+    assert set(by_path(sub)) == {"new/B.JPG"} and sub["library_files"] == 2
+    assert {n for n, f in _rows().items() if f.status == "present"} == {"A.JPG", "B.JPG"}
 
 
 def test_nas_thumbnails_trash_and_os_litter_are_not_cataloged(embedded_settings, library):
@@ -773,9 +774,10 @@ def test_a_copy_arriving_in_a_folder_meets_its_twin_elsewhere_in_the_root(
     # watcher does)
     write_bytes(library / "new" / "b.mov", data)
     report = run_scan(embedded_settings, str(library / "new"))
-    # Then both are hashed and are one exact group
+    # Then both are hashed and are one exact group (the report, the folder's, lists the
+    # group, the twin elsewhere with it)
     files = by_path(report)
-    assert files["old/a.mov"]["sha256"] == files["new/b.mov"]["sha256"] is not None
+    assert _rows()["a.mov"].sha256 == files["new/b.mov"]["sha256"] is not None
     [group] = report["duplicates"]
     assert {m["path"] for m in group["members"]} == {"old/a.mov", "new/b.mov"}
 

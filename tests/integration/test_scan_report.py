@@ -262,3 +262,31 @@ def test_the_summary_counts_what_could_not_be_cataloged_and_escapes_names(
     assert "\x1b" not in text and "\x07" not in text
     assert not any(line.startswith("  ! fake.jpg") for line in text.splitlines())
     assert "evil\\x0a  ! fake.jpg\\x1b]0;owned\\x07.jpg" in text
+
+
+def test_a_folder_scan_reports_that_folder_not_the_whole_library(
+    embedded_settings: Settings, library: Path
+) -> None:
+    import twinlens
+    from tests.factories import write_bytes, write_jpeg
+
+    # Given a scanned library of three files, two of them byte copies, one in a folder
+    write_jpeg(library / "a.jpg", 1)
+    write_jpeg(library / "b.jpg", 2)
+    write_bytes(library / "perm" / "a-copy.jpg", (library / "a.jpg").read_bytes())
+    whole = run_scan(embedded_settings, str(library))
+    assert len(whole["files"]) == 3
+    # When the folder alone is scanned (a folder of the configured root)
+    rep = run_scan(embedded_settings, str(library / "perm"))
+    # Then the report is the folder's: its file, and the duplicates it is in, while it
+    # still says how many files the library holds
+    assert [f["path"] for f in rep["files"]] == ["perm/a-copy.jpg"]
+    assert rep["library"] == str(library) and rep["folder"] == "perm"
+    assert rep["library_files"] == whole["library_files"] == 3 and whole["folder"] is None
+    assert [sorted(m["path"] for m in d["members"]) for d in rep["duplicates"]] == [
+        ["a.jpg", "perm/a-copy.jpg"]
+    ]
+    # And so does the summary
+    first = twinlens._summary_text(rep).splitlines()[0]
+    assert first.startswith(f"Scanned folder perm of the library {library}: 1 files (1 image)")
+    assert first.endswith("(the library holds 3 files)")
