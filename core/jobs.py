@@ -8,6 +8,7 @@ decoders); workers declare actors with these names.
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -201,12 +202,14 @@ def unplanned(job: Job) -> bool:
     return job.state == "queued" and job.phase == "plan"
 
 
-def fail_orphans(session: Session) -> list[str]:
-    """Fail every active job, as interrupted. Only for the embedded default, once no
-    process that runs the in-process broker is alive (``leases.others_alive``): their
-    messages died with the process that held them, and waiting for them to go stale
-    would hold the next scan up for ``TWINLENS_JOB_STALE_SECONDS``."""
-    ids = list(session.scalars(select(Job.id).where(Job.state.in_(ACTIVE_STATES))))
+def fail_orphans(session: Session, keep: Collection[str] = ()) -> list[str]:
+    """Fail every active job but those in ``keep`` (the caller's own), as interrupted.
+    Only for the embedded default, once no other process that runs the in-process broker
+    is alive (``leases.others_alive``): their messages died with the process that held
+    them, and waiting for them to go stale would hold the next scan up for
+    ``TWINLENS_JOB_STALE_SECONDS``."""
+    active = session.scalars(select(Job.id).where(Job.state.in_(ACTIVE_STATES)))
+    ids = [job_id for job_id in active if job_id not in keep]
     for job_id in ids:
         finish_job(session, job_id, "failed", error=INTERRUPTED)
     return ids

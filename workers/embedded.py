@@ -110,23 +110,37 @@ def _root_for(cfg: Settings, library: Path) -> Path | None:
     return Path(root)
 
 
-def start_background(cfg: Settings, broker: Any) -> tuple[Any, Any]:
-    """What the separate `watch` and `schedule` processes do in production: new files are
-    scanned as they arrive, and the whole library every night. No catch-up scan: the
-    library was scanned just before."""
-    from workers import scheduler
+def start_watcher(cfg: Settings, broker: Any) -> Any:
+    """The watcher, watching when this returns. Started before the start-up scan: a photo
+    copied during that scan (hours on a first run over a big NAS library) into a folder
+    the scan has walked past already gets a scan of its own folder, which the running
+    scan of the root does not swallow (``exclusive=False``, see workers/watcher.py) and
+    whose rows that scan's walk leaves as they are (core.catalog.plan_scan). No catch-up
+    scan: the start-up scan is one."""
     from workers.watcher import Watcher
 
     watcher = Watcher(cfg, broker, catch_up=False)
     watcher.start()
+    return watcher
+
+
+def start_nightly(cfg: Settings, broker: Any) -> Any:
+    from workers import scheduler
+
     nightly = scheduler.build(cfg, broker, background=True, catch_up=False)
     nightly.start()
-    return watcher, nightly
+    return nightly
+
+
+def start_background(cfg: Settings, broker: Any) -> tuple[Any, Any]:
+    """What the separate `watch` and `schedule` processes do in production: new files are
+    scanned as they arrive, and the whole library every night."""
+    return start_watcher(cfg, broker), start_nightly(cfg, broker)
 
 
 def _serve_all(cfg: Settings, ports: Ports, library: str) -> int:
     """Serve first, then scan: a port in use is said at once, and the web UI shows the
-    first scan's progress while it runs."""
+    first scan's progress while it runs. Watch before the scan too (start_watcher)."""
     import twinlens
     from core.models import utcnow
     from workers import runtime
@@ -144,9 +158,10 @@ def _serve_all(cfg: Settings, ports: Ports, library: str) -> int:
             f"Scanning {library} first.",
             flush=True,
         )
+        watcher = start_watcher(cfg, broker)
         report = twinlens.scan_with(cfg, broker, library, progress=twinlens.Progress())
         print(twinlens._summary_text(report))
-        watcher, nightly = start_background(cfg, broker)
+        nightly = start_nightly(cfg, broker)
         _serving(cfg, ports, watcher)
         threading.Event().wait()
     except PortTaken as exc:
@@ -164,6 +179,9 @@ def _serve_all(cfg: Settings, ports: Ports, library: str) -> int:
             s.shutdown()
         _fail_unfinished(started)  # before the wait for the work in hand: said at once
         worker.stop(timeout=runtime.STOP_WAIT_MS)
+        # and what the work in hand started meanwhile (a finished scan's grouping and
+        # dedup passes): its messages are gone with the worker threads
+        _fail_unfinished(started)
     return 0
 
 
@@ -195,19 +213,32 @@ def _serve_apis(cfg: Settings, ports: Ports, broker: Any) -> list[Any]:
 
 
 def _serving(cfg: Settings, ports: Ports, watcher: Any) -> None:
+    roots = ", ".join(watcher.roots)
+    if watcher.watches:
+        watching = f"Watching {roots} for new files"
+    elif watcher.trouble:  # logged with the reason; watched once it can be
+        watching = f"{roots} cannot be watched now (see the log why)"
+    else:  # another process holds the watch lease
+        watching = (
+            f"Not watching {roots} now: another Twinlens process watches it (this one "
+            "stands by and takes over if that one stops)"
+        )
     print(
         f"Twinlens is running (embedded): open http://127.0.0.1:{ports.gateway}/ (web UI; the "
         f"API is under /api/twinlens/), grouping API :{ports.grouping}, dedup API "
-        f":{ports.dedup}. Watching {', '.join(watcher.roots)} for new files; the whole "
-        f"library is rescanned on the schedule {cfg.schedule_cron!r}. Ctrl-C stops it.",
+        f":{ports.dedup}. {watching}; the whole library is rescanned on the schedule "
+        f"{cfg.schedule_cron!r}. Ctrl-C stops it.",
         flush=True,
     )
 
 
 def _fail_unfinished(since: Any) -> None:
-    """Jobs started through this process (the UI's Scan now) that its in-memory broker
-    leaves unfinished: no other process can run them, and the next run would wait an hour
-    for them to go stale."""
+    """Fail the jobs this process holds (``runtime.held_jobs``: its in-memory broker took
+    their messages, which die with it), whatever other process is alive: no other process
+    can run them, and the next run (or "Scan now" in another `twinlens up` on the same
+    data folder) would wait an hour for them to go stale. When no other embedded process
+    is alive, also every job started since this one began (one whose message was never
+    sent)."""
     from sqlalchemy import select
 
     from core import jobs
@@ -215,15 +246,19 @@ def _fail_unfinished(since: Any) -> None:
     from core.models import Job
     from workers import runtime
 
+    held = runtime.held_jobs()
     with session_scope(runtime.engine()) as s:
+        recent = set(
+            s.scalars(
+                select(Job.id).where(Job.state.in_(jobs.ACTIVE_STATES), Job.created_at >= since)
+            )
+        )
+        ids = recent & held
         if runtime.other_embedded_alive(s):
             # Another embedded process (a `twinlens scan` beside this one) may be running
-            # some of them, and which are whose is not recorded: the next start that finds
-            # no other process alive fails what is left (runtime.fail_orphans).
+            # the others: they are its to finish, or to fail when it stops
             log.info("another Twinlens process is running: its jobs are left to it")
-            return
-        ids = s.scalars(
-            select(Job.id).where(Job.state.in_(jobs.ACTIVE_STATES), Job.created_at >= since)
-        ).all()
-        for job_id in ids:
+        else:
+            ids |= recent
+        for job_id in sorted(ids):
             jobs.finish_job(s, job_id, "failed", error=jobs.INTERRUPTED)

@@ -10,6 +10,7 @@ import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import dramatiq
 from sqlalchemy.engine import Engine
@@ -48,10 +49,48 @@ def session() -> Iterator[Session]:
         yield s
 
 
+# The actors whose first argument is the id of the job they work on
+_JOB_ACTORS = frozenset({"scan_plan", "scan_batch", "scan_advance", "group_run", "dedup_run"})
+
+
+class HeldJobs(dramatiq.Middleware):
+    """The jobs whose messages went into this process's in-memory broker. Those messages
+    die with the process, so these are the jobs it holds: it fails them when it stops,
+    whatever other process is alive (``workers.embedded``), and they are never another,
+    dead process's orphans (``fail_orphans``). Jobs record no owner; this process knows
+    its own in-flight work."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ids: set[str] = set()
+
+    def before_enqueue(self, broker: dramatiq.Broker, message: Any, delay: Any) -> None:
+        if message.actor_name in _JOB_ACTORS and message.args:
+            with self.lock:
+                self.ids.add(str(message.args[0]))
+
+    def snapshot(self) -> set[str]:
+        with self.lock:
+            return set(self.ids)
+
+
+_held: HeldJobs | None = None
+
+
+def held_jobs() -> set[str]:
+    """Ids of the jobs this process's in-memory broker took messages for (see HeldJobs);
+    empty without one (Redis: the messages outlive the process)."""
+    return _held.snapshot() if _held is not None else set()
+
+
 def install_broker(cfg: Settings) -> dramatiq.Broker:
     """Make a broker for ``cfg`` the global one and bind every actor to it."""
+    global _held
     configure(cfg)
     broker = make_broker(cfg)
+    if cfg.embedded:
+        _held = HeldJobs()
+        broker.add_middleware(_held)
     dramatiq.set_broker(broker)
     from workers import actors
 
@@ -141,7 +180,9 @@ def other_embedded_alive(session: Session) -> bool:
 
 def fail_orphans() -> list[str]:
     """In the embedded default: fail the jobs left active by embedded processes that are
-    gone (killed, the power cut), when no other is alive. Call after start_worker.
+    gone (killed, the power cut), when no other is alive. Call after start_worker. The
+    jobs this process holds (``held_jobs``: the watcher's, started before the first scan)
+    are its own, not orphans.
 
     Only on SQLite, the embedded default's database: an in-process broker pointed at a
     shared PostgreSQL (a one-off `twinlens scan` against production) must not fail the
@@ -151,7 +192,7 @@ def fail_orphans() -> list[str]:
     with session_scope(engine()) as s:
         if other_embedded_alive(s):
             return []
-        orphans = jobs.fail_orphans(s)
+        orphans = jobs.fail_orphans(s, keep=held_jobs())
         # The files their batches were reading when the process died: a file that kills
         # its reader is found, then skipped, instead of stopping every scan
         suspected = suspects.note_crashes(s, orphans)

@@ -9,7 +9,9 @@ What happens to an event:
    of events on one path collapses into one. A settled path waits while anything else in
    its folder is still changing (at most ``max(30 s, 10 x settle)``), so a card import is
    scanned once per burst, not once per file. Editors' and sync tools' working files
-   (``TRANSIENT``) and TWINLENS_IGNORE names are no change at all.
+   (``TRANSIENT``) and TWINLENS_IGNORE names are no change at all. A permission change
+   (``attrib``) is one only when it makes a folder listable or a file whose read
+   failed readable (``Watcher._made_readable``).
 2. Scan targets. A due file stands for its folder, a due folder for itself, a deleted
    folder for its nearest existing parent. A move stands for the common ancestor of
    its source's and destination's folders, so that one scan sees both ends and the
@@ -29,7 +31,8 @@ over (also at start) enqueues one catch-up scan of it, since changes made while
 nobody watched produced no events. A root that vanishes (a NAS share gone: watchdog
 stops watching it for good) or cannot be watched (inotify's limits) is logged once and
 its lease left to a standby; it is watched again, with a catch-up scan, once it can be.
-On shutdown, changes still settling are enqueued rather than dropped.
+On shutdown, changes still settling are enqueued rather than dropped (in the embedded
+default they would die with the in-process broker: the next start's scan sees them).
 
 Observers: inotify by default; ``TWINLENS_WATCH_POLLING=1`` uses watchdog's polling
 observer every ``TWINLENS_WATCH_INTERVAL`` seconds (NFS and SMB mounts deliver no
@@ -42,6 +45,7 @@ import errno
 import fnmatch
 import logging
 import os
+import queue
 import signal
 import threading
 import time
@@ -50,12 +54,12 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core import jobs, leases
 from core.config import Settings
 from core.db import engine_for, session_scope
-from core.models import Job, utcnow
+from core.models import File, Job, utcnow
 from core.paths import ancestors, is_inside, path_key, root_of
 
 log = logging.getLogger("twinlens.watcher")
@@ -355,7 +359,7 @@ class Watcher:
 
     def on_event(self, event: Any) -> None:
         kind = event.event_type
-        if kind not in ("created", "modified", "moved", "deleted", "closed"):
+        if kind not in ("created", "modified", "moved", "deleted", "closed", "attrib"):
             return
         src = os.fsdecode(event.src_path)
         dest = os.fsdecode(event.dest_path) if kind == "moved" and event.dest_path else None
@@ -377,7 +381,42 @@ class Watcher:
             return
         if kind == "modified" and event.is_directory:
             return  # a folder's mtime changes with each entry; the entries report themselves
+        if kind == "attrib" and not self._made_readable(src, event.is_directory):
+            return
         self.settler.note(src, now)
+
+    def _made_readable(self, path: str, is_dir: bool) -> bool:
+        """Whether an ``attrib`` event (chmod, chown, an ACL; also timestamps set, links,
+        extended attributes) may have let a scan read what it could not: a folder that
+        can be listed now (a file copied in while it could not be was never cataloged),
+        or a file readable now that the catalog does not hold as read cleanly (a failed
+        read, "permission denied"). Its folder is scanned then; a file read cleanly is
+        no news. Reads raise no attrib event (their atime updates are IN_ACCESS, which
+        watchdog reports as opened/closed_no_write: ignored above), so a scan's own reads
+        start no scan; and a scan of an unchanged folder reads no file anyway."""
+        if not os.access(path, os.R_OK | os.X_OK if is_dir else os.R_OK):
+            return False
+        return is_dir or self._not_read_cleanly(path)
+
+    def _not_read_cleanly(self, path: str) -> bool:
+        """The catalog holds no clean read of ``path``. A file whose read failed more than
+        once, which scans try again only days later (core.catalog.retry_due), is tried
+        again by the next one: what made it fail may just have been put right."""
+        try:
+            with session_scope(self.engine) as s:
+                row = s.execute(
+                    select(File.id, File.status, File.error, File.read_failures).where(
+                        File.path_key == path_key(path)
+                    )
+                ).one_or_none()
+                if row is None:
+                    return True  # never cataloged (its folder could not be listed)
+                if row.read_failures > 1:
+                    s.execute(update(File).where(File.id == row.id).values(read_failures=1))
+                return row.status != "present" or row.error is not None or row.read_failures > 0
+        except Exception:  # the database away for a moment: a scan too many, not a lost one
+            log.exception("could not look %s up in the catalog", path)
+            return True
 
     # --- leases -------------------------------------------------------------------
 
@@ -513,7 +552,15 @@ class Watcher:
     # --- lifecycle ------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start watching. The leases are taken and the roots watched before this returns
+        (inotify's watches are added as a root is scheduled): a scan started next misses
+        no change made after it."""
         self.observer.start()
+        try:
+            self.renew()
+            self.next_renew = time.monotonic() + self.ttl / 3
+        except Exception:  # the database away for a moment: the first round tries again
+            log.exception("could not take the watch leases")
         self.thread = threading.Thread(target=self._loop, name="twinlens-watch", daemon=True)
         self.thread.start()
 
@@ -532,16 +579,42 @@ class Watcher:
             self.thread.join(timeout=10)
         self.observer.stop()
         self.observer.join(timeout=10)
-        try:
-            # Changes still settling are scanned now: else only the next watcher's
-            # catch-up scan (or the nightly one) would see them
-            self._enqueue_due(self.settler.drain())
-        except Exception:
-            log.exception("could not enqueue the changes still settling")
+        self._dispatch_left()
+        if self.cfg.embedded:
+            # The in-process broker's messages die with this process: such a scan would
+            # only be failed as interrupted. The next start scans them (`twinlens up`
+            # scans the library, `twinlens watch` catches up).
+            if left := len(self.settler.drain()):
+                log.info("%d changes still settling: left to the next start's scan", left)
+        else:
+            try:
+                # Changes still settling are scanned now: else only the next watcher's
+                # catch-up scan (or the nightly one) would see them
+                self._enqueue_due(self.settler.drain())
+            except Exception:
+                log.exception("could not enqueue the changes still settling")
         try:
             self.release()
         except Exception:
             log.exception("could not release the watch leases")
+
+    def _dispatch_left(self) -> None:
+        """Note the events the observer took but had not handed on when it stopped (the
+        last moment's changes)."""
+        from watchdog.observers.api import EventDispatcher
+
+        q = self.observer.event_queue
+        while True:
+            try:
+                item = q.get_nowait()
+            except queue.Empty:
+                return
+            if item is EventDispatcher.stop_event:
+                continue
+            try:
+                self.on_event(item[0])
+            except Exception:
+                log.exception("could not note %r", item[0])
 
 
 def main(cfg: Settings) -> int:

@@ -1,0 +1,282 @@
+"""`twinlens up`'s watcher and the jobs its process holds: changes made while the start-up
+scan runs, permission changes, stopping beside another `twinlens up`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select, update
+
+from core import jobs, leases
+from core.db import migrate, session_scope
+from core.models import File, Job, Lease, utcnow
+from tests.factories import write_jpeg
+from tests.integration.test_grouping_api import RecordingBroker
+from tests.netutil import free_port
+
+
+def _until(check, timeout: float = 20.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _row(cfg, path: Path):  # type: ignore[no-untyped-def]
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        return s.execute(
+            select(File.status, File.error, File.read_failures).where(File.path == str(path))
+        ).one_or_none()
+
+
+def _other_process_alive(cfg) -> None:  # type: ignore[no-untyped-def]
+    """A second `twinlens up` on this data folder: its worker lease, renewed."""
+    from workers import runtime
+
+    holder = f"{socket.gethostname()}:{os.getppid()}"
+    with session_scope(runtime.engine()) as s:
+        s.add(
+            Lease(
+                name=leases.EMBEDDED_WORKERS + holder,
+                holder=holder,
+                expires_at=utcnow() + timedelta(seconds=60),
+            )
+        )
+
+
+def test_a_photo_copied_in_during_the_start_up_scan_is_cataloged(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path, monkeypatch
+) -> None:
+    import twinlens
+    from workers import embedded
+
+    cfg = replace(embedded_settings, watch_settle=0.2)
+    write_jpeg(library / "2024" / "IMG_0001.JPG", 1)
+    new = library / "2024" / "IMG_0002.JPG"
+    real_scan = twinlens.scan_with
+
+    def scan_with(cfg, broker, path, **kw):  # type: ignore[no-untyped-def]
+        report = real_scan(cfg, broker, path, **kw)
+        # While the start-up scan is still busy (a big library: hours), a card import
+        # lands in a folder it has walked past already
+        write_jpeg(new, 2)
+        _until(lambda: _row(cfg, new) is not None, timeout=15)
+        return report
+
+    def stop(*_args) -> None:  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # Ctrl-C once it is running
+
+    monkeypatch.setattr(twinlens, "scan_with", scan_with)
+    monkeypatch.setattr(embedded, "_serving", stop)
+    ports = embedded.Ports(free_port(), free_port(), free_port())
+    assert embedded.main(cfg, str(library), ports=ports) == 0
+    # Then the photo is cataloged without waiting for the nightly scan
+    assert _row(cfg, new) == ("present", None, 0)
+
+
+def test_a_scan_the_watcher_started_is_no_orphan_of_the_start_up_scan(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path
+) -> None:
+    from workers import runtime
+
+    # Given a folder scan the watcher of this process enqueued (it watches before the
+    # start-up scan), and a scan a killed process left
+    migrate(embedded_settings.database_url)
+    broker = runtime.install_broker(embedded_settings)
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        left, _ = jobs.start_job(s, "scan", root=root)
+        own, _ = jobs.start_job(s, "scan", root=root, path=str(library / "a"), exclusive=False)
+        left_id, own_id = left.id, own.id
+    jobs.enqueue(broker, "scan_plan", own_id)
+    # When the start-up scan fails what dead processes left
+    assert runtime.fail_orphans() == [left_id]
+    # Then this process's own scan goes on
+    with session_scope(runtime.engine()) as s:
+        assert s.get(Job, own_id).state == "queued"
+
+
+def test_stopping_up_fails_the_jobs_it_held_beside_another_live_process(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path
+) -> None:
+    from workers import embedded, runtime
+
+    # Given two `twinlens up` on one data folder; this one holds a scan (its message in
+    # this process's in-memory broker), the other a scan of its own
+    migrate(embedded_settings.database_url)
+    broker = runtime.install_broker(embedded_settings)
+    since = utcnow() - timedelta(seconds=1)
+    _other_process_alive(embedded_settings)
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        mine, _ = jobs.start_job(s, "scan", root=root)
+        theirs, _ = jobs.start_job(s, "scan", root=root, path=str(library / "b"), exclusive=False)
+        mine_id, theirs_id = mine.id, theirs.id
+    jobs.enqueue(broker, "scan_plan", mine_id)
+    # When this one stops (Ctrl-C)
+    embedded._fail_unfinished(since)
+    # Then its scan is failed (no process can run it: "Scan now" in the other, and the
+    # nightly scan, start a new one), and the other's is left to it
+    with session_scope(runtime.engine()) as s:
+        assert (s.get(Job, mine_id).state, s.get(Job, mine_id).error) == (
+            "failed",
+            jobs.INTERRUPTED,
+        )
+        assert s.get(Job, theirs_id).state == "queued"
+        job, created = jobs.start_job(s, "scan", root=root)
+        assert created and job.id != mine_id
+
+
+def test_a_standby_up_says_it_stands_by(embedded_settings, library: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from workers import embedded
+    from workers.watcher import Watcher
+
+    migrate(embedded_settings.database_url)
+    first = Watcher(embedded_settings, RecordingBroker(), holder="host:1", catch_up=False)
+    second = Watcher(embedded_settings, RecordingBroker(), holder="host:2", catch_up=False)
+    try:
+        assert first.renew() == [str(library)]
+        assert second.renew() == []
+        embedded._serving(embedded_settings, embedded.Ports(), second)
+        out = capsys.readouterr().out
+        assert "Watching" not in out and "stands by" in out, out
+        embedded._serving(embedded_settings, embedded.Ports(), first)
+        assert f"Watching {library} for new files" in capsys.readouterr().out
+    finally:
+        for w in (first, second):
+            w.observer.unschedule_all()
+
+
+@pytest.fixture
+def watching(embedded_settings, library: Path):  # type: ignore[no-untyped-def]
+    """`twinlens up`'s watcher and worker threads (inotify), the library scanned."""
+    import twinlens
+    from workers import runtime
+    from workers.watcher import Watcher
+
+    cfg = replace(embedded_settings, watch_settle=0.2)
+    migrate(cfg.database_url)
+    broker = runtime.install_broker(cfg)
+    worker = runtime.start_worker(broker, 2)
+    twinlens.scan_with(cfg, broker, str(library))
+    watcher = Watcher(cfg, broker, catch_up=False)
+    watcher.start()
+    try:
+        yield cfg, watcher
+    finally:
+        watcher.stop()
+        worker.stop()
+
+
+def _quiet(cfg) -> bool:  # type: ignore[no-untyped-def]
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        return s.scalar(select(Job.id).where(Job.state.in_(jobs.ACTIVE_STATES)).limit(1)) is None
+
+
+def test_a_file_made_readable_is_read_again(watching, library: Path) -> None:  # type: ignore[no-untyped-def]
+    # Given a photo whose reads failed ("permission denied", more than once: the next
+    # scans would try it only days later), and a photo read cleanly beside it
+    write_jpeg(library / "a" / "IMG_0001.JPG", 1)
+    write_jpeg(library / "a" / "IMG_0002.JPG", 2)
+    cfg, watcher = watching
+    import twinlens
+    from workers import runtime
+
+    twinlens.scan_with(cfg, watcher.broker, str(library))
+    assert _until(lambda: _quiet(cfg))
+    time.sleep(0.5)
+    before = len(watcher.enqueued)  # the scans of the photos' arrival
+    locked = library / "a" / "IMG_0001.JPG"
+    with session_scope(runtime.engine()) as s:
+        s.execute(
+            update(File)
+            .where(File.path == str(locked))
+            .values(error="permission denied", read_failures=3, updated_at=utcnow())
+        )
+    # When its permissions are put right (chmod: an attrib event, no other)
+    os.chmod(locked, 0o644)
+    # Then it is read again at once
+    assert _until(lambda: _row(cfg, locked) == ("present", None, 0)), _row(cfg, locked)
+    assert len(watcher.enqueued) == before + 1
+    assert _until(lambda: _quiet(cfg))
+    # And a chmod of a photo read cleanly, or that scan's own reads, start no scan
+    os.chmod(library / "a" / "IMG_0002.JPG", 0o600)
+    time.sleep(1.5)
+    assert len(watcher.enqueued) == before + 1, watcher.enqueued
+
+
+def test_a_folder_made_readable_is_scanned(  # type: ignore[no-untyped-def]
+    watching, library: Path, monkeypatch
+) -> None:
+    cfg, watcher = watching
+    # Given a folder whose files were never cataloged (it could not be watched nor listed
+    # while they were copied in: as root here, the events of the copy go unseen)
+    folder = library / "locked"
+    photo = folder / "IMG_0001.JPG"
+    with monkeypatch.context() as m:
+        m.setattr(watcher.settler, "note", lambda *a, **k: None)
+        folder.mkdir(mode=0o000)
+        write_jpeg(photo, 1)
+        time.sleep(0.5)
+    assert _row(cfg, photo) is None and watcher.enqueued == []
+    # When it is made readable (chmod 755: an attrib event on the folder)
+    folder.chmod(0o755)
+    # Then it is scanned, once
+    assert _until(lambda: _row(cfg, photo) == ("present", None, 0))
+    assert _until(lambda: _quiet(cfg))
+    time.sleep(1.0)  # the scan's own listing and reads start no other
+    assert len(watcher.enqueued) == 1, watcher.enqueued
+
+
+def test_in_the_embedded_default_changes_still_settling_at_shutdown_are_left_to_the_next_start(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path, caplog
+) -> None:
+    from workers.watcher import Watcher
+
+    # Given `twinlens up`'s watcher with a long settle time
+    cfg = replace(embedded_settings, watch_settle=30)
+    migrate(cfg.database_url)
+    watcher = Watcher(cfg, RecordingBroker(), catch_up=False)
+    watcher.start()
+    write_jpeg(library / "new" / "IMG_0001.JPG", 1)
+    assert _until(lambda: watcher.settler.pending, timeout=5)
+    # When it stops (Ctrl-C) before the change settled
+    with caplog.at_level(logging.INFO, logger="twinlens.watcher"):
+        watcher.stop()
+    # Then no scan is enqueued that the in-memory broker would lose and the stop fail
+    # as interrupted: the next start's scan sees the change
+    with session_scope(watcher.engine) as s:
+        assert s.scalars(select(Job.id)).all() == []
+    assert "left to the next start's scan" in caplog.text
+
+
+def test_events_not_yet_handed_on_at_shutdown_are_enqueued(pg_settings, library: Path) -> None:  # type: ignore[no-untyped-def]
+    from workers.watcher import Watcher
+
+    # Given a watcher whose observer has taken events it has not handed on yet (the
+    # last moment before SIGTERM)
+    broker = RecordingBroker()
+    watcher = Watcher(pg_settings, broker, holder="test-watcher", catch_up=False)
+    watcher.observer.dispatch_events = lambda q: time.sleep(0.05)  # type: ignore[method-assign]
+    watcher.start()
+    (library / "new").mkdir()
+    write_jpeg(library / "new" / "IMG_0001.JPG", 1)
+    assert _until(lambda: not watcher.observer.event_queue.empty(), timeout=5)
+    # When it stops, Then the change's folder is scanned
+    watcher.stop()
+    with session_scope(watcher.engine) as s:
+        paths = [s.get(Job, args[0]).path for _, args in broker.messages]
+    assert paths == [str(library / "new")]
