@@ -348,13 +348,13 @@ def test_a_takeout_copy_with_its_json_is_not_kept_over_the_librarys_photo(
     report = run_scan(embedded_settings, str(library))
 
     # Then the Takeout photo and its JSON are a sidecar group, which binds nothing: the
-    # library's photo is kept (no rule tells byte copies apart here: the path does)
+    # library's photo is kept, the one not in a folder of copies ("name")
     assert file_groups(report) == {
         frozenset({f"{TAKEOUT_2019}/IMG_5000.JPG", f"{TAKEOUT_2019}/IMG_5000.JPG.json"}): (
             "sidecar"
         )
     }
-    assert duplicates(report) == {members: ("exact", "Pictures/2019/IMG_5000.JPG", "tie: path")}
+    assert duplicates(report) == {members: ("exact", "Pictures/2019/IMG_5000.JPG", "name")}
 
     # And when the user names the library's folder as the preferred one, that decides
     preferring = replace(embedded_settings, preferred_folders=(library / "Pictures",))
@@ -383,11 +383,12 @@ def test_a_takeout_live_photo_with_its_json_does_not_outrank_the_librarys_live_p
         frozenset({f"{TAKEOUT_2019}/IMG_5001.{x}" for x in ("HEIC", "MOV", "HEIC.json")}),
     }
     # and the JSON adds nothing to the Takeout's: "file_group" decides nothing, so that the
-    # library's still and video are kept (byte copies: the path tells them apart)
+    # library's still and video are kept (byte copies: the Takeout's are in a folder of
+    # copies)
     dups = duplicates(report)
     for name in ("IMG_5001.HEIC", "IMG_5001.MOV"):
         members = frozenset({f"{lib}/{name}", f"{TAKEOUT_2019}/{name}"})
-        assert dups[members] == ("exact", f"{lib}/{name}", "tie: path")
+        assert dups[members] == ("exact", f"{lib}/{name}", "name")
 
 
 def test_a_copy_of_the_jpeg_a_raw_is_paired_with_is_its_duplicate(
