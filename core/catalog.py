@@ -45,7 +45,7 @@ from sqlalchemy import (
     update,
     values,
 )
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from core import jobs, suspects
@@ -739,7 +739,7 @@ class StopCheck:
             else:
                 with self.engine.connect() as conn:
                     state = conn.scalar(query)
-        except OperationalError as exc:  # the database busy or away for a moment
+        except SQLAlchemyError as exc:  # the database busy or away, a pool timeout
             log.warning("scan %s: could not look at its job row: %s", self.job_id, exc)
             return False
         return state not in jobs.ACTIVE_STATES

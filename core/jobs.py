@@ -8,6 +8,7 @@ decoders); workers declare actors with these names.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
@@ -160,7 +161,22 @@ def start_job(
     )
     session.add(job)
     session.flush()
+    with _created_lock:
+        _created_here.add(job.id)
     return job, True
+
+
+# Jobs this process created (start_job), for the embedded default, whose in-process broker
+# dies with the process: which jobs it may fail as its own when it stops beside another
+# live process, and which are never another, dead process's orphans. An id is added at
+# the insert, before its commit: a query that sees the row committed finds it here.
+_created_here: set[str] = set()
+_created_lock = threading.Lock()
+
+
+def created_here() -> set[str]:
+    with _created_lock:
+        return set(_created_here)
 
 
 def is_stale(job: Job, seconds: float) -> bool:
@@ -208,8 +224,9 @@ def fail_orphans(session: Session, keep: Collection[str] = ()) -> list[str]:
     is alive (``leases.others_alive``): their messages died with the process that held
     them, and waiting for them to go stale would hold the next scan up for
     ``TWINLENS_JOB_STALE_SECONDS``."""
-    active = session.scalars(select(Job.id).where(Job.state.in_(ACTIVE_STATES)))
-    ids = [job_id for job_id in active if job_id not in keep]
+    active = list(session.scalars(select(Job.id).where(Job.state.in_(ACTIVE_STATES))))
+    mine = set(keep) | created_here()  # after the query: a job made meanwhile is in it
+    ids = [job_id for job_id in active if job_id not in mine]
     for job_id in ids:
         finish_job(session, job_id, "failed", error=INTERRUPTED)
     return ids

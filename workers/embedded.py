@@ -233,12 +233,14 @@ def _serving(cfg: Settings, ports: Ports, watcher: Any) -> None:
 
 
 def _fail_unfinished(since: Any) -> None:
-    """Fail the jobs this process holds (``runtime.held_jobs``: its in-memory broker took
-    their messages, which die with it), whatever other process is alive: no other process
-    can run them, and the next run (or "Scan now" in another `twinlens up` on the same
-    data folder) would wait an hour for them to go stale. When no other embedded process
-    is alive, also every job started since this one began (one whose message was never
-    sent)."""
+    """Fail the jobs this process created and holds (``jobs.created_here``,
+    ``runtime.held_jobs``: its in-memory broker took their messages, which die with it),
+    whatever other process is alive: the next run (or "Scan now" in another `twinlens up`
+    on the same data folder) would wait an hour for them to go stale. A job another
+    process created is left to it even when this one also took messages for it (its
+    nightly run or its watcher's start joined that scan): that process may still run it.
+    When no other embedded process is alive, every job started since this one began
+    (one whose message was never sent)."""
     from sqlalchemy import select
 
     from core import jobs
@@ -253,7 +255,7 @@ def _fail_unfinished(since: Any) -> None:
                 select(Job.id).where(Job.state.in_(jobs.ACTIVE_STATES), Job.created_at >= since)
             )
         )
-        ids = recent & held
+        ids = recent & held & jobs.created_here()
         if runtime.other_embedded_alive(s):
             # Another embedded process (a `twinlens scan` beside this one) may be running
             # the others: they are its to finish, or to fail when it stops

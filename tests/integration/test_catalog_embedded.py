@@ -1022,6 +1022,7 @@ def test_an_embedded_scan_against_postgres_leaves_the_workers_jobs_alone(pg_sett
     with session_scope(runtime.engine()) as s:
         job, _ = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, str(library)))
         jobs.mark_running(s, job.id)
+    jobs._created_here.discard(job.id)  # the workers' job, not this process's
     # When a one-off process with the in-process broker starts against that database
     runtime.configure(replace(pg_settings, broker_url="memory://"))
     try:

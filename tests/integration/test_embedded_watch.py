@@ -99,6 +99,7 @@ def test_a_scan_the_watcher_started_is_no_orphan_of_the_start_up_scan(  # type: 
         left, _ = jobs.start_job(s, "scan", root=root)
         own, _ = jobs.start_job(s, "scan", root=root, path=str(library / "a"), exclusive=False)
         left_id, own_id = left.id, own.id
+    jobs._created_here.discard(left_id)  # made by the killed process
     jobs.enqueue(broker, "scan_plan", own_id)
     # When the start-up scan fails what dead processes left
     assert runtime.fail_orphans() == [left_id]
@@ -136,6 +137,31 @@ def test_stopping_up_fails_the_jobs_it_held_beside_another_live_process(  # type
         assert s.get(Job, theirs_id).state == "queued"
         job, created = jobs.start_job(s, "scan", root=root)
         assert created and job.id != mine_id
+
+
+def test_stopping_up_leaves_a_scan_the_other_live_process_created(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path
+) -> None:
+    from workers import embedded, runtime
+
+    # Given two `twinlens up` on one data folder: the other created a scan, and this one
+    # took messages for it too (its nightly run, or its watcher's start, joined that scan)
+    migrate(embedded_settings.database_url)
+    broker = runtime.install_broker(embedded_settings)
+    since = utcnow() - timedelta(seconds=1)
+    _other_process_alive(embedded_settings)
+    with session_scope(runtime.engine()) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        theirs, _ = jobs.start_job(s, "scan", root=root)
+        theirs_id = theirs.id
+    jobs._created_here.discard(theirs_id)  # made by the other process
+    jobs.enqueue(broker, "scan_plan", theirs_id)
+    assert theirs_id in runtime.held_jobs()
+    # When this one stops (Ctrl-C)
+    embedded._fail_unfinished(since)
+    # Then that scan is left to the process that made it, which may still be running it
+    with session_scope(runtime.engine()) as s:
+        assert s.get(Job, theirs_id).state == "queued"
 
 
 def test_a_standby_up_says_it_stands_by(embedded_settings, library: Path, capsys) -> None:  # type: ignore[no-untyped-def]
