@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from "react";
 import { CardNote, type Message, Notices } from "./Notices";
 import { api, ApiError, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
+import { FolderField, useTypedFolder } from "./FolderField";
 import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
 import {
   actionFailure, canMerge, displayText, folderFilter, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
@@ -51,9 +52,7 @@ export function Groups({ localMode, params, go }: Props) {
     listKey,
   );
   const nav = (p: Record<string, string>) => go("groups", { type, folder, page: "", ...p });
-  // The folder as typed; the list follows it once submitted (as on Files with problems)
-  const [typed, setTyped] = useState(displayPath(folder));
-  useEffect(() => setTyped(displayPath(folder)), [folder]);
+  const [typed, setTyped] = useTypedFolder(folder);
 
   // Picked members per group id, and the groups picked for a merge in the order they were
   // picked (kept across pages: the first one's primary becomes the merged group's).
@@ -212,18 +211,9 @@ export function Groups({ localMode, params, go }: Props) {
             {TYPES.map((t) => <option key={t} value={t}>{groupTypeLabel(t)}</option>)}
           </select>
         </label>
-        <label>
-          Folder
-          <input type="text" className="folder-input" value={typed} spellCheck={false}
-                 onChange={(e) => setTyped(e.target.value)} placeholder="/photos/2024"
-                 aria-describedby="groups-folder-help" />
-        </label>
-        <button type="submit">Show</button>
-        {folder && <button type="button" onClick={() => nav({ folder: "" })}>Whole library</button>}
-        <span id="groups-folder-help" className="sr-only">
-          A folder of the library, as a full path: only the groups with a file in it or below
-          are listed.
-        </span>
+        <FolderField typed={typed} setTyped={setTyped} folder={folder}
+                     onClear={() => nav({ folder: "" })} helpId="groups-folder-help"
+                     help="A folder of the library, as a full path: only the groups with a file in it or below are listed." />
         {list.data && (
           <span className="muted" role="status">
             {formatCount(list.data.total)} {list.data.total === 1 ? "group" : "groups"}

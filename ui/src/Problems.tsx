@@ -1,10 +1,11 @@
-import { useEffect, useState, type FormEvent } from "react";
+import type { FormEvent } from "react";
 import { api, type FileProblem } from "./api";
 import { type Params, useEmptyPageStep, useLoad } from "./hooks";
 import {
   dirname, displayPath, folderFilter, formatBytes, formatCount, humanize, pageFromUrl, pageParam, parseUtc,
   problemRetryLabel,
 } from "./logic";
+import { FolderField, useTypedFolder } from "./FolderField";
 import { Notices } from "./Notices";
 import { Pager } from "./Pager";
 
@@ -28,10 +29,7 @@ export function Problems({ params, go }: Props) {
   const nav = (p: Record<string, string>) => go("problems", { folder, page: "", ...p });
   useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: pageParam(p) }));
 
-  // The folder as typed; the list follows it once submitted (each keystroke is no query).
-  // Shown as the rows show paths: a byte that is not UTF-8 as \xNN, read back so.
-  const [typed, setTyped] = useState(displayPath(folder));
-  useEffect(() => setTyped(displayPath(folder)), [folder]);
+  const [typed, setTyped] = useTypedFolder(folder);
   const apply = (e: FormEvent) => {
     e.preventDefault();
     nav({ folder: folderFilter(typed) });
@@ -49,24 +47,14 @@ export function Problems({ params, go }: Props) {
         without a problem (the Overview's list is only what the last scan read).
       </p>
       <form className="filters" onSubmit={apply} aria-label="Filter files with problems">
-        <label>
-          Folder
-          <input type="text" className="folder-input" value={typed} spellCheck={false}
-                 onChange={(e) => setTyped(e.target.value)} placeholder="/photos/2024"
-                 aria-describedby="folder-help" />
-        </label>
-        <button type="submit">Show</button>
-        {folder && (
-          <button type="button" onClick={() => nav({ folder: "" })}>Whole library</button>
-        )}
+        <FolderField typed={typed} setTyped={setTyped} folder={folder}
+                     onClear={() => nav({ folder: "" })} helpId="folder-help"
+                     help="A folder of the library, as a full path: only the files in it and below are listed." />
         {data && (
           <span className="muted" role="status">
             {formatCount(data.total)} {data.total === 1 ? "file" : "files"}
           </span>
         )}
-        <span id="folder-help" className="sr-only">
-          A folder of the library, as a full path: only the files in it and below are listed.
-        </span>
       </form>
       <Notices message={null} list={list} />
       {items.length > 0 && (

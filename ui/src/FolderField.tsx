@@ -1,0 +1,36 @@
+import { useEffect, useState } from "react";
+import { displayPath } from "./logic";
+
+/** The folder as typed in a list's filter: the list follows it once submitted (each
+ * keystroke is no query). Shown as the rows show paths: a byte that is not UTF-8 as \xNN,
+ * read back so (`folderFilter`). */
+export function useTypedFolder(folder: string): [string, (v: string) => void] {
+  const [typed, setTyped] = useState(displayPath(folder));
+  useEffect(() => setTyped(displayPath(folder)), [folder]);
+  return [typed, setTyped];
+}
+
+/** A list filter's folder field, inside the page's form (whose submit applies it): the
+ * input, "Show", and "Whole library" while a folder is applied. */
+export function FolderField({ typed, setTyped, folder, onClear, helpId, help }: {
+  typed: string;
+  setTyped: (v: string) => void;
+  folder: string;
+  onClear: () => void;
+  helpId: string;
+  help: string;
+}) {
+  return (
+    <>
+      <label>
+        Folder
+        <input type="text" className="folder-input" value={typed} spellCheck={false}
+               onChange={(e) => setTyped(e.target.value)} placeholder="/photos/2024"
+               aria-describedby={helpId} />
+      </label>
+      <button type="submit">Show</button>
+      {folder && <button type="button" onClick={onClear}>Whole library</button>}
+      <span id={helpId} className="sr-only">{help}</span>
+    </>
+  );
+}
