@@ -9,12 +9,7 @@ What happens to an event:
    of events on one path collapses into one. A settled path waits while anything else in
    its folder is still changing (at most ``max(30 s, 10 x settle)``), so a card import is
    scanned once per burst, not once per file. Editors' and sync tools' working files
-   (``TRANSIENT``) and TWINLENS_IGNORE names are no change at all. A permission change
-   (``attrib``) is one only when it lets a scan see what it could not: a file readable now
-   that the catalog does not know or failed to read for "permission denied", a folder
-   listable now that holds such files or a subfolder the catalog knows nothing of. The
-   event thread only remembers attrib paths; each round looks them up in batches
-   (``Watcher._resolve_attribs``).
+   (``TRANSIENT``) and TWINLENS_IGNORE names are no change at all.
 2. Scan targets. A due file stands for its folder, a due folder for itself, a deleted
    folder for its nearest existing parent. A move stands for the common ancestor of
    its source's and destination's folders, so that one scan sees both ends and the
@@ -36,6 +31,8 @@ stops watching it for good) or cannot be watched (inotify's limits) is logged on
 its lease left to a standby; it is watched again, with a catch-up scan, once it can be.
 On shutdown, changes still settling are enqueued rather than dropped (in the embedded
 default they would die with the in-process broker: the next start's scan sees them).
+A permission change (chmod, chown, an ACL: watchdog's ``attrib``) is no change: a folder
+or file made readable is seen by the next scan (the nightly one, or "Scan now").
 
 Observers: inotify by default; ``TWINLENS_WATCH_POLLING=1`` uses watchdog's polling
 observer every ``TWINLENS_WATCH_INTERVAL`` seconds (NFS and SMB mounts deliver no
@@ -50,7 +47,6 @@ import logging
 import os
 import queue
 import signal
-import stat
 import threading
 import time
 from collections.abc import Callable
@@ -58,13 +54,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from core import jobs, leases
 from core.config import Settings
 from core.db import engine_for, session_scope
-from core.models import File, Job, utcnow
-from core.paths import ancestors, is_inside, os_error_reason, path_key, root_of
+from core.models import Job, utcnow
+from core.paths import ancestors, is_inside, path_key, root_of
 
 log = logging.getLogger("twinlens.watcher")
 
@@ -88,18 +84,6 @@ TRANSIENT = (
 
 Signature = tuple[int, int, int] | None
 
-# A failed read's error when a permission was the cause (EACCES, EPERM), worded as
-# core.paths.os_error_reason words it for the catalog: the one failure a chmod, a chown
-# or an ACL can put right.
-PERMISSION_DENIED = os_error_reason(PermissionError(errno.EACCES, os.strerror(errno.EACCES)))
-# Paths of attrib events waiting for the next round, at most (files; folders): a file
-# beyond it is looked at through its folder, a folder beyond it through a scan of its root.
-ATTRIB_PENDING_MAX = 10_000
-# Paths (or folders) per catalog query when attrib events are looked up.
-ATTRIB_CHUNK = 500
-# Folders listed at most below a subfolder that holds no cataloged file itself (a folder
-# of folders: 2024/ over its months) before it counts as unknown to the catalog.
-DESCENT_MAX = 200
 # Job ids whose plan message this process sent, remembered at most.
 PLANNED_MAX = 10_000
 
@@ -125,31 +109,6 @@ def signature(path: str) -> Signature:
     return (count, size, newest)
 
 
-def shallow_signature(path: str) -> Signature:
-    """``signature`` of a folder's own entries only, no walk below them: for a folder
-    noted because of a permission change, whose subtree may be the whole library."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return None
-    if not stat.S_ISDIR(st.st_mode):
-        return (1, st.st_size, st.st_mtime_ns)
-    count, size, newest = 0, 0, st.st_mtime_ns
-    try:
-        with os.scandir(path) as it:
-            for entry in it:
-                try:
-                    s = entry.stat(follow_symlinks=False)
-                except OSError:
-                    continue
-                count += 1
-                size += s.st_size
-                newest = max(newest, s.st_mtime_ns)
-    except OSError:
-        pass  # not listable (any more): its own stat is what there is
-    return (count, size, newest)
-
-
 @dataclass
 class _Pending:
     first_event: float
@@ -157,7 +116,6 @@ class _Pending:
     sig: Signature
     sig_since: float
     moved_from: set[str] = field(default_factory=set)
-    sig_fn: Callable[[str], Signature] | None = None  # in place of the settler's
 
 
 class Settler:
@@ -180,25 +138,12 @@ class Settler:
         self.max_hold = max(30.0, 10 * settle) if max_hold is None else max_hold
         self.pending: dict[str, _Pending] = {}
         self.lock = threading.Lock()
-        # The cheaper signatures of the paths the last ``due`` handed out, for ``restore``
-        self.handed: dict[str, Callable[[str], Signature]] = {}
 
-    def note(
-        self,
-        path: str,
-        now: float,
-        moved_from: str | None = None,
-        sig: Callable[[str], Signature] | None = None,
-    ) -> None:
-        """``sig`` replaces the settler's signature for this path (``shallow_signature``
-        for a folder noted for a permission change); a note without one restores it."""
+    def note(self, path: str, now: float, moved_from: str | None = None) -> None:
         with self.lock:
             p = self.pending.get(path)
             if p is None:
-                p = self.pending[path] = _Pending(now, now, (sig or self.sig)(path), now)
-                p.sig_fn = sig
-            elif p.sig_fn is not None and sig is None:
-                p.sig_fn, p.sig, p.sig_since = None, self.sig(path), now
+                p = self.pending[path] = _Pending(now, now, self.sig(path), now)
             p.last_event = now
             if moved_from:
                 p.moved_from.add(moved_from)
@@ -206,7 +151,7 @@ class Settler:
     def _settled(self, path: str, p: _Pending, now: float) -> bool:
         if now - p.last_event < self.settle:
             return False
-        sig = (p.sig_fn or self.sig)(path)
+        sig = self.sig(path)
         if sig != p.sig:
             p.sig, p.sig_since = sig, now
             return False
@@ -223,16 +168,12 @@ class Settler:
                 else:
                     busy.update(ancestors(path))
             out = []
-            self.handed = {}
             for scope, paths in settled.items():
                 oldest = min(self.pending[p].first_event for p in paths)
                 if scope in busy and now - oldest < self.max_hold:
                     continue  # one scan once the whole folder is quiet, not one per file
                 for path in paths:
-                    p = self.pending.pop(path)
-                    out.append((path, p.moved_from))
-                    if p.sig_fn is not None:
-                        self.handed[path] = p.sig_fn
+                    out.append((path, self.pending.pop(path).moved_from))
             return out
 
     def restore(self, items: list[tuple[str, set[str]]], now: float) -> None:
@@ -243,9 +184,7 @@ class Settler:
                 p = self.pending.get(path)
                 if p is None:
                     then = now - self.settle
-                    sig = self.handed.get(path)
-                    p = self.pending[path] = _Pending(then, then, (sig or self.sig)(path), then)
-                    p.sig_fn = sig
+                    p = self.pending[path] = _Pending(then, then, self.sig(path), then)
                 p.moved_from |= moved_from
 
     def drain(self) -> list[tuple[str, set[str]]]:
@@ -355,15 +294,6 @@ def enqueue_folder_scan(
     return job.id, created
 
 
-def _readable_file(path: str) -> bool:
-    """A regular file (not a symlink) that this process may read now."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISREG(st.st_mode) and os.access(path, os.R_OK)
-
-
 def _device(root: str) -> int | None:
     """The file system ``root`` is on (None when it cannot be read)."""
     try:
@@ -412,11 +342,6 @@ class Watcher:
         self.enqueued: list[str] = []  # job ids, newest last (for logs and tests)
         # Job ids whose scan_plan message this process sent (an ordered set, oldest first)
         self.planned: dict[str, None] = {}
-        # attrib events, remembered by the event thread and looked up by the next round
-        self.attrib_lock = threading.Lock()
-        self.attrib_files: set[str] = set()
-        self.attrib_folders: set[str] = set()
-        self.attrib_overflow: set[str] = set()  # roots: too many folders at once
 
     def _observer(self) -> Any:
         if self.cfg.watch_polling:
@@ -439,7 +364,7 @@ class Watcher:
 
     def on_event(self, event: Any) -> None:
         kind = event.event_type
-        if kind not in ("created", "modified", "moved", "deleted", "closed", "attrib"):
+        if kind not in ("created", "modified", "moved", "deleted", "closed"):
             return
         src = os.fsdecode(event.src_path)
         dest = os.fsdecode(event.dest_path) if kind == "moved" and event.dest_path else None
@@ -461,222 +386,7 @@ class Watcher:
             return
         if kind == "modified" and event.is_directory:
             return  # a folder's mtime changes with each entry; the entries report themselves
-        if kind == "attrib":
-            self._note_attrib(src, root, event.is_directory)
-            return
         self.settler.note(src, now)
-
-    # --- permission changes ----------------------------------------------------------
-
-    def _note_attrib(self, path: str, root: str, is_dir: bool) -> None:
-        """Remember an ``attrib`` event (chmod, chown, an ACL; also timestamps set, links,
-        extended attributes) for the next round, and nothing more: this runs in
-        watchdog's dispatch thread, and a ``chmod -R`` of the library raises one per
-        file. A catalog lookup each (waiting for SQLite's write lock while a scan holds
-        it) would stall the thread until inotify's queue overflows and events are lost.
-        A file beyond ``ATTRIB_PENDING_MAX`` is looked at through its folder (whose files
-        are all checked), a folder beyond it through a scan of its root."""
-        with self.attrib_lock:
-            if not is_dir:
-                if len(self.attrib_files) < ATTRIB_PENDING_MAX:
-                    self.attrib_files.add(path)
-                    return
-                path = os.path.dirname(path)
-            if len(self.attrib_folders) < ATTRIB_PENDING_MAX or path in self.attrib_folders:
-                self.attrib_folders.add(path)
-            else:
-                self.attrib_overflow.add(root)
-
-    def _resolve_attribs(self, now: float) -> None:
-        """Note as changes the attrib events since the last round that may have let a
-        scan see what it could not: a file a scan should read now (``_files_to_read``), a
-        folder listable now that holds one, or a subfolder the catalog knows nothing of
-        (``_unknown_subfolders``): what a folder that could not be listed hid. A folder's
-        own entries are listed, never its subtree walked: rsync -a, cp -a, tar and Samba
-        set the times of every folder they touch, the root's too, and a root attrib on an
-        unchanged library is one listing and a few queries, no scan. Reads raise no
-        attrib event (their atime updates are IN_ACCESS, which watchdog reports as
-        opened/closed_no_write: ignored), so a scan's own reads start no scan; and a scan
-        of an unchanged folder reads no file anyway.
-
-        A changed file is noted as itself, one per folder (its folder is scanned); an
-        unknown subfolder with its own entries' signature (``shallow_signature``)."""
-        with self.attrib_lock:
-            files, folders = self.attrib_files, self.attrib_folders
-            overflow = self.attrib_overflow
-            self.attrib_files, self.attrib_folders, self.attrib_overflow = set(), set(), set()
-        if not (files or folders or overflow):
-            return
-        for root in sorted(overflow):
-            log.warning("too many permission changes under %s at once: scanning it", root)
-            self.settler.note(root, now, sig=shallow_signature)
-        try:
-            listed: set[str] = set()  # the files of the folders, as a scan would see them
-            subfolders: dict[str, str] = {}  # their subfolders -> root
-            for folder in sorted(folders):
-                top = root_of(folder, self.roots)
-                listing = None if top is None else self._listing(folder, top)
-                if top is not None and listing is not None:
-                    listed.update(listing[0])
-                    subfolders.update((sub, top) for sub in listing[1])
-            changed = self._files_to_read(sorted(files | listed), listed)
-            unknown = self._unknown_subfolders(subfolders)
-        except Exception:  # a scan too many, not a lost one
-            log.exception("could not look the permission changes up; scanning their folders")
-            changed = files
-            unknown = folders
-        for path in {os.path.dirname(p): p for p in sorted(changed)}.values():
-            self.settler.note(path, now)
-        for folder in sorted(unknown):
-            self.settler.note(folder, now, sig=shallow_signature)
-
-    def _listing(self, folder: str, root: str) -> tuple[list[str], list[str]] | None:
-        """The files and the subfolders a scan would see in ``folder`` itself (not below
-        it): no symlink, no ignored or working file, not Twinlens's own data. None when
-        it cannot be listed and searched (read and execute permission) now."""
-        if not os.access(folder, os.R_OK | os.X_OK) or self._ignored(folder, root):
-            return None
-        files: list[str] = []
-        subs: list[str] = []
-        try:
-            with os.scandir(folder) as it:
-                for entry in it:
-                    if any(fnmatch.fnmatchcase(entry.name, pat) for pat in self.ignore):
-                        continue
-                    if any(is_inside(entry.path, p) for p in self.private):
-                        continue
-                    try:
-                        if entry.is_symlink():
-                            continue
-                        if entry.is_dir(follow_symlinks=False):
-                            subs.append(entry.path)
-                        elif entry.is_file(follow_symlinks=False):
-                            files.append(entry.path)
-                    except OSError:
-                        continue
-        except OSError:
-            return None
-        return files, subs
-
-    def _files_to_read(self, paths: list[str], listed: set[str]) -> set[str]:
-        """Those of ``paths`` a scan should read now: a regular file readable now that the
-        catalog holds no row for (never cataloged), a row not present (marked missing),
-        or a read that failed for a permission: ``read_failures > 0`` and ``error ==
-        PERMISSION_DENIED`` ("permission denied", core.paths.os_error_reason's words for
-        a PermissionError, EACCES or EPERM, which is how the catalog stores it). Any other
-        error is no permission change's to fix and is left to core.catalog.retry_due's
-        backoff: an I/O error (a failing disk's bad sectors must not be read, and time
-        out, after every touch or xattr written), a share that timed out, a file skipped
-        as suspect, a file read but not decoded. A file found by listing a folder (in
-        ``listed``) with no row or a row not present counts even if it cannot be read:
-        the scan catalogs it, with its error.
-
-        A permission-failed file with ``read_failures > 1`` (which scans would retry only
-        days later) gets ``read_failures=1``, so that the scan this starts reads it; no
-        other row is written. One query per ``ATTRIB_CHUNK`` paths, and one UPDATE per
-        chunk that holds such files. When the database cannot answer, every path of the
-        chunk counts: a scan too many, not a lost one."""
-        out: set[str] = set()
-        for i in range(0, len(paths), ATTRIB_CHUNK):
-            chunk = paths[i : i + ATTRIB_CHUNK]
-            try:
-                out |= self._chunk_to_read(chunk, listed)
-            except Exception:
-                log.warning(
-                    "could not look %d changed files up in the catalog; scanning their folders",
-                    len(chunk),
-                    exc_info=True,
-                )
-                out.update(chunk)
-        return out
-
-    def _chunk_to_read(self, chunk: list[str], listed: set[str]) -> set[str]:
-        keys = {path_key(p): p for p in chunk}
-        out: set[str] = set()
-        reset: list[int] = []
-        with session_scope(self.engine) as s:
-            rows = {
-                r.path_key: r
-                for r in s.execute(
-                    select(
-                        File.id, File.path_key, File.status, File.error, File.read_failures
-                    ).where(File.path_key.in_(list(keys)))
-                )
-            }
-            for key, path in keys.items():
-                row = rows.get(key)
-                if row is None or row.status != "present":
-                    if path in listed or _readable_file(path):
-                        out.add(path)
-                elif (
-                    row.read_failures > 0
-                    and row.error == PERMISSION_DENIED
-                    and _readable_file(path)
-                ):
-                    out.add(path)
-                    if row.read_failures > 1:
-                        reset.append(row.id)
-            if reset:
-                s.execute(update(File).where(File.id.in_(reset)).values(read_failures=1))
-        return out
-
-    def _unknown_subfolders(self, subs: dict[str, str]) -> set[str]:
-        """Those of ``subs`` (subfolder -> root) that hold a file the catalog has no row
-        for and no cataloged file themselves. A subfolder with a file cataloged present
-        in it is known (``_cataloged_folders``: one query per ``ATTRIB_CHUNK`` on the
-        indexed ``files.dir_key``); one with none is listed, and if it holds only folders
-        those are looked at the same way, ``DESCENT_MAX`` listings at most: a folder of
-        folders (2024/ over its months) is passed through, a known subtree never walked.
-        When the database cannot answer, every one counts."""
-        try:
-            unknown = sorted(set(subs) - self._cataloged_folders(list(subs)))
-        except Exception:
-            log.warning("could not look %d folders up in the catalog", len(subs), exc_info=True)
-            return set(subs)
-        out: set[str] = set()
-        for sub in unknown:
-            try:
-                if self._holds_uncataloged(sub, subs[sub]):
-                    out.add(sub)
-            except Exception:
-                log.warning("could not look %s up in the catalog", sub, exc_info=True)
-                out.add(sub)
-        return out
-
-    def _holds_uncataloged(self, top: str, root: str) -> bool:
-        """``top`` (no cataloged file in it) or a folder below it that has no cataloged
-        file either holds a file: one the catalog has no row for."""
-        frontier, listings = [top], 0
-        while frontier:
-            below: list[str] = []
-            for folder in frontier:
-                if listings >= DESCENT_MAX:
-                    return True  # a scan too many rather than a walk
-                listings += 1
-                listing = self._listing(folder, root)
-                if listing is None:
-                    continue
-                if listing[0]:
-                    return True
-                below.extend(listing[1])
-            frontier = sorted(set(below) - self._cataloged_folders(below)) if below else []
-        return False
-
-    def _cataloged_folders(self, folders: list[str]) -> set[str]:
-        """Those of ``folders`` that hold a file the catalog has present."""
-        keys = {path_key(f): f for f in folders}
-        out: set[str] = set()
-        key_list = list(keys)
-        with session_scope(self.engine) as s:
-            for i in range(0, len(key_list), ATTRIB_CHUNK):
-                rows = s.execute(
-                    select(File.dir_key)
-                    .where(File.dir_key.in_(key_list[i : i + ATTRIB_CHUNK]))
-                    .where(File.status == "present")
-                    .distinct()
-                )
-                out.update(keys[k] for (k,) in rows)
-        return out
 
     # --- leases -------------------------------------------------------------------
 
@@ -790,13 +500,12 @@ class Watcher:
             log.info("enqueued scan %s of %s", job_id, folder)
 
     def tick(self, now: float | None = None) -> list[str]:
-        """One round: renew leases when due, look the attrib events up, enqueue scans
-        of settled changes. Returns the folders enqueued."""
+        """One round: renew leases when due, enqueue scans of settled changes.
+        Returns the folders enqueued."""
         now = time.monotonic() if now is None else now
         if now >= self.next_renew:
             self.renew()
             self.next_renew = now + self.ttl / 3
-        self._resolve_attribs(now)
         due = self.settler.due(now)
         try:
             return self._enqueue_due(due)
@@ -847,7 +556,6 @@ class Watcher:
         self.observer.stop()
         self.observer.join(timeout=10)
         self._dispatch_left()
-        self._resolve_attribs(time.monotonic())
         if self.cfg.embedded:
             # The in-process broker's messages die with this process: such a scan would
             # only be failed as interrupted. The next start scans them (`twinlens up`

@@ -1,5 +1,5 @@
 """`twinlens up`'s watcher and the jobs its process holds: changes made while the start-up
-scan runs, permission changes, stopping beside another `twinlens up`."""
+scan runs, stopping beside another `twinlens up`, plans sent once, shutdown."""
 
 from __future__ import annotations
 
@@ -12,12 +12,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from core import jobs, leases
 from core.db import migrate, session_scope
 from core.models import File, Job, Lease, utcnow
-from tests.factories import write_bytes, write_jpeg
+from tests.factories import write_jpeg
 from tests.integration.test_grouping_api import RecordingBroker
 from tests.netutil import free_port
 
@@ -212,282 +212,24 @@ def _quiet(cfg) -> bool:  # type: ignore[no-untyped-def]
         return s.scalar(select(Job.id).where(Job.state.in_(jobs.ACTIVE_STATES)).limit(1)) is None
 
 
-def test_a_file_made_readable_is_read_again(watching, library: Path) -> None:  # type: ignore[no-untyped-def]
-    # Given a photo whose reads failed ("permission denied", more than once: the next
-    # scans would try it only days later), and a photo read cleanly beside it
+def test_a_permission_change_starts_no_scan(watching, library: Path) -> None:  # type: ignore[no-untyped-def]
+    # Given a library the watcher watches, quiet
     write_jpeg(library / "a" / "IMG_0001.JPG", 1)
-    write_jpeg(library / "a" / "IMG_0002.JPG", 2)
     cfg, watcher = watching
     import twinlens
-    from workers import runtime
 
     twinlens.scan_with(cfg, watcher.broker, str(library))
     assert _until(lambda: _quiet(cfg))
     time.sleep(0.5)
-    before = len(watcher.enqueued)  # the scans of the photos' arrival
-    locked = library / "a" / "IMG_0001.JPG"
-    with session_scope(runtime.engine()) as s:
-        s.execute(
-            update(File)
-            .where(File.path == str(locked))
-            .values(error="permission denied", read_failures=3, updated_at=utcnow())
-        )
-    # When its permissions are put right (chmod: an attrib event, no other)
-    os.chmod(locked, 0o644)
-    # Then it is read again at once
-    assert _until(lambda: _row(cfg, locked) == ("present", None, 0)), _row(cfg, locked)
-    assert len(watcher.enqueued) == before + 1
-    assert _until(lambda: _quiet(cfg))
-    # And a chmod of a photo read cleanly, or that scan's own reads, start no scan
-    os.chmod(library / "a" / "IMG_0002.JPG", 0o600)
+    before = len(watcher.enqueued)
+    # When a photo's and a folder's permissions change (chmod: attrib events only)
+    os.chmod(library / "a" / "IMG_0001.JPG", 0o600)
+    os.chmod(library / "a", 0o700)
+    os.chmod(library, 0o755)
     time.sleep(1.5)
-    assert len(watcher.enqueued) == before + 1, watcher.enqueued
-
-
-def test_a_folder_made_readable_is_scanned(  # type: ignore[no-untyped-def]
-    watching, library: Path, monkeypatch
-) -> None:
-    cfg, watcher = watching
-    # Given a folder whose files were never cataloged (it could not be watched nor listed
-    # while they were copied in: as root here, the events of the copy go unseen)
-    folder = library / "locked"
-    photo = folder / "IMG_0001.JPG"
-    with monkeypatch.context() as m:
-        m.setattr(watcher.settler, "note", lambda *a, **k: None)
-        folder.mkdir(mode=0o000)
-        write_jpeg(photo, 1)
-        time.sleep(0.5)
-    assert _row(cfg, photo) is None and watcher.enqueued == []
-    # When it is made readable (chmod 755: an attrib event on the folder)
-    folder.chmod(0o755)
-    # Then it is scanned, once
-    assert _until(lambda: _row(cfg, photo) == ("present", None, 0))
-    assert _until(lambda: _quiet(cfg))
-    time.sleep(1.0)  # the scan's own listing and reads start no other
-    assert len(watcher.enqueued) == 1, watcher.enqueued
-
-
-def _scanned(watcher, library: Path) -> int:  # type: ignore[no-untyped-def]
-    """Scan the library and wait until every scan is done; the scans the watcher
-    enqueued so far (the files' arrival)."""
-    import twinlens
-
-    cfg = watcher.cfg
-    twinlens.scan_with(cfg, watcher.broker, str(library))
-    assert _until(lambda: _quiet(cfg))
-    time.sleep(0.5)
-    assert _until(lambda: _quiet(cfg))
-    return len(watcher.enqueued)
-
-
-def _looked_up(watcher, monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
-    """The paths the watcher's rounds look up for attrib events (files, then folders
-    listed), as they go: the events did arrive and were weighed."""
-    seen: list[str] = []
-    files_to_read, listing = watcher._files_to_read, watcher._listing
-
-    def spy_files(paths, listed):  # type: ignore[no-untyped-def]
-        seen.extend(paths)
-        return files_to_read(paths, listed)
-
-    def spy_listing(folder, root):  # type: ignore[no-untyped-def]
-        seen.append(folder)
-        return listing(folder, root)
-
-    monkeypatch.setattr(watcher, "_files_to_read", spy_files)
-    monkeypatch.setattr(watcher, "_listing", spy_listing)
-    return seen
-
-
-class _Statements:
-    """The SQL statements run on an engine, with the thread that ran each."""
-
-    def __init__(self, engine) -> None:  # type: ignore[no-untyped-def]
-        import threading
-
-        from sqlalchemy import event
-
-        self.engine = engine
-        self.seen: list[tuple[int, str, str]] = []
-
-        def before(conn, cursor, statement, params, context, executemany) -> None:  # type: ignore[no-untyped-def]
-            self.seen.append((threading.get_ident(), threading.current_thread().name, statement))
-
-        self.before = before
-        event.listen(engine, "before_cursor_execute", before)
-
-    def close(self) -> None:
-        from sqlalchemy import event
-
-        event.remove(self.engine, "before_cursor_execute", self.before)
-
-
-def test_a_chmod_of_many_clean_files_looks_them_up_in_batches_and_starts_no_scan(  # type: ignore[no-untyped-def]
-    watching, library: Path
-) -> None:
-    cfg, watcher = watching
-    # Given a folder of 300 files read cleanly
-    files = [write_bytes(library / "many" / f"IMG_{i:04}.JPG", b"x%d" % i) for i in range(300)]
-    before = _scanned(watcher, library)
-    # When they are chmod'ed (chmod -R after a "permission denied": an attrib event each)
-    statements = _Statements(watcher.engine)
-    try:
-        for f in files:
-            os.chmod(f, 0o600)
-        time.sleep(1.5)
-    finally:
-        statements.close()
-    # Then watchdog's dispatch thread asks the database nothing (it would stall, and
-    # inotify's queue overflow), the watcher's rounds look them up a chunk at a time,
-    # write nothing, and start no scan
-    dispatch = [st for ident, _, st in statements.seen if ident == watcher.observer.ident]
-    assert dispatch == []
-    lookups = [st for _, name, st in statements.seen if name == "twinlens-watch"]
-    assert 1 <= sum("FROM files" in st for st in lookups) <= 5, lookups
-    assert not any(st.lstrip().upper().startswith("UPDATE") for st in lookups), lookups
+    # Then no scan starts: a chmod -R over the library costs the watcher nothing, and
+    # what it made readable is seen by the next scan (nightly, or "Scan now")
     assert len(watcher.enqueued) == before, watcher.enqueued
-
-
-def test_a_file_that_failed_for_another_reason_than_a_permission_is_not_read_again_on_a_touch(  # type: ignore[no-untyped-def]
-    watching, library: Path, monkeypatch
-) -> None:
-    from workers import runtime
-
-    cfg, watcher = watching
-    # Given a photo whose reads failed with an I/O error (a bad sector: the next scans
-    # try it only days later), and one read but not decoded
-    bad = write_jpeg(library / "a" / "IMG_0001.JPG", 1)
-    broken = write_jpeg(library / "a" / "IMG_0002.JPG", 2)
-    before = _scanned(watcher, library)
-    looked_up = _looked_up(watcher, monkeypatch)
-    with session_scope(runtime.engine()) as s:
-        s.execute(
-            update(File)
-            .where(File.path == str(bad))
-            .values(error="cannot read: Input/output error", read_failures=3)
-        )
-        s.execute(
-            update(File).where(File.path == str(broken)).values(error="cannot decode: truncated")
-        )
-    # When they are touched, their permissions set, an xattr's worth of attrib events
-    for f in (bad, broken):
-        st = f.stat()
-        os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
-        os.chmod(f, 0o644)
-    time.sleep(1.5)
-    # Then neither is read again (no chmod fixes them): no scan, the backoff kept
-    assert {str(bad), str(broken)} <= set(looked_up)
-    assert len(watcher.enqueued) == before, watcher.enqueued
-    assert _row(cfg, bad) == ("present", "cannot read: Input/output error", 3)
-    assert _row(cfg, broken) == ("present", "cannot decode: truncated", 0)
-
-
-def test_a_folder_made_listable_shows_what_it_hid(  # type: ignore[no-untyped-def]
-    watching, library: Path, monkeypatch
-) -> None:
-    from workers import runtime
-
-    cfg, watcher = watching
-    # Given a folder whose reads failed ("permission denied": it could not be searched),
-    # and that gained, while it could not be listed nor watched, a subfolder of folders
-    # of photos (as root here, the events of the copy go unseen)
-    folder = library / "locked"
-    denied = write_jpeg(folder / "IMG_0001.JPG", 1)
-    before = _scanned(watcher, library)
-    with session_scope(runtime.engine()) as s:
-        s.execute(
-            update(File)
-            .where(File.path == str(denied))
-            .values(error="permission denied", read_failures=4)
-        )
-    new = folder / "2024" / "05" / "IMG_0002.JPG"
-    with monkeypatch.context() as m:
-        m.setattr(watcher.settler, "note", lambda *a, **k: None)
-        folder.chmod(0o000)
-        write_jpeg(new, 2)
-        time.sleep(0.5)
-    assert _row(cfg, new) is None and len(watcher.enqueued) == before
-    # When it is made listable (chmod 755: an attrib event on the folder only)
-    folder.chmod(0o755)
-    # Then what it hid is cataloged, and the file it could not read is read again
-    assert _until(lambda: _row(cfg, new) == ("present", None, 0)), _row(cfg, new)
-    assert _until(lambda: _row(cfg, denied) == ("present", None, 0)), _row(cfg, denied)
-    assert _until(lambda: _quiet(cfg))
-    time.sleep(1.0)  # the scans' own listing and reads start no other
-    assert len(watcher.enqueued) == before + 1, watcher.enqueued  # one scan of the folder
-
-
-def test_a_root_attrib_on_an_unchanged_library_starts_no_scan_nor_walk(  # type: ignore[no-untyped-def]
-    watching, library: Path, monkeypatch
-) -> None:
-    cfg, watcher = watching
-    # Given a library read cleanly, folders of folders included
-    for i, rel in enumerate(("2024/01", "2024/02", "2025/01", "b", "")):
-        write_jpeg(library / rel / f"IMG_{i:04}.JPG", i)
-    before = _scanned(watcher, library)
-    signed: list[str] = []
-    walked: list[str] = []
-    real_sig, real_walk = watcher.settler.sig, os.walk
-
-    def sig(path):  # type: ignore[no-untyped-def]
-        signed.append(path)
-        return real_sig(path)
-
-    def walk(top, *a, **k):  # type: ignore[no-untyped-def]
-        walked.append(os.fspath(top))
-        return real_walk(top, *a, **k)
-
-    monkeypatch.setattr(watcher.settler, "sig", sig)
-    monkeypatch.setattr(os, "walk", walk)
-    looked_up = _looked_up(watcher, monkeypatch)
-    # When rsync -a, cp -a, tar or Samba set the times of every folder, the root's
-    # included, and a chmod of the root
-    folders = [library, *(p for p in library.rglob("*") if p.is_dir())]
-    for folder in folders:
-        st = folder.stat()
-        os.utime(folder, ns=(st.st_atime_ns, st.st_mtime_ns))
-    library.chmod(0o755)
-    time.sleep(1.5)
-    # Then the root is listed, its folders of folders too, and nothing is walked,
-    # nor a scan started
-    assert str(library) in looked_up
-    assert walked == [] and signed == [], (walked, signed)
-    assert len(watcher.enqueued) == before, watcher.enqueued
-
-
-def test_a_permission_change_the_catalog_cannot_be_asked_about_is_a_change(  # type: ignore[no-untyped-def]
-    embedded_settings, library: Path, monkeypatch
-) -> None:
-    from workers import watcher as watcher_module
-    from workers.watcher import Watcher, shallow_signature
-
-    migrate(embedded_settings.database_url)
-    watcher = Watcher(embedded_settings, RecordingBroker(), catch_up=False)
-    photo = write_jpeg(library / "a" / "IMG_0001.JPG", 1)
-    (library / "b" / "c").mkdir(parents=True)
-    # Attrib events of 1200 paths (not there: no change) are looked up 500 at a time
-    statements = _Statements(watcher.engine)
-    try:
-        for i in range(1200):
-            watcher._note_attrib(str(library / "gone" / f"{i}.jpg"), str(library), False)
-        watcher._resolve_attribs(time.monotonic())
-    finally:
-        statements.close()
-    assert sum("FROM files" in st for _, _, st in statements.seen) == 3
-    assert watcher.settler.pending == {}
-
-    # When the database cannot answer, a file's and a folder's attrib events are changes
-    def away(engine):  # type: ignore[no-untyped-def]
-        raise OSError("database away")
-
-    monkeypatch.setattr(watcher_module, "session_scope", away)
-    watcher._note_attrib(str(photo), str(library), False)
-    watcher._note_attrib(str(library), str(library), True)
-    watcher._resolve_attribs(time.monotonic())
-    # a scan too many, not a lost one; the folders with their own entries' signature
-    pending = watcher.settler.pending
-    assert set(pending) == {str(photo), str(library / "a"), str(library / "b")}, pending
-    assert pending[str(library / "b")].sig_fn is shallow_signature
 
 
 def test_in_the_embedded_default_a_waiting_folder_scan_is_sent_to_be_planned_once(  # type: ignore[no-untyped-def]
