@@ -917,6 +917,7 @@ def test_a_scan_left_by_a_killed_process_does_not_hold_up_the_next(embedded_sett
         root = jobs.get_or_create_root(s, str(library))
         left, _ = jobs.start_job(s, "scan", root=root)
         jobs.mark_running(s, left.id)
+        jobs._created_here.discard(left.id)  # the killed process's, not this one's
         s.add(
             Lease(
                 name=leases.EMBEDDED_WORKERS + dead,
