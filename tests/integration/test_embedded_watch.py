@@ -108,60 +108,80 @@ def test_a_scan_the_watcher_started_is_no_orphan_of_the_start_up_scan(  # type: 
         assert s.get(Job, own_id).state == "queued"
 
 
-def test_stopping_up_fails_the_jobs_it_held_beside_another_live_process(  # type: ignore[no-untyped-def]
-    embedded_settings, library: Path
-) -> None:
-    from workers import embedded, runtime
+@pytest.fixture
+def beside_another_up(embedded_settings, library: Path):  # type: ignore[no-untyped-def]
+    """Two `twinlens up` on one data folder: this one's in-memory broker, the time it
+    started, and the library's root row; the other's worker lease, renewed."""
+    from workers import runtime
 
-    # Given two `twinlens up` on one data folder; this one holds a scan (its message in
-    # this process's in-memory broker), the other a scan of its own
     migrate(embedded_settings.database_url)
     broker = runtime.install_broker(embedded_settings)
     since = utcnow() - timedelta(seconds=1)
     _other_process_alive(embedded_settings)
     with session_scope(runtime.engine()) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        mine, _ = jobs.start_job(s, "scan", root=root)
-        theirs, _ = jobs.start_job(s, "scan", root=root, path=str(library / "b"), exclusive=False)
-        mine_id, theirs_id = mine.id, theirs.id
-    jobs.enqueue(broker, "scan_plan", mine_id)
+        root_id = jobs.get_or_create_root(s, str(library)).id
+    return broker, since, root_id
+
+
+def _scan(root_id: int, path: str | None = None) -> str:
+    """A new scan of the root (of ``path`` in it), its id."""
+    from core.models import Root
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        job, _ = jobs.start_job(s, "scan", root=s.get(Root, root_id), path=path, exclusive=False)
+        return job.id
+
+
+def _state(job_id: str) -> tuple[str, str | None]:
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        job = s.get(Job, job_id)
+        return job.state, job.error
+
+
+def test_stopping_up_fails_the_jobs_it_held_beside_another_live_process(  # type: ignore[no-untyped-def]
+    beside_another_up, library: Path
+) -> None:
+    from workers import embedded
+
+    # Given this `twinlens up` holds a scan it started (its message in this process's
+    # in-memory broker), and the other has a scan of its own
+    broker, since, root_id = beside_another_up
+    mine, theirs = _scan(root_id), _scan(root_id, str(library / "b"))
+    jobs._created_here.discard(theirs)
+    jobs.enqueue(broker, "scan_plan", mine)
     # When this one stops (Ctrl-C)
     embedded._fail_unfinished(since)
     # Then its scan is failed (no process can run it: "Scan now" in the other, and the
     # nightly scan, start a new one), and the other's is left to it
+    assert _state(mine) == ("failed", jobs.INTERRUPTED)
+    assert _state(theirs) == ("queued", None)
+    from core.models import Root
+    from workers import runtime
+
     with session_scope(runtime.engine()) as s:
-        assert (s.get(Job, mine_id).state, s.get(Job, mine_id).error) == (
-            "failed",
-            jobs.INTERRUPTED,
-        )
-        assert s.get(Job, theirs_id).state == "queued"
-        job, created = jobs.start_job(s, "scan", root=root)
-        assert created and job.id != mine_id
+        job, created = jobs.start_job(s, "scan", root=s.get(Root, root_id))
+        assert created and job.id != mine
 
 
 def test_stopping_up_leaves_a_scan_the_other_live_process_created(  # type: ignore[no-untyped-def]
-    embedded_settings, library: Path
+    beside_another_up,
 ) -> None:
     from workers import embedded, runtime
 
-    # Given two `twinlens up` on one data folder: the other created a scan, and this one
-    # took messages for it too (its nightly run, or its watcher's start, joined that scan)
-    migrate(embedded_settings.database_url)
-    broker = runtime.install_broker(embedded_settings)
-    since = utcnow() - timedelta(seconds=1)
-    _other_process_alive(embedded_settings)
-    with session_scope(runtime.engine()) as s:
-        root = jobs.get_or_create_root(s, str(library))
-        theirs, _ = jobs.start_job(s, "scan", root=root)
-        theirs_id = theirs.id
-    jobs._created_here.discard(theirs_id)  # made by the other process
-    jobs.enqueue(broker, "scan_plan", theirs_id)
-    assert theirs_id in runtime.held_jobs()
+    # Given the other created a scan, and this one took messages for it too (its nightly
+    # run, or its watcher's start, joined that scan)
+    broker, since, root_id = beside_another_up
+    theirs = _scan(root_id)
+    jobs._created_here.discard(theirs)  # made by the other process
+    jobs.enqueue(broker, "scan_plan", theirs)
+    assert theirs in runtime.held_jobs()
     # When this one stops (Ctrl-C)
     embedded._fail_unfinished(since)
     # Then that scan is left to the process that made it, which may still be running it
-    with session_scope(runtime.engine()) as s:
-        assert s.get(Job, theirs_id).state == "queued"
+    assert _state(theirs) == ("queued", None)
 
 
 def test_a_standby_up_says_it_stands_by(embedded_settings, library: Path, capsys) -> None:  # type: ignore[no-untyped-def]
