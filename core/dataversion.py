@@ -3,6 +3,7 @@
 Workers bump it after grouping or dedup; the gateway puts it in every cache key
 that depends on Twinlens data, so a scan makes old cached answers unreachable.
 With ``memory://`` (embedded default: one process) it is a process-wide counter.
+A second counter (``AUTH_KEY``) is kept the same way for the gateway's identity epoch.
 
 Reading it is on the gateway's hot path (every enriched answer), so a process does not
 ask Redis each time: it reads the key once on a connection with ``CLIENT TRACKING ON``
@@ -24,12 +25,15 @@ from functools import lru_cache
 from typing import Any
 
 KEY = "twinlens:data_version"
+# A second counter kept the same way: the gateway's identity epoch, advanced by a logout
+# so that every gateway process forgets the identities it remembers (gateway.auth)
+AUTH_KEY = "twinlens:auth_epoch"
 # A Redis that stops answering fails the caller in seconds, not never (no lock held
 # forever in _Tracked, no gateway thread stuck)
 REDIS_TIMEOUTS = {"socket_timeout": 5.0, "socket_connect_timeout": 2.0}
 
-_local = itertools.count(1)
-_local_value = 0
+_local = {KEY: itertools.count(1), AUTH_KEY: itertools.count(1)}
+_local_value = {KEY: 0, AUTH_KEY: 0}
 _lock = threading.Lock()
 
 
@@ -41,10 +45,12 @@ def _redis(url: str):  # type: ignore[no-untyped-def]
 
 
 class _Tracked:
-    """The Redis counter at ``url``, kept in the process while Redis says it is unchanged."""
+    """The Redis counter ``key`` at ``url``, kept in the process while Redis says it is
+    unchanged."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, key: str = KEY) -> None:
         self._url = url
+        self._key = key
         self._lock = threading.Lock()
         self._conn: Any = None
         self._sock: Any = None
@@ -78,7 +84,7 @@ class _Tracked:
             conn.send_command("CLIENT", "TRACKING", "ON")
             conn.read_response()
             while True:
-                conn.send_command("GET", KEY)
+                conn.send_command("GET", self._key)
                 raw = conn.read_response()
                 # An invalidation already here (a bump between the two commands): the
                 # value may be old; drain it and read again.
@@ -99,9 +105,9 @@ class _Tracked:
             conn.disconnect()
 
 
-@lru_cache(maxsize=4)
-def _tracked(url: str) -> _Tracked:
-    return _Tracked(url)
+@lru_cache(maxsize=8)
+def _tracked(url: str, key: str) -> _Tracked:
+    return _Tracked(url, key)
 
 
 def in_redis(cache_url: str) -> bool:
@@ -110,23 +116,22 @@ def in_redis(cache_url: str) -> bool:
     return bool(cache_url) and not cache_url.startswith("memory:")
 
 
-def bump(cache_url: str) -> int:
-    """Advance the version; returns the new value."""
-    global _local_value
+def bump(cache_url: str, key: str = KEY) -> int:
+    """Advance the version (or the counter ``key``); returns the new value."""
     if in_redis(cache_url):
         client = _redis(cache_url)
-        value = int(client.incr(KEY))
+        value = int(client.incr(key))
         # One more round trip: Redis wrote its invalidation pushes out in the same event
         # loop turn as the INCR reply, so once PING answers they are on every tracking
         # connection (see current()) and no reader can still see the old value.
         client.ping()
         return value
     with _lock:
-        _local_value = next(_local)
-        return _local_value
+        _local_value[key] = next(_local[key])
+        return _local_value[key]
 
 
-def current(cache_url: str) -> int:
+def current(cache_url: str, key: str = KEY) -> int:
     if in_redis(cache_url):
-        return _tracked(cache_url).get()
-    return _local_value
+        return _tracked(cache_url, key).get()
+    return _local_value[key]

@@ -29,9 +29,11 @@ from redis.exceptions import RedisError
 from werkzeug.http import parse_cookie
 from werkzeug.wrappers import Request
 
+from core import dataversion
+from core.dataversion import AUTH_KEY
 from core.hosts import is_local_host
 from gateway import budget
-from gateway.cache import cache, digest, get_many_or_none, set_many_if_up
+from gateway.cache import cache, digest, get_many_or_none, guarded, set_many_if_up
 from gateway.errors import immich_refusal, json_error
 from gateway.upstream import client_header
 
@@ -143,18 +145,29 @@ _LOCAL_KEY = "twinlens_auth_local"
 _LOCAL_MAX = 10_000
 
 
-def _remember(key: str, user: dict[str, Any], expires: float) -> None:
-    """Keep ``user`` in this process until ``expires`` (wall clock)."""
+def _remember(key: str, user: dict[str, Any], expires: float, epoch: int) -> None:
+    """Keep ``user`` in this process until ``expires`` (wall clock), or until the identity
+    epoch moves on from ``epoch`` (a logout, in any gateway process)."""
     local = current_app.extensions.setdefault(_LOCAL_KEY, {})
     if len(local) >= _LOCAL_MAX:
         local.clear()  # crude bound; entries are cheap to fetch again
-    local[key] = (time.monotonic() + (expires - time.time()), user)
+    local[key] = (time.monotonic() + (expires - time.time()), user, epoch)
+
+
+def _epoch() -> int | None:
+    """The identity epoch (core.dataversion's second counter, kept in-process under
+    Redis's CLIENT TRACKING like the data version: one poll a call); None when Redis is
+    not answering (then nothing remembered is trusted, and nothing is remembered)."""
+    try:
+        return guarded(dataversion.current, current_app.config["SETTINGS"].cache_url, AUTH_KEY)
+    except RedisError:
+        return None
 
 
 def forget(creds: Credentials) -> None:
     """Drop what this gateway remembers of ``creds`` (Immich ended their session): in
-    Redis, and in this process; other processes keep theirs until it expires, but ask
-    Immich afresh before any change (``require_user``)."""
+    Redis, and, by moving the identity epoch on, in every gateway process (each then asks
+    Redis or Immich again about every caller once: logouts are rare)."""
     if not creds.present:
         return
     key = creds.cache_key()
@@ -163,6 +176,7 @@ def forget(creds: Credentials) -> None:
         local.pop(key, None)
     try:
         cache.delete(key)
+        guarded(dataversion.bump, current_app.config["SETTINGS"].cache_url, AUTH_KEY)
     except RedisError:
         pass  # gone with Redis, or expires within AUTH_TTL
 
@@ -172,14 +186,17 @@ def whoami(creds: Credentials, fresh: bool = False) -> dict[str, Any] | Response
     ``fresh`` Immich is asked even when the answer is remembered (before a change: a
     session ended or a user demoted a moment ago must not act on what was remembered)."""
     key = creds.cache_key() if creds.present else None
-    if key and not fresh:
+    # Read before Immich is asked: an answer fetched before a logout carries the epoch
+    # the logout moved on from, and is never trusted after it
+    epoch = _epoch() if key else None
+    if key and not fresh and epoch is not None:
         local = current_app.extensions.get(_LOCAL_KEY)
         mine = local.get(key) if local else None
-        if mine is not None and mine[0] > time.monotonic():
+        if mine is not None and mine[0] > time.monotonic() and mine[2] == epoch:
             return mine[1]
         hit = get_many_or_none(key)[0]  # Redis not answering: Immich is asked
-        if isinstance(hit, dict) and "exp" in hit and "user" in hit:
-            _remember(key, hit["user"], hit["exp"])
+        if isinstance(hit, dict) and "user" in hit and hit.get("epoch") == epoch:
+            _remember(key, hit["user"], hit["exp"], epoch)
             return hit["user"]
     cfg = current_app.config
     url = cfg["SETTINGS"].immich_url + "/api/users/me"
@@ -208,10 +225,10 @@ def whoami(creds: Credentials, fresh: bool = False) -> dict[str, Any] | Response
     if isinstance(permissions, Response):
         return permissions
     user["apiKeyPermissions"] = permissions
-    if key:
+    if key and epoch is not None:
         expires = time.time() + cfg["AUTH_TTL"]
-        set_many_if_up({key: {"user": user, "exp": expires}}, cfg["AUTH_TTL"])
-        _remember(key, user, expires)
+        set_many_if_up({key: {"user": user, "exp": expires, "epoch": epoch}}, cfg["AUTH_TTL"])
+        _remember(key, user, expires, epoch)
     return user
 
 

@@ -55,7 +55,9 @@ def redis_down() -> bool:
     return current_app.extensions.get(_DOWN_UNTIL, 0.0) > time.monotonic()
 
 
-def _guarded(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+def guarded(call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``call(...)``, unless Redis failed a moment ago (``RedisDown``); a refused or
+    timed-out connection starts the window."""
     if redis_down():
         raise RedisDown("Redis failed a moment ago; not asked again yet")
     try:
@@ -72,19 +74,19 @@ class GuardedCache(Cache):
     """flask-caching's Cache, whose calls do not wait on a Redis that just failed."""
 
     def get(self, *args: Any, **kwargs: Any) -> Any:
-        return _guarded(super().get, *args, **kwargs)
+        return guarded(super().get, *args, **kwargs)
 
     def get_many(self, *args: Any, **kwargs: Any) -> Any:
-        return _guarded(super().get_many, *args, **kwargs)
+        return guarded(super().get_many, *args, **kwargs)
 
     def set(self, *args: Any, **kwargs: Any) -> Any:
-        return _guarded(super().set, *args, **kwargs)
+        return guarded(super().set, *args, **kwargs)
 
     def set_many(self, *args: Any, **kwargs: Any) -> Any:
-        return _guarded(super().set_many, *args, **kwargs)
+        return guarded(super().set_many, *args, **kwargs)
 
     def delete(self, *args: Any, **kwargs: Any) -> Any:
-        return _guarded(super().delete, *args, **kwargs)
+        return guarded(super().delete, *args, **kwargs)
 
 
 cache = GuardedCache()
@@ -132,7 +134,7 @@ def changed() -> None:
     made, so a Redis that fails here owes the bump (paid by the next ``data_version``)
     rather than failing the caller's request."""
     try:
-        _guarded(dataversion.bump, current_app.config["SETTINGS"].cache_url)
+        guarded(dataversion.bump, current_app.config["SETTINGS"].cache_url)
     except RedisError:
         current_app.extensions[_BUMP_OWED] = True
 
@@ -145,11 +147,11 @@ def data_version(cache_url: str | None = None) -> int:
         cache_url = current_app.config["SETTINGS"].cache_url
     if current_app.extensions.pop(_BUMP_OWED, None):  # taken first: a debt made meanwhile stays
         try:
-            _guarded(dataversion.bump, cache_url)
+            guarded(dataversion.bump, cache_url)
         except RedisError:
             current_app.extensions[_BUMP_OWED] = True
             raise
-    return _guarded(dataversion.current, cache_url)
+    return guarded(dataversion.current, cache_url)
 
 
 def version_or_none() -> int | None:

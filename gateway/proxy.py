@@ -34,7 +34,7 @@ from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wsgi import get_content_length, get_host, get_input_stream
 
 from gateway import auth, budget, enrich
-from gateway.cache import cache, data_version, digest
+from gateway.cache import RedisDown, cache, data_version, digest, redis_down
 from gateway.errors import json_error
 from gateway.mapping import FileKey, file_key
 from gateway.services import ServiceError
@@ -520,6 +520,8 @@ def enriched_answer(
     headers = response_headers(resp.headers, drop=_REGENERATED + _ENRICHED_DROP)
     budget.open_budget()
     try:
+        if redis_down():  # nothing to add without it: not even the caller asked about
+            raise RedisDown("Redis failed a moment ago")
         data = json.loads(raw)
         creds = auth.extract(req)
         user = auth.whoami(creds)

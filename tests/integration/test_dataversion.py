@@ -76,7 +76,7 @@ def test_reads_without_a_change_do_not_ask_redis(redis_cache_url, monkeypatch):
     url = redis_cache_url
     dataversion.bump(url)
     dataversion.current(url)
-    conn = dataversion._tracked(url)._conn
+    conn = dataversion._tracked(url, dataversion.KEY)._conn
     sent = []
     monkeypatch.setattr(conn, "send_command", lambda *a, **k: sent.append(a))
     for _ in range(200):

@@ -308,6 +308,33 @@ def test_a_logout_through_the_gateway_ends_twinlens_access_at_once(gateway, alic
     assert (r.status_code, r.json()) == (401, {"message": "Invalid user token"})
 
 
+def test_a_logout_ends_twinlens_reads_in_every_gateway_process(
+    immich, alice, bob, gateway_settings, redis_cache_url
+):
+    # Given two gateway processes sharing one Redis (granian's workers), each of which has
+    # seen, and remembers, Alice's and Bob's sessions
+    settings = dataclasses.replace(gateway_settings, cache_url=redis_cache_url)
+    one, two = (ThreadedServer(create_app({"SETTINGS": settings})).start() for _ in range(2))
+    try:
+        for server in (one, two):
+            for who in (alice, bob):
+                assert requests.get(server.url + "/api/twinlens/me", headers=who.bearer).ok
+        asked = immich.state.calls[("GET", "/users/me")]
+        # When Alice logs out through the first
+        assert requests.post(one.url + "/api/auth/logout", headers=alice.bearer).ok
+        # Then the second refuses her at once, as Immich does
+        r = requests.get(two.url + "/api/twinlens/me", headers=alice.bearer)
+        assert (r.status_code, r.json()) == (401, {"message": "Invalid user token"})
+        # ... while Bob's session goes on (each process asks Immich about him once more)
+        for server in (one, two):
+            assert requests.get(server.url + "/api/twinlens/me", headers=bob.bearer).ok
+            assert requests.get(server.url + "/api/twinlens/me", headers=bob.bearer).ok
+        assert immich.state.calls[("GET", "/users/me")] <= asked + 1 + 2
+    finally:
+        one.stop()
+        two.stop()
+
+
 def test_a_session_ended_elsewhere_cannot_change_anything(gateway, immich, alice, library):
     # Given a session the gateway remembers, ended in Immich directly (another client,
     # an administrator revoking it), within AUTH_TTL
