@@ -18,6 +18,7 @@ route naming the Immich permission closest to what it reads or does.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from functools import wraps
@@ -141,6 +142,8 @@ def upstream_error(exc: requests.RequestException) -> Response:
     return json_error(502, "Immich is unreachable")
 
 
+log = logging.getLogger("twinlens.gateway")
+
 _LOCAL_KEY = "twinlens_auth_local"
 _LOCAL_MAX = 10_000
 
@@ -174,11 +177,19 @@ def forget(creds: Credentials) -> None:
     local = current_app.extensions.get(_LOCAL_KEY)
     if local:
         local.pop(key, None)
-    try:
-        cache.delete(key)
-        guarded(dataversion.bump, current_app.config["SETTINGS"].cache_url, AUTH_KEY)
-    except RedisError:
-        pass  # gone with Redis, or expires within AUTH_TTL
+    for step in (
+        lambda: cache.delete(key),
+        lambda: dataversion.bump(current_app.config["SETTINGS"].cache_url, AUTH_KEY),
+    ):
+        try:  # each on its own, past the down window: a logout is worth one more try
+            step()
+        except RedisError:
+            # Redis not answering: what others remember expires within AUTH_TTL
+            log.warning(
+                "a logout could not reach Redis: other gateway processes may "
+                "trust that session for up to %s s",
+                current_app.config["AUTH_TTL"],
+            )
 
 
 def whoami(creds: Credentials, fresh: bool = False) -> dict[str, Any] | Response:
@@ -195,7 +206,7 @@ def whoami(creds: Credentials, fresh: bool = False) -> dict[str, Any] | Response
         if mine is not None and mine[0] > time.monotonic() and mine[2] == epoch:
             return mine[1]
         hit = get_many_or_none(key)[0]  # Redis not answering: Immich is asked
-        if isinstance(hit, dict) and "user" in hit and hit.get("epoch") == epoch:
+        if isinstance(hit, dict) and "user" in hit and "exp" in hit and hit.get("epoch") == epoch:
             _remember(key, hit["user"], hit["exp"], epoch)
             return hit["user"]
     cfg = current_app.config
@@ -210,6 +221,8 @@ def whoami(creds: Credentials, fresh: bool = False) -> dict[str, Any] | Response
     except requests.RequestException as exc:
         return upstream_error(exc)
     if resp.status_code != 200:
+        if key:  # nothing remembered of it stays, whatever the epoch does later
+            (current_app.extensions.get(_LOCAL_KEY) or {}).pop(key, None)
         # Immich's refusal, unchanged (status, body, content type, correlation id).
         out = Response(
             resp.content,
