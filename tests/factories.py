@@ -95,6 +95,24 @@ def file_row(root_id: int, path: str, **fields: Any) -> Any:
     return File(root_id=root_id, path=path, **{**row, **fields})
 
 
+def embedded_worker_lease(pid: int, seconds: float = 30) -> Any:
+    """The worker lease (``core.models.Lease``) an embedded Twinlens process ``pid`` on
+    this host holds while its worker threads run (core.leases), expiring in ``seconds``:
+    a row to add. A live pid (``os.getppid()``) is another process alive beside this one."""
+    import socket
+    from datetime import timedelta
+
+    from core import leases
+    from core.models import Lease, utcnow
+
+    holder = f"{socket.gethostname()}:{pid}"
+    return Lease(
+        name=leases.EMBEDDED_WORKERS + holder,
+        holder=holder,
+        expires_at=utcnow() + timedelta(seconds=seconds),
+    )
+
+
 def planned_scan(settings: Any, library: Path) -> str:
     """A scan of ``library`` started and planned (listed, batches queued) but not run:
     tests then drive its phases by hand to change the library in between."""

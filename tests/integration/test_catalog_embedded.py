@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tests.factories import planned_scan, write_bytes, write_jpeg, write_png
+from tests.factories import embedded_worker_lease, planned_scan, write_bytes, write_jpeg, write_png
 from twinlens import run_scan
 
 
@@ -899,12 +899,10 @@ def _dead_pid() -> int:
 
 @pytest.mark.timeout(120)
 def test_a_scan_left_by_a_killed_process_does_not_hold_up_the_next(embedded_settings, library):
-    import socket
-    from datetime import timedelta
 
-    from core import jobs, leases
+    from core import jobs
     from core.db import migrate, session_scope
-    from core.models import Job, Lease, utcnow
+    from core.models import Job
     from workers import runtime
 
     # Given a scan left running by an embedded process that was killed (SIGKILL, the
@@ -912,19 +910,12 @@ def test_a_scan_left_by_a_killed_process_does_not_hold_up_the_next(embedded_sett
     write_jpeg(library / "a.jpg", 1)
     migrate(embedded_settings.database_url)
     runtime.configure(embedded_settings)
-    dead = f"{socket.gethostname()}:{_dead_pid()}"
     with session_scope(runtime.engine()) as s:
         root = jobs.get_or_create_root(s, str(library))
         left, _ = jobs.start_job(s, "scan", root=root)
         jobs.mark_running(s, left.id)
         jobs._created_here.discard(left.id)  # the killed process's, not this one's
-        s.add(
-            Lease(
-                name=leases.EMBEDDED_WORKERS + dead,
-                holder=dead,
-                expires_at=utcnow() + timedelta(seconds=30),
-            )
-        )
+        s.add(embedded_worker_lease(_dead_pid()))
     # When the next scan starts (it would follow the old one for an hour before)
     report = run_scan(embedded_settings, str(library))
     # Then it runs at once, and the one left behind is failed as interrupted

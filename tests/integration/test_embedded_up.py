@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.factories import write_jpeg
+from tests.factories import embedded_worker_lease, write_jpeg
 from tests.netutil import free_port
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -176,29 +176,20 @@ def test_stopping_up_leaves_another_live_process_its_jobs(  # type: ignore[no-un
     embedded_settings, library: Path, other_process_alive: bool
 ) -> None:
     import os
-    import socket
     from datetime import timedelta
 
-    from core import jobs, leases
+    from core import jobs
     from core.db import migrate, session_scope
-    from core.models import Lease, utcnow
+    from core.models import utcnow
     from workers import embedded, runtime
 
     # Given a scan started while `twinlens up` ran, and maybe a `twinlens scan` beside it
     migrate(embedded_settings.database_url)
     runtime.configure(embedded_settings)
     since = utcnow() - timedelta(seconds=1)
-    pid = os.getppid() if other_process_alive else 999_999_999
-    holder = f"{socket.gethostname()}:{pid}"
     with session_scope(runtime.engine()) as s:
         job, _ = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, str(library)))
-        s.add(
-            Lease(
-                name=leases.EMBEDDED_WORKERS + holder,
-                holder=holder,
-                expires_at=utcnow() + timedelta(seconds=30),
-            )
-        )
+        s.add(embedded_worker_lease(os.getppid() if other_process_alive else 999_999_999))
     # When `up` stops
     embedded._fail_unfinished(since)
     # Then the scan is failed only when no other process could be running it

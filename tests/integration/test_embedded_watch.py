@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -14,10 +13,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from core import jobs, leases
+from core import jobs
 from core.db import migrate, session_scope
-from core.models import File, Job, Lease, utcnow
-from tests.factories import write_jpeg
+from core.models import File, Job, utcnow
+from tests.factories import embedded_worker_lease, write_jpeg
 from tests.integration.test_grouping_api import RecordingBroker
 from tests.netutil import free_port
 
@@ -44,15 +43,8 @@ def _other_process_alive(cfg) -> None:  # type: ignore[no-untyped-def]
     """A second `twinlens up` on this data folder: its worker lease, renewed."""
     from workers import runtime
 
-    holder = f"{socket.gethostname()}:{os.getppid()}"
     with session_scope(runtime.engine()) as s:
-        s.add(
-            Lease(
-                name=leases.EMBEDDED_WORKERS + holder,
-                holder=holder,
-                expires_at=utcnow() + timedelta(seconds=60),
-            )
-        )
+        s.add(embedded_worker_lease(os.getppid(), seconds=60))
 
 
 def test_a_photo_copied_in_during_the_start_up_scan_is_cataloged(  # type: ignore[no-untyped-def]

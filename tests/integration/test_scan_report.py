@@ -116,28 +116,19 @@ def test_ctrl_c_on_a_scan_that_only_followed_leaves_it_to_its_process(
     embedded_settings: Settings, library: Path, monkeypatch, other_process_alive: bool
 ) -> None:
     import os
-    import socket
-    from datetime import timedelta
 
     import twinlens
-    from core import jobs, leases
+    from core import jobs
     from core.db import session_scope
-    from core.models import Job, Lease, utcnow
-    from tests.factories import planned_scan, write_jpeg
+    from core.models import Job
+    from tests.factories import embedded_worker_lease, planned_scan, write_jpeg
     from workers import runtime
 
     # Given a scan that another embedded process started and is running (`twinlens up`)
     write_jpeg(library / "a.jpg", 1)
     job_id = planned_scan(embedded_settings, library)
-    holder = f"{socket.gethostname()}:{os.getppid() if other_process_alive else 999_999_999}"
     with session_scope(runtime.engine()) as s:
-        s.add(
-            Lease(
-                name=leases.EMBEDDED_WORKERS + holder,
-                holder=holder,
-                expires_at=utcnow() + timedelta(seconds=30),
-            )
-        )
+        s.add(embedded_worker_lease(os.getppid() if other_process_alive else 999_999_999))
 
     # When `twinlens scan` follows it and is stopped with Ctrl-C
     def interrupted(*_args, **_kw):  # type: ignore[no-untyped-def]
