@@ -125,17 +125,13 @@ def start_watcher(cfg: Settings, broker: Any) -> Any:
 
 
 def start_nightly(cfg: Settings, broker: Any) -> Any:
+    """What the separate `schedule` process does in production: the whole library every
+    night (started after the start-up scan, which is the first)."""
     from workers import scheduler
 
     nightly = scheduler.build(cfg, broker, background=True, catch_up=False)
     nightly.start()
     return nightly
-
-
-def start_background(cfg: Settings, broker: Any) -> tuple[Any, Any]:
-    """What the separate `watch` and `schedule` processes do in production: new files are
-    scanned as they arrive, and the whole library every night."""
-    return start_watcher(cfg, broker), start_nightly(cfg, broker)
 
 
 def _serve_all(cfg: Settings, ports: Ports, library: str) -> int:

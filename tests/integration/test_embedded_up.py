@@ -149,7 +149,8 @@ def test_up_runs_the_nightly_scan_too(embedded_settings, library: Path) -> None:
     migrate(embedded_settings.database_url)
     broker = runtime.install_broker(embedded_settings)
     worker = runtime.start_worker(broker, 1)
-    watcher, nightly = embedded.start_background(embedded_settings, broker)
+    watcher = embedded.start_watcher(embedded_settings, broker)
+    nightly = embedded.start_nightly(embedded_settings, broker)
     try:
         # Then the nightly scan is scheduled at the cron's next time
         job = nightly.get_job("nightly-scan")
