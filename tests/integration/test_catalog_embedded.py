@@ -899,7 +899,6 @@ def _dead_pid() -> int:
 
 @pytest.mark.timeout(120)
 def test_a_scan_left_by_a_killed_process_does_not_hold_up_the_next(embedded_settings, library):
-
     from core import jobs
     from core.db import migrate, session_scope
     from core.models import Job
