@@ -229,15 +229,10 @@ export function authHeaders(): Record<string, string> {
   return key ? { "x-api-key": key } : {};
 }
 
-/** The query of /files/errors: `path_prefix` as its bytes (see `quotePath`: a folder whose
- * name is not UTF-8 is asked for as it is on disk). null when the folder cannot be a path
- * (leaving it out would list the whole library under its name). */
-export function filesQuery(p: { path_prefix?: string; page?: number; size?: number }): string | null {
-  return prefixQuery(p);
-}
-
-/** A list's query with a folder (`path_prefix`, as its bytes, as `filesQuery`); null when
- * the folder cannot be a path. */
+/** A list's query with a folder (`path_prefix`) beside its other filters: the folder as
+ * its bytes (see `quotePath`: a folder whose name is not UTF-8 is asked for as it is on
+ * disk). null when the folder cannot be a path (leaving it out would list the whole
+ * library under its name). */
 export function prefixQuery(
   p: { path_prefix?: string } & Record<string, string | number | undefined>,
 ): string | null {
@@ -250,6 +245,13 @@ export function prefixQuery(
 }
 
 const NOT_A_PATH = "That folder is not a file path (it holds an unpaired surrogate).";
+
+/** GET a list filtered by folder (see `prefixQuery`); refused here when the folder
+ * cannot be a path. */
+function inFolder<T>(path: string, p: { path_prefix?: string } & Record<string, string | number | undefined>) {
+  const q = prefixQuery(p);
+  return q === null ? Promise.reject(new ApiError(400, NOT_A_PATH)) : request<T>("GET", `${path}${q}`);
+}
 
 export function query(params: Record<string, string | number | undefined | null>): string {
   const q = new URLSearchParams();
@@ -325,18 +327,10 @@ export const api = {
   stats: () => request<Stats>("GET", "/stats"),
   duplicates: (p: { type?: string; status?: string; page?: number; size?: number }) =>
     request<Page<Duplicate>>("GET", `/duplicates${query(p)}`),
-  groups: (p: { type?: string; path_prefix?: string; page?: number; size?: number }) => {
-    const q = prefixQuery(p);
-    return q === null
-      ? Promise.reject(new ApiError(400, NOT_A_PATH))
-      : request<Page<FileGroup>>("GET", `/groups${q}`);
-  },
-  fileErrors: (p: { path_prefix?: string; page?: number; size?: number }) => {
-    const q = filesQuery(p);
-    return q === null
-      ? Promise.reject(new ApiError(400, NOT_A_PATH))
-      : request<Page<FileProblem>>("GET", `/files/errors${q}`);
-  },
+  groups: (p: { type?: string; path_prefix?: string; page?: number; size?: number }) =>
+    inFolder<Page<FileGroup>>("/groups", p),
+  fileErrors: (p: { path_prefix?: string; page?: number; size?: number }) =>
+    inFolder<Page<FileProblem>>("/files/errors", p),
   resolve: (r: ResolveRequest, dryRun: boolean) =>
     request<ResolvePlan>("POST", `/duplicates/${encodeURIComponent(r.id)}/resolve`, {
       keep: r.keep,

@@ -1,7 +1,7 @@
 // The Files with problems page: how a file's path, problem and next read are shown, and
 // what it asks the gateway.
 import { describe, expect, it } from "vitest";
-import { filesQuery, prefixQuery } from "./api";
+import { prefixQuery } from "./api";
 import { displayPath, displayText, folderFilter, parseUtc, problemRetryLabel, problemsLinkText } from "./logic";
 
 describe("a path shown", () => {
@@ -62,17 +62,17 @@ describe("the folder filter", () => {
     expect(folderFilter("")).toBe("");
   });
   it("asks for the folder as its bytes, and for nothing else when there is none", () => {
-    expect(filesQuery({ page: 2, size: 50 })).toBe("?page=2&size=50");
-    expect(filesQuery({ path_prefix: "/photos/a b&c", size: 1 })).toBe("?path_prefix=%2Fphotos%2Fa+b%26c&size=1");
-    expect(filesQuery({ path_prefix: "/photos/caf\udce9" })).toBe("?path_prefix=%2Fphotos%2Fcaf%E9");
-    expect(filesQuery({})).toBe("");
+    expect(prefixQuery({ page: 2, size: 50 })).toBe("?page=2&size=50");
+    expect(prefixQuery({ path_prefix: "/photos/a b&c", size: 1 })).toBe("?path_prefix=%2Fphotos%2Fa+b%26c&size=1");
+    expect(prefixQuery({ path_prefix: "/photos/caf\udce9" })).toBe("?path_prefix=%2Fphotos%2Fcaf%E9");
+    expect(prefixQuery({})).toBe("");
     // the Groups page's folder, beside its other filters
     expect(prefixQuery({ type: "raw_jpeg", path_prefix: "/photos/caf\udce9", page: 2 })).toBe(
       "?path_prefix=%2Fphotos%2Fcaf%E9&type=raw_jpeg&page=2");
     expect(prefixQuery({ type: "", path_prefix: "/photos/\ud800" })).toBeNull();
   });
   it("refuses a folder that cannot be a path rather than list the whole library", () => {
-    expect(filesQuery({ path_prefix: "/photos/\ud800", page: 1 })).toBeNull();
+    expect(prefixQuery({ path_prefix: "/photos/\ud800", page: 1 })).toBeNull();
   });
 });
 
