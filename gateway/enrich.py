@@ -339,33 +339,8 @@ def not_locked(ids: set[str], version: int | None) -> set[str]:
     known = {i: hit for i, hit in zip(ckeys, cached, strict=True) if hit is not None}
     todo = [i for i in ckeys if i not in known]
     if todo:
-        http = current_app.extensions["twinlens_http"]
-        url = cfg["SETTINGS"].immich_url + "/api/assets/"
-        until = budget.deadline()
-        connect, read = cfg["UPSTREAM_CONNECT_TIMEOUT"], cfg["AUTH_TIMEOUT"]
-
-        def ask(asset_id: str) -> str | None:
-            """ "1" shown, "0" locked (or refused), None: could not tell."""
-            try:
-                r = http.get(
-                    url + asset_id,
-                    headers=creds.headers,
-                    params=creds.params,
-                    timeout=budget.limits(until, connect, read),
-                )
-                if r.status_code in (400, 403):  # "Not found or no asset.read access"
-                    return "0"
-                if r.status_code != 200:
-                    return None
-                return "0" if r.json().get("visibility") == "locked" else "1"
-            except (budget.Spent, requests.RequestException, ValueError):
-                return None
-
-        if len(todo) == 1:
-            answers = {todo[0]: ask(todo[0])}
-        else:
-            with ThreadPoolExecutor(max_workers=min(8, len(todo))) as pool:
-                answers = dict(zip(todo, pool.map(ask, todo), strict=True))
+        asked = asset_answers(todo, budget.deadline(), cfg["AUTH_TIMEOUT"])
+        answers = {i: _shown_to_all(r) for i, r in asked.items()}
         fresh = {ckeys[i]: v for i, v in answers.items() if v is not None}
         if len(fresh) < len(todo):
             budget.mark_partial()
@@ -373,6 +348,51 @@ def not_locked(ids: set[str], version: int | None) -> set[str]:
             set_many_if_up(fresh, cfg["MEMBER_TTL"])
         known.update(answers)
     return {i for i, v in known.items() if v == "1"}
+
+
+def _shown_to_all(r: requests.Response | None) -> str | None:
+    """What an asset's own answer says for ``not_locked``: "1" shown, "0" locked (or
+    refused), None: could not tell."""
+    if r is None:
+        return None
+    if r.status_code in (400, 403):  # "Not found or no asset.read access"
+        return "0"
+    if r.status_code != 200:
+        return None
+    try:
+        return "0" if r.json().get("visibility") == "locked" else "1"
+    except ValueError:
+        return None
+
+
+def asset_answers(
+    ids: list[str], until: float | None, read: float
+) -> dict[str, requests.Response | None]:
+    """Immich's answer to ``GET /api/assets/{id}`` for each of ``ids``, asked with the
+    caller's own credentials, up to eight at a time; each call within what the budget's
+    deadline ``until`` leaves (the pool's threads have no request: they take it), so that
+    many asked one by one cannot outlast it however slowly Immich answers. None for a
+    call that failed, or found the time spent."""
+    cfg = current_app.config
+    http, creds = current_app.extensions["twinlens_http"], g.creds
+    url = cfg["SETTINGS"].immich_url + "/api/assets/"
+    connect = cfg["UPSTREAM_CONNECT_TIMEOUT"]
+
+    def one(asset_id: str) -> requests.Response | None:
+        try:
+            return http.get(
+                url + asset_id,
+                headers=creds.headers,
+                params=creds.params,
+                timeout=budget.limits(until, connect, read),
+            )
+        except (budget.Spent, requests.RequestException):
+            return None
+
+    if len(ids) == 1:
+        return {ids[0]: one(ids[0])}
+    with ThreadPoolExecutor(max_workers=min(8, len(ids))) as pool:
+        return dict(zip(ids, pool.map(one, ids), strict=True))
 
 
 def paths_of_unindexed(user: Mapping[str, Any], settings: Any) -> bool:

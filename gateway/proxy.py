@@ -20,8 +20,6 @@ import json
 import logging
 import re
 import socket
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import date, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -705,8 +703,6 @@ def _search_month(
 
 def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
     cfg = current_app.config
-    http = current_app.extensions["twinlens_http"]
-    base = cfg["SETTINGS"].immich_url + "/api"
     creds = g.creds
     found: dict[str, dict] = {}
     try:
@@ -721,35 +717,20 @@ def _fetch_assets(wanted: set[str], time_bucket: str) -> dict[str, dict]:
             _search_month(wanted, found, start, end, creds)
         rest = [i for i in wanted if i not in found][: cfg["TIMELINE_MAX_SINGLE"]]
         budget.timeout(cfg["SERVICE_TIMEOUT"])  # Spent already: no lookup one by one
-        until = budget.deadline()  # the pool's threads have no request: they take this
+        until = budget.deadline()
     except (budget.Spent, requests.RequestException):
         # What was found so far is kept (timeline_keys caches it): the next request for
         # this bucket goes on from there instead of starting over and running out again
         budget.mark_partial()
         return found
-    lost = threading.Event()
-    connect = cfg["UPSTREAM_CONNECT_TIMEOUT"]
-
-    def one(asset_id: str) -> dict | None:
-        # Each call within what the budget has left then: 200 one by one must not
-        # outlast it, however slowly Immich answers each
-        try:
-            r = http.get(
-                f"{base}/assets/{asset_id}",
-                headers=creds.headers,
-                params=creds.params,
-                timeout=budget.limits(until, connect, cfg["SERVICE_TIMEOUT"]),
-            )
-        except (budget.Spent, requests.RequestException):
-            lost.set()
-            return None
-        return r.json() if r.status_code == 200 else None
-
-    if rest:
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            for asset in pool.map(one, rest):
-                if asset:
-                    found[asset["id"]] = asset
-    if lost.is_set():
+    lost = False
+    answers = enrich.asset_answers(rest, until, cfg["SERVICE_TIMEOUT"]) if rest else {}
+    for r in answers.values():
+        if r is None:
+            lost = True
+        elif r.status_code == 200:
+            asset = r.json()
+            found[asset["id"]] = asset
+    if lost:
         budget.mark_partial()
     return found
