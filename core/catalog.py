@@ -39,8 +39,12 @@ from sqlalchemy import (
     Engine,
     String,
     Table,
+    and_,
+    case,
     column,
+    func,
     insert,
+    or_,
     select,
     update,
     values,
@@ -802,7 +806,7 @@ CRASHES_BEFORE_SKIPPING = 3
 def _skip_items(
     session: Session, phase: str, items: list[dict[str, Any]], crashed: int, outcome: BatchOutcome
 ) -> None:
-    again = "the next scan" if phase == "catalog" else "a full rescan (twinlens scan --full)"
+    again = "the next scan" if phase == "catalog" else "the next scan of the whole library"
     why = (
         f"skipped: reading the batch of files it was in stopped the worker {crashed} times "
         f"(out of memory on a very large picture?); {again} tries it again"
@@ -1084,7 +1088,9 @@ def _digest_row(row: File, phase: str, real_root: str) -> int:
     if phase == "quick":
         row.quick = quick
     else:
-        row.sha256, row.sha1 = sha256, sha1
+        # updated_at: the dedup pass that follows must look at a file hashed long after it
+        # was cataloged (one a cancelled scan left unhashed)
+        row.sha256, row.sha1, row.updated_at = sha256, sha1, utcnow()
     return n
 
 
@@ -1100,6 +1106,34 @@ def _candidate_sizes(session: Session, job_id: str) -> set[int]:
     ):
         sizes.update(i["size"] for i in json.loads(payload) if i.get("quick"))
     return sizes
+
+
+def _left_over_sizes(session: Session, root_id: int) -> set[int]:
+    """Sizes where a file of this root has no full hash though another file of its size
+    may equal it: a scan cancelled (or whose worker died) between cataloging and hashing
+    left it so, and an unchanged file is not cataloged again to bring it back.
+
+    Asked of the database per size: two of its quick digests alike, or one unknown.
+    A size may come back that needs nothing (the alike pair is hashed already): it costs
+    its rows' reading, and ``_plan_quick``/``_plan_full`` find nothing to do."""
+    # A file whose read failed waits for its retry (``retry_due``), not for every scan
+    unhashed_here = case(
+        (and_(File.sha256.is_(None), File.error.is_(None), File.root_id == root_id), 1),
+        else_=0,
+    )
+    quicks = func.count(File.quick)
+    return set(
+        session.scalars(
+            select(File.size)
+            .where(File.status == "present", File.size > 0)
+            .group_by(File.size)
+            .having(
+                func.count() > 1,
+                func.sum(unhashed_here) > 0,
+                or_(func.count(File.quick.distinct()) < quicks, quicks < func.count()),
+            )
+        )
+    )
 
 
 def _mark_counted(session: Session, job_id: str, items: list[dict[str, Any]]) -> None:
@@ -1146,8 +1180,9 @@ def _plan_quick(session: Session, sizes: set[int]) -> list[dict[str, Any]]:
 
 
 def _plan_full(session: Session, sizes: set[int]) -> list[dict[str, Any]]:
-    """Files without a full hash whose (size, quick digest) collides with another
-    file's, or whose size matches a file known only by its full hash."""
+    """Files without a full hash that another file of their size may equal: one whose
+    quick digest is the same, or unknown (a file hashed before quick digests were kept).
+    Two files whose first and last 4 KiB differ cannot be byte copies."""
     by_size: dict[int, dict[tuple[int, int], tuple[int, str | None, str | None]]] = defaultdict(
         dict
     )
@@ -1156,17 +1191,12 @@ def _plan_full(session: Session, sizes: set[int]) -> list[dict[str, Any]]:
     todo: list[dict[str, Any]] = []
     for size, uniq in by_size.items():
         members = list(uniq.values())
-        unhashed = [m for m in members if m[1] is None]
-        if len(members) < 2 or not unhashed:
+        if len(members) < 2:
             continue
-        if len(unhashed) < len(members):
-            # A hashed twin candidate exists: a quick digest cannot rule the others out.
-            todo.extend({"id": m[0], "size": size} for m in unhashed)
-            continue
-        counts = Counter(m[2] for m in unhashed)
-        todo.extend(
-            {"id": m[0], "size": size} for m in unhashed if m[2] is None or counts[m[2]] > 1
-        )
+        counts = Counter(m[2] for m in members)
+        for fid, sha, quick in members:
+            if sha is None and (quick is None or counts[quick] > 1 or counts[None] > 0):
+                todo.append({"id": fid, "size": size})
     return todo
 
 
@@ -1183,10 +1213,16 @@ def advance(session: Session, job_id: str, from_phase: str, settings: Settings) 
         return None  # nothing past it: the caller's _kick finishes the job
     if job.batches_done < job.batches_total:
         return None
+    # A scan of the whole root also takes up what an earlier one left unhashed (nightly,
+    # "Scan now"); a watcher's folder scan, often and small, does not
+    root = session.get(Root, job.root_id) if job.root_id is not None else None
+    sweep = root.id if root is not None and job.path in (None, root.path) else None
     phase = from_phase
     while True:
         phase = PHASES[PHASES.index(phase) + 1]
         sizes = _candidate_sizes(session, job_id) if phase in ("quick", "full") else set()
+        if phase in ("quick", "full") and sweep is not None:
+            sizes |= _left_over_sizes(session, sweep)
         if phase == "quick":
             items = _plan_quick(session, sizes)
         elif phase == "full":

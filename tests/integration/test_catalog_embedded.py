@@ -93,6 +93,21 @@ def test_unchanged_rescan_reads_nothing(embedded_settings, mixed_library):
     assert again["job"]["summary"]["unchanged"] == 11  # every regular file except the loop
 
 
+def test_a_new_file_of_a_hashed_pairs_size_with_other_ends_is_not_read_in_full(
+    embedded_settings, mixed_library
+):
+    # Given a scanned library whose two byte-copied clips are hashed
+    first = by_path(run_scan(embedded_settings, str(mixed_library)))
+    assert first["video/clip.mov"]["sha256"] is not None
+    # When a file of their size arrives whose last bytes differ from theirs
+    payload = (mixed_library / "video" / "clip.mov").read_bytes()
+    write_bytes(mixed_library / "video" / "later.mp4", payload[:-1] + bytes([payload[-1] ^ 2]))
+    report = run_scan(embedded_settings, str(mixed_library))
+    # Then its quick digest rules it out: it is not read in full, nor given a hash
+    assert by_path(report)["video/later.mp4"]["sha256"] is None
+    assert report["job"]["bytes_read"] < len(payload)
+
+
 def test_moved_file_keeps_hashes_without_reread_and_deleted_is_missing(
     embedded_settings, mixed_library
 ):

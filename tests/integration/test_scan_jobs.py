@@ -276,6 +276,62 @@ def test_files_cataloged_by_a_cancelled_scan_are_grouped_by_the_next(
         assert json.loads(s.get(Job, group_pass).summary)["folders"] == 1  # type: ignore[union-attr]
 
 
+def _exact_duplicates(settings: Settings) -> set[frozenset[str]]:
+    """The exact duplicate groups stored, as sets of members' folder/name."""
+    import os
+
+    from core.models import DuplicateGroup, DuplicateMember
+
+    with session_scope(engine_for(settings.database_url)) as s:
+        members: dict[str, set[str]] = {}
+        for gid, path in s.execute(
+            select(DuplicateMember.group_id, DuplicateMember.file_path)
+            .join(DuplicateGroup)
+            .where(DuplicateGroup.duplicate_type == "exact")
+        ):
+            members.setdefault(gid, set()).add("/".join(path.split(os.sep)[-2:]))
+    return {frozenset(m) for m in members.values()}
+
+
+def test_a_copy_left_unhashed_by_a_cancelled_scan_is_found_by_the_next_scan_of_the_library(
+    embedded_settings: Settings, library: Path
+) -> None:
+    import shutil
+
+    from tests.factories import planned_scan, run_phase, write_bytes
+    from twinlens import run_scan
+
+    # Given a scanned library, then a byte copy of one of its videos made elsewhere (a
+    # video is not read in full when cataloged: its hash waits for a twin)
+    clip = b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00qt  " + bytes(range(256)) * 256
+    write_bytes(library / "2024" / "IMG_0001.MOV", clip)
+    run_scan(embedded_settings, str(library))
+    (library / "backup").mkdir()
+    shutil.copy2(library / "2024" / "IMG_0001.MOV", library / "backup" / "IMG_0001.MOV")
+    # And a scan that cataloged the copy, then was cancelled before it hashed the pair
+    job_id = planned_scan(embedded_settings, library)
+    assert run_phase(embedded_settings, job_id) in ("quick", "full")
+    with session_scope(engine_for(embedded_settings.database_url)) as s:
+        assert jobs.cancel_job(s, job_id).state == "cancelled"  # type: ignore[union-attr]
+    # When a scan of a folder that holds neither runs, it leaves them to a whole scan
+    (library / "other").mkdir()
+    run_scan(embedded_settings, str(library / "other"))
+    assert _exact_duplicates(embedded_settings) == set()
+    # And the next scan of the whole library, which finds both files unchanged
+    report = run_scan(embedded_settings, str(library))
+    assert report["job"]["state"] == "done"
+    # Then it hashes them, and its dedup pass finds the copy
+    assert _exact_duplicates(embedded_settings) == {
+        frozenset({"2024/IMG_0001.MOV", "backup/IMG_0001.MOV"})
+    }
+    with session_scope(engine_for(embedded_settings.database_url)) as s:
+        from core.models import File
+
+        assert all(sha is not None for sha in s.scalars(select(File.sha256)))
+    # And a scan after it reads nothing again
+    assert run_scan(embedded_settings, str(library))["job"]["bytes_read"] == 0
+
+
 def test_a_renamed_folder_moves_its_rows_on_postgres(pg_settings: Settings, library: Path) -> None:
     import os
 
