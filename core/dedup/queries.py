@@ -109,8 +109,9 @@ def phash_table(session: Session) -> tuple[np.ndarray, np.ndarray]:
 
 
 def changed_file_ids(session: Session, since: datetime) -> set[int]:
-    """Files (any status) whose catalog row changed since ``since``, and the members of
-    file groups written since then (a file that joined or left a group of versions)."""
+    """Files (any status) whose catalog row changed since ``since`` (a file that left a
+    group of versions is stamped so by the grouping pass), and the members of file
+    groups written since then (a file that joined one, or stayed in one that changed)."""
     out = set(session.scalars(select(File.id).where(File.updated_at >= since)))
     out.update(
         session.scalars(

@@ -42,8 +42,9 @@ they are re-read by the next pass even if committed after this one read. A scan'
 finish enqueues grouping and dedup together; a dedup job defers (up to
 ``GROUPING_WAIT``) while a grouping job created before it is active, so it sees the
 versions (RAW+JPEG, edits) the scan produced. Groups changed later (a user's split or
-merge) are picked up by the next pass through ``file_groups.updated_at``; a dissolved
-file group leaves no row behind and is picked up by the next full pass.
+merge) are picked up by the next pass through ``file_groups.updated_at``; a file that
+left a group (one dissolved, or that lost it) through its own ``updated_at``, which the
+grouping pass stamps.
 """
 
 from __future__ import annotations
@@ -236,7 +237,10 @@ def dedupe(
     if rows is None:
         rows = full_candidates(Q.all_present_rows(session), threshold)
     note("cluster", 0, len(rows))
-    records = [Q.record(r) for r in rows]
+    # A sidecar (XMP, AAE, a Takeout JSON) is never a duplicate on its own: two photos'
+    # identical XMPs are not copies of one picture, and Immich, which holds no sidecar as
+    # an asset, could not trash one. It follows its photo (the keeper's file_group rule).
+    records = [Q.record(r) for r in rows if r[2] != "sidecar"]
     stats.files = len(records)
     same = Q.file_group_of(session, [r.id for r in records])
     kinds = Q.file_group_kinds(session, same.values())

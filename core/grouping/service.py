@@ -213,6 +213,8 @@ def _write(
 
     rewrite: list[tuple[str, GroupResult, str, tuple]] = []  # (group id, result, dir key, sig)
     fresh: list[tuple[GroupResult, str, tuple]] = []
+    # Every file the stored groups held: those in no group now have left one (below)
+    held = {m.file_id for g in stored.values() for m in g.members}
     for key, (r, dk, sig) in wanted.items():
         old = stored.pop(key, None)
         if old is None:
@@ -236,6 +238,12 @@ def _write(
         else:
             inserts.append((r, dk, sig))
     gone = [g.id for g in stored.values()]
+    # A file that left a group of versions (its partner deleted, moved, or split off)
+    # is a change for the dedup pass: its keeper may have been chosen for that group
+    # (the "file_group" rule), and its group's rows, gone now, cannot say so
+    left = held - {m.file_id for r in results for m in r.members}
+    for chunk in Q.chunks(sorted(left)):
+        session.execute(update(File).where(File.id.in_(chunk)).values(updated_at=now))
 
     # Members first: a file may move from a deleted or rewritten group to another.
     for chunk in Q.chunks(gone + [gid for gid, *_ in rewrite]):

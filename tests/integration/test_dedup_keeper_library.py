@@ -412,3 +412,68 @@ def test_a_copy_of_the_jpeg_a_raw_is_paired_with_is_its_duplicate(
     }
     members = frozenset({"Shoot/IMG_0001.JPG", "Shared/IMG_0001.JPG"})
     assert duplicates(report) == {members: ("perceptual", "Shoot/IMG_0001.JPG", "file_group")}
+
+
+@pytest.mark.parametrize("look_alike", [False, True], ids=["byte-copy", "re-saved"])
+def test_a_copy_kept_for_its_live_photo_is_not_kept_once_the_video_is_gone(
+    embedded_settings: Settings, library: Path, monkeypatch: pytest.MonkeyPatch, look_alike: bool
+) -> None:
+    from datetime import timedelta
+
+    from core.dedup import service as dedup_service
+    from core.grouping import watermark
+
+    # (one host: incremental passes then look at exactly what changed since the last)
+    monkeypatch.setattr(watermark, "CLOCK_SLACK", timedelta(0))
+    monkeypatch.setattr(dedup_service, "CLOCK_SLACK", timedelta(0))
+    # Given a Live Photo whose still is a quality-60 JPEG, and an archive copy of the
+    # picture: byte for byte, or re-saved at quality 95
+    live = write_jpeg(library / "live" / "IMG_0100.JPG", 1, quality=60)
+    write_bytes(library / "live" / "IMG_0100.MOV", os.urandom(20_000))
+    if look_alike:
+        write_jpeg(library / "archive" / "IMG_0100.JPG", 1, quality=95)
+    else:
+        copy(live, library / "archive" / "IMG_0100.JPG")
+    first = run_scan(embedded_settings, str(library))
+    assert file_groups(first) == {
+        frozenset({"live/IMG_0100.JPG", "live/IMG_0100.MOV"}): "live_photo"
+    }
+    pair = frozenset({"live/IMG_0100.JPG", "archive/IMG_0100.JPG"})
+    assert duplicates(first)[pair][1:] == ("live/IMG_0100.JPG", "file_group")
+    # And a later scan whose duplicate pass found nothing new
+    write_bytes(library / "archive" / "notes.bin", os.urandom(3_000))
+    run_scan(embedded_settings, str(library))
+    # When the Live Photo's video is deleted, and the library scanned
+    (library / "live" / "IMG_0100.MOV").unlink()
+    report = run_scan(embedded_settings, str(library))
+    # Then the still is in no group, and the keeper is chosen again without it, as a
+    # first scan of the library would: the quality-95 re-save, or (byte copies, equals)
+    # the first path
+    assert file_groups(report) == {}
+    kind, keep, reason = duplicates(report)[pair]
+    assert keep == "archive/IMG_0100.JPG" and reason != "file_group"
+    assert reason == ("jpeg_quality" if look_alike else "tie: path")
+
+
+def test_identical_sidecars_are_not_offered_as_duplicates(
+    embedded_settings: Settings, library: Path
+) -> None:
+    # Given two different photos whose XMP sidecars are byte for byte the same (an
+    # editor's untouched defaults), and a backup of the first photo with its sidecar
+    write_jpeg(library / SHOOT / "IMG_0001.JPG", 1)
+    write_bytes(library / SHOOT / "IMG_0001.xmp", XMP)
+    write_jpeg(library / SHOOT / "IMG_0002.JPG", 2)
+    write_bytes(library / SHOOT / "IMG_0002.xmp", XMP)
+    copy(library / SHOOT / "IMG_0001.JPG", library / BACKUP / "IMG_0001.JPG")
+    copy(library / SHOOT / "IMG_0001.xmp", library / BACKUP / "IMG_0001.xmp")
+    # When the library is scanned
+    report = run_scan(embedded_settings, str(library))
+    # Then the photo's copy is a duplicate, kept where its sidecar is part of the group,
+    # and no group is made of sidecars
+    assert duplicates(report) == {
+        frozenset({f"{SHOOT}/IMG_0001.JPG", f"{BACKUP}/IMG_0001.JPG"}): (
+            "exact",
+            f"{SHOOT}/IMG_0001.JPG",
+            "name",
+        )
+    }
