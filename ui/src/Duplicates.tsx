@@ -9,7 +9,7 @@ import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, typ
 import {
   actionFailure, camera, displayText, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
   dirname, displayName, displayPath, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
-  DUPLICATE_PAGE_SIZES, hiddenDecided, memberMark, notesOf, pageAfterResize, pageFromUrl, pageParam, pageSizeParam, placeNotes,
+  DUPLICATE_PAGE_SIZES, dismissNotice, hiddenDecided, memberMark, memberOutcome, notesOf, pageAfterResize, pageFromUrl, pageParam, pageSizeParam, placeNotes,
   planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
@@ -200,7 +200,7 @@ export function Duplicates({ localMode, params, go }: Props) {
     starting(d);
     try {
       await api.resolve({ id: d.id, keep: [], action: "not_duplicate" }, false);
-      finish(d, `Marked ${displayName(d.members[0]?.path ?? "")} and its look-alikes as not duplicates.`,
+      finish(d, dismissNotice(d.type, displayName(d.members[0]?.path ?? "")),
              true, { ...d, status: "dismissed" });
     } catch (e) {
       fail(d, e);
@@ -418,10 +418,11 @@ function DuplicateCard({
             {!open && <span className="badge">{dup.status === "dismissed" ? "not duplicates" : dup.status}</span>}
           </div>
           <fieldset className="members" disabled={!open || busy}>
-            <legend className="sr-only">Which copy to keep</legend>
+            <legend className="sr-only">{open ? "Which copy to keep" : "What the decision did with each copy"}</legend>
             {dup.members.map((m, i) => (
               <MemberCard key={m.path} m={m} groupId={dup.id} index={i} localMode={localMode}
-                          mark={memberMark(dup, keep, m.path)} suggested={m.path === dup.keep}
+                          mark={memberMark(dup, keep, m.path)} outcome={open ? null : memberOutcome(dup, m) ?? ""}
+                          suggested={open && m.path === dup.keep}
                           reason={keepReasonLabel(dup.keep_reason)} showSimilarity={dup.type !== "exact"}
                           onPick={() => onPick(m.path)} />
             ))}
@@ -483,26 +484,36 @@ interface MemberProps {
   localMode: boolean;
   /** The copy kept, one that goes, or neither ("not duplicates"). */
   mark: "kept" | "goes" | "";
+  /** A decided group: what its decision did with this copy (no pick offered); null while
+   * the group is open. */
+  outcome: string | null;
   suggested: boolean;
   reason: string;
   showSimilarity: boolean;
   onPick: () => void;
 }
 
-function MemberCard({ m, groupId, index, localMode, mark, suggested, reason, showSimilarity, onPick }: MemberProps) {
+function MemberCard({ m, groupId, index, localMode, mark, outcome, suggested, reason, showSimilarity, onPick }: MemberProps) {
   const name = displayName(m.path);
   const kept = mark === "kept";
   const id = `keep-${groupId}-${index}`;
   const cam = camera(m);
   return (
     <div className={`member${mark ? ` ${mark}` : ""}${suggested ? " suggested" : ""}`}>
-      <label htmlFor={id} className="member-pick">
-        <Thumb member={m} localMode={localMode} />
-        <span className="pick">
-          <input type="radio" id={id} name={`keep-${groupId}`} checked={kept} onChange={onPick} />
-          {kept ? "Keep" : "Keep this one"}
-        </span>
-      </label>
+      {outcome === null ? (
+        <label htmlFor={id} className="member-pick">
+          <Thumb member={m} localMode={localMode} />
+          <span className="pick">
+            <input type="radio" id={id} name={`keep-${groupId}`} checked={kept} onChange={onPick} />
+            {kept ? "Keep" : "Keep this one"}
+          </span>
+        </label>
+      ) : (
+        <div className="member-pick decided">
+          <Thumb member={m} localMode={localMode} />
+          {outcome && <span className="pick outcome">{outcome}</span>}
+        </div>
+      )}
       {suggested && (
         <p className="suggestion">
           <strong>Suggested keeper</strong>{reason && <> — {reason}</>}

@@ -69,6 +69,9 @@ export interface Duplicate {
 export interface Decision {
   action?: string;
   keep?: string[];
+  /** What a trash decision sent to Immich's trash (null for one recorded before this was
+   * kept: then the members not kept). */
+  trashed?: { path: string; sha1?: string | null }[] | null;
   created_at?: string;
 }
 

@@ -219,13 +219,38 @@ export function keepReasonLabel(r: string | null | undefined): string {
 }
 
 /** How a member card is marked: the copy kept, one that goes, or neither (a group
- * decided "not duplicates" keeps every copy and moves none). */
+ * decided "not duplicates" keeps every copy and moves none). A group resolved by a trash
+ * decision marks every copy the decision kept as kept. */
 export function memberMark(
   dup: Pick<Duplicate, "status" | "resolution">, keep: string, path: string,
 ): "kept" | "goes" | "" {
   const open = (dup.status ?? "open") === "open";
   if (!open && dup.resolution?.action !== "trash") return "";
+  if (!open && (dup.resolution?.keep ?? []).includes(path)) return "kept";
   return path === keep ? "kept" : "goes";
+}
+
+/** What a decided group's decision did with one of its members, as its card says it
+ * (instead of "Keep this one"); null for an open group, or one with no decision shown.
+ * A trash decision records what it sent to Immich's trash (`trashed`); one recorded
+ * before that, the members not kept. A member neither kept nor sent was left alone: it
+ * was in Immich's trash already, or not in Immich (untouched on disk). */
+export function memberOutcome(
+  dup: Pick<Duplicate, "status" | "resolution">, m: Pick<DupMember, "path" | "trashedAssetId">,
+): string | null {
+  const r = dup.resolution;
+  if ((dup.status ?? "open") === "open" || !r) return null;
+  if (r.action !== "trash") return "Kept: not duplicates";
+  if ((r.keep ?? []).includes(m.path)) return "Kept";
+  if (!Array.isArray(r.trashed) || r.trashed.some((t) => t.path === m.path)) {
+    return "Moved to Immich's trash";
+  }
+  return m.trashedAssetId ? "Already in Immich's trash" : "Left on disk untouched (not in Immich)";
+}
+
+/** The note after "Not duplicates": byte-identical copies are copies, not look-alikes. */
+export function dismissNotice(type: string, name: string): string {
+  return `Marked ${name} and its ${type === "exact" ? "copies" : "look-alikes"} as not duplicates.`;
 }
 
 // --- what an action's outcome says ----------------------------------------------------

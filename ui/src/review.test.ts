@@ -3,7 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, type Job, type ResolvePlan, parseRetryAfter, unreachableMessage } from "./api";
 import {
-  actionFailure, confirmButton, hiddenDecided, isFullScan, keepReasonLabel, memberMark, placeNotes, planTotals,
+  actionFailure, confirmButton, dismissNotice, hiddenDecided, isFullScan, keepReasonLabel, memberMark, memberOutcome,
+  placeNotes, planTotals,
   jobScope, retryDelay, scanOverview, STALE_NOTICE, triggerLabel,
 } from "./logic";
 
@@ -210,5 +211,41 @@ describe("the Overview's jobs", () => {
     expect(triggerLabel("watch")).toBe("new or changed files");
     expect(triggerLabel("something_else")).toBe("Something else");
     expect(triggerLabel(null)).toBe("");
+  });
+});
+
+describe("a decided group's copies", () => {
+  const trashed = (paths: string[] | null) => ({
+    status: "resolved",
+    resolution: { action: "trash", keep: ["/a"], trashed: paths === null ? null : paths.map((path) => ({ path })) },
+  });
+  it("say what the decision did with each, not \"Keep this one\"", () => {
+    const d = trashed(["/b"]);
+    expect(memberOutcome(d, { path: "/a" })).toBe("Kept");
+    expect(memberOutcome(d, { path: "/b", trashedAssetId: "t1" })).toBe("Moved to Immich's trash");
+    // neither kept nor moved: in Immich's trash before, or never in Immich
+    expect(memberOutcome(d, { path: "/c", trashedAssetId: "t2" })).toBe("Already in Immich's trash");
+    expect(memberOutcome(d, { path: "/c" })).toBe("Left on disk untouched (not in Immich)");
+  });
+  it("take a decision that did not record what it moved as having moved the copies not kept", () => {
+    expect(memberOutcome(trashed(null), { path: "/b" })).toBe("Moved to Immich's trash");
+  });
+  it("are all kept in a group decided as not duplicates; an open group's say nothing", () => {
+    const dismissed = { status: "dismissed", resolution: { action: "not_duplicate", keep: [] } };
+    expect(memberOutcome(dismissed, { path: "/a" })).toBe("Kept: not duplicates");
+    expect(memberOutcome({ status: "open" }, { path: "/a" })).toBeNull();
+    expect(memberOutcome({ status: "open", resolution: null }, { path: "/a" })).toBeNull();
+  });
+  it("mark every copy a trash decision kept as kept", () => {
+    const two = { status: "resolved", resolution: { action: "trash", keep: ["/a", "/b"] } };
+    expect(["/a", "/b", "/c"].map((p) => memberMark(two, "/a", p))).toEqual(["kept", "kept", "goes"]);
+  });
+});
+
+describe("\"Not duplicates\" says what was marked", () => {
+  it("byte-identical copies as copies, look-alikes as look-alikes", () => {
+    expect(dismissNotice("exact", "IMG_1.JPG")).toBe("Marked IMG_1.JPG and its copies as not duplicates.");
+    expect(dismissNotice("perceptual", "IMG_1.JPG"))
+      .toBe("Marked IMG_1.JPG and its look-alikes as not duplicates.");
   });
 });
