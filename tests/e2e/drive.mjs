@@ -1055,15 +1055,18 @@ async function overviewCapped() {
 // the user closed and opened again stays open
 async function overviewRunning() {
   let errors = 5;
+  let down = false;
   const job = () => ({
-    service: "grouping", id: "running-1", kind: "scan", state: "running", phase: "reading",
+    service: "grouping", id: "running-1", kind: "scan", state: "running", phase: "catalog",
     root: "/lib", path: "/lib", trigger: "api", total: 100, done: 40 + errors, failed: errors,
     created_at: "2025-01-01T00:00:00Z",
     errors: Array.from({ length: errors }, (_, i) => ({ path: `/lib/bad-${i}.jpg`, error: "truncated" })),
   });
   await page.route(/\/api\/twinlens\/jobs(\?.*)?$/, (route) =>
-    route.request().method() === "GET" ? route.fulfill({ json: { items: [job()] } }) : route.fallback());
-  await page.route(/\/api\/twinlens\/jobs\/grouping\/running-1$/, (route) => route.fulfill({ json: job() }));
+    down ? route.abort("connectionrefused")
+      : route.request().method() === "GET" ? route.fulfill({ json: { items: [job()] } }) : route.fallback());
+  await page.route(/\/api\/twinlens\/jobs\/grouping\/running-1$/, (route) =>
+    down ? route.abort("connectionrefused") : route.fulfill({ json: job() }));
   await page.goto(`${base}/#/overview`);
   const details = page.locator(".job .errors");
   await details.locator("tbody tr").first().waitFor();
@@ -1081,6 +1084,18 @@ async function overviewRunning() {
   out.openAt15 = await details.evaluate((d) => d.open);
   out.liveAt15 = await live();
   await shot("overview-running");
+  out.runningScanButton = await page.locator(".scanbar button").innerText();
+  // The gateway stops answering: the job is the last state seen, with nothing to act on
+  down = true;
+  await page.locator(".jobs-error").waitFor();
+  out.down = {
+    notice: await page.locator(".jobs-error").innerText(),
+    state: await page.locator(".job .job-head .muted").first().innerText(),
+    cancelDisabled: await page.locator(".job .job-head button").first().isDisabled(),
+    scanButton: await page.locator(".scanbar button").innerText(),
+    scanDisabled: await page.locator(".scanbar button").isDisabled(),
+  };
+  await shot("overview-stale");
 }
 
 // No library root configured: "Scan now" says which setting is missing

@@ -935,11 +935,21 @@ def test_a_running_jobs_failed_files_are_not_announced_and_stay_as_the_user_left
     # Then only a short line is live (not the job, nor its failed files' table) ...
     assert out["jobLive"] is None, out
     assert [x["tables"] for x in out["live"]] == [0], out["live"]
-    assert out["live"][0]["text"] == "Catalog scan — reading: running, 5 errors", out["live"]
+    # (the phase said in plain words: "catalog" is reading files)
+    assert out["live"][0]["text"] == "Catalog scan — reading files: running, 5 errors", out["live"]
     assert out["liveAt15"][0]["text"].endswith("15 errors"), out["liveAt15"]
     # ... and the list the user opened stays open past 10 files
     assert out["openAt5"] and out["closedByUser"], out
     assert out["openAt15"], out
+    # When the gateway then stops answering, the job is shown as last seen, not as running
+    # with a Cancel, and "Scan now" is no longer held as "Scanning…"
+    assert out["runningScanButton"] == "Scanning…", out
+    down = out["down"]
+    assert down["notice"].startswith("Cannot reach the Twinlens gateway"), down
+    assert "Showing the last known state" in down["notice"], down
+    assert down["state"] == "running when last seen", down
+    assert down["cancelDisabled"] is True, down
+    assert (down["scanButton"], down["scanDisabled"]) == ("Scan now", False), down
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 

@@ -3,7 +3,7 @@ import { api, type Job, type Stats } from "./api";
 import { useLoad, usePoll } from "./hooks";
 import {
   displayPath, displayText, failedFilesLabel, jobScope, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
-  problemsLinkText, progressFraction, scanOverview, scanRefusal, statBreakdowns,
+  phaseLabel, problemsLinkText, progressFraction, scanButton, scanOverview, scanRefusal, staleJobsNotice, statBreakdowns,
   uniqueJobs,
 } from "./logic";
 import { LoadError } from "./Notices";
@@ -124,6 +124,10 @@ export function Overview({ go }: Props) {
   const last = past.full ? details[past.full.id] ?? past.full : null;
   const lastFolder = past.folder ? details[past.folder.id] ?? past.folder : null;
   const runningScan = active.find((j) => j.kind === "scan");
+  // The last read of the jobs failed: what is shown is the last known state, and a job
+  // shown running may be over; nothing is offered on it until an answer comes
+  const stale = jobsError !== null;
+  const button = scanButton(Boolean(runningScan), starting, stale);
 
   return (
     <div className="overview">
@@ -141,9 +145,8 @@ export function Overview({ go }: Props) {
       <section aria-labelledby="scan-h">
         <h2 id="scan-h">Scan</h2>
         <div className="scanbar">
-          <button type="button" className="primary" onClick={scan}
-                  disabled={starting || Boolean(runningScan)}>
-            {runningScan ? "Scanning…" : starting ? "Starting…" : "Scan now"}
+          <button type="button" className="primary" onClick={scan} disabled={button.disabled}>
+            {button.label}
           </button>
           <label className="check">
             <input type="checkbox" checked={full} onChange={(e) => setFull(e.target.checked)} />
@@ -151,9 +154,14 @@ export function Overview({ go }: Props) {
           </label>
         </div>
         {actionError && <p className="notice error action-error" role="alert">{displayText(actionError)}</p>}
-        {jobsError && <p className="notice error" role="alert">{displayText(jobsError)}</p>}
+        {jobsError && (
+          <p className="notice error jobs-error" role="alert">
+            {displayText(staleJobsNotice(jobsError, active.length))}
+          </p>
+        )}
         {active.map((j) => (
-          <JobProgress key={j.id} job={j} onCancel={() => cancel(j)} busy={cancelling === j.id} />
+          <JobProgress key={j.id} job={j} onCancel={() => cancel(j)} busy={cancelling === j.id}
+                       stale={stale} />
         ))}
         {last && <LastScan job={last} />}
         {lastFolder && <LastScan job={lastFolder} folder />}
@@ -279,21 +287,27 @@ function DuplicateBreakdown({ stats }: { stats: Record<string, unknown> }) {
   );
 }
 
-function JobProgress({ job, onCancel, busy }: { job: Job; onCancel: () => void; busy: boolean }) {
+/** A running job's progress. `stale`: the jobs could not be read since; it is shown as
+ * last seen, without Cancel. */
+function JobProgress({ job, onCancel, busy, stale }: {
+  job: Job; onCancel: () => void; busy: boolean; stale: boolean;
+}) {
   const frac = progressFraction(job);
-  const label = `${KIND_LABEL[job.kind] ?? humanize(job.kind)}${job.phase ? ` — ${job.phase}` : ""}`;
+  const phase = phaseLabel(job.phase);
+  const label = `${KIND_LABEL[job.kind] ?? humanize(job.kind)}${phase ? ` — ${phase}` : ""}`;
+  const state = stale ? `${job.state} when last seen` : job.state;
   const id = `job-${job.id}`;
   return (
-    <div className="job">
+    <div className={stale ? "job stale" : "job"}>
       {/* Said when it changes: what runs, its state and errors (not the figures, nor the
           failed files, which change every second) */}
       <p className="sr-only job-status" aria-live="polite">
-        {`${label}: ${job.state}, ${formatCount(job.failed)} ${job.failed === 1 ? "error" : "errors"}`}
+        {`${label}: ${state}, ${formatCount(job.failed)} ${job.failed === 1 ? "error" : "errors"}`}
       </p>
       <div className="job-head">
         <span id={id}>{label}</span>
-        <span className="muted">{job.state}</span>
-        <button type="button" className="link" onClick={onCancel} disabled={busy}
+        <span className="muted">{state}</span>
+        <button type="button" className="link" onClick={onCancel} disabled={busy || stale}
                 aria-label={`Cancel ${label}`}>{busy ? "Cancelling…" : "Cancel"}</button>
       </div>
       <progress aria-labelledby={id} max={1} value={frac ?? undefined} />

@@ -713,6 +713,44 @@ export function regroupNotice(r: Regroup, merged: Pick<FileGroup, "members">): s
 
 // --- the Overview's small print -----------------------------------------------------------
 
+// The phases a job's progress names (core/catalog.py PHASES, core/grouping/service.py,
+// core/dedup/service.py), in plain words
+export const PHASE_LABEL: Record<string, string> = {
+  plan: "listing files",
+  catalog: "reading files",
+  quick: "comparing copies",
+  full: "comparing copies",
+  finish: "finishing",
+  group: "grouping files",
+  wait: "waiting for grouping to finish",
+  scope: "finding what changed",
+  cluster: "comparing pictures",
+  write: "saving duplicate groups",
+  done: "done",
+};
+
+/** A job's phase as the Overview says it; one it does not know as it is. */
+export function phaseLabel(phase: string | null | undefined): string {
+  if (!phase) return "";
+  return PHASE_LABEL[phase] ?? phase;
+}
+
+/** What the Overview says when the jobs could not be read: the jobs shown are the last
+ * known ones (a job shown running may have finished), and nothing on them can be done. */
+export function staleJobsNotice(message: string, shown: number): string {
+  const said = message.replace(/\.\s*$/, "");
+  return shown > 0 ? `${said}. Showing the last known state: these jobs may have finished or stopped.`
+    : `${said}.`;
+}
+
+/** The "Scan now" button: while the jobs cannot be read, a scan last seen running does
+ * not hold it (it may be over; a refused start says why). */
+export function scanButton(running: boolean, starting: boolean, stale: boolean): { label: string; disabled: boolean } {
+  if (starting) return { label: "Starting…", disabled: true };
+  if (running && !stale) return { label: "Scanning…", disabled: true };
+  return { label: "Scan now", disabled: false };
+}
+
 /** The heading of a job's failed files: how many are listed, and of how many when the list
  * stops short of the job's count (the jobs API lists the first 1,000; `failed` counts all). */
 export function failedFilesLabel(listed: number, failed: number | null | undefined): string {

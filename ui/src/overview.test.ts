@@ -1,6 +1,6 @@
 // What the Overview says of a job's failed files and of a scan it could not start.
 import { describe, expect, it } from "vitest";
-import { failedFilesLabel, scanRefusal } from "./logic";
+import { failedFilesLabel, phaseLabel, scanButton, scanRefusal, staleJobsNotice } from "./logic";
 
 describe("a job's failed files", () => {
   it("are counted as listed when the list holds them all", () => {
@@ -26,5 +26,36 @@ describe("a scan that could not start", () => {
   });
   it("keeps any other refusal as it is", () => {
     expect(scanRefusal("path is outside the library roots")).toBe("path is outside the library roots");
+  });
+});
+
+describe("a job's phase", () => {
+  it("is said in plain words, not the services' internal names", () => {
+    expect(["plan", "catalog", "quick", "full", "finish"].map(phaseLabel))
+      .toEqual(["listing files", "reading files", "comparing copies", "comparing copies", "finishing"]);
+    expect(phaseLabel("group")).toBe("grouping files");
+    expect(["wait", "scope", "cluster", "write"].map(phaseLabel)).toEqual([
+      "waiting for grouping to finish", "finding what changed", "comparing pictures", "saving duplicate groups",
+    ]);
+  });
+  it("one it does not know is shown as it is; none is nothing", () => {
+    expect(phaseLabel("reticulate")).toBe("reticulate");
+    expect(phaseLabel(null)).toBe("");
+    expect(phaseLabel(undefined)).toBe("");
+  });
+});
+
+describe("jobs that could not be read again", () => {
+  it("are said to be the last known state, not running now", () => {
+    expect(staleJobsNotice("Cannot reach the Twinlens gateway (Failed to fetch).", 1)).toBe(
+      "Cannot reach the Twinlens gateway (Failed to fetch). Showing the last known state: these " +
+      "jobs may have finished or stopped.");
+    expect(staleJobsNotice("502 Bad Gateway", 0)).toBe("502 Bad Gateway.");
+  });
+  it("do not hold \"Scan now\" as \"Scanning…\"", () => {
+    expect(scanButton(true, false, false)).toEqual({ label: "Scanning…", disabled: true });
+    expect(scanButton(true, false, true)).toEqual({ label: "Scan now", disabled: false });
+    expect(scanButton(false, true, true)).toEqual({ label: "Starting…", disabled: true });
+    expect(scanButton(false, false, false)).toEqual({ label: "Scan now", disabled: false });
   });
 });
