@@ -31,7 +31,8 @@
 //   node drive.mjs immich-502 BASE_URL SHOT_DIR API_KEY   a confirm answered 502 after the
 //     decision was recorded: the note offers its Undo, which reopens the group
 //   node drive.mjs step-back BASE_URL SHOT_DIR   the last page's one group decided: the list
-//     steps back a page, the note first on it, with the keyboard
+//     steps back a page, the note first on it, with the keyboard; Back after that step (and
+//     after one from a bookmark beyond the last page) leaves the list
 //   node drive.mjs regroup BASE_URL SHOT_DIR PATH   dissolve the group of PATH, then "Undo
 //     dissolve" in its note
 //   node drive.mjs immich-escaped BASE_URL SHOT_DIR API_KEY   a copy whose name holds a bidi
@@ -881,6 +882,21 @@ async function regroupGone([path, gone]) {
 // The last page's only group marked "not duplicates": the page empties, the list steps back
 // a page, and the note (what happened) comes along, first on that page, with the keyboard
 async function stepBack() {
+  const hash = () => page.evaluate(() => window.location.hash);
+  // Back, then a moment for any step the page would make by itself
+  const back = async () => {
+    await page.evaluate(() => window.history.back());
+    await page.waitForTimeout(1500);
+    return hash();
+  };
+  await page.goto(`${base}/#/overview`);
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  // An old bookmark beyond the last page: the list steps back to the last page, in place
+  // of the bookmark's entry, so that Back leaves the list
+  await page.goto(`${base}/#/duplicates?page=99`);
+  await page.waitForFunction(() => window.location.hash === "#/duplicates?page=2");
+  await waitForDuplicates();
+  out.bookmarkBack = await back();
   await page.goto(`${base}/#/duplicates?page=2`);
   await waitForDuplicates();
   const card = page.locator("li.dup").first();
@@ -903,6 +919,8 @@ async function stepBack() {
   };
   out.id = id;
   await shot("step-back");
+  // The step replaced the emptied page's entry: Back leaves the list, and stays left
+  out.afterBack = await back();
 }
 
 // A group marked "not duplicates" here, then reopened by another reviewer: the list

@@ -887,6 +887,11 @@ def test_a_decision_that_empties_the_last_page_keeps_its_note_in_browser(
     assert after["firstId"] == out["id"] and after["firstClass"] == "dup-gone", after
     assert after["note"].startswith("Marked IMG_00") and "not duplicates" in after["note"], after
     assert after["focused"] == out["id"], after
+    # Steps the list made by itself replaced the page stepped from in the history: Back
+    # leads to the page before it (the Overview), not to the empty page, which would step
+    # forward again (a bookmark beyond the last page too)
+    assert out["bookmarkBack"] == "#/overview", out
+    assert out["afterBack"] == "#/overview", out
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 

@@ -5,7 +5,7 @@ import {
   type UndoResult,
 } from "./api";
 import { Dialog } from "./Dialog";
-import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
+import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, type Go, type Params } from "./hooks";
 import {
   actionFailure, camera, displayText, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
   dirname, displayName, displayPath, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
@@ -18,7 +18,7 @@ import { Thumb } from "./Thumb";
 interface Props {
   localMode: boolean;
   params: Params;
-  go: (page: string, params?: Record<string, string>) => void;
+  go: Go;
 }
 
 type Pending =
@@ -88,11 +88,12 @@ export function Duplicates({ localMode, params, go }: Props) {
   // the notice saying what happened (else the keyboard would be back at the top of the page)
   const afterBulk = useRef(0);
 
-  const nav = (p: Record<string, string>) =>
+  // `replace`: a step the list makes by itself (see `Go`)
+  const nav = (p: Record<string, string>, replace = false) =>
     go("duplicates", {
       type, status: status === "open" ? "" : status,
       size: size === DUPLICATE_PAGE_SIZES[0] ? "" : String(size), page: "", ...p,
-    });
+    }, { replace });
   // Another page size keeps the first group shown on the page shown
   const resize = (to: number) => {
     const at = pageAfterResize(page, size, to);
@@ -119,7 +120,7 @@ export function Duplicates({ localMode, params, go }: Props) {
       setNotes({ key: listKey, to, byId: carryNotes(cardNotes) });
       focusAfterStep(to);
     }
-    nav({ page: pageParam(p) });
+    nav({ page: pageParam(p) }, true);
   });
 
   useEffect(() => {

@@ -3,7 +3,7 @@ import { CardNote, type Message, Notices } from "./Notices";
 import { api, ApiError, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
 import { FolderField, useTypedFolder } from "./FolderField";
-import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Params } from "./hooks";
+import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Go, type Params } from "./hooks";
 import {
   actionFailure, canMerge, displayText, folderFilter, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
   groupPrimary, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
@@ -19,7 +19,7 @@ const TYPES = ["raw_jpeg", "live_photo", "edited", "sidecar", "manual"];
 interface Props {
   localMode: boolean;
   params: Params;
-  go: (page: string, params?: Record<string, string>) => void;
+  go: Go;
 }
 
 type Pending =
@@ -51,7 +51,9 @@ export function Groups({ localMode, params, go }: Props) {
     () => api.groups({ type, path_prefix: folder || undefined, page, size: PAGE_SIZE }),
     listKey,
   );
-  const nav = (p: Record<string, string>) => go("groups", { type, folder, page: "", ...p });
+  // `replace`: a step the list makes by itself (see `Go`)
+  const nav = (p: Record<string, string>, replace = false) =>
+    go("groups", { type, folder, page: "", ...p }, { replace });
   const [typed, setTyped] = useTypedFolder(folder);
 
   // Picked members per group id, and the groups picked for a merge in the order they were
@@ -82,7 +84,7 @@ export function Groups({ localMode, params, go }: Props) {
       setNotes({ key: listKey, to, byId: carryNotes(cardNotes) });
       focusAfterStep(to);
     }
-    nav({ page: pageParam(p) });
+    nav({ page: pageParam(p) }, true);
   });
 
   useEffect(() => {

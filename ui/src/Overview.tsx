@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api, type Job, type Stats } from "./api";
-import { useLoad, usePoll } from "./hooks";
+import { type Go, useLoad, usePoll } from "./hooks";
 import {
   displayPath, displayText, failedFilesLabel, jobScope, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
   phaseLabel, problemsLinkText, progressFraction, scanButton, scanOverview, scanRefusal, staleJobsNotice, statBreakdowns,
@@ -16,7 +16,7 @@ const KIND_LABEL: Record<string, string> = {
 
 interface Props {
   localMode: boolean;
-  go: (page: string, params?: Record<string, string>) => void;
+  go: Go;
 }
 
 export function Overview({ go }: Props) {

@@ -1,6 +1,6 @@
 import type { FormEvent } from "react";
 import { api, type FileProblem } from "./api";
-import { type Params, useEmptyPageStep, useLoad } from "./hooks";
+import { type Go, type Params, useEmptyPageStep, useLoad } from "./hooks";
 import {
   dirname, displayPath, folderFilter, formatBytes, formatCount, humanize, pageFromUrl, pageParam, parseUtc,
   problemRetryLabel,
@@ -13,7 +13,7 @@ const PAGE_SIZE = 50;
 
 interface Props {
   params: Params;
-  go: (page: string, params?: Record<string, string>) => void;
+  go: Go;
 }
 
 /** The library's files the catalog read with an error, whichever scan read them: unlike a
@@ -26,8 +26,10 @@ export function Problems({ params, go }: Props) {
     () => api.fileErrors({ path_prefix: folder || undefined, page, size: PAGE_SIZE }),
     listKey,
   );
-  const nav = (p: Record<string, string>) => go("problems", { folder, page: "", ...p });
-  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: pageParam(p) }));
+  // `replace`: a step the list makes by itself (see `Go`)
+  const nav = (p: Record<string, string>, replace = false) =>
+    go("problems", { folder, page: "", ...p }, { replace });
+  useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: pageParam(p) }, true));
 
   const [typed, setTyped] = useTypedFolder(folder);
   const apply = (e: FormEvent) => {

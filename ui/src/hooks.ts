@@ -41,18 +41,31 @@ function parseHash(): Route {
   return { page: page || "overview", params: parseQuery(qs) };
 }
 
+/** Go to a page. `replace`: instead of the route shown (a step the list made by itself,
+ * such as leaving a page that came back empty), so that Back does not return to it. */
+export type Go = (page: string, params?: Record<string, string>, opts?: { replace?: boolean }) => void;
+
 /** Hash routes (#/duplicates?type=exact&page=2): static hosting needs no fallback rules and
- * the back button restores filters and page. */
-export function useHashRoute(): [Route, (page: string, params?: Record<string, string>) => void] {
+ * the back button restores filters and page. What the user asks for adds a history entry;
+ * a step the app makes by itself replaces the current one (else Back would land on the
+ * page it stepped away from, which steps forward again). */
+export function useHashRoute(): [Route, Go] {
   const [route, setRoute] = useState<Route>(parseHash);
   useEffect(() => {
     const on = () => setRoute(parseHash());
     window.addEventListener("hashchange", on);
     return () => window.removeEventListener("hashchange", on);
   }, []);
-  const go = useCallback((page: string, params: Record<string, string> = {}) => {
+  const go = useCallback<Go>((page, params = {}, opts = {}) => {
     const q = hashQuery(params);
-    window.location.hash = `#/${page}${q ? `?${q}` : ""}`;
+    const hash = `#/${page}${q ? `?${q}` : ""}`;
+    if (opts.replace) {
+      // replaceState fires no hashchange: the route is read again here
+      window.history.replaceState(window.history.state, "", hash);
+      setRoute(parseHash());
+    } else {
+      window.location.hash = hash;
+    }
   }, []);
   return [route, go];
 }
@@ -145,7 +158,9 @@ export function usePoll(fn: () => Promise<unknown>, ms: number, active: boolean)
 }
 
 /** A page emptied by decisions or corrections (here or by another reviewer) moves to the
- * last page left, once the list of this `key` has loaded (see `pageToShow`). */
+ * last page left, once the list of this `key` has loaded (see `pageToShow`). `go` must
+ * replace the route rather than add one (`Go`'s `replace`): Back would lead to the empty
+ * page, which steps forward again. */
 export function useEmptyPageStep(
   list: Loaded<{ total: number }>, key: string, page: number, size: number,
   go: (page: number) => void,
