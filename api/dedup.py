@@ -27,6 +27,7 @@ from api.common import (
     broker,
     check_id,
     choice_arg,
+    confined_path,
     db,
     float_arg,
     int_arg,
@@ -36,6 +37,7 @@ from api.common import (
     only_args,
     only_fields,
     paging,
+    path_arg,
     serialise,
     settings,
     str_list,
@@ -100,17 +102,21 @@ def _one(group_id: str) -> dict[str, Any]:
 
 @bp.get("/duplicates")
 def list_duplicates() -> Any:
-    only_args("type", "status", "min_similarity", "page", "size")
+    only_args("type", "status", "min_similarity", "path_prefix", "page", "size")
     page, size = paging()
     dup_type = choice_arg("type", TYPES)
     status = choice_arg("status", Q.STATUSES)
     min_sim = float_arg("min_similarity", None, 0.0, 1.0)
+    prefix = path_arg("path_prefix")
+    if prefix is not None:
+        prefix = confined_path(prefix, "path_prefix")
     session = db()
     ids, total = Q.list_group_ids(
         session,
         dup_type=dup_type,
         status=status,
         min_similarity=min_sim,
+        path_prefix=prefix,
         limit=size,
         offset=(page - 1) * size,
     )
@@ -398,6 +404,12 @@ OPENAPI_PATHS: dict[str, Any] = {
                     "name": "min_similarity",
                     "in": "query",
                     "schema": {"type": "number", "minimum": 0, "maximum": 1},
+                },
+                {
+                    "name": "path_prefix",
+                    "in": "query",
+                    "schema": {"type": "string"},
+                    "description": "only groups with a member in this folder (inside the library roots)",
                 },
                 *PAGE_PARAMS,
             ],

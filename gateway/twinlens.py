@@ -315,7 +315,7 @@ def merge_groups() -> Response:
 @bp.get("/duplicates")
 @require_user("duplicate.read")
 def duplicates() -> Response:
-    params = _page_args(("type", "status", "min_similarity", "page", "size"))
+    params = _page_args(("type", "status", "min_similarity", "path_prefix", "page", "size"))
     return _service_json("dedup", "/duplicates", "keep", "dups", params, paged=True)
 
 

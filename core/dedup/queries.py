@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.dedup.groups import covers, member_names
 from core.dedup.keeper import METADATA
-from core.filequeries import CHUNK, LookupFile, chunks, lookup_files  # noqa: F401  (lookup re-exported for the API)
+from core.filequeries import CHUNK, LookupFile, chunks, lookup_files, under  # noqa: F401  (lookup re-exported for the API)
 from core.models import (
     DuplicateGroup,
     DuplicateMember,
@@ -306,11 +306,21 @@ def list_group_ids(
     dup_type: str | None = None,
     status: str | None = None,
     min_similarity: float | None = None,
+    path_prefix: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[str], int]:
-    """A page of group ids, most reclaimable first (ties by id, so pages are stable)."""
+    """A page of group ids, most reclaimable first (ties by id, so pages are stable);
+    with ``path_prefix``, the groups with a member in that folder."""
     conds = _filters(dup_type, status, min_similarity)
+    if path_prefix:
+        conds.append(
+            DuplicateGroup.group_id.in_(
+                select(DuplicateMember.group_id).where(
+                    under(DuplicateMember.file_path, path_prefix)
+                )
+            )
+        )
     where = and_(true(), *conds)
     total = int(session.scalar(select(func.count()).select_from(DuplicateGroup).where(where)) or 0)
     ids = list(

@@ -616,6 +616,23 @@ def test_folders_named_in_other_encodings_can_be_asked_for(stack: Stack) -> None
         assert primaries == [prefix + b"/IMG_1.JPG"], primaries
 
 
+def test_duplicates_can_be_listed_by_a_folder_holding_a_copy(stack: Stack) -> None:
+    st = stack
+    # When the duplicate groups with a copy in backup/ are asked for
+    r = st.gw("GET", "/api/twinlens/duplicates", params={"path_prefix": f"{st.library}/backup"})
+    # Then both groups come (each has a copy there), with their asset ids
+    assert r.status_code == 200, r.text
+    assert {d["type"] for d in r.json()["items"]} == {"exact", "perceptual"}
+    # While a folder that holds only the edit pair lists none, and a folder outside the
+    # library is refused by the dedup API, its reason passed on
+    edits = st.gw(
+        "GET", "/api/twinlens/duplicates", params={"path_prefix": f"{st.library}/2024/edits"}
+    )
+    assert edits.status_code == 200 and edits.json()["total"] == 0, edits.text
+    outside = st.gw("GET", "/api/twinlens/duplicates", params={"path_prefix": "/etc"})
+    assert outside.status_code == 400 and "outside" in outside.text
+
+
 def test_an_undo_never_withdraws_a_decision_made_while_it_ran(stack: Stack) -> None:
     st = stack
     exact = _exact_group(st)

@@ -12,6 +12,7 @@ import random
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from sqlalchemy import func, select, update
@@ -227,6 +228,29 @@ def test_filters(world) -> None:
     assert items(client, "?min_similarity=1")["total"] == 3
     assert items(client, "?status=open")["total"] == 5
     assert items(client, "?status=dismissed")["total"] == 0
+
+
+def test_a_folder_filter_lists_the_groups_with_a_copy_there(world) -> None:
+    cat, client, _ = world
+    # Given a fourth byte copy of exact2's picture in a backup folder
+    cat.add("backup/2019/copy.jpg", size=2000, sha=sha(2), sha1=f"{2:040x}")
+    cat.dedupe()
+    # When the groups with a copy under backup/ are asked for
+    page = items(client, "?" + urlencode({"path_prefix": cat.path("backup")}))
+    # Then only that group comes, with all its copies, and the total counts it alone
+    assert page["total"] == 1
+    assert {m["path"] for m in page["items"][0]["members"]} == {
+        cat.path("exact2/copy0.jpg"),
+        cat.path("exact2/copy1.jpg"),
+        cat.path("backup/2019/copy.jpg"),
+    }
+    # A folder is a folder: "p" holds neither p1 nor p2, and filters combine
+    assert items(client, "?" + urlencode({"path_prefix": cat.path("p")}))["total"] == 0
+    p1 = urlencode({"path_prefix": cat.path("p1"), "type": "perceptual"})
+    assert items(client, "?" + p1)["total"] == 1
+    # And a folder outside the library is refused, not answered with nothing
+    r = get(client, "/duplicates?" + urlencode({"path_prefix": "/etc"}))
+    assert r.status_code == 400 and "outside" in r.get_json()["error"]
 
 
 def test_detail_shape_and_keeper(world) -> None:
