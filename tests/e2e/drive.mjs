@@ -37,6 +37,8 @@
 //     dissolve" in its note
 //   node drive.mjs immich-escaped BASE_URL SHOT_DIR API_KEY   a copy whose name holds a bidi
 //     override: its card and the trash dry runs (it going, then it kept), as shown
+//   node drive.mjs layout BASE_URL SHOT_DIR   a very long file name on the Duplicates page,
+//     then every page at a phone's width: how far each reaches past the window
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
 import { unlinkSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -1171,8 +1173,43 @@ async function problemsNone() {
   await shot("problems-none");
 }
 
+// How far a page reaches past the window sideways (0: it fits), and the right edge of what
+// must stay in view
+const overflow = () => page.evaluate(() => {
+  const doc = document.scrollingElement;
+  const width = doc.clientWidth;
+  const right = (el) => (el ? Math.round(el.getBoundingClientRect().right) : null);
+  return {
+    width,
+    sideways: doc.scrollWidth - width,
+    cards: [...document.querySelectorAll("li.dup, li.grp")].map((li) => right(li)),
+    buttons: [...document.querySelectorAll("li.dup .dup-actions button")].map((b) => right(b)),
+    nav: [...document.querySelectorAll(".topbar nav a")].map((a) => right(a)),
+  };
+});
+
+// A duplicate group named by a very long file name, on a wide window, then each page on a
+// phone's width (375 px): nothing reaches past the window
+async function layout() {
+  await page.goto(`${base}/#/duplicates`);
+  await waitForDuplicates();
+  out.wide = await overflow();
+  out.headings = await page.$$eval("li.dup h2", (hs) => hs.map((h) => h.textContent));
+  await shot("layout-long-name");
+  await page.setViewportSize({ width: 375, height: 800 });
+  out.narrow = {};
+  for (const [name, ready] of [["overview", ".card .figure"], ["duplicates", "li.dup, .empty"],
+                               ["groups", "li.grp, .empty"], ["problems", "table.problem-list, .empty"]]) {
+    await page.goto(`${base}/#/${name}`);
+    await page.locator(ready).first().waitFor();
+    out.narrow[name] = await overflow();
+    await shot(`layout-375-${name}`);
+  }
+}
+
 try {
   if (scenario === "local") await local(rest);
+  else if (scenario === "layout") await layout();
   else if (scenario === "problems") await problems(rest);
   else if (scenario === "problems-none") await problemsNone();
   else if (scenario === "problems-bytes") await problemsBytes(rest);

@@ -869,6 +869,40 @@ def test_many_duplicate_groups_are_paged_in_browser(
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
+def test_a_long_file_name_and_a_phone_width_fit_the_window_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+
+    # Given byte copies named by a 230-character name without a space, and a few others
+    library = _byte_copy_pairs(tmp_path / "library", 3, seed=3000)
+    long_name = "Sommerurlaub_" + "Strandfoto" * 21 + "_final.JPG"
+    assert len(long_name) > 220
+    for folder in ("card", "backup"):
+        shutil.copyfile(library / "card" / "IMG_0000.JPG", library / folder / long_name)
+    (library / "card" / "IMG_0000.JPG").unlink()
+    (library / "backup" / "IMG_0000.JPG").unlink()
+    # ... and a sidecar, so that the Groups page has a group
+    (library / "card" / "IMG_0001.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n')
+    with _local_ui(ui_dist, embedded_settings, library) as stack:
+        out = _drive("layout", stack.url)
+
+    # Then on a wide window the long name wraps in its card's heading: no card, and none of
+    # its buttons, reaches past the window, and the page does not scroll sideways
+    wide = out["wide"]
+    assert any(long_name in h for h in out["headings"]), out["headings"]
+    assert wide["sideways"] <= 0, wide
+    assert wide["cards"] and max(wide["cards"]) <= wide["width"], wide
+    assert wide["buttons"] and max(wide["buttons"]) <= wide["width"], wide
+    # ... and at a phone's width (375 px) no page scrolls sideways, and every link of the
+    # top navigation ("Files with problems" last) is in view
+    for name, seen in out["narrow"].items():
+        assert seen["width"] <= 375, (name, seen)
+        assert seen["sideways"] <= 0, (name, seen)
+        assert seen["nav"] and max(seen["nav"]) <= seen["width"], (name, seen)
+        assert all(r <= seen["width"] for r in seen["cards"] + seen["buttons"]), (name, seen)
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_a_decision_that_empties_the_last_page_keeps_its_note_in_browser(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:

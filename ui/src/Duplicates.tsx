@@ -410,7 +410,7 @@ function DuplicateCard({
           <div className="dup-head">
             <h2 id={titleId}>
               <span className={`tag tag-${dup.type}`}>{dup.type === "exact" ? "Exact copies" : "Look-alikes"}</span>
-              {name}
+              <span className="name">{name}</span>
               <span className="muted"> · {dup.members.length} files</span>
               {dup.type !== "exact" && dup.similarity != null && (
                 <span className="muted"> · {formatSimilarity(dup.similarity)} similar</span>

@@ -322,7 +322,7 @@ function GroupRow({
           <div className="grp-body">
             <h2 id={titleId}>
               <span className={`tag tag-${group.type}`}>{groupTypeLabel(group.type)}</span>
-              {primary ? displayName(primary.path) : group.id}
+              <span className="name">{primary ? displayName(primary.path) : group.id}</span>
             </h2>
             {primary && <p className="dir" title={displayPath(primary.path)}>{displayPath(dirname(primary.path))}</p>}
             {primary?.taken_at && <p className="muted">Taken {formatTakenAt(primary.taken_at)}</p>}
