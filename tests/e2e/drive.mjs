@@ -37,6 +37,8 @@
 //     dissolve" in its note
 //   node drive.mjs immich-escaped BASE_URL SHOT_DIR API_KEY   a copy whose name holds a bidi
 //     override: its card and the trash dry runs (it going, then it kept), as shown
+//   node drive.mjs immich-dialog-focus BASE_URL SHOT_DIR API_KEY   the trash dry run's dialog
+//     closed by Escape, then by Cancel: where the keyboard is then
 //   node drive.mjs layout BASE_URL SHOT_DIR   a very long file name on the Duplicates page,
 //     then every page at a phone's width: how far each reaches past the window
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
@@ -1173,6 +1175,38 @@ async function problemsNone() {
   await shot("problems-none");
 }
 
+// The trash dry run's dialog closed by Escape, then by Cancel (its dry run held a moment,
+// as a slow Immich would): the keyboard is back on the button that opened it each time
+async function immichDialogFocus([key]) {
+  await logInWithKey(key);
+  await waitForDuplicates();
+  await page.route("**/api/twinlens/duplicates/*/resolve", async (route) => {
+    await new Promise((r) => setTimeout(r, 500));
+    await route.continue();
+  });
+  const card = page.locator("li.dup").first();
+  out.id = await card.getAttribute("data-id");
+  const focused = () => page.evaluate(() => {
+    const el = document.activeElement;
+    return { tag: el?.tagName ?? null, text: el?.textContent ?? null,
+             card: el?.closest("li")?.dataset?.id ?? null };
+  });
+  out.closed = {};
+  for (const how of ["Escape", "Cancel"]) {
+    const button = card.getByRole("button", { name: /Move others to Immich trash/ });
+    await button.focus();
+    await page.keyboard.press("Enter");
+    const dialog = page.getByRole("dialog");
+    await dialog.waitFor();
+    if (how === "Escape") await page.keyboard.press("Escape");
+    else await dialog.getByRole("button", { name: "Cancel" }).click();
+    await dialog.waitFor({ state: "hidden" });
+    await page.waitForTimeout(200);
+    out.closed[how] = await focused();
+  }
+  await shot("dialog-focus");
+}
+
 // How far a page reaches past the window sideways (0: it fits), and the right edge of what
 // must stay in view
 const overflow = () => page.evaluate(() => {
@@ -1210,6 +1244,7 @@ async function layout() {
 try {
   if (scenario === "local") await local(rest);
   else if (scenario === "layout") await layout();
+  else if (scenario === "immich-dialog-focus") await immichDialogFocus(rest);
   else if (scenario === "problems") await problems(rest);
   else if (scenario === "problems-none") await problemsNone();
   else if (scenario === "problems-bytes") await problemsBytes(rest);

@@ -465,6 +465,21 @@ def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     assert not [c for c in undo["console"] if c.startswith("pageerror")], undo["console"]
 
 
+def test_a_dry_run_dialog_closed_gives_the_keyboard_back_to_its_button(immich_ui: dict) -> None:
+    stack, key = immich_ui["stack"], immich_ui["key"]
+
+    # When the trash dry run's dialog is closed with Escape, then with Cancel (the button
+    # that opened it was disabled while its dry run ran)
+    out = _drive("immich-dialog-focus", stack.url, key)
+
+    # Then the keyboard is back on that button each time, not on the page's body
+    for how in ("Escape", "Cancel"):
+        at = out["closed"][how]
+        assert at["tag"] == "BUTTON" and at["card"] == out["id"], (how, at)
+        assert at["text"].startswith("Move others to Immich trash"), (how, at)
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_thumbnails_with_an_api_key_load_near_the_viewport(immich_ui: dict) -> None:
     stack, key = immich_ui["stack"], immich_ui["key"]
 

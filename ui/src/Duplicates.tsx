@@ -4,7 +4,7 @@ import {
   api, ApiError, type BulkResult, type Duplicate, type DupMember, type ResolvePlan, type ResolveRequest,
   type UndoResult,
 } from "./api";
-import { Dialog } from "./Dialog";
+import { canTakeFocus, Dialog } from "./Dialog";
 import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, type Go, type Params } from "./hooks";
 import {
   actionFailure, camera, displayText, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
@@ -83,6 +83,21 @@ export function Duplicates({ localMode, params, go }: Props) {
   const [focusAfter, setFocusAfter] = useState<{ id: string; next: boolean } | null>(null);
   const listRef = useRef<HTMLOListElement>(null);
   const pageRef = useRef<HTMLDivElement>(null);
+  // What opened the dialog (the button, when it had the focus) and the card it is on: a
+  // dialog closed by Cancel or Escape gives the keyboard back there. The button is disabled
+  // while its dry run runs, so the browser itself has nothing to give it back to.
+  const opener = useRef<{ el: Element | null; id: string | null }>({ el: null, id: null });
+  const opened = (id: string | null) => {
+    opener.current = { el: document.activeElement, id };
+  };
+  const returnFocus = () => {
+    const { el, id } = opener.current;
+    if (canTakeFocus(el)) return el;
+    // The card, when the button went with what the dialog did (after "Accept all", nothing
+    // here: the page's own step takes the keyboard to its notice)
+    return id === null ? null
+      : ([...(listRef.current?.children ?? [])] as HTMLElement[]).find((c) => c.dataset.id === id);
+  };
   // After "Accept all suggestions": 1 until the list is read again, 2 while it is. If that
   // leaves no card to review, the button and cards that had the focus are gone: it goes to
   // the notice saying what happened (else the keyboard would be back at the top of the page)
@@ -186,6 +201,7 @@ export function Duplicates({ localMode, params, go }: Props) {
 
   const previewTrash = async (d: Duplicate) => {
     const request: ResolveRequest = { id: d.id, keep: [keepOf(d)], action: "trash" };
+    opened(d.id);
     starting(d);
     try {
       const plan = await api.resolve(request, true);
@@ -211,6 +227,7 @@ export function Duplicates({ localMode, params, go }: Props) {
   };
 
   const previewUndo = async (d: Duplicate) => {
+    opened(d.id);
     starting(d);
     try {
       const plan = await api.undoResolution(d.id, true);
@@ -225,6 +242,7 @@ export function Duplicates({ localMode, params, go }: Props) {
   const previewBulk = async () => {
     const requests = openItems.map((d) => ({ id: d.id, keep: [keepOf(d)], action: "trash" as const }));
     if (!requests.length) return;
+    opened(null);
     setBusy("bulk");
     setMessage(null);
     try {
@@ -362,9 +380,10 @@ export function Duplicates({ localMode, params, go }: Props) {
                onPage={(p) => nav({ page: pageParam(p) })} label="Duplicate pages" />
       )}
       <ConfirmDialog pending={pending?.kind === "undo" ? null : pending} items={items}
-                     busy={busy === "confirm"} onCancel={() => setPending(null)} onConfirm={confirm} />
+                     busy={busy === "confirm"} onCancel={() => setPending(null)} onConfirm={confirm}
+                     returnFocus={returnFocus} />
       <UndoDialog pending={pending?.kind === "undo" ? pending : null} busy={busy === "confirm"}
-                  onCancel={() => setPending(null)} onConfirm={confirm} />
+                  onCancel={() => setPending(null)} onConfirm={confirm} returnFocus={returnFocus} />
     </div>
   );
 }
@@ -547,9 +566,10 @@ interface ConfirmProps {
   busy: boolean;
   onCancel: () => void;
   onConfirm: () => void;
+  returnFocus: () => HTMLElement | null | undefined;
 }
 
-function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmProps) {
+function ConfirmDialog({ pending, items, busy, onCancel, onConfirm, returnFocus }: ConfirmProps) {
   const plans = pending ? (pending.kind === "one" ? [pending.plan] : pending.result.results) : [];
   const dups = pending?.kind === "one" ? [pending.dup] : items;
   const t = planTotals(plans, dups);
@@ -557,7 +577,7 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm }: ConfirmPro
   const size = (groupId: string, path: string) =>
     dups.find((d) => d.id === groupId)?.members.find((m) => m.path === path)?.size;
   return (
-    <Dialog open={pending !== null} onClose={onCancel} busy={busy}
+    <Dialog open={pending !== null} onClose={onCancel} busy={busy} returnFocus={returnFocus}
             title={pending?.kind === "bulk" ? "Accept all suggestions on this page?"
                    : t.trashFiles === 0 && go.enabled ? "Record this decision?" : "Move to Immich trash?"}
             actions={
@@ -628,14 +648,16 @@ interface UndoProps {
   busy: boolean;
   onCancel: () => void;
   onConfirm: () => void;
+  returnFocus: () => HTMLElement | null | undefined;
 }
 
-function UndoDialog({ pending, busy, onCancel, onConfirm }: UndoProps) {
+function UndoDialog({ pending, busy, onCancel, onConfirm, returnFocus }: UndoProps) {
   const plan = pending?.plan;
   const back = plan?.restore ?? [];
   const stuck = plan?.notInImmich ?? [];
   return (
     <Dialog open={pending !== null} onClose={onCancel} busy={busy} title="Undo this decision?"
+            returnFocus={returnFocus}
             actions={
               <>
                 <button type="button" onClick={onCancel} disabled={busy}>Cancel</button>
