@@ -391,6 +391,13 @@ async function immichUndo([key, dupId]) {
   // A decided group shows the copy that was kept.
   out.shownKept = `${await card.locator(".member.kept .dir").innerText()}/` +
     `${await card.locator(".member.kept .filename").innerText()}`;
+  // What the decision did with each copy, instead of a pick
+  out.members = await card.locator(".member").evaluateAll((ms) => ms.map((m) => ({
+    path: `${m.querySelector(".dir").textContent}/${m.querySelector(".filename").textContent}`,
+    outcome: m.querySelector(".outcome")?.textContent ?? null,
+    radios: m.querySelectorAll("input[type=radio]").length,
+    text: m.innerText,
+  })));
   await card.getByRole("button", { name: "Undo decision" }).click();
   const dialog = page.getByRole("dialog");
   await dialog.waitFor();

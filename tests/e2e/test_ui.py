@@ -455,6 +455,12 @@ def test_trash_with_api_key_after_dry_run(immich_ui: dict) -> None:
     undo = _drive("immich-undo", stack.url, key, out["target"])
     assert undo["badge"] == "resolved"
     assert undo["shownKept"] == kept
+    # ... each copy saying what the decision did with it, with no pick or suggestion left
+    outcomes = {m["path"]: m["outcome"] for m in undo["members"]}
+    assert outcomes == {kept: "Kept", trashed: "Moved to Immich's trash"}, undo["members"]
+    for m in undo["members"]:
+        assert m["radios"] == 0 and "Keep this one" not in m["text"], m
+        assert "Suggested keeper" not in m["text"], m
     assert "1 file comes back from Immich's trash" in undo["undoDialog"], undo["undoDialog"]
     assert trashed in undo["undoDialog"], undo["undoDialog"]
     assert "1 file restored from Immich's trash" in undo["undoMessage"], undo["undoMessage"]
