@@ -789,7 +789,16 @@ async function problems([library]) {
   await page.locator(".load-error").waitFor();
   out.outside = (await page.locator(".load-error").innerText()).replace(/\s+/g, " ");
   out.rowsOutside = await page.locator("table.problem-list tbody tr").count();
+  // ... a refusal, which the same request would get again: no "Try again"
+  out.outsideButtons = await page.locator(".load-error button").count();
   await shot("problems-outside");
+  // A folder typed relative to the library (its one root, which the placeholder shows)
+  out.placeholder = await folder.getAttribute("placeholder");
+  await folder.fill("2024/");
+  await folder.press("Enter");
+  await problemsShown(`${library}/2024`);
+  out.relativeHash = await page.evaluate(() => window.location.hash);
+  out.relativeRows = (await problemRows()).length;
 }
 
 // Many duplicate groups: the pager's steps and the page size, kept in the URL

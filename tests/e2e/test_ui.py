@@ -797,6 +797,12 @@ def test_files_with_problems_in_browser(
         assert out["emptyFolder"] == f"Every file in {library}/backup was read without a problem."
         assert "outside the library roots" in out["outside"], out["outside"]
         assert out["rowsOutside"] == 0
+        assert out["outsideButtons"] == 0, out["outside"]  # a refusal: no "Try again"
+        # A folder typed relative to the library is taken under its root, which the
+        # field's placeholder shows
+        assert out["placeholder"] == f"{library}/…", out["placeholder"]
+        assert out["relativeHash"] == out["folderHash"], out["relativeHash"]
+        assert out["relativeRows"] == 5
         assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
         # When every one of them is gone or reads well, and the library is scanned again

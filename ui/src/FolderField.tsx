@@ -10,27 +10,34 @@ export function useTypedFolder(folder: string): [string, (v: string) => void] {
   return [typed, setTyped];
 }
 
-/** A list filter's folder field, inside the page's form (whose submit applies it): the
- * input, "Show", and "Whole library" while a folder is applied. */
-export function FolderField({ typed, setTyped, folder, onClear, helpId, help }: {
+/** A list filter's folder field, inside the page's form (whose submit applies it, through
+ * `folderFilter(typed, roots)`): the input, "Show", and "Whole library" while a folder is
+ * applied. `roots`: the library roots known (`useLibraryRoots`): the placeholder is a
+ * folder of the first, and with exactly one, a folder may be typed relative to it. */
+export function FolderField({ typed, setTyped, folder, onClear, helpId, help, roots }: {
   typed: string;
   setTyped: (v: string) => void;
   folder: string;
   onClear: () => void;
   helpId: string;
   help: string;
+  roots: string[];
 }) {
+  const root = roots[0];
+  const placeholder = root ? `${displayPath(root.length > 1 ? root.replace(/\/+$/, "") : "")}/…` : "/photos/2024";
+  const relative = roots.length === 1
+    ? ` A folder relative to the library (${displayPath(root)}) is taken under it.` : "";
   return (
     <>
       <label>
         Folder
         <input type="text" className="folder-input" value={typed} spellCheck={false}
-               onChange={(e) => setTyped(e.target.value)} placeholder="/photos/2024"
+               onChange={(e) => setTyped(e.target.value)} placeholder={placeholder}
                aria-describedby={helpId} />
       </label>
       <button type="submit">Show</button>
       {folder && <button type="button" onClick={onClear}>Whole library</button>}
-      <span id={helpId} className="sr-only">{help}</span>
+      <span id={helpId} className="sr-only">{help}{relative}</span>
     </>
   );
 }

@@ -3,7 +3,7 @@ import { CardNote, type Message, Notices } from "./Notices";
 import { api, ApiError, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
 import { FolderField, useTypedFolder } from "./FolderField";
-import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Go, type Params } from "./hooks";
+import { focusCard, useEmptyPageStep, useFocusAfterStep, useLibraryRoots, useLoad, type Go, type Params } from "./hooks";
 import {
   actionFailure, canMerge, displayText, folderFilter, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
   groupPrimary, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
@@ -55,6 +55,7 @@ export function Groups({ localMode, params, go }: Props) {
   const nav = (p: Record<string, string>, replace = false) =>
     go("groups", { type, folder, page: "", ...p }, { replace });
   const [typed, setTyped] = useTypedFolder(folder);
+  const roots = useLibraryRoots();
 
   // Picked members per group id, and the groups picked for a merge in the order they were
   // picked (kept across pages: the first one's primary becomes the merged group's).
@@ -205,7 +206,7 @@ export function Groups({ localMode, params, go }: Props) {
         scans keep your corrections.
       </p>
       <form className="filters" aria-label="Filter groups"
-            onSubmit={(e) => { e.preventDefault(); nav({ folder: folderFilter(typed) }); }}>
+            onSubmit={(e) => { e.preventDefault(); nav({ folder: folderFilter(typed, roots) }); }}>
         <label>
           Type
           <select value={type} onChange={(e) => nav({ type: e.target.value })}>
@@ -214,7 +215,7 @@ export function Groups({ localMode, params, go }: Props) {
           </select>
         </label>
         <FolderField typed={typed} setTyped={setTyped} folder={folder}
-                     onClear={() => nav({ folder: "" })} helpId="groups-folder-help"
+                     onClear={() => nav({ folder: "" })} helpId="groups-folder-help" roots={roots}
                      help="A folder of the library, as a full path: only the groups with a file in it or below are listed." />
         {list.data && (
           <span className="muted" role="status">

@@ -1,6 +1,6 @@
 import type { ReactNode } from "react";
 import type { Loaded } from "./hooks";
-import { displayText } from "./logic";
+import { canRetry, displayText } from "./logic";
 
 export interface Message {
   text: string;
@@ -28,7 +28,8 @@ export function Notices<T>({ message, list }: { message: Message | null; list: L
   );
 }
 
-/** A load that failed: why, whether it is tried again by itself, and "Try again". */
+/** A load that failed: why, whether it is tried again by itself, and "Try again" (not
+ * for a refusal of the request itself, which the same request gets again: `canRetry`). */
 export function LoadError<T>({ list }: { list: Loaded<T> }) {
   if (!list.error) return null;
   return (
@@ -37,9 +38,11 @@ export function LoadError<T>({ list }: { list: Loaded<T> }) {
       {list.retryIn !== null && !list.loading && (
         <span className="muted"> Trying again in {list.retryIn} s.</span>
       )}
-      <button type="button" onClick={list.reload} disabled={list.loading}>
-        {list.loading ? "Loading…" : "Try again"}
-      </button>
+      {canRetry(list.error) && (
+        <button type="button" onClick={list.reload} disabled={list.loading}>
+          {list.loading ? "Loading…" : "Try again"}
+        </button>
+      )}
     </div>
   );
 }

@@ -1,6 +1,6 @@
 import type { FormEvent } from "react";
 import { api, type FileProblem } from "./api";
-import { type Go, type Params, useEmptyPageStep, useLoad } from "./hooks";
+import { type Go, type Params, useEmptyPageStep, useLibraryRoots, useLoad } from "./hooks";
 import {
   dirname, displayPath, folderFilter, formatBytes, formatCount, humanize, pageFromUrl, pageParam, parseUtc,
   problemRetryLabel,
@@ -32,9 +32,10 @@ export function Problems({ params, go }: Props) {
   useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: pageParam(p) }, true));
 
   const [typed, setTyped] = useTypedFolder(folder);
+  const roots = useLibraryRoots();
   const apply = (e: FormEvent) => {
     e.preventDefault();
-    nav({ folder: folderFilter(typed) });
+    nav({ folder: folderFilter(typed, roots) });
   };
 
   const data = list.of === listKey ? list.data : null;
@@ -50,7 +51,7 @@ export function Problems({ params, go }: Props) {
       </p>
       <form className="filters" onSubmit={apply} aria-label="Filter files with problems">
         <FolderField typed={typed} setTyped={setTyped} folder={folder}
-                     onClear={() => nav({ folder: "" })} helpId="folder-help"
+                     onClear={() => nav({ folder: "" })} helpId="folder-help" roots={roots}
                      help="A folder of the library, as a full path: only the files in it and below are listed." />
         {data && (
           <span className="muted" role="status">

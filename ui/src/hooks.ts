@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useRef, useState, type RefObject } from "react";
-import { quotePath, unquotePath } from "./api";
-import { pageToShow, retryDelay } from "./logic";
+import { api, quotePath, unquotePath } from "./api";
+import { jobRoots, pageToShow, retryDelay } from "./logic";
 
 /** A route's parameters. Not URLSearchParams: that turns a name's byte that is not UTF-8
  * (a lone surrogate, see `quotePath`) into U+FFFD, and a folder so named into another. */
@@ -241,4 +241,28 @@ export function useNearViewport(
     return () => io.disconnect();
   }, [ref, enabled, near, margin]);
   return near;
+}
+
+// The library roots, as the jobs name them (no other answer says them): asked once a page
+// load, and again after a failure
+let rootsAsked: Promise<string[]> | null = null;
+
+/** The library roots the UI knows of (from the jobs list); empty until known, or when no
+ * job names one. */
+export function useLibraryRoots(): string[] {
+  const [roots, setRoots] = useState<string[]>([]);
+  useEffect(() => {
+    let live = true;
+    rootsAsked ??= api.jobs().then((r) => jobRoots(r.items ?? []), () => {
+      rootsAsked = null;
+      return [];
+    });
+    void rootsAsked.then((r) => {
+      if (live) setRoots(r);
+    });
+    return () => {
+      live = false;
+    };
+  }, []);
+  return roots;
 }

@@ -579,10 +579,32 @@ export function problemRetryLabel(retried: boolean): string {
 
 /** The folder filter as typed: trimmed, without a trailing slash (the root "/" stays);
  * escapes as `displayPath` shows them read back (\xNN from \x80 up: a byte that is not
- * UTF-8, as the page and the CLI show it). */
-export function folderFilter(typed: string): string {
+ * UTF-8, as the page and the CLI show it). A folder typed relative to the library
+ * ("2024/shoot-A") is taken under its root when `roots` (the library roots the UI knows)
+ * holds exactly one; with none or several known it is sent as typed (and refused). */
+export function folderFilter(typed: string, roots: string[] = []): string {
   const t = typed.trim();
-  return unescapePath(t.length > 1 ? t.replace(/\/+$/, "") || "/" : t);
+  const folder = unescapePath(t.length > 1 ? t.replace(/\/+$/, "") || "/" : t);
+  if (!folder || folder.startsWith("/") || roots.length !== 1) return folder;
+  const rel = folder.replace(/^(\.\/)+/, "");
+  const root = roots[0].length > 1 ? roots[0].replace(/\/+$/, "") : roots[0];
+  if (rel === "" || rel === ".") return root;
+  return root === "/" ? `/${rel}` : `${root}/${rel}`;
+}
+
+/** The library roots seen in the jobs (each scan names the root it is in), each once, in
+ * the order first seen. */
+export function jobRoots(jobs: Pick<Job, "root">[]): string[] {
+  return [...new Set(jobs.map((j) => j.root).filter((r): r is string => !!r))];
+}
+
+/** Whether trying a failed load again can help: not after a refusal of the request itself
+ * (400: a folder outside the library, a bad filter; 403, 404...), which says the same
+ * again. A login (401) is asked for elsewhere; a timeout, a conflict, "too many requests"
+ * and any server error or lost connection may pass. */
+export function canRetry(e: unknown): boolean {
+  if (!(e instanceof ApiError)) return true;
+  return !(e.status >= 400 && e.status < 500 && ![401, 408, 409, 425, 429].includes(e.status));
 }
 
 /** A path as `displayPath` shows it, back to what it is: \xNN from \x80 up a byte that

@@ -1,8 +1,10 @@
 // The Files with problems page: how a file's path, problem and next read are shown, and
 // what it asks the gateway.
 import { describe, expect, it } from "vitest";
-import { prefixQuery } from "./api";
-import { displayPath, displayText, folderFilter, parseUtc, problemRetryLabel, problemsLinkText } from "./logic";
+import { ApiError, prefixQuery } from "./api";
+import {
+  canRetry, displayPath, displayText, folderFilter, jobRoots, parseUtc, problemRetryLabel, problemsLinkText,
+} from "./logic";
 
 describe("a path shown", () => {
   it("is left as it is when it is plain, long or not Latin", () => {
@@ -61,6 +63,23 @@ describe("the folder filter", () => {
     expect(folderFilter("/")).toBe("/");
     expect(folderFilter("")).toBe("");
   });
+  it("takes a folder typed relative to the library under its root, when the library has one", () => {
+    const one = ["/srv/photos"];
+    expect(folderFilter("2024/shoot-A", one)).toBe("/srv/photos/2024/shoot-A");
+    expect(folderFilter(" ./2024/shoot-A/ ", one)).toBe("/srv/photos/2024/shoot-A");
+    expect(folderFilter("2024", ["/srv/photos/"])).toBe("/srv/photos/2024");
+    expect(folderFilter("2024", ["/"])).toBe("/2024");
+    // a full path stays as it is; nothing typed is the whole library
+    expect(folderFilter("/srv/photos/2023", one)).toBe("/srv/photos/2023");
+    expect(folderFilter("", one)).toBe("");
+    // with no root known, or several (which one?), it goes as typed (and is refused)
+    expect(folderFilter("2024", [])).toBe("2024");
+    expect(folderFilter("2024", ["/a", "/b"])).toBe("2024");
+  });
+  it("knows the library roots the jobs name, each once", () => {
+    expect(jobRoots([{ root: "/a" }, { root: null }, { root: "/b" }, { root: "/a" }, {}])).toEqual(["/a", "/b"]);
+    expect(jobRoots([])).toEqual([]);
+  });
   it("asks for the folder as its bytes, and for nothing else when there is none", () => {
     expect(prefixQuery({ page: 2, size: 50 })).toBe("?page=2&size=50");
     expect(prefixQuery({ path_prefix: "/photos/a b&c", size: 1 })).toBe("?path_prefix=%2Fphotos%2Fa+b%26c&size=1");
@@ -97,5 +116,19 @@ describe("a folder in the URL", () => {
     expect(folderFilter(" /photos/caf\\xe9/ ")).toBe("/photos/caf\udce9");
     expect(folderFilter("/p/a\\x0ab")).toBe("/p/a\nb");
     expect(folderFilter("/p/\\u202egpj")).toBe("/p/\u202egpj");
+  });
+});
+
+describe("a list that failed to load", () => {
+  it("offers no \"Try again\" after a refusal of the request itself, which would come again", () => {
+    expect(canRetry(new ApiError(400, "path '/x' is outside the library roots"))).toBe(false);
+    expect(canRetry(new ApiError(403, "Forbidden"))).toBe(false);
+    expect(canRetry(new ApiError(404, "Not Found"))).toBe(false);
+  });
+  it("offers it when trying again may help", () => {
+    for (const status of [0, 401, 408, 409, 429, 500, 502, 503, 504]) {
+      expect(canRetry(new ApiError(status, "x"))).toBe(true);
+    }
+    expect(canRetry(new Error("network"))).toBe(true);
   });
 });
