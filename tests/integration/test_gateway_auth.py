@@ -495,11 +495,14 @@ def test_valid_shared_link_gets_immichs_answer_not_twinlens_data(
     key = immich.state.add_shared_link(alice.user["id"], [asset["id"]])
     kw = {"headers": {header: key}} if header.startswith("x-") else {"params": {header: key}}
     # The shared link opens the asset (Immich allows it there), as Immich answers it:
-    # a link's visitor is no Twinlens user, so nothing is added ...
+    # a link's visitor is no Twinlens user, so nothing is added, and Immich is not asked
+    # who they are (it could only refuse, on every photo the visitor opens) ...
+    before = immich.state.calls[("GET", "/users/me")]
     r = requests.get(f"{gateway.url}/api/assets/{asset['id']}", **kw)
     direct = requests.get(f"{immich.url}/api/assets/{asset['id']}", **kw)
     assert r.status_code == direct.status_code == 200
     assert r.json() == direct.json() and "twinlens" not in r.json()
+    assert immich.state.calls[("GET", "/users/me")] == before
     # ... and Twinlens does not open: /users/me is not a shared-link route, Immich says 403.
     r = requests.get(gateway.url + "/api/twinlens/groups", **kw)
     direct = requests.get(immich.url + "/api/users/me", **kw)

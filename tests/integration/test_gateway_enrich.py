@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import socket
 import time
@@ -56,13 +57,60 @@ def strip(d: dict) -> dict:
 
 def test_asset_info_keeps_immichs_bytes_and_adds_one_key(gateway, immich, alice, world):
     url = f"/api/assets/{world['jpg']['id']}"
-    via = requests.get(gateway.url + url, headers=alice.bearer)
-    direct = requests.get(immich.url + url, headers=alice.bearer)
+    plain = {**alice.bearer, "Accept-Encoding": "identity"}
+    via = requests.get(gateway.url + url, headers=plain)
+    direct = requests.get(immich.url + url, headers=plain)
     assert via.headers["X-Twinlens-Enrichment"] == "ok"
     # Immich's body, byte for byte, then the one added key: nothing was re-encoded.
     head = direct.content.rstrip()[:-1]
     assert via.content.startswith(head + b',"twinlens":{')
     assert int(via.headers["Content-Length"]) == len(via.content)
+    assert "Content-Encoding" not in via.headers
+
+
+@pytest.mark.parametrize("route", ["asset", "search"])
+def test_enriched_answers_come_compressed_and_with_a_validator_as_immichs_do(
+    gateway, immich, alice, world, route
+):
+    import gzip
+
+    # Given the client of a browser or a phone, which accepts gzip (Immich compresses its
+    # JSON answers) and keeps what it was sent, to ask again with its validator
+    def ask(**extra: str) -> requests.Response:
+        headers = {**alice.bearer, "Accept-Encoding": "gzip, deflate", **extra}
+        if route == "asset":
+            url = f"{gateway.url}/api/assets/{world['jpg']['id']}"
+            return requests.get(url, headers=headers, stream=True)
+        url = gateway.url + "/api/search/metadata"
+        return requests.post(url, json={"size": 50}, headers=headers, stream=True)
+
+    # When it asks for an enriched answer
+    first = ask()
+    wire = first.raw.read(decode_content=False)
+    # Then the answer comes gzip-compressed, its length that of what was sent, and it
+    # says that it varies by what the client accepts
+    assert first.headers["X-Twinlens-Enrichment"] == "ok"
+    assert first.headers["Content-Encoding"] == "gzip"
+    assert int(first.headers["Content-Length"]) == len(wire)
+    assert "accept-encoding" in first.headers["Vary"].lower()
+    body = json.loads(gzip.decompress(wire))
+    if route == "asset":
+        assert body["twinlens"]["group"]["type"] == "raw_jpeg"
+    else:
+        assert any(a.get("twinlens") for a in body["assets"]["items"])
+    # And with the validator it was given, the same answer again is a 304 with no body
+    tag = first.headers["ETag"]
+    assert tag.startswith('W/"')
+    again = ask(**{"If-None-Match": tag})
+    assert again.status_code == 304 and again.raw.read() == b""
+    assert again.headers["ETag"] == tag
+    # While a validator of another answer gets the whole answer
+    other = ask(**{"If-None-Match": 'W/"0123456789abcdef"'})
+    assert other.status_code == 200 and other.headers["ETag"] == tag
+    # And a client that accepts no gzip gets the same body plain, under the same validator
+    plain = ask(**{"Accept-Encoding": "gzip;q=0, identity"})
+    assert "Content-Encoding" not in plain.headers and plain.headers["ETag"] == tag
+    assert json.loads(plain.raw.read()) == body
 
 
 def test_cache_down_still_gives_immichs_answer(gateway_settings, immich, alice, world):

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 import tracemalloc
+import uuid
 
 import pytest
 import requests
@@ -352,3 +353,38 @@ def test_concurrent_streams_do_not_mix(gateway, immich, alice):
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_an_enriched_route_answered_in_an_encoding_the_gateway_cannot_undo_goes_on_as_is(
+    tmp_path,
+):
+    # Given a proxy between the gateway and Immich that compresses with brotli although
+    # the gateway asked for no encoding (not decoded here: no brotli module)
+    encoded = bytes(range(256)) * 4  # stands for brotli bytes: whatever they are
+
+    app = Flask("brotli-upstream")
+
+    @app.get("/api/assets/<asset_id>")
+    def asset(asset_id):
+        return Response(
+            encoded, content_type="application/json", headers={"Content-Encoding": "br"}
+        )
+
+    upstream = ThreadedServer(app).start()
+    settings = load_settings({}, immich_url=upstream.url, data_dir=tmp_path, cache_url="memory://")
+    gateway = ThreadedServer(create_app({"SETTINGS": settings})).start()
+    try:
+        # When a client that accepts brotli opens an asset through the gateway
+        r = requests.get(
+            f"{gateway.url}/api/assets/{uuid.uuid4()}",
+            headers={"Accept-Encoding": "br", "Authorization": "Bearer t"},
+            stream=True,
+        )
+        # Then it gets that answer whole, still saying how it is encoded (not the
+        # encoded bytes passed off as plain JSON)
+        assert r.status_code == 200
+        assert r.headers["Content-Encoding"] == "br"
+        assert r.raw.read(decode_content=False) == encoded
+    finally:
+        gateway.stop()
+        upstream.stop()
