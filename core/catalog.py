@@ -1217,12 +1217,15 @@ def advance(session: Session, job_id: str, from_phase: str, settings: Settings) 
     # "Scan now"); a watcher's folder scan, often and small, does not
     root = session.get(Root, job.root_id) if job.root_id is not None else None
     sweep = root.id if root is not None and job.path in (None, root.path) else None
+    left_over: set[int] | None = None
     phase = from_phase
     while True:
         phase = PHASES[PHASES.index(phase) + 1]
         sizes = _candidate_sizes(session, job_id) if phase in ("quick", "full") else set()
         if phase in ("quick", "full") and sweep is not None:
-            sizes |= _left_over_sizes(session, sweep)
+            if left_over is None:  # once a call: a quick phase with nothing to do adds none
+                left_over = _left_over_sizes(session, sweep)
+            sizes |= left_over
         if phase == "quick":
             items = _plan_quick(session, sizes)
         elif phase == "full":
