@@ -363,7 +363,7 @@ class FastPath:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         path_info = environ.get("PATH_INFO", "")
-        if not path_info.startswith("/api/"):
+        if not path_info.startswith("/api/") and path_info != "/api":
             return self.flask_wsgi(environ, start_response)
         method = environ.get("REQUEST_METHOD", "GET").upper()
         # Decoded as werkzeug decodes PATH_INFO before routing.
@@ -477,7 +477,14 @@ def passthrough() -> Response:
     return _streamed(resp)
 
 
-@bp.route("/api/", defaults={"path": ""}, methods=METHODS, provide_automatic_options=False)
+# "/api" too (strict_slashes): Immich answers it with its own 404, not a redirect
+@bp.route(
+    "/api/",
+    defaults={"path": ""},
+    methods=METHODS,
+    provide_automatic_options=False,
+    strict_slashes=False,
+)
 @bp.route("/api/<path:path>", methods=METHODS, provide_automatic_options=False)
 def proxy(path: str) -> Response:
     return passthrough()

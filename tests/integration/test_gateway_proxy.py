@@ -94,6 +94,13 @@ def test_the_mobile_apps_first_question_reaches_immich(gateway, immich, tmp_path
             assert r.headers["Content-Type"].startswith("application/json")
             # ... and the health check is the gateway's own, whatever Immich does
             assert requests.get(url + "/healthz").json() == {"status": "ok"}
+            # ... while the API's bare root is Immich's answer, not a redirect of ours
+            bare = requests.get(url + "/api", allow_redirects=False)
+            direct_bare = requests.get(immich.url + "/api", allow_redirects=False)
+            assert (bare.status_code, bare.content) == (
+                direct_bare.status_code,
+                direct_bare.content,
+            ), url
     finally:
         with_ui.stop()
     no_immich = dataclasses.replace(gateway_settings, immich_url="http://127.0.0.1:1")
