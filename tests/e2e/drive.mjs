@@ -41,6 +41,12 @@
 //     closed by Escape, then by Cancel: where the keyboard is then
 //   node drive.mjs layout BASE_URL SHOT_DIR   a very long file name on the Duplicates page,
 //     then every page at a phone's width: how far each reaches past the window
+//   node drive.mjs duplicates-folder BASE_URL SHOT_DIR LIBRARY   the Duplicates page's folder
+//     filter (LIBRARY/backup typed relative to the library) with its pager, a reload, Back,
+//     the status filter, the whole library again, a folder outside the library
+//   node drive.mjs immich-folder-bulk BASE_URL SHOT_DIR API_KEY LIBRARY   "Accept all
+//     suggestions on this page" on the groups with a copy in LIBRARY/backup, one of them
+//     keeping its backup copy
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
 import { unlinkSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -856,6 +862,123 @@ async function paging() {
   await shot("paging-50");
 }
 
+// A folder in the URL, as the page writes it (its bytes, form-encoded)
+const formEncoded = (v) => new URLSearchParams({ v }).toString().slice(2);
+
+// What the Duplicates page shows: its URL, cards (each with the folders of its copies), the
+// count, the pager and the folder field
+async function duplicatesState() {
+  const pager = page.getByRole("navigation", { name: "Duplicate pages" });
+  return {
+    hash: await page.evaluate(() => window.location.hash),
+    cards: await page.$$eval("li.dup", (lis) => lis.map((li) =>
+      [...li.querySelectorAll(".member .dir")].map((e) => e.textContent))),
+    count: await page.locator(".duplicates form [role=status]").innerText(),
+    pager: (await pager.count()) ? await pager.locator("span").innerText() : null,
+    typed: await page.getByLabel("Folder", { exact: true }).inputValue(),
+  };
+}
+
+// The list of `hash` is shown: `n` cards (its count said for this list, not the last one)
+async function duplicatesShown(hash, n) {
+  await page.waitForFunction(([h, want]) => window.location.hash === h &&
+    document.querySelectorAll("li.dup").length === want, [hash, n]);
+  await page.waitForTimeout(300);
+}
+
+// The Duplicates page narrowed to one folder (typed relative to the library), paged
+async function duplicatesFolder([library]) {
+  const lists = [];
+  page.on("request", (r) => {
+    const url = new URL(r.url());
+    if (url.pathname === "/api/twinlens/duplicates") lists.push(url.search);
+  });
+  const folder = page.getByLabel("Folder", { exact: true });
+  const pager = page.getByRole("navigation", { name: "Duplicate pages" });
+  const backup = `#/duplicates?folder=${formEncoded(`${library}/backup`)}`;
+  await page.goto(`${base}/#/duplicates?page=2`);
+  await waitForDuplicates();
+  out.wholeTotal = await page.locator(".duplicates form [role=status]").innerText();
+  out.placeholder = await folder.getAttribute("placeholder");
+  const onPage2 = await page.locator("li.dup").count();
+  // Typed on page 2 of the whole library: page 1 of the folder's groups
+  await folder.fill("backup/");
+  await folder.press("Enter");
+  await duplicatesShown(backup, 20);
+  out.folder = await duplicatesState();
+  out.folderRequest = lists.at(-1);
+  await shot("duplicates-folder");
+  await pager.getByRole("button", { name: "Next →" }).click();
+  await duplicatesShown(`${backup}&page=2`, 5);
+  out.folderPage2 = await duplicatesState();
+  // ... kept by a reload, and Back goes to its first page
+  await page.reload();
+  await waitForDuplicates();
+  await duplicatesShown(`${backup}&page=2`, out.folderPage2.cards.length);
+  out.reloaded = await duplicatesState();
+  await page.evaluate(() => window.history.back());
+  await duplicatesShown(backup, 20);
+  out.back = await duplicatesState();
+  // ... with another filter: both apply
+  await page.getByLabel("Status").selectOption("any");
+  await duplicatesShown(`#/duplicates?status=any&folder=${formEncoded(`${library}/backup`)}`, 20);
+  out.withStatus = await duplicatesState();
+  // The whole library again
+  await page.getByRole("button", { name: "Whole library" }).click();
+  await duplicatesShown("#/duplicates?status=any", 20);
+  out.whole = await duplicatesState();
+  out.onPage2Before = onPage2;
+  // A folder outside the library: the gateway's refusal, said, with no "Try again"
+  await folder.fill("/etc");
+  await folder.press("Enter");
+  await page.locator(".load-error").waitFor();
+  out.outside = (await page.locator(".load-error").innerText()).replace(/\s+/g, " ");
+  out.outsideCards = await page.locator("li.dup").count();
+  out.outsideButtons = await page.locator(".load-error button").count();
+}
+
+// "Accept all suggestions on this page" on the groups with a copy in backup/, one of them
+// picked to keep its backup copy; the group with no copy there is left for later
+async function immichFolderBulk([key, library]) {
+  const lists = [];
+  page.on("request", (r) => {
+    const url = new URL(r.url());
+    if (url.pathname === "/api/twinlens/duplicates") lists.push(url.search);
+  });
+  await logInWithKey(key);
+  await waitForDuplicates();
+  out.wholeCards = await page.locator("li.dup").count();
+  const bodies = recordResolves();
+  const folder = page.getByLabel("Folder", { exact: true });
+  const backup = `#/duplicates?folder=${formEncoded(`${library}/backup`)}`;
+  await folder.fill("backup");
+  await page.getByRole("button", { name: "Show", exact: true }).click();
+  await duplicatesShown(backup, 2);
+  out.folder = await duplicatesState();
+  out.folderRequest = lists.at(-1);
+  out.before = await groupsOnPage();
+  const exact = out.before.find((g) => g.type === "exact");
+  out.exactId = exact.id;
+  out.kept = await pickTheOtherCopy(page.locator(`li.dup[data-id="${exact.id}"]`));
+  await page.getByRole("button", { name: "Accept all suggestions on this page" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  out.dialog = await dialogText(dialog);
+  await shot("folder-bulk-dry-run");
+  await dialog.getByRole("button", { name: /^Move \d+ files? to trash$/ }).click();
+  await page.locator(".notice.ok").waitFor();
+  out.message = await page.locator(".notice.ok").innerText();
+  await page.locator(".duplicates .empty").waitFor();
+  out.empty = await page.locator(".duplicates .empty").innerText();
+  out.after = await duplicatesState();
+  out.bodies = bodies;
+  await shot("folder-bulk-done");
+  // The whole library: the group with no copy in backup/ is still to review
+  await page.getByRole("button", { name: "Whole library" }).click();
+  await duplicatesShown("#/duplicates", 1);
+  out.whole = await groupsOnPage();
+}
+
 // Dissolve a group, delete one of its files and rescan: "Undo dissolve" cannot merge a file
 // that is gone; its refusal is said, and the other files can be put back together
 async function regroupGone([path, gone]) {
@@ -1265,6 +1388,8 @@ try {
   else if (scenario === "problems-none") await problemsNone();
   else if (scenario === "problems-bytes") await problemsBytes(rest);
   else if (scenario === "paging") await paging();
+  else if (scenario === "duplicates-folder") await duplicatesFolder(rest);
+  else if (scenario === "immich-folder-bulk") await immichFolderBulk(rest);
   else if (scenario === "regroup") await regroup(rest);
   else if (scenario === "regroup-gone") await regroupGone(rest);
   else if (scenario === "step-back") await stepBack();

@@ -99,10 +99,12 @@ def twinlens_ui(ui_dist: Path, embedded_settings, tmp_path: Path) -> Iterator[tu
 IMMICH_LIBRARY_ID = "0b0c2a1e-5b1c-4e7f-9d2a-6f3e1c2b4a5d"
 
 
-@pytest.fixture
-def immich_ui(ui_dist: Path, embedded_settings, tmp_path: Path) -> Iterator[dict]:
-    """The same Twinlens behind a gateway in front of the fake Immich, whose external
-    library holds the duplicate files under /mnt/photos."""
+@contextmanager
+def _behind_immich(
+    ui_dist: Path, cfg: Any, library: Path, files: list[str], expected: dict
+) -> Iterator[dict]:
+    """``library`` (scanned, ``cfg``) behind a gateway in front of the fake Immich, whose
+    external library holds ``files`` under /mnt/photos."""
     from tests.fakeimmich import FakeImmichServer
     from tests.fakeimmich.spec import spec_path
 
@@ -111,12 +113,11 @@ def immich_ui(ui_dist: Path, embedded_settings, tmp_path: Path) -> Iterator[dict
             f"Immich OpenAPI spec not found at {spec_path()} (the fake Immich needs it)",
             shared=True,
         )
-    cfg, library, expected = _scanned(embedded_settings, tmp_path)
     immich = FakeImmichServer().start()
     user = immich.state.add_user("alice@example.com", "secret-pw", name="Alice", is_admin=True)
     key = immich.state.add_api_key(user["id"], ["all"])
     assets = {}
-    for p in expected["exact"] + expected["perceptual"]:
+    for p in files:
         rel = Path(p).relative_to(library).as_posix()
         assets[p] = immich.state.add_asset(
             user["id"], f"/mnt/photos/{rel}", file=p, library_id=IMMICH_LIBRARY_ID
@@ -126,16 +127,28 @@ def immich_ui(ui_dist: Path, embedded_settings, tmp_path: Path) -> Iterator[dict
     )
     member = immich.state.add_user("bob@example.com", "secret-pw", name="Bob")
     member_key = immich.state.add_api_key(member["id"], ["all"])
-    yield {
-        "stack": stack,
-        "expected": expected,
-        "immich": immich,
-        "key": key,
-        "member_key": member_key,
-        "assets": assets,
-    }
-    stack.stop()
-    immich.stop()
+    try:
+        yield {
+            "stack": stack,
+            "expected": expected,
+            "immich": immich,
+            "key": key,
+            "member_key": member_key,
+            "assets": assets,
+        }
+    finally:
+        stack.stop()
+        immich.stop()
+
+
+@pytest.fixture
+def immich_ui(ui_dist: Path, embedded_settings, tmp_path: Path) -> Iterator[dict]:
+    """The same Twinlens behind a gateway in front of the fake Immich, whose external
+    library holds the duplicate files under /mnt/photos."""
+    cfg, library, expected = _scanned(embedded_settings, tmp_path)
+    files = expected["exact"] + expected["perceptual"]
+    with _behind_immich(ui_dist, cfg, library, files, expected) as ctx:
+        yield ctx
 
 
 def _drive(scenario: str, url: str, *args: str) -> dict:
@@ -893,6 +906,113 @@ def test_many_duplicate_groups_are_paged_in_browser(
     assert out["reloaded"] == out["fifty"]
     assert out["otherFilter"]["hash"] == "#/duplicates?status=any&size=50"
     assert out["otherFilter"]["cards"] == 45 and out["otherFilter"]["perPage"] == "50"
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
+def test_duplicates_of_one_folder_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+
+    # Given 25 pictures with a byte copy in backup/ (two pages of 20 groups), 5 with one in
+    # phone/ and 1 with one in backup-old/ (a folder whose name starts as backup's does)
+    library = _byte_copy_pairs(tmp_path / "library", 25, seed=2000)
+    for i in range(5):
+        name = f"P_{i:04d}.JPG"
+        (library / "phone").mkdir(exist_ok=True)
+        picture(3000 + i, (160, 120)).save(library / "card" / name, "JPEG", quality=80)
+        shutil.copyfile(library / "card" / name, library / "phone" / name)
+    (library / "backup-old").mkdir()
+    picture(4000, (160, 120)).save(library / "card" / "Q.JPG", "JPEG", quality=80)
+    shutil.copyfile(library / "card" / "Q.JPG", library / "backup-old" / "Q.JPG")
+    backup = f"{library}/backup"
+    with _local_ui(ui_dist, embedded_settings, library) as stack:
+        api = stack.url + "/api/twinlens/duplicates"
+        assert requests.get(api, timeout=10).json()["total"] == 31
+        assert requests.get(api, params={"path_prefix": backup}, timeout=10).json()["total"] == 25
+
+        # When "backup/" is typed on page 2 of the whole library, then the pages are turned,
+        # the page reloaded, Back used, another filter chosen, the whole library asked again
+        out = _drive("duplicates-folder", stack.url, str(library))
+
+    # Then only the groups with a copy in backup/ are listed, from page 1 (not backup-old's)
+    assert out["wholeTotal"] == "31 groups" and out["onPage2Before"] == 11
+    assert out["placeholder"] == f"{library}/…", out["placeholder"]
+    quoted = requests.utils.quote(backup, safe="")
+    assert out["folder"]["hash"] == f"#/duplicates?folder={quoted}", out["folder"]["hash"]
+    assert out["folderRequest"] == f"?path_prefix={quoted}&status=open&page=1&size=20"
+    assert out["folder"]["count"] == "25 groups" and out["folder"]["pager"] == "Page 1 of 2"
+    assert out["folder"]["typed"] == backup
+    assert len(out["folder"]["cards"]) == 20
+    assert all(sorted(dirs) == [backup, f"{library}/card"] for dirs in out["folder"]["cards"]), out
+    # ... on its second page too, kept by a reload; Back goes to its first page
+    assert out["folderPage2"]["hash"] == f"#/duplicates?folder={quoted}&page=2"
+    assert len(out["folderPage2"]["cards"]) == 5 and out["folderPage2"]["pager"] == "Page 2 of 2"
+    assert all(backup in dirs for dirs in out["folderPage2"]["cards"])
+    assert out["reloaded"] == out["folderPage2"]
+    assert out["back"] == out["folder"]
+    # ... combined with the status filter, then the whole library again
+    assert out["withStatus"]["hash"] == f"#/duplicates?status=any&folder={quoted}"
+    assert out["withStatus"]["count"] == "25 groups"
+    assert (
+        out["whole"]["hash"] == "#/duplicates?status=any" and out["whole"]["count"] == "31 groups"
+    )
+    assert out["whole"]["typed"] == ""
+    # A folder outside the library is refused, said, with no "Try again" and no groups
+    assert "outside the library roots" in out["outside"], out["outside"]
+    assert out["outsideCards"] == 0 and out["outsideButtons"] == 0
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
+def test_accept_all_on_one_folders_groups_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+    # Given the library's two groups with a copy in backup/, and a third with none there
+    library = tmp_path / "library"
+    expected = make_library(library)
+    (library / "phone").mkdir()
+    picture(200).save(library / "2024" / "trip" / "IMG_200.JPG", "JPEG", quality=90)
+    shutil.copyfile(library / "2024" / "trip" / "IMG_200.JPG", library / "phone" / "IMG_200.JPG")
+    phone = sorted(
+        [str(library / "2024" / "trip" / "IMG_200.JPG"), str(library / "phone" / "IMG_200.JPG")]
+    )
+    cfg = _scan_local(embedded_settings, library)
+    files = expected["exact"] + expected["perceptual"] + phone
+    with _behind_immich(ui_dist, cfg, library, files, expected) as ctx:
+        stack, immich, key, assets = ctx["stack"], ctx["immich"], ctx["key"], ctx["assets"]
+
+        # When the user lists backup/'s groups, keeps the backup copy of the exact pair, and
+        # accepts all suggestions on that page
+        out = _drive("immich-folder-bulk", stack.url, key, str(library))
+
+        state = immich.state.assets
+
+    backup = f"{library}/backup"
+    quoted = requests.utils.quote(backup, safe="")
+    assert out["wholeCards"] == 3
+    assert out["folder"]["hash"] == f"#/duplicates?folder={quoted}"
+    assert out["folderRequest"] == f"?path_prefix={quoted}&status=open&page=1&size=20"
+    assert {g["type"] for g in out["before"]} == {"exact", "perceptual"}
+    kept = out["kept"]
+    assert kept == f"{backup}/IMG_100.JPG", kept
+    # Then the dry run covers the two groups listed, and says which keeps its backup copy
+    dry, real = out["bodies"]
+    assert dry["dryRun"] is True and len(dry["groups"]) == 2
+    assert f"In 1 group the copy kept is the one in {backup}" in out["dialog"], out["dialog"]
+    assert real["dryRun"] is False and len(real["groups"]) == 2
+    assert {tuple(g["keep"]) for g in real["groups"]} == {
+        (kept,),
+        (str(library / "2024" / "trip" / "IMG_101.JPG"),),
+    }
+    assert "Resolved 2 groups" in out["message"], out["message"]
+    # ... the folder has none left to review, and the one elsewhere is untouched
+    assert out["empty"] == f"No duplicate groups with a copy in {backup} — nothing to review."
+    assert out["after"]["hash"] == out["folder"]["hash"]
+    assert [sorted(g["files"]) for g in out["whole"]] == [["IMG_200.JPG", "IMG_200.JPG"]]
+    trip = library / "2024" / "trip"
+    assert state[assets[str(trip / "IMG_100.JPG")]]["isTrashed"] is True
+    assert state[assets[kept]]["isTrashed"] is False
+    assert state[assets[f"{backup}/IMG_101-small.jpg"]]["isTrashed"] is True
+    assert not any(state[assets[p]]["isTrashed"] for p in phone)
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 

@@ -5,11 +5,15 @@ import {
   type UndoResult,
 } from "./api";
 import { canTakeFocus, Dialog } from "./Dialog";
-import { focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, type Go, type Params } from "./hooks";
+import { FolderField, useTypedFolder } from "./FolderField";
+import {
+  focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLibraryRoots, useLoad, type Go, type Params,
+} from "./hooks";
 import {
   actionFailure, camera, displayText, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
   dirname, displayName, displayPath, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
-  DUPLICATE_PAGE_SIZES, dismissNotice, hiddenDecided, memberMark, memberOutcome, notesOf, pageAfterResize, pageFromUrl, pageParam, pageSizeParam, placeNotes,
+  DUPLICATE_PAGE_SIZES, dismissNotice, duplicatesListKey, duplicatesListParams, duplicatesRoute, duplicatesView,
+  folderFilter, hiddenDecided, memberMark, memberOutcome, notesOf, pageAfterResize, pageParam, pathInFolder, placeNotes,
   planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
@@ -37,17 +41,15 @@ interface Note {
 }
 
 export function Duplicates({ localMode, params, go }: Props) {
-  const type = params.get("type") ?? "";
-  const status = params.get("status") ?? "open";
-  const page = pageFromUrl(params.get("page"));
-  // Groups per page (20 unless the URL says another offered size): a bigger page reviews
-  // more at once, up to the 200 "Accept all suggestions" can send in one call
-  const size = pageSizeParam(params.get("size"));
-  const listKey = `${type}|${status}|${page}|${size}`;
-  const list = useLoad(
-    () => api.duplicates({ type, status: status === "any" ? "" : status, page, size }),
-    listKey,
-  );
+  // Kind, status, folder, page and groups per page (20 unless the URL says another offered
+  // size: a bigger page reviews more at once, up to the 200 "Accept all suggestions" can
+  // send in one call), all in the URL
+  const view = duplicatesView(params);
+  const { type, status, folder, page, size } = view;
+  const listKey = duplicatesListKey(view);
+  const list = useLoad(() => api.duplicates(duplicatesListParams(view)), listKey);
+  const [typed, setTyped] = useTypedFolder(folder);
+  const roots = useLibraryRoots();
   const [picks, setPicks] = useState<Record<string, string>>({});
   // Groups decided on this list, hidden until the reload drops them, each with the load on
   // screen when it was decided: a later load that lists it again (another reviewer reopened
@@ -104,11 +106,9 @@ export function Duplicates({ localMode, params, go }: Props) {
   const afterBulk = useRef(0);
 
   // `replace`: a step the list makes by itself (see `Go`)
+  // (a filter changed, the folder too, starts from page 1)
   const nav = (p: Record<string, string>, replace = false) =>
-    go("duplicates", {
-      type, status: status === "open" ? "" : status,
-      size: size === DUPLICATE_PAGE_SIZES[0] ? "" : String(size), page: "", ...p,
-    }, { replace });
+    go("duplicates", duplicatesRoute(view, p), { replace });
   // Another page size keeps the first group shown on the page shown
   const resize = (to: number) => {
     const at = pageAfterResize(page, size, to);
@@ -130,7 +130,7 @@ export function Duplicates({ localMode, params, go }: Props) {
   // Undo) first on the page stepped to, the keyboard on the first of them
   const focusAfterStep = useFocusAfterStep(list, listKey, listRef, shown.find((x) => cardNotes[x.id])?.id);
   useEmptyPageStep(list, listKey, page, size, (p) => {
-    const to = `${type}|${status}|${p}|${size}`;
+    const to = duplicatesListKey(view, p);
     if (Object.keys(cardNotes).length) {
       setNotes({ key: listKey, to, byId: carryNotes(cardNotes) });
       focusAfterStep(to);
@@ -312,7 +312,8 @@ export function Duplicates({ localMode, params, go }: Props) {
   return (
     <div className="duplicates" ref={pageRef}>
       <h1 tabIndex={-1}>Duplicates</h1>
-      <form className="filters" onSubmit={(e) => e.preventDefault()} aria-label="Filter duplicates">
+      <form className="filters" aria-label="Filter duplicates"
+            onSubmit={(e) => { e.preventDefault(); nav({ folder: folderFilter(typed, roots) }); }}>
         <label>
           Kind
           <select value={type} onChange={(e) => nav({ type: e.target.value })}>
@@ -336,6 +337,9 @@ export function Duplicates({ localMode, params, go }: Props) {
             {DUPLICATE_PAGE_SIZES.map((n) => <option key={n} value={n}>{n}</option>)}
           </select>
         </label>
+        <FolderField typed={typed} setTyped={setTyped} folder={folder}
+                     onClear={() => nav({ folder: "" })} helpId="duplicates-folder-help" roots={roots}
+                     help="A folder of the library, as a full path: only the groups with a copy in it or below are listed." />
         {list.data && (
           <span className="muted" role="status">
             {formatCount(list.data.total)} {list.data.total === 1 ? "group" : "groups"}
@@ -373,13 +377,17 @@ export function Duplicates({ localMode, params, go }: Props) {
         })}
       </ol>
       {list.data && items.length === 0 && !list.loading && (
-        <p className="empty">No duplicate groups here{status === "open" ? " — nothing to review" : ""}.</p>
+        <p className="empty">
+          {folder ? <>No duplicate groups with a copy in <span className="path">{displayPath(folder)}</span></>
+                  : "No duplicate groups here"}
+          {status === "open" ? " — nothing to review" : ""}.
+        </p>
       )}
       {list.data && (
         <Pager page={page} size={list.data.size || size} total={list.data.total}
                onPage={(p) => nav({ page: pageParam(p) })} label="Duplicate pages" />
       )}
-      <ConfirmDialog pending={pending?.kind === "undo" ? null : pending} items={items}
+      <ConfirmDialog pending={pending?.kind === "undo" ? null : pending} items={items} folder={folder}
                      busy={busy === "confirm"} onCancel={() => setPending(null)} onConfirm={confirm}
                      returnFocus={returnFocus} />
       <UndoDialog pending={pending?.kind === "undo" ? pending : null} busy={busy === "confirm"}
@@ -563,14 +571,21 @@ function inImmich(m: DupMember): string {
 interface ConfirmProps {
   pending: Exclude<Pending, { kind: "undo" }> | null;
   items: Duplicate[];
+  /** The folder the list is filtered to ("" the whole library) */
+  folder: string;
   busy: boolean;
   onCancel: () => void;
   onConfirm: () => void;
   returnFocus: () => HTMLElement | null | undefined;
 }
 
-function ConfirmDialog({ pending, items, busy, onCancel, onConfirm, returnFocus }: ConfirmProps) {
+function ConfirmDialog({ pending, items, folder, busy, onCancel, onConfirm, returnFocus }: ConfirmProps) {
   const plans = pending ? (pending.kind === "one" ? [pending.plan] : pending.result.results) : [];
+  const going = plans.filter((p) => p.status === undefined || p.status === 200);
+  // A list of one folder's groups (a backup to clear, say): the groups whose copy kept is
+  // the one in that folder, said before they are decided
+  const keptInFolder = folder
+    ? going.filter((p) => p.keep.some((k) => pathInFolder(k.path, folder))).length : 0;
   const dups = pending?.kind === "one" ? [pending.dup] : items;
   const t = planTotals(plans, dups);
   const go = confirmButton(t);
@@ -610,6 +625,13 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm, returnFocus 
           left on disk untouched.
         </p>
       )}
+      {pending?.kind === "bulk" && keptInFolder > 0 && (
+        <p className="notice kept-in-folder">
+          In {plural(keptInFolder, "group")} the copy kept is the one in{" "}
+          <span className="path">{displayPath(folder)}</span>: to keep another copy instead, pick
+          it in the group's card first.
+        </p>
+      )}
       {t.refused.length > 0 && (
         <p className="notice error">
           {t.refused.length} {t.refused.length === 1 ? "group" : "groups"} cannot be resolved:{" "}
@@ -617,7 +639,7 @@ function ConfirmDialog({ pending, items, busy, onCancel, onConfirm, returnFocus 
         </p>
       )}
       <ul className="plan">
-        {plans.filter((p) => p.status === undefined || p.status === 200).map((p) => (
+        {going.map((p) => (
           <li key={p.id}>
             {p.keep.map((k) => (
               <div key={k.path} className="plan-keep"><span className="tag">keep</span> {displayPath(k.path)}</div>

@@ -328,8 +328,8 @@ export function undoResolution(id: string, dryRun: boolean): Promise<UndoResult>
 export const api = {
   me: () => request<Me>("GET", "/me"),
   stats: () => request<Stats>("GET", "/stats"),
-  duplicates: (p: { type?: string; status?: string; page?: number; size?: number }) =>
-    request<Page<Duplicate>>("GET", `/duplicates${query(p)}`),
+  duplicates: (p: { type?: string; status?: string; path_prefix?: string; page?: number; size?: number }) =>
+    inFolder<Page<Duplicate>>("/duplicates", p),
   groups: (p: { type?: string; path_prefix?: string; page?: number; size?: number }) =>
     inFolder<Page<FileGroup>>("/groups", p),
   fileErrors: (p: { path_prefix?: string; page?: number; size?: number }) =>

@@ -655,6 +655,74 @@ export function pageAfterResize(page: number, oldSize: number, newSize: number):
   return Math.floor(((Math.max(1, page) - 1) * oldSize) / newSize) + 1;
 }
 
+// --- the Duplicates page's filters --------------------------------------------------------
+
+/** What the Duplicates page shows, as its URL says: kind, status ("open" unless it says
+ * another; "any" for every one), folder (a full path; "" the whole library), page and
+ * page size. Reload and Back keep it. */
+export interface DuplicatesView {
+  type: string;
+  status: string;
+  folder: string;
+  page: number;
+  size: number;
+}
+
+export function duplicatesView(params: { get(name: string): string | null }): DuplicatesView {
+  return {
+    type: params.get("type") ?? "",
+    status: params.get("status") || "open",
+    folder: params.get("folder") ?? "",
+    page: pageFromUrl(params.get("page")),
+    size: pageSizeParam(params.get("size")),
+  };
+}
+
+/** The view's URL parameters (`hashQuery` leaves the empty ones out): the defaults
+ * (status open, 20 a page, page 1, the whole library) are not written. `change`: what the
+ * user changed; a filter changed (`type`, `status`, `folder`, `size`) starts from page 1
+ * unless `change` names the page too. */
+export function duplicatesRoute(
+  v: DuplicatesView, change: Partial<Record<"type" | "status" | "folder" | "page" | "size", string>> = {},
+): Record<string, string> {
+  return {
+    type: v.type,
+    status: v.status === "open" ? "" : v.status,
+    folder: v.folder,
+    size: v.size === DUPLICATE_PAGE_SIZES[0] ? "" : String(v.size),
+    page: "",
+    ...change,
+  };
+}
+
+/** What the page asks `GET /duplicates` for: its folder as `path_prefix` (only the groups
+ * with a copy in it or below), beside its kind, status and page. */
+export function duplicatesListParams(v: DuplicatesView): {
+  type: string; status: string; path_prefix?: string; page: number; size: number;
+} {
+  return {
+    type: v.type,
+    status: v.status === "any" ? "" : v.status,
+    path_prefix: v.folder || undefined,
+    page: v.page,
+    size: v.size,
+  };
+}
+
+/** The key of the list of `v` (its page replaced by `page`, when given): what its notes and
+ * the groups decided on it belong to. */
+export function duplicatesListKey(v: DuplicatesView, page = v.page): string {
+  return `${v.type}|${v.status}|${v.folder}\u0000${page}|${v.size}`;
+}
+
+/** Whether `path` is in `folder` or below (a folder, not a string prefix: /p/backup holds
+ * /p/backup/a.jpg, not /p/backup-old/a.jpg); every path is in "/". */
+export function pathInFolder(path: string, folder: string): boolean {
+  if (!folder) return false;
+  const f = folder.length > 1 ? folder.replace(/\/+$/, "") : folder;
+  return f === "/" ? path.startsWith("/") : path === f || path.startsWith(`${f}/`);
+}
+
 /** The groups a list still hides as decided on it: each until a load after its decision
  * lists it again (another reviewer reopened it, say). `decided`: each group's id, with the
  * load on screen when it was decided (which still lists it). */
