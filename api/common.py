@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from core.config import Settings
 from core.hosts import LOOPBACK_NAMES, is_local_host
 from core.paths import PathOutsideRoots, confine, query_paths
+from core.requestbody import read_body
 
 log = logging.getLogger("twinlens.api")
 
@@ -61,7 +62,7 @@ def json_body(required: bool = False) -> dict[str, Any]:
     # Not request.data: Werkzeug parses a form-encoded body into request.form and leaves
     # request.data empty, so `curl -d '{"path": …}'` would silently become {} (a scan of
     # the whole root, a dissolved group).
-    raw = request.get_data(cache=True, parse_form_data=False)
+    raw = read_body(request, None, ApiError, (HTTPException,))
     if not raw:
         if required:
             raise ApiError(400, "a JSON body is required")

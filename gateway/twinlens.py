@@ -17,8 +17,10 @@ from urllib.parse import quote
 import requests
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
 from redis.exceptions import RedisError
+from werkzeug.exceptions import HTTPException
 
 from core.paths import PathOutsideRoots, confine, query_paths, root_of
+from core.requestbody import read_body
 from gateway import enrich, resolve, thumbs
 from gateway.auth import as_caller, require_user, upstream_error
 from gateway.cache import changed, digest, get_many_or_none, set_many_if_up, version_or_none
@@ -84,7 +86,7 @@ def json_body() -> dict[str, Any]:
     limit = current_app.config["MAX_JSON_BODY"]
     if request.content_length is not None and request.content_length > limit:
         raise BadRequest(413, f"body larger than {limit} bytes")
-    raw = request.stream.read(limit + 1)
+    raw = read_body(request, limit + 1, BadRequest, (HTTPException,))
     if len(raw) > limit:
         raise BadRequest(413, f"body larger than {limit} bytes")
     if not raw.strip():

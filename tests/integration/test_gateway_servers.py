@@ -238,3 +238,31 @@ def test_a_local_mode_gateway_is_served_on_loopback_only(server, tmp_path, monke
     # When the server is started, Then it binds the loopback address, whatever the setting
     gw_server.run(settings, port=3999, server=server)
     assert bound[server] in (("127.0.0.1", 3999), ["127.0.0.1:3999"]), bound
+
+
+def test_a_broken_chunked_body_is_refused_not_read_as_empty(server_gateway, alice):
+    url, _, server, _ = server_gateway
+    port = int(url.rsplit(":", 1)[1])
+    # Given requests to Twinlens whose chunked bodies are broken (a chunk size that is not
+    # hex; a body that ends before its last chunk), where an empty body would mean
+    # "nothing asked": a scan of every root, a split that dissolves the group
+    token = alice.bearer["Authorization"]
+    broken = {
+        "bad chunk size": b"zz\r\n{}\r\n0\r\n\r\n",
+        "empty chunked": b"0\r\n\r\n",
+    }
+    for case, body in broken.items():
+        head = (
+            "POST /api/twinlens/jobs HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: {token}\r\nContent-Type: application/json\r\n"
+            "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+            c.sendall(head + body)
+            answer = b""
+            while chunk := c.recv(65536):
+                answer += chunk
+        # Then each is refused as a bad request, saying why, under either server
+        status_line, _, rest = answer.partition(b"\r\n")
+        assert status_line.startswith(b"HTTP/1.1 400"), (server, case, answer[:300])
+        assert b"chunked" in rest or b"could not be read" in rest, (server, case, rest[-300:])
