@@ -98,6 +98,10 @@ def serve(which: str, settings: Settings, port: int | None = None) -> int:
             self.cfg.set("threads", 4)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", "-")
+            # No limit on the request line (gunicorn's is 4094 bytes): a folder asked for
+            # by path_prefix may be 4096 bytes, three times that percent-encoded. Only
+            # the gateway and the workers call these APIs, with the service token.
+            self.cfg.set("limit_request_line", 0)
 
         def load(self) -> Flask:
             # Built in each worker after the fork, so no database pool is shared.

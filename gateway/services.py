@@ -61,6 +61,10 @@ def call(
     try:
         body = resp.json() if resp.content else None
     except ValueError:
+        if 400 <= resp.status_code < 500:  # its server's own refusal (414: a URL too long)
+            raise ServiceError(
+                resp.status_code, f"the {service} service refused the request ({resp.reason})"
+            ) from None
         raise ServiceError(502, f"the {service} service sent a non-JSON answer") from None
     if resp.status_code >= 500:
         msg = body.get("error") if isinstance(body, dict) else None

@@ -19,7 +19,7 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, send_fi
 from redis.exceptions import RedisError
 from werkzeug.exceptions import HTTPException
 
-from core.paths import PathOutsideRoots, confine, query_paths, root_of
+from core.paths import PATH_MAX, PathOutsideRoots, confine, query_paths, root_of
 from core.requestbody import read_body
 from gateway import enrich, resolve, thumbs
 from gateway.auth import as_caller, require_user, upstream_error
@@ -64,9 +64,14 @@ def _plan_error(exc: resolve.PlanError) -> Response:
     return json_error(exc.status, exc.message)
 
 
+_MAX_ID = 64  # the services' ids are at most 32 characters
+
+
 def _segment(value: str) -> str:
     """An id from the caller as one path segment of a service URL: "/", "?", "#" and ".."
     must not steer the call (it carries the service token)."""
+    if len(value) > _MAX_ID:  # no row has such an id (and the URL would outgrow the server's)
+        raise BadRequest(404, f"no item with the id {value[:40]!r}…")
     try:
         segment = quote(value, safe="")
     except UnicodeEncodeError:  # a lone surrogate: no id is made of one
@@ -126,6 +131,8 @@ def _page_args(allowed: tuple[str, ...], own: tuple[str, ...] = ()) -> dict[str,
         # The client's bytes (a Latin-1 folder from an old PC), sent on exactly: the
         # service decodes file names as os.fsdecode does.
         params["path_prefix"] = os.fsencode(query_paths(request.query_string)["path_prefix"])
+        if len(params["path_prefix"]) > PATH_MAX:
+            raise BadRequest(400, f"path_prefix is longer than {PATH_MAX} bytes")
     for key in ("page", "size"):
         if key in params and not _WHOLE.fullmatch(params[key]):
             raise BadRequest(400, f"{key} must be a positive whole number")

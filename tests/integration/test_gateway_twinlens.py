@@ -861,6 +861,36 @@ def test_malformed_requests_to_twinlens_routes_are_json_4xx(
     assert catalog.group_of("a.CR3")["id"] == gid and grouping_api.writes() == []
 
 
+def test_what_no_service_url_could_carry_is_refused_by_the_gateway(
+    gateway, alice, library, catalog, grouping_api, dedup_api
+):
+    url = gateway.url + "/api/twinlens"
+    # Given a folder longer than any path, and an id longer than any the services make
+    folder = str(library) + ("/" + "写真" * 40) * 30  # 7,200 bytes as UTF-8
+    # When they are asked for
+    r = requests.get(url + "/groups", params={"path_prefix": folder}, headers=alice.bearer)
+    assert r.status_code == 400 and "4096 bytes" in r.json()["message"], r.text
+    r = requests.get(url + "/groups/" + "g" * 5000, headers=alice.bearer)
+    assert r.status_code == 404, r.text
+    bulk = requests.post(
+        url + "/duplicates/resolve",
+        json={"groups": [{"id": "y" * 90_000, "keep": []}], "dryRun": True},
+        headers=alice.bearer,
+    )
+    # Then each is refused as what it is, and no service is asked to carry it
+    assert bulk.status_code == 200 and bulk.json()["results"][0]["status"] == 404, bulk.text[-300:]
+    assert grouping_api.total() == 0 and dedup_api.total() == 0
+
+
+def test_a_services_own_refusal_without_json_keeps_its_status(gateway, alice, grouping_api):
+    # Given the grouping API's server refusing a request itself (gunicorn's 414 page for a
+    # request line too long for it), before the API's own JSON answer
+    grouping_api.fail("GET", "/groups", 414)
+    # When the groups are asked for, Then the client is told that, not 502
+    r = requests.get(gateway.url + "/api/twinlens/groups", headers=alice.bearer)
+    assert r.status_code == 414 and "refused the request" in r.json()["message"], r.text
+
+
 def test_a_bulk_dry_run_moves_and_records_nothing(gateway, immich, alice, world, catalog):
     # Given two open groups, when the UI asks for the bulk preview
     r = _bulk(
