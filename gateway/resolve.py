@@ -58,6 +58,13 @@ def plan(
         if unknown:
             raise PlanError(400, f"not members of this group: {', '.join(map(str, unknown[:5]))}")
         keep = list(dict.fromkeys(p for r in keep_refs for p in by_ref[r]))
+        if set(members) <= set(keep):
+            # Recorded, the group would leave the list "resolved" with every copy there
+            raise PlanError(
+                400,
+                "keep names every copy, so nothing would go to the trash: keep fewer, "
+                "or mark the group not duplicates",
+            )
         # A copy kept must still be there, or trashing the others would leave none: one
         # in Immich's trash is purged with it, one gone from disk is gone.
         gone_from_disk = {m.get("path") for m in dup.get("members") or [] if m.get("missing")}

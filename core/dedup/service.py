@@ -628,6 +628,11 @@ def record_resolution(
         raise DedupError("keep names files outside this group: " + ", ".join(unknown[:5]))
     if action == "trash" and not keep:
         raise DedupError("keep must name at least one member to keep")
+    if action == "trash" and paths <= set(keep):
+        raise DedupError(
+            "keep names every copy, so nothing would go to the trash: keep fewer, or record "
+            "not_duplicate"
+        )
     gone = [dict(path=t["path"], sha1=t.get("sha1")) for t in trashed or []]
     if gone and action != "trash":
         raise DedupError("only a trash decision sends files to the trash")

@@ -606,6 +606,15 @@ def test_bad_resolutions_are_400(world, body: Any, status: int, word: str) -> No
     assert get(client, f"/duplicates/{d['id']}").get_json()["status"] == "open"
 
 
+def test_a_trash_that_keeps_every_copy_is_refused_not_recorded(world) -> None:
+    cat, client, _ = world
+    d = by_path(client, "exact1/copy0.jpg", cat)
+    every = [m["path"] for m in d["members"]]
+    r = post(client, f"/duplicates/{d['id']}/resolution", {"action": "trash", "keep": every})
+    assert r.status_code == 400 and "every copy" in r.get_json()["error"]
+    assert get(client, f"/duplicates/{d['id']}").get_json()["status"] == "open"
+
+
 # --- stats and lookup ----------------------------------------------------------------------
 
 

@@ -167,6 +167,7 @@ def test_plan_refuses_to_keep_a_copy_that_is_already_going():
     [
         (DUP, ["/p/x"], "trash", 400),
         (DUP, [], "trash", 400),
+        (DUP, ["/p/a", "/p/b", "/p/c"], "trash", 400),  # keeps every copy: nothing moves
         (DUP, ["/p/a"], "delete", 400),
         ({**DUP, "status": "resolved"}, ["/p/a"], "trash", 409),
     ],
