@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Blueprint, jsonify
@@ -65,6 +66,10 @@ def start_scan(body: dict[str, Any], trigger: str = "api") -> Any:
             raise ApiError(400, "path is required when more than one library root is configured")
         raw = str(cfg.library_roots[0])
     path = confined_path(raw)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        # A folder is scanned; a file is seen by a scan of its folder (a folder gone from
+        # disk is scanned: its files are then marked missing)
+        raise ApiError(400, "path is a file, not a folder: scan the folder it is in")
     roots = [str(r) for r in cfg.library_roots]
     root_path = root_of(path, roots) or next(
         (r for r in roots if path.startswith(r.rstrip("/") + "/") or path == r), None

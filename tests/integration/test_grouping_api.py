@@ -171,6 +171,7 @@ def test_bad_inputs_are_json_400_or_404(client, pg_settings, tmp_path, library):
     outside = tmp_path / "outside"
     outside.mkdir()
     os.symlink(outside, Path(lib) / "escape")
+    (Path(lib) / "loose.jpg").write_bytes(b"a file, not a folder")
     gid = client.get("/groups", headers=AUTH).get_json()["items"][0]["id"]
     cases = [
         ("get", "/groups?page=0", None, 400, "page"),
@@ -213,6 +214,7 @@ def test_bad_inputs_are_json_400_or_404(client, pg_settings, tmp_path, library):
             "primary",
         ),
         ("post", "/groups/merge", {"paths": [f"{lib}/a/b.jpg", "/tmp/x"]}, 400, "outside"),
+        ("post", "/scans", {"path": f"{lib}/loose.jpg"}, 400, "not a folder"),
         ("get", "/nowhere", None, 404, ""),
         ("delete", "/groups", None, 405, ""),
     ]
