@@ -68,7 +68,7 @@ def start_scan(body: dict[str, Any], trigger: str = "api") -> Any:
     path = confined_path(raw)
     if os.path.lexists(path) and not os.path.isdir(path):
         # A folder is scanned; a file is seen by a scan of its folder (a folder gone from
-        # disk is scanned: its files are then marked missing)
+        # disk is let through: the scan reports it unlistable, as the watcher's would)
         raise ApiError(400, "path is a file, not a folder: scan the folder it is in")
     roots = [str(r) for r in cfg.library_roots]
     root_path = root_of(path, roots) or next(
