@@ -9,6 +9,7 @@ bodies both ways; gunicorn additionally moves large originals by splice(2)
 
 from __future__ import annotations
 
+import logging
 import os
 
 from core.config import Settings
@@ -42,6 +43,15 @@ def run(
 ) -> None:
     """Serve the gateway until stopped, with ``server`` (default: the settings' choice)."""
     workers = workers or max(2, (os.cpu_count() or 1))
+    if settings.cache_url.startswith("memory"):
+        # An in-process cache (and data version) is one process's: a second worker would
+        # keep serving what the first one's change made stale
+        logging.getLogger("twinlens.gateway").warning(
+            "TWINLENS_CACHE_URL is memory://: the gateway runs one worker, and sees groups "
+            "changed by other processes (scans by separate workers) only as its cached "
+            "answers expire; set a Redis URL to run it beside them"
+        )
+        workers = 1
     if (server or settings.gateway_server) == "gunicorn":
         _run_gunicorn(settings, workers, threads, port, access_log)
     else:

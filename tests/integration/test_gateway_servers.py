@@ -266,3 +266,40 @@ def test_a_broken_chunked_body_is_refused_not_read_as_empty(server_gateway, alic
         status_line, _, rest = answer.partition(b"\r\n")
         assert status_line.startswith(b"HTTP/1.1 400"), (server, case, answer[:300])
         assert b"chunked" in rest or b"could not be read" in rest, (server, case, rest[-300:])
+
+
+@pytest.mark.parametrize("server", ["granian", "gunicorn"])
+def test_a_gateway_with_an_in_process_cache_runs_one_worker(server, tmp_path, monkeypatch):
+    from gateway import server as gw_server
+
+    started = {}
+
+    class Granian:
+        def __init__(self, target, address, port, **kw):
+            started["granian"] = kw["workers"]
+
+        def serve(self):
+            pass
+
+    import granian.server
+    from gunicorn.app.base import BaseApplication
+
+    monkeypatch.setattr(granian.server, "Server", Granian)
+    monkeypatch.setattr(
+        BaseApplication, "run", lambda self: started.__setitem__("gunicorn", self.cfg.workers)
+    )
+    # Given the in-process cache (and data version), which one process alone holds
+    memory = load_settings({}, immich_url="http://immich:2283", data_dir=tmp_path)
+    assert memory.cache_url.startswith("memory")
+    # When the gateway is started with several workers, Then it runs one
+    gw_server.run(memory, workers=4, port=3999, server=server)
+    assert started[server] == 1
+    # While with Redis it runs what it was asked for
+    shared = load_settings(
+        {},
+        immich_url="http://immich:2283",
+        data_dir=tmp_path,
+        cache_url="redis://127.0.0.1:6379/14",
+    )
+    gw_server.run(shared, workers=4, port=3999, server=server)
+    assert started[server] == 4
