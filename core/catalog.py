@@ -1116,9 +1116,17 @@ def _left_over_sizes(session: Session, root_id: int) -> set[int]:
     Asked of the database per size: two of its quick digests alike, or one unknown.
     A size may come back that needs nothing (the alike pair is hashed already): it costs
     its rows' reading, and ``_plan_quick``/``_plan_full`` find nothing to do."""
-    # A file whose read failed waits for its retry (``retry_due``), not for every scan
+    # A file whose read failed waits for its retry (``retry_due``), not for every scan;
+    # one read fine with an error about its content (a truncated video) is swept
     unhashed_here = case(
-        (and_(File.sha256.is_(None), File.error.is_(None), File.root_id == root_id), 1),
+        (
+            and_(
+                File.sha256.is_(None),
+                func.coalesce(File.read_failures, 0) == 0,
+                File.root_id == root_id,
+            ),
+            1,
+        ),
         else_=0,
     )
     quicks = func.count(File.quick)
@@ -1214,7 +1222,8 @@ def advance(session: Session, job_id: str, from_phase: str, settings: Settings) 
     if job.batches_done < job.batches_total:
         return None
     # A scan of the whole root also takes up what an earlier one left unhashed (nightly,
-    # "Scan now"); a watcher's folder scan, often and small, does not
+    # "Scan now"); a folder scan does not (the watcher's, often and small; one of the
+    # root's top folder is a scan of the root)
     root = session.get(Root, job.root_id) if job.root_id is not None else None
     sweep = root.id if root is not None and job.path in (None, root.path) else None
     left_over: set[int] | None = None

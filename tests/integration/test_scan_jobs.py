@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from core import jobs
@@ -293,8 +294,9 @@ def _exact_duplicates(settings: Settings) -> set[frozenset[str]]:
     return {frozenset(m) for m in members.values()}
 
 
+@pytest.mark.parametrize("truncated", [False, True], ids=["intact", "truncated"])
 def test_a_copy_left_unhashed_by_a_cancelled_scan_is_found_by_the_next_scan_of_the_library(
-    embedded_settings: Settings, library: Path
+    embedded_settings: Settings, library: Path, truncated: bool
 ) -> None:
     import shutil
 
@@ -304,6 +306,8 @@ def test_a_copy_left_unhashed_by_a_cancelled_scan_is_found_by_the_next_scan_of_t
     # Given a scanned library, then a byte copy of one of its videos made elsewhere (a
     # video is not read in full when cataloged: its hash waits for a twin)
     clip = b"\x00\x00\x00\x14ftypqt  \x00\x00\x00\x00qt  " + bytes(range(256)) * 256
+    if truncated:  # its media data says 10 MB: cataloged with an error, read in full fine
+        clip = clip[:20] + b"\x00\x98\x96\x80mdat" + clip[20:]
     write_bytes(library / "2024" / "IMG_0001.MOV", clip)
     run_scan(embedded_settings, str(library))
     (library / "backup").mkdir()
@@ -327,7 +331,9 @@ def test_a_copy_left_unhashed_by_a_cancelled_scan_is_found_by_the_next_scan_of_t
     with session_scope(engine_for(embedded_settings.database_url)) as s:
         from core.models import File
 
-        assert all(sha is not None for sha in s.scalars(select(File.sha256)))
+        rows = s.execute(select(File.sha256, File.error)).all()
+        assert all(sha is not None for sha, _ in rows)
+        assert all(bool(error) == truncated for _, error in rows)  # the case it stands for
     # And a scan after it reads nothing again
     assert run_scan(embedded_settings, str(library))["job"]["bytes_read"] == 0
 
