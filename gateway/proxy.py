@@ -528,17 +528,18 @@ def _enrichable(resp: RawResponse) -> bool:
 def delivered(
     environ: dict[str, Any], headers: list[tuple[str, str]], body: bytes
 ) -> tuple[int, list[tuple[str, str]], bytes]:
-    """Status, headers and body of an enriched answer as the client asked for it: with a
-    validator of its own (Immich's ETag described Immich's body), 304 when the client
-    holds that body already, gzip-compressed when the client accepts it, as Immich's
-    would have been."""
-    tag = hashlib.blake2b(body, digest_size=16).hexdigest()
-    headers.append(("ETag", quote_etag(tag, weak=True)))  # the same for either encoding
+    """Status, headers and body of an enriched answer as the client asked for it: for a
+    GET, a validator of its own (Immich's ETag described Immich's body) and 304 when the
+    client holds that body already (a search is a POST: RFC 9110 gives it neither);
+    gzip-compressed when the client accepts it, as Immich's would have been."""
     if not any(k.lower() == "vary" and "accept-encoding" in v.lower() for k, v in headers):
         headers.append(("Vary", "Accept-Encoding"))
-    held = environ.get("HTTP_IF_NONE_MATCH")
-    if held and parse_etags(held).contains_weak(tag):
-        return 304, [(k, v) for k, v in headers if k.lower() != "content-type"], b""
+    if environ.get("REQUEST_METHOD") == "GET":
+        tag = hashlib.blake2b(body, digest_size=16).hexdigest()
+        headers.append(("ETag", quote_etag(tag, weak=True)))  # the same for either encoding
+        held = environ.get("HTTP_IF_NONE_MATCH")
+        if held and parse_etags(held).contains_weak(tag):
+            return 304, [(k, v) for k, v in headers if k.lower() != "content-type"], b""
     accepted = environ.get("HTTP_ACCEPT_ENCODING", "")
     if (
         len(body) >= _GZIP_MIN

@@ -61,7 +61,7 @@ def call(
     try:
         body = resp.json() if resp.content else None
     except ValueError:
-        if 400 <= resp.status_code < 500:  # its server's own refusal (414: a URL too long)
+        if resp.status_code in _SIZE_REFUSALS:  # its server's own refusal of the request's size
             raise ServiceError(
                 resp.status_code, f"the {service} service refused the request ({resp.reason})"
             ) from None
@@ -72,6 +72,12 @@ def call(
         status = 503 if resp.status_code == 503 else 502
         raise ServiceError(status, f"the {service} service failed: {msg or resp.status_code}", body)
     return resp.status_code, body
+
+
+# What a service's HTTP server (or a proxy before it) refuses without the API's JSON: a
+# body, URL or header too large. Any other answer that is not JSON is a fault of the
+# service's address or of what runs there (502), not the caller's.
+_SIZE_REFUSALS = frozenset({413, 414, 431})
 
 
 def lookup(service: str, paths: list[str], sha1s: list[str]) -> list[dict[str, Any]]:

@@ -889,6 +889,13 @@ def test_a_services_own_refusal_without_json_keeps_its_status(gateway, alice, gr
     # When the groups are asked for, Then the client is told that, not 502
     r = requests.get(gateway.url + "/api/twinlens/groups", headers=alice.bearer)
     assert r.status_code == 414 and "refused the request" in r.json()["message"], r.text
+    # While a page that is not the API's for another reason (a wrong service address: a
+    # 404 or 401 of whatever answers there) is the service's fault, not the caller's
+    for status in (404, 401):
+        grouping_api.heal()
+        grouping_api.fail("GET", "/groups", status)
+        r = requests.get(gateway.url + "/api/twinlens/groups", headers=alice.bearer)
+        assert r.status_code == 502 and "non-JSON" in r.json()["message"], (status, r.text)
 
 
 def test_a_bulk_dry_run_moves_and_records_nothing(gateway, immich, alice, world, catalog):
