@@ -386,18 +386,27 @@ def _member_rows(gid: str, g: DupGroup) -> list[dict[str, Any]]:
 # --- jobs ----------------------------------------------------------------------------------
 
 
+# The dedup rules' version, kept in each pass's summary. It moves when a change of the
+# rules leaves stored groups wrong until every file is looked at again; the first pass
+# after such an upgrade is then full. 2: sidecars are no duplicates on their own, and a
+# file that left a group of versions has its keeper chosen again.
+RULES = 2
+
+
 def _previous_watermark(session: Session) -> datetime | None:
+    """Where the last pass left off; None (a full pass) when it ran older rules."""
     for summary in session.scalars(
         select(Job.summary).where(Job.kind == "dedup", Job.state == "done",
                                   Job.summary.is_not(None))
         .order_by(Job.finished_at.desc()).limit(20)
     ):  # fmt: skip
         try:
-            mark = json.loads(summary or "{}").get("watermark")
+            last = json.loads(summary or "{}")
+            mark = last.get("watermark")
         except (ValueError, AttributeError):
             continue
         if mark:
-            return datetime.fromisoformat(mark)
+            return datetime.fromisoformat(mark) if last.get("rules") == RULES else None
     return None
 
 
@@ -554,7 +563,7 @@ def _run_locked(session: Session, job_id: str, settings: Settings, holder: str) 
         session.commit()
 
     stats = dedupe(session, settings, since=since, progress=progress)
-    summary = {**stats.as_dict(), "watermark": watermark.isoformat()}
+    summary = {**stats.as_dict(), "watermark": watermark.isoformat(), "rules": RULES}
     session.execute(
         update(Job)
         .where(Job.id == job_id)

@@ -239,6 +239,19 @@ def test_jobs_record_progress_and_go_incremental(cat: Catalog) -> None:
     run(cat, forced)
     s3 = json.loads(job_row(cat, forced).summary or "{}")
     assert s3["mode"] == "full" and not (s3["created"] or s3["updated"] or s3["deleted"])
+    # A pass after one that ran older rules (an upgrade that changed them) is full: the
+    # groups stored then are looked at again, not only what changed since
+    with session_scope(cat.engine) as s:
+        job = s.get(Job, forced)
+        job.summary = json.dumps({**s3, "rules": service.RULES - 1})
+    cat.add("later/copy.jpg", size=10_001, sha=sha(10_001), phash=None)
+    upgraded = new_job(cat)
+    run(cat, upgraded)
+    assert json.loads(job_row(cat, upgraded).summary or "{}")["mode"] == "full"
+    after = new_job(cat)
+    cat.add("later/copy2.jpg", size=10_002, sha=sha(10_002), phash=None)
+    run(cat, after)
+    assert json.loads(job_row(cat, after).summary or "{}")["mode"] == "incremental"
 
 
 def test_the_watermark_stays_before_a_scan_still_running(cat: Catalog) -> None:
