@@ -43,7 +43,10 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
   but from two camera models, compared loosely as grouping does). Most cameras write no
   sub-seconds (or always 00), so a burst's frames share their second: equal whole-second
   times are one picture only if the names say so (one stem begins with the other's:
-  ``IMG_1234.JPG`` and ``IMG_1234-1.jpg``, not ``IMG_1235.JPG``). Further apart, the
+  ``IMG_1234.JPG`` and ``IMG_1234-1.jpg``, not ``IMG_1235.JPG``), or the sizes do (one is
+  the other resized, its aspect ratio kept: an export renamed and resized on the way; a
+  burst's frames all have the camera's size). An export renamed at full size is missed:
+  nothing tells it from the next frame. Further apart, the
   disagreement is as likely a rewritten date on a copy (a clock fixed years later) as
   another shot, so the picture decides as before; unknown values (an EXIF-stripped
   copy) are no objection either.
@@ -126,8 +129,27 @@ def different_shots(a: FileRecord, b: FileRecord) -> bool:
     if a.taken_at.microsecond or b.taken_at.microsecond:
         return False  # equal to the fraction of a second: a copy
     # Equal to the second, without fractions: most cameras write none (or always 00), so
-    # every frame of a burst shares its second. A copy then shows by its name.
-    return not names_related(a.path, b.path)
+    # every frame of a burst shares its second. A copy then shows by its name, or by its
+    # size: a burst's frames all have the camera's, an export resized on the way does not.
+    return not (names_related(a.path, b.path) or one_resized(a, b))
+
+
+# How far two aspect ratios may differ for one picture to be the other resized (rounding
+# of a resize to whole pixels: under 1% for any picture of 100 pixels or more)
+ASPECT_TOLERANCE = 0.02
+
+
+def one_resized(a: FileRecord, b: FileRecord) -> bool:
+    """One picture is the other at another size, its shape kept (a resized export, a
+    chat app's copy): both sizes known, different, and of one aspect ratio."""
+    if not (a.width and a.height and b.width and b.height):
+        return False
+    short_a, long_a = sorted((a.width, a.height))
+    short_b, long_b = sorted((b.width, b.height))
+    if (short_a, long_a) == (short_b, long_b):
+        return False
+    ratio_a, ratio_b = short_a / long_a, short_b / long_b
+    return abs(ratio_a - ratio_b) <= ASPECT_TOLERANCE * ratio_a
 
 
 def raw_and_its_rendition(a: FileRecord, b: FileRecord) -> bool:

@@ -195,3 +195,23 @@ def test_a_raw_and_its_jpeg_in_sibling_folders_are_not_duplicates(scene):
     other = shot(4, "/0602/JPG/DSCF0001.JPG", reencode(scene, 75),
                  taken_at=T0 + timedelta(days=30), **CAMERA)  # fmt: skip
     assert not perceptual.raw_and_its_rendition(raw, other)
+
+
+def test_an_export_renamed_and_resized_is_a_copy_though_its_second_has_no_fraction(scene):
+    # Given a frame from a camera that writes no sub-seconds, and the next frame of its
+    # burst at the same second
+    second = T0.replace(microsecond=0)
+    frame = shot(1, "/2024/DSC_0010.JPG", reencode(scene), taken_at=second, **CAMERA)
+    burst = shot(2, "/2024/DSC_0011.JPG", reencode(handheld(scene, 0.01)), taken_at=second,
+                 **CAMERA)  # fmt: skip
+    # And Lightroom's export of the first, renamed and resized, its EXIF kept
+    small = reencode(scene.resize((320, 240), Image.Resampling.LANCZOS), 80)
+    export = shot(3, "/Exports/Wedding_001.jpg", small, taken_at=second, **CAMERA)
+    # When dedup runs, Then the export is the frame's copy, and the burst stays apart
+    assert linked([frame, burst, export]) == [[1, 3]]
+    # While a crop to another shape, or an export at the frame's own size, says nothing
+    square = reencode(scene.crop((80, 0, 560, 480)).resize((240, 240)), 80)
+    crop = shot(4, "/Exports/Wedding_002.jpg", square, taken_at=second, **CAMERA)
+    full = shot(5, "/Exports/Wedding_003.jpg", reencode(scene, 80), taken_at=second, **CAMERA)
+    assert not perceptual.one_resized(frame, crop) and not perceptual.one_resized(frame, full)
+    assert different_shots(frame, full) and not different_shots(frame, export)
