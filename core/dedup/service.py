@@ -388,8 +388,9 @@ def _member_rows(gid: str, g: DupGroup) -> list[dict[str, Any]]:
 
 # The dedup rules' version, kept in each pass's summary. It moves when a change of the
 # rules leaves stored groups wrong until every file is looked at again; the first pass
-# after such an upgrade is then full. 2: sidecars are no duplicates on their own, and a
-# file that left a group of versions has its keeper chosen again.
+# after such an upgrade is then full. 2: sidecars are no duplicates on their own, a file
+# that left a group of versions has its keeper chosen again, and an export renamed and
+# resized is a look-alike of its frame though their capture second has no fraction.
 RULES = 2
 
 
