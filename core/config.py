@@ -42,7 +42,7 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
     "TWINLENS_CACHE_URL": (
         "cache_url",
         "memory://",
-        "Gateway cache. `memory://` for an in-process cache; `redis://host:6379/1` in production (a different logical DB from the broker; `rediss://` and `unix://` work too).",
+        "Gateway cache. `memory://` for an in-process cache (one process's: `twinlens gateway` then runs one worker, and sees changes made by other processes only as its cached answers expire); `redis://host:6379/1` in production (a different logical DB from the broker; `rediss://` and `unix://` work too).",
     ),
     "TWINLENS_LIBRARY_ROOTS": (
         "library_roots",
