@@ -63,10 +63,20 @@ def record(row: Sequence[Any]) -> FileRecord:
     )  # fmt: skip
 
 
-def all_present_rows(session: Session) -> list[tuple[Any, ...]]:
-    """Every present file as a plain tuple of ``_COLUMNS``: the one query of a full pass."""
-    rows = session.execute(select(*_COLUMNS).where(File.status == "present"))
-    return [tuple(r) for r in rows]
+def shared_sha_rows(session: Session) -> list[tuple[int, str | None, int, int]]:
+    """(id, sha256, device, inode) of the present, non-empty files whose SHA-256 another
+    present file has too: one GROUP BY, so a full pass never loads every file's hash
+    (hard links, one file under two names, are for the caller to tell apart)."""
+    present = (File.status == "present", File.size > 0, File.sha256.is_not(None))
+    twice = select(File.sha256).where(*present).group_by(File.sha256).having(func.count() > 1)
+    return [
+        (fid, sha, dev, ino)
+        for fid, sha, dev, ino in session.execute(
+            select(File.id, File.sha256, File.device, File.inode).where(
+                *present, File.sha256.in_(twice)
+            )
+        )
+    ]
 
 
 def rows_by_ids(session: Session, ids: Iterable[int]) -> list[tuple[Any, ...]]:

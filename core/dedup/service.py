@@ -139,34 +139,31 @@ def _informative_mask(hashes: np.ndarray) -> np.ndarray:
     return (bits >= MIN_BITS) & (bits <= HASH_BITS - MIN_BITS)
 
 
-def full_candidates(rows: Sequence[tuple[Any, ...]], threshold: int) -> list[tuple[Any, ...]]:
-    """The rows that can be in a group at all (see module doc). Linear in Python plus
-    one numba pair search over the distinct informative hashes."""
+def full_candidate_ids(session: Session, threshold: int) -> set[int]:
+    """The files that can be in a group at all (see module doc), found without loading
+    the catalog's rows (a full pass over a million files would hold them all): the
+    database names the SHA-256 values held twice, and the pHash column alone, as two
+    numpy arrays, is searched for pairs within the threshold (one numba pair search over
+    the distinct informative hashes)."""
     from core.simindex import pairs_within
 
-    sha_files: dict[str, set[tuple[Any, ...]]] = {}
-    for r in rows:
-        sha, size = r[5], r[3]
-        if sha and size > 0:
-            sha_files.setdefault(sha, set()).add(
-                (r[14], r[15]) if r[14] is not None else ("id", r[0])
-            )
-    shared = {s for s, inodes in sha_files.items() if len(inodes) > 1}
-
-    ph_pos = [k for k, r in enumerate(rows) if r[6]]
-    keep = np.zeros(len(rows), dtype=bool)
-    if ph_pos:
-        hashes = np.array([int(rows[k][6], 16) for k in ph_pos], dtype=np.uint64)
+    shared = Q.shared_sha_rows(session)
+    inodes: dict[str | None, set[tuple[Any, ...]]] = {}
+    for fid, sha, device, inode in shared:
+        inodes.setdefault(sha, set()).add((device, inode) if device is not None else ("id", fid))
+    ids = {fid for fid, sha, _d, _i in shared if len(inodes[sha]) > 1}
+    fids, hashes = Q.phash_table(session)
+    if len(hashes):
         mask = _informative_mask(hashes)
-        pos = np.asarray(ph_pos, dtype=np.int64)[mask]
-        uniq, inverse, counts = np.unique(hashes[mask], return_inverse=True, return_counts=True)
+        fids, hashes = fids[mask], hashes[mask]
+        uniq, inverse, counts = np.unique(hashes, return_inverse=True, return_counts=True)
         hit = counts > 1
         if uniq.size > 1:
             i, j, _d = pairs_within(uniq, threshold)
             hit[i] = True
             hit[j] = True
-        keep[pos[hit[inverse]]] = True
-    return [r for k, r in enumerate(rows) if keep[k] or (r[5] in shared and r[3] > 0)]
+        ids.update(int(x) for x in fids[hit[inverse]])
+    return ids
 
 
 def incremental_scope(
@@ -235,7 +232,7 @@ def dedupe(
         else:
             rows, touched = found
     if rows is None:
-        rows = full_candidates(Q.all_present_rows(session), threshold)
+        rows = Q.rows_by_ids(session, full_candidate_ids(session, threshold))
     note("cluster", 0, len(rows))
     # A sidecar (XMP, AAE, a Takeout JSON) is never a duplicate on its own: two photos'
     # identical XMPs are not copies of one picture, and Immich, which holds no sidecar as
@@ -709,7 +706,7 @@ __all__ = [
     "DedupError",
     "Stats",
     "dedupe",
-    "full_candidates",
+    "full_candidate_ids",
     "incremental_scope",
     "member_identity",
     "record_resolution",
