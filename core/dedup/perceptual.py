@@ -43,10 +43,12 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
   but from two camera models, compared loosely as grouping does). Most cameras write no
   sub-seconds (or always 00), so a burst's frames share their second: equal whole-second
   times are one picture only if the names say so (one stem begins with the other's:
-  ``IMG_1234.JPG`` and ``IMG_1234-1.jpg``, not ``IMG_1235.JPG``), or the sizes do (one is
-  the other resized, its aspect ratio kept: an export renamed and resized on the way; a
-  burst's frames all have the camera's size). An export renamed at full size is missed:
-  nothing tells it from the next frame. Further apart, the
+  ``IMG_1234.JPG`` and ``IMG_1234-1.jpg``, not ``IMG_1235.JPG``), or the sizes do (one
+  image is the other made smaller, its aspect ratio kept, under a name that is not the
+  next number of its counter: an export renamed and resized on the way). An export
+  renamed at full size is missed (nothing tells it from the next frame), and so is one
+  of a burst whose frames' pHashes tie (it may link to the neighbouring frame: the
+  first by path wins). Further apart, the
   disagreement is as likely a rewritten date on a copy (a clock fixed years later) as
   another shot, so the picture decides as before; unknown values (an EXIF-stripped
   copy) are no objection either.
@@ -65,6 +67,7 @@ Definition and choices (each one is tested in tests/unit/test_dedup_perceptual.p
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -130,26 +133,45 @@ def different_shots(a: FileRecord, b: FileRecord) -> bool:
         return False  # equal to the fraction of a second: a copy
     # Equal to the second, without fractions: most cameras write none (or always 00), so
     # every frame of a burst shares its second. A copy then shows by its name, or by its
-    # size: a burst's frames all have the camera's, an export resized on the way does not.
-    return not (names_related(a.path, b.path) or one_resized(a, b))
+    # size under another name: an export resized on the way. Two frames of one camera's
+    # counter are never that (a RAW+small-JPEG burst, JPEG L and S on two cards).
+    if names_related(a.path, b.path):
+        return False
+    return not (one_resized(a, b) and not one_counter(a.path, b.path))
 
 
 # How far two aspect ratios may differ for one picture to be the other resized (rounding
 # of a resize to whole pixels: under 1% for any picture of 100 pixels or more)
 ASPECT_TOLERANCE = 0.02
+# How much smaller the long side must be to be a resize: a camera's JPEG is a few pixels
+# short of the sensor (6000 against 6048), a resized export far more
+RESIZED_AT_MOST = 0.9
 
 
 def one_resized(a: FileRecord, b: FileRecord) -> bool:
-    """One picture is the other at another size, its shape kept (a resized export, a
-    chat app's copy): both sizes known, different, and of one aspect ratio."""
+    """One picture is the other made smaller, its shape kept (a resized export, a chat
+    app's copy): both images (a RAW's size is its sensor's, not a picture's), both sizes
+    known, the long side at most ``RESIZED_AT_MOST`` of the other's, one aspect ratio."""
+    if a.kind == "raw" or b.kind == "raw":
+        return False
     if not (a.width and a.height and b.width and b.height):
         return False
     short_a, long_a = sorted((a.width, a.height))
     short_b, long_b = sorted((b.width, b.height))
-    if (short_a, long_a) == (short_b, long_b):
+    if min(long_a, long_b) > RESIZED_AT_MOST * max(long_a, long_b):
         return False
     ratio_a, ratio_b = short_a / long_a, short_b / long_b
     return abs(ratio_a - ratio_b) <= ASPECT_TOLERANCE * ratio_a
+
+
+_COUNTER = re.compile(r"(.*?)(\d+)")
+
+
+def one_counter(a: str, b: str) -> bool:
+    """Two names of one camera's counter: one prefix, then different numbers
+    (``DSC_0010`` and ``DSC_0011``; not ``Wedding_001`` and ``DSC_0010``)."""
+    ma, mb = _COUNTER.fullmatch(_stem(a)), _COUNTER.fullmatch(_stem(b))
+    return bool(ma and mb and ma.group(1) == mb.group(1) and ma.group(2) != mb.group(2))
 
 
 def raw_and_its_rendition(a: FileRecord, b: FileRecord) -> bool:

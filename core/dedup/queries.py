@@ -1,8 +1,9 @@
 """Database reads for dedup: catalog rows as FileRecords, stored duplicate groups as
 plain rows, and the views the dedup API answers with.
 
-Catalog reads select columns, never ORM objects (a full pass reads the whole catalog
-in one query), and ``IN`` lists are chunked (at most ``CHUNK`` values per statement).
+Catalog reads select columns, never ORM objects (a full pass reads two columns of the
+whole catalog, then its candidates' rows), and ``IN`` lists are chunked (at most
+``CHUNK`` values per statement).
 """
 
 from __future__ import annotations

@@ -4,11 +4,12 @@ the user's decisions.
 ``dedupe(session, settings, since=...)`` is the one write path; ``run_job`` is the
 ``dedup_run`` actor's body. What a pass reads:
 
-* Full (``since=None``; a job with ``full``, the first job ever, or a scope too big):
-  one query reads the columns the rules need for every present file. Only files that
-  can be in a group go on to the rules: a SHA-256 another distinct file shares, or an
-  informative pHash with a neighbour within the threshold (one ``pairs_within`` over the
-  distinct hashes, numba, not Python pairs). Every stored group is diffed.
+* Full (``since=None``; a job with ``full``, the first job ever, a scope too big, or
+  the first after an upgrade of the rules): only files that can be in a group are read
+  and go on to the rules: a SHA-256 another distinct file shares (the database names
+  those values), or an informative pHash with a neighbour within the threshold (the
+  pHash column alone, one ``pairs_within`` over the distinct hashes, numba, not Python
+  pairs). Every stored group is diffed.
 * Incremental (``since`` = the previous pass's watermark): the files whose catalog row
   changed since then (new, changed, moved, missing) and the members of file groups
   written since then are the seeds. The scope is their closure under three relations,

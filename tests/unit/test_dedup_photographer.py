@@ -215,3 +215,39 @@ def test_an_export_renamed_and_resized_is_a_copy_though_its_second_has_no_fracti
     full = shot(5, "/Exports/Wedding_003.jpg", reencode(scene, 80), taken_at=second, **CAMERA)
     assert not perceptual.one_resized(frame, crop) and not perceptual.one_resized(frame, full)
     assert different_shots(frame, full) and not different_shots(frame, export)
+
+
+def test_frames_of_a_raw_and_jpeg_burst_stay_apart_whatever_their_sizes(scene):
+    # Given a burst from a camera that writes whole seconds, each frame as a RAW (its
+    # stored size the sensor's, 6048x4024) and the camera's JPEG (6000x4000), and a
+    # second card holding each frame as a small JPEG: versions of a frame are file groups
+    second = T0.replace(microsecond=0)
+    files, same = [], {}
+    for k in range(3):
+        frame = reencode(handheld(scene, 0.01 * k) if k else scene)
+        stem = f"DSC_{k + 10:04d}"
+        raw = dataclasses.replace(
+            shot(10 * k + 1, f"/2024/{stem}.ARW", frame, kind="raw", taken_at=second, **CAMERA),
+            width=6048, height=4024,
+        )  # fmt: skip
+        jpg = dataclasses.replace(
+            shot(10 * k + 2, f"/2024/{stem}.JPG", frame, taken_at=second, **CAMERA),
+            width=6000, height=4000,
+        )  # fmt: skip
+        small = dataclasses.replace(
+            shot(10 * k + 3, f"/card2/{stem}.JPG", frame, taken_at=second, **CAMERA),
+            width=1500, height=1000,
+        )  # fmt: skip
+        files += [raw, jpg, small]
+        same.update({raw.id: stem, jpg.id: stem})
+    # When dedup runs, Then no frame's file is offered as another frame's copy (the small
+    # JPEG of a frame is its own frame's copy, by its name)
+    groups = find_duplicates(files, threshold=8, same_group=same)
+    frames = [{m.path.rsplit("/", 1)[1][:8] for m in g.members} for g in groups]
+    assert all(len(names) == 1 for names in frames), frames
+    # And the rule that lets a renamed export through needs a picture made smaller, not
+    # a RAW's sensor size nor the next number of the counter
+    raw, jpg, small = files[0], files[1], files[5]
+    assert not perceptual.one_resized(raw, jpg)
+    assert perceptual.one_resized(jpg, small) and perceptual.one_counter(jpg.path, small.path)
+    assert different_shots(jpg, small)
