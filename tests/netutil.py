@@ -1,10 +1,12 @@
-"""Small network helpers for tests and benchmarks: a free loopback port, and a raw TCP
-server for upstreams that must misbehave in ways no HTTP framework allows."""
+"""Small network helpers for tests and benchmarks: a free loopback port, waiting for a
+server started in another process, and a raw TCP server for upstreams that must
+misbehave in ways no HTTP framework allows."""
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable
 
 
@@ -14,6 +16,21 @@ def free_port() -> int:
     port = s.getsockname()[1]
     s.close()
     return port
+
+
+def wait_answering(url: str, seconds: float = 15) -> None:
+    """Until an HTTP GET of ``url`` gets any answer; AssertionError after ``seconds``."""
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing answered at {url} in {seconds} s") from None
+            time.sleep(0.1)
 
 
 class RawServer:

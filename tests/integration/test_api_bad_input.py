@@ -490,7 +490,7 @@ def test_a_long_folder_reaches_the_api_under_its_production_server(tmp_path) -> 
 
     import requests
 
-    from tests.netutil import free_port
+    from tests.netutil import free_port, wait_answering
 
     # Given the grouping API as it runs in production (gunicorn), over a library
     library = tmp_path / "library"
@@ -507,12 +507,7 @@ def test_a_long_folder_reaches_the_api_under_its_production_server(tmp_path) -> 
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(150):
-            try:
-                requests.get(url + "/groups", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
+        wait_answering(url + "/groups")
         # When a folder of 1,500 bytes (CJK names: 4,500 characters percent-encoded, past
         # gunicorn's default request line of 4,094) is asked for
         folder = str(library) + ("/" + "写真" * 40) * 6

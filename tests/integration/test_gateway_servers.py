@@ -19,7 +19,7 @@ import requests
 
 from core.config import load_settings
 from tests.fakeimmich.fixtures import *  # noqa: F403
-from tests.netutil import RawServer, free_port
+from tests.netutil import RawServer, free_port, wait_answering
 
 ROOT = Path(__file__).resolve().parents[2]
 MB = 1024 * 1024
@@ -47,14 +47,7 @@ def _running_gateway(immich_url: str, tmp_path: Path, server: str):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                requests.get(url + "/api/", timeout=1)
-                break
-            except requests.RequestException:
-                time.sleep(0.1)
-        else:
-            pytest.fail("gateway did not start")
+        wait_answering(url + "/api/", 10)
         yield url, proc.pid
     finally:
         proc.terminate()
