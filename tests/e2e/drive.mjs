@@ -735,6 +735,14 @@ const problemRows = () =>
 
 // The list of `folder` ("" for the whole library) is shown, not the one before it: its
 // caption or its empty state names it.
+/** Type `path` into a list's folder field and submit it; the refusal it gets, as shown. */
+async function folderRefused(field, path) {
+  await field.fill(path);
+  await field.press("Enter");
+  await page.locator(".load-error").waitFor();
+  return (await page.locator(".load-error").innerText()).replace(/\s+/g, " ");
+}
+
 async function problemsShown(folder) {
   await page.waitForFunction((f) => {
     const cap = document.querySelector("table.problem-list caption")?.textContent ?? "";
@@ -790,10 +798,7 @@ async function problems([library]) {
   await problemsShown(`${library}/backup`);
   out.emptyFolder = await page.locator(".problems .empty").innerText();
   // A folder outside the library: the gateway's refusal, said
-  await folder.fill("/etc");
-  await folder.press("Enter");
-  await page.locator(".load-error").waitFor();
-  out.outside = (await page.locator(".load-error").innerText()).replace(/\s+/g, " ");
+  out.outside = await folderRefused(folder, "/etc");
   out.rowsOutside = await page.locator("table.problem-list tbody tr").count();
   // ... a refusal, which the same request would get again: no "Try again"
   out.outsideButtons = await page.locator(".load-error button").count();
@@ -929,10 +934,7 @@ async function duplicatesFolder([library]) {
   out.whole = await duplicatesState();
   out.onPage2Before = onPage2;
   // A folder outside the library: the gateway's refusal, said, with no "Try again"
-  await folder.fill("/etc");
-  await folder.press("Enter");
-  await page.locator(".load-error").waitFor();
-  out.outside = (await page.locator(".load-error").innerText()).replace(/\s+/g, " ");
+  out.outside = await folderRefused(folder, "/etc");
   out.outsideCards = await page.locator("li.dup").count();
   out.outsideButtons = await page.locator(".load-error button").count();
 }

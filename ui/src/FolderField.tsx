@@ -1,5 +1,5 @@
 import { useEffect, useState } from "react";
-import { displayPath } from "./logic";
+import { displayPath, folderPath } from "./logic";
 
 /** The folder as typed in a list's filter: the list follows it once submitted (each
  * keystroke is no query). Shown as the rows show paths: a byte that is not UTF-8 as \xNN,
@@ -24,7 +24,8 @@ export function FolderField({ typed, setTyped, folder, onClear, helpId, help, ro
   roots: string[];
 }) {
   const root = roots[0];
-  const placeholder = root ? `${displayPath(root.length > 1 ? root.replace(/\/+$/, "") : "")}/…` : "/photos/2024";
+  const under = root ? folderPath(root) : "";
+  const placeholder = root ? `${displayPath(under === "/" ? "" : under)}/…` : "/photos/2024";
   const relative = roots.length === 1
     ? ` A folder relative to the library (${displayPath(root)}) is taken under it.` : "";
   return (

@@ -583,13 +583,17 @@ export function problemRetryLabel(retried: boolean): string {
  * ("2024/shoot-A") is taken under its root when `roots` (the library roots the UI knows)
  * holds exactly one; with none or several known it is sent as typed (and refused). */
 export function folderFilter(typed: string, roots: string[] = []): string {
-  const t = typed.trim();
-  const folder = unescapePath(t.length > 1 ? t.replace(/\/+$/, "") || "/" : t);
+  const folder = unescapePath(folderPath(typed.trim()));
   if (!folder || folder.startsWith("/") || roots.length !== 1) return folder;
   const rel = folder.replace(/^(\.\/)+/, "");
-  const root = roots[0].length > 1 ? roots[0].replace(/\/+$/, "") : roots[0];
+  const root = folderPath(roots[0]);
   if (rel === "" || rel === ".") return root;
   return root === "/" ? `/${rel}` : `${root}/${rel}`;
+}
+
+/** A folder without its trailing slashes; the root ("/", or "///") stays "/". */
+export function folderPath(folder: string): string {
+  return folder.length > 1 ? folder.replace(/\/+$/, "") || "/" : folder;
 }
 
 /** The library roots seen in the jobs (each scan names the root it is in), each once, in
@@ -719,7 +723,7 @@ export function duplicatesListKey(v: DuplicatesView, page = v.page): string {
  * /p/backup/a.jpg, not /p/backup-old/a.jpg); every path is in "/". */
 export function pathInFolder(path: string, folder: string): boolean {
   if (!folder) return false;
-  const f = folder.length > 1 ? folder.replace(/\/+$/, "") : folder;
+  const f = folderPath(folder);
   return f === "/" ? path.startsWith("/") : path === f || path.startsWith(`${f}/`);
 }
 
