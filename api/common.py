@@ -100,6 +100,13 @@ def path_arg(name: str) -> str | None:
     return query_paths(request.query_string).get(name)
 
 
+def prefix_arg() -> str | None:
+    """The lists' ``path_prefix`` filter, confined to the library roots (400 outside
+    them); None when it is not given."""
+    prefix = path_arg("path_prefix")
+    return None if prefix is None else confined_path(prefix, "path_prefix")
+
+
 # SQLite (the embedded default) serves both APIs from one process: a lock per name there.
 _LOCAL_LOCKS: dict[str, threading.Lock] = {}
 _LOCAL_LOCKS_GUARD = threading.Lock()

@@ -27,7 +27,6 @@ from api.common import (
     broker,
     check_id,
     choice_arg,
-    confined_path,
     db,
     float_arg,
     int_arg,
@@ -37,7 +36,7 @@ from api.common import (
     only_args,
     only_fields,
     paging,
-    path_arg,
+    prefix_arg,
     serialise,
     settings,
     str_list,
@@ -107,9 +106,7 @@ def list_duplicates() -> Any:
     dup_type = choice_arg("type", TYPES)
     status = choice_arg("status", Q.STATUSES)
     min_sim = float_arg("min_similarity", None, 0.0, 1.0)
-    prefix = path_arg("path_prefix")
-    if prefix is not None:
-        prefix = confined_path(prefix, "path_prefix")
+    prefix = prefix_arg()
     session = db()
     ids, total = Q.list_group_ids(
         session,

@@ -29,6 +29,7 @@ from api.common import (
     only_fields,
     paging,
     path_arg,
+    prefix_arg,
     serialise,
     settings,
     str_list,
@@ -86,9 +87,7 @@ def list_groups() -> Any:
     only_args("type", "path_prefix", "page", "size")
     page, size = paging()
     gtype = choice_arg("type", GROUP_TYPES)
-    prefix = path_arg("path_prefix")
-    if prefix is not None:
-        prefix = confined_path(prefix, "path_prefix")
+    prefix = prefix_arg()
     rows, total = Q.list_groups(
         db(), group_type=gtype, path_prefix=prefix, limit=size, offset=(page - 1) * size
     )
@@ -122,9 +121,7 @@ def files_with_errors() -> Any:
     these stay listed until the file is read without one."""
     only_args("path_prefix", "page", "size")
     page, size = paging()
-    prefix = path_arg("path_prefix")
-    if prefix is not None:
-        prefix = confined_path(prefix, "path_prefix")
+    prefix = prefix_arg()
     rows, total = files_with_errors_in(
         db(), path_prefix=prefix, limit=size, offset=(page - 1) * size
     )
