@@ -3,7 +3,8 @@
 The gateway accepts exactly what Immich accepts, because it asks Immich: the caller's
 credential parts are replayed to ``GET /api/users/me`` and Immich's answer decides.
 A failure (401, 403 "Missing required permission: user.read", 403 for a shared link)
-is returned to the caller unchanged. A success is cached for ``AUTH_TTL`` seconds under
+is returned to the caller unchanged (enrichment, which only skips its data then, does
+not ask again about a refused caller for ``AUTH_TTL``). A success is cached for ``AUTH_TTL`` seconds under
 the SHA-256 of every credential part replayed (not only the one expected to win, so a
 difference in parsing can never pin one caller's identity on another's request), never
 the credentials themselves: in the shared cache (Redis), and in front of it in the
@@ -157,6 +158,25 @@ def _remember(key: str, user: dict[str, Any], expires: float, epoch: int) -> Non
     local[key] = (time.monotonic() + (expires - time.time()), user, epoch)
 
 
+_REFUSED_KEY = "twinlens_auth_refused"
+
+
+def refused_lately(creds: Credentials) -> bool:
+    """Whether Immich refused ``creds`` on ``/users/me`` within ``AUTH_TTL`` in this
+    process. Only enrichment asks: an API key without ``user.read`` reads its assets
+    freely, and without this memo each of its answers cost one more refused call."""
+    memo = current_app.extensions.get(_REFUSED_KEY)
+    until = memo.get(creds.cache_key()) if memo else None
+    return until is not None and until > time.monotonic()
+
+
+def _note_refusal(key: str) -> None:
+    memo = current_app.extensions.setdefault(_REFUSED_KEY, {})
+    if len(memo) >= _LOCAL_MAX:
+        memo.clear()  # crude bound, as for identities
+    memo[key] = time.monotonic() + current_app.config["AUTH_TTL"]
+
+
 def _epoch() -> int | None:
     """The identity epoch (core.dataversion's second counter, kept in-process under
     Redis's CLIENT TRACKING like the data version: one poll a call); None when Redis is
@@ -223,6 +243,8 @@ def whoami(creds: Credentials, fresh: bool = False) -> dict[str, Any] | Response
     if resp.status_code != 200:
         if key:  # nothing remembered of it stays, whatever the epoch does later
             (current_app.extensions.get(_LOCAL_KEY) or {}).pop(key, None)
+            if resp.status_code in (401, 403):
+                _note_refusal(key)
         # Immich's refusal, unchanged (status, body, content type, correlation id).
         out = Response(
             resp.content,
@@ -232,6 +254,8 @@ def whoami(creds: Credentials, fresh: bool = False) -> dict[str, Any] | Response
         if "X-Correlation-ID" in resp.headers:
             out.headers["X-Correlation-ID"] = resp.headers["X-Correlation-ID"]
         return out
+    if key:  # a key given user.read meanwhile: enrichment may ask again
+        (current_app.extensions.get(_REFUSED_KEY) or {}).pop(key, None)
     body = resp.json()
     user = {k: body.get(k) for k in ("id", "email", "name", "isAdmin")}
     permissions = _key_permissions(creds)

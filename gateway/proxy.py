@@ -582,6 +582,8 @@ def enriched_answer(
             # A shared link's viewer (Immich decides with the link first): Twinlens has
             # nothing for them, and /users/me would only refuse, one more call each time
             raise NoCaller("a shared link's viewer, or no credentials")
+        if auth.refused_lately(creds):
+            raise NoCaller("Immich refused this caller's /users/me a moment ago")
         user = auth.whoami(creds)
         if isinstance(user, Response):
             raise LookupError("caller unknown to Twinlens")

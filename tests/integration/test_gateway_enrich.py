@@ -691,3 +691,32 @@ def test_a_change_made_while_redis_hangs_bumps_the_version_once_it_answers(
         # Then the first version read pays the bump that was owed, once
         assert data_version() == before + 1
         assert data_version() == before + 1
+
+
+def test_a_key_that_cannot_read_its_user_costs_one_refused_call_not_one_per_answer(
+    gateway_app, gateway, immich, alice, world
+):
+    # Given an API key that may read assets but not /users/me
+    key = immich.state.add_api_key(alice.user["id"], ["asset.read"])
+    url = f"{gateway.url}/api/assets/{world['jpg']['id']}"
+    asked = immich.state.calls[("GET", "/users/me")]
+    # When it opens three photos through the gateway
+    answers = [requests.get(url, headers={"x-api-key": key}) for _ in range(3)]
+    # Then each gets Immich's answer, unenriched
+    direct = requests.get(url.replace(gateway.url, immich.url), headers={"x-api-key": key})
+    for r in answers:
+        assert r.status_code == 200 and r.headers["X-Twinlens-Enrichment"] == "unavailable"
+        assert r.json() == direct.json()
+    # And Immich was asked who the key is once, not three times
+    assert immich.state.calls[("GET", "/users/me")] == asked + 1
+    # When the key is given user.read and the memo has run out (AUTH_TTL)
+    immich.state.api_keys[key] = (
+        alice.user["id"],
+        frozenset({"asset.read", "asset.upload", "user.read"}),
+    )
+    memo = gateway_app.extensions["twinlens_auth_refused"]
+    memo.update({k: 0.0 for k in memo})
+    # Then its answers are enriched again
+    again = requests.get(url, headers={"x-api-key": key})
+    assert again.headers["X-Twinlens-Enrichment"] == "ok"
+    assert again.json()["twinlens"]["group"]["type"] == "raw_jpeg"
