@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, jsonify
+from sqlalchemy import func, select
 
 from api.common import (
     BAD_REQUEST,
@@ -39,6 +40,8 @@ from core.filequeries import files_with_errors as files_with_errors_in
 from core.grouping import queries as Q
 from core.grouping import service
 from core.grouping.rules import GROUP_TYPES
+from core.models import File, Root
+from core.paths import root_of
 
 bp = Blueprint("grouping", __name__)
 
@@ -137,6 +140,32 @@ def files_with_errors() -> Any:
         for f in rows
     ]
     return jsonify(items=items, page=page, size=size, total=total)
+
+
+@bp.get("/roots")
+def library_roots() -> Any:
+    """The library roots (TWINLENS_LIBRARY_ROOTS), in their configured order: the only
+    folders requests may name, known before anything was scanned. ``id`` is the
+    catalog's root (null until a scan reached it) and ``files`` the files cataloged
+    under it, counting those of a folder cataloged as a root of its own before."""
+    only_args()
+    configured = [str(r) for r in settings().library_roots]
+    counts = dict.fromkeys(configured, 0)
+    ids: dict[str, int] = {}
+    present = (File.root_id == Root.id) & (File.status == "present")
+    rows = db().execute(
+        select(Root.id, Root.path, func.count(File.id))
+        .outerjoin(File, present)
+        .group_by(Root.id, Root.path)
+    )
+    for root_id, path, files in rows:
+        holder = root_of(path, configured)
+        if holder is None:
+            continue  # cataloged by `twinlens scan` outside the roots: no request reaches it
+        counts[holder] += files
+        if path == holder:
+            ids[holder] = root_id
+    return jsonify(items=[{"id": ids.get(p), "path": p, "files": counts[p]} for p in configured])
 
 
 @bp.post("/files/lookup")
@@ -279,6 +308,18 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "total": {"type": "integer"},
         },
     },
+    "Root": {
+        "type": "object",
+        "required": ["id", "path", "files"],
+        "properties": {
+            "id": {
+                "type": ["integer", "null"],
+                "description": "the catalog's root; null until a scan reached it",
+            },
+            "path": {"type": "string"},
+            "files": {"type": "integer", "description": "files cataloged under it"},
+        },
+    },
     "LookupFile": {
         "type": "object",
         "properties": {
@@ -357,6 +398,28 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "200": {
                     "description": "a page of such files, and how many there are",
                     "content": json_content({"$ref": "#/components/schemas/FileErrorPage"}),
+                },
+                "400": BAD_REQUEST,
+            },
+        }
+    },
+    "/roots": {
+        "get": {
+            "summary": "The library roots, in their configured order, with their files",
+            "responses": {
+                "200": {
+                    "description": "every configured root (none configured: an empty list)",
+                    "content": json_content(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "items": {
+                                    "type": "array",
+                                    "items": {"$ref": "#/components/schemas/Root"},
+                                }
+                            },
+                        }
+                    ),
                 },
                 "400": BAD_REQUEST,
             },

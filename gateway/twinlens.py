@@ -242,6 +242,17 @@ def file_errors() -> Response:
     return jsonify(body)
 
 
+@bp.get("/roots")
+@require_user("library.read")
+def roots() -> Response:
+    """The library roots (the grouping API's list): what the UI takes a folder under."""
+    _only_args()
+    status, body = call("grouping", "GET", "/roots")
+    if status != 200:
+        return jsonify(_error_body(status, body)[1]), status
+    return jsonify(body)
+
+
 @bp.get("/groups/<group_id>")
 @require_user("stack.read")
 def group(group_id: str) -> Response:

@@ -92,6 +92,7 @@ PERMISSIONS = {
     "twinlens.me": "user.read",
     "twinlens.groups": "stack.read",
     "twinlens.file_errors": "asset.read",
+    "twinlens.roots": "library.read",
     "twinlens.group": "stack.read",
     "twinlens.split_group": "stack.update",
     "twinlens.merge_groups": "stack.create",

@@ -1186,3 +1186,49 @@ def test_files_read_with_an_error_are_listed_to_a_signed_in_user(gateway, alice,
     for params in ({"size": "ten"}, {"folder": "2024"}):
         bad = requests.get(url, params=params, headers=alice.bearer)
         assert bad.status_code == 400 and bad.json()["message"], (params, bad.text)
+
+
+def test_the_library_roots_are_listed_to_a_signed_in_administrator(
+    gateway_settings, api_settings, api_broker, catalog, alice, bob, library, tmp_path
+):
+    # Given a Twinlens over two library roots, files cataloged in the first only
+    second = tmp_path / "phone"
+    second.mkdir()
+    roots = (library, second)
+    catalog.add("2019/Trip/IMG_1.JPG")
+    catalog.add("2019/Trip/IMG_2.JPG")
+    apis = [
+        start_api(which, dataclasses.replace(api_settings, library_roots=roots), api_broker)
+        for which in ("grouping", "dedup")
+    ]
+    settings = dataclasses.replace(
+        gateway_settings, library_roots=roots, grouping_url=apis[0].url, dedup_url=apis[1].url
+    )
+    server = ThreadedServer(create_app({"SETTINGS": settings, "TESTING": True})).start()
+    url = server.url + "/api/twinlens/roots"
+    try:
+        # When an administrator asks, Then both, in their configured order, from the
+        # grouping API (the second with no catalog root yet: no scan reached it)
+        r = requests.get(url, headers=alice.bearer)
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "items": [
+                {"id": catalog.root_id, "path": str(library), "files": 2},
+                {"id": None, "path": str(second), "files": 0},
+            ]
+        }
+        assert apis[0].count("GET", "/roots") == 1
+        # And nobody signed out, nor an ordinary user, learns them
+        assert requests.get(url).status_code == 401
+        assert requests.get(url, headers=bob.bearer).status_code == 403
+        # And a query parameter it does not take is refused, saying why
+        bad = requests.get(url, params={"path": "x"}, headers=alice.bearer)
+        assert bad.status_code == 400 and "unknown query parameters" in bad.json()["message"]
+        # And a grouping API that fails is said as such
+        apis[0].fail("GET", "/roots", 503, "database unavailable")
+        r = requests.get(url, headers=alice.bearer)
+        assert r.status_code == 503 and "database unavailable" in r.json()["message"], r.text
+    finally:
+        server.stop()
+        for running in apis:
+            running.stop()

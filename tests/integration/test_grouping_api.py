@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import datetime
 from pathlib import Path
@@ -273,11 +274,57 @@ def test_openapi_lists_the_grouping_endpoints(client):
         "/files/errors",
         "/groups/{id}/split",
         "/groups/merge",
+        "/roots",
         "/scans",
         "/jobs",
     ):
         assert p in doc["paths"], p
     assert {"Group", "GroupMember", "GroupPage"} <= set(doc["components"]["schemas"])
+
+
+def test_the_library_roots_are_listed_before_any_scan(pg_settings, tmp_path):
+    # Given two configured library roots, nothing scanned yet
+    photos, phone = pg_settings.library_roots[0], tmp_path / "phone"
+    phone.mkdir()
+    cfg = dataclasses.replace(pg_settings, library_roots=(photos, phone))
+    client = api.create_app("grouping", {"settings": cfg, "broker": RecordingBroker()})
+    client = client.test_client()
+    # Then both are listed, in their configured order, without an id or a file yet
+    r = client.get("/roots", headers=AUTH)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json() == {
+        "items": [
+            {"id": None, "path": str(photos), "files": 0},
+            {"id": None, "path": str(phone), "files": 0},
+        ]
+    }
+
+    # When the first root has files, one of them missing since, and a folder of the second
+    # was cataloged as a root of its own (`twinlens scan` of it before), and a folder
+    # outside the roots too
+    seed(cfg, ["2019/Trip/IMG_1.CR2", "2019/Trip/IMG_1.JPG", "2020/IMG_2.JPG"])
+    with session_scope(engine_for(cfg.database_url)) as s:
+        main = jobs.get_or_create_root(s, str(photos))
+        s.add(file_row(main.id, f"{photos}/gone.jpg", kind="image", status="missing"))
+        inner = jobs.get_or_create_root(s, f"{phone}/2021")
+        s.add(file_row(inner.id, f"{phone}/2021/PXL_1.jpg", kind="image", status="present"))
+        outside = jobs.get_or_create_root(s, str(tmp_path / "elsewhere"))
+        s.add(file_row(outside.id, f"{tmp_path}/elsewhere/x.jpg", kind="image", status="present"))
+        main_id = main.id
+    # Then each root says its own present files; the second has no catalog root of its own
+    r = client.get("/roots", headers=AUTH)
+    assert r.get_json()["items"] == [
+        {"id": main_id, "path": str(photos), "files": 3},
+        {"id": None, "path": str(phone), "files": 1},
+    ]
+    # And, like every route but /healthz, it needs the service token, and takes no filter
+    assert client.get("/roots").status_code == 401
+    r = client.get("/roots?path=x", headers=AUTH)
+    assert r.status_code == 400 and "unknown query parameters" in r.get_json()["error"]
+    # And with no root configured the list is empty, not an error
+    bare = dataclasses.replace(cfg, library_roots=())
+    none = api.create_app("grouping", {"settings": bare, "broker": RecordingBroker()})
+    assert none.test_client().get("/roots", headers=AUTH).get_json() == {"items": []}
 
 
 def _make_library(lib: Path) -> None:
