@@ -56,6 +56,9 @@ class FakeState:
         default_factory=dict
     )  # key -> (user, asset ids)
     assets: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Immich's stack table (id -> owner and primary) and each asset's stackId
+    stacks: dict[str, dict[str, str]] = field(default_factory=dict)
+    stack_of: dict[str, str] = field(default_factory=dict)
     blobs: dict[str, bytes | str] = field(default_factory=dict)  # asset id -> bytes or file path
     calls: Counter = field(default_factory=Counter)
     delay: float = 0.0
@@ -111,6 +114,41 @@ class FakeState:
         key = secrets.token_hex(50)
         self.shared_links[key] = (user_id, frozenset(asset_ids))
         return key
+
+    def add_stack(self, owner_id: str, asset_ids: list[str]) -> str:
+        """StackRepository.create: the first id is the primary; a stack whose primary is
+        listed is merged in (all its assets, listed or not) and deleted; a listed member
+        of another stack moves. Returns the new stack's id."""
+        merged = [sid for sid, st in self.stacks.items()
+                  if st["ownerId"] == owner_id and st["primaryAssetId"] in asset_ids]  # fmt: skip
+        members = dict.fromkeys(asset_ids)
+        for sid in merged:
+            members.update(dict.fromkeys(a for a, s in self.stack_of.items() if s == sid))
+            del self.stacks[sid]
+        sid = str(uuid.uuid4())
+        self.stacks[sid] = {"id": sid, "ownerId": owner_id, "primaryAssetId": asset_ids[0]}
+        for aid in members:
+            self.stack_of[aid] = sid
+        self.refresh_stacks()
+        return sid
+
+    def stack_assets(self, stack_id: str) -> list[str]:
+        """A stack's assets as Immich lists them: not deleted (trashed)."""
+        return [a for a, s in self.stack_of.items()
+                if s == stack_id and a in self.assets and not self.assets[a]["isTrashed"]]  # fmt: skip
+
+    def refresh_stacks(self) -> None:
+        """Each asset's ``stack`` ({id, primaryAssetId, assetCount}) from the tables."""
+        for sid in [s for s in self.stacks if s not in set(self.stack_of.values())]:
+            del self.stacks[sid]
+        for aid, asset in self.assets.items():
+            sid = self.stack_of.get(aid)
+            st = self.stacks.get(sid) if sid else None
+            asset["stack"] = (
+                {"id": sid, "primaryAssetId": st["primaryAssetId"],
+                 "assetCount": len(self.stack_assets(sid))}
+                if st else None
+            )  # fmt: skip
 
     def add_asset(
         self,
@@ -608,6 +646,7 @@ def create_app(state: FakeState | None = None) -> Flask:
                 else:
                     state.assets[aid]["isTrashed"] = True
                     state.assets[aid]["updatedAt"] = iso(datetime.now(UTC))
+            state.refresh_stacks()  # a trashed member is no longer counted
         if state.trash_error:
             return _error(state.trash_error, "Internal server error")
         return Response(status=204)
@@ -629,7 +668,51 @@ def create_app(state: FakeState | None = None) -> Flask:
                     state.assets[aid]["isTrashed"] = False
                     state.assets[aid]["updatedAt"] = iso(datetime.now(UTC))
                     count += 1
+            state.refresh_stacks()
         return jsonify({"count": count})
+
+    # --- stacks (NOTES.md §3; StackService, StackRepository) -------------------------------
+    def stack_json(sid: str) -> dict[str, Any]:
+        st = state.stacks[sid]
+        return {
+            "id": sid,
+            "primaryAssetId": st["primaryAssetId"],
+            "assets": [state.assets[a] for a in state.stack_assets(sid)],
+        }
+
+    def own_stack(sid: str, perm: str) -> dict[str, str] | Response:
+        st = state.stacks.get(sid)
+        if st is None or st["ownerId"] != g.user["id"]:
+            return _error(400, f"Not found or no {perm} access")
+        return st
+
+    @route("/stacks", "/stacks", ["POST"])
+    def create_stack():
+        body = json_body()
+        ids = body.get("assetIds") if body else None
+        if not isinstance(ids, list) or len(ids) < 2:
+            return _validation("assetIds must contain at least 2 elements")
+        for aid in ids:  # requireAccess(asset.update, assetIds): all or nothing
+            res = visible(aid, "asset.update")
+            if isinstance(res, Response):
+                return res
+        with state.lock:
+            sid = state.add_stack(g.user["id"], ids)
+        return jsonify(stack_json(sid)), 201
+
+    @route("/stacks/<stack_id>", "/stacks/{id}", ["GET", "DELETE"])
+    def one_stack(stack_id: str):
+        perm = "stack.read" if request.method == "GET" else "stack.delete"
+        st = own_stack(stack_id, perm)
+        if isinstance(st, Response):
+            return st
+        if request.method == "GET":
+            return jsonify(stack_json(stack_id))
+        with state.lock:  # the assets are kept, unstacked
+            for aid in [a for a, s in state.stack_of.items() if s == stack_id]:
+                del state.stack_of[aid]
+            state.refresh_stacks()
+        return Response(status=204)
 
     @route("/assets/bulk-upload-check", "/assets/bulk-upload-check", ["POST"])
     def bulk_upload_check():

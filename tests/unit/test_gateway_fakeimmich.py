@@ -4,6 +4,8 @@ every route it serves exists in that document with the same method."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import requests
 from jsonschema import Draft202012Validator, FormatChecker
@@ -25,6 +27,11 @@ def registry_root():
 # Immich serves it beside its web app, not in its API; checked on its own below
 OUTSIDE_THE_API = "/.well-known/immich"
 CHECKED: set[tuple[str, str]] = set()  # (method, spec path) that check() validated
+
+
+def spec_form(rule: str) -> str:
+    """A fake route's path as the spec writes it: ``/stacks/{id}`` for ``/api/stacks/<stack_id>``."""
+    return re.sub(r"<(asset|stack)_id>", "{id}", rule.removeprefix("/api"))
 
 
 def check(root, method: str, path: str, resp: requests.Response, status: str = "200") -> None:
@@ -162,12 +169,25 @@ def test_answers_match_the_spec(immich, alice, seeded, registry_root):
         r = requests.get(f"{base}/assets/{a1['id']}/{kind}", headers=h)
         assert r.status_code == 200 and r.headers["Content-Type"].startswith("image/"), r.headers
         CHECKED.add(("get", f"/assets/{{id}}/{kind}"))
+    # Stacks: made (the first id its cover), read, and undone (204, no body)
+    r = requests.post(base + "/stacks", json={"assetIds": [a2["id"], a1["id"]]}, headers=h)
+    check(registry_root, "post", "/stacks", r, "201")
+    stack = r.json()
+    assert stack["primaryAssetId"] == a2["id"] and len(stack["assets"]) == 2
+    got = requests.get(f"{base}/assets/{a1['id']}", headers=h).json()["stack"]
+    assert got == {"id": stack["id"], "primaryAssetId": a2["id"], "assetCount": 2}
+    check(registry_root, "get", "/stacks/{id}",
+          requests.get(f"{base}/stacks/{stack['id']}", headers=h))  # fmt: skip
+    r = requests.delete(f"{base}/stacks/{stack['id']}", headers=h)
+    assert r.status_code == 204 and r.content == b"", r.text
+    CHECKED.add(("delete", "/stacks/{id}"))
+    assert requests.get(f"{base}/assets/{a1['id']}", headers=h).json()["stack"] is None
     # Outside the API and its spec: the mobile app's discovery answer, as Immich's
     r = requests.get(immich.url + "/.well-known/immich")
     assert r.json() == {"api": {"endpoint": "/api"}}
     # And every route the fake serves was checked here
     served = {
-        (m.lower(), rule.rule.removeprefix("/api").replace("<asset_id>", "{id}"))
+        (m.lower(), spec_form(rule.rule))
         for rule in immich.app.url_map.iter_rules()
         if rule.endpoint != "static" and rule.rule != OUTSIDE_THE_API
         for m in rule.methods - {"HEAD", "OPTIONS"}
@@ -180,13 +200,13 @@ def test_every_fake_route_is_in_the_spec(immich):
     for rule in immich.app.url_map.iter_rules():
         if rule.endpoint == "static" or rule.rule == OUTSIDE_THE_API:
             continue
-        spec_form = rule.rule.removeprefix("/api").replace("<asset_id>", "{id}")
-        assert spec_form in paths, rule.rule
+        form = spec_form(rule.rule)
+        assert form in paths, rule.rule
         for method in rule.methods - {"HEAD", "OPTIONS"}:
             if method == "PATCH":  # hidden from the spec, mirrors PUT (NOTES §1)
-                assert "put" in paths[spec_form]
+                assert "put" in paths[form]
             else:
-                assert method.lower() in paths[spec_form], (method, rule.rule)
+                assert method.lower() in paths[form], (method, rule.rule)
 
 
 def test_external_asset_checksum_is_the_path_checksum(immich, alice, seeded):
@@ -274,3 +294,35 @@ def test_restore_from_trash_counts_what_came_back_and_checks_access(immich, alic
     assert not immich.state.assets[a1["id"]]["isTrashed"]
     r = requests.post(base + "/trash/restore/assets", json={}, headers=alice.bearer)
     assert r.status_code == 400
+
+
+def test_stacks_merge_and_move_as_immichs_repository_does(immich, alice, bob):
+    st, h, base = immich.state, alice.bearer, immich.url + "/api"
+    a, b, c, d = (
+        st.add_asset(alice.user["id"], f"/mnt/photos/{n}.JPG", content=n.encode())["id"]
+        for n in "abcd"
+    )
+    theirs = st.add_asset(bob.user["id"], "/mnt/photos/bob.JPG", content=b"bob")["id"]
+
+    def stack(*ids: str) -> requests.Response:
+        return requests.post(base + "/stacks", json={"assetIds": list(ids)}, headers=h)
+
+    first = stack(a, b).json()
+    # A stack whose primary is listed is merged in whole, its unlisted members too
+    merged = stack(c, a).json()
+    assert merged["primaryAssetId"] == c
+    assert sorted(x["id"] for x in merged["assets"]) == sorted([a, b, c])
+    assert requests.get(f"{base}/stacks/{first['id']}", headers=h).status_code == 400
+    # A listed member that is not its stack's primary moves alone
+    moved = stack(d, b).json()
+    assert sorted(x["id"] for x in moved["assets"]) == sorted([b, d])
+    left = requests.get(f"{base}/assets/{a}", headers=h).json()["stack"]
+    assert left == {"id": merged["id"], "primaryAssetId": c, "assetCount": 2}
+    # Another user's asset, or fewer than two: refused, nothing changes
+    refused = stack(a, theirs)
+    assert (refused.status_code, refused.json()["message"]) == (
+        400,
+        "Not found or no asset.update access",
+    )
+    assert stack(a).status_code == 400
+    assert requests.get(f"{base}/assets/{a}", headers=h).json()["stack"]["id"] == merged["id"]
