@@ -1,5 +1,5 @@
-"""/api/twinlens/: groups (and their corrections), duplicates, stats, jobs, resolution
-(and its undoing), thumbnails.
+"""/api/twinlens/: groups (their corrections, and stacking them in Immich), duplicates,
+stats, jobs, resolution (and its undoing), thumbnails.
 
 Every route requires an Immich-authenticated user (``auth.require_user``), except in
 local mode where there is no Immich, the gateway binds to loopback and needs no login.
@@ -21,7 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from core.paths import PATH_MAX, PathOutsideRoots, confine, query_paths, root_of
 from core.requestbody import read_body
-from gateway import enrich, resolve, thumbs
+from gateway import enrich, resolve, stacking, thumbs
 from gateway.auth import as_caller, require_user, upstream_error
 from gateway.cache import changed, digest, get_many_or_none, set_many_if_up, version_or_none
 from gateway.errors import json_error
@@ -327,6 +327,128 @@ def merge_groups() -> Response:
         return jsonify(failed[1]), failed[0]
     _with_asset_ids([group], "primary")
     return jsonify(group), 201
+
+
+# --- stacks in Immich ---------------------------------------------------------------------
+
+
+class _ImmichAnswer(Exception):
+    """Immich's refusal or failure, to be answered as it is: (status, body)."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(status)
+        self.status, self.body = status, body
+
+
+def _stacks_of(asset_ids: list[str]) -> tuple[dict[str, Any], set[str]]:
+    """Each asset's ``stack`` as Immich shows the caller (``GET /api/assets/{id}``), and
+    the assets Immich would not show them (400/404: locked away, gone since the lookup).
+    Immich's refusal (an API key without ``asset.read``) or failure: ``_ImmichAnswer``."""
+    stacks: dict[str, Any] = {}
+    hidden: set[str] = set()
+    for aid in asset_ids:
+        try:
+            resp = as_caller("GET", f"assets/{quote(aid, safe='')}")
+        except requests.RequestException as exc:
+            err = upstream_error(exc)
+            raise _ImmichAnswer(err.status_code, err.get_json()) from None
+        if resp.status_code in (400, 404):
+            hidden.add(aid)
+            continue
+        if resp.status_code != 200:
+            status, body = _immich_refusal(resp)
+            raise _ImmichAnswer(502 if status >= 500 else status, body)
+        try:
+            stacks[aid] = resp.json().get("stack")
+        except (ValueError, AttributeError):
+            raise _ImmichAnswer(502, {"message": "Immich's asset answer was not JSON"}) from None
+    return stacks, hidden
+
+
+def _stack_one(group_id: Any, dry_run: bool) -> tuple[int, dict[str, Any]]:
+    if not isinstance(group_id, str) or not group_id:
+        raise BadRequest(400, "id must be a non-empty string")
+    if current_app.config["SETTINGS"].local_mode:
+        raise BadRequest(409, "stacking needs Immich, and local mode has none")
+    status, group = call("grouping", "GET", f"/groups/{_segment(group_id)}")
+    if status != 200:
+        return _error_body(status, group)
+    members = [(m.get("path"), m.get("sha1")) for m in stacking.stackable(group)]
+    try:  # afresh, not from the cache: an asset trashed in Immich a moment ago is no cover
+        found = enrich.find_assets(members, {}, version_or_none(), strict=True)
+    except enrich.AssetLookupFailed as exc:
+        return exc.status, exc.body
+    ids = {p: a.live for p, a in found.items()}
+    try:
+        stacks, hidden = _stacks_of(list(dict.fromkeys(a for a in ids.values() if a)))
+    except _ImmichAnswer as exc:
+        return exc.status, exc.body
+    ids = {p: (None if a in hidden else a) for p, a in ids.items()}
+    result = stacking.plan(group, ids, stacks)
+    result["dryRun"] = dry_run
+    if result["outcome"] == "skip":
+        return 409, {**result, "message": result["reason"], "statusCode": 409}
+    result["created"] = False
+    if result["outcome"] == "stacked" or dry_run:
+        return 200, result
+    try:
+        resp = as_caller("POST", "stacks", json={"assetIds": result["assetIds"]})
+    except requests.RequestException as exc:
+        err = upstream_error(exc)
+        message = f"{err.get_json()['message']}; Immich may have stacked them: look again"
+        return err.status_code, {**result, "message": message, "statusCode": err.status_code}
+    if resp.status_code != 201:
+        status, body = _immich_refusal(resp)
+        status = 502 if status >= 500 else status
+        return status, {**result, **(body if isinstance(body, dict) else {}), "statusCode": status}
+    try:
+        made = resp.json()
+    except ValueError:
+        made = {}
+    return 200, {**result, "outcome": "stacked", "created": True, "stackId": made.get("id")}
+
+
+def _stack_item(group_id: Any, dry_run: bool) -> tuple[int, dict[str, Any]]:
+    try:
+        return _stack_one(group_id, dry_run)
+    except (ServiceError, BadRequest) as exc:
+        return exc.status, {"message": exc.message}
+
+
+@bp.post("/groups/<group_id>/stack")
+@require_user("stack.create")
+def stack_group(group_id: str) -> Response:
+    """Stack the group's photos in Immich, its primary the cover (``dryRun``: say what
+    would happen). 409 with the reason when it should not be stacked."""
+    body = json_body()
+    _unknown_fields(body, {"dryRun"})
+    status, result = _stack_one(group_id, _dry_run(body))
+    resp = jsonify(result)
+    resp.status_code = status
+    return resp
+
+
+@bp.post("/groups/stack")
+@require_user("stack.create")
+def stack_groups() -> Response:
+    """Stack many groups (``ids``), each on its own: one that is skipped or fails does
+    not stop the others, and each says what happened to it."""
+    body = json_body()
+    _unknown_fields(body, {"ids", "dryRun"})
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not ids:
+        raise BadRequest(400, "ids must be a non-empty list of group ids")
+    if len(ids) > current_app.config["MAX_BULK_GROUPS"]:
+        raise BadRequest(413, f"at most {current_app.config['MAX_BULK_GROUPS']} groups per call")
+    dry_run = _dry_run(body)
+    results = []
+    for group_id in ids:
+        status, result = _stack_item(group_id, dry_run)
+        results.append({"id": group_id, "status": status, **result})
+    ok = sum(1 for r in results if r["status"] == 200)
+    return jsonify(
+        {"dryRun": dry_run, "succeeded": ok, "failed": len(results) - ok, "results": results}
+    )
 
 
 # --- duplicates ---------------------------------------------------------------------------

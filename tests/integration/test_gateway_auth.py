@@ -96,6 +96,8 @@ PERMISSIONS = {
     "twinlens.group": "stack.read",
     "twinlens.split_group": "stack.update",
     "twinlens.merge_groups": "stack.create",
+    "twinlens.stack_group": "stack.create",
+    "twinlens.stack_groups": "stack.create",
     "twinlens.duplicates": "duplicate.read",
     "twinlens.duplicate": "duplicate.read",
     "twinlens.stats": "duplicate.read",

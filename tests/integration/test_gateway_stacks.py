@@ -1,0 +1,179 @@
+"""Stacking Twinlens's file groups in Immich through the gateway: the real grouping API on
+PostgreSQL, the fake Immich making stacks as Immich's repository does."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import requests
+
+from gateway import create_app
+from tests.fakeimmich import ThreadedServer
+from tests.fakeimmich.fixtures import *  # noqa: F403 - pytest fixtures
+from tests.fakeimmich.fixtures import LIBRARY_ID
+from tests.realapis import sha256_of
+
+
+@pytest.fixture
+def shots(immich, alice, library, catalog, grouping_api, dedup_api):
+    """Alice's NAS, cataloged and grouped, and what Immich holds of it:
+    - A: JPEG + RAW, both in Immich, in no stack;
+    - B: JPEG + RAW, the RAW not indexed by Immich yet;
+    - C: JPEG + RAW, the JPEG in a stack Alice made with another photo, X;
+    - D: JPEG + RAW, already one stack;
+    - E: JPEG + RAW + an iPhone-style edit, the JPEG and RAW already stacked;
+    - L: a Live Photo (HEIC + MOV), both in Immich."""
+    st, uid = immich.state, alice.user["id"]
+    names = ("A.JPG", "A.CR3", "B.JPG", "B.CR3", "C.JPG", "C.CR3", "X.JPG", "D.JPG", "D.CR3",
+             "E.JPG", "E.CR3", "E-edited.JPG", "L.HEIC", "L.MOV")  # fmt: skip
+    asset = {
+        rel: st.add_asset(uid, f"/mnt/photos/s/{rel}", content=rel.encode(),
+                          library_id=LIBRARY_ID)["id"]
+        for rel in names
+        if rel != "B.CR3"  # not indexed yet
+    }  # fmt: skip
+    for rel in names:
+        catalog.add(f"s/{rel}", sha256=sha256_of(rel))
+    catalog.passes()
+    st.add_stack(uid, [asset["C.JPG"], asset["X.JPG"]])
+    st.add_stack(uid, [asset["D.JPG"], asset["D.CR3"]])
+    st.add_stack(uid, [asset["E.CR3"], asset["E.JPG"]])
+    groups = {k: catalog.group_of(f"s/{k}.JPG") for k in "ABCDE"}
+    groups["L"] = catalog.group_of("s/L.HEIC")
+    assert groups["E"]["type"] == "raw_jpeg" and len(groups["E"]["members"]) == 3
+    assert groups["L"]["type"] == "live_photo"
+    return {"asset": asset, "group": groups}
+
+
+def _stack(gateway, who, group: dict, **body) -> requests.Response:
+    url = f"{gateway.url}/api/twinlens/groups/{group['id']}/stack"
+    return requests.post(url, json=body, headers=who.bearer)
+
+
+def _stack_of(immich, asset_id: str) -> dict | None:
+    return immich.state.assets[asset_id]["stack"]
+
+
+def test_a_raw_jpeg_pair_becomes_one_immich_stack_with_the_jpeg_on_top(
+    gateway, immich, alice, shots
+):
+    a = shots["asset"]
+    # Given the pair A, in Immich and in no stack; when Alice asks what stacking would do
+    dry = _stack(gateway, alice, shots["group"]["A"], dryRun=True)
+    # Then it says: one stack, the JPEG its cover, and nothing is stacked yet
+    assert dry.status_code == 200, dry.text
+    assert dry.json()["outcome"] == "stack" and dry.json()["dryRun"] is True
+    assert dry.json()["assetIds"] == [a["A.JPG"], a["A.CR3"]]
+    assert _stack_of(immich, a["A.JPG"]) is None
+    # When she stacks it
+    done = _stack(gateway, alice, shots["group"]["A"])
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert (body["outcome"], body["created"]) == ("stacked", True)
+    # Then Immich shows the two as one stack, the JPEG on top
+    made = _stack_of(immich, a["A.CR3"])
+    assert made == {"id": body["stackId"], "primaryAssetId": a["A.JPG"], "assetCount": 2}
+    # And asking again changes nothing: it is stacked already
+    again = _stack(gateway, alice, shots["group"]["A"]).json()
+    assert (again["outcome"], again["created"], again["stackId"]) == (
+        "stacked",
+        False,
+        body["stackId"],
+    )
+    assert len(immich.state.stacks) == 4  # C's, D's, E's and A's
+
+
+def test_a_group_is_not_stacked_when_immich_holds_fewer_than_two_of_its_photos(
+    gateway, immich, alice, shots
+):
+    for key, why in (("B", "fewer than two"), ("L", "fewer than two")):
+        # Given B, whose RAW Immich has not indexed, and a Live Photo (Immich pairs its
+        # video with the still itself)
+        r = _stack(gateway, alice, shots["group"][key])
+        # Then nothing is stacked, and the answer says why
+        assert r.status_code == 409, (key, r.text)
+        assert r.json()["outcome"] == "skip" and why in r.json()["message"]
+    assert _stack_of(immich, shots["asset"]["L.HEIC"]) is None
+    assert _stack_of(immich, shots["asset"]["B.JPG"]) is None
+
+
+def test_a_stack_the_user_made_with_other_photos_is_left_alone(gateway, immich, alice, shots):
+    a = shots["asset"]
+    before = _stack_of(immich, a["C.JPG"])
+    # Given C's JPEG in a stack with X, a photo outside the group; when Alice stacks C
+    r = _stack(gateway, alice, shots["group"]["C"])
+    # Then it is refused with the reason, and her stack still holds X and the JPEG
+    assert r.status_code == 409 and "outside this group" in r.json()["message"]
+    assert _stack_of(immich, a["C.JPG"]) == before == _stack_of(immich, a["X.JPG"])
+    assert _stack_of(immich, a["C.CR3"]) is None
+
+
+def test_a_stack_of_part_of_the_group_grows_to_the_whole_group(gateway, immich, alice, shots):
+    a = shots["asset"]
+    old = _stack_of(immich, a["E.JPG"])["id"]
+    # Given E's JPEG and RAW stacked (the RAW on top), its edit not; when Alice stacks E
+    r = _stack(gateway, alice, shots["group"]["E"])
+    assert r.status_code == 200, r.text
+    # Then the three are one stack, the JPEG on top, and the old stack is gone
+    new = r.json()["stackId"]
+    for name in ("E.JPG", "E.CR3", "E-edited.JPG"):
+        assert _stack_of(immich, a[name]) == {
+            "id": new,
+            "primaryAssetId": a["E.JPG"],
+            "assetCount": 3,
+        }
+    assert old not in immich.state.stacks
+
+
+def test_many_groups_at_once_each_say_what_happened(gateway, immich, alice, shots):
+    g = shots["group"]
+    ids = [g["A"]["id"], g["B"]["id"], g["D"]["id"], "no-such-group"]
+    url = f"{gateway.url}/api/twinlens/groups/stack"
+    # A dry run first: nothing moves in Immich
+    dry = requests.post(url, json={"ids": ids, "dryRun": True}, headers=alice.bearer).json()
+    assert [r["status"] for r in dry["results"]] == [200, 409, 200, 404]
+    assert [r.get("outcome") for r in dry["results"][:3]] == ["stack", "skip", "stacked"]
+    assert _stack_of(immich, shots["asset"]["A.JPG"]) is None
+    # Then for real: A is stacked, B skipped with its reason, D left as it was
+    body = requests.post(url, json={"ids": ids}, headers=alice.bearer).json()
+    assert (body["succeeded"], body["failed"]) == (2, 2)
+    a, b, d, missing = body["results"]
+    assert (a["outcome"], a["created"], d["outcome"], d["created"]) == (
+        "stacked",
+        True,
+        "stacked",
+        False,
+    )
+    assert "fewer than two" in b["message"] and missing["id"] == "no-such-group"
+    assert _stack_of(immich, shots["asset"]["A.CR3"])["primaryAssetId"] == shots["asset"]["A.JPG"]
+
+
+def test_another_users_assets_are_never_stacked(gateway_settings, immich, alice, bob, shots):
+    # Given a household gateway (TWINLENS_ADMIN_ONLY=0) and Bob, who holds none of these
+    # photos in Immich
+    settings = dataclasses.replace(gateway_settings, admin_only=False)
+    server = ThreadedServer(create_app({"SETTINGS": settings})).start()
+    try:
+        # When he stacks A
+        r = _stack(server, bob, shots["group"]["A"])
+    finally:
+        server.stop()
+    # Then nothing is stacked: none of them is his
+    assert r.status_code == 409 and "fewer than two" in r.json()["message"], r.text
+    assert _stack_of(immich, shots["asset"]["A.JPG"]) is None
+
+
+def test_malformed_stack_requests_are_refused_with_a_reason(gateway, alice, shots):
+    url = f"{gateway.url}/api/twinlens/groups"
+    gid = shots["group"]["A"]["id"]
+    for path, body, status in (
+        (f"/{gid}/stack", {"dryrun": True}, 400),  # a misspelt dry run is no real run
+        (f"/{gid}/stack", {"dryRun": "yes"}, 400),
+        ("/stack", {}, 400),
+        ("/stack", {"ids": []}, 400),
+        ("/stack", {"ids": ["x"] * 201}, 413),
+    ):
+        r = requests.post(url + path, json=body, headers=alice.bearer)
+        assert r.status_code == status, (path, body, r.text)
+        assert r.json()["message"]
