@@ -216,11 +216,17 @@ def _lookup_failure(exc: requests.RequestException | None, resp: Any = None) -> 
 class Assets:
     """A library file's Immich assets for the current user: the live one, and the one
     in Immich's trash (either may be None). ``by_path``: the live asset is this very file
-    (found by its path), not only the same bytes elsewhere (an upload)."""
+    (found by its path), not only the same bytes elsewhere (an upload).
+
+    The file's own asset (found by its path) decides when Immich has one: live or in the
+    trash, an upload of the same bytes does not stand for it (a NAS file trashed in
+    Immich is in the trash, whatever the phone uploaded). ``same_bytes``: the live upload
+    of its content, own asset or not: an asset a kept copy is, never to be trashed."""
 
     live: str | None = None
     trashed: str | None = None
     by_path: bool = False
+    same_bytes: str | None = None
 
 
 NO_ASSETS = Assets()
@@ -298,10 +304,12 @@ def find_assets(
             set_many_if_up(fresh, cfg["MEMBER_TTL"])
     for path, sums in todo.items():
         values = [hits.get(s) or "" for s in sums]  # the path checksum first
+        own = values[:1] if values[0] else values[1:]
         result[path] = Assets(
-            live=next((v for v in values if v and v[0] != "~"), None),
-            trashed=next((v[1:] for v in values if v[:1] == "~"), None),
+            live=next((v for v in own if v and v[0] != "~"), None),
+            trashed=next((v[1:] for v in own if v[:1] == "~"), None),
             by_path=bool(values[0]) and values[0][0] != "~",
+            same_bytes=next((v for v in values[1:] if v and v[0] != "~"), None),
         )
     if not strict:  # acting on them, Immich itself refuses what the session cannot reach
         shown = not_locked(

@@ -31,11 +31,14 @@ def plan(
     action: str,
     asset_ids: Mapping[str, str | None],
     in_trash: Mapping[str, str | None] | Collection[str] = (),
+    same_bytes: Mapping[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """What resolving ``dup`` would do. ``keep_refs`` name members by path or asset id;
     ``asset_ids`` are the members' live Immich assets, ``in_trash`` the members whose only
     Immich asset is in Immich's trash already (a mapping also gives that asset's id, so
-    that keeping it by id is refused as "in Immich's trash", not "not a member")."""
+    that keeping it by id is refused as "in Immich's trash", not "not a member");
+    ``same_bytes`` the live upload of each member's content (a kept copy's is never
+    trashed: it is that copy too, even when the copy has an asset of its own)."""
     if action not in ACTIONS:
         raise PlanError(400, f"action must be one of {', '.join(ACTIONS)}")
     if dup.get("status") not in (None, "open"):
@@ -78,7 +81,8 @@ def plan(
     else:
         keep = list(members)  # nothing goes anywhere: they are different pictures
     # Never trash an asset that a kept file is: the copy kept would go with it.
-    kept_ids = {asset_ids.get(p) for p in keep} - {None}
+    kept_ids = {asset_ids.get(p) for p in keep} | {(same_bytes or {}).get(p) for p in keep}
+    kept_ids -= {None}
     trash = [p for p in members if p not in keep]
     gone = [p for p in trash if asset_ids.get(p) and asset_ids[p] not in kept_ids]
     already = [p for p in trash if p not in gone and p in in_trash]

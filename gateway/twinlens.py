@@ -539,13 +539,16 @@ def _resolve_one(
     ids = {p: a.live for p, a in found.items()}
     # Members whose asset Immich has only in its trash: never a copy to keep
     in_trash = {p: a.trashed for p, a in found.items() if a.trashed and not a.live}
-    result = resolve.plan(dup, keep, action, ids, in_trash)
+    same = {p: a.same_bytes for p, a in found.items()}
+    result = resolve.plan(dup, keep, action, ids, in_trash, same)
     result["dryRun"] = dry_run
-    if expect_trash is not None and sorted(t["path"] for t in result["trash"]) != sorted(
-        expect_trash
+    planned = {t["path"] for t in result["trash"]}
+    if expect_trash is not None and (
+        planned - set(expect_trash) or set(expect_trash) - planned - set(result["inImmichTrash"])
     ):
         # The group changed since the dry run the user confirmed (a scan added a copy):
-        # nothing is trashed that was not shown.
+        # nothing is trashed that was not shown. One shown that is in Immich's trash by
+        # now (trashed there, or by an earlier group of the same bulk request) is done.
         return 409, {
             **result,
             "message": "this group changed since its dry run: look at it again",
