@@ -44,6 +44,9 @@
 //   node drive.mjs duplicates-folder BASE_URL SHOT_DIR LIBRARY   the Duplicates page's folder
 //     filter (LIBRARY/backup typed relative to the library) with its pager, a reload, Back,
 //     the status filter, the whole library again, a folder outside the library
+//   node drive.mjs roots-fresh BASE_URL SHOT_DIR ROOT_A ROOT_B   two library roots, nothing
+//     scanned (no job names them): the picker beside Folder, a relative folder with none
+//     picked (asked which), then a root picked
 //   node drive.mjs immich-folder-bulk BASE_URL SHOT_DIR API_KEY LIBRARY   "Accept all
 //     suggestions on this page" on the groups with a copy in LIBRARY/backup, one of them
 //     keeping its backup copy
@@ -812,6 +815,60 @@ async function problems([library]) {
   out.relativeRows = (await problemRows()).length;
 }
 
+// Two library roots on a fresh install: the UI knows them from GET /roots (no job yet)
+async function rootsFresh([rootA, rootB]) {
+  const lists = [];
+  page.on("request", (r) => {
+    const url = new URL(r.url());
+    if (url.pathname === "/api/twinlens/files/errors") lists.push(url.search);
+  });
+  await page.goto(`${base}/#/problems`);
+  await page.getByRole("heading", { name: "Files with problems" }).waitFor();
+  const picker = page.getByLabel("Library folder");
+  await picker.waitFor();
+  const folder = page.getByLabel("Folder", { exact: true });
+  out.options = await picker.locator("option").allInnerTexts();
+  out.picked = await picker.inputValue();
+  out.placeholder = await folder.getAttribute("placeholder");
+  // A folder relative to the library, with no root picked: asked which, nothing listed
+  await page.locator(".problems .empty").waitFor();
+  const before = lists.length;
+  await folder.fill("2024/trip");
+  await folder.press("Enter");
+  const choose = page.locator(".folder-choose");
+  await choose.waitFor();
+  out.choose = await choose.innerText();
+  await page.waitForTimeout(300);
+  out.chooseHash = await page.evaluate(() => window.location.hash);
+  out.chooseRequests = lists.length - before;
+  await shot("roots-choose");
+  // ... then the second root picked: that folder of it, the note gone
+  await picker.selectOption(rootB);
+  await page.waitForFunction((h) => window.location.hash === h,
+    `#/problems?folder=${formEncoded(`${rootB}/2024/trip`)}`);
+  await problemsShown(`${rootB}/2024/trip`);
+  out.pickedHash = await page.evaluate(() => window.location.hash);
+  out.pickedTyped = await folder.inputValue();
+  out.pickedValue = await picker.inputValue();
+  out.chooseAfter = await choose.count();
+  out.pickedPlaceholder = await folder.getAttribute("placeholder");
+  // ... and another folder typed relative, under the root picked
+  await folder.fill("backup");
+  await folder.press("Enter");
+  await problemsShown(`${rootB}/backup`);
+  out.relativeHash = await page.evaluate(() => window.location.hash);
+  // ... a root's own name first: under that root, whichever is picked
+  await folder.fill(`${rootA.split("/").at(-1)}/2024`);
+  await folder.press("Enter");
+  await problemsShown(`${rootA}/2024`);
+  out.namedHash = await page.evaluate(() => window.location.hash);
+  out.namedPicked = await picker.inputValue();
+  // ... and "All" is the whole library
+  await picker.selectOption("");
+  await problemsShown("");
+  out.allHash = await page.evaluate(() => window.location.hash);
+}
+
 // Many duplicate groups: the pager's steps and the page size, kept in the URL
 async function paging() {
   const pager = page.getByRole("navigation", { name: "Duplicate pages" });
@@ -1392,6 +1449,7 @@ try {
   else if (scenario === "paging") await paging();
   else if (scenario === "duplicates-folder") await duplicatesFolder(rest);
   else if (scenario === "immich-folder-bulk") await immichFolderBulk(rest);
+  else if (scenario === "roots-fresh") await rootsFresh(rest);
   else if (scenario === "regroup") await regroup(rest);
   else if (scenario === "regroup-gone") await regroupGone(rest);
   else if (scenario === "step-back") await stepBack();

@@ -963,6 +963,78 @@ def test_duplicates_of_one_folder_in_browser(
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
+def _two_roots(tmp_path: Path) -> tuple[Path, Path]:
+    """Two library roots: ``photos`` (the generated library: its duplicates and groups in
+    2024/trip and backup, broken.jpg at its top) and ``phone``, whose 2024/trip holds a
+    photo with its sidecar, its byte copy in phone/backup, and a file that cannot be read."""
+    photos, phone = tmp_path / "photos", tmp_path / "phone"
+    make_library(photos)
+    trip = phone / "2024" / "trip"
+    trip.mkdir(parents=True)
+    (phone / "backup").mkdir()
+    picture(300).save(trip / "PXL_1.JPG", "JPEG", quality=85)
+    shutil.copyfile(trip / "PXL_1.JPG", phone / "backup" / "PXL_1.JPG")
+    (trip / "PXL_1.JPG.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n')
+    (trip / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg either")
+    return photos, phone
+
+
+def _quoted(p: Path) -> str:
+    """A folder as the UI writes it in its URL (its bytes, form-encoded)."""
+    return requests.utils.quote(str(p), safe="")
+
+
+def test_two_library_roots_are_known_before_any_scan_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+    from core.db import migrate
+
+    # Given a fresh Twinlens over two library roots: nothing scanned, so no job names them
+    photos, phone = _two_roots(tmp_path)
+    cfg = replace(embedded_settings, immich_url="", library_roots=(photos, phone))
+    Path(cfg.data_dir).mkdir(parents=True, exist_ok=True)
+    migrate(cfg.database_url)
+    stack = start(cfg, dist=ui_dist)
+    try:
+        api = stack.url + "/api/twinlens"
+        assert requests.get(api + "/jobs", timeout=10).json()["items"] == []
+        assert requests.get(api + "/roots", timeout=10).json() == {
+            "items": [
+                {"id": None, "path": str(photos), "files": 0},
+                {"id": None, "path": str(phone), "files": 0},
+            ]
+        }
+
+        # When a folder is typed relative to the library on Files with problems, then a
+        # root picked, other folders typed, and "All"
+        fresh = _drive("roots-fresh", stack.url, str(photos), str(phone))
+    finally:
+        stack.stop()
+
+    # Then the roots were known without a job: the picker offers them, the placeholder
+    # is a folder of the first
+    assert fresh["options"] == ["All (2)", str(photos), str(phone)], fresh["options"]
+    assert fresh["picked"] == "" and fresh["placeholder"] == f"{photos}/…"
+    # ... a relative folder with none picked is not guessed: the user is asked, and
+    # nothing is listed for it
+    assert fresh["choose"] == (
+        '"2024/trip" is relative, and the library has 2 folders: pick the one it is in as '
+        "Library folder, or type a full path."
+    ), fresh["choose"]
+    assert fresh["chooseHash"] == "#/problems" and fresh["chooseRequests"] == 0
+    # ... picking the second takes it under that one, and says so in the field
+    assert fresh["pickedHash"] == f"#/problems?folder={_quoted(phone / '2024' / 'trip')}"
+    assert fresh["pickedTyped"] == str(phone / "2024" / "trip")
+    assert fresh["pickedValue"] == str(phone) and fresh["chooseAfter"] == 0
+    assert fresh["pickedPlaceholder"] == f"{phone}/…"
+    assert fresh["relativeHash"] == f"#/problems?folder={_quoted(phone / 'backup')}"
+    # ... a folder that starts with a root's name goes under that root, whichever is picked
+    assert fresh["namedHash"] == f"#/problems?folder={_quoted(photos / '2024')}"
+    assert fresh["namedPicked"] == str(photos)
+    assert fresh["allHash"] == "#/problems"
+    assert not [c for c in fresh["console"] if c.startswith("pageerror")], fresh["console"]
+
+
 def test_accept_all_on_one_folders_groups_in_browser(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:

@@ -5,15 +5,15 @@ import {
   type UndoResult,
 } from "./api";
 import { canTakeFocus, Dialog } from "./Dialog";
-import { FolderField, useTypedFolder } from "./FolderField";
+import { FolderField, useFolderForm } from "./FolderField";
 import {
-  focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLibraryRoots, useLoad, type Go, type Params,
+  focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, type Go, type Params,
 } from "./hooks";
 import {
   actionFailure, camera, displayText, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
   dirname, displayName, displayPath, formatBytes, formatCount, formatSimilarity, formatTakenAt, keepReasonLabel,
   DUPLICATE_PAGE_SIZES, dismissNotice, duplicatesListKey, duplicatesListParams, duplicatesRoute, duplicatesView,
-  folderFilter, hiddenDecided, memberMark, memberOutcome, notesOf, pageAfterResize, pageParam, pathInFolder, placeNotes,
+  hiddenDecided, memberMark, memberOutcome, notesOf, pageAfterResize, pageParam, pathInFolder, placeNotes,
   planTotals, plural, undoNotice, undoSummary,
 } from "./logic";
 import { Pager } from "./Pager";
@@ -48,8 +48,7 @@ export function Duplicates({ localMode, params, go }: Props) {
   const { type, status, folder, page, size } = view;
   const listKey = duplicatesListKey(view);
   const list = useLoad(() => api.duplicates(duplicatesListParams(view)), listKey);
-  const [typed, setTyped] = useTypedFolder(folder);
-  const roots = useLibraryRoots();
+  const folderForm = useFolderForm(folder, (f) => nav({ folder: f }));
   const [picks, setPicks] = useState<Record<string, string>>({});
   // Groups decided on this list, hidden until the reload drops them, each with the load on
   // screen when it was decided: a later load that lists it again (another reviewer reopened
@@ -313,7 +312,7 @@ export function Duplicates({ localMode, params, go }: Props) {
     <div className="duplicates" ref={pageRef}>
       <h1 tabIndex={-1}>Duplicates</h1>
       <form className="filters" aria-label="Filter duplicates"
-            onSubmit={(e) => { e.preventDefault(); nav({ folder: folderFilter(typed, roots) }); }}>
+            onSubmit={folderForm.submit}>
         <label>
           Kind
           <select value={type} onChange={(e) => nav({ type: e.target.value })}>
@@ -337,8 +336,8 @@ export function Duplicates({ localMode, params, go }: Props) {
             {DUPLICATE_PAGE_SIZES.map((n) => <option key={n} value={n}>{n}</option>)}
           </select>
         </label>
-        <FolderField typed={typed} setTyped={setTyped} folder={folder}
-                     onClear={() => nav({ folder: "" })} helpId="duplicates-folder-help" roots={roots}
+        <FolderField form={folderForm} folder={folder}
+                     onClear={() => nav({ folder: "" })} helpId="duplicates-folder-help"
                      help="A folder of the library, as a full path: only the groups with a copy in it or below are listed." />
         {list.data && (
           <span className="muted" role="status">

@@ -2,10 +2,10 @@ import { useEffect, useRef, useState } from "react";
 import { CardNote, type Message, Notices } from "./Notices";
 import { api, ApiError, type FileGroup, type GroupMember } from "./api";
 import { Dialog } from "./Dialog";
-import { FolderField, useTypedFolder } from "./FolderField";
-import { focusCard, useEmptyPageStep, useFocusAfterStep, useLibraryRoots, useLoad, type Go, type Params } from "./hooks";
+import { FolderField, useFolderForm } from "./FolderField";
+import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Go, type Params } from "./hooks";
 import {
-  actionFailure, canMerge, displayText, folderFilter, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
+  actionFailure, canMerge, displayText, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
   groupPrimary, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
   regroupNotice, regroupPlan, regroupWithout, splitButtons, splitNotice, toggled,
   uncatalogedFile,
@@ -54,8 +54,7 @@ export function Groups({ localMode, params, go }: Props) {
   // `replace`: a step the list makes by itself (see `Go`)
   const nav = (p: Record<string, string>, replace = false) =>
     go("groups", { type, folder, page: "", ...p }, { replace });
-  const [typed, setTyped] = useTypedFolder(folder);
-  const roots = useLibraryRoots();
+  const folderForm = useFolderForm(folder, (f) => nav({ folder: f }));
 
   // Picked members per group id, and the groups picked for a merge in the order they were
   // picked (kept across pages: the first one's primary becomes the merged group's).
@@ -206,7 +205,7 @@ export function Groups({ localMode, params, go }: Props) {
         scans keep your corrections.
       </p>
       <form className="filters" aria-label="Filter groups"
-            onSubmit={(e) => { e.preventDefault(); nav({ folder: folderFilter(typed, roots) }); }}>
+            onSubmit={folderForm.submit}>
         <label>
           Type
           <select value={type} onChange={(e) => nav({ type: e.target.value })}>
@@ -214,8 +213,8 @@ export function Groups({ localMode, params, go }: Props) {
             {TYPES.map((t) => <option key={t} value={t}>{groupTypeLabel(t)}</option>)}
           </select>
         </label>
-        <FolderField typed={typed} setTyped={setTyped} folder={folder}
-                     onClear={() => nav({ folder: "" })} helpId="groups-folder-help" roots={roots}
+        <FolderField form={folderForm} folder={folder}
+                     onClear={() => nav({ folder: "" })} helpId="groups-folder-help"
                      help="A folder of the library, as a full path: only the groups with a file in it or below are listed." />
         {list.data && (
           <span className="muted" role="status">

@@ -1,11 +1,10 @@
-import type { FormEvent } from "react";
 import { api, type FileProblem } from "./api";
-import { type Go, type Params, useEmptyPageStep, useLibraryRoots, useLoad } from "./hooks";
+import { type Go, type Params, useEmptyPageStep, useLoad } from "./hooks";
 import {
-  dirname, displayPath, folderFilter, formatBytes, formatCount, humanize, pageFromUrl, pageParam, parseUtc,
+  dirname, displayPath, formatBytes, formatCount, humanize, pageFromUrl, pageParam, parseUtc,
   problemRetryLabel,
 } from "./logic";
-import { FolderField, useTypedFolder } from "./FolderField";
+import { FolderField, useFolderForm } from "./FolderField";
 import { Notices } from "./Notices";
 import { Pager } from "./Pager";
 
@@ -31,12 +30,7 @@ export function Problems({ params, go }: Props) {
     go("problems", { folder, page: "", ...p }, { replace });
   useEmptyPageStep(list, listKey, page, PAGE_SIZE, (p) => nav({ page: pageParam(p) }, true));
 
-  const [typed, setTyped] = useTypedFolder(folder);
-  const roots = useLibraryRoots();
-  const apply = (e: FormEvent) => {
-    e.preventDefault();
-    nav({ folder: folderFilter(typed, roots) });
-  };
+  const folderForm = useFolderForm(folder, (f) => nav({ folder: f }));
 
   const data = list.of === listKey ? list.data : null;
   const items = data?.items ?? [];
@@ -49,9 +43,9 @@ export function Problems({ params, go }: Props) {
         out of duplicate detection and grouping, and stay listed here until a scan reads them
         without a problem (the Overview's list is only what the last scan read).
       </p>
-      <form className="filters" onSubmit={apply} aria-label="Filter files with problems">
-        <FolderField typed={typed} setTyped={setTyped} folder={folder}
-                     onClear={() => nav({ folder: "" })} helpId="folder-help" roots={roots}
+      <form className="filters" onSubmit={folderForm.submit} aria-label="Filter files with problems">
+        <FolderField form={folderForm} folder={folder}
+                     onClear={() => nav({ folder: "" })} helpId="folder-help"
                      help="A folder of the library, as a full path: only the files in it and below are listed." />
         {data && (
           <span className="muted" role="status">

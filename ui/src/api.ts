@@ -115,6 +115,15 @@ export interface FileProblem {
   since?: string | null;
 }
 
+/** A library root (GET /roots): a folder of TWINLENS_LIBRARY_ROOTS, in their order. */
+export interface Root {
+  /** The catalog's root; null until a scan reached it. */
+  id: number | null;
+  path: string;
+  /** Files cataloged under it. */
+  files: number;
+}
+
 export interface Stats {
   duplicates: Record<string, unknown>;
   groups: { total?: number | null } & Record<string, unknown>;
@@ -349,6 +358,7 @@ export const api = {
   startScan: (body: { full?: boolean } = {}) =>
     request<{ jobs: Job[] }>("POST", "/jobs", body),
   jobs: () => request<{ items: Job[] }>("GET", "/jobs"),
+  roots: () => request<{ items: Root[] }>("GET", "/roots"),
   job: (service: string, id: string) =>
     request<Job>("GET", `/jobs/${encodeURIComponent(service)}/${encodeURIComponent(id)}`),
   cancelJob: (service: string, id: string) =>

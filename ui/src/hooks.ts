@@ -243,17 +243,19 @@ export function useNearViewport(
   return near;
 }
 
-// The library roots, as the jobs name them (no other answer says them): asked once a page
-// load, and again after a failure
+// The library roots: asked once a page load, and again after a failure
 let rootsAsked: Promise<string[]> | null = null;
 
-/** The library roots the UI knows of (from the jobs list); empty until known, or when no
- * job names one. */
+/** The library roots the UI knows of (GET /roots: the configured ones, scanned or not);
+ * empty until known. Should that fail, those the jobs name (a gateway without /roots). */
 export function useLibraryRoots(): string[] {
   const [roots, setRoots] = useState<string[]>([]);
   useEffect(() => {
     let live = true;
-    rootsAsked ??= api.jobs().then((r) => jobRoots(r.items ?? []), () => {
+    rootsAsked ??= api.roots().then(
+      (r) => (r.items ?? []).map((x) => x.path),
+      () => api.jobs().then((r) => jobRoots(r.items ?? [])),
+    ).catch(() => {
       rootsAsked = null;
       return [];
     });

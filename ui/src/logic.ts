@@ -580,15 +580,47 @@ export function problemRetryLabel(retried: boolean): string {
 /** The folder filter as typed: trimmed, without a trailing slash (the root "/" stays);
  * escapes as `displayPath` shows them read back (\xNN from \x80 up: a byte that is not
  * UTF-8, as the page and the CLI show it). A folder typed relative to the library
- * ("2024/shoot-A") is taken under its root when `roots` (the library roots the UI knows)
- * holds exactly one; with none or several known it is sent as typed (and refused). */
-export function folderFilter(typed: string, roots: string[] = []): string {
+ * ("2024/shoot-A") is taken under a root as `resolveFolder` takes it; one it cannot place
+ * is sent as typed (and refused). */
+export function folderFilter(typed: string, roots: string[] = [], picked = ""): string {
+  const r = resolveFolder(typed, roots, picked);
+  return "folder" in r ? r.folder : unescapePath(folderPath(typed.trim()));
+}
+
+/** The folder a list is asked for, from what was typed in its Folder field and the
+ * library folder picked beside it (`picked`: one of `roots`, or "" for the whole library;
+ * the picker is there only with several roots). A full path is taken as it is. Nothing
+ * typed is the whole library, or the root picked. A folder typed relative to the library
+ * is taken under: the one root, with only one; with several, the root whose own folder
+ * name it starts with, when exactly one has that name ("Photos/2019" with /mnt/Photos and
+ * /mnt/Phone: /mnt/Photos/2019, whichever is picked), else the root picked. Otherwise the
+ * user is asked to pick the root (`choose` says so), rather than the folder guessed under
+ * the wrong one. With no root known it goes as typed (and the services refuse it). */
+export function resolveFolder(
+  typed: string, roots: string[], picked = "",
+): { folder: string } | { choose: string } {
   const folder = unescapePath(folderPath(typed.trim()));
-  if (!folder || folder.startsWith("/") || roots.length !== 1) return folder;
+  const root = picked && roots.includes(picked) ? folderPath(picked)
+    : roots.length === 1 ? folderPath(roots[0]) : "";
+  if (!folder) return { folder: picked && root ? root : "" };
+  if (folder.startsWith("/") || roots.length === 0) return { folder };
   const rel = folder.replace(/^(\.\/)+/, "");
-  const root = folderPath(roots[0]);
-  if (rel === "" || rel === ".") return root;
-  return root === "/" ? `/${rel}` : `${root}/${rel}`;
+  const under = (r: string, tail: string) =>
+    tail === "" || tail === "." ? r : r === "/" ? `/${tail}` : `${r}/${tail}`;
+  const [first, ...rest] = rel.split("/");
+  const named = roots.map(folderPath).filter((r) => r !== "/" && basename(r) === first);
+  if (roots.length > 1 && named.length === 1) return { folder: under(named[0], rest.join("/")) };
+  if (root) return { folder: under(root, rel) };
+  return {
+    choose: `"${displayPath(rel)}" is relative, and the library has ${roots.length} folders: ` +
+      "pick the one it is in as Library folder, or type a full path.",
+  };
+}
+
+/** The library root `folder` is in (the longest that holds it), or "". */
+export function rootHolding(folder: string, roots: string[]): string {
+  if (!folder) return "";
+  return roots.filter((r) => pathInFolder(folderPath(folder), r)).sort((a, b) => b.length - a.length)[0] ?? "";
 }
 
 /** A folder without its trailing slashes; the root ("/", or "///") stays "/". */

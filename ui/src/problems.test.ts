@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { ApiError, prefixQuery } from "./api";
 import {
   canRetry, displayPath, displayText, folderFilter, jobRoots, parseUtc, problemRetryLabel, problemsLinkText,
+  resolveFolder, rootHolding,
 } from "./logic";
 
 describe("a path shown", () => {
@@ -75,6 +76,48 @@ describe("the folder filter", () => {
     // with no root known, or several (which one?), it goes as typed (and is refused)
     expect(folderFilter("2024", [])).toBe("2024");
     expect(folderFilter("2024", ["/a", "/b"])).toBe("2024");
+  });
+  it("with several roots, takes a relative folder under the root picked beside it", () => {
+    const two = ["/mnt/nas/Photos", "/mnt/phone/"];
+    expect(resolveFolder("2019/Trip", two, "/mnt/nas/Photos")).toEqual({ folder: "/mnt/nas/Photos/2019/Trip" });
+    expect(resolveFolder(" ./2019/Trip/ ", two, "/mnt/phone/")).toEqual({ folder: "/mnt/phone/2019/Trip" });
+    expect(folderFilter("2019", two, "/mnt/phone/")).toBe("/mnt/phone/2019");
+    // nothing typed: the root picked, or the whole library with none picked
+    expect(resolveFolder("", two, "/mnt/phone/")).toEqual({ folder: "/mnt/phone" });
+    expect(resolveFolder(" ", two, "")).toEqual({ folder: "" });
+    // a full path is what it says, whichever root is picked
+    expect(resolveFolder("/mnt/nas/Photos/2020", two, "/mnt/phone/")).toEqual({ folder: "/mnt/nas/Photos/2020" });
+    // a root no longer listed is no pick
+    expect(resolveFolder("2019", two, "/gone")).toHaveProperty("choose");
+  });
+  it("with several roots, takes a folder that starts with one root's name under it", () => {
+    const two = ["/mnt/nas/Photos", "/mnt/phone"];
+    expect(resolveFolder("Photos/2019/Trip", two)).toEqual({ folder: "/mnt/nas/Photos/2019/Trip" });
+    expect(resolveFolder("phone/", two)).toEqual({ folder: "/mnt/phone" });
+    // two roots of that name: which one? asked, as for any other relative folder
+    const same = ["/a/Photos", "/b/Photos"];
+    const asked = resolveFolder("Photos/2019", same);
+    expect(asked).toEqual({
+      choose: "\"Photos/2019\" is relative, and the library has 2 folders: pick the one it is in as " +
+        "Library folder, or type a full path.",
+    });
+    expect(resolveFolder("2019/Trip", two)).toHaveProperty("choose");
+    // ... and never guessed into a request: the pure filter sends it as typed (refused)
+    expect(folderFilter("2019/Trip", two)).toBe("2019/Trip");
+    // ... whichever root is picked: the name typed says which
+    expect(resolveFolder("Photos/2019", two, "/mnt/phone")).toEqual({ folder: "/mnt/nas/Photos/2019" });
+    expect(resolveFolder("phone", two, "/mnt/phone")).toEqual({ folder: "/mnt/phone" });
+    // with one root, the root's own name is a folder of it like any other
+    expect(resolveFolder("Photos/2019", ["/mnt/nas/Photos"])).toEqual({ folder: "/mnt/nas/Photos/Photos/2019" });
+    // with none known, it goes as typed
+    expect(resolveFolder("2019", [])).toEqual({ folder: "2019" });
+  });
+  it("knows which root a folder is in, the picker's choice on a reload", () => {
+    const roots = ["/mnt/nas/Photos", "/mnt/nas/Photos2", "/"];
+    expect(rootHolding("/mnt/nas/Photos2/2019", roots)).toBe("/mnt/nas/Photos2");
+    expect(rootHolding("/mnt/nas/Photos/", roots)).toBe("/mnt/nas/Photos");
+    expect(rootHolding("/etc", ["/mnt/nas/Photos"])).toBe("");
+    expect(rootHolding("", roots)).toBe("");
   });
   it("knows the library roots the jobs name, each once", () => {
     expect(jobRoots([{ root: "/a" }, { root: null }, { root: "/b" }, { root: "/a" }, {}])).toEqual(["/a", "/b"]);
