@@ -17,6 +17,7 @@ from urllib.parse import quote
 import requests
 from flask import Blueprint, Response, current_app, g, jsonify, request, send_file
 from redis.exceptions import RedisError
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from werkzeug.exceptions import HTTPException
 
 from core.paths import PATH_MAX, PathOutsideRoots, confine, query_paths, root_of
@@ -586,7 +587,7 @@ def _resolve_one(
         decision["trashed"] = [
             {"path": t["path"], "sha1": sha1_of.get(t["path"])} for t in result["trash"]
         ]
-    status, recorded = call("dedup", "POST", f"/duplicates/{quoted}/resolution", json=decision)
+    status, recorded = _record(quoted, decision)
     if status >= 300:
         return _error_body(status, recorded)
     changed()
@@ -597,6 +598,10 @@ def _resolve_one(
     try:
         resp = as_caller("DELETE", "assets", json={"ids": trash_ids, "force": False})
     except requests.RequestException as exc:
+        if isinstance(exc, requests.ConnectionError) and _never_sent(exc):
+            # Immich cannot have acted: the decision goes too, as for a refusal, and the
+            # group is open again.
+            return _withdrawn(quoted, recorded, result, _immich_down(exc))
         # Immich may have trashed them before the answer was lost: the decision stays,
         # so undo restores whatever did go.
         err = upstream_error(exc)
@@ -615,7 +620,53 @@ def _resolve_one(
         return status, {**result, "message": message, "statusCode": status}
     # Immich refused (e.g. an API key without asset.delete): nothing moved, so the
     # decision goes too and the group is open again.
-    refusal = _immich_refusal(resp)
+    return _withdrawn(quoted, recorded, result, _immich_refusal(resp))
+
+
+def _record(quoted: str, decision: dict[str, Any]) -> tuple[int, Any]:
+    """Record ``decision`` through the dedup API. When its answer is a failure (5xx, lost,
+    timed out) the decision may stand all the same (committed before the answer was
+    lost): the group is read again, and a decision on it with the same action and kept
+    copies is taken as recorded, so the trash follows it rather than leaving a group
+    "resolved" with nothing moved that a retry could no longer resolve."""
+    try:
+        status, recorded = call("dedup", "POST", f"/duplicates/{quoted}/resolution", json=decision)
+    except ServiceError as exc:
+        status, recorded = exc.status, {"error": exc.message}
+    if status < 500:
+        return status, recorded
+    try:
+        again, dup = call("dedup", "GET", f"/duplicates/{quoted}")
+    except ServiceError:
+        return status, recorded
+    shown = dup.get("resolution") if again == 200 and isinstance(dup, dict) else None
+    if (
+        isinstance(shown, dict)
+        and shown.get("action") == decision["action"]
+        and sorted(shown.get("keep") or []) == sorted(decision["keep"])
+    ):
+        return 201, dup
+    return status, recorded
+
+
+def _never_sent(exc: requests.ConnectionError) -> bool:
+    """Whether the request surely never reached Immich: no connection was made (refused,
+    a name that does not resolve, a connect timeout). A connection that broke later may
+    have carried it."""
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
+
+
+def _immich_down(exc: requests.RequestException) -> tuple[int, Any]:
+    err = upstream_error(exc)
+    return err.status_code, err.get_json()
+
+
+def _withdrawn(
+    quoted: str, recorded: Any, result: dict[str, Any], refusal: tuple[int, Any]
+) -> tuple[int, Any]:
+    """Immich moved nothing: withdraw the decision just recorded (the group is open
+    again) and answer Immich's refusal, or say the decision stands if it cannot go."""
     try:
         status, after = call("dedup", "DELETE", _withdraw_path(quoted, _decision_of(recorded)))
     except ServiceError as exc:
@@ -625,8 +676,8 @@ def _resolve_one(
         msg = after.get("error") if isinstance(after, dict) else None
         return 502, {
             **result,
-            "message": f"Immich refused the trash ({refusal[0]}) and the decision recorded "
-            f"for it could not be withdrawn: {msg or status}",
+            "message": f"Immich did not trash the files ({refusal[0]}) and the decision "
+            f"recorded for it could not be withdrawn: {msg or status}",
             "statusCode": 502,
         }
     return refusal

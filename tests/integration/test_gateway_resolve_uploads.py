@@ -134,3 +134,57 @@ def test_a_bulk_run_agrees_with_its_dry_run_when_two_groups_trash_one_file(
     assert real["results"][1]["inImmichTrash"] == [shared]
     trashed = {rel for rel, i in ids.items() if st.assets[i]["isTrashed"]}
     assert trashed == {shared.removeprefix(lib + "/")}
+
+
+def test_a_decision_recorded_whose_answer_was_lost_is_followed_by_the_trash(
+    gateway, immich, alice, copies, catalog, monkeypatch
+):
+    from gateway import twinlens
+    from gateway.services import ServiceError
+
+    # Given a dedup API that records the decision and then fails to answer (a timeout)
+    real = twinlens.call
+
+    def lost_answer(service, method, path, **kw):
+        answer = real(service, method, path, **kw)
+        if method == "POST" and path.endswith("/resolution"):
+            raise ServiceError(504, "the dedup service did not answer in time")
+        return answer
+
+    monkeypatch.setattr(twinlens, "call", lost_answer)
+    # When Alice keeps X and trashes backup/X
+    r = _resolve(gateway, alice, copies)
+    # Then the decision stands and so does the trash it names: no group left "resolved"
+    # with its copy still in Immich, which a retry could no longer resolve
+    assert r.status_code == 200, r.text
+    assert _trashed(immich, copies) == {"ex": False, "ey": True, "up": False}
+    assert catalog.status(copies["dup"]["id"]) == "resolved"
+
+
+def test_an_immich_that_refuses_the_connection_leaves_the_group_open(
+    gateway, immich, alice, copies, catalog, monkeypatch
+):
+    import socket
+
+    from gateway import twinlens
+
+    # Given an Immich that is down when the trash is sent (nothing listens on its port)
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = f"http://127.0.0.1:{s.getsockname()[1]}/api/assets"
+    s.close()
+    real = twinlens.as_caller
+
+    def down(method, path, **kw):
+        if method == "DELETE" and path == "assets":
+            return requests.delete(dead, timeout=2, **kw)
+        return real(method, path, **kw)
+
+    monkeypatch.setattr(twinlens, "as_caller", down)
+    r = _resolve(gateway, alice, copies)
+    # Then the answer says Immich could not be reached, and the decision is withdrawn:
+    # Immich cannot have trashed anything, so the group is open to resolve again
+    assert r.status_code == 502, r.text
+    assert "undo" not in r.json()["message"]
+    assert catalog.status(copies["dup"]["id"]) == "open"
+    assert not any(_trashed(immich, copies).values())
