@@ -47,6 +47,9 @@
 //   node drive.mjs roots-fresh BASE_URL SHOT_DIR ROOT_A ROOT_B   two library roots, nothing
 //     scanned (no job names them): the picker beside Folder, a relative folder with none
 //     picked (asked which), then a root picked
+//   node drive.mjs roots-overview BASE_URL SHOT_DIR ROOT_A ROOT_B   the Overview narrowed to
+//     a folder of ROOT_B (typed as its name and a folder): its figures, then Review, Browse
+//     and the Files with problems link, each opening that folder's list
 //   node drive.mjs immich-folder-bulk BASE_URL SHOT_DIR API_KEY LIBRARY   "Accept all
 //     suggestions on this page" on the groups with a copy in LIBRARY/backup, one of them
 //     keeping its backup copy
@@ -869,6 +872,75 @@ async function rootsFresh([rootA, rootB]) {
   out.allHash = await page.evaluate(() => window.location.hash);
 }
 
+// The Overview's figures of one folder, and where Review, Browse and the problems link go
+async function rootsOverview([rootA, rootB]) {
+  const cards = () => page.$$eval(".card", (cs) => cs.map((c) => c.innerText.replace(/\s+/g, " ").trim()));
+  await page.goto(`${base}/#/overview`);
+  await page.locator(".card .figure").first().waitFor();
+  await page.locator(".problems-link a").waitFor();
+  out.wholeCards = await cards();
+  out.wholeLink = await page.locator(".problems-link a").innerText();
+  const folder = page.getByLabel("Folder", { exact: true });
+  const hash = `#/overview?folder=${formEncoded(`${rootB}/2024`)}`;
+  await folder.fill(`${rootB.split("/").at(-1)}/2024/`);
+  await folder.press("Enter");
+  await page.waitForFunction((h) => window.location.hash === h, hash);
+  // Its figures come (not the whole library's "–" while they load)
+  await page.waitForFunction(() => {
+    const figs = [...document.querySelectorAll(".card .figure")].map((f) => f.textContent);
+    return figs.length === 3 && figs[0] !== "–" && figs[2] !== "–" &&
+      document.querySelector(".problems-link a") !== null;
+  });
+  out.folder = {
+    hash: await page.evaluate(() => window.location.hash),
+    scope: await page.locator(".folder-scope").innerText(),
+    cards: await cards(),
+    picked: await page.getByLabel("Library folder").inputValue(),
+    link: await page.locator(".problems-link a").innerText(),
+    linkHref: await page.locator(".problems-link a").getAttribute("href"),
+    captions: await page.$$eval(".breakdown caption", (cs) => cs.map((c) => c.textContent)),
+  };
+  await shot("roots-overview-folder");
+  // Review: the duplicates of that folder
+  await page.getByRole("button", { name: "Review" }).click();
+  await page.getByRole("heading", { name: "Duplicates" }).waitFor();
+  await waitForDuplicates();
+  await page.waitForFunction(() => document.querySelector(".duplicates form [role=status]") !== null);
+  out.review = await duplicatesState();
+  // Browse: the groups of that folder
+  await page.evaluate(() => window.history.back());
+  await page.waitForFunction((h) => window.location.hash === h, hash);
+  await page.locator(".folder-scope").waitFor();
+  await page.getByRole("button", { name: "Browse" }).click();
+  await page.getByRole("heading", { name: "Groups" }).waitFor();
+  await page.locator(".group-list > li, .groups .empty").first().waitFor();
+  out.browse = {
+    hash: await page.evaluate(() => window.location.hash),
+    groups: await page.locator(".group-list > li").count(),
+    typed: await page.getByLabel("Folder", { exact: true }).inputValue(),
+  };
+  // The problems link: that folder's files with problems
+  await page.evaluate(() => window.history.back());
+  await page.waitForFunction((h) => window.location.hash === h, hash);
+  await page.locator(".problems-link a").click();
+  await problemsShown(`${rootB}/2024`);
+  out.problems = {
+    hash: await page.evaluate(() => window.location.hash),
+    rows: (await problemRows()).map((r) => r.path),
+  };
+  // "Whole library" on the Overview: the library's figures and lists again
+  await page.evaluate(() => window.history.back());
+  await page.waitForFunction((h) => window.location.hash === h, hash);
+  await page.getByRole("button", { name: "Whole library" }).click();
+  await page.waitForFunction(() => window.location.hash === "#/overview");
+  await page.waitForFunction(() => document.querySelector(".folder-scope") === null);
+  await page.waitForTimeout(300);
+  out.wholeAgain = await cards();
+  await page.getByRole("button", { name: "Review" }).click();
+  await page.getByRole("heading", { name: "Duplicates" }).waitFor();
+  out.wholeReviewHash = await page.evaluate(() => window.location.hash);
+}
+
 // Many duplicate groups: the pager's steps and the page size, kept in the URL
 async function paging() {
   const pager = page.getByRole("navigation", { name: "Duplicate pages" });
@@ -1450,6 +1522,7 @@ try {
   else if (scenario === "duplicates-folder") await duplicatesFolder(rest);
   else if (scenario === "immich-folder-bulk") await immichFolderBulk(rest);
   else if (scenario === "roots-fresh") await rootsFresh(rest);
+  else if (scenario === "roots-overview") await rootsOverview(rest);
   else if (scenario === "regroup") await regroup(rest);
   else if (scenario === "regroup-gone") await regroupGone(rest);
   else if (scenario === "step-back") await stepBack();

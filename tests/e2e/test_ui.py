@@ -1035,6 +1035,65 @@ def test_two_library_roots_are_known_before_any_scan_in_browser(
     assert not [c for c in fresh["console"] if c.startswith("pageerror")], fresh["console"]
 
 
+def test_the_overview_of_one_folder_of_two_roots_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+    import twinlens
+
+    # Given two library roots, both scanned
+    photos, phone = _two_roots(tmp_path)
+    cfg = replace(embedded_settings, immich_url="", library_roots=(photos, phone))
+    for root in (photos, phone):
+        assert twinlens.run_scan(cfg, str(root))["job"]["state"] == "done"
+    stack = start(cfg, dist=ui_dist)
+    try:
+        # When the Overview is narrowed to a folder of the second, typed as the root's name
+        # and a folder, and its Review, Browse and problems link are followed
+        over = _drive("roots-overview", stack.url, str(photos), str(phone))
+    finally:
+        stack.stop()
+
+    # Then the whole library first: 3 duplicate groups (2 in photos, 1 in phone), 3 file
+    # groups, 2 files with problems
+    def figure(cards: list[str], label: str) -> str:
+        return next(c for c in cards if label in c).split()[0]
+
+    assert figure(over["wholeCards"], "open duplicate groups") == "3", over["wholeCards"]
+    assert figure(over["wholeCards"], "file groups") == "3"
+    assert over["wholeLink"] == "2 files with problems"
+    # The Overview narrowed to phone/2024: its own figures, said to be its
+    folder = phone / "2024"
+    assert over["folder"]["hash"] == f"#/overview?folder={_quoted(folder)}"
+    assert over["folder"]["scope"] == f"Figures of {folder} and the folders in it"
+    assert over["folder"]["picked"] == str(phone)
+    cards = over["folder"]["cards"]
+    assert figure(cards, "open duplicate groups with a copy in this folder") == "1", cards
+    assert figure(cards, "file groups") == "1", cards
+    assert any("reclaimable by removing duplicates (whole library)" in c for c in cards), cards
+    assert over["folder"]["link"] == "1 file with a problem"
+    assert over["folder"]["linkHref"] == f"#/problems?folder={_quoted(folder)}"
+    assert all(c.endswith("(whole library)") for c in over["folder"]["captions"]), over["folder"]
+    # Review opens that folder's duplicates, Browse its groups, the link its problems
+    assert over["review"]["hash"] == f"#/duplicates?folder={_quoted(folder)}", over["review"]
+    assert over["review"]["count"] == "1 group" and over["review"]["typed"] == str(folder)
+    assert [sorted(dirs) for dirs in over["review"]["cards"]] == [
+        sorted([str(phone / "2024" / "trip"), str(phone / "backup")])
+    ]
+    assert over["browse"] == {
+        "hash": f"#/groups?folder={_quoted(folder)}",
+        "groups": 1,
+        "typed": str(folder),
+    }
+    assert over["problems"] == {
+        "hash": f"#/problems?folder={_quoted(folder)}",
+        "rows": [str(phone / "2024" / "trip" / "bad.jpg")],
+    }
+    # "Whole library" gives the library's figures back, and Review all of its groups
+    assert over["wholeAgain"] == over["wholeCards"]
+    assert over["wholeReviewHash"] == "#/duplicates"
+    assert not [c for c in over["console"] if c.startswith("pageerror")], over["console"]
+
+
 def test_accept_all_on_one_folders_groups_in_browser(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:

@@ -97,7 +97,7 @@ export function App() {
           </div>
         )}
         {signedIn && !signedIn.canReview && <AdminsOnlyNotice />}
-        {me && page === "overview" && <Overview localMode={me.localMode} go={go} />}
+        {me && page === "overview" && <Overview localMode={me.localMode} params={route.params} go={go} />}
         {me && page === "duplicates" && (
           <Duplicates localMode={me.localMode} params={route.params} go={go} />
         )}

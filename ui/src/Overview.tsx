@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
 import { api, type Job, type Stats } from "./api";
-import { type Go, useLoad, usePoll } from "./hooks";
+import { FolderField, useFolderForm } from "./FolderField";
+import { type Go, hashQuery, type Params, useLoad, usePoll } from "./hooks";
 import {
   displayPath, displayText, failedFilesLabel, jobScope, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
   phaseLabel, problemsLinkText, progressFraction, scanButton, scanOverview, scanRefusal, staleJobsNotice, statBreakdowns,
@@ -16,14 +17,41 @@ const KIND_LABEL: Record<string, string> = {
 
 interface Props {
   localMode: boolean;
+  params: Params;
   go: Go;
 }
 
-export function Overview({ go }: Props) {
+/** A folder's own figures (only totals: one item of each list asked for). */
+interface FolderFigures {
+  open: number;
+  total: number;
+  groups: number;
+}
+
+function folderFigures(folder: string): Promise<FolderFigures> {
+  const path_prefix = folder;
+  return Promise.all([
+    api.duplicates({ status: "open", path_prefix, size: 1 }),
+    api.duplicates({ path_prefix, size: 1 }),
+    api.groups({ path_prefix, size: 1 }),
+  ]).then(([open, all, groups]) => ({ open: open.total, total: all.total, groups: groups.total }));
+}
+
+export function Overview({ params, go }: Props) {
+  // A folder picked (#/overview?folder=): its figures, and Review, Browse and the Files
+  // with problems link open that folder's lists, as their own folder filters do
+  const folder = params.get("folder") ?? "";
+  const folderForm = useFolderForm(folder, (f) => go("overview", { folder: f }));
   const [statsKey, setStatsKey] = useState(0);
   const stats = useLoad(api.stats, String(statsKey));
-  // How many of the library's files have a problem (only the total: one item asked for)
-  const problems = useLoad(() => api.fileErrors({ size: 1 }), String(statsKey));
+  const figuresKey = `${statsKey}\u0000${folder}`;
+  const figures = useLoad(() => (folder ? folderFigures(folder) : Promise.resolve(null)), figuresKey);
+  // A count of this folder, of an earlier read (a scan ended since) until the new one comes
+  const ofFolder = (of: string | null) => of !== null && of.endsWith(`\u0000${folder}`);
+  // How many of the library's (or the folder's) files have a problem (only the total)
+  const problems = useLoad(
+    () => api.fileErrors({ path_prefix: folder || undefined, size: 1 }), figuresKey,
+  );
   const [jobs, setJobs] = useState<Job[]>([]);
   const [details, setDetails] = useState<Record<string, Job>>({});
   // Why the list of jobs could not be read (cleared by the next list read), and why "Scan
@@ -134,12 +162,26 @@ export function Overview({ go }: Props) {
       <h1>Overview</h1>
       <section aria-labelledby="stats-h">
         <h2 id="stats-h">Library</h2>
+        <form className="filters" onSubmit={folderForm.submit} aria-label="Figures of one folder">
+          <FolderField form={folderForm} folder={folder} onClear={() => go("overview")}
+                       helpId="overview-folder-help"
+                       help="A folder of the library, as a full path: the figures, Review, Browse and Files with problems are of that folder and below." />
+        </form>
+        {folder && (
+          <p className="folder-scope">
+            Figures of <span className="path">{displayPath(folder)}</span> and the folders in it
+          </p>
+        )}
         <LoadError list={stats} />
-        {stats.data ? <StatsView stats={stats.data} go={go} /> : !stats.error && (
+        {folder && <LoadError list={figures} />}
+        {stats.data ? (
+          <StatsView stats={stats.data} go={go} folder={folder}
+                     figures={ofFolder(figures.of) ? figures.data : null} />
+        ) : !stats.error && (
           <p className="muted" role="status">Loading…</p>
         )}
-        <ProblemsLink total={problems.of === null ? null : problems.data?.total ?? null}
-                      error={problems.error?.message ?? null} />
+        <ProblemsLink total={ofFolder(problems.of) ? problems.data?.total ?? null : null}
+                      error={problems.error?.message ?? null} folder={folder} />
       </section>
 
       <section aria-labelledby="scan-h">
@@ -175,11 +217,14 @@ export function Overview({ go }: Props) {
 }
 
 /** "N files with problems", a link to that page; a count that failed says so. */
-function ProblemsLink({ total, error }: { total: number | null; error: string | null }) {
+function ProblemsLink({ total, error, folder }: {
+  total: number | null; error: string | null; folder: string;
+}) {
   if (total === null && !error) return null;
+  const href = `#/problems${folder ? `?${hashQuery({ folder })}` : ""}`;
   return (
     <p className="problems-link">
-      <a href="#/problems">{total === null ? "Files with problems" : problemsLinkText(total)}</a>
+      <a href={href}>{total === null ? "Files with problems" : problemsLinkText(total)}</a>
       {total === null
         ? <span className="muted"> (could not be counted: {displayText(error ?? "")})</span>
         : total > 0 && <span className="muted"> — files the scans could not read; they stay
@@ -192,33 +237,40 @@ function num(v: unknown): number | null {
   return typeof v === "number" && Number.isFinite(v) ? v : null;
 }
 
-function StatsView({ stats, go }: { stats: Stats; go: Props["go"] }) {
+/** The figures: the whole library's, or with `folder` that folder's (`figures`, null
+ * while they load); what only the whole library has (bytes to reclaim, the breakdowns)
+ * says so. Review and Browse open the lists of the folder shown. */
+function StatsView({ stats, go, folder, figures }: {
+  stats: Stats; go: Props["go"]; folder: string; figures: FolderFigures | null;
+}) {
   const d = stats.duplicates ?? {};
   const byStatus = (d.by_status ?? {}) as Record<string, unknown>;
-  const open = num(d.open) ?? num(byStatus.open);
-  const total = num(d.groups) ?? num(d.total);
+  const open = folder ? figures?.open ?? null : num(d.open) ?? num(byStatus.open);
+  const total = folder ? figures?.total ?? null : num(d.groups) ?? num(d.total);
   const reclaim = num(d.reclaimable_bytes);
-  const groups = num(stats.groups?.total);
+  const groups = folder ? figures?.groups ?? null : num(stats.groups?.total);
   return (
     <>
       <div className="cards">
         <div className="card">
           <div className="figure">{formatCount(open)}</div>
-          <div className="label">open duplicate groups</div>
+          <div className="label">open duplicate groups{folder && " with a copy in this folder"}</div>
           {total !== null && <div className="sub">{formatCount(total)} in all</div>}
-          <button type="button" className="link" onClick={() => go("duplicates")}>Review</button>
+          <button type="button" className="link" onClick={() => go("duplicates", { folder })}>Review</button>
         </div>
         <div className="card">
           <div className="figure">{formatBytes(reclaim)}</div>
-          <div className="label">reclaimable by removing duplicates</div>
+          <div className="label">reclaimable by removing duplicates{folder && " (whole library)"}</div>
         </div>
         <div className="card">
           <div className="figure">{formatCount(groups)}</div>
-          <div className="label">file groups (RAW+JPEG, Live Photos, edits, sidecars)</div>
-          <button type="button" className="link" onClick={() => go("groups")}>Browse</button>
+          <div className="label">
+            file groups (RAW+JPEG, Live Photos, edits, sidecars){folder && " with a file in this folder"}
+          </div>
+          <button type="button" className="link" onClick={() => go("groups", { folder })}>Browse</button>
         </div>
       </div>
-      <DuplicateBreakdown stats={d} />
+      <DuplicateBreakdown stats={d} scope={folder ? " (whole library)" : ""} />
     </>
   );
 }
@@ -235,7 +287,7 @@ const KNOWN = new Set(["by_type", "by_status", "reclaimable"]);
 
 /** The dedup stats as one table (kind × groups, reclaimable) and a status line; any other
  * numeric breakdown the API adds later is shown as a small table of its own. */
-function DuplicateBreakdown({ stats }: { stats: Record<string, unknown> }) {
+function DuplicateBreakdown({ stats, scope }: { stats: Record<string, unknown>; scope: string }) {
   const byType = (stats.by_type ?? {}) as Record<string, number>;
   const byStatus = (stats.by_status ?? {}) as Record<string, number>;
   const reclaim = (stats.reclaimable ?? {}) as Record<string, number>;
@@ -245,7 +297,7 @@ function DuplicateBreakdown({ stats }: { stats: Record<string, unknown> }) {
     <div className="breakdowns">
       {types.length > 0 && (
         <table className="breakdown">
-          <caption>Duplicate groups by kind</caption>
+          <caption>Duplicate groups by kind{scope}</caption>
           <thead>
             <tr><th scope="col">Kind</th><th scope="col">Groups</th><th scope="col">Reclaimable (open)</th></tr>
           </thead>
@@ -262,7 +314,7 @@ function DuplicateBreakdown({ stats }: { stats: Record<string, unknown> }) {
       )}
       {Object.keys(byStatus).length > 0 && (
         <table className="breakdown">
-          <caption>By status</caption>
+          <caption>By status{scope}</caption>
           <tbody>
             {Object.entries(byStatus).sort(([a], [b]) => statusRank(a) - statusRank(b)).map(([k, v]) => (
               <tr key={k}><th scope="row">{STATUS_LABEL[k] ?? humanize(k)}</th><td>{formatCount(v)}</td></tr>
@@ -272,7 +324,7 @@ function DuplicateBreakdown({ stats }: { stats: Record<string, unknown> }) {
       )}
       {extra.map((b) => (
         <table key={b.name} className="breakdown">
-          <caption>{humanize(b.name)}</caption>
+          <caption>{humanize(b.name)}{scope}</caption>
           <tbody>
             {b.rows.map(([k, v]) => (
               <tr key={k}>
