@@ -234,18 +234,25 @@ export function memberMark(
  * (instead of "Keep this one"); null for an open group, or one with no decision shown.
  * A trash decision records what it sent to Immich's trash (`trashed`); one recorded
  * before that, the members not kept. A member neither kept nor sent was left alone: it
- * was in Immich's trash already, or not in Immich (untouched on disk). */
+ * was in Immich's trash already, or not in Immich (untouched on disk).
+ *
+ * What Immich holds now has the last word over what the decision meant to do: a member
+ * sent to the trash that Immich shows live (`assetId`: the trash never happened, or the
+ * user restored it in Immich) is still in Immich, and a member left alone that Immich
+ * shows live now is not "not in Immich". */
 export function memberOutcome(
-  dup: Pick<Duplicate, "status" | "resolution">, m: Pick<DupMember, "path" | "trashedAssetId">,
+  dup: Pick<Duplicate, "status" | "resolution">,
+  m: Pick<DupMember, "path" | "assetId" | "trashedAssetId">,
 ): string | null {
   const r = dup.resolution;
   if ((dup.status ?? "open") === "open" || !r) return null;
   if (r.action !== "trash") return "Kept: not duplicates";
   if ((r.keep ?? []).includes(m.path)) return "Kept";
   if (!Array.isArray(r.trashed) || r.trashed.some((t) => t.path === m.path)) {
-    return "Moved to Immich's trash";
+    return m.assetId ? "Still in Immich (not in its trash)" : "Moved to Immich's trash";
   }
-  return m.trashedAssetId ? "Already in Immich's trash" : "Left on disk untouched (not in Immich)";
+  if (m.trashedAssetId) return "Already in Immich's trash";
+  return m.assetId ? "Left on disk untouched" : "Left on disk untouched (not in Immich)";
 }
 
 /** The note after "Not duplicates": byte-identical copies are copies, not look-alikes. */

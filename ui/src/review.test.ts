@@ -230,6 +230,20 @@ describe("a decided group's copies", () => {
   it("take a decision that did not record what it moved as having moved the copies not kept", () => {
     expect(memberOutcome(trashed(null), { path: "/b" })).toBe("Moved to Immich's trash");
   });
+  it("say a copy sent to the trash that Immich shows live is still in Immich", () => {
+    // the trash never happened, or the user restored it in Immich
+    expect(memberOutcome(trashed(["/b"]), { path: "/b", assetId: "a2" }))
+      .toBe("Still in Immich (not in its trash)");
+    expect(memberOutcome(trashed(null), { path: "/b", assetId: "a2" }))
+      .toBe("Still in Immich (not in its trash)");
+    // the others keep their words
+    expect(memberOutcome(trashed(["/b"]), { path: "/a", assetId: "a1" })).toBe("Kept");
+    expect(memberOutcome(trashed(["/b"]), { path: "/b", assetId: null, trashedAssetId: "t1" }))
+      .toBe("Moved to Immich's trash");
+  });
+  it("do not call a copy left alone \"not in Immich\" once Immich shows it live", () => {
+    expect(memberOutcome(trashed(["/b"]), { path: "/c", assetId: "a3" })).toBe("Left on disk untouched");
+  });
   it("are all kept in a group decided as not duplicates; an open group's say nothing", () => {
     const dismissed = { status: "dismissed", resolution: { action: "not_duplicate", keep: [] } };
     expect(memberOutcome(dismissed, { path: "/a" })).toBe("Kept: not duplicates");
