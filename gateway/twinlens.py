@@ -333,42 +333,13 @@ def merge_groups() -> Response:
 # --- stacks in Immich ---------------------------------------------------------------------
 
 
-class _ImmichAnswer(Exception):
-    """Immich's refusal or failure, to be answered as it is: (status, body)."""
-
-    def __init__(self, status: int, body: Any) -> None:
-        super().__init__(status)
-        self.status, self.body = status, body
-
-
-def _stacks_of(asset_ids: list[str]) -> tuple[dict[str, Any], set[str]]:
-    """Each asset's ``stack`` as Immich shows the caller (``GET /api/assets/{id}``), and
-    the assets Immich would not show them (400/404: locked away, gone since the lookup).
-    Immich's refusal (an API key without ``asset.read``) or failure: ``_ImmichAnswer``."""
-    stacks: dict[str, Any] = {}
-    hidden: set[str] = set()
-    for aid in asset_ids:
-        try:
-            resp = as_caller("GET", f"assets/{quote(aid, safe='')}")
-        except requests.RequestException as exc:
-            err = upstream_error(exc)
-            raise _ImmichAnswer(err.status_code, err.get_json()) from None
-        if resp.status_code in (400, 404):
-            hidden.add(aid)
-            continue
-        if resp.status_code != 200:
-            status, body = _immich_refusal(resp)
-            raise _ImmichAnswer(502 if status >= 500 else status, body)
-        try:
-            stacks[aid] = resp.json().get("stack")
-        except (ValueError, AttributeError):
-            raise _ImmichAnswer(502, {"message": "Immich's asset answer was not JSON"}) from None
-    return stacks, hidden
-
-
-def _stack_one(group_id: Any, dry_run: bool) -> tuple[int, dict[str, Any]]:
+def _stack_one(group_id: Any, dry_run: bool, expect: Any = None) -> tuple[int, dict[str, Any]]:
     if not isinstance(group_id, str) or not group_id:
         raise BadRequest(400, "id must be a non-empty string")
+    if expect is not None and (
+        not isinstance(expect, list) or not all(isinstance(a, str) for a in expect)
+    ):
+        raise BadRequest(400, "expectAssetIds must be a list of asset ids")
     if current_app.config["SETTINGS"].local_mode:
         raise BadRequest(409, "stacking needs Immich, and local mode has none")
     status, group = call("grouping", "GET", f"/groups/{_segment(group_id)}")
@@ -377,18 +348,21 @@ def _stack_one(group_id: Any, dry_run: bool) -> tuple[int, dict[str, Any]]:
     members = [(m.get("path"), m.get("sha1")) for m in stacking.stackable(group)]
     try:  # afresh, not from the cache: an asset trashed in Immich a moment ago is no cover
         found = enrich.find_assets(members, {}, version_or_none(), strict=True)
+        ids = {p: a.live for p, a in found.items()}
+        assets, stacks = stacking.read(list(dict.fromkeys(a for a in ids.values() if a)))
     except enrich.AssetLookupFailed as exc:
         return exc.status, exc.body
-    ids = {p: a.live for p, a in found.items()}
-    try:
-        stacks, hidden = _stacks_of(list(dict.fromkeys(a for a in ids.values() if a)))
-    except _ImmichAnswer as exc:
+    except stacking.ImmichAnswer as exc:
         return exc.status, exc.body
-    ids = {p: (None if a in hidden else a) for p, a in ids.items()}
-    result = stacking.plan(group, ids, stacks)
+    result = stacking.plan(group, ids, assets, stacks)
     result["dryRun"] = dry_run
     if result["outcome"] == "skip":
         return 409, {**result, "message": result["reason"], "statusCode": 409}
+    if expect is not None and result.get("assetIds", expect) != expect:
+        # Not what the dry run the user confirmed showed (a member joined, a RAW was
+        # indexed, a stack was made in Immich meanwhile): nothing is stacked unseen.
+        message = "this group changed since its dry run: look at it again"
+        return 409, {**result, "message": message, "statusCode": 409}
     result["created"] = False
     if result["outcome"] == "stacked" or dry_run:
         return 200, result
@@ -404,14 +378,26 @@ def _stack_one(group_id: Any, dry_run: bool) -> tuple[int, dict[str, Any]]:
         return status, {**result, **(body if isinstance(body, dict) else {}), "statusCode": status}
     try:
         made = resp.json()
-    except ValueError:
-        made = {}
-    return 200, {**result, "outcome": "stacked", "created": True, "stackId": made.get("id")}
+        got = [a.get("id") for a in made.get("assets") or []]
+    except (ValueError, AttributeError):
+        made, got = {}, []
+    done = {**result, "outcome": "stacked", "created": True, "stackId": made.get("id")}
+    mine = {m["assetId"] for m in result["members"] if m["assetId"]}
+    outside = [a for a in got if a not in mine]
+    if outside:
+        # A photo made the cover of another stack between the reading and the stacking
+        # brought that stack along: say so, Immich's unstack is the way back.
+        done["outside"] = outside
+        done["message"] = (
+            f"Immich also stacked {len(outside)} photo(s) outside this group (a stack made "
+            "in Immich meanwhile): look at the stack in Immich"
+        )
+    return 200, done
 
 
-def _stack_item(group_id: Any, dry_run: bool) -> tuple[int, dict[str, Any]]:
+def _stack_item(group_id: Any, dry_run: bool, expect: Any) -> tuple[int, dict[str, Any]]:
     try:
-        return _stack_one(group_id, dry_run)
+        return _stack_one(group_id, dry_run, expect)
     except (ServiceError, BadRequest) as exc:
         return exc.status, {"message": exc.message}
 
@@ -422,8 +408,8 @@ def stack_group(group_id: str) -> Response:
     """Stack the group's photos in Immich, its primary the cover (``dryRun``: say what
     would happen). 409 with the reason when it should not be stacked."""
     body = json_body()
-    _unknown_fields(body, {"dryRun"})
-    status, result = _stack_one(group_id, _dry_run(body))
+    _unknown_fields(body, {"dryRun", "expectAssetIds"})
+    status, result = _stack_one(group_id, _dry_run(body), body.get("expectAssetIds"))
     resp = jsonify(result)
     resp.status_code = status
     return resp
@@ -435,16 +421,19 @@ def stack_groups() -> Response:
     """Stack many groups (``ids``), each on its own: one that is skipped or fails does
     not stop the others, and each says what happened to it."""
     body = json_body()
-    _unknown_fields(body, {"ids", "dryRun"})
+    _unknown_fields(body, {"ids", "dryRun", "expectAssetIds"})
     ids = body.get("ids")
     if not isinstance(ids, list) or not ids:
         raise BadRequest(400, "ids must be a non-empty list of group ids")
     if len(ids) > current_app.config["MAX_BULK_GROUPS"]:
         raise BadRequest(413, f"at most {current_app.config['MAX_BULK_GROUPS']} groups per call")
+    expect = body.get("expectAssetIds", {})
+    if not isinstance(expect, dict):
+        raise BadRequest(400, "expectAssetIds must map group ids to their dry run's assetIds")
     dry_run = _dry_run(body)
     results = []
-    for group_id in ids:
-        status, result = _stack_item(group_id, dry_run)
+    for group_id in dict.fromkeys(i if isinstance(i, str) else str(i) for i in ids):
+        status, result = _stack_item(group_id, dry_run, expect.get(group_id))
         results.append({"id": group_id, "status": status, **result})
     ok = sum(1 for r in results if r["status"] == 200)
     return jsonify(

@@ -116,39 +116,73 @@ class FakeState:
         return key
 
     def add_stack(self, owner_id: str, asset_ids: list[str]) -> str:
-        """StackRepository.create: the first id is the primary; a stack whose primary is
-        listed is merged in (all its assets, listed or not) and deleted; a listed member
-        of another stack moves. Returns the new stack's id."""
+        """StackRepository.create: the first id is the cover; a stack of this owner whose
+        cover is listed is merged in (its assets not in the trash, listed or not) and
+        deleted, its trashed members left with no stack (``ON DELETE SET NULL``); a listed
+        member of another stack moves alone. Returns the new stack's id."""
         merged = [sid for sid, st in self.stacks.items()
                   if st["ownerId"] == owner_id and st["primaryAssetId"] in asset_ids]  # fmt: skip
         members = dict.fromkeys(asset_ids)
         for sid in merged:
-            members.update(dict.fromkeys(a for a, s in self.stack_of.items() if s == sid))
+            for aid in [a for a, s in self.stack_of.items() if s == sid]:
+                if not self.assets[aid]["isTrashed"]:
+                    members[aid] = None
+                del self.stack_of[aid]
             del self.stacks[sid]
         sid = str(uuid.uuid4())
         self.stacks[sid] = {"id": sid, "ownerId": owner_id, "primaryAssetId": asset_ids[0]}
+        now = iso(datetime.now(UTC))
         for aid in members:
             self.stack_of[aid] = sid
+            self.assets[aid]["updatedAt"] = now
         self.refresh_stacks()
         return sid
 
     def stack_assets(self, stack_id: str) -> list[str]:
-        """A stack's assets as Immich lists them: not deleted (trashed)."""
-        return [a for a, s in self.stack_of.items()
-                if s == stack_id and a in self.assets and not self.assets[a]["isTrashed"]]  # fmt: skip
+        """A stack's assets as its answers list them (``withAssets``): not in the trash,
+        in the timeline or archived (``withDefaultVisibility``), the cover first."""
+        cover = self.stacks[stack_id]["primaryAssetId"]
+        found = [a for a, s in self.stack_of.items()
+                 if s == stack_id and not self.assets[a]["isTrashed"]
+                 and self.assets[a]["visibility"] in ("archive", "timeline")]  # fmt: skip
+        return sorted(found, key=lambda a: a != cover)
 
     def refresh_stacks(self) -> None:
-        """Each asset's ``stack`` ({id, primaryAssetId, assetCount}) from the tables."""
+        """Each asset's ``stack`` as ``getById`` fills it: ``assetCount`` counts the
+        members other than the cover that are in the timeline and not in the trash, plus
+        one for the cover; with no such member, ``stack`` is null."""
+        for aid in [a for a in self.stack_of if a not in self.assets]:  # deleted by a test
+            del self.stack_of[aid]
         for sid in [s for s in self.stacks if s not in set(self.stack_of.values())]:
             del self.stacks[sid]
+        others: Counter = Counter(
+            s for a, s in self.stack_of.items()
+            if a != self.stacks[s]["primaryAssetId"] and not self.assets[a]["isTrashed"]
+            and self.assets[a]["visibility"] == "timeline"
+        )  # fmt: skip
         for aid, asset in self.assets.items():
             sid = self.stack_of.get(aid)
-            st = self.stacks.get(sid) if sid else None
             asset["stack"] = (
-                {"id": sid, "primaryAssetId": st["primaryAssetId"],
-                 "assetCount": len(self.stack_assets(sid))}
-                if st else None
+                {"id": sid, "primaryAssetId": self.stacks[sid]["primaryAssetId"],
+                 "assetCount": others[sid] + 1}
+                if sid and others[sid] else None
             )  # fmt: skip
+
+    def forget_asset(self, asset_id: str) -> None:
+        """An asset deleted for good: out of its stack, whose cover passes to another
+        member, or which dissolves with fewer than two left (handleAssetDeletion)."""
+        self.assets.pop(asset_id, None)
+        sid = self.stack_of.pop(asset_id, None)
+        if sid is None:
+            return
+        left = [a for a, s in self.stack_of.items() if s == sid]
+        if len(left) < 2:
+            for a in left:
+                del self.stack_of[a]
+            self.stacks.pop(sid, None)
+        elif self.stacks[sid]["primaryAssetId"] == asset_id:
+            self.stacks[sid]["primaryAssetId"] = left[0]
+        self.refresh_stacks()
 
     def add_asset(
         self,
@@ -273,11 +307,11 @@ def _error(status: int, message: str) -> Response:
     return resp
 
 
-def _validation(message: str) -> Response:
+def _validation(message: str, code: str = "custom", path: list | None = None) -> Response:
     resp = jsonify(
         {
             "message": "Validation failed",
-            "errors": [{"code": "custom", "path": [], "message": message}],
+            "errors": [{"code": code, "path": path or [], "message": message}],
         }
     )
     resp.status_code = 400
@@ -563,6 +597,7 @@ def create_app(state: FakeState | None = None) -> Flask:
             for key in ("isFavorite", "visibility"):
                 if key in body:
                     asset[key] = body[key]
+            state.refresh_stacks()  # an archived member no longer counts
             if "description" in body:
                 asset["exifInfo"]["description"] = body["description"]
             if "rating" in body:
@@ -642,7 +677,7 @@ def create_app(state: FakeState | None = None) -> Flask:
         with state.lock:
             for aid in ids:
                 if body.get("force"):
-                    state.assets.pop(aid, None)
+                    state.forget_asset(aid)
                 else:
                     state.assets[aid]["isTrashed"] = True
                     state.assets[aid]["updatedAt"] = iso(datetime.now(UTC))
@@ -673,12 +708,10 @@ def create_app(state: FakeState | None = None) -> Flask:
 
     # --- stacks (NOTES.md §3; StackService, StackRepository) -------------------------------
     def stack_json(sid: str) -> dict[str, Any]:
-        st = state.stacks[sid]
-        return {
-            "id": sid,
-            "primaryAssetId": st["primaryAssetId"],
-            "assets": [state.assets[a] for a in state.stack_assets(sid)],
-        }
+        # mapStack: the assets as withAssets lists them, without their own stack field
+        assets = [{k: v for k, v in state.assets[a].items() if k != "stack"}
+                  for a in state.stack_assets(sid)]  # fmt: skip
+        return {"id": sid, "primaryAssetId": state.stacks[sid]["primaryAssetId"], "assets": assets}
 
     def own_stack(sid: str, perm: str) -> dict[str, str] | Response:
         st = state.stacks.get(sid)
@@ -686,12 +719,30 @@ def create_app(state: FakeState | None = None) -> Flask:
             return _error(400, f"Not found or no {perm} access")
         return st
 
-    @route("/stacks", "/stacks", ["POST"])
-    def create_stack():
+    def is_uuid(value: Any) -> bool:
+        try:
+            return isinstance(value, str) and str(uuid.UUID(value)) == value.lower()
+        except ValueError:
+            return False
+
+    @route("/stacks", "/stacks", ["GET", "POST"])
+    def stacks():
+        if request.method == "GET":  # StackService.search: the caller's, by cover
+            primary = request.args.get("primaryAssetId")
+            if primary is not None and not is_uuid(primary):
+                return _validation("primaryAssetId must be a UUID", "invalid_string",
+                                   ["primaryAssetId"])  # fmt: skip
+            found = [sid for sid, st in state.stacks.items()
+                     if st["ownerId"] == g.user["id"]
+                     and (primary is None or st["primaryAssetId"] == primary)]  # fmt: skip
+            return jsonify([stack_json(sid) for sid in found])
         body = json_body()
         ids = body.get("assetIds") if body else None
-        if not isinstance(ids, list) or len(ids) < 2:
-            return _validation("assetIds must contain at least 2 elements")
+        if not isinstance(ids, list) or not all(is_uuid(i) for i in ids):
+            return _validation("Invalid uuid", "invalid_string", ["assetIds"])
+        if len(ids) < 2:
+            return _validation("Array must contain at least 2 element(s)", "too_small",
+                               ["assetIds"])  # fmt: skip
         for aid in ids:  # requireAccess(asset.update, assetIds): all or nothing
             res = visible(aid, "asset.update")
             if isinstance(res, Response):

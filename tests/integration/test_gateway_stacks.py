@@ -112,23 +112,88 @@ def test_a_stack_the_user_made_with_other_photos_is_left_alone(gateway, immich, 
 def test_a_stack_of_part_of_the_group_grows_to_the_whole_group(gateway, immich, alice, shots):
     a = shots["asset"]
     old = _stack_of(immich, a["E.JPG"])["id"]
-    # Given E's JPEG and RAW stacked (the RAW on top), its edit not; when Alice stacks E
+    # Given E's JPEG and RAW stacked (the RAW on top, as Alice chose), its edit not;
+    # when Alice stacks E
     r = _stack(gateway, alice, shots["group"]["E"])
     assert r.status_code == 200, r.text
-    # Then the three are one stack, the JPEG on top, and the old stack is gone
+    # Then the three are one stack, her cover kept, and the old stack is gone
     new = r.json()["stackId"]
     for name in ("E.JPG", "E.CR3", "E-edited.JPG"):
         assert _stack_of(immich, a[name]) == {
             "id": new,
-            "primaryAssetId": a["E.JPG"],
+            "primaryAssetId": a["E.CR3"],
             "assetCount": 3,
         }
     assert old not in immich.state.stacks
 
 
+def _archive(immich, *ids: str) -> None:
+    for i in ids:
+        immich.state.assets[i]["visibility"] = "archive"
+    immich.state.refresh_stacks()
+
+
+def test_a_stack_whose_other_photos_are_archived_is_still_seen(gateway, immich, alice, shots):
+    a = shots["asset"]
+    # Given A's JPEG the cover of a stack with X, which Alice archived: Immich shows no
+    # stack on the JPEG then (it counts the timeline's members only)
+    sid = immich.state.add_stack(alice.user["id"], [a["A.JPG"], a["X.JPG"]])
+    _archive(immich, a["X.JPG"])
+    assert _stack_of(immich, a["A.JPG"]) is None
+    # When Alice stacks A, then it is refused: X would be pulled into A's stack
+    r = _stack(gateway, alice, shots["group"]["A"])
+    assert r.status_code == 409 and "outside this group" in r.json()["message"], r.text
+    assert immich.state.stack_of[a["X.JPG"]] == sid == immich.state.stack_of[a["A.JPG"]]
+    assert a["A.CR3"] not in immich.state.stack_of
+
+
+def test_an_archived_photo_is_left_where_it_is(gateway, immich, alice, shots):
+    a = shots["asset"]
+    # Given E's edit archived (E's JPEG and RAW stacked already): E counts as stacked
+    _archive(immich, a["E-edited.JPG"])
+    r = _stack(gateway, alice, shots["group"]["E"])
+    assert (r.status_code, r.json()["outcome"], r.json()["created"]) == (200, "stacked", False)
+    assert a["E-edited.JPG"] not in immich.state.stack_of
+    # And an archived cover is not stacked over: the pair would leave the timeline
+    _archive(immich, a["A.JPG"])
+    r = _stack(gateway, alice, shots["group"]["A"])
+    assert r.status_code == 409 and "archived" in r.json()["message"], r.text
+
+
+def test_nothing_is_stacked_that_the_dry_run_did_not_show(gateway, immich, alice, shots):
+    a = shots["asset"]
+    dry = _stack(gateway, alice, shots["group"]["E"], dryRun=True).json()
+    assert dry["assetIds"][0] == a["E.CR3"]  # Alice's cover, kept
+    # When Alice unstacks E in Immich before confirming, the plan changes (the JPEG would
+    # be the cover): the confirmation is refused rather than doing what she did not see
+    sid = immich.state.stack_of[a["E.JPG"]]
+    requests.delete(f"{immich.url}/api/stacks/{sid}", headers=alice.bearer)
+    r = _stack(gateway, alice, shots["group"]["E"], expectAssetIds=dry["assetIds"])
+    assert r.status_code == 409 and "since its dry run" in r.json()["message"], r.text
+    assert a["E.JPG"] not in immich.state.stack_of
+
+
+def test_immich_failing_to_stack_is_not_reported_as_stacked(
+    gateway, immich, alice, shots, monkeypatch
+):
+    from gateway import twinlens
+
+    real = twinlens.as_caller
+
+    def failing(method, path, **kw):
+        if method == "POST" and path == "stacks":
+            raise requests.ReadTimeout("Immich took too long")
+        return real(method, path, **kw)
+
+    monkeypatch.setattr(twinlens, "as_caller", failing)
+    r = _stack(gateway, alice, shots["group"]["A"])
+    assert r.status_code == 504 and r.json()["outcome"] == "stack", r.text
+    assert "may have stacked" in r.json()["message"]
+
+
 def test_many_groups_at_once_each_say_what_happened(gateway, immich, alice, shots):
     g = shots["group"]
-    ids = [g["A"]["id"], g["B"]["id"], g["D"]["id"], "no-such-group"]
+    ids = [g["A"]["id"], g["B"]["id"], g["D"]["id"], "no-such-group", g["A"]["id"]]
     url = f"{gateway.url}/api/twinlens/groups/stack"
     # A dry run first: nothing moves in Immich
     dry = requests.post(url, json={"ids": ids, "dryRun": True}, headers=alice.bearer).json()

@@ -178,6 +178,9 @@ def test_answers_match_the_spec(immich, alice, seeded, registry_root):
     assert got == {"id": stack["id"], "primaryAssetId": a2["id"], "assetCount": 2}
     check(registry_root, "get", "/stacks/{id}",
           requests.get(f"{base}/stacks/{stack['id']}", headers=h))  # fmt: skip
+    found = requests.get(f"{base}/stacks", params={"primaryAssetId": a2["id"]}, headers=h)
+    check(registry_root, "get", "/stacks", found)
+    assert [x["id"] for x in found.json()] == [stack["id"]]
     r = requests.delete(f"{base}/stacks/{stack['id']}", headers=h)
     assert r.status_code == 204 and r.content == b"", r.text
     CHECKED.add(("delete", "/stacks/{id}"))
@@ -319,10 +322,18 @@ def test_stacks_merge_and_move_as_immichs_repository_does(immich, alice, bob):
     left = requests.get(f"{base}/assets/{a}", headers=h).json()["stack"]
     assert left == {"id": merged["id"], "primaryAssetId": c, "assetCount": 2}
     # Another user's asset, or fewer than two: refused, nothing changes
+    # An archived member still moves with its stack, but only timeline members count,
+    # and a cover left with none shows no stack at all (getById)
+    requests.put(f"{base}/assets/{b}", json={"visibility": "archive"}, headers=h)
+    assert requests.get(f"{base}/assets/{d}", headers=h).json()["stack"] is None
+    listed = requests.get(f"{base}/stacks", params={"primaryAssetId": d}, headers=h).json()
+    assert [x["id"] for x in listed[0]["assets"]] == [d, b]  # archived ones listed, cover first
     refused = stack(a, theirs)
     assert (refused.status_code, refused.json()["message"]) == (
         400,
         "Not found or no asset.update access",
     )
-    assert stack(a).status_code == 400
+    short = stack(a)
+    assert short.status_code == 400 and short.json()["errors"][0]["code"] == "too_small"
+    assert stack(a, "not-a-uuid").json()["message"] == "Validation failed"
     assert requests.get(f"{base}/assets/{a}", headers=h).json()["stack"]["id"] == merged["id"]
