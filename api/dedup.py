@@ -137,7 +137,7 @@ def _decided(group_id: str) -> Any:
 def resolve(group_id: str) -> Any:
     check_id(group_id, "duplicate group")
     body = json_body(required=True)
-    only_fields(body, {"keep", "action", "trashed"})
+    only_fields(body, {"keep", "action", "trashed", "members"})
     action = body.get("action")
     if not isinstance(action, str):
         raise ApiError(400, f"action is required: one of {', '.join(service.ACTIONS)}")
@@ -145,11 +145,12 @@ def resolve(group_id: str) -> Any:
     if len(keep) > MAX_KEEP:
         raise ApiError(400, f"keep may name at most {MAX_KEEP} files")
     trashed = _trashed(body.get("trashed"))
+    members = str_list(body, "members") if "members" in body else None
     # One decision per group: the row lock does that on PostgreSQL; SQLite (embedded)
     # has none, and two reviewers would both find the group open and both trash a copy.
     serialise(db(), f"decision:{group_id}")
     try:
-        service.record_resolution(db(), group_id, keep, action, trashed)
+        service.record_resolution(db(), group_id, keep, action, trashed, members)
     except service.DedupError as exc:
         raise ApiError(exc.status, str(exc)) from None
     return _decided(group_id)
@@ -451,6 +452,12 @@ OPENAPI_PATHS: dict[str, Any] = {
                                 "items": _TRASHED_ITEM,
                                 "description": "members the caller sends to Immich's trash "
                                 "(undo restores exactly these)",
+                            },
+                            "members": {
+                                "type": "array",
+                                "items": {"type": "string"},
+                                "description": "the member paths the decision was made on; "
+                                "409 if the group holds others now",
                             },
                         },
                     }

@@ -568,7 +568,12 @@ def _resolve_one(
     # The decision first: the dedup API records one decision per group (409 for the
     # second of two reviewers), so two people resolving one group differently never both
     # trash, and a recorded decision is what undo restores from.
-    decision: dict[str, Any] = {"keep": [k["path"] for k in result["keep"]], "action": action}
+    decision: dict[str, Any] = {
+        "keep": [k["path"] for k in result["keep"]],
+        "action": action,
+        # What was planned on: a copy that joined since is a new question, not decided
+        "members": [p for p, _sha1 in members if p],
+    }
     if action == "trash":
         # What goes to the trash, so that undo brings back exactly that, whatever the
         # group holds by then (a member may leave it, another join)

@@ -609,8 +609,13 @@ def record_resolution(
     keep: Sequence[str],
     action: str,
     trashed: Sequence[Mapping[str, Any]] | None = None,
+    members: Sequence[str] | None = None,
 ) -> DuplicateResolution:
     """Record the user's decision on an open group; the caller commits.
+
+    ``members``: the member paths the decision was made on, when the caller read the
+    group first (the gateway does): a group that has changed since (a pass added a copy)
+    is refused (409), so no copy joins a decision its user never saw.
 
     ``trash``: ``keep`` names the members that stay (at least one); the gateway moves the
     others to Immich's trash - this service never touches a library file - and says which
@@ -631,6 +636,10 @@ def record_resolution(
             select(DuplicateMember.file_path).where(DuplicateMember.group_id == group_id)
         )
     )
+    if members is not None and set(members) != paths:
+        raise DedupError(
+            f"duplicate group {group_id} changed since it was read: look at it again", 409
+        )
     unknown = [p for p in keep if p not in paths]
     if unknown:
         raise DedupError("keep names files outside this group: " + ", ".join(unknown[:5]))

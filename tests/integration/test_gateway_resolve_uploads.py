@@ -1,6 +1,7 @@
-"""Resolving byte copies that Immich also holds as a phone upload of the same bytes: a
-file's own asset (found by its path) decides, and the upload is never trashed in place of
-a NAS copy, nor taken for a kept copy whose own asset is in Immich's trash."""
+"""Resolving when Immich or the group changes underneath. Byte copies that Immich also
+holds as a phone upload of the same bytes: a file's own asset (found by its path) decides,
+and the upload is never trashed in place of a NAS copy, nor taken for a kept copy whose
+own asset is in Immich's trash. Answers lost, connections refused, a copy joining."""
 
 from __future__ import annotations
 
@@ -186,5 +187,28 @@ def test_an_immich_that_refuses_the_connection_leaves_the_group_open(
     # Immich cannot have trashed anything, so the group is open to resolve again
     assert r.status_code == 502, r.text
     assert "undo" not in r.json()["message"]
+    assert catalog.status(copies["dup"]["id"]) == "open"
+    assert not any(_trashed(immich, copies).values())
+
+
+def test_a_copy_that_joins_while_a_resolve_runs_is_not_decided_unseen(
+    gateway, immich, alice, copies, catalog, monkeypatch
+):
+    from gateway import twinlens
+
+    # Given a scan that finds a third copy just as the decision is being recorded
+    real = twinlens.call
+
+    def a_copy_joins(service, method, path, **kw):
+        if method == "POST" and path.endswith("/resolution"):
+            catalog.add("phone/X.JPG", sha256=sha256_of("X"), phash=phash(1))
+            catalog.passes()
+        return real(service, method, path, **kw)
+
+    monkeypatch.setattr(twinlens, "call", a_copy_joins)
+    # When Alice keeps X and trashes backup/X
+    r = _resolve(gateway, alice, copies)
+    # Then nothing is decided or trashed: the group she saw is not the group any more
+    assert r.status_code == 409 and "changed since" in r.json()["message"], r.text
     assert catalog.status(copies["dup"]["id"]) == "open"
     assert not any(_trashed(immich, copies).values())
