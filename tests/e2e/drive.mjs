@@ -53,6 +53,9 @@
 //   node drive.mjs immich-folder-bulk BASE_URL SHOT_DIR API_KEY LIBRARY   "Accept all
 //     suggestions on this page" on the groups with a copy in LIBRARY/backup, one of them
 //     keeping its backup copy
+//   node drive.mjs immich-stack BASE_URL SHOT_DIR API_KEY PATH   "Stack in Immich" on the group
+//     of PATH (its dialog closed by Escape, then confirmed, then asked again), then "Stack all
+//     shown groups in Immich" on the groups of the library's shoot/ folder, at a phone's width
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
 import { unlinkSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -1511,8 +1514,116 @@ async function layout() {
   }
 }
 
+// "Stack in Immich": one group's (Escape first, then confirmed, then asked again), then every
+// group of shoot/ at once; what each dialog, note and report says, and what was sent
+async function immichStack([key, onePath]) {
+  const bodies = [];
+  page.on("request", (r) => {
+    const path = new URL(r.url()).pathname;
+    if (r.method() === "POST" && /^\/api\/twinlens\/groups\/(.+\/)?stack$/.test(path)) {
+      bodies.push({ path, body: JSON.parse(r.postData() || "{}") });
+    }
+  });
+  const cardsShown = () => page.$$eval("li.grp", (lis) => lis.map((li) => ({
+    id: li.dataset.id,
+    paths: [...li.querySelectorAll("tr[data-path]")].map((tr) => tr.dataset.path),
+    stack: [...li.querySelectorAll("button")].some((b) => b.textContent === "Stack in Immich"),
+    cover: li.querySelector(".stack-action .muted")?.textContent ?? null,
+    note: li.querySelector(".card-note .notice")?.textContent ?? null,
+  })));
+  await logInWithKey(key, "#/groups");
+  await page.locator("li.grp").first().waitFor();
+  out.cards = await cardsShown();
+  out.bulkButton = await page.getByRole("button", { name: "Stack all shown groups in Immich" }).count();
+
+  const card = groupOf(onePath);
+  out.oneId = await card.getAttribute("data-id");
+  const button = card.getByRole("button", { name: "Stack in Immich" });
+  out.oneDescribedBy = await button.evaluate((b) => document.getElementById(b.getAttribute("aria-describedby"))?.textContent);
+  const dialog = page.getByRole("dialog");
+  const focused = () => page.evaluate(() => ({
+    tag: document.activeElement?.tagName ?? null,
+    text: document.activeElement?.textContent ?? null,
+    id: document.activeElement?.dataset?.id ?? null,
+    card: document.activeElement?.closest("li")?.dataset?.id ?? null,
+  }));
+  // Its dry run's dialog, closed by Escape: nothing stacked, the keyboard back on the button
+  await button.focus();
+  await page.keyboard.press("Enter");
+  await dialog.waitFor();
+  out.oneTitle = await dialog.locator("h2").innerText();
+  out.oneDialog = await dialogText(dialog);
+  out.oneDialogFocus = await page.evaluate(() => !!document.activeElement?.closest("dialog"));
+  await shot("stack-one-dry-run");
+  await page.keyboard.press("Escape");
+  await dialog.waitFor({ state: "hidden" });
+  await page.waitForTimeout(200);
+  out.afterEscape = await focused();
+  // ... then confirmed
+  await button.click();
+  await dialog.waitFor();
+  await dialog.getByRole("button", { name: /^Stack \d+ photos?$/ }).click();
+  await dialog.waitFor({ state: "hidden" });
+  const note = card.locator(".card-note .notice");
+  await note.waitFor();
+  out.oneNote = await note.innerText();
+  out.oneNoteRole = await note.getAttribute("role");
+  out.afterConfirm = await focused();
+  // ... and asked again: stacked already, said in the card with no dialog
+  await button.click();
+  await page.waitForFunction((id) =>
+    document.querySelector(`li.grp[data-id="${id}"] .card-note .notice`)?.textContent.startsWith("Already"), out.oneId);
+  out.oneAgain = await note.innerText();
+  out.afterAgain = await focused();
+  out.dialogsAfterAgain = await dialog.count() && await dialog.isVisible();
+
+  // Every group of shoot/ at once
+  const folder = page.getByLabel("Folder", { exact: true });
+  await folder.fill("shoot");
+  await page.getByRole("button", { name: "Show", exact: true }).click();
+  await page.waitForFunction(() => {
+    const cards = [...document.querySelectorAll("li.grp")];
+    return location.hash.includes("folder=") && cards.length > 0 &&
+      cards.every((li) => [...li.querySelectorAll("tr[data-path]")].some((tr) => tr.dataset.path.includes("/shoot/")));
+  });
+  out.folderCards = await page.locator("li.grp").count();
+  await page.getByRole("button", { name: "Stack all shown groups in Immich" }).click();
+  await dialog.waitFor();
+  out.bulkTitle = await dialog.locator("h2").innerText();
+  out.bulkDialog = await dialogText(dialog);
+  out.bulkSkipped = await dialog.locator(".stack-skipped li").allInnerTexts();
+  await shot("stack-bulk-dry-run");
+  await dialog.getByRole("button", { name: /^Stack \d+ groups?$/ }).click();
+  await dialog.waitFor({ state: "hidden" });
+  const report = page.locator(".stack-report");
+  await report.waitFor();
+  out.report = await report.locator("p").first().innerText();
+  await page.waitForTimeout(200);
+  out.reportFocused = await page.evaluate(() => document.activeElement?.classList.contains("stack-report") ?? false);
+  await report.locator("summary").click();
+  out.reportLines = (await report.locator("li").allInnerTexts()).map((t) => t.replace(/\s+/g, " "));
+  out.folderNotes = await cardsShown();
+  out.bodies = bodies;
+  await shot("stack-bulk-done");
+  // A phone's width: nothing reaches past the window
+  await page.setViewportSize({ width: 375, height: 800 });
+  await page.waitForTimeout(200);
+  out.narrow = await page.evaluate(() => {
+    const doc = document.scrollingElement;
+    const right = (el) => Math.round(el.getBoundingClientRect().right);
+    return {
+      width: doc.clientWidth,
+      sideways: doc.scrollWidth - doc.clientWidth,
+      edges: [...document.querySelectorAll("li.grp, .grp-actions button, .stack-action, .filters .bulk, .stack-report")]
+        .map(right),
+    };
+  });
+  await shot("stack-375");
+}
+
 try {
   if (scenario === "local") await local(rest);
+  else if (scenario === "immich-stack") await immichStack(rest);
   else if (scenario === "layout") await layout();
   else if (scenario === "immich-dialog-focus") await immichDialogFocus(rest);
   else if (scenario === "problems") await problems(rest);

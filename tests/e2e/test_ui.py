@@ -1147,6 +1147,123 @@ def test_accept_all_on_one_folders_groups_in_browser(
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
+def test_stack_a_group_then_a_folders_groups_in_immich_in_browser(
+    ui_dist: Path, embedded_settings, tmp_path: Path
+) -> None:
+    # Given RAW+JPEG pairs in shoot/ (the RAWs unreadable stand-ins, which still pair by
+    # name), each in Immich, except: IMG_302's RAW Immich has not indexed, IMG_303's pair
+    # is one stack already, and IMG_304's JPEG is in a stack with IMG_399, outside the group
+    library = tmp_path / "library"
+    expected = make_library(library)
+    shoot = library / "shoot"
+    shoot.mkdir()
+    for n in range(300, 305):
+        picture(n).save(shoot / f"IMG_{n}.JPG", "JPEG", quality=90)
+        (shoot / f"IMG_{n}.CR2").write_bytes(b"II*\x00" + f"a raw of shot {n} ".encode() * 50)
+    picture(399).save(shoot / "IMG_399.JPG", "JPEG", quality=90)
+    cfg = _scan_local(embedded_settings, library)
+    trip = library / "2024" / "trip"
+    files = [str(p) for p in sorted(shoot.iterdir()) if p.name != "IMG_302.CR2"]
+    files += [str(trip / "IMG_102.JPG"), str(trip / "IMG_103.JPG")]
+    with _behind_immich(ui_dist, cfg, library, files, expected) as ctx:
+        stack, immich, key, assets = ctx["stack"], ctx["immich"], ctx["key"], ctx["assets"]
+        st = immich.state
+        a = {Path(p).name: aid for p, aid in assets.items() if "/shoot/" in p}
+        owner = st.assets[a["IMG_300.JPG"]]["ownerId"]
+        done_before = st.add_stack(owner, [a["IMG_303.JPG"], a["IMG_303.CR2"]])
+        theirs = st.add_stack(owner, [a["IMG_304.JPG"], a["IMG_399.JPG"]])
+
+        # When the user stacks IMG_300's group (Escape on its dialog first), asks again,
+        # then stacks every group of shoot/ at once
+        out = _drive("immich-stack", stack.url, key, str(shoot / "IMG_300.JPG"))
+
+        stack_of = {name: (st.assets[aid]["stack"] or {}) for name, aid in a.items()}
+
+    cards = {tuple(sorted(_names(c["paths"]))): c for c in out["cards"]}
+    # Then each pair's card offers it, naming its cover; a JPEG with only sidecars does not
+    one = cards[("IMG_300.CR2", "IMG_300.JPG")]
+    assert one["stack"] is True and one["cover"] == "cover IMG_300.JPG", one
+    assert out["oneDescribedBy"] == "cover IMG_300.JPG"
+    sidecar_groups = [c for k, c in cards.items() if any(n.endswith(".xmp") for n in k)]
+    assert len(sidecar_groups) == 2 and not any(c["stack"] for c in sidecar_groups), cards
+    assert out["bulkButton"] == 1
+    # ... its dry run says what Immich will show, and Escape leaves the keyboard on the button
+    assert out["oneTitle"] == "Stack in Immich?"
+    assert (
+        "Dry run: Immich will show these 2 photos as one stack, with IMG_300.JPG "
+        "(the group's primary) as its cover." in out["oneDialog"]
+    ), out["oneDialog"]
+    assert "Unstack takes a new stack apart" in out["oneDialog"], out["oneDialog"]
+    assert out["oneDialogFocus"] is True
+    assert out["afterEscape"]["text"] == "Stack in Immich", out["afterEscape"]
+    assert out["afterEscape"]["card"] == out["oneId"], out["afterEscape"]
+    # ... confirmed, it is said in the card, which has the keyboard
+    assert out["oneNote"] == "Stacked in Immich: 2 photos, cover IMG_300.JPG.", out["oneNote"]
+    assert out["oneNoteRole"] == "status"
+    assert out["afterConfirm"]["id"] == out["oneId"], out["afterConfirm"]
+    # ... and asked again, it is stacked already: said with no dialog, the keyboard back
+    assert out["oneAgain"] == "Already stacked in Immich: 2 photos.", out["oneAgain"]
+    assert out["afterAgain"]["text"] == "Stack in Immich", out["afterAgain"]
+    assert not out["dialogsAfterAgain"]
+
+    # The folder's five groups: a dry run of all, counted, the skipped grouped by reason
+    assert out["folderCards"] == 5
+    assert out["bulkTitle"] == "Stack 1 group in Immich?"
+    assert (
+        f"Dry run over the 5 groups listed with a file in {shoot}, every page: 1 would be "
+        "stacked (each group's photos as one Immich stack, its primary the cover), 2 are "
+        "stacked already (left as they are), 2 would not be stacked." in out["bulkDialog"]
+    ), out["bulkDialog"]
+    skipped = sorted(out["bulkSkipped"])
+    assert len(skipped) == 2, skipped
+    assert skipped[0].startswith("1: a photo of it is in an Immich stack that holds photos "
+                                 "outside the group: unstack it in Immich first (IMG_304.JPG)"), skipped
+    assert skipped[1].startswith("1: fewer than two of its photos are in Immich"), skipped
+    assert skipped[1].endswith("(IMG_302.JPG)"), skipped
+    # ... then the report, per group too, with the keyboard on it, and each card says its own
+    assert out["report"] == "Stacked 1 group in Immich, 2 already stacked, 2 not stacked.", out
+    assert out["reportFocused"] is True
+    lines = sorted(out["reportLines"])
+    assert lines[0] == "IMG_300.JPG: Already stacked in Immich: 2 photos.", lines
+    assert lines[1] == "IMG_301.JPG: Stacked in Immich: 2 photos, cover IMG_301.JPG.", lines
+    assert lines[2].startswith("IMG_302.JPG: Not stacked: fewer than two of its photos"), lines
+    assert not lines[2].endswith(".."), lines
+    assert lines[3] == "IMG_303.JPG: Already stacked in Immich: 2 photos.", lines
+    assert lines[4].startswith("IMG_304.JPG: Not stacked: "), lines
+    assert "IMG_304.JPG is in an Immich stack that also holds 1 photo(s) outside" in lines[4]
+    notes = {tuple(sorted(_names(c["paths"]))): c["note"] for c in out["folderNotes"]}
+    assert notes[("IMG_301.CR2", "IMG_301.JPG")] == "Stacked in Immich: 2 photos, cover IMG_301.JPG."
+
+    # What was sent: dry runs before each stack; the bulk's real run only the group to stack
+    sent = [(b["path"].rsplit("/", 2)[-2] == "groups", b["body"]) for b in out["bodies"]]
+    assert [s[1]["dryRun"] for s in sent] == [True, True, False, True, True, False], sent
+    bulk_dry, bulk_real = out["bodies"][-2:]
+    assert bulk_dry["path"] == bulk_real["path"] == "/api/twinlens/groups/stack"
+    assert len(bulk_dry["body"]["ids"]) == 5
+    assert len(bulk_real["body"]["ids"]) == 1
+    # ... each real run bound to its dry run's photos (the cover first)
+    one_dry, one_real = out["bodies"][1]["body"], out["bodies"][2]["body"]
+    assert one_real["expectAssetIds"] == [a["IMG_300.JPG"], a["IMG_300.CR2"]], one_real
+    assert "expectAssetIds" not in one_dry
+    assert bulk_real["body"]["expectAssetIds"] == {
+        bulk_real["body"]["ids"][0]: [a["IMG_301.JPG"], a["IMG_301.CR2"]]
+    }
+    # And Immich holds: IMG_300 and IMG_301 each one stack, the JPEG on top; IMG_303's as it
+    # was; IMG_304's JPEG still in the user's stack with IMG_399, its RAW in none; IMG_302 none
+    for n in ("300", "301"):
+        jpg, raw = stack_of[f"IMG_{n}.JPG"], stack_of[f"IMG_{n}.CR2"]
+        assert jpg and jpg == raw and jpg["assetCount"] == 2, (n, jpg, raw)
+        assert jpg["primaryAssetId"] == a[f"IMG_{n}.JPG"]
+    assert stack_of["IMG_303.JPG"]["id"] == done_before == stack_of["IMG_303.CR2"]["id"]
+    assert stack_of["IMG_304.JPG"]["id"] == theirs == stack_of["IMG_399.JPG"]["id"]
+    assert stack_of["IMG_304.CR2"] == {} and stack_of["IMG_302.JPG"] == {}
+    # ... and at a phone's width the page does not scroll sideways
+    narrow = out["narrow"]
+    assert narrow["width"] <= 375 and narrow["sideways"] <= 0, narrow
+    assert narrow["edges"] and max(narrow["edges"]) <= narrow["width"], narrow
+    assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
+
+
 def test_a_long_file_name_and_a_phone_width_fit_the_window_in_browser(
     ui_dist: Path, embedded_settings, tmp_path: Path
 ) -> None:

@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from "react";
 import { CardNote, type Message, Notices } from "./Notices";
-import { api, ApiError, type FileGroup, type GroupMember } from "./api";
-import { Dialog } from "./Dialog";
+import { api, ApiError, type FileGroup, type GroupMember, type StackResult } from "./api";
+import { canTakeFocus, Dialog } from "./Dialog";
 import { FolderField, useFolderForm } from "./FolderField";
 import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Go, type Params } from "./hooks";
 import {
@@ -11,6 +11,10 @@ import {
   uncatalogedFile,
 } from "./logic";
 import { Pager } from "./Pager";
+import {
+  bulkStackHeadline, bulkStackLine, hasStack, MAX_BULK_STACK, NOTHING_TO_STACK, stackCover, stackedCount, stackFailure,
+  stackInChunks, stackNotice, stackSummary, type ChunkedRun, type StackSummary,
+} from "./stacking";
 import { Thumb } from "./Thumb";
 
 const PAGE_SIZE = 30;
@@ -27,6 +31,30 @@ type Pending =
   | { kind: "dissolve"; group: FileGroup }
   | { kind: "merge"; groups: FileGroup[] };
 
+/** A stack in Immich waiting for its confirmation, after its dry run: one group's, or
+ * every group of the list's (`groups`: each listed, in the order listed; `nothing`: those
+ * with fewer than two photos, not asked). */
+type StackPending =
+  | { kind: "one"; group: FileGroup; plan: StackResult }
+  | { kind: "bulk"; groups: FileGroup[]; nothing: string[]; dry: ChunkedRun; summary: StackSummary };
+
+/** A bulk stack's report: its headline, and what happened to each group listed. */
+interface StackReport {
+  headline: string;
+  error: boolean;
+  lines: { id: string; name: string; text: string; error: boolean }[];
+}
+
+/** A bulk stack under way: listing the groups, asking Immich (dry run), or stacking. */
+interface StackProgress {
+  phase: "list" | "dry" | "real";
+  done: number;
+  total: number | null;
+}
+
+/** Groups read per request when a bulk stack lists every group of the list. */
+const LIST_CHUNK = MAX_BULK_STACK;
+
 /** The outcome of a correction, in the card of the group it was made on (or, merged, the
  * group it made); once that group has left the list, in a small card at its place. */
 interface Note {
@@ -40,6 +68,13 @@ interface Note {
 function groupName(g: FileGroup): string {
   const p = groupPrimary(g);
   return p ? displayName(p) : g.id;
+}
+
+function progressText(p: StackProgress): string {
+  const of = p.total === null ? "" : ` of ${formatCount(p.total)}`;
+  if (p.phase === "list") return `Reading the groups listed… ${formatCount(p.done)}${of}`;
+  if (p.phase === "dry") return `Asking Immich what stacking would do… ${formatCount(p.done)}${of} groups`;
+  return `Stacking in Immich… ${formatCount(p.done)}${of} groups`;
 }
 
 export function Groups({ localMode, params, go }: Props) {
@@ -72,6 +107,27 @@ export function Groups({ localMode, params, go }: Props) {
   // The card whose note was just written: focus goes there (the dialog's button is gone)
   const [focusOn, setFocusOn] = useState<string | null>(null);
   const listRef = useRef<HTMLOListElement>(null);
+  // "Stack in Immich": the dry run waiting for its confirmation, what is running (a
+  // group's id, "bulk" or "confirm"), a bulk run's progress and report
+  const [stackPending, setStackPending] = useState<StackPending | null>(null);
+  const [stacking, setStacking] = useState<string | null>(null);
+  const [progress, setProgress] = useState<StackProgress | null>(null);
+  const [report, setReport] = useState<StackReport | null>(null);
+  const stopRef = useRef(false);
+  const reportRef = useRef<HTMLDivElement>(null);
+  const stopRefButton = useRef<HTMLButtonElement>(null);
+  const [focusReport, setFocusReport] = useState(false);
+  // What opened a stack's dialog (its button, disabled while the dry run ran) and its card:
+  // a dialog closed by Cancel or Escape, or a dry run that needed none, gives it the
+  // keyboard back
+  const opener = useRef<{ el: Element | null; id: string | null }>({ el: null, id: null });
+  const [focusBack, setFocusBack] = useState(false);
+  const returnFocus = () => {
+    const { el, id } = opener.current;
+    if (canTakeFocus(el)) return el;
+    return id === null ? null
+      : ([...(listRef.current?.children ?? [])] as HTMLElement[]).find((c) => c.dataset.id === id);
+  };
   const items = list.data?.items ?? [];
   const shown = placeNotes(items, Object.entries(cardNotes).map(([id, n]) => ({ id, index: n.index })));
 
@@ -92,6 +148,24 @@ export function Groups({ localMode, params, go }: Props) {
     focusCard(listRef.current, focusOn);
     setFocusOn(null);
   }, [focusOn]);
+
+  useEffect(() => {
+    if (!focusBack) return;
+    returnFocus()?.focus();
+    setFocusBack(false);
+  });
+
+  useEffect(() => {
+    if (!focusReport) return;
+    reportRef.current?.querySelector<HTMLElement>(".notice")?.focus();
+    setFocusReport(false);
+  });
+
+  // A bulk run's button is disabled while it runs: the keyboard goes to its Stop
+  useEffect(() => {
+    const at = document.activeElement;
+    if (progress && (!at || at === document.body)) stopRefButton.current?.focus();
+  });
 
   // One note at a time: a correction changes groups (and their ids) that earlier notes
   // spoke of. `at`: the group whose place it takes, or the index of that place.
@@ -135,6 +209,149 @@ export function Groups({ localMode, params, go }: Props) {
       setBusy(false);
       list.reload();
     }
+  };
+
+  // --- Stack in Immich ----------------------------------------------------------------
+
+  /** One group: its dry run; a confirmation when it would stack, else what it said. */
+  const previewStack = async (g: FileGroup) => {
+    opener.current = { el: document.activeElement, id: g.id };
+    setMergeError(null);
+    setReport(null);
+    setStacking(g.id);
+    try {
+      const plan = await api.stackGroup(g.id, true);
+      if (plan.outcome === "stack") {
+        setStackPending({ kind: "one", group: g, plan });
+      } else {
+        noteOn(g, { text: stackNotice(plan) });
+        setFocusBack(true);
+      }
+    } catch (e) {
+      const f = stackFailure(e);
+      noteOn(g, { text: f.text, error: true });
+      setFocusBack(true);
+      if (f.reload) list.reload();
+    } finally {
+      setStacking(null);
+    }
+  };
+
+  /** Every group of this list (its type and folder, all pages). */
+  const listAll = async (): Promise<FileGroup[] | null> => {
+    const seen = new Map<string, FileGroup>();
+    for (let p = 1; ; p += 1) {
+      if (stopRef.current) return null;
+      const answer = await api.groups({ type, path_prefix: folder || undefined, page: p, size: LIST_CHUNK });
+      for (const g of answer.items) if (!seen.has(g.id)) seen.set(g.id, g);
+      setProgress({ phase: "list", done: seen.size, total: answer.total });
+      if (answer.items.length < LIST_CHUNK || p * LIST_CHUNK >= answer.total) break;
+    }
+    return [...seen.values()];
+  };
+
+  /** All groups of the list: listed, then a dry run of those with two photos or more,
+   * in chunks the gateway takes; then the confirmation says what it would do. */
+  const previewBulkStack = async () => {
+    opener.current = { el: document.activeElement, id: null };
+    stopRef.current = false;
+    setMergeError(null);
+    setReport(null);
+    setStacking("bulk");
+    setProgress({ phase: "list", done: 0, total: list.data?.total ?? null });
+    try {
+      const groups = await listAll();
+      if (groups === null) {
+        setReport({ headline: "Stopped: nothing was stacked.", error: false, lines: [] });
+        setFocusReport(true);
+        return;
+      }
+      const send = groups.filter(hasStack).map((g) => g.id);
+      const nothing = groups.filter((g) => !hasStack(g)).map((g) => g.id);
+      setProgress({ phase: "dry", done: 0, total: send.length });
+      const dry = await stackInChunks(send, (ids) => api.stackGroups(ids, true), {
+        onProgress: (done, total) => setProgress({ phase: "dry", done, total }),
+        stopped: () => stopRef.current,
+      });
+      if (dry.notAsked.length) {
+        setReport({ headline: "Stopped: nothing was stacked.", error: false, lines: [] });
+        setFocusReport(true);
+        return;
+      }
+      setStackPending({ kind: "bulk", groups, nothing, dry, summary: stackSummary(dry, nothing) });
+    } catch (e) {
+      // The list could not be read: what a stack would do cannot be said
+      setReport({ headline: `Nothing was stacked: ${actionFailure(e).text}`, error: true, lines: [] });
+      setFocusReport(true);
+    } finally {
+      setStacking(null);
+      setProgress(null);
+    }
+  };
+
+  const confirmStack = async () => {
+    const p = stackPending;
+    if (!p) return;
+    if (p.kind === "one") {
+      setStacking("confirm");
+      try {
+        // Exactly what the dry run showed, or nothing (409 if Immich or the group changed)
+        const r = await api.stackGroup(p.group.id, false, p.plan.assetIds);
+        noteOn(p.group, { text: stackNotice(r) });
+      } catch (e) {
+        const f = stackFailure(e);
+        noteOn(p.group, { text: f.text, error: true });
+        if (f.reload) list.reload();
+      } finally {
+        setStacking(null);
+        setStackPending(null);
+        setFocusOn(p.group.id);
+      }
+      return;
+    }
+    // Only what the dry run said would stack is sent; the others are reported as it said
+    const ids = p.summary.stack.map((r) => r.id);
+    stopRef.current = false;
+    setStacking("confirm");
+    setProgress({ phase: "real", done: 0, total: ids.length });
+    const expected = new Map(p.summary.stack.map((r) => [r.id, r.assetIds ?? []]));
+    const real = await stackInChunks(ids, (chunk) => api.stackGroups(
+      chunk, false, Object.fromEntries(chunk.map((id) => [id, expected.get(id) ?? []]))), {
+      onProgress: (done, total) => setProgress({ phase: "real", done, total }),
+      stopped: () => stopRef.current,
+    });
+    const sent = new Set(ids);
+    const byId = new Map(real.results.map((r) => [r.id, r]));
+    const dryById = new Map(p.dry.results.map((r) => [r.id, r]));
+    const notAsked = new Set(real.notAsked);
+    const lines = p.groups.map((g) => {
+      const name = groupName(g);
+      if (notAsked.has(g.id)) {
+        return { id: g.id, name, text: "Not stacked: stopped before it was sent.", error: false };
+      }
+      const r = sent.has(g.id) ? byId.get(g.id) : dryById.get(g.id);
+      if (!r) return { id: g.id, name, text: `Not stacked: ${NOTHING_TO_STACK}.`, error: false };
+      const ok = r.status === undefined || r.status === 200;
+      return { id: g.id, name, text: bulkStackLine(r, !sent.has(g.id)), error: !ok && r.status !== 409 };
+    });
+    const summary = stackSummary(
+      { results: [...p.dry.results.filter((r) => !sent.has(r.id)), ...real.results], notAsked: real.notAsked },
+      p.nothing,
+    );
+    setReport({ headline: bulkStackHeadline(summary, false), error: summary.failed.length > 0, lines });
+    // Each card of this page says its own
+    const here = new Map(lines.map((l) => [l.id, l]));
+    setNotes({
+      key: listKey,
+      byId: Object.fromEntries(items.flatMap((g, index) => {
+        const l = here.get(g.id);
+        return l ? [[g.id, { note: { text: l.text, error: l.error }, index, group: g }]] : [];
+      })),
+    });
+    setStacking(null);
+    setProgress(null);
+    setStackPending(null);
+    setFocusReport(true);
   };
 
   const pickMember = (g: FileGroup, path: string, on: boolean) =>
@@ -192,6 +409,7 @@ export function Groups({ localMode, params, go }: Props) {
     }
   };
 
+  const anyBusy = busy || stacking !== null;
   const mergeCount = forMerge.length;
   const mergeIds = new Set(forMerge.map((g) => g.id));
 
@@ -221,18 +439,34 @@ export function Groups({ localMode, params, go }: Props) {
             {formatCount(list.data.total)} {list.data.total === 1 ? "group" : "groups"}
           </span>
         )}
+        {!localMode && (list.data?.total ?? 0) > 0 && (
+          <button type="button" className="bulk" onClick={previewBulkStack}
+                  disabled={anyBusy || list.loading}
+                  title="Each group this list shows, on all its pages: its photos as one stack in Immich, its primary the cover (a dry run first)">
+            {stacking === "bulk" ? "Working…" : "Stack all shown groups in Immich"}
+          </button>
+        )}
       </form>
+      {progress && progress.phase !== "real" && (
+        <p className="stack-progress">
+          <span role="status">{progressText(progress)}</span>
+          <button type="button" ref={stopRefButton} onClick={() => { stopRef.current = true; }}
+                  title="Nothing is stacked until you confirm">
+            Stop
+          </button>
+        </p>
+      )}
       {mergeCount > 0 && (
         <div className="toolbar" role="toolbar" aria-label="Merge groups">
           <span>
             {plural(mergeCount, "group")} selected for merge
             {mergeCount < 2 && <span className="muted"> — select another group to merge with</span>}
           </span>
-          <button type="button" className="primary" disabled={!canMerge(mergeCount) || busy}
+          <button type="button" className="primary" disabled={!canMerge(mergeCount) || anyBusy}
                   onClick={() => ask({ kind: "merge", groups: forMerge })}>
             Merge {plural(mergeCount, "group")}
           </button>
-          <button type="button" onClick={() => setForMerge([])} disabled={busy}>
+          <button type="button" onClick={() => setForMerge([])} disabled={anyBusy}>
             Clear selection
           </button>
           {mergeError && (
@@ -241,12 +475,34 @@ export function Groups({ localMode, params, go }: Props) {
         </div>
       )}
       <Notices message={null} list={list} />
+      <div aria-live="polite" ref={reportRef}>
+        {report && (
+          <div className={`notice stack-report ${report.error ? "error" : "ok"}`}
+               role={report.error ? "alert" : "status"} tabIndex={-1}>
+            <p>{displayText(report.headline)}</p>
+            {report.lines.length > 0 && (
+              <details>
+                <summary>Each group ({formatCount(report.lines.length)})</summary>
+                <ul className="plan">
+                  {report.lines.map((l) => (
+                    <li key={l.id} data-id={l.id} className={l.error ? "stack-failed" : undefined}>
+                      <strong className="path">{l.name}</strong>: {displayText(l.text)}
+                    </li>
+                  ))}
+                </ul>
+              </details>
+            )}
+          </div>
+        )}
+      </div>
       <ol className="group-list" ref={listRef}>
         {shown.map(({ item, id }) => {
           const g = item ?? cardNotes[id].group;
           return (
             <GroupRow key={id} group={g} gone={item === null} localMode={localMode}
-                      busy={busy || list.loading}
+                      busy={anyBusy || list.loading}
+                      onStack={!localMode && hasStack(g) ? () => previewStack(g) : undefined}
+                      stackWorking={stacking === g.id}
                       picked={picked[g.id] ?? []}
                       onPick={(path, on) => pickMember(g, path, on)}
                       forMerge={mergeIds.has(g.id)} onMergePick={(on) => pickGroup(g, on)}
@@ -270,6 +526,10 @@ export function Groups({ localMode, params, go }: Props) {
       )}
       <ConfirmDialog pending={pending} busy={busy} onCancel={() => setPending(null)}
                      onConfirm={confirm} />
+      <StackDialog pending={stackPending} busy={stacking === "confirm"} folder={folder} type={type}
+                   progress={progress} onStop={() => { stopRef.current = true; }}
+                   onCancel={() => setStackPending(null)} onConfirm={confirmStack}
+                   returnFocus={returnFocus} />
     </div>
   );
 }
@@ -294,16 +554,21 @@ interface RowProps {
   /** After a split or dissolve: the way back, offered in the note */
   regroup: Regroup | null;
   onRegroup: (r: Regroup) => void;
+  /** "Stack in Immich" (its dry run); not offered in local mode, nor for a group with
+   * fewer than two photos to stack */
+  onStack?: () => void;
+  stackWorking: boolean;
 }
 
 function GroupRow({
   group, gone, note, localMode, busy, picked, onPick, forMerge, onMergePick, onSplit, onDissolve,
-  regroup, onRegroup,
+  regroup, onRegroup, onStack, stackWorking,
 }: RowProps) {
   const members = [...group.members].sort((a, b) => Number(isPrimary(group, b)) - Number(isPrimary(group, a)));
   const primary = members.find((m) => isPrimary(group, m)) ?? members[0];
   const titleId = `grp-${group.id}`;
   const hintId = `grp-hint-${group.id}`;
+  const coverId = `grp-cover-${group.id}`;
   // Only members still in the group count (a reload may have changed it).
   const selected = members.map((m) => m.path).filter((p) => picked.includes(p));
   const can = splitButtons(members.length, selected.length);
@@ -357,6 +622,16 @@ function GroupRow({
               Selected files can be split off this group; each one is then on its own.
             </p>
             <div className="grp-actions">
+              {onStack && (
+                <span className="stack-action">
+                  <button type="button" onClick={onStack} disabled={busy} aria-describedby={coverId}>
+                    {stackWorking ? "Working…" : "Stack in Immich"}
+                  </button>
+                  <span className="muted" id={coverId}>
+                    cover {primary ? displayName(primary.path) : group.id}
+                  </span>
+                </span>
+              )}
               <button type="button" onClick={() => onSplit(selected)} disabled={busy || !can.split}
                       title={can.split ? undefined : "Select some of the files (not all) first"}>
                 Split off selected{selected.length ? ` (${selected.length})` : ""}
@@ -477,6 +752,171 @@ function ConfirmDialog({ pending, busy, onCancel, onConfirm }: ConfirmProps) {
                         onClick={onConfirm} disabled={busy}>
                   {busy ? "Working…" : action}
                 </button>
+              </>
+            }>
+      {body}
+    </Dialog>
+  );
+}
+
+interface StackDialogProps {
+  pending: StackPending | null;
+  busy: boolean;
+  /** The list's folder and type, said in a bulk run's dry run */
+  folder: string;
+  type: string;
+  progress: StackProgress | null;
+  onStop: () => void;
+  onCancel: () => void;
+  onConfirm: () => void;
+  returnFocus: () => HTMLElement | null | undefined;
+}
+
+/** The most groups a bulk dry run names one by one (the rest are counted). */
+const NAMED = 50;
+
+function StackDialog({
+  pending, busy, folder, type, progress, onStop, onCancel, onConfirm, returnFocus,
+}: StackDialogProps) {
+  let title = "";
+  let action = "";
+  let canGo = true;
+  let body = null;
+  if (pending?.kind === "one") {
+    const { group, plan } = pending;
+    const cover = stackCover(plan) ?? group.primary ?? null;
+    const primary = plan.primary ?? group.primary ?? null;
+    const members = plan.members ?? [];
+    const n = stackedCount(plan);
+    const inStack = members.filter((m) => m.stackId);
+    const left = members.filter((m) => !m.assetId);
+    const stacked = new Set(members.map((m) => m.path));
+    const others = group.members.filter((m) => !stacked.has(m.path));
+    title = "Stack in Immich?";
+    action = `Stack ${plural(n, "photo")}`;
+    body = (
+      <>
+        <p className="summary">
+          Dry run: Immich will show these {plural(n, "photo")} as one stack, with{" "}
+          <strong>{cover ? displayName(cover) : group.id}</strong>{" "}
+          {cover === primary ? "(the group's primary)" : "(the cover of the Immich stack it grows from, kept)"} as
+          its cover. No file is moved or changed; Immich's own <em>Unstack</em> takes a new stack apart.
+        </p>
+        {inStack.length > 0 && (
+          <p className="notice">
+            {inStack.length === 1 ? "One of them is" : `${inStack.length} of them are`} in an
+            Immich stack already: it grows to take in the whole group, its cover kept.
+          </p>
+        )}
+        <ul className="plan">
+          <li>
+            {members.map((m) => (
+              <div key={m.path} className={m.assetId ? "plan-keep" : "plan-skip"}>
+                <span className="tag">{!m.assetId ? "not in Immich: left out" : m.path === cover ? "cover" : "stacked"}</span>
+                {" "}{displayPath(m.path)}
+              </div>
+            ))}
+            {others.map((m) => (
+              <div key={m.path} className="plan-skip">
+                <span className="tag">{m.kind === "sidecar" ? "sidecar: as it is" : "not stacked"}</span>
+                {" "}{displayPath(m.path)}
+              </div>
+            ))}
+          </li>
+        </ul>
+        {left.length > 0 && (
+          <p className="muted">
+            {plural(left.length, "photo")} of the group {left.length === 1 ? "is" : "are"} not in
+            Immich for you (not indexed yet, or another user's) and {left.length === 1 ? "stays" : "stay"} out
+            of the stack.
+          </p>
+        )}
+      </>
+    );
+  } else if (pending?.kind === "bulk") {
+    const s = pending.summary;
+    const names = new Map(pending.groups.map((g) => [g.id, groupName(g)]));
+    const named = (ids: string[]) =>
+      ids.slice(0, 3).map((id) => names.get(id) ?? id).join(", ") + (ids.length > 3 ? ` and ${formatCount(ids.length - 3)} more` : "");
+    const skipped = s.skipped.reduce((n, x) => n + x.ids.length, 0);
+    const n = s.stack.length;
+    canGo = n > 0;
+    title = n ? `Stack ${plural(n, "group")} in Immich?` : "Nothing to stack in Immich";
+    action = `Stack ${plural(n, "group")}`;
+    body = (
+      <>
+        <p className="summary">
+          Dry run over the {plural(pending.groups.length, "group")} listed
+          {type ? <> ({groupTypeLabel(type)})</> : null}
+          {folder ? <> with a file in <span className="path">{displayPath(folder)}</span></> : null}, every
+          page: <strong>{formatCount(n)}</strong> would be stacked (each group's photos as one
+          Immich stack, its primary the cover), <strong>{formatCount(s.already.length)}</strong>{" "}
+          {s.already.length === 1 ? "is" : "are"} stacked already (left as {s.already.length === 1 ? "it is" : "they are"}),{" "}
+          <strong>{formatCount(skipped)}</strong> would not be stacked. No file is moved or
+          changed; Immich's own <em>Unstack</em> takes a stack apart again.
+        </p>
+        {s.skipped.length > 0 && (
+          <div className="notice stack-skipped">
+            <p>Not stacked:</p>
+            <ul>
+              {s.skipped.map((x) => (
+                <li key={x.reason}>
+                  <strong>{formatCount(x.ids.length)}</strong>: {displayText(x.reason)}{" "}
+                  <span className="muted">({displayText(named(x.ids))})</span>
+                </li>
+              ))}
+            </ul>
+          </div>
+        )}
+        {s.failed.length > 0 && (
+          <div className="notice error">
+            <p>Could not be asked (not stacked):</p>
+            <ul>
+              {s.failed.map((x) => (
+                <li key={x.message}>
+                  <strong>{formatCount(x.ids.length)}</strong>: {displayText(x.message)}{" "}
+                  <span className="muted">({displayText(named(x.ids))})</span>
+                </li>
+              ))}
+            </ul>
+          </div>
+        )}
+        {n > 0 && (
+          <ul className="plan">
+            {s.stack.slice(0, NAMED).map((r) => (
+              <li key={r.id}>
+                <span className="tag">cover</span> {displayPath(stackCover(r) ?? names.get(r.id) ?? r.id)}
+                <span className="muted"> ({plural(stackedCount(r), "photo")})</span>
+              </li>
+            ))}
+            {n > NAMED && <li className="muted">and {formatCount(n - NAMED)} more</li>}
+          </ul>
+        )}
+        {progress?.phase === "real" && (
+          <p role="status">{progressText(progress)}</p>
+        )}
+      </>
+    );
+  }
+  const bulkRunning = pending?.kind === "bulk" && busy;
+  return (
+    <Dialog open={pending !== null} onClose={onCancel} busy={busy} title={title}
+            returnFocus={returnFocus}
+            actions={
+              <>
+                {bulkRunning ? (
+                  <button type="button" onClick={onStop}
+                          title="The groups already sent stay stacked; the rest are not sent">
+                    Stop
+                  </button>
+                ) : (
+                  <button type="button" onClick={onCancel} disabled={busy}>{canGo ? "Cancel" : "Close"}</button>
+                )}
+                {canGo && (
+                  <button type="button" className="primary" onClick={onConfirm} disabled={busy}>
+                    {busy ? "Working…" : action}
+                  </button>
+                )}
               </>
             }>
       {body}

@@ -188,6 +188,43 @@ export interface ResolveRequest {
   expectTrash?: string[];
 }
 
+/** A group member as stacking sees it: its Immich asset for you (null: not in Immich for
+ * you) and the Immich stack that asset is in now. Only the members that are stacked are
+ * listed (no sidecars, no Live Photo video). */
+export interface StackMember {
+  path: string;
+  assetId: string | null;
+  stackId: string | null;
+}
+
+/** What stacking a file group in Immich did, or would do (`dryRun`): `stack` (would
+ * stack `assetIds`, the cover first), `stacked` (one stack now: `created` says whether
+ * this call made it) or `skip` (409, with `reason`). In a bulk answer each group also has
+ * its `status`; a group that could not be asked has only `id`, `status` and `message`. */
+export interface StackResult {
+  id: string;
+  type?: string;
+  primary?: string | null;
+  members?: StackMember[];
+  outcome?: "stack" | "stacked" | "skip";
+  dryRun?: boolean;
+  assetIds?: string[];
+  stackId?: string | null;
+  created?: boolean;
+  reason?: string;
+  /** Photos outside the group Immich stacked too (a stack made in Immich meanwhile). */
+  outside?: string[];
+  status?: number;
+  message?: string;
+}
+
+export interface BulkStackResult {
+  dryRun: boolean;
+  succeeded: number;
+  failed: number;
+  results: StackResult[];
+}
+
 export class ApiError extends Error {
   constructor(
     public status: number,
@@ -354,6 +391,16 @@ export const api = {
     request<BulkResult>("POST", "/duplicates/resolve", { groups, dryRun }, !dryRun),
   splitGroup,
   mergeGroups,
+  /** Stack group `id`'s photos in Immich, its primary the cover (409: not stacked, why).
+   * `expect`: the dry run's `assetIds`: nothing is stacked unless it is still exactly that. */
+  stackGroup: (id: string, dryRun: boolean, expect?: string[]) =>
+    request<StackResult>("POST", `/groups/${encodeURIComponent(id)}/stack`,
+                         expect ? { dryRun, expectAssetIds: expect } : { dryRun }, !dryRun),
+  /** The same for many groups (at most MAX_BULK_STACK), each with its own status;
+   * `expect`: each group's dry run `assetIds`. */
+  stackGroups: (ids: string[], dryRun: boolean, expect?: Record<string, string[]>) =>
+    request<BulkStackResult>("POST", "/groups/stack",
+                             expect ? { ids, dryRun, expectAssetIds: expect } : { ids, dryRun }, !dryRun),
   undoResolution,
   startScan: (body: { full?: boolean } = {}) =>
     request<{ jobs: Job[] }>("POST", "/jobs", body),

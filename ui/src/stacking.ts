@@ -1,0 +1,216 @@
+// "Stack in Immich" on the Groups page: which groups have anything to stack, what a dry
+// run or a stack says in plain words, and a bulk run sent in chunks the gateway takes.
+import { ApiError, type BulkStackResult, type FileGroup, type GroupMember, type StackResult } from "./api";
+import { actionFailure, displayName, plural } from "./logic";
+
+/** The most groups one `POST /groups/stack` takes (the gateway's MAX_BULK_GROUPS). */
+export const MAX_BULK_STACK = 200;
+
+/** The members of `g` that stacking would put in an Immich stack, as the gateway counts
+ * them (gateway/stacking.py `stackable`): not sidecars nor other files Immich holds no
+ * asset of, nor a Live Photo's video (Immich pairs it with its still itself). */
+export function stackableMembers(g: Pick<FileGroup, "type" | "members">): GroupMember[] {
+  return g.members.filter((m) =>
+    m.kind !== "sidecar" && m.kind !== "other" && m.role !== "video" &&
+    !(g.type === "live_photo" && m.kind === "video"));
+}
+
+/** Whether a group has two photos or more to stack: only then is "Stack in Immich"
+ * offered (whether Immich holds them is for the dry run to say). */
+export function hasStack(g: Pick<FileGroup, "type" | "members">): boolean {
+  return stackableMembers(g).length >= 2;
+}
+
+/** Why a group with fewer than two photos is not sent at all (a bulk run). */
+export const NOTHING_TO_STACK =
+  "fewer than two photos to stack (a sidecar is not an Immich asset; Immich pairs a Live " +
+  "Photo's video with its still itself)";
+
+/** The photos a result stacks or would stack: what it sends (`assetIds`), else the
+ * members in its stack, else the members Immich holds. */
+export function stackedCount(r: StackResult): number {
+  if (r.assetIds?.length) return r.assetIds.length;
+  const members = r.members ?? [];
+  const inStack = r.stackId ? members.filter((m) => m.stackId === r.stackId).length : 0;
+  return inStack || members.filter((m) => m.assetId).length;
+}
+
+/** The cover a stack has or would have: the file of the first asset sent (the group's
+ * primary, or the cover of a stack of part of the group, which Immich keeps as it grows),
+ * else the group's primary. */
+export function stackCover(r: Pick<StackResult, "assetIds" | "members" | "primary">): string | null {
+  const first = r.assetIds?.[0];
+  const m = first ? r.members?.find((x) => x.assetId === first) : undefined;
+  return m?.path ?? r.primary ?? null;
+}
+
+/** What a (real) stack of one group did, in plain words. */
+export function stackNotice(r: StackResult): string {
+  if (r.outcome === "skip") return `Not stacked: ${trimStop(r.reason ?? r.message ?? "no reason given")}.`;
+  const n = stackedCount(r);
+  const coverPath = stackCover(r);
+  const cover = coverPath ? displayName(coverPath) : null;
+  // Left as it was, its cover too (the user may have chosen another in Immich)
+  if (r.outcome === "stacked" && !r.created) return `Already stacked in Immich: ${plural(n, "photo")}.`;
+  if (r.outcome === "stack") {
+    // A dry run's answer, or a real one that did not say it stacked (not expected)
+    return `Would stack ${plural(n, "photo")} in Immich${cover ? `, cover ${cover}` : ""}.`;
+  }
+  // Immich stacked more than planned (a stack made in Immich meanwhile): the gateway says so
+  const more = r.outside?.length && r.message ? ` ${trimStop(r.message)}.` : "";
+  return `Stacked in Immich: ${plural(n, "photo")}${cover ? `, cover ${cover}` : ""}.${more}`;
+}
+
+/** What a failed stack request says: a refusal with its reason (409) is "Not stacked";
+ * a group gone says so as the other corrections do; a failure (Immich or the gateway
+ * down, 5xx) may have left it stacked or not, and says only what failed. */
+export function stackFailure(e: unknown): { text: string; reload: boolean } {
+  const status = e instanceof ApiError ? e.status : null;
+  // A refusal to stack (409: its reason, or a group changed since its dry run) is said in
+  // the gateway's words and changes nothing in the list; a group gone (404) does
+  if (status === 409) return { text: `Not stacked: ${trimStop((e as Error).message)}.`, reload: false };
+  const f = { ...actionFailure(e), reload: status === 404 };
+  if (status !== null && status >= 400 && status < 500) {
+    return { text: `Not stacked: ${trimStop(f.text)}.`, reload: f.reload };
+  }
+  return { text: `Stacking failed: ${trimStop(f.text)}.`, reload: f.reload };
+}
+
+function trimStop(s: string): string {
+  return s.replace(/[.\s]+$/, "");
+}
+
+/** `xs` in runs of at most `n`. */
+export function chunked<T>(xs: T[], n = MAX_BULK_STACK): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < xs.length; i += n) out.push(xs.slice(i, i + n));
+  return out;
+}
+
+export interface ChunkedRun {
+  /** One per group asked, in the order asked; a group of a chunk that failed as a whole
+   * has `status` (0: no answer) and `message`, and `chunkFailed`. */
+  results: (StackResult & { chunkFailed?: boolean })[];
+  /** Groups not asked because the run was stopped. */
+  notAsked: string[];
+}
+
+/** Send `ids` in chunks of at most `size` to `send` (the bulk stack, dry or real), one
+ * after the other. A chunk that fails as a whole (the gateway down, a timeout) is reported
+ * for each of its groups and the run goes on: it hides none of the others' results.
+ * `stopped`: asked before each chunk; once true, the rest is not sent. */
+export async function stackInChunks(
+  ids: string[],
+  send: (ids: string[]) => Promise<BulkStackResult>,
+  opts: { size?: number; onProgress?: (done: number, total: number) => void; stopped?: () => boolean } = {},
+): Promise<ChunkedRun> {
+  const out: ChunkedRun = { results: [], notAsked: [] };
+  const parts = chunked(ids, opts.size ?? MAX_BULK_STACK);
+  let done = 0;
+  for (const [i, part] of parts.entries()) {
+    if (opts.stopped?.()) {
+      out.notAsked = parts.slice(i).flat();
+      break;
+    }
+    try {
+      const answer = await send(part);
+      const byId = new Map(answer.results.map((r) => [r.id, r]));
+      // Each group of the chunk once, answered or not (an answer that left one out)
+      for (const id of part) {
+        out.results.push(byId.get(id) ?? { id, status: 0, message: "the gateway did not say", chunkFailed: true });
+      }
+    } catch (e) {
+      const status = e instanceof ApiError ? e.status : 0;
+      const message = e instanceof Error ? e.message : String(e);
+      for (const id of part) out.results.push({ id, status, message, chunkFailed: true });
+    }
+    done += part.length;
+    opts.onProgress?.(done, ids.length);
+  }
+  return out;
+}
+
+/** A skip reason without the file it names, so that groups skipped for the same reason
+ * count together ("its cover IMG_1.JPG is not in Immich…" is one reason for all covers). */
+export function reasonKind(reason: string): string {
+  if (/^its cover .+ is not in Immich for you/s.test(reason)) {
+    return "its cover is not in Immich for you (not indexed yet, or another user's)";
+  }
+  if (/^its cover .+ is archived or hidden in Immich/s.test(reason)) {
+    return "its cover is archived or hidden in Immich (unarchive it first)";
+  }
+  if (/ is in an Immich stack that also holds \d+ photo\(s\) outside this group/s.test(reason)) {
+    return "a photo of it is in an Immich stack that holds photos outside the group: unstack it in Immich first";
+  }
+  return reason;
+}
+
+export interface StackSummary {
+  /** Dry run: would be stacked; real run: stacked by this run. */
+  stack: StackResult[];
+  /** Stacked already (a real run: by someone else or an earlier run, left as it was). */
+  already: StackResult[];
+  /** Not stacked, grouped by reason (most groups first). */
+  skipped: { reason: string; ids: string[] }[];
+  /** Could not be asked or failed, grouped by what was said. */
+  failed: { message: string; ids: string[] }[];
+  /** Groups not asked (the run was stopped). */
+  notAsked: string[];
+}
+
+function grouped(pairs: [string, string][]): { key: string; ids: string[] }[] {
+  const by = new Map<string, string[]>();
+  for (const [key, id] of pairs) by.set(key, [...(by.get(key) ?? []), id]);
+  return [...by.entries()].map(([key, ids]) => ({ key, ids })).sort((a, b) => b.ids.length - a.ids.length);
+}
+
+/** What a bulk run (dry or real) comes to. `nothing`: the groups not sent, having fewer
+ * than two photos to stack (counted as skipped). */
+export function stackSummary(run: ChunkedRun, nothing: string[] = []): StackSummary {
+  const stack: StackResult[] = [];
+  const already: StackResult[] = [];
+  const skips: [string, string][] = nothing.map((id) => [NOTHING_TO_STACK, id]);
+  const fails: [string, string][] = [];
+  for (const r of run.results) {
+    const ok = r.status === undefined || r.status === 200;
+    if (ok && r.outcome === "stack") stack.push(r);
+    else if (ok && r.outcome === "stacked") (r.created ? stack : already).push(r);
+    else if (r.status === 409) skips.push([reasonKind(r.reason ?? r.message ?? "no reason given"), r.id]);
+    else fails.push([r.message ?? `error ${r.status}`, r.id]);
+  }
+  return {
+    stack,
+    already,
+    skipped: grouped(skips).map(({ key, ids }) => ({ reason: key, ids })),
+    failed: grouped(fails).map(({ key, ids }) => ({ message: key, ids })),
+    notAsked: run.notAsked,
+  };
+}
+
+const count = (xs: { ids: string[] }[]) => xs.reduce((n, x) => n + x.ids.length, 0);
+
+/** The headline of a bulk run's report. */
+export function bulkStackHeadline(s: StackSummary, dryRun: boolean): string {
+  const skipped = count(s.skipped);
+  const failed = count(s.failed);
+  const parts = dryRun
+    ? [`would stack ${plural(s.stack.length, "group")}`]
+    : [`Stacked ${plural(s.stack.length, "group")} in Immich`];
+  parts.push(`${s.already.length} already stacked`);
+  parts.push(`${skipped} not stacked`);
+  if (failed) parts.push(`${plural(failed, "group")} ${dryRun ? "could not be asked" : "failed"}`);
+  if (s.notAsked.length) parts.push(`${plural(s.notAsked.length, "group")} not asked (stopped)`);
+  const text = parts.join(", ");
+  return `${dryRun ? "Dry run: " + text : text}.`;
+}
+
+/** One group's line in a bulk report. */
+export function bulkStackLine(r: StackResult & { chunkFailed?: boolean }, dryRun: boolean): string {
+  const ok = r.status === undefined || r.status === 200;
+  if (ok && r.outcome) return stackNotice(r);
+  if (r.status === 409) return `Not stacked: ${trimStop(r.reason ?? r.message ?? "no reason given")}.`;
+  const msg = trimStop(r.message ?? `error ${r.status}`);
+  if (dryRun) return `Could not be asked: ${msg}.`;
+  return r.status !== undefined && r.status >= 400 && r.status < 500
+    ? `Not stacked: ${msg}.` : `Stacking failed: ${msg}.`;
+}
