@@ -62,7 +62,8 @@ def plan(
 
     The answer: ``outcome`` ``stack`` (``assetIds``, the cover first, is what to send),
     ``stacked`` (one stack holds them all already: ``stackId``) or ``skip``
-    (``reason``); with ``members`` (path, assetId, stackId) for the user to see.
+    (``reasonCode``, one of ``REASON_CODES``, and ``reason``); with ``members`` (path,
+    assetId, stackId) for the user to see.
     """
     primary = group.get("primary")
     owned: dict[str, str] = {}  # asset id -> the first member path it stands for
@@ -85,9 +86,10 @@ def plan(
     cover = asset_ids.get(primary) if isinstance(primary, str) else None
     if not cover or cover not in owned:
         if len(owned) < 2:
-            return _skip(result, _FEWER)
+            return _skip(result, "too_few", _FEWER)
         return _skip(
             result,
+            "no_cover",
             f"its cover {primary} is not in Immich for you (not indexed yet, or another "
             "user's): stacked now, another photo would be the cover",
         )
@@ -96,12 +98,17 @@ def plan(
                                   if assets[a].get("stackId")))  # fmt: skip
     for sid in touching:
         if sid not in stacks:  # refused or gone while read: its members are unknown
-            return _skip(result, "one of its photos is in an Immich stack that could not be read")
+            return _skip(
+                result,
+                "stack_unreadable",
+                "one of its photos is in an Immich stack that could not be read",
+            )
         outside = [a for a in stacks[sid].get("assetIds") or [] if a not in owned]
         if outside:
             path = next(p for a, p in owned.items() if assets[a].get("stackId") == sid)
             return _skip(
                 result,
+                "in_other_stack",
                 f"{path} is in an Immich stack that also holds {len(outside)} photo(s) "
                 "outside this group: unstack it in Immich first",
             )
@@ -110,11 +117,12 @@ def plan(
     if cover not in listed:
         return _skip(
             result,
+            "cover_hidden",
             f"its cover {primary} is archived or hidden in Immich: stacked, the group would "
             "leave the timeline (unarchive it first)",
         )
     if len(listed) < 2:
-        return _skip(result, _FEWER)
+        return _skip(result, "too_few", _FEWER)
     # A stack the user made of part of the group grows, its cover kept
     first = stacks[touching[0]].get("primaryAssetId") if len(touching) == 1 else None
     first = first if first in listed else cover
@@ -128,8 +136,13 @@ _FEWER = (
 )
 
 
-def _skip(result: dict[str, Any], reason: str) -> dict[str, Any]:
-    return {**result, "outcome": "skip", "reason": reason}
+# Why a group is not stacked, as a code a client can count by (the reason's words name
+# the files)
+REASON_CODES = ("too_few", "no_cover", "cover_hidden", "in_other_stack", "stack_unreadable")
+
+
+def _skip(result: dict[str, Any], code: str, reason: str) -> dict[str, Any]:
+    return {**result, "outcome": "skip", "reasonCode": code, "reason": reason}
 
 
 # --- what Immich says of the group's assets (the caller's own credentials) ---------------

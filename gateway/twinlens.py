@@ -362,7 +362,7 @@ def _stack_one(group_id: Any, dry_run: bool, expect: Any = None) -> tuple[int, d
         # Not what the dry run the user confirmed showed (a member joined, a RAW was
         # indexed, a stack was made in Immich meanwhile): nothing is stacked unseen.
         message = "this group changed since its dry run: look at it again"
-        return 409, {**result, "message": message, "statusCode": 409}
+        return 409, {**result, "reasonCode": "changed", "message": message, "statusCode": 409}
     result["created"] = False
     if result["outcome"] == "stacked" or dry_run:
         return 200, result

@@ -40,6 +40,7 @@ def test_two_members_that_are_one_asset_are_not_a_stack():
     # An upload found by the content of both (one asset for two paths)
     p = plan(PAIR, {"a.jpg": "J", "a.cr3": "J"}, seen("J"), {})
     assert p["outcome"] == "skip" and "fewer than two" in p["reason"]
+    assert p["reasonCode"] == "too_few"
 
 
 def test_a_live_photos_video_is_never_stacked_but_its_edit_is():
@@ -79,6 +80,7 @@ def test_a_stack_holding_photos_outside_the_group_is_left_alone():
     for st in (stack("J", "X", "Y"), stack("X", "J")):
         p = plan(PAIR, IDS, {**seen("J", stack="S"), **seen("R")}, {"S": st})
         assert p["outcome"] == "skip" and "outside this group" in p["reason"], st
+        assert p["reasonCode"] == "in_other_stack"
     # A stack that could not be read is not guessed at
     p = plan(PAIR, IDS, {**seen("J", stack="S"), **seen("R")}, {})
     assert p["outcome"] == "skip"

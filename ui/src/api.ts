@@ -212,6 +212,9 @@ export interface StackResult {
   stackId?: string | null;
   created?: boolean;
   reason?: string;
+  /** Why it was not stacked, as a code (`too_few`, `no_cover`, `cover_hidden`,
+   * `in_other_stack`, `stack_unreadable`; `changed` for a dry run that no longer holds). */
+  reasonCode?: string;
   /** Photos outside the group Immich stacked too (a stack made in Immich meanwhile). */
   outside?: string[];
   status?: number;

@@ -131,6 +131,21 @@ describe("a bulk stack's dry run, counted", () => {
     ] as StackResult[],
   };
 
+  it("groups skips by the gateway's code when it gives one, whatever the words", () => {
+    const coded = {
+      notAsked: [],
+      results: [
+        { id: "g", status: 409, outcome: "skip", reasonCode: "cover_hidden", reason: "its cover /p/G.JPG is archived…" },
+        { id: "h", status: 409, outcome: "skip", reasonCode: "cover_hidden", reason: "reworded by a newer gateway" },
+        { id: "i", status: 409, outcome: "skip", reasonCode: "something_new", reason: "a reason the UI has no words for" },
+      ] as StackResult[],
+    };
+    expect(stackSummary(coded).skipped).toEqual([
+      { reason: "its cover is archived or hidden in Immich (unarchive it first)", ids: ["g", "h"] },
+      { reason: "a reason the UI has no words for", ids: ["i"] },
+    ]);
+  });
+
   it("would stack, already stacked, and the skipped grouped by reason (not by file)", () => {
     const s = stackSummary(run, ["x", "y"]);
     expect(s.stack.map((r) => r.id)).toEqual(["a"]);

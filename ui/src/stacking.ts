@@ -130,17 +130,25 @@ export async function stackInChunks(
   return out;
 }
 
-/** A skip reason without the file it names, so that groups skipped for the same reason
- * count together ("its cover IMG_1.JPG is not in Immich…" is one reason for all covers). */
-export function reasonKind(reason: string): string {
-  if (/^its cover .+ is not in Immich for you/s.test(reason)) {
-    return "its cover is not in Immich for you (not indexed yet, or another user's)";
-  }
-  if (/^its cover .+ is archived or hidden in Immich/s.test(reason)) {
-    return "its cover is archived or hidden in Immich (unarchive it first)";
-  }
+/** The gateway's skip codes (`reasonCode`), each in words that name no file, so that
+ * groups skipped for the same reason count together. */
+const REASON_WORDS: Record<string, string> = {
+  no_cover: "its cover is not in Immich for you (not indexed yet, or another user's)",
+  cover_hidden: "its cover is archived or hidden in Immich (unarchive it first)",
+  in_other_stack:
+    "a photo of it is in an Immich stack that holds photos outside the group: unstack it in Immich first",
+  stack_unreadable: "one of its photos is in an Immich stack that could not be read",
+  changed: "the group changed since its dry run: look at it again",
+};
+
+/** A skip reason without the file it names: by its code when the gateway gave one (a
+ * code the UI does not know, and a reason without one, by the gateway's own words). */
+export function reasonKind(reason: string, code?: string): string {
+  if (code && code in REASON_WORDS) return REASON_WORDS[code];
+  if (/^its cover .+ is not in Immich for you/s.test(reason)) return REASON_WORDS.no_cover;
+  if (/^its cover .+ is archived or hidden in Immich/s.test(reason)) return REASON_WORDS.cover_hidden;
   if (/ is in an Immich stack that also holds \d+ photo\(s\) outside this group/s.test(reason)) {
-    return "a photo of it is in an Immich stack that holds photos outside the group: unstack it in Immich first";
+    return REASON_WORDS.in_other_stack;
   }
   return reason;
 }
@@ -175,7 +183,9 @@ export function stackSummary(run: ChunkedRun, nothing: string[] = []): StackSumm
     const ok = r.status === undefined || r.status === 200;
     if (ok && r.outcome === "stack") stack.push(r);
     else if (ok && r.outcome === "stacked") (r.created ? stack : already).push(r);
-    else if (r.status === 409) skips.push([reasonKind(r.reason ?? r.message ?? "no reason given"), r.id]);
+    else if (r.status === 409) {
+      skips.push([reasonKind(r.reason ?? r.message ?? "no reason given", r.reasonCode), r.id]);
+    }
     else fails.push([r.message ?? `error ${r.status}`, r.id]);
   }
   return {
