@@ -227,6 +227,7 @@ class Assets:
     trashed: str | None = None
     by_path: bool = False
     same_bytes: str | None = None
+    trashed_bytes: str | None = None  # an upload of its content in Immich's trash
 
 
 NO_ASSETS = Assets()
@@ -304,12 +305,13 @@ def find_assets(
             set_many_if_up(fresh, cfg["MEMBER_TTL"])
     for path, sums in todo.items():
         values = [hits.get(s) or "" for s in sums]  # the path checksum first
-        own = values[:1] if values[0] else values[1:]
+        decides = values[:1] if values[0] else values[1:]  # its own asset, if Immich has one
         result[path] = Assets(
-            live=next((v for v in own if v and v[0] != "~"), None),
-            trashed=next((v[1:] for v in own if v[:1] == "~"), None),
+            live=next((v for v in decides if v and v[0] != "~"), None),
+            trashed=next((v[1:] for v in decides if v[:1] == "~"), None),
             by_path=bool(values[0]) and values[0][0] != "~",
             same_bytes=next((v for v in values[1:] if v and v[0] != "~"), None),
+            trashed_bytes=next((v[1:] for v in values[1:] if v[:1] == "~"), None),
         )
     if not strict:  # acting on them, Immich itself refuses what the session cannot reach
         shown = not_locked(

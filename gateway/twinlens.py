@@ -548,7 +548,10 @@ def _resolve_one(
         raise resolve.PlanError(
             409, "moving files to a trash needs Immich; local mode can only record not_duplicate"
         )
-    absent = [p for p in result["notInImmich"] if not ids.get(p)]  # not the kept asset
+    # Left out because Immich holds it only as the very asset a kept copy is (both found
+    # as one upload) is a decision with nothing to move; any other is "not in Immich"
+    kept_own = {k["assetId"] for k in result["keep"]} - {None}
+    absent = [p for p in result["notInImmich"] if ids.get(p) not in kept_own]
     if action == "trash" and absent and not result["trash"]:
         # Recorded, the group would leave the list with every copy still there
         raise resolve.PlanError(
@@ -584,6 +587,7 @@ def _resolve_one(
     status, recorded = _record(quoted, decision)
     if status >= 300:
         return _error_body(status, recorded)
+    adopted = isinstance(recorded, dict) and bool(recorded.pop("adopted", False))
     changed()
     result["recorded"] = recorded
     trash_ids = list(dict.fromkeys(t["assetId"] for t in result["trash"]))
@@ -592,7 +596,7 @@ def _resolve_one(
     try:
         resp = as_caller("DELETE", "assets", json={"ids": trash_ids, "force": False})
     except requests.RequestException as exc:
-        if isinstance(exc, requests.ConnectionError) and _never_sent(exc):
+        if isinstance(exc, requests.ConnectionError) and _never_sent(exc) and not adopted:
             # Immich cannot have acted: the decision goes too, as for a refusal, and the
             # group is open again.
             return _withdrawn(quoted, recorded, result, _immich_down(exc))
@@ -614,7 +618,12 @@ def _resolve_one(
         return status, {**result, "message": message, "statusCode": status}
     # Immich refused (e.g. an API key without asset.delete): nothing moved, so the
     # decision goes too and the group is open again.
-    return _withdrawn(quoted, recorded, result, _immich_refusal(resp))
+    refusal = _immich_refusal(resp)
+    if adopted:  # perhaps another reviewer's: not this request's to withdraw
+        status, body = refusal
+        note = "Immich refused the trash; the decision found recorded for this group stays"
+        return status, {**result, **(body if isinstance(body, dict) else {}), "message": note}
+    return _withdrawn(quoted, recorded, result, refusal)
 
 
 def _record(quoted: str, decision: dict[str, Any]) -> tuple[int, Any]:
@@ -627,19 +636,26 @@ def _record(quoted: str, decision: dict[str, Any]) -> tuple[int, Any]:
         status, recorded = call("dedup", "POST", f"/duplicates/{quoted}/resolution", json=decision)
     except ServiceError as exc:
         status, recorded = exc.status, {"error": exc.message}
-    if status < 500:
+    if status < 500 or status == 503:  # 503: busy, refused before anything was done
         return status, recorded
     try:
         again, dup = call("dedup", "GET", f"/duplicates/{quoted}")
     except ServiceError:
         return status, recorded
     shown = dup.get("resolution") if again == 200 and isinstance(dup, dict) else None
+
+    def paths(items: Any) -> list[Any]:
+        return sorted(t.get("path") for t in items or [] if isinstance(t, dict))
+
     if (
         isinstance(shown, dict)
         and shown.get("action") == decision["action"]
         and sorted(shown.get("keep") or []) == sorted(decision["keep"])
+        and paths(shown.get("trashed")) == paths(decision.get("trashed"))
     ):
-        return 201, dup
+        # Ours, or another reviewer's to the letter (then its trash is this one's): never
+        # withdrawn by this request, whose own recording is not certain
+        return 201, {**dup, "adopted": True}
     return status, recorded
 
 
@@ -675,6 +691,12 @@ def _withdrawn(
             "statusCode": 502,
         }
     return refusal
+
+
+def _in_trash(a: enrich.Assets) -> str | None:
+    """The asset in Immich's trash that stands for a file: its own, else an upload of
+    its bytes (what stood for it when it was trashed, the file indexed only since)."""
+    return a.trashed or a.trashed_bytes
 
 
 def _dry_run(body: dict[str, Any]) -> bool:
@@ -823,13 +845,14 @@ def undo_resolution(dup_id: str) -> Response:
         )
     except enrich.AssetLookupFailed as exc:  # nothing changed: the decision stays
         return jsonify(exc.body), exc.status
-    # The copy in Immich's trash is the one to bring back; a live one (already restored
-    # in Immich) is harmless to name again.
-    ids = {p: a.trashed or a.live for p, a in found.items()}
+    # The copy in Immich's trash is the one to bring back: the file's own, else an upload
+    # of its bytes that stood for it when it was trashed (the file indexed by Immich only
+    # since); a live one (already restored in Immich) is harmless to name again.
+    ids = {p: _in_trash(a) or a.live for p, a in found.items()}
     if not recorded and reopened:
         # Guessed from today's members, which include the copy that reopened the group:
         # only what is in Immich's trash went there
-        back = [m for m in back if found.get(m["path"], enrich.NO_ASSETS).trashed]
+        back = [m for m in back if _in_trash(found.get(m["path"], enrich.NO_ASSETS))]
     result: dict[str, Any] = {
         "id": dup.get("id", dup_id),
         "action": action,

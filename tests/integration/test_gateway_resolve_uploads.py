@@ -45,19 +45,20 @@ def _trashed(immich, copies) -> dict[str, bool]:
 
 
 def test_a_copy_immich_has_not_indexed_is_not_stood_for_by_the_phone_upload(
-    gateway, immich, alice, copies
+    gateway, immich, alice, copies, catalog
 ):
     # Given backup/X with no asset of its own yet (Immich scans its library nightly)
     del immich.state.assets[copies["ey"]]
     # When Alice keeps X and trashes backup/X
-    dry = _resolve(gateway, alice, copies, dryRun=True).json()
-    r = _resolve(gateway, alice, copies, expectTrash=[t["path"] for t in dry["trash"]])
-    # Then the upload of the same bytes, which X is too, is not what goes: backup/X is
-    # left on disk, reported as not in Immich
-    assert r.status_code == 200, r.text
-    assert r.json()["trash"] == [] and r.json()["notInImmich"][0].endswith("backup/X.JPG")
+    r = _resolve(gateway, alice, copies)
+    # Then the upload of the same bytes, which X is too, is not what goes, and since
+    # nothing would move the decision is refused: the group stays in the list until
+    # Immich indexes backup/X
+    assert r.status_code == 409 and "nothing would move" in r.json()["message"], r.text
+    assert r.json()["message"].endswith("backup/X.JPG")
     assert immich.state.assets[copies["up"]]["isTrashed"] is False
     assert immich.state.assets[copies["ex"]]["isTrashed"] is False
+    assert catalog.status(copies["dup"]["id"]) == "open"
 
 
 def test_a_kept_copy_whose_own_asset_is_in_immichs_trash_is_refused(gateway, immich, alice, copies):
@@ -212,3 +213,59 @@ def test_a_copy_that_joins_while_a_resolve_runs_is_not_decided_unseen(
     assert r.status_code == 409 and "changed since" in r.json()["message"], r.text
     assert catalog.status(copies["dup"]["id"]) == "open"
     assert not any(_trashed(immich, copies).values())
+
+
+def test_undo_brings_back_the_upload_that_stood_for_a_copy_indexed_since(
+    gateway, immich, alice, library, catalog, grouping_api, dedup_api
+):
+    # Given look-alikes X (in Immich) and backup/Y (not indexed), and Y's bytes uploaded
+    # from the phone (U): trashing Y trashes U, which stands for it
+    st, uid = immich.state, alice.user["id"]
+    x = st.add_asset(uid, "/mnt/photos/2024/X.JPG", content=b"x", library_id=LIBRARY_ID)
+    up = st.add_asset(uid, "/data/upload/u/PXL_2.jpg", content=b"y")
+    catalog.add("2024/X.JPG", sha256=sha256_of("X"), phash=phash(7))
+    catalog.add("backup/Y.JPG", sha256=sha256_of("Y"), sha1=hashlib.sha1(b"y").hexdigest(),
+                phash=phash(7, 2), width=2000, height=1500)  # fmt: skip
+    catalog.passes()
+    dup = catalog.duplicate_of("2024/X.JPG", "perceptual")
+    url = f"{gateway.url}/api/twinlens/duplicates/{dup['id']}"
+    r = requests.post(url + "/resolve", json={"keep": [x["id"]]}, headers=alice.bearer)
+    assert r.status_code == 200 and st.assets[up["id"]]["isTrashed"], r.text
+    # When Immich indexes backup/Y meanwhile, and Alice undoes the decision
+    y = st.add_asset(uid, "/mnt/photos/backup/Y.JPG", content=b"Y own", library_id=LIBRARY_ID)
+    u = requests.delete(url + "/resolution", headers=alice.bearer)
+    # Then what the decision trashed comes back: the upload, not Y's own live asset
+    assert u.status_code == 200, u.text
+    assert [a["assetId"] for a in u.json()["restore"]] == [up["id"]]
+    assert st.assets[up["id"]]["isTrashed"] is False and st.assets[y["id"]]["isTrashed"] is False
+
+
+def test_a_decision_found_after_a_lost_answer_is_not_withdrawn_on_a_refusal(
+    gateway, immich, alice, copies, catalog, monkeypatch
+):
+    from gateway import twinlens
+    from gateway.services import ServiceError
+
+    # Given another reviewer's decision, the same to the letter, recorded and carried out
+    # while Alice's own recording failed (the dedup API's answer lost)
+    real = twinlens.call
+
+    def theirs_first(service, method, path, **kw):
+        if method == "POST" and path.endswith("/resolution"):
+            real(service, method, path, **kw)  # theirs
+            raise ServiceError(504, "the dedup service did not answer in time")
+        return real(service, method, path, **kw)
+
+    monkeypatch.setattr(twinlens, "call", theirs_first)
+    # And Alice's key may not trash (Immich refuses: 403)
+    key = immich.state.add_api_key(
+        alice.user["id"], ["user.read", "duplicate.delete", "asset.upload"]
+    )
+    url = f"{gateway.url}/api/twinlens/duplicates/{copies['dup']['id']}/resolve"
+    keep = {"keep": [f"{copies['lib']}/2024/X.JPG"]}
+    r = requests.post(url, json=keep, headers={"x-api-key": key})
+    # Then Immich's refusal is answered, and the decision found stays: it may be theirs
+    assert r.status_code == 403, r.text
+    assert "stays" in r.json()["message"]
+    assert catalog.status(copies["dup"]["id"]) == "resolved"
+    assert len(catalog.decisions(copies["dup"]["id"])) == 1
