@@ -39,11 +39,11 @@ def stackable(group: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     live_photo = group.get("type") == "live_photo"
     out = []
     for m in group.get("members") or []:
-        if m.get("kind") in _NOT_STACKED_KINDS or m.get("role") == "video":
+        if m.get("kind") in _NOT_STACKED_KINDS:
             continue
         if live_photo and m.get("kind") == "video":  # an edited Live Photo's video too
             continue
-        out.append(m)
+        out.append(m)  # (another Live Photo video Immich hid: left out by its visibility)
     return out
 
 
@@ -126,7 +126,12 @@ def plan(
     # A stack the user made of part of the group grows, its cover kept
     first = stacks[touching[0]].get("primaryAssetId") if len(touching) == 1 else None
     first = first if first in listed else cover
-    return {**result, "outcome": "stack", "assetIds": [first, *(a for a in listed if a != first)]}
+    ids = [first, *(a for a in listed if a != first)]
+    # A stack inside the group whose cover is archived: listing its cover merges it whole,
+    # where listing only its other photos would move them out and leave the cover alone
+    ids += [c for c in (stacks[sid].get("primaryAssetId") for sid in touching)
+            if c in owned and c not in ids]  # fmt: skip
+    return {**result, "outcome": "stack", "assetIds": ids}
 
 
 _FEWER = (

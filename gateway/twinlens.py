@@ -362,7 +362,8 @@ def _stack_one(group_id: Any, dry_run: bool, expect: Any = None) -> tuple[int, d
         # Not what the dry run the user confirmed showed (a member joined, a RAW was
         # indexed, a stack was made in Immich meanwhile): nothing is stacked unseen.
         message = "this group changed since its dry run: look at it again"
-        return 409, {**result, "reasonCode": "changed", "message": message, "statusCode": 409}
+        return 409, {**result, "outcome": "skip", "reasonCode": "changed", "reason": message,
+                     "message": message, "statusCode": 409}  # fmt: skip
     result["created"] = False
     if result["outcome"] == "stacked" or dry_run:
         return 200, result
@@ -432,7 +433,10 @@ def stack_groups() -> Response:
         raise BadRequest(400, "expectAssetIds must map group ids to their dry run's assetIds")
     dry_run = _dry_run(body)
     results = []
-    for group_id in dict.fromkeys(i if isinstance(i, str) else str(i) for i in ids):
+    for group_id in dict.fromkeys(i if isinstance(i, str) else repr(i) for i in ids):
+        if group_id not in ids:  # not a string: refused alone, as the single route does
+            results.append({"id": group_id, "status": 400, "message": "id must be a string"})
+            continue
         status, result = _stack_item(group_id, dry_run, expect.get(group_id))
         results.append({"id": group_id, "status": status, **result})
     ok = sum(1 for r in results if r["status"] == 200)

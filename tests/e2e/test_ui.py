@@ -1216,8 +1216,10 @@ def test_stack_a_group_then_a_folders_groups_in_immich_in_browser(
     ), out["bulkDialog"]
     skipped = sorted(out["bulkSkipped"])
     assert len(skipped) == 2, skipped
-    assert skipped[0].startswith("1: a photo of it is in an Immich stack that holds photos "
-                                 "outside the group: unstack it in Immich first (IMG_304.JPG)"), skipped
+    assert skipped[0].startswith(
+        "1: a photo of it is in an Immich stack that holds photos "
+        "outside the group: unstack it in Immich first (IMG_304.JPG)"
+    ), skipped
     assert skipped[1].startswith("1: fewer than two of its photos are in Immich"), skipped
     assert skipped[1].endswith("(IMG_302.JPG)"), skipped
     # ... then the report, per group too, with the keyboard on it, and each card says its own
@@ -1232,7 +1234,9 @@ def test_stack_a_group_then_a_folders_groups_in_immich_in_browser(
     assert lines[4].startswith("IMG_304.JPG: Not stacked: "), lines
     assert "IMG_304.JPG is in an Immich stack that also holds 1 photo(s) outside" in lines[4]
     notes = {tuple(sorted(_names(c["paths"]))): c["note"] for c in out["folderNotes"]}
-    assert notes[("IMG_301.CR2", "IMG_301.JPG")] == "Stacked in Immich: 2 photos, cover IMG_301.JPG."
+    assert (
+        notes[("IMG_301.CR2", "IMG_301.JPG")] == "Stacked in Immich: 2 photos, cover IMG_301.JPG."
+    )
 
     # What was sent: dry runs before each stack; the bulk's real run only the group to stack
     sent = [(b["path"].rsplit("/", 2)[-2] == "groups", b["body"]) for b in out["bodies"]]

@@ -242,3 +242,46 @@ def test_malformed_stack_requests_are_refused_with_a_reason(gateway, alice, shot
         r = requests.post(url + path, json=body, headers=alice.bearer)
         assert r.status_code == status, (path, body, r.text)
         assert r.json()["message"]
+
+
+def test_a_confirmed_dry_run_is_carried_out_alone_and_in_bulk(gateway, immich, alice, shots):
+    a, g = shots["asset"], shots["group"]
+    # A single group, confirmed with what its dry run showed
+    dry = _stack(gateway, alice, g["A"], dryRun=True).json()
+    done = _stack(gateway, alice, g["A"], expectAssetIds=dry["assetIds"])
+    assert (done.status_code, done.json()["created"]) == (200, True), done.text
+    assert _stack_of(immich, a["A.CR3"])["primaryAssetId"] == a["A.JPG"]
+    # In bulk: E confirmed as its dry run showed, and B with a plan it no longer has
+    url = f"{gateway.url}/api/twinlens/groups/stack"
+    ids = [g["E"]["id"], g["B"]["id"], None]
+    dry = requests.post(url, json={"ids": ids, "dryRun": True}, headers=alice.bearer).json()
+    e_plan = dry["results"][0]["assetIds"]
+    expect = {g["E"]["id"]: e_plan, g["B"]["id"]: [a["B.JPG"], a["A.CR3"]]}
+    body = {"ids": ids, "expectAssetIds": expect}
+    real = requests.post(url, json=body, headers=alice.bearer).json()
+    e, b, bad = real["results"]
+    assert (e["status"], e["outcome"], e["created"]) == (200, "stacked", True)
+    assert _stack_of(immich, a["E-edited.JPG"])["id"] == e["stackId"]
+    assert (b["status"], b["reasonCode"]) == (409, "too_few")  # refused before the binding
+    assert bad["status"] == 400  # an id that is not a string, alone
+
+
+def test_photos_immich_stacked_beyond_the_plan_are_reported(
+    gateway, immich, alice, shots, monkeypatch
+):
+    from gateway import twinlens
+
+    a = shots["asset"]
+    real = twinlens.as_caller
+
+    def meanwhile(method, path, **kw):
+        if method == "POST" and path == "stacks":
+            # Just before: Alice makes the RAW the cover of a stack with X in Immich
+            immich.state.add_stack(alice.user["id"], [a["A.CR3"], a["X.JPG"]])
+        return real(method, path, **kw)
+
+    monkeypatch.setattr(twinlens, "as_caller", meanwhile)
+    r = _stack(gateway, alice, shots["group"]["A"])
+    # Then the answer says Immich also took X in (listing the RAW merged her stack)
+    assert r.status_code == 200, r.text
+    assert r.json()["outside"] == [a["X.JPG"]] and "outside this group" in r.json()["message"]

@@ -107,3 +107,19 @@ def test_a_group_that_is_one_stack_already_is_left_as_it_is():
     # Also when one of them is archived in it
     archived = {**seen("J", stack="S"), **seen("R", visibility="archive", stack="S")}
     assert plan(PAIR, IDS, archived, {"S": stack("J", "R")})["outcome"] == "stacked"
+
+
+def test_a_stack_inside_the_group_with_an_archived_cover_is_merged_whole():
+    # The user stacked the edit (archived, on top) with the RAW; the JPEG is the cover
+    three = group("raw_jpeg", ("d.jpg", "image", "primary"), ("d.cr3", "raw", "raw"),
+                  ("d-edited.jpg", "image", "edit"))  # fmt: skip
+    ids = {"d.jpg": "J", "d.cr3": "R", "d-edited.jpg": "E"}
+    seen_now = {**seen("J"), **seen("R", stack="S"), **seen("E", visibility="archive", stack="S")}
+    p = plan(three, ids, seen_now, {"S": stack("E", "R")})
+    # Then its cover is listed too, so Immich merges it rather than moving the RAW out
+    assert p["outcome"] == "stack" and p["assetIds"] == ["J", "R", "E"]
+
+
+def test_a_manual_groups_video_is_stacked_like_a_photo():
+    manual = group("manual", ("m.jpg", "image", "primary"), ("m.mp4", "video", "video"))
+    assert plan(manual, {"m.jpg": "P", "m.mp4": "V"}, seen("P", "V"), {})["assetIds"] == ["P", "V"]
