@@ -143,6 +143,20 @@ def upstream_error(exc: requests.RequestException) -> Response:
     return json_error(502, "Immich is unreachable")
 
 
+def upstream_failure(exc: requests.RequestException) -> tuple[int, Any]:
+    """``upstream_error``'s answer as (status, JSON body), to build on."""
+    err = upstream_error(exc)
+    return err.status_code, err.get_json()
+
+
+def immich_refusal_of(resp: requests.Response) -> tuple[int, Any]:
+    """Immich's refusal as (status, body), its body kept when it is JSON."""
+    try:
+        return resp.status_code, resp.json()
+    except ValueError:
+        return resp.status_code, {"message": resp.text[:200]}
+
+
 log = logging.getLogger("twinlens.gateway")
 
 _LOCAL_KEY = "twinlens_auth_local"

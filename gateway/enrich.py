@@ -38,7 +38,7 @@ import requests
 from flask import current_app, g
 
 from gateway import budget, services
-from gateway.auth import as_caller, upstream_error
+from gateway.auth import as_caller, upstream_failure
 from gateway.cache import cache, data_version, digest, get_many_or_none, set_many_if_up
 from gateway.mapping import FileKey, batched, file_key, member_checksums
 
@@ -199,8 +199,7 @@ class AssetLookupFailed(Exception):
 
 def _lookup_failure(exc: requests.RequestException | None, resp: Any = None) -> AssetLookupFailed:
     if exc is not None:
-        err = upstream_error(exc)
-        return AssetLookupFailed(err.status_code, err.get_json())
+        return AssetLookupFailed(*upstream_failure(exc))
     try:
         detail = resp.json().get("message")
     except (ValueError, AttributeError):

@@ -164,21 +164,17 @@ class ImmichAnswer(Exception):
 def _read(path: str) -> Any:
     """Immich's JSON answer to ``GET /api/<path>``; None when it would not show it (400,
     404: locked away, gone since the lookup); its refusal or failure raised."""
-    from gateway.auth import as_caller, upstream_error
+    from gateway.auth import as_caller, immich_refusal_of, upstream_failure
 
     try:
         resp = as_caller("GET", path)
     except requests.RequestException as exc:
-        err = upstream_error(exc)
-        raise ImmichAnswer(err.status_code, err.get_json()) from None
+        raise ImmichAnswer(*upstream_failure(exc)) from None
     if resp.status_code in (400, 404):
         return None
     if resp.status_code != 200:  # e.g. an API key without asset.read or stack.read
-        try:
-            body = resp.json()
-        except ValueError:
-            body = {"message": resp.text[:200]}
-        raise ImmichAnswer(502 if resp.status_code >= 500 else resp.status_code, body)
+        status, body = immich_refusal_of(resp)
+        raise ImmichAnswer(502 if status >= 500 else status, body)
     try:
         return resp.json()
     except ValueError:

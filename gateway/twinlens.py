@@ -23,7 +23,13 @@ from werkzeug.exceptions import HTTPException
 from core.paths import PATH_MAX, PathOutsideRoots, confine, query_paths, root_of
 from core.requestbody import read_body
 from gateway import enrich, resolve, stacking, thumbs
-from gateway.auth import as_caller, require_user, upstream_error
+from gateway.auth import (
+    as_caller,
+    immich_refusal_of,
+    require_user,
+    upstream_error,
+    upstream_failure,
+)
 from gateway.cache import changed, digest, get_many_or_none, set_many_if_up, version_or_none
 from gateway.errors import json_error
 from gateway.services import ServiceError, call
@@ -370,11 +376,11 @@ def _stack_one(group_id: Any, dry_run: bool, expect: Any = None) -> tuple[int, d
     try:
         resp = as_caller("POST", "stacks", json={"assetIds": result["assetIds"]})
     except requests.RequestException as exc:
-        err = upstream_error(exc)
-        message = f"{err.get_json()['message']}; Immich may have stacked them: look again"
-        return err.status_code, {**result, "message": message, "statusCode": err.status_code}
+        status, err = upstream_failure(exc)
+        message = f"{err['message']}; Immich may have stacked them: look again"
+        return status, {**result, "message": message, "statusCode": status}
     if resp.status_code != 201:
-        status, body = _immich_refusal(resp)
+        status, body = immich_refusal_of(resp)
         status = 502 if status >= 500 else status
         return status, {**result, **(body if isinstance(body, dict) else {}), "statusCode": status}
     try:
@@ -479,14 +485,6 @@ def stats() -> Response:
 # --- resolution ---------------------------------------------------------------------------
 
 
-def _immich_refusal(resp: requests.Response) -> tuple[int, Any]:
-    """Immich's refusal as (status, body), its body kept when it is JSON."""
-    try:
-        return resp.status_code, resp.json()
-    except ValueError:
-        return resp.status_code, {"message": resp.text[:200]}
-
-
 def _immich_trash_on() -> bool:
     """Whether Immich keeps what it deletes in a trash (``GET /api/server/features``),
     asked once per request: with it off, a "trash" is a deletion at Immich's next clean-up."""
@@ -495,8 +493,8 @@ def _immich_trash_on() -> bool:
     try:
         resp = as_caller("GET", "server/features")
     except requests.RequestException as exc:
-        err = upstream_error(exc)
-        raise resolve.PlanError(err.status_code, err.get_json()["message"]) from None
+        status, err = upstream_failure(exc)
+        raise resolve.PlanError(status, err["message"]) from None
     try:
         on = resp.json().get("trash") if resp.status_code == 200 else None
     except (ValueError, AttributeError):
@@ -603,12 +601,12 @@ def _resolve_one(
         if isinstance(exc, requests.ConnectionError) and _never_sent(exc) and not adopted:
             # Immich cannot have acted: the decision goes too, as for a refusal, and the
             # group is open again.
-            return _withdrawn(quoted, recorded, result, _immich_down(exc))
+            return _withdrawn(quoted, recorded, result, upstream_failure(exc))
         # Immich may have trashed them before the answer was lost: the decision stays,
         # so undo restores whatever did go.
-        err = upstream_error(exc)
-        message = f"{err.get_json()['message']}; the decision is recorded: undo it to restore"
-        return err.status_code, {**result, "message": message, "statusCode": err.status_code}
+        status, err = upstream_failure(exc)
+        message = f"{err['message']}; the decision is recorded: undo it to restore"
+        return status, {**result, "message": message, "statusCode": status}
     if resp.status_code in (200, 204):
         return 200, result
     if resp.status_code >= 500:
@@ -622,7 +620,7 @@ def _resolve_one(
         return status, {**result, "message": message, "statusCode": status}
     # Immich refused (e.g. an API key without asset.delete): nothing moved, so the
     # decision goes too and the group is open again.
-    refusal = _immich_refusal(resp)
+    refusal = immich_refusal_of(resp)
     if adopted:  # perhaps another reviewer's: not this request's to withdraw
         status, body = refusal
         note = "Immich refused the trash; the decision found recorded for this group stays"
@@ -669,11 +667,6 @@ def _never_sent(exc: requests.ConnectionError) -> bool:
     have carried it."""
     reason = getattr(exc.args[0], "reason", None) if exc.args else None
     return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
-
-
-def _immich_down(exc: requests.RequestException) -> tuple[int, Any]:
-    err = upstream_error(exc)
-    return err.status_code, err.get_json()
 
 
 def _withdrawn(
@@ -878,7 +871,7 @@ def undo_resolution(dup_id: str) -> Response:
             return upstream_error(exc)
         if resp.status_code != 200:
             # Immich's refusal (e.g. an API key without asset.delete): nothing changed.
-            status, body = _immich_refusal(resp)
+            status, body = immich_refusal_of(resp)
             return jsonify(body), status
         body = resp.json() if resp.content else {}
         result["restored"] = body.get("count") if isinstance(body, dict) else None
