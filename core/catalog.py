@@ -26,6 +26,7 @@ import os
 import re
 import stat
 import time
+from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import nullcontext
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import numpy as np
 from sqlalchemy import (
     BigInteger,
     Connection,
@@ -379,14 +381,16 @@ def _diff(
     walk_started: datetime,
     beat: Callable[[], None] | None,
 ) -> _Diff:
+    """What the walk changes; takes the rows it saw out of ``known``."""
     d = _Diff()
     now = utcnow()
-    seen_keys: set[str] = set()
     new_entries: list[tuple[str, Entry]] = []
     for e in walked.entries:
         key = path_key(e.path)
-        seen_keys.add(key)
-        k = known.get(key)
+        # Taken out of ``known`` as the walk sees it: what stays is what the walk did not
+        # see, with no set of a million seen keys beside it, and the rows of unchanged
+        # files are freed as the loop goes (a rescan's peak memory)
+        k = known.pop(key, None)
         if k is None:
             new_entries.append((key, e))
         elif not job.full and _same_stat(k, e) and not retry_due(k, now):
@@ -406,9 +410,7 @@ def _diff(
     # files; it does not delete them: they keep their rows and their state.
     unseen: list[Known] = []
     written: list[Known] = []  # since the walk began: left as they are
-    for key, k in known.items():
-        if key in seen_keys:
-            continue
+    for k in known.values():
         if k[6] >= walk_started:
             written.append(k)
         elif k[5] == "present":
@@ -533,7 +535,12 @@ def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
             File.read_failures,
         ).where(File.root_id == root_id)
     )
-    return {r[0]: tuple(r[1:]) for r in rows}  # type: ignore[misc]
+    # One string object per status, not one per row (56 bytes a file at a million files)
+    status: dict[str, str] = {}
+    return {
+        key: (fid, size, mtime, dev, ino, status.setdefault(st, st), updated, failures)
+        for key, fid, size, mtime, dev, ino, st, updated, failures in rows
+    }
 
 
 def _paths_of(session: Session, ids: list[int]) -> dict[int, str]:
@@ -558,12 +565,6 @@ def _shared_sizes(
     its folder, so the root's other rows count too: a copy arriving there must meet its
     twin elsewhere in the root. (A row of the folder that vanished then counts once: at
     worst a new file of its size gets a quick digest it did not need.)"""
-    counts: Counter[int] = Counter()
-    seen_inodes: set[tuple[int, int]] = set()
-    for e in walked:
-        if (e.device, e.inode) not in seen_inodes:
-            seen_inodes.add((e.device, e.inode))
-            counts[e.size] += 1
     other = session.execute(
         select(File.size, File.device, File.inode).where(
             File.status == "present",
@@ -571,11 +572,31 @@ def _shared_sizes(
             *([File.root_id != root_id] if whole_root else []),
         )
     )
+    # Three int64 columns, not a set of (device, inode) tuples: 24 bytes a file against
+    # ~150, beside the walk and the catalog's rows that a rescan holds at once
+    sizes, devices, inodes = array("q"), array("q"), array("q")
+    for e in walked:
+        sizes.append(e.size)
+        devices.append(e.device)
+        inodes.append(e.inode)
     for size, device, inode in other:
-        if (device, inode) not in seen_inodes:
-            seen_inodes.add((device, inode))
-            counts[size] += 1
-    return {s for s, n in counts.items() if n > 1 and s > 0}
+        sizes.append(size)
+        devices.append(device)
+        inodes.append(inode)
+    return _sizes_held_twice(*(np.frombuffer(a, dtype=np.int64) for a in (sizes, devices, inodes)))
+
+
+def _sizes_held_twice(sizes: np.ndarray, devices: np.ndarray, inodes: np.ndarray) -> set[int]:
+    """Positive sizes of two or more distinct (device, inode) files; a hard link counts
+    once, with the size of its first row."""
+    if not len(sizes):
+        return set()
+    order = np.lexsort((np.arange(len(sizes)), inodes, devices))  # by file, then position
+    dev, ino = devices[order], inodes[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = (dev[1:] != dev[:-1]) | (ino[1:] != ino[:-1])
+    values, counts = np.unique(sizes[order[first]], return_counts=True)
+    return {int(v) for v in values[(counts > 1) & (values > 0)]}
 
 
 def _batches(

@@ -1305,3 +1305,23 @@ def test_a_batch_that_loses_its_claim_keeps_none_of_its_rows(
     # Then nothing of it was kept: the other delivery's rows are the ones that count
     with session_scope(runtime.engine()) as s:
         assert s.scalar(select(func.count()).select_from(File)) == 0
+
+
+def test_shared_sizes_count_a_hard_link_once_by_its_first_row():
+    import numpy as np
+
+    from core import catalog
+
+    def held_twice(rows: list[tuple[int, int, int]]) -> set[int]:
+        cols = np.array(rows, dtype=np.int64).reshape(-1, 3)
+        return catalog._sizes_held_twice(cols[:, 0], cols[:, 1], cols[:, 2])
+
+    # Two names of one inode are one file; two inodes of one size are two; empty is none
+    assert held_twice([(10, 1, 1), (10, 1, 1), (20, 1, 2), (20, 1, 3), (0, 1, 4), (0, 1, 5)]) == {
+        20
+    }
+    # The same inode number on another device is another file
+    assert held_twice([(10, 1, 1), (10, 2, 1)]) == {10}
+    # A file seen twice with two sizes (the walk, then a stale row) counts by the first
+    assert held_twice([(30, 1, 7), (40, 1, 7), (30, 1, 8)]) == {30}
+    assert held_twice([]) == set()
