@@ -73,6 +73,17 @@ def folder_keys(session: Session, root_id: int | None = None) -> list[str]:
     return sorted(session.scalars(q.distinct()))
 
 
+def files_per_folder(session: Session, dir_keys: Iterable[str] | None) -> dict[str, int]:
+    """Present files by folder key (of these folders, or of all)."""
+    q = select(File.dir_key, func.count()).where(File.status == "present").group_by(File.dir_key)
+    if dir_keys is None:
+        return {dk: n for dk, n in session.execute(q)}
+    out: dict[str, int] = {}
+    for chunk in chunks(sorted(set(dir_keys))):
+        out.update((dk, n) for dk, n in session.execute(q.where(File.dir_key.in_(chunk))))
+    return out
+
+
 def group_links(session: Session, dir_keys: Iterable[str]) -> set[tuple[str, str]]:
     """(group folder, member folder) pairs of the stored groups that touch these folders,
     either by their own folder or by holding a file that now lies in one of them (a

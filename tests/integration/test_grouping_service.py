@@ -357,3 +357,21 @@ def test_what_the_catalog_knows_of_a_shot_reaches_the_rules(db_session, root):
     assert {paths: t for paths, (_gid, t, _p) in groups(s).items()} == {
         frozenset({"/lib/l/Beach.heic", "/lib/l/IMG_9.MOV"}): "live_photo"
     }
+
+
+def test_a_pass_batches_folders_by_files_with_the_same_groups(db_session, root, monkeypatch):
+    s = db_session
+    # Given three folders of 2, 1 and 2 files, and batches of at most two files
+    for p in ("/lib/a/IMG_1.CR2", "/lib/a/IMG_1.JPG", "/lib/b/IMG_2.JPG"):
+        add(s, root, p)
+    for p in ("/lib/c/IMG_3.CR2", "/lib/c/IMG_3.JPG"):
+        add(s, root, p)
+    service.regroup(s, None)
+    before = groups(s)
+    monkeypatch.setattr(service, "BATCH_FILES", 2)
+    scope = service._scope(s, [dir_key(f"/lib/{d}/x") for d in "abc"], expand=False)
+    # Then each batch holds at most two files (a folder never split), and a pass in
+    # those batches finds the same groups and changes nothing
+    assert [len(b) for b in scope.batches()] == [1, 1, 1]
+    stats = service.regroup(s, None)
+    assert groups(s) == before and not stats.changed and len(before) == 2
