@@ -570,9 +570,18 @@ def _resolve_one(
         )
     if dry_run:  # the same refusals as the real run: a dry run says what would happen
         return 200, result
-    # The decision first: the dedup API records one decision per group (409 for the
-    # second of two reviewers), so two people resolving one group differently never both
-    # trash, and a recorded decision is what undo restores from.
+    return _carry_out(quoted, result, members)
+
+
+def _carry_out(
+    quoted: str, result: dict[str, Any], members: list[tuple[Any, Any]]
+) -> tuple[int, dict[str, Any]]:
+    """Record the decision ``result`` plans, then trash what it trashes.
+
+    The decision first: the dedup API records one decision per group (409 for the second
+    of two reviewers), so two people resolving one group differently never both trash,
+    and a recorded decision is what undo restores from."""
+    action = result["action"]
     decision: dict[str, Any] = {
         "keep": [k["path"] for k in result["keep"]],
         "action": action,
@@ -592,6 +601,15 @@ def _resolve_one(
     adopted = isinstance(recorded, dict) and bool(recorded.pop("adopted", False))
     changed()
     result["recorded"] = recorded
+    return _trash(quoted, result, recorded, adopted)
+
+
+def _trash(
+    quoted: str, result: dict[str, Any], recorded: Any, adopted: bool
+) -> tuple[int, dict[str, Any]]:
+    """Send what ``result`` trashes to Immich's trash once its decision is recorded; when
+    Immich surely moved nothing, withdraw a decision this request made (``adopted``: one
+    found after a lost answer, perhaps another reviewer's, is never withdrawn)."""
     trash_ids = list(dict.fromkeys(t["assetId"] for t in result["trash"]))
     if not trash_ids:
         return 200, result
