@@ -12,7 +12,7 @@ import {
 } from "./logic";
 import { Pager } from "./Pager";
 import {
-  bulkStackHeadline, bulkStackLine, hasStack, MAX_BULK_STACK, NOTHING_TO_STACK, stackCover, stackedCount, stackFailure,
+  bulkStackHeadline, bulkStackLine, hasStack, MAX_BULK_STACK, NOTHING_TO_STACK, planRows, stackCover, stackedCount, stackFailure,
   stackInChunks, stackNotice, stackSummary, type ChunkedRun, type StackSummary,
 } from "./stacking";
 import { Thumb } from "./Thumb";
@@ -788,10 +788,11 @@ function StackDialog({
     const primary = plan.primary ?? group.primary ?? null;
     const members = plan.members ?? [];
     const n = stackedCount(plan);
-    const inStack = members.filter((m) => m.stackId);
-    const left = members.filter((m) => !m.assetId);
-    const stacked = new Set(members.map((m) => m.path));
-    const others = group.members.filter((m) => !stacked.has(m.path));
+    const sent = new Set(plan.assetIds ?? []);
+    const inStack = members.filter((m) => m.stackId && m.assetId && sent.has(m.assetId));
+    const rows = planRows(plan, group);
+    const left = rows.filter((r) => r.left === "absent");
+    const hidden = rows.filter((r) => r.left === "hidden");
     title = "Stack in Immich?";
     action = `Stack ${plural(n, "photo")}`;
     body = (
@@ -810,20 +811,21 @@ function StackDialog({
         )}
         <ul className="plan">
           <li>
-            {members.map((m) => (
-              <div key={m.path} className={m.assetId ? "plan-keep" : "plan-skip"}>
-                <span className="tag">{!m.assetId ? "not in Immich: left out" : m.path === cover ? "cover" : "stacked"}</span>
-                {" "}{displayPath(m.path)}
-              </div>
-            ))}
-            {others.map((m) => (
-              <div key={m.path} className="plan-skip">
-                <span className="tag">{m.kind === "sidecar" ? "sidecar: as it is" : "not stacked"}</span>
-                {" "}{displayPath(m.path)}
+            {rows.map((r) => (
+              <div key={r.path} className={r.stacked ? "plan-keep" : "plan-skip"}>
+                <span className="tag">{r.tag}</span>
+                {" "}{displayPath(r.path)}
               </div>
             ))}
           </li>
         </ul>
+        {hidden.length > 0 && (
+          <p className="muted">
+            {plural(hidden.length, "photo")} of the group {hidden.length === 1 ? "is" : "are"} archived
+            or hidden in Immich and {hidden.length === 1 ? "stays" : "stay"} where {hidden.length === 1 ? "it is" : "they are"},
+            out of the stack.
+          </p>
+        )}
         {left.length > 0 && (
           <p className="muted">
             {plural(left.length, "photo")} of the group {left.length === 1 ? "is" : "are"} not in

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, type BulkStackResult, type FileGroup, type StackResult } from "./api";
 import {
-  bulkStackHeadline, bulkStackLine, chunked, hasStack, NOTHING_TO_STACK, reasonKind, stackableMembers,
+  bulkStackHeadline, bulkStackLine, chunked, hasStack, NOTHING_TO_STACK, planRows, reasonKind, stackableMembers,
   stackFailure, stackInChunks, stackNotice, stackSummary,
 } from "./stacking";
 
@@ -171,5 +171,36 @@ describe("a bulk stack's dry run, counted", () => {
     expect(bulkStackLine(run.results[5], true)).toBe("Could not be asked: no group f.");
     expect(bulkStackLine({ id: "z", status: 0, message: "Cannot reach the Twinlens gateway (x): the action may have happened: reload to see." }, false))
       .toBe("Stacking failed: Cannot reach the Twinlens gateway (x): the action may have happened: reload to see.");
+  });
+});
+
+describe("a single group's stack dialog", () => {
+  const g = group("edited", [["/p/IMG_0330.JPG", "image", "primary"], ["/p/IMG_0330.CR2", "raw", "raw"],
+                             ["/p/IMG_E0330.JPG", "image", "edit"], ["/p/IMG_0330.AAE", "sidecar", "sidecar"]]);
+  it("tags from the plan's assetIds: an archived photo with its asset id is left where it is", () => {
+    // The gateway's dry run lists the archived edit with its asset id, not in assetIds
+    const plan: StackResult = {
+      id: "g", primary: "/p/IMG_0330.JPG", outcome: "stack", assetIds: ["a1", "a2"],
+      members: [{ path: "/p/IMG_0330.JPG", assetId: "a1", stackId: null },
+                { path: "/p/IMG_0330.CR2", assetId: "a2", stackId: null },
+                { path: "/p/IMG_E0330.JPG", assetId: "a3", stackId: null }],
+    };
+    expect(planRows(plan, g).map((r) => [r.path.slice(3), r.tag, r.stacked])).toEqual([
+      ["IMG_0330.JPG", "cover", true],
+      ["IMG_0330.CR2", "stacked", true],
+      ["IMG_E0330.JPG", "left where it is (archived or hidden in Immich)", false],
+      ["IMG_0330.AAE", "sidecar: as it is", false],
+    ]);
+  });
+  it("names the cover by the first asset sent, and a photo with no asset not in Immich", () => {
+    const plan: StackResult = {
+      id: "g", primary: "/p/IMG_0330.JPG", outcome: "stack", assetIds: ["a2", "a1"],
+      members: [{ path: "/p/IMG_0330.JPG", assetId: "a1", stackId: null },
+                { path: "/p/IMG_0330.CR2", assetId: "a2", stackId: "s" },
+                { path: "/p/IMG_E0330.JPG", assetId: null, stackId: null }],
+    };
+    expect(planRows(plan, g).map((r) => [r.tag, r.left])).toEqual([
+      ["stacked", undefined], ["cover", undefined], ["not in Immich: left out", "absent"], ["sidecar: as it is", undefined],
+    ]);
   });
 });

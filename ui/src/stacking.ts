@@ -44,6 +44,43 @@ export function stackCover(r: Pick<StackResult, "assetIds" | "members" | "primar
   return m?.path ?? r.primary ?? null;
 }
 
+/** One row of a single group's stack dialog: what its dry run does with that file. */
+export interface PlanRow {
+  path: string;
+  tag: string;
+  /** Stacked (the cover or another photo), not left out */
+  stacked: boolean;
+  /** Why it is left out, for the note under the list: not in Immich for the user, or in
+   * Immich but left where it is (archived or hidden) */
+  left?: "absent" | "hidden";
+}
+
+/** What a dry run (`outcome` `stack`) does with each file of `group`: a photo whose asset
+ * is in `assetIds` is stacked (the first the cover); one Immich holds but the plan leaves
+ * out (archived, hidden) stays where it is; one without an asset is not in Immich for the
+ * user; the group's other files (sidecars, a Live Photo's video) are not stacked at all.
+ * From `assetIds`, not from whether a member has an asset: the dry run lists archived
+ * photos with theirs. */
+export function planRows(plan: Pick<StackResult, "assetIds" | "members">, group: Pick<FileGroup, "members">): PlanRow[] {
+  const ids = plan.assetIds ?? [];
+  const sent = new Set(ids);
+  const members = plan.members ?? [];
+  const cover = ids.length ? members.find((m) => m.assetId === ids[0])?.path : undefined;
+  const rows: PlanRow[] = members.map((m) => {
+    if (!m.assetId) return { path: m.path, tag: "not in Immich: left out", stacked: false, left: "absent" };
+    if (!sent.has(m.assetId)) {
+      return { path: m.path, tag: "left where it is (archived or hidden in Immich)", stacked: false, left: "hidden" };
+    }
+    return { path: m.path, tag: m.path === cover ? "cover" : "stacked", stacked: true };
+  });
+  const listed = new Set(members.map((m) => m.path));
+  for (const m of group.members) {
+    if (listed.has(m.path)) continue;
+    rows.push({ path: m.path, tag: m.kind === "sidecar" ? "sidecar: as it is" : "not stacked", stacked: false });
+  }
+  return rows;
+}
+
 /** What a (real) stack of one group did, in plain words. */
 export function stackNotice(r: StackResult): string {
   if (r.outcome === "skip") return `Not stacked: ${trimStop(r.reason ?? r.message ?? "no reason given")}.`;
