@@ -387,6 +387,39 @@ def scan_ok(rep: dict[str, Any]) -> bool:
     )
 
 
+# --- stack ------------------------------------------------------------------------
+
+
+def cmd_stack(args: argparse.Namespace) -> int:
+    from gateway.stackrun import StackRunError, stack_library, summary
+
+    cfg = load_settings()
+    if not cfg.immich_api_key:
+        print(
+            "twinlens: set TWINLENS_IMMICH_API_KEY to an Immich API key (stack.create, "
+            "stack.read, asset.read, asset.upload, user.read): its owner's groups are stacked",
+            file=sys.stderr,
+        )
+        return 2
+    if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
+        print(f"twinlens: cannot write {args.json}: no such folder", file=sys.stderr)
+        return 2
+    try:
+        run = stack_library(
+            cfg.gateway_url, cfg.immich_api_key, folder=args.folder, kind=args.type,
+            dry_run=args.dry_run,
+        )  # fmt: skip
+    except StackRunError as exc:
+        print(f"twinlens: {exc}", file=sys.stderr)
+        return 2
+    if args.json:
+        report = {"dryRun": run.dry_run, "listed": run.listed, "results": run.results}
+        Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
+    if not args.quiet:
+        print(summary(run))
+    return 1 if run.failed() else 0
+
+
 # --- long-running processes ---------------------------------------------------------
 
 
@@ -489,6 +522,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--full", action="store_true", help="re-read every file, changed or not")
     s.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     s.set_defaults(func=cmd_scan)
+
+    k = sub.add_parser(
+        "stack",
+        help="stack the library's file groups in Immich (through the gateway; "
+        "TWINLENS_IMMICH_API_KEY)",
+    )
+    k.add_argument("--folder", help="only the groups with a file in this folder")
+    k.add_argument("--type", help="only groups of this type (raw_jpeg, edited, ...)")
+    k.add_argument("--dry-run", action="store_true", help="say what would be stacked")
+    k.add_argument("--json", metavar="FILE", help="write every group's result as JSON")
+    k.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    k.set_defaults(func=cmd_stack)
 
     w = sub.add_parser("worker", help="run Dramatiq workers against Redis")
     w.add_argument("--threads", type=int, default=None)

@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-SECRET_FIELDS = frozenset({"service_token", "database_url", "broker_url", "cache_url"})
+SECRET_FIELDS = frozenset(
+    {"service_token", "database_url", "broker_url", "cache_url", "immich_api_key"}
+)
 
 
 def default_data_dir(env: Mapping[str, str]) -> Path:
@@ -115,6 +117,16 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
         "",
         "Immich server, e.g. `http://immich-server:2283`. Empty: local mode (gateway serves only Twinlens, on loopback, without login).",
     ),
+    "TWINLENS_IMMICH_API_KEY": (
+        "immich_api_key",
+        "",
+        "An Immich API key for `twinlens stack`: its owner's groups are stacked in Immich through the gateway. It needs the permissions `user.read`, `stack.read`, `stack.create`, `asset.read` and `asset.upload` (or `all`), and an administrator's key unless `TWINLENS_ADMIN_ONLY=0`. Never logged or printed.",
+    ),
+    "TWINLENS_GATEWAY_URL": (
+        "gateway_url",
+        "http://127.0.0.1:3000",
+        "Where `twinlens stack` finds the gateway.",
+    ),
     "TWINLENS_ADMIN_ONLY": (
         "admin_only",
         "1",
@@ -195,6 +207,8 @@ class Settings:
     grouping_url: str = "http://127.0.0.1:8000"
     dedup_url: str = "http://127.0.0.1:8001"
     immich_url: str = ""
+    immich_api_key: str = field(default="", repr=False)
+    gateway_url: str = "http://127.0.0.1:3000"
     admin_only: bool = True
     path_map: tuple[tuple[str, str], ...] = ()
     phash_threshold: int = 8
@@ -386,6 +400,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         grouping_url=_str(env, "TWINLENS_GROUPING_URL").rstrip("/"),
         dedup_url=_str(env, "TWINLENS_DEDUP_URL").rstrip("/"),
         immich_url=_str(env, "TWINLENS_IMMICH_URL").rstrip("/"),
+        immich_api_key=_str(env, "TWINLENS_IMMICH_API_KEY"),
+        gateway_url=_str(env, "TWINLENS_GATEWAY_URL").rstrip("/"),
         admin_only=_bool(env, "TWINLENS_ADMIN_ONLY"),
         path_map=_path_map(_str(env, "TWINLENS_PATH_MAP")),
         phash_threshold=threshold,

@@ -285,3 +285,69 @@ def test_photos_immich_stacked_beyond_the_plan_are_reported(
     # Then the answer says Immich also took X in (listing the RAW merged her stack)
     assert r.status_code == 200, r.text
     assert r.json()["outside"] == [a["X.JPG"]] and "outside this group" in r.json()["message"]
+
+
+def test_twinlens_stack_stacks_the_library_and_only_what_is_new_when_run_again(
+    gateway, immich, alice, shots, monkeypatch, capsys, tmp_path
+):
+    import json
+
+    import twinlens
+
+    a = shots["asset"]
+    key = immich.state.add_api_key(
+        alice.user["id"], ["user.read", "stack.read", "stack.create", "asset.read", "asset.upload"]
+    )
+    monkeypatch.setenv("TWINLENS_GATEWAY_URL", gateway.url)
+    # Without a key it says what to set, and does nothing
+    monkeypatch.delenv("TWINLENS_IMMICH_API_KEY", raising=False)
+    assert twinlens.main(["stack"]) == 2
+    assert "TWINLENS_IMMICH_API_KEY" in capsys.readouterr().err
+    monkeypatch.setenv("TWINLENS_IMMICH_API_KEY", key)
+    # A dry run: what would be stacked, nothing moves in Immich
+    report = tmp_path / "dry.json"
+    assert twinlens.main(["stack", "--dry-run", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "would stack 2, already stacked 1, not stacked 1, failed 0" in out, out
+    assert "not stacked (in_other_stack): 1" in out
+    dry = json.loads(report.read_text())
+    assert dry["dryRun"] is True and len(dry["results"]) == 4  # B and L: nothing to ask
+    assert _stack_of(immich, a["A.JPG"]) is None
+    # The real run stacks A and grows E's stack; D stays, C is skipped
+    assert twinlens.main(["stack"]) == 0
+    assert "stacked 2, already stacked 1, not stacked 1, failed 0" in capsys.readouterr().out
+    assert _stack_of(immich, a["A.CR3"])["primaryAssetId"] == a["A.JPG"]
+    assert _stack_of(immich, a["E-edited.JPG"])["assetCount"] == 3
+    # Run again (nightly): nothing new, nothing moves
+    stacks = dict(immich.state.stacks)
+    assert twinlens.main(["stack", "--quiet"]) == 0
+    assert capsys.readouterr().out == "" and immich.state.stacks == stacks
+    # A key the gateway refuses: said, exit 2
+    monkeypatch.setenv("TWINLENS_IMMICH_API_KEY", "not-a-key")
+    assert twinlens.main(["stack"]) == 2
+    assert "401" in capsys.readouterr().err
+
+
+def test_twinlens_stack_says_which_groups_failed_and_exits_1(
+    gateway, immich, alice, shots, monkeypatch, capsys
+):
+    import twinlens
+    from gateway import twinlens as routes
+
+    key = immich.state.add_api_key(alice.user["id"], ["all"])
+    monkeypatch.setenv("TWINLENS_GATEWAY_URL", gateway.url)
+    monkeypatch.setenv("TWINLENS_IMMICH_API_KEY", key)
+    # Given Immich failing for group A only (the others still go ahead)
+    real, failing = routes._stack_one, shots["group"]["A"]["id"]
+
+    def one_fails(group_id, dry_run, expect=None):
+        if group_id == failing:
+            return 502, {"message": "Immich answered 500"}
+        return real(group_id, dry_run, expect)
+
+    monkeypatch.setattr(routes, "_stack_one", one_fails)
+    assert twinlens.main(["stack"]) == 1
+    out = capsys.readouterr().out
+    assert f"failed: group {failing}: Immich answered 500" in out, out
+    assert "stacked 1, already stacked 1, not stacked 1, failed 1" in out
+    assert _stack_of(immich, shots["asset"]["E-edited.JPG"]) is not None
