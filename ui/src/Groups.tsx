@@ -12,7 +12,7 @@ import {
 } from "./logic";
 import { Pager } from "./Pager";
 import {
-  bulkStackHeadline, bulkStackLine, hasStack, MAX_BULK_STACK, NOTHING_TO_STACK, planRows, stackCover, stackedCount, stackFailure,
+  bulkDryRun, bulkStackHeadline, bulkStackLine, hasStack, MAX_BULK_STACK, NOTHING_TO_STACK, planRows, stackCover, stackedCount, stackFailure,
   stackInChunks, stackNotice, stackSummary, type ChunkedRun, type StackSummary,
 } from "./stacking";
 import { Thumb } from "./Thumb";
@@ -114,6 +114,12 @@ export function Groups({ localMode, params, go }: Props) {
   const [progress, setProgress] = useState<StackProgress | null>(null);
   const [report, setReport] = useState<StackReport | null>(null);
   const stopRef = useRef(false);
+  // Stop was pressed: said at once ("Stopping…"), though the chunk in flight still runs
+  const [stopping, setStopping] = useState(false);
+  const stop = () => {
+    stopRef.current = true;
+    setStopping(true);
+  };
   const reportRef = useRef<HTMLDivElement>(null);
   const stopRefButton = useRef<HTMLButtonElement>(null);
   const [focusReport, setFocusReport] = useState(false);
@@ -255,30 +261,23 @@ export function Groups({ localMode, params, go }: Props) {
   const previewBulkStack = async () => {
     opener.current = { el: document.activeElement, id: null };
     stopRef.current = false;
+    setStopping(false);
     setMergeError(null);
     setReport(null);
     setStacking("bulk");
     setProgress({ phase: "list", done: 0, total: list.data?.total ?? null });
     try {
-      const groups = await listAll();
-      if (groups === null) {
-        setReport({ headline: "Stopped: nothing was stacked.", error: false, lines: [] });
-        setFocusReport(true);
-        return;
-      }
-      const send = groups.filter(hasStack).map((g) => g.id);
-      const nothing = groups.filter((g) => !hasStack(g)).map((g) => g.id);
-      setProgress({ phase: "dry", done: 0, total: send.length });
-      const dry = await stackInChunks(send, (ids) => api.stackGroups(ids, true), {
-        onProgress: (done, total) => setProgress({ phase: "dry", done, total }),
+      const found = await bulkDryRun(listAll, (ids) => api.stackGroups(ids, true), {
         stopped: () => stopRef.current,
+        onStart: (total) => setProgress({ phase: "dry", done: 0, total }),
+        onProgress: (done, total) => setProgress({ phase: "dry", done, total }),
       });
-      if (dry.notAsked.length) {
+      if (found.kind === "stopped") {
         setReport({ headline: "Stopped: nothing was stacked.", error: false, lines: [] });
         setFocusReport(true);
         return;
       }
-      setStackPending({ kind: "bulk", groups, nothing, dry, summary: stackSummary(dry, nothing) });
+      setStackPending({ kind: "bulk", groups: found.groups, nothing: found.nothing, dry: found.dry, summary: found.summary });
     } catch (e) {
       // The list could not be read: what a stack would do cannot be said
       setReport({ headline: `Nothing was stacked: ${actionFailure(e).text}`, error: true, lines: [] });
@@ -286,6 +285,7 @@ export function Groups({ localMode, params, go }: Props) {
     } finally {
       setStacking(null);
       setProgress(null);
+      setStopping(false);
     }
   };
 
@@ -312,6 +312,7 @@ export function Groups({ localMode, params, go }: Props) {
     // Only what the dry run said would stack is sent; the others are reported as it said
     const ids = p.summary.stack.map((r) => r.id);
     stopRef.current = false;
+    setStopping(false);
     setStacking("confirm");
     setProgress({ phase: "real", done: 0, total: ids.length });
     const expected = new Map(p.summary.stack.map((r) => [r.id, r.assetIds ?? []]));
@@ -335,7 +336,8 @@ export function Groups({ localMode, params, go }: Props) {
       return { id: g.id, name, text: bulkStackLine(r, !sent.has(g.id)), error: !ok && r.status !== 409 };
     });
     const summary = stackSummary(
-      { results: [...p.dry.results.filter((r) => !sent.has(r.id)), ...real.results], notAsked: real.notAsked },
+      { results: [...p.dry.results.filter((r) => !sent.has(r.id)), ...real.results], notAsked: real.notAsked,
+        stoppedLate: real.stoppedLate },
       p.nothing,
     );
     setReport({ headline: bulkStackHeadline(summary, false), error: summary.failed.length > 0, lines });
@@ -350,6 +352,7 @@ export function Groups({ localMode, params, go }: Props) {
     });
     setStacking(null);
     setProgress(null);
+    setStopping(false);
     setStackPending(null);
     setFocusReport(true);
   };
@@ -449,10 +452,10 @@ export function Groups({ localMode, params, go }: Props) {
       </form>
       {progress && progress.phase !== "real" && (
         <p className="stack-progress">
-          <span role="status">{progressText(progress)}</span>
-          <button type="button" ref={stopRefButton} onClick={() => { stopRef.current = true; }}
+          <span role="status">{stopping ? "Stopping… (waiting for the request under way)" : progressText(progress)}</span>
+          <button type="button" ref={stopRefButton} onClick={stop}
                   title="Nothing is stacked until you confirm">
-            Stop
+            {stopping ? "Stopping…" : "Stop"}
           </button>
         </p>
       )}
@@ -527,7 +530,7 @@ export function Groups({ localMode, params, go }: Props) {
       <ConfirmDialog pending={pending} busy={busy} onCancel={() => setPending(null)}
                      onConfirm={confirm} />
       <StackDialog pending={stackPending} busy={stacking === "confirm"} folder={folder} type={type}
-                   progress={progress} onStop={() => { stopRef.current = true; }}
+                   progress={progress} stopping={stopping} onStop={stop}
                    onCancel={() => setStackPending(null)} onConfirm={confirmStack}
                    returnFocus={returnFocus} />
     </div>
@@ -766,6 +769,8 @@ interface StackDialogProps {
   folder: string;
   type: string;
   progress: StackProgress | null;
+  /** Stop was pressed during the real run: said at once */
+  stopping: boolean;
   onStop: () => void;
   onCancel: () => void;
   onConfirm: () => void;
@@ -776,7 +781,7 @@ interface StackDialogProps {
 const NAMED = 50;
 
 function StackDialog({
-  pending, busy, folder, type, progress, onStop, onCancel, onConfirm, returnFocus,
+  pending, busy, folder, type, progress, stopping, onStop, onCancel, onConfirm, returnFocus,
 }: StackDialogProps) {
   let title = "";
   let action = "";
@@ -895,7 +900,9 @@ function StackDialog({
           </ul>
         )}
         {progress?.phase === "real" && (
-          <p role="status">{progressText(progress)}</p>
+          <p role="status">
+            {stopping ? "Stopping… the groups already sent are being stacked; the rest are not sent." : progressText(progress)}
+          </p>
         )}
       </>
     );
@@ -909,7 +916,7 @@ function StackDialog({
                 {bulkRunning ? (
                   <button type="button" onClick={onStop}
                           title="The groups already sent stay stacked; the rest are not sent">
-                    Stop
+                    {stopping ? "Stopping…" : "Stop"}
                   </button>
                 ) : (
                   <button type="button" onClick={onCancel} disabled={busy}>{canGo ? "Cancel" : "Close"}</button>

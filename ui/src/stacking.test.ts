@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, type BulkStackResult, type FileGroup, type StackResult } from "./api";
 import {
-  bulkStackHeadline, bulkStackLine, chunked, hasStack, NOTHING_TO_STACK, planRows, reasonKind, stackableMembers,
+  bulkDryRun, bulkStackHeadline, bulkStackLine, chunked, hasStack, NOTHING_TO_STACK, planRows, reasonKind, stackableMembers,
   stackFailure, stackInChunks, stackNotice, stackSummary,
 } from "./stacking";
 
@@ -115,6 +115,44 @@ describe("a bulk stack in chunks", () => {
                                     { stopped: () => calls >= 1 });
     expect(calls).toBe(1);
     expect(run.notAsked).toEqual(ids.slice(200));
+    // ... and the chunk in flight when Stop came was sent all the same: the report says so
+    expect(run.stoppedLate).toBe(200);
+    expect(bulkStackHeadline(stackSummary({ ...run, results: run.results.map((r) => ({ ...r, outcome: "stacked", created: true })) }), false))
+      .toBe("Stacked 200 groups in Immich, 0 already stacked, 0 not stacked, 250 groups not asked (stopped). " +
+        "Stop came too late for the 200 groups already sent: they were carried out all the same.");
+  });
+
+  it("a Stop during the last chunk of the real run is said, though nothing was left to hold back", async () => {
+    let stop = false;
+    const run = await stackInChunks(ids.slice(0, 3), async (chunk) => { stop = true; return ok(chunk); },
+                                    { stopped: () => stop });
+    expect(run.notAsked).toEqual([]);
+    expect(run.stoppedLate).toBe(3);
+    const unstopped = await stackInChunks(ids.slice(0, 3), async (chunk) => ok(chunk), { stopped: () => false });
+    expect(unstopped.stoppedLate).toBeUndefined();
+  });
+
+  it("a dry run stopped during its only chunk (or after the list was read) opens no confirmation", async () => {
+    const pair = (id: string): FileGroup => ({ ...group("raw_jpeg", [[`/p/${id}.JPG`, "image"], [`/p/${id}.CR2`, "raw"]]), id });
+    const groups = [pair("a"), pair("b")];
+    let stop = false;
+    const stopped = await bulkDryRun(async () => groups, async (chunk) => { stop = true; return ok(chunk); },
+                                     { stopped: () => stop });
+    expect(stopped.kind).toBe("stopped");
+    // Stop pressed while the list was read, the last page in flight: nothing is asked
+    let asked = 0;
+    stop = false;
+    const early = await bulkDryRun(async () => { stop = true; return groups; },
+                                   async (chunk) => { asked += 1; return ok(chunk); }, { stopped: () => stop });
+    expect([early.kind, asked]).toEqual(["stopped", 0]);
+    // ... and not stopped, the confirmation has what it found
+    const ready = await bulkDryRun(async () => [...groups, group("sidecar", [["/p/c.JPG", "image"], ["/p/c.xmp", "sidecar"]])],
+                                   async (chunk) => ok(chunk), { stopped: () => false });
+    expect(ready.kind).toBe("ready");
+    if (ready.kind === "ready") {
+      expect(ready.summary.stack.map((r) => r.id)).toEqual(["a", "b"]);
+      expect(ready.nothing).toEqual(["g"]);
+    }
   });
 });
 

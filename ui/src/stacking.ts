@@ -130,6 +130,9 @@ export interface ChunkedRun {
   results: (StackResult & { chunkFailed?: boolean })[];
   /** Groups not asked because the run was stopped. */
   notAsked: string[];
+  /** Groups of the chunk that was in flight when Stop came: sent all the same (0: none,
+   * or not stopped). */
+  stoppedLate?: number;
 }
 
 /** Send `ids` in chunks of at most `size` to `send` (the bulk stack, dry or real), one
@@ -161,10 +164,36 @@ export async function stackInChunks(
       const message = e instanceof Error ? e.message : String(e);
       for (const id of part) out.results.push({ id, status, message, chunkFailed: true });
     }
+    // Stop came while this chunk was on its way: it was sent all the same
+    if (opts.stopped?.()) out.stoppedLate = part.length;
     done += part.length;
     opts.onProgress?.(done, ids.length);
   }
   return out;
+}
+
+/** What a bulk run's dry run comes to: stopped (nothing to confirm), or what it found. */
+export type BulkPreview =
+  | { kind: "stopped" }
+  | { kind: "ready"; groups: FileGroup[]; nothing: string[]; dry: ChunkedRun; summary: StackSummary };
+
+/** A bulk run's dry run: `list` reads every group of the list (null: stopped while it
+ * read), those with two photos or more are asked in chunks (`send`), the others counted.
+ * `stopped` is asked between chunks and once more at the end, so that a Stop during the
+ * last chunk (or the only one) is not followed by the confirmation all the same. */
+export async function bulkDryRun(
+  list: () => Promise<FileGroup[] | null>,
+  send: (ids: string[]) => Promise<BulkStackResult>,
+  opts: { stopped: () => boolean; onStart?: (total: number) => void; onProgress?: (done: number, total: number) => void },
+): Promise<BulkPreview> {
+  const groups = await list();
+  if (groups === null || opts.stopped()) return { kind: "stopped" };
+  const ids = groups.filter(hasStack).map((g) => g.id);
+  const nothing = groups.filter((g) => !hasStack(g)).map((g) => g.id);
+  opts.onStart?.(ids.length);
+  const dry = await stackInChunks(ids, send, { onProgress: opts.onProgress, stopped: opts.stopped });
+  if (dry.notAsked.length || opts.stopped()) return { kind: "stopped" };
+  return { kind: "ready", groups, nothing, dry, summary: stackSummary(dry, nothing) };
 }
 
 /** The gateway's skip codes (`reasonCode`), each in words that name no file, so that
@@ -201,6 +230,8 @@ export interface StackSummary {
   failed: { message: string; ids: string[] }[];
   /** Groups not asked (the run was stopped). */
   notAsked: string[];
+  /** Groups sent all the same, their chunk in flight when Stop came. */
+  stoppedLate: number;
 }
 
 function grouped(pairs: [string, string][]): { key: string; ids: string[] }[] {
@@ -231,6 +262,7 @@ export function stackSummary(run: ChunkedRun, nothing: string[] = []): StackSumm
     skipped: grouped(skips).map(({ key, ids }) => ({ reason: key, ids })),
     failed: grouped(fails).map(({ key, ids }) => ({ message: key, ids })),
     notAsked: run.notAsked,
+    stoppedLate: run.stoppedLate ?? 0,
   };
 }
 
@@ -247,8 +279,12 @@ export function bulkStackHeadline(s: StackSummary, dryRun: boolean): string {
   parts.push(`${skipped} not stacked`);
   if (failed) parts.push(`${plural(failed, "group")} ${dryRun ? "could not be asked" : "failed"}`);
   if (s.notAsked.length) parts.push(`${plural(s.notAsked.length, "group")} not asked (stopped)`);
-  const text = parts.join(", ");
-  return `${dryRun ? "Dry run: " + text : text}.`;
+  const text = `${dryRun ? "Dry run: " + parts.join(", ") : parts.join(", ")}.`;
+  const late = s.stoppedLate;
+  if (!late) return text;
+  // Stop came while a chunk was on its way: it cannot be called back
+  return `${text} Stop came too late for the ${plural(late, "group")} already sent: ` +
+    `${late === 1 ? "it was" : "they were"} ${dryRun ? "asked" : "carried out"} all the same.`;
 }
 
 /** One group's line in a bulk report. */
