@@ -55,7 +55,8 @@
 //     keeping its backup copy
 //   node drive.mjs immich-stack BASE_URL SHOT_DIR API_KEY PATH   "Stack in Immich" on the group
 //     of PATH (its dialog closed by Escape, then confirmed, then asked again), then "Stack all
-//     shown groups in Immich" on the groups of the library's shoot/ folder, at a phone's width
+//     shown groups in Immich" on the groups of the library's shoot/ folder (its dialog left
+//     by Back first, then asked again and confirmed), at a phone's width
 // The pytest side (test_ui.py) asserts on this JSON and on the backend's state.
 import { unlinkSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -1587,6 +1588,17 @@ async function immichStack([key, onePath]) {
       cards.every((li) => [...li.querySelectorAll("tr[data-path]")].some((tr) => tr.dataset.path.includes("/shoot/")));
   });
   out.folderCards = await page.locator("li.grp").count();
+  const folderHash = await page.evaluate(() => location.hash);
+  // Its dry run's dialog open, Back: the dialog goes with the list it spoke of
+  await page.getByRole("button", { name: "Stack all shown groups in Immich" }).click();
+  await dialog.waitFor();
+  await page.goBack();
+  await page.waitForFunction(() => !location.hash.includes("folder="));
+  await page.waitForTimeout(300);
+  out.afterBack = { dialog: await dialog.isVisible(), hash: await page.evaluate(() => location.hash) };
+  await page.goForward();
+  await page.waitForFunction((h) => location.hash === h, folderHash);
+  await page.locator("li.grp").first().waitFor();
   await page.getByRole("button", { name: "Stack all shown groups in Immich" }).click();
   await dialog.waitFor();
   out.bulkTitle = await dialog.locator("h2").innerText();

@@ -1208,6 +1208,8 @@ def test_stack_a_group_then_a_folders_groups_in_immich_in_browser(
 
     # The folder's five groups: a dry run of all, counted, the skipped grouped by reason
     assert out["folderCards"] == 5
+    # ... (its dialog, left by Back, closed: it spoke of shoot/'s groups, not the list shown)
+    assert out["afterBack"] == {"dialog": False, "hash": "#/groups"}, out["afterBack"]
     assert out["bulkTitle"] == "Stack 1 group in Immich?"
     assert (
         f"Dry run over the 5 groups listed with a file in {shoot}, every page: 1 would be "
@@ -1240,7 +1242,7 @@ def test_stack_a_group_then_a_folders_groups_in_immich_in_browser(
 
     # What was sent: dry runs before each stack; the bulk's real run only the group to stack
     sent = [(b["path"].rsplit("/", 2)[-2] == "groups", b["body"]) for b in out["bodies"]]
-    assert [s[1]["dryRun"] for s in sent] == [True, True, False, True, True, False], sent
+    assert [s[1]["dryRun"] for s in sent] == [True, True, False, True, True, True, False], sent
     bulk_dry, bulk_real = out["bodies"][-2:]
     assert bulk_dry["path"] == bulk_real["path"] == "/api/twinlens/groups/stack"
     assert len(bulk_dry["body"]["ids"]) == 5

@@ -36,7 +36,9 @@ type Pending =
  * with fewer than two photos, not asked). */
 type StackPending =
   | { kind: "one"; group: FileGroup; plan: StackResult }
-  | { kind: "bulk"; groups: FileGroup[]; nothing: string[]; dry: ChunkedRun; summary: StackSummary };
+  | { kind: "bulk"; groups: FileGroup[]; nothing: string[]; dry: ChunkedRun; summary: StackSummary;
+      /** The list it was run on: said in its dialog, which closes when the list shown changes */
+      folder: string; type: string };
 
 /** A bulk stack's report: its headline, and what happened to each group listed. */
 interface StackReport {
@@ -114,6 +116,10 @@ export function Groups({ localMode, params, go }: Props) {
   const [progress, setProgress] = useState<StackProgress | null>(null);
   const [report, setReport] = useState<StackReport | null>(null);
   const stopRef = useRef(false);
+  // The list shown (its type and folder): a bulk run belongs to the list it was asked on
+  const scope = `${type}|${folder}`;
+  const scopeRef = useRef(scope);
+  scopeRef.current = scope;
   // Stop was pressed: said at once ("Stopping…"), though the chunk in flight still runs
   const [stopping, setStopping] = useState(false);
   const stop = () => {
@@ -166,6 +172,15 @@ export function Groups({ localMode, params, go }: Props) {
     reportRef.current?.querySelector<HTMLElement>(".notice")?.focus();
     setFocusReport(false);
   });
+
+  // Another list shown (Back, another folder or type): a stack waiting for its
+  // confirmation is dropped (its dialog spoke of the other list, and would stack its
+  // groups), and a bulk dry run under way stops; a real run under way goes on, its dialog
+  // saying which list it is of
+  useEffect(() => {
+    if (stacking === "bulk") stopRef.current = true;
+    if (stacking !== "confirm") setStackPending(null);
+  }, [scope]);
 
   // A bulk run's button is disabled while it runs: the keyboard goes to its Stop
   useEffect(() => {
@@ -260,6 +275,7 @@ export function Groups({ localMode, params, go }: Props) {
    * in chunks the gateway takes; then the confirmation says what it would do. */
   const previewBulkStack = async () => {
     opener.current = { el: document.activeElement, id: null };
+    const scope = scopeRef.current;
     stopRef.current = false;
     setStopping(false);
     setMergeError(null);
@@ -272,12 +288,19 @@ export function Groups({ localMode, params, go }: Props) {
         onStart: (total) => setProgress({ phase: "dry", done: 0, total }),
         onProgress: (done, total) => setProgress({ phase: "dry", done, total }),
       });
+      if (scopeRef.current !== scope) {
+        // Another list is shown now (Back, another folder or type): its dialog would
+        // describe one list over another
+        setReport({ headline: "Stopped: the list shown changed, nothing was stacked.", error: false, lines: [] });
+        return;
+      }
       if (found.kind === "stopped") {
         setReport({ headline: "Stopped: nothing was stacked.", error: false, lines: [] });
         setFocusReport(true);
         return;
       }
-      setStackPending({ kind: "bulk", groups: found.groups, nothing: found.nothing, dry: found.dry, summary: found.summary });
+      setStackPending({ kind: "bulk", groups: found.groups, nothing: found.nothing, dry: found.dry,
+                        summary: found.summary, folder, type });
     } catch (e) {
       // The list could not be read: what a stack would do cannot be said
       setReport({ headline: `Nothing was stacked: ${actionFailure(e).text}`, error: true, lines: [] });
@@ -529,7 +552,7 @@ export function Groups({ localMode, params, go }: Props) {
       )}
       <ConfirmDialog pending={pending} busy={busy} onCancel={() => setPending(null)}
                      onConfirm={confirm} />
-      <StackDialog pending={stackPending} busy={stacking === "confirm"} folder={folder} type={type}
+      <StackDialog pending={stackPending} busy={stacking === "confirm"}
                    progress={progress} stopping={stopping} onStop={stop}
                    onCancel={() => setStackPending(null)} onConfirm={confirmStack}
                    returnFocus={returnFocus} />
@@ -765,9 +788,6 @@ function ConfirmDialog({ pending, busy, onCancel, onConfirm }: ConfirmProps) {
 interface StackDialogProps {
   pending: StackPending | null;
   busy: boolean;
-  /** The list's folder and type, said in a bulk run's dry run */
-  folder: string;
-  type: string;
   progress: StackProgress | null;
   /** Stop was pressed during the real run: said at once */
   stopping: boolean;
@@ -781,7 +801,7 @@ interface StackDialogProps {
 const NAMED = 50;
 
 function StackDialog({
-  pending, busy, folder, type, progress, stopping, onStop, onCancel, onConfirm, returnFocus,
+  pending, busy, progress, stopping, onStop, onCancel, onConfirm, returnFocus,
 }: StackDialogProps) {
   let title = "";
   let action = "";
@@ -841,7 +861,7 @@ function StackDialog({
       </>
     );
   } else if (pending?.kind === "bulk") {
-    const s = pending.summary;
+    const { summary: s, folder, type } = pending;
     const names = new Map(pending.groups.map((g) => [g.id, groupName(g)]));
     const named = (ids: string[]) =>
       ids.slice(0, 3).map((id) => names.get(id) ?? id).join(", ") + (ids.length > 3 ? ` and ${formatCount(ids.length - 3)} more` : "");
