@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from array import array
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -106,17 +107,18 @@ def ids_by_sha256(session: Session, shas: Iterable[str]) -> set[int]:
 def phash_table(session: Session) -> tuple[np.ndarray, np.ndarray]:
     """(file ids int64, pHashes uint64) of every present file with a pHash: two columns,
     enough to build the similarity index an incremental pass queries."""
-    ids: list[int] = []
-    hashes: list[int] = []
+    # Typed arrays, not lists of Python ints: 16 bytes a file instead of ~80
+    ids, hashes = array("q"), array("Q")
     for fid, ph in session.execute(
         select(File.id, File.phash).where(File.status == "present", File.phash.is_not(None))
     ):
         try:
-            hashes.append(int(ph or "", 16))
+            value = int(ph or "", 16)
         except ValueError:
             continue
+        hashes.append(value)
         ids.append(fid)
-    return np.array(ids, dtype=np.int64), np.array(hashes, dtype=np.uint64)
+    return np.frombuffer(ids, dtype=np.int64), np.frombuffer(hashes, dtype=np.uint64)
 
 
 def changed_file_ids(session: Session, since: datetime) -> set[int]:

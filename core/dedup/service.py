@@ -239,6 +239,7 @@ def dedupe(
     # identical XMPs are not copies of one picture, and Immich, which holds no sidecar as
     # an asset, could not trash one. It follows its photo (the keeper's file_group rule).
     records = [Q.record(r) for r in rows if r[2] != "sidecar"]
+    del rows  # the records hold its values; its tuples were ~15% of a full pass's peak
     stats.files = len(records)
     same = Q.file_group_of(session, [r.id for r in records])
     kinds = Q.file_group_kinds(session, same.values())
