@@ -884,6 +884,13 @@ async function rootsOverview([rootA, rootB]) {
   await page.locator(".problems-link a").waitFor();
   out.wholeCards = await cards();
   out.wholeLink = await page.locator(".problems-link a").innerText();
+  // The last scan of each root, named by it
+  await page.waitForFunction(() => document.querySelectorAll(".job.last").length >= 2, null, { timeout: 5000 })
+    .catch(() => {});
+  out.lastScans = await page.$$eval(".job.last", (js) => js.map((j) => ({
+    head: j.querySelector(".job-head").innerText.replace(/\s+/g, " ").replace(/ at .*/, "").trim(),
+    scope: j.querySelector(".job-scope").innerText,
+  })));
   const folder = page.getByLabel("Folder", { exact: true });
   const hash = `#/overview?folder=${formEncoded(`${rootB}/2024`)}`;
   await folder.fill(`${rootB.split("/").at(-1)}/2024/`);

@@ -1061,6 +1061,17 @@ def test_the_overview_of_one_folder_of_two_roots_in_browser(
     assert figure(over["wholeCards"], "open duplicate groups") == "3", over["wholeCards"]
     assert figure(over["wholeCards"], "file groups") == "3"
     assert over["wholeLink"] == "2 files with problems"
+    # ... and the last scan of each root, named by it (not one root's as the library's)
+    assert sorted(over["lastScans"], key=lambda s: s["head"]) == sorted(
+        [
+            {
+                "head": f"Last scan of {root} done",
+                "scope": f"{root} (whole library folder, started from the command line)",
+            }
+            for root in (photos, phone)
+        ],
+        key=lambda s: s["head"],
+    ), over["lastScans"]
     # The Overview narrowed to phone/2024: its own figures, said to be its
     folder = phone / "2024"
     assert over["folder"]["hash"] == f"#/overview?folder={_quoted(folder)}"

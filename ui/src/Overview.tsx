@@ -73,7 +73,7 @@ export function Overview({ params, go }: Props) {
       // fetched together with the list: set apart, a scan listed as done was briefly
       // shown with its details from while it ran (no failed files yet).
       const { full, folder } = scanOverview(list);
-      const want = list.filter((j) => isActive(j) || j === full || j === folder);
+      const want = list.filter((j) => isActive(j) || full.includes(j) || j === folder);
       const got = await Promise.all(
         want.map((j) =>
           api.job(j.service ?? "grouping", j.id).then(
@@ -149,7 +149,9 @@ export function Overview({ params, go }: Props) {
   // The last scan of the whole library (its unreadable files are the library's), a folder
   // scan since (the watcher's), and failures of any kind no later job made good
   const past = scanOverview(jobs);
-  const last = past.full ? details[past.full.id] ?? past.full : null;
+  const lasts = past.full.map((j) => details[j.id] ?? j);
+  // Several library roots: each root's last scan, named by its root
+  const severalRoots = folderForm.roots.length > 1 || lasts.length > 1;
   const lastFolder = past.folder ? details[past.folder.id] ?? past.folder : null;
   const runningScan = active.find((j) => j.kind === "scan");
   // The last read of the jobs failed: what is shown is the last known state, and a job
@@ -205,10 +207,10 @@ export function Overview({ params, go }: Props) {
           <JobProgress key={j.id} job={j} onCancel={() => cancel(j)} busy={cancelling === j.id}
                        stale={stale} />
         ))}
-        {last && <LastScan job={last} />}
-        {lastFolder && <LastScan job={lastFolder} folder />}
-        {past.failed.map((j) => <FailedJob key={j.id} job={j} />)}
-        {!active.length && !last && !lastFolder && !jobsError && !actionError && (
+        {lasts.map((j) => <LastScan key={j.id} job={j} severalRoots={severalRoots} />)}
+        {lastFolder && <LastScan job={lastFolder} folder severalRoots={severalRoots} />}
+        {past.failed.map((j) => <FailedJob key={j.id} job={j} severalRoots={severalRoots} />)}
+        {!active.length && !lasts.length && !lastFolder && !jobsError && !actionError && (
           <p className="muted">No scan has run yet.</p>
         )}
       </section>
@@ -383,17 +385,22 @@ function finishedAt(job: Job): Date | null {
 
 /** A finished scan: the whole library's last one (`.last`, with the files the library has
  * that cannot be read), or a folder scan since (which read only that folder). */
-function LastScan({ job, folder = false }: { job: Job; folder?: boolean }) {
+function LastScan({ job, folder = false, severalRoots = false }: {
+  job: Job; folder?: boolean; severalRoots?: boolean;
+}) {
+  const root = job.root ?? job.path;
   const when = finishedAt(job);
   return (
     <div className={`job ${folder ? "last-folder" : "last"} state-${job.state}`} data-job-id={job.id}>
       <div className="job-head">
         <span>
-          {folder ? "Last folder scan" : "Last scan"} <strong>{job.state}</strong>
+          {folder ? "Last folder scan" : "Last scan"}
+          {severalRoots && !folder && root && <> of <span className="path">{displayPath(root)}</span></>}{" "}
+          <strong>{job.state}</strong>
           {when && <> at {when.toLocaleString()}</>}
         </span>
       </div>
-      <p className="job-scope path">{jobScope(job, folder)}</p>
+      <p className="job-scope path">{jobScope(job, folder, severalRoots)}</p>
       <div className="job-figures">
         <span>{formatCount(job.done)} / {formatCount(job.total)} files</span>
         {job.bytes_read !== undefined && <span>{formatBytes(job.bytes_read)} read</span>}
@@ -411,7 +418,7 @@ function LastScan({ job, folder = false }: { job: Job; folder?: boolean }) {
 
 /** A grouping, dedup or scan job that failed, with why (until a later one of its kind
  * finishes). */
-function FailedJob({ job }: { job: Job }) {
+function FailedJob({ job, severalRoots }: { job: Job; severalRoots: boolean }) {
   const when = finishedAt(job);
   return (
     <div className="job failed-job state-failed" data-job-id={job.id}>
@@ -421,7 +428,7 @@ function FailedJob({ job }: { job: Job }) {
           {when && <> at {when.toLocaleString()}</>}
         </span>
       </div>
-      <p className="job-scope path">{jobScope(job)}</p>
+      <p className="job-scope path">{jobScope(job, undefined, severalRoots)}</p>
       <p className="notice error">{job.error || "No reason was recorded."}</p>
     </div>
   );

@@ -346,10 +346,12 @@ export function isFullScan(j: Pick<Job, "kind" | "path" | "root">): boolean {
 }
 
 export interface ScanOverview {
-  /** The newest finished scan of a whole library root: its unreadable files are the
-   * library's. */
-  full: Job | null;
-  /** The newest finished folder scan, when newer than `full` (the watcher's, mostly). */
+  /** Of each library root, the newest finished scan of that whole root (its unreadable
+   * files are that root's), newest first: with several roots, one root's scan says
+   * nothing of another's. */
+  full: Job[];
+  /** The newest finished folder scan newer than the last whole scan of its root (the
+   * watcher's, mostly). */
   folder: Job | null;
   /** Per kind, the newest failed job no later job of its kind finished after, unless
    * shown above. */
@@ -369,25 +371,40 @@ const newestFirst = (jobs: Job[]) =>
 /** A job over a whole library root (no folder of it named). */
 const wholeRoot = (j: Pick<Job, "path" | "root">) => !j.path || !j.root || j.path === j.root;
 
+/** The library root a job went over ("": the whole library, no root named). */
+const rootOf = (j: Pick<Job, "path" | "root">) => j.root ?? (wholeRoot(j) ? j.path ?? "" : "");
+
 /** Whether `done`, finished later, makes the failure `failed` of its kind old news: a job
- * over the whole library does; a folder's only a failure in that same folder. */
-const clears = (done: Job, failed: Job) =>
-  wholeRoot(done) || (!wholeRoot(failed) && done.path === failed.path && done.root === failed.root);
+ * over the whole library does, one over a whole root a failure in that root (with one
+ * root known, a failure naming none too); a folder's only a failure in that same folder. */
+const clears = (done: Job, failed: Job, oneRoot: boolean) => {
+  const [d, f] = [rootOf(done), rootOf(failed)];
+  return (wholeRoot(done) && (d === "" || d === f || (f === "" && oneRoot))) ||
+    (!wholeRoot(failed) && done.path === failed.path && done.root === failed.root);
+};
 
 export function scanOverview(jobs: Job[]): ScanOverview {
   const ordered = newestFirst(jobs);
   const finished = ordered.filter((j) => !isActive(j));
-  const full = finished.find((j) => j.kind === "scan" && isFullScan(j)) ?? null;
-  const folderAt = finished.findIndex((j) => j.kind === "scan" && !isFullScan(j));
-  const fullAt = full ? finished.indexOf(full) : finished.length;
-  const folder = folderAt >= 0 && folderAt < fullAt ? finished[folderAt] : null;
-  const shown = new Set([full?.id, folder?.id]);
+  const lastOf = new Map<string, Job>();
+  for (const j of finished) {
+    if (j.kind === "scan" && isFullScan(j) && !lastOf.has(rootOf(j))) lastOf.set(rootOf(j), j);
+  }
+  const full = [...lastOf.values()];
+  // A folder scan since the last whole scan of its root (or of the whole library)
+  const since = (j: Job) => {
+    const at = finished.indexOf(j);
+    return [lastOf.get(j.root ?? ""), lastOf.get("")].every((f) => !f || at < finished.indexOf(f));
+  };
+  const folder = finished.find((j) => j.kind === "scan" && !isFullScan(j) && since(j)) ?? null;
+  const shown = new Set([...full.map((j) => j.id), folder?.id]);
+  const oneRoot = new Set(jobs.map(rootOf).filter(Boolean)).size <= 1;
   const failed: Job[] = [];
   const kinds = [...new Set(finished.map((j) => j.kind))];
   for (const kind of kinds) {
     const own = finished.filter((j) => j.kind === kind);
     const at = own.findIndex((f, i) => f.state === "failed" &&
-      !own.slice(0, i).some((j) => j.state === "done" && clears(j, f)));
+      !own.slice(0, i).some((j) => j.state === "done" && clears(j, f, oneRoot)));
     if (at < 0) continue;
     if (!shown.has(own[at].id)) failed.push(own[at]);
   }
@@ -395,10 +412,13 @@ export function scanOverview(jobs: Job[]): ScanOverview {
 }
 
 /** What a job went over and who started it: "/photos (whole library, nightly rescan)".
- * `folder`: a scan of one folder (by default, a scan not of a whole root). */
-export function jobScope(job: Job, folder = job.kind === "scan" && !isFullScan(job)): string {
+ * `folder`: a scan of one folder (by default, a scan not of a whole root). `severalRoots`:
+ * the library has more than one root, so a scan of a whole root is not of the whole
+ * library. */
+export function jobScope(job: Job, folder = job.kind === "scan" && !isFullScan(job), severalRoots = false): string {
   const what = displayPath(job.path ?? job.root ?? "");
-  const how = [folder ? "one folder" : job.kind === "scan" ? "whole library" : "",
+  const whole = severalRoots && what ? "whole library folder" : "whole library";
+  const how = [folder ? "one folder" : job.kind === "scan" ? whole : "",
                job.full ? "every file re-read" : "", triggerLabel(job.trigger)].filter(Boolean);
   if (!what) return how.join(", ");
   return how.length ? `${what} (${how.join(", ")})` : what;

@@ -147,7 +147,7 @@ describe("the Overview's jobs", () => {
     const full = job("scan", "done", 20, { trigger: "schedule" });
     const older = job("scan", "done", 10);
     const o = scanOverview([folder, full, older]);
-    expect(o.full?.id).toBe(full.id);
+    expect(o.full.map((j) => j.id)).toEqual([full.id]);
     expect(o.folder?.id).toBe(folder.id);
     // the order listed does not matter, the time does
     expect(scanOverview([older, full, folder]).folder?.id).toBe(folder.id);
@@ -167,12 +167,12 @@ describe("the Overview's jobs", () => {
     // the dedup failure was followed by a dedup that finished; the folder scan's failure
     // is shown as the last folder scan, with its error
     expect(o.failed.map((j) => j.id)).toEqual([groupFailed.id]);
-    expect([o.full?.id, o.folder?.id]).toEqual([full.id, scanFailed.id]);
+    expect([o.full.map((j) => j.id), o.folder?.id]).toEqual([[full.id], scanFailed.id]);
     // a failed folder scan before the last full scan is neither the last folder scan nor
     // a failure to show: the full scan finished after it
     const later = job("scan", "done", 60);
     const p = scanOverview([later, scanFailed]);
-    expect([p.full?.id, p.folder, p.failed]).toEqual([later.id, null, []]);
+    expect([p.full.map((j) => j.id), p.folder, p.failed]).toEqual([[later.id], null, []]);
   });
   it("orders jobs by when they finished, so a long job that failed last is shown", () => {
     // the dedup created first ran long and failed after a later-created dedup finished
@@ -203,8 +203,31 @@ describe("the Overview's jobs", () => {
     const running = job("scan", "running", 20);
     const failed = job("scan", "failed", 10, { error: "root not mounted" });
     const o = scanOverview([running, failed]);
-    expect(o.full?.id).toBe(failed.id);
+    expect(o.full.map((j) => j.id)).toEqual([failed.id]);
     expect(o.failed).toEqual([]);
+  });
+  it("with two roots, shows the last scan of each, named by its root, and keeps one's failure", () => {
+    const photos = job("scan", "failed", 10, { root: "/nas/Photos", path: "/nas/Photos", error: "not mounted" });
+    const phone = job("scan", "done", 20, { root: "/usb/Phone", path: "/usb/Phone", trigger: "schedule" });
+    const o = scanOverview([phone, photos]);
+    // the newest scan of each root, not only the newest of all; Phone's success does not
+    // hide Photos' failure (shown as Photos' last scan, with its error)
+    expect(o.full.map((j) => j.id)).toEqual([phone.id, photos.id]);
+    expect(o.failed).toEqual([]);
+    expect(jobScope(phone, false, true)).toBe("/usb/Phone (whole library folder, nightly rescan)");
+    expect(jobScope(phone)).toBe("/usb/Phone (whole library, nightly rescan)");
+    // an older failure of Photos' dedup is not made good by a later dedup of Phone
+    const dedupFailed = job("dedup", "failed", 30, { root: "/nas/Photos", path: "/nas/Photos", error: "locked" });
+    const dedupPhone = job("dedup", "done", 40, { root: "/usb/Phone", path: "/usb/Phone" });
+    expect(scanOverview([dedupPhone, dedupFailed, phone, photos]).failed.map((j) => j.id)).toEqual([dedupFailed.id]);
+    // ... by one over the whole library (no root named), it is
+    const dedupAll = job("dedup", "done", 50, { root: null, path: null });
+    expect(scanOverview([dedupAll, dedupPhone, dedupFailed]).failed).toEqual([]);
+    // a folder scan since its own root's last scan is shown, though older than the other's
+    const trip = job("scan", "done", 15, { root: "/nas/Photos", path: "/nas/Photos/trip" });
+    expect(scanOverview([phone, trip, photos]).folder?.id).toBe(trip.id);
+    const old = job("scan", "done", 5, { root: "/nas/Photos", path: "/nas/Photos/old" });
+    expect(scanOverview([phone, photos, old]).folder).toBeNull();
   });
   it("names who started a job", () => {
     expect(triggerLabel("schedule")).toBe("nightly rescan");
