@@ -96,6 +96,30 @@ const groupsOnPage = () =>
     })),
   );
 
+// Whether leaving the page now asks first (a beforeunload handler cancels the event)
+const leaveWarns = () => page.evaluate(() => {
+  const e = new Event("beforeunload", { cancelable: true });
+  window.dispatchEvent(e);
+  return e.defaultPrevented;
+});
+
+// Holds the next real (not dry-run) POST to `path` until released: a bulk run under way
+async function holdRealPost(path) {
+  let release;
+  const held = new Promise((r) => { release = r; });
+  let arrive;
+  const arrived = new Promise((r) => { arrive = r; });
+  const match = (url) => new URL(url).pathname === path;
+  await page.route(match, async (route) => {
+    if (JSON.parse(route.request().postData() || "{}").dryRun === false) {
+      arrive();
+      await held;
+    }
+    await route.continue();
+  });
+  return { arrived, release: async () => release() };
+}
+
 async function waitForDuplicates() {
   await page.locator("li.dup, .empty").first().waitFor();
   // Thumbnails load lazily: wait for those of the first group (in view) to settle.
@@ -479,9 +503,16 @@ async function immichBulk([key]) {
   await dialog.waitFor();
   out.dialog = await dialogText(dialog);
   await shot("bulk-dry-run");
+  // While it runs, leaving the page asks first
+  out.leaveWarns = [await leaveWarns()];
+  const hold = await holdRealPost("/api/twinlens/duplicates/resolve");
   await dialog.getByRole("button", { name: /^Move 1 file to trash$/ }).click();
+  await hold.arrived;
+  out.leaveWarns.push(await leaveWarns());
+  await hold.release();
   await page.locator(`li.dup[data-id="${exact.id}"]`).waitFor({ state: "detached" });
   out.message = await page.locator(".notice.ok").innerText();
+  out.leaveWarns.push(await leaveWarns());
   out.bodies = bodies;
   await shot("bulk-done");
   // Once the list is read again no group is left (the other was decided meanwhile): the
@@ -1612,10 +1643,17 @@ async function immichStack([key, onePath]) {
   out.bulkDialog = await dialogText(dialog);
   out.bulkSkipped = await dialog.locator(".stack-skipped li").allInnerTexts();
   await shot("stack-bulk-dry-run");
+  // While it runs, leaving the page (a reload, closing the tab) asks first
+  out.leaveWarns = [await leaveWarns()];
+  const hold = await holdRealPost("/api/twinlens/groups/stack");
   await dialog.getByRole("button", { name: /^Stack \d+ groups?$/ }).click();
+  await hold.arrived;
+  out.leaveWarns.push(await leaveWarns());
+  await hold.release();
   await dialog.waitFor({ state: "hidden" });
   const report = page.locator(".stack-report");
   await report.waitFor();
+  out.leaveWarns.push(await leaveWarns());
   out.report = await report.locator("p").first().innerText();
   await page.waitForTimeout(200);
   out.reportFocused = await page.evaluate(() => document.activeElement?.classList.contains("stack-report") ?? false);

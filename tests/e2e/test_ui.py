@@ -586,6 +586,8 @@ def test_accept_all_keeps_picks_and_sends_what_the_dry_run_showed(immich_ui: dic
         {"id": out["exactId"], "keep": [kept], "action": "trash", "expectTrash": [trashed]}
     ]
     assert "Resolved 1 group" in out["message"], out["message"]
+    # ... leaving the page asked first while it ran, not before nor after
+    assert out["leaveWarns"] == [False, True, False], out["leaveWarns"]
     # ... and, no group being left to review, the keyboard is on that message
     assert out["focusAfter"].startswith("p.notice.ok: Resolved 1 group"), out["focusAfter"]
     state = immich.state.assets
@@ -1238,6 +1240,8 @@ def test_stack_a_group_then_a_folders_groups_in_immich_in_browser(
     # ... then the report, per group too, with the keyboard on it, and each card says its own
     assert out["report"] == "Stacked 1 group in Immich, 2 already stacked, 2 not stacked.", out
     assert out["reportFocused"] is True
+    # ... leaving the page (reload, closing the tab) asked first while it ran, only then
+    assert out["leaveWarns"] == [False, True, False], out["leaveWarns"]
     lines = sorted(out["reportLines"])
     assert lines[0] == "IMG_300.JPG: Already stacked in Immich: 2 photos.", lines
     assert lines[1] == "IMG_301.JPG: Stacked in Immich: 2 photos, cover IMG_301.JPG.", lines

@@ -3,7 +3,7 @@ import { CardNote, type Message, Notices } from "./Notices";
 import { api, ApiError, type FileGroup, type GroupMember, type StackResult } from "./api";
 import { canTakeFocus, Dialog } from "./Dialog";
 import { FolderField, useFolderForm } from "./FolderField";
-import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, type Go, type Params } from "./hooks";
+import { focusCard, useEmptyPageStep, useFocusAfterStep, useLeaveWarning, useLoad, type Go, type Params } from "./hooks";
 import {
   actionFailure, canMerge, displayText, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
   groupPrimary, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
@@ -172,6 +172,9 @@ export function Groups({ localMode, params, go }: Props) {
     reportRef.current?.querySelector<HTMLElement>(".notice")?.focus();
     setFocusReport(false);
   });
+
+  // A bulk stack under way: leaving the page would stop it halfway, unreported
+  useLeaveWarning(stacking === "confirm" && stackPending?.kind === "bulk");
 
   // Another list shown (Back, another folder or type): a stack waiting for its
   // confirmation is dropped (its dialog spoke of the other list, and would stack its

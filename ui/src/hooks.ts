@@ -268,3 +268,17 @@ export function useLibraryRoots(): string[] {
   }, []);
   return roots;
 }
+
+/** While `active` (a bulk run under way), reloading or closing the tab asks first: the
+ * run would stop halfway, its report lost. */
+export function useLeaveWarning(active: boolean): void {
+  useEffect(() => {
+    if (!active) return;
+    const warn = (e: BeforeUnloadEvent) => {
+      e.preventDefault();
+      e.returnValue = true; // browsers before preventDefault() was enough (Chrome < 119)
+    };
+    window.addEventListener("beforeunload", warn);
+    return () => window.removeEventListener("beforeunload", warn);
+  }, [active]);
+}
