@@ -40,7 +40,8 @@
 //   node drive.mjs immich-dialog-focus BASE_URL SHOT_DIR API_KEY   the trash dry run's dialog
 //     closed by Escape, then by Cancel: where the keyboard is then
 //   node drive.mjs layout BASE_URL SHOT_DIR   a very long file name on the Duplicates page,
-//     then every page at a phone's width: how far each reaches past the window
+//     then every page at a phone's width: how far each reaches past the window, and a
+//     dialog naming that file
 //   node drive.mjs duplicates-folder BASE_URL SHOT_DIR LIBRARY   the Duplicates page's folder
 //     filter (LIBRARY/backup typed relative to the library) with its pager, a reload, Back,
 //     the status filter, the whole library again, a folder outside the library
@@ -1551,6 +1552,26 @@ async function layout() {
     out.narrow[name] = await overflow();
     await shot(`layout-375-${name}`);
   }
+  // A dialog naming the long file (dissolving its group) wraps it: nothing reaches past
+  // the dialog, which does not scroll sideways
+  await page.goto(`${base}/#/groups`);
+  const card = page.locator("li.grp", { hasText: "Strandfoto" }).first();
+  await card.getByRole("button", { name: "Dissolve group" }).click();
+  const dialog = page.getByRole("dialog");
+  await dialog.waitFor();
+  out.dialog = await page.evaluate(() => {
+    const d = document.querySelector("dialog[open]");
+    const body = d.querySelector(".dialog-body");
+    const right = Math.round(d.getBoundingClientRect().right);
+    return {
+      right,
+      sideways: body.scrollWidth - body.clientWidth,
+      edges: [...d.querySelectorAll(".summary, .summary strong, .notice, .plan li")]
+        .map((e) => Math.round(e.getBoundingClientRect().right)),
+    };
+  });
+  await shot("layout-375-dialog");
+  await page.keyboard.press("Escape");
 }
 
 // "Stack in Immich": one group's (Escape first, then confirmed, then asked again), then every

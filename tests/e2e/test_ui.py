@@ -1297,8 +1297,10 @@ def test_a_long_file_name_and_a_phone_width_fit_the_window_in_browser(
         shutil.copyfile(library / "card" / "IMG_0000.JPG", library / folder / long_name)
     (library / "card" / "IMG_0000.JPG").unlink()
     (library / "backup" / "IMG_0000.JPG").unlink()
-    # ... and a sidecar, so that the Groups page has a group
+    # ... and sidecars, so that the Groups page has groups, one of them named by the long name
     (library / "card" / "IMG_0001.xmp").write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n')
+    xmp = long_name.replace(".JPG", ".xmp")
+    (library / "card" / xmp).write_text('<x:xmpmeta xmlns:x="adobe:ns:meta/"/>\n')
     with _local_ui(ui_dist, embedded_settings, library) as stack:
         out = _drive("layout", stack.url)
 
@@ -1316,6 +1318,10 @@ def test_a_long_file_name_and_a_phone_width_fit_the_window_in_browser(
         assert seen["sideways"] <= 0, (name, seen)
         assert seen["nav"] and max(seen["nav"]) <= seen["width"], (name, seen)
         assert all(r <= seen["width"] for r in seen["cards"] + seen["buttons"]), (name, seen)
+    # ... nor does a dialog naming the long file (its group dissolved): the name wraps
+    dialog = out["dialog"]
+    assert dialog["sideways"] <= 0, dialog
+    assert dialog["edges"] and max(dialog["edges"]) <= dialog["right"], dialog
     assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
 
