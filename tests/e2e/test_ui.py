@@ -1215,7 +1215,10 @@ def test_stack_a_group_then_a_folders_groups_in_immich_in_browser(
     assert out["oneNoteRole"] == "status"
     assert out["afterConfirm"]["id"] == out["oneId"], out["afterConfirm"]
     # ... and asked again, it is stacked already: said with no dialog, the keyboard back
-    assert out["oneAgain"] == "Already stacked in Immich: 2 photos.", out["oneAgain"]
+    # (naming the cover Immich has: the one this page saw the stack made with)
+    assert out["oneAgain"] == "Already stacked in Immich: 2 photos, cover IMG_300.JPG.", out[
+        "oneAgain"
+    ]
     assert out["afterAgain"]["text"] == "Stack in Immich", out["afterAgain"]
     assert not out["dialogsAfterAgain"]
 
@@ -1243,7 +1246,7 @@ def test_stack_a_group_then_a_folders_groups_in_immich_in_browser(
     # ... leaving the page (reload, closing the tab) asked first while it ran, only then
     assert out["leaveWarns"] == [False, True, False], out["leaveWarns"]
     lines = sorted(out["reportLines"])
-    assert lines[0] == "IMG_300.JPG: Already stacked in Immich: 2 photos.", lines
+    assert lines[0] == "IMG_300.JPG: Already stacked in Immich: 2 photos, cover IMG_300.JPG.", lines
     assert lines[1] == "IMG_301.JPG: Stacked in Immich: 2 photos, cover IMG_301.JPG.", lines
     assert lines[2].startswith("IMG_302.JPG: Not stacked: fewer than two of its photos"), lines
     assert not lines[2].endswith(".."), lines
@@ -1251,6 +1254,13 @@ def test_stack_a_group_then_a_folders_groups_in_immich_in_browser(
     assert lines[4].startswith("IMG_304.JPG: Not stacked: "), lines
     assert "IMG_304.JPG is in an Immich stack that also holds 1 photo(s) outside" in lines[4]
     notes = {tuple(sorted(_names(c["paths"]))): c["note"] for c in out["folderNotes"]}
+    # ... and the hint beside each button names the cover Immich has once a result said
+    # it; of a stack made in Immich (IMG_303's), whose cover the answer does not say, none
+    hints = {tuple(sorted(_names(c["paths"]))): c["cover"] for c in out["folderNotes"]}
+    assert hints[("IMG_301.CR2", "IMG_301.JPG")] == "stacked in Immich, cover IMG_301.JPG", hints
+    assert hints[("IMG_300.CR2", "IMG_300.JPG")] == "stacked in Immich, cover IMG_300.JPG", hints
+    assert hints[("IMG_303.CR2", "IMG_303.JPG")] == "stacked in Immich", hints
+    assert hints[("IMG_302.CR2", "IMG_302.JPG")] == "cover IMG_302.JPG", hints
     assert (
         notes[("IMG_301.CR2", "IMG_301.JPG")] == "Stacked in Immich: 2 photos, cover IMG_301.JPG."
     )

@@ -12,8 +12,8 @@ import {
 } from "./logic";
 import { Pager } from "./Pager";
 import {
-  bulkDryRun, bulkStackHeadline, bulkStackLine, hasStack, MAX_BULK_STACK, NOTHING_TO_STACK, planRows, stackCover, stackedCount, stackFailure,
-  stackInChunks, stackNotice, stackSummary, type ChunkedRun, type StackSummary,
+  bulkDryRun, bulkStackHeadline, bulkStackLine, coverHint, hasStack, knownStack, MAX_BULK_STACK, NOTHING_TO_STACK, planRows, stackCover, stackedCount, stackFailure,
+  stackInChunks, stackNotice, stackSummary, type ChunkedRun, type KnownStack, type StackSummary,
 } from "./stacking";
 import { Thumb } from "./Thumb";
 
@@ -115,6 +115,16 @@ export function Groups({ localMode, params, go }: Props) {
   const [stacking, setStacking] = useState<string | null>(null);
   const [progress, setProgress] = useState<StackProgress | null>(null);
   const [report, setReport] = useState<StackReport | null>(null);
+  // What the stack results said of each group's stack in Immich (its cover), by group id
+  const [known, setKnown] = useState<Record<string, KnownStack>>({});
+  const learn = (results: StackResult[]) => setKnown((k) => {
+    const next = { ...k };
+    for (const r of results) {
+      const n = knownStack(r, k[r.id]);
+      if (n) next[r.id] = n;
+    }
+    return next;
+  });
   const stopRef = useRef(false);
   // The list shown (its type and folder): a bulk run belongs to the list it was asked on
   const scope = `${type}|${folder}`;
@@ -245,10 +255,11 @@ export function Groups({ localMode, params, go }: Props) {
     setStacking(g.id);
     try {
       const plan = await api.stackGroup(g.id, true);
+      learn([plan]);
       if (plan.outcome === "stack") {
         setStackPending({ kind: "one", group: g, plan });
       } else {
-        noteOn(g, { text: stackNotice(plan) });
+        noteOn(g, { text: stackNotice(plan, known[g.id]) });
         setFocusBack(true);
       }
     } catch (e) {
@@ -323,7 +334,8 @@ export function Groups({ localMode, params, go }: Props) {
       try {
         // Exactly what the dry run showed, or nothing (409 if Immich or the group changed)
         const r = await api.stackGroup(p.group.id, false, p.plan.assetIds);
-        noteOn(p.group, { text: stackNotice(r) });
+        noteOn(p.group, { text: stackNotice(r, known[p.group.id]) });
+        learn([r]);
       } catch (e) {
         const f = stackFailure(e);
         noteOn(p.group, { text: f.text, error: true });
@@ -359,8 +371,9 @@ export function Groups({ localMode, params, go }: Props) {
       const r = sent.has(g.id) ? byId.get(g.id) : dryById.get(g.id);
       if (!r) return { id: g.id, name, text: `Not stacked: ${NOTHING_TO_STACK}.`, error: false };
       const ok = r.status === undefined || r.status === 200;
-      return { id: g.id, name, text: bulkStackLine(r, !sent.has(g.id)), error: !ok && r.status !== 409 };
+      return { id: g.id, name, text: bulkStackLine(r, !sent.has(g.id), known[g.id]), error: !ok && r.status !== 409 };
     });
+    learn([...p.dry.results.filter((r) => !sent.has(r.id)), ...real.results]);
     const summary = stackSummary(
       { results: [...p.dry.results.filter((r) => !sent.has(r.id)), ...real.results], notAsked: real.notAsked,
         stoppedLate: real.stoppedLate },
@@ -531,6 +544,7 @@ export function Groups({ localMode, params, go }: Props) {
             <GroupRow key={id} group={g} gone={item === null} localMode={localMode}
                       busy={anyBusy || list.loading}
                       onStack={!localMode && hasStack(g) ? () => previewStack(g) : undefined}
+                      known={known[g.id] ?? null}
                       stackWorking={stacking === g.id}
                       picked={picked[g.id] ?? []}
                       onPick={(path, on) => pickMember(g, path, on)}
@@ -586,12 +600,14 @@ interface RowProps {
   /** "Stack in Immich" (its dry run); not offered in local mode, nor for a group with
    * fewer than two photos to stack */
   onStack?: () => void;
+  /** What a stack result said of its stack in Immich: the hint names the cover it has */
+  known: KnownStack | null;
   stackWorking: boolean;
 }
 
 function GroupRow({
   group, gone, note, localMode, busy, picked, onPick, forMerge, onMergePick, onSplit, onDissolve,
-  regroup, onRegroup, onStack, stackWorking,
+  regroup, onRegroup, onStack, known, stackWorking,
 }: RowProps) {
   const members = [...group.members].sort((a, b) => Number(isPrimary(group, b)) - Number(isPrimary(group, a)));
   const primary = members.find((m) => isPrimary(group, m)) ?? members[0];
@@ -657,7 +673,7 @@ function GroupRow({
                     {stackWorking ? "Working…" : "Stack in Immich"}
                   </button>
                   <span className="muted" id={coverId}>
-                    cover {primary ? displayName(primary.path) : group.id}
+                    {coverHint(primary?.path ?? null, known) || group.id}
                   </span>
                 </span>
               )}

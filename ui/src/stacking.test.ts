@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ApiError, type BulkStackResult, type FileGroup, type StackResult } from "./api";
 import {
-  bulkDryRun, bulkStackHeadline, bulkStackLine, chunked, hasStack, NOTHING_TO_STACK, planRows, reasonKind, stackableMembers,
+  bulkDryRun, bulkStackHeadline, bulkStackLine, chunked, coverHint, knownStack, hasStack, NOTHING_TO_STACK, planRows, reasonKind, stackableMembers,
   stackFailure, stackInChunks, stackNotice, stackSummary,
 } from "./stacking";
 
@@ -200,7 +200,8 @@ describe("a bulk stack's dry run, counted", () => {
 
   it("after the real run, counts what this run stacked apart from what already was", () => {
     const real = { notAsked: [], results: [
-      { id: "a", status: 200, outcome: "stacked", created: true, assetIds: ["1", "2"], primary: "/p/A.JPG" },
+      { id: "a", status: 200, outcome: "stacked", created: true, assetIds: ["1", "2"], primary: "/p/A.JPG",
+        members: [{ path: "/p/A.JPG", assetId: "1", stackId: null }, { path: "/p/A.CR2", assetId: "2", stackId: null }] },
       { id: "b", status: 200, outcome: "stacked", created: false, stackId: "s" },
     ] as StackResult[] };
     const s = stackSummary(real);
@@ -240,5 +241,41 @@ describe("a single group's stack dialog", () => {
     expect(planRows(plan, g).map((r) => [r.tag, r.left])).toEqual([
       ["stacked", undefined], ["cover", undefined], ["not in Immich: left out", "absent"], ["sidecar: as it is", undefined],
     ]);
+  });
+});
+
+describe("the cover Immich has, after a stack result", () => {
+  // The user's stack of the CR2 and the JPEG (the CR2 its cover) grew to take in the edit
+  const grownPlan: StackResult = {
+    id: "g", primary: "/p/IMG_0330.JPG", outcome: "stack", assetIds: ["a2", "a1", "a3"],
+    members: [{ path: "/p/IMG_0330.JPG", assetId: "a1", stackId: "s0" }, { path: "/p/IMG_0330.CR2", assetId: "a2", stackId: "s0" },
+              { path: "/p/IMG_E0330.JPG", assetId: "a3", stackId: null }],
+  };
+  const grown: StackResult = { ...grownPlan, outcome: "stacked", created: true, stackId: "s1" };
+  const again: StackResult = {
+    id: "g", primary: "/p/IMG_0330.JPG", outcome: "stacked", created: false, stackId: "s1",
+    members: grownPlan.members!.map((m) => ({ ...m, stackId: "s1" })),
+  };
+  it("names the first photo sent, not the group's primary, beside the button and in the note", () => {
+    expect(coverHint("/p/IMG_0330.JPG")).toBe("cover IMG_0330.JPG");
+    const planned = knownStack(grownPlan);
+    expect(coverHint("/p/IMG_0330.JPG", planned)).toBe("cover IMG_0330.CR2");
+    const made = knownStack(grown, planned);
+    expect(made).toEqual({ stackId: "s1", cover: "/p/IMG_0330.CR2" });
+    expect(coverHint("/p/IMG_0330.JPG", made)).toBe("stacked in Immich, cover IMG_0330.CR2");
+    expect(stackNotice(grown, planned)).toBe("Stacked in Immich: 3 photos, cover IMG_0330.CR2.");
+    // asked again: the stack this page saw made, its cover named again
+    expect(stackNotice(again, made)).toBe("Already stacked in Immich: 3 photos, cover IMG_0330.CR2.");
+  });
+  it("claims no cover for a stack found made, whose cover the answer does not say", () => {
+    expect(stackNotice(again)).toBe("Already stacked in Immich: 3 photos.");
+    const found = knownStack(again);
+    expect(found).toEqual({ stackId: "s1", cover: null });
+    expect(coverHint("/p/IMG_0330.JPG", found)).toBe("stacked in Immich");
+    // ... nor one remembered of another stack (unstacked and stacked again in Immich)
+    expect(stackNotice({ ...again, stackId: "s9", members: again.members!.map((m) => ({ ...m, stackId: "s9" })) },
+                       { stackId: "s1", cover: "/p/IMG_0330.CR2" })).toBe("Already stacked in Immich: 3 photos.");
+    // ... and a failure or a skip leaves what was known as it was
+    expect(knownStack({ id: "g", status: 502, message: "x" }, found)).toBe(found);
   });
 });

@@ -81,21 +81,64 @@ export function planRows(plan: Pick<StackResult, "assetIds" | "members">, group:
   return rows;
 }
 
-/** What a (real) stack of one group did, in plain words. */
-export function stackNotice(r: StackResult): string {
+/** What this page knows of a group's stack in Immich: the stack and the cover Immich
+ * has (null: not said: a stack found made, whose cover Immich keeps as chosen there), or
+ * (`planned`) the cover a dry run would give it. */
+export interface KnownStack {
+  stackId: string | null;
+  cover: string | null;
+  planned?: boolean;
+}
+
+/** What a result says of the group's stack in Immich, given what was known before
+ * (`before`). A stack made now has the first photo sent as its cover (`assetIds[0]`: the
+ * group's primary, or the cover of a stack of part of the group, which Immich keeps as it
+ * grows); a dry run would give it that one. A stack found already made has the cover
+ * chosen in Immich, which the answer does not say: named only when it is the stack this
+ * page saw made (same stack, the cover still in it). A skip or failure says nothing. */
+export function knownStack(r: StackResult, before?: KnownStack | null): KnownStack | null {
+  const ok = r.status === undefined || r.status === 200;
+  if (!ok) return before ?? null;
+  const pathOf = (id: string | undefined) => (id ? r.members?.find((m) => m.assetId === id)?.path ?? null : null);
+  if (r.outcome === "stack") return { stackId: null, cover: pathOf(r.assetIds?.[0]), planned: true };
+  if (r.outcome !== "stacked") return before ?? null;
+  const stackId = r.stackId ?? null;
+  if (r.created) return { stackId, cover: pathOf(r.assetIds?.[0]) };
+  const same = before && !before.planned && before.stackId && before.stackId === stackId && before.cover &&
+    r.members?.some((m) => m.path === before.cover && m.stackId === stackId);
+  return { stackId, cover: same ? before.cover : null };
+}
+
+/** The hint beside a group's "Stack in Immich" button: the cover it would have (the
+ * group's primary), or once a result said, the cover Immich has (or that it is stacked,
+ * its cover as chosen in Immich). */
+export function coverHint(primary: string | null, known?: KnownStack | null): string {
+  if (known && !known.planned) {
+    return known.cover ? `stacked in Immich, cover ${displayName(known.cover)}` : "stacked in Immich";
+  }
+  const cover = known?.cover ?? primary;
+  return cover ? `cover ${displayName(cover)}` : "";
+}
+
+/** What a (real) stack of one group did, in plain words. `before`: what was known of its
+ * stack, so that a stack found made by this page names its cover again. */
+export function stackNotice(r: StackResult, before?: KnownStack | null): string {
   if (r.outcome === "skip") return `Not stacked: ${trimStop(r.reason ?? r.message ?? "no reason given")}.`;
   const n = stackedCount(r);
-  const coverPath = stackCover(r);
-  const cover = coverPath ? displayName(coverPath) : null;
-  // Left as it was, its cover too (the user may have chosen another in Immich)
-  if (r.outcome === "stacked" && !r.created) return `Already stacked in Immich: ${plural(n, "photo")}.`;
   if (r.outcome === "stack") {
     // A dry run's answer, or a real one that did not say it stacked (not expected)
-    return `Would stack ${plural(n, "photo")} in Immich${cover ? `, cover ${cover}` : ""}.`;
+    const coverPath = stackCover(r);
+    return `Would stack ${plural(n, "photo")} in Immich${coverPath ? `, cover ${displayName(coverPath)}` : ""}.`;
   }
+  // The cover Immich has, when the answer (or this page) knows it: never the group's
+  // primary by default, which Immich may not have on top
+  const coverPath = knownStack(r, before)?.cover;
+  const cover = coverPath ? `, cover ${displayName(coverPath)}` : "";
+  // Left as it was, its cover too (the user may have chosen another in Immich)
+  if (r.outcome === "stacked" && !r.created) return `Already stacked in Immich: ${plural(n, "photo")}${cover}.`;
   // Immich stacked more than planned (a stack made in Immich meanwhile): the gateway says so
   const more = r.outside?.length && r.message ? ` ${trimStop(r.message)}.` : "";
-  return `Stacked in Immich: ${plural(n, "photo")}${cover ? `, cover ${cover}` : ""}.${more}`;
+  return `Stacked in Immich: ${plural(n, "photo")}${cover}.${more}`;
 }
 
 /** What a failed stack request says: a refusal with its reason (409) is "Not stacked";
@@ -288,9 +331,9 @@ export function bulkStackHeadline(s: StackSummary, dryRun: boolean): string {
 }
 
 /** One group's line in a bulk report. */
-export function bulkStackLine(r: StackResult & { chunkFailed?: boolean }, dryRun: boolean): string {
+export function bulkStackLine(r: StackResult & { chunkFailed?: boolean }, dryRun: boolean, before?: KnownStack | null): string {
   const ok = r.status === undefined || r.status === 200;
-  if (ok && r.outcome) return stackNotice(r);
+  if (ok && r.outcome) return stackNotice(r, before);
   if (r.status === 409) return `Not stacked: ${trimStop(r.reason ?? r.message ?? "no reason given")}.`;
   const msg = trimStop(r.message ?? `error ${r.status}`);
   if (dryRun) return `Could not be asked: ${msg}.`;
