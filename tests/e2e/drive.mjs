@@ -945,11 +945,16 @@ async function rootsOverview([rootA, rootB]) {
   };
   await shot("roots-overview-folder");
   // Review: the duplicates of that folder
+  const focusedOn = () => page.evaluate(() => {
+    const a = document.activeElement;
+    return a && a !== document.body ? `${a.tagName.toLowerCase()}: ${a.textContent}` : "body";
+  });
   await page.getByRole("button", { name: "Review" }).click();
   await page.getByRole("heading", { name: "Duplicates" }).waitFor();
   await waitForDuplicates();
   await page.waitForFunction(() => document.querySelector(".duplicates form [role=status]") !== null);
   out.review = await duplicatesState();
+  out.reviewFocus = await focusedOn();
   // Browse: the groups of that folder
   await page.evaluate(() => window.history.back());
   await page.waitForFunction((h) => window.location.hash === h, hash);
@@ -962,6 +967,7 @@ async function rootsOverview([rootA, rootB]) {
     groups: await page.locator(".group-list > li").count(),
     typed: await page.getByLabel("Folder", { exact: true }).inputValue(),
   };
+  out.browseFocus = await focusedOn();
   // The problems link: that folder's files with problems
   await page.evaluate(() => window.history.back());
   await page.waitForFunction((h) => window.location.hash === h, hash);

@@ -1080,8 +1080,9 @@ def test_the_overview_of_one_folder_of_two_roots_in_browser(
     assert over["folder"]["scope"] == f"Figures of {folder} and the folders in it"
     assert over["folder"]["picked"] == str(phone)
     cards = over["folder"]["cards"]
-    assert figure(cards, "open duplicate groups with a copy in this folder") == "1", cards
-    assert figure(cards, "file groups") == "1", cards
+    # (one of each: "group", not "groups")
+    assert figure(cards, "open duplicate group with a copy in this folder") == "1", cards
+    assert figure(cards, "file group (") == "1", cards
     assert any("reclaimable by removing duplicates (whole library)" in c for c in cards), cards
     assert over["folder"]["link"] == "1 file with a problem"
     assert over["folder"]["linkHref"] == f"#/problems?folder={_quoted(folder)}"
@@ -1092,6 +1093,9 @@ def test_the_overview_of_one_folder_of_two_roots_in_browser(
     assert [sorted(dirs) for dirs in over["review"]["cards"]] == [
         sorted([str(phone / "2024" / "trip"), str(phone / "backup")])
     ]
+    # ... each with the keyboard on the heading of the page opened (its button gone)
+    assert over["reviewFocus"] == "h1: Duplicates", over["reviewFocus"]
+    assert over["browseFocus"] == "h1: Groups", over["browseFocus"]
     assert over["browse"] == {
         "hash": f"#/groups?folder={_quoted(folder)}",
         "groups": 1,

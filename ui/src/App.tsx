@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useRef, useState, type FormEvent } from "react";
 import { api, ApiError, getApiKey, setApiKey, UNAUTHORIZED_EVENT, type Me } from "./api";
 import { Duplicates } from "./Duplicates";
 import { Groups } from "./Groups";
@@ -48,6 +48,18 @@ export function App() {
   }, []);
 
   const page = PAGES.some((p) => p.id === route.page) ? route.page : "overview";
+  // Another page opened by a button of the page before (the Overview's Review, Browse):
+  // that button is gone, and the keyboard with it; it goes to the new page's heading
+  // rather than back to the top of the document
+  const shownPage = useRef(page);
+  useEffect(() => {
+    if (shownPage.current === page) return;
+    shownPage.current = page;
+    const at = document.activeElement;
+    if (!at || at === document.body || !at.isConnected) {
+      document.querySelector<HTMLElement>("main h1")?.focus({ preventScroll: true });
+    }
+  });
   const signedIn = auth.state === "ok" ? auth.me : null;
   // Only someone the gateway will answer gets the review pages; anyone else is told why.
   const me = signedIn?.canReview ? signedIn : null;

@@ -6,7 +6,7 @@ import { FolderField, useFolderForm } from "./FolderField";
 import { focusCard, useEmptyPageStep, useFocusAfterStep, useLeaveWarning, useLoad, type Go, type Params } from "./hooks";
 import {
   actionFailure, canMerge, displayText, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
-  groupPrimary, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
+  groupPrimary, groupsEmptyText, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
   regroupNotice, regroupPlan, regroupWithout, splitButtons, splitNotice, toggled,
   uncatalogedFile,
 } from "./logic";
@@ -457,7 +457,7 @@ export function Groups({ localMode, params, go }: Props) {
 
   return (
     <div className="groups">
-      <h1>Groups</h1>
+      <h1 tabIndex={-1}>Groups</h1>
       <p className="muted">
         Files that belong together: RAW+JPEG pairs, Live Photos (still + video), edited versions
         and sidecars. The primary is the file Immich shows. Grouped wrongly? Split files off or
@@ -558,10 +558,7 @@ export function Groups({ localMode, params, go }: Props) {
         })}
       </ol>
       {list.data && list.data.items.length === 0 && (
-        <p className="empty">
-          {folder ? <>No groups with a file in <span className="path">{displayPath(folder)}</span>.</>
-                  : "No groups here."}
-        </p>
+        <p className="empty">{groupsEmptyText(type, folder)}</p>
       )}
       {list.data && (
         <Pager page={page} size={list.data.size || PAGE_SIZE} total={list.data.total}

@@ -161,7 +161,7 @@ export function Overview({ params, go }: Props) {
 
   return (
     <div className="overview">
-      <h1>Overview</h1>
+      <h1 tabIndex={-1}>Overview</h1>
       <section aria-labelledby="stats-h">
         <h2 id="stats-h">Library</h2>
         <form className="filters" onSubmit={folderForm.submit} aria-label="Figures of one folder">
@@ -256,7 +256,7 @@ function StatsView({ stats, go, folder, figures }: {
       <div className="cards">
         <div className="card">
           <div className="figure">{formatCount(open)}</div>
-          <div className="label">open duplicate groups{folder && " with a copy in this folder"}</div>
+          <div className="label">open duplicate {open === 1 ? "group" : "groups"}{folder && " with a copy in this folder"}</div>
           {total !== null && <div className="sub">{formatCount(total)} in all</div>}
           <button type="button" className="link" onClick={() => go("duplicates", { folder })}>Review</button>
         </div>
@@ -267,7 +267,7 @@ function StatsView({ stats, go, folder, figures }: {
         <div className="card">
           <div className="figure">{formatCount(groups)}</div>
           <div className="label">
-            file groups (RAW+JPEG, Live Photos, edits, sidecars){folder && " with a file in this folder"}
+            file {groups === 1 ? "group" : "groups"} (RAW+JPEG, Live Photos, edits, sidecars){folder && " with a file in this folder"}
           </div>
           <button type="button" className="link" onClick={() => go("groups", { folder })}>Browse</button>
         </div>

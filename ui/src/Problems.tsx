@@ -36,7 +36,7 @@ export function Problems({ params, go }: Props) {
   const items = data?.items ?? [];
   return (
     <div className="problems">
-      <h1>Files with problems</h1>
+      <h1 tabIndex={-1}>Files with problems</h1>
       <p className="muted">
         Files of the library that Twinlens could not read: unreadable, truncated, empty, not
         what their name says, or skipped because reading them crashed Twinlens. They are left

@@ -1,7 +1,7 @@
 // Putting a dissolved (or split) group back together: what "Undo" merges and says.
 import { describe, expect, it } from "vitest";
 import type { FileGroup } from "./api";
-import { displayName, jobScope, regroupNotice, regroupPlan, regroupWithout, uncatalogedFile } from "./logic";
+import { displayName, groupsEmptyText, jobScope, regroupNotice, regroupPlan, regroupWithout, uncatalogedFile } from "./logic";
 
 const group = (paths: string[], primary?: string): FileGroup => ({
   id: "g1", type: "sidecar", primary,
@@ -67,5 +67,14 @@ describe("a file named to mislead", () => {
   it("is escaped in what a job went over", () => {
     expect(jobScope({ id: "j", kind: "scan", state: "done", path: "/p/\u202eni", root: "/p" } as never))
       .toBe("/p/\\u202eni (one folder)");
+  });
+});
+
+describe("an empty list of groups", () => {
+  it("says the type it lists, and the folder", () => {
+    expect(groupsEmptyText("live_photo", "/p/2024")).toBe("No Live Photo groups with a file in /p/2024.");
+    expect(groupsEmptyText("", "/p/2024")).toBe("No groups with a file in /p/2024.");
+    expect(groupsEmptyText("raw_jpeg", "")).toBe("No RAW + JPEG groups here.");
+    expect(groupsEmptyText("", "")).toBe("No groups here.");
   });
 });

@@ -196,6 +196,12 @@ export function groupTypeLabel(t: string): string {
   return GROUP_TYPES[t] ?? humanize(t);
 }
 
+/** What the Groups page says when its list is empty: of the type and folder it lists. */
+export function groupsEmptyText(type: string, folder: string): string {
+  const what = type ? `${groupTypeLabel(type)} groups` : "groups";
+  return folder ? `No ${what} with a file in ${displayPath(folder)}.` : `No ${what} here.`;
+}
+
 // Reasons recorded by core/dedup/keeper.py: the first rule that left one candidate.
 export const KEEP_REASONS: Record<string, string> = {
   intact: "the only copy not empty, cut short or corrupt",

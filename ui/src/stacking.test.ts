@@ -188,14 +188,31 @@ describe("a bulk stack's dry run, counted", () => {
     const s = stackSummary(run, ["x", "y"]);
     expect(s.stack.map((r) => r.id)).toEqual(["a"]);
     expect(s.already.map((r) => r.id)).toEqual(["b"]);
+    const tooFew = reasonKind("", "too_few");
     expect(s.skipped).toEqual([
-      { reason: NOTHING_TO_STACK, ids: ["x", "y"] },
+      { reason: tooFew, ids: ["x", "y"] },
       { reason: "its cover is not in Immich for you (not indexed yet, or another user's)", ids: ["c", "d"] },
       { reason: reasonKind(run.results[4].reason!), ids: ["e"] },
     ]);
     expect(s.failed).toEqual([{ message: "no group f", ids: ["f"] }]);
     expect(bulkStackHeadline(s, true))
       .toBe("Dry run: would stack 1 group, 1 already stacked, 5 not stacked, 1 group could not be asked.");
+  });
+
+  it("counts the groups not sent and those the gateway found too few photos in as one reason", () => {
+    const few = {
+      notAsked: [],
+      results: [
+        { id: "p", status: 409, outcome: "skip", reasonCode: "too_few", reason: "fewer than two of its photos are in Immich's timeline for you (…)" },
+        { id: "q", status: 409, outcome: "skip", reason: "fewer than two of its photos are in Immich's timeline for you (an older gateway, no code)" },
+      ] as StackResult[],
+    };
+    const s = stackSummary(few, ["x"]);
+    expect(s.skipped).toHaveLength(1);
+    expect(s.skipped[0].ids).toEqual(["x", "p", "q"]);
+    expect(s.skipped[0].reason).toMatch(/^fewer than two of its photos are in Immich's timeline for you/);
+    // each group's own line still says why in its own words
+    expect(bulkStackLine({ id: "x" } as StackResult, true)).not.toBe(NOTHING_TO_STACK);
   });
 
   it("after the real run, counts what this run stacked apart from what already was", () => {

@@ -242,6 +242,10 @@ export async function bulkDryRun(
 /** The gateway's skip codes (`reasonCode`), each in words that name no file, so that
  * groups skipped for the same reason count together. */
 const REASON_WORDS: Record<string, string> = {
+  // Said of the groups the UI does not send too (NOTHING_TO_STACK): one line for both
+  too_few:
+    "fewer than two of its photos are in Immich's timeline for you (a sidecar is not an Immich asset; " +
+    "a Live Photo's video Immich pairs with its still itself; an archived photo is left where it is)",
   no_cover: "its cover is not in Immich for you (not indexed yet, or another user's)",
   cover_hidden: "its cover is archived or hidden in Immich (unarchive it first)",
   in_other_stack:
@@ -254,6 +258,7 @@ const REASON_WORDS: Record<string, string> = {
  * code the UI does not know, and a reason without one, by the gateway's own words). */
 export function reasonKind(reason: string, code?: string): string {
   if (code && code in REASON_WORDS) return REASON_WORDS[code];
+  if (/^fewer than two of its photos are in Immich/s.test(reason)) return REASON_WORDS.too_few;
   if (/^its cover .+ is not in Immich for you/s.test(reason)) return REASON_WORDS.no_cover;
   if (/^its cover .+ is archived or hidden in Immich/s.test(reason)) return REASON_WORDS.cover_hidden;
   if (/ is in an Immich stack that also holds \d+ photo\(s\) outside this group/s.test(reason)) {
@@ -288,7 +293,8 @@ function grouped(pairs: [string, string][]): { key: string; ids: string[] }[] {
 export function stackSummary(run: ChunkedRun, nothing: string[] = []): StackSummary {
   const stack: StackResult[] = [];
   const already: StackResult[] = [];
-  const skips: [string, string][] = nothing.map((id) => [NOTHING_TO_STACK, id]);
+  // The groups not sent count with those the gateway found too few photos in: one reason
+  const skips: [string, string][] = nothing.map((id) => [REASON_WORDS.too_few, id]);
   const fails: [string, string][] = [];
   for (const r of run.results) {
     const ok = r.status === undefined || r.status === 200;
