@@ -3,7 +3,7 @@ import { api, type Job, type Stats } from "./api";
 import { FolderField, useFolderForm } from "./FolderField";
 import { type Go, hashQuery, type Params, useLoad, usePoll } from "./hooks";
 import {
-  displayPath, displayText, failedFilesLabel, jobScope, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
+  displayPath, displayText, emptyFolderNote, failedFilesLabel, jobScope, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
   phaseLabel, problemsLinkText, progressFraction, scanButton, scanOverview, scanRefusal, staleJobsNotice, statBreakdowns,
   uniqueJobs,
 } from "./logic";
@@ -150,6 +150,8 @@ export function Overview({ params, go }: Props) {
   // scan since (the watcher's), and failures of any kind no later job made good
   const past = scanOverview(jobs);
   const lasts = past.full.map((j) => details[j.id] ?? j);
+  const emptyNote = emptyFolderNote(folder, ofFolder(figures.of) ? figures.data ?? null : null,
+                                    ofFolder(problems.of) ? problems.data?.total ?? null : null);
   // Several library roots: each root's last scan, named by its root
   const severalRoots = folderForm.roots.length > 1 || lasts.length > 1;
   const lastFolder = past.folder ? details[past.folder.id] ?? past.folder : null;
@@ -184,6 +186,7 @@ export function Overview({ params, go }: Props) {
         )}
         <ProblemsLink total={ofFolder(problems.of) ? problems.data?.total ?? null : null}
                       error={problems.error?.message ?? null} folder={folder} />
+        {emptyNote && <p className="notice empty-folder" role="status">{displayText(emptyNote)}</p>}
       </section>
 
       <section aria-labelledby="scan-h">

@@ -196,6 +196,21 @@ export function groupTypeLabel(t: string): string {
   return GROUP_TYPES[t] ?? humanize(t);
 }
 
+/** What the Overview says of a folder whose figures are all nothing (once all are in):
+ * likely a folder typed that holds no file of the library (misspelt, or under another
+ * root), which zeros alone would not say. Null while a figure is missing or not nothing. */
+export function emptyFolderNote(
+  folder: string,
+  figures: { open: number; total: number; groups: number } | null,
+  problems: number | null,
+): string | null {
+  if (!folder || !figures || problems === null) return null;
+  if (figures.open || figures.total || figures.groups || problems) return null;
+  return `Nothing of the library is listed in ${displayPath(folder)}: no duplicate, file group or ` +
+    "file with a problem has a file there. If it is not the folder you meant, check its name " +
+    "(and the Library folder picked).";
+}
+
 /** What the Groups page says when its list is empty: of the type and folder it lists. */
 export function groupsEmptyText(type: string, folder: string): string {
   const what = type ? `${groupTypeLabel(type)} groups` : "groups";

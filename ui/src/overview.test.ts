@@ -1,6 +1,6 @@
 // What the Overview says of a job's failed files and of a scan it could not start.
 import { describe, expect, it } from "vitest";
-import { failedFilesLabel, phaseLabel, scanButton, scanRefusal, staleJobsNotice } from "./logic";
+import { emptyFolderNote, failedFilesLabel, phaseLabel, scanButton, scanRefusal, staleJobsNotice } from "./logic";
 
 describe("a job's failed files", () => {
   it("are counted as listed when the list holds them all", () => {
@@ -57,5 +57,20 @@ describe("jobs that could not be read again", () => {
     expect(scanButton(true, false, true)).toEqual({ label: "Scan now", disabled: false });
     expect(scanButton(false, true, true)).toEqual({ label: "Starting…", disabled: true });
     expect(scanButton(false, false, false)).toEqual({ label: "Scan now", disabled: false });
+  });
+});
+
+describe("a folder with nothing in it", () => {
+  it("says so once every figure is in and none counts anything, rather than zeros alone", () => {
+    const none = { open: 0, total: 0, groups: 0 };
+    expect(emptyFolderNote("/nas/Photos/2O24", none, 0)).toBe(
+      "Nothing of the library is listed in /nas/Photos/2O24: no duplicate, file group or file with a " +
+      "problem has a file there. If it is not the folder you meant, check its name (and the Library folder picked).");
+    expect(emptyFolderNote("/nas/Photos/2024", { ...none, groups: 1 }, 0)).toBeNull();
+    expect(emptyFolderNote("/nas/Photos/2024", none, 2)).toBeNull();
+    // ... not while a figure is still loading, nor for the whole library
+    expect(emptyFolderNote("/nas/Photos/2O24", none, null)).toBeNull();
+    expect(emptyFolderNote("/nas/Photos/2O24", null, 0)).toBeNull();
+    expect(emptyFolderNote("", none, 0)).toBeNull();
   });
 });
