@@ -250,12 +250,15 @@ export function Groups({ localMode, params, go }: Props) {
   /** One group: its dry run; a confirmation when it would stack, else what it said. */
   const previewStack = async (g: FileGroup) => {
     opener.current = { el: document.activeElement, id: g.id };
+    const scope = scopeRef.current;
     setMergeError(null);
     setReport(null);
     setStacking(g.id);
     try {
       const plan = await api.stackGroup(g.id, true);
       learn([plan]);
+      // Another list shown meanwhile (Back, another folder or type): no dialog over it
+      if (scopeRef.current !== scope) return;
       if (plan.outcome === "stack") {
         setStackPending({ kind: "one", group: g, plan });
       } else {
