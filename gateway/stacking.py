@@ -61,7 +61,8 @@ def plan(
     ``assetIds`` (every member Immich lists).
 
     The answer: ``outcome`` ``stack`` (``assetIds``, the cover first, is what to send),
-    ``stacked`` (one stack holds them all already: ``stackId``) or ``skip``
+    ``stacked`` (one stack holds them all already: ``stackId``, its cover
+    ``coverAssetId``) or ``skip``
     (``reasonCode``, one of ``REASON_CODES``, and ``reason``); with ``members`` (path,
     assetId, stackId) for the user to see.
     """
@@ -113,7 +114,9 @@ def plan(
                 "outside this group: unstack it in Immich first",
             )
     if len(touching) == 1 and set(listed) <= set(stacks[touching[0]].get("assetIds") or []):
-        return {**result, "outcome": "stacked", "stackId": touching[0]}
+        sid = touching[0]
+        cover_now = stacks[sid].get("primaryAssetId")
+        return {**result, "outcome": "stacked", "stackId": sid, "coverAssetId": cover_now}
     if cover not in listed:
         return _skip(
             result,

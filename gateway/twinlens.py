@@ -388,7 +388,8 @@ def _stack_one(group_id: Any, dry_run: bool, expect: Any = None) -> tuple[int, d
         got = [a.get("id") for a in made.get("assets") or []]
     except (ValueError, AttributeError):
         made, got = {}, []
-    done = {**result, "outcome": "stacked", "created": True, "stackId": made.get("id")}
+    done = {**result, "outcome": "stacked", "created": True, "stackId": made.get("id"),
+            "coverAssetId": made.get("primaryAssetId")}  # fmt: skip
     mine = {m["assetId"] for m in result["members"] if m["assetId"]}
     outside = [a for a in got if a not in mine]
     if outside:

@@ -76,11 +76,13 @@ def test_a_raw_jpeg_pair_becomes_one_immich_stack_with_the_jpeg_on_top(
     assert made == {"id": body["stackId"], "primaryAssetId": a["A.JPG"], "assetCount": 2}
     # And asking again changes nothing: it is stacked already
     again = _stack(gateway, alice, shots["group"]["A"]).json()
-    assert (again["outcome"], again["created"], again["stackId"]) == (
+    assert (again["outcome"], again["created"], again["stackId"], again["coverAssetId"]) == (
         "stacked",
         False,
         body["stackId"],
+        a["A.JPG"],
     )
+    assert body["coverAssetId"] == a["A.JPG"]
     assert len(immich.state.stacks) == 4  # C's, D's, E's and A's
 
 

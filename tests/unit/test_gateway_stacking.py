@@ -102,7 +102,7 @@ def test_stacks_wholly_inside_the_group_are_taken_in_their_cover_kept():
 def test_a_group_that_is_one_stack_already_is_left_as_it_is():
     # The user made the RAW the cover in Immich; a sidecar is no asset
     p = plan(PAIR, IDS, seen("J", "R", stack="S"), {"S": stack("R", "J")})
-    assert (p["outcome"], p["stackId"]) == ("stacked", "S")
+    assert (p["outcome"], p["stackId"], p["coverAssetId"]) == ("stacked", "S", "R")
     assert [m["stackId"] for m in p["members"]] == ["S", "S"]
     # Also when one of them is archived in it
     archived = {**seen("J", stack="S"), **seen("R", visibility="archive", stack="S")}

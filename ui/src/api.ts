@@ -210,6 +210,8 @@ export interface StackResult {
   dryRun?: boolean;
   assetIds?: string[];
   stackId?: string | null;
+  /** The cover Immich has, once it is one stack (`stacked`). */
+  coverAssetId?: string | null;
   created?: boolean;
   reason?: string;
   /** Why it was not stacked, as a code (`too_few`, `no_cover`, `cover_hidden`,

@@ -295,4 +295,9 @@ describe("the cover Immich has, after a stack result", () => {
     // ... and a failure or a skip leaves what was known as it was
     expect(knownStack({ id: "g", status: 502, message: "x" }, found)).toBe(found);
   });
+  it("names the cover the gateway says Immich has, for a stack found made too", () => {
+    const told: StackResult = { ...again, coverAssetId: "a2" };
+    expect(knownStack(told)).toEqual({ stackId: "s1", cover: "/p/IMG_0330.CR2" });
+    expect(stackNotice(told)).toBe("Already stacked in Immich: 3 photos, cover IMG_0330.CR2.");
+  });
 });

@@ -91,11 +91,11 @@ export interface KnownStack {
 }
 
 /** What a result says of the group's stack in Immich, given what was known before
- * (`before`). A stack made now has the first photo sent as its cover (`assetIds[0]`: the
- * group's primary, or the cover of a stack of part of the group, which Immich keeps as it
- * grows); a dry run would give it that one. A stack found already made has the cover
- * chosen in Immich, which the answer does not say: named only when it is the stack this
- * page saw made (same stack, the cover still in it). A skip or failure says nothing. */
+ * (`before`). The gateway names the cover Immich has (`coverAssetId`): for a stack made
+ * now the first photo sent, for one found made the cover chosen in Immich. Without it (an
+ * older gateway) a stack made now has the first photo sent (`assetIds[0]`), and one found
+ * made is named only when it is the stack this page saw made (same stack, the cover still
+ * in it); a dry run would give the first photo it sends. A skip or failure says nothing. */
 export function knownStack(r: StackResult, before?: KnownStack | null): KnownStack | null {
   const ok = r.status === undefined || r.status === 200;
   if (!ok) return before ?? null;
@@ -103,6 +103,8 @@ export function knownStack(r: StackResult, before?: KnownStack | null): KnownSta
   if (r.outcome === "stack") return { stackId: null, cover: pathOf(r.assetIds?.[0]), planned: true };
   if (r.outcome !== "stacked") return before ?? null;
   const stackId = r.stackId ?? null;
+  const named = pathOf(r.coverAssetId ?? undefined);
+  if (named) return { stackId, cover: named };
   if (r.created) return { stackId, cover: pathOf(r.assetIds?.[0]) };
   const same = before && !before.planned && before.stackId && before.stackId === stackId && before.cover &&
     r.members?.some((m) => m.path === before.cover && m.stackId === stackId);
