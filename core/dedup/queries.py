@@ -8,6 +8,7 @@ whole catalog, then its candidates' rows), and ``IN`` lists are chunked (at most
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from array import array
@@ -15,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import groupby
 from typing import Any
 
 import numpy as np
@@ -168,6 +170,22 @@ def file_group_kinds(session: Session, group_ids: Iterable[str]) -> dict[str, tu
 # --- stored duplicate groups ---------------------------------------------------------------
 
 
+# A duplicate member as a pass compares it: (file_id, path, sha256, phash, similarity, size)
+MemberRow = tuple[int, str, str | None, str | None, float, int]
+
+
+def member_digest(rows: Iterable[MemberRow]) -> tuple[tuple[int, ...], bytes]:
+    """(the file ids, sorted; a digest of the members, sorted, similarity to 6 places):
+    what a pass compares a stored group with its result by. Holding every stored
+    member's path and hashes instead took ~90 MB of a full pass at a million files."""
+    norm = sorted(
+        (int(fid), path, sha, ph, round(float(score), 6), int(size))
+        for fid, path, sha, ph, score, size in rows
+    )
+    text = repr(norm).encode("utf-8", "surrogateescape")  # (repr escapes lone surrogates)
+    return tuple(r[0] for r in norm), hashlib.blake2b(text, digest_size=16).digest()
+
+
 @dataclass
 class StoredGroup:
     id: str
@@ -178,8 +196,8 @@ class StoredGroup:
     keeper_id: int | None
     keeper_reason: str | None
     reclaimable: int
-    # (file_id, path, sha256, phash, similarity, size), sorted
-    members: list[tuple[int, str, str | None, str | None, float, int]] = field(default_factory=list)
+    file_ids: tuple[int, ...] = ()  # sorted
+    digest: bytes = b""  # member_digest of its members
 
 
 def _select_in(session: Session, wanted: Any, column: Any, values: Iterable[Any]) -> set[Any]:
@@ -226,13 +244,18 @@ def stored_groups(
         for gid, t, key, status, sim, keeper, reason, reclaim in session.execute(q):
             by_id[gid] = StoredGroup(gid, t, key, status, float(sim), keeper, reason, int(reclaim))
         q2 = mq if chunk is None else mq.where(DuplicateMember.group_id.in_(chunk))
-        for gid, fid, path, sha, ph, score, size in session.execute(q2):
+        # One group's members at a time, summed up as they come
+        for gid, rows in groupby(session.execute(q2.order_by(DuplicateMember.group_id)), _first):
             g = by_id.get(gid)
             if g is not None:
-                g.members.append((fid, path, sha, ph, float(score), int(size)))
-    for g in by_id.values():
-        g.members.sort()
+                g.file_ids, g.digest = member_digest(
+                    (fid, path, sha, ph, score, size) for _, fid, path, sha, ph, score, size in rows
+                )
     return {g.key: g for g in by_id.values()}
+
+
+def _first(row: Sequence[Any]) -> Any:
+    return row[0]
 
 
 @dataclass(frozen=True)

@@ -277,17 +277,9 @@ def status_of(group: DupGroup, decisions: Iterable[Q.Decision]) -> str:
     return "open"
 
 
-def _sig(g: DupGroup) -> list[tuple[int, str, str | None, str | None, float, int]]:
-    return sorted(
-        (m.file_id, m.path, m.sha256, m.phash, round(m.similarity_score, 6), m.size)
-        for m in g.members
-    )
-
-
-def _stored_sig(s: Q.StoredGroup) -> list[tuple[int, str, str | None, str | None, float, int]]:
-    return sorted(
-        (fid, p, sha, ph, round(score, 6), size) for fid, p, sha, ph, score, size in s.members
-    )
+def _sig(g: DupGroup) -> bytes:
+    rows = ((m.file_id, m.path, m.sha256, m.phash, m.similarity_score, m.size) for m in g.members)
+    return Q.member_digest(rows)[1]
 
 
 def _write(
@@ -310,7 +302,7 @@ def _write(
             old.type == g.type and old.status == status
             and round(old.similarity, 6) == round(g.similarity_score, 6)
             and old.keeper_id == g.keeper_id and old.keeper_reason == g.keeper_rule
-            and old.reclaimable == g.reclaimable_bytes and _stored_sig(old) == _sig(g)
+            and old.reclaimable == g.reclaimable_bytes and old.digest == _sig(g)
         )  # fmt: skip
         if same:
             stats.unchanged += 1
@@ -321,7 +313,7 @@ def _write(
     owner: dict[int, Q.StoredGroup] = {}
     for sg in stored.values():
         if sg.type == "perceptual":
-            for fid, *_rest in sg.members:
+            for fid in sg.file_ids:
                 owner.setdefault(fid, sg)
     inserts: list[tuple[DupGroup, str]] = []
     for g, status in fresh:

@@ -614,3 +614,18 @@ def test_a_look_alike_group_keeps_its_id_when_a_byte_copy_appears(cat: Catalog) 
 def _ids_by_type(cat: Catalog) -> dict[str, str]:
     with session_scope(cat.engine) as s:
         return {g.duplicate_type: g.group_id for g in s.scalars(select(DuplicateGroup))}
+
+
+def test_member_digest_is_the_members_sorted_whatever_their_order():
+    from core.dedup.queries import member_digest
+
+    a = (1, "/lib/a.jpg", "aa", "ff00", 1.0, 10)
+    b = (2, "/lib/\udcff.jpg", None, "ff01", 0.984375, 20)  # a name that is not UTF-8
+    ids, digest = member_digest([b, a])
+    assert ids == (1, 2) and member_digest([a, b]) == (ids, digest)
+    # The stored row's types (a similarity stored to more places) compare as the result's
+    assert member_digest([(1, "/lib/a.jpg", "aa", "ff00", 1, 10), b])[1] == digest
+    assert member_digest([a, (2, "/lib/\udcff.jpg", None, "ff01", 0.98437500001, 20)])[1] == digest
+    # Any fact of a member that differs is another group
+    for changed in ((3, *b[1:]), (2, "/lib/b.jpg", *b[2:]), (*b[:2], "bb", *b[3:]), (*b[:5], 21)):
+        assert member_digest([a, changed])[1] != digest
