@@ -391,33 +391,40 @@ def scan_ok(rep: dict[str, Any]) -> bool:
 
 
 def cmd_stack(args: argparse.Namespace) -> int:
-    from gateway.stackrun import StackRunError, stack_library, summary
+    from gateway.stackrun import StackRunError, problems, stack_library, summary
 
     cfg = load_settings()
-    if not cfg.immich_api_key:
+    key = cfg.immich_api_key
+    if not key:
         print(
             "twinlens: set TWINLENS_IMMICH_API_KEY to an Immich API key (stack.create, "
             "stack.read, asset.read, asset.upload, user.read): its owner's groups are stacked",
             file=sys.stderr,
         )
         return 2
+    if not all("\x21" <= ch <= "\x7e" for ch in key):  # said without the key itself
+        print("twinlens: TWINLENS_IMMICH_API_KEY holds spaces or control characters "
+              "(a line end from a Windows .env?)", file=sys.stderr)  # fmt: skip
+        return 2
     if args.json and not os.path.isdir(os.path.dirname(os.path.abspath(args.json))):
         print(f"twinlens: cannot write {args.json}: no such folder", file=sys.stderr)
         return 2
     try:
         run = stack_library(
-            cfg.gateway_url, cfg.immich_api_key, folder=args.folder, kind=args.type,
-            dry_run=args.dry_run,
-        )  # fmt: skip
+            cfg.gateway_url, key, folder=args.folder, kind=args.type, dry_run=args.dry_run
+        )
     except StackRunError as exc:
         print(f"twinlens: {exc}", file=sys.stderr)
         return 2
     if args.json:
-        report = {"dryRun": run.dry_run, "listed": run.listed, "results": run.results}
+        report = {"dryRun": run.dry_run, "listed": run.listed, "results": run.results,
+                  "stopped": run.stopped}  # fmt: skip
         Path(args.json).write_text(json.dumps(report, indent=1) + "\n")
     if not args.quiet:
         print(summary(run))
-    return 1 if run.failed() else 0
+    elif not run.ok:  # a cron run mails what went wrong, and nothing else
+        print("\n".join(problems(run)), file=sys.stderr)
+    return 0 if run.ok else 1
 
 
 # --- long-running processes ---------------------------------------------------------

@@ -400,7 +400,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: object) -> 
         grouping_url=_str(env, "TWINLENS_GROUPING_URL").rstrip("/"),
         dedup_url=_str(env, "TWINLENS_DEDUP_URL").rstrip("/"),
         immich_url=_str(env, "TWINLENS_IMMICH_URL").rstrip("/"),
-        immich_api_key=_str(env, "TWINLENS_IMMICH_API_KEY"),
+        # Surrounding blanks are no part of a key (a CRLF .env leaves a \r)
+        immich_api_key=_str(env, "TWINLENS_IMMICH_API_KEY").strip(),
         gateway_url=_str(env, "TWINLENS_GATEWAY_URL").rstrip("/"),
         admin_only=_bool(env, "TWINLENS_ADMIN_ONLY"),
         path_map=_path_map(_str(env, "TWINLENS_PATH_MAP")),

@@ -11,6 +11,7 @@ cron): it only stacks what is not stacked yet.
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,7 +26,8 @@ TIMEOUT = (10, 600)  # a bulk call asks Immich a few times per group
 
 
 class StackRunError(Exception):
-    """The run could not go on (the gateway refused or is unreachable)."""
+    """The run could not go on (the gateway refused the key, is unreachable, or is not
+    the gateway)."""
 
 
 @dataclass
@@ -33,8 +35,9 @@ class StackRun:
     """What a run did (or, dry, would do), group by group."""
 
     dry_run: bool
-    listed: int = 0  # groups read from the gateway
+    listed: int = 0  # groups read from the gateway with two photos or more
     results: list[dict[str, Any]] = field(default_factory=list)
+    stopped: str | None = None  # why it stopped partway (listing failed after a start)
 
     def counts(self) -> Counter:
         return Counter(_kind(r) for r in self.results)
@@ -44,6 +47,10 @@ class StackRun:
 
     def skipped_by_reason(self) -> Counter:
         return Counter(r.get("reasonCode") or "other" for r in self.results if _kind(r) == "skip")
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed() and self.stopped is None
 
 
 def _kind(r: dict[str, Any]) -> str:
@@ -63,44 +70,56 @@ def _session(api_key: str) -> requests.Session:
     return s
 
 
-def _json(resp: requests.Response, what: str) -> Any:
-    if resp.status_code != 200:
-        try:
-            message = resp.json().get("message")
-        except (ValueError, AttributeError):
-            message = None
-        raise StackRunError(f"{what}: the gateway answered {resp.status_code}: "
-                            f"{message or resp.text[:200]}")  # fmt: skip
-    return resp.json()
+def _call(s: requests.Session, method: str, url: str, what: str, **kw: Any) -> Any:
+    """The gateway's JSON object answer; anything else a ``StackRunError`` that names no
+    credential. Redirects are not followed: requests would send the key along."""
+    try:
+        resp = s.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kw)
+    except requests.RequestException as exc:
+        raise StackRunError(f"{what}: the gateway at {url.split('/api/')[0]} could not be "
+                            f"reached ({type(exc).__name__})") from None  # fmt: skip
+    if 300 <= resp.status_code < 400:
+        raise StackRunError(f"{what}: the gateway answered a redirect ({resp.status_code}) "
+                            f"to {resp.headers.get('Location')}: is TWINLENS_GATEWAY_URL "
+                            "the gateway's own address?")  # fmt: skip
+    try:
+        body = resp.json()
+    except ValueError:
+        body = None
+    if resp.status_code == 200 and isinstance(body, dict):
+        return body
+    message = body.get("message") if isinstance(body, dict) else None
+    if message is None:
+        raise StackRunError(f"{what}: the gateway answered {resp.status_code} without JSON: "
+                            "is TWINLENS_GATEWAY_URL the gateway?")  # fmt: skip
+    raise StackRunError(f"{what}: the gateway answered {resp.status_code}: {message}")
 
 
 def candidates(
     s: requests.Session, gateway: str, folder: str | None, kind: str | None
 ) -> Iterator[dict[str, Any]]:
-    """The groups with at least two photos Immich holds for the key's owner, page by
-    page (one with fewer is not worth a call: the gateway would skip it)."""
+    """The groups with at least two photos to stack, page by page, each once (a scan
+    that adds a group meanwhile shifts the pages). Whether Immich holds them is the bulk
+    route's to find out, strictly: a refused lookup is a failure there, not a silent
+    "nothing to stack"."""
     params: dict[str, Any] = {"size": PAGE}
     if folder:
-        params["path_prefix"] = folder
+        params["path_prefix"] = os.fsencode(folder)  # a name that is not UTF-8 as its bytes
     if kind:
         params["type"] = kind
+    seen: set[str] = set()
     page = 1
     while True:
-        try:
-            resp = s.get(f"{gateway}/api/twinlens/groups", params={**params, "page": page},
-                         timeout=TIMEOUT)  # fmt: skip
-        except requests.RequestException as exc:
-            raise StackRunError(f"the gateway at {gateway} could not be reached: {exc}") from None
-        body = _json(resp, "listing the groups")
+        body = _call(s, "GET", f"{gateway}/api/twinlens/groups", "listing the groups",
+                     params={**params, "page": page})  # fmt: skip
         items = body.get("items") or []
-        yield from (g for g in items if _worth_asking(g))
+        for g in items:
+            if isinstance(g, dict) and g.get("id") not in seen and len(stackable(g)) >= 2:
+                seen.add(g["id"])
+                yield g
         if not items or page * PAGE >= int(body.get("total") or 0):
             return
         page += 1
-
-
-def _worth_asking(group: dict[str, Any]) -> bool:
-    return len({m.get("assetId") for m in stackable(group) if m.get("assetId")}) >= 2
 
 
 def stack_library(
@@ -113,19 +132,26 @@ def stack_library(
     progress: Callable[[int], None] | None = None,
 ) -> StackRun:
     """Stack every group of the library (or of ``folder``, of type ``kind``) that the
-    gateway would stack; ``progress(n)`` after each call with the groups asked so far."""
+    gateway would stack; ``progress(n)`` after each call with the groups asked so far.
+    ``StackRunError`` when it could not start; one that comes after a start is kept in
+    ``stopped`` with what was done."""
     run = StackRun(dry_run=dry_run)
     s = _session(api_key)
     gateway = gateway.rstrip("/")
     batch: list[str] = []
-    for group in candidates(s, gateway, folder, kind):
-        run.listed += 1
-        batch.append(group["id"])
-        if len(batch) == PAGE:
+    try:
+        for group in candidates(s, gateway, folder, kind):
+            run.listed += 1
+            batch.append(group["id"])
+            if len(batch) == PAGE:
+                _send(s, gateway, batch, run, progress)
+                batch = []
+        if batch:
             _send(s, gateway, batch, run, progress)
-            batch = []
-    if batch:
-        _send(s, gateway, batch, run, progress)
+    except StackRunError as exc:
+        if not run.results:
+            raise  # nothing done: it could not start
+        run.stopped = str(exc)
     return run
 
 
@@ -138,9 +164,10 @@ def _send(
 ) -> None:
     body = {"ids": ids, "dryRun": run.dry_run}
     try:
-        resp = s.post(f"{gateway}/api/twinlens/groups/stack", json=body, timeout=TIMEOUT)
-        answer = _json(resp, "stacking")
-    except (requests.RequestException, StackRunError) as exc:
+        answer = _call(s, "POST", f"{gateway}/api/twinlens/groups/stack", "stacking", json=body)
+    except StackRunError as exc:
+        if any(f"answered {c}:" in str(exc) for c in (401, 403)):
+            raise  # the key may not stack: every batch would be refused alike
         # This batch only: it is reported, the next batches are still sent (a timeout
         # may have stacked some of it; the next run finds those stacked already)
         run.results.extend({"id": i, "status": 0, "message": str(exc)} for i in ids)
@@ -156,11 +183,22 @@ def summary(run: StackRun) -> str:
     verb = "would stack" if run.dry_run else "stacked"
     done = c["stack"] if run.dry_run else c["stacked"]
     lines = [
-        f"{run.listed} group(s) with two or more photos in Immich: {verb} {done}, "
+        f"{run.listed} group(s) with two or more photos: {verb} {done}, "
         f"already stacked {c['already']}, not stacked {c['skip']}, failed {c['failed']}"
     ]
     for code, n in run.skipped_by_reason().most_common():
         lines.append(f"  not stacked ({code}): {n}")
-    for r in run.failed()[:20]:
-        lines.append(f"  failed: group {r.get('id')}: {r.get('message') or r.get('status')}")
+    lines.extend(problems(run))
     return "\n".join(lines)
+
+
+def problems(run: StackRun, shown: int = 20) -> list[str]:
+    """The failed groups (the first ``shown``) and why the run stopped, if it did."""
+    failed = run.failed()
+    lines = [f"  failed: group {r.get('id')}: {r.get('message') or r.get('status')}"
+             for r in failed[:shown]]  # fmt: skip
+    if len(failed) > shown:
+        lines.append(f"  … and {len(failed) - shown} more failed group(s) (--json lists them)")
+    if run.stopped:
+        lines.append(f"  stopped partway: {run.stopped}")
+    return lines

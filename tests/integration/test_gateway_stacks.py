@@ -310,14 +310,15 @@ def test_twinlens_stack_stacks_the_library_and_only_what_is_new_when_run_again(
     report = tmp_path / "dry.json"
     assert twinlens.main(["stack", "--dry-run", "--json", str(report)]) == 0
     out = capsys.readouterr().out
-    assert "would stack 2, already stacked 1, not stacked 1, failed 0" in out, out
-    assert "not stacked (in_other_stack): 1" in out
+    assert "5 group(s) with two or more photos: would stack 2, already stacked 1, " in out, out
+    assert "not stacked 2, failed 0" in out
+    assert "not stacked (in_other_stack): 1" in out and "not stacked (too_few): 1" in out
     dry = json.loads(report.read_text())
-    assert dry["dryRun"] is True and len(dry["results"]) == 4  # B and L: nothing to ask
+    assert dry["dryRun"] is True and len(dry["results"]) == 5  # L: one photo, not asked
     assert _stack_of(immich, a["A.JPG"]) is None
     # The real run stacks A and grows E's stack; D stays, C is skipped
     assert twinlens.main(["stack"]) == 0
-    assert "stacked 2, already stacked 1, not stacked 1, failed 0" in capsys.readouterr().out
+    assert "stacked 2, already stacked 1, not stacked 2, failed 0" in capsys.readouterr().out
     assert _stack_of(immich, a["A.CR3"])["primaryAssetId"] == a["A.JPG"]
     assert _stack_of(immich, a["E-edited.JPG"])["assetCount"] == 3
     # Run again (nightly): nothing new, nothing moves
@@ -351,5 +352,105 @@ def test_twinlens_stack_says_which_groups_failed_and_exits_1(
     assert twinlens.main(["stack"]) == 1
     out = capsys.readouterr().out
     assert f"failed: group {failing}: Immich answered 500" in out, out
-    assert "stacked 1, already stacked 1, not stacked 1, failed 1" in out
+    assert "stacked 1, already stacked 1, not stacked 2, failed 1" in out
     assert _stack_of(immich, shots["asset"]["E-edited.JPG"]) is not None
+
+
+def _stack_env(monkeypatch, url: str, key: str) -> None:
+    monkeypatch.setenv("TWINLENS_GATEWAY_URL", url)
+    monkeypatch.setenv("TWINLENS_IMMICH_API_KEY", key)
+
+
+def test_twinlens_stack_pages_and_batches_each_group_once(
+    gateway, immich, alice, shots, monkeypatch, capsys, tmp_path
+):
+    import json
+
+    import twinlens
+    from gateway import stackrun
+
+    _stack_env(monkeypatch, gateway.url, immich.state.add_api_key(alice.user["id"], ["all"]))
+    monkeypatch.setattr(stackrun, "PAGE", 2)  # three pages, batches sent mid-page
+    report = tmp_path / "r.json"
+    assert twinlens.main(["stack", "--json", str(report)]) == 0
+    ids = [r["id"] for r in json.loads(report.read_text())["results"]]
+    assert len(ids) == len(set(ids)) == 5, ids
+    assert "stacked 2, already stacked 1, not stacked 2" in capsys.readouterr().out
+
+
+def test_twinlens_stack_with_a_key_that_cannot_look_up_or_stack(
+    gateway, immich, alice, shots, monkeypatch, capsys
+):
+    import twinlens
+
+    uid = alice.user["id"]
+    # A key without asset.upload: Immich refuses the look-up, each group fails (exit 1),
+    # never "nothing to stack" with exit 0
+    blind = immich.state.add_api_key(uid, ["user.read", "stack.read", "stack.create", "asset.read"])
+    _stack_env(monkeypatch, gateway.url, blind)
+    assert twinlens.main(["stack", "--quiet"]) == 1
+    err = capsys.readouterr()
+    assert err.out == "" and "asset.upload" in err.err, err
+    # A key without stack.create: refused at the first batch, nothing done (exit 2)
+    no_stack = immich.state.add_api_key(
+        uid, ["user.read", "stack.read", "asset.read", "asset.upload"]
+    )
+    _stack_env(monkeypatch, gateway.url, no_stack)
+    assert twinlens.main(["stack"]) == 2
+    assert "Missing required permission: stack.create" in capsys.readouterr().err
+    assert _stack_of(immich, shots["asset"]["A.JPG"]) is None
+    # A key pasted with a line end works; one with a space inside is refused unshown
+    _stack_env(monkeypatch, gateway.url, immich.state.add_api_key(uid, ["all"]) + "\r\n")
+    assert twinlens.main(["stack", "--dry-run", "--quiet"]) == 0
+    _stack_env(monkeypatch, gateway.url, "secret part")
+    assert twinlens.main(["stack"]) == 2
+    assert "secret" not in capsys.readouterr().err
+
+
+def test_twinlens_stack_never_follows_a_redirect_with_the_key(monkeypatch, capsys):
+    import flask
+
+    import twinlens
+    from tests.fakeimmich import ThreadedServer
+
+    elsewhere = flask.Flask("elsewhere")
+    seen: list[str] = []
+
+    @elsewhere.route("/<path:p>")
+    def anything(p):
+        seen.append(flask.request.headers.get("x-api-key", ""))
+        return {"items": [], "total": 0}
+
+    target = ThreadedServer(elsewhere).start()
+    mover = flask.Flask("mover")
+    mover.add_url_rule("/<path:p>", "p", lambda p: flask.redirect(target.url + "/" + p))
+    front = ThreadedServer(mover).start()
+    try:
+        _stack_env(monkeypatch, front.url, "the-key")
+        assert twinlens.main(["stack"]) == 2
+        assert "redirect" in capsys.readouterr().err and seen == []
+    finally:
+        front.stop()
+        target.stop()
+
+
+def test_twinlens_stack_that_stops_partway_reports_what_it_did(
+    gateway, immich, alice, shots, monkeypatch, capsys
+):
+    import twinlens
+    from gateway import stackrun
+
+    _stack_env(monkeypatch, gateway.url, immich.state.add_api_key(alice.user["id"], ["all"]))
+    monkeypatch.setattr(stackrun, "PAGE", 2)
+    real = stackrun._call
+
+    def second_page_fails(s, method, url, what, **kw):
+        if method == "GET" and kw["params"]["page"] == 2:
+            raise stackrun.StackRunError("listing the groups: the gateway answered 503: busy")
+        return real(s, method, url, what, **kw)
+
+    monkeypatch.setattr(stackrun, "_call", second_page_fails)
+    assert twinlens.main(["stack"]) == 1
+    out = capsys.readouterr().out
+    assert "2 group(s) with two or more photos" in out
+    assert "stopped partway: listing the groups: the gateway answered 503: busy" in out

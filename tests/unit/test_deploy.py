@@ -67,9 +67,12 @@ def test_library_is_mounted_read_only_and_settings_are_real_variables():
 def test_every_setting_reaches_the_containers():
     # A variable set in .env reaches a container only if compose names it: every setting
     # is either fixed by the deployment or passed through (empty means the default)
-    env = COMPOSE["x-twinlens"]["environment"]
+    env = dict(COMPOSE["x-twinlens"]["environment"])
+    # A secret only one service uses is set on that service alone
+    env.update(COMPOSE["services"]["gateway"]["environment"])
     fixed_by_the_image = {"TWINLENS_DATA_DIR"}  # the /data volume (docker/Dockerfile)
     assert set(VARIABLES) - fixed_by_the_image - set(env) == set()
+    assert "TWINLENS_IMMICH_API_KEY" not in COMPOSE["services"]["worker"]["environment"]
     for name, value in env.items():
         if value.startswith("${"):
             assert value.startswith(("${" + name, "${TZ")), (name, value)
