@@ -1254,16 +1254,16 @@ def test_stack_a_group_then_a_folders_groups_in_immich_in_browser(
     assert lines[1] == "IMG_301.JPG: Stacked in Immich: 2 photos, cover IMG_301.JPG.", lines
     assert lines[2].startswith("IMG_302.JPG: Not stacked: fewer than two of its photos"), lines
     assert not lines[2].endswith(".."), lines
-    assert lines[3] == "IMG_303.JPG: Already stacked in Immich: 2 photos.", lines
+    assert lines[3] == "IMG_303.JPG: Already stacked in Immich: 2 photos, cover IMG_303.JPG.", lines
     assert lines[4].startswith("IMG_304.JPG: Not stacked: "), lines
     assert "IMG_304.JPG is in an Immich stack that also holds 1 photo(s) outside" in lines[4]
     notes = {tuple(sorted(_names(c["paths"]))): c["note"] for c in out["folderNotes"]}
     # ... and the hint beside each button names the cover Immich has once a result said
-    # it; of a stack made in Immich (IMG_303's), whose cover the answer does not say, none
+    # it, a stack made in Immich (IMG_303's) too: the gateway names its cover
     hints = {tuple(sorted(_names(c["paths"]))): c["cover"] for c in out["folderNotes"]}
     assert hints[("IMG_301.CR2", "IMG_301.JPG")] == "stacked in Immich, cover IMG_301.JPG", hints
     assert hints[("IMG_300.CR2", "IMG_300.JPG")] == "stacked in Immich, cover IMG_300.JPG", hints
-    assert hints[("IMG_303.CR2", "IMG_303.JPG")] == "stacked in Immich", hints
+    assert hints[("IMG_303.CR2", "IMG_303.JPG")] == "stacked in Immich, cover IMG_303.JPG", hints
     assert hints[("IMG_302.CR2", "IMG_302.JPG")] == "cover IMG_302.JPG", hints
     assert (
         notes[("IMG_301.CR2", "IMG_301.JPG")] == "Stacked in Immich: 2 photos, cover IMG_301.JPG."

@@ -7,7 +7,7 @@ import {
 import { canTakeFocus, Dialog } from "./Dialog";
 import { FolderField, useFolderForm } from "./FolderField";
 import {
-  focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLeaveWarning, useLoad, type Go, type Params,
+  focusCard, focusNear, useEmptyPageStep, useFocusAfterStep, useLoad, whileRunning, type Go, type Params,
 } from "./hooks";
 import {
   actionFailure, camera, displayText, carryNotes, confirmButton, confirmedRequests, decidedKeep, defaultKeep,
@@ -78,7 +78,6 @@ export function Duplicates({ localMode, params, go }: Props) {
   const [pending, setPending] = useState<Pending | null>(null);
   const [busy, setBusy] = useState<string | null>(null);
   // "Accept all suggestions" under way: leaving the page would lose what it did
-  useLeaveWarning(busy === "confirm" && pending?.kind === "bulk");
   // Page-wide actions ("Accept all suggestions") say how they went at the top, by their button
   const [message, setMessage] = useState<Message | null>(null);
   // After an action the button that had the focus may be gone: the focus goes to the next
@@ -279,8 +278,8 @@ export function Duplicates({ localMode, params, go }: Props) {
                    `(${formatBytes(t.trashBytes)}).`,
                true, { ...pending.dup, status: "resolved" });
       } else {
-        const r = await api.resolveBulk(
-          confirmedRequests(pending.requests, pending.result.results), false);
+        const r = await whileRunning(() => api.resolveBulk(
+          confirmedRequests(pending.requests, pending.result.results), false));
         const t = planTotals(r.results, items);
         const ok = r.results.filter((x) => x.status === 200).map((x) => x.id);
         if (status !== "any") decide(ok);

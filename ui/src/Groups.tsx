@@ -3,7 +3,7 @@ import { CardNote, type Message, Notices } from "./Notices";
 import { api, ApiError, type FileGroup, type GroupMember, type StackResult } from "./api";
 import { canTakeFocus, Dialog } from "./Dialog";
 import { FolderField, useFolderForm } from "./FolderField";
-import { focusCard, useEmptyPageStep, useFocusAfterStep, useLeaveWarning, useLoad, type Go, type Params } from "./hooks";
+import { focusCard, useEmptyPageStep, useFocusAfterStep, useLoad, whileRunning, type Go, type Params } from "./hooks";
 import {
   actionFailure, canMerge, displayText, carryNotes, dirname, displayName, displayPath, formatBytes, formatCount, formatTakenAt,
   groupPrimary, groupsEmptyText, groupTypeLabel, mergePlan, notesOf, pageFromUrl, pageParam, placeNotes, plural, type Regroup,
@@ -184,7 +184,6 @@ export function Groups({ localMode, params, go }: Props) {
   });
 
   // A bulk stack under way: leaving the page would stop it halfway, unreported
-  useLeaveWarning(stacking === "confirm" && stackPending?.kind === "bulk");
 
   // Another list shown (Back, another folder or type): a stack waiting for its
   // confirmation is dropped (its dialog spoke of the other list, and would stack its
@@ -266,6 +265,7 @@ export function Groups({ localMode, params, go }: Props) {
         setFocusBack(true);
       }
     } catch (e) {
+      if (scopeRef.current !== scope) return; // another list shown: its notes are its own
       const f = stackFailure(e);
       noteOn(g, { text: f.text, error: true });
       setFocusBack(true);
@@ -357,11 +357,11 @@ export function Groups({ localMode, params, go }: Props) {
     setStacking("confirm");
     setProgress({ phase: "real", done: 0, total: ids.length });
     const expected = new Map(p.summary.stack.map((r) => [r.id, r.assetIds ?? []]));
-    const real = await stackInChunks(ids, (chunk) => api.stackGroups(
+    const real = await whileRunning(() => stackInChunks(ids, (chunk) => api.stackGroups(
       chunk, false, Object.fromEntries(chunk.map((id) => [id, expected.get(id) ?? []]))), {
       onProgress: (done, total) => setProgress({ phase: "real", done, total }),
       stopped: () => stopRef.current,
-    });
+    }));
     const sent = new Set(ids);
     const byId = new Map(real.results.map((r) => [r.id, r]));
     const dryById = new Map(p.dry.results.map((r) => [r.id, r]));

@@ -269,16 +269,21 @@ export function useLibraryRoots(): string[] {
   return roots;
 }
 
-/** While `active` (a bulk run under way), reloading or closing the tab asks first: the
- * run would stop halfway, its report lost. */
-export function useLeaveWarning(active: boolean): void {
-  useEffect(() => {
-    if (!active) return;
-    const warn = (e: BeforeUnloadEvent) => {
-      e.preventDefault();
-      e.returnValue = true; // browsers before preventDefault() was enough (Chrome < 119)
-    };
-    window.addEventListener("beforeunload", warn);
-    return () => window.removeEventListener("beforeunload", warn);
-  }, [active]);
+let runsUnderWay = 0;
+
+const warnBeforeLeaving = (e: BeforeUnloadEvent) => {
+  e.preventDefault();
+  e.returnValue = true; // browsers before preventDefault() was enough (Chrome < 119)
+};
+
+/** A bulk run (`work`) under way: until it ends, reloading or closing the tab asks first
+ * (the run would stop halfway, its report lost). Tied to the run, not to the page: going
+ * to another page of the app does not stop the run, so the warning stays. */
+export async function whileRunning<T>(work: () => Promise<T>): Promise<T> {
+  if (runsUnderWay++ === 0) window.addEventListener("beforeunload", warnBeforeLeaving);
+  try {
+    return await work();
+  } finally {
+    if (--runsUnderWay === 0) window.removeEventListener("beforeunload", warnBeforeLeaving);
+  }
 }
