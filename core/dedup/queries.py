@@ -109,9 +109,10 @@ def ids_by_sha256(session: Session, shas: Iterable[str]) -> set[int]:
 def phash_table(session: Session) -> tuple[np.ndarray, np.ndarray]:
     """(file ids int64, pHashes uint64) of every present file with a pHash: two columns,
     enough to build the similarity index an incremental pass queries."""
-    # Typed arrays, not lists of Python ints: 16 bytes a file instead of ~80
+    # Typed arrays, not lists of Python ints: 16 bytes a file instead of ~80; and rows
+    # streamed from the cursor (Core), where the ORM's execute fetches them all first
     ids, hashes = array("q"), array("Q")
-    for fid, ph in session.execute(
+    for fid, ph in session.connection().execute(
         select(File.id, File.phash).where(File.status == "present", File.phash.is_not(None))
     ):
         try:
@@ -245,7 +246,9 @@ def stored_groups(
             by_id[gid] = StoredGroup(gid, t, key, status, float(sim), keeper, reason, int(reclaim))
         q2 = mq if chunk is None else mq.where(DuplicateMember.group_id.in_(chunk))
         # One group's members at a time, summed up as they come
-        for gid, rows in groupby(session.execute(q2.order_by(DuplicateMember.group_id)), _first):
+        # (streamed, as phash_table's rows: every stored member at once was ~35 MB at 500k)
+        members = session.connection().execute(q2.order_by(DuplicateMember.group_id))
+        for gid, rows in groupby(members, _first):
             g = by_id.get(gid)
             if g is not None:
                 g.file_ids, g.digest = member_digest(
