@@ -565,7 +565,9 @@ def _shared_sizes(
     its folder, so the root's other rows count too: a copy arriving there must meet its
     twin elsewhere in the root. (A row of the folder that vanished then counts once: at
     worst a new file of its size gets a quick digest it did not need.)"""
-    other = session.execute(
+    # Streamed (Core): the ORM's execute would fetch every row first, and a folder scan
+    # reads the whole root's
+    other = session.connection().execute(
         select(File.size, File.device, File.inode).where(
             File.status == "present",
             File.size > 0,
