@@ -232,6 +232,7 @@ def dedupe(
             stats.mode = "full (scope too large)"
         else:
             rows, touched = found
+            del found  # else it keeps the rows alive past their own del below
     if rows is None:
         rows = Q.rows_by_ids(session, full_candidate_ids(session, threshold))
     note("cluster", 0, len(rows))

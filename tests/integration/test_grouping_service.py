@@ -375,3 +375,73 @@ def test_a_pass_batches_folders_by_files_with_the_same_groups(db_session, root, 
     assert [len(b) for b in scope.batches()] == [1, 1, 1]
     stats = service.regroup(s, None)
     assert groups(s) == before and not stats.changed and len(before) == 2
+
+
+# Folders tied by a manual merge (or a stored group) stay in one batch however small the
+# batches are: the same groups, ids and stats as with one batch (review of ef72815)
+def _build(s, root):
+    cfg = load_settings({})
+    for d in "abcdefgh":
+        for n in range(3):
+            add(s, root, f"/lib/{d}/IMG_{n}.CR2")
+            add(s, root, f"/lib/{d}/IMG_{n}.JPG")
+        add(s, root, f"/lib/{d}/solo.jpg")
+    service.regroup(s, None)
+    # a manual merge across far-apart folders, one spanning three
+    service.merge_files(s, ["/lib/a/solo.jpg", "/lib/h/solo.jpg"], None, cfg)
+    gid, _ = service.merge_files(
+        s, ["/lib/b/solo.jpg", "/lib/e/solo.jpg", "/lib/g/solo.jpg"], None, cfg
+    )
+    # partial split of a cross-folder group
+    service.split_group(s, gid, ["/lib/e/solo.jpg"], cfg)
+    s.flush()
+
+
+def _rename_folder(s, old, new):
+    for f in s.scalars(select(File).where(File.dir_key == dir_key(old + "/x"))):
+        p = new + f.path[len(old) :]
+        f.path, f.path_key, f.dir_key = p, path_key(p), dir_key(p)
+    s.flush()
+
+
+def _snapshot(s):
+    return dict(groups(s))  # members -> (id, type, primary)
+
+
+@pytest.mark.parametrize("batch_files", [1, 3, 7])
+def test_batches_of_any_size_keep_merges_splits_and_renamed_folders_the_same(
+    db_session, root, monkeypatch, batch_files
+):
+    s = db_session
+    _build(s, root)
+    s.flush()
+    results = []
+    for bf in (10**9, batch_files):
+        nested = s.begin_nested()
+        monkeypatch.setattr(service, "BATCH_FILES", bf)
+        _rename_folder(s, "/lib/c", "/lib/zz")  # a renamed folder
+        _rename_folder(s, "/lib/h", "/lib/c2")  # the folder of a manual merge's member
+        st1 = service.regroup(s, None)
+        snap1 = _snapshot(s)
+        # a folder-scoped pass
+        add(s, root, "/lib/d/IMG_9.CR2")
+        add(s, root, "/lib/d/IMG_9.JPG")
+        st2 = service.regroup(s, [dir_key("/lib/d/x"), dir_key("/lib/zz/x")])
+        snap2 = _snapshot(s)
+        st3 = service.regroup(s, None)
+        results.append((snap1, snap2, st1.as_dict(), st2.as_dict(), st3.as_dict(), _snapshot(s)))
+        nested.rollback()
+    big, small = results
+
+    # ids of fresh groups differ (new_id); compare membership/type/primary plus ids of kept groups
+    def norm(snap, before):
+        return {k: (v[1], v[2], v[0] if v[0] in before else "new") for k, v in snap.items()}
+
+    before = {v[0] for v in _snapshot(s).values()}
+    for i in (0, 1, 5):
+        assert norm(big[i], before) == norm(small[i], before)
+    for i in (2, 3, 4):
+        a, b = dict(big[i]), dict(small[i])
+        assert {k: v for k, v in a.items() if k != "folders"} == {
+            k: v for k, v in b.items() if k != "folders"
+        }
