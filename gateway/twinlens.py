@@ -418,9 +418,7 @@ def stack_group(group_id: str) -> Response:
     body = json_body()
     _unknown_fields(body, {"dryRun", "expectAssetIds"})
     status, result = _stack_one(group_id, _dry_run(body), body.get("expectAssetIds"))
-    resp = jsonify(result)
-    resp.status_code = status
-    return resp
+    return _answered(status, result)
 
 
 @bp.post("/groups/stack")
@@ -446,10 +444,7 @@ def stack_groups() -> Response:
             continue
         status, result = _stack_item(group_id, dry_run, expect.get(group_id))
         results.append({"id": group_id, "status": status, **result})
-    ok = sum(1 for r in results if r["status"] == 200)
-    return jsonify(
-        {"dryRun": dry_run, "succeeded": ok, "failed": len(results) - ok, "results": results}
-    )
+    return _bulk_answer(dry_run, results)
 
 
 # --- duplicates ---------------------------------------------------------------------------
@@ -715,6 +710,20 @@ def _in_trash(a: enrich.Assets) -> str | None:
     return a.trashed or a.trashed_bytes
 
 
+def _answered(status: int, body: dict[str, Any]) -> Response:
+    resp = jsonify(body)
+    resp.status_code = status
+    return resp
+
+
+def _bulk_answer(dry_run: bool, results: list[dict[str, Any]]) -> Response:
+    """A bulk route's answer: each group's own status, and how many went through."""
+    ok = sum(1 for r in results if r["status"] == 200)
+    return jsonify(
+        {"dryRun": dry_run, "succeeded": ok, "failed": len(results) - ok, "results": results}
+    )
+
+
 def _dry_run(body: dict[str, Any]) -> bool:
     value = body.get("dryRun", False)
     if not isinstance(value, bool):
@@ -735,9 +744,7 @@ def resolve_duplicate(dup_id: str) -> Response:
         _dry_run(body),
         body.get("expectTrash"),
     )
-    resp = jsonify(result)
-    resp.status_code = status
-    return resp
+    return _answered(status, result)
 
 
 @bp.post("/duplicates/resolve")
@@ -781,10 +788,7 @@ def resolve_bulk() -> Response:
             expect = [t["path"] for t in result["trash"]]
             status, result = _resolve_item({**item, "expectTrash": expect}, dry_run=False)
         results.append({"id": item.get("id"), "status": status, **result})
-    ok = sum(1 for r in results if r["status"] == 200)
-    return jsonify(
-        {"dryRun": dry_run, "succeeded": ok, "failed": len(results) - ok, "results": results}
-    )
+    return _bulk_answer(dry_run, results)
 
 
 def _resolve_item(item: dict[str, Any], dry_run: bool) -> tuple[int, dict[str, Any]]:
