@@ -29,6 +29,8 @@ from urllib.parse import quote
 
 import requests
 
+from gateway.auth import as_caller, immich_refusal_of, upstream_failure
+
 # Members that are never stacked: not Immich assets, or the video of a Live Photo
 _NOT_STACKED_KINDS = frozenset({"sidecar", "other"})
 
@@ -167,8 +169,6 @@ class ImmichAnswer(Exception):
 def _read(path: str) -> Any:
     """Immich's JSON answer to ``GET /api/<path>``; None when it would not show it (400,
     404: locked away, gone since the lookup); its refusal or failure raised."""
-    from gateway.auth import as_caller, immich_refusal_of, upstream_failure
-
     try:
         resp = as_caller("GET", path)
     except requests.RequestException as exc:

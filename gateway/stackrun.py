@@ -27,7 +27,11 @@ TIMEOUT = (10, 600)  # a bulk call asks Immich a few times per group
 
 class StackRunError(Exception):
     """The run could not go on (the gateway refused the key, is unreachable, or is not
-    the gateway)."""
+    the gateway); ``status`` the gateway's answer, when it gave one."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -92,7 +96,8 @@ def _call(s: requests.Session, method: str, url: str, what: str, **kw: Any) -> A
     if message is None:
         raise StackRunError(f"{what}: the gateway answered {resp.status_code} without JSON: "
                             "is TWINLENS_GATEWAY_URL the gateway?")  # fmt: skip
-    raise StackRunError(f"{what}: the gateway answered {resp.status_code}: {message}")
+    raise StackRunError(f"{what}: the gateway answered {resp.status_code}: {message}",
+                        resp.status_code)  # fmt: skip
 
 
 def candidates(
@@ -166,7 +171,7 @@ def _send(
     try:
         answer = _call(s, "POST", f"{gateway}/api/twinlens/groups/stack", "stacking", json=body)
     except StackRunError as exc:
-        if any(f"answered {c}:" in str(exc) for c in (401, 403)):
+        if exc.status in (401, 403):
             raise  # the key may not stack: every batch would be refused alike
         # This batch only: it is reported, the next batches are still sent (a timeout
         # may have stacked some of it; the next run finds those stacked already)
