@@ -51,6 +51,25 @@ def drop_caches() -> bool:
         return False
 
 
+def insert_batched(engine, table, rows, size: int = 5000) -> None:
+    """Insert ``rows`` (dicts, any iterable) into ``table``, ``size`` a transaction: a
+    synthetic catalog of a million rows is never held whole."""
+    from sqlalchemy import insert
+
+    from core.db import session_scope
+
+    batch: list[dict] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            with session_scope(engine) as s:
+                s.execute(insert(table), batch)
+            batch = []
+    if batch:
+        with session_scope(engine) as s:
+            s.execute(insert(table), batch)
+
+
 @contextmanager
 def timed(results: dict, key: str):
     t0 = time.perf_counter()

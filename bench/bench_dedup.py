@@ -15,12 +15,14 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert, update  # noqa: E402
+from _common import insert_batched  # noqa: E402
+from sqlalchemy import update  # noqa: E402
 
 from core.config import load_settings  # noqa: E402
 from core.db import engine_for, migrate, session_scope  # noqa: E402
@@ -41,24 +43,24 @@ def fill(url: str, n: int, seed: int = 1) -> int:
         s.add(root)
         s.flush()
         root_id = root.id
-    rows = []
     old = utcnow() - timedelta(hours=1)
     bases: list[tuple[int, str]] = []
-    for i in range(n):
-        path = f"/bench/{i // 1000:04d}/IMG_{i:07d}.jpg"
-        r = rng.random()
-        if bases and r < 0.05:
-            h, sha = rng.choice(bases)
-        elif bases and r < 0.10:
-            h, _ = rng.choice(bases)
-            for b in rng.sample(range(64), rng.randint(1, 10)):
-                h ^= 1 << b
-            sha = f"{rng.getrandbits(256):064x}"
-        else:
-            h, sha = rand_hash(rng), f"{rng.getrandbits(256):064x}"
-            bases.append((h, sha))
-        rows.append(
-            dict(
+
+    def rows() -> Iterator[dict]:
+        for i in range(n):
+            path = f"/bench/{i // 1000:04d}/IMG_{i:07d}.jpg"
+            r = rng.random()
+            if bases and r < 0.05:
+                h, sha = rng.choice(bases)
+            elif bases and r < 0.10:
+                h, _ = rng.choice(bases)
+                for b in rng.sample(range(64), rng.randint(1, 10)):
+                    h ^= 1 << b
+                sha = f"{rng.getrandbits(256):064x}"
+            else:
+                h, sha = rand_hash(rng), f"{rng.getrandbits(256):064x}"
+                bases.append((h, sha))
+            yield dict(
                 root_id=root_id,
                 path=path,
                 path_key=path_key(path),
@@ -77,14 +79,8 @@ def fill(url: str, n: int, seed: int = 1) -> int:
                 first_seen=old,
                 updated_at=old,
             )
-        )
-        if len(rows) == 5000:
-            with session_scope(engine) as s:
-                s.execute(insert(File), rows)
-            rows = []
-    if rows:
-        with session_scope(engine) as s:
-            s.execute(insert(File), rows)
+
+    insert_batched(engine, File, rows())
     return root_id
 
 

@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +100,8 @@ def _hashes(rng: random.Random, bases: list[tuple[int, str, int]]) -> tuple[int,
 def build(files: int, folder: Path) -> None:
     sys.path.insert(0, str(HERE.parent))
     sys.path.insert(0, str(HERE))
+    from _common import insert_batched
     from bench_grouping import build_catalog
-    from sqlalchemy import insert
 
     from core.catalog import stat_key
     from core.db import engine_for, migrate, session_scope
@@ -118,26 +119,25 @@ def build(files: int, folder: Path) -> None:
     rng = random.Random(7)
     bases: list[tuple[int, str, int]] = []
     seen: set[str] = set()
-    rows: list[dict[str, Any]] = []
     old = utcnow().replace(year=2025)
     t0 = time.perf_counter()
-    for r in build_catalog(files):
-        path = str(lib) + r.path[len("/photos") :]
-        if path in seen:  # the synthetic catalog repeats some decoy names in a folder
-            continue
-        seen.add(path)
-        kind, fmt = KIND.get(os.path.splitext(path)[1].lower(), ("other", None))
-        ph, sha, size = _hashes(rng, bases) if kind in ("raw", "image") else (None, None, 0)
-        if kind in ("video", "sidecar"):
-            size = rng.randint(1_000, 50_000_000)
-            sha = f"{rng.getrandbits(256):064x}"
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as fh:
-            fh.truncate(size)  # sparse: no blocks on disk
-        st = os.stat(path)
-        mtime, dev, ino = stat_key(st)
-        rows.append(
-            dict(
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for r in build_catalog(files):
+            path = str(lib) + r.path[len("/photos") :]
+            if path in seen:  # the synthetic catalog repeats some decoy names in a folder
+                continue
+            seen.add(path)
+            kind, fmt = KIND.get(os.path.splitext(path)[1].lower(), ("other", None))
+            ph, sha, size = _hashes(rng, bases) if kind in ("raw", "image") else (None, None, 0)
+            if kind in ("video", "sidecar"):
+                size = rng.randint(1_000, 50_000_000)
+                sha = f"{rng.getrandbits(256):064x}"
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            with open(path, "wb") as fh:
+                fh.truncate(size)  # sparse: no blocks on disk
+            mtime, dev, ino = stat_key(os.stat(path))
+            yield dict(
                 root_id=1, path=path, path_key=path_key(path), dir_key=dir_key(path),
                 size=size, mtime_ns=mtime, device=dev, inode=ino, kind=kind, format=fmt,
                 sha256=sha, phash=None if ph is None else f"{ph:016x}",
@@ -145,15 +145,9 @@ def build(files: int, folder: Path) -> None:
                 taken_at=r.taken_at, content_id=r.content_id, make="Canon", model="EOS R5",
                 quick=hashlib.blake2b(path.encode(), digest_size=8).hexdigest(),
                 status="present", first_seen=old, updated_at=old,
-            )
-        )  # fmt: skip
-        if len(rows) == 5000:
-            with session_scope(engine) as s:
-                s.execute(insert(File), rows)
-            rows = []
-    if rows:
-        with session_scope(engine) as s:
-            s.execute(insert(File), rows)
+            )  # fmt: skip
+
+    insert_batched(engine, File, rows())
     print(f"built {len(seen):,} files in {time.perf_counter() - t0:.0f} s: {lib}, {db}")
 
 
