@@ -153,10 +153,10 @@ def test_jobs_start_watch_cancel(gateway, alice, library):
     assert again.json()["jobs"][0]["id"] == first.json()["jobs"][0]["id"]
 
 
-def test_scan_now_with_several_library_roots_scans_each(
-    gateway_settings, api_settings, api_broker, catalog, alice, library, tmp_path
-):
-    # Given a Twinlens over two library roots (the services want a path then)
+@pytest.fixture
+def two_roots(gateway_settings, api_settings, api_broker, library, tmp_path):
+    """The real grouping and dedup APIs and a gateway over two library roots, the
+    library and an empty phone/ beside it: (gateway server, [grouping, dedup], phone/)."""
     second = tmp_path / "phone"
     second.mkdir()
     roots = (library, second)
@@ -169,32 +169,38 @@ def test_scan_now_with_several_library_roots_scans_each(
     )
     server = ThreadedServer(create_app({"SETTINGS": settings, "TESTING": True})).start()
     try:
-        # When "Scan now" asks for a scan without a path
-        r = requests.post(server.url + "/api/twinlens/jobs", json={}, headers=alice.bearer)
-        # Then each root gets its scan (one database: each is listed once)
-        assert r.status_code == 202, r.text
-        started = sorted((j["service"], j["root"]) for j in r.json()["jobs"])
-        assert started == [("grouping", str(root)) for root in sorted((library, second))]
-        # And a path still scans only that
-        one = requests.post(
-            server.url + "/api/twinlens/jobs",
-            json={"path": str(second), "service": "dedup"},
-            headers=alice.bearer,
-        )
-        assert [j["root"] for j in one.json()["jobs"]] == [str(second)]
-        # And when a service refuses part way, the scans already started are named
-        catalog.end_jobs()
-        apis[1].fail("POST", "/scans", 503, "database unavailable")
-        r = requests.post(server.url + "/api/twinlens/jobs", json={}, headers=alice.bearer)
-        assert r.status_code == 503 and "database unavailable" in r.json()["message"], r.text
-        assert sorted(j["root"] for j in r.json()["jobs"]) == sorted(map(str, (library, second))), (
-            r.json()
-        )
-        assert [j["service"] for j in r.json()["jobs"]] == ["grouping", "grouping"]
+        yield server, apis, second
     finally:
         server.stop()
         for running in apis:
             running.stop()
+
+
+def test_scan_now_with_several_library_roots_scans_each(catalog, alice, library, two_roots):
+    # Given a Twinlens over two library roots (the services want a path then)
+    server, apis, second = two_roots
+    # When "Scan now" asks for a scan without a path
+    r = requests.post(server.url + "/api/twinlens/jobs", json={}, headers=alice.bearer)
+    # Then each root gets its scan (one database: each is listed once)
+    assert r.status_code == 202, r.text
+    started = sorted((j["service"], j["root"]) for j in r.json()["jobs"])
+    assert started == [("grouping", str(root)) for root in sorted((library, second))]
+    # And a path still scans only that
+    one = requests.post(
+        server.url + "/api/twinlens/jobs",
+        json={"path": str(second), "service": "dedup"},
+        headers=alice.bearer,
+    )
+    assert [j["root"] for j in one.json()["jobs"]] == [str(second)]
+    # And when a service refuses part way, the scans already started are named
+    catalog.end_jobs()
+    apis[1].fail("POST", "/scans", 503, "database unavailable")
+    r = requests.post(server.url + "/api/twinlens/jobs", json={}, headers=alice.bearer)
+    assert r.status_code == 503 and "database unavailable" in r.json()["message"], r.text
+    assert sorted(j["root"] for j in r.json()["jobs"]) == sorted(map(str, (library, second))), (
+        r.json()
+    )
+    assert [j["service"] for j in r.json()["jobs"]] == ["grouping", "grouping"]
 
 
 @pytest.fixture
@@ -1189,46 +1195,31 @@ def test_files_read_with_an_error_are_listed_to_a_signed_in_user(gateway, alice,
 
 
 def test_the_library_roots_are_listed_to_a_signed_in_administrator(
-    gateway_settings, api_settings, api_broker, catalog, alice, bob, library, tmp_path
+    catalog, alice, bob, library, two_roots
 ):
     # Given a Twinlens over two library roots, files cataloged in the first only
-    second = tmp_path / "phone"
-    second.mkdir()
-    roots = (library, second)
+    server, apis, second = two_roots
     catalog.add("2019/Trip/IMG_1.JPG")
     catalog.add("2019/Trip/IMG_2.JPG")
-    apis = [
-        start_api(which, dataclasses.replace(api_settings, library_roots=roots), api_broker)
-        for which in ("grouping", "dedup")
-    ]
-    settings = dataclasses.replace(
-        gateway_settings, library_roots=roots, grouping_url=apis[0].url, dedup_url=apis[1].url
-    )
-    server = ThreadedServer(create_app({"SETTINGS": settings, "TESTING": True})).start()
     url = server.url + "/api/twinlens/roots"
-    try:
-        # When an administrator asks, Then both, in their configured order, from the
-        # grouping API (the second with no catalog root yet: no scan reached it)
-        r = requests.get(url, headers=alice.bearer)
-        assert r.status_code == 200, r.text
-        assert r.json() == {
-            "items": [
-                {"id": catalog.root_id, "path": str(library), "files": 2},
-                {"id": None, "path": str(second), "files": 0},
-            ]
-        }
-        assert apis[0].count("GET", "/roots") == 1
-        # And nobody signed out, nor an ordinary user, learns them
-        assert requests.get(url).status_code == 401
-        assert requests.get(url, headers=bob.bearer).status_code == 403
-        # And a query parameter it does not take is refused, saying why
-        bad = requests.get(url, params={"path": "x"}, headers=alice.bearer)
-        assert bad.status_code == 400 and "unknown query parameters" in bad.json()["message"]
-        # And a grouping API that fails is said as such
-        apis[0].fail("GET", "/roots", 503, "database unavailable")
-        r = requests.get(url, headers=alice.bearer)
-        assert r.status_code == 503 and "database unavailable" in r.json()["message"], r.text
-    finally:
-        server.stop()
-        for running in apis:
-            running.stop()
+    # When an administrator asks, Then both, in their configured order, from the
+    # grouping API (the second with no catalog root yet: no scan reached it)
+    r = requests.get(url, headers=alice.bearer)
+    assert r.status_code == 200, r.text
+    assert r.json() == {
+        "items": [
+            {"id": catalog.root_id, "path": str(library), "files": 2},
+            {"id": None, "path": str(second), "files": 0},
+        ]
+    }
+    assert apis[0].count("GET", "/roots") == 1
+    # And nobody signed out, nor an ordinary user, learns them
+    assert requests.get(url).status_code == 401
+    assert requests.get(url, headers=bob.bearer).status_code == 403
+    # And a query parameter it does not take is refused, saying why
+    bad = requests.get(url, params={"path": "x"}, headers=alice.bearer)
+    assert bad.status_code == 400 and "unknown query parameters" in bad.json()["message"]
+    # And a grouping API that fails is said as such
+    apis[0].fail("GET", "/roots", 503, "database unavailable")
+    r = requests.get(url, headers=alice.bearer)
+    assert r.status_code == 503 and "database unavailable" in r.json()["message"], r.text
