@@ -901,32 +901,10 @@ function StackDialog({
           <strong>{formatCount(skipped)}</strong> would not be stacked. No file is moved or
           changed; Immich's own <em>Unstack</em> takes a stack apart again.
         </p>
-        {s.skipped.length > 0 && (
-          <div className="notice stack-skipped">
-            <p>Not stacked:</p>
-            <ul>
-              {s.skipped.map((x) => (
-                <li key={x.reason}>
-                  <strong>{formatCount(x.ids.length)}</strong>: {displayText(x.reason)}{" "}
-                  <span className="muted">({displayText(named(x.ids))})</span>
-                </li>
-              ))}
-            </ul>
-          </div>
-        )}
-        {s.failed.length > 0 && (
-          <div className="notice error">
-            <p>Could not be asked (not stacked):</p>
-            <ul>
-              {s.failed.map((x) => (
-                <li key={x.message}>
-                  <strong>{formatCount(x.ids.length)}</strong>: {displayText(x.message)}{" "}
-                  <span className="muted">({displayText(named(x.ids))})</span>
-                </li>
-              ))}
-            </ul>
-          </div>
-        )}
+        <CountedGroups className="notice stack-skipped" title="Not stacked:" named={named}
+          items={s.skipped.map((x) => ({ why: x.reason, ids: x.ids }))} />
+        <CountedGroups className="notice error" title="Could not be asked (not stacked):" named={named}
+          items={s.failed.map((x) => ({ why: x.message, ids: x.ids }))} />
         {n > 0 && (
           <ul className="plan">
             {s.stack.slice(0, NAMED).map((r) => (
@@ -969,5 +947,29 @@ function StackDialog({
             }>
       {body}
     </Dialog>
+  );
+}
+
+/** Groups counted by why (a skip reason, a failure), each line naming a few of them;
+ * nothing when there are none. */
+function CountedGroups({ className, title, items, named }: {
+  className: string;
+  title: string;
+  items: { why: string; ids: string[] }[];
+  named: (ids: string[]) => string;
+}) {
+  if (items.length === 0) return null;
+  return (
+    <div className={className}>
+      <p>{title}</p>
+      <ul>
+        {items.map((x) => (
+          <li key={x.why}>
+            <strong>{formatCount(x.ids.length)}</strong>: {displayText(x.why)}{" "}
+            <span className="muted">({displayText(named(x.ids))})</span>
+          </li>
+        ))}
+      </ul>
+    </div>
   );
 }
