@@ -306,11 +306,11 @@ def find_assets(
         values = [hits.get(s) or "" for s in sums]  # the path checksum first
         decides = values[:1] if values[0] else values[1:]  # its own asset, if Immich has one
         result[path] = Assets(
-            live=next((v for v in decides if v and v[0] != "~"), None),
-            trashed=next((v[1:] for v in decides if v[:1] == "~"), None),
-            by_path=bool(values[0]) and values[0][0] != "~",
-            same_bytes=next((v for v in values[1:] if v and v[0] != "~"), None),
-            trashed_bytes=next((v[1:] for v in values[1:] if v[:1] == "~"), None),
+            live=_live_of(decides),
+            trashed=_trashed_of(decides),
+            by_path=_live_of(values[:1]) is not None,
+            same_bytes=_live_of(values[1:]),
+            trashed_bytes=_trashed_of(values[1:]),
         )
     if not strict:  # acting on them, Immich itself refuses what the session cannot reach
         shown = not_locked(
@@ -320,6 +320,16 @@ def find_assets(
             if a.live and path not in known and a.live not in shown:
                 result[path] = Assets(trashed=a.trashed)
     return result
+
+
+def _live_of(values: list[str]) -> str | None:
+    """The first live asset among cached look-up values ("" none, "~<id>" in the trash)."""
+    return next((v for v in values if v and v[0] != "~"), None)
+
+
+def _trashed_of(values: list[str]) -> str | None:
+    """The first asset in Immich's trash among cached look-up values."""
+    return next((v[1:] for v in values if v[:1] == "~"), None)
 
 
 def not_locked(ids: set[str], version: int | None) -> set[str]:
