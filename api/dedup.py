@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, jsonify, request
 
 from api.common import (
     BAD_REQUEST,
@@ -49,6 +49,10 @@ from core.dedup import service
 bp = Blueprint("dedup", __name__)
 
 MAX_KEEP = 10_000
+# A decision names its group's members up to three times (keep, trashed, members): for a
+# group of thousands of byte copies under long backup folders that is several MiB, past
+# the APIs' 1 MiB body limit. Room for MAX_KEEP members of paths ~1,000 characters long.
+RESOLUTION_MAX_BYTES = 32 << 20
 TYPES = ("exact", "perceptual")
 
 
@@ -136,6 +140,7 @@ def _decided(group_id: str) -> Any:
 @bp.post("/duplicates/<group_id>/resolution")
 def resolve(group_id: str) -> Any:
     check_id(group_id, "duplicate group")
+    request.max_content_length = RESOLUTION_MAX_BYTES
     body = json_body(required=True)
     only_fields(body, {"keep", "action", "trashed", "members"})
     action = body.get("action")
@@ -146,6 +151,8 @@ def resolve(group_id: str) -> Any:
         raise ApiError(400, f"keep may name at most {MAX_KEEP} files")
     trashed = _trashed(body.get("trashed"))
     members = str_list(body, "members") if "members" in body else None
+    if members is not None and len(members) > MAX_KEEP:
+        raise ApiError(400, f"members may name at most {MAX_KEEP} files")
     # One decision per group: the row lock does that on PostgreSQL; SQLite (embedded)
     # has none, and two reviewers would both find the group open and both trash a copy.
     serialise(db(), f"decision:{group_id}")

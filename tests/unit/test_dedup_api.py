@@ -982,3 +982,46 @@ def test_undo_naming_a_decision_no_longer_shown_withdraws_nothing(world) -> None
         assert client.delete(f"{url}?decision={bad}", headers=AUTH).status_code == 400, bad
     r = client.delete(f"{url}?decision={second}", headers=AUTH)
     assert r.status_code == 200 and r.get_json()["status"] == "open", r.get_json()
+
+
+def test_a_decision_on_a_group_of_thousands_of_long_named_copies_is_taken(env) -> None:
+    """Given 3,000 byte copies of one file under long folder names (a backup of a backup,
+    copied again and again), when the gateway records keeping one of them with what it
+    sends to the trash and the members it planned on, then the decision (over 2 MiB of
+    JSON) is recorded, not refused as too large for the ordinary 1 MiB limit."""
+    cat, client, _ = env
+    folder = "Backups/" + "/".join(["Old laptop (2014) - copy of the photo folder"] * 5)
+    with session_scope(cat.engine) as s:
+        s.add_all(
+            file_row(
+                cat.root_id,
+                cat.path(f"{folder}/{n:04d}/IMG_0001.JPG"),
+                sha256=sha(5),
+                sha1="5" * 40,
+                phash="0f0f0f0f0f0f0f0f",
+                kind="image",
+                format="jpeg",
+            )
+            for n in range(3000)
+        )
+    cat.dedupe()
+    d = by_path(client, f"{folder}/0000/IMG_0001.JPG", cat)
+    paths = [m["path"] for m in get(client, f"/duplicates/{d['id']}").get_json()["members"]]
+    assert len(paths) == 3000
+    body = {
+        "action": "trash",
+        "keep": [paths[0]],
+        "trashed": [{"path": p, "sha1": "5" * 40} for p in paths[1:]],
+        "members": paths,
+    }
+    assert len(json.dumps(body)) > 2 << 20
+    r = post(client, f"/duplicates/{d['id']}/resolution", body)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["status"] == "resolved"
+    assert len(r.get_json()["resolution"]["trashed"]) == 2999
+
+
+def test_a_resolution_body_beyond_any_group_is_413(env) -> None:
+    cat, client, _ = env
+    r = post(client, "/duplicates/1/resolution", b'{"keep": ["' + b"a" * (33 << 20) + b'"]}')
+    assert r.status_code == 413
