@@ -101,8 +101,9 @@ def format_of(f: FileRecord) -> str:
 
 # The names file managers and browsers give a copy: "x copy", "x copy 2" (macOS), "x -
 # Copy", "x - Copy (2)", "Copy of x" (Windows), "x (1)", "x(1)" (a download saved twice,
-# Google Takeout).
-_COPY_MARK = re.compile(r"^copy of |[ _-]+copy(?: \(?\d+\)?)?$| ?\(\d+\)$", re.IGNORECASE)
+# Google Takeout). Numbered up to 999: four digits in brackets are a year ("Italy (2019)"),
+# a photographer's name for a folder, not a copy.
+_COPY_MARK = re.compile(r"^copy of |[ _-]+copy(?: \(?\d+\)?)?$| ?\(\d{1,3}\)$", re.IGNORECASE)
 # Folders that hold copies of a library: a backup, Google's Takeout export (unpacked as
 # "Takeout/", often inside "takeout-20240101T…-001/"). A folder, never a file's name.
 _COPIES_FOLDER = re.compile(r"^(?:backups?|takeout)(?:$|[ _.-])", re.IGNORECASE)

@@ -118,6 +118,16 @@ CASES = [
     # names that only look alike are no copies: the path decides between them
     ([rec(1, "/p/Photocopy.jpg"), rec(2, "/p/Q.jpg")], (), 1, "tie: path"),
     ([rec(1, "/p/IMG_1_01.jpg"), rec(2, "/p/IMG_2.jpg")], (), 1, "tie: path"),
+    # a year in brackets names a folder, it marks no copy: the sorted
+    # "Italy (2019)" copy is not the one to trash (path decides: "I" < "u")
+    (
+        [rec(1, "/lib/Italy (2019)/IMG_5.jpg"), rec(2, "/lib/unsorted/IMG_5.jpg")],
+        (),
+        1,
+        "tie: path",
+    ),
+    # ... while a download saved again, numbered, still is one
+    ([rec(1, "/lib/Photos (12)/IMG_5.jpg"), rec(2, "/lib/Photos/IMG_5.jpg")], (), 2, "name"),
     # a preferred folder still decides first
     ([rec(1, "/keep/IMG_1 copy.JPG"), rec(2, "/p/IMG_1.JPG")], ("/keep",), 1, "folder"),
 ]
