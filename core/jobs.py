@@ -179,6 +179,59 @@ def created_here() -> set[str]:
         return set(_created_here)
 
 
+# How often a scan waiting behind another scan of its folders looks again, and how often
+# it tells its row it is alive meanwhile (the reconcile fails a job nothing moves).
+WAIT_BEHIND_MS = 2000
+WAIT_TOUCH_SECONDS = 60.0
+
+
+def scan_ahead(session: Session, job: Job) -> Job | None:
+    """An earlier folder scan, still active, of ``job``'s folder, one inside it or one
+    holding it, that ``job`` should wait for before it plans. Two such scans at once read
+    the same new files twice (the watcher's scan of a folder still being copied into,
+    then the one when it settles: the later plans before the earlier has cataloged). A
+    scan of a whole root is waited for by no folder scan: it may run for hours, and a
+    folder that changed meanwhile would wait with it (it may have walked past it)."""
+    if job.kind != "scan" or job.state != "queued" or job.phase != "plan" or job.root_id is None:
+        return None
+    root = session.get(Root, job.root_id)
+    mine = job.path or (root.path if root else None)
+    if root is None or mine is None:
+        return None
+    candidates = session.scalars(
+        select(Job)
+        .where(
+            Job.kind == "scan",
+            Job.root_id == job.root_id,
+            Job.state.in_(ACTIVE_STATES),
+            Job.id != job.id,
+            Job.created_at <= job.created_at,
+        )
+        .order_by(Job.created_at, Job.id)
+    )
+    for other in candidates:
+        if other.created_at == job.created_at and other.id > job.id:
+            continue  # the later of two made in the same instant waits, not both
+        theirs = other.path or root.path
+        if is_inside(root.path, theirs):
+            continue  # a whole-root scan
+        if is_inside(mine, theirs) or is_inside(theirs, mine):
+            return other
+    return None
+
+
+def wait_behind(session: Session, job_id: str) -> bool:
+    """Whether the scan ``job_id`` waits (``scan_ahead``): its plan message is sent
+    again later. Its row is touched now and then, so that a long wait is not taken for a
+    lost or stuck job."""
+    job = session.get(Job, job_id)
+    if job is None or scan_ahead(session, job) is None:
+        return False
+    if (utcnow() - job.updated_at).total_seconds() >= WAIT_TOUCH_SECONDS:
+        job.updated_at = utcnow()
+    return True
+
+
 def is_stale(job: Job, seconds: float) -> bool:
     """Active, but nothing has moved it for ``seconds`` (every batch updates it)."""
     return job.state in ACTIVE_STATES and (utcnow() - job.updated_at).total_seconds() > seconds

@@ -120,7 +120,14 @@ def _finish(job_id: str) -> None:
 @dramatiq.actor(queue_name="catalog", **WHOLE_ROOT)
 def scan_plan(job_id: str) -> None:
     with runtime.session() as s:
-        catalog.plan_scan(s, job_id, runtime.settings())
+        # Behind an earlier scan of the same folders: planned once that one has
+        # cataloged, so that no new file is read by both
+        waiting = jobs.wait_behind(s, job_id)
+        if not waiting:
+            catalog.plan_scan(s, job_id, runtime.settings())
+    if waiting:
+        jobs.enqueue(dramatiq.get_broker(), "scan_plan", job_id, delay_ms=jobs.WAIT_BEHIND_MS)
+        return
     _kick(job_id)
 
 

@@ -472,3 +472,59 @@ def test_a_change_whose_scan_could_not_be_sent_is_sent_next_round(pg_settings, l
             assert len({j.id for j in sent}) == 1
     finally:
         w.stop()
+
+
+def _folder_scan(cfg, folder: Path, *, running: bool) -> str:
+    from workers.watcher import enqueue_folder_scan
+
+    with session_scope(engine_for(cfg.database_url)) as s:
+        job_id, created = enqueue_folder_scan(s, None, str(cfg.library_roots[0]), str(folder))
+        assert created
+        if running:
+            jobs.mark_running(s, job_id)
+    return job_id
+
+
+def _job(cfg, job_id: str) -> tuple[str, str, int]:
+    with session_scope(engine_for(cfg.database_url)) as s:
+        j = s.get(Job, job_id)
+        return j.state, j.phase, j.total
+
+
+def test_a_folder_scan_waits_for_an_earlier_scan_of_that_folder(pg_settings, worker, library):
+    # Given three new pictures in a folder, and a scan of it running (the watcher's scan
+    # of a folder still being copied into)
+    card = library / "2024" / "card"
+    for i in range(3):
+        write_jpeg(card / f"IMG_{i}.JPG", i)
+    first = _folder_scan(pg_settings, card, running=True)
+    # When the folder settles and its second scan is sent
+    second = _folder_scan(pg_settings, card, running=False)
+    jobs.enqueue(worker, "scan_plan", second)
+    # Then it waits, planning nothing, while the first is running
+    time.sleep(3 * jobs.WAIT_BEHIND_MS / 1000)
+    assert _job(pg_settings, second) == ("queued", "plan", 0)
+    # And once the first is over, it plans and reads the folder: no file is read by both
+    with session_scope(engine_for(pg_settings.database_url)) as s:
+        jobs.finish_job(s, first, "done")
+    wait_for(lambda: _job(pg_settings, second)[0] == "done")
+    assert _job(pg_settings, second)[2] == 3
+
+
+def test_a_folder_scan_does_not_wait_for_a_scan_of_the_whole_library(pg_settings, worker, library):
+    # Given a scan of the whole library running (a nightly scan may take hours)
+    write_jpeg(library / "old" / "IMG_0.JPG", 0)
+    with session_scope(engine_for(pg_settings.database_url)) as s:
+        root = jobs.get_or_create_root(s, str(library))
+        nightly, _ = jobs.start_job(s, "scan", root=root, trigger="schedule")
+        jobs.mark_running(s, nightly.id)
+        nightly_id = nightly.id
+    # When a folder changes and its scan is sent
+    card = library / "2024" / "card"
+    write_jpeg(card / "IMG_1.JPG", 1)
+    scan = _folder_scan(pg_settings, card, running=False)
+    jobs.enqueue(worker, "scan_plan", scan)
+    # Then it runs at once, as before, while the nightly scan goes on
+    wait_for(lambda: _job(pg_settings, scan)[0] == "done")
+    assert _job(pg_settings, scan)[2] == 1
+    assert _job(pg_settings, nightly_id)[0] == "running"
