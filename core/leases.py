@@ -71,6 +71,12 @@ def holder_dead(holder: str) -> bool:
     return _alive_here(process) is False
 
 
+def gone(holder: str) -> bool:
+    """Whether ``holder`` (a ``process_holder`` or a plain ``host:pid``) is a process of
+    this machine known to be gone; False when that cannot be known (another machine's)."""
+    return holder_dead(holder) or _alive_here(holder) is False
+
+
 def take_over(session: Session, name: str, dead: str, holder: str, ttl_seconds: float) -> bool:
     """Take the lease ``name`` from ``dead`` (a holder known gone) before it expires. A
     conditional UPDATE: of two takers at once, one gets it (PostgreSQL re-checks the

@@ -401,7 +401,7 @@ class Watcher:
         with session_scope(self.engine) as s:
             for root in self.roots:
                 name = f"watch:{path_key(root)}"
-                held = leases.acquire(s, name, self.holder, self.ttl)
+                held = leases.acquire(s, name, self.holder, self.ttl) or self._take_over(s, name)
                 if root in self.watches and not self._alive(root):
                     self._unwatch(root)  # watched again below, with a catch-up scan
                 if held and root not in self.watches:
@@ -419,6 +419,19 @@ class Watcher:
                 self._enqueue(root, root, trigger="watch-start", exclusive=True)
         self.renewed = True
         return sorted(self.watches)
+
+    def _take_over(self, session: Any, name: str) -> bool:
+        """The lease of a watcher on this machine whose process is gone (killed, the
+        power cut) is taken at once, not once it expires: the embedded default started
+        again after a kill would say another process watches the library, and miss
+        what changes for the lease's lifetime."""
+        dead = leases.current_holder(session, name)
+        if dead is None or dead == self.holder or not leases.gone(dead):
+            return False
+        if not leases.take_over(session, name, dead, self.holder, self.ttl):
+            return False
+        log.info("took over the watch of a Twinlens process that is gone (%s)", dead)
+        return True
 
     def _alive(self, root: str) -> bool:
         """The root is still there and its observer thread still runs. Watchdog stops a

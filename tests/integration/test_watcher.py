@@ -528,3 +528,44 @@ def test_a_folder_scan_does_not_wait_for_a_scan_of_the_whole_library(pg_settings
     wait_for(lambda: _job(pg_settings, scan)[0] == "done")
     assert _job(pg_settings, scan)[2] == 1
     assert _job(pg_settings, nightly_id)[0] == "running"
+
+
+def test_a_watcher_takes_the_watch_of_a_killed_process_at_once(pg_settings, library):
+    import socket
+    import subprocess
+    import sys
+
+    from sqlalchemy import delete
+
+    from core import leases
+    from core.models import Lease
+    from core.paths import path_key
+
+    cfg = replace(pg_settings, watch_polling=True, watch_interval=0.1, watch_settle=0.2)
+    # Given the watch lease of a process on this machine that was killed (not expired)
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = f"{socket.gethostname()}:{gone.stdout.strip()}"
+    with session_scope(engine_for(cfg.database_url)) as s:
+        assert leases.acquire(s, f"watch:{path_key(str(library))}", dead, 600)
+    # And one of a process that is alive, or of another machine, on a second library
+    w = Watcher(cfg, RecordingBroker(), holder="host-new:1", lease_ttl=30)
+    try:
+        # When a new watcher starts, Then it watches at once
+        assert w.renew() == [str(library)]
+    finally:
+        w.observer.unschedule_all()
+    # While the lease of a live process, or another machine's, is left to it
+    for holder in (f"{socket.gethostname()}:{os.getpid()}", "other-host:1"):
+        with session_scope(engine_for(cfg.database_url)) as s:
+            s.execute(delete(Lease))
+            assert leases.acquire(s, f"watch:{path_key(str(library))}", holder, 600)
+        w = Watcher(cfg, RecordingBroker(), holder="host-new:2", lease_ttl=30)
+        try:
+            assert w.renew() == [], holder
+        finally:
+            w.observer.unschedule_all()
