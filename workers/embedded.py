@@ -19,16 +19,27 @@ log = logging.getLogger("twinlens.embedded")
 
 
 class PortTaken(Exception):
-    """A port Twinlens serves on is in use by another program."""
+    """A port Twinlens serves on is in use by another program; ``flag`` is the option of
+    `twinlens up` that moves it."""
+
+    def __init__(self, port: int, host: str, flag: str) -> None:
+        super().__init__(f"port {port} on {host} is in use by another program")
+        self.flag = flag
+
+    def hint(self) -> str:
+        return (
+            f"twinlens: {self}: stop it, or choose another port for it (twinlens up "
+            f'{self.flag} N; make run ARGS="{self.flag} N")'
+        )
 
 
-def _serve_thread(app: Any, host: str, port: int) -> Any:
+def _serve_thread(app: Any, host: str, port: int, flag: str = "--port") -> Any:
     from werkzeug.serving import make_server
 
     try:
         server = make_server(host, port, app, threaded=True)
     except (OSError, SystemExit) as exc:  # werkzeug exits when the address is in use
-        raise PortTaken(f"port {port} on {host} is in use by another program") from exc
+        raise PortTaken(port, host, flag) from exc
     threading.Thread(target=server.serve_forever, name=f"http-{port}", daemon=True).start()
     return server
 
@@ -161,8 +172,7 @@ def _serve_all(cfg: Settings, ports: Ports, library: str) -> int:
         _serving(cfg, ports, watcher)
         threading.Event().wait()
     except PortTaken as exc:
-        print(f"twinlens: {exc}: stop it, or choose other ports (twinlens up --port N "
-              "--grouping-port N --dedup-port N; make run ARGS=\"--port N\")")  # fmt: skip
+        print(exc.hint())
         return 2
     except KeyboardInterrupt:
         print("Stopping: finishing the work in hand…", flush=True)
@@ -197,10 +207,11 @@ def _serve_apis(cfg: Settings, ports: Ports, broker: Any) -> list[Any]:
         (api.create_app("dedup", {"settings": cfg, "broker": broker}), ports.dedup),
         (gateway.create_app({"SETTINGS": gw_cfg}), ports.gateway),
     ]
+    flags = ("--grouping-port", "--dedup-port", "--port")
     servers: list[Any] = []
     try:
-        for app, port in apps:
-            servers.append(_serve_thread(app, cfg.host, port))
+        for (app, port), flag in zip(apps, flags, strict=True):
+            servers.append(_serve_thread(app, cfg.host, port, flag))
     except PortTaken:
         for s in servers:
             s.shutdown()

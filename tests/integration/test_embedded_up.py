@@ -217,18 +217,23 @@ def test_up_with_a_bad_schedule_says_so_before_scanning(  # type: ignore[no-unty
     assert not (embedded_settings.data_dir / "twinlens.db").exists()
 
 
+@pytest.mark.parametrize(
+    "which, flag", [(0, "--port"), (1, "--grouping-port"), (2, "--dedup-port")]
+)
 def test_up_on_a_port_in_use_says_so_before_scanning(  # type: ignore[no-untyped-def]
-    embedded_settings, library: Path, capsys
+    embedded_settings, library: Path, capsys, which: int, flag: str
 ) -> None:
     import socket
 
     from workers import embedded
 
-    # Given another program listening on the gateway's port
+    # Given another program listening on one of Twinlens's ports (gateway, grouping, dedup)
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))
     taken.listen()
-    ports = embedded.Ports(taken.getsockname()[1], free_port(), free_port())
+    numbers = [free_port(), free_port(), free_port()]
+    numbers[which] = taken.getsockname()[1]
+    ports = embedded.Ports(*numbers)
     write_jpeg(library / "IMG_0001.JPG", 1)
     try:
         # When `twinlens up` starts, Then it stops at once, naming the port and the way out
@@ -236,10 +241,11 @@ def test_up_on_a_port_in_use_says_so_before_scanning(  # type: ignore[no-untyped
     finally:
         taken.close()
     out = capsys.readouterr().out
-    assert f"port {ports.gateway}" in out and "--port" in out, out
+    # (the option that moves that very port: --port alone would not move the APIs')
+    assert f"port {numbers[which]}" in out and f'make run ARGS="{flag} N"' in out, out
     # ... before any scan, and the ports it did take are free again
     assert "Scanning" not in out
-    for port in (ports.grouping, ports.dedup):
+    for port in numbers[:which] + numbers[which + 1 :]:
         with socket.socket() as again:
             again.bind(("127.0.0.1", port))
 
