@@ -333,9 +333,13 @@ def _summary_text(rep: dict[str, Any]) -> str:
         if folder is not None and "library_files" in rep
         else ""
     )
+    # The grouping and dedup passes run side by side once the scan is over: the longer
+    # of them is the time the whole took beyond the scan's
+    after = max((p.get("elapsed_seconds") or 0.0 for p in rep.get("passes", [])), default=0.0)
+    then = f" (+ {after:.1f} s grouping and finding duplicates)" if after >= 0.05 else ""
     lines = [
         f"Scanned {scanned}: {len(files)} files "
-        f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) in {job['elapsed_seconds']:.1f} s, "
+        f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) in {job['elapsed_seconds']:.1f} s{then}, "
         f"{job['bytes_read'] / 1e6:.1f} MB read{held}",
         f"  groups: {len(rep['groups'])}   duplicate groups: {len(rep['duplicates'])}   "
         f"files with errors: {len(errors) + len({e['path'] for e in others})}",
@@ -372,7 +376,15 @@ def cmd_scan(args: argparse.Namespace) -> int:
         print(f"twinlens: cannot write {args.json}: no such folder", file=sys.stderr)
         return 2
     _terminate_as_interrupt()
-    rep = run_scan(cfg, args.path, full=args.full, progress=None if args.quiet else Progress())
+    try:
+        rep = run_scan(cfg, args.path, full=args.full, progress=None if args.quiet else Progress())
+    except KeyboardInterrupt:
+        if cfg.embedded:  # its jobs died with this process's in-memory broker
+            said = "scan interrupted; what it read is kept, and the same command goes on from there"
+        else:
+            said = "stopped following the scan; the workers go on with it (GET /jobs)"
+        print(f"\ntwinlens: {said}", file=sys.stderr)
+        return 130
     if args.json:
         Path(args.json).write_text(json.dumps(rep, indent=1) + "\n")
     if not args.quiet:

@@ -70,7 +70,13 @@ def build(session: Session, root_id: int, job_id: str) -> dict[str, Any]:
         # The grouping and dedup passes the scan started: a failed one leaves the groups
         # and duplicates below out of date, and the CLI says so.
         "passes": [
-            {"id": f.id, "kind": f.kind, "state": f.state, "error": f.error}
+            {
+                "id": f.id,
+                "kind": f.kind,
+                "state": f.state,
+                "error": f.error,
+                "elapsed_seconds": jobs.job_view(f)["elapsed_seconds"],
+            }
             for f in jobs.followers(session, job)
         ],
         "files": file_rows,

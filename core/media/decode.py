@@ -253,7 +253,11 @@ def raw_open(source: str | bytes) -> rawpy.RawPy:
     try:
         return rawpy.imread(source if isinstance(source, str) else _Whole(source))  # type: ignore[arg-type]
     except rawpy.LibRawIOError as exc:
-        raise RawReadError(f"RAW file LibRaw cannot open: {_describe(exc)}") from None
+        # What LibRaw says of a RAW that ends before its data does, as of a failed read
+        # (which the caller tells apart by reading the file through): not a failing disk
+        raise RawReadError(
+            f"RAW file LibRaw cannot open: cut short or damaged ({_describe(exc)})"
+        ) from None
     except Exception as exc:
         raise MediaError(f"RAW file LibRaw cannot open: {_describe(exc)}") from None
 

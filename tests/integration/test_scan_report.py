@@ -201,7 +201,10 @@ def test_sigterm_ends_an_embedded_scan_without_leaving_it_running(
     assert running, "the scan never started"
     # When the process is stopped with SIGTERM (systemctl stop, kill)
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=60)
+    _, err = proc.communicate(timeout=60)
+    # Then it says so, and that the next run goes on from there
+    assert proc.returncode == 130
+    assert "scan interrupted; what it read is kept" in err, err
     # Then no job is left running for the next run to wait an hour on
     with sqlite3.connect(db) as c:
         states = dict(c.execute("SELECT state, count(*) FROM jobs GROUP BY state").fetchall())
@@ -281,3 +284,21 @@ def test_a_folder_scan_reports_that_folder_not_the_whole_library(
     first = twinlens._summary_text(rep).splitlines()[0]
     assert first.startswith(f"Scanned folder perm of the library {library}: 1 files (1 image)")
     assert first.endswith("(the library holds 3 files)")
+
+
+def test_the_summary_counts_the_grouping_and_dedup_passes_time(
+    embedded_settings: Settings, library: Path
+) -> None:
+    import twinlens
+    from tests.factories import write_jpeg
+
+    # Given a scanned library: its grouping and dedup passes ran after the scan
+    write_jpeg(library / "a.jpg", 1)
+    rep = run_scan(embedded_settings, str(library))
+    assert {p["kind"] for p in rep["passes"]} == {"group", "dedup"}
+    assert all(isinstance(p["elapsed_seconds"], float) for p in rep["passes"]), rep["passes"]
+    # When they took 5 s and 1 s (side by side), Then the summary's first line says the
+    # longer, beside the scan's own time, rather than the scan's alone
+    rep["passes"][0]["elapsed_seconds"], rep["passes"][1]["elapsed_seconds"] = 4.96, 1.0
+    first = twinlens._summary_text(rep).splitlines()[0]
+    assert " s (+ 5.0 s grouping and finding duplicates), " in first, first

@@ -686,4 +686,6 @@ def test_a_libraw_read_error_on_a_raw_that_reads_fine_is_a_bad_file(
     facts = inspect_file(str(path), full_hash=False)
     # Then it is a file LibRaw cannot open, not a read to try again at every scan
     assert facts.error and facts.error.startswith("RAW file LibRaw cannot open")
+    # ... said as what it is, not as a disk error
+    assert "cut short or damaged (Input/output error)" in facts.error
     assert facts.read_failed is False
