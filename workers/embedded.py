@@ -8,6 +8,7 @@ given it generates a demo.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -59,6 +60,10 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
     if path is None:
         path = str(make_demo_library(cfg.data_dir / "demo-library"))
         print(f"No library given: generated a demo library in {path}")
+        for known in _libraries_cataloged(cfg):
+            # Said, so that a run without LIBRARY= is not taken for the watch of the
+            # library given last time (the demo is served and watched instead)
+            print(f"  (the library cataloged before is kept: make run LIBRARY={_sh(known)})")
         cfg = _demo_settings(cfg)
     library = Path(path).resolve()
     if not library.is_dir():
@@ -88,6 +93,33 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
         print(twinlens._summary_text(report))
         return 0 if twinlens.scan_ok(report) else 1
     return _serve_all(cfg, ports, str(library))
+
+
+def _libraries_cataloged(cfg: Settings) -> list[str]:
+    """The libraries the database of ``cfg`` holds (not the demo's), read without creating
+    or migrating it: none when it does not exist or cannot be read."""
+    from sqlalchemy import create_engine, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from core.models import Root
+
+    db = cfg.database_url.removeprefix("sqlite:///")
+    if db == cfg.database_url or not os.path.isfile(db):
+        return []
+    engine = create_engine(f"sqlite:///file:{db}?mode=ro&uri=true")
+    try:
+        with engine.connect() as conn:
+            return sorted(conn.scalars(select(Root.path)))
+    except SQLAlchemyError:
+        return []
+    finally:
+        engine.dispose()
+
+
+def _sh(path: str) -> str:
+    import shlex
+
+    return shlex.quote(path)
 
 
 def _demo_settings(cfg: Settings) -> Settings:

@@ -290,3 +290,24 @@ def test_the_demo_leaves_nothing_in_the_real_librarys_catalog(  # type: ignore[n
     # Then its catalog holds that library only: no demo groups or duplicates in its lists
     with session_scope(engine_for(embedded_settings.database_url)) as s:
         assert s.scalars(select(Root.path)).all() == [str(library)]
+
+
+def test_the_demo_run_after_a_real_library_names_that_library(  # type: ignore[no-untyped-def]
+    embedded_settings, library: Path, capsys
+) -> None:
+    from dataclasses import replace
+
+    from workers import embedded
+
+    # Given a real library scanned first (given on the command line, its name with a space)
+    cfg = replace(embedded_settings, library_roots=())
+    real = library.parent / "My Photos"
+    write_jpeg(real / "IMG_0001.JPG", 1)
+    assert embedded.main(cfg, str(real), serve=False) == 0
+    capsys.readouterr()
+    # When Twinlens is run again without a library
+    assert embedded.main(cfg, None, serve=False) == 0
+    # Then it says the demo is shown, and how to get back to the library of before
+    out = capsys.readouterr().out
+    assert "generated a demo library" in out
+    assert f"make run LIBRARY='{real}'" in out, out
