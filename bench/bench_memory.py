@@ -19,6 +19,12 @@ so that two versions of the code can be compared. ``--code`` runs another checko
 code (a git worktree of the old version); ``--trace`` adds tracemalloc's largest holders
 at the pass's peak (slow: a few times the pass's time); ``--reuse --only PASS`` runs one
 pass again on the catalog the last run left.
+
+    .venv/bin/python bench/bench_memory.py rescan --dir /tmp/mem1m --against /tmp/wt-old --repeat 2
+
+``rescan`` runs the unchanged rescan's plan alone (the peak of the embedded default),
+``--against``'s code and this one's (``--code``) in turns, each in a fresh process on a
+fresh copy of the catalog, and prints both side by side with the load average.
 """
 
 from __future__ import annotations
@@ -205,7 +211,8 @@ def _hooks(check: Any) -> None:
         (DG, ("exact_groups", "perceptual_clusters")),
         (GQ, ("records_in_folders", "stored_groups")),
         (GS, ("_write", "group_folder", "_scope")),
-        (C, ("_known_rows", "_shared_sizes", "_diff", "_apply", "walk", "_left_over_sizes")),
+        (C, ("_known_rows", "_shared_sizes", "_diff", "_apply", "walk")),
+        (C, ("walk_folders", "_left_over_sizes")),
     ):
         for n in names:
             if hasattr(mod, n):
@@ -347,9 +354,44 @@ def run(folder: Path, code: Path, only: list[str], trace: bool, reuse: bool) -> 
     (folder / f"results-{code.name}.json").write_text(json.dumps(rows, indent=1))
 
 
+def rescan(folder: Path, codes: list[Path], repeat: int) -> None:
+    """The unchanged rescan's plan of each checkout in ``codes``, in turns, ``repeat``
+    times; each on a fresh copy of the catalog (the plan adds a job and its summary)."""
+    got: dict[Path, list[dict[str, Any]]] = {code: [] for code in codes}
+    for i in range(repeat):
+        for code in codes:
+            shutil.copyfile(folder / "base.db", folder / "work.db")
+            load = os.getloadavg()[0]
+            cmd = [sys.executable, __file__, "_pass", "rescan-plan", "--dir", str(folder)]
+            res = subprocess.run(cmd + ["--code", str(code)], capture_output=True, text=True)
+            if res.returncode:
+                print(res.stdout, res.stderr)
+                raise SystemExit(f"{code} failed")
+            r = json.loads(res.stdout.strip().splitlines()[-1])
+            r["out"] = json.loads((folder / "out-rescan-plan.json").read_text())
+            r["load"] = load
+            got[code].append(r)
+            print(
+                f"{str(code):24s} run {i + 1}: before {r['rss_before_mb']:5.0f} MB  peak "
+                f"{r['peak_mb']:6.0f} MB  pass +{r['pass_mb']:5.0f} MB  {r['wall_s']:6.1f} s  "
+                f"(load {load:.1f})  rows {r['out']['sha256'][:12]}  {json.dumps(r['stats'])}",
+                flush=True,
+            )
+    print()
+    print("| | " + " | ".join(str(c) for c in codes) + " |")
+    print("|---|" + "---|" * len(codes))
+    for label, key, fmt in (
+        ("plan: peak RSS growth", "pass_mb", "+{:,.0f} MB"),
+        ("process peak", "peak_mb", "{:,.0f} MB"),
+        ("plan: wall", "wall_s", "{:.1f} s"),
+    ):
+        cells = [" / ".join(fmt.format(r[key]) for r in got[c]) for c in codes]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
-    ap.add_argument("cmd", choices=("build", "run", "_pass"))
+    ap.add_argument("cmd", choices=("build", "run", "rescan", "_pass"))
     ap.add_argument("name", nargs="?")
     ap.add_argument("--files", type=int, default=500_000)
     ap.add_argument("--dir", type=Path, required=True)
@@ -357,11 +399,16 @@ def main() -> int:
     ap.add_argument("--only", action="append", default=[])
     ap.add_argument("--trace", action="store_true")
     ap.add_argument("--reuse", action="store_true", help="the catalog the last run left")
+    ap.add_argument("--against", type=Path, help="rescan: the other checkout (the code before)")
+    ap.add_argument("--repeat", type=int, default=1, help="rescan: rounds of runs")
     args = ap.parse_args()
     if args.cmd == "build":
         build(args.files, args.dir)
     elif args.cmd == "run":
         run(args.dir, args.code.resolve(), args.only, args.trace, args.reuse)
+    elif args.cmd == "rescan":
+        codes = ([args.against.resolve()] if args.against else []) + [args.code.resolve()]
+        rescan(args.dir, codes, args.repeat)
     else:
         sys.path.insert(0, str(args.code))
         print(json.dumps(one_pass(args.name, args.dir, args.trace)))

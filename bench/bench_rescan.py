@@ -5,7 +5,11 @@ unchanged and reports files/s of the rescan job and of the whole `twinlens scan`
 command, plus the bytes read (must be 0). Baseline: a bare os.scandir+stat walk of
 the same tree in the same run, which is the floor of any rescan.
 
-    .venv/bin/python bench/bench_rescan.py [--files 100000]
+    .venv/bin/python bench/bench_rescan.py [--files 100000] [--against /tmp/wt-old]
+
+``--against`` another checkout (a git worktree of the code before): after the rescans
+above, the unchanged rescan is timed again with its code and this one's in turns (twice
+each) on the same tree and catalog, and the renamed folders with each (there and back).
 """
 
 from __future__ import annotations
@@ -46,20 +50,52 @@ def bare_walk(root: str) -> int:
     return n
 
 
-def scan(env: dict, tree: Path, report: bool = True) -> tuple[float, dict | None]:
+def scan(
+    env: dict, tree: Path, report: bool = True, code: Path = PROJECT
+) -> tuple[float, dict | None]:
     import json
 
     out = tree.parent / "report.json"
-    cmd = [sys.executable, str(PROJECT / "twinlens.py"), "scan", str(tree), "--quiet"]
+    cmd = [sys.executable, str(code / "twinlens.py"), "scan", str(tree), "--quiet"]
     t0 = time.perf_counter()
-    subprocess.run(cmd + (["--json", str(out)] if report else []), env=env, check=True, cwd=PROJECT)
+    subprocess.run(cmd + (["--json", str(out)] if report else []), env=env, check=True, cwd=code)
     wall = time.perf_counter() - t0
     return wall, json.loads(out.read_text())["job"] if report else None
+
+
+def side_by_side(env: dict, tree: Path, files: int, against: Path) -> None:
+    """The unchanged rescan with ``against``'s code and this one's in turns, then the
+    renamed folders with each (renamed there by the one, back by the other)."""
+    print(f"side by side: {against} (before) and {PROJECT} (after), load average in ()")
+    codes = (("before", against), ("after", PROJECT))
+    for _round in range(2):
+        for label, code in codes:
+            load = os.getloadavg()[0]
+            wall, job = scan(env, tree, code=code)
+            s = job["summary"]
+            print(
+                f"  unchanged rescan, {label:6s}: job {job['elapsed_seconds']:5.2f} s "
+                f"({files / job['elapsed_seconds']:7.0f} files/s), wall {wall:5.2f} s, "
+                f"unchanged {s['unchanged']}, {job['bytes_read']} bytes read  ({load:.1f})"
+            )
+    for label, code in codes:
+        for top in sorted(p for p in tree.iterdir() if p.is_dir()):
+            name = top.name
+            top.rename(top.with_name(name[:-8] if name.endswith("-renamed") else name + "-renamed"))
+        load = os.getloadavg()[0]
+        wall, job = scan(env, tree, code=code)
+        s = job["summary"]
+        print(
+            f"  renamed folders, {label:6s}: job {job['elapsed_seconds']:6.2f} s, wall "
+            f"{wall:6.2f} s, moved {s['moved']}, missing {s['missing']}, to read {s['to_read']}, "
+            f"{job['bytes_read']} bytes read  ({load:.1f})"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--files", type=int, default=100_000)
+    ap.add_argument("--against", type=Path, help="the code before (a git worktree)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="tl-rescan-"))
     tree = tmp / "library"
@@ -119,6 +155,8 @@ def main() -> None:
                 f"renamed folders: {wall4:7.2f} s wall, job {job4['elapsed_seconds']:.2f} s, "
                 f"moved {s4['moved']}, to read {s4['to_read']}, {job4['bytes_read']} bytes read"
             )
+            if args.against is not None:
+                side_by_side(env, tree, args.files, args.against.resolve())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

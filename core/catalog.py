@@ -37,6 +37,7 @@ from typing import Any, cast
 import numpy as np
 from sqlalchemy import (
     BigInteger,
+    ColumnElement,
     Connection,
     Engine,
     String,
@@ -57,7 +58,7 @@ from sqlalchemy.orm import Session
 from core import jobs, suspects
 from core.config import Settings
 from core.db import FsPath, begin_write
-from core.filequeries import chunks
+from core.filequeries import chunks, under
 from core.media.hashing import hash_stream, quick_digest_fh
 from core.media.inspect import FileFacts, inspect_file
 from core.media.kinds import extension, kind_of_extension
@@ -190,21 +191,39 @@ def walk(
     skip_dirs: frozenset[tuple[int, int]] = frozenset(),
     tick: Callable[[], None] | None = None,
 ) -> WalkResult:
-    """Every regular file under ``top`` with its stat, iteratively (no recursion limit).
+    """Every regular file under ``top`` with its stat, in one list (``walk_folders``
+    gives them folder by folder, as a scan uses them)."""
+    result = WalkResult()
+    for _folder, entries in walk_folders(top, ignore, skip_dirs, tick, result):
+        result.entries.extend(entries)
+    return result
+
+
+def walk_folders(
+    top: str,
+    ignore: tuple[str, ...],
+    skip_dirs: frozenset[tuple[int, int]],
+    tick: Callable[[], None] | None,
+    result: WalkResult,
+) -> Iterator[tuple[str, list[Entry]]]:
+    """Every folder under ``top`` (``top`` first) with its regular files and their stat,
+    iteratively (no recursion limit), one folder at a time; its errors, skips and what it
+    could not look at go to ``result`` (whose ``entries`` it leaves alone).
 
     Symlinks are not followed: a link to a folder could loop or leave the library,
     and a link to a file would count its target twice. Folders that cannot be
-    listed and links that are broken or loop are reported, and the walk goes on.
+    listed and links that are broken or loop are reported, and the walk goes on
+    (a folder whose listing failed is given too, with what it listed before).
     Folders whose (device, inode) is in ``skip_dirs`` (Twinlens's own data) are passed by.
     ``tick`` is called for every folder and entry (a heartbeat; it may stop the walk).
     """
-    result = WalkResult()
     ignored = ignore_matcher(ignore)
     stack = [top]
     while stack:
         folder = stack.pop()
         if tick is not None:
             tick()
+        files: list[Entry] = []
         for entry in _listing(folder, result):
             if tick is not None:
                 tick()  # per entry too: one folder of a share may hold 10^5 files
@@ -234,8 +253,8 @@ def walk(
             if not stat.S_ISREG(st.st_mode):
                 result.skipped["special"] += 1
                 continue
-            result.entries.append(Entry(entry.path, st.st_size, *stat_key(st), st.st_ctime_ns))
-    return result
+            files.append(Entry(entry.path, st.st_size, *stat_key(st), st.st_ctime_ns))
+        yield folder, files
 
 
 def _same_dir(entry: os.DirEntry[str], dirs: frozenset[tuple[int, int]]) -> bool:
@@ -368,6 +387,186 @@ class _Diff:
     newer: int = 0
     kept: int = 0
     bytes_read: int = 0
+    walked: int = 0
+
+
+# A scan compares its walk with the catalog a batch of folders at a time: the catalog's
+# rows of those folders (files.dir_key) against the files the walk listed there, then
+# both are dropped. Holding the whole walk and every row of the root at once took
+# ~0.9 KB a file (a million-file library: +0.9 GB, on a NAS of 2-4 GB). A batch ends
+# after this many files (a folder is never split) or this many folders.
+DIFF_BATCH_FILES = 20_000
+DIFF_BATCH_FOLDERS = 500
+
+
+def _folder_key(folder: str) -> str:
+    """The ``dir_key`` of the files the walk lists in ``folder`` (their paths are joined
+    to it as ``os.path.join`` does, a trailing separator and all)."""
+    return dir_key(os.path.join(folder, "x"))
+
+
+class _Rescan:
+    """A walk compared with the catalog's rows of its root, folder batch by folder batch.
+
+    Beyond the batch at hand it keeps only what a batch cannot settle: the files to read
+    (changed, due a retry), the files with no row at their path (new, or moved here from
+    another folder), the rows the walk did not see (gone, moved away, under something it
+    could not list), the rows to revive or give a new device, and each walked file's
+    size, device and inode in three int64 columns (24 bytes a file: the shared sizes).
+    ``finish`` then tells moves across all folders, as a single pass did."""
+
+    def __init__(self, session: Session, job: Job, root: Root, top: str, since: datetime):
+        self.session, self.root, self.top = session, root, top
+        self.full = job.full  # (an attribute of the ORM's costs more, a file)
+        self.walk_started = since
+        self.now = utcnow()
+        self.d = _Diff()
+        self.changed: list[Entry] = []  # to read, in the walk's order
+        self.new: dict[str, Entry] = {}  # path key: entry with no row there
+        self.left: dict[int, Known] = {}  # id: row of the root the walk did not see
+        self.visited: set[str] = set()  # dir_keys of the folders settled
+        self.late: set[int] = set()  # rows written since the walk began when settled
+        self.unrevived: set[int] = set()
+        self.sizes, self.devices, self.inodes = array("q"), array("q"), array("q")
+
+    def settle(self, folders: list[tuple[str, list[Entry]]]) -> None:
+        """Compare the files the walk listed in ``folders`` with the catalog's rows there."""
+        keys = [_folder_key(folder) for folder, _ in folders]
+        known = _known_rows(self.session, self.root.id, keys)
+        self.visited.update(keys)
+        for _, entries in folders:
+            for e in entries:
+                self.d.walked += 1
+                self.sizes.append(e.size)
+                self.devices.append(e.device)
+                self.inodes.append(e.inode)
+                key = path_key(e.path)
+                k = known.pop(key, None)
+                if k is None:
+                    self.new[key] = e
+                    continue
+                if k[6] >= self.walk_started:
+                    self.late.add(k[0])
+                self._compare(e, k)
+        for k in known.values():  # not seen where the catalog has them
+            self.left[k[0]] = k
+        # No transaction held open across the walk (hours on a big share): nothing is
+        # written before the plan's claim
+        self.session.commit()
+
+    def _compare(self, e: Entry, k: Known) -> None:
+        """The walked file ``e`` against the row ``k`` at its path."""
+        d = self.d
+        if not self.full and _same_stat(k, e) and not retry_due(k, self.now):
+            if k[3] != e.device:
+                d.remounted.setdefault(e.device, []).append(k[0])
+            if k[5] != "present" and k[6] >= self.walk_started:
+                d.newer += 1  # marked missing since the walk saw it: the file went
+            elif k[5] != "present":
+                d.revived.append(k[0])
+            else:
+                d.unchanged += 1
+        else:
+            self.changed.append(e)
+
+    def sweep(self) -> None:
+        """The rows no batch settled: those of folders the walk did not list (deleted,
+        moved away, under a folder it could not list), and those written since the walk
+        began in a folder settled before that (a watcher's folder scan meanwhile): news
+        this walk may not have seen. Found by one count of the root's rows per folder."""
+        since = self.walk_started
+        # A folder scan: the rest of the root is not its business
+        inside = [under(File.path, self.top)] if self.top != self.root.path else []
+        unlisted: list[str] = []
+        written: list[str] = []
+        for folder, last in self.session.connection().execute(
+            select(File.dir_key, func.max(File.updated_at))
+            .where(File.root_id == self.root.id, *inside)
+            .group_by(File.dir_key)
+        ):
+            if folder not in self.visited:
+                unlisted.append(folder)
+            elif last >= since:
+                written.append(folder)
+        for k in _known_rows(self.session, self.root.id, unlisted, *inside).values():
+            self.left[k[0]] = k
+        rows = _known_rows(self.session, self.root.id, written, File.updated_at >= since, *inside)
+        for key, k in rows.items():
+            if k[0] in self.late:
+                continue  # written before its folder was settled: settled as it is now
+            e = self.new.pop(key, None)
+            if e is not None:
+                self._compare(e, k)  # as if the row had been there when its folder was
+            else:
+                # Left as it is: not revived, nor marked missing, nor moved
+                self.left[k[0]] = k
+                self.unrevived.add(k[0])
+
+    def finish(self, walked: WalkResult, beat: Callable[[], None] | None) -> _Diff:
+        """Tell moves, missing and kept rows across every folder; list what to read."""
+        session, root, top, d = self.session, self.root, self.top, self.d
+        if self.unrevived:
+            d.revived = [i for i in d.revived if i not in self.unrevived]
+        to_read = self.changed
+        # Files the walk did not see under this subtree: moved (same inode) or missing.
+        # A folder that could not be listed (a NAS hiccup, a permission change) hides its
+        # files; it does not delete them: they keep their rows and their state.
+        unseen: list[Known] = []
+        written: list[Known] = []  # since the walk began: left as they are
+        for k in sorted(self.left.values()):  # by id, as one query of the root gave them
+            if k[6] >= self.walk_started:
+                written.append(k)
+            elif k[5] == "present":
+                unseen.append(k)
+        self.left.clear()
+        paths = _paths_of(session, [k[0] for k in unseen + written]) if unseen or written else {}
+        d.newer += sum(1 for k in written if is_inside(paths[k[0]], top))
+        kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
+        gone = [k for k in unseen if is_inside(paths[k[0]], top) and k[0] not in kept]
+        if gone and top == root.path and not d.walked and _empty_dir(top):
+            # An empty root where the catalog holds files is a NAS share that is not mounted
+            # (the bare mount point), not a library deleted overnight: keep every row, and
+            # say so, rather than drop the groups, duplicates and decisions built on them.
+            walked.errors.append(
+                (
+                    top,
+                    f"the library root is empty but the catalog holds {len(gone)} files "
+                    "there: is the share mounted? Nothing was marked missing",
+                )
+            )
+            kept |= {k[0] for k in gone}
+            gone = []
+        d.kept = len(kept)
+        vanished: dict[int, list[Known]] = defaultdict(list)
+        for k in gone:
+            vanished[k[4]].append(k)
+        candidates: list[tuple[str, Entry, Known]] = []
+        for key, e in self.new.items():
+            hit = None if self.full else _take_move(vanished, e, paths)
+            if hit is None:
+                to_read.append(e)
+            else:
+                candidates.append((key, e, hit))
+        self.new.clear()
+        quick_of = _quick_of(session, [hit[0] for _, _, hit in candidates])
+        real_root = os.path.realpath(root.path)
+        for key, e, hit in candidates:
+            if beat is not None:
+                beat()  # many renamed files on a slow share: still alive, not cancelled
+            same, n = _confirmed(e, hit, quick_of.get(hit[0]), real_root)
+            d.bytes_read += n
+            if same:
+                d.moves.append((key, e, hit[0]))
+            else:
+                vanished[hit[4]].append(hit)  # the file went; this one is new
+                to_read.append(e)
+        d.missing = [k[0] for rows in vanished.values() for k in rows]
+        if to_read:  # (an unchanged library needs no count of sizes)
+            walked_files = (self.sizes, self.devices, self.inodes)
+            wanted = {e.size for e in to_read}
+            shared = _shared_sizes(session, *walked_files, root.id, top == root.path, wanted)
+            d.todo = [_item(e, shared) for e in to_read]
+        return d
 
 
 def _diff(
@@ -376,88 +575,25 @@ def _diff(
     root: Root,
     top: str,
     walked: WalkResult,
-    known: dict[str, Known],
-    shared: set[int],
     walk_started: datetime,
     beat: Callable[[], None] | None,
+    settings: Settings,
 ) -> _Diff:
-    """What the walk changes; takes the rows it saw out of ``known``."""
-    d = _Diff()
-    now = utcnow()
-    new_entries: list[tuple[str, Entry]] = []
-    for e in walked.entries:
-        key = path_key(e.path)
-        # Taken out of ``known`` as the walk sees it: what stays is what the walk did not
-        # see, with no set of a million seen keys beside it, and the rows of unchanged
-        # files are freed as the loop goes (a rescan's peak memory)
-        k = known.pop(key, None)
-        if k is None:
-            new_entries.append((key, e))
-        elif not job.full and _same_stat(k, e) and not retry_due(k, now):
-            if k[3] != e.device:
-                d.remounted.setdefault(e.device, []).append(k[0])
-            if k[5] != "present" and k[6] >= walk_started:
-                d.newer += 1  # marked missing since the walk saw it: the file went
-            elif k[5] != "present":
-                d.revived.append(k[0])
-            else:
-                d.unchanged += 1
-        else:
-            d.todo.append(_item(e, shared))
-
-    # Files the walk did not see under this subtree: moved (same inode) or missing.
-    # A folder that could not be listed (a NAS hiccup, a permission change) hides its
-    # files; it does not delete them: they keep their rows and their state.
-    unseen: list[Known] = []
-    written: list[Known] = []  # since the walk began: left as they are
-    for k in known.values():
-        if k[6] >= walk_started:
-            written.append(k)
-        elif k[5] == "present":
-            unseen.append(k)
-    paths = _paths_of(session, [k[0] for k in unseen + written]) if unseen or written else {}
-    # (a folder scan knows the whole root's rows: only those under its folder count)
-    d.newer += sum(1 for k in written if is_inside(paths[k[0]], top))
-    kept = {k[0] for k in unseen if _in_unseen(paths[k[0]], walked.unseen, top)}
-    gone = [k for k in unseen if is_inside(paths[k[0]], top) and k[0] not in kept]
-    if gone and top == root.path and not walked.entries and _empty_dir(top):
-        # An empty root where the catalog holds files is a NAS share that is not mounted
-        # (the bare mount point), not a library deleted overnight: keep every row, and
-        # say so, rather than drop the groups, duplicates and decisions built on them.
-        walked.errors.append(
-            (
-                top,
-                f"the library root is empty but the catalog holds {len(gone)} files "
-                "there: is the share mounted? Nothing was marked missing",
-            )
-        )
-        kept |= {k[0] for k in gone}
-        gone = []
-    d.kept = len(kept)
-    vanished: dict[int, list[Known]] = defaultdict(list)
-    for k in gone:
-        vanished[k[4]].append(k)
-    candidates: list[tuple[str, Entry, Known]] = []
-    for key, e in new_entries:
-        hit = None if job.full else _take_move(vanished, e, paths)
-        if hit is None:
-            d.todo.append(_item(e, shared))
-        else:
-            candidates.append((key, e, hit))
-    quick_of = _quick_of(session, [hit[0] for _, _, hit in candidates])
-    real_root = os.path.realpath(root.path)
-    for key, e, hit in candidates:
-        if beat is not None:
-            beat()  # many renamed files on a slow share: still alive, not cancelled
-        same, n = _confirmed(e, hit, quick_of.get(hit[0]), real_root)
-        d.bytes_read += n
-        if same:
-            d.moves.append((key, e, hit[0]))
-        else:
-            vanished[hit[4]].append(hit)  # the file went; this one is new
-            d.todo.append(_item(e, shared))
-    d.missing = [k[0] for rows in vanished.values() for k in rows]
-    return d
+    """Walk ``top`` and work out what the walk changes in the catalog, a batch of folders
+    at a time (``DIFF_BATCH_FILES``), then across them (moves, missing, kept)."""
+    scan = _Rescan(session, job, root, top, walk_started)
+    batch: list[tuple[str, list[Entry]]] = []
+    files = 0
+    for folder, entries in walk_folders(top, settings.ignore, private_dirs(settings), beat, walked):
+        batch.append((folder, entries))
+        files += len(entries)
+        if files >= DIFF_BATCH_FILES or len(batch) >= DIFF_BATCH_FOLDERS:
+            scan.settle(batch)
+            batch, files = [], 0
+    if batch:
+        scan.settle(batch)
+    scan.sweep()
+    return scan.finish(walked, beat)
 
 
 def _apply(session: Session, d: _Diff) -> None:
@@ -521,26 +657,47 @@ def _move_rows(session: Session, moves: list[tuple[str, Entry, int]], now: datet
         )
 
 
-def _known_rows(session: Session, root_id: int) -> dict[str, Known]:
-    rows = session.connection().execute(
-        select(
-            File.path_key,
-            File.id,
-            File.size,
-            File.mtime_ns,
-            File.device,
-            File.inode,
-            File.status,
-            File.updated_at,
-            File.read_failures,
-        ).where(File.root_id == root_id)
-    )
-    # One string object per status, not one per row (56 bytes a file at a million files)
+_KNOWN_COLUMNS = (
+    File.id,
+    File.size,
+    File.mtime_ns,
+    File.device,
+    File.inode,
+    File.status,
+    File.updated_at,
+    File.read_failures,
+)
+
+
+def _known_rows(
+    session: Session, root_id: int, dir_keys: list[str], *where: ColumnElement[bool]
+) -> dict[str, Known]:
+    """The root's rows in these folders (and matching ``where``), by path key."""
+    # One string object per status, not one per row
     status: dict[str, str] = {}
-    return {
-        key: (fid, size, mtime, dev, ino, status.setdefault(st, st), updated, failures)
-        for key, fid, size, mtime, dev, ino, st, updated, failures in rows
-    }
+    out: dict[str, Known] = {}
+    conn = session.connection()
+    for keys in chunks(dir_keys):
+        # The root is told here, not in the query: SQLite (with no statistics) would
+        # read every row of the root by its (root_id, status) index, for each batch
+        rows = conn.execute(
+            select(File.path_key, File.root_id, *_KNOWN_COLUMNS).where(
+                File.dir_key.in_(keys), *where
+            )
+        )
+        for key, root, fid, size, mtime, dev, ino, st, updated, failures in rows:
+            if root == root_id:
+                out[key] = (
+                    fid,
+                    size,
+                    mtime,
+                    dev,
+                    ino,
+                    status.setdefault(st, st),
+                    updated,
+                    failures,
+                )
+    return out
 
 
 def _paths_of(session: Session, ids: list[int]) -> dict[int, str]:
@@ -557,35 +714,51 @@ def _in_unseen(path: str, unseen: set[str], top: str) -> bool:
 
 
 def _shared_sizes(
-    session: Session, walked: list[Entry], root_id: int, whole_root: bool
+    session: Session,
+    sizes: array[int],
+    devices: array[int],
+    inodes: array[int],
+    root_id: int,
+    whole_root: bool,
+    wanted: set[int],
 ) -> set[int]:
-    """Sizes held by two or more distinct present files across the whole catalog.
+    """Those of the ``wanted`` sizes held by two or more distinct present files across
+    the whole catalog, given the walk's files as three int64 columns (which this extends
+    with the catalog's).
 
     The walk stands for its own root when it covered all of it. A folder scan walks only
     its folder, so the root's other rows count too: a copy arriving there must meet its
     twin elsewhere in the root. (A row of the folder that vanished then counts once: at
     worst a new file of its size gets a quick digest it did not need.)"""
-    # Streamed (Core): the ORM's execute would fetch every row first, and a folder scan
-    # reads the whole root's
+    # Streamed (Core, and a server-side cursor on PostgreSQL): the ORM's execute would
+    # fetch every row first, and a folder scan reads the whole root's
     other = session.connection().execute(
-        select(File.size, File.device, File.inode).where(
+        select(File.size, File.device, File.inode)
+        .where(
             File.status == "present",
             File.size > 0,
             *([File.root_id != root_id] if whole_root else []),
         )
+        .execution_options(stream_results=True)
     )
-    # Three int64 columns, not a set of (device, inode) tuples: 24 bytes a file against
-    # ~150, beside the walk and the catalog's rows that a rescan holds at once
-    sizes, devices, inodes = array("q"), array("q"), array("q")
-    for e in walked:
-        sizes.append(e.size)
-        devices.append(e.device)
-        inodes.append(e.inode)
+    # Three int64 columns, not a set of (device, inode) tuples: 24 bytes a file against ~150
     for size, device, inode in other:
         sizes.append(size)
         devices.append(device)
         inodes.append(inode)
-    return _sizes_held_twice(*(np.frombuffer(a, dtype=np.int64) for a in (sizes, devices, inodes)))
+    s, d, i = (np.frombuffer(a, dtype=np.int64) for a in (sizes, devices, inodes))
+    return _sizes_held_twice(*_files_of_sizes(s, d, i, wanted)) & wanted
+
+
+def _files_of_sizes(
+    sizes: np.ndarray, devices: np.ndarray, inodes: np.ndarray, wanted: set[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows (in their order) of every inode that has a row of a ``wanted`` size: all
+    that ``_sizes_held_twice`` needs to count those sizes (each of their files' rows, so
+    its first). A rescan that reads ten new files sorts their few rows, not a million."""
+    want = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
+    keep = np.isin(inodes, np.unique(inodes[np.isin(sizes, want)]))
+    return sizes[keep], devices[keep], inodes[keep]
 
 
 def _sizes_held_twice(sizes: np.ndarray, devices: np.ndarray, inodes: np.ndarray) -> set[int]:
@@ -659,20 +832,14 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     # marked missing nor revived from what the walk saw before.
     walk_started = utcnow()
     beat = _heartbeat(session, job_id, settings)
+    walked = WalkResult()  # its errors, skips and what it could not look at
     try:
-        walked = walk(top, settings.ignore, private_dirs(settings), beat)
+        # All before the claim (the write lock on SQLite): telling moves from new files
+        # may read 8 KiB of each of many files, and other writers must not wait on that
+        diff = _diff(session, job, root, top, walked, walk_started, beat, settings)
     except WalkStopped:
         session.rollback()  # cancelled or failed meanwhile: nothing of the walk is kept
         log.info("scan %s stopped during its walk of %r", job_id, top)
-        return False
-    known = _known_rows(session, root.id)
-    shared = _shared_sizes(session, walked.entries, root.id, top == root.path)
-    try:
-        # Before the claim (the write lock on SQLite): telling moves from new files may
-        # read 8 KiB of each of many files, and other writers must not wait on that
-        diff = _diff(session, job, root, top, walked, known, shared, walk_started, beat)
-    except WalkStopped:
-        session.rollback()
         return False
     # Claimed before the first write: a second plan message for this scan (the watcher or
     # the scheduler re-sending one that looked lost) may have walked too, and it must
@@ -691,7 +858,7 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     job.bytes_read += diff.bytes_read
     job.failed += jobs.record_errors(session, job_id, walked.errors)
     summary = {
-        "walked": len(walked.entries),
+        "walked": diff.walked,
         "unchanged": diff.unchanged,
         "moved": len(diff.moves),
         "revived": len(diff.revived),

@@ -185,14 +185,14 @@ def test_a_scan_is_seen_running_while_it_walks(embedded_settings, library, monke
         job_id = jobs.start_job(s, "scan", root=root)[0].id
     # When another process looks at it during the walk (the watcher, dedup, a cancel)
     seen = []
-    real_walk = catalog.walk
+    real_walk = catalog.walk_folders
 
-    def walk(*args, **kwargs):
+    def walk_folders(*args, **kwargs):
         with session_scope(runtime.engine()) as other:
             seen.append(other.get(Job, job_id).state)
-        return real_walk(*args, **kwargs)
+        yield from real_walk(*args, **kwargs)
 
-    monkeypatch.setattr(catalog, "walk", walk)
+    monkeypatch.setattr(catalog, "walk_folders", walk_folders)
     with session_scope(runtime.engine()) as s:
         catalog.plan_scan(s, job_id, embedded_settings)
     # Then it sees the scan running, not still queued
@@ -861,7 +861,12 @@ def test_a_redelivered_plan_sends_the_batches_the_first_delivery_did_not(
     assert queued and sent == [("scan_batch", job_id, seq) for seq in queued]
 
 
-def test_a_folder_scan_during_a_long_walk_is_not_undone(embedded_settings, library, monkeypatch):
+# ``batch`` 1: the walk's folders are compared with the catalog one at a time, so x is
+# settled before the folder scan rewrites its rows: what the scan wrote is still found
+@pytest.mark.parametrize("batch", [None, 1])
+def test_a_folder_scan_during_a_long_walk_is_not_undone(
+    embedded_settings, library, monkeypatch, batch
+):
     from sqlalchemy import select
 
     from core import catalog, jobs
@@ -874,10 +879,10 @@ def test_a_folder_scan_during_a_long_walk_is_not_undone(embedded_settings, libra
     write_jpeg(library / "a" / "1.jpg", 1)
     write_jpeg(library / "x" / "old.jpg", 2)
     run_scan(embedded_settings, str(library))
-    real_walk = catalog.walk
+    real_walk = catalog.walk_folders
 
     def walk_then_the_watcher_acts(top, *args):  # type: ignore[no-untyped-def]
-        result = real_walk(top, *args)
+        yield from real_walk(top, *args)
         if top == str(library):
             # While the whole root was being walked (past x already), photos changed in
             # x and the watcher's folder scan of x ran to the end
@@ -890,9 +895,11 @@ def test_a_folder_scan_during_a_long_walk_is_not_undone(embedded_settings, libra
                 )
                 catalog.plan_scan(s, folder.id, embedded_settings)
             run_phase(embedded_settings, folder.id)
-        return result
 
-    monkeypatch.setattr(catalog, "walk", walk_then_the_watcher_acts)
+    monkeypatch.setattr(catalog, "walk_folders", walk_then_the_watcher_acts)
+    if batch is not None:
+        monkeypatch.setattr(catalog, "DIFF_BATCH_FILES", batch)
+        monkeypatch.setattr(catalog, "DIFF_BATCH_FOLDERS", batch)
     # When the full scan that began before them plans from its older walk
     job_id = planned_scan(embedded_settings, library)
     run_phase(embedded_settings, job_id)
@@ -1054,20 +1061,19 @@ def test_two_plan_messages_for_one_scan_plan_it_once(embedded_settings, library,
     run_scan(embedded_settings, str(library))
     with session_scope(runtime.engine()) as s:
         job_id = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, str(library)))[0].id
-    real_walk = catalog.walk
+    real_walk = catalog.walk_folders
     second: list[bool] = []
 
-    def walk(*args, **kwargs):  # type: ignore[no-untyped-def]
-        result = real_walk(*args, **kwargs)
+    def walk_folders(top, ignore, skip_dirs, tick, result):  # type: ignore[no-untyped-def]
+        yield from real_walk(top, ignore, skip_dirs, tick, result)
         result.errors.append((str(library / "locked"), "Permission denied"))
         if not second:
             # While this walk runs, a re-sent plan message is handled in full elsewhere
             second.append(True)
             with session_scope(runtime.engine()) as other:
                 second.append(catalog.plan_scan(other, job_id, embedded_settings))
-        return result
 
-    monkeypatch.setattr(catalog, "walk", walk)
+    monkeypatch.setattr(catalog, "walk_folders", walk_folders)
     # When the first message's walk ends
     with session_scope(runtime.engine()) as s:
         first = catalog.plan_scan(s, job_id, embedded_settings)
@@ -1096,14 +1102,14 @@ def test_a_scan_cancelled_during_its_walk_marks_nothing_missing(
     os.remove(library / "b.jpg")
     with session_scope(runtime.engine()) as s:
         job_id = jobs.start_job(s, "scan", root=jobs.get_or_create_root(s, str(library)))[0].id
-    real_walk = catalog.walk
+    real_walk = catalog.walk_folders
 
-    def walk(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def walk_folders(*args, **kwargs):  # type: ignore[no-untyped-def]
         with session_scope(runtime.engine()) as other:
             jobs.cancel_job(other, job_id)  # the user cancels while the walk runs
-        return real_walk(*args, **kwargs)
+        yield from real_walk(*args, **kwargs)
 
-    monkeypatch.setattr(catalog, "walk", walk)
+    monkeypatch.setattr(catalog, "walk_folders", walk_folders)
     # When the walk ends
     with session_scope(runtime.engine()) as s:
         assert catalog.plan_scan(s, job_id, embedded_settings) is False
@@ -1220,20 +1226,19 @@ def test_a_folder_scans_newer_count_is_its_folders_own(embedded_settings, librar
         job_id = jobs.start_job(s, "scan", root=root, path=str(library / "x"), exclusive=False)[
             0
         ].id
-    real_walk = catalog.walk
+    real_walk = catalog.walk_folders
 
-    def walk(*args, **kwargs):  # type: ignore[no-untyped-def]
-        result = real_walk(*args, **kwargs)
+    def walk_folders(*args, **kwargs):  # type: ignore[no-untyped-def]
+        yield from real_walk(*args, **kwargs)
         # While x is walked, a photo appears in y and another scan catalogs it
         write_jpeg(library / "y" / "3.jpg", 3)
-        monkeypatch.setattr(catalog, "walk", real_walk)
+        monkeypatch.setattr(catalog, "walk_folders", real_walk)
         with session_scope(runtime.engine()) as s:
             y, _ = jobs.start_job(s, "scan", root=root, path=str(library / "y"), exclusive=False)
             catalog.plan_scan(s, y.id, embedded_settings)
         run_phase(embedded_settings, y.id)
-        return result
 
-    monkeypatch.setattr(catalog, "walk", walk)
+    monkeypatch.setattr(catalog, "walk_folders", walk_folders)
     # When the scan of x plans
     with session_scope(runtime.engine()) as s:
         assert catalog.plan_scan(s, job_id, embedded_settings)

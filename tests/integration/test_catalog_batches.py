@@ -1,0 +1,222 @@
+"""A scan compares its walk with the catalog a batch of folders at a time
+(core.catalog.DIFF_BATCH_FILES / DIFF_BATCH_FOLDERS) and tells moves, missing files and
+unlisted folders across batches at the end. Here the batches are made one to three
+folders, so that every case crosses a batch's boundary."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.factories import write_jpeg
+from twinlens import run_scan
+
+
+@pytest.fixture(params=[1, 2, 3])
+def small_batches(request, monkeypatch) -> int:  # type: ignore[no-untyped-def]
+    from core import catalog
+
+    monkeypatch.setattr(catalog, "DIFF_BATCH_FILES", request.param)
+    monkeypatch.setattr(catalog, "DIFF_BATCH_FOLDERS", request.param)
+    return int(request.param)
+
+
+def _rows() -> dict[str, tuple[int, str, str | None]]:
+    """Every row by its path: (id, status, sha256)."""
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from core.models import File
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        return {f.path: (f.id, f.status, f.sha256) for f in s.scalars(select(File))}
+
+
+def _library(library: Path) -> None:
+    """Six folders, two pictures each, and one at the top."""
+    seed = 1
+    for folder in ("a", "b", "c/d", "c/e", "f", "g"):
+        for i in range(2):
+            write_jpeg(library / folder / f"p{i}.jpg", seed)
+            seed += 1
+    write_jpeg(library / "top.jpg", seed)
+
+
+def test_a_file_moved_to_a_folder_of_another_batch_keeps_its_row(
+    embedded_settings, library, small_batches
+):
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    before = _rows()
+    # When a picture moves from a to g (far apart in the walk), and one from f to c/d
+    os.rename(library / "a" / "p0.jpg", library / "g" / "from-a.jpg")
+    os.rename(library / "f" / "p1.jpg", library / "c" / "d" / "from-f.jpg")
+    report = run_scan(embedded_settings, str(library))
+    # Then both are moves: their rows, with their hashes, under their new names
+    summary = report["job"]["summary"]
+    assert (summary["moved"], summary["missing"], summary["to_read"]) == (2, 0, 0)
+    assert summary["unchanged"] == 11 and summary["walked"] == 13
+    after = _rows()
+    assert after[str(library / "g" / "from-a.jpg")] == before[str(library / "a" / "p0.jpg")]
+    assert after[str(library / "c" / "d" / "from-f.jpg")] == before[str(library / "f" / "p1.jpg")]
+    assert str(library / "a" / "p0.jpg") not in after
+    assert len(after) == 13
+
+
+def test_a_folder_deleted_wholesale_is_missing_and_a_renamed_one_moves(
+    embedded_settings, library, small_batches
+):
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    before = _rows()
+    # When one folder (with its subfolders) is deleted and another renamed
+    shutil.rmtree(library / "c")
+    os.rename(library / "b", library / "b-renamed")
+    report = run_scan(embedded_settings, str(library))
+    # Then the deleted folder's rows, never reached by the walk, are marked missing, and
+    # the renamed folder's rows moved with it
+    summary = report["job"]["summary"]
+    assert (summary["missing"], summary["moved"], summary["to_read"]) == (4, 2, 0)
+    after = _rows()
+    for name in ("d/p0.jpg", "d/p1.jpg", "e/p0.jpg", "e/p1.jpg"):
+        assert after[str(library / "c" / name)][1] == "missing"
+    for i in range(2):
+        assert (
+            after[str(library / "b-renamed" / f"p{i}.jpg")]
+            == before[str(library / "b" / f"p{i}.jpg")]
+        )
+    assert sum(1 for _, status, _ in after.values() if status == "present") == 9
+
+
+def test_a_folder_that_cannot_be_listed_keeps_its_rows_across_batches(
+    embedded_settings, library, small_batches, monkeypatch
+):
+    from core import catalog
+
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    # When c cannot be listed (its subfolders are then never reached), and a picture
+    # in c/d is deleted meanwhile
+    os.remove(library / "c" / "d" / "p0.jpg")
+    real = os.scandir
+
+    def scandir(path):  # type: ignore[no-untyped-def]
+        if str(path) == str(library / "c"):
+            raise OSError(5, "Input/output error")
+        return real(path)
+
+    monkeypatch.setattr(catalog.os, "scandir", scandir)
+    report = run_scan(embedded_settings, str(library))
+    # Then the rows under it keep their state: nothing there is missing
+    summary = report["job"]["summary"]
+    assert (summary["missing"], summary["kept_unlisted"], summary["walk_errors"]) == (0, 4, 1)
+    assert all(status == "present" for _, status, _ in _rows().values())
+    # And once it lists again, the deleted picture is noticed
+    monkeypatch.setattr(catalog.os, "scandir", real)
+    report = run_scan(embedded_settings, str(library))
+    assert (report["job"]["summary"]["missing"], report["job"]["summary"]["unchanged"]) == (1, 12)
+
+
+def test_a_folder_scan_in_batches_sees_its_subfolders_and_nothing_else(
+    embedded_settings, library, small_batches
+):
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    # When, under c, c/e is deleted and a picture moves from c/d to c; and outside c a
+    # picture is deleted
+    shutil.rmtree(library / "c" / "e")
+    os.rename(library / "c" / "d" / "p1.jpg", library / "c" / "moved.jpg")
+    os.remove(library / "a" / "p0.jpg")
+    report = run_scan(embedded_settings, str(library / "c"))
+    # Then the folder scan notices what changed under c, and only that
+    summary = report["job"]["summary"]
+    assert (summary["missing"], summary["moved"], summary["unchanged"]) == (2, 1, 1)
+    rows = _rows()
+    assert rows[str(library / "a" / "p0.jpg")][1] == "present"
+    assert rows[str(library / "c" / "moved.jpg")][1] == "present"
+
+
+def test_a_remounted_share_with_a_move_across_batches_reads_nothing(
+    embedded_settings, library, small_batches
+):
+    from sqlalchemy import select, update
+
+    from core.catalog import int64
+    from core.db import session_scope
+    from core.models import File
+    from workers import runtime
+
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    with session_scope(runtime.engine()) as s:
+        s.execute(update(File).values(device=File.device + 7))
+    os.rename(library / "g" / "p0.jpg", library / "a" / "from-g.jpg")
+    report = run_scan(embedded_settings, str(library))
+    summary = report["job"]["summary"]
+    assert (summary["unchanged"], summary["moved"], summary["to_read"]) == (12, 1, 0)
+    with session_scope(runtime.engine()) as s:
+        devices = set(s.scalars(select(File.device).where(File.status == "present")))
+    assert devices == {int64(library.stat().st_dev)}
+
+
+def test_the_catalog_is_read_a_batch_of_folders_at_a_time(embedded_settings, library, monkeypatch):
+    from core import catalog
+
+    # Given a cataloged library of seven folders
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    # When it is scanned again in batches of two folders
+    monkeypatch.setattr(catalog, "DIFF_BATCH_FOLDERS", 2)
+    loads: list[int] = []
+    real = catalog._known_rows
+
+    def known_rows(session, root_id, dir_keys, *where):  # type: ignore[no-untyped-def]
+        if dir_keys:  # (the end's look for folders the walk did not list finds none)
+            loads.append(len(dir_keys))
+        return real(session, root_id, dir_keys, *where)
+
+    monkeypatch.setattr(catalog, "_known_rows", known_rows)
+    report = run_scan(embedded_settings, str(library))
+    # Then no read of the catalog's rows took more than two folders, and every one of the
+    # eight folders (c too, which holds only folders) was read once
+    assert max(loads) == 2 and sum(loads) == 8
+    assert report["job"]["summary"]["unchanged"] == 13
+
+
+def test_a_folder_key_is_the_dir_key_of_the_files_listed_in_it(tmp_path):
+    from core import catalog
+    from core.paths import dir_key
+
+    write_jpeg(tmp_path / "x" / "a.jpg", 1)
+    write_jpeg(tmp_path / "b.jpg", 2)
+    for top in (str(tmp_path), str(tmp_path) + "/", str(tmp_path) + "//"):
+        result = catalog.WalkResult()
+        listed = 0
+        for folder, entries in catalog.walk_folders(top, (), frozenset(), None, result):
+            for e in entries:
+                assert dir_key(e.path) == catalog._folder_key(folder)
+                listed += 1
+        assert listed == 2
+
+
+def test_counting_only_the_wanted_sizes_gives_what_counting_all_gives():
+    import numpy as np
+
+    from core import catalog
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(0, 60))
+        # Few sizes, devices and inodes: hard links, stale rows of another size, and the
+        # same inode number on two devices all occur
+        sizes = rng.integers(0, 8, n).astype(np.int64)
+        devices = rng.integers(1, 3, n).astype(np.int64)
+        inodes = rng.integers(1, 20, n).astype(np.int64)
+        wanted = {int(x) for x in rng.integers(0, 8, int(rng.integers(1, 4)))}
+        every = catalog._sizes_held_twice(sizes, devices, inodes) & wanted
+        only = catalog._sizes_held_twice(*catalog._files_of_sizes(sizes, devices, inodes, wanted))
+        assert only & wanted == every
