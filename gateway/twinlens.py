@@ -249,14 +249,26 @@ def file_errors() -> Response:
     return jsonify(body)
 
 
+# The folder of TWINLENS_DATA_DIR where `twinlens up` without a library generates its demo
+# (workers/embedded.py)
+DEMO_LIBRARY = "demo-library"
+
+
 @bp.get("/roots")
 @require_user("library.read")
 def roots() -> Response:
-    """The library roots (the grouping API's list): what the UI takes a folder under."""
+    """The library roots (the grouping API's list): what the UI takes a folder under; the
+    demo library `twinlens up` generated, none given, with ``"demo": true``."""
     _only_args()
     status, body = call("grouping", "GET", "/roots")
     if status != 200:
         return jsonify(_error_body(status, body)[1]), status
+    # The demo is scanned as its resolved path; a string compare (no stat of a library
+    # root: a share that hangs must not hang this list)
+    demo = os.path.realpath(current_app.config["SETTINGS"].data_dir / DEMO_LIBRARY)
+    for item in body.get("items") or []:
+        if isinstance(item, dict) and item.get("path") == demo:
+            item["demo"] = True
     return jsonify(body)
 
 

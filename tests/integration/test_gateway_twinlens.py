@@ -1194,6 +1194,40 @@ def test_files_read_with_an_error_are_listed_to_a_signed_in_user(gateway, alice,
         assert bad.status_code == 400 and bad.json()["message"], (params, bad.text)
 
 
+def test_the_demo_library_is_named_as_such_among_the_roots(
+    alice, gateway_settings, api_settings, api_broker
+):
+    # Given the demo library `twinlens up` generates when given none, in its data folder
+    # (reached through a symlink: it is scanned as its resolved path), beside a library
+    data = (gateway_settings.data_dir.parent / "real-data").resolve()
+    demo = data / "demo-library"
+    demo.mkdir(parents=True)
+    linked = gateway_settings.data_dir.parent / "linked-data"
+    linked.symlink_to(data)
+    roots = (*api_settings.library_roots, demo)
+    grouping = start_api(
+        "grouping", dataclasses.replace(api_settings, library_roots=roots), api_broker
+    )
+    settings = dataclasses.replace(
+        gateway_settings, data_dir=linked, library_roots=roots, grouping_url=grouping.url
+    )
+    server = ThreadedServer(create_app({"SETTINGS": settings, "TESTING": True})).start()
+    try:
+        # When the UI asks for the roots
+        r = requests.get(server.url + "/api/twinlens/roots", headers=alice.bearer)
+        # Then the demo says it is one, the library says nothing of the kind
+        assert r.status_code == 200, r.text
+        assert r.json() == {
+            "items": [
+                {"id": None, "path": str(api_settings.library_roots[0]), "files": 0},
+                {"id": None, "path": str(demo), "files": 0, "demo": True},
+            ]
+        }
+    finally:
+        server.stop()
+        grouping.stop()
+
+
 def test_the_library_roots_are_listed_to_a_signed_in_administrator(
     catalog, alice, bob, library, two_roots
 ):

@@ -3,9 +3,9 @@ import { api, type Job, type Stats } from "./api";
 import { FolderField, useFolderForm } from "./FolderField";
 import { type Go, hashQuery, type Params, useLoad, usePoll } from "./hooks";
 import {
-  displayPath, displayText, emptyFolderNote, failedFilesLabel, jobScope, formatBytes, formatCount, formatDuration, humanize, isActive, parseUtc,
-  phaseLabel, problemsLinkText, progressFraction, scanButton, scanOverview, scanRefusal, staleJobsNotice, statBreakdowns,
-  uniqueJobs,
+  demoNote, displayPath, displayText, duplicateKindRows, emptyFolderNote, failedFilesLabel, jobScope, formatBytes, formatCount,
+  formatDuration, humanize, isActive, OWN_LIBRARY_COMMAND, parseUtc, phaseLabel, problemsLinkText, progressFraction, scanButton,
+  scanOverview, scanRefusal, scopeProblemsText, staleJobsNotice, statBreakdowns, uniqueJobs, unreadScanText,
 } from "./logic";
 import { LoadError } from "./Notices";
 
@@ -26,6 +26,32 @@ interface FolderFigures {
   open: number;
   total: number;
   groups: number;
+}
+
+/** The open duplicate groups of each kind (only totals); a count that fails is left out. */
+function openCounts(types: string[]): Promise<Record<string, number>> {
+  return Promise.all(types.map((type) =>
+    api.duplicates({ type, status: "open", size: 1 }).then((p) => [type, p.total] as const, () => null),
+  )).then((got) => Object.fromEntries(got.filter((x) => x !== null)));
+}
+
+/** How many files under each of `paths` ("": the whole library) cannot be read (only
+ * totals); a count that fails is left out. */
+function problemCounts(paths: string[]): Promise<Record<string, number>> {
+  return Promise.all(paths.map((path) =>
+    api.fileErrors({ path_prefix: path || undefined, size: 1 }).then((p) => [path, p.total] as const, () => null),
+  )).then((got) => Object.fromEntries(got.filter((x) => x !== null)));
+}
+
+/** The demo library named as such, with the command that shows one's own photos. */
+function DemoNote({ text }: { text: string }) {
+  const [before, after] = text.split(OWN_LIBRARY_COMMAND);
+  return (
+    <p className="notice demo-library" role="note">
+      {displayText(before)}
+      {after !== undefined && <><code>{OWN_LIBRARY_COMMAND}</code>{displayText(after)}</>}
+    </p>
+  );
 }
 
 function folderFigures(folder: string): Promise<FolderFigures> {
@@ -52,6 +78,13 @@ export function Overview({ params, go }: Props) {
   const problems = useLoad(
     () => api.fileErrors({ path_prefix: folder || undefined, size: 1 }), figuresKey,
   );
+  // The stats count duplicate groups by kind over every status: the open ones of each
+  // kind (only totals), so that the kinds' table counts what it says it reclaims from
+  const types = Object.keys((stats.data?.duplicates?.by_type ?? {}) as Record<string, unknown>);
+  const openKey = `${statsKey}\u0000${types.join(",")}`;
+  const openByType = useLoad(() => openCounts(types), openKey);
+  // The library roots with their files (and which is the demo), read again after a scan
+  const roots = useLoad(() => api.roots().then((r) => r.items ?? []), String(statsKey));
   const [jobs, setJobs] = useState<Job[]>([]);
   const [details, setDetails] = useState<Record<string, Job>>({});
   // Why the list of jobs could not be read (cleared by the next list read), and why "Scan
@@ -150,11 +183,21 @@ export function Overview({ params, go }: Props) {
   // scan since (the watcher's), and failures of any kind no later job made good
   const past = scanOverview(jobs);
   const lasts = past.full.map((j) => details[j.id] ?? j);
+  const demo = demoNote(roots.data ?? []);
+  const cataloged = (j: Job) => roots.data?.find((r) => r.path === (j.root ?? j.path))?.files ?? null;
   const emptyNote = emptyFolderNote(folder, ofFolder(figures.of) ? figures.data ?? null : null,
                                     ofFolder(problems.of) ? problems.data?.total ?? null : null);
   // Several library roots: each root's last scan, named by its root
   const severalRoots = folderForm.roots.length > 1 || lasts.length > 1;
   const lastFolder = past.folder ? details[past.folder.id] ?? past.folder : null;
+  // How many files of each last scan's root (or folder) cannot be read, said on a scan
+  // that read none (its own count is then no count of the library's)
+  const scopes = [...new Set([...lasts.map((j) => j.root ?? j.path ?? ""),
+                              ...(lastFolder ? [lastFolder.path ?? ""] : [])])];
+  const scopesKey = `${statsKey}\u0000${scopes.join("\u0000")}`;
+  const scopeProblems = useLoad(() => problemCounts(scopes), scopesKey);
+  const problemsOf = (path: string | null | undefined) =>
+    scopeProblems.of === scopesKey ? scopeProblems.data?.[path ?? ""] ?? null : null;
   const runningScan = active.find((j) => j.kind === "scan");
   // The last read of the jobs failed: what is shown is the last known state, and a job
   // shown running may be over; nothing is offered on it until an answer comes
@@ -164,6 +207,7 @@ export function Overview({ params, go }: Props) {
   return (
     <div className="overview">
       <h1 tabIndex={-1}>Overview</h1>
+      {demo && <DemoNote text={demo} />}
       <section aria-labelledby="stats-h">
         <h2 id="stats-h">Library</h2>
         <form className="filters" onSubmit={folderForm.submit} aria-label="Figures of one folder">
@@ -180,7 +224,8 @@ export function Overview({ params, go }: Props) {
         {folder && <LoadError list={figures} />}
         {stats.data ? (
           <StatsView stats={stats.data} go={go} folder={folder}
-                     figures={ofFolder(figures.of) ? figures.data : null} />
+                     figures={ofFolder(figures.of) ? figures.data : null}
+                     openByType={openByType.of === openKey ? openByType.data : null} />
         ) : !stats.error && (
           <p className="muted" role="status">Loading…</p>
         )}
@@ -210,8 +255,12 @@ export function Overview({ params, go }: Props) {
           <JobProgress key={j.id} job={j} onCancel={() => cancel(j)} busy={cancelling === j.id}
                        stale={stale} />
         ))}
-        {lasts.map((j) => <LastScan key={j.id} job={j} severalRoots={severalRoots} />)}
-        {lastFolder && <LastScan job={lastFolder} folder severalRoots={severalRoots} />}
+        {lasts.map((j) => (
+          <LastScan key={j.id} job={j} severalRoots={severalRoots} cataloged={cataloged(j)}
+                    problems={problemsOf(j.root ?? j.path)} />
+        ))}
+        {lastFolder && <LastScan job={lastFolder} folder severalRoots={severalRoots}
+                                 problems={problemsOf(lastFolder.path)} />}
         {past.failed.map((j) => <FailedJob key={j.id} job={j} severalRoots={severalRoots} />)}
         {!active.length && !lasts.length && !lastFolder && !jobsError && !actionError && (
           <p className="muted">No scan has run yet.</p>
@@ -245,8 +294,9 @@ function num(v: unknown): number | null {
 /** The figures: the whole library's, or with `folder` that folder's (`figures`, null
  * while they load); what only the whole library has (bytes to reclaim, the breakdowns)
  * says so. Review and Browse open the lists of the folder shown. */
-function StatsView({ stats, go, folder, figures }: {
+function StatsView({ stats, go, folder, figures, openByType }: {
   stats: Stats; go: Props["go"]; folder: string; figures: FolderFigures | null;
+  openByType: Record<string, number> | null;
 }) {
   const d = stats.duplicates ?? {};
   const byStatus = (d.by_status ?? {}) as Record<string, unknown>;
@@ -275,7 +325,7 @@ function StatsView({ stats, go, folder, figures }: {
           <button type="button" className="link" onClick={() => go("groups", { folder })}>Browse</button>
         </div>
       </div>
-      <DuplicateBreakdown stats={d} scope={folder ? " (whole library)" : ""} />
+      <DuplicateBreakdown stats={d} scope={folder ? " (whole library)" : ""} openByType={openByType} />
     </>
   );
 }
@@ -290,28 +340,35 @@ const statusRank = (s: string) => {
 };
 const KNOWN = new Set(["by_type", "by_status", "reclaimable"]);
 
-/** The dedup stats as one table (kind × groups, reclaimable) and a status line; any other
- * numeric breakdown the API adds later is shown as a small table of its own. */
-function DuplicateBreakdown({ stats, scope }: { stats: Record<string, unknown>; scope: string }) {
-  const byType = (stats.by_type ?? {}) as Record<string, number>;
+/** The dedup stats as one table (kind × open groups, decided ones, reclaimable by the open
+ * ones: `openByType`, null while unknown) and a status line; any other numeric breakdown
+ * the API adds later is shown as a small table of its own. */
+export function DuplicateBreakdown({ stats, scope, openByType }: {
+  stats: Record<string, unknown>; scope: string; openByType: Record<string, number> | null;
+}) {
   const byStatus = (stats.by_status ?? {}) as Record<string, number>;
-  const reclaim = (stats.reclaimable ?? {}) as Record<string, number>;
-  const types = Object.keys(byType);
+  const rows = duplicateKindRows(stats, openByType);
   const extra = statBreakdowns(stats).filter((b) => !KNOWN.has(b.name));
   return (
     <div className="breakdowns">
-      {types.length > 0 && (
+      {rows.length > 0 && (
         <table className="breakdown">
           <caption>Duplicate groups by kind{scope}</caption>
           <thead>
-            <tr><th scope="col">Kind</th><th scope="col">Groups</th><th scope="col">Reclaimable (open)</th></tr>
+            <tr>
+              <th scope="col">Kind</th>
+              <th scope="col" title="Groups still to decide">Open</th>
+              <th scope="col" title="Groups resolved or marked not duplicates">Decided</th>
+              <th scope="col" title="What removing the open groups' extra copies would free">Reclaimable (open)</th>
+            </tr>
           </thead>
           <tbody>
-            {types.map((t) => (
-              <tr key={t}>
-                <th scope="row">{TYPE_LABEL[t] ?? humanize(t)}</th>
-                <td>{formatCount(byType[t])}</td>
-                <td>{formatBytes(num(reclaim[`${t}_bytes`]))}</td>
+            {rows.map((r) => (
+              <tr key={r.type}>
+                <th scope="row">{TYPE_LABEL[r.type] ?? humanize(r.type)}</th>
+                <td>{formatCount(r.open)}</td>
+                <td>{formatCount(r.decided)}</td>
+                <td>{formatBytes(r.reclaimable)}</td>
               </tr>
             ))}
           </tbody>
@@ -387,12 +444,20 @@ function finishedAt(job: Job): Date | null {
 }
 
 /** A finished scan: the whole library's last one (`.last`, with the files the library has
- * that cannot be read), or a folder scan since (which read only that folder). */
-function LastScan({ job, folder = false, severalRoots = false }: {
-  job: Job; folder?: boolean; severalRoots?: boolean;
+ * that cannot be read), or a folder scan since (which read only that folder). One that read
+ * no file (a restart over a library cataloged before) says so in words, with how many
+ * files its root or folder holds (`cataloged`) and how many of them cannot be read
+ * (`problems`, whichever scan found them): its own zeros would read as an empty library
+ * with no problem. */
+export function LastScan({ job, folder = false, severalRoots = false, cataloged = null, problems = null }: {
+  job: Job; folder?: boolean; severalRoots?: boolean; cataloged?: number | null; problems?: number | null;
 }) {
   const root = job.root ?? job.path;
   const when = finishedAt(job);
+  const unread = unreadScanText(job, cataloged);
+  const problemsText = unread === null ? null : scopeProblemsText(problems);
+  const scope = folder ? job.path ?? "" : severalRoots ? root ?? "" : "";
+  const problemsHref = `#/problems${scope ? `?${hashQuery({ folder: scope })}` : ""}`;
   return (
     <div className={`job ${folder ? "last-folder" : "last"} state-${job.state}`} data-job-id={job.id}>
       <div className="job-head">
@@ -405,13 +470,22 @@ function LastScan({ job, folder = false, severalRoots = false }: {
       </div>
       <p className="job-scope path">{jobScope(job, folder, severalRoots)}</p>
       <div className="job-figures">
-        <span>{formatCount(job.done)} / {formatCount(job.total)} files</span>
-        {job.bytes_read !== undefined && <span>{formatBytes(job.bytes_read)} read</span>}
+        {unread === null
+          ? <span>{formatCount(job.done)} / {formatCount(job.total)} files</span>
+          : <span className="unread">{unread}</span>}
+        {job.bytes_read !== undefined && (unread === null || job.bytes_read > 0) && (
+          <span>{formatBytes(job.bytes_read)} read</span>
+        )}
         {job.elapsed_seconds !== undefined && <span>in {formatDuration(job.elapsed_seconds)}</span>}
-        <span className={job.failed ? "warn" : undefined}>
-          {formatCount(job.failed)} {job.failed === 1 ? "file" : "files"} could not be read
-          {folder && " in this folder"}
-        </span>
+        {(unread === null || job.failed > 0) && (
+          <span className={job.failed ? "warn" : undefined}>
+            {formatCount(job.failed)} {job.failed === 1 ? "file" : "files"} could not be read
+            {folder && " in this folder"}
+          </span>
+        )}
+        {problemsText && (
+          problems ? <a className="warn" href={problemsHref}>{problemsText}</a> : <span>{problemsText}</span>
+        )}
       </div>
       {job.error && <p className="notice error">{displayText(job.error)}</p>}
       {job.errors && job.errors.length > 0 && <ErrorList errors={job.errors} failed={job.failed} />}

@@ -2,7 +2,7 @@ import { api, type FileProblem } from "./api";
 import { type Go, type Params, useEmptyPageStep, useLoad } from "./hooks";
 import {
   dirname, displayPath, formatBytes, formatCount, humanize, pageFromUrl, pageParam, parseUtc,
-  problemRetryLabel,
+  PROBLEMS_INTRO, problemRetryLabel,
 } from "./logic";
 import { FolderField, useFolderForm } from "./FolderField";
 import { Notices } from "./Notices";
@@ -37,12 +37,7 @@ export function Problems({ params, go }: Props) {
   return (
     <div className="problems">
       <h1 tabIndex={-1}>Files with problems</h1>
-      <p className="muted">
-        Files of the library that Twinlens could not read: unreadable, truncated, empty, not
-        what their name says, or skipped because reading them crashed Twinlens. They are left
-        out of duplicate detection and grouping, and stay listed here until a scan reads them
-        without a problem (the Overview's list is only what the last scan read).
-      </p>
+      <p className="muted">{PROBLEMS_INTRO}</p>
       <form className="filters" onSubmit={folderForm.submit} aria-label="Filter files with problems">
         <FolderField form={folderForm} folder={folder}
                      onClear={() => nav({ folder: "" })} helpId="folder-help"

@@ -25,6 +25,9 @@ export interface Job {
   rate?: number;
   bytes_per_second?: number;
   eta_seconds?: number | null;
+  /** A scan's walk (core/catalog.py `plan_scan`): files `walked`, `unchanged`, `moved`,
+   * `missing`, `revived`, `to_read`, … */
+  summary?: Record<string, unknown> | null;
   error?: string | null;
   errors?: JobError[];
   created_at?: string | null;
@@ -122,6 +125,8 @@ export interface Root {
   path: string;
   /** Files cataloged under it. */
   files: number;
+  /** True for the demo library `make run` generates when given none (absent otherwise). */
+  demo?: boolean;
 }
 
 export interface Stats {

@@ -14,12 +14,18 @@ const dup = (id: string, sizes: Record<string, number>, keep?: string): Duplicat
 });
 
 describe("formatting", () => {
-  it("formats bytes in binary units", () => {
+  it("formats bytes in decimal units, as the terminal does (1 MB = 1,000,000 bytes)", () => {
     expect(formatBytes(0)).toBe("0 B");
-    expect(formatBytes(1023)).toBe("1023 B");
-    expect(formatBytes(1536)).toBe("1.5 KB");
-    expect(formatBytes(5 * 1024 ** 3)).toBe("5.0 GB");
-    expect(formatBytes(300 * 1024 ** 2)).toBe("300 MB");
+    expect(formatBytes(999)).toBe("999 B");
+    expect(formatBytes(1500)).toBe("1.5 kB");
+    // the demo scan's bytes: "6.3 MB read" in the terminal, the same here
+    expect(formatBytes(6_263_393)).toBe("6.3 MB");
+    expect(formatBytes(5e9)).toBe("5.0 GB");
+    expect(formatBytes(300e6)).toBe("300 MB");
+    expect(formatBytes(2.5e12)).toBe("2.5 TB");
+    // what rounds up to 1,000 of a unit is said in the next one
+    expect(formatBytes(999_960)).toBe("1.0 MB");
+    expect(formatBytes(999_499)).toBe("999 kB");
     expect(formatBytes(null)).toBe("–");
   });
   it("formats durations as m:ss or h:mm:ss", () => {

@@ -1,7 +1,7 @@
 // Pure helpers: formatting and the arithmetic behind what the UI promises the user.
 import {
   ApiError, type Duplicate, type DupMember, type FileGroup, type Job, type ResolvePlan,
-  type ResolveRequest, type UndoResult,
+  type ResolveRequest, type Root, type UndoResult,
 } from "./api";
 
 export const ACTIVE_STATES = ["queued", "running"];
@@ -10,17 +10,21 @@ export function isActive(job: Pick<Job, "state">): boolean {
   return ACTIVE_STATES.includes(job.state);
 }
 
+/** Bytes in decimal units (1 kB = 1,000 bytes, 1 MB = 10^6, 1 GB = 10^9), as the terminal
+ * says them ("6.3 MB read"), so that both give one figure for one scan. */
 export function formatBytes(n: number | null | undefined): string {
   if (n === null || n === undefined || !Number.isFinite(n)) return "–";
-  if (n < 1024) return `${n} B`;
-  const units = ["KB", "MB", "GB", "TB", "PB"];
-  let v = n;
-  let i = -1;
-  do {
-    v /= 1024;
+  if (n < 1000) return `${n} B`;
+  const units = ["kB", "MB", "GB", "TB", "PB"];
+  const shown = (v: number) => (v >= 100 ? v.toFixed(0) : v.toFixed(1));
+  let v = n / 1000;
+  let i = 0;
+  // (999,960 bytes would be "1000 kB": said as "1.0 MB")
+  while (Number(shown(v)) >= 1000 && i < units.length - 1) {
+    v /= 1000;
     i += 1;
-  } while (v >= 1024 && i < units.length - 1);
-  return `${v >= 100 ? v.toFixed(0) : v.toFixed(1)} ${units[i]}`;
+  }
+  return `${shown(v)} ${units[i]}`;
 }
 
 export function formatDuration(seconds: number | null | undefined): string {
@@ -209,6 +213,84 @@ export function emptyFolderNote(
   return `Nothing of the library is listed in ${displayPath(folder)}: no duplicate, file group or ` +
     "file with a problem has a file there. If it is not the folder you meant, check its name " +
     "(and the Library folder picked).";
+}
+
+/** What a finished scan that read no file did, in words: "Nothing changed (2,524 files
+ * already cataloged)" rather than "0 / 0 files", which reads as an empty library. Its own
+ * summary (core/catalog.py `plan_scan`: files moved, gone or back) says what changed
+ * without a read; `cataloged` is how many files its root (or folder) holds in the catalog
+ * (GET /roots), else the files it found unchanged. Null for a scan that read files: its
+ * figures say what it did. */
+export function unreadScanText(
+  job: Pick<Job, "state" | "total" | "summary">, cataloged: number | null,
+): string | null {
+  if (job.total > 0) return null;
+  const s = job.summary ?? {};
+  const count = (k: string) => (typeof s[k] === "number" && Number.isFinite(s[k]) ? s[k] as number : 0);
+  const files = cataloged ?? (typeof s.unchanged === "number" ? s.unchanged : null);
+  const held = files === null ? "" : `${formatCount(files)} ${files === 1 ? "file" : "files"}`;
+  if (job.state !== "done") return `No file was read${held && ` (${held} cataloged)`}`;
+  const changes = [
+    count("moved") && `${formatCount(count("moved"))} moved or renamed`,
+    count("missing") && `${formatCount(count("missing"))} gone from disk`,
+    count("revived") && `${formatCount(count("revived"))} back on disk`,
+  ].filter(Boolean);
+  if (!changes.length && files === 0) return "No files found to catalog";
+  if (!changes.length) return `Nothing changed${held && ` (${held} already cataloged)`}`;
+  return `No file needed reading: ${changes.join(", ")}${held && ` (${held} cataloged)`}`;
+}
+
+/** The files of a scan's root (or folder) that cannot be read, all scans taken together
+ * (GET /files/errors), said on a scan that read none: its own count of failed files is
+ * then no count of the library's. */
+export function scopeProblemsText(total: number | null): string | null {
+  if (total === null) return null;
+  if (total === 0) return "No file has a problem";
+  return `${formatCount(total)} ${total === 1 ? "file cannot" : "files cannot"} be read`;
+}
+
+/** The command that gives Twinlens the user's own photos instead of the demo. */
+export const OWN_LIBRARY_COMMAND = "make run LIBRARY=/path/to/photos";
+
+/** Said when the library shown is the demo `make run` generates when given none (GET
+ * /roots names it `demo`): made-up photos, and how to see one's own instead. */
+export function demoNote(roots: readonly Pick<Root, "path" | "demo">[]): string | null {
+  const demo = roots.filter((r) => r.demo);
+  if (!demo.length) return null;
+  const where = demo.map((r) => displayPath(r.path)).join(", ");
+  return `This is a demo library: Twinlens generated it in ${where} because it was started ` +
+    "without a library of yours. Its copies, look-alikes, Live Photos, edits and broken files " +
+    "are made up, and cataloged in a database of their own, so nothing of them stays in your " +
+    `library's lists. To see your own photos, stop Twinlens (Ctrl-C) and run ${OWN_LIBRARY_COMMAND}.`;
+}
+
+/** One row of the Overview's duplicate groups by kind: the open groups, those decided
+ * (resolved or not duplicates) and what removing the open ones' copies frees, so that
+ * every column but "Decided" is of open groups. `open` is null while unknown (the stats
+ * count kinds over every status: the open ones of a kind come from the list). */
+export interface KindRow {
+  type: string;
+  open: number | null;
+  decided: number | null;
+  reclaimable: number | null;
+}
+
+export function duplicateKindRows(
+  stats: Record<string, unknown>, openByType: Record<string, number> | null,
+): KindRow[] {
+  const num = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+  const byType = (stats.by_type ?? {}) as Record<string, unknown>;
+  const reclaim = (stats.reclaimable ?? {}) as Record<string, unknown>;
+  return Object.keys(byType).map((type) => {
+    const all = num(byType[type]);
+    const open = num(openByType?.[type]);
+    return {
+      type,
+      open,
+      decided: all !== null && open !== null ? Math.max(0, all - open) : null,
+      reclaimable: num(reclaim[`${type}_bytes`]),
+    };
+  });
 }
 
 /** What the Groups page says when its list is empty: of the type and folder it lists. */
@@ -703,6 +785,22 @@ export function unescapePath(shown: string): string {
 }
 
 /** The Overview's link to the Files with problems page. */
+/** What the Files with problems page says of its files: what really becomes of them
+ * (core/grouping/rules.py, core/dedup/queries.py and keeper.py): they are still grouped
+ * and compared by what could be read of them, never the copy kept nor a group's cover
+ * while an intact one exists. */
+export const PROBLEMS_INTRO =
+  "Files of the library that Twinlens could not read in full: unreadable, truncated, empty, " +
+  "not what their name says, or skipped because reading them crashed Twinlens. They stay " +
+  "listed here until a scan reads them without a problem (the Overview's list is only what " +
+  "the last scan read). They are not left out: such a file still joins its file group by its " +
+  "name, and is found as a duplicate by what could be read of it (a RAW cut short by its " +
+  "preview). One found at fault (empty, truncated, corrupt, no picture) is never the copy " +
+  "suggested to keep, nor a file group's cover, while an intact copy is there; one whose " +
+  "last read failed (a permission, an I/O error, a crash) is judged on what its read before " +
+  "found. An empty file, or one of which nothing could ever be read, is in no duplicate " +
+  "group (an empty file in no file group either).";
+
 export function problemsLinkText(total: number): string {
   return total === 0 ? "No files with problems"
     : `${formatCount(total)} ${total === 1 ? "file with a problem" : "files with problems"}`;

@@ -1,11 +1,14 @@
 // The Files with problems page: how a file's path, problem and next read are shown, and
 // what it asks the gateway.
+import { createElement } from "react";
+import { renderToStaticMarkup } from "react-dom/server";
 import { describe, expect, it } from "vitest";
 import { ApiError, prefixQuery } from "./api";
 import {
   canRetry, displayPath, displayText, folderFilter, jobRoots, parseUtc, problemRetryLabel, problemsLinkText,
   resolveFolder, rootHolding,
 } from "./logic";
+import { Problems } from "./Problems";
 
 describe("a path shown", () => {
   it("is left as it is when it is plain, long or not Latin", () => {
@@ -173,5 +176,26 @@ describe("a list that failed to load", () => {
       expect(canRetry(new ApiError(status, "x"))).toBe(true);
     }
     expect(canRetry(new Error("network"))).toBe(true);
+  });
+});
+
+describe("what the page says of its files", () => {
+  const intro = () => {
+    const html = renderToStaticMarkup(createElement(Problems, { params: { get: () => null }, go: () => {} }));
+    return html.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ");
+  };
+  it("does not claim they are left out of grouping and duplicate detection", () => {
+    // a RAW cut short keeps its preview's picture, and is in its intact twin's look-alike
+    // group as "the only copy not empty, cut short or corrupt" is kept
+    expect(intro()).not.toMatch(/left out of duplicate detection/);
+  });
+  it("says what becomes of them: grouped and compared on what could be read, never kept over an intact copy", () => {
+    const text = intro();
+    expect(text).toContain("still joins its file group by its name");
+    expect(text).toContain("found as a duplicate by what could be read of it");
+    expect(text).toContain("One found at fault (empty, truncated, corrupt, no picture) is never the copy suggested to keep");
+    // ... while a read that failed (a permission, an I/O error) says nothing of the file
+    expect(text).toContain("one whose last read failed (a permission, an I/O error, a crash) is judged on what its read before found");
+    expect(text).toContain("An empty file, or one of which nothing could ever be read, is in no duplicate group");
   });
 });
