@@ -186,6 +186,11 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
 }
 
 
+# The folder of TWINLENS_DATA_DIR where `twinlens up` without a library generates its demo
+# (workers/embedded.py); the gateway marks that root as the demo for the UI.
+DEMO_LIBRARY = "demo-library"
+
+
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path

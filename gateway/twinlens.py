@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from werkzeug.exceptions import HTTPException
 
+from core.config import DEMO_LIBRARY
 from core.paths import PATH_MAX, PathOutsideRoots, confine, query_paths, root_of
 from core.requestbody import read_body
 from gateway import enrich, resolve, stacking, thumbs
@@ -247,11 +248,6 @@ def file_errors() -> Response:
     if status != 200:
         return jsonify(_error_body(status, body)[1]), status
     return jsonify(body)
-
-
-# The folder of TWINLENS_DATA_DIR where `twinlens up` without a library generates its demo
-# (workers/embedded.py)
-DEMO_LIBRARY = "demo-library"
 
 
 @bp.get("/roots")

@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from core.config import Settings
+from core.config import DEMO_LIBRARY, Settings
 
 log = logging.getLogger("twinlens.embedded")
 
@@ -58,7 +58,7 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
     from workers.demo import make_demo_library
 
     if path is None:
-        path = str(make_demo_library(cfg.data_dir / "demo-library"))
+        path = str(make_demo_library(cfg.data_dir / DEMO_LIBRARY))
         print(f"No library given: generated a demo library in {path}")
         for known in _libraries_cataloged(cfg):
             # Said, so that a run without LIBRARY= is not taken for the watch of the
