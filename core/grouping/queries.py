@@ -84,6 +84,24 @@ def files_per_folder(session: Session, dir_keys: Iterable[str] | None) -> dict[s
     return out
 
 
+def folder_paths(session: Session, dir_keys: Iterable[str] | None) -> dict[str, str]:
+    """The path of each of these folders (or of all), by folder key: from one of its
+    cataloged files, present or not."""
+    # (by the smallest id: no min() of a path, which PostgreSQL stores as bytea)
+    q = select(File.dir_key, func.min(File.id)).group_by(File.dir_key)
+    first: dict[int, str] = {}
+    if dir_keys is None:
+        first.update((fid, dk) for dk, fid in session.execute(q))
+    else:
+        for chunk in chunks(sorted(set(dir_keys))):
+            first.update((fid, dk) for dk, fid in session.execute(q.where(File.dir_key.in_(chunk))))
+    out: dict[str, str] = {}
+    for chunk in chunks(sorted(first)):
+        for fid, path in session.execute(select(File.id, File.path).where(File.id.in_(chunk))):
+            out[first[fid]] = os.path.dirname(path)
+    return out
+
+
 def group_links(session: Session, dir_keys: Iterable[str]) -> set[tuple[str, str]]:
     """(group folder, member folder) pairs of the stored groups that touch these folders,
     either by their own folder or by holding a file that now lies in one of them (a

@@ -7,7 +7,8 @@ compared) and deterministic: the input order never matters, and every group carr
 ``key`` that stays the same as long as its shot does, so the service can match the
 groups it stored before.
 
-Rules (all within one folder; keys are case-insensitive, see ``core.grouping.names``):
+Rules (within one folder, but for RAW folders; keys are case-insensitive, see
+``core.grouping.names``):
 
 * ``raw_jpeg``: a RAW and a JPEG/HEIC/HIF with the same stem (or the same device radical,
   e.g. Pixel ``PXL_<date>_<time>``), capture times within ``RAW_WINDOW`` when both are
@@ -16,6 +17,9 @@ Rules (all within one folder; keys are case-insensitive, see ``core.grouping.nam
   most one RAW: candidate pairs are taken best first (known close times before unknown
   times, then the smaller time difference, then by name), one-to-one; a rendition left
   over after that (RAW+JPEG+HIF of one shot) joins the RAW that suits it best.
+  Across folders only for RAW folders (``RAW_FOLDERS``: ``trip/RAW/IMG_1.CR3`` with
+  ``trip/IMG_1.JPG`` or ``trip/JPG/IMG_1.JPG``): a RAW left without a rendition in its
+  own folder pairs with a rendition left without a RAW there, both capture times known.
 * ``live_photo``: a HEIC/JPEG still and a MOV/MP4 video with the same stem (or a Pixel
   motion photo as Takeout splits it: ``PXL_<date>_<time>.MP.jpg`` + ``.MP``). Apple's
   ContentIdentifier decides when both files have one (equal: pair, even under different
@@ -289,6 +293,7 @@ class _Forest:
     """Union-find plus the shot tree's parent edges, honouring forced-apart pairs."""
 
     def __init__(self, files: list[_F], apart: dict[int, set[int]]) -> None:
+        self.files = files
         self.up = list(range(len(files)))
         self.members: list[list[int]] = [[i] for i in range(len(files))]
         self.apart = apart
@@ -393,6 +398,86 @@ def _pair_raws(forest: _Forest, bucket: list[_F]) -> None:
             paired_raws.add(raw)
     for score, child, raw in edges:  # then leftover renditions of a shot with several
         forest.attach(child, raw, _RAW, score)
+
+
+# Folders a camera, an import tool or a photographer keeps the RAW files in, beside (or
+# below) the JPEGs of the same shots: "2024/trip/RAW/IMG_1.CR3" with "2024/trip/IMG_1.JPG"
+# or "2024/trip/JPG/IMG_1.JPG". Compared lower-case.
+RAW_FOLDERS = frozenset({"raw", "raws", "raw files", "raw-files", "raw_files"})
+JPEG_FOLDERS = frozenset({"jpg", "jpgs", "jpeg", "jpegs", "jpg files", "jpeg files"})
+
+
+def _spellings(names: frozenset[str]) -> list[str]:
+    """How such a folder name is written: raw, RAW, Raw, Raw files, Raw Files."""
+    out = {v for n in names for v in (n, n.upper(), n.capitalize(), n.title())}
+    return sorted(out)
+
+
+_RAW_SPELLINGS = _spellings(RAW_FOLDERS)
+_JPEG_SPELLINGS = _spellings(JPEG_FOLDERS)
+
+
+def companion_folders(folder: str) -> list[str]:
+    """The folders whose files ``folder``'s may pair with across folders (``RAW_FOLDERS``):
+    its RAW subfolders; for a RAW folder, the folder holding it and its JPEG siblings; for
+    a JPEG folder, its RAW siblings. Candidates by name: which exist is the caller's to
+    find (the grouping service ties the ones that do into one batch)."""
+    parent, _, name = folder.rpartition(os.sep)
+    parent = parent or os.sep
+    out = [os.path.join(folder, n) for n in _RAW_SPELLINGS]
+    if name.lower() in RAW_FOLDERS:
+        out.append(parent)
+        out.extend(os.path.join(parent, n) for n in _JPEG_SPELLINGS)
+    elif name.lower() in JPEG_FOLDERS:
+        out.extend(os.path.join(parent, n) for n in _RAW_SPELLINGS)
+    return out
+
+
+def _pair_raw_folders(forest: _Forest, folders: dict[str, list[_F]]) -> None:
+    """A RAW left without a rendition in a RAW folder pairs with a rendition left without
+    a RAW in the folder holding it or a JPEG sibling, by the same shot key. Stricter than
+    within a folder: both capture times must be known and within ``RAW_WINDOW``, and the
+    cameras must not differ (the same name in two folders is often another shot)."""
+    for folder in sorted(folders):
+        parent, _, name = folder.rpartition(os.sep)
+        if name.lower() not in RAW_FOLDERS:
+            continue
+        parent = parent or os.sep
+        partners = [parent] + [
+            f for f in folders if f.rpartition(os.sep)[0] == parent and f != folder
+            and f.rpartition(os.sep)[2].lower() in JPEG_FOLDERS
+        ]  # fmt: skip
+        raws: dict[str, list[_F]] = defaultdict(list)
+        for f in folders[folder]:
+            if f.cat == N.RAW and not f.pinned and not _has(forest, f, N.RENDITION):
+                raws[f.key].append(f)
+        edges = []
+        for other in partners:
+            for rd in folders.get(other, ()):
+                if rd.cat != N.RENDITION or rd.pinned or rd.edit_of is not None:
+                    continue
+                if rd.idx in forest.parent or _has(forest, rd, N.RAW):
+                    continue
+                for rw in raws.get(rd.key, ()):
+                    d = seconds_apart(rd.rec, rw.rec)
+                    if d is None or d > RAW_WINDOW:
+                        continue
+                    if _differ(rd.serial, rd.model, rw.serial, rw.model):
+                        continue
+                    edges.append(((*_time_rank(d), rw.order, rd.order), rd.idx, rw.idx))
+        edges.sort()
+        paired: set[int] = set()
+        for score, child, raw in edges:  # one-to-one
+            if raw not in paired and child not in forest.parent:
+                if forest.attach(child, raw, _RAW, score):
+                    paired.add(raw)
+
+
+def _has(forest: _Forest, f: _F, cat: str) -> bool:
+    """Whether ``f``'s group so far holds a file of category ``cat`` other than ``f``."""
+    return any(
+        i != f.idx and forest.files[i].cat == cat for i in forest.members[forest.find(f.idx)]
+    )
 
 
 def _pair_live(
@@ -609,7 +694,9 @@ def group_folder(
     """Groups (two or more members) among ``files``.
 
     ``files`` is every cataloged file of one folder; several folders may be passed at
-    once (automatic rules never cross a folder; manual groups may). Files not in any
+    once (automatic rules stay within a folder, but for a RAW folder's RAWs and the
+    JPEGs of its ``companion_folders``, when passed together; manual groups may cross
+    any). Files not in any
     result are ungrouped. Results are sorted by primary path. Raises ValueError for an
     unknown policy.
     """
@@ -640,6 +727,7 @@ def group_folder(
             folders[f.folder].append(f)
     for folder in sorted(folders):
         _group_one_folder(forest, folders[folder])
+    _pair_raw_folders(forest, folders)
 
     results = _collect(forest, fs, manual, manual_of, policy)
     results.sort(key=lambda g: (N.norm(g.primary.path), g.primary.path, g.key))

@@ -48,6 +48,7 @@ from core.grouping.rules import (
     GroupResult,
     ManualGroup,
     Overrides,
+    companion_folders,
     group_folder,
     split_all,
     split_out,
@@ -62,7 +63,7 @@ from core.models import (
     new_id,
     utcnow,
 )
-from core.paths import dir_key
+from core.paths import dir_key, path_key
 from core.records import FileRecord
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,27 @@ class _Scope:
         return out
 
 
+def _raw_folder_links(
+    session: Session, dir_keys: Iterable[str] | None, present: Iterable[str] | None = None
+) -> set[tuple[str, str]]:
+    """(folder, companion folder) keys that the rules' RAW-folder pairing needs grouped in
+    one batch (``rules.companion_folders``): of these folders (None: all), with the
+    cataloged folders among ``present`` (None: asked of the catalog)."""
+    paths = Q.folder_paths(session, dir_keys)
+    if present is None:
+        wanted = {path_key(c): dk for dk, p in paths.items() for c in companion_folders(p)}
+        exists = set(Q.files_per_folder(session, wanted))
+        return {(wanted[c], c) for c in exists}
+    by_path = {p: dk for dk, p in paths.items()}
+    keys = set(present)
+    return {
+        (dk, by_path[c])
+        for dk, p in paths.items()
+        for c in companion_folders(p)
+        if c in by_path and by_path[c] in keys
+    }
+
+
 def _scope(session: Session, dir_keys: Iterable[str], *, expand: bool = True) -> _Scope:
     folders = set(dir_keys)
     union = _Union()
@@ -164,7 +186,11 @@ def _scope(session: Session, dir_keys: Iterable[str], *, expand: bool = True) ->
         for g, f in Q.group_links(session, folders):
             union.join(g, f)
             folders.update((g, f))
-        return _Scope(folders, union, merges, Q.files_per_folder(session, None))
+        counts = Q.files_per_folder(session, None)
+        for a, b in _raw_folder_links(session, set(folders), counts):
+            union.join(a, b)
+            folders.update((a, b))
+        return _Scope(folders, union, merges, counts)
     frontier = set(folders)
     while frontier:
         new: set[str] = set()
@@ -175,7 +201,7 @@ def _scope(session: Session, dir_keys: Iterable[str], *, expand: bool = True) ->
                 for f in ordered[1:]:
                     union.join(ordered[0], f)
                 new |= linked - folders
-        for g, f in Q.group_links(session, frontier):
+        for g, f in Q.group_links(session, frontier) | _raw_folder_links(session, frontier):
             union.join(g, f)
             new |= {g, f} - folders
         folders |= new

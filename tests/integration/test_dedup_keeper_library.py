@@ -281,10 +281,13 @@ def test_an_edit_of_the_raws_jpeg_in_another_folder_is_no_duplicate_of_the_raw(
     # When the library is scanned
     report = run_scan(embedded_settings, str(library))
 
-    # Then grouping made the JPEG and its edit one group, and dedup suggests trashing
-    # none of the three: they are versions of one shot
+    # Then grouping made the three one group (the RAW in RAW/ pairs with its JPEG in the
+    # sibling JPG/, the edit joins that JPEG), and dedup suggests trashing none of them:
+    # they are versions of one shot
     assert file_groups(report) == {
-        frozenset({"2018/JPG/IMG_0001.JPG", "2018/JPG/IMG_0001-Edit.jpg"}): "edited"
+        frozenset(
+            {"2018/RAW/IMG_0001.CRW", "2018/JPG/IMG_0001.JPG", "2018/JPG/IMG_0001-Edit.jpg"}
+        ): "raw_jpeg"
     }
     assert duplicates(report) == {}
 

@@ -445,3 +445,56 @@ def test_batches_of_any_size_keep_merges_splits_and_renamed_folders_the_same(
         assert {k: v for k, v in a.items() if k != "folders"} == {
             k: v for k, v in b.items() if k != "folders"
         }
+
+
+@pytest.mark.parametrize("batch_folders", [1, 200])
+def test_a_raw_folder_pairs_with_the_folder_holding_it_in_every_pass(
+    db_session, root, monkeypatch, batch_folders
+):
+    s = db_session
+    # (batches of one folder: the RAW folder and its neighbour must still meet in one)
+    monkeypatch.setattr(service, "BATCH_FOLDERS", batch_folders)
+    monkeypatch.setattr(service._Scope.batches, "__defaults__", (batch_folders,))
+    # Given a trip whose RAWs an import tool put in RAW/, with a folder of others between
+    add(s, root, "/lib/trip/IMG_1.JPG")
+    add(s, root, "/lib/trip/RAW/IMG_1.CR3")
+    add(s, root, "/lib/trip/Q/IMG_9.JPG")
+    add(s, root, "/lib/trip2/JPG/IMG_5.JPG")
+    add(s, root, "/lib/trip2/raw/IMG_5.CR3")
+    # When the library is grouped from scratch
+    service.regroup(s, None)
+    # Then each RAW pairs with its JPEG across the folders, the JPEG the primary
+    pair = frozenset({"/lib/trip/IMG_1.JPG", "/lib/trip/RAW/IMG_1.CR3"})
+    pair2 = frozenset({"/lib/trip2/JPG/IMG_5.JPG", "/lib/trip2/raw/IMG_5.CR3"})
+    g = groups(s)
+    assert set(g) == {pair, pair2}
+    assert g[pair][1:] == ("raw_jpeg", "/lib/trip/IMG_1.JPG")
+    # And when a shot's JPEG arrives after its RAW (an incremental pass of that folder
+    # only), or a RAW after its JPEG, they pair too
+    add(s, root, "/lib/trip/RAW/IMG_2.CR3", taken=T0.replace(minute=5))
+    service.regroup(s, [dir_key("/lib/trip/RAW/IMG_2.CR3")])
+    add(s, root, "/lib/trip/IMG_2.JPG", taken=T0.replace(minute=5))
+    service.regroup(s, [dir_key("/lib/trip/IMG_2.JPG")])
+    add(s, root, "/lib/trip2/JPG/IMG_6.JPG", taken=T0.replace(minute=6))
+    service.regroup(s, [dir_key("/lib/trip2/JPG/IMG_6.JPG")])
+    add(s, root, "/lib/trip2/raw/IMG_6.CR3", taken=T0.replace(minute=6))
+    service.regroup(s, [dir_key("/lib/trip2/raw/IMG_6.CR3")])
+    # (and in folders that no group ties yet: the pass finds the neighbour by its name)
+    add(s, root, "/lib/trip3/RAW/IMG_7.CR3")
+    service.regroup(s, [dir_key("/lib/trip3/RAW/IMG_7.CR3")])
+    add(s, root, "/lib/trip3/IMG_7.JPG")
+    service.regroup(s, [dir_key("/lib/trip3/IMG_7.JPG")])
+    add(s, root, "/lib/trip4/jpeg/IMG_8.JPG")
+    service.regroup(s, [dir_key("/lib/trip4/jpeg/IMG_8.JPG")])
+    add(s, root, "/lib/trip4/RAW/IMG_8.CR3")
+    service.regroup(s, [dir_key("/lib/trip4/RAW/IMG_8.CR3")])
+    assert set(groups(s)) == {
+        pair,
+        pair2,
+        frozenset({"/lib/trip/IMG_2.JPG", "/lib/trip/RAW/IMG_2.CR3"}),
+        frozenset({"/lib/trip2/JPG/IMG_6.JPG", "/lib/trip2/raw/IMG_6.CR3"}),
+        frozenset({"/lib/trip3/IMG_7.JPG", "/lib/trip3/RAW/IMG_7.CR3"}),
+        frozenset({"/lib/trip4/jpeg/IMG_8.JPG", "/lib/trip4/RAW/IMG_8.CR3"}),
+    }
+    # And a pass over everything again changes nothing
+    assert not service.regroup(s, None).changed

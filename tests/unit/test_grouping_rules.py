@@ -1478,3 +1478,94 @@ def test_a_rendition_whose_last_read_failed_stays_the_primary_of_its_raw_pair() 
     assert shape(group_folder([raw, jpg])) == {
         G("raw_jpeg", **{"IMG_9.JPG": "primary", "IMG_9.CR3": "raw"})
     }
+
+
+# --- RAW folders: a RAW kept in a subfolder pairs with the JPEG beside it ----------------
+
+
+def _groups_by_path(groups: list[GroupResult]) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+    return {(g.type, frozenset((m.path, m.role) for m in g.members)) for g in groups}
+
+
+@pytest.mark.parametrize(
+    "raw_folder, jpeg_folder",
+    [
+        (f"{DIR}/RAW", DIR),  # trip/RAW/IMG_1.CR3 + trip/IMG_1.JPG
+        (f"{DIR}/raw", f"{DIR}/JPG"),  # trip/raw/ + trip/JPG/
+        (f"{DIR}/Raw Files", f"{DIR}/jpeg"),
+    ],
+)
+def test_a_raw_in_a_raw_folder_pairs_with_its_jpeg_beside_it(raw_folder, jpeg_folder):
+    # Given a shot's RAW (with its XMP) in a RAW folder and its JPEG beside that folder
+    files = [
+        rec("IMG_1.CR3", 0, folder=raw_folder),
+        rec("IMG_1.CR3.xmp", None, folder=raw_folder),
+        rec("IMG_1.JPG", 0.4, folder=jpeg_folder),
+        # and another shot whose JPEG only is there
+        rec("IMG_2.JPG", 9, folder=jpeg_folder),
+    ]
+    # When the folders are grouped together
+    groups = group_folder(files)
+    check_invariants(groups)
+    # Then the RAW, its sidecar and the JPEG are one raw_jpeg group, the JPEG primary
+    assert _groups_by_path(groups) == {
+        (
+            "raw_jpeg",
+            frozenset(
+                {
+                    (f"{jpeg_folder}/IMG_1.JPG", "primary"),
+                    (f"{raw_folder}/IMG_1.CR3", "raw"),
+                    (f"{raw_folder}/IMG_1.CR3.xmp", "sidecar"),
+                }
+            ),
+        )
+    }
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        # the same name, another shot (the counter rolled over): times apart
+        [rec("IMG_1.CR3", 0, folder=f"{DIR}/RAW"), rec("IMG_1.JPG", 3600)],
+        # a capture time unknown: across folders, not enough
+        [rec("IMG_1.CR3", None, folder=f"{DIR}/RAW"), rec("IMG_1.JPG", 0)],
+        # two cameras
+        [
+            rec("IMG_1.CR3", 0, folder=f"{DIR}/RAW", model="EOS R5"),
+            rec("IMG_1.JPG", 0, model="X-T4"),
+        ],
+        # a folder not named as a RAW folder: folders stay apart
+        [rec("IMG_1.CR3", 0, folder=f"{DIR}/selects"), rec("IMG_1.JPG", 0)],
+        # a RAW folder's RAW does not reach a cousin folder
+        [rec("IMG_1.CR3", 0, folder=f"{DIR}/a/RAW"), rec("IMG_1.JPG", 0, folder=f"{DIR}/b")],
+    ],
+)
+def test_raw_folders_pair_nothing_that_is_not_the_same_shot(files):
+    assert group_folder(files) == []
+
+
+def test_a_pair_within_a_folder_is_not_undone_by_a_raw_folder():
+    # Given a RAW+JPEG pair in the folder, and the same shot's RAW again in RAW/ (a copy)
+    files = [
+        rec("IMG_1.CR3", 0),
+        rec("IMG_1.JPG", 0),
+        rec("IMG_1.CR3", 0, folder=f"{DIR}/RAW"),
+    ]
+    groups = group_folder(files)
+    # Then the pair in the folder stands, and the copy in RAW/ joins nothing
+    assert _groups_by_path(groups) == {
+        (
+            "raw_jpeg",
+            frozenset({(f"{DIR}/IMG_1.JPG", "primary"), (f"{DIR}/IMG_1.CR3", "raw")}),
+        )
+    }
+
+
+def test_companion_folders_name_the_folders_a_raw_may_pair_across():
+    from core.grouping.rules import companion_folders
+
+    trip = "/lib/trip"
+    assert f"{trip}/RAW" in companion_folders(trip)
+    assert {trip, f"{trip}/JPG", f"{trip}/jpeg"} <= set(companion_folders(f"{trip}/Raw"))
+    assert f"{trip}/RAW" in companion_folders(f"{trip}/JPG")
+    assert trip not in companion_folders(f"{trip}/selects")
