@@ -86,35 +86,45 @@ def _finish(job_id: str) -> None:
         if job is None or job.state not in jobs.ACTIVE_STATES or job.phase != "finish":
             return
         # Also what an earlier scan that never finished cataloged: it started no grouping.
-        changed = watermark.due(s, job)
+        changed = watermark.due(s, job) or job.trigger == "schedule"
+        # And a dedup pass that was cancelled or failed: grouping's watermark moved on
+        owed = changed or _dedup_due(s)
         if not jobs.finish_job(s, job_id, "done"):
             return  # cancelled meanwhile: its passes are not started either
-        if changed or job.trigger == "schedule":
-            root = s.get(Root, job.root_id)
-            g = Job(
-                kind="group",
-                root_id=job.root_id,
-                path=root.path if root else None,
-                trigger="scan",
-                parent_id=job_id,
+        root = s.get(Root, job.root_id)
+        path = root.path if root else None
+        passes: list[Job] = []
+        if changed:
+            passes.append(
+                Job(kind="group", root_id=job.root_id, path=path, trigger="scan", parent_id=job_id)
             )
+        if owed:
             # A full or nightly scan also runs a full dedup pass: only that notices a
             # file group that was dissolved entirely (incremental passes see changed rows).
-            d = Job(
-                kind="dedup",
-                root_id=job.root_id,
-                path=root.path if root else None,
-                trigger="scan",
-                full=job.full or job.trigger == "schedule",
-                parent_id=job_id,
+            full = job.full or job.trigger == "schedule"
+            passes.append(
+                Job(
+                    kind="dedup",
+                    root_id=job.root_id,
+                    path=path,
+                    trigger="scan",
+                    full=full,
+                    parent_id=job_id,
+                )
             )
-            s.add_all([g, d])
-            s.flush()
-            follow = [("group_run", (g.id,)), ("dedup_run", (d.id,))]
+        s.add_all(passes)
+        s.flush()
+        follow = [("group_run" if p.kind == "group" else "dedup_run", (p.id,)) for p in passes]
     for actor, args in follow:
         _send(actor, *args)
     if follow:
         dataversion.bump(cfg.cache_url)
+
+
+def _dedup_due(session: Any) -> bool:
+    from core.dedup import service  # (its media readers: not at import)
+
+    return service.due(session)
 
 
 @dramatiq.actor(queue_name="catalog", **WHOLE_ROOT)

@@ -403,6 +403,24 @@ def _previous_watermark(session: Session) -> datetime | None:
     return None
 
 
+def due(session: Session) -> bool:
+    """Whether a dedup pass is owed: a file changed since the last pass that finished
+    read the catalog (or none finished, or it ran older rules). A pass cancelled or
+    failed leaves it owed, and a scan that then finds every file unchanged must still
+    run one: grouping's watermark does not say so. Not while a pass is queued or
+    running: it covers what changed before it reads."""
+    active = select(Job.id).where(Job.kind == "dedup", Job.state.in_(jobs.ACTIVE_STATES))
+    if session.scalar(active.limit(1)) is not None:
+        return False
+    mark = _previous_watermark(session)
+    q = select(File.id)
+    if mark is not None:
+        # The watermark lies CLOCK_SLACK before that pass's read (or the start of a scan
+        # then running): rows written since it read, not the ones it read
+        q = q.where(File.updated_at >= mark + CLOCK_SLACK)
+    return session.scalar(q.limit(1)) is not None
+
+
 def _next_watermark(session: Session, read_at: datetime) -> datetime:
     starts = session.scalars(
         select(Job.started_at).where(Job.kind.in_(("scan", "group")), Job.state == "running",

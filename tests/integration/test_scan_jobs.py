@@ -368,3 +368,36 @@ def test_a_renamed_folder_moves_its_rows_on_postgres(pg_settings: Settings, libr
         path == str(library / "2019 Holiday" / name) and status == "present"
         for name, (_, path, status) in after.items()
     )
+
+
+def test_a_dedup_pass_cancelled_is_run_by_the_next_scan(
+    embedded_settings: Settings, library: Path, monkeypatch
+) -> None:
+    from core.dedup import service
+    from tests.factories import write_bytes, write_jpeg
+    from twinlens import run_scan
+
+    # Given two byte copies, scanned by a scan whose dedup pass was cancelled (nothing of
+    # it written)
+    write_jpeg(library / "a" / "IMG_1.JPG", 1)
+    write_bytes(library / "b" / "IMG_1.JPG", (library / "a" / "IMG_1.JPG").read_bytes())
+    run_job = service.run_job
+
+    def cancelled(session, job_id, settings, defer=None):
+        jobs.cancel_job(session, job_id)
+        session.commit()
+        return False
+
+    monkeypatch.setattr(service, "run_job", cancelled)
+    first = run_scan(embedded_settings, str(library))
+    assert {p["kind"]: p["state"] for p in first["passes"]}["dedup"] == "cancelled"
+    assert _exact_duplicates(embedded_settings) == set()
+    monkeypatch.setattr(service, "run_job", run_job)
+    # When the library is scanned again ("Scan now"), every file unchanged
+    again = run_scan(embedded_settings, str(library))
+    assert again["job"]["bytes_read"] == 0
+    # Then that scan runs the dedup pass owed, and the copies are found
+    assert {p["kind"]: p["state"] for p in again["passes"]}.get("dedup") == "done"
+    assert _exact_duplicates(embedded_settings) == {frozenset({"a/IMG_1.JPG", "b/IMG_1.JPG"})}
+    # And a third scan, with nothing owed, starts no pass
+    assert run_scan(embedded_settings, str(library))["passes"] == []
