@@ -479,8 +479,10 @@ def run_job(
     if job is None or job.state not in jobs.ACTIVE_STATES:
         return False
     jobs.mark_running(session, job_id)
-    job.phase = "group"
-    job.done = 0
+    # Only while it is active: a second delivery of the message (at least once) that
+    # got here as the first finished must not reset the finished job's progress
+    active = (Job.id == job_id, Job.state.in_(jobs.ACTIVE_STATES))
+    session.execute(update(Job).where(*active).values(phase="group", done=0))
     session.commit()
     watermark: datetime | None = None
     if dir_keys is None:
@@ -502,7 +504,7 @@ def run_job(
     stats = regroup(
         session, dir_keys, policy=settings.primary_policy, root_id=job.root_id, progress=progress
     )
-    session.execute(update(Job).where(Job.id == job_id).values(total=stats.folders))
+    session.execute(update(Job).where(*active).values(total=stats.folders, done=stats.folders))
     summary: dict[str, Any] = stats.as_dict()
     if watermark is not None:
         summary["watermark"] = watermark.isoformat()

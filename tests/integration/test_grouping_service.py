@@ -498,3 +498,32 @@ def test_a_raw_folder_pairs_with_the_folder_holding_it_in_every_pass(
     }
     # And a pass over everything again changes nothing
     assert not service.regroup(s, None).changed
+
+
+def test_a_second_delivery_racing_the_first_leaves_the_progress_it_made(
+    db_session, root, monkeypatch
+):
+    s = db_session
+    cfg = load_settings({})
+    for i in range(3):
+        add(s, root, f"/lib/f{i}/IMG_1.CR2")
+        add(s, root, f"/lib/f{i}/IMG_1.JPG")
+    job = Job(kind="group", root_id=root.id, path="/lib", trigger="scan")
+    s.add(job)
+    s.flush()
+    real = jobs.mark_running
+    calls: list[str] = []
+
+    def racing(session, job_id):
+        calls.append(job_id)
+        if len(calls) == 1:  # delivery B, past its check: delivery A runs to its end first
+            assert service.run_job(session, job_id, None, cfg) is True
+        real(session, job_id)
+
+    monkeypatch.setattr(service.jobs, "mark_running", racing)
+    # When a message is delivered twice, the second past its check as the first finishes
+    service.run_job(s, job.id, None, cfg)
+    # Then the job stays finished with the progress the first made, not done 0 of 3
+    s.refresh(job)
+    assert (job.state, job.total, job.done) == ("done", 3, 3)
+    assert len(groups(s)) == 3
