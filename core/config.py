@@ -80,7 +80,7 @@ VARIABLES: dict[str, tuple[str, str | None, str]] = {
     "TWINLENS_JOB_STALE_SECONDS": (
         "job_stale_seconds",
         "3600",
-        "An active scan with no progress for this long is presumed lost (e.g. its messages died with a broker restart): the next scan request fails it and starts a new one; with Redis the scheduler fails any such job whose queue is idle (past twice this, whatever its queue holds).",
+        "An active scan with no progress for this long is presumed lost (e.g. its messages died with a broker restart): the next scan request fails it and starts a new one; with Redis the scheduler fails any such job with no message waiting (past twice this, whatever Redis holds).",
     ),
     "TWINLENS_MAX_IMAGE_PIXELS": (
         "max_image_pixels",

@@ -5,13 +5,15 @@ workers send each job's next message when a step ends. With Redis away at that m
 restart, an out-of-memory kill), the send fails and the message is gone: the job waits
 in ``queued`` or ``running`` with nothing on its way to it, for ever. So the scheduler
 looks every ``EVERY_SECONDS`` for active jobs that nothing has moved for
-``QUIET_SECONDS`` and whose queue in Redis holds no message at all, waiting, delayed or in
-a worker's hands: such a job's messages were lost, and it gets its next message again.
+``QUIET_SECONDS`` and that has no message waiting in Redis (listed or delayed; one only
+in a live worker's hands does not count: a worker running it would move its job, and a
+Redis stall mid-fetch leaves one there undelivered for ever): such a job's messages were
+lost, and it gets its next message again.
 That is safe because every handler is idempotent: batches are claimed, phases advance
-by conditional updates, a finished job ignores its messages. (A job whose queue is busy
-may just be waiting its turn: a nightly scan's second root behind its first. Once its
-message is sent again the queue is busy, so it is not sent twice.) A job that nothing
-has moved for ``TWINLENS_JOB_STALE_SECONDS``, with its queue idle, is failed instead (it
+by conditional updates, a finished job ignores its messages. (A job with a message
+waiting may just be waiting its turn: a nightly scan's second root behind its first. Once
+its message is sent again it waits, so it is not sent twice.) A job that nothing
+has moved for ``TWINLENS_JOB_STALE_SECONDS``, with no message waiting, is failed instead (it
 would otherwise hold back the dedup watermark, and every later dedup pass would widen);
 past twice that, it is failed whatever its queue holds (a read hung on a hard-mounted
 share never gives its message back).
@@ -25,6 +27,7 @@ process left is failed at the next start (``runtime.fail_orphans``).
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -44,12 +47,26 @@ LEASE = "reconcile"
 QUEUES = {"scan": "catalog", "group": "group", "dedup": "dedup"}  # workers/actors.py
 
 
-def queue_idle(broker: Any, queue: str) -> bool:
-    """Whether Redis holds no message of ``queue``: none waiting, none delayed, none in a
-    worker's hands (the broker keeps each message in the queue's hash until it is acked)."""
+def waiting_jobs(broker: Any, queue: str) -> set[str]:
+    """The jobs with a message of ``queue`` waiting its turn in Redis: in the queue's list,
+    or delayed (a retry's backoff, a pass deferred). Not one only in a worker's hands: that
+    worker is running it, and then moves its job, or lost it (a Redis stall past the
+    client's timeout, mid-fetch, leaves the message in a live worker's acks, never
+    delivered and never given back). Every actor's first argument is its job's id."""
     client, ns = broker.client, broker.namespace
-    keys = (f"{ns}:{queue}.msgs", f"{ns}:{queue}.DQ.msgs")
-    return all(client.hlen(key) == 0 for key in keys)
+    listed = {i.decode() for i in client.lrange(f"{ns}:{queue}", 0, -1)}
+    out: set[str] = set()
+    for key, waiting in ((f"{ns}:{queue}.msgs", listed), (f"{ns}:{queue}.DQ.msgs", None)):
+        for message_id, data in client.hscan_iter(key):
+            if waiting is not None and message_id.decode() not in waiting:
+                continue
+            try:
+                args = json.loads(data).get("args") or []
+            except (ValueError, AttributeError):
+                continue
+            if args and isinstance(args[0], str):
+                out.add(args[0])
+    return out
 
 
 def _parent_active(session: Any, job: Job) -> bool:
@@ -79,7 +96,7 @@ def reconcile(
     out: dict[str, list[str]] = {"resent": [], "failed": []}
     if cfg.embedded:
         return out
-    idle: dict[str, bool] = {}
+    waiting: dict[str, set[str]] = {}
     with session_scope(engine_for(cfg.database_url)) as s:
         # Held past the next round by a live scheduler (which renews it): a twin never acts
         if not leases.acquire(s, LEASE, holder, EVERY_SECONDS + 60):
@@ -91,12 +108,12 @@ def reconcile(
             queue = QUEUES.get(job.kind)
             if queue is None or _parent_active(s, job):
                 continue
-            if queue not in idle:
-                idle[queue] = queue_idle(broker, queue)
-            # Past twice the stale limit, even a busy queue is no excuse: a read hung on a
-            # hard-mounted share keeps its message in a worker's hands for ever
-            if not idle[queue] and not jobs.is_stale(job, 2 * cfg.job_stale_seconds):
-                continue  # its message may be waiting its turn there
+            if queue not in waiting:
+                waiting[queue] = waiting_jobs(broker, queue)
+            # Past twice the stale limit, even a message waiting is no excuse: a read hung
+            # on a hard-mounted share holds the worker threads ahead of it for ever
+            if job.id in waiting[queue] and not jobs.is_stale(job, 2 * cfg.job_stale_seconds):
+                continue  # its message waits its turn there
             if jobs.is_stale(job, cfg.job_stale_seconds):
                 stopped = f"no progress for {cfg.job_stale_seconds:.0f} s: its work was lost"
                 if jobs.finish_job(s, job.id, "failed", error=stopped):

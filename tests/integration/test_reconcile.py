@@ -95,10 +95,10 @@ def test_a_job_waiting_its_turn_in_a_busy_queue_is_neither_resent_nor_failed(
 ) -> None:
     cfg = pg_settings
     job_id = _new_scan(cfg, library)
-    # Given a scan nothing has moved for longer than stale, while the catalog queue holds a
-    # message (another root's batches ahead of it, say)
+    # Given a scan nothing has moved for longer than stale, whose message waits in the
+    # catalog queue (behind another root's batches, say; here: delayed)
     _age(cfg, job_id, cfg.job_stale_seconds + 60)
-    jobs.enqueue(worker, "scan_plan", "0" * 32, delay_ms=600_000)
+    jobs.enqueue(worker, "scan_plan", job_id, delay_ms=600_000)
     # When the scheduler reconciles, Then it waits its turn: not sent twice, not failed
     assert reconcile(cfg, worker, holder="test") == {"resent": [], "failed": []}
     assert _state(cfg, job_id) == ("queued", None)
@@ -170,3 +170,32 @@ def test_a_scan_whose_batch_messages_were_lost_is_finished(pg_settings, worker, 
     wait_for(lambda: _state(cfg, job_id)[0] == "done", timeout=60)
     with session_scope(engine_for(cfg.database_url)) as s:
         assert len(s.scalars(select(File.id).where(File.status == "present")).all()) == 3
+
+
+def test_a_scan_whose_message_a_redis_stall_left_in_a_live_workers_hands_is_sent_on(
+    pg_settings, worker, library
+) -> None:
+    import time
+
+    import dramatiq
+
+    cfg = pg_settings
+    write_jpeg(library / "IMG_0001.JPG", 1)
+    job_id = _new_scan(cfg, library)
+    # Given a scan whose plan message a live worker fetched from Redis but never got (a
+    # stall past the client's timeout mid-fetch: the message sits in that worker's acks,
+    # and its heartbeat keeps it from being given back), while another job's message
+    # waits in the queue
+    client, ns = worker.client, worker.namespace
+    lost = dramatiq.Message(
+        queue_name="catalog", actor_name="scan_plan", args=(job_id,), kwargs={}, options={}
+    )
+    client.hset(f"{ns}:catalog.msgs", lost.message_id, lost.encode())
+    client.sadd(f"{ns}:__acks__.stalled-worker.catalog", lost.message_id)
+    client.zadd(f"{ns}:__heartbeats__", {"stalled-worker": int(time.time() * 1000)})
+    jobs.enqueue(worker, "scan_plan", "0" * 32, delay_ms=600_000)
+    # ... and nothing has moved it for a quarter of an hour
+    _age(cfg, job_id, 900)
+    # When the scheduler reconciles, Then it is sent on and the workers finish it
+    assert reconcile(cfg, worker, holder="test") == {"resent": [job_id], "failed": []}
+    wait_for(lambda: _state(cfg, job_id)[0] == "done", timeout=60)
