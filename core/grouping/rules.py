@@ -382,16 +382,7 @@ def _pair_raws(forest: _Forest, bucket: list[_F]) -> None:
     rends = [f for f in bucket if f.cat == N.RENDITION and f.edit_of is None]
     if not raws or not rends:
         return
-    edges = []
-    for rd in rends:
-        for rw in raws:
-            d = seconds_apart(rd.rec, rw.rec)
-            if d is not None and d > RAW_WINDOW:
-                continue
-            if _differ(rd.serial, rd.model, rw.serial, rw.model):
-                continue
-            edges.append(((*_time_rank(d), rw.order, rd.order), rd.idx, rw.idx))
-    edges.sort()
+    edges = sorted(e for rd in rends for rw in raws if (e := _raw_edge(rd, rw, known_times=False)))
     paired_raws: set[int] = set()
     for score, child, raw in edges:  # one-to-one first
         if raw not in paired_raws and forest.attach(child, raw, _RAW, score):
@@ -451,20 +442,16 @@ def _pair_raw_folders(forest: _Forest, folders: dict[str, list[_F]]) -> None:
         for f in folders[folder]:
             if f.cat == N.RAW and not f.pinned and not _has(forest, f, N.RENDITION):
                 raws[f.key].append(f)
-        edges = []
+        edges: list[tuple[tuple, int, int]] = []
         for other in partners:
             for rd in folders.get(other, ()):
                 if rd.cat != N.RENDITION or rd.pinned or rd.edit_of is not None:
                     continue
                 if rd.idx in forest.parent or _has(forest, rd, N.RAW):
                     continue
-                for rw in raws.get(rd.key, ()):
-                    d = seconds_apart(rd.rec, rw.rec)
-                    if d is None or d > RAW_WINDOW:
-                        continue
-                    if _differ(rd.serial, rd.model, rw.serial, rw.model):
-                        continue
-                    edges.append(((*_time_rank(d), rw.order, rd.order), rd.idx, rw.idx))
+                edges.extend(
+                    e for rw in raws.get(rd.key, ()) if (e := _raw_edge(rd, rw, known_times=True))
+                )
         edges.sort()
         paired: set[int] = set()
         for score, child, raw in edges:  # one-to-one
@@ -478,6 +465,18 @@ def _has(forest: _Forest, f: _F, cat: str) -> bool:
     return any(
         i != f.idx and forest.files[i].cat == cat for i in forest.members[forest.find(f.idx)]
     )
+
+
+def _raw_edge(rd: _F, rw: _F, *, known_times: bool) -> tuple[tuple, int, int] | None:
+    """The candidate pair of rendition ``rd`` and RAW ``rw`` as (rank, rendition, RAW),
+    or None: capture times more than ``RAW_WINDOW`` apart (or, with ``known_times``, not
+    both known), or two cameras."""
+    d = seconds_apart(rd.rec, rw.rec)
+    if (d is None and known_times) or (d is not None and d > RAW_WINDOW):
+        return None
+    if _differ(rd.serial, rd.model, rw.serial, rw.model):
+        return None
+    return (*_time_rank(d), rw.order, rd.order), rd.idx, rw.idx
 
 
 def _pair_live(
