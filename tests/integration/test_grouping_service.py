@@ -297,14 +297,20 @@ def test_corrections_refuse_bad_input(db_session, root):
         service.merge_files(db_session, ["/lib/a/IMG_1.JPG", "/lib/a/IMG_1.CR2"], "/lib/x.jpg", cfg)
 
 
-def test_run_job_reports_folders_as_progress(db_session, root):
-    s = db_session
+def _three_pairs_and_a_pass(s, root) -> Job:
+    """A RAW+JPEG pair in each of three folders, and a grouping pass queued over them."""
     for i in range(3):
         add(s, root, f"/lib/f{i}/IMG_1.CR2")
         add(s, root, f"/lib/f{i}/IMG_1.JPG")
     job = Job(kind="group", root_id=root.id, path="/lib", trigger="scan")
     s.add(job)
     s.flush()
+    return job
+
+
+def test_run_job_reports_folders_as_progress(db_session, root):
+    s = db_session
+    job = _three_pairs_and_a_pass(s, root)
     assert service.run_job(s, job.id, None, load_settings({})) is True
     s.refresh(job)
     assert (job.state, job.total, job.done) == ("done", 3, 3)
@@ -505,12 +511,7 @@ def test_a_second_delivery_racing_the_first_leaves_the_progress_it_made(
 ):
     s = db_session
     cfg = load_settings({})
-    for i in range(3):
-        add(s, root, f"/lib/f{i}/IMG_1.CR2")
-        add(s, root, f"/lib/f{i}/IMG_1.JPG")
-    job = Job(kind="group", root_id=root.id, path="/lib", trigger="scan")
-    s.add(job)
-    s.flush()
+    job = _three_pairs_and_a_pass(s, root)
     real = jobs.mark_running
     calls: list[str] = []
 
