@@ -293,7 +293,6 @@ class _Forest:
     """Union-find plus the shot tree's parent edges, honouring forced-apart pairs."""
 
     def __init__(self, files: list[_F], apart: dict[int, set[int]]) -> None:
-        self.files = files
         self.up = list(range(len(files)))
         self.members: list[list[int]] = [[i] for i in range(len(files))]
         self.apart = apart
@@ -393,19 +392,25 @@ def _pair_raws(forest: _Forest, bucket: list[_F]) -> None:
 
 # Folders a camera, an import tool or a photographer keeps the RAW files in, beside (or
 # below) the JPEGs of the same shots: "2024/trip/RAW/IMG_1.CR3" with "2024/trip/IMG_1.JPG"
-# or "2024/trip/JPG/IMG_1.JPG". Compared lower-case.
-RAW_FOLDERS = frozenset({"raw", "raws", "raw files", "raw-files", "raw_files"})
-JPEG_FOLDERS = frozenset({"jpg", "jpgs", "jpeg", "jpegs", "jpg files", "jpeg files"})
+# or "2024/trip/JPG/IMG_1.JPG". Exactly these spellings: the grouping service finds a
+# folder's companions by their names' keys, so the rules must accept no other (a
+# spelling only the rules knew would pair or not by which folders a batch held).
+def _spellings(*bases: str) -> frozenset[str]:
+    """raw, RAW, Raw; each plain, plural or "files" (raws, RAWs, RAW Files, raw_files …)."""
+    out: set[str] = set()
+    for base in bases:
+        for b in (base, base.upper(), base.capitalize()):
+            for suffix in ("", "s", "S", " files", " Files", " FILES"):
+                out.add(b + suffix)
+                if suffix.startswith(" "):
+                    out.update((b + "_" + suffix[1:], b + "-" + suffix[1:]))
+    return frozenset(out)
 
 
-def _spellings(names: frozenset[str]) -> list[str]:
-    """How such a folder name is written: raw, RAW, Raw, Raw files, Raw Files."""
-    out = {v for n in names for v in (n, n.upper(), n.capitalize(), n.title())}
-    return sorted(out)
-
-
-_RAW_SPELLINGS = _spellings(RAW_FOLDERS)
-_JPEG_SPELLINGS = _spellings(JPEG_FOLDERS)
+RAW_FOLDERS = _spellings("raw")
+JPEG_FOLDERS = _spellings("jpg", "jpeg")
+_RAW_SPELLINGS = sorted(RAW_FOLDERS)
+_JPEG_SPELLINGS = sorted(JPEG_FOLDERS)
 
 
 def companion_folders(folder: str) -> list[str]:
@@ -416,10 +421,10 @@ def companion_folders(folder: str) -> list[str]:
     parent, _, name = folder.rpartition(os.sep)
     parent = parent or os.sep
     out = [os.path.join(folder, n) for n in _RAW_SPELLINGS]
-    if name.lower() in RAW_FOLDERS:
+    if name in RAW_FOLDERS:
         out.append(parent)
         out.extend(os.path.join(parent, n) for n in _JPEG_SPELLINGS)
-    elif name.lower() in JPEG_FOLDERS:
+    elif name in JPEG_FOLDERS:
         out.extend(os.path.join(parent, n) for n in _RAW_SPELLINGS)
     return out
 
@@ -431,23 +436,23 @@ def _pair_raw_folders(forest: _Forest, folders: dict[str, list[_F]]) -> None:
     cameras must not differ (the same name in two folders is often another shot)."""
     for folder in sorted(folders):
         parent, _, name = folder.rpartition(os.sep)
-        if name.lower() not in RAW_FOLDERS:
+        if name not in RAW_FOLDERS:
             continue
         parent = parent or os.sep
         partners = [parent] + [
             f for f in folders if f.rpartition(os.sep)[0] == parent and f != folder
-            and f.rpartition(os.sep)[2].lower() in JPEG_FOLDERS
+            and f.rpartition(os.sep)[2] in JPEG_FOLDERS
         ]  # fmt: skip
         raws: dict[str, list[_F]] = defaultdict(list)
         for f in folders[folder]:
-            if f.cat == N.RAW and not f.pinned and not _has(forest, f, N.RENDITION):
+            if f.cat == N.RAW and not f.pinned and f.edit_of is None and not _paired(forest, f):
                 raws[f.key].append(f)
         edges: list[tuple[tuple, int, int]] = []
         for other in partners:
             for rd in folders.get(other, ()):
                 if rd.cat != N.RENDITION or rd.pinned or rd.edit_of is not None:
                     continue
-                if rd.idx in forest.parent or _has(forest, rd, N.RAW):
+                if rd.idx in forest.parent:  # a rendition a RAW has is that RAW's child
                     continue
                 edges.extend(
                     e for rw in raws.get(rd.key, ()) if (e := _raw_edge(rd, rw, known_times=True))
@@ -460,10 +465,12 @@ def _pair_raw_folders(forest: _Forest, folders: dict[str, list[_F]]) -> None:
                     paired.add(raw)
 
 
-def _has(forest: _Forest, f: _F, cat: str) -> bool:
-    """Whether ``f``'s group so far holds a file of category ``cat`` other than ``f``."""
+def _paired(forest: _Forest, raw: _F) -> bool:
+    """Whether ``raw`` has a rendition of its own already (a RAW pair's edge to it), not
+    merely an edit saved beside it (``IMG_1-Edit.JPG`` in RAW/ is no camera JPEG)."""
     return any(
-        i != f.idx and forest.files[i].cat == cat for i in forest.members[forest.find(f.idx)]
+        forest.parent.get(i, (None, ""))[:2] == (raw.idx, _RAW)
+        for i in forest.members[forest.find(raw.idx)]
     )
 
 

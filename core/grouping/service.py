@@ -152,24 +152,27 @@ class _Scope:
 
 
 def _raw_folder_links(
-    session: Session, dir_keys: Iterable[str] | None, present: Iterable[str] | None = None
+    session: Session, dir_keys: Iterable[str], *, whole: bool = False
 ) -> set[tuple[str, str]]:
-    """(folder, companion folder) keys that the rules' RAW-folder pairing needs grouped in
-    one batch (``rules.companion_folders``): of these folders (None: all), with the
-    cataloged folders among ``present`` (None: asked of the catalog)."""
-    paths = Q.folder_paths(session, dir_keys)
-    if present is None:
-        wanted = {path_key(c): dk for dk, p in paths.items() for c in companion_folders(p)}
-        exists = set(Q.files_per_folder(session, wanted))
-        return {(wanted[c], c) for c in exists}
-    by_path = {p: dk for dk, p in paths.items()}
-    keys = set(present)
-    return {
-        (dk, by_path[c])
-        for dk, p in paths.items()
-        for c in companion_folders(p)
-        if c in by_path and by_path[c] in keys
-    }
+    """(folder, companion folder) keys that the rules' RAW-folder pairing needs in one
+    batch (``rules.companion_folders``), for these folders. ``whole``: they are every
+    folder of the pass (a full one), so the companions are looked for among them, their
+    paths read in one query; else each candidate's key is asked of the catalog."""
+    if whole:
+        keys = set(dir_keys)
+        paths = {dk: p for dk, p in Q.folder_paths(session, None).items() if dk in keys}
+        by_path = {p: dk for dk, p in paths.items()}
+        return {
+            (dk, by_path[c])
+            for dk, p in paths.items()
+            for c in companion_folders(p)
+            if c in by_path
+        }
+    wanted: dict[str, list[str]] = defaultdict(list)
+    for dk, p in Q.folder_paths(session, dir_keys).items():
+        for c in companion_folders(p):
+            wanted[path_key(c)].append(dk)
+    return {(dk, c) for c in Q.files_per_folder(session, wanted) for dk in wanted[c]}
 
 
 def _scope(session: Session, dir_keys: Iterable[str], *, expand: bool = True) -> _Scope:
@@ -187,7 +190,7 @@ def _scope(session: Session, dir_keys: Iterable[str], *, expand: bool = True) ->
             union.join(g, f)
             folders.update((g, f))
         counts = Q.files_per_folder(session, None)
-        for a, b in _raw_folder_links(session, set(folders), counts):
+        for a, b in _raw_folder_links(session, folders, whole=True):
             union.join(a, b)
             folders.update((a, b))
         return _Scope(folders, union, merges, counts)

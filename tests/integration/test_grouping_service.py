@@ -467,13 +467,16 @@ def test_a_raw_folder_pairs_with_the_folder_holding_it_in_every_pass(
     add(s, root, "/lib/trip/Q/IMG_9.JPG")
     add(s, root, "/lib/trip2/JPG/IMG_5.JPG")
     add(s, root, "/lib/trip2/raw/IMG_5.CR3")
+    add(s, root, "/lib/trip5/JPG Files/IMG_9.JPG")
+    add(s, root, "/lib/trip5/RAWs/IMG_9.CR3")
     # When the library is grouped from scratch
     service.regroup(s, None)
     # Then each RAW pairs with its JPEG across the folders, the JPEG the primary
     pair = frozenset({"/lib/trip/IMG_1.JPG", "/lib/trip/RAW/IMG_1.CR3"})
     pair2 = frozenset({"/lib/trip2/JPG/IMG_5.JPG", "/lib/trip2/raw/IMG_5.CR3"})
+    pair5 = frozenset({"/lib/trip5/JPG Files/IMG_9.JPG", "/lib/trip5/RAWs/IMG_9.CR3"})
     g = groups(s)
-    assert set(g) == {pair, pair2}
+    assert set(g) == {pair, pair2, pair5}
     assert g[pair][1:] == ("raw_jpeg", "/lib/trip/IMG_1.JPG")
     # And when a shot's JPEG arrives after its RAW (an incremental pass of that folder
     # only), or a RAW after its JPEG, they pair too
@@ -497,6 +500,7 @@ def test_a_raw_folder_pairs_with_the_folder_holding_it_in_every_pass(
     assert set(groups(s)) == {
         pair,
         pair2,
+        pair5,
         frozenset({"/lib/trip/IMG_2.JPG", "/lib/trip/RAW/IMG_2.CR3"}),
         frozenset({"/lib/trip2/JPG/IMG_6.JPG", "/lib/trip2/raw/IMG_6.CR3"}),
         frozenset({"/lib/trip3/IMG_7.JPG", "/lib/trip3/RAW/IMG_7.CR3"}),

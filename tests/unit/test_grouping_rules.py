@@ -1569,3 +1569,63 @@ def test_companion_folders_name_the_folders_a_raw_may_pair_across():
     assert {trip, f"{trip}/JPG", f"{trip}/jpeg"} <= set(companion_folders(f"{trip}/Raw"))
     assert f"{trip}/RAW" in companion_folders(f"{trip}/JPG")
     assert trip not in companion_folders(f"{trip}/selects")
+
+
+@pytest.mark.parametrize(
+    "raw_name, jpeg_name, pairs",
+    [
+        ("RAWs", "JPGs", True),
+        ("RAW Files", "JPEG Files", True),
+        ("raw_files", "jpg", True),
+        # a spelling the service cannot find by name is no RAW folder for the rules either
+        # (else the pair would form or not by the folders one batch held)
+        ("rAw", "JPG", False),
+        ("RAW", "jPg", False),
+    ],
+)
+def test_raw_folder_names_are_exactly_those_the_service_finds(raw_name, jpeg_name, pairs):
+    from core.grouping.rules import companion_folders
+
+    raw_folder, jpeg_folder = f"{DIR}/{raw_name}", f"{DIR}/{jpeg_name}"
+    files = [rec("IMG_1.CR3", 0, folder=raw_folder), rec("IMG_1.JPG", 0, folder=jpeg_folder)]
+    assert bool(group_folder(files)) is pairs
+    # ... and the folders the service brings together are the ones that pair
+    assert (jpeg_folder in companion_folders(raw_folder)) is pairs
+    assert (raw_folder in companion_folders(jpeg_folder)) is pairs
+
+
+def test_an_edit_saved_beside_the_raw_does_not_keep_it_from_its_jpeg():
+    # Given a RAW and an edit of it in RAW/, and the camera's JPEG beside RAW/; and a DNG
+    # made from another shot's JPEG, saved beside that JPEG
+    files = [
+        rec("IMG_1.CR3", 0, folder=f"{DIR}/RAW"),
+        rec("IMG_1-Edit.JPG", 0, folder=f"{DIR}/RAW"),
+        rec("IMG_1.JPG", 0.2),
+        rec("IMG_2.CR3", 5, folder=f"{DIR}/RAW"),
+        rec("IMG_2.JPG", 5),
+        rec("IMG_2-Enhanced-NR.dng", 5),
+    ]
+    groups = _groups_by_path(group_folder(files))
+    # Then each shot is one raw_jpeg group, as the same files in one folder would be
+    assert groups == {
+        (
+            "raw_jpeg",
+            frozenset(
+                {
+                    (f"{DIR}/IMG_1.JPG", "primary"),
+                    (f"{DIR}/RAW/IMG_1.CR3", "raw"),
+                    (f"{DIR}/RAW/IMG_1-Edit.JPG", "edit"),
+                }
+            ),
+        ),
+        (
+            "raw_jpeg",
+            frozenset(
+                {
+                    (f"{DIR}/IMG_2.JPG", "primary"),
+                    (f"{DIR}/RAW/IMG_2.CR3", "raw"),
+                    (f"{DIR}/IMG_2-Enhanced-NR.dng", "edit"),
+                }
+            ),
+        ),
+    }
