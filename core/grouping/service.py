@@ -511,6 +511,7 @@ def run_job(
     summary: dict[str, Any] = stats.as_dict()
     if watermark is not None:
         summary["watermark"] = watermark.isoformat()
+        summary["rules"] = W.RULES
     jobs.finish_job(session, job_id, "done", summary=summary)
     session.commit()
     log.info("grouping job %s: %s", job_id, stats.as_dict())

@@ -24,6 +24,10 @@ from core.models import File, Job, Root
 
 # Clock skew between hosts (NTP keeps it far below), as dedup's watermark allows.
 CLOCK_SLACK = timedelta(seconds=2)
+# The grouping rules' version, in each pass's summary: a pass of older rules leaves no
+# watermark that counts, so the first scan after an upgrade regroups every folder, and a
+# new rule (2: RAW folders) reaches folders that have not changed since.
+RULES = 2
 
 
 def last_watermark(session: Session, root: Root) -> datetime | None:
@@ -46,7 +50,10 @@ def last_watermark(session: Session, root: Root) -> datetime | None:
 
 def _summary_watermark(summary: str | None) -> datetime | None:
     try:
-        mark = json.loads(summary or "{}").get("watermark")
+        done = json.loads(summary or "{}")
+        mark = done.get("watermark")
+        if done.get("rules", 1) != RULES:
+            return None  # grouped by older rules: its folders are due again
         return datetime.fromisoformat(mark) if mark else None
     except (ValueError, AttributeError, TypeError):
         return None  # a summary of another shape (an older pass): no watermark

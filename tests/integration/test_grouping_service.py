@@ -7,7 +7,7 @@ transaction that is rolled back.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
@@ -532,3 +532,34 @@ def test_a_second_delivery_racing_the_first_leaves_the_progress_it_made(
     s.refresh(job)
     assert (job.state, job.total, job.done) == ("done", 3, 3)
     assert len(groups(s)) == 3
+
+
+def test_a_pass_of_older_rules_leaves_every_folder_due(db_session, root):
+    import json
+
+    from core.grouping import watermark as W
+    from core.models import utcnow
+
+    s = db_session
+    # Given a RAW folder beside its JPEG, cataloged and grouped by a pass of the rules
+    # before RAW folders paired (its summary names no rules), nothing changed since
+    add(s, root, "/lib/trip/IMG_1.JPG")
+    add(s, root, "/lib/trip/RAW/IMG_1.CR3")
+    mark = (utcnow() + timedelta(minutes=1)).isoformat()
+    old = Job(kind="group", root_id=root.id, path="/lib", state="done", trigger="scan")
+    old.summary = json.dumps({"watermark": mark})
+    scan = Job(kind="scan", root_id=root.id, path="/lib", state="done", trigger="api")
+    scan.started_at = utcnow()
+    s.add_all([old, scan])
+    s.flush()
+    # Then the next scan's grouping pass is due, over every folder, and pairs them
+    assert W.due(s, scan)
+    job = Job(kind="group", root_id=root.id, path="/lib", trigger="scan", parent_id=scan.id)
+    s.add(job)
+    s.flush()
+    service.run_job(s, job.id, None, load_settings({}))
+    assert set(groups(s)) == {frozenset({"/lib/trip/IMG_1.JPG", "/lib/trip/RAW/IMG_1.CR3"})}
+    # And a pass of these rules leaves a watermark that counts: nothing is due after it
+    s.refresh(job)
+    assert json.loads(job.summary)["rules"] == W.RULES
+    assert not W.due(s, scan)
