@@ -110,7 +110,7 @@ def _libraries_cataloged(cfg: Settings) -> list[str]:
     try:
         with engine.connect() as conn:
             return sorted(conn.scalars(select(Root.path)))
-    except SQLAlchemyError:
+    except (SQLAlchemyError, ValueError, OSError):  # a path a SQLite URI cannot carry, say
         return []
     finally:
         engine.dispose()
