@@ -399,6 +399,12 @@ DIFF_BATCH_FILES = 20_000
 DIFF_BATCH_FOLDERS = 500
 
 
+def _key32(key: str) -> int:
+    """The first 32 bits of a path key: enough to tell one path from the few others a
+    row may have had during one walk."""
+    return int(key[:8], 16)
+
+
 def _folder_key(folder: str) -> str:
     """The ``dir_key`` of the files the walk lists in ``folder`` (their paths are joined
     to it as ``os.path.join`` does, a trailing separator and all)."""
@@ -411,8 +417,10 @@ class _Rescan:
     Beyond the batch at hand it keeps only what a batch cannot settle: the files to read
     (changed, due a retry), the files with no row at their path (new, or moved here from
     another folder), the rows the walk did not see (gone, moved away, under something it
-    could not list), the rows to revive or give a new device, and each walked file's
-    size, device and inode in three int64 columns (24 bytes a file: the shared sizes).
+    could not list), the rows to revive or give a new device, and six int64-or-smaller
+    columns a walked file (44 bytes): its size, device and inode (the shared sizes), and
+    its mtime, path key's first 32 bits and the id of the row it was compared with, by
+    which ``sweep`` takes back a comparison with a row that another scan rewrote since.
     ``finish`` then tells moves across all folders, as a single pass did."""
 
     def __init__(self, session: Session, job: Job, root: Root, top: str, since: datetime):
@@ -422,12 +430,15 @@ class _Rescan:
         self.now = utcnow()
         self.d = _Diff()
         self.changed: list[Entry] = []  # to read, in the walk's order
+        self.changed_at = array("q")  # each one's place in the walk
         self.new: dict[str, Entry] = {}  # path key: entry with no row there
         self.left: dict[int, Known] = {}  # id: row of the root the walk did not see
         self.visited: set[str] = set()  # dir_keys of the folders settled
-        self.late: set[int] = set()  # rows written since the walk began when settled
-        self.unrevived: set[int] = set()
+        # By place in the walk: the comparisons with a row written since the walk began
+        # (its updated_at then; whether it counted as newer)
+        self.late: dict[int, tuple[datetime, bool]] = {}
         self.sizes, self.devices, self.inodes = array("q"), array("q"), array("q")
+        self.mtimes, self.rows, self.keys = array("q"), array("q"), array("I")
 
     def settle(self, folders: list[tuple[str, list[Entry]]]) -> None:
         """Compare the files the walk listed in ``folders`` with the catalog's rows there."""
@@ -436,44 +447,54 @@ class _Rescan:
         self.visited.update(keys)
         for _, entries in folders:
             for e in entries:
+                at = self.d.walked
                 self.d.walked += 1
                 self.sizes.append(e.size)
                 self.devices.append(e.device)
                 self.inodes.append(e.inode)
+                self.mtimes.append(e.mtime_ns)
                 key = path_key(e.path)
+                self.keys.append(_key32(key))
                 k = known.pop(key, None)
+                self.rows.append(0 if k is None else k[0])
                 if k is None:
                     self.new[key] = e
                     continue
+                newer = self._compare(e, k, at)
                 if k[6] >= self.walk_started:
-                    self.late.add(k[0])
-                self._compare(e, k)
+                    self.late[at] = (k[6], newer)
         for k in known.values():  # not seen where the catalog has them
             self.left[k[0]] = k
         # No transaction held open across the walk (hours on a big share): nothing is
         # written before the plan's claim
         self.session.commit()
 
-    def _compare(self, e: Entry, k: Known) -> None:
-        """The walked file ``e`` against the row ``k`` at its path."""
+    def _compare(self, e: Entry, k: Known, at: int) -> bool:
+        """The walked file ``e`` (at place ``at`` in the walk) against the row ``k`` at its
+        path; whether it counted as newer elsewhere."""
         d = self.d
         if not self.full and _same_stat(k, e) and not retry_due(k, self.now):
             if k[3] != e.device:
                 d.remounted.setdefault(e.device, []).append(k[0])
             if k[5] != "present" and k[6] >= self.walk_started:
                 d.newer += 1  # marked missing since the walk saw it: the file went
-            elif k[5] != "present":
+                return True
+            if k[5] != "present":
                 d.revived.append(k[0])
             else:
                 d.unchanged += 1
         else:
             self.changed.append(e)
+            self.changed_at.append(at)
+        return False
 
     def sweep(self) -> None:
         """The rows no batch settled: those of folders the walk did not list (deleted,
         moved away, under a folder it could not list), and those written since the walk
-        began in a folder settled before that (a watcher's folder scan meanwhile): news
-        this walk may not have seen. Found by one count of the root's rows per folder."""
+        began (a watcher's folder scan meanwhile): news this walk may not have seen.
+        Found by one count of the root's rows per folder. A row written since its folder's
+        batch compared it is compared again as it is now, as a single pass after the walk
+        did: what the batch decided about it is taken back."""
         since = self.walk_started
         # A folder scan: the rest of the root is not its business
         inside = [under(File.path, self.top)] if self.top != self.root.path else []
@@ -488,25 +509,93 @@ class _Rescan:
                 unlisted.append(folder)
             elif last >= since:
                 written.append(folder)
-        for k in _known_rows(self.session, self.root.id, unlisted, *inside).values():
+        news: dict[str, Known] = {}  # path key: row written since the walk began
+        for key, k in _known_rows(self.session, self.root.id, unlisted, *inside).items():
             self.left[k[0]] = k
-        rows = _known_rows(self.session, self.root.id, written, File.updated_at >= since, *inside)
-        for key, k in rows.items():
-            if k[0] in self.late:
-                continue  # written before its folder was settled: settled as it is now
+            if k[6] >= since:
+                news[key] = k
+        news.update(
+            _known_rows(self.session, self.root.id, written, File.updated_at >= since, *inside)
+        )
+        if not news:
+            return
+        matched = self._compare_again(news)
+        for key, k in news.items():
+            self.left.pop(k[0], None)  # as a batch saw it (at another path, maybe): stale
+            if k[0] in matched:
+                continue
             e = self.new.pop(key, None)
             if e is not None:
-                self._compare(e, k)  # as if the row had been there when its folder was
+                self._compare(e, k, -1)  # as if the row had been there when its folder was
             else:
-                # Left as it is: not revived, nor marked missing, nor moved
-                self.left[k[0]] = k
-                self.unrevived.add(k[0])
+                self.left[k[0]] = k  # left as it is: not revived, nor marked missing, nor moved
+
+    def _compare_again(self, news: dict[str, Known]) -> set[int]:
+        """Take back what the batches decided about the rows in ``news`` (by path key) from
+        an older state of theirs, and compare each walked file again with the row at its
+        path now. Returns the ids of the rows compared with a walked file at their path."""
+        by_id = {k[0]: (key, k) for key, k in news.items()}
+        rows = np.frombuffer(self.rows, dtype=np.int64)
+        places = np.flatnonzero(np.isin(rows, np.fromiter(by_id, np.int64, len(by_id))))
+        matched: set[int] = set()
+        stale: list[tuple[int, int]] = []
+        for at in places.tolist():
+            fid = self.rows[at]
+            key, k = by_id[fid]
+            late = self.late.get(at)
+            if late is not None and late[0] == k[6] and self.keys[at] == _key32(key):
+                matched.add(fid)  # compared with the row as it is now
+            else:
+                stale.append((at, fid))
+        if not stale:
+            return matched
+        d = self.d
+        changed_at = np.frombuffer(self.changed_at, dtype=np.int64)
+        wanted = np.fromiter((at for at, _ in stale), np.int64, len(stale))
+        held = {int(changed_at[i]): int(i) for i in np.flatnonzero(np.isin(changed_at, wanted))}
+        dropped: set[int] = set()
+        paths = _paths_of(self.session, list({fid for _, fid in stale}))
+        for at, fid in stale:
+            key, k = by_id[fid]
+            # What the batch decided, taken back
+            e: Entry | None = None
+            if at in held:
+                e = self.changed[held[at]]
+                dropped.add(held[at])
+            else:
+                if at in self.late and self.late[at][1]:
+                    d.newer -= 1
+                elif at not in self.late and fid in d.revived:
+                    d.revived.remove(fid)
+                else:
+                    d.unchanged -= 1
+                rows_of_device = d.remounted.get(self.devices[at])
+                if rows_of_device and fid in rows_of_device:
+                    rows_of_device.remove(fid)
+            if self.keys[at] == _key32(key):
+                # The file at the row's path: compared with the row as it is now
+                if e is None:
+                    e = Entry(
+                        paths[fid],
+                        self.sizes[at],
+                        self.mtimes[at],
+                        self.devices[at],
+                        self.inodes[at],
+                    )
+                self._compare(e, k, -1)
+                matched.add(fid)
+            elif e is not None:
+                self.new[path_key(e.path)] = e  # its row went elsewhere: a file with none
+            else:
+                # Its row went elsewhere meanwhile, and this walk did not keep its name
+                d.newer += 1
+        if dropped:
+            self.changed = [e for i, e in enumerate(self.changed) if i not in dropped]
+        return matched
 
     def finish(self, walked: WalkResult, beat: Callable[[], None] | None) -> _Diff:
         """Tell moves, missing and kept rows across every folder; list what to read."""
         session, root, top, d = self.session, self.root, self.top, self.d
-        if self.unrevived:
-            d.revived = [i for i in d.revived if i not in self.unrevived]
         to_read = self.changed
         # Files the walk did not see under this subtree: moved (same inode) or missing.
         # A folder that could not be listed (a NAS hiccup, a permission change) hides its

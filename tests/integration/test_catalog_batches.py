@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,190 @@ def test_counting_only_the_wanted_sizes_gives_what_counting_all_gives():
         every = catalog._sizes_held_twice(sizes, devices, inodes) & wanted
         only = catalog._sizes_held_twice(*catalog._files_of_sizes(sizes, devices, inodes, wanted))
         assert only & wanted == every
+
+
+# --- another scan rewrites a row while the walk runs ------------------------------------
+# A single pass read the catalog after the walk: a row written meanwhile (by a watcher's
+# folder scan) was compared as it was then. In batches, the row's folder may have been
+# settled before: what that batch decided about it must be taken back, not kept beside.
+
+
+def _meanwhile(monkeypatch, library: Path, action) -> None:  # type: ignore[no-untyped-def]
+    """Run ``action`` once, as the walk is about to list its last folder (the top
+    folder, and the row of top.jpg, settled long before, in another batch)."""
+    from core import catalog
+
+    result = catalog.WalkResult()
+    last = [f for f, _ in catalog.walk_folders(str(library), (), frozenset(), None, result)][-1]
+    assert last != str(library)
+    real = catalog._listing
+    pending = [action]
+
+    def listing(folder, result):  # type: ignore[no-untyped-def]
+        if folder == last and pending:
+            pending.pop()(last)
+        yield from real(folder, result)
+
+    monkeypatch.setattr(catalog, "_listing", listing)
+
+
+def _write_row(at: Path, **values) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import update
+
+    from core.db import session_scope
+    from core.models import File, utcnow
+    from workers import runtime
+
+    with session_scope(runtime.engine()) as s:
+        values.setdefault("updated_at", utcnow())
+        s.execute(update(File).where(File.path == str(at)).values(**values))
+
+
+def _reads(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """The paths the catalog phase reads, as it reads them."""
+    from core import catalog
+
+    read: list[str] = []
+    real = catalog.inspect_file
+
+    def inspect_file(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        read.append(os.fsdecode(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(catalog, "inspect_file", inspect_file)
+    return read
+
+
+def _counts(report) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
+    s = report["job"]["summary"]
+    names = ("walked", "unchanged", "newer_elsewhere", "to_read", "moved", "missing", "revived")
+    return (*(s[n] for n in names), report["job"]["failed"])
+
+
+def test_a_row_marked_missing_after_its_batch_counts_once_as_newer(
+    embedded_settings, library, small_batches, monkeypatch
+):
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    top = library / "top.jpg"
+
+    # When, after the walk listed top.jpg, it is deleted and a watcher marks its row missing
+    def gone(_last: str) -> None:
+        os.remove(top)
+        _write_row(top, status="missing")
+
+    _meanwhile(monkeypatch, library, gone)
+    read = _reads(monkeypatch)
+    report = run_scan(embedded_settings, str(library))
+    # Then it is news from elsewhere, not also unchanged (13 files walked, counted once)
+    assert _counts(report) == (13, 12, 1, 0, 0, 0, 0, 0)
+    assert read == [] and _rows()[str(top)][1] == "missing"
+
+
+def test_a_row_revived_after_its_batch_is_unchanged_not_revived_again(
+    embedded_settings, library, small_batches, monkeypatch
+):
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    top = library / "top.jpg"
+    # Given top.jpg marked missing in the catalog (before this scan) though it is there
+    _write_row(top, status="missing", updated_at=datetime(2020, 1, 1))
+
+    # When, after the walk listed it, a watcher revives its row
+    _meanwhile(monkeypatch, library, lambda _last: _write_row(top, status="present"))
+    read = _reads(monkeypatch)
+    report = run_scan(embedded_settings, str(library))
+    # Then the scan finds it unchanged, as it is now, and has nothing to revive
+    assert _counts(report) == (13, 13, 0, 0, 0, 0, 0, 0)
+    assert read == [] and _rows()[str(top)][1] == "present"
+
+
+def test_a_changed_file_read_by_another_scan_during_the_walk_is_not_read_again(
+    embedded_settings, library, small_batches, monkeypatch
+):
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    top = library / "top.jpg"
+    # Given top.jpg changed since the last scan (the walk sees it changed)
+    write_jpeg(top, 4242)
+
+    # When, after the walk listed it, a watcher's scan catalogs it as it is now
+    def cataloged(_last: str) -> None:
+        st = os.stat(top)
+        _write_row(top, size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino)
+
+    _meanwhile(monkeypatch, library, cataloged)
+    read = _reads(monkeypatch)
+    report = run_scan(embedded_settings, str(library))
+    # Then its row is as the walk saw the file: unchanged, not read a second time
+    assert _counts(report) == (13, 13, 0, 0, 0, 0, 0, 0)
+    assert read == []
+
+
+def test_a_file_cataloged_by_another_scan_during_the_walk_is_compared_with_its_row(
+    embedded_settings, library, small_batches, monkeypatch
+):
+    from sqlalchemy import select
+
+    from core.db import session_scope
+    from core.models import File, utcnow
+    from core.paths import dir_key, path_key
+    from workers import runtime
+
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    new = library / "new.jpg"
+    # Given a new picture at the top, which the walk lists with no row there
+    write_jpeg(new, 777)
+
+    # When, after the walk listed it, a watcher's scan gives it its row
+    def cataloged(_last: str) -> None:
+        st = os.stat(new)
+        with session_scope(runtime.engine()) as s:
+            like = s.scalars(select(File).where(File.path == str(library / "top.jpg"))).one()
+            cols = {c.key: getattr(like, c.key) for c in File.__table__.columns if c.key != "id"}
+            cols.update(
+                path=str(new), path_key=path_key(str(new)), dir_key=dir_key(str(new)),
+                size=st.st_size, mtime_ns=st.st_mtime_ns, inode=st.st_ino,
+                updated_at=utcnow(), first_seen=utcnow(), sha256=None, sha1=None,
+            )  # fmt: skip
+            s.add(File(**cols))
+
+    _meanwhile(monkeypatch, library, cataloged)
+    read = _reads(monkeypatch)
+    report = run_scan(embedded_settings, str(library))
+    # Then the file is compared with that row (unchanged), not read as a new one
+    assert _counts(report) == (14, 14, 0, 0, 0, 0, 0, 0)
+    assert read == []
+
+
+def test_a_row_moved_after_its_batch_is_not_counted_twice(
+    embedded_settings, library, small_batches, monkeypatch
+):
+    from core.paths import dir_key, path_key
+
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    top = library / "top.jpg"
+    before = _rows()[str(top)]
+    moved: list[Path] = []
+
+    # When, after the walk listed top.jpg, it moves to the folder the walk lists last, and
+    # a watcher's scan moves its row there
+    def move(last: str) -> None:
+        dst = Path(last) / "moved.jpg"
+        os.rename(top, dst)
+        p = str(dst)
+        _write_row(top, path=p, path_key=path_key(p), dir_key=dir_key(p))
+        moved.append(dst)
+
+    _meanwhile(monkeypatch, library, move)
+    read = _reads(monkeypatch)
+    report = run_scan(embedded_settings, str(library))
+    # Then the row is unchanged at its new path, once; the file walked at its old path
+    # (whose name the walk did not keep) counts as news from elsewhere, and nothing goes
+    # missing. (A single pass after the walk read the old path, and failed: it vanished.)
+    assert _counts(report) == (14, 13, 1, 0, 0, 0, 0, 0)
+    assert read == []
+    rows = _rows()
+    assert rows[str(moved[0])] == before and str(top) not in rows
