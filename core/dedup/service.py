@@ -386,6 +386,14 @@ def _member_rows(gid: str, g: DupGroup) -> list[dict[str, Any]]:
 RULES = 2
 
 
+def _rules_of(summary: str | None) -> int | None:
+    try:
+        rules = json.loads(summary or "{}").get("rules")
+    except (ValueError, AttributeError):
+        return None
+    return rules if isinstance(rules, int) else None
+
+
 def _previous_watermark(session: Session) -> datetime | None:
     """Where the last pass left off; None (a full pass) when it ran older rules."""
     for summary in session.scalars(
@@ -411,6 +419,18 @@ def due(session: Session) -> bool:
     running: it covers what changed before it reads."""
     active = select(Job.id).where(Job.kind == "dedup", Job.state.in_(jobs.ACTIVE_STATES))
     if session.scalar(active.limit(1)) is not None:
+        return False
+    # The last pass to end finished, under these rules: what changed since it read is
+    # grouping's news too, so the scan that asks knows already. Asked of the jobs (an
+    # index), not of the files (no index on updated_at: a scan of the catalog at every
+    # finish of a watcher's folder scan).
+    last = session.execute(
+        select(Job.state, Job.summary)
+        .where(Job.kind == "dedup", Job.finished_at.is_not(None))
+        .order_by(Job.finished_at.desc())
+        .limit(1)
+    ).first()
+    if last is not None and last.state == "done" and _rules_of(last.summary) == RULES:
         return False
     mark = _previous_watermark(session)
     q = select(File.id)
