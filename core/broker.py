@@ -15,9 +15,7 @@ from core.config import Settings
 
 def make_broker(cfg: Settings) -> dramatiq.Broker:
     if cfg.embedded:
-        broker: dramatiq.Broker = StubBroker()
-        broker.emit_after("process_boot")
-        return broker
+        return StubBroker()
     return RedisBroker(
         url=cfg.broker_url,
         heartbeat_timeout=cfg.broker_heartbeat_ms,

@@ -1031,9 +1031,10 @@ class StopCheck:
 def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -> tuple[bool, bool]:
     """Run one batch. Returns (counted, phase_complete).
 
-    ``counted`` is False when the batch had been done already (a redelivery) or the
-    job is no longer active; then nothing is added to the progress. ``phase_complete``
-    is True whenever every batch is done, a redelivery included.
+    ``counted`` is False when the batch had been done already (a redelivery), another
+    delivery is reading it (``jobs.delivery``) or the job is no longer active; then
+    nothing is added to the progress. ``phase_complete`` is True whenever every batch
+    is done, a redelivery included.
     """
     job = session.get(Job, job_id)
     batch = session.get(JobBatch, (job_id, seq))
@@ -1044,13 +1045,26 @@ def process_batch(session: Session, job_id: str, seq: int, settings: Settings) -
         # may have died between its commit and sending the advance: say the phase is
         # complete again (advance checks the phase and the counts, so a second is a no-op).
         return False, job.batches_done >= job.batches_total
+    with jobs.delivery(session, job_id, seq) as crashed:
+        if crashed is None:
+            # Its message was sent twice (a scan's plan or advance that ran again kicks the
+            # phase's batches again): the delivery reading it counts it and moves the scan
+            # on, or is retried if it fails. Reading it here too would read every file
+            # twice and fail on the rows the other writes.
+            log.info("scan %s: batch %s is being read by another delivery", job_id, seq)
+            return False, False
+        return _read_batch(session, job, batch, crashed, settings)
+
+
+def _read_batch(
+    session: Session, job: Job, batch: JobBatch, crashed: int, settings: Settings
+) -> tuple[bool, bool]:
+    job_id, seq = job.id, batch.seq
     root = session.get(Root, job.root_id)
     assert root is not None
     items = json.loads(batch.payload)
     outcome = BatchOutcome()
     stop = StopCheck(session, job_id)
-    bind = session.get_bind()  # its engine: the attempt is recorded in a transaction of its own
-    crashed = jobs.begin_attempt(bind.engine, job_id, seq)
     if crashed >= CRASHES_BEFORE_SKIPPING:
         _skip_items(session, batch.phase, items, crashed, outcome)
     elif batch.phase == "catalog":

@@ -7,14 +7,16 @@ decoders); workers declare actors with these names.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session
 
 from core import leases
@@ -346,21 +348,89 @@ def add_progress(
     return int(row[0]), int(row[1])
 
 
-def begin_attempt(engine: Engine, job_id: str, seq: int) -> int:
+# The batches a delivery in this process is reading right now (``delivery``)
+_reading: set[tuple[str, int]] = set()
+_reading_lock = threading.Lock()
+
+
+@contextmanager
+def delivery(session: Session, job_id: str, seq: int) -> Iterator[int | None]:
+    """Take a batch for this delivery of its message to read, for the ``with`` block.
+
+    Yields how many deliveries before it died with their process (``begin_attempt``), or
+    None when the batch is not this delivery's to read: another delivery is reading it
+    right now, or has just finished it. A batch's message is often sent twice (a scan's
+    plan or advance that runs again kicks its phase's batches again), and with more than
+    one worker thread both may run at once.
+
+    A delivery counts as reading while that is known: in this process, while its ``with``
+    block runs; on PostgreSQL, while its session's transaction is open (an advisory lock,
+    which the commit, the rollback after an error or the time limit, and the death of its
+    process or host all release). SQLite has no such lock: there a delivery of another
+    process counts while that process is alive (the in-process broker retries in it).
+    """
+    key = (job_id, seq)
+    with _reading_lock:
+        here = key in _reading
+        _reading.add(key)
+    try:
+        yield None if here else _take(session, job_id, seq)
+    finally:
+        if not here:
+            with _reading_lock:
+                _reading.discard(key)
+
+
+def _take(session: Session, job_id: str, seq: int) -> int | None:
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql" and not _lock_batch(session, job_id, seq):
+        return None
+    return begin_attempt(bind.engine, job_id, seq)
+
+
+# A worker host that dies (power, kernel panic) sends no FIN: PostgreSQL sees its
+# connection gone, and drops the batch's lock, only when keepalive probes go unanswered.
+# The operating system's default waits over two hours; these, about 35 s, less than the
+# broker's minute before it hands the dead worker's message on.
+_LOCK_BATCH = text(
+    "SELECT set_config('tcp_keepalives_idle', '20', true),"
+    " set_config('tcp_keepalives_interval', '5', true),"
+    " set_config('tcp_keepalives_count', '3', true),"
+    " pg_try_advisory_xact_lock(:key)"
+)
+
+
+def _lock_batch(session: Session, job_id: str, seq: int) -> bool:
+    """Lock a batch until the session's transaction ends, unless another holds it."""
+    name = f"batch:{job_id}:{seq}".encode()
+    key = int.from_bytes(hashlib.blake2b(name, digest_size=8).digest(), "big", signed=True)
+    return bool(session.execute(_LOCK_BATCH, {"key": key}).one()[-1])
+
+
+def begin_attempt(engine: Engine, job_id: str, seq: int) -> int | None:
     """Record a delivery of a batch as it begins, in a transaction of its own, and return
     how many deliveries before it died with their process (a worker killed mid-batch: no
     error, no retry count, the broker just hands the message on). The previous delivery
     counts only when its process is known gone: one that failed with an error (retried as
-    usual), or runs still (a second delivery), is not a crash."""
+    usual), or runs still (a second delivery), is not a crash.
+
+    None: the batch is not this delivery's to read (``delivery``): done meanwhile, or on
+    SQLite taken by a delivery of another process that is alive."""
     holder = leases.process_holder("batch")
+    sqlite = engine.dialect.name == "sqlite"
     with engine.begin() as conn:
+        if sqlite:
+            # The write lock before the look: two processes cannot both take the batch
+            conn.execute(text("UPDATE job_batches SET seq = seq WHERE 0"))
         row = conn.execute(
-            select(JobBatch.attempts, JobBatch.delivered_to).where(
+            select(JobBatch.state, JobBatch.attempts, JobBatch.delivered_to).where(
                 JobBatch.job_id == job_id, JobBatch.seq == seq
             )
         ).one_or_none()
         if row is None:
             return 0
+        if row.state == "done" or (sqlite and _read_elsewhere(row.delivered_to, holder)):
+            return None
         crashes = row.attempts + (
             row.delivered_to is not None and leases.holder_dead(row.delivered_to)
         )
@@ -370,6 +440,11 @@ def begin_attempt(engine: Engine, job_id: str, seq: int) -> int:
             .values(attempts=crashes, delivered_to=holder)
         )
     return int(crashes)
+
+
+def _read_elsewhere(delivered_to: str | None, holder: str) -> bool:
+    """The batch went to another process that is alive (SQLite: nothing else tells)."""
+    return delivered_to not in (None, holder) and not leases.holder_dead(delivered_to)
 
 
 def end_delivery(engine: Engine, job_id: str, seq: int) -> None:

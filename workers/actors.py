@@ -56,7 +56,14 @@ def _send(actor: str, *args: Any) -> None:
 
 
 def _kick(job_id: str) -> None:
-    """Enqueue the current phase's queued batches, or move on when there are none."""
+    """Enqueue the current phase's queued batches, or move on when there are none.
+
+    Every batch not done, on every (re)delivery, those sent before included: nothing
+    records which batch messages wait in the broker, and the kick before may have sent
+    none (a worker killed between its commit and its sends) or Redis may have lost them
+    (a restart: the reconcile's scan_advance kicks again). A batch's second message finds
+    it done, or being read and leaves it (jobs.delivery): cheap, and no file read twice.
+    """
     with runtime.session() as s:
         job = s.get(Job, job_id)
         if job is None:

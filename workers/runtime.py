@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -158,6 +159,23 @@ class EmbeddedWorker(dramatiq.Worker):
             log.exception("could not release this process's worker lease")
 
 
+_booted: weakref.WeakSet[dramatiq.Broker] = weakref.WeakSet()
+_boot_lock = threading.Lock()
+
+
+def _boot(broker: dramatiq.Broker) -> None:
+    """What the ``dramatiq`` command does before it starts its workers, once a broker.
+
+    Without it TimeLimit's watch thread never starts: no actor's ``time_limit`` holds,
+    and a read stuck on a share that stopped answering keeps its worker thread, and its
+    batch, forever. (A second boot would start that thread twice, which raises.)"""
+    with _boot_lock:
+        if broker in _booted:
+            return
+        _booted.add(broker)
+    broker.emit_after("process_boot")
+
+
 # How long a CLI process stopping (twinlens scan, twinlens up) waits for the work in hand
 # (a batch, a dedup pass) before leaving it: its job is failed already, and the next scan
 # does that work again
@@ -165,7 +183,9 @@ STOP_WAIT_MS = 30_000
 
 
 def start_worker(broker: dramatiq.Broker, threads: int) -> dramatiq.Worker:
-    """Worker threads inside this process (embedded default, and `twinlens scan`)."""
+    """Worker threads inside this process (`twinlens worker`, `twinlens up`, `twinlens
+    scan`)."""
+    _boot(broker)
     kind = EmbeddedWorker if settings().embedded else dramatiq.Worker
     worker = kind(broker, worker_threads=threads, worker_timeout=100)
     worker.start()
