@@ -96,6 +96,9 @@ class File(Base):
         Index("ix_files_device_inode", "device", "inode"),
         Index("ix_files_size", "size"),
         Index("ix_files_root_status", "root_id", "status"),
+        # What changed since grouping's watermark (core.grouping.watermark), asked at
+        # every scan's finish
+        Index("ix_files_root_id_updated_at", "root_id", "updated_at"),
     )
 
 

@@ -12,8 +12,9 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.filequeries import (  # noqa: F401  (lookup re-exported for the API)
@@ -102,10 +103,25 @@ def folder_paths(session: Session, dir_keys: Iterable[str] | None) -> dict[str, 
     return out
 
 
-def group_links(session: Session, dir_keys: Iterable[str]) -> set[tuple[str, str]]:
+def group_links(session: Session, dir_keys: Iterable[str] | None) -> set[tuple[str, str]]:
     """(group folder, member folder) pairs of the stored groups that touch these folders,
     either by their own folder or by holding a file that now lies in one of them (a
-    file moved in). Regrouping must take both folders together."""
+    file moved in). Regrouping must take both folders together.
+
+    ``None``: every pair of two different folders, in one query (a full pass). Asked
+    folder by folder, a thousand folders a query, each query joined the three tables
+    whole: at 50,000 folders 100 such joins, most of an unchanged full pass's time."""
+    if dir_keys is None:
+        return {
+            (g, f)
+            for g, f in session.execute(
+                select(FileGroup.dir_key, File.dir_key)
+                .join(GroupMember, GroupMember.group_id == FileGroup.group_id)
+                .join(File, File.id == GroupMember.file_id)
+                .where(FileGroup.dir_key != File.dir_key)
+                .distinct()
+            )
+        }
     keys = sorted(set(dir_keys))
     out: set[tuple[str, str]] = set()
     for chunk in chunks(keys):
@@ -195,27 +211,55 @@ class StoredGroup:
     members: list[StoredMember] = field(default_factory=list)
 
 
-def stored_groups(session: Session, dir_keys: Sequence[str]) -> dict[str, StoredGroup]:
-    """Stored groups (by key) of these folders, or holding a file now in one of them."""
+def stored_groups(
+    session: Session, dir_keys: Sequence[str], file_ids: Iterable[int]
+) -> dict[str, StoredGroup]:
+    """Stored groups (by key) of these folders, or holding one of ``file_ids`` (the
+    present files of these folders: one moved in, whose old group must lose it).
+
+    The folders' own groups come by their folder (an index); a file's group by the file
+    (an index) only for the files none of those holds. (One query with ``OR group_id IN
+    (the groups of the folders' files)`` read the whole of file_groups for every batch:
+    PostgreSQL cannot use an index for that OR.) A group that holds a file of these
+    folders from another folder is tied to them (``group_links``) and comes by its
+    folder; asking by file is for a file moved in since the pass's scope was read."""
     keys = sorted(set(dir_keys))
     groups: dict[str, StoredGroup] = {}
     for chunk in chunks(keys):
-        moved_in = (
-            select(GroupMember.group_id)
-            .join(File, File.id == GroupMember.file_id)
-            .where(File.dir_key.in_(chunk))
+        _add_groups(session, groups, FileGroup.dir_key.in_(chunk))
+    held = _add_members(session, groups, sorted(groups))
+    others = sorted(set(file_ids) - held)
+    found: set[str] = set()
+    for chunk in chunks(others):
+        found.update(
+            session.scalars(select(GroupMember.group_id).where(GroupMember.file_id.in_(chunk)))
         )
-        for gid, key, gtype, source, dk in session.execute(
-            select(
-                FileGroup.group_id,
-                FileGroup.group_key,
-                FileGroup.group_type,
-                FileGroup.source,
-                FileGroup.dir_key,
-            ).where(or_(FileGroup.dir_key.in_(chunk), FileGroup.group_id.in_(moved_in)))
-        ):
-            groups[gid] = StoredGroup(gid, key, gtype, source, dk)
-    ids = sorted(groups)
+    extra = sorted(found - groups.keys())
+    if extra:
+        more: dict[str, StoredGroup] = {}
+        for chunk in chunks(extra):
+            _add_groups(session, more, FileGroup.group_id.in_(chunk))
+        _add_members(session, more, sorted(more))
+        groups.update(more)
+    return {g.key: g for g in groups.values()}
+
+
+def _add_groups(session: Session, groups: dict[str, StoredGroup], where: Any) -> None:
+    for gid, key, gtype, source, dk in session.execute(
+        select(
+            FileGroup.group_id,
+            FileGroup.group_key,
+            FileGroup.group_type,
+            FileGroup.source,
+            FileGroup.dir_key,
+        ).where(where)
+    ):
+        groups[gid] = StoredGroup(gid, key, gtype, source, dk)
+
+
+def _add_members(session: Session, groups: dict[str, StoredGroup], ids: list[str]) -> set[int]:
+    """Read these groups' members into them; returns their file ids."""
+    held: set[int] = set()
     for chunk in chunks(ids):
         for gid, fid, p, kind, role, prim, size in session.execute(
             select(
@@ -229,7 +273,8 @@ def stored_groups(session: Session, dir_keys: Sequence[str]) -> dict[str, Stored
             ).where(GroupMember.group_id.in_(chunk))
         ):
             groups[gid].members.append(StoredMember(fid, p, kind, role, bool(prim), size))
-    return {g.key: g for g in groups.values()}
+            held.add(fid)
+    return held
 
 
 # --- views for the API ------------------------------------------------------------------------

@@ -186,9 +186,12 @@ def _scope(session: Session, dir_keys: Iterable[str], *, expand: bool = True) ->
             for f in fs[1:]:
                 union.join(fs[0], f)
             folders.update(fs)
-        for g, f in Q.group_links(session, folders):
-            union.join(g, f)
-            folders.update((g, f))
+        # Every link at once (one query), those touching these folders kept: as asking
+        # for these folders' links would give, but for the pairs of a folder with itself
+        for g, f in Q.group_links(session, None):
+            if g in folders or f in folders:
+                union.join(g, f)
+                folders.update((g, f))
         counts = Q.files_per_folder(session, None)
         for a, b in _raw_folder_links(session, folders, whole=True):
             union.join(a, b)
@@ -432,7 +435,7 @@ def _regroup_batch(
 ) -> None:
     records = Q.records_in_folders(session, batch)
     results = group_folder(records, policy=policy, overrides=_overrides(session, batch, merges))
-    stored = Q.stored_groups(session, batch)
+    stored = Q.stored_groups(session, batch, (r.id for r in records))
     _write(session, results, {r.id: r for r in records}, stored, stats)
     stats.files += len(records)
 
