@@ -223,6 +223,71 @@ def test_counting_only_the_wanted_sizes_gives_what_counting_all_gives():
         assert only & wanted == every
 
 
+def _catalog_of_two_roots(s, rng, stale: bool) -> list[int]:  # type: ignore[no-untyped-def]
+    """Rows over two roots with few sizes, devices and inodes (hard links; rows missing
+    or empty), a root's id each; ``stale``: rows of one inode may disagree on its size."""
+    from core import jobs
+    from tests.factories import file_row
+
+    roots = [jobs.get_or_create_root(s, p).id for p in ("/a", "/b")]
+    for i in range(300):
+        device, inode = int(rng.integers(1, 3)), int(rng.integers(1, 60))
+        size = int(rng.integers(0, 40)) if stale else (device * 61 + inode) * 7 % 40
+        s.add(
+            file_row(
+                roots[i % 2], f"/{'ab'[i % 2]}/{i}.jpg", size=size, device=device, inode=inode,
+                kind="image", status="present" if rng.random() < 0.9 else "missing",
+            )
+        )  # fmt: skip
+    s.flush()
+    return roots
+
+
+@pytest.mark.parametrize("stale", [False, True])
+@pytest.mark.parametrize("whole_root", [True, False])
+def test_asking_the_catalog_for_the_wanted_sizes_counts_as_reading_it_whole(
+    db_session, monkeypatch, whole_root, stale
+):
+    from array import array
+
+    import numpy as np
+    from sqlalchemy import event
+
+    from core import catalog
+
+    s = db_session
+    rng = np.random.default_rng(5)
+    default = catalog.SIZES_BY_INDEX
+    # Given a catalog of two roots (its hard links of one size each, or some rows of an
+    # inode stale, of another size) and walks of a folder or of the first root
+    roots = _catalog_of_two_roots(s, rng, stale)
+    statements: list[str] = []
+    event.listen(s.get_bind(), "before_cursor_execute", lambda *a: statements.append(a[2]))
+
+    def shared(wanted: set[int], by_index: int, seed: int) -> set[int]:
+        monkeypatch.setattr(catalog, "SIZES_BY_INDEX", by_index)
+        walk_rng = np.random.default_rng(seed)  # the same walk both times
+        walk = [array("q", (int(x) for x in walk_rng.integers(lo, hi, 20))) for lo, hi in
+                ((0, 40), (1, 3), (1, 60))]  # fmt: skip
+        statements.clear()
+        return catalog._shared_sizes(s, *walk, roots[0], whole_root, wanted)
+
+    counted: list[set[int]] = []
+    for k in range(40):
+        wanted = {int(x) for x in rng.integers(0, 40, int(rng.integers(1, 5)))}
+        # When the shared sizes are counted with the catalog read whole and by size
+        every = shared(wanted, 0, k)
+        assert not any(" IN " in q.upper() for q in statements)
+        only = shared(wanted, default, k)
+        assert statements and all(" IN " in q.upper() for q in statements)
+        # Then the second, from the wanted sizes' rows alone, finds the same sizes; with
+        # stale rows, never fewer (a catalog-only inode whose rows disagree counts with
+        # whichever row comes first when read whole)
+        assert only == every if not stale else only >= every, (wanted, every, only)
+        counted.append(every)
+    assert any(counted) and not all(counted)  # sizes shared and sizes not, both seen
+
+
 # --- another scan rewrites a row while the walk runs ------------------------------------
 # A single pass read the catalog after the walk: a row written meanwhile (by a watcher's
 # folder scan) was compared as it was then. In batches, the row's folder may have been
