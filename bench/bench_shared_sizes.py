@@ -47,7 +47,9 @@ def rows(files: int) -> list[dict[str, Any]]:
         else:
             size = rnd.randint(1_000_000, 30_000_000)
             sizes.append(size)
-        inode = i - 1 if i > 2 and rnd.random() < 0.01 else i  # now and then a hard link
+        inode = i
+        if i > 2 and rnd.random() < 0.01:  # now and then a hard link of the row before
+            inode, size = out[-1]["inode"], out[-1]["size"]
         path = f"/r{root}/{i // 500:05d}/IMG_{i:07d}.JPG"
         out.append(
             dict(
