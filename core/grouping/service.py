@@ -236,6 +236,39 @@ def _member_sig(members: Iterable[tuple[int, str, str, str, bool, int]]) -> tupl
     return tuple(sorted(members))
 
 
+def carry_ids(fresh: list[frozenset[int]], stored: dict[str, frozenset[int]]) -> dict[int, str]:
+    """Which stored group (by key) each new group (by place in ``fresh``, as file ids)
+    continues, among groups whose keys found no match: the one with the same files, else
+    the one that holds all of its files or all of whose files it holds (it lost or gained
+    members), when neither shares files with any other group. A group split in two, two
+    merged into one, or a file that left one pair for another (moved beside another RAW)
+    is no continuation: those get new ids."""
+    out: dict[int, str] = {}
+    by_files = {files: key for key, files in stored.items()}
+    for i, files in enumerate(fresh):
+        key = by_files.pop(files, None)
+        if key is not None:
+            out[i] = key
+    taken = set(out.values())
+    left = {key: files for key, files in stored.items() if key not in taken}
+    owner = {f: key for key, files in left.items() for f in files}
+    touched: dict[str, list[int]] = defaultdict(list)
+    shares: dict[int, set[str]] = {}
+    for i, files in enumerate(fresh):
+        if i in out:
+            continue
+        shares[i] = {owner[f] for f in files if f in owner}
+        for key in shares[i]:
+            touched[key].append(i)
+    for i, keys in shares.items():
+        if len(keys) != 1:
+            continue
+        (key,) = keys
+        if len(touched[key]) == 1 and (fresh[i] <= left[key] or left[key] <= fresh[i]):
+            out[i] = key
+    return out
+
+
 def _write(
     session: Session,
     results: list[GroupResult],
@@ -268,13 +301,17 @@ def _write(
             stats.unchanged += 1
         else:
             rewrite.append((old.id, r, dk, sig))
-    # A shot whose files moved folder gets a new key; keep its group id.
-    by_files = {frozenset(m.file_id for m in g.members): g for g in stored.values()}
+    # A shot whose key changed keeps its group id: its files moved folder, or it gained or
+    # lost a member that changed its key (a RAW arriving in RAW/ becomes the root of its
+    # JPEG's group)
+    carried = carry_ids(
+        [frozenset(m.file_id for m in r.members) for r, _dk, _sig in fresh],
+        {g.key: frozenset(m.file_id for m in g.members) for g in stored.values()},
+    )
     inserts: list[tuple[GroupResult, str, tuple]] = []
-    for r, dk, sig in fresh:
-        old = by_files.pop(frozenset(m.file_id for m in r.members), None)
-        if old is not None:
-            del stored[old.key]
+    for i, (r, dk, sig) in enumerate(fresh):
+        if i in carried:
+            old = stored.pop(carried[i])
             rewrite.append((old.id, r, dk, sig))
         else:
             inserts.append((r, dk, sig))

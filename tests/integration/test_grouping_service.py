@@ -510,6 +510,28 @@ def test_a_raw_folder_pairs_with_the_folder_holding_it_in_every_pass(
     assert not service.regroup(s, None).changed
 
 
+def test_a_group_keeps_its_id_when_its_raw_arrives_in_a_raw_folder_and_goes(db_session, root):
+    s = db_session
+    # Given a JPEG and its edit's sidecar, grouped, their RAW not copied off the card yet
+    add(s, root, "/lib/trip/IMG_1.JPG")
+    add(s, root, "/lib/trip/IMG_1.xmp")
+    service.regroup(s, None)
+    ((first, gid),) = [(ps, g[0]) for ps, g in groups(s).items()]
+    # When the RAW arrives in RAW/ (a pass of that folder alone, as the watcher runs it)
+    raw = add(s, root, "/lib/trip/RAW/IMG_1.CR3")
+    stats = service.regroup(s, [dir_key(raw.path)])
+    # Then the group that gained it is the same group: its id, now a RAW+JPEG pair
+    g = groups(s)
+    assert set(g) == {first | {"/lib/trip/RAW/IMG_1.CR3"}}
+    assert g[first | {"/lib/trip/RAW/IMG_1.CR3"}][:2] == (gid, "raw_jpeg")
+    assert (stats.created, stats.updated, stats.deleted) == (0, 1, 0)
+    # And when the RAW is deleted again, the group that lost it keeps its id too
+    raw.status = "missing"
+    s.flush()
+    service.regroup(s, [dir_key(raw.path)])
+    assert {ps: v[0] for ps, v in groups(s).items()} == {first: gid}
+
+
 def test_a_second_delivery_racing_the_first_leaves_the_progress_it_made(
     db_session, root, monkeypatch
 ):

@@ -1629,3 +1629,34 @@ def test_an_edit_saved_beside_the_raw_does_not_keep_it_from_its_jpeg():
             ),
         ),
     }
+
+
+# --- which stored group a new group continues (service.carry_ids) ---------------------
+
+
+@pytest.mark.parametrize(
+    ("fresh", "stored", "carried"),
+    [
+        # the same files under a new key (moved folder): the same group
+        ([{1, 2}], {"a": {1, 2}}, {0: "a"}),
+        # a member gained (a RAW arriving in RAW/) or lost (the RAW deleted)
+        ([{1, 2, 3}], {"a": {1, 2}}, {0: "a"}),
+        ([{1, 2}], {"a": {1, 2, 3}}, {0: "a"}),
+        # a JPEG that left its RAW for another (moved beside it): a new pair
+        ([{2, 9}], {"a": {1, 2}}, {}),
+        # split in two, two merged into one: new groups
+        ([{1, 2}, {3, 4}], {"a": {1, 2, 3, 4}}, {}),
+        ([{1, 2, 3, 4}], {"a": {1, 2}, "b": {3, 4}}, {}),
+        # one continues, the other is new; a same-files match wins over a subset
+        ([{1, 2, 3}, {7, 8}], {"a": {1, 2}}, {0: "a"}),
+        ([{1, 2}, {1, 2, 3}], {"a": {1, 2}}, {0: "a"}),
+        # nothing stored, nothing shared
+        ([{1, 2}], {}, {}),
+        ([{1, 2}], {"a": {5, 6}}, {}),
+    ],
+)
+def test_a_new_group_continues_the_stored_group_it_grew_or_shrank_from(fresh, stored, carried):
+    from core.grouping.service import carry_ids
+
+    got = carry_ids([frozenset(f) for f in fresh], {k: frozenset(v) for k, v in stored.items()})
+    assert got == carried
