@@ -182,8 +182,9 @@ def group_run(job_id: str, dir_keys: list[str] | None = None) -> None:
     from core.grouping import service
 
     with runtime.session() as s:
+        ended = _ended(s, job_id)
         changed = service.run_job(s, job_id, dir_keys, runtime.settings())
-    if changed:
+    if changed or ended:
         dataversion.bump(runtime.settings().cache_url)
 
 
@@ -192,9 +193,20 @@ def dedup_run(job_id: str) -> None:
     from core.dedup import service
 
     with runtime.session() as s:
+        ended = _ended(s, job_id)
         changed = service.run_job(s, job_id, runtime.settings())
-    if changed:
+    if changed or ended:
         dataversion.bump(runtime.settings().cache_url)
+
+
+def _ended(session: Any, job_id: str) -> bool:
+    """Whether a pass's job ended before this delivery of its message began: the delivery
+    before it committed the pass and then died (the worker killed) or failed to bump the
+    data version (Redis away; the error retries the message). Its bump is owed: without
+    it the gateway would serve answers cached from before the pass until they expire. A
+    bump when none was owed costs one cache miss a cached answer."""
+    job = session.get(Job, job_id)
+    return job is not None and job.state in jobs.FINAL_STATES
 
 
 @dramatiq.actor(queue_name="catalog", max_retries=3)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 
+import pytest
 import redis
 
 from core import dataversion
@@ -101,3 +102,55 @@ def test_every_redis_url_the_cache_takes_keeps_the_version_in_redis(tmp_path):
         except redis.exceptions.ConnectionError:
             continue
         raise AssertionError(f"{call.__name__} did not go to Redis")
+
+
+# --- a pass's bump, owed by a delivery that failed after its commit ---------------------
+
+
+@pytest.mark.parametrize("kind", ["group", "dedup"])
+def test_a_pass_whose_bump_failed_is_bumped_by_its_retry(pg_settings, worker, monkeypatch, kind):
+    import time
+
+    from core import jobs
+    from core.db import engine_for, migrate, session_scope
+    from core.models import Job
+    from tests.factories import file_row
+
+    cfg = pg_settings
+    migrate(cfg.database_url)
+    engine = engine_for(cfg.database_url)
+    # Given a RAW+JPEG pair and a byte copy of the JPEG cataloged, and a grouping or
+    # dedup pass for their root
+    with session_scope(engine) as s:
+        root = jobs.get_or_create_root(s, "/lib")
+        for path, k, sha in (
+            ("/lib/a/IMG_1.CR3", "raw", "cd" * 32),
+            ("/lib/a/IMG_1.JPG", "image", "ab" * 32),
+            ("/lib/b/IMG_1.JPG", "image", "ab" * 32),
+        ):
+            s.add(file_row(root.id, path, kind=k, status="present", sha256=sha))
+        s.flush()
+        job = Job(kind=kind, root_id=root.id, path="/lib", trigger="test")
+        s.add(job)
+        s.flush()
+        job_id = job.id
+    before = dataversion.current(cfg.cache_url)
+    # When the pass commits, then its bump fails (Redis away a moment): the message retries
+    real, failed = dataversion.bump, []
+
+    def away_once(url: str, key: str = dataversion.KEY) -> int:
+        if not failed:
+            failed.append(url)
+            raise redis.ConnectionError("Redis is away (the test)")
+        return real(url, key)
+
+    monkeypatch.setattr(dataversion, "bump", away_once)
+    jobs.enqueue(worker, f"{kind}_run", job_id)
+    # Then the retry finds the pass done and bumps the version the first one owed
+    end = time.monotonic() + 60
+    while dataversion.current(cfg.cache_url) == before and time.monotonic() < end:
+        time.sleep(0.05)
+    assert failed, "the pass's first bump was never tried"
+    with session_scope(engine) as s:
+        assert s.get(Job, job_id).state == "done"
+    assert dataversion.current(cfg.cache_url) > before
