@@ -95,6 +95,26 @@ def file_row(root_id: int, path: str, **fields: Any) -> Any:
     return File(root_id=root_id, path=path, **{**row, **fields})
 
 
+# (kind, format) of a catalog row by its extension, for grouping's tests
+KIND_OF_EXT = {
+    ".cr2": ("raw", "raw"),
+    ".cr3": ("raw", "raw"),
+    ".dng": ("raw", "raw"),
+    ".jpg": ("image", "jpeg"),
+    ".heic": ("image", "heic"),
+    ".mov": ("video", "mov"),
+    ".xmp": ("sidecar", "xmp"),
+}
+
+
+def media_row(root_id: int, path: str, **fields: Any) -> Any:
+    """A present catalog row for ``path`` with the kind and format of its extension."""
+    import os
+
+    kind, fmt = KIND_OF_EXT[os.path.splitext(path)[1].lower()]
+    return file_row(root_id, path, kind=kind, format=fmt, status="present", **fields)
+
+
 def embedded_worker_lease(pid: int, seconds: float = 30) -> Any:
     """The worker lease (``core.models.Lease``) an embedded Twinlens process ``pid`` on
     this host holds while its worker threads run (core.leases), expiring in ``seconds``:

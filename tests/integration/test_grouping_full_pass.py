@@ -7,7 +7,6 @@ PostgreSQL; each test runs in a transaction that is rolled back.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 import pytest
@@ -19,15 +18,8 @@ from core.grouping import queries as Q
 from core.grouping import service
 from core.models import File, FileGroup, GroupMember, GroupOverride, Root
 from core.paths import dir_key, path_key
-from tests.factories import file_row
+from tests.factories import media_row
 
-KINDS = {
-    ".cr3": ("raw", "raw"),
-    ".jpg": ("image", "jpeg"),
-    ".heic": ("image", "heic"),
-    ".mov": ("video", "mov"),
-    ".xmp": ("sidecar", "xmp"),
-}
 T0 = datetime(2024, 6, 1, 9, 0, 0)
 
 
@@ -37,11 +29,9 @@ def root(db_session) -> Root:
 
 
 def add(session, root: Root, path: str, minute: int = 0, **fields) -> File:
-    kind, fmt = KINDS[os.path.splitext(path)[1].lower()]
-    f = file_row(
-        root.id, path, size=1000 + len(path), kind=kind, format=fmt,
-        taken_at=T0 + timedelta(minutes=minute), status="present", **fields,
-    )  # fmt: skip
+    f = media_row(
+        root.id, path, size=1000 + len(path), taken_at=T0 + timedelta(minutes=minute), **fields
+    )
     session.add(f)
     session.flush()
     return f

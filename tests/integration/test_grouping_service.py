@@ -6,7 +6,6 @@ transaction that is rolled back.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 
 import pytest
@@ -17,17 +16,8 @@ from core.config import load_settings
 from core.grouping import service
 from core.models import File, FileGroup, GroupMember, GroupOverride, Job, Root
 from core.paths import dir_key, path_key
-from tests.factories import file_row
+from tests.factories import media_row
 
-KINDS = {
-    ".cr2": ("raw", "raw"),
-    ".cr3": ("raw", "raw"),
-    ".dng": ("raw", "raw"),
-    ".jpg": ("image", "jpeg"),
-    ".heic": ("image", "heic"),
-    ".mov": ("video", "mov"),
-    ".xmp": ("sidecar", "xmp"),
-}
 T0 = datetime(2024, 6, 1, 9, 0, 0)
 
 
@@ -39,10 +29,7 @@ def root(db_session) -> Root:
 def add(
     session, root: Root, path: str, taken: datetime | None = T0, size: int = 1000, **fields
 ) -> File:
-    kind, fmt = KINDS[os.path.splitext(path)[1].lower()]
-    f = file_row(
-        root.id, path, size=size, kind=kind, format=fmt, taken_at=taken, status="present", **fields
-    )
+    f = media_row(root.id, path, size=size, taken_at=taken, **fields)
     session.add(f)
     session.flush()
     return f
