@@ -204,7 +204,7 @@ def _ended(session: Any, job_id: str) -> bool:
     before it committed the pass and then died (the worker killed) or failed to bump the
     data version (Redis away; the error retries the message). Its bump is owed: without
     it the gateway would serve answers cached from before the pass until they expire. A
-    bump when none was owed costs one cache miss a cached answer."""
+    bump when none was owed costs only a cache miss for each answer cached before it."""
     job = session.get(Job, job_id)
     return job is not None and job.state in jobs.FINAL_STATES
 
