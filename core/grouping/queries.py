@@ -111,31 +111,19 @@ def group_links(session: Session, dir_keys: Iterable[str] | None) -> set[tuple[s
     ``None``: every pair of two different folders, in one query (a full pass). Asked
     folder by folder, a thousand folders a query, each query joined the three tables
     whole: at 50,000 folders 100 such joins, most of an unchanged full pass's time."""
+    links = (
+        select(FileGroup.dir_key, File.dir_key)
+        .join(GroupMember, GroupMember.group_id == FileGroup.group_id)
+        .join(File, File.id == GroupMember.file_id)
+        .distinct()
+    )
     if dir_keys is None:
-        return {
-            (g, f)
-            for g, f in session.execute(
-                select(FileGroup.dir_key, File.dir_key)
-                .join(GroupMember, GroupMember.group_id == FileGroup.group_id)
-                .join(File, File.id == GroupMember.file_id)
-                .where(FileGroup.dir_key != File.dir_key)
-                .distinct()
-            )
-        }
+        return {(g, f) for g, f in session.execute(links.where(FileGroup.dir_key != File.dir_key))}
     keys = sorted(set(dir_keys))
     out: set[tuple[str, str]] = set()
     for chunk in chunks(keys):
         for col in (File.dir_key, FileGroup.dir_key):
-            out.update(
-                (g, f)
-                for g, f in session.execute(
-                    select(FileGroup.dir_key, File.dir_key)
-                    .join(GroupMember, GroupMember.group_id == FileGroup.group_id)
-                    .join(File, File.id == GroupMember.file_id)
-                    .where(col.in_(chunk))
-                    .distinct()
-                )
-            )
+            out.update((g, f) for g, f in session.execute(links.where(col.in_(chunk))))
     return out
 
 

@@ -187,9 +187,12 @@ def _scope(session: Session, dir_keys: Iterable[str], *, expand: bool = True) ->
                 union.join(fs[0], f)
             folders.update(fs)
         # Every link at once (one query), those touching these folders kept: as asking
-        # for these folders' links would give, but for the pairs of a folder with itself
+        # for these folders' links would give, but for the pairs of a folder with itself.
+        # Kept by the folders before any link (not as the loop adds them): whatever order
+        # the links come in, the same ones
+        start = frozenset(folders)
         for g, f in Q.group_links(session, None):
-            if g in folders or f in folders:
+            if g in start or f in start:
                 union.join(g, f)
                 folders.update((g, f))
         counts = Q.files_per_folder(session, None)
