@@ -17,8 +17,9 @@ assets (catalog rows written directly, grouped by the real grouping pass). Print
      MB/s direct vs gateway, gateway RSS growth
   3. GET /api/timeline/bucket (2,000 assets, enriched), warm cache, one client: ms
 With ``--front nginx`` (the default when nginx is installed) 1 and 2 are also measured
-through the deployment's entry: docker/nginx.conf run in front of the gateway, which
-hands plain GET/HEAD answers back to nginx (X-Accel-Redirect) and proxies the rest.
+through the deployment's entry: docker/nginx.conf run in front of the gateway. nginx
+sends the reads Twinlens adds nothing to (the ping, the original) straight to Immich, and
+the rest (the enriched asset answer) to the gateway.
 """
 
 from __future__ import annotations

@@ -1,12 +1,14 @@
 """The deployment's nginx (docker/nginx.conf, run for real) in front of the gateway and the
-fake Immich: plain GET/HEAD answers are handed back to nginx (X-Accel-Redirect) and
-stream from Immich through nginx, exactly as the client asked; everything else still
-goes through the gateway."""
+fake Immich: a GET/HEAD that Twinlens adds nothing to goes from nginx straight to Immich,
+and one the gateway's routes take but only pass through is handed back to nginx
+(X-Accel-Redirect); both stream from Immich through nginx, exactly as the client asked.
+Everything else still goes through the gateway."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections import Counter
 
 import pytest
@@ -49,12 +51,26 @@ def _count_proxied(app) -> Counter:
     return seen
 
 
+def _count_reached(app) -> list[tuple[str, str]]:
+    """The requests that reach the gateway at all (method, path), offloaded ones too."""
+    seen: list[tuple[str, str]] = []
+    inner = app.wsgi_app
+
+    def wsgi_app(environ, start_response):
+        seen.append((environ["REQUEST_METHOD"], environ["PATH_INFO"]))
+        return inner(environ, start_response)
+
+    app.wsgi_app = wsgi_app
+    return seen
+
+
 @pytest.fixture
 def front(gateway_app, gateway, immich, tmp_path):
     _need_nginx()
     proxied = _count_proxied(gateway_app)
+    reached = _count_reached(gateway_app)
     with NginxFront(_hostport(gateway.url), _hostport(immich.url), tmp_path / "nginx") as nginx:
-        nginx.proxied = proxied
+        nginx.proxied, nginx.reached = proxied, reached
         yield nginx
 
 
@@ -82,6 +98,9 @@ def test_an_original_streams_through_nginx_not_the_gateway(front, immich, alice,
     for name in ("Content-Length", "Content-Type"):
         assert r.headers[name] == direct.headers[name], name
     assert front.proxied == Counter()  # not one byte of it through the gateway
+    # nginx sent the reads of the original to Immich itself; only the HEAD of the asset
+    # route reached the gateway (its route), which handed it back.
+    assert front.reached == [("HEAD", f"/api/assets/{asset['id']}")]
 
 
 def test_immich_refusals_and_errors_pass_unchanged(front, immich, alice):
@@ -110,6 +129,7 @@ def test_writes_and_enriched_reads_still_go_through_the_gateway(front, immich, a
     r = requests.get(f"{front.url}/api/assets/{asset['id']}", headers=alice.bearer)
     assert r.status_code == 200 and "twinlens" in r.json()
     assert front.proxied == Counter({"POST": 1, "GET": 1})
+    assert front.reached == [("POST", "/api/auth/login"), ("GET", f"/api/assets/{asset['id']}")]
 
 
 def test_immich_down_gives_the_gateways_json_error(front, immich, alice):
@@ -147,9 +167,11 @@ def echo_front(tmp_path):
     settings = load_settings({}, immich_url=echo.url, data_dir=tmp_path, cache_url="memory://")
     gw_app = create_app({"SETTINGS": settings, "UI_DIST": str(tmp_path / "no-ui")})
     proxied = _count_proxied(gw_app)
+    reached = _count_reached(gw_app)
     gw = ThreadedServer(gw_app).start()
     nginx = NginxFront(_hostport(gw.url), _hostport(echo.url), tmp_path / "nginx").start()
-    nginx.seen, nginx.proxied, nginx.gateway = seen, proxied, gw
+    nginx.seen, nginx.proxied, nginx.gateway, nginx.reached = seen, proxied, gw, reached
+    nginx.app = gw_app
     try:
         yield nginx
     finally:
@@ -158,8 +180,16 @@ def echo_front(tmp_path):
         echo.stop()
 
 
-def test_offloaded_requests_reach_immich_exactly_as_sent(echo_front):
-    target = "/api/odd%2Fname%3F.jpg/x?size=preview&a=%20b&key=secret"
+@pytest.mark.parametrize(
+    "target, via_gateway",
+    [
+        # No route of the gateway's: nginx sends it to Immich itself.
+        ("/api/odd%2Fname%3F.jpg/x?size=preview&a=%20b&key=secret", False),
+        # The asset route's shape, but no asset id: the gateway hands it back.
+        ("/api/assets/odd%20name?size=preview&a=%20b&key=secret", True),
+    ],
+)
+def test_offloaded_requests_reach_immich_exactly_as_sent(echo_front, target, via_gateway):
     r = requests.get(
         echo_front.url + target,
         headers={
@@ -181,6 +211,7 @@ def test_offloaded_requests_reach_immich_exactly_as_sent(echo_front):
     assert got["headers"]["X-Forwarded-Host"] == f"127.0.0.1:{echo_front.port}"
     assert "X-Twinlens-Offload" not in got["headers"]
     assert echo_front.proxied == Counter()
+    assert len(echo_front.reached) == via_gateway
     # Redirects are returned, not followed nor rewritten.
     r = requests.get(echo_front.url + "/api/redirect", allow_redirects=False)
     assert r.status_code == 302 and r.headers["Location"] == "http://elsewhere/login"
@@ -205,6 +236,55 @@ def test_a_big_upload_passes_nginx_whole(echo_front):
     assert r.status_code == 200, r.text[:200]
     (got,) = echo_front.seen
     assert got["size"] == len(body)
+
+
+def _route_paths(app) -> list[tuple[str, str]]:
+    """(method, path) for every GET/HEAD route of the gateway under /api/ other than its
+    catch-all proxy, with a sample value in each variable part."""
+    samples = {"asset_id": "0b0c2a1e-5b1c-4e7f-9d2a-6f3e1c2b4a5d", "service": "grouping"}
+    paths = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "proxy.proxy" or not rule.rule.startswith("/api/"):
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", lambda m: samples.get(m.group(1), "x1"), rule.rule)
+        paths += [(method, path) for method in ("GET", "HEAD") if method in rule.methods]
+    return paths
+
+
+def test_every_read_the_gateway_answers_itself_reaches_it_through_nginx(echo_front):
+    """docker/nginx.conf names the gateway's own reads (enriched ones and /api/twinlens/)
+    to send everything else straight to Immich: a route added to the gateway and not to
+    that list would silently lose its answer behind nginx."""
+    routes = _route_paths(echo_front.app)
+    assert ("GET", "/api/timeline/bucket") in routes and len(routes) > 10
+    for method, path in routes:
+        echo_front.reached.clear()
+        requests.request(method, echo_front.url + path)
+        assert echo_front.reached == [(method, path)], (method, path)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/server/ping",
+        "/api/users/me",
+        "/api/assets/0b0c2a1e-5b1c-4e7f-9d2a-6f3e1c2b4a5d/thumbnail",
+        "/api/assets/0b0c2a1e-5b1c-4e7f-9d2a-6f3e1c2b4a5d/original",
+        "/api/timeline/buckets",
+        "/api/duplicates/x1",
+        "/api/search/suggestions",
+        "/api/twinlensx",
+    ],
+)
+def test_reads_twinlens_adds_nothing_to_skip_the_gateway(echo_front, path):
+    for method in ("GET", "HEAD"):
+        r = requests.request(method, echo_front.url + path + "?key=k")
+        assert r.status_code == 200
+    assert [(got["method"], got["uri"]) for got in echo_front.seen] == [
+        ("GET", path + "?key=k"),
+        ("HEAD", path + "?key=k"),
+    ]
+    assert echo_front.reached == []
 
 
 def test_without_nginx_the_gateway_proxies_plain_gets_itself(echo_front):
