@@ -4,8 +4,14 @@
   produces at most 1/8 of each side and only the luma channel, which is what
   imagehash converts to anyway. PRIOR-ART measured Hamming 0 against a full decode
   on 5 of 6 photos (2 on the sixth).
-- HEIC/HEIF (and AVIF when Pillow lacks it) through pillow-heif; PNG/TIFF/WebP/GIF
-  through Pillow.
+- HEIC/HEIF (and AVIF when Pillow lacks it) through pillow-heif. libheif has no
+  reduced-scale decode (a 12 MP iPhone picture: ~300 ms), so the picture's embedded
+  thumbnail is decoded instead when one is large enough (``heif_box``; iPhones store
+  320x240: ~3 ms) and pillow-heif finds it a scaled copy of the picture (same aspect
+  ratio, crop, rotation and colour profile); otherwise the whole picture.
+  bench/bench_heif.py measures the cost to the hash: on real photos, 0-6 bits (0 on
+  a real iPhone file) against the whole picture's pHash.
+- PNG/TIFF/WebP/GIF through Pillow.
 - RAW through LibRaw (rawpy): the embedded preview (``extract_thumb``, which returns
   the largest one), and a half-size demosaic only when there is no usable preview.
 
@@ -38,6 +44,9 @@ from core.paths import open_regular
 
 DEFAULT_MAX_PIXELS = 250_000_000
 HASH_DRAFT = (256, 256)
+# The shorter side an embedded HEIF thumbnail needs to stand in for the picture: twice the
+# 32x32 grid the pHash samples (a thumbnail of a 5:1 panorama, 320x64, still serves).
+HEIF_THUMB_MIN_SIDE = 64
 MIN_PREVIEW_SIDE = 32  # a preview smaller than the 32x32 the hash samples is not usable
 
 pillow_heif.register_heif_opener()
@@ -93,7 +102,7 @@ class Decoded:
     width: int  # stored dimensions of the real picture (not of the preview)
     height: int
     facts: ExifFacts
-    source: str  # "draft", "full", "preview", "half-size"
+    source: str  # "draft", "full", "thumbnail", "preview", "half-size"
     jpeg_quality: int | None = None  # a JPEG's estimated quality (``jpeg_quality``)
 
 
@@ -150,8 +159,9 @@ def open_image(
 ) -> Decoded:
     """Decode a non-RAW picture from bytes already in memory.
 
-    JPEG is drafted to the smallest DCT scale that keeps both sides >= ``target``;
-    other formats decode in full. The result keeps the stored orientation.
+    JPEG is drafted to the smallest DCT scale that keeps both sides >= ``target``; a
+    HEIF decodes its embedded thumbnail instead when that covers ``heif_box``; other
+    formats decode in full. The result keeps the stored orientation.
     Raises MediaError (BombError above ``max_pixels``) with a readable reason.
     """
     set_pixel_limit(max_pixels)
@@ -165,18 +175,42 @@ def open_image(
         if img.format == "JPEG":
             img.draft(mode, target)
             source = "draft"
+        elif _is_heif(img) and img.draft(mode, heif_box(width, height, target)) is not None:
+            source = "thumbnail"
         img.load()
     except MediaError:
         raise
     except Exception as exc:
         raise _format_error(fmt, exc, max_pixels) from None
     orientation = facts.orientation or 1
-    if type(img).__module__.startswith("pillow_heif"):
+    if _is_heif(img):
         # libheif already applied the container's rotation/mirroring. Pillow's own AVIF
         # reader (Pillow 11.3+, used when it has AVIF) does not: it states them as the
         # EXIF orientation, to be applied like a JPEG's.
         orientation = 1
     return Decoded(_to_hashable(img), orientation, width, height, facts, source, quality)
+
+
+def _is_heif(img: Image.Image) -> bool:
+    return type(img).__module__.startswith("pillow_heif")
+
+
+def heif_box(width: int, height: int, target: tuple[int, int]) -> tuple[int, int]:
+    """The least size an embedded thumbnail of a ``width`` x ``height`` HEIF must have to be
+    decoded instead of it: the picture scaled down until its longer side is
+    ``max(target)``, and a shorter side of at least ``HEIF_THUMB_MIN_SIDE``.
+
+    The longer side, not both (JPEG's rule): the thumbnail endpoint fits the picture in a
+    ``target`` square, and iPhones store a 320x240 thumbnail, enough for the hash's 32x32
+    grid and 4x4 colour grid (bench/bench_heif.py). A picture smaller than that box has no
+    thumbnail worth taking (pillow-heif never takes one as large as the picture)."""
+    longest = max(width, height, 1)
+    long_side = min(max(target), longest)
+
+    def side(n: int) -> int:
+        return max(-(-n * long_side // longest), min(n, HEIF_THUMB_MIN_SIDE))  # ceil
+
+    return side(width), side(height)
 
 
 # --- JPEG quality ----------------------------------------------------------------------
