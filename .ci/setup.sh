@@ -46,6 +46,9 @@ if [ "$want" = dev ]; then
   [ -x /usr/bin/chromium ] || missing+=(chromium)
   # The gateway benchmark's load generator (make bench; not used by the tests).
   command -v wrk >/dev/null 2>&1 || missing+=(wrk)
+  # The exact-duplicate benchmark's baselines (bench/bench_exact.py; not used by the tests).
+  command -v jdupes >/dev/null 2>&1 || missing+=(jdupes)
+  command -v rmlint >/dev/null 2>&1 || missing+=(rmlint)
   # The deployment's nginx (docker/nginx.conf), run for real in front of the gateway.
   command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
   if [ ${#missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
