@@ -12,7 +12,8 @@ benchmark's hashes (random pHashes, 5% byte copies, 5% near variants), real stat
 ``run`` copies that catalog and runs each pass in a fresh process, in this order: grouping
 from scratch, grouping again (nothing changes), dedup full from scratch, dedup full again,
 an incremental dedup pass after 10 changed files, an unchanged rescan's plan (walk and
-diff) and its left-over sweep (``advance`` past the catalog phase). Each process reports
+diff), its left-over sweep (``advance`` past the catalog phase), and a first scan's plan
+(the catalog emptied first: every walked file is new). Each process reports
 its RSS before the pass (imports, numba warmed up) and the peak during it (VmHWM, reset
 by /proc/self/clear_refs), and writes the groups and duplicates it leaves to a JSON file
 so that two versions of the code can be compared. ``--code`` runs another checkout's
@@ -52,6 +53,7 @@ PASSES = (
     "dedup-incremental",
     "rescan-plan",
     "rescan-sweep",
+    "first-plan",  # last: it empties the catalog
 )
 
 
@@ -273,6 +275,12 @@ def one_pass(name: str, folder: Path, trace: bool) -> dict[str, Any]:
     url = f"sqlite:///{folder / 'work.db'}"
     settings = load_settings({}, data_dir=folder / "data", database_url=url)
     engine = engine_for(url)
+    if name == "first-plan":
+        # A first scan: the same library, and a catalog that holds none of it yet
+        from sqlalchemy import delete
+
+        with session_scope(engine) as s:
+            s.execute(delete(File))
     best, check = _snapshot_at_peak(trace)
     if trace:
         _hooks(check)
@@ -291,7 +299,7 @@ def one_pass(name: str, folder: Path, trace: bool) -> dict[str, Any]:
             s.execute(update(File).where(File.id <= 10).values(updated_at=utcnow()))
             s.flush()
             stats = dedup.dedupe(s, settings, since=since - timedelta(seconds=1)).as_dict()
-        elif name == "rescan-plan":
+        elif name in ("rescan-plan", "first-plan"):
             job, _ = jobs.start_job(s, "scan", root=s.get(Root, 1))
             s.commit()
             catalog.plan_scan(s, job.id, settings)
