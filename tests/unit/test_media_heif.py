@@ -90,7 +90,7 @@ def test_the_thumbnail_endpoint_takes_a_thumbnail_only_if_it_covers_its_size(tmp
 def test_heif_box_scales_the_longer_side_and_keeps_a_usable_shorter_one():
     assert heif_box(4032, 3024, (256, 256)) == (256, 192)
     assert heif_box(3024, 4032, (256, 256)) == (192, 256)
-    # A thumbnail exactly at the box's edge is enough (no rounding past it)
+    # The shorter side rounded up (960 * 256 / 1440 = 170.7): never below the scaled picture
     assert heif_box(1440, 960, (256, 256)) == (256, 171)
     # A panorama's thumbnail must keep its shorter side usable for the 32x32 grid
     assert heif_box(8000, 1000, (256, 256)) == (256, HEIF_THUMB_MIN_SIDE)
