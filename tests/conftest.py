@@ -6,8 +6,19 @@ from pathlib import Path
 
 import pytest
 
+from tests import unprivileged
 from tests.require import missing
 from tests.samples import read_manifest, require_samples
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """As root, a test marked ``unprivileged`` runs in a child that file modes bind
+    (tests/unprivileged.py); its own fixtures here were set up for nothing."""
+    if pyfuncitem.get_closest_marker("unprivileged") and unprivileged.needs_child():
+        unprivileged.run_in_child(pyfuncitem.nodeid, pyfuncitem.config.rootpath)
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")

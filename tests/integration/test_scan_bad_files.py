@@ -509,7 +509,7 @@ def test_content_changed_with_same_size_and_mtime_needs_a_full_scan(embedded_set
     assert full["a.jpg"]["sha256"] != first["a.jpg"]["sha256"]
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads every file and folder whatever its mode")
+@pytest.mark.unprivileged
 def test_unreadable_file_and_folder(embedded_settings, library):
     locked = write_jpeg(library / "locked.jpg", 1)
     locked.chmod(0)

@@ -216,7 +216,7 @@ def test_vanished_and_directory(tmp_path: Path) -> None:
     assert folder.error == "is a directory, not a file"
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+@pytest.mark.unprivileged
 def test_permission_denied(tmp_path: Path) -> None:
     path = save(photo(100, 100), tmp_path / "locked.jpg")
     path.chmod(0)
