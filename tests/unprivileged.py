@@ -30,6 +30,8 @@ def needs_child() -> bool:
 
 
 def drop_dac_capabilities() -> None:  # pragma: no cover - runs in the child, before exec
+    if os.geteuid() != 0:
+        return  # modes bind this user already
     libc = ctypes.CDLL(None, use_errno=True)
     for cap in _CAPS:
         if libc.prctl(_PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:

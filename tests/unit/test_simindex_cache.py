@@ -11,7 +11,6 @@ root, permissions bind nobody: the subprocess drops the capabilities that bypass
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import shutil
@@ -20,6 +19,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tests.unprivileged import drop_dac_capabilities
 
 PROJECT = Path(__file__).resolve().parents[2]
 
@@ -45,14 +46,6 @@ print(json.dumps({
 
 # popcount(a ^ b) <= 2 among 0, 1, 3, 0xFF, 0xFFFF, 1
 EXPECTED = [[0, 1, 1], [0, 2, 2], [0, 5, 1], [1, 2, 1], [1, 5, 0], [2, 5, 1]]
-
-
-def _without_dac_override() -> None:  # pragma: no cover - runs in the child
-    if os.geteuid() == 0:
-        libc = ctypes.CDLL(None, use_errno=True)
-        for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-                os._exit(99)
 
 
 @pytest.fixture
@@ -89,7 +82,7 @@ def _run(ro: Path, tmpdir: Path) -> dict:
         capture_output=True,
         text=True,
         timeout=600,
-        preexec_fn=_without_dac_override,
+        preexec_fn=drop_dac_capabilities,
     )
     if proc.returncode == 99:
         pytest.skip("cannot drop CAP_DAC_OVERRIDE: root would write the read-only folders")
