@@ -37,6 +37,7 @@ _RECORD_COLUMNS = (
     File.kind,
     File.size,
     File.format,
+    File.sha256,  # a split keeps the split file's byte copies apart too (rules._apart)
     File.taken_at,
     File.taken_offset,
     File.make,

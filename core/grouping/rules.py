@@ -60,9 +60,10 @@ is never the primary while a picture or video
 of the group is healthy: the best healthy rendition, else the RAW, else the best healthy
 member as a manual group's primary is chosen. Only a primary the user named is kept as is.
 
-Manual corrections (``Overrides``): ``forced_apart`` pairs are never put in one group
-(the next best candidate is tried instead: a JPEG split from one RAW can still pair with
-another RAW); ``forced_together`` sets form one ``manual`` group with the given or a
+Manual corrections (``Overrides``): ``forced_apart`` pairs are never put in one group,
+nor a byte copy (same SHA-256) of either file with the other: a split is of pictures,
+not paths (the next best candidate is tried instead: a JPEG split from one RAW can still
+pair with another RAW, but not with a copy of that RAW); ``forced_together`` sets form one ``manual`` group with the given or a
 policy-chosen primary, may span folders (the service must then pass those folders'
 files together), and win over ``forced_apart``. Their members take part in no automatic
 pairing; their sidecars still join them.
@@ -711,13 +712,7 @@ def group_folder(
     overrides = overrides or Overrides()
     fs = _prepare(files)
     index = {f.rec.path: f.idx for f in fs}
-    apart: dict[int, set[int]] = defaultdict(set)
-    for pair in overrides.forced_apart:
-        a, b = sorted(pair)
-        if a in index and b in index:
-            apart[index[a]].add(index[b])
-            apart[index[b]].add(index[a])
-    forest = _Forest(fs, apart)
+    forest = _Forest(fs, _apart(fs, index, overrides.forced_apart))
 
     manual = _manual_groups(fs, overrides)
     manual_of: dict[int, int] = {}
@@ -738,6 +733,33 @@ def group_folder(
     results = _collect(forest, fs, manual, manual_of, policy)
     results.sort(key=lambda g: (N.norm(g.primary.path), g.primary.path, g.key))
     return results
+
+
+def _apart(
+    fs: list[_F], index: dict[str, int], pairs: frozenset[frozenset[str]]
+) -> dict[int, set[int]]:
+    """Each file's forced-apart partners (by index). A split is of pictures, not paths:
+    a byte copy of either file (same SHA-256) is kept apart too, or the RAW split from
+    ``JPG/IMG_1.JPG`` would pair with the copy in the folder above as its next best."""
+    copies: dict[str, list[int]] = defaultdict(list)
+    for f in fs:
+        if f.rec.sha256:
+            copies[f.rec.sha256].append(f.idx)
+
+    def same(i: int) -> list[int]:
+        sha = fs[i].rec.sha256
+        return copies[sha] if sha else [i]
+
+    apart: dict[int, set[int]] = defaultdict(set)
+    for pair in pairs:
+        a, b = sorted(pair)
+        if a in index and b in index:
+            for x in same(index[a]):
+                for y in same(index[b]):
+                    if x != y:
+                        apart[x].add(y)
+                        apart[y].add(x)
+    return apart
 
 
 def _resolve_edits(ffs: list[_F]) -> None:

@@ -172,6 +172,27 @@ def test_split_and_merge_survive_regrouping(db_session, root):
     )
 
 
+def test_a_raw_split_from_its_jpeg_stays_apart_from_that_jpegs_byte_copy(db_session, root):
+    s = db_session
+    cfg = load_settings({})
+    # Given a RAW in RAW/ paired with its JPEG in JPG/ (the JPEG nearer in time), and a
+    # byte copy of that JPEG in the trip's folder, a pair too once the first is gone
+    add(s, root, "/lib/trip/RAW/IMG_1.CR3")
+    add(s, root, "/lib/trip/JPG/IMG_1.JPG", sha256="aa" * 32)
+    add(s, root, "/lib/trip/IMG_1.JPG", taken=T0 + timedelta(seconds=1), sha256="aa" * 32)
+    service.regroup(s, None)
+    pair = frozenset({"/lib/trip/RAW/IMG_1.CR3", "/lib/trip/JPG/IMG_1.JPG"})
+    assert set(groups(s)) == {pair}
+    # When the user splits the RAW from it
+    service.split_group(s, groups(s)[pair][0], None, cfg)
+    # Then the RAW pairs with no copy of that picture, now or in a later pass
+    assert groups(s) == {}
+    s.execute(GroupMember.__table__.delete())
+    s.execute(FileGroup.__table__.delete())
+    service.regroup(s, None)
+    assert groups(s) == {}
+
+
 def test_taking_the_linking_file_out_of_a_group_of_two_merges_keeps_the_rest(db_session, root):
     s, cfg = db_session, load_settings({})
     for p in ("/lib/x/a.jpg", "/lib/x/b.jpg", "/lib/y/c.jpg"):

@@ -1660,3 +1660,31 @@ def test_a_new_group_continues_the_stored_group_it_grew_or_shrank_from(fresh, st
 
     got = carry_ids([frozenset(f) for f in fresh], {k: frozenset(v) for k, v in stored.items()})
     assert got == carried
+
+
+@pytest.mark.parametrize("copy_path", [f"{DIR}/IMG_1.JPG", f"{DIR}/jpeg/IMG_1.JPG"])
+def test_a_split_pair_does_not_pair_again_with_a_byte_copy_of_the_split_file(copy_path):
+    # Given a RAW in RAW/ paired with its JPEG in JPG/, and a byte copy of that JPEG
+    # (same content) where the RAW could pair with it too
+    raw = rec("IMG_1.CR3", 0, folder=f"{DIR}/RAW")
+    jpg = rec("IMG_1.JPG", 0.2, folder=f"{DIR}/JPG", sha256="aa" * 32)
+    folder, name = copy_path.rsplit("/", 1)
+    copy = rec(name, 0.2, folder=folder, sha256="aa" * 32)
+    files = [raw, jpg, copy]
+    assert any({raw.path, copy.path} <= g.paths for g in group_folder([raw, copy]))
+    # When the user splits the RAW from its JPEG
+    ov = Overrides(forced_apart={frozenset({raw.path, jpg.path})})
+    # Then the RAW pairs with no copy of that JPEG: the split was of the picture
+    assert not any(raw.path in g.paths for g in group_folder(files, overrides=ov))
+
+
+def test_a_split_pair_may_pair_with_another_file_of_the_same_name():
+    # Given the same RAW and JPEG, and a JPEG of that name with other content (an edit
+    # exported under the camera's name): not the picture the user split off
+    raw = rec("IMG_1.CR3", 0, folder=f"{DIR}/RAW")
+    jpg = rec("IMG_1.JPG", 0.2, folder=f"{DIR}/JPG", sha256="aa" * 32)
+    other = rec("IMG_1.JPG", 0.2, sha256="bb" * 32)
+    ov = Overrides(forced_apart={frozenset({raw.path, jpg.path})})
+    # Then it is the next best candidate, as before
+    (g,) = group_folder([raw, jpg, other], overrides=ov)
+    assert g.paths == {raw.path, other.path}
