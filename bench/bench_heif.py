@@ -15,6 +15,12 @@ code before), the Hamming distance between the two pHashes, the largest differen
 the colour grids, and the distance of each to the pHash of the same picture saved as a
 JPEG (quality 85: a HEIF and its JPEG export, the pair dedup must find at <= 8 bits).
 
+Two HEIF files of one photo, both hashed from their thumbnails, can add their errors; so
+each photo is also encoded as two more HEIFs, as another app or an export would store it:
+quality 60 with a 256-pixel thumbnail, and scaled to 2048 pixels on its longer side
+(quality 80, 320-pixel thumbnail). Their distances to the first HEIF, all hashed from
+whole pictures and all from thumbnails, are the pairs dedup must find between HEIFs.
+
     .venv/bin/python bench/bench_heif.py [--rounds 3] [--limit 0]
 """
 
@@ -64,6 +70,7 @@ def main() -> None:
     rows = read_manifest(lib)
     work = Path(tempfile.mkdtemp(prefix="tl-heif-"))
     cases: list[tuple[str, str, str | None]] = []  # (label, heif path, jpeg path or None)
+    others: dict[str, list[str]] = {}  # heif path -> the same photo's other HEIFs
     for row in rows:
         if row["kind"] == "heic":
             cases.append((row["path"], str(lib / row["path"]), None))
@@ -84,6 +91,13 @@ def main() -> None:
         base = work / f"p{made:03d}"
         img.save(f"{base}.heic", "HEIF", quality=80, thumbnails=[320])
         img.save(f"{base}.jpg", "JPEG", quality=85)
+        img.save(f"{base}-q60.heic", "HEIF", quality=60, thumbnails=[256])
+        others[f"{base}.heic"] = [f"{base}-q60.heic"]
+        if max(img.size) > 2048:
+            small = img.copy()
+            small.thumbnail((2048, 2048), Image.Resampling.LANCZOS)
+            small.save(f"{base}-2048.heic", "HEIF", quality=80, thumbnails=[320])
+            others[f"{base}.heic"].append(f"{base}-2048.heic")
         cases.append((row["path"], f"{base}.heic", f"{base}.jpg"))
         made += 1
         if args.limit and made >= args.limit:
@@ -102,6 +116,8 @@ def main() -> None:
     d_jpeg_thumb: Counter = Counter()
     colours: Counter = Counter()
     speedups = []
+    d_heif_whole: Counter = Counter()
+    d_heif_thumb: Counter = Counter()
     for label, heif, jpeg in cases:
         tw, fw = best_inspect(heif, args.rounds, thumbnails=False)
         tt, ft = best_inspect(heif, args.rounds, thumbnails=True)
@@ -121,6 +137,11 @@ def main() -> None:
             dj_w, dj_t = hamming(fj.phash, fw.phash), hamming(fj.phash, ft.phash)
             d_jpeg_whole[dj_w] += 1
             d_jpeg_thumb[dj_t] += 1
+        for other in others.get(heif, []):
+            _, ow = best_inspect(other, 1, thumbnails=False)
+            _, ot = best_inspect(other, 1, thumbnails=True)
+            d_heif_whole[hamming(fw.phash, ow.phash)] += 1
+            d_heif_thumb[hamming(ft.phash, ot.phash)] += 1
         print(
             f"{label[:48]:48} {fw.width:>5}x{fw.height:<5} {tw * 1000:9.1f} {tt * 1000:9.1f} "
             f"{tw / tt:5.1f}x {d:7} {cg if cg is not None else '-':>6} {dj_w!s:>12} {dj_t!s:>12}"
@@ -140,6 +161,18 @@ def main() -> None:
     print(
         f"HEIF/JPEG pairs within the threshold (8 bits): whole {within_w}/{sum(d_jpeg_whole.values())}, "
         f"thumbnail {within}/{sum(d_jpeg_thumb.values())}"
+    )
+    print(
+        f"pHash between two HEIFs of the same photo, both whole:      {sorted(d_heif_whole.items())}"
+    )
+    print(
+        f"pHash between two HEIFs of the same photo, both thumbnails: {sorted(d_heif_thumb.items())}"
+    )
+    within_hw = sum(v for k, v in d_heif_whole.items() if k <= 8)
+    within_ht = sum(v for k, v in d_heif_thumb.items() if k <= 8)
+    print(
+        f"HEIF/HEIF pairs within the threshold (8 bits): whole {within_hw}/{sum(d_heif_whole.values())}, "
+        f"thumbnails {within_ht}/{sum(d_heif_thumb.values())}"
     )
 
 
