@@ -123,8 +123,10 @@ def run_scan(
     trigger: str = "cli",
     progress: Progress | None = None,
     worker_threads: int | None = None,
+    full_report: bool = True,
 ) -> dict[str, Any]:
-    """Scan ``path`` to completion (catalog, grouping, dedup) and return the report."""
+    """Scan ``path`` to completion (catalog, grouping, dedup) and return its summary and,
+    with ``full_report``, its report (``scan_with``)."""
     from core.db import migrate
     from workers import runtime
 
@@ -132,7 +134,15 @@ def run_scan(
     broker = runtime.install_broker(cfg)
     worker = runtime.start_worker(broker, worker_threads or cfg.worker_threads)
     try:
-        return scan_with(cfg, broker, path, full=full, trigger=trigger, progress=progress)
+        return scan_with(
+            cfg,
+            broker,
+            path,
+            full=full,
+            trigger=trigger,
+            progress=progress,
+            full_report=full_report,
+        )
     finally:
         worker.stop(timeout=runtime.STOP_WAIT_MS)
 
@@ -145,9 +155,14 @@ def scan_with(
     full: bool = False,
     trigger: str = "cli",
     progress: Progress | None = None,
+    full_report: bool = True,
 ) -> dict[str, Any]:
     """``run_scan`` on a broker whose workers already run (``twinlens up`` serves the UI
-    during its first scan); the database is migrated."""
+    during its first scan); the database is migrated.
+
+    Returns ``core.report.summary`` (what ``_summary_text`` prints) and, with
+    ``full_report``, the report's keys too (``core.report.build``: every file, group and
+    duplicate; a gigabyte at a million files, so only for ``--json`` and tests)."""
     from core import jobs, report
     from core.db import session_scope
     from workers import runtime
@@ -184,7 +199,10 @@ def scan_with(
             jobs.enqueue(broker, "scan_plan", job_id)
         _wait(runtime.engine(), root_id, job_id, progress, cfg.job_stale_seconds)
         with session_scope(runtime.engine()) as s:
-            return folder_report(report.build(s, root_id, job_id), folder)
+            out = report.summary(s, root_id, job_id, folder)
+            if full_report:
+                out.update(folder_report(report.build(s, root_id, job_id), folder))
+            return out
     finally:
         # A scan this process only followed is another live process's to finish
         if cfg.embedded and job_id is not None:
@@ -312,16 +330,9 @@ def _wait(
 
 
 def _summary_text(rep: dict[str, Any]) -> str:
+    """What a scan's summary (``core.report.summary``) says on the terminal."""
     job = rep["job"]
-    files = rep["files"]
-    kinds: dict[str, int] = {}
-    for f in files:
-        kinds[f["kind"]] = kinds.get(f["kind"], 0) + 1
-    errors = [f for f in files if f["error"]]
-    # What the scan could not catalog at all (a folder it could not list, a file gone or
-    # replaced before it was read) counts as much as a file read with an error
-    erred = {f["path"] for f in errors}
-    others = [e for e in job.get("errors") or [] if e["path"] not in erred]
+    totals = rep["totals"]
     folder = rep.get("folder")
     scanned = (
         f"folder {display(folder)} of the library {display(rep['library'])}"
@@ -337,19 +348,17 @@ def _summary_text(rep: dict[str, Any]) -> str:
     # of them is the time the whole took beyond the scan's
     after = max((p.get("elapsed_seconds") or 0.0 for p in rep.get("passes", [])), default=0.0)
     then = f" (+ {after:.1f} s grouping and finding duplicates)" if after >= 0.05 else ""
+    kinds = ", ".join(f"{n} {k}" for k, n in totals["kinds"].items())
     lines = [
-        f"Scanned {scanned}: {len(files)} files "
-        f"({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))}) in {job['elapsed_seconds']:.1f} s{then}, "
-        f"{job['bytes_read'] / 1e6:.1f} MB read{held}",
-        f"  groups: {len(rep['groups'])}   duplicate groups: {len(rep['duplicates'])}   "
-        f"files with errors: {len(errors) + len({e['path'] for e in others})}",
+        f"Scanned {scanned}: {totals['files']} files ({kinds}) in "
+        f"{job['elapsed_seconds']:.1f} s{then}, {job['bytes_read'] / 1e6:.1f} MB read{held}",
+        f"  groups: {totals['groups']}   duplicate groups: {totals['duplicates']}   "
+        f"files with errors: {totals['files_with_errors']}",
     ]
-    for f in errors[:20]:
+    for f in rep["file_errors"]:
         lines.append(f"  ! {display(f['path'])}: {display(f['error'])}")
-    if len(errors) > 20:
-        lines.append(f"  ... and {len(errors) - 20} more (see --json)")
-    for e in others:
-        lines.append(f"  ! {display(e['path'])}: {display(e['error'])}")
+    if (more := totals["files_with_errors"] - len({f["path"] for f in rep["file_errors"]})) > 0:
+        lines.append(f"  ... and {more} more (see --json)")
     for p in rep.get("passes", []):
         if p["state"] != "done":
             name = "grouping" if p["kind"] == "group" else "dedup"
@@ -377,7 +386,13 @@ def cmd_scan(args: argparse.Namespace) -> int:
         return 2
     _terminate_as_interrupt()
     try:
-        rep = run_scan(cfg, args.path, full=args.full, progress=None if args.quiet else Progress())
+        rep = run_scan(
+            cfg,
+            args.path,
+            full=args.full,
+            progress=None if args.quiet else Progress(),
+            full_report=bool(args.json),
+        )
     except KeyboardInterrupt:
         if cfg.embedded:  # its jobs died with this process's in-memory broker
             said = "scan interrupted; what it read is kept, and the same command goes on from there"
@@ -385,8 +400,9 @@ def cmd_scan(args: argparse.Namespace) -> int:
             said = "stopped following the scan; the workers go on with it (GET /jobs)"
         print(f"\ntwinlens: {said}", file=sys.stderr)
         return 130
-    if args.json:
-        Path(args.json).write_text(json.dumps(rep, indent=1) + "\n")
+    if args.json:  # (the summary's first errors are in "files" already)
+        whole = {k: v for k, v in rep.items() if k != "file_errors"}
+        Path(args.json).write_text(json.dumps(whole, indent=1) + "\n")
     if not args.quiet:
         print(_summary_text(rep))
     return 0 if scan_ok(rep) else 1

@@ -89,7 +89,9 @@ def main(cfg: Settings, path: str | None, serve: bool = True, ports: Ports = Por
         )
     cfg = replace(cfg, host="127.0.0.1")  # embedded: never listen beyond this machine
     if not serve:
-        report = twinlens.run_scan(cfg, str(library), progress=twinlens.Progress())
+        report = twinlens.run_scan(
+            cfg, str(library), progress=twinlens.Progress(), full_report=False
+        )
         print(twinlens._summary_text(report))
         return 0 if twinlens.scan_ok(report) else 1
     return _serve_all(cfg, ports, str(library))
@@ -198,7 +200,9 @@ def _serve_all(cfg: Settings, ports: Ports, library: str) -> int:
             flush=True,
         )
         watcher = start_watcher(cfg, broker)
-        report = twinlens.scan_with(cfg, broker, library, progress=twinlens.Progress())
+        report = twinlens.scan_with(
+            cfg, broker, library, progress=twinlens.Progress(), full_report=False
+        )
         print(twinlens._summary_text(report))
         nightly = start_nightly(cfg, broker)
         _serving(cfg, ports, watcher)

@@ -302,3 +302,100 @@ def test_the_summary_counts_the_grouping_and_dedup_passes_time(
     rep["passes"][0]["elapsed_seconds"], rep["passes"][1]["elapsed_seconds"] = 4.96, 1.0
     first = twinlens._summary_text(rep).splitlines()[0]
     assert " s (+ 5.0 s grouping and finding duplicates), " in first, first
+
+
+def _sums_of(rep: dict) -> dict:
+    """The summary's totals worked out from the full report's lists."""
+    from collections import Counter
+
+    erred = {f["path"] for f in rep["files"] if f["error"]}
+    others = {e["path"] for e in rep["job"]["errors"]} - erred
+    return {
+        "files": len(rep["files"]),
+        "kinds": dict(sorted(Counter(f["kind"] for f in rep["files"]).items())),
+        "groups": len(rep["groups"]),
+        "duplicates": len(rep["duplicates"]),
+        "files_with_errors": len(erred) + len(others),
+    }
+
+
+def test_the_summarys_counts_are_the_reports_for_the_library_and_a_folder(
+    embedded_settings: Settings, library: Path
+) -> None:
+    import os
+
+    from core.report import SUMMARY_ERRORS
+    from tests.factories import write_bytes, write_jpeg
+
+    # Given a library with a RAW+JPEG pair, byte copies across folders, broken files in
+    # both folders, a symlink loop (a walk error, no file) and a file of no kind
+    write_jpeg(library / "IMG_1.JPG", 1)
+    write_bytes(library / "IMG_1.CR3", b"not really a raw")
+    write_jpeg(library / "b.jpg", 2)
+    write_bytes(library / "trip" / "b-copy.jpg", (library / "b.jpg").read_bytes())
+    write_bytes(library / "trip" / "notes.txt", b"notes")
+    for name in ("empty.jpg", "trip/empty.heic", "trip/cut.jpg"):
+        write_bytes(library / name, b"")
+    os.symlink("loop", library / "loop")
+    # When the library, then the folder, are scanned with the full report
+    for path in (library, library / "trip"):
+        rep = run_scan(embedded_settings, str(path))
+        # Then the summary's counts, by SQL, are the report's lists counted
+        assert rep["totals"] == _sums_of(rep), path
+        # and the files it names are the report's first files with errors, by path
+        listed = {f["path"]: f["error"] for f in rep["files"] if f["error"]}
+        named = [(f["path"], f["error"]) for f in rep["file_errors"] if f["path"] in listed]
+        assert named == [(p, listed[p]) for p in sorted(listed)[:SUMMARY_ERRORS]], path
+        assert len(named) >= 2
+    assert rep["totals"]["files"] == 4 and rep["totals"]["duplicates"] == 1
+
+
+def test_more_files_with_errors_than_the_summary_names_are_counted(
+    embedded_settings: Settings, library: Path
+) -> None:
+    import twinlens
+    from core.report import SUMMARY_ERRORS
+
+    # Given more empty "photos" than the summary names
+    for i in range(SUMMARY_ERRORS + 3):
+        (library / f"IMG_{i:02d}.JPG").write_bytes(b"")
+    # When the library is scanned and summed up
+    text = twinlens._summary_text(run_scan(embedded_settings, str(library), full_report=False))
+    # Then the first ones are named, by path, and the rest counted
+    named = [line for line in text.splitlines() if line.startswith("  ! ")]
+    assert [line.split(":")[0] for line in named] == [
+        f"  ! IMG_{i:02d}.JPG" for i in range(SUMMARY_ERRORS)
+    ]
+    assert f"files with errors: {SUMMARY_ERRORS + 3}" in text
+    assert text.splitlines()[-1] == "  ... and 3 more (see --json)"
+
+
+def test_the_cli_builds_the_whole_report_only_for_json(
+    embedded_settings: Settings, library: Path, monkeypatch, capsys, tmp_path: Path
+) -> None:
+    import json
+
+    import twinlens
+    from core import report
+    from tests.factories import write_jpeg
+
+    monkeypatch.setenv("TWINLENS_DATA_DIR", str(embedded_settings.data_dir))
+    monkeypatch.setenv("TWINLENS_DATABASE_URL", embedded_settings.database_url)
+    write_jpeg(library / "a.jpg", 1)
+    (library / "empty.jpg").write_bytes(b"")
+    built = []
+    real_build = report.build
+    monkeypatch.setattr(report, "build", lambda *a: built.append(a) or real_build(*a))
+    # When the library is scanned from the command line without --json
+    assert twinlens.main(["scan", str(library)]) == 0
+    # Then no report of every file is built, and the summary says what there is
+    assert built == []
+    out = capsys.readouterr().out
+    assert ": 2 files (2 image)" in out and "files with errors: 1" in out
+    assert "  ! empty.jpg: " in out
+    # And with --json, the report is written, without the summary's list of errors
+    dest = tmp_path / "report.json"
+    assert twinlens.main(["scan", str(library), "--json", str(dest)]) == 0
+    written = json.loads(dest.read_text())
+    assert len(built) == 1 and [f["path"] for f in written["files"]] == ["a.jpg", "empty.jpg"]
+    assert "file_errors" not in written and written["totals"]["files"] == 2
