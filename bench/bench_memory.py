@@ -12,7 +12,9 @@ benchmark's hashes (random pHashes, 5% byte copies, 5% near variants), real stat
 ``run`` copies that catalog and runs each pass in a fresh process, in this order: grouping
 from scratch, grouping again (nothing changes), dedup full from scratch, dedup full again,
 an incremental dedup pass after 10 changed files, an unchanged rescan's plan (walk and
-diff), its left-over sweep (``advance`` past the catalog phase), and a first scan's plan
+diff), its left-over sweep (``advance`` past the catalog phase), what a scan prints at its
+end (``scan-summary``: ``core.report.summary``) and its ``--json`` report of every file,
+group and duplicate (``scan-report``: ``core.report.build``), and a first scan's plan
 (the catalog emptied first: every walked file is new). Each process reports
 its RSS before the pass (imports, numba warmed up) and the peak during it (VmHWM, reset
 by /proc/self/clear_refs), and writes the groups and duplicates it leaves to a JSON file
@@ -53,6 +55,8 @@ PASSES = (
     "dedup-incremental",
     "rescan-plan",
     "rescan-sweep",
+    "scan-summary",
+    "scan-report",
     "first-plan",  # last: it empties the catalog
 )
 
@@ -305,6 +309,15 @@ def one_pass(name: str, folder: Path, trace: bool) -> dict[str, Any]:
             catalog.plan_scan(s, job.id, settings)
             stats = json.loads(job.summary or "{}")
             jobs.finish_job(s, job.id, "done")
+        elif name in ("scan-summary", "scan-report"):
+            from core import report
+
+            job, _ = jobs.start_job(s, "scan", root=s.get(Root, 1))
+            jobs.finish_job(s, job.id, "done")
+            rep = report.summary(s, 1, job.id)
+            if name == "scan-report":
+                rep.update(report.build(s, 1, job.id))
+            stats = rep["totals"]
         elif name == "rescan-sweep":
             job, _ = jobs.start_job(s, "scan", root=s.get(Root, 1))
             job.phase = "catalog"
