@@ -162,7 +162,7 @@ def scan_with(
 
     Returns ``core.report.summary`` (what ``_summary_text`` prints) and, with
     ``full_report``, the report's keys too (``core.report.build``: every file, group and
-    duplicate; a gigabyte at a million files, so only for ``--json`` and tests)."""
+    duplicate; ~1.7 GB at a million files, so only for ``--json`` and tests)."""
     from core import jobs, report
     from core.db import session_scope
     from workers import runtime
