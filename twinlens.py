@@ -339,11 +339,7 @@ def _summary_text(rep: dict[str, Any]) -> str:
         if folder is not None
         else display(rep["library"])
     )
-    held = (
-        f" (the library holds {rep['library_files']} files)"
-        if folder is not None and "library_files" in rep
-        else ""
-    )
+    held = f" (the library holds {rep['library_files']} files)" if folder is not None else ""
     # The grouping and dedup passes run side by side once the scan is over: the longer
     # of them is the time the whole took beyond the scan's
     after = max((p.get("elapsed_seconds") or 0.0 for p in rep.get("passes", [])), default=0.0)

@@ -32,6 +32,11 @@ from core.paths import path_key, relative_posix
 SUMMARY_ERRORS = 20
 
 
+def _flagged() -> Any:
+    """A file read with an error or a warning (a mis-named one): the report's "error"."""
+    return or_(File.error.is_not(None), File.warning.is_not(None))
+
+
 def summary(
     session: Session, root_id: int, job_id: str, folder: str | None = None
 ) -> dict[str, Any]:
@@ -50,7 +55,7 @@ def summary(
     rel_folder = relative_posix(folder, base) if folder is not None else "."
     present = [File.root_id == root_id, File.status == "present"]
     here = present + ([under(File.path, folder)] if folder and rel_folder != "." else [])
-    bad = or_(File.error.is_not(None), File.warning.is_not(None))
+    bad = _flagged()
     kinds: dict[str, int] = {
         k: n
         for k, n in session.execute(
@@ -99,7 +104,7 @@ def _paths_with_errors(session: Session, root_id: int, paths: list[str]) -> set[
                     File.root_id == root_id,
                     File.path_key.in_(chunk),
                     File.status == "present",
-                    or_(File.error.is_not(None), File.warning.is_not(None)),
+                    _flagged(),
                 )
             )
         )
