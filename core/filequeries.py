@@ -30,6 +30,18 @@ def under(column: Any, prefix: str) -> Any:
     return or_(column == to_bytes(prefix), func.substr(column, 1, len(raw)) == raw)
 
 
+def with_problem() -> Any:
+    """A file read with an error, or with a warning: read whole, but not what its name
+    says (a HEIF named .jpg, a JPEG named .CR2). Both are a file's problem to list."""
+    return or_(File.error.is_not(None), File.warning.is_not(None))
+
+
+def problem_text(error: str | None, warning: str | None) -> str:
+    """What is wrong with a file, its error first: both when it has both (a mis-named
+    file cut short), so that a rename does not hide the damage nor the damage the name."""
+    return "; ".join(t for t in (error, warning) if t)
+
+
 @dataclass(frozen=True, slots=True)
 class FileProblem:
     path: str
@@ -44,18 +56,22 @@ def files_with_errors(
     session: Session, *, path_prefix: str | None = None, limit: int = 50, offset: int = 0
 ) -> tuple[list[FileProblem], int]:
     """A page of the library's files the catalog read with an error (unreadable,
-    truncated, not what their name says, skipped), by path, and how many there are."""
-    conds = [File.status == "present", File.error.is_not(None)]
+    truncated, skipped) or found not what their name says, by path, and how many there
+    are."""
+    conds = [File.status == "present", with_problem()]
     if path_prefix:
         conds.append(under(File.path, path_prefix))
-    cols = (File.path, File.kind, File.size, File.error, File.read_failures, File.updated_at)
+    cols = (
+        File.path, File.kind, File.size, File.error, File.warning, File.read_failures,
+        File.updated_at,
+    )  # fmt: skip
     rows = session.execute(
         select(*cols).where(*conds).order_by(File.path).limit(limit).offset(offset)
     )
     total = session.scalar(select(func.count()).select_from(File).where(*conds))
     problems = [
-        FileProblem(path, kind, size, error or "", int(again), when)
-        for path, kind, size, error, again, when in rows
+        FileProblem(path, kind, size, problem_text(error, warning), int(again), when)
+        for path, kind, size, error, warning, again, when in rows
     ]
     return problems, int(total or 0)
 

@@ -20,21 +20,16 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import distinct, func, or_, select
+from sqlalchemy import distinct, func, select
 from sqlalchemy.orm import Session
 
 from core import jobs
-from core.filequeries import chunks, under
+from core.filequeries import chunks, problem_text, under, with_problem
 from core.models import DuplicateGroup, DuplicateMember, File, FileGroup, GroupMember, Job, Root
 from core.paths import path_key, relative_posix
 
 # Files with errors the summary names; the rest are counted ("see --json").
 SUMMARY_ERRORS = 20
-
-
-def _flagged() -> Any:
-    """A file read with an error or a warning (a mis-named one): the report's "error"."""
-    return or_(File.error.is_not(None), File.warning.is_not(None))
 
 
 def summary(
@@ -55,7 +50,7 @@ def summary(
     rel_folder = relative_posix(folder, base) if folder is not None else "."
     present = [File.root_id == root_id, File.status == "present"]
     here = present + ([under(File.path, folder)] if folder and rel_folder != "." else [])
-    bad = _flagged()
+    bad = with_problem()
     kinds: dict[str, int] = {
         k: n
         for k, n in session.execute(
@@ -89,7 +84,9 @@ def summary(
             ),
             "files_with_errors": with_errors + len({e.path for e in others}),
         },
-        "file_errors": [{"path": relative_posix(p, base), "error": e or w} for p, e, w in first]
+        "file_errors": [
+            {"path": relative_posix(p, base), "error": problem_text(e, w)} for p, e, w in first
+        ]
         + [{"path": relative_posix(e.path, base), "error": e.error} for e in others],
     }
 
@@ -104,7 +101,7 @@ def _paths_with_errors(session: Session, root_id: int, paths: list[str]) -> set[
                     File.root_id == root_id,
                     File.path_key.in_(chunk),
                     File.status == "present",
-                    _flagged(),
+                    with_problem(),
                 )
             )
         )
@@ -169,7 +166,7 @@ def build(session: Session, root_id: int, job_id: str) -> dict[str, Any]:
                 else None,
                 # A mis-named file is read and hashed like any other, and its mismatch
                 # is still reported: the report has one place for problems.
-                "error": f.error or f.warning,
+                "error": problem_text(f.error, f.warning) or None,
             }
             for f in files
         ),

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 
 import api
-from core import jobs
+from core import jobs, report
 from core.db import engine_for, session_scope
 from core.grouping import service
 from core.models import Job
@@ -378,6 +378,34 @@ def test_overrides_survive_a_rescan(client, pg_settings, library):
     assert len(states) == 2 and set(states) == {"done"}  # one grouping pass per scan
     assert state() == before
     assert client.get("/groups", headers=AUTH).get_json()["items"][0]["id"] == manual["id"]
+
+
+def test_files_not_what_their_name_says_are_listed_with_the_files_read_with_an_error(
+    client, pg_settings, library
+):
+    # Given a whole JPEG named .png, a JPEG cut short named .tif, and a good JPEG
+    write_jpeg(library / "good.jpg", 1)
+    whole = (library / "good.jpg").read_bytes()
+    write_bytes(library / "renamed.png", whole)
+    write_bytes(library / "cut.tif", whole[: len(whole) // 2])
+    # When the library is scanned
+    rep = run_scan(pg_settings, str(library))
+    assert rep["job"]["state"] == "done"
+    # Then both are files with problems, each with what is wrong with it: the mis-named one
+    # was read whole (it has its hashes) and only its name is wrong; the other has both
+    page = client.get("/files/errors", headers=AUTH).get_json()
+    lib = str(library)
+    problems = {f["path"]: f["error"] for f in page["items"]}
+    assert page["total"] == 2 and set(problems) == {f"{lib}/cut.tif", f"{lib}/renamed.png"}
+    assert problems[f"{lib}/renamed.png"] == "extension .png but content is JPEG"
+    assert problems[f"{lib}/cut.tif"].startswith("truncated JPEG")
+    assert problems[f"{lib}/cut.tif"].endswith("; extension .tif but content is JPEG")
+    # And the scan's summary counts the same files, with the same words
+    with session_scope(engine_for(pg_settings.database_url)) as s:
+        root_id = s.scalar(select(Job.root_id).where(Job.id == rep["job"]["id"]))
+        summed = report.summary(s, root_id, rep["job"]["id"])
+    assert summed["totals"]["files_with_errors"] == 2
+    assert {f"{lib}/{f['path']}": f["error"] for f in summed["file_errors"]} == problems
 
 
 def test_files_read_with_an_error_stay_listed_after_other_scans(client, pg_settings, library):

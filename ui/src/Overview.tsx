@@ -281,8 +281,8 @@ function ProblemsLink({ total, error, folder }: {
       <a href={href}>{total === null ? "Files with problems" : problemsLinkText(total)}</a>
       {total === null
         ? <span className="muted"> (could not be counted: {displayText(error ?? "")})</span>
-        : total > 0 && <span className="muted"> — files the scans could not read; they stay
-            listed until read without a problem</span>}
+        : total > 0 && <span className="muted"> — files the scans could not read, or not what
+            their name says; they stay listed until read without a problem</span>}
     </p>
   );
 }

@@ -15,8 +15,9 @@ interface Props {
   go: Go;
 }
 
-/** The library's files the catalog read with an error, whichever scan read them: unlike a
- * scan's own list (the Overview's), they stay here until a scan reads them without one. */
+/** The library's files the catalog read with an error or found mis-named, whichever scan
+ * read them: unlike a scan's own list (the Overview's), they stay here until a scan reads
+ * them without one. */
 export function Problems({ params, go }: Props) {
   const folder = params.get("folder") ?? "";
   const page = pageFromUrl(params.get("page"));

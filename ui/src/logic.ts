@@ -790,8 +790,9 @@ export function unescapePath(shown: string): string {
  * and compared by what could be read of them, never the copy kept nor a group's cover
  * while an intact one exists. */
 export const PROBLEMS_INTRO =
-  "Files of the library that Twinlens could not read in full: unreadable, truncated, empty, " +
-  "not what their name says, or skipped because reading them crashed Twinlens. They stay " +
+  "Files of the library that Twinlens could not read in full (unreadable, truncated, empty, " +
+  "or skipped because reading them crashed Twinlens), and files that are not what their name " +
+  "says (a HEIF named .jpg: read whole, listed so that you can rename it). They stay " +
   "listed here until a scan reads them without a problem (the Overview's list is only what " +
   "the last scan read). They are not left out: such a file still joins its file group by its " +
   "name, and is found as a duplicate by what could be read of it (a RAW cut short by its " +
