@@ -647,6 +647,12 @@ class _Rescan:
             d.bytes_read += n
             if same:
                 d.moves.append((key, e, hit[0]))
+                if extension(e.path) != extension(paths[hit[0]]):
+                    # Renamed to another kind of name (scan.png to scan.jpg): its kind and
+                    # whether it is what its name says go by the name, so its row, moved
+                    # first, is read again as at a change. Rare: a folder's rename keeps
+                    # every extension.
+                    to_read.append(e)
             else:
                 vanished[hit[4]].append(hit)  # the file went; this one is new
                 to_read.append(e)

@@ -401,3 +401,43 @@ def test_a_dedup_pass_cancelled_is_run_by_the_next_scan(
     assert _exact_duplicates(embedded_settings) == {frozenset({"a/IMG_1.JPG", "b/IMG_1.JPG"})}
     # And a third scan, with nothing owed, starts no pass
     assert run_scan(embedded_settings, str(library))["passes"] == []
+
+
+def test_a_file_renamed_to_another_extension_is_read_again_on_its_row(
+    pg_settings: Settings, library: Path
+) -> None:
+    import os
+
+    from core.models import File
+    from tests.factories import write_jpeg
+    from twinlens import run_scan
+
+    # Given a JPEG named .png (mis-named) and a JPEG named .jpg, cataloged
+    write_jpeg(library / "a" / "scan.png", 1)
+    write_jpeg(library / "a" / "IMG_1.jpg", 2)
+    run_scan(pg_settings, str(library))
+    engine = engine_for(pg_settings.database_url)
+    with session_scope(engine) as s:
+        before = {os.path.basename(f.path): (f.id, f.warning) for f in s.scalars(select(File))}
+    assert before["scan.png"][1] == "extension .png but content is JPEG"
+    assert before["IMG_1.jpg"][1] is None
+    # When the user gives each the other's kind of extension, and the library is rescanned
+    os.rename(library / "a" / "scan.png", library / "a" / "scan.jpg")
+    os.rename(library / "a" / "IMG_1.jpg", library / "a" / "IMG_1.tif")
+    report = run_scan(pg_settings, str(library))
+    # Then each row moved with its file (its groups and decisions stay with it), and was
+    # read again under its new name: the mismatch goes with the old name, and comes with
+    # the new one
+    summary = report["job"]["summary"]
+    assert (summary["moved"], summary["missing"], summary["to_read"]) == (2, 0, 2)
+    with session_scope(engine) as s:
+        after = {
+            os.path.basename(f.path): (f.id, f.warning, f.status) for f in s.scalars(select(File))
+        }
+    assert after == {
+        "scan.jpg": (before["scan.png"][0], None, "present"),
+        "IMG_1.tif": (before["IMG_1.jpg"][0], "extension .tif but content is JPEG", "present"),
+    }
+    # And a scan after it reads nothing again
+    again = run_scan(pg_settings, str(library))["job"]["summary"]
+    assert (again["moved"], again["to_read"]) == (0, 0)
