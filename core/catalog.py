@@ -379,7 +379,9 @@ def _take_move(vanished: dict[int, list[Known]], e: Entry, paths: dict[int, str]
 class _Diff:
     """What a walk changes in the catalog, worked out before anything is written."""
 
-    todo: list[dict[str, Any]] = field(default_factory=list)
+    # To read: (path, size, quick), as _item makes them for its batch (dicts ~200 bytes a
+    # file, a first scan's million files each one until its batches are written)
+    todo: list[tuple[str, int, bool]] = field(default_factory=list)
     revived: list[int] = field(default_factory=list)
     remounted: dict[int, list[int]] = field(default_factory=dict)  # new device: row ids
     moves: list[tuple[str, Entry, int]] = field(default_factory=list)  # key, entry, row
@@ -422,7 +424,12 @@ class _Rescan:
     columns a walked file (44 bytes): its size, device and inode (the shared sizes), and
     its mtime, path key's first 32 bits and the id of the row it was compared with, by
     which ``sweep`` takes back a comparison with a row that another scan rewrote since.
-    ``finish`` then tells moves across all folders, as a single pass did."""
+    ``finish`` then tells moves across all folders, as a single pass did.
+
+    A file with no row is kept as its path and place in the walk (and its ctime), its
+    other fields read back from the columns (``_fresh``), not as an ``Entry`` with its
+    path key: a first scan holds every file of the library so until the walk ends (~170
+    bytes a file with the columns, not ~600)."""
 
     def __init__(self, session: Session, job: Job, root: Root, top: str, since: datetime):
         self.session, self.root, self.top = session, root, top
@@ -432,7 +439,13 @@ class _Rescan:
         self.d = _Diff()
         self.changed: list[Entry] = []  # to read, in the walk's order
         self.changed_at = array("q")  # each one's place in the walk
-        self.new: dict[str, Entry] = {}  # path key: entry with no row there
+        # The walked files with no row at their path (new, or moved here), by index: their
+        # paths, places in the walk and ctimes; those a row written since claimed (sweep).
+        # Their path keys are made again only if such a row needs them (_new_by_key)
+        self.new_paths: list[str] = []
+        self.new_at, self.new_ctimes = array("q"), array("q")
+        self.taken: set[int] = set()
+        self.by_key: dict[str, int] | None = None
         self.left: dict[int, Known] = {}  # id: row of the root the walk did not see
         self.visited: set[str] = set()  # dir_keys of the folders settled
         # By place in the walk: the comparisons with a row written since the walk began
@@ -459,7 +472,7 @@ class _Rescan:
                 k = known.pop(key, None)
                 self.rows.append(0 if k is None else k[0])
                 if k is None:
-                    self.new[key] = e
+                    self._add_new(e, at)
                     continue
                 newer = self._compare(e, k, at)
                 if k[6] >= self.walk_started:
@@ -469,6 +482,34 @@ class _Rescan:
         # No transaction held open across the walk (hours on a big share): nothing is
         # written before the plan's claim
         self.session.commit()
+
+    def _add_new(self, e: Entry, at: int) -> None:
+        """Keep ``e``, at place ``at`` in the walk, as a file with no row at its path."""
+        if self.by_key is not None:
+            self.by_key[path_key(e.path)] = len(self.new_paths)
+        self.new_paths.append(e.path)
+        self.new_at.append(at)
+        self.new_ctimes.append(e.ctime_ns)
+
+    def _new_by_key(self) -> dict[str, int]:
+        """Path key: index of the files with no row, not taken. Made when first asked."""
+        if self.by_key is None:
+            self.by_key = {
+                path_key(p): i for i, p in enumerate(self.new_paths) if i not in self.taken
+            }
+        return self.by_key
+
+    def _fresh(self, i: int) -> Entry:
+        """The entry of the file with no row kept at index ``i``."""
+        at = self.new_at[i]
+        return Entry(
+            self.new_paths[i],
+            self.sizes[at],
+            self.mtimes[at],
+            self.devices[at],
+            self.inodes[at],
+            self.new_ctimes[i],
+        )
 
     def _compare(self, e: Entry, k: Known, at: int) -> bool:
         """The walked file ``e`` (at place ``at`` in the walk) against the row ``k`` at its
@@ -525,9 +566,11 @@ class _Rescan:
             self.left.pop(k[0], None)  # as a batch saw it (at another path, maybe): stale
             if k[0] in matched:
                 continue
-            e = self.new.pop(key, None)
-            if e is not None:
-                self._compare(e, k, -1)  # as if the row had been there when its folder was
+            i = self._new_by_key().pop(key, None)
+            if i is not None:
+                self.taken.add(i)
+                # as if the row had been there when its folder was
+                self._compare(self._fresh(i), k, -1)
             else:
                 self.left[k[0]] = k  # left as it is: not revived, nor marked missing, nor moved
 
@@ -586,7 +629,7 @@ class _Rescan:
                 self._compare(e, k, -1)
                 matched.add(fid)
             elif e is not None:
-                self.new[path_key(e.path)] = e  # its row went elsewhere: a file with none
+                self._add_new(e, at)  # its row went elsewhere: a file with none now
             else:
                 # Its row went elsewhere meanwhile, and this walk did not keep its name
                 d.newer += 1
@@ -631,13 +674,22 @@ class _Rescan:
         for k in gone:
             vanished[k[4]].append(k)
         candidates: list[tuple[str, Entry, Known]] = []
-        for key, e in self.new.items():
-            hit = None if self.full else _take_move(vanished, e, paths)
+        fresh = array("q")  # the files with no row to read (indices in self.new_*)
+        for i in range(len(self.new_paths)):
+            if i in self.taken:
+                continue
+            # An entry is made only for a file whose inode went missing (a first scan: none)
+            if self.full or self.inodes[self.new_at[i]] not in vanished:
+                fresh.append(i)
+                continue
+            e = self._fresh(i)
+            hit = _take_move(vanished, e, paths)
             if hit is None:
-                to_read.append(e)
+                fresh.append(i)
             else:
-                candidates.append((key, e, hit))
-        self.new.clear()
+                candidates.append((path_key(e.path), e, hit))
+        self.by_key = None
+        later: list[Entry] = []  # to read after the fresh files
         quick_of = _quick_of(session, [hit[0] for _, _, hit in candidates])
         real_root = os.path.realpath(root.path)
         for key, e, hit in candidates:
@@ -652,16 +704,20 @@ class _Rescan:
                     # whether it is what its name says go by the name, so its row, moved
                     # first, is read again as at a change. Rare: a folder's rename keeps
                     # every extension.
-                    to_read.append(e)
+                    later.append(e)
             else:
                 vanished[hit[4]].append(hit)  # the file went; this one is new
-                to_read.append(e)
+                later.append(e)
         d.missing = [k[0] for rows in vanished.values() for k in rows]
-        if to_read:  # (an unchanged library needs no count of sizes)
+        if to_read or fresh or later:  # (an unchanged library needs no count of sizes)
             walked_files = (self.sizes, self.devices, self.inodes)
-            wanted = {e.size for e in to_read}
+            wanted = {e.size for e in to_read} | {e.size for e in later}
+            wanted.update(self.sizes[self.new_at[i]] for i in fresh)
             shared = _shared_sizes(session, *walked_files, root.id, top == root.path, wanted)
-            d.todo = [_item(e, shared) for e in to_read]
+            d.todo = [_item(e.path, e.size, shared) for e in to_read]
+            for i in fresh:
+                d.todo.append(_item(self.new_paths[i], self.sizes[self.new_at[i]], shared))
+            d.todo.extend(_item(e.path, e.size, shared) for e in later)
         return d
 
 
@@ -895,11 +951,16 @@ def _sizes_held_twice(sizes: np.ndarray, devices: np.ndarray, inodes: np.ndarray
 
 
 def _batches(
-    items: list[dict[str, Any]], max_files: int, max_bytes: int
+    items: list[Any], max_files: int, max_bytes: int, as_dict: Callable[[Any], dict[str, Any]]
 ) -> Iterator[list[dict[str, Any]]]:
+    """``items`` (each as ``as_dict`` makes it), in order, in batches of at most
+    ``max_files`` files and ``max_bytes`` bytes (a larger file alone). Takes the list: it is
+    emptied as the batches are made."""
+    items.reverse()  # taken from the end
     batch: list[dict[str, Any]] = []
     size = 0
-    for item in items:
+    while items:
+        item = as_dict(items.pop())
         if batch and (len(batch) >= max_files or size + item["size"] > max_bytes):
             yield batch
             batch, size = [], 0
@@ -909,12 +970,27 @@ def _batches(
         yield batch
 
 
+# Batches written to the session between two flushes: a flushed batch's payload is let go
+# (the session keeps no strong reference to a clean row), where a first scan of a million
+# files held ~7,800 of them, ~150 MB of JSON, until its commit.
+FLUSH_BATCHES = 64
+
+
 def _add_batches(
-    session: Session, job: Job, phase: str, items: list[dict[str, Any]], settings: Settings
+    session: Session,
+    job: Job,
+    phase: str,
+    items: list[Any],
+    settings: Settings,
+    as_dict: Callable[[Any], dict[str, Any]] = lambda item: item,
 ) -> int:
+    """Queue ``items`` (each a dict with ``path`` or ``id``, and ``size``, as ``as_dict``
+    makes it) as the job's batches of ``phase``; returns how many. Takes the list: it is
+    emptied as its batches are made, so that a first scan does not hold every item and
+    every batch's payload at once."""
     seq = job.batches_total
-    n = 0
-    for chunk in _batches(items, settings.batch_files, settings.batch_bytes):
+    n = files = size = 0
+    for chunk in _batches(items, settings.batch_files, settings.batch_bytes, as_dict):
         session.add(
             JobBatch(
                 job_id=job.id,
@@ -925,12 +1001,16 @@ def _add_batches(
                 files=len(chunk),
             )
         )
+        # A file read again in a later phase (hashed after it was cataloged) counts once
+        files += sum(1 for i in chunk if not i.get("again"))
+        size += sum(i["size"] for i in chunk)
         seq += 1
         n += 1
+        if n % FLUSH_BATCHES == 0:
+            session.flush()
     job.batches_total = seq
-    # A file read again in a later phase (hashed after it was cataloged) counts once
-    job.total += sum(1 for i in items if not i.get("again"))
-    job.bytes_total += sum(i["size"] for i in items)
+    job.total += files
+    job.bytes_total += size
     return n
 
 
@@ -991,7 +1071,7 @@ def plan_scan(session: Session, job_id: str, settings: Settings) -> bool:
     }
     job.summary = json.dumps(summary)
     job.phase = "catalog"
-    _add_batches(session, job, "catalog", diff.todo, settings)
+    _add_batches(session, job, "catalog", diff.todo, settings, _catalog_item)
     job.updated_at = utcnow()
     return True
 
@@ -1005,8 +1085,16 @@ def _empty_dir(path: str) -> bool:
         return False
 
 
-def _item(e: Entry, shared: set[int]) -> dict[str, Any]:
-    return {"path": e.path, "size": e.size, "quick": e.size in shared}
+def _item(path: str, size: int, shared: set[int]) -> tuple[str, int, bool]:
+    """A file to read, as ``_Diff.todo`` holds it: whether its size is another file's
+    (``quick``: its quick digest is worth taking)."""
+    return path, size, size in shared
+
+
+def _catalog_item(item: tuple[str, int, bool]) -> dict[str, Any]:
+    """A ``_Diff.todo`` item as its catalog batch's payload lists it."""
+    path, size, quick = item
+    return {"path": path, "size": size, "quick": quick}
 
 
 # --- batches ---------------------------------------------------------------------

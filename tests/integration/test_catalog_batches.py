@@ -473,3 +473,41 @@ def test_a_row_moved_after_its_batch_is_not_counted_twice(
     assert read == []
     rows = _rows()
     assert rows[str(moved[0])] == before and str(top) not in rows
+
+
+def test_a_changed_file_whose_row_moved_after_its_batch_is_read_once_where_it_is(
+    embedded_settings, library, small_batches, monkeypatch
+):
+    from core.paths import dir_key, path_key
+
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    top = library / "top.jpg"
+    before = _rows()[str(top)]
+    # Given top.jpg changed since the last scan (the walk sees it changed)
+    write_jpeg(top, 4242)
+    moved: list[Path] = []
+
+    # When, after the walk listed it, it moves to the folder the walk lists last, and a
+    # watcher's scan moves its row there (as it was: not read yet)
+    def move(last: str) -> None:
+        dst = Path(last) / "moved.jpg"
+        os.rename(top, dst)
+        p = str(dst)
+        _write_row(top, path=p, path_key=path_key(p), dir_key=dir_key(p))
+        moved.append(dst)
+
+    _meanwhile(monkeypatch, library, move)
+    read = _reads(monkeypatch)
+    report = run_scan(embedded_settings, str(library))
+    # Then the file walked at its old path, whose row went elsewhere, is a file with no row
+    # there, to read, and said to have vanished by then; the row is read where the file
+    # is now, once, and keeps its id; nothing goes missing
+    assert _counts(report) == (14, 12, 0, 2, 0, 0, 0, 1)
+    assert report["job"]["errors"] == [
+        {"path": "top.jpg", "error": "file vanished before it could be read"}
+    ]
+    assert read == [str(moved[0])]
+    rows = _rows()
+    assert rows[str(moved[0])][0] == before[0] and str(top) not in rows
+    assert rows[str(moved[0])][2] != before[2]  # read as it is now
