@@ -12,7 +12,7 @@ benchmark's hashes (random pHashes, 5% byte copies, 5% near variants), real stat
 ``run`` copies that catalog and runs each pass in a fresh process, in this order: grouping
 from scratch, grouping again (nothing changes), dedup full from scratch, dedup full again,
 an incremental dedup pass after 10 changed files, an unchanged rescan's plan (walk and
-diff), its left-over sweep (``advance`` past the catalog phase), what a scan prints at its
+diff), a full rescan's (``full-plan``: every file to read again), its left-over sweep (``advance`` past the catalog phase), what a scan prints at its
 end (``scan-summary``: ``core.report.summary``) and its ``--json`` report of every file,
 group and duplicate (``scan-report``: ``core.report.build``), and a first scan's plan
 (the catalog emptied first: every walked file is new). Each process reports
@@ -54,6 +54,7 @@ PASSES = (
     "dedup-again",
     "dedup-incremental",
     "rescan-plan",
+    "full-plan",
     "rescan-sweep",
     "scan-summary",
     "scan-report",
@@ -303,8 +304,8 @@ def one_pass(name: str, folder: Path, trace: bool) -> dict[str, Any]:
             s.execute(update(File).where(File.id <= 10).values(updated_at=utcnow()))
             s.flush()
             stats = dedup.dedupe(s, settings, since=since - timedelta(seconds=1)).as_dict()
-        elif name in ("rescan-plan", "first-plan"):
-            job, _ = jobs.start_job(s, "scan", root=s.get(Root, 1))
+        elif name in ("rescan-plan", "full-plan", "first-plan"):
+            job, _ = jobs.start_job(s, "scan", root=s.get(Root, 1), full=name == "full-plan")
             s.commit()
             catalog.plan_scan(s, job.id, settings)
             stats = json.loads(job.summary or "{}")

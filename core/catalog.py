@@ -379,8 +379,9 @@ def _take_move(vanished: dict[int, list[Known]], e: Entry, paths: dict[int, str]
 class _Diff:
     """What a walk changes in the catalog, worked out before anything is written."""
 
-    # To read: (path, size, quick), as _item makes them for its batch (dicts ~200 bytes a
-    # file, a first scan's million files each one until its batches are written)
+    # To read: (path, size, quick: its size is another file's), made dicts for its batch
+    # (dicts ~200 bytes a file, a first scan's million files each one until its batches
+    # are written)
     todo: list[tuple[str, int, bool]] = field(default_factory=list)
     revived: list[int] = field(default_factory=list)
     remounted: dict[int, list[int]] = field(default_factory=dict)  # new device: row ids
@@ -420,16 +421,16 @@ class _Rescan:
     Beyond the batch at hand it keeps only what a batch cannot settle: the files to read
     (changed, due a retry), the files with no row at their path (new, or moved here from
     another folder), the rows the walk did not see (gone, moved away, under something it
-    could not list), the rows to revive or give a new device, and six int64-or-smaller
-    columns a walked file (44 bytes): its size, device and inode (the shared sizes), and
-    its mtime, path key's first 32 bits and the id of the row it was compared with, by
-    which ``sweep`` takes back a comparison with a row that another scan rewrote since.
-    ``finish`` then tells moves across all folders, as a single pass did.
+    could not list), the rows to revive or give a new device, and seven int64-or-smaller
+    columns a walked file (52 bytes): its size, device and inode (the shared sizes), its
+    mtime and ctime, its path key's first 32 bits and the id of the row it was compared
+    with, by which ``sweep`` takes back a comparison with a row that another scan rewrote
+    since. ``finish`` then tells moves across all folders, as a single pass did.
 
-    A file with no row is kept as its path and place in the walk (and its ctime), its
-    other fields read back from the columns (``_fresh``), not as an ``Entry`` with its
-    path key: a first scan holds every file of the library so until the walk ends (~170
-    bytes a file with the columns, not ~600)."""
+    A file to read or with no row is kept as its path and place in the walk, its other
+    fields read back from the columns (``_entry_at``), not as an ``Entry`` with its path
+    key: a first scan holds every file of the library so until the walk ends, and a full
+    rescan every file to read (~170 bytes a file with the columns, not ~600)."""
 
     def __init__(self, session: Session, job: Job, root: Root, top: str, since: datetime):
         self.session, self.root, self.top = session, root, top
@@ -437,13 +438,16 @@ class _Rescan:
         self.walk_started = since
         self.now = utcnow()
         self.d = _Diff()
-        self.changed: list[Entry] = []  # to read, in the walk's order
-        self.changed_at = array("q")  # each one's place in the walk
+        # To read, in the walk's order: their paths and places in the walk; and those
+        # compared again after the walk (by sweep, with no place) as they are
+        self.changed_paths: list[str] = []
+        self.changed_at = array("q")
+        self.changed_late: list[Entry] = []
         # The walked files with no row at their path (new, or moved here), by index: their
-        # paths, places in the walk and ctimes; those a row written since claimed (sweep).
-        # Their path keys are made again only if such a row needs them (_new_by_key)
+        # paths and places in the walk; those a row written since claimed (sweep). Their
+        # path keys are made again only if such a row needs them (_new_by_key)
         self.new_paths: list[str] = []
-        self.new_at, self.new_ctimes = array("q"), array("q")
+        self.new_at = array("q")
         self.taken: set[int] = set()
         self.by_key: dict[str, int] | None = None
         self.left: dict[int, Known] = {}  # id: row of the root the walk did not see
@@ -452,7 +456,8 @@ class _Rescan:
         # (its updated_at then; whether it counted as newer)
         self.late: dict[int, tuple[datetime, bool]] = {}
         self.sizes, self.devices, self.inodes = array("q"), array("q"), array("q")
-        self.mtimes, self.rows, self.keys = array("q"), array("q"), array("I")
+        self.mtimes, self.ctimes = array("q"), array("q")
+        self.rows, self.keys = array("q"), array("I")
 
     def settle(self, folders: list[tuple[str, list[Entry]]]) -> None:
         """Compare the files the walk listed in ``folders`` with the catalog's rows there."""
@@ -467,6 +472,7 @@ class _Rescan:
                 self.devices.append(e.device)
                 self.inodes.append(e.inode)
                 self.mtimes.append(e.mtime_ns)
+                self.ctimes.append(e.ctime_ns)
                 key = path_key(e.path)
                 self.keys.append(_key32(key))
                 k = known.pop(key, None)
@@ -489,7 +495,6 @@ class _Rescan:
             self.by_key[path_key(e.path)] = len(self.new_paths)
         self.new_paths.append(e.path)
         self.new_at.append(at)
-        self.new_ctimes.append(e.ctime_ns)
 
     def _new_by_key(self) -> dict[str, int]:
         """Path key: index of the files with no row, not taken. Made when first asked."""
@@ -499,17 +504,16 @@ class _Rescan:
             }
         return self.by_key
 
+    def _entry_at(self, path: str, at: int) -> Entry:
+        """The entry of the file walked at place ``at``, ``path``."""
+        return Entry(
+            path, self.sizes[at], self.mtimes[at], self.devices[at], self.inodes[at],
+            self.ctimes[at],
+        )  # fmt: skip
+
     def _fresh(self, i: int) -> Entry:
         """The entry of the file with no row kept at index ``i``."""
-        at = self.new_at[i]
-        return Entry(
-            self.new_paths[i],
-            self.sizes[at],
-            self.mtimes[at],
-            self.devices[at],
-            self.inodes[at],
-            self.new_ctimes[i],
-        )
+        return self._entry_at(self.new_paths[i], self.new_at[i])
 
     def _compare(self, e: Entry, k: Known, at: int) -> bool:
         """The walked file ``e`` (at place ``at`` in the walk) against the row ``k`` at its
@@ -525,9 +529,11 @@ class _Rescan:
                 d.revived.append(k[0])
             else:
                 d.unchanged += 1
-        else:
-            self.changed.append(e)
+        elif at >= 0:
+            self.changed_paths.append(e.path)
             self.changed_at.append(at)
+        else:
+            self.changed_late.append(e)
         return False
 
     def sweep(self) -> None:
@@ -604,7 +610,7 @@ class _Rescan:
             # What the batch decided, taken back
             e: Entry | None = None
             if at in held:
-                e = self.changed[held[at]]
+                e = self._entry_at(self.changed_paths[held[at]], at)
                 dropped.add(held[at])
             else:
                 if at in self.late and self.late[at][1]:
@@ -634,13 +640,14 @@ class _Rescan:
                 # Its row went elsewhere meanwhile, and this walk did not keep its name
                 d.newer += 1
         if dropped:
-            self.changed = [e for i, e in enumerate(self.changed) if i not in dropped]
+            kept = [i for i in range(len(self.changed_paths)) if i not in dropped]
+            self.changed_paths = [self.changed_paths[i] for i in kept]
+            self.changed_at = array("q", (self.changed_at[i] for i in kept))
         return matched
 
     def finish(self, walked: WalkResult, beat: Callable[[], None] | None) -> _Diff:
         """Tell moves, missing and kept rows across every folder; list what to read."""
         session, root, top, d = self.session, self.root, self.top, self.d
-        to_read = self.changed
         # Files the walk did not see under this subtree: moved (same inode) or missing.
         # A folder that could not be listed (a NAS hiccup, a permission change) hides its
         # files; it does not delete them: they keep their rows and their state.
@@ -709,16 +716,27 @@ class _Rescan:
                 vanished[hit[4]].append(hit)  # the file went; this one is new
                 later.append(e)
         d.missing = [k[0] for rows in vanished.values() for k in rows]
-        if to_read or fresh or later:  # (an unchanged library needs no count of sizes)
+        if self.changed_paths or self.changed_late or fresh or later:
+            # (an unchanged library needs no count of sizes)
             walked_files = (self.sizes, self.devices, self.inodes)
-            wanted = {e.size for e in to_read} | {e.size for e in later}
-            wanted.update(self.sizes[self.new_at[i]] for i in fresh)
+            wanted = {size for _, size in self._to_read(fresh, later)}
             shared = _shared_sizes(session, *walked_files, root.id, top == root.path, wanted)
-            d.todo = [_item(e.path, e.size, shared) for e in to_read]
-            for i in fresh:
-                d.todo.append(_item(self.new_paths[i], self.sizes[self.new_at[i]], shared))
-            d.todo.extend(_item(e.path, e.size, shared) for e in later)
+            # whether its size is another file's: its quick digest is worth taking
+            d.todo = [(path, size, size in shared) for path, size in self._to_read(fresh, later)]
         return d
+
+    def _to_read(self, fresh: array[int], later: list[Entry]) -> Iterator[tuple[str, int]]:
+        """(path, size) of the files to read, in this order: the changed ones (in the
+        walk's order, then those compared again after it), the ``fresh`` ones with no row
+        (indices in ``new_*``), and the ``later`` ones (new ones that were no move)."""
+        for path, at in zip(self.changed_paths, self.changed_at, strict=True):
+            yield path, self.sizes[at]
+        for e in self.changed_late:
+            yield e.path, e.size
+        for i in fresh:
+            yield self.new_paths[i], self.sizes[self.new_at[i]]
+        for e in later:
+            yield e.path, e.size
 
 
 def _diff(
@@ -1083,12 +1101,6 @@ def _empty_dir(path: str) -> bool:
             return next(it, None) is None
     except OSError:
         return False
-
-
-def _item(path: str, size: int, shared: set[int]) -> tuple[str, int, bool]:
-    """A file to read, as ``_Diff.todo`` holds it: whether its size is another file's
-    (``quick``: its quick digest is worth taking)."""
-    return path, size, size in shared
 
 
 def _catalog_item(item: tuple[str, int, bool]) -> dict[str, Any]:

@@ -340,6 +340,26 @@ def _reads(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
     return read
 
 
+def _plans(monkeypatch) -> list[str]:  # type: ignore[no-untyped-def]
+    """How each run of the scan's plan ended ("done", or the exception's name)."""
+    from core import catalog
+
+    ends: list[str] = []
+    real = catalog.plan_scan
+
+    def plan_scan(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            out = real(*args, **kwargs)
+        except Exception as exc:
+            ends.append(type(exc).__name__)
+            raise
+        ends.append("done")
+        return out
+
+    monkeypatch.setattr(catalog, "plan_scan", plan_scan)
+    return ends
+
+
 def _counts(report) -> tuple[int, ...]:  # type: ignore[no-untyped-def]
     s = report["job"]["summary"]
     names = ("walked", "unchanged", "newer_elsewhere", "to_read", "moved", "missing", "revived")
@@ -511,3 +531,32 @@ def test_a_changed_file_whose_row_moved_after_its_batch_is_read_once_where_it_is
     rows = _rows()
     assert rows[str(moved[0])][0] == before[0] and str(top) not in rows
     assert rows[str(moved[0])][2] != before[2]  # read as it is now
+
+
+def test_a_changed_file_whose_row_another_scan_rewrote_during_the_walk_is_read_once(
+    embedded_settings, library, small_batches, monkeypatch
+):
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    top = library / "top.jpg"
+    before = _rows()[str(top)]
+    # Given top.jpg changed since the last scan (the walk sees it changed)
+    write_jpeg(top, 4242)
+
+    # When, after the walk listed it, a watcher's scan rewrites its row as another version
+    # of the file than the one on disk now (it changed again since that scan read it)
+    def rewritten(_last: str) -> None:
+        _write_row(top, size=123, mtime_ns=1)
+
+    _meanwhile(monkeypatch, library, rewritten)
+    read = _reads(monkeypatch)
+    plans = _plans(monkeypatch)
+    report = run_scan(embedded_settings, str(library))
+    # Then the file is compared again with the row as it is now, found changed, and read
+    # once, on its own row, by the plan's first run (before, that plan failed, BufferError,
+    # and its retry walked the whole library again)
+    assert plans == ["done"]
+    assert _counts(report) == (13, 12, 0, 1, 0, 0, 0, 0)
+    assert read == [str(top)]
+    after = _rows()[str(top)]
+    assert after[0] == before[0] and after[2] != before[2]
