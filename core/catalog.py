@@ -430,7 +430,7 @@ class _Rescan:
     A file to read or with no row is kept as its path and place in the walk, its other
     fields read back from the columns (``_entry_at``), not as an ``Entry`` with its path
     key: a first scan holds every file of the library so until the walk ends, and a full
-    rescan every file to read (~170 bytes a file with the columns, not ~600)."""
+    rescan every file to read (~400 bytes a file at the plan's peak, not ~700)."""
 
     def __init__(self, session: Session, job: Job, root: Root, top: str, since: datetime):
         self.session, self.root, self.top = session, root, top
