@@ -463,19 +463,16 @@ def test_a_file_cataloged_by_another_scan_during_the_walk_is_compared_with_its_r
     assert read == []
 
 
-def test_a_row_moved_after_its_batch_is_not_counted_twice(
-    embedded_settings, library, small_batches, monkeypatch
-):
+def _move_top_to_the_last_folder(
+    monkeypatch: pytest.MonkeyPatch, library: Path, top: Path
+) -> list[Path]:
+    """After the walk listed ``top``, it moves to the folder the walk lists last, and a
+    watcher's scan moves its row there (as it was: not read again). Returns [its new path]
+    once it has moved."""
     from core.paths import dir_key, path_key
 
-    _library(library)
-    run_scan(embedded_settings, str(library))
-    top = library / "top.jpg"
-    before = _rows()[str(top)]
     moved: list[Path] = []
 
-    # When, after the walk listed top.jpg, it moves to the folder the walk lists last, and
-    # a watcher's scan moves its row there
     def move(last: str) -> None:
         dst = Path(last) / "moved.jpg"
         os.rename(top, dst)
@@ -484,6 +481,19 @@ def test_a_row_moved_after_its_batch_is_not_counted_twice(
         moved.append(dst)
 
     _meanwhile(monkeypatch, library, move)
+    return moved
+
+
+def test_a_row_moved_after_its_batch_is_not_counted_twice(
+    embedded_settings, library, small_batches, monkeypatch
+):
+    _library(library)
+    run_scan(embedded_settings, str(library))
+    top = library / "top.jpg"
+    before = _rows()[str(top)]
+    # When, after the walk listed top.jpg, it moves to the folder the walk lists last, and
+    # a watcher's scan moves its row there
+    moved = _move_top_to_the_last_folder(monkeypatch, library, top)
     read = _reads(monkeypatch)
     report = run_scan(embedded_settings, str(library))
     # Then the row is unchanged at its new path, once; the file walked at its old path
@@ -498,26 +508,15 @@ def test_a_row_moved_after_its_batch_is_not_counted_twice(
 def test_a_changed_file_whose_row_moved_after_its_batch_is_read_once_where_it_is(
     embedded_settings, library, small_batches, monkeypatch
 ):
-    from core.paths import dir_key, path_key
-
     _library(library)
     run_scan(embedded_settings, str(library))
     top = library / "top.jpg"
     before = _rows()[str(top)]
     # Given top.jpg changed since the last scan (the walk sees it changed)
     write_jpeg(top, 4242)
-    moved: list[Path] = []
-
     # When, after the walk listed it, it moves to the folder the walk lists last, and a
     # watcher's scan moves its row there (as it was: not read yet)
-    def move(last: str) -> None:
-        dst = Path(last) / "moved.jpg"
-        os.rename(top, dst)
-        p = str(dst)
-        _write_row(top, path=p, path_key=path_key(p), dir_key=dir_key(p))
-        moved.append(dst)
-
-    _meanwhile(monkeypatch, library, move)
+    moved = _move_top_to_the_last_folder(monkeypatch, library, top)
     read = _reads(monkeypatch)
     report = run_scan(embedded_settings, str(library))
     # Then the file walked at its old path, whose row went elsewhere, is a file with no row
