@@ -379,9 +379,8 @@ def _take_move(vanished: dict[int, list[Known]], e: Entry, paths: dict[int, str]
 class _Diff:
     """What a walk changes in the catalog, worked out before anything is written."""
 
-    # To read: (path, size, quick: its size is another file's), made dicts for its batch
-    # (dicts ~200 bytes a file, a first scan's million files each one until its batches
-    # are written)
+    # To read: (path, size, quick: its size is another file's), made into dicts only a
+    # batch at a time (~200 bytes a dict: a first scan of a million files held a million)
     todo: list[tuple[str, int, bool]] = field(default_factory=list)
     revived: list[int] = field(default_factory=list)
     remounted: dict[int, list[int]] = field(default_factory=dict)  # new device: row ids
