@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core.config import Settings
 from tests.factories import write_jpeg
 from twinlens import run_scan
 
@@ -404,14 +405,21 @@ def test_a_row_revived_after_its_batch_is_unchanged_not_revived_again(
     assert read == [] and _rows()[str(top)][1] == "present"
 
 
+def _top_changed(settings: Settings, library: Path) -> tuple[Path, tuple[int, str, str | None]]:
+    """The library cataloged, then top.jpg written anew: (its path, its row before)."""
+    _library(library)
+    run_scan(settings, str(library))
+    top = library / "top.jpg"
+    before = _rows()[str(top)]
+    write_jpeg(top, 4242)
+    return top, before
+
+
 def test_a_changed_file_read_by_another_scan_during_the_walk_is_not_read_again(
     embedded_settings, library, small_batches, monkeypatch
 ):
-    _library(library)
-    run_scan(embedded_settings, str(library))
-    top = library / "top.jpg"
     # Given top.jpg changed since the last scan (the walk sees it changed)
-    write_jpeg(top, 4242)
+    top, _ = _top_changed(embedded_settings, library)
 
     # When, after the walk listed it, a watcher's scan catalogs it as it is now
     def cataloged(_last: str) -> None:
@@ -508,12 +516,8 @@ def test_a_row_moved_after_its_batch_is_not_counted_twice(
 def test_a_changed_file_whose_row_moved_after_its_batch_is_read_once_where_it_is(
     embedded_settings, library, small_batches, monkeypatch
 ):
-    _library(library)
-    run_scan(embedded_settings, str(library))
-    top = library / "top.jpg"
-    before = _rows()[str(top)]
     # Given top.jpg changed since the last scan (the walk sees it changed)
-    write_jpeg(top, 4242)
+    top, before = _top_changed(embedded_settings, library)
     # When, after the walk listed it, it moves to the folder the walk lists last, and a
     # watcher's scan moves its row there (as it was: not read yet)
     moved = _move_top_to_the_last_folder(monkeypatch, library, top)
@@ -535,12 +539,8 @@ def test_a_changed_file_whose_row_moved_after_its_batch_is_read_once_where_it_is
 def test_a_changed_file_whose_row_another_scan_rewrote_during_the_walk_is_read_once(
     embedded_settings, library, small_batches, monkeypatch
 ):
-    _library(library)
-    run_scan(embedded_settings, str(library))
-    top = library / "top.jpg"
-    before = _rows()[str(top)]
     # Given top.jpg changed since the last scan (the walk sees it changed)
-    write_jpeg(top, 4242)
+    top, before = _top_changed(embedded_settings, library)
 
     # When, after the walk listed it, a watcher's scan rewrites its row as another version
     # of the file than the one on disk now (it changed again since that scan read it)
