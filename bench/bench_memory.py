@@ -12,8 +12,9 @@ benchmark's hashes (random pHashes, 5% byte copies, 5% near variants), real stat
 ``run`` copies that catalog and runs each pass in a fresh process, in this order: grouping
 from scratch, grouping again (nothing changes), dedup full from scratch, dedup full again,
 an incremental dedup pass after 10 changed files, an unchanged rescan's plan (walk and
-diff), a full rescan's (``full-plan``: every file to read again), its left-over sweep (``advance`` past the catalog phase), what a scan prints at its
-end (``scan-summary``: ``core.report.summary``) and its ``--json`` report of every file,
+diff), a full rescan's (``full-plan``: every file to read again), the unchanged rescan's
+left-over sweep (``advance`` past the catalog phase), what a scan prints at its end
+(``scan-summary``: ``core.report.summary``) and its ``--json`` report of every file,
 group and duplicate (``scan-report``: ``core.report.build``), and a first scan's plan
 (the catalog emptied first: every walked file is new). Each process reports
 its RSS before the pass (imports, numba warmed up) and the peak during it (VmHWM, reset

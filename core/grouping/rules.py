@@ -65,8 +65,8 @@ nor a byte copy (same SHA-256) of either file with the other: a split is of pict
 not paths (the next best candidate is tried instead: a JPEG split from one RAW can still
 pair with another RAW, but not with a copy of that RAW); ``forced_together`` sets form
 one ``manual`` group with the given or a policy-chosen primary, may span folders (the
-service must then pass those folders' files together), and win over ``forced_apart``. Their members take part in no automatic
-pairing; their sidecars still join them.
+service must then pass those folders' files together), and win over ``forced_apart``.
+Their members take part in no automatic pairing; their sidecars still join them.
 
 Unreadable files: the catalog cannot tell their capture time or camera, and rules
 treat unknown values as "no objection", so a broken RAW still pairs with its JPEG by
