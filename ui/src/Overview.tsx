@@ -35,7 +35,7 @@ function openCounts(types: string[]): Promise<Record<string, number>> {
   )).then((got) => Object.fromEntries(got.filter((x) => x !== null)));
 }
 
-/** How many files under each of `paths` ("": the whole library) cannot be read (only
+/** How many files under each of `paths` ("": the whole library) have a problem (only
  * totals); a count that fails is left out. */
 function problemCounts(paths: string[]): Promise<Record<string, number>> {
   return Promise.all(paths.map((path) =>
@@ -190,7 +190,7 @@ export function Overview({ params, go }: Props) {
   // Several library roots: each root's last scan, named by its root
   const severalRoots = folderForm.roots.length > 1 || lasts.length > 1;
   const lastFolder = past.folder ? details[past.folder.id] ?? past.folder : null;
-  // How many files of each last scan's root (or folder) cannot be read, said on a scan
+  // How many files of each last scan's root (or folder) have a problem, said on a scan
   // that read none (its own count is then no count of the library's)
   const scopes = [...new Set([...lasts.map((j) => j.root ?? j.path ?? ""),
                               ...(lastFolder ? [lastFolder.path ?? ""] : [])])];
@@ -444,9 +444,9 @@ function finishedAt(job: Job): Date | null {
 }
 
 /** A finished scan: the whole library's last one (`.last`, with the files the library has
- * that cannot be read), or a folder scan since (which read only that folder). One that read
+ * with a problem), or a folder scan since (which read only that folder). One that read
  * no file (a restart over a library cataloged before) says so in words, with how many
- * files its root or folder holds (`cataloged`) and how many of them cannot be read
+ * files its root or folder holds (`cataloged`) and how many of them have a problem
  * (`problems`, whichever scan found them): its own zeros would read as an empty library
  * with no problem. */
 export function LastScan({ job, folder = false, severalRoots = false, cataloged = null, problems = null }: {

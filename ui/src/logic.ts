@@ -240,13 +240,14 @@ export function unreadScanText(
   return `No file needed reading: ${changes.join(", ")}${held && ` (${held} cataloged)`}`;
 }
 
-/** The files of a scan's root (or folder) that cannot be read, all scans taken together
- * (GET /files/errors), said on a scan that read none: its own count of failed files is
- * then no count of the library's. */
+/** The files of a scan's root (or folder) with a problem, all scans taken together (GET
+ * /files/errors), said on a scan that read none: its own count of failed files is then no
+ * count of the library's. "Problem", not "cannot be read": the list holds mis-named files
+ * too, which were read whole. */
 export function scopeProblemsText(total: number | null): string | null {
   if (total === null) return null;
   if (total === 0) return "No file has a problem";
-  return `${formatCount(total)} ${total === 1 ? "file cannot" : "files cannot"} be read`;
+  return `${formatCount(total)} ${total === 1 ? "file has a problem" : "files have problems"}`;
 }
 
 /** The command that gives Twinlens the user's own photos instead of the demo. */

@@ -108,9 +108,9 @@ describe("a last scan that read no file (a restart over a library cataloged befo
   it("leaves a scan that read files to its own figures", () => {
     expect(unreadScanText(job({ total: 12, done: 12 }), 2524)).toBeNull();
   });
-  it("counts the files that cannot be read library-wide, not the scan's own failures", () => {
-    expect(scopeProblemsText(5)).toBe("5 files cannot be read");
-    expect(scopeProblemsText(1)).toBe("1 file cannot be read");
+  it("counts the files with a problem library-wide, not the scan's own failures", () => {
+    expect(scopeProblemsText(5)).toBe("5 files have problems");
+    expect(scopeProblemsText(1)).toBe("1 file has a problem");
     expect(scopeProblemsText(0)).toBe("No file has a problem");
     expect(scopeProblemsText(null)).toBeNull();
   });
@@ -120,7 +120,7 @@ describe("a last scan that read no file (a restart over a library cataloged befo
     }));
     const text = html.replace(/<[^>]+>/g, " ").replace(/\s+/g, " ");
     expect(text).toContain("Nothing changed (2,524 files already cataloged)");
-    expect(text).toContain("5 files cannot be read");
+    expect(text).toContain("5 files have problems");
     expect(text).not.toContain("0 / 0 files");
     expect(text).not.toContain("0 B read");
     expect(text).not.toContain("0 files could not be read");
