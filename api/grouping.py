@@ -135,6 +135,7 @@ def files_with_errors() -> Any:
             "size": f.size,
             "error": f.error,
             "retried": f.read_failures > 0,
+            "misnamed": f.misnamed,
             "since": f.updated_at.isoformat(),
         }
         for f in rows

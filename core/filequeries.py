@@ -50,6 +50,7 @@ class FileProblem:
     error: str
     read_failures: int  # failed reads in a row: later scans read it again
     updated_at: datetime
+    misnamed: bool = False  # not what its name says: renaming it right reads it again
 
 
 def files_with_errors(
@@ -70,7 +71,9 @@ def files_with_errors(
     )
     total = session.scalar(select(func.count()).select_from(File).where(*conds))
     problems = [
-        FileProblem(path, kind, size, problem_text(error, warning), int(again), when)
+        FileProblem(
+            path, kind, size, problem_text(error, warning), int(again), when, warning is not None
+        )
         for path, kind, size, error, warning, again, when in rows
     ]
     return problems, int(total or 0)

@@ -748,7 +748,8 @@ def test_files_with_problems_in_browser(
 
     # Given a library with files that cannot be read: a bad JPEG (broken.jpg, at the top),
     # an empty file, names no window is wide enough for, that reorder themselves or are
-    # not UTF-8, and a file under bad sectors (its read fails: tried again later)
+    # not UTF-8, a file under bad sectors (its read fails: tried again later) and a JPEG
+    # named .png (read whole: only its name is wrong)
     library = tmp_path / "library"
     expected = make_library(library)
     trip = library / "2024" / "trip"
@@ -758,6 +759,7 @@ def test_files_with_problems_in_browser(
     (trip / "\u202egpj.exe").write_bytes(bad)
     (trip / "caf\udce9.jpg").write_bytes(bad)  # the byte 0xE9: not UTF-8
     (trip / "unlucky.jpg").write_bytes((trip / "IMG_100.JPG").read_bytes()[:5000] + b"x")
+    picture(9, (160, 120)).save(trip / "scan.png", "JPEG", quality=80)
     open_regular = inspect.open_regular
 
     def eio(path, *args, **kwargs):
@@ -772,18 +774,20 @@ def test_files_with_problems_in_browser(
         listed = requests.get(api + "/files/errors", timeout=10).json()
         by_name = {Path(f["path"]).name: f for f in listed["items"]}
         problems = {"broken.jpg", "empty.jpg", LONG_NAME, "\u202egpj.exe", "caf\udce9.jpg",
-                    "unlucky.jpg"}  # fmt: skip
+                    "unlucky.jpg", "scan.png"}  # fmt: skip
         assert set(by_name) == problems, by_name
         assert [n for n, f in by_name.items() if f["retried"]] == ["unlucky.jpg"]
+        misnamed = {"scan.png", "\u202egpj.exe"}  # (the second one broken too)
+        assert {n for n, f in by_name.items() if f["misnamed"]} == misnamed
 
         # When the user follows the Overview's link, then filters by folder
         out = _drive("problems", stack.url, str(library))
 
         # Then the Overview counted them, and the page lists each with its problem and
         # when it is read again
-        assert out["link"] == "6 files with problems" and out["linkHref"] == "#/problems", out
+        assert out["link"] == "7 files with problems" and out["linkHref"] == "#/problems", out
         assert out["navCurrent"] == "Files with problems"
-        assert out["count"] == "6 files"
+        assert out["count"] == "7 files"
         rows = {Path(r["path"]).name: r for r in out["rows"]}
         assert set(rows) == problems
         for name, row in rows.items():
@@ -793,6 +797,8 @@ def test_files_with_problems_in_browser(
             assert row["next"] == (
                 "read again at a later scan"
                 if name == "unlucky.jpg"
+                else "read again once renamed or changed, or by a full rescan"
+                if name in misnamed
                 else "read again once the file changes, or by a full rescan"
             ), row
         # ... names shown as they can be read: the byte that is not UTF-8 and the
@@ -804,11 +810,11 @@ def test_files_with_problems_in_browser(
         assert out["overflow"] <= 0, out["overflow"]
         # A folder lists only its own (kept in the URL, typed with a trailing slash)
         assert sorted(Path(p).name for p in out["folderRows"]) == sorted(problems - {"broken.jpg"})
-        assert out["folderCount"] == "5 files"
+        assert out["folderCount"] == "6 files"
         assert out["folderHash"] == "#/problems?folder=" + requests.utils.quote(
             f"{library}/2024", safe=""
         ), out["folderHash"]
-        assert out["wholeAgain"] == 6 and out["rootRows"] == 6
+        assert out["wholeAgain"] == 7 and out["rootRows"] == 7
         assert out["emptyFolder"] == f"Every file in {library}/backup was read without a problem."
         assert "outside the library roots" in out["outside"], out["outside"]
         assert out["rowsOutside"] == 0
@@ -817,12 +823,14 @@ def test_files_with_problems_in_browser(
         # field's placeholder shows
         assert out["placeholder"] == f"{library}/…", out["placeholder"]
         assert out["relativeHash"] == out["folderHash"], out["relativeHash"]
-        assert out["relativeRows"] == 5
+        assert out["relativeRows"] == 6
         assert not [c for c in out["console"] if c.startswith("pageerror")], out["console"]
 
-        # When every one of them is gone or reads well, and the library is scanned again
-        for name in problems:
+        # When every one of them is gone or reads well (the mis-named one renamed right),
+        # and the library is scanned again
+        for name in problems - {"scan.png"}:
             (library / name if name == "broken.jpg" else trip / name).unlink()
+        (trip / "scan.png").rename(trip / "scan.jpg")
         r = requests.post(api + "/jobs", json={}, timeout=10)
         assert r.status_code in (200, 202), r.text
         started = {j["id"] for j in r.json()["jobs"]}

@@ -400,6 +400,8 @@ def test_files_not_what_their_name_says_are_listed_with_the_files_read_with_an_e
     assert problems[f"{lib}/renamed.png"] == "extension .png but content is JPEG"
     assert problems[f"{lib}/cut.tif"].startswith("truncated JPEG")
     assert problems[f"{lib}/cut.tif"].endswith("; extension .tif but content is JPEG")
+    # (both flagged mis-named, so that the UI says a rename gets them read again)
+    assert all(f["misnamed"] is True for f in page["items"]), page["items"]
     # And the scan's summary counts the same files, with the same words
     with session_scope(engine_for(pg_settings.database_url)) as s:
         root_id = s.scalar(select(Job.root_id).where(Job.id == rep["job"]["id"]))
@@ -425,6 +427,7 @@ def test_files_read_with_an_error_stay_listed_after_other_scans(client, pg_setti
     assert page["total"] == 2
     assert [f["path"] for f in page["items"]] == [f"{lib}/cut.jpg", f"{lib}/sub/empty.jpg"]
     assert "zero-byte" in page["items"][1]["error"] and page["items"][1]["retried"] is False
+    assert [f["misnamed"] for f in page["items"]] == [False, False]
     # And a folder and a page size narrow it; a path outside the library is refused
     sub = client.get("/files/errors", query_string={"path_prefix": f"{lib}/sub"}, headers=AUTH)
     assert [f["path"] for f in sub.get_json()["items"]] == [f"{lib}/sub/empty.jpg"]

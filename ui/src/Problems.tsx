@@ -108,7 +108,7 @@ function ProblemRow({ file, folder, onFolder }: {
       </td>
       <td className="why" data-label="Problem">{displayPath(file.error)}</td>
       <td className={file.retried ? "retried" : undefined} data-label="Next read">
-        {problemRetryLabel(file.retried)}
+        {problemRetryLabel(file.retried, file.misnamed)}
       </td>
       <td data-label="Kind">{file.kind ? humanize(file.kind) : "–"}</td>
       <td className="num" data-label="Size">{formatBytes(file.size)}</td>

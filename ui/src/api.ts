@@ -114,6 +114,9 @@ export interface FileProblem {
   /** The read failed (I/O, permissions, a crash): later scans read it again by themselves.
    * false: the file itself is bad, and is read again once it changes. */
   retried: boolean;
+  /** Not what its name says (a PNG named .jpg): renaming it right gets it read again.
+   * Absent from services older than the field. */
+  misnamed?: boolean;
   /** When the catalog recorded it (UTC, ISO 8601). */
   since?: string | null;
 }

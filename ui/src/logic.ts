@@ -702,9 +702,12 @@ export function parseUtc(at: string | null | undefined): Date | null {
   return Number.isNaN(when.getTime()) ? null : when;
 }
 
-/** When a file with a problem is read again, as the Files with problems page says it. */
-export function problemRetryLabel(retried: boolean): string {
-  return retried ? "read again at a later scan"
+/** When a file with a problem is read again, as the Files with problems page says it. A
+ * mis-named file is read again once renamed to its right extension (a move that changes
+ * the extension is read, core/catalog.py), which is what its user will do. */
+export function problemRetryLabel(retried: boolean, misnamed = false): string {
+  if (retried) return "read again at a later scan";
+  return misnamed ? "read again once renamed or changed, or by a full rescan"
     : "read again once the file changes, or by a full rescan";
 }
 

@@ -47,6 +47,10 @@ describe("a file with a problem", () => {
     expect(problemRetryLabel(true)).toBe("read again at a later scan");
     expect(problemRetryLabel(false)).toBe("read again once the file changes, or by a full rescan");
   });
+  it("says a mis-named file is read again once renamed, unless its read failed", () => {
+    expect(problemRetryLabel(false, true)).toBe("read again once renamed or changed, or by a full rescan");
+    expect(problemRetryLabel(true, true)).toBe("read again at a later scan");
+  });
   it("reads the services' UTC times", () => {
     expect(parseUtc("2026-01-02T03:04:05")?.toISOString()).toBe("2026-01-02T03:04:05.000Z");
     expect(parseUtc("2026-01-02T03:04:05.250+00:00")?.toISOString()).toBe("2026-01-02T03:04:05.250Z");
