@@ -718,10 +718,18 @@ class _Rescan:
         if self.changed_paths or self.changed_late or fresh or later:
             # (an unchanged library needs no count of sizes)
             walked_files = (self.sizes, self.devices, self.inodes)
-            wanted = {size for _, size in self._to_read(fresh, later)}
-            shared = _shared_sizes(session, *walked_files, root.id, top == root.path, wanted)
+            # The sizes to read as an int64 column, not a set: 9 bytes a file, not ~70
+            asked = np.fromiter((size for _, size in self._to_read(fresh, later)), np.int64)
+            shared = _shared_sizes(
+                session, *walked_files, root.id, top == root.path, np.unique(asked)
+            )
             # whether its size is another file's: its quick digest is worth taking
-            d.todo = [(path, size, size in shared) for path, size in self._to_read(fresh, later)]
+            quick = np.isin(asked, shared)
+            del asked, shared
+            d.todo = [
+                (path, size, bool(q))
+                for (path, size), q in zip(self._to_read(fresh, later), quick, strict=True)
+            ]
         return d
 
     def _to_read(self, fresh: array[int], later: list[Entry]) -> Iterator[tuple[str, int]]:
@@ -889,11 +897,12 @@ def _shared_sizes(
     inodes: array[int],
     root_id: int,
     whole_root: bool,
-    wanted: set[int],
-) -> set[int]:
+    wanted: np.ndarray,
+) -> np.ndarray:
     """Those of the ``wanted`` sizes held by two or more distinct present files across
     the whole catalog, given the walk's files as three int64 columns (which this extends
-    with the catalog's).
+    with the catalog's). ``wanted`` and the answer are sorted int64 arrays of distinct
+    sizes: as sets of ints they cost ~70 bytes a size at a first scan's peak.
 
     The walk stands for its own root when it covered all of it. A folder scan walks only
     its folder, so the root's other rows count too: a copy arriving there must meet its
@@ -913,7 +922,8 @@ def _shared_sizes(
         devices.append(device)
         inodes.append(inode)
     s, d, i = (np.frombuffer(a, dtype=np.int64) for a in (sizes, devices, inodes))
-    return _sizes_held_twice(*_files_of_sizes(s, d, i, wanted)) & wanted
+    held = _sizes_held_twice(*_files_of_sizes(s, d, i, wanted))
+    return np.intersect1d(held, wanted, assume_unique=True)
 
 
 # Up to this many sizes wanted, the catalog is asked for those sizes (by an index, a
@@ -923,7 +933,7 @@ SIZES_BY_INDEX = 5_000
 
 
 def _catalog_sizes(
-    session: Session, root_id: int, whole_root: bool, wanted: set[int]
+    session: Session, root_id: int, whole_root: bool, wanted: np.ndarray
 ) -> Iterator[Row[int, int, int]]:
     """(size, device, inode) of the catalog's present non-empty files that count beside
     the walk's: of other roots, or of this root too when the walk covered part of it."""
@@ -935,7 +945,7 @@ def _catalog_sizes(
     query = select(File.size, File.device, File.inode)
     conn = session.connection()
     if len(wanted) <= SIZES_BY_INDEX:
-        for chunk in chunks(sorted(wanted)):
+        for chunk in chunks(wanted.tolist()):  # (sorted; Python ints for the driver)
             yield from conn.execute(query.where(*where, File.size.in_(chunk)))
         return
     # Streamed (Core, and a server-side cursor on PostgreSQL): the ORM's execute would
@@ -944,27 +954,26 @@ def _catalog_sizes(
 
 
 def _files_of_sizes(
-    sizes: np.ndarray, devices: np.ndarray, inodes: np.ndarray, wanted: set[int]
+    sizes: np.ndarray, devices: np.ndarray, inodes: np.ndarray, wanted: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows (in their order) of every inode that has a row of a ``wanted`` size: all
     that ``_sizes_held_twice`` needs to count those sizes (each of their files' rows, so
     its first). A rescan that reads ten new files sorts their few rows, not a million."""
-    want = np.fromiter(wanted, dtype=np.int64, count=len(wanted))
-    keep = np.isin(inodes, np.unique(inodes[np.isin(sizes, want)]))
+    keep = np.isin(inodes, np.unique(inodes[np.isin(sizes, wanted)]))
     return sizes[keep], devices[keep], inodes[keep]
 
 
-def _sizes_held_twice(sizes: np.ndarray, devices: np.ndarray, inodes: np.ndarray) -> set[int]:
-    """Positive sizes of two or more distinct (device, inode) files; a hard link counts
-    once, with the size of its first row."""
+def _sizes_held_twice(sizes: np.ndarray, devices: np.ndarray, inodes: np.ndarray) -> np.ndarray:
+    """Positive sizes of two or more distinct (device, inode) files, sorted; a hard link
+    counts once, with the size of its first row."""
     if not len(sizes):
-        return set()
+        return np.empty(0, dtype=np.int64)
     order = np.lexsort((np.arange(len(sizes)), inodes, devices))  # by file, then position
     dev, ino = devices[order], inodes[order]
     first = np.ones(len(order), dtype=bool)
     first[1:] = (dev[1:] != dev[:-1]) | (ino[1:] != ino[:-1])
     values, counts = np.unique(sizes[order[first]], return_counts=True)
-    return {int(v) for v in values[(counts > 1) & (values > 0)]}
+    return values[(counts > 1) & (values > 0)]
 
 
 def _batches(

@@ -1319,7 +1319,7 @@ def test_shared_sizes_count_a_hard_link_once_by_its_first_row():
 
     def held_twice(rows: list[tuple[int, int, int]]) -> set[int]:
         cols = np.array(rows, dtype=np.int64).reshape(-1, 3)
-        return catalog._sizes_held_twice(cols[:, 0], cols[:, 1], cols[:, 2])
+        return set(catalog._sizes_held_twice(cols[:, 0], cols[:, 1], cols[:, 2]).tolist())
 
     # Two names of one inode are one file; two inodes of one size are two; empty is none
     assert held_twice([(10, 1, 1), (10, 1, 1), (20, 1, 2), (20, 1, 3), (0, 1, 4), (0, 1, 5)]) == {
