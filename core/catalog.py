@@ -376,12 +376,35 @@ def _take_move(vanished: dict[int, list[Known]], e: Entry, paths: dict[int, str]
 
 
 @dataclass
+class _ToRead:
+    """The files a scan reads, in order, as three columns: their paths, their sizes and
+    whether a size is another file's (its quick digest is worth taking). Taken from the
+    end as ``(path, size, quick)``, as ``_batches`` takes a list: ~17 bytes a file beside
+    its path, where a tuple of three and its size's int took ~100."""
+
+    paths: list[str] = field(default_factory=list)
+    sizes: array[int] = field(default_factory=lambda: array("q"))
+    quick: bytearray = field(default_factory=bytearray)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def reverse(self) -> None:
+        self.paths.reverse()
+        self.sizes.reverse()
+        self.quick.reverse()
+
+    def pop(self) -> tuple[str, int, bool]:
+        return self.paths.pop(), self.sizes.pop(), bool(self.quick.pop())
+
+
+@dataclass
 class _Diff:
     """What a walk changes in the catalog, worked out before anything is written."""
 
-    # To read: (path, size, quick: its size is another file's), made into dicts only a
-    # batch at a time (~200 bytes a dict: a first scan of a million files held a million)
-    todo: list[tuple[str, int, bool]] = field(default_factory=list)
+    # To read, made into dicts only a batch at a time (~200 bytes a dict: a first scan of
+    # a million files held a million)
+    todo: _ToRead = field(default_factory=_ToRead)
     revived: list[int] = field(default_factory=list)
     remounted: dict[int, list[int]] = field(default_factory=dict)  # new device: row ids
     moves: list[tuple[str, Entry, int]] = field(default_factory=list)  # key, entry, row
@@ -429,7 +452,7 @@ class _Rescan:
     A file to read or with no row is kept as its path and place in the walk, its other
     fields read back from the columns (``_entry_at``), not as an ``Entry`` with its path
     key: a first scan holds every file of the library so until the walk ends, and a full
-    rescan every file to read (~400 bytes a file at the plan's peak, not ~700)."""
+    rescan every file to read (~265 bytes a file at the plan's peak, against ~700 as Entries)."""
 
     def __init__(self, session: Session, job: Job, root: Root, top: str, since: datetime):
         self.session, self.root, self.top = session, root, top
@@ -718,18 +741,16 @@ class _Rescan:
         if self.changed_paths or self.changed_late or fresh or later:
             # (an unchanged library needs no count of sizes)
             walked_files = (self.sizes, self.devices, self.inodes)
-            # The sizes to read as an int64 column, not a set: 9 bytes a file, not ~70
+            # The sizes to read as an int64 column, not a set: 8 bytes a file, not ~70
             asked = np.fromiter((size for _, size in self._to_read(fresh, later)), np.int64)
             shared = _shared_sizes(
                 session, *walked_files, root.id, top == root.path, np.unique(asked)
             )
-            # whether its size is another file's: its quick digest is worth taking
-            quick = np.isin(asked, shared)
-            del asked, shared
-            d.todo = [
-                (path, size, bool(q))
-                for (path, size), q in zip(self._to_read(fresh, later), quick, strict=True)
-            ]
+            d.todo = _ToRead(
+                [path for path, _ in self._to_read(fresh, later)],
+                array("q", asked.tobytes()),
+                bytearray(np.isin(asked, shared).tobytes()),  # bools: one byte each, 0 or 1
+            )
         return d
 
     def _to_read(self, fresh: array[int], later: list[Entry]) -> Iterator[tuple[str, int]]:
@@ -922,7 +943,10 @@ def _shared_sizes(
         devices.append(device)
         inodes.append(inode)
     s, d, i = (np.frombuffer(a, dtype=np.int64) for a in (sizes, devices, inodes))
-    held = _sizes_held_twice(*_files_of_sizes(s, d, i, wanted))
+    # Narrowed to the wanted sizes' files only when that leaves few: a first scan wants
+    # nearly every size, and narrowing would sort its columns twice more for nothing
+    narrow = len(wanted) * 4 < len(s)
+    held = _sizes_held_twice(*(_files_of_sizes(s, d, i, wanted) if narrow else (s, d, i)))
     return np.intersect1d(held, wanted, assume_unique=True)
 
 
@@ -977,7 +1001,10 @@ def _sizes_held_twice(sizes: np.ndarray, devices: np.ndarray, inodes: np.ndarray
 
 
 def _batches(
-    items: list[Any], max_files: int, max_bytes: int, as_dict: Callable[[Any], dict[str, Any]]
+    items: list[Any] | _ToRead,
+    max_files: int,
+    max_bytes: int,
+    as_dict: Callable[[Any], dict[str, Any]],
 ) -> Iterator[list[dict[str, Any]]]:
     """``items`` (each as ``as_dict`` makes it), in order, in batches of at most
     ``max_files`` files and ``max_bytes`` bytes (a larger file alone). Takes the list: it is
@@ -1006,7 +1033,7 @@ def _add_batches(
     session: Session,
     job: Job,
     phase: str,
-    items: list[Any],
+    items: list[Any] | _ToRead,
     settings: Settings,
     as_dict: Callable[[Any], dict[str, Any]] = lambda item: item,
 ) -> int:
