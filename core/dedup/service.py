@@ -345,26 +345,35 @@ def _write(
                 updated_at=now,
             )
         )  # fmt: skip
-    new_rows: list[dict[str, Any]] = []
-    members: list[dict[str, Any]] = []
-    for g, status in inserts:
-        gid = new_id()
-        new_rows.append(dict(
-            group_id=gid, duplicate_type=g.type, group_key=g.key, status=status,
-            similarity=g.similarity_score, keeper_file_id=g.keeper_id,
-            keeper_reason=g.keeper_rule[:32], reclaimable_bytes=g.reclaimable_bytes,
-            created_at=now, updated_at=now,
-        ))  # fmt: skip
-        members.extend(_member_rows(gid, g))
-    for gid, g, _status in rewrite:
-        members.extend(_member_rows(gid, g))
-    for chunk in Q.chunks(new_rows):
-        session.execute(insert(DuplicateGroup), list(chunk))
-    for chunk in Q.chunks(members, 5000):
-        session.execute(insert(DuplicateMember), list(chunk))
+    # Rows made WRITE_GROUPS groups at a time: a first pass at a million files made every
+    # group's and member's dict at once (~800 bytes a member)
+    for part in Q.chunks(inserts, WRITE_GROUPS):
+        new_rows: list[dict[str, Any]] = []
+        members: list[dict[str, Any]] = []
+        for g, status in part:
+            gid = new_id()
+            new_rows.append(dict(
+                group_id=gid, duplicate_type=g.type, group_key=g.key, status=status,
+                similarity=g.similarity_score, keeper_file_id=g.keeper_id,
+                keeper_reason=g.keeper_rule[:32], reclaimable_bytes=g.reclaimable_bytes,
+                created_at=now, updated_at=now,
+            ))  # fmt: skip
+            members.extend(_member_rows(gid, g))
+        session.execute(insert(DuplicateGroup), new_rows)
+        _insert_members(session, members)
+    for part in Q.chunks(rewrite, WRITE_GROUPS):
+        _insert_members(session, [row for gid, g, _ in part for row in _member_rows(gid, g)])
     stats.created += len(inserts)
     stats.updated += len(rewrite)
     stats.deleted += len(gone)
+
+
+WRITE_GROUPS = 1000
+
+
+def _insert_members(session: Session, members: list[dict[str, Any]]) -> None:
+    for chunk in Q.chunks(members, 5000):
+        session.execute(insert(DuplicateMember), list(chunk))
 
 
 def _member_rows(gid: str, g: DupGroup) -> list[dict[str, Any]]:

@@ -137,6 +137,26 @@ def test_incremental_pass_agrees_with_a_full_pass(cat: Catalog, seed: int) -> No
     assert len(unchanged) >= len(before) // 2
 
 
+def test_groups_written_a_few_at_a_time_are_those_written_at_once(
+    cat: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a library with byte copies and look-alikes, its groups written in one go
+    random_library(cat, random.Random(7), pictures=30)
+    cat.dedupe()
+    at_once = snapshot(cat)
+    kinds = [v[1] for v in at_once.values()]
+    assert kinds.count("exact") > 2 and kinds.count("perceptual") > 2, kinds
+    # When no stored group is found by its key any more, and they are written again two
+    # at a time: byte copies as new groups, look-alikes over the ids they had
+    with session_scope(cat.engine) as s:
+        s.execute(update(DuplicateGroup).values(group_key="stale-" + DuplicateGroup.group_id))
+    monkeypatch.setattr(service, "WRITE_GROUPS", 2)
+    again = cat.dedupe()
+    # Then every group is back whole, with its members and keeper
+    assert (again.created, again.updated) == (kinds.count("exact"), kinds.count("perceptual"))
+    assert {k: v[1:] for k, v in snapshot(cat).items()} == {k: v[1:] for k, v in at_once.items()}
+
+
 def test_a_second_pass_changes_nothing(cat: Catalog) -> None:
     random_library(cat, random.Random(5), pictures=30)
     first = cat.dedupe()
