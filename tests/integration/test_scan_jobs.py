@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +16,7 @@ from sqlalchemy import select
 from core import jobs
 from core.config import Settings
 from core.db import engine_for, migrate, session_scope
-from core.models import Job
+from core.models import File, Job
 
 
 def test_a_folder_scan_does_not_stand_in_for_a_scan_of_the_root(
@@ -338,10 +341,13 @@ def test_a_copy_left_unhashed_by_a_cancelled_scan_is_found_by_the_next_scan_of_t
     assert run_scan(embedded_settings, str(library))["job"]["bytes_read"] == 0
 
 
-def test_a_renamed_folder_moves_its_rows_on_postgres(pg_settings: Settings, library: Path) -> None:
-    import os
+def _files_by_name(settings: Settings, of: Callable[[File], Any]) -> dict[str, Any]:
+    """``of`` each cataloged file's row (its id, path, ...), by the file's name."""
+    with session_scope(engine_for(settings.database_url)) as s:
+        return {os.path.basename(f.path): of(f) for f in s.scalars(select(File))}
 
-    from core.models import File
+
+def test_a_renamed_folder_moves_its_rows_on_postgres(pg_settings: Settings, library: Path) -> None:
     from tests.factories import write_jpeg
     from twinlens import run_scan
 
@@ -350,19 +356,14 @@ def test_a_renamed_folder_moves_its_rows_on_postgres(pg_settings: Settings, libr
         write_jpeg(library / "2019" / f"IMG_{i}.jpg", i)
     os.link(library / "2019" / "IMG_0.jpg", library / "2019" / "IMG_0 link.jpg")
     run_scan(pg_settings, str(library))
-    engine = engine_for(pg_settings.database_url)
-    with session_scope(engine) as s:
-        before = {os.path.basename(f.path): f.id for f in s.scalars(select(File))}
+    before = _files_by_name(pg_settings, lambda f: f.id)
     # When the folder is renamed and the library rescanned
     os.rename(library / "2019", library / "2019 Holiday")
     report = run_scan(pg_settings, str(library))
     # Then every row moved with its file, each name to its own row, nothing read again
     summary = report["job"]["summary"]
     assert (summary["moved"], summary["missing"], summary["to_read"]) == (4, 0, 0)
-    with session_scope(engine) as s:
-        after = {
-            os.path.basename(f.path): (f.id, f.path, f.status) for f in s.scalars(select(File))
-        }
+    after = _files_by_name(pg_settings, lambda f: (f.id, f.path, f.status))
     assert {name: row[0] for name, row in after.items()} == before
     assert all(
         path == str(library / "2019 Holiday" / name) and status == "present"
@@ -406,9 +407,6 @@ def test_a_dedup_pass_cancelled_is_run_by_the_next_scan(
 def test_a_file_renamed_to_another_extension_is_read_again_on_its_row(
     pg_settings: Settings, library: Path
 ) -> None:
-    import os
-
-    from core.models import File
     from tests.factories import write_jpeg
     from twinlens import run_scan
 
@@ -416,9 +414,7 @@ def test_a_file_renamed_to_another_extension_is_read_again_on_its_row(
     write_jpeg(library / "a" / "scan.png", 1)
     write_jpeg(library / "a" / "IMG_1.jpg", 2)
     run_scan(pg_settings, str(library))
-    engine = engine_for(pg_settings.database_url)
-    with session_scope(engine) as s:
-        before = {os.path.basename(f.path): (f.id, f.warning) for f in s.scalars(select(File))}
+    before = _files_by_name(pg_settings, lambda f: (f.id, f.warning))
     assert before["scan.png"][1] == "extension .png but content is JPEG"
     assert before["IMG_1.jpg"][1] is None
     # When the user gives each the other's kind of extension, and the library is rescanned
@@ -430,10 +426,7 @@ def test_a_file_renamed_to_another_extension_is_read_again_on_its_row(
     # the new one
     summary = report["job"]["summary"]
     assert (summary["moved"], summary["missing"], summary["to_read"]) == (2, 0, 2)
-    with session_scope(engine) as s:
-        after = {
-            os.path.basename(f.path): (f.id, f.warning, f.status) for f in s.scalars(select(File))
-        }
+    after = _files_by_name(pg_settings, lambda f: (f.id, f.warning, f.status))
     assert after == {
         "scan.jpg": (before["scan.png"][0], None, "present"),
         "IMG_1.tif": (before["IMG_1.jpg"][0], "extension .tif but content is JPEG", "present"),
