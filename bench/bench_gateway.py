@@ -20,6 +20,10 @@ With ``--front nginx`` (the default when nginx is installed) 1 and 2 are also me
 through the deployment's entry: docker/nginx.conf run in front of the gateway. nginx
 sends the reads Twinlens adds nothing to (the ping, the original) straight to Immich, and
 the rest (the enriched asset answer) to the gateway.
+With ``bare`` in ``--only``, 1 is also measured through ``bench/bare_proxy.py``: the
+gateway's own passthrough for every path (no routing, authentication or enrichment),
+under granian with the gateway's workers and threads. On the asset route it is the
+gateway as it would be if it added nothing: a yardstick, not a target.
 """
 
 from __future__ import annotations
@@ -230,7 +234,9 @@ def main() -> None:
         help="also measure through docker/nginx.conf in front of the gateway",
     )
     ap.add_argument(
-        "--only", default="ping,asset,stream,timeline", help="also: fakeload (not a target)"
+        "--only",
+        default="ping,asset,stream,timeline",
+        help="also: fakeload, bare (not targets)",
     )
     ap.add_argument("--assets", type=int, default=2000)
     ap.add_argument("--cache-url", default="redis://127.0.0.1:6379/14")
@@ -298,6 +304,16 @@ def main() -> None:
     )
     procs.append(gw)
     direct, gateway = f"http://127.0.0.1:{fake_port}", f"http://127.0.0.1:{gw_port}"
+    bare = None
+    if "bare" in args.only.split(","):
+        bare_port = free_port()
+        bare = subprocess.Popen(
+            [PY, "-m", "granian", "--interface", "wsgi", "--factory", "--workers",
+             str(args.workers), "--blocking-threads", str(gw_threads), "--port",
+             str(bare_port), "--no-ws", "--log-level", "warning", "bench.bare_proxy:app"],
+            env=gw_env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        procs.append(bare)
     front = None
     try:
         wait_up(direct + "/api/server/ping")
@@ -328,6 +344,9 @@ def main() -> None:
         sides = {"d": direct, "g": gateway}
         if front is not None:
             sides["f"] = front.url
+        if bare is not None:
+            wait_up(f"http://127.0.0.1:{bare_port}/api/server/ping")
+            sides["b"] = f"http://127.0.0.1:{bare_port}"
         for name, path in (("ping", "/api/server/ping"), ("asset", f"/api/assets/{asset}")):
             if name not in only:
                 continue
@@ -340,6 +359,8 @@ def main() -> None:
                     pids = {"fake": fake_pid, "gw": gw.pid}
                     if side == "f":
                         pids["nginx"] = front.pid
+                    if side == "b":
+                        pids["bare"] = bare.pid
                     before = {k: tree_cpu(p) for k, p in pids.items()}
                     rps, p99, total = wrk(base + path, args.duration)
                     runs[side].append((rps, p99))
@@ -351,7 +372,7 @@ def main() -> None:
             def per_req(side: str, proc: str, cpu: dict[str, float] = cpu) -> str:
                 return f"{cpu[f'{side}_{proc}'] / cpu[f'{side}_n'] * 1000:.2f} ms"
 
-            for side, label in (("g", "gateway"), ("f", "nginx+gw")):
+            for side, label in (("g", "gateway"), ("f", "nginx+gw"), ("b", "bare")):
                 if side not in runs:
                     continue
                 s_rps, s_p99 = med(r[0] for r in runs[side]), med(r[1] for r in runs[side])
@@ -365,6 +386,8 @@ def main() -> None:
                     f"median of pair ratios {pair:5.0%}"
                 )
                 extra = f", nginx {per_req(side, 'nginx')}" if side == "f" else ""
+                if side == "b":
+                    extra = f"bare proxy {per_req(side, 'bare')} (the gateway adding nothing)"
                 print(
                     "       each run (direct/"
                     + label
@@ -373,7 +396,9 @@ def main() -> None:
                         f"{d[0]:.0f}/{x[0]:.0f}" for d, x in zip(runs["d"], runs[side], strict=True)
                     )
                     + f" | CPU per request: fake {per_req('d', 'fake')} direct, "
-                    f"{per_req(side, 'fake')} via {label}; gateway {per_req(side, 'gw')}{extra}"
+                    f"{per_req(side, 'fake')} via {label}; "
+                    + (f"gateway {per_req(side, 'gw')}" if side != "b" else "")
+                    + f"{extra}"
                     f" | load {loadavg()}"
                 )
 
